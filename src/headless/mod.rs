@@ -1,0 +1,1 @@
+//! Headless participant: prints events, answers with defaults, replays transcripts.

@@ -1,0 +1,13 @@
+//! lev: a terminal workbench for durable multi-agent AI work.
+//! Domains as modules; see `../shared/DESIGN.md` for the layering.
+
+pub mod commands;
+pub mod config;
+pub mod headless;
+pub mod journal;
+pub mod llm;
+pub mod paths;
+pub mod protocol;
+pub mod spec;
+pub mod tools;
+pub mod workflow;

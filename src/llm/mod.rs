@@ -1,0 +1,193 @@
+//! Any LLM behind one trait: OpenAI-compatible Chat Completions, Anthropic
+//! Messages (both SSE streaming with tool calls and usage), and a `scripted`
+//! cassette provider. Retries with backoff honouring `Retry-After`, and a
+//! circuit breaker per endpoint. API keys never reach logs or errors.
+//!
+//! Must not depend on `journal`, `workflow` or any participant.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+    /// A tool result answering `tool_call_id`.
+    Tool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// Raw JSON text of the arguments, as the model produced it.
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+    /// For assistant messages that called tools.
+    pub tool_calls: Vec<ToolCall>,
+    /// For tool results.
+    pub tool_call_id: Option<String>,
+    pub is_error: bool,
+}
+
+impl Message {
+    pub fn user(text: impl Into<String>) -> Self {
+        Message {
+            role: Role::User,
+            content: text.into(),
+            tool_calls: vec![],
+            tool_call_id: None,
+            is_error: false,
+        }
+    }
+}
+
+/// A tool offered to the model, with a JSON Schema for its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
+}
+
+/// Where a request comes from; not sent to the provider (the scripted
+/// provider matches on it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestMeta {
+    pub run: String,
+    pub step: String,
+    pub mode: String,
+    pub turn: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    pub model: String,
+    pub system: Option<String>,
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolSpec>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub meta: RequestMeta,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    pub text: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub usage: crate::protocol::Usage,
+    pub stop_reason: Option<String>,
+    pub model: String,
+}
+
+/// A piece of a reply as it streams in (shown live, never journaled).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamDelta {
+    Text(String),
+    ToolCall {
+        name: String,
+        arguments_part: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LlmError {
+    /// The endpoint answered 429 (or 529 overloaded).
+    #[error("{provider}: rate limited (HTTP {status}){}", retry_after_text(*.retry_after_ms))]
+    RateLimited {
+        provider: String,
+        status: u16,
+        retry_after_ms: Option<u64>,
+    },
+    #[error("{provider}: HTTP {status}: {message}")]
+    Http {
+        provider: String,
+        status: u16,
+        message: String,
+        retry_after_ms: Option<u64>,
+    },
+    #[error("{provider}: connection failed: {message}")]
+    Connect { provider: String, message: String },
+    #[error("{provider}: stream broke before the reply was complete: {message}")]
+    Stream { provider: String, message: String },
+    #[error("{provider}: malformed reply: {message}")]
+    Malformed { provider: String, message: String },
+    /// An error event inside an otherwise fine stream.
+    #[error("{provider}: provider error: {message}")]
+    Provider {
+        provider: String,
+        kind: String,
+        message: String,
+    },
+    #[error(
+        "{provider}: circuit open after {failures} consecutive failures; retry in {retry_in_ms} ms"
+    )]
+    CircuitOpen {
+        provider: String,
+        failures: u32,
+        retry_in_ms: u64,
+    },
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("scripted provider: {0}")]
+    Script(String),
+}
+
+fn retry_after_text(ms: Option<u64>) -> String {
+    ms.map(|m| format!(", retry after {m} ms"))
+        .unwrap_or_default()
+}
+
+impl LlmError {
+    /// Worth another try (429, 5xx, overloaded, dropped stream, malformed chunk).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LlmError::RateLimited { .. }
+            | LlmError::Connect { .. }
+            | LlmError::Stream { .. }
+            | LlmError::Malformed { .. } => true,
+            LlmError::Http { status, .. } => *status >= 500 || *status == 408,
+            LlmError::Provider { kind, .. } => {
+                kind.contains("overloaded") || kind.contains("rate") || kind.contains("server")
+            }
+            _ => false,
+        }
+    }
+}
+
+pub type ChatFuture<'a> = Pin<Box<dyn Future<Output = Result<ChatResponse, LlmError>> + Send + 'a>>;
+
+/// One LLM endpoint.
+pub trait Provider: Send + Sync {
+    /// Short name for messages and breaker keys (`openai@http://host/v1`).
+    fn name(&self) -> String;
+    /// Sends one request; streams deltas to `deltas` when given.
+    fn chat<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        deltas: Option<mpsc::UnboundedSender<StreamDelta>>,
+    ) -> ChatFuture<'a>;
+}
+
+/// Per-model prices in USD per million tokens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+pub type PriceTable = BTreeMap<String, Price>;
+
+pub type SharedProvider = Arc<dyn Provider>;

@@ -1,0 +1,524 @@
+//! The spine: `Op` (what a participant asks for) and `Event` (what happened,
+//! after it is durable). Pure data, no I/O. Everything the engine learns from
+//! the outside world enters as an `Event` written to the journal first.
+//!
+//! Must not depend on any other lev module.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A run's identity: a ULID string, sortable by creation time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub String);
+
+impl RunId {
+    /// A fresh id, ordered after every id made before it.
+    pub fn new() -> Self {
+        RunId(ulid::Ulid::generate().to_string())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Position of an entry in its run's journal, starting at 1, gap-free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Seq(pub u64);
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A step's path in the run: the step id, or `parent/child` for steps of a
+/// child workflow and spawned follow-ups. Keys the journal, not positions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StepKey(pub String);
+
+impl StepKey {
+    pub fn new(s: impl Into<String>) -> Self {
+        StepKey(s.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StepKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Attempt number of a step, starting at 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Attempt(pub u32);
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Milliseconds since the Unix epoch, as read once and journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    /// Reads the wall clock. Only the engine calls this, and journals what it read.
+    pub fn now() -> Self {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Millis(ms)
+    }
+}
+
+/// Lifecycle of a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    /// Stopped by a divergence or an in-flight non-idempotent step; needs a decision.
+    Paused,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Paused => "paused",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Lifecycle of one step (WORKFLOWS.md "Step status").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Blocked,
+    Running,
+    Waiting,
+    Retrying,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl StepStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Succeeded
+                | StepStatus::Failed
+                | StepStatus::Skipped
+                | StepStatus::Cancelled
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Blocked => "blocked",
+            StepStatus::Running => "running",
+            StepStatus::Waiting => "waiting",
+            StepStatus::Retrying => "retrying",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Token usage of one LLM reply or a sum of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Cost in US dollars from the configured price table (0 when unknown).
+    pub cost_usd: f64,
+}
+
+impl Usage {
+    pub fn total_tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cost_usd += other.cost_usd;
+    }
+}
+
+/// A tool call an LLM asked for, as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallRecord {
+    pub id: String,
+    pub name: String,
+    /// The arguments as the model sent them (a JSON document, possibly invalid).
+    pub arguments: String,
+}
+
+/// One choice offered by a question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChoiceRecord {
+    pub value: String,
+    pub label: String,
+}
+
+/// Who supplied an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerSource {
+    User,
+    Default,
+    Timeout,
+}
+
+/// What to do with a step that was in flight at a crash and may not be re-run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InFlightDecision {
+    Rerun,
+    Skip,
+    MarkDone,
+}
+
+/// Why a run paused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PauseReason {
+    /// A recomputed effect does not match the one recorded at its key.
+    Divergence {
+        step: StepKey,
+        key: String,
+        recorded: String,
+        computed: String,
+    },
+    /// A non-idempotent step was running when the process died.
+    InFlight { step: StepKey, attempt: Attempt },
+    /// Paused on request (`lev` op).
+    Requested,
+}
+
+/// A fact. Written to the journal, then broadcast. Never edited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        workflow_id: String,
+        name: String,
+        /// Path the definition was loaded from, for display only.
+        source: String,
+        /// blake3 of the pinned definition text.
+        definition_hash: String,
+        inputs: BTreeMap<String, Value>,
+        /// Seed for anything random in the run, so replay repeats it.
+        seed: u64,
+        at: Millis,
+    },
+    RunResumed {
+        at: Millis,
+    },
+    /// Up-front or mid-run question for the user.
+    QuestionAsked {
+        id: String,
+        step: Option<StepKey>,
+        header: Option<String>,
+        ask: String,
+        options: Vec<ChoiceRecord>,
+        default: Option<String>,
+        at: Millis,
+    },
+    QuestionAnswered {
+        id: String,
+        answer: String,
+        source: AnswerSource,
+        at: Millis,
+    },
+    ApprovalRequested {
+        step: StepKey,
+        message: String,
+        at: Millis,
+    },
+    ApprovalDecided {
+        step: StepKey,
+        approved: bool,
+        comment: String,
+        source: AnswerSource,
+        at: Millis,
+    },
+    /// Intent: an attempt begins. `fingerprint` hashes what the step will do.
+    StepStarted {
+        step: StepKey,
+        attempt: Attempt,
+        fingerprint: String,
+        /// The step type (`agent`, `shell`, ...), for views.
+        kind: String,
+        /// Mode for agent steps.
+        mode: Option<String>,
+        idempotent: bool,
+        at: Millis,
+    },
+    /// An LLM reply, recorded before any tool it asks for runs.
+    LlmReplied {
+        step: StepKey,
+        attempt: Attempt,
+        turn: u32,
+        /// Hash of the request, compared on resume.
+        fingerprint: String,
+        text: String,
+        tool_calls: Vec<ToolCallRecord>,
+        usage: Usage,
+        model: String,
+        at: Millis,
+    },
+    /// Intent to run a side-effecting tool (e.g. `run_shell`).
+    ToolStarted {
+        step: StepKey,
+        attempt: Attempt,
+        call_id: String,
+        name: String,
+        fingerprint: String,
+        at: Millis,
+    },
+    ToolFinished {
+        step: StepKey,
+        attempt: Attempt,
+        call_id: String,
+        name: String,
+        arguments: String,
+        output: String,
+        is_error: bool,
+        at: Millis,
+    },
+    ShellFinished {
+        step: StepKey,
+        attempt: Attempt,
+        exit_code: Option<i32>,
+        timed_out: bool,
+        stdout_tail: String,
+        stderr_tail: String,
+        /// Blob hashes of the whole streams.
+        stdout_blob: Option<String>,
+        stderr_blob: Option<String>,
+        duration_ms: u64,
+        at: Millis,
+    },
+    StepSucceeded {
+        step: StepKey,
+        attempt: Attempt,
+        outputs: BTreeMap<String, Value>,
+        usage: Usage,
+        at: Millis,
+    },
+    StepFailed {
+        step: StepKey,
+        attempt: Attempt,
+        error: String,
+        /// Delay before the next attempt, when one follows.
+        retry_in_ms: Option<u64>,
+        usage: Usage,
+        at: Millis,
+    },
+    StepSkipped {
+        step: StepKey,
+        reason: String,
+        at: Millis,
+    },
+    StepCancelled {
+        step: StepKey,
+        at: Millis,
+    },
+    /// A limit stopped something.
+    GuardTripped {
+        guard: String,
+        limit: String,
+        observed: String,
+        step: Option<StepKey>,
+        at: Millis,
+    },
+    InFlightResolved {
+        step: StepKey,
+        decision: InFlightDecision,
+        at: Millis,
+    },
+    RunPaused {
+        reason: PauseReason,
+        at: Millis,
+    },
+    RunCancelRequested {
+        at: Millis,
+    },
+    RunFinished {
+        status: RunStatus,
+        outputs: BTreeMap<String, Value>,
+        error: Option<String>,
+        usage: Usage,
+        at: Millis,
+    },
+}
+
+impl Event {
+    /// Stable name of the event kind, as stored in the journal entry.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::RunStarted { .. } => "run_started",
+            Event::RunResumed { .. } => "run_resumed",
+            Event::QuestionAsked { .. } => "question_asked",
+            Event::QuestionAnswered { .. } => "question_answered",
+            Event::ApprovalRequested { .. } => "approval_requested",
+            Event::ApprovalDecided { .. } => "approval_decided",
+            Event::StepStarted { .. } => "step_started",
+            Event::LlmReplied { .. } => "llm_replied",
+            Event::ToolStarted { .. } => "tool_started",
+            Event::ToolFinished { .. } => "tool_finished",
+            Event::ShellFinished { .. } => "shell_finished",
+            Event::StepSucceeded { .. } => "step_succeeded",
+            Event::StepFailed { .. } => "step_failed",
+            Event::StepSkipped { .. } => "step_skipped",
+            Event::StepCancelled { .. } => "step_cancelled",
+            Event::GuardTripped { .. } => "guard_tripped",
+            Event::InFlightResolved { .. } => "in_flight_resolved",
+            Event::RunPaused { .. } => "run_paused",
+            Event::RunCancelRequested { .. } => "run_cancel_requested",
+            Event::RunFinished { .. } => "run_finished",
+        }
+    }
+
+    /// When it happened (the clock reading journaled with it).
+    pub fn at(&self) -> Millis {
+        match self {
+            Event::RunStarted { at, .. }
+            | Event::RunResumed { at }
+            | Event::QuestionAsked { at, .. }
+            | Event::QuestionAnswered { at, .. }
+            | Event::ApprovalRequested { at, .. }
+            | Event::ApprovalDecided { at, .. }
+            | Event::StepStarted { at, .. }
+            | Event::LlmReplied { at, .. }
+            | Event::ToolStarted { at, .. }
+            | Event::ToolFinished { at, .. }
+            | Event::ShellFinished { at, .. }
+            | Event::StepSucceeded { at, .. }
+            | Event::StepFailed { at, .. }
+            | Event::StepSkipped { at, .. }
+            | Event::StepCancelled { at, .. }
+            | Event::GuardTripped { at, .. }
+            | Event::InFlightResolved { at, .. }
+            | Event::RunPaused { at, .. }
+            | Event::RunCancelRequested { at }
+            | Event::RunFinished { at, .. } => *at,
+        }
+    }
+
+    /// The step this event is about, if any.
+    pub fn step(&self) -> Option<&StepKey> {
+        match self {
+            Event::ApprovalRequested { step, .. }
+            | Event::ApprovalDecided { step, .. }
+            | Event::StepStarted { step, .. }
+            | Event::LlmReplied { step, .. }
+            | Event::ToolStarted { step, .. }
+            | Event::ToolFinished { step, .. }
+            | Event::ShellFinished { step, .. }
+            | Event::StepSucceeded { step, .. }
+            | Event::StepFailed { step, .. }
+            | Event::StepSkipped { step, .. }
+            | Event::StepCancelled { step, .. }
+            | Event::InFlightResolved { step, .. } => Some(step),
+            Event::QuestionAsked { step, .. } | Event::GuardTripped { step, .. } => step.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A durable event with its position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub run: RunId,
+    pub seq: Seq,
+    pub event: Event,
+}
+
+/// Ephemeral output shown live and never journaled (the completed message is).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta {
+    Token {
+        step: StepKey,
+        text: String,
+    },
+    ShellOutput {
+        step: StepKey,
+        stderr: bool,
+        text: String,
+    },
+}
+
+/// What the engine broadcasts to participants.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    Event(Recorded),
+    /// A recorded question or approval that still waits for an answer,
+    /// re-announced after a resume (not a new fact; printers skip it).
+    Pending(Recorded),
+    Delta(RunId, Delta),
+}
+
+/// An intent from a participant (user keys, CLI, headless policy, controller).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    Answer {
+        run: RunId,
+        question: String,
+        answer: String,
+        source: AnswerSource,
+    },
+    Decide {
+        run: RunId,
+        step: StepKey,
+        approved: bool,
+        comment: String,
+        source: AnswerSource,
+    },
+    Cancel {
+        run: RunId,
+    },
+}

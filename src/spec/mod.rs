@@ -1,0 +1,15 @@
+//! YAML-first configuration: workflow, mode and theme types; loading with
+//! `file:line:col` diagnostics; validation; `${{ }}` templates.
+//!
+//! Pure: reads files, never touches the journal, network or engine.
+
+pub mod diagnostics;
+pub mod expr;
+pub mod load;
+pub mod mode;
+pub mod model;
+
+pub use diagnostics::{Diagnostic, Diagnostics};
+pub use load::{load_workflow, load_workflow_str};
+pub use mode::{Mode, ModeRegistry};
+pub use model::*;

@@ -1,0 +1,287 @@
+//! The typed workflow model the engine consumes. Built by `spec::load` from a
+//! spanned YAML tree after validation; holds no YAML types.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::expr::Template;
+
+/// A validated workflow definition.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub inputs: BTreeMap<String, InputSpec>,
+    pub limits: Limits,
+    pub whisper: WhisperSpec,
+    /// Steps in declaration order.
+    pub steps: Vec<Step>,
+    /// Workflow outputs, rendered when the run finishes.
+    pub outputs: BTreeMap<String, Template>,
+    /// Where the definition came from (display and relative `uses:` paths).
+    pub source_path: PathBuf,
+    /// The exact text the run is pinned to.
+    pub source_text: String,
+}
+
+impl Workflow {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputType {
+    String,
+    Number,
+    Boolean,
+    Array,
+    Object,
+}
+
+#[derive(Debug, Clone)]
+pub struct InputSpec {
+    pub ty: InputType,
+    pub default: Option<Value>,
+    pub description: Option<String>,
+    /// True when no default is given: the run needs `--input name=...`.
+    pub required: bool,
+}
+
+/// Run-wide budgets and guards (WORKFLOWS.md `limits:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_callback_depth: u32,
+    pub chain_timebox: Duration,
+    pub max_followups: u32,
+    pub max_questions: u32,
+    pub max_tokens: Option<u64>,
+    pub max_cost_usd: Option<f64>,
+    pub circuit_breaker: BreakerLimits,
+    /// Steps running at once.
+    pub max_parallel: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_callback_depth: 10,
+            chain_timebox: Duration::from_secs(300),
+            max_followups: 8,
+            max_questions: 6,
+            max_tokens: None,
+            max_cost_usd: None,
+            circuit_breaker: BreakerLimits::default(),
+            max_parallel: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerLimits {
+    pub consecutive_failures: u32,
+    pub cooldown: Duration,
+}
+
+impl Default for BreakerLimits {
+    fn default() -> Self {
+        BreakerLimits {
+            consecutive_failures: 3,
+            cooldown: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToUser {
+    Ask,
+    Defaults,
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub struct WhisperSpec {
+    pub to_user: ToUser,
+    pub answer_timeout: Duration,
+    /// Asked up front, before any step runs.
+    pub questions: Vec<QuestionSpec>,
+}
+
+impl Default for WhisperSpec {
+    fn default() -> Self {
+        WhisperSpec {
+            to_user: ToUser::Ask,
+            answer_timeout: Duration::from_secs(600),
+            questions: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct QuestionSpec {
+    pub id: String,
+    pub header: Option<String>,
+    pub ask: String,
+    pub options: Vec<Choice>,
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    Fixed,
+    Exponential,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOn {
+    Error,
+    Timeout,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Total attempts, including the first (1 = no retry).
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    pub on: Vec<RetryOn>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            backoff: Backoff::Exponential,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            on: vec![RetryOn::Error, RetryOn::Timeout],
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `next` (2 = first retry).
+    pub fn delay_before(&self, next: u32) -> Duration {
+        let n = next.saturating_sub(2);
+        let d = match self.backoff {
+            Backoff::Fixed => self.initial_delay,
+            Backoff::Exponential => self
+                .initial_delay
+                .saturating_mul(2u32.saturating_pow(n.min(20))),
+        };
+        d.min(self.max_delay)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnTimeout {
+    Fail,
+    Approve,
+    Skip,
+}
+
+/// Where a step output comes from: a dotted path into the step's raw result
+/// (`json.plan`, `text`, `stdout`), with a default when absent.
+#[derive(Debug, Clone)]
+pub struct OutputSpec {
+    pub from: String,
+    pub default: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Followups {
+    pub for_each: Template,
+    pub when_semantic: Option<String>,
+    pub spawn_mode: String,
+    pub spawn_prompt: Template,
+    pub max: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub worktree: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    pub needs: Vec<String>,
+    pub kind: StepKind,
+    /// `if:`; `None` means `success()`.
+    pub condition: Option<Template>,
+    pub retry: RetryPolicy,
+    /// Per attempt.
+    pub timeout: Option<Duration>,
+    pub continue_on_error: bool,
+    /// Resume may re-run it without asking when it was in flight.
+    pub idempotent: bool,
+    pub outputs: BTreeMap<String, OutputSpec>,
+    pub followups: Option<Followups>,
+    /// `whisper.to_llm` hints sent to the agent.
+    pub hints: Vec<String>,
+    pub workspace: Option<Workspace>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    Agent {
+        mode: String,
+        prompt: Template,
+        output_schema: Option<Value>,
+        max_turns: Option<u32>,
+        /// Extra `run_shell` command prefixes allowed for this step.
+        allow_shell: Vec<String>,
+        model: Option<String>,
+    },
+    Shell {
+        run: Template,
+        env: BTreeMap<String, Template>,
+        cwd: Option<Template>,
+    },
+    Approval {
+        message: Template,
+        show: Vec<String>,
+        on_timeout: OnTimeout,
+    },
+    Question {
+        ask: Template,
+        header: Option<String>,
+        options: Vec<Choice>,
+        default: Option<String>,
+    },
+    Pty {
+        command: String,
+        args: Vec<String>,
+        prompt: Option<Template>,
+    },
+    /// A child workflow, loaded from `uses` relative to the parent file.
+    Workflow {
+        uses: String,
+        with: BTreeMap<String, Template>,
+        child: Box<Workflow>,
+    },
+}
+
+impl StepKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Agent { .. } => "agent",
+            StepKind::Shell { .. } => "shell",
+            StepKind::Approval { .. } => "approval",
+            StepKind::Question { .. } => "question",
+            StepKind::Pty { .. } => "pty",
+            StepKind::Workflow { .. } => "workflow",
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! What a run's journal already says, indexed for resume: finished steps,
+//! in-flight intents, recorded LLM replies and tool results, answers.
+//! Built by folding the run's events in seq order; pure data.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::protocol::{
+    AnswerSource, Attempt, Event, InFlightDecision, Recorded, StepKey, ToolCallRecord, Usage,
+};
+
+/// The outcome a step reached in an earlier process.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    Succeeded { outputs: BTreeMap<String, Value> },
+    Failed { error: String },
+    Skipped,
+    Cancelled,
+}
+
+/// A recorded LLM reply, reused instead of asking the model again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedReply {
+    pub fingerprint: String,
+    pub text: String,
+    pub tool_calls: Vec<ToolCallRecord>,
+    pub usage: Usage,
+    pub model: String,
+}
+
+/// A recorded tool result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedTool {
+    pub output: String,
+    pub is_error: bool,
+}
+
+/// The latest attempt of a step as the journal knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    pub attempt: Attempt,
+    pub fingerprint: String,
+    /// Seq of the `StepStarted` intent, part of the idempotency key.
+    pub started_seq: u64,
+    /// Set when the attempt ended.
+    pub settled: Option<Settled>,
+    /// Next attempt wanted after this delay (a failed attempt with retries left).
+    pub retry_in_ms: Option<u64>,
+    pub failed_at_ms: u64,
+    /// Decision recorded for an in-flight attempt after a crash.
+    pub decision: Option<InFlightDecision>,
+}
+
+/// Index of a run's recorded facts.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub steps: BTreeMap<StepKey, StepRecord>,
+    pub replies: BTreeMap<(StepKey, Attempt, u32), RecordedReply>,
+    pub tools: BTreeMap<(StepKey, Attempt, String), RecordedTool>,
+    /// Tool calls whose intent was recorded (side-effecting tools).
+    pub tools_started: BTreeSet<(StepKey, Attempt, String)>,
+    pub answers: BTreeMap<String, (String, AnswerSource)>,
+    pub asked: BTreeSet<String>,
+    pub approvals: BTreeMap<StepKey, (bool, String)>,
+    pub approvals_requested: BTreeSet<StepKey>,
+    pub usage: Usage,
+    pub cancel_requested: bool,
+    pub questions_asked: u32,
+    pub last_seq: u64,
+    pub finished: bool,
+}
+
+impl History {
+    /// Folds recorded events (in seq order) into an index.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Recorded>) -> History {
+        let mut h = History::default();
+        for r in events {
+            h.apply(r);
+        }
+        h
+    }
+
+    /// Adds one recorded event.
+    pub fn apply(&mut self, r: &Recorded) {
+        self.last_seq = self.last_seq.max(r.seq.0);
+        match &r.event {
+            Event::StepStarted {
+                step,
+                attempt,
+                fingerprint,
+                ..
+            } => {
+                let decision = None;
+                self.steps.insert(
+                    step.clone(),
+                    StepRecord {
+                        attempt: *attempt,
+                        fingerprint: fingerprint.clone(),
+                        started_seq: r.seq.0,
+                        settled: None,
+                        retry_in_ms: None,
+                        failed_at_ms: 0,
+                        decision,
+                    },
+                );
+            }
+            Event::LlmReplied {
+                step,
+                attempt,
+                turn,
+                fingerprint,
+                text,
+                tool_calls,
+                usage,
+                model,
+                ..
+            } => {
+                self.usage.add(usage);
+                self.replies.insert(
+                    (step.clone(), *attempt, *turn),
+                    RecordedReply {
+                        fingerprint: fingerprint.clone(),
+                        text: text.clone(),
+                        tool_calls: tool_calls.clone(),
+                        usage: *usage,
+                        model: model.clone(),
+                    },
+                );
+            }
+            Event::ToolStarted {
+                step,
+                attempt,
+                call_id,
+                ..
+            } => {
+                self.tools_started
+                    .insert((step.clone(), *attempt, call_id.clone()));
+            }
+            Event::ToolFinished {
+                step,
+                attempt,
+                call_id,
+                output,
+                is_error,
+                ..
+            } => {
+                self.tools.insert(
+                    (step.clone(), *attempt, call_id.clone()),
+                    RecordedTool {
+                        output: output.clone(),
+                        is_error: *is_error,
+                    },
+                );
+            }
+            Event::StepSucceeded { step, outputs, .. } => {
+                self.settle(
+                    step,
+                    Settled::Succeeded {
+                        outputs: outputs.clone(),
+                    },
+                );
+            }
+            Event::StepFailed {
+                step,
+                error,
+                retry_in_ms,
+                at,
+                ..
+            } => {
+                if let Some(rec) = self.steps.get_mut(step) {
+                    rec.retry_in_ms = *retry_in_ms;
+                    rec.failed_at_ms = at.0;
+                }
+                if retry_in_ms.is_none() {
+                    self.settle(
+                        step,
+                        Settled::Failed {
+                            error: error.clone(),
+                        },
+                    );
+                } else if let Some(rec) = self.steps.get_mut(step) {
+                    // The attempt ended; the next one has not begun.
+                    rec.settled = Some(Settled::Failed {
+                        error: error.clone(),
+                    });
+                }
+            }
+            Event::StepSkipped { step, .. } => self.settle(step, Settled::Skipped),
+            Event::StepCancelled { step, .. } => self.settle(step, Settled::Cancelled),
+            Event::QuestionAsked { id, .. } => {
+                if self.asked.insert(id.clone()) {
+                    self.questions_asked += 1;
+                }
+            }
+            Event::QuestionAnswered {
+                id, answer, source, ..
+            } => {
+                self.answers.insert(id.clone(), (answer.clone(), *source));
+            }
+            Event::ApprovalRequested { step, .. } => {
+                self.approvals_requested.insert(step.clone());
+            }
+            Event::ApprovalDecided {
+                step,
+                approved,
+                comment,
+                ..
+            } => {
+                self.approvals
+                    .insert(step.clone(), (*approved, comment.clone()));
+            }
+            Event::InFlightResolved { step, decision, .. } => {
+                if let Some(rec) = self.steps.get_mut(step) {
+                    rec.decision = Some(*decision);
+                }
+            }
+            Event::RunCancelRequested { .. } => self.cancel_requested = true,
+            Event::RunFinished { .. } => self.finished = true,
+            Event::RunStarted { .. }
+            | Event::RunResumed { .. }
+            | Event::ShellFinished { .. }
+            | Event::GuardTripped { .. }
+            | Event::RunPaused { .. } => {}
+        }
+    }
+
+    fn settle(&mut self, step: &StepKey, settled: Settled) {
+        match self.steps.get_mut(step) {
+            Some(rec) => {
+                rec.settled = Some(settled);
+                rec.retry_in_ms = None;
+            }
+            None => {
+                // Skips and cancels of steps that never started.
+                self.steps.insert(
+                    step.clone(),
+                    StepRecord {
+                        attempt: Attempt(0),
+                        fingerprint: String::new(),
+                        started_seq: 0,
+                        settled: Some(settled),
+                        retry_in_ms: None,
+                        failed_at_ms: 0,
+                        decision: None,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A step's final outcome, if it reached one (a failure with a retry
+    /// pending is not final).
+    pub fn final_outcome(&self, step: &StepKey) -> Option<&Settled> {
+        let rec = self.steps.get(step)?;
+        if rec.retry_in_ms.is_some() {
+            return None;
+        }
+        rec.settled.as_ref()
+    }
+}

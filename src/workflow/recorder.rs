@@ -1,0 +1,180 @@
+//! Journal first, then tell: every event is appended durably and only then
+//! broadcast, in seq order, to the run's participants.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::journal::{Entry, Journal, JournalError};
+use crate::protocol::{Delta, Event, Notice, Recorded, RunId, RunStatus, Seq};
+
+/// Where notices go: every participant's channel.
+pub type NoticeSender = mpsc::UnboundedSender<Notice>;
+
+/// Appends a run's events and broadcasts them once durable. Cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    journal: Journal,
+    run: RunId,
+    subscribers: Arc<Vec<NoticeSender>>,
+    /// Events acknowledged out of order wait here so notices go out by seq.
+    reorder: Arc<Mutex<Reorder>>,
+}
+
+struct Reorder {
+    next: u64,
+    waiting: BTreeMap<u64, Recorded>,
+}
+
+impl Recorder {
+    /// `last_seq` is the highest seq already in the journal for this run.
+    pub fn new(
+        journal: Journal,
+        run: RunId,
+        last_seq: u64,
+        subscribers: Vec<NoticeSender>,
+    ) -> Self {
+        Recorder {
+            journal,
+            run,
+            subscribers: Arc::new(subscribers),
+            reorder: Arc::new(Mutex::new(Reorder {
+                next: last_seq + 1,
+                waiting: BTreeMap::new(),
+            })),
+        }
+    }
+
+    pub fn run(&self) -> &RunId {
+        &self.run
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Durably appends `event` and broadcasts it. Returns its seq.
+    pub async fn record(&self, event: Event) -> Result<Seq, JournalError> {
+        self.record_with_status(event, None).await
+    }
+
+    /// Like `record`, also setting the run's status in the same commit.
+    pub async fn record_with_status(
+        &self,
+        event: Event,
+        status: Option<RunStatus>,
+    ) -> Result<Seq, JournalError> {
+        let entry = to_entry(&event)?;
+        let seqs = self.journal.append(&self.run, vec![entry], status).await?;
+        let seq = seqs
+            .first()
+            .copied()
+            .ok_or(JournalError::Storage("append returned no seq".into()))?;
+        self.publish(Recorded {
+            run: self.run.clone(),
+            seq,
+            event,
+        });
+        Ok(seq)
+    }
+
+    /// Sends a live delta (not journaled).
+    pub fn delta(&self, delta: Delta) {
+        for s in self.subscribers.iter() {
+            let _ = s.send(Notice::Delta(self.run.clone(), delta.clone()));
+        }
+    }
+
+    /// Re-announces a recorded event that still waits for an answer (after resume).
+    pub fn announce_pending(&self, recorded: Recorded) {
+        for s in self.subscribers.iter() {
+            let _ = s.send(Notice::Pending(recorded.clone()));
+        }
+    }
+
+    fn publish(&self, recorded: Recorded) {
+        let ready = {
+            let Ok(mut q) = self.reorder.lock() else {
+                return;
+            };
+            q.waiting.insert(recorded.seq.0, recorded);
+            let mut ready = Vec::new();
+            loop {
+                let next = q.next;
+                match q.waiting.remove(&next) {
+                    Some(r) => {
+                        ready.push(r);
+                        q.next += 1;
+                    }
+                    None => break,
+                }
+            }
+            ready
+        };
+        for r in ready {
+            for s in self.subscribers.iter() {
+                let _ = s.send(Notice::Event(r.clone()));
+            }
+        }
+    }
+}
+
+/// The stored form of an event.
+pub fn to_entry(event: &Event) -> Result<Entry, JournalError> {
+    let payload = serde_json::to_vec(event)
+        .map_err(|e| JournalError::Storage(format!("encode event: {e}")))?;
+    let (attempt, fingerprint) = match event {
+        Event::StepStarted {
+            attempt,
+            fingerprint,
+            ..
+        } => (attempt.0, Some(fingerprint.clone())),
+        Event::LlmReplied {
+            attempt,
+            fingerprint,
+            ..
+        } => (attempt.0, Some(fingerprint.clone())),
+        Event::ToolStarted {
+            attempt,
+            fingerprint,
+            ..
+        } => (attempt.0, Some(fingerprint.clone())),
+        Event::StepSucceeded { attempt, .. } | Event::StepFailed { attempt, .. } => {
+            (attempt.0, None)
+        }
+        _ => (0, None),
+    };
+    Ok(Entry {
+        kind: event.kind().to_string(),
+        step: event.step().map(|s| s.0.clone()),
+        fingerprint,
+        attempt,
+        at_ms: event.at().0,
+        payload,
+    })
+}
+
+/// Decodes a stored entry back into an event.
+pub fn from_entry(run: &RunId, seq: Seq, entry: &Entry) -> Result<Recorded, JournalError> {
+    let event: Event = serde_json::from_slice(&entry.payload).map_err(|e| {
+        JournalError::Storage(format!(
+            "run {run} entry {seq}: cannot decode `{}`: {e}",
+            entry.kind
+        ))
+    })?;
+    Ok(Recorded {
+        run: run.clone(),
+        seq,
+        event,
+    })
+}
+
+/// Reads a whole run's events in seq order.
+pub async fn read_run(journal: &Journal, run: &RunId) -> Result<Vec<Recorded>, JournalError> {
+    let entries = journal.read(run, Seq(1)).await?;
+    entries
+        .iter()
+        .map(|(seq, e)| from_entry(run, *seq, e))
+        .collect()
+}
