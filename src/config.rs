@@ -76,3 +76,17 @@ pub struct Config {
     /// Files the config was read from, for `lev config` and messages.
     pub sources: Vec<PathBuf>,
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    pub fn load(
+        _cwd: &std::path::Path,
+        _config_dir: Option<&std::path::Path>,
+        _env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        Err(ConfigError("not yet".into()))
+    }
+}

@@ -1,6 +1,7 @@
 //! lev: a terminal workbench for durable multi-agent AI work.
 //! Domains as modules; see `../shared/DESIGN.md` for the layering.
 
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod headless;

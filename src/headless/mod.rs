@@ -1,1 +1,131 @@
-//! Headless participant: prints events, answers with defaults, replays transcripts.
+//! Headless participant: drives a run without a TUI, prints one line (or one
+//! JSON object) per durable event, answers questions with their defaults
+//! and approvals with `--yes`; and rebuilds a run's transcript from the
+//! journal alone (`lev replay`).
+
+pub mod printer;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+pub use printer::Printer;
+
+use crate::journal::Journal;
+use crate::protocol::{AnswerSource, Event, Notice, Op, Recorded, RunId};
+use crate::workflow::{self, EngineDeps, EngineError, RunOutcome};
+
+/// How the headless participant answers.
+#[derive(Debug, Clone, Default)]
+pub struct HeadlessOptions {
+    /// Print JSONL events instead of text lines.
+    pub json: bool,
+    /// Approve approval gates (`--yes`).
+    pub yes: bool,
+    /// Answers given up front (`--answer id=value`), before defaults.
+    pub answers: BTreeMap<String, String>,
+}
+
+/// Formats one recorded event for output.
+pub fn format_event(printer: &mut Printer, r: &Recorded, json: bool) -> String {
+    if json {
+        serde_json::to_string(r).unwrap_or_default()
+    } else {
+        printer.line(r)
+    }
+}
+
+/// Drives `run` to its end (or a pause), printing events to `out`.
+pub async fn drive(
+    deps: Arc<EngineDeps>,
+    run: RunId,
+    opts: HeadlessOptions,
+    out: &mut (dyn Write + Send),
+) -> Result<RunOutcome, EngineError> {
+    let mut printer = Printer::default();
+    // Events from before a resume set the printer's clock without being printed again.
+    let earlier = workflow::read_run(&deps.journal, &run).await?;
+    if earlier.len() > 1 {
+        for r in &earlier {
+            printer.observe(r);
+        }
+    }
+    let (notice_tx, mut notices) = mpsc::unbounded_channel::<Notice>();
+    let (op_tx, op_rx) = mpsc::unbounded_channel::<Op>();
+    let engine = tokio::spawn(workflow::drive(deps, run.clone(), op_rx, vec![notice_tx]));
+    while let Some(notice) = notices.recv().await {
+        let recorded = match notice {
+            Notice::Event(r) => {
+                let line = format_event(&mut printer, &r, opts.json);
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+                r
+            }
+            Notice::Pending(r) => r,
+            Notice::Delta(..) => continue,
+        };
+        if let Some(op) = respond(&opts, &run, &recorded.event) {
+            let _ = op_tx.send(op);
+        }
+    }
+    match engine.await {
+        Ok(result) => result,
+        Err(e) => Err(EngineError::Definition {
+            run,
+            message: format!("engine task failed: {e}"),
+        }),
+    }
+}
+
+/// The headless policy: given answers, then defaults; approvals only with `--yes`.
+fn respond(opts: &HeadlessOptions, run: &RunId, event: &Event) -> Option<Op> {
+    match event {
+        Event::QuestionAsked { id, default, .. } => {
+            let (answer, source) = match (opts.answers.get(id), default) {
+                (Some(a), _) => (a.clone(), AnswerSource::User),
+                (None, Some(d)) => (d.clone(), AnswerSource::Default),
+                // No default: the engine fails the question after its timeout.
+                (None, None) => return None,
+            };
+            Some(Op::Answer {
+                run: run.clone(),
+                question: id.clone(),
+                answer,
+                source,
+            })
+        }
+        Event::ApprovalRequested { step, .. } => Some(Op::Decide {
+            run: run.clone(),
+            step: step.clone(),
+            approved: opts.yes,
+            comment: if opts.yes {
+                "approved by --yes".into()
+            } else {
+                "this run is headless: approvals need --yes".into()
+            },
+            source: AnswerSource::User,
+        }),
+        _ => None,
+    }
+}
+
+/// The run's transcript, rebuilt from the journal alone (no network).
+pub async fn replay(
+    journal: &Journal,
+    run: &RunId,
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<(), EngineError> {
+    let events = workflow::read_run(journal, run).await?;
+    if events.is_empty() {
+        return Err(EngineError::RunNotFound(run.clone()));
+    }
+    let mut printer = Printer::default();
+    for r in &events {
+        let _ = writeln!(out, "{}", format_event(&mut printer, r, json));
+    }
+    let _ = out.flush();
+    Ok(())
+}

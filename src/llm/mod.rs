@@ -191,3 +191,4 @@ pub struct Price {
 pub type PriceTable = BTreeMap<String, Price>;
 
 pub type SharedProvider = Arc<dyn Provider>;
+pub mod select;

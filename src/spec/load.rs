@@ -20,3 +20,14 @@ pub fn load_workflow_str(
 ) -> Result<Workflow, Diagnostics> {
     Err(Diagnostics::default())
 }
+
+/// Like `load_workflow_str`, reading child workflows through `read_child`
+/// (the engine passes the pinned texts).
+pub fn load_workflow_with(
+    _path: &Path,
+    _text: &str,
+    _modes: &ModeRegistry,
+    _read_child: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> Result<Workflow, Diagnostics> {
+    Err(Diagnostics::default())
+}

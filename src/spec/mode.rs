@@ -56,3 +56,8 @@ impl ModeRegistry {
         self.modes.contains_key(id)
     }
 }
+
+/// Folder of the built-in modes.
+pub fn builtin_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/modes"))
+}

@@ -61,9 +61,10 @@ pub struct History {
     /// Tool calls whose intent was recorded (side-effecting tools).
     pub tools_started: BTreeSet<(StepKey, Attempt, String)>,
     pub answers: BTreeMap<String, (String, AnswerSource)>,
-    pub asked: BTreeSet<String>,
+    /// Questions asked, with the recorded event (re-announced while unanswered).
+    pub asked: BTreeMap<String, Recorded>,
     pub approvals: BTreeMap<StepKey, (bool, String)>,
-    pub approvals_requested: BTreeSet<StepKey>,
+    pub approvals_requested: BTreeMap<StepKey, Recorded>,
     pub usage: Usage,
     pub cancel_requested: bool,
     pub questions_asked: u32,
@@ -189,7 +190,7 @@ impl History {
             Event::StepSkipped { step, .. } => self.settle(step, Settled::Skipped),
             Event::StepCancelled { step, .. } => self.settle(step, Settled::Cancelled),
             Event::QuestionAsked { id, .. } => {
-                if self.asked.insert(id.clone()) {
+                if self.asked.insert(id.clone(), r.clone()).is_none() {
                     self.questions_asked += 1;
                 }
             }
@@ -199,7 +200,7 @@ impl History {
                 self.answers.insert(id.clone(), (answer.clone(), *source));
             }
             Event::ApprovalRequested { step, .. } => {
-                self.approvals_requested.insert(step.clone());
+                self.approvals_requested.insert(step.clone(), r.clone());
             }
             Event::ApprovalDecided {
                 step,

@@ -2,5 +2,186 @@
 //! resume and divergence detection. Knows nothing above it (no TUI, no
 //! headless printer): participants send `Op`s and receive `Notice`s.
 
+mod agent;
+mod context;
+mod executor;
 pub mod history;
+mod human;
+pub mod pinning;
 pub mod recorder;
+mod shell;
+mod step;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::journal::{Journal, JournalError, RunMeta};
+use crate::llm::SharedProvider;
+use crate::protocol::{Event, InFlightDecision, Millis, Op, RunId, RunStatus};
+use crate::spec::{ModeRegistry, Workflow};
+
+pub use executor::describe_pause;
+pub use recorder::{NoticeSender, Recorder, read_run};
+
+/// How the run talks to its user.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// A user can answer prompts (TUI). Headless runs refuse shell commands
+    /// that would need asking, unless `allow_shell`.
+    pub interactive: bool,
+    /// `--allow-shell`: agents may run any shell command.
+    pub allow_shell: bool,
+    /// `run_shell` prefixes allowed everywhere (config).
+    pub shell_allow: Vec<String>,
+    /// What to do with a non-idempotent step that was in flight at a crash.
+    pub in_flight: Option<InFlightDecision>,
+}
+
+/// Everything the engine needs from the outside.
+pub struct EngineDeps {
+    pub journal: Journal,
+    /// `Err` holds why no provider could be built; only agent steps need one.
+    pub provider: Result<SharedProvider, String>,
+    /// Model for agent steps that name none (config / `LEV_MODEL`).
+    pub default_model: Option<String>,
+    pub modes: ModeRegistry,
+    /// Root for file tools and relative shell `cwd`s.
+    pub workspace: PathBuf,
+    pub options: RunOptions,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("run {0} not found")]
+    RunNotFound(RunId),
+    #[error("{0}")]
+    Inputs(String),
+    #[error("the pinned definition of run {run} cannot be loaded: {message}")]
+    Definition { run: RunId, message: String },
+}
+
+/// What `drive` ended with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub outputs: BTreeMap<String, Value>,
+    pub error: Option<String>,
+}
+
+/// Checks `--input` values against the workflow's declared inputs and fills
+/// in defaults. Strings are converted to the declared type.
+pub fn resolve_inputs(
+    workflow: &Workflow,
+    given: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Value>, EngineError> {
+    use crate::spec::InputType;
+    let mut out = BTreeMap::new();
+    for name in given.keys() {
+        if !workflow.inputs.contains_key(name) {
+            let known: Vec<&str> = workflow.inputs.keys().map(String::as_str).collect();
+            return Err(EngineError::Inputs(format!(
+                "unknown input `{name}`; this workflow takes: {}",
+                if known.is_empty() {
+                    "no inputs".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    for (name, spec) in &workflow.inputs {
+        let value = match given.get(name) {
+            Some(raw) => match spec.ty {
+                InputType::String => Value::String(raw.clone()),
+                InputType::Number => raw
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|n| serde_json::Number::from_f64(n).map(Value::Number))
+                    .ok_or_else(|| {
+                        EngineError::Inputs(format!("input `{name}` must be a number, got `{raw}`"))
+                    })?,
+                InputType::Boolean => match raw.as_str() {
+                    "true" | "yes" | "1" => Value::Bool(true),
+                    "false" | "no" | "0" => Value::Bool(false),
+                    _ => {
+                        return Err(EngineError::Inputs(format!(
+                            "input `{name}` must be true or false, got `{raw}`"
+                        )));
+                    }
+                },
+                InputType::Array | InputType::Object => serde_json::from_str(raw).map_err(|e| {
+                    EngineError::Inputs(format!("input `{name}` must be JSON ({e}), got `{raw}`"))
+                })?,
+            },
+            None => match &spec.default {
+                Some(d) => d.clone(),
+                None => {
+                    return Err(EngineError::Inputs(format!(
+                        "input `{name}` is required: pass --input {name}=..."
+                    )));
+                }
+            },
+        };
+        out.insert(name.clone(), value);
+    }
+    Ok(out)
+}
+
+/// Creates a run pinned to `workflow` and records `RunStarted`. The run does
+/// not execute until `drive` is called.
+pub async fn start_run(
+    journal: &Journal,
+    workflow: &Workflow,
+    inputs: BTreeMap<String, Value>,
+) -> Result<RunId, EngineError> {
+    let run = RunId::new();
+    let bundle = pinning::bundle(workflow);
+    let definition_blob = journal.put_blob(bundle).await?;
+    let now = Millis::now();
+    journal
+        .create_run(RunMeta {
+            id: run.clone(),
+            workflow_id: workflow.id.clone(),
+            name: workflow.name.clone(),
+            source: workflow.source_path.display().to_string(),
+            definition_blob: definition_blob.clone(),
+            status: RunStatus::Running,
+            created_ms: now.0,
+            updated_ms: now.0,
+            last_seq: 0,
+            parent: None,
+        })
+        .await?;
+    let seed = rand::random::<u64>();
+    let event = Event::RunStarted {
+        workflow_id: workflow.id.clone(),
+        name: workflow.name.clone(),
+        source: workflow.source_path.display().to_string(),
+        definition_hash: definition_blob,
+        inputs,
+        seed,
+        at: now,
+    };
+    let entry = recorder::to_entry(&event)?;
+    journal
+        .append(&run, vec![entry], Some(RunStatus::Running))
+        .await?;
+    Ok(run)
+}
+
+/// Executes (or resumes) a run until it finishes or pauses. Ops arrive on
+/// `ops`; every durable event and live delta goes to `subscribers`.
+pub async fn drive(
+    deps: Arc<EngineDeps>,
+    run: RunId,
+    ops: mpsc::UnboundedReceiver<Op>,
+    subscribers: Vec<NoticeSender>,
+) -> Result<RunOutcome, EngineError> {
+    executor::drive(deps, run, ops, subscribers).await
+}

@@ -1,0 +1,121 @@
+//! `lev` arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lev",
+    version,
+    about = "Durable multi-agent AI workflows in your terminal"
+)]
+pub struct Cli {
+    /// Where the journal lives (default: $XDG_DATA_HOME/lev).
+    #[arg(long, global = true, env = "LEV_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check workflow files; print every problem with file:line:col.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a workflow file.
+    Run {
+        file: PathBuf,
+        /// Workflow input, repeatable: --input feature="login form".
+        #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
+        #[command(flatten)]
+        drive: DriveArgs,
+    },
+    /// Continue an interrupted or paused run from its journal.
+    Resume {
+        run: String,
+        /// For a non-idempotent step that was running at a crash.
+        #[arg(long, value_enum, value_name = "DECISION")]
+        in_flight: Option<InFlightArg>,
+        #[command(flatten)]
+        drive: DriveArgs,
+    },
+    /// List runs, newest first.
+    Runs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run's timeline: steps with status, attempts, durations, tokens, cost.
+    Show {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a run's transcript rebuilt from the journal alone (no network).
+    Replay {
+        run: String,
+        /// Accepted for symmetry with `run`; replay is always headless for now.
+        #[arg(long)]
+        headless: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a run (meta, events, blobs) as JSONL.
+    Export {
+        run: String,
+        /// Output file (default: standard output).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+    /// Import a run exported with `lev export`.
+    Import { file: PathBuf },
+    /// Cancel a run: running steps are stopped, the run ends cancelled.
+    Cancel { run: String },
+    /// Run the demo workflow with the scripted provider (no key, no network).
+    Demo {
+        #[command(flatten)]
+        drive: DriveArgs,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DriveArgs {
+    /// Run without the TUI, printing one line per event.
+    #[arg(long)]
+    pub headless: bool,
+    /// With --headless: print JSONL events instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Approve approval gates without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Let agents run any shell command without asking.
+    #[arg(long)]
+    pub allow_shell: bool,
+    /// Answer a question up front, repeatable: --answer token_store=db.
+    #[arg(long = "answer", value_name = "ID=VALUE")]
+    pub answers: Vec<String>,
+    /// Root for agents' file tools and shell steps (default: current directory).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InFlightArg {
+    /// Run the step again.
+    Rerun,
+    /// Skip the step.
+    Skip,
+    /// Treat the step as done.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+}

@@ -1,0 +1,94 @@
+//! `lev demo`: the demo workflow and its cassette are built into the binary,
+//! written to `<data>/demo/`, and run with the scripted provider in a fresh
+//! workspace, so it works on any machine with no key and no network.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use super::args::DriveArgs;
+use super::exit;
+use super::setup::{self, error};
+use crate::config::{ProviderKind, ProviderSettings};
+use crate::paths::Paths;
+use crate::protocol::Millis;
+use crate::spec;
+use crate::workflow;
+
+const DEMO_WORKFLOW: &str = include_str!("../../workflows/demo.yaml");
+const DEMO_CASSETTE: &str = include_str!("../../workflows/demo.cassette.yaml");
+
+pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
+    let dir = paths.data_dir.join("demo");
+    let workspace = dir.join(format!("workspace-{}", Millis::now().0));
+    let files = [
+        (dir.join("demo.yaml"), DEMO_WORKFLOW),
+        (dir.join("demo.cassette.yaml"), DEMO_CASSETTE),
+    ];
+    if let Err(e) = std::fs::create_dir_all(&workspace) {
+        error(&format!("cannot create {}: {e}", workspace.display()));
+        return exit::FAILED;
+    }
+    for (path, text) in &files {
+        if let Err(e) = std::fs::write(path, text) {
+            error(&format!("cannot write {}: {e}", path.display()));
+            return exit::FAILED;
+        }
+    }
+    let modes = match setup::load_modes(paths) {
+        Ok(m) => m,
+        Err(c) => return c,
+    };
+    let wf = match spec::load_workflow(&files[0].0, &modes) {
+        Ok(wf) => wf,
+        Err(d) => {
+            eprint!("{d}");
+            return exit::FAILED;
+        }
+    };
+    let mut config = match setup::load_config(paths) {
+        Ok(c) => c,
+        Err(c) => return c,
+    };
+    config.provider = ProviderSettings {
+        kind: ProviderKind::Scripted,
+        base_url: None,
+        model: Some("scripted-demo".into()),
+        api_key_env: None,
+        cassette: Some(files[1].0.clone()),
+    };
+    let journal = match setup::open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    let inputs = match workflow::resolve_inputs(&wf, &Default::default()) {
+        Ok(i) => i,
+        Err(e) => {
+            error(&e.to_string());
+            return exit::FAILED;
+        }
+    };
+    let run = match workflow::start_run(&journal, &wf, inputs).await {
+        Ok(r) => r,
+        Err(e) => {
+            error(&e.to_string());
+            return exit::FAILED;
+        }
+    };
+    // The demo approves its own gate and runs in its own workspace.
+    let drive = DriveArgs {
+        yes: true,
+        workspace: Some(workspace.clone()),
+        ..drive.clone()
+    };
+    let deps = match setup::engine_deps(paths, journal, modes, &drive, None, config) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    if !drive.headless {
+        eprintln!("note: the TUI workbench is not built yet; the demo runs headless.");
+    }
+    let code = setup::drive_headless(deps, run.clone(), &drive).await;
+    if !drive.json {
+        println!("\nworkspace: {}", workspace.display());
+        println!("see the timeline: lev show {run}    replay it offline: lev replay {run}");
+    }
+    code
+}

@@ -1,0 +1,428 @@
+//! Commands that read or edit the journal without executing a run:
+//! `runs`, `show`, `replay`, `export`, `import`, `cancel`.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::exit;
+use super::setup::{error, open_journal};
+use crate::headless::{self, printer};
+use crate::journal::{Journal, RunMeta};
+use crate::paths::Paths;
+use crate::protocol::{Event, Millis, RunId, RunStatus, Usage};
+use crate::workflow::{self, Recorder};
+
+/// A run's status as a user should read it: a `running` run in a journal
+/// this process could open has no live process, so it is interrupted.
+fn shown_status(meta: &RunMeta) -> &'static str {
+    match meta.status {
+        RunStatus::Running => "interrupted",
+        s => s.as_str(),
+    }
+}
+
+pub async fn runs(paths: &Paths, json: bool) -> u8 {
+    let journal = match open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    let runs = match journal.runs().await {
+        Ok(r) => r,
+        Err(e) => {
+            error(&e.to_string());
+            return exit::FAILED;
+        }
+    };
+    if json {
+        for m in &runs {
+            let v = serde_json::json!({
+                "id": m.id, "workflow": m.workflow_id, "name": m.name, "source": m.source,
+                "status": shown_status(m), "created_ms": m.created_ms, "updated_ms": m.updated_ms,
+                "entries": m.last_seq,
+            });
+            println!("{v}");
+        }
+        return exit::OK;
+    }
+    if runs.is_empty() {
+        println!(
+            "no runs yet in {} — try `lev demo`",
+            paths.journal().display()
+        );
+        return exit::OK;
+    }
+    println!(
+        "{:<26}  {:<11}  {:<24}  {:<19}  {:>7}",
+        "RUN", "STATUS", "WORKFLOW", "STARTED (UTC)", "EVENTS"
+    );
+    for m in &runs {
+        println!(
+            "{:<26}  {:<11}  {:<24}  {:<19}  {:>7}",
+            m.id,
+            shown_status(m),
+            printer::one_line(&m.workflow_id, 24),
+            utc(m.created_ms),
+            m.last_seq
+        );
+    }
+    let unfinished = runs
+        .iter()
+        .filter(|m| matches!(m.status, RunStatus::Running | RunStatus::Paused))
+        .count();
+    if unfinished > 0 {
+        println!("\n{unfinished} unfinished run(s): `lev resume <RUN>` continues one.");
+    }
+    exit::OK
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC, from epoch milliseconds.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}:{s:02}")
+}
+
+#[derive(Debug, Default, Serialize)]
+struct StepLine {
+    step: String,
+    kind: String,
+    status: String,
+    attempts: u32,
+    started_ms: Option<u64>,
+    ended_ms: Option<u64>,
+    duration_ms: Option<u64>,
+    input_tokens: u64,
+    output_tokens: u64,
+    cost_usd: f64,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ShowJson<'a> {
+    id: &'a RunId,
+    workflow: &'a str,
+    name: &'a str,
+    source: &'a str,
+    status: &'a str,
+    created_ms: u64,
+    steps: Vec<StepLine>,
+    outputs: BTreeMap<String, Value>,
+    error: Option<String>,
+    usage: Usage,
+}
+
+pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
+    let journal = match open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    let run = RunId(run.to_string());
+    let meta = match journal.run(&run).await {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            error(&format!("no run {run}"));
+            return exit::USAGE;
+        }
+        Err(e) => {
+            error(&e.to_string());
+            return exit::FAILED;
+        }
+    };
+    let events = match workflow::read_run(&journal, &run).await {
+        Ok(e) => e,
+        Err(e) => {
+            error(&e.to_string());
+            return exit::FAILED;
+        }
+    };
+    let mut order: Vec<String> = Vec::new();
+    let mut steps: BTreeMap<String, StepLine> = BTreeMap::new();
+    let mut outputs = BTreeMap::new();
+    let mut run_error = None;
+    let mut usage = Usage::default();
+    for r in &events {
+        if let Some(key) = r.event.step() {
+            if !steps.contains_key(key.as_str()) {
+                order.push(key.0.clone());
+            }
+            let line = steps.entry(key.0.clone()).or_insert_with(|| StepLine {
+                step: key.0.clone(),
+                ..Default::default()
+            });
+            let at = r.event.at().0;
+            match &r.event {
+                Event::StepStarted { attempt, kind, .. } => {
+                    line.kind = kind.clone();
+                    line.attempts = attempt.0.max(line.attempts);
+                    line.started_ms.get_or_insert(at);
+                    line.status = "running".into();
+                    line.ended_ms = None;
+                }
+                Event::LlmReplied { usage: u, .. } => {
+                    line.input_tokens += u.input_tokens;
+                    line.output_tokens += u.output_tokens;
+                    line.cost_usd += u.cost_usd;
+                    usage.add(u);
+                }
+                Event::StepSucceeded { .. } => {
+                    line.status = "succeeded".into();
+                    line.ended_ms = Some(at);
+                }
+                Event::StepFailed {
+                    error, retry_in_ms, ..
+                } => {
+                    line.status = if retry_in_ms.is_some() {
+                        "retrying".into()
+                    } else {
+                        "failed".into()
+                    };
+                    line.error = Some(error.clone());
+                    line.ended_ms = Some(at);
+                }
+                Event::StepSkipped { reason, .. } => {
+                    line.status = "skipped".into();
+                    line.error = Some(reason.clone());
+                }
+                Event::StepCancelled { .. } => {
+                    line.status = "cancelled".into();
+                    line.ended_ms = Some(at);
+                }
+                Event::ApprovalRequested { .. } | Event::QuestionAsked { .. } => {
+                    line.status = "waiting".into()
+                }
+                _ => {}
+            }
+            if line.kind.is_empty() {
+                line.kind = "-".into();
+            }
+        }
+        if let Event::RunFinished {
+            outputs: o, error, ..
+        } = &r.event
+        {
+            outputs = o.clone();
+            run_error = error.clone();
+        }
+        if let Event::RunPaused { reason, .. } = &r.event {
+            run_error = Some(workflow::describe_pause(reason));
+        }
+    }
+    let mut lines: Vec<StepLine> = order.iter().filter_map(|k| steps.remove(k)).collect();
+    for l in &mut lines {
+        l.duration_ms = match (l.started_ms, l.ended_ms) {
+            (Some(s), Some(e)) => Some(e.saturating_sub(s)),
+            _ => None,
+        };
+    }
+    let status = shown_status(&meta);
+    if json {
+        let doc = ShowJson {
+            id: &meta.id,
+            workflow: &meta.workflow_id,
+            name: &meta.name,
+            source: &meta.source,
+            status,
+            created_ms: meta.created_ms,
+            steps: lines,
+            outputs,
+            error: run_error,
+            usage,
+        };
+        match serde_json::to_string_pretty(&doc) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                error(&e.to_string());
+                return exit::FAILED;
+            }
+        }
+        return exit::OK;
+    }
+    println!("run {}  {}  ({})", meta.id, meta.name, meta.source);
+    println!(
+        "status {status}, started {} UTC, {} tokens, ${:.4}",
+        utc(meta.created_ms),
+        usage.total_tokens(),
+        usage.cost_usd
+    );
+    println!();
+    println!(
+        "{:<24} {:<9} {:<10} {:>3} {:>9} {:>9} {:>9}",
+        "STEP", "KIND", "STATUS", "TRY", "TIME", "TOKENS", "COST"
+    );
+    let t0 = meta.created_ms;
+    for l in &lines {
+        println!(
+            "{:<24} {:<9} {:<10} {:>3} {:>9} {:>9} {:>9}",
+            printer::one_line(&l.step, 24),
+            l.kind,
+            l.status,
+            l.attempts,
+            l.duration_ms.map(printer::ms).unwrap_or_else(|| "-".into()),
+            l.input_tokens + l.output_tokens,
+            format!("${:.4}", l.cost_usd)
+        );
+        if let Some(bar) = timeline_bar(l, t0, meta.updated_ms.max(t0 + 1)) {
+            println!("  {bar}");
+        }
+        if let Some(e) = &l.error
+            && l.status != "succeeded"
+        {
+            println!("  └ {}", printer::one_line(e, 110));
+        }
+    }
+    if let Some(e) = &run_error {
+        println!("\n{e}");
+    }
+    for (k, v) in &outputs {
+        println!(
+            "output {k} = {}",
+            printer::one_line(&printer::value_text(v), 200)
+        );
+    }
+    exit::OK
+}
+
+/// A 40-column bar placing the step within the run's wall-clock span.
+fn timeline_bar(l: &StepLine, t0: u64, t1: u64) -> Option<String> {
+    let start = l.started_ms?;
+    let end = l.ended_ms.unwrap_or(t1);
+    let width = 40.0;
+    let span = (t1.saturating_sub(t0)).max(1) as f64;
+    let a = ((start.saturating_sub(t0)) as f64 / span * width).floor() as usize;
+    let b = (((end.saturating_sub(t0)) as f64 / span * width).ceil() as usize).clamp(a + 1, 40);
+    let a = a.min(39);
+    Some(format!(
+        "|{}{}{}|",
+        " ".repeat(a),
+        "█".repeat(b - a),
+        " ".repeat(40 - b)
+    ))
+}
+
+pub async fn replay(paths: &Paths, run: &str, json: bool) -> u8 {
+    let journal = match open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    let mut out = std::io::stdout();
+    match headless::replay(&journal, &RunId(run.to_string()), json, &mut out).await {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            error(&e.to_string());
+            exit::USAGE
+        }
+    }
+}
+
+pub async fn export(paths: &Paths, run: &str, output: Option<&Path>) -> u8 {
+    let journal = match open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    let run = RunId(run.to_string());
+    let result = match output {
+        Some(path) => {
+            let mut buf: Vec<u8> = Vec::new();
+            match journal.export(&run, &mut buf).await {
+                Ok(()) => {
+                    std::fs::write(path, &buf).map_err(|e| format!("{}: {e}", path.display()))
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        None => {
+            let mut out = std::io::stdout();
+            let r = journal
+                .export(&run, &mut out)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = out.flush();
+            r
+        }
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            error(&e);
+            exit::FAILED
+        }
+    }
+}
+
+pub async fn import(paths: &Paths, file: &Path) -> u8 {
+    let journal = match open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    match journal.import(file).await {
+        Ok(run) => {
+            println!("imported run {run}");
+            exit::OK
+        }
+        Err(e) => {
+            error(&e.to_string());
+            exit::FAILED
+        }
+    }
+}
+
+pub async fn cancel(paths: &Paths, run: &str) -> u8 {
+    let journal = match open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    let run = RunId(run.to_string());
+    match cancel_in_journal(&journal, &run).await {
+        Ok(msg) => {
+            println!("{msg}");
+            exit::OK
+        }
+        Err(e) => {
+            error(&e);
+            exit::FAILED
+        }
+    }
+}
+
+/// Cancels a run no process is executing: records the request and the end.
+async fn cancel_in_journal(journal: &Journal, run: &RunId) -> Result<String, String> {
+    let meta = journal
+        .run(run)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no run {run}"))?;
+    if meta.status.is_terminal() {
+        return Ok(format!("run {run} already {}", meta.status.as_str()));
+    }
+    let rec = Recorder::new(journal.clone(), run.clone(), meta.last_seq, Vec::new());
+    rec.record(Event::RunCancelRequested { at: Millis::now() })
+        .await
+        .map_err(|e| e.to_string())?;
+    let event = Event::RunFinished {
+        status: RunStatus::Cancelled,
+        outputs: BTreeMap::new(),
+        error: Some("cancelled by `lev cancel`".into()),
+        usage: Usage::default(),
+        at: Millis::now(),
+    };
+    rec.record_with_status(event, Some(RunStatus::Cancelled))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!("run {run} cancelled"))
+}

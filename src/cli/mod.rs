@@ -1,0 +1,49 @@
+//! The command line: argument parsing and dispatch to the participants.
+//! The only layer that prints to the terminal directly.
+
+mod args;
+mod demo;
+mod inspect;
+mod setup;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::{Cli, Command};
+
+/// Exit codes: 0 success, 1 a failed run or invalid files, 2 bad usage or
+/// input, 3 a paused run that needs a decision.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const PAUSED: u8 = 3;
+}
+
+/// Entry point of the `lev` binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            setup::error(&format!("cannot start the async runtime: {e}"));
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let code = runtime.block_on(setup::dispatch(cli));
+    ExitCode::from(code)
+}

@@ -1,0 +1,347 @@
+//! Wiring for each command: paths, logging, journal, modes, config and
+//! provider, then the participant that does the work.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::args::{Cli, Command, DriveArgs, InFlightArg};
+use super::exit;
+use super::{demo, inspect};
+use crate::config::Config;
+use crate::headless::{self, HeadlessOptions};
+use crate::journal::{Journal, JournalError};
+use crate::paths::Paths;
+use crate::protocol::{InFlightDecision, RunId, RunStatus};
+use crate::spec::{self, ModeRegistry};
+use crate::workflow::{self, EngineDeps, EngineError, RunOptions};
+
+/// Prints an error the way every lev command does.
+pub fn error(msg: &str) {
+    eprintln!("error: {msg}");
+}
+
+pub async fn dispatch(cli: Cli) -> u8 {
+    let paths = Paths::resolve(cli.data_dir.as_deref());
+    let _log_guard = init_logging(&paths);
+    let Some(command) = cli.command else {
+        eprintln!(
+            "lev: the workbench (TUI) is not built yet. Try `lev demo`, `lev run FILE --headless` or `lev --help`."
+        );
+        return exit::USAGE;
+    };
+    match command {
+        Command::Validate { files } => validate(&files),
+        Command::Run {
+            file,
+            inputs,
+            drive,
+        } => run(&paths, &file, &inputs, &drive).await,
+        Command::Resume {
+            run,
+            in_flight,
+            drive,
+        } => resume(&paths, &run, in_flight, &drive).await,
+        Command::Demo { drive } => demo::run(&paths, &drive).await,
+        Command::Runs { json } => inspect::runs(&paths, json).await,
+        Command::Show { run, json } => inspect::show(&paths, &run, json).await,
+        Command::Replay { run, json, .. } => inspect::replay(&paths, &run, json).await,
+        Command::Export { run, output, .. } => {
+            inspect::export(&paths, &run, output.as_deref()).await
+        }
+        Command::Import { file } => inspect::import(&paths, &file).await,
+        Command::Cancel { run } => inspect::cancel(&paths, &run).await,
+    }
+}
+
+/// Logs go to `<state>/lev.log`, never to the terminal.
+fn init_logging(paths: &Paths) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = &paths.state_dir;
+    std::fs::create_dir_all(dir).ok()?;
+    let appender = tracing_appender::rolling::never(dir, "lev.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = std::env::var("LEV_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init();
+    Some(guard)
+}
+
+/// Built-in modes, then the user's, then the project's (later wins by id).
+pub fn mode_dirs(paths: &Paths) -> Vec<PathBuf> {
+    let mut dirs = vec![spec::mode::builtin_dir()];
+    if let Some(c) = &paths.config_dir {
+        dirs.push(c.join("modes"));
+    }
+    dirs.push(PathBuf::from(".lev/modes"));
+    dirs
+}
+
+pub fn load_modes(paths: &Paths) -> Result<ModeRegistry, u8> {
+    ModeRegistry::load(&mode_dirs(paths)).map_err(|d| {
+        eprint!("{d}");
+        exit::FAILED
+    })
+}
+
+fn validate(files: &[PathBuf]) -> u8 {
+    let paths = Paths::resolve(None);
+    let modes = match load_modes(&paths) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let mut code = exit::OK;
+    for file in files {
+        match spec::load_workflow(file, &modes) {
+            Ok(wf) => println!("{}: ok ({} steps)", file.display(), wf.steps.len()),
+            Err(diags) => {
+                eprint!("{diags}");
+                let n = diags
+                    .0
+                    .iter()
+                    .filter(|d| d.severity == spec::diagnostics::Severity::Error)
+                    .count();
+                if diags.has_errors() {
+                    eprintln!(
+                        "{}: {n} error{}",
+                        file.display(),
+                        if n == 1 { "" } else { "s" }
+                    );
+                    code = exit::FAILED;
+                }
+            }
+        }
+    }
+    code
+}
+
+pub fn open_journal(paths: &Paths) -> Result<Journal, u8> {
+    if let Err(e) = std::fs::create_dir_all(&paths.data_dir) {
+        error(&format!(
+            "cannot create the data directory {}: {e}",
+            paths.data_dir.display()
+        ));
+        return Err(exit::FAILED);
+    }
+    Journal::open(&paths.journal()).map_err(|e| {
+        match e {
+            JournalError::Locked { .. } => error(&format!(
+                "{e}; wait for it to finish, or use another --data-dir"
+            )),
+            e => error(&e.to_string()),
+        }
+        exit::FAILED
+    })
+}
+
+/// Splits `name=value` pairs.
+pub fn parse_pairs(pairs: &[String], flag: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for p in pairs {
+        let Some((k, v)) = p.split_once('=') else {
+            return Err(format!("{flag} `{p}` must look like NAME=VALUE"));
+        };
+        if k.trim().is_empty() {
+            return Err(format!("{flag} `{p}` has an empty name"));
+        }
+        out.insert(k.trim().to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// Engine dependencies from config, environment and flags.
+pub fn engine_deps(
+    paths: &Paths,
+    journal: Journal,
+    modes: ModeRegistry,
+    drive: &DriveArgs,
+    in_flight: Option<InFlightDecision>,
+    config: Config,
+) -> Result<Arc<EngineDeps>, u8> {
+    let workspace = match &drive.workspace {
+        Some(w) => w.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    };
+    let workspace = match workspace.canonicalize() {
+        Ok(w) => w,
+        Err(e) => {
+            error(&format!("workspace {}: {e}", workspace.display()));
+            return Err(exit::USAGE);
+        }
+    };
+    let _ = paths;
+    let provider = crate::llm::select::build_provider(&config).map_err(|e| e.to_string());
+    Ok(Arc::new(EngineDeps {
+        journal,
+        provider,
+        default_model: config.provider.model.clone(),
+        modes,
+        workspace,
+        options: RunOptions {
+            interactive: false,
+            allow_shell: drive.allow_shell,
+            shell_allow: config.shell_allow.clone(),
+            in_flight,
+        },
+    }))
+}
+
+pub fn load_config(paths: &Paths) -> Result<Config, u8> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let env = |k: &str| std::env::var(k).ok();
+    Config::load(&cwd, paths.config_dir.as_deref(), &env).map_err(|e| {
+        error(&e.to_string());
+        exit::USAGE
+    })
+}
+
+fn headless_note(drive: &DriveArgs) {
+    if !drive.headless {
+        eprintln!("note: the TUI workbench is not built yet; running headless.");
+    }
+}
+
+async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -> u8 {
+    let modes = match load_modes(paths) {
+        Ok(m) => m,
+        Err(c) => return c,
+    };
+    let wf = match spec::load_workflow(file, &modes) {
+        Ok(wf) => wf,
+        Err(d) => {
+            eprint!("{d}");
+            return exit::USAGE;
+        }
+    };
+    let given = match parse_pairs(inputs, "--input") {
+        Ok(g) => g,
+        Err(e) => {
+            error(&e);
+            return exit::USAGE;
+        }
+    };
+    let inputs = match workflow::resolve_inputs(&wf, &given) {
+        Ok(i) => i,
+        Err(e) => {
+            error(&e.to_string());
+            return exit::USAGE;
+        }
+    };
+    let config = match load_config(paths) {
+        Ok(c) => c,
+        Err(c) => return c,
+    };
+    let journal = match open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    headless_note(drive);
+    let run = match workflow::start_run(&journal, &wf, inputs).await {
+        Ok(r) => r,
+        Err(e) => {
+            error(&e.to_string());
+            return exit::FAILED;
+        }
+    };
+    let deps = match engine_deps(paths, journal, modes, drive, None, config) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    drive_headless(deps, run, drive).await
+}
+
+async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive: &DriveArgs) -> u8 {
+    let modes = match load_modes(paths) {
+        Ok(m) => m,
+        Err(c) => return c,
+    };
+    let config = match load_config(paths) {
+        Ok(c) => c,
+        Err(c) => return c,
+    };
+    let journal = match open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    let run = RunId(run.to_string());
+    match journal.run(&run).await {
+        Ok(Some(meta)) if meta.status.is_terminal() => {
+            eprintln!(
+                "run {run} already {}; nothing to resume (see `lev show {run}`)",
+                meta.status.as_str()
+            );
+            return if meta.status == RunStatus::Succeeded {
+                exit::OK
+            } else {
+                exit::FAILED
+            };
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            error(&format!("no run {run} in {}", paths.journal().display()));
+            return exit::USAGE;
+        }
+        Err(e) => {
+            error(&e.to_string());
+            return exit::FAILED;
+        }
+    }
+    headless_note(drive);
+    let decision = in_flight.map(|d| match d {
+        InFlightArg::Rerun => InFlightDecision::Rerun,
+        InFlightArg::Skip => InFlightDecision::Skip,
+        InFlightArg::Done => InFlightDecision::MarkDone,
+    });
+    let deps = match engine_deps(paths, journal, modes, drive, decision, config) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    drive_headless(deps, run, drive).await
+}
+
+pub async fn drive_headless(deps: Arc<EngineDeps>, run: RunId, drive: &DriveArgs) -> u8 {
+    let answers = match parse_pairs(&drive.answers, "--answer") {
+        Ok(a) => a,
+        Err(e) => {
+            error(&e);
+            return exit::USAGE;
+        }
+    };
+    let opts = HeadlessOptions {
+        json: drive.json,
+        yes: drive.yes,
+        answers,
+    };
+    let mut stdout = std::io::stdout();
+    let result = headless::drive(deps, run.clone(), opts, &mut stdout).await;
+    let _ = stdout.flush();
+    match result {
+        Ok(outcome) => match outcome.status {
+            RunStatus::Succeeded => exit::OK,
+            RunStatus::Paused => {
+                eprintln!(
+                    "run {run} is paused{}; resume with `lev resume {run}`",
+                    outcome.error.map(|e| format!(": {e}")).unwrap_or_default()
+                );
+                exit::PAUSED
+            }
+            _ => exit::FAILED,
+        },
+        Err(EngineError::RunNotFound(r)) => {
+            error(&format!("no run {r}"));
+            exit::USAGE
+        }
+        Err(e) => {
+            error(&e.to_string());
+            exit::FAILED
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! One line per durable event. The live run and `lev replay` format the same
+//! recorded events with this code, so their transcripts are identical.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::protocol::{AnswerSource, Event, Recorded, RunStatus, StepKey, Usage};
+
+/// What the printer remembers between events (for durations).
+#[derive(Debug, Default)]
+pub struct Printer {
+    run_started_ms: Option<u64>,
+    step_started_ms: BTreeMap<StepKey, u64>,
+}
+
+impl Printer {
+    /// Learns from an event without printing it (events before a resume).
+    pub fn observe(&mut self, r: &Recorded) {
+        let _ = self.line(r);
+    }
+
+    /// The transcript line for an event.
+    pub fn line(&mut self, r: &Recorded) -> String {
+        let at = r.event.at().0;
+        match &r.event {
+            Event::RunStarted {
+                name,
+                source,
+                inputs,
+                ..
+            } => {
+                self.run_started_ms = Some(at);
+                let inputs = if inputs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with {}", kv(inputs))
+                };
+                format!("run {} started: {name} ({source}){inputs}", r.run)
+            }
+            Event::RunResumed { .. } => format!("run {} resumed", r.run),
+            Event::QuestionAsked {
+                id,
+                ask,
+                options,
+                default,
+                ..
+            } => {
+                let opts: Vec<String> = options
+                    .iter()
+                    .map(|o| {
+                        if Some(&o.value) == default.as_ref() {
+                            format!("{}*", o.value)
+                        } else {
+                            o.value.clone()
+                        }
+                    })
+                    .collect();
+                let opts = if opts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", opts.join(", "))
+                };
+                format!("? {id}: {}{opts}", one_line(ask, 160))
+            }
+            Event::QuestionAnswered {
+                id, answer, source, ..
+            } => {
+                format!("= {id}: {}{}", one_line(answer, 160), source_note(*source))
+            }
+            Event::ApprovalRequested { step, message, .. } => {
+                format!("? {step}: approve? {}", one_line(message, 160))
+            }
+            Event::ApprovalDecided {
+                step,
+                approved,
+                comment,
+                source,
+                ..
+            } => {
+                let verdict = if *approved { "approved" } else { "denied" };
+                let comment = if comment.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", one_line(comment, 120))
+                };
+                format!("= {step}: {verdict}{comment}{}", source_note(*source))
+            }
+            Event::StepStarted {
+                step,
+                attempt,
+                kind,
+                mode,
+                ..
+            } => {
+                self.step_started_ms.insert(step.clone(), at);
+                let mode = mode
+                    .as_ref()
+                    .map(|m| format!(", mode {m}"))
+                    .unwrap_or_default();
+                format!("step {step}: started ({kind}{mode}, attempt {attempt})")
+            }
+            Event::LlmReplied {
+                step,
+                turn,
+                text,
+                tool_calls,
+                usage,
+                ..
+            } => {
+                let what = if tool_calls.is_empty() {
+                    format!("answered: {}", one_line(text, 100))
+                } else {
+                    let names: Vec<&str> = tool_calls.iter().map(|c| c.name.as_str()).collect();
+                    format!("calls {}", names.join(", "))
+                };
+                format!("step {step}: turn {turn} {what} ({})", tokens(usage))
+            }
+            Event::ToolStarted { step, name, .. } => format!("step {step}: running {name}"),
+            Event::ToolFinished {
+                step,
+                name,
+                arguments,
+                output,
+                is_error,
+                ..
+            } => {
+                let status = if *is_error { "error" } else { "ok" };
+                format!(
+                    "step {step}: {name}({}) → {status}: {}",
+                    one_line(arguments, 80),
+                    one_line(output, 100)
+                )
+            }
+            Event::ShellFinished {
+                step,
+                exit_code,
+                timed_out,
+                duration_ms,
+                stdout_tail,
+                ..
+            } => {
+                let code = match (exit_code, timed_out) {
+                    (_, true) => "timed out".to_string(),
+                    (Some(c), _) => format!("exit {c}"),
+                    (None, _) => "killed".to_string(),
+                };
+                let last = stdout_tail.trim().lines().last().unwrap_or("");
+                let last = if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", one_line(last, 100))
+                };
+                format!("step {step}: shell {code} in {}{last}", ms(*duration_ms))
+            }
+            Event::StepSucceeded {
+                step,
+                outputs,
+                usage,
+                ..
+            } => {
+                let took = self.took(step, at);
+                let cost = if usage.total_tokens() > 0 {
+                    format!(", {}", tokens(usage))
+                } else {
+                    String::new()
+                };
+                let outs: Vec<&str> = outputs.keys().map(String::as_str).collect();
+                format!("step {step}: succeeded{took}{cost} → {}", outs.join(", "))
+            }
+            Event::StepFailed {
+                step,
+                attempt,
+                error,
+                retry_in_ms,
+                ..
+            } => {
+                let took = self.took(step, at);
+                let retry = match retry_in_ms {
+                    Some(d) => format!("; retrying in {}", ms(*d)),
+                    None => String::new(),
+                };
+                format!(
+                    "step {step}: failed (attempt {attempt}){took}: {}{retry}",
+                    one_line(error, 200)
+                )
+            }
+            Event::StepSkipped { step, reason, .. } => format!("step {step}: skipped: {reason}"),
+            Event::StepCancelled { step, .. } => format!("step {step}: cancelled"),
+            Event::GuardTripped {
+                guard,
+                limit,
+                observed,
+                step,
+                ..
+            } => {
+                let at_step = step
+                    .as_ref()
+                    .map(|s| format!(" at {s}"))
+                    .unwrap_or_default();
+                format!("! limit {guard} ({limit}) reached{at_step}: observed {observed}")
+            }
+            Event::InFlightResolved { step, decision, .. } => {
+                format!("step {step}: in-flight attempt resolved: {decision:?}")
+            }
+            Event::RunPaused { reason, .. } => {
+                format!("run paused: {}", crate::workflow::describe_pause(reason))
+            }
+            Event::RunCancelRequested { .. } => "run cancel requested".to_string(),
+            Event::RunFinished {
+                status,
+                outputs,
+                error,
+                usage,
+                ..
+            } => {
+                let took = self
+                    .run_started_ms
+                    .map(|s| format!(" in {}", ms(at.saturating_sub(s))))
+                    .unwrap_or_default();
+                let mut line = format!("run {}{took} ({})", status_word(*status), tokens(usage));
+                if let Some(e) = error {
+                    line.push_str(&format!(": {}", one_line(e, 200)));
+                }
+                for (k, v) in outputs {
+                    line.push_str(&format!(
+                        "\n  output {k} = {}",
+                        one_line(&value_text(v), 200)
+                    ));
+                }
+                line
+            }
+        }
+    }
+
+    fn took(&self, step: &StepKey, at: u64) -> String {
+        self.step_started_ms
+            .get(step)
+            .map(|s| format!(" in {}", ms(at.saturating_sub(*s))))
+            .unwrap_or_default()
+    }
+}
+
+fn status_word(s: RunStatus) -> &'static str {
+    s.as_str()
+}
+
+fn source_note(s: AnswerSource) -> &'static str {
+    match s {
+        AnswerSource::User => "",
+        AnswerSource::Default => " (default)",
+        AnswerSource::Timeout => " (default after timeout)",
+    }
+}
+
+fn tokens(u: &Usage) -> String {
+    let mut s = format!("{} tokens", u.total_tokens());
+    if u.cost_usd > 0.0 {
+        s.push_str(&format!(", ${:.4}", u.cost_usd));
+    }
+    s
+}
+
+/// `1.2s`, `340ms`, `2m05s`.
+pub fn ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+fn kv(map: &BTreeMap<String, Value>) -> String {
+    map.iter()
+        .map(|(k, v)| format!("{k}={}", one_line(&value_text(v), 60)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Strings as they are, other values as JSON.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+/// First line, shortened to `max` characters.
+pub fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut out: String = flat.chars().take(max).collect();
+        out.push('…');
+        out
+    }
+}

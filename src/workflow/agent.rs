@@ -1,0 +1,595 @@
+//! Agent steps: a tool-calling loop under a mode's role prompt. Every LLM
+//! reply and tool result is journaled before it is used, so a resumed step
+//! replays its recorded turns instead of asking the model again, and a
+//! changed request at a recorded turn is a divergence, never a silent reuse.
+
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::human::{self, Ask};
+use super::step::{AttemptCtx, StepError};
+use crate::llm::{ChatRequest, ChatResponse, Message, RequestMeta, Role, StreamDelta, ToolCall};
+use crate::protocol::{Delta, Event, InFlightDecision, PauseReason, ToolCallRecord};
+use crate::spec::{Choice, Mode, StepKind};
+use crate::tools::{self, ShellDecision, ShellPolicy, ToolEnv, ToolOutput};
+
+/// Turns allowed when neither the step nor the mode says.
+const DEFAULT_MAX_TURNS: u32 = 30;
+
+/// What an agent is told to do when a non-interactive run cannot ask.
+const NO_ANSWER: &str = "No answer is available (non-interactive run). Make a reasonable assumption, state it in your answer, and continue.";
+
+pub async fn run(
+    actx: &AttemptCtx,
+    mode_id: &str,
+    prompt: &str,
+    model: Option<&str>,
+) -> Result<Map<String, Value>, StepError> {
+    let ctx = &actx.ctx;
+    let mode = ctx
+        .deps
+        .modes
+        .get(mode_id)
+        .cloned()
+        .ok_or_else(|| StepError::Fatal(format!("unknown mode `{mode_id}`")))?;
+    let (step_schema, step_turns, allow_shell) = match &actx.step.kind {
+        StepKind::Agent {
+            output_schema,
+            max_turns,
+            allow_shell,
+            ..
+        } => (output_schema.clone(), *max_turns, allow_shell.clone()),
+        _ => (None, None, Vec::new()),
+    };
+    let schema = step_schema.or_else(|| mode.output_schema.clone());
+    let max_turns = step_turns
+        .or(mode.max_turns)
+        .unwrap_or(DEFAULT_MAX_TURNS)
+        .max(1);
+    let model = model
+        .map(str::to_string)
+        .or_else(|| ctx.deps.default_model.clone())
+        .or_else(|| mode.model.name.clone())
+        .unwrap_or_default();
+    let env = tool_env(actx, &mode, allow_shell);
+    let request_base = ChatRequest {
+        model,
+        system: Some(system_prompt(&mode, schema.as_ref())),
+        messages: vec![Message::user(prompt)],
+        tools: tools::specs(&mode.tools_allow, &mode.tools_deny),
+        temperature: mode.model.temperature,
+        max_tokens: mode.model.max_output_tokens,
+        meta: RequestMeta {
+            run: ctx.rec.run().to_string(),
+            step: actx.key.to_string(),
+            mode: mode.id.clone(),
+            turn: 0,
+        },
+    };
+    let mut messages = request_base.messages.clone();
+    for turn in 1..=max_turns {
+        let mut req = request_base.clone();
+        req.messages = messages.clone();
+        req.meta.turn = turn;
+        let reply = reply_for(actx, &req, turn).await?;
+        if reply.tool_calls.is_empty() {
+            match finish(&reply.text, schema.as_ref()) {
+                Ok(raw) => return Ok(raw),
+                Err(problem) if turn < max_turns => {
+                    messages.push(assistant(&reply.text, Vec::new()));
+                    messages.push(Message::user(format!(
+                        "Your final answer is not valid: {problem}. Reply again with only the corrected JSON."
+                    )));
+                    continue;
+                }
+                Err(problem) => {
+                    return Err(StepError::Failed(format!(
+                        "final answer is not valid: {problem}"
+                    )));
+                }
+            }
+        }
+        messages.push(assistant(&reply.text, reply.tool_calls.clone()));
+        for call in &reply.tool_calls {
+            let out = tool_result(actx, &env, call).await?;
+            messages.push(Message {
+                role: Role::Tool,
+                content: out.content,
+                tool_calls: Vec::new(),
+                tool_call_id: Some(call.id.clone()),
+                is_error: out.is_error,
+            });
+        }
+    }
+    Err(StepError::Failed(format!(
+        "the agent gave no final answer within max_turns ({max_turns})"
+    )))
+}
+
+fn assistant(text: &str, tool_calls: Vec<ToolCall>) -> Message {
+    Message {
+        role: Role::Assistant,
+        content: text.to_string(),
+        tool_calls,
+        tool_call_id: None,
+        is_error: false,
+    }
+}
+
+fn system_prompt(mode: &Mode, schema: Option<&Value>) -> String {
+    let mut s = mode.role.trim().to_string();
+    if !mode.hints.is_empty() {
+        s.push_str("\n\nKeep in mind:\n");
+        for h in &mode.hints {
+            s.push_str(&format!("- {h}\n"));
+        }
+    }
+    if let Some(schema) = schema {
+        s.push_str(&format!(
+            "\n\nWhen you are done, reply with a single JSON document (no prose around it) matching this JSON Schema:\n{schema}"
+        ));
+    }
+    s
+}
+
+fn tool_env(actx: &AttemptCtx, mode: &Mode, step_allow: Vec<String>) -> ToolEnv {
+    let options = &actx.ctx.deps.options;
+    let mut allowed = options.shell_allow.clone();
+    allowed.extend(step_allow);
+    for pattern in &mode.tools_allow {
+        if let Some(prefix) = pattern.strip_prefix("shell:")
+            && prefix != "*"
+        {
+            allowed.push(prefix.to_string());
+        }
+    }
+    let denied = mode
+        .tools_deny
+        .iter()
+        .any(|d| d == "run_shell" || d == "shell" || d == "shell:*");
+    ToolEnv {
+        root: actx.ctx.deps.workspace.clone(),
+        shell: ShellPolicy {
+            allowed,
+            allow_all: options.allow_shell,
+            denied,
+        },
+        shell_timeout: actx
+            .step
+            .timeout
+            .unwrap_or(std::time::Duration::from_secs(600)),
+        idempotency_key: actx.idempotency_key.clone(),
+    }
+}
+
+/// Hash of everything the provider sees (not the routing metadata).
+fn request_fingerprint(req: &ChatRequest) -> String {
+    let value = serde_json::json!([
+        req.model,
+        req.system,
+        req.messages,
+        req.tools,
+        req.temperature,
+        req.max_tokens
+    ]);
+    blake3::hash(value.to_string().as_bytes())
+        .to_hex()
+        .to_string()
+}
+
+/// The recorded reply for this turn, or a new one from the provider (journaled first).
+async fn reply_for(
+    actx: &AttemptCtx,
+    req: &ChatRequest,
+    turn: u32,
+) -> Result<ChatResponse, StepError> {
+    let ctx = &actx.ctx;
+    let fingerprint = request_fingerprint(req);
+    if let Some(rec) = ctx
+        .history
+        .replies
+        .get(&(actx.key.clone(), actx.attempt, turn))
+    {
+        if rec.fingerprint != fingerprint {
+            return Err(StepError::Paused(PauseReason::Divergence {
+                step: actx.key.clone(),
+                key: format!("{} attempt {} turn {turn}", actx.key, actx.attempt),
+                recorded: format!(
+                    "LLM request {}",
+                    &rec.fingerprint[..12.min(rec.fingerprint.len())]
+                ),
+                computed: format!("LLM request {}", &fingerprint[..12]),
+            }));
+        }
+        actx.add_usage(&rec.usage);
+        return Ok(ChatResponse {
+            text: rec.text.clone(),
+            tool_calls: rec
+                .tool_calls
+                .iter()
+                .map(|c| ToolCall {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                })
+                .collect(),
+            usage: rec.usage,
+            stop_reason: None,
+            model: rec.model.clone(),
+        });
+    }
+    let provider = match &ctx.deps.provider {
+        Ok(p) => p.clone(),
+        Err(why) => {
+            return Err(StepError::Fatal(format!(
+                "agent steps need an LLM provider: {why}"
+            )));
+        }
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<StreamDelta>();
+    let rec = ctx.rec.clone();
+    let key = actx.key.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(d) = rx.recv().await {
+            if let StreamDelta::Text(text) = d {
+                rec.delta(Delta::Token {
+                    step: key.clone(),
+                    text,
+                });
+            }
+        }
+    });
+    let reply = provider.chat(req, Some(tx)).await;
+    forward.abort();
+    let reply = reply.map_err(|e| StepError::Failed(e.to_string()))?;
+    let event = Event::LlmReplied {
+        step: actx.key.clone(),
+        attempt: actx.attempt,
+        turn,
+        fingerprint,
+        text: reply.text.clone(),
+        tool_calls: reply
+            .tool_calls
+            .iter()
+            .map(|c| ToolCallRecord {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                arguments: c.arguments.clone(),
+            })
+            .collect(),
+        usage: reply.usage,
+        model: reply.model.clone(),
+        at: ctx.now(),
+    };
+    ctx.rec
+        .record(event)
+        .await
+        .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+    actx.add_usage(&reply.usage);
+    if let Some((guard, limit, observed)) = ctx.add_usage(&reply.usage) {
+        let event = Event::GuardTripped {
+            guard: guard.clone(),
+            limit: limit.clone(),
+            observed: observed.clone(),
+            step: Some(actx.key.clone()),
+            at: ctx.now(),
+        };
+        let _ = ctx.rec.record(event).await;
+        return Err(StepError::Limit(format!(
+            "limit {guard} ({limit}) stopped the run: {observed} used"
+        )));
+    }
+    Ok(reply)
+}
+
+/// The recorded result of a tool call, or the result of running it now.
+async fn tool_result(
+    actx: &AttemptCtx,
+    env: &ToolEnv,
+    call: &ToolCall,
+) -> Result<ToolOutput, StepError> {
+    let ctx = &actx.ctx;
+    let id = (actx.key.clone(), actx.attempt, call.id.clone());
+    if let Some(t) = ctx.history.tools.get(&id) {
+        return Ok(ToolOutput {
+            content: t.output.clone(),
+            is_error: t.is_error,
+        });
+    }
+    let side_effects = tools::has_side_effects(&call.name);
+    let mut rerun_note = None;
+    if side_effects && ctx.history.tools_started.contains(&id) && call.name == "run_shell" {
+        // A shell command was running when lev stopped: it may have had its effect.
+        match ctx.deps.options.in_flight {
+            None => {
+                return Err(StepError::Paused(PauseReason::InFlight {
+                    step: actx.key.clone(),
+                    attempt: actx.attempt,
+                }));
+            }
+            Some(InFlightDecision::Skip) => {
+                return finish_tool(actx, call, ToolOutput {
+                    content: "This command was interrupted by a crash and the user chose not to run it again.".into(),
+                    is_error: true,
+                })
+                .await;
+            }
+            Some(InFlightDecision::MarkDone) => {
+                return finish_tool(
+                    actx,
+                    call,
+                    ToolOutput {
+                        content:
+                            "This command was interrupted by a crash; the user marked it as done."
+                                .into(),
+                        is_error: false,
+                    },
+                )
+                .await;
+            }
+            Some(InFlightDecision::Rerun) => rerun_note = Some("(re-run after a crash) "),
+        }
+    }
+    let out = match call.name.as_str() {
+        "ask_user" => ask_user(actx, call).await?,
+        "run_shell" => {
+            let command = serde_json::from_str::<Value>(&call.arguments)
+                .ok()
+                .and_then(|v| v.get("command").and_then(Value::as_str).map(str::to_string));
+            match command {
+                None => ToolOutput {
+                    content: "run_shell needs a `command` string argument".into(),
+                    is_error: true,
+                },
+                Some(command) => match shell_permission(actx, env, call, &command).await? {
+                    Ok(()) => {
+                        record_tool_start(actx, call).await?;
+                        let mut out = tools::call(env, &call.name, &call.arguments).await;
+                        if let Some(note) = rerun_note {
+                            out.content = format!("{note}{}", out.content);
+                        }
+                        out
+                    }
+                    Err(refusal) => ToolOutput {
+                        content: refusal,
+                        is_error: true,
+                    },
+                },
+            }
+        }
+        _ => {
+            if side_effects {
+                record_tool_start(actx, call).await?;
+            }
+            tools::call(env, &call.name, &call.arguments).await
+        }
+    };
+    finish_tool(actx, call, out).await
+}
+
+async fn record_tool_start(actx: &AttemptCtx, call: &ToolCall) -> Result<(), StepError> {
+    let event = Event::ToolStarted {
+        step: actx.key.clone(),
+        attempt: actx.attempt,
+        call_id: call.id.clone(),
+        name: call.name.clone(),
+        fingerprint: blake3::hash(call.arguments.as_bytes()).to_hex().to_string(),
+        at: actx.ctx.now(),
+    };
+    actx.ctx
+        .rec
+        .record(event)
+        .await
+        .map(|_| ())
+        .map_err(|e| StepError::Fatal(format!("journal: {e}")))
+}
+
+async fn finish_tool(
+    actx: &AttemptCtx,
+    call: &ToolCall,
+    out: ToolOutput,
+) -> Result<ToolOutput, StepError> {
+    let event = Event::ToolFinished {
+        step: actx.key.clone(),
+        attempt: actx.attempt,
+        call_id: call.id.clone(),
+        name: call.name.clone(),
+        arguments: call.arguments.clone(),
+        output: out.content.clone(),
+        is_error: out.is_error,
+        at: actx.ctx.now(),
+    };
+    actx.ctx
+        .rec
+        .record(event)
+        .await
+        .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+    Ok(out)
+}
+
+/// `Ok(Ok(()))` when the command may run, `Ok(Err(why))` when refused.
+async fn shell_permission(
+    actx: &AttemptCtx,
+    env: &ToolEnv,
+    call: &ToolCall,
+    command: &str,
+) -> Result<Result<(), String>, StepError> {
+    match tools::shell_decision(&env.shell, command) {
+        ShellDecision::Allow => Ok(Ok(())),
+        ShellDecision::Deny(why) => Ok(Err(format!("refused: {why}"))),
+        ShellDecision::Ask if !actx.ctx.deps.options.interactive => Ok(Err(format!(
+            "refused: `{command}` is not among the commands this mode may run without asking, and this run cannot ask \
+             (non-interactive). Rerun with --allow-shell, or add the command to the step's `allow_shell`."
+        ))),
+        ShellDecision::Ask => {
+            let q = Ask {
+                id: format!("{}#{}.{}.allow", actx.key, actx.attempt, call.id),
+                step: Some(actx.key.clone()),
+                header: Some("Shell".into()),
+                ask: format!("Allow the agent to run `{command}`?"),
+                options: vec![
+                    Choice {
+                        value: "yes".into(),
+                        label: "Run it".into(),
+                    },
+                    Choice {
+                        value: "no".into(),
+                        label: "Refuse".into(),
+                    },
+                ],
+                default: None,
+                timeout: actx.ctx.answer_timeout,
+            };
+            let answer = human::ask(&actx.ctx, &q).await.map_err(StepError::Fatal)?;
+            if answer.text == "yes" {
+                Ok(Ok(()))
+            } else {
+                Ok(Err(format!("refused by the user: `{command}`")))
+            }
+        }
+    }
+}
+
+async fn ask_user(actx: &AttemptCtx, call: &ToolCall) -> Result<ToolOutput, StepError> {
+    let args: Value = match serde_json::from_str(&call.arguments) {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(ToolOutput {
+                content: format!("invalid arguments: {e}"),
+                is_error: true,
+            });
+        }
+    };
+    let Some(question) = args.get("question").and_then(Value::as_str) else {
+        return Ok(ToolOutput {
+            content: "ask_user needs a `question` string".into(),
+            is_error: true,
+        });
+    };
+    let options = args
+        .get("options")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|s| Choice {
+                    value: s.to_string(),
+                    label: s.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let q = Ask {
+        id: format!("{}#{}.{}", actx.key, actx.attempt, call.id),
+        step: Some(actx.key.clone()),
+        header: None,
+        ask: question.to_string(),
+        options,
+        default: Some(NO_ANSWER.to_string()),
+        timeout: actx.ctx.answer_timeout,
+    };
+    let answer = human::ask(&actx.ctx, &q).await.map_err(|e| {
+        if actx.ctx.cancel.is_cancelled() {
+            StepError::Cancelled
+        } else {
+            StepError::Fatal(e)
+        }
+    })?;
+    Ok(ToolOutput {
+        content: answer.text,
+        is_error: false,
+    })
+}
+
+/// The step's raw result from a final answer: `text`, and `json` when the
+/// answer is JSON (required, and validated, when a schema is set).
+fn finish(text: &str, schema: Option<&Value>) -> Result<Map<String, Value>, String> {
+    let mut raw = Map::new();
+    raw.insert("text".into(), Value::String(text.to_string()));
+    let json = extract_json(text);
+    if let Some(schema) = schema {
+        let Some(json) = &json else {
+            return Err("expected a JSON document matching the output schema, found none".into());
+        };
+        let validator = jsonschema::validator_for(schema)
+            .map_err(|e| format!("the output schema is invalid: {e}"))?;
+        let problems: Vec<String> = validator
+            .iter_errors(json)
+            .take(5)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{at}: {e}")
+                }
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+    }
+    if let Some(json) = json {
+        raw.insert("json".into(), json);
+    }
+    Ok(raw)
+}
+
+/// A JSON document in a reply: the whole text, a fenced block, or the
+/// outermost `{…}` / `[…]`.
+fn extract_json(text: &str) -> Option<Value> {
+    let t = text.trim();
+    if let Ok(v) = serde_json::from_str::<Value>(t)
+        && (v.is_object() || v.is_array())
+    {
+        return Some(v);
+    }
+    if let Some(start) = t.find("```") {
+        let after = &t[start + 3..];
+        let body_start = after.find('\n').map(|i| i + 1).unwrap_or(0);
+        let body = &after[body_start..];
+        if let Some(end) = body.find("```")
+            && let Ok(v) = serde_json::from_str::<Value>(body[..end].trim())
+        {
+            return Some(v);
+        }
+    }
+    for (open, close) in [('{', '}'), ('[', ']')] {
+        if let (Some(s), Some(e)) = (t.find(open), t.rfind(close))
+            && s < e
+            && let Ok(v) = serde_json::from_str::<Value>(&t[s..=e])
+        {
+            return Some(v);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_found_in_fences_and_prose() {
+        assert_eq!(extract_json("{\"a\":1}").unwrap()["a"], 1);
+        assert_eq!(
+            extract_json("Here:\n```json\n{\"a\":2}\n```\nthanks").unwrap()["a"],
+            2
+        );
+        assert_eq!(
+            extract_json("The plan is {\"a\":3} as asked").unwrap()["a"],
+            3
+        );
+        assert!(extract_json("no json here").is_none());
+    }
+
+    #[test]
+    fn schema_violations_are_named() {
+        let schema = serde_json::json!({"type":"object","required":["plan"]});
+        let err = finish("{\"x\":1}", Some(&schema)).unwrap_err();
+        assert!(err.contains("plan"), "{err}");
+        assert!(finish("{\"plan\":\"p\"}", Some(&schema)).is_ok());
+        assert!(finish("prose", Some(&schema)).is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! State shared by every step task of one run: dependencies, the recorder,
+//! the history found at resume, waiters for human answers, the budget.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::{Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::EngineDeps;
+use super::history::History;
+use super::recorder::Recorder;
+use crate::protocol::{Millis, PauseReason, StepKey, Usage};
+use crate::spec::Limits;
+
+/// An answer handed to a waiting step (already journaled).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub text: String,
+}
+
+/// An approval decision handed to a waiting step (already journaled).
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub approved: bool,
+    pub comment: String,
+}
+
+/// Steps waiting for a human, by question id / step key.
+#[derive(Default)]
+pub struct Waiters {
+    pub questions: BTreeMap<String, oneshot::Sender<Answer>>,
+    pub approvals: BTreeMap<StepKey, oneshot::Sender<Decision>>,
+}
+
+/// Why a run stopped early, shared so no new step starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Halt {
+    Paused(PauseReason),
+    /// A limit (guard) stopped the run.
+    Limit(String),
+}
+
+pub struct RunCtx {
+    pub deps: Arc<EngineDeps>,
+    pub rec: Recorder,
+    pub history: History,
+    pub limits: Limits,
+    pub inputs: BTreeMap<String, Value>,
+    /// `run.*` in templates.
+    pub run_vars: BTreeMap<String, Value>,
+    pub cancel: CancellationToken,
+    pub waiters: Mutex<Waiters>,
+    /// Answers to up-front questions, `whisper.*` in templates.
+    pub whisper: Mutex<BTreeMap<String, Value>>,
+    pub usage: Mutex<Usage>,
+    pub questions_asked: Mutex<u32>,
+    pub halt: Mutex<Option<Halt>>,
+    /// Bounds the agent and shell steps running at once.
+    pub slots: Semaphore,
+    /// `whisper.answer_timeout` of the root workflow.
+    pub answer_timeout: std::time::Duration,
+}
+
+impl RunCtx {
+    pub fn halted(&self) -> Option<Halt> {
+        self.halt.lock().ok().and_then(|h| h.clone())
+    }
+
+    /// Records why the run must stop; the first reason wins.
+    pub fn set_halt(&self, halt: Halt) {
+        if let Ok(mut h) = self.halt.lock()
+            && h.is_none()
+        {
+            *h = Some(halt);
+        }
+    }
+
+    pub fn whisper_snapshot(&self) -> BTreeMap<String, Value> {
+        self.whisper.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    pub fn usage_snapshot(&self) -> Usage {
+        self.usage.lock().map(|u| *u).unwrap_or_default()
+    }
+
+    /// Adds usage from a new LLM reply; returns the guard that fired, if any.
+    pub fn add_usage(&self, u: &Usage) -> Option<(String, String, String)> {
+        let total = {
+            let Ok(mut usage) = self.usage.lock() else {
+                return None;
+            };
+            usage.add(u);
+            *usage
+        };
+        if let Some(max) = self.limits.max_tokens
+            && total.total_tokens() > max
+        {
+            return Some((
+                "max_tokens".into(),
+                max.to_string(),
+                total.total_tokens().to_string(),
+            ));
+        }
+        if let Some(max) = self.limits.max_cost_usd
+            && total.cost_usd > max
+        {
+            return Some((
+                "max_cost_usd".into(),
+                format!("{max:.2}"),
+                format!("{:.4}", total.cost_usd),
+            ));
+        }
+        None
+    }
+
+    /// Counts a new question against `max_questions`; false when over.
+    pub fn count_question(&self) -> bool {
+        let Ok(mut n) = self.questions_asked.lock() else {
+            return false;
+        };
+        *n += 1;
+        *n <= self.limits.max_questions
+    }
+
+    pub fn now(&self) -> Millis {
+        Millis::now()
+    }
+}

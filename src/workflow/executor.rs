@@ -1,0 +1,620 @@
+//! Drives a run: loads the pinned definition and the journal's history,
+//! dispatches participants' ops, asks up-front questions, walks the step
+//! DAG (parallel where needs allow) and records how the run ended.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::context::{Answer, Decision, Halt, RunCtx, Waiters};
+use super::history::{History, Settled};
+use super::human;
+use super::recorder::{Recorder, read_run};
+use super::step::{self, StepEnd};
+use super::{EngineDeps, EngineError, NoticeSender, RunOutcome, pinning};
+use crate::protocol::{Event, Notice, Op, PauseReason, RunId, RunStatus, StepKey};
+use crate::spec::Workflow;
+use crate::spec::expr::{EvalContext, StepView};
+
+pub async fn drive(
+    deps: Arc<EngineDeps>,
+    run: RunId,
+    ops: mpsc::UnboundedReceiver<Op>,
+    subscribers: Vec<NoticeSender>,
+) -> Result<RunOutcome, EngineError> {
+    let journal = deps.journal.clone();
+    let meta = journal
+        .run(&run)
+        .await?
+        .ok_or_else(|| EngineError::RunNotFound(run.clone()))?;
+    let events = read_run(&journal, &run).await?;
+    let history = History::from_events(&events);
+    let Some(first) = events.first() else {
+        return Err(EngineError::Definition {
+            run,
+            message: "the run has no entries".into(),
+        });
+    };
+    let Event::RunStarted {
+        inputs,
+        seed,
+        at,
+        name,
+        ..
+    } = &first.event
+    else {
+        return Err(EngineError::Definition {
+            run,
+            message: "the run's first entry is not `run_started`".into(),
+        });
+    };
+    if let Some(Event::RunFinished {
+        status,
+        outputs,
+        error,
+        ..
+    }) = events.last().map(|r| &r.event)
+    {
+        return Ok(RunOutcome {
+            status: *status,
+            outputs: outputs.clone(),
+            error: error.clone(),
+        });
+    }
+    let bundle =
+        journal
+            .blob(&meta.definition_blob)
+            .await?
+            .ok_or_else(|| EngineError::Definition {
+                run: run.clone(),
+                message: "definition blob is missing".into(),
+            })?;
+    let workflow =
+        pinning::load(&bundle, &deps.modes).map_err(|message| EngineError::Definition {
+            run: run.clone(),
+            message,
+        })?;
+
+    let rec = Recorder::new(
+        journal.clone(),
+        run.clone(),
+        history.last_seq,
+        subscribers.clone(),
+    );
+    if events.len() == 1 {
+        // A fresh run: `start_run` recorded RunStarted before anyone listened.
+        for s in &subscribers {
+            let _ = s.send(Notice::Event(first.clone()));
+        }
+    } else {
+        rec.record_with_status(
+            Event::RunResumed {
+                at: crate::protocol::Millis::now(),
+            },
+            Some(RunStatus::Running),
+        )
+        .await?;
+    }
+
+    let run_vars = BTreeMap::from([
+        ("id".to_string(), Value::String(run.0.clone())),
+        ("name".to_string(), Value::String(name.clone())),
+        ("started_at_ms".to_string(), Value::from(at.0)),
+        ("seed".to_string(), Value::from(*seed)),
+    ]);
+    let limits = workflow.limits.clone();
+    let whisper: BTreeMap<String, Value> = history
+        .answers
+        .iter()
+        .map(|(k, (a, _))| (k.clone(), Value::String(a.clone())))
+        .collect();
+    let ctx = Arc::new(RunCtx {
+        usage: Mutex::new(history.usage),
+        questions_asked: Mutex::new(history.questions_asked),
+        slots: Semaphore::new(limits.max_parallel.max(1) as usize),
+        limits,
+        inputs: inputs.clone(),
+        run_vars,
+        cancel: CancellationToken::new(),
+        waiters: Mutex::new(Waiters::default()),
+        whisper: Mutex::new(whisper),
+        halt: Mutex::new(None),
+        answer_timeout: workflow.whisper.answer_timeout,
+        rec: rec.clone(),
+        history,
+        deps,
+    });
+    if ctx.history.cancel_requested {
+        ctx.cancel.cancel();
+    }
+
+    let dispatcher = tokio::spawn(dispatch_ops(ctx.clone(), ops));
+    let outcome = execute(ctx.clone(), &workflow).await;
+    dispatcher.abort();
+    let outcome = outcome?;
+    let usage = ctx.usage_snapshot();
+    let event = match &outcome.status {
+        RunStatus::Paused => match ctx.halted() {
+            Some(Halt::Paused(reason)) => Some(Event::RunPaused {
+                reason,
+                at: ctx.now(),
+            }),
+            _ => Some(Event::RunPaused {
+                reason: PauseReason::Requested,
+                at: ctx.now(),
+            }),
+        },
+        status => Some(Event::RunFinished {
+            status: *status,
+            outputs: outcome.outputs.clone(),
+            error: outcome.error.clone(),
+            usage,
+            at: ctx.now(),
+        }),
+    };
+    if let Some(event) = event {
+        rec.record_with_status(event, Some(outcome.status)).await?;
+    }
+    Ok(outcome)
+}
+
+/// Journals each answer, then hands it to the waiting step.
+async fn dispatch_ops(ctx: Arc<RunCtx>, mut ops: mpsc::UnboundedReceiver<Op>) {
+    while let Some(op) = ops.recv().await {
+        match op {
+            Op::Answer {
+                question,
+                answer,
+                source,
+                ..
+            } => {
+                if answer.trim().is_empty() {
+                    tracing::warn!(%question, "empty answer ignored: an empty answer is never consent");
+                    continue;
+                }
+                let waiter = ctx
+                    .waiters
+                    .lock()
+                    .ok()
+                    .and_then(|mut w| w.questions.remove(&question));
+                let Some(tx) = waiter else {
+                    tracing::warn!(%question, "answer for a question nobody waits for");
+                    continue;
+                };
+                let event = Event::QuestionAnswered {
+                    id: question.clone(),
+                    answer: answer.clone(),
+                    source,
+                    at: ctx.now(),
+                };
+                match ctx.rec.record(event).await {
+                    Ok(_) => {
+                        let _ = tx.send(Answer { text: answer });
+                    }
+                    Err(e) => tracing::error!(%question, error = %e, "could not journal an answer"),
+                }
+            }
+            Op::Decide {
+                step,
+                approved,
+                comment,
+                source,
+                ..
+            } => {
+                let waiter = ctx
+                    .waiters
+                    .lock()
+                    .ok()
+                    .and_then(|mut w| w.approvals.remove(&step));
+                let Some(tx) = waiter else {
+                    tracing::warn!(%step, "decision for an approval nobody waits for");
+                    continue;
+                };
+                let event = Event::ApprovalDecided {
+                    step: step.clone(),
+                    approved,
+                    comment: comment.clone(),
+                    source,
+                    at: ctx.now(),
+                };
+                match ctx.rec.record(event).await {
+                    Ok(_) => {
+                        let _ = tx.send(Decision { approved, comment });
+                    }
+                    Err(e) => tracing::error!(%step, error = %e, "could not journal a decision"),
+                }
+            }
+            Op::Cancel { .. } => {
+                if !ctx.cancel.is_cancelled() {
+                    let _ = ctx
+                        .rec
+                        .record(Event::RunCancelRequested { at: ctx.now() })
+                        .await;
+                    ctx.cancel.cancel();
+                }
+            }
+        }
+    }
+}
+
+async fn execute(ctx: Arc<RunCtx>, workflow: &Workflow) -> Result<RunOutcome, EngineError> {
+    if let Err(message) = human::ask_up_front(&ctx, workflow).await {
+        if ctx.cancel.is_cancelled() {
+            return Ok(RunOutcome {
+                status: RunStatus::Cancelled,
+                outputs: BTreeMap::new(),
+                error: None,
+            });
+        }
+        return Ok(RunOutcome {
+            status: RunStatus::Failed,
+            outputs: BTreeMap::new(),
+            error: Some(message),
+        });
+    }
+    let graph = run_graph(
+        ctx.clone(),
+        Arc::new(workflow.clone()),
+        String::new(),
+        ctx.inputs.clone(),
+        None,
+    )
+    .await;
+    Ok(graph.into_outcome())
+}
+
+/// How one graph (the root workflow or a child) ended.
+pub struct GraphEnd {
+    pub status: RunStatus,
+    pub outputs: BTreeMap<String, Value>,
+    pub error: Option<String>,
+}
+
+impl GraphEnd {
+    fn into_outcome(self) -> RunOutcome {
+        RunOutcome {
+            status: self.status,
+            outputs: self.outputs,
+            error: self.error,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Pending,
+    Running,
+    Done(Settled),
+    /// Ended because the run paused.
+    Paused,
+}
+
+/// Runs one workflow's steps under key prefix `prefix` (`""` for the root,
+/// `parent/` for a child workflow).
+pub fn run_graph(
+    ctx: Arc<RunCtx>,
+    wf: Arc<Workflow>,
+    prefix: String,
+    inputs: BTreeMap<String, Value>,
+    item: Option<Value>,
+) -> Pin<Box<dyn Future<Output = GraphEnd> + Send>> {
+    Box::pin(async move {
+        let mut states: BTreeMap<String, State> = wf
+            .steps
+            .iter()
+            .map(|s| (s.id.clone(), State::Pending))
+            .collect();
+        let mut views: BTreeMap<String, StepView> = BTreeMap::new();
+        let mut tasks: JoinSet<(String, StepEnd)> = JoinSet::new();
+        loop {
+            let stopping = ctx.cancel.is_cancelled() || ctx.halted().is_some();
+            for step in &wf.steps {
+                if states.get(&step.id) != Some(&State::Pending) {
+                    continue;
+                }
+                let key = StepKey::new(format!("{prefix}{}", step.id));
+                if !step
+                    .needs
+                    .iter()
+                    .all(|n| matches!(states.get(n), Some(State::Done(_))))
+                {
+                    if step
+                        .needs
+                        .iter()
+                        .any(|n| states.get(n) == Some(&State::Paused))
+                    {
+                        states.insert(step.id.clone(), State::Paused);
+                    }
+                    continue;
+                }
+                if let Some(settled) = ctx.history.final_outcome(&key) {
+                    // Finished in an earlier process: its recorded result stands.
+                    views.insert(step.id.clone(), view_of(settled, step.continue_on_error));
+                    states.insert(step.id.clone(), State::Done(settled.clone()));
+                    continue;
+                }
+                if stopping {
+                    if ctx.cancel.is_cancelled() {
+                        let _ = ctx
+                            .rec
+                            .record(Event::StepCancelled {
+                                step: key,
+                                at: ctx.now(),
+                            })
+                            .await;
+                        states.insert(step.id.clone(), State::Done(Settled::Cancelled));
+                    } else {
+                        match ctx.halted() {
+                            Some(Halt::Limit(why)) => {
+                                let _ = ctx
+                                    .rec
+                                    .record(Event::StepSkipped {
+                                        step: key,
+                                        reason: why,
+                                        at: ctx.now(),
+                                    })
+                                    .await;
+                                states.insert(step.id.clone(), State::Done(Settled::Skipped));
+                            }
+                            _ => {
+                                states.insert(step.id.clone(), State::Paused);
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let eval = eval_context(&ctx, &inputs, &views, step, &states, item.clone());
+                match condition_holds(step, &eval) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let reason = match &step.condition {
+                            Some(c) => format!("condition `{}` is false", c.raw()),
+                            None => "a needed step did not succeed".to_string(),
+                        };
+                        let _ = ctx
+                            .rec
+                            .record(Event::StepSkipped {
+                                step: key,
+                                reason,
+                                at: ctx.now(),
+                            })
+                            .await;
+                        views.insert(step.id.clone(), StepView::default());
+                        states.insert(step.id.clone(), State::Done(Settled::Skipped));
+                        continue;
+                    }
+                    Err(error) => {
+                        let end =
+                            step::fail_without_attempt(&ctx, &key, format!("`if:` {error}")).await;
+                        views.insert(step.id.clone(), view_of(&end, step.continue_on_error));
+                        states.insert(step.id.clone(), State::Done(end));
+                        continue;
+                    }
+                }
+                states.insert(step.id.clone(), State::Running);
+                let (ctx2, step2, id) = (ctx.clone(), step.clone(), step.id.clone());
+                tasks.spawn(async move {
+                    let end = step::run_step(ctx2, key, step2, eval).await;
+                    (id, end)
+                });
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            let Ok((id, end)) = joined else {
+                tracing::error!("a step task panicked");
+                continue;
+            };
+            let coe = wf.step(&id).map(|s| s.continue_on_error).unwrap_or(false);
+            match end {
+                StepEnd::Settled(settled) => {
+                    views.insert(id.clone(), view_of(&settled, coe));
+                    states.insert(id, State::Done(settled));
+                }
+                StepEnd::Paused(reason) => {
+                    ctx.set_halt(Halt::Paused(reason));
+                    states.insert(id, State::Paused);
+                }
+            }
+        }
+        finish_graph(&ctx, &wf, &inputs, &views, &states, item).await
+    })
+}
+
+async fn finish_graph(
+    ctx: &Arc<RunCtx>,
+    wf: &Workflow,
+    inputs: &BTreeMap<String, Value>,
+    views: &BTreeMap<String, StepView>,
+    states: &BTreeMap<String, State>,
+    item: Option<Value>,
+) -> GraphEnd {
+    if let Some(Halt::Paused(reason)) = ctx.halted() {
+        return GraphEnd {
+            status: RunStatus::Paused,
+            outputs: BTreeMap::new(),
+            error: Some(pause_message(&reason)),
+        };
+    }
+    if states.values().any(|s| *s == State::Paused) {
+        return GraphEnd {
+            status: RunStatus::Paused,
+            outputs: BTreeMap::new(),
+            error: None,
+        };
+    }
+    if ctx.cancel.is_cancelled() {
+        return GraphEnd {
+            status: RunStatus::Cancelled,
+            outputs: BTreeMap::new(),
+            error: Some("cancelled".into()),
+        };
+    }
+    let failed: Vec<&str> = wf
+        .steps
+        .iter()
+        .filter(|s| {
+            !s.continue_on_error
+                && matches!(states.get(&s.id), Some(State::Done(Settled::Failed { .. })))
+        })
+        .map(|s| s.id.as_str())
+        .collect();
+    if let Some(Halt::Limit(why)) = ctx.halted() {
+        return GraphEnd {
+            status: RunStatus::Failed,
+            outputs: BTreeMap::new(),
+            error: Some(why),
+        };
+    }
+    if !failed.is_empty() {
+        let first = failed[0];
+        let why = match states.get(first) {
+            Some(State::Done(Settled::Failed { error })) => error.clone(),
+            _ => String::new(),
+        };
+        return GraphEnd {
+            status: RunStatus::Failed,
+            outputs: BTreeMap::new(),
+            error: Some(format!("step `{first}` failed: {why}")),
+        };
+    }
+    let eval = EvalContext {
+        inputs: inputs.clone(),
+        steps: views.clone(),
+        whisper: ctx.whisper_snapshot(),
+        item,
+        run: ctx.run_vars.clone(),
+        needs_failed: false,
+        needs_cancelled: false,
+    };
+    let mut outputs = BTreeMap::new();
+    for (name, template) in &wf.outputs {
+        match template.eval(&eval) {
+            Ok(v) => {
+                outputs.insert(name.clone(), v);
+            }
+            Err(e) => {
+                return GraphEnd {
+                    status: RunStatus::Failed,
+                    outputs,
+                    error: Some(format!("workflow output `{name}`: {e}")),
+                };
+            }
+        }
+    }
+    GraphEnd {
+        status: RunStatus::Succeeded,
+        outputs,
+        error: None,
+    }
+}
+
+fn pause_message(reason: &PauseReason) -> String {
+    match reason {
+        PauseReason::Divergence {
+            step,
+            key,
+            recorded,
+            computed,
+        } => format!(
+            "divergence at step `{step}` ({key}): the journal recorded {recorded} but this run computed {computed}; \
+             the run is paused rather than reuse a result that does not belong to it"
+        ),
+        PauseReason::InFlight { step, attempt } => format!(
+            "step `{step}` (attempt {attempt}) was running when lev stopped and is not idempotent; \
+             resume with --in-flight rerun|skip|done"
+        ),
+        PauseReason::Requested => "paused on request".to_string(),
+    }
+}
+
+/// The message a paused run reports.
+pub fn describe_pause(reason: &PauseReason) -> String {
+    pause_message(reason)
+}
+
+fn view_of(settled: &Settled, continue_on_error: bool) -> StepView {
+    match settled {
+        Settled::Succeeded { outputs } => StepView {
+            succeeded: true,
+            outputs: outputs.clone(),
+        },
+        // A failure that may continue still counts as success downstream.
+        Settled::Failed { .. } => StepView {
+            succeeded: continue_on_error,
+            outputs: BTreeMap::new(),
+        },
+        Settled::Skipped | Settled::Cancelled => StepView::default(),
+    }
+}
+
+fn eval_context(
+    ctx: &RunCtx,
+    inputs: &BTreeMap<String, Value>,
+    views: &BTreeMap<String, StepView>,
+    step: &crate::spec::Step,
+    states: &BTreeMap<String, State>,
+    item: Option<Value>,
+) -> EvalContext {
+    let needs_failed = step
+        .needs
+        .iter()
+        .any(|n| views.get(n).map(|v| !v.succeeded).unwrap_or(true));
+    let needs_cancelled = step
+        .needs
+        .iter()
+        .any(|n| matches!(states.get(n), Some(State::Done(Settled::Cancelled))));
+    EvalContext {
+        inputs: inputs.clone(),
+        steps: views.clone(),
+        whisper: ctx.whisper_snapshot(),
+        item,
+        run: ctx.run_vars.clone(),
+        needs_failed,
+        needs_cancelled,
+    }
+}
+
+fn condition_holds(step: &crate::spec::Step, eval: &EvalContext) -> Result<bool, String> {
+    match &step.condition {
+        None => Ok(!eval.needs_failed && !eval.needs_cancelled),
+        Some(t) => match t.eval(eval) {
+            Ok(v) => Ok(truthy(&v)),
+            Err(e) => Err(e.to_string()),
+        },
+    }
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().map(|f| f != 0.0).unwrap_or(true),
+        Value::String(s) => !s.is_empty() && s != "false",
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(_) => true,
+    }
+}
+
+/// Runs a `workflow` step's child graph.
+pub async fn run_child(
+    ctx: Arc<RunCtx>,
+    key: &StepKey,
+    child: &Workflow,
+    inputs: BTreeMap<String, Value>,
+) -> GraphEnd {
+    run_graph(
+        ctx,
+        Arc::new(child.clone()),
+        format!("{key}/"),
+        inputs,
+        None,
+    )
+    .await
+}

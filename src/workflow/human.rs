@@ -1,0 +1,295 @@
+//! Human gates: questions (up front, `question` steps, an agent's
+//! `ask_user`) and approvals. The question is journaled before anyone sees
+//! it; the answer is journaled (by the op dispatcher) before the waiting
+//! step gets it, so it is never lost and never asked twice.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
+
+use super::context::{Answer, Decision, RunCtx};
+use super::step::{AttemptCtx, StepError, humantime};
+use crate::protocol::{AnswerSource, ChoiceRecord, Event, StepKey};
+use crate::spec::{Choice, OnTimeout, StepKind, ToUser, Workflow};
+
+/// A question to put to the user.
+pub struct Ask {
+    pub id: String,
+    pub step: Option<StepKey>,
+    pub header: Option<String>,
+    pub ask: String,
+    pub options: Vec<Choice>,
+    pub default: Option<String>,
+    pub timeout: Duration,
+}
+
+/// Answers the workflow's up-front questions before any step runs.
+pub async fn ask_up_front(ctx: &RunCtx, wf: &Workflow) -> Result<(), String> {
+    let mut waiting = Vec::new();
+    for q in &wf.whisper.questions {
+        if ctx.history.answers.contains_key(&q.id) {
+            continue;
+        }
+        let ask = Ask {
+            id: q.id.clone(),
+            step: None,
+            header: q.header.clone(),
+            ask: q.ask.clone(),
+            options: q.options.clone(),
+            default: q.default.clone(),
+            timeout: wf.whisper.answer_timeout,
+        };
+        match wf.whisper.to_user {
+            ToUser::Ask => waiting.push(ask),
+            ToUser::Defaults | ToUser::Never => {
+                let Some(default) = &q.default else {
+                    return Err(format!(
+                        "question `{}` has no default, and whisper.to_user is not `ask`",
+                        q.id
+                    ));
+                };
+                record_answer(ctx, &q.id, default, AnswerSource::Default).await?;
+                set_whisper(ctx, &q.id, default);
+            }
+        }
+    }
+    // Ask them all at once; the user answers in any order.
+    let answers = futures::future::join_all(waiting.iter().map(|a| ask(ctx, a))).await;
+    for (a, answer) in waiting.iter().zip(answers) {
+        let answer = answer?;
+        set_whisper(ctx, &a.id, &answer.text);
+    }
+    Ok(())
+}
+
+fn set_whisper(ctx: &RunCtx, id: &str, answer: &str) {
+    if let Ok(mut w) = ctx.whisper.lock() {
+        w.insert(id.to_string(), Value::String(answer.to_string()));
+    }
+}
+
+async fn record_answer(
+    ctx: &RunCtx,
+    id: &str,
+    answer: &str,
+    source: AnswerSource,
+) -> Result<(), String> {
+    let event = Event::QuestionAnswered {
+        id: id.to_string(),
+        answer: answer.to_string(),
+        source,
+        at: ctx.now(),
+    };
+    ctx.rec
+        .record(event)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("journal: {e}"))
+}
+
+/// Puts one question to the user and waits for the journaled answer.
+pub async fn ask(ctx: &RunCtx, q: &Ask) -> Result<Answer, String> {
+    if let Some((text, _)) = ctx.history.answers.get(&q.id) {
+        return Ok(Answer { text: text.clone() });
+    }
+    let (tx, rx) = oneshot::channel();
+    if let Ok(mut w) = ctx.waiters.lock() {
+        w.questions.insert(q.id.clone(), tx);
+    }
+    if let Some(recorded) = ctx.history.asked.get(&q.id) {
+        ctx.rec.announce_pending(recorded.clone());
+    } else {
+        if !ctx.count_question() {
+            take_question_waiter(ctx, &q.id);
+            let guard = Event::GuardTripped {
+                guard: "max_questions".into(),
+                limit: ctx.limits.max_questions.to_string(),
+                observed: (ctx.limits.max_questions + 1).to_string(),
+                step: q.step.clone(),
+                at: ctx.now(),
+            };
+            let _ = ctx.rec.record(guard).await;
+            return match &q.default {
+                Some(d) => {
+                    record_answer(ctx, &q.id, d, AnswerSource::Default).await?;
+                    Ok(Answer { text: d.clone() })
+                }
+                None => Err(format!(
+                    "limit max_questions ({}) reached and question `{}` has no default",
+                    ctx.limits.max_questions, q.id
+                )),
+            };
+        }
+        let event = Event::QuestionAsked {
+            id: q.id.clone(),
+            step: q.step.clone(),
+            header: q.header.clone(),
+            ask: q.ask.clone(),
+            options: q
+                .options
+                .iter()
+                .map(|c| ChoiceRecord {
+                    value: c.value.clone(),
+                    label: c.label.clone(),
+                })
+                .collect(),
+            default: q.default.clone(),
+            at: ctx.now(),
+        };
+        if let Err(e) = ctx.rec.record(event).await {
+            take_question_waiter(ctx, &q.id);
+            return Err(format!("journal: {e}"));
+        }
+    }
+    let mut rx = rx;
+    tokio::select! {
+        answer = &mut rx => answer.map_err(|_| "the run stopped before the question was answered".to_string()),
+        _ = ctx.cancel.cancelled() => {
+            take_question_waiter(ctx, &q.id);
+            Err("cancelled".into())
+        }
+        _ = tokio::time::sleep(q.timeout) => {
+            if !take_question_waiter(ctx, &q.id) {
+                // The dispatcher took the waiter: an answer is being journaled.
+                return rx.await.map_err(|_| "the run stopped before the question was answered".to_string());
+            }
+            match &q.default {
+                Some(d) => {
+                    record_answer(ctx, &q.id, d, AnswerSource::Timeout).await?;
+                    Ok(Answer { text: d.clone() })
+                }
+                None => Err(format!("question `{}` was not answered within {} and has no default", q.id, humantime(q.timeout))),
+            }
+        }
+    }
+}
+
+/// Removes a waiter; false when the dispatcher already took it.
+fn take_question_waiter(ctx: &RunCtx, id: &str) -> bool {
+    ctx.waiters
+        .lock()
+        .map(|mut w| w.questions.remove(id).is_some())
+        .unwrap_or(false)
+}
+
+/// A `question` step.
+pub async fn question(
+    actx: &AttemptCtx,
+    ask_text: &str,
+    header: Option<String>,
+    options: &[Choice],
+    default: Option<String>,
+) -> Result<Map<String, Value>, StepError> {
+    let q = Ask {
+        id: actx.key.to_string(),
+        step: Some(actx.key.clone()),
+        header,
+        ask: ask_text.to_string(),
+        options: options.to_vec(),
+        default,
+        timeout: actx.step.timeout.unwrap_or(actx.ctx.answer_timeout),
+    };
+    let answer = ask(&actx.ctx, &q).await.map_err(|e| {
+        if actx.ctx.cancel.is_cancelled() {
+            StepError::Cancelled
+        } else {
+            StepError::Fatal(e)
+        }
+    })?;
+    let mut raw = Map::new();
+    raw.insert("answer".into(), Value::String(answer.text));
+    Ok(raw)
+}
+
+/// An `approval` step.
+pub async fn approval(actx: &AttemptCtx, message: &str) -> Result<Map<String, Value>, StepError> {
+    let ctx = &actx.ctx;
+    let key = &actx.key;
+    let decision = match ctx.history.approvals.get(key) {
+        Some((approved, comment)) => Decision {
+            approved: *approved,
+            comment: comment.clone(),
+        },
+        None => wait_decision(actx, message).await?,
+    };
+    if !decision.approved {
+        let why = if decision.comment.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", decision.comment)
+        };
+        return Err(StepError::Fatal(format!("not approved{why}")));
+    }
+    let mut raw = Map::new();
+    raw.insert("approved".into(), Value::Bool(true));
+    raw.insert("comment".into(), Value::String(decision.comment));
+    Ok(raw)
+}
+
+async fn wait_decision(actx: &AttemptCtx, message: &str) -> Result<Decision, StepError> {
+    let ctx = &actx.ctx;
+    let key = &actx.key;
+    let (tx, rx) = oneshot::channel();
+    if let Ok(mut w) = ctx.waiters.lock() {
+        w.approvals.insert(key.clone(), tx);
+    }
+    if let Some(recorded) = ctx.history.approvals_requested.get(key) {
+        ctx.rec.announce_pending(recorded.clone());
+    } else {
+        let event = Event::ApprovalRequested {
+            step: key.clone(),
+            message: message.to_string(),
+            at: ctx.now(),
+        };
+        ctx.rec
+            .record(event)
+            .await
+            .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+    }
+    let on_timeout = match &actx.step.kind {
+        StepKind::Approval { on_timeout, .. } => *on_timeout,
+        _ => OnTimeout::Fail,
+    };
+    let timeout = actx
+        .step
+        .timeout
+        .unwrap_or(Duration::from_secs(365 * 24 * 3600));
+    let mut rx = rx;
+    tokio::select! {
+        d = &mut rx => d.map_err(|_| StepError::Fatal("the run stopped before the approval was decided".into())),
+        _ = ctx.cancel.cancelled() => {
+            take_approval_waiter(ctx, key);
+            Err(StepError::Cancelled)
+        }
+        _ = tokio::time::sleep(timeout) => {
+            if !take_approval_waiter(ctx, key) {
+                return rx.await.map_err(|_| StepError::Fatal("the run stopped before the approval was decided".into()));
+            }
+            let after = humantime(timeout);
+            match on_timeout {
+                OnTimeout::Fail => Err(StepError::Fatal(format!("approval not given within {after}"))),
+                OnTimeout::Skip => Err(StepError::Skipped(format!("approval not given within {after} (on_timeout: skip)"))),
+                OnTimeout::Approve => {
+                    let comment = format!("approved by on_timeout after {after}");
+                    let event = Event::ApprovalDecided {
+                        step: key.clone(),
+                        approved: true,
+                        comment: comment.clone(),
+                        source: AnswerSource::Timeout,
+                        at: ctx.now(),
+                    };
+                    ctx.rec.record(event).await.map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+                    Ok(Decision { approved: true, comment })
+                }
+            }
+        }
+    }
+}
+
+fn take_approval_waiter(ctx: &RunCtx, key: &StepKey) -> bool {
+    ctx.waiters
+        .lock()
+        .map(|mut w| w.approvals.remove(key).is_some())
+        .unwrap_or(false)
+}

@@ -1,0 +1,146 @@
+//! Shell steps: run the command, keep the whole streams as blobs and their
+//! tails in the event, fail on a non-zero exit.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::step::{AttemptCtx, StepError, humantime};
+use crate::commands::{self, ShellCommand};
+use crate::protocol::{Delta, Event};
+
+/// Output kept inline in events and step outputs; the rest is in the blob.
+pub const TAIL_BYTES: usize = 16 * 1024;
+
+pub async fn run(
+    actx: &AttemptCtx,
+    script: &str,
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+) -> Result<Map<String, Value>, StepError> {
+    let ctx = &actx.ctx;
+    let cmd = ShellCommand {
+        script: script.to_string(),
+        cwd: cwd.to_path_buf(),
+        env: env.clone(),
+        timeout: actx.step.timeout,
+        idempotency_key: actx.idempotency_key.clone(),
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<(bool, String)>();
+    let rec = ctx.rec.clone();
+    let key = actx.key.clone();
+    let forward = tokio::spawn(async move {
+        while let Some((stderr, text)) = rx.recv().await {
+            rec.delta(Delta::ShellOutput {
+                step: key.clone(),
+                stderr,
+                text,
+            });
+        }
+    });
+    let result = commands::run_shell(&cmd, ctx.cancel.child_token(), Some(tx)).await;
+    forward.abort();
+    let result = result.map_err(|e| StepError::Fatal(e.to_string()))?;
+    if result.cancelled {
+        return Err(StepError::Cancelled);
+    }
+    let journal = ctx.rec.journal();
+    let stdout_blob = store(journal, &result.stdout).await?;
+    let stderr_blob = store(journal, &result.stderr).await?;
+    let stdout_tail = tail(&result.stdout);
+    let stderr_tail = tail(&result.stderr);
+    let event = Event::ShellFinished {
+        step: actx.key.clone(),
+        attempt: actx.attempt,
+        exit_code: result.exit_code,
+        timed_out: result.timed_out,
+        stdout_tail: stdout_tail.clone(),
+        stderr_tail: stderr_tail.clone(),
+        stdout_blob,
+        stderr_blob,
+        duration_ms: result.duration.as_millis() as u64,
+        at: ctx.now(),
+    };
+    ctx.rec
+        .record(event)
+        .await
+        .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+    if result.timed_out {
+        let t = actx.step.timeout.unwrap_or(Duration::ZERO);
+        return Err(StepError::Timeout(format!(
+            "`{}` timed out after {}",
+            one_line(script),
+            humantime(t)
+        )));
+    }
+    match result.exit_code {
+        Some(0) => {
+            let mut raw = Map::new();
+            raw.insert(
+                "stdout".into(),
+                Value::String(stdout_tail.trim().to_string()),
+            );
+            raw.insert(
+                "stderr".into(),
+                Value::String(stderr_tail.trim().to_string()),
+            );
+            raw.insert("exit_code".into(), Value::from(0));
+            Ok(raw)
+        }
+        code => {
+            let last = stderr_tail.trim().lines().last().unwrap_or("").to_string();
+            let code = code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "none (killed by a signal)".into());
+            let mut msg = format!("`{}` exited with code {code}", one_line(script));
+            if !last.is_empty() {
+                msg.push_str(&format!(": {last}"));
+            }
+            Err(StepError::Failed(msg))
+        }
+    }
+}
+
+async fn store(
+    journal: &crate::journal::Journal,
+    bytes: &[u8],
+) -> Result<Option<String>, StepError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    journal
+        .put_blob(bytes.to_vec())
+        .await
+        .map(Some)
+        .map_err(|e| StepError::Fatal(format!("journal: {e}")))
+}
+
+/// The last `TAIL_BYTES` of a stream as text, cut at a line start when possible.
+pub fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.len() <= TAIL_BYTES {
+        return text.into_owned();
+    }
+    let mut start = text.len() - TAIL_BYTES;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let cut = &text[start..];
+    let cut = cut.find('\n').map(|i| &cut[i + 1..]).unwrap_or(cut);
+    format!(
+        "[… {} earlier bytes in the blob]\n{cut}",
+        text.len() - cut.len()
+    )
+}
+
+fn one_line(s: &str) -> String {
+    let first = s.lines().next().unwrap_or("");
+    let mut out: String = first.chars().take(80).collect();
+    if s.lines().count() > 1 || first.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}

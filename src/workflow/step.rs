@@ -1,0 +1,598 @@
+//! One step's durable life: render, fingerprint, record the intent, run the
+//! attempt under its timeout, retry by policy, record the outcome. On
+//! resume, a recorded outcome is returned as is; an in-flight attempt is
+//! re-run when idempotent, otherwise the run pauses for a decision.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::context::{Halt, RunCtx};
+use super::executor;
+use super::history::Settled;
+use super::{agent, human, shell};
+use crate::protocol::{Attempt, Event, InFlightDecision, PauseReason, RunStatus, StepKey, Usage};
+use crate::spec::expr::EvalContext;
+use crate::spec::{Choice, RetryOn, Step, StepKind};
+
+/// How a step task ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepEnd {
+    Settled(Settled),
+    Paused(PauseReason),
+}
+
+/// Why an attempt did not succeed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepError {
+    Failed(String),
+    Timeout(String),
+    /// Not worth retrying (bad template, refused approval, missing provider).
+    Fatal(String),
+    Cancelled,
+    Paused(PauseReason),
+    /// A run-wide limit fired (the message names it).
+    Limit(String),
+    /// The step ends skipped (e.g. an approval's `on_timeout: skip`).
+    Skipped(String),
+}
+
+/// A step with its templates evaluated: exactly what the attempt will do.
+#[derive(Debug, Clone)]
+pub enum Rendered {
+    Agent {
+        mode: String,
+        prompt: String,
+        model: Option<String>,
+    },
+    Shell {
+        script: String,
+        env: BTreeMap<String, String>,
+        cwd: PathBuf,
+    },
+    Approval {
+        message: String,
+    },
+    Question {
+        ask: String,
+        header: Option<String>,
+        options: Vec<Choice>,
+        default: Option<String>,
+    },
+    Workflow {
+        inputs: BTreeMap<String, Value>,
+    },
+    Pty,
+}
+
+/// Identity of one attempt, passed to the kind runners.
+pub struct AttemptCtx {
+    pub ctx: Arc<RunCtx>,
+    pub key: StepKey,
+    pub attempt: Attempt,
+    pub step: Step,
+    /// `<run>:<seq of the intent>:<attempt>`.
+    pub idempotency_key: String,
+    pub usage: Arc<Mutex<Usage>>,
+}
+
+impl AttemptCtx {
+    pub fn add_usage(&self, u: &Usage) {
+        if let Ok(mut mine) = self.usage.lock() {
+            mine.add(u);
+        }
+    }
+}
+
+/// Records a failure for a step that never got to an attempt (e.g. its `if:`
+/// could not be evaluated).
+pub async fn fail_without_attempt(ctx: &RunCtx, key: &StepKey, error: String) -> Settled {
+    let event = Event::StepFailed {
+        step: key.clone(),
+        attempt: Attempt(0),
+        error: error.clone(),
+        retry_in_ms: None,
+        usage: Usage::default(),
+        at: ctx.now(),
+    };
+    let _ = ctx.rec.record(event).await;
+    Settled::Failed { error }
+}
+
+pub async fn run_step(ctx: Arc<RunCtx>, key: StepKey, step: Step, eval: EvalContext) -> StepEnd {
+    let rendered = match render(&ctx, &step, &eval) {
+        Ok(r) => r,
+        Err(e) => return StepEnd::Settled(fail_without_attempt(&ctx, &key, e).await),
+    };
+    let fingerprint = fingerprint(&step, &rendered);
+    let idempotent =
+        step.idempotent || !matches!(step.kind, StepKind::Shell { .. } | StepKind::Pty { .. });
+
+    // Where the journal left this step.
+    let mut attempt = Attempt(1);
+    let mut resumed_seq = None;
+    if let Some(rec) = ctx.history.steps.get(&key) {
+        if rec.settled.is_none() && rec.attempt.0 > 0 {
+            if rec.fingerprint != fingerprint {
+                return StepEnd::Paused(PauseReason::Divergence {
+                    step: key.clone(),
+                    key: format!("{key} attempt {}", rec.attempt),
+                    recorded: format!("step fingerprint {}", short(&rec.fingerprint)),
+                    computed: format!("step fingerprint {}", short(&fingerprint)),
+                });
+            }
+            if idempotent {
+                attempt = rec.attempt;
+                resumed_seq = Some(rec.started_seq);
+            } else {
+                let decision = match (rec.decision, ctx.deps.options.in_flight) {
+                    (Some(d), _) => d,
+                    (None, Some(d)) => {
+                        let event = Event::InFlightResolved {
+                            step: key.clone(),
+                            decision: d,
+                            at: ctx.now(),
+                        };
+                        if ctx.rec.record(event).await.is_err() {
+                            return StepEnd::Paused(PauseReason::InFlight {
+                                step: key,
+                                attempt: rec.attempt,
+                            });
+                        }
+                        d
+                    }
+                    (None, None) => {
+                        return StepEnd::Paused(PauseReason::InFlight {
+                            step: key,
+                            attempt: rec.attempt,
+                        });
+                    }
+                };
+                match decision {
+                    InFlightDecision::Skip => {
+                        let reason =
+                            "was in flight at a crash; skipped by the user's decision".to_string();
+                        let _ = ctx
+                            .rec
+                            .record(Event::StepSkipped {
+                                step: key,
+                                reason,
+                                at: ctx.now(),
+                            })
+                            .await;
+                        return StepEnd::Settled(Settled::Skipped);
+                    }
+                    InFlightDecision::MarkDone => {
+                        let outputs = marked_done_outputs(&step);
+                        let event = Event::StepSucceeded {
+                            step: key,
+                            attempt: rec.attempt,
+                            outputs: outputs.clone(),
+                            usage: Usage::default(),
+                            at: ctx.now(),
+                        };
+                        let _ = ctx.rec.record(event).await;
+                        return StepEnd::Settled(Settled::Succeeded { outputs });
+                    }
+                    InFlightDecision::Rerun => attempt = Attempt(rec.attempt.0 + 1),
+                }
+            }
+        } else if rec.retry_in_ms.is_some() {
+            attempt = Attempt(rec.attempt.0 + 1);
+            let due = rec.failed_at_ms + rec.retry_in_ms.unwrap_or(0);
+            let wait = due.saturating_sub(ctx.now().0);
+            if !sleep_or_cancel(&ctx, Duration::from_millis(wait)).await {
+                return cancelled(&ctx, &key).await;
+            }
+        }
+    }
+
+    // Agent and shell steps take a slot; humans and child graphs do not.
+    let _permit = match step.kind {
+        StepKind::Agent { .. } | StepKind::Shell { .. } => ctx.slots.acquire().await.ok(),
+        _ => None,
+    };
+
+    loop {
+        let seq = match resumed_seq.take() {
+            Some(seq) => seq,
+            None => {
+                let (kind, mode) = match &rendered {
+                    Rendered::Agent { mode, .. } => ("agent", Some(mode.clone())),
+                    _ => (step.kind.name(), None),
+                };
+                let event = Event::StepStarted {
+                    step: key.clone(),
+                    attempt,
+                    fingerprint: fingerprint.clone(),
+                    kind: kind.to_string(),
+                    mode,
+                    idempotent,
+                    at: ctx.now(),
+                };
+                match ctx.rec.record(event).await {
+                    Ok(seq) => seq.0,
+                    Err(e) => {
+                        return StepEnd::Settled(Settled::Failed {
+                            error: format!("journal: {e}"),
+                        });
+                    }
+                }
+            }
+        };
+        let actx = AttemptCtx {
+            ctx: ctx.clone(),
+            key: key.clone(),
+            attempt,
+            step: step.clone(),
+            idempotency_key: format!("{}:{seq}:{}", ctx.rec.run(), attempt.0),
+            usage: Arc::new(Mutex::new(Usage::default())),
+        };
+        let result = run_attempt(&actx, &rendered).await;
+        let usage = actx.usage.lock().map(|u| *u).unwrap_or_default();
+        let error = match result {
+            Ok(raw) => match extract_outputs(&step, raw) {
+                Ok(outputs) => {
+                    let event = Event::StepSucceeded {
+                        step: key.clone(),
+                        attempt,
+                        outputs: outputs.clone(),
+                        usage,
+                        at: ctx.now(),
+                    };
+                    if let Err(e) = ctx.rec.record(event).await {
+                        return StepEnd::Settled(Settled::Failed {
+                            error: format!("journal: {e}"),
+                        });
+                    }
+                    return StepEnd::Settled(Settled::Succeeded { outputs });
+                }
+                Err(e) => StepError::Fatal(e),
+            },
+            Err(e) => e,
+        };
+        let (message, retry_on) = match error {
+            StepError::Paused(reason) => return StepEnd::Paused(reason),
+            StepError::Cancelled => return cancelled(&ctx, &key).await,
+            StepError::Skipped(reason) => {
+                let _ = ctx
+                    .rec
+                    .record(Event::StepSkipped {
+                        step: key,
+                        reason,
+                        at: ctx.now(),
+                    })
+                    .await;
+                return StepEnd::Settled(Settled::Skipped);
+            }
+            StepError::Limit(message) => {
+                ctx.set_halt(Halt::Limit(message.clone()));
+                (message, None)
+            }
+            StepError::Fatal(message) => (message, None),
+            StepError::Failed(message) => (message, Some(RetryOn::Error)),
+            StepError::Timeout(message) => (message, Some(RetryOn::Timeout)),
+        };
+        let retry = retry_on.is_some_and(|on| step.retry.on.contains(&on))
+            && attempt.0 < step.retry.max_attempts
+            && !ctx.cancel.is_cancelled()
+            && ctx.halted().is_none();
+        let delay = retry.then(|| step.retry.delay_before(attempt.0 + 1));
+        let event = Event::StepFailed {
+            step: key.clone(),
+            attempt,
+            error: message.clone(),
+            retry_in_ms: delay.map(|d| d.as_millis() as u64),
+            usage,
+            at: ctx.now(),
+        };
+        if let Err(e) = ctx.rec.record(event).await {
+            return StepEnd::Settled(Settled::Failed {
+                error: format!("{message}; journal: {e}"),
+            });
+        }
+        match delay {
+            Some(d) => {
+                if !sleep_or_cancel(&ctx, d).await {
+                    return cancelled(&ctx, &key).await;
+                }
+                attempt = Attempt(attempt.0 + 1);
+            }
+            None => return StepEnd::Settled(Settled::Failed { error: message }),
+        }
+    }
+}
+
+async fn run_attempt(
+    actx: &AttemptCtx,
+    rendered: &Rendered,
+) -> Result<Map<String, Value>, StepError> {
+    let ctx = &actx.ctx;
+    let work = async {
+        match rendered {
+            Rendered::Agent { mode, prompt, model } => agent::run(actx, mode, prompt, model.as_deref()).await,
+            Rendered::Shell { script, env, cwd } => shell::run(actx, script, env, cwd).await,
+            Rendered::Approval { message } => human::approval(actx, message).await,
+            Rendered::Question { ask, header, options, default } => {
+                human::question(actx, ask, header.clone(), options, default.clone()).await
+            }
+            Rendered::Workflow { inputs } => child(actx, inputs.clone()).await,
+            Rendered::Pty => Err(StepError::Fatal(
+                "`pty` steps run external CLIs in a terminal pane, which needs the TUI; this build runs them nowhere yet"
+                    .into(),
+            )),
+        }
+    };
+    // Human gates carry their own timeout policy (`on_timeout`).
+    let timeout = match actx.step.kind {
+        StepKind::Approval { .. } | StepKind::Question { .. } | StepKind::Workflow { .. } => None,
+        _ => actx.step.timeout,
+    };
+    tokio::select! {
+        _ = ctx.cancel.cancelled() => Err(StepError::Cancelled),
+        r = async {
+            match timeout {
+                Some(t) => match tokio::time::timeout(t, work).await {
+                    Ok(r) => r,
+                    Err(_) => Err(StepError::Timeout(format!("timed out after {}", humantime(t)))),
+                },
+                None => work.await,
+            }
+        } => r,
+    }
+}
+
+async fn child(
+    actx: &AttemptCtx,
+    inputs: BTreeMap<String, Value>,
+) -> Result<Map<String, Value>, StepError> {
+    let StepKind::Workflow { child, .. } = &actx.step.kind else {
+        return Err(StepError::Fatal("not a workflow step".into()));
+    };
+    let end = executor::run_child(actx.ctx.clone(), &actx.key, child, inputs).await;
+    match end.status {
+        RunStatus::Succeeded => {
+            let mut raw = Map::new();
+            raw.insert(
+                "outputs".into(),
+                Value::Object(end.outputs.clone().into_iter().collect()),
+            );
+            for (k, v) in end.outputs {
+                raw.insert(k, v);
+            }
+            Ok(raw)
+        }
+        RunStatus::Cancelled => Err(StepError::Cancelled),
+        RunStatus::Paused => match actx.ctx.halted() {
+            Some(Halt::Paused(r)) => Err(StepError::Paused(r)),
+            _ => Err(StepError::Paused(PauseReason::Requested)),
+        },
+        _ => Err(StepError::Fatal(
+            end.error.unwrap_or_else(|| "child workflow failed".into()),
+        )),
+    }
+}
+
+async fn cancelled(ctx: &RunCtx, key: &StepKey) -> StepEnd {
+    let _ = ctx
+        .rec
+        .record(Event::StepCancelled {
+            step: key.clone(),
+            at: ctx.now(),
+        })
+        .await;
+    StepEnd::Settled(Settled::Cancelled)
+}
+
+/// Sleeps unless the run is cancelled first; false when cancelled.
+async fn sleep_or_cancel(ctx: &RunCtx, d: Duration) -> bool {
+    tokio::select! {
+        _ = ctx.cancel.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}
+
+fn render(ctx: &RunCtx, step: &Step, eval: &EvalContext) -> Result<Rendered, String> {
+    let r = |t: &crate::spec::expr::Template, field: &str| {
+        t.render(eval)
+            .map_err(|e| format!("cannot render `{field}`: {e}"))
+    };
+    Ok(match &step.kind {
+        StepKind::Agent {
+            mode,
+            prompt,
+            model,
+            ..
+        } => {
+            let mut prompt = r(prompt, "prompt")?;
+            if !step.hints.is_empty() {
+                prompt.push_str("\n\nBefore you finish, also consider:\n");
+                for h in &step.hints {
+                    prompt.push_str(&format!("- {h}\n"));
+                }
+            }
+            Rendered::Agent {
+                mode: mode.clone(),
+                prompt,
+                model: model.clone(),
+            }
+        }
+        StepKind::Shell { run, env, cwd } => {
+            let script = r(run, "run")?;
+            let mut vars = BTreeMap::new();
+            for (k, t) in env {
+                vars.insert(k.clone(), r(t, &format!("env.{k}"))?);
+            }
+            let root = &ctx.deps.workspace;
+            let cwd = match cwd {
+                Some(t) => {
+                    let c = PathBuf::from(r(t, "cwd")?);
+                    if c.is_absolute() { c } else { root.join(c) }
+                }
+                None => root.clone(),
+            };
+            Rendered::Shell {
+                script,
+                env: vars,
+                cwd,
+            }
+        }
+        StepKind::Approval { message, .. } => Rendered::Approval {
+            message: r(message, "message")?,
+        },
+        StepKind::Question {
+            ask,
+            header,
+            options,
+            default,
+        } => Rendered::Question {
+            ask: r(ask, "ask")?,
+            header: header.clone(),
+            options: options.clone(),
+            default: default.clone(),
+        },
+        StepKind::Workflow { with, .. } => {
+            let mut inputs = BTreeMap::new();
+            for (k, t) in with {
+                inputs.insert(
+                    k.clone(),
+                    t.eval(eval)
+                        .map_err(|e| format!("cannot render `with.{k}`: {e}"))?,
+                );
+            }
+            Rendered::Workflow { inputs }
+        }
+        StepKind::Pty { .. } => Rendered::Pty,
+    })
+}
+
+/// Hash of what an attempt will do; compared on resume.
+fn fingerprint(step: &Step, rendered: &Rendered) -> String {
+    let value = match rendered {
+        Rendered::Agent {
+            mode,
+            prompt,
+            model,
+        } => serde_json::json!(["agent", mode, prompt, model]),
+        Rendered::Shell { script, env, cwd } => serde_json::json!(["shell", script, env, cwd]),
+        Rendered::Approval { message } => serde_json::json!(["approval", message]),
+        Rendered::Question {
+            ask,
+            options,
+            default,
+            ..
+        } => {
+            let opts: Vec<&str> = options.iter().map(|o| o.value.as_str()).collect();
+            serde_json::json!(["question", ask, opts, default])
+        }
+        Rendered::Workflow { inputs } => serde_json::json!(["workflow", step.id, inputs]),
+        Rendered::Pty => serde_json::json!(["pty", step.id]),
+    };
+    blake3::hash(value.to_string().as_bytes())
+        .to_hex()
+        .to_string()
+}
+
+fn short(h: &str) -> &str {
+    h.get(..12).unwrap_or(h)
+}
+
+fn marked_done_outputs(step: &Step) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    if let StepKind::Shell { .. } = step.kind {
+        out.insert("stdout".into(), Value::String(String::new()));
+        out.insert("stderr".into(), Value::String(String::new()));
+        out.insert("exit_code".into(), Value::from(0));
+    }
+    out.insert("marked_done".into(), Value::Bool(true));
+    out
+}
+
+/// The step's outputs: everything the kind produced, plus each declared
+/// output taken from its `from:` path (or its default).
+fn extract_outputs(
+    step: &Step,
+    raw: Map<String, Value>,
+) -> Result<BTreeMap<String, Value>, String> {
+    let root = Value::Object(raw);
+    let mut out: BTreeMap<String, Value> = match &root {
+        Value::Object(m) => m.clone().into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    for (name, spec) in &step.outputs {
+        match lookup(&root, &spec.from) {
+            Some(v) => {
+                out.insert(name.clone(), v.clone());
+            }
+            None => match &spec.default {
+                Some(d) => {
+                    out.insert(name.clone(), d.clone());
+                }
+                None => {
+                    return Err(format!(
+                        "output `{name}`: `{}` is not in the step's result (it has: {})",
+                        spec.from,
+                        describe_keys(&root)
+                    ));
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
+fn describe_keys(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut parts = Vec::new();
+            for (k, v) in m {
+                match v {
+                    Value::Object(inner) if k == "json" => {
+                        for ik in inner.keys() {
+                            parts.push(format!("json.{ik}"));
+                        }
+                    }
+                    _ => parts.push(k.clone()),
+                }
+            }
+            parts.join(", ")
+        }
+        _ => String::new(),
+    }
+}
+
+fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = root;
+    for part in path.split('.') {
+        cur = match cur {
+            Value::Object(m) => m.get(part)?,
+            Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// `1h2m`, `30s`, `250ms`.
+pub fn humantime(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
