@@ -64,14 +64,16 @@ pub(crate) async fn run(env: &ToolEnv, args: ShellArgs) -> ToolOutput {
         (None, false) => "killed by a signal".to_string(),
     };
     let mut content = status;
+    content.push('\n');
     for (name, bytes) in [("stdout", &result.stdout), ("stderr", &result.stderr)] {
         if bytes.is_empty() {
-            content.push_str(&format!("\n{name}: (empty)"));
+            content.push_str(&format!("{name}: (empty)\n"));
         } else {
-            content.push_str(&format!(
-                "\n--- {name} ---\n{}",
-                tail(bytes, SHELL_TAIL_BYTES)
-            ));
+            content.push_str(&format!("--- {name} ---\n"));
+            content.push_str(&tail(bytes, SHELL_TAIL_BYTES));
+            if !content.ends_with('\n') {
+                content.push('\n');
+            }
         }
     }
     ToolOutput {
