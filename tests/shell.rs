@@ -252,3 +252,62 @@ async fn live_chunks_match_the_captured_streams() {
     assert!(out.ends_with("line 5\ncafé"));
     assert!(err.contains("warn 3\n"));
 }
+
+#[tokio::test]
+async fn output_past_the_cap_is_cut_with_a_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = lev::commands::MAX_CAPTURE_BYTES;
+    let script = format!("head -c {} /dev/zero", cap + 1000);
+    let result = run(&command(&script, dir.path())).await;
+    assert_eq!(result.exit_code, Some(0));
+    assert!(result.stdout[..cap].iter().all(|&b| b == 0));
+    let marker = text(&result.stdout[cap..]);
+    assert!(
+        marker.contains("output truncated; 1000 more bytes"),
+        "{marker}"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_call_kills_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = command("sleep 1000 & echo $!; sleep 1000", dir.path());
+    let (tx, mut rx) = mpsc::unbounded_channel::<(bool, String)>();
+    let task = tokio::spawn(async move {
+        let _ = run_shell(&cmd, CancellationToken::new(), Some(tx)).await;
+    });
+    let mut seen = String::new();
+    while !seen.contains('\n') {
+        let (_, chunk) = rx.recv().await.expect("pid printed before the run ends");
+        seen.push_str(&chunk);
+    }
+    let pid: u32 = seen.trim().parse().unwrap();
+    task.abort();
+    let _ = task.await;
+    assert!(
+        gone_eventually(pid).await,
+        "grandchild {pid} survived the drop"
+    );
+}
+
+#[tokio::test]
+async fn a_process_that_left_the_group_cannot_hang_the_call() {
+    if std::process::Command::new("setsid")
+        .arg("true")
+        .status()
+        .is_err()
+    {
+        return; // no util-linux here; nothing to test with
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // `setsid` moves the sleep into a new session (out of our group) while
+    // it still holds the output pipes.
+    let result = run(&command("setsid sleep 1000 & echo $!", dir.path())).await;
+    assert_eq!(result.exit_code, Some(0));
+    let pids = pids_in(&result.stdout);
+    assert_eq!(pids.len(), 1);
+    // Clean up the escapee ourselves.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pids[0]).unwrap());
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    assert!(gone_eventually(pids[0]).await);
+}
