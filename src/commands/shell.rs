@@ -65,7 +65,8 @@ pub(super) async fn run(
         .spawn()
         .map_err(|e| spawn_error(e.to_string()))?;
 
-    // Until the leader is reaped, its pid is the group id and cannot be reused.
+    // The group id is the leader's pid; the kernel does not reuse it while
+    // any member of the group is alive.
     let mut guard = GroupGuard {
         pgid: child
             .id()
