@@ -4,6 +4,8 @@
 //!
 //! Must not depend on `journal`, `workflow` or any participant.
 
+mod shell;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,17 +41,28 @@ pub enum ShellError {
     Spawn { cwd: String, message: String },
 }
 
+/// How long a stopped command gets between TERM and KILL.
+pub const GRACE_PERIOD: Duration = Duration::from_secs(2);
+
+/// How long the output pipes may stay open after the main process ended
+/// (a background grandchild holding them) before the group is killed.
+pub const PIPE_DRAIN: Duration = Duration::from_secs(2);
+
+/// Bytes kept per stream; the rest is counted and replaced by a marker.
+pub const MAX_CAPTURE_BYTES: usize = 64 * 1024 * 1024;
+
 /// A chunk of live output: (is_stderr, text).
 pub type OutputSender = mpsc::UnboundedSender<(bool, String)>;
 
-/// Runs the command to completion, timeout or cancellation.
+/// Runs the command to completion, timeout or cancellation. On timeout or
+/// cancel the whole process group gets TERM, then KILL after
+/// [`GRACE_PERIOD`]; dropping the returned future kills the group too.
+/// Processes of the group still alive when the main process has ended are
+/// killed as well: a step owns everything it started.
 pub async fn run_shell(
     cmd: &ShellCommand,
-    _cancel: CancellationToken,
-    _live: Option<OutputSender>,
+    cancel: CancellationToken,
+    live: Option<OutputSender>,
 ) -> Result<ShellResult, ShellError> {
-    Err(ShellError::Spawn {
-        cwd: cmd.cwd.display().to_string(),
-        message: "not implemented".into(),
-    })
+    shell::run(cmd, cancel, live).await
 }

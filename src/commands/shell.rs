@@ -1,0 +1,320 @@
+//! Running one `sh -c` script: spawn in its own process group, capture both
+//! streams concurrently (capped), and stop the whole group with TERM, a grace
+//! period, then KILL on timeout, cancellation or when the caller drops us.
+
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    GRACE_PERIOD, MAX_CAPTURE_BYTES, OutputSender, PIPE_DRAIN, ShellCommand, ShellError,
+    ShellResult,
+};
+
+/// How the script's main process ended.
+enum Ending {
+    Exited(ExitStatus),
+    TimedOut,
+    Cancelled,
+}
+
+pub(super) async fn run(
+    cmd: &ShellCommand,
+    cancel: CancellationToken,
+    live: Option<OutputSender>,
+) -> Result<ShellResult, ShellError> {
+    let spawn_error = |message: String| ShellError::Spawn {
+        cwd: cmd.cwd.display().to_string(),
+        message,
+    };
+    // Checked up front: spawning into a missing cwd fails with ENOENT, which
+    // would read as "sh not found".
+    match std::fs::metadata(&cmd.cwd) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(spawn_error(
+                "the working directory is not a directory".into(),
+            ));
+        }
+        Err(e) => {
+            return Err(spawn_error(format!(
+                "the working directory is unusable: {e}"
+            )));
+        }
+    }
+
+    let started = Instant::now();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(&cmd.script)
+        .current_dir(&cmd.cwd)
+        .envs(&cmd.env)
+        .env("LEV_IDEMPOTENCY_KEY", &cmd.idempotency_key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        // Its own group, so TERM/KILL reach grandchildren too.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| spawn_error(e.to_string()))?;
+
+    // The group id is the leader's pid; the kernel does not reuse it while
+    // any member of the group is alive.
+    let mut guard = GroupGuard {
+        pgid: child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw),
+    };
+    // Readers stop early only when told to (a grandchild outside our group
+    // keeping a pipe open); they then return what they have.
+    let stop = CancellationToken::new();
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| spawn_reader(s, false, live.clone(), stop.clone()));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| spawn_reader(s, true, live, stop.clone()));
+
+    let ending = wait_or_stop(&mut child, cmd.timeout, &cancel, &guard).await;
+    let status = match &ending {
+        Ending::Exited(status) => Some(*status),
+        Ending::TimedOut | Ending::Cancelled => child.wait().await.ok(),
+    };
+
+    // A background grandchild may still hold the pipes open after the main
+    // process exited: give the readers a bounded time, then kill the rest of
+    // the group so the pipes close, and finally stop reading.
+    let collect = async { (join(stdout).await, join(stderr).await) };
+    tokio::pin!(collect);
+    let (stdout, stderr) = match tokio::time::timeout(PIPE_DRAIN, &mut collect).await {
+        Ok(out) => out,
+        Err(_) => {
+            guard.signal(Signal::SIGKILL);
+            match tokio::time::timeout(PIPE_DRAIN, &mut collect).await {
+                Ok(out) => out,
+                Err(_) => {
+                    stop.cancel();
+                    collect.await
+                }
+            }
+        }
+    };
+    // The step owns its group: leftovers (a TERM-ignoring grandchild whose
+    // parent exited during the grace period, a background job) end with it.
+    guard.signal(Signal::SIGKILL);
+    guard.disarm();
+
+    Ok(ShellResult {
+        exit_code: status.and_then(|s| s.code()),
+        stdout,
+        stderr,
+        timed_out: matches!(ending, Ending::TimedOut),
+        cancelled: matches!(ending, Ending::Cancelled),
+        duration: started.elapsed(),
+    })
+}
+
+/// Waits for the main process; on timeout or cancel, TERMs the group, waits
+/// up to [`GRACE_PERIOD`], then KILLs it.
+async fn wait_or_stop(
+    child: &mut Child,
+    timeout: Option<Duration>,
+    cancel: &CancellationToken,
+    guard: &GroupGuard,
+) -> Ending {
+    let deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let ending = tokio::select! {
+        status = child.wait() => match status {
+            Ok(status) => return Ending::Exited(status),
+            // Waiting itself failed; treat as a cancel so the group is stopped.
+            Err(_) => Ending::Cancelled,
+        },
+        () = deadline => Ending::TimedOut,
+        () = cancel.cancelled() => Ending::Cancelled,
+    };
+    guard.signal(Signal::SIGTERM);
+    if tokio::time::timeout(GRACE_PERIOD, child.wait())
+        .await
+        .is_err()
+    {
+        guard.signal(Signal::SIGKILL);
+    }
+    ending
+}
+
+async fn join(reader: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
+    match reader {
+        Some(handle) => handle.await.unwrap_or_default(),
+        None => Vec::new(),
+    }
+}
+
+/// Reads a whole stream, keeping at most [`MAX_CAPTURE_BYTES`] (then a
+/// marker) and forwarding every chunk to `live` as lossy UTF-8.
+fn spawn_reader<R>(
+    mut stream: R,
+    is_stderr: bool,
+    live: Option<OutputSender>,
+    stop: CancellationToken,
+) -> JoinHandle<Vec<u8>>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut captured = Vec::new();
+        let mut dropped: u64 = 0;
+        let mut decoder = Utf8Chunker::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let read = tokio::select! {
+                read = stream.read(&mut buf) => read,
+                () = stop.cancelled() => break,
+            };
+            let n = match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let chunk = &buf[..n];
+            let room = MAX_CAPTURE_BYTES.saturating_sub(captured.len());
+            let kept = room.min(n);
+            captured.extend_from_slice(&chunk[..kept]);
+            dropped += (n - kept) as u64;
+            if let Some(tx) = &live {
+                let text = decoder.push(chunk);
+                if !text.is_empty() {
+                    // The receiver going away only stops live forwarding.
+                    let _ = tx.send((is_stderr, text));
+                }
+            }
+        }
+        if let Some(tx) = &live {
+            let rest = decoder.finish();
+            if !rest.is_empty() {
+                let _ = tx.send((is_stderr, rest));
+            }
+        }
+        if dropped > 0 {
+            captured.extend_from_slice(
+                format!("\n[lev: output truncated; {dropped} more bytes not kept]\n").as_bytes(),
+            );
+        }
+        captured
+    })
+}
+
+/// Turns byte chunks into lossy UTF-8 text without splitting a character
+/// that straddles two chunks.
+#[derive(Default)]
+pub(crate) struct Utf8Chunker {
+    pending: Vec<u8>,
+}
+
+impl Utf8Chunker {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(text) => {
+                    out.push_str(text);
+                    self.pending.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    // Safe split: `valid` is a char boundary per from_utf8.
+                    out.push_str(&String::from_utf8_lossy(&self.pending[..valid]));
+                    match e.error_len() {
+                        // Incomplete sequence at the end: keep it for next time.
+                        None => {
+                            self.pending.drain(..valid);
+                            return out;
+                        }
+                        Some(bad) => {
+                            out.push(char::REPLACEMENT_CHARACTER);
+                            self.pending.drain(..valid + bad);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn finish(&mut self) -> String {
+        let rest = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        rest
+    }
+}
+
+/// Kills the process group if the run is abandoned (the caller's future is
+/// dropped); `kill_on_drop` alone would only reach the `sh` process.
+struct GroupGuard {
+    pgid: Option<Pid>,
+}
+
+impl GroupGuard {
+    fn signal(&self, signal: Signal) {
+        if let Some(pgid) = self.pgid {
+            // ESRCH (group already gone) is the normal case late in a run.
+            let _ = killpg(pgid, signal);
+        }
+    }
+}
+
+impl GroupGuard {
+    /// After the final sweep: the group id may be reused from now on.
+    fn disarm(&mut self) {
+        self.pgid = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::Utf8Chunker;
+
+    #[test]
+    fn chunker_keeps_split_characters_whole() {
+        let text = "héllo wörld ✓";
+        let bytes = text.as_bytes();
+        let mut out = String::new();
+        let mut chunker = Utf8Chunker::default();
+        for chunk in bytes.chunks(1) {
+            out.push_str(&chunker.push(chunk));
+        }
+        out.push_str(&chunker.finish());
+        assert_eq!(out, text);
+    }
+
+    #[test]
+    fn chunker_replaces_invalid_bytes() {
+        let mut chunker = Utf8Chunker::default();
+        let out = chunker.push(b"a\xffb");
+        assert_eq!(out, "a\u{FFFD}b");
+        let mut chunker = Utf8Chunker::default();
+        assert_eq!(chunker.push(b"x\xe2\x9c"), "x");
+        assert_eq!(chunker.finish(), "\u{FFFD}");
+    }
+}

@@ -1,0 +1,60 @@
+//! `edit_file`: exact search and replace, written atomically.
+
+use std::fs;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::fs::atomic_write;
+use super::path::{display, resolve};
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EditArgs {
+    path: String,
+    old: String,
+    new: String,
+    #[serde(default)]
+    replace_all: bool,
+}
+
+pub(crate) fn edit_file(root: &Path, args: EditArgs) -> Result<String, String> {
+    let path = resolve(root, &args.path)?;
+    let shown = display(root, &path);
+    if args.old.is_empty() {
+        return Err(
+            "`old` is empty; give the exact text to replace (use write_file to create a file)"
+                .into(),
+        );
+    }
+    if args.old == args.new {
+        return Err("`old` and `new` are identical; nothing to change".into());
+    }
+    let bytes = fs::read(&path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    let content = String::from_utf8(bytes)
+        .map_err(|_| format!("`{shown}` is not UTF-8 text; edit_file only edits text files"))?;
+    let count = content.matches(args.old.as_str()).count();
+    let updated = match count {
+        0 => {
+            return Err(format!(
+                "`old` was not found in `{shown}` (0 matches). It must match exactly, \
+                 including whitespace and indentation and without read_file's line-number \
+                 prefixes; read the file again and copy the text."
+            ));
+        }
+        1 => content.replacen(args.old.as_str(), &args.new, 1),
+        _ if args.replace_all => content.replace(args.old.as_str(), &args.new),
+        n => {
+            return Err(format!(
+                "`old` occurs {n} times in `{shown}`; include more surrounding text to make it \
+                 unique, or set replace_all to replace all {n}"
+            ));
+        }
+    };
+    atomic_write(&path, updated.as_bytes()).map_err(|e| format!("cannot write `{shown}`: {e}"))?;
+    let noun = if count == 1 {
+        "occurrence"
+    } else {
+        "occurrences"
+    };
+    Ok(format!("replaced {count} {noun} in `{shown}`"))
+}
