@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod headless;
+pub mod host;
 pub mod journal;
 pub mod llm;
 pub mod paths;

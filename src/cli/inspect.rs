@@ -9,32 +9,34 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::access::Access;
 use super::exit;
 use super::setup::{error, open_journal};
 use crate::headless::{self, printer};
-use crate::journal::{Journal, RunMeta};
+use crate::journal::RunMeta;
 use crate::paths::Paths;
-use crate::protocol::{Event, Millis, RunId, RunStatus, Usage};
-use crate::workflow::{self, Recorder};
+use crate::protocol::{Event, RunId, RunStatus, Usage};
+use crate::workflow;
 
 /// A run's status as a user should read it: a `running` run in a journal
 /// this process could open has no live process, so it is interrupted.
-fn shown_status(meta: &RunMeta) -> &'static str {
+fn shown_status(meta: &RunMeta, live: bool) -> &'static str {
     match meta.status {
-        RunStatus::Running => "interrupted",
+        RunStatus::Running if !live => "interrupted",
         s => s.as_str(),
     }
 }
 
 pub async fn runs(paths: &Paths, json: bool) -> u8 {
-    let journal = match open_journal(paths) {
-        Ok(j) => j,
+    let mut access = match Access::open(paths).await {
+        Ok(a) => a,
         Err(c) => return c,
     };
-    let runs = match journal.runs().await {
+    let live = access.is_remote();
+    let runs = match access.runs().await {
         Ok(r) => r,
         Err(e) => {
-            error(&e.to_string());
+            error(&e);
             return exit::FAILED;
         }
     };
@@ -42,7 +44,7 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
         for m in &runs {
             let v = serde_json::json!({
                 "id": m.id, "workflow": m.workflow_id, "name": m.name, "source": m.source,
-                "status": shown_status(m), "created_ms": m.created_ms, "updated_ms": m.updated_ms,
+                "status": shown_status(m, live), "created_ms": m.created_ms, "updated_ms": m.updated_ms,
                 "entries": m.last_seq,
             });
             println!("{v}");
@@ -64,7 +66,7 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
         println!(
             "{:<26}  {:<11}  {:<24}  {:<19}  {:>7}",
             m.id,
-            shown_status(m),
+            shown_status(m, live),
             printer::one_line(&m.workflow_id, 24),
             utc(m.created_ms),
             m.last_seq
@@ -128,26 +130,27 @@ struct ShowJson<'a> {
 }
 
 pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
-    let journal = match open_journal(paths) {
-        Ok(j) => j,
+    let mut access = match Access::open(paths).await {
+        Ok(a) => a,
         Err(c) => return c,
     };
+    let live = access.is_remote();
     let run = RunId(run.to_string());
-    let meta = match journal.run(&run).await {
+    let meta = match access.run(&run).await {
         Ok(Some(m)) => m,
         Ok(None) => {
             error(&format!("no run {run}"));
             return exit::USAGE;
         }
         Err(e) => {
-            error(&e.to_string());
+            error(&e);
             return exit::FAILED;
         }
     };
-    let events = match workflow::read_run(&journal, &run).await {
+    let events = match access.events(&run).await {
         Ok(e) => e,
         Err(e) => {
-            error(&e.to_string());
+            error(&e);
             return exit::FAILED;
         }
     };
@@ -230,7 +233,7 @@ pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
             _ => None,
         };
     }
-    let status = shown_status(&meta);
+    let status = shown_status(&meta, live);
     if json {
         let doc = ShowJson {
             id: &meta.id,
@@ -316,47 +319,50 @@ fn timeline_bar(l: &StepLine, t0: u64, t1: u64) -> Option<String> {
 }
 
 pub async fn replay(paths: &Paths, run: &str, json: bool) -> u8 {
-    let journal = match open_journal(paths) {
-        Ok(j) => j,
-        Err(c) => return c,
-    };
-    let mut out = std::io::stdout();
-    match headless::replay(&journal, &RunId(run.to_string()), json, &mut out).await {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            error(&e.to_string());
-            exit::USAGE
-        }
-    }
-}
-
-pub async fn export(paths: &Paths, run: &str, output: Option<&Path>) -> u8 {
-    let journal = match open_journal(paths) {
-        Ok(j) => j,
+    let mut access = match Access::open(paths).await {
+        Ok(a) => a,
         Err(c) => return c,
     };
     let run = RunId(run.to_string());
-    let result = match output {
-        Some(path) => {
-            let mut buf: Vec<u8> = Vec::new();
-            match journal.export(&run, &mut buf).await {
-                Ok(()) => {
-                    std::fs::write(path, &buf).map_err(|e| format!("{}: {e}", path.display()))
-                }
-                Err(e) => Err(e.to_string()),
-            }
+    let events = match access.events(&run).await {
+        Ok(e) if e.is_empty() => {
+            error(&format!("no run {run}"));
+            return exit::USAGE;
         }
-        None => {
-            let mut out = std::io::stdout();
-            let r = journal
-                .export(&run, &mut out)
-                .await
-                .map_err(|e| e.to_string());
-            let _ = out.flush();
-            r
+        Ok(e) => e,
+        Err(e) => {
+            error(&e);
+            return exit::FAILED;
         }
     };
-    match result {
+    let mut out = std::io::stdout();
+    headless::replay(&events, json, &mut out);
+    exit::OK
+}
+
+pub async fn export(paths: &Paths, run: &str, output: Option<&Path>) -> u8 {
+    let mut access = match Access::open(paths).await {
+        Ok(a) => a,
+        Err(c) => return c,
+    };
+    let run = RunId(run.to_string());
+    let bytes = match access.export(&run).await {
+        Ok(b) => b,
+        Err(e) => {
+            error(&e);
+            return exit::FAILED;
+        }
+    };
+    let written = match output {
+        Some(path) => std::fs::write(path, &bytes).map_err(|e| format!("{}: {e}", path.display())),
+        None => {
+            let mut out = std::io::stdout();
+            out.write_all(&bytes)
+                .and_then(|_| out.flush())
+                .map_err(|e| e.to_string())
+        }
+    };
+    match written {
         Ok(()) => exit::OK,
         Err(e) => {
             error(&e);
@@ -383,12 +389,11 @@ pub async fn import(paths: &Paths, file: &Path) -> u8 {
 }
 
 pub async fn cancel(paths: &Paths, run: &str) -> u8 {
-    let journal = match open_journal(paths) {
-        Ok(j) => j,
+    let mut access = match Access::open(paths).await {
+        Ok(a) => a,
         Err(c) => return c,
     };
-    let run = RunId(run.to_string());
-    match cancel_in_journal(&journal, &run).await {
+    match access.cancel(&RunId(run.to_string())).await {
         Ok(msg) => {
             println!("{msg}");
             exit::OK
@@ -398,31 +403,4 @@ pub async fn cancel(paths: &Paths, run: &str) -> u8 {
             exit::FAILED
         }
     }
-}
-
-/// Cancels a run no process is executing: records the request and the end.
-async fn cancel_in_journal(journal: &Journal, run: &RunId) -> Result<String, String> {
-    let meta = journal
-        .run(run)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no run {run}"))?;
-    if meta.status.is_terminal() {
-        return Ok(format!("run {run} already {}", meta.status.as_str()));
-    }
-    let rec = Recorder::new(journal.clone(), run.clone(), meta.last_seq, Vec::new());
-    rec.record(Event::RunCancelRequested { at: Millis::now() })
-        .await
-        .map_err(|e| e.to_string())?;
-    let event = Event::RunFinished {
-        status: RunStatus::Cancelled,
-        outputs: BTreeMap::new(),
-        error: Some("cancelled by `lev cancel`".into()),
-        usage: Usage::default(),
-        at: Millis::now(),
-    };
-    rec.record_with_status(event, Some(RunStatus::Cancelled))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(format!("run {run} cancelled"))
 }

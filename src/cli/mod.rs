@@ -1,6 +1,7 @@
 //! The command line: argument parsing and dispatch to the participants.
 //! The only layer that prints to the terminal directly.
 
+mod access;
 mod args;
 mod demo;
 mod inspect;

@@ -12,6 +12,7 @@ use super::exit;
 use super::{demo, inspect};
 use crate::config::Config;
 use crate::headless::{self, HeadlessOptions};
+use crate::host::{self, ActiveRuns};
 use crate::journal::{Journal, JournalError};
 use crate::paths::Paths;
 use crate::protocol::{InFlightDecision, RunId, RunStatus};
@@ -255,7 +256,7 @@ async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -
         Ok(d) => d,
         Err(c) => return c,
     };
-    drive_headless(deps, run, drive).await
+    drive_headless(paths, deps, run, drive).await
 }
 
 async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive: &DriveArgs) -> u8 {
@@ -304,10 +305,15 @@ async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive:
         Ok(d) => d,
         Err(c) => return c,
     };
-    drive_headless(deps, run, drive).await
+    drive_headless(paths, deps, run, drive).await
 }
 
-pub async fn drive_headless(deps: Arc<EngineDeps>, run: RunId, drive: &DriveArgs) -> u8 {
+pub async fn drive_headless(
+    paths: &Paths,
+    deps: Arc<EngineDeps>,
+    run: RunId,
+    drive: &DriveArgs,
+) -> u8 {
     let answers = match parse_pairs(&drive.answers, "--answer") {
         Ok(a) => a,
         Err(e) => {
@@ -320,8 +326,21 @@ pub async fn drive_headless(deps: Arc<EngineDeps>, run: RunId, drive: &DriveArgs
         yes: drive.yes,
         answers,
     };
+    // Other lev invocations reach this run (and the journal) through the host socket.
+    let (op_tx, op_rx) = tokio::sync::mpsc::unbounded_channel();
+    let active: ActiveRuns = Default::default();
+    if let Ok(mut a) = active.lock() {
+        a.insert(run.clone(), op_tx.clone());
+    }
+    let _host = match host::serve(&paths.socket(), deps.journal.clone(), active) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, socket = %paths.socket().display(), "no control socket; other lev commands must wait");
+            None
+        }
+    };
     let mut stdout = std::io::stdout();
-    let result = headless::drive(deps, run.clone(), opts, &mut stdout).await;
+    let result = headless::drive(deps, run.clone(), opts, (op_tx, op_rx), &mut stdout).await;
     let _ = stdout.flush();
     match result {
         Ok(outcome) => match outcome.status {

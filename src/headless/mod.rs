@@ -13,7 +13,6 @@ use tokio::sync::mpsc;
 
 pub use printer::Printer;
 
-use crate::journal::Journal;
 use crate::protocol::{AnswerSource, Event, Notice, Op, Recorded, RunId};
 use crate::workflow::{self, EngineDeps, EngineError, RunOutcome};
 
@@ -42,6 +41,7 @@ pub async fn drive(
     deps: Arc<EngineDeps>,
     run: RunId,
     opts: HeadlessOptions,
+    ops: (mpsc::UnboundedSender<Op>, mpsc::UnboundedReceiver<Op>),
     out: &mut (dyn Write + Send),
 ) -> Result<RunOutcome, EngineError> {
     let mut printer = Printer::default();
@@ -53,7 +53,7 @@ pub async fn drive(
         }
     }
     let (notice_tx, mut notices) = mpsc::unbounded_channel::<Notice>();
-    let (op_tx, op_rx) = mpsc::unbounded_channel::<Op>();
+    let (op_tx, op_rx) = ops;
     let engine = tokio::spawn(workflow::drive(deps, run.clone(), op_rx, vec![notice_tx]));
     while let Some(notice) = notices.recv().await {
         let recorded = match notice {
@@ -111,21 +111,11 @@ fn respond(opts: &HeadlessOptions, run: &RunId, event: &Event) -> Option<Op> {
     }
 }
 
-/// The run's transcript, rebuilt from the journal alone (no network).
-pub async fn replay(
-    journal: &Journal,
-    run: &RunId,
-    json: bool,
-    out: &mut (dyn Write + Send),
-) -> Result<(), EngineError> {
-    let events = workflow::read_run(journal, run).await?;
-    if events.is_empty() {
-        return Err(EngineError::RunNotFound(run.clone()));
-    }
+/// The run's transcript, rebuilt from its recorded events alone (no network).
+pub fn replay(events: &[Recorded], json: bool, out: &mut dyn Write) {
     let mut printer = Printer::default();
-    for r in &events {
+    for r in events {
         let _ = writeln!(out, "{}", format_event(&mut printer, r, json));
     }
     let _ = out.flush();
-    Ok(())
 }

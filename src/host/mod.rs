@@ -26,11 +26,19 @@ pub type ActiveRuns = Arc<Mutex<BTreeMap<RunId, mpsc::UnboundedSender<Op>>>>;
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
     Runs,
-    Run { id: RunId },
-    Events { id: RunId },
-    Export { id: RunId },
+    Run {
+        id: RunId,
+    },
+    Events {
+        id: RunId,
+    },
+    Export {
+        id: RunId,
+    },
     /// Deliver an op to an active run, or cancel an idle one in the journal.
-    Op { op: Op },
+    Op {
+        op: Op,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,7 +69,9 @@ pub fn serve(path: &Path, journal: Journal, active: ActiveRuns) -> std::io::Resu
     set_private(path)?;
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let (journal, active) = (journal.clone(), active.clone());
             tokio::spawn(async move {
                 if let Err(e) = handle(stream, journal, active).await {
@@ -70,7 +80,10 @@ pub fn serve(path: &Path, journal: Journal, active: ActiveRuns) -> std::io::Resu
             });
         }
     });
-    Ok(Host { path: path.to_path_buf(), task })
+    Ok(Host {
+        path: path.to_path_buf(),
+        task,
+    })
 }
 
 fn set_private(path: &Path) -> std::io::Result<()> {
@@ -86,7 +99,8 @@ async fn handle(stream: UnixStream, journal: Journal, active: ActiveRuns) -> std
             Ok(req) => answer(req, &journal, &active).await,
             Err(e) => Response::Err(format!("bad request: {e}")),
         };
-        let mut text = serde_json::to_string(&response).unwrap_or_else(|_| "{\"err\":\"encode\"}".into());
+        let mut text =
+            serde_json::to_string(&response).unwrap_or_else(|_| "{\"err\":\"encode\"}".into());
         text.push('\n');
         write.write_all(text.as_bytes()).await?;
     }
@@ -98,10 +112,17 @@ async fn answer(req: Request, journal: &Journal, active: &ActiveRuns) -> Respons
         match req {
             Request::Runs => to_value(&journal.runs().await.map_err(|e| e.to_string())?),
             Request::Run { id } => to_value(&journal.run(&id).await.map_err(|e| e.to_string())?),
-            Request::Events { id } => to_value(&workflow::read_run(journal, &id).await.map_err(|e| e.to_string())?),
+            Request::Events { id } => to_value(
+                &workflow::read_run(journal, &id)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
             Request::Export { id } => {
                 let mut buf = Vec::new();
-                journal.export(&id, &mut buf).await.map_err(|e| e.to_string())?;
+                journal
+                    .export(&id, &mut buf)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(Value::String(String::from_utf8_lossy(&buf).into_owned()))
             }
             Request::Op { op } => {
@@ -113,10 +134,12 @@ async fn answer(req: Request, journal: &Journal, active: &ActiveRuns) -> Respons
                         Ok(Value::String(format!("sent to active run {run}")))
                     }
                     None => match op {
-                        Op::Cancel { run } => {
-                            workflow::cancel_idle_run(journal, &run).await.map(Value::String)
-                        }
-                        _ => Err(format!("run {run} is not active in the lev process that holds the journal")),
+                        Op::Cancel { run } => workflow::cancel_idle_run(journal, &run)
+                            .await
+                            .map(Value::String),
+                        _ => Err(format!(
+                            "run {run} is not active in the lev process that holds the journal"
+                        )),
                     },
                 }
             }
@@ -149,13 +172,19 @@ impl Client {
     pub async fn connect(path: &Path) -> std::io::Result<Client> {
         let stream = UnixStream::connect(path).await?;
         let (read, write) = stream.into_split();
-        Ok(Client { lines: BufReader::new(read).lines(), write })
+        Ok(Client {
+            lines: BufReader::new(read).lines(),
+            write,
+        })
     }
 
     async fn call(&mut self, req: &Request) -> Result<Value, String> {
         let mut text = serde_json::to_string(req).map_err(|e| e.to_string())?;
         text.push('\n');
-        self.write.write_all(text.as_bytes()).await.map_err(|e| format!("control socket: {e}"))?;
+        self.write
+            .write_all(text.as_bytes())
+            .await
+            .map_err(|e| format!("control socket: {e}"))?;
         let line = self
             .lines
             .next_line()

@@ -185,3 +185,30 @@ pub async fn drive(
 ) -> Result<RunOutcome, EngineError> {
     executor::drive(deps, run, ops, subscribers).await
 }
+
+/// Cancels a run no process is executing: records the request and the end.
+pub async fn cancel_idle_run(journal: &Journal, run: &RunId) -> Result<String, String> {
+    let meta = journal
+        .run(run)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no run {run}"))?;
+    if meta.status.is_terminal() {
+        return Ok(format!("run {run} already {}", meta.status.as_str()));
+    }
+    let rec = Recorder::new(journal.clone(), run.clone(), meta.last_seq, Vec::new());
+    rec.record(Event::RunCancelRequested { at: Millis::now() })
+        .await
+        .map_err(|e| e.to_string())?;
+    let event = Event::RunFinished {
+        status: RunStatus::Cancelled,
+        outputs: BTreeMap::new(),
+        error: Some("cancelled by `lev cancel`".into()),
+        usage: crate::protocol::Usage::default(),
+        at: Millis::now(),
+    };
+    rec.record_with_status(event, Some(RunStatus::Cancelled))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!("run {run} cancelled"))
+}

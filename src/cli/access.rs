@@ -1,0 +1,90 @@
+//! Reading the journal from a command: directly when this process can open
+//! it, otherwise through the host process's control socket.
+
+use crate::host::Client;
+use crate::journal::{Journal, JournalError, RunMeta};
+use crate::paths::Paths;
+use crate::protocol::{Op, Recorded, RunId};
+use crate::workflow;
+
+use super::exit;
+use super::setup::error;
+
+pub enum Access {
+    Local(Journal),
+    /// Another lev process holds the journal and is executing runs.
+    Remote(Client),
+}
+
+impl Access {
+    pub async fn open(paths: &Paths) -> Result<Access, u8> {
+        if let Err(e) = std::fs::create_dir_all(&paths.data_dir) {
+            error(&format!(
+                "cannot create the data directory {}: {e}",
+                paths.data_dir.display()
+            ));
+            return Err(exit::FAILED);
+        }
+        match Journal::open(&paths.journal()) {
+            Ok(j) => Ok(Access::Local(j)),
+            Err(JournalError::Locked { path }) => match Client::connect(&paths.socket()).await {
+                Ok(c) => Ok(Access::Remote(c)),
+                Err(e) => {
+                    error(&format!(
+                        "journal {path} is in use by another lev process, and its control socket {} does not answer ({e})",
+                        paths.socket().display()
+                    ));
+                    Err(exit::FAILED)
+                }
+            },
+            Err(e) => {
+                error(&e.to_string());
+                Err(exit::FAILED)
+            }
+        }
+    }
+
+    /// True when runs marked running are being executed right now by the host.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Access::Remote(_))
+    }
+
+    pub async fn runs(&mut self) -> Result<Vec<RunMeta>, String> {
+        match self {
+            Access::Local(j) => j.runs().await.map_err(|e| e.to_string()),
+            Access::Remote(c) => c.runs().await,
+        }
+    }
+
+    pub async fn run(&mut self, id: &RunId) -> Result<Option<RunMeta>, String> {
+        match self {
+            Access::Local(j) => j.run(id).await.map_err(|e| e.to_string()),
+            Access::Remote(c) => c.run(id).await,
+        }
+    }
+
+    pub async fn events(&mut self, id: &RunId) -> Result<Vec<Recorded>, String> {
+        match self {
+            Access::Local(j) => workflow::read_run(j, id).await.map_err(|e| e.to_string()),
+            Access::Remote(c) => c.events(id).await,
+        }
+    }
+
+    pub async fn export(&mut self, id: &RunId) -> Result<Vec<u8>, String> {
+        match self {
+            Access::Local(j) => {
+                let mut buf = Vec::new();
+                j.export(id, &mut buf).await.map_err(|e| e.to_string())?;
+                Ok(buf)
+            }
+            Access::Remote(c) => c.export(id).await.map(String::into_bytes),
+        }
+    }
+
+    pub async fn cancel(&mut self, id: &RunId) -> Result<String, String> {
+        match self {
+            Access::Local(j) => workflow::cancel_idle_run(j, id).await,
+            Access::Remote(c) => c.op(Op::Cancel { run: id.clone() }).await,
+        }
+    }
+}
