@@ -191,3 +191,7 @@ pub struct Price {
 pub type PriceTable = BTreeMap<String, Price>;
 
 pub type SharedProvider = Arc<dyn Provider>;
+
+pub mod anthropic;
+pub mod openai;
+pub mod wire;
