@@ -194,4 +194,5 @@ pub type SharedProvider = Arc<dyn Provider>;
 
 pub mod anthropic;
 pub mod openai;
+pub mod resilient;
 pub mod wire;
