@@ -195,4 +195,5 @@ pub type SharedProvider = Arc<dyn Provider>;
 pub mod anthropic;
 pub mod openai;
 pub mod resilient;
+pub mod scripted;
 pub mod wire;
