@@ -376,6 +376,8 @@ async fn connection_dropped_mid_stream_is_retried() {
     let raw = openai_client(&server);
     let err = raw.chat(&request(), None).await.unwrap_err();
     assert!(matches!(err, LlmError::Stream { .. }), "{err:?}");
+    // The cause is spelled out, not just "error decoding response body".
+    assert!(err.to_string().contains("body: "), "{err}");
     let (tx, mut rx) = mpsc::unbounded_channel();
     let reply = resilient(raw, 3).chat(&request(), Some(tx)).await.unwrap();
     assert_eq!(reply.text, "whole reply");
@@ -561,4 +563,18 @@ async fn scripted_cassette_matches_by_step_turn_and_content() {
         let again = provider.chat(&request(), None).await.unwrap();
         assert_eq!(again.text, "Nothing scripted for this; carrying on.");
     }
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_the_stream_is_malformed() {
+    let server = LlmServer::script(vec![Reply::sse(vec![
+        Action::Raw(b"data: {\"choices\":[{\"delta\":{\"content\":\"\xff\xfe\"}}]}\n\n".to_vec()),
+        Action::sse_data("[DONE]"),
+    ])]);
+    let err = openai_client(&server)
+        .chat(&request(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LlmError::Malformed { .. }), "{err:?}");
+    assert!(err.to_string().contains("not UTF-8"), "{err}");
 }

@@ -92,7 +92,7 @@ pub fn build_client(
             let key = settings
                 .api_key_env
                 .as_deref()
-                .and_then(|var| env(var))
+                .and_then(env)
                 .filter(|k| !k.trim().is_empty())
                 .map(Secret::new);
             let default_base = format!("{}/v1", openai::DEFAULT_OLLAMA_HOST);

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use eventsource_stream::{Event, Eventsource};
+use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 use serde_json::Value;
 
@@ -59,8 +59,7 @@ impl fmt::Debug for Secret {
 /// log or a terminal.
 pub fn excerpt(text: &str, max: usize) -> String {
     let mut out = String::new();
-    let mut count = 0;
-    for c in text.chars() {
+    for (count, c) in text.chars().enumerate() {
         if count >= max {
             out.push('…');
             break;
@@ -70,7 +69,6 @@ pub fn excerpt(text: &str, max: usize) -> String {
         } else {
             out.push(c);
         }
-        count += 1;
     }
     out
 }
@@ -242,9 +240,19 @@ pub async fn send_sse(
     }
     let name = provider.to_string();
     Ok(response.bytes_stream().eventsource().map(move |item| {
-        item.map_err(|e| LlmError::Stream {
-            provider: name.clone(),
-            message: error_chain(&e),
+        item.map_err(|e| match e {
+            EventStreamError::Transport(e) => LlmError::Stream {
+                provider: name.clone(),
+                message: error_chain(&e),
+            },
+            EventStreamError::Utf8(e) => LlmError::Malformed {
+                provider: name.clone(),
+                message: format!("the stream is not UTF-8: {e}"),
+            },
+            EventStreamError::Parser(e) => LlmError::Malformed {
+                provider: name.clone(),
+                message: format!("not a server-sent event stream: {e}"),
+            },
         })
     }))
 }
