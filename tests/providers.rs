@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use lev::config::{BreakerSettings, Config, ProviderKind, ProviderSettings, RetrySettings};
+use lev::llm::openai::OpenAiProvider;
 use lev::llm::resilient::{Breaker, BreakerState, Resilient};
 use lev::llm::select::{build_client, build_provider_with_env};
 use lev::llm::{
@@ -577,4 +578,77 @@ async fn invalid_utf8_in_the_stream_is_malformed() {
         .unwrap_err();
     assert!(matches!(err, LlmError::Malformed { .. }), "{err:?}");
     assert!(err.to_string().contains("not UTF-8"), "{err}");
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_as_a_broken_stream() {
+    let server = LlmServer::script(vec![
+        OpenAiSse::new("m")
+            .text("thinking", 1)
+            .action(Action::Delay(5_000))
+            .reply(),
+        OpenAiSse::new("m").text("quick", 1).reply(),
+    ]);
+    let client = OpenAiProvider::new("openai", &format!("{}/v1", server.base_url()), None, "m")
+        .unwrap()
+        .with_read_timeout(Duration::from_millis(200))
+        .unwrap();
+    let client: SharedProvider = Arc::new(client);
+    let err = client.chat(&request(), None).await.unwrap_err();
+    assert!(matches!(err, LlmError::Stream { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    assert_eq!(
+        resilient(client, 2)
+            .chat(&request(), None)
+            .await
+            .unwrap()
+            .text,
+        "quick"
+    );
+}
+
+#[tokio::test]
+async fn ollama_needs_no_key_and_anthropic_base_url_comes_from_env() {
+    let server = LlmServer::with(|req| {
+        if req.path == "/v1/messages" {
+            AnthropicSse::new("claude", 1)
+                .text("from anthropic", 1)
+                .stop("end_turn", 1)
+                .reply()
+        } else {
+            OpenAiSse::new("llama").text("from ollama", 1).reply()
+        }
+    });
+    let cwd = tempfile::tempdir().unwrap();
+    let host = server.base_url().replace("http://", "");
+    let environment = env(&[("LEV_PROVIDER", "ollama"), ("OLLAMA_HOST", &host)]);
+    let cfg = Config::load_with_env(cwd.path(), None, &environment).unwrap();
+    let reply = build_provider_with_env(&cfg, &environment)
+        .unwrap()
+        .chat(&request(), None)
+        .await
+        .unwrap();
+    assert_eq!(reply.text, "from ollama");
+    let first = &server.requests()[0];
+    assert_eq!(first.path, "/v1/chat/completions");
+    assert_eq!(first.header("authorization"), None);
+    assert_eq!(first.json.as_ref().unwrap()["model"], "llama3.2");
+
+    let environment = env(&[
+        ("ANTHROPIC_API_KEY", ANTHROPIC_KEY),
+        ("ANTHROPIC_BASE_URL", &server.base_url()),
+        ("LEV_MODEL", "claude-x"),
+    ]);
+    let cfg = Config::load_with_env(cwd.path(), None, &environment).unwrap();
+    assert_eq!(cfg.provider.kind, ProviderKind::Anthropic);
+    let reply = build_provider_with_env(&cfg, &environment)
+        .unwrap()
+        .chat(&request(), None)
+        .await
+        .unwrap();
+    assert_eq!(reply.text, "from anthropic");
+    assert_eq!(
+        server.requests()[1].json.as_ref().unwrap()["model"],
+        "claude-x"
+    );
 }

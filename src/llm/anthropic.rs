@@ -39,9 +39,7 @@ impl fmt::Debug for AnthropicProvider {
 
 impl AnthropicProvider {
     pub fn new(base_url: &str, key: Secret, default_model: &str) -> Result<Self, LlmError> {
-        let client = reqwest::Client::builder()
-            .build()
-            .map_err(|e| LlmError::Config(format!("cannot build HTTP client: {e}")))?;
+        let client = wire::http_client(wire::DEFAULT_READ_TIMEOUT)?;
         Ok(AnthropicProvider {
             base_url: base_url.trim_end_matches('/').to_string(),
             key,
@@ -50,7 +48,24 @@ impl AnthropicProvider {
         })
     }
 
+    /// The same provider failing a call when the server is silent for
+    /// longer than `timeout` (default [`wire::DEFAULT_READ_TIMEOUT`]).
+    pub fn with_read_timeout(mut self, timeout: std::time::Duration) -> Result<Self, LlmError> {
+        self.client = wire::http_client(timeout)?;
+        Ok(self)
+    }
+
     async fn run(
+        &self,
+        req: &ChatRequest,
+        deltas: Option<mpsc::UnboundedSender<StreamDelta>>,
+    ) -> Result<ChatResponse, LlmError> {
+        self.stream(req, deltas)
+            .await
+            .map_err(|e| wire::redact_error(e, Some(&self.key)))
+    }
+
+    async fn stream(
         &self,
         req: &ChatRequest,
         deltas: Option<mpsc::UnboundedSender<StreamDelta>>,

@@ -48,9 +48,7 @@ impl OpenAiProvider {
         key: Option<Secret>,
         default_model: &str,
     ) -> Result<Self, LlmError> {
-        let client = reqwest::Client::builder()
-            .build()
-            .map_err(|e| LlmError::Config(format!("cannot build HTTP client: {e}")))?;
+        let client = wire::http_client(wire::DEFAULT_READ_TIMEOUT)?;
         Ok(OpenAiProvider {
             family: family.to_string(),
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -68,7 +66,24 @@ impl OpenAiProvider {
         }
     }
 
+    /// The same provider failing a call when the server is silent for
+    /// longer than `timeout` (default [`wire::DEFAULT_READ_TIMEOUT`]).
+    pub fn with_read_timeout(mut self, timeout: std::time::Duration) -> Result<Self, LlmError> {
+        self.client = wire::http_client(timeout)?;
+        Ok(self)
+    }
+
     async fn run(
+        &self,
+        req: &ChatRequest,
+        deltas: Option<mpsc::UnboundedSender<StreamDelta>>,
+    ) -> Result<ChatResponse, LlmError> {
+        self.stream(req, deltas)
+            .await
+            .map_err(|e| wire::redact_error(e, self.key.as_ref()))
+    }
+
+    async fn stream(
         &self,
         req: &ChatRequest,
         deltas: Option<mpsc::UnboundedSender<StreamDelta>>,
@@ -262,11 +277,21 @@ impl Accumulator {
         call: &Value,
         deltas: &Option<mpsc::UnboundedSender<StreamDelta>>,
     ) -> Result<(), LlmError> {
-        // Some servers omit `index` when there is only one call.
-        let index = call
-            .get("index")
-            .and_then(Value::as_u64)
-            .unwrap_or(self.calls.len().saturating_sub(1) as u64);
+        // Some servers omit `index`: a fragment with a new `id` starts a
+        // new call, one without continues the last.
+        let index = match call.get("index").and_then(Value::as_u64) {
+            Some(i) => i,
+            None => {
+                let last = self.calls.last_key_value();
+                let id = call.get("id").and_then(Value::as_str);
+                match (last, id) {
+                    (Some((&i, c)), Some(id)) if c.id == id => i,
+                    (Some((&i, _)), None) => i,
+                    (Some((&i, _)), Some(_)) => i + 1,
+                    (None, _) => 0,
+                }
+            }
+        };
         let entry = self.calls.entry(index).or_insert_with(|| ToolCall {
             id: String::new(),
             name: String::new(),
@@ -436,6 +461,23 @@ mod tests {
         assert_eq!(r.tool_calls[1].arguments, r#"{"x":1}"#);
         assert_eq!(r.stop_reason.as_deref(), Some("tool_calls"));
         assert_eq!(r.usage.input_tokens, 7);
+    }
+
+    #[test]
+    fn calls_without_index_split_on_new_ids() {
+        let mut acc = Accumulator::new("m");
+        let chunks = [
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":{"x":1}}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"}"}}]}}]}"#,
+        ];
+        for c in chunks {
+            acc.feed("p", c, &None).unwrap();
+        }
+        let r = acc.finish();
+        assert_eq!(r.tool_calls.len(), 2);
+        assert_eq!(r.tool_calls[0].arguments, r#"{"x":1}"#);
+        assert_eq!(r.tool_calls[1].arguments, "{}");
     }
 
     #[test]

@@ -54,6 +54,65 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Longest silence allowed between two reads of a reply before the call
+/// fails as a broken stream. Generous, because a reasoning model may think
+/// for minutes before its first token and not every server sends pings.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long to wait for a TCP (and TLS) connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The HTTP client the providers use: one connection pool per provider.
+pub fn http_client(read_timeout: Duration) -> Result<reqwest::Client, LlmError> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(read_timeout)
+        .build()
+        .map_err(|e| LlmError::Config(format!("cannot build the HTTP client: {e}")))
+}
+
+/// `err` with the key scrubbed from its message, for errors whose text
+/// came from a server.
+pub fn redact_error(err: LlmError, key: Option<&Secret>) -> LlmError {
+    let Some(key) = key else {
+        return err;
+    };
+    match err {
+        LlmError::Http {
+            provider,
+            status,
+            message,
+            retry_after_ms,
+        } => LlmError::Http {
+            provider,
+            status,
+            message: key.redact(&message),
+            retry_after_ms,
+        },
+        LlmError::Connect { provider, message } => LlmError::Connect {
+            provider,
+            message: key.redact(&message),
+        },
+        LlmError::Stream { provider, message } => LlmError::Stream {
+            provider,
+            message: key.redact(&message),
+        },
+        LlmError::Malformed { provider, message } => LlmError::Malformed {
+            provider,
+            message: key.redact(&message),
+        },
+        LlmError::Provider {
+            provider,
+            kind,
+            message,
+        } => LlmError::Provider {
+            provider,
+            kind,
+            message: key.redact(&message),
+        },
+        other => other,
+    }
+}
+
 /// Up to `max` characters of `text` on one line, control characters
 /// escaped, so a message can quote what the server sent without flooding a
 /// log or a terminal.
