@@ -652,3 +652,34 @@ async fn ollama_needs_no_key_and_anthropic_base_url_comes_from_env() {
         "claude-x"
     );
 }
+
+/// The server runs on its own thread, so plain synchronous code (as in
+/// tests that drive a `lev` child process) can talk to it.
+#[test]
+fn the_test_server_serves_synchronous_clients() {
+    use std::io::{Read, Write};
+    let server =
+        LlmServer::with(|req| Reply::json(200, &json!({"echo": req.json.clone(), "seq": req.seq})));
+    let addr = server.base_url().replace("http://", "");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let body = r#"{"hello":"world"}"#;
+    write!(
+        stream,
+        "POST /v1/anything HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        response.contains(r#"{"echo":{"hello":"world"},"seq":0}"#),
+        "{response}"
+    );
+    assert!(response.ends_with("0\r\n\r\n"), "{response}");
+    assert!(server.wait_for_requests(1, Duration::from_secs(10)));
+    let recorded = &server.requests()[0];
+    assert_eq!(recorded.path, "/v1/anything");
+    assert_eq!(recorded.header("Content-Type"), Some("application/json"));
+    assert_eq!(recorded.body, body);
+}
