@@ -1,15 +1,23 @@
 //! Configuration: `$XDG_CONFIG_HOME/lev/config.yaml`, then `./lev.yaml` over
 //! it, then the environment (`LEV_PROVIDER`, `LEV_MODEL`, `OPENAI_BASE_URL`,
 //! ...). API keys are read from the environment only and never stored.
-//! Interface fixed; loading to be written.
+//! Loading lives in `config/load.rs`; the file schema is documented there.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use serde::Deserialize;
+
 use crate::llm::PriceTable;
 
+mod load;
+
+pub use load::ConfigError;
+pub(crate) use load::yaml_error_text;
+
 /// Which provider family to talk to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     OpenAi,
     Anthropic,
@@ -77,16 +85,56 @@ pub struct Config {
     pub sources: Vec<PathBuf>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 4] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Ollama,
+        ProviderKind::Scripted,
+    ];
 
-impl Config {
-    pub fn load(
-        _cwd: &std::path::Path,
-        _config_dir: Option<&std::path::Path>,
-        _env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
-        Err(ConfigError("not yet".into()))
+    /// The name used in config files and `LEV_PROVIDER`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::Scripted => "scripted",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ProviderKind> {
+        ProviderKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name.trim().to_ascii_lowercase())
+    }
+}
+
+impl ProviderSettings {
+    /// A provider of `kind` with every setting left to its default.
+    pub fn of_kind(kind: ProviderKind) -> Self {
+        ProviderSettings {
+            kind,
+            base_url: None,
+            model: None,
+            api_key_env: None,
+            cassette: None,
+        }
+    }
+}
+
+impl Default for Config {
+    /// OpenAI with default settings and no files read; what `load` gives
+    /// with nothing configured.
+    fn default() -> Self {
+        Config {
+            provider: ProviderSettings::of_kind(ProviderKind::OpenAi),
+            providers: BTreeMap::new(),
+            prices: PriceTable::new(),
+            retry: RetrySettings::default(),
+            breaker: BreakerSettings::default(),
+            shell_allow: Vec::new(),
+            sources: Vec::new(),
+        }
     }
 }

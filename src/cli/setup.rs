@@ -197,8 +197,7 @@ pub fn engine_deps(
 
 pub fn load_config(paths: &Paths) -> Result<Config, u8> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let env = |k: &str| std::env::var(k).ok();
-    Config::load(&cwd, paths.config_dir.as_deref(), &env).map_err(|e| {
+    Config::load(&cwd, paths.config_dir.as_deref()).map_err(|e| {
         error(&e.to_string());
         exit::USAGE
     })

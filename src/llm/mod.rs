@@ -4,6 +4,21 @@
 //! circuit breaker per endpoint. API keys never reach logs or errors.
 //!
 //! Must not depend on `journal`, `workflow` or any participant.
+//!
+//! Submodules: `openai` and `anthropic` (the HTTP clients), `wire` (shared
+//! HTTP/SSE plumbing and the key wrapper), `resilient` (retries and the
+//! circuit breaker), `scripted` (cassettes), `select` (building the
+//! configured provider, pricing).
+
+pub mod anthropic;
+pub mod openai;
+pub mod resilient;
+pub mod scripted;
+pub mod select;
+pub mod wire;
+
+pub use resilient::{BreakerState, Breakers};
+pub use select::{build_provider, build_provider_with_env};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -191,4 +206,10 @@ pub struct Price {
 pub type PriceTable = BTreeMap<String, Price>;
 
 pub type SharedProvider = Arc<dyn Provider>;
-pub mod select;
+
+/// Shows only the endpoint name, which never holds a key.
+impl std::fmt::Debug for dyn Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Provider({})", self.name())
+    }
+}

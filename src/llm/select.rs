@@ -1,5 +1,261 @@
-use super::{LlmError, SharedProvider};
-use crate::config::Config;
-pub fn build_provider(_cfg: &Config) -> Result<SharedProvider, LlmError> {
-    Err(LlmError::Config("not yet".into()))
+//! Building the configured provider: the right client for the kind, its key
+//! from the environment variable the config names, wrapped in retries, the
+//! endpoint's circuit breaker and pricing.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::anthropic::{self, AnthropicProvider};
+use super::openai::{self, OpenAiProvider};
+use super::resilient::{Breakers, Resilient};
+use super::scripted::ScriptedProvider;
+use super::wire::Secret;
+use super::{ChatFuture, ChatRequest, LlmError, PriceTable, Provider, SharedProvider, StreamDelta};
+use crate::config::{Config, ProviderKind, ProviderSettings};
+use crate::protocol::Usage;
+
+pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
+pub const DEFAULT_OLLAMA_MODEL: &str = "llama3.2";
+
+/// The configured provider, reading keys from the process environment.
+pub fn build_provider(cfg: &Config) -> Result<SharedProvider, LlmError> {
+    build_provider_with_env(cfg, &|k| std::env::var(k).ok())
+}
+
+/// [`build_provider`] with the environment as a lookup function.
+pub fn build_provider_with_env(
+    cfg: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SharedProvider, LlmError> {
+    build_from_settings(cfg, &cfg.provider, env)
+}
+
+/// A provider from the config's `providers:` map (for modes naming one).
+pub fn build_named_provider(
+    cfg: &Config,
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SharedProvider, LlmError> {
+    let settings = cfg.providers.get(name).ok_or_else(|| {
+        let known: Vec<&str> = cfg.providers.keys().map(String::as_str).collect();
+        LlmError::Config(format!(
+            "no provider named `{name}` in the configuration (known: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })?;
+    build_from_settings(cfg, settings, env)
+}
+
+/// `settings` as a client, wrapped in retries, its endpoint's breaker and
+/// pricing from `cfg`.
+pub fn build_from_settings(
+    cfg: &Config,
+    settings: &ProviderSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SharedProvider, LlmError> {
+    let raw = build_client(settings, env)?;
+    let breaker = Breakers::global().get(&raw.name(), &cfg.breaker);
+    let resilient: SharedProvider = Arc::new(Resilient::new(raw, cfg.retry.clone(), breaker));
+    Ok(Arc::new(Priced::new(resilient, cfg.prices.clone())))
+}
+
+/// The bare client for `settings`: no retries, no breaker, no prices.
+pub fn build_client(
+    settings: &ProviderSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SharedProvider, LlmError> {
+    let model = settings.model.as_deref();
+    Ok(match settings.kind {
+        ProviderKind::OpenAi => {
+            let key = require_key(settings, "OPENAI_API_KEY", env)?;
+            let base = settings
+                .base_url
+                .as_deref()
+                .unwrap_or(openai::DEFAULT_BASE_URL);
+            Arc::new(OpenAiProvider::new(
+                "openai",
+                base,
+                Some(key),
+                model.unwrap_or(DEFAULT_OPENAI_MODEL),
+            )?)
+        }
+        ProviderKind::Ollama => {
+            // Ollama needs no key; one is sent only when the config names a
+            // variable (for proxies in front of it).
+            let key = settings
+                .api_key_env
+                .as_deref()
+                .and_then(env)
+                .filter(|k| !k.trim().is_empty())
+                .map(Secret::new);
+            let default_base = format!("{}/v1", openai::DEFAULT_OLLAMA_HOST);
+            let base = settings.base_url.as_deref().unwrap_or(&default_base);
+            Arc::new(OpenAiProvider::new(
+                "ollama",
+                base,
+                key,
+                model.unwrap_or(DEFAULT_OLLAMA_MODEL),
+            )?)
+        }
+        ProviderKind::Anthropic => {
+            let key = require_key(settings, "ANTHROPIC_API_KEY", env)?;
+            let base = settings
+                .base_url
+                .as_deref()
+                .unwrap_or(anthropic::DEFAULT_BASE_URL);
+            Arc::new(AnthropicProvider::new(
+                base,
+                key,
+                model.unwrap_or(DEFAULT_ANTHROPIC_MODEL),
+            )?)
+        }
+        ProviderKind::Scripted => {
+            let path = settings.cassette.as_deref().ok_or_else(|| {
+                LlmError::Config(
+                    "the scripted provider needs a cassette: set LEV_CASSETTE or `cassette:` in lev.yaml"
+                        .into(),
+                )
+            })?;
+            Arc::new(ScriptedProvider::from_file(path)?)
+        }
+    })
+}
+
+fn require_key(
+    settings: &ProviderSettings,
+    default_var: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Secret, LlmError> {
+    let var = settings.api_key_env.as_deref().unwrap_or(default_var);
+    env(var)
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| Secret::new(k.trim()))
+        .ok_or_else(|| {
+            LlmError::Config(format!(
+                "{kind} needs an API key in the environment variable {var}, which is not set; \
+                 set it, or choose another provider with LEV_PROVIDER (openai, anthropic, ollama, scripted) \
+                 or a cassette with LEV_CASSETTE",
+                kind = settings.kind.as_str()
+            ))
+        })
+}
+
+/// Cost in USD of `usage` for `model`: the exact price entry, else the
+/// longest entry that is a prefix of the model name (so `gpt-4o-mini`
+/// prices `gpt-4o-mini-2024-07-18`); 0 when none fits.
+pub fn cost_usd(prices: &PriceTable, model: &str, usage: &Usage) -> f64 {
+    let price = prices.get(model).or_else(|| {
+        prices
+            .iter()
+            .filter(|(k, _)| model.starts_with(k.as_str()))
+            .max_by_key(|(k, _)| k.len())
+            .map(|(_, p)| p)
+    });
+    price.map_or(0.0, |p| {
+        (usage.input_tokens as f64 * p.input_per_mtok
+            + usage.output_tokens as f64 * p.output_per_mtok)
+            / 1_000_000.0
+    })
+}
+
+/// Fills `usage.cost_usd` of every reply from a price table.
+pub struct Priced {
+    inner: SharedProvider,
+    prices: PriceTable,
+}
+
+impl fmt::Debug for Priced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Priced")
+            .field("inner", &self.inner.name())
+            .field("prices", &self.prices.len())
+            .finish()
+    }
+}
+
+impl Priced {
+    pub fn new(inner: SharedProvider, prices: PriceTable) -> Self {
+        Priced { inner, prices }
+    }
+}
+
+impl Provider for Priced {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn chat<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        deltas: Option<mpsc::UnboundedSender<StreamDelta>>,
+    ) -> ChatFuture<'a> {
+        Box::pin(async move {
+            let mut reply = self.inner.chat(req, deltas).await?;
+            let mut cost = cost_usd(&self.prices, &reply.model, &reply.usage);
+            if cost == 0.0 && !req.model.is_empty() {
+                cost = cost_usd(&self.prices, &req.model, &reply.usage);
+            }
+            reply.usage.cost_usd = cost;
+            Ok(reply)
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::llm::Price;
+
+    #[test]
+    fn cost_by_exact_or_prefix() {
+        let mut prices = PriceTable::new();
+        prices.insert(
+            "gpt-4o".into(),
+            Price {
+                input_per_mtok: 2.0,
+                output_per_mtok: 8.0,
+            },
+        );
+        prices.insert(
+            "gpt-4o-mini".into(),
+            Price {
+                input_per_mtok: 0.5,
+                output_per_mtok: 1.0,
+            },
+        );
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 500_000,
+            cost_usd: 0.0,
+        };
+        assert_eq!(cost_usd(&prices, "gpt-4o", &usage), 6.0);
+        assert_eq!(cost_usd(&prices, "gpt-4o-mini-2024-07-18", &usage), 1.0);
+        assert_eq!(cost_usd(&prices, "llama", &usage), 0.0);
+    }
+
+    #[test]
+    fn missing_key_names_the_variable() {
+        let mut s = ProviderSettings::of_kind(ProviderKind::Anthropic);
+        let err = build_client(&s, &|_| None).unwrap_err();
+        assert!(err.to_string().contains("ANTHROPIC_API_KEY"), "{err}");
+        s.api_key_env = Some("MY_KEY".into());
+        let err = build_client(&s, &|_| None).unwrap_err();
+        assert!(err.to_string().contains("MY_KEY"), "{err}");
+        assert!(build_client(&s, &|k| (k == "MY_KEY").then(|| "x".into())).is_ok());
+        // Ollama works without a key; scripted needs a cassette.
+        assert!(build_client(&ProviderSettings::of_kind(ProviderKind::Ollama), &|_| None).is_ok());
+        let err = build_client(&ProviderSettings::of_kind(ProviderKind::Scripted), &|_| {
+            None
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("LEV_CASSETTE"), "{err}");
+    }
 }

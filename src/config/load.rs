@@ -1,0 +1,468 @@
+//! Reading configuration: `<config_dir>/config.yaml`, then `./lev.yaml`
+//! (values in the later file win; maps merge by key), then the environment.
+//!
+//! ```yaml
+//! provider: local            # openai | anthropic | ollama | scripted, or a name below
+//! model: gpt-4o-mini         # default model of the chosen provider
+//! cassette: demo.yaml        # for `scripted`; relative to this file
+//! providers:                 # named endpoints, for modes that name one
+//!   local:
+//!     kind: ollama           # openai | anthropic | ollama | scripted
+//!     base_url: http://127.0.0.1:11434/v1
+//!     model: llama3.2
+//!     api_key_env: MY_KEY    # name of the variable holding the key
+//!     cassette: other.yaml
+//! prices:                    # USD per million tokens, by model name (or prefix)
+//!   gpt-4o-mini: { input_per_mtok: 0.15, output_per_mtok: 0.6 }
+//! retry: { max_attempts: 4, initial_delay_ms: 500, max_delay_ms: 30000 }
+//! breaker: { consecutive_failures: 5, cooldown_ms: 60000 }
+//! shell_allow: ["cargo test", "git status"]
+//! ```
+//!
+//! Environment, applied last: `LEV_PROVIDER`, `LEV_MODEL`, `LEV_CASSETTE`,
+//! and the base URLs `OPENAI_BASE_URL`, `ANTHROPIC_BASE_URL`, `OLLAMA_HOST`
+//! (`$OLLAMA_HOST/v1`), which apply to the chosen provider unless it is a
+//! named one with its own `base_url`. With no provider chosen anywhere:
+//! `scripted` when a cassette is given, else `openai` when `OPENAI_API_KEY`
+//! is set, else `anthropic` when `ANTHROPIC_API_KEY` is, else `openai`,
+//! whose missing key is reported when the provider is built (so commands
+//! that need no provider, like `lev validate`, still work).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Config, ProviderKind, ProviderSettings};
+use crate::llm::Price;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {message}", path.display())]
+    Read { path: PathBuf, message: String },
+    #[error("{}:{line}:{col}: {message}", path.display())]
+    Parse {
+        path: PathBuf,
+        line: u64,
+        col: u64,
+        message: String,
+    },
+    /// A value that parses but makes no sense; `origin` is a file or an
+    /// environment variable.
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    provider: Option<String>,
+    model: Option<String>,
+    cassette: Option<PathBuf>,
+    #[serde(default)]
+    providers: BTreeMap<String, FileProvider>,
+    #[serde(default)]
+    prices: BTreeMap<String, FilePrice>,
+    retry: Option<FileRetry>,
+    breaker: Option<FileBreaker>,
+    shell_allow: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileProvider {
+    kind: ProviderKind,
+    base_url: Option<String>,
+    model: Option<String>,
+    api_key_env: Option<String>,
+    cassette: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePrice {
+    input_per_mtok: f64,
+    output_per_mtok: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRetry {
+    max_attempts: Option<u32>,
+    initial_delay_ms: Option<u64>,
+    max_delay_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBreaker {
+    consecutive_failures: Option<u32>,
+    cooldown_ms: Option<u64>,
+}
+
+/// `origin:line:col: message` for a serde-saphyr error, without the
+/// library's own trailing "at line N, column M".
+pub(crate) fn yaml_error_text(origin: &str, err: &serde_saphyr::Error) -> String {
+    match err.location() {
+        Some(l) => format!(
+            "{origin}:{}:{}: {}",
+            l.line(),
+            l.column(),
+            yaml_message(err)
+        ),
+        None => format!("{origin}: {}", yaml_message(err)),
+    }
+}
+
+fn yaml_message(err: &serde_saphyr::Error) -> String {
+    let text = err.without_snippet().to_string();
+    match text.rfind(" at line ") {
+        Some(i) if text[i..].contains(", column ") => text[..i].to_string(),
+        _ => text,
+    }
+}
+
+/// What the files said, merged; resolved against the environment at the end.
+#[derive(Default)]
+struct Layers {
+    provider: Option<String>,
+    model: Option<String>,
+    cassette: Option<PathBuf>,
+    providers: BTreeMap<String, ProviderSettings>,
+    config: Config,
+}
+
+impl Layers {
+    fn read(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        // An empty or comments-only file is an empty config.
+        let file: Option<FileConfig> = serde_saphyr::from_str(&text).map_err(|e| {
+            let (line, col) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                col,
+                message: yaml_message(&e),
+            }
+        })?;
+        self.config.sources.push(path.to_path_buf());
+        let Some(file) = file else {
+            return Ok(());
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        self.provider = file.provider.or(self.provider.take());
+        self.model = file.model.or(self.model.take());
+        if let Some(c) = file.cassette {
+            self.cassette = Some(dir.join(c));
+        }
+        for (name, p) in file.providers {
+            self.providers.insert(
+                name,
+                ProviderSettings {
+                    kind: p.kind,
+                    base_url: p.base_url,
+                    model: p.model,
+                    api_key_env: p.api_key_env,
+                    cassette: p.cassette.map(|c| dir.join(c)),
+                },
+            );
+        }
+        for (model, p) in file.prices {
+            self.config.prices.insert(
+                model,
+                Price {
+                    input_per_mtok: p.input_per_mtok,
+                    output_per_mtok: p.output_per_mtok,
+                },
+            );
+        }
+        if let Some(r) = file.retry {
+            let retry = &mut self.config.retry;
+            retry.max_attempts = r.max_attempts.unwrap_or(retry.max_attempts);
+            retry.initial_delay_ms = r.initial_delay_ms.unwrap_or(retry.initial_delay_ms);
+            retry.max_delay_ms = r.max_delay_ms.unwrap_or(retry.max_delay_ms);
+        }
+        if let Some(b) = file.breaker {
+            let breaker = &mut self.config.breaker;
+            breaker.consecutive_failures = b
+                .consecutive_failures
+                .unwrap_or(breaker.consecutive_failures);
+            breaker.cooldown_ms = b.cooldown_ms.unwrap_or(breaker.cooldown_ms);
+        }
+        if let Some(allow) = file.shell_allow {
+            self.config.shell_allow = allow;
+        }
+        Ok(())
+    }
+
+    fn resolve(
+        mut self,
+        cwd: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let (name, origin) = match var("LEV_PROVIDER") {
+            Some(p) => (Some(p), "LEV_PROVIDER".to_string()),
+            None => (self.provider.take(), self.origin()),
+        };
+        let cassette = var("LEV_CASSETTE")
+            .map(|c| cwd.join(c))
+            .or(self.cassette.take());
+        let mut named = false;
+        let mut provider = match name {
+            Some(name) => match self.providers.get(name.trim()) {
+                Some(p) => {
+                    named = true;
+                    p.clone()
+                }
+                None => match ProviderKind::parse(&name) {
+                    Some(kind) => ProviderSettings::of_kind(kind),
+                    None => {
+                        let mut known: Vec<&str> =
+                            ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+                        known.extend(self.providers.keys().map(String::as_str));
+                        return Err(ConfigError::Invalid {
+                            origin,
+                            message: format!(
+                                "unknown provider `{name}`; expected one of: {}",
+                                known.join(", ")
+                            ),
+                        });
+                    }
+                },
+            },
+            None if cassette.is_some() => ProviderSettings::of_kind(ProviderKind::Scripted),
+            None if var("OPENAI_API_KEY").is_some() => {
+                ProviderSettings::of_kind(ProviderKind::OpenAi)
+            }
+            None if var("ANTHROPIC_API_KEY").is_some() => {
+                ProviderSettings::of_kind(ProviderKind::Anthropic)
+            }
+            None => ProviderSettings::of_kind(ProviderKind::OpenAi),
+        };
+        if let Some(model) = var("LEV_MODEL").or(self.model.take()) {
+            provider.model = Some(model);
+        }
+        if provider.kind == ProviderKind::Scripted
+            && (provider.cassette.is_none() || var("LEV_CASSETTE").is_some())
+        {
+            provider.cassette = cassette;
+        }
+        if !(named && provider.base_url.is_some()) {
+            let from_env = match provider.kind {
+                ProviderKind::OpenAi => var("OPENAI_BASE_URL"),
+                ProviderKind::Anthropic => var("ANTHROPIC_BASE_URL"),
+                ProviderKind::Ollama => var("OLLAMA_HOST").map(|h| ollama_base_url(&h)),
+                ProviderKind::Scripted => None,
+            };
+            if from_env.is_some() {
+                provider.base_url = from_env;
+            }
+        }
+        let mut config = self.config;
+        config.provider = provider;
+        config.providers = self.providers;
+        Ok(config)
+    }
+
+    fn origin(&self) -> String {
+        self.config
+            .sources
+            .last()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "configuration".into())
+    }
+}
+
+/// `$OLLAMA_HOST` may be `host:port` without a scheme (as Ollama accepts);
+/// the OpenAI-compatible API lives under `/v1`.
+pub fn ollama_base_url(host: &str) -> String {
+    let host = host.trim().trim_end_matches('/');
+    let host = if host.contains("://") {
+        host.to_string()
+    } else {
+        format!("http://{host}")
+    };
+    if host.ends_with("/v1") {
+        host
+    } else {
+        format!("{host}/v1")
+    }
+}
+
+impl Config {
+    /// Reads the config files and the process environment.
+    pub fn load(cwd: &Path, config_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with_env(cwd, config_dir, &|k| std::env::var(k).ok())
+    }
+
+    /// [`Config::load`] with the environment given as a lookup function, so
+    /// tests need not touch the process environment.
+    pub fn load_with_env(
+        cwd: &Path,
+        config_dir: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut layers = Layers::default();
+        if let Some(dir) = config_dir {
+            layers.read(&dir.join("config.yaml"))?;
+        }
+        layers.read(&cwd.join("lev.yaml"))?;
+        layers.resolve(cwd, env)
+    }
+
+    /// Defaults plus the environment, reading no files.
+    pub fn from_env(
+        cwd: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        Layers::default().resolve(cwd, env)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_follow_the_available_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_env(dir.path(), &env(&[])).unwrap();
+        assert_eq!(c.provider.kind, ProviderKind::OpenAi);
+        let c = Config::from_env(dir.path(), &env(&[("ANTHROPIC_API_KEY", "k")])).unwrap();
+        assert_eq!(c.provider.kind, ProviderKind::Anthropic);
+        let c = Config::from_env(
+            dir.path(),
+            &env(&[("ANTHROPIC_API_KEY", "k"), ("OPENAI_API_KEY", "k")]),
+        )
+        .unwrap();
+        assert_eq!(c.provider.kind, ProviderKind::OpenAi);
+        let c = Config::from_env(
+            dir.path(),
+            &env(&[("OPENAI_API_KEY", "k"), ("LEV_CASSETTE", "c.yaml")]),
+        )
+        .unwrap();
+        assert_eq!(c.provider.kind, ProviderKind::Scripted);
+        assert_eq!(c.provider.cassette, Some(dir.path().join("c.yaml")));
+    }
+
+    #[test]
+    fn files_layer_and_env_wins() {
+        let cfg_dir = tempfile::tempdir().unwrap();
+        let cwd = tempfile::tempdir().unwrap();
+        std::fs::write(
+            cfg_dir.path().join("config.yaml"),
+            "provider: local\nmodel: base-model\nproviders:\n  local:\n    kind: ollama\n    model: llama3.2\nprices:\n  gpt-4o: { input_per_mtok: 2.5, output_per_mtok: 10 }\nretry: { max_attempts: 2 }\nshell_allow: [ls]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            cwd.path().join("lev.yaml"),
+            "# project\nprovider: anthropic\nbreaker: { cooldown_ms: 5 }\nshell_allow: [cargo test]\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(cwd.path(), Some(cfg_dir.path()), &env(&[])).unwrap();
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(c.provider.kind, ProviderKind::Anthropic);
+        assert_eq!(c.provider.model.as_deref(), Some("base-model"));
+        assert_eq!(c.providers["local"].kind, ProviderKind::Ollama);
+        assert_eq!(c.prices["gpt-4o"].output_per_mtok, 10.0);
+        assert_eq!(c.retry.max_attempts, 2);
+        assert_eq!(c.retry.initial_delay_ms, 500);
+        assert_eq!(c.breaker.cooldown_ms, 5);
+        assert_eq!(c.shell_allow, vec!["cargo test".to_string()]);
+
+        let c = Config::load_with_env(
+            cwd.path(),
+            Some(cfg_dir.path()),
+            &env(&[
+                ("LEV_PROVIDER", "local"),
+                ("LEV_MODEL", "qwen"),
+                ("OLLAMA_HOST", "0.0.0.0:1234"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.provider.kind, ProviderKind::Ollama);
+        assert_eq!(c.provider.model.as_deref(), Some("qwen"));
+        assert_eq!(
+            c.provider.base_url.as_deref(),
+            Some("http://0.0.0.0:1234/v1")
+        );
+
+        let c = Config::from_env(
+            cwd.path(),
+            &env(&[
+                ("LEV_PROVIDER", "openai"),
+                ("OPENAI_BASE_URL", "http://h/v1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.provider.base_url.as_deref(), Some("http://h/v1"));
+    }
+
+    #[test]
+    fn unknown_keys_report_line_and_column() {
+        let cwd = tempfile::tempdir().unwrap();
+        std::fs::write(
+            cwd.path().join("lev.yaml"),
+            "provider: openai\nretry:\n  max_attempts: 3\n  max_atempts: 4\n",
+        )
+        .unwrap();
+        let err = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap_err();
+        let ConfigError::Parse {
+            line, col, message, ..
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!((*line, *col), (4, 3), "{err}");
+        assert!(message.contains("max_atempts"), "{message}");
+        assert!(
+            err.to_string().contains("lev.yaml:4:3: unknown field"),
+            "{err}"
+        );
+
+        std::fs::write(
+            cwd.path().join("lev.yaml"),
+            "providers:\n  x: { kind: gemini }\n",
+        )
+        .unwrap();
+        let err = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("lev.yaml:2:"), "{err}");
+    }
+
+    #[test]
+    fn empty_file_and_bad_provider_name() {
+        let cwd = tempfile::tempdir().unwrap();
+        std::fs::write(cwd.path().join("lev.yaml"), "# nothing yet\n").unwrap();
+        let c = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap();
+        assert_eq!(c.sources.len(), 1);
+        let err = Config::load_with_env(cwd.path(), None, &env(&[("LEV_PROVIDER", "gemini")]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "LEV_PROVIDER: unknown provider `gemini`; expected one of: openai, anthropic, ollama, scripted"
+        );
+    }
+}

@@ -1,0 +1,489 @@
+//! OpenAI-compatible Chat Completions (OpenAI, Ollama, vLLM, llama.cpp,
+//! LM Studio, OpenRouter): request mapping and the streamed reply
+//! (`stream: true` with `stream_options.include_usage`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::wire::{self, Secret};
+use super::{
+    ChatFuture, ChatRequest, ChatResponse, LlmError, Provider, Role, StreamDelta, ToolCall,
+};
+use crate::protocol::Usage;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+pub const DEFAULT_OLLAMA_HOST: &str = "http://127.0.0.1:11434";
+
+/// One OpenAI-compatible endpoint.
+pub struct OpenAiProvider {
+    /// `openai` or `ollama`: the family name used in messages.
+    family: String,
+    base_url: String,
+    key: Option<Secret>,
+    default_model: String,
+    client: reqwest::Client,
+}
+
+impl fmt::Debug for OpenAiProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiProvider")
+            .field("family", &self.family)
+            .field("base_url", &self.base_url)
+            .field("key", &self.key.as_ref().map(|_| "[redacted]"))
+            .field("default_model", &self.default_model)
+            .finish()
+    }
+}
+
+impl OpenAiProvider {
+    /// `family` names the endpoint in messages (`openai`, `ollama`);
+    /// `default_model` is used when a request leaves `model` empty.
+    pub fn new(
+        family: &str,
+        base_url: &str,
+        key: Option<Secret>,
+        default_model: &str,
+    ) -> Result<Self, LlmError> {
+        let client = wire::http_client(wire::DEFAULT_READ_TIMEOUT)?;
+        Ok(OpenAiProvider {
+            family: family.to_string(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            key,
+            default_model: default_model.to_string(),
+            client,
+        })
+    }
+
+    fn model<'a>(&'a self, req: &'a ChatRequest) -> &'a str {
+        if req.model.is_empty() {
+            &self.default_model
+        } else {
+            &req.model
+        }
+    }
+
+    /// The same provider failing a call when the server is silent for
+    /// longer than `timeout` (default [`wire::DEFAULT_READ_TIMEOUT`]).
+    pub fn with_read_timeout(mut self, timeout: std::time::Duration) -> Result<Self, LlmError> {
+        self.client = wire::http_client(timeout)?;
+        Ok(self)
+    }
+
+    async fn run(
+        &self,
+        req: &ChatRequest,
+        deltas: Option<mpsc::UnboundedSender<StreamDelta>>,
+    ) -> Result<ChatResponse, LlmError> {
+        self.stream(req, deltas)
+            .await
+            .map_err(|e| wire::redact_error(e, self.key.as_ref()))
+    }
+
+    async fn stream(
+        &self,
+        req: &ChatRequest,
+        deltas: Option<mpsc::UnboundedSender<StreamDelta>>,
+    ) -> Result<ChatResponse, LlmError> {
+        let name = self.name();
+        let body = request_body(req, self.model(req));
+        let mut http = self
+            .client
+            .post(format!("{}/chat/completions", self.base_url))
+            .json(&body);
+        if let Some(key) = &self.key {
+            http = http.bearer_auth(key.expose());
+        }
+        let mut events = Box::pin(wire::send_sse(&name, http, self.key.as_ref()).await?);
+        let mut acc = Accumulator::new(self.model(req));
+        while let Some(event) = events.next().await {
+            let event = event?;
+            if acc.feed(&name, &event.data, &deltas)? {
+                return Ok(acc.finish());
+            }
+        }
+        Err(LlmError::Stream {
+            provider: name,
+            message: "the stream ended without `data: [DONE]`".into(),
+        })
+    }
+}
+
+impl Provider for OpenAiProvider {
+    fn name(&self) -> String {
+        format!("{}@{}", self.family, self.base_url)
+    }
+
+    fn chat<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        deltas: Option<mpsc::UnboundedSender<StreamDelta>>,
+    ) -> ChatFuture<'a> {
+        Box::pin(self.run(req, deltas))
+    }
+}
+
+/// The JSON body for `/chat/completions`.
+pub fn request_body(req: &ChatRequest, model: &str) -> Value {
+    let mut messages = Vec::with_capacity(req.messages.len() + 1);
+    if let Some(system) = &req.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    for m in &req.messages {
+        messages.push(match m.role {
+            Role::User => json!({"role": "user", "content": m.content}),
+            Role::Assistant if m.tool_calls.is_empty() => {
+                json!({"role": "assistant", "content": m.content})
+            }
+            Role::Assistant => {
+                let calls: Vec<Value> = m
+                    .tool_calls
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        })
+                    })
+                    .collect();
+                // `content: null` is what the API expects for a pure tool call.
+                let content = if m.content.is_empty() {
+                    Value::Null
+                } else {
+                    Value::String(m.content.clone())
+                };
+                json!({"role": "assistant", "content": content, "tool_calls": calls})
+            }
+            Role::Tool => json!({
+                "role": "tool",
+                "tool_call_id": m.tool_call_id.clone().unwrap_or_default(),
+                "content": m.content,
+            }),
+        });
+    }
+    let mut body = json!({
+        "model": model,
+        "messages": messages,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    if !req.tools.is_empty() {
+        body["tools"] = req
+            .tools
+            .iter()
+            .map(|t| {
+                json!({
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                })
+            })
+            .collect();
+    }
+    if let Some(t) = req.temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(m) = req.max_tokens {
+        body["max_tokens"] = json!(m);
+    }
+    body
+}
+
+/// Folds stream chunks into a reply. Tool calls arrive as fragments keyed
+/// by `index`: the first carries `id` and `name`, later ones more
+/// `arguments` text.
+struct Accumulator {
+    text: String,
+    calls: BTreeMap<u64, ToolCall>,
+    usage: Usage,
+    stop_reason: Option<String>,
+    model: String,
+}
+
+impl Accumulator {
+    fn new(model: &str) -> Self {
+        Accumulator {
+            text: String::new(),
+            calls: BTreeMap::new(),
+            usage: Usage::default(),
+            stop_reason: None,
+            model: model.to_string(),
+        }
+    }
+
+    /// Takes one `data:` payload; true at `[DONE]`.
+    fn feed(
+        &mut self,
+        provider: &str,
+        data: &str,
+        deltas: &Option<mpsc::UnboundedSender<StreamDelta>>,
+    ) -> Result<bool, LlmError> {
+        let data = data.trim();
+        if data == "[DONE]" {
+            return Ok(true);
+        }
+        if data.is_empty() {
+            return Ok(false);
+        }
+        let chunk = wire::parse_chunk(provider, data)?;
+        if let Some(err) = chunk.get("error") {
+            return Err(stream_error(provider, err));
+        }
+        if let Some(model) = chunk.get("model").and_then(Value::as_str) {
+            self.model = model.to_string();
+        }
+        if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
+            self.usage.input_tokens = usage
+                .get("prompt_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            self.usage.output_tokens = usage
+                .get("completion_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+        }
+        let choices = chunk.get("choices").and_then(Value::as_array);
+        for choice in choices.into_iter().flatten() {
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                self.stop_reason = Some(reason.to_string());
+            }
+            let Some(delta) = choice.get("delta") else {
+                continue;
+            };
+            if let Some(text) = delta.get("content").and_then(Value::as_str)
+                && !text.is_empty()
+            {
+                self.text.push_str(text);
+                wire::emit(deltas, StreamDelta::Text(text.to_string()));
+            }
+            let calls = delta.get("tool_calls").and_then(Value::as_array);
+            for call in calls.into_iter().flatten() {
+                self.feed_call(provider, call, deltas)?;
+            }
+        }
+        Ok(false)
+    }
+
+    fn feed_call(
+        &mut self,
+        provider: &str,
+        call: &Value,
+        deltas: &Option<mpsc::UnboundedSender<StreamDelta>>,
+    ) -> Result<(), LlmError> {
+        // Some servers omit `index`: a fragment with a new `id` starts a
+        // new call, one without continues the last.
+        let index = match call.get("index").and_then(Value::as_u64) {
+            Some(i) => i,
+            None => {
+                let last = self.calls.last_key_value();
+                let id = call.get("id").and_then(Value::as_str);
+                match (last, id) {
+                    (Some((&i, c)), Some(id)) if c.id == id => i,
+                    (Some((&i, _)), None) => i,
+                    (Some((&i, _)), Some(_)) => i + 1,
+                    (None, _) => 0,
+                }
+            }
+        };
+        let entry = self.calls.entry(index).or_insert_with(|| ToolCall {
+            id: String::new(),
+            name: String::new(),
+            arguments: String::new(),
+        });
+        if let Some(id) = call.get("id").and_then(Value::as_str) {
+            entry.id = id.to_string();
+        }
+        let function = call.get("function");
+        if let Some(name) = function.and_then(|f| f.get("name")).and_then(Value::as_str) {
+            entry.name.push_str(name);
+        }
+        match function.and_then(|f| f.get("arguments")) {
+            Some(Value::String(part)) => {
+                entry.arguments.push_str(part);
+                wire::emit(
+                    deltas,
+                    StreamDelta::ToolCall {
+                        name: entry.name.clone(),
+                        arguments_part: part.clone(),
+                    },
+                );
+            }
+            // Ollama has sent whole argument objects instead of text.
+            Some(obj @ Value::Object(_)) => {
+                let part = obj.to_string();
+                entry.arguments.push_str(&part);
+                wire::emit(
+                    deltas,
+                    StreamDelta::ToolCall {
+                        name: entry.name.clone(),
+                        arguments_part: part,
+                    },
+                );
+            }
+            Some(Value::Null) | None => {}
+            Some(other) => {
+                return Err(LlmError::Malformed {
+                    provider: provider.to_string(),
+                    message: format!(
+                        "tool call arguments are neither text nor an object: `{}`",
+                        wire::excerpt(&other.to_string(), 80)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> ChatResponse {
+        let tool_calls = self
+            .calls
+            .into_values()
+            .enumerate()
+            .map(|(i, mut c)| {
+                if c.id.is_empty() {
+                    c.id = format!("call_{i}");
+                }
+                c
+            })
+            .collect();
+        ChatResponse {
+            text: self.text,
+            tool_calls,
+            usage: self.usage,
+            stop_reason: self.stop_reason,
+            model: self.model,
+        }
+    }
+}
+
+/// An `{"error": {...}}` object inside the stream.
+fn stream_error(provider: &str, err: &Value) -> LlmError {
+    let message = err
+        .get("message")
+        .and_then(Value::as_str)
+        .or(err.as_str())
+        .unwrap_or("unknown error");
+    let kind = err
+        .get("type")
+        .or(err.get("code"))
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_else(|| "error".into());
+    LlmError::Provider {
+        provider: provider.to_string(),
+        kind,
+        message: wire::excerpt(message, 300),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::llm::{Message, RequestMeta, ToolSpec};
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            model: String::new(),
+            system: Some("be brief".into()),
+            messages: vec![
+                Message::user("read it"),
+                Message {
+                    role: Role::Assistant,
+                    content: String::new(),
+                    tool_calls: vec![ToolCall {
+                        id: "c1".into(),
+                        name: "read_file".into(),
+                        arguments: r#"{"path":"a"}"#.into(),
+                    }],
+                    tool_call_id: None,
+                    is_error: false,
+                },
+                Message {
+                    role: Role::Tool,
+                    content: "hello".into(),
+                    tool_calls: vec![],
+                    tool_call_id: Some("c1".into()),
+                    is_error: false,
+                },
+            ],
+            tools: vec![ToolSpec {
+                name: "read_file".into(),
+                description: "reads".into(),
+                parameters: json!({"type": "object"}),
+            }],
+            temperature: None,
+            max_tokens: Some(100),
+            meta: RequestMeta::default(),
+        }
+    }
+
+    #[test]
+    fn maps_messages() {
+        let body = request_body(&request(), "m");
+        let msgs = body["messages"].as_array().unwrap();
+        assert_eq!(msgs[0], json!({"role": "system", "content": "be brief"}));
+        assert_eq!(msgs[2]["content"], Value::Null);
+        assert_eq!(msgs[2]["tool_calls"][0]["function"]["name"], "read_file");
+        assert_eq!(msgs[3]["role"], "tool");
+        assert_eq!(msgs[3]["tool_call_id"], "c1");
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert_eq!(body["tools"][0]["function"]["name"], "read_file");
+        assert_eq!(body["max_tokens"], 100);
+    }
+
+    #[test]
+    fn assembles_split_tool_calls_by_index() {
+        let mut acc = Accumulator::new("m");
+        let chunks = [
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"b","function":{"name":"g","arguments":"{\"x\""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"function":{"arguments":":1}"}}]},"finish_reason":"tool_calls"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#,
+        ];
+        for c in chunks {
+            assert!(!acc.feed("p", c, &None).unwrap());
+        }
+        assert!(acc.feed("p", "[DONE]", &None).unwrap());
+        let r = acc.finish();
+        assert_eq!(r.tool_calls.len(), 2);
+        assert_eq!(r.tool_calls[0].arguments, "{}");
+        assert_eq!(r.tool_calls[1].arguments, r#"{"x":1}"#);
+        assert_eq!(r.stop_reason.as_deref(), Some("tool_calls"));
+        assert_eq!(r.usage.input_tokens, 7);
+    }
+
+    #[test]
+    fn calls_without_index_split_on_new_ids() {
+        let mut acc = Accumulator::new("m");
+        let chunks = [
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":{"x":1}}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"}"}}]}}]}"#,
+        ];
+        for c in chunks {
+            acc.feed("p", c, &None).unwrap();
+        }
+        let r = acc.finish();
+        assert_eq!(r.tool_calls.len(), 2);
+        assert_eq!(r.tool_calls[0].arguments, r#"{"x":1}"#);
+        assert_eq!(r.tool_calls[1].arguments, "{}");
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let p =
+            OpenAiProvider::new("openai", "http://x/v1", Some(Secret::new("sk-zzz")), "m").unwrap();
+        assert!(!format!("{p:?}").contains("sk-zzz"));
+    }
+}

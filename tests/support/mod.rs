@@ -1,0 +1,6 @@
+//! Helpers shared by the integration tests. Each test file that needs them
+//! says `mod support;`.
+
+#![allow(dead_code)]
+
+pub mod llm_server;
