@@ -4,3 +4,4 @@
 #![allow(dead_code)]
 
 pub mod llm_server;
+pub mod lev;
