@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::human::{self, Ask};
 use super::step::{AttemptCtx, StepError};
-use crate::llm::{ChatRequest, ChatResponse, Message, RequestMeta, Role, StreamDelta, ToolCall};
+use crate::llm::{ChatRequest, ChatResponse, Message, RequestMeta, Role, StreamDelta, ToolCall, ToolSpec};
 use crate::protocol::{Delta, Event, InFlightDecision, PauseReason, ToolCallRecord};
 use crate::spec::{Choice, Mode, StepKind};
 use crate::tools::{self, ShellDecision, ShellPolicy, ToolEnv, ToolOutput};
@@ -91,7 +91,7 @@ pub async fn run(
         }
         messages.push(assistant(&reply.text, reply.tool_calls.clone()));
         for call in &reply.tool_calls {
-            let out = tool_result(actx, &env, call).await?;
+            let out = tool_result(actx, &env, &request_base.tools, &mode.id, call).await?;
             messages.push(Message {
                 role: Role::Tool,
                 content: out.content,
