@@ -39,17 +39,33 @@ fn request_key(req: &RecordedRequest) -> Option<(String, u32)> {
 
 fn slow(sse: OpenAiSse) -> Reply {
     // Pauses inside the stream widen the window in which a kill lands mid-request.
-    sse.action(Action::Delay(25)).usage(40, 10).finish("stop").reply()
+    sse.action(Action::Delay(25))
+        .usage(40, 10)
+        .finish("stop")
+        .reply()
 }
 
 fn responder(req: &RecordedRequest) -> Reply {
     let Some((step, turn)) = request_key(req) else {
-        return Reply::json(400, &serde_json::json!({"error": {"message": "no step marker", "type": "test"}}));
+        return Reply::json(
+            400,
+            &serde_json::json!({"error": {"message": "no step marker", "type": "test"}}),
+        );
     };
     let m = "test-model";
     match (step.as_str(), turn) {
-        ("plan", 1) => slow(OpenAiSse::new(m).text("Looking around.", 2).tool_call(0, "call_1", "list_dir", r#"{"path":"."}"#, 3)),
-        ("plan", _) => slow(OpenAiSse::new(m).action(Action::Delay(20)).text(r#"{"plan":"build the widget"}"#, 4)),
+        ("plan", 1) => slow(OpenAiSse::new(m).text("Looking around.", 2).tool_call(
+            0,
+            "call_1",
+            "list_dir",
+            r#"{"path":"."}"#,
+            3,
+        )),
+        ("plan", _) => slow(
+            OpenAiSse::new(m)
+                .action(Action::Delay(20))
+                .text(r#"{"plan":"build the widget"}"#, 4),
+        ),
         ("left", 1) => slow(OpenAiSse::new(m).tool_call(
             0,
             "call_1",
@@ -58,10 +74,15 @@ fn responder(req: &RecordedRequest) -> Reply {
             4,
         )),
         ("left", _) => slow(OpenAiSse::new(m).text("left done", 3)),
-        ("right", 1) => slow(OpenAiSse::new(m).tool_call(0, "call_1", "read_file", r#"{"path":"left.txt"}"#, 2)),
+        ("right", 1) => {
+            slow(OpenAiSse::new(m).tool_call(0, "call_1", "read_file", r#"{"path":"left.txt"}"#, 2))
+        }
         ("right", _) => slow(OpenAiSse::new(m).text("right done", 3)),
         ("review", _) => slow(OpenAiSse::new(m).text("approved: both sides agree", 5)),
-        _ => Reply::json(400, &serde_json::json!({"error": {"message": "unknown step", "type": "test"}})),
+        _ => Reply::json(
+            400,
+            &serde_json::json!({"error": {"message": "unknown step", "type": "test"}}),
+        ),
     }
 }
 
@@ -87,10 +108,20 @@ fn finish(mut child: Child, kill_after: Option<Duration>) -> Process {
         std::thread::sleep(Duration::from_millis(2));
     };
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     if code.is_some_and(|c| c != 0 && c != 3) {
         let mut stderr = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
         panic!("lev exited with {code:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
     }
     Process { stdout, code }
@@ -109,7 +140,12 @@ fn journaled_replies(events: &[Value]) -> BTreeSet<(String, u32)> {
     events
         .iter()
         .filter(|e| e["type"] == "llm_replied")
-        .map(|e| (e["step"].as_str().unwrap().to_string(), e["turn"].as_u64().unwrap() as u32))
+        .map(|e| {
+            (
+                e["step"].as_str().unwrap().to_string(),
+                e["turn"].as_u64().unwrap() as u32,
+            )
+        })
         .collect()
 }
 
@@ -138,10 +174,17 @@ fn strs(v: &[String]) -> Vec<&str> {
 /// The id of the only run in this sandbox, if one was created.
 fn only_run(lev: &Lev) -> Option<String> {
     let out = lev.run(&["runs", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    let ids: Vec<String> =
-        text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).map(|v| v["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
     assert!(ids.len() <= 1, "one run expected, found {ids:?}");
     ids.into_iter().next()
 }
@@ -190,7 +233,13 @@ fn crash_iterations(iterations: u64, seed: u64) {
             let ledger_before = ledger(&lev);
             let mut args = match &run {
                 None => run_args(&lev),
-                Some(r) => vec!["resume".into(), r.clone(), "--headless".into(), "--workspace".into(), lev.workspace().display().to_string()],
+                Some(r) => vec![
+                    "resume".into(),
+                    r.clone(),
+                    "--headless".into(),
+                    "--workspace".into(),
+                    lev.workspace().display().to_string(),
+                ],
             };
             if let Some(r) = &run
                 && lev.show(r)["status"] == "paused"
@@ -204,7 +253,11 @@ fn crash_iterations(iterations: u64, seed: u64) {
                     .rev()
                     .find(|e| e["type"] == "step_started" && e["step"] == "ledger_once")
                     .expect("the paused step is ledger_once");
-                let key = format!("once {r}:{}:{}", seq_of(&events, started), started["attempt"]);
+                let key = format!(
+                    "once {r}:{}:{}",
+                    seq_of(&events, started),
+                    started["attempt"]
+                );
                 let done = ledger_before.iter().any(|l| *l == key);
                 args.push("--in-flight".into());
                 args.push(if done { "done" } else { "rerun" }.into());
@@ -217,7 +270,10 @@ fn crash_iterations(iterations: u64, seed: u64) {
             // Nothing journaled before this process was asked again.
             for req in server.requests().iter().skip(requests_before) {
                 if let Some(key) = request_key(req) {
-                    assert!(!completed.contains(&key), "seed {seed}: reply {key:?} was journaled but requested again");
+                    assert!(
+                        !completed.contains(&key),
+                        "seed {seed}: reply {key:?} was journaled but requested again"
+                    );
                 }
             }
             match p.code {
@@ -227,19 +283,37 @@ fn crash_iterations(iterations: u64, seed: u64) {
                 }
                 Some(3) => {
                     // Paused: the in-flight step must not have run again.
-                    assert_eq!(ledger(&lev), ledger_before, "seed {seed}: a paused step ran again");
+                    assert_eq!(
+                        ledger(&lev),
+                        ledger_before,
+                        "seed {seed}: a paused step ran again"
+                    );
                 }
                 _ => {}
             }
         }
-        assert!(finished, "seed {seed}: the run did not finish after 16 processes");
+        assert!(
+            finished,
+            "seed {seed}: the run did not finish after 16 processes"
+        );
         let run = run.unwrap();
         let show = lev.show(&run);
         assert_eq!(show["status"], "succeeded", "seed {seed}");
-        assert_eq!(show["outputs"], expected, "seed {seed}: outputs differ from an uninterrupted run");
+        assert_eq!(
+            show["outputs"], expected,
+            "seed {seed}: outputs differ from an uninterrupted run"
+        );
         let lines = ledger(&lev);
-        assert_eq!(lines.iter().filter(|l| l.starts_with("idem ")).count(), 1, "seed {seed}: {lines:?}");
-        assert_eq!(lines.iter().filter(|l| l.starts_with("once ")).count(), 1, "seed {seed}: {lines:?}");
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("idem ")).count(),
+            1,
+            "seed {seed}: {lines:?}"
+        );
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("once ")).count(),
+            1,
+            "seed {seed}: {lines:?}"
+        );
         let replay: Vec<String> = lev.replay(&run).lines().map(str::to_string).collect();
         assert!(
             is_subsequence(&live_lines, &replay),
@@ -248,7 +322,9 @@ fn crash_iterations(iterations: u64, seed: u64) {
             replay.join("\n")
         );
     }
-    eprintln!("{iterations} crash iterations, {pauses_seen} paused on an in-flight non-idempotent step");
+    eprintln!(
+        "{iterations} crash iterations, {pauses_seen} paused on an in-flight non-idempotent step"
+    );
 }
 
 /// Seq of an exported event.
@@ -257,7 +333,10 @@ fn seq_of(_events: &[Value], event: &Value) -> u64 {
 }
 
 fn seed() -> u64 {
-    std::env::var("LEV_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x1e5)
+    std::env::var("LEV_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x1e5)
 }
 
 #[test]

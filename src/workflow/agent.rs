@@ -8,7 +8,9 @@ use tokio::sync::mpsc;
 
 use super::human::{self, Ask};
 use super::step::{AttemptCtx, StepError};
-use crate::llm::{ChatRequest, ChatResponse, Message, RequestMeta, Role, StreamDelta, ToolCall, ToolSpec};
+use crate::llm::{
+    ChatRequest, ChatResponse, Message, RequestMeta, Role, StreamDelta, ToolCall, ToolSpec,
+};
 use crate::protocol::{Delta, Event, InFlightDecision, PauseReason, ToolCallRecord};
 use crate::spec::{Choice, Mode, StepKind};
 use crate::tools::{self, ShellDecision, ShellPolicy, ToolEnv, ToolOutput};
@@ -286,6 +288,8 @@ async fn reply_for(
 async fn tool_result(
     actx: &AttemptCtx,
     env: &ToolEnv,
+    offered: &[ToolSpec],
+    mode: &str,
     call: &ToolCall,
 ) -> Result<ToolOutput, StepError> {
     let ctx = &actx.ctx;
@@ -295,6 +299,23 @@ async fn tool_result(
             content: t.output.clone(),
             is_error: t.is_error,
         });
+    }
+    if !offered.iter().any(|t| t.name == call.name) {
+        let names: Vec<&str> = offered.iter().map(|t| t.name.as_str()).collect();
+        let content = format!(
+            "tool `{}` is not available to mode `{mode}`; available: {}",
+            call.name,
+            names.join(", ")
+        );
+        return finish_tool(
+            actx,
+            call,
+            ToolOutput {
+                content,
+                is_error: true,
+            },
+        )
+        .await;
     }
     let side_effects = tools::has_side_effects(&call.name);
     let mut rerun_note = None;

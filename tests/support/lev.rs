@@ -20,14 +20,18 @@ impl Lev {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         std::fs::create_dir_all(dir.path().join("ws")).unwrap();
-        Lev { dir, env: Vec::new() }
+        Lev {
+            dir,
+            env: Vec::new(),
+        }
     }
 
     /// Points the OpenAI provider at a loopback server.
     pub fn with_openai(mut self, base_url: &str) -> Lev {
         self.env.push(("LEV_PROVIDER".into(), "openai".into()));
         self.env.push(("OPENAI_BASE_URL".into(), base_url.into()));
-        self.env.push(("OPENAI_API_KEY".into(), "sk-test-not-a-real-key".into()));
+        self.env
+            .push(("OPENAI_API_KEY".into(), "sk-test-not-a-real-key".into()));
         self.env.push(("LEV_MODEL".into(), "test-model".into()));
         self
     }
@@ -73,20 +77,32 @@ impl Lev {
     }
 
     pub fn spawn(&self, args: &[&str]) -> Child {
-        self.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        self.cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// `lev show RUN --json`.
     pub fn show(&self, run: &str) -> Value {
         let out = self.run(&["show", run, "--json"]);
-        assert!(out.status.success(), "lev show failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "lev show failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// The run's events, from `lev export`.
     pub fn events(&self, run: &str) -> Vec<Value> {
         let out = self.run(&["export", run]);
-        assert!(out.status.success(), "lev export failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "lev export failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -96,7 +112,11 @@ impl Lev {
 
     pub fn replay(&self, run: &str) -> String {
         let out = self.run(&["replay", run]);
-        assert!(out.status.success(), "lev replay failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "lev replay failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -106,7 +126,9 @@ impl Lev {
 fn event_of(line: &Value) -> Option<Value> {
     let mut payload = line.get("payload")?.clone();
     payload.get("type")?;
-    payload.as_object_mut()?.insert("_seq".into(), line.get("seq")?.clone());
+    payload
+        .as_object_mut()?
+        .insert("_seq".into(), line.get("seq")?.clone());
     Some(payload)
 }
 

@@ -3,5 +3,5 @@
 
 #![allow(dead_code)]
 
-pub mod llm_server;
 pub mod lev;
+pub mod llm_server;
