@@ -1,0 +1,485 @@
+//! The headless CLI end to end: the real `lev` binary, a real journal in a
+//! temp data dir, real shell commands and (for agents) the loopback LLM
+//! server. Each test is one behaviour a user relies on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::lev::{Lev, repo_file, run_id_from};
+use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest, Reply};
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Writes `yaml` into the sandbox and runs it headless with `extra` args.
+fn run_yaml(lev: &Lev, yaml: &str, extra: &[&str]) -> (Output, String) {
+    let path = lev.dir.path().join("wf.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let ws = lev.workspace().display().to_string();
+    let mut args = vec![
+        "run",
+        path.to_str().unwrap(),
+        "--headless",
+        "--workspace",
+        &ws,
+    ];
+    args.extend_from_slice(extra);
+    let out = lev.run(&args);
+    let run = run_id_from(&String::from_utf8_lossy(&out.stdout)).unwrap_or_default();
+    (out, run)
+}
+
+fn step<'a>(show: &'a Value, key: &str) -> &'a Value {
+    show["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == key)
+        .unwrap_or_else(|| panic!("no step {key} in {show}"))
+}
+
+#[test]
+fn shell_steps_run_in_dependency_order_and_outputs_flow() {
+    let lev = Lev::new();
+    let (out, run) = run_yaml(
+        &lev,
+        r#"
+version: 1
+kind: workflow
+id: flow
+name: Flow
+inputs:
+  who: { type: string, default: world }
+steps:
+  hello:
+    type: shell
+    run: echo "hello ${{ inputs.who }}"
+  shout:
+    needs: [hello]
+    type: shell
+    run: echo "${{ steps.hello.outputs.stdout }}" | tr a-z A-Z
+outputs:
+  loud: ${{ steps.shout.outputs.stdout }}
+"#,
+        &["--input", "who=lev"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let show = lev.show(&run);
+    assert_eq!(show["status"], "succeeded");
+    assert_eq!(show["outputs"]["loud"], "HELLO LEV");
+    assert_eq!(step(&show, "hello")["status"], "succeeded");
+    assert!(stdout.contains("step shout: succeeded"), "{stdout}");
+}
+
+#[test]
+fn a_failing_step_is_retried_by_policy_then_succeeds() {
+    let lev = Lev::new();
+    let (out, run) = run_yaml(
+        &lev,
+        r#"
+version: 1
+kind: workflow
+id: retry
+name: Retry
+steps:
+  flaky:
+    type: shell
+    idempotent: true
+    retry: { max_attempts: 3, backoff: fixed, initial_delay: 10ms }
+    run: |
+      n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count
+      [ $n -ge 2 ] || { echo "not yet ($n)" >&2; exit 7; }
+      echo "ok on try $n"
+"#,
+        &[],
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let show = lev.show(&run);
+    assert_eq!(step(&show, "flaky")["attempts"], 2);
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains("failed (attempt 1)") && stdout.contains("exited with code 7: not yet (1)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("retrying in 10ms"), "{stdout}");
+}
+
+#[test]
+fn a_timeout_kills_the_command_and_fails_the_run() {
+    let lev = Lev::new();
+    let (out, run) = run_yaml(
+        &lev,
+        r#"
+version: 1
+kind: workflow
+id: slow
+name: Slow
+steps:
+  slow:
+    type: shell
+    timeout: 300ms
+    run: sleep 30
+  after:
+    needs: [slow]
+    type: shell
+    run: echo never
+"#,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let show = lev.show(&run);
+    assert_eq!(show["status"], "failed");
+    assert!(
+        step(&show, "slow")["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after"),
+        "{show}"
+    );
+    assert_eq!(step(&show, "after")["status"], "skipped");
+}
+
+#[test]
+fn continue_on_error_and_conditions_decide_what_runs() {
+    let lev = Lev::new();
+    let (out, run) = run_yaml(
+        &lev,
+        r#"
+version: 1
+kind: workflow
+id: cond
+name: Conditions
+steps:
+  broken:
+    type: shell
+    run: exit 3
+    continue_on_error: true
+  next:
+    needs: [broken]
+    type: shell
+    run: echo next ran
+  only_on_failure:
+    needs: [next]
+    if: ${{ failure() }}
+    type: shell
+    run: echo should not run
+"#,
+        &[],
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let show = lev.show(&run);
+    assert_eq!(step(&show, "broken")["status"], "failed");
+    assert_eq!(step(&show, "next")["status"], "succeeded");
+    assert_eq!(step(&show, "only_on_failure")["status"], "skipped");
+}
+
+const GATED: &str = r#"
+version: 1
+kind: workflow
+id: gated
+name: Gated
+whisper:
+  questions:
+    - id: color
+      ask: Which color?
+      options: [{ value: red, label: Red }, { value: blue, label: Blue }]
+      default: blue
+steps:
+  pick:
+    type: question
+    ask: "Size for the ${{ whisper.color }} one?"
+    default: large
+  gate:
+    needs: [pick]
+    type: approval
+    message: "Ship ${{ steps.pick.outputs.answer }} ${{ whisper.color }}?"
+  ship:
+    needs: [gate]
+    type: shell
+    run: echo shipped ${{ steps.pick.outputs.answer }} ${{ whisper.color }}
+outputs:
+  result: ${{ steps.ship.outputs.stdout }}
+"#;
+
+#[test]
+fn headless_answers_defaults_and_needs_yes_for_approvals() {
+    let lev = Lev::new();
+    let (out, run) = run_yaml(&lev, GATED, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let show = lev.show(&run);
+    assert!(
+        step(&show, "gate")["error"]
+            .as_str()
+            .unwrap()
+            .contains("approvals need --yes"),
+        "{show}"
+    );
+
+    let (out, run) = run_yaml(&lev, GATED, &["--yes", "--answer", "color=red"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let show = lev.show(&run);
+    assert_eq!(show["outputs"]["result"], "shipped large red");
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("= color: red"), "{stdout}");
+    assert!(stdout.contains("= pick: large (default)"), "{stdout}");
+}
+
+#[test]
+fn child_workflows_run_inline_and_return_outputs() {
+    let lev = Lev::new();
+    std::fs::write(
+        lev.dir.path().join("child.yaml"),
+        r#"
+version: 1
+kind: workflow
+id: child
+name: Child
+inputs:
+  n: { type: number }
+steps:
+  double:
+    type: shell
+    run: echo $(( ${{ inputs.n }} * 2 ))
+outputs:
+  doubled: ${{ steps.double.outputs.stdout }}
+"#,
+    )
+    .unwrap();
+    let (out, run) = run_yaml(
+        &lev,
+        r#"
+version: 1
+kind: workflow
+id: parent
+name: Parent
+steps:
+  sub:
+    type: workflow
+    uses: child.yaml
+    with: { n: 21 }
+outputs:
+  answer: ${{ steps.sub.outputs.doubled }}
+"#,
+        &[],
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let show = lev.show(&run);
+    assert_eq!(show["outputs"]["answer"], "42");
+    assert_eq!(step(&show, "sub/double")["status"], "succeeded");
+}
+
+#[test]
+fn bad_input_is_a_usage_error_and_records_nothing() {
+    let lev = Lev::new();
+    let (out, _) = run_yaml(&lev, GATED, &["--input", "nope=1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).1.contains("unknown input `nope`"),
+        "{:?}",
+        text(&out)
+    );
+    let runs = lev.run(&["runs", "--json"]);
+    assert!(runs.stdout.is_empty(), "{:?}", text(&runs));
+}
+
+#[test]
+fn validate_reports_problems_with_locations_and_exit_codes() {
+    let lev = Lev::new();
+    let bad = lev.dir.path().join("bad.yaml");
+    std::fs::write(&bad, "version: 1\nkind: workflow\nid: bad\nname: Bad\nsteps:\n  a:\n    type: shell\n    run: echo\n    needz: [b]\n").unwrap();
+    let out = lev.run(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("bad.yaml:9:5"), "{stderr}");
+    let good = repo_file("workflows/demo.yaml");
+    let out = lev.run(&["validate", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{:?}", text(&out));
+}
+
+#[test]
+fn export_import_and_replay_round_trip() {
+    let lev = Lev::new();
+    let (out, run) = run_yaml(&lev, GATED, &["--yes"]);
+    assert!(out.status.success());
+    let file = lev.dir.path().join("run.jsonl");
+    let exported = lev.run(&["export", &run, "-o", file.to_str().unwrap()]);
+    assert!(exported.status.success(), "{:?}", text(&exported));
+    let other = Lev::new();
+    let imported = other.run(&["import", file.to_str().unwrap()]);
+    assert!(imported.status.success(), "{:?}", text(&imported));
+    assert_eq!(other.replay(&run), lev.replay(&run));
+    assert_eq!(other.replay(&run), text(&out).0);
+    assert_eq!(other.show(&run)["outputs"], lev.show(&run)["outputs"]);
+    // Importing the same run twice is refused, and nothing is lost.
+    let again = other.run(&["import", file.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(other.replay(&run), lev.replay(&run));
+}
+
+#[test]
+fn cancel_from_another_process_stops_a_running_step() {
+    let lev = Lev::new();
+    let path = lev.dir.path().join("wf.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nkind: workflow\nid: long\nname: Long\nsteps:\n  wait:\n    type: shell\n    run: sleep 60\n",
+    )
+    .unwrap();
+    let ws = lev.workspace().display().to_string();
+    let child = lev.spawn(&[
+        "run",
+        path.to_str().unwrap(),
+        "--headless",
+        "--workspace",
+        &ws,
+    ]);
+    // The running process holds the journal; `lev runs` goes through its socket.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        let out = lev.run(&["runs", "--json"]);
+        let line = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_string);
+        if let Some(v) = line.and_then(|l| serde_json::from_str::<Value>(&l).ok())
+            && v["status"] == "running"
+            && lev
+                .events(v["id"].as_str().unwrap())
+                .iter()
+                .any(|e| e["type"] == "step_started")
+        {
+            break v["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "the run never showed as running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let cancel = lev.run(&["cancel", &run]);
+    assert!(cancel.status.success(), "{:?}", text(&cancel));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let show = lev.show(&run);
+    assert_eq!(show["status"], "cancelled");
+    assert_eq!(step(&show, "wait")["status"], "cancelled");
+}
+
+fn agent_server(usage: u64) -> LlmServer {
+    LlmServer::with(move |req: &RecordedRequest| {
+        let msgs = req.json.as_ref().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let turns = msgs.iter().filter(|m| m["role"] == "assistant").count();
+        let m = "test-model";
+        if turns == 0 {
+            // First turn: an answer that breaks the schema, to be corrected.
+            OpenAiSse::new(m)
+                .text(r#"{"wrong": true}"#, 2)
+                .usage(usage, 10)
+                .finish("stop")
+                .reply()
+        } else {
+            OpenAiSse::new(m)
+                .text(r#"{"plan": "two steps"}"#, 3)
+                .usage(usage, 10)
+                .finish("stop")
+                .reply()
+        }
+    })
+}
+
+const AGENT: &str = r#"
+version: 1
+kind: workflow
+id: agent
+name: Agent
+limits: { max_tokens: 1000 }
+steps:
+  plan:
+    mode: architect
+    prompt: Plan it. Return JSON {plan}.
+    output_schema: { type: object, required: [plan] }
+    outputs:
+      plan: { from: json.plan }
+outputs:
+  plan: ${{ steps.plan.outputs.plan }}
+"#;
+
+#[test]
+fn an_agent_answer_is_validated_against_its_schema_and_corrected() {
+    let server = agent_server(100);
+    let lev = Lev::new().with_openai(&server.base_url());
+    let (out, run) = run_yaml(&lev, AGENT, &[]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let show = lev.show(&run);
+    assert_eq!(show["outputs"]["plan"], "two steps");
+    assert_eq!(server.request_count(), 2);
+    // The correction request told the model what was wrong.
+    let second = &server.requests()[1];
+    assert!(second.body.contains("plan"), "{}", second.body);
+}
+
+#[test]
+fn the_token_budget_stops_the_run_and_names_the_limit() {
+    let server = agent_server(2000);
+    let lev = Lev::new().with_openai(&server.base_url());
+    let (out, run) = run_yaml(&lev, AGENT, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains("! limit max_tokens (1000) reached at plan: observed 2010"),
+        "{stdout}"
+    );
+    let show = lev.show(&run);
+    assert!(
+        show["error"].as_str().unwrap().contains("max_tokens"),
+        "{show}"
+    );
+    assert_eq!(server.request_count(), 1);
+}
+
+#[test]
+fn api_keys_never_reach_the_journal_or_the_log() {
+    let server = agent_server(10);
+    let lev = Lev::new().with_openai(&server.base_url());
+    let (out, run) = run_yaml(&lev, AGENT, &[]);
+    assert!(out.status.success());
+    let export = lev.run(&["export", &run]);
+    assert!(!String::from_utf8_lossy(&export.stdout).contains("sk-test-not-a-real-key"));
+    let log = std::fs::read_to_string(lev.data_dir().join("logs/lev.log")).unwrap_or_default();
+    assert!(!log.contains("sk-test-not-a-real-key"));
+    let db = std::fs::read(lev.data_dir().join("lev.redb")).unwrap();
+    assert!(!db.windows(22).any(|w| w == b"sk-test-not-a-real-key"));
+    // The request did carry it, to the server.
+    assert_eq!(
+        server.requests()[0].header("authorization"),
+        Some("Bearer sk-test-not-a-real-key")
+    );
+}
+
+#[test]
+fn the_demo_runs_with_no_key_and_no_network() {
+    let lev = Lev::new();
+    let out = lev.run(&["demo", "--headless"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for needle in [
+        "? audience",
+        "step coder: started",
+        "step tester: started",
+        "= approve: approved",
+        "ok - greet.sh prints the greeting",
+        "run succeeded",
+    ] {
+        assert!(stdout.contains(needle), "missing `{needle}` in:\n{stdout}");
+    }
+}
