@@ -96,13 +96,17 @@ pub(crate) fn read_entries(
     run: &RunId,
     from: Seq,
 ) -> Result<Vec<(Seq, Entry)>, JournalError> {
+    // The run's last_seq sizes the result up front: replay of a long run
+    // should not pay for repeated reallocation.
+    let expected = read_run(txn, run)?
+        .map_or(0, |m| m.last_seq.saturating_sub(from.0.saturating_sub(1)));
     let entries = txn.open_table(ENTRIES).map_err(storage("open entries"))?;
-    let blobs = txn.open_table(BLOBS).map_err(storage("open blobs"))?;
+    let mut blobs = None;
     let id = run.as_str();
     let range = entries
         .range((id, from.0)..=(id, u64::MAX))
         .map_err(storage("range entries"))?;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(1 << 24));
     for item in range {
         let (key, value) = item.map_err(storage("read entry"))?;
         let seq = key.value().1;
@@ -111,7 +115,11 @@ pub(crate) fn read_entries(
         })?;
         if let Some(hash) = blob {
             let hex = blake3::Hash::from_bytes(hash).to_hex();
-            let bytes = blobs
+            if blobs.is_none() {
+                blobs = Some(txn.open_table(BLOBS).map_err(storage("open blobs"))?);
+            }
+            let Some(table) = &blobs else { continue };
+            let bytes = table
                 .get(hex.as_str())
                 .map_err(storage("read payload blob"))?
                 .ok_or_else(|| {

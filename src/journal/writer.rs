@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
@@ -107,21 +108,43 @@ pub(crate) fn spawn(
 }
 
 fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>, commits: Arc<AtomicU64>) {
+    // Size of the previous batch: how many callers are appending at once.
+    let mut concurrency = 1;
     while let Some(first) = rx.blocking_recv() {
-        let mut batch = Vec::with_capacity(16);
+        let mut batch = Vec::with_capacity(concurrency.max(16));
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(req) => batch.push(req),
-                Err(_) => break,
-            }
-        }
+        gather(&mut rx, &mut batch, concurrency);
+        concurrency = batch.len();
         let outcomes = write_batch(&db, batch, &commits);
         for outcome in outcomes {
             outcome.send();
         }
     }
     tracing::debug!("journal writer stopped");
+}
+
+/// Longest the writer waits for the rest of a batch it expects.
+const GATHER_WAIT: Duration = Duration::from_micros(200);
+
+/// Drains queued requests into `batch`. When the previous batch showed
+/// several concurrent callers, waits briefly (at most `GATHER_WAIT`) for as
+/// many to arrive: callers answered by the last commit are still submitting
+/// their next request, and one more fsync costs far more than the wait. A
+/// lone caller (previous batch of one) never waits.
+fn gather(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Request>, expected: usize) {
+    let target = expected.clamp(1, MAX_BATCH);
+    let deadline = Instant::now() + GATHER_WAIT;
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(req) => batch.push(req),
+            Err(mpsc::error::TryRecvError::Empty)
+                if batch.len() < target && Instant::now() < deadline =>
+            {
+                std::thread::yield_now();
+            }
+            Err(_) => break,
+        }
+    }
 }
 
 /// Writes a batch in one transaction; returns the replies to send.
