@@ -33,9 +33,13 @@ use crate::protocol::{RunId, RunStatus, Seq};
 pub struct Entry {
     /// Event kind name (`step_started`, ...).
     pub kind: String,
+    /// Step key (`StepKey` text) the entry belongs to, if any.
     pub step: Option<String>,
+    /// Fingerprint of the step's inputs, used to detect divergence on replay.
     pub fingerprint: Option<String>,
+    /// Attempt number of the step this entry records.
     pub attempt: u32,
+    /// Journaled clock reading, milliseconds since the Unix epoch.
     pub at_ms: u64,
     /// The event, JSON-encoded. Large payloads are stored as blobs transparently.
     pub payload: Vec<u8>,
@@ -44,15 +48,21 @@ pub struct Entry {
 /// A run's row in the `runs` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunMeta {
+    /// The run's id (a ULID; key order is creation order).
     pub id: RunId,
+    /// Id of the workflow definition the run executes.
     pub workflow_id: String,
+    /// Human-readable name shown in run lists.
     pub name: String,
     /// Path the definition was loaded from.
     pub source: String,
     /// Blob hash of the pinned definition text.
     pub definition_blob: String,
+    /// Current lifecycle state; updated by `Journal::append`.
     pub status: RunStatus,
+    /// When the run was created, milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// Newest `at_ms` among the run's entries (never moves back).
     pub updated_ms: u64,
     /// Highest seq written (0 when none).
     pub last_seq: u64,
@@ -63,20 +73,28 @@ pub struct RunMeta {
 /// Everything that can go wrong in the journal, with the context a user needs.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// Another process holds the database (redb allows one).
     #[error("journal {path} is in use by another lev process")]
     Locked { path: String },
+    /// The file could not be opened or created.
     #[error("journal {path}: {message}")]
     Open { path: String, message: String },
+    /// The file was written by a newer lev with a newer schema.
     #[error("journal schema version {found} is newer than this lev understands ({supported})")]
     Schema { found: u64, supported: u64 },
+    /// No run with this id.
     #[error("run {0} not found")]
     RunNotFound(RunId),
+    /// A run with this id is already recorded.
     #[error("run {0} already exists")]
     RunExists(RunId),
+    /// redb failed, or a stored record is corrupt; the message says which.
     #[error("journal storage: {0}")]
     Storage(String),
+    /// The writer thread is gone; the journal is shutting down.
     #[error("journal writer stopped")]
     Closed,
+    /// A line of an export file is invalid.
     #[error("import {file}:{line}: {message}")]
     Import {
         file: String,

@@ -98,8 +98,8 @@ pub(crate) fn read_entries(
 ) -> Result<Vec<(Seq, Entry)>, JournalError> {
     // The run's last_seq sizes the result up front: replay of a long run
     // should not pay for repeated reallocation.
-    let expected = read_run(txn, run)?
-        .map_or(0, |m| m.last_seq.saturating_sub(from.0.saturating_sub(1)));
+    let expected =
+        read_run(txn, run)?.map_or(0, |m| m.last_seq.saturating_sub(from.0.saturating_sub(1)));
     let entries = txn.open_table(ENTRIES).map_err(storage("open entries"))?;
     let mut blobs = None;
     let id = run.as_str();

@@ -313,6 +313,8 @@ fn import(t: &mut Tables<'_>, bundle: ImportBundle) -> Applied<RunId> {
         put_blob(t, hash, bytes)?;
     }
     let run = meta.id.clone();
+    // The exported meta is kept as it was (updated_ms included), so an
+    // import reproduces the run exactly.
     let mut updated = meta.updated_ms;
     let seqs = write_entries(t, &run, 0, entries, &mut updated)?;
     meta.last_seq = seqs.last().map_or(0, |s| s.0);
