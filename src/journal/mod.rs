@@ -149,7 +149,7 @@ impl Journal {
         })
     }
 
-    /// Records a new run.
+    /// Records a new run (its `last_seq` is reset to 0: no entries yet).
     pub async fn create_run(&self, meta: RunMeta) -> Result<(), JournalError> {
         self.request(|reply| Request::CreateRun { meta, reply })
             .await

@@ -168,6 +168,56 @@ fn concurrent_appenders_are_group_committed_in_order() {
     });
 }
 
+#[test]
+fn a_bad_request_fails_alone_inside_a_shared_batch() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (_dir, _path, j) = temp_journal();
+        let run = RunId::new();
+        let mut m = meta(&run);
+        m.last_seq = 41; // ignored: a new run starts at seq 1
+        j.create_run(m).await.unwrap();
+        let missing = RunId("01MISSING".into());
+        let before = j.commit_count();
+        let mut handles = Vec::new();
+        for i in 0..40u32 {
+            let j = j.clone();
+            let target = if i % 4 == 0 {
+                missing.clone()
+            } else {
+                run.clone()
+            };
+            handles.push(tokio::spawn(async move {
+                (i, j.append(&target, vec![entry("x", "{}")], None).await)
+            }));
+        }
+        let mut ok = 0;
+        for h in handles {
+            match h.await.unwrap() {
+                (i, Ok(seqs)) => {
+                    assert_ne!(i % 4, 0);
+                    assert_eq!(seqs.len(), 1);
+                    ok += 1;
+                }
+                (i, Err(JournalError::RunNotFound(id))) => {
+                    assert_eq!(i % 4, 0);
+                    assert_eq!(id, missing);
+                }
+                (_, Err(e)) => panic!("unexpected error {e}"),
+            }
+        }
+        assert_eq!(ok, 30);
+        assert!(j.commit_count() - before < 40, "requests were not batched");
+        let entries = j.read(&run, Seq(1)).await.unwrap();
+        let seqs: Vec<u64> = entries.iter().map(|(s, _)| s.0).collect();
+        assert_eq!(seqs, (1..=30).collect::<Vec<_>>());
+    });
+}
+
 #[tokio::test]
 async fn acknowledged_entries_survive_reopen() {
     let (_dir, path, j) = temp_journal();

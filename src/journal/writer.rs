@@ -238,10 +238,12 @@ fn save_run(t: &mut Tables<'_>, meta: &RunMeta) -> Result<(), JournalError> {
     Ok(())
 }
 
-fn create_run(t: &mut Tables<'_>, meta: RunMeta) -> Applied<()> {
+fn create_run(t: &mut Tables<'_>, mut meta: RunMeta) -> Applied<()> {
     if load_run(t, &meta.id)?.is_some() {
         return Ok(Err(JournalError::RunExists(meta.id)));
     }
+    // A new run has no entries; seqs must start at 1 whatever the caller sent.
+    meta.last_seq = 0;
     save_run(t, &meta)?;
     Ok(Ok(()))
 }
