@@ -409,7 +409,9 @@ async fn export_import_round_trip() {
 async fn import_errors_name_file_and_line() {
     let (_dir, _path, a) = temp_journal();
     let run = RunId::new();
-    a.create_run(meta(&run)).await.unwrap();
+    let mut m = meta(&run);
+    m.definition_blob = a.put_blob(b"def".to_vec()).await.unwrap();
+    a.create_run(m).await.unwrap();
     a.append(&run, vec![entry("a", "{}"), entry("b", "{}")], None)
         .await
         .unwrap();
@@ -450,6 +452,27 @@ async fn import_errors_name_file_and_line() {
     check("gap.jsonl", skipped.join("\n"), 3, "expected seq 1").await;
     let future = text.replacen(r#""lev_export":1"#, r#""lev_export":9"#, 1);
     check("future.jsonl", future, 1, "not supported").await;
+    // Lines: header, run, entry 1, entry 2, the definition blob.
+    assert!(lines[4].contains(r#""b64":"ZGVm""#), "{}", lines[4]);
+    let mut tampered = lines.clone();
+    let forged = lines[4].replace("ZGVm", "ZGVn");
+    tampered[4] = &forged;
+    check(
+        "tampered.jsonl",
+        tampered.join("\n"),
+        5,
+        "content hashes to",
+    )
+    .await;
+    let mut swapped = lines.clone();
+    swapped.swap(1, 2);
+    check(
+        "order.jsonl",
+        swapped.join("\n"),
+        2,
+        "entry before the run line",
+    )
+    .await;
     // Nothing was imported by the failed attempts.
     assert!(b.run(&run).await.unwrap().is_none());
 }
