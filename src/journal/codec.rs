@@ -1,0 +1,368 @@
+//! The stored record formats of entries and run metadata.
+//!
+//! A record is a version byte followed by a compact hand-written encoding
+//! (LEB128 varints, length-prefixed byte strings). It is deliberately
+//! separate from the in-memory `Entry`/`RunMeta` so that a journal written
+//! today still decodes after those types change: a new layout gets a new
+//! version byte and the old decoder stays.
+
+use crate::protocol::{RunId, RunStatus};
+
+use super::{Entry, RunMeta};
+
+/// Layout version of entry records written by this build.
+const ENTRY_V1: u8 = 1;
+/// Layout version of run records written by this build.
+const RUN_V1: u8 = 1;
+
+const FLAG_STEP: u8 = 1;
+const FLAG_FINGERPRINT: u8 = 2;
+const FLAG_BLOB: u8 = 4;
+
+/// Payloads larger than this are stored in `blobs` and referenced by hash.
+pub(crate) const INLINE_PAYLOAD_MAX: usize = 16 * 1024;
+
+/// Why a stored record could not be decoded.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct DecodeError(pub(crate) &'static str);
+
+/// A decoded entry record: the entry, and the blob hash (raw bytes) its
+/// payload lives under when it was spilled (then `payload` is empty).
+pub(crate) type DecodedEntry = (Entry, Option<[u8; 32]>);
+
+/// An entry encoded for storage, plus the blob its payload moved to (if any).
+pub(crate) struct EncodedEntry {
+    pub(crate) record: Vec<u8>,
+    /// (hex hash, bytes) to put in `blobs` in the same transaction.
+    pub(crate) spilled: Option<(String, Vec<u8>)>,
+    pub(crate) at_ms: u64,
+}
+
+/// Encodes an entry; payloads over `INLINE_PAYLOAD_MAX` are split off as a blob.
+pub(crate) fn encode_entry(entry: Entry) -> EncodedEntry {
+    let Entry {
+        kind,
+        step,
+        fingerprint,
+        attempt,
+        at_ms,
+        payload,
+    } = entry;
+    let spill = payload.len() > INLINE_PAYLOAD_MAX;
+    let mut flags = 0;
+    if step.is_some() {
+        flags |= FLAG_STEP;
+    }
+    if fingerprint.is_some() {
+        flags |= FLAG_FINGERPRINT;
+    }
+    if spill {
+        flags |= FLAG_BLOB;
+    }
+    let payload_len = if spill { 32 } else { payload.len() + 5 };
+    let mut out = Vec::with_capacity(
+        16 + kind.len()
+            + step.as_ref().map_or(0, |s| s.len() + 5)
+            + fingerprint.as_ref().map_or(0, |s| s.len() + 5)
+            + payload_len,
+    );
+    out.push(ENTRY_V1);
+    out.push(flags);
+    put_varint(&mut out, u64::from(attempt));
+    put_varint(&mut out, at_ms);
+    put_bytes(&mut out, kind.as_bytes());
+    if let Some(step) = &step {
+        put_bytes(&mut out, step.as_bytes());
+    }
+    if let Some(fp) = &fingerprint {
+        put_bytes(&mut out, fp.as_bytes());
+    }
+    let spilled = if spill {
+        let hash = blake3::hash(&payload);
+        out.extend_from_slice(hash.as_bytes());
+        Some((hash.to_hex().to_string(), payload))
+    } else {
+        put_bytes(&mut out, &payload);
+        None
+    };
+    EncodedEntry {
+        record: out,
+        spilled,
+        at_ms,
+    }
+}
+
+/// Decodes an entry record of any known version.
+pub(crate) fn decode_entry(bytes: &[u8]) -> Result<DecodedEntry, DecodeError> {
+    let mut r = Reader { buf: bytes };
+    match r.u8()? {
+        ENTRY_V1 => {}
+        _ => return Err(DecodeError("unknown entry record version")),
+    }
+    let flags = r.u8()?;
+    let attempt = u32::try_from(r.varint()?).map_err(|_| DecodeError("attempt out of range"))?;
+    let at_ms = r.varint()?;
+    let kind = r.string()?;
+    let step = if flags & FLAG_STEP != 0 {
+        Some(r.string()?)
+    } else {
+        None
+    };
+    let fingerprint = if flags & FLAG_FINGERPRINT != 0 {
+        Some(r.string()?)
+    } else {
+        None
+    };
+    let (payload, blob) = if flags & FLAG_BLOB != 0 {
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(r.take(32)?);
+        (Vec::new(), Some(hash))
+    } else {
+        (r.bytes()?.to_vec(), None)
+    };
+    if !r.buf.is_empty() {
+        return Err(DecodeError("trailing bytes after entry record"));
+    }
+    let entry = Entry {
+        kind,
+        step,
+        fingerprint,
+        attempt,
+        at_ms,
+        payload,
+    };
+    Ok((entry, blob))
+}
+
+/// Encodes run metadata.
+pub(crate) fn encode_run(meta: &RunMeta) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        64 + meta.id.0.len()
+            + meta.workflow_id.len()
+            + meta.name.len()
+            + meta.source.len()
+            + meta.definition_blob.len(),
+    );
+    out.push(RUN_V1);
+    put_bytes(&mut out, meta.id.0.as_bytes());
+    put_bytes(&mut out, meta.workflow_id.as_bytes());
+    put_bytes(&mut out, meta.name.as_bytes());
+    put_bytes(&mut out, meta.source.as_bytes());
+    put_bytes(&mut out, meta.definition_blob.as_bytes());
+    out.push(status_code(meta.status));
+    put_varint(&mut out, meta.created_ms);
+    put_varint(&mut out, meta.updated_ms);
+    put_varint(&mut out, meta.last_seq);
+    match &meta.parent {
+        Some(parent) => {
+            out.push(1);
+            put_bytes(&mut out, parent.0.as_bytes());
+        }
+        None => out.push(0),
+    }
+    out
+}
+
+/// Decodes a run record of any known version.
+pub(crate) fn decode_run(bytes: &[u8]) -> Result<RunMeta, DecodeError> {
+    let mut r = Reader { buf: bytes };
+    match r.u8()? {
+        RUN_V1 => {}
+        _ => return Err(DecodeError("unknown run record version")),
+    }
+    let id = RunId(r.string()?);
+    let workflow_id = r.string()?;
+    let name = r.string()?;
+    let source = r.string()?;
+    let definition_blob = r.string()?;
+    let status = status_from_code(r.u8()?)?;
+    let created_ms = r.varint()?;
+    let updated_ms = r.varint()?;
+    let last_seq = r.varint()?;
+    let parent = match r.u8()? {
+        0 => None,
+        1 => Some(RunId(r.string()?)),
+        _ => return Err(DecodeError("bad parent flag in run record")),
+    };
+    if !r.buf.is_empty() {
+        return Err(DecodeError("trailing bytes after run record"));
+    }
+    Ok(RunMeta {
+        id,
+        workflow_id,
+        name,
+        source,
+        definition_blob,
+        status,
+        created_ms,
+        updated_ms,
+        last_seq,
+        parent,
+    })
+}
+
+// Stable codes: these are part of the stored format, never reorder.
+fn status_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Running => 0,
+        RunStatus::Paused => 1,
+        RunStatus::Succeeded => 2,
+        RunStatus::Failed => 3,
+        RunStatus::Cancelled => 4,
+    }
+}
+
+fn status_from_code(code: u8) -> Result<RunStatus, DecodeError> {
+    Ok(match code {
+        0 => RunStatus::Running,
+        1 => RunStatus::Paused,
+        2 => RunStatus::Succeeded,
+        3 => RunStatus::Failed,
+        4 => RunStatus::Cancelled,
+        _ => return Err(DecodeError("unknown run status code")),
+    })
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// A cursor over a record; every read is bounds-checked so a corrupt record
+/// gives an error, never a panic.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        let (&b, rest) = self
+            .buf
+            .split_first()
+            .ok_or(DecodeError("record truncated"))?;
+        self.buf = rest;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let b = self.u8()?;
+            if shift == 63 && b > 1 {
+                return Err(DecodeError("varint overflow"));
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(DecodeError("varint overflow"));
+            }
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError("record truncated"));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = usize::try_from(self.varint()?).map_err(|_| DecodeError("length overflow"))?;
+        self.take(len)
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        let bytes = self.bytes()?;
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError("string field is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn entry(payload: Vec<u8>) -> Entry {
+        Entry {
+            kind: "step_completed".into(),
+            step: Some("build/compile".into()),
+            fingerprint: None,
+            attempt: 3,
+            at_ms: 1_700_000_000_123,
+            payload,
+        }
+    }
+
+    #[test]
+    fn entry_round_trips_inline() {
+        let e = entry(br#"{"ok":true}"#.to_vec());
+        let enc = encode_entry(e.clone());
+        assert!(enc.spilled.is_none());
+        let (back, blob) = decode_entry(&enc.record).unwrap();
+        assert!(blob.is_none());
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn large_payload_spills_to_blob() {
+        let payload = vec![7u8; INLINE_PAYLOAD_MAX + 1];
+        let enc = encode_entry(entry(payload.clone()));
+        let (hash, bytes) = enc.spilled.unwrap();
+        assert_eq!(bytes, payload);
+        assert_eq!(hash, blake3::hash(&payload).to_hex().to_string());
+        let (back, blob) = decode_entry(&enc.record).unwrap();
+        assert!(back.payload.is_empty());
+        assert_eq!(
+            blake3::Hash::from_bytes(blob.unwrap()).to_hex().as_str(),
+            hash
+        );
+    }
+
+    #[test]
+    fn corrupt_records_error_instead_of_panicking() {
+        let enc = encode_entry(entry(b"x".to_vec()));
+        for cut in 0..enc.record.len() {
+            assert!(decode_entry(&enc.record[..cut]).is_err());
+        }
+        let mut bad = enc.record.clone();
+        bad[0] = 99;
+        assert_eq!(
+            decode_entry(&bad).err(),
+            Some(DecodeError("unknown entry record version"))
+        );
+        assert!(decode_run(&[RUN_V1, 0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn run_meta_round_trips() {
+        let meta = RunMeta {
+            id: RunId::new(),
+            workflow_id: "implement-auth".into(),
+            name: "Implement auth".into(),
+            source: "workflows/implement-auth.yaml".into(),
+            definition_blob: "ab".repeat(32),
+            status: RunStatus::Paused,
+            created_ms: 5,
+            updated_ms: u64::MAX,
+            last_seq: 300,
+            parent: Some(RunId::new()),
+        };
+        assert_eq!(decode_run(&encode_run(&meta)).unwrap(), meta);
+    }
+}

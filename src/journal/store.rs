@@ -1,0 +1,173 @@
+//! redb tables, opening with the schema check, and the read paths.
+//!
+//! Reads run on their own read transactions against the shared database
+//! (redb allows concurrent readers beside the one writer), so they never wait
+//! for a commit in progress and always see every commit that returned.
+
+use std::path::Path;
+
+use redb::{
+    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+};
+
+use crate::protocol::{RunId, Seq};
+
+use super::codec;
+use super::{Entry, JournalError, RunMeta};
+
+/// `meta`: key → u64 (only `schema_version` for now).
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// `runs`: run id → run record.
+pub(crate) const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+/// `entries`: (run id, seq) → entry record; one run is one contiguous range.
+pub(crate) const ENTRIES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("entries");
+/// `blobs`: blake3 hex → bytes.
+pub(crate) const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
+
+pub(crate) const SCHEMA_KEY: &str = "schema_version";
+/// Schema version this build writes and understands.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Turns any storage-layer error into `JournalError::Storage` with context.
+pub(crate) fn storage<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> JournalError + '_ {
+    move |e| JournalError::Storage(format!("{context}: {e}"))
+}
+
+/// Opens or creates the database file, creates the tables and checks the
+/// schema version.
+pub(crate) fn open_database(path: &Path) -> Result<Database, JournalError> {
+    let shown = path.display().to_string();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| JournalError::Open {
+            path: shown.clone(),
+            message: format!("cannot create directory {}: {e}", parent.display()),
+        })?;
+    }
+    let db = Database::create(path).map_err(|e| match e {
+        DatabaseError::DatabaseAlreadyOpen => JournalError::Locked {
+            path: shown.clone(),
+        },
+        other => JournalError::Open {
+            path: shown.clone(),
+            message: other.to_string(),
+        },
+    })?;
+    let txn = db
+        .begin_write()
+        .map_err(storage("begin schema transaction"))?;
+    {
+        let mut meta = txn.open_table(META).map_err(storage("open meta table"))?;
+        let found = meta
+            .get(SCHEMA_KEY)
+            .map_err(storage("read schema version"))?
+            .map(|v| v.value());
+        match found {
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(JournalError::Schema {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(_) => {}
+            None => {
+                meta.insert(SCHEMA_KEY, SCHEMA_VERSION)
+                    .map_err(storage("write schema version"))?;
+            }
+        }
+        // Creating every table up front lets read transactions open them
+        // without a "table does not exist" case.
+        txn.open_table(RUNS).map_err(storage("create runs table"))?;
+        txn.open_table(ENTRIES)
+            .map_err(storage("create entries table"))?;
+        txn.open_table(BLOBS)
+            .map_err(storage("create blobs table"))?;
+    }
+    txn.commit().map_err(storage("commit schema"))?;
+    Ok(db)
+}
+
+pub(crate) fn begin_read(db: &Database) -> Result<ReadTransaction, JournalError> {
+    db.begin_read().map_err(storage("begin read transaction"))
+}
+
+/// Entries of `run` with seq ≥ `from`, blobs resolved.
+pub(crate) fn read_entries(
+    txn: &ReadTransaction,
+    run: &RunId,
+    from: Seq,
+) -> Result<Vec<(Seq, Entry)>, JournalError> {
+    // The run's last_seq sizes the result up front: replay of a long run
+    // should not pay for repeated reallocation.
+    let expected =
+        read_run(txn, run)?.map_or(0, |m| m.last_seq.saturating_sub(from.0.saturating_sub(1)));
+    let entries = txn.open_table(ENTRIES).map_err(storage("open entries"))?;
+    let mut blobs = None;
+    let id = run.as_str();
+    let range = entries
+        .range((id, from.0)..=(id, u64::MAX))
+        .map_err(storage("range entries"))?;
+    let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(1 << 24));
+    for item in range {
+        let (key, value) = item.map_err(storage("read entry"))?;
+        let seq = key.value().1;
+        let (mut entry, blob) = codec::decode_entry(value.value()).map_err(|e| {
+            JournalError::Storage(format!("run {run} entry {seq} is corrupt: {}", e.0))
+        })?;
+        if let Some(hash) = blob {
+            let hex = blake3::Hash::from_bytes(hash).to_hex();
+            if blobs.is_none() {
+                blobs = Some(txn.open_table(BLOBS).map_err(storage("open blobs"))?);
+            }
+            let Some(table) = &blobs else { continue };
+            let bytes = table
+                .get(hex.as_str())
+                .map_err(storage("read payload blob"))?
+                .ok_or_else(|| {
+                    JournalError::Storage(format!(
+                        "run {run} entry {seq}: payload blob {hex} is missing"
+                    ))
+                })?;
+            entry.payload = bytes.value().to_vec();
+        }
+        out.push((Seq(seq), entry));
+    }
+    Ok(out)
+}
+
+pub(crate) fn read_run(
+    txn: &ReadTransaction,
+    run: &RunId,
+) -> Result<Option<RunMeta>, JournalError> {
+    let runs = txn.open_table(RUNS).map_err(storage("open runs"))?;
+    let Some(value) = runs.get(run.as_str()).map_err(storage("read run"))? else {
+        return Ok(None);
+    };
+    codec::decode_run(value.value())
+        .map(Some)
+        .map_err(|e| JournalError::Storage(format!("run {run} record is corrupt: {}", e.0)))
+}
+
+/// Every run, newest first (ULID keys sort by creation time).
+pub(crate) fn read_runs(txn: &ReadTransaction) -> Result<Vec<RunMeta>, JournalError> {
+    let runs = txn.open_table(RUNS).map_err(storage("open runs"))?;
+    let mut out = Vec::new();
+    for item in runs.iter().map_err(storage("iterate runs"))?.rev() {
+        let (key, value) = item.map_err(storage("read run"))?;
+        let meta = codec::decode_run(value.value()).map_err(|e| {
+            JournalError::Storage(format!("run {} record is corrupt: {}", key.value(), e.0))
+        })?;
+        out.push(meta);
+    }
+    Ok(out)
+}
+
+pub(crate) fn read_blob(
+    txn: &ReadTransaction,
+    hash: &str,
+) -> Result<Option<Vec<u8>>, JournalError> {
+    let blobs = txn.open_table(BLOBS).map_err(storage("open blobs"))?;
+    Ok(blobs
+        .get(hash)
+        .map_err(storage("read blob"))?
+        .map(|v| v.value().to_vec()))
+}
