@@ -20,3 +20,12 @@ pub fn load_workflow_str(
 ) -> Result<Workflow, Diagnostics> {
     Err(Diagnostics::default())
 }
+
+pub fn load_workflow_with(
+    _path: &Path,
+    _text: &str,
+    _modes: &ModeRegistry,
+    _read_child: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> Result<Workflow, Diagnostics> {
+    Err(Diagnostics::default())
+}
