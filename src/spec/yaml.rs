@@ -438,7 +438,8 @@ mod tests {
 
     #[test]
     fn positions_of_keys_and_values() {
-        let text = "a: 1\nb:\n  c: \"x y\"\n  d: plain text\n  e: |\n    block\n    two\nf: [1, 2]\n";
+        let text =
+            "a: 1\nb:\n  c: \"x y\"\n  d: plain text\n  e: |\n    block\n    two\nf: [1, 2]\n";
         let n = parse_str("t.yaml", text).unwrap();
         let m = map(&n);
         assert_eq!(m[0].0.name, "a");
