@@ -13,11 +13,11 @@ use super::yaml::{self, Node};
 use super::{Diagnostics, ModeRegistry, Workflow};
 
 mod check;
-mod cx;
+pub(crate) mod cx;
 pub mod duration;
 mod retry;
-mod step;
-mod workflow;
+pub(crate) mod step;
+pub(crate) mod workflow;
 
 use cx::{Cx, join};
 
@@ -66,7 +66,7 @@ pub fn load_workflow_with(
 }
 
 /// Reads a file as UTF-8, refusing huge files before reading them.
-fn read_text(path: &Path) -> Result<String, Diagnostic> {
+pub(crate) fn read_text(path: &Path) -> Result<String, Diagnostic> {
     let file = path.display().to_string();
     let fail = |message: String| Diagnostic {
         severity: Severity::Error,
