@@ -10,7 +10,7 @@ pub mod mode;
 pub mod model;
 pub mod yaml;
 
-pub use diagnostics::{Diagnostic, Diagnostics};
+pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use load::{load_workflow, load_workflow_str, load_workflow_with};
 pub use mode::{Mode, ModeRegistry};
 pub use model::*;

@@ -17,6 +17,8 @@ use super::diagnostics::{Diagnostic, Severity};
 pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 /// Deepest nesting of maps and sequences we accept.
 pub const MAX_DEPTH: usize = 64;
+/// Stack for the parser thread: enough for `MAX_DEPTH` levels in debug builds.
+const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
 /// Most nodes (scalars, maps, sequences) in one file.
 pub const MAX_NODES: usize = 200_000;
 
@@ -147,6 +149,41 @@ pub fn parse_str(file: &str, text: &str) -> Result<Node, Diagnostic> {
     if text.len() > MAX_FILE_BYTES {
         return parse(file, text.as_bytes());
     }
+    // serde's recursive descent uses tens of KiB of stack per nesting level
+    // in debug builds; even within the depth budget that overflows a 2 MiB
+    // test or tokio worker stack. Parse on a scoped thread with room to spare.
+    let parsed = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("lev-yaml".to_string())
+            .stack_size(PARSER_STACK_BYTES)
+            .spawn_scoped(scope, || {
+                serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, parser_options())
+                    .map(convert)
+                    .map_err(|e| yaml_error(file, &e))
+            })
+            .map(|handle| handle.join())
+    });
+    match parsed {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(error_at(
+            file,
+            0,
+            0,
+            "the YAML parser failed unexpectedly".to_string(),
+            None,
+        )),
+        Err(e) => Err(error_at(
+            file,
+            0,
+            0,
+            format!("cannot start the YAML parser thread: {e}"),
+            None,
+        )),
+    }
+}
+
+/// The budget and alias limits that keep hostile input cheap.
+fn parser_options() -> serde_saphyr::Options {
     let budget = serde_saphyr::budget! {
         max_depth: MAX_DEPTH,
         max_nodes: MAX_NODES,
@@ -161,16 +198,13 @@ pub fn parse_str(file: &str, text: &str) -> Result<Node, Diagnostic> {
     alias_limits.max_total_replayed_events = 100_000;
     alias_limits.max_replay_stack_depth = 16;
     alias_limits.max_alias_expansions_per_anchor = 1_000;
-    let options = serde_saphyr::options! {
+    serde_saphyr::options! {
         budget: budget,
         with_snippet: false,
+        // YAML 1.1 `on`/`off`/`y`/`n` as booleans would turn `on:` keys into `true`.
+        strict_booleans: true,
         alias_limits: alias_limits,
-    };
-    let raw: Spanned<Raw> = match serde_saphyr::from_str_with_options(text, options) {
-        Ok(r) => r,
-        Err(e) => return Err(yaml_error(file, &e)),
-    };
-    Ok(convert(raw))
+    }
 }
 
 fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
