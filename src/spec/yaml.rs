@@ -113,7 +113,7 @@ impl Node {
 
 /// Parses `bytes` (the raw file) into a tree; any failure is one diagnostic
 /// naming `file` and the position.
-pub fn parse(file: &str, bytes: &[u8]) -> Result<Node, Diagnostic> {
+pub fn parse(file: &str, bytes: &[u8]) -> Result<Node, Box<Diagnostic>> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(error_at(
             file,
@@ -145,7 +145,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Node, Diagnostic> {
 }
 
 /// Parses text already known to be UTF-8 (size is still checked).
-pub fn parse_str(file: &str, text: &str) -> Result<Node, Diagnostic> {
+pub fn parse_str(file: &str, text: &str) -> Result<Node, Box<Diagnostic>> {
     if text.len() > MAX_FILE_BYTES {
         return parse(file, text.as_bytes());
     }
@@ -207,7 +207,7 @@ fn parser_options() -> serde_saphyr::Options {
     }
 }
 
-fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
+fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Box<Diagnostic> {
     let (line, col) = e
         .location()
         .map(|l| (l.line() as u32, l.column() as u32))
@@ -249,8 +249,14 @@ fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
     error_at(file, line, col, message, hint)
 }
 
-fn error_at(file: &str, line: u32, col: u32, message: String, hint: Option<&str>) -> Diagnostic {
-    Diagnostic {
+fn error_at(
+    file: &str,
+    line: u32,
+    col: u32,
+    message: String,
+    hint: Option<&str>,
+) -> Box<Diagnostic> {
+    Box::new(Diagnostic {
         severity: Severity::Error,
         message,
         file: file.to_string(),
@@ -260,7 +266,7 @@ fn error_at(file: &str, line: u32, col: u32, message: String, hint: Option<&str>
         expected: None,
         found: None,
         hint: hint.map(str::to_string),
-    }
+    })
 }
 
 /// 1-based line and column just after `prefix` (the valid bytes before a

@@ -219,23 +219,23 @@ pub(crate) fn references(
                             continue;
                         }
                     }
-                    if let Some(outs) = &target.outputs {
-                        if !outs.contains(output) {
-                            let d = cx.error(
-                                line,
-                                col,
-                                &site.path,
-                                format!("step `{step}` has no output `{output}`"),
-                            );
-                            let names: Vec<&str> = outs.iter().map(String::as_str).collect();
-                            d.hint = Some(match closest(output, &names) {
-                                Some(c) => format!("did you mean `{c}`?"),
-                                None => format!(
-                                    "its outputs: {}; declare others under `steps.{step}.outputs` with `from:`",
-                                    names.join(", ")
-                                ),
-                            });
-                        }
+                    if let Some(outs) = &target.outputs
+                        && !outs.contains(output)
+                    {
+                        let d = cx.error(
+                            line,
+                            col,
+                            &site.path,
+                            format!("step `{step}` has no output `{output}`"),
+                        );
+                        let names: Vec<&str> = outs.iter().map(String::as_str).collect();
+                        d.hint = Some(match closest(output, &names) {
+                            Some(c) => format!("did you mean `{c}`?"),
+                            None => format!(
+                                "its outputs: {}; declare others under `steps.{step}.outputs` with `from:`",
+                                names.join(", ")
+                            ),
+                        });
                     }
                 }
             }

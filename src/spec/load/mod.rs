@@ -27,7 +27,7 @@ pub const MAX_CHILD_DEPTH: usize = 8;
 /// Reads and validates a workflow file. Child workflows (`uses:`) load
 /// relative to its folder.
 pub fn load_workflow(path: &Path, modes: &ModeRegistry) -> Result<Workflow, Diagnostics> {
-    let text = read_text(path).map_err(|d| Diagnostics(vec![d]))?;
+    let text = read_text(path).map_err(|d| Diagnostics(vec![*d]))?;
     load_workflow_str(path, &text, modes)
 }
 
@@ -66,7 +66,7 @@ pub fn load_workflow_with(
 }
 
 /// Reads a file as UTF-8, refusing huge files before reading them.
-pub(crate) fn read_text(path: &Path) -> Result<String, Diagnostic> {
+pub(crate) fn read_text(path: &Path) -> Result<String, Box<Diagnostic>> {
     let file = path.display().to_string();
     let fail = |message: String| Diagnostic {
         severity: Severity::Error,
@@ -87,7 +87,7 @@ pub(crate) fn read_text(path: &Path) -> Result<String, Diagnostic> {
             yaml::MAX_FILE_BYTES
         ));
         d.hint = Some("workflow and mode files are small; check it is the right file".to_string());
-        return Err(d);
+        return Err(Box::new(d));
     }
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read `{file}`: {e}")))?;
     // `yaml::parse` reports size and UTF-8 problems with positions.
@@ -95,7 +95,7 @@ pub(crate) fn read_text(path: &Path) -> Result<String, Diagnostic> {
         Ok(s) => Ok(s),
         Err(e) => Err(yaml::parse(&file, e.as_bytes())
             .err()
-            .unwrap_or_else(|| fail("file is not valid UTF-8".to_string()))),
+            .unwrap_or_else(|| Box::new(fail("file is not valid UTF-8".to_string())))),
     }
 }
 
@@ -132,12 +132,12 @@ impl Loader<'_> {
         let file = path.display().to_string();
         let root = match yaml::parse_str(&file, text) {
             Ok(r) => r,
-            Err(d) => return (None, vec![d]),
+            Err(d) => return (None, vec![*d]),
         };
         let mut cx = Cx::new(file, text);
         let wf = self.build(&mut cx, path, &root);
         let mut diags = cx.diags;
-        diags.sort_by(|a, b| (a.line, a.col).cmp(&(b.line, b.col)));
+        diags.sort_by_key(|a| (a.line, a.col));
         (wf, diags)
     }
 

@@ -158,10 +158,10 @@ pub(crate) fn build_step(
             }
         };
         for (i, item) in items.iter().enumerate() {
-            if let Some(s) = cx.str(item, &format!("{}[{i}]", p("needs"))) {
-                if !info.needs.iter().any(|(o, _, _)| *o == s) {
-                    info.needs.push((s, item.line, item.col));
-                }
+            if let Some(s) = cx.str(item, &format!("{}[{i}]", p("needs")))
+                && !info.needs.iter().any(|(o, _, _)| *o == s)
+            {
+                info.needs.push((s, item.line, item.col));
             }
         }
     }
@@ -501,26 +501,21 @@ fn build_kind(
                     Some(entries) => {
                         for (k, v) in entries {
                             let kp = join(&p("with"), &k.name);
-                            if let Some(c) = &child {
-                                if !c.inputs.contains_key(&k.name) {
-                                    let names: Vec<&str> =
-                                        c.inputs.keys().map(String::as_str).collect();
-                                    let d = cx.error(
-                                        k.line,
-                                        k.col,
-                                        &kp,
-                                        format!(
-                                            "child workflow `{}` has no input `{}`",
-                                            c.id, k.name
-                                        ),
-                                    );
-                                    d.hint = closest(&k.name, &names)
-                                        .map(|n| format!("did you mean `{n}`?"))
-                                        .or_else(|| {
-                                            Some(format!("its inputs: {}", names.join(", ")))
-                                        });
-                                    continue;
-                                }
+                            if let Some(c) = &child
+                                && !c.inputs.contains_key(&k.name)
+                            {
+                                let names: Vec<&str> =
+                                    c.inputs.keys().map(String::as_str).collect();
+                                let d = cx.error(
+                                    k.line,
+                                    k.col,
+                                    &kp,
+                                    format!("child workflow `{}` has no input `{}`", c.id, k.name),
+                                );
+                                d.hint = closest(&k.name, &names)
+                                    .map(|n| format!("did you mean `{n}`?"))
+                                    .or_else(|| Some(format!("its inputs: {}", names.join(", "))));
+                                continue;
                             }
                             let t = match &v.value {
                                 NodeValue::Str(_) => env.template(cx, v, &kp, id),

@@ -227,15 +227,15 @@ pub(crate) fn limits(cx: &mut Cx<'_>, node: &Node) -> Limits {
             .int(v, "limits.max_tokens", 1, i64::MAX)
             .and_then(|i| u64::try_from(i).ok());
     }
-    if let Some(v) = f.get("max_cost_usd") {
-        if let Some(c) = cx.number(v, "limits.max_cost_usd") {
-            if c > 0.0 && c <= 1_000_000.0 {
-                l.max_cost_usd = Some(c);
-            } else {
-                let d = cx.at(v, "limits.max_cost_usd", "`max_cost_usd` is out of range");
-                d.expected = Some("a positive amount up to 1000000".to_string());
-                d.found = Some(c.to_string());
-            }
+    if let Some(v) = f.get("max_cost_usd")
+        && let Some(c) = cx.number(v, "limits.max_cost_usd")
+    {
+        if c > 0.0 && c <= 1_000_000.0 {
+            l.max_cost_usd = Some(c);
+        } else {
+            let d = cx.at(v, "limits.max_cost_usd", "`max_cost_usd` is out of range");
+            d.expected = Some("a positive amount up to 1000000".to_string());
+            d.found = Some(c.to_string());
         }
     }
     if let Some(v) = f.get("max_parallel") {
@@ -335,15 +335,15 @@ fn question(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<QuestionSpec> {
     let header = f
         .get("header")
         .and_then(|v| cx.text(v, &join(path, "header")));
-    if let (Some(h), Some(v)) = (&header, f.get("header")) {
-        if h.chars().count() > 12 {
-            cx.warning(
-                v.line,
-                v.col,
-                &join(path, "header"),
-                "header is longer than 12 characters; it will be cut in the sidebar",
-            );
-        }
+    if let (Some(h), Some(v)) = (&header, f.get("header"))
+        && h.chars().count() > 12
+    {
+        cx.warning(
+            v.line,
+            v.col,
+            &join(path, "header"),
+            "header is longer than 12 characters; it will be cut in the sidebar",
+        );
     }
     let options = f
         .get("options")

@@ -76,7 +76,7 @@ pub(crate) fn parse_mode(cx: &mut Cx<'_>, path: &Path) -> Option<RawMode> {
     let root = match yaml::parse_str(&cx.file, cx.text) {
         Ok(r) => r,
         Err(d) => {
-            cx.diags.push(d);
+            cx.diags.push(*d);
             return None;
         }
     };
@@ -95,13 +95,13 @@ pub(crate) fn parse_mode(cx: &mut Cx<'_>, path: &Path) -> Option<RawMode> {
         ..RawMode::default()
     };
     m.when_to_use = f.get("when_to_use").and_then(|n| cx.text(n, "when_to_use"));
-    if let Some(n) = f.get("extends") {
-        if let Some(p) = cx.str(n, "extends") {
-            if valid_id(&p) {
-                m.extends = Some((p, n.line, n.col));
-            } else {
-                cx.at(n, "extends", format!("invalid mode id `{p}`"));
-            }
+    if let Some(n) = f.get("extends")
+        && let Some(p) = cx.str(n, "extends")
+    {
+        if valid_id(&p) {
+            m.extends = Some((p, n.line, n.col));
+        } else {
+            cx.at(n, "extends", format!("invalid mode id `{p}`"));
         }
     }
     if let Some(n) = f.get("model") {
@@ -111,32 +111,32 @@ pub(crate) fn parse_mode(cx: &mut Cx<'_>, path: &Path) -> Option<RawMode> {
     if let Some(n) = f.get("instructions") {
         m.instructions = instructions(cx, n, path);
     }
-    if let Some(n) = f.get("tools") {
-        if let Some(tf) = cx.map(n, "tools", &["allow", "deny"]) {
-            m.tools_allow = tf
-                .get("allow")
-                .and_then(|v| tool_list(cx, v, "tools.allow"));
-            m.tools_deny = tf.get("deny").and_then(|v| tool_list(cx, v, "tools.deny"));
-        }
+    if let Some(n) = f.get("tools")
+        && let Some(tf) = cx.map(n, "tools", &["allow", "deny"])
+    {
+        m.tools_allow = tf
+            .get("allow")
+            .and_then(|v| tool_list(cx, v, "tools.allow"));
+        m.tools_deny = tf.get("deny").and_then(|v| tool_list(cx, v, "tools.deny"));
     }
-    if let Some(n) = f.get("permissions") {
-        if let Some(pf) = cx.map(n, "permissions", &["network", "ask_before"]) {
-            if let Some(v) = pf.get("network") {
-                cx.bool(v, "permissions.network");
-            }
-            m.ask_before = pf
-                .get("ask_before")
-                .and_then(|v| tool_list(cx, v, "permissions.ask_before"));
+    if let Some(n) = f.get("permissions")
+        && let Some(pf) = cx.map(n, "permissions", &["network", "ask_before"])
+    {
+        if let Some(v) = pf.get("network") {
+            cx.bool(v, "permissions.network");
         }
+        m.ask_before = pf
+            .get("ask_before")
+            .and_then(|v| tool_list(cx, v, "permissions.ask_before"));
     }
-    if let Some(n) = f.get("context") {
-        if let Some(cf) = cx.map(n, "context", &["include", "token_budget"]) {
-            if let Some(v) = cf.get("include") {
-                cx.str_list(v, "context.include");
-            }
-            if let Some(v) = cf.get("token_budget") {
-                cx.int(v, "context.token_budget", 1, 10_000_000);
-            }
+    if let Some(n) = f.get("context")
+        && let Some(cf) = cx.map(n, "context", &["include", "token_budget"])
+    {
+        if let Some(v) = cf.get("include") {
+            cx.str_list(v, "context.include");
+        }
+        if let Some(v) = cf.get("token_budget") {
+            cx.int(v, "context.token_budget", 1, 10_000_000);
         }
     }
     if let Some(n) = f.get("output_schema") {
@@ -152,39 +152,39 @@ pub(crate) fn parse_mode(cx: &mut Cx<'_>, path: &Path) -> Option<RawMode> {
             }
         }
     }
-    if let Some(n) = f.get("limits") {
-        if let Some(lf) = cx.map(n, "limits", &["max_turns", "timeout", "max_questions"]) {
-            m.max_turns = lf
-                .get("max_turns")
-                .and_then(|v| cx.u32(v, "limits.max_turns", 1, 1_000));
-            if let Some(v) = lf.get("timeout") {
-                cx.duration(
-                    v,
-                    "limits.timeout",
-                    std::time::Duration::from_secs(7 * 86_400),
-                );
-            }
-            if let Some(v) = lf.get("max_questions") {
-                cx.u32(v, "limits.max_questions", 0, 1_000);
-            }
+    if let Some(n) = f.get("limits")
+        && let Some(lf) = cx.map(n, "limits", &["max_turns", "timeout", "max_questions"])
+    {
+        m.max_turns = lf
+            .get("max_turns")
+            .and_then(|v| cx.u32(v, "limits.max_turns", 1, 1_000));
+        if let Some(v) = lf.get("timeout") {
+            cx.duration(
+                v,
+                "limits.timeout",
+                std::time::Duration::from_secs(7 * 86_400),
+            );
+        }
+        if let Some(v) = lf.get("max_questions") {
+            cx.u32(v, "limits.max_questions", 0, 1_000);
         }
     }
-    if let Some(n) = f.get("whisper") {
-        if let Some(wf) = cx.map(n, "whisper", &["ask_user_when", "hints"]) {
-            if let Some(v) = wf.get("ask_user_when") {
-                cx.str_list(v, "whisper.ask_user_when");
-            }
-            m.hints = wf
-                .get("hints")
-                .and_then(|v| cx.str_list(v, "whisper.hints"));
+    if let Some(n) = f.get("whisper")
+        && let Some(wf) = cx.map(n, "whisper", &["ask_user_when", "hints"])
+    {
+        if let Some(v) = wf.get("ask_user_when") {
+            cx.str_list(v, "whisper.ask_user_when");
         }
+        m.hints = wf
+            .get("hints")
+            .and_then(|v| cx.str_list(v, "whisper.hints"));
     }
-    if let Some(n) = f.get("ui") {
-        if let Some(uf) = cx.map(n, "ui", &["style", "icon"]) {
-            for k in ["style", "icon"] {
-                if let Some(v) = uf.get(k) {
-                    cx.text(v, &join("ui", k));
-                }
+    if let Some(n) = f.get("ui")
+        && let Some(uf) = cx.map(n, "ui", &["style", "icon"])
+    {
+        for k in ["style", "icon"] {
+            if let Some(v) = uf.get(k) {
+                cx.text(v, &join("ui", k));
             }
         }
     }
@@ -202,15 +202,15 @@ fn model(cx: &mut Cx<'_>, node: &Node) -> ModelSettings {
     };
     s.provider = f.get("provider").and_then(|n| cx.str(n, "model.provider"));
     s.name = f.get("name").and_then(|n| cx.text(n, "model.name"));
-    if let Some(n) = f.get("temperature") {
-        if let Some(t) = cx.number(n, "model.temperature") {
-            if (0.0..=2.0).contains(&t) {
-                s.temperature = Some(t as f32);
-            } else {
-                let d = cx.at(n, "model.temperature", "`temperature` is out of range");
-                d.expected = Some("a number from 0 to 2".to_string());
-                d.found = Some(t.to_string());
-            }
+    if let Some(n) = f.get("temperature")
+        && let Some(t) = cx.number(n, "model.temperature")
+    {
+        if (0.0..=2.0).contains(&t) {
+            s.temperature = Some(t as f32);
+        } else {
+            let d = cx.at(n, "model.temperature", "`temperature` is out of range");
+            d.expected = Some("a number from 0 to 2".to_string());
+            d.found = Some(t.to_string());
         }
     }
     s.max_output_tokens = f

@@ -162,15 +162,14 @@ fn load_file(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<RawMode> {
     let text = match crate::spec::load::read_text(path) {
         Ok(t) => t,
         Err(d) => {
-            diags.push(d);
+            diags.push(*d);
             return None;
         }
     };
     let mut cx = Cx::new(path.display().to_string(), &text);
     let m = parse_mode(&mut cx, path);
     let failed = cx.diags.iter().any(|d| d.severity == Severity::Error);
-    cx.diags
-        .sort_by(|a, b| (a.line, a.col).cmp(&(b.line, b.col)));
+    cx.diags.sort_by_key(|a| (a.line, a.col));
     diags.append(&mut cx.diags);
     if failed { None } else { m }
 }
