@@ -893,3 +893,20 @@ outputs:
     assert_eq!(ask.condition.as_ref().unwrap().raw(), "${{ always() }}");
     assert_eq!(wf.outputs["plan"].raw(), "${{ steps.plan.outputs.plan }}");
 }
+
+#[test]
+fn a_flood_of_errors_is_capped() {
+    let mut text = format!("{HEAD}steps:\n");
+    for i in 0..5_000 {
+        text.push_str(&format!(
+            "  s{i}: {{ type: shell, run: \"${{{{ steps.x{i}.outputs.y }}}}\", bad: 1 }}\n"
+        ));
+    }
+    let err = load(&text).unwrap_err();
+    assert_eq!(err.0.len(), 501);
+    assert!(
+        err.0[500].message.starts_with("too many problems"),
+        "{}",
+        err.0[500]
+    );
+}

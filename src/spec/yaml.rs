@@ -27,6 +27,8 @@ pub const MAX_NODES: usize = 200_000;
 pub struct Node {
     pub line: u32,
     pub col: u32,
+    /// Byte offset of the node in the source text, when the parser knows it.
+    pub offset: Option<usize>,
     pub value: NodeValue,
 }
 
@@ -330,6 +332,11 @@ struct RawKey(String);
 fn convert(raw: Spanned<Raw>) -> Node {
     let line = raw.referenced.line() as u32;
     let col = raw.referenced.column() as u32;
+    let offset = raw
+        .referenced
+        .span()
+        .byte_offset()
+        .and_then(|o| usize::try_from(o).ok());
     let value = match raw.value {
         Raw::Null => NodeValue::Null,
         Raw::Bool(b) => NodeValue::Bool(b),
@@ -351,7 +358,12 @@ fn convert(raw: Spanned<Raw>) -> Node {
                 .collect(),
         ),
     };
-    Node { line, col, value }
+    Node {
+        line,
+        col,
+        offset,
+        value,
+    }
 }
 
 struct RawVisitor;
@@ -487,6 +499,9 @@ mod tests {
         assert_eq!((m[0].1.line, m[0].1.col), (1, 4));
         let b = map(&m[1].1);
         assert_eq!((b[0].1.line, b[0].1.col), (3, 6));
+        // Byte offsets agree with line/column (the quote of `"x y"`).
+        assert_eq!(&text[b[0].1.offset.unwrap()..][..4], "\"x y");
+        assert_eq!(&text[b[1].1.offset.unwrap()..][..5], "plain");
         assert_eq!(b[0].1.as_str(), Some("x y"));
         assert_eq!((b[1].1.line, b[1].1.col), (4, 6));
         assert_eq!(b[2].1.as_str(), Some("block\ntwo\n"));

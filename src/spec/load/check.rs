@@ -7,12 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::spec::expr::Reference;
 use crate::spec::model::{InputSpec, WhisperSpec};
 
-use super::cx::{Cx, closest};
+use super::cx::{Cx, closest, some_names};
 use super::step::{Site, StepInfo};
 
 pub(crate) fn needs(cx: &mut Cx<'_>, infos: &[StepInfo]) {
     let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
     for info in infos {
+        if cx.is_full() {
+            return;
+        }
         for (need, line, col) in &info.needs {
             let path = format!("steps.{}.needs", info.id);
             if need == &info.id {
@@ -28,7 +31,7 @@ pub(crate) fn needs(cx: &mut Cx<'_>, infos: &[StepInfo]) {
                 );
                 d.hint = Some(match closest(need, &ids) {
                     Some(c) => format!("did you mean `{c}`?"),
-                    None => format!("steps: {}", ids.join(", ")),
+                    None => format!("steps: {}", some_names(&ids)),
                 });
             }
         }
@@ -130,8 +133,17 @@ pub(crate) fn references(
     let input_names: Vec<&str> = inputs.keys().map(String::as_str).collect();
     let question_ids: Vec<&str> = whisper.questions.iter().map(|q| q.id.as_str()).collect();
     for site in sites {
+        if cx.is_full() {
+            return;
+        }
         for r in site.template.located_references() {
-            let (line, col) = cx.locate_at(site.line, site.col, site.template.raw(), r.offset);
+            let (line, col) = cx.locate_at(
+                site.line,
+                site.col,
+                site.offset,
+                site.template.raw(),
+                r.offset,
+            );
             match &r.reference {
                 Reference::Input(name) => {
                     if !inputs.contains_key(name) {
@@ -189,7 +201,7 @@ pub(crate) fn references(
                         );
                         d.hint = Some(match closest(step, &step_ids) {
                             Some(c) => format!("did you mean `{c}`?"),
-                            None => format!("steps: {}", step_ids.join(", ")),
+                            None => format!("steps: {}", some_names(&step_ids)),
                         });
                         continue;
                     };
@@ -233,7 +245,7 @@ pub(crate) fn references(
                             Some(c) => format!("did you mean `{c}`?"),
                             None => format!(
                                 "its outputs: {}; declare others under `steps.{step}.outputs` with `from:`",
-                                names.join(", ")
+                                some_names(&names)
                             ),
                         });
                     }

@@ -12,10 +12,16 @@ use crate::spec::yaml::{self, Key, Node, NodeValue};
 
 use super::duration::parse_duration;
 
+/// Most diagnostics kept per file; a hostile file could otherwise produce
+/// one per node.
+pub const MAX_DIAGNOSTICS: usize = 500;
+
 pub(crate) struct Cx<'t> {
     pub file: String,
     pub text: &'t str,
     pub diags: Vec<Diagnostic>,
+    /// Receives details of diagnostics past the cap (then dropped).
+    spill: Diagnostic,
 }
 
 /// A mapping's entries after the unknown-key check.
@@ -49,11 +55,28 @@ pub(crate) fn join(path: &str, key: &str) -> String {
 
 impl<'t> Cx<'t> {
     pub fn new(file: String, text: &'t str) -> Cx<'t> {
+        let spill = Diagnostic {
+            severity: Severity::Error,
+            message: String::new(),
+            file: String::new(),
+            line: 0,
+            col: 0,
+            path: String::new(),
+            expected: None,
+            found: None,
+            hint: None,
+        };
         Cx {
             file,
             text,
             diags: Vec::new(),
+            spill,
         }
+    }
+
+    /// True once the diagnostic cap is reached: callers may stop checking.
+    pub fn is_full(&self) -> bool {
+        self.diags.len() >= MAX_DIAGNOSTICS
     }
 
     /// Records an error and returns it so callers can add details.
@@ -85,6 +108,25 @@ impl<'t> Cx<'t> {
         path: &str,
         message: String,
     ) -> &mut Diagnostic {
+        if self.diags.len() >= MAX_DIAGNOSTICS {
+            if self.diags.len() == MAX_DIAGNOSTICS {
+                self.diags.push(Diagnostic {
+                    severity: Severity::Error,
+                    message: format!(
+                        "too many problems; stopped reporting after {MAX_DIAGNOSTICS}"
+                    ),
+                    file: self.file.clone(),
+                    // Sorts last.
+                    line: u32::MAX,
+                    col: 0,
+                    path: String::new(),
+                    expected: None,
+                    found: None,
+                    hint: Some("fix the problems above and load again".to_string()),
+                });
+            }
+            return &mut self.spill;
+        }
         self.diags.push(Diagnostic {
             severity,
             message,
@@ -315,12 +357,26 @@ impl<'t> Cx<'t> {
     /// text around it is searched for from the node's position (exact for
     /// plain, quoted and block scalars without escapes); otherwise the node.
     pub fn locate(&self, node: &Node, raw: &str, offset: usize) -> (u32, u32) {
-        self.locate_at(node.line, node.col, raw, offset)
+        self.locate_at(node.line, node.col, node.offset, raw, offset)
     }
 
-    pub fn locate_at(&self, line: u32, col: u32, raw: &str, offset: usize) -> (u32, u32) {
+    /// `locate` for a node known by position only. The search window is
+    /// bounded by the scalar's size, so error reporting stays linear even
+    /// for hostile files.
+    pub fn locate_at(
+        &self,
+        line: u32,
+        col: u32,
+        node_off: Option<usize>,
+        raw: &str,
+        offset: usize,
+    ) -> (u32, u32) {
         let fallback = (line, col);
-        let Some(node_off) = yaml::byte_offset(self.text, line, col) else {
+        let text = self.text;
+        let node_off = node_off
+            .filter(|o| text.is_char_boundary(*o))
+            .or_else(|| yaml::byte_offset(text, line, col));
+        let Some(node_off) = node_off else {
             return fallback;
         };
         let offset = offset.min(raw.len());
@@ -333,28 +389,30 @@ impl<'t> Cx<'t> {
         if needle.is_empty() {
             return fallback;
         }
-        let Some(rest) = self.text.get(node_off..) else {
+        // Block scalars add indentation per line; quoting adds a little.
+        let slack = raw.matches('\n').count().saturating_mul(256) + 1024;
+        let mut limit = node_off
+            .saturating_add(raw.len())
+            .saturating_add(slack)
+            .min(text.len());
+        while !text.is_char_boundary(limit) {
+            limit -= 1;
+        }
+        let Some(window) = text.get(node_off..limit) else {
             return fallback;
         };
         // Which occurrence of this line inside the scalar we are at.
         let nth = raw[..line_start].matches(needle).count();
-        let mut from = 0;
-        let mut found = None;
-        for _ in 0..=nth {
-            match rest[from..].find(needle) {
-                Some(p) => {
-                    found = Some(from + p);
-                    from += p + needle.len().max(1);
-                }
-                None => {
-                    found = None;
-                    break;
-                }
-            }
-        }
-        match found {
-            Some(p) => yaml::line_col(self.text, node_off + p + (offset - line_start)),
-            None => fallback,
+        let Some((p, _)) = window.match_indices(needle).nth(nth) else {
+            return fallback;
+        };
+        let between = &window[..p + (offset - line_start)];
+        match between.rfind('\n') {
+            None => (line, col + between.chars().count() as u32),
+            Some(nl) => (
+                line + between.matches('\n').count() as u32,
+                between[nl + 1..].chars().count() as u32 + 1,
+            ),
         }
     }
 }
@@ -381,9 +439,27 @@ fn describe_found(node: &Node) -> String {
     }
 }
 
+/// Names for a hint, at most 20 of them.
+pub(crate) fn some_names(names: &[&str]) -> String {
+    let mut s = names
+        .iter()
+        .take(20)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > 20 {
+        s.push_str(", …");
+    }
+    s
+}
+
 /// The known name closest to `word` by edit distance, if close enough to be
 /// a likely typo.
 pub(crate) fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    // Suggestions are a courtesy; never let them cost quadratic time.
+    if known.len() > 256 || word.len() > 64 {
+        return None;
+    }
     let mut best: Option<(usize, &str)> = None;
     for k in known {
         let d = edit_distance(word, k);

@@ -223,6 +223,7 @@ impl Loader<'_> {
                                 template: t.clone(),
                                 line: v.line,
                                 col: v.col,
+                                offset: v.offset,
                                 path: p,
                                 owner: None,
                                 in_followups: false,

@@ -12,7 +12,7 @@ use crate::spec::model::{
 };
 use crate::spec::yaml::{Key, Node, NodeValue};
 
-use super::cx::{Cx, closest, join, json_template};
+use super::cx::{Cx, closest, join, json_template, some_names};
 use super::retry::retry_policy;
 use super::workflow::{StepDefaults, check_default, choices, valid_id};
 
@@ -56,6 +56,7 @@ pub(crate) struct Site {
     pub template: Template,
     pub line: u32,
     pub col: u32,
+    pub offset: Option<usize>,
     pub path: String,
     /// The step it belongs to; `None` for workflow `outputs`.
     pub owner: Option<String>,
@@ -89,6 +90,7 @@ impl Env<'_> {
             template: t.clone(),
             line: node.line,
             col: node.col,
+            offset: node.offset,
             path: path.to_string(),
             owner: Some(owner.to_string()),
             in_followups: false,
@@ -514,7 +516,9 @@ fn build_kind(
                                 );
                                 d.hint = closest(&k.name, &names)
                                     .map(|n| format!("did you mean `{n}`?"))
-                                    .or_else(|| Some(format!("its inputs: {}", names.join(", "))));
+                                    .or_else(|| {
+                                        Some(format!("its inputs: {}", some_names(&names)))
+                                    });
                                 continue;
                             }
                             let t = match &v.value {
@@ -566,7 +570,7 @@ pub(crate) fn check_mode(
     d.hint = Some(match closest(&m, &names) {
         Some(c) => format!("did you mean `{c}`?"),
         None if names.is_empty() => "no modes are loaded".to_string(),
-        None => format!("known modes: {}", names.join(", ")),
+        None => format!("known modes: {}", some_names(&names)),
     });
     None
 }
@@ -685,6 +689,7 @@ fn followups(
                 template: t.clone(),
                 line: n.line,
                 col: n.col,
+                offset: n.offset,
                 path: p("for_each"),
                 owner: Some(id.to_string()),
                 in_followups: true,
@@ -717,6 +722,7 @@ fn followups(
                             template: t.clone(),
                             line: n.line,
                             col: n.col,
+                            offset: n.offset,
                             path: join(&sp, "prompt"),
                             owner: Some(id.to_string()),
                             in_followups: true,
