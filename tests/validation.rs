@@ -910,3 +910,27 @@ fn a_flood_of_errors_is_capped() {
         err.0[500]
     );
 }
+
+#[test]
+fn warnings_do_not_block_loading_but_validate_reports_them() {
+    let text = format!(
+        "{HEAD}whisper:\n  questions:\n    - {{ id: q, header: A very long header, ask: Why? }}\nsteps:\n  a: {{ type: shell, run: echo }}\n"
+    );
+    assert!(load(&text).is_ok());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let diags = lev::spec::validate_workflow(&path, &modes());
+    assert_eq!(diags.0.len(), 1, "{diags}");
+    assert_eq!(diags.0[0].severity, Severity::Warning);
+    assert_eq!((diags.0[0].line, diags.0[0].col), (6, 24));
+    assert!(
+        diags
+            .to_string()
+            .starts_with("warning: header is longer than 12 characters")
+    );
+    assert!(!diags.has_errors());
+
+    std::fs::write(&path, format!("{HEAD}steps: {{}}\n")).unwrap();
+    assert!(lev::spec::validate_workflow(&path, &modes()).has_errors());
+}

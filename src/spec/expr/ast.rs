@@ -70,6 +70,9 @@ pub enum Expr {
         args: Vec<Expr>,
         offset: usize,
     },
+    /// `.key` / `[index]` applied to a call or parenthesised value, e.g.
+    /// `fromJSON(x).items[0]`.
+    Access(Box<Expr>, Vec<Seg>),
 }
 
 impl Expr {
@@ -93,6 +96,14 @@ impl Expr {
             Expr::Call { args, .. } => {
                 for a in args {
                     a.walk_paths(f);
+                }
+            }
+            Expr::Access(base, segs) => {
+                base.walk_paths(f);
+                for s in segs {
+                    if let Seg::Index(e) = s {
+                        e.walk_paths(f);
+                    }
                 }
             }
         }

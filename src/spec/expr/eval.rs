@@ -42,6 +42,10 @@ pub fn eval(e: &Expr, ctx: &EvalContext) -> Result<Value, EvalError> {
             compare(*op, &l, &r)
         }
         Expr::Call { name, args, .. } => call(name, args, ctx),
+        Expr::Access(base, segs) => {
+            let v = eval(base, ctx)?;
+            index_into(v, segs, ctx, "(value)")
+        }
     }
 }
 
@@ -153,8 +157,17 @@ fn eval_path(root: Root, segs: &[Seg], ctx: &EvalContext) -> Result<Value, EvalE
             }
         }
     };
-    let mut cur = start;
-    for seg in rest {
+    index_into(start, rest, ctx, &full)
+}
+
+/// Walks `segs` into `cur`; `full` names the whole path in errors.
+fn index_into(
+    mut cur: Value,
+    segs: &[Seg],
+    ctx: &EvalContext,
+    full: &str,
+) -> Result<Value, EvalError> {
+    for seg in segs {
         let key = key_of(seg, ctx)?;
         cur = match (&cur, &key) {
             (Value::Object(m), Value::String(k)) => match m.get(k) {

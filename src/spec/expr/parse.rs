@@ -331,7 +331,7 @@ impl Parser {
             Tok::LParen => {
                 let e = self.or()?;
                 self.expect(Tok::RParen, "`)`")?;
-                Ok(e)
+                self.postfix(e)
             }
             Tok::Ident(name) => self.ident(name, at),
             other => Err(err(
@@ -350,7 +350,8 @@ impl Parser {
         }
         if self.peek() == Some(&Tok::LParen) {
             self.pos += 1;
-            return self.call(name, at);
+            let call = self.call(name, at)?;
+            return self.postfix(call);
         }
         let Some(root) = Root::from_name(&name) else {
             return Err(err(
@@ -360,6 +361,17 @@ impl Parser {
                 at,
             ));
         };
+        let segs = self.segments()?;
+        check_root_shape(root, &segs, at)?;
+        Ok(Expr::Path {
+            root,
+            segs,
+            offset: at,
+        })
+    }
+
+    /// `.key` and `[expr]` segments following a value.
+    fn segments(&mut self) -> Result<Vec<Seg>, ExprError> {
         let mut segs = Vec::new();
         loop {
             match self.peek() {
@@ -385,12 +397,16 @@ impl Parser {
                 _ => break,
             }
         }
-        check_root_shape(root, &segs, at)?;
-        Ok(Expr::Path {
-            root,
-            segs,
-            offset: at,
-        })
+        Ok(segs)
+    }
+
+    fn postfix(&mut self, base: Expr) -> Result<Expr, ExprError> {
+        let segs = self.segments()?;
+        if segs.is_empty() {
+            Ok(base)
+        } else {
+            Ok(Expr::Access(Box::new(base), segs))
+        }
     }
 
     fn call(&mut self, name: String, at: usize) -> Result<Expr, ExprError> {

@@ -150,6 +150,24 @@ fn value_functions() {
 }
 
 #[test]
+fn calls_and_parentheses_can_be_indexed() {
+    assert_eq!(
+        ev("${{ fromJSON(steps.architect.outputs.raw).x }}"),
+        json!(1)
+    );
+    assert_eq!(
+        ev("${{ (steps.architect.outputs.must_fix)[0]['title'] }}"),
+        json!("t1")
+    );
+    assert!(ev_err("${{ fromJSON('[1]')[3] }}").contains("out of range"));
+    let t = Template::parse("${{ fromJSON(inputs.j).items[inputs.i] }}").unwrap();
+    assert_eq!(
+        t.references(),
+        vec![Reference::Input("j".into()), Reference::Input("i".into())]
+    );
+}
+
+#[test]
 fn missing_things_are_errors_naming_them() {
     assert!(ev_err("${{ inputs.nope }}").contains("input `nope` is not set"));
     assert!(ev_err("${{ steps.coder.outputs.files }}").contains("step `coder`"));

@@ -65,6 +65,26 @@ pub fn load_workflow_with(
     }
 }
 
+/// Every problem in a workflow file, warnings included (what `lev validate`
+/// prints); empty when the file is clean. `load_workflow` drops warnings
+/// when there are no errors.
+pub fn validate_workflow(path: &Path, modes: &ModeRegistry) -> Diagnostics {
+    let text = match read_text(path) {
+        Ok(t) => t,
+        Err(d) => return Diagnostics(vec![*d]),
+    };
+    let read_child = |p: &Path| read_text(p).map_err(|d| std::io::Error::other(d.message));
+    let mut loader = Loader {
+        modes,
+        read_child: &read_child,
+        stack: vec![normalize(path)],
+        child_diags: Vec::new(),
+    };
+    let (_, mut diags) = loader.load_one(path, &text);
+    diags.append(&mut loader.child_diags);
+    Diagnostics(diags)
+}
+
 /// Reads a file as UTF-8, refusing huge files before reading them.
 pub(crate) fn read_text(path: &Path) -> Result<String, Box<Diagnostic>> {
     let file = path.display().to_string();
