@@ -4,6 +4,24 @@
 //! path, expected/found, hint) and reported together, sorted by position.
 //! Child workflows (`uses:`) load relative to the parent's folder through a
 //! caller-supplied reader, so a pinned run can be re-loaded from stored texts.
+//!
+//! Rules worth knowing (the format itself is WORKFLOWS.md):
+//! - A step's `type` is required unless `mode:` is set (then `agent`). Keys
+//!   of another step type are errors; unknown keys are errors unless `x-`.
+//! - Implicit outputs: agent `text`, `json`; shell `stdout`, `stderr`,
+//!   `exit_code`; approval `approved`, `comment`; question `answer`; pty
+//!   `text`, `exit_code`; workflow: the child's `outputs`. `outputs:` adds
+//!   names (`plan: json.plan` or `{from: json.plan, default: []}`); `from`
+//!   must start with an implicit output.
+//! - `${{ steps.X.outputs.Y }}` needs X upstream (transitively via `needs`);
+//!   a step reads its own outputs only inside `followups`; `item` only in
+//!   `followups.spawn`; workflow `outputs` may read any step.
+//! - `defaults.retry` is merged field by field under a step's `retry`;
+//!   `followups.max` defaults to (and may not exceed) `limits.max_followups`.
+//! - `if:` takes `${{ expr }}`, a bare expression or a boolean.
+//! - Hostile input: files over 4 MiB are refused unread; nesting over 64,
+//!   alias bombs and invalid UTF-8 are clear errors; at most 500 diagnostics
+//!   per file; child workflows nest at most `MAX_CHILD_DEPTH` deep.
 
 use std::path::{Component, Path, PathBuf};
 
