@@ -934,3 +934,18 @@ fn warnings_do_not_block_loading_but_validate_reports_them() {
     std::fs::write(&path, format!("{HEAD}steps: {{}}\n")).unwrap();
     assert!(lev::spec::validate_workflow(&path, &modes()).has_errors());
 }
+
+#[test]
+fn nested_child_diagnostics_come_parent_first() {
+    let p = format!("{HEAD}steps:\n  s: {{ type: workflow, uses: b.yaml }}\n");
+    let b = "version: 1\nkind: workflow\nid: b\nsteps:\n  s: { type: workflow, uses: c.yaml }\n  bad: { type: shell }\n";
+    let c = "version: 1\nkind: workflow\nid: c\nsteps:\n  s: { type: shel, run: echo }\n";
+    let mut files = BTreeMap::new();
+    files.insert(PathBuf::from("b.yaml"), b.to_string());
+    files.insert(PathBuf::from("c.yaml"), c.to_string());
+    let err = load_workflow_with(Path::new("p.yaml"), &p, &modes(), &reader(files)).unwrap_err();
+    let order: Vec<&str> = err.0.iter().map(|d| d.file.as_str()).collect();
+    assert_eq!(order, ["p.yaml", "b.yaml", "b.yaml", "c.yaml"], "{err}");
+    assert_eq!(err.0[1].message, "child workflow `c.yaml` has errors");
+    assert_eq!(err.0[2].message, "a shell step is missing `run`");
+}

@@ -342,10 +342,13 @@ impl Loader<'_> {
             }
         };
         self.stack.push(key);
-        let (wf, mut diags) = self.load_one(&child_path, &text);
+        // Grandchildren report into `child_diags` while the child loads;
+        // the child's own problems go before theirs.
+        let mark = self.child_diags.len();
+        let (wf, diags) = self.load_one(&child_path, &text);
         self.stack.pop();
         let failed = wf.is_none() || diags.iter().any(|d| d.severity == Severity::Error);
-        self.child_diags.append(&mut diags);
+        self.child_diags.splice(mark..mark, diags);
         if failed {
             cx.at(
                 node,
