@@ -493,6 +493,14 @@ fn yaml_syntax_errors_have_positions() {
     ));
     assert!(errs[0].message.starts_with("invalid YAML"), "{}", errs[0]);
     assert_eq!(errs[0].line, 5);
+    let errs = errors("- just\n- a list\n");
+    assert_eq!(
+        errs[0].message,
+        "the file must be a mapping of top-level keys"
+    );
+    assert_eq!(errs[0].found.as_deref(), Some("a list"));
+    let errs = errors("");
+    assert_eq!(errs[0].found.as_deref(), Some("null"));
     let errs = errors(&format!("{HEAD}id: again\nsteps: {{}}\n"));
     assert_eq!(errs[0].message, "duplicate key `id`");
     assert_eq!((errs[0].line, errs[0].col), (4, 1));

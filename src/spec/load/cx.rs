@@ -148,11 +148,12 @@ impl<'t> Cx<'t> {
 
     pub fn type_error(&mut self, node: &Node, path: &str, expected: &str) {
         let found = describe_found(node);
-        let d = self.at(
-            node,
-            path,
-            format!("`{}` must be {expected}", last_seg(path)),
-        );
+        let message = if path.is_empty() {
+            format!("the file must be {expected} of top-level keys")
+        } else {
+            format!("`{}` must be {expected}", last_seg(path))
+        };
+        let d = self.at(node, path, message);
         d.expected = Some(expected.to_string());
         d.found = Some(found);
     }
