@@ -33,6 +33,7 @@ use super::{Diagnostics, ModeRegistry, Workflow};
 mod check;
 pub(crate) mod cx;
 pub mod duration;
+mod outputs;
 mod retry;
 pub(crate) mod step;
 pub(crate) mod workflow;
