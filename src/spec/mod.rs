@@ -8,8 +8,9 @@ pub mod expr;
 pub mod load;
 pub mod mode;
 pub mod model;
+pub mod yaml;
 
-pub use diagnostics::{Diagnostic, Diagnostics};
-pub use load::{load_workflow, load_workflow_str};
+pub use diagnostics::{Diagnostic, Diagnostics, Severity};
+pub use load::{load_workflow, load_workflow_str, load_workflow_with, validate_workflow};
 pub use mode::{Mode, ModeRegistry};
 pub use model::*;

@@ -1,0 +1,592 @@
+//! One step: its type, type-specific fields, inherited defaults, declared
+//! outputs and follow-ups. Templates are recorded as `Site`s so the graph
+//! checks (upstream references) can run once every step is known.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::spec::expr::Template;
+use crate::spec::mode::ModeRegistry;
+use crate::spec::model::{Limits, OnTimeout, Step, StepKind, Workflow, Workspace};
+use crate::spec::yaml::{Key, Node, NodeValue};
+
+use super::cx::{Cx, closest, join, json_template, some_names};
+use super::outputs::{followups, step_outputs};
+use super::retry::retry_policy;
+use super::workflow::{StepDefaults, check_default, choices};
+
+const WEEK: Duration = Duration::from_secs(7 * 86_400);
+
+const COMMON: &[&str] = &[
+    "type",
+    "needs",
+    "if",
+    "retry",
+    "timeout",
+    "continue_on_error",
+    "idempotent",
+    "outputs",
+    "followups",
+    "whisper",
+    "workspace",
+];
+
+const TYPES: &[(&str, &[&str])] = &[
+    (
+        "agent",
+        &[
+            "mode",
+            "prompt",
+            "output_schema",
+            "max_turns",
+            "allow_shell",
+            "model",
+        ],
+    ),
+    ("shell", &["run", "env", "cwd"]),
+    ("approval", &["message", "show", "on_timeout"]),
+    ("question", &["ask", "header", "options", "default"]),
+    ("pty", &["command", "args", "prompt"]),
+    ("workflow", &["uses", "with"]),
+];
+
+/// Where a template sits and what it may reference.
+pub(crate) struct Site {
+    pub template: Template,
+    pub line: u32,
+    pub col: u32,
+    pub offset: Option<usize>,
+    pub path: String,
+    /// The step it belongs to; `None` for workflow `outputs`.
+    pub owner: Option<String>,
+    /// Inside `followups:` the step may read its own outputs.
+    pub in_followups: bool,
+    /// `item` is defined (the follow-up's `spawn`).
+    pub item_ok: bool,
+}
+
+/// What the graph checks need to know about a step, even one that failed
+/// to build (so one broken step does not cause "unknown step" noise).
+pub(crate) struct StepInfo {
+    pub id: String,
+    pub needs: Vec<(String, u32, u32)>,
+    /// Output names others may reference; `None` when unknown (broken step).
+    pub outputs: Option<Vec<String>>,
+}
+
+pub(crate) struct Env<'e> {
+    pub defaults: &'e StepDefaults,
+    pub limits: &'e Limits,
+    pub modes: &'e ModeRegistry,
+    pub sites: Vec<Site>,
+    /// Loads a child workflow named by `uses:` (relative to the parent).
+    pub load_child: &'e mut dyn FnMut(&mut Cx<'_>, &Node, &str, &str) -> Option<Workflow>,
+}
+
+impl Env<'_> {
+    fn site(&mut self, t: &Template, node: &Node, path: &str, owner: &str) {
+        self.sites.push(Site {
+            template: t.clone(),
+            line: node.line,
+            col: node.col,
+            offset: node.offset,
+            path: path.to_string(),
+            owner: Some(owner.to_string()),
+            in_followups: false,
+            item_ok: false,
+        });
+    }
+
+    fn template(
+        &mut self,
+        cx: &mut Cx<'_>,
+        node: &Node,
+        path: &str,
+        owner: &str,
+    ) -> Option<Template> {
+        let t = cx.template(node, path)?;
+        self.site(&t, node, path, owner);
+        Some(t)
+    }
+}
+
+fn all_step_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&str> = COMMON.to_vec();
+    for (_, ks) in TYPES {
+        keys.extend_from_slice(ks);
+    }
+    keys
+}
+
+fn implicit_outputs(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "agent" => &["text", "json"],
+        "shell" => &["stdout", "stderr", "exit_code"],
+        "approval" => &["approved", "comment"],
+        "question" => &["answer"],
+        "pty" => &["text", "exit_code"],
+        _ => &[],
+    }
+}
+
+pub(crate) fn build_step(
+    cx: &mut Cx<'_>,
+    key: &Key,
+    node: &Node,
+    env: &mut Env<'_>,
+) -> (Option<Step>, StepInfo) {
+    let id = key.name.clone();
+    let path = join("steps", &id);
+    let mut info = StepInfo {
+        id: id.clone(),
+        needs: Vec::new(),
+        outputs: None,
+    };
+    let all = all_step_keys();
+    let Some(f) = cx.map(node, &path, &all) else {
+        return (None, info);
+    };
+    let p = |k: &str| join(&path, k);
+
+    // needs first, so the graph checks see them even if the rest is broken.
+    if let Some(n) = f.get("needs") {
+        let items: Vec<&Node> = match &n.value {
+            NodeValue::Seq(items) => items.iter().collect(),
+            NodeValue::Str(_) => vec![n],
+            _ => {
+                cx.type_error(n, &p("needs"), "a list of step ids");
+                Vec::new()
+            }
+        };
+        for (i, item) in items.iter().enumerate() {
+            if let Some(s) = cx.str(item, &format!("{}[{i}]", p("needs")))
+                && !info.needs.iter().any(|(o, _, _)| *o == s)
+            {
+                info.needs.push((s, item.line, item.col));
+            }
+        }
+    }
+
+    let kind_name: Option<String> = match f.get("type") {
+        Some(t) => {
+            let names: Vec<&str> = TYPES.iter().map(|(n, _)| *n).collect();
+            cx.choice(t, &p("type"), &names)
+        }
+        None if f.has("mode") => Some("agent".to_string()),
+        None => {
+            let d = cx.error(
+                key.line,
+                key.col,
+                &path,
+                format!("step `{id}` has no `type`"),
+            );
+            d.hint = Some(
+                "add `type: shell | approval | question | pty | workflow`, or a `mode:` to make it an agent step"
+                    .to_string(),
+            );
+            None
+        }
+    };
+
+    // Keys that belong to another step type.
+    if let Some(kn) = &kind_name {
+        let own: &[&str] = TYPES
+            .iter()
+            .find(|(n, _)| n == kn)
+            .map(|(_, ks)| *ks)
+            .unwrap_or(&[]);
+        for (k, _) in f.entries() {
+            let name = k.name.as_str();
+            if COMMON.contains(&name) || own.contains(&name) || !all.contains(&name) {
+                continue;
+            }
+            let owner = TYPES
+                .iter()
+                .filter(|(_, ks)| ks.contains(&name))
+                .map(|(n, _)| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let d = cx.error(
+                k.line,
+                k.col,
+                &p(name),
+                format!("`{name}` does not apply to a `{kn}` step"),
+            );
+            d.hint = Some(format!("`{name}` belongs to {owner} steps"));
+        }
+    }
+
+    let condition = f
+        .get("if")
+        .and_then(|n| condition(cx, n, &p("if")))
+        .inspect(|t| {
+            if let Some(n) = f.get("if") {
+                env.site(t, n, &p("if"), &id);
+            }
+        });
+    let retry = match f.get("retry") {
+        Some(r) => retry_policy(cx, r, &p("retry"), &env.defaults.retry),
+        None => env.defaults.retry.clone(),
+    };
+    let timeout = match f.get("timeout") {
+        Some(t) => cx.duration(t, &p("timeout"), WEEK),
+        None => env.defaults.timeout,
+    };
+    let continue_on_error = f
+        .get("continue_on_error")
+        .and_then(|n| cx.bool(n, &p("continue_on_error")))
+        .unwrap_or(false);
+    let idempotent = f
+        .get("idempotent")
+        .and_then(|n| cx.bool(n, &p("idempotent")))
+        .unwrap_or(false);
+    let hints = f
+        .get("whisper")
+        .map(|n| step_whisper(cx, n, &p("whisper")))
+        .unwrap_or_default();
+    let workspace = f.get("workspace").and_then(|n| {
+        let wf = cx.map(n, &p("workspace"), &["worktree"])?;
+        let worktree = match wf.get("worktree") {
+            Some(b) => cx.bool(b, &join(&p("workspace"), "worktree"))?,
+            None => false,
+        };
+        Some(Workspace { worktree })
+    });
+
+    let Some(kind_name) = kind_name else {
+        return (None, info);
+    };
+    let kind = build_kind(cx, &kind_name, &f, node, &path, &id, env);
+
+    let mut implicit: Vec<String> = implicit_outputs(&kind_name)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if let Some(StepKind::Workflow { child, .. }) = &kind {
+        implicit = child.outputs.keys().cloned().collect();
+    }
+    let outputs = match f.get("outputs") {
+        Some(o) => step_outputs(cx, o, &p("outputs"), &kind_name, &implicit),
+        None => BTreeMap::new(),
+    };
+    let followups = f
+        .get("followups")
+        .and_then(|n| followups(cx, n, &p("followups"), &id, env));
+
+    if kind_name != "workflow" || kind.is_some() {
+        let mut names = implicit.clone();
+        names.extend(outputs.keys().cloned());
+        info.outputs = Some(names);
+    }
+    let Some(kind) = kind else {
+        return (None, info);
+    };
+    let step = Step {
+        id,
+        needs: info.needs.iter().map(|(n, _, _)| n.clone()).collect(),
+        kind,
+        condition,
+        retry,
+        timeout,
+        continue_on_error,
+        idempotent,
+        outputs,
+        followups,
+        hints,
+        workspace,
+    };
+    (Some(step), info)
+}
+
+/// `if:` accepts `${{ expr }}`, a bare expression (`success()`), or a boolean.
+fn condition(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<Template> {
+    match &node.value {
+        NodeValue::Bool(b) => Template::parse(&format!("${{{{ {b} }}}}")).ok(),
+        NodeValue::Str(s) if !s.contains("${{") => {
+            let wrapped = format!("${{{{ {s} }}}}");
+            match Template::parse(&wrapped) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    let (line, col) = cx.locate(node, s, e.offset.saturating_sub(4));
+                    cx.error(line, col, path, format!("bad condition: {}", e.message));
+                    None
+                }
+            }
+        }
+        _ => cx.template(node, path),
+    }
+}
+
+fn step_whisper(cx: &mut Cx<'_>, node: &Node, path: &str) -> Vec<String> {
+    let Some(f) = cx.map(node, path, &["to_llm"]) else {
+        return Vec::new();
+    };
+    f.get("to_llm")
+        .and_then(|n| cx.str_list(n, &join(path, "to_llm")))
+        .unwrap_or_default()
+}
+
+fn required<'n>(
+    cx: &mut Cx<'_>,
+    f: &super::cx::Fields<'n>,
+    node: &Node,
+    path: &str,
+    kind: &str,
+    key: &str,
+) -> Option<&'n Node> {
+    let v = f.get(key);
+    if v.is_none() {
+        let d = cx.at(node, path, format!("{kind} step is missing `{key}`"));
+        d.hint = Some(format!("add `{key}:` to `{path}`"));
+    }
+    v
+}
+
+fn build_kind(
+    cx: &mut Cx<'_>,
+    kind: &str,
+    f: &super::cx::Fields<'_>,
+    node: &Node,
+    path: &str,
+    id: &str,
+    env: &mut Env<'_>,
+) -> Option<StepKind> {
+    let p = |k: &str| join(path, k);
+    match kind {
+        "agent" => {
+            let mode = required(cx, f, node, path, "an agent", "mode")
+                .and_then(|m| check_mode(cx, m, &p("mode"), env.modes));
+            let prompt = required(cx, f, node, path, "an agent", "prompt")
+                .and_then(|n| env.template(cx, n, &p("prompt"), id));
+            let output_schema = f
+                .get("output_schema")
+                .and_then(|n| schema(cx, n, &p("output_schema")));
+            let max_turns = f
+                .get("max_turns")
+                .and_then(|n| cx.u32(n, &p("max_turns"), 1, 1_000));
+            let allow_shell = f
+                .get("allow_shell")
+                .and_then(|n| cx.str_list(n, &p("allow_shell")))
+                .unwrap_or_default();
+            let model = f.get("model").and_then(|n| cx.str(n, &p("model")));
+            Some(StepKind::Agent {
+                mode: mode?,
+                prompt: prompt?,
+                output_schema,
+                max_turns,
+                allow_shell,
+                model,
+            })
+        }
+        "shell" => {
+            let run = required(cx, f, node, path, "a shell", "run")
+                .and_then(|n| env.template(cx, n, &p("run"), id));
+            let mut envs = BTreeMap::new();
+            if let Some(e) = f.get("env") {
+                match e.as_map() {
+                    Some(entries) => {
+                        for (k, v) in entries {
+                            let kp = join(&p("env"), &k.name);
+                            let ok = k
+                                .name
+                                .chars()
+                                .next()
+                                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                                && k.name
+                                    .chars()
+                                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                            if !ok {
+                                cx.error(
+                                    k.line,
+                                    k.col,
+                                    &kp,
+                                    format!("invalid environment variable name `{}`", k.name),
+                                );
+                                continue;
+                            }
+                            if let Some(t) = env.template(cx, v, &kp, id) {
+                                envs.insert(k.name.clone(), t);
+                            }
+                        }
+                    }
+                    None => cx.type_error(e, &p("env"), "a mapping of variable names to values"),
+                }
+            }
+            let cwd = f
+                .get("cwd")
+                .and_then(|n| env.template(cx, n, &p("cwd"), id));
+            Some(StepKind::Shell {
+                run: run?,
+                env: envs,
+                cwd,
+            })
+        }
+        "approval" => {
+            let message = required(cx, f, node, path, "an approval", "message")
+                .and_then(|n| env.template(cx, n, &p("message"), id));
+            let show = f
+                .get("show")
+                .and_then(|n| cx.str_list(n, &p("show")))
+                .unwrap_or_default();
+            if let Some(n) = f.get("show") {
+                // `steps.X.outputs.Y` entries are references: check them like templates.
+                for s in show.iter().filter(|s| s.starts_with("steps.")) {
+                    match Template::parse(&format!("${{{{ {s} }}}}")) {
+                        Ok(t) => env.site(&t, n, &p("show"), id),
+                        Err(e) => {
+                            cx.at(
+                                n,
+                                &p("show"),
+                                format!("bad reference `{s}` in `show`: {}", e.message),
+                            );
+                        }
+                    }
+                }
+            }
+            let on_timeout = match f.get("on_timeout") {
+                Some(n) => match cx
+                    .choice(n, &p("on_timeout"), &["fail", "approve", "skip"])
+                    .as_deref()
+                {
+                    Some("approve") => OnTimeout::Approve,
+                    Some("skip") => OnTimeout::Skip,
+                    _ => OnTimeout::Fail,
+                },
+                None => OnTimeout::Fail,
+            };
+            Some(StepKind::Approval {
+                message: message?,
+                show,
+                on_timeout,
+            })
+        }
+        "question" => {
+            let ask = required(cx, f, node, path, "a question", "ask")
+                .and_then(|n| env.template(cx, n, &p("ask"), id));
+            let header = f.get("header").and_then(|n| cx.text(n, &p("header")));
+            let options = f
+                .get("options")
+                .map(|n| choices(cx, n, &p("options")))
+                .unwrap_or_default();
+            let default = check_default(cx, f.get("default"), &options, &p("default"));
+            Some(StepKind::Question {
+                ask: ask?,
+                header,
+                options,
+                default,
+            })
+        }
+        "pty" => {
+            let command = required(cx, f, node, path, "a pty", "command")
+                .and_then(|n| cx.str(n, &p("command")));
+            let args = f
+                .get("args")
+                .and_then(|n| cx.str_list(n, &p("args")))
+                .unwrap_or_default();
+            let prompt = f
+                .get("prompt")
+                .and_then(|n| env.template(cx, n, &p("prompt"), id));
+            Some(StepKind::Pty {
+                command: command?,
+                args,
+                prompt,
+            })
+        }
+        "workflow" => {
+            let unode = required(cx, f, node, path, "a workflow", "uses")?;
+            let uses = cx.str(unode, &p("uses"))?;
+            let child = (env.load_child)(cx, unode, &uses, &p("uses"));
+            let mut with = BTreeMap::new();
+            if let Some(w) = f.get("with") {
+                match w.as_map() {
+                    Some(entries) => {
+                        for (k, v) in entries {
+                            let kp = join(&p("with"), &k.name);
+                            if let Some(c) = &child
+                                && !c.inputs.contains_key(&k.name)
+                            {
+                                let names: Vec<&str> =
+                                    c.inputs.keys().map(String::as_str).collect();
+                                let d = cx.error(
+                                    k.line,
+                                    k.col,
+                                    &kp,
+                                    format!("child workflow `{}` has no input `{}`", c.id, k.name),
+                                );
+                                d.hint = closest(&k.name, &names)
+                                    .map(|n| format!("did you mean `{n}`?"))
+                                    .or_else(|| {
+                                        Some(format!("its inputs: {}", some_names(&names)))
+                                    });
+                                continue;
+                            }
+                            let t = match &v.value {
+                                NodeValue::Str(_) => env.template(cx, v, &kp, id),
+                                _ => Some(json_template(&v.to_json())),
+                            };
+                            if let Some(t) = t {
+                                with.insert(k.name.clone(), t);
+                            }
+                        }
+                    }
+                    None => cx.type_error(w, &p("with"), "a mapping of input names to values"),
+                }
+            }
+            let child = child?;
+            for (name, spec) in &child.inputs {
+                if spec.required && !with.contains_key(name) {
+                    let at = f.get("with").unwrap_or(unode);
+                    let d = cx.at(
+                        at,
+                        &p("with"),
+                        format!("child workflow `{}` needs input `{name}`", child.id),
+                    );
+                    d.hint = Some(format!("add `{name}:` under `with:`"));
+                }
+            }
+            Some(StepKind::Workflow {
+                uses,
+                with,
+                child: Box::new(child),
+            })
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn check_mode(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    path: &str,
+    modes: &ModeRegistry,
+) -> Option<String> {
+    let m = cx.str(node, path)?;
+    if modes.contains(&m) {
+        return Some(m);
+    }
+    let names: Vec<&str> = modes.modes.keys().map(String::as_str).collect();
+    let d = cx.at(node, path, format!("unknown mode `{m}`"));
+    d.hint = Some(match closest(&m, &names) {
+        Some(c) => format!("did you mean `{c}`?"),
+        None if names.is_empty() => "no modes are loaded".to_string(),
+        None => format!("known modes: {}", some_names(&names)),
+    });
+    None
+}
+
+fn schema(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<serde_json::Value> {
+    if !matches!(node.value, NodeValue::Map(_) | NodeValue::Bool(_)) {
+        cx.type_error(node, path, "a JSON Schema (a mapping)");
+        return None;
+    }
+    let v = node.to_json();
+    if let Err(e) = jsonschema::validator_for(&v) {
+        cx.at(
+            node,
+            path,
+            format!("`output_schema` is not a valid JSON Schema: {e}"),
+        );
+        return None;
+    }
+    Some(v)
+}

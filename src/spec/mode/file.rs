@@ -1,0 +1,312 @@
+//! One mode file → a `RawMode` (fields as written, before `extends`).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::spec::load::cx::{Cx, closest, join};
+use crate::spec::load::workflow::{envelope, valid_id};
+use crate::spec::yaml::{self, Node};
+
+use super::ModelSettings;
+
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "kind",
+    "id",
+    "name",
+    "description",
+    "extends",
+    "when_to_use",
+    "model",
+    "role",
+    "instructions",
+    "tools",
+    "permissions",
+    "context",
+    "output_schema",
+    "limits",
+    "whisper",
+    "ui",
+];
+
+/// Tool names agents know; `shell:<prefix>` and `mcp:<server>/<tool>`
+/// patterns are also accepted.
+pub const TOOL_NAMES: &[&str] = &[
+    "read_file",
+    "list_dir",
+    "grep",
+    "write_file",
+    "edit_file",
+    "run_shell",
+    "ask_user",
+    "*",
+];
+
+/// Largest `instructions: - file:` we read.
+const MAX_INSTRUCTION_BYTES: u64 = 256 * 1024;
+
+/// A mode as written in one file.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawMode {
+    pub id: String,
+    pub file: String,
+    pub source: PathBuf,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub when_to_use: Option<String>,
+    /// Parent id and where `extends:` was written.
+    pub extends: Option<(String, u32, u32)>,
+    pub model: ModelSettings,
+    pub role: Option<String>,
+    pub instructions: Vec<String>,
+    pub tools_allow: Option<Vec<String>>,
+    pub tools_deny: Option<Vec<String>>,
+    pub ask_before: Option<Vec<String>>,
+    pub output_schema: Option<Value>,
+    pub max_turns: Option<u32>,
+    pub hints: Option<Vec<String>>,
+    /// Position of the `id:` value (for duplicate/override messages).
+    pub line: u32,
+    pub col: u32,
+}
+
+/// Parses one mode file; problems go to `cx`.
+pub(crate) fn parse_mode(cx: &mut Cx<'_>, path: &Path) -> Option<RawMode> {
+    let root = match yaml::parse_str(&cx.file, cx.text) {
+        Ok(r) => r,
+        Err(d) => {
+            cx.diags.push(*d);
+            return None;
+        }
+    };
+    let f = cx.map(&root, "", TOP_KEYS)?;
+    let (id, name, description) = envelope(cx, &root, "mode");
+    let id = id?;
+    let (line, col) = f.get("id").map(|n| (n.line, n.col)).unwrap_or((1, 1));
+    let mut m = RawMode {
+        id,
+        file: cx.file.clone(),
+        source: path.to_path_buf(),
+        name,
+        description,
+        line,
+        col,
+        ..RawMode::default()
+    };
+    m.when_to_use = f.get("when_to_use").and_then(|n| cx.text(n, "when_to_use"));
+    if let Some(n) = f.get("extends")
+        && let Some(p) = cx.str(n, "extends")
+    {
+        if valid_id(&p) {
+            m.extends = Some((p, n.line, n.col));
+        } else {
+            cx.at(n, "extends", format!("invalid mode id `{p}`"));
+        }
+    }
+    if let Some(n) = f.get("model") {
+        m.model = model(cx, n);
+    }
+    m.role = f.get("role").and_then(|n| cx.text(n, "role"));
+    if let Some(n) = f.get("instructions") {
+        m.instructions = instructions(cx, n, path);
+    }
+    if let Some(n) = f.get("tools")
+        && let Some(tf) = cx.map(n, "tools", &["allow", "deny"])
+    {
+        m.tools_allow = tf
+            .get("allow")
+            .and_then(|v| tool_list(cx, v, "tools.allow"));
+        m.tools_deny = tf.get("deny").and_then(|v| tool_list(cx, v, "tools.deny"));
+    }
+    if let Some(n) = f.get("permissions")
+        && let Some(pf) = cx.map(n, "permissions", &["network", "ask_before"])
+    {
+        if let Some(v) = pf.get("network") {
+            cx.bool(v, "permissions.network");
+        }
+        m.ask_before = pf
+            .get("ask_before")
+            .and_then(|v| tool_list(cx, v, "permissions.ask_before"));
+    }
+    if let Some(n) = f.get("context")
+        && let Some(cf) = cx.map(n, "context", &["include", "token_budget"])
+    {
+        if let Some(v) = cf.get("include") {
+            cx.str_list(v, "context.include");
+        }
+        if let Some(v) = cf.get("token_budget") {
+            cx.int(v, "context.token_budget", 1, 10_000_000);
+        }
+    }
+    if let Some(n) = f.get("output_schema") {
+        let v = n.to_json();
+        match jsonschema::validator_for(&v) {
+            Ok(_) => m.output_schema = Some(v),
+            Err(e) => {
+                cx.at(
+                    n,
+                    "output_schema",
+                    format!("`output_schema` is not a valid JSON Schema: {e}"),
+                );
+            }
+        }
+    }
+    if let Some(n) = f.get("limits")
+        && let Some(lf) = cx.map(n, "limits", &["max_turns", "timeout", "max_questions"])
+    {
+        m.max_turns = lf
+            .get("max_turns")
+            .and_then(|v| cx.u32(v, "limits.max_turns", 1, 1_000));
+        if let Some(v) = lf.get("timeout") {
+            cx.duration(
+                v,
+                "limits.timeout",
+                std::time::Duration::from_secs(7 * 86_400),
+            );
+        }
+        if let Some(v) = lf.get("max_questions") {
+            cx.u32(v, "limits.max_questions", 0, 1_000);
+        }
+    }
+    if let Some(n) = f.get("whisper")
+        && let Some(wf) = cx.map(n, "whisper", &["ask_user_when", "hints"])
+    {
+        if let Some(v) = wf.get("ask_user_when") {
+            cx.str_list(v, "whisper.ask_user_when");
+        }
+        m.hints = wf
+            .get("hints")
+            .and_then(|v| cx.str_list(v, "whisper.hints"));
+    }
+    if let Some(n) = f.get("ui")
+        && let Some(uf) = cx.map(n, "ui", &["style", "icon"])
+    {
+        for k in ["style", "icon"] {
+            if let Some(v) = uf.get(k) {
+                cx.text(v, &join("ui", k));
+            }
+        }
+    }
+    Some(m)
+}
+
+fn model(cx: &mut Cx<'_>, node: &Node) -> ModelSettings {
+    let mut s = ModelSettings::default();
+    let Some(f) = cx.map(
+        node,
+        "model",
+        &["provider", "name", "temperature", "max_output_tokens"],
+    ) else {
+        return s;
+    };
+    s.provider = f.get("provider").and_then(|n| cx.str(n, "model.provider"));
+    s.name = f.get("name").and_then(|n| cx.text(n, "model.name"));
+    if let Some(n) = f.get("temperature")
+        && let Some(t) = cx.number(n, "model.temperature")
+    {
+        if (0.0..=2.0).contains(&t) {
+            s.temperature = Some(t as f32);
+        } else {
+            let d = cx.at(n, "model.temperature", "`temperature` is out of range");
+            d.expected = Some("a number from 0 to 2".to_string());
+            d.found = Some(t.to_string());
+        }
+    }
+    s.max_output_tokens = f
+        .get("max_output_tokens")
+        .and_then(|n| cx.u32(n, "model.max_output_tokens", 1, 10_000_000));
+    s
+}
+
+/// Strings kept as they are; `{file: ..}` read relative to the mode file.
+fn instructions(cx: &mut Cx<'_>, node: &Node, mode_path: &Path) -> Vec<String> {
+    let items: Vec<&Node> = match &node.value {
+        yaml::NodeValue::Seq(items) => items.iter().collect(),
+        yaml::NodeValue::Str(_) => vec![node],
+        _ => {
+            cx.type_error(
+                node,
+                "instructions",
+                "a list of strings or `{file: ...}` entries",
+            );
+            return Vec::new();
+        }
+    };
+    let base = mode_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("instructions[{i}]");
+        if let Some(s) = item.as_str() {
+            out.push(s.to_string());
+            continue;
+        }
+        let Some(f) = cx.map(item, &path, &["file"]) else {
+            continue;
+        };
+        let Some(fnode) = f.get("file") else {
+            cx.at(item, &path, "instruction entry is missing `file`");
+            continue;
+        };
+        let Some(rel) = cx.str(fnode, &join(&path, "file")) else {
+            continue;
+        };
+        let full = base.join(&rel);
+        let read = std::fs::metadata(&full).and_then(|meta| {
+            if meta.len() > MAX_INSTRUCTION_BYTES {
+                Err(std::io::Error::other(format!(
+                    "file is larger than {MAX_INSTRUCTION_BYTES} bytes"
+                )))
+            } else {
+                std::fs::read_to_string(&full)
+            }
+        });
+        match read {
+            Ok(text) => out.push(text.trim_end().to_string()),
+            Err(e) => {
+                let d = cx.at(
+                    fnode,
+                    &join(&path, "file"),
+                    format!("cannot read instructions file `{}`: {e}", full.display()),
+                );
+                d.hint =
+                    Some("instruction files are relative to the mode file's folder".to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Tool names or patterns; an unknown plain name is a warning (newer tools
+/// may exist), so the mode still loads.
+fn tool_list(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<Vec<String>> {
+    let list = cx.str_list(node, path)?;
+    let items: Vec<&Node> = match &node.value {
+        yaml::NodeValue::Seq(items) => items.iter().collect(),
+        _ => vec![node],
+    };
+    for (i, name) in list.iter().enumerate() {
+        let pattern = name.starts_with("shell:") || name.starts_with("mcp:");
+        if pattern || TOOL_NAMES.contains(&name.as_str()) {
+            continue;
+        }
+        let at = items.get(i).copied().unwrap_or(node);
+        let d = cx.warning(
+            at.line,
+            at.col,
+            &format!("{path}[{i}]"),
+            format!("unknown tool `{name}`"),
+        );
+        d.hint = Some(match closest(name, TOOL_NAMES) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => format!(
+                "tools: {}, or `shell:<prefix>` / `mcp:<server>/<tool>` patterns",
+                TOOL_NAMES.join(", ")
+            ),
+        });
+    }
+    Some(list)
+}
