@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::lev::{Lev, repo_file, run_id_from};
-use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest, Reply};
+use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest};
 
 fn text(o: &Output) -> (String, String) {
     (

@@ -258,7 +258,7 @@ fn crash_iterations(iterations: u64, seed: u64) {
                     seq_of(&events, started),
                     started["attempt"]
                 );
-                let done = ledger_before.iter().any(|l| *l == key);
+                let done = ledger_before.contains(&key);
                 args.push("--in-flight".into());
                 args.push(if done { "done" } else { "rerun" }.into());
             }
