@@ -203,6 +203,23 @@ pub fn load_config(paths: &Paths) -> Result<Config, u8> {
     })
 }
 
+/// Says which parts of a workflow this build accepts but does not act on yet.
+fn unsupported_notes(wf: &spec::Workflow) {
+    if wf.any_step(&|s| s.followups.is_some()) {
+        eprintln!(
+            "note: `followups:` are validated but not spawned by this build (they arrive with whispers)."
+        );
+    }
+    if wf.any_step(&|s| s.workspace.as_ref().is_some_and(|w| w.worktree)) {
+        eprintln!(
+            "note: `workspace: {{ worktree: true }}` is not applied yet; agents share the workspace."
+        );
+    }
+    if wf.any_step(&|s| matches!(s.kind, spec::StepKind::Pty { .. })) {
+        eprintln!("note: `pty` steps need the TUI, which is not built yet; they will fail.");
+    }
+}
+
 fn headless_note(drive: &DriveArgs) {
     if !drive.headless {
         eprintln!("note: the TUI workbench is not built yet; running headless.");
@@ -243,17 +260,26 @@ async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -
         Ok(j) => j,
         Err(c) => return c,
     };
+    let deps = match engine_deps(paths, journal, modes, drive, None, config) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    if let Err(why) = &deps.provider
+        && wf.any_step(&|s| matches!(s.kind, spec::StepKind::Agent { .. }))
+    {
+        error(&format!(
+            "this workflow has agent steps, but no LLM provider can be used: {why}"
+        ));
+        return exit::USAGE;
+    }
     headless_note(drive);
-    let run = match workflow::start_run(&journal, &wf, inputs).await {
+    unsupported_notes(&wf);
+    let run = match workflow::start_run(&deps.journal, &wf, inputs).await {
         Ok(r) => r,
         Err(e) => {
             error(&e.to_string());
             return exit::FAILED;
         }
-    };
-    let deps = match engine_deps(paths, journal, modes, drive, None, config) {
-        Ok(d) => d,
-        Err(c) => return c,
     };
     drive_headless(paths, deps, run, drive).await
 }

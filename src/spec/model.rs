@@ -32,6 +32,13 @@ impl Workflow {
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }
+
+    /// True when any step, here or in a child workflow, satisfies `f`.
+    pub fn any_step(&self, f: &dyn Fn(&Step) -> bool) -> bool {
+        self.steps.iter().any(|s| {
+            f(s) || matches!(&s.kind, StepKind::Workflow { child, .. } if child.any_step(f))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
