@@ -56,7 +56,7 @@ async fn drive(
 ) -> (workflow::RunOutcome, Vec<Event>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (_ops_tx, ops_rx) = mpsc::unbounded_channel();
-    let outcome = workflow::drive(deps, run.clone(), ops_rx, vec![tx])
+    let outcome = workflow::drive(deps, run.clone(), workflow::Start::Resume, ops_rx, vec![tx])
         .await
         .unwrap();
     let mut events = Vec::new();

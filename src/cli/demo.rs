@@ -85,7 +85,8 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
     if !drive.headless {
         eprintln!("note: the TUI workbench is not built yet; the demo runs headless.");
     }
-    let code = setup::drive_headless(paths, deps, run.clone(), &drive).await;
+    let code =
+        setup::drive_headless(paths, deps, run.clone(), workflow::Start::Fresh, &drive).await;
     if !drive.json {
         println!("\nworkspace: {}", workspace.display());
         println!("see the timeline: lev show {run}    replay it offline: lev replay {run}");

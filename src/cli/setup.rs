@@ -17,7 +17,7 @@ use crate::journal::{Journal, JournalError};
 use crate::paths::Paths;
 use crate::protocol::{InFlightDecision, RunId, RunStatus};
 use crate::spec::{self, ModeRegistry};
-use crate::workflow::{self, EngineDeps, EngineError, RunOptions};
+use crate::workflow::{self, EngineDeps, EngineError, RunOptions, Start};
 
 /// Prints an error the way every lev command does.
 pub fn error(msg: &str) {
@@ -281,7 +281,7 @@ async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -
             return exit::FAILED;
         }
     };
-    drive_headless(paths, deps, run, drive).await
+    drive_headless(paths, deps, run, Start::Fresh, drive).await
 }
 
 async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive: &DriveArgs) -> u8 {
@@ -330,13 +330,14 @@ async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive:
         Ok(d) => d,
         Err(c) => return c,
     };
-    drive_headless(paths, deps, run, drive).await
+    drive_headless(paths, deps, run, Start::Resume, drive).await
 }
 
 pub async fn drive_headless(
     paths: &Paths,
     deps: Arc<EngineDeps>,
     run: RunId,
+    start: Start,
     drive: &DriveArgs,
 ) -> u8 {
     let answers = match parse_pairs(&drive.answers, "--answer") {
@@ -365,7 +366,7 @@ pub async fn drive_headless(
         }
     };
     let mut stdout = std::io::stdout();
-    let result = headless::drive(deps, run.clone(), opts, (op_tx, op_rx), &mut stdout).await;
+    let result = headless::drive(deps, run.clone(), start, opts, (op_tx, op_rx), &mut stdout).await;
     let _ = stdout.flush();
     match result {
         Ok(outcome) => match outcome.status {

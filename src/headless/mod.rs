@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 pub use printer::Printer;
 
 use crate::protocol::{AnswerSource, Event, Notice, Op, Recorded, RunId};
-use crate::workflow::{self, EngineDeps, EngineError, RunOutcome};
+use crate::workflow::{self, EngineDeps, EngineError, RunOutcome, Start};
 
 /// How the headless participant answers.
 #[derive(Debug, Clone, Default)]
@@ -40,21 +40,27 @@ pub fn format_event(printer: &mut Printer, r: &Recorded, json: bool) -> String {
 pub async fn drive(
     deps: Arc<EngineDeps>,
     run: RunId,
+    start: Start,
     opts: HeadlessOptions,
     ops: (mpsc::UnboundedSender<Op>, mpsc::UnboundedReceiver<Op>),
     out: &mut (dyn Write + Send),
 ) -> Result<RunOutcome, EngineError> {
     let mut printer = Printer::default();
     // Events from before a resume set the printer's clock without being printed again.
-    let earlier = workflow::read_run(&deps.journal, &run).await?;
-    if earlier.len() > 1 {
-        for r in &earlier {
+    if start == Start::Resume {
+        for r in &workflow::read_run(&deps.journal, &run).await? {
             printer.observe(r);
         }
     }
     let (notice_tx, mut notices) = mpsc::unbounded_channel::<Notice>();
     let (op_tx, op_rx) = ops;
-    let engine = tokio::spawn(workflow::drive(deps, run.clone(), op_rx, vec![notice_tx]));
+    let engine = tokio::spawn(workflow::drive(
+        deps,
+        run.clone(),
+        start,
+        op_rx,
+        vec![notice_tx],
+    ));
     while let Some(notice) = notices.recv().await {
         let recorded = match notice {
             Notice::Event(r) => {

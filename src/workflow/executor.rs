@@ -27,6 +27,7 @@ pub async fn drive(
     run: RunId,
     ops: mpsc::UnboundedReceiver<Op>,
     subscribers: Vec<NoticeSender>,
+    fresh: bool,
 ) -> Result<RunOutcome, EngineError> {
     let journal = deps.journal.clone();
     let meta = journal
@@ -87,8 +88,8 @@ pub async fn drive(
         history.last_seq,
         subscribers.clone(),
     );
-    if events.len() == 1 {
-        // A fresh run: `start_run` recorded RunStarted before anyone listened.
+    if fresh {
+        // `start_run` recorded RunStarted before anyone listened.
         for s in &subscribers {
             let _ = s.send(Notice::Event(first.clone()));
         }

@@ -175,15 +175,25 @@ pub async fn start_run(
     Ok(run)
 }
 
+/// Whether `drive` begins a run `start_run` just created, or resumes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Announce the recorded `RunStarted` to the subscribers.
+    Fresh,
+    /// Record `RunResumed`.
+    Resume,
+}
+
 /// Executes (or resumes) a run until it finishes or pauses. Ops arrive on
 /// `ops`; every durable event and live delta goes to `subscribers`.
 pub async fn drive(
     deps: Arc<EngineDeps>,
     run: RunId,
+    start: Start,
     ops: mpsc::UnboundedReceiver<Op>,
     subscribers: Vec<NoticeSender>,
 ) -> Result<RunOutcome, EngineError> {
-    executor::drive(deps, run, ops, subscribers).await
+    executor::drive(deps, run, ops, subscribers, start == Start::Fresh).await
 }
 
 /// Cancels a run no process is executing: records the request and the end.
