@@ -521,4 +521,11 @@ pub enum Op {
     Cancel {
         run: RunId,
     },
+    /// No one can answer this question or approval (a headless run): its
+    /// timeout policy applies now instead of after the timeout.
+    Unattended {
+        run: RunId,
+        /// Question id, or the approval's step key.
+        prompt: String,
+    },
 }

@@ -221,7 +221,7 @@ fn headless_answers_defaults_and_needs_yes_for_approvals() {
         step(&show, "gate")["error"]
             .as_str()
             .unwrap()
-            .contains("approvals need --yes"),
+            .contains("no one can approve in this headless run (--yes approves)"),
         "{show}"
     );
 
@@ -482,4 +482,49 @@ fn the_demo_runs_with_no_key_and_no_network() {
     ] {
         assert!(stdout.contains(needle), "missing `{needle}` in:\n{stdout}");
     }
+}
+
+#[test]
+fn the_demo_workflow_runs_from_its_file_with_no_provider_configured() {
+    let lev = Lev::new();
+    let demo = repo_file("workflows/demo.yaml");
+    let ws = lev.workspace().display().to_string();
+    let out = lev.run(&[
+        "run",
+        demo.to_str().unwrap(),
+        "--headless",
+        "--workspace",
+        &ws,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("replaying") && stderr.contains("demo.cassette.yaml"),
+        "{stderr}"
+    );
+    // Without --yes, the gate's on_timeout policy (approve) decides at once.
+    assert!(
+        stdout.contains(
+            "= approve: approved (on_timeout: approve; no one can approve in this headless run"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_question_without_default_fails_at_once_when_no_one_can_answer() {
+    let lev = Lev::new();
+    let yaml = "version: 1\nkind: workflow\nid: q\nname: Q\nsteps:\n  name:\n    type: question\n    ask: Your name?\n  hi:\n    needs: [name]\n    type: shell\n    run: echo hi ${{ steps.name.outputs.answer }}\noutputs:\n  said: ${{ steps.hi.outputs.stdout }}\n";
+    let (out, run) = run_yaml(&lev, yaml, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let show = lev.show(&run);
+    let error = step(&show, "name")["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("question `name` has no default and no one can answer in this headless run"),
+        "{error}"
+    );
+    // With an answer given up front it runs.
+    let (out, run) = run_yaml(&lev, yaml, &["--answer", "name=Ada"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(lev.show(&run)["outputs"]["said"], "hi Ada");
 }

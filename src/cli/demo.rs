@@ -78,7 +78,7 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
         workspace: Some(workspace.clone()),
         ..drive.clone()
     };
-    let deps = match setup::engine_deps(paths, journal, modes, &drive, None, config) {
+    let deps = match setup::engine_deps(None, journal, modes, &drive, None, config) {
         Ok(d) => d,
         Err(c) => return c,
     };

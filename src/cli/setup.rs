@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::args::{Cli, Command, DriveArgs, InFlightArg};
 use super::exit;
 use super::{demo, inspect};
-use crate::config::Config;
+use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::headless::{self, HeadlessOptions};
 use crate::host::{self, ActiveRuns};
 use crate::journal::{Journal, JournalError};
@@ -160,7 +160,7 @@ pub fn parse_pairs(pairs: &[String], flag: &str) -> Result<BTreeMap<String, Stri
 
 /// Engine dependencies from config, environment and flags.
 pub fn engine_deps(
-    paths: &Paths,
+    workflow_source: Option<&Path>,
     journal: Journal,
     modes: ModeRegistry,
     drive: &DriveArgs,
@@ -178,8 +178,23 @@ pub fn engine_deps(
             return Err(exit::USAGE);
         }
     };
-    let _ = paths;
-    let provider = crate::llm::select::build_provider(&config).map_err(|e| e.to_string());
+    let mut config = config;
+    let mut provider = crate::llm::select::build_provider(&config).map_err(|e| e.to_string());
+    if provider.is_err()
+        && std::env::var_os("LEV_PROVIDER").is_none()
+        && let Some(cassette) = workflow_source.and_then(sibling_cassette)
+    {
+        // Nothing configured, but the workflow ships canned replies: replay them.
+        eprintln!(
+            "note: no LLM provider is configured; replaying {} (scripted provider)",
+            cassette.display()
+        );
+        config.provider = ProviderSettings {
+            cassette: Some(cassette),
+            ..ProviderSettings::of_kind(ProviderKind::Scripted)
+        };
+        provider = crate::llm::select::build_provider(&config).map_err(|e| e.to_string());
+    }
     Ok(Arc::new(EngineDeps {
         journal,
         provider,
@@ -193,6 +208,13 @@ pub fn engine_deps(
             in_flight,
         },
     }))
+}
+
+/// `flow.cassette.yaml` beside `flow.yaml`, when it exists.
+fn sibling_cassette(workflow: &Path) -> Option<PathBuf> {
+    let stem = workflow.file_stem()?.to_str()?;
+    let candidate = workflow.with_file_name(format!("{stem}.cassette.yaml"));
+    candidate.is_file().then_some(candidate)
 }
 
 pub fn load_config(paths: &Paths) -> Result<Config, u8> {
@@ -260,7 +282,7 @@ async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -
         Ok(j) => j,
         Err(c) => return c,
     };
-    let deps = match engine_deps(paths, journal, modes, drive, None, config) {
+    let deps = match engine_deps(Some(file), journal, modes, drive, None, config) {
         Ok(d) => d,
         Err(c) => return c,
     };
@@ -298,7 +320,7 @@ async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive:
         Err(c) => return c,
     };
     let run = RunId(run.to_string());
-    match journal.run(&run).await {
+    let source = match journal.run(&run).await {
         Ok(Some(meta)) if meta.status.is_terminal() => {
             eprintln!(
                 "run {run} already {}; nothing to resume (see `lev show {run}`)",
@@ -310,7 +332,7 @@ async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive:
                 exit::FAILED
             };
         }
-        Ok(Some(_)) => {}
+        Ok(Some(meta)) => PathBuf::from(meta.source),
         Ok(None) => {
             error(&format!("no run {run} in {}", paths.journal().display()));
             return exit::USAGE;
@@ -319,14 +341,14 @@ async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive:
             error(&e.to_string());
             return exit::FAILED;
         }
-    }
+    };
     headless_note(drive);
     let decision = in_flight.map(|d| match d {
         InFlightArg::Rerun => InFlightDecision::Rerun,
         InFlightArg::Skip => InFlightDecision::Skip,
         InFlightArg::Done => InFlightDecision::MarkDone,
     });
-    let deps = match engine_deps(paths, journal, modes, drive, decision, config) {
+    let deps = match engine_deps(Some(&source), journal, modes, drive, decision, config) {
         Ok(d) => d,
         Err(c) => return c,
     };

@@ -85,15 +85,21 @@ pub async fn drive(
     }
 }
 
-/// The headless policy: given answers, then defaults; approvals only with `--yes`.
+/// The headless policy: given answers, then defaults; approvals only with
+/// `--yes`. What it cannot answer is declared unattended, so the prompt's
+/// timeout policy (default, `on_timeout`) applies at once.
 fn respond(opts: &HeadlessOptions, run: &RunId, event: &Event) -> Option<Op> {
     match event {
         Event::QuestionAsked { id, default, .. } => {
             let (answer, source) = match (opts.answers.get(id), default) {
                 (Some(a), _) => (a.clone(), AnswerSource::User),
                 (None, Some(d)) => (d.clone(), AnswerSource::Default),
-                // No default: the engine fails the question after its timeout.
-                (None, None) => return None,
+                (None, None) => {
+                    return Some(Op::Unattended {
+                        run: run.clone(),
+                        prompt: id.clone(),
+                    });
+                }
             };
             Some(Op::Answer {
                 run: run.clone(),
@@ -102,16 +108,16 @@ fn respond(opts: &HeadlessOptions, run: &RunId, event: &Event) -> Option<Op> {
                 source,
             })
         }
-        Event::ApprovalRequested { step, .. } => Some(Op::Decide {
+        Event::ApprovalRequested { step, .. } if opts.yes => Some(Op::Decide {
             run: run.clone(),
             step: step.clone(),
-            approved: opts.yes,
-            comment: if opts.yes {
-                "approved by --yes".into()
-            } else {
-                "this run is headless: approvals need --yes".into()
-            },
+            approved: true,
+            comment: "approved by --yes".into(),
             source: AnswerSource::User,
+        }),
+        Event::ApprovalRequested { step, .. } => Some(Op::Unattended {
+            run: run.clone(),
+            prompt: step.to_string(),
         }),
         _ => None,
     }

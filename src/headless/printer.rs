@@ -75,7 +75,6 @@ impl Printer {
                 step,
                 approved,
                 comment,
-                source,
                 ..
             } => {
                 let verdict = if *approved { "approved" } else { "denied" };
@@ -84,7 +83,7 @@ impl Printer {
                 } else {
                     format!(" ({})", one_line(comment, 120))
                 };
-                format!("= {step}: {verdict}{comment}{}", source_note(*source))
+                format!("= {step}: {verdict}{comment}")
             }
             Event::StepStarted {
                 step,

@@ -154,7 +154,10 @@ async fn answer(req: Request, journal: &Journal, active: &ActiveRuns) -> Respons
 
 fn op_run(op: &Op) -> &RunId {
     match op {
-        Op::Answer { run, .. } | Op::Decide { run, .. } | Op::Cancel { run } => run,
+        Op::Answer { run, .. }
+        | Op::Decide { run, .. }
+        | Op::Cancel { run }
+        | Op::Unattended { run, .. } => run,
     }
 }
 

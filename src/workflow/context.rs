@@ -28,10 +28,11 @@ pub struct Decision {
 }
 
 /// Steps waiting for a human, by question id / step key.
+/// `None` means no one will answer: the prompt's timeout policy applies now.
 #[derive(Default)]
 pub struct Waiters {
-    pub questions: BTreeMap<String, oneshot::Sender<Answer>>,
-    pub approvals: BTreeMap<StepKey, oneshot::Sender<Decision>>,
+    pub questions: BTreeMap<String, oneshot::Sender<Option<Answer>>>,
+    pub approvals: BTreeMap<StepKey, oneshot::Sender<Option<Decision>>>,
 }
 
 /// Why a run stopped early, shared so no new step starts.

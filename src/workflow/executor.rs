@@ -196,7 +196,7 @@ async fn dispatch_ops(ctx: Arc<RunCtx>, mut ops: mpsc::UnboundedReceiver<Op>) {
                 };
                 match ctx.rec.record(event).await {
                     Ok(_) => {
-                        let _ = tx.send(Answer { text: answer });
+                        let _ = tx.send(Some(Answer { text: answer }));
                     }
                     Err(e) => tracing::error!(%question, error = %e, "could not journal an answer"),
                 }
@@ -226,9 +226,24 @@ async fn dispatch_ops(ctx: Arc<RunCtx>, mut ops: mpsc::UnboundedReceiver<Op>) {
                 };
                 match ctx.rec.record(event).await {
                     Ok(_) => {
-                        let _ = tx.send(Decision { approved, comment });
+                        let _ = tx.send(Some(Decision { approved, comment }));
                     }
                     Err(e) => tracing::error!(%step, error = %e, "could not journal a decision"),
+                }
+            }
+            Op::Unattended { prompt, .. } => {
+                let (question, approval) = match ctx.waiters.lock() {
+                    Ok(mut w) => (
+                        w.questions.remove(&prompt),
+                        w.approvals.remove(&StepKey::new(prompt.clone())),
+                    ),
+                    Err(_) => (None, None),
+                };
+                if let Some(tx) = question {
+                    let _ = tx.send(None);
+                }
+                if let Some(tx) = approval {
+                    let _ = tx.send(None);
                 }
             }
             Op::Cancel { .. } => {

@@ -143,8 +143,12 @@ pub async fn ask(ctx: &RunCtx, q: &Ask) -> Result<Answer, String> {
         }
     }
     let mut rx = rx;
+    let stopped = || "the run stopped before the question was answered".to_string();
     tokio::select! {
-        answer = &mut rx => answer.map_err(|_| "the run stopped before the question was answered".to_string()),
+        answer = &mut rx => match answer.map_err(|_| stopped())? {
+            Some(a) => Ok(a),
+            None => question_fallback(ctx, q, "no one can answer in this headless run (pass --answer ID=VALUE)".into()).await,
+        },
         _ = ctx.cancel.cancelled() => {
             take_question_waiter(ctx, &q.id);
             Err("cancelled".into())
@@ -152,16 +156,24 @@ pub async fn ask(ctx: &RunCtx, q: &Ask) -> Result<Answer, String> {
         _ = tokio::time::sleep(q.timeout) => {
             if !take_question_waiter(ctx, &q.id) {
                 // The dispatcher took the waiter: an answer is being journaled.
-                return rx.await.map_err(|_| "the run stopped before the question was answered".to_string());
+                return match rx.await.map_err(|_| stopped())? {
+                    Some(a) => Ok(a),
+                    None => question_fallback(ctx, q, "no one can answer in this run".into()).await,
+                };
             }
-            match &q.default {
-                Some(d) => {
-                    record_answer(ctx, &q.id, d, AnswerSource::Timeout).await?;
-                    Ok(Answer { text: d.clone() })
-                }
-                None => Err(format!("question `{}` was not answered within {} and has no default", q.id, humantime(q.timeout))),
-            }
+            question_fallback(ctx, q, format!("it was not answered within {}", humantime(q.timeout))).await
         }
+    }
+}
+
+/// No answer will come (`why`): the default, journaled as such, or an error.
+async fn question_fallback(ctx: &RunCtx, q: &Ask, why: String) -> Result<Answer, String> {
+    match &q.default {
+        Some(d) => {
+            record_answer(ctx, &q.id, d, AnswerSource::Timeout).await?;
+            Ok(Answer { text: d.clone() })
+        }
+        None => Err(format!("question `{}` has no default and {why}", q.id)),
     }
 }
 
@@ -256,33 +268,57 @@ async fn wait_decision(actx: &AttemptCtx, message: &str) -> Result<Decision, Ste
         .timeout
         .unwrap_or(Duration::from_secs(365 * 24 * 3600));
     let mut rx = rx;
+    let stopped = || StepError::Fatal("the run stopped before the approval was decided".into());
     tokio::select! {
-        d = &mut rx => d.map_err(|_| StepError::Fatal("the run stopped before the approval was decided".into())),
+        d = &mut rx => match d.map_err(|_| stopped())? {
+            Some(d) => Ok(d),
+            None => approval_fallback(actx, on_timeout, "no one can approve in this headless run (--yes approves)".into()).await,
+        },
         _ = ctx.cancel.cancelled() => {
             take_approval_waiter(ctx, key);
             Err(StepError::Cancelled)
         }
         _ = tokio::time::sleep(timeout) => {
             if !take_approval_waiter(ctx, key) {
-                return rx.await.map_err(|_| StepError::Fatal("the run stopped before the approval was decided".into()));
+                return match rx.await.map_err(|_| stopped())? {
+                    Some(d) => Ok(d),
+                    None => approval_fallback(actx, on_timeout, "no one can approve in this run".into()).await,
+                };
             }
-            let after = humantime(timeout);
-            match on_timeout {
-                OnTimeout::Fail => Err(StepError::Fatal(format!("approval not given within {after}"))),
-                OnTimeout::Skip => Err(StepError::Skipped(format!("approval not given within {after} (on_timeout: skip)"))),
-                OnTimeout::Approve => {
-                    let comment = format!("approved by on_timeout after {after}");
-                    let event = Event::ApprovalDecided {
-                        step: key.clone(),
-                        approved: true,
-                        comment: comment.clone(),
-                        source: AnswerSource::Timeout,
-                        at: ctx.now(),
-                    };
-                    ctx.rec.record(event).await.map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
-                    Ok(Decision { approved: true, comment })
-                }
-            }
+            approval_fallback(actx, on_timeout, format!("it was not given within {}", humantime(timeout))).await
+        }
+    }
+}
+
+/// No decision will come (`why`): apply the gate's `on_timeout` policy.
+async fn approval_fallback(
+    actx: &AttemptCtx,
+    on_timeout: OnTimeout,
+    why: String,
+) -> Result<Decision, StepError> {
+    let ctx = &actx.ctx;
+    match on_timeout {
+        OnTimeout::Fail => Err(StepError::Fatal(format!("not approved: {why}"))),
+        OnTimeout::Skip => Err(StepError::Skipped(format!(
+            "not approved: {why} (on_timeout: skip)"
+        ))),
+        OnTimeout::Approve => {
+            let comment = format!("on_timeout: approve; {why}");
+            let event = Event::ApprovalDecided {
+                step: actx.key.clone(),
+                approved: true,
+                comment: comment.clone(),
+                source: AnswerSource::Timeout,
+                at: ctx.now(),
+            };
+            ctx.rec
+                .record(event)
+                .await
+                .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+            Ok(Decision {
+                approved: true,
+                comment,
+            })
         }
     }
 }
