@@ -151,7 +151,18 @@ impl Journal {
 
     /// Records a new run (its `last_seq` is reset to 0: no entries yet).
     pub async fn create_run(&self, meta: RunMeta) -> Result<(), JournalError> {
-        self.request(|reply| Request::CreateRun { meta, reply })
+        self.create_run_with(meta, Vec::new()).await.map(|_| ())
+    }
+
+    /// Records a new run together with its first entries, in one commit, so
+    /// no crash can leave a run without them. Returns their seqs.
+    pub async fn create_run_with(
+        &self,
+        meta: RunMeta,
+        first: Vec<Entry>,
+    ) -> Result<Vec<Seq>, JournalError> {
+        let first = first.into_iter().map(codec::encode_entry).collect();
+        self.request(|reply| Request::CreateRun { meta, first, reply })
             .await
     }
 

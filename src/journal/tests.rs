@@ -480,3 +480,26 @@ async fn import_errors_name_file_and_line() {
 fn name_of(p: &std::path::Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
 }
+
+#[tokio::test]
+async fn a_run_is_created_with_its_first_entries_in_one_commit() {
+    let (_dir, path, j) = temp_journal();
+    let run = RunId::new();
+    let before = j.commit_count();
+    let mut m = meta(&run);
+    m.last_seq = 41; // ignored: a new run starts at seq 1
+    let seqs = j
+        .create_run_with(m, vec![entry("run_started", "{}")])
+        .await
+        .unwrap();
+    assert_eq!(seqs, vec![Seq(1)]);
+    assert_eq!(j.commit_count(), before + 1);
+    drop(j);
+    let j = Journal::open(&path).unwrap();
+    assert_eq!(j.run(&run).await.unwrap().unwrap().last_seq, 1);
+    assert_eq!(j.read(&run, Seq(1)).await.unwrap()[0].1.kind, "run_started");
+    assert!(matches!(
+        j.create_run_with(meta(&run), vec![]).await,
+        Err(JournalError::RunExists(_))
+    ));
+}

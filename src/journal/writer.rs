@@ -42,7 +42,9 @@ pub(crate) struct ImportBundle {
 pub(crate) enum Request {
     CreateRun {
         meta: RunMeta,
-        reply: Reply<()>,
+        /// Entries written with the run, in the same transaction.
+        first: Vec<EncodedEntry>,
+        reply: Reply<Vec<Seq>>,
     },
     Append {
         run: RunId,
@@ -63,7 +65,7 @@ pub(crate) enum Request {
 
 /// A request's outcome, held until the batch's commit returns.
 enum Outcome {
-    Created(Reply<()>, Result<(), JournalError>),
+    Created(Reply<Vec<Seq>>, Result<Vec<Seq>, JournalError>),
     Appended(Reply<Vec<Seq>>, Result<Vec<Seq>, JournalError>),
     Blob(Reply<String>, Result<String, JournalError>),
     Imported(Reply<RunId>, Result<RunId, JournalError>),
@@ -192,8 +194,8 @@ fn apply_all(
     };
     for req in batch {
         match req {
-            Request::CreateRun { meta, reply } => {
-                let r = create_run(&mut t, meta)?;
+            Request::CreateRun { meta, first, reply } => {
+                let r = create_run(&mut t, meta, first)?;
                 outcomes.push(Outcome::Created(reply, r));
             }
             Request::Append {
@@ -238,14 +240,19 @@ fn save_run(t: &mut Tables<'_>, meta: &RunMeta) -> Result<(), JournalError> {
     Ok(())
 }
 
-fn create_run(t: &mut Tables<'_>, mut meta: RunMeta) -> Applied<()> {
+fn create_run(
+    t: &mut Tables<'_>,
+    mut meta: RunMeta,
+    first: Vec<EncodedEntry>,
+) -> Applied<Vec<Seq>> {
     if load_run(t, &meta.id)?.is_some() {
         return Ok(Err(JournalError::RunExists(meta.id)));
     }
-    // A new run has no entries; seqs must start at 1 whatever the caller sent.
-    meta.last_seq = 0;
+    // A new run's seqs start at 1 whatever the caller sent.
+    let seqs = write_entries(t, &meta.id, 0, first, &mut meta.updated_ms)?;
+    meta.last_seq = seqs.last().map(|s| s.0).unwrap_or(0);
     save_run(t, &meta)?;
-    Ok(Ok(()))
+    Ok(Ok(seqs))
 }
 
 fn append(

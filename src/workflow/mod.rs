@@ -144,33 +144,31 @@ pub async fn start_run(
     let bundle = pinning::bundle(workflow);
     let definition_blob = journal.put_blob(bundle).await?;
     let now = Millis::now();
-    journal
-        .create_run(RunMeta {
-            id: run.clone(),
-            workflow_id: workflow.id.clone(),
-            name: workflow.name.clone(),
-            source: workflow.source_path.display().to_string(),
-            definition_blob: definition_blob.clone(),
-            status: RunStatus::Running,
-            created_ms: now.0,
-            updated_ms: now.0,
-            last_seq: 0,
-            parent: None,
-        })
-        .await?;
     let seed = rand::random::<u64>();
     let event = Event::RunStarted {
         workflow_id: workflow.id.clone(),
         name: workflow.name.clone(),
         source: workflow.source_path.display().to_string(),
-        definition_hash: definition_blob,
+        definition_hash: definition_blob.clone(),
         inputs,
         seed,
         at: now,
     };
-    let entry = recorder::to_entry(&event)?;
+    let meta = RunMeta {
+        id: run.clone(),
+        workflow_id: workflow.id.clone(),
+        name: workflow.name.clone(),
+        source: workflow.source_path.display().to_string(),
+        definition_blob,
+        status: RunStatus::Running,
+        created_ms: now.0,
+        updated_ms: now.0,
+        last_seq: 0,
+        parent: None,
+    };
+    // One commit: a crash never leaves a run without its `run_started`.
     journal
-        .append(&run, vec![entry], Some(RunStatus::Running))
+        .create_run_with(meta, vec![recorder::to_entry(&event)?])
         .await?;
     Ok(run)
 }
