@@ -12,4 +12,5 @@ pub mod paths;
 pub mod protocol;
 pub mod spec;
 pub mod tools;
+pub mod tui;
 pub mod workflow;
