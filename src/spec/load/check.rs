@@ -100,24 +100,27 @@ pub(crate) fn cycles(cx: &mut Cx<'_>, infos: &[StepInfo]) {
     }
 }
 
-/// Every step that must finish before `id` (transitively through needs).
-fn upstream(infos: &[StepInfo]) -> BTreeMap<String, BTreeSet<String>> {
-    let by_id: BTreeMap<&str, &StepInfo> = infos.iter().map(|i| (i.id.as_str(), i)).collect();
-    let mut out = BTreeMap::new();
-    for info in infos {
-        let mut seen = BTreeSet::new();
-        let mut todo: Vec<&str> = info.needs.iter().map(|(n, _, _)| n.as_str()).collect();
-        while let Some(n) = todo.pop() {
-            if !seen.insert(n.to_string()) {
-                continue;
-            }
-            if let Some(s) = by_id.get(n) {
-                todo.extend(s.needs.iter().map(|(n, _, _)| n.as_str()));
-            }
+/// True when `target` must finish before `owner` (transitively through
+/// needs). Searched per reference, stopping at the first hit, so a long
+/// chain of steps stays linear instead of building every closure.
+fn is_upstream(by_id: &BTreeMap<&str, &StepInfo>, owner: &str, target: &str) -> bool {
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut todo: Vec<&str> = by_id
+        .get(owner)
+        .map(|s| s.needs.iter().map(|(n, _, _)| n.as_str()).collect())
+        .unwrap_or_default();
+    while let Some(n) = todo.pop() {
+        if n == target {
+            return true;
         }
-        out.insert(info.id.clone(), seen);
+        if !seen.insert(n) {
+            continue;
+        }
+        if let Some(s) = by_id.get(n) {
+            todo.extend(s.needs.iter().map(|(n, _, _)| n.as_str()));
+        }
     }
-    out
+    false
 }
 
 pub(crate) fn references(
@@ -127,7 +130,6 @@ pub(crate) fn references(
     inputs: &BTreeMap<String, InputSpec>,
     whisper: &WhisperSpec,
 ) {
-    let ups = upstream(infos);
     let by_id: BTreeMap<&str, &StepInfo> = infos.iter().map(|i| (i.id.as_str(), i)).collect();
     let step_ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
     let input_names: Vec<&str> = inputs.keys().map(String::as_str).collect();
@@ -220,7 +222,7 @@ pub(crate) fn references(
                                 );
                                 continue;
                             }
-                        } else if !ups.get(owner).is_some_and(|u| u.contains(step)) {
+                        } else if !is_upstream(&by_id, owner, step) {
                             let d = cx.error(
                                 line,
                                 col,
