@@ -94,25 +94,16 @@ impl Recorder {
     }
 
     fn publish(&self, recorded: Recorded) {
-        let ready = {
-            let Ok(mut q) = self.reorder.lock() else {
-                return;
-            };
-            q.waiting.insert(recorded.seq.0, recorded);
-            let mut ready = Vec::new();
-            loop {
-                let next = q.next;
-                match q.waiting.remove(&next) {
-                    Some(r) => {
-                        ready.push(r);
-                        q.next += 1;
-                    }
-                    None => break,
-                }
-            }
-            ready
+        // Send while holding the lock: two tasks that each release a run of
+        // events must not interleave their sends out of seq order.
+        let Ok(mut q) = self.reorder.lock() else {
+            return;
         };
-        for r in ready {
+        q.waiting.insert(recorded.seq.0, recorded);
+        loop {
+            let next = q.next;
+            let Some(r) = q.waiting.remove(&next) else { break };
+            q.next += 1;
             for s in self.subscribers.iter() {
                 let _ = s.send(Notice::Event(r.clone()));
             }
