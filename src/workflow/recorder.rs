@@ -102,7 +102,9 @@ impl Recorder {
         q.waiting.insert(recorded.seq.0, recorded);
         loop {
             let next = q.next;
-            let Some(r) = q.waiting.remove(&next) else { break };
+            let Some(r) = q.waiting.remove(&next) else {
+                break;
+            };
             q.next += 1;
             for s in self.subscribers.iter() {
                 let _ = s.send(Notice::Event(r.clone()));
@@ -168,4 +170,54 @@ pub async fn read_run(journal: &Journal, run: &RunId) -> Result<Vec<Recorded>, J
         .iter()
         .map(|(seq, e)| from_entry(run, *seq, e))
         .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::journal::RunMeta;
+    use crate::protocol::{Millis, RunStatus};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn notices_go_out_in_seq_order_whatever_the_ack_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+        let run = RunId::new();
+        let meta = RunMeta {
+            id: run.clone(),
+            workflow_id: "w".into(),
+            name: "w".into(),
+            source: "w.yaml".into(),
+            definition_blob: String::new(),
+            status: RunStatus::Running,
+            created_ms: 0,
+            updated_ms: 0,
+            last_seq: 0,
+            parent: None,
+        };
+        journal.create_run(meta).await.unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let rec = Recorder::new(journal, run, 0, vec![tx]);
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let rec = rec.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..25 {
+                    rec.record(Event::RunResumed { at: Millis(1) })
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        drop(rec);
+        let mut seqs = Vec::new();
+        while let Some(Notice::Event(r)) = rx.recv().await {
+            seqs.push(r.seq.0);
+        }
+        assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
+    }
 }
