@@ -43,6 +43,49 @@ pub(crate) fn open_database(path: &Path) -> Result<Database, JournalError> {
             message: format!("cannot create directory {}: {e}", parent.display()),
         })?;
     }
+    if !path.exists() {
+        create_atomically(path)?;
+    }
+    init_database(path)
+}
+
+/// A new database is built beside its final name and linked into place
+/// whole: a kill during creation must never leave a half-written file
+/// where the journal belongs (redb would then refuse it forever).
+fn create_atomically(path: &Path) -> Result<(), JournalError> {
+    let shown = path.display().to_string();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".creating-{}", std::process::id()));
+    let temp = path.with_file_name(name);
+    let _ = std::fs::remove_file(&temp);
+    drop(init_database(&temp)?);
+    // `hard_link` never replaces: if another process created the journal
+    // meanwhile, theirs stays and ours is discarded.
+    let linked = std::fs::hard_link(&temp, path);
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(JournalError::Open {
+                path: shown,
+                message: format!("cannot create the journal: {e}"),
+            });
+        }
+    }
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn init_database(path: &Path) -> Result<Database, JournalError> {
+    let shown = path.display().to_string();
     let db = Database::create(path).map_err(|e| match e {
         DatabaseError::DatabaseAlreadyOpen => JournalError::Locked {
             path: shown.clone(),

@@ -12,6 +12,7 @@ use super::step::{Site, StepInfo};
 
 pub(crate) fn needs(cx: &mut Cx<'_>, infos: &[StepInfo]) {
     let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
+    let known: BTreeSet<&str> = ids.iter().copied().collect();
     for info in infos {
         if cx.is_full() {
             return;
@@ -22,7 +23,7 @@ pub(crate) fn needs(cx: &mut Cx<'_>, infos: &[StepInfo]) {
                 cx.error(*line, *col, &path, format!("step `{need}` needs itself"));
                 continue;
             }
-            if !ids.contains(&need.as_str()) {
+            if !known.contains(need.as_str()) {
                 let d = cx.error(
                     *line,
                     *col,

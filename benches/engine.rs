@@ -1,0 +1,189 @@
+//! Engine benchmarks: what resuming and replaying a long run costs through
+//! the whole engine (pinned definition reload, event decoding, history fold,
+//! scheduling, the final durable commits), as ratios to a raw redb durable
+//! commit of 256 bytes measured in the same run.
+//!
+//! `cargo bench --bench engine`. Temp dirs live under `LEV_BENCH_DIR`
+//! (default: the system temp dir, which must be a real disk).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lev::journal::Journal;
+use lev::protocol::{Attempt, Event, Millis, RunStatus, StepKey, Usage};
+use lev::spec::{self, ModeRegistry};
+use lev::workflow::{self, EngineDeps, RunOptions, Start};
+use redb::{Database, TableDefinition};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+const STEPS: usize = 10_000;
+const RESUMES: usize = 5;
+const RAW_SAMPLES: usize = 400;
+
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("LEV_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The yardstick: one 256-byte value per durable redb commit.
+fn raw_commit_p50(dir: &std::path::Path) -> Duration {
+    const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("raw");
+    let db = Database::create(dir.join("raw.redb")).unwrap();
+    let value = vec![b'x'; 256];
+    let samples = (0..RAW_SAMPLES as u64)
+        .map(|i| {
+            let t = Instant::now();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(TABLE)
+                .unwrap()
+                .insert(i, value.as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+            t.elapsed()
+        })
+        .collect();
+    median(samples)
+}
+
+/// A chain of `STEPS` shell steps, each needing the one before.
+fn chain_yaml() -> String {
+    let mut s = String::from("version: 1\nkind: workflow\nid: chain\nname: Chain\nsteps:\n");
+    for i in 0..STEPS {
+        s.push_str(&format!("  s{i}:\n    type: shell\n    run: \"true\"\n"));
+        if i > 0 {
+            s.push_str(&format!("    needs: [s{}]\n", i - 1));
+        }
+    }
+    s.push_str(&format!(
+        "outputs:\n  last: ${{{{ steps.s{}.outputs.stdout }}}}\n",
+        STEPS - 1
+    ));
+    s
+}
+
+/// A run whose journal says every step finished (intent + result each), but
+/// the run itself did not: what `lev resume` finds after a late crash.
+async fn recorded_run(journal: &Journal, wf: &spec::Workflow) -> lev::protocol::RunId {
+    let run = workflow::start_run(journal, wf, BTreeMap::new())
+        .await
+        .unwrap();
+    let outputs: BTreeMap<String, Value> = [
+        ("stdout".to_string(), Value::String("ok".into())),
+        ("stderr".to_string(), Value::String(String::new())),
+        ("exit_code".to_string(), Value::from(0)),
+    ]
+    .into();
+    let mut entries = Vec::with_capacity(STEPS * 2);
+    for i in 0..STEPS {
+        let step = StepKey::new(format!("s{i}"));
+        let at = Millis(1_764_000_000_000 + i as u64);
+        let started = Event::StepStarted {
+            step: step.clone(),
+            attempt: Attempt(1),
+            fingerprint: "0".repeat(64),
+            kind: "shell".into(),
+            mode: None,
+            idempotent: false,
+            at,
+        };
+        let done = Event::StepSucceeded {
+            step,
+            attempt: Attempt(1),
+            outputs: outputs.clone(),
+            usage: Usage::default(),
+            at,
+        };
+        entries.push(workflow::recorder::to_entry(&started).unwrap());
+        entries.push(workflow::recorder::to_entry(&done).unwrap());
+    }
+    for chunk in entries.chunks(2_000) {
+        journal.append(&run, chunk.to_vec(), None).await.unwrap();
+    }
+    run
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = bench_dir();
+    let raw = raw_commit_p50(dir.path());
+    let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+    let modes = ModeRegistry::load(&[spec::mode::builtin_dir()]).unwrap();
+    let path = dir.path().join("chain.yaml");
+    std::fs::write(&path, chain_yaml()).unwrap();
+    let t = Instant::now();
+    let wf = spec::load_workflow(&path, &modes).unwrap();
+    let load = t.elapsed();
+
+    let mut runs = Vec::new();
+    for _ in 0..RESUMES {
+        runs.push(recorded_run(&journal, &wf).await);
+    }
+    let deps = Arc::new(EngineDeps {
+        journal: journal.clone(),
+        provider: Err("not needed".into()),
+        default_model: None,
+        modes,
+        workspace: dir.path().to_path_buf(),
+        options: RunOptions::default(),
+    });
+
+    // Replay: decode a run's 20,001 entries into events.
+    let mut replays = Vec::new();
+    for run in &runs {
+        let t = Instant::now();
+        let events = workflow::read_run(&journal, run).await.unwrap();
+        replays.push(t.elapsed());
+        assert_eq!(events.len(), STEPS * 2 + 1);
+    }
+    let replay = median(replays);
+    let entries = (STEPS * 2 + 1) as f64;
+
+    // Resume: from `lev resume` to the run's recorded end.
+    let mut resumes = Vec::new();
+    for run in &runs {
+        let (_ops_tx, ops_rx) = mpsc::unbounded_channel();
+        let t = Instant::now();
+        let outcome = workflow::drive(deps.clone(), run.clone(), Start::Resume, ops_rx, Vec::new())
+            .await
+            .unwrap();
+        resumes.push(t.elapsed());
+        assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
+        assert_eq!(outcome.outputs["last"], "ok");
+    }
+    let resume = median(resumes);
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("| measurement | result | ratio to a raw commit |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| raw redb durable commit, 1×256 B (p50 of {RAW_SAMPLES}) | {:.3} ms | 1× |",
+        ms(raw)
+    );
+    println!(
+        "| load and validate a {STEPS}-step workflow | {:.1} ms | {:.0}× |",
+        ms(load),
+        ms(load) / ms(raw)
+    );
+    println!(
+        "| engine replay: read + decode {} events (median of {RESUMES}) | {:.1} ms ({:.0} events/s) | {:.0}× |",
+        entries as u64,
+        ms(replay),
+        entries / replay.as_secs_f64(),
+        ms(replay) / ms(raw)
+    );
+    println!(
+        "| engine resume of a {STEPS}-step run to its recorded end (median of {RESUMES}) | {:.1} ms | {:.0}× (goal ≤ 100 ms) |",
+        ms(resume),
+        ms(resume) / ms(raw)
+    );
+}
