@@ -107,10 +107,10 @@ impl Key {
         if let Some((_, code)) = NAMED.iter().chain(ARROWS.iter()).find(|(n, _)| *n == lower) {
             return Ok(Key::new(*code, mods));
         }
-        if let Some(n) = lower.strip_prefix('f').and_then(|n| n.parse::<u8>().ok()) {
-            if (1..=24).contains(&n) {
-                return Ok(Key::new(KeyCode::F(n), mods));
-            }
+        if let Some(n) = lower.strip_prefix('f').and_then(|n| n.parse::<u8>().ok())
+            && (1..=24).contains(&n)
+        {
+            return Ok(Key::new(KeyCode::F(n), mods));
         }
         Err(format!("`{rest}` is not a key name"))
     }

@@ -228,13 +228,13 @@ impl Keymap {
         });
         let mut rows = Vec::with_capacity(self.bindings.len());
         for (action, keys) in &self.bindings {
-            if let Action::JumpPane(n) = action {
-                if digits_default {
-                    if *n == 1 {
-                        rows.push(("1–9".to_string(), *action, "Jump to pane 1–9".to_string()));
-                    }
-                    continue;
+            if let Action::JumpPane(n) = action
+                && digits_default
+            {
+                if *n == 1 {
+                    rows.push(("1–9".to_string(), *action, "Jump to pane 1–9".to_string()));
                 }
+                continue;
             }
             let text = if keys.is_empty() {
                 "(unbound)".to_string()

@@ -16,14 +16,17 @@ struct At {
     col: u32,
 }
 
+/// Keys per action, in help order.
+pub type Bindings = Vec<(Action, Vec<Key>)>;
+
 pub fn apply(
     base: &[(Action, Vec<Key>)],
     text: &str,
     file: &str,
-) -> Result<(Vec<(Action, Vec<Key>)>, Diagnostics), Diagnostics> {
+) -> Result<(Bindings, Diagnostics), Diagnostics> {
     let root = yaml::parse_str(file, text).map_err(|d| Diagnostics(vec![*d]))?;
     let mut cx = Cx::new(file.to_string(), text);
-    let mut out: Vec<(Action, Vec<Key>)> = base.to_vec();
+    let mut out: Bindings = base.to_vec();
     // Keys set by this patch, with where they were written.
     let mut written: HashMap<Key, (Action, At)> = HashMap::new();
     let entries = match &root.value {

@@ -179,14 +179,14 @@ fn envelope(
     if let Some(n) = f.get("description") {
         out.description = cx.text(n, "description");
     }
-    if let Some(n) = f.get("extends") {
-        if let Some(target) = cx.str(n, "extends") {
-            out.extends = Some(Extends {
-                target,
-                line: n.line,
-                col: n.col,
-            });
-        }
+    if let Some(n) = f.get("extends")
+        && let Some(target) = cx.str(n, "extends")
+    {
+        out.extends = Some(Extends {
+            target,
+            line: n.line,
+            col: n.col,
+        });
     }
 }
 
@@ -281,10 +281,10 @@ fn style(cx: &mut Cx<'_>, node: &Node, path: &str, refs: &mut Vec<PendingRef>) -
         };
         let names: Vec<&str> = MODIFIERS.iter().map(|(n, _)| *n).collect();
         for item in items {
-            if let Some(name) = cx.choice(item, &mpath, &names) {
-                if let Some((_, m)) = MODIFIERS.iter().find(|(n, _)| *n == name) {
-                    def.modifiers |= *m;
-                }
+            if let Some(name) = cx.choice(item, &mpath, &names)
+                && let Some((_, m)) = MODIFIERS.iter().find(|(n, _)| *n == name)
+            {
+                def.modifiers |= *m;
             }
         }
     }
@@ -325,16 +325,16 @@ fn symbols(cx: &mut Cx<'_>, node: &Node, out: &mut ThemeFile) {
             out.border = BORDERS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b);
         }
     }
-    if let Some(n) = f.get("status") {
-        if let Some(sf) = cx.map(n, "symbols.status", &slots::STATUSES) {
-            for (k, v) in sf.entries() {
-                let path = join("symbols.status", &k.name);
-                let Some(i) = slots::STATUSES.iter().position(|s| *s == k.name) else {
-                    continue;
-                };
-                if let Some(g) = glyph(cx, v, &path) {
-                    out.status.push((i, g));
-                }
+    if let Some(n) = f.get("status")
+        && let Some(sf) = cx.map(n, "symbols.status", &slots::STATUSES)
+    {
+        for (k, v) in sf.entries() {
+            let path = join("symbols.status", &k.name);
+            let Some(i) = slots::STATUSES.iter().position(|s| *s == k.name) else {
+                continue;
+            };
+            if let Some(g) = glyph(cx, v, &path) {
+                out.status.push((i, g));
             }
         }
     }

@@ -56,10 +56,10 @@ fn locate(target: &str, dirs: &[PathBuf], base: Option<&Path>) -> Result<Source,
     }
     if looks_like_path(target) {
         let mut path = PathBuf::from(target);
-        if path.is_relative() {
-            if let Some(b) = base {
-                path = b.join(path);
-            }
+        if path.is_relative()
+            && let Some(b) = base
+        {
+            path = b.join(path);
         }
         return read(&path, None);
     }
@@ -173,20 +173,20 @@ pub fn layers(
     // load reports every problem (bad `$refs` are found only after the
     // merge); `Theme::load` fails on any error.
     diags.extend(own);
-    if let Some(id) = &src.by_id {
-        if *id != parsed.id {
-            diags.push(Diagnostic {
-                severity: Severity::Warning,
-                message: format!("theme file found as `{id}` declares `id: {}`", parsed.id),
-                file: src.file.clone(),
-                line: 0,
-                col: 0,
-                path: "id".to_string(),
-                expected: None,
-                found: None,
-                hint: Some("name the file after its id so lookups find it".to_string()),
-            });
-        }
+    if let Some(id) = &src.by_id
+        && *id != parsed.id
+    {
+        diags.push(Diagnostic {
+            severity: Severity::Warning,
+            message: format!("theme file found as `{id}` declares `id: {}`", parsed.id),
+            file: src.file.clone(),
+            line: 0,
+            col: 0,
+            path: "id".to_string(),
+            expected: None,
+            found: None,
+            hint: Some("name the file after its id so lookups find it".to_string()),
+        });
     }
     let mut out = Vec::new();
     if let Some(ext) = &parsed.extends {
