@@ -251,7 +251,9 @@ fn a_key_bound_twice_names_both_actions() {
         "{d}"
     );
     assert_eq!((e.line, e.col), (2, 17));
-    // Same action twice, not a list.
+    // Not YAML; not a mapping; the same action twice.
+    let d = Keymap::with_patch("quit: [q\n", "k.yaml").unwrap_err();
+    assert!(d.0[0].line > 0, "{d}");
     assert!(Keymap::with_patch("[1, 2]", "k.yaml").is_err());
     assert!(Keymap::with_patch("quit: q\nquit: x\n", "k.yaml").is_err());
 }

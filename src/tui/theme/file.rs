@@ -50,6 +50,8 @@ pub struct Extends {
 pub struct ThemeFile {
     pub file: String,
     pub id: String,
+    /// Where `id` was written (for the file-name mismatch warning).
+    pub id_at: (u32, u32),
     pub name: Option<String>,
     pub description: Option<String>,
     pub extends: Option<Extends>,
@@ -135,9 +137,8 @@ fn envelope(
 ) {
     match f.get("version") {
         Some(n) => {
-            if let Some(v) = cx.int(n, "version", 1, 1) {
-                let _ = v;
-            }
+            // Only version 1 exists; a later one needs a newer lev.
+            cx.int(n, "version", 1, 1);
         }
         None => {
             let d = cx.at(root, "version", "missing `version`");
@@ -158,6 +159,7 @@ fn envelope(
             if let Some(id) = cx.text(n, "id") {
                 if valid_id(&id) {
                     out.id = id;
+                    out.id_at = (n.line, n.col);
                 } else {
                     let d = cx.at(n, "id", format!("`{id}` is not a valid theme id"));
                     d.hint = Some(

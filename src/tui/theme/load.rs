@@ -153,7 +153,11 @@ pub fn layers(
             col,
             "extends",
             format!("`extends` forms a cycle: {}", cycle.join(" → ")),
-            Some("a theme cannot extend itself, directly or through others".to_string()),
+            Some(if builtin::text(target).is_some() {
+                format!("to build on the built-in theme, write `extends: builtin:{target}`")
+            } else {
+                "a theme cannot extend itself, directly or through others".to_string()
+            }),
         ));
         return None;
     }
@@ -180,8 +184,8 @@ pub fn layers(
             severity: Severity::Warning,
             message: format!("theme file found as `{id}` declares `id: {}`", parsed.id),
             file: src.file.clone(),
-            line: 0,
-            col: 0,
+            line: parsed.id_at.0,
+            col: parsed.id_at.1,
             path: "id".to_string(),
             expected: None,
             found: None,

@@ -33,6 +33,15 @@ pub use file::{ColorRef, StyleDef};
 pub use slots::{MODES, STATUSES};
 
 const DEFAULT_SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+/// `step.<status>` for each of `STATUSES`, so status lookups never allocate.
+const STEP_SLOTS: [&str; 6] = [
+    "step.pending",
+    "step.running",
+    "step.waiting",
+    "step.succeeded",
+    "step.failed",
+    "step.skipped",
+];
 const DEFAULT_STATUS: [&str; 6] = ["○", "◐", "⏸", "●", "✗", "–"];
 
 /// A resolved theme.
@@ -326,7 +335,7 @@ impl Theme {
         if self.defs.contains_key(own) {
             return self.style(own);
         }
-        self.style(&format!("step.{}", STATUSES[status_index(status)]))
+        self.style(STEP_SLOTS[status_index(status)])
     }
 
     pub fn border_type(&self) -> BorderType {

@@ -227,6 +227,34 @@ fn unknown_extends_and_cycles_are_errors() {
             .to_string()
             .contains("cycle")
     );
+
+    // A user `dark` that extends `dark` finds itself; the hint says how to
+    // reach the built-in.
+    write(
+        dir.path(),
+        "dark.yaml",
+        "version: 1\nkind: theme\nid: dark\nextends: dark\n",
+    );
+    let d = Theme::load("dark", &dirs).unwrap_err();
+    assert_eq!(
+        errors(&d)[0].hint.as_deref(),
+        Some("to build on the built-in theme, write `extends: builtin:dark`")
+    );
+}
+
+#[test]
+fn id_that_differs_from_the_file_name_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "ocean.yaml",
+        "version: 1\nkind: theme\nid: sea\nextends: builtin:dark\n",
+    );
+    let (t, d) = Theme::load("ocean", &[dir.path().to_path_buf()]).unwrap();
+    assert_eq!(t.id(), "sea");
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert_eq!(d.0[0].severity, Severity::Warning);
+    assert_eq!((d.0[0].line, d.0[0].col), (3, 5));
 }
 
 #[test]
