@@ -349,3 +349,68 @@ fn spinner_and_symbols() {
     assert_eq!(t.spinner(5), "/");
     assert_eq!(t.status_symbol(StepStatus::Succeeded), "✔");
 }
+
+fn luminance(c: Color) -> f64 {
+    let Color::Rgb(r, g, b) = c else {
+        panic!("built-in themes use RGB colours, found {c:?}");
+    };
+    let ch = |v: u8| {
+        let v = f64::from(v) / 255.0;
+        if v <= 0.03928 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * ch(r) + 0.7152 * ch(g) + 0.0722 * ch(b)
+}
+
+fn contrast(a: Color, b: Color) -> f64 {
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
+
+/// Text in every slot of every built-in theme is readable on its background
+/// (WCAG AA 4.5:1; 3:1 for the deliberately quiet slots; 7:1 in
+/// high-contrast). Unfocused borders are decoration: visible (1.5:1) is
+/// enough, except in high-contrast.
+#[test]
+fn builtin_slots_have_readable_contrast() {
+    let quiet = [
+        "border",
+        "dim",
+        "whisper",
+        "step.skipped",
+        "step.pending",
+        "tab",
+        "agent.ask",
+    ];
+    let mut report = Vec::new();
+    for name in Theme::builtin_names() {
+        let t = Theme::builtin(name).unwrap();
+        for slot in slots::required() {
+            let s = t.style(&slot);
+            let (Some(fg), Some(bg)) = (s.fg, s.bg) else {
+                panic!("{name}: {slot} lacks a resolved fg or bg");
+            };
+            let ratio = contrast(fg, bg);
+            let need = if slot == "border" && *name != "high-contrast" {
+                1.5
+            } else if *name == "high-contrast" {
+                if quiet.contains(&slot.as_str()) {
+                    4.5
+                } else {
+                    7.0
+                }
+            } else if quiet.contains(&slot.as_str()) {
+                3.0
+            } else {
+                4.5
+            };
+            if ratio < need {
+                report.push(format!("{name}: {slot} {ratio:.2} < {need}"));
+            }
+        }
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}
