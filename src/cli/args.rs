@@ -14,6 +14,9 @@ pub struct Cli {
     /// Where the journal lives (default: $XDG_DATA_HOME/lev).
     #[arg(long, global = true, env = "LEV_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Workbench theme: dark, light, high-contrast, abyss, or a theme file.
+    #[arg(long, global = true, env = "LEV_THEME", value_name = "NAME")]
+    pub theme: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -54,10 +57,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a run's transcript rebuilt from the journal alone (no network).
+    /// Play a run back from the journal alone (no network); `--headless`
+    /// prints its transcript instead.
     Replay {
         run: String,
-        /// Accepted for symmetry with `run`; replay is always headless for now.
         #[arg(long)]
         headless: bool,
         #[arg(long)]
@@ -85,7 +88,7 @@ pub enum Command {
 
 #[derive(Debug, Args, Clone)]
 pub struct DriveArgs {
-    /// Run without the TUI, printing one line per event.
+    /// Run without the workbench, printing one line per event.
     #[arg(long)]
     pub headless: bool,
     /// With --headless: print JSONL events instead of text.

@@ -82,12 +82,8 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
         Ok(d) => d,
         Err(c) => return c,
     };
-    if !drive.headless {
-        eprintln!("note: the TUI workbench is not built yet; the demo runs headless.");
-    }
-    let code =
-        setup::drive_headless(paths, deps, run.clone(), workflow::Start::Fresh, &drive).await;
-    if !drive.json {
+    let code = setup::drive_run(paths, deps, run.clone(), workflow::Start::Fresh, &drive).await;
+    if !drive.json && !setup::wants_tui(&drive) {
         println!("\nworkspace: {}", workspace.display());
         println!("see the timeline: lev show {run}    replay it offline: lev replay {run}");
     }

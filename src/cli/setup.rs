@@ -17,6 +17,11 @@ use crate::journal::{Journal, JournalError};
 use crate::paths::Paths;
 use crate::protocol::{InFlightDecision, RunId, RunStatus};
 use crate::spec::{self, ModeRegistry};
+use crate::tui::{
+    self,
+    app::{App, DepsFactory, Launch},
+    theme::Theme,
+};
 use crate::workflow::{self, EngineDeps, EngineError, RunOptions, Start};
 
 /// Prints an error the way every lev command does.
@@ -27,11 +32,11 @@ pub fn error(msg: &str) {
 pub async fn dispatch(cli: Cli) -> u8 {
     let paths = Paths::resolve(cli.data_dir.as_deref());
     let _log_guard = init_logging(&paths);
+    if let Err(code) = check_theme(&paths, cli.theme) {
+        return code;
+    }
     let Some(command) = cli.command else {
-        eprintln!(
-            "lev: the workbench (TUI) is not built yet. Try `lev demo`, `lev run FILE --headless` or `lev --help`."
-        );
-        return exit::USAGE;
+        return browser(&paths).await;
     };
     match command {
         Command::Validate { files } => validate(&files),
@@ -48,7 +53,18 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Demo { drive } => demo::run(&paths, &drive).await,
         Command::Runs { json } => inspect::runs(&paths, json).await,
         Command::Show { run, json } => inspect::show(&paths, &run, json).await,
-        Command::Replay { run, json, .. } => inspect::replay(&paths, &run, json).await,
+        Command::Replay {
+            run,
+            json,
+            headless,
+        } => {
+            use std::io::IsTerminal;
+            if headless || json || !std::io::stdout().is_terminal() {
+                inspect::replay(&paths, &run, json).await
+            } else {
+                replay_tui(&paths, &run).await
+            }
+        }
         Command::Export { run, output, .. } => {
             inspect::export(&paths, &run, output.as_deref()).await
         }
@@ -158,7 +174,8 @@ pub fn parse_pairs(pairs: &[String], flag: &str) -> Result<BTreeMap<String, Stri
     Ok(out)
 }
 
-/// Engine dependencies from config, environment and flags.
+/// Engine dependencies from config, environment and flags; problems are
+/// printed (only call this before a TUI takes the screen).
 pub fn engine_deps(
     workflow_source: Option<&Path>,
     journal: Journal,
@@ -167,17 +184,37 @@ pub fn engine_deps(
     in_flight: Option<InFlightDecision>,
     config: Config,
 ) -> Result<Arc<EngineDeps>, u8> {
+    match build_deps(workflow_source, journal, modes, drive, in_flight, config) {
+        Ok((deps, notes)) => {
+            for n in notes {
+                eprintln!("note: {n}");
+            }
+            Ok(deps)
+        }
+        Err(e) => {
+            error(&e);
+            Err(exit::USAGE)
+        }
+    }
+}
+
+/// Engine dependencies, plus notes for the user; prints nothing.
+pub fn build_deps(
+    workflow_source: Option<&Path>,
+    journal: Journal,
+    modes: ModeRegistry,
+    drive: &DriveArgs,
+    in_flight: Option<InFlightDecision>,
+    config: Config,
+) -> Result<(Arc<EngineDeps>, Vec<String>), String> {
+    let mut notes = Vec::new();
     let workspace = match &drive.workspace {
         Some(w) => w.clone(),
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
-    let workspace = match workspace.canonicalize() {
-        Ok(w) => w,
-        Err(e) => {
-            error(&format!("workspace {}: {e}", workspace.display()));
-            return Err(exit::USAGE);
-        }
-    };
+    let workspace = workspace
+        .canonicalize()
+        .map_err(|e| format!("workspace {}: {e}", workspace.display()))?;
     let mut config = config;
     let mut provider = crate::llm::select::build_provider(&config).map_err(|e| e.to_string());
     if provider.is_err()
@@ -185,29 +222,37 @@ pub fn engine_deps(
         && let Some(cassette) = workflow_source.and_then(sibling_cassette)
     {
         // Nothing configured, but the workflow ships canned replies: replay them.
-        eprintln!(
-            "note: no LLM provider is configured; replaying {} (scripted provider)",
+        notes.push(format!(
+            "no LLM provider is configured; replaying {} (scripted provider)",
             cassette.display()
-        );
+        ));
         config.provider = ProviderSettings {
             cassette: Some(cassette),
             ..ProviderSettings::of_kind(ProviderKind::Scripted)
         };
         provider = crate::llm::select::build_provider(&config).map_err(|e| e.to_string());
     }
-    Ok(Arc::new(EngineDeps {
+    let deps = Arc::new(EngineDeps {
         journal,
         provider,
         default_model: config.provider.model.clone(),
         modes,
         workspace,
         options: RunOptions {
-            interactive: false,
+            interactive: wants_tui(drive),
             allow_shell: drive.allow_shell,
             shell_allow: config.shell_allow.clone(),
             in_flight,
         },
-    }))
+    });
+    Ok((deps, notes))
+}
+
+/// The workbench unless `--headless` was asked for or there is no terminal
+/// to draw on (a pipe, CI): then the run goes headless.
+pub fn wants_tui(drive: &DriveArgs) -> bool {
+    use std::io::IsTerminal;
+    !drive.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
 }
 
 /// `flow.cassette.yaml` beside `flow.yaml`, when it exists.
@@ -243,8 +288,8 @@ fn unsupported_notes(wf: &spec::Workflow) {
 }
 
 fn headless_note(drive: &DriveArgs) {
-    if !drive.headless {
-        eprintln!("note: the TUI workbench is not built yet; running headless.");
+    if !drive.headless && !wants_tui(drive) {
+        eprintln!("note: no terminal to draw on; running headless.");
     }
 }
 
@@ -303,7 +348,7 @@ async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -
             return exit::FAILED;
         }
     };
-    drive_headless(paths, deps, run, Start::Fresh, drive).await
+    drive_run(paths, deps, run, Start::Fresh, drive).await
 }
 
 async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive: &DriveArgs) -> u8 {
@@ -352,7 +397,168 @@ async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive:
         Ok(d) => d,
         Err(c) => return c,
     };
-    drive_headless(paths, deps, run, Start::Resume, drive).await
+    drive_run(paths, deps, run, Start::Resume, drive).await
+}
+
+/// The `--theme` choice, set once by `dispatch`.
+static THEME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// The theme for the workbench: `--theme`, else dark; `NO_COLOR` honoured.
+/// Problems are logged (the screen is about to be taken) and the dark theme used.
+fn theme(paths: &Paths) -> Theme {
+    let name = THEME
+        .get()
+        .cloned()
+        .flatten()
+        .unwrap_or_else(|| "dark".to_string());
+    let mut dirs = Vec::new();
+    if let Some(c) = &paths.config_dir {
+        dirs.push(c.join("themes"));
+    }
+    dirs.push(PathBuf::from("themes"));
+    let theme = match Theme::load(&name, &dirs) {
+        Ok((t, warnings)) => {
+            for w in warnings.0 {
+                tracing::warn!(theme = %name, "{w}");
+            }
+            t
+        }
+        Err(e) => {
+            tracing::error!(theme = %name, "{e}");
+            Theme::fallback()
+        }
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    theme.with_no_color(no_color)
+}
+
+/// Checks `--theme` before the screen is taken, so a typo is an error, not a log line.
+pub fn check_theme(paths: &Paths, name: Option<String>) -> Result<(), u8> {
+    if let Some(n) = &name {
+        let mut dirs = Vec::new();
+        if let Some(c) = &paths.config_dir {
+            dirs.push(c.join("themes"));
+        }
+        dirs.push(PathBuf::from("themes"));
+        if let Err(d) = Theme::load(n, &dirs) {
+            eprint!("{d}");
+            return Err(exit::USAGE);
+        }
+    }
+    let _ = THEME.set(name);
+    Ok(())
+}
+
+/// Drives a run in the workbench, or headless when asked or when there is no terminal.
+pub async fn drive_run(
+    paths: &Paths,
+    deps: Arc<EngineDeps>,
+    run: RunId,
+    start: Start,
+    drive: &DriveArgs,
+) -> u8 {
+    if !wants_tui(drive) {
+        return drive_headless(paths, deps, run, start, drive).await;
+    }
+    let app = App {
+        journal: deps.journal.clone(),
+        socket: paths.socket(),
+        theme: theme(paths),
+        resume: resume_factory(
+            paths,
+            deps.journal.clone(),
+            deps.modes.clone(),
+            drive.clone(),
+        ),
+    };
+    tui::app::run(app, Launch::Live { deps, run, start }).await
+}
+
+/// How the workbench resumes a run picked in its browser.
+fn resume_factory(
+    paths: &Paths,
+    journal: Journal,
+    modes: ModeRegistry,
+    drive: DriveArgs,
+) -> DepsFactory {
+    let config = load_config_quiet(paths);
+    Box::new(move |_run, source| {
+        let config = config.clone()?;
+        build_deps(
+            Some(Path::new(source)),
+            journal.clone(),
+            modes.clone(),
+            &drive,
+            None,
+            config,
+        )
+        .map(|(d, _)| d)
+    })
+}
+
+fn load_config_quiet(paths: &Paths) -> Result<Config, String> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    Config::load(&cwd, paths.config_dir.as_deref()).map_err(|e| e.to_string())
+}
+
+/// `lev` with no command: the runs browser.
+pub async fn browser(paths: &Paths) -> u8 {
+    let drive = DriveArgs {
+        headless: false,
+        json: false,
+        yes: false,
+        allow_shell: false,
+        answers: Vec::new(),
+        workspace: None,
+    };
+    if !wants_tui(&drive) {
+        eprintln!(
+            "lev: no terminal to draw the workbench on. Try `lev runs`, `lev demo --headless` or `lev --help`."
+        );
+        return exit::USAGE;
+    }
+    let modes = match load_modes(paths) {
+        Ok(m) => m,
+        Err(c) => return c,
+    };
+    let journal = match open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    let app = App {
+        journal: journal.clone(),
+        socket: paths.socket(),
+        theme: theme(paths),
+        resume: resume_factory(paths, journal, modes, drive),
+    };
+    tui::app::run(app, Launch::Browser).await
+}
+
+/// `lev replay RUN` in the workbench.
+pub async fn replay_tui(paths: &Paths, run: &str) -> u8 {
+    let journal = match open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    let run = RunId(run.to_string());
+    let events = match workflow::read_run(&journal, &run).await {
+        Ok(e) if !e.is_empty() => e,
+        Ok(_) => {
+            error(&format!("no run {run}"));
+            return exit::USAGE;
+        }
+        Err(e) => {
+            error(&e.to_string());
+            return exit::FAILED;
+        }
+    };
+    let app = App {
+        journal,
+        socket: paths.socket(),
+        theme: theme(paths),
+        resume: Box::new(|_, _| Err("replay mode does not resume runs".into())),
+    };
+    tui::app::run(app, Launch::Replay { events }).await
 }
 
 pub async fn drive_headless(

@@ -4,6 +4,7 @@
 //! Keys become `Op`s sent to the engine; the TUI never reaches into engine
 //! internals. Live runs, resumed runs and replays render through the same code.
 
+pub mod app;
 pub mod keymap;
 pub mod state;
 pub mod theme;

@@ -111,7 +111,7 @@ impl Lev {
     }
 
     pub fn replay(&self, run: &str) -> String {
-        let out = self.run(&["replay", run]);
+        let out = self.run(&["replay", run, "--headless"]);
         assert!(
             out.status.success(),
             "lev replay failed: {}",

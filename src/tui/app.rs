@@ -1,0 +1,260 @@
+//! The workbench's driver: sets up and always restores the terminal, feeds
+//! terminal input, engine notices and ticks into `State`, carries out the
+//! effects (ops to the engine, bell and desktop notifications, clipboard),
+//! and redraws on demand: a burst of notices costs one frame.
+//!
+//! Logs go to the log file; nothing is printed while the screen is up.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    Event as TermEvent, EventStream, KeyEventKind,
+};
+use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::state::{Effect, Input, State};
+use super::theme::Theme;
+use super::view;
+use crate::host::{self, ActiveRuns};
+use crate::journal::Journal;
+use crate::protocol::{Millis, Notice, Op, Recorded, RunId, RunStatus};
+use crate::workflow::{self, EngineDeps, RunOutcome, Start};
+
+/// Builds engine dependencies to resume a run chosen in the browser.
+/// It gets the run and the path its definition came from.
+pub type DepsFactory = Box<dyn Fn(&RunId, &str) -> Result<Arc<EngineDeps>, String> + Send>;
+
+/// What the workbench opens on.
+pub enum Launch {
+    /// The runs browser.
+    Browser,
+    /// A live run: freshly started, or resumed.
+    Live {
+        deps: Arc<EngineDeps>,
+        run: RunId,
+        start: Start,
+    },
+    /// Playback of a recorded run.
+    Replay { events: Vec<Recorded> },
+}
+
+pub struct App {
+    pub journal: Journal,
+    pub socket: std::path::PathBuf,
+    pub theme: Theme,
+    pub resume: DepsFactory,
+}
+
+/// A run this process is executing.
+struct Engine {
+    run: RunId,
+    ops: mpsc::UnboundedSender<Op>,
+    task: tokio::task::JoinHandle<Result<RunOutcome, workflow::EngineError>>,
+}
+
+/// Runs the workbench until the user quits. Returns the exit code.
+pub async fn run(app: App, launch: Launch) -> u8 {
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the terminal");
+            return 1;
+        }
+    };
+    let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture, EnableBracketedPaste);
+    let code = event_loop(&mut terminal, app, launch).await;
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        DisableMouseCapture,
+        DisableBracketedPaste
+    );
+    ratatui::restore();
+    code
+}
+
+async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: App, launch: Launch) -> u8 {
+    let mut state = State::new();
+    let (notice_tx, mut notices) = mpsc::unbounded_channel::<Notice>();
+    let active: ActiveRuns = Default::default();
+    // Other lev commands reach the journal (and our runs) through the socket.
+    let _host = host::serve(&app.socket, app.journal.clone(), active.clone())
+        .map_err(|e| tracing::warn!(error = %e, "no control socket"))
+        .ok();
+    let mut engine: Option<Engine> = None;
+    match launch {
+        Launch::Browser => refresh_runs(&app.journal, &mut state).await,
+        Launch::Live { deps, run, start } => {
+            engine = Some(start_engine(deps, run, start, notice_tx.clone(), &active));
+        }
+        Launch::Replay { events } => state.load_replay(events),
+    }
+    let mut input = EventStream::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(80));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut dirty = true;
+    loop {
+        if dirty {
+            draw(terminal, &state, &app.theme);
+            dirty = false;
+        }
+        let effects = tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(ev)) => match to_input(ev) {
+                    Some(i) => state.handle(i),
+                    None => continue,
+                },
+                // The terminal is gone: nothing more can be shown.
+                Some(Err(_)) | None => break,
+            },
+            Some(n) = notices.recv() => {
+                state.apply(&n);
+                // Coalesce: everything already queued lands in the same frame.
+                while let Ok(n) = notices.try_recv() {
+                    state.apply(&n);
+                }
+                Vec::new()
+            }
+            _ = ticker.tick(), if state.animating() => state.handle(Input::Tick(Millis::now())),
+            done = async { match engine.as_mut() { Some(e) => (&mut e.task).await.ok(), None => std::future::pending().await } } => {
+                if let Some(e) = engine.take() {
+                    if let Ok(mut a) = active.lock() {
+                        a.remove(&e.run);
+                    }
+                    if let Some(Err(err)) = done {
+                        tracing::error!(run = %e.run, error = %err, "engine stopped");
+                    }
+                }
+                Vec::new()
+            }
+            _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
+        };
+        dirty = true;
+        for effect in effects {
+            match effect {
+                Effect::Quit => return 0,
+                Effect::Op(op) => match &engine {
+                    Some(e) => {
+                        let _ = e.ops.send(op);
+                    }
+                    None => tracing::warn!(?op, "no engine for this op"),
+                },
+                Effect::OpenRun(run) => {
+                    if engine.is_some() {
+                        continue;
+                    }
+                    match open_run(&app, &run).await {
+                        Ok(Opened::Live(deps)) => {
+                            engine = Some(start_engine(
+                                deps,
+                                run,
+                                Start::Resume,
+                                notice_tx.clone(),
+                                &active,
+                            ));
+                        }
+                        Ok(Opened::Finished(events)) => state.load_replay(events),
+                        Err(e) => tracing::warn!(%run, error = %e, "cannot open run"),
+                    }
+                }
+                Effect::Attention(text) => attention(&text),
+                Effect::Copy(text) => copy(&text),
+            }
+        }
+    }
+    0
+}
+
+enum Opened {
+    Live(Arc<EngineDeps>),
+    Finished(Vec<Recorded>),
+}
+
+async fn open_run(app: &App, run: &RunId) -> Result<Opened, String> {
+    let meta = app
+        .journal
+        .run(run)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no such run")?;
+    if matches!(meta.status, RunStatus::Running | RunStatus::Paused) {
+        return (app.resume)(run, &meta.source).map(Opened::Live);
+    }
+    workflow::read_run(&app.journal, run)
+        .await
+        .map(Opened::Finished)
+        .map_err(|e| e.to_string())
+}
+
+fn start_engine(
+    deps: Arc<EngineDeps>,
+    run: RunId,
+    start: Start,
+    notices: mpsc::UnboundedSender<Notice>,
+    active: &ActiveRuns,
+) -> Engine {
+    let (ops, ops_rx) = mpsc::unbounded_channel();
+    if let Ok(mut a) = active.lock() {
+        a.insert(run.clone(), ops.clone());
+    }
+    let task = tokio::spawn(workflow::drive(
+        deps,
+        run.clone(),
+        start,
+        ops_rx,
+        vec![notices],
+    ));
+    Engine { run, ops, task }
+}
+
+async fn refresh_runs(journal: &Journal, state: &mut State) {
+    match journal.runs().await {
+        Ok(runs) => state.set_runs(runs),
+        Err(e) => tracing::error!(error = %e, "cannot list runs"),
+    }
+}
+
+fn draw(terminal: &mut ratatui::DefaultTerminal, state: &State, theme: &Theme) {
+    // Synchronized updates: many streaming panes repaint without flicker.
+    let _ = crossterm::execute!(std::io::stdout(), BeginSynchronizedUpdate);
+    let _ = terminal.draw(|f| {
+        let area = f.area();
+        view::draw(state, theme, area, f.buffer_mut());
+    });
+    let _ = crossterm::execute!(std::io::stdout(), EndSynchronizedUpdate);
+}
+
+/// Key presses (not releases or repeats), mouse, paste and resizes.
+fn to_input(ev: TermEvent) -> Option<Input> {
+    match ev {
+        TermEvent::Key(k) if k.kind == KeyEventKind::Press => Some(Input::Key(k)),
+        TermEvent::Key(_) => None,
+        TermEvent::Mouse(m) => Some(Input::Mouse(m)),
+        TermEvent::Paste(s) => Some(Input::Paste(s)),
+        TermEvent::Resize(w, h) => Some(Input::Resize(w, h)),
+        TermEvent::FocusGained | TermEvent::FocusLost => None,
+    }
+}
+
+/// The bell plus a desktop notification (OSC 9 and OSC 777).
+fn attention(text: &str) {
+    let clean: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+    let mut out = std::io::stdout();
+    let _ = write!(out, "\x07\x1b]9;{clean}\x07\x1b]777;notify;lev;{clean}\x07");
+    let _ = out.flush();
+}
+
+/// Copies through OSC 52, which works over ssh and inside tmux.
+fn copy(text: &str) {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+    let mut out = std::io::stdout();
+    let _ = write!(out, "\x1b]52;c;{encoded}\x07");
+    let _ = out.flush();
+}
