@@ -230,7 +230,15 @@ pub(crate) fn references(
                                 &site.path,
                                 format!("step `{owner}` references `{text}`, but `{step}` is not upstream of `{owner}`"),
                             );
-                            d.hint = Some(format!("add `{step}` to `{owner}.needs`"));
+                            d.hint = Some(if is_upstream(&by_id, step, owner) {
+                                // Adding the need would close a cycle.
+                                format!(
+                                    "`{step}` runs after `{owner}` (it needs it), so `{owner}` cannot read its outputs; \
+                                     read them in a step that needs `{step}`"
+                                )
+                            } else {
+                                format!("add `{step}` to `{owner}.needs`")
+                            });
                             continue;
                         }
                     }
