@@ -14,6 +14,7 @@ pub mod layout;
 mod palette;
 mod pane;
 mod replay;
+pub mod sample;
 
 use std::collections::BTreeSet;
 
@@ -26,6 +27,7 @@ use crate::protocol::{Millis, Notice, Op, Recorded, RunId};
 use super::keymap::Keymap;
 
 pub use fold::{Answered, Folded, Prompt, PromptKind, RunView, Segment, StepRow};
+pub use input::visible_lines;
 pub use palette::{PaletteEntry, PaletteItem, action_label};
 pub use pane::{
     LineKind, MAX_LINES, Pane, PaneLine, Scroll, Search, ToolView, classify, wrapped_rows,

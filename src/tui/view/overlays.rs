@@ -1,0 +1,166 @@
+//! Modal overlays drawn over everything: help (generated from the keymap),
+//! the command palette, and confirmations (quit or cancel an active run).
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
+
+use crate::tui::state::{Confirm, State, action_label};
+use crate::tui::theme::Theme;
+
+use super::{centered, clip};
+
+fn frame<'a>(theme: &Theme, title: &'a str) -> Block<'a> {
+    Block::bordered()
+        .border_type(theme.border_type())
+        .border_style(theme.style("overlay.border"))
+        .title(Span::styled(title, theme.style("overlay.title")))
+        .style(theme.style("overlay"))
+}
+
+pub fn help(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let rows = state.keymap.help_rows();
+    let key_w = rows
+        .iter()
+        .map(|(k, _, _)| k.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut lines: Vec<Line> = rows
+        .iter()
+        .map(|(keys, _, desc)| {
+            Line::from(vec![
+                Span::styled(format!(" {keys:>key_w$}  "), theme.style("help.key")),
+                Span::styled(desc.clone(), theme.style("help.desc")),
+            ])
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(Line::styled(
+            " no key bindings configured",
+            theme.style("muted"),
+        ));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(" Esc closes", theme.style("muted")));
+    let h = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
+    let w = 64.min(area.width.saturating_sub(4));
+    let r = centered(area, w, h);
+    Clear.render(r, buf);
+    Paragraph::new(lines)
+        .block(frame(theme, " keys "))
+        .render(r, buf);
+}
+
+pub fn palette(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let w = 64.min(area.width.saturating_sub(4));
+    let h = 16.min(area.height.saturating_sub(2));
+    let r = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + 2.min(area.height),
+        w,
+        h,
+    );
+    Clear.render(r, buf);
+    let block = frame(theme, " : command ");
+    let inner = block.inner(r);
+    block.render(r, buf);
+    if inner.height < 2 {
+        return;
+    }
+    let query = state.textarea.lines().join(" ");
+    buf.set_stringn(
+        inner.x,
+        inner.y,
+        format!(": {query}▏"),
+        inner.width as usize,
+        theme.style("input"),
+    );
+    let list_h = (inner.height - 1) as usize;
+    // Keep the cursor in view.
+    let first = state
+        .palette_cursor
+        .saturating_sub(list_h.saturating_sub(1));
+    for (k, e) in state.palette.iter().enumerate().skip(first).take(list_h) {
+        let y = inner.y + 1 + (k - first) as u16;
+        let sel = k == state.palette_cursor;
+        let slot = if sel {
+            "palette.selected"
+        } else {
+            "palette.item"
+        };
+        let mark = if sel { "›" } else { " " };
+        let keys = if e.keys.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", e.keys)
+        };
+        let room = (inner.width as usize).saturating_sub(keys.chars().count() + 2);
+        buf.set_stringn(
+            inner.x,
+            y,
+            format!("{mark} {}", clip(&e.label, room)),
+            inner.width as usize,
+            theme.style(slot),
+        );
+        if !keys.is_empty() {
+            let kw = keys.chars().count() as u16;
+            buf.set_stringn(
+                inner.x + inner.width.saturating_sub(kw),
+                y,
+                keys,
+                kw as usize,
+                theme.style("muted"),
+            );
+        }
+    }
+    if state.palette.is_empty() {
+        buf.set_stringn(
+            inner.x,
+            inner.y + 1,
+            "  no match",
+            inner.width as usize,
+            theme.style("muted"),
+        );
+    }
+}
+
+pub fn confirm(what: Confirm, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let text = match what {
+        Confirm::Quit => vec![
+            "The run is still active.".to_string(),
+            "Quit the workbench? The run stays durable:".to_string(),
+            "resume it later from the runs list.".to_string(),
+        ],
+        Confirm::CancelRun => vec![
+            format!(
+                "{} this run?",
+                capitalised(action_label(crate::tui::keymap::Action::CancelStep))
+            ),
+            "Running steps are stopped; results so far stay in the journal.".to_string(),
+        ],
+    };
+    let mut lines: Vec<Line> = text
+        .into_iter()
+        .map(|t| Line::styled(t, theme.style("text")))
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("[y] yes   [n] no", theme.style("prompt.keys")));
+    let w = 56.min(area.width.saturating_sub(4));
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let r = centered(area, w, h);
+    Clear.render(r, buf);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(frame(theme, " confirm "))
+        .render(r, buf);
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}

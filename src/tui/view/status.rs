@@ -1,0 +1,122 @@
+//! The status bar: run name and status, elapsed time, tokens and cost, the
+//! badge of prompts waiting for the user, replay position, a message, and
+//! as many key hints as fit on the right.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+
+use crate::tui::keymap::Action;
+use crate::tui::state::{State, Typing};
+use crate::tui::theme::Theme;
+
+use super::{clip, fmt_secs, fmt_usage};
+
+/// Actions worth a hint, in priority order.
+const HINTS: &[Action] = &[
+    Action::Help,
+    Action::NextPrompt,
+    Action::Palette,
+    Action::LayoutGrid,
+    Action::ToggleZoom,
+    Action::Overview,
+    Action::Search,
+    Action::Quit,
+];
+
+pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    buf.set_style(area, theme.style("status"));
+    let run = &state.run;
+    let mut left: Vec<Span> = Vec::new();
+    let name = if run.name.is_empty() {
+        "run"
+    } else {
+        run.name.as_str()
+    };
+    let status = run.status.map(|s| s.as_str()).unwrap_or("starting");
+    left.push(Span::styled(
+        format!(" {} ", clip(name, 28)),
+        theme.style("status.name"),
+    ));
+    left.push(Span::styled(
+        format!("{status} "),
+        theme.style(&format!("status.run.{status}")),
+    ));
+    if let Some(start) = run.started_at {
+        let end = run.finished_at.unwrap_or(state.now());
+        left.push(Span::styled(
+            format!("· {} ", fmt_secs(end.0.saturating_sub(start.0))),
+            theme.style("status"),
+        ));
+    }
+    left.push(Span::styled(
+        format!("· {} ", fmt_usage(&run.usage())),
+        theme.style("status"),
+    ));
+    let pending = state.pending_count();
+    if pending > 0 {
+        left.push(Span::styled(
+            format!(" ⚑ {pending} waiting "),
+            theme.style("status.badge"),
+        ));
+        left.push(Span::raw(" "));
+    }
+    if let Some(r) = &state.replay {
+        let play = if r.playing { "▶" } else { "⏸" };
+        left.push(Span::styled(
+            format!(
+                " {play} replay {}/{} ×{} ",
+                r.pos,
+                r.events.len(),
+                r.speed()
+            ),
+            theme.style("status.replay"),
+        ));
+        left.push(Span::raw(" "));
+    }
+    let mode = match state.typing {
+        Some(Typing::Search) => Some(format!("/{}", state.textarea.lines().join(""))),
+        _ => None,
+    };
+    if let Some(m) = mode.or_else(|| state.message.clone()) {
+        left.push(Span::styled(m, theme.style("status.message")));
+    }
+    let left = Line::from(left);
+    let used = left.width() as u16;
+    buf.set_line(area.x, area.y, &left, area.width);
+
+    // Hints fill what is left, right-aligned, dropping the ones that do not fit.
+    let rows = state.keymap.help_rows();
+    let mut hints: Vec<String> = Vec::new();
+    let mut width = 0usize;
+    let room = area.width.saturating_sub(used + 2) as usize;
+    for a in HINTS {
+        let Some((keys, _, desc)) = rows.iter().find(|(_, ra, _)| ra == a) else {
+            continue;
+        };
+        let h = format!("{keys} {}", short(desc));
+        let w = h.chars().count() + 2;
+        if width + w > room {
+            break;
+        }
+        width += w;
+        hints.push(h);
+    }
+    if !hints.is_empty() {
+        let text = hints.join("  ");
+        let w = text.chars().count() as u16;
+        let x = area.x + area.width.saturating_sub(w + 1);
+        buf.set_stringn(
+            x,
+            area.y,
+            text,
+            (w + 1) as usize,
+            theme.style("status.hint"),
+        );
+    }
+}
+
+/// The last word of a description keeps hints short ("show help" → "help").
+fn short(desc: &str) -> &str {
+    desc.split_whitespace().next_back().unwrap_or(desc)
+}

@@ -1,0 +1,135 @@
+//! Whole-screen snapshots over fixed sizes and fixed event times. The text
+//! (symbols and layout) is what reviewers read; styles come from the theme.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::protocol::Millis;
+use crate::tui::keymap::Action;
+use crate::tui::state::sample::{T0, sample_events, sample_runs, sample_state};
+use crate::tui::state::{Input, State};
+use crate::tui::theme::Theme;
+
+use super::{buffer_text, render};
+
+fn screen(state: &State, w: u16, h: u16) -> String {
+    buffer_text(&render(state, &Theme::fallback(), w, h))
+}
+
+/// The sample run after its prompts have been on screen past the grace period.
+fn settled() -> State {
+    let mut s = sample_state();
+    s.handle(Input::Resize(120, 36));
+    s.handle(Input::Tick(Millis(T0 + 31_000)));
+    s.handle(Input::Tick(Millis(T0 + 32_000)));
+    s
+}
+
+#[test]
+fn runs_browser() {
+    let mut s = State::new();
+    s.set_runs(sample_runs());
+    s.handle_action(Action::ScrollDown);
+    insta::assert_snapshot!("runs_browser", screen(&s, 120, 16));
+}
+
+#[test]
+fn grid_with_agents_mid_stream() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::LayoutGrid);
+    s.handle_action(Action::JumpPane(4));
+    insta::assert_snapshot!("grid", screen(&s, 120, 36));
+}
+
+#[test]
+fn tabs_layout() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::JumpPane(2));
+    s.handle_action(Action::ToggleToolDetails);
+    insta::assert_snapshot!("tabs", screen(&s, 120, 36));
+}
+
+#[test]
+fn zoom_hides_sidebar_and_tabs() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::ToggleSidebar);
+    s.handle_action(Action::JumpPane(1));
+    s.handle_action(Action::ToggleZoom);
+    insta::assert_snapshot!("zoom", screen(&s, 100, 20));
+}
+
+#[test]
+fn sidebar_with_pending_question_focused() {
+    let mut s = settled();
+    // The approval arrived first and took focus; move on to the question.
+    s.handle_action(Action::NextPrompt);
+    insta::assert_snapshot!("sidebar_question", screen(&s, 120, 36));
+}
+
+#[test]
+fn search_highlights_matches() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::JumpPane(4));
+    s.handle_action(Action::Search);
+    for c in "token".chars() {
+        s.handle(Input::Key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Char(c),
+        )));
+    }
+    s.handle(Input::Key(crossterm::event::KeyEvent::from(
+        crossterm::event::KeyCode::Enter,
+    )));
+    insta::assert_snapshot!("search", screen(&s, 100, 20));
+}
+
+#[test]
+fn help_overlay() {
+    let mut s = settled();
+    s.handle_action(Action::Help);
+    insta::assert_snapshot!("help", screen(&s, 120, 36));
+}
+
+#[test]
+fn palette_filters_fuzzily() {
+    let mut s = settled();
+    s.handle_action(Action::Palette);
+    s.handle(Input::Paste("zom".into()));
+    let first = s.palette.first().map(|e| e.label.clone());
+    assert_eq!(first.as_deref(), Some("zoom pane"));
+    insta::assert_snapshot!("palette", screen(&s, 120, 36));
+}
+
+#[test]
+fn overview_and_timeline() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::Overview);
+    insta::assert_snapshot!("overview", screen(&s, 120, 20));
+    s.handle_action(Action::Timeline);
+    insta::assert_snapshot!("timeline", screen(&s, 120, 20));
+}
+
+#[test]
+fn confirm_quit_overlay() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::Quit);
+    insta::assert_snapshot!("confirm_quit", screen(&s, 100, 24));
+}
+
+#[test]
+fn replay_status() {
+    let mut s = State::new();
+    s.load_replay(sample_events());
+    s.replay_jump(9);
+    insta::assert_snapshot!("replay", screen(&s, 120, 24));
+}
+
+#[test]
+fn too_small_terminal() {
+    let s = settled();
+    insta::assert_snapshot!("too_small", screen(&s, 50, 12));
+}
