@@ -69,29 +69,30 @@ fn tab_bar(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     buf.set_line(area.x, area.y, &Line::from(spans), area.width);
 }
 
-/// Title: glyph, mode, step, attempt, elapsed, usage (and "needs input").
-fn title(state: &State, theme: &Theme, p: &Pane) -> String {
+/// Title: glyph, step, mode, attempt, elapsed, usage and state, shortened
+/// (mode, then usage go first) until it fits in `room` columns.
+fn title(state: &State, theme: &Theme, p: &Pane, room: usize) -> String {
+    let glyph = pane_glyph(state, theme, p);
     let mode = p.mode.as_deref().unwrap_or(p.kind.as_str());
     // The mode is shown when it adds something to the step's name.
-    let mode = if mode == p.step.as_str() {
-        String::new()
-    } else {
-        format!(" ({mode})")
-    };
+    let mode = if mode == p.step.as_str() { String::new() } else { format!(" ({mode})") };
     let end = p.finished_at.unwrap_or(state.now());
     let elapsed = fmt_secs(end.0.saturating_sub(p.started_at.0));
-    let mut t = format!(
-        " {} {}{mode} #{} · {elapsed} · {} ",
-        pane_glyph(state, theme, p),
-        p.step,
-        p.attempt,
-        fmt_usage(&p.usage)
-    );
+    let usage = format!(" · {}", fmt_usage(&p.usage));
     let word = pane_state_word(state, p);
-    if word != "running" {
-        t.push_str(&format!("· {word} "));
+    let word = if word == "running" { String::new() } else { format!(" · {word}") };
+    let (step, attempt) = (&p.step, p.attempt);
+    let variants = [
+        format!(" {glyph} {step}{mode} #{attempt} · {elapsed}{usage}{word} "),
+        format!(" {glyph} {step} #{attempt} · {elapsed}{usage}{word} "),
+        format!(" {glyph} {step} #{attempt} · {elapsed}{word} "),
+        format!(" {glyph} {step} #{attempt} · {elapsed} "),
+    ];
+    let fits = |t: &String| t.chars().count() <= room;
+    match variants.iter().find(|t| fits(t)) {
+        Some(t) => t.clone(),
+        None => clip(&variants[3], room),
     }
-    t
 }
 
 fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: &mut Buffer) {
@@ -106,10 +107,7 @@ fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: 
         .border_type(theme.border_type())
         .border_style(theme.style(border))
         .title(Span::styled(
-            clip(
-                &title(state, theme, p),
-                area.width.saturating_sub(4) as usize,
-            ),
+            title(state, theme, p, area.width.saturating_sub(4) as usize),
             theme.style(if focused {
                 "pane.title.focused"
             } else {
