@@ -506,3 +506,44 @@ fn deltas_of_other_runs_are_ignored() {
     assert_eq!(s.run, before);
     assert_eq!(sample_deltas().len(), 4);
 }
+
+#[test]
+fn replay_jumps_to_a_step_from_the_overview() {
+    let events = sample_events();
+    let mut s = State::new();
+    s.load_replay(events.clone());
+    s.replay_jump(events.len());
+    s.handle_action(Action::Overview);
+    // architect, coder, tester, security, checks: pick "tester".
+    s.handle(key(KeyCode::Down));
+    s.handle(key(KeyCode::Down));
+    s.handle(key(KeyCode::Enter));
+    let r = s.replay.as_ref().unwrap();
+    assert!(!r.playing || r.pos <= 8);
+    // Folded up to and including tester's start (the 8th event).
+    assert_eq!(r.pos, 8);
+    assert_eq!(s.run.panes.len(), 3);
+    assert_eq!(s.focused_pane().unwrap().step.as_str(), "tester");
+}
+
+#[test]
+fn palette_runs_the_picked_action() {
+    let mut s = settled();
+    s.handle_action(Action::Palette);
+    s.handle(Input::Paste("grid".into()));
+    s.handle(key(KeyCode::Enter));
+    assert_eq!(s.layout, lev::tui::state::PaneLayout::Grid);
+    assert_eq!(s.overlay, None);
+    assert!(s.typing.is_none());
+}
+
+#[test]
+fn a_second_enter_does_not_send_the_answer_twice() {
+    let mut s = settled();
+    s.handle_action(Action::NextPrompt);
+    assert_eq!(ops(&s.handle(key(KeyCode::Enter))).len(), 1);
+    s.handle_action(Action::NextPrompt);
+    s.handle_action(Action::NextPrompt);
+    assert_eq!(s.focused_prompt().map(|(i, _)| i), Some(2));
+    assert!(ops(&s.handle(key(KeyCode::Enter))).is_empty());
+}

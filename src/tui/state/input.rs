@@ -435,7 +435,12 @@ impl State {
             self.say("just arrived: read it first");
             return Vec::new();
         }
+        if self.sent.contains(&i) {
+            self.say("already sent: waiting for the engine to record it");
+            return Vec::new();
+        }
         let question = p.key();
+        self.sent.insert(i);
         self.focus = Focus::Panes;
         self.say(format!("answer sent to {question}"));
         vec![Effect::Op(Op::Answer {
@@ -463,6 +468,11 @@ impl State {
         let (Some(run), Some(step)) = (self.run.run.clone(), p.step.clone()) else {
             return Vec::new();
         };
+        if self.sent.contains(&i) {
+            self.say("already sent: waiting for the engine to record it");
+            return Vec::new();
+        }
+        self.sent.insert(i);
         self.focus = Focus::Panes;
         vec![Effect::Op(Op::Decide {
             run,

@@ -152,6 +152,9 @@ pub struct State {
     /// Tick time each prompt was first seen at (by prompt index; `None` until a tick).
     prompt_seen: Vec<Option<Millis>>,
     auto_focused: BTreeSet<usize>,
+    /// Prompts answered from this screen whose answer the engine has not
+    /// recorded yet (a second Enter must not send it twice).
+    pub sent: BTreeSet<usize>,
     /// Effects produced by `apply` (attention), handed out by the next `handle`.
     queued: Vec<Effect>,
     /// One-line message in the status bar ("not available yet", errors).
@@ -196,6 +199,7 @@ impl State {
             clock: Millis(0),
             prompt_seen: Vec::new(),
             auto_focused: BTreeSet::new(),
+            sent: BTreeSet::new(),
             queued: Vec::new(),
             message: None,
             size: (120, 36),
@@ -287,7 +291,7 @@ impl State {
         let unseen = self.prompt_seen.iter().any(Option::is_none);
         let running = self.run.panes.iter().any(|p| !p.status.is_terminal());
         let waiting = self.run.pending().next().is_some();
-        self.run_open && (running || waiting || unseen)
+        self.run_open && ((self.run.active() && (running || waiting)) || unseen)
     }
 
     /// The time shown as "now": the newest of the tick clock and the events.
@@ -378,6 +382,7 @@ impl State {
         replay.sync_clock(&run);
         self.run = run;
         self.prompt_seen = vec![Some(Millis(0)); self.run.prompts.len()];
+        self.sent.clear();
         self.after_fold(Folded::default());
     }
 

@@ -122,7 +122,7 @@ pub fn entries(keymap: &Keymap, runs: Option<&[RunMeta]>) -> Vec<PaletteEntry> {
         .collect();
     for r in runs.unwrap_or_default() {
         out.push(PaletteEntry {
-            label: format!("open run {} {} ({})", r.name, r.id, r.status.as_str()),
+            label: format!("open run {} ({}) {}", r.name, r.status.as_str(), r.id),
             keys: String::new(),
             item: PaletteItem::Run(r.id.clone()),
         });

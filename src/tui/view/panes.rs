@@ -43,27 +43,44 @@ pub fn draw(state: &State, theme: &Theme, reg: &Regions, buf: &mut Buffer) {
 }
 
 fn tab_bar(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let tabs: Vec<(String, &str)> = state
+        .run
+        .panes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let slot = if i == state.focus_pane {
+                "tab.active"
+            } else {
+                "tab"
+            };
+            let attention = if state.run.needs_input(&p.step) {
+                "!"
+            } else {
+                ""
+            };
+            let glyph = pane_glyph(state, theme, p);
+            (format!(" {} {glyph} {}{attention} ", i + 1, p.step), slot)
+        })
+        .collect();
+    // Scroll the bar so the focused tab is always visible.
+    let width = |t: &(String, &str)| t.0.chars().count() + 1;
+    let mut first = 0;
+    while first < state.focus_pane
+        && tabs[first..=state.focus_pane.min(tabs.len() - 1)]
+            .iter()
+            .map(width)
+            .sum::<usize>()
+            > area.width as usize
+    {
+        first += 1;
+    }
     let mut spans = Vec::new();
-    for (i, p) in state.run.panes.iter().enumerate() {
-        let slot = if i == state.focus_pane {
-            "tab.active"
-        } else {
-            "tab"
-        };
-        let attention = if state.run.needs_input(&p.step) {
-            "!"
-        } else {
-            ""
-        };
-        spans.push(Span::styled(
-            format!(
-                " {} {} {}{attention} ",
-                i + 1,
-                pane_glyph(state, theme, p),
-                p.step
-            ),
-            theme.style(slot),
-        ));
+    if first > 0 {
+        spans.push(Span::styled("‹", theme.style("tab.separator")));
+    }
+    for (text, slot) in &tabs[first..] {
+        spans.push(Span::styled(text.clone(), theme.style(slot)));
         spans.push(Span::styled("│", theme.style("tab.separator")));
     }
     buf.set_line(area.x, area.y, &Line::from(spans), area.width);
@@ -75,12 +92,20 @@ fn title(state: &State, theme: &Theme, p: &Pane, room: usize) -> String {
     let glyph = pane_glyph(state, theme, p);
     let mode = p.mode.as_deref().unwrap_or(p.kind.as_str());
     // The mode is shown when it adds something to the step's name.
-    let mode = if mode == p.step.as_str() { String::new() } else { format!(" ({mode})") };
+    let mode = if mode == p.step.as_str() {
+        String::new()
+    } else {
+        format!(" ({mode})")
+    };
     let end = p.finished_at.unwrap_or(state.now());
     let elapsed = fmt_secs(end.0.saturating_sub(p.started_at.0));
     let usage = format!(" · {}", fmt_usage(&p.usage));
     let word = pane_state_word(state, p);
-    let word = if word == "running" { String::new() } else { format!(" · {word}") };
+    let word = if word == "running" {
+        String::new()
+    } else {
+        format!(" · {word}")
+    };
     let (step, attempt) = (&p.step, p.attempt);
     let variants = [
         format!(" {glyph} {step}{mode} #{attempt} · {elapsed}{usage}{word} "),

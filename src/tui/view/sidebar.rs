@@ -60,6 +60,11 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         let marker = if focused { "▶ " } else { "  " };
         let waited = fmt_secs(now.0.saturating_sub(p.asked_at.0));
         let head_style = theme.style(if focused { "prompt.focused" } else { "prompt" });
+        let waited = if state.sent.contains(&i) {
+            format!("{waited} · sent")
+        } else {
+            waited
+        };
         match &p.kind {
             PromptKind::Question {
                 id,

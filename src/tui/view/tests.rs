@@ -133,3 +133,35 @@ fn too_small_terminal() {
     let s = settled();
     insta::assert_snapshot!("too_small", screen(&s, 50, 12));
 }
+
+#[test]
+fn sidebar_while_typing_a_free_answer() {
+    let mut s = settled();
+    s.handle_action(Action::NextPrompt);
+    s.handle_action(Action::Answer);
+    s.handle(Input::Paste("proptest, but keep one example".into()));
+    insta::assert_snapshot!("sidebar_typing", screen(&s, 120, 36));
+}
+
+#[test]
+fn palette_in_the_runs_browser_lists_runs() {
+    let mut s = State::new();
+    s.set_runs(sample_runs());
+    s.handle_action(Action::Palette);
+    s.handle(Input::Paste("open paused".into()));
+    insta::assert_snapshot!("palette_runs", screen(&s, 100, 20));
+}
+
+#[test]
+fn tab_bar_scrolls_to_the_focused_tab() {
+    let mut s = crate::tui::state::sample::bench_state(12, 3);
+    s.handle_action(Action::JumpPane(9));
+    for _ in 0..3 {
+        s.handle_action(Action::FocusNext);
+    }
+    assert_eq!(s.focus_pane, 11);
+    let text = screen(&s, 80, 16);
+    let bar = text.lines().next().unwrap();
+    assert!(bar.contains("12 "), "focused tab visible: {bar}");
+    assert!(bar.starts_with('‹'), "scrolled: {bar}");
+}
