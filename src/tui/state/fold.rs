@@ -378,6 +378,8 @@ impl RunView {
                         {
                             p.restart(*attempt, at);
                         }
+                        // A re-run of the same attempt (resume) is running again.
+                        p.status = StepStatus::Running;
                         p.kind = kind.clone();
                         p.mode = mode.clone();
                     }

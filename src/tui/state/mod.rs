@@ -8,6 +8,7 @@
 //! `layout` (regions shared by the view and mouse hit-testing), `palette`
 //! (fuzzy command list), `replay` (playback over recorded events).
 
+mod answer;
 mod fold;
 mod input;
 pub mod layout;

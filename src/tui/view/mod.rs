@@ -7,6 +7,63 @@
 //! (whispers), `status` (status bar), `overlays` (help, palette, confirm),
 //! `browser` (runs list), `overview` (steps list and timeline).
 
+/// Every style slot the views ask the theme for (besides `step.<status>`
+/// and `status.run.<status>` for each status word). The theme resolves them
+/// with dotted fallback, so a theme may set only the prefixes it cares about.
+pub const STYLE_SLOTS: &[&str] = &[
+    "base",
+    "text",
+    "muted",
+    "warning",
+    "error",
+    "code",
+    "code.fence",
+    "diff.add",
+    "diff.del",
+    "tool",
+    "tool.error",
+    "shell.stdout",
+    "shell.stderr",
+    "search.match",
+    "search.current",
+    "tab",
+    "tab.active",
+    "tab.separator",
+    "pane.border",
+    "pane.border.focused",
+    "pane.border.attention",
+    "pane.title",
+    "pane.title.focused",
+    "sidebar.border",
+    "sidebar.title",
+    "prompt",
+    "prompt.focused",
+    "prompt.option",
+    "prompt.option.selected",
+    "prompt.keys",
+    "history",
+    "input",
+    "input.border",
+    "status",
+    "status.name",
+    "status.badge",
+    "status.replay",
+    "status.message",
+    "status.note",
+    "status.hint",
+    "overlay",
+    "overlay.border",
+    "overlay.title",
+    "help.key",
+    "help.desc",
+    "palette.item",
+    "palette.selected",
+    "table.header",
+    "table.row",
+    "table.selected",
+    "timeline.label",
+];
+
 mod browser;
 mod overlays;
 mod overview;

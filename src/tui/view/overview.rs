@@ -80,6 +80,30 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         };
         buf.set_stringn(inner.x, y, line, w, style);
     }
+    draw_notes(state, theme, inner, buf);
+}
+
+/// Run-wide notes (pauses, limits, errors) under the steps, newest last.
+fn draw_notes(state: &State, theme: &Theme, inner: Rect, buf: &mut Buffer) {
+    let notes = &state.run.notes;
+    let top = inner.y + 2 + state.run.steps.len() as u16;
+    let bottom = inner.y + inner.height;
+    if notes.is_empty() || top + 1 >= bottom {
+        return;
+    }
+    let w = inner.width as usize;
+    buf.set_stringn(inner.x, top, "  run notes", w, theme.style("table.header"));
+    let room = (bottom - top - 1) as usize;
+    let first = notes.len().saturating_sub(room);
+    for (k, n) in notes[first..].iter().enumerate() {
+        buf.set_stringn(
+            inner.x,
+            top + 1 + k as u16,
+            format!("  · {}", clip(n, w.saturating_sub(4))),
+            w,
+            theme.style("muted"),
+        );
+    }
 }
 
 /// One bar per step over the run's wall-clock span.

@@ -239,6 +239,12 @@ fn body(p: &Pane, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let mut scratch = Vec::new();
     while abs > p.dropped && rows.len() < h {
         abs -= 1;
+        // Lines wholly below the viewport are counted, not built.
+        let n = p.rows_of(abs, w);
+        if skip >= n {
+            skip -= n;
+            continue;
+        }
         scratch.clear();
         line_rows(p, theme, abs, w, &mut scratch);
         while let Some(r) = scratch.pop() {

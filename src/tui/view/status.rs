@@ -75,11 +75,18 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         left.push(Span::raw(" "));
     }
     let mode = match state.typing {
-        Some(Typing::Search) => Some(format!("/{}", state.textarea.lines().join(""))),
+        Some(Typing::Search) => Some(format!(
+            "/{}  (Enter: go · Esc: clear)",
+            state.textarea.lines().join("")
+        )),
+        Some(Typing::Answer(_)) => Some("answering: Enter sends · Esc cancels".to_string()),
         _ => None,
     };
     if let Some(m) = mode.or_else(|| state.message.clone()) {
         left.push(Span::styled(m, theme.style("status.message")));
+    } else if let Some(note) = state.run.notes.last() {
+        // The newest run-wide note (pause, limit, error) until something replaces it.
+        left.push(Span::styled(note.clone(), theme.style("status.note")));
     }
     let left = Line::from(left);
     let used = left.width() as u16;

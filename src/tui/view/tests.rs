@@ -165,3 +165,32 @@ fn tab_bar_scrolls_to_the_focused_tab() {
     assert!(bar.contains("12 "), "focused tab visible: {bar}");
     assert!(bar.starts_with('‹'), "scrolled: {bar}");
 }
+
+#[test]
+fn overview_lists_run_notes() {
+    use crate::protocol::{Event, Notice, Recorded, Seq};
+    let mut s = settled();
+    s.apply(&Notice::Event(Recorded {
+        run: crate::tui::state::sample::sample_run_id(),
+        seq: Seq(300),
+        event: Event::GuardTripped {
+            guard: "max_cost_usd".into(),
+            limit: "5.00".into(),
+            observed: "5.12".into(),
+            step: Some(crate::protocol::StepKey::new("coder")),
+            at: Millis(T0 + 33_000),
+        },
+    }));
+    s.handle_action(Action::Back);
+    s.handle_action(Action::Overview);
+    let text = screen(&s, 120, 20);
+    assert!(text.contains("run notes"), "{text}");
+    assert!(
+        text.contains("· limit max_cost_usd (5.00) reached at coder: 5.12"),
+        "{text}"
+    );
+    assert!(
+        text.contains("limit max_cost_usd"),
+        "status bar shows the newest note"
+    );
+}
