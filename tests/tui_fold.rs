@@ -547,3 +547,23 @@ fn a_second_enter_does_not_send_the_answer_twice() {
     assert_eq!(s.focused_prompt().map(|(i, _)| i), Some(2));
     assert!(ops(&s.handle(key(KeyCode::Enter))).is_empty());
 }
+
+#[test]
+fn reset_run_returns_to_the_browser_and_a_new_run_folds_fresh() {
+    let mut s = settled();
+    s.set_runs(sample_runs());
+    s.handle_action(Action::LayoutGrid);
+    s.reset_run();
+    assert!(!s.run_open);
+    assert_eq!(s.pending_count(), 0);
+    assert_eq!(s.layout, lev::tui::state::PaneLayout::Grid);
+    assert_eq!(
+        s.handle(key(KeyCode::Enter)),
+        vec![Effect::OpenRun(s.runs[0].id.clone())]
+    );
+    for r in sample_events().into_iter().take(4) {
+        s.apply(&Notice::Event(r));
+    }
+    assert!(s.run_open);
+    assert_eq!(s.run.panes.len(), 1);
+}

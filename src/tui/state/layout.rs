@@ -49,7 +49,7 @@ pub fn regions(state: &State, area: Rect) -> Regions {
     r.status = Rect::new(area.x, area.y + area.height - 1, area.width, 1);
     let mut body = Rect::new(area.x, area.y, area.width, area.height - 1);
     if state.sidebar && state.run_open {
-        let w = sidebar_width(area.width);
+        let w = sidebar_width(area.width).min(body.width);
         r.sidebar = Some(Rect::new(body.x + body.width - w, body.y, w, body.height));
         body.width -= w;
     }

@@ -277,6 +277,24 @@ impl State {
         self.runs_cursor = self.runs_cursor.min(self.runs.len().saturating_sub(1));
     }
 
+    /// Forgets the run on screen (before opening another one, or to go back
+    /// to the runs browser). UI preferences (layout, sidebar) are kept.
+    pub fn reset_run(&mut self) {
+        self.run = RunView::default();
+        self.run_open = false;
+        self.replay = None;
+        self.focus = Focus::Panes;
+        self.focus_pane = 0;
+        self.screen = Screen::Panes;
+        self.typing = None;
+        self.overlay = None;
+        self.prompt_seen.clear();
+        self.auto_focused.clear();
+        self.sent.clear();
+        self.queued.clear();
+        self.message = None;
+    }
+
     /// Enters playback mode over a recorded run.
     pub fn load_replay(&mut self, events: Vec<Recorded>) {
         self.replay = Some(Replay::new(events));

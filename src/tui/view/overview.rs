@@ -139,7 +139,7 @@ pub fn draw_timeline(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer)
         let label = format!(
             "{}{}",
             if sel { "›" } else { " " },
-            clip(row.key.as_str(), label_w - 1)
+            clip(row.key.as_str(), label_w.saturating_sub(1))
         );
         buf.set_stringn(inner.x, y, label, label_w, theme.style("timeline.label"));
         for (n, seg) in row.segments.iter().enumerate() {

@@ -65,13 +65,10 @@ fn tab_bar(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         .collect();
     // Scroll the bar so the focused tab is always visible.
     let width = |t: &(String, &str)| t.0.chars().count() + 1;
+    let focus = state.focus_pane.min(tabs.len().saturating_sub(1));
     let mut first = 0;
-    while first < state.focus_pane
-        && tabs[first..=state.focus_pane.min(tabs.len() - 1)]
-            .iter()
-            .map(width)
-            .sum::<usize>()
-            > area.width as usize
+    while first < focus
+        && tabs[first..=focus].iter().map(width).sum::<usize>() > area.width as usize
     {
         first += 1;
     }

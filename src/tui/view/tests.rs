@@ -194,3 +194,45 @@ fn overview_lists_run_notes() {
         "status bar shows the newest note"
     );
 }
+
+/// Every screen draws at every size, down to nothing, without panicking.
+#[test]
+fn every_screen_draws_at_every_size() {
+    let mut states = Vec::new();
+    let mut browser = State::new();
+    browser.set_runs(sample_runs());
+    states.push(browser);
+    for actions in [
+        vec![],
+        vec![Action::LayoutGrid],
+        vec![Action::ToggleZoom],
+        vec![Action::Overview],
+        vec![Action::Timeline],
+        vec![Action::Help],
+        vec![Action::Palette],
+        vec![Action::Quit],
+        vec![Action::NextPrompt, Action::Answer],
+        vec![Action::Search],
+    ] {
+        let mut s = settled();
+        for a in actions {
+            s.handle_action(a);
+        }
+        states.push(s);
+    }
+    let mut replay = State::new();
+    replay.load_replay(sample_events());
+    replay.replay_jump(5);
+    states.push(replay);
+    for s in &mut states {
+        for w in (0..=130).step_by(7) {
+            for h in (0..=40).step_by(3) {
+                // The state pages and hit-tests with the same size.
+                s.handle(Input::Resize(w, h));
+                s.handle_action(Action::PageUp);
+                s.handle_action(Action::FocusRight);
+                let _ = render(s, &Theme::fallback(), w, h);
+            }
+        }
+    }
+}
