@@ -193,6 +193,14 @@ impl Pane {
             let keep = start.saturating_sub(self.dropped) as usize;
             self.lines.truncate(keep);
             self.in_code = self.live_in_code;
+            self.search.matches.retain(|m| *m < start);
+            if self
+                .search
+                .current
+                .is_some_and(|c| c >= self.search.matches.len())
+            {
+                self.search.current = None;
+            }
         }
         self.open = false;
         for l in text.lines() {
@@ -310,16 +318,34 @@ impl Pane {
             last.kind = kind;
             self.in_code = after;
         }
+        self.index_search(self.end().saturating_sub(1));
+    }
+
+    /// Adds closed line `abs` to the active search's matches when it matches,
+    /// so `n`/`N` reach output that arrived after the search started.
+    fn index_search(&mut self, abs: u64) {
+        if self.search.query.is_empty() || self.search.matches.last().is_some_and(|m| *m >= abs) {
+            return;
+        }
+        let q = self.search.query.to_lowercase();
+        if self
+            .line(abs)
+            .is_some_and(|l| l.text.to_lowercase().contains(&q))
+        {
+            self.search.matches.push(abs);
+        }
     }
 
     fn push_text(&mut self, text: &str) {
         let (kind, after) = classify(text, self.in_code);
         self.in_code = after;
-        self.push_raw(text.to_string(), kind);
+        self.push(text.to_string(), kind);
     }
 
+    /// Pushes a closed line.
     fn push(&mut self, text: String, kind: LineKind) {
         self.push_raw(text, kind);
+        self.index_search(self.end().saturating_sub(1));
     }
 
     fn push_raw(&mut self, text: String, kind: LineKind) {
@@ -532,6 +558,22 @@ mod tests {
                 LineKind::DiffAdd
             ]
         );
+    }
+
+    #[test]
+    fn search_picks_up_lines_that_arrive_later() {
+        let mut p = pane();
+        p.note("an error here".into(), LineKind::Note);
+        p.set_search("ERROR");
+        assert_eq!(p.search.matches, vec![0]);
+        p.push_shell("ok\nanother error\n", false);
+        p.note("fine".into(), LineKind::Note);
+        assert_eq!(p.search.matches, vec![0, 2]);
+        // Streamed tokens that the final reply replaces leave no stale match.
+        p.push_tokens("error in draft\n");
+        assert_eq!(p.search.matches, vec![0, 2, 5]);
+        p.replace_live("clean reply");
+        assert_eq!(p.search.matches, vec![0, 2]);
     }
 
     #[test]
