@@ -16,10 +16,10 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let body = Rect::new(area.x, area.y, area.width, area.height.saturating_sub(1));
     let block = Block::bordered()
         .border_type(theme.border_type())
-        .border_style(theme.style("pane.border"))
+        .border_style(theme.style("border"))
         .title(Span::styled(
             format!(" runs · {} ", state.runs.len()),
-            theme.style("pane.title"),
+            theme.style("title"),
         ));
     let inner = block.inner(body);
     block.render(body, buf);
@@ -30,14 +30,14 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             inner.y + 1,
             "no runs yet — start one with `lev run <workflow.yaml>`",
             w.saturating_sub(1),
-            theme.style("muted"),
+            theme.style("dim"),
         );
     }
     let header = format!(
         "  {:<2}{:<28} {:<26} {:<10} {:<16} ",
         "", "name", "id", "status", "created (UTC)"
     );
-    buf.set_stringn(inner.x, inner.y, &header, w, theme.style("table.header"));
+    buf.set_stringn(inner.x, inner.y, &header, w, theme.style("title"));
     let list_h = inner.height.saturating_sub(1) as usize;
     let first = state.runs_cursor.saturating_sub(list_h.saturating_sub(1));
     for (k, r) in state.runs.iter().enumerate().skip(first).take(list_h) {
@@ -63,12 +63,18 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             r.status.as_str(),
             utc_minutes(r.created_ms),
         );
-        let slot = if sel { "table.selected" } else { "table.row" };
+        let slot = if sel { "selection" } else { "base" };
         buf.set_stringn(inner.x, y, line, w, theme.style(slot));
     }
     let hint = " ↑↓ select · Enter open (resumes unfinished runs) · : palette · ? help";
     let y = area.y + area.height.saturating_sub(1);
-    buf.set_stringn(area.x, y, hint, area.width as usize, theme.style("status"));
+    buf.set_stringn(
+        area.x,
+        y,
+        hint,
+        area.width as usize,
+        theme.style("statusbar"),
+    );
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC from epoch milliseconds (no clock read).

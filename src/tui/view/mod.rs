@@ -8,60 +8,38 @@
 //! `browser` (runs list), `overview` (steps list and timeline).
 
 /// Every style slot the views ask the theme for (besides `step.<status>`
-/// and `status.run.<status>` for each status word). The theme resolves them
-/// with dotted fallback, so a theme may set only the prefixes it cares about.
+/// for the six styled statuses). The names follow the theme module's slot
+/// catalogue; the few finer ones (`title.focused`, `border.attention`,
+/// `statusbar.*`, `search.current`, `code.fence`) fall back to their parent.
 pub const STYLE_SLOTS: &[&str] = &[
     "base",
-    "text",
-    "muted",
-    "warning",
-    "error",
-    "code",
-    "code.fence",
+    "panel",
+    "border",
+    "border.focused",
+    "border.attention",
+    "title",
+    "title.focused",
+    "statusbar",
+    "statusbar.name",
+    "statusbar.replay",
+    "statusbar.message",
+    "statusbar.note",
+    "statusbar.hint",
+    "selection",
+    "whisper",
+    "question",
     "diff.add",
     "diff.del",
-    "tool",
-    "tool.error",
-    "shell.stdout",
-    "shell.stderr",
-    "search.match",
-    "search.current",
+    "code",
+    "code.fence",
     "tab",
     "tab.active",
-    "tab.separator",
-    "pane.border",
-    "pane.border.focused",
-    "pane.border.attention",
-    "pane.title",
-    "pane.title.focused",
-    "sidebar.border",
-    "sidebar.title",
-    "prompt",
-    "prompt.focused",
-    "prompt.option",
-    "prompt.option.selected",
-    "prompt.keys",
-    "history",
-    "input",
-    "input.border",
-    "status",
-    "status.name",
-    "status.badge",
-    "status.replay",
-    "status.message",
-    "status.note",
-    "status.hint",
-    "overlay",
-    "overlay.border",
-    "overlay.title",
+    "search.match",
+    "search.current",
+    "badge",
+    "dim",
+    "error",
     "help.key",
-    "help.desc",
-    "palette.item",
-    "palette.selected",
-    "table.header",
-    "table.row",
-    "table.selected",
-    "timeline.label",
 ];
 
 mod browser;
@@ -147,7 +125,7 @@ fn too_small(theme: &Theme, area: Rect, buf: &mut Buffer) {
     let h = 3.min(area.height);
     let y = area.y + area.height.saturating_sub(h) / 2;
     Paragraph::new(text)
-        .style(theme.style("warning"))
+        .style(theme.style("error"))
         .alignment(ratatui::layout::Alignment::Center)
         .wrap(Wrap { trim: true })
         .render(Rect::new(area.x, y, area.width, h), buf);
@@ -174,7 +152,16 @@ fn pane_state_word(state: &State, p: &Pane) -> &'static str {
 }
 
 fn status_style(theme: &Theme, s: StepStatus) -> Style {
-    theme.style(&format!("step.{}", s.as_str()))
+    // Themes style six statuses; the others borrow the nearest one.
+    let slot = match s {
+        StepStatus::Pending | StepStatus::Blocked => "step.pending",
+        StepStatus::Running | StepStatus::Retrying => "step.running",
+        StepStatus::Waiting => "step.waiting",
+        StepStatus::Succeeded => "step.succeeded",
+        StepStatus::Failed => "step.failed",
+        StepStatus::Skipped | StepStatus::Cancelled => "step.skipped",
+    };
+    theme.style(slot)
 }
 
 /// `950`, `12.3k`, `1.2M`.

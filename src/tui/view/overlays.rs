@@ -14,9 +14,9 @@ use super::{centered, clip};
 fn frame<'a>(theme: &Theme, title: &'a str) -> Block<'a> {
     Block::bordered()
         .border_type(theme.border_type())
-        .border_style(theme.style("overlay.border"))
-        .title(Span::styled(title, theme.style("overlay.title")))
-        .style(theme.style("overlay"))
+        .border_style(theme.style("border.focused"))
+        .title(Span::styled(title, theme.style("title")))
+        .style(theme.style("panel"))
 }
 
 pub fn help(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
@@ -32,18 +32,18 @@ pub fn help(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         .map(|(keys, _, desc)| {
             Line::from(vec![
                 Span::styled(format!(" {keys:>key_w$}  "), theme.style("help.key")),
-                Span::styled(desc.clone(), theme.style("help.desc")),
+                Span::styled(desc.clone(), theme.style("base")),
             ])
         })
         .collect();
     if lines.is_empty() {
         lines.push(Line::styled(
             " no key bindings configured",
-            theme.style("muted"),
+            theme.style("dim"),
         ));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled(" Esc closes", theme.style("muted")));
+    lines.push(Line::styled(" Esc closes", theme.style("dim")));
     let h = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
     let w = 64.min(area.width.saturating_sub(4));
     let r = centered(area, w, h);
@@ -75,7 +75,7 @@ pub fn palette(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         inner.y,
         format!(": {query}▏"),
         inner.width as usize,
-        theme.style("input"),
+        theme.style("base"),
     );
     let list_h = (inner.height - 1) as usize;
     // Keep the cursor in view.
@@ -85,11 +85,7 @@ pub fn palette(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     for (k, e) in state.palette.iter().enumerate().skip(first).take(list_h) {
         let y = inner.y + 1 + (k - first) as u16;
         let sel = k == state.palette_cursor;
-        let slot = if sel {
-            "palette.selected"
-        } else {
-            "palette.item"
-        };
+        let slot = if sel { "selection" } else { "base" };
         let mark = if sel { "›" } else { " " };
         let keys = if e.keys.is_empty() {
             String::new()
@@ -111,7 +107,7 @@ pub fn palette(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                 y,
                 keys,
                 kw as usize,
-                theme.style("muted"),
+                theme.style("dim"),
             );
         }
     }
@@ -121,7 +117,7 @@ pub fn palette(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             inner.y + 1,
             "  no match",
             inner.width as usize,
-            theme.style("muted"),
+            theme.style("dim"),
         );
     }
 }
@@ -143,10 +139,10 @@ pub fn confirm(what: Confirm, theme: &Theme, area: Rect, buf: &mut Buffer) {
     };
     let mut lines: Vec<Line> = text
         .into_iter()
-        .map(|t| Line::styled(t, theme.style("text")))
+        .map(|t| Line::styled(t, theme.style("base")))
         .collect();
     lines.push(Line::raw(""));
-    lines.push(Line::styled("[y] yes   [n] no", theme.style("prompt.keys")));
+    lines.push(Line::styled("[y] yes   [n] no", theme.style("help.key")));
     let w = 56.min(area.width.saturating_sub(4));
     let h = (lines.len() as u16 + 2).min(area.height);
     let r = centered(area, w, h);

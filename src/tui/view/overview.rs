@@ -16,8 +16,8 @@ use super::{clip, fmt_secs, fmt_usage, status_style};
 fn frame<'a>(theme: &Theme, title: String) -> Block<'a> {
     Block::bordered()
         .border_type(theme.border_type())
-        .border_style(theme.style("pane.border"))
-        .title(Span::styled(title, theme.style("pane.title")))
+        .border_style(theme.style("border"))
+        .title(Span::styled(title, theme.style("title")))
 }
 
 /// Steps with status, attempts, duration and usage.
@@ -34,7 +34,7 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         "  {:<2}{:<24} {:<12} {:>8} {:>9}  {}",
         "", "step", "status", "attempts", "time", "usage"
     );
-    buf.set_stringn(inner.x, inner.y, header, w, theme.style("table.header"));
+    buf.set_stringn(inner.x, inner.y, header, w, theme.style("title"));
     for (k, row) in state
         .run
         .steps
@@ -74,7 +74,7 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             fmt_secs(time),
         );
         let style = if sel {
-            theme.style("table.selected")
+            theme.style("selection")
         } else {
             status_style(theme, row.status)
         };
@@ -92,7 +92,7 @@ fn draw_notes(state: &State, theme: &Theme, inner: Rect, buf: &mut Buffer) {
         return;
     }
     let w = inner.width as usize;
-    buf.set_stringn(inner.x, top, "  run notes", w, theme.style("table.header"));
+    buf.set_stringn(inner.x, top, "  run notes", w, theme.style("title"));
     let room = (bottom - top - 1) as usize;
     let first = notes.len().saturating_sub(room);
     for (k, n) in notes[first..].iter().enumerate() {
@@ -101,7 +101,7 @@ fn draw_notes(state: &State, theme: &Theme, inner: Rect, buf: &mut Buffer) {
             top + 1 + k as u16,
             format!("  · {}", clip(n, w.saturating_sub(4))),
             w,
-            theme.style("muted"),
+            theme.style("dim"),
         );
     }
 }
@@ -141,7 +141,7 @@ pub fn draw_timeline(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer)
             if sel { "›" } else { " " },
             clip(row.key.as_str(), label_w.saturating_sub(1))
         );
-        buf.set_stringn(inner.x, y, label, label_w, theme.style("timeline.label"));
+        buf.set_stringn(inner.x, y, label, label_w, theme.style("base"));
         for (n, seg) in row.segments.iter().enumerate() {
             let status = if seg.end.is_none() {
                 row.status
@@ -169,11 +169,11 @@ pub fn draw_timeline(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer)
     // Axis: start, middle and end offsets.
     let y = inner.y + inner.height - 1;
     let axis: String = "─".repeat(bar_w as usize);
-    buf.set_string(bar_x, y, &axis, theme.style("muted"));
-    buf.set_string(bar_x, y, "0s", theme.style("muted"));
+    buf.set_string(bar_x, y, &axis, theme.style("dim"));
+    buf.set_string(bar_x, y, "0s", theme.style("dim"));
     let mid = fmt_secs(span / 2);
-    buf.set_string(bar_x + (bar_w / 2) as u16, y, &mid, theme.style("muted"));
+    buf.set_string(bar_x + (bar_w / 2) as u16, y, &mid, theme.style("dim"));
     let last = fmt_secs(span);
     let lx = bar_x + (bar_w as u16).saturating_sub(last.chars().count() as u16);
-    buf.set_string(lx, y, &last, theme.style("muted"));
+    buf.set_string(lx, y, &last, theme.style("dim"));
 }

@@ -22,11 +22,11 @@ pub fn draw(state: &State, theme: &Theme, reg: &Regions, buf: &mut Buffer) {
             "no run events yet"
         };
         Paragraph::new(msg)
-            .style(theme.style("muted"))
+            .style(theme.style("dim"))
             .block(
                 Block::bordered()
                     .border_type(theme.border_type())
-                    .border_style(theme.style("pane.border")),
+                    .border_style(theme.style("border")),
             )
             .render(reg.main, buf);
         return;
@@ -74,11 +74,11 @@ fn tab_bar(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     }
     let mut spans = Vec::new();
     if first > 0 {
-        spans.push(Span::styled("‹", theme.style("tab.separator")));
+        spans.push(Span::styled("‹", theme.style("dim")));
     }
     for (text, slot) in &tabs[first..] {
         spans.push(Span::styled(text.clone(), theme.style(slot)));
-        spans.push(Span::styled("│", theme.style("tab.separator")));
+        spans.push(Span::styled("│", theme.style("dim")));
     }
     buf.set_line(area.x, area.y, &Line::from(spans), area.width);
 }
@@ -119,33 +119,29 @@ fn title(state: &State, theme: &Theme, p: &Pane, room: usize) -> String {
 
 fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: &mut Buffer) {
     let border = if focused {
-        "pane.border.focused"
+        "border.focused"
     } else if state.run.needs_input(&p.step) {
-        "pane.border.attention"
+        "border.attention"
     } else {
-        "pane.border"
+        "border"
     };
     let mut block = Block::bordered()
         .border_type(theme.border_type())
         .border_style(theme.style(border))
         .title(Span::styled(
             title(state, theme, p, area.width.saturating_sub(4) as usize),
-            theme.style(if focused {
-                "pane.title.focused"
-            } else {
-                "pane.title"
-            }),
+            theme.style(if focused { "title.focused" } else { "title" }),
         ));
     if !p.scroll.following() {
         block = block.title_bottom(Span::styled(
             format!(" ↑{} · End follows ", p.scroll.from_bottom),
-            theme.style("muted"),
+            theme.style("dim"),
         ));
     } else if !p.search.query.is_empty() {
         let cur = p.search.current.map(|c| c + 1).unwrap_or(0);
         block = block.title_bottom(Span::styled(
             format!(" /{} {cur}/{} ", p.search.query, p.search.matches.len()),
-            theme.style("muted"),
+            theme.style("dim"),
         ));
     }
     block.render(area, buf);
@@ -161,21 +157,21 @@ struct Row {
 
 fn line_style(theme: &Theme, p: &Pane, kind: LineKind) -> Style {
     let slot = match kind {
-        LineKind::Text => "text",
+        LineKind::Text => "base",
         LineKind::Fence => "code.fence",
         LineKind::Code => "code",
         LineKind::DiffAdd => "diff.add",
         LineKind::DiffDel => "diff.del",
         LineKind::Tool(i) => {
             if p.tools.get(i).is_some_and(|t| t.is_error) {
-                "tool.error"
+                "error"
             } else {
-                "tool"
+                "title"
             }
         }
-        LineKind::Stdout => "shell.stdout",
-        LineKind::Stderr => "shell.stderr",
-        LineKind::Note => "muted",
+        LineKind::Stdout => "base",
+        LineKind::Stderr => "error",
+        LineKind::Note => "dim",
         LineKind::Error => "error",
     };
     theme.style(slot)

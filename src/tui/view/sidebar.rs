@@ -23,8 +23,8 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     };
     let block = Block::bordered()
         .border_type(theme.border_type())
-        .border_style(theme.style("sidebar.border"))
-        .title(Span::styled(title, theme.style("sidebar.title")));
+        .border_style(theme.style("border"))
+        .title(Span::styled(title, theme.style("title")));
     let inner = block.inner(area);
     block.render(area, buf);
 
@@ -59,7 +59,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         let focused = state.focused_prompt().is_some_and(|(f, _)| f == i);
         let marker = if focused { "▶ " } else { "  " };
         let waited = fmt_secs(now.0.saturating_sub(p.asked_at.0));
-        let head_style = theme.style(if focused { "prompt.focused" } else { "prompt" });
+        let head_style = theme.style(if focused { "selection" } else { "question" });
         let waited = if state.sent.contains(&i) {
             format!("{waited} · sent")
         } else {
@@ -75,9 +75,9 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                 let label = header.clone().unwrap_or_else(|| id.clone());
                 lines.push(Line::from(vec![
                     Span::styled(format!("{marker}? {label}"), head_style),
-                    Span::styled(format!("  ⏱ {waited}"), theme.style("muted")),
+                    Span::styled(format!("  ⏱ {waited}"), theme.style("dim")),
                 ]));
-                lines.push(Line::styled(format!("  {}", p.text), theme.style("text")));
+                lines.push(Line::styled(format!("  {}", p.text), theme.style("base")));
                 for (k, o) in options.iter().enumerate() {
                     let sel = focused && k == state.option_cursor;
                     let pick = if sel { "›" } else { " " };
@@ -86,11 +86,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                     } else {
                         ""
                     };
-                    let slot = if sel {
-                        "prompt.option.selected"
-                    } else {
-                        "prompt.option"
-                    };
+                    let slot = if sel { "selection" } else { "whisper" };
                     lines.push(Line::styled(
                         format!("  {pick} {} — {}{dflt}", o.value, o.label),
                         theme.style(slot),
@@ -103,16 +99,16 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                     } else {
                         format!("  ↑↓ pick · Enter send · {answer} type")
                     };
-                    lines.push(Line::styled(hint, theme.style("muted")));
+                    lines.push(Line::styled(hint, theme.style("dim")));
                 }
             }
             PromptKind::Approval => {
                 let step = p.step.as_ref().map(|s| s.as_str()).unwrap_or("?");
                 lines.push(Line::from(vec![
                     Span::styled(format!("{marker}⚠ approve {step}"), head_style),
-                    Span::styled(format!("  ⏱ {waited}"), theme.style("muted")),
+                    Span::styled(format!("  ⏱ {waited}"), theme.style("dim")),
                 ]));
-                lines.push(Line::styled(format!("  {}", p.text), theme.style("text")));
+                lines.push(Line::styled(format!("  {}", p.text), theme.style("base")));
                 if focused {
                     let (y, n) = (key_of(Action::Approve), key_of(Action::Deny));
                     let key = |k: String| {
@@ -127,17 +123,14 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                     } else {
                         "  (just arrived — read it first)".to_string()
                     };
-                    lines.push(Line::styled(hint, theme.style("prompt.keys")));
+                    lines.push(Line::styled(hint, theme.style("help.key")));
                 }
             }
         }
         lines.push(Line::raw(""));
     }
     if pending == 0 {
-        lines.push(Line::styled(
-            "  nothing waits for you",
-            theme.style("muted"),
-        ));
+        lines.push(Line::styled("  nothing waits for you", theme.style("dim")));
         lines.push(Line::raw(""));
     }
     let answered: Vec<_> = state
@@ -147,7 +140,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         .filter(|p| !p.is_pending())
         .collect();
     if !answered.is_empty() {
-        lines.push(Line::styled("── answered ──", theme.style("muted")));
+        lines.push(Line::styled("── answered ──", theme.style("dim")));
         for p in answered.iter().rev() {
             let Some(a) = &p.answered else { continue };
             let who = match a.source {
@@ -163,7 +156,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             };
             lines.push(Line::styled(
                 format!("✓ {what} = {}{who}", a.text),
-                theme.style("history"),
+                theme.style("dim"),
             ));
         }
     }
@@ -174,7 +167,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     if let Some(ia) = input_area {
         let block = Block::bordered()
             .border_type(theme.border_type())
-            .border_style(theme.style("input.border"))
+            .border_style(theme.style("border.focused"))
             .title(" answer ");
         let inner = block.inner(ia);
         block.render(ia, buf);

@@ -25,7 +25,7 @@ const HINTS: &[Action] = &[
 ];
 
 pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    buf.set_style(area, theme.style("status"));
+    buf.set_style(area, theme.style("statusbar"));
     let run = &state.run;
     let mut left: Vec<Span> = Vec::new();
     let name = if run.name.is_empty() {
@@ -36,28 +36,28 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let status = run.status.map(|s| s.as_str()).unwrap_or("starting");
     left.push(Span::styled(
         format!(" {} ", clip(name, 28)),
-        theme.style("status.name"),
+        theme.style("statusbar.name"),
     ));
     left.push(Span::styled(
         format!("{status} "),
-        theme.style(&format!("status.run.{status}")),
+        super::status_style(theme, run_step_status(run.status)),
     ));
     if let Some(start) = run.started_at {
         let end = run.finished_at.unwrap_or(state.now());
         left.push(Span::styled(
             format!("· {} ", fmt_secs(end.0.saturating_sub(start.0))),
-            theme.style("status"),
+            theme.style("statusbar"),
         ));
     }
     left.push(Span::styled(
         format!("· {} ", fmt_usage(&run.usage())),
-        theme.style("status"),
+        theme.style("statusbar"),
     ));
     let pending = state.pending_count();
     if pending > 0 {
         left.push(Span::styled(
             format!(" ⚑ {pending} waiting "),
-            theme.style("status.badge"),
+            theme.style("badge"),
         ));
         left.push(Span::raw(" "));
     }
@@ -70,7 +70,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                 r.events.len(),
                 r.speed()
             ),
-            theme.style("status.replay"),
+            theme.style("statusbar.replay"),
         ));
         left.push(Span::raw(" "));
     }
@@ -83,10 +83,10 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         _ => None,
     };
     if let Some(m) = mode.or_else(|| state.message.clone()) {
-        left.push(Span::styled(m, theme.style("status.message")));
+        left.push(Span::styled(m, theme.style("statusbar.message")));
     } else if let Some(note) = state.run.notes.last() {
         // The newest run-wide note (pause, limit, error) until something replaces it.
-        left.push(Span::styled(note.clone(), theme.style("status.note")));
+        left.push(Span::styled(note.clone(), theme.style("statusbar.note")));
     }
     let left = Line::from(left);
     let used = left.width() as u16;
@@ -118,7 +118,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             area.y,
             text,
             (w + 1) as usize,
-            theme.style("status.hint"),
+            theme.style("statusbar.hint"),
         );
     }
 }
@@ -126,4 +126,16 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
 /// The last word of a description keeps hints short ("show help" → "help").
 fn short(desc: &str) -> &str {
     desc.split_whitespace().next_back().unwrap_or(desc)
+}
+
+/// The step status whose style a run status borrows.
+fn run_step_status(s: Option<crate::protocol::RunStatus>) -> crate::protocol::StepStatus {
+    use crate::protocol::{RunStatus, StepStatus};
+    match s {
+        None | Some(RunStatus::Running) => StepStatus::Running,
+        Some(RunStatus::Paused) => StepStatus::Waiting,
+        Some(RunStatus::Succeeded) => StepStatus::Succeeded,
+        Some(RunStatus::Failed) => StepStatus::Failed,
+        Some(RunStatus::Cancelled) => StepStatus::Skipped,
+    }
 }
