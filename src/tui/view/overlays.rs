@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
-use crate::tui::state::{Confirm, State, action_label};
+use crate::tui::state::{Confirm, State};
 use crate::tui::theme::Theme;
 
 use super::{centered, clip};
@@ -21,36 +21,66 @@ fn frame<'a>(theme: &Theme, title: &'a str) -> Block<'a> {
 
 pub fn help(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let rows = state.keymap.help_rows();
-    let key_w = rows
-        .iter()
-        .map(|(k, _, _)| k.chars().count())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let mut lines: Vec<Line> = rows
-        .iter()
-        .map(|(keys, _, desc)| {
-            Line::from(vec![
-                Span::styled(format!(" {keys:>key_w$}  "), theme.style("help.key")),
-                Span::styled(desc.clone(), theme.style("base")),
-            ])
-        })
-        .collect();
-    if lines.is_empty() {
-        lines.push(Line::styled(
-            " no key bindings configured",
-            theme.style("dim"),
-        ));
-    }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled(" Esc closes", theme.style("dim")));
-    let h = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
-    let w = 64.min(area.width.saturating_sub(4));
+    let w = 110.min(area.width.saturating_sub(4));
+    let max_h = area.height.saturating_sub(2);
+    // Rows that do not fit one column go into a second one.
+    let room = max_h.saturating_sub(4).max(1) as usize;
+    let cols = if rows.len() > room && w >= 80 { 2 } else { 1 };
+    let per_col = rows.len().div_ceil(cols).max(1);
+    let h = (per_col.min(room) as u16 + 4).min(max_h);
     let r = centered(area, w, h);
     Clear.render(r, buf);
-    Paragraph::new(lines)
-        .block(frame(theme, " keys "))
-        .render(r, buf);
+    let block = frame(theme, " keys ");
+    let inner = block.inner(r);
+    block.render(r, buf);
+    if rows.is_empty() {
+        buf.set_stringn(
+            inner.x + 1,
+            inner.y,
+            "no key bindings configured",
+            inner.width as usize,
+            theme.style("dim"),
+        );
+    }
+    let col_w = inner.width / cols as u16;
+    let visible = inner.height.saturating_sub(2) as usize;
+    for (c, chunk) in rows.chunks(per_col).enumerate() {
+        let key_w = chunk
+            .iter()
+            .map(|(k, _, _)| k.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 16);
+        let x = inner.x + c as u16 * col_w;
+        for (k, (keys, _, desc)) in chunk.iter().take(visible).enumerate() {
+            let y = inner.y + k as u16;
+            let line = Line::from(vec![
+                Span::styled(
+                    format!(" {:>key_w$}  ", clip(keys, key_w)),
+                    theme.style("help.key"),
+                ),
+                Span::styled(desc.clone(), theme.style("base")),
+            ]);
+            buf.set_line(x, y, &line, col_w.saturating_sub(1));
+        }
+        if chunk.len() > visible {
+            buf.set_stringn(
+                x + 1,
+                inner.y + visible as u16,
+                format!("… {} more", chunk.len() - visible),
+                col_w as usize,
+                theme.style("dim"),
+            );
+        }
+    }
+    let y = inner.y + inner.height.saturating_sub(1);
+    buf.set_stringn(
+        inner.x + 1,
+        y,
+        "Esc closes · : runs any action by name",
+        inner.width as usize,
+        theme.style("dim"),
+    );
 }
 
 pub fn palette(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
@@ -130,10 +160,7 @@ pub fn confirm(what: Confirm, theme: &Theme, area: Rect, buf: &mut Buffer) {
             "resume it later from the runs list.".to_string(),
         ],
         Confirm::CancelRun => vec![
-            format!(
-                "{} this run?",
-                capitalised(action_label(crate::tui::keymap::Action::CancelStep))
-            ),
+            "Cancel this run?".to_string(),
             "Running steps are stopped; results so far stay in the journal.".to_string(),
         ],
     };
@@ -151,12 +178,4 @@ pub fn confirm(what: Confirm, theme: &Theme, area: Rect, buf: &mut Buffer) {
         .wrap(Wrap { trim: true })
         .block(frame(theme, " confirm "))
         .render(r, buf);
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
 }

@@ -12,16 +12,17 @@ use crate::tui::theme::Theme;
 
 use super::{clip, fmt_secs, fmt_usage};
 
-/// Actions worth a hint, in priority order.
-const HINTS: &[Action] = &[
-    Action::Help,
-    Action::NextPrompt,
-    Action::Palette,
-    Action::LayoutGrid,
-    Action::ToggleZoom,
-    Action::Overview,
-    Action::Search,
-    Action::Quit,
+/// Actions worth a hint, in priority order, with their short labels.
+const HINTS: &[(Action, &str)] = &[
+    (Action::Help, "help"),
+    (Action::NextPrompt, "prompt"),
+    (Action::Palette, "commands"),
+    (Action::LayoutGrid, "grid"),
+    (Action::LayoutTabs, "tabs"),
+    (Action::ToggleZoom, "zoom"),
+    (Action::Overview, "overview"),
+    (Action::Search, "search"),
+    (Action::Quit, "quit"),
 ];
 
 pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
@@ -97,11 +98,13 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let mut hints: Vec<String> = Vec::new();
     let mut width = 0usize;
     let room = area.width.saturating_sub(used + 2) as usize;
-    for a in HINTS {
-        let Some((keys, _, desc)) = rows.iter().find(|(_, ra, _)| ra == a) else {
+    for (a, label) in HINTS {
+        let Some((keys, _, _)) = rows.iter().find(|(_, ra, _)| ra == a) else {
             continue;
         };
-        let h = format!("{keys} {}", short(desc));
+        // The first key is enough for a hint; help lists the others.
+        let key = keys.split_whitespace().next().unwrap_or(keys);
+        let h = format!("{key} {label}");
         let w = h.chars().count() + 2;
         if width + w > room {
             break;
@@ -121,11 +124,6 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             theme.style("statusbar.hint"),
         );
     }
-}
-
-/// The last word of a description keeps hints short ("show help" → "help").
-fn short(desc: &str) -> &str {
-    desc.split_whitespace().next_back().unwrap_or(desc)
 }
 
 /// The step status whose style a run status borrows.

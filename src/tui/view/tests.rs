@@ -97,8 +97,11 @@ fn palette_filters_fuzzily() {
     let mut s = settled();
     s.handle_action(Action::Palette);
     s.handle(Input::Paste("zom".into()));
-    let first = s.palette.first().map(|e| e.label.clone());
-    assert_eq!(first.as_deref(), Some("zoom pane"));
+    let first = s.palette.first().map(|e| e.item.clone());
+    assert_eq!(
+        first,
+        Some(crate::tui::state::PaletteItem::Action(Action::ToggleZoom))
+    );
     insta::assert_snapshot!("palette", screen(&s, 120, 36));
 }
 
