@@ -8,6 +8,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget};
 
+use crate::protocol::StepStatus;
 use crate::tui::state::layout::{Regions, pane_body};
 use crate::tui::state::{Focus, LineKind, Pane, State};
 use crate::tui::theme::Theme;
@@ -43,7 +44,8 @@ pub fn draw(state: &State, theme: &Theme, reg: &Regions, buf: &mut Buffer) {
 }
 
 fn tab_bar(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let tabs: Vec<(String, &str)> = state
+    // (number, glyph, name, slot, status) per tab.
+    let tabs: Vec<(String, &str, String, &str, StepStatus)> = state
         .run
         .panes
         .iter()
@@ -54,17 +56,22 @@ fn tab_bar(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             } else {
                 "tab"
             };
-            let attention = if state.run.needs_input(&p.step) {
-                "!"
-            } else {
-                ""
-            };
-            let glyph = pane_glyph(state, theme, p);
-            (format!(" {} {glyph} {}{attention} ", i + 1, p.step), slot)
+            let needs = state.run.needs_input(&p.step);
+            let attention = if needs { "!" } else { "" };
+            let status = if needs { StepStatus::Waiting } else { p.status };
+            (
+                format!(" {} ", i + 1),
+                pane_glyph(state, theme, p),
+                format!(" {}{attention} ", p.step),
+                slot,
+                status,
+            )
         })
         .collect();
     // Scroll the bar so the focused tab is always visible.
-    let width = |t: &(String, &str)| t.0.chars().count() + 1;
+    let width = |t: &(String, &str, String, &str, StepStatus)| {
+        t.0.chars().count() + t.1.chars().count() + t.2.chars().count() + 1
+    };
     let focus = state.focus_pane.min(tabs.len().saturating_sub(1));
     let mut first = 0;
     while first < focus
@@ -76,8 +83,14 @@ fn tab_bar(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     if first > 0 {
         spans.push(Span::styled("‹", theme.style("dim")));
     }
-    for (text, slot) in &tabs[first..] {
-        spans.push(Span::styled(text.clone(), theme.style(slot)));
+    for (num, glyph, name, slot, status) in &tabs[first..] {
+        let style = theme.style(slot);
+        spans.push(Span::styled(num.clone(), style));
+        spans.push(Span::styled(
+            glyph.to_string(),
+            style.patch(super::status_style(theme, *status)),
+        ));
+        spans.push(Span::styled(name.clone(), style));
         spans.push(Span::styled("│", theme.style("dim")));
     }
     buf.set_line(area.x, area.y, &Line::from(spans), area.width);
@@ -85,8 +98,8 @@ fn tab_bar(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
 
 /// Title: glyph, step, mode, attempt, elapsed, usage and state, shortened
 /// (mode, then usage go first) until it fits in `room` columns.
-fn title(state: &State, theme: &Theme, p: &Pane, room: usize) -> String {
-    let glyph = pane_glyph(state, theme, p);
+fn title(state: &State, theme: &Theme, p: &Pane, room: usize, focused: bool) -> Line<'static> {
+    let glyph = pane_glyph(state, theme, p).to_string();
     let mode = p.mode.as_deref().unwrap_or(p.kind.as_str());
     // The mode is shown when it adds something to the step's name.
     let mode = if mode == p.step.as_str() {
@@ -105,16 +118,35 @@ fn title(state: &State, theme: &Theme, p: &Pane, room: usize) -> String {
     };
     let (step, attempt) = (&p.step, p.attempt);
     let variants = [
-        format!(" {glyph} {step}{mode} #{attempt} · {elapsed}{usage}{word} "),
-        format!(" {glyph} {step} #{attempt} · {elapsed}{usage}{word} "),
-        format!(" {glyph} {step} #{attempt} · {elapsed}{word} "),
-        format!(" {glyph} {step} #{attempt} · {elapsed} "),
+        format!(" {step}{mode} #{attempt} · {elapsed}{usage}{word} "),
+        format!(" {step} #{attempt} · {elapsed}{usage}{word} "),
+        format!(" {step} #{attempt} · {elapsed}{word} "),
+        format!(" {step} #{attempt} · {elapsed} "),
     ];
-    let fits = |t: &String| t.chars().count() <= room;
-    match variants.iter().find(|t| fits(t)) {
+    let room = room.saturating_sub(glyph.chars().count() + 1);
+    let rest = match variants.iter().find(|t| t.chars().count() <= room) {
         Some(t) => t.clone(),
         None => clip(&variants[3], room),
-    }
+    };
+    let status = if state.run.needs_input(&p.step) {
+        crate::protocol::StepStatus::Waiting
+    } else {
+        p.status
+    };
+    // The step name takes its agent mode's colour unless the pane is focused.
+    let rest_style = if focused {
+        theme.style("title.focused")
+    } else {
+        match p.mode.as_deref() {
+            Some(m) => theme.style(&format!("agent.{m}")),
+            None => theme.style("title"),
+        }
+    };
+    Line::from(vec![
+        Span::raw(" "),
+        Span::styled(glyph, super::status_style(theme, status)),
+        Span::styled(rest, rest_style),
+    ])
 }
 
 fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: &mut Buffer) {
@@ -128,9 +160,12 @@ fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: 
     let mut block = Block::bordered()
         .border_type(theme.border_type())
         .border_style(theme.style(border))
-        .title(Span::styled(
-            title(state, theme, p, area.width.saturating_sub(4) as usize),
-            theme.style(if focused { "title.focused" } else { "title" }),
+        .title(title(
+            state,
+            theme,
+            p,
+            area.width.saturating_sub(4) as usize,
+            focused,
         ));
     if !p.scroll.following() {
         block = block.title_bottom(Span::styled(
