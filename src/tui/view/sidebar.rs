@@ -45,6 +45,9 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     };
 
     let mut lines: Vec<Line> = Vec::new();
+    // Where each pending prompt's lines start, and which one has focus.
+    let mut starts: Vec<usize> = Vec::new();
+    let mut focused_group: Option<usize> = None;
     let now = state.now();
     let key_of = |a: Action| -> String {
         state
@@ -56,6 +59,10 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             .unwrap_or_default()
     };
     for (i, p) in state.run.pending() {
+        if state.focused_prompt().is_some_and(|(f, _)| f == i) {
+            focused_group = Some(starts.len());
+        }
+        starts.push(lines.len());
         let focused = state.focused_prompt().is_some_and(|(f, _)| f == i);
         let marker = if focused { "▶ " } else { "  " };
         let waited = fmt_secs(now.0.saturating_sub(p.asked_at.0));
@@ -158,6 +165,28 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                 format!("✓ {what} = {}{who}", a.text),
                 theme.style("dim"),
             ));
+        }
+    }
+    // Many prompts: start further down so the focused one is on screen.
+    if let Some(g) = focused_group {
+        let rows = |ls: &[Line]| -> usize {
+            ls.iter()
+                .map(|l| (l.width().max(1)).div_ceil(list_area.width.max(1) as usize))
+                .sum()
+        };
+        let end = starts.get(g + 1).copied().unwrap_or(lines.len());
+        let mut first = 0;
+        while first < g && rows(&lines[starts[first]..end]) + 1 > list_area.height as usize {
+            first += 1;
+        }
+        if first > 0 {
+            let mut rest = lines.split_off(starts[first]);
+            lines.clear();
+            lines.push(Line::styled(
+                format!("  ↑ {first} more waiting"),
+                theme.style("dim"),
+            ));
+            lines.append(&mut rest);
         }
     }
     Paragraph::new(lines)

@@ -239,3 +239,32 @@ fn every_screen_draws_at_every_size() {
         }
     }
 }
+
+#[test]
+fn sidebar_scrolls_to_the_focused_prompt() {
+    use crate::protocol::{Event, Notice, Recorded, Seq};
+    let mut s = settled();
+    for k in 0..8 {
+        s.apply(&Notice::Event(Recorded {
+            run: crate::tui::state::sample::sample_run_id(),
+            seq: Seq(400 + k),
+            event: Event::QuestionAsked {
+                id: format!("extra{k}"),
+                step: None,
+                header: Some(format!("Extra {k}")),
+                ask: "Another question that needs a few words to ask".into(),
+                options: vec![],
+                default: None,
+                at: Millis(T0 + 31_000),
+            },
+        }));
+    }
+    s.handle(Input::Tick(Millis(T0 + 40_000)));
+    for _ in 0..9 {
+        s.handle_action(Action::NextPrompt);
+    }
+    assert_eq!(s.focused_prompt().map(|(i, _)| i), Some(10));
+    let text = screen(&s, 100, 20);
+    assert!(text.contains("▶ ? Extra 7"), "{text}");
+    assert!(text.contains("more waiting"), "{text}");
+}
