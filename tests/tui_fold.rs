@@ -567,3 +567,27 @@ fn reset_run_returns_to_the_browser_and_a_new_run_folds_fresh() {
     assert!(s.run_open);
     assert_eq!(s.run.panes.len(), 1);
 }
+
+#[test]
+fn pasting_onto_a_focused_question_starts_an_answer() {
+    let mut s = settled();
+    s.handle_action(Action::NextPrompt);
+    s.handle(Input::Paste("examples please".into()));
+    let out = s.handle(key(KeyCode::Enter));
+    assert!(matches!(
+        ops(&out)[..],
+        [Op::Answer { answer, .. }] if answer == "examples please"
+    ));
+}
+
+#[test]
+fn copy_pane_hands_its_text_to_the_app() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::JumpPane(4));
+    let out = s.handle_action(Action::CopyPane);
+    match &out[..] {
+        [Effect::Copy(text)] => assert!(text.starts_with("Threat model:\n1. Refresh token theft")),
+        other => panic!("expected a copy, got {other:?}"),
+    }
+}

@@ -246,6 +246,14 @@ impl State {
                 Vec::new()
             }
             Input::Paste(s) => {
+                // Pasting onto a focused question starts a free-text answer with it.
+                if self.typing.is_none()
+                    && self
+                        .focused_prompt()
+                        .is_some_and(|(_, p)| matches!(p.kind, PromptKind::Question { .. }))
+                {
+                    self.start_answer();
+                }
                 if self.typing.is_some() {
                     self.textarea.insert_str(s);
                     self.after_typing();
