@@ -159,3 +159,56 @@ pub fn pane_viewport(state: &State, i: usize) -> (usize, usize) {
             area.height.saturating_sub(4) as usize,
         ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::state::sample::bench_state;
+
+    #[test]
+    fn grid_shapes_follow_the_pane_count_and_shrink_to_fit() {
+        assert_eq!(grid_shape(1, 120, 36), (1, 1));
+        assert_eq!(grid_shape(2, 120, 36), (2, 1));
+        assert_eq!(grid_shape(4, 120, 36), (2, 2));
+        assert_eq!(grid_shape(6, 120, 36), (3, 2));
+        assert_eq!(grid_shape(9, 120, 36), (3, 3));
+        assert_eq!(grid_shape(12, 120, 36), (3, 3));
+        // 60×16 fits two 30-wide columns and two 8-high rows, not three.
+        assert_eq!(grid_shape(9, 60, 16), (2, 2));
+        assert_eq!(grid_shape(9, 40, 10), (1, 1));
+    }
+
+    #[test]
+    fn grid_tiles_the_main_area_and_pages_to_the_focused_pane() {
+        let mut s = bench_state(11, 1);
+        s.layout = crate::tui::state::PaneLayout::Grid;
+        let area = Rect::new(0, 0, 160, 40);
+        let r = regions(&s, area);
+        assert_eq!(r.panes.len(), 9);
+        assert_eq!(r.cols, 3);
+        // The cells cover the main area exactly.
+        let cells: u32 = r
+            .panes
+            .iter()
+            .map(|(_, c)| u32::from(c.width) * u32::from(c.height))
+            .sum();
+        assert_eq!(cells, u32::from(r.main.width) * u32::from(r.main.height));
+        // Focusing pane 10 shows the second page (panes 9 and 10).
+        s.focus_pane = 10;
+        let r = regions(&s, area);
+        let shown: Vec<usize> = r.panes.iter().map(|(i, _)| *i).collect();
+        assert_eq!(shown, [9, 10]);
+        // The last row's panes share its width.
+        assert_eq!(r.panes[0].1.width + r.panes[1].1.width, r.main.width);
+    }
+
+    #[test]
+    fn zoom_gives_the_focused_pane_the_whole_main_area() {
+        let mut s = bench_state(4, 1);
+        s.zoom = true;
+        s.focus_pane = 2;
+        let r = regions(&s, Rect::new(0, 0, 120, 36));
+        assert_eq!(r.panes, vec![(2, r.main)]);
+        assert_eq!(r.tabs, None);
+    }
+}
