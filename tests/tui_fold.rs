@@ -591,3 +591,30 @@ fn copy_pane_hands_its_text_to_the_app() {
         other => panic!("expected a copy, got {other:?}"),
     }
 }
+
+#[test]
+fn mouse_click_on_a_tab_focuses_its_pane() {
+    let mut s = lev::tui::state::sample::bench_state(4, 10);
+    s.handle(Input::Resize(120, 36));
+    // Tabs: " 1 ⠋ agent-0 │ 2 ⠋ agent-1 │ ..." each 14 columns wide.
+    let slots = lev::tui::state::layout::tab_slots(&s, ratatui::layout::Rect::new(0, 0, 80, 1)).1;
+    assert_eq!(slots.len(), 4);
+    let x = slots[2].x + 3;
+    s.handle(Input::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: x,
+        row: 0,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(s.focus_pane, 2);
+    let text = lev::tui::view::buffer_text(&lev::tui::view::render(
+        &s,
+        &lev::tui::theme::Theme::fallback(),
+        120,
+        36,
+    ));
+    let bar = text.lines().next().unwrap_or_default();
+    let at: String = bar.chars().skip(usize::from(slots[2].x)).take(12).collect();
+    // The glyph between is the theme's spinner frame.
+    assert!(at.starts_with(" 3 ") && at.ends_with(" agent-2"), "{at:?}");
+}

@@ -469,7 +469,16 @@ impl State {
             .map(|(i, _)| *i);
         match m.kind {
             MouseEventKind::Down(MouseButton::Left) => {
-                if let Some(i) = hit {
+                let tab = reg.tabs.filter(|t| t.contains(at)).and_then(|t| {
+                    layout::tab_slots(self, t)
+                        .1
+                        .into_iter()
+                        .find(|s| m.column >= s.x && m.column < s.x + s.width)
+                });
+                if let Some(t) = tab {
+                    self.focus_pane = t.pane;
+                    self.focus = Focus::Panes;
+                } else if let Some(i) = hit {
                     self.focus_pane = i;
                     self.focus = Focus::Panes;
                 } else if reg.sidebar.is_some_and(|s| s.contains(at)) && self.pending_count() > 0 {

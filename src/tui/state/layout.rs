@@ -133,6 +133,58 @@ fn split(area: Rect, cols: usize, rows: usize, c: usize, r: usize) -> Rect {
     Rect::new(x, y, width, height)
 }
 
+/// A tab's place in the tab bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TabSlot {
+    pub pane: usize,
+    pub x: u16,
+    pub width: u16,
+}
+
+/// The tabs drawn in `bar`: the index of the first one shown (the bar
+/// scrolls so the focused tab is visible) and where each one sits. Widths
+/// count the status glyph as one column.
+pub fn tab_slots(state: &State, bar: Rect) -> (usize, Vec<TabSlot>) {
+    let widths: Vec<u16> = state
+        .run
+        .panes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let attention = u16::from(state.run.needs_input(&p.step));
+            // " n " + glyph + " step! " + "│"
+            let n = (i + 1).to_string().len() as u16;
+            n + 2 + 1 + p.step.as_str().chars().count() as u16 + 2 + attention + 1
+        })
+        .collect();
+    let focus = state.focus_pane.min(widths.len().saturating_sub(1));
+    let mut first = 0;
+    while first < focus
+        && widths[first..=focus]
+            .iter()
+            .map(|w| u32::from(*w))
+            .sum::<u32>()
+            + 1
+            > u32::from(bar.width)
+    {
+        first += 1;
+    }
+    let mut x = bar.x + u16::from(first > 0);
+    let mut out = Vec::new();
+    for (i, w) in widths.iter().enumerate().skip(first) {
+        if x >= bar.x + bar.width {
+            break;
+        }
+        out.push(TabSlot {
+            pane: i,
+            x,
+            width: *w,
+        });
+        x = x.saturating_add(*w);
+    }
+    (first, out)
+}
+
 /// The text area inside a pane's border.
 pub fn pane_body(outer: Rect) -> Rect {
     Rect::new(

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget};
 
 use crate::protocol::StepStatus;
-use crate::tui::state::layout::{Regions, pane_body};
+use crate::tui::state::layout::{Regions, pane_body, tab_slots};
 use crate::tui::state::{Focus, LineKind, Pane, State};
 use crate::tui::theme::Theme;
 
@@ -44,56 +44,36 @@ pub fn draw(state: &State, theme: &Theme, reg: &Regions, buf: &mut Buffer) {
 }
 
 fn tab_bar(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    // (number, glyph, name, slot, status) per tab.
-    let tabs: Vec<(String, &str, String, &str, StepStatus)> = state
-        .run
-        .panes
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let slot = if i == state.focus_pane {
-                "tab.active"
-            } else {
-                "tab"
-            };
-            let needs = state.run.needs_input(&p.step);
-            let attention = if needs { "!" } else { "" };
-            let status = if needs { StepStatus::Waiting } else { p.status };
-            (
-                format!(" {} ", i + 1),
-                pane_glyph(state, theme, p),
-                format!(" {}{attention} ", p.step),
-                slot,
-                status,
-            )
-        })
-        .collect();
-    // Scroll the bar so the focused tab is always visible.
-    let width = |t: &(String, &str, String, &str, StepStatus)| {
-        t.0.chars().count() + t.1.chars().count() + t.2.chars().count() + 1
-    };
-    let focus = state.focus_pane.min(tabs.len().saturating_sub(1));
-    let mut first = 0;
-    while first < focus
-        && tabs[first..=focus].iter().map(width).sum::<usize>() > area.width as usize
-    {
-        first += 1;
-    }
-    let mut spans = Vec::new();
+    let (first, tabs) = tab_slots(state, area);
     if first > 0 {
-        spans.push(Span::styled("‹", theme.style("dim")));
+        buf.set_string(area.x, area.y, "‹", theme.style("dim"));
     }
-    for (num, glyph, name, slot, status) in &tabs[first..] {
-        let style = theme.style(slot);
-        spans.push(Span::styled(num.clone(), style));
-        spans.push(Span::styled(
-            glyph.to_string(),
-            style.patch(super::status_style(theme, *status)),
-        ));
-        spans.push(Span::styled(name.clone(), style));
-        spans.push(Span::styled("│", theme.style("dim")));
+    for t in &tabs {
+        let Some(p) = state.run.panes.get(t.pane) else {
+            continue;
+        };
+        let style = theme.style(if t.pane == state.focus_pane {
+            "tab.active"
+        } else {
+            "tab"
+        });
+        let needs = state.run.needs_input(&p.step);
+        let status = if needs { StepStatus::Waiting } else { p.status };
+        let attention = if needs { "!" } else { "" };
+        let line = Line::from(vec![
+            Span::styled(format!(" {} ", t.pane + 1), style),
+            Span::styled(
+                pane_glyph(state, theme, p).to_string(),
+                style.patch(super::status_style(theme, status)),
+            ),
+            Span::styled(format!(" {}{attention} ", p.step), style),
+            Span::styled("│", theme.style("dim")),
+        ]);
+        let right = area.x + area.width;
+        if t.x < right {
+            buf.set_line(t.x, area.y, &line, right - t.x);
+        }
     }
-    buf.set_line(area.x, area.y, &Line::from(spans), area.width);
 }
 
 /// Title: glyph, step, mode, attempt, elapsed, usage and state, shortened
