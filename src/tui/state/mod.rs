@@ -1,11 +1,44 @@
 //! Screen state as a fold of engine notices (`apply`) plus UI state, and
 //! input handling that turns keys into effects (`handle`): plain data,
-//! testable without a terminal. Interface fixed; body to be written.
+//! testable without a terminal. State never reads the clock: time arrives
+//! as `Input::Tick` and with event times.
+//!
+//! Split by job: `fold` (the run as a pure fold of events), `pane`
+//! (scrollback, search, tools), `input` (keys and mouse → effects),
+//! `layout` (regions shared by the view and mouse hit-testing), `palette`
+//! (fuzzy command list), `replay` (playback over recorded events).
+
+mod answer;
+mod fold;
+mod input;
+pub mod layout;
+mod palette;
+mod pane;
+mod replay;
+pub mod sample;
+
+use std::collections::BTreeSet;
 
 use crossterm::event::{KeyEvent, MouseEvent};
+use ratatui_textarea::TextArea;
 
 use crate::journal::RunMeta;
 use crate::protocol::{Millis, Notice, Op, Recorded, RunId};
+
+use super::keymap::Keymap;
+
+pub use fold::{Answered, Folded, Prompt, PromptKind, RunView, Segment, StepRow};
+pub use input::visible_lines;
+pub use palette::{PaletteEntry, PaletteItem, action_label};
+pub use pane::{
+    LineKind, MAX_LINES, Pane, PaneLine, Scroll, Search, ToolView, classify, wrapped_rows,
+};
+pub use replay::Replay;
+
+/// A new prompt neither takes focus nor accepts an approval before this much
+/// tick time has passed since it appeared (keys typed for something else must
+/// not answer it).
+pub const GRACE_MS: u64 = 700;
 
 /// Input from the terminal (already filtered to key presses).
 #[derive(Debug, Clone, PartialEq)]
@@ -34,26 +67,369 @@ pub enum Effect {
     Copy(String),
 }
 
+/// How panes are arranged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PaneLayout {
+    /// One pane full size with a tab bar.
+    #[default]
+    Tabs,
+    /// Tiled grid (up to 9 panes at once).
+    Grid,
+}
+
+/// What the main area shows for an open run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Screen {
+    #[default]
+    Panes,
+    Overview,
+    Timeline,
+}
+
+/// Which part of the screen keys go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Focus {
+    #[default]
+    Panes,
+    /// The sidebar prompt at `State::prompt_cursor`.
+    Prompt,
+}
+
+/// A text box that has the keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Typing {
+    /// Free-text answer to prompt `n`.
+    Answer(usize),
+    Search,
+    Palette,
+}
+
+/// What a confirm overlay confirms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    Quit,
+    CancelRun,
+}
+
+/// Modal overlays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    Help,
+    Palette,
+    Confirm(Confirm),
+}
+
 /// Everything the screen shows.
-#[derive(Debug, Default)]
-pub struct State {}
+#[derive(Debug)]
+pub struct State {
+    pub keymap: Keymap,
+    /// The run on screen (a fold of its events).
+    pub run: RunView,
+    /// Runs browser (newest first) and its cursor.
+    pub runs: Vec<RunMeta>,
+    pub runs_cursor: usize,
+    /// A run is open (otherwise the runs browser shows).
+    pub run_open: bool,
+    pub layout: PaneLayout,
+    pub zoom: bool,
+    /// Focused pane index.
+    pub focus_pane: usize,
+    pub screen: Screen,
+    pub overview_cursor: usize,
+    pub sidebar: bool,
+    pub focus: Focus,
+    /// Index into `run.prompts` of the focused prompt.
+    pub prompt_cursor: usize,
+    /// Highlighted option of the focused question.
+    pub option_cursor: usize,
+    pub typing: Option<Typing>,
+    /// The input box (answers, search, palette share it; one has focus at a time).
+    pub textarea: TextArea<'static>,
+    pub overlay: Option<Overlay>,
+    pub palette: Vec<PaletteEntry>,
+    pub palette_cursor: usize,
+    /// Newest tick time (0 before the first tick).
+    pub clock: Millis,
+    /// Tick time each prompt was first seen at (by prompt index; `None` until a tick).
+    prompt_seen: Vec<Option<Millis>>,
+    auto_focused: BTreeSet<usize>,
+    /// Prompts answered from this screen whose answer the engine has not
+    /// recorded yet (a second Enter must not send it twice).
+    pub sent: BTreeSet<usize>,
+    /// Effects produced by `apply` (attention), handed out by the next `handle`.
+    queued: Vec<Effect>,
+    /// One-line message in the status bar ("not available yet", errors).
+    pub message: Option<String>,
+    /// Terminal size from `Resize` (for paging and mouse hit-testing).
+    pub size: (u16, u16),
+    pub replay: Option<Replay>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new()
+    }
+}
 
 impl State {
     pub fn new() -> State {
-        State {}
+        State::with_keymap(Keymap::defaults())
     }
+
+    pub fn with_keymap(keymap: Keymap) -> State {
+        State {
+            keymap,
+            run: RunView::default(),
+            runs: Vec::new(),
+            runs_cursor: 0,
+            run_open: false,
+            layout: PaneLayout::default(),
+            zoom: false,
+            focus_pane: 0,
+            screen: Screen::default(),
+            overview_cursor: 0,
+            sidebar: true,
+            focus: Focus::default(),
+            prompt_cursor: 0,
+            option_cursor: 0,
+            typing: None,
+            textarea: TextArea::default(),
+            overlay: None,
+            palette: Vec::new(),
+            palette_cursor: 0,
+            clock: Millis(0),
+            prompt_seen: Vec::new(),
+            auto_focused: BTreeSet::new(),
+            sent: BTreeSet::new(),
+            queued: Vec::new(),
+            message: None,
+            size: (120, 36),
+            replay: None,
+        }
+    }
+
     /// Folds one notice from the engine (durable event, pending prompt, delta).
-    pub fn apply(&mut self, _notice: &Notice) {}
-    /// Handles one input; returns what the app loop must do.
-    pub fn handle(&mut self, _input: Input) -> Vec<Effect> {
-        Vec::new()
+    pub fn apply(&mut self, notice: &Notice) {
+        if self.replay.is_some() {
+            // Playback owns the fold; live notices do not mix into it.
+            return;
+        }
+        self.run_open = true;
+        let folded = self.run.apply(notice);
+        self.after_fold(folded);
     }
+
+    fn after_fold(&mut self, folded: Folded) {
+        self.prompt_seen.resize(self.run.prompts.len(), None);
+        if let Some(text) = folded.attention
+            && self.replay.is_none()
+        {
+            self.queued.push(Effect::Attention(text));
+        }
+        if self.focus_pane >= self.run.panes.len() {
+            self.focus_pane = self.run.panes.len().saturating_sub(1);
+        }
+    }
+
+    /// Effects produced by `apply` since the last `handle` (attention).
+    pub fn drain_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.queued)
+    }
+
+    /// Handles one input; returns what the app loop must do.
+    pub fn handle(&mut self, input: Input) -> Vec<Effect> {
+        let mut out = self.drain_effects();
+        let more = match input {
+            Input::Key(k) => self.handle_key(k),
+            Input::Mouse(m) => {
+                self.handle_mouse(m);
+                Vec::new()
+            }
+            Input::Paste(s) => {
+                // Pasting onto a focused question starts a free-text answer with it.
+                if self.typing.is_none()
+                    && self
+                        .focused_prompt()
+                        .is_some_and(|(_, p)| matches!(p.kind, PromptKind::Question { .. }))
+                {
+                    self.start_answer();
+                }
+                if self.typing.is_some() {
+                    self.textarea.insert_str(s);
+                    self.after_typing();
+                }
+                Vec::new()
+            }
+            Input::Resize(w, h) => {
+                self.size = (w, h);
+                Vec::new()
+            }
+            Input::Tick(t) => {
+                self.tick(t);
+                Vec::new()
+            }
+        };
+        out.extend(more);
+        out.extend(self.drain_effects());
+        if self.replay.is_some() {
+            // Replay shows a recorded run: nothing is sent to an engine.
+            out.retain(|e| !matches!(e, Effect::Op(_) | Effect::Attention(_)));
+        }
+        out
+    }
+
     /// The runs browser's list (newest first).
-    pub fn set_runs(&mut self, _runs: Vec<RunMeta>) {}
+    pub fn set_runs(&mut self, mut runs: Vec<RunMeta>) {
+        runs.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(b.id.cmp(&a.id)));
+        self.runs = runs;
+        self.runs_cursor = self.runs_cursor.min(self.runs.len().saturating_sub(1));
+    }
+
+    /// Forgets the run on screen (before opening another one, or to go back
+    /// to the runs browser). UI preferences (layout, sidebar) are kept.
+    pub fn reset_run(&mut self) {
+        self.run = RunView::default();
+        self.run_open = false;
+        self.replay = None;
+        self.focus = Focus::Panes;
+        self.focus_pane = 0;
+        self.screen = Screen::Panes;
+        self.typing = None;
+        self.overlay = None;
+        self.prompt_seen.clear();
+        self.auto_focused.clear();
+        self.sent.clear();
+        self.queued.clear();
+        self.message = None;
+    }
+
     /// Enters playback mode over a recorded run.
-    pub fn load_replay(&mut self, _events: Vec<Recorded>) {}
+    pub fn load_replay(&mut self, events: Vec<Recorded>) {
+        self.replay = Some(Replay::new(events));
+        self.run_open = true;
+        self.rebuild_replay(0);
+    }
+
     /// True while something animates (spinners, countdown, playback): the app ticks only then.
     pub fn animating(&self) -> bool {
-        false
+        if let Some(r) = &self.replay {
+            return r.playing && r.pos < r.events.len();
+        }
+        let unseen = self.prompt_seen.iter().any(Option::is_none);
+        let running = self.run.panes.iter().any(|p| !p.status.is_terminal());
+        let waiting = self.run.pending().next().is_some();
+        self.run_open && ((self.run.active() && (running || waiting)) || unseen)
+    }
+
+    /// The time shown as "now": the newest of the tick clock and the events.
+    pub fn now(&self) -> Millis {
+        if self.replay.is_some() {
+            return self.run.last_at;
+        }
+        self.clock.max(self.run.last_at)
+    }
+
+    /// Spinner frame counter derived from tick time.
+    pub fn spinner_tick(&self) -> u64 {
+        self.clock.0 / 100
+    }
+
+    /// The focused pane, if any.
+    pub fn focused_pane(&self) -> Option<&crate::tui::state::Pane> {
+        self.run.panes.get(self.focus_pane)
+    }
+
+    /// Prompts waiting for the user.
+    pub fn pending_count(&self) -> usize {
+        self.run.pending().count()
+    }
+
+    /// True once prompt `i` has been on screen for the grace period.
+    pub fn prompt_ready(&self, i: usize) -> bool {
+        self.prompt_seen
+            .get(i)
+            .copied()
+            .flatten()
+            .is_some_and(|seen| self.clock.0 >= seen.0 + GRACE_MS)
+    }
+
+    /// The focused prompt, when the sidebar has focus.
+    pub fn focused_prompt(&self) -> Option<(usize, &Prompt)> {
+        if self.focus != Focus::Prompt {
+            return None;
+        }
+        let p = self.run.prompts.get(self.prompt_cursor)?;
+        p.is_pending().then_some((self.prompt_cursor, p))
+    }
+
+    fn tick(&mut self, t: Millis) {
+        if t > self.clock {
+            self.clock = t;
+        }
+        for seen in self.prompt_seen.iter_mut() {
+            if seen.is_none() {
+                *seen = Some(t);
+            }
+        }
+        self.replay_tick(t);
+        self.auto_focus();
+    }
+
+    /// A prompt takes focus once its grace period is over, unless the user is
+    /// typing or reading an overlay.
+    fn auto_focus(&mut self) {
+        if self.typing.is_some() || self.overlay.is_some() || self.focus == Focus::Prompt {
+            return;
+        }
+        let ready = self
+            .run
+            .pending()
+            .map(|(i, _)| i)
+            .find(|i| !self.auto_focused.contains(i) && self.prompt_ready(*i));
+        if let Some(i) = ready {
+            self.auto_focused.insert(i);
+            self.sidebar = true;
+            self.focus = Focus::Prompt;
+            self.prompt_cursor = i;
+            self.option_cursor = 0;
+        }
+    }
+
+    /// Rebuilds the fold from the first `pos` recorded events (replay).
+    fn rebuild_replay(&mut self, pos: usize) {
+        let Some(replay) = self.replay.as_mut() else {
+            return;
+        };
+        let pos = pos.min(replay.events.len());
+        let mut run = RunView::default();
+        for r in &replay.events[..pos] {
+            run.apply(&Notice::Event(r.clone()));
+        }
+        replay.pos = pos;
+        replay.sync_clock(&run);
+        self.run = run;
+        self.prompt_seen = vec![Some(Millis(0)); self.run.prompts.len()];
+        self.sent.clear();
+        self.after_fold(Folded::default());
+    }
+
+    /// Text of the focused pane (for copying).
+    pub fn pane_text(&self, i: usize) -> String {
+        self.run
+            .panes
+            .get(i)
+            .map(|p| {
+                p.lines
+                    .iter()
+                    .map(|l| l.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default()
+    }
+
+    /// Sets the status-line message.
+    fn say(&mut self, text: impl Into<String>) {
+        self.message = Some(text.into());
     }
 }

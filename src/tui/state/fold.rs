@@ -1,0 +1,596 @@
+//! The run as seen on screen: a pure fold of recorded events and deltas into
+//! panes, step rows (overview and timeline), prompts and totals. No UI state
+//! lives here, so replay can rebuild it from any prefix of the events and
+//! compare it with the live fold.
+
+use crate::headless::printer::{ms, one_line};
+use crate::protocol::{
+    AnswerSource, Attempt, ChoiceRecord, Delta, Event, Millis, Notice, Recorded, RunId, RunStatus,
+    StepKey, StepStatus, Usage,
+};
+use crate::workflow::describe_pause;
+
+use super::pane::{LineKind, Pane};
+
+/// One attempt of a step on the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub attempt: Attempt,
+    pub start: Millis,
+    pub end: Option<Millis>,
+    pub status: StepStatus,
+}
+
+/// A step of the workflow as the overview lists it (in order of first appearance).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRow {
+    pub key: StepKey,
+    pub status: StepStatus,
+    pub segments: Vec<Segment>,
+    /// Position of the event that first named this step (replay jumps there).
+    pub first_index: usize,
+}
+
+/// What a prompt asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptKind {
+    Question {
+        id: String,
+        header: Option<String>,
+        /// Options with the recommended one first.
+        options: Vec<ChoiceRecord>,
+        default: Option<String>,
+    },
+    Approval,
+}
+
+/// How a prompt was answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    pub text: String,
+    pub source: AnswerSource,
+    pub at: Millis,
+}
+
+/// A question or approval for the user (sidebar).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub kind: PromptKind,
+    pub step: Option<StepKey>,
+    pub text: String,
+    pub asked_at: Millis,
+    pub answered: Option<Answered>,
+}
+
+impl Prompt {
+    /// The prompt's key in ops: the question id, or the approval's step.
+    pub fn key(&self) -> String {
+        match &self.kind {
+            PromptKind::Question { id, .. } => id.clone(),
+            PromptKind::Approval => self.step.as_ref().map(|s| s.0.clone()).unwrap_or_default(),
+        }
+    }
+    pub fn is_pending(&self) -> bool {
+        self.answered.is_none()
+    }
+}
+
+/// What folding one notice asks the UI to do.
+#[derive(Debug, Default, PartialEq)]
+pub struct Folded {
+    /// A new prompt waits for the user: announce it once.
+    pub attention: Option<String>,
+}
+
+/// The fold of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunView {
+    pub run: Option<RunId>,
+    pub name: String,
+    pub source: String,
+    pub status: Option<RunStatus>,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    /// Time of the newest event folded (the clock of replay).
+    pub last_at: Millis,
+    /// Usage reported by `RunFinished` (otherwise the panes' sum is shown).
+    pub final_usage: Option<Usage>,
+    pub panes: Vec<Pane>,
+    pub steps: Vec<StepRow>,
+    pub prompts: Vec<Prompt>,
+    /// Run-wide messages (pauses, limits, errors), newest last.
+    pub notes: Vec<String>,
+    /// Events folded so far.
+    pub events: usize,
+}
+
+impl Default for RunView {
+    fn default() -> Self {
+        RunView {
+            run: None,
+            name: String::new(),
+            source: String::new(),
+            status: None,
+            started_at: None,
+            finished_at: None,
+            last_at: Millis(0),
+            final_usage: None,
+            panes: Vec::new(),
+            steps: Vec::new(),
+            prompts: Vec::new(),
+            notes: Vec::new(),
+            events: 0,
+        }
+    }
+}
+
+impl RunView {
+    /// Folds one notice.
+    pub fn apply(&mut self, notice: &Notice) -> Folded {
+        match notice {
+            Notice::Event(r) => self.apply_event(r, false),
+            Notice::Pending(r) => self.apply_event(r, true),
+            Notice::Delta(run, d) => {
+                if self.run.as_ref().is_some_and(|cur| cur != run) {
+                    return Folded::default();
+                }
+                self.apply_delta(d);
+                Folded::default()
+            }
+        }
+    }
+
+    pub fn pane_index(&self, step: &StepKey) -> Option<usize> {
+        self.panes.iter().position(|p| &p.step == step)
+    }
+
+    /// Total usage: the run's final figure, or the sum over panes.
+    pub fn usage(&self) -> Usage {
+        if let Some(u) = self.final_usage {
+            return u;
+        }
+        let mut total = Usage::default();
+        for p in &self.panes {
+            total.add(&p.usage);
+        }
+        total
+    }
+
+    pub fn pending(&self) -> impl Iterator<Item = (usize, &Prompt)> {
+        self.prompts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_pending())
+    }
+
+    /// True when a pending prompt belongs to `step`.
+    pub fn needs_input(&self, step: &StepKey) -> bool {
+        self.prompts
+            .iter()
+            .any(|p| p.is_pending() && p.step.as_ref() == Some(step))
+    }
+
+    /// The run can still change (not finished).
+    pub fn active(&self) -> bool {
+        matches!(
+            self.status,
+            Some(RunStatus::Running) | Some(RunStatus::Paused)
+        )
+    }
+
+    fn apply_delta(&mut self, d: &Delta) {
+        match d {
+            Delta::Token { step, text } => self.pane_mut(step).push_tokens(text),
+            Delta::ShellOutput { step, stderr, text } => {
+                self.pane_mut(step).push_shell(text, *stderr)
+            }
+        }
+    }
+
+    /// The pane of `step`, created when output arrives before its start event.
+    fn pane_mut(&mut self, step: &StepKey) -> &mut Pane {
+        let idx = match self.pane_index(step) {
+            Some(i) => i,
+            None => {
+                let at = self.last_at;
+                self.panes.push(Pane::new(
+                    step.clone(),
+                    "agent".into(),
+                    None,
+                    Attempt(1),
+                    at,
+                ));
+                self.panes.len() - 1
+            }
+        };
+        &mut self.panes[idx]
+    }
+
+    fn step_row(&mut self, step: &StepKey) -> &mut StepRow {
+        let idx = match self.steps.iter().position(|s| &s.key == step) {
+            Some(i) => i,
+            None => {
+                self.steps.push(StepRow {
+                    key: step.clone(),
+                    status: StepStatus::Pending,
+                    segments: Vec::new(),
+                    first_index: self.events.saturating_sub(1),
+                });
+                self.steps.len() - 1
+            }
+        };
+        &mut self.steps[idx]
+    }
+
+    fn set_status(&mut self, step: &StepKey, status: StepStatus, at: Millis) {
+        if let Some(i) = self.pane_index(step) {
+            let p = &mut self.panes[i];
+            p.status = status;
+            if status.is_terminal() || status == StepStatus::Retrying {
+                p.finished_at = Some(at);
+            }
+        }
+        let row = self.step_row(step);
+        row.status = status;
+        if let Some(seg) = row.segments.last_mut()
+            && seg.end.is_none()
+            && status != StepStatus::Waiting
+            && status != StepStatus::Running
+        {
+            seg.end = Some(at);
+            seg.status = status;
+        }
+    }
+
+    fn apply_event(&mut self, r: &Recorded, pending: bool) -> Folded {
+        match &self.run {
+            Some(cur) if cur != &r.run => return Folded::default(),
+            None => self.run = Some(r.run.clone()),
+            _ => {}
+        }
+        if !pending {
+            self.events += 1;
+        }
+        let at = r.event.at();
+        if at > self.last_at {
+            self.last_at = at;
+        }
+        let mut out = Folded::default();
+        match &r.event {
+            Event::RunStarted { name, source, .. } => {
+                self.name = name.clone();
+                self.source = source.clone();
+                self.status = Some(RunStatus::Running);
+                self.started_at = Some(at);
+            }
+            Event::RunResumed { .. } => {
+                self.status = Some(RunStatus::Running);
+                self.notes.push("run resumed".into());
+            }
+            Event::QuestionAsked {
+                id,
+                step,
+                header,
+                ask,
+                options,
+                default,
+                ..
+            } => {
+                let exists = self.prompts.iter().any(|p| {
+                    p.is_pending()
+                        && matches!(&p.kind, PromptKind::Question { id: q, .. } if q == id)
+                });
+                if !exists {
+                    self.prompts.push(Prompt {
+                        kind: PromptKind::Question {
+                            id: id.clone(),
+                            header: header.clone(),
+                            options: recommended_first(options, default.as_deref()),
+                            default: default.clone(),
+                        },
+                        step: step.clone(),
+                        text: ask.clone(),
+                        asked_at: at,
+                        answered: None,
+                    });
+                    if let Some(s) = step {
+                        self.set_status(s, StepStatus::Waiting, at);
+                    }
+                    out.attention = Some(format!("question: {}", one_line(ask, 80)));
+                }
+            }
+            Event::QuestionAnswered {
+                id, answer, source, ..
+            } => {
+                let found = self.prompts.iter_mut().find(|p| {
+                    p.is_pending()
+                        && matches!(&p.kind, PromptKind::Question { id: q, .. } if q == id)
+                });
+                if let Some(p) = found {
+                    p.answered = Some(Answered {
+                        text: answer.clone(),
+                        source: *source,
+                        at,
+                    });
+                    if let Some(s) = p.step.clone() {
+                        self.resume_step(&s, at);
+                    }
+                }
+            }
+            Event::ApprovalRequested { step, message, .. } => {
+                let exists = self.prompts.iter().any(|p| {
+                    p.is_pending()
+                        && p.kind == PromptKind::Approval
+                        && p.step.as_ref() == Some(step)
+                });
+                if !exists {
+                    self.prompts.push(Prompt {
+                        kind: PromptKind::Approval,
+                        step: Some(step.clone()),
+                        text: message.clone(),
+                        asked_at: at,
+                        answered: None,
+                    });
+                    self.set_status(step, StepStatus::Waiting, at);
+                    out.attention = Some(format!("approve {step}? {}", one_line(message, 80)));
+                }
+            }
+            Event::ApprovalDecided {
+                step,
+                approved,
+                comment,
+                source,
+                ..
+            } => {
+                let found = self.prompts.iter_mut().find(|p| {
+                    p.is_pending()
+                        && p.kind == PromptKind::Approval
+                        && p.step.as_ref() == Some(step)
+                });
+                if let Some(p) = found {
+                    let verdict = if *approved { "approved" } else { "denied" };
+                    let text = if comment.is_empty() {
+                        verdict.to_string()
+                    } else {
+                        format!("{verdict}: {comment}")
+                    };
+                    p.answered = Some(Answered {
+                        text,
+                        source: *source,
+                        at,
+                    });
+                }
+                self.resume_step(step, at);
+            }
+            Event::StepStarted {
+                step,
+                attempt,
+                kind,
+                mode,
+                ..
+            } => {
+                match self.pane_index(step) {
+                    Some(i) => {
+                        let p = &mut self.panes[i];
+                        if p.attempt != *attempt
+                            || p.status.is_terminal()
+                            || p.status == StepStatus::Retrying
+                        {
+                            p.restart(*attempt, at);
+                        }
+                        // A re-run of the same attempt (resume) is running again.
+                        p.status = StepStatus::Running;
+                        p.kind = kind.clone();
+                        p.mode = mode.clone();
+                    }
+                    None => self.panes.push(Pane::new(
+                        step.clone(),
+                        kind.clone(),
+                        mode.clone(),
+                        *attempt,
+                        at,
+                    )),
+                }
+                let row = self.step_row(step);
+                row.status = StepStatus::Running;
+                row.segments.push(Segment {
+                    attempt: *attempt,
+                    start: at,
+                    end: None,
+                    status: StepStatus::Running,
+                });
+            }
+            Event::LlmReplied {
+                step,
+                text,
+                tool_calls,
+                usage,
+                ..
+            } => {
+                let p = self.pane_mut(step);
+                p.replace_live(text);
+                for c in tool_calls {
+                    p.add_tool(&c.id, &c.name, &c.arguments);
+                }
+                p.usage.add(usage);
+            }
+            Event::ToolStarted {
+                step,
+                call_id,
+                name,
+                ..
+            } => {
+                let p = self.pane_mut(step);
+                if p.tool_by_call(call_id).is_none() {
+                    p.add_tool(call_id, name, "");
+                }
+            }
+            Event::ToolFinished {
+                step,
+                call_id,
+                name,
+                arguments,
+                output,
+                is_error,
+                ..
+            } => {
+                let p = self.pane_mut(step);
+                let idx = match p.tool_by_call(call_id) {
+                    Some(i) => i,
+                    None => p.add_tool(call_id, name, arguments),
+                };
+                p.finish_tool(idx, arguments, output, *is_error);
+            }
+            Event::ShellFinished {
+                step,
+                exit_code,
+                timed_out,
+                stdout_tail,
+                stderr_tail,
+                duration_ms,
+                ..
+            } => {
+                let (code, failed) = match (exit_code, timed_out) {
+                    (_, true) => ("timed out".to_string(), true),
+                    (Some(c), _) => (format!("exit {c}"), *c != 0),
+                    (None, _) => ("killed".to_string(), true),
+                };
+                let summary = format!("$ {code} in {}", ms(*duration_ms));
+                self.pane_mut(step)
+                    .shell_finished(stdout_tail, stderr_tail, summary, failed);
+            }
+            Event::StepSucceeded { step, usage, .. } => {
+                self.settle_usage(step, usage);
+                self.set_status(step, StepStatus::Succeeded, at);
+            }
+            Event::StepFailed {
+                step,
+                attempt,
+                error,
+                retry_in_ms,
+                usage,
+                ..
+            } => {
+                self.settle_usage(step, usage);
+                let status = if retry_in_ms.is_some() {
+                    StepStatus::Retrying
+                } else {
+                    StepStatus::Failed
+                };
+                let retry = retry_in_ms
+                    .map(|d| format!("; retrying in {}", ms(d)))
+                    .unwrap_or_default();
+                if let Some(i) = self.pane_index(step) {
+                    self.panes[i].note(
+                        format!(
+                            "✗ attempt {attempt} failed: {}{retry}",
+                            one_line(error, 200)
+                        ),
+                        LineKind::Error,
+                    );
+                }
+                self.set_status(step, status, at);
+            }
+            Event::StepSkipped { step, reason, .. } => {
+                if let Some(i) = self.pane_index(step) {
+                    self.panes[i].note(format!("skipped: {reason}"), LineKind::Note);
+                }
+                self.set_status(step, StepStatus::Skipped, at);
+            }
+            Event::StepCancelled { step, .. } => {
+                self.set_status(step, StepStatus::Cancelled, at);
+            }
+            Event::GuardTripped {
+                guard,
+                limit,
+                observed,
+                step,
+                ..
+            } => {
+                let at_step = step
+                    .as_ref()
+                    .map(|s| format!(" at {s}"))
+                    .unwrap_or_default();
+                self.notes.push(format!(
+                    "limit {guard} ({limit}) reached{at_step}: {observed}"
+                ));
+            }
+            Event::InFlightResolved { step, decision, .. } => {
+                self.notes
+                    .push(format!("{step}: in-flight attempt resolved: {decision:?}"));
+            }
+            Event::RunPaused { reason, .. } => {
+                self.status = Some(RunStatus::Paused);
+                self.notes
+                    .push(format!("paused: {}", describe_pause(reason)));
+            }
+            Event::RunCancelRequested { .. } => {
+                self.notes.push("cancel requested".into());
+            }
+            Event::RunFinished {
+                status,
+                error,
+                usage,
+                ..
+            } => {
+                self.status = Some(*status);
+                self.finished_at = Some(at);
+                if usage.total_tokens() > 0 || usage.cost_usd > 0.0 {
+                    self.final_usage = Some(*usage);
+                }
+                if let Some(e) = error {
+                    self.notes
+                        .push(format!("run {}: {}", status.as_str(), one_line(e, 200)));
+                }
+            }
+        }
+        out
+    }
+
+    /// A step that waited for the user runs again once nothing else waits.
+    fn resume_step(&mut self, step: &StepKey, at: Millis) {
+        if self.needs_input(step) {
+            return;
+        }
+        let running = self
+            .pane_index(step)
+            .map(|i| self.panes[i].status == StepStatus::Waiting)
+            .unwrap_or(false)
+            || self
+                .steps
+                .iter()
+                .any(|s| &s.key == step && s.status == StepStatus::Waiting);
+        if running {
+            self.set_status(step, StepStatus::Running, at);
+        }
+    }
+
+    /// A step's reported usage wins over the sum of its replies when larger
+    /// (the engine may count tokens the replies did not report).
+    fn settle_usage(&mut self, step: &StepKey, usage: &Usage) {
+        if let Some(i) = self.pane_index(step) {
+            let p = &mut self.panes[i];
+            if usage.total_tokens() > p.usage.total_tokens() {
+                p.usage = *usage;
+            }
+        }
+    }
+}
+
+/// The recommended option first: the default, else one labelled "Recommended".
+fn recommended_first(options: &[ChoiceRecord], default: Option<&str>) -> Vec<ChoiceRecord> {
+    let rec = options
+        .iter()
+        .position(|o| Some(o.value.as_str()) == default)
+        .or_else(|| {
+            options
+                .iter()
+                .position(|o| o.label.to_lowercase().contains("recommended"))
+        });
+    let mut out = options.to_vec();
+    if let Some(i) = rec {
+        let o = out.remove(i);
+        out.insert(0, o);
+    }
+    out
+}

@@ -1,0 +1,550 @@
+//! Keys and mouse → state changes and effects. Context decides first (an
+//! open text box, a confirm overlay, the runs browser, a focused prompt),
+//! then the keymap maps the key to an `Action` for `handle_action`.
+
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::{Position, Rect};
+use ratatui_textarea::TextArea;
+
+use crate::protocol::Op;
+use crate::tui::keymap::Action;
+
+use super::layout::{self, pane_viewport};
+use super::palette::{self, PaletteItem};
+use super::{Confirm, Effect, Focus, Overlay, PaneLayout, Screen, State, Typing};
+
+const NOT_YET: &str = "not available yet";
+
+impl State {
+    pub(super) fn handle_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if key.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && key.code == KeyCode::Char('c') && self.typing.is_none() {
+            return self.handle_action(Action::Quit);
+        }
+        if let Some(Overlay::Confirm(what)) = self.overlay {
+            return self.confirm_key(what, key);
+        }
+        if let Some(t) = self.typing {
+            return self.typing_key(t, key);
+        }
+        if self.overlay == Some(Overlay::Help) {
+            let a = self.keymap.action(&key);
+            if matches!(a, Some(Action::Help | Action::Back | Action::Quit))
+                || key.code == KeyCode::Esc
+            {
+                self.overlay = None;
+            }
+            return Vec::new();
+        }
+        if !self.run_open {
+            match key.code {
+                KeyCode::Up | KeyCode::Char('k') => return self.handle_action(Action::ScrollUp),
+                KeyCode::Down | KeyCode::Char('j') => {
+                    return self.handle_action(Action::ScrollDown);
+                }
+                KeyCode::Enter => return self.open_selected_run(),
+                _ => {}
+            }
+        }
+        if self.focused_prompt().is_some() {
+            match key.code {
+                KeyCode::Up => return self.move_option(-1),
+                KeyCode::Down => return self.move_option(1),
+                KeyCode::Enter => return self.submit_option(),
+                _ => {}
+            }
+        }
+        if self.screen != Screen::Panes && key.code == KeyCode::Enter {
+            return self.overview_enter();
+        }
+        match self.keymap.action(&key).or_else(|| fallback_action(&key)) {
+            Some(a) => self.handle_action(a),
+            None => Vec::new(),
+        }
+    }
+
+    /// Runs an action (also reachable from the palette).
+    pub fn handle_action(&mut self, a: Action) -> Vec<Effect> {
+        if a != Action::Palette {
+            self.message = None;
+        }
+        if !self.run_open {
+            return self.browser_action(a);
+        }
+        match a {
+            Action::Help => self.toggle_overlay(Overlay::Help),
+            Action::Palette => self.open_palette(),
+            Action::Quit => {
+                if self.run.active() && self.replay.is_none() {
+                    self.overlay = Some(Overlay::Confirm(Confirm::Quit));
+                } else {
+                    return vec![Effect::Quit];
+                }
+            }
+            Action::Back => self.back(),
+            Action::FocusNext => self.focus_by(1),
+            Action::FocusPrev => self.focus_by(-1),
+            Action::FocusLeft => self.focus_by(-1),
+            Action::FocusRight => {
+                if self.focus == Focus::Panes
+                    && self.is_last_col()
+                    && self.sidebar
+                    && self.pending_count() > 0
+                {
+                    self.focus_prompt(None);
+                } else {
+                    self.focus_by(1);
+                }
+            }
+            Action::FocusUp => {
+                let cols = self.cols() as isize;
+                self.focus_by(-cols);
+            }
+            Action::FocusDown => {
+                let cols = self.cols() as isize;
+                self.focus_by(cols);
+            }
+            Action::JumpPane(n) => {
+                let i = usize::from(n.max(1)) - 1;
+                if i < self.run.panes.len() {
+                    self.focus_pane = i;
+                    self.focus = Focus::Panes;
+                    self.screen = Screen::Panes;
+                }
+            }
+            Action::ToggleZoom => self.zoom = !self.zoom,
+            Action::LayoutTabs => {
+                self.layout = PaneLayout::Tabs;
+                self.zoom = false;
+            }
+            Action::LayoutGrid => {
+                self.layout = PaneLayout::Grid;
+                self.zoom = false;
+            }
+            Action::ToggleSidebar => {
+                self.sidebar = !self.sidebar;
+                if !self.sidebar {
+                    self.focus = Focus::Panes;
+                }
+            }
+            Action::Overview => self.toggle_screen(Screen::Overview),
+            Action::Timeline => self.toggle_screen(Screen::Timeline),
+            Action::Search => {
+                if self.focused_pane().is_some() {
+                    self.start_typing(Typing::Search, "search");
+                }
+            }
+            Action::SearchNext => self.search_step(true),
+            Action::SearchPrev => self.search_step(false),
+            Action::ScrollUp => self.scroll(Scrolling::Rows(1)),
+            Action::ScrollDown => self.scroll(Scrolling::Rows(-1)),
+            Action::PageUp => self.scroll(Scrolling::Page(1)),
+            Action::PageDown => self.scroll(Scrolling::Page(-1)),
+            Action::Top => self.scroll(Scrolling::Top),
+            Action::Bottom => self.scroll(Scrolling::Bottom),
+            Action::ToggleToolDetails => self.toggle_tool(),
+            Action::NextPrompt => self.next_prompt(),
+            Action::Approve => return self.decide(true),
+            Action::Deny => return self.decide(false),
+            Action::Answer => self.start_answer(),
+            Action::CancelStep => {
+                if self.run.active() && self.replay.is_none() {
+                    self.overlay = Some(Overlay::Confirm(Confirm::CancelRun));
+                } else {
+                    self.say("no active run to cancel");
+                }
+            }
+            Action::SendMessage
+            | Action::PauseRun
+            | Action::RetryStep
+            | Action::Fork
+            | Action::StopCallbacks => {
+                self.say(format!("{}: {NOT_YET}", palette::action_label(a)));
+            }
+            Action::CopyPane => {
+                if self.focused_pane().is_some() {
+                    return vec![Effect::Copy(self.pane_text(self.focus_pane))];
+                }
+            }
+            Action::ReplayPlayPause
+            | Action::ReplayStepForward
+            | Action::ReplayStepBack
+            | Action::ReplayFaster
+            | Action::ReplaySlower => self.replay_action(a),
+        }
+        Vec::new()
+    }
+
+    fn browser_action(&mut self, a: Action) -> Vec<Effect> {
+        let n = self.runs.len();
+        match a {
+            Action::Quit => return vec![Effect::Quit],
+            Action::Back => self.overlay = None,
+            Action::Help => self.toggle_overlay(Overlay::Help),
+            Action::Palette => self.open_palette(),
+            Action::ScrollUp | Action::FocusPrev | Action::FocusUp => {
+                self.runs_cursor = self.runs_cursor.saturating_sub(1)
+            }
+            Action::ScrollDown | Action::FocusNext | Action::FocusDown => {
+                self.runs_cursor = (self.runs_cursor + 1).min(n.saturating_sub(1))
+            }
+            Action::Top | Action::PageUp => self.runs_cursor = 0,
+            Action::Bottom | Action::PageDown => self.runs_cursor = n.saturating_sub(1),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn open_selected_run(&mut self) -> Vec<Effect> {
+        match self.runs.get(self.runs_cursor) {
+            Some(r) => vec![Effect::OpenRun(r.id.clone())],
+            None => Vec::new(),
+        }
+    }
+
+    fn confirm_key(&mut self, what: Confirm, key: KeyEvent) -> Vec<Effect> {
+        match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                self.overlay = None;
+                match what {
+                    Confirm::Quit => vec![Effect::Quit],
+                    Confirm::CancelRun => match self.run.run.clone() {
+                        Some(run) => vec![Effect::Op(Op::Cancel { run })],
+                        None => Vec::new(),
+                    },
+                }
+            }
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                self.overlay = None;
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn toggle_overlay(&mut self, o: Overlay) {
+        self.overlay = if self.overlay == Some(o) {
+            None
+        } else {
+            Some(o)
+        };
+    }
+
+    fn toggle_screen(&mut self, s: Screen) {
+        self.screen = if self.screen == s { Screen::Panes } else { s };
+        self.overview_cursor = self
+            .overview_cursor
+            .min(self.run.steps.len().saturating_sub(1));
+    }
+
+    fn back(&mut self) {
+        if self.overlay.is_some() {
+            self.overlay = None;
+        } else if self.focus == Focus::Prompt {
+            self.focus = Focus::Panes;
+        } else if self.screen != Screen::Panes {
+            self.screen = Screen::Panes;
+        } else if self
+            .focused_pane()
+            .is_some_and(|p| !p.search.query.is_empty())
+        {
+            let i = self.focus_pane;
+            self.run.panes[i].set_search("");
+        } else if self.zoom {
+            self.zoom = false;
+        }
+    }
+
+    fn cols(&self) -> usize {
+        let area = Rect::new(0, 0, self.size.0, self.size.1);
+        layout::regions(self, area).cols.max(1)
+    }
+
+    fn is_last_col(&self) -> bool {
+        if self.layout == PaneLayout::Tabs || self.zoom {
+            return self.focus_pane + 1 >= self.run.panes.len();
+        }
+        let cols = self.cols();
+        (self.focus_pane % cols) + 1 == cols || self.focus_pane + 1 >= self.run.panes.len()
+    }
+
+    fn focus_by(&mut self, delta: isize) {
+        if self.screen != Screen::Panes {
+            let n = self.run.steps.len() as isize;
+            if n > 0 {
+                self.overview_cursor =
+                    (self.overview_cursor as isize + delta.signum()).clamp(0, n - 1) as usize;
+            }
+            return;
+        }
+        if self.focus == Focus::Prompt {
+            self.focus = Focus::Panes;
+            return;
+        }
+        let n = self.run.panes.len() as isize;
+        if n == 0 {
+            return;
+        }
+        let next = self.focus_pane as isize + delta;
+        self.focus_pane = if delta.abs() == 1 {
+            next.rem_euclid(n) as usize
+        } else {
+            next.clamp(0, n - 1) as usize
+        };
+    }
+
+    fn scroll(&mut self, how: Scrolling) {
+        if self.screen != Screen::Panes {
+            match how {
+                Scrolling::Rows(d) | Scrolling::Page(d) => self.focus_by(-d),
+                Scrolling::Top => self.overview_cursor = 0,
+                Scrolling::Bottom => self.overview_cursor = self.run.steps.len().saturating_sub(1),
+            }
+            return;
+        }
+        let i = self.focus_pane;
+        let (w, h) = pane_viewport(self, i);
+        let Some(p) = self.run.panes.get_mut(i) else {
+            return;
+        };
+        match how {
+            Scrolling::Rows(d) => p.scroll_by(d, w, h),
+            Scrolling::Page(d) => p.scroll_by(d * h.saturating_sub(1).max(1) as isize, w, h),
+            Scrolling::Top => p.scroll_by(isize::MAX / 2, w, h),
+            Scrolling::Bottom => p.scroll.from_bottom = 0,
+        }
+    }
+
+    fn search_step(&mut self, forward: bool) {
+        let i = self.focus_pane;
+        let (w, h) = pane_viewport(self, i);
+        let Some(p) = self.run.panes.get_mut(i) else {
+            return;
+        };
+        match p.search_step(forward) {
+            Some(abs) => p.scroll_to_line(abs, w, h / 2 + 1),
+            None if !p.search.query.is_empty() => {
+                let q = p.search.query.clone();
+                self.say(format!("no match for {q:?}"));
+            }
+            None => {}
+        }
+    }
+
+    fn toggle_tool(&mut self) {
+        let i = self.focus_pane;
+        let (w, h) = pane_viewport(self, i);
+        let Some(p) = self.run.panes.get_mut(i) else {
+            return;
+        };
+        let visible = visible_lines(p, w, h);
+        if !p.toggle_tool(&visible) {
+            self.say("no tool calls in this pane");
+        }
+    }
+
+    pub(super) fn start_typing(&mut self, t: Typing, placeholder: &str) {
+        let mut ta = TextArea::default();
+        ta.set_placeholder_text(placeholder);
+        self.textarea = ta;
+        self.typing = Some(t);
+        if t == Typing::Palette {
+            self.overlay = Some(Overlay::Palette);
+            self.after_typing();
+        }
+    }
+
+    fn open_palette(&mut self) {
+        self.start_typing(Typing::Palette, "type to filter");
+    }
+
+    /// Live updates while typing: palette filter, incremental search.
+    pub(super) fn after_typing(&mut self) {
+        let text = self.textarea.lines().join(" ");
+        match self.typing {
+            Some(Typing::Palette) => {
+                let runs = (!self.run_open).then_some(self.runs.as_slice());
+                self.palette = palette::filter(palette::entries(&self.keymap, runs), &text);
+                self.palette_cursor = self
+                    .palette_cursor
+                    .min(self.palette.len().saturating_sub(1));
+            }
+            Some(Typing::Search) => {
+                let i = self.focus_pane;
+                if let Some(p) = self.run.panes.get_mut(i) {
+                    p.set_search(&text);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn typing_key(&mut self, t: Typing, key: KeyEvent) -> Vec<Effect> {
+        match key.code {
+            KeyCode::Esc => {
+                self.typing = None;
+                if t == Typing::Palette {
+                    self.overlay = None;
+                }
+                if t == Typing::Search {
+                    let i = self.focus_pane;
+                    if let Some(p) = self.run.panes.get_mut(i) {
+                        p.set_search("");
+                    }
+                }
+                Vec::new()
+            }
+            KeyCode::Enter => {
+                let text = self.textarea.lines().join("\n");
+                self.typing = None;
+                match t {
+                    Typing::Answer(i) => self.send_answer(i, text.trim().to_string()),
+                    Typing::Search => {
+                        self.search_step(false);
+                        Vec::new()
+                    }
+                    Typing::Palette => {
+                        self.overlay = None;
+                        match self.palette.get(self.palette_cursor).cloned() {
+                            Some(e) => match e.item {
+                                PaletteItem::Action(a) => self.handle_action(a),
+                                PaletteItem::Run(id) => vec![Effect::OpenRun(id)],
+                            },
+                            None => Vec::new(),
+                        }
+                    }
+                }
+            }
+            KeyCode::Up if t == Typing::Palette => {
+                self.palette_cursor = self.palette_cursor.saturating_sub(1);
+                Vec::new()
+            }
+            KeyCode::Down if t == Typing::Palette => {
+                self.palette_cursor =
+                    (self.palette_cursor + 1).min(self.palette.len().saturating_sub(1));
+                Vec::new()
+            }
+            _ => {
+                self.textarea.input(key);
+                self.after_typing();
+                Vec::new()
+            }
+        }
+    }
+
+    /// Enter on the overview/timeline: open that step's pane, or in replay
+    /// jump playback to where the step first appears.
+    fn overview_enter(&mut self) -> Vec<Effect> {
+        let Some(row) = self.run.steps.get(self.overview_cursor) else {
+            return Vec::new();
+        };
+        let key = row.key.clone();
+        let first = row.first_index;
+        if self.replay.is_some() {
+            self.replay_jump(first + 1);
+        }
+        if let Some(i) = self.run.pane_index(&key) {
+            self.focus_pane = i;
+            self.screen = Screen::Panes;
+        }
+        Vec::new()
+    }
+
+    pub(super) fn handle_mouse(&mut self, m: MouseEvent) {
+        if !self.run_open || self.screen != Screen::Panes {
+            return;
+        }
+        let area = Rect::new(0, 0, self.size.0, self.size.1);
+        let reg = layout::regions(self, area);
+        let at = Position::new(m.column, m.row);
+        let hit = reg
+            .panes
+            .iter()
+            .find(|(_, r)| r.contains(at))
+            .map(|(i, _)| *i);
+        match m.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                let tab = reg.tabs.filter(|t| t.contains(at)).and_then(|t| {
+                    layout::tab_slots(self, t)
+                        .1
+                        .into_iter()
+                        .find(|s| m.column >= s.x && m.column < s.x + s.width)
+                });
+                if let Some(t) = tab {
+                    self.focus_pane = t.pane;
+                    self.focus = Focus::Panes;
+                } else if let Some(i) = hit {
+                    self.focus_pane = i;
+                    self.focus = Focus::Panes;
+                } else if reg.sidebar.is_some_and(|s| s.contains(at)) && self.pending_count() > 0 {
+                    self.focus_prompt(None);
+                }
+            }
+            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
+                if let Some(i) = hit {
+                    let (w, h) = pane_viewport(self, i);
+                    let d = if m.kind == MouseEventKind::ScrollUp {
+                        3
+                    } else {
+                        -3
+                    };
+                    if let Some(p) = self.run.panes.get_mut(i) {
+                        p.scroll_by(d, w, h);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Scrolling requests, in rows or pages (positive = up).
+enum Scrolling {
+    Rows(isize),
+    Page(isize),
+    Top,
+    Bottom,
+}
+
+/// Keys that work even when the keymap leaves them unbound.
+fn fallback_action(key: &KeyEvent) -> Option<Action> {
+    Some(match key.code {
+        KeyCode::Esc => Action::Back,
+        KeyCode::PageUp => Action::PageUp,
+        KeyCode::PageDown => Action::PageDown,
+        KeyCode::Home => Action::Top,
+        KeyCode::End => Action::Bottom,
+        KeyCode::Up => Action::ScrollUp,
+        KeyCode::Down => Action::ScrollDown,
+        KeyCode::Tab => Action::FocusNext,
+        KeyCode::BackTab => Action::FocusPrev,
+        KeyCode::Enter => Action::ToggleToolDetails,
+        _ => return None,
+    })
+}
+
+/// Absolute line numbers visible in a `w`×`h` body at the pane's scroll.
+pub fn visible_lines(p: &super::Pane, w: usize, h: usize) -> Vec<u64> {
+    let mut skip = p.scroll.from_bottom;
+    let mut rows = 0;
+    let mut out = Vec::new();
+    let mut abs = p.end();
+    while abs > p.dropped && rows < h {
+        abs -= 1;
+        let r = p.rows_of(abs, w);
+        if skip >= r {
+            skip -= r;
+            continue;
+        }
+        rows += r - skip;
+        skip = 0;
+        out.push(abs);
+    }
+    out.reverse();
+    out
+}

@@ -1,0 +1,266 @@
+//! Where things go on screen. Pure geometry shared by the view (drawing)
+//! and the state (paging by viewport height, mouse hit-testing), so both
+//! always agree.
+
+use ratatui::layout::Rect;
+
+use super::{PaneLayout, Screen, State};
+
+/// Below this the workbench shows "terminal too small".
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 16;
+/// Smallest grid cell worth drawing.
+const MIN_CELL_W: u16 = 24;
+const MIN_CELL_H: u16 = 6;
+
+/// The screen's regions for an open run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Regions {
+    /// Pane area, overview or timeline.
+    pub main: Rect,
+    /// Tab bar (tabs layout, unzoomed).
+    pub tabs: Option<Rect>,
+    pub sidebar: Option<Rect>,
+    pub status: Rect,
+    /// Visible panes: (pane index, outer rect).
+    pub panes: Vec<(usize, Rect)>,
+    /// Grid columns (for up/down focus moves).
+    pub cols: usize,
+}
+
+pub fn too_small(area: Rect) -> bool {
+    area.width < MIN_WIDTH || area.height < MIN_HEIGHT
+}
+
+/// Width of the whisper sidebar for a screen `width` wide.
+fn sidebar_width(width: u16) -> u16 {
+    (width / 3).clamp(28, 44)
+}
+
+/// Computes the regions of `area` for `state`.
+pub fn regions(state: &State, area: Rect) -> Regions {
+    let mut r = Regions {
+        cols: 1,
+        ..Regions::default()
+    };
+    if area.height < 2 {
+        return r;
+    }
+    r.status = Rect::new(area.x, area.y + area.height - 1, area.width, 1);
+    let mut body = Rect::new(area.x, area.y, area.width, area.height - 1);
+    if state.sidebar && state.run_open {
+        let w = sidebar_width(area.width).min(body.width);
+        r.sidebar = Some(Rect::new(body.x + body.width - w, body.y, w, body.height));
+        body.width -= w;
+    }
+    r.main = body;
+    if state.screen != Screen::Panes || state.run.panes.is_empty() {
+        return r;
+    }
+    let n = state.run.panes.len();
+    let focus = state.focus_pane.min(n - 1);
+    if state.zoom {
+        r.panes.push((focus, body));
+        return r;
+    }
+    match state.layout {
+        PaneLayout::Tabs => {
+            r.tabs = Some(Rect::new(body.x, body.y, body.width, 1));
+            let pane = Rect::new(
+                body.x,
+                body.y + 1,
+                body.width,
+                body.height.saturating_sub(1),
+            );
+            r.panes.push((focus, pane));
+        }
+        PaneLayout::Grid => {
+            let (cols, rows) = grid_shape(n, body.width, body.height);
+            r.cols = cols;
+            let cap = cols * rows;
+            // Show the page of panes that holds the focused one.
+            let first = (focus / cap) * cap;
+            let shown = (n - first).min(cap);
+            let rows_used = shown.div_ceil(cols);
+            for k in 0..shown {
+                let (c, row) = (k % cols, k / cols);
+                // The last row's panes share its width.
+                let in_row = if row + 1 == rows_used {
+                    shown - row * cols
+                } else {
+                    cols
+                };
+                let cell = split(body, in_row, rows_used, c, row);
+                r.panes.push((first + k, cell));
+            }
+        }
+    }
+    r
+}
+
+/// Columns × rows for `n` panes (2, 4, 6, 9), shrunk to what fits.
+pub fn grid_shape(n: usize, width: u16, height: u16) -> (usize, usize) {
+    let (mut cols, mut rows) = match n {
+        0 | 1 => (1, 1),
+        2 => (2, 1),
+        3 | 4 => (2, 2),
+        5 | 6 => (3, 2),
+        _ => (3, 3),
+    };
+    while cols > 1 && width / cols as u16 <= MIN_CELL_W {
+        cols -= 1;
+    }
+    while rows > 1 && height / rows as u16 <= MIN_CELL_H {
+        rows -= 1;
+    }
+    (cols, rows)
+}
+
+/// Cell (c, r) of `area` split into `cols` × `rows`, remainders to the last cell.
+fn split(area: Rect, cols: usize, rows: usize, c: usize, r: usize) -> Rect {
+    let (cols, rows) = (cols.max(1) as u16, rows.max(1) as u16);
+    let (c, r) = (c as u16, r as u16);
+    let w = area.width / cols;
+    let h = area.height / rows;
+    let x = area.x + c * w;
+    let y = area.y + r * h;
+    let width = if c + 1 == cols { area.width - c * w } else { w };
+    let height = if r + 1 == rows {
+        area.height - r * h
+    } else {
+        h
+    };
+    Rect::new(x, y, width, height)
+}
+
+/// A tab's place in the tab bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TabSlot {
+    pub pane: usize,
+    pub x: u16,
+    pub width: u16,
+}
+
+/// The tabs drawn in `bar`: the index of the first one shown (the bar
+/// scrolls so the focused tab is visible) and where each one sits. Widths
+/// count the status glyph as one column.
+pub fn tab_slots(state: &State, bar: Rect) -> (usize, Vec<TabSlot>) {
+    let widths: Vec<u16> = state
+        .run
+        .panes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let attention = u16::from(state.run.needs_input(&p.step));
+            // " n " + glyph + " step! " + "│"
+            let n = (i + 1).to_string().len() as u16;
+            n + 2 + 1 + p.step.as_str().chars().count() as u16 + 2 + attention + 1
+        })
+        .collect();
+    let focus = state.focus_pane.min(widths.len().saturating_sub(1));
+    let mut first = 0;
+    while first < focus
+        && widths[first..=focus]
+            .iter()
+            .map(|w| u32::from(*w))
+            .sum::<u32>()
+            + 1
+            > u32::from(bar.width)
+    {
+        first += 1;
+    }
+    let mut x = bar.x + u16::from(first > 0);
+    let mut out = Vec::new();
+    for (i, w) in widths.iter().enumerate().skip(first) {
+        if x >= bar.x + bar.width {
+            break;
+        }
+        out.push(TabSlot {
+            pane: i,
+            x,
+            width: *w,
+        });
+        x = x.saturating_add(*w);
+    }
+    (first, out)
+}
+
+/// The text area inside a pane's border.
+pub fn pane_body(outer: Rect) -> Rect {
+    Rect::new(
+        outer.x.saturating_add(1),
+        outer.y.saturating_add(1),
+        outer.width.saturating_sub(2),
+        outer.height.saturating_sub(2),
+    )
+}
+
+/// The body size of pane `i` on a screen of `state.size` (paging, clamping).
+pub fn pane_viewport(state: &State, i: usize) -> (usize, usize) {
+    let area = Rect::new(0, 0, state.size.0, state.size.1);
+    let reg = regions(state, area);
+    reg.panes
+        .iter()
+        .find(|(k, _)| *k == i)
+        .map(|(_, r)| {
+            let b = pane_body(*r);
+            (b.width as usize, b.height as usize)
+        })
+        .unwrap_or((
+            area.width.saturating_sub(2) as usize,
+            area.height.saturating_sub(4) as usize,
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::state::sample::bench_state;
+
+    #[test]
+    fn grid_shapes_follow_the_pane_count_and_shrink_to_fit() {
+        assert_eq!(grid_shape(1, 120, 36), (1, 1));
+        assert_eq!(grid_shape(2, 120, 36), (2, 1));
+        assert_eq!(grid_shape(4, 120, 36), (2, 2));
+        assert_eq!(grid_shape(6, 120, 36), (3, 2));
+        assert_eq!(grid_shape(9, 120, 36), (3, 3));
+        assert_eq!(grid_shape(12, 120, 36), (3, 3));
+        // 60×16 fits two 30-wide columns and two 8-high rows, not three.
+        assert_eq!(grid_shape(9, 60, 16), (2, 2));
+        assert_eq!(grid_shape(9, 40, 10), (1, 1));
+    }
+
+    #[test]
+    fn grid_tiles_the_main_area_and_pages_to_the_focused_pane() {
+        let mut s = bench_state(11, 1);
+        s.layout = crate::tui::state::PaneLayout::Grid;
+        let area = Rect::new(0, 0, 160, 40);
+        let r = regions(&s, area);
+        assert_eq!(r.panes.len(), 9);
+        assert_eq!(r.cols, 3);
+        // The cells cover the main area exactly.
+        let cells: u32 = r
+            .panes
+            .iter()
+            .map(|(_, c)| u32::from(c.width) * u32::from(c.height))
+            .sum();
+        assert_eq!(cells, u32::from(r.main.width) * u32::from(r.main.height));
+        // Focusing pane 10 shows the second page (panes 9 and 10).
+        s.focus_pane = 10;
+        let r = regions(&s, area);
+        let shown: Vec<usize> = r.panes.iter().map(|(i, _)| *i).collect();
+        assert_eq!(shown, [9, 10]);
+        // The last row's panes share its width.
+        assert_eq!(r.panes[0].1.width + r.panes[1].1.width, r.main.width);
+    }
+
+    #[test]
+    fn zoom_gives_the_focused_pane_the_whole_main_area() {
+        let mut s = bench_state(4, 1);
+        s.zoom = true;
+        s.focus_pane = 2;
+        let r = regions(&s, Rect::new(0, 0, 120, 36));
+        assert_eq!(r.panes, vec![(2, r.main)]);
+        assert_eq!(r.tabs, None);
+    }
+}

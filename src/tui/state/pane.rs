@@ -1,0 +1,591 @@
+//! One agent pane: the bounded scrollback of a step (streamed tokens, final
+//! replies, tool calls, shell output), its scroll position and its search.
+//! Token deltas are appended to the open line, so streaming allocates lines
+//! only at newlines.
+
+use std::collections::VecDeque;
+
+use crate::protocol::{Attempt, Millis, StepKey, StepStatus, Usage};
+
+/// Lines kept per pane; older ones are dropped from the front.
+pub const MAX_LINES: usize = 100_000;
+
+/// What a line is, for styling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Text,
+    /// A ``` fence line.
+    Fence,
+    /// Inside a fenced code block.
+    Code,
+    DiffAdd,
+    DiffDel,
+    /// Header of tool call `n` (index into `Pane::tools`).
+    Tool(usize),
+    Stdout,
+    Stderr,
+    /// Lifecycle notes written by the workbench (attempt separators, exits).
+    Note,
+    Error,
+}
+
+/// One line of scrollback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaneLine {
+    pub text: String,
+    pub kind: LineKind,
+}
+
+/// A tool call shown as a collapsible line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolView {
+    pub call_id: String,
+    pub name: String,
+    pub arguments: String,
+    /// `None` while the tool runs.
+    pub output: Option<String>,
+    pub is_error: bool,
+    pub expanded: bool,
+}
+
+impl ToolView {
+    /// Detail rows shown under the header when expanded.
+    pub fn detail_lines(&self) -> Vec<String> {
+        let mut out = vec![format!("  args: {}", self.arguments)];
+        match &self.output {
+            Some(o) => {
+                for l in o.lines() {
+                    out.push(format!("  │ {l}"));
+                }
+            }
+            None => out.push("  │ (running)".to_string()),
+        }
+        out
+    }
+}
+
+/// Scroll position: rows from the bottom; 0 means follow new output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scroll {
+    pub from_bottom: usize,
+}
+
+impl Scroll {
+    pub fn following(&self) -> bool {
+        self.from_bottom == 0
+    }
+}
+
+/// Search over the pane's lines (absolute line numbers).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Search {
+    pub query: String,
+    pub matches: Vec<u64>,
+    pub current: Option<usize>,
+}
+
+/// An agent/step pane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pane {
+    pub step: StepKey,
+    pub kind: String,
+    pub mode: Option<String>,
+    pub attempt: Attempt,
+    pub status: StepStatus,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    /// Usage summed over all attempts.
+    pub usage: Usage,
+    pub lines: VecDeque<PaneLine>,
+    /// Lines dropped from the front (absolute number of `lines[0]`).
+    pub dropped: u64,
+    pub tools: Vec<ToolView>,
+    /// The last line is still being appended to.
+    open: bool,
+    /// Absolute line where this turn's streamed tokens start (replaced by the reply).
+    live_start: Option<u64>,
+    /// Fence state after the last closed line, and at `live_start`.
+    in_code: bool,
+    live_in_code: bool,
+    /// Shell output was streamed for the current attempt (so tails are not repeated).
+    shell_streamed: bool,
+    pub scroll: Scroll,
+    pub search: Search,
+}
+
+impl Pane {
+    pub fn new(
+        step: StepKey,
+        kind: String,
+        mode: Option<String>,
+        attempt: Attempt,
+        at: Millis,
+    ) -> Pane {
+        Pane {
+            step,
+            kind,
+            mode,
+            attempt,
+            status: StepStatus::Running,
+            started_at: at,
+            finished_at: None,
+            usage: Usage::default(),
+            lines: VecDeque::new(),
+            dropped: 0,
+            tools: Vec::new(),
+            open: false,
+            live_start: None,
+            in_code: false,
+            live_in_code: false,
+            shell_streamed: false,
+            scroll: Scroll::default(),
+            search: Search::default(),
+        }
+    }
+
+    /// A new attempt of the same step starts in the same pane.
+    pub fn restart(&mut self, attempt: Attempt, at: Millis) {
+        self.close_open();
+        self.attempt = attempt;
+        self.status = StepStatus::Running;
+        self.started_at = at;
+        self.finished_at = None;
+        self.shell_streamed = false;
+        self.live_start = None;
+        self.push(format!("── attempt {attempt} ──"), LineKind::Note);
+    }
+
+    /// Absolute number one past the last line.
+    pub fn end(&self) -> u64 {
+        self.dropped + self.lines.len() as u64
+    }
+
+    /// The line with absolute number `abs`, if still kept.
+    pub fn line(&self, abs: u64) -> Option<&PaneLine> {
+        abs.checked_sub(self.dropped)
+            .and_then(|i| self.lines.get(i as usize))
+    }
+
+    /// Appends streamed tokens to the open text line.
+    pub fn push_tokens(&mut self, text: &str) {
+        if self.live_start.is_none() {
+            self.close_open();
+            self.live_start = Some(self.end());
+            self.live_in_code = self.in_code;
+        }
+        self.append_stream(text, LineKind::Text);
+    }
+
+    /// Appends streamed shell output.
+    pub fn push_shell(&mut self, text: &str, stderr: bool) {
+        self.shell_streamed = true;
+        let kind = if stderr {
+            LineKind::Stderr
+        } else {
+            LineKind::Stdout
+        };
+        self.append_stream(text, kind);
+    }
+
+    /// The final reply replaces whatever was streamed for it.
+    pub fn replace_live(&mut self, text: &str) {
+        if let Some(start) = self.live_start.take() {
+            let keep = start.saturating_sub(self.dropped) as usize;
+            self.lines.truncate(keep);
+            self.in_code = self.live_in_code;
+            self.search.matches.retain(|m| *m < start);
+            if self
+                .search
+                .current
+                .is_some_and(|c| c >= self.search.matches.len())
+            {
+                self.search.current = None;
+            }
+        }
+        self.open = false;
+        for l in text.lines() {
+            self.push_text(l);
+        }
+    }
+
+    /// Adds a tool call header line; returns its index.
+    pub fn add_tool(&mut self, call_id: &str, name: &str, arguments: &str) -> usize {
+        self.close_open();
+        let idx = self.tools.len();
+        self.tools.push(ToolView {
+            call_id: call_id.to_string(),
+            name: name.to_string(),
+            arguments: arguments.to_string(),
+            output: None,
+            is_error: false,
+            expanded: false,
+        });
+        let text = tool_header(&self.tools[idx]);
+        self.push(text, LineKind::Tool(idx));
+        idx
+    }
+
+    pub fn tool_by_call(&self, call_id: &str) -> Option<usize> {
+        self.tools.iter().rposition(|t| t.call_id == call_id)
+    }
+
+    /// Records a tool result and refreshes its header line.
+    pub fn finish_tool(&mut self, idx: usize, arguments: &str, output: &str, is_error: bool) {
+        let Some(t) = self.tools.get_mut(idx) else {
+            return;
+        };
+        if t.arguments.is_empty() {
+            t.arguments = arguments.to_string();
+        }
+        t.output = Some(output.to_string());
+        t.is_error = is_error;
+        let header = tool_header(t);
+        if let Some(line) = self
+            .lines
+            .iter_mut()
+            .rev()
+            .find(|l| l.kind == LineKind::Tool(idx))
+        {
+            line.text = header;
+        }
+    }
+
+    /// Shell tails are shown only when nothing was streamed (replay, resume).
+    pub fn shell_finished(&mut self, stdout: &str, stderr: &str, summary: String, failed: bool) {
+        self.close_open();
+        if !self.shell_streamed {
+            for l in stdout.lines() {
+                self.push(l.to_string(), LineKind::Stdout);
+            }
+            for l in stderr.lines() {
+                self.push(l.to_string(), LineKind::Stderr);
+            }
+        }
+        let kind = if failed {
+            LineKind::Error
+        } else {
+            LineKind::Note
+        };
+        self.push(summary, kind);
+    }
+
+    /// A closed line of workbench text.
+    pub fn note(&mut self, text: String, kind: LineKind) {
+        self.close_open();
+        for l in text.lines() {
+            self.push(l.to_string(), kind);
+        }
+    }
+
+    fn append_stream(&mut self, text: &str, kind: LineKind) {
+        if self.open
+            && self
+                .lines
+                .back()
+                .is_some_and(|l| l.kind != kind && !is_textish(l.kind, kind))
+        {
+            self.close_open();
+        }
+        let mut parts = text.split('\n');
+        if let Some(first) = parts.next() {
+            if self.open {
+                if let Some(last) = self.lines.back_mut() {
+                    last.text.push_str(first);
+                }
+            } else {
+                self.push_raw(first.to_string(), kind);
+                self.open = true;
+            }
+        }
+        for part in parts {
+            self.close_open();
+            self.push_raw(part.to_string(), kind);
+            self.open = true;
+        }
+    }
+
+    /// Closes the open line, classifying text lines (fences, code, diffs).
+    fn close_open(&mut self) {
+        if !self.open {
+            return;
+        }
+        self.open = false;
+        let in_code = self.in_code;
+        if let Some(last) = self.lines.back_mut()
+            && last.kind == LineKind::Text
+        {
+            let (kind, after) = classify(&last.text, in_code);
+            last.kind = kind;
+            self.in_code = after;
+        }
+        self.index_search(self.end().saturating_sub(1));
+    }
+
+    /// Adds closed line `abs` to the active search's matches when it matches,
+    /// so `n`/`N` reach output that arrived after the search started.
+    fn index_search(&mut self, abs: u64) {
+        if self.search.query.is_empty() || self.search.matches.last().is_some_and(|m| *m >= abs) {
+            return;
+        }
+        let q = self.search.query.to_lowercase();
+        if self
+            .line(abs)
+            .is_some_and(|l| l.text.to_lowercase().contains(&q))
+        {
+            self.search.matches.push(abs);
+        }
+    }
+
+    fn push_text(&mut self, text: &str) {
+        let (kind, after) = classify(text, self.in_code);
+        self.in_code = after;
+        self.push(text.to_string(), kind);
+    }
+
+    /// Pushes a closed line.
+    fn push(&mut self, text: String, kind: LineKind) {
+        self.push_raw(text, kind);
+        self.index_search(self.end().saturating_sub(1));
+    }
+
+    fn push_raw(&mut self, text: String, kind: LineKind) {
+        self.lines.push_back(PaneLine { text, kind });
+        if !self.scroll.following() {
+            // Keep the view still while reading back.
+            self.scroll.from_bottom = self.scroll.from_bottom.saturating_add(1);
+        }
+        while self.lines.len() > MAX_LINES {
+            self.lines.pop_front();
+            self.dropped += 1;
+        }
+        if let Some(first) = self.search.matches.first()
+            && *first < self.dropped
+        {
+            let dropped = self.dropped;
+            self.search.matches.retain(|m| *m >= dropped);
+            self.search.current = None;
+        }
+    }
+
+    /// Display kind of the open (still streaming) last line.
+    pub fn open_kind(&self) -> Option<LineKind> {
+        if !self.open {
+            return None;
+        }
+        let last = self.lines.back()?;
+        if last.kind == LineKind::Text {
+            Some(classify(&last.text, self.in_code).0)
+        } else {
+            Some(last.kind)
+        }
+    }
+
+    /// Runs the search for `query` (case-insensitive) over all kept lines.
+    pub fn set_search(&mut self, query: &str) {
+        let q = query.to_lowercase();
+        self.search.query = query.to_string();
+        self.search.matches.clear();
+        self.search.current = None;
+        if q.is_empty() {
+            return;
+        }
+        for (i, l) in self.lines.iter().enumerate() {
+            if l.text.to_lowercase().contains(&q) {
+                self.search.matches.push(self.dropped + i as u64);
+            }
+        }
+    }
+
+    /// Moves to the next (or previous) match; returns its absolute line.
+    pub fn search_step(&mut self, forward: bool) -> Option<u64> {
+        let n = self.search.matches.len();
+        if n == 0 {
+            return None;
+        }
+        let next = match (self.search.current, forward) {
+            // The first jump goes to the newest match: that is where the eye is.
+            (None, _) => n - 1,
+            (Some(c), true) => (c + 1) % n,
+            (Some(c), false) => (c + n - 1) % n,
+        };
+        self.search.current = Some(next);
+        self.search.matches.get(next).copied()
+    }
+
+    /// Display rows of line `abs` at `width` (wrapped, plus tool details).
+    pub fn rows_of(&self, abs: u64, width: usize) -> usize {
+        let Some(l) = self.line(abs) else { return 0 };
+        let mut rows = wrapped_rows(&l.text, width);
+        if let LineKind::Tool(i) = l.kind
+            && let Some(t) = self.tools.get(i)
+            && t.expanded
+        {
+            rows += t
+                .detail_lines()
+                .iter()
+                .map(|d| wrapped_rows(d, width))
+                .sum::<usize>();
+        }
+        rows
+    }
+
+    /// Total display rows at `width` (used to clamp scrolling).
+    pub fn total_rows(&self, width: usize) -> usize {
+        (self.dropped..self.end())
+            .map(|a| self.rows_of(a, width))
+            .sum()
+    }
+
+    /// Scrolls so line `abs` is near the top of a viewport of `height` rows.
+    pub fn scroll_to_line(&mut self, abs: u64, width: usize, height: usize) {
+        let below: usize = (abs..self.end()).map(|a| self.rows_of(a, width)).sum();
+        self.scroll.from_bottom = below.saturating_sub(height.max(1));
+    }
+
+    /// Scrolls by `delta` rows (positive = up), clamped to the content.
+    pub fn scroll_by(&mut self, delta: isize, width: usize, height: usize) {
+        let max = self.total_rows(width).saturating_sub(height);
+        let cur = self.scroll.from_bottom as isize;
+        self.scroll.from_bottom = (cur + delta).clamp(0, max as isize) as usize;
+    }
+
+    /// The index of the newest tool call whose header is visible (or the newest one).
+    pub fn toggle_tool(&mut self, visible: &[u64]) -> bool {
+        let from_view = visible
+            .iter()
+            .rev()
+            .find_map(|a| match self.line(*a)?.kind {
+                LineKind::Tool(i) => Some(i),
+                _ => None,
+            });
+        let Some(i) = from_view.or(self.tools.len().checked_sub(1)) else {
+            return false;
+        };
+        if let Some(t) = self.tools.get_mut(i) {
+            t.expanded = !t.expanded;
+        }
+        true
+    }
+}
+
+/// Stream kinds that share the open text line.
+fn is_textish(a: LineKind, b: LineKind) -> bool {
+    let t = |k| {
+        matches!(
+            k,
+            LineKind::Text
+                | LineKind::Code
+                | LineKind::Fence
+                | LineKind::DiffAdd
+                | LineKind::DiffDel
+        )
+    };
+    t(a) && t(b)
+}
+
+/// Kind of a text line given whether a fence is open before it; returns the
+/// state after it.
+pub fn classify(text: &str, in_code: bool) -> (LineKind, bool) {
+    if text.trim_start().starts_with("```") {
+        return (LineKind::Fence, !in_code);
+    }
+    let kind = if text.starts_with('+') && !text.starts_with("+++") {
+        LineKind::DiffAdd
+    } else if text.starts_with('-') && !text.starts_with("---") {
+        LineKind::DiffDel
+    } else if in_code {
+        LineKind::Code
+    } else {
+        LineKind::Text
+    };
+    (kind, in_code)
+}
+
+/// Rows a line takes when wrapped at `width` characters.
+pub fn wrapped_rows(text: &str, width: usize) -> usize {
+    let n = text.chars().count();
+    if width == 0 || n == 0 {
+        1
+    } else {
+        n.div_ceil(width)
+    }
+}
+
+fn tool_header(t: &ToolView) -> String {
+    let args = crate::headless::printer::one_line(&t.arguments, 60);
+    let result = match &t.output {
+        None => "…".to_string(),
+        Some(o) => {
+            let status = if t.is_error { "error" } else { "ok" };
+            format!("{status}: {}", crate::headless::printer::one_line(o, 60))
+        }
+    };
+    format!("{}({args}) → {result}", t.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pane() -> Pane {
+        Pane::new(
+            StepKey::new("a"),
+            "agent".into(),
+            None,
+            Attempt(1),
+            Millis(0),
+        )
+    }
+
+    #[test]
+    fn tokens_coalesce_into_lines_and_reply_replaces_them() {
+        let mut p = pane();
+        p.push_tokens("hel");
+        p.push_tokens("lo\nwor");
+        p.push_tokens("ld");
+        assert_eq!(p.lines.len(), 2);
+        assert_eq!(p.lines[1].text, "world");
+        p.replace_live("hello\nworld!\n```\ncode\n```\n+added");
+        let kinds: Vec<LineKind> = p.lines.iter().map(|l| l.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                LineKind::Text,
+                LineKind::Text,
+                LineKind::Fence,
+                LineKind::Code,
+                LineKind::Fence,
+                LineKind::DiffAdd
+            ]
+        );
+    }
+
+    #[test]
+    fn search_picks_up_lines_that_arrive_later() {
+        let mut p = pane();
+        p.note("an error here".into(), LineKind::Note);
+        p.set_search("ERROR");
+        assert_eq!(p.search.matches, vec![0]);
+        p.push_shell("ok\nanother error\n", false);
+        p.note("fine".into(), LineKind::Note);
+        assert_eq!(p.search.matches, vec![0, 2]);
+        // Streamed tokens that the final reply replaces leave no stale match.
+        p.push_tokens("error in draft\n");
+        assert_eq!(p.search.matches, vec![0, 2, 5]);
+        p.replace_live("clean reply");
+        assert_eq!(p.search.matches, vec![0, 2]);
+    }
+
+    #[test]
+    fn scrollback_is_bounded_and_search_keeps_absolute_lines() {
+        let mut p = pane();
+        for i in 0..(MAX_LINES + 10) {
+            p.note(format!("line {i}"), LineKind::Note);
+        }
+        assert_eq!(p.lines.len(), MAX_LINES);
+        assert_eq!(p.dropped, 10);
+        p.set_search("line 10");
+        assert_eq!(p.search.matches.first(), Some(&10));
+        assert_eq!(p.line(10).map(|l| l.text.as_str()), Some("line 10"));
+    }
+}

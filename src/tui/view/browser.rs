@@ -1,0 +1,100 @@
+//! The runs browser (no run open): runs newest first with status, the
+//! unfinished ones marked resumable, and a one-line hint.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::Span;
+use ratatui::widgets::{Block, Widget};
+
+use crate::protocol::RunStatus;
+use crate::tui::state::State;
+use crate::tui::theme::Theme;
+
+use super::clip;
+
+pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let body = Rect::new(area.x, area.y, area.width, area.height.saturating_sub(1));
+    let block = Block::bordered()
+        .border_type(theme.border_type())
+        .border_style(theme.style("border"))
+        .title(Span::styled(
+            format!(" runs · {} ", state.runs.len()),
+            theme.style("title"),
+        ));
+    let inner = block.inner(body);
+    block.render(body, buf);
+    let w = inner.width as usize;
+    if state.runs.is_empty() {
+        buf.set_stringn(
+            inner.x + 1,
+            inner.y + 1,
+            "no runs yet — start one with `lev run <workflow.yaml>`",
+            w.saturating_sub(1),
+            theme.style("dim"),
+        );
+    }
+    let header = format!(
+        "  {:<2}{:<28} {:<26} {:<10} {:<16} ",
+        "", "name", "id", "status", "created (UTC)"
+    );
+    buf.set_stringn(inner.x, inner.y, &header, w, theme.style("title"));
+    let list_h = inner.height.saturating_sub(1) as usize;
+    let first = state.runs_cursor.saturating_sub(list_h.saturating_sub(1));
+    for (k, r) in state.runs.iter().enumerate().skip(first).take(list_h) {
+        let y = inner.y + 1 + (k - first) as u16;
+        let sel = k == state.runs_cursor;
+        let glyph = match r.status {
+            RunStatus::Running => "◐",
+            RunStatus::Paused => "⏸",
+            RunStatus::Succeeded => "●",
+            RunStatus::Failed => "✗",
+            RunStatus::Cancelled => "–",
+        };
+        let resumable = if matches!(r.status, RunStatus::Running | RunStatus::Paused) {
+            "↻ resumable"
+        } else {
+            ""
+        };
+        let line = format!(
+            "{} {glyph} {:<28} {:<26} {:<10} {:<16} {resumable}",
+            if sel { "›" } else { " " },
+            clip(&r.name, 28),
+            clip(r.id.as_str(), 26),
+            r.status.as_str(),
+            utc_minutes(r.created_ms),
+        );
+        let slot = if sel { "selection" } else { "base" };
+        buf.set_stringn(inner.x, y, line, w, theme.style(slot));
+    }
+    let hint = " ↑↓ select · Enter open (resumes unfinished runs) · : palette · ? help";
+    let y = area.y + area.height.saturating_sub(1);
+    buf.set_stringn(
+        area.x,
+        y,
+        hint,
+        area.width as usize,
+        theme.style("statusbar"),
+    );
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC from epoch milliseconds (no clock read).
+pub fn utc_minutes(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}

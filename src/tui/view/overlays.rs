@@ -1,0 +1,181 @@
+//! Modal overlays drawn over everything: help (generated from the keymap),
+//! the command palette, and confirmations (quit or cancel an active run).
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
+
+use crate::tui::state::{Confirm, State};
+use crate::tui::theme::Theme;
+
+use super::{centered, clip};
+
+fn frame<'a>(theme: &Theme, title: &'a str) -> Block<'a> {
+    Block::bordered()
+        .border_type(theme.border_type())
+        .border_style(theme.style("border.focused"))
+        .title(Span::styled(title, theme.style("title")))
+        .style(theme.style("panel"))
+}
+
+pub fn help(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let rows = state.keymap.help_rows();
+    let w = 110.min(area.width.saturating_sub(4));
+    let max_h = area.height.saturating_sub(2);
+    // Rows that do not fit one column go into a second one.
+    let room = max_h.saturating_sub(4).max(1) as usize;
+    let cols = if rows.len() > room && w >= 80 { 2 } else { 1 };
+    let per_col = rows.len().div_ceil(cols).max(1);
+    let h = (per_col.min(room) as u16 + 4).min(max_h);
+    let r = centered(area, w, h);
+    Clear.render(r, buf);
+    let block = frame(theme, " keys ");
+    let inner = block.inner(r);
+    block.render(r, buf);
+    if rows.is_empty() {
+        buf.set_stringn(
+            inner.x + 1,
+            inner.y,
+            "no key bindings configured",
+            inner.width as usize,
+            theme.style("dim"),
+        );
+    }
+    let col_w = inner.width / cols as u16;
+    let visible = inner.height.saturating_sub(2) as usize;
+    for (c, chunk) in rows.chunks(per_col).enumerate() {
+        let key_w = chunk
+            .iter()
+            .map(|(k, _, _)| k.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 16);
+        let x = inner.x + c as u16 * col_w;
+        for (k, (keys, _, desc)) in chunk.iter().take(visible).enumerate() {
+            let y = inner.y + k as u16;
+            let line = Line::from(vec![
+                Span::styled(
+                    format!(" {:>key_w$}  ", clip(keys, key_w)),
+                    theme.style("help.key"),
+                ),
+                Span::styled(desc.clone(), theme.style("base")),
+            ]);
+            buf.set_line(x, y, &line, col_w.saturating_sub(1));
+        }
+        if chunk.len() > visible {
+            buf.set_stringn(
+                x + 1,
+                inner.y + visible as u16,
+                format!("… {} more", chunk.len() - visible),
+                col_w as usize,
+                theme.style("dim"),
+            );
+        }
+    }
+    let y = inner.y + inner.height.saturating_sub(1);
+    buf.set_stringn(
+        inner.x + 1,
+        y,
+        "Esc closes · : runs any action by name",
+        inner.width as usize,
+        theme.style("dim"),
+    );
+}
+
+pub fn palette(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let w = 64.min(area.width.saturating_sub(4));
+    let h = 16.min(area.height.saturating_sub(2));
+    let r = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + 2.min(area.height),
+        w,
+        h,
+    );
+    Clear.render(r, buf);
+    let block = frame(theme, " : command ");
+    let inner = block.inner(r);
+    block.render(r, buf);
+    if inner.height < 2 {
+        return;
+    }
+    let query = state.textarea.lines().join(" ");
+    buf.set_stringn(
+        inner.x,
+        inner.y,
+        format!(": {query}▏"),
+        inner.width as usize,
+        theme.style("base"),
+    );
+    let list_h = (inner.height - 1) as usize;
+    // Keep the cursor in view.
+    let first = state
+        .palette_cursor
+        .saturating_sub(list_h.saturating_sub(1));
+    for (k, e) in state.palette.iter().enumerate().skip(first).take(list_h) {
+        let y = inner.y + 1 + (k - first) as u16;
+        let sel = k == state.palette_cursor;
+        let slot = if sel { "selection" } else { "base" };
+        let mark = if sel { "›" } else { " " };
+        let keys = if e.keys.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", e.keys)
+        };
+        let room = (inner.width as usize).saturating_sub(keys.chars().count() + 2);
+        buf.set_stringn(
+            inner.x,
+            y,
+            format!("{mark} {}", clip(&e.label, room)),
+            inner.width as usize,
+            theme.style(slot),
+        );
+        if !keys.is_empty() {
+            let kw = keys.chars().count() as u16;
+            buf.set_stringn(
+                inner.x + inner.width.saturating_sub(kw),
+                y,
+                keys,
+                kw as usize,
+                theme.style("dim"),
+            );
+        }
+    }
+    if state.palette.is_empty() {
+        buf.set_stringn(
+            inner.x,
+            inner.y + 1,
+            "  no match",
+            inner.width as usize,
+            theme.style("dim"),
+        );
+    }
+}
+
+pub fn confirm(what: Confirm, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let text = match what {
+        Confirm::Quit => vec![
+            "The run is still active.".to_string(),
+            "Quit the workbench? The run stays durable:".to_string(),
+            "resume it later from the runs list.".to_string(),
+        ],
+        Confirm::CancelRun => vec![
+            "Cancel this run?".to_string(),
+            "Running steps are stopped; results so far stay in the journal.".to_string(),
+        ],
+    };
+    let mut lines: Vec<Line> = text
+        .into_iter()
+        .map(|t| Line::styled(t, theme.style("base")))
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("[y] yes   [n] no", theme.style("help.key")));
+    let w = 56.min(area.width.saturating_sub(4));
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let r = centered(area, w, h);
+    Clear.render(r, buf);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(frame(theme, " confirm "))
+        .render(r, buf);
+}

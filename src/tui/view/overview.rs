@@ -1,0 +1,179 @@
+//! The run overview: the workflow's steps in order with status glyphs, and
+//! a timeline with one bar per step over wall-clock time (from event times),
+//! each attempt its own segment so retries are visible.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::Span;
+use ratatui::widgets::{Block, Widget};
+
+use crate::protocol::{Millis, StepStatus};
+use crate::tui::state::State;
+use crate::tui::theme::Theme;
+
+use super::{clip, fmt_secs, fmt_usage, status_style};
+
+fn frame<'a>(theme: &Theme, title: String) -> Block<'a> {
+    Block::bordered()
+        .border_type(theme.border_type())
+        .border_style(theme.style("border"))
+        .title(Span::styled(title, theme.style("title")))
+}
+
+/// Steps with status, attempts, duration and usage.
+pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let block = frame(
+        theme,
+        format!(" overview · {} steps ", state.run.steps.len()),
+    );
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let w = inner.width as usize;
+    let now = state.now();
+    let header = format!(
+        "  {:<2}{:<24} {:<12} {:>8} {:>9}  {}",
+        "", "step", "status", "attempts", "time", "usage"
+    );
+    buf.set_stringn(inner.x, inner.y, header, w, theme.style("title"));
+    for (k, row) in state
+        .run
+        .steps
+        .iter()
+        .enumerate()
+        .take(inner.height.saturating_sub(1) as usize)
+    {
+        let y = inner.y + 1 + k as u16;
+        let sel = k == state.overview_cursor;
+        let needs = state.run.needs_input(&row.key);
+        let status = if needs {
+            "needs input"
+        } else {
+            row.status.as_str()
+        };
+        let glyph = theme.status_symbol(if needs {
+            StepStatus::Waiting
+        } else {
+            row.status
+        });
+        let time: u64 = row
+            .segments
+            .iter()
+            .map(|s| s.end.unwrap_or(now).0.saturating_sub(s.start.0))
+            .sum();
+        let usage = state
+            .run
+            .pane_index(&row.key)
+            .map(|i| fmt_usage(&state.run.panes[i].usage))
+            .unwrap_or_default();
+        let line = format!(
+            "{} {glyph} {:<24} {:<12} {:>8} {:>9}  {usage}",
+            if sel { "›" } else { " " },
+            clip(row.key.as_str(), 24),
+            status,
+            row.segments.len(),
+            fmt_secs(time),
+        );
+        let style = if sel {
+            theme.style("selection")
+        } else {
+            status_style(theme, row.status)
+        };
+        buf.set_stringn(inner.x, y, line, w, style);
+    }
+    draw_notes(state, theme, inner, buf);
+}
+
+/// Run-wide notes (pauses, limits, errors) under the steps, newest last.
+fn draw_notes(state: &State, theme: &Theme, inner: Rect, buf: &mut Buffer) {
+    let notes = &state.run.notes;
+    let top = inner.y + 2 + state.run.steps.len() as u16;
+    let bottom = inner.y + inner.height;
+    if notes.is_empty() || top + 1 >= bottom {
+        return;
+    }
+    let w = inner.width as usize;
+    buf.set_stringn(inner.x, top, "  run notes", w, theme.style("title"));
+    let room = (bottom - top - 1) as usize;
+    let first = notes.len().saturating_sub(room);
+    for (k, n) in notes[first..].iter().enumerate() {
+        buf.set_stringn(
+            inner.x,
+            top + 1 + k as u16,
+            format!("  · {}", clip(n, w.saturating_sub(4))),
+            w,
+            theme.style("dim"),
+        );
+    }
+}
+
+/// One bar per step over the run's wall-clock span.
+pub fn draw_timeline(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let run = &state.run;
+    let now = state.now();
+    let start = run
+        .started_at
+        .or_else(|| {
+            run.steps
+                .iter()
+                .flat_map(|s| s.segments.first())
+                .map(|s| s.start)
+                .min()
+        })
+        .unwrap_or(now);
+    let end = run.finished_at.unwrap_or(now).max(start);
+    let span = end.0.saturating_sub(start.0).max(1);
+    let block = frame(theme, format!(" timeline · {} ", fmt_secs(span)));
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let label_w = 18usize.min(inner.width as usize / 3);
+    let bar_x = inner.x + label_w as u16 + 1;
+    let bar_w = inner.width.saturating_sub(label_w as u16 + 2) as u64;
+    if bar_w == 0 || inner.height < 2 {
+        return;
+    }
+    let col = |t: Millis| -> u64 { (t.0.saturating_sub(start.0) * bar_w / span).min(bar_w - 1) };
+    let rows = inner.height.saturating_sub(1) as usize;
+    for (k, row) in run.steps.iter().enumerate().take(rows) {
+        let y = inner.y + k as u16;
+        let sel = k == state.overview_cursor;
+        let label = format!(
+            "{}{}",
+            if sel { "›" } else { " " },
+            clip(row.key.as_str(), label_w.saturating_sub(1))
+        );
+        buf.set_stringn(inner.x, y, label, label_w, theme.style("base"));
+        for (n, seg) in row.segments.iter().enumerate() {
+            let status = if seg.end.is_none() {
+                row.status
+            } else {
+                seg.status
+            };
+            let a = col(seg.start);
+            let b = col(seg.end.unwrap_or(now)).max(a);
+            let fill = match status {
+                StepStatus::Succeeded => "█",
+                StepStatus::Failed | StepStatus::Retrying => "▒",
+                StepStatus::Waiting => "┄",
+                _ => "░",
+            };
+            let style = status_style(theme, status);
+            for x in a..=b {
+                buf.set_string(bar_x + x as u16, y, fill, style);
+            }
+            // A retry starts with a visible edge even when it touches the previous attempt.
+            if n > 0 {
+                buf.set_string(bar_x + a as u16, y, "▕", style);
+            }
+        }
+    }
+    // Axis: start, middle and end offsets.
+    let y = inner.y + inner.height - 1;
+    let axis: String = "─".repeat(bar_w as usize);
+    buf.set_string(bar_x, y, &axis, theme.style("dim"));
+    buf.set_string(bar_x, y, "0s", theme.style("dim"));
+    let mid = fmt_secs(span / 2);
+    buf.set_string(bar_x + (bar_w / 2) as u16, y, &mid, theme.style("dim"));
+    let last = fmt_secs(span);
+    let lx = bar_x + (bar_w as u16).saturating_sub(last.chars().count() as u16);
+    buf.set_string(lx, y, &last, theme.style("dim"));
+}

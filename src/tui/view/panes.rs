@@ -1,0 +1,319 @@
+//! Agent panes: the tab bar, bordered panes (tabs, grid, zoom) with their
+//! titles, and pane bodies (wrapped scrollback, styled code/diff/tool/shell
+//! lines, search highlights).
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Widget};
+
+use crate::protocol::StepStatus;
+use crate::tui::state::layout::{Regions, pane_body, tab_slots};
+use crate::tui::state::{Focus, LineKind, Pane, State};
+use crate::tui::theme::Theme;
+
+use super::{clip, fmt_secs, fmt_usage, pane_glyph, pane_state_word};
+
+pub fn draw(state: &State, theme: &Theme, reg: &Regions, buf: &mut Buffer) {
+    if state.run.panes.is_empty() {
+        let msg = if state.run.status.is_some() {
+            "waiting for the first step to start…"
+        } else {
+            "no run events yet"
+        };
+        Paragraph::new(msg)
+            .style(theme.style("dim"))
+            .block(
+                Block::bordered()
+                    .border_type(theme.border_type())
+                    .border_style(theme.style("border")),
+            )
+            .render(reg.main, buf);
+        return;
+    }
+    if let Some(t) = reg.tabs {
+        tab_bar(state, theme, t, buf);
+    }
+    for (i, r) in &reg.panes {
+        if let Some(p) = state.run.panes.get(*i) {
+            let focused = *i == state.focus_pane && state.focus == Focus::Panes;
+            pane(state, theme, p, focused, *r, buf);
+        }
+    }
+}
+
+fn tab_bar(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let (first, tabs) = tab_slots(state, area);
+    if first > 0 {
+        buf.set_string(area.x, area.y, "‹", theme.style("dim"));
+    }
+    for t in &tabs {
+        let Some(p) = state.run.panes.get(t.pane) else {
+            continue;
+        };
+        let style = theme.style(if t.pane == state.focus_pane {
+            "tab.active"
+        } else {
+            "tab"
+        });
+        let needs = state.run.needs_input(&p.step);
+        let status = if needs { StepStatus::Waiting } else { p.status };
+        let attention = if needs { "!" } else { "" };
+        let line = Line::from(vec![
+            Span::styled(format!(" {} ", t.pane + 1), style),
+            Span::styled(
+                pane_glyph(state, theme, p).to_string(),
+                style.patch(super::status_style(theme, status)),
+            ),
+            Span::styled(format!(" {}{attention} ", p.step), style),
+            Span::styled("│", theme.style("dim")),
+        ]);
+        let right = area.x + area.width;
+        if t.x < right {
+            buf.set_line(t.x, area.y, &line, right - t.x);
+        }
+    }
+}
+
+/// Title: glyph, step, mode, attempt, elapsed, usage and state, shortened
+/// (mode, then usage go first) until it fits in `room` columns.
+fn title(state: &State, theme: &Theme, p: &Pane, room: usize, focused: bool) -> Line<'static> {
+    let glyph = pane_glyph(state, theme, p).to_string();
+    let mode = p.mode.as_deref().unwrap_or(p.kind.as_str());
+    // The mode is shown when it adds something to the step's name.
+    let mode = if mode == p.step.as_str() {
+        String::new()
+    } else {
+        format!(" ({mode})")
+    };
+    let end = p.finished_at.unwrap_or(state.now());
+    let elapsed = fmt_secs(end.0.saturating_sub(p.started_at.0));
+    let usage = format!(" · {}", fmt_usage(&p.usage));
+    let word = pane_state_word(state, p);
+    let word = if word == "running" {
+        String::new()
+    } else {
+        format!(" · {word}")
+    };
+    let (step, attempt) = (&p.step, p.attempt);
+    let variants = [
+        format!(" {step}{mode} #{attempt} · {elapsed}{usage}{word} "),
+        format!(" {step} #{attempt} · {elapsed}{usage}{word} "),
+        format!(" {step} #{attempt} · {elapsed}{word} "),
+        format!(" {step} #{attempt} · {elapsed} "),
+    ];
+    let room = room.saturating_sub(glyph.chars().count() + 1);
+    let rest = match variants.iter().find(|t| t.chars().count() <= room) {
+        Some(t) => t.clone(),
+        None => clip(&variants[3], room),
+    };
+    let status = if state.run.needs_input(&p.step) {
+        crate::protocol::StepStatus::Waiting
+    } else {
+        p.status
+    };
+    // The step name takes its agent mode's colour unless the pane is focused.
+    let rest_style = if focused {
+        theme.style("title.focused")
+    } else {
+        match p.mode.as_deref() {
+            Some(m) => theme.style(&format!("agent.{m}")),
+            None => theme.style("title"),
+        }
+    };
+    Line::from(vec![
+        Span::raw(" "),
+        Span::styled(glyph, super::status_style(theme, status)),
+        Span::styled(rest, rest_style),
+    ])
+}
+
+fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: &mut Buffer) {
+    let border = if focused {
+        "border.focused"
+    } else if state.run.needs_input(&p.step) {
+        "border.attention"
+    } else {
+        "border"
+    };
+    let mut block = Block::bordered()
+        .border_type(theme.border_type())
+        .border_style(theme.style(border))
+        .title(title(
+            state,
+            theme,
+            p,
+            area.width.saturating_sub(4) as usize,
+            focused,
+        ));
+    if !p.scroll.following() {
+        block = block.title_bottom(Span::styled(
+            format!(" ↑{} · End follows ", p.scroll.from_bottom),
+            theme.style("dim"),
+        ));
+    } else if !p.search.query.is_empty() {
+        let cur = p.search.current.map(|c| c + 1).unwrap_or(0);
+        block = block.title_bottom(Span::styled(
+            format!(" /{} {cur}/{} ", p.search.query, p.search.matches.len()),
+            theme.style("dim"),
+        ));
+    }
+    block.render(area, buf);
+    body(p, theme, pane_body(area), buf);
+}
+
+/// One display row of a pane.
+struct Row {
+    text: String,
+    style: Style,
+    abs: u64,
+}
+
+fn line_style(theme: &Theme, p: &Pane, kind: LineKind) -> Style {
+    let slot = match kind {
+        LineKind::Text => "base",
+        LineKind::Fence => "code.fence",
+        LineKind::Code => "code",
+        LineKind::DiffAdd => "diff.add",
+        LineKind::DiffDel => "diff.del",
+        LineKind::Tool(i) => {
+            if p.tools.get(i).is_some_and(|t| t.is_error) {
+                "error"
+            } else {
+                "title"
+            }
+        }
+        LineKind::Stdout => "base",
+        LineKind::Stderr => "error",
+        LineKind::Note => "dim",
+        LineKind::Error => "error",
+    };
+    theme.style(slot)
+}
+
+/// The display rows of line `abs`, wrapped at `width`.
+fn line_rows(p: &Pane, theme: &Theme, abs: u64, width: usize, out: &mut Vec<Row>) {
+    let Some(l) = p.line(abs) else { return };
+    let last = abs + 1 == p.end();
+    let kind = if last {
+        p.open_kind().unwrap_or(l.kind)
+    } else {
+        l.kind
+    };
+    let style = line_style(theme, p, kind);
+    let mut texts: Vec<String> = Vec::new();
+    match kind {
+        LineKind::Tool(i) => {
+            let t = p.tools.get(i);
+            let open = t.is_some_and(|t| t.expanded);
+            texts.push(format!("{} {}", if open { "▾" } else { "▸" }, l.text));
+            if let Some(t) = t.filter(|t| t.expanded) {
+                texts.extend(t.detail_lines());
+            }
+        }
+        _ => texts.push(l.text.clone()),
+    }
+    for t in texts {
+        let chars: Vec<char> = t.chars().collect();
+        if chars.is_empty() || width == 0 {
+            out.push(Row {
+                text: String::new(),
+                style,
+                abs,
+            });
+            continue;
+        }
+        for chunk in chars.chunks(width) {
+            out.push(Row {
+                text: chunk.iter().collect(),
+                style,
+                abs,
+            });
+        }
+    }
+}
+
+fn body(p: &Pane, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let (w, h) = (area.width as usize, area.height as usize);
+    if w == 0 || h == 0 {
+        return;
+    }
+    // Walk back from the bottom: cost is the viewport plus the scroll offset,
+    // never the whole scrollback.
+    let mut rows: Vec<Row> = Vec::with_capacity(h);
+    let mut skip = p.scroll.from_bottom;
+    let mut abs = p.end();
+    let mut scratch = Vec::new();
+    while abs > p.dropped && rows.len() < h {
+        abs -= 1;
+        // Lines wholly below the viewport are counted, not built.
+        let n = p.rows_of(abs, w);
+        if skip >= n {
+            skip -= n;
+            continue;
+        }
+        scratch.clear();
+        line_rows(p, theme, abs, w, &mut scratch);
+        while let Some(r) = scratch.pop() {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            rows.push(r);
+            if rows.len() == h {
+                break;
+            }
+        }
+    }
+    rows.reverse();
+    let query: Vec<char> = p.search.query.to_lowercase().chars().collect();
+    let current = p
+        .search
+        .current
+        .and_then(|c| p.search.matches.get(c))
+        .copied();
+    for (y, row) in rows.iter().enumerate() {
+        let y = area.y + y as u16;
+        buf.set_stringn(area.x, y, &row.text, w, row.style);
+        if query.is_empty() {
+            continue;
+        }
+        let slot = if Some(row.abs) == current {
+            "search.current"
+        } else {
+            "search.match"
+        };
+        let hl = theme
+            .style(slot)
+            .add_modifier(ratatui::style::Modifier::REVERSED);
+        let chars: Vec<char> = row.text.chars().collect();
+        for start in find_ci(&chars, &query) {
+            let s: String = chars[start..start + query.len()].iter().collect();
+            buf.set_stringn(area.x + start as u16, y, s, w - start, hl);
+        }
+    }
+}
+
+/// Start indices of case-insensitive matches of `needle` in `hay`.
+fn find_ci(hay: &[char], needle: &[char]) -> Vec<usize> {
+    let lower = |c: char| c.to_lowercase().next().unwrap_or(c);
+    let mut out = Vec::new();
+    if needle.is_empty() || needle.len() > hay.len() {
+        return out;
+    }
+    let mut i = 0;
+    while i + needle.len() <= hay.len() {
+        if hay[i..i + needle.len()]
+            .iter()
+            .zip(needle)
+            .all(|(a, b)| lower(*a) == *b)
+        {
+            out.push(i);
+            i += needle.len();
+        } else {
+            i += 1;
+        }
+    }
+    out
+}

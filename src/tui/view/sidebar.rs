@@ -1,0 +1,205 @@
+//! The whisper sidebar: prompts waiting for the user (questions with their
+//! options, recommended first; approvals), how long each has waited, the
+//! answer box while typing, and the history of answered prompts.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
+
+use crate::protocol::AnswerSource;
+use crate::tui::keymap::Action;
+use crate::tui::state::{PromptKind, State, Typing};
+use crate::tui::theme::Theme;
+
+use super::fmt_secs;
+
+pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let pending = state.pending_count();
+    let title = if pending > 0 {
+        format!(" whispers · {pending} waiting ")
+    } else {
+        " whispers ".to_string()
+    };
+    let block = Block::bordered()
+        .border_type(theme.border_type())
+        .border_style(theme.style("border"))
+        .title(Span::styled(title, theme.style("title")));
+    let inner = block.inner(area);
+    block.render(area, buf);
+
+    let typing_answer = matches!(state.typing, Some(Typing::Answer(_)));
+    let (list_area, input_area) = if typing_answer && inner.height > 6 {
+        let h = 3;
+        (
+            Rect::new(inner.x, inner.y, inner.width, inner.height - h),
+            Some(Rect::new(
+                inner.x,
+                inner.y + inner.height - h,
+                inner.width,
+                h,
+            )),
+        )
+    } else {
+        (inner, None)
+    };
+
+    let mut lines: Vec<Line> = Vec::new();
+    // Where each pending prompt's lines start, and which one has focus.
+    let mut starts: Vec<usize> = Vec::new();
+    let mut focused_group: Option<usize> = None;
+    let now = state.now();
+    let key_of = |a: Action| -> String {
+        state
+            .keymap
+            .help_rows()
+            .into_iter()
+            .find(|(_, ra, _)| *ra == a)
+            .map(|(k, _, _)| k)
+            .unwrap_or_default()
+    };
+    for (i, p) in state.run.pending() {
+        if state.focused_prompt().is_some_and(|(f, _)| f == i) {
+            focused_group = Some(starts.len());
+        }
+        starts.push(lines.len());
+        let focused = state.focused_prompt().is_some_and(|(f, _)| f == i);
+        let marker = if focused { "▶ " } else { "  " };
+        let waited = fmt_secs(now.0.saturating_sub(p.asked_at.0));
+        let head_style = theme.style(if focused { "selection" } else { "question" });
+        let waited = if state.sent.contains(&i) {
+            format!("{waited} · sent")
+        } else {
+            waited
+        };
+        match &p.kind {
+            PromptKind::Question {
+                id,
+                header,
+                options,
+                default,
+            } => {
+                let label = header.clone().unwrap_or_else(|| id.clone());
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{marker}? {label}"), head_style),
+                    Span::styled(format!("  ⏱ {waited}"), theme.style("dim")),
+                ]));
+                lines.push(Line::styled(format!("  {}", p.text), theme.style("base")));
+                for (k, o) in options.iter().enumerate() {
+                    let sel = focused && k == state.option_cursor;
+                    let pick = if sel { "›" } else { " " };
+                    let dflt = if Some(&o.value) == default.as_ref() {
+                        " (default)"
+                    } else {
+                        ""
+                    };
+                    let slot = if sel { "selection" } else { "whisper" };
+                    lines.push(Line::styled(
+                        format!("  {pick} {} — {}{dflt}", o.value, o.label),
+                        theme.style(slot),
+                    ));
+                }
+                if focused {
+                    let answer = key_of(Action::Answer);
+                    let hint = if answer.is_empty() {
+                        "  ↑↓ pick · Enter send".to_string()
+                    } else {
+                        format!("  ↑↓ pick · Enter send · {answer} type")
+                    };
+                    lines.push(Line::styled(hint, theme.style("dim")));
+                }
+            }
+            PromptKind::Approval => {
+                let step = p.step.as_ref().map(|s| s.as_str()).unwrap_or("?");
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{marker}⚠ approve {step}"), head_style),
+                    Span::styled(format!("  ⏱ {waited}"), theme.style("dim")),
+                ]));
+                lines.push(Line::styled(format!("  {}", p.text), theme.style("base")));
+                if focused {
+                    let (y, n) = (key_of(Action::Approve), key_of(Action::Deny));
+                    let key = |k: String| {
+                        if k.is_empty() {
+                            String::new()
+                        } else {
+                            format!("[{k}] ")
+                        }
+                    };
+                    let hint = if state.prompt_ready(i) {
+                        format!("  {}approve · {}deny", key(y), key(n))
+                    } else {
+                        "  (just arrived — read it first)".to_string()
+                    };
+                    lines.push(Line::styled(hint, theme.style("help.key")));
+                }
+            }
+        }
+        lines.push(Line::raw(""));
+    }
+    if pending == 0 {
+        lines.push(Line::styled("  nothing waits for you", theme.style("dim")));
+        lines.push(Line::raw(""));
+    }
+    let answered: Vec<_> = state
+        .run
+        .prompts
+        .iter()
+        .filter(|p| !p.is_pending())
+        .collect();
+    if !answered.is_empty() {
+        lines.push(Line::styled("── answered ──", theme.style("dim")));
+        for p in answered.iter().rev() {
+            let Some(a) = &p.answered else { continue };
+            let who = match a.source {
+                AnswerSource::User => "",
+                AnswerSource::Default => " (default)",
+                AnswerSource::Timeout => " (timeout)",
+            };
+            let what = match &p.kind {
+                PromptKind::Question { id, header, .. } => {
+                    header.clone().unwrap_or_else(|| id.clone())
+                }
+                PromptKind::Approval => p.key(),
+            };
+            lines.push(Line::styled(
+                format!("✓ {what} = {}{who}", a.text),
+                theme.style("dim"),
+            ));
+        }
+    }
+    // Many prompts: start further down so the focused one is on screen.
+    if let Some(g) = focused_group {
+        let rows = |ls: &[Line]| -> usize {
+            ls.iter()
+                .map(|l| (l.width().max(1)).div_ceil(list_area.width.max(1) as usize))
+                .sum()
+        };
+        let end = starts.get(g + 1).copied().unwrap_or(lines.len());
+        let mut first = 0;
+        while first < g && rows(&lines[starts[first]..end]) + 1 > list_area.height as usize {
+            first += 1;
+        }
+        if first > 0 {
+            let mut rest = lines.split_off(starts[first]);
+            lines.clear();
+            lines.push(Line::styled(
+                format!("  ↑ {first} more waiting"),
+                theme.style("dim"),
+            ));
+            lines.append(&mut rest);
+        }
+    }
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .render(list_area, buf);
+
+    if let Some(ia) = input_area {
+        let block = Block::bordered()
+            .border_type(theme.border_type())
+            .border_style(theme.style("border.focused"))
+            .title(" answer ");
+        let inner = block.inner(ia);
+        block.render(ia, buf);
+        (&state.textarea).render(inner, buf);
+    }
+}

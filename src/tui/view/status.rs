@@ -1,0 +1,139 @@
+//! The status bar: run name and status, elapsed time, tokens and cost, the
+//! badge of prompts waiting for the user, replay position, a message, and
+//! as many key hints as fit on the right.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+
+use crate::tui::keymap::Action;
+use crate::tui::state::{State, Typing};
+use crate::tui::theme::Theme;
+
+use super::{clip, fmt_secs, fmt_usage};
+
+/// Actions worth a hint, in priority order, with their short labels.
+const HINTS: &[(Action, &str)] = &[
+    (Action::Help, "help"),
+    (Action::NextPrompt, "prompt"),
+    (Action::Palette, "commands"),
+    (Action::LayoutGrid, "grid"),
+    (Action::LayoutTabs, "tabs"),
+    (Action::ToggleZoom, "zoom"),
+    (Action::Overview, "overview"),
+    (Action::Search, "search"),
+    (Action::Quit, "quit"),
+];
+
+pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    buf.set_style(area, theme.style("statusbar"));
+    let run = &state.run;
+    let mut left: Vec<Span> = Vec::new();
+    let name = if run.name.is_empty() {
+        "run"
+    } else {
+        run.name.as_str()
+    };
+    let status = run.status.map(|s| s.as_str()).unwrap_or("starting");
+    left.push(Span::styled(
+        format!(" {} ", clip(name, 28)),
+        theme.style("statusbar.name"),
+    ));
+    left.push(Span::styled(
+        format!("{status} "),
+        super::status_style(theme, run_step_status(run.status)),
+    ));
+    if let Some(start) = run.started_at {
+        let end = run.finished_at.unwrap_or(state.now());
+        left.push(Span::styled(
+            format!("· {} ", fmt_secs(end.0.saturating_sub(start.0))),
+            theme.style("statusbar"),
+        ));
+    }
+    left.push(Span::styled(
+        format!("· {} ", fmt_usage(&run.usage())),
+        theme.style("statusbar"),
+    ));
+    let pending = state.pending_count();
+    if pending > 0 {
+        left.push(Span::styled(
+            format!(" ⚑ {pending} waiting "),
+            theme.style("badge"),
+        ));
+        left.push(Span::raw(" "));
+    }
+    if let Some(r) = &state.replay {
+        let play = if r.playing { "▶" } else { "⏸" };
+        left.push(Span::styled(
+            format!(
+                " {play} replay {}/{} ×{} ",
+                r.pos,
+                r.events.len(),
+                r.speed()
+            ),
+            theme.style("statusbar.replay"),
+        ));
+        left.push(Span::raw(" "));
+    }
+    let mode = match state.typing {
+        Some(Typing::Search) => Some(format!(
+            "/{}  (Enter: go · Esc: clear)",
+            state.textarea.lines().join("")
+        )),
+        Some(Typing::Answer(_)) => Some("answering: Enter sends · Esc cancels".to_string()),
+        _ => None,
+    };
+    if let Some(m) = mode.or_else(|| state.message.clone()) {
+        left.push(Span::styled(m, theme.style("statusbar.message")));
+    } else if let Some(note) = state.run.notes.last() {
+        // The newest run-wide note (pause, limit, error) until something replaces it.
+        left.push(Span::styled(note.clone(), theme.style("statusbar.note")));
+    }
+    let left = Line::from(left);
+    let used = left.width() as u16;
+    buf.set_line(area.x, area.y, &left, area.width);
+
+    // Hints fill what is left, right-aligned, dropping the ones that do not fit.
+    let rows = state.keymap.help_rows();
+    let mut hints: Vec<String> = Vec::new();
+    let mut width = 0usize;
+    let room = area.width.saturating_sub(used + 2) as usize;
+    for (a, label) in HINTS {
+        let Some((keys, _, _)) = rows.iter().find(|(_, ra, _)| ra == a) else {
+            continue;
+        };
+        // The first key is enough for a hint; help lists the others.
+        let key = keys.split_whitespace().next().unwrap_or(keys);
+        let h = format!("{key} {label}");
+        let w = h.chars().count() + 2;
+        if width + w > room {
+            break;
+        }
+        width += w;
+        hints.push(h);
+    }
+    if !hints.is_empty() {
+        let text = hints.join("  ");
+        let w = text.chars().count() as u16;
+        let x = area.x + area.width.saturating_sub(w + 1);
+        buf.set_stringn(
+            x,
+            area.y,
+            text,
+            (w + 1) as usize,
+            theme.style("statusbar.hint"),
+        );
+    }
+}
+
+/// The step status whose style a run status borrows.
+fn run_step_status(s: Option<crate::protocol::RunStatus>) -> crate::protocol::StepStatus {
+    use crate::protocol::{RunStatus, StepStatus};
+    match s {
+        None | Some(RunStatus::Running) => StepStatus::Running,
+        Some(RunStatus::Paused) => StepStatus::Waiting,
+        Some(RunStatus::Succeeded) => StepStatus::Succeeded,
+        Some(RunStatus::Failed) => StepStatus::Failed,
+        Some(RunStatus::Cancelled) => StepStatus::Skipped,
+    }
+}

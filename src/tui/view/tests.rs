@@ -1,0 +1,270 @@
+//! Whole-screen snapshots over fixed sizes and fixed event times. The text
+//! (symbols and layout) is what reviewers read; styles come from the theme.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::protocol::Millis;
+use crate::tui::keymap::Action;
+use crate::tui::state::sample::{T0, sample_events, sample_runs, sample_state};
+use crate::tui::state::{Input, State};
+use crate::tui::theme::Theme;
+
+use super::{buffer_text, render};
+
+fn screen(state: &State, w: u16, h: u16) -> String {
+    buffer_text(&render(state, &Theme::fallback(), w, h))
+}
+
+/// The sample run after its prompts have been on screen past the grace period.
+fn settled() -> State {
+    let mut s = sample_state();
+    s.handle(Input::Resize(120, 36));
+    s.handle(Input::Tick(Millis(T0 + 31_000)));
+    s.handle(Input::Tick(Millis(T0 + 32_000)));
+    s
+}
+
+#[test]
+fn runs_browser() {
+    let mut s = State::new();
+    s.set_runs(sample_runs());
+    s.handle_action(Action::ScrollDown);
+    insta::assert_snapshot!("runs_browser", screen(&s, 120, 16));
+}
+
+#[test]
+fn grid_with_agents_mid_stream() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::LayoutGrid);
+    s.handle_action(Action::JumpPane(4));
+    insta::assert_snapshot!("grid", screen(&s, 120, 36));
+}
+
+#[test]
+fn tabs_layout() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::JumpPane(2));
+    s.handle_action(Action::ToggleToolDetails);
+    insta::assert_snapshot!("tabs", screen(&s, 120, 36));
+}
+
+#[test]
+fn zoom_hides_sidebar_and_tabs() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::ToggleSidebar);
+    s.handle_action(Action::JumpPane(1));
+    s.handle_action(Action::ToggleZoom);
+    insta::assert_snapshot!("zoom", screen(&s, 100, 20));
+}
+
+#[test]
+fn sidebar_with_pending_question_focused() {
+    let mut s = settled();
+    // The approval arrived first and took focus; move on to the question.
+    s.handle_action(Action::NextPrompt);
+    insta::assert_snapshot!("sidebar_question", screen(&s, 120, 36));
+}
+
+#[test]
+fn search_highlights_matches() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::JumpPane(4));
+    s.handle_action(Action::Search);
+    for c in "token".chars() {
+        s.handle(Input::Key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Char(c),
+        )));
+    }
+    s.handle(Input::Key(crossterm::event::KeyEvent::from(
+        crossterm::event::KeyCode::Enter,
+    )));
+    insta::assert_snapshot!("search", screen(&s, 100, 20));
+}
+
+#[test]
+fn help_overlay() {
+    let mut s = settled();
+    s.handle_action(Action::Help);
+    insta::assert_snapshot!("help", screen(&s, 120, 36));
+}
+
+#[test]
+fn palette_filters_fuzzily() {
+    let mut s = settled();
+    s.handle_action(Action::Palette);
+    s.handle(Input::Paste("zom".into()));
+    let first = s.palette.first().map(|e| e.item.clone());
+    assert_eq!(
+        first,
+        Some(crate::tui::state::PaletteItem::Action(Action::ToggleZoom))
+    );
+    insta::assert_snapshot!("palette", screen(&s, 120, 36));
+}
+
+#[test]
+fn overview_and_timeline() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::Overview);
+    insta::assert_snapshot!("overview", screen(&s, 120, 20));
+    s.handle_action(Action::Timeline);
+    insta::assert_snapshot!("timeline", screen(&s, 120, 20));
+}
+
+#[test]
+fn confirm_quit_overlay() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::Quit);
+    insta::assert_snapshot!("confirm_quit", screen(&s, 100, 24));
+}
+
+#[test]
+fn replay_status() {
+    let mut s = State::new();
+    s.load_replay(sample_events());
+    s.replay_jump(9);
+    insta::assert_snapshot!("replay", screen(&s, 120, 24));
+}
+
+#[test]
+fn too_small_terminal() {
+    let s = settled();
+    insta::assert_snapshot!("too_small", screen(&s, 50, 12));
+}
+
+#[test]
+fn sidebar_while_typing_a_free_answer() {
+    let mut s = settled();
+    s.handle_action(Action::NextPrompt);
+    s.handle_action(Action::Answer);
+    s.handle(Input::Paste("proptest, but keep one example".into()));
+    insta::assert_snapshot!("sidebar_typing", screen(&s, 120, 36));
+}
+
+#[test]
+fn palette_in_the_runs_browser_lists_runs() {
+    let mut s = State::new();
+    s.set_runs(sample_runs());
+    s.handle_action(Action::Palette);
+    s.handle(Input::Paste("open paused".into()));
+    insta::assert_snapshot!("palette_runs", screen(&s, 100, 20));
+}
+
+#[test]
+fn tab_bar_scrolls_to_the_focused_tab() {
+    let mut s = crate::tui::state::sample::bench_state(12, 3);
+    s.handle_action(Action::JumpPane(9));
+    for _ in 0..3 {
+        s.handle_action(Action::FocusNext);
+    }
+    assert_eq!(s.focus_pane, 11);
+    let text = screen(&s, 80, 16);
+    let bar = text.lines().next().unwrap();
+    assert!(bar.contains("12 "), "focused tab visible: {bar}");
+    assert!(bar.starts_with('‹'), "scrolled: {bar}");
+}
+
+#[test]
+fn overview_lists_run_notes() {
+    use crate::protocol::{Event, Notice, Recorded, Seq};
+    let mut s = settled();
+    s.apply(&Notice::Event(Recorded {
+        run: crate::tui::state::sample::sample_run_id(),
+        seq: Seq(300),
+        event: Event::GuardTripped {
+            guard: "max_cost_usd".into(),
+            limit: "5.00".into(),
+            observed: "5.12".into(),
+            step: Some(crate::protocol::StepKey::new("coder")),
+            at: Millis(T0 + 33_000),
+        },
+    }));
+    s.handle_action(Action::Back);
+    s.handle_action(Action::Overview);
+    let text = screen(&s, 120, 20);
+    assert!(text.contains("run notes"), "{text}");
+    assert!(
+        text.contains("· limit max_cost_usd (5.00) reached at coder: 5.12"),
+        "{text}"
+    );
+    assert!(
+        text.contains("limit max_cost_usd"),
+        "status bar shows the newest note"
+    );
+}
+
+/// Every screen draws at every size, down to nothing, without panicking.
+#[test]
+fn every_screen_draws_at_every_size() {
+    let mut states = Vec::new();
+    let mut browser = State::new();
+    browser.set_runs(sample_runs());
+    states.push(browser);
+    for actions in [
+        vec![],
+        vec![Action::LayoutGrid],
+        vec![Action::ToggleZoom],
+        vec![Action::Overview],
+        vec![Action::Timeline],
+        vec![Action::Help],
+        vec![Action::Palette],
+        vec![Action::Quit],
+        vec![Action::NextPrompt, Action::Answer],
+        vec![Action::Search],
+    ] {
+        let mut s = settled();
+        for a in actions {
+            s.handle_action(a);
+        }
+        states.push(s);
+    }
+    let mut replay = State::new();
+    replay.load_replay(sample_events());
+    replay.replay_jump(5);
+    states.push(replay);
+    for s in &mut states {
+        for w in (0..=130).step_by(7) {
+            for h in (0..=40).step_by(3) {
+                // The state pages and hit-tests with the same size.
+                s.handle(Input::Resize(w, h));
+                s.handle_action(Action::PageUp);
+                s.handle_action(Action::FocusRight);
+                let _ = render(s, &Theme::fallback(), w, h);
+            }
+        }
+    }
+}
+
+#[test]
+fn sidebar_scrolls_to_the_focused_prompt() {
+    use crate::protocol::{Event, Notice, Recorded, Seq};
+    let mut s = settled();
+    for k in 0..8 {
+        s.apply(&Notice::Event(Recorded {
+            run: crate::tui::state::sample::sample_run_id(),
+            seq: Seq(400 + k),
+            event: Event::QuestionAsked {
+                id: format!("extra{k}"),
+                step: None,
+                header: Some(format!("Extra {k}")),
+                ask: "Another question that needs a few words to ask".into(),
+                options: vec![],
+                default: None,
+                at: Millis(T0 + 31_000),
+            },
+        }));
+    }
+    s.handle(Input::Tick(Millis(T0 + 40_000)));
+    for _ in 0..9 {
+        s.handle_action(Action::NextPrompt);
+    }
+    assert_eq!(s.focused_prompt().map(|(i, _)| i), Some(10));
+    let text = screen(&s, 100, 20);
+    assert!(text.contains("▶ ? Extra 7"), "{text}");
+    assert!(text.contains("more waiting"), "{text}");
+}

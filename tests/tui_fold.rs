@@ -1,0 +1,620 @@
+//! The TUI state as a fold of recorded events, and its input → effect rules
+//! (approvals need focus and a grace period, empty answers are not sent,
+//! quitting an active run asks first, replay sends nothing).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use lev::protocol::{
+    AnswerSource, Attempt, Event, Millis, Notice, Op, Recorded, Seq, StepKey, StepStatus,
+};
+use lev::tui::keymap::Action;
+use lev::tui::state::sample::{
+    T0, sample_deltas, sample_events, sample_run_id, sample_runs, sample_state,
+};
+use lev::tui::state::{
+    Confirm, Effect, Focus, GRACE_MS, Input, LineKind, Overlay, PromptKind, State,
+};
+
+fn key(code: KeyCode) -> Input {
+    Input::Key(KeyEvent::from(code))
+}
+
+fn ops(effects: &[Effect]) -> Vec<&Op> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Op(op) => Some(op),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The sample run with its prompts on screen past the grace period.
+fn settled() -> State {
+    let mut s = sample_state();
+    s.handle(Input::Tick(Millis(T0 + 31_000)));
+    s.handle(Input::Tick(Millis(T0 + 31_000 + GRACE_MS)));
+    s
+}
+
+#[test]
+fn recorded_run_folds_into_panes_statuses_usage_and_prompts() {
+    let s = sample_state();
+    let run = &s.run;
+    assert_eq!(run.name, "Implement auth system");
+    let steps: Vec<&str> = run.panes.iter().map(|p| p.step.as_str()).collect();
+    assert_eq!(
+        steps,
+        ["architect", "coder", "tester", "security", "checks"]
+    );
+    let status = |k: &str| run.panes[run.pane_index(&StepKey::new(k)).unwrap()].status;
+    assert_eq!(status("architect"), StepStatus::Succeeded);
+    assert_eq!(status("coder"), StepStatus::Waiting);
+    assert_eq!(status("tester"), StepStatus::Waiting);
+    assert_eq!(status("security"), StepStatus::Running);
+    assert_eq!(status("checks"), StepStatus::Running);
+    assert!(run.needs_input(&StepKey::new("coder")));
+    assert!(!run.needs_input(&StepKey::new("security")));
+
+    // Usage: architect 2220 + coder 3010 tokens.
+    assert_eq!(run.usage().total_tokens(), 5_230);
+    assert!((run.usage().cost_usd - 0.0328).abs() < 1e-9);
+
+    // Prompts: one answered (history), an approval and a question pending.
+    assert_eq!(run.prompts.len(), 3);
+    let answered = run.prompts[0].answered.as_ref().unwrap();
+    assert_eq!(
+        (answered.text.as_str(), answered.source),
+        ("cookie", AnswerSource::User)
+    );
+    assert_eq!(s.pending_count(), 2);
+    // The option labelled "Recommended" is listed first.
+    match &run.prompts[2].kind {
+        PromptKind::Question { options, .. } => assert_eq!(options[0].value, "proptest"),
+        other => panic!("expected a question, got {other:?}"),
+    }
+
+    // The retried step shows both attempts on the timeline.
+    let checks = run
+        .steps
+        .iter()
+        .find(|r| r.key.as_str() == "checks")
+        .unwrap();
+    assert_eq!(checks.segments.len(), 2);
+    assert_eq!(checks.segments[0].status, StepStatus::Retrying);
+    assert!(checks.segments[1].end.is_none());
+
+    // Deltas: tokens coalesce into lines; the shell's live output is kept.
+    let security = &run.panes[3];
+    assert_eq!(security.lines.len(), 3);
+    assert_eq!(
+        security.lines[2].text,
+        "2. CSRF on /refresh — needs SameSite=strict"
+    );
+    let coder = &run.panes[1];
+    assert!(coder.lines.iter().any(|l| l.kind == LineKind::DiffAdd));
+    assert!(
+        coder
+            .lines
+            .iter()
+            .any(|l| matches!(l.kind, LineKind::Tool(0)))
+    );
+    assert_eq!(
+        coder.tools[0].output.as_deref(),
+        Some("wrote 120 lines to src/auth.rs")
+    );
+}
+
+#[test]
+fn final_reply_replaces_streamed_tokens() {
+    let mut s = sample_state();
+    let run = sample_run_id();
+    s.apply(&Notice::Event(Recorded {
+        run,
+        seq: Seq(100),
+        event: Event::LlmReplied {
+            step: StepKey::new("security"),
+            attempt: Attempt(1),
+            turn: 1,
+            fingerprint: "x".into(),
+            text: "Final threat model.".into(),
+            tool_calls: vec![],
+            usage: Default::default(),
+            model: "m".into(),
+            at: Millis(T0 + 40_000),
+        },
+    }));
+    let texts: Vec<&str> = s.run.panes[3]
+        .lines
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(texts, ["Final threat model."]);
+}
+
+#[test]
+fn folding_one_by_one_equals_replay_jumped_to_the_end() {
+    let events = sample_events();
+    let mut live = State::new();
+    for r in &events {
+        live.apply(&Notice::Event(r.clone()));
+    }
+    let mut replay = State::new();
+    replay.load_replay(events.clone());
+    replay.replay_jump(events.len());
+    assert_eq!(live.run, replay.run);
+
+    // Stepping back rebuilds a prefix; stepping forward again gives the same fold.
+    replay.handle_action(Action::ReplayStepBack);
+    assert_eq!(replay.replay.as_ref().unwrap().pos, events.len() - 1);
+    assert_ne!(live.run, replay.run);
+    replay.handle_action(Action::ReplayStepForward);
+    assert_eq!(live.run, replay.run);
+
+    // Jumping back to the middle equals folding that prefix.
+    let mut half = State::new();
+    for r in &events[..7] {
+        half.apply(&Notice::Event(r.clone()));
+    }
+    replay.replay_jump(7);
+    assert_eq!(half.run, replay.run);
+}
+
+#[test]
+fn playback_follows_event_times_and_speed() {
+    let events = sample_events();
+    let mut s = State::new();
+    s.load_replay(events.clone());
+    assert_eq!(s.replay.as_ref().unwrap().pos, 0);
+    assert!(s.animating());
+    s.handle(Input::Tick(Millis(1_000)));
+    s.handle(Input::Tick(Millis(1_150)));
+    // 150 ms in: the run start and the question (at +100 ms) are shown.
+    assert_eq!(s.replay.as_ref().unwrap().pos, 2);
+    s.handle_action(Action::ReplayFaster);
+    assert_eq!(s.replay.as_ref().unwrap().speed(), 2);
+    let mut t = 1_150;
+    for _ in 0..200 {
+        t += 500;
+        s.handle(Input::Tick(Millis(t)));
+    }
+    assert_eq!(s.replay.as_ref().unwrap().pos, events.len());
+    assert!(!s.animating());
+}
+
+#[test]
+fn replay_sends_no_ops() {
+    let mut s = State::new();
+    s.load_replay(sample_events());
+    s.replay_jump(sample_events().len());
+    s.handle(Input::Tick(Millis(10_000)));
+    s.handle_action(Action::NextPrompt);
+    let out = s.handle_action(Action::Approve);
+    assert!(ops(&out).is_empty());
+    let out = s.handle(key(KeyCode::Char('y')));
+    assert!(ops(&out).is_empty());
+}
+
+#[test]
+fn approve_on_focused_prompt_emits_decide() {
+    let mut s = settled();
+    // The approval came first and took focus after its grace period.
+    assert_eq!(s.focus, Focus::Prompt);
+    assert_eq!(s.focused_prompt().map(|(i, _)| i), Some(1));
+    let out = s.handle_action(Action::Approve);
+    assert_eq!(
+        ops(&out),
+        [&Op::Decide {
+            run: sample_run_id(),
+            step: StepKey::new("coder"),
+            approved: true,
+            comment: String::new(),
+            source: AnswerSource::User,
+        }]
+    );
+}
+
+#[test]
+fn deny_emits_decide_false() {
+    let mut s = settled();
+    let out = s.handle_action(Action::Deny);
+    assert!(matches!(
+        ops(&out)[..],
+        [Op::Decide {
+            approved: false,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn grace_period_blocks_an_approval_typed_right_after_the_prompt_appears() {
+    let mut s = State::new();
+    s.handle(Input::Tick(Millis(T0)));
+    for r in sample_events().into_iter().take(15) {
+        s.apply(&Notice::Event(r));
+    }
+    s.handle(Input::Tick(Millis(T0 + 10)));
+    // The approval appears while the user is working in the panes.
+    let approval = sample_events().into_iter().nth(15).unwrap();
+    s.apply(&Notice::Event(approval));
+    let out = s.handle(Input::Tick(Millis(T0 + 20)));
+    assert!(out.iter().any(|e| matches!(e, Effect::Attention(_))));
+    // Not focused yet: approve does nothing.
+    assert!(ops(&s.handle_action(Action::Approve)).is_empty());
+    // Even when focused explicitly, it is too early.
+    s.handle_action(Action::NextPrompt);
+    assert_eq!(s.focus, Focus::Prompt);
+    assert!(ops(&s.handle_action(Action::Approve)).is_empty());
+    assert!(s.message.as_deref().unwrap_or("").contains("just arrived"));
+    // After the grace period the same key approves.
+    s.handle(Input::Tick(Millis(T0 + 20 + GRACE_MS)));
+    assert_eq!(ops(&s.handle_action(Action::Approve)).len(), 1);
+}
+
+#[test]
+fn a_new_prompt_does_not_steal_keys_from_a_text_box() {
+    let mut s = State::new();
+    s.handle(Input::Tick(Millis(T0)));
+    for r in sample_events().into_iter().take(15) {
+        s.apply(&Notice::Event(r));
+    }
+    s.handle_action(Action::Search);
+    let approval = sample_events().into_iter().nth(15).unwrap();
+    s.apply(&Notice::Event(approval));
+    s.handle(Input::Tick(Millis(T0 + 5_000)));
+    s.handle(Input::Tick(Millis(T0 + 10_000)));
+    // Typing "y" goes to the search box, not to the approval.
+    let out = s.handle(key(KeyCode::Char('y')));
+    assert!(ops(&out).is_empty());
+    assert_eq!(s.textarea.lines()[0], "y");
+    assert_ne!(s.focus, Focus::Prompt);
+}
+
+#[test]
+fn attention_is_announced_once_per_prompt() {
+    let mut s = sample_state();
+    let first = s.handle(Input::Tick(Millis(T0 + 31_000)));
+    let n = first
+        .iter()
+        .filter(|e| matches!(e, Effect::Attention(_)))
+        .count();
+    // Three prompts were asked in the recorded run (one already answered).
+    assert_eq!(n, 3);
+    // A re-announcement of a pending prompt after resume is not a new prompt.
+    let pending = sample_events().into_iter().nth(15).unwrap();
+    s.apply(&Notice::Pending(pending));
+    let again = s.handle(Input::Tick(Millis(T0 + 32_000)));
+    assert!(again.iter().all(|e| !matches!(e, Effect::Attention(_))));
+    assert_eq!(s.pending_count(), 2);
+}
+
+#[test]
+fn picking_an_option_sends_it_and_empty_answers_are_not_sent() {
+    let mut s = settled();
+    s.handle_action(Action::NextPrompt);
+    assert_eq!(s.focused_prompt().map(|(i, _)| i), Some(2));
+    // Free text: nothing typed, Enter sends nothing.
+    s.handle_action(Action::Answer);
+    let out = s.handle(key(KeyCode::Enter));
+    assert!(ops(&out).is_empty());
+    assert_eq!(s.message.as_deref(), Some("empty answer not sent"));
+    // Whitespace only is empty too.
+    s.handle_action(Action::NextPrompt);
+    s.handle_action(Action::Answer);
+    s.handle(Input::Paste("   ".into()));
+    assert!(ops(&s.handle(key(KeyCode::Enter))).is_empty());
+
+    // Down + Enter picks the second option (the recommended one is first).
+    s.handle_action(Action::NextPrompt);
+    s.handle(key(KeyCode::Down));
+    let out = s.handle(key(KeyCode::Enter));
+    assert_eq!(
+        ops(&out),
+        [&Op::Answer {
+            run: sample_run_id(),
+            question: "framework".into(),
+            answer: "examples".into(),
+            source: AnswerSource::User,
+        }]
+    );
+}
+
+#[test]
+fn free_text_answer_is_sent_on_enter() {
+    let mut s = settled();
+    s.handle_action(Action::NextPrompt);
+    s.handle_action(Action::Answer);
+    for c in "both".chars() {
+        s.handle(key(KeyCode::Char(c)));
+    }
+    let out = s.handle(key(KeyCode::Enter));
+    assert!(matches!(
+        ops(&out)[..],
+        [Op::Answer { question, answer, .. }] if question == "framework" && answer == "both"
+    ));
+}
+
+#[test]
+fn answered_prompts_move_to_history() {
+    let mut s = settled();
+    s.apply(&Notice::Event(Recorded {
+        run: sample_run_id(),
+        seq: Seq(200),
+        event: Event::ApprovalDecided {
+            step: StepKey::new("coder"),
+            approved: true,
+            comment: String::new(),
+            source: AnswerSource::User,
+            at: Millis(T0 + 33_000),
+        },
+    }));
+    assert_eq!(s.pending_count(), 1);
+    assert_eq!(s.run.prompts[1].answered.as_ref().unwrap().text, "approved");
+    let coder = s.run.pane_index(&StepKey::new("coder")).unwrap();
+    assert_eq!(s.run.panes[coder].status, StepStatus::Running);
+}
+
+#[test]
+fn quit_with_an_active_run_asks_first() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    let out = s.handle_action(Action::Quit);
+    assert!(out.is_empty());
+    assert_eq!(s.overlay, Some(Overlay::Confirm(Confirm::Quit)));
+    assert!(s.handle(key(KeyCode::Char('n'))).is_empty());
+    assert_eq!(s.overlay, None);
+    s.handle_action(Action::Quit);
+    assert_eq!(s.handle(key(KeyCode::Char('y'))), vec![Effect::Quit]);
+
+    // Ctrl-C asks too.
+    let mut s = settled();
+    s.handle(Input::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )));
+    assert_eq!(s.overlay, Some(Overlay::Confirm(Confirm::Quit)));
+
+    // No run open: quit at once.
+    let mut browser = State::new();
+    assert_eq!(browser.handle_action(Action::Quit), vec![Effect::Quit]);
+}
+
+#[test]
+fn cancel_asks_then_sends_cancel() {
+    let mut s = settled();
+    assert!(s.handle_action(Action::CancelStep).is_empty());
+    let out = s.handle(key(KeyCode::Char('y')));
+    assert_eq!(
+        ops(&out),
+        [&Op::Cancel {
+            run: sample_run_id()
+        }]
+    );
+}
+
+#[test]
+fn missing_engine_features_say_so_and_send_nothing() {
+    let mut s = settled();
+    for a in [
+        Action::PauseRun,
+        Action::RetryStep,
+        Action::Fork,
+        Action::StopCallbacks,
+        Action::SendMessage,
+    ] {
+        let out = s.handle_action(a);
+        assert!(out.is_empty());
+        assert!(
+            s.message
+                .as_deref()
+                .unwrap_or("")
+                .ends_with("not available yet")
+        );
+    }
+}
+
+#[test]
+fn runs_browser_opens_the_selected_run() {
+    let mut s = State::new();
+    s.set_runs(sample_runs());
+    // Newest first.
+    assert_eq!(s.runs[0].name, "Demo");
+    s.handle(key(KeyCode::Down));
+    let out = s.handle(key(KeyCode::Enter));
+    assert_eq!(out, vec![Effect::OpenRun(sample_runs()[2].id.clone())]);
+}
+
+#[test]
+fn scrolling_leaves_follow_mode_and_bottom_returns_to_it() {
+    let mut s = lev::tui::state::sample::bench_state(2, 200);
+    s.handle(Input::Resize(120, 36));
+    s.handle_action(Action::PageUp);
+    let p = &s.run.panes[0];
+    assert!(!p.scroll.following());
+    let up = p.scroll.from_bottom;
+    // New output does not move the view while reading back.
+    s.apply(&sample_like_token("agent-0", "one more line\n"));
+    assert!(s.run.panes[0].scroll.from_bottom > up);
+    s.handle_action(Action::Bottom);
+    assert!(s.run.panes[0].scroll.following());
+    s.handle_action(Action::Top);
+    let top = s.run.panes[0].scroll.from_bottom;
+    s.handle_action(Action::PageUp);
+    assert_eq!(s.run.panes[0].scroll.from_bottom, top, "clamped at the top");
+}
+
+fn sample_like_token(step: &str, text: &str) -> Notice {
+    Notice::Delta(
+        sample_run_id(),
+        lev::protocol::Delta::Token {
+            step: StepKey::new(step),
+            text: text.into(),
+        },
+    )
+}
+
+#[test]
+fn search_finds_matches_and_moves_between_them() {
+    let mut s = lev::tui::state::sample::bench_state(1, 50);
+    s.handle_action(Action::Search);
+    s.handle(Input::Paste("line 4".into()));
+    s.handle(key(KeyCode::Enter));
+    let p = &s.run.panes[0];
+    // "line 4", "line 40".."line 49".
+    assert_eq!(p.search.matches.len(), 11);
+    assert_eq!(p.search.current, Some(10));
+    s.handle_action(Action::SearchNext);
+    assert_eq!(s.run.panes[0].search.current, Some(0));
+    s.handle_action(Action::SearchPrev);
+    assert_eq!(s.run.panes[0].search.current, Some(10));
+    s.handle_action(Action::Back);
+    assert!(s.run.panes[0].search.query.is_empty());
+}
+
+#[test]
+fn mouse_click_focuses_a_pane_and_wheel_scrolls_it() {
+    let mut s = lev::tui::state::sample::bench_state(4, 100);
+    s.handle(Input::Resize(120, 36));
+    s.handle_action(Action::LayoutGrid);
+    assert_eq!(s.focus_pane, 0);
+    // Bottom-right cell of the 2×2 grid left of the sidebar.
+    let click = |kind| MouseEvent {
+        kind,
+        column: 60,
+        row: 30,
+        modifiers: KeyModifiers::NONE,
+    };
+    s.handle(Input::Mouse(click(MouseEventKind::Down(MouseButton::Left))));
+    assert_eq!(s.focus_pane, 3);
+    s.handle(Input::Mouse(click(MouseEventKind::ScrollUp)));
+    assert_eq!(s.run.panes[3].scroll.from_bottom, 3);
+}
+
+#[test]
+fn deltas_of_other_runs_are_ignored() {
+    let mut s = sample_state();
+    let before = s.run.clone();
+    s.apply(&Notice::Delta(
+        lev::protocol::RunId("other".into()),
+        lev::protocol::Delta::Token {
+            step: StepKey::new("security"),
+            text: "noise".into(),
+        },
+    ));
+    assert_eq!(s.run, before);
+    assert_eq!(sample_deltas().len(), 4);
+}
+
+#[test]
+fn replay_jumps_to_a_step_from_the_overview() {
+    let events = sample_events();
+    let mut s = State::new();
+    s.load_replay(events.clone());
+    s.replay_jump(events.len());
+    s.handle_action(Action::Overview);
+    // architect, coder, tester, security, checks: pick "tester".
+    s.handle(key(KeyCode::Down));
+    s.handle(key(KeyCode::Down));
+    s.handle(key(KeyCode::Enter));
+    let r = s.replay.as_ref().unwrap();
+    assert!(!r.playing || r.pos <= 8);
+    // Folded up to and including tester's start (the 8th event).
+    assert_eq!(r.pos, 8);
+    assert_eq!(s.run.panes.len(), 3);
+    assert_eq!(s.focused_pane().unwrap().step.as_str(), "tester");
+}
+
+#[test]
+fn palette_runs_the_picked_action() {
+    let mut s = settled();
+    s.handle_action(Action::Palette);
+    s.handle(Input::Paste("grid".into()));
+    s.handle(key(KeyCode::Enter));
+    assert_eq!(s.layout, lev::tui::state::PaneLayout::Grid);
+    assert_eq!(s.overlay, None);
+    assert!(s.typing.is_none());
+}
+
+#[test]
+fn a_second_enter_does_not_send_the_answer_twice() {
+    let mut s = settled();
+    s.handle_action(Action::NextPrompt);
+    assert_eq!(ops(&s.handle(key(KeyCode::Enter))).len(), 1);
+    s.handle_action(Action::NextPrompt);
+    s.handle_action(Action::NextPrompt);
+    assert_eq!(s.focused_prompt().map(|(i, _)| i), Some(2));
+    assert!(ops(&s.handle(key(KeyCode::Enter))).is_empty());
+}
+
+#[test]
+fn reset_run_returns_to_the_browser_and_a_new_run_folds_fresh() {
+    let mut s = settled();
+    s.set_runs(sample_runs());
+    s.handle_action(Action::LayoutGrid);
+    s.reset_run();
+    assert!(!s.run_open);
+    assert_eq!(s.pending_count(), 0);
+    assert_eq!(s.layout, lev::tui::state::PaneLayout::Grid);
+    assert_eq!(
+        s.handle(key(KeyCode::Enter)),
+        vec![Effect::OpenRun(s.runs[0].id.clone())]
+    );
+    for r in sample_events().into_iter().take(4) {
+        s.apply(&Notice::Event(r));
+    }
+    assert!(s.run_open);
+    assert_eq!(s.run.panes.len(), 1);
+}
+
+#[test]
+fn pasting_onto_a_focused_question_starts_an_answer() {
+    let mut s = settled();
+    s.handle_action(Action::NextPrompt);
+    s.handle(Input::Paste("examples please".into()));
+    let out = s.handle(key(KeyCode::Enter));
+    assert!(matches!(
+        ops(&out)[..],
+        [Op::Answer { answer, .. }] if answer == "examples please"
+    ));
+}
+
+#[test]
+fn copy_pane_hands_its_text_to_the_app() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::JumpPane(4));
+    let out = s.handle_action(Action::CopyPane);
+    match &out[..] {
+        [Effect::Copy(text)] => assert!(text.starts_with("Threat model:\n1. Refresh token theft")),
+        other => panic!("expected a copy, got {other:?}"),
+    }
+}
+
+#[test]
+fn mouse_click_on_a_tab_focuses_its_pane() {
+    let mut s = lev::tui::state::sample::bench_state(4, 10);
+    s.handle(Input::Resize(120, 36));
+    // Tabs: " 1 ⠋ agent-0 │ 2 ⠋ agent-1 │ ..." each 14 columns wide.
+    let slots = lev::tui::state::layout::tab_slots(&s, ratatui::layout::Rect::new(0, 0, 80, 1)).1;
+    assert_eq!(slots.len(), 4);
+    let x = slots[2].x + 3;
+    s.handle(Input::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: x,
+        row: 0,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(s.focus_pane, 2);
+    let text = lev::tui::view::buffer_text(&lev::tui::view::render(
+        &s,
+        &lev::tui::theme::Theme::fallback(),
+        120,
+        36,
+    ));
+    let bar = text.lines().next().unwrap_or_default();
+    let at: String = bar.chars().skip(usize::from(slots[2].x)).take(12).collect();
+    // The glyph between is the theme's spinner frame.
+    assert!(at.starts_with(" 3 ") && at.ends_with(" agent-2"), "{at:?}");
+}
