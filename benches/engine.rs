@@ -74,7 +74,7 @@ fn chain_yaml() -> String {
 /// A run whose journal says every step finished (intent + result each), but
 /// the run itself did not: what `lev resume` finds after a late crash.
 async fn recorded_run(journal: &Journal, wf: &spec::Workflow) -> lev::protocol::RunId {
-    let run = workflow::start_run(journal, wf, BTreeMap::new())
+    let run = workflow::start_run(journal, wf, BTreeMap::new(), None)
         .await
         .unwrap();
     let outputs: BTreeMap<String, Value> = [

@@ -251,6 +251,9 @@ pub enum Event {
         inputs: BTreeMap<String, Value>,
         /// Seed for anything random in the run, so replay repeats it.
         seed: u64,
+        /// Root for file tools and shell steps; a resumed run keeps it.
+        #[serde(default)]
+        workspace: Option<String>,
         at: Millis,
     },
     RunResumed {

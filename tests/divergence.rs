@@ -81,7 +81,7 @@ async fn a_recorded_step_that_no_longer_matches_pauses_instead_of_running() {
         &f,
         "version: 1\nkind: workflow\nid: d\nname: D\nsteps:\n  touch:\n    type: shell\n    idempotent: true\n    run: touch ran.txt\n",
     );
-    let run = workflow::start_run(&f.journal, &wf, BTreeMap::new())
+    let run = workflow::start_run(&f.journal, &wf, BTreeMap::new(), None)
         .await
         .unwrap();
     // The journal says `touch` began with a different definition than the one we compute now.
@@ -135,7 +135,7 @@ async fn a_recorded_llm_reply_for_a_different_request_is_never_reused() {
         &f,
         "version: 1\nkind: workflow\nid: d\nname: D\nsteps:\n  think:\n    mode: architect\n    prompt: Plan it.\n",
     );
-    let run = workflow::start_run(&f.journal, &wf, BTreeMap::new())
+    let run = workflow::start_run(&f.journal, &wf, BTreeMap::new(), None)
         .await
         .unwrap();
     let cassette = f.workspace.join("c.yaml");
@@ -161,7 +161,7 @@ async fn a_recorded_llm_reply_for_a_different_request_is_never_reused() {
         .unwrap();
 
     // A second run whose journal holds the step in flight with a reply to another request.
-    let run2 = workflow::start_run(&f.journal, &wf, BTreeMap::new())
+    let run2 = workflow::start_run(&f.journal, &wf, BTreeMap::new(), None)
         .await
         .unwrap();
     let meta = f.journal.run(&run2).await.unwrap().unwrap();

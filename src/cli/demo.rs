@@ -65,7 +65,7 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
             return exit::FAILED;
         }
     };
-    let run = match workflow::start_run(&journal, &wf, inputs).await {
+    let run = match workflow::start_run(&journal, &wf, inputs, Some(&workspace)).await {
         Ok(r) => r,
         Err(e) => {
             error(&e.to_string());

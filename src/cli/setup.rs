@@ -218,7 +218,9 @@ pub fn build_deps(
     let mut config = config;
     let mut provider = crate::llm::select::build_provider(&config).map_err(|e| e.to_string());
     if provider.is_err()
-        && std::env::var_os("LEV_PROVIDER").is_none()
+        && std::env::var("LEV_PROVIDER")
+            .map(|v| v.trim().is_empty())
+            .unwrap_or(true)
         && let Some(cassette) = workflow_source.and_then(sibling_cassette)
     {
         // Nothing configured, but the workflow ships canned replies: replay them.
@@ -341,7 +343,7 @@ async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -
     }
     headless_note(drive);
     unsupported_notes(&wf);
-    let run = match workflow::start_run(&deps.journal, &wf, inputs).await {
+    let run = match workflow::start_run(&deps.journal, &wf, inputs, Some(&deps.workspace)).await {
         Ok(r) => r,
         Err(e) => {
             error(&e.to_string());

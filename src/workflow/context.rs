@@ -60,6 +60,8 @@ pub struct RunCtx {
     pub halt: Mutex<Option<Halt>>,
     /// Bounds the agent and shell steps running at once.
     pub slots: Semaphore,
+    /// Root for file tools and relative shell `cwd`s.
+    pub workspace: std::path::PathBuf,
     /// `whisper.answer_timeout` of the root workflow.
     pub answer_timeout: std::time::Duration,
 }

@@ -47,6 +47,7 @@ pub async fn drive(
         seed,
         at,
         name,
+        workspace,
         ..
     } = &first.event
     else {
@@ -126,6 +127,11 @@ pub async fn drive(
         waiters: Mutex::new(Waiters::default()),
         whisper: Mutex::new(whisper),
         halt: Mutex::new(None),
+        // The run keeps the workspace it started in, wherever it is resumed from.
+        workspace: workspace
+            .as_ref()
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| deps.workspace.clone()),
         answer_timeout: workflow.whisper.answer_timeout,
         rec: rec.clone(),
         history,

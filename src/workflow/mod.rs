@@ -139,6 +139,7 @@ pub async fn start_run(
     journal: &Journal,
     workflow: &Workflow,
     inputs: BTreeMap<String, Value>,
+    workspace: Option<&std::path::Path>,
 ) -> Result<RunId, EngineError> {
     let run = RunId::new();
     let bundle = pinning::bundle(workflow);
@@ -152,6 +153,7 @@ pub async fn start_run(
         definition_hash: definition_blob.clone(),
         inputs,
         seed,
+        workspace: workspace.map(|w| w.display().to_string()),
         at: now,
     };
     let meta = RunMeta {

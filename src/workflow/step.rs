@@ -426,7 +426,7 @@ fn render(ctx: &RunCtx, step: &Step, eval: &EvalContext) -> Result<Rendered, Str
             for (k, t) in env {
                 vars.insert(k.clone(), r(t, &format!("env.{k}"))?);
             }
-            let root = &ctx.deps.workspace;
+            let root = &ctx.workspace;
             let cwd = match cwd {
                 Some(t) => {
                     let c = PathBuf::from(r(t, "cwd")?);

@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 mod sse;
+#[allow(unused_imports)]
 pub use sse::*;
 
 /// One request as the server received it.

@@ -54,6 +54,7 @@ pub fn sample_events() -> Vec<Recorded> {
             definition_hash: "b3-sample".into(),
             inputs: BTreeMap::new(),
             seed: 7,
+            workspace: None,
             at: at(0),
         },
         Event::QuestionAsked {
@@ -295,6 +296,7 @@ pub fn bench_state(panes: usize, lines: usize) -> State {
             definition_hash: "b3".into(),
             inputs: BTreeMap::new(),
             seed: 1,
+            workspace: None,
             at: at(0),
         },
     );
