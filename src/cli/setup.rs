@@ -20,6 +20,7 @@ use crate::spec::{self, ModeRegistry};
 use crate::tui::{
     self,
     app::{App, DepsFactory, Launch},
+    keymap::Keymap,
     theme::Theme,
 };
 use crate::workflow::{self, EngineDeps, EngineError, RunOptions, Start};
@@ -434,8 +435,41 @@ fn theme(paths: &Paths) -> Theme {
     theme.with_no_color(no_color)
 }
 
-/// Checks `--theme` before the screen is taken, so a typo is an error, not a log line.
+/// Key bindings: the defaults, patched by `$XDG_CONFIG_HOME/lev/keymap.yaml`
+/// and then `.lev/keymap.yaml`, checked once before the screen is taken.
+static KEYMAP: std::sync::OnceLock<Keymap> = std::sync::OnceLock::new();
+
+fn load_keymap(paths: &Paths) -> Result<Keymap, u8> {
+    let mut keymap = Keymap::defaults();
+    let mut files = Vec::new();
+    if let Some(c) = &paths.config_dir {
+        files.push(c.join("keymap.yaml"));
+    }
+    files.push(PathBuf::from(".lev/keymap.yaml"));
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        match keymap.patched(&text, &file.display().to_string()) {
+            Ok((k, warnings)) => {
+                if !warnings.0.is_empty() {
+                    eprint!("{warnings}");
+                }
+                keymap = k;
+            }
+            Err(d) => {
+                eprint!("{d}");
+                return Err(exit::USAGE);
+            }
+        }
+    }
+    Ok(keymap)
+}
+
+/// Checks `--theme` and the keymap files before the screen is taken, so a
+/// typo is an error, not a log line.
 pub fn check_theme(paths: &Paths, name: Option<String>) -> Result<(), u8> {
+    let _ = KEYMAP.set(load_keymap(paths)?);
     if let Some(n) = &name {
         let mut dirs = Vec::new();
         if let Some(c) = &paths.config_dir {
@@ -466,6 +500,7 @@ pub async fn drive_run(
         journal: deps.journal.clone(),
         socket: paths.socket(),
         theme: theme(paths),
+        keymap: KEYMAP.get().cloned().unwrap_or_default(),
         resume: resume_factory(
             paths,
             deps.journal.clone(),
@@ -531,6 +566,7 @@ pub async fn browser(paths: &Paths) -> u8 {
         journal: journal.clone(),
         socket: paths.socket(),
         theme: theme(paths),
+        keymap: KEYMAP.get().cloned().unwrap_or_default(),
         resume: resume_factory(paths, journal, modes, drive),
     };
     tui::app::run(app, Launch::Browser).await
@@ -558,6 +594,7 @@ pub async fn replay_tui(paths: &Paths, run: &str) -> u8 {
         journal,
         socket: paths.socket(),
         theme: theme(paths),
+        keymap: KEYMAP.get().cloned().unwrap_or_default(),
         resume: Box::new(|_, _| Err("replay mode does not resume runs".into())),
     };
     tui::app::run(app, Launch::Replay { events }).await

@@ -17,6 +17,7 @@ use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::keymap::Keymap;
 use super::state::{Effect, Input, State};
 use super::theme::Theme;
 use super::view;
@@ -47,6 +48,7 @@ pub struct App {
     pub journal: Journal,
     pub socket: std::path::PathBuf,
     pub theme: Theme,
+    pub keymap: Keymap,
     pub resume: DepsFactory,
 }
 
@@ -78,7 +80,7 @@ pub async fn run(app: App, launch: Launch) -> u8 {
 }
 
 async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: App, launch: Launch) -> u8 {
-    let mut state = State::new();
+    let mut state = State::with_keymap(app.keymap.clone());
     let (notice_tx, mut notices) = mpsc::unbounded_channel::<Notice>();
     let active: ActiveRuns = Default::default();
     // Other lev commands reach the journal (and our runs) through the socket.
