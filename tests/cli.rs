@@ -528,3 +528,27 @@ fn a_question_without_default_fails_at_once_when_no_one_can_answer() {
     assert!(out.status.success(), "{:?}", text(&out));
     assert_eq!(lev.show(&run)["outputs"]["said"], "hi Ada");
 }
+
+#[test]
+fn export_as_markdown_is_a_readable_transcript() {
+    let lev = Lev::new();
+    let (out, run) = run_yaml(&lev, GATED, &["--yes"]);
+    assert!(out.status.success());
+    let md = lev.run(&["export", &run, "--format", "md"]);
+    assert!(md.status.success(), "{:?}", text(&md));
+    let md = text(&md).0;
+    for needle in [
+        "# Gated",
+        "## Questions",
+        "Which color?",
+        "## pick",
+        "## gate",
+        "**approved** approved by --yes",
+        "## ship",
+        "shell exit 0",
+        "shipped large blue",
+        "**succeeded** in",
+    ] {
+        assert!(md.contains(needle), "missing `{needle}` in:\n{md}");
+    }
+}

@@ -120,5 +120,8 @@ pub enum InFlightArg {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
+    /// Everything (meta, events, blobs); `lev import` reads it back.
     Jsonl,
+    /// A readable transcript.
+    Md,
 }

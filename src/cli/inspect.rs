@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::access::Access;
+use super::args::ExportFormat;
 use super::exit;
 use super::setup::{error, open_journal};
 use crate::headless::{self, printer};
@@ -340,13 +341,21 @@ pub async fn replay(paths: &Paths, run: &str, json: bool) -> u8 {
     exit::OK
 }
 
-pub async fn export(paths: &Paths, run: &str, output: Option<&Path>) -> u8 {
+pub async fn export(paths: &Paths, run: &str, output: Option<&Path>, format: ExportFormat) -> u8 {
     let mut access = match Access::open(paths).await {
         Ok(a) => a,
         Err(c) => return c,
     };
     let run = RunId(run.to_string());
-    let bytes = match access.export(&run).await {
+    let bytes = match format {
+        ExportFormat::Jsonl => access.export(&run).await,
+        ExportFormat::Md => match access.events(&run).await {
+            Ok(events) if events.is_empty() => Err(format!("no run {run}")),
+            Ok(events) => Ok(headless::markdown::transcript(&events).into_bytes()),
+            Err(e) => Err(e),
+        },
+    };
+    let bytes = match bytes {
         Ok(b) => b,
         Err(e) => {
             error(&e);

@@ -66,9 +66,11 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 replay_tui(&paths, &run).await
             }
         }
-        Command::Export { run, output, .. } => {
-            inspect::export(&paths, &run, output.as_deref()).await
-        }
+        Command::Export {
+            run,
+            output,
+            format,
+        } => inspect::export(&paths, &run, output.as_deref(), format).await,
         Command::Import { file } => inspect::import(&paths, &file).await,
         Command::Cancel { run } => inspect::cancel(&paths, &run).await,
     }

@@ -3,6 +3,7 @@
 //! and approvals with `--yes`; and rebuilds a run's transcript from the
 //! journal alone (`lev replay`).
 
+pub mod markdown;
 pub mod printer;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,253 @@
+//! `lev export RUN --format md`: a run as a readable Markdown transcript,
+//! rebuilt from its recorded events alone. Steps appear in the order they
+//! started; each keeps its whole conversation, tool calls and shell output.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::protocol::{Event, Recorded, StepKey};
+
+use super::printer::{ms, value_text};
+
+/// The transcript of a run.
+pub fn transcript(events: &[Recorded]) -> String {
+    let mut head = String::new();
+    let mut order: Vec<StepKey> = Vec::new();
+    let mut steps: BTreeMap<StepKey, String> = BTreeMap::new();
+    let mut prompts = String::new();
+    let mut tail = String::new();
+    let mut started_at = 0;
+    for r in events {
+        let ev = &r.event;
+        if let Some(step) = ev.step()
+            && !steps.contains_key(step)
+        {
+            order.push(step.clone());
+            steps.insert(step.clone(), String::new());
+        }
+        let body = ev.step().and_then(|s| steps.get_mut(s));
+        match ev {
+            Event::RunStarted {
+                name,
+                source,
+                inputs,
+                at,
+                ..
+            } => {
+                started_at = at.0;
+                let _ = writeln!(head, "# {name}\n");
+                let _ = writeln!(head, "- run: `{}`\n- workflow: `{source}`", r.run);
+                for (k, v) in inputs {
+                    let _ = writeln!(head, "- input `{k}`: {}", value_text(v));
+                }
+            }
+            Event::RunResumed { at } => {
+                let _ = writeln!(
+                    prompts,
+                    "- resumed at +{}",
+                    ms(at.0.saturating_sub(started_at))
+                );
+            }
+            Event::QuestionAsked {
+                id,
+                ask,
+                step: None,
+                ..
+            } => {
+                let _ = writeln!(prompts, "- **{id}**: {ask}");
+            }
+            Event::QuestionAnswered {
+                id, answer, source, ..
+            } => {
+                let _ = writeln!(prompts, "  - answer to `{id}` ({source:?}): {answer}");
+            }
+            Event::StepStarted {
+                kind,
+                mode,
+                attempt,
+                at,
+                ..
+            } => {
+                if let Some(b) = body {
+                    let mode = mode
+                        .as_ref()
+                        .map(|m| format!(", mode `{m}`"))
+                        .unwrap_or_default();
+                    let when = ms(at.0.saturating_sub(started_at));
+                    let _ = writeln!(b, "_attempt {attempt} started at +{when} ({kind}{mode})_\n");
+                }
+            }
+            Event::LlmReplied {
+                turn,
+                text,
+                tool_calls,
+                usage,
+                ..
+            } => {
+                if let Some(b) = body {
+                    let _ = writeln!(b, "**turn {turn}** ({} tokens)\n", usage.total_tokens());
+                    if !text.trim().is_empty() {
+                        let _ = writeln!(b, "{}\n", text.trim());
+                    }
+                    for c in tool_calls {
+                        let _ = writeln!(b, "- calls `{}` `{}`", c.name, c.arguments);
+                    }
+                    if !tool_calls.is_empty() {
+                        b.push('\n');
+                    }
+                }
+            }
+            Event::ToolFinished {
+                name,
+                output,
+                is_error,
+                ..
+            } => {
+                if let Some(b) = body {
+                    let status = if *is_error { "error" } else { "ok" };
+                    let _ = writeln!(b, "`{name}` → {status}:\n\n{}\n", fenced(output));
+                }
+            }
+            Event::ShellFinished {
+                exit_code,
+                timed_out,
+                stdout_tail,
+                stderr_tail,
+                duration_ms,
+                ..
+            } => {
+                if let Some(b) = body {
+                    let code = exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "none".into());
+                    let timeout = if *timed_out { ", timed out" } else { "" };
+                    let _ = writeln!(b, "shell exit {code} in {}{timeout}\n", ms(*duration_ms));
+                    if !stdout_tail.trim().is_empty() {
+                        let _ = writeln!(b, "stdout:\n\n{}\n", fenced(stdout_tail));
+                    }
+                    if !stderr_tail.trim().is_empty() {
+                        let _ = writeln!(b, "stderr:\n\n{}\n", fenced(stderr_tail));
+                    }
+                }
+            }
+            Event::QuestionAsked { ask, .. } => {
+                if let Some(b) = body {
+                    let _ = writeln!(b, "asked the user: {ask}\n");
+                }
+            }
+            Event::ApprovalRequested { message, .. } => {
+                if let Some(b) = body {
+                    let _ = writeln!(b, "asked for approval: {message}\n");
+                }
+            }
+            Event::ApprovalDecided {
+                approved, comment, ..
+            } => {
+                if let Some(b) = body {
+                    let verdict = if *approved { "approved" } else { "denied" };
+                    let _ = writeln!(b, "**{verdict}** {comment}\n");
+                }
+            }
+            Event::StepSucceeded { outputs, .. } => {
+                if let Some(b) = body {
+                    let _ = writeln!(b, "**succeeded**\n");
+                    for (k, v) in outputs.iter().filter(|(k, _)| *k != "text" && *k != "json") {
+                        let _ = writeln!(b, "- output `{k}`: {}", one_line(&value_text(v)));
+                    }
+                    b.push('\n');
+                }
+            }
+            Event::StepFailed {
+                attempt,
+                error,
+                retry_in_ms,
+                ..
+            } => {
+                if let Some(b) = body {
+                    let retry = retry_in_ms
+                        .map(|d| format!(" (retrying in {})", ms(d)))
+                        .unwrap_or_default();
+                    let _ = writeln!(b, "**attempt {attempt} failed**{retry}: {error}\n");
+                }
+            }
+            Event::StepSkipped { reason, .. } => {
+                if let Some(b) = body {
+                    let _ = writeln!(b, "**skipped**: {reason}\n");
+                }
+            }
+            Event::StepCancelled { .. } => {
+                if let Some(b) = body {
+                    let _ = writeln!(b, "**cancelled**\n");
+                }
+            }
+            Event::GuardTripped {
+                guard,
+                limit,
+                observed,
+                ..
+            } => {
+                let _ = writeln!(
+                    tail,
+                    "- limit `{guard}` ({limit}) reached: observed {observed}"
+                );
+            }
+            Event::RunPaused { reason, .. } => {
+                let _ = writeln!(
+                    tail,
+                    "- paused: {}",
+                    crate::workflow::describe_pause(reason)
+                );
+            }
+            Event::RunFinished {
+                status,
+                outputs,
+                error,
+                usage,
+                at,
+            } => {
+                let took = ms(at.0.saturating_sub(started_at));
+                let _ = writeln!(
+                    tail,
+                    "\n**{}** in {took}, {} tokens",
+                    status.as_str(),
+                    usage.total_tokens()
+                );
+                if let Some(e) = error {
+                    let _ = writeln!(tail, "\n{e}");
+                }
+                for (k, v) in outputs {
+                    let _ = writeln!(tail, "\n### output `{k}`\n\n{}", value_text(v));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = head;
+    if !prompts.is_empty() {
+        let _ = write!(out, "\n## Questions\n\n{prompts}");
+    }
+    for key in order {
+        let _ = write!(
+            out,
+            "\n## {key}\n\n{}",
+            steps.get(&key).map(String::as_str).unwrap_or("")
+        );
+    }
+    if !tail.is_empty() {
+        let _ = write!(out, "\n## Result\n{tail}");
+    }
+    out
+}
+
+/// Text in a code fence long enough not to be closed by the text itself.
+fn fenced(text: &str) -> String {
+    let mut fence = "```".to_string();
+    while text.contains(&fence) {
+        fence.push('`');
+    }
+    format!("{fence}\n{}\n{fence}", text.trim_end())
+}
+
+fn one_line(s: &str) -> String {
+    super::printer::one_line(s, 200)
+}
