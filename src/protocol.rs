@@ -96,6 +96,26 @@ impl Millis {
     }
 }
 
+impl Millis {
+    /// `YYYY-MM-DD HH:MM:SS` in UTC, for display (no clock read).
+    pub fn utc(self) -> String {
+        let secs = self.0 / 1000;
+        let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(mo <= 2);
+        let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+        format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}:{s:02}")
+    }
+}
+
 /// Lifecycle of a whole run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -531,4 +551,16 @@ pub enum Op {
         /// Question id, or the approval's step key.
         prompt: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_civil_dates() {
+        assert_eq!(Millis(0).utc(), "1970-01-01 00:00:00");
+        assert_eq!(Millis(951_782_400_000).utc(), "2000-02-29 00:00:00");
+        assert_eq!(Millis(1_795_579_215_778).utc(), "2026-11-25 04:00:15");
+    }
 }
