@@ -268,3 +268,55 @@ fn sidebar_scrolls_to_the_focused_prompt() {
     assert!(text.contains("▶ ? Extra 7"), "{text}");
     assert!(text.contains("more waiting"), "{text}");
 }
+
+/// The screen's text, then each row's style runs (`x0-x1 fg bg modifiers`),
+/// so a theme's colours are part of what a reviewer reads.
+fn styled_screen(state: &State, theme: &Theme, w: u16, h: u16) -> String {
+    let buf = render(state, theme, w, h);
+    let mut out = buffer_text(&buf);
+    out.push_str("\n--- styles ---\n");
+    for y in 0..h {
+        let mut runs: Vec<String> = Vec::new();
+        let mut start = 0;
+        let style_at = |x: u16| {
+            let c = &buf[(x, y)];
+            format!("{:?} {:?} {:?}", c.fg, c.bg, c.modifier)
+        };
+        let mut current = style_at(0);
+        for x in 1..=w {
+            let next = if x < w { style_at(x) } else { String::new() };
+            if next != current {
+                runs.push(format!("{start}-{} {current}", x - 1));
+                start = x;
+                current = next;
+            }
+        }
+        out.push_str(&format!("{y:>2}: {}\n", runs.join(" | ")));
+    }
+    out
+}
+
+#[test]
+fn grid_in_the_dark_and_light_themes() {
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.handle_action(Action::LayoutGrid);
+    for name in ["dark", "light"] {
+        let theme = Theme::builtin(name).unwrap();
+        insta::assert_snapshot!(
+            format!("grid_theme_{name}"),
+            styled_screen(&s, &theme, 100, 30)
+        );
+    }
+}
+
+#[test]
+fn sidebar_question_in_the_high_contrast_theme_and_without_colour() {
+    let s = settled();
+    let theme = Theme::builtin("high-contrast").unwrap();
+    insta::assert_snapshot!("sidebar_high_contrast", styled_screen(&s, &theme, 100, 30));
+    let plain = Theme::builtin("dark").unwrap().with_no_color(true);
+    let text = styled_screen(&s, &plain, 100, 30);
+    assert!(!text.contains("Rgb("), "NO_COLOR must drop every colour");
+    insta::assert_snapshot!("sidebar_no_color", text);
+}
