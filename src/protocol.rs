@@ -287,6 +287,9 @@ pub enum Event {
         ask: String,
         options: Vec<ChoiceRecord>,
         default: Option<String>,
+        /// After this long the default (or failure) applies.
+        #[serde(default)]
+        timeout_ms: Option<u64>,
         at: Millis,
     },
     QuestionAnswered {
@@ -298,6 +301,9 @@ pub enum Event {
     ApprovalRequested {
         step: StepKey,
         message: String,
+        /// After this long the gate's `on_timeout` applies.
+        #[serde(default)]
+        timeout_ms: Option<u64>,
         at: Millis,
     },
     ApprovalDecided {

@@ -135,6 +135,7 @@ pub async fn ask(ctx: &RunCtx, q: &Ask) -> Result<Answer, String> {
                 })
                 .collect(),
             default: q.default.clone(),
+            timeout_ms: Some(q.timeout.as_millis() as u64),
             at: ctx.now(),
         };
         if let Err(e) = ctx.rec.record(event).await {
@@ -252,6 +253,7 @@ async fn wait_decision(actx: &AttemptCtx, message: &str) -> Result<Decision, Ste
         let event = Event::ApprovalRequested {
             step: key.clone(),
             message: message.to_string(),
+            timeout_ms: actx.step.timeout.map(|t| t.as_millis() as u64),
             at: ctx.now(),
         };
         ctx.rec

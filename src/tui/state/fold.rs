@@ -59,6 +59,8 @@ pub struct Prompt {
     pub step: Option<StepKey>,
     pub text: String,
     pub asked_at: Millis,
+    /// When the prompt's timeout policy applies, if it has one.
+    pub deadline: Option<Millis>,
     pub answered: Option<Answered>,
 }
 
@@ -274,6 +276,7 @@ impl RunView {
                 ask,
                 options,
                 default,
+                timeout_ms,
                 ..
             } => {
                 let exists = self.prompts.iter().any(|p| {
@@ -291,6 +294,7 @@ impl RunView {
                         step: step.clone(),
                         text: ask.clone(),
                         asked_at: at,
+                        deadline: timeout_ms.map(|t| Millis(at.0 + t)),
                         answered: None,
                     });
                     if let Some(s) = step {
@@ -317,7 +321,12 @@ impl RunView {
                     }
                 }
             }
-            Event::ApprovalRequested { step, message, .. } => {
+            Event::ApprovalRequested {
+                step,
+                message,
+                timeout_ms,
+                ..
+            } => {
                 let exists = self.prompts.iter().any(|p| {
                     p.is_pending()
                         && p.kind == PromptKind::Approval
@@ -329,6 +338,7 @@ impl RunView {
                         step: Some(step.clone()),
                         text: message.clone(),
                         asked_at: at,
+                        deadline: timeout_ms.map(|t| Millis(at.0 + t)),
                         answered: None,
                     });
                     self.set_status(step, StepStatus::Waiting, at);

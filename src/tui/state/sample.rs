@@ -73,6 +73,7 @@ pub fn sample_events() -> Vec<Recorded> {
                 },
             ],
             default: Some("cookie".into()),
+            timeout_ms: None,
             at: at(100),
         },
         Event::QuestionAnswered {
@@ -153,6 +154,7 @@ pub fn sample_events() -> Vec<Recorded> {
         Event::ApprovalRequested {
             step: StepKey::new("coder"),
             message: "run `cargo test --all` in the coder worktree".into(),
+            timeout_ms: Some(600_000),
             at: at(28_000),
         },
         Event::QuestionAsked {
@@ -171,6 +173,7 @@ pub fn sample_events() -> Vec<Recorded> {
                 },
             ],
             default: None,
+            timeout_ms: None,
             at: at(30_000),
         },
     ];

@@ -65,7 +65,11 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         starts.push(lines.len());
         let focused = state.focused_prompt().is_some_and(|(f, _)| f == i);
         let marker = if focused { "▶ " } else { "  " };
-        let waited = fmt_secs(now.0.saturating_sub(p.asked_at.0));
+        // A countdown when a timeout applies, else how long it has waited.
+        let waited = match p.deadline {
+            Some(d) => format!("{} left", fmt_secs(d.0.saturating_sub(now.0))),
+            None => fmt_secs(now.0.saturating_sub(p.asked_at.0)),
+        };
         let head_style = theme.style(if focused { "selection" } else { "question" });
         let waited = if state.sent.contains(&i) {
             format!("{waited} · sent")

@@ -255,6 +255,7 @@ fn sidebar_scrolls_to_the_focused_prompt() {
                 ask: "Another question that needs a few words to ask".into(),
                 options: vec![],
                 default: None,
+                timeout_ms: None,
                 at: Millis(T0 + 31_000),
             },
         }));
