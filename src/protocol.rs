@@ -550,6 +550,11 @@ pub enum Op {
     Cancel {
         run: RunId,
     },
+    /// Stop one running step; the rest of the run goes on.
+    CancelStep {
+        run: RunId,
+        step: StepKey,
+    },
     /// No one can answer this question or approval (a headless run): its
     /// timeout policy applies now instead of after the timeout.
     Unattended {

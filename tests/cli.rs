@@ -552,3 +552,58 @@ fn export_as_markdown_is_a_readable_transcript() {
         assert!(md.contains(needle), "missing `{needle}` in:\n{md}");
     }
 }
+
+#[test]
+fn cancel_one_step_from_another_process_and_the_rest_goes_on() {
+    let lev = Lev::new();
+    let path = lev.dir.path().join("wf.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nkind: workflow\nid: two\nname: Two\nsteps:\n  slow:\n    type: shell\n    run: sleep 60\n  after_slow:\n    needs: [slow]\n    type: shell\n    run: echo never\n  fast:\n    type: shell\n    run: sleep 0.5; echo fast done\n",
+    )
+    .unwrap();
+    let ws = lev.workspace().display().to_string();
+    let child = lev.spawn(&[
+        "run",
+        path.to_str().unwrap(),
+        "--headless",
+        "--workspace",
+        &ws,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        let out = lev.run(&["runs", "--json"]);
+        let line = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_string);
+        if let Some(v) = line.and_then(|l| serde_json::from_str::<Value>(&l).ok())
+            && lev
+                .events(v["id"].as_str().unwrap())
+                .iter()
+                .any(|e| e["type"] == "step_started" && e["step"] == "slow")
+        {
+            break v["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "slow never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let cancel = lev.run(&["cancel", &run, "--step", "slow"]);
+    assert!(cancel.status.success(), "{:?}", text(&cancel));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let show = lev.show(&run);
+    assert_eq!(step(&show, "slow")["status"], "cancelled");
+    assert_eq!(step(&show, "after_slow")["status"], "skipped");
+    assert_eq!(step(&show, "fast")["status"], "succeeded");
+    assert!(
+        show["error"]
+            .as_str()
+            .unwrap()
+            .contains("step `slow` was cancelled"),
+        "{show}"
+    );
+    // Without a process executing the run, there is nothing to cancel a step in.
+    let idle = lev.run(&["cancel", &run, "--step", "slow"]);
+    assert_eq!(idle.status.code(), Some(1));
+}

@@ -618,3 +618,28 @@ fn mouse_click_on_a_tab_focuses_its_pane() {
     // The glyph between is the theme's spinner frame.
     assert!(at.starts_with(" 3 ") && at.ends_with(" agent-2"), "{at:?}");
 }
+
+#[test]
+fn cancel_on_a_running_pane_asks_then_cancels_that_step_only() {
+    let mut s = settled();
+    let running = (1..=9u8)
+        .find(|n| {
+            s.handle_action(Action::JumpPane(*n));
+            s.focused_pane().is_some_and(|p| !p.status.is_terminal())
+        })
+        .expect("the sample has a running pane");
+    let step = s.focused_pane().unwrap().step.clone();
+    assert!(
+        s.handle_action(Action::CancelStep).is_empty(),
+        "pane {running}"
+    );
+    assert_eq!(s.overlay, Some(Overlay::Confirm(Confirm::CancelStep)));
+    let out = s.handle(key(KeyCode::Char('y')));
+    assert_eq!(
+        ops(&out),
+        [&Op::CancelStep {
+            run: sample_run_id(),
+            step
+        }]
+    );
+}

@@ -81,6 +81,22 @@ impl Access {
         }
     }
 
+    /// Cancels one running step; only the process executing the run can.
+    pub async fn cancel_step(&mut self, id: &RunId, step: &str) -> Result<String, String> {
+        match self {
+            Access::Local(_) => Err(format!(
+                "run {id} is not being executed by any lev process, so step `{step}` is not running"
+            )),
+            Access::Remote(c) => {
+                c.op(Op::CancelStep {
+                    run: id.clone(),
+                    step: crate::protocol::StepKey::new(step),
+                })
+                .await
+            }
+        }
+    }
+
     pub async fn cancel(&mut self, id: &RunId) -> Result<String, String> {
         match self {
             Access::Local(j) => workflow::cancel_idle_run(j, id).await,

@@ -78,7 +78,12 @@ pub enum Command {
     /// Import a run exported with `lev export`.
     Import { file: PathBuf },
     /// Cancel a run: running steps are stopped, the run ends cancelled.
-    Cancel { run: String },
+    Cancel {
+        run: String,
+        /// Cancel only this running step; the rest of the run goes on.
+        #[arg(long, value_name = "STEP")]
+        step: Option<String>,
+    },
     /// Run the demo workflow with the scripted provider (no key, no network).
     Demo {
         #[command(flatten)]

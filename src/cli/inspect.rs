@@ -384,12 +384,17 @@ pub async fn import(paths: &Paths, file: &Path) -> u8 {
     }
 }
 
-pub async fn cancel(paths: &Paths, run: &str) -> u8 {
+pub async fn cancel(paths: &Paths, run: &str, step: Option<&str>) -> u8 {
     let mut access = match Access::open(paths).await {
         Ok(a) => a,
         Err(c) => return c,
     };
-    match access.cancel(&RunId(run.to_string())).await {
+    let run = RunId(run.to_string());
+    let result = match step {
+        Some(step) => access.cancel_step(&run, step).await,
+        None => access.cancel(&run).await,
+    };
+    match result {
         Ok(msg) => {
             println!("{msg}");
             exit::OK

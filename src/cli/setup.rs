@@ -72,7 +72,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             format,
         } => inspect::export(&paths, &run, output.as_deref(), format).await,
         Command::Import { file } => inspect::import(&paths, &file).await,
-        Command::Cancel { run } => inspect::cancel(&paths, &run).await,
+        Command::Cancel { run, step } => inspect::cancel(&paths, &run, step.as_deref()).await,
     }
 }
 

@@ -157,6 +157,7 @@ fn op_run(op: &Op) -> &RunId {
         Op::Answer { run, .. }
         | Op::Decide { run, .. }
         | Op::Cancel { run }
+        | Op::CancelStep { run, .. }
         | Op::Unattended { run, .. } => run,
     }
 }

@@ -60,6 +60,8 @@ pub struct RunCtx {
     pub halt: Mutex<Option<Halt>>,
     /// Bounds the agent and shell steps running at once.
     pub slots: Semaphore,
+    /// Each running step's own cancellation (a child of `cancel`).
+    pub step_cancels: Mutex<BTreeMap<StepKey, CancellationToken>>,
     /// Root for file tools and relative shell `cwd`s.
     pub workspace: std::path::PathBuf,
     /// `whisper.answer_timeout` of the root workflow.

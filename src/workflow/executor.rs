@@ -127,6 +127,7 @@ pub async fn drive(
         waiters: Mutex::new(Waiters::default()),
         whisper: Mutex::new(whisper),
         halt: Mutex::new(None),
+        step_cancels: Mutex::new(BTreeMap::new()),
         // The run keeps the workspace it started in, wherever it is resumed from.
         workspace: workspace
             .as_ref()
@@ -235,6 +236,17 @@ async fn dispatch_ops(ctx: Arc<RunCtx>, mut ops: mpsc::UnboundedReceiver<Op>) {
                         let _ = tx.send(Some(Decision { approved, comment }));
                     }
                     Err(e) => tracing::error!(%step, error = %e, "could not journal a decision"),
+                }
+            }
+            Op::CancelStep { step, .. } => {
+                let token = ctx
+                    .step_cancels
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&step).cloned());
+                match token {
+                    Some(t) => t.cancel(),
+                    None => tracing::warn!(%step, "cancel for a step that is not running"),
                 }
             }
             Op::Unattended { prompt, .. } => {
@@ -483,7 +495,11 @@ async fn finish_graph(
         .iter()
         .filter(|s| {
             !s.continue_on_error
-                && matches!(states.get(&s.id), Some(State::Done(Settled::Failed { .. })))
+                && matches!(
+                    states.get(&s.id),
+                    // A step cancelled on its own (the run was not) did not do its job.
+                    Some(State::Done(Settled::Failed { .. } | Settled::Cancelled))
+                )
         })
         .map(|s| s.id.as_str())
         .collect();
@@ -497,13 +513,13 @@ async fn finish_graph(
     if !failed.is_empty() {
         let first = failed[0];
         let why = match states.get(first) {
-            Some(State::Done(Settled::Failed { error })) => error.clone(),
-            _ => String::new(),
+            Some(State::Done(Settled::Failed { error })) => format!("failed: {error}"),
+            _ => "was cancelled".to_string(),
         };
         return GraphEnd {
             status: RunStatus::Failed,
             outputs: BTreeMap::new(),
-            error: Some(format!("step `{first}` failed: {why}")),
+            error: Some(format!("step `{first}` {why}")),
         };
     }
     let eval = EvalContext {

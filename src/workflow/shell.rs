@@ -41,7 +41,7 @@ pub async fn run(
             });
         }
     });
-    let result = commands::run_shell(&cmd, ctx.cancel.child_token(), Some(tx)).await;
+    let result = commands::run_shell(&cmd, actx.cancel.child_token(), Some(tx)).await;
     forward.abort();
     let result = result.map_err(|e| StepError::Fatal(e.to_string()))?;
     if result.cancelled {

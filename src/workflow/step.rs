@@ -71,6 +71,8 @@ pub enum Rendered {
 /// Identity of one attempt, passed to the kind runners.
 pub struct AttemptCtx {
     pub ctx: Arc<RunCtx>,
+    /// Cancelled when the run or this step is cancelled.
+    pub cancel: tokio_util::sync::CancellationToken,
     pub key: StepKey,
     pub attempt: Attempt,
     pub step: Step,
@@ -103,6 +105,25 @@ pub async fn fail_without_attempt(ctx: &RunCtx, key: &StepKey, error: String) ->
 }
 
 pub async fn run_step(ctx: Arc<RunCtx>, key: StepKey, step: Step, eval: EvalContext) -> StepEnd {
+    // The step's own token: `Op::CancelStep` stops it alone, `Op::Cancel` stops all.
+    let cancel = ctx.cancel.child_token();
+    if let Ok(mut m) = ctx.step_cancels.lock() {
+        m.insert(key.clone(), cancel.clone());
+    }
+    let end = run_step_inner(ctx.clone(), key.clone(), step, eval, cancel).await;
+    if let Ok(mut m) = ctx.step_cancels.lock() {
+        m.remove(&key);
+    }
+    end
+}
+
+async fn run_step_inner(
+    ctx: Arc<RunCtx>,
+    key: StepKey,
+    step: Step,
+    eval: EvalContext,
+    cancel: tokio_util::sync::CancellationToken,
+) -> StepEnd {
     let rendered = match render(&ctx, &step, &eval) {
         Ok(r) => r,
         Err(e) => return StepEnd::Settled(fail_without_attempt(&ctx, &key, e).await),
@@ -184,7 +205,7 @@ pub async fn run_step(ctx: Arc<RunCtx>, key: StepKey, step: Step, eval: EvalCont
             attempt = Attempt(rec.attempt.0 + 1);
             let due = rec.failed_at_ms + rec.retry_in_ms.unwrap_or(0);
             let wait = due.saturating_sub(ctx.now().0);
-            if !sleep_or_cancel(&ctx, Duration::from_millis(wait)).await {
+            if !sleep_or_cancel(&cancel, Duration::from_millis(wait)).await {
                 return cancelled(&ctx, &key).await;
             }
         }
@@ -225,6 +246,7 @@ pub async fn run_step(ctx: Arc<RunCtx>, key: StepKey, step: Step, eval: EvalCont
         };
         let actx = AttemptCtx {
             ctx: ctx.clone(),
+            cancel: cancel.clone(),
             key: key.clone(),
             attempt,
             step: step.clone(),
@@ -278,7 +300,7 @@ pub async fn run_step(ctx: Arc<RunCtx>, key: StepKey, step: Step, eval: EvalCont
         };
         let retry = retry_on.is_some_and(|on| step.retry.on.contains(&on))
             && attempt.0 < step.retry.max_attempts
-            && !ctx.cancel.is_cancelled()
+            && !cancel.is_cancelled()
             && ctx.halted().is_none();
         let delay = retry.then(|| step.retry.delay_before(attempt.0 + 1));
         let event = Event::StepFailed {
@@ -296,7 +318,7 @@ pub async fn run_step(ctx: Arc<RunCtx>, key: StepKey, step: Step, eval: EvalCont
         }
         match delay {
             Some(d) => {
-                if !sleep_or_cancel(&ctx, d).await {
+                if !sleep_or_cancel(&cancel, d).await {
                     return cancelled(&ctx, &key).await;
                 }
                 attempt = Attempt(attempt.0 + 1);
@@ -310,7 +332,6 @@ async fn run_attempt(
     actx: &AttemptCtx,
     rendered: &Rendered,
 ) -> Result<Map<String, Value>, StepError> {
-    let ctx = &actx.ctx;
     let work = async {
         match rendered {
             Rendered::Agent { mode, prompt, model } => agent::run(actx, mode, prompt, model.as_deref()).await,
@@ -332,7 +353,7 @@ async fn run_attempt(
         _ => actx.step.timeout,
     };
     tokio::select! {
-        _ = ctx.cancel.cancelled() => Err(StepError::Cancelled),
+        _ = actx.cancel.cancelled() => Err(StepError::Cancelled),
         r = async {
             match timeout {
                 Some(t) => match tokio::time::timeout(t, work).await {
@@ -388,9 +409,9 @@ async fn cancelled(ctx: &RunCtx, key: &StepKey) -> StepEnd {
 }
 
 /// Sleeps unless the run is cancelled first; false when cancelled.
-async fn sleep_or_cancel(ctx: &RunCtx, d: Duration) -> bool {
+async fn sleep_or_cancel(cancel: &tokio_util::sync::CancellationToken, d: Duration) -> bool {
     tokio::select! {
-        _ = ctx.cancel.cancelled() => false,
+        _ = cancel.cancelled() => false,
         _ = tokio::time::sleep(d) => true,
     }
 }

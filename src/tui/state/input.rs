@@ -154,7 +154,12 @@ impl State {
             Action::Answer => self.start_answer(),
             Action::CancelStep => {
                 if self.run.active() && self.replay.is_none() {
-                    self.overlay = Some(Overlay::Confirm(Confirm::CancelRun));
+                    // The focused step when it runs; otherwise the whole run.
+                    let what = match self.focused_running_step() {
+                        Some(_) => Confirm::CancelStep,
+                        None => Confirm::CancelRun,
+                    };
+                    self.overlay = Some(Overlay::Confirm(what));
                 } else {
                     self.say("no active run to cancel");
                 }
@@ -207,6 +212,13 @@ impl State {
         }
     }
 
+    /// The focused pane's step, when it is still running or waiting.
+    fn focused_running_step(&self) -> Option<crate::protocol::StepKey> {
+        self.focused_pane()
+            .filter(|p| !p.status.is_terminal())
+            .map(|p| p.step.clone())
+    }
+
     fn confirm_key(&mut self, what: Confirm, key: KeyEvent) -> Vec<Effect> {
         match key.code {
             KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
@@ -217,6 +229,14 @@ impl State {
                         Some(run) => vec![Effect::Op(Op::Cancel { run })],
                         None => Vec::new(),
                     },
+                    Confirm::CancelStep => {
+                        match (self.run.run.clone(), self.focused_running_step()) {
+                            (Some(run), Some(step)) => {
+                                vec![Effect::Op(Op::CancelStep { run, step })]
+                            }
+                            _ => Vec::new(),
+                        }
+                    }
                 }
             }
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {

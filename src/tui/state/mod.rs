@@ -109,6 +109,8 @@ pub enum Typing {
 pub enum Confirm {
     Quit,
     CancelRun,
+    /// Cancel the focused pane's running step.
+    CancelStep,
 }
 
 /// Modal overlays.

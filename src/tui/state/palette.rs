@@ -91,7 +91,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::Answer => "answer",
         Action::SendMessage => "send message to agent",
         Action::PauseRun => "pause run",
-        Action::CancelStep => "cancel run",
+        Action::CancelStep => "cancel the focused step (or the run)",
         Action::RetryStep => "retry step",
         Action::Fork => "fork run",
         Action::StopCallbacks => "stop callbacks",

@@ -163,6 +163,10 @@ pub fn confirm(what: Confirm, theme: &Theme, area: Rect, buf: &mut Buffer) {
             "Cancel this run?".to_string(),
             "Running steps are stopped; results so far stay in the journal.".to_string(),
         ],
+        Confirm::CancelStep => vec![
+            "Cancel the focused step?".to_string(),
+            "It is stopped (TERM, then KILL); steps that need it are skipped.".to_string(),
+        ],
     };
     let mut lines: Vec<Line> = text
         .into_iter()
