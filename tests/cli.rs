@@ -585,7 +585,11 @@ fn cancel_one_step_from_another_process_and_the_rest_goes_on() {
         {
             break v["id"].as_str().unwrap().to_string();
         }
-        assert!(Instant::now() < deadline, "slow never started");
+        assert!(
+            Instant::now() < deadline,
+            "slow never started: {:?}",
+            text(&out)
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let cancel = lev.run(&["cancel", &run, "--step", "slow"]);
@@ -606,4 +610,36 @@ fn cancel_one_step_from_another_process_and_the_rest_goes_on() {
     // Without a process executing the run, there is nothing to cancel a step in.
     let idle = lev.run(&["cancel", &run, "--step", "slow"]);
     assert_eq!(idle.status.code(), Some(1));
+}
+
+#[test]
+fn a_run_starts_while_other_commands_read_the_journal() {
+    let lev = Lev::new();
+    let path = lev.dir.path().join("wf.yaml");
+    std::fs::write(&path, "version: 1\nkind: workflow\nid: q\nname: Q\nsteps:\n  a:\n    type: shell\n    run: echo hi\n").unwrap();
+    let ws = lev.workspace().display().to_string();
+    std::thread::scope(|scope| {
+        // Short-lived readers hold the journal for a moment each.
+        let readers = scope.spawn(|| {
+            for _ in 0..20 {
+                let out = lev.run(&["runs", "--json"]);
+                assert!(out.status.success(), "{:?}", text(&out));
+            }
+        });
+        for _ in 0..3 {
+            let out = lev.run(&[
+                "run",
+                path.to_str().unwrap(),
+                "--headless",
+                "--workspace",
+                &ws,
+            ]);
+            assert!(
+                out.status.success(),
+                "a run failed to start: {:?}",
+                text(&out)
+            );
+        }
+        readers.join().unwrap();
+    });
 }

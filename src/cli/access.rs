@@ -25,21 +25,31 @@ impl Access {
             ));
             return Err(exit::FAILED);
         }
-        match Journal::open(&paths.journal()) {
-            Ok(j) => Ok(Access::Local(j)),
-            Err(JournalError::Locked { path }) => match Client::connect(&paths.socket()).await {
-                Ok(c) => Ok(Access::Remote(c)),
-                Err(e) => {
-                    error(&format!(
-                        "journal {path} is in use by another lev process, and its control socket {} does not answer ({e})",
-                        paths.socket().display()
-                    ));
-                    Err(exit::FAILED)
+        // A lev that executes runs answers on its socket; a short-lived
+        // command (another `lev runs`) has none but lets go in a moment.
+        let deadline = std::time::Instant::now() + super::setup::LOCK_PATIENCE;
+        loop {
+            match Journal::open(&paths.journal()) {
+                Ok(j) => return Ok(Access::Local(j)),
+                Err(JournalError::Locked { path }) => {
+                    match Client::connect(&paths.socket()).await {
+                        Ok(c) => return Ok(Access::Remote(c)),
+                        Err(_) if std::time::Instant::now() < deadline => {
+                            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                        }
+                        Err(e) => {
+                            error(&format!(
+                                "journal {path} is in use by another lev process, and its control socket {} does not answer ({e})",
+                                paths.socket().display()
+                            ));
+                            return Err(exit::FAILED);
+                        }
+                    }
                 }
-            },
-            Err(e) => {
-                error(&e.to_string());
-                Err(exit::FAILED)
+                Err(e) => {
+                    error(&e.to_string());
+                    return Err(exit::FAILED);
+                }
             }
         }
     }

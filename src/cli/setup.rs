@@ -151,7 +151,7 @@ pub fn open_journal(paths: &Paths) -> Result<Journal, u8> {
         ));
         return Err(exit::FAILED);
     }
-    Journal::open(&paths.journal()).map_err(|e| {
+    open_waiting(paths).map_err(|e| {
         match e {
             JournalError::Locked { .. } => error(&format!(
                 "{e}; wait for it to finish, or use another --data-dir"
@@ -160,6 +160,24 @@ pub fn open_journal(paths: &Paths) -> Result<Journal, u8> {
         }
         exit::FAILED
     })
+}
+
+/// How long a command waits for another lev process to let go of the
+/// journal: a `lev runs` in another terminal holds it for a moment only.
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens the journal, waiting (up to `LOCK_PATIENCE`) while another lev
+/// process briefly holds it.
+pub fn open_waiting(paths: &Paths) -> Result<Journal, JournalError> {
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match Journal::open(&paths.journal()) {
+            Err(JournalError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Splits `name=value` pairs.
