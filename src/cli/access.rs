@@ -10,14 +10,50 @@ use crate::workflow;
 use super::exit;
 use super::setup::error;
 
-pub enum Access {
+pub struct Access {
+    paths: Paths,
+    conn: Conn,
+}
+
+enum Conn {
     Local(Journal),
     /// Another lev process holds the journal and is executing runs.
     Remote(Client),
 }
 
+/// The host went away mid-request (its run finished): open again, once.
+fn host_gone(e: &str) -> bool {
+    e.starts_with("control socket:") || e.contains("closed the connection")
+}
+
+/// Runs `$body` (which matches on `$self.conn`), and once more after
+/// reopening when the host vanished in between.
+macro_rules! retrying {
+    ($self:ident, $body:expr) => {{
+        let mut reopened = false;
+        loop {
+            let result = $body;
+            match result {
+                Err(e) if !reopened && $self.is_remote() && host_gone(&e) => {
+                    reopened = true;
+                    $self.conn = Access::connect(&$self.paths).await.map_err(|_| e)?;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
 impl Access {
     pub async fn open(paths: &Paths) -> Result<Access, u8> {
+        let conn = Access::connect(paths).await?;
+        Ok(Access {
+            paths: paths.clone(),
+            conn,
+        })
+    }
+
+    async fn connect(paths: &Paths) -> Result<Conn, u8> {
         if let Err(e) = std::fs::create_dir_all(&paths.data_dir) {
             error(&format!(
                 "cannot create the data directory {}: {e}",
@@ -30,10 +66,10 @@ impl Access {
         let deadline = std::time::Instant::now() + super::setup::LOCK_PATIENCE;
         loop {
             match Journal::open(&paths.journal()) {
-                Ok(j) => return Ok(Access::Local(j)),
+                Ok(j) => return Ok(Conn::Local(j)),
                 Err(JournalError::Locked { path }) => {
                     match Client::connect(&paths.socket()).await {
-                        Ok(c) => return Ok(Access::Remote(c)),
+                        Ok(c) => return Ok(Conn::Remote(c)),
                         Err(_) if std::time::Instant::now() < deadline => {
                             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
                         }
@@ -56,61 +92,79 @@ impl Access {
 
     /// True when runs marked running are being executed right now by the host.
     pub fn is_remote(&self) -> bool {
-        matches!(self, Access::Remote(_))
+        matches!(self.conn, Conn::Remote(_))
     }
 
     pub async fn runs(&mut self) -> Result<Vec<RunMeta>, String> {
-        match self {
-            Access::Local(j) => j.runs().await.map_err(|e| e.to_string()),
-            Access::Remote(c) => c.runs().await,
-        }
+        retrying!(
+            self,
+            match &mut self.conn {
+                Conn::Local(j) => j.runs().await.map_err(|e| e.to_string()),
+                Conn::Remote(c) => c.runs().await,
+            }
+        )
     }
 
     pub async fn run(&mut self, id: &RunId) -> Result<Option<RunMeta>, String> {
-        match self {
-            Access::Local(j) => j.run(id).await.map_err(|e| e.to_string()),
-            Access::Remote(c) => c.run(id).await,
-        }
+        retrying!(
+            self,
+            match &mut self.conn {
+                Conn::Local(j) => j.run(id).await.map_err(|e| e.to_string()),
+                Conn::Remote(c) => c.run(id).await,
+            }
+        )
     }
 
     pub async fn events(&mut self, id: &RunId) -> Result<Vec<Recorded>, String> {
-        match self {
-            Access::Local(j) => workflow::read_run(j, id).await.map_err(|e| e.to_string()),
-            Access::Remote(c) => c.events(id).await,
-        }
+        retrying!(
+            self,
+            match &mut self.conn {
+                Conn::Local(j) => workflow::read_run(j, id).await.map_err(|e| e.to_string()),
+                Conn::Remote(c) => c.events(id).await,
+            }
+        )
     }
 
     pub async fn export(&mut self, id: &RunId) -> Result<Vec<u8>, String> {
-        match self {
-            Access::Local(j) => {
-                let mut buf = Vec::new();
-                j.export(id, &mut buf).await.map_err(|e| e.to_string())?;
-                Ok(buf)
+        retrying!(
+            self,
+            match &mut self.conn {
+                Conn::Local(j) => {
+                    let mut buf = Vec::new();
+                    j.export(id, &mut buf).await.map_err(|e| e.to_string())?;
+                    Ok(buf)
+                }
+                Conn::Remote(c) => c.export(id).await.map(String::into_bytes),
             }
-            Access::Remote(c) => c.export(id).await.map(String::into_bytes),
-        }
+        )
     }
 
     /// Cancels one running step; only the process executing the run can.
     pub async fn cancel_step(&mut self, id: &RunId, step: &str) -> Result<String, String> {
-        match self {
-            Access::Local(_) => Err(format!(
-                "run {id} is not being executed by any lev process, so step `{step}` is not running"
-            )),
-            Access::Remote(c) => {
-                c.op(Op::CancelStep {
-                    run: id.clone(),
-                    step: crate::protocol::StepKey::new(step),
-                })
-                .await
+        retrying!(
+            self,
+            match &mut self.conn {
+                Conn::Local(_) => Err(format!(
+                    "run {id} is not being executed by any lev process, so step `{step}` is not running"
+                )),
+                Conn::Remote(c) => {
+                    c.op(Op::CancelStep {
+                        run: id.clone(),
+                        step: crate::protocol::StepKey::new(step),
+                    })
+                    .await
+                }
             }
-        }
+        )
     }
 
     pub async fn cancel(&mut self, id: &RunId) -> Result<String, String> {
-        match self {
-            Access::Local(j) => workflow::cancel_idle_run(j, id).await,
-            Access::Remote(c) => c.op(Op::Cancel { run: id.clone() }).await,
-        }
+        retrying!(
+            self,
+            match &mut self.conn {
+                Conn::Local(j) => workflow::cancel_idle_run(j, id).await,
+                Conn::Remote(c) => c.op(Op::Cancel { run: id.clone() }).await,
+            }
+        )
     }
 }
