@@ -329,40 +329,10 @@ fn export_import_and_replay_round_trip() {
 #[test]
 fn cancel_from_another_process_stops_a_running_step() {
     let lev = Lev::new();
-    let path = lev.dir.path().join("wf.yaml");
-    std::fs::write(
-        &path,
-        "version: 1\nkind: workflow\nid: long\nname: Long\nsteps:\n  wait:\n    type: shell\n    run: sleep 60\n",
-    )
-    .unwrap();
-    let ws = lev.workspace().display().to_string();
-    let child = lev.spawn(&[
-        "run",
-        path.to_str().unwrap(),
-        "--headless",
-        "--workspace",
-        &ws,
-    ]);
+    let yaml = "version: 1\nkind: workflow\nid: long\nname: Long\nsteps:\n  wait:\n    type: shell\n    run: sleep 60\n";
     // The running process holds the journal; `lev runs` goes through its socket.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let run = loop {
-        let out = lev.run(&["runs", "--json"]);
-        let line = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .map(str::to_string);
-        if let Some(v) = line.and_then(|l| serde_json::from_str::<Value>(&l).ok())
-            && v["status"] == "running"
-            && lev
-                .events(v["id"].as_str().unwrap())
-                .iter()
-                .any(|e| e["type"] == "step_started")
-        {
-            break v["id"].as_str().unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline, "the run never showed as running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (child, run) = spawn_until_started(&lev, yaml, "wait");
+    assert_eq!(lev.show(&run)["status"], "running");
     let cancel = lev.run(&["cancel", &run]);
     assert!(cancel.status.success(), "{:?}", text(&cancel));
     let out = child.wait_with_output().unwrap();
@@ -556,42 +526,8 @@ fn export_as_markdown_is_a_readable_transcript() {
 #[test]
 fn cancel_one_step_from_another_process_and_the_rest_goes_on() {
     let lev = Lev::new();
-    let path = lev.dir.path().join("wf.yaml");
-    std::fs::write(
-        &path,
-        "version: 1\nkind: workflow\nid: two\nname: Two\nsteps:\n  slow:\n    type: shell\n    run: sleep 60\n  after_slow:\n    needs: [slow]\n    type: shell\n    run: echo never\n  fast:\n    type: shell\n    run: sleep 0.5; echo fast done\n",
-    )
-    .unwrap();
-    let ws = lev.workspace().display().to_string();
-    let child = lev.spawn(&[
-        "run",
-        path.to_str().unwrap(),
-        "--headless",
-        "--workspace",
-        &ws,
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let run = loop {
-        let out = lev.run(&["runs", "--json"]);
-        let line = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .map(str::to_string);
-        if let Some(v) = line.and_then(|l| serde_json::from_str::<Value>(&l).ok())
-            && lev
-                .events(v["id"].as_str().unwrap())
-                .iter()
-                .any(|e| e["type"] == "step_started" && e["step"] == "slow")
-        {
-            break v["id"].as_str().unwrap().to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "slow never started: {:?}",
-            text(&out)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let yaml = "version: 1\nkind: workflow\nid: two\nname: Two\nsteps:\n  slow:\n    type: shell\n    run: sleep 60\n  after_slow:\n    needs: [slow]\n    type: shell\n    run: echo never\n  fast:\n    type: shell\n    run: sleep 0.5; echo fast done\n";
+    let (child, run) = spawn_until_started(&lev, yaml, "slow");
     let cancel = lev.run(&["cancel", &run, "--step", "slow"]);
     assert!(cancel.status.success(), "{:?}", text(&cancel));
     let out = child.wait_with_output().unwrap();
@@ -642,4 +578,45 @@ fn a_run_starts_while_other_commands_read_the_journal() {
         }
         readers.join().unwrap();
     });
+}
+
+/// Starts `yaml` headless in a child `lev` and waits (through other `lev`
+/// commands, as a user in another terminal would) until `step` has started.
+/// The caller waits for the child; on a timeout the child is killed first.
+#[allow(clippy::zombie_processes)] // a panic mid-wait ends the test process too
+fn spawn_until_started(lev: &Lev, yaml: &str, step: &str) -> (std::process::Child, String) {
+    let path = lev.dir.path().join("wf.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let ws = lev.workspace().display().to_string();
+    let child = lev.spawn(&[
+        "run",
+        path.to_str().unwrap(),
+        "--headless",
+        "--workspace",
+        &ws,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = lev.run(&["runs", "--json"]);
+        let line = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_string);
+        if let Some(v) = line.and_then(|l| serde_json::from_str::<Value>(&l).ok()) {
+            let run = v["id"].as_str().unwrap().to_string();
+            if lev
+                .events(&run)
+                .iter()
+                .any(|e| e["type"] == "step_started" && e["step"] == step)
+            {
+                return (child, run);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{step}` never started: {:?}",
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
