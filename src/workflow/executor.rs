@@ -386,14 +386,7 @@ pub fn run_graph(
                     } else {
                         match ctx.halted() {
                             Some(Halt::Limit(why)) => {
-                                let _ = ctx
-                                    .rec
-                                    .record(Event::StepSkipped {
-                                        step: key,
-                                        reason: why,
-                                        at: ctx.now(),
-                                    })
-                                    .await;
+                                step::record_skip(&ctx, key, why).await;
                                 states.insert(step.id.clone(), State::Done(Settled::Skipped));
                             }
                             _ => {
@@ -411,14 +404,7 @@ pub fn run_graph(
                             Some(c) => format!("condition `{}` is false", c.raw()),
                             None => "a needed step did not succeed".to_string(),
                         };
-                        let _ = ctx
-                            .rec
-                            .record(Event::StepSkipped {
-                                step: key,
-                                reason,
-                                at: ctx.now(),
-                            })
-                            .await;
+                        step::record_skip(&ctx, key, reason).await;
                         views.insert(step.id.clone(), StepView::default());
                         states.insert(step.id.clone(), State::Done(Settled::Skipped));
                         continue;

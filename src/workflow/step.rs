@@ -176,14 +176,7 @@ async fn run_step_inner(
                     InFlightDecision::Skip => {
                         let reason =
                             "was in flight at a crash; skipped by the user's decision".to_string();
-                        let _ = ctx
-                            .rec
-                            .record(Event::StepSkipped {
-                                step: key,
-                                reason,
-                                at: ctx.now(),
-                            })
-                            .await;
+                        record_skip(&ctx, key, reason).await;
                         return StepEnd::Settled(Settled::Skipped);
                     }
                     InFlightDecision::MarkDone => {
@@ -280,14 +273,7 @@ async fn run_step_inner(
             StepError::Paused(reason) => return StepEnd::Paused(reason),
             StepError::Cancelled => return cancelled(&ctx, &key).await,
             StepError::Skipped(reason) => {
-                let _ = ctx
-                    .rec
-                    .record(Event::StepSkipped {
-                        step: key,
-                        reason,
-                        at: ctx.now(),
-                    })
-                    .await;
+                record_skip(&ctx, key, reason).await;
                 return StepEnd::Settled(Settled::Skipped);
             }
             StepError::Limit(message) => {
@@ -395,6 +381,16 @@ async fn child(
             end.error.unwrap_or_else(|| "child workflow failed".into()),
         )),
     }
+}
+
+/// Records that a step was skipped, and why.
+pub async fn record_skip(ctx: &RunCtx, key: StepKey, reason: String) {
+    let event = Event::StepSkipped {
+        step: key,
+        reason,
+        at: ctx.now(),
+    };
+    let _ = ctx.rec.record(event).await;
 }
 
 async fn cancelled(ctx: &RunCtx, key: &StepKey) -> StepEnd {
