@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::expr::Template;
 
 /// A validated workflow definition.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Workflow {
     pub id: String,
     pub name: String,
@@ -24,7 +25,9 @@ pub struct Workflow {
     pub outputs: BTreeMap<String, Template>,
     /// Where the definition came from (display and relative `uses:` paths).
     pub source_path: PathBuf,
-    /// The exact text the run is pinned to.
+    /// The exact text the run is pinned to. Not part of the serialized
+    /// model: a pinned bundle keeps the texts beside it and puts them back.
+    #[serde(skip)]
     pub source_text: String,
 }
 
@@ -41,7 +44,7 @@ impl Workflow {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InputType {
     String,
     Number,
@@ -50,7 +53,7 @@ pub enum InputType {
     Object,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputSpec {
     pub ty: InputType,
     pub default: Option<Value>,
@@ -60,7 +63,7 @@ pub struct InputSpec {
 }
 
 /// Run-wide budgets and guards (WORKFLOWS.md `limits:`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     pub max_callback_depth: u32,
     pub chain_timebox: Duration,
@@ -88,7 +91,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BreakerLimits {
     pub consecutive_failures: u32,
     pub cooldown: Duration,
@@ -103,14 +106,14 @@ impl Default for BreakerLimits {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToUser {
     Ask,
     Defaults,
     Never,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WhisperSpec {
     pub to_user: ToUser,
     pub answer_timeout: Duration,
@@ -128,7 +131,7 @@ impl Default for WhisperSpec {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QuestionSpec {
     pub id: String,
     pub header: Option<String>,
@@ -137,25 +140,25 @@ pub struct QuestionSpec {
     pub default: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Choice {
     pub value: String,
     pub label: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Backoff {
     Fixed,
     Exponential,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RetryOn {
     Error,
     Timeout,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetryPolicy {
     /// Total attempts, including the first (1 = no retry).
     pub max_attempts: u32,
@@ -191,7 +194,7 @@ impl RetryPolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OnTimeout {
     Fail,
     Approve,
@@ -200,13 +203,13 @@ pub enum OnTimeout {
 
 /// Where a step output comes from: a dotted path into the step's raw result
 /// (`json.plan`, `text`, `stdout`), with a default when absent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputSpec {
     pub from: String,
     pub default: Option<Value>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Followups {
     pub for_each: Template,
     pub when_semantic: Option<String>,
@@ -215,12 +218,12 @@ pub struct Followups {
     pub max: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Workspace {
     pub worktree: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     pub id: String,
     pub needs: Vec<String>,
@@ -240,7 +243,7 @@ pub struct Step {
     pub workspace: Option<Workspace>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum StepKind {
     Agent {
         mode: String,
@@ -278,6 +281,40 @@ pub enum StepKind {
         with: BTreeMap<String, Template>,
         child: Box<Workflow>,
     },
+}
+
+impl Step {
+    /// Every template of the step evaluated against the run's context.
+    pub fn templates(&self) -> Vec<&Template> {
+        let mut out: Vec<&Template> = self.condition.iter().collect();
+        match &self.kind {
+            StepKind::Agent { prompt, .. } => out.push(prompt),
+            StepKind::Shell { run, env, cwd } => {
+                out.push(run);
+                out.extend(env.values());
+                out.extend(cwd);
+            }
+            StepKind::Approval { message, .. } => out.push(message),
+            StepKind::Question { ask, .. } => out.push(ask),
+            StepKind::Pty { prompt, .. } => out.extend(prompt),
+            StepKind::Workflow { with, .. } => out.extend(with.values()),
+        }
+        if let Some(f) = &self.followups {
+            out.push(&f.for_each);
+            out.push(&f.spawn_prompt);
+        }
+        out
+    }
+
+    /// The ids of the steps whose results the step's templates read, or
+    /// `None` when any step may be read (a step chosen at run time).
+    pub fn steps_read(&self) -> Option<Vec<String>> {
+        let mut ids = Vec::new();
+        for t in self.templates() {
+            ids.extend(t.steps_read()?);
+        }
+        Some(ids)
+    }
 }
 
 impl StepKind {

@@ -143,7 +143,7 @@ pub async fn drive(
     }
 
     let dispatcher = tokio::spawn(dispatch_ops(ctx.clone(), ops));
-    let outcome = execute(ctx.clone(), &workflow).await;
+    let outcome = execute(ctx.clone(), Arc::new(workflow)).await;
     dispatcher.abort();
     let outcome = outcome?;
     let usage = ctx.usage_snapshot();
@@ -277,8 +277,8 @@ async fn dispatch_ops(ctx: Arc<RunCtx>, mut ops: mpsc::UnboundedReceiver<Op>) {
     }
 }
 
-async fn execute(ctx: Arc<RunCtx>, workflow: &Workflow) -> Result<RunOutcome, EngineError> {
-    if let Err(message) = human::ask_up_front(&ctx, workflow).await {
+async fn execute(ctx: Arc<RunCtx>, workflow: Arc<Workflow>) -> Result<RunOutcome, EngineError> {
+    if let Err(message) = human::ask_up_front(&ctx, &workflow).await {
         if ctx.cancel.is_cancelled() {
             return Ok(RunOutcome {
                 status: RunStatus::Cancelled,
@@ -294,7 +294,7 @@ async fn execute(ctx: Arc<RunCtx>, workflow: &Workflow) -> Result<RunOutcome, En
     }
     let graph = run_graph(
         ctx.clone(),
-        Arc::new(workflow.clone()),
+        workflow,
         String::new(),
         ctx.inputs.clone(),
         None,
@@ -370,7 +370,7 @@ pub fn run_graph(
                 if let Some(settled) = ctx.history.final_outcome(&key) {
                     // Finished in an earlier process: its recorded result stands.
                     views.insert(step.id.clone(), view_of(settled, step.continue_on_error));
-                    states.insert(step.id.clone(), State::Done(settled.clone()));
+                    states.insert(step.id.clone(), done(settled));
                     continue;
                 }
                 if stopping {
@@ -413,7 +413,7 @@ pub fn run_graph(
                         let end =
                             step::fail_without_attempt(&ctx, &key, format!("`if:` {error}")).await;
                         views.insert(step.id.clone(), view_of(&end, step.continue_on_error));
-                        states.insert(step.id.clone(), State::Done(end));
+                        states.insert(step.id.clone(), done(&end));
                         continue;
                     }
                 }
@@ -435,7 +435,7 @@ pub fn run_graph(
             match end {
                 StepEnd::Settled(settled) => {
                     views.insert(id.clone(), view_of(&settled, coe));
-                    states.insert(id, State::Done(settled));
+                    states.insert(id, done(&settled));
                 }
                 StepEnd::Paused(reason) => {
                     ctx.set_halt(Halt::Paused(reason));
@@ -443,15 +443,15 @@ pub fn run_graph(
                 }
             }
         }
-        finish_graph(&ctx, &wf, &inputs, &views, &states, item).await
+        finish_graph(&ctx, &wf, inputs, views, &states, item).await
     })
 }
 
 async fn finish_graph(
     ctx: &Arc<RunCtx>,
     wf: &Workflow,
-    inputs: &BTreeMap<String, Value>,
-    views: &BTreeMap<String, StepView>,
+    inputs: BTreeMap<String, Value>,
+    views: BTreeMap<String, StepView>,
     states: &BTreeMap<String, State>,
     item: Option<Value>,
 ) -> GraphEnd {
@@ -509,8 +509,8 @@ async fn finish_graph(
         };
     }
     let eval = EvalContext {
-        inputs: inputs.clone(),
-        steps: views.clone(),
+        inputs,
+        steps: views,
         whisper: ctx.whisper_snapshot(),
         item,
         run: ctx.run_vars.clone(),
@@ -563,6 +563,17 @@ pub fn describe_pause(reason: &PauseReason) -> String {
     pause_message(reason)
 }
 
+/// A finished step's state; its outputs live in `views` only (copying them
+/// twice would double what adopting a long recorded run costs).
+fn done(settled: &Settled) -> State {
+    State::Done(match settled {
+        Settled::Succeeded { .. } => Settled::Succeeded {
+            outputs: BTreeMap::new(),
+        },
+        other => other.clone(),
+    })
+}
+
 fn view_of(settled: &Settled, continue_on_error: bool) -> StepView {
     match settled {
         Settled::Succeeded { outputs } => StepView {
@@ -594,9 +605,18 @@ fn eval_context(
         .needs
         .iter()
         .any(|n| matches!(states.get(n), Some(State::Done(Settled::Cancelled))));
+    // Only the results the step's templates read: copying every finished
+    // step's outputs for each new step would make a long run quadratic.
+    let steps = match step.steps_read() {
+        Some(ids) => ids
+            .into_iter()
+            .filter_map(|id| Some((id.clone(), views.get(&id)?.clone())))
+            .collect(),
+        None => views.clone(),
+    };
     EvalContext {
         inputs: inputs.clone(),
-        steps: views.clone(),
+        steps,
         whisper: ctx.whisper_snapshot(),
         item,
         run: ctx.run_vars.clone(),

@@ -19,7 +19,8 @@ use ast::{Expr, Root, Seg, static_key};
 
 pub use eval::truthy;
 
-/// A string with `${{ }}` holes, parsed once at load time.
+/// A string with `${{ }}` holes, parsed once at load time. Serialized as its
+/// raw text and parsed again when read back (see the impls below).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     raw: String,
@@ -77,6 +78,22 @@ pub struct EvalContext {
 pub struct StepView {
     pub succeeded: bool,
     pub outputs: BTreeMap<String, Value>,
+}
+
+impl serde::Serialize for Template {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.raw)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Template {
+    /// Parsing again gives the template that was serialized: a raw text
+    /// that failed to parse at load time was kept as a literal, and fails
+    /// (and is kept as a literal) again.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Template, D::Error> {
+        let raw = String::deserialize(d)?;
+        Ok(Template::parse(&raw).unwrap_or_else(|_| Template::literal(&raw)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -145,6 +162,29 @@ impl Template {
             .into_iter()
             .map(|l| l.reference)
             .collect()
+    }
+
+    /// The ids of the steps whose results this template reads, or `None`
+    /// when one is chosen at run time (`steps[inputs.which]`), so any step
+    /// may be read.
+    pub fn steps_read(&self) -> Option<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut dynamic = false;
+        for part in &self.parts {
+            let Part::Hole { expr, .. } = part else {
+                continue;
+            };
+            expr.walk_paths(&mut |root, segs: &[Seg], _| {
+                if root != Root::Steps {
+                    return;
+                }
+                match segs.first().and_then(static_key) {
+                    Some(id) => ids.push(id.to_string()),
+                    None => dynamic = true,
+                }
+            });
+        }
+        (!dynamic).then_some(ids)
     }
 
     /// Every reference with its position, in text order.
