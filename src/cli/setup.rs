@@ -95,18 +95,10 @@ fn init_logging(paths: &Paths) -> Option<tracing_appender::non_blocking::WorkerG
     Some(guard)
 }
 
-/// Built-in modes, then the user's, then the project's (later wins by id).
-pub fn mode_dirs(paths: &Paths) -> Vec<PathBuf> {
-    let mut dirs = vec![spec::mode::builtin_dir()];
-    if let Some(c) = &paths.config_dir {
-        dirs.push(c.join("modes"));
-    }
-    dirs.push(PathBuf::from(".lev/modes"));
-    dirs
-}
-
+/// The modes lev uses here: built-ins, then the user's folder, then the
+/// project's `.lev/modes/` (later wins by id). Problems are printed.
 pub fn load_modes(paths: &Paths) -> Result<ModeRegistry, u8> {
-    ModeRegistry::load(&mode_dirs(paths)).map_err(|d| {
+    ModeRegistry::for_cwd(paths.config_dir.as_deref(), Path::new(".")).map_err(|d| {
         eprint!("{d}");
         exit::FAILED
     })

@@ -22,7 +22,10 @@ pub(crate) const FILES: [(&str, &str); 17] = [
         "coder.yaml",
         include_str!("../../../workflows/modes/coder.yaml"),
     ),
-    ("tdd.yaml", include_str!("../../../workflows/modes/tdd.yaml")),
+    (
+        "tdd.yaml",
+        include_str!("../../../workflows/modes/tdd.yaml"),
+    ),
     (
         "debug.yaml",
         include_str!("../../../workflows/modes/debug.yaml"),
@@ -51,12 +54,18 @@ pub(crate) const FILES: [(&str, &str); 17] = [
         "devops.yaml",
         include_str!("../../../workflows/modes/devops.yaml"),
     ),
-    ("ask.yaml", include_str!("../../../workflows/modes/ask.yaml")),
+    (
+        "ask.yaml",
+        include_str!("../../../workflows/modes/ask.yaml"),
+    ),
     (
         "tutorial.yaml",
         include_str!("../../../workflows/modes/tutorial.yaml"),
     ),
-    ("mcp.yaml", include_str!("../../../workflows/modes/mcp.yaml")),
+    (
+        "mcp.yaml",
+        include_str!("../../../workflows/modes/mcp.yaml"),
+    ),
     (
         "database-admin.yaml",
         include_str!("../../../workflows/modes/database-admin.yaml"),
