@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::args::{Cli, Command, DriveArgs, InFlightArg};
+use super::args::{Cli, Command, DriveArgs, InFlightArg, ModesAction};
 use super::exit;
-use super::{demo, inspect};
+use super::{demo, inspect, modes};
 use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::headless::{self, HeadlessOptions};
 use crate::host::{self, ActiveRuns};
@@ -73,6 +73,10 @@ pub async fn dispatch(cli: Cli) -> u8 {
         } => inspect::export(&paths, &run, output.as_deref(), format).await,
         Command::Import { file } => inspect::import(&paths, &file).await,
         Command::Cancel { run, step } => inspect::cancel(&paths, &run, step.as_deref()).await,
+        Command::Modes { json, action } => match action {
+            None => modes::list(&paths, json),
+            Some(ModesAction::Show { id, json: own }) => modes::show(&paths, &id, json || own),
+        },
     }
 }
 

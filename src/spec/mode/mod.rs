@@ -64,6 +64,8 @@ pub struct Mode {
     /// `ui.style` (a theme slot such as `agent.coder`) and `ui.icon`.
     pub ui_style: Option<String>,
     pub ui_icon: Option<String>,
+    /// The parent this mode `extends`, as written in its own file.
+    pub extends: Option<String>,
     /// Where the mode itself (not its parents) was defined.
     pub source: ModeSource,
 }
@@ -303,7 +305,10 @@ fn resolve(id: &str, raw: &BTreeMap<String, RawMode>, diags: &mut Vec<Diagnostic
             }
         }
     }
-    let mut mode = Mode::default();
+    let mut mode = Mode {
+        extends: chain[0].extends.as_ref().map(|(p, _, _)| p.clone()),
+        ..Mode::default()
+    };
     let mut role: Option<String> = None;
     let mut instructions: Vec<String> = Vec::new();
     for m in chain.iter().rev() {
