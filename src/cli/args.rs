@@ -89,6 +89,26 @@ pub enum Command {
         #[command(flatten)]
         drive: DriveArgs,
     },
+    /// List the agent modes lev uses here (built-in, or overridden by the
+    /// user's or the project's mode folder).
+    Modes {
+        /// Print one JSON object per mode instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        action: Option<ModesAction>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModesAction {
+    /// Print one mode as lev resolved it: role prompt, tools, permissions,
+    /// limits, model, and the file it came from.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args, Clone)]

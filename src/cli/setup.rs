@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::args::{Cli, Command, DriveArgs, InFlightArg};
+use super::args::{Cli, Command, DriveArgs, InFlightArg, ModesAction};
 use super::exit;
-use super::{demo, inspect};
+use super::{demo, inspect, modes};
 use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::headless::{self, HeadlessOptions};
 use crate::host::{self, ActiveRuns};
@@ -73,6 +73,10 @@ pub async fn dispatch(cli: Cli) -> u8 {
         } => inspect::export(&paths, &run, output.as_deref(), format).await,
         Command::Import { file } => inspect::import(&paths, &file).await,
         Command::Cancel { run, step } => inspect::cancel(&paths, &run, step.as_deref()).await,
+        Command::Modes { json, action } => match action {
+            None => modes::list(&paths, json),
+            Some(ModesAction::Show { id, json: own }) => modes::show(&paths, &id, json || own),
+        },
     }
 }
 
@@ -95,18 +99,10 @@ fn init_logging(paths: &Paths) -> Option<tracing_appender::non_blocking::WorkerG
     Some(guard)
 }
 
-/// Built-in modes, then the user's, then the project's (later wins by id).
-pub fn mode_dirs(paths: &Paths) -> Vec<PathBuf> {
-    let mut dirs = vec![spec::mode::builtin_dir()];
-    if let Some(c) = &paths.config_dir {
-        dirs.push(c.join("modes"));
-    }
-    dirs.push(PathBuf::from(".lev/modes"));
-    dirs
-}
-
+/// The modes lev uses here: built-ins, then the user's folder, then the
+/// project's `.lev/modes/` (later wins by id). Problems are printed.
 pub fn load_modes(paths: &Paths) -> Result<ModeRegistry, u8> {
-    ModeRegistry::load(&mode_dirs(paths)).map_err(|d| {
+    ModeRegistry::for_cwd(paths.config_dir.as_deref(), Path::new(".")).map_err(|d| {
         eprint!("{d}");
         exit::FAILED
     })

@@ -1,6 +1,7 @@
 //! One mode file → a `RawMode` (fields as written, before `extends`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -8,7 +9,7 @@ use crate::spec::load::cx::{Cx, closest, join};
 use crate::spec::load::workflow::{envelope, valid_id};
 use crate::spec::yaml::{self, Node};
 
-use super::ModelSettings;
+use super::{ModeSource, ModelSettings};
 
 const TOP_KEYS: &[&str] = &[
     "version",
@@ -51,7 +52,7 @@ const MAX_INSTRUCTION_BYTES: u64 = 256 * 1024;
 pub(crate) struct RawMode {
     pub id: String,
     pub file: String,
-    pub source: PathBuf,
+    pub source: ModeSource,
     pub name: Option<String>,
     pub description: Option<String>,
     pub when_to_use: Option<String>,
@@ -65,14 +66,28 @@ pub(crate) struct RawMode {
     pub ask_before: Option<Vec<String>>,
     pub output_schema: Option<Value>,
     pub max_turns: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub max_questions: Option<u32>,
+    pub network: Option<bool>,
+    pub context_include: Option<Vec<String>>,
+    pub token_budget: Option<u32>,
+    pub ask_user_when: Option<Vec<String>>,
     pub hints: Option<Vec<String>>,
+    pub ui_style: Option<String>,
+    pub ui_icon: Option<String>,
     /// Position of the `id:` value (for duplicate/override messages).
     pub line: u32,
     pub col: u32,
 }
 
-/// Parses one mode file; problems go to `cx`.
-pub(crate) fn parse_mode(cx: &mut Cx<'_>, path: &Path) -> Option<RawMode> {
+/// Parses one mode file; problems go to `cx`. `base` is the folder
+/// `instructions: - file:` entries are read from; built-ins (embedded in
+/// the binary) have none, so they cannot use instruction files.
+pub(crate) fn parse_mode(
+    cx: &mut Cx<'_>,
+    base: Option<&Path>,
+    source: ModeSource,
+) -> Option<RawMode> {
     let root = match yaml::parse_str(&cx.file, cx.text) {
         Ok(r) => r,
         Err(d) => {
@@ -87,7 +102,7 @@ pub(crate) fn parse_mode(cx: &mut Cx<'_>, path: &Path) -> Option<RawMode> {
     let mut m = RawMode {
         id,
         file: cx.file.clone(),
-        source: path.to_path_buf(),
+        source,
         name,
         description,
         line,
@@ -109,7 +124,7 @@ pub(crate) fn parse_mode(cx: &mut Cx<'_>, path: &Path) -> Option<RawMode> {
     }
     m.role = f.get("role").and_then(|n| cx.text(n, "role"));
     if let Some(n) = f.get("instructions") {
-        m.instructions = instructions(cx, n, path);
+        m.instructions = instructions(cx, n, base);
     }
     if let Some(n) = f.get("tools")
         && let Some(tf) = cx.map(n, "tools", &["allow", "deny"])
@@ -122,9 +137,9 @@ pub(crate) fn parse_mode(cx: &mut Cx<'_>, path: &Path) -> Option<RawMode> {
     if let Some(n) = f.get("permissions")
         && let Some(pf) = cx.map(n, "permissions", &["network", "ask_before"])
     {
-        if let Some(v) = pf.get("network") {
-            cx.bool(v, "permissions.network");
-        }
+        m.network = pf
+            .get("network")
+            .and_then(|v| cx.bool(v, "permissions.network"));
         m.ask_before = pf
             .get("ask_before")
             .and_then(|v| tool_list(cx, v, "permissions.ask_before"));
@@ -132,12 +147,12 @@ pub(crate) fn parse_mode(cx: &mut Cx<'_>, path: &Path) -> Option<RawMode> {
     if let Some(n) = f.get("context")
         && let Some(cf) = cx.map(n, "context", &["include", "token_budget"])
     {
-        if let Some(v) = cf.get("include") {
-            cx.str_list(v, "context.include");
-        }
-        if let Some(v) = cf.get("token_budget") {
-            cx.int(v, "context.token_budget", 1, 10_000_000);
-        }
+        m.context_include = cf
+            .get("include")
+            .and_then(|v| cx.str_list(v, "context.include"));
+        m.token_budget = cf
+            .get("token_budget")
+            .and_then(|v| cx.u32(v, "context.token_budget", 1, 10_000_000));
     }
     if let Some(n) = f.get("output_schema") {
         let v = n.to_json();
@@ -158,23 +173,19 @@ pub(crate) fn parse_mode(cx: &mut Cx<'_>, path: &Path) -> Option<RawMode> {
         m.max_turns = lf
             .get("max_turns")
             .and_then(|v| cx.u32(v, "limits.max_turns", 1, 1_000));
-        if let Some(v) = lf.get("timeout") {
-            cx.duration(
-                v,
-                "limits.timeout",
-                std::time::Duration::from_secs(7 * 86_400),
-            );
-        }
-        if let Some(v) = lf.get("max_questions") {
-            cx.u32(v, "limits.max_questions", 0, 1_000);
-        }
+        m.timeout = lf
+            .get("timeout")
+            .and_then(|v| cx.duration(v, "limits.timeout", Duration::from_secs(7 * 86_400)));
+        m.max_questions = lf
+            .get("max_questions")
+            .and_then(|v| cx.u32(v, "limits.max_questions", 0, 1_000));
     }
     if let Some(n) = f.get("whisper")
         && let Some(wf) = cx.map(n, "whisper", &["ask_user_when", "hints"])
     {
-        if let Some(v) = wf.get("ask_user_when") {
-            cx.str_list(v, "whisper.ask_user_when");
-        }
+        m.ask_user_when = wf
+            .get("ask_user_when")
+            .and_then(|v| cx.str_list(v, "whisper.ask_user_when"));
         m.hints = wf
             .get("hints")
             .and_then(|v| cx.str_list(v, "whisper.hints"));
@@ -182,11 +193,8 @@ pub(crate) fn parse_mode(cx: &mut Cx<'_>, path: &Path) -> Option<RawMode> {
     if let Some(n) = f.get("ui")
         && let Some(uf) = cx.map(n, "ui", &["style", "icon"])
     {
-        for k in ["style", "icon"] {
-            if let Some(v) = uf.get(k) {
-                cx.text(v, &join("ui", k));
-            }
-        }
+        m.ui_style = uf.get("style").and_then(|v| cx.text(v, "ui.style"));
+        m.ui_icon = uf.get("icon").and_then(|v| cx.text(v, "ui.icon"));
     }
     Some(m)
 }
@@ -220,7 +228,7 @@ fn model(cx: &mut Cx<'_>, node: &Node) -> ModelSettings {
 }
 
 /// Strings kept as they are; `{file: ..}` read relative to the mode file.
-fn instructions(cx: &mut Cx<'_>, node: &Node, mode_path: &Path) -> Vec<String> {
+fn instructions(cx: &mut Cx<'_>, node: &Node, base: Option<&Path>) -> Vec<String> {
     let items: Vec<&Node> = match &node.value {
         yaml::NodeValue::Seq(items) => items.iter().collect(),
         yaml::NodeValue::Str(_) => vec![node],
@@ -233,10 +241,6 @@ fn instructions(cx: &mut Cx<'_>, node: &Node, mode_path: &Path) -> Vec<String> {
             return Vec::new();
         }
     };
-    let base = mode_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let path = format!("instructions[{i}]");
@@ -252,6 +256,15 @@ fn instructions(cx: &mut Cx<'_>, node: &Node, mode_path: &Path) -> Vec<String> {
             continue;
         };
         let Some(rel) = cx.str(fnode, &join(&path, "file")) else {
+            continue;
+        };
+        let Some(base) = base else {
+            cx.at(
+                fnode,
+                &join(&path, "file"),
+                "a built-in mode cannot read instruction files",
+            )
+            .hint = Some("write the instructions inline".to_string());
             continue;
         };
         let full = base.join(&rel);

@@ -1,11 +1,12 @@
-//! Agent modes (roles): YAML files merged by id from the built-in folder,
-//! the user's and the project's folders, with `extends`.
+//! Agent modes (roles): YAML merged by id from the built-ins compiled into
+//! lev, the user's folder and the project's folder, with `extends`.
 //!
 //! `Mode.role` is the finished system prompt: the role text followed by the
 //! instructions (inline strings and `{file: ..}` entries, parents' first).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -13,10 +14,13 @@ use super::Diagnostics;
 use super::diagnostics::{Diagnostic, Severity};
 use super::load::cx::Cx;
 
+mod builtin;
 mod file;
+mod source;
 
 pub use file::TOOL_NAMES;
 use file::{RawMode, parse_mode};
+pub use source::{MODES_FOLDER, ModeLayer, ModeSource, PROJECT_MODES, standard_layers};
 
 /// How long an `extends` chain may be.
 const MAX_EXTENDS_DEPTH: usize = 16;
@@ -44,37 +48,71 @@ pub struct Mode {
     pub tools_deny: Vec<String>,
     /// Patterns like `shell:*` that need the user's approval.
     pub ask_before: Vec<String>,
+    /// `permissions.network`, when written.
+    pub network: Option<bool>,
+    /// `context.include`: what the context assembler adds.
+    pub context_include: Vec<String>,
+    pub token_budget: Option<u32>,
     pub output_schema: Option<Value>,
     pub max_turns: Option<u32>,
+    /// `limits.timeout` of one agent step in this mode.
+    pub timeout: Option<Duration>,
+    pub max_questions: Option<u32>,
+    /// `whisper.ask_user_when`: situations in which the agent should ask.
+    pub ask_user_when: Vec<String>,
     pub hints: Vec<String>,
-    /// File it came from.
-    pub source: PathBuf,
+    /// `ui.style` (a theme slot such as `agent.coder`) and `ui.icon`.
+    pub ui_style: Option<String>,
+    pub ui_icon: Option<String>,
+    /// The parent this mode `extends`, as written in its own file.
+    pub extends: Option<String>,
+    /// Where the mode itself (not its parents) was defined.
+    pub source: ModeSource,
 }
 
 /// All known modes by id.
 #[derive(Debug, Clone, Default)]
 pub struct ModeRegistry {
     pub modes: BTreeMap<String, Mode>,
+    /// Problems that did not stop loading (an unknown tool name, say),
+    /// for commands that show them.
+    pub warnings: Diagnostics,
 }
 
-/// The folder of the modes shipped with lev (the fallback when no other
-/// folder has them).
+/// The source-tree folder of the built-in modes. The binary does not read
+/// it (it carries its own copies); tests and tools that want the files
+/// as files do.
 pub fn builtin_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/modes"))
 }
 
 impl ModeRegistry {
+    /// The modes lev uses when it runs in `cwd`: the built-ins, overridden
+    /// by id by `<config_dir>/modes/` and then by `<cwd>/.lev/modes/`.
+    pub fn for_cwd(config_dir: Option<&Path>, cwd: &Path) -> Result<ModeRegistry, Diagnostics> {
+        ModeRegistry::load_layers(&standard_layers(config_dir, cwd))
+    }
+
+    /// Only the built-in modes.
+    pub fn builtin() -> Result<ModeRegistry, Diagnostics> {
+        ModeRegistry::load_layers(&[ModeLayer::Builtin])
+    }
+
     /// Loads every `*.yaml` in `dirs`, later folders overriding earlier ones by id.
     pub fn load(dirs: &[PathBuf]) -> Result<ModeRegistry, Diagnostics> {
+        let layers: Vec<ModeLayer> = dirs.iter().cloned().map(ModeLayer::Folder).collect();
+        ModeRegistry::load_layers(&layers)
+    }
+
+    /// Loads `layers` in order, later layers overriding earlier ones by id.
+    /// Every error of every file is reported (with `file:line:col`).
+    pub fn load_layers(layers: &[ModeLayer]) -> Result<ModeRegistry, Diagnostics> {
         let mut diags = Vec::new();
         let mut raw: BTreeMap<String, RawMode> = BTreeMap::new();
-        for dir in dirs {
-            let mut in_this_dir: BTreeMap<String, String> = BTreeMap::new();
-            for path in yaml_files(dir, &mut diags) {
-                let Some(m) = load_file(&path, &mut diags) else {
-                    continue;
-                };
-                if let Some(other) = in_this_dir.get(&m.id) {
+        for layer in layers {
+            let mut in_this_layer: BTreeMap<String, String> = BTreeMap::new();
+            for m in layer_modes(layer, &mut diags) {
+                if let Some(other) = in_this_layer.get(&m.id) {
                     diags.push(error(
                         &m.file,
                         m.line,
@@ -85,7 +123,7 @@ impl ModeRegistry {
                     ));
                     continue;
                 }
-                in_this_dir.insert(m.id.clone(), m.file.clone());
+                in_this_layer.insert(m.id.clone(), m.file.clone());
                 raw.insert(m.id.clone(), m);
             }
         }
@@ -99,6 +137,7 @@ impl ModeRegistry {
         if diags.has_errors() {
             Err(diags)
         } else {
+            reg.warnings = diags;
             Ok(reg)
         }
     }
@@ -109,6 +148,30 @@ impl ModeRegistry {
     pub fn contains(&self, id: &str) -> bool {
         self.modes.contains_key(id)
     }
+
+    /// The known id closest to `id` (for "did you mean" hints).
+    pub fn closest(&self, id: &str) -> Option<&str> {
+        let ids: Vec<&str> = self.modes.keys().map(String::as_str).collect();
+        super::load::cx::closest(id, &ids)
+    }
+}
+
+/// The modes one layer defines, in file-name order; files that do not
+/// parse are left out (their diagnostics are in `diags`).
+fn layer_modes(layer: &ModeLayer, diags: &mut Vec<Diagnostic>) -> Vec<RawMode> {
+    let Some(dir) = layer.dir() else {
+        return builtin::FILES
+            .iter()
+            .filter_map(|(file, text)| {
+                let cx = Cx::new(builtin::shown_path(file), text);
+                parse_into(cx, None, ModeSource::Builtin, diags)
+            })
+            .collect();
+    };
+    yaml_files(dir, diags)
+        .into_iter()
+        .filter_map(|path| load_file(&path, layer, diags))
+        .collect()
 }
 
 fn error(
@@ -158,7 +221,7 @@ fn yaml_files(dir: &Path, diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
     files
 }
 
-fn load_file(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<RawMode> {
+fn load_file(path: &Path, layer: &ModeLayer, diags: &mut Vec<Diagnostic>) -> Option<RawMode> {
     let text = match crate::spec::load::read_text(path) {
         Ok(t) => t,
         Err(d) => {
@@ -166,8 +229,18 @@ fn load_file(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<RawMode> {
             return None;
         }
     };
-    let mut cx = Cx::new(path.display().to_string(), &text);
-    let m = parse_mode(&mut cx, path);
+    let cx = Cx::new(path.display().to_string(), &text);
+    parse_into(cx, path.parent(), layer.source_of(path), diags)
+}
+
+/// Parses one mode's text; its diagnostics join `diags`, sorted by position.
+fn parse_into(
+    mut cx: Cx<'_>,
+    base: Option<&Path>,
+    source: ModeSource,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<RawMode> {
+    let m = parse_mode(&mut cx, base, source);
     let failed = cx.diags.iter().any(|d| d.severity == Severity::Error);
     cx.diags.sort_by_key(|a| (a.line, a.col));
     diags.append(&mut cx.diags);
@@ -232,7 +305,10 @@ fn resolve(id: &str, raw: &BTreeMap<String, RawMode>, diags: &mut Vec<Diagnostic
             }
         }
     }
-    let mut mode = Mode::default();
+    let mut mode = Mode {
+        extends: chain[0].extends.as_ref().map(|(p, _, _)| p.clone()),
+        ..Mode::default()
+    };
     let mut role: Option<String> = None;
     let mut instructions: Vec<String> = Vec::new();
     for m in chain.iter().rev() {
@@ -259,11 +335,23 @@ fn resolve(id: &str, raw: &BTreeMap<String, RawMode>, diags: &mut Vec<Diagnostic
         if let Some(v) = &m.ask_before {
             mode.ask_before = v.clone();
         }
+        set(&mut mode.network, &m.network);
+        if let Some(v) = &m.context_include {
+            mode.context_include = v.clone();
+        }
+        set(&mut mode.token_budget, &m.token_budget);
         set(&mut mode.output_schema, &m.output_schema);
         set(&mut mode.max_turns, &m.max_turns);
+        set(&mut mode.timeout, &m.timeout);
+        set(&mut mode.max_questions, &m.max_questions);
+        if let Some(v) = &m.ask_user_when {
+            mode.ask_user_when = v.clone();
+        }
         if let Some(v) = &m.hints {
             mode.hints = v.clone();
         }
+        set(&mut mode.ui_style, &m.ui_style);
+        set(&mut mode.ui_icon, &m.ui_icon);
     }
     let mut text = role.unwrap_or_default().trim_end().to_string();
     for i in instructions {

@@ -19,7 +19,7 @@ pub const MODES: [&str; 17] = [
     "ask",
     "tutorial",
     "mcp",
-    "supabase-admin",
+    "database-admin",
     "reviewer",
 ];
 
