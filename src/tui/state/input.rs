@@ -164,11 +164,11 @@ impl State {
                     self.say("no active run to cancel");
                 }
             }
-            Action::SendMessage
-            | Action::PauseRun
-            | Action::RetryStep
-            | Action::Fork
-            | Action::StopCallbacks => {
+            Action::SendMessage => self.start_message(),
+            Action::PauseRun => return self.toggle_run_pause(),
+            Action::PauseAgent => return self.toggle_agent_pause(),
+            Action::StopCallbacks => self.ask_emergency_stop(),
+            Action::RetryStep | Action::Fork => {
                 self.say(format!("{}: {NOT_YET}", palette::action_label(a)));
             }
             Action::CopyPane => {
@@ -237,6 +237,10 @@ impl State {
                             _ => Vec::new(),
                         }
                     }
+                    Confirm::EmergencyStop => match self.run.run.clone() {
+                        Some(run) => vec![Effect::Op(Op::EmergencyStop { run })],
+                        None => Vec::new(),
+                    },
                 }
             }
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
@@ -424,6 +428,7 @@ impl State {
                 self.typing = None;
                 match t {
                     Typing::Answer(i) => self.send_answer(i, text.trim().to_string()),
+                    Typing::Message(i) => self.send_message(i, text.trim().to_string()),
                     Typing::Search => {
                         self.search_step(false);
                         Vec::new()
