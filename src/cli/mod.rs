@@ -6,6 +6,7 @@ mod args;
 mod demo;
 mod inspect;
 mod setup;
+mod steer;
 
 use std::process::ExitCode;
 
