@@ -313,14 +313,14 @@ pub const CATALOGUE: [Entry; 52] = [
         Action::PauseRun,
         "pause_run",
         RunControl,
-        "Pause or unpause the run (shell steps run on)",
+        "Pause or unpause the run",
         &["p"],
     ),
     e(
         Action::PauseAgent,
         "pause_agent",
         RunControl,
-        "Pause or unpause only the focused agent",
+        "Pause or unpause the focused agent",
         &["P"],
     ),
     e(
@@ -348,7 +348,7 @@ pub const CATALOGUE: [Entry; 52] = [
         Action::StopCallbacks,
         "stop_callbacks",
         RunControl,
-        "Emergency stop: stop every running step (resumable)",
+        "Emergency stop: stop every running step",
         &["ctrl-x"],
     ),
     e(
