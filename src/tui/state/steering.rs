@@ -52,7 +52,7 @@ impl RunView {
             Event::PauseRequested { step: Some(s), .. } => {
                 let p = self.pane_mut(s);
                 p.paused = true;
-                p.note("⏸ paused by you".into(), LineKind::Note);
+                p.note("◇ paused by you".into(), LineKind::Note);
             }
             Event::PauseLifted { step: None, .. } => {
                 self.clear_pauses();

@@ -137,7 +137,8 @@ fn pane_glyph<'a>(state: &State, theme: &'a Theme, p: &Pane) -> &'a str {
         return theme.status_symbol(StepStatus::Waiting);
     }
     if state.run.holds(p) {
-        return "⏸";
+        // Not the theme's waiting symbol: paused by the user is not "needs input".
+        return "◇";
     }
     match p.status {
         StepStatus::Running if state.replay.is_none() => theme.spinner(state.spinner_tick()),

@@ -57,7 +57,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     if run.paused && run.status == Some(crate::protocol::RunStatus::Running) {
         // A live pause by the user: not the same as prompts waiting for them.
         left.push(Span::styled(
-            " ⏸ paused ",
+            " ◇ paused ",
             super::status_style(theme, crate::protocol::StepStatus::Pending),
         ));
         left.push(Span::raw(" "));
