@@ -287,3 +287,36 @@ fn steering_a_run_no_process_executes_says_so() {
     let out = lev.run(&["message", "01NOSUCHRUN", "s", "  "]);
     assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
 }
+
+#[test]
+fn one_agent_pauses_alone_and_shell_steps_refuse_to() {
+    let server = gated_server(false);
+    let lev = Lev::new().with_openai(&server.base_url());
+    let child = spawn(&lev, &["run", &wf(&lev)]);
+    let run = wait_events(&lev, None, "the gate to start", gate_started);
+
+    let wrong = lev.run(&["pause", &run, "--step", "after"]);
+    assert_eq!(wrong.status.code(), Some(1), "{:?}", text(&wrong));
+    let paused = lev.run(&["pause", &run, "--step", "work"]);
+    assert!(paused.status.success(), "{:?}", text(&paused));
+    wait_events(&lev, Some(&run), "the pause", |e| {
+        e.iter()
+            .any(|x| x["type"] == "pause_requested" && x["step"] == "work")
+    });
+    open_gate(&lev);
+    wait_events(&lev, Some(&run), "the gate to finish", |e| {
+        has(e, "tool_finished")
+    });
+    for _ in 0..5 {
+        assert_eq!(count(&lev.events(&run), "llm_replied"), 1);
+        assert_eq!(server.request_count(), 1);
+    }
+    let go = lev.run(&["unpause", &run, "--step", "work"]);
+    assert!(go.status.success(), "{:?}", text(&go));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(server.request_count(), 2);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("step work: paused by the user"), "{stdout}");
+    assert!(stdout.contains("step work: unpaused"), "{stdout}");
+}

@@ -380,3 +380,84 @@ pub fn running_agent(events: &[crate::protocol::Recorded], step: &StepKey) -> Re
         )),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Attempt, Millis, Recorded, RunId, Seq, Usage};
+    use crate::workflow::history::History;
+
+    fn recorded(events: Vec<Event>) -> Vec<Recorded> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| Recorded {
+                run: RunId("r".into()),
+                seq: Seq(i as u64 + 1),
+                event,
+            })
+            .collect()
+    }
+
+    fn started(step: &str, kind: &str) -> Event {
+        Event::StepStarted {
+            step: StepKey::new(step),
+            attempt: Attempt(1),
+            fingerprint: "f".into(),
+            kind: kind.into(),
+            mode: None,
+            idempotent: true,
+            at: Millis(1),
+        }
+    }
+
+    #[test]
+    fn only_a_running_agent_step_is_a_target() {
+        let events = recorded(vec![
+            started("plan", "agent"),
+            started("build", "shell"),
+            started("done", "agent"),
+            Event::StepSucceeded {
+                step: StepKey::new("done"),
+                attempt: Attempt(1),
+                outputs: Default::default(),
+                usage: Usage::default(),
+                at: Millis(2),
+            },
+        ]);
+        assert!(running_agent(&events, &StepKey::new("plan")).is_ok());
+        let e = running_agent(&events, &StepKey::new("build")).unwrap_err();
+        assert!(e.contains("shell step, not an agent"), "{e}");
+        let e = running_agent(&events, &StepKey::new("done")).unwrap_err();
+        assert!(e.contains("not running any more"), "{e}");
+        let e = running_agent(&events, &StepKey::new("later")).unwrap_err();
+        assert!(e.contains("has not started"), "{e}");
+    }
+
+    #[test]
+    fn history_gives_delivered_messages_back_per_turn_in_order() {
+        let msg = |turn, text: &str| Event::AgentMessaged {
+            step: StepKey::new("plan"),
+            attempt: Attempt(1),
+            turn,
+            text: text.into(),
+            at: Millis(3),
+        };
+        let events = recorded(vec![
+            started("plan", "agent"),
+            msg(2, "first"),
+            msg(2, "second"),
+            msg(4, "later"),
+            Event::PauseRequested {
+                step: None,
+                at: Millis(4),
+            },
+        ]);
+        let h = History::from_events(&events);
+        let key = |turn| (StepKey::new("plan"), Attempt(1), turn);
+        assert_eq!(h.messages[&key(2)], ["first", "second"]);
+        assert_eq!(h.messages[&key(4)], ["later"]);
+        assert!(!h.messages.contains_key(&key(3)));
+    }
+}
