@@ -320,3 +320,59 @@ fn one_agent_pauses_alone_and_shell_steps_refuse_to() {
     assert!(stdout.contains("step work: paused by the user"), "{stdout}");
     assert!(stdout.contains("step work: unpaused"), "{stdout}");
 }
+
+#[test]
+fn a_recorded_turn_that_carried_a_message_replays_without_divergence() {
+    // Turn 1 and turn 2 each run a gate; turn 3 answers.
+    let server = LlmServer::with(|req: &RecordedRequest| {
+        let turns = messages(req)
+            .iter()
+            .filter(|x| x["role"] == "assistant")
+            .count();
+        let sse = OpenAiSse::new("test-model");
+        let gate = |file: &str| {
+            json!({ "command": format!("while [ ! -f {file} ]; do sleep 0.05; done") }).to_string()
+        };
+        match turns {
+            0 => sse.tool_call(0, "call_1", "run_shell", &gate("go"), 1),
+            1 => sse.tool_call(0, "call_2", "run_shell", &gate("go2"), 1),
+            _ => sse.text("all done", 1),
+        }
+        .usage(10, 5)
+        .finish("stop")
+        .reply()
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    let mut child = spawn(&lev, &["run", &wf(&lev)]);
+    let run = wait_events(&lev, None, "the first gate", gate_started);
+    let sent = lev.run(&["message", &run, "work", MSG]);
+    assert!(sent.status.success(), "{:?}", text(&sent));
+    open_gate(&lev);
+    wait_events(&lev, Some(&run), "the second gate", |e| {
+        e.iter()
+            .any(|x| x["type"] == "tool_started" && x["call_id"] == "call_2")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    std::fs::write(lev.workspace().join("go2"), "").unwrap();
+    let out = lev.run(&[
+        "resume",
+        &run,
+        "--headless",
+        "--allow-shell",
+        "--in-flight",
+        "rerun",
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    // Turn 2's request (with the message) was rebuilt to the recorded
+    // fingerprint, so its reply was reused: one new request, for turn 3.
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 3);
+    let last = &reqs[2];
+    assert!(last.body.contains(MSG), "{}", last.body);
+    let events = lev.events(&run);
+    assert!(!has(&events, "run_paused"), "{events:?}");
+    assert_eq!(count(&events, "agent_messaged"), 1);
+    assert_eq!(lev.show(&run)["status"], "succeeded");
+}
