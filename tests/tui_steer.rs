@@ -381,3 +381,23 @@ fn replay_steers_nothing() {
     }
     assert_eq!(s.overlay, None);
 }
+
+#[test]
+fn the_palette_offers_pausing_one_agent_only_with_an_agent_in_focus() {
+    use lev::tui::state::PaletteItem;
+    let offered = |s: &mut State| {
+        s.handle_action(Action::Palette);
+        s.handle(Input::Paste("pause".into()));
+        let yes = s
+            .palette
+            .iter()
+            .any(|e| e.item == PaletteItem::Action(Action::PauseAgent));
+        s.handle(key(KeyCode::Esc));
+        yes
+    };
+    let mut s = settled();
+    s.handle_action(Action::JumpPane(5));
+    assert!(!offered(&mut s));
+    s.handle_action(Action::JumpPane(4));
+    assert!(offered(&mut s));
+}

@@ -393,7 +393,12 @@ impl State {
         match self.typing {
             Some(Typing::Palette) => {
                 let runs = (!self.run_open).then_some(self.runs.as_slice());
-                self.palette = palette::filter(palette::entries(&self.keymap, runs), &text);
+                let mut entries = palette::entries(&self.keymap, runs);
+                if self.focused_agent().is_none() {
+                    // Pausing one agent is offered with a running agent in focus.
+                    entries.retain(|e| e.item != PaletteItem::Action(Action::PauseAgent));
+                }
+                self.palette = palette::filter(entries, &text);
                 self.palette_cursor = self
                     .palette_cursor
                     .min(self.palette.len().saturating_sub(1));

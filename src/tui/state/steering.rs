@@ -94,7 +94,7 @@ impl RunView {
 
 impl State {
     /// The focused pane's index when it is a running agent.
-    fn focused_agent(&self) -> Option<usize> {
+    pub(super) fn focused_agent(&self) -> Option<usize> {
         self.focused_pane()
             .filter(|p| p.kind == "agent" && !p.status.is_terminal())
             .map(|_| self.focus_pane)
