@@ -255,6 +255,8 @@ pub enum PauseReason {
     InFlight { step: StepKey, attempt: Attempt },
     /// Paused on request (`lev` op).
     Requested,
+    /// `Op::EmergencyStop`: every running step was stopped where it stood.
+    EmergencyStop,
 }
 
 /// A fact. Written to the journal, then broadcast. Never edited.
@@ -415,6 +417,33 @@ pub enum Event {
     RunCancelRequested {
         at: Millis,
     },
+    /// A participant's message handed to a running agent as a user message
+    /// just before its LLM request at `turn`. Recorded at delivery, so a
+    /// resumed agent rebuilds exactly the request it sent.
+    AgentMessaged {
+        step: StepKey,
+        attempt: Attempt,
+        turn: u32,
+        text: String,
+        at: Millis,
+    },
+    /// A live pause began: of the whole run (`step: None`: no new step starts,
+    /// agents hold before their next LLM request, running shell steps go on),
+    /// or of one agent. Not restored by `lev resume`.
+    PauseRequested {
+        step: Option<StepKey>,
+        at: Millis,
+    },
+    /// A live pause ended (`step: None`: every pause of the run).
+    PauseLifted {
+        step: Option<StepKey>,
+        at: Millis,
+    },
+    /// Emergency stop: every running step is stopped now and the run ends
+    /// paused (resumable), not cancelled.
+    EmergencyStopped {
+        at: Millis,
+    },
     RunFinished {
         status: RunStatus,
         outputs: BTreeMap<String, Value>,
@@ -447,6 +476,10 @@ impl Event {
             Event::InFlightResolved { .. } => "in_flight_resolved",
             Event::RunPaused { .. } => "run_paused",
             Event::RunCancelRequested { .. } => "run_cancel_requested",
+            Event::AgentMessaged { .. } => "agent_messaged",
+            Event::PauseRequested { .. } => "pause_requested",
+            Event::PauseLifted { .. } => "pause_lifted",
+            Event::EmergencyStopped { .. } => "emergency_stopped",
             Event::RunFinished { .. } => "run_finished",
         }
     }
@@ -473,6 +506,10 @@ impl Event {
             | Event::InFlightResolved { at, .. }
             | Event::RunPaused { at, .. }
             | Event::RunCancelRequested { at }
+            | Event::AgentMessaged { at, .. }
+            | Event::PauseRequested { at, .. }
+            | Event::PauseLifted { at, .. }
+            | Event::EmergencyStopped { at }
             | Event::RunFinished { at, .. } => *at,
         }
     }
@@ -491,8 +528,12 @@ impl Event {
             | Event::StepFailed { step, .. }
             | Event::StepSkipped { step, .. }
             | Event::StepCancelled { step, .. }
-            | Event::InFlightResolved { step, .. } => Some(step),
-            Event::QuestionAsked { step, .. } | Event::GuardTripped { step, .. } => step.as_ref(),
+            | Event::InFlightResolved { step, .. }
+            | Event::AgentMessaged { step, .. } => Some(step),
+            Event::QuestionAsked { step, .. }
+            | Event::GuardTripped { step, .. }
+            | Event::PauseRequested { step, .. }
+            | Event::PauseLifted { step, .. } => step.as_ref(),
             _ => None,
         }
     }
@@ -528,6 +569,10 @@ pub enum Notice {
     /// re-announced after a resume (not a new fact; printers skip it).
     Pending(Recorded),
     Delta(RunId, Delta),
+    /// An op the engine could not carry out (a message to a step that is not
+    /// a running agent, unpausing a run that is not paused): said back to
+    /// the participants instead of silence. Not a fact; not journaled.
+    Refused(RunId, String),
 }
 
 /// An intent from a participant (user keys, CLI, headless policy, controller).
@@ -555,6 +600,28 @@ pub enum Op {
         run: RunId,
         step: StepKey,
     },
+    /// A message for a running agent, delivered as a user message before
+    /// its next LLM request.
+    Message {
+        run: RunId,
+        step: StepKey,
+        text: String,
+    },
+    /// Pause the run (`step: None`) or one running agent: no new step
+    /// starts, agents hold at their next turn boundary.
+    Pause {
+        run: RunId,
+        step: Option<StepKey>,
+    },
+    /// Lift a pause (`step: None`: every pause of the run).
+    Unpause {
+        run: RunId,
+        step: Option<StepKey>,
+    },
+    /// Stop every running step now; the run ends paused, resumable.
+    EmergencyStop {
+        run: RunId,
+    },
     /// No one can answer this question or approval (a headless run): its
     /// timeout policy applies now instead of after the timeout.
     Unattended {
@@ -562,6 +629,23 @@ pub enum Op {
         /// Question id, or the approval's step key.
         prompt: String,
     },
+}
+
+impl Op {
+    /// The run the op is for.
+    pub fn run(&self) -> &RunId {
+        match self {
+            Op::Answer { run, .. }
+            | Op::Decide { run, .. }
+            | Op::Cancel { run }
+            | Op::CancelStep { run, .. }
+            | Op::Message { run, .. }
+            | Op::Pause { run, .. }
+            | Op::Unpause { run, .. }
+            | Op::EmergencyStop { run }
+            | Op::Unattended { run, .. } => run,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -158,6 +158,20 @@ impl Access {
         )
     }
 
+    /// Sends a steering op to the process executing the run.
+    pub async fn live_op(&mut self, op: Op) -> Result<String, String> {
+        retrying!(
+            self,
+            match &mut self.conn {
+                Conn::Local(_) => Err(format!(
+                    "run {} is not being executed by any lev process: there is nothing live to steer (`lev resume` continues a stopped run)",
+                    op.run()
+                )),
+                Conn::Remote(c) => c.op(op.clone()).await,
+            }
+        )
+    }
+
     pub async fn cancel(&mut self, id: &RunId) -> Result<String, String> {
         retrying!(
             self,

@@ -84,6 +84,31 @@ pub enum Command {
         #[arg(long, value_name = "STEP")]
         step: Option<String>,
     },
+    /// Pause a run another lev process is executing: no new step starts and
+    /// agents hold before their next LLM request (running shell steps go on).
+    Pause {
+        run: String,
+        /// Pause only this running agent step.
+        #[arg(long, value_name = "STEP")]
+        step: Option<String>,
+    },
+    /// Lift a pause of a live run (`lev resume` is for runs no process executes).
+    Unpause {
+        run: String,
+        /// Unpause only this agent step.
+        #[arg(long, value_name = "STEP")]
+        step: Option<String>,
+    },
+    /// Send a message to a running agent; it reads it before its next LLM request.
+    Message {
+        run: String,
+        step: String,
+        text: String,
+    },
+    /// Emergency stop: every running step of a live run is stopped now; the
+    /// run ends paused and `lev resume` continues it.
+    #[command(alias = "stop-callbacks")]
+    Stop { run: String },
     /// Run the demo workflow with the scripted provider (no key, no network).
     Demo {
         #[command(flatten)]

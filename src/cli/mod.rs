@@ -7,6 +7,7 @@ mod demo;
 mod inspect;
 mod modes;
 mod setup;
+mod steer;
 
 use std::process::ExitCode;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::args::{Cli, Command, DriveArgs, InFlightArg, ModesAction};
 use super::exit;
-use super::{demo, inspect, modes};
+use super::{demo, inspect, modes, steer};
 use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::headless::{self, HeadlessOptions};
 use crate::host::{self, ActiveRuns};
@@ -77,6 +77,10 @@ pub async fn dispatch(cli: Cli) -> u8 {
             None => modes::list(&paths, json),
             Some(ModesAction::Show { id, json: own }) => modes::show(&paths, &id, json || own),
         },
+        Command::Pause { run, step } => steer::pause(&paths, &run, step, true).await,
+        Command::Unpause { run, step } => steer::pause(&paths, &run, step, false).await,
+        Command::Message { run, step, text } => steer::message(&paths, &run, &step, text).await,
+        Command::Stop { run } => steer::stop(&paths, &run).await,
     }
 }
 

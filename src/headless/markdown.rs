@@ -191,6 +191,35 @@ pub fn transcript(events: &[Recorded]) -> String {
                     "- limit `{guard}` ({limit}) reached: observed {observed}"
                 );
             }
+            Event::AgentMessaged { turn, text, .. } => {
+                if let Some(b) = body {
+                    let _ = writeln!(b, "**message from the user** (before turn {turn}):\n");
+                    let _ = writeln!(b, "{}\n", quoted(text));
+                }
+            }
+            Event::PauseRequested { step, at } | Event::PauseLifted { step, at } => {
+                let verb = if matches!(ev, Event::PauseRequested { .. }) {
+                    "paused"
+                } else {
+                    "unpaused"
+                };
+                let when = ms(at.0.saturating_sub(started_at));
+                match (step, body) {
+                    (Some(_), Some(b)) => {
+                        let _ = writeln!(b, "*{verb} by the user at +{when}*\n");
+                    }
+                    _ => {
+                        let _ = writeln!(prompts, "- run {verb} by the user at +{when}");
+                    }
+                }
+            }
+            Event::EmergencyStopped { at } => {
+                let _ = writeln!(
+                    tail,
+                    "- emergency stop at +{}: every running step was stopped",
+                    ms(at.0.saturating_sub(started_at))
+                );
+            }
             Event::RunPaused { reason, .. } => {
                 let _ = writeln!(
                     tail,
@@ -246,6 +275,15 @@ fn fenced(text: &str) -> String {
         fence.push('`');
     }
     format!("{fence}\n{}\n{fence}", text.trim_end())
+}
+
+/// Text as a Markdown block quote.
+fn quoted(text: &str) -> String {
+    text.trim_end()
+        .lines()
+        .map(|l| format!("> {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn one_line(s: &str) -> String {

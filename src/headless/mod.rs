@@ -71,7 +71,9 @@ pub async fn drive(
                 r
             }
             Notice::Pending(r) => r,
-            Notice::Delta(..) => continue,
+            // The transcript holds facts only (a replay prints the same
+            // lines); refusals are in the log.
+            Notice::Delta(..) | Notice::Refused(..) => continue,
         };
         if let Some(op) = respond(&opts, &run, &recorded.event) {
             let _ = op_tx.send(op);

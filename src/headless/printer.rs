@@ -206,6 +206,20 @@ impl Printer {
                 format!("run paused: {}", crate::workflow::describe_pause(reason))
             }
             Event::RunCancelRequested { .. } => "run cancel requested".to_string(),
+            Event::AgentMessaged {
+                step, turn, text, ..
+            } => format!("step {step}: message before turn {turn}: {}", one_line(text, 160)),
+            Event::PauseRequested { step: None, .. } => {
+                "run paused by the user (no new step starts; agents hold before their next request; running shell steps go on)".to_string()
+            }
+            Event::PauseRequested { step: Some(s), .. } => {
+                format!("step {s}: paused by the user (holds before its next request)")
+            }
+            Event::PauseLifted { step: None, .. } => "run unpaused".to_string(),
+            Event::PauseLifted { step: Some(s), .. } => format!("step {s}: unpaused"),
+            Event::EmergencyStopped { .. } => {
+                "! emergency stop: stopping every running step".to_string()
+            }
             Event::RunFinished {
                 status,
                 outputs,

@@ -126,10 +126,11 @@ async fn answer(req: Request, journal: &Journal, active: &ActiveRuns) -> Respons
                 Ok(Value::String(String::from_utf8_lossy(&buf).into_owned()))
             }
             Request::Op { op } => {
-                let run = op_run(&op).clone();
+                let run = op.run().clone();
                 let sender = active.lock().ok().and_then(|a| a.get(&run).cloned());
                 match sender {
                     Some(tx) => {
+                        check_target(&op, journal).await?;
                         tx.send(op).map_err(|_| format!("run {run} is finishing"))?;
                         Ok(Value::String(format!("sent to active run {run}")))
                     }
@@ -152,14 +153,22 @@ async fn answer(req: Request, journal: &Journal, active: &ActiveRuns) -> Respons
     }
 }
 
-fn op_run(op: &Op) -> &RunId {
-    match op {
-        Op::Answer { run, .. }
-        | Op::Decide { run, .. }
-        | Op::Cancel { run }
-        | Op::CancelStep { run, .. }
-        | Op::Unattended { run, .. } => run,
-    }
+/// Ops aimed at one agent are checked against the journal first, so the
+/// caller hears at once when the step is not a running agent (the engine
+/// would only say so to its own participants).
+async fn check_target(op: &Op, journal: &Journal) -> Result<(), String> {
+    let (run, step) = match op {
+        Op::Message { run, step, .. }
+        | Op::Pause {
+            run,
+            step: Some(step),
+        } => (run, step),
+        _ => return Ok(()),
+    };
+    let events = workflow::read_run(journal, run)
+        .await
+        .map_err(|e| e.to_string())?;
+    workflow::running_agent(&events, step).map_err(|e| format!("run {run}: {e}"))
 }
 
 fn to_value<T: Serialize>(v: &T) -> Result<Value, String> {

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::human::{self, Ask};
+use super::steer;
 use super::step::{AttemptCtx, StepError};
 use crate::llm::{
     ChatRequest, ChatResponse, Message, RequestMeta, Role, StreamDelta, ToolCall, ToolSpec,
@@ -69,12 +70,23 @@ pub async fn run(
         },
     };
     let mut messages = request_base.messages.clone();
+    // While it runs, the agent takes messages and pauses (steer).
+    let _seat = steer::Seat::take(&actx.ctx, &actx.key);
     for turn in 1..=max_turns {
+        steer::agent_hold(actx).await?;
+        for text in steer::messages_for(actx, turn).await? {
+            messages.push(Message::user(text));
+        }
         let mut req = request_base.clone();
         req.messages = messages.clone();
         req.meta.turn = turn;
         let reply = reply_for(actx, &req, turn).await?;
         if reply.tool_calls.is_empty() {
+            if turn < max_turns && steer::messages_waiting(actx, turn + 1) {
+                // A message arrived while the agent was answering: it reads it first.
+                messages.push(assistant(&reply.text, Vec::new()));
+                continue;
+            }
             match finish(&reply.text, schema.as_ref()) {
                 Ok(raw) => return Ok(raw),
                 Err(problem) if turn < max_turns => {

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::EngineDeps;
 use super::history::History;
 use super::recorder::Recorder;
+use super::steer::Steer;
 use crate::protocol::{Millis, PauseReason, StepKey, Usage};
 use crate::spec::Limits;
 
@@ -66,6 +67,8 @@ pub struct RunCtx {
     pub workspace: std::path::PathBuf,
     /// `whisper.answer_timeout` of the root workflow.
     pub answer_timeout: std::time::Duration,
+    /// Live pauses and agents' message queues.
+    pub steer: Steer,
 }
 
 impl RunCtx {
@@ -80,6 +83,8 @@ impl RunCtx {
         {
             *h = Some(halt);
         }
+        // Whatever waits on a pause must see the halt and stop waiting.
+        self.steer.nudge();
     }
 
     pub fn whisper_snapshot(&self) -> BTreeMap<String, Value> {

@@ -16,6 +16,7 @@ use super::context::{Answer, Decision, Halt, RunCtx, Waiters};
 use super::history::{History, Settled};
 use super::human;
 use super::recorder::{Recorder, read_run};
+use super::steer;
 use super::step::{self, StepEnd};
 use super::{EngineDeps, EngineError, NoticeSender, RunOutcome, pinning};
 use crate::protocol::{Event, Notice, Op, PauseReason, RunId, RunStatus, StepKey};
@@ -134,6 +135,7 @@ pub async fn drive(
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| deps.workspace.clone()),
         answer_timeout: workflow.whisper.answer_timeout,
+        steer: Default::default(),
         rec: rec.clone(),
         history,
         deps,
@@ -264,6 +266,10 @@ async fn dispatch_ops(ctx: Arc<RunCtx>, mut ops: mpsc::UnboundedReceiver<Op>) {
                     let _ = tx.send(None);
                 }
             }
+            op @ (Op::Message { .. }
+            | Op::Pause { .. }
+            | Op::Unpause { .. }
+            | Op::EmergencyStop { .. }) => steer::apply(&ctx, op).await,
             Op::Cancel { .. } => {
                 if !ctx.cancel.is_cancelled() {
                     let _ = ctx
@@ -347,6 +353,8 @@ pub fn run_graph(
         let mut views: BTreeMap<String, StepView> = BTreeMap::new();
         let mut tasks: JoinSet<(String, StepEnd)> = JoinSet::new();
         loop {
+            // A paused run starts nothing new (running steps go on).
+            steer::graph_hold(&ctx).await;
             let stopping = ctx.cancel.is_cancelled() || ctx.halted().is_some();
             for step in &wf.steps {
                 if states.get(&step.id) != Some(&State::Pending) {
@@ -555,6 +563,7 @@ fn pause_message(reason: &PauseReason) -> String {
              resume with --in-flight rerun|skip|done"
         ),
         PauseReason::Requested => "paused on request".to_string(),
+        PauseReason::EmergencyStop => steer::STOP_MESSAGE.to_string(),
     }
 }
 

@@ -58,6 +58,9 @@ pub struct History {
     pub steps: BTreeMap<StepKey, StepRecord>,
     pub replies: BTreeMap<(StepKey, Attempt, u32), RecordedReply>,
     pub tools: BTreeMap<(StepKey, Attempt, String), RecordedTool>,
+    /// Messages delivered to agents, in delivery order, by the turn whose
+    /// request they joined.
+    pub messages: BTreeMap<(StepKey, Attempt, u32), Vec<String>>,
     /// Tool calls whose intent was recorded (side-effecting tools).
     pub tools_started: BTreeSet<(StepKey, Attempt, String)>,
     pub answers: BTreeMap<String, (String, AnswerSource)>,
@@ -216,13 +219,29 @@ impl History {
                     rec.decision = Some(*decision);
                 }
             }
+            Event::AgentMessaged {
+                step,
+                attempt,
+                turn,
+                text,
+                ..
+            } => {
+                self.messages
+                    .entry((step.clone(), *attempt, *turn))
+                    .or_default()
+                    .push(text.clone());
+            }
             Event::RunCancelRequested { .. } => self.cancel_requested = true,
             Event::RunFinished { .. } => self.finished = true,
             Event::RunStarted { .. }
             | Event::RunResumed { .. }
             | Event::ShellFinished { .. }
             | Event::GuardTripped { .. }
-            | Event::RunPaused { .. } => {}
+            | Event::RunPaused { .. }
+            // Live pauses and stops are not restored: a resumed run runs.
+            | Event::PauseRequested { .. }
+            | Event::PauseLifted { .. }
+            | Event::EmergencyStopped { .. } => {}
         }
     }
 

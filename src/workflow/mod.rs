@@ -10,6 +10,7 @@ mod human;
 pub mod pinning;
 pub mod recorder;
 mod shell;
+mod steer;
 mod step;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use crate::spec::{ModeRegistry, Workflow};
 
 pub use executor::describe_pause;
 pub use recorder::{NoticeSender, Recorder, read_run};
+pub use steer::running_agent;
 
 /// How the run talks to its user.
 #[derive(Debug, Clone, Default)]

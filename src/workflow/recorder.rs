@@ -86,6 +86,14 @@ impl Recorder {
         }
     }
 
+    /// Says back why an op changed nothing (not journaled).
+    pub fn refuse(&self, text: String) {
+        tracing::info!(run = %self.run, "{text}");
+        for s in self.subscribers.iter() {
+            let _ = s.send(Notice::Refused(self.run.clone(), text.clone()));
+        }
+    }
+
     /// Re-announces a recorded event that still waits for an answer (after resume).
     pub fn announce_pending(&self, recorded: Recorded) {
         for s in self.subscribers.iter() {

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::context::{Halt, RunCtx};
 use super::executor;
 use super::history::Settled;
-use super::{agent, human, shell};
+use super::{agent, human, shell, steer};
 use crate::protocol::{Attempt, Event, InFlightDecision, PauseReason, RunStatus, StepKey, Usage};
 use crate::spec::expr::EvalContext;
 use crate::spec::{Choice, RetryOn, Step, StepKind};
@@ -110,7 +110,13 @@ pub async fn run_step(ctx: Arc<RunCtx>, key: StepKey, step: Step, eval: EvalCont
     if let Ok(mut m) = ctx.step_cancels.lock() {
         m.insert(key.clone(), cancel.clone());
     }
-    let end = run_step_inner(ctx.clone(), key.clone(), step, eval, cancel).await;
+    // An emergency stop that came between the graph's check and the line
+    // above did not see this token: the step must not begin.
+    let end = if steer::stopped(&ctx) {
+        StepEnd::Paused(PauseReason::EmergencyStop)
+    } else {
+        run_step_inner(ctx.clone(), key.clone(), step, eval, cancel).await
+    };
     if let Ok(mut m) = ctx.step_cancels.lock() {
         m.remove(&key);
     }
@@ -394,6 +400,11 @@ pub async fn record_skip(ctx: &RunCtx, key: StepKey, reason: String) {
 }
 
 async fn cancelled(ctx: &RunCtx, key: &StepKey) -> StepEnd {
+    if steer::stopped(ctx) {
+        // Stopped, not cancelled: nothing is recorded, so `lev resume`
+        // treats the attempt as interrupted and runs it again.
+        return StepEnd::Paused(PauseReason::EmergencyStop);
+    }
     let _ = ctx
         .rec
         .record(Event::StepCancelled {

@@ -56,7 +56,7 @@ const fn e(
 use Group::*;
 
 /// Every action, in help order.
-pub const CATALOGUE: [Entry; 51] = [
+pub const CATALOGUE: [Entry; 52] = [
     e(
         Action::ScrollUp,
         "scroll_up",
@@ -313,8 +313,15 @@ pub const CATALOGUE: [Entry; 51] = [
         Action::PauseRun,
         "pause_run",
         RunControl,
-        "Pause or resume the run",
+        "Pause or unpause the run",
         &["p"],
+    ),
+    e(
+        Action::PauseAgent,
+        "pause_agent",
+        RunControl,
+        "Pause or unpause the focused agent",
+        &["P"],
     ),
     e(
         Action::CancelStep,
@@ -341,7 +348,7 @@ pub const CATALOGUE: [Entry; 51] = [
         Action::StopCallbacks,
         "stop_callbacks",
         RunControl,
-        "Stop all callbacks into the workbench",
+        "Emergency stop: stop every running step",
         &["ctrl-x"],
     ),
     e(

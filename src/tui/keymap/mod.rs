@@ -89,6 +89,8 @@ pub enum Action {
     Answer,
     SendMessage,
     PauseRun,
+    /// Pause or unpause only the focused agent.
+    PauseAgent,
     CancelStep,
     RetryStep,
     Fork,

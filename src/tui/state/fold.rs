@@ -11,6 +11,7 @@ use crate::protocol::{
 use crate::workflow::describe_pause;
 
 use super::pane::{LineKind, Pane};
+use super::steering::SentMessage;
 
 /// One attempt of a step on the timeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +103,10 @@ pub struct RunView {
     pub prompts: Vec<Prompt>,
     /// Run-wide messages (pauses, limits, errors), newest last.
     pub notes: Vec<String>,
+    /// The user paused the whole run (live; it still runs its shell steps).
+    pub paused: bool,
+    /// Messages delivered to agents, oldest first.
+    pub messages: Vec<SentMessage>,
     /// Events folded so far.
     pub events: usize,
 }
@@ -121,6 +126,8 @@ impl Default for RunView {
             steps: Vec::new(),
             prompts: Vec::new(),
             notes: Vec::new(),
+            paused: false,
+            messages: Vec::new(),
             events: 0,
         }
     }
@@ -139,6 +146,8 @@ impl RunView {
                 self.apply_delta(d);
                 Folded::default()
             }
+            // Not a fact about the run: `State` shows it as a message.
+            Notice::Refused(..) => Folded::default(),
         }
     }
 
@@ -190,7 +199,7 @@ impl RunView {
     }
 
     /// The pane of `step`, created when output arrives before its start event.
-    fn pane_mut(&mut self, step: &StepKey) -> &mut Pane {
+    pub(super) fn pane_mut(&mut self, step: &StepKey) -> &mut Pane {
         let idx = match self.pane_index(step) {
             Some(i) => i,
             None => {
@@ -230,6 +239,8 @@ impl RunView {
             p.status = status;
             if status.is_terminal() || status == StepStatus::Retrying {
                 p.finished_at = Some(at);
+                // The engine drops an agent's own pause when its attempt ends.
+                p.paused = false;
             }
         }
         let row = self.step_row(step);
@@ -267,6 +278,8 @@ impl RunView {
             }
             Event::RunResumed { .. } => {
                 self.status = Some(RunStatus::Running);
+                // Live pauses do not survive a restart (see workflow::steer).
+                self.clear_pauses();
                 self.notes.push("run resumed".into());
             }
             Event::QuestionAsked {
@@ -529,8 +542,13 @@ impl RunView {
                 self.notes
                     .push(format!("{step}: in-flight attempt resolved: {decision:?}"));
             }
+            Event::AgentMessaged { .. }
+            | Event::PauseRequested { .. }
+            | Event::PauseLifted { .. }
+            | Event::EmergencyStopped { .. } => self.apply_steering(&r.event, at),
             Event::RunPaused { reason, .. } => {
                 self.status = Some(RunStatus::Paused);
+                self.clear_pauses();
                 self.notes
                     .push(format!("paused: {}", describe_pause(reason)));
             }
@@ -544,6 +562,7 @@ impl RunView {
                 ..
             } => {
                 self.status = Some(*status);
+                self.clear_pauses();
                 self.finished_at = Some(at);
                 if usage.total_tokens() > 0 || usage.cost_usd > 0.0 {
                     self.final_usage = Some(*usage);

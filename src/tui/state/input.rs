@@ -164,11 +164,11 @@ impl State {
                     self.say("no active run to cancel");
                 }
             }
-            Action::SendMessage
-            | Action::PauseRun
-            | Action::RetryStep
-            | Action::Fork
-            | Action::StopCallbacks => {
+            Action::SendMessage => self.start_message(),
+            Action::PauseRun => return self.toggle_run_pause(),
+            Action::PauseAgent => return self.toggle_agent_pause(),
+            Action::StopCallbacks => self.ask_emergency_stop(),
+            Action::RetryStep | Action::Fork => {
                 self.say(format!("{}: {NOT_YET}", palette::action_label(a)));
             }
             Action::CopyPane => {
@@ -237,6 +237,10 @@ impl State {
                             _ => Vec::new(),
                         }
                     }
+                    Confirm::EmergencyStop => match self.run.run.clone() {
+                        Some(run) => vec![Effect::Op(Op::EmergencyStop { run })],
+                        None => Vec::new(),
+                    },
                 }
             }
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
@@ -389,7 +393,12 @@ impl State {
         match self.typing {
             Some(Typing::Palette) => {
                 let runs = (!self.run_open).then_some(self.runs.as_slice());
-                self.palette = palette::filter(palette::entries(&self.keymap, runs), &text);
+                let mut entries = palette::entries(&self.keymap, runs);
+                if self.focused_agent().is_none() {
+                    // Pausing one agent is offered with a running agent in focus.
+                    entries.retain(|e| e.item != PaletteItem::Action(Action::PauseAgent));
+                }
+                self.palette = palette::filter(entries, &text);
                 self.palette_cursor = self
                     .palette_cursor
                     .min(self.palette.len().saturating_sub(1));
@@ -424,6 +433,7 @@ impl State {
                 self.typing = None;
                 match t {
                     Typing::Answer(i) => self.send_answer(i, text.trim().to_string()),
+                    Typing::Message(i) => self.send_message(i, text.trim().to_string()),
                     Typing::Search => {
                         self.search_step(false);
                         Vec::new()

@@ -16,6 +16,7 @@ mod palette;
 mod pane;
 mod replay;
 pub mod sample;
+mod steering;
 
 use std::collections::BTreeSet;
 
@@ -34,6 +35,7 @@ pub use pane::{
     LineKind, MAX_LINES, Pane, PaneLine, Scroll, Search, ToolView, classify, wrapped_rows,
 };
 pub use replay::Replay;
+pub use steering::SentMessage;
 
 /// A new prompt neither takes focus nor accepts an approval before this much
 /// tick time has passed since it appeared (keys typed for something else must
@@ -100,6 +102,8 @@ pub enum Focus {
 pub enum Typing {
     /// Free-text answer to prompt `n`.
     Answer(usize),
+    /// A message for the agent of pane `n`.
+    Message(usize),
     Search,
     Palette,
 }
@@ -111,6 +115,8 @@ pub enum Confirm {
     CancelRun,
     /// Cancel the focused pane's running step.
     CancelStep,
+    /// Stop every running step now (the run ends paused, resumable).
+    EmergencyStop,
 }
 
 /// Modal overlays.
@@ -214,6 +220,12 @@ impl State {
     pub fn apply(&mut self, notice: &Notice) {
         if self.replay.is_some() {
             // Playback owns the fold; live notices do not mix into it.
+            return;
+        }
+        if let Notice::Refused(run, text) = notice {
+            if self.run.run.as_ref().is_none_or(|cur| cur == run) {
+                self.refused(text);
+            }
             return;
         }
         self.run_open = true;

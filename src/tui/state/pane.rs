@@ -100,6 +100,8 @@ pub struct Pane {
     /// Lines dropped from the front (absolute number of `lines[0]`).
     pub dropped: u64,
     pub tools: Vec<ToolView>,
+    /// Paused alone by the user (an agent holding before its next request).
+    pub paused: bool,
     /// The last line is still being appended to.
     open: bool,
     /// Absolute line where this turn's streamed tokens start (replaced by the reply).
@@ -133,6 +135,7 @@ impl Pane {
             lines: VecDeque::new(),
             dropped: 0,
             tools: Vec::new(),
+            paused: false,
             open: false,
             live_start: None,
             in_code: false,

@@ -136,6 +136,10 @@ fn pane_glyph<'a>(state: &State, theme: &'a Theme, p: &Pane) -> &'a str {
     if state.run.needs_input(&p.step) {
         return theme.status_symbol(StepStatus::Waiting);
     }
+    if state.run.holds(p) {
+        // Not the theme's waiting symbol: paused by the user is not "needs input".
+        return "◇";
+    }
     match p.status {
         StepStatus::Running if state.replay.is_none() => theme.spinner(state.spinner_tick()),
         s => theme.status_symbol(s),
@@ -143,9 +147,14 @@ fn pane_glyph<'a>(state: &State, theme: &'a Theme, p: &Pane) -> &'a str {
 }
 
 /// Word for a pane's state: "needs input" is distinct from running/idle/done.
+/// "paused" (the user holds it) is distinct from "needs input" too.
 fn pane_state_word(state: &State, p: &Pane) -> &'static str {
     if state.run.needs_input(&p.step) {
         "needs input"
+    } else if state.run.holds(p) {
+        "paused"
+    } else if state.run.runs_on_while_paused(p) {
+        "runs on (run paused)"
     } else {
         p.status.as_str()
     }

@@ -167,6 +167,11 @@ pub fn confirm(what: Confirm, theme: &Theme, area: Rect, buf: &mut Buffer) {
             "Cancel the focused step?".to_string(),
             "It is stopped (TERM, then KILL); steps that need it are skipped.".to_string(),
         ],
+        Confirm::EmergencyStop => vec![
+            "Emergency stop?".to_string(),
+            "Every running step is stopped now and nothing new starts.".to_string(),
+            "The run ends paused: `lev resume` continues it.".to_string(),
+        ],
     };
     let mut lines: Vec<Line> = text
         .into_iter()

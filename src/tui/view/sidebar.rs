@@ -28,7 +28,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let inner = block.inner(area);
     block.render(area, buf);
 
-    let typing_answer = matches!(state.typing, Some(Typing::Answer(_)));
+    let typing_answer = matches!(state.typing, Some(Typing::Answer(_) | Typing::Message(_)));
     let (list_area, input_area) = if typing_answer && inner.height > 6 {
         let h = 3;
         (
@@ -171,6 +171,16 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             ));
         }
     }
+    // What the user told agents, dimmed: the system said it, not an agent.
+    if !state.run.messages.is_empty() {
+        lines.push(Line::styled("── sent to agents ──", theme.style("dim")));
+        for m in state.run.messages.iter().rev() {
+            lines.push(Line::styled(
+                format!("» {} (turn {}): {}", m.step, m.turn, m.text),
+                theme.style("dim"),
+            ));
+        }
+    }
     // Many prompts: start further down so the focused one is on screen.
     if let Some(g) = focused_group {
         let rows = |ls: &[Line]| -> usize {
@@ -201,7 +211,18 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         let block = Block::bordered()
             .border_type(theme.border_type())
             .border_style(theme.style("border.focused"))
-            .title(" answer ");
+            .title(match state.typing {
+                Some(Typing::Message(i)) => format!(
+                    " message to {} ",
+                    state
+                        .run
+                        .panes
+                        .get(i)
+                        .map(|p| p.step.as_str())
+                        .unwrap_or("?")
+                ),
+                _ => " answer ".to_string(),
+            });
         let inner = block.inner(ia);
         block.render(ia, buf);
         (&state.textarea).render(inner, buf);

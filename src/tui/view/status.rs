@@ -54,6 +54,14 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         format!("· {} ", fmt_usage(&run.usage())),
         theme.style("statusbar"),
     ));
+    if run.paused && run.status == Some(crate::protocol::RunStatus::Running) {
+        // A live pause by the user: not the same as prompts waiting for them.
+        left.push(Span::styled(
+            " ◇ paused ",
+            super::status_style(theme, crate::protocol::StepStatus::Pending),
+        ));
+        left.push(Span::raw(" "));
+    }
     let pending = state.pending_count();
     if pending > 0 {
         left.push(Span::styled(
@@ -81,6 +89,15 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             state.textarea.lines().join("")
         )),
         Some(Typing::Answer(_)) => Some("answering: Enter sends · Esc cancels".to_string()),
+        Some(Typing::Message(i)) => Some(format!(
+            "message to {}: Enter sends · Esc cancels",
+            state
+                .run
+                .panes
+                .get(i)
+                .map(|p| p.step.as_str())
+                .unwrap_or("?")
+        )),
         _ => None,
     };
     if let Some(m) = mode.or_else(|| state.message.clone()) {

@@ -321,3 +321,35 @@ fn sidebar_question_in_the_high_contrast_theme_and_without_colour() {
     assert!(!text.contains("Rgb("), "NO_COLOR must drop every colour");
     insta::assert_snapshot!("sidebar_no_color", text);
 }
+
+#[test]
+fn steering_a_paused_run_while_typing_a_message() {
+    use crate::protocol::{Attempt, Event, Notice, Recorded, Seq, StepKey};
+    let mut s = settled();
+    let first = sample_events().len() as u64 + 1;
+    let events = [
+        Event::PauseRequested {
+            step: None,
+            at: Millis(T0 + 32_000),
+        },
+        Event::AgentMessaged {
+            step: StepKey::new("security"),
+            attempt: Attempt(1),
+            turn: 2,
+            text: "check SameSite too".into(),
+            at: Millis(T0 + 32_100),
+        },
+    ];
+    for (i, event) in events.into_iter().enumerate() {
+        s.apply(&Notice::Event(Recorded {
+            run: crate::tui::state::sample::sample_run_id(),
+            seq: Seq(first + i as u64),
+            event,
+        }));
+    }
+    s.handle_action(Action::Back);
+    s.handle_action(Action::JumpPane(4));
+    s.handle_action(Action::SendMessage);
+    s.handle(Input::Paste("and CSRF".into()));
+    insta::assert_snapshot!("steering", screen(&s, 120, 36));
+}

@@ -1,0 +1,203 @@
+//! Steering in the workbench: the fold of messages sent to agents, live
+//! pauses and the emergency stop (`RunView`), and the keys that ask for
+//! them (`State`): message the focused agent, pause the run or one agent,
+//! stop everything. The keys only send ops; what shows comes from events.
+
+use crate::headless::printer::one_line;
+use crate::protocol::{Event, Millis, Op, StepKey, StepStatus};
+
+use super::fold::RunView;
+use super::pane::{LineKind, Pane};
+use super::{Confirm, Effect, Overlay, State, Typing};
+
+/// A message the user sent to an agent, as delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentMessage {
+    pub step: StepKey,
+    pub turn: u32,
+    pub text: String,
+    pub at: Millis,
+}
+
+impl RunView {
+    /// Folds a steering event (message delivered, pause, unpause, stop).
+    pub(super) fn apply_steering(&mut self, event: &Event, at: Millis) {
+        match event {
+            Event::AgentMessaged {
+                step, turn, text, ..
+            } => {
+                let mut lines = text.lines();
+                let first = lines.next().unwrap_or("");
+                let mut shown = format!("» you: {first}");
+                for l in lines {
+                    shown.push('\n');
+                    shown.push_str("  ");
+                    shown.push_str(l);
+                }
+                self.pane_mut(step).note(shown, LineKind::Note);
+                self.messages.push(SentMessage {
+                    step: step.clone(),
+                    turn: *turn,
+                    text: text.clone(),
+                    at,
+                });
+            }
+            Event::PauseRequested { step: None, .. } => {
+                self.paused = true;
+                self.notes.push(
+                    "paused: no new step starts, agents hold before their next request; running shell steps go on"
+                        .into(),
+                );
+            }
+            Event::PauseRequested { step: Some(s), .. } => {
+                let p = self.pane_mut(s);
+                p.paused = true;
+                p.note("◇ paused by you".into(), LineKind::Note);
+            }
+            Event::PauseLifted { step: None, .. } => {
+                self.clear_pauses();
+                self.notes.push("unpaused".into());
+            }
+            Event::PauseLifted { step: Some(s), .. } => {
+                let p = self.pane_mut(s);
+                p.paused = false;
+                p.note("▶ unpaused".into(), LineKind::Note);
+            }
+            Event::EmergencyStopped { .. } => {
+                self.clear_pauses();
+                self.notes
+                    .push("emergency stop: stopping every running step".into());
+            }
+            _ => {}
+        }
+    }
+
+    /// No live pause holds any more (unpaused, resumed, or the run ended).
+    pub(super) fn clear_pauses(&mut self) {
+        self.paused = false;
+        for p in &mut self.panes {
+            p.paused = false;
+        }
+    }
+
+    /// The pane's agent holds at its turn boundary (paused alone, or the
+    /// whole run is paused). Shell steps never hold: they run on.
+    pub fn holds(&self, p: &Pane) -> bool {
+        !p.status.is_terminal() && (p.paused || (self.paused && p.kind == "agent"))
+    }
+
+    /// A shell step that keeps running while the run is paused.
+    pub fn runs_on_while_paused(&self, p: &Pane) -> bool {
+        self.paused && p.kind != "agent" && p.status == StepStatus::Running
+    }
+}
+
+impl State {
+    /// The focused pane's index when it is a running agent.
+    pub(super) fn focused_agent(&self) -> Option<usize> {
+        self.focused_pane()
+            .filter(|p| p.kind == "agent" && !p.status.is_terminal())
+            .map(|_| self.focus_pane)
+    }
+
+    fn live(&mut self) -> bool {
+        if self.run.active()
+            && self.replay.is_none()
+            && self
+                .run
+                .status
+                .is_some_and(|s| s == crate::protocol::RunStatus::Running)
+        {
+            return true;
+        }
+        self.say("no running run to steer");
+        false
+    }
+
+    /// `m`: type a message for the focused agent.
+    pub(super) fn start_message(&mut self) {
+        if !self.live() {
+            return;
+        }
+        match self.focused_agent() {
+            Some(i) => {
+                self.sidebar = true;
+                self.focus = super::Focus::Panes;
+                self.start_typing(Typing::Message(i), "message for the agent, Enter sends");
+            }
+            None => self.say("focus a running agent's pane to message it"),
+        }
+    }
+
+    /// Enter in the message box.
+    pub(super) fn send_message(&mut self, i: usize, text: String) -> Vec<Effect> {
+        if text.trim().is_empty() {
+            self.say("empty message not sent");
+            return Vec::new();
+        }
+        let (Some(run), Some(p)) = (self.run.run.clone(), self.run.panes.get(i)) else {
+            return Vec::new();
+        };
+        let step = p.step.clone();
+        self.say(format!(
+            "message for {step} queued: it reads it before its next request"
+        ));
+        vec![Effect::Op(Op::Message { run, step, text })]
+    }
+
+    /// `p`: pause the whole run, or unpause it (every pause).
+    pub(super) fn toggle_run_pause(&mut self) -> Vec<Effect> {
+        if !self.live() {
+            return Vec::new();
+        }
+        let Some(run) = self.run.run.clone() else {
+            return Vec::new();
+        };
+        let any = self.run.paused || self.run.panes.iter().any(|p| p.paused);
+        if any {
+            self.say("unpausing");
+            vec![Effect::Op(Op::Unpause { run, step: None })]
+        } else {
+            self.say("pausing: agents stop before their next request, shell steps run on");
+            vec![Effect::Op(Op::Pause { run, step: None })]
+        }
+    }
+
+    /// `P`: pause or unpause only the focused agent.
+    pub(super) fn toggle_agent_pause(&mut self) -> Vec<Effect> {
+        if !self.live() {
+            return Vec::new();
+        }
+        let (Some(run), Some(i)) = (self.run.run.clone(), self.focused_agent()) else {
+            self.say("focus a running agent's pane to pause it alone");
+            return Vec::new();
+        };
+        let p = &self.run.panes[i];
+        let step = p.step.clone();
+        if p.paused {
+            self.say(format!("unpausing {step}"));
+            vec![Effect::Op(Op::Unpause {
+                run,
+                step: Some(step),
+            })]
+        } else {
+            self.say(format!("pausing {step} before its next request"));
+            vec![Effect::Op(Op::Pause {
+                run,
+                step: Some(step),
+            })]
+        }
+    }
+
+    /// `ctrl-x`: asks first, like quitting.
+    pub(super) fn ask_emergency_stop(&mut self) {
+        if self.live() {
+            self.overlay = Some(Overlay::Confirm(Confirm::EmergencyStop));
+        }
+    }
+
+    /// A refusal from the engine (not a fact; shown in the status bar).
+    pub(super) fn refused(&mut self, text: &str) {
+        self.say(one_line(text, 200));
+    }
+}
