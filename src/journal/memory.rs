@@ -119,7 +119,11 @@ fn encode(record: &MemoryRecord, terms: &[(String, u32)]) -> Result<Vec<u8>, Jou
     Ok(out)
 }
 
-fn decode(namespace: &str, key: &str, bytes: &[u8]) -> Result<(MemoryRecord, MemoryTerms), JournalError> {
+fn decode(
+    namespace: &str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<(MemoryRecord, MemoryTerms), JournalError> {
     let corrupt = |why: String| {
         JournalError::Storage(format!("memory entry {namespace}/{key} is corrupt: {why}"))
     };

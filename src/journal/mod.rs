@@ -289,6 +289,20 @@ impl Journal {
             .await
     }
 
+    /// The memory entries at these (namespace, key) pairs, in order, each
+    /// `None` when absent; one read transaction for all.
+    pub async fn memory_get_many(
+        &self,
+        keys: Vec<(String, String)>,
+    ) -> Result<Vec<Option<MemoryRecord>>, JournalError> {
+        self.with_read(move |txn| {
+            keys.iter()
+                .map(|(ns, key)| memory::get(txn, ns, key))
+                .collect()
+        })
+        .await
+    }
+
     /// Memory entries of `namespaces` (every namespace when `None`),
     /// ordered by namespace, then key.
     pub async fn memory_list(

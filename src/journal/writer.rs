@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::protocol::{RunId, RunStatus, Seq};
 
 use super::codec::{self, EncodedEntry};
-use super::store::{BLOBS, ENTRIES, RUNS, storage};
 use super::memory::{self, MemoryRecord, MemoryTerms};
+use super::store::{BLOBS, ENTRIES, RUNS, storage};
 use super::{JournalError, RunMeta};
 
 /// Most requests one commit takes; bounds commit latency under load.
