@@ -5,6 +5,7 @@ mod access;
 mod args;
 mod demo;
 mod inspect;
+mod memory;
 mod setup;
 
 use std::process::ExitCode;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::args::{Cli, Command, DriveArgs, InFlightArg};
 use super::exit;
-use super::{demo, inspect};
+use super::{demo, inspect, memory};
 use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::headless::{self, HeadlessOptions};
 use crate::host::{self, ActiveRuns};
@@ -73,6 +73,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         } => inspect::export(&paths, &run, output.as_deref(), format).await,
         Command::Import { file } => inspect::import(&paths, &file).await,
         Command::Cancel { run, step } => inspect::cancel(&paths, &run, step.as_deref()).await,
+        Command::Memory { command } => memory::run(&paths, command).await,
     }
 }
 
