@@ -94,6 +94,8 @@ pub enum Action {
     Fork,
     StopCallbacks,
     CopyPane,
+    /// Show the memory bank.
+    Memory,
     ReplayPlayPause,
     ReplayStepForward,
     ReplayStepBack,
