@@ -8,6 +8,7 @@ pub mod headless;
 pub mod host;
 pub mod journal;
 pub mod llm;
+pub mod memory;
 pub mod paths;
 pub mod protocol;
 pub mod spec;

@@ -2,7 +2,8 @@
 //! it, otherwise through the host process's control socket.
 
 use crate::host::Client;
-use crate::journal::{Journal, JournalError, RunMeta};
+use crate::journal::{Journal, JournalError, MemoryRecord, RunMeta};
+use crate::memory;
 use crate::paths::Paths;
 use crate::protocol::{Op, Recorded, RunId};
 use crate::workflow;
@@ -135,6 +136,51 @@ impl Access {
                     Ok(buf)
                 }
                 Conn::Remote(c) => c.export(id).await.map(String::into_bytes),
+            }
+        )
+    }
+
+    pub async fn memory_list(
+        &mut self,
+        namespaces: Option<Vec<String>>,
+    ) -> Result<Vec<MemoryRecord>, String> {
+        retrying!(
+            self,
+            match &mut self.conn {
+                Conn::Local(j) => memory::list(j, namespaces.clone())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Conn::Remote(c) => c.memory_list(namespaces.clone()).await,
+            }
+        )
+    }
+
+    pub async fn memory_search(
+        &mut self,
+        query: &memory::Query,
+    ) -> Result<Vec<memory::Hit>, String> {
+        retrying!(
+            self,
+            match &mut self.conn {
+                Conn::Local(j) => memory::search(j, query).await.map_err(|e| e.to_string()),
+                Conn::Remote(c) => c.memory_search(query.clone()).await,
+            }
+        )
+    }
+
+    /// Deletes a memory entry; while a run executes, the host's writer does it.
+    pub async fn memory_remove(
+        &mut self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<MemoryRecord>, String> {
+        retrying!(
+            self,
+            match &mut self.conn {
+                Conn::Local(j) => memory::remove(j, namespace, key)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Conn::Remote(c) => c.memory_remove(namespace, key).await,
             }
         )
     }

@@ -109,6 +109,11 @@ pub enum Command {
     /// run ends paused and `lev resume` continues it.
     #[command(alias = "stop-callbacks")]
     Stop { run: String },
+    /// The memory bank: what agents stored for later agents and runs.
+    Memory {
+        #[command(subcommand)]
+        command: MemoryCommand,
+    },
     /// Run the demo workflow with the scripted provider (no key, no network).
     Demo {
         #[command(flatten)]
@@ -133,6 +138,41 @@ pub enum ModesAction {
         id: String,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    /// List entries by namespace and key.
+    Ls {
+        /// global, project (this directory's), project:<PATH> or run:<RUN-ID>.
+        #[arg(long, short = 'n', value_name = "NAMESPACE")]
+        namespace: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ranked search over text and tags (every namespace unless one is named).
+    Search {
+        /// Words to look for; none lists the newest entries (with --tag).
+        query: Vec<String>,
+        /// Only entries with this tag, repeatable.
+        #[arg(long = "tag", short = 't', value_name = "TAG")]
+        tags: Vec<String>,
+        /// global, project (this directory's), project:<PATH> or run:<RUN-ID>.
+        #[arg(long, short = 'n', value_name = "NAMESPACE")]
+        namespace: Option<String>,
+        /// Most results.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an entry.
+    Rm {
+        key: String,
+        /// Needed when the key exists in several namespaces.
+        #[arg(long, short = 'n', value_name = "NAMESPACE")]
+        namespace: Option<String>,
     },
 }
 

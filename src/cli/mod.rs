@@ -6,6 +6,7 @@ mod args;
 mod demo;
 mod inspect;
 mod modes;
+mod memory;
 mod setup;
 mod steer;
 

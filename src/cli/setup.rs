@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::args::{Cli, Command, DriveArgs, InFlightArg, ModesAction};
 use super::exit;
-use super::{demo, inspect, modes, steer};
+use super::{demo, inspect, memory, modes, steer};
 use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::headless::{self, HeadlessOptions};
 use crate::host::{self, ActiveRuns};
@@ -81,6 +81,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Unpause { run, step } => steer::pause(&paths, &run, step, false).await,
         Command::Message { run, step, text } => steer::message(&paths, &run, &step, text).await,
         Command::Stop { run } => steer::stop(&paths, &run).await,
+        Command::Memory { command } => memory::run(&paths, command).await,
     }
 }
 

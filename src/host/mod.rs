@@ -15,7 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-use crate::journal::{Journal, RunMeta};
+use crate::journal::{Journal, MemoryRecord, RunMeta};
+use crate::memory;
 use crate::protocol::{Op, Recorded, RunId};
 use crate::workflow;
 
@@ -38,6 +39,18 @@ pub enum Request {
     /// Deliver an op to an active run, or cancel an idle one in the journal.
     Op {
         op: Op,
+    },
+    /// Memory entries of some namespaces (all when `None`).
+    MemoryList {
+        namespaces: Option<Vec<String>>,
+    },
+    MemorySearch {
+        query: memory::Query,
+    },
+    /// Delete one memory entry (written through the host's journal writer).
+    MemoryRemove {
+        namespace: String,
+        key: String,
     },
 }
 
@@ -125,6 +138,21 @@ async fn answer(req: Request, journal: &Journal, active: &ActiveRuns) -> Respons
                     .map_err(|e| e.to_string())?;
                 Ok(Value::String(String::from_utf8_lossy(&buf).into_owned()))
             }
+            Request::MemoryList { namespaces } => to_value(
+                &memory::list(journal, namespaces)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            Request::MemorySearch { query } => to_value(
+                &memory::search(journal, &query)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            Request::MemoryRemove { namespace, key } => to_value(
+                &memory::remove(journal, &namespace, &key)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
             Request::Op { op } => {
                 let run = op.run().clone();
                 let sender = active.lock().ok().and_then(|a| a.get(&run).cloned());
@@ -230,6 +258,35 @@ impl Client {
             Value::String(s) => Ok(s),
             _ => Err("unexpected export reply".into()),
         }
+    }
+
+    pub async fn memory_list(
+        &mut self,
+        namespaces: Option<Vec<String>>,
+    ) -> Result<Vec<MemoryRecord>, String> {
+        let v = self.call(&Request::MemoryList { namespaces }).await?;
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+
+    pub async fn memory_search(
+        &mut self,
+        query: memory::Query,
+    ) -> Result<Vec<memory::Hit>, String> {
+        let v = self.call(&Request::MemorySearch { query }).await?;
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+
+    pub async fn memory_remove(
+        &mut self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<MemoryRecord>, String> {
+        let req = Request::MemoryRemove {
+            namespace: namespace.to_string(),
+            key: key.to_string(),
+        };
+        let v = self.call(&req).await?;
+        serde_json::from_value(v).map_err(|e| e.to_string())
     }
 
     pub async fn op(&mut self, op: Op) -> Result<String, String> {

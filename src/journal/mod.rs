@@ -1,5 +1,5 @@
 //! Durable store on redb: runs, entries keyed (run, seq), content-addressed
-//! blobs, schema version. One writer thread owns write transactions and
+//! blobs, the memory bank's entries and term index, schema version. One writer thread owns write transactions and
 //! group-commits appends from all callers; a caller is acknowledged only
 //! after the commit that holds its entries returned.
 //!
@@ -10,6 +10,7 @@ mod codec;
 #[cfg(test)]
 mod crash_tests;
 mod export;
+mod memory;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ use redb::{Database, ReadTransaction};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+pub use memory::{MemoryAuthor, MemoryPosting, MemoryPostings, MemoryRecord, MemoryTerms};
 pub use store::SCHEMA_VERSION;
 use writer::Request;
 
@@ -243,6 +245,88 @@ impl Journal {
             reply,
         })
         .await
+    }
+
+    /// Upserts a memory entry by (namespace, key) with its index terms,
+    /// durably; an existing entry keeps its `created_ms`. Returns the entry
+    /// as stored and whether the key is new.
+    pub async fn memory_put(
+        &self,
+        record: MemoryRecord,
+        terms: MemoryTerms,
+    ) -> Result<(MemoryRecord, bool), JournalError> {
+        self.request(|reply| Request::MemoryPut {
+            record: Box::new(record),
+            terms,
+            reply,
+        })
+        .await
+    }
+
+    /// Deletes a memory entry durably; returns it, or `None` if absent.
+    pub async fn memory_delete(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<MemoryRecord>, JournalError> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        self.request(|reply| Request::MemoryDelete {
+            namespace,
+            key,
+            reply,
+        })
+        .await
+    }
+
+    /// One memory entry, or `None`.
+    pub async fn memory_get(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<MemoryRecord>, JournalError> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        self.with_read(move |txn| memory::get(txn, &namespace, &key))
+            .await
+    }
+
+    /// The memory entries at these (namespace, key) pairs, in order, each
+    /// `None` when absent; one read transaction for all.
+    pub async fn memory_get_many(
+        &self,
+        keys: Vec<(String, String)>,
+    ) -> Result<Vec<Option<MemoryRecord>>, JournalError> {
+        self.with_read(move |txn| {
+            keys.iter()
+                .map(|(ns, key)| memory::get(txn, ns, key))
+                .collect()
+        })
+        .await
+    }
+
+    /// Memory entries of `namespaces` (every namespace when `None`),
+    /// ordered by namespace, then key.
+    pub async fn memory_list(
+        &self,
+        namespaces: Option<Vec<String>>,
+    ) -> Result<Vec<MemoryRecord>, JournalError> {
+        self.with_read(move |txn| memory::list(txn, namespaces.as_deref()))
+            .await
+    }
+
+    /// Namespaces holding memory entries, with their entry counts.
+    pub async fn memory_namespaces(&self) -> Result<Vec<(String, u64)>, JournalError> {
+        self.with_read(memory::namespaces).await
+    }
+
+    /// The index's postings for `terms` and the entry counts ranking needs,
+    /// over `namespaces` (every namespace when `None`).
+    pub async fn memory_postings(
+        &self,
+        terms: Vec<String>,
+        namespaces: Option<Vec<String>>,
+    ) -> Result<MemoryPostings, JournalError> {
+        self.with_read(move |txn| memory::postings(txn, &terms, namespaces.as_deref()))
+            .await
     }
 
     /// Number of write transactions committed since open; lets tests and

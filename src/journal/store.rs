@@ -124,6 +124,12 @@ fn init_database(path: &Path) -> Result<Database, JournalError> {
             .map_err(storage("create entries table"))?;
         txn.open_table(BLOBS)
             .map_err(storage("create blobs table"))?;
+        txn.open_table(super::memory::MEMORY)
+            .map_err(storage("create memory table"))?;
+        txn.open_table(super::memory::MEMORY_TERMS)
+            .map_err(storage("create memory terms table"))?;
+        txn.open_table(super::memory::MEMORY_STATS)
+            .map_err(storage("create memory stats table"))?;
     }
     txn.commit().map_err(storage("commit schema"))?;
     Ok(db)

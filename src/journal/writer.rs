@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::protocol::{RunId, RunStatus, Seq};
 
 use super::codec::{self, EncodedEntry};
+use super::memory::{self, MemoryRecord, MemoryTerms};
 use super::store::{BLOBS, ENTRIES, RUNS, storage};
 use super::{JournalError, RunMeta};
 
@@ -61,6 +62,17 @@ pub(crate) enum Request {
         bundle: Box<ImportBundle>,
         reply: Reply<RunId>,
     },
+    /// Upsert a memory entry with its index terms.
+    MemoryPut {
+        record: Box<MemoryRecord>,
+        terms: MemoryTerms,
+        reply: Reply<(MemoryRecord, bool)>,
+    },
+    MemoryDelete {
+        namespace: String,
+        key: String,
+        reply: Reply<Option<MemoryRecord>>,
+    },
 }
 
 /// A request's outcome, held until the batch's commit returns.
@@ -69,6 +81,14 @@ enum Outcome {
     Appended(Reply<Vec<Seq>>, Result<Vec<Seq>, JournalError>),
     Blob(Reply<String>, Result<String, JournalError>),
     Imported(Reply<RunId>, Result<RunId, JournalError>),
+    MemoryPut(
+        Reply<(MemoryRecord, bool)>,
+        Result<(MemoryRecord, bool), JournalError>,
+    ),
+    MemoryDeleted(
+        Reply<Option<MemoryRecord>>,
+        Result<Option<MemoryRecord>, JournalError>,
+    ),
 }
 
 impl Outcome {
@@ -80,6 +100,8 @@ impl Outcome {
             Outcome::Appended(r, Ok(_)) => Outcome::Appended(r, Err(e())),
             Outcome::Blob(r, Ok(_)) => Outcome::Blob(r, Err(e())),
             Outcome::Imported(r, Ok(_)) => Outcome::Imported(r, Err(e())),
+            Outcome::MemoryPut(r, Ok(_)) => Outcome::MemoryPut(r, Err(e())),
+            Outcome::MemoryDeleted(r, Ok(_)) => Outcome::MemoryDeleted(r, Err(e())),
             other => other,
         }
     }
@@ -92,6 +114,8 @@ impl Outcome {
             Outcome::Appended(r, v) => drop(r.send(v)),
             Outcome::Blob(r, v) => drop(r.send(v)),
             Outcome::Imported(r, v) => drop(r.send(v)),
+            Outcome::MemoryPut(r, v) => drop(r.send(v)),
+            Outcome::MemoryDeleted(r, v) => drop(r.send(v)),
         }
     }
 }
@@ -214,6 +238,23 @@ fn apply_all(
             Request::Import { bundle, reply } => {
                 let r = import(&mut t, *bundle)?;
                 outcomes.push(Outcome::Imported(reply, r));
+            }
+            // Memory writes open their own tables: most batches carry none.
+            Request::MemoryPut {
+                record,
+                terms,
+                reply,
+            } => {
+                let r = memory::put(txn, *record, terms)?;
+                outcomes.push(Outcome::MemoryPut(reply, Ok(r)));
+            }
+            Request::MemoryDelete {
+                namespace,
+                key,
+                reply,
+            } => {
+                let r = memory::delete(txn, &namespace, &key)?;
+                outcomes.push(Outcome::MemoryDeleted(reply, Ok(r)));
             }
         }
     }

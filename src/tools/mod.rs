@@ -1,7 +1,8 @@
 //! Agent tools: `read_file`, `list_dir`, `grep`, `write_file`, `edit_file`,
 //! `run_shell` (behind a policy). File tools are confined to the workspace
-//! root: no `..`, absolute path or symlink escapes it. `ask_user` is declared
-//! here but answered by the engine (it needs the question flow).
+//! root: no `..`, absolute path or symlink escapes it. `ask_user`,
+//! `memory_store` and `memory_search` are declared here but answered by the
+//! engine (they need the question flow, or the journal).
 //!
 //! Must not depend on `journal`, `workflow` or any participant.
 
@@ -91,7 +92,10 @@ pub fn specs(allow: &[String], deny: &[String]) -> Vec<ToolSpec> {
 
 /// True for tools whose effect outlives the call (journaled as intents).
 pub fn has_side_effects(name: &str) -> bool {
-    matches!(name, "write_file" | "edit_file" | "run_shell")
+    matches!(
+        name,
+        "write_file" | "edit_file" | "run_shell" | "memory_store"
+    )
 }
 
 /// Decides whether `command` may run under `policy`.
@@ -115,9 +119,9 @@ pub async fn call(env: &ToolEnv, name: &str, arguments: &str) -> ToolOutput {
             Ok(args) => shell::run(env, args).await,
             Err(e) => ToolOutput::error(e),
         },
-        "ask_user" => ToolOutput::error(
-            "ask_user is answered by the workflow engine, not by the tool runner".into(),
-        ),
+        "ask_user" | "memory_store" | "memory_search" => ToolOutput::error(format!(
+            "{name} is answered by the workflow engine, not by the tool runner"
+        )),
         _ => ToolOutput::error(format!(
             "unknown tool `{name}`; the tools are: {}",
             TOOL_NAMES.join(", ")

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::llm::ToolSpec;
 
 /// Every built-in tool, in the order offered to a model.
-pub const TOOL_NAMES: [&str; 7] = [
+pub const TOOL_NAMES: [&str; 9] = [
     "read_file",
     "list_dir",
     "grep",
@@ -13,6 +13,8 @@ pub const TOOL_NAMES: [&str; 7] = [
     "edit_file",
     "run_shell",
     "ask_user",
+    "memory_store",
+    "memory_search",
 ];
 
 fn spec(name: &str, description: &str, parameters: Value) -> ToolSpec {
@@ -136,6 +138,43 @@ fn all_specs() -> Vec<ToolSpec> {
                 "additionalProperties": false
             }),
         ),
+        spec(
+            "memory_store",
+            "Remember a fact, decision or lesson for later agents and later runs (the memory \
+             bank). Store one self-contained statement per call, written so it makes sense \
+             without this conversation. Storing again under the same key (in the same \
+             namespace) replaces the entry. Namespaces: `project` (default: this workspace, \
+             every run), `run` (only this run), `global` (every project).",
+            json!({
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string", "description": "What to remember, self-contained."},
+                    "key": {"type": "string", "description": "A short stable name, e.g. `auth-token-store`; storing under an existing key updates it. Default: derived from the text."},
+                    "tags": {"type": "array", "items": {"type": "string"}, "description": "Topics for filtering, e.g. [\"auth\", \"db\"]."},
+                    "namespace": {"type": "string", "enum": ["project", "run", "global"], "description": "Where to keep it. Default project."}
+                },
+                "required": ["text"],
+                "additionalProperties": false
+            }),
+        ),
+        spec(
+            "memory_search",
+            "Search the memory bank for what earlier agents and runs stored (ranked text search \
+             over text and tags, best match first). Without a namespace it searches this run, \
+             this project and global, and says where each hit is from. Search before deciding \
+             something an earlier agent may already have settled.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "Words to look for. Empty: the newest entries (with the given tags)."},
+                    "tags": {"type": "array", "items": {"type": "string"}, "description": "Only entries carrying all of these tags."},
+                    "namespace": {"type": "string", "enum": ["project", "run", "global"], "description": "Search only this namespace."},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 50, "description": "Most results. Default 5."}
+                },
+                "required": ["query"],
+                "additionalProperties": false
+            }),
+        ),
     ]
 }
 
@@ -230,7 +269,14 @@ mod tests {
             (
                 &[],
                 &["write", "edit", "shell"],
-                &["read_file", "list_dir", "grep", "ask_user"],
+                &[
+                    "read_file",
+                    "list_dir",
+                    "grep",
+                    "ask_user",
+                    "memory_store",
+                    "memory_search",
+                ],
             ),
             (&["read"], &["grep"], &["read_file", "list_dir", "ask_user"]),
             (&["shell"], &["shell:*"], &["ask_user"]),
@@ -245,10 +291,30 @@ mod tests {
                     "write_file",
                     "edit_file",
                     "run_shell",
+                    "memory_store",
+                    "memory_search",
                 ],
             ),
             (&["read"], &["ask_user"], &["read_file", "list_dir", "grep"]),
             (&["mcp:x/*"], &[], &["ask_user"]),
+            (
+                &["read_file", "memory_search"],
+                &[],
+                &["read_file", "ask_user", "memory_search"],
+            ),
+            (
+                &["*"],
+                &["memory_store", "ask"],
+                &[
+                    "read_file",
+                    "list_dir",
+                    "grep",
+                    "write_file",
+                    "edit_file",
+                    "run_shell",
+                    "memory_search",
+                ],
+            ),
         ];
         for (allow, deny, want) in cases {
             assert_eq!(

@@ -165,6 +165,12 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: App, launch: L
                         Err(e) => tracing::warn!(%run, error = %e, "cannot open run"),
                     }
                 }
+                Effect::LoadMemory => {
+                    let entries = crate::memory::list(&app.journal, None)
+                        .await
+                        .map_err(|e| e.to_string());
+                    state.set_memory(entries);
+                }
                 Effect::Attention(text) => attention(&text),
                 Effect::Copy(text) => copy(&text),
             }

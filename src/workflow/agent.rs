@@ -12,6 +12,7 @@ use super::step::{AttemptCtx, StepError};
 use crate::llm::{
     ChatRequest, ChatResponse, Message, RequestMeta, Role, StreamDelta, ToolCall, ToolSpec,
 };
+use crate::memory;
 use crate::protocol::{Delta, Event, InFlightDecision, PauseReason, ToolCallRecord};
 use crate::spec::{Choice, Mode, StepKind};
 use crate::tools::{self, ShellDecision, ShellPolicy, ToolEnv, ToolOutput};
@@ -390,6 +391,25 @@ async fn tool_result(
                 },
             }
         }
+        // Memory tools reach the journal the run writes to; the store is
+        // an upsert (a crash before `ToolFinished` re-stores the same key).
+        "memory_store" => {
+            record_tool_start(actx, call).await?;
+            memory::tool::store(
+                ctx.rec.journal(),
+                &memory_caller(actx, mode),
+                &call.arguments,
+            )
+            .await
+        }
+        "memory_search" => {
+            memory::tool::search(
+                ctx.rec.journal(),
+                &memory_caller(actx, mode),
+                &call.arguments,
+            )
+            .await
+        }
         _ => {
             if side_effects {
                 record_tool_start(actx, call).await?;
@@ -398,6 +418,17 @@ async fn tool_result(
         }
     };
     finish_tool(actx, call, out).await
+}
+
+/// Who calls a memory tool: this run, step, mode and workspace.
+fn memory_caller(actx: &AttemptCtx, mode: &str) -> memory::tool::Caller {
+    memory::tool::Caller {
+        run: actx.ctx.rec.run().to_string(),
+        step: actx.key.to_string(),
+        mode: mode.to_string(),
+        workspace: actx.ctx.workspace.clone(),
+        now: actx.ctx.now(),
+    }
 }
 
 async fn record_tool_start(actx: &AttemptCtx, call: &ToolCall) -> Result<(), StepError> {

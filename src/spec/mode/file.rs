@@ -41,6 +41,8 @@ pub const TOOL_NAMES: &[&str] = &[
     "edit_file",
     "run_shell",
     "ask_user",
+    "memory_store",
+    "memory_search",
     "*",
 ];
 

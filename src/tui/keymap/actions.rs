@@ -56,7 +56,7 @@ const fn e(
 use Group::*;
 
 /// Every action, in help order.
-pub const CATALOGUE: [Entry; 52] = [
+pub const CATALOGUE: [Entry; 53] = [
     e(
         Action::ScrollUp,
         "scroll_up",
@@ -400,6 +400,13 @@ pub const CATALOGUE: [Entry; 52] = [
         Other,
         "Copy the focused pane's text",
         &["y"],
+    ),
+    e(
+        Action::Memory,
+        "memory",
+        Other,
+        "Show the memory bank (what agents stored)",
+        &["M"],
     ),
     e(
         Action::Back,

@@ -96,6 +96,8 @@ pub enum Action {
     Fork,
     StopCallbacks,
     CopyPane,
+    /// Show the memory bank.
+    Memory,
     ReplayPlayPause,
     ReplayStepForward,
     ReplayStepBack,

@@ -32,6 +32,9 @@ impl State {
         if let Some(t) = self.typing {
             return self.typing_key(t, key);
         }
+        if self.overlay == Some(Overlay::Memory) {
+            return self.memory_key(key);
+        }
         if self.overlay == Some(Overlay::Help) {
             let a = self.keymap.action(&key);
             if matches!(a, Some(Action::Help | Action::Back | Action::Quit))
@@ -79,6 +82,7 @@ impl State {
         match a {
             Action::Help => self.toggle_overlay(Overlay::Help),
             Action::Palette => self.open_palette(),
+            Action::Memory => return self.open_memory(),
             Action::Quit => {
                 if self.run.active() && self.replay.is_none() {
                     self.overlay = Some(Overlay::Confirm(Confirm::Quit));
@@ -192,6 +196,7 @@ impl State {
             Action::Back => self.overlay = None,
             Action::Help => self.toggle_overlay(Overlay::Help),
             Action::Palette => self.open_palette(),
+            Action::Memory => return self.open_memory(),
             Action::ScrollUp | Action::FocusPrev | Action::FocusUp => {
                 self.runs_cursor = self.runs_cursor.saturating_sub(1)
             }
@@ -249,6 +254,41 @@ impl State {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Asks the app for the memory bank (it calls `set_memory`), or
+    /// closes the overlay when it is open.
+    fn open_memory(&mut self) -> Vec<Effect> {
+        if self.overlay == Some(Overlay::Memory) {
+            self.overlay = None;
+            return Vec::new();
+        }
+        vec![Effect::LoadMemory]
+    }
+
+    /// Keys while the memory overlay is open: move, refresh, close.
+    fn memory_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let last = self.memory.len().saturating_sub(1);
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.memory_cursor = self.memory_cursor.saturating_sub(1)
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.memory_cursor = (self.memory_cursor + 1).min(last)
+            }
+            KeyCode::Home | KeyCode::Char('g') => self.memory_cursor = 0,
+            KeyCode::End | KeyCode::Char('G') => self.memory_cursor = last,
+            KeyCode::Char('r') => return vec![Effect::LoadMemory],
+            _ => {
+                let a = self.keymap.action(&key);
+                if matches!(a, Some(Action::Memory | Action::Back | Action::Quit))
+                    || key.code == KeyCode::Esc
+                {
+                    self.overlay = None;
+                }
+            }
+        }
+        Vec::new()
     }
 
     fn toggle_overlay(&mut self, o: Overlay) {

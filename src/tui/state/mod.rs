@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use crossterm::event::{KeyEvent, MouseEvent};
 use ratatui_textarea::TextArea;
 
-use crate::journal::RunMeta;
+use crate::journal::{MemoryRecord, RunMeta};
 use crate::protocol::{Millis, Notice, Op, Recorded, RunId};
 
 use super::keymap::Keymap;
@@ -67,6 +67,8 @@ pub enum Effect {
     Attention(String),
     /// Copy text to the clipboard (OSC 52).
     Copy(String),
+    /// Read the memory bank and hand it to `State::set_memory`.
+    LoadMemory,
 }
 
 /// How panes are arranged.
@@ -125,6 +127,8 @@ pub enum Overlay {
     Help,
     Palette,
     Confirm(Confirm),
+    /// The memory bank's entries (`State::memory`).
+    Memory,
 }
 
 /// Everything the screen shows.
@@ -171,6 +175,9 @@ pub struct State {
     /// Terminal size from `Resize` (for paging and mouse hit-testing).
     pub size: (u16, u16),
     pub replay: Option<Replay>,
+    /// Memory bank entries shown by the memory overlay, and its cursor.
+    pub memory: Vec<MemoryRecord>,
+    pub memory_cursor: usize,
 }
 
 impl Default for State {
@@ -213,6 +220,8 @@ impl State {
             message: None,
             size: (120, 36),
             replay: None,
+            memory: Vec::new(),
+            memory_cursor: 0,
         }
     }
 
@@ -297,6 +306,24 @@ impl State {
         runs.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(b.id.cmp(&a.id)));
         self.runs = runs;
         self.runs_cursor = self.runs_cursor.min(self.runs.len().saturating_sub(1));
+    }
+
+    /// The memory bank as read for the memory overlay, which it opens.
+    pub fn set_memory(&mut self, entries: Result<Vec<MemoryRecord>, String>) {
+        match entries {
+            Ok(mut entries) => {
+                // Newest first: what agents just learned is what one looks for.
+                entries.sort_by(|a, b| {
+                    b.updated_ms
+                        .cmp(&a.updated_ms)
+                        .then_with(|| (&a.namespace, &a.key).cmp(&(&b.namespace, &b.key)))
+                });
+                self.memory = entries;
+                self.memory_cursor = self.memory_cursor.min(self.memory.len().saturating_sub(1));
+                self.overlay = Some(Overlay::Memory);
+            }
+            Err(e) => self.say(format!("memory bank: {e}")),
+        }
     }
 
     /// Forgets the run on screen (before opening another one, or to go back

@@ -43,6 +43,7 @@ pub const STYLE_SLOTS: &[&str] = &[
 ];
 
 mod browser;
+mod memory;
 mod overlays;
 mod overview;
 mod panes;
@@ -87,6 +88,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         Some(Overlay::Help) => overlays::help(state, theme, area, buf),
         Some(Overlay::Palette) => overlays::palette(state, theme, area, buf),
         Some(Overlay::Confirm(c)) => overlays::confirm(c, theme, area, buf),
+        Some(Overlay::Memory) => memory::draw(state, theme, area, buf),
         None => {}
     }
 }

@@ -353,3 +353,61 @@ fn steering_a_paused_run_while_typing_a_message() {
     s.handle(Input::Paste("and CSRF".into()));
     insta::assert_snapshot!("steering", screen(&s, 120, 36));
 }
+
+fn memory_entries() -> Vec<crate::journal::MemoryRecord> {
+    use crate::journal::{MemoryAuthor, MemoryRecord};
+    let entry = |ns: &str, key: &str, text: &str, tags: &[&str], at: u64| MemoryRecord {
+        namespace: ns.into(),
+        key: key.into(),
+        text: text.into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        author: MemoryAuthor {
+            run: Some("01JRUN".into()),
+            step: Some("plan".into()),
+            mode: Some("architect".into()),
+        },
+        created_ms: at,
+        updated_ms: at,
+    };
+    vec![
+        entry(
+            "global",
+            "release-day",
+            "Releases are cut on Fridays.",
+            &["process"],
+            T0,
+        ),
+        entry(
+            "project:/home/u/shop",
+            "token-store",
+            "Auth tokens are stored in SQLite, table `tokens`.\nRotate them weekly.",
+            &["auth", "db"],
+            T0 + 60_000,
+        ),
+    ]
+}
+
+#[test]
+fn memory_overlay_lists_entries_and_shows_the_selected_one() {
+    use crate::tui::state::{Effect, Overlay};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let key = |c| Input::Key(KeyEvent::new(c, KeyModifiers::NONE));
+    let mut s = State::new();
+    s.set_runs(sample_runs());
+    // The action asks the app for the entries; the app hands them back.
+    assert_eq!(s.handle_action(Action::Memory), vec![Effect::LoadMemory]);
+    s.set_memory(Ok(memory_entries()));
+    assert_eq!(s.overlay, Some(Overlay::Memory));
+    // Newest first; moving down selects the older one.
+    assert_eq!(s.memory[0].key, "token-store");
+    s.handle(key(KeyCode::Down));
+    assert_eq!(s.memory_cursor, 1);
+    assert_eq!(s.handle(key(KeyCode::Char('r'))), vec![Effect::LoadMemory]);
+    s.handle(key(KeyCode::Up));
+    insta::assert_snapshot!("memory", screen(&s, 100, 20));
+    s.handle(key(KeyCode::Esc));
+    assert_eq!(s.overlay, None);
+    s.set_memory(Err("journal busy".into()));
+    assert_eq!(s.overlay, None);
+    assert!(s.message.as_deref().unwrap().contains("journal busy"));
+}
