@@ -334,7 +334,7 @@ mod tests {
         for want in [
             "source:      built-in\n",
             "extends:     reviewer\n",
-            "allow read_file, list_dir, grep, shell:cargo audit",
+            "allow read_file, list_dir, grep, memory_store, memory_search, shell:cargo audit",
             "deny write_file, edit_file",
             "network no; ask before shell:*",
             "max turns 25, timeout 20m, max questions 2",
