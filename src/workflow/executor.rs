@@ -35,9 +35,24 @@ pub async fn drive(
         .run(&run)
         .await?
         .ok_or_else(|| EngineError::RunNotFound(run.clone()))?;
-    let events = read_run(&journal, &run).await?;
+    // The pinned definition loads while the events are read and decoded:
+    // for a long run both take tens of milliseconds.
+    let definition = tokio::spawn(load_definition(
+        deps.clone(),
+        run.clone(),
+        meta.definition_blob.clone(),
+    ));
+    let events = read_run(&journal, &run).await;
+    let events = match events {
+        Ok(events) => events,
+        Err(e) => {
+            definition.abort();
+            return Err(e.into());
+        }
+    };
     let history = History::from_events(&events);
     let Some(first) = events.first() else {
+        definition.abort();
         return Err(EngineError::Definition {
             run,
             message: "the run has no entries".into(),
@@ -52,6 +67,7 @@ pub async fn drive(
         ..
     } = &first.event
     else {
+        definition.abort();
         return Err(EngineError::Definition {
             run,
             message: "the run's first entry is not `run_started`".into(),
@@ -64,25 +80,17 @@ pub async fn drive(
         ..
     }) = events.last().map(|r| &r.event)
     {
+        definition.abort();
         return Ok(RunOutcome {
             status: *status,
             outputs: outputs.clone(),
             error: error.clone(),
         });
     }
-    let bundle =
-        journal
-            .blob(&meta.definition_blob)
-            .await?
-            .ok_or_else(|| EngineError::Definition {
-                run: run.clone(),
-                message: "definition blob is missing".into(),
-            })?;
-    let workflow =
-        pinning::load(&bundle, &deps.modes).map_err(|message| EngineError::Definition {
-            run: run.clone(),
-            message,
-        })?;
+    let workflow = definition.await.map_err(|e| EngineError::Definition {
+        run: run.clone(),
+        message: format!("loading the pinned definition failed: {e}"),
+    })??;
 
     let rec = Recorder::new(
         journal.clone(),
@@ -172,6 +180,31 @@ pub async fn drive(
         rec.record_with_status(event, Some(outcome.status)).await?;
     }
     Ok(outcome)
+}
+
+/// The workflow the run is pinned to, from its definition blob.
+async fn load_definition(
+    deps: Arc<EngineDeps>,
+    run: RunId,
+    blob: String,
+) -> Result<Workflow, EngineError> {
+    let bundle = deps
+        .journal
+        .blob(&blob)
+        .await?
+        .ok_or_else(|| EngineError::Definition {
+            run: run.clone(),
+            message: "definition blob is missing".into(),
+        })?;
+    let loaded = tokio::task::spawn_blocking(move || pinning::load(&bundle, &deps.modes)).await;
+    match loaded {
+        Ok(Ok(workflow)) => Ok(workflow),
+        Ok(Err(message)) => Err(EngineError::Definition { run, message }),
+        Err(e) => Err(EngineError::Definition {
+            run,
+            message: format!("loading the pinned definition failed: {e}"),
+        }),
+    }
 }
 
 /// Journals each answer, then hands it to the waiting step.
