@@ -444,6 +444,37 @@ pub enum Event {
     EmergencyStopped {
         at: Millis,
     },
+    /// One plan from the orchestrator and the problems found in it (none: valid).
+    PlanProposed {
+        attempt: u32,
+        plan: Value,
+        problems: Vec<String>,
+        at: Millis,
+    },
+    /// The plan the swarm executes (after review; `edited` when the user changed it).
+    PlanAccepted {
+        objective: String,
+        plan: Value,
+        edited: bool,
+        at: Millis,
+    },
+    /// A swarm task goes to an agent slot (`stolen_from`: the slot whose
+    /// queue it was taken from by work stealing).
+    TaskAssigned {
+        task: StepKey,
+        mode: String,
+        slot: u32,
+        stolen_from: Option<u32>,
+        at: Millis,
+    },
+    /// A swarm slot's circuit breaker changed state (`closed`, `open`,
+    /// `half_open`).
+    SlotBreaker {
+        slot: u32,
+        state: String,
+        reason: String,
+        at: Millis,
+    },
     RunFinished {
         status: RunStatus,
         outputs: BTreeMap<String, Value>,
@@ -480,6 +511,10 @@ impl Event {
             Event::PauseRequested { .. } => "pause_requested",
             Event::PauseLifted { .. } => "pause_lifted",
             Event::EmergencyStopped { .. } => "emergency_stopped",
+            Event::PlanProposed { .. } => "plan_proposed",
+            Event::PlanAccepted { .. } => "plan_accepted",
+            Event::TaskAssigned { .. } => "task_assigned",
+            Event::SlotBreaker { .. } => "slot_breaker",
             Event::RunFinished { .. } => "run_finished",
         }
     }
@@ -510,6 +545,10 @@ impl Event {
             | Event::PauseRequested { at, .. }
             | Event::PauseLifted { at, .. }
             | Event::EmergencyStopped { at }
+            | Event::PlanProposed { at, .. }
+            | Event::PlanAccepted { at, .. }
+            | Event::TaskAssigned { at, .. }
+            | Event::SlotBreaker { at, .. }
             | Event::RunFinished { at, .. } => *at,
         }
     }
@@ -530,6 +569,7 @@ impl Event {
             | Event::StepCancelled { step, .. }
             | Event::InFlightResolved { step, .. }
             | Event::AgentMessaged { step, .. } => Some(step),
+            Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
             | Event::GuardTripped { step, .. }
             | Event::PauseRequested { step, .. }

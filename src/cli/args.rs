@@ -114,6 +114,26 @@ pub enum Command {
         #[command(subcommand)]
         command: MemoryCommand,
     },
+    /// Plan an objective with the orchestrator, review the plan, and run it
+    /// with a swarm of agents: `lev workflow "implement auth system"`.
+    Workflow {
+        /// What the swarm should achieve.
+        objective: String,
+        /// Agent slots working at once (each slot is a pane).
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        agents: u32,
+        /// Most tasks the plan may have.
+        #[arg(long, value_name = "N")]
+        max_tasks: Option<u32>,
+        /// Token budget for the whole swarm.
+        #[arg(long, value_name = "TOKENS")]
+        max_tokens: Option<u64>,
+        /// Cost budget for the whole swarm, in US dollars.
+        #[arg(long, value_name = "USD")]
+        max_cost: Option<f64>,
+        #[command(flatten)]
+        drive: DriveArgs,
+    },
     /// Run the demo workflow with the scripted provider (no key, no network).
     Demo {
         #[command(flatten)]

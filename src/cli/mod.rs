@@ -9,6 +9,7 @@ mod memory;
 mod modes;
 mod setup;
 mod steer;
+mod swarm;
 
 use std::process::ExitCode;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::args::{Cli, Command, DriveArgs, InFlightArg, ModesAction};
 use super::exit;
-use super::{demo, inspect, memory, modes, steer};
+use super::{demo, inspect, memory, modes, steer, swarm};
 use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::headless::{self, HeadlessOptions};
 use crate::host::{self, ActiveRuns};
@@ -52,6 +52,23 @@ pub async fn dispatch(cli: Cli) -> u8 {
             drive,
         } => resume(&paths, &run, in_flight, &drive).await,
         Command::Demo { drive } => demo::run(&paths, &drive).await,
+        Command::Workflow {
+            objective,
+            agents,
+            max_tasks,
+            max_tokens,
+            max_cost,
+            drive,
+        } => {
+            let args = swarm::SwarmArgs {
+                objective: &objective,
+                agents,
+                max_tasks,
+                max_tokens,
+                max_cost_usd: max_cost,
+            };
+            swarm::start(&paths, args, &drive).await
+        }
         Command::Runs { json } => inspect::runs(&paths, json).await,
         Command::Show { run, json } => inspect::show(&paths, &run, json).await,
         Command::Replay {
@@ -311,7 +328,7 @@ fn unsupported_notes(wf: &spec::Workflow) {
     }
 }
 
-fn headless_note(drive: &DriveArgs) {
+pub fn headless_note(drive: &DriveArgs) {
     if !drive.headless && !wants_tui(drive) {
         eprintln!("note: no terminal to draw on; running headless.");
     }

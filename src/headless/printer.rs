@@ -220,6 +220,44 @@ impl Printer {
             Event::EmergencyStopped { .. } => {
                 "! emergency stop: stopping every running step".to_string()
             }
+            Event::PlanProposed {
+                attempt, problems, ..
+            } => {
+                if problems.is_empty() {
+                    format!("plan #{attempt} from the orchestrator: valid")
+                } else {
+                    format!(
+                        "plan #{attempt} from the orchestrator rejected: {}",
+                        problems.join("; ")
+                    )
+                }
+            }
+            Event::PlanAccepted { plan, edited, .. } => {
+                let n = plan
+                    .get("tasks")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                let how = if *edited { " (edited by the user)" } else { "" };
+                format!("plan accepted{how}: {n} tasks")
+            }
+            Event::TaskAssigned {
+                task,
+                mode,
+                slot,
+                stolen_from,
+                ..
+            } => match stolen_from {
+                Some(from) => format!(
+                    "→ task {task} ({mode}) to agent slot {slot}, stolen from slot {from}'s queue"
+                ),
+                None => format!("→ task {task} ({mode}) to agent slot {slot}"),
+            },
+            Event::SlotBreaker {
+                slot,
+                state,
+                reason,
+                ..
+            } => format!("! agent slot {slot} breaker {}: {reason}", state.replace('_', "-")),
             Event::RunFinished {
                 status,
                 outputs,

@@ -87,10 +87,11 @@ pub async fn drive(
             error: error.clone(),
         });
     }
-    let workflow = definition.await.map_err(|e| EngineError::Definition {
-        run: run.clone(),
-        message: format!("loading the pinned definition failed: {e}"),
-    })??;
+    let pinning::Pinned { workflow, swarm } =
+        definition.await.map_err(|e| EngineError::Definition {
+            run: run.clone(),
+            message: format!("loading the pinned definition failed: {e}"),
+        })??;
 
     let rec = Recorder::new(
         journal.clone(),
@@ -153,7 +154,12 @@ pub async fn drive(
     }
 
     let dispatcher = tokio::spawn(dispatch_ops(ctx.clone(), ops));
-    let outcome = execute(ctx.clone(), Arc::new(workflow)).await;
+    let outcome = match swarm {
+        Some(spec) => Ok(super::swarm::execute(ctx.clone(), Arc::new(workflow), spec)
+            .await
+            .into_outcome()),
+        None => execute(ctx.clone(), Arc::new(workflow)).await,
+    };
     dispatcher.abort();
     let outcome = outcome?;
     let usage = ctx.usage_snapshot();
@@ -187,7 +193,7 @@ async fn load_definition(
     deps: Arc<EngineDeps>,
     run: RunId,
     blob: String,
-) -> Result<Workflow, EngineError> {
+) -> Result<pinning::Pinned, EngineError> {
     let bundle = deps
         .journal
         .blob(&blob)
@@ -196,9 +202,10 @@ async fn load_definition(
             run: run.clone(),
             message: "definition blob is missing".into(),
         })?;
-    let loaded = tokio::task::spawn_blocking(move || pinning::load(&bundle, &deps.modes)).await;
+    let loaded =
+        tokio::task::spawn_blocking(move || pinning::load_pinned(&bundle, &deps.modes)).await;
     match loaded {
-        Ok(Ok(workflow)) => Ok(workflow),
+        Ok(Ok(pinned)) => Ok(pinned),
         Ok(Err(message)) => Err(EngineError::Definition { run, message }),
         Err(e) => Err(EngineError::Definition {
             run,
@@ -350,7 +357,7 @@ pub struct GraphEnd {
 }
 
 impl GraphEnd {
-    fn into_outcome(self) -> RunOutcome {
+    pub fn into_outcome(self) -> RunOutcome {
         RunOutcome {
             status: self.status,
             outputs: self.outputs,
@@ -580,7 +587,7 @@ async fn finish_graph(
     }
 }
 
-fn pause_message(reason: &PauseReason) -> String {
+pub(super) fn pause_message(reason: &PauseReason) -> String {
     match reason {
         PauseReason::Divergence {
             step,
@@ -616,7 +623,7 @@ fn done(settled: &Settled) -> State {
     })
 }
 
-fn view_of(settled: &Settled, continue_on_error: bool) -> StepView {
+pub(super) fn view_of(settled: &Settled, continue_on_error: bool) -> StepView {
     match settled {
         Settled::Succeeded { outputs } => StepView {
             succeeded: true,

@@ -52,10 +52,23 @@ pub struct StepRecord {
     pub decision: Option<InFlightDecision>,
 }
 
+/// A swarm run's recorded plans.
+#[derive(Debug, Clone, Default)]
+pub struct SwarmHistory {
+    /// Orchestrator answer number → (plan, problems found).
+    pub proposals: BTreeMap<u32, (Value, Vec<String>)>,
+    /// The accepted plan and whether the user edited it.
+    pub accepted: Option<(Value, bool)>,
+}
+
 /// Index of a run's recorded facts.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     pub steps: BTreeMap<StepKey, StepRecord>,
+    /// Swarm tasks: the slot each was last assigned to.
+    pub task_slots: BTreeMap<StepKey, u32>,
+    /// Swarm plans proposed and accepted.
+    pub swarm: SwarmHistory,
     pub replies: BTreeMap<(StepKey, Attempt, u32), RecordedReply>,
     pub tools: BTreeMap<(StepKey, Attempt, String), RecordedTool>,
     /// Messages delivered to agents, in delivery order, by the turn whose
@@ -241,7 +254,24 @@ impl History {
             // Live pauses and stops are not restored: a resumed run runs.
             | Event::PauseRequested { .. }
             | Event::PauseLifted { .. }
-            | Event::EmergencyStopped { .. } => {}
+            | Event::EmergencyStopped { .. }
+            | Event::SlotBreaker { .. } => {}
+            Event::PlanProposed {
+                attempt,
+                plan,
+                problems,
+                ..
+            } => {
+                self.swarm
+                    .proposals
+                    .insert(*attempt, (plan.clone(), problems.clone()));
+            }
+            Event::PlanAccepted { plan, edited, .. } => {
+                self.swarm.accepted = Some((plan.clone(), *edited));
+            }
+            Event::TaskAssigned { task, slot, .. } => {
+                self.task_slots.insert(task.clone(), *slot);
+            }
         }
     }
 

@@ -12,6 +12,7 @@ pub mod recorder;
 mod shell;
 mod steer;
 mod step;
+pub mod swarm;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ use crate::spec::{ModeRegistry, Workflow};
 pub use executor::describe_pause;
 pub use recorder::{NoticeSender, Recorder, read_run};
 pub use steer::running_agent;
+pub use swarm::{SwarmSpec, swarm_workflow};
 
 /// How the run talks to its user.
 #[derive(Debug, Clone, Default)]
@@ -143,8 +145,33 @@ pub async fn start_run(
     inputs: BTreeMap<String, Value>,
     workspace: Option<&std::path::Path>,
 ) -> Result<RunId, EngineError> {
+    start_pinned(journal, workflow, inputs, workspace, None).await
+}
+
+/// Creates a swarm run (`lev workflow "objective"`): pinned to the planning
+/// workflow built by `swarm_workflow` and to `spec`.
+pub async fn start_swarm(
+    journal: &Journal,
+    workflow: &Workflow,
+    spec: &SwarmSpec,
+    workspace: Option<&std::path::Path>,
+) -> Result<RunId, EngineError> {
+    let inputs = BTreeMap::from([(
+        "objective".to_string(),
+        Value::String(spec.objective.clone()),
+    )]);
+    start_pinned(journal, workflow, inputs, workspace, Some(spec)).await
+}
+
+async fn start_pinned(
+    journal: &Journal,
+    workflow: &Workflow,
+    inputs: BTreeMap<String, Value>,
+    workspace: Option<&std::path::Path>,
+    swarm: Option<&SwarmSpec>,
+) -> Result<RunId, EngineError> {
     let run = RunId::new();
-    let bundle = pinning::bundle(workflow);
+    let bundle = pinning::bundle_with(workflow, swarm);
     let definition_blob = journal.put_blob(bundle).await?;
     let now = Millis::now();
     let seed = rand::random::<u64>();

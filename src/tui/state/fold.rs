@@ -552,6 +552,44 @@ impl RunView {
                 self.notes
                     .push(format!("paused: {}", describe_pause(reason)));
             }
+            Event::PlanProposed {
+                attempt, problems, ..
+            } => {
+                if !problems.is_empty() {
+                    self.notes.push(format!(
+                        "plan #{attempt} rejected: {}",
+                        problems.join("; ")
+                    ));
+                }
+            }
+            Event::PlanAccepted { plan, .. } => {
+                let n = plan
+                    .get("tasks")
+                    .and_then(serde_json::Value::as_array)
+                    .map_or(0, Vec::len);
+                self.notes.push(format!("plan accepted: {n} tasks"));
+            }
+            Event::TaskAssigned {
+                task,
+                slot,
+                stolen_from,
+                ..
+            } => {
+                let how = match stolen_from {
+                    Some(from) => format!(" (stolen from slot {from})"),
+                    None => String::new(),
+                };
+                self.notes.push(format!("task {task} → slot {slot}{how}"));
+            }
+            Event::SlotBreaker {
+                slot,
+                state,
+                reason,
+                ..
+            } => {
+                self.notes
+                    .push(format!("slot {slot} breaker {state}: {reason}"));
+            }
             Event::RunCancelRequested { .. } => {
                 self.notes.push("cancel requested".into());
             }
