@@ -444,6 +444,20 @@ pub enum Event {
     EmergencyStopped {
         at: Millis,
     },
+    /// One plan from the orchestrator and the problems found in it (none: valid).
+    PlanProposed {
+        attempt: u32,
+        plan: Value,
+        problems: Vec<String>,
+        at: Millis,
+    },
+    /// The plan the swarm executes (after review; `edited` when the user changed it).
+    PlanAccepted {
+        objective: String,
+        plan: Value,
+        edited: bool,
+        at: Millis,
+    },
     RunFinished {
         status: RunStatus,
         outputs: BTreeMap<String, Value>,
@@ -480,6 +494,8 @@ impl Event {
             Event::PauseRequested { .. } => "pause_requested",
             Event::PauseLifted { .. } => "pause_lifted",
             Event::EmergencyStopped { .. } => "emergency_stopped",
+            Event::PlanProposed { .. } => "plan_proposed",
+            Event::PlanAccepted { .. } => "plan_accepted",
             Event::RunFinished { .. } => "run_finished",
         }
     }
@@ -510,6 +526,8 @@ impl Event {
             | Event::PauseRequested { at, .. }
             | Event::PauseLifted { at, .. }
             | Event::EmergencyStopped { at }
+            | Event::PlanProposed { at, .. }
+            | Event::PlanAccepted { at, .. }
             | Event::RunFinished { at, .. } => *at,
         }
     }

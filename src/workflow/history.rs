@@ -241,7 +241,10 @@ impl History {
             // Live pauses and stops are not restored: a resumed run runs.
             | Event::PauseRequested { .. }
             | Event::PauseLifted { .. }
-            | Event::EmergencyStopped { .. } => {}
+            | Event::EmergencyStopped { .. }
+            // The swarm's planning happens before its steps; nothing to rebuild.
+            | Event::PlanProposed { .. }
+            | Event::PlanAccepted { .. } => {}
         }
     }
 

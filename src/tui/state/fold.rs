@@ -546,6 +546,7 @@ impl RunView {
             | Event::PauseRequested { .. }
             | Event::PauseLifted { .. }
             | Event::EmergencyStopped { .. } => self.apply_steering(&r.event, at),
+            Event::PlanProposed { .. } | Event::PlanAccepted { .. } => {}
             Event::RunPaused { reason, .. } => {
                 self.status = Some(RunStatus::Paused);
                 self.clear_pauses();
