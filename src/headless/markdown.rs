@@ -16,6 +16,7 @@ pub fn transcript(events: &[Recorded]) -> String {
     let mut steps: BTreeMap<StepKey, String> = BTreeMap::new();
     let mut prompts = String::new();
     let mut tail = String::new();
+    let mut plan_text = String::new();
     let mut started_at = 0;
     for r in events {
         let ev = &r.event;
@@ -227,6 +228,29 @@ pub fn transcript(events: &[Recorded]) -> String {
                     crate::workflow::describe_pause(reason)
                 );
             }
+            Event::PlanProposed {
+                attempt, problems, ..
+            } => {
+                if problems.is_empty() {
+                    let _ = writeln!(plan_text, "- attempt {attempt}: a valid plan\n");
+                } else {
+                    let _ = writeln!(plan_text, "- attempt {attempt}: rejected");
+                    for p in problems {
+                        let _ = writeln!(plan_text, "  - {p}");
+                    }
+                    plan_text.push('\n');
+                }
+            }
+            Event::PlanAccepted { plan, edited, .. } => {
+                let edited = if *edited { " (edited by the user)" } else { "" };
+                let _ = writeln!(plan_text, "**accepted**{edited}:\n");
+                match crate::swarm::plan::parse(plan) {
+                    Ok(p) => plan_text.push_str(&crate::swarm::plan::markdown(&p)),
+                    Err(_) => {
+                        let _ = writeln!(plan_text, "{}", fenced(&plan.to_string()));
+                    }
+                }
+            }
             Event::RunFinished {
                 status,
                 outputs,
@@ -254,6 +278,9 @@ pub fn transcript(events: &[Recorded]) -> String {
     let mut out = head;
     if !prompts.is_empty() {
         let _ = write!(out, "\n## Questions\n\n{prompts}");
+    }
+    if !plan_text.is_empty() {
+        let _ = write!(out, "\n## Plan\n\n{plan_text}");
     }
     for key in order {
         let _ = write!(

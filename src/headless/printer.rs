@@ -221,24 +221,34 @@ impl Printer {
                 "! emergency stop: stopping every running step".to_string()
             }
             Event::PlanProposed {
-                attempt, problems, ..
+                attempt,
+                plan,
+                problems,
+                ..
             } => {
-                if problems.is_empty() {
-                    format!("plan #{attempt} from the orchestrator: valid")
-                } else {
-                    format!(
-                        "plan #{attempt} from the orchestrator rejected: {}",
-                        problems.join("; ")
-                    )
-                }
+                let verdict = match problems.as_slice() {
+                    [] => "valid".to_string(),
+                    [one] => format!("1 problem: {}", one_line(one, 160)),
+                    [first, ..] => format!(
+                        "{} problems, first: {}",
+                        problems.len(),
+                        one_line(first, 160)
+                    ),
+                };
+                format!(
+                    "plan proposed (attempt {attempt}): {}, {verdict}",
+                    task_count(plan)
+                )
             }
             Event::PlanAccepted { plan, edited, .. } => {
-                let n = plan
-                    .get("tasks")
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len);
-                let how = if *edited { " (edited by the user)" } else { "" };
-                format!("plan accepted{how}: {n} tasks")
+                let edited = if *edited { " (edited by the user)" } else { "" };
+                let summary = plan
+                    .get("summary")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| format!(": {}", one_line(s, 160)))
+                    .unwrap_or_default();
+                format!("plan accepted{edited}: {}{summary}", task_count(plan))
             }
             Event::TaskAssigned {
                 task,
@@ -289,6 +299,15 @@ impl Printer {
             .get(step)
             .map(|s| format!(" in {}", ms(at.saturating_sub(*s))))
             .unwrap_or_default()
+    }
+}
+
+/// `3 tasks`, from a plan as journaled (any JSON).
+fn task_count(plan: &Value) -> String {
+    match plan.get("tasks").and_then(Value::as_array).map(Vec::len) {
+        Some(1) => "1 task".to_string(),
+        Some(n) => format!("{n} tasks"),
+        None => "no task list".to_string(),
     }
 }
 
