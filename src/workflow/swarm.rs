@@ -76,7 +76,7 @@ pub fn swarm_workflow(
     if !modes.contains("orchestrator") {
         return Err("no `orchestrator` mode is defined (lev modes lists the modes)".into());
     }
-    let prompt = no_holes(&plan::planning_prompt(
+    let prompt = plan::escape_template(&plan::planning_prompt(
         &spec.objective,
         modes,
         spec.max_tasks as usize,
@@ -91,8 +91,8 @@ pub fn swarm_workflow(
     let name: String = spec.objective.chars().take(60).collect();
     let text = format!(
         "version: 1\nkind: workflow\nid: swarm\nname: {name}\ndescription: {desc}\n{limits}steps:\n  {PLAN_STEP}:\n    type: agent\n    mode: orchestrator\n    prompt: {prompt}\n",
-        name = json_str(&no_holes(&name)),
-        desc = json_str(&format!("lev workflow: {}", no_holes(&spec.objective))),
+        name = json_str(&plan::escape_template(&name)),
+        desc = json_str(&format!("lev workflow: {}", spec.objective)),
         prompt = json_str(&prompt),
     );
     spec::load::load_workflow_str(Path::new("lev-workflow.yaml"), &text, modes)
@@ -104,10 +104,6 @@ fn json_str(s: &str) -> String {
     Value::String(s.to_string()).to_string()
 }
 
-/// Text that must not open a template hole (objectives, problem lists).
-fn no_holes(s: &str) -> String {
-    s.replace("${{", "$ {{")
-}
 
 /// Plans, reviews and executes the swarm; returns how it ended.
 pub async fn execute(ctx: Arc<RunCtx>, wf: Arc<Workflow>, spec: SwarmSpec) -> GraphEnd {
@@ -253,7 +249,7 @@ async fn ask_orchestrator(
     let mut step = plan_step.clone();
     step.id = key.to_string();
     if let (Some(note), StepKind::Agent { prompt, .. }) = (note, &mut step.kind) {
-        let raw = format!("{}\n\n{}", prompt.raw(), no_holes(note));
+        let raw = format!("{}\n\n{}", prompt.raw(), plan::escape_template(note));
         *prompt = Template::parse(&raw).unwrap_or_else(|_| Template::literal(&raw));
     }
     let eval = eval_context(ctx, BTreeMap::new());
