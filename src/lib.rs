@@ -12,6 +12,7 @@ pub mod memory;
 pub mod paths;
 pub mod protocol;
 pub mod spec;
+pub mod swarm;
 pub mod tools;
 pub mod tui;
 pub mod workflow;
