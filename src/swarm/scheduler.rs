@@ -11,12 +11,13 @@
 //!
 //! Choices, each deliberate:
 //! - **Placement** ([`Scheduler::enqueue`]): breaker class first (closed,
-//!   then half-open with its probe running, then open, earliest-recovering
-//!   first), then least load (queued + running), then mode affinity, then
-//!   the lowest id. Load ranks before affinity: an idle slot never waits
-//!   while a task queues behind a busy same-mode slot (that would make
-//!   stealing, and its noise in the timeline, the normal path); affinity
-//!   decides between equally loaded slots, which is where it is free.
+//!   then half-open with its probe running, then open), then least load
+//!   (queued + running), then, between open slots, the earliest end of the
+//!   cooldown, then mode affinity, then the lowest id. Load ranks before
+//!   affinity: an idle slot never waits while a task queues behind a busy
+//!   same-mode slot (that would make stealing, and its noise in the
+//!   timeline, the normal path); affinity decides between equally loaded
+//!   slots, which is where it is free.
 //! - **Affinity**: a slot has affinity with the mode it runs or ran last
 //!   and with the modes of the tasks in its queue. The last mode, not every
 //!   mode ever run, because what it buys is a warm pane (same system
@@ -77,7 +78,9 @@ pub struct Assignment {
 pub enum BreakerState {
     Closed,
     /// No work is given to the slot before `until`.
-    Open { until: Millis },
+    Open {
+        until: Millis,
+    },
     /// The cooldown is over: the next task is (or is running as) a probe.
     HalfOpen,
 }
@@ -144,8 +147,12 @@ struct Task {
 /// The stored breaker; [`BreakerState`] is what it reads as at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Health {
-    Closed { failures: u32 },
-    Open { until: Millis },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Millis,
+    },
     /// Half-open with its probe running.
     Probing,
 }
@@ -206,14 +213,21 @@ impl Slot {
         Some(task)
     }
 
-    /// Placement rank by breaker: closed, half-open, then open slots with
-    /// the earliest recovery first. Needs no clock: an open slot past its
-    /// cooldown has the earliest `until` of all open slots anyway.
-    fn class(&self) -> (u8, u64) {
+    /// Placement rank by breaker: closed, half-open, then open.
+    fn class(&self) -> u8 {
         match self.health {
-            Health::Closed { .. } => (0, 0),
-            Health::Probing => (1, 0),
-            Health::Open { until } => (2, until.0),
+            Health::Closed { .. } => 0,
+            Health::Probing => 1,
+            Health::Open { .. } => 2,
+        }
+    }
+
+    /// Among open slots of equal load, the one that recovers first. Needs
+    /// no clock: an open slot past its cooldown has the earliest `until`.
+    fn recovers_at(&self) -> u64 {
+        match self.health {
+            Health::Open { until } => until.0,
+            _ => 0,
         }
     }
 
@@ -391,7 +405,12 @@ impl Scheduler {
     }
 
     /// On resume: a task the journal says is running on `slot`.
-    pub fn adopt_running(&mut self, task: &str, mode: &str, slot: SlotId) -> Result<(), SchedError> {
+    pub fn adopt_running(
+        &mut self,
+        task: &str,
+        mode: &str,
+        slot: SlotId,
+    ) -> Result<(), SchedError> {
         let mode = self.intern(mode);
         let slots = self.slots.len();
         let s = self
@@ -505,7 +524,10 @@ impl Scheduler {
             .iter()
             .enumerate()
             .filter(|(i, _)| Some(SlotId(*i)) != skip)
-            .min_by_key(|(i, s)| (s.class(), s.load(), !s.has_affinity(mode), *i))
+            .min_by_key(|(i, s)| {
+                let affinity = s.has_affinity(mode);
+                (s.class(), s.load(), s.recovers_at(), !affinity, *i)
+            })
             .map_or(skip.unwrap_or(SlotId(0)), |(i, _)| SlotId(i))
     }
 
@@ -527,7 +549,13 @@ impl Scheduler {
 
     /// Opens `slot`'s breaker at `now` and moves its queued tasks to slots
     /// that are not open, each by the placement order.
-    fn open(&mut self, slot: SlotId, from: BreakerState, now: Millis, reason: String) -> BreakerChange {
+    fn open(
+        &mut self,
+        slot: SlotId,
+        from: BreakerState,
+        now: Millis,
+        reason: String,
+    ) -> BreakerChange {
         let until = Millis(now.0.saturating_add(self.cooldown_ms));
         self.slots[slot.0].health = Health::Open { until };
         let mut moved = Vec::new();

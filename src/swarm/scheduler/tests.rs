@@ -14,7 +14,9 @@ fn run(s: &mut Scheduler, slot: usize, ok: bool, now: u64) -> (Assignment, Optio
 #[test]
 fn enqueue_balances_load_with_ties_to_the_lowest_id() {
     let mut s = Scheduler::new(3, 3, 1000);
-    let placed: Vec<usize> = (0..7).map(|i| s.enqueue(&format!("t{i}"), "code").0).collect();
+    let placed: Vec<usize> = (0..7)
+        .map(|i| s.enqueue(&format!("t{i}"), "code").0)
+        .collect();
     // Equal load: the slot that already holds code tasks wins the tie,
     // but never by more than the load difference allows.
     assert_eq!(placed, vec![0, 1, 2, 0, 1, 2, 0]);
@@ -25,7 +27,9 @@ fn enqueue_balances_load_with_ties_to_the_lowest_id() {
 #[test]
 fn affinity_keeps_same_mode_tasks_together_when_load_is_equal() {
     let mut s = Scheduler::new(4, 3, 1000);
-    let modes = ["code", "review", "code", "review", "code", "review", "code", "review"];
+    let modes = [
+        "code", "review", "code", "review", "code", "review", "code", "review",
+    ];
     for (i, mode) in modes.iter().enumerate() {
         s.enqueue(&format!("t{i}"), mode);
     }
@@ -128,29 +132,18 @@ fn stealing_takes_from_the_back_of_the_longest_queue() {
 #[test]
 fn equal_queues_prefer_a_victim_task_of_the_thiefs_mode() {
     let mut s = Scheduler::new(3, 3, 1000);
-    // Slot 2 will be the thief, with affinity for review.
-    s.enqueue("x", "code");
-    s.enqueue("y", "code");
-    s.enqueue("r", "review");
-    run(&mut s, 2, true, 0);
-    s.next(SlotId(0), at(0)).unwrap();
-    s.next(SlotId(1), at(0)).unwrap();
-    // Queue a code task on 0 and a review task on 1 (both busy, load 1).
-    assert_eq!(s.enqueue("c2", "code"), SlotId(2));
-    s.next(SlotId(2), at(1)).unwrap();
+    s.adopt_running("x", "code", SlotId(0)).unwrap();
+    s.adopt_running("y", "review", SlotId(1)).unwrap();
+    s.adopt_running("r", "review", SlotId(2)).unwrap();
     assert_eq!(s.enqueue("c1", "code"), SlotId(0));
-    assert_eq!(s.enqueue("r1", "review"), SlotId(2));
-    // Move r1 to slot 1: slot 2 runs it and we requeue avoiding 2 and 0.
-    s.finished(SlotId(2), "c2", true, at(2)).unwrap();
-    let a = s.next(SlotId(2), at(2)).unwrap();
-    assert_eq!(a.task, "r1");
-    s.finished(SlotId(2), "r1", false, at(2)).unwrap();
-    assert_eq!(s.enqueue_avoiding("r1", "review", SlotId(2)), SlotId(1));
-    assert_eq!(s.queue(SlotId(0)), vec!["c1"]);
-    assert_eq!(s.queue(SlotId(1)), vec!["r1"]);
-    // Tie at one each; slot 2 last ran review: it steals r1, not c1.
-    let a = s.next(SlotId(2), at(3)).unwrap();
+    // Slots 1 and 2 tie on load and affinity: the lowest id.
+    assert_eq!(s.enqueue("r1", "review"), SlotId(1));
+    s.finished(SlotId(2), "r", true, at(1)).unwrap();
+    // Queues tie at one each; slot 2 last ran review: it steals r1, not
+    // the lower id's c1.
+    let a = s.next(SlotId(2), at(1)).unwrap();
     assert_eq!((a.task.as_str(), a.stolen_from), ("r1", Some(SlotId(1))));
+    assert_eq!(s.queue(SlotId(0)), vec!["c1"]);
 }
 
 #[test]
@@ -181,38 +174,42 @@ fn failures_in_a_row_open_the_breaker_and_move_the_queue() {
     }
     s.next(SlotId(1), at(0)).unwrap();
     s.next(SlotId(2), at(0)).unwrap();
-    // A success between failures resets the count.
     assert_eq!(run(&mut s, 0, false, 10).1, None);
     s.enqueue("u0", "code");
     s.enqueue("u1", "code");
-    assert_eq!(s.queue(SlotId(0)), vec!["t3", "u0"]);
+    assert_eq!(s.queue(SlotId(0)), vec!["t3", "u0", "u1"]);
+    // A success between failures resets the count.
     assert_eq!(run(&mut s, 0, true, 20).1, None);
     assert_eq!(run(&mut s, 0, false, 30).1, None);
     assert_eq!(s.breaker(SlotId(0), at(30)), BreakerState::Closed);
     s.enqueue("u2", "code");
     s.enqueue("u3", "code");
-    assert_eq!(s.queue(SlotId(0)), vec!["u2", "u3"]);
+    assert_eq!(s.queue(SlotId(0)), vec!["u1", "u2", "u3"]);
     let (a, change) = run(&mut s, 0, false, 40);
-    assert_eq!(a.task, "u2");
+    assert_eq!(a.task, "u1");
     let change = change.unwrap();
     assert_eq!(change.slot, SlotId(0));
     assert_eq!(change.from, BreakerState::Closed);
     assert_eq!(change.to, BreakerState::Open { until: at(540) });
-    assert_eq!(change.reason, "2 failure(s) in a row, the last `u2`");
-    assert_eq!(
-        change.moved,
-        vec![Move {
-            task: "u3".into(),
-            from: SlotId(0),
-            to: SlotId(1),
-        }]
-    );
+    assert_eq!(change.reason, "2 failure(s) in a row, the last `u1`");
+    // Each moved task goes where placement would put it (by load).
+    let moved = |task: &str, to: usize| Move {
+        task: task.into(),
+        from: SlotId(0),
+        to: SlotId(to),
+    };
+    assert_eq!(change.moved, vec![moved("u2", 1), moved("u3", 2)]);
     assert_eq!(s.queue(SlotId(0)), Vec::<&str>::new());
+    assert_eq!(s.queue(SlotId(1)), vec!["t4", "u2"]);
     // Open: no work, not even stolen, and new work goes elsewhere.
-    assert_eq!(s.breaker(SlotId(0), at(539)), BreakerState::Open { until: at(540) });
+    assert_eq!(
+        s.breaker(SlotId(0), at(539)),
+        BreakerState::Open { until: at(540) }
+    );
     assert_eq!(s.next(SlotId(0), at(539)), None);
     assert_ne!(s.enqueue("late", "code"), SlotId(0));
     assert_eq!(s.next_wake(at(100)), Some(at(540)));
+    assert_eq!(s.next_wake(at(540)), None);
 }
 
 #[test]
@@ -229,7 +226,10 @@ fn a_half_open_probe_closes_the_breaker_on_success() {
     assert_eq!(s.queue(SlotId(1)), vec!["p", "q"]);
     s.next(SlotId(1), at(100)).unwrap();
     let a = s.next(SlotId(0), at(100)).unwrap();
-    assert_eq!((a.task.as_str(), a.stolen_from, a.probe), ("q", Some(SlotId(1)), true));
+    assert_eq!(
+        (a.task.as_str(), a.stolen_from, a.probe),
+        ("q", Some(SlotId(1)), true)
+    );
     assert_eq!(s.breaker(SlotId(0), at(100)), BreakerState::HalfOpen);
     let change = s.finished(SlotId(0), "q", true, at(150)).unwrap().unwrap();
     assert_eq!(change.from, BreakerState::HalfOpen);
@@ -296,7 +296,10 @@ fn opening_moves_nothing_when_every_other_slot_is_open() {
     // Slot 0 recovers first and probes with a task stolen from the queue
     // stranded on the open slot 1.
     let a = s.next(SlotId(0), at(100)).unwrap();
-    assert_eq!((a.task.as_str(), a.stolen_from, a.probe), ("d", Some(SlotId(1)), true));
+    assert_eq!(
+        (a.task.as_str(), a.stolen_from, a.probe),
+        ("d", Some(SlotId(1)), true)
+    );
 }
 
 #[test]
@@ -342,9 +345,15 @@ fn wrong_calls_are_errors_not_panics() {
     );
     s.adopt_running("a", "code", SlotId(1)).unwrap();
     let err = s.adopt_running("b", "code", SlotId(1)).unwrap_err();
-    assert_eq!(err.to_string(), "slot 1 already runs `a`, so it cannot adopt `b`");
+    assert_eq!(
+        err.to_string(),
+        "slot 1 already runs `a`, so it cannot adopt `b`"
+    );
     let err = s.finished(SlotId(1), "b", true, at(0)).unwrap_err();
-    assert_eq!(err.to_string(), "slot 1 is not running task `b` (it runs a)");
+    assert_eq!(
+        err.to_string(),
+        "slot 1 is not running task `b` (it runs a)"
+    );
     assert_eq!(s.next(SlotId(9), at(0)), None);
     assert_eq!(s.queue(SlotId(9)), Vec::<&str>::new());
     assert_eq!(s.running(SlotId(9)), None);
@@ -364,7 +373,10 @@ fn resume_adopts_running_tasks_and_breakers() {
     assert_eq!(s.enqueue("b", "code"), SlotId(0));
     assert_eq!(s.next(SlotId(1), at(10)), None);
     let change = s.finished(SlotId(0), "a", true, at(20)).unwrap().unwrap();
-    assert_eq!((change.from, change.to), (BreakerState::HalfOpen, BreakerState::Closed));
+    assert_eq!(
+        (change.from, change.to),
+        (BreakerState::HalfOpen, BreakerState::Closed)
+    );
     // Half-open and idle: the next task probes.
     s.adopt_breaker(SlotId(0), BreakerState::HalfOpen).unwrap();
     assert!(s.next(SlotId(0), at(20)).unwrap().probe);
@@ -379,9 +391,15 @@ fn decisions_serialize_for_the_journal() {
         probe: false,
     };
     let json = serde_json::to_string(&a).unwrap();
-    assert_eq!(json, r#"{"task":"t","slot":3,"stolen_from":1,"probe":false}"#);
+    assert_eq!(
+        json,
+        r#"{"task":"t","slot":3,"stolen_from":1,"probe":false}"#
+    );
     let state = BreakerState::Open { until: at(7) };
-    assert_eq!(serde_json::to_string(&state).unwrap(), r#"{"state":"open","until":7}"#);
+    assert_eq!(
+        serde_json::to_string(&state).unwrap(),
+        r#"{"state":"open","until":7}"#
+    );
     let back: BreakerState = serde_json::from_str(r#"{"state":"half_open"}"#).unwrap();
     assert_eq!(back, BreakerState::HalfOpen);
 }
