@@ -472,6 +472,9 @@ pub enum Event {
     SlotBreaker {
         slot: u32,
         state: String,
+        /// While open: no work goes to the slot before this.
+        #[serde(default)]
+        until: Option<Millis>,
         reason: String,
         at: Millis,
     },

@@ -69,6 +69,8 @@ pub struct History {
     pub task_slots: BTreeMap<StepKey, u32>,
     /// Swarm plans proposed and accepted.
     pub swarm: SwarmHistory,
+    /// Swarm slots: the breaker state last recorded (`open` with its end).
+    pub slot_breakers: BTreeMap<u32, (String, Option<crate::protocol::Millis>)>,
     pub replies: BTreeMap<(StepKey, Attempt, u32), RecordedReply>,
     pub tools: BTreeMap<(StepKey, Attempt, String), RecordedTool>,
     /// Messages delivered to agents, in delivery order, by the turn whose
@@ -254,8 +256,12 @@ impl History {
             // Live pauses and stops are not restored: a resumed run runs.
             | Event::PauseRequested { .. }
             | Event::PauseLifted { .. }
-            | Event::EmergencyStopped { .. }
-            | Event::SlotBreaker { .. } => {}
+            | Event::EmergencyStopped { .. } => {}
+            Event::SlotBreaker {
+                slot, state, until, ..
+            } => {
+                self.slot_breakers.insert(*slot, (state.clone(), *until));
+            }
             Event::PlanProposed {
                 attempt,
                 plan,

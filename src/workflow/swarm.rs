@@ -414,8 +414,16 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
     let mut views: BTreeMap<String, StepView> = BTreeMap::new();
     let mut tasks: JoinSet<(SlotId, String, StepEnd)> = JoinSet::new();
 
-    // Finished in an earlier process: adopted. Started but not finished:
-    // back on the slot that ran it, first.
+    // Breakers as last recorded; tasks finished in an earlier process are
+    // adopted, and one started but not finished goes back on its slot first.
+    for (slot, (state, until)) in &ctx.history.slot_breakers {
+        let state = match (state.as_str(), until) {
+            ("open", Some(until)) => BreakerState::Open { until: *until },
+            ("half_open", _) => BreakerState::HalfOpen,
+            _ => BreakerState::Closed,
+        };
+        let _ = sched.adopt_breaker(SlotId(*slot as usize), state);
+    }
     for s in &steps {
         let key = StepKey::new(s.id.clone());
         if let Some(settled) = ctx.history.final_outcome(&key) {
@@ -426,9 +434,10 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
             && (*slot as usize) < spec.agents.max(1) as usize
         {
             let slot = SlotId(*slot as usize);
-            sched.adopt_running(&s.id, mode_of(s), slot);
-            states.insert(s.id.clone(), TaskState::Running);
-            spawn_task(&ctx, &mut tasks, slot, s.clone(), &views);
+            if sched.adopt_running(&s.id, mode_of(s), slot).is_ok() {
+                states.insert(s.id.clone(), TaskState::Running);
+                spawn_task(&ctx, &mut tasks, slot, s.clone(), &views);
+            }
         }
     }
 
@@ -483,11 +492,19 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
         match end {
             StepEnd::Settled(settled) => {
                 let ok = matches!(settled, Settled::Succeeded { .. });
-                if let Some(change) = sched.finished(slot, &id, ok, ctx.now()) {
+                if let Ok(Some(change)) = sched.finished(slot, &id, ok, ctx.now()) {
+                    let moved = match change.moved.len() {
+                        0 => String::new(),
+                        n => format!("; {n} queued task(s) moved to other slots"),
+                    };
                     let event = Event::SlotBreaker {
                         slot: change.slot.0 as u32,
                         state: breaker_name(&change.to).into(),
-                        reason: change.reason,
+                        until: match change.to {
+                            BreakerState::Open { until } => Some(until),
+                            _ => None,
+                        },
+                        reason: format!("{}{moved}", change.reason),
                         at: ctx.now(),
                     };
                     let _ = ctx.rec.record(event).await;
