@@ -61,8 +61,7 @@ pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 
         return exit::USAGE;
     }
     headless_note(drive);
-    let run = match workflow::start_swarm(&deps.journal, &wf, &spec, Some(&deps.workspace)).await
-    {
+    let run = match workflow::start_swarm(&deps.journal, &wf, &spec, Some(&deps.workspace)).await {
         Ok(r) => r,
         Err(e) => {
             error(&e.to_string());

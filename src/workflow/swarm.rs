@@ -104,7 +104,6 @@ fn json_str(s: &str) -> String {
     Value::String(s.to_string()).to_string()
 }
 
-
 /// Plans, reviews and executes the swarm; returns how it ended.
 pub async fn execute(ctx: Arc<RunCtx>, wf: Arc<Workflow>, spec: SwarmSpec) -> GraphEnd {
     let Some(plan_step) = wf.step(PLAN_STEP).cloned() else {
@@ -264,17 +263,17 @@ async fn ask_orchestrator(
                 Ok(p) => plan::check(&p, &ctx.deps.modes, spec.max_tasks as usize),
                 Err(problems) => problems,
             };
-            let problems = problems
-                .into_iter()
-                .chain(reserved_ids(&value))
-                .collect();
+            let problems = problems.into_iter().chain(reserved_ids(&value)).collect();
             Ok((value, problems))
         }
         StepEnd::Settled(Settled::Failed { error }) => {
             if let Some(end) = stopped(ctx) {
                 return Err(end);
             }
-            Ok((Value::Null, vec![format!("the orchestrator failed: {error}")]))
+            Ok((
+                Value::Null,
+                vec![format!("the orchestrator failed: {error}")],
+            ))
         }
         StepEnd::Settled(_) => Err(stopped(ctx).unwrap_or_else(|| failed("cancelled".into()))),
     }
@@ -308,7 +307,11 @@ enum Reviewed {
 
 /// Shows the plan to the user: accept, regenerate, or an edited plan as
 /// free text (re-asked while the edit has problems).
-async fn review_plan(ctx: &Arc<RunCtx>, proposed: &Plan, review: u32) -> Result<Reviewed, GraphEnd> {
+async fn review_plan(
+    ctx: &Arc<RunCtx>,
+    proposed: &Plan,
+    review: u32,
+) -> Result<Reviewed, GraphEnd> {
     let mut problems: Vec<String> = Vec::new();
     for edit in 1u32.. {
         let id = if review == 1 && edit == 1 {
@@ -474,7 +477,9 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
                 break;
             }
             // Every slot's breaker is open: wait for the first probe.
-            let wake = sched.next_wake(ctx.now()).unwrap_or(Millis(ctx.now().0 + 1000));
+            let wake = sched
+                .next_wake(ctx.now())
+                .unwrap_or(Millis(ctx.now().0 + 1000));
             let delay = Duration::from_millis(wake.0.saturating_sub(ctx.now().0).max(10));
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}

@@ -556,10 +556,8 @@ impl RunView {
                 attempt, problems, ..
             } => {
                 if !problems.is_empty() {
-                    self.notes.push(format!(
-                        "plan #{attempt} rejected: {}",
-                        problems.join("; ")
-                    ));
+                    self.notes
+                        .push(format!("plan #{attempt} rejected: {}", problems.join("; ")));
                 }
             }
             Event::PlanAccepted { plan, .. } => {
