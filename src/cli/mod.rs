@@ -9,6 +9,7 @@ mod memory;
 mod modes;
 mod setup;
 mod steer;
+mod template;
 
 use std::process::ExitCode;
 

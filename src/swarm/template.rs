@@ -6,9 +6,10 @@
 //! one), so the same task graph can be run for a similar objective; each
 //! task is an agent step whose prompt is the brief the swarm gave it.
 
+use std::collections::HashSet;
 use std::fmt::Write;
 
-use super::plan::{Plan, brief, distinct_needs, graph_order};
+use super::plan::{Plan, brief, distinct_needs, first_index, graph_order};
 use super::yaml_out::{inline, quoted, value};
 
 /// Longest file name / workflow id made from a template name.
@@ -38,6 +39,7 @@ pub fn workflow_yaml(name: &str, objective: &str, plan: &Plan) -> String {
     out.push_str("steps:\n");
     // A plan that does not order (never accepted as such) still gets every
     // task written, in plan order, so `lev validate` can say what is wrong.
+    let index = first_index(plan);
     let order = graph_order(plan).unwrap_or_else(|_| (0..plan.tasks.len()).collect());
     for task in order.iter().filter_map(|&i| plan.tasks.get(i)) {
         let _ = writeln!(out, "  {}:", inline(&task.id));
@@ -50,14 +52,19 @@ pub fn workflow_yaml(name: &str, objective: &str, plan: &Plan) -> String {
         if let Some(m) = &task.model {
             let _ = writeln!(out, "    model: {}", inline(m));
         }
-        let prompt = brief("${{ inputs.objective }}", plan, task);
+        let prompt = brief("${{ inputs.objective }}", plan, &index, task);
         let _ = writeln!(out, "    prompt:{}", value(&prompt, 4));
     }
+    let needed: HashSet<&str> = plan
+        .tasks
+        .iter()
+        .flat_map(|t| t.needs.iter().map(String::as_str))
+        .collect();
     let sinks: Vec<&str> = plan
         .tasks
         .iter()
-        .filter(|t| !plan.tasks.iter().any(|o| o.needs.contains(&t.id)))
         .map(|t| t.id.as_str())
+        .filter(|id| !needed.contains(id))
         .collect();
     if !sinks.is_empty() {
         out.push_str("outputs:\n");
