@@ -109,3 +109,95 @@ pub fn safe_name(name: &str) -> Option<String> {
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::spec::expr::{EvalContext, StepView};
+    use crate::spec::{ModeRegistry, StepKind, load_workflow_str};
+    use crate::swarm::plan::parse;
+
+    fn sample() -> Plan {
+        parse(&json!({"summary": "Login: design, build, \"review\"", "tasks": [
+            {"id": "review", "title": "Review the change", "mode": "reviewer",
+             "needs": ["build", "tests"], "acceptance": ["no must-fix finding is open"]},
+            {"id": "design", "title": "Design the API ${{ not.a.hole }}", "mode": "architect",
+             "acceptance": ["docs/login.md exists"], "files": ["docs/login.md"]},
+            {"id": "build", "title": "Implement it:\n- handler\n- tests", "mode": "coder",
+             "needs": ["design"], "acceptance": ["cargo test passes"], "files": ["src/login.rs"],
+             "model": "small"},
+            {"id": "tests", "title": "Write the tests", "mode": "tdd", "needs": ["design"],
+             "acceptance": ["tests fail before the fix"]}
+        ]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_saved_plan_is_a_valid_workflow_with_the_same_graph() {
+        let objective = "Implement auth: \"email\" + password\n${{ inputs.x }} stays text";
+        let yaml = workflow_yaml("Auth flow", objective, &sample());
+        let modes = ModeRegistry::builtin().unwrap();
+        let wf = load_workflow_str(Path::new("workflows/auth-flow.yaml"), &yaml, &modes)
+            .unwrap_or_else(|d| panic!("{d}\n{yaml}"));
+        assert_eq!(wf.id, "auth-flow");
+        assert_eq!(wf.name, "Auth flow");
+        assert_eq!(
+            wf.description.as_deref(),
+            Some("Login: design, build, \"review\"")
+        );
+        assert_eq!(wf.inputs["objective"].default, Some(json!(objective)));
+        let ids: Vec<&str> = wf.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, vec!["design", "build", "tests", "review"]);
+        assert_eq!(wf.step("review").unwrap().needs, vec!["build", "tests"]);
+        assert_eq!(wf.outputs.keys().collect::<Vec<_>>(), vec!["review"]);
+        let StepKind::Agent {
+            mode,
+            model,
+            prompt,
+            ..
+        } = &wf.step("build").unwrap().kind
+        else {
+            panic!("build is not an agent step");
+        };
+        assert_eq!((mode.as_str(), model.as_deref()), ("coder", Some("small")));
+
+        // The prompt is the swarm's brief, with the objective as an input.
+        let mut ctx = EvalContext::default();
+        ctx.inputs.insert("objective".into(), json!("OBJ"));
+        ctx.steps.insert(
+            "design".into(),
+            StepView {
+                succeeded: true,
+                outputs: [("text".to_string(), json!("the design"))].into(),
+            },
+        );
+        let text = prompt.render(&ctx).unwrap();
+        assert!(text.contains("working on this objective:\nOBJ\n"), "{text}");
+        assert!(text.contains("Implement it:\n- handler\n- tests"), "{text}");
+        assert!(
+            text.contains("## design (Design the API ${{ not.a.hole }})\nthe design"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn names_become_safe_ids() {
+        assert_eq!(safe_name("Auth flow").as_deref(), Some("auth-flow"));
+        assert_eq!(
+            safe_name("  ../../etc/passwd ").as_deref(),
+            Some("etc-passwd")
+        );
+        assert_eq!(
+            safe_name("2024 Q1 — auth!").as_deref(),
+            Some("plan-2024-q1-auth")
+        );
+        assert_eq!(safe_name("Ünïcode").as_deref(), Some("n-code"));
+        assert_eq!(safe_name("!!!"), None);
+        assert_eq!(safe_name(&"a".repeat(10_000)).map(|s| s.len()), Some(64));
+    }
+}
