@@ -54,9 +54,9 @@ pub async fn save(paths: &Paths, run: &str, name: &str, dir: Option<&Path>, forc
             return exit::FAILED;
         }
     };
-    if let Err(e) = write(&file, &yaml, force) {
+    if let Err((code, e)) = write(&file, &yaml, force) {
         error(&e);
-        return if force { exit::FAILED } else { exit::USAGE };
+        return code;
     }
     println!(
         "saved {} ({steps} steps); run it with `lev run {}`",
@@ -109,11 +109,13 @@ async fn accepted_plan(paths: &Paths, run: &str) -> Result<(String, plan::Plan),
 }
 
 /// Writes the file; without `force` an existing file is never replaced,
-/// even one created since the first check.
-fn write(file: &Path, text: &str, force: bool) -> Result<(), String> {
+/// even one created since the first check (that is a usage error, exit 2;
+/// other failures exit 1).
+fn write(file: &Path, text: &str, force: bool) -> Result<(), (u8, String)> {
+    let failed = |m: String| (exit::FAILED, m);
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
@@ -123,13 +125,16 @@ fn write(file: &Path, text: &str, force: bool) -> Result<(), String> {
         options.create_new(true);
     }
     let mut f = options.open(file).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => format!(
-            "{} already exists; pass --force to overwrite it, or choose another name",
-            file.display()
+        std::io::ErrorKind::AlreadyExists => (
+            exit::USAGE,
+            format!(
+                "{} already exists; pass --force to overwrite it, or choose another name",
+                file.display()
+            ),
         ),
-        _ => format!("cannot write {}: {e}", file.display()),
+        _ => failed(format!("cannot write {}: {e}", file.display())),
     })?;
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", file.display()))
+        .map_err(|e| failed(format!("cannot write {}: {e}", file.display())))
 }
