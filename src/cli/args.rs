@@ -148,6 +148,28 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ModesAction>,
     },
+    /// Workflow templates made from runs.
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Write a swarm run's accepted plan as a workflow file that
+    /// `lev validate` accepts and `lev run` runs.
+    Save {
+        run: String,
+        /// Template name; it also makes the file name and the workflow id.
+        name: String,
+        /// Folder to write to (default: workflows/ under the current directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ mod modes;
 mod setup;
 mod steer;
 mod swarm;
+mod template;
 
 use std::process::ExitCode;
 

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::args::{Cli, Command, DriveArgs, InFlightArg, ModesAction};
+use super::args::{Cli, Command, DriveArgs, InFlightArg, ModesAction, TemplateCommand};
 use super::exit;
-use super::{demo, inspect, memory, modes, steer, swarm};
+use super::{demo, inspect, memory, modes, steer, swarm, template};
 use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::headless::{self, HeadlessOptions};
 use crate::host::{self, ActiveRuns};
@@ -99,6 +99,15 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Message { run, step, text } => steer::message(&paths, &run, &step, text).await,
         Command::Stop { run } => steer::stop(&paths, &run).await,
         Command::Memory { command } => memory::run(&paths, command).await,
+        Command::Template {
+            command:
+                TemplateCommand::Save {
+                    run,
+                    name,
+                    dir,
+                    force,
+                },
+        } => template::save(&paths, &run, &name, dir.as_deref(), force).await,
     }
 }
 

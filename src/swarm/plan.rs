@@ -21,6 +21,7 @@ mod shape;
 mod tests;
 
 pub use check::check;
+pub(crate) use check::first_index;
 pub use edit::{from_edit_text, to_edit_text};
 pub(crate) use prompt::{brief, distinct_needs, graph_order};
 pub use prompt::{

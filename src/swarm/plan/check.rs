@@ -111,7 +111,7 @@ pub fn check(plan: &Plan, modes: &ModeRegistry, max_tasks: usize) -> Vec<String>
         for cycle in cycles {
             p.add(|| {
                 format!(
-                    "needs form a cycle: {} (each task needs the next)",
+                    "needs form a cycle (each task needs the next): {}",
                     name_cycle(plan, &cycle)
                 )
             });
@@ -161,7 +161,7 @@ fn list(p: &mut Problems, path: &str, items: &[String], max_items: usize, max_ch
 }
 
 /// Each id's first task.
-pub(super) fn first_index(plan: &Plan) -> HashMap<&str, usize> {
+pub(crate) fn first_index(plan: &Plan) -> HashMap<&str, usize> {
     let mut index = HashMap::with_capacity(plan.tasks.len());
     for (i, t) in plan.tasks.iter().enumerate() {
         index.entry(t.id.as_str()).or_insert(i);
@@ -180,15 +180,19 @@ pub(super) fn order(plan: &Plan) -> Result<Vec<usize>, Vec<Vec<usize>>> {
     let mut needs: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, t) in plan.tasks.iter().enumerate() {
-        for need in &t.needs {
-            if let Some(&j) = index.get(need.as_str())
-                && j != i
-                && !needs[i].contains(&j)
-            {
-                needs[i].push(j);
-                dependents[j].push(i);
-            }
+        let mut mine: Vec<usize> = t
+            .needs
+            .iter()
+            .filter_map(|need| index.get(need.as_str()).copied())
+            .filter(|&j| j != i)
+            .collect();
+        // Sorting, not `contains`, so a task listing 100k needs stays cheap.
+        mine.sort_unstable();
+        mine.dedup();
+        for &j in &mine {
+            dependents[j].push(i);
         }
+        needs[i] = mine;
     }
     let mut waiting: Vec<usize> = needs.iter().map(Vec::len).collect();
     let mut ready: BinaryHeap<Reverse<usize>> =

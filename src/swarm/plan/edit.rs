@@ -67,5 +67,21 @@ pub fn from_edit_text(text: &str) -> Result<Plan, Vec<String>> {
             .unwrap_or_default();
         vec![format!("{}:{}: {}{hint}", d.line, d.col, d.message)]
     })?;
-    shape::read(&node)
+    shape::read(&node).map_err(by_position)
+}
+
+/// Problems in text order (a mapping's unknown keys are found before its
+/// values); the `... and N more` line, which has no position, stays last.
+fn by_position(mut problems: Vec<String>) -> Vec<String> {
+    let pos = |p: &String| -> (u32, u32) {
+        let mut parts = p.splitn(3, ':');
+        let line = parts.next().and_then(|l| l.parse().ok());
+        let col = parts.next().and_then(|c| c.parse().ok());
+        match (line, col) {
+            (Some(l), Some(c)) => (l, c),
+            _ => (u32::MAX, u32::MAX),
+        }
+    };
+    problems.sort_by_key(pos);
+    problems
 }

@@ -7,7 +7,7 @@
 //! objective or the plan is escaped, so text that happens to contain `${{`
 //! stays text.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 
 use crate::spec::expr::Template;
@@ -90,12 +90,23 @@ fn when_to_use(mode: &Mode) -> String {
 /// task (title, acceptance, files), and — as `${{ steps.<need>.outputs.text }}`
 /// template holes — what its upstream tasks reported.
 pub fn task_prompt(objective: &str, plan: &Plan, task: &Task) -> String {
-    brief(&escape_template(objective.trim()), plan, task)
+    brief(
+        &escape_template(objective.trim()),
+        plan,
+        &first_index(plan),
+        task,
+    )
 }
 
 /// The brief with `objective` inserted as it is (already a template: escaped
 /// text, or a hole such as `${{ inputs.objective }}`).
-pub(crate) fn brief(objective: &str, plan: &Plan, task: &Task) -> String {
+/// `index` is `first_index(plan)`, built once by callers that brief every task.
+pub(crate) fn brief(
+    objective: &str,
+    plan: &Plan,
+    index: &HashMap<&str, usize>,
+    task: &Task,
+) -> String {
     let esc = escape_template;
     let mut out = String::new();
     let _ = writeln!(
@@ -123,19 +134,18 @@ pub(crate) fn brief(objective: &str, plan: &Plan, task: &Task) -> String {
             let _ = writeln!(out, "- {}", esc(f.trim()));
         }
     }
-    let index = first_index(plan);
-    let mut seen = Vec::new();
-    for need in &task.needs {
+    let mut first = true;
+    for need in distinct_needs(task) {
         let Some(up) = index.get(need.as_str()).and_then(|&j| plan.tasks.get(j)) else {
             continue;
         };
-        if seen.contains(&need) || up.id == task.id {
+        if up.id == task.id {
             continue;
         }
-        if seen.is_empty() {
+        if first {
             out.push_str("\nWhat the tasks you build on reported:\n");
+            first = false;
         }
-        seen.push(need);
         let _ = writeln!(
             out,
             "\n## {} ({})\n${{{{ steps.{}.outputs.text }}}}",
@@ -162,12 +172,13 @@ pub fn to_steps(objective: &str, plan: &Plan) -> Result<Vec<Step>, String> {
 /// `to_steps` with the objective already a template (see `brief`).
 pub(crate) fn steps_with(objective: &str, plan: &Plan) -> Result<Vec<Step>, String> {
     let order = graph_order(plan)?;
+    let index = first_index(plan);
     let mut steps = Vec::with_capacity(order.len());
     for i in order {
         let Some(task) = plan.tasks.get(i) else {
             continue;
         };
-        let prompt = Template::parse(&brief(objective, plan, task)).map_err(|e| {
+        let prompt = Template::parse(&brief(objective, plan, &index, task)).map_err(|e| {
             format!(
                 "task `{}`: its prompt is not a valid template: {e}",
                 task.id
@@ -230,14 +241,14 @@ pub(crate) fn graph_order(plan: &Plan) -> Result<Vec<usize>, String> {
     })
 }
 
+/// The task's needs without repeats, in their first order.
 pub(crate) fn distinct_needs(task: &Task) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(task.needs.len());
-    for n in &task.needs {
-        if !out.contains(n) {
-            out.push(n.clone());
-        }
-    }
-    out
+    let mut seen = HashSet::with_capacity(task.needs.len());
+    task.needs
+        .iter()
+        .filter(|n| seen.insert(n.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// The plan as a Markdown task list (transcripts and exports).

@@ -8,6 +8,9 @@ use crate::spec::yaml::{Node, NodeValue};
 
 use super::{Plan, Problems, Task, shown};
 
+/// A position in the text: `(line, col)`, 1-based.
+type Pos = (u32, u32);
+
 /// What a node holds, borrowed from the tree.
 pub(super) enum Shape<'a, T: ?Sized> {
     Null,
@@ -16,7 +19,7 @@ pub(super) enum Shape<'a, T: ?Sized> {
     Str(&'a str),
     List(Vec<&'a T>),
     /// Keys in document order, each with its position when known.
-    Map(Vec<(&'a str, Option<(u32, u32)>, &'a T)>),
+    Map(Vec<(&'a str, Option<Pos>, &'a T)>),
 }
 
 /// A document tree a plan can be read from.
