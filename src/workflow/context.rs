@@ -9,10 +9,10 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::EngineDeps;
-use super::history::History;
+use super::history::{History, Settled};
 use super::recorder::Recorder;
 use super::steer::Steer;
-use crate::protocol::{Millis, PauseReason, StepKey, Usage};
+use crate::protocol::{Attempt, Millis, PauseReason, StepKey, Usage};
 use crate::spec::Limits;
 
 /// An answer handed to a waiting step (already journaled).
@@ -69,6 +69,37 @@ pub struct RunCtx {
     pub answer_timeout: std::time::Duration,
     /// Live pauses and agents' message queues.
     pub steer: Steer,
+    /// Live retries (`Op::RetryStep`) handed to the root graph.
+    pub retry: Retries,
+}
+
+/// Steps retried while this process drives the run, and the way the
+/// retries reach the root graph. The gate is closed by the root graph
+/// when it ends, under the same lock a retry is recorded with, so a retry
+/// is either picked up by the graph or refused, never lost in between.
+pub struct Retries {
+    /// Each retried step's next attempt; its recorded outcome no longer stands.
+    pub attempts: Mutex<BTreeMap<StepKey, Attempt>>,
+    pub gate: tokio::sync::Mutex<RetryGate>,
+    /// Taken by the root graph.
+    pub inbox: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Vec<StepKey>>>>,
+}
+
+/// Open while the root graph can still take a retry.
+pub struct RetryGate {
+    pub open: bool,
+    pub tx: tokio::sync::mpsc::UnboundedSender<Vec<StepKey>>,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Retries {
+            attempts: Mutex::new(BTreeMap::new()),
+            gate: tokio::sync::Mutex::new(RetryGate { open: true, tx }),
+            inbox: Mutex::new(Some(rx)),
+        }
+    }
 }
 
 impl RunCtx {
@@ -136,5 +167,23 @@ impl RunCtx {
 
     pub fn now(&self) -> Millis {
         Millis::now()
+    }
+
+    /// The attempt a step retried in this process runs next, if it was.
+    pub fn retried(&self, step: &StepKey) -> Option<Attempt> {
+        self.retry
+            .attempts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(step).copied())
+    }
+
+    /// The outcome recorded before this process that still stands: none
+    /// for a step retried since.
+    pub fn recorded_outcome(&self, step: &StepKey) -> Option<&Settled> {
+        if self.retried(step).is_some() {
+            return None;
+        }
+        self.history.final_outcome(step)
     }
 }

@@ -16,6 +16,7 @@ use super::context::{Answer, Decision, Halt, RunCtx, Waiters};
 use super::history::{History, Settled};
 use super::human;
 use super::recorder::{Recorder, read_run};
+use super::retry;
 use super::steer;
 use super::step::{self, StepEnd};
 use super::{EngineDeps, EngineError, NoticeSender, RunOutcome, pinning};
@@ -136,6 +137,7 @@ pub async fn drive(
             .unwrap_or_else(|| deps.workspace.clone()),
         answer_timeout: workflow.whisper.answer_timeout,
         steer: Default::default(),
+        retry: Default::default(),
         rec: rec.clone(),
         history,
         deps,
@@ -144,8 +146,9 @@ pub async fn drive(
         ctx.cancel.cancel();
     }
 
-    let dispatcher = tokio::spawn(dispatch_ops(ctx.clone(), ops));
-    let outcome = execute(ctx.clone(), Arc::new(workflow)).await;
+    let workflow = Arc::new(workflow);
+    let dispatcher = tokio::spawn(dispatch_ops(ctx.clone(), workflow.clone(), ops));
+    let outcome = execute(ctx.clone(), workflow).await;
     dispatcher.abort();
     let outcome = outcome?;
     let usage = ctx.usage_snapshot();
@@ -175,7 +178,11 @@ pub async fn drive(
 }
 
 /// Journals each answer, then hands it to the waiting step.
-async fn dispatch_ops(ctx: Arc<RunCtx>, mut ops: mpsc::UnboundedReceiver<Op>) {
+async fn dispatch_ops(
+    ctx: Arc<RunCtx>,
+    workflow: Arc<Workflow>,
+    mut ops: mpsc::UnboundedReceiver<Op>,
+) {
     while let Some(op) = ops.recv().await {
         match op {
             Op::Answer {
@@ -270,6 +277,7 @@ async fn dispatch_ops(ctx: Arc<RunCtx>, mut ops: mpsc::UnboundedReceiver<Op>) {
             | Op::Pause { .. }
             | Op::Unpause { .. }
             | Op::EmergencyStop { .. }) => steer::apply(&ctx, op).await,
+            Op::RetryStep { step, .. } => retry::retry_live(&ctx, &workflow, step).await,
             Op::Cancel { .. } => {
                 if !ctx.cancel.is_cancelled() {
                     let _ = ctx
@@ -352,6 +360,13 @@ pub fn run_graph(
             .collect();
         let mut views: BTreeMap<String, StepView> = BTreeMap::new();
         let mut tasks: JoinSet<(String, StepEnd)> = JoinSet::new();
+        // Live retries re-open steps of the root graph (a child step is
+        // reached through the root-level workflow step that holds it).
+        let mut inbox = if prefix.is_empty() {
+            ctx.retry.inbox.lock().ok().and_then(|mut i| i.take())
+        } else {
+            None
+        };
         loop {
             // A paused run starts nothing new (running steps go on).
             steer::graph_hold(&ctx).await;
@@ -375,7 +390,7 @@ pub fn run_graph(
                     }
                     continue;
                 }
-                if let Some(settled) = ctx.history.final_outcome(&key) {
+                if let Some(settled) = ctx.recorded_outcome(&key) {
                     // Finished in an earlier process: its recorded result stands.
                     views.insert(step.id.clone(), view_of(settled, step.continue_on_error));
                     states.insert(step.id.clone(), done(settled));
@@ -432,7 +447,33 @@ pub fn run_graph(
                     (id, end)
                 });
             }
-            let Some(joined) = tasks.join_next().await else {
+            let joined = match inbox.as_mut() {
+                None => tasks.join_next().await,
+                Some(rx) if tasks.is_empty() => {
+                    // Nothing runs: the graph ends unless a retry came in;
+                    // the gate closes under the lock a retry records under.
+                    let mut gate = ctx.retry.gate.lock().await;
+                    match rx.try_recv() {
+                        Ok(keys) => {
+                            drop(gate);
+                            reopen(&keys, &mut states, &mut views);
+                            continue;
+                        }
+                        Err(_) => {
+                            gate.open = false;
+                            None
+                        }
+                    }
+                }
+                Some(rx) => tokio::select! {
+                    joined = tasks.join_next() => joined,
+                    Some(keys) = rx.recv() => {
+                        reopen(&keys, &mut states, &mut views);
+                        continue;
+                    }
+                },
+            };
+            let Some(joined) = joined else {
                 break;
             };
             let Ok((id, end)) = joined else {
@@ -453,6 +494,23 @@ pub fn run_graph(
         }
         finish_graph(&ctx, &wf, inputs, views, &states, item).await
     })
+}
+
+/// Retried steps of the root graph become pending again: the graph runs
+/// them once their needs are done, instead of keeping their outcome.
+fn reopen(
+    keys: &[StepKey],
+    states: &mut BTreeMap<String, State>,
+    views: &mut BTreeMap<String, StepView>,
+) {
+    for key in keys {
+        if let Some(state) = states.get_mut(key.as_str())
+            && matches!(state, State::Done(_))
+        {
+            *state = State::Pending;
+            views.remove(key.as_str());
+        }
+    }
 }
 
 async fn finish_graph(
