@@ -103,3 +103,72 @@ pub async fn fork_run(
         },
     ))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Attempt, Usage};
+
+    fn recorded(events: Vec<Event>) -> Vec<Recorded> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| Recorded {
+                run: RunId("r".into()),
+                seq: Seq(i as u64 + 1),
+                event,
+            })
+            .collect()
+    }
+
+    fn started(step: &str) -> Event {
+        Event::StepStarted {
+            step: StepKey::new(step),
+            attempt: Attempt(1),
+            fingerprint: "f".into(),
+            kind: "shell".into(),
+            mode: None,
+            idempotent: false,
+            at: Millis(1),
+        }
+    }
+
+    fn ok(step: &str) -> Event {
+        Event::StepSucceeded {
+            step: StepKey::new(step),
+            attempt: Attempt(1),
+            outputs: Default::default(),
+            usage: Usage::default(),
+            at: Millis(2),
+        }
+    }
+
+    #[test]
+    fn the_prefix_keeps_settled_steps_and_drops_unsettled_ones_and_run_ends() {
+        let events = recorded(vec![
+            Event::RunStarted {
+                workflow_id: "w".into(),
+                name: "w".into(),
+                source: "w.yaml".into(),
+                definition_hash: "h".into(),
+                inputs: Default::default(),
+                seed: 1,
+                workspace: None,
+                at: Millis(0),
+            },
+            started("a"),
+            started("slow"),
+            ok("a"),
+            Event::RunCancelRequested { at: Millis(2) },
+            started("b"),
+            ok("slow"),
+            ok("b"),
+        ]);
+        // Cut before `b`: `slow` was still running there, so it runs again.
+        let keep = fork_prefix(&events, &StepKey::new("b")).unwrap();
+        assert_eq!(keep, [Seq(1), Seq(2), Seq(4)]);
+        let e = fork_prefix(&events, &StepKey::new("never")).unwrap_err();
+        assert!(e.contains("never started"), "{e}");
+    }
+}

@@ -283,3 +283,202 @@ pub fn retryable(events: &[Recorded], step: &StepKey) -> Result<(), String> {
         Some(why) => Err(why),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Attempt, Seq, Usage};
+    use std::path::Path;
+
+    const PARENT: &str = r#"
+version: 1
+kind: workflow
+id: parent
+name: Parent
+steps:
+  prep:
+    type: shell
+    run: echo prep
+  sub:
+    type: workflow
+    needs: [prep]
+    uses: child.yaml
+  report:
+    type: shell
+    needs: [sub]
+    run: echo report
+  aside:
+    type: shell
+    needs: [prep]
+    run: echo aside
+"#;
+
+    const CHILD: &str = r#"
+version: 1
+kind: workflow
+id: child
+name: Child
+steps:
+  build:
+    type: shell
+    run: echo build
+  test:
+    type: shell
+    needs: [build]
+    run: echo test
+  lint:
+    type: shell
+    run: echo lint
+"#;
+
+    fn workflow() -> Workflow {
+        let modes = ModeRegistry::builtin().unwrap();
+        crate::spec::load_workflow_with(Path::new("parent.yaml"), PARENT, &modes, &|_| {
+            Ok(CHILD.to_string())
+        })
+        .unwrap()
+    }
+
+    fn history(events: Vec<Event>) -> History {
+        let recorded: Vec<Recorded> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| Recorded {
+                run: RunId("r".into()),
+                seq: Seq(i as u64 + 1),
+                event,
+            })
+            .collect();
+        History::from_events(&recorded)
+    }
+
+    fn started(step: &str) -> Event {
+        Event::StepStarted {
+            step: StepKey::new(step),
+            attempt: Attempt(1),
+            fingerprint: "f".into(),
+            kind: "shell".into(),
+            mode: None,
+            idempotent: false,
+            at: Millis(1),
+        }
+    }
+
+    fn ok(step: &str) -> Event {
+        Event::StepSucceeded {
+            step: StepKey::new(step),
+            attempt: Attempt(1),
+            outputs: Default::default(),
+            usage: Usage::default(),
+            at: Millis(2),
+        }
+    }
+
+    fn failed(step: &str) -> Event {
+        Event::StepFailed {
+            step: StepKey::new(step),
+            attempt: Attempt(1),
+            error: "exit 1".into(),
+            retry_in_ms: None,
+            usage: Usage::default(),
+            at: Millis(2),
+        }
+    }
+
+    fn skipped(step: &str) -> Event {
+        Event::StepSkipped {
+            step: StepKey::new(step),
+            reason: "a needed step did not succeed".into(),
+            at: Millis(2),
+        }
+    }
+
+    /// prep ok; sub/build failed, sub/test skipped, sub/lint ok; sub
+    /// failed; report skipped; aside ok.
+    fn failed_child_run() -> History {
+        history(vec![
+            started("prep"),
+            ok("prep"),
+            started("sub"),
+            started("aside"),
+            started("sub/build"),
+            started("sub/lint"),
+            failed("sub/build"),
+            skipped("sub/test"),
+            ok("sub/lint"),
+            ok("aside"),
+            failed("sub"),
+            skipped("report"),
+        ])
+    }
+
+    fn keys(v: &[StepKey]) -> Vec<&str> {
+        v.iter().map(StepKey::as_str).collect()
+    }
+
+    #[test]
+    fn a_child_step_reopens_its_dependents_its_workflow_step_and_theirs() {
+        let wf = workflow();
+        let h = failed_child_run();
+        let also = plan_retry(&wf, &h, &StepKey::new("sub/build")).unwrap();
+        // Not `prep`, `aside` or `sub/lint`: they succeeded and stay adopted.
+        assert_eq!(keys(&also), ["report", "sub", "sub/test"]);
+        // Retrying the workflow step re-opens its failed children too.
+        let also = plan_retry(&wf, &h, &StepKey::new("sub")).unwrap();
+        assert_eq!(keys(&also), ["report", "sub/build", "sub/test"]);
+    }
+
+    #[test]
+    fn only_a_failed_step_of_the_workflow_is_retried() {
+        let wf = workflow();
+        let h = failed_child_run();
+        let e = plan_retry(&wf, &h, &StepKey::new("prep")).unwrap_err();
+        assert!(e.contains("succeeded"), "{e}");
+        let e = plan_retry(&wf, &h, &StepKey::new("report")).unwrap_err();
+        assert!(e.contains("was skipped, not failed"), "{e}");
+        let e = plan_retry(&wf, &h, &StepKey::new("nope")).unwrap_err();
+        assert!(
+            e.contains("no step `nope`") && e.contains("prep, sub"),
+            "{e}"
+        );
+        let e = plan_retry(&wf, &h, &StepKey::new("sub/nope")).unwrap_err();
+        assert!(e.contains("child workflow `sub` has no step `nope`"), "{e}");
+        let e = plan_retry(&wf, &h, &StepKey::new("prep/x")).unwrap_err();
+        assert!(e.contains("not a workflow step"), "{e}");
+    }
+
+    #[test]
+    fn the_history_fold_reopens_what_a_retry_names_and_counts_attempts_on() {
+        let mut events = vec![
+            started("prep"),
+            ok("prep"),
+            started("sub"),
+            failed("sub"),
+            skipped("report"),
+            Event::RunFinished {
+                status: RunStatus::Failed,
+                outputs: Default::default(),
+                error: None,
+                usage: Usage::default(),
+                at: Millis(3),
+            },
+        ];
+        let before = history(events.clone());
+        assert!(before.finished);
+        assert_eq!(before.next_attempt(&StepKey::new("sub")), Attempt(2));
+        assert_eq!(before.next_attempt(&StepKey::new("report")), Attempt(1));
+        events.push(Event::StepRetryRequested {
+            step: StepKey::new("sub"),
+            also: vec![StepKey::new("report")],
+            at: Millis(4),
+        });
+        let h = history(events);
+        assert!(!h.finished);
+        assert!(h.final_outcome(&StepKey::new("sub")).is_none());
+        assert!(h.final_outcome(&StepKey::new("report")).is_none());
+        assert!(h.final_outcome(&StepKey::new("prep")).is_some());
+        let e = plan_retry(&workflow(), &h, &StepKey::new("sub")).unwrap_err();
+        assert!(e.contains("already under way"), "{e}");
+    }
+}
