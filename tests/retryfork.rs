@@ -362,3 +362,61 @@ outputs:
     assert!(fork_events.iter().any(|e| e["type"] == "run_forked"));
     assert!(!fork_events[..4].iter().any(|e| e["step"] == "b"));
 }
+
+#[test]
+fn retry_of_a_child_step_runs_its_workflow_step_again_and_adopts_its_siblings() {
+    let lev = Lev::new();
+    std::fs::write(
+        lev.dir.path().join("child.yaml"),
+        r#"
+version: 1
+kind: workflow
+id: child
+name: Child
+steps:
+  ok:
+    type: shell
+    run: echo x >> ok.ledger; echo fine
+  flaky:
+    type: shell
+    run: echo x >> flaky.ledger; test -f fixed && echo mended
+outputs:
+  said: ${{ steps.flaky.outputs.stdout }}
+"#,
+    )
+    .unwrap();
+    let wf = write_wf(
+        &lev,
+        r#"
+version: 1
+kind: workflow
+id: parent
+name: Parent
+steps:
+  sub:
+    type: workflow
+    uses: child.yaml
+  report:
+    type: shell
+    needs: [sub]
+    run: echo x >> report.ledger; echo "${{ steps.sub.outputs.said }}"
+outputs:
+  result: ${{ steps.report.outputs.stdout }}
+"#,
+    );
+    let out = lev_run(&lev, &["run", &wf]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let run = run_id_from(&text(&out).0).unwrap();
+    std::fs::write(lev.workspace().join("fixed"), "").unwrap();
+    let out = lev_run(&lev, &["retry", &run, "sub/flaky"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with("step sub/flaky: retry requested; then again: report, sub\n"),
+        "{stdout}"
+    );
+    let show = lev.show(&run);
+    assert_eq!(show["outputs"]["result"], "mended");
+    assert_eq!(step(&show, "sub")["attempts"], 2);
+    assert_eq!(["ok", "flaky", "report"].map(|s| ran(&lev, s)), [1, 2, 1]);
+}

@@ -1,6 +1,7 @@
 //! State shared by every step task of one run: dependencies, the recorder,
 //! the history found at resume, waiters for human answers, the budget.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -80,6 +81,10 @@ pub struct RunCtx {
 pub struct Retries {
     /// Each retried step's next attempt; its recorded outcome no longer stands.
     pub attempts: Mutex<BTreeMap<StepKey, Attempt>>,
+    /// Outcomes settled in this process inside a retried workflow step
+    /// (the history read at start does not have them): its child graph
+    /// adopts these instead of running them again.
+    pub adopted: Mutex<BTreeMap<StepKey, Settled>>,
     pub gate: tokio::sync::Mutex<RetryGate>,
     /// Taken by the root graph.
     pub inbox: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Vec<StepKey>>>>,
@@ -96,6 +101,7 @@ impl Default for Retries {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         Retries {
             attempts: Mutex::new(BTreeMap::new()),
+            adopted: Mutex::new(BTreeMap::new()),
             gate: tokio::sync::Mutex::new(RetryGate { open: true, tx }),
             inbox: Mutex::new(Some(rx)),
         }
@@ -178,12 +184,22 @@ impl RunCtx {
             .and_then(|m| m.get(step).copied())
     }
 
-    /// The outcome recorded before this process that still stands: none
-    /// for a step retried since.
-    pub fn recorded_outcome(&self, step: &StepKey) -> Option<&Settled> {
+    /// The recorded outcome that still stands: none for a step retried in
+    /// this process, else one adopted for a retried child graph, else the
+    /// one recorded before this process.
+    pub fn recorded_outcome(&self, step: &StepKey) -> Option<Cow<'_, Settled>> {
         if self.retried(step).is_some() {
             return None;
         }
-        self.history.final_outcome(step)
+        let adopted = self
+            .retry
+            .adopted
+            .lock()
+            .ok()
+            .and_then(|m| m.get(step).cloned());
+        match adopted {
+            Some(s) => Some(Cow::Owned(s)),
+            None => self.history.final_outcome(step).map(Cow::Borrowed),
+        }
     }
 }

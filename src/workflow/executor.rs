@@ -392,8 +392,8 @@ pub fn run_graph(
                 }
                 if let Some(settled) = ctx.recorded_outcome(&key) {
                     // Finished in an earlier process: its recorded result stands.
-                    views.insert(step.id.clone(), view_of(settled, step.continue_on_error));
-                    states.insert(step.id.clone(), done(settled));
+                    views.insert(step.id.clone(), view_of(&settled, step.continue_on_error));
+                    states.insert(step.id.clone(), done(&settled));
                     continue;
                 }
                 if stopping {

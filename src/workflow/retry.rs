@@ -267,9 +267,25 @@ pub async fn retry_live(ctx: &RunCtx, workflow: &Workflow, step: StepKey) {
         return;
     }
     let keys: Vec<StepKey> = std::iter::once(step).chain(also).collect();
-    if let Ok(mut m) = ctx.retry.attempts.lock() {
+    // Inside a re-opened workflow step, what settled and is not re-opened
+    // is adopted, including what settled in this process.
+    let prefixes: Vec<String> = keys.iter().map(|k| format!("{k}/")).collect();
+    let adopt: Vec<(StepKey, Settled)> = history
+        .steps
+        .keys()
+        .filter(|k| !keys.contains(k) && prefixes.iter().any(|p| k.as_str().starts_with(p)))
+        .filter_map(|k| Some((k.clone(), history.final_outcome(k)?.clone())))
+        .collect();
+    if let (Ok(mut attempts), Ok(mut adopted)) =
+        (ctx.retry.attempts.lock(), ctx.retry.adopted.lock())
+    {
         for k in &keys {
-            m.insert(k.clone(), history.next_attempt(k));
+            attempts.insert(k.clone(), history.next_attempt(k));
+            adopted.remove(k);
+        }
+        for (k, settled) in adopt {
+            attempts.remove(&k);
+            adopted.insert(k, settled);
         }
     }
     let _ = gate.tx.send(keys);
