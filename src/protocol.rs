@@ -478,6 +478,25 @@ pub enum Event {
         reason: String,
         at: Millis,
     },
+    /// A participant asked to run a failed step again. `also` are the
+    /// steps that did not succeed because of it (its dependents that were
+    /// skipped or failed, the workflow steps around a child step): from
+    /// here on none of them counts as settled, so the engine runs the step
+    /// and then them, with attempt numbers after the recorded ones.
+    StepRetryRequested {
+        step: StepKey,
+        #[serde(default)]
+        also: Vec<StepKey>,
+        at: Millis,
+    },
+    /// This run is a fork: its entries before this one are a copy of
+    /// `from_run`'s entries before `from_step` first appeared (steps still
+    /// unsettled there, and run-level ends, left out).
+    RunForked {
+        from_run: RunId,
+        from_step: StepKey,
+        at: Millis,
+    },
     RunFinished {
         status: RunStatus,
         outputs: BTreeMap<String, Value>,
@@ -518,6 +537,8 @@ impl Event {
             Event::PlanAccepted { .. } => "plan_accepted",
             Event::TaskAssigned { .. } => "task_assigned",
             Event::SlotBreaker { .. } => "slot_breaker",
+            Event::StepRetryRequested { .. } => "step_retry_requested",
+            Event::RunForked { .. } => "run_forked",
             Event::RunFinished { .. } => "run_finished",
         }
     }
@@ -552,6 +573,8 @@ impl Event {
             | Event::PlanAccepted { at, .. }
             | Event::TaskAssigned { at, .. }
             | Event::SlotBreaker { at, .. }
+            | Event::StepRetryRequested { at, .. }
+            | Event::RunForked { at, .. }
             | Event::RunFinished { at, .. } => *at,
         }
     }
@@ -571,7 +594,8 @@ impl Event {
             | Event::StepSkipped { step, .. }
             | Event::StepCancelled { step, .. }
             | Event::InFlightResolved { step, .. }
-            | Event::AgentMessaged { step, .. } => Some(step),
+            | Event::AgentMessaged { step, .. }
+            | Event::StepRetryRequested { step, .. } => Some(step),
             Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
             | Event::GuardTripped { step, .. }
@@ -672,6 +696,12 @@ pub enum Op {
         /// Question id, or the approval's step key.
         prompt: String,
     },
+    /// Run a failed step of the live run again, then the steps that were
+    /// skipped or failed because of it.
+    RetryStep {
+        run: RunId,
+        step: StepKey,
+    },
 }
 
 impl Op {
@@ -686,7 +716,8 @@ impl Op {
             | Op::Pause { run, .. }
             | Op::Unpause { run, .. }
             | Op::EmergencyStop { run }
-            | Op::Unattended { run, .. } => run,
+            | Op::Unattended { run, .. }
+            | Op::RetryStep { run, .. } => run,
         }
     }
 }

@@ -46,6 +46,24 @@ pub enum Command {
         #[command(flatten)]
         drive: DriveArgs,
     },
+    /// Run a failed step again, then the steps that were skipped or failed
+    /// because of it; a run that ended resumes (a live run takes it as an op).
+    Retry {
+        run: String,
+        step: String,
+        #[command(flatten)]
+        drive: DriveArgs,
+    },
+    /// A new run from RUN's journal up to STEP: the steps settled before it
+    /// are adopted, STEP and everything after it run again. RUN is untouched.
+    Fork {
+        run: String,
+        /// The step to run again from.
+        #[arg(long, value_name = "STEP")]
+        from: String,
+        #[command(flatten)]
+        drive: DriveArgs,
+    },
     /// List runs, newest first.
     Runs {
         #[arg(long)]

@@ -7,6 +7,7 @@ mod demo;
 mod inspect;
 mod memory;
 mod modes;
+mod retryfork;
 mod setup;
 mod steer;
 mod swarm;

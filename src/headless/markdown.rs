@@ -214,6 +214,25 @@ pub fn transcript(events: &[Recorded]) -> String {
                     }
                 }
             }
+            Event::StepRetryRequested { also, at, .. } => {
+                if let Some(b) = body {
+                    let then = if also.is_empty() {
+                        String::new()
+                    } else {
+                        let keys: Vec<String> = also.iter().map(|k| format!("`{k}`")).collect();
+                        format!("; then again: {}", keys.join(", "))
+                    };
+                    let when = ms(at.0.saturating_sub(started_at));
+                    let _ = writeln!(b, "*retry requested at +{when}*{then}\n");
+                }
+            }
+            Event::RunForked {
+                from_run,
+                from_step,
+                ..
+            } => {
+                let _ = writeln!(head, "- forked from run `{from_run}` at step `{from_step}`");
+            }
             Event::EmergencyStopped { at } => {
                 let _ = writeln!(
                     tail,

@@ -268,6 +268,20 @@ impl Printer {
                 reason,
                 ..
             } => format!("! agent slot {slot} breaker {}: {reason}", state.replace('_', "-")),
+            Event::StepRetryRequested { step, also, .. } => {
+                let then = if also.is_empty() {
+                    String::new()
+                } else {
+                    let keys: Vec<&str> = also.iter().map(StepKey::as_str).collect();
+                    format!("; then again: {}", keys.join(", "))
+                };
+                format!("step {step}: retry requested{then}")
+            }
+            Event::RunForked {
+                from_run,
+                from_step,
+                ..
+            } => format!("run {} forked from run {from_run} at step {from_step}", r.run),
             Event::RunFinished {
                 status,
                 outputs,

@@ -16,6 +16,7 @@ use super::context::{Answer, Decision, Halt, RunCtx, Waiters};
 use super::history::{History, Settled};
 use super::human;
 use super::recorder::{Recorder, read_run};
+use super::retry;
 use super::steer;
 use super::step::{self, StepEnd};
 use super::{EngineDeps, EngineError, NoticeSender, RunOutcome, pinning};
@@ -145,6 +146,7 @@ pub async fn drive(
             .unwrap_or_else(|| deps.workspace.clone()),
         answer_timeout: workflow.whisper.answer_timeout,
         steer: Default::default(),
+        retry: Default::default(),
         rec: rec.clone(),
         history,
         deps,
@@ -153,12 +155,13 @@ pub async fn drive(
         ctx.cancel.cancel();
     }
 
-    let dispatcher = tokio::spawn(dispatch_ops(ctx.clone(), ops));
+    let workflow = Arc::new(workflow);
+    let dispatcher = tokio::spawn(dispatch_ops(ctx.clone(), workflow.clone(), ops));
     let outcome = match swarm {
-        Some(spec) => Ok(super::swarm::execute(ctx.clone(), Arc::new(workflow), spec)
+        Some(spec) => Ok(super::swarm::execute(ctx.clone(), workflow, spec)
             .await
             .into_outcome()),
-        None => execute(ctx.clone(), Arc::new(workflow)).await,
+        None => execute(ctx.clone(), workflow).await,
     };
     dispatcher.abort();
     let outcome = outcome?;
@@ -215,7 +218,11 @@ async fn load_definition(
 }
 
 /// Journals each answer, then hands it to the waiting step.
-async fn dispatch_ops(ctx: Arc<RunCtx>, mut ops: mpsc::UnboundedReceiver<Op>) {
+async fn dispatch_ops(
+    ctx: Arc<RunCtx>,
+    workflow: Arc<Workflow>,
+    mut ops: mpsc::UnboundedReceiver<Op>,
+) {
     while let Some(op) = ops.recv().await {
         match op {
             Op::Answer {
@@ -310,6 +317,7 @@ async fn dispatch_ops(ctx: Arc<RunCtx>, mut ops: mpsc::UnboundedReceiver<Op>) {
             | Op::Pause { .. }
             | Op::Unpause { .. }
             | Op::EmergencyStop { .. }) => steer::apply(&ctx, op).await,
+            Op::RetryStep { step, .. } => retry::retry_live(&ctx, &workflow, step).await,
             Op::Cancel { .. } => {
                 if !ctx.cancel.is_cancelled() {
                     let _ = ctx
@@ -392,6 +400,13 @@ pub fn run_graph(
             .collect();
         let mut views: BTreeMap<String, StepView> = BTreeMap::new();
         let mut tasks: JoinSet<(String, StepEnd)> = JoinSet::new();
+        // Live retries re-open steps of the root graph (a child step is
+        // reached through the root-level workflow step that holds it).
+        let mut inbox = if prefix.is_empty() {
+            ctx.retry.inbox.lock().ok().and_then(|mut i| i.take())
+        } else {
+            None
+        };
         loop {
             // A paused run starts nothing new (running steps go on).
             steer::graph_hold(&ctx).await;
@@ -415,10 +430,10 @@ pub fn run_graph(
                     }
                     continue;
                 }
-                if let Some(settled) = ctx.history.final_outcome(&key) {
+                if let Some(settled) = ctx.recorded_outcome(&key) {
                     // Finished in an earlier process: its recorded result stands.
-                    views.insert(step.id.clone(), view_of(settled, step.continue_on_error));
-                    states.insert(step.id.clone(), done(settled));
+                    views.insert(step.id.clone(), view_of(&settled, step.continue_on_error));
+                    states.insert(step.id.clone(), done(&settled));
                     continue;
                 }
                 if stopping {
@@ -472,7 +487,33 @@ pub fn run_graph(
                     (id, end)
                 });
             }
-            let Some(joined) = tasks.join_next().await else {
+            let joined = match inbox.as_mut() {
+                None => tasks.join_next().await,
+                Some(rx) if tasks.is_empty() => {
+                    // Nothing runs: the graph ends unless a retry came in;
+                    // the gate closes under the lock a retry records under.
+                    let mut gate = ctx.retry.gate.lock().await;
+                    match rx.try_recv() {
+                        Ok(keys) => {
+                            drop(gate);
+                            reopen(&keys, &mut states, &mut views);
+                            continue;
+                        }
+                        Err(_) => {
+                            gate.open = false;
+                            None
+                        }
+                    }
+                }
+                Some(rx) => tokio::select! {
+                    joined = tasks.join_next() => joined,
+                    Some(keys) = rx.recv() => {
+                        reopen(&keys, &mut states, &mut views);
+                        continue;
+                    }
+                },
+            };
+            let Some(joined) = joined else {
                 break;
             };
             let Ok((id, end)) = joined else {
@@ -493,6 +534,23 @@ pub fn run_graph(
         }
         finish_graph(&ctx, &wf, inputs, views, &states, item).await
     })
+}
+
+/// Retried steps of the root graph become pending again: the graph runs
+/// them once their needs are done, instead of keeping their outcome.
+fn reopen(
+    keys: &[StepKey],
+    states: &mut BTreeMap<String, State>,
+    views: &mut BTreeMap<String, StepView>,
+) {
+    for key in keys {
+        if let Some(state) = states.get_mut(key.as_str())
+            && matches!(state, State::Done(_))
+        {
+            *state = State::Pending;
+            views.remove(key.as_str());
+        }
+    }
 }
 
 async fn finish_graph(

@@ -5,10 +5,12 @@
 mod agent;
 mod context;
 mod executor;
+mod fork;
 pub mod history;
 mod human;
 pub mod pinning;
 pub mod recorder;
+mod retry;
 mod shell;
 mod steer;
 mod step;
@@ -27,7 +29,9 @@ use crate::protocol::{Event, InFlightDecision, Millis, Op, RunId, RunStatus};
 use crate::spec::{ModeRegistry, Workflow};
 
 pub use executor::describe_pause;
+pub use fork::{fork_prefix, fork_run};
 pub use recorder::{NoticeSender, Recorder, read_run};
+pub use retry::{plan_retry, request_retry, retryable};
 pub use steer::running_agent;
 pub use swarm::{SwarmSpec, swarm_workflow};
 
@@ -68,6 +72,10 @@ pub enum EngineError {
     Inputs(String),
     #[error("the pinned definition of run {run} cannot be loaded: {message}")]
     Definition { run: RunId, message: String },
+    /// A request the run's journal does not allow (retry of a step that did
+    /// not fail, fork from a step that never started); the text says why.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// What `drive` ended with.
