@@ -404,17 +404,14 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
         Err(e) => return failed(format!("the accepted plan cannot run: {e}")),
     };
     let by_id: BTreeMap<String, Step> = steps.iter().map(|s| (s.id.clone(), s.clone())).collect();
+    let slots = spec.agents.max(1) as usize;
     let breaker = &ctx.limits.circuit_breaker;
     let mut sched = Scheduler::new(
-        spec.agents.max(1) as usize,
+        slots,
         breaker.consecutive_failures.max(1),
         breaker.cooldown.as_millis() as u64,
     );
-    let mut states: BTreeMap<String, TaskState> = steps
-        .iter()
-        .map(|s| (s.id.clone(), TaskState::Waiting))
-        .collect();
-    let mut views: BTreeMap<String, StepView> = BTreeMap::new();
+    let mut board = Board::new(&steps);
     let mut tasks: JoinSet<(SlotId, String, StepEnd)> = JoinSet::new();
 
     // Breakers as last recorded; tasks finished in an earlier process are
@@ -430,57 +427,59 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
     for s in &steps {
         let key = StepKey::new(s.id.clone());
         if let Some(settled) = ctx.history.final_outcome(&key) {
-            views.insert(s.id.clone(), view_of(settled, false));
-            states.insert(s.id.clone(), TaskState::Done(settled.clone()));
+            board.settle(&s.id, settled.clone());
         } else if ctx.history.steps.contains_key(&key)
             && let Some(slot) = ctx.history.task_slots.get(&key)
-            && (*slot as usize) < spec.agents.max(1) as usize
+            && (*slot as usize) < slots
         {
             let slot = SlotId(*slot as usize);
             if sched.adopt_running(&s.id, mode_of(s), slot).is_ok() {
-                states.insert(s.id.clone(), TaskState::Running);
-                spawn_task(&ctx, &mut tasks, slot, s.clone(), &views);
+                board.states.insert(s.id.clone(), TaskState::Running);
+                let eval = board.eval_for(&ctx, s);
+                spawn_task(&ctx, &mut tasks, slot, s.clone(), eval, None);
             }
         }
     }
+    let mut ready: Vec<String> = steps
+        .iter()
+        .filter(|s| board.is_waiting(&s.id) && board.left.get(&s.id) == Some(&0))
+        .map(|s| s.id.clone())
+        .collect();
 
     loop {
         let halted = ctx.cancel.is_cancelled() || ctx.halted().is_some();
         if !halted {
-            enqueue_ready(&ctx, &steps, &mut states, &mut sched, &mut views).await;
+            board.release(&ctx, &by_id, &mut ready, &mut sched).await;
             let now = ctx.now();
             for slot in sched.idle_slots() {
                 let Some(a) = sched.next(slot, now) else {
                     continue;
                 };
-                let Some(step) = by_id.get(&a.task).cloned() else {
+                let Some(step) = by_id.get(&a.task) else {
                     continue;
                 };
-                let event = Event::TaskAssigned {
+                // Recorded by the task itself, before its first entry: the
+                // slots' assignments share commits instead of queueing here.
+                let assigned = Event::TaskAssigned {
                     task: StepKey::new(a.task.clone()),
-                    mode: mode_of(&step).to_string(),
+                    mode: mode_of(step).to_string(),
                     slot: a.slot.0 as u32,
                     stolen_from: a.stolen_from.map(|s| s.0 as u32),
                     at: now,
                 };
-                if let Err(e) = ctx.rec.record(event).await {
-                    ctx.set_halt(Halt::Limit(format!("journal: {e}")));
-                    break;
-                }
-                states.insert(a.task.clone(), TaskState::Running);
-                spawn_task(&ctx, &mut tasks, a.slot, step, &views);
+                board.states.insert(a.task.clone(), TaskState::Running);
+                let eval = board.eval_for(&ctx, step);
+                spawn_task(&ctx, &mut tasks, a.slot, step.clone(), eval, Some(assigned));
             }
         }
         if tasks.is_empty() {
-            let waiting = states.values().any(|s| *s == TaskState::Queued);
-            if halted || !waiting {
+            if halted || !board.any_queued() {
                 break;
             }
             // Every slot's breaker is open: wait for the first probe.
-            let wake = sched
-                .next_wake(ctx.now())
-                .unwrap_or(Millis(ctx.now().0 + 1000));
-            let delay = Duration::from_millis(wake.0.saturating_sub(ctx.now().0).max(10));
+            let now = ctx.now();
+            let wake = sched.next_wake(now).unwrap_or(Millis(now.0 + 1000));
+            let delay = Duration::from_millis(wake.0.saturating_sub(now.0).max(10));
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = ctx.cancel.cancelled() => {}
@@ -498,37 +497,139 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
             StepEnd::Settled(settled) => {
                 let ok = matches!(settled, Settled::Succeeded { .. });
                 if let Ok(Some(change)) = sched.finished(slot, &id, ok, ctx.now()) {
-                    let moved = match change.moved.len() {
-                        0 => String::new(),
-                        n => format!("; {n} queued task(s) moved to other slots"),
-                    };
-                    let event = Event::SlotBreaker {
-                        slot: change.slot.0 as u32,
-                        state: breaker_name(&change.to).into(),
-                        until: match change.to {
-                            BreakerState::Open { until } => Some(until),
-                            _ => None,
-                        },
-                        reason: format!("{}{moved}", change.reason),
-                        at: ctx.now(),
-                    };
-                    let _ = ctx.rec.record(event).await;
+                    record_breaker(&ctx, change).await;
                 }
-                views.insert(id.clone(), view_of(&settled, false));
-                states.insert(id, TaskState::Done(settled));
+                ready.extend(board.settle(&id, settled));
             }
             StepEnd::Paused(reason) => {
                 ctx.set_halt(Halt::Paused(reason));
-                states.insert(id, TaskState::Stopped);
+                board.states.insert(id, TaskState::Stopped);
             }
         }
     }
-    for state in states.values_mut() {
-        if matches!(state, TaskState::Waiting | TaskState::Queued) {
-            *state = TaskState::Stopped;
+    finish(&ctx, &plan, &board)
+}
+
+async fn record_breaker(ctx: &RunCtx, change: crate::swarm::scheduler::BreakerChange) {
+    let moved = match change.moved.len() {
+        0 => String::new(),
+        n => format!("; {n} queued task(s) moved to other slots"),
+    };
+    let event = Event::SlotBreaker {
+        slot: change.slot.0 as u32,
+        state: breaker_name(&change.to).into(),
+        until: match change.to {
+            BreakerState::Open { until } => Some(until),
+            _ => None,
+        },
+        reason: format!("{}{moved}", change.reason),
+        at: ctx.now(),
+    };
+    let _ = ctx.rec.record(event).await;
+}
+
+/// Where every task stands, and which tasks wait on which: readiness costs
+/// O(edges) over the whole run, not a scan of every task per completion.
+struct Board {
+    states: BTreeMap<String, TaskState>,
+    views: BTreeMap<String, StepView>,
+    /// Needs of each task not yet settled.
+    left: BTreeMap<String, usize>,
+    dependents: BTreeMap<String, Vec<String>>,
+    needs: BTreeMap<String, Vec<String>>,
+}
+
+impl Board {
+    fn new(steps: &[Step]) -> Board {
+        let mut dependents: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for s in steps {
+            for n in &s.needs {
+                dependents.entry(n.clone()).or_default().push(s.id.clone());
+            }
+        }
+        Board {
+            states: steps
+                .iter()
+                .map(|s| (s.id.clone(), TaskState::Waiting))
+                .collect(),
+            views: BTreeMap::new(),
+            left: steps
+                .iter()
+                .map(|s| (s.id.clone(), s.needs.len()))
+                .collect(),
+            dependents,
+            needs: steps
+                .iter()
+                .map(|s| (s.id.clone(), s.needs.clone()))
+                .collect(),
         }
     }
-    finish(&ctx, &plan, &states, &views)
+
+    fn is_waiting(&self, id: &str) -> bool {
+        self.states.get(id) == Some(&TaskState::Waiting)
+    }
+
+    fn any_queued(&self) -> bool {
+        self.states.values().any(|s| *s == TaskState::Queued)
+    }
+
+    /// Records how a task ended; returns the tasks it was the last need of.
+    fn settle(&mut self, id: &str, settled: Settled) -> Vec<String> {
+        self.views.insert(id.to_string(), view_of(&settled, false));
+        self.states.insert(id.to_string(), TaskState::Done(settled));
+        let mut now_ready = Vec::new();
+        for d in self.dependents.get(id).into_iter().flatten() {
+            if let Some(n) = self.left.get_mut(d) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    now_ready.push(d.clone());
+                }
+            }
+        }
+        now_ready
+    }
+
+    /// Queues each ready task whose needs all succeeded; skips (recorded,
+    /// like a graph's skipped step) one with a need that did not, which may
+    /// make its own dependents ready in turn.
+    async fn release(
+        &mut self,
+        ctx: &RunCtx,
+        by_id: &BTreeMap<String, Step>,
+        ready: &mut Vec<String>,
+        sched: &mut Scheduler,
+    ) {
+        let mut work: std::collections::VecDeque<String> = ready.drain(..).collect();
+        while let Some(id) = work.pop_front() {
+            if !self.is_waiting(&id) {
+                continue;
+            }
+            let failed_need = self.needs.get(&id).into_iter().flatten().find(|n| {
+                !matches!(
+                    self.states.get(*n),
+                    Some(TaskState::Done(Settled::Succeeded { .. }))
+                )
+            });
+            if let Some(need) = failed_need {
+                let reason = format!("needed task `{need}` did not succeed");
+                step::record_skip(ctx, StepKey::new(id.clone()), reason).await;
+                work.extend(self.settle(&id, Settled::Skipped));
+            } else if let Some(step) = by_id.get(&id) {
+                sched.enqueue(&id, mode_of(step));
+                self.states.insert(id, TaskState::Queued);
+            }
+        }
+    }
+
+    /// What a task's brief may read: its upstream tasks' results.
+    fn eval_for(&self, ctx: &RunCtx, step: &Step) -> EvalContext {
+        let upstream = step
+            .needs
+            .iter()
+            .filter_map(|n| Some((n.clone(), self.views.get(n)?.clone())))
+            .collect();
+        eval_context(ctx, upstream)
+    }
 }
 
 fn mode_of(step: &Step) -> &str {
@@ -546,68 +647,33 @@ fn breaker_name(state: &BreakerState) -> &'static str {
     }
 }
 
+/// Runs one task on `slot`: records its assignment first (when new), then
+/// the step itself.
 fn spawn_task(
     ctx: &Arc<RunCtx>,
     tasks: &mut JoinSet<(SlotId, String, StepEnd)>,
     slot: SlotId,
     step: Step,
-    views: &BTreeMap<String, StepView>,
+    eval: EvalContext,
+    assigned: Option<Event>,
 ) {
-    let upstream = step
-        .needs
-        .iter()
-        .filter_map(|n| Some((n.clone(), views.get(n)?.clone())))
-        .collect();
-    let eval = eval_context(ctx, upstream);
     let (ctx, id) = (ctx.clone(), step.id.clone());
     tasks.spawn(async move {
+        if let Some(event) = assigned
+            && let Err(e) = ctx.rec.record(event).await
+        {
+            let error = format!("journal: {e}");
+            return (slot, id, StepEnd::Settled(Settled::Failed { error }));
+        }
         let end = step::run_step(ctx, StepKey::new(id.clone()), step, eval).await;
         (slot, id, end)
     });
 }
 
-/// Queues every waiting task whose needs all succeeded; skips those with a
-/// need that did not (recorded, like a graph's skipped step).
-async fn enqueue_ready(
-    ctx: &RunCtx,
-    steps: &[Step],
-    states: &mut BTreeMap<String, TaskState>,
-    sched: &mut Scheduler,
-    views: &mut BTreeMap<String, StepView>,
-) {
-    for s in steps {
-        if states.get(&s.id) != Some(&TaskState::Waiting) {
-            continue;
-        }
-        let mut all_done = true;
-        let mut failed_need = None;
-        for n in &s.needs {
-            match states.get(n) {
-                Some(TaskState::Done(Settled::Succeeded { .. })) => {}
-                Some(TaskState::Done(_)) => failed_need = Some(n.clone()),
-                _ => all_done = false,
-            }
-        }
-        if let Some(need) = failed_need {
-            let reason = format!("needed task `{need}` did not succeed");
-            step::record_skip(ctx, StepKey::new(s.id.clone()), reason).await;
-            views.insert(s.id.clone(), StepView::default());
-            states.insert(s.id.clone(), TaskState::Done(Settled::Skipped));
-        } else if all_done {
-            sched.enqueue(&s.id, mode_of(s));
-            states.insert(s.id.clone(), TaskState::Queued);
-        }
-    }
-}
-
 /// The run's end: failed when a task failed, paused/cancelled when stopped,
 /// else succeeded with each task's result.
-fn finish(
-    ctx: &RunCtx,
-    plan: &Plan,
-    states: &BTreeMap<String, TaskState>,
-    views: &BTreeMap<String, StepView>,
-) -> GraphEnd {
+fn finish(ctx: &RunCtx, plan: &Plan, board: &Board) -> GraphEnd {
+    let (states, views) = (&board.states, &board.views);
     if let Some(end) = stopped(ctx) {
         return end;
     }
