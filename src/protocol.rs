@@ -444,6 +444,59 @@ pub enum Event {
     EmergencyStopped {
         at: Millis,
     },
+    /// One plan from the orchestrator and the problems found in it (none: valid).
+    PlanProposed {
+        attempt: u32,
+        plan: Value,
+        problems: Vec<String>,
+        at: Millis,
+    },
+    /// The plan the swarm executes (after review; `edited` when the user changed it).
+    PlanAccepted {
+        objective: String,
+        plan: Value,
+        edited: bool,
+        at: Millis,
+    },
+    /// A swarm task goes to an agent slot (`stolen_from`: the slot whose
+    /// queue it was taken from by work stealing).
+    TaskAssigned {
+        task: StepKey,
+        mode: String,
+        slot: u32,
+        stolen_from: Option<u32>,
+        at: Millis,
+    },
+    /// A swarm slot's circuit breaker changed state (`closed`, `open`,
+    /// `half_open`).
+    SlotBreaker {
+        slot: u32,
+        state: String,
+        /// While open: no work goes to the slot before this.
+        #[serde(default)]
+        until: Option<Millis>,
+        reason: String,
+        at: Millis,
+    },
+    /// A participant asked to run a failed step again. `also` are the
+    /// steps that did not succeed because of it (its dependents that were
+    /// skipped or failed, the workflow steps around a child step): from
+    /// here on none of them counts as settled, so the engine runs the step
+    /// and then them, with attempt numbers after the recorded ones.
+    StepRetryRequested {
+        step: StepKey,
+        #[serde(default)]
+        also: Vec<StepKey>,
+        at: Millis,
+    },
+    /// This run is a fork: its entries before this one are a copy of
+    /// `from_run`'s entries before `from_step` first appeared (steps still
+    /// unsettled there, and run-level ends, left out).
+    RunForked {
+        from_run: RunId,
+        from_step: StepKey,
+        at: Millis,
+    },
     RunFinished {
         status: RunStatus,
         outputs: BTreeMap<String, Value>,
@@ -480,6 +533,12 @@ impl Event {
             Event::PauseRequested { .. } => "pause_requested",
             Event::PauseLifted { .. } => "pause_lifted",
             Event::EmergencyStopped { .. } => "emergency_stopped",
+            Event::PlanProposed { .. } => "plan_proposed",
+            Event::PlanAccepted { .. } => "plan_accepted",
+            Event::TaskAssigned { .. } => "task_assigned",
+            Event::SlotBreaker { .. } => "slot_breaker",
+            Event::StepRetryRequested { .. } => "step_retry_requested",
+            Event::RunForked { .. } => "run_forked",
             Event::RunFinished { .. } => "run_finished",
         }
     }
@@ -510,6 +569,12 @@ impl Event {
             | Event::PauseRequested { at, .. }
             | Event::PauseLifted { at, .. }
             | Event::EmergencyStopped { at }
+            | Event::PlanProposed { at, .. }
+            | Event::PlanAccepted { at, .. }
+            | Event::TaskAssigned { at, .. }
+            | Event::SlotBreaker { at, .. }
+            | Event::StepRetryRequested { at, .. }
+            | Event::RunForked { at, .. }
             | Event::RunFinished { at, .. } => *at,
         }
     }
@@ -529,7 +594,9 @@ impl Event {
             | Event::StepSkipped { step, .. }
             | Event::StepCancelled { step, .. }
             | Event::InFlightResolved { step, .. }
-            | Event::AgentMessaged { step, .. } => Some(step),
+            | Event::AgentMessaged { step, .. }
+            | Event::StepRetryRequested { step, .. } => Some(step),
+            Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
             | Event::GuardTripped { step, .. }
             | Event::PauseRequested { step, .. }
@@ -629,6 +696,12 @@ pub enum Op {
         /// Question id, or the approval's step key.
         prompt: String,
     },
+    /// Run a failed step of the live run again, then the steps that were
+    /// skipped or failed because of it.
+    RetryStep {
+        run: RunId,
+        step: StepKey,
+    },
 }
 
 impl Op {
@@ -643,7 +716,8 @@ impl Op {
             | Op::Pause { run, .. }
             | Op::Unpause { run, .. }
             | Op::EmergencyStop { run }
-            | Op::Unattended { run, .. } => run,
+            | Op::Unattended { run, .. }
+            | Op::RetryStep { run, .. } => run,
         }
     }
 }

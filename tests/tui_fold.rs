@@ -395,18 +395,214 @@ fn cancel_asks_then_sends_cancel() {
 }
 
 #[test]
-fn missing_engine_features_say_so_and_send_nothing() {
+fn retry_refuses_a_step_that_did_not_fail_and_fork_takes_any_selected_step() {
     let mut s = settled();
-    for a in [Action::RetryStep, Action::Fork] {
-        let out = s.handle_action(a);
-        assert!(out.is_empty());
-        assert!(
-            s.message
-                .as_deref()
-                .unwrap_or("")
-                .ends_with("not available yet")
-        );
-    }
+    let run = sample_run_id();
+    s.focus = Focus::Panes;
+    s.focus_pane = s.run.pane_index(&StepKey::new("architect")).unwrap();
+    let out = s.handle_action(Action::RetryStep);
+    assert!(out.is_empty(), "{out:?}");
+    let said = s.message.clone().unwrap_or_default();
+    assert!(said.contains("architect did not fail"), "{said}");
+    let out = s.handle_action(Action::Fork);
+    assert_eq!(
+        out,
+        vec![Effect::Fork {
+            run,
+            step: StepKey::new("architect")
+        }]
+    );
+}
+
+#[test]
+fn a_failed_step_of_the_live_run_is_retried_with_an_op_from_its_pane_or_the_overview() {
+    let mut s = settled();
+    let run = sample_run_id();
+    s.apply(&Notice::Event(Recorded {
+        run: run.clone(),
+        seq: Seq(100),
+        event: Event::StepFailed {
+            step: StepKey::new("checks"),
+            attempt: Attempt(2),
+            error: "exit 1".into(),
+            retry_in_ms: None,
+            usage: Default::default(),
+            at: Millis(T0 + 32_000),
+        },
+    }));
+    let want = vec![Effect::Op(Op::RetryStep {
+        run: run.clone(),
+        step: StepKey::new("checks"),
+    })];
+    s.focus = Focus::Panes;
+    s.focus_pane = s.run.pane_index(&StepKey::new("checks")).unwrap();
+    assert_eq!(s.handle_action(Action::RetryStep), want);
+    s.handle_action(Action::Overview);
+    s.overview_cursor = s
+        .run
+        .steps
+        .iter()
+        .position(|r| r.key.as_str() == "checks")
+        .unwrap();
+    assert_eq!(s.handle_action(Action::RetryStep), want);
+}
+
+fn ended_run() -> Vec<Recorded> {
+    let run = sample_run_id();
+    let at = |ms| Millis(T0 + ms);
+    let events = vec![
+        Event::RunStarted {
+            workflow_id: "w".into(),
+            name: "W".into(),
+            source: "w.yaml".into(),
+            definition_hash: "h".into(),
+            inputs: Default::default(),
+            seed: 1,
+            workspace: None,
+            at: at(0),
+        },
+        Event::StepStarted {
+            step: StepKey::new("build"),
+            attempt: Attempt(1),
+            fingerprint: "f".into(),
+            kind: "shell".into(),
+            mode: None,
+            idempotent: false,
+            at: at(1),
+        },
+        Event::StepFailed {
+            step: StepKey::new("build"),
+            attempt: Attempt(1),
+            error: "exit 2".into(),
+            retry_in_ms: None,
+            usage: Default::default(),
+            at: at(2),
+        },
+        Event::StepSkipped {
+            step: StepKey::new("ship"),
+            reason: "a needed step did not succeed".into(),
+            at: at(3),
+        },
+        Event::RunFinished {
+            status: lev::protocol::RunStatus::Failed,
+            outputs: Default::default(),
+            error: Some("step `build` failed: exit 2".into()),
+            usage: Default::default(),
+            at: at(4),
+        },
+    ];
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| Recorded {
+            run: run.clone(),
+            seq: Seq(i as u64 + 1),
+            event,
+        })
+        .collect()
+}
+
+#[test]
+fn an_ended_run_in_replay_asks_the_app_to_retry_it() {
+    let events = ended_run();
+    let mut s = State::new();
+    s.load_replay(events.clone());
+    s.replay_jump(events.len());
+    s.focus_pane = s.run.pane_index(&StepKey::new("build")).unwrap();
+    let out = s.handle(Input::Key(KeyEvent::from(KeyCode::Char('r'))));
+    assert_eq!(
+        out,
+        vec![Effect::Retry {
+            run: sample_run_id(),
+            step: StepKey::new("build")
+        }]
+    );
+}
+
+#[test]
+fn a_retry_request_reopens_its_steps_and_the_run_and_a_fork_names_its_parent() {
+    let mut events = ended_run();
+    let run = sample_run_id();
+    let mut s = State::new();
+    s.show_live(&events);
+    assert_eq!(s.run.status, Some(lev::protocol::RunStatus::Failed));
+    let retry = Recorded {
+        run: run.clone(),
+        seq: Seq(6),
+        event: Event::StepRetryRequested {
+            step: StepKey::new("build"),
+            also: vec![StepKey::new("ship")],
+            at: Millis(T0 + 10),
+        },
+    };
+    s.apply(&Notice::Event(retry.clone()));
+    assert_eq!(s.run.status, Some(lev::protocol::RunStatus::Running));
+    assert!(s.run.finished_at.is_none());
+    let row = |s: &State, k: &str| {
+        s.run
+            .steps
+            .iter()
+            .find(|r| r.key.as_str() == k)
+            .unwrap()
+            .status
+    };
+    assert_eq!(row(&s, "build"), StepStatus::Pending);
+    assert_eq!(row(&s, "ship"), StepStatus::Pending);
+    let build = &s.run.panes[s.run.pane_index(&StepKey::new("build")).unwrap()];
+    assert!(
+        build
+            .lines
+            .iter()
+            .any(|l| l.text.contains("retry requested"))
+    );
+    assert!(
+        s.run
+            .notes
+            .iter()
+            .any(|n| n == "retry of build requested (then 1 more)")
+    );
+    // The next attempt shows as a second segment on the timeline.
+    s.apply(&Notice::Event(Recorded {
+        run: run.clone(),
+        seq: Seq(7),
+        event: Event::StepStarted {
+            step: StepKey::new("build"),
+            attempt: Attempt(2),
+            fingerprint: "f".into(),
+            kind: "shell".into(),
+            mode: None,
+            idempotent: false,
+            at: Millis(T0 + 11),
+        },
+    }));
+    assert_eq!(row(&s, "build"), StepStatus::Running);
+    let build_row = s
+        .run
+        .steps
+        .iter()
+        .find(|r| r.key.as_str() == "build")
+        .unwrap();
+    assert_eq!(build_row.segments.len(), 2);
+    // Replaying the same events folds to the same run.
+    events.push(retry);
+    let mut replayed = State::new();
+    replayed.show_live(&events);
+    assert_eq!(replayed.run.status, Some(lev::protocol::RunStatus::Running));
+
+    let forked = Recorded {
+        run: run.clone(),
+        seq: Seq(8),
+        event: Event::RunForked {
+            from_run: lev::protocol::RunId("PARENT".into()),
+            from_step: StepKey::new("build"),
+            at: Millis(T0 + 12),
+        },
+    };
+    s.apply(&Notice::Event(forked));
+    assert_eq!(
+        s.run.forked_from,
+        Some((lev::protocol::RunId("PARENT".into()), StepKey::new("build")))
+    );
 }
 
 #[test]

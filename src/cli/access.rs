@@ -91,6 +91,15 @@ impl Access {
         }
     }
 
+    /// The journal, when this process opened it itself (no other lev
+    /// process is executing runs).
+    pub fn local(&self) -> Option<Journal> {
+        match &self.conn {
+            Conn::Local(j) => Some(j.clone()),
+            Conn::Remote(_) => None,
+        }
+    }
+
     /// True when runs marked running are being executed right now by the host.
     pub fn is_remote(&self) -> bool {
         matches!(self.conn, Conn::Remote(_))

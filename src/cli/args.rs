@@ -46,6 +46,24 @@ pub enum Command {
         #[command(flatten)]
         drive: DriveArgs,
     },
+    /// Run a failed step again, then the steps that were skipped or failed
+    /// because of it; a run that ended resumes (a live run takes it as an op).
+    Retry {
+        run: String,
+        step: String,
+        #[command(flatten)]
+        drive: DriveArgs,
+    },
+    /// A new run from RUN's journal up to STEP: the steps settled before it
+    /// are adopted, STEP and everything after it run again. RUN is untouched.
+    Fork {
+        run: String,
+        /// The step to run again from.
+        #[arg(long, value_name = "STEP")]
+        from: String,
+        #[command(flatten)]
+        drive: DriveArgs,
+    },
     /// List runs, newest first.
     Runs {
         #[arg(long)]
@@ -114,6 +132,26 @@ pub enum Command {
         #[command(subcommand)]
         command: MemoryCommand,
     },
+    /// Plan an objective with the orchestrator, review the plan, and run it
+    /// with a swarm of agents: `lev workflow "implement auth system"`.
+    Workflow {
+        /// What the swarm should achieve.
+        objective: String,
+        /// Agent slots working at once (each slot is a pane).
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        agents: u32,
+        /// Most tasks the plan may have.
+        #[arg(long, value_name = "N")]
+        max_tasks: Option<u32>,
+        /// Token budget for the whole swarm.
+        #[arg(long, value_name = "TOKENS")]
+        max_tokens: Option<u64>,
+        /// Cost budget for the whole swarm, in US dollars.
+        #[arg(long, value_name = "USD")]
+        max_cost: Option<f64>,
+        #[command(flatten)]
+        drive: DriveArgs,
+    },
     /// Run the demo workflow with the scripted provider (no key, no network).
     Demo {
         #[command(flatten)]
@@ -127,6 +165,28 @@ pub enum Command {
         json: bool,
         #[command(subcommand)]
         action: Option<ModesAction>,
+    },
+    /// Workflow templates made from runs.
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Write a swarm run's accepted plan as a workflow file that
+    /// `lev validate` accepts and `lev run` runs.
+    Save {
+        run: String,
+        /// Template name; it also makes the file name and the workflow id.
+        name: String,
+        /// Folder to write to (default: workflows/ under the current directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
     },
 }
 

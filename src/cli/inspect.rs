@@ -46,7 +46,7 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
             let v = serde_json::json!({
                 "id": m.id, "workflow": m.workflow_id, "name": m.name, "source": m.source,
                 "status": shown_status(m, live), "created_ms": m.created_ms, "updated_ms": m.updated_ms,
-                "entries": m.last_seq,
+                "entries": m.last_seq, "parent": m.parent,
             });
             println!("{v}");
         }
@@ -72,6 +72,9 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
             utc(m.created_ms),
             m.last_seq
         );
+        if let Some(parent) = &m.parent {
+            println!("{:<26}  └ fork of {parent}", "");
+        }
     }
     let unfinished = runs
         .iter()
@@ -111,10 +114,18 @@ struct ShowJson<'a> {
     source: &'a str,
     status: &'a str,
     created_ms: u64,
+    /// The run this one was forked from, and the step it was forked at.
+    forked_from: Option<ForkedFrom>,
     steps: Vec<StepLine>,
     outputs: BTreeMap<String, Value>,
     error: Option<String>,
     usage: Usage,
+}
+
+#[derive(Debug, Serialize)]
+struct ForkedFrom {
+    run: RunId,
+    step: String,
 }
 
 pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
@@ -147,7 +158,19 @@ pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
     let mut outputs = BTreeMap::new();
     let mut run_error = None;
     let mut usage = Usage::default();
+    let mut forked_from = None;
     for r in &events {
+        if let Event::RunForked {
+            from_run,
+            from_step,
+            ..
+        } = &r.event
+        {
+            forked_from = Some(ForkedFrom {
+                run: from_run.clone(),
+                step: from_step.0.clone(),
+            });
+        }
         if let Some(key) = r.event.step() {
             if !steps.contains_key(key.as_str()) {
                 order.push(key.0.clone());
@@ -230,6 +253,7 @@ pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
             source: &meta.source,
             status,
             created_ms: meta.created_ms,
+            forked_from,
             steps: lines,
             outputs,
             error: run_error,
@@ -245,6 +269,9 @@ pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
         return exit::OK;
     }
     println!("run {}  {}  ({})", meta.id, meta.name, meta.source);
+    if let Some(f) = &forked_from {
+        println!("forked from run {} at step {}", f.run, f.step);
+    }
     println!(
         "status {status}, started {} UTC, {} tokens, ${:.4}",
         utc(meta.created_ms),

@@ -7,8 +7,11 @@ mod demo;
 mod inspect;
 mod memory;
 mod modes;
+mod retryfork;
 mod setup;
 mod steer;
+mod swarm;
+mod template;
 
 use std::process::ExitCode;
 

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::args::{Cli, Command, DriveArgs, InFlightArg, ModesAction};
+use super::args::{Cli, Command, DriveArgs, InFlightArg, ModesAction, TemplateCommand};
 use super::exit;
-use super::{demo, inspect, memory, modes, steer};
+use super::{demo, inspect, memory, modes, retryfork, steer, swarm, template};
 use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::headless::{self, HeadlessOptions};
 use crate::host::{self, ActiveRuns};
@@ -51,7 +51,26 @@ pub async fn dispatch(cli: Cli) -> u8 {
             in_flight,
             drive,
         } => resume(&paths, &run, in_flight, &drive).await,
+        Command::Retry { run, step, drive } => retryfork::retry(&paths, &run, &step, &drive).await,
+        Command::Fork { run, from, drive } => retryfork::fork(&paths, &run, &from, &drive).await,
         Command::Demo { drive } => demo::run(&paths, &drive).await,
+        Command::Workflow {
+            objective,
+            agents,
+            max_tasks,
+            max_tokens,
+            max_cost,
+            drive,
+        } => {
+            let args = swarm::SwarmArgs {
+                objective: &objective,
+                agents,
+                max_tasks,
+                max_tokens,
+                max_cost_usd: max_cost,
+            };
+            swarm::start(&paths, args, &drive).await
+        }
         Command::Runs { json } => inspect::runs(&paths, json).await,
         Command::Show { run, json } => inspect::show(&paths, &run, json).await,
         Command::Replay {
@@ -82,6 +101,15 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Message { run, step, text } => steer::message(&paths, &run, &step, text).await,
         Command::Stop { run } => steer::stop(&paths, &run).await,
         Command::Memory { command } => memory::run(&paths, command).await,
+        Command::Template {
+            command:
+                TemplateCommand::Save {
+                    run,
+                    name,
+                    dir,
+                    force,
+                },
+        } => template::save(&paths, &run, &name, dir.as_deref(), force).await,
     }
 }
 
@@ -311,7 +339,7 @@ fn unsupported_notes(wf: &spec::Workflow) {
     }
 }
 
-fn headless_note(drive: &DriveArgs) {
+pub fn headless_note(drive: &DriveArgs) {
     if !drive.headless && !wants_tui(drive) {
         eprintln!("note: no terminal to draw on; running headless.");
     }
@@ -611,12 +639,26 @@ pub async fn replay_tui(paths: &Paths, run: &str) -> u8 {
             return exit::FAILED;
         }
     };
+    // Playback itself never runs anything; a retry or fork asked for from
+    // it (`r`, `f`) drives the run live like the browser does.
+    let modes = match load_modes(paths) {
+        Ok(m) => m,
+        Err(c) => return c,
+    };
+    let drive = DriveArgs {
+        headless: false,
+        json: false,
+        yes: false,
+        allow_shell: false,
+        answers: Vec::new(),
+        workspace: None,
+    };
     let app = App {
-        journal,
+        journal: journal.clone(),
         socket: paths.socket(),
         theme: theme(paths),
         keymap: KEYMAP.get().cloned().unwrap_or_default(),
-        resume: Box::new(|_, _| Err("replay mode does not resume runs".into())),
+        resume: resume_factory(paths, journal, modes, drive),
     };
     tui::app::run(app, Launch::Replay { events }).await
 }

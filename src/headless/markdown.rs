@@ -16,6 +16,7 @@ pub fn transcript(events: &[Recorded]) -> String {
     let mut steps: BTreeMap<StepKey, String> = BTreeMap::new();
     let mut prompts = String::new();
     let mut tail = String::new();
+    let mut plan_text = String::new();
     let mut started_at = 0;
     for r in events {
         let ev = &r.event;
@@ -213,6 +214,25 @@ pub fn transcript(events: &[Recorded]) -> String {
                     }
                 }
             }
+            Event::StepRetryRequested { also, at, .. } => {
+                if let Some(b) = body {
+                    let then = if also.is_empty() {
+                        String::new()
+                    } else {
+                        let keys: Vec<String> = also.iter().map(|k| format!("`{k}`")).collect();
+                        format!("; then again: {}", keys.join(", "))
+                    };
+                    let when = ms(at.0.saturating_sub(started_at));
+                    let _ = writeln!(b, "*retry requested at +{when}*{then}\n");
+                }
+            }
+            Event::RunForked {
+                from_run,
+                from_step,
+                ..
+            } => {
+                let _ = writeln!(head, "- forked from run `{from_run}` at step `{from_step}`");
+            }
             Event::EmergencyStopped { at } => {
                 let _ = writeln!(
                     tail,
@@ -226,6 +246,29 @@ pub fn transcript(events: &[Recorded]) -> String {
                     "- paused: {}",
                     crate::workflow::describe_pause(reason)
                 );
+            }
+            Event::PlanProposed {
+                attempt, problems, ..
+            } => {
+                if problems.is_empty() {
+                    let _ = writeln!(plan_text, "- attempt {attempt}: a valid plan\n");
+                } else {
+                    let _ = writeln!(plan_text, "- attempt {attempt}: rejected");
+                    for p in problems {
+                        let _ = writeln!(plan_text, "  - {p}");
+                    }
+                    plan_text.push('\n');
+                }
+            }
+            Event::PlanAccepted { plan, edited, .. } => {
+                let edited = if *edited { " (edited by the user)" } else { "" };
+                let _ = writeln!(plan_text, "**accepted**{edited}:\n");
+                match crate::swarm::plan::parse(plan) {
+                    Ok(p) => plan_text.push_str(&crate::swarm::plan::markdown(&p)),
+                    Err(_) => {
+                        let _ = writeln!(plan_text, "{}", fenced(&plan.to_string()));
+                    }
+                }
             }
             Event::RunFinished {
                 status,
@@ -254,6 +297,9 @@ pub fn transcript(events: &[Recorded]) -> String {
     let mut out = head;
     if !prompts.is_empty() {
         let _ = write!(out, "\n## Questions\n\n{prompts}");
+    }
+    if !plan_text.is_empty() {
+        let _ = write!(out, "\n## Plan\n\n{plan_text}");
     }
     for key in order {
         let _ = write!(

@@ -89,15 +89,23 @@ pub async fn drive(
 }
 
 /// The headless policy: given answers, then defaults; approvals only with
-/// `--yes`. What it cannot answer is declared unattended, so the prompt's
-/// timeout policy (default, `on_timeout`) applies at once.
+/// `--yes`, which also picks the recommended (first) option of a question
+/// that has options but no default (a swarm's plan review: accept). What it
+/// cannot answer is declared unattended, so the prompt's timeout policy
+/// (default, `on_timeout`) applies at once.
 fn respond(opts: &HeadlessOptions, run: &RunId, event: &Event) -> Option<Op> {
     match event {
-        Event::QuestionAsked { id, default, .. } => {
-            let (answer, source) = match (opts.answers.get(id), default) {
-                (Some(a), _) => (a.clone(), AnswerSource::User),
-                (None, Some(d)) => (d.clone(), AnswerSource::Default),
-                (None, None) => {
+        Event::QuestionAsked {
+            id,
+            default,
+            options,
+            ..
+        } => {
+            let (answer, source) = match (opts.answers.get(id), default, options.first()) {
+                (Some(a), _, _) => (a.clone(), AnswerSource::User),
+                (None, Some(d), _) => (d.clone(), AnswerSource::Default),
+                (None, None, Some(first)) if opts.yes => (first.value.clone(), AnswerSource::User),
+                (None, None, _) => {
                     return Some(Op::Unattended {
                         run: run.clone(),
                         prompt: id.clone(),

@@ -220,6 +220,68 @@ impl Printer {
             Event::EmergencyStopped { .. } => {
                 "! emergency stop: stopping every running step".to_string()
             }
+            Event::PlanProposed {
+                attempt,
+                plan,
+                problems,
+                ..
+            } => {
+                let verdict = match problems.as_slice() {
+                    [] => "valid".to_string(),
+                    [one] => format!("1 problem: {}", one_line(one, 160)),
+                    [first, ..] => format!(
+                        "{} problems, first: {}",
+                        problems.len(),
+                        one_line(first, 160)
+                    ),
+                };
+                format!(
+                    "plan proposed (attempt {attempt}): {}, {verdict}",
+                    task_count(plan)
+                )
+            }
+            Event::PlanAccepted { plan, edited, .. } => {
+                let edited = if *edited { " (edited by the user)" } else { "" };
+                let summary = plan
+                    .get("summary")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| format!(": {}", one_line(s, 160)))
+                    .unwrap_or_default();
+                format!("plan accepted{edited}: {}{summary}", task_count(plan))
+            }
+            Event::TaskAssigned {
+                task,
+                mode,
+                slot,
+                stolen_from,
+                ..
+            } => match stolen_from {
+                Some(from) => format!(
+                    "→ task {task} ({mode}) to agent slot {slot}, stolen from slot {from}'s queue"
+                ),
+                None => format!("→ task {task} ({mode}) to agent slot {slot}"),
+            },
+            Event::SlotBreaker {
+                slot,
+                state,
+                reason,
+                ..
+            } => format!("! agent slot {slot} breaker {}: {reason}", state.replace('_', "-")),
+            Event::StepRetryRequested { step, also, .. } => {
+                let then = if also.is_empty() {
+                    String::new()
+                } else {
+                    let keys: Vec<&str> = also.iter().map(StepKey::as_str).collect();
+                    format!("; then again: {}", keys.join(", "))
+                };
+                format!("step {step}: retry requested{then}")
+            }
+            Event::RunForked {
+                from_run,
+                from_step,
+                ..
+            } => format!("run {} forked from run {from_run} at step {from_step}", r.run),
             Event::RunFinished {
                 status,
                 outputs,
@@ -251,6 +313,15 @@ impl Printer {
             .get(step)
             .map(|s| format!(" in {}", ms(at.saturating_sub(*s))))
             .unwrap_or_default()
+    }
+}
+
+/// `3 tasks`, from a plan as journaled (any JSON).
+fn task_count(plan: &Value) -> String {
+    match plan.get("tasks").and_then(Value::as_array).map(Vec::len) {
+        Some(1) => "1 task".to_string(),
+        Some(n) => format!("{n} tasks"),
+        None => "no task list".to_string(),
     }
 }
 

@@ -190,13 +190,18 @@ async fn check_target(op: &Op, journal: &Journal) -> Result<(), String> {
         | Op::Pause {
             run,
             step: Some(step),
-        } => (run, step),
+        }
+        | Op::RetryStep { run, step } => (run, step),
         _ => return Ok(()),
     };
     let events = workflow::read_run(journal, run)
         .await
         .map_err(|e| e.to_string())?;
-    workflow::running_agent(&events, step).map_err(|e| format!("run {run}: {e}"))
+    let checked = match op {
+        Op::RetryStep { .. } => workflow::retryable(&events, step),
+        _ => workflow::running_agent(&events, step),
+    };
+    checked.map_err(|e| format!("run {run}: {e}"))
 }
 
 fn to_value<T: Serialize>(v: &T) -> Result<Value, String> {

@@ -23,7 +23,7 @@ use super::theme::Theme;
 use super::view;
 use crate::host::{self, ActiveRuns};
 use crate::journal::Journal;
-use crate::protocol::{Millis, Notice, Op, Recorded, RunId, RunStatus};
+use crate::protocol::{Millis, Notice, Op, Recorded, RunId, RunStatus, StepKey};
 use crate::workflow::{self, EngineDeps, RunOutcome, Start};
 
 /// Builds engine dependencies to resume a run chosen in the browser.
@@ -171,6 +171,52 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: App, launch: L
                         .map_err(|e| e.to_string());
                     state.set_memory(entries);
                 }
+                Effect::Retry { run, step } => {
+                    if let Some(e) = engine.as_ref().filter(|e| e.run == run) {
+                        // Still driven here: the engine takes it as an op.
+                        let _ = e.ops.send(Op::RetryStep { run, step });
+                        continue;
+                    }
+                    if engine.is_some() {
+                        state.report(
+                            "another run is executing in this workbench; retry once it has ended",
+                        );
+                        continue;
+                    }
+                    match retry_run(&app, &run, &step).await {
+                        Ok((deps, events)) => {
+                            state.show_live(&events);
+                            engine = Some(start_engine(
+                                deps,
+                                run,
+                                Start::Resume,
+                                notice_tx.clone(),
+                                &active,
+                            ));
+                        }
+                        Err(e) => state.report(format!("retry of {step}: {e}")),
+                    }
+                }
+                Effect::Fork { run, step } => {
+                    if engine.is_some() {
+                        state
+                            .report("a run is executing in this workbench; fork once it has ended");
+                        continue;
+                    }
+                    match fork_run(&app, &run, &step).await {
+                        Ok((deps, fork, events)) => {
+                            state.show_live(&events);
+                            engine = Some(start_engine(
+                                deps,
+                                fork,
+                                Start::Resume,
+                                notice_tx.clone(),
+                                &active,
+                            ));
+                        }
+                        Err(e) => state.report(format!("fork from {step}: {e}")),
+                    }
+                }
                 Effect::Attention(text) => attention(&text),
                 Effect::Copy(text) => copy(&text),
             }
@@ -198,6 +244,51 @@ async fn open_run(app: &App, run: &RunId) -> Result<Opened, String> {
         .await
         .map(Opened::Finished)
         .map_err(|e| e.to_string())
+}
+
+/// Records a retry in an ended run; returns what driving it needs and
+/// the run's events so far.
+async fn retry_run(
+    app: &App,
+    run: &RunId,
+    step: &StepKey,
+) -> Result<(Arc<EngineDeps>, Vec<Recorded>), String> {
+    let meta = app
+        .journal
+        .run(run)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no such run")?;
+    let deps = (app.resume)(run, &meta.source)?;
+    workflow::request_retry(&app.journal, &deps.modes, run, step)
+        .await
+        .map_err(|e| e.to_string())?;
+    let events = workflow::read_run(&app.journal, run)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((deps, events))
+}
+
+/// Creates the fork; returns what driving it needs, its id and its events.
+async fn fork_run(
+    app: &App,
+    run: &RunId,
+    step: &StepKey,
+) -> Result<(Arc<EngineDeps>, RunId, Vec<Recorded>), String> {
+    let meta = app
+        .journal
+        .run(run)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no such run")?;
+    let deps = (app.resume)(run, &meta.source)?;
+    let (fork, _) = workflow::fork_run(&app.journal, &deps.modes, run, step)
+        .await
+        .map_err(|e| e.to_string())?;
+    let events = workflow::read_run(&app.journal, &fork)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((deps, fork, events))
 }
 
 fn start_engine(

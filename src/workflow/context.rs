@@ -1,6 +1,7 @@
 //! State shared by every step task of one run: dependencies, the recorder,
 //! the history found at resume, waiters for human answers, the budget.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -9,10 +10,10 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::EngineDeps;
-use super::history::History;
+use super::history::{History, Settled};
 use super::recorder::Recorder;
 use super::steer::Steer;
-use crate::protocol::{Millis, PauseReason, StepKey, Usage};
+use crate::protocol::{Attempt, Millis, PauseReason, StepKey, Usage};
 use crate::spec::Limits;
 
 /// An answer handed to a waiting step (already journaled).
@@ -69,6 +70,42 @@ pub struct RunCtx {
     pub answer_timeout: std::time::Duration,
     /// Live pauses and agents' message queues.
     pub steer: Steer,
+    /// Live retries (`Op::RetryStep`) handed to the root graph.
+    pub retry: Retries,
+}
+
+/// Steps retried while this process drives the run, and the way the
+/// retries reach the root graph. The gate is closed by the root graph
+/// when it ends, under the same lock a retry is recorded with, so a retry
+/// is either picked up by the graph or refused, never lost in between.
+pub struct Retries {
+    /// Each retried step's next attempt; its recorded outcome no longer stands.
+    pub attempts: Mutex<BTreeMap<StepKey, Attempt>>,
+    /// Outcomes settled in this process inside a retried workflow step
+    /// (the history read at start does not have them): its child graph
+    /// adopts these instead of running them again.
+    pub adopted: Mutex<BTreeMap<StepKey, Settled>>,
+    pub gate: tokio::sync::Mutex<RetryGate>,
+    /// Taken by the root graph.
+    pub inbox: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Vec<StepKey>>>>,
+}
+
+/// Open while the root graph can still take a retry.
+pub struct RetryGate {
+    pub open: bool,
+    pub tx: tokio::sync::mpsc::UnboundedSender<Vec<StepKey>>,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Retries {
+            attempts: Mutex::new(BTreeMap::new()),
+            adopted: Mutex::new(BTreeMap::new()),
+            gate: tokio::sync::Mutex::new(RetryGate { open: true, tx }),
+            inbox: Mutex::new(Some(rx)),
+        }
+    }
 }
 
 impl RunCtx {
@@ -136,5 +173,33 @@ impl RunCtx {
 
     pub fn now(&self) -> Millis {
         Millis::now()
+    }
+
+    /// The attempt a step retried in this process runs next, if it was.
+    pub fn retried(&self, step: &StepKey) -> Option<Attempt> {
+        self.retry
+            .attempts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(step).copied())
+    }
+
+    /// The recorded outcome that still stands: none for a step retried in
+    /// this process, else one adopted for a retried child graph, else the
+    /// one recorded before this process.
+    pub fn recorded_outcome(&self, step: &StepKey) -> Option<Cow<'_, Settled>> {
+        if self.retried(step).is_some() {
+            return None;
+        }
+        let adopted = self
+            .retry
+            .adopted
+            .lock()
+            .ok()
+            .and_then(|m| m.get(step).cloned());
+        match adopted {
+            Some(s) => Some(Cow::Owned(s)),
+            None => self.history.final_outcome(step).map(Cow::Borrowed),
+        }
     }
 }

@@ -16,6 +16,7 @@ use super::context::{Answer, Decision, Halt, RunCtx, Waiters};
 use super::history::{History, Settled};
 use super::human;
 use super::recorder::{Recorder, read_run};
+use super::retry;
 use super::steer;
 use super::step::{self, StepEnd};
 use super::{EngineDeps, EngineError, NoticeSender, RunOutcome, pinning};
@@ -35,9 +36,24 @@ pub async fn drive(
         .run(&run)
         .await?
         .ok_or_else(|| EngineError::RunNotFound(run.clone()))?;
-    let events = read_run(&journal, &run).await?;
+    // The pinned definition loads while the events are read and decoded:
+    // for a long run both take tens of milliseconds.
+    let definition = tokio::spawn(load_definition(
+        deps.clone(),
+        run.clone(),
+        meta.definition_blob.clone(),
+    ));
+    let events = read_run(&journal, &run).await;
+    let events = match events {
+        Ok(events) => events,
+        Err(e) => {
+            definition.abort();
+            return Err(e.into());
+        }
+    };
     let history = History::from_events(&events);
     let Some(first) = events.first() else {
+        definition.abort();
         return Err(EngineError::Definition {
             run,
             message: "the run has no entries".into(),
@@ -52,6 +68,7 @@ pub async fn drive(
         ..
     } = &first.event
     else {
+        definition.abort();
         return Err(EngineError::Definition {
             run,
             message: "the run's first entry is not `run_started`".into(),
@@ -64,25 +81,18 @@ pub async fn drive(
         ..
     }) = events.last().map(|r| &r.event)
     {
+        definition.abort();
         return Ok(RunOutcome {
             status: *status,
             outputs: outputs.clone(),
             error: error.clone(),
         });
     }
-    let bundle =
-        journal
-            .blob(&meta.definition_blob)
-            .await?
-            .ok_or_else(|| EngineError::Definition {
-                run: run.clone(),
-                message: "definition blob is missing".into(),
-            })?;
-    let workflow =
-        pinning::load(&bundle, &deps.modes).map_err(|message| EngineError::Definition {
+    let pinning::Pinned { workflow, swarm } =
+        definition.await.map_err(|e| EngineError::Definition {
             run: run.clone(),
-            message,
-        })?;
+            message: format!("loading the pinned definition failed: {e}"),
+        })??;
 
     let rec = Recorder::new(
         journal.clone(),
@@ -136,6 +146,7 @@ pub async fn drive(
             .unwrap_or_else(|| deps.workspace.clone()),
         answer_timeout: workflow.whisper.answer_timeout,
         steer: Default::default(),
+        retry: Default::default(),
         rec: rec.clone(),
         history,
         deps,
@@ -144,8 +155,14 @@ pub async fn drive(
         ctx.cancel.cancel();
     }
 
-    let dispatcher = tokio::spawn(dispatch_ops(ctx.clone(), ops));
-    let outcome = execute(ctx.clone(), Arc::new(workflow)).await;
+    let workflow = Arc::new(workflow);
+    let dispatcher = tokio::spawn(dispatch_ops(ctx.clone(), workflow.clone(), ops));
+    let outcome = match swarm {
+        Some(spec) => Ok(super::swarm::execute(ctx.clone(), workflow, spec)
+            .await
+            .into_outcome()),
+        None => execute(ctx.clone(), workflow).await,
+    };
     dispatcher.abort();
     let outcome = outcome?;
     let usage = ctx.usage_snapshot();
@@ -174,8 +191,38 @@ pub async fn drive(
     Ok(outcome)
 }
 
+/// The workflow the run is pinned to, from its definition blob.
+async fn load_definition(
+    deps: Arc<EngineDeps>,
+    run: RunId,
+    blob: String,
+) -> Result<pinning::Pinned, EngineError> {
+    let bundle = deps
+        .journal
+        .blob(&blob)
+        .await?
+        .ok_or_else(|| EngineError::Definition {
+            run: run.clone(),
+            message: "definition blob is missing".into(),
+        })?;
+    let loaded =
+        tokio::task::spawn_blocking(move || pinning::load_pinned(&bundle, &deps.modes)).await;
+    match loaded {
+        Ok(Ok(pinned)) => Ok(pinned),
+        Ok(Err(message)) => Err(EngineError::Definition { run, message }),
+        Err(e) => Err(EngineError::Definition {
+            run,
+            message: format!("loading the pinned definition failed: {e}"),
+        }),
+    }
+}
+
 /// Journals each answer, then hands it to the waiting step.
-async fn dispatch_ops(ctx: Arc<RunCtx>, mut ops: mpsc::UnboundedReceiver<Op>) {
+async fn dispatch_ops(
+    ctx: Arc<RunCtx>,
+    workflow: Arc<Workflow>,
+    mut ops: mpsc::UnboundedReceiver<Op>,
+) {
     while let Some(op) = ops.recv().await {
         match op {
             Op::Answer {
@@ -270,6 +317,7 @@ async fn dispatch_ops(ctx: Arc<RunCtx>, mut ops: mpsc::UnboundedReceiver<Op>) {
             | Op::Pause { .. }
             | Op::Unpause { .. }
             | Op::EmergencyStop { .. }) => steer::apply(&ctx, op).await,
+            Op::RetryStep { step, .. } => retry::retry_live(&ctx, &workflow, step).await,
             Op::Cancel { .. } => {
                 if !ctx.cancel.is_cancelled() {
                     let _ = ctx
@@ -317,7 +365,7 @@ pub struct GraphEnd {
 }
 
 impl GraphEnd {
-    fn into_outcome(self) -> RunOutcome {
+    pub fn into_outcome(self) -> RunOutcome {
         RunOutcome {
             status: self.status,
             outputs: self.outputs,
@@ -352,6 +400,13 @@ pub fn run_graph(
             .collect();
         let mut views: BTreeMap<String, StepView> = BTreeMap::new();
         let mut tasks: JoinSet<(String, StepEnd)> = JoinSet::new();
+        // Live retries re-open steps of the root graph (a child step is
+        // reached through the root-level workflow step that holds it).
+        let mut inbox = if prefix.is_empty() {
+            ctx.retry.inbox.lock().ok().and_then(|mut i| i.take())
+        } else {
+            None
+        };
         loop {
             // A paused run starts nothing new (running steps go on).
             steer::graph_hold(&ctx).await;
@@ -375,10 +430,10 @@ pub fn run_graph(
                     }
                     continue;
                 }
-                if let Some(settled) = ctx.history.final_outcome(&key) {
+                if let Some(settled) = ctx.recorded_outcome(&key) {
                     // Finished in an earlier process: its recorded result stands.
-                    views.insert(step.id.clone(), view_of(settled, step.continue_on_error));
-                    states.insert(step.id.clone(), done(settled));
+                    views.insert(step.id.clone(), view_of(&settled, step.continue_on_error));
+                    states.insert(step.id.clone(), done(&settled));
                     continue;
                 }
                 if stopping {
@@ -432,7 +487,33 @@ pub fn run_graph(
                     (id, end)
                 });
             }
-            let Some(joined) = tasks.join_next().await else {
+            let joined = match inbox.as_mut() {
+                None => tasks.join_next().await,
+                Some(rx) if tasks.is_empty() => {
+                    // Nothing runs: the graph ends unless a retry came in;
+                    // the gate closes under the lock a retry records under.
+                    let mut gate = ctx.retry.gate.lock().await;
+                    match rx.try_recv() {
+                        Ok(keys) => {
+                            drop(gate);
+                            reopen(&keys, &mut states, &mut views);
+                            continue;
+                        }
+                        Err(_) => {
+                            gate.open = false;
+                            None
+                        }
+                    }
+                }
+                Some(rx) => tokio::select! {
+                    joined = tasks.join_next() => joined,
+                    Some(keys) = rx.recv() => {
+                        reopen(&keys, &mut states, &mut views);
+                        continue;
+                    }
+                },
+            };
+            let Some(joined) = joined else {
                 break;
             };
             let Ok((id, end)) = joined else {
@@ -453,6 +534,23 @@ pub fn run_graph(
         }
         finish_graph(&ctx, &wf, inputs, views, &states, item).await
     })
+}
+
+/// Retried steps of the root graph become pending again: the graph runs
+/// them once their needs are done, instead of keeping their outcome.
+fn reopen(
+    keys: &[StepKey],
+    states: &mut BTreeMap<String, State>,
+    views: &mut BTreeMap<String, StepView>,
+) {
+    for key in keys {
+        if let Some(state) = states.get_mut(key.as_str())
+            && matches!(state, State::Done(_))
+        {
+            *state = State::Pending;
+            views.remove(key.as_str());
+        }
+    }
 }
 
 async fn finish_graph(
@@ -547,7 +645,7 @@ async fn finish_graph(
     }
 }
 
-fn pause_message(reason: &PauseReason) -> String {
+pub(super) fn pause_message(reason: &PauseReason) -> String {
     match reason {
         PauseReason::Divergence {
             step,
@@ -583,7 +681,7 @@ fn done(settled: &Settled) -> State {
     })
 }
 
-fn view_of(settled: &Settled, continue_on_error: bool) -> StepView {
+pub(super) fn view_of(settled: &Settled, continue_on_error: bool) -> StepView {
     match settled {
         Settled::Succeeded { outputs } => StepView {
             succeeded: true,

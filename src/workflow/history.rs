@@ -50,12 +50,30 @@ pub struct StepRecord {
     pub failed_at_ms: u64,
     /// Decision recorded for an in-flight attempt after a crash.
     pub decision: Option<InFlightDecision>,
+    /// A retry was asked for after the step settled (`StepRetryRequested`):
+    /// its outcome no longer stands; the next attempt follows `attempt`.
+    pub retry_requested: bool,
+}
+
+/// A swarm run's recorded plans.
+#[derive(Debug, Clone, Default)]
+pub struct SwarmHistory {
+    /// Orchestrator answer number → (plan, problems found).
+    pub proposals: BTreeMap<u32, (Value, Vec<String>)>,
+    /// The accepted plan and whether the user edited it.
+    pub accepted: Option<(Value, bool)>,
 }
 
 /// Index of a run's recorded facts.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     pub steps: BTreeMap<StepKey, StepRecord>,
+    /// Swarm tasks: the slot each was last assigned to.
+    pub task_slots: BTreeMap<StepKey, u32>,
+    /// Swarm plans proposed and accepted.
+    pub swarm: SwarmHistory,
+    /// Swarm slots: the breaker state last recorded (`open` with its end).
+    pub slot_breakers: BTreeMap<u32, (String, Option<crate::protocol::Millis>)>,
     pub replies: BTreeMap<(StepKey, Attempt, u32), RecordedReply>,
     pub tools: BTreeMap<(StepKey, Attempt, String), RecordedTool>,
     /// Messages delivered to agents, in delivery order, by the turn whose
@@ -106,6 +124,7 @@ impl History {
                         retry_in_ms: None,
                         failed_at_ms: 0,
                         decision,
+                        retry_requested: false,
                     },
                 );
             }
@@ -233,7 +252,16 @@ impl History {
             }
             Event::RunCancelRequested { .. } => self.cancel_requested = true,
             Event::RunFinished { .. } => self.finished = true,
+            Event::StepRetryRequested { step, also, .. } => {
+                for key in std::iter::once(step).chain(also) {
+                    self.unsettle(key);
+                }
+                // The run goes on: an earlier end or cancel no longer holds.
+                self.finished = false;
+                self.cancel_requested = false;
+            }
             Event::RunStarted { .. }
+            | Event::RunForked { .. }
             | Event::RunResumed { .. }
             | Event::ShellFinished { .. }
             | Event::GuardTripped { .. }
@@ -242,6 +270,27 @@ impl History {
             | Event::PauseRequested { .. }
             | Event::PauseLifted { .. }
             | Event::EmergencyStopped { .. } => {}
+            Event::SlotBreaker {
+                slot, state, until, ..
+            } => {
+                self.slot_breakers.insert(*slot, (state.clone(), *until));
+            }
+            Event::PlanProposed {
+                attempt,
+                plan,
+                problems,
+                ..
+            } => {
+                self.swarm
+                    .proposals
+                    .insert(*attempt, (plan.clone(), problems.clone()));
+            }
+            Event::PlanAccepted { plan, edited, .. } => {
+                self.swarm.accepted = Some((plan.clone(), *edited));
+            }
+            Event::TaskAssigned { task, slot, .. } => {
+                self.task_slots.insert(task.clone(), *slot);
+            }
         }
     }
 
@@ -263,19 +312,38 @@ impl History {
                         retry_in_ms: None,
                         failed_at_ms: 0,
                         decision: None,
+                        retry_requested: false,
                     },
                 );
             }
         }
     }
 
+    /// A retried step's recorded outcome stops counting, and so do the
+    /// human answers it got (a retried approval or question asks again).
+    fn unsettle(&mut self, step: &StepKey) {
+        if let Some(rec) = self.steps.get_mut(step) {
+            rec.retry_requested = true;
+            rec.retry_in_ms = None;
+        }
+        self.approvals.remove(step);
+        self.approvals_requested.remove(step);
+        self.answers.remove(step.as_str());
+        self.asked.remove(step.as_str());
+    }
+
     /// A step's final outcome, if it reached one (a failure with a retry
-    /// pending is not final).
+    /// pending, or one the user asked to retry, is not final).
     pub fn final_outcome(&self, step: &StepKey) -> Option<&Settled> {
         let rec = self.steps.get(step)?;
-        if rec.retry_in_ms.is_some() {
+        if rec.retry_in_ms.is_some() || rec.retry_requested {
             return None;
         }
         rec.settled.as_ref()
+    }
+
+    /// The attempt number a retried step runs next: after every recorded one.
+    pub fn next_attempt(&self, step: &StepKey) -> Attempt {
+        Attempt(self.steps.get(step).map(|r| r.attempt.0).unwrap_or(0) + 1)
     }
 }

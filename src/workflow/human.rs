@@ -90,14 +90,16 @@ async fn record_answer(
 
 /// Puts one question to the user and waits for the journaled answer.
 pub async fn ask(ctx: &RunCtx, q: &Ask) -> Result<Answer, String> {
-    if let Some((text, _)) = ctx.history.answers.get(&q.id) {
+    // A question step retried in this process asks again.
+    let retried = q.step.as_ref().is_some_and(|s| ctx.retried(s).is_some());
+    if let Some((text, _)) = ctx.history.answers.get(&q.id).filter(|_| !retried) {
         return Ok(Answer { text: text.clone() });
     }
     let (tx, rx) = oneshot::channel();
     if let Ok(mut w) = ctx.waiters.lock() {
         w.questions.insert(q.id.clone(), tx);
     }
-    if let Some(recorded) = ctx.history.asked.get(&q.id) {
+    if let Some(recorded) = ctx.history.asked.get(&q.id).filter(|_| !retried) {
         ctx.rec.announce_pending(recorded.clone());
     } else {
         if !ctx.count_question() {
@@ -219,7 +221,11 @@ pub async fn question(
 pub async fn approval(actx: &AttemptCtx, message: &str) -> Result<Map<String, Value>, StepError> {
     let ctx = &actx.ctx;
     let key = &actx.key;
-    let decision = match ctx.history.approvals.get(key) {
+    let recorded = match ctx.retried(key) {
+        Some(_) => None,
+        None => ctx.history.approvals.get(key),
+    };
+    let decision = match recorded {
         Some((approved, comment)) => Decision {
             approved: *approved,
             comment: comment.clone(),
@@ -247,7 +253,11 @@ async fn wait_decision(actx: &AttemptCtx, message: &str) -> Result<Decision, Ste
     if let Ok(mut w) = ctx.waiters.lock() {
         w.approvals.insert(key.clone(), tx);
     }
-    if let Some(recorded) = ctx.history.approvals_requested.get(key) {
+    let requested = match ctx.retried(key) {
+        Some(_) => None,
+        None => ctx.history.approvals_requested.get(key),
+    };
+    if let Some(recorded) = requested {
         ctx.rec.announce_pending(recorded.clone());
     } else {
         let event = Event::ApprovalRequested {

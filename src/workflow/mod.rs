@@ -5,13 +5,16 @@
 mod agent;
 mod context;
 mod executor;
+mod fork;
 pub mod history;
 mod human;
 pub mod pinning;
 pub mod recorder;
+mod retry;
 mod shell;
 mod steer;
 mod step;
+pub mod swarm;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,8 +29,11 @@ use crate::protocol::{Event, InFlightDecision, Millis, Op, RunId, RunStatus};
 use crate::spec::{ModeRegistry, Workflow};
 
 pub use executor::describe_pause;
+pub use fork::{fork_prefix, fork_run};
 pub use recorder::{NoticeSender, Recorder, read_run};
+pub use retry::{plan_retry, request_retry, retryable};
 pub use steer::running_agent;
+pub use swarm::{SwarmSpec, swarm_workflow};
 
 /// How the run talks to its user.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +72,10 @@ pub enum EngineError {
     Inputs(String),
     #[error("the pinned definition of run {run} cannot be loaded: {message}")]
     Definition { run: RunId, message: String },
+    /// A request the run's journal does not allow (retry of a step that did
+    /// not fail, fork from a step that never started); the text says why.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// What `drive` ended with.
@@ -143,8 +153,33 @@ pub async fn start_run(
     inputs: BTreeMap<String, Value>,
     workspace: Option<&std::path::Path>,
 ) -> Result<RunId, EngineError> {
+    start_pinned(journal, workflow, inputs, workspace, None).await
+}
+
+/// Creates a swarm run (`lev workflow "objective"`): pinned to the planning
+/// workflow built by `swarm_workflow` and to `spec`.
+pub async fn start_swarm(
+    journal: &Journal,
+    workflow: &Workflow,
+    spec: &SwarmSpec,
+    workspace: Option<&std::path::Path>,
+) -> Result<RunId, EngineError> {
+    let inputs = BTreeMap::from([(
+        "objective".to_string(),
+        Value::String(spec.objective.clone()),
+    )]);
+    start_pinned(journal, workflow, inputs, workspace, Some(spec)).await
+}
+
+async fn start_pinned(
+    journal: &Journal,
+    workflow: &Workflow,
+    inputs: BTreeMap<String, Value>,
+    workspace: Option<&std::path::Path>,
+    swarm: Option<&SwarmSpec>,
+) -> Result<RunId, EngineError> {
     let run = RunId::new();
-    let bundle = pinning::bundle(workflow);
+    let bundle = pinning::bundle_with(workflow, swarm);
     let definition_blob = journal.put_blob(bundle).await?;
     let now = Millis::now();
     let seed = rand::random::<u64>();

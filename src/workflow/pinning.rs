@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::swarm::SwarmSpec;
 use crate::spec::{self, ModeRegistry, StepKind, Workflow};
 
 /// The version of the serialized model; a bundle with another version is
@@ -23,6 +24,16 @@ const MODEL_VERSION: u32 = 1;
 struct Bundle {
     root: PathBuf,
     files: BTreeMap<PathBuf, String>,
+    /// What a swarm run (`lev workflow "objective"`) was started with.
+    #[serde(default)]
+    swarm: Option<SwarmSpec>,
+}
+
+/// What a run is pinned to.
+#[derive(Debug)]
+pub struct Pinned {
+    pub workflow: Workflow,
+    pub swarm: Option<SwarmSpec>,
 }
 
 #[derive(Serialize)]
@@ -31,6 +42,8 @@ struct BundleOut<'a> {
     files: BTreeMap<PathBuf, String>,
     model_version: u32,
     model: &'a Workflow,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swarm: Option<&'a SwarmSpec>,
 }
 
 #[derive(Deserialize)]
@@ -38,11 +51,18 @@ struct BundleIn {
     files: BTreeMap<PathBuf, String>,
     model_version: u32,
     model: Workflow,
+    #[serde(default)]
+    swarm: Option<SwarmSpec>,
 }
 
 /// Serializes the texts of `workflow` and all its child workflows, and the
 /// model itself.
 pub fn bundle(workflow: &Workflow) -> Vec<u8> {
+    bundle_with(workflow, None)
+}
+
+/// `bundle`, for a swarm run: with what the swarm was started with.
+pub fn bundle_with(workflow: &Workflow, swarm: Option<&SwarmSpec>) -> Vec<u8> {
     let mut files = BTreeMap::new();
     collect(workflow, &mut files);
     let b = BundleOut {
@@ -50,6 +70,7 @@ pub fn bundle(workflow: &Workflow) -> Vec<u8> {
         files,
         model_version: MODEL_VERSION,
         model: workflow,
+        swarm,
     };
     serde_json::to_vec(&b).unwrap_or_default()
 }
@@ -67,12 +88,20 @@ fn collect(workflow: &Workflow, files: &mut BTreeMap<PathBuf, String>) {
 /// lev can read it, else the pinned texts (child workflows read from the
 /// bundle, never from disk).
 pub fn load(bytes: &[u8], modes: &ModeRegistry) -> Result<Workflow, String> {
+    load_pinned(bytes, modes).map(|p| p.workflow)
+}
+
+/// `load`, with the swarm settings when the run is a swarm.
+pub fn load_pinned(bytes: &[u8], modes: &ModeRegistry) -> Result<Pinned, String> {
     if let Ok(b) = serde_json::from_slice::<BundleIn>(bytes)
         && b.model_version == MODEL_VERSION
     {
         let mut model = b.model;
         if restore_texts(&mut model, &b.files) {
-            return Ok(model);
+            return Ok(Pinned {
+                workflow: model,
+                swarm: b.swarm,
+            });
         }
     }
     let b: Bundle =
@@ -89,7 +118,12 @@ pub fn load(bytes: &[u8], modes: &ModeRegistry) -> Result<Workflow, String> {
             )
         })
     };
-    spec::load::load_workflow_with(&b.root, text, modes, &read_child).map_err(|d| d.to_string())
+    let workflow = spec::load::load_workflow_with(&b.root, text, modes, &read_child)
+        .map_err(|d| d.to_string())?;
+    Ok(Pinned {
+        workflow,
+        swarm: b.swarm,
+    })
 }
 
 /// Puts each workflow's pinned text back (the model does not carry it);
@@ -173,6 +207,7 @@ outputs:
         let old = serde_json::to_vec(&Bundle {
             root: wf.source_path.clone(),
             files,
+            swarm: None,
         })
         .unwrap();
         let modes = ModeRegistry::load(&[spec::mode::builtin_dir()]).unwrap();

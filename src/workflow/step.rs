@@ -141,8 +141,14 @@ async fn run_step_inner(
     // Where the journal left this step.
     let mut attempt = Attempt(1);
     let mut resumed_seq = None;
-    if let Some(rec) = ctx.history.steps.get(&key) {
-        if rec.settled.is_none() && rec.attempt.0 > 0 {
+    if let Some(next) = ctx.retried(&key) {
+        // Retried while this process runs: a fresh attempt, nothing adopted.
+        attempt = next;
+    } else if let Some(rec) = ctx.history.steps.get(&key) {
+        if rec.retry_requested {
+            // Retried after it settled: the recorded attempts stay history.
+            attempt = Attempt(rec.attempt.0 + 1);
+        } else if rec.settled.is_none() && rec.attempt.0 > 0 {
             if rec.fingerprint != fingerprint {
                 return StepEnd::Paused(PauseReason::Divergence {
                     step: key.clone(),

@@ -107,6 +107,8 @@ pub struct RunView {
     pub paused: bool,
     /// Messages delivered to agents, oldest first.
     pub messages: Vec<SentMessage>,
+    /// The run and step this run was forked from (`RunForked`).
+    pub forked_from: Option<(RunId, StepKey)>,
     /// Events folded so far.
     pub events: usize,
 }
@@ -128,6 +130,7 @@ impl Default for RunView {
             notes: Vec::new(),
             paused: false,
             messages: Vec::new(),
+            forked_from: None,
             events: 0,
         }
     }
@@ -233,7 +236,7 @@ impl RunView {
         &mut self.steps[idx]
     }
 
-    fn set_status(&mut self, step: &StepKey, status: StepStatus, at: Millis) {
+    pub(super) fn set_status(&mut self, step: &StepKey, status: StepStatus, at: Millis) {
         if let Some(i) = self.pane_index(step) {
             let p = &mut self.panes[i];
             p.status = status;
@@ -546,11 +549,50 @@ impl RunView {
             | Event::PauseRequested { .. }
             | Event::PauseLifted { .. }
             | Event::EmergencyStopped { .. } => self.apply_steering(&r.event, at),
+            Event::StepRetryRequested { .. } | Event::RunForked { .. } => {
+                self.apply_retry_fork(&r.event, at)
+            }
             Event::RunPaused { reason, .. } => {
                 self.status = Some(RunStatus::Paused);
                 self.clear_pauses();
                 self.notes
                     .push(format!("paused: {}", describe_pause(reason)));
+            }
+            Event::PlanProposed {
+                attempt, problems, ..
+            } => {
+                if !problems.is_empty() {
+                    self.notes
+                        .push(format!("plan #{attempt} rejected: {}", problems.join("; ")));
+                }
+            }
+            Event::PlanAccepted { plan, .. } => {
+                let n = plan
+                    .get("tasks")
+                    .and_then(serde_json::Value::as_array)
+                    .map_or(0, Vec::len);
+                self.notes.push(format!("plan accepted: {n} tasks"));
+            }
+            Event::TaskAssigned {
+                task,
+                slot,
+                stolen_from,
+                ..
+            } => {
+                let how = match stolen_from {
+                    Some(from) => format!(" (stolen from slot {from})"),
+                    None => String::new(),
+                };
+                self.notes.push(format!("task {task} → slot {slot}{how}"));
+            }
+            Event::SlotBreaker {
+                slot,
+                state,
+                reason,
+                ..
+            } => {
+                self.notes
+                    .push(format!("slot {slot} breaker {state}: {reason}"));
             }
             Event::RunCancelRequested { .. } => {
                 self.notes.push("cancel requested".into());

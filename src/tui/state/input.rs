@@ -15,8 +15,6 @@ use super::layout::{self, pane_viewport};
 use super::palette::{self, PaletteItem};
 use super::{Confirm, Effect, Focus, Overlay, PaneLayout, Screen, State, Typing};
 
-const NOT_YET: &str = "not available yet";
-
 impl State {
     pub(super) fn handle_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if key.kind == KeyEventKind::Release {
@@ -172,9 +170,8 @@ impl State {
             Action::PauseRun => return self.toggle_run_pause(),
             Action::PauseAgent => return self.toggle_agent_pause(),
             Action::StopCallbacks => self.ask_emergency_stop(),
-            Action::RetryStep | Action::Fork => {
-                self.say(format!("{}: {NOT_YET}", palette::action_label(a)));
-            }
+            Action::RetryStep => return self.retry_selected(),
+            Action::Fork => return self.fork_selected(),
             Action::CopyPane => {
                 if self.focused_pane().is_some() {
                     return vec![Effect::Copy(self.pane_text(self.focus_pane))];

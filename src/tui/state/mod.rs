@@ -15,6 +15,7 @@ pub mod layout;
 mod palette;
 mod pane;
 mod replay;
+mod retryfork;
 pub mod sample;
 mod steering;
 
@@ -24,7 +25,7 @@ use crossterm::event::{KeyEvent, MouseEvent};
 use ratatui_textarea::TextArea;
 
 use crate::journal::{MemoryRecord, RunMeta};
-use crate::protocol::{Millis, Notice, Op, Recorded, RunId};
+use crate::protocol::{Millis, Notice, Op, Recorded, RunId, StepKey};
 
 use super::keymap::Keymap;
 
@@ -69,6 +70,11 @@ pub enum Effect {
     Copy(String),
     /// Read the memory bank and hand it to `State::set_memory`.
     LoadMemory,
+    /// Retry a failed step of a run no engine here is driving (ended, or
+    /// shown in replay): record the retry, then resume the run live.
+    Retry { run: RunId, step: StepKey },
+    /// Fork `run` from `step` into a new run and drive it live.
+    Fork { run: RunId, step: StepKey },
 }
 
 /// How panes are arranged.
@@ -342,6 +348,22 @@ impl State {
         self.sent.clear();
         self.queued.clear();
         self.message = None;
+    }
+
+    /// Shows a run about to be driven live here (after a retry or a fork):
+    /// its recorded events folded, then the engine's notices on top.
+    pub fn show_live(&mut self, events: &[Recorded]) {
+        self.reset_run();
+        for r in events {
+            let _ = self.run.apply(&Notice::Event(r.clone()));
+        }
+        self.run_open = true;
+        self.after_fold(Folded::default());
+    }
+
+    /// A one-line message from the app loop (an effect that failed).
+    pub fn report(&mut self, text: impl Into<String>) {
+        self.say(text);
     }
 
     /// Enters playback mode over a recorded run.

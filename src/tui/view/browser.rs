@@ -1,5 +1,6 @@
 //! The runs browser (no run open): runs newest first with status, the
-//! unfinished ones marked resumable, and a one-line hint.
+//! unfinished ones marked resumable, forks with the run they came from,
+//! and a one-line hint.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -50,11 +51,14 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             RunStatus::Failed => "✗",
             RunStatus::Cancelled => "–",
         };
-        let resumable = if matches!(r.status, RunStatus::Running | RunStatus::Paused) {
-            "↻ resumable"
+        let mut resumable = if matches!(r.status, RunStatus::Running | RunStatus::Paused) {
+            "↻ resumable ".to_string()
         } else {
-            ""
+            String::new()
         };
+        if let Some(parent) = &r.parent {
+            resumable.push_str(&format!("⑂ fork of {}", clip(parent.as_str(), 26)));
+        }
         let line = format!(
             "{} {glyph} {:<28} {:<26} {:<10} {:<16} {resumable}",
             if sel { "›" } else { " " },

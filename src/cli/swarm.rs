@@ -1,0 +1,72 @@
+//! `lev workflow "objective"`: start a swarm run (the orchestrator plans, the
+//! user reviews, agents execute) and drive it like any run.
+
+use super::args::DriveArgs;
+use super::exit;
+use super::setup::{
+    drive_run, engine_deps, error, headless_note, load_config, load_modes, open_journal,
+};
+use crate::paths::Paths;
+use crate::workflow::{self, Start, SwarmSpec};
+
+/// Swarm settings from the command line.
+pub struct SwarmArgs<'a> {
+    pub objective: &'a str,
+    pub agents: u32,
+    pub max_tasks: Option<u32>,
+    pub max_tokens: Option<u64>,
+    pub max_cost_usd: Option<f64>,
+}
+
+pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 {
+    let modes = match load_modes(paths) {
+        Ok(m) => m,
+        Err(c) => return c,
+    };
+    if args.agents == 0 || args.agents > 64 {
+        error("--agents must be between 1 and 64");
+        return exit::USAGE;
+    }
+    let mut spec = SwarmSpec::new(args.objective, args.agents);
+    if let Some(n) = args.max_tasks {
+        if n == 0 || n > 200 {
+            error("--max-tasks must be between 1 and 200");
+            return exit::USAGE;
+        }
+        spec.max_tasks = n;
+    }
+    let wf = match workflow::swarm_workflow(&spec, &modes, args.max_tokens, args.max_cost_usd) {
+        Ok(wf) => wf,
+        Err(e) => {
+            error(&e);
+            return exit::USAGE;
+        }
+    };
+    let config = match load_config(paths) {
+        Ok(c) => c,
+        Err(c) => return c,
+    };
+    let journal = match open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    let deps = match engine_deps(None, journal, modes, drive, None, config) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    if let Err(why) = &deps.provider {
+        error(&format!(
+            "a swarm needs an LLM provider, and none can be used: {why}"
+        ));
+        return exit::USAGE;
+    }
+    headless_note(drive);
+    let run = match workflow::start_swarm(&deps.journal, &wf, &spec, Some(&deps.workspace)).await {
+        Ok(r) => r,
+        Err(e) => {
+            error(&e.to_string());
+            return exit::FAILED;
+        }
+    };
+    drive_run(paths, deps, run, Start::Fresh, drive).await
+}

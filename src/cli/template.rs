@@ -1,0 +1,140 @@
+//! `lev template save RUN NAME`: a swarm run's accepted plan written as a
+//! workflow file that `lev validate` accepts and `lev run` runs.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::access::Access;
+use super::exit;
+use super::setup::{error, load_modes};
+use crate::paths::Paths;
+use crate::protocol::{Event, RunId};
+use crate::spec;
+use crate::swarm::{plan, template};
+
+/// Where templates go unless `--dir` says otherwise (relative to the cwd).
+const DEFAULT_DIR: &str = "workflows";
+
+/// `lev template save RUN NAME [--dir DIR] [--force]`.
+pub async fn save(paths: &Paths, run: &str, name: &str, dir: Option<&Path>, force: bool) -> u8 {
+    let Some(file_name) = template::safe_name(name) else {
+        error(&format!(
+            "template name `{name}` has no letters or digits to make a file name from"
+        ));
+        return exit::USAGE;
+    };
+    let dir = dir.map_or_else(|| PathBuf::from(DEFAULT_DIR), Path::to_path_buf);
+    let file = dir.join(format!("{file_name}.yaml"));
+    if !force && file.exists() {
+        error(&format!(
+            "{} already exists; pass --force to overwrite it, or choose another name",
+            file.display()
+        ));
+        return exit::USAGE;
+    }
+    let (objective, plan) = match accepted_plan(paths, run).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let yaml = template::workflow_yaml(name, &objective, &plan);
+    // Refuse to write a file `lev validate` would reject (a mode that is not
+    // known here, say): the user learns it now, not at `lev run`.
+    let modes = match load_modes(paths) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let steps = match spec::load_workflow_str(&file, &yaml, &modes) {
+        Ok(wf) => wf.steps.len(),
+        Err(diags) => {
+            eprint!("{diags}");
+            error(&format!(
+                "the plan of run {run} does not make a valid workflow here; nothing was written"
+            ));
+            return exit::FAILED;
+        }
+    };
+    if let Err((code, e)) = write(&file, &yaml, force) {
+        error(&e);
+        return code;
+    }
+    println!(
+        "saved {} ({steps} steps); run it with `lev run {}`",
+        file.display(),
+        file.display()
+    );
+    exit::OK
+}
+
+/// The objective and plan of the run's last `plan_accepted` event.
+async fn accepted_plan(paths: &Paths, run: &str) -> Result<(String, plan::Plan), u8> {
+    let mut access = Access::open(paths).await?;
+    let id = RunId(run.to_string());
+    match access.run(&id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            error(&format!("no run {run}"));
+            return Err(exit::USAGE);
+        }
+        Err(e) => {
+            error(&e);
+            return Err(exit::FAILED);
+        }
+    }
+    let events = access.events(&id).await.map_err(|e| {
+        error(&e);
+        exit::FAILED
+    })?;
+    let Some((objective, value)) = events.iter().rev().find_map(|r| match &r.event {
+        Event::PlanAccepted {
+            objective, plan, ..
+        } => Some((objective.clone(), plan)),
+        _ => None,
+    }) else {
+        error(&format!(
+            "run {run} has no accepted plan (it is not a swarm run, or its plan was never accepted)"
+        ));
+        return Err(exit::USAGE);
+    };
+    match plan::parse(value) {
+        Ok(p) => Ok((objective, p)),
+        Err(problems) => {
+            error(&format!(
+                "the accepted plan of run {run} cannot be read:\n  {}",
+                problems.join("\n  ")
+            ));
+            Err(exit::FAILED)
+        }
+    }
+}
+
+/// Writes the file; without `force` an existing file is never replaced,
+/// even one created since the first check (that is a usage error, exit 2;
+/// other failures exit 1).
+fn write(file: &Path, text: &str, force: bool) -> Result<(), (u8, String)> {
+    let failed = |m: String| (exit::FAILED, m);
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut f = options.open(file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => (
+            exit::USAGE,
+            format!(
+                "{} already exists; pass --force to overwrite it, or choose another name",
+                file.display()
+            ),
+        ),
+        _ => failed(format!("cannot write {}: {e}", file.display())),
+    })?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| failed(format!("cannot write {}: {e}", file.display())))
+}

@@ -1,0 +1,656 @@
+//! Swarm runs (`lev workflow "objective"`): the orchestrator agent plans,
+//! the plan is checked (and re-asked, within a bound), the user reviews it,
+//! then its tasks run as agent steps on N agent slots with local queues and
+//! work stealing (`crate::swarm::scheduler`).
+//!
+//! Every decision is a journaled event, so a killed swarm resumes like any
+//! run: plans proposed (`plan_proposed`) and accepted (`plan_accepted`), the
+//! review answer (`question_answered`), each task's slot (`task_assigned`)
+//! and each slot breaker change (`slot_breaker`). Tasks are ordinary agent
+//! steps keyed by their task id: their LLM replies and tool results are
+//! reused on resume and a finished task never runs again.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use super::context::{Halt, RunCtx};
+use super::executor::{GraphEnd, pause_message, view_of};
+use super::history::Settled;
+use super::human::{self, Ask};
+use super::step::{self, StepEnd};
+use crate::protocol::{Event, Millis, RunStatus, StepKey};
+use crate::spec::expr::{EvalContext, StepView, Template};
+use crate::spec::{self, Choice, ModeRegistry, Step, StepKind, Workflow};
+use crate::swarm::plan::{self, Plan};
+use crate::swarm::scheduler::{BreakerState, Scheduler, SlotId};
+
+/// The step that plans (its first attempt; re-asks are `plan-2`, ...).
+pub const PLAN_STEP: &str = "plan";
+/// Answers to "review the plan" beyond accept/regenerate are edited plans.
+const ACCEPT: &str = "accept";
+const REGENERATE: &str = "regenerate";
+/// How many times the user may ask for a new plan.
+const MAX_REGENERATIONS: u32 = 3;
+
+/// What a swarm run was started with; pinned with the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwarmSpec {
+    pub objective: String,
+    /// Agent slots (`--agents`).
+    pub agents: u32,
+    /// Most tasks a plan may have.
+    pub max_tasks: u32,
+    /// Orchestrator answers checked before the run gives up.
+    pub plan_attempts: u32,
+}
+
+impl SwarmSpec {
+    pub fn new(objective: &str, agents: u32) -> SwarmSpec {
+        SwarmSpec {
+            objective: objective.trim().to_string(),
+            agents: agents.clamp(1, 64),
+            max_tasks: 24,
+            plan_attempts: 3,
+        }
+    }
+}
+
+/// The workflow a swarm run is pinned to: one orchestrator step whose
+/// prompt names the objective and the modes the plan may use, and limits
+/// (the agent slots are the run's `max_parallel`).
+pub fn swarm_workflow(
+    spec: &SwarmSpec,
+    modes: &ModeRegistry,
+    max_tokens: Option<u64>,
+    max_cost_usd: Option<f64>,
+) -> Result<Workflow, String> {
+    if spec.objective.is_empty() {
+        return Err("the objective is empty: say what the swarm should do".into());
+    }
+    if !modes.contains("orchestrator") {
+        return Err("no `orchestrator` mode is defined (lev modes lists the modes)".into());
+    }
+    let prompt = plan::escape_template(&plan::planning_prompt(
+        &spec.objective,
+        modes,
+        spec.max_tasks as usize,
+    ));
+    let mut limits = format!("limits:\n  max_parallel: {}\n", spec.agents.max(1));
+    if let Some(t) = max_tokens {
+        limits.push_str(&format!("  max_tokens: {t}\n"));
+    }
+    if let Some(c) = max_cost_usd {
+        limits.push_str(&format!("  max_cost_usd: {c}\n"));
+    }
+    let name: String = spec.objective.chars().take(60).collect();
+    let text = format!(
+        "version: 1\nkind: workflow\nid: swarm\nname: {name}\ndescription: {desc}\n{limits}steps:\n  {PLAN_STEP}:\n    type: agent\n    mode: orchestrator\n    prompt: {prompt}\n",
+        name = json_str(&plan::escape_template(&name)),
+        desc = json_str(&format!("lev workflow: {}", spec.objective)),
+        prompt = json_str(&prompt),
+    );
+    spec::load::load_workflow_str(Path::new("lev-workflow.yaml"), &text, modes)
+        .map_err(|d| format!("the swarm's planning workflow is invalid (a bug): {d}"))
+}
+
+/// A JSON string literal, which YAML reads as the same double-quoted scalar.
+fn json_str(s: &str) -> String {
+    Value::String(s.to_string()).to_string()
+}
+
+/// Plans, reviews and executes the swarm; returns how it ended.
+pub async fn execute(ctx: Arc<RunCtx>, wf: Arc<Workflow>, spec: SwarmSpec) -> GraphEnd {
+    let Some(plan_step) = wf.step(PLAN_STEP).cloned() else {
+        return failed("the swarm run's definition has no plan step".into());
+    };
+    let accepted = match accepted_plan(&ctx, &plan_step, &spec).await {
+        Ok(plan) => plan,
+        Err(end) => return end,
+    };
+    run_tasks(ctx, &spec, accepted).await
+}
+
+fn failed(error: String) -> GraphEnd {
+    GraphEnd {
+        status: RunStatus::Failed,
+        outputs: BTreeMap::new(),
+        error: Some(error),
+    }
+}
+
+fn stopped(ctx: &RunCtx) -> Option<GraphEnd> {
+    if ctx.cancel.is_cancelled() {
+        return Some(GraphEnd {
+            status: RunStatus::Cancelled,
+            outputs: BTreeMap::new(),
+            error: Some("cancelled".into()),
+        });
+    }
+    match ctx.halted() {
+        Some(Halt::Paused(reason)) => Some(GraphEnd {
+            status: RunStatus::Paused,
+            outputs: BTreeMap::new(),
+            error: Some(pause_message(&reason)),
+        }),
+        Some(Halt::Limit(why)) => Some(failed(why)),
+        None => None,
+    }
+}
+
+/// The plan the user accepted (recorded, or planned and reviewed now).
+async fn accepted_plan(
+    ctx: &Arc<RunCtx>,
+    plan_step: &Step,
+    spec: &SwarmSpec,
+) -> Result<Plan, GraphEnd> {
+    if let Some((plan, _)) = &ctx.history.swarm.accepted {
+        return plan::parse(plan).map_err(|problems| {
+            failed(format!(
+                "the recorded accepted plan cannot be read: {}",
+                problems.join("; ")
+            ))
+        });
+    }
+    let mut attempt = 0;
+    let mut note: Option<String> = None;
+    for review in 1..=MAX_REGENERATIONS + 1 {
+        let proposed = propose(ctx, plan_step, spec, &mut attempt, note.take()).await?;
+        match review_plan(ctx, &proposed, review).await? {
+            Reviewed::Accepted(plan, edited) => {
+                let event = Event::PlanAccepted {
+                    objective: spec.objective.clone(),
+                    plan: serde_json::to_value(&plan).unwrap_or(Value::Null),
+                    edited,
+                    at: ctx.now(),
+                };
+                if let Err(e) = ctx.rec.record(event).await {
+                    return Err(failed(format!("journal: {e}")));
+                }
+                return Ok(plan);
+            }
+            Reviewed::Regenerate => {
+                note = Some(
+                    "The user asked for a different plan. Plan again from the objective; \
+                     do not repeat the plan below.\n\n"
+                        .to_string()
+                        + &plan::to_edit_text(&proposed),
+                );
+            }
+        }
+    }
+    Err(failed(format!(
+        "the plan was regenerated {MAX_REGENERATIONS} times without being accepted"
+    )))
+}
+
+/// Asks the orchestrator for a plan until one passes the checks, at most
+/// `spec.plan_attempts` times. `attempt` counts every orchestrator answer of
+/// the run (so their step keys stay unique across regenerations).
+async fn propose(
+    ctx: &Arc<RunCtx>,
+    plan_step: &Step,
+    spec: &SwarmSpec,
+    attempt: &mut u32,
+    mut note: Option<String>,
+) -> Result<Plan, GraphEnd> {
+    let mut last_problems = Vec::new();
+    for _ in 0..spec.plan_attempts.max(1) {
+        *attempt += 1;
+        let n = *attempt;
+        let (value, problems) = match ctx.history.swarm.proposals.get(&n) {
+            Some((value, problems)) => (value.clone(), problems.clone()),
+            None => {
+                let (value, problems) = ask_orchestrator(ctx, plan_step, spec, n, &note).await?;
+                let event = Event::PlanProposed {
+                    attempt: n,
+                    plan: value.clone(),
+                    problems: problems.clone(),
+                    at: ctx.now(),
+                };
+                if let Err(e) = ctx.rec.record(event).await {
+                    return Err(failed(format!("journal: {e}")));
+                }
+                (value, problems)
+            }
+        };
+        if problems.is_empty() {
+            match plan::parse(&value) {
+                Ok(plan) => return Ok(plan),
+                Err(p) => last_problems = p,
+            }
+        } else {
+            last_problems = problems;
+        }
+        note = Some(plan::feedback(&last_problems));
+    }
+    Err(failed(format!(
+        "the orchestrator gave no valid plan in {} attempts; last problems: {}",
+        spec.plan_attempts.max(1),
+        last_problems.join("; ")
+    )))
+}
+
+/// One orchestrator answer and what is wrong with it (nothing: valid).
+async fn ask_orchestrator(
+    ctx: &Arc<RunCtx>,
+    plan_step: &Step,
+    spec: &SwarmSpec,
+    n: u32,
+    note: &Option<String>,
+) -> Result<(Value, Vec<String>), GraphEnd> {
+    let key = plan_key(n);
+    let mut step = plan_step.clone();
+    step.id = key.to_string();
+    if let (Some(note), StepKind::Agent { prompt, .. }) = (note, &mut step.kind) {
+        let raw = format!("{}\n\n{}", prompt.raw(), plan::escape_template(note));
+        *prompt = Template::parse(&raw).unwrap_or_else(|_| Template::literal(&raw));
+    }
+    let eval = eval_context(ctx, BTreeMap::new());
+    match step::run_step(ctx.clone(), key, step, eval).await {
+        StepEnd::Paused(reason) => {
+            ctx.set_halt(Halt::Paused(reason.clone()));
+            Err(stopped(ctx).unwrap_or_else(|| failed(pause_message(&reason))))
+        }
+        StepEnd::Settled(Settled::Succeeded { outputs }) => {
+            let value = outputs.get("json").cloned().unwrap_or(Value::Null);
+            let problems = match plan::parse(&value) {
+                Ok(p) => plan::check(&p, &ctx.deps.modes, spec.max_tasks as usize),
+                Err(problems) => problems,
+            };
+            let problems = problems.into_iter().chain(reserved_ids(&value)).collect();
+            Ok((value, problems))
+        }
+        StepEnd::Settled(Settled::Failed { error }) => {
+            if let Some(end) = stopped(ctx) {
+                return Err(end);
+            }
+            Ok((
+                Value::Null,
+                vec![format!("the orchestrator failed: {error}")],
+            ))
+        }
+        StepEnd::Settled(_) => Err(stopped(ctx).unwrap_or_else(|| failed("cancelled".into()))),
+    }
+}
+
+/// Task ids that would collide with the planning steps' keys.
+fn reserved_ids(value: &Value) -> Vec<String> {
+    let Some(tasks) = value.get("tasks").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    tasks
+        .iter()
+        .filter_map(|t| t.get("id").and_then(Value::as_str))
+        .filter(|id| *id == PLAN_STEP || id.starts_with("plan-"))
+        .map(|id| format!("task id `{id}` is reserved for the planner: choose another id"))
+        .collect()
+}
+
+fn plan_key(n: u32) -> StepKey {
+    if n <= 1 {
+        StepKey::new(PLAN_STEP)
+    } else {
+        StepKey::new(format!("{PLAN_STEP}-{n}"))
+    }
+}
+
+enum Reviewed {
+    Accepted(Plan, bool),
+    Regenerate,
+}
+
+/// Shows the plan to the user: accept, regenerate, or an edited plan as
+/// free text (re-asked while the edit has problems).
+async fn review_plan(
+    ctx: &Arc<RunCtx>,
+    proposed: &Plan,
+    review: u32,
+) -> Result<Reviewed, GraphEnd> {
+    let mut problems: Vec<String> = Vec::new();
+    for edit in 1u32.. {
+        let id = if review == 1 && edit == 1 {
+            "plan-review".to_string()
+        } else {
+            format!("plan-review-{review}.{edit}")
+        };
+        let header = if problems.is_empty() {
+            format!("Review the plan ({} tasks)", proposed.tasks.len())
+        } else {
+            format!("The edited plan has problems: {}", problems.join("; "))
+        };
+        let q = Ask {
+            id,
+            step: Some(plan_key(1)),
+            header: Some(header),
+            ask: format!(
+                "{}\n\nAccept it, regenerate it, or answer with the edited plan (the text above, changed).",
+                plan::to_edit_text(proposed)
+            ),
+            options: vec![
+                Choice {
+                    value: ACCEPT.into(),
+                    label: "Accept and run".into(),
+                },
+                Choice {
+                    value: REGENERATE.into(),
+                    label: "Regenerate".into(),
+                },
+            ],
+            default: None,
+            timeout: Duration::from_secs(24 * 3600).max(ctx.answer_timeout),
+        };
+        let answer = match human::ask(ctx, &q).await {
+            Ok(a) => a.text,
+            Err(e) => {
+                return Err(stopped(ctx).unwrap_or_else(|| {
+                    failed(format!(
+                        "the plan needs a review ({e}); headless, `--yes` accepts it"
+                    ))
+                }));
+            }
+        };
+        match answer.trim() {
+            ACCEPT => return Ok(Reviewed::Accepted(proposed.clone(), false)),
+            REGENERATE => return Ok(Reviewed::Regenerate),
+            text => match plan::from_edit_text(text) {
+                Ok(edited) => {
+                    problems = plan::check(&edited, &ctx.deps.modes, usize::MAX);
+                    problems.extend(reserved_ids(
+                        &serde_json::to_value(&edited).unwrap_or(Value::Null),
+                    ));
+                    if problems.is_empty() {
+                        return Ok(Reviewed::Accepted(edited, true));
+                    }
+                }
+                Err(p) => problems = p,
+            },
+        }
+    }
+    Err(failed("the plan review did not end".into()))
+}
+
+fn eval_context(ctx: &RunCtx, steps: BTreeMap<String, StepView>) -> EvalContext {
+    EvalContext {
+        inputs: ctx.inputs.clone(),
+        steps,
+        whisper: ctx.whisper_snapshot(),
+        item: None,
+        run: ctx.run_vars.clone(),
+        needs_failed: false,
+        needs_cancelled: false,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum TaskState {
+    Waiting,
+    Queued,
+    Running,
+    Done(Settled),
+    /// Not started because the run stopped.
+    Stopped,
+}
+
+/// Runs the accepted plan's tasks on the agent slots.
+async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
+    let steps = match plan::to_steps(&spec.objective, &plan) {
+        Ok(steps) => steps,
+        Err(e) => return failed(format!("the accepted plan cannot run: {e}")),
+    };
+    let by_id: BTreeMap<String, Step> = steps.iter().map(|s| (s.id.clone(), s.clone())).collect();
+    let breaker = &ctx.limits.circuit_breaker;
+    let mut sched = Scheduler::new(
+        spec.agents.max(1) as usize,
+        breaker.consecutive_failures.max(1),
+        breaker.cooldown.as_millis() as u64,
+    );
+    let mut states: BTreeMap<String, TaskState> = steps
+        .iter()
+        .map(|s| (s.id.clone(), TaskState::Waiting))
+        .collect();
+    let mut views: BTreeMap<String, StepView> = BTreeMap::new();
+    let mut tasks: JoinSet<(SlotId, String, StepEnd)> = JoinSet::new();
+
+    // Breakers as last recorded; tasks finished in an earlier process are
+    // adopted, and one started but not finished goes back on its slot first.
+    for (slot, (state, until)) in &ctx.history.slot_breakers {
+        let state = match (state.as_str(), until) {
+            ("open", Some(until)) => BreakerState::Open { until: *until },
+            ("half_open", _) => BreakerState::HalfOpen,
+            _ => BreakerState::Closed,
+        };
+        let _ = sched.adopt_breaker(SlotId(*slot as usize), state);
+    }
+    for s in &steps {
+        let key = StepKey::new(s.id.clone());
+        if let Some(settled) = ctx.history.final_outcome(&key) {
+            views.insert(s.id.clone(), view_of(settled, false));
+            states.insert(s.id.clone(), TaskState::Done(settled.clone()));
+        } else if ctx.history.steps.contains_key(&key)
+            && let Some(slot) = ctx.history.task_slots.get(&key)
+            && (*slot as usize) < spec.agents.max(1) as usize
+        {
+            let slot = SlotId(*slot as usize);
+            if sched.adopt_running(&s.id, mode_of(s), slot).is_ok() {
+                states.insert(s.id.clone(), TaskState::Running);
+                spawn_task(&ctx, &mut tasks, slot, s.clone(), &views);
+            }
+        }
+    }
+
+    loop {
+        let halted = ctx.cancel.is_cancelled() || ctx.halted().is_some();
+        if !halted {
+            enqueue_ready(&ctx, &steps, &mut states, &mut sched, &mut views).await;
+            let now = ctx.now();
+            for slot in sched.idle_slots() {
+                let Some(a) = sched.next(slot, now) else {
+                    continue;
+                };
+                let Some(step) = by_id.get(&a.task).cloned() else {
+                    continue;
+                };
+                let event = Event::TaskAssigned {
+                    task: StepKey::new(a.task.clone()),
+                    mode: mode_of(&step).to_string(),
+                    slot: a.slot.0 as u32,
+                    stolen_from: a.stolen_from.map(|s| s.0 as u32),
+                    at: now,
+                };
+                if let Err(e) = ctx.rec.record(event).await {
+                    ctx.set_halt(Halt::Limit(format!("journal: {e}")));
+                    break;
+                }
+                states.insert(a.task.clone(), TaskState::Running);
+                spawn_task(&ctx, &mut tasks, a.slot, step, &views);
+            }
+        }
+        if tasks.is_empty() {
+            let waiting = states.values().any(|s| *s == TaskState::Queued);
+            if halted || !waiting {
+                break;
+            }
+            // Every slot's breaker is open: wait for the first probe.
+            let wake = sched
+                .next_wake(ctx.now())
+                .unwrap_or(Millis(ctx.now().0 + 1000));
+            let delay = Duration::from_millis(wake.0.saturating_sub(ctx.now().0).max(10));
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = ctx.cancel.cancelled() => {}
+            }
+            continue;
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let Ok((slot, id, end)) = joined else {
+            tracing::error!("a swarm task panicked");
+            continue;
+        };
+        match end {
+            StepEnd::Settled(settled) => {
+                let ok = matches!(settled, Settled::Succeeded { .. });
+                if let Ok(Some(change)) = sched.finished(slot, &id, ok, ctx.now()) {
+                    let moved = match change.moved.len() {
+                        0 => String::new(),
+                        n => format!("; {n} queued task(s) moved to other slots"),
+                    };
+                    let event = Event::SlotBreaker {
+                        slot: change.slot.0 as u32,
+                        state: breaker_name(&change.to).into(),
+                        until: match change.to {
+                            BreakerState::Open { until } => Some(until),
+                            _ => None,
+                        },
+                        reason: format!("{}{moved}", change.reason),
+                        at: ctx.now(),
+                    };
+                    let _ = ctx.rec.record(event).await;
+                }
+                views.insert(id.clone(), view_of(&settled, false));
+                states.insert(id, TaskState::Done(settled));
+            }
+            StepEnd::Paused(reason) => {
+                ctx.set_halt(Halt::Paused(reason));
+                states.insert(id, TaskState::Stopped);
+            }
+        }
+    }
+    for state in states.values_mut() {
+        if matches!(state, TaskState::Waiting | TaskState::Queued) {
+            *state = TaskState::Stopped;
+        }
+    }
+    finish(&ctx, &plan, &states, &views)
+}
+
+fn mode_of(step: &Step) -> &str {
+    match &step.kind {
+        StepKind::Agent { mode, .. } => mode,
+        _ => "",
+    }
+}
+
+fn breaker_name(state: &BreakerState) -> &'static str {
+    match state {
+        BreakerState::Closed => "closed",
+        BreakerState::Open { .. } => "open",
+        BreakerState::HalfOpen => "half_open",
+    }
+}
+
+fn spawn_task(
+    ctx: &Arc<RunCtx>,
+    tasks: &mut JoinSet<(SlotId, String, StepEnd)>,
+    slot: SlotId,
+    step: Step,
+    views: &BTreeMap<String, StepView>,
+) {
+    let upstream = step
+        .needs
+        .iter()
+        .filter_map(|n| Some((n.clone(), views.get(n)?.clone())))
+        .collect();
+    let eval = eval_context(ctx, upstream);
+    let (ctx, id) = (ctx.clone(), step.id.clone());
+    tasks.spawn(async move {
+        let end = step::run_step(ctx, StepKey::new(id.clone()), step, eval).await;
+        (slot, id, end)
+    });
+}
+
+/// Queues every waiting task whose needs all succeeded; skips those with a
+/// need that did not (recorded, like a graph's skipped step).
+async fn enqueue_ready(
+    ctx: &RunCtx,
+    steps: &[Step],
+    states: &mut BTreeMap<String, TaskState>,
+    sched: &mut Scheduler,
+    views: &mut BTreeMap<String, StepView>,
+) {
+    for s in steps {
+        if states.get(&s.id) != Some(&TaskState::Waiting) {
+            continue;
+        }
+        let mut all_done = true;
+        let mut failed_need = None;
+        for n in &s.needs {
+            match states.get(n) {
+                Some(TaskState::Done(Settled::Succeeded { .. })) => {}
+                Some(TaskState::Done(_)) => failed_need = Some(n.clone()),
+                _ => all_done = false,
+            }
+        }
+        if let Some(need) = failed_need {
+            let reason = format!("needed task `{need}` did not succeed");
+            step::record_skip(ctx, StepKey::new(s.id.clone()), reason).await;
+            views.insert(s.id.clone(), StepView::default());
+            states.insert(s.id.clone(), TaskState::Done(Settled::Skipped));
+        } else if all_done {
+            sched.enqueue(&s.id, mode_of(s));
+            states.insert(s.id.clone(), TaskState::Queued);
+        }
+    }
+}
+
+/// The run's end: failed when a task failed, paused/cancelled when stopped,
+/// else succeeded with each task's result.
+fn finish(
+    ctx: &RunCtx,
+    plan: &Plan,
+    states: &BTreeMap<String, TaskState>,
+    views: &BTreeMap<String, StepView>,
+) -> GraphEnd {
+    if let Some(end) = stopped(ctx) {
+        return end;
+    }
+    let mut results = serde_json::Map::new();
+    let mut failures = Vec::new();
+    for task in &plan.tasks {
+        let status = match states.get(&task.id) {
+            Some(TaskState::Done(Settled::Succeeded { .. })) => "succeeded",
+            Some(TaskState::Done(Settled::Failed { error })) => {
+                failures.push(format!("task `{}` failed: {error}", task.id));
+                "failed"
+            }
+            Some(TaskState::Done(Settled::Skipped)) => "skipped",
+            Some(TaskState::Done(Settled::Cancelled)) => {
+                failures.push(format!("task `{}` was cancelled", task.id));
+                "cancelled"
+            }
+            _ => "not run",
+        };
+        let text = views
+            .get(&task.id)
+            .and_then(|v| v.outputs.get("text"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        results.insert(
+            task.id.clone(),
+            serde_json::json!({ "status": status, "mode": task.mode, "result": text }),
+        );
+    }
+    let outputs = BTreeMap::from([
+        ("summary".to_string(), Value::String(plan.summary.clone())),
+        ("tasks".to_string(), Value::Object(results)),
+    ]);
+    match failures.first() {
+        Some(first) => GraphEnd {
+            status: RunStatus::Failed,
+            outputs,
+            error: Some(first.clone()),
+        },
+        None => GraphEnd {
+            status: RunStatus::Succeeded,
+            outputs,
+            error: None,
+        },
+    }
+}
