@@ -5,8 +5,8 @@ mod access;
 mod args;
 mod demo;
 mod inspect;
-mod modes;
 mod memory;
+mod modes;
 mod setup;
 mod steer;
 

@@ -514,7 +514,12 @@ impl State {
             return Vec::new();
         };
         let key = row.key.clone();
-        let first = row.first_index;
+        // A declared step may not be named by any event folded so far.
+        let first = self
+            .replay
+            .as_ref()
+            .and_then(|r| r.first_naming(&key))
+            .unwrap_or(row.first_index);
         if self.replay.is_some() {
             self.replay_jump(first + 1);
         }

@@ -6,12 +6,14 @@
 //! Split by job: `fold` (the run as a pure fold of events), `pane`
 //! (scrollback, search, tools), `input` (keys and mouse → effects),
 //! `layout` (regions shared by the view and mouse hit-testing), `palette`
-//! (fuzzy command list), `replay` (playback over recorded events).
+//! (fuzzy command list), `replay` (playback over recorded events),
+//! `outline` (the declared steps and the hints agents got at their start).
 
 mod answer;
 mod fold;
 mod input;
 pub mod layout;
+mod outline;
 mod palette;
 mod pane;
 mod replay;
@@ -30,6 +32,7 @@ use super::keymap::Keymap;
 
 pub use fold::{Answered, Folded, Prompt, PromptKind, RunView, Segment, StepRow};
 pub use input::visible_lines;
+pub use outline::GivenHint;
 pub use palette::{PaletteEntry, PaletteItem, action_label};
 pub use pane::{
     LineKind, MAX_LINES, Pane, PaneLine, Scroll, Search, ToolView, classify, wrapped_rows,
