@@ -191,7 +191,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             .collect();
         // Newest first; a stable sort keeps hints given together in the
         // order the agent read them.
-        sent.sort_by(|a, b| b.0.cmp(&a.0));
+        sent.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
         for (_, text) in sent {
             lines.push(Line::styled(text, theme.style("dim")));
         }
