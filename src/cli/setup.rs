@@ -21,7 +21,7 @@ use crate::tui::{
     self,
     app::{App, DepsFactory, Launch},
     keymap::Keymap,
-    theme::Theme,
+    theme::{Catalog, Theme},
 };
 use crate::workflow::{self, EngineDeps, EngineError, RunOptions, Start};
 
@@ -427,33 +427,53 @@ async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive:
 /// The `--theme` choice, set once by `dispatch`.
 static THEME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
-/// The theme for the workbench: `--theme`, else dark; `NO_COLOR` honoured.
-/// Problems are logged (the screen is about to be taken) and the dark theme used.
-fn theme(paths: &Paths) -> Theme {
-    let name = THEME
-        .get()
-        .cloned()
-        .flatten()
-        .unwrap_or_else(|| "dark".to_string());
+/// The theme folders: the user's, then the project's.
+fn theme_dirs(paths: &Paths) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(c) = &paths.config_dir {
         dirs.push(c.join("themes"));
     }
     dirs.push(PathBuf::from("themes"));
-    let theme = match Theme::load(&name, &dirs) {
-        Ok((t, warnings)) => {
-            for w in warnings.0 {
-                tracing::warn!(theme = %name, "{w}");
-            }
-            t
-        }
+    dirs
+}
+
+/// The theme for the workbench (`--theme`, else dark; `NO_COLOR` honoured),
+/// its name, and the catalog the palette switches themes from. Problems are
+/// logged (the screen is about to be taken) and the dark theme used.
+fn theme(paths: &Paths) -> (Theme, String, Catalog) {
+    let name = THEME
+        .get()
+        .cloned()
+        .flatten()
+        .unwrap_or_else(|| "dark".to_string());
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let catalog = Catalog::new(theme_dirs(paths), no_color);
+    match catalog.load(&name) {
+        Ok(t) => (t, name, catalog),
         Err(e) => {
             tracing::error!(theme = %name, "{e}");
-            Theme::fallback()
+            (
+                Theme::fallback().with_no_color(no_color),
+                "dark".to_string(),
+                catalog,
+            )
         }
-    };
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    theme.with_no_color(no_color)
+    }
+}
+
+/// The workbench for `journal`, with the theme, keymap and settings of
+/// this invocation.
+fn workbench(paths: &Paths, journal: Journal, resume: DepsFactory) -> App {
+    let (theme, theme_name, themes) = theme(paths);
+    App {
+        journal,
+        socket: paths.socket(),
+        theme,
+        theme_name,
+        themes,
+        keymap: KEYMAP.get().cloned().unwrap_or_default(),
+        resume,
+    }
 }
 
 /// Key bindings: the defaults, patched by `$XDG_CONFIG_HOME/lev/keymap.yaml`
@@ -492,12 +512,7 @@ fn load_keymap(paths: &Paths) -> Result<Keymap, u8> {
 pub fn check_theme(paths: &Paths, name: Option<String>) -> Result<(), u8> {
     let _ = KEYMAP.set(load_keymap(paths)?);
     if let Some(n) = &name {
-        let mut dirs = Vec::new();
-        if let Some(c) = &paths.config_dir {
-            dirs.push(c.join("themes"));
-        }
-        dirs.push(PathBuf::from("themes"));
-        if let Err(d) = Theme::load(n, &dirs) {
+        if let Err(d) = Theme::load(n, &theme_dirs(paths)) {
             eprint!("{d}");
             return Err(exit::USAGE);
         }
@@ -517,18 +532,13 @@ pub async fn drive_run(
     if !wants_tui(drive) {
         return drive_headless(paths, deps, run, start, drive).await;
     }
-    let app = App {
-        journal: deps.journal.clone(),
-        socket: paths.socket(),
-        theme: theme(paths),
-        keymap: KEYMAP.get().cloned().unwrap_or_default(),
-        resume: resume_factory(
-            paths,
-            deps.journal.clone(),
-            deps.modes.clone(),
-            drive.clone(),
-        ),
-    };
+    let resume = resume_factory(
+        paths,
+        deps.journal.clone(),
+        deps.modes.clone(),
+        drive.clone(),
+    );
+    let app = workbench(paths, deps.journal.clone(), resume);
     tui::app::run(app, Launch::Live { deps, run, start }).await
 }
 
@@ -583,13 +593,8 @@ pub async fn browser(paths: &Paths) -> u8 {
         Ok(j) => j,
         Err(c) => return c,
     };
-    let app = App {
-        journal: journal.clone(),
-        socket: paths.socket(),
-        theme: theme(paths),
-        keymap: KEYMAP.get().cloned().unwrap_or_default(),
-        resume: resume_factory(paths, journal, modes, drive),
-    };
+    let resume = resume_factory(paths, journal.clone(), modes, drive);
+    let app = workbench(paths, journal, resume);
     tui::app::run(app, Launch::Browser).await
 }
 
@@ -611,13 +616,8 @@ pub async fn replay_tui(paths: &Paths, run: &str) -> u8 {
             return exit::FAILED;
         }
     };
-    let app = App {
-        journal,
-        socket: paths.socket(),
-        theme: theme(paths),
-        keymap: KEYMAP.get().cloned().unwrap_or_default(),
-        resume: Box::new(|_, _| Err("replay mode does not resume runs".into())),
-    };
+    let resume: DepsFactory = Box::new(|_, _| Err("replay mode does not resume runs".into()));
+    let app = workbench(paths, journal, resume);
     tui::app::run(app, Launch::Replay { events }).await
 }
 

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::keymap::Keymap;
 use super::state::{Effect, Input, State};
-use super::theme::Theme;
+use super::theme::{Catalog, Theme};
 use super::view;
 use crate::host::{self, ActiveRuns};
 use crate::journal::Journal;
@@ -48,6 +48,9 @@ pub struct App {
     pub journal: Journal,
     pub socket: std::path::PathBuf,
     pub theme: Theme,
+    /// The name `theme` was loaded by, and where the palette finds others.
+    pub theme_name: String,
+    pub themes: Catalog,
     pub keymap: Keymap,
     pub resume: DepsFactory,
 }
@@ -79,8 +82,9 @@ pub async fn run(app: App, launch: Launch) -> u8 {
     code
 }
 
-async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: App, launch: Launch) -> u8 {
+async fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App, launch: Launch) -> u8 {
     let mut state = State::with_keymap(app.keymap.clone());
+    state.set_themes(app.themes.names(), &app.theme_name);
     let (notice_tx, mut notices) = mpsc::unbounded_channel::<Notice>();
     let active: ActiveRuns = Default::default();
     // Other lev commands reach the journal (and our runs) through the socket.
@@ -173,6 +177,16 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: App, launch: L
                 }
                 Effect::Attention(text) => attention(&text),
                 Effect::Copy(text) => copy(&text),
+                Effect::SetTheme(name) => match app.themes.load(&name) {
+                    Ok(t) => {
+                        app.theme = t;
+                        state.theme_switched(Ok(name));
+                    }
+                    Err(e) => {
+                        tracing::warn!(theme = %name, "{e}");
+                        state.theme_switched(Err(e));
+                    }
+                },
             }
         }
     }

@@ -433,7 +433,7 @@ impl State {
         match self.typing {
             Some(Typing::Palette) => {
                 let runs = (!self.run_open).then_some(self.runs.as_slice());
-                let mut entries = palette::entries(&self.keymap, runs);
+                let mut entries = palette::entries(&self.keymap, &self.themes, &self.theme, runs);
                 if self.focused_agent().is_none() {
                     // Pausing one agent is offered with a running agent in focus.
                     entries.retain(|e| e.item != PaletteItem::Action(Action::PauseAgent));
@@ -484,6 +484,7 @@ impl State {
                             Some(e) => match e.item {
                                 PaletteItem::Action(a) => self.handle_action(a),
                                 PaletteItem::Run(id) => vec![Effect::OpenRun(id)],
+                                PaletteItem::Theme(name) => vec![Effect::SetTheme(name)],
                             },
                             None => Vec::new(),
                         }

@@ -72,6 +72,9 @@ pub enum Effect {
     Copy(String),
     /// Read the memory bank and hand it to `State::set_memory`.
     LoadMemory,
+    /// Load the theme of this name, draw with it from now on, and report
+    /// through `State::theme_switched`.
+    SetTheme(String),
 }
 
 /// How panes are arranged.
@@ -181,6 +184,9 @@ pub struct State {
     /// Memory bank entries shown by the memory overlay, and its cursor.
     pub memory: Vec<MemoryRecord>,
     pub memory_cursor: usize,
+    /// Themes the palette offers, and the name of the one in use.
+    pub themes: Vec<String>,
+    pub theme: String,
 }
 
 impl Default for State {
@@ -225,6 +231,8 @@ impl State {
             replay: None,
             memory: Vec::new(),
             memory_cursor: 0,
+            themes: Vec::new(),
+            theme: String::new(),
         }
     }
 
@@ -326,6 +334,27 @@ impl State {
                 self.overlay = Some(Overlay::Memory);
             }
             Err(e) => self.say(format!("memory bank: {e}")),
+        }
+    }
+
+    /// The themes the palette offers and the one in use.
+    pub fn set_themes(&mut self, names: Vec<String>, current: &str) {
+        self.themes = names;
+        self.theme = current.to_string();
+    }
+
+    /// The outcome of `Effect::SetTheme`: the name now in use, or why the
+    /// theme could not be loaded (the old one stays).
+    pub fn theme_switched(&mut self, result: Result<String, String>) {
+        match result {
+            Ok(name) => {
+                self.say(format!("theme: {name}"));
+                self.theme = name;
+            }
+            Err(e) => {
+                let first = e.lines().next().unwrap_or("").to_string();
+                self.say(format!("theme not changed: {first}"));
+            }
         }
     }
 
