@@ -511,11 +511,11 @@ fn load_keymap(paths: &Paths) -> Result<Keymap, u8> {
 /// typo is an error, not a log line.
 pub fn check_theme(paths: &Paths, name: Option<String>) -> Result<(), u8> {
     let _ = KEYMAP.set(load_keymap(paths)?);
-    if let Some(n) = &name {
-        if let Err(d) = Theme::load(n, &theme_dirs(paths)) {
-            eprint!("{d}");
-            return Err(exit::USAGE);
-        }
+    if let Some(n) = &name
+        && let Err(d) = Theme::load(n, &theme_dirs(paths))
+    {
+        eprint!("{d}");
+        return Err(exit::USAGE);
     }
     let _ = THEME.set(name);
     Ok(())
