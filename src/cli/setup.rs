@@ -462,18 +462,21 @@ fn theme(paths: &Paths) -> (Theme, String, Catalog) {
 }
 
 /// The workbench for `journal`, with the theme, keymap and settings of
-/// this invocation.
-fn workbench(paths: &Paths, journal: Journal, resume: DepsFactory) -> App {
+/// this invocation. A config file with errors is reported here, before
+/// the screen is taken.
+fn workbench(paths: &Paths, journal: Journal, resume: DepsFactory) -> Result<App, u8> {
+    let config = load_config(paths)?;
     let (theme, theme_name, themes) = theme(paths);
-    App {
+    Ok(App {
         journal,
         socket: paths.socket(),
         theme,
         theme_name,
         themes,
+        attention: config.tui.attention,
         keymap: KEYMAP.get().cloned().unwrap_or_default(),
         resume,
-    }
+    })
 }
 
 /// Key bindings: the defaults, patched by `$XDG_CONFIG_HOME/lev/keymap.yaml`
@@ -538,7 +541,10 @@ pub async fn drive_run(
         deps.modes.clone(),
         drive.clone(),
     );
-    let app = workbench(paths, deps.journal.clone(), resume);
+    let app = match workbench(paths, deps.journal.clone(), resume) {
+        Ok(a) => a,
+        Err(c) => return c,
+    };
     tui::app::run(app, Launch::Live { deps, run, start }).await
 }
 
@@ -594,7 +600,10 @@ pub async fn browser(paths: &Paths) -> u8 {
         Err(c) => return c,
     };
     let resume = resume_factory(paths, journal.clone(), modes, drive);
-    let app = workbench(paths, journal, resume);
+    let app = match workbench(paths, journal, resume) {
+        Ok(a) => a,
+        Err(c) => return c,
+    };
     tui::app::run(app, Launch::Browser).await
 }
 
@@ -617,7 +626,10 @@ pub async fn replay_tui(paths: &Paths, run: &str) -> u8 {
         }
     };
     let resume: DepsFactory = Box::new(|_, _| Err("replay mode does not resume runs".into()));
-    let app = workbench(paths, journal, resume);
+    let app = match workbench(paths, journal, resume) {
+        Ok(a) => a,
+        Err(c) => return c,
+    };
     tui::app::run(app, Launch::Replay { events }).await
 }
 

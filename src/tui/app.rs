@@ -17,10 +17,12 @@ use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::attention;
 use super::keymap::Keymap;
 use super::state::{Effect, Input, State};
 use super::theme::{Catalog, Theme};
 use super::view;
+use crate::config::AttentionSettings;
 use crate::host::{self, ActiveRuns};
 use crate::journal::Journal;
 use crate::protocol::{Millis, Notice, Op, Recorded, RunId, RunStatus};
@@ -51,6 +53,8 @@ pub struct App {
     /// The name `theme` was loaded by, and where the palette finds others.
     pub theme_name: String,
     pub themes: Catalog,
+    /// Bell and desktop notification for prompts (`tui.attention`).
+    pub attention: AttentionSettings,
     pub keymap: Keymap,
     pub resume: DepsFactory,
 }
@@ -175,7 +179,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App, launc
                         .map_err(|e| e.to_string());
                     state.set_memory(entries);
                 }
-                Effect::Attention(text) => attention(&text),
+                Effect::Attention(text) => announce(&app.attention, &text),
                 Effect::Copy(text) => copy(&text),
                 Effect::SetTheme(name) => match app.themes.load(&name) {
                     Ok(t) => {
@@ -264,11 +268,14 @@ fn to_input(ev: TermEvent) -> Option<Input> {
     }
 }
 
-/// The bell plus a desktop notification (OSC 9 and OSC 777).
-fn attention(text: &str) {
-    let clean: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+/// The bell and/or a desktop notification, as configured.
+fn announce(settings: &AttentionSettings, text: &str) {
+    let bytes = attention::escapes(settings, text);
+    if bytes.is_empty() {
+        return;
+    }
     let mut out = std::io::stdout();
-    let _ = write!(out, "\x07\x1b]9;{clean}\x07\x1b]777;notify;lev;{clean}\x07");
+    let _ = out.write_all(bytes.as_bytes());
     let _ = out.flush();
 }
 
