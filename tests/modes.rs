@@ -108,7 +108,7 @@ fn show_prints_the_resolved_coder_mode() {
     assert!(stdout.starts_with("coder — Coder\n"), "{stdout}");
     for want in [
         "source:      built-in\n",
-        "tools:       allow read_file, list_dir, grep, write_file, edit_file, run_shell, ask_user; deny -\n",
+        "tools:       allow read_file, list_dir, grep, write_file, edit_file, run_shell, ask_user, memory_store, memory_search; deny -\n",
         "permissions: network no; ask before shell:git push, shell:rm -rf\n",
         "limits:      max turns 60,",
         "temperature 0.2, max output tokens 16000",
