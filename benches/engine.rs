@@ -94,6 +94,7 @@ async fn recorded_run(journal: &Journal, wf: &spec::Workflow) -> lev::protocol::
             kind: "shell".into(),
             mode: None,
             idempotent: false,
+            hints: Vec::new(),
             at,
         };
         let done = Event::StepSucceeded {

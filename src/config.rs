@@ -69,6 +69,44 @@ impl Default for BreakerSettings {
     }
 }
 
+/// How the workbench's desktop notification is sent (`tui.attention.notify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Notify {
+    /// OSC 9 (iTerm2, WezTerm, Windows Terminal, kitty, foot, ghostty).
+    Osc9,
+    /// OSC 777 (urxvt, VTE terminals such as GNOME Terminal, foot).
+    Osc777,
+    /// Both, for terminals of either kind (the default).
+    #[default]
+    Both,
+    None,
+}
+
+/// How the workbench announces something that waits for the user (a
+/// question or approval): once, when it appears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionSettings {
+    /// Ring the terminal bell.
+    pub bell: bool,
+    pub notify: Notify,
+}
+
+impl Default for AttentionSettings {
+    fn default() -> Self {
+        AttentionSettings {
+            bell: true,
+            notify: Notify::Both,
+        }
+    }
+}
+
+/// Workbench settings (`tui:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TuiSettings {
+    pub attention: AttentionSettings,
+}
+
 /// Everything read from config files and the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -81,6 +119,7 @@ pub struct Config {
     pub breaker: BreakerSettings,
     /// `run_shell` prefixes allowed everywhere.
     pub shell_allow: Vec<String>,
+    pub tui: TuiSettings,
     /// Files the config was read from, for `lev config` and messages.
     pub sources: Vec<PathBuf>,
 }
@@ -134,6 +173,7 @@ impl Default for Config {
             retry: RetrySettings::default(),
             breaker: BreakerSettings::default(),
             shell_allow: Vec::new(),
+            tui: TuiSettings::default(),
             sources: Vec::new(),
         }
     }

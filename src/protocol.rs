@@ -259,6 +259,20 @@ pub enum PauseReason {
     EmergencyStop,
 }
 
+/// One step of a workflow as declared (child workflows are one step), as
+/// `RunStarted` lists them for views.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepOutline {
+    pub id: String,
+    /// The step type (`agent`, `shell`, ...).
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+    /// Mode for agent steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
 /// A fact. Written to the journal, then broadcast. Never edited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -276,6 +290,10 @@ pub enum Event {
         /// Root for file tools and shell steps; a resumed run keeps it.
         #[serde(default)]
         workspace: Option<String>,
+        /// The workflow's steps as declared, so views list every step from
+        /// the start (journals written before this field decode to none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        steps: Vec<StepOutline>,
         at: Millis,
     },
     RunResumed {
@@ -325,6 +343,11 @@ pub enum Event {
         /// Mode for agent steps.
         mode: Option<String>,
         idempotent: bool,
+        /// What lev tells an agent besides its prompt: the step's
+        /// `whisper.to_llm` hints and its mode's `whisper.hints`, for views.
+        /// Not part of `fingerprint` (the prompt and role already are).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        hints: Vec<String>,
         at: Millis,
     },
     /// An LLM reply, recorded before any tool it asks for runs.

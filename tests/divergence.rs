@@ -94,6 +94,7 @@ async fn a_recorded_step_that_no_longer_matches_pauses_instead_of_running() {
         kind: "shell".into(),
         mode: None,
         idempotent: true,
+        hints: Vec::new(),
         at: Millis::now(),
     })
     .await
@@ -174,6 +175,7 @@ async fn a_recorded_llm_reply_for_a_different_request_is_never_reused() {
         kind: "agent".into(),
         mode: Some("architect".into()),
         idempotent: true,
+        hints: Vec::new(),
         at: Millis::now(),
     })
     .await

@@ -82,6 +82,7 @@ fn started() -> Event {
         inputs: BTreeMap::new(),
         seed: 7,
         workspace: None,
+        steps: Vec::new(),
         at: Millis(1_000),
     }
 }

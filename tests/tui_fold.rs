@@ -459,6 +459,7 @@ fn ended_run() -> Vec<Recorded> {
             inputs: Default::default(),
             seed: 1,
             workspace: None,
+            steps: Vec::new(),
             at: at(0),
         },
         Event::StepStarted {
@@ -468,6 +469,7 @@ fn ended_run() -> Vec<Recorded> {
             kind: "shell".into(),
             mode: None,
             idempotent: false,
+            hints: Vec::new(),
             at: at(1),
         },
         Event::StepFailed {
@@ -572,6 +574,7 @@ fn a_retry_request_reopens_its_steps_and_the_run_and_a_fork_names_its_parent() {
             kind: "shell".into(),
             mode: None,
             idempotent: false,
+            hints: Vec::new(),
             at: Millis(T0 + 11),
         },
     }));

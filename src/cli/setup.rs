@@ -21,7 +21,7 @@ use crate::tui::{
     self,
     app::{App, DepsFactory, Launch},
     keymap::Keymap,
-    theme::Theme,
+    theme::{Catalog, Theme},
 };
 use crate::workflow::{self, EngineDeps, EngineError, RunOptions, Start};
 
@@ -455,33 +455,56 @@ async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive:
 /// The `--theme` choice, set once by `dispatch`.
 static THEME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
-/// The theme for the workbench: `--theme`, else dark; `NO_COLOR` honoured.
-/// Problems are logged (the screen is about to be taken) and the dark theme used.
-fn theme(paths: &Paths) -> Theme {
-    let name = THEME
-        .get()
-        .cloned()
-        .flatten()
-        .unwrap_or_else(|| "dark".to_string());
+/// The theme folders: the user's, then the project's.
+fn theme_dirs(paths: &Paths) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(c) = &paths.config_dir {
         dirs.push(c.join("themes"));
     }
     dirs.push(PathBuf::from("themes"));
-    let theme = match Theme::load(&name, &dirs) {
-        Ok((t, warnings)) => {
-            for w in warnings.0 {
-                tracing::warn!(theme = %name, "{w}");
-            }
-            t
-        }
+    dirs
+}
+
+/// The theme for the workbench (`--theme`, else dark; `NO_COLOR` honoured),
+/// its name, and the catalog the palette switches themes from. Problems are
+/// logged (the screen is about to be taken) and the dark theme used.
+fn theme(paths: &Paths) -> (Theme, String, Catalog) {
+    let name = THEME
+        .get()
+        .cloned()
+        .flatten()
+        .unwrap_or_else(|| "dark".to_string());
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let catalog = Catalog::new(theme_dirs(paths), no_color);
+    match catalog.load(&name) {
+        Ok(t) => (t, name, catalog),
         Err(e) => {
             tracing::error!(theme = %name, "{e}");
-            Theme::fallback()
+            (
+                Theme::fallback().with_no_color(no_color),
+                "dark".to_string(),
+                catalog,
+            )
         }
-    };
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    theme.with_no_color(no_color)
+    }
+}
+
+/// The workbench for `journal`, with the theme, keymap and settings of
+/// this invocation. A config file with errors is reported here, before
+/// the screen is taken.
+fn workbench(paths: &Paths, journal: Journal, resume: DepsFactory) -> Result<App, u8> {
+    let config = load_config(paths)?;
+    let (theme, theme_name, themes) = theme(paths);
+    Ok(App {
+        journal,
+        socket: paths.socket(),
+        theme,
+        theme_name,
+        themes,
+        attention: config.tui.attention,
+        keymap: KEYMAP.get().cloned().unwrap_or_default(),
+        resume,
+    })
 }
 
 /// Key bindings: the defaults, patched by `$XDG_CONFIG_HOME/lev/keymap.yaml`
@@ -519,16 +542,11 @@ fn load_keymap(paths: &Paths) -> Result<Keymap, u8> {
 /// typo is an error, not a log line.
 pub fn check_theme(paths: &Paths, name: Option<String>) -> Result<(), u8> {
     let _ = KEYMAP.set(load_keymap(paths)?);
-    if let Some(n) = &name {
-        let mut dirs = Vec::new();
-        if let Some(c) = &paths.config_dir {
-            dirs.push(c.join("themes"));
-        }
-        dirs.push(PathBuf::from("themes"));
-        if let Err(d) = Theme::load(n, &dirs) {
-            eprint!("{d}");
-            return Err(exit::USAGE);
-        }
+    if let Some(n) = &name
+        && let Err(d) = Theme::load(n, &theme_dirs(paths))
+    {
+        eprint!("{d}");
+        return Err(exit::USAGE);
     }
     let _ = THEME.set(name);
     Ok(())
@@ -545,17 +563,15 @@ pub async fn drive_run(
     if !wants_tui(drive) {
         return drive_headless(paths, deps, run, start, drive).await;
     }
-    let app = App {
-        journal: deps.journal.clone(),
-        socket: paths.socket(),
-        theme: theme(paths),
-        keymap: KEYMAP.get().cloned().unwrap_or_default(),
-        resume: resume_factory(
-            paths,
-            deps.journal.clone(),
-            deps.modes.clone(),
-            drive.clone(),
-        ),
+    let resume = resume_factory(
+        paths,
+        deps.journal.clone(),
+        deps.modes.clone(),
+        drive.clone(),
+    );
+    let app = match workbench(paths, deps.journal.clone(), resume) {
+        Ok(a) => a,
+        Err(c) => return c,
     };
     tui::app::run(app, Launch::Live { deps, run, start }).await
 }
@@ -611,12 +627,10 @@ pub async fn browser(paths: &Paths) -> u8 {
         Ok(j) => j,
         Err(c) => return c,
     };
-    let app = App {
-        journal: journal.clone(),
-        socket: paths.socket(),
-        theme: theme(paths),
-        keymap: KEYMAP.get().cloned().unwrap_or_default(),
-        resume: resume_factory(paths, journal, modes, drive),
+    let resume = resume_factory(paths, journal.clone(), modes, drive);
+    let app = match workbench(paths, journal, resume) {
+        Ok(a) => a,
+        Err(c) => return c,
     };
     tui::app::run(app, Launch::Browser).await
 }
@@ -653,12 +667,10 @@ pub async fn replay_tui(paths: &Paths, run: &str) -> u8 {
         answers: Vec::new(),
         workspace: None,
     };
-    let app = App {
-        journal: journal.clone(),
-        socket: paths.socket(),
-        theme: theme(paths),
-        keymap: KEYMAP.get().cloned().unwrap_or_default(),
-        resume: resume_factory(paths, journal, modes, drive),
+    let resume = resume_factory(paths, journal.clone(), modes, drive);
+    let app = match workbench(paths, journal, resume) {
+        Ok(a) => a,
+        Err(c) => return c,
     };
     tui::app::run(app, Launch::Replay { events }).await
 }

@@ -17,6 +17,10 @@
 //! retry: { max_attempts: 4, initial_delay_ms: 500, max_delay_ms: 30000 }
 //! breaker: { consecutive_failures: 5, cooldown_ms: 60000 }
 //! shell_allow: ["cargo test", "git status"]
+//! tui:
+//!   attention:               # when a question or approval waits for you (once each)
+//!     bell: true             # ring the terminal bell
+//!     notify: both           # desktop notification: osc9 | osc777 | both | none
 //! ```
 //!
 //! Environment, applied last: `LEV_PROVIDER`, `LEV_MODEL`, `LEV_CASSETTE`,
@@ -33,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Config, ProviderKind, ProviderSettings};
+use super::{Config, Notify, ProviderKind, ProviderSettings};
 use crate::llm::Price;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -66,6 +70,20 @@ struct FileConfig {
     retry: Option<FileRetry>,
     breaker: Option<FileBreaker>,
     shell_allow: Option<Vec<String>>,
+    tui: Option<FileTui>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTui {
+    attention: Option<FileAttention>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAttention {
+    bell: Option<bool>,
+    notify: Option<Notify>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,6 +222,11 @@ impl Layers {
         if let Some(allow) = file.shell_allow {
             self.config.shell_allow = allow;
         }
+        if let Some(a) = file.tui.and_then(|t| t.attention) {
+            let attention = &mut self.config.tui.attention;
+            attention.bell = a.bell.unwrap_or(attention.bell);
+            attention.notify = a.notify.unwrap_or(attention.notify);
+        }
         Ok(())
     }
 
@@ -336,6 +359,7 @@ impl Config {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::config::AttentionSettings;
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -463,6 +487,64 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "LEV_PROVIDER: unknown provider `gemini`; expected one of: openai, anthropic, ollama, scripted"
+        );
+    }
+
+    #[test]
+    fn attention_settings_layer_and_bad_values_point_at_the_line() {
+        let cfg_dir = tempfile::tempdir().unwrap();
+        let cwd = tempfile::tempdir().unwrap();
+        let c = Config::load_with_env(cwd.path(), Some(cfg_dir.path()), &env(&[])).unwrap();
+        assert_eq!(c.tui.attention, AttentionSettings::default());
+        assert!(c.tui.attention.bell);
+        assert_eq!(c.tui.attention.notify, Notify::Both);
+
+        std::fs::write(
+            cfg_dir.path().join("config.yaml"),
+            "tui:\n  attention:\n    bell: false\n    notify: osc777\n",
+        )
+        .unwrap();
+        std::fs::write(
+            cwd.path().join("lev.yaml"),
+            "tui: { attention: { notify: none } }\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(cwd.path(), Some(cfg_dir.path()), &env(&[])).unwrap();
+        assert_eq!(
+            c.tui.attention,
+            AttentionSettings {
+                bell: false,
+                notify: Notify::None
+            }
+        );
+
+        std::fs::write(
+            cwd.path().join("lev.yaml"),
+            "provider: openai\ntui:\n  attention:\n    notify: osc8\n",
+        )
+        .unwrap();
+        let err = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("lev.yaml:4:13:"), "{text}");
+        assert!(
+            text.contains("osc8") && text.contains("osc9") && text.contains("none"),
+            "{text}"
+        );
+
+        std::fs::write(
+            cwd.path().join("lev.yaml"),
+            "tui:\n  attention:\n    bell: loud\n",
+        )
+        .unwrap();
+        let err = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("lev.yaml:3:11:"), "{err}");
+
+        std::fs::write(cwd.path().join("lev.yaml"), "tui:\n  atention: {}\n").unwrap();
+        let err = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("lev.yaml:2:3: unknown field `atention`"),
+            "{err}"
         );
     }
 }

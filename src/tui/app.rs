@@ -17,10 +17,12 @@ use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::attention;
 use super::keymap::Keymap;
 use super::state::{Effect, Input, State};
-use super::theme::Theme;
+use super::theme::{Catalog, Theme};
 use super::view;
+use crate::config::AttentionSettings;
 use crate::host::{self, ActiveRuns};
 use crate::journal::Journal;
 use crate::protocol::{Millis, Notice, Op, Recorded, RunId, RunStatus, StepKey};
@@ -48,6 +50,11 @@ pub struct App {
     pub journal: Journal,
     pub socket: std::path::PathBuf,
     pub theme: Theme,
+    /// The name `theme` was loaded by, and where the palette finds others.
+    pub theme_name: String,
+    pub themes: Catalog,
+    /// Bell and desktop notification for prompts (`tui.attention`).
+    pub attention: AttentionSettings,
     pub keymap: Keymap,
     pub resume: DepsFactory,
 }
@@ -79,8 +86,9 @@ pub async fn run(app: App, launch: Launch) -> u8 {
     code
 }
 
-async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: App, launch: Launch) -> u8 {
+async fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App, launch: Launch) -> u8 {
     let mut state = State::with_keymap(app.keymap.clone());
+    state.set_themes(app.themes.names(), &app.theme_name);
     let (notice_tx, mut notices) = mpsc::unbounded_channel::<Notice>();
     let active: ActiveRuns = Default::default();
     // Other lev commands reach the journal (and our runs) through the socket.
@@ -217,8 +225,18 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: App, launch: L
                         Err(e) => state.report(format!("fork from {step}: {e}")),
                     }
                 }
-                Effect::Attention(text) => attention(&text),
+                Effect::Attention(text) => announce(&app.attention, &text),
                 Effect::Copy(text) => copy(&text),
+                Effect::SetTheme(name) => match app.themes.load(&name) {
+                    Ok(t) => {
+                        app.theme = t;
+                        state.theme_switched(Ok(name));
+                    }
+                    Err(e) => {
+                        tracing::warn!(theme = %name, "{e}");
+                        state.theme_switched(Err(e));
+                    }
+                },
             }
         }
     }
@@ -341,11 +359,14 @@ fn to_input(ev: TermEvent) -> Option<Input> {
     }
 }
 
-/// The bell plus a desktop notification (OSC 9 and OSC 777).
-fn attention(text: &str) {
-    let clean: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+/// The bell and/or a desktop notification, as configured.
+fn announce(settings: &AttentionSettings, text: &str) {
+    let bytes = attention::escapes(settings, text);
+    if bytes.is_empty() {
+        return;
+    }
     let mut out = std::io::stdout();
-    let _ = write!(out, "\x07\x1b]9;{clean}\x07\x1b]777;notify;lev;{clean}\x07");
+    let _ = out.write_all(bytes.as_bytes());
     let _ = out.flush();
 }
 

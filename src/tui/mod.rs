@@ -5,6 +5,7 @@
 //! internals. Live runs, resumed runs and replays render through the same code.
 
 pub mod app;
+pub mod attention;
 pub mod keymap;
 pub mod state;
 pub mod theme;

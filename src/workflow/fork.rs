@@ -130,6 +130,7 @@ mod tests {
             kind: "shell".into(),
             mode: None,
             idempotent: false,
+            hints: Vec::new(),
             at: Millis(1),
         }
     }
@@ -155,6 +156,7 @@ mod tests {
                 inputs: Default::default(),
                 seed: 1,
                 workspace: None,
+                steps: Vec::new(),
                 at: Millis(0),
             },
             started("a"),

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::journal::{Journal, JournalError, RunMeta};
 use crate::llm::SharedProvider;
-use crate::protocol::{Event, InFlightDecision, Millis, Op, RunId, RunStatus};
+use crate::protocol::{Event, InFlightDecision, Millis, Op, RunId, RunStatus, StepOutline};
 use crate::spec::{ModeRegistry, Workflow};
 
 pub use executor::describe_pause;
@@ -191,6 +191,7 @@ async fn start_pinned(
         inputs,
         seed,
         workspace: workspace.map(|w| w.display().to_string()),
+        steps: outline(workflow),
         at: now,
     };
     let meta = RunMeta {
@@ -210,6 +211,23 @@ async fn start_pinned(
         .create_run_with(meta, vec![recorder::to_entry(&event)?])
         .await?;
     Ok(run)
+}
+
+/// The workflow's steps as declared, for views (`RunStarted.steps`).
+pub fn outline(workflow: &Workflow) -> Vec<StepOutline> {
+    workflow
+        .steps
+        .iter()
+        .map(|s| StepOutline {
+            id: s.id.clone(),
+            kind: s.kind.name().to_string(),
+            needs: s.needs.clone(),
+            mode: match &s.kind {
+                crate::spec::StepKind::Agent { mode, .. } => Some(mode.clone()),
+                _ => None,
+            },
+        })
+        .collect()
 }
 
 /// Whether `drive` begins a run `start_run` just created, or resumes one.

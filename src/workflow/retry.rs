@@ -377,6 +377,7 @@ steps:
             kind: "shell".into(),
             mode: None,
             idempotent: false,
+            hints: Vec::new(),
             at: Millis(1),
         }
     }

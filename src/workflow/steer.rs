@@ -408,6 +408,7 @@ mod tests {
             kind: kind.into(),
             mode: None,
             idempotent: true,
+            hints: Vec::new(),
             at: Millis(1),
         }
     }

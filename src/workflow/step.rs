@@ -230,6 +230,10 @@ async fn run_step_inner(
                     Rendered::Agent { mode, .. } => ("agent", Some(mode.clone())),
                     _ => (step.kind.name(), None),
                 };
+                let hints = mode
+                    .as_deref()
+                    .map(|m| agent_hints(&ctx, &step, m))
+                    .unwrap_or_default();
                 let event = Event::StepStarted {
                     step: key.clone(),
                     attempt,
@@ -237,6 +241,7 @@ async fn run_step_inner(
                     kind: kind.to_string(),
                     mode,
                     idempotent,
+                    hints,
                     at: ctx.now(),
                 };
                 match ctx.rec.record(event).await {
@@ -427,6 +432,18 @@ async fn sleep_or_cancel(cancel: &tokio_util::sync::CancellationToken, d: Durati
         _ = cancel.cancelled() => false,
         _ = tokio::time::sleep(d) => true,
     }
+}
+
+/// What lev tells an agent besides its prompt, in the order it is told:
+/// the step's hints (appended to the prompt by `render`) and the mode's
+/// (in the system prompt, see `agent::system_prompt`). Recorded with the
+/// step's start so views show them beside the user's messages.
+fn agent_hints(ctx: &RunCtx, step: &Step, mode: &str) -> Vec<String> {
+    let mut out = step.hints.clone();
+    if let Some(m) = ctx.deps.modes.get(mode) {
+        out.extend(m.hints.iter().cloned());
+    }
+    out
 }
 
 fn render(ctx: &RunCtx, step: &Step, eval: &EvalContext) -> Result<Rendered, String> {

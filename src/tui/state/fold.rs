@@ -10,6 +10,7 @@ use crate::protocol::{
 };
 use crate::workflow::describe_pause;
 
+use super::outline::GivenHint;
 use super::pane::{LineKind, Pane};
 use super::steering::SentMessage;
 
@@ -22,7 +23,9 @@ pub struct Segment {
     pub status: StepStatus,
 }
 
-/// A step of the workflow as the overview lists it (in order of first appearance).
+/// A step of the workflow as the overview lists it: the declared steps in
+/// order (from `RunStarted`), then steps first seen in events (child
+/// workflow steps, follow-ups, runs recorded before the outline existed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepRow {
     pub key: StepKey,
@@ -30,6 +33,8 @@ pub struct StepRow {
     pub segments: Vec<Segment>,
     /// Position of the event that first named this step (replay jumps there).
     pub first_index: usize,
+    /// Declared `needs` (empty when unknown).
+    pub needs: Vec<String>,
 }
 
 /// What a prompt asks for.
@@ -109,6 +114,8 @@ pub struct RunView {
     pub messages: Vec<SentMessage>,
     /// The run and step this run was forked from (`RunForked`).
     pub forked_from: Option<(RunId, StepKey)>,
+    /// Hints lev gave agents at their start, oldest first.
+    pub hints: Vec<GivenHint>,
     /// Events folded so far.
     pub events: usize,
 }
@@ -131,6 +138,7 @@ impl Default for RunView {
             paused: false,
             messages: Vec::new(),
             forked_from: None,
+            hints: Vec::new(),
             events: 0,
         }
     }
@@ -222,13 +230,21 @@ impl RunView {
 
     fn step_row(&mut self, step: &StepKey) -> &mut StepRow {
         let idx = match self.steps.iter().position(|s| &s.key == step) {
-            Some(i) => i,
+            Some(i) => {
+                let row = &mut self.steps[i];
+                if row.segments.is_empty() && row.status == StepStatus::Pending {
+                    // Listed by the outline; this is the first event about it.
+                    row.first_index = self.events.saturating_sub(1);
+                }
+                i
+            }
             None => {
                 self.steps.push(StepRow {
                     key: step.clone(),
                     status: StepStatus::Pending,
                     segments: Vec::new(),
                     first_index: self.events.saturating_sub(1),
+                    needs: Vec::new(),
                 });
                 self.steps.len() - 1
             }
@@ -273,11 +289,17 @@ impl RunView {
         }
         let mut out = Folded::default();
         match &r.event {
-            Event::RunStarted { name, source, .. } => {
+            Event::RunStarted {
+                name,
+                source,
+                steps,
+                ..
+            } => {
                 self.name = name.clone();
                 self.source = source.clone();
                 self.status = Some(RunStatus::Running);
                 self.started_at = Some(at);
+                self.apply_outline(steps);
             }
             Event::RunResumed { .. } => {
                 self.status = Some(RunStatus::Running);
@@ -393,8 +415,10 @@ impl RunView {
                 attempt,
                 kind,
                 mode,
+                hints,
                 ..
             } => {
+                self.apply_hints(step, hints, at);
                 match self.pane_index(step) {
                     Some(i) => {
                         let p = &mut self.panes[i];

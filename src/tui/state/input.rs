@@ -430,7 +430,7 @@ impl State {
         match self.typing {
             Some(Typing::Palette) => {
                 let runs = (!self.run_open).then_some(self.runs.as_slice());
-                let mut entries = palette::entries(&self.keymap, runs);
+                let mut entries = palette::entries(&self.keymap, &self.themes, &self.theme, runs);
                 if self.focused_agent().is_none() {
                     // Pausing one agent is offered with a running agent in focus.
                     entries.retain(|e| e.item != PaletteItem::Action(Action::PauseAgent));
@@ -481,6 +481,7 @@ impl State {
                             Some(e) => match e.item {
                                 PaletteItem::Action(a) => self.handle_action(a),
                                 PaletteItem::Run(id) => vec![Effect::OpenRun(id)],
+                                PaletteItem::Theme(name) => vec![Effect::SetTheme(name)],
                             },
                             None => Vec::new(),
                         }
@@ -511,7 +512,12 @@ impl State {
             return Vec::new();
         };
         let key = row.key.clone();
-        let first = row.first_index;
+        // A declared step may not be named by any event folded so far.
+        let first = self
+            .replay
+            .as_ref()
+            .and_then(|r| r.first_naming(&key))
+            .unwrap_or(row.first_index);
         if self.replay.is_some() {
             self.replay_jump(first + 1);
         }

@@ -6,12 +6,14 @@
 //! Split by job: `fold` (the run as a pure fold of events), `pane`
 //! (scrollback, search, tools), `input` (keys and mouse → effects),
 //! `layout` (regions shared by the view and mouse hit-testing), `palette`
-//! (fuzzy command list), `replay` (playback over recorded events).
+//! (fuzzy command list), `replay` (playback over recorded events),
+//! `outline` (the declared steps and the hints agents got at their start).
 
 mod answer;
 mod fold;
 mod input;
 pub mod layout;
+mod outline;
 mod palette;
 mod pane;
 mod replay;
@@ -31,6 +33,7 @@ use super::keymap::Keymap;
 
 pub use fold::{Answered, Folded, Prompt, PromptKind, RunView, Segment, StepRow};
 pub use input::visible_lines;
+pub use outline::GivenHint;
 pub use palette::{PaletteEntry, PaletteItem, action_label};
 pub use pane::{
     LineKind, MAX_LINES, Pane, PaneLine, Scroll, Search, ToolView, classify, wrapped_rows,
@@ -75,6 +78,9 @@ pub enum Effect {
     Retry { run: RunId, step: StepKey },
     /// Fork `run` from `step` into a new run and drive it live.
     Fork { run: RunId, step: StepKey },
+    /// Load the theme of this name, draw with it from now on, and report
+    /// through `State::theme_switched`.
+    SetTheme(String),
 }
 
 /// How panes are arranged.
@@ -184,6 +190,9 @@ pub struct State {
     /// Memory bank entries shown by the memory overlay, and its cursor.
     pub memory: Vec<MemoryRecord>,
     pub memory_cursor: usize,
+    /// Themes the palette offers, and the name of the one in use.
+    pub themes: Vec<String>,
+    pub theme: String,
 }
 
 impl Default for State {
@@ -228,6 +237,8 @@ impl State {
             replay: None,
             memory: Vec::new(),
             memory_cursor: 0,
+            themes: Vec::new(),
+            theme: String::new(),
         }
     }
 
@@ -329,6 +340,27 @@ impl State {
                 self.overlay = Some(Overlay::Memory);
             }
             Err(e) => self.say(format!("memory bank: {e}")),
+        }
+    }
+
+    /// The themes the palette offers and the one in use.
+    pub fn set_themes(&mut self, names: Vec<String>, current: &str) {
+        self.themes = names;
+        self.theme = current.to_string();
+    }
+
+    /// The outcome of `Effect::SetTheme`: the name now in use, or why the
+    /// theme could not be loaded (the old one stays).
+    pub fn theme_switched(&mut self, result: Result<String, String>) {
+        match result {
+            Ok(name) => {
+                self.say(format!("theme: {name}"));
+                self.theme = name;
+            }
+            Err(e) => {
+                let first = e.lines().next().unwrap_or("").to_string();
+                self.say(format!("theme not changed: {first}"));
+            }
         }
     }
 

@@ -1,5 +1,6 @@
-//! The command palette: every action (and, in the runs browser, every run),
-//! filtered fuzzily with `nucleo-matcher` as the user types.
+//! The command palette: every action, every theme (`theme: NAME`, switched
+//! live) and, in the runs browser, every run, filtered fuzzily with
+//! `nucleo-matcher` as the user types.
 
 use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
 use nucleo_matcher::{Config, Matcher};
@@ -13,6 +14,8 @@ use crate::tui::keymap::{Action, Keymap};
 pub enum PaletteItem {
     Action(Action),
     Run(RunId),
+    /// Switch to the theme of this name.
+    Theme(String),
 }
 
 /// A palette row: its label (what is matched) and what it does.
@@ -108,8 +111,14 @@ pub fn action_label(a: Action) -> &'static str {
     }
 }
 
-/// All palette rows: actions (with their keys), then runs when given.
-pub fn entries(keymap: &Keymap, runs: Option<&[RunMeta]>) -> Vec<PaletteEntry> {
+/// All palette rows: actions (with their keys), themes (the one in use
+/// marked), then runs when given.
+pub fn entries(
+    keymap: &Keymap,
+    themes: &[String],
+    current: &str,
+    runs: Option<&[RunMeta]>,
+) -> Vec<PaletteEntry> {
     let rows = keymap.help_rows();
     let mut out: Vec<PaletteEntry> = ACTIONS
         .iter()
@@ -124,6 +133,17 @@ pub fn entries(keymap: &Keymap, runs: Option<&[RunMeta]>) -> Vec<PaletteEntry> {
             }
         })
         .collect();
+    for t in themes {
+        out.push(PaletteEntry {
+            label: format!("theme: {t}"),
+            keys: if t == current {
+                "in use".to_string()
+            } else {
+                String::new()
+            },
+            item: PaletteItem::Theme(t.clone()),
+        });
+    }
     for r in runs.unwrap_or_default() {
         out.push(PaletteEntry {
             label: format!("open run {} ({}) {}", r.name, r.status.as_str(), r.id),

@@ -2,7 +2,7 @@
 //! playback clock. Moving back rebuilds the fold from a prefix (folding is
 //! cheap and this keeps one code path); moving forward folds the next events.
 
-use crate::protocol::{Millis, Notice, Recorded};
+use crate::protocol::{Millis, Notice, Recorded, StepKey};
 
 use super::{RunView, State};
 
@@ -39,6 +39,13 @@ impl Replay {
 
     pub fn speed(&self) -> u32 {
         SPEEDS.get(self.speed_index).copied().unwrap_or(1)
+    }
+
+    /// Position of the first recorded event about `step`.
+    pub fn first_naming(&self, step: &StepKey) -> Option<usize> {
+        self.events
+            .iter()
+            .position(|r| r.event.step() == Some(step))
     }
 
     /// After a jump the playback clock continues from the folded position.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::journal::RunMeta;
 use crate::protocol::{
     AnswerSource, Attempt, ChoiceRecord, Delta, Event, Millis, Notice, Recorded, RunId, RunStatus,
-    Seq, StepKey, ToolCallRecord, Usage,
+    Seq, StepKey, StepOutline, ToolCallRecord, Usage,
 };
 
 use super::State;
@@ -30,8 +30,41 @@ fn started(step: &str, attempt: u32, kind: &str, mode: Option<&str>, ms: u64) ->
         kind: kind.to_string(),
         mode: mode.map(str::to_string),
         idempotent: true,
+        hints: Vec::new(),
         at: at(ms),
     }
+}
+
+fn with_hints(mut e: Event, given: &[&str]) -> Event {
+    if let Event::StepStarted { hints, .. } = &mut e {
+        *hints = given.iter().map(|h| h.to_string()).collect();
+    }
+    e
+}
+
+/// The sample workflow's declared steps: the five that run, then `docs`
+/// and `release`, which have not started yet.
+fn sample_outline() -> Vec<StepOutline> {
+    let step = |id: &str, kind: &str, needs: &[&str], mode: Option<&str>| StepOutline {
+        id: id.into(),
+        kind: kind.into(),
+        needs: needs.iter().map(|n| n.to_string()).collect(),
+        mode: mode.map(str::to_string),
+    };
+    vec![
+        step("architect", "agent", &[], Some("architect")),
+        step("coder", "agent", &["architect"], Some("coder")),
+        step("tester", "agent", &["architect"], Some("tdd")),
+        step("security", "agent", &["architect"], Some("security-review")),
+        step("checks", "shell", &["coder"], None),
+        step(
+            "docs",
+            "agent",
+            &["coder", "tester", "security"],
+            Some("docs-writer"),
+        ),
+        step("release", "approval", &["docs", "checks"], None),
+    ]
 }
 
 fn usage(input: u64, output: u64, cost: f64) -> Usage {
@@ -55,6 +88,7 @@ pub fn sample_events() -> Vec<Recorded> {
             inputs: BTreeMap::new(),
             seed: 7,
             workspace: None,
+            steps: sample_outline(),
             at: at(0),
         },
         Event::QuestionAsked {
@@ -103,7 +137,13 @@ pub fn sample_events() -> Vec<Recorded> {
         },
         started("coder", 1, "agent", Some("coder"), 20_000),
         started("tester", 1, "agent", Some("tdd"), 20_050),
-        started("security", 1, "agent", Some("security-review"), 20_100),
+        with_hints(
+            started("security", 1, "agent", Some("security-review"), 20_100),
+            &[
+                "Check /refresh for CSRF",
+                "Flag secrets written to logs",
+            ],
+        ),
         started("checks", 1, "shell", None, 20_150),
         Event::LlmReplied {
             step: StepKey::new("coder"),
@@ -300,6 +340,7 @@ pub fn bench_state(panes: usize, lines: usize) -> State {
             inputs: BTreeMap::new(),
             seed: 1,
             workspace: None,
+            steps: Vec::new(),
             at: at(0),
         },
     );

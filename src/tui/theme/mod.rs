@@ -12,6 +12,7 @@
 //! → slot, so `style()` is a few hash lookups and no allocation.
 
 mod builtin;
+mod catalog;
 mod color;
 mod file;
 mod load;
@@ -29,6 +30,7 @@ use ratatui::widgets::BorderType;
 use crate::protocol::StepStatus;
 use crate::spec::diagnostics::{Diagnostic, Diagnostics, Severity};
 
+pub use catalog::Catalog;
 pub use file::{ColorRef, StyleDef};
 pub use slots::{MODES, STATUSES};
 
@@ -100,8 +102,8 @@ impl Theme {
         t
     }
 
-    /// A built-in theme by name (`dark`, `light`, `high-contrast`, with or
-    /// without a `builtin:` prefix).
+    /// A built-in theme by name (`dark`, `light`, `high-contrast`, `abyss`,
+    /// with or without a `builtin:` prefix).
     pub fn builtin(name: &str) -> Option<Theme> {
         let name = name.strip_prefix("builtin:").unwrap_or(name);
         builtin::text(name)?;

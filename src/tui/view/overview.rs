@@ -1,6 +1,7 @@
 //! The run overview: the workflow's steps in order with status glyphs, and
 //! a timeline with one bar per step over wall-clock time (from event times),
-//! each attempt its own segment so retries are visible.
+//! each attempt its own segment so retries are visible. Declared steps that
+//! have not started show as pending with the steps they wait for.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -8,7 +9,7 @@ use ratatui::text::Span;
 use ratatui::widgets::{Block, Widget};
 
 use crate::protocol::{Millis, StepStatus};
-use crate::tui::state::State;
+use crate::tui::state::{State, StepRow};
 use crate::tui::theme::Theme;
 
 use super::{clip, fmt_secs, fmt_usage, status_style};
@@ -60,18 +61,21 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             .iter()
             .map(|s| s.end.unwrap_or(now).0.saturating_sub(s.start.0))
             .sum();
-        let usage = state
-            .run
-            .pane_index(&row.key)
-            .map(|i| fmt_usage(&state.run.panes[i].usage))
-            .unwrap_or_default();
+        let usage = match state.run.pane_index(&row.key) {
+            Some(i) => fmt_usage(&state.run.panes[i].usage),
+            None => waits_for(row),
+        };
+        // A step that has not started has no attempts or time to show yet.
+        let (attempts, time) = if row.segments.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (row.segments.len().to_string(), fmt_secs(time))
+        };
         let line = format!(
-            "{} {glyph} {:<24} {:<12} {:>8} {:>9}  {usage}",
+            "{} {glyph} {:<24} {:<12} {attempts:>8} {time:>9}  {usage}",
             if sel { "›" } else { " " },
             clip(row.key.as_str(), 24),
             status,
-            row.segments.len(),
-            fmt_secs(time),
         );
         let style = if sel {
             theme.style("selection")
@@ -81,6 +85,14 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         buf.set_stringn(inner.x, y, line, w, style);
     }
     draw_notes(state, theme, inner, buf);
+}
+
+/// `after a, b` for a step that has not started and declares needs.
+fn waits_for(row: &StepRow) -> String {
+    if !row.segments.is_empty() || row.needs.is_empty() {
+        return String::new();
+    }
+    format!("after {}", row.needs.join(", "))
 }
 
 /// Run-wide notes (pauses, limits, errors) under the steps, newest last.
@@ -142,6 +154,22 @@ pub fn draw_timeline(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer)
             clip(row.key.as_str(), label_w.saturating_sub(1))
         );
         buf.set_stringn(inner.x, y, label, label_w, theme.style("base"));
+        if row.segments.is_empty() {
+            // Not started: say so where its bar will be.
+            let text = format!(
+                "{} {} {}",
+                theme.status_symbol(row.status),
+                row.status.as_str(),
+                waits_for(row)
+            );
+            buf.set_stringn(
+                bar_x,
+                y,
+                text.trim_end(),
+                bar_w as usize,
+                status_style(theme, row.status),
+            );
+        }
         for (n, seg) in row.segments.iter().enumerate() {
             let status = if seg.end.is_none() {
                 row.status

@@ -1,6 +1,7 @@
 //! The whisper sidebar: prompts waiting for the user (questions with their
 //! options, recommended first; approvals), how long each has waited, the
-//! answer box while typing, and the history of answered prompts.
+//! answer box while typing, the history of answered prompts, and what
+//! agents were told besides their prompt (messages, hints).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -171,14 +172,28 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             ));
         }
     }
-    // What the user told agents, dimmed: the system said it, not an agent.
-    if !state.run.messages.is_empty() {
+    // What agents were told besides their prompt, dimmed: the user's
+    // messages and lev's hints at their start, newest first.
+    if !state.run.messages.is_empty() || !state.run.hints.is_empty() {
         lines.push(Line::styled("── sent to agents ──", theme.style("dim")));
-        for m in state.run.messages.iter().rev() {
-            lines.push(Line::styled(
-                format!("» {} (turn {}): {}", m.step, m.turn, m.text),
-                theme.style("dim"),
-            ));
+        let mut sent: Vec<(crate::protocol::Millis, String)> = state
+            .run
+            .messages
+            .iter()
+            .map(|m| (m.at, format!("» {} (turn {}): {}", m.step, m.turn, m.text)))
+            .chain(
+                state
+                    .run
+                    .hints
+                    .iter()
+                    .map(|h| (h.at, format!("» {} (hint): {}", h.step, h.text))),
+            )
+            .collect();
+        // Newest first; a stable sort keeps hints given together in the
+        // order the agent read them.
+        sent.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        for (_, text) in sent {
+            lines.push(Line::styled(text, theme.style("dim")));
         }
     }
     // Many prompts: start further down so the focused one is on screen.

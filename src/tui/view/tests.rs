@@ -411,3 +411,79 @@ fn memory_overlay_lists_entries_and_shows_the_selected_one() {
     assert_eq!(s.overlay, None);
     assert!(s.message.as_deref().unwrap().contains("journal busy"));
 }
+
+/// The palette offers every theme (built-ins, then the user's files) and
+/// switching draws with the new one at once; `NO_COLOR` still holds.
+#[test]
+fn palette_switches_themes_live() {
+    use crate::tui::state::{Effect, PaletteItem};
+    use crate::tui::theme::Catalog;
+    use crossterm::event::{KeyCode, KeyEvent};
+    use ratatui::style::Color;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mine.yaml"),
+        "version: 1\nkind: theme\nid: mine\nname: Mine\nextends: builtin:light\n",
+    )
+    .unwrap();
+    // A user file named like a built-in replaces it; it is offered once.
+    std::fs::write(
+        dir.path().join("dark.yaml"),
+        "version: 1\nkind: theme\nid: dark\nname: My dark\nextends: builtin:dark\n",
+    )
+    .unwrap();
+    let catalog = Catalog::new(vec![dir.path().to_path_buf()], false);
+    assert_eq!(
+        catalog.names(),
+        ["dark", "light", "high-contrast", "abyss", "mine"]
+    );
+
+    let mut s = settled();
+    s.set_themes(catalog.names(), "dark");
+    s.handle_action(Action::Palette);
+    s.handle(Input::Paste("theme".into()));
+    let themes: Vec<&str> = s
+        .palette
+        .iter()
+        .filter_map(|e| match &e.item {
+            PaletteItem::Theme(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(themes.len(), 5, "{themes:?}");
+    insta::assert_snapshot!("palette_themes", screen(&s, 120, 36));
+
+    s.handle(Input::Paste(": abyss".into()));
+    let out = s.handle(Input::Key(KeyEvent::from(KeyCode::Enter)));
+    assert_eq!(out, vec![Effect::SetTheme("abyss".into())]);
+    // What the app does with the effect.
+    let theme = catalog.load("abyss").unwrap();
+    s.theme_switched(Ok("abyss".into()));
+    assert_eq!(s.theme, "abyss");
+    assert_eq!(s.message.as_deref(), Some("theme: abyss"));
+    let buf = render(&s, &theme, 120, 36);
+    assert_eq!(buf[(60, 20)].bg, Color::Rgb(0x0b, 0x0f, 0x14));
+
+    // A theme that fails to load leaves the one in use.
+    std::fs::write(dir.path().join("broken.yaml"), "version: 1\nkind: theme\n").unwrap();
+    let err = catalog.load("broken").unwrap_err();
+    s.theme_switched(Err(err));
+    assert_eq!(s.theme, "abyss");
+    assert!(
+        s.message
+            .as_deref()
+            .unwrap()
+            .starts_with("theme not changed: "),
+        "{:?}",
+        s.message
+    );
+
+    // NO_COLOR: the switched-to theme draws without colours too.
+    let plain = Catalog::new(vec![dir.path().to_path_buf()], true)
+        .load("abyss")
+        .unwrap();
+    assert!(plain.is_no_color());
+    let buf = render(&s, &plain, 120, 36);
+    assert_eq!(buf[(60, 20)].bg, Color::Reset);
+}
