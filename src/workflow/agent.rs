@@ -70,6 +70,7 @@ pub async fn run(
             turn: 0,
         },
     };
+    let tools_json = tools_json(&request_base.tools);
     let mut messages = request_base.messages.clone();
     // While it runs, the agent takes messages and pauses (steer).
     let _seat = steer::Seat::take(&actx.ctx, &actx.key);
@@ -81,7 +82,7 @@ pub async fn run(
         let mut req = request_base.clone();
         req.messages = messages.clone();
         req.meta.turn = turn;
-        let reply = reply_for(actx, &req, turn).await?;
+        let reply = reply_for(actx, &req, &tools_json, turn).await?;
         if reply.tool_calls.is_empty() {
             if turn < max_turns && steer::messages_waiting(actx, turn + 1) {
                 // A message arrived while the agent was answering: it reads it first.
@@ -177,29 +178,45 @@ fn tool_env(actx: &AttemptCtx, mode: &Mode, step_allow: Vec<String>) -> ToolEnv 
     }
 }
 
-/// Hash of everything the provider sees (not the routing metadata).
-fn request_fingerprint(req: &ChatRequest) -> String {
-    let value = serde_json::json!([
-        req.model,
-        req.system,
-        req.messages,
-        req.tools,
-        req.temperature,
-        req.max_tokens
-    ]);
-    blake3::hash(value.to_string().as_bytes())
-        .to_hex()
-        .to_string()
+/// Hash of everything the provider sees (not the routing metadata). The
+/// text hashed is the compact JSON array `[model, system, messages, tools,
+/// temperature, max_tokens]` with object keys sorted (as `serde_json::Value`
+/// writes them): fingerprints recorded by earlier runs must stay equal.
+/// `tools_json` is the tools' part, the same for every turn of a step, so it
+/// is written once per step rather than per request.
+fn request_fingerprint(req: &ChatRequest, tools_json: &str) -> String {
+    fn part<T: serde::Serialize>(v: &T) -> String {
+        serde_json::to_value(v)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| "null".into())
+    }
+    let text = format!(
+        "[{},{},{},{tools_json},{},{}]",
+        part(&req.model),
+        part(&req.system),
+        part(&req.messages),
+        part(&req.temperature),
+        part(&req.max_tokens)
+    );
+    blake3::hash(text.as_bytes()).to_hex().to_string()
+}
+
+/// The tools' part of `request_fingerprint`.
+fn tools_json(tools: &[crate::llm::ToolSpec]) -> String {
+    serde_json::to_value(tools)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| "null".into())
 }
 
 /// The recorded reply for this turn, or a new one from the provider (journaled first).
 async fn reply_for(
     actx: &AttemptCtx,
     req: &ChatRequest,
+    tools_json: &str,
     turn: u32,
 ) -> Result<ChatResponse, StepError> {
     let ctx = &actx.ctx;
-    let fingerprint = request_fingerprint(req);
+    let fingerprint = request_fingerprint(req, tools_json);
     if let Some(rec) = ctx
         .history
         .replies
@@ -633,6 +650,35 @@ fn extract_json(text: &str) -> Option<Value> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_equal_those_of_the_whole_request_as_one_value() {
+        let req = ChatRequest {
+            model: "m".into(),
+            system: Some("be brief".into()),
+            messages: vec![Message::user("hi \"there\"".to_string())],
+            tools: tools::specs(&[], &[]),
+            temperature: Some(0.2),
+            max_tokens: Some(100),
+            meta: RequestMeta {
+                run: "r".into(),
+                step: "s".into(),
+                mode: "coder".into(),
+                turn: 1,
+            },
+        };
+        // How every fingerprint was computed before: keep them equal.
+        let whole = serde_json::json!([
+            req.model,
+            req.system,
+            req.messages,
+            req.tools,
+            req.temperature,
+            req.max_tokens
+        ]);
+        let expected = blake3::hash(whole.to_string().as_bytes()).to_hex().to_string();
+        assert_eq!(request_fingerprint(&req, &tools_json(&req.tools)), expected);
+    }
 
     #[test]
     fn json_is_found_in_fences_and_prose() {
