@@ -117,7 +117,8 @@ fn request() -> ChatRequest {
             name: "read_file".into(),
             description: "Reads a file".into(),
             parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
-        }],
+        }]
+        .into(),
         temperature: None,
         max_tokens: Some(256),
         meta: RequestMeta {

@@ -434,7 +434,7 @@ mod tests {
             model: String::new(),
             system: Some("sys".into()),
             messages: vec![msg(Role::User, "hi"), a, r1, r2, msg(Role::User, "more")],
-            tools: vec![],
+            tools: vec![].into(),
             temperature: None,
             max_tokens: None,
             meta: RequestMeta::default(),

@@ -92,7 +92,8 @@ pub struct ChatRequest {
     pub model: String,
     pub system: Option<String>,
     pub messages: Vec<Message>,
-    pub tools: Vec<ToolSpec>,
+    /// Shared: the same for every request of a step (and of a mode).
+    pub tools: std::sync::Arc<Vec<ToolSpec>>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
     pub meta: RequestMeta,

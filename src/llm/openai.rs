@@ -420,7 +420,8 @@ mod tests {
                 name: "read_file".into(),
                 description: "reads".into(),
                 parameters: json!({"type": "object"}),
-            }],
+            }]
+            .into(),
             temperature: None,
             max_tokens: Some(100),
             meta: RequestMeta::default(),

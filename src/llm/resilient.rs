@@ -441,7 +441,7 @@ mod tests {
             model: "m".into(),
             system: None,
             messages: vec![],
-            tools: vec![],
+            tools: vec![].into(),
             temperature: None,
             max_tokens: None,
             meta: RequestMeta::default(),

@@ -345,7 +345,7 @@ replies:
             model: String::new(),
             system: None,
             messages: vec![Message::user(last)],
-            tools: vec![],
+            tools: vec![].into(),
             temperature: None,
             max_tokens: None,
             meta: RequestMeta {

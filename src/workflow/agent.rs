@@ -3,6 +3,9 @@
 //! replays its recorded turns instead of asking the model again, and a
 //! changed request at a recorded turn is a divergence, never a silent reuse.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
@@ -56,11 +59,12 @@ pub async fn run(
         .or_else(|| mode.model.name.clone())
         .unwrap_or_default();
     let env = tool_env(actx, &mode, allow_shell);
+    let toolset = toolset(&mode.tools_allow, &mode.tools_deny);
     let request_base = ChatRequest {
         model,
         system: Some(system_prompt(&mode, schema.as_ref())),
         messages: vec![Message::user(prompt)],
-        tools: tools::specs(&mode.tools_allow, &mode.tools_deny),
+        tools: toolset.specs.clone(),
         temperature: mode.model.temperature,
         max_tokens: mode.model.max_output_tokens,
         meta: RequestMeta {
@@ -70,7 +74,6 @@ pub async fn run(
             turn: 0,
         },
     };
-    let tools_json = tools_json(&request_base.tools);
     let mut messages = request_base.messages.clone();
     // While it runs, the agent takes messages and pauses (steer).
     let _seat = steer::Seat::take(&actx.ctx, &actx.key);
@@ -82,7 +85,7 @@ pub async fn run(
         let mut req = request_base.clone();
         req.messages = messages.clone();
         req.meta.turn = turn;
-        let reply = reply_for(actx, &req, &tools_json, turn).await?;
+        let reply = reply_for(actx, &req, &toolset.json, turn).await?;
         if reply.tool_calls.is_empty() {
             if turn < max_turns && steer::messages_waiting(actx, turn + 1) {
                 // A message arrived while the agent was answering: it reads it first.
@@ -199,6 +202,33 @@ fn request_fingerprint(req: &ChatRequest, tools_json: &str) -> String {
         part(&req.max_tokens)
     );
     blake3::hash(text.as_bytes()).to_hex().to_string()
+}
+
+/// The tools a mode offers, with their part of `request_fingerprint`.
+struct Toolset {
+    specs: Arc<Vec<crate::llm::ToolSpec>>,
+    json: String,
+}
+
+/// Tool lists depend only on a mode's allow and deny lists: built once per
+/// process and shared by every request (a swarm sends thousands).
+fn toolset(allow: &[String], deny: &[String]) -> Arc<Toolset> {
+    type Cache = Mutex<HashMap<(Vec<String>, Vec<String>), Arc<Toolset>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let key = (allow.to_vec(), deny.to_vec());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(t) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return t;
+    }
+    let specs = tools::specs(allow, deny);
+    let set = Arc::new(Toolset {
+        json: tools_json(&specs),
+        specs: Arc::new(specs),
+    });
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, set.clone());
+    }
+    set
 }
 
 /// The tools' part of `request_fingerprint`.
@@ -657,7 +687,7 @@ mod tests {
             model: "m".into(),
             system: Some("be brief".into()),
             messages: vec![Message::user("hi \"there\"".to_string())],
-            tools: tools::specs(&[], &[]),
+            tools: tools::specs(&[], &[]).into(),
             temperature: Some(0.2),
             max_tokens: Some(100),
             meta: RequestMeta {
@@ -676,7 +706,9 @@ mod tests {
             req.temperature,
             req.max_tokens
         ]);
-        let expected = blake3::hash(whole.to_string().as_bytes()).to_hex().to_string();
+        let expected = blake3::hash(whole.to_string().as_bytes())
+            .to_hex()
+            .to_string();
         assert_eq!(request_fingerprint(&req, &tools_json(&req.tools)), expected);
     }
 
