@@ -162,4 +162,8 @@ async fn main() {
             "not met"
         }
     );
+    println!(
+        "| of which CPU (all threads, user + system) per task | {:.0} µs | the rest is waiting for {commits} durable commits |",
+        us(cpu_per_task)
+    );
 }
