@@ -4,6 +4,7 @@
 
 mod agent;
 mod context;
+mod decode;
 mod executor;
 mod fork;
 pub mod history;

@@ -158,7 +158,7 @@ pub fn to_entry(event: &Event) -> Result<Entry, JournalError> {
 
 /// Decodes a stored entry back into an event.
 pub fn from_entry(run: &RunId, seq: Seq, entry: &Entry) -> Result<Recorded, JournalError> {
-    let event: Event = serde_json::from_slice(&entry.payload).map_err(|e| {
+    let event: Event = super::decode::decode_event(&entry.payload).map_err(|e| {
         JournalError::Storage(format!(
             "run {run} entry {seq}: cannot decode `{}`: {e}",
             entry.kind
