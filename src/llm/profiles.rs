@@ -173,6 +173,17 @@ impl Profiles {
         Ok(self.behind_fallback(primary))
     }
 
+    /// The `model` configured for the provider named `profile`, read from
+    /// the config without building anything (a replayed step needs the
+    /// model for its request fingerprint, not a client).
+    pub fn model_of(&self, profile: &str) -> Option<String> {
+        self.config
+            .as_ref()?
+            .providers
+            .get(profile)
+            .and_then(|s| s.model.clone())
+    }
+
     fn named(&self, name: &str) -> Result<Resolved, String> {
         let mut built = self.named.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = built.get(name) {
@@ -405,6 +416,8 @@ mod tests {
         let b = profiles.resolve(Some("local"), &default).unwrap();
         assert!(Arc::ptr_eq(&a.provider, &b.provider));
         assert_eq!(a.model.as_deref(), Some("model-of-http://127.0.0.1:9/v1"));
+        assert_eq!(profiles.model_of("local"), a.model);
+        assert_eq!(profiles.model_of("cloud"), None);
         assert_eq!(a.provider.name(), "ollama@http://127.0.0.1:9/v1");
         let err = profiles.resolve(Some("cloud"), &default).unwrap_err();
         assert!(
