@@ -461,8 +461,10 @@ mod tests {
         let r = profiles.resolve(Some("same"), &default).unwrap();
         assert_eq!(r.provider.name(), "ollama@http://127.0.0.1:10/v1");
         // A fallback that cannot be built is reported, and runs go on without it.
-        let mut config = Config::default();
-        config.fallback = Some(ProviderSettings::of_kind(ProviderKind::Anthropic));
+        let config = Config {
+            fallback: Some(ProviderSettings::of_kind(ProviderKind::Anthropic)),
+            ..Config::default()
+        };
         let profiles = Profiles::with_env(&config, Arc::new(|_: &str| None));
         assert!(
             profiles
