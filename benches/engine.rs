@@ -133,6 +133,7 @@ async fn main() {
         journal: journal.clone(),
         provider: Err("not needed".into()),
         default_model: None,
+        profiles: Default::default(),
         modes,
         workspace: dir.path().to_path_buf(),
         options: RunOptions::default(),

@@ -99,6 +99,7 @@ async fn main() {
         journal: journal.clone(),
         provider: Ok(Arc::new(ScriptedProvider::new(cassette(), "bench"))),
         default_model: Some("scripted".into()),
+        profiles: Default::default(),
         modes,
         workspace: ws.clone(),
         options: RunOptions::default(),

@@ -114,6 +114,9 @@ pub struct Config {
     pub provider: ProviderSettings,
     /// Named providers from the config file, for modes that name one.
     pub providers: BTreeMap<String, ProviderSettings>,
+    /// Takes a request when the chosen provider fails after its retries or
+    /// its breaker is open (`fallback:` in the config file).
+    pub fallback: Option<ProviderSettings>,
     pub prices: PriceTable,
     pub retry: RetrySettings,
     pub breaker: BreakerSettings,
@@ -169,6 +172,7 @@ impl Default for Config {
         Config {
             provider: ProviderSettings::of_kind(ProviderKind::OpenAi),
             providers: BTreeMap::new(),
+            fallback: None,
             prices: PriceTable::new(),
             retry: RetrySettings::default(),
             breaker: BreakerSettings::default(),

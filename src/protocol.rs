@@ -501,6 +501,23 @@ pub enum Event {
         reason: String,
         at: Millis,
     },
+    /// An LLM endpoint's circuit breaker changed state (`closed`, `open`,
+    /// `half_open`) during a call of `step`. `endpoint` is the provider and
+    /// its base URL, never with credentials.
+    ProviderBreaker {
+        endpoint: String,
+        state: String,
+        /// Failures in a row when it changed.
+        #[serde(default)]
+        failures: u32,
+        /// While open: calls fail fast (or go to the fallback) until then.
+        #[serde(default)]
+        until: Option<Millis>,
+        reason: String,
+        #[serde(default)]
+        step: Option<StepKey>,
+        at: Millis,
+    },
     /// A participant asked to run a failed step again. `also` are the
     /// steps that did not succeed because of it (its dependents that were
     /// skipped or failed, the workflow steps around a child step): from
@@ -560,6 +577,7 @@ impl Event {
             Event::PlanAccepted { .. } => "plan_accepted",
             Event::TaskAssigned { .. } => "task_assigned",
             Event::SlotBreaker { .. } => "slot_breaker",
+            Event::ProviderBreaker { .. } => "provider_breaker",
             Event::StepRetryRequested { .. } => "step_retry_requested",
             Event::RunForked { .. } => "run_forked",
             Event::RunFinished { .. } => "run_finished",
@@ -596,6 +614,7 @@ impl Event {
             | Event::PlanAccepted { at, .. }
             | Event::TaskAssigned { at, .. }
             | Event::SlotBreaker { at, .. }
+            | Event::ProviderBreaker { at, .. }
             | Event::StepRetryRequested { at, .. }
             | Event::RunForked { at, .. }
             | Event::RunFinished { at, .. } => *at,

@@ -44,6 +44,7 @@ fn deps(f: &Fixture, provider: Result<SharedProvider, String>) -> Arc<EngineDeps
         journal: f.journal.clone(),
         provider,
         default_model: None,
+        profiles: Default::default(),
         modes: f.modes.clone(),
         workspace: f.workspace.clone(),
         options: RunOptions::default(),

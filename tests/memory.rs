@@ -423,6 +423,7 @@ async fn a_resumed_run_reuses_recorded_memory_results() {
             journal: journal.clone(),
             provider: lev::llm::build_provider(&config).map_err(|e| e.to_string()),
             default_model: None,
+            profiles: Default::default(),
             modes: modes.clone(),
             workspace: ws.clone(),
             options: RunOptions::default(),

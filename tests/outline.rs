@@ -107,6 +107,7 @@ async fn the_outline_and_the_hints_are_recorded_and_folded() {
         modes: modes.clone(),
         workspace: ws.canonicalize().unwrap(),
         options: RunOptions::default(),
+        profiles: Default::default(),
     });
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (ops_tx, ops_rx) = mpsc::unbounded_channel();

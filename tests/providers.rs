@@ -136,6 +136,7 @@ fn drain(rx: &mut mpsc::UnboundedReceiver<StreamDelta>) -> (String, String) {
         match d {
             StreamDelta::Text(t) => text.push_str(&t),
             StreamDelta::ToolCall { arguments_part, .. } => args.push_str(&arguments_part),
+            StreamDelta::Breaker(_) => {}
         }
     }
     (text, args)

@@ -284,10 +284,17 @@ pub fn build_deps(
         };
         provider = crate::llm::select::build_provider(&config).map_err(|e| e.to_string());
     }
+    let profiles = crate::llm::Profiles::from_config(&config);
+    if let Some(why) = profiles.fallback_problem() {
+        notes.push(format!(
+            "the fallback provider cannot be used, runs go on without it: {why}"
+        ));
+    }
     let deps = Arc::new(EngineDeps {
         journal,
         provider,
         default_model: config.provider.model.clone(),
+        profiles,
         modes,
         workspace,
         options: RunOptions {

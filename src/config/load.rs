@@ -14,6 +14,10 @@
 //!     cassette: other.yaml
 //! prices:                    # USD per million tokens, by model name (or prefix)
 //!   gpt-4o-mini: { input_per_mtok: 0.15, output_per_mtok: 0.6 }
+//! fallback:                  # takes a request when the provider fails after its
+//!   provider: local          # retries or its breaker is open: a name above (or a
+//!   model: llama3.2          # kind), `model:` optional; or inline settings:
+//! # fallback: { kind: openai, base_url: https://..., model: gpt-4o-mini, api_key_env: K }
 //! retry: { max_attempts: 4, initial_delay_ms: 500, max_delay_ms: 30000 }
 //! breaker: { consecutive_failures: 5, cooldown_ms: 60000 }
 //! shell_allow: ["cargo test", "git status"]
@@ -22,6 +26,10 @@
 //!     bell: true             # ring the terminal bell
 //!     notify: both           # desktop notification: osc9 | osc777 | both | none
 //! ```
+//!
+//! A mode names its provider with `model: { provider: NAME }`; NAME is a
+//! key of `providers:`. The fallback has its own breaker; it stands behind
+//! the default provider and every named one except itself.
 //!
 //! Environment, applied last: `LEV_PROVIDER`, `LEV_MODEL`, `LEV_CASSETTE`,
 //! and the base URLs `OPENAI_BASE_URL`, `ANTHROPIC_BASE_URL`, `OLLAMA_HOST`
@@ -36,6 +44,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde_saphyr::Spanned;
 
 use super::{Config, Notify, ProviderKind, ProviderSettings};
 use crate::llm::Price;
@@ -67,6 +76,7 @@ struct FileConfig {
     providers: BTreeMap<String, FileProvider>,
     #[serde(default)]
     prices: BTreeMap<String, FilePrice>,
+    fallback: Option<Spanned<FileFallback>>,
     retry: Option<FileRetry>,
     breaker: Option<FileBreaker>,
     shell_allow: Option<Vec<String>>,
@@ -84,6 +94,32 @@ struct FileTui {
 struct FileAttention {
     bell: Option<bool>,
     notify: Option<Notify>,
+}
+
+/// `fallback:`: a provider by name (`provider:`), or inline settings (`kind:`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFallback {
+    provider: Option<String>,
+    kind: Option<ProviderKind>,
+    base_url: Option<String>,
+    model: Option<String>,
+    api_key_env: Option<String>,
+    cassette: Option<PathBuf>,
+}
+
+/// A `fallback:` read from a file, resolved once every file is read (the
+/// provider it names may come from a later file).
+struct PendingFallback {
+    path: PathBuf,
+    line: u64,
+    col: u64,
+    spec: FallbackSpec,
+}
+
+enum FallbackSpec {
+    Named { name: String, model: Option<String> },
+    Inline(ProviderSettings),
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +183,7 @@ struct Layers {
     model: Option<String>,
     cassette: Option<PathBuf>,
     providers: BTreeMap<String, ProviderSettings>,
+    fallback: Option<PendingFallback>,
     config: Config,
 }
 
@@ -205,6 +242,9 @@ impl Layers {
                     output_per_mtok: p.output_per_mtok,
                 },
             );
+        }
+        if let Some(f) = file.fallback {
+            self.fallback = Some(pending_fallback(path, dir, f)?);
         }
         if let Some(r) = file.retry {
             let retry = &mut self.config.retry;
@@ -294,10 +334,45 @@ impl Layers {
                 provider.base_url = from_env;
             }
         }
+        let fallback = match self.fallback.take() {
+            None => None,
+            Some(f) => Some(self.resolve_fallback(f)?),
+        };
         let mut config = self.config;
         config.provider = provider;
         config.providers = self.providers;
+        config.fallback = fallback;
         Ok(config)
+    }
+
+    fn resolve_fallback(&self, f: PendingFallback) -> Result<ProviderSettings, ConfigError> {
+        let (name, model) = match f.spec {
+            FallbackSpec::Inline(settings) => return Ok(settings),
+            FallbackSpec::Named { name, model } => (name, model),
+        };
+        let mut settings = match self.providers.get(name.trim()) {
+            Some(p) => p.clone(),
+            None => match ProviderKind::parse(&name) {
+                Some(kind) => ProviderSettings::of_kind(kind),
+                None => {
+                    let mut known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+                    known.extend(ProviderKind::ALL.iter().map(|k| k.as_str()));
+                    return Err(ConfigError::Parse {
+                        path: f.path,
+                        line: f.line,
+                        col: f.col,
+                        message: format!(
+                            "fallback: no provider named `{name}` under `providers:`; expected one of: {}",
+                            known.join(", ")
+                        ),
+                    });
+                }
+            },
+        };
+        if model.is_some() {
+            settings.model = model;
+        }
+        Ok(settings)
     }
 
     fn origin(&self) -> String {
@@ -307,6 +382,59 @@ impl Layers {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "configuration".into())
     }
+}
+
+/// Checks a `fallback:` block: either `provider:` (and maybe `model:`) or
+/// `kind:` with its settings.
+fn pending_fallback(
+    path: &Path,
+    dir: &Path,
+    f: Spanned<FileFallback>,
+) -> Result<PendingFallback, ConfigError> {
+    let (line, col) = (f.referenced.line(), f.referenced.column());
+    let problem = |message: &str| ConfigError::Parse {
+        path: path.to_path_buf(),
+        line,
+        col,
+        message: format!("fallback: {message}"),
+    };
+    let f = f.value;
+    let spec = match (f.provider, f.kind) {
+        (Some(_), Some(_)) => {
+            return Err(problem(
+                "give either `provider: NAME` (a provider under `providers:`) or `kind:` with its settings, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(problem(
+                "needs `provider: NAME` (a provider under `providers:`) or `kind:` (openai, anthropic, ollama, scripted) with its settings",
+            ));
+        }
+        (Some(name), None) => {
+            if f.base_url.is_some() || f.api_key_env.is_some() || f.cassette.is_some() {
+                return Err(problem(&format!(
+                    "with `provider: {name}` only `model:` may be set; the other settings come from `providers.{name}`"
+                )));
+            }
+            FallbackSpec::Named {
+                name,
+                model: f.model,
+            }
+        }
+        (None, Some(kind)) => FallbackSpec::Inline(ProviderSettings {
+            kind,
+            base_url: f.base_url,
+            model: f.model,
+            api_key_env: f.api_key_env,
+            cassette: f.cassette.map(|c| dir.join(c)),
+        }),
+    };
+    Ok(PendingFallback {
+        path: path.to_path_buf(),
+        line,
+        col,
+        spec,
+    })
 }
 
 /// `$OLLAMA_HOST` may be `host:port` without a scheme (as Ollama accepts);
@@ -546,5 +674,54 @@ mod tests {
                 .contains("lev.yaml:2:3: unknown field `atention`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn fallback_by_name_or_inline_with_positions_in_errors() {
+        let cwd = tempfile::tempdir().unwrap();
+        let write = |text: &str| std::fs::write(cwd.path().join("lev.yaml"), text).unwrap();
+        write(
+            "providers:\n  backup: { kind: ollama, base_url: http://h:1/v1, model: small }\nfallback:\n  provider: backup\n  model: tiny\n",
+        );
+        let c = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap();
+        let f = c.fallback.unwrap();
+        assert_eq!(f.kind, ProviderKind::Ollama);
+        assert_eq!(f.base_url.as_deref(), Some("http://h:1/v1"));
+        assert_eq!(f.model.as_deref(), Some("tiny"));
+
+        write("fallback: { kind: scripted, cassette: c.yaml }\n");
+        let c = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap();
+        let f = c.fallback.unwrap();
+        assert_eq!(f.kind, ProviderKind::Scripted);
+        assert_eq!(f.cassette, Some(cwd.path().join("c.yaml")));
+
+        write("model: m\nfallback:\n  provider: nowhere\n");
+        let err = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("lev.yaml:3:3: fallback: no provider named `nowhere`"),
+            "{text}"
+        );
+
+        write("fallback: { provider: x, kind: openai }\n");
+        let text = Config::load_with_env(cwd.path(), None, &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("lev.yaml:1:11: fallback: give either"),
+            "{text}"
+        );
+
+        write("fallback: { provider: openai, base_url: http://h }\n");
+        let text = Config::load_with_env(cwd.path(), None, &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("only `model:` may be set"), "{text}");
+
+        write("fallback:\n  kind: openai\n  base_ur: http://h\n");
+        let text = Config::load_with_env(cwd.path(), None, &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("lev.yaml:3:3: unknown field"), "{text}");
     }
 }

@@ -268,6 +268,23 @@ impl Printer {
                 reason,
                 ..
             } => format!("! agent slot {slot} breaker {}: {reason}", state.replace('_', "-")),
+            Event::ProviderBreaker {
+                endpoint,
+                state,
+                reason,
+                step,
+                ..
+            } => {
+                let during = step
+                    .as_ref()
+                    .map(|s| format!(" (during step {s})"))
+                    .unwrap_or_default();
+                format!(
+                    "! provider {endpoint} breaker {}{during}: {}",
+                    state.replace('_', "-"),
+                    one_line(reason, 200)
+                )
+            }
             Event::StepRetryRequested { step, also, .. } => {
                 let then = if also.is_empty() {
                     String::new()

@@ -6,18 +6,22 @@
 //! Must not depend on `journal`, `workflow` or any participant.
 //!
 //! Submodules: `openai` and `anthropic` (the HTTP clients), `wire` (shared
-//! HTTP/SSE plumbing and the key wrapper), `resilient` (retries and the
-//! circuit breaker), `scripted` (cassettes), `select` (building the
-//! configured provider, pricing).
+//! HTTP/SSE plumbing and the key wrapper), `resilient` (retries),
+//! `breaker` (the circuit breaker per endpoint), `scripted` (cassettes),
+//! `select` (building the configured provider, pricing), `profiles`
+//! (providers by name for modes, and the fallback provider).
 
 pub mod anthropic;
+pub mod breaker;
 pub mod openai;
+pub mod profiles;
 pub mod resilient;
 pub mod scripted;
 pub mod select;
 pub mod wire;
 
-pub use resilient::{BreakerState, Breakers};
+pub use breaker::{BreakerChange, BreakerPhase, BreakerState, Breakers};
+pub use profiles::{Fallback, Profiles, Resolved};
 pub use select::{build_provider, build_provider_with_env};
 
 use std::collections::BTreeMap;
@@ -108,7 +112,8 @@ pub struct ChatResponse {
     pub model: String,
 }
 
-/// A piece of a reply as it streams in (shown live, never journaled).
+/// A piece of a reply as it streams in (shown live, never journaled), or
+/// news about the call itself that the caller may journal.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamDelta {
     Text(String),
@@ -116,6 +121,8 @@ pub enum StreamDelta {
         name: String,
         arguments_part: String,
     },
+    /// An endpoint's circuit breaker changed phase during this call.
+    Breaker(BreakerChange),
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -189,7 +196,9 @@ pub type ChatFuture<'a> = Pin<Box<dyn Future<Output = Result<ChatResponse, LlmEr
 pub trait Provider: Send + Sync {
     /// Short name for messages and breaker keys (`openai@http://host/v1`).
     fn name(&self) -> String;
-    /// Sends one request; streams deltas to `deltas` when given.
+    /// Sends one request; streams deltas to `deltas` when given. No clone
+    /// of `deltas` outlives the returned future, so a listener knows the
+    /// call's news is complete when its channel closes.
     fn chat<'a>(
         &'a self,
         req: &'a ChatRequest,

@@ -7,209 +7,26 @@
 //! `max_delay_ms`. Deltas of a failed attempt have already been sent; a
 //! listener sees the retried reply streamed again after a [`RetryNotice`].
 //!
-//! Breaker, one per endpoint (shared through [`Breakers`]): closed → open
-//! after `consecutive_failures` retryable failures in a row → after
-//! `cooldown_ms` half-open, letting exactly one probe through → closed when
-//! the probe succeeds, open again when it fails. While open, calls fail fast
-//! with `LlmError::CircuitOpen`. An error that is not retryable (a 400, a
-//! bad key) means the endpoint answered, so it counts as healthy. Time is
+//! Breaker, one per endpoint (shared through [`Breakers`], see
+//! `llm/breaker.rs`): while open, calls fail fast with
+//! `LlmError::CircuitOpen`. An error that is not retryable (a 400, a bad
+//! key) means the endpoint answered, so it counts as healthy. Each change
+//! of the breaker's phase during a call goes to the call's listener as a
+//! `StreamDelta::Breaker`, for the engine to journal. Time is
 //! `tokio::time`, so tests run under a paused clock.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
-use super::{
-    ChatFuture, ChatRequest, ChatResponse, LlmError, Provider, SharedProvider, StreamDelta,
+pub use super::breaker::{
+    Breaker, BreakerChange, BreakerPhase, BreakerState, Breakers, Permit, endpoint_label,
 };
-use crate::config::{BreakerSettings, RetrySettings};
-
-/// What a UI shows for an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerState {
-    Closed {
-        consecutive_failures: u32,
-    },
-    Open {
-        retry_in: Duration,
-    },
-    /// A probe is (or may now be) in flight.
-    HalfOpen,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Inner {
-    Closed { failures: u32 },
-    Open { until: Instant, failures: u32 },
-    HalfOpen { failures: u32, probing: bool },
-}
-
-/// The circuit breaker of one endpoint.
-#[derive(Debug)]
-pub struct Breaker {
-    name: String,
-    settings: BreakerSettings,
-    inner: Mutex<Inner>,
-}
-
-/// Leave to make one call. Dropping it without [`Permit::record`] (the
-/// call was cancelled) frees the half-open probe slot for someone else.
-#[must_use]
-pub struct Permit<'a> {
-    breaker: &'a Breaker,
-    probe: bool,
-    done: bool,
-}
-
-impl Permit<'_> {
-    /// Reports how the call went.
-    pub fn record(mut self, healthy: bool) {
-        self.done = true;
-        self.breaker.record(healthy);
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        if !self.done && self.probe {
-            self.breaker.with(|inner| {
-                if let Inner::HalfOpen { failures, .. } = *inner {
-                    *inner = Inner::HalfOpen {
-                        failures,
-                        probing: false,
-                    };
-                }
-            });
-        }
-    }
-}
-
-impl Breaker {
-    pub fn new(name: impl Into<String>, settings: BreakerSettings) -> Self {
-        Breaker {
-            name: name.into(),
-            settings,
-            inner: Mutex::new(Inner::Closed { failures: 0 }),
-        }
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
-        // A poisoned lock only means another thread panicked between two
-        // plain assignments; the state is still a valid enum.
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
-    }
-
-    pub fn state(&self) -> BreakerState {
-        let now = Instant::now();
-        self.with(|inner| match *inner {
-            Inner::Closed { failures } => BreakerState::Closed {
-                consecutive_failures: failures,
-            },
-            Inner::Open { until, .. } if until > now => BreakerState::Open {
-                retry_in: until - now,
-            },
-            Inner::Open { .. } | Inner::HalfOpen { .. } => BreakerState::HalfOpen,
-        })
-    }
-
-    /// Leave to call, or `CircuitOpen` while the breaker is open or its one
-    /// half-open probe is still out.
-    pub fn acquire(&self) -> Result<Permit<'_>, LlmError> {
-        let now = Instant::now();
-        let probe = self.with(|inner| match *inner {
-            Inner::Closed { .. } => Ok(false),
-            Inner::Open { until, failures } if until <= now => {
-                *inner = Inner::HalfOpen {
-                    failures,
-                    probing: true,
-                };
-                Ok(true)
-            }
-            Inner::HalfOpen {
-                failures,
-                probing: false,
-            } => {
-                *inner = Inner::HalfOpen {
-                    failures,
-                    probing: true,
-                };
-                Ok(true)
-            }
-            Inner::Open { until, failures } => Err((failures, until - now)),
-            Inner::HalfOpen { failures, .. } => Err((failures, Duration::ZERO)),
-        });
-        match probe {
-            Ok(probe) => Ok(Permit {
-                breaker: self,
-                probe,
-                done: false,
-            }),
-            Err((failures, retry_in)) => Err(LlmError::CircuitOpen {
-                provider: self.name.clone(),
-                failures,
-                retry_in_ms: retry_in.as_millis().try_into().unwrap_or(u64::MAX),
-            }),
-        }
-    }
-
-    fn record(&self, healthy: bool) {
-        let now = Instant::now();
-        let cooldown = Duration::from_millis(self.settings.cooldown_ms);
-        let threshold = self.settings.consecutive_failures.max(1);
-        self.with(|inner| {
-            *inner = match (*inner, healthy) {
-                (_, true) => Inner::Closed { failures: 0 },
-                (Inner::Closed { failures }, false) if failures + 1 < threshold => Inner::Closed {
-                    failures: failures + 1,
-                },
-                (Inner::Closed { failures }, false)
-                | (Inner::HalfOpen { failures, .. }, false)
-                | (Inner::Open { failures, .. }, false) => Inner::Open {
-                    until: now + cooldown,
-                    failures: failures + 1,
-                },
-            };
-        });
-        if !healthy && let BreakerState::Open { retry_in } = self.state() {
-            tracing::warn!(endpoint = %self.name, ?retry_in, "circuit breaker open");
-        }
-    }
-}
-
-/// Breakers by endpoint name, so every provider talking to one endpoint
-/// shares one breaker.
-#[derive(Debug, Default)]
-pub struct Breakers {
-    map: Mutex<HashMap<String, Arc<Breaker>>>,
-}
-
-impl Breakers {
-    /// The process-wide registry.
-    pub fn global() -> &'static Breakers {
-        static GLOBAL: OnceLock<Breakers> = OnceLock::new();
-        GLOBAL.get_or_init(Breakers::default)
-    }
-
-    /// The breaker for `name`, made with `settings` on first use.
-    pub fn get(&self, name: &str, settings: &BreakerSettings) -> Arc<Breaker> {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(name.to_string())
-            .or_insert_with(|| Arc::new(Breaker::new(name, settings.clone())))
-            .clone()
-    }
-
-    /// Every endpoint's state, for a status view.
-    pub fn states(&self) -> Vec<(String, BreakerState)> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<_> = map.iter().map(|(k, b)| (k.clone(), b.state())).collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
-    }
-}
+use super::{
+    ChatFuture, ChatRequest, ChatResponse, LlmError, Provider, SharedProvider, StreamDelta, wire,
+};
+use crate::config::RetrySettings;
 
 /// Sent before each retry, so a UI can say "retrying in 2 s".
 #[derive(Debug, Clone, PartialEq)]
@@ -289,18 +106,24 @@ impl Resilient {
     ) -> Result<ChatResponse, LlmError> {
         let attempts = self.retry.max_attempts.max(1);
         let mut attempt = 1;
+        let report = |change: Option<BreakerChange>| {
+            if let Some(change) = change {
+                wire::emit(&deltas, StreamDelta::Breaker(change));
+            }
+        };
         loop {
-            let permit = self.breaker.acquire()?;
+            let mut permit = self.breaker.acquire()?;
+            report(permit.take_change());
             let result = self.inner.chat(req, deltas.clone()).await;
             let err = match result {
                 Ok(reply) => {
-                    permit.record(true);
+                    report(permit.record(true));
                     return Ok(reply);
                 }
                 Err(err) => err,
             };
             let retryable = err.is_retryable();
-            permit.record(!retryable);
+            report(permit.record_error(&err));
             if !retryable || attempt >= attempts {
                 return Err(err);
             }
@@ -338,70 +161,16 @@ impl Provider for Resilient {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::config::BreakerSettings;
     use crate::llm::RequestMeta;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use tokio::time::Instant;
 
     fn settings(n: u32, cooldown_ms: u64) -> BreakerSettings {
         BreakerSettings {
             consecutive_failures: n,
             cooldown_ms,
         }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn breaker_opens_then_half_open_probe_closes_it() {
-        let b = Breaker::new("e", settings(3, 10_000));
-        for _ in 0..2 {
-            b.acquire().unwrap().record(false);
-        }
-        assert_eq!(
-            b.state(),
-            BreakerState::Closed {
-                consecutive_failures: 2
-            }
-        );
-        b.acquire().unwrap().record(false);
-        assert_eq!(
-            b.state(),
-            BreakerState::Open {
-                retry_in: Duration::from_secs(10)
-            }
-        );
-        let err = b.acquire().err().unwrap();
-        assert!(matches!(
-            err,
-            LlmError::CircuitOpen {
-                failures: 3,
-                retry_in_ms: 10_000,
-                ..
-            }
-        ));
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(b.state(), BreakerState::HalfOpen);
-        let probe = b.acquire().unwrap();
-        // Only one probe at a time.
-        assert!(matches!(b.acquire(), Err(LlmError::CircuitOpen { .. })));
-        probe.record(true);
-        assert_eq!(
-            b.state(),
-            BreakerState::Closed {
-                consecutive_failures: 0
-            }
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn failed_probe_opens_again_and_dropped_probe_frees_the_slot() {
-        let b = Breaker::new("e", settings(1, 1000));
-        b.acquire().unwrap().record(false);
-        tokio::time::advance(Duration::from_millis(1000)).await;
-        b.acquire().unwrap().record(false);
-        assert!(matches!(b.state(), BreakerState::Open { .. }));
-        tokio::time::advance(Duration::from_millis(1000)).await;
-        drop(b.acquire().unwrap()); // cancelled probe
-        let probe = b.acquire().unwrap();
-        probe.record(true);
-        assert!(matches!(b.state(), BreakerState::Closed { .. }));
     }
 
     /// Fails `fail_first` times with `err`, then answers.
@@ -561,5 +330,53 @@ mod tests {
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(r.chat(&req(), None).await.unwrap().text, "ok");
         assert!(matches!(r.state(), BreakerState::Closed { .. }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn breaker_changes_reach_the_listener_in_order() {
+        let flaky = Arc::new(Flaky {
+            calls: AtomicU32::new(0),
+            fail_first: 2,
+            err: LlmError::Http {
+                provider: "flaky".into(),
+                status: 500,
+                message: "boom".into(),
+                retry_after_ms: None,
+            },
+        });
+        let r = Resilient::new(
+            flaky.clone(),
+            retry(2),
+            Arc::new(Breaker::new("i", settings(2, 1_000))),
+        );
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        assert!(r.chat(&req(), Some(tx)).await.is_err());
+        let phases = |rx: &mut mpsc::UnboundedReceiver<StreamDelta>| {
+            let mut out = Vec::new();
+            while let Ok(d) = rx.try_recv() {
+                if let StreamDelta::Breaker(c) = d {
+                    out.push((c.endpoint, c.phase));
+                }
+            }
+            out
+        };
+        assert_eq!(phases(&mut rx), vec![("i".to_string(), BreakerPhase::Open)]);
+        // Open: fails fast and reports nothing new.
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        assert!(matches!(
+            r.chat(&req(), Some(tx)).await,
+            Err(LlmError::CircuitOpen { .. })
+        ));
+        assert_eq!(phases(&mut rx), vec![]);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        assert_eq!(r.chat(&req(), Some(tx)).await.unwrap().text, "ok");
+        assert_eq!(
+            phases(&mut rx),
+            vec![
+                ("i".to_string(), BreakerPhase::HalfOpen),
+                ("i".to_string(), BreakerPhase::Closed)
+            ]
+        );
     }
 }

@@ -13,10 +13,11 @@ use super::human::{self, Ask};
 use super::steer;
 use super::step::{AttemptCtx, StepError};
 use crate::llm::{
-    ChatRequest, ChatResponse, Message, RequestMeta, Role, StreamDelta, ToolCall, ToolSpec,
+    BreakerChange, ChatRequest, ChatResponse, Message, RequestMeta, Role, StreamDelta, ToolCall,
+    ToolSpec,
 };
 use crate::memory;
-use crate::protocol::{Delta, Event, InFlightDecision, PauseReason, ToolCallRecord};
+use crate::protocol::{Delta, Event, InFlightDecision, Millis, PauseReason, ToolCallRecord};
 use crate::spec::{Choice, Mode, StepKind};
 use crate::tools::{self, ShellDecision, ShellPolicy, ToolEnv, ToolOutput};
 
@@ -53,11 +54,20 @@ pub async fn run(
         .or(mode.max_turns)
         .unwrap_or(DEFAULT_MAX_TURNS)
         .max(1);
-    let model = model
-        .map(str::to_string)
-        .or_else(|| ctx.deps.default_model.clone())
-        .or_else(|| mode.model.name.clone())
-        .unwrap_or_default();
+    // A mode naming its provider (a profile) names the model for it too;
+    // the config's default model belongs to the default provider.
+    let profile = mode.model.provider.clone();
+    let model = match &profile {
+        Some(name) => model
+            .map(str::to_string)
+            .or_else(|| mode.model.name.clone())
+            .or_else(|| ctx.deps.profiles.model_of(name)),
+        None => model
+            .map(str::to_string)
+            .or_else(|| ctx.deps.default_model.clone())
+            .or_else(|| mode.model.name.clone()),
+    }
+    .unwrap_or_default();
     let env = tool_env(actx, &mode, allow_shell);
     let toolset = toolset(&mode.tools_allow, &mode.tools_deny);
     let request_base = ChatRequest {
@@ -85,7 +95,7 @@ pub async fn run(
         let mut req = request_base.clone();
         req.messages = messages.clone();
         req.meta.turn = turn;
-        let reply = reply_for(actx, &req, &toolset.json, turn).await?;
+        let reply = reply_for(actx, &req, &toolset.json, turn, profile.as_deref()).await?;
         if reply.tool_calls.is_empty() {
             if turn < max_turns && steer::messages_waiting(actx, turn + 1) {
                 // A message arrived while the agent was answering: it reads it first.
@@ -244,6 +254,7 @@ async fn reply_for(
     req: &ChatRequest,
     tools_json: &str,
     turn: u32,
+    profile: Option<&str>,
 ) -> Result<ChatResponse, StepError> {
     let ctx = &actx.ctx;
     let fingerprint = request_fingerprint(req, tools_json);
@@ -280,29 +291,41 @@ async fn reply_for(
             model: rec.model.clone(),
         });
     }
-    let provider = match &ctx.deps.provider {
-        Ok(p) => p.clone(),
+    let provider = match ctx.deps.profiles.resolve(profile, &ctx.deps.provider) {
+        Ok(r) => r.provider,
         Err(why) => {
-            return Err(StepError::Fatal(format!(
-                "agent steps need an LLM provider: {why}"
-            )));
+            let need = match profile {
+                Some(name) => format!(
+                    "mode `{}` names the provider `{name}`, which cannot be used",
+                    req.meta.mode
+                ),
+                None => "agent steps need an LLM provider".to_string(),
+            };
+            return Err(StepError::Fatal(format!("{need}: {why}")));
         }
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<StreamDelta>();
     let rec = ctx.rec.clone();
     let key = actx.key.clone();
+    // Tokens are shown live; breaker changes are kept to be journaled. The
+    // channel closes when the call's future is gone, which ends this task.
     let forward = tokio::spawn(async move {
+        let mut changes = Vec::new();
         while let Some(d) = rx.recv().await {
-            if let StreamDelta::Text(text) = d {
-                rec.delta(Delta::Token {
+            match d {
+                StreamDelta::Text(text) => rec.delta(Delta::Token {
                     step: key.clone(),
                     text,
-                });
+                }),
+                StreamDelta::Breaker(change) => changes.push(change),
+                StreamDelta::ToolCall { .. } => {}
             }
         }
+        changes
     });
     let reply = provider.chat(req, Some(tx)).await;
-    forward.abort();
+    let changes = forward.await.unwrap_or_default();
+    record_breaker_changes(actx, changes).await?;
     let reply = reply.map_err(|e| StepError::Failed(e.to_string()))?;
     let event = Event::LlmReplied {
         step: actx.key.clone(),
@@ -342,6 +365,37 @@ async fn reply_for(
         )));
     }
     Ok(reply)
+}
+
+/// Journals the breaker changes a call caused, in order.
+async fn record_breaker_changes(
+    actx: &AttemptCtx,
+    changes: Vec<BreakerChange>,
+) -> Result<(), StepError> {
+    for change in changes {
+        let now = actx.ctx.now();
+        let until = change.retry_in.map(|d| {
+            Millis(
+                now.0
+                    .saturating_add(d.as_millis().try_into().unwrap_or(u64::MAX)),
+            )
+        });
+        let event = Event::ProviderBreaker {
+            endpoint: change.endpoint,
+            state: change.phase.as_str().to_string(),
+            failures: change.failures,
+            until,
+            reason: change.reason,
+            step: Some(actx.key.clone()),
+            at: now,
+        };
+        actx.ctx
+            .rec
+            .record(event)
+            .await
+            .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+    }
+    Ok(())
 }
 
 /// The recorded result of a tool call, or the result of running it now.

@@ -269,7 +269,10 @@ impl History {
             // Live pauses and stops are not restored: a resumed run runs.
             | Event::PauseRequested { .. }
             | Event::PauseLifted { .. }
-            | Event::EmergencyStopped { .. } => {}
+            | Event::EmergencyStopped { .. }
+            // Endpoint breakers live in the process (one per endpoint, shared
+            // by runs); a resumed run starts with the endpoint's current state.
+            | Event::ProviderBreaker { .. } => {}
             Event::SlotBreaker {
                 slot, state, until, ..
             } => {

@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::journal::{Journal, JournalError, RunMeta};
-use crate::llm::SharedProvider;
+use crate::llm::{Profiles, SharedProvider};
 use crate::protocol::{Event, InFlightDecision, Millis, Op, RunId, RunStatus, StepOutline};
 use crate::spec::{ModeRegistry, Workflow};
 
@@ -57,6 +57,9 @@ pub struct EngineDeps {
     pub provider: Result<SharedProvider, String>,
     /// Model for agent steps that name none (config / `LEV_MODEL`).
     pub default_model: Option<String>,
+    /// Providers modes name (`model.provider`) and the fallback behind
+    /// them all; `Profiles::default()` when the config names none.
+    pub profiles: Profiles,
     pub modes: ModeRegistry,
     /// Root for file tools and relative shell `cwd`s.
     pub workspace: PathBuf,

@@ -3,6 +3,8 @@
 //! lives here, so replay can rebuild it from any prefix of the events and
 //! compare it with the live fold.
 
+use std::collections::BTreeMap;
+
 use crate::headless::printer::{ms, one_line};
 use crate::protocol::{
     AnswerSource, Attempt, ChoiceRecord, Delta, Event, Millis, Notice, Recorded, RunId, RunStatus,
@@ -118,6 +120,9 @@ pub struct RunView {
     pub hints: Vec<GivenHint>,
     /// Events folded so far.
     pub events: usize,
+    /// Circuit breakers not closed (provider endpoints, swarm slots as
+    /// `slot N`) and their state (`open`, `half_open`), for the status bar.
+    pub breakers: BTreeMap<String, String>,
 }
 
 impl Default for RunView {
@@ -140,6 +145,7 @@ impl Default for RunView {
             forked_from: None,
             hints: Vec::new(),
             events: 0,
+            breakers: BTreeMap::new(),
         }
     }
 }
@@ -159,6 +165,15 @@ impl RunView {
             }
             // Not a fact about the run: `State` shows it as a message.
             Notice::Refused(..) => Folded::default(),
+        }
+    }
+
+    /// Remembers a breaker's state; a closed one is no longer shown.
+    fn set_breaker(&mut self, name: String, state: &str) {
+        if state == "closed" {
+            self.breakers.remove(&name);
+        } else {
+            self.breakers.insert(name, state.to_string());
         }
     }
 
@@ -617,6 +632,17 @@ impl RunView {
             } => {
                 self.notes
                     .push(format!("slot {slot} breaker {state}: {reason}"));
+                self.set_breaker(format!("slot {slot}"), state);
+            }
+            Event::ProviderBreaker {
+                endpoint,
+                state,
+                reason,
+                ..
+            } => {
+                self.notes
+                    .push(format!("{endpoint} breaker {state}: {reason}"));
+                self.set_breaker(endpoint.clone(), state);
             }
             Event::RunCancelRequested { .. } => {
                 self.notes.push("cancel requested".into());

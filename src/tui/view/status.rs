@@ -1,5 +1,6 @@
 //! The status bar: run name and status, elapsed time, tokens and cost, the
-//! badge of prompts waiting for the user, replay position, a message, and
+//! badge of prompts waiting for the user, circuit breakers not closed
+//! (provider endpoints, swarm slots), replay position, a message, and
 //! as many key hints as fit on the right.
 
 use ratatui::buffer::Buffer;
@@ -67,6 +68,19 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         left.push(Span::styled(
             format!(" ⚑ {pending} waiting "),
             theme.style("badge"),
+        ));
+        left.push(Span::raw(" "));
+    }
+    if !run.breakers.is_empty() {
+        // Open circuit breakers: work on them fails fast or goes elsewhere.
+        let list: Vec<String> = run
+            .breakers
+            .iter()
+            .map(|(name, st)| format!("{} {}", clip(name, 36), st.replace('_', "-")))
+            .collect();
+        left.push(Span::styled(
+            format!(" ⊘ {} ", clip(&list.join(", "), 72)),
+            super::status_style(theme, crate::protocol::StepStatus::Failed),
         ));
         left.push(Span::raw(" "));
     }
@@ -152,5 +166,78 @@ fn run_step_status(s: Option<crate::protocol::RunStatus>) -> crate::protocol::St
         Some(RunStatus::Succeeded) => StepStatus::Succeeded,
         Some(RunStatus::Failed) => StepStatus::Failed,
         Some(RunStatus::Cancelled) => StepStatus::Skipped,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::protocol::{Event, Millis, Notice, Recorded, Seq};
+    use crate::tui::state::sample::{T0, sample_run_id, sample_state};
+    use crate::tui::theme::Theme;
+    use crate::tui::view::{buffer_text, render};
+
+    fn fold(s: &mut crate::tui::state::State, seq: u64, event: Event) {
+        s.apply(&Notice::Event(Recorded {
+            run: sample_run_id(),
+            seq: Seq(seq),
+            event,
+        }));
+    }
+
+    fn status_line(s: &crate::tui::state::State) -> String {
+        let text = buffer_text(&render(s, &Theme::fallback(), 160, 30));
+        text.lines().last().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn open_breakers_show_until_they_close() {
+        let mut s = sample_state();
+        assert!(!status_line(&s).contains('⊘'));
+        fold(
+            &mut s,
+            900,
+            Event::ProviderBreaker {
+                endpoint: "openai@http://127.0.0.1:9/v1".into(),
+                state: "open".into(),
+                failures: 3,
+                until: Some(Millis(T0 + 90_000)),
+                reason: "3 failures in a row".into(),
+                step: None,
+                at: Millis(T0 + 30_000),
+            },
+        );
+        fold(
+            &mut s,
+            901,
+            Event::SlotBreaker {
+                slot: 2,
+                state: "half_open".into(),
+                until: None,
+                reason: "cooldown over".into(),
+                at: Millis(T0 + 30_001),
+            },
+        );
+        let line = status_line(&s);
+        assert!(
+            line.contains("⊘ openai@http://127.0.0.1:9/v1 open, slot 2 half-open"),
+            "{line}"
+        );
+        fold(
+            &mut s,
+            902,
+            Event::ProviderBreaker {
+                endpoint: "openai@http://127.0.0.1:9/v1".into(),
+                state: "closed".into(),
+                failures: 0,
+                until: None,
+                reason: "the probe request succeeded".into(),
+                step: None,
+                at: Millis(T0 + 31_000),
+            },
+        );
+        let line = status_line(&s);
+        let badge = line.split('⊘').nth(1).and_then(|b| b.split("  ").next());
+        assert_eq!(badge, Some(" slot 2 half-open"), "{line}");
     }
 }
