@@ -336,3 +336,62 @@ fn a_killed_swarm_resumes_without_rerunning_finished_tasks() {
     assert_eq!(show["status"], "succeeded", "{show}");
     assert_eq!(show["outputs"]["tasks"]["long"]["result"], "long done");
 }
+
+#[test]
+fn a_failing_provider_opens_its_breaker_and_the_swarm_completes_through_the_fallback() {
+    let primary = LlmServer::with(|_| {
+        Reply::json(
+            500,
+            &json!({"error": {"message": "the primary is down", "type": "server_error"}}),
+        )
+    });
+    let plan = plan_of(vec![
+        task("a", "coder", &[]),
+        task("b", "tdd", &[]),
+        task("c", "reviewer", &["a", "b"]),
+    ]);
+    let backup = LlmServer::with(move |req| match who(req).as_str() {
+        "plan" => say(&plan, 0),
+        id => say(&format!("{id} done by the fallback"), 0),
+    });
+    let lev = Lev::new();
+    let provider = |name: &str, server: &LlmServer, model: &str| {
+        format!(
+            "  {name}: {{ kind: openai, base_url: \"{}/v1\", model: {model}, api_key_env: LEV_TEST_KEY }}\n",
+            server.base_url()
+        )
+    };
+    let config = format!(
+        "provider: main\nproviders:\n{}{}fallback: {{ provider: backup }}\n\
+         retry: {{ max_attempts: 2, initial_delay_ms: 1, max_delay_ms: 2 }}\n\
+         breaker: {{ consecutive_failures: 2, cooldown_ms: 600000 }}\n",
+        provider("main", &primary, "main-model"),
+        provider("backup", &backup, "fallback-model"),
+    );
+    std::fs::write(lev.workspace().join("lev.yaml"), config).unwrap();
+    let mut lev = lev;
+    lev.env.push(("LEV_TEST_KEY".into(), "sk-test-0123".into()));
+    let (out, run) = swarm(&lev, "survive an outage", &["--yes", "--agents", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The primary's two failures opened its breaker; it got nothing after.
+    assert_eq!(primary.request_count(), 2);
+    let events = lev.events(&run);
+    let opened = events_of(&events, "provider_breaker");
+    assert!(
+        opened.iter().any(|e| e["state"] == "open"),
+        "no breaker opened: {opened:?}"
+    );
+    let replies = events_of(&events, "llm_replied");
+    assert_eq!(replies.len(), 4, "plan + three tasks: {replies:?}");
+    // Every reply came from the backup server (its replies name `test-model`).
+    assert!(
+        replies.iter().all(|e| e["model"] == "test-model"),
+        "{replies:?}"
+    );
+    assert_eq!(backup.request_count(), 4);
+    let show = lev.show(&run);
+    assert_eq!(
+        show["outputs"]["tasks"]["c"]["status"], "succeeded",
+        "{show}"
+    );
+}
