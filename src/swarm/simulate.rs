@@ -218,5 +218,4 @@ pub fn simulate(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
