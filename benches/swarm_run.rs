@@ -140,6 +140,10 @@ async fn main() {
         "| lev overhead per task (assign, step intent, LLM reply, result, scheduling) | {:.0} µs | {:.2}× raw commit (goal ≤ 200 µs: {}) |",
         us(per_task),
         us(per_task) / us(raw),
-        if us(per_task) <= 200.0 { "met" } else { "not met" }
+        if us(per_task) <= 200.0 {
+            "met"
+        } else {
+            "not met"
+        }
     );
 }
