@@ -13,15 +13,18 @@
 //! nothing, merging a merged branch merges nothing, discarding a discarded
 //! one removes nothing.
 //!
-//! Must not depend on `journal`, `workflow` or any participant.
+//! Depends only on `protocol` (the facts it folds); must not depend on
+//! `journal`, `workflow` or any participant.
 
 mod git;
+mod journaled;
 mod ops;
 #[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
 
+pub use journaled::{Fate, StepWorktree, describe, fold, from_ready, ready_fact, stat_text};
 pub use ops::{commit_all, diff, discard, ensure, merge, stat};
 
 /// Where the worktrees live, relative to the repository's top level.
