@@ -305,3 +305,90 @@ fn a_worktree_step_outside_a_repository_fails_clearly() {
     assert!(all.contains("is not inside a git repository"), "{all}");
     assert_eq!(server.request_count(), 0, "no agent ran");
 }
+
+/// The first user message of a swarm request names the task (`Your task (`id`)`).
+fn swarm_who(req: &RecordedRequest) -> (String, usize) {
+    let messages = req.json.as_ref().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let brief = messages
+        .iter()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let turn = 1 + messages.iter().filter(|m| m["role"] == "assistant").count();
+    if brief.contains("Plan this objective") {
+        return ("plan".into(), turn);
+    }
+    let id = brief
+        .find("Your task (`")
+        .map(|i| {
+            let rest = &brief[i + 12..];
+            rest[..rest.find('`').unwrap_or(0)].to_string()
+        })
+        .unwrap_or_default();
+    (id, turn)
+}
+
+#[test]
+fn a_swarm_with_worktrees_isolates_the_tasks_that_write() {
+    let plan = json!({"summary": "plan", "tasks": [
+        {"id": "design", "title": "design it", "mode": "architect", "needs": [],
+         "acceptance": ["designed"], "files": []},
+        {"id": "code", "title": "code it", "mode": "coder", "needs": ["design"],
+         "acceptance": ["coded"], "files": []},
+    ]})
+    .to_string();
+    let server = LlmServer::with(move |req: &RecordedRequest| {
+        let m = "test-model";
+        let (who, turn) = swarm_who(req);
+        let sse = match (who.as_str(), turn) {
+            ("plan", _) => OpenAiSse::new(m).text(&plan, 2),
+            ("code", 1) => OpenAiSse::new(m).tool_call(
+                0,
+                "call_1",
+                "write_file",
+                r#"{"path":"code.txt","content":"code\n"}"#,
+                2,
+            ),
+            (id, _) => OpenAiSse::new(m).text(&format!("{id} done"), 2),
+        };
+        sse.usage(10, 5).finish("stop").reply()
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    let ws = lev.workspace();
+    init_repo(&ws);
+    git(&ws, &["branch", "trunk"]);
+    let out = lev.run(&[
+        "workflow",
+        "build it",
+        "--headless",
+        "--yes",
+        "--worktrees",
+        "--base",
+        "trunk",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run = run_id(&out);
+    let events = lev.events(&run);
+    // The coder got a worktree from `trunk`; the architect cannot write and got none.
+    let ready = facts(&events, "code", "ready");
+    assert_eq!(ready.len(), 1, "{events:?}");
+    assert_eq!(ready[0]["fact"]["base"], "trunk");
+    assert!(facts(&events, "design", "ready").is_empty());
+    assert_eq!(
+        git(
+            &ws,
+            &["rev-list", "--count", &format!("trunk..lev/{run}/code")]
+        ),
+        "1"
+    );
+    assert!(!ws.join("code.txt").exists());
+    let listed = String::from_utf8_lossy(&lev.run(&["worktrees", &run]).stdout).into_owned();
+    assert!(
+        listed.contains(&format!("code  lev/{run}/code  (open; +1 -0 in 1 file)")),
+        "{listed}"
+    );
+}
