@@ -392,3 +392,28 @@ fn a_swarm_with_worktrees_isolates_the_tasks_that_write() {
         "{listed}"
     );
 }
+
+#[test]
+fn a_shell_step_in_a_worktree_runs_there_and_its_output_is_committed() {
+    let lev = Lev::new();
+    let ws = lev.workspace();
+    init_repo(&ws);
+    let yaml = "version: 1\nkind: workflow\nid: sh\nname: Sh\nsteps:\n  build:\n    type: shell\n    run: pwd > where.txt\n    workspace: { worktree: true }\n";
+    let wf = write_wf(&lev, yaml);
+    let out = lev.run(&["run", &wf, "--headless"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run = run_id(&out);
+    let events = lev.events(&run);
+    let path = facts(&events, "build", "ready")[0]["fact"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let branch = format!("lev/{run}/build");
+    let written = git(&ws, &["show", &format!("{branch}:where.txt")]);
+    assert_eq!(
+        Path::new(&written).canonicalize().unwrap(),
+        Path::new(&path).canonicalize().unwrap()
+    );
+    assert!(!ws.join("where.txt").exists());
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+}

@@ -273,3 +273,82 @@ fn parallel_steps_get_their_worktrees_at_once() {
         6
     );
 }
+
+#[test]
+fn the_journal_folds_into_each_steps_worktree() {
+    use crate::protocol::{Event, Millis, Recorded, RunId, Seq, StepKey, WorktreeFact};
+    let w = Worktree {
+        repo: "/r".into(),
+        path: "/r/.lev/worktrees/R/s".into(),
+        root: "/r/.lev/worktrees/R/s".into(),
+        branch: "lev/R/s".into(),
+        base: "main".into(),
+        base_commit: "abc".into(),
+    };
+    let fact = |fact: WorktreeFact| Event::Worktree {
+        step: StepKey::new("s"),
+        fact,
+        at: Millis(1),
+    };
+    let changed = |commit: Option<&str>, n: u32| {
+        fact(WorktreeFact::Changed {
+            branch: "lev/R/s".into(),
+            commit: commit.map(str::to_string),
+            files_changed: n,
+            insertions: n,
+            deletions: 0,
+        })
+    };
+    let events: Vec<Recorded> = [
+        fact(ready_fact(&w)),
+        changed(Some("c1"), 1),
+        // A later attempt that changed nothing keeps the commit.
+        changed(None, 1),
+        fact(WorktreeFact::Merged {
+            branch: "lev/R/s".into(),
+            into: "main".into(),
+            commit: "m1".into(),
+        }),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, event)| Recorded {
+        run: RunId("R".into()),
+        seq: Seq(i as u64 + 1),
+        event,
+    })
+    .collect();
+    let folded = fold(&events);
+    assert_eq!(folded.len(), 1);
+    assert_eq!(folded[0].worktree, w);
+    let stat = DiffStat {
+        files_changed: 1,
+        insertions: 1,
+        deletions: 0,
+    };
+    assert_eq!(folded[0].changed, Some((stat, Some("c1".into()))));
+    assert_eq!(
+        folded[0].fate,
+        Fate::Merged {
+            into: "main".into(),
+            commit: "m1".into()
+        }
+    );
+    assert_eq!(
+        describe(&changed(Some("0123456789abcdef"), 2).into_fact()),
+        "changes committed on lev/R/s as 0123456789: +2 -0 in 2 files"
+    );
+}
+
+trait IntoFact {
+    fn into_fact(self) -> crate::protocol::WorktreeFact;
+}
+
+impl IntoFact for crate::protocol::Event {
+    fn into_fact(self) -> crate::protocol::WorktreeFact {
+        match self {
+            crate::protocol::Event::Worktree { fact, .. } => fact,
+            other => panic!("not a worktree event: {other:?}"),
+        }
+    }
+}
