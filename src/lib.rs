@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod headless;
 pub mod host;
+pub mod isolation;
 pub mod journal;
 pub mod llm;
 pub mod memory;

@@ -273,6 +273,44 @@ pub struct StepOutline {
     pub mode: Option<String>,
 }
 
+/// What happened to a step's git worktree (`workspace: { worktree: true }`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorktreeFact {
+    /// The step's worktree exists (made, or found again on resume).
+    Ready {
+        /// Top level of the main worktree, where merges go.
+        repo: String,
+        /// Top level of the step's worktree.
+        path: String,
+        /// The step's file tools and shell work here (inside `path`).
+        root: String,
+        branch: String,
+        /// Branch (or commit) it was made from.
+        base: String,
+        /// Where the branch left `base`; its diff is read against this.
+        base_commit: String,
+    },
+    /// The step ended: its changes are committed on its branch
+    /// (`commit: None` when there was nothing new), with the diff's size
+    /// against the merge-base.
+    Changed {
+        branch: String,
+        commit: Option<String>,
+        files_changed: u32,
+        insertions: u32,
+        deletions: u32,
+    },
+    /// The branch was merged (`--no-ff`) into `into` in the main worktree.
+    Merged {
+        branch: String,
+        into: String,
+        commit: String,
+    },
+    /// The worktree was removed and its branch deleted.
+    Discarded { branch: String },
+}
+
 /// A fact. Written to the journal, then broadcast. Never edited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -544,6 +582,13 @@ pub enum Event {
         usage: Usage,
         at: Millis,
     },
+    /// A step's git worktree changed (made, committed, merged, discarded).
+    /// Merges and discards may come after `RunFinished`.
+    Worktree {
+        step: StepKey,
+        fact: WorktreeFact,
+        at: Millis,
+    },
 }
 
 impl Event {
@@ -581,6 +626,7 @@ impl Event {
             Event::StepRetryRequested { .. } => "step_retry_requested",
             Event::RunForked { .. } => "run_forked",
             Event::RunFinished { .. } => "run_finished",
+            Event::Worktree { .. } => "worktree",
         }
     }
 
@@ -617,7 +663,8 @@ impl Event {
             | Event::ProviderBreaker { at, .. }
             | Event::StepRetryRequested { at, .. }
             | Event::RunForked { at, .. }
-            | Event::RunFinished { at, .. } => *at,
+            | Event::RunFinished { at, .. }
+            | Event::Worktree { at, .. } => *at,
         }
     }
 
@@ -637,7 +684,8 @@ impl Event {
             | Event::StepCancelled { step, .. }
             | Event::InFlightResolved { step, .. }
             | Event::AgentMessaged { step, .. }
-            | Event::StepRetryRequested { step, .. } => Some(step),
+            | Event::StepRetryRequested { step, .. }
+            | Event::Worktree { step, .. } => Some(step),
             Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
             | Event::GuardTripped { step, .. }

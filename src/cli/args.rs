@@ -149,6 +149,14 @@ pub enum Command {
         /// Cost budget for the whole swarm, in US dollars.
         #[arg(long, value_name = "USD")]
         max_cost: Option<f64>,
+        /// Each task whose mode can write files works in its own git
+        /// worktree and branch; `lev worktrees RUN` merges or discards them.
+        #[arg(long)]
+        worktrees: bool,
+        /// With --worktrees: the branch the worktrees start from (default:
+        /// the one checked out).
+        #[arg(long, value_name = "BRANCH", requires = "worktrees")]
+        base: Option<String>,
         #[command(flatten)]
         drive: DriveArgs,
     },
@@ -165,6 +173,24 @@ pub enum Command {
         json: bool,
         #[command(subcommand)]
         action: Option<ModesAction>,
+    },
+    /// A run's git worktrees (steps with `workspace: { worktree: true }`,
+    /// tasks of `lev workflow --worktrees`): each step's branch, path and
+    /// diff size; or one step's diff, merged into its base, or discarded.
+    Worktrees {
+        run: String,
+        /// Print the step's diff against its merge-base (uncommitted work included).
+        #[arg(long, value_name = "STEP", group = "action")]
+        diff: Option<String>,
+        /// Merge the step's branch into its base branch (git merge --no-ff)
+        /// in the main worktree.
+        #[arg(long, value_name = "STEP", group = "action")]
+        merge: Option<String>,
+        /// Remove the step's worktree and delete its branch.
+        #[arg(long, value_name = "STEP", group = "action")]
+        discard: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Workflow templates made from runs.
     Template {

@@ -12,6 +12,7 @@ mod setup;
 mod steer;
 mod swarm;
 mod template;
+mod worktrees;
 
 use std::process::ExitCode;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::args::{Cli, Command, DriveArgs, InFlightArg, ModesAction, TemplateCommand};
 use super::exit;
-use super::{demo, inspect, memory, modes, retryfork, steer, swarm, template};
+use super::{demo, inspect, memory, modes, retryfork, steer, swarm, template, worktrees};
 use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::headless::{self, HeadlessOptions};
 use crate::host::{self, ActiveRuns};
@@ -60,6 +60,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
             max_tasks,
             max_tokens,
             max_cost,
+            worktrees,
+            base,
             drive,
         } => {
             let args = swarm::SwarmArgs {
@@ -68,10 +70,27 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 max_tasks,
                 max_tokens,
                 max_cost_usd: max_cost,
+                worktrees,
+                base,
             };
             swarm::start(&paths, args, &drive).await
         }
         Command::Runs { json } => inspect::runs(&paths, json).await,
+        Command::Worktrees {
+            run,
+            diff,
+            merge,
+            discard,
+            json,
+        } => {
+            let action = match (diff, merge, discard) {
+                (Some(s), _, _) => worktrees::Action::Diff(s),
+                (_, Some(s), _) => worktrees::Action::Merge(s),
+                (_, _, Some(s)) => worktrees::Action::Discard(s),
+                _ => worktrees::Action::List,
+            };
+            worktrees::run(&paths, &run, action, json).await
+        }
         Command::Show { run, json } => inspect::show(&paths, &run, json).await,
         Command::Replay {
             run,
@@ -334,11 +353,6 @@ fn unsupported_notes(wf: &spec::Workflow) {
     if wf.any_step(&|s| s.followups.is_some()) {
         eprintln!(
             "note: `followups:` are validated but not spawned by this build (they arrive with whispers)."
-        );
-    }
-    if wf.any_step(&|s| s.workspace.as_ref().is_some_and(|w| w.worktree)) {
-        eprintln!(
-            "note: `workspace: {{ worktree: true }}` is not applied yet; agents share the workspace."
         );
     }
     if wf.any_step(&|s| matches!(s.kind, spec::StepKind::Pty { .. })) {

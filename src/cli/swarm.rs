@@ -16,6 +16,8 @@ pub struct SwarmArgs<'a> {
     pub max_tasks: Option<u32>,
     pub max_tokens: Option<u64>,
     pub max_cost_usd: Option<f64>,
+    pub worktrees: bool,
+    pub base: Option<String>,
 }
 
 pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 {
@@ -28,6 +30,8 @@ pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 
         return exit::USAGE;
     }
     let mut spec = SwarmSpec::new(args.objective, args.agents);
+    spec.worktrees = args.worktrees;
+    spec.base = args.base.clone();
     if let Some(n) = args.max_tasks {
         if n == 0 || n > 200 {
             error("--max-tasks must be between 1 and 200");

@@ -299,6 +299,9 @@ impl Printer {
                 from_step,
                 ..
             } => format!("run {} forked from run {from_run} at step {from_step}", r.run),
+            Event::Worktree { step, fact, .. } => {
+                format!("step {step}: {}", crate::isolation::describe(fact))
+            }
             Event::RunFinished {
                 status,
                 outputs,

@@ -220,7 +220,12 @@ pub struct Followups {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Workspace {
+    /// The step works in its own git worktree and branch (`isolation`).
     pub worktree: bool,
+    /// Branch (or commit) the worktree starts from; default: the one
+    /// checked out in the run's workspace.
+    #[serde(default)]
+    pub base: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

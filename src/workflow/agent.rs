@@ -177,7 +177,7 @@ fn tool_env(actx: &AttemptCtx, mode: &Mode, step_allow: Vec<String>) -> ToolEnv 
         .iter()
         .any(|d| d == "run_shell" || d == "shell" || d == "shell:*");
     ToolEnv {
-        root: actx.ctx.workspace.clone(),
+        root: actx.root.clone(),
         shell: ShellPolicy {
             allowed,
             allow_all: options.allow_shell,

@@ -79,7 +79,12 @@ pub async fn drive(
         outputs,
         error,
         ..
-    }) = events.last().map(|r| &r.event)
+    }) = events
+        .iter()
+        .rev()
+        // Merges and discards of its worktrees may follow a run's end.
+        .find(|r| !matches!(r.event, Event::Worktree { .. }))
+        .map(|r| &r.event)
     {
         definition.abort();
         return Ok(RunOutcome {

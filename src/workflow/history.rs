@@ -87,6 +87,8 @@ pub struct History {
     pub approvals: BTreeMap<StepKey, (bool, String)>,
     pub approvals_requested: BTreeMap<StepKey, Recorded>,
     pub usage: Usage,
+    /// Each step's worktree as last made ready (`workspace: { worktree: true }`).
+    pub worktrees: BTreeMap<StepKey, crate::isolation::Worktree>,
     pub cancel_requested: bool,
     pub questions_asked: u32,
     pub last_seq: u64,
@@ -250,6 +252,16 @@ impl History {
                     .or_default()
                     .push(text.clone());
             }
+            Event::Worktree { step, fact, .. } => match fact {
+                crate::protocol::WorktreeFact::Discarded { .. } => {
+                    self.worktrees.remove(step);
+                }
+                fact => {
+                    if let Some(w) = crate::isolation::from_ready(fact) {
+                        self.worktrees.insert(step.clone(), w);
+                    }
+                }
+            },
             Event::RunCancelRequested { .. } => self.cancel_requested = true,
             Event::RunFinished { .. } => self.finished = true,
             Event::StepRetryRequested { step, also, .. } => {

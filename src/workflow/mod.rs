@@ -16,6 +16,7 @@ mod shell;
 mod steer;
 mod step;
 pub mod swarm;
+mod worktree;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

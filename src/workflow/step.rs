@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::context::{Halt, RunCtx};
 use super::executor;
 use super::history::Settled;
-use super::{agent, human, shell, steer};
+use super::{agent, human, shell, steer, worktree};
 use crate::protocol::{Attempt, Event, InFlightDecision, PauseReason, RunStatus, StepKey, Usage};
 use crate::spec::expr::EvalContext;
 use crate::spec::{Choice, RetryOn, Step, StepKind};
@@ -79,6 +79,9 @@ pub struct AttemptCtx {
     /// `<run>:<seq of the intent>:<attempt>`.
     pub idempotency_key: String,
     pub usage: Arc<Mutex<Usage>>,
+    /// Where the step's file tools and `run_shell` work: its own worktree
+    /// (`workspace: { worktree: true }`), else the run's workspace.
+    pub root: PathBuf,
 }
 
 impl AttemptCtx {
@@ -130,7 +133,14 @@ async fn run_step_inner(
     eval: EvalContext,
     cancel: tokio_util::sync::CancellationToken,
 ) -> StepEnd {
-    let rendered = match render(&ctx, &step, &eval) {
+    let worktree = match worktree::prepare(&ctx, &key, &step).await {
+        Ok(w) => w,
+        Err(e) => return StepEnd::Settled(fail_without_attempt(&ctx, &key, e).await),
+    };
+    let root = worktree
+        .as_ref()
+        .map_or_else(|| ctx.workspace.clone(), |w| w.root.clone());
+    let rendered = match render(&root, &step, &eval) {
         Ok(r) => r,
         Err(e) => return StepEnd::Settled(fail_without_attempt(&ctx, &key, e).await),
     };
@@ -262,8 +272,20 @@ async fn run_step_inner(
             step: step.clone(),
             idempotency_key: format!("{}:{seq}:{}", ctx.rec.run(), attempt.0),
             usage: Arc::new(Mutex::new(Usage::default())),
+            root: root.clone(),
         };
-        let result = run_attempt(&actx, &rendered).await;
+        let mut result = run_attempt(&actx, &rendered).await;
+        if let Some(wt) = &worktree
+            && !matches!(result, Err(StepError::Paused(_) | StepError::Cancelled))
+            && let Err(e) = worktree::commit(&actx, wt).await
+        {
+            // Work the branch does not hold is not a finished step.
+            if result.is_ok() {
+                result = Err(StepError::Fatal(e));
+            } else {
+                tracing::warn!(step = %key, "{e}");
+            }
+        }
         let usage = actx.usage.lock().map(|u| *u).unwrap_or_default();
         let error = match result {
             Ok(raw) => match extract_outputs(&step, raw) {
@@ -446,7 +468,8 @@ fn agent_hints(ctx: &RunCtx, step: &Step, mode: &str) -> Vec<String> {
     out
 }
 
-fn render(ctx: &RunCtx, step: &Step, eval: &EvalContext) -> Result<Rendered, String> {
+/// `root` is where the step works: the run's workspace or its worktree.
+fn render(root: &std::path::Path, step: &Step, eval: &EvalContext) -> Result<Rendered, String> {
     let r = |t: &crate::spec::expr::Template, field: &str| {
         t.render(eval)
             .map_err(|e| format!("cannot render `{field}`: {e}"))
@@ -477,13 +500,12 @@ fn render(ctx: &RunCtx, step: &Step, eval: &EvalContext) -> Result<Rendered, Str
             for (k, t) in env {
                 vars.insert(k.clone(), r(t, &format!("env.{k}"))?);
             }
-            let root = &ctx.workspace;
             let cwd = match cwd {
                 Some(t) => {
                     let c = PathBuf::from(r(t, "cwd")?);
                     if c.is_absolute() { c } else { root.join(c) }
                 }
-                None => root.clone(),
+                None => root.to_path_buf(),
             };
             Rendered::Shell {
                 script,

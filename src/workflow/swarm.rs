@@ -48,6 +48,14 @@ pub struct SwarmSpec {
     pub max_tasks: u32,
     /// Orchestrator answers checked before the run gives up.
     pub plan_attempts: u32,
+    /// `--worktrees`: each task whose mode can write files works in its
+    /// own git worktree and branch.
+    #[serde(default)]
+    pub worktrees: bool,
+    /// `--base`: the branch those worktrees start from (default: the one
+    /// checked out in the workspace).
+    #[serde(default)]
+    pub base: Option<String>,
 }
 
 impl SwarmSpec {
@@ -57,6 +65,8 @@ impl SwarmSpec {
             agents: agents.clamp(1, 64),
             max_tasks: 24,
             plan_attempts: 3,
+            worktrees: false,
+            base: None,
         }
     }
 }
@@ -399,10 +409,13 @@ enum TaskState {
 
 /// Runs the accepted plan's tasks on the agent slots.
 async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
-    let steps = match plan::to_steps(&spec.objective, &plan) {
+    let mut steps = match plan::to_steps(&spec.objective, &plan) {
         Ok(steps) => steps,
         Err(e) => return failed(format!("the accepted plan cannot run: {e}")),
     };
+    if spec.worktrees {
+        isolate_writers(&ctx.deps.modes, &mut steps, spec.base.as_deref());
+    }
     let by_id: BTreeMap<String, Step> = steps.iter().map(|s| (s.id.clone(), s.clone())).collect();
     let slots = spec.agents.max(1) as usize;
     let breaker = &ctx.limits.circuit_breaker;
@@ -629,6 +642,23 @@ impl Board {
             .filter_map(|n| Some((n.clone(), self.views.get(n)?.clone())))
             .collect();
         eval_context(ctx, upstream)
+    }
+}
+
+/// `--worktrees`: every task whose mode may write files gets its own worktree.
+fn isolate_writers(modes: &ModeRegistry, steps: &mut [Step], base: Option<&str>) {
+    for s in steps {
+        let writes = modes.get(mode_of(s)).is_some_and(|m| {
+            crate::tools::specs(&m.tools_allow, &m.tools_deny)
+                .iter()
+                .any(|t| t.name == "write_file" || t.name == "edit_file")
+        });
+        if writes {
+            s.workspace = Some(spec::Workspace {
+                worktree: true,
+                base: base.map(str::to_string),
+            });
+        }
     }
 }
 

@@ -245,12 +245,16 @@ pub(crate) fn build_step(
         .map(|n| step_whisper(cx, n, &p("whisper")))
         .unwrap_or_default();
     let workspace = f.get("workspace").and_then(|n| {
-        let wf = cx.map(n, &p("workspace"), &["worktree"])?;
+        let wf = cx.map(n, &p("workspace"), &["worktree", "base"])?;
         let worktree = match wf.get("worktree") {
             Some(b) => cx.bool(b, &join(&p("workspace"), "worktree"))?,
             None => false,
         };
-        Some(Workspace { worktree })
+        let base = match wf.get("base") {
+            Some(b) => Some(cx.str(b, &join(&p("workspace"), "base"))?),
+            None => None,
+        };
+        Some(Workspace { worktree, base })
     });
 
     let Some(kind_name) = kind_name else {

@@ -591,6 +591,13 @@ impl RunView {
             Event::StepRetryRequested { .. } | Event::RunForked { .. } => {
                 self.apply_retry_fork(&r.event, at)
             }
+            Event::Worktree { step, fact, .. } => {
+                let text = crate::isolation::describe(fact);
+                match self.pane_index(step) {
+                    Some(i) => self.panes[i].note(text, LineKind::Note),
+                    None => self.notes.push(format!("{step}: {text}")),
+                }
+            }
             Event::RunPaused { reason, .. } => {
                 self.status = Some(RunStatus::Paused);
                 self.clear_pauses();

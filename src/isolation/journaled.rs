@@ -1,0 +1,173 @@
+//! What a run's journal says about its worktrees: the facts folded per
+//! step (for `lev worktrees`, the TUI and resume), and how a fact reads.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::{DiffStat, Worktree};
+use crate::protocol::{Event, Recorded, StepKey, WorktreeFact};
+
+/// Where a step's branch stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// Neither merged nor discarded yet.
+    Open,
+    Merged {
+        into: String,
+        commit: String,
+    },
+    Discarded,
+}
+
+/// One step's worktree as the journal knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepWorktree {
+    pub step: StepKey,
+    pub worktree: Worktree,
+    /// The diff recorded when the step ended, with its commit (if any).
+    pub changed: Option<(DiffStat, Option<String>)>,
+    pub fate: Fate,
+}
+
+/// The worktree a `Ready` fact describes.
+pub fn from_ready(fact: &WorktreeFact) -> Option<Worktree> {
+    match fact {
+        WorktreeFact::Ready {
+            repo,
+            path,
+            root,
+            branch,
+            base,
+            base_commit,
+        } => Some(Worktree {
+            repo: PathBuf::from(repo),
+            path: PathBuf::from(path),
+            root: PathBuf::from(root),
+            branch: branch.clone(),
+            base: base.clone(),
+            base_commit: base_commit.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// The `Ready` fact for a worktree.
+pub fn ready_fact(w: &Worktree) -> WorktreeFact {
+    WorktreeFact::Ready {
+        repo: w.repo.display().to_string(),
+        path: w.path.display().to_string(),
+        root: w.root.display().to_string(),
+        branch: w.branch.clone(),
+        base: w.base.clone(),
+        base_commit: w.base_commit.clone(),
+    }
+}
+
+/// Folds a run's events into its steps' worktrees, in step order. A step
+/// made ready again (a retry, after a discard) starts over as open.
+pub fn fold(events: &[Recorded]) -> Vec<StepWorktree> {
+    let mut out: BTreeMap<StepKey, StepWorktree> = BTreeMap::new();
+    for r in events {
+        let Event::Worktree { step, fact, .. } = &r.event else {
+            continue;
+        };
+        if let Some(worktree) = from_ready(fact) {
+            let changed = out.get(step).and_then(|s| {
+                (s.fate == Fate::Open && s.worktree.branch == worktree.branch)
+                    .then(|| s.changed.clone())
+                    .flatten()
+            });
+            out.insert(
+                step.clone(),
+                StepWorktree {
+                    step: step.clone(),
+                    worktree,
+                    changed,
+                    fate: Fate::Open,
+                },
+            );
+            continue;
+        }
+        let Some(s) = out.get_mut(step) else {
+            continue;
+        };
+        match fact {
+            WorktreeFact::Changed {
+                commit,
+                files_changed,
+                insertions,
+                deletions,
+                ..
+            } => {
+                let stat = DiffStat {
+                    files_changed: *files_changed,
+                    insertions: *insertions,
+                    deletions: *deletions,
+                };
+                // An attempt that committed nothing keeps the earlier commit.
+                let commit = commit
+                    .clone()
+                    .or_else(|| s.changed.as_ref().and_then(|(_, c)| c.clone()));
+                s.changed = Some((stat, commit));
+            }
+            WorktreeFact::Merged { into, commit, .. } => {
+                s.fate = Fate::Merged {
+                    into: into.clone(),
+                    commit: commit.clone(),
+                };
+            }
+            WorktreeFact::Discarded { .. } => s.fate = Fate::Discarded,
+            WorktreeFact::Ready { .. } => {}
+        }
+    }
+    out.into_values().collect()
+}
+
+/// `+3 -1 in 2 files`.
+pub fn stat_text(s: &DiffStat) -> String {
+    format!(
+        "+{} -{} in {} file{}",
+        s.insertions,
+        s.deletions,
+        s.files_changed,
+        if s.files_changed == 1 { "" } else { "s" }
+    )
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..10).unwrap_or(commit)
+}
+
+/// How a fact reads in a transcript or a pane.
+pub fn describe(fact: &WorktreeFact) -> String {
+    match fact {
+        WorktreeFact::Ready {
+            path, branch, base, ..
+        } => format!("worktree {path} on branch {branch} (from {base})"),
+        WorktreeFact::Changed {
+            branch,
+            commit,
+            files_changed,
+            insertions,
+            deletions,
+        } => {
+            let stat = stat_text(&DiffStat {
+                files_changed: *files_changed,
+                insertions: *insertions,
+                deletions: *deletions,
+            });
+            match commit {
+                Some(c) => format!("changes committed on {branch} as {}: {stat}", short(c)),
+                None => format!("nothing new to commit on {branch}: {stat}"),
+            }
+        }
+        WorktreeFact::Merged {
+            branch,
+            into,
+            commit,
+        } => format!("branch {branch} merged into {into} ({})", short(commit)),
+        WorktreeFact::Discarded { branch } => {
+            format!("worktree removed and branch {branch} deleted")
+        }
+    }
+}

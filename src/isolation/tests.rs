@@ -1,0 +1,354 @@
+//! Real repositories in temp dirs, real `git`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use super::*;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A repository on `main` with one commit of `README.md`.
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    git(p, &["init", "--quiet", "--initial-branch=main"]);
+    git(p, &["config", "user.name", "Test"]);
+    git(p, &["config", "user.email", "test@example.com"]);
+    git(p, &["config", "commit.gpgsign", "false"]);
+    std::fs::write(p.join("README.md"), "hello\n").unwrap();
+    git(p, &["add", "README.md"]);
+    git(p, &["commit", "--quiet", "-m", "first"]);
+    dir
+}
+
+#[test]
+fn ensure_creates_a_worktree_on_its_own_branch_and_reuses_it() {
+    let r = repo();
+    let wt = ensure(r.path(), "RUN1", "coder", None).unwrap();
+    let repo_path = r.path().canonicalize().unwrap();
+    assert_eq!(wt.repo, repo_path);
+    assert_eq!(wt.path, repo_path.join(".lev/worktrees/RUN1/coder"));
+    assert_eq!(wt.root, wt.path);
+    assert_eq!(wt.branch, "lev/RUN1/coder");
+    assert_eq!(wt.base, "main");
+    assert_eq!(wt.base_commit, git(r.path(), &["rev-parse", "main"]));
+    assert!(wt.path.join("README.md").is_file());
+    assert_eq!(
+        git(&wt.path, &["branch", "--show-current"]),
+        "lev/RUN1/coder"
+    );
+    // The main worktree does not see the checkout.
+    assert_eq!(git(r.path(), &["status", "--porcelain"]), "");
+
+    std::fs::write(wt.path.join("work.txt"), "in progress\n").unwrap();
+    let again = ensure(r.path(), "RUN1", "coder", None).unwrap();
+    assert_eq!(again, wt);
+    assert!(
+        again.path.join("work.txt").is_file(),
+        "reuse keeps the work"
+    );
+    let listed = git(r.path(), &["worktree", "list", "--porcelain"]);
+    assert_eq!(listed.matches("worktree ").count(), 2, "{listed}");
+    // The exclude line is written once.
+    let exclude = std::fs::read_to_string(r.path().join(".git/info/exclude")).unwrap();
+    assert_eq!(exclude.matches("/.lev/worktrees/").count(), 1);
+}
+
+#[test]
+fn ensure_finds_the_branch_again_when_the_folder_was_lost() {
+    let r = repo();
+    let wt = ensure(r.path(), "R", "a/b c", None).unwrap();
+    assert_eq!(wt.branch, "lev/R/a-b-c");
+    std::fs::write(wt.path.join("x.txt"), "x\n").unwrap();
+    commit_all(&wt.path, "work").unwrap().unwrap();
+    // A crash mid-way: the folder is gone, git still lists it.
+    std::fs::remove_dir_all(&wt.path).unwrap();
+    let again = ensure(r.path(), "R", "a/b c", None).unwrap();
+    assert_eq!(again.path, wt.path);
+    assert!(
+        again.path.join("x.txt").is_file(),
+        "checked out from the branch"
+    );
+}
+
+#[test]
+fn ensure_from_a_subfolder_roots_the_step_there() {
+    let r = repo();
+    let sub = r.path().join("crates/core");
+    std::fs::create_dir_all(&sub).unwrap();
+    let wt = ensure(&sub, "R", "s", None).unwrap();
+    assert_eq!(wt.root, wt.path.join("crates/core"));
+    assert!(wt.root.is_dir());
+}
+
+#[test]
+fn ensure_takes_a_base_branch() {
+    let r = repo();
+    git(r.path(), &["switch", "--quiet", "-c", "feature"]);
+    std::fs::write(r.path().join("f.txt"), "f\n").unwrap();
+    git(r.path(), &["add", "f.txt"]);
+    git(r.path(), &["commit", "--quiet", "-m", "feature"]);
+    git(r.path(), &["switch", "--quiet", "main"]);
+    let wt = ensure(r.path(), "R", "s", Some("feature")).unwrap();
+    assert_eq!(wt.base, "feature");
+    assert!(wt.path.join("f.txt").is_file());
+    let err = ensure(r.path(), "R", "t", Some("nope")).unwrap_err();
+    assert!(err.to_string().contains("`nope` names no commit"), "{err}");
+}
+
+#[test]
+fn not_a_repository_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = ensure(dir.path(), "R", "s", None).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, IsolationError::NotARepo { .. }), "{text}");
+    assert!(text.contains("is not inside a git repository"), "{text}");
+    assert!(text.contains("not a git repository"), "git's words: {text}");
+}
+
+#[test]
+fn a_repository_without_commits_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "--quiet", "--initial-branch=main"]);
+    let err = ensure(dir.path(), "R", "s", None).unwrap_err();
+    assert!(err.to_string().contains("first commit"), "{err}");
+}
+
+#[test]
+fn commit_diff_and_stat_cover_committed_and_uncommitted_work() {
+    let r = repo();
+    let wt = ensure(r.path(), "R", "s", None).unwrap();
+    assert_eq!(commit_all(&wt.path, "nothing").unwrap(), None);
+    std::fs::write(wt.path.join("a.txt"), "one\ntwo\n").unwrap();
+    std::fs::write(wt.path.join("README.md"), "hello\nworld\n").unwrap();
+    // Uncommitted: the diff already shows it, without touching the index.
+    let s = stat(&wt.repo, &wt.path, &wt.base, &wt.branch).unwrap();
+    assert_eq!(
+        s,
+        DiffStat {
+            files_changed: 2,
+            insertions: 3,
+            deletions: 0
+        }
+    );
+    assert_eq!(git(&wt.path, &["diff", "--cached", "--name-only"]), "");
+    let d = diff(&wt.repo, &wt.path, &wt.base, &wt.branch).unwrap();
+    assert!(d.contains("+++ b/a.txt") && d.contains("+world"), "{d}");
+
+    let commit = commit_all(&wt.path, "lev: run R step s").unwrap().unwrap();
+    assert_eq!(git(&wt.path, &["rev-parse", "HEAD"]), commit);
+    assert_eq!(
+        git(&wt.path, &["log", "-1", "--format=%s"]),
+        "lev: run R step s"
+    );
+    assert_eq!(git(&wt.path, &["status", "--porcelain"]), "");
+    assert_eq!(stat(&wt.repo, &wt.path, &wt.base, &wt.branch).unwrap(), s);
+    // The main branch moving on does not enter the step's diff (merge-base).
+    std::fs::write(r.path().join("other.txt"), "other\n").unwrap();
+    git(r.path(), &["add", "other.txt"]);
+    git(r.path(), &["commit", "--quiet", "-m", "other"]);
+    let d = diff(&wt.repo, &wt.path, &wt.base, &wt.branch).unwrap();
+    assert!(!d.contains("other.txt"), "{d}");
+}
+
+#[test]
+fn merge_brings_the_branch_into_base_and_is_idempotent() {
+    let r = repo();
+    let wt = ensure(r.path(), "R", "s", None).unwrap();
+    std::fs::write(wt.path.join("new.txt"), "new\n").unwrap();
+    commit_all(&wt.path, "lev: run R step s").unwrap();
+    assert!(!r.path().join("new.txt").exists());
+    let m = merge(&wt.repo, &wt.base, &wt.branch, "lev: merge s").unwrap();
+    assert!(m.changed);
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("new.txt")).unwrap(),
+        "new\n"
+    );
+    assert_eq!(git(r.path(), &["rev-parse", "HEAD"]), m.commit);
+    // --no-ff: a merge commit with two parents.
+    let parents = git(r.path(), &["log", "-1", "--format=%P"]);
+    assert_eq!(parents.split(' ').count(), 2, "{parents}");
+    let again = merge(&wt.repo, &wt.base, &wt.branch, "lev: merge s").unwrap();
+    assert!(!again.changed);
+    assert_eq!(again.commit, m.commit);
+}
+
+#[test]
+fn a_conflicting_merge_is_aborted_and_named() {
+    let r = repo();
+    let wt = ensure(r.path(), "R", "s", None).unwrap();
+    std::fs::write(wt.path.join("README.md"), "agent\n").unwrap();
+    commit_all(&wt.path, "agent").unwrap();
+    std::fs::write(r.path().join("README.md"), "user\n").unwrap();
+    git(r.path(), &["commit", "--quiet", "-am", "user"]);
+    let head = git(r.path(), &["rev-parse", "HEAD"]);
+    let err = merge(&wt.repo, &wt.base, &wt.branch, "m").unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, IsolationError::Conflict { .. }), "{text}");
+    assert!(
+        text.contains("README.md") && text.contains("aborted"),
+        "{text}"
+    );
+    assert!(text.contains("CONFLICT"), "git's words: {text}");
+    assert_eq!(git(r.path(), &["status", "--porcelain"]), "");
+    assert_eq!(git(r.path(), &["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("README.md")).unwrap(),
+        "user\n"
+    );
+}
+
+#[test]
+fn merge_refuses_another_checked_out_branch_and_dirty_files() {
+    let r = repo();
+    let wt = ensure(r.path(), "R", "s", None).unwrap();
+    std::fs::write(wt.path.join("n.txt"), "n\n").unwrap();
+    commit_all(&wt.path, "n").unwrap();
+    std::fs::write(r.path().join("README.md"), "edited\n").unwrap();
+    let err = merge(&wt.repo, &wt.base, &wt.branch, "m").unwrap_err();
+    assert!(err.to_string().contains("uncommitted changes"), "{err}");
+    git(r.path(), &["checkout", "--quiet", "README.md"]);
+    git(r.path(), &["switch", "--quiet", "-c", "elsewhere"]);
+    let err = merge(&wt.repo, &wt.base, &wt.branch, "m").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`elsewhere` checked out, not `main`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn discard_removes_the_worktree_and_the_branch() {
+    let r = repo();
+    let wt = ensure(r.path(), "R", "s", None).unwrap();
+    std::fs::write(wt.path.join("junk.txt"), "junk\n").unwrap();
+    commit_all(&wt.path, "junk").unwrap();
+    std::fs::write(wt.path.join("more.txt"), "uncommitted\n").unwrap();
+    assert!(discard(&wt.repo, &wt.path, &wt.branch).unwrap());
+    assert!(!wt.path.exists());
+    assert!(!r.path().join(".lev/worktrees/R").exists());
+    assert_eq!(git(r.path(), &["branch", "--list", "lev/*"]), "");
+    assert!(
+        !discard(&wt.repo, &wt.path, &wt.branch).unwrap(),
+        "second time: nothing"
+    );
+    let err = diff(&wt.repo, &wt.path, &wt.base, &wt.branch).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}
+
+#[test]
+fn parallel_steps_get_their_worktrees_at_once() {
+    let r = repo();
+    let path = r.path().to_path_buf();
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || ensure(&path, "R", &format!("t{i}"), None))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
+    assert_eq!(
+        git(r.path(), &["branch", "--list", "lev/R/*"])
+            .lines()
+            .count(),
+        6
+    );
+}
+
+#[test]
+fn the_journal_folds_into_each_steps_worktree() {
+    use crate::protocol::{Event, Millis, Recorded, RunId, Seq, StepKey, WorktreeFact};
+    let w = Worktree {
+        repo: "/r".into(),
+        path: "/r/.lev/worktrees/R/s".into(),
+        root: "/r/.lev/worktrees/R/s".into(),
+        branch: "lev/R/s".into(),
+        base: "main".into(),
+        base_commit: "abc".into(),
+    };
+    let fact = |fact: WorktreeFact| Event::Worktree {
+        step: StepKey::new("s"),
+        fact,
+        at: Millis(1),
+    };
+    let changed = |commit: Option<&str>, n: u32| {
+        fact(WorktreeFact::Changed {
+            branch: "lev/R/s".into(),
+            commit: commit.map(str::to_string),
+            files_changed: n,
+            insertions: n,
+            deletions: 0,
+        })
+    };
+    let events: Vec<Recorded> = [
+        fact(ready_fact(&w)),
+        changed(Some("c1"), 1),
+        // A later attempt that changed nothing keeps the commit.
+        changed(None, 1),
+        fact(WorktreeFact::Merged {
+            branch: "lev/R/s".into(),
+            into: "main".into(),
+            commit: "m1".into(),
+        }),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, event)| Recorded {
+        run: RunId("R".into()),
+        seq: Seq(i as u64 + 1),
+        event,
+    })
+    .collect();
+    let folded = fold(&events);
+    assert_eq!(folded.len(), 1);
+    assert_eq!(folded[0].worktree, w);
+    let stat = DiffStat {
+        files_changed: 1,
+        insertions: 1,
+        deletions: 0,
+    };
+    assert_eq!(folded[0].changed, Some((stat, Some("c1".into()))));
+    assert_eq!(
+        folded[0].fate,
+        Fate::Merged {
+            into: "main".into(),
+            commit: "m1".into()
+        }
+    );
+    assert_eq!(
+        describe(&changed(Some("0123456789abcdef"), 2).into_fact()),
+        "changes committed on lev/R/s as 0123456789: +2 -0 in 2 files"
+    );
+}
+
+trait IntoFact {
+    fn into_fact(self) -> crate::protocol::WorktreeFact;
+}
+
+impl IntoFact for crate::protocol::Event {
+    fn into_fact(self) -> crate::protocol::WorktreeFact {
+        match self {
+            crate::protocol::Event::Worktree { fact, .. } => fact,
+            other => panic!("not a worktree event: {other:?}"),
+        }
+    }
+}

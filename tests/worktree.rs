@@ -1,0 +1,419 @@
+//! Steps in their own git worktree, end to end: the real `lev` binary, a
+//! real git repository as the workspace, and the loopback LLM server
+//! scripting agents that write files with `write_file`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::lev::Lev;
+use support::llm_server::{Action, LlmServer, OpenAiSse, RecordedRequest, Reply};
+
+/// Two coder steps, each in its own worktree, each writing its own file.
+const YAML: &str = r#"
+version: 1
+kind: workflow
+id: isolated
+name: Isolated
+steps:
+  alpha:
+    mode: coder
+    prompt: "[[step:alpha]] write alpha.txt"
+    workspace: { worktree: true }
+  beta:
+    mode: coder
+    prompt: "[[step:beta]] write beta.txt"
+    workspace: { worktree: true }
+"#;
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Makes the sandbox's workspace a repository on `main` with one commit.
+fn init_repo(ws: &Path) {
+    git(ws, &["init", "--quiet", "--initial-branch=main"]);
+    git(ws, &["config", "user.name", "Test"]);
+    git(ws, &["config", "user.email", "test@example.com"]);
+    git(ws, &["config", "commit.gpgsign", "false"]);
+    std::fs::write(ws.join("README.md"), "project\n").unwrap();
+    git(ws, &["add", "README.md"]);
+    git(ws, &["commit", "--quiet", "-m", "first"]);
+}
+
+/// (step marker, turn) of an agent request.
+fn request_key(req: &RecordedRequest) -> Option<(String, usize)> {
+    let messages = req.json.as_ref()?.get("messages")?.as_array()?;
+    let first = messages.iter().find(|m| m["role"] == "user")?;
+    let t = first["content"].as_str()?;
+    let start = t.find("[[step:")? + 7;
+    let end = start + t[start..].find("]]")?;
+    let turn = 1 + messages.iter().filter(|m| m["role"] == "assistant").count();
+    Some((t[start..end].to_string(), turn))
+}
+
+/// Turn 1 writes `<step>.txt`; turn 2 answers. While `hold` is set, turn 2
+/// stays open (so a test can kill lev in the middle of the step).
+fn server(hold: Arc<AtomicBool>) -> LlmServer {
+    LlmServer::with(move |req: &RecordedRequest| {
+        let Some((step, turn)) = request_key(req) else {
+            return Reply::json(
+                400,
+                &json!({"error": {"message": "no marker", "type": "t"}}),
+            );
+        };
+        let m = "test-model";
+        if turn == 1 {
+            let args =
+                json!({"path": format!("{step}.txt"), "content": format!("{step} was here\n")});
+            return OpenAiSse::new(m)
+                .tool_call(0, "call_1", "write_file", &args.to_string(), 2)
+                .usage(10, 5)
+                .finish("tool_calls")
+                .reply();
+        }
+        let sse = OpenAiSse::new(m);
+        let sse = if hold.load(Ordering::SeqCst) {
+            sse.action(Action::Delay(60_000))
+        } else {
+            sse
+        };
+        sse.text(&format!("{step} done"), 2)
+            .usage(10, 5)
+            .finish("stop")
+            .reply()
+    })
+}
+
+fn write_wf(lev: &Lev, yaml: &str) -> String {
+    // Outside the repository: the main worktree stays exactly as committed.
+    let path = lev.dir.path().join("wf.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path.display().to_string()
+}
+
+fn run_id(out: &Output) -> String {
+    support::lev::run_id_from(&String::from_utf8_lossy(&out.stdout))
+        .unwrap_or_else(|| panic!("no run id: {}", text(out)))
+}
+
+fn facts<'a>(events: &'a [Value], step: &str, kind: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "worktree" && e["step"] == step && e["fact"]["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn two_agents_work_in_their_own_worktrees_until_merged_or_discarded() {
+    let server = server(Arc::new(AtomicBool::new(false)));
+    let lev = Lev::new().with_openai(&server.base_url());
+    let ws = lev.workspace();
+    init_repo(&ws);
+    let wf = write_wf(&lev, YAML);
+    let out = lev.run(&["run", &wf, "--headless"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run = run_id(&out);
+
+    // Each step's branch holds exactly its own commit; the main worktree is untouched.
+    for step in ["alpha", "beta"] {
+        let branch = format!("lev/{run}/{step}");
+        assert_eq!(
+            git(&ws, &["rev-list", "--count", &format!("main..{branch}")]),
+            "1"
+        );
+        let files = git(&ws, &["diff", "--name-only", &format!("main...{branch}")]);
+        assert_eq!(files, format!("{step}.txt"));
+        let subject = git(&ws, &["log", "-1", "--format=%s", &branch]);
+        assert!(
+            subject.contains(&run) && subject.contains(step),
+            "{subject}"
+        );
+        assert!(!ws.join(format!("{step}.txt")).exists());
+    }
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+    assert_eq!(git(&ws, &["rev-list", "--count", "main"]), "1");
+
+    // Journaled: where each worktree is, and what its step changed.
+    let events = lev.events(&run);
+    for step in ["alpha", "beta"] {
+        let ready = facts(&events, step, "ready");
+        assert_eq!(ready.len(), 1, "{events:?}");
+        let path = ready[0]["fact"]["path"].as_str().unwrap();
+        assert!(Path::new(path).join(format!("{step}.txt")).is_file());
+        let changed = facts(&events, step, "changed");
+        assert_eq!(changed.len(), 1, "{events:?}");
+        assert_eq!(changed[0]["fact"]["files_changed"], 1);
+        assert_eq!(changed[0]["fact"]["insertions"], 1);
+    }
+
+    let list = lev.run(&["worktrees", &run]);
+    assert!(list.status.success(), "{}", text(&list));
+    let listed = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(
+        listed.contains(&format!("alpha  lev/{run}/alpha  (open; +1 -0 in 1 file)")),
+        "{listed}"
+    );
+    assert!(listed.contains(&format!("lev/{run}/beta")), "{listed}");
+
+    let diff = lev.run(&["worktrees", &run, "--diff", "alpha"]);
+    assert!(diff.status.success(), "{}", text(&diff));
+    let patch = String::from_utf8_lossy(&diff.stdout).into_owned();
+    assert!(
+        patch.contains("+++ b/alpha.txt") && patch.contains("+alpha was here"),
+        "{patch}"
+    );
+
+    let merged = lev.run(&["worktrees", &run, "--merge", "alpha"]);
+    assert!(merged.status.success(), "{}", text(&merged));
+    assert_eq!(
+        std::fs::read_to_string(ws.join("alpha.txt")).unwrap(),
+        "alpha was here\n"
+    );
+    assert!(!ws.join("beta.txt").exists());
+    let parents = git(&ws, &["log", "-1", "--format=%P", "main"]);
+    assert_eq!(parents.split(' ').count(), 2, "a --no-ff merge commit");
+
+    let discarded = lev.run(&["worktrees", &run, "--discard", "beta"]);
+    assert!(discarded.status.success(), "{}", text(&discarded));
+    assert_eq!(
+        git(&ws, &["branch", "--list", &format!("lev/{run}/beta")]),
+        ""
+    );
+    let beta_path = facts(&lev.events(&run), "beta", "ready")[0]["fact"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!Path::new(&beta_path).exists());
+
+    // Both are facts of the run: replay and the listing show them.
+    let events = lev.events(&run);
+    assert_eq!(facts(&events, "alpha", "merged").len(), 1);
+    assert_eq!(facts(&events, "beta", "discarded").len(), 1);
+    let transcript = lev.replay(&run);
+    assert!(
+        transcript.contains(&format!(
+            "step alpha: branch lev/{run}/alpha merged into main"
+        )),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("step beta: worktree removed"),
+        "{transcript}"
+    );
+    let listed = String::from_utf8_lossy(&lev.run(&["worktrees", &run]).stdout).into_owned();
+    assert!(
+        listed.contains("(merged into main; +1 -0 in 1 file)"),
+        "{listed}"
+    );
+    assert!(listed.contains("(discarded;"), "{listed}");
+    // A finished run stays finished after facts were appended to it.
+    let resumed = lev.run(&["resume", &run, "--headless"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(server.request_count(), 4);
+}
+
+#[test]
+fn kill9_mid_step_then_resume_reuses_the_worktree() {
+    let hold = Arc::new(AtomicBool::new(true));
+    let server = server(hold.clone());
+    let lev = Lev::new().with_openai(&server.base_url());
+    let ws = lev.workspace();
+    init_repo(&ws);
+    let one = "version: 1\nkind: workflow\nid: one\nname: One\nsteps:\n  alpha:\n    mode: coder\n    prompt: \"[[step:alpha]] write alpha.txt\"\n    workspace: { worktree: true }\n";
+    let wf = write_wf(&lev, one);
+    let mut child = lev.spawn(&["run", &wf, "--headless"]);
+    // Turn 2 is asked only after turn 1's write_file was journaled.
+    assert!(server.wait_for_requests(2, Duration::from_secs(30)));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    hold.store(false, Ordering::SeqCst);
+
+    let out = lev.run(&["runs", "--json"]);
+    let run = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| serde_json::from_str::<Value>(l).ok())
+        .and_then(|v| v["id"].as_str().map(str::to_string))
+        .unwrap();
+    let before = lev.events(&run);
+    let ready = facts(&before, "alpha", "ready");
+    assert_eq!(ready.len(), 1, "{before:?}");
+    let path = ready[0]["fact"]["path"].as_str().unwrap().to_string();
+    assert!(Path::new(&path).join("alpha.txt").is_file());
+    assert!(facts(&before, "alpha", "changed").is_empty());
+
+    let out = lev.run(&["resume", &run, "--headless"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let events = lev.events(&run);
+    // The same worktree and branch, found again rather than made twice.
+    assert_eq!(facts(&events, "alpha", "ready").len(), 1, "{events:?}");
+    let worktrees = git(&ws, &["worktree", "list", "--porcelain"]);
+    assert_eq!(worktrees.matches("worktree ").count(), 2, "{worktrees}");
+    assert!(worktrees.contains(&format!("branch refs/heads/lev/{run}/alpha")));
+    assert_eq!(
+        git(
+            &ws,
+            &["rev-list", "--count", &format!("main..lev/{run}/alpha")]
+        ),
+        "1"
+    );
+    assert_eq!(facts(&events, "alpha", "changed").len(), 1);
+    // write_file was not run again: its recorded result was reused.
+    let writes = events
+        .iter()
+        .filter(|e| e["type"] == "tool_finished" && e["name"] == "write_file")
+        .count();
+    assert_eq!(writes, 1);
+    assert_eq!(lev.show(&run)["status"], "succeeded");
+}
+
+#[test]
+fn a_worktree_step_outside_a_repository_fails_clearly() {
+    let server = server(Arc::new(AtomicBool::new(false)));
+    let lev = Lev::new().with_openai(&server.base_url());
+    let wf = write_wf(&lev, YAML);
+    let out = lev.run(&["run", &wf, "--headless"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("is not inside a git repository"), "{all}");
+    assert_eq!(server.request_count(), 0, "no agent ran");
+}
+
+/// The first user message of a swarm request names the task (`Your task (`id`)`).
+fn swarm_who(req: &RecordedRequest) -> (String, usize) {
+    let messages = req.json.as_ref().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let brief = messages
+        .iter()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let turn = 1 + messages.iter().filter(|m| m["role"] == "assistant").count();
+    if brief.contains("Plan this objective") {
+        return ("plan".into(), turn);
+    }
+    let id = brief
+        .find("Your task (`")
+        .map(|i| {
+            let rest = &brief[i + 12..];
+            rest[..rest.find('`').unwrap_or(0)].to_string()
+        })
+        .unwrap_or_default();
+    (id, turn)
+}
+
+#[test]
+fn a_swarm_with_worktrees_isolates_the_tasks_that_write() {
+    let plan = json!({"summary": "plan", "tasks": [
+        {"id": "design", "title": "design it", "mode": "architect", "needs": [],
+         "acceptance": ["designed"], "files": []},
+        {"id": "code", "title": "code it", "mode": "coder", "needs": ["design"],
+         "acceptance": ["coded"], "files": []},
+    ]})
+    .to_string();
+    let server = LlmServer::with(move |req: &RecordedRequest| {
+        let m = "test-model";
+        let (who, turn) = swarm_who(req);
+        let sse = match (who.as_str(), turn) {
+            ("plan", _) => OpenAiSse::new(m).text(&plan, 2),
+            ("code", 1) => OpenAiSse::new(m).tool_call(
+                0,
+                "call_1",
+                "write_file",
+                r#"{"path":"code.txt","content":"code\n"}"#,
+                2,
+            ),
+            (id, _) => OpenAiSse::new(m).text(&format!("{id} done"), 2),
+        };
+        sse.usage(10, 5).finish("stop").reply()
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    let ws = lev.workspace();
+    init_repo(&ws);
+    git(&ws, &["branch", "trunk"]);
+    let out = lev.run(&[
+        "workflow",
+        "build it",
+        "--headless",
+        "--yes",
+        "--worktrees",
+        "--base",
+        "trunk",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run = run_id(&out);
+    let events = lev.events(&run);
+    // The coder got a worktree from `trunk`; the architect cannot write and got none.
+    let ready = facts(&events, "code", "ready");
+    assert_eq!(ready.len(), 1, "{events:?}");
+    assert_eq!(ready[0]["fact"]["base"], "trunk");
+    assert!(facts(&events, "design", "ready").is_empty());
+    assert_eq!(
+        git(
+            &ws,
+            &["rev-list", "--count", &format!("trunk..lev/{run}/code")]
+        ),
+        "1"
+    );
+    assert!(!ws.join("code.txt").exists());
+    let listed = String::from_utf8_lossy(&lev.run(&["worktrees", &run]).stdout).into_owned();
+    assert!(
+        listed.contains(&format!("code  lev/{run}/code  (open; +1 -0 in 1 file)")),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_shell_step_in_a_worktree_runs_there_and_its_output_is_committed() {
+    let lev = Lev::new();
+    let ws = lev.workspace();
+    init_repo(&ws);
+    let yaml = "version: 1\nkind: workflow\nid: sh\nname: Sh\nsteps:\n  build:\n    type: shell\n    run: pwd > where.txt\n    workspace: { worktree: true }\n";
+    let wf = write_wf(&lev, yaml);
+    let out = lev.run(&["run", &wf, "--headless"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run = run_id(&out);
+    let events = lev.events(&run);
+    let path = facts(&events, "build", "ready")[0]["fact"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let branch = format!("lev/{run}/build");
+    let written = git(&ws, &["show", &format!("{branch}:where.txt")]);
+    assert_eq!(
+        Path::new(&written).canonicalize().unwrap(),
+        Path::new(&path).canonicalize().unwrap()
+    );
+    assert!(!ws.join("where.txt").exists());
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+}
