@@ -3,6 +3,8 @@
 //! lives here, so replay can rebuild it from any prefix of the events and
 //! compare it with the live fold.
 
+use std::collections::BTreeMap;
+
 use crate::headless::printer::{ms, one_line};
 use crate::protocol::{
     AnswerSource, Attempt, ChoiceRecord, Delta, Event, Millis, Notice, Recorded, RunId, RunStatus,
@@ -13,6 +15,7 @@ use crate::workflow::describe_pause;
 use super::outline::GivenHint;
 use super::pane::{LineKind, Pane};
 use super::steering::SentMessage;
+use super::swarm::{self, BreakerView, PlanReview, TaskSlot};
 
 /// One attempt of a step on the timeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +71,8 @@ pub struct Prompt {
     /// When the prompt's timeout policy applies, if it has one.
     pub deadline: Option<Millis>,
     pub answered: Option<Answered>,
+    /// Set when the question reviews a swarm's plan.
+    pub review: Option<Box<PlanReview>>,
 }
 
 impl Prompt {
@@ -118,6 +123,12 @@ pub struct RunView {
     pub hints: Vec<GivenHint>,
     /// Events folded so far.
     pub events: usize,
+    /// A swarm run (`lev workflow`): tasks show in their agent slots' panes.
+    pub swarm: bool,
+    /// Each swarm task's slot (the latest assignment).
+    pub assignments: BTreeMap<StepKey, TaskSlot>,
+    /// Slot circuit breakers that are not closed, by slot.
+    pub breakers: BTreeMap<u32, BreakerView>,
 }
 
 impl Default for RunView {
@@ -140,6 +151,9 @@ impl Default for RunView {
             forked_from: None,
             hints: Vec::new(),
             events: 0,
+            swarm: false,
+            assignments: BTreeMap::new(),
+            breakers: BTreeMap::new(),
         }
     }
 }
@@ -162,7 +176,13 @@ impl RunView {
         }
     }
 
+    /// The pane showing `step`: its own, or its swarm slot's.
     pub fn pane_index(&self, step: &StepKey) -> Option<usize> {
+        if let Some(a) = self.assignments.get(step)
+            && let Some(i) = self.slot_pane(a.slot)
+        {
+            return Some(i);
+        }
         self.panes.iter().position(|p| &p.step == step)
     }
 
@@ -228,7 +248,7 @@ impl RunView {
         &mut self.panes[idx]
     }
 
-    fn step_row(&mut self, step: &StepKey) -> &mut StepRow {
+    pub(super) fn step_row(&mut self, step: &StepKey) -> &mut StepRow {
         let idx = match self.steps.iter().position(|s| &s.key == step) {
             Some(i) => {
                 let row = &mut self.steps[i];
@@ -253,7 +273,10 @@ impl RunView {
     }
 
     pub(super) fn set_status(&mut self, step: &StepKey, status: StepStatus, at: Millis) {
-        if let Some(i) = self.pane_index(step) {
+        // A slot pane that moved on to another task keeps that task's status.
+        if let Some(i) = self.pane_index(step)
+            && &self.panes[i].step == step
+        {
             let p = &mut self.panes[i];
             p.status = status;
             if status.is_terminal() || status == StepStatus::Retrying {
@@ -334,6 +357,7 @@ impl RunView {
                         asked_at: at,
                         deadline: timeout_ms.map(|t| Millis(at.0 + t)),
                         answered: None,
+                        review: swarm::plan_review(id, ask),
                     });
                     if let Some(s) = step {
                         self.set_status(s, StepStatus::Waiting, at);
@@ -378,6 +402,7 @@ impl RunView {
                         asked_at: at,
                         deadline: timeout_ms.map(|t| Millis(at.0 + t)),
                         answered: None,
+                        review: None,
                     });
                     self.set_status(step, StepStatus::Waiting, at);
                     out.attention = Some(format!("approve {step}? {}", one_line(message, 80)));
@@ -422,7 +447,11 @@ impl RunView {
                 match self.pane_index(step) {
                     Some(i) => {
                         let p = &mut self.panes[i];
-                        if p.attempt != *attempt
+                        if p.take_task_start(step) {
+                            // A slot's new task: its separator is already shown.
+                            p.attempt = *attempt;
+                            p.started_at = at;
+                        } else if p.attempt != *attempt
                             || p.status.is_terminal()
                             || p.status == StepStatus::Retrying
                         {
@@ -462,7 +491,7 @@ impl RunView {
                 for c in tool_calls {
                     p.add_tool(&c.id, &c.name, &c.arguments);
                 }
-                p.usage.add(usage);
+                p.add_usage(step, usage);
             }
             Event::ToolStarted {
                 step,
@@ -582,42 +611,10 @@ impl RunView {
                 self.notes
                     .push(format!("paused: {}", describe_pause(reason)));
             }
-            Event::PlanProposed {
-                attempt, problems, ..
-            } => {
-                if !problems.is_empty() {
-                    self.notes
-                        .push(format!("plan #{attempt} rejected: {}", problems.join("; ")));
-                }
-            }
-            Event::PlanAccepted { plan, .. } => {
-                let n = plan
-                    .get("tasks")
-                    .and_then(serde_json::Value::as_array)
-                    .map_or(0, Vec::len);
-                self.notes.push(format!("plan accepted: {n} tasks"));
-            }
-            Event::TaskAssigned {
-                task,
-                slot,
-                stolen_from,
-                ..
-            } => {
-                let how = match stolen_from {
-                    Some(from) => format!(" (stolen from slot {from})"),
-                    None => String::new(),
-                };
-                self.notes.push(format!("task {task} → slot {slot}{how}"));
-            }
-            Event::SlotBreaker {
-                slot,
-                state,
-                reason,
-                ..
-            } => {
-                self.notes
-                    .push(format!("slot {slot} breaker {state}: {reason}"));
-            }
+            Event::PlanProposed { .. }
+            | Event::PlanAccepted { .. }
+            | Event::TaskAssigned { .. }
+            | Event::SlotBreaker { .. } => self.apply_swarm(&r.event, at),
             Event::RunCancelRequested { .. } => {
                 self.notes.push("cancel requested".into());
             }
@@ -664,10 +661,7 @@ impl RunView {
     /// (the engine may count tokens the replies did not report).
     fn settle_usage(&mut self, step: &StepKey, usage: &Usage) {
         if let Some(i) = self.pane_index(step) {
-            let p = &mut self.panes[i];
-            if usage.total_tokens() > p.usage.total_tokens() {
-                p.usage = *usage;
-            }
+            self.panes[i].settle_usage(step, usage);
         }
     }
 }
