@@ -43,6 +43,7 @@ pub use pane::{
     LineKind, MAX_LINES, Pane, PaneLine, Scroll, Search, ToolView, classify, wrapped_rows,
 };
 pub use replay::Replay;
+pub use review::{ACCEPT as REVIEW_ACCEPT, REGENERATE as REVIEW_REGENERATE};
 pub use steering::SentMessage;
 pub use swarm::{BreakerShown, BreakerView, PlanReview, SlotPane, SlotTask, TaskSlot};
 

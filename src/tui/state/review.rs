@@ -37,6 +37,11 @@ impl State {
             KeyCode::Char('a') => ReviewKey::Accept,
             KeyCode::Char('r') => ReviewKey::Regenerate,
             KeyCode::Char('e') => ReviewKey::Edit,
+            // Explicit keys only: Enter does not pick an answer here.
+            KeyCode::Enter => {
+                self.say("a accepts · r regenerates · e edits the plan");
+                return Some(Vec::new());
+            }
             // A remapped approve/answer key means the same here.
             _ => match self.keymap.action(key) {
                 Some(Action::Approve) => ReviewKey::Accept,

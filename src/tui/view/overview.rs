@@ -61,8 +61,8 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             .iter()
             .map(|s| s.end.unwrap_or(now).0.saturating_sub(s.start.0))
             .sum();
-        let usage = match state.run.pane_index(&row.key) {
-            Some(i) => fmt_usage(&state.run.panes[i].usage),
+        let usage = match state.run.step_usage(&row.key) {
+            Some(u) => format!("{}{}", fmt_usage(&u), slot_mark(state, row, " · ")),
             None => waits_for(row),
         };
         // A step that has not started has no attempts or time to show yet.
@@ -85,6 +85,29 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         buf.set_stringn(inner.x, y, line, w, style);
     }
     draw_notes(state, theme, inner, buf);
+}
+
+/// Where a swarm task ran: `slot 2`, `slot 2 (stolen from slot 1)`, after
+/// `sep`; nothing for other steps.
+fn slot_mark(state: &State, row: &StepRow, sep: &str) -> String {
+    match state.run.assignments.get(&row.key) {
+        Some(a) => match a.stolen_from {
+            Some(from) => format!("{sep}slot {} (stolen from slot {from})", a.slot),
+            None => format!("{sep}slot {}", a.slot),
+        },
+        None => String::new(),
+    }
+}
+
+/// The timeline's short mark of a swarm task's slot: `s2`, `s2←1` stolen.
+fn slot_tag(state: &State, row: &StepRow) -> String {
+    match state.run.assignments.get(&row.key) {
+        Some(a) => match a.stolen_from {
+            Some(from) => format!("s{}←{from}", a.slot),
+            None => format!("s{}", a.slot),
+        },
+        None => String::new(),
+    }
 }
 
 /// `after a, b` for a step that has not started and declares needs.
@@ -148,12 +171,20 @@ pub fn draw_timeline(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer)
     for (k, row) in run.steps.iter().enumerate().take(rows) {
         let y = inner.y + k as u16;
         let sel = k == state.overview_cursor;
+        // A swarm task's slot (and the slot it was stolen from) ends the label.
+        let tag = slot_tag(state, row);
+        let tag_w = tag.chars().count();
+        let name_w = label_w.saturating_sub(1 + tag_w + usize::from(tag_w > 0));
         let label = format!(
             "{}{}",
             if sel { "›" } else { " " },
-            clip(row.key.as_str(), label_w.saturating_sub(1))
+            clip(row.key.as_str(), name_w)
         );
         buf.set_stringn(inner.x, y, label, label_w, theme.style("base"));
+        if tag_w > 0 && tag_w < label_w {
+            let x = inner.x + (label_w - tag_w) as u16;
+            buf.set_stringn(x, y, &tag, tag_w, theme.style("dim"));
+        }
         if row.segments.is_empty() {
             // Not started: say so where its bar will be.
             let text = format!(

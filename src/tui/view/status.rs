@@ -1,13 +1,15 @@
 //! The status bar: run name and status, elapsed time, tokens and cost, the
-//! badge of prompts waiting for the user, replay position, a message, and
-//! as many key hints as fit on the right.
+//! badge of prompts waiting for the user, swarm slots whose circuit breaker
+//! is not closed, replay position, a message, and as many key hints as fit
+//! on the right.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
 use crate::tui::keymap::Action;
-use crate::tui::state::{State, Typing};
+use crate::protocol::StepStatus;
+use crate::tui::state::{BreakerShown, State, Typing};
 use crate::tui::theme::Theme;
 
 use super::{clip, fmt_secs, fmt_usage};
@@ -70,6 +72,27 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         ));
         left.push(Span::raw(" "));
     }
+    for (slot, b) in &run.breakers {
+        // Open: how long until the slot takes work again.
+        let (text, status) = match b.state {
+            BreakerShown::Open { until: Some(t) } => (
+                format!(
+                    " slot {slot} breaker open {} ",
+                    fmt_secs(t.0.saturating_sub(state.now().0))
+                ),
+                StepStatus::Failed,
+            ),
+            BreakerShown::Open { until: None } => {
+                (format!(" slot {slot} breaker open "), StepStatus::Failed)
+            }
+            BreakerShown::HalfOpen => (
+                format!(" slot {slot} breaker half-open "),
+                StepStatus::Waiting,
+            ),
+        };
+        left.push(Span::styled(text, super::status_style(theme, status)));
+        left.push(Span::raw(" "));
+    }
     if let Some(r) = &state.replay {
         let play = if r.playing { "▶" } else { "⏸" };
         left.push(Span::styled(
@@ -89,6 +112,9 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             state.textarea.lines().join("")
         )),
         Some(Typing::Answer(_)) => Some("answering: Enter sends · Esc cancels".to_string()),
+        Some(Typing::EditPlan(_)) => {
+            Some("editing the plan: Ctrl+S sends · Esc keeps the edit".to_string())
+        }
         Some(Typing::Message(i)) => Some(format!(
             "message to {}: Enter sends · Esc cancels",
             state
