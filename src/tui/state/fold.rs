@@ -359,7 +359,11 @@ impl RunView {
                         answered: None,
                         review: swarm::plan_review(id, ask),
                     });
-                    if let Some(s) = step {
+                    // A finished step may still ask (a swarm's plan review):
+                    // it needs input, but it does not run again.
+                    if let Some(s) = step
+                        && !self.settled(s)
+                    {
                         self.set_status(s, StepStatus::Waiting, at);
                     }
                     out.attention = Some(format!("question: {}", one_line(ask, 80)));
@@ -637,6 +641,13 @@ impl RunView {
             }
         }
         out
+    }
+
+    /// The step has ended (its row's status is terminal).
+    fn settled(&self, step: &StepKey) -> bool {
+        self.steps
+            .iter()
+            .any(|s| &s.key == step && s.status.is_terminal())
     }
 
     /// A step that waited for the user runs again once nothing else waits.

@@ -33,9 +33,11 @@ pub fn too_small(area: Rect) -> bool {
 }
 
 /// Width of the whisper sidebar for a screen `width` wide: wider while a
-/// swarm's plan waits for review (its tasks are read there).
+/// swarm's plan waits for review (its tasks are read there), but not while
+/// the plan's YAML is edited in the main area.
 fn sidebar_width(state: &State, width: u16) -> u16 {
-    if state.run.pending().any(|(_, p)| p.review.is_some()) {
+    let editing = matches!(state.typing, Some(super::Typing::EditPlan(_)));
+    if !editing && state.run.pending().any(|(_, p)| p.review.is_some()) {
         (width / 2).clamp(28, 72)
     } else {
         (width / 3).clamp(28, 44)

@@ -22,6 +22,7 @@ mod replay;
 mod retryfork;
 mod review;
 pub mod sample;
+pub mod sample_swarm;
 mod steering;
 mod swarm;
 

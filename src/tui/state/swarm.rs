@@ -5,7 +5,7 @@
 //! `slot_breaker` and the `plan-review` question; the tasks stay ordinary
 //! steps, so the overview and the timeline keep listing them by step id.
 
-use crate::protocol::{Attempt, Event, Millis, StepKey, Usage};
+use crate::protocol::{Attempt, Event, Millis, StepKey, StepStatus, Usage};
 use crate::swarm::plan::{self, Plan};
 
 use super::fold::RunView;
@@ -182,20 +182,6 @@ impl Pane {
         self.usage.add(&more);
     }
 
-    /// Usage of `step` alone: its task's on a slot pane, else the pane's.
-    pub fn step_usage(&self, step: &StepKey) -> Usage {
-        match &self.slot {
-            Some(s) => s
-                .tasks
-                .iter()
-                .rev()
-                .find(|t| &t.task == step)
-                .map(|t| t.usage)
-                .unwrap_or_default(),
-            None => self.usage,
-        }
-    }
-
     fn task_mut(&mut self, step: &StepKey) -> Option<&mut SlotTask> {
         self.slot
             .as_mut()?
@@ -282,10 +268,13 @@ impl RunView {
                     } else {
                         LineKind::Note
                     };
-                    self.panes[i].note(format!("⚡ breaker {word}: {reason}"), kind);
+                    self.panes[i].note(format!("⊘ breaker {word}: {reason}"), kind);
                 }
-                self.notes
-                    .push(format!("slot {slot} breaker {word}: {reason}"));
+                // An open breaker shows in the status bar until it closes.
+                if !matches!(shown, Some(BreakerShown::Open { .. })) {
+                    self.notes
+                        .push(format!("slot {slot} breaker {word}: {reason}"));
+                }
             }
             _ => {}
         }
@@ -296,10 +285,19 @@ impl RunView {
         self.panes.iter().position(|p| p.slot_no() == Some(slot))
     }
 
-    /// Usage of one step (a task's alone, not its slot's).
+    /// Usage of one step: a task's alone (over every slot it ran on), not
+    /// its slot's.
     pub fn step_usage(&self, step: &StepKey) -> Option<Usage> {
-        self.pane_index(step)
-            .map(|i| self.panes[i].step_usage(step))
+        if !self.assignments.contains_key(step) {
+            return self.pane_index(step).map(|i| self.panes[i].usage);
+        }
+        let mut total = Usage::default();
+        for p in self.panes.iter().filter_map(|p| p.slot.as_ref()) {
+            for t in p.tasks.iter().filter(|t| &t.task == step) {
+                total.add(&t.usage);
+            }
+        }
+        Some(total)
     }
 
     fn assign(
@@ -311,8 +309,20 @@ impl RunView {
         at: Millis,
     ) {
         self.swarm = true;
-        self.assignments
+        let before = self
+            .assignments
             .insert(task.clone(), TaskSlot { slot, stolen_from });
+        if let Some(old) = before.filter(|b| b.slot != slot)
+            && let Some(i) = self.slot_pane(old.slot)
+            && &self.panes[i].step == task
+        {
+            // The task goes on elsewhere: its attempt here is over.
+            let p = &mut self.panes[i];
+            if p.status == StepStatus::Retrying {
+                p.status = StepStatus::Failed;
+            }
+            p.note(format!("↪ {task} moved to slot {slot}"), LineKind::Note);
+        }
         // The task is listed (a pending row) before its step starts.
         let _ = self.step_row(task);
         let entry = SlotTask {

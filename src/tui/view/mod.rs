@@ -52,6 +52,8 @@ mod review;
 mod sidebar;
 mod status;
 #[cfg(test)]
+mod swarm_tests;
+#[cfg(test)]
 mod tests;
 
 use ratatui::buffer::Buffer;

@@ -62,8 +62,16 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             .map(|s| s.end.unwrap_or(now).0.saturating_sub(s.start.0))
             .sum();
         let usage = match state.run.step_usage(&row.key) {
-            Some(u) => format!("{}{}", fmt_usage(&u), slot_mark(state, row, " · ")),
+            Some(u) => fmt_usage(&u),
             None => waits_for(row),
+        };
+        // A swarm task's slot (and where it was stolen from) follows its name.
+        let tag = slot_tag(state, row);
+        let name = if tag.is_empty() {
+            clip(row.key.as_str(), 24)
+        } else {
+            let name = clip(row.key.as_str(), 23usize.saturating_sub(tag.chars().count()));
+            format!("{name} {tag}")
         };
         // A step that has not started has no attempts or time to show yet.
         let (attempts, time) = if row.segments.is_empty() {
@@ -74,7 +82,7 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         let line = format!(
             "{} {glyph} {:<24} {:<12} {attempts:>8} {time:>9}  {usage}",
             if sel { "›" } else { " " },
-            clip(row.key.as_str(), 24),
+            name,
             status,
         );
         let style = if sel {
@@ -87,19 +95,8 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     draw_notes(state, theme, inner, buf);
 }
 
-/// Where a swarm task ran: `slot 2`, `slot 2 (stolen from slot 1)`, after
-/// `sep`; nothing for other steps.
-fn slot_mark(state: &State, row: &StepRow, sep: &str) -> String {
-    match state.run.assignments.get(&row.key) {
-        Some(a) => match a.stolen_from {
-            Some(from) => format!("{sep}slot {} (stolen from slot {from})", a.slot),
-            None => format!("{sep}slot {}", a.slot),
-        },
-        None => String::new(),
-    }
-}
-
-/// The timeline's short mark of a swarm task's slot: `s2`, `s2←1` stolen.
+/// A swarm task's slot as the overview and the timeline mark it: `s2`, or
+/// `s2←1` when it was stolen from slot 1's queue; nothing for other steps.
 fn slot_tag(state: &State, row: &StepRow) -> String {
     match state.run.assignments.get(&row.key) {
         Some(a) => match a.stolen_from {

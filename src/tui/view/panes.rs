@@ -13,7 +13,7 @@ use crate::tui::state::layout::{Regions, pane_body, tab_slots};
 use crate::tui::state::{Focus, LineKind, Pane, State};
 use crate::tui::theme::Theme;
 
-use super::{clip, fmt_secs, fmt_usage, pane_glyph, pane_state_word};
+use super::{clip, fmt_count, fmt_secs, fmt_usage, pane_glyph, pane_state_word};
 
 pub fn draw(state: &State, theme: &Theme, reg: &Regions, buf: &mut Buffer) {
     if state.run.panes.is_empty() {
@@ -98,13 +98,20 @@ fn title(state: &State, theme: &Theme, p: &Pane, room: usize, focused: bool) -> 
     };
     let (step, attempt) = (&p.step, p.attempt);
     let variants = match slot_title(p) {
-        Some(v) => [
-            format!(" {} · {elapsed}{usage}{word} ", v.long),
-            format!(" {} · {elapsed}{usage}{word} ", v.short),
-            format!(" {}{usage}{word} ", v.short),
-            format!(" {} ", v.short),
-        ],
-        None => [
+        // A slot keeps its spend longest: it is what a swarm is watched for.
+        Some(v) => {
+            let tokens = format!(" · {} tok", fmt_count(p.usage.total_tokens()));
+            vec![
+                format!(" {} · {elapsed}{usage}{word} ", v.long),
+                format!(" {} · {elapsed}{usage}{word} ", v.short),
+                format!(" {}{usage}{word} ", v.short),
+                format!(" {}{usage} ", v.short),
+                format!(" {}{tokens} ", v.short),
+                format!(" {}{tokens} ", v.tiny),
+                format!(" {} ", v.tiny),
+            ]
+        }
+        None => vec![
             format!(" {step}{mode} #{attempt} · {elapsed}{usage}{word} "),
             format!(" {step} #{attempt} · {elapsed}{usage}{word} "),
             format!(" {step} #{attempt} · {elapsed}{word} "),
@@ -114,7 +121,7 @@ fn title(state: &State, theme: &Theme, p: &Pane, room: usize, focused: bool) -> 
     let room = room.saturating_sub(glyph.chars().count() + 1);
     let rest = match variants.iter().find(|t| t.chars().count() <= room) {
         Some(t) => t.clone(),
-        None => clip(&variants[3], room),
+        None => clip(variants.last().map_or("", String::as_str), room),
     };
     let status = if state.run.needs_input(&p.step) {
         crate::protocol::StepStatus::Waiting
@@ -141,8 +148,10 @@ fn title(state: &State, theme: &Theme, p: &Pane, room: usize, focused: bool) -> 
 struct SlotTitle {
     /// `slot 2 · coder · task login-api (#3 on this slot) · stolen from slot 1`
     long: String,
-    /// `slot 2 · login-api #3 · stolen←1`
+    /// `slot 2 · login-api #3 · stolen from slot 1`
     short: String,
+    /// `s2 login-api #3 ←1`
+    tiny: String,
 }
 
 /// The slot, mode, task and its number on the slot; that the task was
@@ -153,8 +162,8 @@ fn slot_title(p: &Pane) -> Option<SlotTitle> {
     let task = slot.current()?;
     let n = slot.tasks.len();
     let stolen = task.stolen_from.filter(|_| !p.status.is_terminal());
-    let (stolen_long, stolen_short) = match stolen {
-        Some(s) => (format!(" · stolen from slot {s}"), format!(" · stolen←{s}")),
+    let (stolen_long, stolen_tiny) = match stolen {
+        Some(s) => (format!(" · stolen from slot {s}"), format!(" ←{s}")),
         None => (String::new(), String::new()),
     };
     let retry = if p.attempt.0 > 1 {
@@ -167,7 +176,8 @@ fn slot_title(p: &Pane) -> Option<SlotTitle> {
             "slot {} · {} · task {} (#{n} on this slot){stolen_long}{retry}",
             slot.slot, task.mode, task.task
         ),
-        short: format!("slot {} · {} #{n}{stolen_short}", slot.slot, task.task),
+        short: format!("slot {} · {} #{n}{stolen_long}", slot.slot, task.task),
+        tiny: format!("s{} {} #{n}{stolen_tiny}", slot.slot, task.task),
     })
 }
 
