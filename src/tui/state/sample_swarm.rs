@@ -236,7 +236,10 @@ pub fn swarm_deltas() -> Vec<Notice> {
             "api",
             "Adding the handlers.\n+async fn login(Json(form): Json<Login>) -> Response {\n",
         ),
-        tok("tests", "Writing failing tests first:\n1. expired session → 401\n"),
+        tok(
+            "tests",
+            "Writing failing tests first:\n1. expired session → 401\n",
+        ),
         tok("docs", "## Logging in\nPOST /login with"),
     ]
 }

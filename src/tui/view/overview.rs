@@ -70,7 +70,10 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         let name = if tag.is_empty() {
             clip(row.key.as_str(), 24)
         } else {
-            let name = clip(row.key.as_str(), 23usize.saturating_sub(tag.chars().count()));
+            let name = clip(
+                row.key.as_str(),
+                23usize.saturating_sub(tag.chars().count()),
+            );
             format!("{name} {tag}")
         };
         // A step that has not started has no attempts or time to show yet.

@@ -7,8 +7,8 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::tui::keymap::Action;
 use crate::protocol::StepStatus;
+use crate::tui::keymap::Action;
 use crate::tui::state::{BreakerShown, State, Typing};
 use crate::tui::theme::Theme;
 
