@@ -271,7 +271,13 @@ impl State {
         }
         self.run_open = true;
         let panes = self.run.panes.len();
-        let focused = self.focused_pane().map(|p| (p.slot_no(), p.step.clone()));
+        // Only an assignment inserts a pane (a slot's) before others.
+        let focused = match notice {
+            Notice::Event(r) if matches!(r.event, crate::protocol::Event::TaskAssigned { .. }) => {
+                self.focused_pane().map(|p| (p.slot_no(), p.step.clone()))
+            }
+            _ => None,
+        };
         let swarm = self.run.swarm;
         let folded = self.run.apply(notice);
         if self.run.panes.len() != panes
