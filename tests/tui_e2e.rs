@@ -264,3 +264,54 @@ fn only_run(lev: &Lev) -> String {
         .unwrap()
         .to_string()
 }
+
+/// Canned replies for a two-slot swarm: the orchestrator's plan (a design,
+/// then two tasks that need it), then one streamed reply per task.
+const SWARM_CASSETTE: &str = r#"replies:
+  - step: plan
+    text: '{"summary": "a greeter, documented", "tasks": [
+      {"id": "design", "title": "Design the greeter", "mode": "architect", "needs": [], "acceptance": ["the design is written"], "files": []},
+      {"id": "code", "title": "Write greet.sh", "mode": "coder", "needs": ["design"], "acceptance": ["greet.sh prints hello"], "files": []},
+      {"id": "docs", "title": "Document greet.sh", "mode": "docs-writer", "needs": ["design"], "acceptance": ["README says how to run it"], "files": []}]}'
+    delay_ms: 300
+  - step: design
+    text: "design: one script that prints the greeting"
+    delay_ms: 400
+  - step: code
+    text: "code: greet.sh prints hello with printf"
+    delay_ms: 600
+  - step: docs
+    text: "docs: run sh greet.sh"
+    delay_ms: 600
+"#;
+
+#[test]
+fn swarm_in_the_workbench_review_accept_slots_finish() {
+    if skip_without_tmux() {
+        return;
+    }
+    let lev = Lev::new();
+    let cassette = lev.dir.path().join("swarm.cassette.yaml");
+    std::fs::write(&cassette, SWARM_CASSETTE).unwrap();
+    // The workspace's lev.yaml picks the scripted provider and its cassette.
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        format!("provider: scripted\ncassette: {}\n", cassette.display()),
+    )
+    .unwrap();
+    let t = Tmux::start(&lev, &["workflow", "build a greeter", "--agents", "2"]);
+    // The plan shows readably in the sidebar; its keys appear after the grace period.
+    let review = t.wait_for("the plan review", 60, |s| {
+        s.contains("Review the plan (3 tasks)") && s.contains("[a] accept")
+    });
+    assert!(review.contains("2. code · coder"), "{review}");
+    t.send("a");
+    t.wait_for("the run to succeed", 60, |s| s.contains("succeeded ·"));
+    let screen = t.wait_for("both slots' panes", 10, |s| {
+        s.contains("── task design") && s.contains("── task docs")
+    });
+    assert!(screen.contains("code: greet.sh prints hello"), "{screen}");
+    t.send("q");
+    assert_eq!(t.wait_exit(20), 0);
+    assert_eq!(lev.show(&only_run(&lev))["status"], "succeeded");
+}

@@ -15,6 +15,7 @@ use crate::workflow::describe_pause;
 use super::outline::GivenHint;
 use super::pane::{LineKind, Pane};
 use super::steering::SentMessage;
+use super::swarm::{self, BreakerView, PlanReview, TaskSlot};
 
 /// One attempt of a step on the timeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +71,8 @@ pub struct Prompt {
     /// When the prompt's timeout policy applies, if it has one.
     pub deadline: Option<Millis>,
     pub answered: Option<Answered>,
+    /// Set when the question reviews a swarm's plan.
+    pub review: Option<Box<PlanReview>>,
 }
 
 impl Prompt {
@@ -120,9 +123,15 @@ pub struct RunView {
     pub hints: Vec<GivenHint>,
     /// Events folded so far.
     pub events: usize,
-    /// Circuit breakers not closed (provider endpoints, swarm slots as
-    /// `slot N`) and their state (`open`, `half_open`), for the status bar.
-    pub breakers: BTreeMap<String, String>,
+    /// Provider endpoints whose circuit breaker is not closed, and their
+    /// state (`open`, `half_open`), for the status bar.
+    pub provider_breakers: BTreeMap<String, String>,
+    /// A swarm run (`lev workflow`): tasks show in their agent slots' panes.
+    pub swarm: bool,
+    /// Each swarm task's slot (the latest assignment).
+    pub assignments: BTreeMap<StepKey, TaskSlot>,
+    /// Slot circuit breakers that are not closed, by slot.
+    pub breakers: BTreeMap<u32, BreakerView>,
 }
 
 impl Default for RunView {
@@ -145,7 +154,10 @@ impl Default for RunView {
             forked_from: None,
             hints: Vec::new(),
             events: 0,
+            swarm: false,
+            assignments: BTreeMap::new(),
             breakers: BTreeMap::new(),
+            provider_breakers: BTreeMap::new(),
         }
     }
 }
@@ -169,15 +181,21 @@ impl RunView {
     }
 
     /// Remembers a breaker's state; a closed one is no longer shown.
-    fn set_breaker(&mut self, name: String, state: &str) {
+    fn set_provider_breaker(&mut self, name: String, state: &str) {
         if state == "closed" {
-            self.breakers.remove(&name);
+            self.provider_breakers.remove(&name);
         } else {
-            self.breakers.insert(name, state.to_string());
+            self.provider_breakers.insert(name, state.to_string());
         }
     }
 
+    /// The pane showing `step`: its own, or its swarm slot's.
     pub fn pane_index(&self, step: &StepKey) -> Option<usize> {
+        if let Some(a) = self.assignments.get(step)
+            && let Some(i) = self.slot_pane(a.slot)
+        {
+            return Some(i);
+        }
         self.panes.iter().position(|p| &p.step == step)
     }
 
@@ -243,7 +261,7 @@ impl RunView {
         &mut self.panes[idx]
     }
 
-    fn step_row(&mut self, step: &StepKey) -> &mut StepRow {
+    pub(super) fn step_row(&mut self, step: &StepKey) -> &mut StepRow {
         let idx = match self.steps.iter().position(|s| &s.key == step) {
             Some(i) => {
                 let row = &mut self.steps[i];
@@ -268,7 +286,10 @@ impl RunView {
     }
 
     pub(super) fn set_status(&mut self, step: &StepKey, status: StepStatus, at: Millis) {
-        if let Some(i) = self.pane_index(step) {
+        // A slot pane that moved on to another task keeps that task's status.
+        if let Some(i) = self.pane_index(step)
+            && &self.panes[i].step == step
+        {
             let p = &mut self.panes[i];
             p.status = status;
             if status.is_terminal() || status == StepStatus::Retrying {
@@ -349,8 +370,13 @@ impl RunView {
                         asked_at: at,
                         deadline: timeout_ms.map(|t| Millis(at.0 + t)),
                         answered: None,
+                        review: swarm::plan_review(id, ask),
                     });
-                    if let Some(s) = step {
+                    // A finished step may still ask (a swarm's plan review):
+                    // it needs input, but it does not run again.
+                    if let Some(s) = step
+                        && !self.settled(s)
+                    {
                         self.set_status(s, StepStatus::Waiting, at);
                     }
                     out.attention = Some(format!("question: {}", one_line(ask, 80)));
@@ -393,6 +419,7 @@ impl RunView {
                         asked_at: at,
                         deadline: timeout_ms.map(|t| Millis(at.0 + t)),
                         answered: None,
+                        review: None,
                     });
                     self.set_status(step, StepStatus::Waiting, at);
                     out.attention = Some(format!("approve {step}? {}", one_line(message, 80)));
@@ -437,7 +464,11 @@ impl RunView {
                 match self.pane_index(step) {
                     Some(i) => {
                         let p = &mut self.panes[i];
-                        if p.attempt != *attempt
+                        if p.take_task_start(step) {
+                            // A slot's new task: its separator is already shown.
+                            p.attempt = *attempt;
+                            p.started_at = at;
+                        } else if p.attempt != *attempt
                             || p.status.is_terminal()
                             || p.status == StepStatus::Retrying
                         {
@@ -477,7 +508,7 @@ impl RunView {
                 for c in tool_calls {
                     p.add_tool(&c.id, &c.name, &c.arguments);
                 }
-                p.usage.add(usage);
+                p.add_usage(step, usage);
             }
             Event::ToolStarted {
                 step,
@@ -604,43 +635,10 @@ impl RunView {
                 self.notes
                     .push(format!("paused: {}", describe_pause(reason)));
             }
-            Event::PlanProposed {
-                attempt, problems, ..
-            } => {
-                if !problems.is_empty() {
-                    self.notes
-                        .push(format!("plan #{attempt} rejected: {}", problems.join("; ")));
-                }
-            }
-            Event::PlanAccepted { plan, .. } => {
-                let n = plan
-                    .get("tasks")
-                    .and_then(serde_json::Value::as_array)
-                    .map_or(0, Vec::len);
-                self.notes.push(format!("plan accepted: {n} tasks"));
-            }
-            Event::TaskAssigned {
-                task,
-                slot,
-                stolen_from,
-                ..
-            } => {
-                let how = match stolen_from {
-                    Some(from) => format!(" (stolen from slot {from})"),
-                    None => String::new(),
-                };
-                self.notes.push(format!("task {task} → slot {slot}{how}"));
-            }
-            Event::SlotBreaker {
-                slot,
-                state,
-                reason,
-                ..
-            } => {
-                self.notes
-                    .push(format!("slot {slot} breaker {state}: {reason}"));
-                self.set_breaker(format!("slot {slot}"), state);
-            }
+            Event::PlanProposed { .. }
+            | Event::PlanAccepted { .. }
+            | Event::TaskAssigned { .. }
+            | Event::SlotBreaker { .. } => self.apply_swarm(&r.event, at),
             Event::ProviderBreaker {
                 endpoint,
                 state,
@@ -649,7 +647,7 @@ impl RunView {
             } => {
                 self.notes
                     .push(format!("{endpoint} breaker {state}: {reason}"));
-                self.set_breaker(endpoint.clone(), state);
+                self.set_provider_breaker(endpoint.clone(), state);
             }
             Event::RunCancelRequested { .. } => {
                 self.notes.push("cancel requested".into());
@@ -675,6 +673,13 @@ impl RunView {
         out
     }
 
+    /// The step has ended (its row's status is terminal).
+    fn settled(&self, step: &StepKey) -> bool {
+        self.steps
+            .iter()
+            .any(|s| &s.key == step && s.status.is_terminal())
+    }
+
     /// A step that waited for the user runs again once nothing else waits.
     fn resume_step(&mut self, step: &StepKey, at: Millis) {
         if self.needs_input(step) {
@@ -697,10 +702,7 @@ impl RunView {
     /// (the engine may count tokens the replies did not report).
     fn settle_usage(&mut self, step: &StepKey, usage: &Usage) {
         if let Some(i) = self.pane_index(step) {
-            let p = &mut self.panes[i];
-            if usage.total_tokens() > p.usage.total_tokens() {
-                p.usage = *usage;
-            }
+            self.panes[i].settle_usage(step, usage);
         }
     }
 }

@@ -52,6 +52,9 @@ impl State {
                 _ => {}
             }
         }
+        if let Some(effects) = self.review_key(&key) {
+            return effects;
+        }
         if self.focused_prompt().is_some() {
             match key.code {
                 KeyCode::Up => return self.move_option(-1),
@@ -122,10 +125,12 @@ impl State {
             Action::ToggleZoom => self.zoom = !self.zoom,
             Action::LayoutTabs => {
                 self.layout = PaneLayout::Tabs;
+                self.layout_chosen = true;
                 self.zoom = false;
             }
             Action::LayoutGrid => {
                 self.layout = PaneLayout::Grid;
+                self.layout_chosen = true;
                 self.zoom = false;
             }
             Action::ToggleSidebar => {
@@ -413,6 +418,7 @@ impl State {
         let mut ta = TextArea::default();
         ta.set_placeholder_text(placeholder);
         self.textarea = ta;
+        self.plan_draft = None;
         self.typing = Some(t);
         if t == Typing::Palette {
             self.overlay = Some(Overlay::Palette);
@@ -451,6 +457,9 @@ impl State {
     }
 
     fn typing_key(&mut self, t: Typing, key: KeyEvent) -> Vec<Effect> {
+        if let Typing::EditPlan(i) = t {
+            return self.plan_edit_key(i, key);
+        }
         match key.code {
             KeyCode::Esc => {
                 self.typing = None;
@@ -470,6 +479,8 @@ impl State {
                 self.typing = None;
                 match t {
                     Typing::Answer(i) => self.send_answer(i, text.trim().to_string()),
+                    // Handled by `plan_edit_key` (Enter is a new line there).
+                    Typing::EditPlan(_) => Vec::new(),
                     Typing::Message(i) => self.send_message(i, text.trim().to_string()),
                     Typing::Search => {
                         self.search_step(false);

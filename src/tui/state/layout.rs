@@ -32,9 +32,16 @@ pub fn too_small(area: Rect) -> bool {
     area.width < MIN_WIDTH || area.height < MIN_HEIGHT
 }
 
-/// Width of the whisper sidebar for a screen `width` wide.
-fn sidebar_width(width: u16) -> u16 {
-    (width / 3).clamp(28, 44)
+/// Width of the whisper sidebar for a screen `width` wide: wider while a
+/// swarm's plan waits for review (its tasks are read there), but not while
+/// the plan's YAML is edited in the main area.
+fn sidebar_width(state: &State, width: u16) -> u16 {
+    let editing = matches!(state.typing, Some(super::Typing::EditPlan(_)));
+    if !editing && state.run.pending().any(|(_, p)| p.review.is_some()) {
+        (width / 2).clamp(28, 72)
+    } else {
+        (width / 3).clamp(28, 44)
+    }
 }
 
 /// Computes the regions of `area` for `state`.
@@ -49,7 +56,7 @@ pub fn regions(state: &State, area: Rect) -> Regions {
     r.status = Rect::new(area.x, area.y + area.height - 1, area.width, 1);
     let mut body = Rect::new(area.x, area.y, area.width, area.height - 1);
     if state.sidebar && state.run_open {
-        let w = sidebar_width(area.width).min(body.width);
+        let w = sidebar_width(state, area.width).min(body.width);
         r.sidebar = Some(Rect::new(body.x + body.width - w, body.y, w, body.height));
         body.width -= w;
     }
@@ -152,9 +159,9 @@ pub fn tab_slots(state: &State, bar: Rect) -> (usize, Vec<TabSlot>) {
         .enumerate()
         .map(|(i, p)| {
             let attention = u16::from(state.run.needs_input(&p.step));
-            // " n " + glyph + " step! " + "│"
+            // " n " + glyph + " label! " + "│"
             let n = (i + 1).to_string().len() as u16;
-            n + 2 + 1 + p.step.as_str().chars().count() as u16 + 2 + attention + 1
+            n + 2 + 1 + p.label().chars().count() as u16 + 2 + attention + 1
         })
         .collect();
     let focus = state.focus_pane.min(widths.len().saturating_sub(1));

@@ -7,7 +7,9 @@
 //! (scrollback, search, tools), `input` (keys and mouse → effects),
 //! `layout` (regions shared by the view and mouse hit-testing), `palette`
 //! (fuzzy command list), `replay` (playback over recorded events),
-//! `outline` (the declared steps and the hints agents got at their start).
+//! `outline` (the declared steps and the hints agents got at their start),
+//! `swarm` (slot panes, stealing, breakers, the plan under review) and
+//! `review` (the plan review's keys and its editor).
 
 mod answer;
 mod fold;
@@ -18,8 +20,11 @@ mod palette;
 mod pane;
 mod replay;
 mod retryfork;
+mod review;
 pub mod sample;
+pub mod sample_swarm;
 mod steering;
+mod swarm;
 
 use std::collections::BTreeSet;
 
@@ -39,7 +44,9 @@ pub use pane::{
     LineKind, MAX_LINES, Pane, PaneLine, Scroll, Search, ToolView, classify, wrapped_rows,
 };
 pub use replay::Replay;
+pub use review::{ACCEPT as REVIEW_ACCEPT, REGENERATE as REVIEW_REGENERATE};
 pub use steering::SentMessage;
+pub use swarm::{BreakerShown, BreakerView, PlanReview, SlotPane, SlotTask, TaskSlot};
 
 /// A new prompt neither takes focus nor accepts an approval before this much
 /// tick time has passed since it appeared (keys typed for something else must
@@ -120,6 +127,8 @@ pub enum Typing {
     Message(usize),
     Search,
     Palette,
+    /// The plan of review prompt `n`, in the multi-line editor.
+    EditPlan(usize),
 }
 
 /// What a confirm overlay confirms.
@@ -155,6 +164,8 @@ pub struct State {
     /// A run is open (otherwise the runs browser shows).
     pub run_open: bool,
     pub layout: PaneLayout,
+    /// The user picked the layout (a swarm run no longer switches to the grid).
+    pub layout_chosen: bool,
     pub zoom: bool,
     /// Focused pane index.
     pub focus_pane: usize,
@@ -169,6 +180,8 @@ pub struct State {
     pub typing: Option<Typing>,
     /// The input box (answers, search, palette share it; one has focus at a time).
     pub textarea: TextArea<'static>,
+    /// `textarea` holds an unsent edit of review prompt `n` (Esc keeps it).
+    pub plan_draft: Option<usize>,
     pub overlay: Option<Overlay>,
     pub palette: Vec<PaletteEntry>,
     pub palette_cursor: usize,
@@ -214,6 +227,7 @@ impl State {
             runs_cursor: 0,
             run_open: false,
             layout: PaneLayout::default(),
+            layout_chosen: false,
             zoom: false,
             focus_pane: 0,
             screen: Screen::default(),
@@ -224,6 +238,7 @@ impl State {
             option_cursor: 0,
             typing: None,
             textarea: TextArea::default(),
+            plan_draft: None,
             overlay: None,
             palette: Vec::new(),
             palette_cursor: 0,
@@ -255,7 +270,32 @@ impl State {
             return;
         }
         self.run_open = true;
+        let panes = self.run.panes.len();
+        // Only an assignment inserts a pane (a slot's) before others.
+        let focused = match notice {
+            Notice::Event(r) if matches!(r.event, crate::protocol::Event::TaskAssigned { .. }) => {
+                self.focused_pane().map(|p| (p.slot_no(), p.step.clone()))
+            }
+            _ => None,
+        };
+        let swarm = self.run.swarm;
         let folded = self.run.apply(notice);
+        if self.run.panes.len() != panes
+            && let Some((slot, step)) = focused
+        {
+            // A slot pane is inserted in slot order: focus stays on its pane.
+            let same = |p: &Pane| match slot {
+                Some(n) => p.slot_no() == Some(n),
+                None => p.slot.is_none() && p.step == step,
+            };
+            if let Some(i) = self.run.panes.iter().position(same) {
+                self.focus_pane = i;
+            }
+        }
+        if self.run.swarm && !swarm && !self.layout_chosen {
+            // One pane per agent slot: a swarm is watched side by side.
+            self.layout = PaneLayout::Grid;
+        }
         self.after_fold(folded);
     }
 
@@ -286,7 +326,14 @@ impl State {
                 Vec::new()
             }
             Input::Paste(s) => {
-                // Pasting onto a focused question starts a free-text answer with it.
+                // Pasting onto a focused plan review opens its editor with
+                // the pasted plan; onto a question, a free-text answer.
+                if self.typing.is_none()
+                    && let Some((i, p)) = self.focused_prompt()
+                    && p.review.is_some()
+                {
+                    self.start_plan_edit(i, Some(String::new()));
+                }
                 if self.typing.is_none()
                     && self
                         .focused_prompt()
@@ -376,6 +423,7 @@ impl State {
         self.typing = None;
         self.overlay = None;
         self.prompt_seen.clear();
+        self.plan_draft = None;
         self.auto_focused.clear();
         self.sent.clear();
         self.queued.clear();

@@ -113,6 +113,9 @@ pub struct Pane {
     shell_streamed: bool,
     pub scroll: Scroll,
     pub search: Search,
+    /// Set when the pane is a swarm agent slot's (it shows the slot's
+    /// tasks one after another; `step` is the current one).
+    pub slot: Option<super::swarm::SlotPane>,
 }
 
 impl Pane {
@@ -143,7 +146,23 @@ impl Pane {
             shell_streamed: false,
             scroll: Scroll::default(),
             search: Search::default(),
+            slot: None,
         }
+    }
+
+    /// The pane goes on with another step (a swarm slot's next task): the
+    /// scrollback stays, the per-step state starts over.
+    pub(super) fn start_section(&mut self, step: StepKey, at: Millis) {
+        self.close_open();
+        self.step = step;
+        self.attempt = Attempt(1);
+        self.status = StepStatus::Running;
+        self.started_at = at;
+        self.finished_at = None;
+        self.paused = false;
+        self.shell_streamed = false;
+        self.live_start = None;
+        self.in_code = false;
     }
 
     /// A new attempt of the same step starts in the same pane.

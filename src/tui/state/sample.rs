@@ -18,11 +18,11 @@ pub fn sample_run_id() -> RunId {
     RunId("01KAV0SAMPLE0RUN0000000000".to_string())
 }
 
-fn at(ms: u64) -> Millis {
+pub(super) fn at(ms: u64) -> Millis {
     Millis(T0 + ms)
 }
 
-fn started(step: &str, attempt: u32, kind: &str, mode: Option<&str>, ms: u64) -> Event {
+pub(super) fn started(step: &str, attempt: u32, kind: &str, mode: Option<&str>, ms: u64) -> Event {
     Event::StepStarted {
         step: StepKey::new(step),
         attempt: Attempt(attempt),
@@ -67,7 +67,7 @@ fn sample_outline() -> Vec<StepOutline> {
     ]
 }
 
-fn usage(input: u64, output: u64, cost: f64) -> Usage {
+pub(super) fn usage(input: u64, output: u64, cost: f64) -> Usage {
     Usage {
         input_tokens: input,
         output_tokens: output,

@@ -5,7 +5,8 @@
 //!
 //! Split by region: `panes` (tabs, grid, zoom, pane bodies), `sidebar`
 //! (whispers), `status` (status bar), `overlays` (help, palette, confirm),
-//! `browser` (runs list), `overview` (steps list and timeline).
+//! `browser` (runs list), `overview` (steps list and timeline), `review`
+//! (a swarm's plan under review and its editor).
 
 /// Every style slot the views ask the theme for (besides `step.<status>`
 /// for the six styled statuses). The names follow the theme module's slot
@@ -47,8 +48,11 @@ mod memory;
 mod overlays;
 mod overview;
 mod panes;
+mod review;
 mod sidebar;
 mod status;
+#[cfg(test)]
+mod swarm_tests;
 #[cfg(test)]
 mod tests;
 
@@ -79,6 +83,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             Screen::Overview => overview::draw_list(state, theme, reg.main, buf),
             Screen::Timeline => overview::draw_timeline(state, theme, reg.main, buf),
         }
+        review::draw_editor(state, theme, reg.main, buf);
         if let Some(s) = reg.sidebar {
             sidebar::draw(state, theme, s, buf);
         }

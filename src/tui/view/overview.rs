@@ -61,9 +61,20 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             .iter()
             .map(|s| s.end.unwrap_or(now).0.saturating_sub(s.start.0))
             .sum();
-        let usage = match state.run.pane_index(&row.key) {
-            Some(i) => fmt_usage(&state.run.panes[i].usage),
+        let usage = match state.run.step_usage(&row.key) {
+            Some(u) => fmt_usage(&u),
             None => waits_for(row),
+        };
+        // A swarm task's slot (and where it was stolen from) follows its name.
+        let tag = slot_tag(state, row);
+        let name = if tag.is_empty() {
+            clip(row.key.as_str(), 24)
+        } else {
+            let name = clip(
+                row.key.as_str(),
+                23usize.saturating_sub(tag.chars().count()),
+            );
+            format!("{name} {tag}")
         };
         // A step that has not started has no attempts or time to show yet.
         let (attempts, time) = if row.segments.is_empty() {
@@ -74,7 +85,7 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         let line = format!(
             "{} {glyph} {:<24} {:<12} {attempts:>8} {time:>9}  {usage}",
             if sel { "›" } else { " " },
-            clip(row.key.as_str(), 24),
+            name,
             status,
         );
         let style = if sel {
@@ -85,6 +96,18 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         buf.set_stringn(inner.x, y, line, w, style);
     }
     draw_notes(state, theme, inner, buf);
+}
+
+/// A swarm task's slot as the overview and the timeline mark it: `s2`, or
+/// `s2←1` when it was stolen from slot 1's queue; nothing for other steps.
+fn slot_tag(state: &State, row: &StepRow) -> String {
+    match state.run.assignments.get(&row.key) {
+        Some(a) => match a.stolen_from {
+            Some(from) => format!("s{}←{from}", a.slot),
+            None => format!("s{}", a.slot),
+        },
+        None => String::new(),
+    }
 }
 
 /// `after a, b` for a step that has not started and declares needs.
@@ -148,12 +171,20 @@ pub fn draw_timeline(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer)
     for (k, row) in run.steps.iter().enumerate().take(rows) {
         let y = inner.y + k as u16;
         let sel = k == state.overview_cursor;
+        // A swarm task's slot (and the slot it was stolen from) ends the label.
+        let tag = slot_tag(state, row);
+        let tag_w = tag.chars().count();
+        let name_w = label_w.saturating_sub(1 + tag_w + usize::from(tag_w > 0));
         let label = format!(
             "{}{}",
             if sel { "›" } else { " " },
-            clip(row.key.as_str(), label_w.saturating_sub(1))
+            clip(row.key.as_str(), name_w)
         );
         buf.set_stringn(inner.x, y, label, label_w, theme.style("base"));
+        if tag_w > 0 && tag_w < label_w {
+            let x = inner.x + (label_w - tag_w) as u16;
+            buf.set_stringn(x, y, &tag, tag_w, theme.style("dim"));
+        }
         if row.segments.is_empty() {
             // Not started: say so where its bar will be.
             let text = format!(

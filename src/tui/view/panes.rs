@@ -13,7 +13,7 @@ use crate::tui::state::layout::{Regions, pane_body, tab_slots};
 use crate::tui::state::{Focus, LineKind, Pane, State};
 use crate::tui::theme::Theme;
 
-use super::{clip, fmt_secs, fmt_usage, pane_glyph, pane_state_word};
+use super::{clip, fmt_count, fmt_secs, fmt_usage, pane_glyph, pane_state_word};
 
 pub fn draw(state: &State, theme: &Theme, reg: &Regions, buf: &mut Buffer) {
     if state.run.panes.is_empty() {
@@ -66,7 +66,7 @@ fn tab_bar(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                 pane_glyph(state, theme, p).to_string(),
                 style.patch(super::status_style(theme, status)),
             ),
-            Span::styled(format!(" {}{attention} ", p.step), style),
+            Span::styled(format!(" {}{attention} ", p.label()), style),
             Span::styled("│", theme.style("dim")),
         ]);
         let right = area.x + area.width;
@@ -97,16 +97,31 @@ fn title(state: &State, theme: &Theme, p: &Pane, room: usize, focused: bool) -> 
         format!(" · {word}")
     };
     let (step, attempt) = (&p.step, p.attempt);
-    let variants = [
-        format!(" {step}{mode} #{attempt} · {elapsed}{usage}{word} "),
-        format!(" {step} #{attempt} · {elapsed}{usage}{word} "),
-        format!(" {step} #{attempt} · {elapsed}{word} "),
-        format!(" {step} #{attempt} · {elapsed} "),
-    ];
+    let variants = match slot_title(p) {
+        // A slot keeps its spend longest: it is what a swarm is watched for.
+        Some(v) => {
+            let tokens = format!(" · {} tok", fmt_count(p.usage.total_tokens()));
+            vec![
+                format!(" {} · {elapsed}{usage}{word} ", v.long),
+                format!(" {} · {elapsed}{usage}{word} ", v.short),
+                format!(" {}{usage}{word} ", v.short),
+                format!(" {}{usage} ", v.short),
+                format!(" {}{tokens} ", v.short),
+                format!(" {}{tokens} ", v.tiny),
+                format!(" {} ", v.tiny),
+            ]
+        }
+        None => vec![
+            format!(" {step}{mode} #{attempt} · {elapsed}{usage}{word} "),
+            format!(" {step} #{attempt} · {elapsed}{usage}{word} "),
+            format!(" {step} #{attempt} · {elapsed}{word} "),
+            format!(" {step} #{attempt} · {elapsed} "),
+        ],
+    };
     let room = room.saturating_sub(glyph.chars().count() + 1);
     let rest = match variants.iter().find(|t| t.chars().count() <= room) {
         Some(t) => t.clone(),
-        None => clip(&variants[3], room),
+        None => clip(variants.last().map_or("", String::as_str), room),
     };
     let status = if state.run.needs_input(&p.step) {
         crate::protocol::StepStatus::Waiting
@@ -127,6 +142,43 @@ fn title(state: &State, theme: &Theme, p: &Pane, room: usize, focused: bool) -> 
         Span::styled(glyph, super::status_style(theme, status)),
         Span::styled(rest, rest_style),
     ])
+}
+
+/// The start of a slot pane's title, long and short.
+struct SlotTitle {
+    /// `slot 2 · coder · task login-api (#3 on this slot) · stolen from slot 1`
+    long: String,
+    /// `slot 2 · login-api #3 · stolen from slot 1`
+    short: String,
+    /// `s2 login-api #3 ←1`
+    tiny: String,
+}
+
+/// The slot, mode, task and its number on the slot; that the task was
+/// stolen while it runs; the attempt when it is a retry. Spend follows in
+/// the title: the pane's usage sums the slot's tasks.
+fn slot_title(p: &Pane) -> Option<SlotTitle> {
+    let slot = p.slot.as_ref()?;
+    let task = slot.current()?;
+    let n = slot.tasks.len();
+    let stolen = task.stolen_from.filter(|_| !p.status.is_terminal());
+    let (stolen_long, stolen_tiny) = match stolen {
+        Some(s) => (format!(" · stolen from slot {s}"), format!(" ←{s}")),
+        None => (String::new(), String::new()),
+    };
+    let retry = if p.attempt.0 > 1 {
+        format!(" · attempt {}", p.attempt)
+    } else {
+        String::new()
+    };
+    Some(SlotTitle {
+        long: format!(
+            "slot {} · {} · task {} (#{n} on this slot){stolen_long}{retry}",
+            slot.slot, task.mode, task.task
+        ),
+        short: format!("slot {} · {} #{n}{stolen_long}", slot.slot, task.task),
+        tiny: format!("s{} {} #{n}{stolen_tiny}", slot.slot, task.task),
+    })
 }
 
 fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: &mut Buffer) {

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
 use crate::protocol::AnswerSource;
 use crate::tui::keymap::Action;
-use crate::tui::state::{PromptKind, State, Typing};
+use crate::tui::state::{PromptKind, REVIEW_ACCEPT, REVIEW_REGENERATE, State, Typing};
 use crate::tui::theme::Theme;
 
 use super::fmt_secs;
@@ -89,6 +89,14 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                     Span::styled(format!("{marker}? {label}"), head_style),
                     Span::styled(format!("  ⏱ {waited}"), theme.style("dim")),
                 ]));
+                if let Some(review) = &p.review {
+                    // The plan readably, with its own keys instead of options.
+                    lines.extend(super::review::prompt_lines(
+                        state, theme, i, review, focused,
+                    ));
+                    lines.push(Line::raw(""));
+                    continue;
+                }
                 lines.push(Line::styled(format!("  {}", p.text), theme.style("base")));
                 for (k, o) in options.iter().enumerate() {
                     let sel = focused && k == state.option_cursor;
@@ -160,6 +168,13 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                 AnswerSource::Default => " (default)",
                 AnswerSource::Timeout => " (timeout)",
             };
+            // An edited plan is many lines: the history names it only.
+            let text = match &p.review {
+                Some(_) if a.text != REVIEW_ACCEPT && a.text != REVIEW_REGENERATE => {
+                    "edited plan".to_string()
+                }
+                _ => a.text.clone(),
+            };
             let what = match &p.kind {
                 PromptKind::Question { id, header, .. } => {
                     header.clone().unwrap_or_else(|| id.clone())
@@ -167,7 +182,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                 PromptKind::Approval => p.key(),
             };
             lines.push(Line::styled(
-                format!("✓ {what} = {}{who}", a.text),
+                format!("✓ {what} = {text}{who}"),
                 theme.style("dim"),
             ));
         }

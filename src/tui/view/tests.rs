@@ -272,7 +272,7 @@ fn sidebar_scrolls_to_the_focused_prompt() {
 
 /// The screen's text, then each row's style runs (`x0-x1 fg bg modifiers`),
 /// so a theme's colours are part of what a reviewer reads.
-fn styled_screen(state: &State, theme: &Theme, w: u16, h: u16) -> String {
+pub(super) fn styled_screen(state: &State, theme: &Theme, w: u16, h: u16) -> String {
     let buf = render(state, theme, w, h);
     let mut out = buffer_text(&buf);
     out.push_str("\n--- styles ---\n");
