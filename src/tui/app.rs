@@ -24,9 +24,9 @@ use super::theme::{Catalog, Theme};
 use super::view;
 use crate::config::AttentionSettings;
 use crate::host::{self, ActiveRuns};
+use crate::isolation::{self, StepWorktree};
 use crate::journal::Journal;
 use crate::protocol::{Millis, Notice, Op, Recorded, RunId, RunStatus, StepKey};
-use crate::isolation::{self, StepWorktree};
 use crate::workflow::{self, EngineDeps, RunOutcome, Settle, Settled, Start};
 
 /// Builds engine dependencies to resume a run chosen in the browser.

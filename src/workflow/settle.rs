@@ -146,3 +146,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| format!("git stopped: {e}"))?
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+#[path = "settle_tests.rs"]
+mod tests;

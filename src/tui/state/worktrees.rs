@@ -54,11 +54,13 @@ impl State {
     /// The selected step's worktree (run, step), or why there is none.
     fn selected_worktree(&self) -> Result<(RunId, &StepWorktree), String> {
         let run = self.run.run.clone().ok_or("no run on screen")?;
-        let (step, _) = self.selected_step().ok_or(
-            "select a step with a worktree (pick it in the overview, or focus its pane)",
-        )?;
+        let (step, _) = self
+            .selected_step()
+            .ok_or("select a step with a worktree (pick it in the overview, or focus its pane)")?;
         let w = self.run.worktree_of(&step).ok_or_else(|| {
-            format!("step {step} has no worktree (it did not ask for `workspace: {{ worktree: true }}`)")
+            format!(
+                "step {step} has no worktree (it did not ask for `workspace: {{ worktree: true }}`)"
+            )
         })?;
         Ok((run, w))
     }
@@ -76,7 +78,9 @@ impl State {
         let how = match a {
             Action::WorktreeDiff => {
                 if w.fate == Fate::Discarded {
-                    self.say(format!("step {step}'s worktree was discarded: no diff left"));
+                    self.say(format!(
+                        "step {step}'s worktree was discarded: no diff left"
+                    ));
                     return Vec::new();
                 }
                 return vec![Effect::WorktreeDiff { run, step }];
@@ -85,9 +89,9 @@ impl State {
             _ => Settle::Discard,
         };
         let refused = match (&w.fate, how) {
-            (Fate::Merged { into, .. }, Settle::Merge) => {
-                Some(format!("step {step}'s branch is already merged into {into}"))
-            }
+            (Fate::Merged { into, .. }, Settle::Merge) => Some(format!(
+                "step {step}'s branch is already merged into {into}"
+            )),
             (Fate::Discarded, _) => Some(format!("step {step}'s worktree is already discarded")),
             _ => None,
         };

@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 use crate::tui::state::{Confirm, State};
-use crate::workflow::Settle;
 use crate::tui::theme::Theme;
+use crate::workflow::Settle;
 
 use super::{centered, clip};
 
@@ -199,8 +199,14 @@ fn worktree_question(state: &State, how: Settle, i: usize) -> Vec<String> {
     let t = &w.worktree;
     match how {
         Settle::Merge => vec![
-            format!("Merge step {}'s branch {} into {}?", w.step, t.branch, t.base),
-            format!("Uncommitted work in {} is committed first.", t.path.display()),
+            format!(
+                "Merge step {}'s branch {} into {}?",
+                w.step, t.branch, t.base
+            ),
+            format!(
+                "Uncommitted work in {} is committed first.",
+                t.path.display()
+            ),
             "A conflict aborts the merge and leaves the repository as it was.".to_string(),
         ],
         Settle::Discard => vec![

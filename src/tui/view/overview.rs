@@ -9,8 +9,8 @@ use ratatui::layout::Rect;
 use ratatui::text::Span;
 use ratatui::widgets::{Block, Widget};
 
-use crate::protocol::{Millis, StepStatus};
 use crate::isolation::{self, Fate};
+use crate::protocol::{Millis, StepStatus};
 use crate::tui::state::{State, StepRow, fate_text};
 use crate::tui::theme::Theme;
 
@@ -122,10 +122,10 @@ fn draw_worktrees(state: &State, theme: &Theme, inner: Rect, top: u16, buf: &mut
     let room = (bottom - top - 1) as usize;
     for (k, wt) in all.iter().take(room).enumerate() {
         let sel = selected == Some(&wt.step);
-        let size = wt
-            .changed
-            .as_ref()
-            .map_or_else(|| "no changes recorded".to_string(), |(s, _)| isolation::stat_text(s));
+        let size = wt.changed.as_ref().map_or_else(
+            || "no changes recorded".to_string(),
+            |(s, _)| isolation::stat_text(s),
+        );
         let line = format!(
             "{} {:<22} {}  {} · {size}",
             if sel { "›" } else { " " },
