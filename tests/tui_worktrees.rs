@@ -1,11 +1,11 @@
 //! Steps' worktrees in the workbench: the fold of `worktree` events, the
-//! overview rows, and the keys (`D` diff, `A` merge, `X` discard) that
+//! overview rows, and the keys (`D` diff, `alt-m` merge, `X` discard) that
 //! become effects only after a confirmation and only for a run no engine
 //! here is driving.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use lev::isolation::Fate;
 use lev::protocol::{
     Attempt, Event, Millis, Recorded, RunId, RunStatus, Seq, StepKey, WorktreeFact,
@@ -23,6 +23,10 @@ fn run_id() -> RunId {
 
 fn key(c: char) -> Input {
     Input::Key(KeyEvent::from(KeyCode::Char(c)))
+}
+
+fn merge_key() -> Input {
+    Input::Key(KeyEvent::new(KeyCode::Char('m'), KeyModifiers::ALT))
 }
 
 fn worktree(fact: WorktreeFact) -> Event {
@@ -182,8 +186,8 @@ fn d_asks_for_the_diff_and_the_overlay_scrolls_and_closes() {
     s.handle(key('G'));
     assert_eq!(s.diff.as_ref().unwrap().scroll, 49);
     assert!(screen_text(&s).contains("+line 49"));
-    // Keys go to the overlay: `A` does not merge from under it.
-    assert!(s.handle(key('A')).is_empty());
+    // Keys go to the overlay: `alt-m` does not merge from under it.
+    assert!(s.handle(merge_key()).is_empty());
     s.handle(Input::Key(KeyEvent::from(KeyCode::Esc)));
     assert_eq!(s.overlay, None);
     // A failed read says why, in the status bar.
@@ -195,7 +199,7 @@ fn d_asks_for_the_diff_and_the_overlay_scrolls_and_closes() {
 #[test]
 fn merge_and_discard_ask_first_then_become_effects() {
     let mut s = ended_on_overview("coder");
-    assert!(s.handle(key('A')).is_empty());
+    assert!(s.handle(merge_key()).is_empty());
     assert_eq!(
         s.overlay,
         Some(Overlay::Confirm(Confirm::Worktree(Settle::Merge, 0)))
@@ -233,7 +237,7 @@ fn merge_and_discard_ask_first_then_become_effects() {
 #[test]
 fn a_step_without_a_worktree_or_a_run_driven_here_is_refused_with_a_reason() {
     let mut s = ended_on_overview("tests");
-    assert!(s.handle(key('A')).is_empty());
+    assert!(s.handle(merge_key()).is_empty());
     assert_eq!(s.overlay, None);
     assert!(s.message.as_deref().unwrap().contains("has no worktree"));
 
@@ -245,7 +249,7 @@ fn a_step_without_a_worktree_or_a_run_driven_here_is_refused_with_a_reason() {
     live.handle_action(Action::Overview);
     live.overview_cursor = 0;
     assert!(live.run.active());
-    assert!(live.handle(key('A')).is_empty());
+    assert!(live.handle(merge_key()).is_empty());
     assert_eq!(live.overlay, None);
     assert!(
         live.message
@@ -287,7 +291,7 @@ fn a_settled_merge_then_discard_fold_into_the_row() {
     );
     assert!(screen_text(&s).contains("lev/RWT/coder  merged into main"));
     // Merging again is refused; discarding a merged branch is not.
-    assert!(s.handle(key('A')).is_empty());
+    assert!(s.handle(merge_key()).is_empty());
     assert!(s.message.as_deref().unwrap().contains("already merged"));
     s.handle(key('X'));
     assert!(matches!(s.overlay, Some(Overlay::Confirm(_))));

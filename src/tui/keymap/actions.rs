@@ -362,14 +362,14 @@ pub const CATALOGUE: [Entry; 56] = [
         Action::WorktreeMerge,
         "worktree_merge",
         RunControl,
-        "Merge the selected step's worktree branch (ended run)",
-        &["A"],
+        "Merge the selected step's worktree branch",
+        &["alt-m"],
     ),
     e(
         Action::WorktreeDiscard,
         "worktree_discard",
         RunControl,
-        "Discard the selected step's worktree and branch",
+        "Discard the selected step's worktree",
         &["X"],
     ),
     e(

@@ -21,7 +21,7 @@
 //! |             | `a`  `d`  `i`  `m`         | approve, deny, answer, send_message |
 //! | Run control | `p`  `x`  `r`  `f`         | pause_run, cancel_step, retry_step, fork |
 //! |             | `ctrl-x`                   | stop_callbacks         |
-//! |             | `D`  `A`  `X`              | worktree_diff, worktree_merge, worktree_discard (`M` is memory) |
+//! |             | `D`  `alt-m`  `X`          | worktree_diff, worktree_merge, worktree_discard (`M` is memory) |
 //! | Replay      | `space`  `.`  `,`          | replay_play_pause, replay_step_forward, replay_step_back |
 //! |             | `+` `=` / `-`              | replay_faster / replay_slower |
 //! | Other       | `?` `f1`  `:`  `y`         | help, palette, copy_pane |

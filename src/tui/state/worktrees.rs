@@ -1,7 +1,8 @@
 //! Steps' git worktrees in the workbench: the fold of `worktree` events
 //! (`RunView::worktrees`, listed by the overview), and the keys that read
 //! a selected step's diff (`D`, a scrollable overlay), merge its branch
-//! into its base or discard it (each behind a confirmation). Merging and
+//! into its base (`alt-m`) or discard it (`X`), each behind a
+//! confirmation. Merging and
 //! discarding are effects the app carries out with
 //! `workflow::settle_worktree` (what `lev worktrees` runs), and only for a
 //! run no engine in this workbench is driving; the events it records come
@@ -65,7 +66,7 @@ impl State {
         Ok((run, w))
     }
 
-    /// `D`, `A`, `X` on the selected step.
+    /// `D`, `alt-m`, `X` on the selected step.
     pub(super) fn worktree_action(&mut self, a: Action) -> Vec<Effect> {
         let (run, w) = match self.selected_worktree() {
             Ok(found) => found,

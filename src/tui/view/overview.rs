@@ -114,7 +114,7 @@ fn draw_worktrees(state: &State, theme: &Theme, inner: Rect, top: u16, buf: &mut
     buf.set_stringn(
         inner.x,
         top,
-        "  worktrees  (D diff · A merge · X discard)",
+        "  worktrees  (D diff · alt-m merge · X discard)",
         w,
         theme.style("title"),
     );
