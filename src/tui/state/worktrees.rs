@@ -11,7 +11,7 @@
 use crossterm::event::{KeyCode, KeyEvent};
 
 use crate::isolation::{self, Fate, StepWorktree};
-use crate::protocol::{Notice, Recorded, RunId, StepKey};
+use crate::protocol::{Notice, Recorded, RunId, RunStatus, StepKey};
 use crate::tui::keymap::Action;
 use crate::workflow::{Settle, Settled};
 
@@ -100,7 +100,9 @@ impl State {
             self.say(text);
             return Vec::new();
         }
-        if self.replay.is_none() && self.run.active() {
+        // A running run's steps may still work in it. A paused one may have
+        // no engine left (an emergency stop ends it paused): the app knows.
+        if self.replay.is_none() && self.run.status == Some(RunStatus::Running) {
             self.say(format!(
                 "run {run} is executing in this workbench; merge or discard its worktrees once it has ended"
             ));
