@@ -9,10 +9,9 @@ use super::access::Access;
 use super::exit;
 use super::setup::error;
 use crate::isolation::{self, Fate, StepWorktree};
-use crate::journal::Journal;
 use crate::paths::Paths;
-use crate::protocol::{Event, Millis, RunId, WorktreeFact};
-use crate::workflow::Recorder;
+use crate::protocol::RunId;
+use crate::workflow::{Settle, settle_worktree};
 
 /// What to do with the run's worktrees.
 pub enum Action {
@@ -85,10 +84,20 @@ pub async fn run(paths: &Paths, run: &str, action: Action, json: bool) -> u8 {
                 return exit::FAILED;
             };
             drop(access);
-            let discard = matches!(action, Action::Discard(_));
-            match change(&journal, &run, found, discard).await {
-                Ok(text) => {
-                    println!("{text}");
+            let how = match action {
+                Action::Discard(_) => Settle::Discard,
+                _ => Settle::Merge,
+            };
+            match settle_worktree(&journal, &run, found, how).await {
+                Ok(done) => {
+                    if how == Settle::Merge {
+                        println!(
+                            "{}; `lev worktrees {run} --discard {}` removes the worktree and branch",
+                            done.text, found.step
+                        );
+                    } else {
+                        println!("{}", done.text);
+                    }
                     exit::OK
                 }
                 Err(e) => {
@@ -140,102 +149,4 @@ fn list(run: &RunId, all: &[StepWorktree], json: bool) -> u8 {
         }
     }
     exit::OK
-}
-
-/// Merges or discards one step's worktree, then journals it. Both are
-/// safe to repeat after a crash in between: git finds nothing left to do
-/// and the fact is recorded then.
-async fn change(
-    journal: &Journal,
-    run: &RunId,
-    found: &StepWorktree,
-    discard: bool,
-) -> Result<String, String> {
-    let w = &found.worktree;
-    let meta = journal
-        .run(run)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no run {run}"))?;
-    let rec = Recorder::new(journal.clone(), run.clone(), meta.last_seq, Vec::new());
-    let record = |fact: WorktreeFact| {
-        let rec = rec.clone();
-        let step = found.step.clone();
-        async move {
-            rec.record(Event::Worktree {
-                step,
-                fact,
-                at: Millis::now(),
-            })
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("journal: {e}"))
-        }
-    };
-    if discard {
-        let removed = isolation::discard(&w.repo, &w.path, &w.branch).map_err(|e| e.to_string())?;
-        if removed || found.fate != Fate::Discarded {
-            record(WorktreeFact::Discarded {
-                branch: w.branch.clone(),
-            })
-            .await?;
-        }
-        return Ok(format!(
-            "step {}: worktree {} removed and branch {} deleted",
-            found.step,
-            w.path.display(),
-            w.branch
-        ));
-    }
-    if found.fate == Fate::Discarded {
-        return Err(format!(
-            "step `{}`'s worktree was discarded; there is nothing to merge",
-            found.step
-        ));
-    }
-    if w.path.exists() {
-        // Work the step left uncommitted (it was stopped) goes in too.
-        let message = format!("lev: run {run} step {} (uncommitted at merge)", found.step);
-        let committed = isolation::commit_all(&w.path, &message).map_err(|e| e.to_string())?;
-        if committed.is_some() {
-            let s =
-                isolation::stat(&w.repo, &w.path, &w.base, &w.branch).map_err(|e| e.to_string())?;
-            record(WorktreeFact::Changed {
-                branch: w.branch.clone(),
-                commit: committed,
-                files_changed: s.files_changed,
-                insertions: s.insertions,
-                deletions: s.deletions,
-            })
-            .await?;
-        }
-    }
-    let stat = isolation::stat(&w.repo, &w.path, &w.base, &w.branch).map_err(|e| e.to_string())?;
-    let message = format!("lev: merge step {} of run {run} ({})", found.step, w.branch);
-    let merged =
-        isolation::merge(&w.repo, &w.base, &w.branch, &message).map_err(|e| e.to_string())?;
-    let already = matches!(found.fate, Fate::Merged { .. }) && !merged.changed;
-    if !already {
-        record(WorktreeFact::Merged {
-            branch: w.branch.clone(),
-            into: w.base.clone(),
-            commit: merged.commit.clone(),
-        })
-        .await?;
-    }
-    let short = merged.commit.get(..10).unwrap_or(&merged.commit);
-    Ok(format!(
-        "step {}: {} merged into {} at {} ({}){}; `lev worktrees {run} --discard {}` removes the worktree and branch",
-        found.step,
-        w.branch,
-        w.base,
-        short,
-        isolation::stat_text(&stat),
-        if merged.changed {
-            ""
-        } else {
-            ", already merged before"
-        },
-        found.step
-    ))
 }

@@ -24,9 +24,10 @@ use super::theme::{Catalog, Theme};
 use super::view;
 use crate::config::AttentionSettings;
 use crate::host::{self, ActiveRuns};
+use crate::isolation::{self, StepWorktree};
 use crate::journal::Journal;
 use crate::protocol::{Millis, Notice, Op, Recorded, RunId, RunStatus, StepKey};
-use crate::workflow::{self, EngineDeps, RunOutcome, Start};
+use crate::workflow::{self, EngineDeps, RunOutcome, Settle, Settled, Start};
 
 /// Builds engine dependencies to resume a run chosen in the browser.
 /// It gets the run and the path its definition came from.
@@ -225,6 +226,21 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App, launc
                         Err(e) => state.report(format!("fork from {step}: {e}")),
                     }
                 }
+                Effect::WorktreeDiff { run, step } => {
+                    let diff = worktree_diff(&app, &run, &step).await;
+                    state.show_diff(step, diff);
+                }
+                Effect::SettleWorktree { run, step, how } => {
+                    if engine.as_ref().is_some_and(|e| e.run == run) {
+                        // Its steps may still be working in those worktrees.
+                        state.report(format!(
+                            "run {run} is executing in this workbench; merge or discard its worktrees once it has ended"
+                        ));
+                        continue;
+                    }
+                    let done = settle(&app, &run, &step, how).await;
+                    state.worktree_settled(&step, done);
+                }
                 Effect::Attention(text) => announce(&app.attention, &text),
                 Effect::Copy(text) => copy(&text),
                 Effect::SetTheme(name) => match app.themes.load(&name) {
@@ -307,6 +323,32 @@ async fn fork_run(
         .await
         .map_err(|e| e.to_string())?;
     Ok((deps, fork, events))
+}
+
+/// The worktree of `step` as `run`'s journal folds it.
+async fn step_worktree(app: &App, run: &RunId, step: &StepKey) -> Result<StepWorktree, String> {
+    let events = workflow::read_run(&app.journal, run)
+        .await
+        .map_err(|e| e.to_string())?;
+    isolation::fold(&events)
+        .into_iter()
+        .find(|w| &w.step == step)
+        .ok_or_else(|| format!("step {step} of run {run} has no worktree"))
+}
+
+/// The step's diff against its merge-base (what `lev worktrees --diff` prints).
+async fn worktree_diff(app: &App, run: &RunId, step: &StepKey) -> Result<String, String> {
+    let w = step_worktree(app, run, step).await?.worktree;
+    tokio::task::spawn_blocking(move || isolation::diff(&w.repo, &w.path, &w.base, &w.branch))
+        .await
+        .map_err(|e| format!("git stopped: {e}"))?
+        .map_err(|e| e.to_string())
+}
+
+/// Merges or discards the step's worktree the way `lev worktrees` does.
+async fn settle(app: &App, run: &RunId, step: &StepKey, how: Settle) -> Result<Settled, String> {
+    let found = step_worktree(app, run, step).await?;
+    workflow::settle_worktree(&app.journal, run, &found, how).await
 }
 
 fn start_engine(

@@ -12,6 +12,7 @@ mod human;
 pub mod pinning;
 pub mod recorder;
 mod retry;
+mod settle;
 mod shell;
 mod steer;
 mod step;
@@ -34,6 +35,7 @@ pub use executor::describe_pause;
 pub use fork::{fork_prefix, fork_run};
 pub use recorder::{NoticeSender, Recorder, read_run};
 pub use retry::{plan_retry, request_retry, retryable};
+pub use settle::{Settle, Settled, settle_worktree};
 pub use steer::running_agent;
 pub use swarm::{SwarmSpec, swarm_workflow};
 

@@ -56,7 +56,7 @@ const fn e(
 use Group::*;
 
 /// Every action, in help order.
-pub const CATALOGUE: [Entry; 53] = [
+pub const CATALOGUE: [Entry; 56] = [
     e(
         Action::ScrollUp,
         "scroll_up",
@@ -350,6 +350,27 @@ pub const CATALOGUE: [Entry; 53] = [
         RunControl,
         "Emergency stop: stop every running step",
         &["ctrl-x"],
+    ),
+    e(
+        Action::WorktreeDiff,
+        "worktree_diff",
+        RunControl,
+        "Show the selected step's worktree diff",
+        &["D"],
+    ),
+    e(
+        Action::WorktreeMerge,
+        "worktree_merge",
+        RunControl,
+        "Merge the selected step's worktree branch",
+        &["alt-m"],
+    ),
+    e(
+        Action::WorktreeDiscard,
+        "worktree_discard",
+        RunControl,
+        "Discard the selected step's worktree",
+        &["X"],
     ),
     e(
         Action::ReplayPlayPause,

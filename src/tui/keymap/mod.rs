@@ -21,6 +21,7 @@
 //! |             | `a`  `d`  `i`  `m`         | approve, deny, answer, send_message |
 //! | Run control | `p`  `x`  `r`  `f`         | pause_run, cancel_step, retry_step, fork |
 //! |             | `ctrl-x`                   | stop_callbacks         |
+//! |             | `D`  `alt-m`  `X`          | worktree_diff, worktree_merge, worktree_discard (`M` is memory) |
 //! | Replay      | `space`  `.`  `,`          | replay_play_pause, replay_step_forward, replay_step_back |
 //! |             | `+` `=` / `-`              | replay_faster / replay_slower |
 //! | Other       | `?` `f1`  `:`  `y`         | help, palette, copy_pane |
@@ -95,6 +96,12 @@ pub enum Action {
     RetryStep,
     Fork,
     StopCallbacks,
+    /// Show the selected step's worktree diff.
+    WorktreeDiff,
+    /// Merge the selected step's worktree branch into its base.
+    WorktreeMerge,
+    /// Remove the selected step's worktree and branch.
+    WorktreeDiscard,
     CopyPane,
     /// Show the memory bank.
     Memory,

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::headless::printer::{ms, one_line};
+use crate::isolation::StepWorktree;
 use crate::protocol::{
     AnswerSource, Attempt, ChoiceRecord, Delta, Event, Millis, Notice, Recorded, RunId, RunStatus,
     StepKey, StepStatus, Usage,
@@ -132,6 +133,10 @@ pub struct RunView {
     pub assignments: BTreeMap<StepKey, TaskSlot>,
     /// Slot circuit breakers that are not closed, by slot.
     pub breakers: BTreeMap<u32, BreakerView>,
+    /// The steps' git worktrees, folded from the `worktree` events.
+    pub worktrees: Vec<StepWorktree>,
+    /// The `worktree` events so far (few; `worktrees` is their fold).
+    pub worktree_events: Vec<Recorded>,
 }
 
 impl Default for RunView {
@@ -158,6 +163,8 @@ impl Default for RunView {
             assignments: BTreeMap::new(),
             breakers: BTreeMap::new(),
             provider_breakers: BTreeMap::new(),
+            worktrees: Vec::new(),
+            worktree_events: Vec::new(),
         }
     }
 }
@@ -623,6 +630,7 @@ impl RunView {
                 self.apply_retry_fork(&r.event, at)
             }
             Event::Worktree { step, fact, .. } => {
+                self.apply_worktree(r);
                 let text = crate::isolation::describe(fact);
                 match self.pane_index(step) {
                     Some(i) => self.panes[i].note(text, LineKind::Note),

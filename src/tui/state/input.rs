@@ -33,6 +33,9 @@ impl State {
         if self.overlay == Some(Overlay::Memory) {
             return self.memory_key(key);
         }
+        if self.overlay == Some(Overlay::Diff) {
+            return self.diff_key(key);
+        }
         if self.overlay == Some(Overlay::Help) {
             let a = self.keymap.action(&key);
             if matches!(a, Some(Action::Help | Action::Back | Action::Quit))
@@ -177,6 +180,9 @@ impl State {
             Action::StopCallbacks => self.ask_emergency_stop(),
             Action::RetryStep => return self.retry_selected(),
             Action::Fork => return self.fork_selected(),
+            Action::WorktreeDiff | Action::WorktreeMerge | Action::WorktreeDiscard => {
+                return self.worktree_action(a);
+            }
             Action::CopyPane => {
                 if self.focused_pane().is_some() {
                     return vec![Effect::Copy(self.pane_text(self.focus_pane))];
@@ -248,6 +254,7 @@ impl State {
                         Some(run) => vec![Effect::Op(Op::EmergencyStop { run })],
                         None => Vec::new(),
                     },
+                    Confirm::Worktree(how, i) => self.confirm_worktree(how, i),
                 }
             }
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {

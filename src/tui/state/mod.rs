@@ -9,7 +9,8 @@
 //! (fuzzy command list), `replay` (playback over recorded events),
 //! `outline` (the declared steps and the hints agents got at their start),
 //! `swarm` (slot panes, stealing, breakers, the plan under review) and
-//! `review` (the plan review's keys and its editor).
+//! `review` (the plan review's keys and its editor) and `worktrees` (the
+//! steps' git worktrees: diff, merge, discard).
 
 mod answer;
 mod fold;
@@ -25,6 +26,7 @@ pub mod sample;
 pub mod sample_swarm;
 mod steering;
 mod swarm;
+mod worktrees;
 
 use std::collections::BTreeSet;
 
@@ -33,6 +35,7 @@ use ratatui_textarea::TextArea;
 
 use crate::journal::{MemoryRecord, RunMeta};
 use crate::protocol::{Millis, Notice, Op, Recorded, RunId, StepKey};
+use crate::workflow::Settle;
 
 use super::keymap::Keymap;
 
@@ -47,6 +50,7 @@ pub use replay::Replay;
 pub use review::{ACCEPT as REVIEW_ACCEPT, REGENERATE as REVIEW_REGENERATE};
 pub use steering::SentMessage;
 pub use swarm::{BreakerShown, BreakerView, PlanReview, SlotPane, SlotTask, TaskSlot};
+pub use worktrees::{DiffView, fate_text};
 
 /// A new prompt neither takes focus nor accepts an approval before this much
 /// tick time has passed since it appeared (keys typed for something else must
@@ -88,6 +92,17 @@ pub enum Effect {
     /// Load the theme of this name, draw with it from now on, and report
     /// through `State::theme_switched`.
     SetTheme(String),
+    /// Read the diff of `step`'s worktree against its merge-base and hand
+    /// it to `State::show_diff`.
+    WorktreeDiff { run: RunId, step: StepKey },
+    /// Merge or discard `step`'s worktree (the user confirmed), journal it
+    /// and hand the outcome to `State::worktree_settled`. Only for a run no
+    /// engine here is driving.
+    SettleWorktree {
+        run: RunId,
+        step: StepKey,
+        how: Settle,
+    },
 }
 
 /// How panes are arranged.
@@ -140,6 +155,8 @@ pub enum Confirm {
     CancelStep,
     /// Stop every running step now (the run ends paused, resumable).
     EmergencyStop,
+    /// Merge or discard worktree `n` of `RunView::worktrees`.
+    Worktree(Settle, usize),
 }
 
 /// Modal overlays.
@@ -150,6 +167,8 @@ pub enum Overlay {
     Confirm(Confirm),
     /// The memory bank's entries (`State::memory`).
     Memory,
+    /// A step's diff (`State::diff`).
+    Diff,
 }
 
 /// Everything the screen shows.
@@ -203,6 +222,8 @@ pub struct State {
     /// Memory bank entries shown by the memory overlay, and its cursor.
     pub memory: Vec<MemoryRecord>,
     pub memory_cursor: usize,
+    /// The diff the diff overlay shows.
+    pub diff: Option<DiffView>,
     /// Themes the palette offers, and the name of the one in use.
     pub themes: Vec<String>,
     pub theme: String,
@@ -252,6 +273,7 @@ impl State {
             replay: None,
             memory: Vec::new(),
             memory_cursor: 0,
+            diff: None,
             themes: Vec::new(),
             theme: String::new(),
         }
@@ -422,6 +444,7 @@ impl State {
         self.screen = Screen::Panes;
         self.typing = None;
         self.overlay = None;
+        self.diff = None;
         self.prompt_seen.clear();
         self.plan_draft = None;
         self.auto_focused.clear();

@@ -57,7 +57,7 @@ impl RunView {
 impl State {
     /// The step a step-level key acts on: the overview's row, or the
     /// focused pane's step.
-    fn selected_step(&self) -> Option<(StepKey, StepStatus)> {
+    pub(super) fn selected_step(&self) -> Option<(StepKey, StepStatus)> {
         if self.screen != Screen::Panes {
             let row = self.run.steps.get(self.overview_cursor)?;
             return Some((row.key.clone(), row.status));

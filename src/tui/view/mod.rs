@@ -92,7 +92,8 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     match state.overlay {
         Some(Overlay::Help) => overlays::help(state, theme, area, buf),
         Some(Overlay::Palette) => overlays::palette(state, theme, area, buf),
-        Some(Overlay::Confirm(c)) => overlays::confirm(c, theme, area, buf),
+        Some(Overlay::Confirm(c)) => overlays::confirm(state, c, theme, area, buf),
+        Some(Overlay::Diff) => overlays::diff(state, theme, area, buf),
         Some(Overlay::Memory) => memory::draw(state, theme, area, buf),
         None => {}
     }

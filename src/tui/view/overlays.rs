@@ -1,5 +1,6 @@
 //! Modal overlays drawn over everything: help (generated from the keymap),
-//! the command palette, and confirmations (quit or cancel an active run).
+//! the command palette, confirmations (quit or cancel an active run, merge
+//! or discard a worktree) and a step's worktree diff.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -8,6 +9,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 use crate::tui::state::{Confirm, State};
 use crate::tui::theme::Theme;
+use crate::workflow::Settle;
 
 use super::{centered, clip};
 
@@ -152,7 +154,7 @@ pub fn palette(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     }
 }
 
-pub fn confirm(what: Confirm, theme: &Theme, area: Rect, buf: &mut Buffer) {
+pub fn confirm(state: &State, what: Confirm, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let text = match what {
         Confirm::Quit => vec![
             "The run is still active.".to_string(),
@@ -172,6 +174,7 @@ pub fn confirm(what: Confirm, theme: &Theme, area: Rect, buf: &mut Buffer) {
             "Every running step is stopped now and nothing new starts.".to_string(),
             "The run ends paused: `lev resume` continues it.".to_string(),
         ],
+        Confirm::Worktree(how, i) => worktree_question(state, how, i),
     };
     let mut lines: Vec<Line> = text
         .into_iter()
@@ -187,4 +190,81 @@ pub fn confirm(what: Confirm, theme: &Theme, area: Rect, buf: &mut Buffer) {
         .wrap(Wrap { trim: true })
         .block(frame(theme, " confirm "))
         .render(r, buf);
+}
+
+fn worktree_question(state: &State, how: Settle, i: usize) -> Vec<String> {
+    let Some(w) = state.run.worktrees.get(i) else {
+        return vec!["That worktree is gone.".to_string()];
+    };
+    let t = &w.worktree;
+    match how {
+        Settle::Merge => vec![
+            format!(
+                "Merge step {}'s branch {} into {}?",
+                w.step, t.branch, t.base
+            ),
+            format!(
+                "Uncommitted work in {} is committed first.",
+                t.path.display()
+            ),
+            "A conflict aborts the merge and leaves the repository as it was.".to_string(),
+        ],
+        Settle::Discard => vec![
+            format!("Discard step {}'s worktree?", w.step),
+            format!(
+                "{} is removed and branch {} deleted, with any work not merged.",
+                t.path.display(),
+                t.branch
+            ),
+        ],
+    }
+}
+
+/// The selected step's diff against its merge-base, scrollable.
+pub fn diff(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let Some(d) = &state.diff else {
+        return;
+    };
+    let w = area.width.saturating_sub(4);
+    let h = area.height.saturating_sub(2);
+    let r = centered(area, w, h);
+    Clear.render(r, buf);
+    let title = format!(" diff · {} · {} ", d.step, d.branch);
+    let block = frame(theme, &title);
+    let inner = block.inner(r);
+    block.render(r, buf);
+    let rows = inner.height.saturating_sub(1) as usize;
+    let width = inner.width as usize;
+    for (k, line) in d.lines.iter().skip(d.scroll).take(rows).enumerate() {
+        let slot = if line.starts_with("+++") || line.starts_with("---") {
+            "title"
+        } else if line.starts_with('+') {
+            "diff.add"
+        } else if line.starts_with('-') {
+            "diff.del"
+        } else if line.starts_with("@@") || line.starts_with("diff ") {
+            "dim"
+        } else {
+            "base"
+        };
+        buf.set_stringn(
+            inner.x,
+            inner.y + k as u16,
+            clip(line, width),
+            width,
+            theme.style(slot),
+        );
+    }
+    let last = (d.scroll + rows).min(d.lines.len());
+    buf.set_stringn(
+        inner.x + 1,
+        inner.y + inner.height.saturating_sub(1),
+        format!(
+            "lines {}-{last} of {} · j/k pgup/pgdn g/G scroll · Esc closes",
+            (d.scroll + 1).min(last),
+            d.lines.len()
+        ),
+        width,
+        theme.style("dim"),
+    );
 }

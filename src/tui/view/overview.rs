@@ -1,15 +1,17 @@
 //! The run overview: the workflow's steps in order with status glyphs, and
 //! a timeline with one bar per step over wall-clock time (from event times),
 //! each attempt its own segment so retries are visible. Declared steps that
-//! have not started show as pending with the steps they wait for.
+//! have not started show as pending with the steps they wait for. Steps'
+//! git worktrees (branch, merged or discarded, diff size) follow the steps.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::Span;
 use ratatui::widgets::{Block, Widget};
 
+use crate::isolation::{self, Fate};
 use crate::protocol::{Millis, StepStatus};
-use crate::tui::state::{State, StepRow};
+use crate::tui::state::{State, StepRow, fate_text};
 use crate::tui::theme::Theme;
 
 use super::{clip, fmt_secs, fmt_usage, status_style};
@@ -95,7 +97,51 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         };
         buf.set_stringn(inner.x, y, line, w, style);
     }
-    draw_notes(state, theme, inner, buf);
+    let top = inner.y + 2 + state.run.steps.len() as u16;
+    let used = draw_worktrees(state, theme, inner, top, buf);
+    draw_notes(state, theme, inner, top + used, buf);
+}
+
+/// The steps' worktrees (branch, state, journaled diff size) under the
+/// steps; the selected step's is marked. Returns the rows used.
+fn draw_worktrees(state: &State, theme: &Theme, inner: Rect, top: u16, buf: &mut Buffer) -> u16 {
+    let all = &state.run.worktrees;
+    let bottom = inner.y + inner.height;
+    if all.is_empty() || top + 1 >= bottom {
+        return 0;
+    }
+    let w = inner.width as usize;
+    buf.set_stringn(
+        inner.x,
+        top,
+        "  worktrees  (D diff · alt-m merge · X discard)",
+        w,
+        theme.style("title"),
+    );
+    let selected = state.run.steps.get(state.overview_cursor).map(|r| &r.key);
+    let room = (bottom - top - 1) as usize;
+    for (k, wt) in all.iter().take(room).enumerate() {
+        let sel = selected == Some(&wt.step);
+        let size = wt.changed.as_ref().map_or_else(
+            || "no changes recorded".to_string(),
+            |(s, _)| isolation::stat_text(s),
+        );
+        let line = format!(
+            "{} {:<22} {}  {} · {size}",
+            if sel { "›" } else { " " },
+            clip(wt.step.as_str(), 22),
+            wt.worktree.branch,
+            fate_text(&wt.fate),
+        );
+        let style = match (&wt.fate, sel) {
+            (_, true) => theme.style("selection"),
+            (Fate::Open, _) => theme.style("base"),
+            _ => theme.style("dim"),
+        };
+        buf.set_stringn(inner.x, top + 1 + k as u16, line, w, style);
+    }
+    // A blank row before the notes.
+    all.len().min(room) as u16 + 2
 }
 
 /// A swarm task's slot as the overview and the timeline mark it: `s2`, or
@@ -119,9 +165,8 @@ fn waits_for(row: &StepRow) -> String {
 }
 
 /// Run-wide notes (pauses, limits, errors) under the steps, newest last.
-fn draw_notes(state: &State, theme: &Theme, inner: Rect, buf: &mut Buffer) {
+fn draw_notes(state: &State, theme: &Theme, inner: Rect, top: u16, buf: &mut Buffer) {
     let notes = &state.run.notes;
-    let top = inner.y + 2 + state.run.steps.len() as u16;
     let bottom = inner.y + inner.height;
     if notes.is_empty() || top + 1 >= bottom {
         return;
