@@ -10,7 +10,8 @@ use super::access::Access;
 use super::args::DriveArgs;
 use super::exit;
 use super::setup::{
-    drive_run, engine_deps, error, headless_note, load_config, load_modes, open_journal, wants_tui,
+    drive_run, engine_deps, error, headless_note, load_config, load_modes, modes_config_journal,
+    wants_tui,
 };
 use crate::headless::{self, Printer};
 use crate::journal::Journal;
@@ -111,17 +112,9 @@ pub async fn retry(paths: &Paths, run: &str, step: &str, drive: &DriveArgs) -> u
 pub async fn fork(paths: &Paths, run: &str, from: &str, drive: &DriveArgs) -> u8 {
     let run = RunId(run.to_string());
     let from = StepKey::new(from);
-    let modes = match load_modes(paths) {
-        Ok(m) => m,
-        Err(c) => return c,
-    };
-    let config = match load_config(paths) {
-        Ok(c) => c,
-        Err(c) => return c,
-    };
     // The fork is driven here, so this process must hold the journal.
-    let journal = match open_journal(paths) {
-        Ok(j) => j,
+    let (modes, config, journal) = match modes_config_journal(paths) {
+        Ok(loaded) => loaded,
         Err(c) => return c,
     };
     let source = match source_of(paths, &journal, &run).await {

@@ -424,17 +424,19 @@ async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -
     drive_run(paths, deps, run, Start::Fresh, drive).await
 }
 
+/// What driving a recorded run needs, loaded in this order (the first
+/// problem is the one reported): modes, configuration, the journal.
+pub fn modes_config_journal(paths: &Paths) -> Result<(ModeRegistry, Config, Journal), u8> {
+    Ok((
+        load_modes(paths)?,
+        load_config(paths)?,
+        open_journal(paths)?,
+    ))
+}
+
 async fn resume(paths: &Paths, run: &str, in_flight: Option<InFlightArg>, drive: &DriveArgs) -> u8 {
-    let modes = match load_modes(paths) {
-        Ok(m) => m,
-        Err(c) => return c,
-    };
-    let config = match load_config(paths) {
-        Ok(c) => c,
-        Err(c) => return c,
-    };
-    let journal = match open_journal(paths) {
-        Ok(j) => j,
+    let (modes, config, journal) = match modes_config_journal(paths) {
+        Ok(loaded) => loaded,
         Err(c) => return c,
     };
     let run = RunId(run.to_string());
