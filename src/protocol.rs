@@ -405,19 +405,57 @@ pub enum Event {
     ToolStarted {
         step: StepKey,
         attempt: Attempt,
+        /// Where the call stands in the run: the turn whose reply asked
+        /// for it, and its position (from 1) among that reply's calls.
+        /// Recorded results are found by this place, never by `call_id`,
+        /// which providers reuse across turns. 0 in journals written before
+        /// places were recorded (the fold derives them).
+        #[serde(default)]
+        turn: u32,
+        #[serde(default)]
+        position: u32,
+        /// The provider's id, only echoed back to the provider.
         call_id: String,
         name: String,
         fingerprint: String,
         at: Millis,
     },
+    /// A tool's result, at the same place as its `ToolStarted`.
     ToolFinished {
         step: StepKey,
         attempt: Attempt,
+        #[serde(default)]
+        turn: u32,
+        #[serde(default)]
+        position: u32,
         call_id: String,
         name: String,
         arguments: String,
         output: String,
         is_error: bool,
+        at: Millis,
+    },
+    /// A command's process group started. What identifies it across PID
+    /// reuse is journaled so a resume can make sure this copy is gone
+    /// before the attempt runs again. `turn`/`position` place an agent's
+    /// `run_shell` call (0 for a shell step).
+    ProcessStarted {
+        step: StepKey,
+        attempt: Attempt,
+        #[serde(default)]
+        turn: u32,
+        #[serde(default)]
+        position: u32,
+        group: ProcessGroup,
+        at: Millis,
+    },
+    /// On resume, a command of the interrupted attempt was still running;
+    /// lev waited for it to end (`killed: false`) or killed it before
+    /// running the attempt again.
+    EarlierCopyStopped {
+        step: StepKey,
+        attempt: Attempt,
+        killed: bool,
         at: Millis,
     },
     ShellFinished {
@@ -605,6 +643,8 @@ impl Event {
             Event::LlmReplied { .. } => "llm_replied",
             Event::ToolStarted { .. } => "tool_started",
             Event::ToolFinished { .. } => "tool_finished",
+            Event::ProcessStarted { .. } => "process_started",
+            Event::EarlierCopyStopped { .. } => "earlier_copy_stopped",
             Event::ShellFinished { .. } => "shell_finished",
             Event::StepSucceeded { .. } => "step_succeeded",
             Event::StepFailed { .. } => "step_failed",
@@ -643,6 +683,8 @@ impl Event {
             | Event::LlmReplied { at, .. }
             | Event::ToolStarted { at, .. }
             | Event::ToolFinished { at, .. }
+            | Event::ProcessStarted { at, .. }
+            | Event::EarlierCopyStopped { at, .. }
             | Event::ShellFinished { at, .. }
             | Event::StepSucceeded { at, .. }
             | Event::StepFailed { at, .. }
@@ -677,6 +719,8 @@ impl Event {
             | Event::LlmReplied { step, .. }
             | Event::ToolStarted { step, .. }
             | Event::ToolFinished { step, .. }
+            | Event::ProcessStarted { step, .. }
+            | Event::EarlierCopyStopped { step, .. }
             | Event::ShellFinished { step, .. }
             | Event::StepSucceeded { step, .. }
             | Event::StepFailed { step, .. }
@@ -694,6 +738,16 @@ impl Event {
             _ => None,
         }
     }
+}
+
+/// What identifies a process group lev started, across lev restarts and
+/// PID reuse: the group id (its leader's pid), the leader's start time in
+/// clock ticks after boot, and the boot it started in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessGroup {
+    pub pgid: i32,
+    pub start_ticks: u64,
+    pub boot_id: String,
 }
 
 /// A durable event with its position.

@@ -248,9 +248,10 @@ fn crash_iterations(iterations: u64, seed: u64) {
                 // would, from whether its effect happened.
                 pauses_seen += 1;
                 let events = lev.events(r);
+                // A re-run keeps the interrupted attempt's key, so the key is
+                // the first attempt's (the only way to another is a re-run).
                 let started = events
                     .iter()
-                    .rev()
                     .find(|e| e["type"] == "step_started" && e["step"] == "ledger_once")
                     .expect("the paused step is ledger_once");
                 let key = format!(

@@ -17,6 +17,7 @@ fn command(script: &str, cwd: &Path) -> ShellCommand {
         env: BTreeMap::new(),
         timeout: None,
         idempotency_key: "run1:7:1".into(),
+        started: None,
     }
 }
 

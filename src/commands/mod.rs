@@ -4,6 +4,8 @@
 //!
 //! Must not depend on `journal`, `workflow` or any participant.
 
+pub mod lifeline;
+pub mod process;
 mod shell;
 
 use std::collections::BTreeMap;
@@ -22,6 +24,9 @@ pub struct ShellCommand {
     pub timeout: Option<Duration>,
     /// Exported as `LEV_IDEMPOTENCY_KEY`.
     pub idempotency_key: String,
+    /// Told the process group's identity once the command runs, so the
+    /// caller can journal it (resume checks it is gone before a rerun).
+    pub started: Option<mpsc::UnboundedSender<crate::protocol::ProcessGroup>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -12,6 +12,8 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::lifeline;
+use super::process;
 use super::{
     GRACE_PERIOD, MAX_CAPTURE_BYTES, OutputSender, PIPE_DRAIN, ShellCommand, ShellError,
     ShellResult,
@@ -56,6 +58,7 @@ pub(super) async fn run(
         .current_dir(&cmd.cwd)
         .envs(&cmd.env)
         .env("LEV_IDEMPOTENCY_KEY", &cmd.idempotency_key)
+        .env(lifeline::SUPERVISOR_VAR, lifeline::token())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -73,6 +76,11 @@ pub(super) async fn run(
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw),
     };
+    if let (Some(tx), Some(pid)) = (&cmd.started, child.id())
+        && let Some(identity) = process::identify(pid)
+    {
+        let _ = tx.send(identity);
+    }
     // Readers stop early only when told to (a grandchild outside our group
     // keeping a pipe open); they then return what they have.
     let stop = CancellationToken::new();

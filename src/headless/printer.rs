@@ -131,6 +131,19 @@ impl Printer {
                     one_line(output, 100)
                 )
             }
+            Event::ProcessStarted { step, group, .. } => {
+                format!("step {step}: process group {} started", group.pgid)
+            }
+            Event::EarlierCopyStopped { step, killed, .. } => {
+                let how = if *killed {
+                    "killed it"
+                } else {
+                    "waited until it ended"
+                };
+                format!(
+                    "step {step}: a command of the interrupted attempt was still running; lev {how} before running again"
+                )
+            }
             Event::ShellFinished {
                 step,
                 exit_code,

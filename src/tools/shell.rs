@@ -43,6 +43,7 @@ pub(crate) async fn run(env: &ToolEnv, args: ShellArgs) -> ToolOutput {
         env: BTreeMap::new(),
         timeout,
         idempotency_key: env.idempotency_key.clone(),
+        started: env.process_started.clone(),
     };
     // No cancel here: the caller cancels by dropping this future, which
     // kills the process group.
@@ -94,6 +95,7 @@ mod tests {
             shell: ShellPolicy::default(),
             shell_timeout: Duration::from_secs(secs),
             idempotency_key: String::new(),
+            process_started: None,
         }
     }
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+use super::history::ToolPlace;
 use super::human::{self, Ask};
 use super::steer;
 use super::step::{AttemptCtx, StepError};
@@ -119,13 +120,20 @@ pub async fn run(
             }
         }
         messages.push(assistant(&reply.text, reply.tool_calls.clone()));
-        for call in &reply.tool_calls {
+        for (position, call) in (1u32..).zip(&reply.tool_calls) {
+            let place = ToolPlace {
+                step: actx.key.clone(),
+                attempt: actx.attempt,
+                turn,
+                position,
+            };
+            let call = &Placed { place, call };
             let out = tool_result(actx, &env, &request_base.tools, &mode.id, call).await?;
             messages.push(Message {
                 role: Role::Tool,
                 content: out.content,
                 tool_calls: Vec::new(),
-                tool_call_id: Some(call.id.clone()),
+                tool_call_id: Some(call.call.id.clone()),
                 is_error: out.is_error,
             });
         }
@@ -188,6 +196,7 @@ fn tool_env(actx: &AttemptCtx, mode: &Mode, step_allow: Vec<String>) -> ToolEnv 
             .timeout
             .unwrap_or(std::time::Duration::from_secs(600)),
         idempotency_key: actx.idempotency_key.clone(),
+        process_started: None,
     }
 }
 
@@ -398,17 +407,31 @@ async fn record_breaker_changes(
     Ok(())
 }
 
+/// A tool call and its place in the run (how its result is recorded and
+/// found again on resume).
+struct Placed<'a> {
+    place: ToolPlace,
+    call: &'a ToolCall,
+}
+
+impl std::ops::Deref for Placed<'_> {
+    type Target = ToolCall;
+    fn deref(&self) -> &ToolCall {
+        self.call
+    }
+}
+
 /// The recorded result of a tool call, or the result of running it now.
 async fn tool_result(
     actx: &AttemptCtx,
     env: &ToolEnv,
     offered: &[ToolSpec],
     mode: &str,
-    call: &ToolCall,
+    call: &Placed<'_>,
 ) -> Result<ToolOutput, StepError> {
     let ctx = &actx.ctx;
-    let id = (actx.key.clone(), actx.attempt, call.id.clone());
-    if let Some(t) = ctx.history.tools.get(&id) {
+    let id = &call.place;
+    if let Some(t) = ctx.history.tools.get(id) {
         return Ok(ToolOutput {
             content: t.output.clone(),
             is_error: t.is_error,
@@ -433,7 +456,7 @@ async fn tool_result(
     }
     let side_effects = tools::has_side_effects(&call.name);
     let mut rerun_note = None;
-    if side_effects && ctx.history.tools_started.contains(&id) && call.name == "run_shell" {
+    if side_effects && ctx.history.tools_started.contains(id) && call.name == "run_shell" {
         // A shell command was running when lev stopped: it may have had its effect.
         match ctx.deps.options.in_flight {
             None => {
@@ -479,7 +502,18 @@ async fn tool_result(
                 Some(command) => match shell_permission(actx, env, call, &command).await? {
                     Ok(()) => {
                         record_tool_start(actx, call).await?;
-                        let mut out = tools::call(env, &call.name, &call.arguments).await;
+                        let (started, journaling) = super::shell::journal_process_starts(
+                            actx,
+                            call.place.turn,
+                            call.place.position,
+                        );
+                        let env = ToolEnv {
+                            process_started: Some(started),
+                            ..env.clone()
+                        };
+                        let mut out = tools::call(&env, &call.name, &call.arguments).await;
+                        drop(env);
+                        journaling.await?;
                         if let Some(note) = rerun_note {
                             out.content = format!("{note}{}", out.content);
                         }
@@ -532,10 +566,12 @@ fn memory_caller(actx: &AttemptCtx, mode: &str) -> memory::tool::Caller {
     }
 }
 
-async fn record_tool_start(actx: &AttemptCtx, call: &ToolCall) -> Result<(), StepError> {
+async fn record_tool_start(actx: &AttemptCtx, call: &Placed<'_>) -> Result<(), StepError> {
     let event = Event::ToolStarted {
         step: actx.key.clone(),
         attempt: actx.attempt,
+        turn: call.place.turn,
+        position: call.place.position,
         call_id: call.id.clone(),
         name: call.name.clone(),
         fingerprint: blake3::hash(call.arguments.as_bytes()).to_hex().to_string(),
@@ -551,12 +587,14 @@ async fn record_tool_start(actx: &AttemptCtx, call: &ToolCall) -> Result<(), Ste
 
 async fn finish_tool(
     actx: &AttemptCtx,
-    call: &ToolCall,
+    call: &Placed<'_>,
     out: ToolOutput,
 ) -> Result<ToolOutput, StepError> {
     let event = Event::ToolFinished {
         step: actx.key.clone(),
         attempt: actx.attempt,
+        turn: call.place.turn,
+        position: call.place.position,
         call_id: call.id.clone(),
         name: call.name.clone(),
         arguments: call.arguments.clone(),
@@ -576,7 +614,7 @@ async fn finish_tool(
 async fn shell_permission(
     actx: &AttemptCtx,
     env: &ToolEnv,
-    call: &ToolCall,
+    call: &Placed<'_>,
     command: &str,
 ) -> Result<Result<(), String>, StepError> {
     match tools::shell_decision(&env.shell, command) {
@@ -588,7 +626,7 @@ async fn shell_permission(
         ))),
         ShellDecision::Ask => {
             let q = Ask {
-                id: format!("{}#{}.{}.allow", actx.key, actx.attempt, call.id),
+                id: format!("{}.allow", question_id(call)),
                 step: Some(actx.key.clone()),
                 header: Some("Shell".into()),
                 ask: format!("Allow the agent to run `{command}`?"),
@@ -615,7 +653,14 @@ async fn shell_permission(
     }
 }
 
-async fn ask_user(actx: &AttemptCtx, call: &ToolCall) -> Result<ToolOutput, StepError> {
+/// A question's id from its call's place (answers are found by it on
+/// resume; the provider's call id may repeat).
+fn question_id(call: &Placed<'_>) -> String {
+    let p = &call.place;
+    format!("{}#{}.t{}.{}", p.step, p.attempt, p.turn, p.position)
+}
+
+async fn ask_user(actx: &AttemptCtx, call: &Placed<'_>) -> Result<ToolOutput, StepError> {
     let args: Value = match serde_json::from_str(&call.arguments) {
         Ok(v) => v,
         Err(e) => {
@@ -645,7 +690,7 @@ async fn ask_user(actx: &AttemptCtx, call: &ToolCall) -> Result<ToolOutput, Step
         })
         .unwrap_or_default();
     let q = Ask {
-        id: format!("{}#{}.{}", actx.key, actx.attempt, call.id),
+        id: question_id(call),
         step: Some(actx.key.clone()),
         header: None,
         ask: question.to_string(),

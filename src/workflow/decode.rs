@@ -122,6 +122,10 @@ impl From<LlmReplied> for Event {
 struct ToolStarted {
     step: StepKey,
     attempt: Attempt,
+    #[serde(default)]
+    turn: u32,
+    #[serde(default)]
+    position: u32,
     call_id: String,
     name: String,
     fingerprint: String,
@@ -133,6 +137,8 @@ impl From<ToolStarted> for Event {
         Event::ToolStarted {
             step: e.step,
             attempt: e.attempt,
+            turn: e.turn,
+            position: e.position,
             call_id: e.call_id,
             name: e.name,
             fingerprint: e.fingerprint,
@@ -145,6 +151,10 @@ impl From<ToolStarted> for Event {
 struct ToolFinished {
     step: StepKey,
     attempt: Attempt,
+    #[serde(default)]
+    turn: u32,
+    #[serde(default)]
+    position: u32,
     call_id: String,
     name: String,
     arguments: String,
@@ -158,6 +168,8 @@ impl From<ToolFinished> for Event {
         Event::ToolFinished {
             step: e.step,
             attempt: e.attempt,
+            turn: e.turn,
+            position: e.position,
             call_id: e.call_id,
             name: e.name,
             arguments: e.arguments,
@@ -223,6 +235,8 @@ mod tests {
         both_paths_agree(Event::ToolStarted {
             step: step(),
             attempt: Attempt(1),
+            turn: 3,
+            position: 1,
             call_id: "c1".into(),
             name: "run_shell".into(),
             fingerprint: "h".into(),
@@ -231,6 +245,8 @@ mod tests {
         both_paths_agree(Event::ToolFinished {
             step: step(),
             attempt: Attempt(1),
+            turn: 3,
+            position: 1,
             call_id: "c1".into(),
             name: "run_shell".into(),
             arguments: "{}".into(),

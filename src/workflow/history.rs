@@ -43,6 +43,10 @@ pub struct StepRecord {
     pub fingerprint: String,
     /// Seq of the `StepStarted` intent, part of the idempotency key.
     pub started_seq: u64,
+    /// The (seq, attempt) the attempt's `LEV_IDEMPOTENCY_KEY` is made of:
+    /// its own, or for a re-run of an attempt interrupted by a crash, the
+    /// interrupted attempt's, so a command can recognise its earlier run.
+    pub key_origin: (u64, Attempt),
     /// Set when the attempt ended.
     pub settled: Option<Settled>,
     /// Next attempt wanted after this delay (a failed attempt with retries left).
@@ -53,6 +57,18 @@ pub struct StepRecord {
     /// A retry was asked for after the step settled (`StepRetryRequested`):
     /// its outcome no longer stands; the next attempt follows `attempt`.
     pub retry_requested: bool,
+}
+
+/// Where a tool call stands in a run: step, attempt, the turn whose reply
+/// asked for it, and its position (from 1) among that reply's calls. The
+/// provider's call id is not part of it: servers reuse ids across turns
+/// and even within one reply.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ToolPlace {
+    pub step: StepKey,
+    pub attempt: Attempt,
+    pub turn: u32,
+    pub position: u32,
 }
 
 /// A swarm run's recorded plans.
@@ -75,12 +91,15 @@ pub struct History {
     /// Swarm slots: the breaker state last recorded (`open` with its end).
     pub slot_breakers: BTreeMap<u32, (String, Option<crate::protocol::Millis>)>,
     pub replies: BTreeMap<(StepKey, Attempt, u32), RecordedReply>,
-    pub tools: BTreeMap<(StepKey, Attempt, String), RecordedTool>,
+    /// Tool results by their place in the run, never by the provider's id.
+    pub tools: BTreeMap<ToolPlace, RecordedTool>,
     /// Messages delivered to agents, in delivery order, by the turn whose
     /// request they joined.
     pub messages: BTreeMap<(StepKey, Attempt, u32), Vec<String>>,
     /// Tool calls whose intent was recorded (side-effecting tools).
-    pub tools_started: BTreeSet<(StepKey, Attempt, String)>,
+    pub tools_started: BTreeSet<ToolPlace>,
+    /// Process groups each attempt's commands started (checked on resume).
+    pub processes: BTreeMap<(StepKey, Attempt), Vec<crate::protocol::ProcessGroup>>,
     pub answers: BTreeMap<String, (String, AnswerSource)>,
     /// Questions asked, with the recorded event (re-announced while unanswered).
     pub asked: BTreeMap<String, Recorded>,
@@ -105,6 +124,53 @@ impl History {
         h
     }
 
+    /// The place of a recorded tool event. Events written before places
+    /// were recorded (turn 0) are placed by the fold: the latest reply of
+    /// that attempt, at the first call with that id whose event of this
+    /// kind is not recorded yet (tool events follow their reply in order).
+    fn place_of(
+        &self,
+        step: &StepKey,
+        attempt: Attempt,
+        turn: u32,
+        position: u32,
+        call_id: &str,
+        finished: bool,
+    ) -> Option<ToolPlace> {
+        if turn > 0 && position > 0 {
+            return Some(ToolPlace {
+                step: step.clone(),
+                attempt,
+                turn,
+                position,
+            });
+        }
+        let ((_, _, turn), reply) = self
+            .replies
+            .range((step.clone(), attempt, 0)..=(step.clone(), attempt, u32::MAX))
+            .next_back()?;
+        (1u32..)
+            .zip(&reply.tool_calls)
+            .map(|(position, call)| {
+                let place = ToolPlace {
+                    step: step.clone(),
+                    attempt,
+                    turn: *turn,
+                    position,
+                };
+                (place, call)
+            })
+            .find(|(place, call)| {
+                let seen = if finished {
+                    self.tools.contains_key(place)
+                } else {
+                    self.tools_started.contains(place)
+                };
+                call.id == call_id && !seen
+            })
+            .map(|(place, _)| place)
+    }
+
     /// Adds one recorded event.
     pub fn apply(&mut self, r: &Recorded) {
         self.last_seq = self.last_seq.max(r.seq.0);
@@ -116,12 +182,22 @@ impl History {
                 ..
             } => {
                 let decision = None;
+                let key_origin = match self.steps.get(step) {
+                    Some(prev)
+                        if prev.settled.is_none()
+                            && prev.decision == Some(InFlightDecision::Rerun) =>
+                    {
+                        prev.key_origin
+                    }
+                    _ => (r.seq.0, *attempt),
+                };
                 self.steps.insert(
                     step.clone(),
                     StepRecord {
                         attempt: *attempt,
                         fingerprint: fingerprint.clone(),
                         started_seq: r.seq.0,
+                        key_origin,
                         settled: None,
                         retry_in_ms: None,
                         failed_at_ms: 0,
@@ -153,30 +229,50 @@ impl History {
                     },
                 );
             }
+            Event::ProcessStarted {
+                step,
+                attempt,
+                group,
+                ..
+            } => {
+                self.processes
+                    .entry((step.clone(), *attempt))
+                    .or_default()
+                    .push(group.clone());
+            }
             Event::ToolStarted {
                 step,
                 attempt,
+                turn,
+                position,
                 call_id,
                 ..
             } => {
-                self.tools_started
-                    .insert((step.clone(), *attempt, call_id.clone()));
+                let place = self.place_of(step, *attempt, *turn, *position, call_id, false);
+                if let Some(place) = place {
+                    self.tools_started.insert(place);
+                }
             }
             Event::ToolFinished {
                 step,
                 attempt,
+                turn,
+                position,
                 call_id,
                 output,
                 is_error,
                 ..
             } => {
-                self.tools.insert(
-                    (step.clone(), *attempt, call_id.clone()),
-                    RecordedTool {
-                        output: output.clone(),
-                        is_error: *is_error,
-                    },
-                );
+                let place = self.place_of(step, *attempt, *turn, *position, call_id, true);
+                if let Some(place) = place {
+                    self.tools.insert(
+                        place,
+                        RecordedTool {
+                            output: output.clone(),
+                            is_error: *is_error,
+                        },
+                    );
+                }
             }
             Event::StepSucceeded { step, outputs, .. } => {
                 self.settle(
@@ -276,6 +372,7 @@ impl History {
             | Event::RunForked { .. }
             | Event::RunResumed { .. }
             | Event::ShellFinished { .. }
+            | Event::EarlierCopyStopped { .. }
             | Event::GuardTripped { .. }
             | Event::RunPaused { .. }
             // Live pauses and stops are not restored: a resumed run runs.
@@ -323,6 +420,7 @@ impl History {
                         attempt: Attempt(0),
                         fingerprint: String::new(),
                         started_seq: 0,
+                        key_origin: (0, Attempt(0)),
                         settled: Some(settled),
                         retry_in_ms: None,
                         failed_at_ms: 0,

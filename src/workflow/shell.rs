@@ -10,7 +10,47 @@ use tokio::sync::mpsc;
 
 use super::step::{AttemptCtx, StepError, humantime};
 use crate::commands::{self, ShellCommand};
-use crate::protocol::{Delta, Event};
+use crate::protocol::{Delta, Event, ProcessGroup};
+
+/// A sender for the process groups an attempt's commands start, and the
+/// task that journals each (`ProcessStarted`) as it arrives, concurrently
+/// with the command. Await the task once the command ended (all senders
+/// dropped): it fails the step if the journal refused the record.
+pub(super) fn journal_process_starts(
+    actx: &AttemptCtx,
+    turn: u32,
+    position: u32,
+) -> (
+    mpsc::UnboundedSender<ProcessGroup>,
+    impl Future<Output = Result<(), StepError>> + use<>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<ProcessGroup>();
+    let rec = actx.ctx.rec.clone();
+    let clock = actx.ctx.clone();
+    let (step, attempt) = (actx.key.clone(), actx.attempt);
+    let task = tokio::spawn(async move {
+        while let Some(group) = rx.recv().await {
+            let event = Event::ProcessStarted {
+                step: step.clone(),
+                attempt,
+                turn,
+                position,
+                group,
+                at: clock.now(),
+            };
+            rec.record(event).await?;
+        }
+        Ok::<(), crate::journal::JournalError>(())
+    });
+    let done = async move {
+        match task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StepError::Fatal(format!("journal: {e}"))),
+            Err(e) => Err(StepError::Fatal(format!("journal: {e}"))),
+        }
+    };
+    (tx, done)
+}
 
 /// Output kept inline in events and step outputs; the rest is in the blob.
 pub const TAIL_BYTES: usize = 16 * 1024;
@@ -28,6 +68,12 @@ pub async fn run(
         env: env.clone(),
         timeout: actx.step.timeout,
         idempotency_key: actx.idempotency_key.clone(),
+        started: None,
+    };
+    let (started, journaling) = journal_process_starts(actx, 0, 0);
+    let cmd = ShellCommand {
+        started: Some(started),
+        ..cmd
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<(bool, String)>();
     let rec = ctx.rec.clone();
@@ -43,6 +89,8 @@ pub async fn run(
     });
     let result = commands::run_shell(&cmd, actx.cancel.child_token(), Some(tx)).await;
     forward.abort();
+    drop(cmd);
+    journaling.await?;
     let result = result.map_err(|e| StepError::Fatal(e.to_string()))?;
     if result.cancelled {
         return Err(StepError::Cancelled);

@@ -151,6 +151,9 @@ async fn run_step_inner(
     // Where the journal left this step.
     let mut attempt = Attempt(1);
     let mut resumed_seq = None;
+    // Set when this attempt continues or re-runs one a crash interrupted:
+    // its commands keep that attempt's idempotency key.
+    let mut key_origin = None;
     if let Some(next) = ctx.retried(&key) {
         // Retried while this process runs: a fresh attempt, nothing adopted.
         attempt = next;
@@ -167,6 +170,13 @@ async fn run_step_inner(
                     computed: format!("step fingerprint {}", short(&fingerprint)),
                 });
             }
+            // Nothing of the interrupted attempt may still run, whatever is
+            // decided next (the lifeline of the lev that started it should
+            // have stopped it; a copy left over is waited for, then killed).
+            if let Err(e) = stop_earlier_copies(&ctx, &key, rec).await {
+                return StepEnd::Settled(Settled::Failed { error: e });
+            }
+            key_origin = Some(rec.key_origin);
             if idempotent {
                 attempt = rec.attempt;
                 resumed_seq = Some(rec.started_seq);
@@ -270,7 +280,10 @@ async fn run_step_inner(
             key: key.clone(),
             attempt,
             step: step.clone(),
-            idempotency_key: format!("{}:{seq}:{}", ctx.rec.run(), attempt.0),
+            idempotency_key: {
+                let (seq, attempt) = key_origin.unwrap_or((seq, attempt));
+                format!("{}:{seq}:{}", ctx.rec.run(), attempt.0)
+            },
             usage: Arc::new(Mutex::new(Usage::default())),
             root: root.clone(),
         };
@@ -421,6 +434,49 @@ async fn child(
         )),
     }
 }
+
+/// Makes sure no command of the step's interrupted attempt still runs
+/// before anything else happens to the step, and journals it when one did
+/// (so the user reads that lev waited for it or killed it).
+async fn stop_earlier_copies(
+    ctx: &Arc<RunCtx>,
+    key: &StepKey,
+    rec: &super::history::StepRecord,
+) -> Result<(), String> {
+    let groups = ctx
+        .history
+        .processes
+        .get(&(key.clone(), rec.attempt))
+        .cloned()
+        .unwrap_or_default();
+    let (seq, attempt) = rec.key_origin;
+    let idem_key = format!("{}:{seq}:{}", ctx.rec.run(), attempt.0);
+    let stopped = tokio::task::spawn_blocking(move || {
+        crate::commands::process::stop_earlier_copies(&groups, &idem_key, EARLIER_COPY_WAIT)
+    })
+    .await
+    .map_err(|e| format!("checking for an earlier copy of the command: {e}"))?;
+    let Some(stopped) = stopped else {
+        return Ok(());
+    };
+    let killed = stopped == crate::commands::process::Stopped::Killed;
+    tracing::warn!(step = %key, killed, "a command of the interrupted attempt was still running");
+    let event = Event::EarlierCopyStopped {
+        step: key.clone(),
+        attempt: rec.attempt,
+        killed,
+        at: ctx.now(),
+    };
+    ctx.rec
+        .record(event)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("journal: {e}"))
+}
+
+/// How long a resume waits for a command left from before the crash to be
+/// stopped by its own lev's lifeline before killing it.
+const EARLIER_COPY_WAIT: Duration = Duration::from_millis(1500);
 
 /// Records that a step was skipped, and why.
 pub async fn record_skip(ctx: &RunCtx, key: StepKey, reason: String) {

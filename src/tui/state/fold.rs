@@ -544,6 +544,18 @@ impl RunView {
                 };
                 p.finish_tool(idx, arguments, output, *is_error);
             }
+            Event::ProcessStarted { .. } => {}
+            Event::EarlierCopyStopped { step, killed, .. } => {
+                let how = if *killed {
+                    "killed it"
+                } else {
+                    "waited until it ended"
+                };
+                self.pane_mut(step).note(
+                    format!("a command of the interrupted attempt was still running; lev {how}"),
+                    LineKind::Note,
+                );
+            }
             Event::ShellFinished {
                 step,
                 exit_code,

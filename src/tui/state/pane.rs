@@ -247,8 +247,13 @@ impl Pane {
         idx
     }
 
+    /// The call still waiting for its result under this provider id.
+    /// Providers reuse ids (`call_1` every turn, or within one reply), so a
+    /// finished call is never matched again, and results arrive in order.
     pub fn tool_by_call(&self, call_id: &str) -> Option<usize> {
-        self.tools.iter().rposition(|t| t.call_id == call_id)
+        self.tools
+            .iter()
+            .position(|t| t.call_id == call_id && t.output.is_none())
     }
 
     /// Records a tool result and refreshes its header line.

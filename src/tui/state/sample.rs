@@ -163,6 +163,8 @@ pub fn sample_events() -> Vec<Recorded> {
         Event::ToolFinished {
             step: StepKey::new("coder"),
             attempt: Attempt(1),
+            turn: 1,
+            position: 1,
             call_id: "call-1".into(),
             name: "write_file".into(),
             arguments: r#"{"path":"src/auth.rs"}"#.into(),
