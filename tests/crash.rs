@@ -15,13 +15,12 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
+use support::kill::{finish, is_subsequence, journaled_replies, only_run, whole_lines};
 use support::lev::{Lev, repo_file, run_id_from};
 use support::llm_server::{Action, LlmServer, OpenAiSse, RecordedRequest, Reply};
 
@@ -86,69 +85,6 @@ fn responder(req: &RecordedRequest) -> Reply {
     }
 }
 
-struct Process {
-    stdout: String,
-    code: Option<i32>,
-}
-
-/// Waits for `child`, or SIGKILLs it after `kill_after` if given.
-fn finish(mut child: Child, kill_after: Option<Duration>) -> Process {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let kill_at = kill_after.map(|d| Instant::now() + d);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if kill_at.is_some_and(|k| Instant::now() >= k) {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break None;
-        }
-        assert!(Instant::now() < deadline, "lev did not finish within 120 s");
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    if code.is_some_and(|c| c != 0 && c != 3) {
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-        panic!("lev exited with {code:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    }
-    Process { stdout, code }
-}
-
-/// Complete lines only: a killed process may have been cut mid-line.
-fn whole_lines(s: &str) -> Vec<String> {
-    let mut lines: Vec<String> = s.lines().map(str::to_string).collect();
-    if !s.ends_with('\n') {
-        lines.pop();
-    }
-    lines
-}
-
-fn journaled_replies(events: &[Value]) -> BTreeSet<(String, u32)> {
-    events
-        .iter()
-        .filter(|e| e["type"] == "llm_replied")
-        .map(|e| {
-            (
-                e["step"].as_str().unwrap().to_string(),
-                e["turn"].as_u64().unwrap() as u32,
-            )
-        })
-        .collect()
-}
-
 fn ledger(lev: &Lev) -> Vec<String> {
     std::fs::read_to_string(lev.workspace().join("ledger.txt"))
         .unwrap_or_default()
@@ -171,24 +107,6 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// The id of the only run in this sandbox, if one was created.
-fn only_run(lev: &Lev) -> Option<String> {
-    let out = lev.run(&["runs", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let ids: Vec<String> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|v| v["id"].as_str().unwrap().to_string())
-        .collect();
-    assert!(ids.len() <= 1, "one run expected, found {ids:?}");
-    ids.into_iter().next()
-}
-
 fn baseline(server: &LlmServer) -> (Value, Duration) {
     let lev = Lev::new().with_openai(&server.base_url());
     let t0 = Instant::now();
@@ -202,11 +120,6 @@ fn baseline(server: &LlmServer) -> (Value, Duration) {
     assert_eq!(lev.replay(&run), p.stdout);
     assert_eq!(ledger(&lev).len(), 2, "{:?}", ledger(&lev));
     (show["outputs"].clone(), took)
-}
-
-fn is_subsequence(needle: &[String], hay: &[String]) -> bool {
-    let mut it = hay.iter();
-    needle.iter().all(|n| it.any(|h| h == n))
 }
 
 fn crash_iterations(iterations: u64, seed: u64) {

@@ -8,6 +8,7 @@ mod decode;
 mod executor;
 mod fork;
 pub mod history;
+mod leftovers;
 mod human;
 pub mod pinning;
 pub mod recorder;

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::context::{Halt, RunCtx};
 use super::executor;
 use super::history::Settled;
-use super::{agent, human, shell, steer, worktree};
+use super::{agent, human, leftovers, shell, steer, worktree};
 use crate::protocol::{Attempt, Event, InFlightDecision, PauseReason, RunStatus, StepKey, Usage};
 use crate::spec::expr::EvalContext;
 use crate::spec::{Choice, RetryOn, Step, StepKind};
@@ -173,7 +173,7 @@ async fn run_step_inner(
             // Nothing of the interrupted attempt may still run, whatever is
             // decided next (the lifeline of the lev that started it should
             // have stopped it; a copy left over is waited for, then killed).
-            if let Err(e) = stop_earlier_copies(&ctx, &key, rec).await {
+            if let Err(e) = leftovers::stop_earlier_copies(&ctx, &key, rec).await {
                 return StepEnd::Settled(Settled::Failed { error: e });
             }
             key_origin = Some(rec.key_origin);
@@ -434,49 +434,6 @@ async fn child(
         )),
     }
 }
-
-/// Makes sure no command of the step's interrupted attempt still runs
-/// before anything else happens to the step, and journals it when one did
-/// (so the user reads that lev waited for it or killed it).
-async fn stop_earlier_copies(
-    ctx: &Arc<RunCtx>,
-    key: &StepKey,
-    rec: &super::history::StepRecord,
-) -> Result<(), String> {
-    let groups = ctx
-        .history
-        .processes
-        .get(&(key.clone(), rec.attempt))
-        .cloned()
-        .unwrap_or_default();
-    let (seq, attempt) = rec.key_origin;
-    let idem_key = format!("{}:{seq}:{}", ctx.rec.run(), attempt.0);
-    let stopped = tokio::task::spawn_blocking(move || {
-        crate::commands::process::stop_earlier_copies(&groups, &idem_key, EARLIER_COPY_WAIT)
-    })
-    .await
-    .map_err(|e| format!("checking for an earlier copy of the command: {e}"))?;
-    let Some(stopped) = stopped else {
-        return Ok(());
-    };
-    let killed = stopped == crate::commands::process::Stopped::Killed;
-    tracing::warn!(step = %key, killed, "a command of the interrupted attempt was still running");
-    let event = Event::EarlierCopyStopped {
-        step: key.clone(),
-        attempt: rec.attempt,
-        killed,
-        at: ctx.now(),
-    };
-    ctx.rec
-        .record(event)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("journal: {e}"))
-}
-
-/// How long a resume waits for a command left from before the crash to be
-/// stopped by its own lev's lifeline before killing it.
-const EARLIER_COPY_WAIT: Duration = Duration::from_millis(1500);
 
 /// Records that a step was skipped, and why.
 pub async fn record_skip(ctx: &RunCtx, key: StepKey, reason: String) {

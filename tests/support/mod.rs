@@ -3,5 +3,6 @@
 
 #![allow(dead_code)]
 
+pub mod kill;
 pub mod lev;
 pub mod llm_server;

@@ -1,0 +1,145 @@
+//! Helpers for tests that SIGKILL a real `lev` and resume it: waiting for
+//! (or killing) a child, reading what it printed, and what the journal says.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::lev::Lev;
+
+/// What a finished or killed `lev` process left.
+pub struct Process {
+    pub stdout: String,
+    /// `None` when it was killed.
+    pub code: Option<i32>,
+}
+
+/// Waits for `child`, or SIGKILLs it after `kill_after` if given. Panics
+/// when lev exits with an error (any code but 0 and 3, paused).
+pub fn finish(mut child: Child, kill_after: Option<Duration>) -> Process {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let kill_at = kill_after.map(|d| Instant::now() + d);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if kill_at.is_some_and(|k| Instant::now() >= k) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        assert!(Instant::now() < deadline, "lev did not finish within 120 s");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    if code.is_some_and(|c| c != 0 && c != 3) {
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        panic!("lev exited with {code:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    }
+    Process { stdout, code }
+}
+
+/// Complete lines only: a killed process may have been cut mid-line.
+pub fn whole_lines(s: &str) -> Vec<String> {
+    let mut lines: Vec<String> = s.lines().map(str::to_string).collect();
+    if !s.ends_with('\n') {
+        lines.pop();
+    }
+    lines
+}
+
+/// (step, turn) of every LLM reply in the journal.
+pub fn journaled_replies(events: &[Value]) -> BTreeSet<(String, u32)> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "llm_replied")
+        .map(|e| {
+            (
+                e["step"].as_str().unwrap().to_string(),
+                e["turn"].as_u64().unwrap() as u32,
+            )
+        })
+        .collect()
+}
+
+pub fn is_subsequence(needle: &[String], hay: &[String]) -> bool {
+    let mut it = hay.iter();
+    needle.iter().all(|n| it.any(|h| h == n))
+}
+
+/// The id of the only run in this sandbox, if one was created.
+pub fn only_run(lev: &Lev) -> Option<String> {
+    let out = lev.run(&["runs", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ids: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.len() <= 1, "one run expected, found {ids:?}");
+    ids.into_iter().next()
+}
+
+/// Live processes whose `LEV_IDEMPOTENCY_KEY` belongs to `run`: commands
+/// of that run still running.
+pub fn commands_of(run: &str) -> Vec<i32> {
+    let prefix = format!("LEV_IDEMPOTENCY_KEY={run}:");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .unwrap_or(true);
+        if !zombie
+            && env
+                .split(|b| *b == 0)
+                .any(|v| v.starts_with(prefix.as_bytes()))
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits until no command of `run` runs; returns how long that took, or
+/// the pids still running after `timeout`.
+pub fn wait_no_commands(run: &str, timeout: Duration) -> Result<Duration, Vec<i32>> {
+    let start = Instant::now();
+    loop {
+        let left = commands_of(run);
+        if left.is_empty() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            return Err(left);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
