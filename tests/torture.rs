@@ -146,7 +146,9 @@ fn sandbox(server: &LlmServer) -> Lev {
 fn run_args(lev: &Lev) -> Vec<String> {
     vec![
         "run".into(),
-        repo_file("tests/fixtures/torture.yaml").display().to_string(),
+        repo_file("tests/fixtures/torture.yaml")
+            .display()
+            .to_string(),
         "--headless".into(),
         "--allow-shell".into(),
         "--workspace".into(),

@@ -161,11 +161,10 @@ impl History {
                 (place, call)
             })
             .find(|(place, call)| {
-                let seen = if finished {
-                    self.tools.contains_key(place)
-                } else {
-                    self.tools_started.contains(place)
-                };
+                // A start precedes its result, so a call with a result
+                // has had its start too.
+                let seen = self.tools.contains_key(place)
+                    || (!finished && self.tools_started.contains(place));
                 call.id == call_id && !seen
             })
             .map(|(place, _)| place)

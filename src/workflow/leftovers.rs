@@ -53,4 +53,3 @@ pub(super) async fn stop_earlier_copies(
 /// How long a resume waits for a command left from before the crash to be
 /// stopped by its own lev's lifeline before killing it.
 const EARLIER_COPY_WAIT: Duration = Duration::from_millis(1500);
-
