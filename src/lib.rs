@@ -14,6 +14,7 @@ pub mod paths;
 pub mod protocol;
 pub mod spec;
 pub mod swarm;
+pub mod text;
 pub mod tools;
 pub mod tui;
 pub mod workflow;

@@ -2,12 +2,8 @@
 //! `runs`, `show`, `replay`, `export`, `import`, `cancel`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-
-use serde::Serialize;
-use serde_json::Value;
 
 use super::access::Access;
 use super::args::ExportFormat;
@@ -16,8 +12,7 @@ use super::setup::{error, open_journal};
 use crate::headless::{self, printer};
 use crate::journal::RunMeta;
 use crate::paths::Paths;
-use crate::protocol::{Event, RunId, RunStatus, Usage};
-use crate::workflow;
+use crate::protocol::{RunId, RunStatus};
 
 /// A run's status as a user should read it: a `running` run in a journal
 /// this process could open has no live process, so it is interrupted.
@@ -91,43 +86,6 @@ fn utc(ms: u64) -> String {
     crate::protocol::Millis(ms).utc()
 }
 
-#[derive(Debug, Default, Serialize)]
-struct StepLine {
-    step: String,
-    kind: String,
-    status: String,
-    attempts: u32,
-    started_ms: Option<u64>,
-    ended_ms: Option<u64>,
-    duration_ms: Option<u64>,
-    input_tokens: u64,
-    output_tokens: u64,
-    cost_usd: f64,
-    error: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct ShowJson<'a> {
-    id: &'a RunId,
-    workflow: &'a str,
-    name: &'a str,
-    source: &'a str,
-    status: &'a str,
-    created_ms: u64,
-    /// The run this one was forked from, and the step it was forked at.
-    forked_from: Option<ForkedFrom>,
-    steps: Vec<StepLine>,
-    outputs: BTreeMap<String, Value>,
-    error: Option<String>,
-    usage: Usage,
-}
-
-#[derive(Debug, Serialize)]
-struct ForkedFrom {
-    run: RunId,
-    step: String,
-}
-
 pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
     let mut access = match Access::open(paths).await {
         Ok(a) => a,
@@ -153,113 +111,10 @@ pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
             return exit::FAILED;
         }
     };
-    let mut order: Vec<String> = Vec::new();
-    let mut steps: BTreeMap<String, StepLine> = BTreeMap::new();
-    let mut outputs = BTreeMap::new();
-    let mut run_error = None;
-    let mut usage = Usage::default();
-    let mut forked_from = None;
-    for r in &events {
-        if let Event::RunForked {
-            from_run,
-            from_step,
-            ..
-        } = &r.event
-        {
-            forked_from = Some(ForkedFrom {
-                run: from_run.clone(),
-                step: from_step.0.clone(),
-            });
-        }
-        if let Some(key) = r.event.step() {
-            if !steps.contains_key(key.as_str()) {
-                order.push(key.0.clone());
-            }
-            let line = steps.entry(key.0.clone()).or_insert_with(|| StepLine {
-                step: key.0.clone(),
-                ..Default::default()
-            });
-            let at = r.event.at().0;
-            match &r.event {
-                Event::StepStarted { attempt, kind, .. } => {
-                    line.kind = kind.clone();
-                    line.attempts = attempt.0.max(line.attempts);
-                    line.started_ms.get_or_insert(at);
-                    line.status = "running".into();
-                    line.ended_ms = None;
-                }
-                Event::LlmReplied { usage: u, .. } => {
-                    line.input_tokens += u.input_tokens;
-                    line.output_tokens += u.output_tokens;
-                    line.cost_usd += u.cost_usd;
-                    usage.add(u);
-                }
-                Event::StepSucceeded { .. } => {
-                    line.status = "succeeded".into();
-                    line.ended_ms = Some(at);
-                }
-                Event::StepFailed {
-                    error, retry_in_ms, ..
-                } => {
-                    line.status = if retry_in_ms.is_some() {
-                        "retrying".into()
-                    } else {
-                        "failed".into()
-                    };
-                    line.error = Some(error.clone());
-                    line.ended_ms = Some(at);
-                }
-                Event::StepSkipped { reason, .. } => {
-                    line.status = "skipped".into();
-                    line.error = Some(reason.clone());
-                }
-                Event::StepCancelled { .. } => {
-                    line.status = "cancelled".into();
-                    line.ended_ms = Some(at);
-                }
-                Event::ApprovalRequested { .. } | Event::QuestionAsked { .. } => {
-                    line.status = "waiting".into()
-                }
-                _ => {}
-            }
-            if line.kind.is_empty() {
-                line.kind = "-".into();
-            }
-        }
-        if let Event::RunFinished {
-            outputs: o, error, ..
-        } = &r.event
-        {
-            outputs = o.clone();
-            run_error = error.clone();
-        }
-        if let Event::RunPaused { reason, .. } = &r.event {
-            run_error = Some(workflow::describe_pause(reason));
-        }
-    }
-    let mut lines: Vec<StepLine> = order.iter().filter_map(|k| steps.remove(k)).collect();
-    for l in &mut lines {
-        l.duration_ms = match (l.started_ms, l.ended_ms) {
-            (Some(s), Some(e)) => Some(e.saturating_sub(s)),
-            _ => None,
-        };
-    }
     let status = shown_status(&meta, live);
+    let summary = headless::show::summarize(&meta, &events);
     if json {
-        let doc = ShowJson {
-            id: &meta.id,
-            workflow: &meta.workflow_id,
-            name: &meta.name,
-            source: &meta.source,
-            status,
-            created_ms: meta.created_ms,
-            forked_from,
-            steps: lines,
-            outputs,
-            error: run_error,
-            usage,
-        };
-        match serde_json::to_string_pretty(&doc) {
+        match summary.json(status) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 error(&e.to_string());
@@ -268,69 +123,8 @@ pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
         }
         return exit::OK;
     }
-    println!("run {}  {}  ({})", meta.id, meta.name, meta.source);
-    if let Some(f) = &forked_from {
-        println!("forked from run {} at step {}", f.run, f.step);
-    }
-    println!(
-        "status {status}, started {} UTC, {} tokens, ${:.4}",
-        utc(meta.created_ms),
-        usage.total_tokens(),
-        usage.cost_usd
-    );
-    println!();
-    println!(
-        "{:<24} {:<9} {:<10} {:>3} {:>9} {:>9} {:>9}",
-        "STEP", "KIND", "STATUS", "TRY", "TIME", "TOKENS", "COST"
-    );
-    let t0 = meta.created_ms;
-    for l in &lines {
-        println!(
-            "{:<24} {:<9} {:<10} {:>3} {:>9} {:>9} {:>9}",
-            printer::one_line(&l.step, 24),
-            l.kind,
-            l.status,
-            l.attempts,
-            l.duration_ms.map(printer::ms).unwrap_or_else(|| "-".into()),
-            l.input_tokens + l.output_tokens,
-            format!("${:.4}", l.cost_usd)
-        );
-        if let Some(bar) = timeline_bar(l, t0, meta.updated_ms.max(t0 + 1)) {
-            println!("  {bar}");
-        }
-        if let Some(e) = &l.error
-            && l.status != "succeeded"
-        {
-            println!("  └ {}", printer::one_line(e, 110));
-        }
-    }
-    if let Some(e) = &run_error {
-        println!("\n{e}");
-    }
-    for (k, v) in &outputs {
-        println!(
-            "output {k} = {}",
-            printer::one_line(&printer::value_text(v), 200)
-        );
-    }
+    print!("{}", summary.text(status));
     exit::OK
-}
-
-/// A 40-column bar placing the step within the run's wall-clock span.
-fn timeline_bar(l: &StepLine, t0: u64, t1: u64) -> Option<String> {
-    let start = l.started_ms?;
-    let end = l.ended_ms.unwrap_or(t1);
-    let width = 40.0;
-    let span = (t1.saturating_sub(t0)).max(1) as f64;
-    let a = ((start.saturating_sub(t0)) as f64 / span * width).floor() as usize;
-    let b = (((end.saturating_sub(t0)) as f64 / span * width).ceil() as usize).clamp(a + 1, 40);
-    let a = a.min(39);
-    Some(format!(
-        "|{}{}{}|",
-        " ".repeat(a),
-        "█".repeat(b - a),
-        " ".repeat(40 - b)
-    ))
 }
 
 pub async fn replay(paths: &Paths, run: &str, json: bool) -> u8 {

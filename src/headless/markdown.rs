@@ -311,7 +311,12 @@ pub fn transcript(events: &[Recorded]) -> String {
     if !tail.is_empty() {
         let _ = write!(out, "\n## Result\n{tail}");
     }
-    out
+    // Replies, tool results and shell output are data: no escape sequence
+    // in them may reach a terminal that shows the file.
+    match crate::text::sanitize(&out) {
+        std::borrow::Cow::Borrowed(_) => out,
+        std::borrow::Cow::Owned(safe) => safe,
+    }
 }
 
 /// Text in a code fence long enough not to be closed by the text itself.

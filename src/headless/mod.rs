@@ -5,6 +5,7 @@
 
 pub mod markdown;
 pub mod printer;
+pub mod show;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -31,7 +32,10 @@ pub struct HeadlessOptions {
 /// Formats one recorded event for output.
 pub fn format_event(printer: &mut Printer, r: &Recorded, json: bool) -> String {
     if json {
-        serde_json::to_string(r).unwrap_or_default()
+        // JSON escapes C0 controls itself; C1 controls and bidi characters
+        // become `\uXXXX` escapes too, which decode to the same string.
+        let doc = serde_json::to_string(r).unwrap_or_default();
+        crate::text::escape_json_unsafe(&doc).into_owned()
     } else {
         printer.line(r)
     }

@@ -20,8 +20,17 @@ impl Printer {
         let _ = self.line(r);
     }
 
-    /// The transcript line for an event.
+    /// The transcript line for an event, terminal-safe: names, replies and
+    /// outputs in it come from workflow files, models and commands.
     pub fn line(&mut self, r: &Recorded) -> String {
+        let line = self.raw_line(r);
+        match crate::text::sanitize(&line) {
+            std::borrow::Cow::Borrowed(_) => line,
+            std::borrow::Cow::Owned(safe) => safe,
+        }
+    }
+
+    fn raw_line(&mut self, r: &Recorded) -> String {
         let at = r.event.at().0;
         match &r.event {
             Event::RunStarted {
@@ -404,9 +413,13 @@ pub fn value_text(v: &Value) -> String {
     }
 }
 
-/// First line, shortened to `max` characters.
+/// The text on one line (whitespace runs become one space), terminal-safe
+/// (see [`crate::text::sanitize`]), shortened to `max` characters.
 pub fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat: String = crate::text::sanitize(s)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if flat.chars().count() <= max {
         flat
     } else {

@@ -368,14 +368,14 @@ impl RunView {
                     self.prompts.push(Prompt {
                         kind: PromptKind::Question {
                             id: id.clone(),
-                            header: header.clone(),
+                            header: header.as_deref().map(safe),
                             options: recommended_first(options, default.as_deref()),
                             default: default.clone(),
                         },
                         step: step.clone(),
-                        text: ask.clone(),
+                        text: safe(ask),
                         asked_at: at,
-                        deadline: timeout_ms.map(|t| Millis(at.0 + t)),
+                        deadline: timeout_ms.map(|t| Millis(at.0.saturating_add(t))),
                         answered: None,
                         review: swarm::plan_review(id, ask),
                     });
@@ -398,7 +398,7 @@ impl RunView {
                 });
                 if let Some(p) = found {
                     p.answered = Some(Answered {
-                        text: answer.clone(),
+                        text: safe(answer),
                         source: *source,
                         at,
                     });
@@ -422,9 +422,9 @@ impl RunView {
                     self.prompts.push(Prompt {
                         kind: PromptKind::Approval,
                         step: Some(step.clone()),
-                        text: message.clone(),
+                        text: safe(message),
                         asked_at: at,
-                        deadline: timeout_ms.map(|t| Millis(at.0 + t)),
+                        deadline: timeout_ms.map(|t| Millis(at.0.saturating_add(t))),
                         answered: None,
                         review: None,
                     });
@@ -449,7 +449,7 @@ impl RunView {
                     let text = if comment.is_empty() {
                         verdict.to_string()
                     } else {
-                        format!("{verdict}: {comment}")
+                        format!("{verdict}: {}", safe(comment))
                     };
                     p.answered = Some(Answered {
                         text,
@@ -737,10 +737,22 @@ fn recommended_first(options: &[ChoiceRecord], default: Option<&str>) -> Vec<Cho
                 .iter()
                 .position(|o| o.label.to_lowercase().contains("recommended"))
         });
-    let mut out = options.to_vec();
+    let mut out: Vec<ChoiceRecord> = options
+        .iter()
+        .map(|o| ChoiceRecord {
+            // The value is what an answer sends back; only the label is shown.
+            value: o.value.clone(),
+            label: safe(&o.label),
+        })
+        .collect();
     if let Some(i) = rec {
         let o = out.remove(i);
         out.insert(0, o);
     }
     out
+}
+
+/// Text from a workflow, a model or a command, terminal-safe for the sidebar.
+fn safe(text: &str) -> String {
+    crate::text::sanitize(text).into_owned()
 }

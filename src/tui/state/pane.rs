@@ -3,6 +3,7 @@
 //! Token deltas are appended to the open line, so streaming allocates lines
 //! only at newlines.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use crate::protocol::{Attempt, Millis, StepKey, StepStatus, Usage};
@@ -111,6 +112,9 @@ pub struct Pane {
     live_in_code: bool,
     /// Shell output was streamed for the current attempt (so tails are not repeated).
     shell_streamed: bool,
+    /// Makes streamed text terminal-safe; keeps its place inside an escape
+    /// sequence that a delta boundary cut in two.
+    clean: crate::text::Sanitizer,
     pub scroll: Scroll,
     pub search: Search,
     /// Set when the pane is a swarm agent slot's (it shows the slot's
@@ -144,6 +148,7 @@ impl Pane {
             in_code: false,
             live_in_code: false,
             shell_streamed: false,
+            clean: crate::text::Sanitizer::default(),
             scroll: Scroll::default(),
             search: Search::default(),
             slot: None,
@@ -161,6 +166,7 @@ impl Pane {
         self.finished_at = None;
         self.paused = false;
         self.shell_streamed = false;
+        self.clean.reset();
         self.live_start = None;
         self.in_code = false;
     }
@@ -173,6 +179,7 @@ impl Pane {
         self.started_at = at;
         self.finished_at = None;
         self.shell_streamed = false;
+        self.clean.reset();
         self.live_start = None;
         self.push(format!("── attempt {attempt} ──"), LineKind::Note);
     }
@@ -225,7 +232,8 @@ impl Pane {
             }
         }
         self.open = false;
-        for l in text.lines() {
+        self.clean.reset();
+        for l in safe(text).lines() {
             self.push_text(l);
         }
     }
@@ -236,8 +244,8 @@ impl Pane {
         let idx = self.tools.len();
         self.tools.push(ToolView {
             call_id: call_id.to_string(),
-            name: name.to_string(),
-            arguments: arguments.to_string(),
+            name: safe(name).into_owned(),
+            arguments: safe(arguments).into_owned(),
             output: None,
             is_error: false,
             expanded: false,
@@ -262,9 +270,9 @@ impl Pane {
             return;
         };
         if t.arguments.is_empty() {
-            t.arguments = arguments.to_string();
+            t.arguments = safe(arguments).into_owned();
         }
-        t.output = Some(output.to_string());
+        t.output = Some(safe(output).into_owned());
         t.is_error = is_error;
         let header = tool_header(t);
         if let Some(line) = self
@@ -280,11 +288,12 @@ impl Pane {
     /// Shell tails are shown only when nothing was streamed (replay, resume).
     pub fn shell_finished(&mut self, stdout: &str, stderr: &str, summary: String, failed: bool) {
         self.close_open();
+        self.clean.reset();
         if !self.shell_streamed {
-            for l in stdout.lines() {
+            for l in safe(stdout).lines() {
                 self.push(l.to_string(), LineKind::Stdout);
             }
-            for l in stderr.lines() {
+            for l in safe(stderr).lines() {
                 self.push(l.to_string(), LineKind::Stderr);
             }
         }
@@ -299,12 +308,15 @@ impl Pane {
     /// A closed line of workbench text.
     pub fn note(&mut self, text: String, kind: LineKind) {
         self.close_open();
-        for l in text.lines() {
+        for l in safe(&text).lines() {
             self.push(l.to_string(), kind);
         }
     }
 
     fn append_stream(&mut self, text: &str, kind: LineKind) {
+        let mut clean = String::with_capacity(text.len());
+        self.clean.push(text, &mut clean);
+        let text = clean.as_str();
         if self.open
             && self
                 .lines
@@ -375,7 +387,13 @@ impl Pane {
         self.index_search(self.end().saturating_sub(1));
     }
 
-    fn push_raw(&mut self, text: String, kind: LineKind) {
+    fn push_raw(&mut self, mut text: String, kind: LineKind) {
+        // Every way into the scrollback passes here: a line holds no
+        // control character (callers split at line breaks first).
+        if text.chars().any(crate::text::is_unsafe_char) {
+            let clean = safe(&text).replace('\n', " ");
+            text = clean;
+        }
         self.lines.push_back(PaneLine { text, kind });
         if !self.scroll.following() {
             // Keep the view still while reading back.
@@ -536,6 +554,11 @@ pub fn wrapped_rows(text: &str, width: usize) -> usize {
     } else {
         n.div_ceil(width)
     }
+}
+
+/// Text from a step (reply, output, tool call) made terminal-safe.
+fn safe(text: &str) -> Cow<'_, str> {
+    crate::text::sanitize(text)
 }
 
 fn tool_header(t: &ToolView) -> String {

@@ -1,0 +1,7 @@
+//! Text lev did not write (shell output, LLM replies, tool results, names
+//! from workflow files) made safe to print or draw. Pure functions, no I/O;
+//! every layer may import this module.
+
+mod sanitize;
+
+pub use sanitize::{Sanitizer, escape_json_unsafe, is_unsafe_char, sanitize};
