@@ -122,6 +122,8 @@ pub struct Config {
     pub breaker: BreakerSettings,
     /// `run_shell` prefixes allowed everywhere.
     pub shell_allow: Vec<String>,
+    /// Caps on the size of LLM replies (`llm:`).
+    pub reply_limits: crate::llm::ReplyLimits,
     pub tui: TuiSettings,
     /// Files the config was read from, for `lev config` and messages.
     pub sources: Vec<PathBuf>,
@@ -177,6 +179,7 @@ impl Default for Config {
             retry: RetrySettings::default(),
             breaker: BreakerSettings::default(),
             shell_allow: Vec::new(),
+            reply_limits: crate::llm::ReplyLimits::default(),
             tui: TuiSettings::default(),
             sources: Vec::new(),
         }

@@ -29,6 +29,9 @@ pub mod exit {
     pub const PAUSED: u8 = 3;
 }
 
+/// How long leftover blocking work may finish before lev exits anyway.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Entry point of the `lev` binary.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -53,5 +56,10 @@ pub fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(setup::dispatch(cli));
+    // Everything lev waits for has been awaited by now. What is left on the
+    // blocking pool is work a cancelled or timed-out step walked away from
+    // (a tool stuck in a syscall): it must not keep the process alive, which
+    // dropping the runtime would (it waits for blocking threads forever).
+    runtime.shutdown_timeout(EXIT_GRACE);
     ExitCode::from(code)
 }

@@ -21,6 +21,9 @@
 //! retry: { max_attempts: 4, initial_delay_ms: 500, max_delay_ms: 30000 }
 //! breaker: { consecutive_failures: 5, cooldown_ms: 60000 }
 //! shell_allow: ["cargo test", "git status"]
+//! llm:                       # caps on one LLM reply; past one the step fails
+//!   max_reply_bytes: 4194304           # reply text (and reasoning), default 4 MiB
+//!   max_tool_argument_bytes: 1048576   # one tool call's arguments, default 1 MiB
 //! tui:
 //!   attention:               # when a question or approval waits for you (once each)
 //!     bell: true             # ring the terminal bell
@@ -80,7 +83,15 @@ struct FileConfig {
     retry: Option<FileRetry>,
     breaker: Option<FileBreaker>,
     shell_allow: Option<Vec<String>>,
+    llm: Option<FileLlm>,
     tui: Option<FileTui>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLlm {
+    max_reply_bytes: Option<usize>,
+    max_tool_argument_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +272,27 @@ impl Layers {
         }
         if let Some(allow) = file.shell_allow {
             self.config.shell_allow = allow;
+        }
+        if let Some(l) = file.llm {
+            let limits = &mut self.config.reply_limits;
+            for (value, setting) in [
+                (l.max_reply_bytes, crate::llm::limits::REPLY_SETTING),
+                (
+                    l.max_tool_argument_bytes,
+                    crate::llm::limits::ARGUMENT_SETTING,
+                ),
+            ] {
+                if value == Some(0) {
+                    return Err(ConfigError::Invalid {
+                        origin: path.display().to_string(),
+                        message: format!("`{setting}` must be at least 1"),
+                    });
+                }
+            }
+            limits.max_reply_bytes = l.max_reply_bytes.unwrap_or(limits.max_reply_bytes);
+            limits.max_tool_argument_bytes = l
+                .max_tool_argument_bytes
+                .unwrap_or(limits.max_tool_argument_bytes);
         }
         if let Some(a) = file.tui.and_then(|t| t.attention) {
             let attention = &mut self.config.tui.attention;

@@ -5,13 +5,16 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use futures::StreamExt;
+use eventsource_stream::Event;
+use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::limits::Budget;
 use super::wire::{self, Secret};
 use super::{
-    ChatFuture, ChatRequest, ChatResponse, LlmError, Provider, Role, StreamDelta, ToolCall,
+    ChatFuture, ChatRequest, ChatResponse, LlmError, Provider, ReplyLimits, Role, StreamDelta,
+    ToolCall,
 };
 use crate::protocol::Usage;
 
@@ -25,6 +28,7 @@ pub struct AnthropicProvider {
     key: Secret,
     default_model: String,
     client: reqwest::Client,
+    limits: ReplyLimits,
 }
 
 impl fmt::Debug for AnthropicProvider {
@@ -45,7 +49,14 @@ impl AnthropicProvider {
             key,
             default_model: default_model.to_string(),
             client,
+            limits: ReplyLimits::default(),
         })
+    }
+
+    /// The same provider with other caps on reply size.
+    pub fn with_limits(mut self, limits: ReplyLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The same provider failing a call when the server is silent for
@@ -82,19 +93,34 @@ impl AnthropicProvider {
             .header("x-api-key", self.key.expose())
             .header("anthropic-version", API_VERSION)
             .json(&request_body(req, model));
-        let mut events = Box::pin(wire::send_sse(&name, http, Some(&self.key)).await?);
-        let mut acc = Accumulator::new(model);
-        while let Some(event) = events.next().await {
-            let event = event?;
-            if acc.feed(&name, &event.event, &event.data, &deltas)? {
-                return Ok(acc.finish());
-            }
-        }
-        Err(LlmError::Stream {
-            provider: name,
-            message: "the stream ended without `message_stop`".into(),
-        })
+        let events =
+            wire::send_sse(&name, http, Some(&self.key), self.limits.max_event_bytes()).await?;
+        read_reply(&name, model, events, &deltas, self.limits).await
     }
+}
+
+/// Folds a reply's SSE events into a response, within `limits`; the first
+/// error (or cap passed) ends the read, which drops the stream and with it
+/// the connection.
+pub async fn read_reply(
+    provider: &str,
+    model: &str,
+    events: impl Stream<Item = Result<Event, LlmError>>,
+    deltas: &Option<mpsc::UnboundedSender<StreamDelta>>,
+    limits: ReplyLimits,
+) -> Result<ChatResponse, LlmError> {
+    let mut events = Box::pin(events);
+    let mut acc = Accumulator::new(model, Budget::new(provider, limits));
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if acc.feed(provider, &event.event, &event.data, deltas)? {
+            return Ok(acc.finish());
+        }
+    }
+    Err(LlmError::Stream {
+        provider: provider.to_string(),
+        message: "the stream ended without `message_stop`".into(),
+    })
 }
 
 impl Provider for AnthropicProvider {
@@ -210,16 +236,18 @@ struct Accumulator {
     usage: Usage,
     stop_reason: Option<String>,
     model: String,
+    budget: Budget,
 }
 
 impl Accumulator {
-    fn new(model: &str) -> Self {
+    fn new(model: &str, budget: Budget) -> Self {
         Accumulator {
             text: String::new(),
             blocks: BTreeMap::new(),
             usage: Usage::default(),
             stop_reason: None,
             model: model.to_string(),
+            budget,
         }
     }
 
@@ -268,15 +296,19 @@ impl Accumulator {
                 let b = match block.get("type").and_then(Value::as_str) {
                     Some("text") => {
                         if let Some(t) = block.get("text").and_then(Value::as_str) {
-                            self.push_text(t, deltas);
+                            self.push_text(t, deltas)?;
                         }
                         Block::Text
                     }
-                    Some("tool_use") => Block::Tool(ToolCall {
-                        id: str_of(&block, "id"),
-                        name: str_of(&block, "name"),
-                        arguments: String::new(),
-                    }),
+                    Some("tool_use") => {
+                        let (id, name) = (str_of(&block, "id"), str_of(&block, "name"));
+                        self.budget.call_meta(id.len() + name.len())?;
+                        Block::Tool(ToolCall {
+                            id,
+                            name,
+                            arguments: String::new(),
+                        })
+                    }
                     _ => Block::Other,
                 };
                 self.blocks.insert(index, b);
@@ -286,12 +318,21 @@ impl Accumulator {
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => {
                         let t = str_of(&delta, "text");
-                        self.push_text(&t, deltas);
+                        self.push_text(&t, deltas)?;
+                    }
+                    // Not kept, but read: counted against the cap.
+                    Some("thinking_delta") => {
+                        self.budget.reasoning(str_of(&delta, "thinking").len())?;
                     }
                     Some("input_json_delta") => {
                         let part = str_of(&delta, "partial_json");
                         match self.blocks.get_mut(&index) {
                             Some(Block::Tool(call)) => {
+                                self.budget.argument(
+                                    &call.name,
+                                    call.arguments.len() + part.len(),
+                                    part.len(),
+                                )?;
                                 call.arguments.push_str(&part);
                                 wire::emit(
                                     deltas,
@@ -355,11 +396,17 @@ impl Accumulator {
         Ok(false)
     }
 
-    fn push_text(&mut self, t: &str, deltas: &Option<mpsc::UnboundedSender<StreamDelta>>) {
+    fn push_text(
+        &mut self,
+        t: &str,
+        deltas: &Option<mpsc::UnboundedSender<StreamDelta>>,
+    ) -> Result<(), LlmError> {
         if !t.is_empty() {
+            self.budget.text(t.len())?;
             self.text.push_str(t);
             wire::emit(deltas, StreamDelta::Text(t.to_string()));
         }
+        Ok(())
     }
 
     fn finish(self) -> ChatResponse {

@@ -8,11 +8,13 @@
 //! Submodules: `openai` and `anthropic` (the HTTP clients), `wire` (shared
 //! HTTP/SSE plumbing and the key wrapper), `resilient` (retries),
 //! `breaker` (the circuit breaker per endpoint), `scripted` (cassettes),
-//! `select` (building the configured provider, pricing), `profiles`
+//! `select` (building the configured provider, pricing), `limits` (caps
+//! on reply size), `profiles`
 //! (providers by name for modes, and the fallback provider).
 
 pub mod anthropic;
 pub mod breaker;
+pub mod limits;
 pub mod openai;
 pub mod profiles;
 pub mod resilient;
@@ -21,6 +23,7 @@ pub mod select;
 pub mod wire;
 
 pub use breaker::{BreakerChange, BreakerPhase, BreakerState, Breakers};
+pub use limits::ReplyLimits;
 pub use profiles::{Fallback, Profiles, Resolved};
 pub use select::{build_provider, build_provider_with_env};
 
@@ -161,6 +164,16 @@ pub enum LlmError {
         provider: String,
         failures: u32,
         retry_in_ms: u64,
+    },
+    /// A reply past one of the [`ReplyLimits`]; the stream was abandoned.
+    #[error(
+        "{provider}: reply too large: {what} passed {limit} bytes, the limit set by `{setting}` in the config"
+    )]
+    TooLarge {
+        provider: String,
+        what: String,
+        limit: usize,
+        setting: String,
     },
     #[error("configuration: {0}")]
     Config(String),

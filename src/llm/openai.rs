@@ -5,13 +5,16 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use futures::StreamExt;
+use eventsource_stream::Event;
+use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::limits::Budget;
 use super::wire::{self, Secret};
 use super::{
-    ChatFuture, ChatRequest, ChatResponse, LlmError, Provider, Role, StreamDelta, ToolCall,
+    ChatFuture, ChatRequest, ChatResponse, LlmError, Provider, ReplyLimits, Role, StreamDelta,
+    ToolCall,
 };
 use crate::protocol::Usage;
 
@@ -26,6 +29,7 @@ pub struct OpenAiProvider {
     key: Option<Secret>,
     default_model: String,
     client: reqwest::Client,
+    limits: ReplyLimits,
 }
 
 impl fmt::Debug for OpenAiProvider {
@@ -55,7 +59,14 @@ impl OpenAiProvider {
             key,
             default_model: default_model.to_string(),
             client,
+            limits: ReplyLimits::default(),
         })
+    }
+
+    /// The same provider with other caps on reply size.
+    pub fn with_limits(mut self, limits: ReplyLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     fn model<'a>(&'a self, req: &'a ChatRequest) -> &'a str {
@@ -97,19 +108,39 @@ impl OpenAiProvider {
         if let Some(key) = &self.key {
             http = http.bearer_auth(key.expose());
         }
-        let mut events = Box::pin(wire::send_sse(&name, http, self.key.as_ref()).await?);
-        let mut acc = Accumulator::new(self.model(req));
-        while let Some(event) = events.next().await {
-            let event = event?;
-            if acc.feed(&name, &event.data, &deltas)? {
-                return Ok(acc.finish());
-            }
-        }
-        Err(LlmError::Stream {
-            provider: name,
-            message: "the stream ended without `data: [DONE]`".into(),
-        })
+        let events = wire::send_sse(
+            &name,
+            http,
+            self.key.as_ref(),
+            self.limits.max_event_bytes(),
+        )
+        .await?;
+        read_reply(&name, self.model(req), events, &deltas, self.limits).await
     }
+}
+
+/// Folds a reply's SSE events into a response, within `limits`; the first
+/// error (or cap passed) ends the read, which drops the stream and with it
+/// the connection.
+pub async fn read_reply(
+    provider: &str,
+    model: &str,
+    events: impl Stream<Item = Result<Event, LlmError>>,
+    deltas: &Option<mpsc::UnboundedSender<StreamDelta>>,
+    limits: ReplyLimits,
+) -> Result<ChatResponse, LlmError> {
+    let mut events = Box::pin(events);
+    let mut acc = Accumulator::new(model, Budget::new(provider, limits));
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if acc.feed(provider, &event.data, deltas)? {
+            return Ok(acc.finish());
+        }
+    }
+    Err(LlmError::Stream {
+        provider: provider.to_string(),
+        message: "the stream ended without `data: [DONE]`".into(),
+    })
 }
 
 impl Provider for OpenAiProvider {
@@ -205,16 +236,18 @@ struct Accumulator {
     usage: Usage,
     stop_reason: Option<String>,
     model: String,
+    budget: Budget,
 }
 
 impl Accumulator {
-    fn new(model: &str) -> Self {
+    fn new(model: &str, budget: Budget) -> Self {
         Accumulator {
             text: String::new(),
             calls: BTreeMap::new(),
             usage: Usage::default(),
             stop_reason: None,
             model: model.to_string(),
+            budget,
         }
     }
 
@@ -257,9 +290,17 @@ impl Accumulator {
             let Some(delta) = choice.get("delta") else {
                 continue;
             };
+            // Reasoning models stream their thinking under one of these
+            // names; lev does not keep it, but it counts against the cap.
+            for key in ["reasoning_content", "reasoning"] {
+                if let Some(r) = delta.get(key).and_then(Value::as_str) {
+                    self.budget.reasoning(r.len())?;
+                }
+            }
             if let Some(text) = delta.get("content").and_then(Value::as_str)
                 && !text.is_empty()
             {
+                self.budget.text(text.len())?;
                 self.text.push_str(text);
                 wire::emit(deltas, StreamDelta::Text(text.to_string()));
             }
@@ -298,14 +339,21 @@ impl Accumulator {
             arguments: String::new(),
         });
         if let Some(id) = call.get("id").and_then(Value::as_str) {
+            self.budget.call_meta(id.len())?;
             entry.id = id.to_string();
         }
         let function = call.get("function");
         if let Some(name) = function.and_then(|f| f.get("name")).and_then(Value::as_str) {
+            self.budget.call_meta(name.len())?;
             entry.name.push_str(name);
         }
         match function.and_then(|f| f.get("arguments")) {
             Some(Value::String(part)) => {
+                self.budget.argument(
+                    &entry.name,
+                    entry.arguments.len() + part.len(),
+                    part.len(),
+                )?;
                 entry.arguments.push_str(part);
                 wire::emit(
                     deltas,
@@ -318,6 +366,11 @@ impl Accumulator {
             // Ollama has sent whole argument objects instead of text.
             Some(obj @ Value::Object(_)) => {
                 let part = obj.to_string();
+                self.budget.argument(
+                    &entry.name,
+                    entry.arguments.len() + part.len(),
+                    part.len(),
+                )?;
                 entry.arguments.push_str(&part);
                 wire::emit(
                     deltas,
@@ -444,7 +497,7 @@ mod tests {
 
     #[test]
     fn assembles_split_tool_calls_by_index() {
-        let mut acc = Accumulator::new("m");
+        let mut acc = Accumulator::new("m", Budget::new("p", ReplyLimits::default()));
         let chunks = [
             r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":""}}]}}]}"#,
             r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"b","function":{"name":"g","arguments":"{\"x\""}}]}}]}"#,
@@ -466,7 +519,7 @@ mod tests {
 
     #[test]
     fn calls_without_index_split_on_new_ids() {
-        let mut acc = Accumulator::new("m");
+        let mut acc = Accumulator::new("m", Budget::new("p", ReplyLimits::default()));
         let chunks = [
             r#"{"choices":[{"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":{"x":1}}}]}}]}"#,
             r#"{"choices":[{"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{"}}]}}]}"#,

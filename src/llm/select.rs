@@ -12,7 +12,10 @@ use super::openai::{self, OpenAiProvider};
 use super::resilient::{Breakers, Resilient};
 use super::scripted::ScriptedProvider;
 use super::wire::Secret;
-use super::{ChatFuture, ChatRequest, LlmError, PriceTable, Provider, SharedProvider, StreamDelta};
+use super::{
+    ChatFuture, ChatRequest, LlmError, PriceTable, Provider, ReplyLimits, SharedProvider,
+    StreamDelta,
+};
 use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::protocol::Usage;
 
@@ -60,16 +63,26 @@ pub fn build_from_settings(
     settings: &ProviderSettings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<SharedProvider, LlmError> {
-    let raw = build_client(settings, env)?;
+    let raw = build_client_with(settings, env, cfg.reply_limits)?;
     let breaker = Breakers::global().get(&raw.name(), &cfg.breaker);
     let resilient: SharedProvider = Arc::new(Resilient::new(raw, cfg.retry.clone(), breaker));
     Ok(Arc::new(Priced::new(resilient, cfg.prices.clone())))
 }
 
-/// The bare client for `settings`: no retries, no breaker, no prices.
+/// The bare client for `settings`: no retries, no breaker, no prices, the
+/// default reply caps.
 pub fn build_client(
     settings: &ProviderSettings,
     env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SharedProvider, LlmError> {
+    build_client_with(settings, env, ReplyLimits::default())
+}
+
+/// [`build_client`] with caps on reply size.
+pub fn build_client_with(
+    settings: &ProviderSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+    limits: ReplyLimits,
 ) -> Result<SharedProvider, LlmError> {
     let model = settings.model.as_deref();
     Ok(match settings.kind {
@@ -79,12 +92,15 @@ pub fn build_client(
                 .base_url
                 .as_deref()
                 .unwrap_or(openai::DEFAULT_BASE_URL);
-            Arc::new(OpenAiProvider::new(
-                "openai",
-                base,
-                Some(key),
-                model.unwrap_or(DEFAULT_OPENAI_MODEL),
-            )?)
+            Arc::new(
+                OpenAiProvider::new(
+                    "openai",
+                    base,
+                    Some(key),
+                    model.unwrap_or(DEFAULT_OPENAI_MODEL),
+                )?
+                .with_limits(limits),
+            )
         }
         ProviderKind::Ollama => {
             // Ollama needs no key; one is sent only when the config names a
@@ -97,12 +113,10 @@ pub fn build_client(
                 .map(Secret::new);
             let default_base = format!("{}/v1", openai::DEFAULT_OLLAMA_HOST);
             let base = settings.base_url.as_deref().unwrap_or(&default_base);
-            Arc::new(OpenAiProvider::new(
-                "ollama",
-                base,
-                key,
-                model.unwrap_or(DEFAULT_OLLAMA_MODEL),
-            )?)
+            Arc::new(
+                OpenAiProvider::new("ollama", base, key, model.unwrap_or(DEFAULT_OLLAMA_MODEL))?
+                    .with_limits(limits),
+            )
         }
         ProviderKind::Anthropic => {
             let key = require_key(settings, "ANTHROPIC_API_KEY", env)?;
@@ -110,11 +124,10 @@ pub fn build_client(
                 .base_url
                 .as_deref()
                 .unwrap_or(anthropic::DEFAULT_BASE_URL);
-            Arc::new(AnthropicProvider::new(
-                base,
-                key,
-                model.unwrap_or(DEFAULT_ANTHROPIC_MODEL),
-            )?)
+            Arc::new(
+                AnthropicProvider::new(base, key, model.unwrap_or(DEFAULT_ANTHROPIC_MODEL))?
+                    .with_limits(limits),
+            )
         }
         ProviderKind::Scripted => {
             let path = settings.cassette.as_deref().ok_or_else(|| {

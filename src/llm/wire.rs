@@ -270,11 +270,13 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// Sends `request`, maps a non-2xx answer to an error and returns the
 /// response's SSE events; transport failures mid-body become
-/// [`LlmError::Stream`].
+/// [`LlmError::Stream`], and an event longer than `max_event_bytes`
+/// [`LlmError::TooLarge`].
 pub async fn send_sse(
     provider: &str,
     request: reqwest::RequestBuilder,
     key: Option<&Secret>,
+    max_event_bytes: usize,
 ) -> Result<impl Stream<Item = Result<Event, LlmError>> + use<>, LlmError> {
     let response = request
         .header("accept", "text/event-stream")
@@ -297,12 +299,99 @@ pub async fn send_sse(
             key,
         ));
     }
+    Ok(decode_sse(
+        provider,
+        response.bytes_stream(),
+        max_event_bytes,
+    ))
+}
+
+/// Why a body chunk was not passed on to the SSE parser.
+#[derive(Debug)]
+enum BodyError {
+    Transport(String),
+    EventTooLarge,
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::Transport(m) => f.write_str(m),
+            BodyError::EventTooLarge => f.write_str("event too large"),
+        }
+    }
+}
+
+/// Counts the bytes of the event being received (since the last blank
+/// line), so one endless event is refused before the SSE parser has
+/// buffered more than the cap.
+struct EventGuard {
+    max: usize,
+    event: usize,
+    line: usize,
+    prev_cr: bool,
+}
+
+impl EventGuard {
+    /// False once the current event is longer than the cap.
+    fn pass(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            match b {
+                // The `\n` of a `\r\n`: the line ended at the `\r`.
+                b'\n' if self.prev_cr => self.prev_cr = false,
+                b'\n' | b'\r' => {
+                    if self.line == 0 {
+                        self.event = 0;
+                    }
+                    self.line = 0;
+                    self.prev_cr = b == b'\r';
+                }
+                _ => {
+                    self.line += 1;
+                    self.event += 1;
+                    self.prev_cr = false;
+                }
+            }
+        }
+        self.event <= self.max
+    }
+}
+
+/// A response body (chunks split anywhere) as SSE events. The decoder both
+/// providers read replies through; `max_event_bytes` bounds what it buffers.
+pub fn decode_sse<S, B, E>(
+    provider: &str,
+    body: S,
+    max_event_bytes: usize,
+) -> impl Stream<Item = Result<Event, LlmError>> + use<S, B, E>
+where
+    S: Stream<Item = Result<B, E>>,
+    B: AsRef<[u8]>,
+    E: std::error::Error,
+{
+    let mut guard = EventGuard {
+        max: max_event_bytes,
+        event: 0,
+        line: 0,
+        prev_cr: false,
+    };
+    let checked = body.map(move |chunk| match chunk {
+        Ok(bytes) if guard.pass(bytes.as_ref()) => Ok(bytes),
+        Ok(_) => Err(BodyError::EventTooLarge),
+        Err(e) => Err(BodyError::Transport(error_chain(&e))),
+    });
     let name = provider.to_string();
-    Ok(response.bytes_stream().eventsource().map(move |item| {
+    checked.eventsource().map(move |item| {
         item.map_err(|e| match e {
-            EventStreamError::Transport(e) => LlmError::Stream {
+            EventStreamError::Transport(BodyError::EventTooLarge) => LlmError::TooLarge {
                 provider: name.clone(),
-                message: error_chain(&e),
+                what: "one server-sent event".into(),
+                limit: max_event_bytes,
+                setting: super::limits::REPLY_SETTING.into(),
+            },
+            EventStreamError::Transport(BodyError::Transport(message)) => LlmError::Stream {
+                provider: name.clone(),
+                message,
             },
             EventStreamError::Utf8(e) => LlmError::Malformed {
                 provider: name.clone(),
@@ -313,7 +402,7 @@ pub async fn send_sse(
                 message: format!("not a server-sent event stream: {e}"),
             },
         })
-    }))
+    })
 }
 
 /// Parses one SSE `data` payload as JSON, or a [`LlmError::Malformed`] that

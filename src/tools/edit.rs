@@ -1,11 +1,15 @@
 //! `edit_file`: exact search and replace, written atomically.
 
-use std::fs;
 use std::path::Path;
 
 use serde::Deserialize;
 
 use super::fs::atomic_write;
+use super::open::read_regular_capped;
+
+/// Largest file `edit_file` edits: it holds the file (and the result) in
+/// memory.
+pub const EDIT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 use super::path::{display, resolve};
 
 #[derive(Debug, Deserialize)]
@@ -29,7 +33,7 @@ pub(crate) fn edit_file(root: &Path, args: EditArgs) -> Result<String, String> {
     if args.old == args.new {
         return Err("`old` and `new` are identical; nothing to change".into());
     }
-    let bytes = fs::read(&path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    let bytes = read_regular_capped(&path, &shown, EDIT_MAX_BYTES)?;
     let content = String::from_utf8(bytes)
         .map_err(|_| format!("`{shown}` is not UTF-8 text; edit_file only edits text files"))?;
     let count = content.matches(args.old.as_str()).count();

@@ -2,12 +2,13 @@
 //! `edit_file` shares. Blocking std I/O; the dispatcher runs these on
 //! tokio's blocking pool.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use serde::Deserialize;
 
+use super::open::open_regular;
 use super::path::{display, resolve};
 use super::text::{looks_binary, read_line_capped};
 
@@ -17,6 +18,9 @@ pub const READ_MAX_LINES: usize = 2000;
 pub const READ_MAX_BYTES: usize = 256 * 1024;
 /// A single line longer than this is cut.
 const READ_MAX_LINE_BYTES: usize = 4000;
+/// Bytes of a file `read_file` reads through at most (to reach `offset`):
+/// the cost of one call stays bounded whatever the file is.
+pub const READ_MAX_SCAN_BYTES: u64 = 64 * 1024 * 1024;
 /// Entries `list_dir` shows at most.
 pub const LIST_MAX_ENTRIES: usize = 1000;
 
@@ -34,8 +38,8 @@ pub(crate) fn read_file(root: &Path, args: ReadArgs) -> Result<String, String> {
     if meta.is_dir() {
         return Err(format!("`{shown}` is a directory; use list_dir"));
     }
-    let file = File::open(&path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    let (file, meta) = open_regular(&path, &shown)?;
+    let mut reader = BufReader::with_capacity(64 * 1024, file.take(READ_MAX_SCAN_BYTES));
     let head = reader
         .fill_buf()
         .map_err(|e| format!("cannot read `{shown}`: {e}"))?;
@@ -78,6 +82,12 @@ pub(crate) fn read_file(root: &Path, args: ReadArgs) -> Result<String, String> {
         shown_lines += 1;
     }
     if shown_lines == 0 {
+        if meta.len() > READ_MAX_SCAN_BYTES {
+            return Err(format!(
+                "offset {offset} is past the first {READ_MAX_SCAN_BYTES} bytes of `{shown}` \
+                 ({line_no} lines), which is as far as read_file reads; use grep to find the part you need"
+            ));
+        }
         return Ok(format!(
             "`{shown}` has {line_no} lines; offset {offset} is past the end"
         ));

@@ -1,14 +1,15 @@
 //! `grep`: a regex search over the workspace tree, in a stable order, with
 //! caps on matches shown and files scanned.
 
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
 use super::glob::Glob;
+use super::open::open_regular;
 use super::path::{canonical_root, resolve};
 use super::text::{clip_chars, looks_binary, read_line_capped};
 
@@ -20,6 +21,9 @@ pub const GREP_MAX_FILES: usize = 50_000;
 const GREP_MAX_LINE_CHARS: usize = 300;
 /// Bytes of a line looked at.
 const GREP_MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// Bytes of one file searched at most (the rest of a huge file is skipped).
+pub const GREP_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Directory names never descended into (besides hidden ones).
 const SKIPPED_DIRS: [&str; 2] = ["target", "node_modules"];
@@ -64,8 +68,11 @@ pub(crate) fn grep(root: &Path, args: GrepArgs) -> Result<String, String> {
     if meta.is_dir() {
         search.walk(&start);
     } else {
-        // A file named explicitly is searched whatever the glob says.
-        search.file(&start);
+        // A file named explicitly is searched whatever the glob says; one
+        // that is not a regular file (a FIFO would never end) is refused.
+        let shown = search.relative(&start);
+        let (file, _) = open_regular(&start, &shown)?;
+        search.file(&start, file);
     }
 
     if search.total == 0 {
@@ -122,19 +129,18 @@ impl Search {
                     Some(glob) => glob.matches(&self.relative(&path)),
                     None => true,
                 };
-                if wanted {
-                    self.file(&path);
+                // Opened without waiting and checked again: the entry may
+                // have been swapped for a FIFO since it was listed.
+                if wanted && let Ok((file, _)) = open_regular(&path, "") {
+                    self.file(&path, file);
                 }
             }
         }
     }
 
-    fn file(&mut self, path: &Path) {
+    fn file(&mut self, path: &Path, file: fs::File) {
         self.files += 1;
-        let Ok(file) = File::open(path) else {
-            return;
-        };
-        let mut reader = BufReader::with_capacity(64 * 1024, file);
+        let mut reader = BufReader::with_capacity(64 * 1024, file.take(GREP_MAX_FILE_BYTES));
         match reader.fill_buf() {
             Ok(head) if !looks_binary(head) => {}
             _ => return,

@@ -10,6 +10,7 @@ mod edit;
 mod fs;
 mod glob;
 mod grep;
+mod open;
 mod path;
 mod policy;
 mod shell;

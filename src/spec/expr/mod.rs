@@ -278,4 +278,6 @@ fn reference_of(root: Root, segs: &[Seg]) -> Option<Reference> {
 }
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;

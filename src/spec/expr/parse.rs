@@ -7,8 +7,19 @@ use serde_json::Value;
 use super::ExprError;
 use super::ast::{BinOp, Expr, Root, Seg};
 
-/// Deepest parenthesis / operator nesting we accept (guards the stack).
-const MAX_NESTING: usize = 64;
+/// Deepest parenthesis / `!` / index / call nesting we accept: the parser
+/// recurses once per level, so this bounds its stack use.
+pub(crate) const MAX_NESTING: usize = 64;
+
+/// Most tokens one `${{ }}` hole may hold. Keeps every tree small enough
+/// that building, walking, cloning and dropping it stay cheap, whatever the
+/// file says (a 50,000-operand `||` chain is refused here, not evaluated).
+pub(crate) const MAX_TOKENS: usize = 4096;
+
+/// Deepest expression tree we accept. Evaluation and the derived
+/// `Clone`/`Drop`/`PartialEq` recurse once per level, so this bounds their
+/// stack use (tokio worker threads have 2 MiB).
+pub(crate) const MAX_DEPTH: usize = 256;
 
 pub const FUNCTIONS: &[(&str, usize, usize)] = &[
     // (name, min args, max args)
@@ -57,6 +68,14 @@ fn lex(src: &str, base: usize) -> Result<Vec<(Tok, usize)>, ExprError> {
         if c.is_ascii_whitespace() {
             i += 1;
             continue;
+        }
+        if out.len() >= MAX_TOKENS {
+            return Err(err(
+                format!(
+                    "expression is too long: more than {MAX_TOKENS} tokens in one `${{{{ }}}}` (split it up)"
+                ),
+                at,
+            ));
         }
         let two = src.get(i..i + 2).unwrap_or("");
         let op2 = match two {
@@ -213,7 +232,70 @@ pub fn parse_expr(src: &str, base: usize) -> Result<Expr, ExprError> {
             *at,
         ));
     }
+    let d = depth(&e);
+    if d > MAX_DEPTH {
+        return Err(err(
+            format!("expression nests too deeply: {d} levels of operators, at most {MAX_DEPTH}"),
+            base,
+        ));
+    }
     Ok(e)
+}
+
+/// The depth of a tree, without recursion (the tree is not yet known to be
+/// shallow).
+fn depth(root: &Expr) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(root, 1usize)];
+    while let Some((e, d)) = stack.pop() {
+        max = max.max(d);
+        let segs: &[Seg] = match e {
+            Expr::Lit(_) => &[],
+            Expr::Path { segs, .. } => segs,
+            Expr::Not(a) => {
+                stack.push((a, d + 1));
+                &[]
+            }
+            Expr::Bin(_, a, b) => {
+                stack.push((a, d + 1));
+                stack.push((b, d + 1));
+                &[]
+            }
+            Expr::Call { args, .. } => {
+                stack.extend(args.iter().map(|a| (a, d + 1)));
+                &[]
+            }
+            Expr::Access(base, segs) => {
+                stack.push((base, d + 1));
+                segs
+            }
+        };
+        for s in segs {
+            if let Seg::Index(i) = s {
+                stack.push((i, d + 1));
+            }
+        }
+    }
+    max
+}
+
+/// `a || b || c ...` as a balanced tree. `&&` and `||` return the first
+/// operand that decides (or the last), evaluating left to right, so any
+/// grouping gives the same value and the same evaluation order; a balanced
+/// one keeps long chains shallow.
+fn balanced(op: BinOp, mut operands: Vec<Expr>) -> Expr {
+    if operands.len() <= 1 {
+        return match operands.pop() {
+            Some(e) => e,
+            None => Expr::Lit(Value::Null),
+        };
+    }
+    let right = operands.split_off(operands.len() / 2);
+    Expr::Bin(
+        op,
+        Box::new(balanced(op, operands)),
+        Box::new(balanced(op, right)),
+    )
 }
 
 fn describe(t: &Tok) -> String {
@@ -266,31 +348,34 @@ impl Parser {
     fn enter(&mut self) -> Result<(), ExprError> {
         self.depth += 1;
         if self.depth > MAX_NESTING {
-            return Err(err("expression nests too deeply", self.at()));
+            return Err(err(
+                format!(
+                    "expression nests too deeply: more than {MAX_NESTING} levels of parentheses, `!`, indexes or calls"
+                ),
+                self.at(),
+            ));
         }
         Ok(())
     }
 
     fn or(&mut self) -> Result<Expr, ExprError> {
         self.enter()?;
-        let mut lhs = self.and()?;
+        let mut operands = vec![self.and()?];
         while self.peek() == Some(&Tok::Op(BinOp::Or)) {
             self.pos += 1;
-            let rhs = self.and()?;
-            lhs = Expr::Bin(BinOp::Or, Box::new(lhs), Box::new(rhs));
+            operands.push(self.and()?);
         }
         self.depth -= 1;
-        Ok(lhs)
+        Ok(balanced(BinOp::Or, operands))
     }
 
     fn and(&mut self) -> Result<Expr, ExprError> {
-        let mut lhs = self.cmp()?;
+        let mut operands = vec![self.cmp()?];
         while self.peek() == Some(&Tok::Op(BinOp::And)) {
             self.pos += 1;
-            let rhs = self.cmp()?;
-            lhs = Expr::Bin(BinOp::And, Box::new(lhs), Box::new(rhs));
+            operands.push(self.cmp()?);
         }
-        Ok(lhs)
+        Ok(balanced(BinOp::And, operands))
     }
 
     fn cmp(&mut self) -> Result<Expr, ExprError> {
