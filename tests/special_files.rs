@@ -51,6 +51,7 @@ fn env_for(root: &Path) -> ToolEnv {
         shell: ShellPolicy::default(),
         shell_timeout: Duration::from_secs(30),
         idempotency_key: "run1:1:1".into(),
+        process_started: None,
     }
 }
 
