@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
+use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -105,7 +106,19 @@ pub fn only_run(lev: &Lev) -> Option<String> {
 /// Live processes whose `LEV_IDEMPOTENCY_KEY` belongs to `run`: commands
 /// of that run still running.
 pub fn commands_of(run: &str) -> Vec<i32> {
-    let prefix = format!("LEV_IDEMPOTENCY_KEY={run}:");
+    commands_where(&format!("LEV_IDEMPOTENCY_KEY={run}:"), |_| true)
+}
+
+/// Live commands lev started (they carry `LEV_IDEMPOTENCY_KEY`) working in
+/// `dir`: a sandbox's commands, before its run id is known.
+pub fn commands_in(dir: &Path) -> Vec<i32> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    commands_where("LEV_IDEMPOTENCY_KEY=", |pid| {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
+    })
+}
+
+fn commands_where(prefix: &str, also: impl Fn(i32) -> bool) -> Vec<i32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -127,6 +140,7 @@ pub fn commands_of(run: &str) -> Vec<i32> {
             && env
                 .split(|b| *b == 0)
                 .any(|v| v.starts_with(prefix.as_bytes()))
+            && also(pid)
         {
             found.push(pid);
         }
@@ -134,15 +148,18 @@ pub fn commands_of(run: &str) -> Vec<i32> {
     found
 }
 
-/// Waits until no command of `run` runs; returns how long that took, or
-/// the pids still running after `timeout`.
-pub fn wait_no_commands(run: &str, timeout: Duration) -> Result<Duration, Vec<i32>> {
+/// Waits until no command of `run` runs; returns how long that took
+/// (`None` when none was running), or the pids still running after
+/// `timeout`.
+pub fn wait_no_commands(run: &str, timeout: Duration) -> Result<Option<Duration>, Vec<i32>> {
     let start = Instant::now();
+    let mut seen = false;
     loop {
         let left = commands_of(run);
         if left.is_empty() {
-            return Ok(start.elapsed());
+            return Ok(seen.then(|| start.elapsed()));
         }
+        seen = true;
         if start.elapsed() > timeout {
             return Err(left);
         }
