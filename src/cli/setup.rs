@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -135,7 +136,16 @@ pub async fn dispatch(cli: Cli) -> u8 {
 /// Logs go to `<state>/lev.log`, never to the terminal.
 fn init_logging(paths: &Paths) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let dir = &paths.state_dir;
-    std::fs::create_dir_all(dir).ok()?;
+    crate::paths::ensure_private_dir(dir).ok()?;
+    // Made (or tightened) 0600 before the appender opens it for appending.
+    let log = paths.log_file();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log)
+        .ok()?;
+    crate::paths::restrict(&log, 0o600).ok()?;
     let appender = tracing_appender::rolling::never(dir, "lev.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let filter = std::env::var("LEV_LOG")
@@ -192,7 +202,7 @@ fn validate(files: &[PathBuf]) -> u8 {
 }
 
 pub fn open_journal(paths: &Paths) -> Result<Journal, u8> {
-    if let Err(e) = std::fs::create_dir_all(&paths.data_dir) {
+    if let Err(e) = crate::paths::ensure_private_dir(&paths.data_dir) {
         error(&format!(
             "cannot create the data directory {}: {e}",
             paths.data_dir.display()

@@ -38,7 +38,7 @@ pub(crate) fn storage<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> 
 pub(crate) fn open_database(path: &Path) -> Result<Database, JournalError> {
     let shown = path.display().to_string();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| JournalError::Open {
+        crate::paths::ensure_private_dir(parent).map_err(|e| JournalError::Open {
             path: shown.clone(),
             message: format!("cannot create directory {}: {e}", parent.display()),
         })?;
@@ -46,6 +46,12 @@ pub(crate) fn open_database(path: &Path) -> Result<Database, JournalError> {
     if !path.exists() {
         create_atomically(path)?;
     }
+    // Only its owner may read the journal (a journal made by an older lev
+    // under a loose umask is tightened when opened).
+    crate::paths::restrict(path, 0o600).map_err(|e| JournalError::Open {
+        path: shown.clone(),
+        message: format!("cannot restrict the journal's permissions: {e}"),
+    })?;
     init_database(path)
 }
 
@@ -62,6 +68,11 @@ fn create_atomically(path: &Path) -> Result<(), JournalError> {
     let temp = path.with_file_name(name);
     let _ = std::fs::remove_file(&temp);
     drop(init_database(&temp)?);
+    // Private before it gets its real name: no moment where others could read it.
+    crate::paths::restrict(&temp, 0o600).map_err(|e| JournalError::Open {
+        path: shown.clone(),
+        message: format!("cannot restrict the journal's permissions: {e}"),
+    })?;
     // `hard_link` never replaces: if another process created the journal
     // meanwhile, theirs stays and ours is discarded.
     let linked = std::fs::hard_link(&temp, path);
