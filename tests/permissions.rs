@@ -17,7 +17,7 @@ fn mode(p: &Path) -> u32 {
 
 fn demo(lev: &Lev) {
     // `sh -c` to run lev under the usual umask whatever the test runner's is.
-    let mut cmd = lev.cmd(&["demo", "--headless"]);
+    let cmd = lev.cmd(&["demo", "--headless"]);
     let program = cmd.get_program().to_owned();
     let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
     let mut sh = std::process::Command::new("sh");
