@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -14,8 +15,8 @@ use super::human::{self, Ask};
 use super::steer;
 use super::step::{AttemptCtx, StepError};
 use crate::llm::{
-    BreakerChange, ChatRequest, ChatResponse, Message, RequestMeta, Role, StreamDelta, ToolCall,
-    ToolSpec,
+    BreakerChange, ChatRequest, ChatResponse, LlmError, Message, RequestMeta, Role, StreamDelta,
+    ToolCall, ToolSpec,
 };
 use crate::memory;
 use crate::protocol::{Delta, Event, InFlightDecision, Millis, PauseReason, ToolCallRecord};
@@ -313,28 +314,27 @@ async fn reply_for(
             return Err(StepError::Fatal(format!("{need}: {why}")));
         }
     };
-    let (tx, mut rx) = mpsc::unbounded_channel::<StreamDelta>();
-    let rec = ctx.rec.clone();
-    let key = actx.key.clone();
-    // Tokens are shown live; breaker changes are kept to be journaled. The
-    // channel closes when the call's future is gone, which ends this task.
-    let forward = tokio::spawn(async move {
-        let mut changes = Vec::new();
-        while let Some(d) = rx.recv().await {
-            match d {
-                StreamDelta::Text(text) => rec.delta(Delta::Token {
-                    step: key.clone(),
-                    text,
-                }),
-                StreamDelta::Breaker(change) => changes.push(change),
-                StreamDelta::ToolCall { .. } => {}
+    let reply = loop {
+        match call_provider(actx, &provider, req).await? {
+            // An open breaker (and no fallback that could answer) is not a
+            // failed request: waiting for its half-open probe costs no
+            // attempt, where failing fast would burn the step's retries in
+            // a moment without one request reaching the provider.
+            Err(LlmError::CircuitOpen {
+                provider,
+                retry_in_ms,
+                ..
+            }) => {
+                let wait = Duration::from_millis(retry_in_ms).clamp(BREAKER_POLL, BREAKER_WAIT_MAX);
+                tracing::info!(step = %actx.key, %provider, ?wait, "breaker open; waiting for its probe");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = actx.cancel.cancelled() => return Err(StepError::Cancelled),
+                }
             }
+            reply => break reply,
         }
-        changes
-    });
-    let reply = provider.chat(req, Some(tx)).await;
-    let changes = forward.await.unwrap_or_default();
-    record_breaker_changes(actx, changes).await?;
+    };
     let reply = reply.map_err(|e| StepError::Failed(e.to_string()))?;
     let event = Event::LlmReplied {
         step: actx.key.clone(),
@@ -373,6 +373,45 @@ async fn reply_for(
             "limit {guard} ({limit}) stopped the run: {observed} used"
         )));
     }
+    Ok(reply)
+}
+
+/// How often a step waiting on an open breaker looks again, at least, and
+/// at most (a long cooldown is waited for in pieces, so a breaker closed by
+/// another step's probe is noticed).
+const BREAKER_POLL: Duration = Duration::from_millis(100);
+const BREAKER_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// One call to the provider: tokens shown live, breaker changes journaled.
+/// The outer error is the journal's; the inner result is the provider's.
+async fn call_provider(
+    actx: &AttemptCtx,
+    provider: &crate::llm::SharedProvider,
+    req: &ChatRequest,
+) -> Result<Result<ChatResponse, LlmError>, StepError> {
+    let ctx = &actx.ctx;
+    let (tx, mut rx) = mpsc::unbounded_channel::<StreamDelta>();
+    let rec = ctx.rec.clone();
+    let key = actx.key.clone();
+    // Tokens are shown live; breaker changes are kept to be journaled. The
+    // channel closes when the call's future is gone, which ends this task.
+    let forward = tokio::spawn(async move {
+        let mut changes = Vec::new();
+        while let Some(d) = rx.recv().await {
+            match d {
+                StreamDelta::Text(text) => rec.delta(Delta::Token {
+                    step: key.clone(),
+                    text,
+                }),
+                StreamDelta::Breaker(change) => changes.push(change),
+                StreamDelta::ToolCall { .. } => {}
+            }
+        }
+        changes
+    });
+    let reply = provider.chat(req, Some(tx)).await;
+    let changes = forward.await.unwrap_or_default();
+    record_breaker_changes(actx, changes).await?;
     Ok(reply)
 }
 
