@@ -290,7 +290,7 @@ pub async fn send_sse(
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response.text().await.unwrap_or_default();
+        let body = error_body(response).await;
         return Err(http_error(
             provider,
             status,
@@ -304,6 +304,23 @@ pub async fn send_sse(
         response.bytes_stream(),
         max_event_bytes,
     ))
+}
+
+/// Bytes of an error answer's body read at most: only its start is quoted,
+/// and a hostile server may send gigabytes.
+const ERROR_BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// The start of an error answer's body, as text.
+async fn error_body(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < ERROR_BODY_MAX_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(ERROR_BODY_MAX_BYTES);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Why a body chunk was not passed on to the SSE parser.
