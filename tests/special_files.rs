@@ -76,6 +76,8 @@ async fn file_tools_refuse_fifos_and_sockets_without_blocking() {
             out.content
         );
     }
+    let out = call_guarded(&env, &fifo, "list_dir", json!({"path": "pipe"})).await;
+    assert!(out.is_error, "{}", out.content);
     let out = call_guarded(&env, &fifo, "read_file", json!({"path": "sock"})).await;
     assert!(
         out.is_error && out.content.contains("socket"),

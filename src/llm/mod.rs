@@ -22,6 +22,9 @@ pub mod scripted;
 pub mod select;
 pub mod wire;
 
+#[cfg(test)]
+mod sse_tests;
+
 pub use breaker::{BreakerChange, BreakerPhase, BreakerState, Breakers};
 pub use limits::ReplyLimits;
 pub use profiles::{Fallback, Profiles, Resolved};

@@ -290,7 +290,7 @@ pub async fn send_sse(
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response.text().await.unwrap_or_default();
+        let body = error_body(response).await;
         return Err(http_error(
             provider,
             status,
@@ -304,6 +304,23 @@ pub async fn send_sse(
         response.bytes_stream(),
         max_event_bytes,
     ))
+}
+
+/// Bytes of an error answer's body read at most: only its start is quoted,
+/// and a hostile server may send gigabytes.
+const ERROR_BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// The start of an error answer's body, as text.
+async fn error_body(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < ERROR_BODY_MAX_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(ERROR_BODY_MAX_BYTES);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Why a body chunk was not passed on to the SSE parser.
@@ -322,22 +339,28 @@ impl fmt::Display for BodyError {
     }
 }
 
-/// Counts the bytes of the event being received (since the last blank
-/// line), so one endless event is refused before the SSE parser has
+/// Prepares body chunks for the SSE parser: line endings become `\n`
+/// (`\r\n` and a lone `\r` are line endings too, and the parser
+/// mishandles a `\r\n` split across two chunks or a stream ending in
+/// `\r`), and the bytes of the event being received (since the last blank
+/// line) are counted, so one endless event is refused before the parser has
 /// buffered more than the cap.
 struct EventGuard {
     max: usize,
     event: usize,
     line: usize,
+    /// The previous chunk ended in `\r`: a `\n` starting this one belongs
+    /// to it.
     prev_cr: bool,
 }
 
 impl EventGuard {
-    /// False once the current event is longer than the cap.
-    fn pass(&mut self, bytes: &[u8]) -> bool {
+    /// The chunk with `\n` line endings, or `None` once the current event
+    /// is longer than the cap.
+    fn pass(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(bytes.len());
         for &b in bytes {
             match b {
-                // The `\n` of a `\r\n`: the line ended at the `\r`.
                 b'\n' if self.prev_cr => self.prev_cr = false,
                 b'\n' | b'\r' => {
                     if self.line == 0 {
@@ -345,15 +368,17 @@ impl EventGuard {
                     }
                     self.line = 0;
                     self.prev_cr = b == b'\r';
+                    out.push(b'\n');
                 }
                 _ => {
                     self.line += 1;
                     self.event += 1;
                     self.prev_cr = false;
+                    out.push(b);
                 }
             }
         }
-        self.event <= self.max
+        (self.event <= self.max).then_some(out)
     }
 }
 
@@ -376,8 +401,7 @@ where
         prev_cr: false,
     };
     let checked = body.map(move |chunk| match chunk {
-        Ok(bytes) if guard.pass(bytes.as_ref()) => Ok(bytes),
-        Ok(_) => Err(BodyError::EventTooLarge),
+        Ok(bytes) => guard.pass(bytes.as_ref()).ok_or(BodyError::EventTooLarge),
         Err(e) => Err(BodyError::Transport(error_chain(&e))),
     });
     let name = provider.to_string();

@@ -119,6 +119,12 @@ pub(crate) fn read_text(path: &Path) -> Result<String, Box<Diagnostic>> {
         hint: None,
     };
     let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read `{file}`: {e}")))?;
+    // A FIFO or device would block the read forever (or never end).
+    if !meta.is_file() {
+        return Err(Box::new(fail(format!(
+            "cannot read `{file}`: not a regular file"
+        ))));
+    }
     if meta.len() > yaml::MAX_FILE_BYTES as u64 {
         let mut d = fail(format!(
             "file is too large: {} bytes (the limit is {} bytes)",

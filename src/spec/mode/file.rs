@@ -271,7 +271,10 @@ fn instructions(cx: &mut Cx<'_>, node: &Node, base: Option<&Path>) -> Vec<String
         };
         let full = base.join(&rel);
         let read = std::fs::metadata(&full).and_then(|meta| {
-            if meta.len() > MAX_INSTRUCTION_BYTES {
+            // A FIFO or device would block the read forever.
+            if !meta.is_file() {
+                Err(std::io::Error::other("not a regular file"))
+            } else if meta.len() > MAX_INSTRUCTION_BYTES {
                 Err(std::io::Error::other(format!(
                     "file is larger than {MAX_INSTRUCTION_BYTES} bytes"
                 )))
