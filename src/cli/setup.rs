@@ -342,10 +342,12 @@ fn sibling_cassette(workflow: &Path) -> Option<PathBuf> {
 
 pub fn load_config(paths: &Paths) -> Result<Config, u8> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    Config::load(&cwd, paths.config_dir.as_deref()).map_err(|e| {
+    let config = Config::load(&cwd, paths.config_dir.as_deref()).map_err(|e| {
         error(&e.to_string());
         exit::USAGE
-    })
+    })?;
+    crate::secrets::install_from_config(&config);
+    Ok(config)
 }
 
 /// Says which parts of a workflow this build accepts but does not act on yet.
@@ -623,7 +625,9 @@ fn resume_factory(
 
 fn load_config_quiet(paths: &Paths) -> Result<Config, String> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    Config::load(&cwd, paths.config_dir.as_deref()).map_err(|e| e.to_string())
+    let config = Config::load(&cwd, paths.config_dir.as_deref()).map_err(|e| e.to_string())?;
+    crate::secrets::install_from_config(&config);
+    Ok(config)
 }
 
 /// `lev` with no command: the runs browser.
