@@ -27,7 +27,8 @@ use crate::workflow::{self, EngineDeps, EngineError, RunOptions, Start};
 
 /// Prints an error the way every lev command does.
 pub fn error(msg: &str) {
-    eprintln!("error: {msg}");
+    // Messages may quote a step's output or a file: no escapes to the terminal.
+    eprintln!("error: {}", crate::text::sanitize(msg));
 }
 
 pub async fn dispatch(cli: Cli) -> u8 {
