@@ -12,6 +12,7 @@ pub mod llm;
 pub mod memory;
 pub mod paths;
 pub mod protocol;
+pub mod secrets;
 pub mod spec;
 pub mod swarm;
 pub mod text;

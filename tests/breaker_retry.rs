@@ -43,7 +43,13 @@ fn retries_wait_for_the_breakers_probe_instead_of_burning_attempts() {
     let wf = lev.dir.path().join("wf.yaml");
     std::fs::write(&wf, WORKFLOW).unwrap();
     let ws = lev.workspace().display().to_string();
-    let out = lev.run(&["run", wf.to_str().unwrap(), "--headless", "--workspace", &ws]);
+    let out = lev.run(&[
+        "run",
+        wf.to_str().unwrap(),
+        "--headless",
+        "--workspace",
+        &ws,
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

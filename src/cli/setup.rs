@@ -28,7 +28,8 @@ use crate::workflow::{self, EngineDeps, EngineError, RunOptions, Start};
 
 /// Prints an error the way every lev command does.
 pub fn error(msg: &str) {
-    eprintln!("error: {msg}");
+    // Messages may quote a step's output or a file: no escapes to the terminal.
+    eprintln!("error: {}", crate::text::sanitize(msg));
 }
 
 pub async fn dispatch(cli: Cli) -> u8 {
@@ -352,10 +353,12 @@ fn sibling_cassette(workflow: &Path) -> Option<PathBuf> {
 
 pub fn load_config(paths: &Paths) -> Result<Config, u8> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    Config::load(&cwd, paths.config_dir.as_deref()).map_err(|e| {
+    let config = Config::load(&cwd, paths.config_dir.as_deref()).map_err(|e| {
         error(&e.to_string());
         exit::USAGE
-    })
+    })?;
+    crate::secrets::install_from_config(&config);
+    Ok(config)
 }
 
 /// Says which parts of a workflow this build accepts but does not act on yet.
@@ -633,7 +636,9 @@ fn resume_factory(
 
 fn load_config_quiet(paths: &Paths) -> Result<Config, String> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    Config::load(&cwd, paths.config_dir.as_deref()).map_err(|e| e.to_string())
+    let config = Config::load(&cwd, paths.config_dir.as_deref()).map_err(|e| e.to_string())?;
+    crate::secrets::install_from_config(&config);
+    Ok(config)
 }
 
 /// `lev` with no command: the runs browser.

@@ -52,7 +52,10 @@ pub fn token() -> &'static str {
 
 fn start() -> Lifeline {
     let token = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
-    let pipe = Command::new("sh")
+    let mut watcher = Command::new("sh");
+    // The watcher needs none of lev's provider keys.
+    crate::secrets::current().withhold(&mut watcher);
+    let pipe = watcher
         .arg("-c")
         .arg(WATCHER)
         .arg("lev-lifeline")

@@ -52,7 +52,10 @@ pub(super) async fn run(
     }
 
     let started = Instant::now();
-    let mut child = Command::new("sh")
+    let mut sh = Command::new("sh");
+    // lev's provider keys stay with lev; the step's own `env` (below) may pass one.
+    crate::secrets::current().withhold(sh.as_std_mut());
+    let mut child = sh
         .arg("-c")
         .arg(&cmd.script)
         .current_dir(&cmd.cwd)

@@ -175,7 +175,7 @@ fn fold_step(line: &mut StepLine, event: &Event, usage: &mut Usage) {
 impl Summary {
     /// `lev show --json`: the summary as one pretty JSON document.
     pub fn json(&self, status: &str) -> Result<String, serde_json::Error> {
-        serde_json::to_string_pretty(&ShowJson {
+        let doc = serde_json::to_string_pretty(&ShowJson {
             id: &self.meta.id,
             workflow: &self.meta.workflow_id,
             name: &self.meta.name,
@@ -187,7 +187,9 @@ impl Summary {
             outputs: &self.outputs,
             error: &self.error,
             usage: &self.usage,
-        })
+        })?;
+        // C1 controls and bidi characters as `\uXXXX`: the same document.
+        Ok(crate::text::escape_json_unsafe(&doc).into_owned())
     }
 
     /// `lev show`: the summary as text for a terminal (nothing in it is a

@@ -47,6 +47,8 @@ impl<'a> Git<'a> {
         for k in REPO_ENV {
             c.env_remove(k);
         }
+        // Hooks and helpers git runs need no provider key.
+        crate::secrets::current().withhold(&mut c);
         if let Some(index) = self.index {
             c.env("GIT_INDEX_FILE", index);
         }

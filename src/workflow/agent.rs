@@ -335,7 +335,12 @@ async fn reply_for(
             reply => break reply,
         }
     };
-    let reply = reply.map_err(|e| StepError::Failed(e.to_string()))?;
+    let mut reply = reply.map_err(|e| StepError::Failed(e.to_string()))?;
+    // The journaled reply (and so the conversation's next request, live or
+    // resumed) carries no key the model echoed.
+    if let std::borrow::Cow::Owned(text) = crate::secrets::current().redact(&reply.text) {
+        reply.text = text;
+    }
     let event = Event::LlmReplied {
         step: actx.key.clone(),
         attempt: actx.attempt,
@@ -395,17 +400,32 @@ async fn call_provider(
     let key = actx.key.clone();
     // Tokens are shown live; breaker changes are kept to be journaled. The
     // channel closes when the call's future is gone, which ends this task.
+    let mut redact = crate::secrets::current().stream();
     let forward = tokio::spawn(async move {
         let mut changes = Vec::new();
         while let Some(d) = rx.recv().await {
             match d {
-                StreamDelta::Text(text) => rec.delta(Delta::Token {
-                    step: key.clone(),
-                    text,
-                }),
+                // A model may echo a key it saw (held back while it may be
+                // one cut between two deltas).
+                StreamDelta::Text(text) => {
+                    let text = redact.push(&text);
+                    if !text.is_empty() {
+                        rec.delta(Delta::Token {
+                            step: key.clone(),
+                            text,
+                        });
+                    }
+                }
                 StreamDelta::Breaker(change) => changes.push(change),
                 StreamDelta::ToolCall { .. } => {}
             }
+        }
+        let rest = redact.finish();
+        if !rest.is_empty() {
+            rec.delta(Delta::Token {
+                step: key,
+                text: rest,
+            });
         }
         changes
     });
@@ -627,8 +647,13 @@ async fn record_tool_start(actx: &AttemptCtx, call: &Placed<'_>) -> Result<(), S
 async fn finish_tool(
     actx: &AttemptCtx,
     call: &Placed<'_>,
-    out: ToolOutput,
+    mut out: ToolOutput,
 ) -> Result<ToolOutput, StepError> {
+    // A tool's output (`printenv`, a `.env` file) is journaled, shown and
+    // sent to the model: never with one of lev's keys in it.
+    if let std::borrow::Cow::Owned(content) = crate::secrets::current().redact(&out.content) {
+        out.content = content;
+    }
     let event = Event::ToolFinished {
         step: actx.key.clone(),
         attempt: actx.attempt,

@@ -78,20 +78,49 @@ pub async fn run(
     let (tx, mut rx) = mpsc::unbounded_channel::<(bool, String)>();
     let rec = ctx.rec.clone();
     let key = actx.key.clone();
+    let secrets = crate::secrets::current();
     let forward = tokio::spawn(async move {
+        // One redactor per stream: a key may be cut between two chunks.
+        let mut redact = [secrets.stream(), secrets.stream()];
         while let Some((stderr, text)) = rx.recv().await {
-            rec.delta(Delta::ShellOutput {
-                step: key.clone(),
-                stderr,
-                text,
-            });
+            let text = redact[usize::from(stderr)].push(&text);
+            if !text.is_empty() {
+                rec.delta(Delta::ShellOutput {
+                    step: key.clone(),
+                    stderr,
+                    text,
+                });
+            }
+        }
+        for (stderr, r) in [(false, 0), (true, 1)] {
+            let text = redact[r].finish();
+            if !text.is_empty() {
+                rec.delta(Delta::ShellOutput {
+                    step: key.clone(),
+                    stderr,
+                    text,
+                });
+            }
         }
     });
     let result = commands::run_shell(&cmd, actx.cancel.child_token(), Some(tx)).await;
-    forward.abort();
+    // The sender is gone with `run_shell`: the forwarder flushes what its
+    // redactors hold and ends.
+    let _ = forward.await;
     drop(cmd);
     journaling.await?;
-    let result = result.map_err(|e| StepError::Fatal(e.to_string()))?;
+    let mut result = result.map_err(|e| StepError::Fatal(e.to_string()))?;
+    // Nothing of lev's keys is journaled, in the blobs or the tails.
+    let secrets = crate::secrets::current();
+    for stream in [&mut result.stdout, &mut result.stderr] {
+        let clean = match secrets.redact_bytes(stream) {
+            std::borrow::Cow::Owned(clean) => Some(clean),
+            std::borrow::Cow::Borrowed(_) => None,
+        };
+        if let Some(clean) = clean {
+            *stream = clean;
+        }
+    }
     if result.cancelled {
         return Err(StepError::Cancelled);
     }

@@ -611,6 +611,23 @@ mod tests {
     }
 
     #[test]
+    fn streamed_escapes_cut_between_deltas_leave_no_trace() {
+        let mut p = pane();
+        p.push_shell("before\x1b]52;c;ZXZp", false);
+        p.push_shell("bA==\x07after\x1b[", false);
+        p.push_shell("2J\rline\x07\n", false);
+        p.push_tokens("tok\u{9b}3");
+        p.push_tokens("1mred\u{202e}");
+        p.note("note \x1b]0;title\x07end".into(), LineKind::Note);
+        let texts: Vec<&str> = p.lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["beforeafter", "line␇", "", "tokred", "note end"]);
+        p.add_tool("c1", "run_shell", "{\"cmd\":\"\x1b[2J\"}");
+        p.finish_tool(0, "", "out\x1b]0;t\x07put", false);
+        let t = &p.tools[0];
+        assert!(!t.arguments.contains('\x1b') && t.output.as_deref() == Some("output"));
+    }
+
+    #[test]
     fn search_picks_up_lines_that_arrive_later() {
         let mut p = pane();
         p.note("an error here".into(), LineKind::Note);

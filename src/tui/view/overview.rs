@@ -211,7 +211,11 @@ pub fn draw_timeline(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer)
     if bar_w == 0 || inner.height < 2 {
         return;
     }
-    let col = |t: Millis| -> u64 { (t.0.saturating_sub(start.0) * bar_w / span).min(bar_w - 1) };
+    // In u128: a journal may hold any time, and the product must not overflow.
+    let col = |t: Millis| -> u64 {
+        let c = u128::from(t.0.saturating_sub(start.0)) * u128::from(bar_w) / u128::from(span);
+        u64::try_from(c).unwrap_or(u64::MAX).min(bar_w - 1)
+    };
     let rows = inner.height.saturating_sub(1) as usize;
     for (k, row) in run.steps.iter().enumerate().take(rows) {
         let y = inner.y + k as u16;
