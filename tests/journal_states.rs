@@ -259,7 +259,12 @@ fn show_a_run_whose_newest_event_is_a_step_start() {
         if let Some(v) = first.and_then(|l| serde_json::from_str::<Value>(&l).ok()) {
             let run = v["id"].as_str().unwrap().to_string();
             let events = lev.events(&run);
-            if events.last().is_some_and(|e| e["type"] == "step_started") {
+            // The step's start, then its command's (`process_started`):
+            // the step runs and nothing after its start is journaled.
+            if events
+                .last()
+                .is_some_and(|e| e["type"] == "step_started" || e["type"] == "process_started")
+            {
                 break run;
             }
         }
