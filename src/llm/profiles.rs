@@ -68,14 +68,27 @@ impl Fallback {
         );
         let mut req = req.clone();
         req.model = self.model.clone();
-        self.fallback
-            .chat(&req, deltas)
-            .await
-            .map_err(|fallback_err| LlmError::Provider {
+        let fallback_err = match self.fallback.chat(&req, deltas).await {
+            Ok(reply) => return Ok(reply),
+            Err(e) => e,
+        };
+        match (
+            err.refused_before_sending(),
+            fallback_err.refused_before_sending(),
+        ) {
+            // Neither endpoint was tried: the caller may wait for the breaker
+            // that lets a request through first, as it would without a fallback.
+            (Some(primary_in), Some(fallback_in)) => Err(if fallback_in < primary_in {
+                fallback_err
+            } else {
+                err
+            }),
+            _ => Err(LlmError::Provider {
                 provider: self.name(),
                 kind: "fallback_failed".into(),
                 message: format!("{err}; then the fallback failed too: {fallback_err}"),
-            })
+            }),
+        }
     }
 }
 

@@ -7,17 +7,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
 
 use super::human::{self, Ask};
+use super::llm_call;
 use super::steer;
 use super::step::{AttemptCtx, StepError};
-use crate::llm::{
-    BreakerChange, ChatRequest, ChatResponse, Message, RequestMeta, Role, StreamDelta, ToolCall,
-    ToolSpec,
-};
+use crate::llm::{ChatRequest, ChatResponse, Message, RequestMeta, Role, ToolCall, ToolSpec};
 use crate::memory;
-use crate::protocol::{Delta, Event, InFlightDecision, Millis, PauseReason, ToolCallRecord};
+use crate::protocol::{Event, InFlightDecision, PauseReason, ToolCallRecord};
 use crate::spec::{Choice, Mode, StepKind};
 use crate::tools::{self, ShellDecision, ShellPolicy, ToolEnv, ToolOutput};
 
@@ -304,29 +301,10 @@ async fn reply_for(
             return Err(StepError::Fatal(format!("{need}: {why}")));
         }
     };
-    let (tx, mut rx) = mpsc::unbounded_channel::<StreamDelta>();
-    let rec = ctx.rec.clone();
-    let key = actx.key.clone();
-    // Tokens are shown live; breaker changes are kept to be journaled. The
-    // channel closes when the call's future is gone, which ends this task.
-    let forward = tokio::spawn(async move {
-        let mut changes = Vec::new();
-        while let Some(d) = rx.recv().await {
-            match d {
-                StreamDelta::Text(text) => rec.delta(Delta::Token {
-                    step: key.clone(),
-                    text,
-                }),
-                StreamDelta::Breaker(change) => changes.push(change),
-                StreamDelta::ToolCall { .. } => {}
-            }
-        }
-        changes
-    });
-    let reply = provider.chat(req, Some(tx)).await;
-    let changes = forward.await.unwrap_or_default();
-    record_breaker_changes(actx, changes).await?;
-    let reply = reply.map_err(|e| StepError::Failed(e.to_string()))?;
+    // A breaker that refuses before sending is waited out, not a failure.
+    let reply = llm_call::chat(actx, provider.as_ref(), req)
+        .await?
+        .map_err(|e| StepError::Failed(e.to_string()))?;
     let event = Event::LlmReplied {
         step: actx.key.clone(),
         attempt: actx.attempt,
@@ -365,37 +343,6 @@ async fn reply_for(
         )));
     }
     Ok(reply)
-}
-
-/// Journals the breaker changes a call caused, in order.
-async fn record_breaker_changes(
-    actx: &AttemptCtx,
-    changes: Vec<BreakerChange>,
-) -> Result<(), StepError> {
-    for change in changes {
-        let now = actx.ctx.now();
-        let until = change.retry_in.map(|d| {
-            Millis(
-                now.0
-                    .saturating_add(d.as_millis().try_into().unwrap_or(u64::MAX)),
-            )
-        });
-        let event = Event::ProviderBreaker {
-            endpoint: change.endpoint,
-            state: change.phase.as_str().to_string(),
-            failures: change.failures,
-            until,
-            reason: change.reason,
-            step: Some(actx.key.clone()),
-            at: now,
-        };
-        actx.ctx
-            .rec
-            .record(event)
-            .await
-            .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
-    }
-    Ok(())
 }
 
 /// The recorded result of a tool call, or the result of running it now.

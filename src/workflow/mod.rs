@@ -9,6 +9,7 @@ mod executor;
 mod fork;
 pub mod history;
 mod human;
+mod llm_call;
 pub mod pinning;
 pub mod recorder;
 mod retry;
