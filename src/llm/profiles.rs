@@ -406,6 +406,34 @@ mod tests {
         assert_eq!(f.chat(&req(), None).await.unwrap().model, "b-default");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn when_both_breakers_refuse_the_refusal_that_ends_first_is_passed_on() {
+        let primary = Endpoint::new("primary", Some(http(500)));
+        let backup = Endpoint::new("backup", Some(http(503)));
+        let f = Fallback::new(
+            resilient(primary.clone(), 2),
+            resilient(backup.clone(), 2),
+            None,
+        );
+        // Both tried and failed (each opened its breaker): a real failure.
+        let err = f.chat(&req(), None).await.unwrap_err();
+        assert!(
+            matches!(&err, LlmError::Provider { kind, .. } if kind == "fallback_failed"),
+            "{err}"
+        );
+        assert_eq!(err.refused_before_sending(), None);
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        // Neither is tried now: the primary, opened first, frees first.
+        let err = f.chat(&req(), None).await.unwrap_err();
+        assert!(
+            matches!(&err, LlmError::CircuitOpen { provider, sent: 0, .. } if provider == "primary"),
+            "{err}"
+        );
+        assert!(err.refused_before_sending().is_some());
+        assert_eq!(primary.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(backup.calls.load(Ordering::SeqCst), 2);
+    }
+
     fn config_with(providers: &[(&str, &str)], fallback: Option<&str>) -> Config {
         let settings = |url: &str| ProviderSettings {
             base_url: Some(url.to_string()),

@@ -353,6 +353,50 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_refusal_says_whether_the_call_sent_anything() {
+        let flaky = Arc::new(Flaky {
+            calls: AtomicU32::new(0),
+            fail_first: 3,
+            err: LlmError::Connect {
+                provider: "flaky".into(),
+                message: "refused".into(),
+            },
+        });
+        let r = Resilient::new(
+            flaky.clone(),
+            retry(5),
+            Arc::new(Breaker::new("s", settings(2, 1_000))),
+        );
+        // Two real failures opened the breaker mid-call: a failed call.
+        let err = r.chat(&req(), None).await.err().unwrap();
+        assert!(
+            matches!(err, LlmError::CircuitOpen { sent: 2, .. }),
+            "{err}"
+        );
+        assert_eq!(err.refused_before_sending(), None);
+        // Refused before sending: nothing was tried; the wait is the cooldown.
+        let err = r.chat(&req(), None).await.err().unwrap();
+        assert!(
+            matches!(err, LlmError::CircuitOpen { sent: 0, .. }),
+            "{err}"
+        );
+        let wait = err.refused_before_sending().unwrap();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+        // The failed probe is a real request: the refusal after it counts it.
+        tokio::time::advance(wait).await;
+        let err = r.chat(&req(), None).await.err().unwrap();
+        assert!(
+            matches!(err, LlmError::CircuitOpen { sent: 1, .. }),
+            "{err}"
+        );
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn breaker_changes_reach_the_listener_in_order() {
         let flaky = Arc::new(Flaky {
             calls: AtomicU32::new(0),
