@@ -230,6 +230,7 @@ impl Breaker {
                 provider: self.name.clone(),
                 failures,
                 retry_in_ms: retry_in.as_millis().try_into().unwrap_or(u64::MAX),
+                sent: 0,
             }),
         }
     }

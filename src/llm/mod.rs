@@ -34,6 +34,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -167,6 +168,10 @@ pub enum LlmError {
         provider: String,
         failures: u32,
         retry_in_ms: u64,
+        /// Requests this call had sent (all failed) before the breaker
+        /// refused the next one; 0 when it was refused before sending any,
+        /// so the endpoint was not tried at all.
+        sent: u32,
     },
     /// A reply past one of the [`ReplyLimits`]; the stream was abandoned.
     #[error(
@@ -202,6 +207,22 @@ impl LlmError {
                 kind.contains("overloaded") || kind.contains("rate") || kind.contains("server")
             }
             _ => false,
+        }
+    }
+
+    /// How long until the breaker lets a request through, when this call
+    /// was refused by an open breaker before it sent anything. Such a call
+    /// tried nothing, so a caller with time to spare waits instead of
+    /// counting it as a failure. `Duration::ZERO`: the cooldown is over but
+    /// another call's half-open probe is still out.
+    pub fn refused_before_sending(&self) -> Option<Duration> {
+        match self {
+            LlmError::CircuitOpen {
+                retry_in_ms,
+                sent: 0,
+                ..
+            } => Some(Duration::from_millis(*retry_in_ms)),
+            _ => None,
         }
     }
 }

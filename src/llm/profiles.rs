@@ -68,14 +68,27 @@ impl Fallback {
         );
         let mut req = req.clone();
         req.model = self.model.clone();
-        self.fallback
-            .chat(&req, deltas)
-            .await
-            .map_err(|fallback_err| LlmError::Provider {
+        let fallback_err = match self.fallback.chat(&req, deltas).await {
+            Ok(reply) => return Ok(reply),
+            Err(e) => e,
+        };
+        match (
+            err.refused_before_sending(),
+            fallback_err.refused_before_sending(),
+        ) {
+            // Neither endpoint was tried: the caller may wait for the breaker
+            // that lets a request through first, as it would without a fallback.
+            (Some(primary_in), Some(fallback_in)) => Err(if fallback_in < primary_in {
+                fallback_err
+            } else {
+                err
+            }),
+            _ => Err(LlmError::Provider {
                 provider: self.name(),
                 kind: "fallback_failed".into(),
                 message: format!("{err}; then the fallback failed too: {fallback_err}"),
-            })
+            }),
+        }
     }
 }
 
@@ -391,6 +404,34 @@ mod tests {
             None,
         );
         assert_eq!(f.chat(&req(), None).await.unwrap().model, "b-default");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_both_breakers_refuse_the_refusal_that_ends_first_is_passed_on() {
+        let primary = Endpoint::new("primary", Some(http(500)));
+        let backup = Endpoint::new("backup", Some(http(503)));
+        let f = Fallback::new(
+            resilient(primary.clone(), 2),
+            resilient(backup.clone(), 2),
+            None,
+        );
+        // Both tried and failed (each opened its breaker): a real failure.
+        let err = f.chat(&req(), None).await.unwrap_err();
+        assert!(
+            matches!(&err, LlmError::Provider { kind, .. } if kind == "fallback_failed"),
+            "{err}"
+        );
+        assert_eq!(err.refused_before_sending(), None);
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        // Neither is tried now: the primary, opened first, frees first.
+        let err = f.chat(&req(), None).await.unwrap_err();
+        assert!(
+            matches!(&err, LlmError::CircuitOpen { provider, sent: 0, .. } if provider == "primary"),
+            "{err}"
+        );
+        assert!(err.refused_before_sending().is_some());
+        assert_eq!(primary.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(backup.calls.load(Ordering::SeqCst), 2);
     }
 
     fn config_with(providers: &[(&str, &str)], fallback: Option<&str>) -> Config {

@@ -9,7 +9,9 @@
 //!
 //! Breaker, one per endpoint (shared through [`Breakers`], see
 //! `llm/breaker.rs`): while open, calls fail fast with
-//! `LlmError::CircuitOpen`. An error that is not retryable (a 400, a bad
+//! `LlmError::CircuitOpen`, which says how many requests the call had sent
+//! before it was refused (none: the endpoint was not tried, and a caller
+//! may wait for the half-open probe instead of counting a failure). An error that is not retryable (a 400, a bad
 //! key) means the endpoint answered, so it counts as healthy. Each change
 //! of the breaker's phase during a call goes to the call's listener as a
 //! `StreamDelta::Breaker`, for the engine to journal. Time is
@@ -105,14 +107,32 @@ impl Resilient {
         deltas: Option<mpsc::UnboundedSender<StreamDelta>>,
     ) -> Result<ChatResponse, LlmError> {
         let attempts = self.retry.max_attempts.max(1);
-        let mut attempt = 1;
+        let mut attempt: u32 = 1;
         let report = |change: Option<BreakerChange>| {
             if let Some(change) = change {
                 wire::emit(&deltas, StreamDelta::Breaker(change));
             }
         };
         loop {
-            let mut permit = self.breaker.acquire()?;
+            let mut permit = match self.breaker.acquire() {
+                Ok(permit) => permit,
+                // Say how many requests this call had sent: a refusal after
+                // real failures is a failed call, one before any is not.
+                Err(LlmError::CircuitOpen {
+                    provider,
+                    failures,
+                    retry_in_ms,
+                    ..
+                }) => {
+                    return Err(LlmError::CircuitOpen {
+                        provider,
+                        failures,
+                        retry_in_ms,
+                        sent: attempt.saturating_sub(1),
+                    });
+                }
+                Err(err) => return Err(err),
+            };
             report(permit.take_change());
             let result = self.inner.chat(req, deltas.clone()).await;
             let err = match result {
@@ -330,6 +350,50 @@ mod tests {
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(r.chat(&req(), None).await.unwrap().text, "ok");
         assert!(matches!(r.state(), BreakerState::Closed { .. }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_says_whether_the_call_sent_anything() {
+        let flaky = Arc::new(Flaky {
+            calls: AtomicU32::new(0),
+            fail_first: 3,
+            err: LlmError::Connect {
+                provider: "flaky".into(),
+                message: "refused".into(),
+            },
+        });
+        let r = Resilient::new(
+            flaky.clone(),
+            retry(5),
+            Arc::new(Breaker::new("s", settings(2, 1_000))),
+        );
+        // Two real failures opened the breaker mid-call: a failed call.
+        let err = r.chat(&req(), None).await.err().unwrap();
+        assert!(
+            matches!(err, LlmError::CircuitOpen { sent: 2, .. }),
+            "{err}"
+        );
+        assert_eq!(err.refused_before_sending(), None);
+        // Refused before sending: nothing was tried; the wait is the cooldown.
+        let err = r.chat(&req(), None).await.err().unwrap();
+        assert!(
+            matches!(err, LlmError::CircuitOpen { sent: 0, .. }),
+            "{err}"
+        );
+        let wait = err.refused_before_sending().unwrap();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+        // The failed probe is a real request: the refusal after it counts it.
+        tokio::time::advance(wait).await;
+        let err = r.chat(&req(), None).await.err().unwrap();
+        assert!(
+            matches!(err, LlmError::CircuitOpen { sent: 1, .. }),
+            "{err}"
+        );
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,21 +5,17 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
 
 use super::history::ToolPlace;
 use super::human::{self, Ask};
+use super::llm_call;
 use super::steer;
 use super::step::{AttemptCtx, StepError};
-use crate::llm::{
-    BreakerChange, ChatRequest, ChatResponse, LlmError, Message, RequestMeta, Role, StreamDelta,
-    ToolCall, ToolSpec,
-};
+use crate::llm::{ChatRequest, ChatResponse, Message, RequestMeta, Role, ToolCall, ToolSpec};
 use crate::memory;
-use crate::protocol::{Delta, Event, InFlightDecision, Millis, PauseReason, ToolCallRecord};
+use crate::protocol::{Event, InFlightDecision, PauseReason, ToolCallRecord};
 use crate::spec::{Choice, Mode, StepKind};
 use crate::tools::{self, ShellDecision, ShellPolicy, ToolEnv, ToolOutput};
 
@@ -314,28 +310,10 @@ async fn reply_for(
             return Err(StepError::Fatal(format!("{need}: {why}")));
         }
     };
-    let reply = loop {
-        match call_provider(actx, &provider, req).await? {
-            // An open breaker (and no fallback that could answer) is not a
-            // failed request: waiting for its half-open probe costs no
-            // attempt, where failing fast would burn the step's retries in
-            // a moment without one request reaching the provider.
-            Err(LlmError::CircuitOpen {
-                provider,
-                retry_in_ms,
-                ..
-            }) => {
-                let wait = Duration::from_millis(retry_in_ms).clamp(BREAKER_POLL, BREAKER_WAIT_MAX);
-                tracing::info!(step = %actx.key, %provider, ?wait, "breaker open; waiting for its probe");
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = actx.cancel.cancelled() => return Err(StepError::Cancelled),
-                }
-            }
-            reply => break reply,
-        }
-    };
-    let mut reply = reply.map_err(|e| StepError::Failed(e.to_string()))?;
+    // A breaker that refuses before sending is waited out, not a failure.
+    let mut reply = llm_call::chat(actx, provider.as_ref(), req)
+        .await?
+        .map_err(|e| StepError::Failed(e.to_string()))?;
     // The journaled reply (and so the conversation's next request, live or
     // resumed) carries no key the model echoed.
     if let std::borrow::Cow::Owned(text) = crate::secrets::current().redact(&reply.text) {
@@ -379,91 +357,6 @@ async fn reply_for(
         )));
     }
     Ok(reply)
-}
-
-/// How often a step waiting on an open breaker looks again, at least, and
-/// at most (a long cooldown is waited for in pieces, so a breaker closed by
-/// another step's probe is noticed).
-const BREAKER_POLL: Duration = Duration::from_millis(100);
-const BREAKER_WAIT_MAX: Duration = Duration::from_secs(5);
-
-/// One call to the provider: tokens shown live, breaker changes journaled.
-/// The outer error is the journal's; the inner result is the provider's.
-async fn call_provider(
-    actx: &AttemptCtx,
-    provider: &crate::llm::SharedProvider,
-    req: &ChatRequest,
-) -> Result<Result<ChatResponse, LlmError>, StepError> {
-    let ctx = &actx.ctx;
-    let (tx, mut rx) = mpsc::unbounded_channel::<StreamDelta>();
-    let rec = ctx.rec.clone();
-    let key = actx.key.clone();
-    // Tokens are shown live; breaker changes are kept to be journaled. The
-    // channel closes when the call's future is gone, which ends this task.
-    let mut redact = crate::secrets::current().stream();
-    let forward = tokio::spawn(async move {
-        let mut changes = Vec::new();
-        while let Some(d) = rx.recv().await {
-            match d {
-                // A model may echo a key it saw (held back while it may be
-                // one cut between two deltas).
-                StreamDelta::Text(text) => {
-                    let text = redact.push(&text);
-                    if !text.is_empty() {
-                        rec.delta(Delta::Token {
-                            step: key.clone(),
-                            text,
-                        });
-                    }
-                }
-                StreamDelta::Breaker(change) => changes.push(change),
-                StreamDelta::ToolCall { .. } => {}
-            }
-        }
-        let rest = redact.finish();
-        if !rest.is_empty() {
-            rec.delta(Delta::Token {
-                step: key,
-                text: rest,
-            });
-        }
-        changes
-    });
-    let reply = provider.chat(req, Some(tx)).await;
-    let changes = forward.await.unwrap_or_default();
-    record_breaker_changes(actx, changes).await?;
-    Ok(reply)
-}
-
-/// Journals the breaker changes a call caused, in order.
-async fn record_breaker_changes(
-    actx: &AttemptCtx,
-    changes: Vec<BreakerChange>,
-) -> Result<(), StepError> {
-    for change in changes {
-        let now = actx.ctx.now();
-        let until = change.retry_in.map(|d| {
-            Millis(
-                now.0
-                    .saturating_add(d.as_millis().try_into().unwrap_or(u64::MAX)),
-            )
-        });
-        let event = Event::ProviderBreaker {
-            endpoint: change.endpoint,
-            state: change.phase.as_str().to_string(),
-            failures: change.failures,
-            until,
-            reason: change.reason,
-            step: Some(actx.key.clone()),
-            at: now,
-        };
-        actx.ctx
-            .rec
-            .record(event)
-            .await
-            .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
-    }
-    Ok(())
 }
 
 /// A tool call and its place in the run (how its result is recorded and

@@ -72,7 +72,7 @@ pub struct ToolPlace {
 }
 
 /// A swarm run's recorded plans.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SwarmHistory {
     /// Orchestrator answer number → (plan, problems found).
     pub proposals: BTreeMap<u32, (Value, Vec<String>)>,
@@ -80,8 +80,9 @@ pub struct SwarmHistory {
     pub accepted: Option<(Value, bool)>,
 }
 
-/// Index of a run's recorded facts.
-#[derive(Debug, Clone, Default)]
+/// Index of a run's recorded facts. Comparable, so tests can check that a
+/// fold of the journal equals the fold of what the live run published.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
     pub steps: BTreeMap<StepKey, StepRecord>,
     /// Swarm tasks: the slot each was last assigned to.

@@ -10,6 +10,7 @@ mod fork;
 pub mod history;
 mod human;
 mod leftovers;
+mod llm_call;
 pub mod pinning;
 pub mod recorder;
 mod retry;
