@@ -1,5 +1,7 @@
 //! lev: a terminal workbench for durable multi-agent AI work.
-//! Domains as modules; see `../shared/DESIGN.md` for the layering.
+//! Domains as modules. Imports point down: `cli` → participants (`tui`,
+//! `headless`, `host`) → the engine (`workflow`) → effects (`journal`, `llm`,
+//! `tools`, `commands`, `memory`, `isolation`) → `protocol` and `spec`.
 
 pub mod cli;
 pub mod commands;
