@@ -56,3 +56,52 @@ impl Paths {
         self.state_dir.join("lev.log")
     }
 }
+
+/// Mode of every directory lev keeps its own data in: only the user.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of every file lev writes into those directories.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` (and missing parents) and makes it private (0700), also
+/// when it already existed with a looser mode: journals and logs hold
+/// prompts, outputs and tool results that other users must not read.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o777 != PRIVATE_DIR_MODE {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR_MODE))?;
+    }
+    Ok(())
+}
+
+/// Makes an existing file private (0600); a missing file is not an error.
+pub fn private_file(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(file) {
+        Ok(meta) if meta.permissions().mode() & 0o777 != PRIVATE_FILE_MODE => {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `bytes` to `file`, created 0600 (a looser existing file is
+/// tightened first, so the bytes are never readable by others).
+pub fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    private_file(file)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(file)?;
+    f.write_all(bytes)
+}

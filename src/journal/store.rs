@@ -28,9 +28,11 @@ pub(crate) const SCHEMA_KEY: &str = "schema_version";
 /// Schema version this build writes and understands.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// Turns any storage-layer error into `JournalError::Storage` with context.
-pub(crate) fn storage<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> JournalError + '_ {
-    move |e| JournalError::Storage(format!("{context}: {e}"))
+/// Turns a redb error into a `JournalError` with context: an I/O failure
+/// keeps its cause (the file is filled in by `JournalError::at`), anything
+/// else is `JournalError::Storage`.
+pub(crate) fn storage<E: Into<redb::Error>>(context: &str) -> impl FnOnce(E) -> JournalError + '_ {
+    move |e| super::guard::classify("", context, e)
 }
 
 /// Opens or creates the database file, creates the tables and checks the
@@ -38,7 +40,7 @@ pub(crate) fn storage<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> 
 pub(crate) fn open_database(path: &Path) -> Result<Database, JournalError> {
     let shown = path.display().to_string();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| JournalError::Open {
+        crate::paths::private_dir(parent).map_err(|e| JournalError::Open {
             path: shown.clone(),
             message: format!("cannot create directory {}: {e}", parent.display()),
         })?;
@@ -46,6 +48,11 @@ pub(crate) fn open_database(path: &Path) -> Result<Database, JournalError> {
     if !path.exists() {
         create_atomically(path)?;
     }
+    // A journal made by an older lev (or copied in) may be world-readable.
+    crate::paths::private_file(path).map_err(|e| JournalError::Open {
+        path: shown.clone(),
+        message: format!("cannot make it private (mode 0600): {e}"),
+    })?;
     init_database(path)
 }
 
@@ -61,6 +68,20 @@ fn create_atomically(path: &Path) -> Result<(), JournalError> {
     name.push(format!(".creating-{}", std::process::id()));
     let temp = path.with_file_name(name);
     let _ = std::fs::remove_file(&temp);
+    // Created private before redb writes a byte into it: the journal holds
+    // prompts, outputs and tool results (redb itself would create it 0644).
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(crate::paths::PRIVATE_FILE_MODE)
+            .open(&temp)
+            .map_err(|e| JournalError::Open {
+                path: shown.clone(),
+                message: format!("cannot create {}: {e}", temp.display()),
+            })?;
+    }
     drop(init_database(&temp)?);
     // `hard_link` never replaces: if another process created the journal
     // meanwhile, theirs stays and ours is discarded.
@@ -95,6 +116,25 @@ fn init_database(path: &Path) -> Result<Database, JournalError> {
             message: other.to_string(),
         },
     })?;
+    init_schema(db).map_err(|e| e.at(&shown))
+}
+
+/// Opens a database on another storage backend (tests inject faults so).
+#[cfg(test)]
+pub(crate) fn open_backend(
+    backend: Box<dyn redb::StorageBackend>,
+) -> Result<Database, JournalError> {
+    let db = redb::Builder::new()
+        .create_with_backend(backend)
+        .map_err(|e| JournalError::Open {
+            path: "(backend)".into(),
+            message: e.to_string(),
+        })?;
+    init_schema(db)
+}
+
+/// Creates the tables and checks (or writes) the schema version.
+fn init_schema(db: Database) -> Result<Database, JournalError> {
     let txn = db
         .begin_write()
         .map_err(storage("begin schema transaction"))?;
@@ -155,7 +195,9 @@ pub(crate) fn read_entries(
     let range = entries
         .range((id, from.0)..=(id, u64::MAX))
         .map_err(storage("range entries"))?;
-    let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(1 << 24));
+    // Capped: a damaged run record may claim any last_seq, and a huge
+    // up-front allocation would abort the process instead of erroring.
+    let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(1 << 16));
     for item in range {
         let (key, value) = item.map_err(storage("read entry"))?;
         let seq = key.value().1;
@@ -176,7 +218,11 @@ pub(crate) fn read_entries(
                         "run {run} entry {seq}: payload blob {hex} is missing"
                     ))
                 })?;
-            entry.payload = bytes.value().to_vec();
+            entry.payload = verified(bytes.value(), hex.as_str())
+                .map_err(|why| {
+                    JournalError::Storage(format!("run {run} entry {seq}: payload {why}"))
+                })?
+                .to_vec();
         }
         out.push((Seq(seq), entry));
     }
@@ -215,8 +261,25 @@ pub(crate) fn read_blob(
     hash: &str,
 ) -> Result<Option<Vec<u8>>, JournalError> {
     let blobs = txn.open_table(BLOBS).map_err(storage("open blobs"))?;
-    Ok(blobs
-        .get(hash)
-        .map_err(storage("read blob"))?
-        .map(|v| v.value().to_vec()))
+    let Some(value) = blobs.get(hash).map_err(storage("read blob"))? else {
+        return Ok(None);
+    };
+    verified(value.value(), hash)
+        .map(|b| Some(b.to_vec()))
+        .map_err(JournalError::Storage)
+}
+
+/// `bytes` when they hash to `hash`: a blob is never served altered (a
+/// flipped byte in a page that redb does not checksum would otherwise
+/// reach a resumed run as if it had been recorded).
+pub(crate) fn verified<'a>(bytes: &'a [u8], hash: &str) -> Result<&'a [u8], String> {
+    let actual = blake3::hash(bytes).to_hex();
+    if actual.as_str() == hash {
+        Ok(bytes)
+    } else {
+        Err(format!(
+            "blob {hash} is corrupt: its {} bytes hash to {actual}",
+            bytes.len()
+        ))
+    }
 }
