@@ -366,3 +366,117 @@ mod tests {
         assert_eq!(decode_run(&encode_run(&meta)).unwrap(), meta);
     }
 }
+
+/// The stored formats round-trip whatever they hold, and no byte string
+/// makes a decoder panic (a damaged page reaches them as it is).
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn status() -> impl Strategy<Value = RunStatus> {
+        prop_oneof![
+            Just(RunStatus::Running),
+            Just(RunStatus::Paused),
+            Just(RunStatus::Succeeded),
+            Just(RunStatus::Failed),
+            Just(RunStatus::Cancelled),
+        ]
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        (
+            ".{0,40}",
+            proptest::option::of(".{0,40}"),
+            proptest::option::of("[0-9a-f]{0,64}"),
+            any::<u32>(),
+            any::<u64>(),
+            // Past INLINE_PAYLOAD_MAX now and then, so spilling is covered.
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..256),
+                proptest::collection::vec(
+                    any::<u8>(),
+                    INLINE_PAYLOAD_MAX - 2..INLINE_PAYLOAD_MAX + 64
+                ),
+            ],
+        )
+            .prop_map(|(kind, step, fingerprint, attempt, at_ms, payload)| Entry {
+                kind,
+                step,
+                fingerprint,
+                attempt,
+                at_ms,
+                payload,
+            })
+    }
+
+    fn meta() -> impl Strategy<Value = RunMeta> {
+        (
+            (".{0,30}", ".{0,30}", ".{0,30}", ".{0,60}", "[0-9a-f]{0,64}"),
+            status(),
+            (any::<u64>(), any::<u64>(), any::<u64>()),
+            proptest::option::of(".{0,30}"),
+        )
+            .prop_map(
+                |((id, workflow_id, name, source, definition_blob), status, times, parent)| {
+                    RunMeta {
+                        id: RunId(id),
+                        workflow_id,
+                        name,
+                        source,
+                        definition_blob,
+                        status,
+                        created_ms: times.0,
+                        updated_ms: times.1,
+                        last_seq: times.2,
+                        parent: parent.map(RunId),
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(192))]
+
+        #[test]
+        fn any_entry_round_trips(e in entry()) {
+            let enc = encode_entry(e.clone());
+            prop_assert_eq!(enc.at_ms, e.at_ms);
+            let (mut back, blob) = decode_entry(&enc.record).unwrap();
+            match (blob, enc.spilled) {
+                (Some(hash), Some((hex, bytes))) => {
+                    prop_assert!(e.payload.len() > INLINE_PAYLOAD_MAX);
+                    prop_assert_eq!(blake3::Hash::from_bytes(hash).to_hex().to_string(), hex);
+                    prop_assert!(back.payload.is_empty());
+                    back.payload = bytes;
+                }
+                (None, None) => prop_assert!(e.payload.len() <= INLINE_PAYLOAD_MAX),
+                _ => prop_assert!(false, "record and spill disagree"),
+            }
+            prop_assert_eq!(back, e);
+        }
+
+        #[test]
+        fn any_run_meta_round_trips(m in meta()) {
+            prop_assert_eq!(decode_run(&encode_run(&m)).unwrap(), m);
+        }
+
+        #[test]
+        fn any_bytes_decode_or_fail_without_panicking(
+            bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let _ = decode_entry(&bytes);
+            let _ = decode_run(&bytes);
+        }
+
+        #[test]
+        fn a_flipped_byte_never_panics(e in entry(), at in any::<usize>(), bit in 0u8..8) {
+            let mut rec = encode_entry(e).record;
+            let i = at % rec.len();
+            rec[i] ^= 1 << bit;
+            let _ = decode_entry(&rec);
+        }
+    }
+}

@@ -72,7 +72,7 @@ impl Shared {
         opener: Opener,
         reserve: Option<Reserve>,
     ) -> Result<Shared, JournalError> {
-        let db = guard::shielded(&path, &opener)?;
+        let db = guard::shielded(&path, &opener).map_err(|e| e.at(&path))?;
         let shared = Shared {
             path,
             db: RwLock::new(Some(Arc::new(db))),
@@ -96,6 +96,19 @@ impl Shared {
             during: "reopening".into(),
             disk_full: self.disk_full().is_some(),
         })
+    }
+
+    /// The current handle; when an earlier reopen failed (the disk was
+    /// still failing), tries to open the file once more first. For the
+    /// writer: readers just report that the journal is not open.
+    pub(crate) fn database_or_reopen(&self) -> Result<Arc<Database>, JournalError> {
+        match self.database() {
+            Ok(db) => Ok(db),
+            Err(_) => {
+                self.reopen(false)?;
+                self.database()
+            }
+        }
     }
 
     /// Closes the database and opens the file again (the last durable commit
@@ -133,7 +146,7 @@ impl Shared {
             }
         }
         let freed = free_space && self.reserve.as_ref().is_some_and(Reserve::release);
-        let db = guard::shielded(&self.path, &self.opener)?;
+        let db = guard::shielded(&self.path, &self.opener).map_err(|e| e.at(&self.path))?;
         *slot = Some(Arc::new(db));
         Ok(freed)
     }

@@ -73,18 +73,6 @@ impl Journal {
         })
         .await
     }
-
-    /// `check_run` without a runtime (for tests and tools on plain threads).
-    #[cfg(test)]
-    pub(crate) fn check_run_now(&self, run: &RunId) -> RunCheck {
-        match self.read_now(|txn| Ok(check(txn, run))) {
-            Ok(c) => c,
-            Err(e) => RunCheck {
-                problems: vec![e.to_string()],
-                ..RunCheck::default()
-            },
-        }
-    }
 }
 
 fn check(txn: &ReadTransaction, run: &RunId) -> RunCheck {

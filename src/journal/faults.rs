@@ -73,8 +73,8 @@ impl FaultyDisk {
         disk
     }
 
-    pub(crate) fn backend(&self) -> Box<dyn StorageBackend> {
-        Box::new(FaultyBackend { disk: self.clone() })
+    pub(crate) fn backend(&self) -> FaultyBackend {
+        FaultyBackend { disk: self.clone() }
     }
 
     /// Every write and sync from `after` operations from now fails with `fault`.

@@ -215,9 +215,9 @@ impl Journal {
     /// tests); `make` builds a fresh backend over the same bytes for every
     /// (re)open.
     #[cfg(test)]
-    pub(crate) fn open_backend(
+    pub(crate) fn open_backend<B: redb::StorageBackend>(
         name: &str,
-        make: impl Fn() -> Box<dyn redb::StorageBackend> + Send + Sync + 'static,
+        make: impl Fn() -> B + Send + Sync + 'static,
         reserve: Option<Box<dyn Fn() -> bool + Send + Sync>>,
     ) -> Result<Journal, JournalError> {
         let opener: db::Opener = Box::new(move || store::open_backend(make()));
@@ -476,21 +476,5 @@ impl Journal {
         })
         .await
         .map_err(|e| JournalError::Storage(format!("journal read task failed: {e}")))?
-    }
-
-    /// Runs `f` on a read transaction on this thread (no runtime needed),
-    /// at the storage boundary.
-    #[cfg(test)]
-    fn read_now<T>(
-        &self,
-        f: impl FnOnce(&ReadTransaction) -> Result<T, JournalError>,
-    ) -> Result<T, JournalError> {
-        let shared = &self.inner.shared;
-        let db = shared.database()?;
-        guard::shielded(&shared.path, || {
-            let txn = store::begin_read(&db)?;
-            f(&txn)
-        })
-        .map_err(|e| e.at(&shared.path))
     }
 }

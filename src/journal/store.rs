@@ -107,29 +107,37 @@ fn create_atomically(path: &Path) -> Result<(), JournalError> {
 
 fn init_database(path: &Path) -> Result<Database, JournalError> {
     let shown = path.display().to_string();
-    let db = Database::create(path).map_err(|e| match e {
+    let db = Database::create(path).map_err(|e| open_error(&shown, e))?;
+    init_schema(db).map_err(|e| e.at(&shown))
+}
+
+/// Why a database did not open: held by another process, a disk fault
+/// (kept as such: "no space left on device"), a damaged file, or else.
+fn open_error(shown: &str, e: DatabaseError) -> JournalError {
+    match e {
         DatabaseError::DatabaseAlreadyOpen => JournalError::Locked {
-            path: shown.clone(),
+            path: shown.to_owned(),
+        },
+        DatabaseError::Storage(redb::StorageError::Io(io)) => {
+            super::guard::io_error(shown, "opening", &io)
+        }
+        DatabaseError::Storage(redb::StorageError::Corrupted(why)) => JournalError::Damaged {
+            path: shown.to_owned(),
+            message: why,
         },
         other => JournalError::Open {
-            path: shown.clone(),
+            path: shown.to_owned(),
             message: other.to_string(),
         },
-    })?;
-    init_schema(db).map_err(|e| e.at(&shown))
+    }
 }
 
 /// Opens a database on another storage backend (tests inject faults so).
 #[cfg(test)]
-pub(crate) fn open_backend(
-    backend: Box<dyn redb::StorageBackend>,
-) -> Result<Database, JournalError> {
+pub(crate) fn open_backend(backend: impl redb::StorageBackend) -> Result<Database, JournalError> {
     let db = redb::Builder::new()
         .create_with_backend(backend)
-        .map_err(|e| JournalError::Open {
-            path: "(backend)".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| open_error("", e))?;
     init_schema(db)
 }
 

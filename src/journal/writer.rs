@@ -244,7 +244,7 @@ fn write_batch(
                 f
             })
     };
-    let failed = match attempt(&*shared.database()?) {
+    let failed = match attempt(&*shared.database_or_reopen()?) {
         Ok(done) => {
             commits.fetch_add(1, Ordering::Relaxed);
             return Ok(done);
