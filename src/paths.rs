@@ -2,7 +2,6 @@
 //! `--data-dir` or `LEV_DATA_DIR` says otherwise; config in
 //! `$XDG_CONFIG_HOME/lev/`; logs in `$XDG_STATE_HOME/lev/`.
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use etcetera::BaseStrategy;
@@ -58,57 +57,51 @@ impl Paths {
     }
 }
 
-/// Creates `dir` (and missing parents) readable by the owner only (0700),
-/// and tightens it when it exists with looser modes: the journal, the log
-/// and the socket hold prompts, answers and outputs nobody else should read.
-pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+/// Mode of every directory lev keeps its own data in: only the user.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of every file lev writes into those directories.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` (and missing parents) and makes it private (0700), also
+/// when it already existed with a looser mode: journals and logs hold
+/// prompts, outputs and tool results that other users must not read.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(PRIVATE_DIR_MODE)
         .create(dir)?;
-    restrict(dir, 0o700)
-}
-
-/// Narrows `path`'s mode to at most `mode` (never widens it), when it exists.
-pub fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    let current = meta.permissions().mode() & 0o7777;
-    if current & !mode != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & mode))?;
+    let meta = std::fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o777 != PRIVATE_DIR_MODE {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR_MODE))?;
     }
     Ok(())
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn mode(p: &Path) -> u32 {
-        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+/// Makes an existing file private (0600); a missing file is not an error.
+pub fn private_file(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(file) {
+        Ok(meta) if meta.permissions().mode() & 0o777 != PRIVATE_FILE_MODE => {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
+}
 
-    #[test]
-    fn private_dirs_are_made_and_tightened() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("a/b");
-        ensure_private_dir(&dir).unwrap();
-        assert_eq!(mode(&dir), 0o700);
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        ensure_private_dir(&dir).unwrap();
-        assert_eq!(mode(&dir), 0o700);
-        let file = dir.join("f");
-        std::fs::write(&file, "x").unwrap();
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        restrict(&file, 0o600).unwrap();
-        assert_eq!(mode(&file), 0o600);
-        // Never widened.
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
-        restrict(&file, 0o600).unwrap();
-        assert_eq!(mode(&file), 0o400);
-    }
+/// Writes `bytes` to `file`, created 0600 (a looser existing file is
+/// tightened first, so the bytes are never readable by others).
+pub fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    private_file(file)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(file)?;
+    f.write_all(bytes)
 }

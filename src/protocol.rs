@@ -258,6 +258,13 @@ pub enum PauseReason {
     Requested,
     /// `Op::EmergencyStop`: every running step was stopped where it stood.
     EmergencyStop,
+    /// The journal's disk is full: the steps that were running recorded
+    /// their outcomes (into the space reserve), no new step started.
+    /// `lev resume` continues once there is space again.
+    DiskFull {
+        /// The journal's error: its file and the cause.
+        error: String,
+    },
 }
 
 /// One step of a workflow as declared (child workflows are one step), as

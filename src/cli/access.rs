@@ -55,7 +55,7 @@ impl Access {
     }
 
     async fn connect(paths: &Paths) -> Result<Conn, u8> {
-        if let Err(e) = crate::paths::ensure_private_dir(&paths.data_dir) {
+        if let Err(e) = crate::paths::private_dir(&paths.data_dir) {
             error(&format!(
                 "cannot create the data directory {}: {e}",
                 paths.data_dir.display()

@@ -84,10 +84,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write a run (meta, events, blobs) as JSONL.
+    /// Write a run (meta, events, blobs) as JSONL; `--all -o DIR` writes
+    /// every intact run to DIR/<run>.jsonl (damaged runs are reported).
     Export {
-        run: String,
-        /// Output file (default: standard output).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        run: Option<String>,
+        /// Every run, one file each, into the folder given with --output.
+        #[arg(long, requires = "output")]
+        all: bool,
+        /// Output file (default: standard output); with --all, a folder.
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "jsonl")]
@@ -95,6 +100,14 @@ pub enum Command {
     },
     /// Import a run exported with `lev export`.
     Import { file: PathBuf },
+    /// Verify the journal: every run's entries decode, seqs have no gaps,
+    /// blobs and pinned definitions match their hashes. Prints `ok` or what
+    /// is wrong per run; exits 0 when every run is intact, 1 otherwise.
+    #[command(alias = "check")]
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a run: running steps are stopped, the run ends cancelled.
     Cancel {
         run: String,

@@ -22,12 +22,12 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
         (dir.join("demo.yaml"), DEMO_WORKFLOW),
         (dir.join("demo.cassette.yaml"), DEMO_CASSETTE),
     ];
-    if let Err(e) = std::fs::create_dir_all(&workspace) {
+    if let Err(e) = crate::paths::private_dir(&workspace) {
         error(&format!("cannot create {}: {e}", workspace.display()));
         return exit::FAILED;
     }
     for (path, text) in &files {
-        if let Err(e) = std::fs::write(path, text) {
+        if let Err(e) = crate::paths::write_private(path, text.as_bytes()) {
             error(&format!("cannot write {}: {e}", path.display()));
             return exit::FAILED;
         }

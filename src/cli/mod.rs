@@ -4,6 +4,7 @@
 mod access;
 mod args;
 mod demo;
+mod doctor;
 mod inspect;
 mod memory;
 mod modes;

@@ -4,13 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::args::{Cli, Command, DriveArgs, InFlightArg, ModesAction, TemplateCommand};
 use super::exit;
-use super::{demo, inspect, memory, modes, retryfork, steer, swarm, template, worktrees};
+use super::{demo, doctor, inspect, memory, modes, retryfork, steer, swarm, template, worktrees};
 use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::headless::{self, HeadlessOptions};
 use crate::host::{self, ActiveRuns};
@@ -108,9 +107,20 @@ pub async fn dispatch(cli: Cli) -> u8 {
         }
         Command::Export {
             run,
+            all,
             output,
             format,
-        } => inspect::export(&paths, &run, output.as_deref(), format).await,
+        } => match (run, output) {
+            (Some(run), output) if !all => {
+                inspect::export(&paths, &run, output.as_deref(), format).await
+            }
+            (_, Some(dir)) => doctor::export_all(&paths, &dir, format).await,
+            (_, None) => {
+                error("`lev export --all` needs --output DIR");
+                exit::USAGE
+            }
+        },
+        Command::Doctor { json } => doctor::run(&paths, json).await,
         Command::Import { file } => inspect::import(&paths, &file).await,
         Command::Cancel { run, step } => inspect::cancel(&paths, &run, step.as_deref()).await,
         Command::Modes { json, action } => match action {
@@ -134,19 +144,13 @@ pub async fn dispatch(cli: Cli) -> u8 {
     }
 }
 
-/// Logs go to `<state>/lev.log`, never to the terminal.
+/// Logs go to `<state>/lev.log`, never to the terminal. The folder is
+/// 0700 and the file 0600 (made so before the appender opens it): logs
+/// carry prompts, outputs and errors of runs.
 fn init_logging(paths: &Paths) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let dir = &paths.state_dir;
-    crate::paths::ensure_private_dir(dir).ok()?;
-    // Made (or tightened) 0600 before the appender opens it for appending.
-    let log = paths.log_file();
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log)
-        .ok()?;
-    crate::paths::restrict(&log, 0o600).ok()?;
+    crate::paths::private_dir(dir).ok()?;
+    private_log(&paths.log_file()).ok()?;
     let appender = tracing_appender::rolling::never(dir, "lev.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let filter = std::env::var("LEV_LOG")
@@ -160,6 +164,18 @@ fn init_logging(paths: &Paths) -> Option<tracing_appender::non_blocking::WorkerG
         .with_ansi(false)
         .try_init();
     Some(guard)
+}
+
+/// Creates the log file 0600 when missing and tightens it when looser.
+fn private_log(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    crate::paths::private_file(file)?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(crate::paths::PRIVATE_FILE_MODE)
+        .open(file)
+        .map(drop)
 }
 
 /// The modes lev uses here: built-ins, then the user's folder, then the
@@ -203,7 +219,7 @@ fn validate(files: &[PathBuf]) -> u8 {
 }
 
 pub fn open_journal(paths: &Paths) -> Result<Journal, u8> {
-    if let Err(e) = crate::paths::ensure_private_dir(&paths.data_dir) {
+    if let Err(e) = crate::paths::private_dir(&paths.data_dir) {
         error(&format!(
             "cannot create the data directory {}: {e}",
             paths.data_dir.display()

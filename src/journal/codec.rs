@@ -1,7 +1,10 @@
 //! The stored record formats of entries and run metadata.
 //!
 //! A record is a version byte followed by a compact hand-written encoding
-//! (LEB128 varints, length-prefixed byte strings). It is deliberately
+//! (LEB128 varints, length-prefixed byte strings) and, from version 2, an
+//! 8-byte checksum (blake3 of everything before it): redb does not check
+//! leaf pages when it reads them, so a flipped byte in a record would
+//! otherwise decode into a different, plausible entry. It is deliberately
 //! separate from the in-memory `Entry`/`RunMeta` so that a journal written
 //! today still decodes after those types change: a new layout gets a new
 //! version byte and the old decoder stays.
@@ -10,10 +13,16 @@ use crate::protocol::{RunId, RunStatus};
 
 use super::{Entry, RunMeta};
 
-/// Layout version of entry records written by this build.
+/// Entry records without a checksum (journals of earlier builds).
 const ENTRY_V1: u8 = 1;
-/// Layout version of run records written by this build.
+/// Entry records with a trailing checksum; what this build writes.
+const ENTRY_V2: u8 = 2;
+/// Run records without a checksum (journals of earlier builds).
 const RUN_V1: u8 = 1;
+/// Run records with a trailing checksum; what this build writes.
+const RUN_V2: u8 = 2;
+/// Bytes of the trailing checksum.
+const SUM_LEN: usize = 8;
 
 const FLAG_STEP: u8 = 1;
 const FLAG_FINGERPRINT: u8 = 2;
@@ -66,7 +75,7 @@ pub(crate) fn encode_entry(entry: Entry) -> EncodedEntry {
             + fingerprint.as_ref().map_or(0, |s| s.len() + 5)
             + payload_len,
     );
-    out.push(ENTRY_V1);
+    out.push(ENTRY_V2);
     out.push(flags);
     put_varint(&mut out, u64::from(attempt));
     put_varint(&mut out, at_ms);
@@ -85,6 +94,7 @@ pub(crate) fn encode_entry(entry: Entry) -> EncodedEntry {
         put_bytes(&mut out, &payload);
         None
     };
+    seal(&mut out);
     EncodedEntry {
         record: out,
         spilled,
@@ -94,11 +104,14 @@ pub(crate) fn encode_entry(entry: Entry) -> EncodedEntry {
 
 /// Decodes an entry record of any known version.
 pub(crate) fn decode_entry(bytes: &[u8]) -> Result<DecodedEntry, DecodeError> {
-    let mut r = Reader { buf: bytes };
-    match r.u8()? {
-        ENTRY_V1 => {}
-        _ => return Err(DecodeError("unknown entry record version")),
-    }
+    let mut r = Reader {
+        buf: match bytes.first() {
+            Some(&ENTRY_V1) => bytes,
+            Some(&ENTRY_V2) => unseal(bytes)?,
+            _ => return Err(DecodeError("unknown entry record version")),
+        },
+    };
+    r.u8()?;
     let flags = r.u8()?;
     let attempt = u32::try_from(r.varint()?).map_err(|_| DecodeError("attempt out of range"))?;
     let at_ms = r.varint()?;
@@ -143,7 +156,7 @@ pub(crate) fn encode_run(meta: &RunMeta) -> Vec<u8> {
             + meta.source.len()
             + meta.definition_blob.len(),
     );
-    out.push(RUN_V1);
+    out.push(RUN_V2);
     put_bytes(&mut out, meta.id.0.as_bytes());
     put_bytes(&mut out, meta.workflow_id.as_bytes());
     put_bytes(&mut out, meta.name.as_bytes());
@@ -160,16 +173,20 @@ pub(crate) fn encode_run(meta: &RunMeta) -> Vec<u8> {
         }
         None => out.push(0),
     }
+    seal(&mut out);
     out
 }
 
 /// Decodes a run record of any known version.
 pub(crate) fn decode_run(bytes: &[u8]) -> Result<RunMeta, DecodeError> {
-    let mut r = Reader { buf: bytes };
-    match r.u8()? {
-        RUN_V1 => {}
-        _ => return Err(DecodeError("unknown run record version")),
-    }
+    let mut r = Reader {
+        buf: match bytes.first() {
+            Some(&RUN_V1) => bytes,
+            Some(&RUN_V2) => unseal(bytes)?,
+            _ => return Err(DecodeError("unknown run record version")),
+        },
+    };
+    r.u8()?;
     let id = RunId(r.string()?);
     let workflow_id = r.string()?;
     let name = r.string()?;
@@ -221,6 +238,28 @@ fn status_from_code(code: u8) -> Result<RunStatus, DecodeError> {
         4 => RunStatus::Cancelled,
         _ => return Err(DecodeError("unknown run status code")),
     })
+}
+
+/// Appends the checksum of everything in `out`.
+fn seal(out: &mut Vec<u8>) {
+    let sum = blake3::hash(out);
+    out.extend_from_slice(&sum.as_bytes()[..SUM_LEN]);
+}
+
+/// The record without its checksum, when the checksum matches.
+fn unseal(bytes: &[u8]) -> Result<&[u8], DecodeError> {
+    let body_len = bytes
+        .len()
+        .checked_sub(SUM_LEN)
+        .ok_or(DecodeError("record truncated"))?;
+    let (body, sum) = bytes.split_at(body_len);
+    if &blake3::hash(body).as_bytes()[..SUM_LEN] == sum {
+        Ok(body)
+    } else {
+        Err(DecodeError(
+            "record checksum mismatch (the journal file is damaged)",
+        ))
+    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -364,5 +403,143 @@ mod tests {
             parent: Some(RunId::new()),
         };
         assert_eq!(decode_run(&encode_run(&meta)).unwrap(), meta);
+    }
+}
+
+/// The stored formats round-trip whatever they hold, and no byte string
+/// makes a decoder panic (a damaged page reaches them as it is).
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn status() -> impl Strategy<Value = RunStatus> {
+        prop_oneof![
+            Just(RunStatus::Running),
+            Just(RunStatus::Paused),
+            Just(RunStatus::Succeeded),
+            Just(RunStatus::Failed),
+            Just(RunStatus::Cancelled),
+        ]
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        (
+            ".{0,40}",
+            proptest::option::of(".{0,40}"),
+            proptest::option::of("[0-9a-f]{0,64}"),
+            any::<u32>(),
+            any::<u64>(),
+            // Past INLINE_PAYLOAD_MAX now and then, so spilling is covered.
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..256),
+                proptest::collection::vec(
+                    any::<u8>(),
+                    INLINE_PAYLOAD_MAX - 2..INLINE_PAYLOAD_MAX + 64
+                ),
+            ],
+        )
+            .prop_map(|(kind, step, fingerprint, attempt, at_ms, payload)| Entry {
+                kind,
+                step,
+                fingerprint,
+                attempt,
+                at_ms,
+                payload,
+            })
+    }
+
+    fn meta() -> impl Strategy<Value = RunMeta> {
+        (
+            (".{0,30}", ".{0,30}", ".{0,30}", ".{0,60}", "[0-9a-f]{0,64}"),
+            status(),
+            (any::<u64>(), any::<u64>(), any::<u64>()),
+            proptest::option::of(".{0,30}"),
+        )
+            .prop_map(
+                |((id, workflow_id, name, source, definition_blob), status, times, parent)| {
+                    RunMeta {
+                        id: RunId(id),
+                        workflow_id,
+                        name,
+                        source,
+                        definition_blob,
+                        status,
+                        created_ms: times.0,
+                        updated_ms: times.1,
+                        last_seq: times.2,
+                        parent: parent.map(RunId),
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(192))]
+
+        #[test]
+        fn any_entry_round_trips(e in entry()) {
+            let enc = encode_entry(e.clone());
+            prop_assert_eq!(enc.at_ms, e.at_ms);
+            let (mut back, blob) = decode_entry(&enc.record).unwrap();
+            match (blob, enc.spilled) {
+                (Some(hash), Some((hex, bytes))) => {
+                    prop_assert!(e.payload.len() > INLINE_PAYLOAD_MAX);
+                    prop_assert_eq!(blake3::Hash::from_bytes(hash).to_hex().to_string(), hex);
+                    prop_assert!(back.payload.is_empty());
+                    back.payload = bytes;
+                }
+                (None, None) => prop_assert!(e.payload.len() <= INLINE_PAYLOAD_MAX),
+                _ => prop_assert!(false, "record and spill disagree"),
+            }
+            prop_assert_eq!(back, e);
+        }
+
+        #[test]
+        fn any_run_meta_round_trips(m in meta()) {
+            prop_assert_eq!(decode_run(&encode_run(&m)).unwrap(), m);
+        }
+
+        #[test]
+        fn any_bytes_decode_or_fail_without_panicking(
+            bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let _ = decode_entry(&bytes);
+            let _ = decode_run(&bytes);
+        }
+
+        #[test]
+        fn a_flipped_bit_in_a_record_is_always_detected(
+            e in entry(),
+            m in meta(),
+            at in any::<usize>(),
+            bit in 0u8..8,
+        ) {
+            let mut rec = encode_entry(e).record;
+            let i = at % rec.len();
+            rec[i] ^= 1 << bit;
+            prop_assert!(decode_entry(&rec).is_err());
+            let mut rec = encode_run(&m);
+            let i = at % rec.len();
+            rec[i] ^= 1 << bit;
+            prop_assert!(decode_run(&rec).is_err());
+        }
+
+        #[test]
+        fn records_of_earlier_builds_still_decode(e in entry(), m in meta()) {
+            // Version 1: the same layout without the checksum.
+            let v1 = |mut rec: Vec<u8>| {
+                rec.truncate(rec.len() - SUM_LEN);
+                rec[0] = 1;
+                rec
+            };
+            let enc = encode_entry(e.clone());
+            let (back, _) = decode_entry(&v1(enc.record)).unwrap();
+            prop_assert_eq!(back.kind, e.kind);
+            prop_assert_eq!(back.at_ms, e.at_ms);
+            prop_assert_eq!(decode_run(&v1(encode_run(&m))).unwrap(), m);
+        }
     }
 }

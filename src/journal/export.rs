@@ -86,7 +86,10 @@ pub(crate) fn snapshot(txn: &ReadTransaction, run: &RunId) -> Result<Snapshot, J
     let mut blobs = Vec::new();
     for hash in wanted {
         if let Some(bytes) = table.get(hash.as_str()).map_err(storage("read blob"))? {
-            blobs.push((hash, bytes.value().to_vec()));
+            let bytes = store::verified(bytes.value(), &hash)
+                .map_err(|why| JournalError::Storage(format!("run {run}: {why}")))?
+                .to_vec();
+            blobs.push((hash, bytes));
         }
     }
     Ok(Snapshot {

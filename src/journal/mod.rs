@@ -9,8 +9,16 @@
 mod codec;
 #[cfg(test)]
 mod crash_tests;
+mod db;
+mod doctor;
 mod export;
+#[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
+pub(crate) mod faults;
+mod guard;
 mod memory;
+mod reserve;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -20,10 +28,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use redb::{Database, ReadTransaction};
+use redb::ReadTransaction;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+pub use doctor::RunCheck;
 pub use memory::{MemoryAuthor, MemoryPosting, MemoryPostings, MemoryRecord, MemoryTerms};
 pub use store::SCHEMA_VERSION;
 use writer::Request;
@@ -73,7 +82,7 @@ pub struct RunMeta {
 }
 
 /// Everything that can go wrong in the journal, with the context a user needs.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum JournalError {
     /// Another process holds the database (redb allows one).
     #[error("journal {path} is in use by another lev process")]
@@ -93,6 +102,21 @@ pub enum JournalError {
     /// redb failed, or a stored record is corrupt; the message says which.
     #[error("journal storage: {0}")]
     Storage(String),
+    /// The disk failed a write or read of the journal file (full, I/O
+    /// error); nothing of the failed commit was acknowledged.
+    #[error("journal {path}: {cause} (while {during})")]
+    Io {
+        path: String,
+        /// The OS's words, e.g. "no space left on device (os error 28)".
+        cause: String,
+        during: String,
+        /// ENOSPC or an exhausted quota: freeing space lets lev go on.
+        disk_full: bool,
+    },
+    /// The file is damaged where a command needed it: the storage layer
+    /// panicked or found a corrupt page. `lev doctor` says which runs are intact.
+    #[error("journal {path} is damaged: {message} (`lev doctor` lists the intact runs)")]
+    Damaged { path: String, message: String },
     /// The writer thread is gone; the journal is shutting down.
     #[error("journal writer stopped")]
     Closed,
@@ -105,6 +129,42 @@ pub enum JournalError {
     },
 }
 
+impl JournalError {
+    /// The error with the journal's file filled in where the storage layer
+    /// could not know it.
+    pub(crate) fn at(self, path: &str) -> JournalError {
+        match self {
+            JournalError::Io {
+                path: p,
+                cause,
+                during,
+                disk_full,
+            } if p.is_empty() => JournalError::Io {
+                path: path.to_owned(),
+                cause,
+                during,
+                disk_full,
+            },
+            JournalError::Damaged { path: p, message } if p.is_empty() => JournalError::Damaged {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        }
+    }
+
+    /// True when the disk is full: the write may succeed once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            JournalError::Io {
+                disk_full: true,
+                ..
+            }
+        )
+    }
+}
+
 /// Handle to the journal; cheap to clone, shared by every task.
 #[derive(Clone)]
 pub struct Journal {
@@ -113,9 +173,9 @@ pub struct Journal {
 
 /// Shared state behind every clone of a `Journal`.
 struct Inner {
-    /// Readers open their own read transactions on it; the writer thread
-    /// holds another clone for write transactions.
-    db: Arc<Database>,
+    /// The database, its file and the disk-full state; readers open their
+    /// own read transactions on it, the writer thread its write transactions.
+    shared: Arc<db::Shared>,
     tx: Option<mpsc::Sender<Request>>,
     writer: Option<std::thread::JoinHandle<()>>,
     commits: Arc<AtomicU64>,
@@ -132,23 +192,74 @@ impl Drop for Inner {
         {
             tracing::error!("journal writer thread panicked");
         }
+        self.shared.close();
     }
 }
 
 impl Journal {
-    /// Opens (or creates) the database and starts the writer thread.
+    /// Opens (or creates) the database and starts the writer thread. A
+    /// journal that is too damaged to open is an error naming the file,
+    /// never a panic.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
-        let db = Arc::new(store::open_database(path)?);
+        let file = path.to_path_buf();
+        let opener: db::Opener = Box::new(move || store::open_database(&file));
+        let shared = db::Shared::open(
+            path.display().to_string(),
+            opener,
+            Some(db::Reserve::File(reserve::reserve_path(path))),
+        )?;
+        Journal::start(shared)
+    }
+
+    /// A journal on another storage backend (the fault-injecting one of the
+    /// tests); `make` builds a fresh backend over the same bytes for every
+    /// (re)open.
+    #[cfg(test)]
+    pub(crate) fn open_backend<B: redb::StorageBackend>(
+        name: &str,
+        make: impl Fn() -> B + Send + Sync + 'static,
+        reserve: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+    ) -> Result<Journal, JournalError> {
+        let opener: db::Opener = Box::new(move || store::open_backend(make()));
+        let reserve = reserve.map(db::Reserve::Hook);
+        Journal::start(db::Shared::open(name.to_owned(), opener, reserve)?)
+    }
+
+    fn start(shared: db::Shared) -> Result<Journal, JournalError> {
+        let shared = Arc::new(shared);
         let commits = Arc::new(AtomicU64::new(0));
-        let (tx, handle) = writer::spawn(db.clone(), commits.clone())?;
+        let (tx, handle) = writer::spawn(shared.clone(), commits.clone())?;
         Ok(Journal {
             inner: Arc::new(Inner {
-                db,
+                shared,
                 tx: Some(tx),
                 writer: Some(handle),
                 commits,
             }),
         })
+    }
+
+    /// The journal's file, as error messages name it.
+    pub fn path(&self) -> &str {
+        &self.inner.shared.path
+    }
+
+    /// Why the disk is full, when a commit found it so: the engine starts no
+    /// new work and pauses its runs while this is set.
+    pub fn disk_full(&self) -> Option<String> {
+        self.inner.shared.disk_full()
+    }
+
+    /// Checks for space again (recreating the reserve); clears the disk-full
+    /// state when there is room. True when there is.
+    pub async fn check_space(&self) -> bool {
+        let shared = self.inner.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            shared.make_reserve();
+            shared.disk_full().is_none()
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Records a new run (its `last_seq` is reset to 0: no entries yet).
@@ -348,15 +459,20 @@ impl Journal {
         answer.await.map_err(|_| JournalError::Closed)?
     }
 
-    /// Runs `f` on a fresh read transaction on the blocking pool.
+    /// Runs `f` on a fresh read transaction on the blocking pool, at the
+    /// storage boundary (a panic in redb becomes `JournalError::Damaged`).
     async fn with_read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&ReadTransaction) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, JournalError> {
-        let db = self.inner.db.clone();
+        let shared = self.inner.shared.clone();
         tokio::task::spawn_blocking(move || {
-            let txn = store::begin_read(&db)?;
-            f(&txn)
+            let db = shared.database()?;
+            guard::shielded(&shared.path, || {
+                let txn = store::begin_read(&db)?;
+                f(&txn)
+            })
+            .map_err(|e| e.at(&shared.path))
         })
         .await
         .map_err(|e| JournalError::Storage(format!("journal read task failed: {e}")))?

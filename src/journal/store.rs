@@ -28,9 +28,11 @@ pub(crate) const SCHEMA_KEY: &str = "schema_version";
 /// Schema version this build writes and understands.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// Turns any storage-layer error into `JournalError::Storage` with context.
-pub(crate) fn storage<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> JournalError + '_ {
-    move |e| JournalError::Storage(format!("{context}: {e}"))
+/// Turns a redb error into a `JournalError` with context: an I/O failure
+/// keeps its cause (the file is filled in by `JournalError::at`), anything
+/// else is `JournalError::Storage`.
+pub(crate) fn storage<E: Into<redb::Error>>(context: &str) -> impl FnOnce(E) -> JournalError + '_ {
+    move |e| super::guard::classify("", context, e)
 }
 
 /// Opens or creates the database file, creates the tables and checks the
@@ -38,7 +40,7 @@ pub(crate) fn storage<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> 
 pub(crate) fn open_database(path: &Path) -> Result<Database, JournalError> {
     let shown = path.display().to_string();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        crate::paths::ensure_private_dir(parent).map_err(|e| JournalError::Open {
+        crate::paths::private_dir(parent).map_err(|e| JournalError::Open {
             path: shown.clone(),
             message: format!("cannot create directory {}: {e}", parent.display()),
         })?;
@@ -46,11 +48,10 @@ pub(crate) fn open_database(path: &Path) -> Result<Database, JournalError> {
     if !path.exists() {
         create_atomically(path)?;
     }
-    // Only its owner may read the journal (a journal made by an older lev
-    // under a loose umask is tightened when opened).
-    crate::paths::restrict(path, 0o600).map_err(|e| JournalError::Open {
+    // A journal made by an older lev (or copied in) may be world-readable.
+    crate::paths::private_file(path).map_err(|e| JournalError::Open {
         path: shown.clone(),
-        message: format!("cannot restrict the journal's permissions: {e}"),
+        message: format!("cannot make it private (mode 0600): {e}"),
     })?;
     init_database(path)
 }
@@ -67,12 +68,21 @@ fn create_atomically(path: &Path) -> Result<(), JournalError> {
     name.push(format!(".creating-{}", std::process::id()));
     let temp = path.with_file_name(name);
     let _ = std::fs::remove_file(&temp);
+    // Created private before redb writes a byte into it: the journal holds
+    // prompts, outputs and tool results (redb itself would create it 0644).
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(crate::paths::PRIVATE_FILE_MODE)
+            .open(&temp)
+            .map_err(|e| JournalError::Open {
+                path: shown.clone(),
+                message: format!("cannot create {}: {e}", temp.display()),
+            })?;
+    }
     drop(init_database(&temp)?);
-    // Private before it gets its real name: no moment where others could read it.
-    crate::paths::restrict(&temp, 0o600).map_err(|e| JournalError::Open {
-        path: shown.clone(),
-        message: format!("cannot restrict the journal's permissions: {e}"),
-    })?;
     // `hard_link` never replaces: if another process created the journal
     // meanwhile, theirs stays and ours is discarded.
     let linked = std::fs::hard_link(&temp, path);
@@ -97,15 +107,42 @@ fn create_atomically(path: &Path) -> Result<(), JournalError> {
 
 fn init_database(path: &Path) -> Result<Database, JournalError> {
     let shown = path.display().to_string();
-    let db = Database::create(path).map_err(|e| match e {
+    let db = Database::create(path).map_err(|e| open_error(&shown, e))?;
+    init_schema(db).map_err(|e| e.at(&shown))
+}
+
+/// Why a database did not open: held by another process, a disk fault
+/// (kept as such: "no space left on device"), a damaged file, or else.
+fn open_error(shown: &str, e: DatabaseError) -> JournalError {
+    match e {
         DatabaseError::DatabaseAlreadyOpen => JournalError::Locked {
-            path: shown.clone(),
+            path: shown.to_owned(),
+        },
+        DatabaseError::Storage(redb::StorageError::Io(io)) => {
+            super::guard::io_error(shown, "opening", &io)
+        }
+        DatabaseError::Storage(redb::StorageError::Corrupted(why)) => JournalError::Damaged {
+            path: shown.to_owned(),
+            message: why,
         },
         other => JournalError::Open {
-            path: shown.clone(),
+            path: shown.to_owned(),
             message: other.to_string(),
         },
-    })?;
+    }
+}
+
+/// Opens a database on another storage backend (tests inject faults so).
+#[cfg(test)]
+pub(crate) fn open_backend(backend: impl redb::StorageBackend) -> Result<Database, JournalError> {
+    let db = redb::Builder::new()
+        .create_with_backend(backend)
+        .map_err(|e| open_error("", e))?;
+    init_schema(db)
+}
+
+/// Creates the tables and checks (or writes) the schema version.
+fn init_schema(db: Database) -> Result<Database, JournalError> {
     let txn = db
         .begin_write()
         .map_err(storage("begin schema transaction"))?;
@@ -166,7 +203,9 @@ pub(crate) fn read_entries(
     let range = entries
         .range((id, from.0)..=(id, u64::MAX))
         .map_err(storage("range entries"))?;
-    let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(1 << 24));
+    // Capped: a damaged run record may claim any last_seq, and a huge
+    // up-front allocation would abort the process instead of erroring.
+    let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(1 << 16));
     for item in range {
         let (key, value) = item.map_err(storage("read entry"))?;
         let seq = key.value().1;
@@ -187,7 +226,11 @@ pub(crate) fn read_entries(
                         "run {run} entry {seq}: payload blob {hex} is missing"
                     ))
                 })?;
-            entry.payload = bytes.value().to_vec();
+            entry.payload = verified(bytes.value(), hex.as_str())
+                .map_err(|why| {
+                    JournalError::Storage(format!("run {run} entry {seq}: payload {why}"))
+                })?
+                .to_vec();
         }
         out.push((Seq(seq), entry));
     }
@@ -226,8 +269,25 @@ pub(crate) fn read_blob(
     hash: &str,
 ) -> Result<Option<Vec<u8>>, JournalError> {
     let blobs = txn.open_table(BLOBS).map_err(storage("open blobs"))?;
-    Ok(blobs
-        .get(hash)
-        .map_err(storage("read blob"))?
-        .map(|v| v.value().to_vec()))
+    let Some(value) = blobs.get(hash).map_err(storage("read blob"))? else {
+        return Ok(None);
+    };
+    verified(value.value(), hash)
+        .map(|b| Some(b.to_vec()))
+        .map_err(JournalError::Storage)
+}
+
+/// `bytes` when they hash to `hash`: a blob is never served altered (a
+/// flipped byte in a page that redb does not checksum would otherwise
+/// reach a resumed run as if it had been recorded).
+pub(crate) fn verified<'a>(bytes: &'a [u8], hash: &str) -> Result<&'a [u8], String> {
+    let actual = blake3::hash(bytes).to_hex();
+    if actual.as_str() == hash {
+        Ok(bytes)
+    } else {
+        Err(format!(
+            "blob {hash} is corrupt: its {} bytes hash to {actual}",
+            bytes.len()
+        ))
+    }
 }

@@ -21,8 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::protocol::{RunId, RunStatus, Seq};
 
 use super::codec::{self, EncodedEntry};
+use super::db::Shared;
+use super::guard;
 use super::memory::{self, MemoryRecord, MemoryTerms};
-use super::store::{BLOBS, ENTRIES, RUNS, storage};
+use super::store::{BLOBS, ENTRIES, META, RUNS, storage};
 use super::{JournalError, RunMeta};
 
 /// Most requests one commit takes; bounds commit latency under load.
@@ -75,76 +77,105 @@ pub(crate) enum Request {
     },
 }
 
-/// A request's outcome, held until the batch's commit returns.
-enum Outcome {
-    Created(Reply<Vec<Seq>>, Result<Vec<Seq>, JournalError>),
-    Appended(Reply<Vec<Seq>>, Result<Vec<Seq>, JournalError>),
-    Blob(Reply<String>, Result<String, JournalError>),
-    Imported(Reply<RunId>, Result<RunId, JournalError>),
-    MemoryPut(
-        Reply<(MemoryRecord, bool)>,
-        Result<(MemoryRecord, bool), JournalError>,
-    ),
-    MemoryDeleted(
-        Reply<Option<MemoryRecord>>,
-        Result<Option<MemoryRecord>, JournalError>,
-    ),
+/// What a request produced inside the batch's transaction; sent to its
+/// caller only once the commit returned.
+enum Done {
+    Seqs(Result<Vec<Seq>, JournalError>),
+    Blob(String),
+    Imported(Result<RunId, JournalError>),
+    MemoryPut((MemoryRecord, bool)),
+    MemoryDeleted(Option<MemoryRecord>),
 }
 
-impl Outcome {
-    /// Replaces a success with `err` (the commit failed), keeping per-request errors.
-    fn fail(self, err: &str) -> Outcome {
-        let e = || JournalError::Storage(err.to_owned());
-        match self {
-            Outcome::Created(r, Ok(_)) => Outcome::Created(r, Err(e())),
-            Outcome::Appended(r, Ok(_)) => Outcome::Appended(r, Err(e())),
-            Outcome::Blob(r, Ok(_)) => Outcome::Blob(r, Err(e())),
-            Outcome::Imported(r, Ok(_)) => Outcome::Imported(r, Err(e())),
-            Outcome::MemoryPut(r, Ok(_)) => Outcome::MemoryPut(r, Err(e())),
-            Outcome::MemoryDeleted(r, Ok(_)) => Outcome::MemoryDeleted(r, Err(e())),
-            other => other,
-        }
-    }
-
-    fn send(self) {
-        // A caller that gave up (dropped its future) no longer wants the
-        // reply; its writes are durable regardless.
-        match self {
-            Outcome::Created(r, v) => drop(r.send(v)),
-            Outcome::Appended(r, v) => drop(r.send(v)),
-            Outcome::Blob(r, v) => drop(r.send(v)),
-            Outcome::Imported(r, v) => drop(r.send(v)),
-            Outcome::MemoryPut(r, v) => drop(r.send(v)),
-            Outcome::MemoryDeleted(r, v) => drop(r.send(v)),
+/// Answers every request of the batch: with what it produced when the
+/// batch committed, else with the batch's error.
+fn respond(batch: Vec<Request>, result: Result<Vec<Done>, JournalError>) {
+    let (mut done, failed) = match result {
+        Ok(done) => (done.into_iter(), None),
+        Err(e) => (Vec::new().into_iter(), Some(e)),
+    };
+    // A request-level refusal stays itself; a batch failure reaches every
+    // caller as the error it was (the file, the cause, disk full or not).
+    let fail = || {
+        failed
+            .clone()
+            .unwrap_or_else(|| JournalError::Storage("journal batch answered short".to_owned()))
+    };
+    // A caller that gave up (dropped its future) no longer wants the reply;
+    // its writes are durable regardless.
+    for req in batch {
+        let outcome = done.next();
+        match req {
+            Request::CreateRun { reply, .. } | Request::Append { reply, .. } => {
+                let v = match outcome {
+                    Some(Done::Seqs(r)) => r,
+                    _ => Err(fail()),
+                };
+                drop(reply.send(v));
+            }
+            Request::PutBlob { reply, .. } => {
+                let v = match outcome {
+                    Some(Done::Blob(h)) => Ok(h),
+                    _ => Err(fail()),
+                };
+                drop(reply.send(v));
+            }
+            Request::Import { reply, .. } => {
+                let v = match outcome {
+                    Some(Done::Imported(r)) => r,
+                    _ => Err(fail()),
+                };
+                drop(reply.send(v));
+            }
+            Request::MemoryPut { reply, .. } => {
+                let v = match outcome {
+                    Some(Done::MemoryPut(r)) => Ok(r),
+                    _ => Err(fail()),
+                };
+                drop(reply.send(v));
+            }
+            Request::MemoryDelete { reply, .. } => {
+                let v = match outcome {
+                    Some(Done::MemoryDeleted(r)) => Ok(r),
+                    _ => Err(fail()),
+                };
+                drop(reply.send(v));
+            }
         }
     }
 }
 
 /// Starts the writer thread; it stops when every sender is dropped.
 pub(crate) fn spawn(
-    db: Arc<Database>,
+    shared: Arc<Shared>,
     commits: Arc<AtomicU64>,
 ) -> Result<(mpsc::Sender<Request>, std::thread::JoinHandle<()>), JournalError> {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     let handle = std::thread::Builder::new()
         .name("lev-journal-writer".into())
-        .spawn(move || run(db, rx, commits))
+        .spawn(move || run(shared, rx, commits))
         .map_err(|e| JournalError::Storage(format!("cannot start journal writer thread: {e}")))?;
     Ok((tx, handle))
 }
 
-fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>, commits: Arc<AtomicU64>) {
+fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Request>, commits: Arc<AtomicU64>) {
     // Size of the previous batch: how many callers are appending at once.
     let mut concurrency = 1;
+    // Number of the next commit, stored with it in `meta`: after a failed
+    // commit, the reopened file says whether it landed anyway.
+    let mut batch_no = shared
+        .database()
+        .and_then(|db| guard::shielded(&shared.path, || last_batch(&db)))
+        .unwrap_or(0)
+        + 1;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::with_capacity(concurrency.max(16));
         batch.push(first);
         gather(&mut rx, &mut batch, concurrency);
         concurrency = batch.len();
-        let outcomes = write_batch(&db, batch, &commits);
-        for outcome in outcomes {
-            outcome.send();
-        }
+        let result = write_batch(&shared, &batch, batch_no, &commits);
+        batch_no += 1;
+        respond(batch, result);
     }
     tracing::debug!("journal writer stopped");
 }
@@ -173,29 +204,129 @@ fn gather(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Request>, expected: 
     }
 }
 
-/// Writes a batch in one transaction; returns the replies to send.
-fn write_batch(db: &Database, batch: Vec<Request>, commits: &AtomicU64) -> Vec<Outcome> {
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let result = (|| -> Result<(), JournalError> {
-        let mut txn = db
-            .begin_write()
-            .map_err(storage("begin write transaction"))?;
-        // Immediate is redb's default; set it so the guarantee does not
-        // silently depend on a default.
-        txn.set_durability(Durability::Immediate)
-            .map_err(storage("set durability"))?;
-        apply_all(&txn, batch, &mut outcomes)?;
-        txn.commit().map_err(storage("commit"))?;
-        commits.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    })();
-    match result {
-        Ok(()) => outcomes,
-        Err(e) => {
-            tracing::error!(error = %e, "journal batch failed");
-            let msg = e.to_string();
-            outcomes.into_iter().map(|o| o.fail(&msg)).collect()
+/// Key in `meta` of the number of the last committed batch.
+const LAST_BATCH_KEY: &str = "last_batch";
+
+fn last_batch(db: &Database) -> Result<u64, JournalError> {
+    use redb::ReadableDatabase;
+    let txn = db.begin_read().map_err(storage("begin read transaction"))?;
+    let meta = txn.open_table(META).map_err(storage("open meta"))?;
+    Ok(meta
+        .get(LAST_BATCH_KEY)
+        .map_err(storage("read last batch"))?
+        .map_or(0, |v| v.value()))
+}
+
+/// A batch's transaction failed somewhere; `done` is set when everything
+/// was applied and only `commit()` failed (the commit may still have landed).
+struct Failed {
+    error: JournalError,
+    done: Option<Vec<Done>>,
+}
+
+/// Writes a batch in one transaction and returns what each request
+/// produced. A failed write is not the end: the database is reopened (redb
+/// refuses all work after one), and when the disk was full the space
+/// reserve is released and the batch committed once more, so the step that
+/// was running still gets its outcome recorded.
+fn write_batch(
+    shared: &Shared,
+    batch: &[Request],
+    batch_no: u64,
+    commits: &AtomicU64,
+) -> Result<Vec<Done>, JournalError> {
+    let path = shared.path.as_str();
+    let attempt = |db: &Database| {
+        guard::shielded(path, || Ok(commit_batch(db, batch, batch_no)))
+            .unwrap_or_else(|error| Err(Failed { error, done: None }))
+            .map_err(|mut f| {
+                f.error = f.error.at(path);
+                f
+            })
+    };
+    let failed = match attempt(&*shared.database_or_reopen()?) {
+        Ok(done) => {
+            commits.fetch_add(1, Ordering::Relaxed);
+            return Ok(done);
         }
+        Err(f) => f,
+    };
+    let storage_failed = matches!(
+        failed.error,
+        JournalError::Io { .. } | JournalError::Damaged { .. }
+    );
+    tracing::error!(journal = path, error = %failed.error, "journal commit failed");
+    if !storage_failed {
+        return Err(failed.error);
+    }
+    let disk_full = failed.error.is_disk_full();
+    if disk_full {
+        shared.set_disk_full(&failed.error);
+    }
+    let freed = match shared.reopen(disk_full) {
+        Ok(freed) => freed,
+        Err(e) => {
+            tracing::error!(journal = path, error = %e, "journal could not be reopened");
+            return Err(failed.error);
+        }
+    };
+    let db = shared.database()?;
+    // An error at commit() may come after the commit reached the disk
+    // (a failed fsync of the header): then it is acknowledged, not redone.
+    if let Some(done) = failed.done
+        && guard::shielded(path, || last_batch(&db)).is_ok_and(|n| n == batch_no)
+    {
+        commits.fetch_add(1, Ordering::Relaxed);
+        return Ok(done);
+    }
+    if !freed {
+        return Err(failed.error);
+    }
+    match attempt(&db) {
+        Ok(done) => {
+            tracing::warn!(journal = path, "batch committed into the released reserve");
+            commits.fetch_add(1, Ordering::Relaxed);
+            Ok(done)
+        }
+        Err(again) => {
+            tracing::error!(journal = path, error = %again.error, "journal commit failed again");
+            // Leave a usable handle behind for the next batch.
+            if let Err(e) = shared.reopen(false) {
+                tracing::error!(journal = path, error = %e, "journal could not be reopened");
+            }
+            Err(again.error)
+        }
+    }
+}
+
+/// One write transaction with immediate (fsync) durability.
+fn commit_batch(db: &Database, batch: &[Request], batch_no: u64) -> Result<Vec<Done>, Failed> {
+    let early = |error: JournalError| Failed { error, done: None };
+    let mut txn = db
+        .begin_write()
+        .map_err(storage("begin write transaction"))
+        .map_err(early)?;
+    // Immediate is redb's default; set it so the guarantee does not
+    // silently depend on a default.
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| JournalError::Storage(format!("set durability: {e}")))
+        .map_err(early)?;
+    let done = apply_all(&txn, batch).map_err(early)?;
+    {
+        let mut meta = txn
+            .open_table(META)
+            .map_err(storage("open meta"))
+            .map_err(early)?;
+        meta.insert(LAST_BATCH_KEY, batch_no)
+            .map_err(storage("write batch number"))
+            .map_err(early)?;
+    }
+    match txn.commit() {
+        Ok(()) => Ok(done),
+        Err(e) => Err(Failed {
+            error: storage("commit")(e),
+            done: Some(done),
+        }),
     }
 }
 
@@ -206,59 +337,39 @@ struct Tables<'t> {
     blobs: Table<'t, &'static str, &'static [u8]>,
 }
 
-fn apply_all(
-    txn: &WriteTransaction,
-    batch: Vec<Request>,
-    outcomes: &mut Vec<Outcome>,
-) -> Result<(), JournalError> {
+fn apply_all(txn: &WriteTransaction, batch: &[Request]) -> Result<Vec<Done>, JournalError> {
+    let mut done = Vec::with_capacity(batch.len());
     let mut t = Tables {
         runs: txn.open_table(RUNS).map_err(storage("open runs"))?,
         entries: txn.open_table(ENTRIES).map_err(storage("open entries"))?,
         blobs: txn.open_table(BLOBS).map_err(storage("open blobs"))?,
     };
     for req in batch {
-        match req {
-            Request::CreateRun { meta, first, reply } => {
-                let r = create_run(&mut t, meta, first)?;
-                outcomes.push(Outcome::Created(reply, r));
+        done.push(match req {
+            Request::CreateRun { meta, first, .. } => {
+                Done::Seqs(create_run(&mut t, meta.clone(), first)?)
             }
             Request::Append {
                 run,
                 entries,
                 status,
-                reply,
-            } => {
-                let r = append(&mut t, &run, entries, status)?;
-                outcomes.push(Outcome::Appended(reply, r));
+                ..
+            } => Done::Seqs(append(&mut t, run, entries, *status)?),
+            Request::PutBlob { hash, bytes, .. } => {
+                put_blob(&mut t, hash, bytes)?;
+                Done::Blob(hash.clone())
             }
-            Request::PutBlob { hash, bytes, reply } => {
-                put_blob(&mut t, &hash, &bytes)?;
-                outcomes.push(Outcome::Blob(reply, Ok(hash)));
-            }
-            Request::Import { bundle, reply } => {
-                let r = import(&mut t, *bundle)?;
-                outcomes.push(Outcome::Imported(reply, r));
-            }
+            Request::Import { bundle, .. } => Done::Imported(import(&mut t, bundle)?),
             // Memory writes open their own tables: most batches carry none.
-            Request::MemoryPut {
-                record,
-                terms,
-                reply,
-            } => {
-                let r = memory::put(txn, *record, terms)?;
-                outcomes.push(Outcome::MemoryPut(reply, Ok(r)));
+            Request::MemoryPut { record, terms, .. } => {
+                Done::MemoryPut(memory::put(txn, (**record).clone(), terms.clone())?)
             }
-            Request::MemoryDelete {
-                namespace,
-                key,
-                reply,
-            } => {
-                let r = memory::delete(txn, &namespace, &key)?;
-                outcomes.push(Outcome::MemoryDeleted(reply, Ok(r)));
+            Request::MemoryDelete { namespace, key, .. } => {
+                Done::MemoryDeleted(memory::delete(txn, namespace, key)?)
             }
-        }
+        });
     }
-    Ok(())
+    Ok(done)
 }
 
 // The helpers below return Err only for storage failures (abort the batch);
@@ -281,11 +392,7 @@ fn save_run(t: &mut Tables<'_>, meta: &RunMeta) -> Result<(), JournalError> {
     Ok(())
 }
 
-fn create_run(
-    t: &mut Tables<'_>,
-    mut meta: RunMeta,
-    first: Vec<EncodedEntry>,
-) -> Applied<Vec<Seq>> {
+fn create_run(t: &mut Tables<'_>, mut meta: RunMeta, first: &[EncodedEntry]) -> Applied<Vec<Seq>> {
     if load_run(t, &meta.id)?.is_some() {
         return Ok(Err(JournalError::RunExists(meta.id)));
     }
@@ -299,7 +406,7 @@ fn create_run(
 fn append(
     t: &mut Tables<'_>,
     run: &RunId,
-    entries: Vec<EncodedEntry>,
+    entries: &[EncodedEntry],
     status: Option<RunStatus>,
 ) -> Applied<Vec<Seq>> {
     let Some(mut meta) = load_run(t, run)? else {
@@ -323,7 +430,7 @@ fn write_entries(
     t: &mut Tables<'_>,
     run: &RunId,
     last_seq: u64,
-    entries: Vec<EncodedEntry>,
+    entries: &[EncodedEntry],
     updated_ms: &mut u64,
 ) -> Result<Vec<Seq>, JournalError> {
     let mut seqs = Vec::with_capacity(entries.len());
@@ -350,16 +457,17 @@ fn put_blob(t: &mut Tables<'_>, hash: &str, bytes: &[u8]) -> Result<(), JournalE
     Ok(())
 }
 
-fn import(t: &mut Tables<'_>, bundle: ImportBundle) -> Applied<RunId> {
+fn import(t: &mut Tables<'_>, bundle: &ImportBundle) -> Applied<RunId> {
     let ImportBundle {
-        mut meta,
+        meta,
         entries,
         blobs,
     } = bundle;
+    let mut meta = meta.clone();
     if load_run(t, &meta.id)?.is_some() {
         return Ok(Err(JournalError::RunExists(meta.id)));
     }
-    for (hash, bytes) in &blobs {
+    for (hash, bytes) in blobs {
         put_blob(t, hash, bytes)?;
     }
     let run = meta.id.clone();

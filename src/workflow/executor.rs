@@ -36,6 +36,11 @@ pub async fn drive(
         .run(&run)
         .await?
         .ok_or_else(|| EngineError::RunNotFound(run.clone()))?;
+    // A run paused by a full disk goes on once there is room again (the
+    // check also recreates the space reserve for the next time).
+    if journal.disk_full().is_some() {
+        journal.check_space().await;
+    }
     // The pinned definition loads while the events are read and decoded:
     // for a long run both take tens of milliseconds.
     let definition = tokio::spawn(load_definition(
@@ -202,10 +207,16 @@ async fn load_definition(
     run: RunId,
     blob: String,
 ) -> Result<pinning::Pinned, EngineError> {
+    // The blob is verified against its hash as it is read: an altered
+    // definition is refused, never run.
     let bundle = deps
         .journal
         .blob(&blob)
-        .await?
+        .await
+        .map_err(|e| EngineError::Definition {
+            run: run.clone(),
+            message: e.to_string(),
+        })?
         .ok_or_else(|| EngineError::Definition {
             run: run.clone(),
             message: "definition blob is missing".into(),
@@ -415,6 +426,11 @@ pub fn run_graph(
         loop {
             // A paused run starts nothing new (running steps go on).
             steer::graph_hold(&ctx).await;
+            // A full disk pauses the run the same way: what runs finishes
+            // into the journal's space reserve, nothing new starts.
+            if let Some(error) = ctx.deps.journal.disk_full() {
+                ctx.set_halt(Halt::Paused(PauseReason::DiskFull { error }));
+            }
             let stopping = ctx.cancel.is_cancelled() || ctx.halted().is_some();
             for step in &wf.steps {
                 if states.get(&step.id) != Some(&State::Pending) {
@@ -667,6 +683,10 @@ pub(super) fn pause_message(reason: &PauseReason) -> String {
         ),
         PauseReason::Requested => "paused on request".to_string(),
         PauseReason::EmergencyStop => steer::STOP_MESSAGE.to_string(),
+        PauseReason::DiskFull { error } => format!(
+            "the journal's disk is full ({error}); the running steps' outcomes are recorded and \
+             nothing new was started: free some space, then `lev resume` continues the run"
+        ),
     }
 }
 

@@ -159,14 +159,17 @@ pub(crate) async fn pinned(
     meta: &RunMeta,
     modes: &ModeRegistry,
 ) -> Result<Workflow, EngineError> {
-    let bundle =
-        journal
-            .blob(&meta.definition_blob)
-            .await?
-            .ok_or_else(|| EngineError::Definition {
-                run: meta.id.clone(),
-                message: "definition blob is missing".into(),
-            })?;
+    let bundle = journal
+        .blob(&meta.definition_blob)
+        .await
+        .map_err(|e| EngineError::Definition {
+            run: meta.id.clone(),
+            message: e.to_string(),
+        })?
+        .ok_or_else(|| EngineError::Definition {
+            run: meta.id.clone(),
+            message: "definition blob is missing".into(),
+        })?;
     pinning::load(&bundle, modes).map_err(|message| EngineError::Definition {
         run: meta.id.clone(),
         message,

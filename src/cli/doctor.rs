@@ -1,0 +1,197 @@
+//! `lev doctor` (alias `lev check`): verifies the journal run by run; and
+//! `lev export --all`: saves every intact run of a journal, damaged or not.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::Path;
+
+use super::access::Access;
+use super::args::ExportFormat;
+use super::exit;
+use super::setup::{error, open_journal};
+use crate::journal::{Journal, RunCheck};
+use crate::paths::Paths;
+use crate::protocol::{Event, RunId};
+use crate::workflow;
+
+/// One run's verdict.
+struct Verdict {
+    run: RunId,
+    entries: usize,
+    problems: Vec<String>,
+}
+
+pub async fn run(paths: &Paths, json: bool) -> u8 {
+    let file = paths.journal();
+    if !file.exists() {
+        println!("no journal at {}: nothing to check", file.display());
+        return exit::OK;
+    }
+    let journal = match open_journal(paths) {
+        Ok(j) => j,
+        Err(c) => return c,
+    };
+    let ids = match journal.run_ids().await {
+        Ok(ids) => ids,
+        Err(e) => {
+            error(&format!("cannot list the runs: {e}"));
+            return exit::FAILED;
+        }
+    };
+    let mut verdicts = Vec::with_capacity(ids.len());
+    for id in ids {
+        verdicts.push(check(&journal, id).await);
+    }
+    // Entries whose run record is gone cannot be listed as a run of their
+    // own; they still mean the file is not intact.
+    let orphans = match journal.orphaned_runs().await {
+        Ok(o) => o,
+        Err(e) => vec![format!("(cannot walk the entries: {e})")],
+    };
+    let intact = verdicts.iter().filter(|v| v.problems.is_empty()).count();
+    if json {
+        for v in &verdicts {
+            let line = serde_json::json!({
+                "run": v.run, "ok": v.problems.is_empty(),
+                "entries": v.entries, "problems": v.problems,
+            });
+            println!("{line}");
+        }
+        for o in &orphans {
+            println!("{}", serde_json::json!({ "orphaned_entries_of": o }));
+        }
+    } else {
+        println!("journal {}", file.display());
+        for v in &verdicts {
+            if v.problems.is_empty() {
+                println!("{}  ok ({} entries)", v.run, v.entries);
+            } else {
+                println!("{}  DAMAGED", v.run);
+                for p in &v.problems {
+                    println!("  - {}", crate::headless::printer::one_line(p, 200));
+                }
+            }
+        }
+        for o in &orphans {
+            println!("entries of run {o} have no run record (its record is damaged or lost)");
+        }
+        println!(
+            "{intact} of {} run(s) intact{}",
+            verdicts.len(),
+            if orphans.is_empty() {
+                String::new()
+            } else {
+                format!(", {} orphaned", orphans.len())
+            }
+        );
+    }
+    if intact == verdicts.len() && orphans.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+/// Checks one run: the journal's record-level check, then every entry
+/// decoded as an event, and the pinned definition's hash as `run_started`
+/// recorded it.
+async fn check(journal: &Journal, run: RunId) -> Verdict {
+    let RunCheck {
+        meta,
+        entries,
+        mut problems,
+    } = journal.check_run(&run).await;
+    let mut first = None;
+    for (seq, entry) in &entries {
+        match workflow::recorder::from_entry(&run, *seq, entry) {
+            Ok(r) if seq.0 == 1 => first = Some(r.event),
+            Ok(_) => {}
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    match (&first, &meta) {
+        (
+            Some(Event::RunStarted {
+                definition_hash, ..
+            }),
+            Some(meta),
+        ) if *definition_hash != meta.definition_blob => problems.push(format!(
+            "the run record pins definition {} but run_started recorded {definition_hash}",
+            meta.definition_blob
+        )),
+        (Some(Event::RunStarted { .. }), _) => {}
+        (Some(other), _) => {
+            problems.push(format!("entry 1 is `{}`, not `run_started`", other.kind()))
+        }
+        // A missing or corrupt entry 1 is already reported.
+        (None, _) => {}
+    }
+    Verdict {
+        run,
+        entries: entries.len(),
+        problems,
+    }
+}
+
+/// `lev export --all -o DIR`: one file per run; a run that cannot be read
+/// whole is reported and skipped, the others are written.
+pub async fn export_all(paths: &Paths, dir: &Path, format: ExportFormat) -> u8 {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        error(&format!("cannot create {}: {e}", dir.display()));
+        return exit::FAILED;
+    }
+    let mut access = match Access::open(paths).await {
+        Ok(a) => a,
+        Err(c) => return c,
+    };
+    // Straight from the file when this process holds it: a damaged run
+    // record must not hide the other runs' ids.
+    let ids = match access.local() {
+        Some(journal) => journal.run_ids().await.map_err(|e| e.to_string()),
+        None => access
+            .runs()
+            .await
+            .map(|runs| runs.into_iter().rev().map(|m| m.id).collect()),
+    };
+    let ids = match ids {
+        Ok(ids) => ids,
+        Err(e) => {
+            error(&format!("cannot list the runs: {e}"));
+            return exit::FAILED;
+        }
+    };
+    let ext = match format {
+        ExportFormat::Jsonl => "jsonl",
+        ExportFormat::Md => "md",
+    };
+    let mut saved = 0;
+    for id in &ids {
+        let bytes = match format {
+            ExportFormat::Jsonl => access.export(id).await,
+            ExportFormat::Md => access
+                .events(id)
+                .await
+                .map(|events| crate::headless::markdown::transcript(&events).into_bytes()),
+        };
+        let file = dir.join(format!("{id}.{ext}"));
+        match bytes.and_then(|b| std::fs::write(&file, b).map_err(|e| e.to_string())) {
+            Ok(()) => {
+                saved += 1;
+                println!("{id}  exported to {}", file.display());
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&file);
+                eprintln!("{id}  NOT exported: {e}");
+            }
+        }
+    }
+    println!(
+        "exported {saved} of {} run(s) to {}",
+        ids.len(),
+        dir.display()
+    );
+    if saved == ids.len() {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}

@@ -1,0 +1,187 @@
+//! The open database, shared by the writer thread and the readers, and
+//! what it takes to open it again.
+//!
+//! redb latches the first failed write: every later operation on that
+//! `Database` fails with "previous I/O error". After a failed commit (a full
+//! disk, EIO) the writer therefore closes the database and opens the file
+//! again, which rolls back to the last durable commit; readers pick up the
+//! new handle on their next read.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use redb::Database;
+
+use super::JournalError;
+use super::guard;
+use super::reserve;
+
+/// Opens the database (again); for a file, `store::open_database`.
+pub(crate) type Opener = Box<dyn Fn() -> Result<Database, JournalError> + Send + Sync>;
+
+/// Space held back for the commit that finds the disk full.
+pub(crate) enum Reserve {
+    /// A file beside the journal (`reserve.rs`).
+    File(PathBuf),
+    /// Tests: releasing calls this (it frees space on the faulty disk);
+    /// it returns whether there was anything to free.
+    #[cfg(test)]
+    Hook(Box<dyn Fn() -> bool + Send + Sync>),
+}
+
+impl Reserve {
+    fn release(&self) -> bool {
+        match self {
+            Reserve::File(path) => reserve::release(path),
+            #[cfg(test)]
+            Reserve::Hook(free) => free(),
+        }
+    }
+
+    fn ensure(&self) -> bool {
+        match self {
+            Reserve::File(path) => reserve::ensure(path),
+            #[cfg(test)]
+            Reserve::Hook(_) => true,
+        }
+    }
+}
+
+/// Everything the writer and the readers share.
+pub(crate) struct Shared {
+    /// The journal's file as users know it, for every error message.
+    pub(crate) path: String,
+    /// `None` while the writer reopens it, or after reopening failed.
+    db: RwLock<Option<Arc<Database>>>,
+    opener: Opener,
+    /// The space reserve (none: a commit that finds the disk full fails).
+    reserve: Option<Reserve>,
+    /// Why the disk is full, once a commit hit ENOSPC; the engine pauses
+    /// runs instead of starting new work while it is set.
+    disk_full: Mutex<Option<String>>,
+}
+
+/// How long the writer waits for reads in progress before it closes the
+/// database to reopen it (a read holds a clone of the handle).
+const READERS_PATIENCE: Duration = Duration::from_secs(10);
+
+impl Shared {
+    pub(crate) fn open(
+        path: String,
+        opener: Opener,
+        reserve: Option<Reserve>,
+    ) -> Result<Shared, JournalError> {
+        let db = guard::shielded(&path, &opener).map_err(|e| e.at(&path))?;
+        let shared = Shared {
+            path,
+            db: RwLock::new(Some(Arc::new(db))),
+            opener,
+            reserve,
+            disk_full: Mutex::new(None),
+        };
+        shared.make_reserve();
+        Ok(shared)
+    }
+
+    /// The current database handle.
+    pub(crate) fn database(&self) -> Result<Arc<Database>, JournalError> {
+        let held = self
+            .db
+            .read()
+            .map_err(|_| JournalError::Storage(format!("{}: handle lock poisoned", self.path)))?;
+        held.clone().ok_or_else(|| JournalError::Io {
+            path: self.path.clone(),
+            cause: "the file could not be opened again after a failed write".into(),
+            during: "reopening".into(),
+            disk_full: self.disk_full().is_some(),
+        })
+    }
+
+    /// The current handle; when an earlier reopen failed (the disk was
+    /// still failing), tries to open the file once more first. For the
+    /// writer: readers just report that the journal is not open.
+    pub(crate) fn database_or_reopen(&self) -> Result<Arc<Database>, JournalError> {
+        match self.database() {
+            Ok(db) => Ok(db),
+            Err(_) => {
+                self.reopen(false)?;
+                self.database()
+            }
+        }
+    }
+
+    /// Closes the database and opens the file again (the last durable commit
+    /// is what it holds then). With `free_space`, the reserve is deleted
+    /// first; returns whether it was.
+    pub(crate) fn reopen(&self, free_space: bool) -> Result<bool, JournalError> {
+        let Ok(mut slot) = self.db.write() else {
+            return Err(JournalError::Storage(format!(
+                "{}: handle lock poisoned",
+                self.path
+            )));
+        };
+        if let Some(mut db) = slot.take() {
+            // redb allows one `Database` per file: wait for reads in
+            // progress to let go of theirs.
+            let deadline = Instant::now() + READERS_PATIENCE;
+            loop {
+                match Arc::try_unwrap(db) {
+                    Ok(db) => {
+                        guard::drop_shielded(&self.path, db);
+                        break;
+                    }
+                    Err(still) if Instant::now() < deadline => {
+                        db = still;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(still) => {
+                        *slot = Some(still);
+                        return Err(JournalError::Storage(format!(
+                            "{}: reads in progress kept the journal open; cannot reopen it",
+                            self.path
+                        )));
+                    }
+                }
+            }
+        }
+        let freed = free_space && self.reserve.as_ref().is_some_and(Reserve::release);
+        let db = guard::shielded(&self.path, &self.opener).map_err(|e| e.at(&self.path))?;
+        *slot = Some(Arc::new(db));
+        Ok(freed)
+    }
+
+    /// Records that the disk is full (the first cause is kept).
+    pub(crate) fn set_disk_full(&self, why: &JournalError) {
+        tracing::error!(journal = %self.path, error = %why, "journal: disk full");
+        if let Ok(mut d) = self.disk_full.lock()
+            && d.is_none()
+        {
+            *d = Some(why.to_string());
+        }
+    }
+
+    /// Why the disk is full, if a commit found it so and no space came back.
+    pub(crate) fn disk_full(&self) -> Option<String> {
+        self.disk_full.lock().ok().and_then(|d| d.clone())
+    }
+
+    /// Recreates the reserve when the disk has room again; clears the
+    /// disk-full state when it could. True when lev has its reserve.
+    pub(crate) fn make_reserve(&self) -> bool {
+        let ok = self.reserve.as_ref().is_some_and(Reserve::ensure);
+        if ok && let Ok(mut d) = self.disk_full.lock() {
+            *d = None;
+        }
+        ok
+    }
+
+    /// Closes the database (at the boundary: closing a damaged one may panic).
+    pub(crate) fn close(&self) {
+        if let Ok(mut slot) = self.db.write()
+            && let Some(db) = slot.take()
+        {
+            guard::drop_shielded(&self.path, db);
+        }
+    }
+}
