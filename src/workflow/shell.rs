@@ -188,11 +188,17 @@ async fn store(
     if bytes.is_empty() {
         return Ok(None);
     }
-    journal
-        .put_blob(bytes.to_vec())
-        .await
-        .map(Some)
-        .map_err(|e| StepError::Fatal(format!("journal: {e}")))
+    match journal.put_blob(bytes.to_vec()).await {
+        Ok(hash) => Ok(Some(hash)),
+        // The whole stream does not fit on a full disk, but the command
+        // ran: its outcome, with the tails, is still recorded (into the
+        // journal's space reserve), so a resume needs no decision about it.
+        Err(e) if e.is_disk_full() => {
+            tracing::warn!(error = %e, bytes = bytes.len(), "disk full: a shell step's whole output is not kept, only its tail");
+            Ok(None)
+        }
+        Err(e) => Err(StepError::Fatal(format!("journal: {e}"))),
+    }
 }
 
 /// The last `TAIL_BYTES` of a stream as text, cut at a line start when possible.
