@@ -2,7 +2,10 @@
 //! `lev export --all`: saves every intact run of a journal, damaged or not.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::collections::BTreeSet;
 use std::path::Path;
+
+use serde_json::Value;
 
 use super::access::Access;
 use super::args::ExportFormat;
@@ -101,11 +104,22 @@ async fn check(journal: &Journal, run: RunId) -> Verdict {
         mut problems,
     } = journal.check_run(&run).await;
     let mut first = None;
+    let mut hashes = BTreeSet::new();
     for (seq, entry) in &entries {
         match workflow::recorder::from_entry(&run, *seq, entry) {
             Ok(r) if seq.0 == 1 => first = Some(r.event),
             Ok(_) => {}
             Err(e) => problems.push(e.to_string()),
+        }
+        if let Ok(value) = serde_json::from_slice::<Value>(&entry.payload) {
+            blob_refs(&value, &mut hashes);
+        }
+    }
+    // Blobs the events point at (shell output, ...): read back, each one
+    // is checked against its hash.
+    for hash in hashes {
+        if let Err(e) = journal.blob(&hash).await {
+            problems.push(e.to_string());
         }
     }
     match (&first, &meta) {
@@ -129,6 +143,20 @@ async fn check(journal: &Journal, run: RunId) -> Verdict {
         run,
         entries: entries.len(),
         problems,
+    }
+}
+
+/// Strings shaped like a blob hash (64 lowercase hex) anywhere in a payload.
+fn blob_refs(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::String(s)
+            if s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            out.insert(s.clone());
+        }
+        Value::Array(items) => items.iter().for_each(|v| blob_refs(v, out)),
+        Value::Object(map) => map.values().for_each(|v| blob_refs(v, out)),
+        _ => {}
     }
 }
 
