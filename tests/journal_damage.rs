@@ -226,7 +226,7 @@ fn seed() -> u64 {
     std::env::var("LEV_DAMAGE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_0F_1A6)
+        .unwrap_or(0x0005_EED0_F1A6)
 }
 
 /// Runs doctor calls intact must export exactly as before the damage.

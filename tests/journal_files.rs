@@ -153,6 +153,8 @@ steps:
 "#;
 
 #[test]
+// A skip must be visible in the test output.
+#[allow(clippy::print_stderr)]
 fn a_full_disk_pauses_the_run_cleanly_and_resume_needs_no_decision() {
     let lev = Lev::new();
     let Some(mount) = Mount::tmpfs(&lev.data_dir(), "24m") else {
