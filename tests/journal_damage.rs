@@ -268,6 +268,19 @@ fn damage_loop(what: &str, rounds: u64, damage: impl Fn(&mut Vec<u8>, &mut Rng))
             "{what}: doctor: {report}"
         );
         intact_runs_are_unaltered(&lev, &ids, &before, &report, &what);
+        // `export --all` saves every run doctor calls intact, as it was.
+        let out = lev.dir.path().join(format!("saved-{round}"));
+        let all = run(
+            &lev,
+            &["export", "--all", "--output", out.to_str().unwrap()],
+        );
+        no_panic(&all, &format!("{what}: export --all"));
+        for (id, pristine) in ids.iter().zip(&before) {
+            if report.contains(&format!("{id}  ok")) {
+                let saved = std::fs::read(out.join(format!("{id}.jsonl"))).unwrap_or_default();
+                assert_eq!(&saved, pristine, "{what}: intact run {id} not saved");
+            }
+        }
     }
 }
 

@@ -29,7 +29,9 @@ fn install_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if SHIELDED.with(Cell::get) > 0 {
-                tracing::error!(panic = %info, "the journal's storage layer panicked");
+                // The backtrace is captured only when RUST_BACKTRACE asks.
+                let trace = std::backtrace::Backtrace::capture();
+                tracing::error!(panic = %info, backtrace = %trace, "the journal's storage layer panicked");
             } else {
                 previous(info);
             }

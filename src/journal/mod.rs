@@ -104,7 +104,7 @@ pub enum JournalError {
     Storage(String),
     /// The disk failed a write or read of the journal file (full, I/O
     /// error); nothing of the failed commit was acknowledged.
-    #[error("journal {path}: {cause} (while {during})")]
+    #[error("journal {path}: {cause} ({during} failed)")]
     Io {
         path: String,
         /// The OS's words, e.g. "no space left on device (os error 28)".

@@ -143,6 +143,12 @@ pub(crate) fn open_backend(backend: impl redb::StorageBackend) -> Result<Databas
 
 /// Creates the tables and checks (or writes) the schema version.
 fn init_schema(db: Database) -> Result<Database, JournalError> {
+    // Most opens find everything in place: checked in a read transaction,
+    // they write nothing, and a journal damaged elsewhere still opens (its
+    // intact runs stay readable; `lev doctor` says which).
+    if schema_ready(&db)? {
+        return Ok(db);
+    }
     let txn = db
         .begin_write()
         .map_err(storage("begin schema transaction"))?;
@@ -181,6 +187,44 @@ fn init_schema(db: Database) -> Result<Database, JournalError> {
     }
     txn.commit().map_err(storage("commit schema"))?;
     Ok(db)
+}
+
+/// True when the schema version is known and every table exists.
+fn schema_ready(db: &Database) -> Result<bool, JournalError> {
+    use redb::TableHandle;
+    let txn = begin_read(db)?;
+    let found = match txn.open_table(META) {
+        Ok(meta) => meta
+            .get(SCHEMA_KEY)
+            .map_err(storage("read schema version"))?
+            .map(|v| v.value()),
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+        Err(e) => return Err(storage("open meta table")(e)),
+    };
+    match found {
+        Some(found) if found > SCHEMA_VERSION => Err(JournalError::Schema {
+            found,
+            supported: SCHEMA_VERSION,
+        }),
+        None => Ok(false),
+        Some(_) => {
+            let names: Vec<String> = txn
+                .list_tables()
+                .map_err(storage("list tables"))?
+                .map(|t| t.name().to_owned())
+                .collect();
+            Ok([
+                RUNS.name(),
+                ENTRIES.name(),
+                BLOBS.name(),
+                super::memory::MEMORY.name(),
+                super::memory::MEMORY_TERMS.name(),
+                super::memory::MEMORY_STATS.name(),
+            ]
+            .iter()
+            .all(|t| names.iter().any(|n| n == t)))
+        }
+    }
 }
 
 pub(crate) fn begin_read(db: &Database) -> Result<ReadTransaction, JournalError> {

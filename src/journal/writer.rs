@@ -284,7 +284,13 @@ fn write_batch(
     }
     match attempt(&db) {
         Ok(done) => {
-            tracing::warn!(journal = path, "batch committed into the released reserve");
+            // Logged again now that there is room for the log line too
+            // (the log often shares the journal's disk).
+            tracing::error!(
+                journal = path,
+                error = %failed.error,
+                "disk full: the batch was committed into the released space reserve; runs pause"
+            );
             commits.fetch_add(1, Ordering::Relaxed);
             Ok(done)
         }

@@ -428,7 +428,10 @@ pub fn run_graph(
             steer::graph_hold(&ctx).await;
             // A full disk pauses the run the same way: what runs finishes
             // into the journal's space reserve, nothing new starts.
-            if let Some(error) = ctx.deps.journal.disk_full() {
+            if let Some(error) = ctx.deps.journal.disk_full()
+                && ctx.halted().is_none()
+            {
+                tracing::error!(run = %ctx.rec.run(), %error, "disk full: pausing the run");
                 ctx.set_halt(Halt::Paused(PauseReason::DiskFull { error }));
             }
             let stopping = ctx.cancel.is_cancelled() || ctx.halted().is_some();

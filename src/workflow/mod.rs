@@ -6,6 +6,8 @@ mod agent;
 mod context;
 mod decode;
 mod executor;
+#[cfg(test)]
+mod fault_tests;
 mod fork;
 pub mod history;
 mod human;

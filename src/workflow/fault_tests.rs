@@ -1,0 +1,162 @@
+//! The engine on a journal whose disk fails: at a seeded point every write
+//! and sync fails (EIO or ENOSPC), then power is cut and the journal
+//! reopened from what was synced. The run must resume from there to the
+//! same outputs, and no step whose success was recorded may run again.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::journal::faults::{Fault, FaultyDisk};
+
+const WORKFLOW: &str = r#"version: 1
+kind: workflow
+id: faults
+name: Faults
+steps:
+  one:
+    type: shell
+    idempotent: true
+    run: echo one >> ledger.txt; echo out-one
+  two:
+    needs: [one]
+    type: shell
+    idempotent: true
+    run: echo two >> ledger.txt; echo "out-two ${{ steps.one.outputs.stdout }}"
+  three:
+    needs: [two]
+    type: shell
+    idempotent: true
+    run: echo three >> ledger.txt; echo "out-three ${{ steps.two.outputs.stdout }}"
+outputs:
+  last: "${{ steps.three.outputs.stdout }}"
+"#;
+
+fn deps(journal: Journal, workspace: &std::path::Path) -> Arc<EngineDeps> {
+    Arc::new(EngineDeps {
+        journal,
+        provider: Err("no provider in this test".into()),
+        default_model: None,
+        profiles: Default::default(),
+        modes: ModeRegistry::default(),
+        workspace: workspace.to_path_buf(),
+        options: RunOptions::default(),
+    })
+}
+
+fn open(disk: &FaultyDisk) -> Journal {
+    let d = disk.clone();
+    Journal::open_backend("/faulty/lev.redb", move || d.backend(), None).unwrap()
+}
+
+async fn drive_once(deps: Arc<EngineDeps>, run: &RunId, start: Start) -> Option<RunOutcome> {
+    let (_ops_tx, ops) = mpsc::unbounded_channel();
+    let driven = tokio::time::timeout(
+        Duration::from_secs(60),
+        drive(deps, run.clone(), start, ops, Vec::new()),
+    )
+    .await
+    .expect("the engine hung on a failing disk");
+    driven.ok()
+}
+
+/// Steps whose success the journal holds, in order.
+async fn succeeded(journal: &Journal, run: &RunId) -> Vec<String> {
+    try_succeeded(journal, run).await.unwrap()
+}
+
+async fn try_succeeded(journal: &Journal, run: &RunId) -> Result<Vec<String>, JournalError> {
+    Ok(read_run(journal, run)
+        .await?
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::StepSucceeded { step, .. } => Some(step.0),
+            _ => None,
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_resumes_after_disk_faults_and_a_power_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf_path = dir.path().join("faults.yaml");
+    std::fs::write(&wf_path, WORKFLOW).unwrap();
+    let wf = crate::spec::load_workflow(&wf_path, &ModeRegistry::default()).unwrap();
+    let mut resumed_mid_run = 0;
+    for (round, after) in [0u64, 3, 8, 15, 25, 40, 60, 90, 140]
+        .into_iter()
+        .enumerate()
+    {
+        let ws = dir.path().join(format!("ws{round}"));
+        std::fs::create_dir_all(&ws).unwrap();
+        let fault = if round % 2 == 0 {
+            Fault::Io
+        } else {
+            Fault::NoSpace
+        };
+        let disk = FaultyDisk::new();
+        let journal = open(&disk);
+        let run = start_run(&journal, &wf, Default::default(), Some(&ws))
+            .await
+            .unwrap();
+        disk.fail_after(after, fault);
+        let _ = drive_once(deps(journal.clone(), &ws), &run, Start::Fresh).await;
+        // What is readable before the crash was acknowledged (a disk that
+        // keeps failing may not let the journal be read at all).
+        let acknowledged = try_succeeded(&journal, &run).await;
+
+        let image = disk.crash_image();
+        drop(journal);
+        let journal = open(&FaultyDisk::from_image(image));
+        let kept = succeeded(&journal, &run).await;
+        if let Ok(acknowledged) = &acknowledged {
+            assert_eq!(
+                &kept, acknowledged,
+                "round {round}: acknowledged success lost"
+            );
+        }
+        if kept.len() < 3 {
+            resumed_mid_run += 1;
+        }
+        let ledger = || std::fs::read_to_string(ws.join("ledger.txt")).unwrap_or_default();
+        let ran_before = ledger().lines().count();
+        let outcome = drive_once(deps(journal.clone(), &ws), &run, Start::Resume)
+            .await
+            .unwrap_or_else(|| panic!("round {round}: resume failed"));
+        assert_eq!(
+            outcome.status,
+            RunStatus::Succeeded,
+            "round {round}: {outcome:?}"
+        );
+        assert_eq!(
+            outcome.outputs.get("last").and_then(|v| v.as_str()),
+            Some("out-three out-two out-one"),
+            "round {round}"
+        );
+        assert_eq!(
+            succeeded(&journal, &run).await,
+            ["one", "two", "three"],
+            "round {round}: a step succeeded twice or not at all"
+        );
+        // A step whose success survived the crash did not run again.
+        let all = ledger();
+        let again: Vec<&str> = all.lines().skip(ran_before).collect();
+        for step in &kept {
+            assert!(
+                !again.contains(&step.as_str()),
+                "round {round}: {step} ran again after resume: {again:?}"
+            );
+        }
+        let check = journal.check_run(&run).await;
+        assert!(
+            check.problems.is_empty(),
+            "round {round}: {:?}",
+            check.problems
+        );
+    }
+    assert!(
+        resumed_mid_run >= 3,
+        "the faults hit too late to test resume"
+    );
+}
