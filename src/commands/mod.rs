@@ -1,6 +1,9 @@
 //! External processes: shell steps (and later PTY agents). A shell command
-//! runs in its own process group, inherits lev's environment plus the step's
-//! `env`, and is stopped with TERM then KILL on timeout or cancel.
+//! runs in its own process group, inherits lev's environment (without its
+//! provider keys) plus the step's `env`, and is stopped with TERM then KILL
+//! on timeout or cancel. Every command dies with lev (`lifeline`), and
+//! `process` tells whether a group lev started is still alive, across lev
+//! restarts and PID reuse.
 //!
 //! Must not depend on `journal`, `workflow` or any participant.
 
