@@ -20,21 +20,11 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
-use support::kill::{finish, is_subsequence, journaled_replies, only_run, whole_lines};
+use support::kill::{
+    finish, is_subsequence, journaled_replies, only_run, request_key, whole_lines,
+};
 use support::lev::{Lev, repo_file, run_id_from};
 use support::llm_server::{Action, LlmServer, OpenAiSse, RecordedRequest, Reply};
-
-/// (step marker, turn) of an agent request.
-fn request_key(req: &RecordedRequest) -> Option<(String, u32)> {
-    let json = req.json.as_ref()?;
-    let messages = json.get("messages")?.as_array()?;
-    let first_user = messages.iter().find(|m| m["role"] == "user")?;
-    let text = first_user["content"].as_str()?;
-    let start = text.find("[[step:")? + 7;
-    let end = start + text[start..].find("]]")?;
-    let turn = 1 + messages.iter().filter(|m| m["role"] == "assistant").count() as u32;
-    Some((text[start..end].to_string(), turn))
-}
 
 fn slow(sse: OpenAiSse) -> Reply {
     // Pauses inside the stream widen the window in which a kill lands mid-request.

@@ -24,21 +24,11 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
-use support::kill::{commands_in, finish, journaled_replies, only_run, wait_no_commands};
+use support::kill::{
+    commands_in, finish, journaled_replies, only_run, request_key, wait_no_commands,
+};
 use support::lev::{Lev, repo_file, run_id_from};
 use support::llm_server::{Action, LlmServer, OpenAiSse, RecordedRequest, Reply};
-
-/// (step marker, turn) of an agent request.
-fn request_key(req: &RecordedRequest) -> Option<(String, u32)> {
-    let json = req.json.as_ref()?;
-    let messages = json.get("messages")?.as_array()?;
-    let first_user = messages.iter().find(|m| m["role"] == "user")?;
-    let text = first_user["content"].as_str()?;
-    let start = text.find("[[step:")? + 7;
-    let end = start + text[start..].find("]]")?;
-    let turn = 1 + messages.iter().filter(|m| m["role"] == "assistant").count() as u32;
-    Some((text[start..end].to_string(), turn))
-}
 
 /// The TOKEN:s the request's tool results carry, in order: what the agent
 /// was told its calls returned.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::lev::Lev;
+use super::llm_server::RecordedRequest;
 
 /// What a finished or killed `lev` process left.
 pub struct Process {
@@ -165,4 +166,18 @@ pub fn wait_no_commands(run: &str, timeout: Duration) -> Result<Option<Duration>
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// (step marker, turn) of an agent request: the loopback servers of the
+/// kill tests pick their reply by the `[[step:NAME]]` marker in the prompt
+/// and the number of assistant turns so far.
+pub fn request_key(req: &RecordedRequest) -> Option<(String, u32)> {
+    let json = req.json.as_ref()?;
+    let messages = json.get("messages")?.as_array()?;
+    let first_user = messages.iter().find(|m| m["role"] == "user")?;
+    let text = first_user["content"].as_str()?;
+    let start = text.find("[[step:")? + 7;
+    let end = start + text[start..].find("]]")?;
+    let turn = 1 + messages.iter().filter(|m| m["role"] == "assistant").count() as u32;
+    Some((text[start..end].to_string(), turn))
 }
