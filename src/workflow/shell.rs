@@ -188,6 +188,16 @@ async fn store(
     if bytes.is_empty() {
         return Ok(None);
     }
+    if !fits_on_disk(journal.path(), bytes.len()) {
+        // Written now, the stream would fill the disk and take the space
+        // the journal keeps for recording this very outcome.
+        tracing::warn!(
+            journal = journal.path(),
+            bytes = bytes.len(),
+            "the disk is nearly full: a shell step's whole output is not kept, only its tail"
+        );
+        return Ok(None);
+    }
     match journal.put_blob(bytes.to_vec()).await {
         Ok(hash) => Ok(Some(hash)),
         // The whole stream does not fit on a full disk, but the command
@@ -198,6 +208,23 @@ async fn store(
             Ok(None)
         }
         Err(e) => Err(StepError::Fatal(format!("journal: {e}"))),
+    }
+}
+
+/// Room left on the journal's disk after `len` more bytes, kept for the
+/// step's outcome, the run's pause and redb's copy-on-write pages.
+const DISK_MARGIN: u64 = 16 * 1024 * 1024;
+
+/// True unless the journal's file system says `len` bytes would leave less
+/// than [`DISK_MARGIN`] free (unknown: true, the journal's own checks hold).
+fn fits_on_disk(journal: &str, len: usize) -> bool {
+    let dir = Path::new(journal).parent().unwrap_or(Path::new("."));
+    match nix::sys::statvfs::statvfs(dir) {
+        Ok(fs) => {
+            let free = fs.blocks_available().saturating_mul(fs.fragment_size());
+            free >= (len as u64).saturating_add(DISK_MARGIN)
+        }
+        Err(_) => true,
     }
 }
 
