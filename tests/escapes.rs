@@ -66,16 +66,8 @@ fn escapes_from_shell_and_llm_output_never_reach_a_terminal() {
             .reply()
     });
     let lev = Lev::new().with_openai(&server.base_url());
-    let path = lev.dir.path().join("wf.yaml");
-    std::fs::write(&path, WORKFLOW).unwrap();
-    let ws = lev.workspace().display().to_string();
-    let out = lev.run(&[
-        "run",
-        path.to_str().unwrap(),
-        "--headless",
-        "--workspace",
-        &ws,
-    ]);
+    let wf = lev.write_workflow(WORKFLOW);
+    let out = lev.run_headless(&wf, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

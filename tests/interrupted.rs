@@ -11,34 +11,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Output};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use serde_json::Value;
+use support::kill::{alive, kill9, only_run, wait_for};
 use support::lev::Lev;
 use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest, Reply};
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn kill9(child: &mut Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            let state = s.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z')
-        })
-        .unwrap_or(false)
-}
 
 fn read_pid(path: &Path) -> i32 {
     std::fs::read_to_string(path)
@@ -54,22 +33,6 @@ fn text_of(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn only_run(lev: &Lev) -> String {
-    let out = lev.run(&["runs", "--json"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().next().expect("a run");
-    serde_json::from_str::<Value>(line).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn write_workflow(lev: &Lev, yaml: &str) -> String {
-    let path = lev.dir.path().join("wf.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    path.display().to_string()
 }
 
 /// The content of the newest tool message of a request.
@@ -126,26 +89,17 @@ fn reusing_ids(req: &RecordedRequest) -> Reply {
 fn a_resumed_agent_gets_its_own_tool_result_when_the_provider_reuses_call_ids() {
     let server = LlmServer::with(reusing_ids);
     let lev = Lev::new().with_openai(&server.base_url());
-    let wf = write_workflow(
-        &lev,
+    let wf = lev.write_workflow(
         "version: 1\nkind: workflow\nid: reuse\nsteps:\n  work:\n    mode: coder\n    prompt: do it\n",
     );
     let ws = lev.workspace().display().to_string();
-    let args = [
-        "run",
-        wf.as_str(),
-        "--headless",
-        "--allow-shell",
-        "--workspace",
-        ws.as_str(),
-    ];
-    let mut child = lev.spawn(&args);
+    let mut child = lev.spawn_headless(&wf, &["--allow-shell"]);
     let pid_file = lev.workspace().join("turn2.pid");
     wait_for("turn 2's command", Duration::from_secs(60), || {
         std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
     });
     kill9(&mut child);
-    let run = only_run(&lev);
+    let run = only_run(&lev).unwrap();
     let out = lev.run(&[
         "resume",
         &run,
@@ -179,12 +133,10 @@ fn a_resumed_agent_gets_its_own_tool_result_when_the_provider_reuses_call_ids() 
 #[test]
 fn commands_die_with_a_killed_lev_grandchildren_too() {
     let lev = Lev::new();
-    let wf = write_workflow(
-        &lev,
+    let wf = lev.write_workflow(
         "version: 1\nkind: workflow\nid: orphan\nsteps:\n  slow:\n    type: shell\n    run: |\n      (sleep 3; echo late >> effect.txt) &\n      echo $! > child.pid\n      echo $$ > shell.pid\n      sleep 3\n      echo late >> effect.txt\n",
     );
-    let ws = lev.workspace().display().to_string();
-    let mut child = lev.spawn(&["run", &wf, "--headless", "--workspace", &ws]);
+    let mut child = lev.spawn_headless(&wf, &[]);
     let shell_pid = lev.workspace().join("shell.pid");
     wait_for("the shell step", Duration::from_secs(60), || {
         std::fs::read_to_string(&shell_pid).is_ok_and(|s| s.ends_with('\n'))
@@ -236,12 +188,11 @@ fn watcher_of(lev_pid: u32) -> Option<i32> {
 #[test]
 fn a_resume_stops_a_surviving_copy_first_and_keeps_the_idempotency_key() {
     let lev = Lev::new();
-    let wf = write_workflow(
-        &lev,
+    let wf = lev.write_workflow(
         "version: 1\nkind: workflow\nid: copy\nsteps:\n  once:\n    type: shell\n    run: |\n      echo \"$LEV_IDEMPOTENCY_KEY\" >> keys.txt\n      echo $$ > shell.pid\n      trap '' TERM\n      sleep 30\n",
     );
     let ws = lev.workspace().display().to_string();
-    let mut child = lev.spawn(&["run", &wf, "--headless", "--workspace", &ws]);
+    let mut child = lev.spawn_headless(&wf, &[]);
     let shell_pid = lev.workspace().join("shell.pid");
     wait_for("the shell step", Duration::from_secs(60), || {
         std::fs::read_to_string(&shell_pid).is_ok_and(|s| s.ends_with('\n'))
@@ -256,7 +207,7 @@ fn a_resume_stops_a_surviving_copy_first_and_keeps_the_idempotency_key() {
     .unwrap();
     kill9(&mut child);
     assert!(alive(first), "the copy must still run for this test");
-    let run = only_run(&lev);
+    let run = only_run(&lev).unwrap();
     std::fs::remove_file(&shell_pid).unwrap();
     let mut resumed = lev.spawn(&[
         "resume",

@@ -50,20 +50,8 @@ fn dir_size(path: &Path) -> u64 {
 /// Runs a one-agent workflow; returns the output and the step's error.
 fn run_agent(lev: &Lev) -> (Output, String) {
     std::fs::write(lev.workspace().join("lev.yaml"), CONFIG).unwrap();
-    let wf = lev.dir.path().join("wf.yaml");
-    std::fs::write(
-        &wf,
-        "version: 1\nkind: workflow\nid: big\nname: Big\nsteps:\n  talk:\n    mode: architect\n    prompt: Say a lot.\n",
-    )
-    .unwrap();
-    let ws = lev.workspace().display().to_string();
-    let out = lev.run(&[
-        "run",
-        wf.to_str().unwrap(),
-        "--headless",
-        "--workspace",
-        &ws,
-    ]);
+    let wf = lev.write_workflow("version: 1\nkind: workflow\nid: big\nname: Big\nsteps:\n  talk:\n    mode: architect\n    prompt: Say a lot.\n");
+    let out = lev.run_headless(&wf, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let run = run_id_from(&stdout).unwrap_or_else(|| {
         panic!(
@@ -203,20 +191,8 @@ fn replies_within_the_caps_still_work() {
     });
     let lev = Lev::new().with_openai(&server.base_url());
     std::fs::write(lev.workspace().join("lev.yaml"), CONFIG).unwrap();
-    let wf = lev.dir.path().join("wf.yaml");
-    std::fs::write(
-        &wf,
-        "version: 1\nkind: workflow\nid: ok\nname: Ok\nsteps:\n  talk:\n    mode: architect\n    prompt: Say a bit.\n",
-    )
-    .unwrap();
-    let ws = lev.workspace().display().to_string();
-    let out = lev.run(&[
-        "run",
-        wf.to_str().unwrap(),
-        "--headless",
-        "--workspace",
-        &ws,
-    ]);
+    let wf = lev.write_workflow("version: 1\nkind: workflow\nid: ok\nname: Ok\nsteps:\n  talk:\n    mode: architect\n    prompt: Say a bit.\n");
+    let out = lev.run_headless(&wf, &[]);
     assert!(
         out.status.success(),
         "{}",

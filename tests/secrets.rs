@@ -95,17 +95,8 @@ fn provider_keys_reach_no_child_and_no_output() {
         format!("OPENAI_API_KEY={KEY}\n"),
     )
     .unwrap();
-    let path = lev.dir.path().join("wf.yaml");
-    std::fs::write(&path, WORKFLOW).unwrap();
-    let ws = lev.workspace().display().to_string();
-    let out = lev.run(&[
-        "run",
-        path.to_str().unwrap(),
-        "--headless",
-        "--allow-shell",
-        "--workspace",
-        &ws,
-    ]);
+    let wf = lev.write_workflow(WORKFLOW);
+    let out = lev.run_headless(&wf, &["--allow-shell"]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

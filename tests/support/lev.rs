@@ -72,6 +72,38 @@ impl Lev {
         c
     }
 
+    /// Writes `yaml` as the sandbox's workflow file (`wf.yaml` beside the
+    /// workspace) and returns its path.
+    pub fn write_workflow(&self, yaml: &str) -> PathBuf {
+        let path = self.dir.path().join("wf.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    /// `lev run WF --headless [extra…] --workspace WS`, to the end.
+    pub fn run_headless(&self, wf: &Path, extra: &[&str]) -> Output {
+        let args = self.headless_args(wf, extra);
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// The same, as a child to kill or wait for.
+    pub fn spawn_headless(&self, wf: &Path, extra: &[&str]) -> Child {
+        let args = self.headless_args(wf, extra);
+        self.spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    fn headless_args(&self, wf: &Path, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "run".to_string(),
+            wf.display().to_string(),
+            "--headless".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.push("--workspace".into());
+        args.push(self.workspace().display().to_string());
+        args
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
     }
