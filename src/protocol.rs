@@ -758,6 +758,17 @@ pub struct ProcessGroup {
     pub boot_id: String,
 }
 
+/// What a resume did about a command of an interrupted attempt that was
+/// still running (`Event::EarlierCopyStopped`), in words for people.
+pub fn earlier_copy_stopped_text(killed: bool) -> String {
+    let how = if killed {
+        "killed it"
+    } else {
+        "waited until it ended"
+    };
+    format!("a command of the interrupted attempt was still running; lev {how}")
+}
+
 /// A durable event with its position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recorded {

@@ -143,16 +143,10 @@ impl Printer {
             Event::ProcessStarted { step, group, .. } => {
                 format!("step {step}: process group {} started", group.pgid)
             }
-            Event::EarlierCopyStopped { step, killed, .. } => {
-                let how = if *killed {
-                    "killed it"
-                } else {
-                    "waited until it ended"
-                };
-                format!(
-                    "step {step}: a command of the interrupted attempt was still running; lev {how} before running again"
-                )
-            }
+            Event::EarlierCopyStopped { step, killed, .. } => format!(
+                "step {step}: {} before running again",
+                crate::protocol::earlier_copy_stopped_text(*killed)
+            ),
             Event::ShellFinished {
                 step,
                 exit_code,

@@ -546,15 +546,8 @@ impl RunView {
             }
             Event::ProcessStarted { .. } => {}
             Event::EarlierCopyStopped { step, killed, .. } => {
-                let how = if *killed {
-                    "killed it"
-                } else {
-                    "waited until it ended"
-                };
-                self.pane_mut(step).note(
-                    format!("a command of the interrupted attempt was still running; lev {how}"),
-                    LineKind::Note,
-                );
+                let text = crate::protocol::earlier_copy_stopped_text(*killed);
+                self.pane_mut(step).note(text, LineKind::Note);
             }
             Event::ShellFinished {
                 step,
