@@ -193,9 +193,27 @@ pub struct Usage {
     pub output_tokens: u64,
     /// Cost in US dollars from the configured price table (0 when unknown).
     pub cost_usd: f64,
+    /// How many of the replies counted here came without token counts from
+    /// their provider. Their tokens are estimated from the text (about four
+    /// characters a token), so budgets and cost never take them as free,
+    /// and views mark the totals as estimates.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub estimated: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Usage {
+    /// One reply whose provider reported no token counts (yet to be
+    /// estimated).
+    pub fn unreported() -> Usage {
+        Usage {
+            estimated: 1,
+            ..Usage::default()
+        }
+    }
     pub fn total_tokens(&self) -> u64 {
         // Saturating: a journal (damaged, or from a hostile server) may hold any count.
         self.input_tokens.saturating_add(self.output_tokens)
@@ -204,6 +222,11 @@ impl Usage {
         self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
         self.cost_usd += other.cost_usd;
+        self.estimated = self.estimated.saturating_add(other.estimated);
+    }
+    /// `~` when some of the counts are estimates, for views.
+    pub fn estimate_mark(&self) -> &'static str {
+        if self.estimated > 0 { "~" } else { "" }
     }
 }
 
@@ -407,6 +430,30 @@ pub enum Event {
         tool_calls: Vec<ToolCallRecord>,
         usage: Usage,
         model: String,
+        /// Why the reply ended, in the provider's words (`stop`, `length`,
+        /// `tool_calls`, `end_turn`, `max_tokens`, …); see
+        /// `llm::cut_short`. None in journals written before lev kept it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_reason: Option<String>,
+        /// The model declined to answer, saying this (may be empty).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refusal: Option<String>,
+        at: Millis,
+    },
+    /// A request of `step`'s turn failed and is sent again after
+    /// `delay_ms` (a rate limit, an overload, a dropped stream, …).
+    LlmRetrying {
+        step: StepKey,
+        attempt: Attempt,
+        turn: u32,
+        /// The provider and its base URL, never with credentials.
+        endpoint: String,
+        /// The request that failed (1 for the first) and how many may be sent.
+        failed: u32,
+        tries: u32,
+        /// What went wrong, in the provider's words where it gave any.
+        error: String,
+        delay_ms: u64,
         at: Millis,
     },
     /// Intent to run a side-effecting tool (e.g. `run_shell`).
@@ -649,6 +696,7 @@ impl Event {
             Event::ApprovalDecided { .. } => "approval_decided",
             Event::StepStarted { .. } => "step_started",
             Event::LlmReplied { .. } => "llm_replied",
+            Event::LlmRetrying { .. } => "llm_retrying",
             Event::ToolStarted { .. } => "tool_started",
             Event::ToolFinished { .. } => "tool_finished",
             Event::ProcessStarted { .. } => "process_started",
@@ -689,6 +737,7 @@ impl Event {
             | Event::ApprovalDecided { at, .. }
             | Event::StepStarted { at, .. }
             | Event::LlmReplied { at, .. }
+            | Event::LlmRetrying { at, .. }
             | Event::ToolStarted { at, .. }
             | Event::ToolFinished { at, .. }
             | Event::ProcessStarted { at, .. }
@@ -725,6 +774,7 @@ impl Event {
             | Event::ApprovalDecided { step, .. }
             | Event::StepStarted { step, .. }
             | Event::LlmReplied { step, .. }
+            | Event::LlmRetrying { step, .. }
             | Event::ToolStarted { step, .. }
             | Event::ToolFinished { step, .. }
             | Event::ProcessStarted { step, .. }
@@ -767,6 +817,37 @@ pub fn earlier_copy_stopped_text(killed: bool) -> String {
         "waited until it ended"
     };
     format!("a command of the interrupted attempt was still running; lev {how}")
+}
+
+/// Whether a reply with this stop reason was cut off before the model had
+/// finished it: by the output token limit (`length`, `max_tokens`) or a
+/// content filter. A tool call in such a reply may be half written.
+pub fn cut_short(stop_reason: Option<&str>) -> bool {
+    matches!(
+        stop_reason,
+        Some("length" | "max_tokens" | "max_output_tokens" | "model_length" | "content_filter")
+    )
+}
+
+/// How an LLM reply ended, in words for people, when that matters to
+/// them: a refusal, or a reply cut off. `None` for a normal end.
+pub fn reply_end_note(stop_reason: Option<&str>, refusal: Option<&str>) -> Option<String> {
+    if let Some(r) = refusal {
+        let r = r.trim();
+        return Some(if r.is_empty() {
+            "the model refused to answer".to_string()
+        } else {
+            format!("the model refused: {r}")
+        });
+    }
+    match stop_reason {
+        Some("content_filter") => Some("cut off by the provider's content filter".into()),
+        reason if cut_short(reason) => Some(format!(
+            "cut off at the output token limit (stop reason `{}`)",
+            reason.unwrap_or_default()
+        )),
+        _ => None,
+    }
 }
 
 /// A durable event with its position.

@@ -326,13 +326,18 @@ async fn rate_limit_with_retry_after_waits_then_succeeds() {
             .usage(3, 3)
             .reply(),
     ]);
-    let (tx, mut notices) = mpsc::unbounded_channel();
-    let provider = resilient(openai_client(&server), 3).with_notices(tx);
-    let reply = provider.chat(&request(), None).await.unwrap();
+    let (tx, mut deltas) = mpsc::unbounded_channel();
+    let provider = resilient(openai_client(&server), 3);
+    let reply = provider.chat(&request(), Some(tx)).await.unwrap();
     assert_eq!(reply.text, "after the wait");
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2);
-    let notice = notices.recv().await.unwrap();
+    let notice = std::iter::from_fn(|| deltas.try_recv().ok())
+        .find_map(|d| match d {
+            StreamDelta::Retry(n) => Some(n),
+            _ => None,
+        })
+        .expect("a retry notice");
     assert_eq!(notice.attempt, 1);
     assert_eq!(notice.delay, Duration::from_secs(1));
     assert!(
@@ -345,6 +350,11 @@ async fn rate_limit_with_retry_after_waits_then_succeeds() {
             }
         ),
         "{:?}",
+        notice.error
+    );
+    assert!(
+        notice.error.to_string().contains("slow down"),
+        "{}",
         notice.error
     );
     // A lower bound only: the second request cannot come before the wait.

@@ -83,10 +83,26 @@ pub fn transcript(events: &[Recorded]) -> String {
                 text,
                 tool_calls,
                 usage,
+                stop_reason,
+                refusal,
                 ..
             } => {
                 if let Some(b) = body {
-                    let _ = writeln!(b, "**turn {turn}** ({} tokens)\n", usage.total_tokens());
+                    let stop = stop_reason
+                        .as_ref()
+                        .map(|r| format!(", stop: {r}"))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        b,
+                        "**turn {turn}** ({}{} tokens{stop})\n",
+                        usage.estimate_mark(),
+                        usage.total_tokens()
+                    );
+                    if let Some(note) =
+                        crate::protocol::reply_end_note(stop_reason.as_deref(), refusal.as_deref())
+                    {
+                        let _ = writeln!(b, "> {note}\n");
+                    }
                     if !text.trim().is_empty() {
                         let _ = writeln!(b, "{}\n", text.trim());
                     }
@@ -191,6 +207,22 @@ pub fn transcript(events: &[Recorded]) -> String {
                     tail,
                     "- limit `{guard}` ({limit}) reached: observed {observed}"
                 );
+            }
+            Event::LlmRetrying {
+                failed,
+                tries,
+                error,
+                delay_ms,
+                ..
+            } => {
+                if let Some(b) = body {
+                    let _ = writeln!(
+                        b,
+                        "_request {failed} of {tries} failed: {}; tried again after {}_\n",
+                        one_line(error),
+                        ms(*delay_ms)
+                    );
+                }
             }
             Event::AgentMessaged { turn, text, .. } => {
                 if let Some(b) = body {

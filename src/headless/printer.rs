@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::protocol::{AnswerSource, Event, Recorded, RunStatus, StepKey, Usage};
+use crate::protocol::{AnswerSource, Event, Recorded, RunStatus, StepKey, Usage, reply_end_note};
 
 /// What the printer remembers between events (for durations).
 #[derive(Debug, Default)]
@@ -114,16 +114,43 @@ impl Printer {
                 text,
                 tool_calls,
                 usage,
+                stop_reason,
+                refusal,
                 ..
             } => {
-                let what = if tool_calls.is_empty() {
+                let what = if refusal.is_some() {
+                    "refused".to_string()
+                } else if tool_calls.is_empty() {
                     format!("answered: {}", one_line(text, 100))
                 } else {
                     let names: Vec<&str> = tool_calls.iter().map(|c| c.name.as_str()).collect();
                     format!("calls {}", names.join(", "))
                 };
-                format!("step {step}: turn {turn} {what} ({})", tokens(usage))
+                let stop = stop_reason
+                    .as_ref()
+                    .map(|r| format!(", stop: {}", one_line(r, 40)))
+                    .unwrap_or_default();
+                let note = reply_end_note(stop_reason.as_deref(), refusal.as_deref())
+                    .map(|n| format!(" — {}", one_line(&n, 200)))
+                    .unwrap_or_default();
+                format!(
+                    "step {step}: turn {turn} {what} ({}{stop}){note}",
+                    tokens(usage)
+                )
             }
+            Event::LlmRetrying {
+                step,
+                endpoint,
+                failed,
+                tries,
+                error,
+                delay_ms,
+                ..
+            } => format!(
+                "! step {step}: request {failed} of {tries} to {endpoint} failed: {}; trying again in {}",
+                one_line(error, 200),
+                ms(*delay_ms)
+            ),
             Event::ToolStarted { step, name, .. } => format!("step {step}: running {name}"),
             Event::ToolFinished {
                 step,
@@ -374,7 +401,7 @@ fn source_note(s: AnswerSource) -> &'static str {
 }
 
 fn tokens(u: &Usage) -> String {
-    let mut s = format!("{} tokens", u.total_tokens());
+    let mut s = format!("{}{} tokens", u.estimate_mark(), u.total_tokens());
     if u.cost_usd > 0.0 {
         s.push_str(&format!(", ${:.4}", u.cost_usd));
     }

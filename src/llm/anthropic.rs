@@ -95,7 +95,9 @@ impl AnthropicProvider {
             .json(&request_body(req, model));
         let events =
             wire::send_sse(&name, http, Some(&self.key), self.limits.max_event_bytes()).await?;
-        read_reply(&name, model, events, &deltas, self.limits).await
+        let mut reply = read_reply(&name, model, events, &deltas, self.limits).await?;
+        super::usage::fill_unreported(req, &mut reply);
+        Ok(reply)
     }
 }
 
@@ -116,10 +118,21 @@ pub async fn read_reply(
         if acc.feed(provider, &event.event, &event.data, deltas)? {
             return Ok(acc.finish());
         }
+        acc.last_event = event.event;
     }
+    // `message_delta` with a stop reason is the reply's last word; a body
+    // that ends there lost only the closing `message_stop`.
+    if acc.stop_reason.is_some() {
+        return Ok(acc.finish());
+    }
+    let after = if acc.last_event.is_empty() {
+        "before any event".to_string()
+    } else {
+        format!("after `{}`", wire::excerpt(&acc.last_event, 40))
+    };
     Err(LlmError::Stream {
         provider: provider.to_string(),
-        message: "the stream ended without `message_stop`".into(),
+        message: format!("the stream ended {after}, without a stop reason or `message_stop`"),
     })
 }
 
@@ -225,18 +238,64 @@ fn tool_input(arguments: &str) -> Value {
 enum Block {
     Text,
     Tool(ToolCall),
-    /// A block kind we do not use (e.g. `thinking`); its deltas are skipped.
+    /// A block lev does not act on: `thinking`, and the calls and results
+    /// of tools the server runs itself (`server_tool_use`,
+    /// `web_search_tool_result`, `mcp_tool_use`, `mcp_tool_result`, …).
+    /// Its deltas are read and counted against the caps, not kept.
     Other,
+}
+
+/// Token counts as the stream reports them; each field is replaced by the
+/// latest value seen (`message_delta` may correct `message_start`'s).
+#[derive(Default)]
+struct Counts {
+    input: Option<u64>,
+    cache_creation: Option<u64>,
+    cache_read: Option<u64>,
+    output: Option<u64>,
+}
+
+impl Counts {
+    fn take(&mut self, usage: &Value) {
+        let field = |k: &str| usage.get(k).and_then(Value::as_u64);
+        for (slot, key) in [
+            (&mut self.input, "input_tokens"),
+            (&mut self.cache_creation, "cache_creation_input_tokens"),
+            (&mut self.cache_read, "cache_read_input_tokens"),
+            (&mut self.output, "output_tokens"),
+        ] {
+            if let Some(n) = field(key) {
+                *slot = Some(n);
+            }
+        }
+    }
+
+    fn usage(&self) -> Usage {
+        if self.input.is_none() && self.output.is_none() {
+            return Usage::unreported();
+        }
+        // Cached prompt tokens are input too, just priced differently.
+        let input = [self.input, self.cache_creation, self.cache_read]
+            .iter()
+            .map(|n| n.unwrap_or(0))
+            .fold(0u64, u64::saturating_add);
+        Usage {
+            input_tokens: input,
+            output_tokens: self.output.unwrap_or(0),
+            ..Usage::default()
+        }
+    }
 }
 
 struct Accumulator {
     text: String,
     blocks: BTreeMap<u64, Block>,
-    /// Tool calls in block order, completed at `content_block_stop`.
-    usage: Usage,
+    counts: Counts,
     stop_reason: Option<String>,
     model: String,
     budget: Budget,
+    /// The last event's name, for the message when the stream ends early.
+    last_event: String,
 }
 
 impl Accumulator {
@@ -244,10 +303,11 @@ impl Accumulator {
         Accumulator {
             text: String::new(),
             blocks: BTreeMap::new(),
-            usage: Usage::default(),
+            counts: Counts::default(),
             stop_reason: None,
             model: model.to_string(),
             budget,
+            last_event: String::new(),
         }
     }
 
@@ -277,18 +337,7 @@ impl Accumulator {
                     self.model = model.to_string();
                 }
                 if let Some(u) = msg.and_then(|m| m.get("usage")) {
-                    // Cached prompt tokens are input too, just priced differently.
-                    self.usage.input_tokens = [
-                        "input_tokens",
-                        "cache_creation_input_tokens",
-                        "cache_read_input_tokens",
-                    ]
-                    .iter()
-                    .filter_map(|k| u.get(k).and_then(Value::as_u64))
-                    .sum();
-                    if let Some(out) = u.get("output_tokens").and_then(Value::as_u64) {
-                        self.usage.output_tokens = out;
-                    }
+                    self.counts.take(u);
                 }
             }
             "content_block_start" => {
@@ -342,14 +391,10 @@ impl Accumulator {
                                     },
                                 );
                             }
-                            _ => {
-                                return Err(LlmError::Malformed {
-                                    provider: provider.to_string(),
-                                    message: format!(
-                                        "input_json_delta for block {index}, which is not a tool_use block"
-                                    ),
-                                });
-                            }
+                            // The input of a tool the server runs
+                            // (`server_tool_use`, `mcp_tool_use`): read,
+                            // not acted on.
+                            _ => self.budget.reasoning(part.len())?,
                         }
                     }
                     _ => {}
@@ -363,12 +408,8 @@ impl Accumulator {
                 {
                     self.stop_reason = Some(r.to_string());
                 }
-                if let Some(out) = v
-                    .get("usage")
-                    .and_then(|u| u.get("output_tokens"))
-                    .and_then(Value::as_u64)
-                {
-                    self.usage.output_tokens = out;
+                if let Some(u) = v.get("usage") {
+                    self.counts.take(u);
                 }
             }
             "message_stop" => return Ok(true),
@@ -424,11 +465,15 @@ impl Accumulator {
                 _ => None,
             })
             .collect();
+        // Claude says it declined by its stop reason; the text it wrote
+        // (if any) is its explanation.
+        let refusal = (self.stop_reason.as_deref() == Some("refusal")).then(|| self.text.clone());
         ChatResponse {
             text: self.text,
             tool_calls,
-            usage: self.usage,
+            usage: self.counts.usage(),
             stop_reason: self.stop_reason,
+            refusal,
             model: self.model,
         }
     }

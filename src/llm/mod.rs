@@ -9,7 +9,8 @@
 //! HTTP/SSE plumbing and the key wrapper), `resilient` (retries),
 //! `breaker` (the circuit breaker per endpoint), `scripted` (cassettes),
 //! `select` (building the configured provider, pricing), `limits` (caps
-//! on reply size), `profiles`
+//! on reply size), `usage` (estimates where a provider reports no token
+//! counts), `profiles`
 //! (providers by name for modes, and the fallback provider).
 
 pub mod anthropic;
@@ -20,6 +21,7 @@ pub mod profiles;
 pub mod resilient;
 pub mod scripted;
 pub mod select;
+pub mod usage;
 pub mod wire;
 
 #[cfg(test)]
@@ -115,7 +117,13 @@ pub struct ChatResponse {
     pub text: String,
     pub tool_calls: Vec<ToolCall>,
     pub usage: crate::protocol::Usage,
+    /// Why the reply ended, as the provider said it (`stop`, `length`,
+    /// `tool_calls`, `end_turn`, `max_tokens`, `refusal`, …); see
+    /// [`crate::protocol::cut_short`].
     pub stop_reason: Option<String>,
+    /// The model declined to answer: its stated reason (OpenAI's
+    /// `refusal` text, or Anthropic's `refusal` stop reason).
+    pub refusal: Option<String>,
     pub model: String,
 }
 
@@ -130,17 +138,39 @@ pub enum StreamDelta {
     },
     /// An endpoint's circuit breaker changed phase during this call.
     Breaker(BreakerChange),
+    /// A request failed and is sent again after `delay`.
+    Retry(resilient::RetryNotice),
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LlmError {
-    /// The endpoint answered 429 (or 529 overloaded).
-    #[error("{provider}: rate limited (HTTP {status}){}", retry_after_text(*.retry_after_ms))]
+    /// The endpoint answered 429: too many requests for now.
+    #[error("{provider}: rate limited (HTTP {status}): {message}{}", retry_after_text(*.retry_after_ms))]
     RateLimited {
         provider: String,
         status: u16,
+        /// The provider's own words (or `(empty body)`).
+        message: String,
         retry_after_ms: Option<u64>,
     },
+    /// The endpoint is overloaded (Anthropic's 529, an `overloaded_error`).
+    #[error("{provider}: overloaded (HTTP {status}): {message}{}", retry_after_text(*.retry_after_ms))]
+    Overloaded {
+        provider: String,
+        status: u16,
+        message: String,
+        retry_after_ms: Option<u64>,
+    },
+    /// The account is out of quota or credit: asking again will not help.
+    #[error("{provider}: quota exhausted (HTTP {status}): {message}")]
+    Quota {
+        provider: String,
+        status: u16,
+        message: String,
+    },
+    /// A reply lev cannot use as one answer (several choices at once).
+    #[error("{provider}: unsupported reply: {message}")]
+    Unsupported { provider: String, message: String },
     #[error("{provider}: HTTP {status}: {message}")]
     Http {
         provider: String,
@@ -195,16 +225,23 @@ fn retry_after_text(ms: Option<u64>) -> String {
 }
 
 impl LlmError {
-    /// Worth another try (429, 5xx, overloaded, dropped stream, malformed chunk).
+    /// Worth another try (429, 5xx, overloaded, dropped stream, malformed
+    /// chunk). Permanent errors are not: an exhausted quota, a bad key
+    /// (401/403), an invalid request (other 4xx).
     pub fn is_retryable(&self) -> bool {
         match self {
             LlmError::RateLimited { .. }
+            | LlmError::Overloaded { .. }
             | LlmError::Connect { .. }
             | LlmError::Stream { .. }
             | LlmError::Malformed { .. } => true,
             LlmError::Http { status, .. } => *status >= 500 || *status == 408,
             LlmError::Provider { kind, .. } => {
-                kind.contains("overloaded") || kind.contains("rate") || kind.contains("server")
+                !wire::is_quota_kind(kind)
+                    && (kind.contains("overloaded")
+                        || kind.contains("rate")
+                        || kind.contains("server")
+                        || kind.contains("timeout"))
             }
             _ => false,
         }

@@ -115,7 +115,9 @@ impl OpenAiProvider {
             self.limits.max_event_bytes(),
         )
         .await?;
-        read_reply(&name, self.model(req), events, &deltas, self.limits).await
+        let mut reply = read_reply(&name, self.model(req), events, &deltas, self.limits).await?;
+        super::usage::fill_unreported(req, &mut reply);
+        Ok(reply)
     }
 }
 
@@ -137,9 +139,18 @@ pub async fn read_reply(
             return Ok(acc.finish());
         }
     }
+    // Some compatible servers end the body after the last choice's
+    // `finish_reason` without `[DONE]`; the reply is whole then.
+    if acc.stop_reason.is_some() {
+        return Ok(acc.finish());
+    }
     Err(LlmError::Stream {
         provider: provider.to_string(),
-        message: "the stream ended without `data: [DONE]`".into(),
+        message: format!(
+            "the stream ended without a `finish_reason` or `data: [DONE]` after {} chunk{}",
+            acc.chunks,
+            if acc.chunks == 1 { "" } else { "s" }
+        ),
     })
 }
 
@@ -229,25 +240,31 @@ pub fn request_body(req: &ChatRequest, model: &str) -> Value {
 
 /// Folds stream chunks into a reply. Tool calls arrive as fragments keyed
 /// by `index`: the first carries `id` and `name`, later ones more
-/// `arguments` text.
+/// `arguments` text (and, from some servers, an empty or repeated `id` and
+/// `name`, which change nothing).
 struct Accumulator {
     text: String,
+    refusal: Option<String>,
     calls: BTreeMap<u64, ToolCall>,
-    usage: Usage,
+    usage: Option<Usage>,
     stop_reason: Option<String>,
     model: String,
     budget: Budget,
+    /// JSON chunks read, for the message when the stream ends early.
+    chunks: usize,
 }
 
 impl Accumulator {
     fn new(model: &str, budget: Budget) -> Self {
         Accumulator {
             text: String::new(),
+            refusal: None,
             calls: BTreeMap::new(),
-            usage: Usage::default(),
+            usage: None,
             stop_reason: None,
             model: model.to_string(),
             budget,
+            chunks: 0,
         }
     }
 
@@ -266,25 +283,39 @@ impl Accumulator {
             return Ok(false);
         }
         let chunk = wire::parse_chunk(provider, data)?;
+        self.chunks += 1;
         if let Some(err) = chunk.get("error") {
             return Err(stream_error(provider, err));
         }
-        if let Some(model) = chunk.get("model").and_then(Value::as_str) {
+        if let Some(model) = chunk.get("model").and_then(Value::as_str)
+            && !model.is_empty()
+        {
             self.model = model.to_string();
         }
-        if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
-            self.usage.input_tokens = usage
-                .get("prompt_tokens")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            self.usage.output_tokens = usage
-                .get("completion_tokens")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
+        // Groq reports usage under `x_groq` instead.
+        let usage = chunk
+            .get("usage")
+            .or_else(|| chunk.get("x_groq").and_then(|x| x.get("usage")));
+        if let Some(usage) = usage.filter(|u| u.is_object()) {
+            self.usage = Some(usage_of(usage));
         }
         let choices = chunk.get("choices").and_then(Value::as_array);
         for choice in choices.into_iter().flatten() {
-            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            // lev never asks for `n > 1`; mixing several answers into one
+            // would be worse than refusing the stream.
+            if let Some(i) = choice.get("index").and_then(Value::as_u64)
+                && i > 0
+            {
+                return Err(LlmError::Unsupported {
+                    provider: provider.to_string(),
+                    message: format!(
+                        "the stream holds several answers (choice {i}); lev reads one per request and never asks for `n > 1`, so the server or a proxy in front of it added them"
+                    ),
+                });
+            }
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str)
+                && !reason.is_empty()
+            {
                 self.stop_reason = Some(reason.to_string());
             }
             let Some(delta) = choice.get("delta") else {
@@ -304,6 +335,12 @@ impl Accumulator {
                 self.text.push_str(text);
                 wire::emit(deltas, StreamDelta::Text(text.to_string()));
             }
+            if let Some(text) = delta.get("refusal").and_then(Value::as_str)
+                && !text.is_empty()
+            {
+                self.budget.text(text.len())?;
+                self.refusal.get_or_insert_with(String::new).push_str(text);
+            }
             let calls = delta.get("tool_calls").and_then(Value::as_array);
             for call in calls.into_iter().flatten() {
                 self.feed_call(provider, call, deltas)?;
@@ -318,32 +355,38 @@ impl Accumulator {
         call: &Value,
         deltas: &Option<mpsc::UnboundedSender<StreamDelta>>,
     ) -> Result<(), LlmError> {
+        // An empty `id` or `name` is no id or name: Qwen repeats `"id": ""`
+        // in every fragment after the first.
+        let id = non_empty(call.get("id"));
+        let function = call.get("function");
+        let name = non_empty(function.and_then(|f| f.get("name")));
         // Some servers omit `index`: a fragment with a new `id` starts a
         // new call, one without continues the last.
         let index = match call.get("index").and_then(Value::as_u64) {
             Some(i) => i,
-            None => {
-                let last = self.calls.last_key_value();
-                let id = call.get("id").and_then(Value::as_str);
-                match (last, id) {
-                    (Some((&i, c)), Some(id)) if c.id == id => i,
-                    (Some((&i, _)), None) => i,
-                    (Some((&i, _)), Some(_)) => i + 1,
-                    (None, _) => 0,
-                }
-            }
+            None => match (self.calls.last_key_value(), id) {
+                (Some((&i, c)), Some(id)) if c.id.is_empty() || c.id == id => i,
+                (Some((&i, _)), None) => i,
+                (Some((&i, _)), Some(_)) => i + 1,
+                (None, _) => 0,
+            },
         };
         let entry = self.calls.entry(index).or_insert_with(|| ToolCall {
             id: String::new(),
             name: String::new(),
             arguments: String::new(),
         });
-        if let Some(id) = call.get("id").and_then(Value::as_str) {
+        if let Some(id) = id
+            && entry.id != id
+        {
             self.budget.call_meta(id.len())?;
             entry.id = id.to_string();
         }
-        let function = call.get("function");
-        if let Some(name) = function.and_then(|f| f.get("name")).and_then(Value::as_str) {
+        // A name is sent whole in one fragment; one sent again (some
+        // servers repeat it in every fragment) is the same name.
+        if let Some(name) = name
+            && entry.name != name
+        {
             self.budget.call_meta(name.len())?;
             entry.name.push_str(name);
         }
@@ -406,14 +449,42 @@ impl Accumulator {
                 c
             })
             .collect();
+        let refusal = match (self.refusal, self.stop_reason.as_deref()) {
+            (Some(r), _) => Some(r),
+            (None, Some("refusal")) => Some(String::new()),
+            (None, _) => None,
+        };
         ChatResponse {
             text: self.text,
             tool_calls,
-            usage: self.usage,
+            usage: self.usage.unwrap_or_else(Usage::unreported),
             stop_reason: self.stop_reason,
+            refusal,
             model: self.model,
         }
     }
+}
+
+/// Token counts from a `usage` object. `completion_tokens` counts the
+/// reasoning tokens at OpenAI but not at every compatible server (xAI
+/// reports them apart, in `completion_tokens_details`, and in
+/// `total_tokens`), so output is whatever `total_tokens` holds beyond the
+/// prompt when that is more.
+fn usage_of(usage: &Value) -> Usage {
+    let count = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
+    let input = count(usage.get("prompt_tokens"));
+    let completion = count(usage.get("completion_tokens"));
+    let beyond_prompt = count(usage.get("total_tokens")).saturating_sub(input);
+    Usage {
+        input_tokens: input,
+        output_tokens: completion.max(beyond_prompt),
+        ..Usage::default()
+    }
+}
+
+/// A string field that is present and not empty.
+fn non_empty(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 /// An `{"error": {...}}` object inside the stream.

@@ -283,6 +283,7 @@ mod tests {
                     tool_calls: vec![],
                     usage: Default::default(),
                     stop_reason: None,
+                    refusal: None,
                     model: if req.model.is_empty() {
                         format!("{}-default", self.name)
                     } else {

@@ -5,7 +5,8 @@
 //! `RetrySettings::max_attempts` in all, waiting what `Retry-After` asked
 //! for, else exponential backoff with jitter; every wait is capped at
 //! `max_delay_ms`. Deltas of a failed attempt have already been sent; a
-//! listener sees the retried reply streamed again after a [`RetryNotice`].
+//! listener sees a `StreamDelta::Retry` ([`RetryNotice`]) and then the
+//! retried reply streamed again.
 //!
 //! Breaker, one per endpoint (shared through [`Breakers`], see
 //! `llm/breaker.rs`): while open, calls fail fast with
@@ -34,8 +35,9 @@ use crate::config::RetrySettings;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryNotice {
     pub provider: String,
-    /// The attempt that failed (1-based).
+    /// The attempt that failed (1-based), of `tries` allowed.
     pub attempt: u32,
+    pub tries: u32,
     pub delay: Duration,
     pub error: LlmError,
 }
@@ -45,7 +47,6 @@ pub struct Resilient {
     inner: SharedProvider,
     retry: RetrySettings,
     breaker: Arc<Breaker>,
-    notices: Option<mpsc::UnboundedSender<RetryNotice>>,
 }
 
 impl Resilient {
@@ -54,14 +55,7 @@ impl Resilient {
             inner,
             retry,
             breaker,
-            notices: None,
         }
-    }
-
-    /// Reports every retry to `tx`.
-    pub fn with_notices(mut self, tx: mpsc::UnboundedSender<RetryNotice>) -> Self {
-        self.notices = Some(tx);
-        self
     }
 
     pub fn state(&self) -> BreakerState {
@@ -77,6 +71,7 @@ impl Resilient {
         let max = self.retry.max_delay_ms;
         let asked = match err {
             LlmError::RateLimited { retry_after_ms, .. }
+            | LlmError::Overloaded { retry_after_ms, .. }
             | LlmError::Http { retry_after_ms, .. } => *retry_after_ms,
             _ => None,
         };
@@ -149,14 +144,16 @@ impl Resilient {
             }
             let delay = self.delay_for(attempt, &err);
             tracing::info!(provider = %self.inner.name(), attempt, ?delay, error = %err, "retrying LLM call");
-            if let Some(tx) = &self.notices {
-                let _ = tx.send(RetryNotice {
+            wire::emit(
+                &deltas,
+                StreamDelta::Retry(RetryNotice {
                     provider: self.inner.name(),
                     attempt,
+                    tries: attempts,
                     delay,
                     error: err,
-                });
-            }
+                }),
+            );
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
@@ -218,6 +215,7 @@ mod tests {
                     tool_calls: vec![],
                     usage: Default::default(),
                     stop_reason: None,
+                    refusal: None,
                     model: "m".into(),
                 })
             };
@@ -253,6 +251,7 @@ mod tests {
             err: LlmError::RateLimited {
                 provider: "flaky".into(),
                 status: 429,
+                message: "slow down".into(),
                 retry_after_ms: Some(2_000),
             },
         });
@@ -261,15 +260,22 @@ mod tests {
             flaky.clone(),
             retry(3),
             Arc::new(Breaker::new("f", settings(10, 1))),
-        )
-        .with_notices(tx);
+        );
         let start = Instant::now();
-        let reply = r.chat(&req(), None).await.unwrap();
+        let reply = r.chat(&req(), Some(tx)).await.unwrap();
         assert_eq!(reply.text, "ok");
         assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
         // Paused clock: elapsed is exactly the sum of the waits.
         assert_eq!(start.elapsed(), Duration::from_secs(4));
-        assert_eq!(rx.recv().await.unwrap().delay, Duration::from_secs(2));
+        let notices: Vec<RetryNotice> = std::iter::from_fn(|| rx.try_recv().ok())
+            .filter_map(|d| match d {
+                StreamDelta::Retry(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(notices.len(), 2);
+        assert_eq!(notices[0].delay, Duration::from_secs(2));
+        assert_eq!((notices[1].attempt, notices[1].tries), (2, 3));
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,6 +15,7 @@
 //!       - { name: read_file, arguments: { path: README.md } }
 //!     usage: { input_tokens: 120, output_tokens: 40 }  # optional
 //!     stop_reason: end_turn  # optional; default `tool_use` with tool calls, else `end_turn`
+//!     refusal: "I can't help with that."  # optional: the model declines
 //!     delay_ms: 300          # optional: the text streams in pieces over this time
 //!     repeat: true           # optional: may answer again (default: used once)
 //!   - error: { kind: overloaded_error, message: "try later" }  # optional: fail instead
@@ -64,6 +65,7 @@ pub struct ScriptedReply {
     pub tool_calls: Vec<ScriptedToolCall>,
     pub usage: Option<ScriptedUsage>,
     pub stop_reason: Option<String>,
+    pub refusal: Option<String>,
     pub delay_ms: Option<u64>,
     #[serde(default)]
     pub repeat: bool,
@@ -232,7 +234,7 @@ impl ScriptedProvider {
             Some(u) => Usage {
                 input_tokens: u.input_tokens,
                 output_tokens: u.output_tokens,
-                cost_usd: 0.0,
+                ..Usage::default()
             },
             None => estimate_usage(req, &reply.text, &tool_calls),
         };
@@ -248,6 +250,7 @@ impl ScriptedProvider {
             tool_calls,
             usage,
             stop_reason: Some(stop_reason),
+            refusal: reply.refusal.clone(),
             model: if req.model.is_empty() {
                 "scripted".into()
             } else {
@@ -316,7 +319,7 @@ fn estimate_usage(req: &ChatRequest, text: &str, calls: &[ToolCall]) -> Usage {
     Usage {
         input_tokens: tokens(input),
         output_tokens: tokens(output),
-        cost_usd: 0.0,
+        ..Usage::default()
     }
 }
 

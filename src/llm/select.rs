@@ -247,7 +247,7 @@ mod tests {
         let usage = Usage {
             input_tokens: 1_000_000,
             output_tokens: 500_000,
-            cost_usd: 0.0,
+            ..Usage::default()
         };
         assert_eq!(cost_usd(&prices, "gpt-4o", &usage), 6.0);
         assert_eq!(cost_usd(&prices, "gpt-4o-mini-2024-07-18", &usage), 1.0);

@@ -109,6 +109,41 @@ pub fn redact_error(err: LlmError, key: Option<&Secret>) -> LlmError {
             kind,
             message: key.redact(&message),
         },
+        LlmError::RateLimited {
+            provider,
+            status,
+            message,
+            retry_after_ms,
+        } => LlmError::RateLimited {
+            provider,
+            status,
+            message: key.redact(&message),
+            retry_after_ms,
+        },
+        LlmError::Overloaded {
+            provider,
+            status,
+            message,
+            retry_after_ms,
+        } => LlmError::Overloaded {
+            provider,
+            status,
+            message: key.redact(&message),
+            retry_after_ms,
+        },
+        LlmError::Quota {
+            provider,
+            status,
+            message,
+        } => LlmError::Quota {
+            provider,
+            status,
+            message: key.redact(&message),
+        },
+        LlmError::Unsupported { provider, message } => LlmError::Unsupported {
+            provider,
+            message: key.redact(&message),
+        },
         other => other,
     }
 }
@@ -192,9 +227,11 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The error for a non-2xx answer: the body's own message when it has one
-/// (`{"error": {"message": ..}}` in both OpenAI and Anthropic shapes), 429
-/// and 529 (Anthropic's "overloaded") as [`LlmError::RateLimited`].
+/// The error for a non-2xx answer, carrying the body's own message
+/// (`{"error": {"message": ..}}` in both OpenAI and Anthropic shapes):
+/// 429 as [`LlmError::RateLimited`], unless the body says the quota or
+/// credit is used up ([`LlmError::Quota`], permanent); 529 or an
+/// `overloaded_error` body as [`LlmError::Overloaded`].
 pub fn http_error(
     provider: &str,
     status: u16,
@@ -203,14 +240,9 @@ pub fn http_error(
     key: Option<&Secret>,
 ) -> LlmError {
     let retry_after_ms = retry_after.and_then(|v| parse_retry_after(v, SystemTime::now()));
-    if status == 429 || status == 529 {
-        return LlmError::RateLimited {
-            provider: provider.to_string(),
-            status,
-            retry_after_ms,
-        };
-    }
-    let message = error_message_of(body).unwrap_or_else(|| {
+    let described = error_of(body);
+    let kind = described.as_ref().and_then(|d| d.kind.clone());
+    let message = described.and_then(|d| d.message).unwrap_or_else(|| {
         if body.trim().is_empty() {
             "(empty body)".to_string()
         } else {
@@ -221,23 +253,87 @@ pub fn http_error(
         Some(k) => k.redact(&message),
         None => message,
     };
+    let provider = provider.to_string();
+    let kind = kind.as_deref().unwrap_or("");
+    if is_quota_kind(kind) {
+        return LlmError::Quota {
+            provider,
+            status,
+            message,
+        };
+    }
+    if status == 529 || kind.contains("overloaded") {
+        return LlmError::Overloaded {
+            provider,
+            status,
+            message,
+            retry_after_ms,
+        };
+    }
+    if status == 429 {
+        return LlmError::RateLimited {
+            provider,
+            status,
+            message,
+            retry_after_ms,
+        };
+    }
     LlmError::Http {
-        provider: provider.to_string(),
+        provider,
         status,
         message,
         retry_after_ms,
     }
 }
 
-/// `error.message` (or a bare string `error`) of a JSON error body.
-fn error_message_of(body: &str) -> Option<String> {
+/// Whether a provider's error kind (`type` or `code`) says the account's
+/// quota or credit is used up, which waiting does not fix (OpenAI's
+/// `insufficient_quota`, billing limits).
+pub fn is_quota_kind(kind: &str) -> bool {
+    let kind = kind.to_ascii_lowercase();
+    kind.contains("insufficient_quota") || kind.contains("billing") || kind.contains("credit")
+}
+
+/// What an error body says about itself.
+struct Described {
+    kind: Option<String>,
+    message: Option<String>,
+}
+
+/// The message and kind of a JSON error body: `error.message` with
+/// `error.code` or `error.type` (OpenAI, Anthropic, most compatible
+/// servers), a bare string `error`, or a top-level `message`/`detail`
+/// (gateways, vLLM).
+fn error_of(body: &str) -> Option<Described> {
     let v: Value = serde_json::from_str(body).ok()?;
-    let err = v.get("error")?;
-    let text = match err {
-        Value::String(s) => s.clone(),
-        other => other.get("message")?.as_str()?.to_string(),
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(v @ Value::Number(_)) => Some(v.to_string()),
+        _ => None,
     };
-    Some(excerpt(&text, 300))
+    let (kind, message) = match v.get("error") {
+        Some(Value::String(s)) => (None, Some(s.clone())),
+        Some(err) => (
+            // `code` names a quota more precisely than `type` in OpenAI's
+            // bodies; either may say `insufficient_quota`.
+            text(err.get("code"))
+                .filter(|c| is_quota_kind(c))
+                .or_else(|| text(err.get("type")))
+                .or_else(|| text(err.get("code"))),
+            text(err.get("message")),
+        ),
+        None => (
+            text(v.get("type")).filter(|t| t != "error"),
+            text(v.get("message")).or_else(|| text(v.get("detail"))),
+        ),
+    };
+    if kind.is_none() && message.is_none() {
+        return None;
+    }
+    Some(Described {
+        kind,
+        message: message.map(|m| excerpt(&m, 300)),
+    })
 }
 
 /// A transport failure before any answer arrived.
@@ -384,6 +480,8 @@ impl EventGuard {
 
 /// A response body (chunks split anywhere) as SSE events. The decoder both
 /// providers read replies through; `max_event_bytes` bounds what it buffers.
+/// An event the body ends in is dispatched even without its closing blank
+/// line.
 pub fn decode_sse<S, B, E>(
     provider: &str,
     body: S,
@@ -404,6 +502,11 @@ where
         Ok(bytes) => guard.pass(bytes.as_ref()).ok_or(BodyError::EventTooLarge),
         Err(e) => Err(BodyError::Transport(error_chain(&e))),
     });
+    // The parser drops an event the body ends in when its closing blank
+    // line never came; servers do send a last `message_stop` or
+    // `data: [DONE]` that way. An event whose data was cut mid-line then
+    // fails to parse as JSON, so only complete ones count.
+    let checked = checked.chain(futures::stream::once(async { Ok(b"\n\n".to_vec()) }));
     let name = provider.to_string();
     checked.eventsource().map(move |item| {
         item.map_err(|e| match e {
@@ -494,15 +597,49 @@ mod tests {
             None,
         );
         assert_eq!(e.to_string(), "openai: HTTP 400: bad model");
-        let e = http_error("anthropic", 529, Some("2"), "{}", None);
+        let e = http_error(
+            "anthropic",
+            529,
+            Some("2"),
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            None,
+        );
         assert!(matches!(
             e,
-            LlmError::RateLimited {
+            LlmError::Overloaded {
                 status: 529,
                 retry_after_ms: Some(2000),
                 ..
             }
         ));
+        assert_eq!(
+            e.to_string(),
+            "anthropic: overloaded (HTTP 529): Overloaded, retry after 2000 ms"
+        );
+        let e = http_error(
+            "openai",
+            429,
+            None,
+            r#"{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+            None,
+        );
+        assert!(matches!(e, LlmError::Quota { .. }), "{e:?}");
+        assert!(!e.is_retryable());
+        assert!(
+            e.to_string().contains("You exceeded your current quota"),
+            "{e}"
+        );
+        let e = http_error(
+            "openai",
+            429,
+            None,
+            r#"{"error":{"message":"Slow down","type":"requests","code":"rate_limit_exceeded"}}"#,
+            None,
+        );
+        assert_eq!(e.to_string(), "openai: rate limited (HTTP 429): Slow down");
+        assert!(e.is_retryable());
+        let e = http_error("vllm", 400, None, r#"{"detail":"bad field"}"#, None);
+        assert_eq!(e.to_string(), "vllm: HTTP 400: bad field");
         let e = http_error("x", 502, None, "<html>\nbad gateway</html>", None);
         assert!(e.to_string().contains("<html>\\nbad gateway"), "{e}");
     }

@@ -15,7 +15,7 @@ use super::steer;
 use super::step::{AttemptCtx, StepError};
 use crate::llm::{ChatRequest, ChatResponse, Message, RequestMeta, Role, ToolCall, ToolSpec};
 use crate::memory;
-use crate::protocol::{Event, InFlightDecision, PauseReason, ToolCallRecord};
+use crate::protocol::{Event, InFlightDecision, PauseReason, ToolCallRecord, cut_short};
 use crate::spec::{Choice, Mode, StepKind};
 use crate::tools::{self, ShellDecision, ShellPolicy, ToolEnv, ToolOutput};
 
@@ -83,6 +83,8 @@ pub async fn run(
         },
     };
     let mut messages = request_base.messages.clone();
+    // The previous reply was cut off in the middle of its tool calls.
+    let mut cut_off_before = false;
     // While it runs, the agent takes messages and pauses (steer).
     let _seat = steer::Seat::take(&actx.ctx, &actx.key);
     for turn in 1..=max_turns {
@@ -94,6 +96,27 @@ pub async fn run(
         req.messages = messages.clone();
         req.meta.turn = turn;
         let reply = reply_for(actx, &req, &toolset.json, turn, profile.as_deref()).await?;
+        if let Some(refusal) = &reply.refusal {
+            return Err(StepError::Failed(refused(refusal, &reply.text)));
+        }
+        if !reply.tool_calls.is_empty() && cut_short(reply.stop_reason.as_deref()) {
+            // The last call's arguments may be half written: none of the
+            // calls runs. The model is told once; cut off again, the step
+            // fails with the reason.
+            let why = cut_off(&reply);
+            if cut_off_before || turn == max_turns {
+                return Err(StepError::Failed(format!(
+                    "{why}; raise `model.max_output_tokens` in the mode, or ask for smaller steps"
+                )));
+            }
+            cut_off_before = true;
+            messages.push(assistant(&reply.text, Vec::new()));
+            messages.push(Message::user(format!(
+                "{why}, so no tool was run. Call the tools again, keeping each call's arguments short (split a large file into several writes)."
+            )));
+            continue;
+        }
+        cut_off_before = false;
         if reply.tool_calls.is_empty() {
             if turn < max_turns && steer::messages_waiting(actx, turn + 1) {
                 // A message arrived while the agent was answering: it reads it first.
@@ -138,6 +161,31 @@ pub async fn run(
     Err(StepError::Failed(format!(
         "the agent gave no final answer within max_turns ({max_turns})"
     )))
+}
+
+/// Why a refused step failed: the model's stated reason, else its text.
+fn refused(refusal: &str, text: &str) -> String {
+    let said = [refusal.trim(), text.trim()]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
+    format!("the model refused to answer{said}")
+}
+
+/// What was cut off in a reply that ended early with tool calls.
+fn cut_off(reply: &ChatResponse) -> String {
+    let names: Vec<&str> = reply.tool_calls.iter().map(|c| c.name.as_str()).collect();
+    let reason = reply.stop_reason.as_deref().unwrap_or_default();
+    let limit = if reason == "content_filter" {
+        "by the provider's content filter".to_string()
+    } else {
+        format!("at the output token limit (stop reason `{reason}`)")
+    };
+    format!(
+        "the reply was cut off {limit} while calling {}",
+        names.join(", ")
+    )
 }
 
 fn assistant(text: &str, tool_calls: Vec<ToolCall>) -> Message {
@@ -293,7 +341,8 @@ async fn reply_for(
                 })
                 .collect(),
             usage: rec.usage,
-            stop_reason: None,
+            stop_reason: rec.stop_reason.clone(),
+            refusal: rec.refusal.clone(),
             model: rec.model.clone(),
         });
     }
@@ -316,8 +365,14 @@ async fn reply_for(
         .map_err(|e| StepError::Failed(e.to_string()))?;
     // The journaled reply (and so the conversation's next request, live or
     // resumed) carries no key the model echoed.
-    if let std::borrow::Cow::Owned(text) = crate::secrets::current().redact(&reply.text) {
+    let secrets = crate::secrets::current();
+    if let std::borrow::Cow::Owned(text) = secrets.redact(&reply.text) {
         reply.text = text;
+    }
+    if let Some(refusal) = &mut reply.refusal
+        && let std::borrow::Cow::Owned(text) = secrets.redact(refusal)
+    {
+        *refusal = text;
     }
     let event = Event::LlmReplied {
         step: actx.key.clone(),
@@ -336,6 +391,8 @@ async fn reply_for(
             .collect(),
         usage: reply.usage,
         model: reply.model.clone(),
+        stop_reason: reply.stop_reason.clone(),
+        refusal: reply.refusal.clone(),
         at: ctx.now(),
     };
     ctx.rec

@@ -99,6 +99,10 @@ struct LlmReplied {
     tool_calls: Vec<ToolCallRecord>,
     usage: Usage,
     model: String,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
     at: Millis,
 }
 
@@ -113,6 +117,8 @@ impl From<LlmReplied> for Event {
             tool_calls: e.tool_calls,
             usage: e.usage,
             model: e.model,
+            stop_reason: e.stop_reason,
+            refusal: e.refusal,
             at: e.at,
         }
     }
@@ -214,6 +220,7 @@ mod tests {
                 input_tokens: 3,
                 output_tokens: 4,
                 cost_usd: 0.5,
+                estimated: 2,
             },
             at: Millis(6),
         });
@@ -230,6 +237,8 @@ mod tests {
             }],
             usage: Usage::default(),
             model: "m".into(),
+            stop_reason: Some("length".into()),
+            refusal: Some("no".into()),
             at: Millis(7),
         });
         both_paths_agree(Event::ToolStarted {

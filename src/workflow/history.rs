@@ -27,6 +27,8 @@ pub struct RecordedReply {
     pub tool_calls: Vec<ToolCallRecord>,
     pub usage: Usage,
     pub model: String,
+    pub stop_reason: Option<String>,
+    pub refusal: Option<String>,
 }
 
 /// A recorded tool result.
@@ -215,6 +217,8 @@ impl History {
                 tool_calls,
                 usage,
                 model,
+                stop_reason,
+                refusal,
                 ..
             } => {
                 self.usage.add(usage);
@@ -226,6 +230,8 @@ impl History {
                         tool_calls: tool_calls.clone(),
                         usage: *usage,
                         model: model.clone(),
+                        stop_reason: stop_reason.clone(),
+                        refusal: refusal.clone(),
                     },
                 );
             }
@@ -381,7 +387,8 @@ impl History {
             | Event::EmergencyStopped { .. }
             // Endpoint breakers live in the process (one per endpoint, shared
             // by runs); a resumed run starts with the endpoint's current state.
-            | Event::ProviderBreaker { .. } => {}
+            | Event::ProviderBreaker { .. }
+            | Event::LlmRetrying { .. } => {}
             Event::SlotBreaker {
                 slot, state, until, ..
             } => {

@@ -80,13 +80,36 @@ async fn call_once(
     let (tx, mut rx) = mpsc::unbounded_channel::<StreamDelta>();
     let rec = actx.ctx.rec.clone();
     let key = actx.key.clone();
-    // Tokens are shown live; breaker changes are kept to be journaled. The
-    // channel closes when the call's future is gone, which ends this task.
+    let (attempt, turn) = (actx.attempt, req.meta.turn);
+    // Tokens are shown live, retries journaled as they happen (a user
+    // waiting on a throttled provider sees why), breaker changes kept to be
+    // journaled after the call. The channel closes when the call's future
+    // is gone, which ends this task.
     let mut redact = crate::secrets::current().stream();
     let forward = tokio::spawn(async move {
         let mut changes = Vec::new();
         while let Some(d) = rx.recv().await {
             match d {
+                StreamDelta::Retry(notice) => {
+                    let event = Event::LlmRetrying {
+                        step: key.clone(),
+                        attempt,
+                        turn,
+                        endpoint: notice.provider,
+                        failed: notice.attempt,
+                        tries: notice.tries,
+                        error: crate::secrets::current()
+                            .redact(&notice.error.to_string())
+                            .into_owned(),
+                        delay_ms: millis(notice.delay),
+                        at: Millis::now(),
+                    };
+                    // Only news: a journal that refuses it fails the
+                    // reply's own record right after, with the cause.
+                    if let Err(e) = rec.record(event).await {
+                        tracing::warn!(step = %key, error = %e, "could not journal an LLM retry");
+                    }
+                }
                 // A model may echo a key it saw (held back while it may be
                 // one cut between two deltas).
                 StreamDelta::Text(text) => {

@@ -9,7 +9,7 @@ use crate::headless::printer::{ms, one_line};
 use crate::isolation::StepWorktree;
 use crate::protocol::{
     AnswerSource, Attempt, ChoiceRecord, Delta, Event, Millis, Notice, Recorded, RunId, RunStatus,
-    StepKey, StepStatus, Usage,
+    StepKey, StepStatus, Usage, reply_end_note,
 };
 use crate::workflow::describe_pause;
 
@@ -127,6 +127,9 @@ pub struct RunView {
     /// Provider endpoints whose circuit breaker is not closed, and their
     /// state (`open`, `half_open`), for the status bar.
     pub provider_breakers: BTreeMap<String, String>,
+    /// Steps whose LLM request failed and is being sent again, with when
+    /// the next try goes out and why, for the status bar.
+    pub llm_retries: BTreeMap<StepKey, LlmRetry>,
     /// A swarm run (`lev workflow`): tasks show in their agent slots' panes.
     pub swarm: bool,
     /// Each swarm task's slot (the latest assignment).
@@ -137,6 +140,14 @@ pub struct RunView {
     pub worktrees: Vec<StepWorktree>,
     /// The `worktree` events so far (few; `worktrees` is their fold).
     pub worktree_events: Vec<Recorded>,
+}
+
+/// A step waiting to send its LLM request again (`Event::LlmRetrying`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmRetry {
+    /// The next try goes out then.
+    pub at: Millis,
+    pub error: String,
 }
 
 impl Default for RunView {
@@ -163,6 +174,7 @@ impl Default for RunView {
             assignments: BTreeMap::new(),
             breakers: BTreeMap::new(),
             provider_breakers: BTreeMap::new(),
+            llm_retries: BTreeMap::new(),
             worktrees: Vec::new(),
             worktree_events: Vec::new(),
         }
@@ -293,6 +305,7 @@ impl RunView {
     }
 
     pub(super) fn set_status(&mut self, step: &StepKey, status: StepStatus, at: Millis) {
+        self.llm_retries.remove(step);
         // A slot pane that moved on to another task keeps that task's status.
         if let Some(i) = self.pane_index(step)
             && &self.panes[i].step == step
@@ -508,14 +521,45 @@ impl RunView {
                 text,
                 tool_calls,
                 usage,
+                stop_reason,
+                refusal,
                 ..
             } => {
+                self.llm_retries.remove(step);
                 let p = self.pane_mut(step);
                 p.replace_live(text);
                 for c in tool_calls {
                     p.add_tool(&c.id, &c.name, &c.arguments);
                 }
                 p.add_usage(step, usage);
+                if let Some(note) = reply_end_note(stop_reason.as_deref(), refusal.as_deref()) {
+                    p.note(note, LineKind::Error);
+                }
+            }
+            Event::LlmRetrying {
+                step,
+                failed,
+                tries,
+                error,
+                delay_ms,
+                ..
+            } => {
+                let next = Millis(at.0.saturating_add(*delay_ms));
+                self.pane_mut(step).note(
+                    format!(
+                        "↻ request {failed} of {tries} failed: {}; trying again in {}",
+                        one_line(error, 200),
+                        ms(*delay_ms)
+                    ),
+                    LineKind::Note,
+                );
+                self.llm_retries.insert(
+                    step.clone(),
+                    LlmRetry {
+                        at: next,
+                        error: error.clone(),
+                    },
+                );
             }
             Event::ToolStarted {
                 step,

@@ -39,7 +39,7 @@ use crate::workflow::Settle;
 
 use super::keymap::Keymap;
 
-pub use fold::{Answered, Folded, Prompt, PromptKind, RunView, Segment, StepRow};
+pub use fold::{Answered, Folded, LlmRetry, Prompt, PromptKind, RunView, Segment, StepRow};
 pub use input::visible_lines;
 pub use outline::GivenHint;
 pub use palette::{PaletteEntry, PaletteItem, action_label};

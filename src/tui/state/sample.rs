@@ -72,6 +72,7 @@ pub(super) fn usage(input: u64, output: u64, cost: f64) -> Usage {
         input_tokens: input,
         output_tokens: output,
         cost_usd: cost,
+        estimated: 0,
     }
 }
 
@@ -126,6 +127,8 @@ pub fn sample_events() -> Vec<Recorded> {
             tool_calls: vec![],
             usage: usage(1_800, 420, 0.0123),
             model: "gpt-test".into(),
+            stop_reason: None,
+            refusal: None,
             at: at(19_000),
         },
         Event::StepSucceeded {
@@ -158,6 +161,8 @@ pub fn sample_events() -> Vec<Recorded> {
             }],
             usage: usage(2_400, 610, 0.0205),
             model: "gpt-test".into(),
+            stop_reason: None,
+            refusal: None,
             at: at(27_000),
         },
         Event::ToolFinished {

@@ -51,6 +51,8 @@ fn replied(step: &str, text: &str, u: Usage, ms: u64) -> Event {
         tool_calls: Vec::new(),
         usage: u,
         model: "gpt-test".into(),
+        stop_reason: None,
+        refusal: None,
         at: at(ms),
     }
 }

@@ -177,6 +177,7 @@ impl Pane {
             input_tokens: usage.input_tokens.saturating_sub(t.usage.input_tokens),
             output_tokens: usage.output_tokens.saturating_sub(t.usage.output_tokens),
             cost_usd: (usage.cost_usd - t.usage.cost_usd).max(0.0),
+            estimated: usage.estimated.saturating_sub(t.usage.estimated),
         };
         t.usage = *usage;
         self.usage.add(&more);

@@ -192,9 +192,10 @@ fn fmt_count(n: u64) -> String {
     }
 }
 
-/// `1.2k tok $0.0123` (cost only when known).
+/// `1.2k tok $0.0123` (cost only when known), `~1.2k tok` when some of
+/// the counts are estimates.
 fn fmt_usage(u: &Usage) -> String {
-    let mut s = format!("{} tok", fmt_count(u.total_tokens()));
+    let mut s = format!("{}{} tok", u.estimate_mark(), fmt_count(u.total_tokens()));
     if u.cost_usd > 0.0 {
         s.push_str(&format!(" ${:.4}", u.cost_usd));
     }

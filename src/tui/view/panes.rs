@@ -100,7 +100,11 @@ fn title(state: &State, theme: &Theme, p: &Pane, room: usize, focused: bool) -> 
     let variants = match slot_title(p) {
         // A slot keeps its spend longest: it is what a swarm is watched for.
         Some(v) => {
-            let tokens = format!(" · {} tok", fmt_count(p.usage.total_tokens()));
+            let tokens = format!(
+                " · {}{} tok",
+                p.usage.estimate_mark(),
+                fmt_count(p.usage.total_tokens())
+            );
             vec![
                 format!(" {} · {elapsed}{usage}{word} ", v.long),
                 format!(" {} · {elapsed}{usage}{word} ", v.short),

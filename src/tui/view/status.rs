@@ -84,6 +84,23 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             super::status_style(theme, crate::protocol::StepStatus::Failed),
         ));
     }
+    if let Some((step, retry)) = run.llm_retries.iter().next() {
+        // A throttled or failing provider: the user sees why nothing moves.
+        let when = fmt_secs(retry.at.0.saturating_sub(state.now().0));
+        let text = match run.llm_retries.len() {
+            1 => format!(
+                " ↻ {} retries in {when}: {} ",
+                clip(step.as_str(), 24),
+                clip(&retry.error, 60)
+            ),
+            n => format!(" ↻ {n} steps retrying their LLM requests "),
+        };
+        left.push(Span::styled(
+            text,
+            super::status_style(theme, StepStatus::Retrying),
+        ));
+        left.push(Span::raw(" "));
+    }
     for (slot, b) in &run.breakers {
         // Open: how long until the slot takes work again.
         let (text, status) = match b.state {
