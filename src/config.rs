@@ -118,6 +118,8 @@ pub struct Config {
     /// its breaker is open (`fallback:` in the config file).
     pub fallback: Option<ProviderSettings>,
     pub prices: PriceTable,
+    /// What requests to a model may carry (`models:`), by name or prefix.
+    pub model_params: crate::llm::ModelParamsTable,
     pub retry: RetrySettings,
     pub breaker: BreakerSettings,
     /// `run_shell` prefixes allowed everywhere.
@@ -176,6 +178,7 @@ impl Default for Config {
             providers: BTreeMap::new(),
             fallback: None,
             prices: PriceTable::new(),
+            model_params: crate::llm::ModelParamsTable::new(),
             retry: RetrySettings::default(),
             breaker: BreakerSettings::default(),
             shell_allow: Vec::new(),

@@ -136,7 +136,7 @@ fn drain(rx: &mut mpsc::UnboundedReceiver<StreamDelta>) -> (String, String) {
         match d {
             StreamDelta::Text(t) => text.push_str(&t),
             StreamDelta::ToolCall { arguments_part, .. } => args.push_str(&arguments_part),
-            StreamDelta::Breaker(_) => {}
+            StreamDelta::Breaker(_) | StreamDelta::Retry(_) => {}
         }
     }
     (text, args)
@@ -229,13 +229,17 @@ async fn openai_error_event_in_stream_and_http_error_message() {
 }
 
 #[tokio::test]
-async fn a_stream_without_its_terminator_is_a_stream_error() {
+async fn a_stream_cut_before_its_stop_reason_is_a_stream_error_naming_what_is_missing() {
     let server = LlmServer::script(vec![
         OpenAiSse::new("m")
             .text("cut short", 2)
             .reply_unterminated(),
         AnthropicSse::new("claude", 5)
             .text("cut short", 2)
+            .reply_unterminated(),
+        // Everything but the closing `message_stop`: the reply is whole.
+        AnthropicSse::new("claude", 5)
+            .text("all there", 2)
             .stop("end_turn", 3)
             .reply_unterminated(),
     ]);
@@ -244,12 +248,26 @@ async fn a_stream_without_its_terminator_is_a_stream_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, LlmError::Stream { .. }), "{err:?}");
-    assert!(err.to_string().contains("[DONE]"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("without a `finish_reason` or `data: [DONE]` after 2 chunks"),
+        "{err}"
+    );
     let err = anthropic_client(&server)
         .chat(&request(), None)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("message_stop"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("ended after `content_block_stop`, without a stop reason or `message_stop`"),
+        "{err}"
+    );
+    let reply = anthropic_client(&server)
+        .chat(&request(), None)
+        .await
+        .unwrap();
+    assert_eq!(reply.text, "all there");
+    assert_eq!(reply.stop_reason.as_deref(), Some("end_turn"));
 }
 
 #[tokio::test]

@@ -14,6 +14,11 @@
 //!     cassette: other.yaml
 //! prices:                    # USD per million tokens, by model name (or prefix)
 //!   gpt-4o-mini: { input_per_mtok: 0.15, output_per_mtok: 0.6 }
+//! models:                    # what requests to a model take, by name (or prefix);
+//!   my-reasoner:             # built in: OpenAI's o1/o3/o4/gpt-5 take
+//!     max_tokens_field: max_completion_tokens  # `max_completion_tokens` and
+//!     temperature: false     # no temperature, api.openai.com takes
+//!                            # `max_completion_tokens`, others `max_tokens`
 //! fallback:                  # takes a request when the provider fails after its
 //!   provider: local          # retries or its breaker is open: a name above (or a
 //!   model: llama3.2          # kind), `model:` optional; or inline settings:
@@ -79,6 +84,8 @@ struct FileConfig {
     providers: BTreeMap<String, FileProvider>,
     #[serde(default)]
     prices: BTreeMap<String, FilePrice>,
+    #[serde(default)]
+    models: BTreeMap<String, crate::llm::ModelParams>,
     fallback: Option<Spanned<FileFallback>>,
     retry: Option<FileRetry>,
     breaker: Option<FileBreaker>,
@@ -254,6 +261,7 @@ impl Layers {
                 },
             );
         }
+        self.config.model_params.extend(file.models);
         if let Some(f) = file.fallback {
             self.fallback = Some(pending_fallback(path, dir, f)?);
         }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::limits::Budget;
+use super::params::{self, ModelParamsTable};
 use super::wire::{self, Secret};
 use super::{
     ChatFuture, ChatRequest, ChatResponse, LlmError, Provider, ReplyLimits, Role, StreamDelta,
@@ -29,6 +30,7 @@ pub struct AnthropicProvider {
     default_model: String,
     client: reqwest::Client,
     limits: ReplyLimits,
+    params: ModelParamsTable,
 }
 
 impl fmt::Debug for AnthropicProvider {
@@ -50,7 +52,15 @@ impl AnthropicProvider {
             default_model: default_model.to_string(),
             client,
             limits: ReplyLimits::default(),
+            params: ModelParamsTable::new(),
         })
+    }
+
+    /// The same provider writing requests by the config's `models:` table
+    /// (only `temperature` applies: the API always takes `max_tokens`).
+    pub fn with_params(mut self, params: ModelParamsTable) -> Self {
+        self.params = params;
+        self
     }
 
     /// The same provider with other caps on reply size.
@@ -92,7 +102,11 @@ impl AnthropicProvider {
             .post(format!("{}/v1/messages", self.base_url))
             .header("x-api-key", self.key.expose())
             .header("anthropic-version", API_VERSION)
-            .json(&request_body(req, model));
+            .json(&request_body(
+                req,
+                model,
+                params::for_model(&self.params, false, model).temperature,
+            ));
         let events =
             wire::send_sse(&name, http, Some(&self.key), self.limits.max_event_bytes()).await?;
         let mut reply = read_reply(&name, model, events, &deltas, self.limits).await?;
@@ -152,8 +166,9 @@ impl Provider for AnthropicProvider {
 
 /// The JSON body for `/v1/messages`. Tool results travel as `tool_result`
 /// blocks in a user turn, and consecutive turns of one role are merged
-/// because the API requires roles to alternate.
-pub fn request_body(req: &ChatRequest, model: &str) -> Value {
+/// because the API requires roles to alternate. A temperature is sent only
+/// when `temperature` says the model takes one.
+pub fn request_body(req: &ChatRequest, model: &str, temperature: bool) -> Value {
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for m in &req.messages {
         let (role, blocks) = match m.role {
@@ -213,7 +228,9 @@ pub fn request_body(req: &ChatRequest, model: &str) -> Value {
             .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
             .collect();
     }
-    if let Some(t) = req.temperature {
+    if let Some(t) = req.temperature
+        && temperature
+    {
         body["temperature"] = json!(t);
     }
     body
@@ -531,7 +548,7 @@ mod tests {
             max_tokens: None,
             meta: RequestMeta::default(),
         };
-        let body = request_body(&req, "claude");
+        let body = request_body(&req, "claude", true);
         let msgs = body["messages"].as_array().unwrap();
         assert_eq!(msgs.len(), 3, "{body}");
         assert_eq!(msgs[1]["content"][0]["type"], "tool_use");

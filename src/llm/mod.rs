@@ -9,7 +9,7 @@
 //! HTTP/SSE plumbing and the key wrapper), `resilient` (retries),
 //! `breaker` (the circuit breaker per endpoint), `scripted` (cassettes),
 //! `select` (building the configured provider, pricing), `limits` (caps
-//! on reply size), `usage` (estimates where a provider reports no token
+//! on reply size), `params` (what a model's requests may carry), `usage` (estimates where a provider reports no token
 //! counts), `profiles`
 //! (providers by name for modes, and the fallback provider).
 
@@ -17,6 +17,7 @@ pub mod anthropic;
 pub mod breaker;
 pub mod limits;
 pub mod openai;
+pub mod params;
 pub mod profiles;
 pub mod resilient;
 pub mod scripted;
@@ -29,6 +30,7 @@ mod sse_tests;
 
 pub use breaker::{BreakerChange, BreakerPhase, BreakerState, Breakers};
 pub use limits::ReplyLimits;
+pub use params::{ModelParams, ModelParamsTable};
 pub use profiles::{Fallback, Profiles, Resolved};
 pub use select::{build_provider, build_provider_with_env};
 
@@ -107,7 +109,9 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     /// Shared: the same for every request of a step (and of a mode).
     pub tools: std::sync::Arc<Vec<ToolSpec>>,
-    pub temperature: Option<f32>,
+    /// As configured (a mode's `model.temperature`), sent exactly, or left
+    /// out for a model that takes none (see `params`).
+    pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     pub meta: RequestMeta,
 }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::limits::Budget;
+use super::params::{self, ModelParamsTable, RequestParams};
 use super::wire::{self, Secret};
 use super::{
     ChatFuture, ChatRequest, ChatResponse, LlmError, Provider, ReplyLimits, Role, StreamDelta,
@@ -30,6 +31,7 @@ pub struct OpenAiProvider {
     default_model: String,
     client: reqwest::Client,
     limits: ReplyLimits,
+    params: ModelParamsTable,
 }
 
 impl fmt::Debug for OpenAiProvider {
@@ -60,7 +62,20 @@ impl OpenAiProvider {
             default_model: default_model.to_string(),
             client,
             limits: ReplyLimits::default(),
+            params: ModelParamsTable::new(),
         })
+    }
+
+    /// The same provider writing requests by the config's `models:` table.
+    pub fn with_params(mut self, params: ModelParamsTable) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// What a request to `model` carries here.
+    fn request_params(&self, model: &str) -> RequestParams {
+        let official = self.base_url.starts_with("https://api.openai.com");
+        params::for_model(&self.params, official, model)
     }
 
     /// The same provider with other caps on reply size.
@@ -100,7 +115,8 @@ impl OpenAiProvider {
         deltas: Option<mpsc::UnboundedSender<StreamDelta>>,
     ) -> Result<ChatResponse, LlmError> {
         let name = self.name();
-        let body = request_body(req, self.model(req));
+        let model = self.model(req);
+        let body = request_body(req, model, self.request_params(model));
         let mut http = self
             .client
             .post(format!("{}/chat/completions", self.base_url))
@@ -168,8 +184,9 @@ impl Provider for OpenAiProvider {
     }
 }
 
-/// The JSON body for `/chat/completions`.
-pub fn request_body(req: &ChatRequest, model: &str) -> Value {
+/// The JSON body for `/chat/completions`, with the token limit and
+/// temperature written as `params` says the model takes them.
+pub fn request_body(req: &ChatRequest, model: &str, params: RequestParams) -> Value {
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if let Some(system) = &req.system {
         messages.push(json!({"role": "system", "content": system}));
@@ -229,11 +246,13 @@ pub fn request_body(req: &ChatRequest, model: &str) -> Value {
             })
             .collect();
     }
-    if let Some(t) = req.temperature {
+    if let Some(t) = req.temperature
+        && params.temperature
+    {
         body["temperature"] = json!(t);
     }
     if let Some(m) = req.max_tokens {
-        body["max_tokens"] = json!(m);
+        body[params.max_tokens_field.as_str()] = json!(m);
     }
     body
 }
@@ -554,7 +573,15 @@ mod tests {
 
     #[test]
     fn maps_messages() {
-        let body = request_body(&request(), "m");
+        let plain = RequestParams {
+            max_tokens_field: params::TokenLimitField::MaxTokens,
+            temperature: true,
+        };
+        let mut req = request();
+        req.temperature = Some(0.3);
+        let body = request_body(&req, "m", plain);
+        // Exactly as configured, not an f32 widened (0.30000001192092896).
+        assert_eq!(body["temperature"].to_string(), "0.3");
         let msgs = body["messages"].as_array().unwrap();
         assert_eq!(msgs[0], json!({"role": "system", "content": "be brief"}));
         assert_eq!(msgs[2]["content"], Value::Null);
@@ -564,6 +591,13 @@ mod tests {
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["tools"][0]["function"]["name"], "read_file");
         assert_eq!(body["max_tokens"], 100);
+        let reasoning = RequestParams {
+            max_tokens_field: params::TokenLimitField::MaxCompletionTokens,
+            temperature: false,
+        };
+        let body = request_body(&req, "o3", reasoning);
+        assert_eq!(body["max_completion_tokens"], 100);
+        assert!(body.get("max_tokens").is_none() && body.get("temperature").is_none());
     }
 
     #[test]

@@ -13,8 +13,8 @@ use super::resilient::{Breakers, Resilient};
 use super::scripted::ScriptedProvider;
 use super::wire::Secret;
 use super::{
-    ChatFuture, ChatRequest, LlmError, PriceTable, Provider, ReplyLimits, SharedProvider,
-    StreamDelta,
+    ChatFuture, ChatRequest, LlmError, ModelParamsTable, PriceTable, Provider, ReplyLimits,
+    SharedProvider, StreamDelta,
 };
 use crate::config::{Config, ProviderKind, ProviderSettings};
 use crate::protocol::Usage;
@@ -63,7 +63,7 @@ pub fn build_from_settings(
     settings: &ProviderSettings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<SharedProvider, LlmError> {
-    let raw = build_client_with(settings, env, cfg.reply_limits)?;
+    let raw = build_client_with(settings, env, cfg.reply_limits, &cfg.model_params)?;
     let breaker = Breakers::global().get(&raw.name(), &cfg.breaker);
     let resilient: SharedProvider = Arc::new(Resilient::new(raw, cfg.retry.clone(), breaker));
     Ok(Arc::new(Priced::new(resilient, cfg.prices.clone())))
@@ -75,14 +75,20 @@ pub fn build_client(
     settings: &ProviderSettings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<SharedProvider, LlmError> {
-    build_client_with(settings, env, ReplyLimits::default())
+    build_client_with(
+        settings,
+        env,
+        ReplyLimits::default(),
+        &ModelParamsTable::new(),
+    )
 }
 
-/// [`build_client`] with caps on reply size.
+/// [`build_client`] with caps on reply size and the config's `models:`.
 pub fn build_client_with(
     settings: &ProviderSettings,
     env: &dyn Fn(&str) -> Option<String>,
     limits: ReplyLimits,
+    params: &ModelParamsTable,
 ) -> Result<SharedProvider, LlmError> {
     let model = settings.model.as_deref();
     Ok(match settings.kind {
@@ -99,7 +105,8 @@ pub fn build_client_with(
                     Some(key),
                     model.unwrap_or(DEFAULT_OPENAI_MODEL),
                 )?
-                .with_limits(limits),
+                .with_limits(limits)
+                .with_params(params.clone()),
             )
         }
         ProviderKind::Ollama => {
@@ -115,7 +122,8 @@ pub fn build_client_with(
             let base = settings.base_url.as_deref().unwrap_or(&default_base);
             Arc::new(
                 OpenAiProvider::new("ollama", base, key, model.unwrap_or(DEFAULT_OLLAMA_MODEL))?
-                    .with_limits(limits),
+                    .with_limits(limits)
+                    .with_params(params.clone()),
             )
         }
         ProviderKind::Anthropic => {
@@ -126,7 +134,8 @@ pub fn build_client_with(
                 .unwrap_or(anthropic::DEFAULT_BASE_URL);
             Arc::new(
                 AnthropicProvider::new(base, key, model.unwrap_or(DEFAULT_ANTHROPIC_MODEL))?
-                    .with_limits(limits),
+                    .with_limits(limits)
+                    .with_params(params.clone()),
             )
         }
         ProviderKind::Scripted => {

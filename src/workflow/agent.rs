@@ -262,7 +262,9 @@ fn request_fingerprint(req: &ChatRequest, tools_json: &str) -> String {
         part(&req.model),
         part(&req.system),
         part(&req.messages),
-        part(&req.temperature),
+        // Written as the f32 it was before lev kept temperatures exact,
+        // so runs recorded then still match.
+        part(&req.temperature.map(|t| t as f32)),
         part(&req.max_tokens)
     );
     blake3::hash(text.as_bytes()).to_hex().to_string()

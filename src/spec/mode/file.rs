@@ -216,7 +216,7 @@ fn model(cx: &mut Cx<'_>, node: &Node) -> ModelSettings {
         && let Some(t) = cx.number(n, "model.temperature")
     {
         if (0.0..=2.0).contains(&t) {
-            s.temperature = Some(t as f32);
+            s.temperature = Some(t);
         } else {
             let d = cx.at(n, "model.temperature", "`temperature` is out of range");
             d.expected = Some("a number from 0 to 2".to_string());

@@ -29,7 +29,7 @@ const MAX_EXTENDS_DEPTH: usize = 16;
 pub struct ModelSettings {
     pub provider: Option<String>,
     pub name: Option<String>,
-    pub temperature: Option<f32>,
+    pub temperature: Option<f64>,
     pub max_output_tokens: Option<u32>,
 }
 
