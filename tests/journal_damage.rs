@@ -309,3 +309,49 @@ fn zeroed_pages_never_panic_a_command() {
         bytes[at..end].fill(0);
     });
 }
+
+/// One run's record damaged (its name flipped wherever it is stored):
+/// `lev runs` still lists every other run and names the damaged one.
+#[test]
+fn a_damaged_run_record_does_not_hide_the_other_runs() {
+    let lev = Lev::new();
+    let ids = three_runs(&lev);
+    let name = "Lonely record 7f3a";
+    let wf = lev.workspace().join("lonely.yaml");
+    std::fs::write(&wf, WORKFLOW.replace("Damage test", name)).unwrap();
+    let out = lev.run(&["run", wf.to_str().unwrap(), "--headless"]);
+    assert!(out.status.success());
+    let lonely = support::lev::run_id_from(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let file = lev.data_dir().join("lev.redb");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mut flipped = 0;
+    for at in 0..bytes.len().saturating_sub(name.len()) {
+        if &bytes[at..at + name.len()] == name.as_bytes() {
+            bytes[at + 3] ^= 0x20;
+            flipped += 1;
+        }
+    }
+    assert!(flipped > 0, "the run's name is not in the file");
+    write_over(&file, &bytes);
+    let out = run(&lev, &["runs"]);
+    no_panic(&out, "runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for id in &ids {
+        assert!(stdout.contains(id.as_str()), "{id} not listed: {stdout}");
+    }
+    assert!(!stdout.contains(&lonely), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "run {lonely} is not listed: its record is damaged"
+        )),
+        "{stderr}"
+    );
+    let json = run(&lev, &["runs", "--json"]);
+    let damaged = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .filter(|l| l.contains("\"damaged\"") && l.contains(&lonely))
+        .count();
+    assert_eq!(damaged, 1);
+}

@@ -23,6 +23,17 @@ fn shown_status(meta: &RunMeta, live: bool) -> &'static str {
     }
 }
 
+/// Names the runs whose records are damaged, on stderr, when the list
+/// ends (so the table on stdout stays a table).
+fn print_damaged_after(damaged: &[(crate::protocol::RunId, String)]) {
+    for (id, why) in damaged {
+        eprintln!(
+            "warning: run {id} is not listed: its record is damaged ({}); `lev doctor` checks the journal, `lev export --all -o DIR` saves what can be read",
+            printer::one_line(why, 120)
+        );
+    }
+}
+
 pub async fn runs(paths: &Paths, json: bool) -> u8 {
     let mut access = match Access::open(paths).await {
         Ok(a) => a,
@@ -36,6 +47,11 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
             return exit::FAILED;
         }
     };
+    // Records that do not decode are left out of the list, and named.
+    let damaged = match access.local() {
+        Some(journal) => journal.damaged_runs().await.unwrap_or_default(),
+        None => Vec::new(),
+    };
     if json {
         for m in &runs {
             let v = serde_json::json!({
@@ -45,8 +61,15 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
             });
             println!("{v}");
         }
+        for (id, why) in &damaged {
+            println!(
+                "{}",
+                serde_json::json!({"id": id, "status": "damaged", "error": why})
+            );
+        }
         return exit::OK;
     }
+    print_damaged_after(&damaged);
     if runs.is_empty() {
         println!(
             "no runs yet in {} — try `lev demo`",

@@ -214,8 +214,9 @@ impl Summary {
         }
         let _ = writeln!(
             out,
-            "status {status}, started {} UTC, {} tokens, ${:.4}\n",
+            "status {status}, started {} UTC, {}{} tokens, ${:.4}\n",
             Millis(meta.created_ms).utc(),
+            self.usage.estimate_mark(),
             self.usage.total_tokens(),
             self.usage.cost_usd
         );

@@ -38,6 +38,23 @@ impl Journal {
         .await
     }
 
+    /// Runs whose record does not decode, oldest first, with the cause:
+    /// the ones `Journal::runs` leaves out.
+    pub async fn damaged_runs(&self) -> Result<Vec<(RunId, String)>, JournalError> {
+        self.with_read(|txn| {
+            let runs = txn.open_table(RUNS).map_err(storage("open runs"))?;
+            let mut out = Vec::new();
+            for item in runs.iter().map_err(storage("iterate runs"))? {
+                let (key, value) = item.map_err(storage("read run"))?;
+                if let Err(e) = codec::decode_run(value.value()) {
+                    out.push((RunId(key.value().to_owned()), e.0.to_string()));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Checks one run: its record, every entry, seq gaps, blob hashes and
     /// the pinned definition's hash. A storage failure while reading it is
     /// a problem of this run, not an error.

@@ -295,15 +295,18 @@ pub(crate) fn read_run(
 }
 
 /// Every run, newest first (ULID keys sort by creation time).
+/// Every run whose record decodes, newest first. A damaged record is left
+/// out (and logged) rather than hiding every other run;
+/// `Journal::damaged_runs` names them.
 pub(crate) fn read_runs(txn: &ReadTransaction) -> Result<Vec<RunMeta>, JournalError> {
     let runs = txn.open_table(RUNS).map_err(storage("open runs"))?;
     let mut out = Vec::new();
     for item in runs.iter().map_err(storage("iterate runs"))?.rev() {
         let (key, value) = item.map_err(storage("read run"))?;
-        let meta = codec::decode_run(value.value()).map_err(|e| {
-            JournalError::Storage(format!("run {} record is corrupt: {}", key.value(), e.0))
-        })?;
-        out.push(meta);
+        match codec::decode_run(value.value()) {
+            Ok(meta) => out.push(meta),
+            Err(e) => tracing::warn!(run = key.value(), error = %e.0, "run record is damaged"),
+        }
     }
     Ok(out)
 }

@@ -54,7 +54,11 @@ pub struct RequestParams {
 /// neither `max_tokens` nor a temperature. A vendor prefix (`openai/o3`
 /// on OpenRouter) is looked through.
 fn openai_reasoning_model(model: &str) -> bool {
-    let name = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+    let name = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
     let family = |p: &str| {
         name.strip_prefix(p)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '.', '_']))
@@ -101,9 +105,20 @@ mod tests {
     #[test]
     fn reasoning_models_and_the_official_api_get_max_completion_tokens() {
         let none = ModelParamsTable::new();
-        for m in ["o1", "o3-mini", "o4-mini-2025-04-16", "gpt-5", "gpt-5-nano", "openai/o3"] {
+        for m in [
+            "o1",
+            "o3-mini",
+            "o4-mini-2025-04-16",
+            "gpt-5",
+            "gpt-5-nano",
+            "openai/o3",
+        ] {
             let p = for_model(&none, false, m);
-            assert_eq!(p.max_tokens_field, TokenLimitField::MaxCompletionTokens, "{m}");
+            assert_eq!(
+                p.max_tokens_field,
+                TokenLimitField::MaxCompletionTokens,
+                "{m}"
+            );
             assert!(!p.temperature, "{m}");
         }
         for m in ["gpt-4o-mini", "llama3.2", "o1ver-7b", "qwen3"] {

@@ -282,4 +282,50 @@ mod tests {
         assert!(!line.contains('⊘'), "{line}");
         assert!(line.contains("slot 2 breaker half-open"), "{line}");
     }
+
+    #[test]
+    fn a_retrying_llm_request_shows_with_the_providers_words_until_a_reply() {
+        use crate::protocol::{Attempt, StepKey};
+        let mut s = sample_state();
+        let step = StepKey::new("coder");
+        fold(
+            &mut s,
+            900,
+            Event::LlmRetrying {
+                step: step.clone(),
+                attempt: Attempt(1),
+                turn: 2,
+                endpoint: "anthropic@http://127.0.0.1:9".into(),
+                failed: 1,
+                tries: 4,
+                error: "anthropic@http://127.0.0.1:9: overloaded (HTTP 529): Overloaded".into(),
+                delay_ms: 30_000,
+                at: Millis(T0 + 1_000),
+            },
+        );
+        let line = status_line(&s);
+        assert!(line.contains("↻ coder retries in"), "{line}");
+        assert!(
+            line.contains("Overloaded") || line.contains("overloaded"),
+            "{line}"
+        );
+        fold(
+            &mut s,
+            901,
+            Event::LlmReplied {
+                step,
+                attempt: Attempt(1),
+                turn: 2,
+                fingerprint: "f".into(),
+                text: "fine now".into(),
+                tool_calls: vec![],
+                usage: Default::default(),
+                model: "m".into(),
+                stop_reason: Some("end_turn".into()),
+                refusal: None,
+                at: Millis(T0 + 31_000),
+            },
+        );
+        assert!(!status_line(&s).contains('↻'));
+    }
 }
