@@ -487,3 +487,32 @@ fn palette_switches_themes_live() {
     let buf = render(&s, &plain, 120, 36);
     assert_eq!(buf[(60, 20)].bg, Color::Reset);
 }
+
+/// Labels are drawn straight from names (a run's, a workflow's); ratatui
+/// drops control and zero-width characters as it writes a cell, which is
+/// what keeps an override or an escape out of the frame. This holds it to
+/// that.
+#[test]
+fn names_with_bidirectional_overrides_never_reach_the_screen() {
+    let evil = "\u{202e}exe.txt\u{2066} \u{1b}[31mred";
+    let mut s = State::new();
+    let mut runs = sample_runs();
+    for r in &mut runs {
+        r.name = evil.to_string();
+        r.workflow_id = evil.to_string();
+    }
+    s.set_runs(runs);
+    let mut run = settled();
+    run.run.name = evil.to_string();
+    for state in [&s, &run] {
+        for (w, h) in [(80, 24), (200, 50)] {
+            let buf = render(state, &Theme::fallback(), w, h);
+            let unsafe_cells = buf
+                .content()
+                .iter()
+                .filter(|c| c.symbol().chars().any(crate::text::is_unsafe_char))
+                .count();
+            assert_eq!(unsafe_cells, 0, "{}", buffer_text(&buf));
+        }
+    }
+}
