@@ -713,3 +713,52 @@ fn the_test_server_serves_synchronous_clients() {
     assert_eq!(recorded.header("Content-Type"), Some("application/json"));
     assert_eq!(recorded.body, body);
 }
+
+#[tokio::test]
+async fn a_server_that_answers_whole_instead_of_streaming_is_read() {
+    let server = LlmServer::script(vec![
+        Reply::json(
+            200,
+            &json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "model": "m-2024",
+                "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                    "role": "assistant", "content": "Let me look.",
+                    "tool_calls": [
+                        {"id": "call_a", "type": "function", "function": {"name": "read_file", "arguments": "{\"path\":\"a\"}"}},
+                        {"id": "call_b", "type": "function", "function": {"name": "grep", "arguments": "{\"pattern\":\"x\"}"}}
+                    ]}}],
+                "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}
+            }),
+        ),
+        Reply::json(
+            200,
+            &json!({
+                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+                "content": [
+                    {"type": "text", "text": "Reading."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {"path": "b"}}
+                ],
+                "stop_reason": "tool_use", "stop_sequence": null,
+                "usage": {"input_tokens": 20, "output_tokens": 9}
+            }),
+        ),
+    ]);
+    let reply = openai_client(&server).chat(&request(), None).await.unwrap();
+    assert_eq!(reply.text, "Let me look.");
+    assert_eq!(reply.tool_calls.len(), 2);
+    assert_eq!(reply.tool_calls[1].id, "call_b");
+    assert_eq!(reply.tool_calls[1].arguments, r#"{"pattern":"x"}"#);
+    assert_eq!(reply.stop_reason.as_deref(), Some("tool_calls"));
+    assert_eq!(
+        (reply.usage.input_tokens, reply.usage.output_tokens),
+        (12, 7)
+    );
+    let reply = anthropic_client(&server)
+        .chat(&request(), None)
+        .await
+        .unwrap();
+    assert_eq!(reply.text, "Reading.");
+    assert_eq!(reply.tool_calls[0].arguments, r#"{"path":"b"}"#);
+    assert_eq!(reply.stop_reason.as_deref(), Some("tool_use"));
+    assert_eq!(reply.usage.input_tokens, 20);
+}

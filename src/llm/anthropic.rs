@@ -348,36 +348,35 @@ impl Accumulator {
             .to_string();
         let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
         match kind.as_str() {
-            "message_start" => {
-                let msg = v.get("message");
+            // A whole (not streamed) reply is the message itself.
+            "message_start" | "message" => {
+                let msg = if kind == "message" {
+                    Some(&v)
+                } else {
+                    v.get("message")
+                };
                 if let Some(model) = msg.and_then(|m| m.get("model")).and_then(Value::as_str) {
                     self.model = model.to_string();
                 }
                 if let Some(u) = msg.and_then(|m| m.get("usage")) {
                     self.counts.take(u);
                 }
+                // Some servers send blocks (and the stop reason) whole in
+                // `message_start`; later blocks are numbered after them.
+                let content = msg.and_then(|m| m.get("content")).and_then(Value::as_array);
+                for (i, block) in (0u64..).zip(content.into_iter().flatten()) {
+                    self.start_block(i, block, deltas)?;
+                }
+                if let Some(r) = msg
+                    .and_then(|m| m.get("stop_reason"))
+                    .and_then(Value::as_str)
+                {
+                    self.stop_reason = Some(r.to_string());
+                }
             }
             "content_block_start" => {
                 let block = v.get("content_block").cloned().unwrap_or(Value::Null);
-                let b = match block.get("type").and_then(Value::as_str) {
-                    Some("text") => {
-                        if let Some(t) = block.get("text").and_then(Value::as_str) {
-                            self.push_text(t, deltas)?;
-                        }
-                        Block::Text
-                    }
-                    Some("tool_use") => {
-                        let (id, name) = (str_of(&block, "id"), str_of(&block, "name"));
-                        self.budget.call_meta(id.len() + name.len())?;
-                        Block::Tool(ToolCall {
-                            id,
-                            name,
-                            arguments: String::new(),
-                        })
-                    }
-                    _ => Block::Other,
-                };
-                self.blocks.insert(index, b);
+                self.start_block(index, &block, deltas)?;
             }
             "content_block_delta" => {
                 let delta = v.get("delta").cloned().unwrap_or(Value::Null);
@@ -452,6 +451,45 @@ impl Accumulator {
             _ => {}
         }
         Ok(false)
+    }
+
+    /// A content block begins (or arrives whole): text is kept, a
+    /// `tool_use` becomes a call (its `input` already there when the block
+    /// came whole), anything else is read and not acted on.
+    fn start_block(
+        &mut self,
+        index: u64,
+        block: &Value,
+        deltas: &Option<mpsc::UnboundedSender<StreamDelta>>,
+    ) -> Result<(), LlmError> {
+        let b = match block.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                if let Some(t) = block.get("text").and_then(Value::as_str) {
+                    self.push_text(t, deltas)?;
+                }
+                Block::Text
+            }
+            Some("tool_use") => {
+                let (id, name) = (str_of(block, "id"), str_of(block, "name"));
+                self.budget.call_meta(id.len() + name.len())?;
+                // Streamed calls start with `"input": {}` and send the
+                // input as deltas.
+                let arguments = match block.get("input") {
+                    Some(input @ Value::Object(o)) if !o.is_empty() => input.to_string(),
+                    _ => String::new(),
+                };
+                self.budget
+                    .argument(&name, arguments.len(), arguments.len())?;
+                Block::Tool(ToolCall {
+                    id,
+                    name,
+                    arguments,
+                })
+            }
+            _ => Block::Other,
+        };
+        self.blocks.insert(index, b);
+        Ok(())
     }
 
     fn push_text(

@@ -337,7 +337,9 @@ impl Accumulator {
             {
                 self.stop_reason = Some(reason.to_string());
             }
-            let Some(delta) = choice.get("delta") else {
+            // A whole (not streamed) reply has `message` where a chunk
+            // has `delta`.
+            let Some(delta) = choice.get("delta").or_else(|| choice.get("message")) else {
                 continue;
             };
             // Reasoning models stream their thinking under one of these

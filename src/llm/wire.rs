@@ -367,7 +367,8 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 /// Sends `request`, maps a non-2xx answer to an error and returns the
 /// response's SSE events; transport failures mid-body become
 /// [`LlmError::Stream`], and an event longer than `max_event_bytes`
-/// [`LlmError::TooLarge`].
+/// [`LlmError::TooLarge`]. A JSON answer (the whole reply, from a server
+/// that does not stream) is one event named `whole`.
 pub async fn send_sse(
     provider: &str,
     request: reqwest::RequestBuilder,
@@ -395,11 +396,63 @@ pub async fn send_sse(
             key,
         ));
     }
-    Ok(decode_sse(
+    let json = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if json {
+        // A server (or a proxy) that ignores `stream: true` answers with the
+        // whole reply at once; it is read as one event of its own.
+        let data = whole_body(provider, response, max_event_bytes).await?;
+        let event = Event {
+            event: "whole".into(),
+            data,
+            id: String::new(),
+            retry: None,
+        };
+        return Ok(futures::future::Either::Left(futures::stream::iter([Ok(
+            event,
+        )])));
+    }
+    Ok(futures::future::Either::Right(decode_sse(
         provider,
         response.bytes_stream(),
         max_event_bytes,
-    ))
+    )))
+}
+
+/// A whole (not streamed) JSON answer, within `max` bytes.
+async fn whole_body(
+    provider: &str,
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<String, LlmError> {
+    let mut bytes = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => {
+                return Err(LlmError::Stream {
+                    provider: provider.to_string(),
+                    message: error_chain(&e),
+                });
+            }
+        }
+        if bytes.len() > max {
+            return Err(LlmError::TooLarge {
+                provider: provider.to_string(),
+                what: "the reply".into(),
+                limit: max,
+                setting: super::limits::REPLY_SETTING.into(),
+            });
+        }
+    }
+    String::from_utf8(bytes).map_err(|e| LlmError::Malformed {
+        provider: provider.to_string(),
+        message: format!("the reply is not UTF-8: {e}"),
+    })
 }
 
 /// Bytes of an error answer's body read at most: only its start is quoted,
