@@ -265,6 +265,9 @@ struct Accumulator {
     text: String,
     refusal: Option<String>,
     calls: BTreeMap<u64, ToolCall>,
+    /// Where a server's `index` now leads, once it reused the index for
+    /// another call.
+    renumbered: BTreeMap<u64, u64>,
     usage: Option<Usage>,
     stop_reason: Option<String>,
     model: String,
@@ -279,6 +282,7 @@ impl Accumulator {
             text: String::new(),
             refusal: None,
             calls: BTreeMap::new(),
+            renumbered: BTreeMap::new(),
             usage: None,
             stop_reason: None,
             model: model.to_string(),
@@ -381,15 +385,29 @@ impl Accumulator {
         let id = non_empty(call.get("id"));
         let function = call.get("function");
         let name = non_empty(function.and_then(|f| f.get("name")));
-        // Some servers omit `index`: a fragment with a new `id` starts a
-        // new call, one without continues the last.
+        let next = self
+            .calls
+            .last_key_value()
+            .map_or(0, |(&k, _)| k.saturating_add(1));
         let index = match call.get("index").and_then(Value::as_u64) {
-            Some(i) => i,
+            Some(i) => {
+                let key = self.renumbered.get(&i).copied().unwrap_or(i);
+                match (self.calls.get(&key), id) {
+                    // Some servers number every call 0: another id at an
+                    // index that has one is another call.
+                    (Some(c), Some(id)) if !c.id.is_empty() && c.id != id => {
+                        self.renumbered.insert(i, next);
+                        next
+                    }
+                    _ => key,
+                }
+            }
+            // Some servers omit `index`: a fragment with a new `id` starts
+            // a new call, one without continues the last.
             None => match (self.calls.last_key_value(), id) {
                 (Some((&i, c)), Some(id)) if c.id.is_empty() || c.id == id => i,
                 (Some((&i, _)), None) => i,
-                (Some((&i, _)), Some(_)) => i + 1,
-                (None, _) => 0,
+                (Some(_), Some(_)) | (None, _) => next,
             },
         };
         let entry = self.calls.entry(index).or_insert_with(|| ToolCall {
@@ -622,6 +640,35 @@ mod tests {
         assert_eq!(r.tool_calls[1].arguments, r#"{"x":1}"#);
         assert_eq!(r.stop_reason.as_deref(), Some("tool_calls"));
         assert_eq!(r.usage.input_tokens, 7);
+    }
+
+    #[test]
+    fn empty_ids_change_nothing_and_a_reused_index_with_a_new_id_is_a_new_call() {
+        let mut acc = Accumulator::new("m", Budget::new("p", ReplyLimits::default()));
+        let chunks = [
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_q","type":"function","function":{"name":"f","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"","type":"function","function":{"name":"","arguments":"{\"a\":"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"","type":"function","function":{"arguments":"1}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_r","type":"function","function":{"name":"g","arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"call_s","type":"function","function":{"name":"h","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+        ];
+        for c in chunks {
+            acc.feed("p", c, &None).unwrap();
+        }
+        let r = acc.finish();
+        let got: Vec<(&str, &str, &str)> = r
+            .tool_calls
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("call_q", "f", r#"{"a":1}"#),
+                ("call_r", "g", "{}"),
+                ("call_s", "h", "{}")
+            ]
+        );
     }
 
     #[test]

@@ -544,6 +544,10 @@ impl RunView {
                 delay_ms,
                 ..
             } => {
+                // A retry journaled as its step was stopped is no longer pending.
+                if self.settled(step) {
+                    return out;
+                }
                 let next = Millis(at.0.saturating_add(*delay_ms));
                 self.pane_mut(step).note(
                     format!(
@@ -717,6 +721,7 @@ impl RunView {
             } => {
                 self.status = Some(*status);
                 self.clear_pauses();
+                self.llm_retries.clear();
                 self.finished_at = Some(at);
                 if usage.total_tokens() > 0 || usage.cost_usd > 0.0 {
                     self.final_usage = Some(*usage);
