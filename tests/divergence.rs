@@ -190,6 +190,8 @@ async fn a_recorded_llm_reply_for_a_different_request_is_never_reused() {
         tool_calls: Vec::<ToolCallRecord>::new(),
         usage: Usage::default(),
         model: "m".into(),
+        stop_reason: None,
+        refusal: None,
         at: Millis::now(),
     })
     .await

@@ -36,6 +36,8 @@ fn reply(turn: u32, ids: &[&str]) -> Event {
             .collect(),
         usage: Usage::default(),
         model: "m".into(),
+        stop_reason: None,
+        refusal: None,
         at: Millis(turn as u64),
     }
 }

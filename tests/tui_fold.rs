@@ -122,6 +122,8 @@ fn final_reply_replaces_streamed_tokens() {
             tool_calls: vec![],
             usage: Default::default(),
             model: "m".into(),
+            stop_reason: Some("end_turn".into()),
+            refusal: None,
             at: Millis(T0 + 40_000),
         },
     }));
@@ -131,6 +133,69 @@ fn final_reply_replaces_streamed_tokens() {
         .map(|l| l.text.as_str())
         .collect();
     assert_eq!(texts, ["Final threat model."]);
+}
+
+#[test]
+fn a_retried_request_takes_back_what_it_streamed_and_says_why() {
+    let mut s = sample_state();
+    let run = sample_run_id();
+    let pane = |s: &State| -> Vec<String> {
+        s.run.panes[3]
+            .lines
+            .iter()
+            .map(|l| l.text.clone())
+            .collect()
+    };
+    let streamed = pane(&s).join("\n");
+    assert!(!streamed.is_empty(), "the sample streams into this pane");
+    s.apply(&Notice::Event(Recorded {
+        run: run.clone(),
+        seq: Seq(100),
+        event: Event::LlmRetrying {
+            step: StepKey::new("security"),
+            attempt: Attempt(1),
+            turn: 1,
+            endpoint: "anthropic@http://127.0.0.1:9".into(),
+            failed: 1,
+            tries: 4,
+            error: "overloaded (HTTP 529): Overloaded".into(),
+            delay_ms: 1500,
+            at: Millis(T0 + 40_000),
+        },
+    }));
+    let lines = pane(&s);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(
+            "request 1 of 4 failed: overloaded (HTTP 529): Overloaded; trying again in 1.5s"
+        ),
+        "{lines:?}"
+    );
+    // A refusal shows in the pane of the step that met it.
+    s.apply(&Notice::Event(Recorded {
+        run,
+        seq: Seq(101),
+        event: Event::LlmReplied {
+            step: StepKey::new("security"),
+            attempt: Attempt(1),
+            turn: 1,
+            fingerprint: "x".into(),
+            text: String::new(),
+            tool_calls: vec![],
+            usage: Default::default(),
+            model: "m".into(),
+            stop_reason: Some("refusal".into()),
+            refusal: Some("I can't help with that.".into()),
+            at: Millis(T0 + 42_000),
+        },
+    }));
+    let lines = pane(&s);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("the model refused: I can't help with that.")),
+        "{lines:?}"
+    );
 }
 
 #[test]

@@ -161,6 +161,7 @@ fn a_stolen_task_says_so_and_leaves_its_old_slot() {
                 input_tokens: 500,
                 output_tokens: 100,
                 cost_usd: 0.0,
+                estimated: 0,
             },
             at: Millis(T0 + 31_000),
         },

@@ -549,7 +549,11 @@ impl RunView {
                     return out;
                 }
                 let next = Millis(at.0.saturating_add(*delay_ms));
-                self.pane_mut(step).note(
+                let p = self.pane_mut(step);
+                // What the failed request streamed is not the reply; the
+                // retried one streams in its place.
+                p.replace_live("");
+                p.note(
                     format!(
                         "↻ request {failed} of {tries} failed: {}; trying again in {}",
                         one_line(error, 200),
