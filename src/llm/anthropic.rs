@@ -313,6 +313,9 @@ struct Accumulator {
     budget: Budget,
     /// The last event's name, for the message when the stream ends early.
     last_event: String,
+    /// `stop_details.explanation`: why the provider stopped (a refusal's
+    /// reason).
+    stop_explanation: Option<String>,
 }
 
 impl Accumulator {
@@ -325,6 +328,7 @@ impl Accumulator {
             model: model.to_string(),
             budget,
             last_event: String::new(),
+            stop_explanation: None,
         }
     }
 
@@ -424,6 +428,16 @@ impl Accumulator {
                 {
                     self.stop_reason = Some(r.to_string());
                 }
+                // A refusal may come with the provider's explanation.
+                if let Some(why) = v
+                    .get("delta")
+                    .and_then(|d| d.get("stop_details"))
+                    .and_then(|d| d.get("explanation"))
+                    .and_then(Value::as_str)
+                {
+                    self.budget.text(why.len())?;
+                    self.stop_explanation = Some(why.to_string());
+                }
                 if let Some(u) = v.get("usage") {
                     self.counts.take(u);
                 }
@@ -522,7 +536,12 @@ impl Accumulator {
             .collect();
         // Claude says it declined by its stop reason; the text it wrote
         // (if any) is its explanation.
-        let refusal = (self.stop_reason.as_deref() == Some("refusal")).then(|| self.text.clone());
+        let refusal =
+            (self.stop_reason.as_deref() == Some("refusal")).then(|| match self.stop_explanation {
+                Some(why) if self.text.trim().is_empty() => why,
+                Some(why) => format!("{} ({why})", self.text.trim()),
+                None => self.text.clone(),
+            });
         ChatResponse {
             text: self.text,
             tool_calls,
