@@ -221,3 +221,29 @@ fn a_mode_naming_an_unknown_provider_fails_its_step_clearly() {
     }
     assert_eq!(main.request_count(), 0);
 }
+
+#[test]
+fn a_primary_out_of_quota_hands_the_request_to_the_fallback_without_retrying() {
+    let primary = LlmServer::with(|_| {
+        openai_error(
+            429,
+            "insufficient_quota",
+            "You exceeded your current quota, please check your plan and billing details.",
+        )
+    });
+    let backup = answering("fallback-model");
+    let config = format!(
+        "provider: main\nproviders:\n{}{}fallback: {{ provider: backup }}\n\
+         retry: {{ max_attempts: 3, initial_delay_ms: 1, max_delay_ms: 2 }}\n",
+        provider("main", &primary, "main-model"),
+        provider("backup", &backup, "fallback-model"),
+    );
+    let lev = sandbox(&config);
+    let one = "version: 1\nkind: workflow\nid: one\nname: One\nsteps:\n  only:\n    mode: ask\n    prompt: A question.\n";
+    let (out, _) = run_yaml(&lev, one);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // A quota error is not retried at the primary; the fallback answers.
+    assert_eq!(primary.request_count(), 1);
+    assert_eq!(backup.request_count(), 1);
+}

@@ -44,10 +44,12 @@ impl Fallback {
     }
 
     /// Whether an error of the primary (after its own retries) sends the
-    /// request to the fallback: the endpoint is unwell or its breaker is
-    /// open. An answer such as a 400 would be the same at the fallback.
+    /// request to the fallback: the endpoint is unwell, its breaker is
+    /// open, or its account is out of quota (which retrying there cannot
+    /// fix, but another endpoint can). An answer such as a 400 would be the
+    /// same at the fallback.
     pub fn falls_back_on(err: &LlmError) -> bool {
-        err.is_retryable() || matches!(err, LlmError::CircuitOpen { .. })
+        err.is_retryable() || matches!(err, LlmError::CircuitOpen { .. } | LlmError::Quota { .. })
     }
 
     async fn run(
