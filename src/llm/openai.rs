@@ -323,12 +323,15 @@ impl Accumulator {
             self.usage = Some(usage_of(usage));
         }
         let choices = chunk.get("choices").and_then(Value::as_array);
-        for choice in choices.into_iter().flatten() {
+        for (position, choice) in (0u64..).zip(choices.into_iter().flatten()) {
             // lev never asks for `n > 1`; mixing several answers into one
-            // would be worse than refusing the stream.
-            if let Some(i) = choice.get("index").and_then(Value::as_u64)
-                && i > 0
-            {
+            // would be worse than refusing the stream. (A choice without an
+            // `index` is numbered by its place in the list.)
+            let i = choice
+                .get("index")
+                .and_then(Value::as_u64)
+                .unwrap_or(position);
+            if i > 0 {
                 return Err(LlmError::Unsupported {
                     provider: provider.to_string(),
                     message: format!(

@@ -812,15 +812,17 @@ mod tests {
                 turn: 1,
             },
         };
-        // How every fingerprint was computed before: keep them equal.
+        // How every fingerprint was computed before: keep them equal
+        // (temperatures were f32 then, widened when written).
         let whole = serde_json::json!([
             req.model,
             req.system,
             req.messages,
             req.tools,
-            req.temperature,
+            req.temperature.map(|t| t as f32),
             req.max_tokens
         ]);
+        assert!(whole.to_string().contains(",0.20000000298023224,100]"));
         let expected = blake3::hash(whole.to_string().as_bytes())
             .to_hex()
             .to_string();
