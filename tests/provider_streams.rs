@@ -332,6 +332,45 @@ fn an_overload_is_retried_and_each_retry_shows_as_it_happens() {
     assert_eq!(retry["tries"], 3);
 }
 
+/// The capture cut after its first text deltas, ending in the error event
+/// Anthropic sends when it is overloaded mid-reply.
+fn anthropic_error_mid_reply() -> Vec<u8> {
+    let text = String::from_utf8(fixture("anthropic-text.sse")).unwrap();
+    let mut events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    events.truncate(5);
+    assert!(events.last().unwrap().contains("text_delta"));
+    let mut body = events.join("\n\n");
+    body.push_str("\n\nevent: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n");
+    body.into_bytes()
+}
+
+#[test]
+fn a_reply_that_fails_midway_is_retried_and_its_partial_text_is_not_journaled() {
+    let server = LlmServer::script(vec![
+        stream(anthropic_error_mid_reply()),
+        stream(fixture("anthropic-message-delta-input-tokens.sse")),
+    ]);
+    let lev = with_anthropic(Lev::new(), &server.base_url());
+    let ran = run_agent(&lev, "ask", FAST_RETRIES);
+    assert!(ran.out.status.success(), "{}", ran.stdout);
+    assert_eq!(server.request_count(), 2);
+    let replies = ran.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["text"], "pong");
+    let retry = ran
+        .events
+        .iter()
+        .find(|e| e["type"] == "llm_retrying")
+        .expect("the retry is journaled");
+    assert!(
+        retry["error"].as_str().unwrap().contains("Overloaded"),
+        "{retry}"
+    );
+    // Nothing the failed request streamed ("Hello! I") reached the journal.
+    let all = serde_json::to_string(&ran.events).unwrap();
+    assert!(!all.contains("Hello! I"), "{all}");
+}
+
 #[test]
 fn reasoning_models_get_max_completion_tokens_and_no_temperature() {
     let server = LlmServer::with(|_| text_reply("ok"));
