@@ -91,6 +91,8 @@ async fn call_once(
         while let Some(d) = rx.recv().await {
             match d {
                 StreamDelta::Retry(notice) => {
+                    let error =
+                        without_endpoint(&notice.error.to_string(), &notice.provider).to_string();
                     let event = Event::LlmRetrying {
                         step: key.clone(),
                         attempt,
@@ -98,9 +100,7 @@ async fn call_once(
                         endpoint: notice.provider,
                         failed: notice.attempt,
                         tries: notice.tries,
-                        error: crate::secrets::current()
-                            .redact(&notice.error.to_string())
-                            .into_owned(),
+                        error: crate::secrets::current().redact(&error).into_owned(),
                         delay_ms: millis(notice.delay),
                         at: Millis::now(),
                     };
@@ -138,6 +138,14 @@ async fn call_once(
     let changes = forward.await.unwrap_or_default();
     record_breaker_changes(actx, changes).await?;
     Ok(reply)
+}
+
+/// An error's text without the endpoint it starts with (the event names
+/// the endpoint on its own).
+fn without_endpoint<'a>(text: &'a str, endpoint: &str) -> &'a str {
+    text.strip_prefix(endpoint)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(text)
 }
 
 /// Journals that the step waits for `endpoint`'s breaker, and how long.
