@@ -822,10 +822,19 @@ pub fn earlier_copy_stopped_text(killed: bool) -> String {
 /// Whether a reply with this stop reason was cut off before the model had
 /// finished it: by the output token limit (`length`, `max_tokens`) or a
 /// content filter. A tool call in such a reply may be half written.
+/// (`model_length` is vLLM's, `model_context_window_exceeded` Anthropic's
+/// for a context that filled up mid-reply.)
 pub fn cut_short(stop_reason: Option<&str>) -> bool {
     matches!(
         stop_reason,
-        Some("length" | "max_tokens" | "max_output_tokens" | "model_length" | "content_filter")
+        Some(
+            "length"
+                | "max_tokens"
+                | "max_output_tokens"
+                | "model_length"
+                | "model_context_window_exceeded"
+                | "content_filter"
+        )
     )
 }
 
