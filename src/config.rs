@@ -8,9 +8,13 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::llm::PriceTable;
-
+mod llm_settings;
 mod load;
+
+pub use llm_settings::{
+    ARGUMENT_SETTING, DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_TOOL_ARGUMENT_BYTES, ModelParams,
+    ModelParamsTable, Price, PriceTable, REPLY_SETTING, ReplyLimits, TokenLimitField,
+};
 
 pub use load::ConfigError;
 pub(crate) use load::yaml_error_text;
@@ -119,13 +123,13 @@ pub struct Config {
     pub fallback: Option<ProviderSettings>,
     pub prices: PriceTable,
     /// What requests to a model may carry (`models:`), by name or prefix.
-    pub model_params: crate::llm::ModelParamsTable,
+    pub model_params: ModelParamsTable,
     pub retry: RetrySettings,
     pub breaker: BreakerSettings,
     /// `run_shell` prefixes allowed everywhere.
     pub shell_allow: Vec<String>,
     /// Caps on the size of LLM replies (`llm:`).
-    pub reply_limits: crate::llm::ReplyLimits,
+    pub reply_limits: ReplyLimits,
     pub tui: TuiSettings,
     /// Files the config was read from, for `lev config` and messages.
     pub sources: Vec<PathBuf>,
@@ -178,11 +182,11 @@ impl Default for Config {
             providers: BTreeMap::new(),
             fallback: None,
             prices: PriceTable::new(),
-            model_params: crate::llm::ModelParamsTable::new(),
+            model_params: ModelParamsTable::new(),
             retry: RetrySettings::default(),
             breaker: BreakerSettings::default(),
             shell_allow: Vec::new(),
-            reply_limits: crate::llm::ReplyLimits::default(),
+            reply_limits: ReplyLimits::default(),
             tui: TuiSettings::default(),
             sources: Vec::new(),
         }

@@ -70,7 +70,7 @@ pub async fn run(paths: &Paths, json: bool) -> u8 {
             } else {
                 println!("{}  DAMAGED", v.run);
                 for p in &v.problems {
-                    println!("  - {}", crate::headless::printer::one_line(p, 200));
+                    println!("  - {}", crate::text::one_line(p, 200));
                 }
             }
         }

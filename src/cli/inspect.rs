@@ -9,7 +9,7 @@ use super::access::Access;
 use super::args::ExportFormat;
 use super::exit;
 use super::setup::{error, open_journal};
-use crate::headless::{self, printer};
+use crate::headless;
 use crate::journal::RunMeta;
 use crate::paths::Paths;
 use crate::protocol::{RunId, RunStatus};
@@ -29,7 +29,7 @@ fn print_damaged_after(damaged: &[(crate::protocol::RunId, String)]) {
     for (id, why) in damaged {
         eprintln!(
             "warning: run {id} is not listed: its record is damaged ({}); `lev doctor` checks the journal, `lev export --all -o DIR` saves what can be read",
-            printer::one_line(why, 120)
+            crate::text::one_line(why, 120)
         );
     }
 }
@@ -86,7 +86,7 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
             "{:<26}  {:<11}  {:<24}  {:<19}  {:>7}",
             m.id,
             shown_status(m, live),
-            printer::one_line(&m.workflow_id, 24),
+            crate::text::one_line(&m.workflow_id, 24),
             utc(m.created_ms),
             m.last_seq
         );

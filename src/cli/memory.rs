@@ -10,11 +10,11 @@ use super::access::Access;
 use super::args::MemoryCommand;
 use super::exit;
 use super::setup::error;
-use crate::headless::printer::one_line;
 use crate::journal::MemoryRecord;
 use crate::memory::{self, Namespace};
 use crate::paths::Paths;
 use crate::protocol::Millis;
+use crate::text::one_line;
 
 pub async fn run(paths: &Paths, command: MemoryCommand) -> u8 {
     match command {

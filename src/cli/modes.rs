@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use super::exit;
 use super::setup::{error, load_modes};
-use crate::headless::printer::one_line;
 use crate::paths::Paths;
 use crate::spec::{Mode, ModeRegistry};
+use crate::text::one_line;
 
 /// Width used when standard output is not a terminal.
 const DEFAULT_WIDTH: usize = 80;

@@ -54,8 +54,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::Price;
 use super::{Config, Notify, ProviderKind, ProviderSettings};
-use crate::llm::Price;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
@@ -85,7 +85,7 @@ struct FileConfig {
     #[serde(default)]
     prices: BTreeMap<String, FilePrice>,
     #[serde(default)]
-    models: BTreeMap<String, crate::llm::ModelParams>,
+    models: BTreeMap<String, super::ModelParams>,
     fallback: Option<Spanned<FileFallback>>,
     retry: Option<FileRetry>,
     breaker: Option<FileBreaker>,
@@ -284,11 +284,8 @@ impl Layers {
         if let Some(l) = file.llm {
             let limits = &mut self.config.reply_limits;
             for (value, setting) in [
-                (l.max_reply_bytes, crate::llm::limits::REPLY_SETTING),
-                (
-                    l.max_tool_argument_bytes,
-                    crate::llm::limits::ARGUMENT_SETTING,
-                ),
+                (l.max_reply_bytes, super::REPLY_SETTING),
+                (l.max_tool_argument_bytes, super::ARGUMENT_SETTING),
             ] {
                 if value == Some(0) {
                     return Err(ConfigError::Invalid {

@@ -7,7 +7,8 @@ use std::fmt::Write;
 
 use crate::protocol::{Event, Recorded, StepKey};
 
-use super::printer::{ms, value_text};
+use super::printer::value_text;
+use crate::text::ms;
 
 /// The transcript of a run.
 pub fn transcript(events: &[Recorded]) -> String {
@@ -370,5 +371,5 @@ fn quoted(text: &str) -> String {
 }
 
 fn one_line(s: &str) -> String {
-    super::printer::one_line(s, 200)
+    crate::text::one_line(s, 200)
 }

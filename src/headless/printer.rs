@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::protocol::{AnswerSource, Event, Recorded, RunStatus, StepKey, Usage, reply_end_note};
+use crate::text::{ms, one_line};
 
 /// What the printer remembers between events (for durations).
 #[derive(Debug, Default)]
@@ -408,17 +409,6 @@ fn tokens(u: &Usage) -> String {
     s
 }
 
-/// `1.2s`, `340ms`, `2m05s`.
-pub fn ms(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
-    }
-}
-
 fn kv(map: &BTreeMap<String, Value>) -> String {
     map.iter()
         .map(|(k, v)| format!("{k}={}", one_line(&value_text(v), 60)))
@@ -431,21 +421,5 @@ pub fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         v => v.to_string(),
-    }
-}
-
-/// The text on one line (whitespace runs become one space), terminal-safe
-/// (see [`crate::text::sanitize`]), shortened to `max` characters.
-pub fn one_line(s: &str, max: usize) -> String {
-    let flat: String = crate::text::sanitize(s)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if flat.chars().count() <= max {
-        flat
-    } else {
-        let mut out: String = flat.chars().take(max).collect();
-        out.push('…');
-        out
     }
 }

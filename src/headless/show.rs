@@ -12,7 +12,8 @@ use serde_json::Value;
 use crate::journal::RunMeta;
 use crate::protocol::{Event, Millis, Recorded, RunId, Usage};
 
-use super::printer::{ms, one_line, value_text};
+use super::printer::value_text;
+use crate::text::{ms, one_line};
 
 /// Width of the timeline bar, in columns.
 const BAR: usize = 40;

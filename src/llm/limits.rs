@@ -7,46 +7,10 @@
 
 use super::LlmError;
 
-/// Default for `llm.max_reply_bytes`.
-pub const DEFAULT_MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
-/// Default for `llm.max_tool_argument_bytes`.
-pub const DEFAULT_MAX_TOOL_ARGUMENT_BYTES: usize = 1024 * 1024;
-
-/// The config settings, as named in messages.
-pub const REPLY_SETTING: &str = "llm.max_reply_bytes";
-pub const ARGUMENT_SETTING: &str = "llm.max_tool_argument_bytes";
-
-/// What one reply may hold (`llm:` in the config).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplyLimits {
-    /// Bytes of reply text, and separately of reasoning text; the text plus
-    /// every tool call (name, id, arguments) also count against it together.
-    pub max_reply_bytes: usize,
-    /// Bytes of one tool call's arguments.
-    pub max_tool_argument_bytes: usize,
-}
-
-impl Default for ReplyLimits {
-    fn default() -> Self {
-        ReplyLimits {
-            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
-            max_tool_argument_bytes: DEFAULT_MAX_TOOL_ARGUMENT_BYTES,
-        }
-    }
-}
-
-impl ReplyLimits {
-    /// Bytes one server-sent event may take on the wire. An event carries at
-    /// most one piece of text or arguments, which JSON escaping can make up
-    /// to six times longer (`\u0000`); anything bigger cannot be a reply
-    /// within the caps, and is refused before it is buffered further.
-    pub fn max_event_bytes(&self) -> usize {
-        self.max_reply_bytes
-            .max(self.max_tool_argument_bytes)
-            .saturating_mul(6)
-            .saturating_add(64 * 1024)
-    }
-}
+pub use crate::config::{
+    ARGUMENT_SETTING, DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_TOOL_ARGUMENT_BYTES, REPLY_SETTING,
+    ReplyLimits,
+};
 
 /// Bytes a reply has accumulated so far, checked against [`ReplyLimits`].
 #[derive(Debug)]

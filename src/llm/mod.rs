@@ -34,7 +34,6 @@ pub use params::{ModelParams, ModelParamsTable};
 pub use profiles::{Fallback, Profiles, Resolved};
 pub use select::{build_provider, build_provider_with_env};
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -284,14 +283,7 @@ pub trait Provider: Send + Sync {
     ) -> ChatFuture<'a>;
 }
 
-/// Per-model prices in USD per million tokens.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Price {
-    pub input_per_mtok: f64,
-    pub output_per_mtok: f64,
-}
-
-pub type PriceTable = BTreeMap<String, Price>;
+pub use crate::config::{Price, PriceTable};
 
 pub type SharedProvider = Arc<dyn Provider>;
 

@@ -7,41 +7,7 @@
 //! its name or a prefix of it (the longest that fits wins); models it does
 //! not name get the built-in rules below.
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
-
-/// The field an OpenAI-compatible request puts its output token limit in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenLimitField {
-    MaxTokens,
-    MaxCompletionTokens,
-}
-
-impl TokenLimitField {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenLimitField::MaxTokens => "max_tokens",
-            TokenLimitField::MaxCompletionTokens => "max_completion_tokens",
-        }
-    }
-}
-
-/// One `models:` entry; what it leaves out follows the built-in rules.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelParams {
-    /// Where the output token limit goes (OpenAI-compatible endpoints; the
-    /// Anthropic API always takes `max_tokens`).
-    pub max_tokens_field: Option<TokenLimitField>,
-    /// Whether the model takes a `temperature`; `false` leaves a mode's
-    /// temperature out of the request.
-    pub temperature: Option<bool>,
-}
-
-/// `models:` from the config, by model name or prefix.
-pub type ModelParamsTable = BTreeMap<String, ModelParams>;
+pub use crate::config::{ModelParams, ModelParamsTable, TokenLimitField};
 
 /// What a request to one model carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::headless::printer::{ms, one_line};
 use crate::isolation::StepWorktree;
 use crate::protocol::{
     AnswerSource, Attempt, ChoiceRecord, Delta, Event, Millis, Notice, Recorded, RunId, RunStatus,
     StepKey, StepStatus, Usage, reply_end_note,
 };
+use crate::text::{ms, one_line};
 use crate::workflow::describe_pause;
 
 use super::outline::GivenHint;

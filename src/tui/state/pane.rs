@@ -562,12 +562,12 @@ fn safe(text: &str) -> Cow<'_, str> {
 }
 
 fn tool_header(t: &ToolView) -> String {
-    let args = crate::headless::printer::one_line(&t.arguments, 60);
+    let args = crate::text::one_line(&t.arguments, 60);
     let result = match &t.output {
         None => "…".to_string(),
         Some(o) => {
             let status = if t.is_error { "error" } else { "ok" };
-            format!("{status}: {}", crate::headless::printer::one_line(o, 60))
+            format!("{status}: {}", crate::text::one_line(o, 60))
         }
     };
     format!("{}({args}) → {result}", t.name)

@@ -3,8 +3,8 @@
 //! them (`State`): message the focused agent, pause the run or one agent,
 //! stop everything. The keys only send ops; what shows comes from events.
 
-use crate::headless::printer::one_line;
 use crate::protocol::{Event, Millis, Op, StepKey, StepStatus};
+use crate::text::one_line;
 
 use super::fold::RunView;
 use super::pane::{LineKind, Pane};
