@@ -6,7 +6,7 @@
 //! criterion's sampling. Run with `cargo bench --bench journal`; databases
 //! live in temp dirs under `LEV_BENCH_DIR` (default: the system temp dir,
 //! which must be a real disk for fsync to mean anything).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(clippy::print_stdout)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

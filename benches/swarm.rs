@@ -5,7 +5,7 @@
 //!
 //! `cargo bench --bench swarm`. Temp dirs live under `LEV_BENCH_DIR`
 //! (default: the system temp dir, which must be a real disk).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(clippy::print_stdout)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

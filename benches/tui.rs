@@ -12,7 +12,7 @@
 //! The same paced loop drawing only the baseline frame gives the floor.
 //!
 //! `cargo bench --bench tui`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,9 @@
 //! `headless`, `host`) → the engine (`workflow`) → effects (`journal`, `llm`,
 //! `tools`, `commands`, `memory`, `isolation`) → `protocol` and `spec`.
 
+// A panic is never how lev reports a problem (tests may: see clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod cli;
 pub mod commands;
 pub mod config;

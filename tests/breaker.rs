@@ -4,8 +4,6 @@
 //! says so in the journal) instead of failing against it; a fallback takes
 //! the retry when there is one; a cancel ends the wait.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::process::Output;

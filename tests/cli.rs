@@ -2,8 +2,6 @@
 //! temp data dir, real shell commands and (for agents) the loopback LLM
 //! server. Each test is one behaviour a user relies on.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::process::Output;

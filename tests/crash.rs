@@ -10,7 +10,7 @@
 //! - `lev replay` prints the live transcript (exactly, for the uninterrupted
 //!   run; as an in-order superset of what the killed processes printed).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+#![allow(clippy::print_stderr)]
 
 mod support;
 

@@ -3,8 +3,6 @@
 //! a message and never reuses the recorded result. In-process, on a real
 //! journal.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

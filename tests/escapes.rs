@@ -2,8 +2,6 @@
 //! never reach a terminal: not in the headless transcript, `lev replay`,
 //! `lev show`, the Markdown export, nor the workbench's screen.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use lev::protocol::{Notice, Recorded};

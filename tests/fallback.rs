@@ -5,8 +5,6 @@
 //! run completes through the fallback; a mode naming a provider talks to
 //! that one, and a mode naming an unknown one fails its step clearly.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::process::Output;

@@ -11,8 +11,6 @@
 //!   what the plan says each step must have done (attempts, outcome);
 //! - folding any prefix and then the rest equals folding everything.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;

@@ -2,8 +2,6 @@
 //! too deep for the stack are refused by `validate` with a position, and
 //! `run` refuses them before recording anything.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::process::Output;

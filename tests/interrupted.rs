@@ -6,8 +6,6 @@
 //!   and says whether it waited or killed it;
 //! - a re-run keeps the interrupted attempt's `LEV_IDEMPOTENCY_KEY`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::path::Path;

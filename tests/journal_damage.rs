@@ -3,7 +3,6 @@
 //! may panic or hang; `lev doctor` names the damaged runs; `lev export
 //! --all` still saves the intact ones; a run doctor calls intact exports
 //! exactly as before the damage (nothing altered is served silently).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

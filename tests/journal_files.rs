@@ -1,7 +1,6 @@
 //! The files lev keeps: private modes under a normal umask (also when an
 //! older lev left them looser), and a disk that fills up mid-run on a real
 //! small filesystem (a tmpfs, when this test may mount one).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -7,8 +7,6 @@
 //! workbench (fold, then draw every screen into a `TestBackend`) must all
 //! produce output for each.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::sync::OnceLock;

@@ -4,8 +4,6 @@
 //! a later run; `lev memory ls | search | rm` work with the journal free and
 //! while a run holds it; a resumed run reuses recorded memory tool results.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::collections::BTreeMap;

@@ -3,8 +3,6 @@
 //! one, refusing an unknown id, and picking up the user's and the
 //! project's mode folders.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::path::Path;

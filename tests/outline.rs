@@ -5,8 +5,6 @@
 //! dimmed beside the user's messages. In-process, on a real journal, with
 //! the scripted provider.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

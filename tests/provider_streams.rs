@@ -5,8 +5,6 @@
 //! back must be right for every provider, not only for lev's own test
 //! server.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::process::Output;

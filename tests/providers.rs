@@ -3,8 +3,6 @@
 //! retries (Retry-After, 5xx, dropped and malformed streams), the circuit
 //! breaker, keys kept out of errors, and the scripted cassette provider.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::collections::HashMap;

@@ -3,8 +3,6 @@
 //! its cap fails the step with a message naming the setting, the stream is
 //! abandoned (one request, not retried) and the journal stays small.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::path::Path;

@@ -3,8 +3,6 @@
 //! file, so the test sees how many times each one really ran. Steps that
 //! must wait wait for a file the test creates, never for time.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::process::{Child, Output};

@@ -4,8 +4,6 @@
 //! `[redacted]` before it is journaled, printed, exported, logged or sent
 //! back to the model. A step that sets one in its own `env:` still passes it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use serde_json::json;

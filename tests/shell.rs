@@ -1,6 +1,5 @@
 //! `commands::run_shell` against real `sh` processes: exit codes, capture,
 //! environment, timeouts and cancellation of whole process groups.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

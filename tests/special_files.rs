@@ -2,8 +2,6 @@
 //! at once instead of blocking forever, directly and through a real agent
 //! step of the `lev` binary (which must then finish and exit).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::fs::OpenOptions;

@@ -4,8 +4,6 @@
 //! Agents are kept busy by a shell command that waits for a file the test
 //! creates, never by sleeping.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::process::{Child, Output};

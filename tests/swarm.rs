@@ -4,8 +4,6 @@
 //! on parallel agent slots with work stealing; a killed swarm resumes
 //! without re-running finished tasks.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::process::Output;

@@ -4,8 +4,6 @@
 //! with `lev import`; the saved workflow then runs headless against the
 //! loopback LLM server.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::collections::BTreeMap;

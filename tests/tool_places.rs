@@ -3,8 +3,6 @@
 //! folding a journal whose provider reused ids keeps every result apart,
 //! for journals that record places and for older ones that do not.
 
-#![allow(clippy::unwrap_used)]
-
 use lev::protocol::{Attempt, Event, Millis, Recorded, RunId, Seq, StepKey, ToolCallRecord, Usage};
 use lev::workflow::history::{History, ToolPlace};
 

@@ -1,6 +1,5 @@
 //! Agent tools through `tools::call` on real files in temp dirs: happy
 //! paths, every way out of the workspace, caps, and bad arguments.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::os::unix::fs::symlink;

@@ -14,7 +14,7 @@
 //! `scripts/torture N` runs it with N kills and prints the figures; the
 //! suite runs a few.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+#![allow(clippy::print_stderr)]
 
 mod support;
 

@@ -3,8 +3,6 @@
 //! scripted provider of the demo. Waits are screen predicates with a
 //! deadline, never fixed sleeps.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::path::Path;

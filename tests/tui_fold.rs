@@ -2,8 +2,6 @@
 //! (approvals need focus and a grace period, empty answers are not sent,
 //! quitting an active run asks first, replay sends nothing).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use lev::protocol::{
     AnswerSource, Attempt, Event, Millis, Notice, Op, Recorded, Seq, StepKey, StepStatus,

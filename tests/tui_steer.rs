@@ -3,8 +3,6 @@
 //! "paused" (not "needs input") on agents while shell steps run on; the
 //! emergency stop asks first; every key only sends an op.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use crossterm::event::KeyCode;
 use crossterm::event::KeyEvent;
 use lev::protocol::{

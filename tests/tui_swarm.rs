@@ -3,8 +3,6 @@
 //! marked, spend per slot, breakers, and the plan review's keys → ops
 //! (accept, regenerate, an edited plan; never before the grace period).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use lev::protocol::{Event, Millis, Notice, Op, Recorded, Seq, StepKey, StepStatus};
 use lev::tui::keymap::Action;

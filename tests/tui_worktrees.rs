@@ -3,8 +3,6 @@
 //! become effects only after a confirmation and only for a run no engine
 //! here is driving.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use lev::isolation::Fate;
 use lev::protocol::{

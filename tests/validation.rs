@@ -1,6 +1,5 @@
 //! Workflow validation end to end: broken files with exact positions,
 //! hostile inputs, the shipped example, and a valid workflow's model.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -2,8 +2,6 @@
 //! real git repository as the workspace, and the loopback LLM server
 //! scripting agents that write files with `write_file`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod support;
 
 use std::path::Path;

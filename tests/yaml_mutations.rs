@@ -2,7 +2,6 @@
 //! deletions, insertions, duplicated lines) of every shipped workflow and
 //! fixture never panic, and every problem reported points at a line that
 //! exists in the file.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -159,7 +159,6 @@ pub fn stop_earlier_copies(groups: &[ProcessGroup], key: &str, wait: Duration) -
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use std::os::unix::process::CommandExt;
 

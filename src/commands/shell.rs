@@ -302,7 +302,6 @@ impl Drop for GroupGuard {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::Utf8Chunker;
 

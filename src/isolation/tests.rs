@@ -1,5 +1,4 @@
 //! Real repositories in temp dirs, real `git`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::Command;

@@ -333,7 +333,6 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -409,7 +408,6 @@ mod tests {
 /// The stored formats round-trip whatever they hold, and no byte string
 /// makes a decoder panic (a damaged page reaches them as it is).
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod props {
     use proptest::prelude::*;
 

@@ -2,7 +2,6 @@
 //! with an env var selecting an `#[ignore]`d child entry point. The child
 //! entry points do nothing when the env var is absent, so running ignored
 //! tests by hand is harmless.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -2,7 +2,6 @@
 //! or EIO at chosen or seeded random points, and power cuts that keep only
 //! what was synced. Every acknowledged entry must survive, no entry may be
 //! half there, and the run must go on after a reopen.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

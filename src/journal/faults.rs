@@ -5,7 +5,6 @@
 //! Two images of the file are kept: `live` (what redb wrote, as the page
 //! cache would hold it) and `synced` (what survived the last fsync). A
 //! simulated crash reopens the journal on a copy of `synced`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Error, ErrorKind};
 use std::sync::{Arc, Mutex};

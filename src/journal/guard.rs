@@ -121,7 +121,6 @@ pub(crate) fn is_disk_full(io: &std::io::Error) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

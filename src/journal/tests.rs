@@ -1,5 +1,4 @@
 //! Journal tests on real database files in temp dirs.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 

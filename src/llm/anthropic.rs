@@ -561,7 +561,6 @@ fn str_of(v: &Value, key: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::llm::{Message, RequestMeta};

@@ -552,7 +552,6 @@ fn stream_error(provider: &str, err: &Value) -> LlmError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::llm::{Message, RequestMeta, ToolSpec};

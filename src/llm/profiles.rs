@@ -239,7 +239,6 @@ impl Profiles {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::config::{BreakerSettings, ProviderKind, ProviderSettings, RetrySettings};

@@ -175,7 +175,6 @@ impl Provider for Resilient {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::config::BreakerSettings;

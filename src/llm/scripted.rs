@@ -324,7 +324,6 @@ fn estimate_usage(req: &ChatRequest, text: &str, calls: &[ToolCall]) -> Usage {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::llm::{Message, RequestMeta};

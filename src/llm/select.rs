@@ -231,7 +231,6 @@ impl Provider for Priced {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::llm::Price;

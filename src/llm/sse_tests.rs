@@ -1,7 +1,6 @@
 //! Property tests for the reply decoders of both providers: the same bytes
 //! split into chunks anywhere (inside a line, a `\r\n`, a UTF-8 character)
 //! decode to the same reply as when they arrive at once.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use serde_json::json;

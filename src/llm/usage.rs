@@ -61,7 +61,6 @@ pub fn fill_unreported(req: &ChatRequest, reply: &mut ChatResponse) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::llm::{Message, RequestMeta};

@@ -90,7 +90,6 @@ pub fn bm25(p: &MemoryPostings) -> Vec<((String, String), f64)> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::journal::MemoryPosting;

@@ -1,8 +1,6 @@
 //! The memory bank on a real journal file: upsert, delete, namespaces,
 //! tags, ranking through the index, persistence across a reopen.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use super::*;
 use crate::journal::Journal;
 

@@ -480,7 +480,6 @@ impl<'de> Deserialize<'de> for RawKey {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

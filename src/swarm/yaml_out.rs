@@ -96,7 +96,6 @@ pub(crate) fn quoted(text: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::spec::yaml::parse_str;

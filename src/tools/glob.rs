@@ -84,7 +84,6 @@ impl Glob {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::Glob;
 

@@ -82,7 +82,6 @@ pub(crate) fn read_regular_capped(path: &Path, shown: &str, cap: u64) -> Result<
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;

@@ -91,7 +91,6 @@ pub(crate) fn display(root: &Path, path: &Path) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;

@@ -57,7 +57,6 @@ pub fn shell_decision(policy: &ShellPolicy, command: &str) -> ShellDecision {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -84,7 +84,6 @@ pub(crate) async fn run(env: &ToolEnv, args: ShellArgs) -> ToolOutput {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::tools::ShellPolicy;

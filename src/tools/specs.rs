@@ -231,7 +231,6 @@ pub fn shell_prefixes(allow: &[String]) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -74,7 +74,6 @@ pub(crate) fn clip_chars(text: &str, max_chars: usize) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::io::BufReader;

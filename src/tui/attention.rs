@@ -33,7 +33,6 @@ pub fn escapes(settings: &AttentionSettings, text: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::protocol::{Event, Notice};

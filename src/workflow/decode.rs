@@ -187,7 +187,6 @@ impl From<ToolFinished> for Event {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

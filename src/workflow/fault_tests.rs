@@ -2,7 +2,6 @@
 //! and sync fails (EIO or ENOSPC), then power is cut and the journal
 //! reopened from what was synced. The run must resume from there to the
 //! same outputs, and no step whose success was recorded may run again.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

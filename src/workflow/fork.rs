@@ -105,7 +105,6 @@ pub async fn fork_run(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::protocol::{Attempt, Usage};

@@ -140,7 +140,6 @@ fn restore_texts(workflow: &mut Workflow, files: &BTreeMap<PathBuf, String>) -> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -212,7 +212,6 @@ fn decode_all(run: &RunId, entries: &[(Seq, Entry)]) -> Result<Vec<Recorded>, Jo
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::journal::RunMeta;

@@ -304,7 +304,6 @@ pub fn retryable(events: &[Recorded], step: &StepKey) -> Result<(), String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::protocol::{Attempt, Seq, Usage};

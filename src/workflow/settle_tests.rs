@@ -1,6 +1,5 @@
 //! The shared merge/discard on a real repository in a temp dir (real
 //! `git`) with a real journal.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::Command;

@@ -382,7 +382,6 @@ pub fn running_agent(events: &[crate::protocol::Recorded], step: &StepKey) -> Re
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::protocol::{Attempt, Millis, Recorded, RunId, Seq, Usage};

@@ -1,7 +1,7 @@
 //! Helpers for tests that SIGKILL a real `lev` and resume it: waiting for
 //! (or killing) a child, reading what it printed, and what the journal says.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::io::Read;

@@ -2,7 +2,7 @@
 //! a controlled environment (no keys from the developer's shell), helpers to
 //! read a run back through `lev show --json` and `lev export`.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -13,7 +13,7 @@
 //! provider's wire format (text split into pieces, tool calls whose
 //! arguments arrive in pieces, usage, terminators).
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};

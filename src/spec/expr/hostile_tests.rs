@@ -1,6 +1,5 @@
 //! Hostile expressions: size and depth limits, and property tests that no
 //! input makes the parser or evaluator panic or overflow the stack.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use serde_json::json;

@@ -497,7 +497,6 @@ pub(crate) fn json_template(v: &Value) -> Template {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

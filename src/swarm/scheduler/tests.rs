@@ -1,6 +1,5 @@
 //! The scheduler alone, call by call: placement, stealing, breakers,
 //! resume, and the errors of calls that do not fit its state.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
 

@@ -1,6 +1,5 @@
 //! Simulated swarms: makespans against the ideal schedule, stealing,
 //! affinity, breakers in time, determinism, hostile sizes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
 use crate::swarm::scheduler::BreakerState;

@@ -57,7 +57,6 @@ impl RunView {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use crate::protocol::{Attempt, Event, Millis, Notice, Recorded, RunId, Seq, StepKey};
     use crate::protocol::{StepStatus, Usage};

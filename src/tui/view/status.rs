@@ -211,7 +211,6 @@ fn run_step_status(s: Option<crate::protocol::RunStatus>) -> crate::protocol::St
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use crate::protocol::{Event, Millis, Notice, Recorded, Seq};
     use crate::tui::state::sample::{T0, sample_run_id, sample_state};

@@ -2,8 +2,6 @@
 //! task, an open breaker), the plan review in the sidebar, its editor, and
 //! the timeline's slot marks.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use crossterm::event::{KeyCode, KeyEvent};
 
 use crate::tui::keymap::Action;

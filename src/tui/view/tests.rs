@@ -1,8 +1,6 @@
 //! Whole-screen snapshots over fixed sizes and fixed event times. The text
 //! (symbols and layout) is what reviewers read; styles come from the theme.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use crate::protocol::Millis;
 use crate::tui::keymap::Action;
 use crate::tui::state::sample::{T0, sample_events, sample_runs, sample_state};
