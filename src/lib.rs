@@ -1,7 +1,10 @@
 //! lev: a terminal workbench for durable multi-agent AI work.
 //! Domains as modules. Imports point down: `cli` → participants (`tui`,
-//! `headless`, `host`) → the engine (`workflow`) → effects (`journal`, `llm`,
-//! `tools`, `commands`, `memory`, `isolation`) → `protocol` and `spec`.
+//! `headless`, `host`) → the engine (`workflow`, `swarm`) → `spec` → effects
+//! (`journal`, `llm`, `tools`, `commands`, `memory`, `isolation`) →
+//! foundations (`protocol`, `paths`, `text`, `config`, `secrets`). The map
+//! and the layer table are in docs/ARCHITECTURE.md; tests/layers.rs holds
+//! the code to them.
 
 // A panic is never how lev reports a problem (tests may: see clippy.toml).
 #![deny(clippy::unwrap_used, clippy::expect_used)]

@@ -146,7 +146,7 @@ impl RunStatus {
     }
 }
 
-/// Lifecycle of one step (WORKFLOWS.md "Step status").
+/// Lifecycle of one step (docs/workflows.md "Step status").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {

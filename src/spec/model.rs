@@ -62,7 +62,7 @@ pub struct InputSpec {
     pub required: bool,
 }
 
-/// Run-wide budgets and guards (WORKFLOWS.md `limits:`).
+/// Run-wide budgets and guards (docs/workflows.md `limits:`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     pub max_callback_depth: u32,

@@ -1,5 +1,5 @@
 //! Templates from runs: a swarm's realized plan written as an ordinary
-//! workflow file (WORKFLOWS.md format) that `lev validate` accepts and
+//! workflow file (docs/workflows.md format) that `lev validate` accepts and
 //! `lev run` runs, so a plan that worked becomes reusable.
 //!
 //! The objective becomes the `objective` input (defaulting to the original

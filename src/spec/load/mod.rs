@@ -5,7 +5,7 @@
 //! Child workflows (`uses:`) load relative to the parent's folder through a
 //! caller-supplied reader, so a pinned run can be re-loaded from stored texts.
 //!
-//! Rules worth knowing (the format itself is WORKFLOWS.md):
+//! Rules worth knowing (the format itself is docs/workflows.md):
 //! - A step's `type` is required unless `mode:` is set (then `agent`). Keys
 //!   of another step type are errors; unknown keys are errors unless `x-`.
 //! - Implicit outputs: agent `text`, `json`; shell `stdout`, `stderr`,

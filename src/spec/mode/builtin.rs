@@ -3,7 +3,7 @@
 //! source tree.
 
 /// `(file name, YAML text)` of every built-in mode, by id order of the
-/// SPARC roles in WORKFLOWS.md. A unit test checks this table against the
+/// SPARC roles in docs/workflows.md. A unit test checks this table against the
 /// folder, so a new file there cannot be forgotten here.
 pub(crate) const FILES: [(&str, &str); 17] = [
     (

@@ -2,7 +2,7 @@
 //! (`border.focused` → `border` → `base`), symbols, a 16-colour fallback and
 //! `NO_COLOR`. Only this module builds `Style`s from theme data.
 //!
-//! The format is WORKFLOWS.md ("Themes"). A theme may `extends:` a built-in
+//! The format is docs/workflows.md ("Themes"). A theme may `extends:` a built-in
 //! (`builtin:dark`), another theme id, or a file; the child's palette, slots,
 //! symbols and fallback entries win. Palette references (`$accent`) are
 //! resolved after the merge, so a child that only changes `accent` recolours

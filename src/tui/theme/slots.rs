@@ -1,7 +1,7 @@
 //! The style slots the workbench draws with. A theme file may define any of
 //! them; a slot it does not know is a warning (a newer theme still loads).
 
-/// The seventeen built-in agent modes (WORKFLOWS.md), each with an
+/// The seventeen built-in agent modes (docs/workflows.md), each with an
 /// `agent.<mode>` slot.
 pub const MODES: [&str; 17] = [
     "orchestrator",
