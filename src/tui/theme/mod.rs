@@ -32,7 +32,7 @@ use crate::spec::diagnostics::{Diagnostic, Diagnostics, Severity};
 
 pub use catalog::Catalog;
 pub use file::{ColorRef, StyleDef};
-pub use slots::{MODES, STATUSES};
+pub use slots::{STATUSES, builtin_modes};
 
 const DEFAULT_SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 /// `step.<status>` for each of `STATUSES`, so status lookups never allocate.

@@ -1,27 +1,14 @@
 //! The style slots the workbench draws with. A theme file may define any of
 //! them; a slot it does not know is a warning (a newer theme still loads).
 
-/// The seventeen built-in agent modes (docs/workflows.md), each with an
-/// `agent.<mode>` slot.
-pub const MODES: [&str; 17] = [
-    "orchestrator",
-    "architect",
-    "spec-pseudocode",
-    "coder",
-    "tdd",
-    "debug",
-    "security-review",
-    "docs-writer",
-    "integration",
-    "post-deployment-monitoring",
-    "refinement-optimization",
-    "devops",
-    "ask",
-    "tutorial",
-    "mcp",
-    "database-admin",
-    "reviewer",
-];
+/// The built-in agent modes, each with an `agent.<mode>` slot: the ids of
+/// the mode files lev ships (`workflows/modes/`), so a new built-in mode
+/// needs a style in the themes and nothing in code.
+pub fn builtin_modes() -> Vec<String> {
+    crate::spec::ModeRegistry::builtin()
+        .map(|r| r.modes.keys().cloned().collect())
+        .unwrap_or_default()
+}
 
 /// The statuses a theme styles and gives a glyph, in `symbols.status` order.
 /// Other engine statuses borrow one: blocked → pending, retrying → running,
@@ -70,7 +57,7 @@ const EXTRA_STEP: [&str; 3] = ["step.blocked", "step.retrying", "step.cancelled"
 pub fn required() -> Vec<String> {
     let mut out: Vec<String> = PLAIN.iter().map(|s| s.to_string()).collect();
     out.extend(STATUSES.iter().map(|s| format!("step.{s}")));
-    out.extend(MODES.iter().map(|m| format!("agent.{m}")));
+    out.extend(builtin_modes().iter().map(|m| format!("agent.{m}")));
     out
 }
 
