@@ -1,0 +1,325 @@
+//! One tool call of an agent: the recorded result when the journal has this
+//! place (step, attempt, turn, position), else the tool run now, with its
+//! start journaled first when it has side effects, shell permission asked,
+//! and `ask_user` turned into a question.
+
+use serde_json::Value;
+
+use super::super::history::ToolPlace;
+use super::super::human::{self, Ask};
+use super::super::step::{AttemptCtx, StepError};
+use super::NO_ANSWER;
+use crate::llm::{ToolCall, ToolSpec};
+use crate::memory;
+use crate::protocol::{Event, InFlightDecision, PauseReason};
+use crate::spec::Choice;
+use crate::tools::{self, ShellDecision, ToolEnv, ToolOutput};
+
+/// A tool call and its place in the run (how its result is recorded and
+/// found again on resume).
+pub(super) struct Placed<'a> {
+    pub(super) place: ToolPlace,
+    pub(super) call: &'a ToolCall,
+}
+
+impl std::ops::Deref for Placed<'_> {
+    type Target = ToolCall;
+    fn deref(&self) -> &ToolCall {
+        self.call
+    }
+}
+
+/// The recorded result of a tool call, or the result of running it now.
+pub(super) async fn tool_result(
+    actx: &AttemptCtx,
+    env: &ToolEnv,
+    offered: &[ToolSpec],
+    mode: &str,
+    call: &Placed<'_>,
+) -> Result<ToolOutput, StepError> {
+    let ctx = &actx.ctx;
+    let id = &call.place;
+    if let Some(t) = ctx.history.tools.get(id) {
+        return Ok(ToolOutput {
+            content: t.output.clone(),
+            is_error: t.is_error,
+        });
+    }
+    if !offered.iter().any(|t| t.name == call.name) {
+        let names: Vec<&str> = offered.iter().map(|t| t.name.as_str()).collect();
+        let content = format!(
+            "tool `{}` is not available to mode `{mode}`; available: {}",
+            call.name,
+            names.join(", ")
+        );
+        return finish_tool(
+            actx,
+            call,
+            ToolOutput {
+                content,
+                is_error: true,
+            },
+        )
+        .await;
+    }
+    let side_effects = tools::has_side_effects(&call.name);
+    let mut rerun_note = None;
+    if side_effects && ctx.history.tools_started.contains(id) && call.name == "run_shell" {
+        // A shell command was running when lev stopped: it may have had its effect.
+        match ctx.deps.options.in_flight {
+            None => {
+                return Err(StepError::Paused(PauseReason::InFlight {
+                    step: actx.key.clone(),
+                    attempt: actx.attempt,
+                }));
+            }
+            Some(InFlightDecision::Skip) => {
+                return finish_tool(actx, call, ToolOutput {
+                    content: "This command was interrupted by a crash and the user chose not to run it again.".into(),
+                    is_error: true,
+                })
+                .await;
+            }
+            Some(InFlightDecision::MarkDone) => {
+                return finish_tool(
+                    actx,
+                    call,
+                    ToolOutput {
+                        content:
+                            "This command was interrupted by a crash; the user marked it as done."
+                                .into(),
+                        is_error: false,
+                    },
+                )
+                .await;
+            }
+            Some(InFlightDecision::Rerun) => rerun_note = Some("(re-run after a crash) "),
+        }
+    }
+    let out = match call.name.as_str() {
+        "ask_user" => ask_user(actx, call).await?,
+        "run_shell" => {
+            let command = serde_json::from_str::<Value>(&call.arguments)
+                .ok()
+                .and_then(|v| v.get("command").and_then(Value::as_str).map(str::to_string));
+            match command {
+                None => ToolOutput {
+                    content: "run_shell needs a `command` string argument".into(),
+                    is_error: true,
+                },
+                Some(command) => match shell_permission(actx, env, call, &command).await? {
+                    Ok(()) => {
+                        record_tool_start(actx, call).await?;
+                        let (started, journaling) = super::super::shell::journal_process_starts(
+                            actx,
+                            call.place.turn,
+                            call.place.position,
+                        );
+                        let env = ToolEnv {
+                            process_started: Some(started),
+                            ..env.clone()
+                        };
+                        let mut out = tools::call(&env, &call.name, &call.arguments).await;
+                        drop(env);
+                        journaling.await?;
+                        if let Some(note) = rerun_note {
+                            out.content = format!("{note}{}", out.content);
+                        }
+                        out
+                    }
+                    Err(refusal) => ToolOutput {
+                        content: refusal,
+                        is_error: true,
+                    },
+                },
+            }
+        }
+        // Memory tools reach the journal the run writes to; the store is
+        // an upsert (a crash before `ToolFinished` re-stores the same key).
+        "memory_store" => {
+            record_tool_start(actx, call).await?;
+            memory::tool::store(
+                ctx.rec.journal(),
+                &memory_caller(actx, mode),
+                &call.arguments,
+            )
+            .await
+        }
+        "memory_search" => {
+            memory::tool::search(
+                ctx.rec.journal(),
+                &memory_caller(actx, mode),
+                &call.arguments,
+            )
+            .await
+        }
+        _ => {
+            if side_effects {
+                record_tool_start(actx, call).await?;
+            }
+            tools::call(env, &call.name, &call.arguments).await
+        }
+    };
+    finish_tool(actx, call, out).await
+}
+
+/// Who calls a memory tool: this run, step, mode and workspace.
+fn memory_caller(actx: &AttemptCtx, mode: &str) -> memory::tool::Caller {
+    memory::tool::Caller {
+        run: actx.ctx.rec.run().to_string(),
+        step: actx.key.to_string(),
+        mode: mode.to_string(),
+        workspace: actx.ctx.workspace.clone(),
+        now: actx.ctx.now(),
+    }
+}
+
+async fn record_tool_start(actx: &AttemptCtx, call: &Placed<'_>) -> Result<(), StepError> {
+    let event = Event::ToolStarted {
+        step: actx.key.clone(),
+        attempt: actx.attempt,
+        turn: call.place.turn,
+        position: call.place.position,
+        call_id: call.id.clone(),
+        name: call.name.clone(),
+        fingerprint: blake3::hash(call.arguments.as_bytes()).to_hex().to_string(),
+        at: actx.ctx.now(),
+    };
+    actx.ctx
+        .rec
+        .record(event)
+        .await
+        .map(|_| ())
+        .map_err(|e| StepError::Fatal(format!("journal: {e}")))
+}
+
+async fn finish_tool(
+    actx: &AttemptCtx,
+    call: &Placed<'_>,
+    mut out: ToolOutput,
+) -> Result<ToolOutput, StepError> {
+    // A tool's output (`printenv`, a `.env` file) is journaled, shown and
+    // sent to the model: never with one of lev's keys in it.
+    if let std::borrow::Cow::Owned(content) = crate::secrets::current().redact(&out.content) {
+        out.content = content;
+    }
+    let event = Event::ToolFinished {
+        step: actx.key.clone(),
+        attempt: actx.attempt,
+        turn: call.place.turn,
+        position: call.place.position,
+        call_id: call.id.clone(),
+        name: call.name.clone(),
+        arguments: call.arguments.clone(),
+        output: out.content.clone(),
+        is_error: out.is_error,
+        at: actx.ctx.now(),
+    };
+    actx.ctx
+        .rec
+        .record(event)
+        .await
+        .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+    Ok(out)
+}
+
+/// `Ok(Ok(()))` when the command may run, `Ok(Err(why))` when refused.
+async fn shell_permission(
+    actx: &AttemptCtx,
+    env: &ToolEnv,
+    call: &Placed<'_>,
+    command: &str,
+) -> Result<Result<(), String>, StepError> {
+    match tools::shell_decision(&env.shell, command) {
+        ShellDecision::Allow => Ok(Ok(())),
+        ShellDecision::Deny(why) => Ok(Err(format!("refused: {why}"))),
+        ShellDecision::Ask if !actx.ctx.deps.options.interactive => Ok(Err(format!(
+            "refused: `{command}` is not among the commands this mode may run without asking, and this run cannot ask \
+             (non-interactive). Rerun with --allow-shell, or add the command to the step's `allow_shell`."
+        ))),
+        ShellDecision::Ask => {
+            let q = Ask {
+                id: format!("{}.allow", question_id(call)),
+                step: Some(actx.key.clone()),
+                header: Some("Shell".into()),
+                ask: format!("Allow the agent to run `{command}`?"),
+                options: vec![
+                    Choice {
+                        value: "yes".into(),
+                        label: "Run it".into(),
+                    },
+                    Choice {
+                        value: "no".into(),
+                        label: "Refuse".into(),
+                    },
+                ],
+                default: None,
+                timeout: actx.ctx.answer_timeout,
+            };
+            let answer = human::ask(&actx.ctx, &q).await.map_err(StepError::Fatal)?;
+            if answer.text == "yes" {
+                Ok(Ok(()))
+            } else {
+                Ok(Err(format!("refused by the user: `{command}`")))
+            }
+        }
+    }
+}
+
+/// A question's id from its call's place (answers are found by it on
+/// resume; the provider's call id may repeat).
+fn question_id(call: &Placed<'_>) -> String {
+    let p = &call.place;
+    format!("{}#{}.t{}.{}", p.step, p.attempt, p.turn, p.position)
+}
+
+async fn ask_user(actx: &AttemptCtx, call: &Placed<'_>) -> Result<ToolOutput, StepError> {
+    let args: Value = match serde_json::from_str(&call.arguments) {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(ToolOutput {
+                content: format!("invalid arguments: {e}"),
+                is_error: true,
+            });
+        }
+    };
+    let Some(question) = args.get("question").and_then(Value::as_str) else {
+        return Ok(ToolOutput {
+            content: "ask_user needs a `question` string".into(),
+            is_error: true,
+        });
+    };
+    let options = args
+        .get("options")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|s| Choice {
+                    value: s.to_string(),
+                    label: s.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let q = Ask {
+        id: question_id(call),
+        step: Some(actx.key.clone()),
+        header: None,
+        ask: question.to_string(),
+        options,
+        default: Some(NO_ANSWER.to_string()),
+        timeout: actx.ctx.answer_timeout,
+    };
+    let answer = human::ask(&actx.ctx, &q).await.map_err(|e| {
+        if actx.ctx.cancel.is_cancelled() {
+            StepError::Cancelled
+        } else {
+            StepError::Fatal(e)
+        }
+    })?;
+    Ok(ToolOutput {
+        content: answer.text,
+        is_error: false,
+    })
+}
