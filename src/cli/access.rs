@@ -8,8 +8,8 @@ use crate::paths::Paths;
 use crate::protocol::{Op, Recorded, RunId};
 use crate::workflow;
 
+use super::context::error;
 use super::exit;
-use super::setup::error;
 
 pub struct Access {
     paths: Paths,
@@ -64,7 +64,7 @@ impl Access {
         }
         // A lev that executes runs answers on its socket; a short-lived
         // command (another `lev runs`) has none but lets go in a moment.
-        let deadline = std::time::Instant::now() + super::setup::LOCK_PATIENCE;
+        let deadline = std::time::Instant::now() + super::context::LOCK_PATIENCE;
         loop {
             match Journal::open(&paths.journal()) {
                 Ok(j) => return Ok(Conn::Local(j)),

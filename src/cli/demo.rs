@@ -4,8 +4,9 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use super::args::DriveArgs;
+use super::context::{self, error};
+use super::drive;
 use super::exit;
-use super::setup::{self, error};
 use crate::config::{ProviderKind, ProviderSettings};
 use crate::paths::Paths;
 use crate::protocol::Millis;
@@ -32,7 +33,7 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
             return exit::FAILED;
         }
     }
-    let modes = match setup::load_modes(paths) {
+    let modes = match context::load_modes(paths) {
         Ok(m) => m,
         Err(c) => return c,
     };
@@ -43,7 +44,7 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
             return exit::FAILED;
         }
     };
-    let mut config = match setup::load_config(paths) {
+    let mut config = match context::load_config(paths) {
         Ok(c) => c,
         Err(c) => return c,
     };
@@ -54,7 +55,7 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
         api_key_env: None,
         cassette: Some(files[1].0.clone()),
     };
-    let journal = match setup::open_journal(paths) {
+    let journal = match context::open_journal(paths) {
         Ok(j) => j,
         Err(c) => return c,
     };
@@ -78,12 +79,12 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
         workspace: Some(workspace.clone()),
         ..drive.clone()
     };
-    let deps = match setup::engine_deps(None, journal, modes, &drive, None, config) {
+    let deps = match context::engine_deps(None, journal, modes, &drive, None, config) {
         Ok(d) => d,
         Err(c) => return c,
     };
-    let code = setup::drive_run(paths, deps, run.clone(), workflow::Start::Fresh, &drive).await;
-    if !drive.json && !setup::wants_tui(&drive) {
+    let code = drive::drive_run(paths, deps, run.clone(), workflow::Start::Fresh, &drive).await;
+    if !drive.json && !context::wants_tui(&drive) {
         println!("\nworkspace: {}", workspace.display());
         println!("see the timeline: lev show {run}    replay it offline: lev replay {run}");
     }

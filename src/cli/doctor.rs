@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::access::Access;
 use super::args::ExportFormat;
+use super::context::{error, open_journal};
 use super::exit;
-use super::setup::{error, open_journal};
 use crate::journal::{Journal, RunCheck};
 use crate::paths::Paths;
 use crate::protocol::{Event, RunId};

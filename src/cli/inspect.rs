@@ -7,8 +7,8 @@ use std::path::Path;
 
 use super::access::Access;
 use super::args::ExportFormat;
+use super::context::{error, open_journal};
 use super::exit;
-use super::setup::{error, open_journal};
 use crate::headless;
 use crate::journal::RunMeta;
 use crate::paths::Paths;

@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::access::Access;
 use super::args::MemoryCommand;
+use super::context::error;
 use super::exit;
-use super::setup::error;
 use crate::journal::MemoryRecord;
 use crate::memory::{self, Namespace};
 use crate::paths::Paths;

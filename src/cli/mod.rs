@@ -1,18 +1,25 @@
-//! The command line: argument parsing and dispatch to the participants.
-//! The only layer that prints to the terminal directly.
+//! The command line: argument parsing (`args`) → dispatch (`dispatch`) →
+//! one file per command, sharing `context` (errors, logging, modes, config,
+//! journal, engine dependencies) and `drive` (a run in the workbench or
+//! headless). No command imports the dispatcher. The only layer that
+//! prints to the terminal directly.
 
 mod access;
 mod args;
+mod context;
 mod demo;
+mod dispatch;
 mod doctor;
+mod drive;
 mod inspect;
 mod memory;
 mod modes;
 mod retryfork;
-mod setup;
+mod run;
 mod steer;
 mod swarm;
 mod template;
+mod validate;
 mod worktrees;
 
 use std::process::ExitCode;
@@ -52,11 +59,11 @@ pub fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            setup::error(&format!("cannot start the async runtime: {e}"));
+            context::error(&format!("cannot start the async runtime: {e}"));
             return ExitCode::from(exit::FAILED);
         }
     };
-    let code = runtime.block_on(setup::dispatch(cli));
+    let code = runtime.block_on(dispatch::dispatch(cli));
     // Everything lev waits for has been awaited by now. What is left on the
     // blocking pool is work a cancelled or timed-out step walked away from
     // (a tool stuck in a syscall): it must not keep the process alive, which

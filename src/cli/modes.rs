@@ -7,8 +7,8 @@ use std::io::IsTerminal;
 
 use serde_json::{Value, json};
 
+use super::context::{error, load_modes};
 use super::exit;
-use super::setup::{error, load_modes};
 use crate::paths::Paths;
 use crate::spec::{Mode, ModeRegistry};
 use crate::text::one_line;

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 
 use super::access::Access;
 use super::args::DriveArgs;
-use super::exit;
-use super::setup::{
-    drive_run, engine_deps, error, headless_note, load_config, load_modes, modes_config_journal,
-    wants_tui,
+use super::context::{
+    engine_deps, error, load_config, load_modes, modes_config_journal, wants_tui,
 };
+use super::drive::{drive_run, headless_note};
+use super::exit;
 use crate::headless::{self, Printer};
 use crate::journal::Journal;
 use crate::paths::Paths;

@@ -4,8 +4,8 @@
 #![allow(clippy::print_stdout)]
 
 use super::access::Access;
+use super::context::error;
 use super::exit;
-use super::setup::error;
 use crate::paths::Paths;
 use crate::protocol::{Op, RunId, StepKey};
 

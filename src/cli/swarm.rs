@@ -2,10 +2,9 @@
 //! user reviews, agents execute) and drive it like any run.
 
 use super::args::DriveArgs;
+use super::context::{engine_deps, error, load_config, load_modes, open_journal};
+use super::drive::{drive_run, headless_note};
 use super::exit;
-use super::setup::{
-    drive_run, engine_deps, error, headless_note, load_config, load_modes, open_journal,
-};
 use crate::paths::Paths;
 use crate::workflow::{self, Start, SwarmSpec};
 

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::access::Access;
+use super::context::{error, load_modes};
 use super::exit;
-use super::setup::{error, load_modes};
 use crate::paths::Paths;
 use crate::protocol::{Event, RunId};
 use crate::spec;

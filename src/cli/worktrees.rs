@@ -6,8 +6,8 @@
 #![allow(clippy::print_stdout)]
 
 use super::access::Access;
+use super::context::error;
 use super::exit;
-use super::setup::error;
 use crate::isolation::{self, Fate, StepWorktree};
 use crate::paths::Paths;
 use crate::protocol::RunId;

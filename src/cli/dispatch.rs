@@ -1,0 +1,125 @@
+//! From parsed arguments to the command that does the work. Nothing imports
+//! this file but `cli/mod.rs`.
+#![allow(clippy::print_stderr)]
+
+use super::args::{Cli, Command, ModesAction, TemplateCommand};
+use super::context::{error, init_logging};
+use super::drive::{browser, check_theme, replay_tui};
+use super::exit;
+use super::run::{resume, run};
+use super::validate::validate;
+use super::{demo, doctor, inspect, memory, modes, retryfork, steer, swarm, template, worktrees};
+use crate::paths::Paths;
+
+pub async fn dispatch(cli: Cli) -> u8 {
+    let paths = Paths::resolve(cli.data_dir.as_deref());
+    let _log_guard = init_logging(&paths);
+    if let Err(code) = check_theme(&paths, cli.theme) {
+        return code;
+    }
+    let Some(command) = cli.command else {
+        return browser(&paths).await;
+    };
+    match command {
+        Command::Validate { files } => validate(&files),
+        Command::Run {
+            file,
+            inputs,
+            drive,
+        } => run(&paths, &file, &inputs, &drive).await,
+        Command::Resume {
+            run,
+            in_flight,
+            drive,
+        } => resume(&paths, &run, in_flight, &drive).await,
+        Command::Retry { run, step, drive } => retryfork::retry(&paths, &run, &step, &drive).await,
+        Command::Fork { run, from, drive } => retryfork::fork(&paths, &run, &from, &drive).await,
+        Command::Demo { drive } => demo::run(&paths, &drive).await,
+        Command::Workflow {
+            objective,
+            agents,
+            max_tasks,
+            max_tokens,
+            max_cost,
+            worktrees,
+            base,
+            drive,
+        } => {
+            let args = swarm::SwarmArgs {
+                objective: &objective,
+                agents,
+                max_tasks,
+                max_tokens,
+                max_cost_usd: max_cost,
+                worktrees,
+                base,
+            };
+            swarm::start(&paths, args, &drive).await
+        }
+        Command::Runs { json } => inspect::runs(&paths, json).await,
+        Command::Worktrees {
+            run,
+            diff,
+            merge,
+            discard,
+            json,
+        } => {
+            let action = match (diff, merge, discard) {
+                (Some(s), _, _) => worktrees::Action::Diff(s),
+                (_, Some(s), _) => worktrees::Action::Merge(s),
+                (_, _, Some(s)) => worktrees::Action::Discard(s),
+                _ => worktrees::Action::List,
+            };
+            worktrees::run(&paths, &run, action, json).await
+        }
+        Command::Show { run, json } => inspect::show(&paths, &run, json).await,
+        Command::Replay {
+            run,
+            json,
+            headless,
+        } => {
+            use std::io::IsTerminal;
+            if headless || json || !std::io::stdout().is_terminal() {
+                inspect::replay(&paths, &run, json).await
+            } else {
+                replay_tui(&paths, &run).await
+            }
+        }
+        Command::Export {
+            run,
+            all,
+            output,
+            format,
+        } => match (run, output) {
+            (Some(run), output) if !all => {
+                inspect::export(&paths, &run, output.as_deref(), format).await
+            }
+            (_, Some(dir)) => doctor::export_all(&paths, &dir, format).await,
+            (_, None) => {
+                error("`lev export --all` needs --output DIR");
+                exit::USAGE
+            }
+        },
+        Command::Doctor { json } => doctor::run(&paths, json).await,
+        Command::Import { file } => inspect::import(&paths, &file).await,
+        Command::Cancel { run, step } => inspect::cancel(&paths, &run, step.as_deref()).await,
+        Command::Modes { json, action } => match action {
+            None => modes::list(&paths, json),
+            Some(ModesAction::Show { id, json: own }) => modes::show(&paths, &id, json || own),
+        },
+        Command::Pause { run, step } => steer::pause(&paths, &run, step, true).await,
+        Command::Unpause { run, step } => steer::pause(&paths, &run, step, false).await,
+        Command::Message { run, step, text } => steer::message(&paths, &run, &step, text).await,
+        Command::Stop { run } => steer::stop(&paths, &run).await,
+        Command::Memory { command } => memory::run(&paths, command).await,
+        Command::Template {
+            command:
+                TemplateCommand::Save {
+                    run,
+                    name,
+                    dir,
+                    force,
+                },
+        } => template::save(&paths, &run, &name, dir.as_deref(), force).await,
+    }
+}
