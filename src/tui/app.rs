@@ -14,7 +14,9 @@ use crossterm::event::{
     Event as TermEvent, EventStream, KeyEventKind,
 };
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
+use ratatui::Terminal;
+use ratatui::backend::Backend;
 use tokio::sync::mpsc;
 
 use super::attention;
@@ -67,7 +69,8 @@ struct Engine {
     task: tokio::task::JoinHandle<Result<RunOutcome, workflow::EngineError>>,
 }
 
-/// Runs the workbench until the user quits. Returns the exit code.
+/// Runs the workbench on the terminal until the user quits. Returns the
+/// exit code.
 pub async fn run(app: App, launch: Launch) -> u8 {
     let mut terminal = match ratatui::try_init() {
         Ok(t) => t,
@@ -77,7 +80,17 @@ pub async fn run(app: App, launch: Launch) -> u8 {
         }
     };
     let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture, EnableBracketedPaste);
-    let code = event_loop(&mut terminal, app, launch).await;
+    // Key presses (not releases or repeats), mouse, paste and resizes; the
+    // stream ends when the terminal is gone.
+    let input = EventStream::new()
+        .take_while(|ev| std::future::ready(ev.is_ok()))
+        .filter_map(|ev| std::future::ready(ev.ok().and_then(to_input)));
+    let mut screen = Screen {
+        terminal: &mut terminal,
+        escapes: &mut std::io::stdout(),
+        synchronized: true,
+    };
+    let code = event_loop(&mut screen, Box::pin(input), app, launch).await;
     let _ = crossterm::execute!(
         std::io::stdout(),
         DisableMouseCapture,
@@ -87,9 +100,39 @@ pub async fn run(app: App, launch: Launch) -> u8 {
     code
 }
 
-async fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App, launch: Launch) -> u8 {
+/// Where the workbench draws, and where the escapes that are not drawing
+/// go (bell, desktop notification, clipboard): the terminal, or in tests a
+/// `TestBackend` and a buffer.
+pub struct Screen<'a, B: Backend> {
+    pub terminal: &'a mut Terminal<B>,
+    pub escapes: &'a mut (dyn Write + Send),
+    /// Wrap each frame in synchronized-update escapes (a real terminal).
+    pub synchronized: bool,
+}
+
+/// Runs the workbench on `screen` with `input` until the user quits or
+/// the input ends: what `run` does on the terminal, and what whole-app
+/// tests drive with a `TestBackend` and injected keys.
+pub async fn run_on<B: Backend>(
+    screen: &mut Screen<'_, B>,
+    input: impl Stream<Item = Input> + Unpin,
+    app: App,
+    launch: Launch,
+) -> u8 {
+    event_loop(screen, input, app, launch).await
+}
+
+async fn event_loop<B: Backend>(
+    screen: &mut Screen<'_, B>,
+    mut input: impl Stream<Item = Input> + Unpin,
+    mut app: App,
+    launch: Launch,
+) -> u8 {
     let mut state = State::with_keymap(app.keymap.clone());
     state.set_themes(app.themes.names(), &app.theme_name);
+    if let Ok(size) = screen.terminal.size() {
+        state.handle(Input::Resize(size.width, size.height));
+    }
     let (notice_tx, mut notices) = mpsc::unbounded_channel::<Notice>();
     let active: ActiveRuns = Default::default();
     // Other lev commands reach the journal (and our runs) through the socket.
@@ -104,25 +147,19 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App, launc
         }
         Launch::Replay { events } => state.load_replay(events),
     }
-    let mut input = EventStream::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(80));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut sigterm =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let mut dirty = true;
     loop {
-        if dirty {
-            draw(terminal, &state, &app.theme);
-            dirty = false;
-        }
+        // Every pass through the loop follows an input, a burst of notices,
+        // a tick or an engine's end: each of them may change the screen.
+        draw(screen, &state, &app.theme);
         let effects = tokio::select! {
             ev = input.next() => match ev {
-                Some(Ok(ev)) => match to_input(ev) {
-                    Some(i) => state.handle(i),
-                    None => continue,
-                },
+                Some(i) => state.handle(i),
                 // The terminal is gone: nothing more can be shown.
-                Some(Err(_)) | None => break,
+                None => break,
             },
             Some(n) = notices.recv() => {
                 state.apply(&n);
@@ -146,7 +183,6 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App, launc
             }
             _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
         };
-        dirty = true;
         for effect in effects {
             match effect {
                 Effect::Quit => return 0,
@@ -241,8 +277,8 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App, launc
                     let done = settle(&app, &run, &step, how).await;
                     state.worktree_settled(&step, done);
                 }
-                Effect::Attention(text) => announce(&app.attention, &text),
-                Effect::Copy(text) => copy(&text),
+                Effect::Attention(text) => announce(screen.escapes, &app.attention, &text),
+                Effect::Copy(text) => copy(screen.escapes, &text),
                 Effect::SetTheme(name) => match app.themes.load(&name) {
                     Ok(t) => {
                         app.theme = t;
@@ -379,14 +415,18 @@ async fn refresh_runs(journal: &Journal, state: &mut State) {
     }
 }
 
-fn draw(terminal: &mut ratatui::DefaultTerminal, state: &State, theme: &Theme) {
+fn draw<B: Backend>(screen: &mut Screen<'_, B>, state: &State, theme: &Theme) {
     // Synchronized updates: many streaming panes repaint without flicker.
-    let _ = crossterm::execute!(std::io::stdout(), BeginSynchronizedUpdate);
-    let _ = terminal.draw(|f| {
+    if screen.synchronized {
+        let _ = crossterm::execute!(std::io::stdout(), BeginSynchronizedUpdate);
+    }
+    let _ = screen.terminal.draw(|f| {
         let area = f.area();
         view::draw(state, theme, area, f.buffer_mut());
     });
-    let _ = crossterm::execute!(std::io::stdout(), EndSynchronizedUpdate);
+    if screen.synchronized {
+        let _ = crossterm::execute!(std::io::stdout(), EndSynchronizedUpdate);
+    }
 }
 
 /// Key presses (not releases or repeats), mouse, paste and resizes.
@@ -402,21 +442,19 @@ fn to_input(ev: TermEvent) -> Option<Input> {
 }
 
 /// The bell and/or a desktop notification, as configured.
-fn announce(settings: &AttentionSettings, text: &str) {
+fn announce(out: &mut (dyn Write + Send), settings: &AttentionSettings, text: &str) {
     let bytes = attention::escapes(settings, text);
     if bytes.is_empty() {
         return;
     }
-    let mut out = std::io::stdout();
     let _ = out.write_all(bytes.as_bytes());
     let _ = out.flush();
 }
 
 /// Copies through OSC 52, which works over ssh and inside tmux.
-fn copy(text: &str) {
+fn copy(out: &mut (dyn Write + Send), text: &str) {
     use base64::Engine as _;
     let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
-    let mut out = std::io::stdout();
     let _ = write!(out, "\x1b]52;c;{encoded}\x07");
     let _ = out.flush();
 }

@@ -1,0 +1,230 @@
+//! The whole workbench on ratatui's `TestBackend`: the real app loop, the
+//! real engine and journal, the demo workflow on its cassette, and keys
+//! injected as a user would type them. What the user sees is read from
+//! the frames the loop drew, at 80×24 and 200×50.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent};
+use futures::channel::mpsc;
+use lev::config::{Config, ProviderKind, ProviderSettings};
+use lev::journal::Journal;
+use lev::llm;
+use lev::protocol::RunStatus;
+use lev::spec::{self, ModeRegistry};
+use lev::tui::app::{self, App, Launch, Screen};
+use lev::tui::keymap::Keymap;
+use lev::tui::state::Input;
+use lev::tui::theme::{Catalog, Theme};
+use lev::workflow::{self, EngineDeps, RunOptions, Start};
+use ratatui::Terminal;
+use ratatui::backend::{Backend, ClearType, TestBackend, WindowSize};
+use ratatui::buffer::Cell;
+use ratatui::layout::{Position, Size};
+
+mod support;
+use support::lev::repo_file;
+
+/// A `TestBackend` that also shows each flushed frame to the test, which
+/// reads it while the loop runs.
+struct Watched {
+    inner: TestBackend,
+    frame: Arc<Mutex<String>>,
+}
+
+impl Backend for Watched {
+    type Error = <TestBackend as Backend>::Error;
+
+    fn draw<'a, I>(&mut self, content: I) -> Result<(), Self::Error>
+    where
+        I: Iterator<Item = (u16, u16, &'a Cell)>,
+    {
+        self.inner.draw(content)
+    }
+    fn hide_cursor(&mut self) -> Result<(), Self::Error> {
+        self.inner.hide_cursor()
+    }
+    fn show_cursor(&mut self) -> Result<(), Self::Error> {
+        self.inner.show_cursor()
+    }
+    fn get_cursor_position(&mut self) -> Result<Position, Self::Error> {
+        self.inner.get_cursor_position()
+    }
+    fn set_cursor_position<P: Into<Position>>(&mut self, position: P) -> Result<(), Self::Error> {
+        self.inner.set_cursor_position(position)
+    }
+    fn clear(&mut self) -> Result<(), Self::Error> {
+        self.inner.clear()
+    }
+    fn clear_region(&mut self, clear_type: ClearType) -> Result<(), Self::Error> {
+        self.inner.clear_region(clear_type)
+    }
+    fn size(&self) -> Result<Size, Self::Error> {
+        self.inner.size()
+    }
+    fn window_size(&mut self) -> Result<WindowSize, Self::Error> {
+        self.inner.window_size()
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.inner.flush()?;
+        let buf = self.inner.buffer();
+        let mut text = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                text.push_str(buf[(x, y)].symbol());
+            }
+            text.push('\n');
+        }
+        *self.frame.lock().unwrap() = text;
+        Ok(())
+    }
+}
+
+/// The demo run, created in a fresh journal, with what driving it needs.
+async fn demo(dir: &std::path::Path) -> (Journal, Arc<EngineDeps>, lev::protocol::RunId) {
+    let journal = Journal::open(&dir.join("lev.redb")).unwrap();
+    let modes = ModeRegistry::builtin().unwrap();
+    let wf = spec::load_workflow(&repo_file("workflows/demo.yaml"), &modes).unwrap();
+    let inputs = workflow::resolve_inputs(&wf, &BTreeMap::new()).unwrap();
+    let run = workflow::start_run(&journal, &wf, inputs, None)
+        .await
+        .unwrap();
+    let config = Config {
+        provider: ProviderSettings {
+            cassette: Some(repo_file("workflows/demo.cassette.yaml")),
+            ..ProviderSettings::of_kind(ProviderKind::Scripted)
+        },
+        ..Config::default()
+    };
+    let workspace = dir.join("ws");
+    std::fs::create_dir_all(&workspace).unwrap();
+    let deps = Arc::new(EngineDeps {
+        journal: journal.clone(),
+        provider: llm::build_provider(&config).map_err(|e| e.to_string()),
+        default_model: None,
+        modes,
+        workspace: workspace.canonicalize().unwrap(),
+        options: RunOptions {
+            allow_shell: true,
+            ..RunOptions::default()
+        },
+        profiles: Default::default(),
+    });
+    (journal, deps, run)
+}
+
+fn key(code: KeyCode) -> Input {
+    Input::Key(KeyEvent::from(code))
+}
+
+/// Waits until the latest frame satisfies `pred`; panics with the frame.
+async fn wait_for(frame: &Mutex<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = frame.lock().unwrap().clone();
+        if pred(&now) {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for {what}; the screen is:\n{now}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Drives the demo through the workbench at `width`×`height`: answers the
+/// question, approves, waits for the run to succeed and quits. Returns the
+/// last frame and the escapes written beside the frames.
+async fn demo_in_the_workbench(width: u16, height: u16) -> (String, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, deps, run) = demo(dir.path()).await;
+    let frame = Arc::new(Mutex::new(String::new()));
+    let mut terminal = Terminal::new(Watched {
+        inner: TestBackend::new(width, height),
+        frame: frame.clone(),
+    })
+    .unwrap();
+    let mut escapes: Vec<u8> = Vec::new();
+    let app = App {
+        journal: journal.clone(),
+        socket: dir.path().join("lev.sock"),
+        theme: Theme::fallback(),
+        theme_name: "dark".into(),
+        themes: Catalog::new(Vec::new(), false),
+        attention: Default::default(),
+        keymap: Keymap::default(),
+        resume: Box::new(|_, _| Err("no resume in this test".into())),
+    };
+    let (keys, input) = mpsc::unbounded::<Input>();
+    let user = async {
+        wait_for(&frame, "the audience question", |s| {
+            s.contains("Who should the script") && s.contains("Enter send")
+        })
+        .await;
+        // A prompt ignores keys typed in its first moments on screen.
+        tokio::time::sleep(Duration::from_millis(lev::tui::state::GRACE_MS + 200)).await;
+        keys.unbounded_send(key(KeyCode::Enter)).unwrap();
+        wait_for(&frame, "the approval prompt", |s| s.contains("[a] approve")).await;
+        tokio::time::sleep(Duration::from_millis(lev::tui::state::GRACE_MS + 200)).await;
+        keys.unbounded_send(key(KeyCode::Char('a'))).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let meta = journal.run(&run).await.unwrap().unwrap();
+            if meta.status != RunStatus::Running {
+                assert_eq!(meta.status, RunStatus::Succeeded);
+                break;
+            }
+            assert!(Instant::now() < deadline, "the run did not end");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        wait_for(&frame, "the run's end on screen", |s| {
+            s.contains("succeeded")
+        })
+        .await;
+        keys.unbounded_send(key(KeyCode::Char('q'))).unwrap();
+    };
+    let mut screen = Screen {
+        terminal: &mut terminal,
+        escapes: &mut escapes,
+        synchronized: false,
+    };
+    let launch = Launch::Live {
+        deps,
+        run: run.clone(),
+        start: Start::Fresh,
+    };
+    let (code, ()) = tokio::join!(app::run_on(&mut screen, input, app, launch), user);
+    assert_eq!(code, 0);
+    let last = frame.lock().unwrap().clone();
+    (last, escapes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_to_the_end_in_the_workbench_at_80_by_24() {
+    let (screen, escapes) = demo_in_the_workbench(80, 24).await;
+    let status = screen.lines().last().unwrap();
+    assert!(status.contains("succeeded"), "{screen}");
+    assert!(screen.lines().all(|l| l.chars().count() == 80), "{screen}");
+    // What the user answered and decided stays in the sidebar.
+    for answered in ["Audience = world", "approve = approved"] {
+        assert!(screen.contains(answered), "{answered}:\n{screen}");
+    }
+    // The bell for each prompt went to the screen's escapes, not stdout.
+    assert!(escapes.contains(&0x07), "{escapes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_to_the_end_in_the_workbench_at_200_by_50() {
+    let (screen, _) = demo_in_the_workbench(200, 50).await;
+    assert!(
+        screen.lines().last().unwrap().contains("succeeded"),
+        "{screen}"
+    );
+    // Every step of the demo has its pane (or row) on the big screen.
+    for step in ["architect", "coder", "tester", "checks", "reviewer"] {
+        assert!(screen.contains(step), "{step} not on screen:\n{screen}");
+    }
+}
