@@ -324,6 +324,18 @@ mod tests {
         }
     }
 
+    /// The tools' part of every LLM request's fingerprint: a change here
+    /// makes every recorded agent run diverge on resume. Change the tools
+    /// on purpose, then update this hash.
+    #[test]
+    fn the_offered_tools_are_byte_for_byte_as_recorded() {
+        let text = serde_json::to_value(specs(&[], &[])).unwrap().to_string();
+        assert_eq!(
+            blake3::hash(text.as_bytes()).to_hex().to_string(),
+            "c34bf24d4c22109c4957df520438e403d480b823ffa5c590179d6d286817a6f6"
+        );
+    }
+
     #[test]
     fn specs_are_object_schemas() {
         for s in specs(&[], &[]) {
