@@ -11,6 +11,7 @@ use super::open::read_regular_capped;
 /// memory.
 pub const EDIT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 use super::path::{display, resolve};
+use super::{Run, Tool};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct EditArgs {
@@ -62,3 +63,27 @@ pub(crate) fn edit_file(root: &Path, args: EditArgs) -> Result<String, String> {
     };
     Ok(format!("replaced {count} {noun} in `{shown}`"))
 }
+
+/// `edit_file`: offered to models, run on the blocking pool.
+pub(super) const EDIT_FILE: Tool = Tool {
+    name: "edit_file",
+    description: "Replace exact text in a file. `old` must match the file byte for byte (including \
+     whitespace and indentation; do not include read_file's line-number prefixes) and \
+     must occur exactly once, unless `replace_all` is true. Include enough surrounding \
+     lines in `old` to make it unique.",
+    parameters: || {
+        serde_json::json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "File path, relative to the workspace root."},
+                "old": {"type": "string", "description": "Exact text to replace."},
+                "new": {"type": "string", "description": "Replacement text."},
+                "replace_all": {"type": "boolean", "description": "Replace every occurrence instead of requiring exactly one. Default false."}
+            },
+            "required": ["path", "old", "new"],
+            "additionalProperties": false
+        })
+    },
+    side_effects: true,
+    run: Run::Files(|root, args| edit_file(root, super::parse("edit_file", args)?)),
+};

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::open::open_regular;
 use super::path::{display, resolve};
 use super::text::{looks_binary, read_line_capped};
+use super::{Run, Tool};
 
 /// Lines returned by one `read_file` call at most.
 pub const READ_MAX_LINES: usize = 2000;
@@ -192,3 +193,66 @@ pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     result
 }
+
+/// `read_file`: offered to models, run on the blocking pool.
+pub(super) const READ_FILE: Tool = Tool {
+    name: "read_file",
+    description: "Read a text file in the workspace. Each line is prefixed with its line number \
+     and a tab (the prefix is not part of the file). At most 2000 lines or 256 KiB are \
+     returned per call; when more follows, the output ends with a note giving the \
+     `offset` to continue from. Binary files are reported, not shown. Paths are \
+     relative to the workspace root.",
+    parameters: || {
+        serde_json::json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "File path, relative to the workspace root."},
+                "offset": {"type": "integer", "minimum": 1, "description": "First line to return (1-based). Default 1."},
+                "limit": {"type": "integer", "minimum": 1, "description": "Maximum number of lines to return. Default and maximum 2000."}
+            },
+            "required": ["path"],
+            "additionalProperties": false
+        })
+    },
+    side_effects: false,
+    run: Run::Files(|root, args| read_file(root, super::parse("read_file", args)?)),
+};
+
+/// `list_dir`: offered to models, run on the blocking pool.
+pub(super) const LIST_DIR: Tool = Tool {
+    name: "list_dir",
+    description: "List a directory in the workspace, sorted by name; directories end with `/`. \
+     Hidden entries are included. Long listings are capped with a note.",
+    parameters: || {
+        serde_json::json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "Directory, relative to the workspace root. Default: the root."}
+            },
+            "additionalProperties": false
+        })
+    },
+    side_effects: false,
+    run: Run::Files(|root, args| list_dir(root, super::parse("list_dir", args)?)),
+};
+
+/// `write_file`: offered to models, run on the blocking pool.
+pub(super) const WRITE_FILE: Tool = Tool {
+    name: "write_file",
+    description: "Create or overwrite a file in the workspace with the given content. Parent \
+     directories are created. The write is atomic. Prefer edit_file for changing part \
+     of an existing file.",
+    parameters: || {
+        serde_json::json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "File path, relative to the workspace root."},
+                "content": {"type": "string", "description": "The complete new content of the file."}
+            },
+            "required": ["path", "content"],
+            "additionalProperties": false
+        })
+    },
+    side_effects: true,
+    run: Run::Files(|root, args| write_file(root, super::parse("write_file", args)?)),
+};

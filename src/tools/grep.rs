@@ -12,6 +12,7 @@ use super::glob::Glob;
 use super::open::open_regular;
 use super::path::{canonical_root, resolve};
 use super::text::{clip_chars, looks_binary, read_line_capped};
+use super::{Run, Tool};
 
 /// Matching lines shown at most; the rest are counted.
 pub const GREP_MAX_MATCHES: usize = 200;
@@ -161,3 +162,26 @@ impl Search {
         }
     }
 }
+
+/// `grep`: offered to models, run on the blocking pool.
+pub(super) const GREP: Tool = Tool {
+    name: "grep",
+    description: "Search file contents with a regular expression (Rust regex syntax; use (?i) for \
+     case-insensitive). Walks the directory tree, skipping hidden directories, .git, \
+     target and node_modules, and binary files. Prints `path:line: text` per matching \
+     line; results are capped with a note saying how many more matched.",
+    parameters: || {
+        serde_json::json!({
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string", "description": "Regular expression to search for."},
+                "path": {"type": "string", "description": "File or directory to search, relative to the workspace root. Default: the root."},
+                "glob": {"type": "string", "description": "Only search files matching this glob, e.g. `*.rs` (matched against the file name) or `src/**/*.rs` (matched against the path relative to the workspace root)."}
+            },
+            "required": ["pattern"],
+            "additionalProperties": false
+        })
+    },
+    side_effects: false,
+    run: Run::Files(|root, args| grep(root, super::parse("grep", args)?)),
+};

@@ -6,10 +6,12 @@
 //!
 //! Must not depend on `journal`, `workflow` or any participant.
 
+mod ask;
 mod edit;
 mod fs;
 mod glob;
 mod grep;
+mod memory;
 mod open;
 mod path;
 mod policy;
@@ -28,7 +30,55 @@ pub use fs::{LIST_MAX_ENTRIES, READ_MAX_BYTES, READ_MAX_LINES};
 pub use grep::{GREP_MAX_FILES, GREP_MAX_MATCHES};
 pub use policy::has_control_operators;
 pub use shell::SHELL_TAIL_BYTES;
-pub use specs::{TOOL_NAMES, is_offered, shell_prefixes};
+pub use specs::{is_offered, shell_prefixes};
+
+/// A tool agents can call, declared in the file that runs it: what a model
+/// is told (name, description, JSON Schema of the arguments), whether its
+/// effect outlives the call, and who runs it. A new tool is a new file with
+/// one of these, listed in [`TOOLS`].
+pub struct Tool {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub parameters: fn() -> serde_json::Value,
+    /// Its effect outlives the call: the engine journals an intent first.
+    pub side_effects: bool,
+    pub run: Run,
+}
+
+/// Who runs a tool call.
+pub enum Run {
+    /// A file tool: parses its arguments and works inside the workspace
+    /// root, on the blocking pool.
+    Files(fn(&Path, &str) -> Result<String, String>),
+    /// `run_shell`, once the engine has allowed the command.
+    Shell,
+    /// Answered by the engine itself (a question to the user, the memory
+    /// bank), not by the tool runner.
+    Engine,
+}
+
+/// Every built-in tool, in the order offered to a model (the order is part
+/// of every request's fingerprint: append, never reorder).
+pub static TOOLS: [&Tool; 9] = [
+    &fs::READ_FILE,
+    &fs::LIST_DIR,
+    &grep::GREP,
+    &fs::WRITE_FILE,
+    &edit::EDIT_FILE,
+    &shell::RUN_SHELL,
+    &ask::ASK_USER,
+    &memory::MEMORY_STORE,
+    &memory::MEMORY_SEARCH,
+];
+
+/// The built-in tools' names, in offer order.
+pub fn tool_names() -> Vec<&'static str> {
+    TOOLS.iter().map(|t| t.name).collect()
+}
+
+fn tool(name: &str) -> Option<&'static Tool> {
+    TOOLS.iter().copied().find(|t| t.name == name)
+}
 
 /// What an agent may run through `run_shell`.
 #[derive(Debug, Clone, Default)]
@@ -95,10 +145,7 @@ pub fn specs(allow: &[String], deny: &[String]) -> Vec<ToolSpec> {
 
 /// True for tools whose effect outlives the call (journaled as intents).
 pub fn has_side_effects(name: &str) -> bool {
-    matches!(
-        name,
-        "write_file" | "edit_file" | "run_shell" | "memory_store"
-    )
+    tool(name).is_some_and(|t| t.side_effects)
 }
 
 /// Decides whether `command` may run under `policy`.
@@ -112,22 +159,20 @@ pub fn shell_decision(policy: &ShellPolicy, command: &str) -> ShellDecision {
 /// Never panics: bad arguments, escapes and I/O failures come back as an
 /// output with `is_error` set, for the model to read and retry.
 pub async fn call(env: &ToolEnv, name: &str, arguments: &str) -> ToolOutput {
-    match name {
-        "read_file" => blocking(&env.root, name, arguments, fs::read_file).await,
-        "list_dir" => blocking(&env.root, name, arguments, fs::list_dir).await,
-        "grep" => blocking(&env.root, name, arguments, grep::grep).await,
-        "write_file" => blocking(&env.root, name, arguments, fs::write_file).await,
-        "edit_file" => blocking(&env.root, name, arguments, edit::edit_file).await,
-        "run_shell" => match parse(name, arguments) {
+    let Some(tool) = tool(name) else {
+        return ToolOutput::error(format!(
+            "unknown tool `{name}`; the tools are: {}",
+            tool_names().join(", ")
+        ));
+    };
+    match tool.run {
+        Run::Files(run) => blocking(&env.root, name, arguments, run).await,
+        Run::Shell => match parse(name, arguments) {
             Ok(args) => shell::run(env, args).await,
             Err(e) => ToolOutput::error(e),
         },
-        "ask_user" | "memory_store" | "memory_search" => ToolOutput::error(format!(
+        Run::Engine => ToolOutput::error(format!(
             "{name} is answered by the workflow engine, not by the tool runner"
-        )),
-        _ => ToolOutput::error(format!(
-            "unknown tool `{name}`; the tools are: {}",
-            TOOL_NAMES.join(", ")
         )),
     }
 }
@@ -149,21 +194,15 @@ fn parse<A: DeserializeOwned>(tool: &str, arguments: &str) -> Result<A, String> 
 
 /// Runs a file tool on the blocking pool: file I/O must not stall the
 /// runtime that also streams LLM replies.
-async fn blocking<A>(
+async fn blocking(
     root: &Path,
     tool: &str,
     arguments: &str,
-    run: fn(&Path, A) -> Result<String, String>,
-) -> ToolOutput
-where
-    A: DeserializeOwned + Send + 'static,
-{
-    let args: A = match parse(tool, arguments) {
-        Ok(args) => args,
-        Err(e) => return ToolOutput::error(e),
-    };
+    run: fn(&Path, &str) -> Result<String, String>,
+) -> ToolOutput {
     let root = root.to_path_buf();
-    match tokio::task::spawn_blocking(move || run(&root, args)).await {
+    let arguments = arguments.to_string();
+    match tokio::task::spawn_blocking(move || run(&root, &arguments)).await {
         Ok(Ok(content)) => ToolOutput::ok(content),
         Ok(Err(message)) => ToolOutput::error(message),
         Err(e) => ToolOutput::error(format!("{tool} failed: {e}")),

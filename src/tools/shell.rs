@@ -8,6 +8,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::text::tail;
+use super::{Run, Tool};
 use super::{ToolEnv, ToolOutput};
 use crate::commands::{ShellCommand, run_shell};
 
@@ -82,6 +83,28 @@ pub(crate) async fn run(env: &ToolEnv, args: ShellArgs) -> ToolOutput {
         is_error: result.exit_code != Some(0),
     }
 }
+
+/// `run_shell`: offered to models, run as a shell command once allowed.
+pub(super) const RUN_SHELL: Tool = Tool {
+    name: "run_shell",
+    description: "Run a command with `sh -c` in the workspace root; stdin is empty. Returns the exit \
+     code and the ends of stdout and stderr. Commands may need the user's approval; \
+     chaining operators (`;`, `&&`, `|`, redirections) make approval more likely to be \
+     required. Long-running commands are stopped at the timeout.",
+    parameters: || {
+        serde_json::json!({
+            "type": "object",
+            "properties": {
+                "command": {"type": "string", "description": "The shell command line."},
+                "timeout_secs": {"type": "integer", "minimum": 1, "description": "Stop the command after this many seconds (capped by the configured maximum)."}
+            },
+            "required": ["command"],
+            "additionalProperties": false
+        })
+    },
+    side_effects: true,
+    run: Run::Shell,
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,181 +1,16 @@
 //! Tool specs offered to a model, and the allow/deny filter of a mode.
 
-use serde_json::{Value, json};
-
 use crate::llm::ToolSpec;
 
-/// Every built-in tool, in the order offered to a model.
-pub const TOOL_NAMES: [&str; 9] = [
-    "read_file",
-    "list_dir",
-    "grep",
-    "write_file",
-    "edit_file",
-    "run_shell",
-    "ask_user",
-    "memory_store",
-    "memory_search",
-];
-
-fn spec(name: &str, description: &str, parameters: Value) -> ToolSpec {
-    ToolSpec {
-        name: name.into(),
-        description: description.into(),
-        parameters,
-    }
-}
-
 fn all_specs() -> Vec<ToolSpec> {
-    vec![
-        spec(
-            "read_file",
-            "Read a text file in the workspace. Each line is prefixed with its line number \
-             and a tab (the prefix is not part of the file). At most 2000 lines or 256 KiB are \
-             returned per call; when more follows, the output ends with a note giving the \
-             `offset` to continue from. Binary files are reported, not shown. Paths are \
-             relative to the workspace root.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "path": {"type": "string", "description": "File path, relative to the workspace root."},
-                    "offset": {"type": "integer", "minimum": 1, "description": "First line to return (1-based). Default 1."},
-                    "limit": {"type": "integer", "minimum": 1, "description": "Maximum number of lines to return. Default and maximum 2000."}
-                },
-                "required": ["path"],
-                "additionalProperties": false
-            }),
-        ),
-        spec(
-            "list_dir",
-            "List a directory in the workspace, sorted by name; directories end with `/`. \
-             Hidden entries are included. Long listings are capped with a note.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "path": {"type": "string", "description": "Directory, relative to the workspace root. Default: the root."}
-                },
-                "additionalProperties": false
-            }),
-        ),
-        spec(
-            "grep",
-            "Search file contents with a regular expression (Rust regex syntax; use (?i) for \
-             case-insensitive). Walks the directory tree, skipping hidden directories, .git, \
-             target and node_modules, and binary files. Prints `path:line: text` per matching \
-             line; results are capped with a note saying how many more matched.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "pattern": {"type": "string", "description": "Regular expression to search for."},
-                    "path": {"type": "string", "description": "File or directory to search, relative to the workspace root. Default: the root."},
-                    "glob": {"type": "string", "description": "Only search files matching this glob, e.g. `*.rs` (matched against the file name) or `src/**/*.rs` (matched against the path relative to the workspace root)."}
-                },
-                "required": ["pattern"],
-                "additionalProperties": false
-            }),
-        ),
-        spec(
-            "write_file",
-            "Create or overwrite a file in the workspace with the given content. Parent \
-             directories are created. The write is atomic. Prefer edit_file for changing part \
-             of an existing file.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "path": {"type": "string", "description": "File path, relative to the workspace root."},
-                    "content": {"type": "string", "description": "The complete new content of the file."}
-                },
-                "required": ["path", "content"],
-                "additionalProperties": false
-            }),
-        ),
-        spec(
-            "edit_file",
-            "Replace exact text in a file. `old` must match the file byte for byte (including \
-             whitespace and indentation; do not include read_file's line-number prefixes) and \
-             must occur exactly once, unless `replace_all` is true. Include enough surrounding \
-             lines in `old` to make it unique.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "path": {"type": "string", "description": "File path, relative to the workspace root."},
-                    "old": {"type": "string", "description": "Exact text to replace."},
-                    "new": {"type": "string", "description": "Replacement text."},
-                    "replace_all": {"type": "boolean", "description": "Replace every occurrence instead of requiring exactly one. Default false."}
-                },
-                "required": ["path", "old", "new"],
-                "additionalProperties": false
-            }),
-        ),
-        spec(
-            "run_shell",
-            "Run a command with `sh -c` in the workspace root; stdin is empty. Returns the exit \
-             code and the ends of stdout and stderr. Commands may need the user's approval; \
-             chaining operators (`;`, `&&`, `|`, redirections) make approval more likely to be \
-             required. Long-running commands are stopped at the timeout.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "command": {"type": "string", "description": "The shell command line."},
-                    "timeout_secs": {"type": "integer", "minimum": 1, "description": "Stop the command after this many seconds (capped by the configured maximum)."}
-                },
-                "required": ["command"],
-                "additionalProperties": false
-            }),
-        ),
-        spec(
-            "ask_user",
-            "Ask the user a question and wait for the answer. Use it only when you cannot \
-             proceed without a decision or information only the user has; offer `options` \
-             when the answer is a choice.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "question": {"type": "string", "description": "The question, self-contained."},
-                    "options": {"type": "array", "items": {"type": "string"}, "description": "Suggested answers to choose from."}
-                },
-                "required": ["question"],
-                "additionalProperties": false
-            }),
-        ),
-        spec(
-            "memory_store",
-            "Remember a fact, decision or lesson for later agents and later runs (the memory \
-             bank). Store one self-contained statement per call, written so it makes sense \
-             without this conversation. Storing again under the same key (in the same \
-             namespace) replaces the entry. Namespaces: `project` (default: this workspace, \
-             every run), `run` (only this run), `global` (every project).",
-            json!({
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string", "description": "What to remember, self-contained."},
-                    "key": {"type": "string", "description": "A short stable name, e.g. `auth-token-store`; storing under an existing key updates it. Default: derived from the text."},
-                    "tags": {"type": "array", "items": {"type": "string"}, "description": "Topics for filtering, e.g. [\"auth\", \"db\"]."},
-                    "namespace": {"type": "string", "enum": ["project", "run", "global"], "description": "Where to keep it. Default project."}
-                },
-                "required": ["text"],
-                "additionalProperties": false
-            }),
-        ),
-        spec(
-            "memory_search",
-            "Search the memory bank for what earlier agents and runs stored (ranked text search \
-             over text and tags, best match first). Without a namespace it searches this run, \
-             this project and global, and says where each hit is from. Search before deciding \
-             something an earlier agent may already have settled.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "query": {"type": "string", "description": "Words to look for. Empty: the newest entries (with the given tags)."},
-                    "tags": {"type": "array", "items": {"type": "string"}, "description": "Only entries carrying all of these tags."},
-                    "namespace": {"type": "string", "enum": ["project", "run", "global"], "description": "Search only this namespace."},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": 50, "description": "Most results. Default 5."}
-                },
-                "required": ["query"],
-                "additionalProperties": false
-            }),
-        ),
-    ]
+    super::TOOLS
+        .iter()
+        .map(|t| ToolSpec {
+            name: t.name.into(),
+            description: t.description.into(),
+            parameters: (t.parameters)(),
+        })
+        .collect()
 }
 
 /// True when an allow/deny entry names `tool`: its name, a group alias
@@ -242,7 +77,7 @@ mod tests {
 
     #[test]
     fn empty_allow_offers_everything() {
-        assert_eq!(names(&[], &[]), TOOL_NAMES.to_vec());
+        assert_eq!(names(&[], &[]), super::super::tool_names());
     }
 
     #[test]

@@ -31,20 +31,13 @@ const TOP_KEYS: &[&str] = &[
     "ui",
 ];
 
-/// Tool names agents know; `shell:<prefix>` and `mcp:<server>/<tool>`
-/// patterns are also accepted.
-pub const TOOL_NAMES: &[&str] = &[
-    "read_file",
-    "list_dir",
-    "grep",
-    "write_file",
-    "edit_file",
-    "run_shell",
-    "ask_user",
-    "memory_store",
-    "memory_search",
-    "*",
-];
+/// Tool names a mode may list: the built-in tools and `*`;
+/// `shell:<prefix>` and `mcp:<server>/<tool>` patterns are also accepted.
+pub fn tool_names() -> Vec<&'static str> {
+    let mut names = crate::tools::tool_names();
+    names.push("*");
+    names
+}
 
 /// Largest `instructions: - file:` we read.
 const MAX_INSTRUCTION_BYTES: u64 = 256 * 1024;
@@ -308,7 +301,8 @@ fn tool_list(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<Vec<String>> {
     };
     for (i, name) in list.iter().enumerate() {
         let pattern = name.starts_with("shell:") || name.starts_with("mcp:");
-        if pattern || TOOL_NAMES.contains(&name.as_str()) {
+        let known = tool_names();
+        if pattern || known.contains(&name.as_str()) {
             continue;
         }
         let at = items.get(i).copied().unwrap_or(node);
@@ -318,11 +312,11 @@ fn tool_list(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<Vec<String>> {
             &format!("{path}[{i}]"),
             format!("unknown tool `{name}`"),
         );
-        d.hint = Some(match closest(name, TOOL_NAMES) {
+        d.hint = Some(match closest(name, &known) {
             Some(c) => format!("did you mean `{c}`?"),
             None => format!(
                 "tools: {}, or `shell:<prefix>` / `mcp:<server>/<tool>` patterns",
-                TOOL_NAMES.join(", ")
+                known.join(", ")
             ),
         });
     }

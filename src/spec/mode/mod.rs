@@ -18,7 +18,7 @@ mod builtin;
 mod file;
 mod source;
 
-pub use file::TOOL_NAMES;
+pub use file::tool_names;
 use file::{RawMode, parse_mode};
 pub use source::{MODES_FOLDER, ModeLayer, ModeSource, PROJECT_MODES, standard_layers};
 

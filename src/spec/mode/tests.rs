@@ -63,7 +63,7 @@ fn all_seventeen_builtins_load_validate_and_are_complete() {
         icons.push(icon);
         for t in m.tools_allow.iter().chain(&m.tools_deny) {
             assert!(
-                TOOL_NAMES.contains(&t.as_str())
+                tool_names().contains(&t.as_str())
                     || t.starts_with("shell:")
                     || t.starts_with("mcp:"),
                 "{id}: tool `{t}`"
