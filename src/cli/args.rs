@@ -297,6 +297,21 @@ pub struct DriveArgs {
     pub workspace: Option<PathBuf>,
 }
 
+impl DriveArgs {
+    /// No flags: the workbench, asking for everything (the runs browser,
+    /// replay).
+    pub fn interactive() -> DriveArgs {
+        DriveArgs {
+            headless: false,
+            json: false,
+            yes: false,
+            allow_shell: false,
+            answers: Vec::new(),
+            workspace: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum InFlightArg {
     /// Run the step again.

@@ -251,14 +251,7 @@ pub fn check_theme(paths: &Paths, name: Option<String>) -> Result<(), u8> {
 
 /// `lev` with no command: the runs browser.
 pub async fn browser(paths: &Paths) -> u8 {
-    let drive = DriveArgs {
-        headless: false,
-        json: false,
-        yes: false,
-        allow_shell: false,
-        answers: Vec::new(),
-        workspace: None,
-    };
+    let drive = DriveArgs::interactive();
     if !wants_tui(&drive) {
         eprintln!(
             "lev: no terminal to draw the workbench on. Try `lev runs`, `lev demo --headless` or `lev --help`."
@@ -305,14 +298,7 @@ pub async fn replay_tui(paths: &Paths, run: &str) -> u8 {
         Ok(m) => m,
         Err(c) => return c,
     };
-    let drive = DriveArgs {
-        headless: false,
-        json: false,
-        yes: false,
-        allow_shell: false,
-        answers: Vec::new(),
-        workspace: None,
-    };
+    let drive = DriveArgs::interactive();
     let resume = resume_factory(paths, journal.clone(), modes, drive);
     let app = match workbench(paths, journal, resume) {
         Ok(a) => a,
