@@ -266,10 +266,7 @@ async fn wait_decision(actx: &AttemptCtx, message: &str) -> Result<Decision, Ste
             timeout_ms: actx.step.timeout.map(|t| t.as_millis() as u64),
             at: ctx.now(),
         };
-        ctx.rec
-            .record(event)
-            .await
-            .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+        actx.record(event).await?;
     }
     let on_timeout = match &actx.step.kind {
         StepKind::Approval { on_timeout, .. } => *on_timeout,
@@ -323,10 +320,7 @@ async fn approval_fallback(
                 source: AnswerSource::Timeout,
                 at: ctx.now(),
             };
-            ctx.rec
-                .record(event)
-                .await
-                .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+            actx.record(event).await?;
             Ok(Decision {
                 approved: true,
                 comment,

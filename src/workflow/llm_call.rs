@@ -186,12 +186,7 @@ async fn record_wait(
         step: Some(actx.key.clone()),
         at: now,
     };
-    actx.ctx
-        .rec
-        .record(event)
-        .await
-        .map(|_| ())
-        .map_err(|e| StepError::Fatal(format!("journal: {e}")))
+    actx.record(event).await.map(|_| ())
 }
 
 /// Journals the breaker changes a call caused, in order.
@@ -213,11 +208,7 @@ async fn record_breaker_changes(
             step: Some(actx.key.clone()),
             at: now,
         };
-        actx.ctx
-            .rec
-            .record(event)
-            .await
-            .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+        actx.record(event).await?;
     }
     Ok(())
 }

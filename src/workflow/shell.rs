@@ -141,10 +141,7 @@ pub async fn run(
         duration_ms: result.duration.as_millis() as u64,
         at: ctx.now(),
     };
-    ctx.rec
-        .record(event)
-        .await
-        .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+    actx.record(event).await?;
     if result.timed_out {
         let t = actx.step.timeout.unwrap_or(Duration::ZERO);
         return Err(StepError::Timeout(format!(

@@ -182,10 +182,7 @@ pub async fn messages_for(actx: &AttemptCtx, turn: u32) -> Result<Vec<String>, S
             text: text.clone(),
             at: ctx.now(),
         };
-        ctx.rec
-            .record(event)
-            .await
-            .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+        actx.record(event).await?;
         out.push(text);
     }
     Ok(out)

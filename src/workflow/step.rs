@@ -85,6 +85,16 @@ pub struct AttemptCtx {
 }
 
 impl AttemptCtx {
+    /// Journals `event` for this attempt; a journal that fails stops the
+    /// step (nothing may act on a fact that is not on disk).
+    pub async fn record(&self, event: Event) -> Result<crate::protocol::Seq, StepError> {
+        self.ctx
+            .rec
+            .record(event)
+            .await
+            .map_err(|e| StepError::Fatal(format!("journal: {e}")))
+    }
+
     pub fn add_usage(&self, u: &Usage) {
         if let Ok(mut mine) = self.usage.lock() {
             mine.add(u);

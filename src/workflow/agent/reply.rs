@@ -164,10 +164,7 @@ pub(super) async fn reply_for(
         refusal: reply.refusal.clone(),
         at: ctx.now(),
     };
-    ctx.rec
-        .record(event)
-        .await
-        .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+    actx.record(event).await?;
     actx.add_usage(&reply.usage);
     if let Some((guard, limit, observed)) = ctx.add_usage(&reply.usage) {
         let event = Event::GuardTripped {

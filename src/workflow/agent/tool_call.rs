@@ -185,12 +185,7 @@ async fn record_tool_start(actx: &AttemptCtx, call: &Placed<'_>) -> Result<(), S
         fingerprint: blake3::hash(call.arguments.as_bytes()).to_hex().to_string(),
         at: actx.ctx.now(),
     };
-    actx.ctx
-        .rec
-        .record(event)
-        .await
-        .map(|_| ())
-        .map_err(|e| StepError::Fatal(format!("journal: {e}")))
+    actx.record(event).await.map(|_| ())
 }
 
 async fn finish_tool(
@@ -215,11 +210,7 @@ async fn finish_tool(
         is_error: out.is_error,
         at: actx.ctx.now(),
     };
-    actx.ctx
-        .rec
-        .record(event)
-        .await
-        .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+    actx.record(event).await?;
     Ok(out)
 }
 
