@@ -8,7 +8,8 @@ use crate::spec::expr::Reference;
 use crate::spec::model::{InputSpec, WhisperSpec};
 
 use super::cx::{Cx, closest, some_names};
-use super::step::{Site, StepInfo};
+use super::env::Site;
+use super::step::StepInfo;
 
 pub(crate) fn needs(cx: &mut Cx<'_>, infos: &[StepInfo]) {
     let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();

@@ -33,6 +33,7 @@ use super::{Diagnostics, ModeRegistry, Workflow};
 mod check;
 pub(crate) mod cx;
 pub mod duration;
+mod env;
 mod outputs;
 mod retry;
 pub(crate) mod step;
@@ -213,7 +214,7 @@ impl Loader<'_> {
         let mut load_child = |cx: &mut Cx<'_>, node: &Node, uses: &str, at: &str| {
             self.load_child(cx, node, &base, uses, at)
         };
-        let mut env = step::Env {
+        let mut env = env::Env {
             defaults: &defaults,
             limits: &limits,
             modes,
@@ -264,7 +265,7 @@ impl Loader<'_> {
                     for (k, v) in entries {
                         let p = join("outputs", &k.name);
                         if let Some(t) = cx.template(v, &p) {
-                            sites.push(step::Site {
+                            sites.push(env::Site {
                                 template: t.clone(),
                                 line: v.line,
                                 col: v.col,

@@ -7,7 +7,7 @@ use crate::spec::model::{Followups, OutputSpec};
 use crate::spec::yaml::{Node, NodeValue};
 
 use super::cx::{Cx, join};
-use super::step::{Env, Site, check_mode};
+use super::env::{Env, Site, check_mode};
 use super::workflow::valid_id;
 
 /// `outputs:` of a step: `name: {from: json.plan, default: ..}` or

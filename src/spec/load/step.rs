@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::spec::expr::Template;
-use crate::spec::mode::ModeRegistry;
-use crate::spec::model::{Limits, OnTimeout, Step, StepKind, Workflow, Workspace};
+use crate::spec::model::{OnTimeout, Step, StepKind, Workspace};
 use crate::spec::yaml::{Key, Node, NodeValue};
 
 use super::cx::{Cx, closest, join, json_template, some_names};
+use super::env::{Env, check_mode};
 use super::outputs::{followups, step_outputs};
 use super::retry::retry_policy;
-use super::workflow::{StepDefaults, check_default, choices};
+use super::workflow::{check_default, choices};
 
 const WEEK: Duration = Duration::from_secs(7 * 86_400);
 
@@ -50,21 +50,6 @@ const TYPES: &[(&str, &[&str])] = &[
     ("workflow", &["uses", "with"]),
 ];
 
-/// Where a template sits and what it may reference.
-pub(crate) struct Site {
-    pub template: Template,
-    pub line: u32,
-    pub col: u32,
-    pub offset: Option<usize>,
-    pub path: String,
-    /// The step it belongs to; `None` for workflow `outputs`.
-    pub owner: Option<String>,
-    /// Inside `followups:` the step may read its own outputs.
-    pub in_followups: bool,
-    /// `item` is defined (the follow-up's `spawn`).
-    pub item_ok: bool,
-}
-
 /// What the graph checks need to know about a step, even one that failed
 /// to build (so one broken step does not cause "unknown step" noise).
 pub(crate) struct StepInfo {
@@ -72,42 +57,6 @@ pub(crate) struct StepInfo {
     pub needs: Vec<(String, u32, u32)>,
     /// Output names others may reference; `None` when unknown (broken step).
     pub outputs: Option<Vec<String>>,
-}
-
-pub(crate) struct Env<'e> {
-    pub defaults: &'e StepDefaults,
-    pub limits: &'e Limits,
-    pub modes: &'e ModeRegistry,
-    pub sites: Vec<Site>,
-    /// Loads a child workflow named by `uses:` (relative to the parent).
-    pub load_child: &'e mut dyn FnMut(&mut Cx<'_>, &Node, &str, &str) -> Option<Workflow>,
-}
-
-impl Env<'_> {
-    fn site(&mut self, t: &Template, node: &Node, path: &str, owner: &str) {
-        self.sites.push(Site {
-            template: t.clone(),
-            line: node.line,
-            col: node.col,
-            offset: node.offset,
-            path: path.to_string(),
-            owner: Some(owner.to_string()),
-            in_followups: false,
-            item_ok: false,
-        });
-    }
-
-    fn template(
-        &mut self,
-        cx: &mut Cx<'_>,
-        node: &Node,
-        path: &str,
-        owner: &str,
-    ) -> Option<Template> {
-        let t = cx.template(node, path)?;
-        self.site(&t, node, path, owner);
-        Some(t)
-    }
 }
 
 fn all_step_keys() -> Vec<&'static str> {
@@ -556,26 +505,6 @@ fn build_kind(
         }
         _ => None,
     }
-}
-
-pub(crate) fn check_mode(
-    cx: &mut Cx<'_>,
-    node: &Node,
-    path: &str,
-    modes: &ModeRegistry,
-) -> Option<String> {
-    let m = cx.str(node, path)?;
-    if modes.contains(&m) {
-        return Some(m);
-    }
-    let names: Vec<&str> = modes.modes.keys().map(String::as_str).collect();
-    let d = cx.at(node, path, format!("unknown mode `{m}`"));
-    d.hint = Some(match closest(&m, &names) {
-        Some(c) => format!("did you mean `{c}`?"),
-        None if names.is_empty() => "no modes are loaded".to_string(),
-        None => format!("known modes: {}", some_names(&names)),
-    });
-    None
 }
 
 fn schema(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<serde_json::Value> {
