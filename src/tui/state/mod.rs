@@ -22,6 +22,7 @@ mod pane;
 mod replay;
 mod retryfork;
 mod review;
+mod run_view;
 pub mod sample;
 pub mod sample_swarm;
 mod steering;
@@ -39,7 +40,6 @@ use crate::workflow::Settle;
 
 use super::keymap::Keymap;
 
-pub use fold::{Answered, Folded, LlmRetry, Prompt, PromptKind, RunView, Segment, StepRow};
 pub use input::visible_lines;
 pub use outline::GivenHint;
 pub use palette::{PaletteEntry, PaletteItem, action_label};
@@ -48,6 +48,7 @@ pub use pane::{
 };
 pub use replay::Replay;
 pub use review::{ACCEPT as REVIEW_ACCEPT, REGENERATE as REVIEW_REGENERATE};
+pub use run_view::{Answered, Folded, LlmRetry, Prompt, PromptKind, RunView, Segment, StepRow};
 pub use steering::SentMessage;
 pub use swarm::{BreakerShown, BreakerView, PlanReview, SlotPane, SlotTask, TaskSlot};
 pub use worktrees::{DiffView, fate_text};

@@ -6,16 +6,8 @@
 
 use crate::protocol::{Millis, StepKey, StepOutline, StepStatus};
 
-use super::fold::{RunView, StepRow};
-
-/// A hint lev gave an agent when its step started (the step's
-/// `whisper.to_llm` hints and its mode's `whisper.hints`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct GivenHint {
-    pub step: StepKey,
-    pub text: String,
-    pub at: Millis,
-}
+pub use super::run_view::GivenHint;
+use super::run_view::{RunView, StepRow};
 
 impl RunView {
     /// Lists every declared step as pending, in declaration order (a step
@@ -60,7 +52,7 @@ impl RunView {
 mod tests {
     use crate::protocol::{Attempt, Event, Millis, Notice, Recorded, RunId, Seq, StepKey};
     use crate::protocol::{StepStatus, Usage};
-    use crate::tui::state::fold::RunView;
+    use crate::tui::state::run_view::RunView;
     use crate::tui::state::sample::{sample_events, sample_state};
 
     fn fold(events: Vec<Event>) -> RunView {

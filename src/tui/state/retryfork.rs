@@ -6,8 +6,8 @@
 
 use crate::protocol::{Event, Millis, Op, RunStatus, StepKey, StepStatus};
 
-use super::fold::RunView;
 use super::pane::LineKind;
+use super::run_view::RunView;
 use super::{Effect, Screen, State};
 
 impl RunView {

@@ -3,21 +3,13 @@
 //! them (`State`): message the focused agent, pause the run or one agent,
 //! stop everything. The keys only send ops; what shows comes from events.
 
-use crate::protocol::{Event, Millis, Op, StepKey, StepStatus};
+use crate::protocol::{Event, Millis, Op, StepStatus};
 use crate::text::one_line;
 
-use super::fold::RunView;
 use super::pane::{LineKind, Pane};
+use super::run_view::RunView;
+pub use super::run_view::SentMessage;
 use super::{Confirm, Effect, Overlay, State, Typing};
-
-/// A message the user sent to an agent, as delivered.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SentMessage {
-    pub step: StepKey,
-    pub turn: u32,
-    pub text: String,
-    pub at: Millis,
-}
 
 impl RunView {
     /// Folds a steering event (message delivered, pause, unpause, stop).

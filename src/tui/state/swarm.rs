@@ -6,10 +6,11 @@
 //! steps, so the overview and the timeline keep listing them by step id.
 
 use crate::protocol::{Attempt, Event, Millis, StepKey, StepStatus, Usage};
-use crate::swarm::plan::{self, Plan};
+use crate::swarm::plan::{self};
 
-use super::fold::RunView;
 use super::pane::{LineKind, Pane};
+use super::run_view::RunView;
+pub use super::run_view::{BreakerShown, BreakerView, PlanReview, TaskSlot};
 
 /// A task as one slot ran it (a slot pane keeps all of them, oldest first).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,39 +39,6 @@ impl SlotPane {
     pub fn current(&self) -> Option<&SlotTask> {
         self.tasks.last()
     }
-}
-
-/// Where a task ran (for the overview and the timeline).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaskSlot {
-    pub slot: u32,
-    pub stolen_from: Option<u32>,
-}
-
-/// A slot's circuit breaker while it is not closed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BreakerView {
-    pub state: BreakerShown,
-    pub reason: String,
-}
-
-/// The states worth showing (a closed breaker is not listed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerShown {
-    /// No work goes to the slot before `until` (when known).
-    Open { until: Option<Millis> },
-    /// The cooldown is over; the next task is a probe.
-    HalfOpen,
-}
-
-/// The plan under review, as the question shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlanReview {
-    /// The plan as editable YAML (the review textarea starts with it).
-    pub edit_text: String,
-    /// The plan read back from that text; `None` when it cannot be read
-    /// (the sidebar then shows the text as it is).
-    pub plan: Option<Plan>,
 }
 
 /// Questions whose id starts with this review a swarm's plan

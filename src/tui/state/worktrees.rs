@@ -15,7 +15,7 @@ use crate::protocol::{Notice, Recorded, RunId, RunStatus, StepKey};
 use crate::tui::keymap::Action;
 use crate::workflow::{Settle, Settled};
 
-use super::fold::RunView;
+use super::run_view::RunView;
 use super::{Confirm, Effect, Overlay, State};
 
 /// A step's diff in the diff overlay.
