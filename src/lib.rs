@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod headless;
 pub mod host;
 pub mod isolation;

@@ -893,6 +893,9 @@ pub enum Notice {
     /// a running agent, unpausing a run that is not paused): said back to
     /// the participants instead of silence. Not a fact; not journaled.
     Refused(RunId, String),
+    /// The engine stopped executing the run (it finished, paused or
+    /// failed): sent after every notice of the run.
+    Ended(RunId),
 }
 
 /// An intent from a participant (user keys, CLI, headless policy, controller).
@@ -949,18 +952,48 @@ pub enum Op {
         /// Question id, or the approval's step key.
         prompt: String,
     },
-    /// Run a failed step of the live run again, then the steps that were
-    /// skipped or failed because of it.
+    /// Run a failed step again, then the steps that were skipped or failed
+    /// because of it: in the live run, or (an ended run) recorded and the
+    /// run resumed.
     RetryStep {
         run: RunId,
         step: StepKey,
     },
+    /// Execute a paused or interrupted run again from its journal.
+    Resume {
+        run: RunId,
+    },
+    /// A new run that reuses `run`'s journal up to `from` and runs on from
+    /// there.
+    Fork {
+        run: RunId,
+        from: StepKey,
+    },
+    /// Merge or discard a step's git worktree (of a run no engine drives).
+    SettleWorktree {
+        run: RunId,
+        step: StepKey,
+        how: Settle,
+    },
+    /// Delete one entry of the memory bank.
+    ForgetMemory {
+        namespace: String,
+        key: String,
+    },
+}
+
+/// Merge the step's branch into its base, or discard worktree and branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Settle {
+    Merge,
+    Discard,
 }
 
 impl Op {
-    /// The run the op is for.
-    pub fn run(&self) -> &RunId {
-        match self {
+    /// The run the op is for (`None`: the memory bank).
+    pub fn run(&self) -> Option<&RunId> {
+        Some(match self {
             Op::Answer { run, .. }
             | Op::Decide { run, .. }
             | Op::Cancel { run }
@@ -970,8 +1003,12 @@ impl Op {
             | Op::Unpause { run, .. }
             | Op::EmergencyStop { run }
             | Op::Unattended { run, .. }
-            | Op::RetryStep { run, .. } => run,
-        }
+            | Op::RetryStep { run, .. }
+            | Op::Resume { run }
+            | Op::Fork { run, .. }
+            | Op::SettleWorktree { run, .. } => run,
+            Op::ForgetMemory { .. } => return None,
+        })
     }
 }
 

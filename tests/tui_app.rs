@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent};
 use futures::channel::mpsc;
 use lev::config::{Config, ProviderKind, ProviderSettings};
+use lev::engine::Engine;
 use lev::journal::Journal;
 use lev::llm;
 use lev::protocol::RunStatus;
@@ -148,15 +149,15 @@ async fn demo_in_the_workbench(width: u16, height: u16) -> (String, Vec<u8>) {
     })
     .unwrap();
     let mut escapes: Vec<u8> = Vec::new();
+    let engine = Engine::open(journal.clone(), Err("no resume in this test".into()));
     let app = App {
-        journal: journal.clone(),
-        socket: dir.path().join("lev.sock"),
+        notices: engine.subscribe(),
+        engine: engine.clone(),
         theme: Theme::fallback(),
         theme_name: "dark".into(),
         themes: Catalog::new(Vec::new(), false),
         attention: Default::default(),
         keymap: Keymap::default(),
-        resume: Box::new(|_, _| Err("no resume in this test".into())),
     };
     let (keys, input) = mpsc::unbounded::<Input>();
     let user = async {
@@ -191,11 +192,8 @@ async fn demo_in_the_workbench(width: u16, height: u16) -> (String, Vec<u8>) {
         escapes: &mut escapes,
         synchronized: false,
     };
-    let launch = Launch::Live {
-        deps,
-        run: run.clone(),
-        start: Start::Fresh,
-    };
+    let driving = engine.start(deps, run.clone(), Start::Fresh).await.unwrap();
+    let launch = Launch::Driving(Box::new(driving));
     let (code, ()) = tokio::join!(app::run_on(&mut screen, input, app, launch), user);
     assert_eq!(code, 0);
     let last = frame.lock().unwrap().clone();

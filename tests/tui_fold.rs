@@ -470,10 +470,10 @@ fn retry_refuses_a_step_that_did_not_fail_and_fork_takes_any_selected_step() {
     let out = s.handle_action(Action::Fork);
     assert_eq!(
         out,
-        vec![Effect::Fork {
+        vec![Effect::Op(Op::Fork {
             run,
-            step: StepKey::new("architect")
-        }]
+            from: StepKey::new("architect")
+        })]
     );
 }
 
@@ -577,10 +577,10 @@ fn an_ended_run_in_replay_asks_the_app_to_retry_it() {
     let out = s.handle(Input::Key(KeyEvent::from(KeyCode::Char('r'))));
     assert_eq!(
         out,
-        vec![Effect::Retry {
+        vec![Effect::Op(Op::RetryStep {
             run: sample_run_id(),
             step: StepKey::new("build")
-        }]
+        })]
     );
 }
 

@@ -4,9 +4,10 @@
 //! here is driving.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use lev::engine::Query;
 use lev::isolation::Fate;
 use lev::protocol::{
-    Attempt, Event, Millis, Recorded, RunId, RunStatus, Seq, StepKey, WorktreeFact,
+    Attempt, Event, Millis, Op, Recorded, RunId, RunStatus, Seq, StepKey, WorktreeFact,
 };
 use lev::tui::keymap::Action;
 use lev::tui::state::{Confirm, Effect, Input, Overlay, Screen, State};
@@ -168,10 +169,10 @@ fn d_asks_for_the_diff_and_the_overlay_scrolls_and_closes() {
     let out = s.handle(key('D'));
     assert_eq!(
         out,
-        vec![Effect::WorktreeDiff {
+        vec![Effect::Query(Query::WorktreeDiff {
             run: run_id(),
             step: StepKey::new("coder")
-        }]
+        })]
     );
     let diff: String = (0..50).map(|i| format!("+line {i}\n")).collect();
     s.show_diff(StepKey::new("coder"), Ok(diff));
@@ -205,11 +206,11 @@ fn merge_and_discard_ask_first_then_become_effects() {
     assert!(screen_text(&s).contains("Merge step coder's branch lev/RWT/coder into main?"));
     assert_eq!(
         s.handle(key('y')),
-        vec![Effect::SettleWorktree {
+        vec![Effect::Op(Op::SettleWorktree {
             run: run_id(),
             step: StepKey::new("coder"),
             how: Settle::Merge
-        }]
+        })]
     );
     assert_eq!(s.overlay, None);
 
@@ -224,11 +225,11 @@ fn merge_and_discard_ask_first_then_become_effects() {
     s.handle(key('X'));
     assert_eq!(
         s.handle(Input::Key(KeyEvent::from(KeyCode::Enter))),
-        vec![Effect::SettleWorktree {
+        vec![Effect::Op(Op::SettleWorktree {
             run: run_id(),
             step: StepKey::new("coder"),
             how: Settle::Discard
-        }]
+        })]
     );
 }
 

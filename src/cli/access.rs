@@ -1,12 +1,14 @@
-//! Reading the journal from a command: directly when this process can open
-//! it, otherwise through the host process's control socket.
+//! Reaching the engine from a command: a handle on the journal when this
+//! process can open it, otherwise the engine of the lev process that holds
+//! it, through its control socket. Either way the command sends the same
+//! `Query`s and `Op`s.
 
+use crate::engine::{Done, Engine, Query, Reply};
 use crate::host::Client;
 use crate::journal::{Journal, JournalError, MemoryRecord, RunMeta};
 use crate::memory;
 use crate::paths::Paths;
-use crate::protocol::{Op, Recorded, RunId};
-use crate::workflow;
+use crate::protocol::{Op, Recorded, RunId, StepKey};
 
 use super::context::error;
 use super::exit;
@@ -17,7 +19,8 @@ pub struct Access {
 }
 
 enum Conn {
-    Local(Journal),
+    /// This process opened the journal; its engine executes nothing.
+    Local(Journal, Engine),
     /// Another lev process holds the journal and is executing runs.
     Remote(Client),
 }
@@ -27,22 +30,14 @@ fn host_gone(e: &str) -> bool {
     e.starts_with("control socket:") || e.contains("closed the connection")
 }
 
-/// Runs `$body` (which matches on `$self.conn`), and once more after
-/// reopening when the host vanished in between.
-macro_rules! retrying {
-    ($self:ident, $body:expr) => {{
-        let mut reopened = false;
-        loop {
-            let result = $body;
-            match result {
-                Err(e) if !reopened && $self.is_remote() && host_gone(&e) => {
-                    reopened = true;
-                    $self.conn = Access::connect(&$self.paths).await.map_err(|_| e)?;
-                }
-                other => break other,
-            }
+/// Expects one kind of reply.
+macro_rules! expect {
+    ($reply:expr, $kind:path) => {
+        match $reply? {
+            $kind(v) => Ok(v),
+            other => Err(other.unexpected()),
         }
-    }};
+    };
 }
 
 impl Access {
@@ -67,7 +62,13 @@ impl Access {
         let deadline = std::time::Instant::now() + super::context::LOCK_PATIENCE;
         loop {
             match Journal::open(&paths.journal()) {
-                Ok(j) => return Ok(Conn::Local(j)),
+                Ok(j) => {
+                    let engine = Engine::open(
+                        j.clone(),
+                        Err("a command that only reads and records executes no run".into()),
+                    );
+                    return Ok(Conn::Local(j, engine));
+                }
                 Err(JournalError::Locked { path }) => {
                     match Client::connect(&paths.socket()).await {
                         Ok(c) => return Ok(Conn::Remote(c)),
@@ -95,7 +96,7 @@ impl Access {
     /// process is executing runs).
     pub fn local(&self) -> Option<Journal> {
         match &self.conn {
-            Conn::Local(j) => Some(j.clone()),
+            Conn::Local(j, _) => Some(j.clone()),
             Conn::Remote(_) => None,
         }
     }
@@ -105,62 +106,81 @@ impl Access {
         matches!(self.conn, Conn::Remote(_))
     }
 
-    pub async fn runs(&mut self) -> Result<Vec<RunMeta>, String> {
-        retrying!(
-            self,
-            match &mut self.conn {
-                Conn::Local(j) => j.runs().await.map_err(|e| e.to_string()),
-                Conn::Remote(c) => c.runs().await,
+    /// Reconnects once when the host vanished mid-request.
+    async fn reconnect(&mut self, e: String, reopened: &mut bool) -> Result<(), String> {
+        if *reopened || !self.is_remote() || !host_gone(&e) {
+            return Err(e);
+        }
+        *reopened = true;
+        self.conn = Access::connect(&self.paths).await.map_err(|_| e)?;
+        Ok(())
+    }
+
+    pub async fn query(&mut self, query: Query) -> Result<Reply, String> {
+        let mut reopened = false;
+        loop {
+            let result = match &mut self.conn {
+                Conn::Local(_, engine) => {
+                    engine.query(query.clone()).await.map_err(|e| e.to_string())
+                }
+                Conn::Remote(c) => c.query(query.clone()).await,
+            };
+            match result {
+                Err(e) => self.reconnect(e, &mut reopened).await?,
+                ok => return ok,
             }
-        )
+        }
+    }
+
+    /// Submits an op; returns what it did.
+    pub async fn submit(&mut self, op: Op) -> Result<Done, String> {
+        let mut reopened = false;
+        loop {
+            let result = match &mut self.conn {
+                Conn::Local(_, engine) => engine
+                    .submit(op.clone())
+                    .await
+                    .map(|done| done.done())
+                    .map_err(|e| e.to_string()),
+                Conn::Remote(c) => c.submit(op.clone()).await,
+            };
+            match result {
+                Err(e) => self.reconnect(e, &mut reopened).await?,
+                ok => return ok,
+            }
+        }
+    }
+
+    pub async fn runs(&mut self) -> Result<Vec<RunMeta>, String> {
+        expect!(self.query(Query::Runs).await, Reply::Runs)
     }
 
     pub async fn run(&mut self, id: &RunId) -> Result<Option<RunMeta>, String> {
-        retrying!(
-            self,
-            match &mut self.conn {
-                Conn::Local(j) => j.run(id).await.map_err(|e| e.to_string()),
-                Conn::Remote(c) => c.run(id).await,
-            }
-        )
+        expect!(self.query(Query::Run { id: id.clone() }).await, Reply::Run)
     }
 
     pub async fn events(&mut self, id: &RunId) -> Result<Vec<Recorded>, String> {
-        retrying!(
-            self,
-            match &mut self.conn {
-                Conn::Local(j) => workflow::read_run(j, id).await.map_err(|e| e.to_string()),
-                Conn::Remote(c) => c.events(id).await,
-            }
+        expect!(
+            self.query(Query::Events { id: id.clone() }).await,
+            Reply::Events
         )
     }
 
     pub async fn export(&mut self, id: &RunId) -> Result<Vec<u8>, String> {
-        retrying!(
-            self,
-            match &mut self.conn {
-                Conn::Local(j) => {
-                    let mut buf = Vec::new();
-                    j.export(id, &mut buf).await.map_err(|e| e.to_string())?;
-                    Ok(buf)
-                }
-                Conn::Remote(c) => c.export(id).await.map(String::into_bytes),
-            }
+        expect!(
+            self.query(Query::Export { id: id.clone() }).await,
+            Reply::Export
         )
+        .map(String::into_bytes)
     }
 
     pub async fn memory_list(
         &mut self,
         namespaces: Option<Vec<String>>,
     ) -> Result<Vec<MemoryRecord>, String> {
-        retrying!(
-            self,
-            match &mut self.conn {
-                Conn::Local(j) => memory::list(j, namespaces.clone())
-                    .await
-                    .map_err(|e| e.to_string()),
-                Conn::Remote(c) => c.memory_list(namespaces.clone()).await,
-            }
+        expect!(
+            self.query(Query::Memory { namespaces }).await,
+            Reply::Memory
         )
     }
 
@@ -168,72 +188,17 @@ impl Access {
         &mut self,
         query: &memory::Query,
     ) -> Result<Vec<memory::Hit>, String> {
-        retrying!(
-            self,
-            match &mut self.conn {
-                Conn::Local(j) => memory::search(j, query).await.map_err(|e| e.to_string()),
-                Conn::Remote(c) => c.memory_search(query.clone()).await,
-            }
-        )
+        let query = Query::MemorySearch {
+            query: query.clone(),
+        };
+        expect!(self.query(query).await, Reply::Hits)
     }
 
-    /// Deletes a memory entry; while a run executes, the host's writer does it.
-    pub async fn memory_remove(
-        &mut self,
-        namespace: &str,
-        key: &str,
-    ) -> Result<Option<MemoryRecord>, String> {
-        retrying!(
-            self,
-            match &mut self.conn {
-                Conn::Local(j) => memory::remove(j, namespace, key)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Conn::Remote(c) => c.memory_remove(namespace, key).await,
-            }
-        )
-    }
-
-    /// Cancels one running step; only the process executing the run can.
-    pub async fn cancel_step(&mut self, id: &RunId, step: &str) -> Result<String, String> {
-        retrying!(
-            self,
-            match &mut self.conn {
-                Conn::Local(_) => Err(format!(
-                    "run {id} is not being executed by any lev process, so step `{step}` is not running"
-                )),
-                Conn::Remote(c) => {
-                    c.op(Op::CancelStep {
-                        run: id.clone(),
-                        step: crate::protocol::StepKey::new(step),
-                    })
-                    .await
-                }
-            }
-        )
-    }
-
-    /// Sends a steering op to the process executing the run.
-    pub async fn live_op(&mut self, op: Op) -> Result<String, String> {
-        retrying!(
-            self,
-            match &mut self.conn {
-                Conn::Local(_) => Err(format!(
-                    "run {} is not being executed by any lev process: there is nothing live to steer (`lev resume` continues a stopped run)",
-                    op.run()
-                )),
-                Conn::Remote(c) => c.op(op.clone()).await,
-            }
-        )
-    }
-
-    pub async fn cancel(&mut self, id: &RunId) -> Result<String, String> {
-        retrying!(
-            self,
-            match &mut self.conn {
-                Conn::Local(j) => workflow::cancel_idle_run(j, id).await,
-                Conn::Remote(c) => c.op(Op::Cancel { run: id.clone() }).await,
-            }
-        )
+    pub async fn worktree_diff(&mut self, run: &RunId, step: &StepKey) -> Result<String, String> {
+        let query = Query::WorktreeDiff {
+            run: run.clone(),
+            step: step.clone(),
+        };
+        expect!(self.query(query).await, Reply::Diff)
     }
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use super::args::DriveArgs;
 use super::exit;
-use crate::config::{Config, ProviderKind, ProviderSettings};
+use crate::config::Config;
+use crate::engine::RunSettings;
 use crate::journal::{Journal, JournalError};
 use crate::paths::Paths;
 use crate::protocol::InFlightDecision;
@@ -177,61 +178,27 @@ pub fn build_deps(
     in_flight: Option<InFlightDecision>,
     config: Config,
 ) -> Result<(Arc<EngineDeps>, Vec<String>), String> {
-    let mut notes = Vec::new();
-    let workspace = match &drive.workspace {
-        Some(w) => w.clone(),
-        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-    };
-    let workspace = workspace
-        .canonicalize()
-        .map_err(|e| format!("workspace {}: {e}", workspace.display()))?;
-    let mut config = config;
-    let mut provider = crate::llm::select::build_provider(&config).map_err(|e| e.to_string());
-    if provider.is_err()
-        && std::env::var("LEV_PROVIDER")
-            .map(|v| v.trim().is_empty())
-            .unwrap_or(true)
-        && let Some(cassette) = workflow_source.and_then(sibling_cassette)
-    {
-        // Nothing configured, but the workflow ships canned replies: replay them.
-        notes.push(format!(
-            "no LLM provider is configured; replaying {} (scripted provider)",
-            cassette.display()
-        ));
-        config.provider = ProviderSettings {
-            cassette: Some(cassette),
-            ..ProviderSettings::of_kind(ProviderKind::Scripted)
-        };
-        provider = crate::llm::select::build_provider(&config).map_err(|e| e.to_string());
-    }
-    let profiles = crate::llm::Profiles::from_config(&config);
-    if let Some(why) = profiles.fallback_problem() {
-        notes.push(format!(
-            "the fallback provider cannot be used, runs go on without it: {why}"
-        ));
-    }
-    let deps = Arc::new(EngineDeps {
-        journal,
-        provider,
-        default_model: config.provider.model.clone(),
-        profiles,
+    run_settings(modes, drive, in_flight, config).deps(journal, workflow_source)
+}
+
+/// This invocation's settings for the runs its engine executes.
+pub fn run_settings(
+    modes: ModeRegistry,
+    drive: &DriveArgs,
+    in_flight: Option<InFlightDecision>,
+    config: Config,
+) -> RunSettings {
+    RunSettings {
+        config,
         modes,
-        workspace,
+        workspace: drive.workspace.clone(),
         options: RunOptions {
             interactive: wants_tui(drive),
             allow_shell: drive.allow_shell,
-            shell_allow: config.shell_allow.clone(),
+            shell_allow: Vec::new(),
             in_flight,
         },
-    });
-    Ok((deps, notes))
-}
-
-/// `flow.cassette.yaml` beside `flow.yaml`, when it exists.
-pub(super) fn sibling_cassette(workflow: &Path) -> Option<PathBuf> {
-    let stem = workflow.file_stem()?.to_str()?;
-    let candidate = workflow.with_file_name(format!("{stem}.cassette.yaml"));
-    candidate.is_file().then_some(candidate)
+    }
 }
 
 /// The workbench unless `--headless` was asked for or there is no terminal

@@ -1,27 +1,30 @@
 //! Driving a run: in the workbench when there is a terminal for it (the
-//! runs browser and replay too), else headless, with the control socket up
-//! so other `lev` commands reach the run.
-#![allow(clippy::print_stderr)]
+//! runs browser and replay too), else headless. Either way this process
+//! opens one engine handle, serves it on the control socket so other `lev`
+//! commands reach its runs, and the participant (workbench or headless
+//! printer) talks to the engine only through that handle.
+#![allow(clippy::print_stderr, clippy::print_stdout)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::args::DriveArgs;
 use super::context::{
-    build_deps, error, load_config, load_config_quiet, load_modes, open_journal, parse_pairs,
+    error, load_config, load_config_quiet, load_modes, open_journal, parse_pairs, run_settings,
     wants_tui,
 };
 use super::exit;
-use crate::headless::{self, HeadlessOptions};
-use crate::host::{self, ActiveRuns};
+use crate::engine::{Driving, Engine, Submitted};
+use crate::headless::{self, HeadlessOptions, Printer};
+use crate::host::{self, Host};
 use crate::journal::Journal;
 use crate::paths::Paths;
-use crate::protocol::{RunId, RunStatus};
+use crate::protocol::{Op, RunId, RunStatus};
 use crate::spec::{self, ModeRegistry};
 use crate::tui::{
     self,
-    app::{App, DepsFactory, Launch},
+    app::{App, Launch},
     keymap::Keymap,
     theme::{Catalog, Theme},
 };
@@ -45,6 +48,41 @@ pub fn headless_note(drive: &DriveArgs) {
     }
 }
 
+/// This invocation's engine over `journal`. It executes recorded runs
+/// (the browser's resume, a retry, a fork) with this invocation's
+/// settings; a config with errors leaves it able to read and record only.
+pub(super) fn open_engine(
+    paths: &Paths,
+    journal: Journal,
+    modes: ModeRegistry,
+    drive: &DriveArgs,
+) -> Engine {
+    let settings = load_config_quiet(paths).map(|config| run_settings(modes, drive, None, config));
+    Engine::open(journal, settings)
+}
+
+/// Other lev invocations reach `engine` through the control socket while
+/// the returned host lives.
+fn serve(paths: &Paths, engine: &Engine) -> Option<Host> {
+    host::serve(&paths.socket(), engine.clone())
+        .map_err(|e| {
+            tracing::warn!(error = %e, socket = %paths.socket().display(), "no control socket; other lev commands must wait")
+        })
+        .ok()
+}
+
+/// How a run begins executing in this process.
+pub enum Begin {
+    /// A run just created (`Start::Fresh`) or a recorded one resumed.
+    Start {
+        deps: Arc<EngineDeps>,
+        run: RunId,
+        start: Start,
+    },
+    /// An op that makes the engine execute a run: a retry, a fork.
+    Submit(Op),
+}
+
 /// Drives a run in the workbench, or headless when asked or when there is no terminal.
 pub async fn drive_run(
     paths: &Paths,
@@ -53,51 +91,14 @@ pub async fn drive_run(
     start: Start,
     drive: &DriveArgs,
 ) -> u8 {
-    if !wants_tui(drive) {
-        return drive_headless(paths, deps, run, start, drive).await;
-    }
-    let resume = resume_factory(
-        paths,
-        deps.journal.clone(),
-        deps.modes.clone(),
-        drive.clone(),
-    );
-    let app = match workbench(paths, deps.journal.clone(), resume) {
-        Ok(a) => a,
-        Err(c) => return c,
-    };
-    tui::app::run(app, Launch::Live { deps, run, start }).await
+    let engine = open_engine(paths, deps.journal.clone(), deps.modes.clone(), drive);
+    drive_on(paths, engine, Begin::Start { deps, run, start }, drive).await
 }
 
-/// How the workbench resumes a run picked in its browser.
-pub(super) fn resume_factory(
-    paths: &Paths,
-    journal: Journal,
-    modes: ModeRegistry,
-    drive: DriveArgs,
-) -> DepsFactory {
-    let config = load_config_quiet(paths);
-    Box::new(move |_run, source| {
-        let config = config.clone()?;
-        build_deps(
-            Some(Path::new(source)),
-            journal.clone(),
-            modes.clone(),
-            &drive,
-            None,
-            config,
-        )
-        .map(|(d, _)| d)
-    })
-}
-
-pub async fn drive_headless(
-    paths: &Paths,
-    deps: Arc<EngineDeps>,
-    run: RunId,
-    start: Start,
-    drive: &DriveArgs,
-) -> u8 {
+/// Begins the run on `engine` and follows it in the workbench or headless.
+/// A refusal (a retry of a step that did not fail) is printed before any
+/// screen is taken.
+pub async fn drive_on(paths: &Paths, engine: Engine, begin: Begin, drive: &DriveArgs) -> u8 {
     let answers = match parse_pairs(&drive.answers, "--answer") {
         Ok(a) => a,
         Err(e) => {
@@ -105,26 +106,41 @@ pub async fn drive_headless(
             return exit::USAGE;
         }
     };
+    // The workbench (or the printer) subscribes before the run begins, so
+    // no notice is missed.
+    let app = match wants_tui(drive) {
+        true => match workbench(paths, engine.clone()) {
+            Ok(a) => Some(a),
+            Err(c) => return c,
+        },
+        false => None,
+    };
+    let notices = engine.subscribe();
+    let _host = serve(paths, &engine);
+    let driving = match begin_on(&engine, begin).await {
+        Ok(Some(d)) => d,
+        Ok(None) => return exit::OK,
+        Err(e) => return engine_error(e),
+    };
+    if let Some(app) = app {
+        drop(notices);
+        return tui::app::run(app, Launch::Driving(Box::new(driving))).await;
+    }
+    if let Some(r) = &driving.request {
+        // The retry or fork request, the way the transcript shows it.
+        println!(
+            "{}",
+            headless::format_event(&mut Printer::default(), r, drive.json)
+        );
+    }
     let opts = HeadlessOptions {
         json: drive.json,
         yes: drive.yes,
         answers,
     };
-    // Other lev invocations reach this run (and the journal) through the host socket.
-    let (op_tx, op_rx) = tokio::sync::mpsc::unbounded_channel();
-    let active: ActiveRuns = Default::default();
-    if let Ok(mut a) = active.lock() {
-        a.insert(run.clone(), op_tx.clone());
-    }
-    let _host = match host::serve(&paths.socket(), deps.journal.clone(), active) {
-        Ok(h) => Some(h),
-        Err(e) => {
-            tracing::warn!(error = %e, socket = %paths.socket().display(), "no control socket; other lev commands must wait");
-            None
-        }
-    };
+    let run = driving.run.clone();
     let mut stdout = std::io::stdout();
-    let result = headless::drive(deps, run.clone(), start, opts, (op_tx, op_rx), &mut stdout).await;
+    let result = headless::follow(&engine, notices, driving, opts, &mut stdout).await;
     let _ = stdout.flush();
     match result {
         Ok(outcome) => match outcome.status {
@@ -138,11 +154,38 @@ pub async fn drive_headless(
             }
             _ => exit::FAILED,
         },
-        Err(EngineError::RunNotFound(r)) => {
+        Err(e) => engine_error(e),
+    }
+}
+
+/// Starts the run, or submits the op that starts it. `None`: the op was
+/// carried out without executing a run (it was delivered to a live one).
+async fn begin_on(engine: &Engine, begin: Begin) -> Result<Option<Driving>, EngineError> {
+    match begin {
+        Begin::Start { deps, run, start } => engine.start(deps, run, start).await.map(Some),
+        Begin::Submit(op) => match engine.submit(op).await? {
+            Submitted::Driving(d) => Ok(Some(d)),
+            other => {
+                println!("{}", other.done().describe());
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// A refusal or an unknown run is the user's to fix (exit 2); anything
+/// else is a failure.
+pub(super) fn engine_error(e: EngineError) -> u8 {
+    match e {
+        EngineError::RunNotFound(r) => {
             error(&format!("no run {r}"));
             exit::USAGE
         }
-        Err(e) => {
+        EngineError::Refused(_) => {
+            error(&e.to_string());
+            exit::USAGE
+        }
+        e => {
             error(&e.to_string());
             exit::FAILED
         }
@@ -186,21 +229,20 @@ pub(super) fn theme(paths: &Paths) -> (Theme, String, Catalog) {
     }
 }
 
-/// The workbench for `journal`, with the theme, keymap and settings of
-/// this invocation. A config file with errors is reported here, before
-/// the screen is taken.
-pub(super) fn workbench(paths: &Paths, journal: Journal, resume: DepsFactory) -> Result<App, u8> {
+/// The workbench on `engine` (subscribed to it now), with the theme,
+/// keymap and settings of this invocation. A config file with errors is
+/// reported here, before the screen is taken.
+pub(super) fn workbench(paths: &Paths, engine: Engine) -> Result<App, u8> {
     let config = load_config(paths)?;
     let (theme, theme_name, themes) = theme(paths);
     Ok(App {
-        journal,
-        socket: paths.socket(),
+        notices: engine.subscribe(),
+        engine,
         theme,
         theme_name,
         themes,
         attention: config.tui.attention,
         keymap: KEYMAP.get().cloned().unwrap_or_default(),
-        resume,
     })
 }
 
@@ -266,11 +308,12 @@ pub async fn browser(paths: &Paths) -> u8 {
         Ok(j) => j,
         Err(c) => return c,
     };
-    let resume = resume_factory(paths, journal.clone(), modes, drive);
-    let app = match workbench(paths, journal, resume) {
+    let engine = open_engine(paths, journal, modes, &drive);
+    let app = match workbench(paths, engine.clone()) {
         Ok(a) => a,
         Err(c) => return c,
     };
+    let _host = serve(paths, &engine);
     tui::app::run(app, Launch::Browser).await
 }
 
@@ -298,11 +341,11 @@ pub async fn replay_tui(paths: &Paths, run: &str) -> u8 {
         Ok(m) => m,
         Err(c) => return c,
     };
-    let drive = DriveArgs::interactive();
-    let resume = resume_factory(paths, journal.clone(), modes, drive);
-    let app = match workbench(paths, journal, resume) {
+    let engine = open_engine(paths, journal, modes, &DriveArgs::interactive());
+    let app = match workbench(paths, engine.clone()) {
         Ok(a) => a,
         Err(c) => return c,
     };
+    let _host = serve(paths, &engine);
     tui::app::run(app, Launch::Replay { events }).await
 }

@@ -12,7 +12,7 @@ use super::exit;
 use crate::headless;
 use crate::journal::RunMeta;
 use crate::paths::Paths;
-use crate::protocol::{RunId, RunStatus};
+use crate::protocol::{Op, RunId, RunStatus, StepKey};
 
 /// A run's status as a user should read it: a `running` run in a journal
 /// this process could open has no live process, so it is interrupted.
@@ -234,13 +234,16 @@ pub async fn cancel(paths: &Paths, run: &str, step: Option<&str>) -> u8 {
         Err(c) => return c,
     };
     let run = RunId(run.to_string());
-    let result = match step {
-        Some(step) => access.cancel_step(&run, step).await,
-        None => access.cancel(&run).await,
+    let op = match step {
+        Some(step) => Op::CancelStep {
+            run: run.clone(),
+            step: StepKey::new(step),
+        },
+        None => Op::Cancel { run: run.clone() },
     };
-    match result {
-        Ok(msg) => {
-            println!("{msg}");
+    match access.submit(op).await {
+        Ok(done) => {
+            println!("{}", done.describe());
             exit::OK
         }
         Err(e) => {

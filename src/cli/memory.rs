@@ -10,10 +10,11 @@ use super::access::Access;
 use super::args::MemoryCommand;
 use super::context::error;
 use super::exit;
+use crate::engine::Done;
 use crate::journal::MemoryRecord;
 use crate::memory::{self, Namespace};
 use crate::paths::Paths;
-use crate::protocol::Millis;
+use crate::protocol::{Millis, Op};
 use crate::text::one_line;
 
 pub async fn run(paths: &Paths, command: MemoryCommand) -> u8 {
@@ -213,14 +214,22 @@ async fn rm(paths: &Paths, key: &str, namespace: Option<&str>) -> u8 {
             }
         }
     };
-    match access.memory_remove(&target, key).await {
-        Ok(Some(_)) => {
+    let op = Op::ForgetMemory {
+        namespace: target.clone(),
+        key: key.to_string(),
+    };
+    match access.submit(op).await {
+        Ok(Done::Forgot { entry: Some(_) }) => {
             println!("removed memory `{key}` from {target}");
             exit::OK
         }
-        Ok(None) => {
+        Ok(Done::Forgot { entry: None }) => {
             error(&format!("no memory `{key}` in {target}"));
             exit::USAGE
+        }
+        Ok(other) => {
+            error(&format!("unexpected answer: {}", other.describe()));
+            exit::FAILED
         }
         Err(e) => {
             error(&e);

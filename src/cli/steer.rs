@@ -14,7 +14,7 @@ async fn send(paths: &Paths, op: Op, done: String) -> u8 {
         Ok(a) => a,
         Err(c) => return c,
     };
-    match access.live_op(op).await {
+    match access.submit(op).await {
         Ok(_) => {
             println!("{done}");
             exit::OK

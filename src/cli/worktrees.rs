@@ -10,8 +10,7 @@ use super::context::error;
 use super::exit;
 use crate::isolation::{self, Fate, StepWorktree};
 use crate::paths::Paths;
-use crate::protocol::RunId;
-use crate::workflow::{Settle, settle_worktree};
+use crate::protocol::{Op, RunId, Settle};
 
 /// What to do with the run's worktrees.
 pub enum Action {
@@ -62,41 +61,39 @@ pub async fn run(paths: &Paths, run: &str, action: Action, json: bool) -> u8 {
         return exit::USAGE;
     };
     match action {
-        Action::Diff(_) => {
-            let w = &found.worktree;
-            match isolation::diff(&w.repo, &w.path, &w.base, &w.branch) {
-                Ok(text) => {
-                    print!("{text}");
-                    exit::OK
-                }
-                Err(e) => {
-                    error(&e.to_string());
-                    exit::FAILED
-                }
+        Action::Diff(_) => match access.worktree_diff(&run, &found.step).await {
+            Ok(text) => {
+                print!("{text}");
+                exit::OK
             }
-        }
+            Err(e) => {
+                error(&e);
+                exit::FAILED
+            }
+        },
         Action::Merge(_) | Action::Discard(_) => {
             // Recording needs the journal itself; another lev process holds it.
-            let Some(journal) = access.local() else {
-                error(&format!(
-                    "another lev process is executing runs and holds the journal; merge or discard run {run}'s worktrees when it ends (or from its workbench)"
-                ));
-                return exit::FAILED;
-            };
-            drop(access);
             let how = match action {
                 Action::Discard(_) => Settle::Discard,
                 _ => Settle::Merge,
             };
-            match settle_worktree(&journal, &run, found, how).await {
+            // Recorded by the engine that holds the journal: this process's,
+            // or (it refuses while the run executes) the host's.
+            let op = Op::SettleWorktree {
+                run: run.clone(),
+                step: found.step.clone(),
+                how,
+            };
+            match access.submit(op).await {
                 Ok(done) => {
                     if how == Settle::Merge {
                         println!(
                             "{}; `lev worktrees {run} --discard {}` removes the worktree and branch",
-                            done.text, found.step
+                            done.describe(),
+                            found.step
                         );
                     } else {
-                        println!("{}", done.text);
+                        println!("{}", done.describe());
                     }
                     exit::OK
                 }

@@ -9,14 +9,13 @@ pub mod show;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Arc;
-
 use tokio::sync::mpsc;
 
 pub use printer::Printer;
 
+use crate::engine::{Driving, Engine, Query, Reply};
 use crate::protocol::{AnswerSource, Event, Notice, Op, Recorded, RunId};
-use crate::workflow::{self, EngineDeps, EngineError, RunOutcome, Start};
+use crate::workflow::{EngineError, RunOutcome};
 
 /// How the headless participant answers.
 #[derive(Debug, Clone, Default)]
@@ -41,55 +40,50 @@ pub fn format_event(printer: &mut Printer, r: &Recorded, json: bool) -> String {
     }
 }
 
-/// Drives `run` to its end (or a pause), printing events to `out`.
-pub async fn drive(
-    deps: Arc<EngineDeps>,
-    run: RunId,
-    start: Start,
+/// Follows a run this process's engine executes to its end (or a pause),
+/// printing one line per fact to `out` and answering prompts by the
+/// headless policy. `notices` must come from `engine.subscribe()` before
+/// the run was started, so nothing is missed.
+pub async fn follow(
+    engine: &Engine,
+    mut notices: mpsc::UnboundedReceiver<Notice>,
+    driving: Driving,
     opts: HeadlessOptions,
-    ops: (mpsc::UnboundedSender<Op>, mpsc::UnboundedReceiver<Op>),
     out: &mut (dyn Write + Send),
 ) -> Result<RunOutcome, EngineError> {
+    let run = driving.run.clone();
     let mut printer = Printer::default();
-    // Events from before a resume set the printer's clock without being printed again.
-    if start == Start::Resume {
-        for r in &workflow::read_run(&deps.journal, &run).await? {
+    // Facts from before this drive set the printer's clock without being
+    // printed again.
+    let seen = driving.resumed_after;
+    if let Some(last) = seen
+        && let Reply::Events(events) = engine.query(Query::Events { id: run.clone() }).await?
+    {
+        for r in events.iter().filter(|r| r.seq <= last) {
             printer.observe(r);
         }
     }
-    let (notice_tx, mut notices) = mpsc::unbounded_channel::<Notice>();
-    let (op_tx, op_rx) = ops;
-    let engine = tokio::spawn(workflow::drive(
-        deps,
-        run.clone(),
-        start,
-        op_rx,
-        vec![notice_tx],
-    ));
     while let Some(notice) = notices.recv().await {
         let recorded = match notice {
-            Notice::Event(r) => {
+            Notice::Event(r) if r.run == run && seen.is_none_or(|last| r.seq > last) => {
                 let line = format_event(&mut printer, &r, opts.json);
                 let _ = writeln!(out, "{line}");
                 let _ = out.flush();
                 r
             }
-            Notice::Pending(r) => r,
+            Notice::Pending(r) if r.run == run => r,
+            Notice::Ended(r) if r == run => break,
             // The transcript holds facts only (a replay prints the same
             // lines); refusals are in the log.
-            Notice::Delta(..) | Notice::Refused(..) => continue,
+            _ => continue,
         };
-        if let Some(op) = respond(&opts, &run, &recorded.event) {
-            let _ = op_tx.send(op);
+        if let Some(op) = respond(&opts, &run, &recorded.event)
+            && let Err(e) = engine.submit(op).await
+        {
+            tracing::warn!(%run, error = %e, "headless answer not taken");
         }
     }
-    match engine.await {
-        Ok(result) => result,
-        Err(e) => Err(EngineError::Definition {
-            run,
-            message: format!("engine task failed: {e}"),
-        }),
-    }
+    driving.outcome().await
 }
 
 /// The headless policy: given answers, then defaults; approvals only with

@@ -1,12 +1,12 @@
 //! The workbench's driver: sets up and always restores the terminal, feeds
 //! terminal input, engine notices and ticks into `State`, carries out the
-//! effects (ops to the engine, bell and desktop notifications, clipboard),
+//! effects (ops and queries through the engine handle, bell and desktop
+//! notifications, clipboard),
 //! and redraws on demand: a burst of notices costs one frame.
 //!
 //! Logs go to the log file; nothing is printed while the screen is up.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crossterm::event::{
@@ -25,33 +25,27 @@ use super::state::{Effect, Input, State};
 use super::theme::{Catalog, Theme};
 use super::view;
 use crate::config::AttentionSettings;
-use crate::host::{self, ActiveRuns};
-use crate::isolation::{self, StepWorktree};
-use crate::journal::Journal;
-use crate::protocol::{Millis, Notice, Op, Recorded, RunId, RunStatus, StepKey};
-use crate::workflow::{self, EngineDeps, RunOutcome, Settle, Settled, Start};
-
-/// Builds engine dependencies to resume a run chosen in the browser.
-/// It gets the run and the path its definition came from.
-pub type DepsFactory = Box<dyn Fn(&RunId, &str) -> Result<Arc<EngineDeps>, String> + Send>;
+use crate::engine::{Driving, Engine, Query, Reply, Submitted};
+use crate::protocol::{Millis, Notice, Op, RunId, RunStatus};
 
 /// What the workbench opens on.
 pub enum Launch {
     /// The runs browser.
     Browser,
-    /// A live run: freshly started, or resumed.
-    Live {
-        deps: Arc<EngineDeps>,
-        run: RunId,
-        start: Start,
-    },
+    /// A run the engine began executing (started, resumed, retried or
+    /// forked): shown live, with its history.
+    Driving(Box<Driving>),
     /// Playback of a recorded run.
-    Replay { events: Vec<Recorded> },
+    Replay {
+        events: Vec<crate::protocol::Recorded>,
+    },
 }
 
 pub struct App {
-    pub journal: Journal,
-    pub socket: std::path::PathBuf,
+    /// The workbench's only way to the engine: ops in, notices out, queries.
+    pub engine: Engine,
+    /// `engine.subscribe()`, taken before the run it shows was started.
+    pub notices: mpsc::UnboundedReceiver<Notice>,
     pub theme: Theme,
     /// The name `theme` was loaded by, and where the palette finds others.
     pub theme_name: String,
@@ -59,14 +53,6 @@ pub struct App {
     /// Bell and desktop notification for prompts (`tui.attention`).
     pub attention: AttentionSettings,
     pub keymap: Keymap,
-    pub resume: DepsFactory,
-}
-
-/// A run this process is executing.
-struct Engine {
-    run: RunId,
-    ops: mpsc::UnboundedSender<Op>,
-    task: tokio::task::JoinHandle<Result<RunOutcome, workflow::EngineError>>,
 }
 
 /// Runs the workbench on the terminal until the user quits. Returns the
@@ -133,18 +119,12 @@ async fn event_loop<B: Backend>(
     if let Ok(size) = screen.terminal.size() {
         state.handle(Input::Resize(size.width, size.height));
     }
-    let (notice_tx, mut notices) = mpsc::unbounded_channel::<Notice>();
-    let active: ActiveRuns = Default::default();
-    // Other lev commands reach the journal (and our runs) through the socket.
-    let _host = host::serve(&app.socket, app.journal.clone(), active.clone())
-        .map_err(|e| tracing::warn!(error = %e, "no control socket"))
-        .ok();
-    let mut engine: Option<Engine> = None;
+    let mut notices = std::mem::replace(&mut app.notices, mpsc::unbounded_channel().1);
+    // The run this workbench executes and shows live, while it executes.
+    let mut live: Option<RunId> = None;
     match launch {
-        Launch::Browser => refresh_runs(&app.journal, &mut state).await,
-        Launch::Live { deps, run, start } => {
-            engine = Some(start_engine(deps, run, start, notice_tx.clone(), &active));
-        }
+        Launch::Browser => refresh_runs(&app.engine, &mut state).await,
+        Launch::Driving(d) => show_driving(&app.engine, &mut state, &mut live, *d).await,
         Launch::Replay { events } => state.load_replay(events),
     }
     let mut ticker = tokio::time::interval(Duration::from_millis(80));
@@ -152,8 +132,8 @@ async fn event_loop<B: Backend>(
     let mut sigterm =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     loop {
-        // Every pass through the loop follows an input, a burst of notices,
-        // a tick or an engine's end: each of them may change the screen.
+        // Every pass through the loop follows an input, a burst of notices
+        // or a tick: each of them may change the screen.
         draw(screen, &state, &app.theme);
         let effects = tokio::select! {
             ev = input.next() => match ev {
@@ -162,120 +142,34 @@ async fn event_loop<B: Backend>(
                 None => break,
             },
             Some(n) = notices.recv() => {
-                state.apply(&n);
+                let mut next = Some(n);
                 // Coalesce: everything already queued lands in the same frame.
-                while let Ok(n) = notices.try_recv() {
+                while let Some(n) = next {
+                    if let Notice::Ended(run) = &n
+                        && live.as_ref() == Some(run)
+                    {
+                        live = None;
+                    }
                     state.apply(&n);
+                    next = notices.try_recv().ok();
                 }
                 Vec::new()
             }
             _ = ticker.tick(), if state.animating() => state.handle(Input::Tick(Millis::now())),
-            done = async { match engine.as_mut() { Some(e) => (&mut e.task).await.ok(), None => std::future::pending().await } } => {
-                if let Some(e) = engine.take() {
-                    if let Ok(mut a) = active.lock() {
-                        a.remove(&e.run);
-                    }
-                    if let Some(Err(err)) = done {
-                        tracing::error!(run = %e.run, error = %err, "engine stopped");
-                    }
-                }
-                Vec::new()
-            }
             _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
         };
         for effect in effects {
             match effect {
                 Effect::Quit => return 0,
-                Effect::Op(op) => match &engine {
-                    Some(e) => {
-                        let _ = e.ops.send(op);
-                    }
-                    None => tracing::warn!(?op, "no engine for this op"),
-                },
+                Effect::Op(op) => submit(&app.engine, &mut state, &mut live, op).await,
+                Effect::Query(query) => {
+                    let reply = app.engine.query(query.clone()).await;
+                    state.answered(&query, reply.map_err(|e| e.to_string()));
+                }
                 Effect::OpenRun(run) => {
-                    if engine.is_some() {
-                        continue;
+                    if live.is_none() {
+                        open_run(&app.engine, &mut state, &mut live, run).await;
                     }
-                    match open_run(&app, &run).await {
-                        Ok(Opened::Live(deps)) => {
-                            engine = Some(start_engine(
-                                deps,
-                                run,
-                                Start::Resume,
-                                notice_tx.clone(),
-                                &active,
-                            ));
-                        }
-                        Ok(Opened::Finished(events)) => state.load_replay(events),
-                        Err(e) => tracing::warn!(%run, error = %e, "cannot open run"),
-                    }
-                }
-                Effect::LoadMemory => {
-                    let entries = crate::memory::list(&app.journal, None)
-                        .await
-                        .map_err(|e| e.to_string());
-                    state.set_memory(entries);
-                }
-                Effect::Retry { run, step } => {
-                    if let Some(e) = engine.as_ref().filter(|e| e.run == run) {
-                        // Still driven here: the engine takes it as an op.
-                        let _ = e.ops.send(Op::RetryStep { run, step });
-                        continue;
-                    }
-                    if engine.is_some() {
-                        state.report(
-                            "another run is executing in this workbench; retry once it has ended",
-                        );
-                        continue;
-                    }
-                    match retry_run(&app, &run, &step).await {
-                        Ok((deps, events)) => {
-                            state.show_live(&events);
-                            engine = Some(start_engine(
-                                deps,
-                                run,
-                                Start::Resume,
-                                notice_tx.clone(),
-                                &active,
-                            ));
-                        }
-                        Err(e) => state.report(format!("retry of {step}: {e}")),
-                    }
-                }
-                Effect::Fork { run, step } => {
-                    if engine.is_some() {
-                        state
-                            .report("a run is executing in this workbench; fork once it has ended");
-                        continue;
-                    }
-                    match fork_run(&app, &run, &step).await {
-                        Ok((deps, fork, events)) => {
-                            state.show_live(&events);
-                            engine = Some(start_engine(
-                                deps,
-                                fork,
-                                Start::Resume,
-                                notice_tx.clone(),
-                                &active,
-                            ));
-                        }
-                        Err(e) => state.report(format!("fork from {step}: {e}")),
-                    }
-                }
-                Effect::WorktreeDiff { run, step } => {
-                    let diff = worktree_diff(&app, &run, &step).await;
-                    state.show_diff(step, diff);
-                }
-                Effect::SettleWorktree { run, step, how } => {
-                    if engine.as_ref().is_some_and(|e| e.run == run) {
-                        // Its steps may still be working in those worktrees.
-                        state.report(format!(
-                            "run {run} is executing in this workbench; merge or discard its worktrees once it has ended"
-                        ));
-                        continue;
-                    }
-                    let done = settle(&app, &run, &step, how).await;
-                    state.worktree_settled(&step, done);
                 }
                 Effect::Attention(text) => announce(screen.escapes, &app.attention, &text),
                 Effect::Copy(text) => copy(screen.escapes, &text),
@@ -295,122 +189,81 @@ async fn event_loop<B: Backend>(
     0
 }
 
-enum Opened {
-    Live(Arc<EngineDeps>),
-    Finished(Vec<Recorded>),
+/// Why this workbench will not carry out `op` now: it shows one executing
+/// run at a time.
+fn busy(op: &Op, live: Option<&RunId>) -> Option<String> {
+    let live = live?;
+    match op {
+        Op::RetryStep { run, .. } if run != live => {
+            Some("another run is executing in this workbench; retry once it has ended".into())
+        }
+        Op::Fork { .. } => {
+            Some("a run is executing in this workbench; fork once it has ended".into())
+        }
+        // Its steps may still be working in those worktrees.
+        Op::SettleWorktree { run, .. } if run == live => Some(format!(
+            "run {run} is executing in this workbench; merge or discard its worktrees once it has ended"
+        )),
+        _ => None,
+    }
 }
 
-async fn open_run(app: &App, run: &RunId) -> Result<Opened, String> {
-    let meta = app
-        .journal
-        .run(run)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("no such run")?;
+/// Submits `op`; a run the engine begins executing for it (a retry of an
+/// ended run, a fork, a resume) is shown live with its history.
+async fn submit(engine: &Engine, state: &mut State, live: &mut Option<RunId>, op: Op) {
+    if let Some(why) = busy(&op, live.as_ref()) {
+        state.report(why);
+        return;
+    }
+    match engine.submit(op.clone()).await {
+        Ok(Submitted::Driving(d)) => show_driving(engine, state, live, d).await,
+        other => state.op_done(&op, other.map_err(|e| e.to_string())),
+    }
+}
+
+/// Shows a run the engine just began executing: its history up to the
+/// drive, then the notices that follow (they carry the rest, once).
+async fn show_driving(engine: &Engine, state: &mut State, live: &mut Option<RunId>, d: Driving) {
+    if let Some(last) = d.resumed_after {
+        match engine.query(Query::Events { id: d.run.clone() }).await {
+            Ok(Reply::Events(mut events)) => {
+                events.retain(|r| r.seq <= last);
+                state.show_live(&events);
+            }
+            Ok(other) => state.report(other.unexpected()),
+            Err(e) => state.report(format!("run {}: {e}", d.run)),
+        }
+    }
+    *live = Some(d.run);
+}
+
+/// Opens a run from the browser: an unfinished one is resumed and shown
+/// live with its history, a finished one played back.
+async fn open_run(engine: &Engine, state: &mut State, live: &mut Option<RunId>, run: RunId) {
+    let meta = match engine.query(Query::Run { id: run.clone() }).await {
+        Ok(Reply::Run(Some(meta))) => meta,
+        Ok(_) => return tracing::warn!(%run, "cannot open run: no such run"),
+        Err(e) => return tracing::warn!(%run, error = %e, "cannot open run"),
+    };
     if matches!(meta.status, RunStatus::Running | RunStatus::Paused) {
-        return (app.resume)(run, &meta.source).map(Opened::Live);
+        match engine.submit(Op::Resume { run: run.clone() }).await {
+            Ok(Submitted::Driving(d)) => show_driving(engine, state, live, d).await,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%run, error = %e, "cannot open run"),
+        }
+        return;
     }
-    workflow::read_run(&app.journal, run)
-        .await
-        .map(Opened::Finished)
-        .map_err(|e| e.to_string())
-}
-
-/// Records a retry in an ended run; returns what driving it needs and
-/// the run's events so far.
-async fn retry_run(
-    app: &App,
-    run: &RunId,
-    step: &StepKey,
-) -> Result<(Arc<EngineDeps>, Vec<Recorded>), String> {
-    let meta = app
-        .journal
-        .run(run)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("no such run")?;
-    let deps = (app.resume)(run, &meta.source)?;
-    workflow::request_retry(&app.journal, &deps.modes, run, step)
-        .await
-        .map_err(|e| e.to_string())?;
-    let events = workflow::read_run(&app.journal, run)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((deps, events))
-}
-
-/// Creates the fork; returns what driving it needs, its id and its events.
-async fn fork_run(
-    app: &App,
-    run: &RunId,
-    step: &StepKey,
-) -> Result<(Arc<EngineDeps>, RunId, Vec<Recorded>), String> {
-    let meta = app
-        .journal
-        .run(run)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("no such run")?;
-    let deps = (app.resume)(run, &meta.source)?;
-    let (fork, _) = workflow::fork_run(&app.journal, &deps.modes, run, step)
-        .await
-        .map_err(|e| e.to_string())?;
-    let events = workflow::read_run(&app.journal, &fork)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((deps, fork, events))
-}
-
-/// The worktree of `step` as `run`'s journal folds it.
-async fn step_worktree(app: &App, run: &RunId, step: &StepKey) -> Result<StepWorktree, String> {
-    let events = workflow::read_run(&app.journal, run)
-        .await
-        .map_err(|e| e.to_string())?;
-    isolation::fold(&events)
-        .into_iter()
-        .find(|w| &w.step == step)
-        .ok_or_else(|| format!("step {step} of run {run} has no worktree"))
-}
-
-/// The step's diff against its merge-base (what `lev worktrees --diff` prints).
-async fn worktree_diff(app: &App, run: &RunId, step: &StepKey) -> Result<String, String> {
-    let w = step_worktree(app, run, step).await?.worktree;
-    tokio::task::spawn_blocking(move || isolation::diff(&w.repo, &w.path, &w.base, &w.branch))
-        .await
-        .map_err(|e| format!("git stopped: {e}"))?
-        .map_err(|e| e.to_string())
-}
-
-/// Merges or discards the step's worktree the way `lev worktrees` does.
-async fn settle(app: &App, run: &RunId, step: &StepKey, how: Settle) -> Result<Settled, String> {
-    let found = step_worktree(app, run, step).await?;
-    workflow::settle_worktree(&app.journal, run, &found, how).await
-}
-
-fn start_engine(
-    deps: Arc<EngineDeps>,
-    run: RunId,
-    start: Start,
-    notices: mpsc::UnboundedSender<Notice>,
-    active: &ActiveRuns,
-) -> Engine {
-    let (ops, ops_rx) = mpsc::unbounded_channel();
-    if let Ok(mut a) = active.lock() {
-        a.insert(run.clone(), ops.clone());
+    match engine.query(Query::Events { id: run.clone() }).await {
+        Ok(Reply::Events(events)) => state.load_replay(events),
+        Ok(other) => tracing::warn!(%run, "cannot open run: {}", other.unexpected()),
+        Err(e) => tracing::warn!(%run, error = %e, "cannot open run"),
     }
-    let task = tokio::spawn(workflow::drive(
-        deps,
-        run.clone(),
-        start,
-        ops_rx,
-        vec![notices],
-    ));
-    Engine { run, ops, task }
 }
 
-async fn refresh_runs(journal: &Journal, state: &mut State) {
-    match journal.runs().await {
-        Ok(runs) => state.set_runs(runs),
+async fn refresh_runs(engine: &Engine, state: &mut State) {
+    match engine.query(Query::Runs).await {
+        Ok(Reply::Runs(runs)) => state.set_runs(runs),
+        Ok(other) => tracing::error!("cannot list runs: {}", other.unexpected()),
         Err(e) => tracing::error!(error = %e, "cannot list runs"),
     }
 }

@@ -334,6 +334,13 @@ async fn dispatch_ops(
             | Op::Unpause { .. }
             | Op::EmergencyStop { .. }) => steer::apply(&ctx, op).await,
             Op::RetryStep { step, .. } => retry::retry_live(&ctx, &workflow, step).await,
+            // The engine handle carries these out; a live run never gets them.
+            Op::Resume { .. }
+            | Op::Fork { .. }
+            | Op::SettleWorktree { .. }
+            | Op::ForgetMemory { .. } => ctx
+                .rec
+                .refuse("the run is executing: this op is for a run no engine drives".into()),
             Op::Cancel { .. } => {
                 if !ctx.cancel.is_cancelled() {
                     let _ = ctx

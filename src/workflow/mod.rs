@@ -87,6 +87,9 @@ pub enum EngineError {
     /// not fail, fork from a step that never started); the text says why.
     #[error("{0}")]
     Refused(String),
+    /// Something below the engine failed (git, the memory bank, a task).
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// What `drive` ended with.

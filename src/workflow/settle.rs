@@ -7,14 +7,8 @@
 use super::Recorder;
 use crate::isolation::{self, Fate, IsolationError, StepWorktree};
 use crate::journal::Journal;
+pub use crate::protocol::Settle;
 use crate::protocol::{Event, Millis, Recorded, RunId, WorktreeFact};
-
-/// Merge the step's branch into its base, or discard worktree and branch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settle {
-    Merge,
-    Discard,
-}
 
 /// What settling did: a line for the user, and the events it recorded
 /// (in order), for a screen that folds them.

@@ -28,7 +28,7 @@ impl RunView {
                 Folded::default()
             }
             // Not a fact about the run: `State` shows it as a message.
-            Notice::Refused(..) => Folded::default(),
+            Notice::Refused(..) | Notice::Ended(..) => Folded::default(),
         }
     }
 

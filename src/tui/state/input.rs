@@ -8,6 +8,7 @@ use crossterm::event::{
 use ratatui::layout::{Position, Rect};
 use ratatui_textarea::TextArea;
 
+use crate::engine::Query;
 use crate::protocol::Op;
 use crate::tui::keymap::Action;
 
@@ -272,7 +273,7 @@ impl State {
             self.overlay = None;
             return Vec::new();
         }
-        vec![Effect::LoadMemory]
+        vec![Effect::Query(Query::Memory { namespaces: None })]
     }
 
     /// Keys while the memory overlay is open: move, refresh, close.
@@ -287,7 +288,7 @@ impl State {
             }
             KeyCode::Home | KeyCode::Char('g') => self.memory_cursor = 0,
             KeyCode::End | KeyCode::Char('G') => self.memory_cursor = last,
-            KeyCode::Char('r') => return vec![Effect::LoadMemory],
+            KeyCode::Char('r') => return vec![Effect::Query(Query::Memory { namespaces: None })],
             _ => {
                 let a = self.keymap.action(&key);
                 if matches!(a, Some(Action::Memory | Action::Back | Action::Quit))

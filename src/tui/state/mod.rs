@@ -34,8 +34,9 @@ use std::collections::BTreeSet;
 use crossterm::event::{KeyEvent, MouseEvent};
 use ratatui_textarea::TextArea;
 
+use crate::engine::{Query, Reply, Submitted};
 use crate::journal::{MemoryRecord, RunMeta};
-use crate::protocol::{Millis, Notice, Op, Recorded, RunId, StepKey};
+use crate::protocol::{Millis, Notice, Op, Recorded, RunId};
 use crate::workflow::Settle;
 
 use super::keymap::Keymap;
@@ -73,8 +74,13 @@ pub enum Input {
 /// What the app loop must do after an input.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Send to the engine of the run on screen.
+    /// Submit to the engine: steering the run on screen, a retry, a fork, a
+    /// worktree merged or discarded. What it did comes back through
+    /// `State::op_done` (or as the run shown live).
     Op(Op),
+    /// Ask the engine (the memory bank, a worktree's diff); the reply comes
+    /// back through `State::answered`.
+    Query(Query),
     /// Leave the workbench (runs stay durable).
     Quit,
     /// Open a run from the runs browser (resume it when unfinished).
@@ -83,27 +89,9 @@ pub enum Effect {
     Attention(String),
     /// Copy text to the clipboard (OSC 52).
     Copy(String),
-    /// Read the memory bank and hand it to `State::set_memory`.
-    LoadMemory,
-    /// Retry a failed step of a run no engine here is driving (ended, or
-    /// shown in replay): record the retry, then resume the run live.
-    Retry { run: RunId, step: StepKey },
-    /// Fork `run` from `step` into a new run and drive it live.
-    Fork { run: RunId, step: StepKey },
     /// Load the theme of this name, draw with it from now on, and report
     /// through `State::theme_switched`.
     SetTheme(String),
-    /// Read the diff of `step`'s worktree against its merge-base and hand
-    /// it to `State::show_diff`.
-    WorktreeDiff { run: RunId, step: StepKey },
-    /// Merge or discard `step`'s worktree (the user confirmed), journal it
-    /// and hand the outcome to `State::worktree_settled`. Only for a run no
-    /// engine here is driving.
-    SettleWorktree {
-        run: RunId,
-        step: StepKey,
-        how: Settle,
-    },
 }
 
 /// How panes are arranged.
@@ -382,8 +370,16 @@ impl State {
         out.extend(more);
         out.extend(self.drain_effects());
         if self.replay.is_some() {
-            // Replay shows a recorded run: nothing is sent to an engine.
-            out.retain(|e| !matches!(e, Effect::Op(_) | Effect::Attention(_)));
+            // Replay shows a recorded run: nothing steers it. What acts on
+            // the record itself (retry, fork, worktrees) still goes out.
+            out.retain(|e| match e {
+                Effect::Op(op) => matches!(
+                    op,
+                    Op::RetryStep { .. } | Op::Fork { .. } | Op::SettleWorktree { .. }
+                ),
+                Effect::Attention(_) => false,
+                _ => true,
+            });
         }
         out
     }
@@ -468,6 +464,35 @@ impl State {
     /// A one-line message from the app loop (an effect that failed).
     pub fn report(&mut self, text: impl Into<String>) {
         self.say(text);
+    }
+
+    /// The engine's reply to an `Effect::Query`.
+    pub fn answered(&mut self, query: &Query, reply: Result<Reply, String>) {
+        match (query, reply) {
+            (Query::Memory { .. }, Ok(Reply::Memory(entries))) => self.set_memory(Ok(entries)),
+            (Query::Memory { .. }, Err(e)) => self.set_memory(Err(e)),
+            (Query::WorktreeDiff { step, .. }, Ok(Reply::Diff(diff))) => {
+                self.show_diff(step.clone(), Ok(diff))
+            }
+            (Query::WorktreeDiff { step, .. }, Err(e)) => self.show_diff(step.clone(), Err(e)),
+            (_, Ok(other)) => self.say(other.unexpected()),
+            (_, Err(e)) => self.say(e),
+        }
+    }
+
+    /// What the engine did with an `Effect::Op` (a run it began executing
+    /// for it is shown by the app instead).
+    pub fn op_done(&mut self, op: &Op, done: Result<Submitted, String>) {
+        match (op, done) {
+            (Op::SettleWorktree { step, .. }, Ok(Submitted::Settled(s))) => {
+                self.worktree_settled(step, Ok(s))
+            }
+            (Op::SettleWorktree { step, .. }, Err(e)) => self.worktree_settled(step, Err(e)),
+            (_, Ok(_)) => {}
+            (Op::RetryStep { step, .. }, Err(e)) => self.say(format!("retry of {step}: {e}")),
+            (Op::Fork { from, .. }, Err(e)) => self.say(format!("fork from {from}: {e}")),
+            (_, Err(e)) => self.say(e),
+        }
     }
 
     /// Enters playback mode over a recorded run.

@@ -89,7 +89,7 @@ impl State {
             return vec![Effect::Op(Op::RetryStep { run, step })];
         }
         self.say(format!("retrying {step}: the run resumes"));
-        vec![Effect::Retry { run, step }]
+        vec![Effect::Op(Op::RetryStep { run, step })]
     }
 
     /// `f`: fork the run from the selected step.
@@ -105,6 +105,6 @@ impl State {
             return Vec::new();
         };
         self.say(format!("forking run {run} from {step}"));
-        vec![Effect::Fork { run, step }]
+        vec![Effect::Op(Op::Fork { run, from: step })]
     }
 }

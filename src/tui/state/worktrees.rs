@@ -10,8 +10,9 @@
 
 use crossterm::event::{KeyCode, KeyEvent};
 
+use crate::engine::Query;
 use crate::isolation::{self, Fate, StepWorktree};
-use crate::protocol::{Notice, Recorded, RunId, RunStatus, StepKey};
+use crate::protocol::{Notice, Op, Recorded, RunId, RunStatus, StepKey};
 use crate::tui::keymap::Action;
 use crate::workflow::{Settle, Settled};
 
@@ -84,7 +85,7 @@ impl State {
                     ));
                     return Vec::new();
                 }
-                return vec![Effect::WorktreeDiff { run, step }];
+                return vec![Effect::Query(Query::WorktreeDiff { run, step })];
             }
             Action::WorktreeMerge => Settle::Merge,
             _ => Settle::Discard,
@@ -130,7 +131,7 @@ impl State {
             Settle::Discard => "discarding",
         };
         self.say(format!("{verb} {branch}"));
-        vec![Effect::SettleWorktree { run, step, how }]
+        vec![Effect::Op(Op::SettleWorktree { run, step, how })]
     }
 
     /// The diff read for `Effect::WorktreeDiff`: opens the diff overlay.

@@ -1,6 +1,7 @@
 //! Whole-screen snapshots over fixed sizes and fixed event times. The text
 //! (symbols and layout) is what reviewers read; styles come from the theme.
 
+use crate::engine::Query;
 use crate::protocol::Millis;
 use crate::tui::keymap::Action;
 use crate::tui::state::sample::{T0, sample_events, sample_runs, sample_state};
@@ -393,14 +394,20 @@ fn memory_overlay_lists_entries_and_shows_the_selected_one() {
     let mut s = State::new();
     s.set_runs(sample_runs());
     // The action asks the app for the entries; the app hands them back.
-    assert_eq!(s.handle_action(Action::Memory), vec![Effect::LoadMemory]);
+    assert_eq!(
+        s.handle_action(Action::Memory),
+        vec![Effect::Query(Query::Memory { namespaces: None })]
+    );
     s.set_memory(Ok(memory_entries()));
     assert_eq!(s.overlay, Some(Overlay::Memory));
     // Newest first; moving down selects the older one.
     assert_eq!(s.memory[0].key, "token-store");
     s.handle(key(KeyCode::Down));
     assert_eq!(s.memory_cursor, 1);
-    assert_eq!(s.handle(key(KeyCode::Char('r'))), vec![Effect::LoadMemory]);
+    assert_eq!(
+        s.handle(key(KeyCode::Char('r'))),
+        vec![Effect::Query(Query::Memory { namespaces: None })]
+    );
     s.handle(key(KeyCode::Up));
     insta::assert_snapshot!("memory", screen(&s, 100, 20));
     s.handle(key(KeyCode::Esc));

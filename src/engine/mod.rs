@@ -1,0 +1,226 @@
+//! The engine handle: the one way every participant (the workbench, the
+//! headless printer, the control socket, and the controller, MCP server and
+//! PTY hosts to come) reaches the engine. Ops go in (`submit`), notices come
+//! out (`subscribe`), reads are queries (`query`). The handle owns the
+//! registry of the runs this process executes, so no participant wires
+//! engine tasks or channels itself.
+//!
+//! Every op that changes something is journaled before it acts: a retry or
+//! a fork is recorded before the run is driven, a merged or discarded
+//! worktree is a `worktree` event, a cancel of an idle run is
+//! `run_cancel_requested` then `run_finished`.
+
+mod deps;
+mod query;
+mod submit;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::journal::Journal;
+use crate::protocol::{Notice, Op, Recorded, RunId, Seq};
+use crate::workflow::{self, EngineDeps, EngineError, RunOutcome, Start};
+
+pub use deps::RunSettings;
+pub use query::{Query, Reply};
+pub use submit::{Done, Submitted};
+
+/// A cheap, cloneable handle on the engine of this process.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    journal: Journal,
+    /// What executing a recorded run needs (config, modes, workspace,
+    /// options); `Err` says why this process cannot execute runs.
+    settings: Result<RunSettings, String>,
+    /// Runs this process executes, with the channel that takes their ops.
+    active: Mutex<BTreeMap<RunId, mpsc::UnboundedSender<Op>>>,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Notice>>>,
+}
+
+/// A run this handle began executing: the fact that asked for it (a retry
+/// or a fork request, when there was one), where the journal stood when
+/// the drive began, and how it ends.
+pub struct Driving {
+    pub run: RunId,
+    pub request: Option<Recorded>,
+    /// The run's last recorded seq before this drive (`None`: a fresh run,
+    /// whose `run_started` the subscribers get as a notice). A participant
+    /// that reads the history up to here and then follows the notices sees
+    /// every fact once.
+    pub resumed_after: Option<Seq>,
+    done: oneshot::Receiver<Result<RunOutcome, EngineError>>,
+}
+
+impl Driving {
+    /// Waits for the run to finish or pause.
+    pub async fn outcome(self) -> Result<RunOutcome, EngineError> {
+        let run = self.run;
+        self.done.await.unwrap_or_else(|_| {
+            Err(EngineError::Failed(format!(
+                "the engine task of run {run} vanished"
+            )))
+        })
+    }
+}
+
+impl std::fmt::Debug for Driving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driving")
+            .field("run", &self.run)
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// The engine over `journal`. With `settings` it can execute recorded
+    /// runs (resume, retry, fork); without, it reads and records only.
+    pub fn open(journal: Journal, settings: Result<RunSettings, String>) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                journal,
+                settings,
+                active: Mutex::new(BTreeMap::new()),
+                subscribers: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Every notice from now on, of every run this handle executes: facts
+    /// after they are journaled, live deltas, refusals, and `Ended`.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Notice> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.subscribers).push(tx);
+        rx
+    }
+
+    /// True while this handle executes `run`.
+    pub fn is_active(&self, run: &RunId) -> bool {
+        lock(&self.inner.active).contains_key(run)
+    }
+
+    /// The runs this handle executes now.
+    pub fn active(&self) -> Vec<RunId> {
+        lock(&self.inner.active).keys().cloned().collect()
+    }
+
+    /// Executes `run` (just created by `workflow::start_run`, or recorded)
+    /// with `deps` until it finishes or pauses.
+    pub async fn start(
+        &self,
+        deps: Arc<EngineDeps>,
+        run: RunId,
+        start: Start,
+    ) -> Result<Driving, EngineError> {
+        if self.is_active(&run) {
+            return Err(EngineError::Refused(format!(
+                "run {run} is already executing"
+            )));
+        }
+        let resumed_after = match start {
+            Start::Fresh => None,
+            Start::Resume => Some(Seq(self
+                .journal()
+                .run(&run)
+                .await?
+                .ok_or_else(|| EngineError::RunNotFound(run.clone()))?
+                .last_seq)),
+        };
+        Ok(self.drive(deps, run, start, None, resumed_after))
+    }
+
+    fn drive(
+        &self,
+        deps: Arc<EngineDeps>,
+        run: RunId,
+        start: Start,
+        request: Option<Recorded>,
+        resumed_after: Option<Seq>,
+    ) -> Driving {
+        let (ops_tx, ops_rx) = mpsc::unbounded_channel();
+        let (notice_tx, mut notices) = mpsc::unbounded_channel();
+        lock(&self.inner.active).insert(run.clone(), ops_tx);
+        let mut task = tokio::spawn(workflow::drive(
+            deps,
+            run.clone(),
+            start,
+            ops_rx,
+            vec![notice_tx],
+        ));
+        let (done_tx, done) = oneshot::channel();
+        let inner = self.inner.clone();
+        let id = run.clone();
+        tokio::spawn(async move {
+            // Notices first, in order; the end only after the last of them.
+            let joined = loop {
+                tokio::select! {
+                    biased;
+                    Some(n) = notices.recv() => inner.publish(n),
+                    joined = &mut task => break joined,
+                }
+            };
+            while let Ok(n) = notices.try_recv() {
+                inner.publish(n);
+            }
+            let result = joined.unwrap_or_else(|e| {
+                Err(EngineError::Failed(format!("the engine task stopped: {e}")))
+            });
+            if let Err(e) = &result {
+                tracing::error!(run = %id, error = %e, "engine stopped");
+            }
+            lock(&inner.active).remove(&id);
+            inner.publish(Notice::Ended(id));
+            let _ = done_tx.send(result);
+        });
+        Driving {
+            run,
+            request,
+            resumed_after,
+            done,
+        }
+    }
+
+    fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    /// The ops channel of `run` when this handle executes it.
+    fn live(&self, run: &RunId) -> Option<mpsc::UnboundedSender<Op>> {
+        lock(&self.inner.active).get(run).cloned()
+    }
+
+    /// What executing the recorded `run` needs: its definition's source
+    /// with this process's settings. Checked before anything is recorded.
+    fn deps_for_recorded(&self, source: &str) -> Result<Arc<EngineDeps>, EngineError> {
+        let settings = self.inner.settings.as_ref().map_err(|why| {
+            EngineError::Refused(format!("this lev process cannot execute runs: {why}"))
+        })?;
+        settings
+            .deps(self.journal().clone(), Some(std::path::Path::new(source)))
+            .map(|(deps, notes)| {
+                for note in notes {
+                    tracing::info!("{note}");
+                }
+                deps
+            })
+            .map_err(EngineError::Refused)
+    }
+}
+
+impl Inner {
+    /// Sends to every subscriber still listening; forgets the others.
+    fn publish(&self, notice: Notice) {
+        lock(&self.subscribers).retain(|s| s.send(notice.clone()).is_ok());
+    }
+}
+
+/// The registry stays usable even if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

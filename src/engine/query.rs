@@ -1,0 +1,129 @@
+//! Reads through the engine handle: runs, a run's events, an export, the
+//! memory bank, a step's worktree diff. Queries change nothing; the control
+//! socket carries them as they are.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Engine, EngineError};
+use crate::isolation::{self, StepWorktree};
+use crate::journal::{MemoryRecord, RunMeta};
+use crate::memory;
+use crate::protocol::{Recorded, RunId, StepKey};
+use crate::workflow;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "ask", rename_all = "snake_case")]
+pub enum Query {
+    /// Every run in the journal.
+    Runs,
+    Run {
+        id: RunId,
+    },
+    /// A run's recorded events, in order.
+    Events {
+        id: RunId,
+    },
+    /// A run as `lev export` writes it (JSON lines).
+    Export {
+        id: RunId,
+    },
+    /// Memory entries of some namespaces (all when `None`).
+    Memory {
+        namespaces: Option<Vec<String>>,
+    },
+    MemorySearch {
+        query: memory::Query,
+    },
+    /// The diff of a step's worktree against its merge-base.
+    WorktreeDiff {
+        run: RunId,
+        step: StepKey,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
+pub enum Reply {
+    Runs(Vec<RunMeta>),
+    Run(Option<RunMeta>),
+    Events(Vec<Recorded>),
+    Export(String),
+    Memory(Vec<MemoryRecord>),
+    Hits(Vec<memory::Hit>),
+    Diff(String),
+}
+
+impl Engine {
+    pub async fn query(&self, query: Query) -> Result<Reply, EngineError> {
+        let journal = self.journal();
+        let failed = |e: memory::MemoryError| EngineError::Failed(e.to_string());
+        Ok(match query {
+            Query::Runs => Reply::Runs(journal.runs().await?),
+            Query::Run { id } => Reply::Run(journal.run(&id).await?),
+            Query::Events { id } => Reply::Events(workflow::read_run(journal, &id).await?),
+            Query::Export { id } => {
+                let mut buf = Vec::new();
+                journal.export(&id, &mut buf).await?;
+                Reply::Export(String::from_utf8_lossy(&buf).into_owned())
+            }
+            Query::Memory { namespaces } => {
+                Reply::Memory(memory::list(journal, namespaces).await.map_err(failed)?)
+            }
+            Query::MemorySearch { query } => {
+                Reply::Hits(memory::search(journal, &query).await.map_err(failed)?)
+            }
+            Query::WorktreeDiff { run, step } => {
+                let w = self.step_worktree(&run, &step).await?.worktree;
+                let diff = tokio::task::spawn_blocking(move || {
+                    isolation::diff(&w.repo, &w.path, &w.base, &w.branch)
+                })
+                .await
+                .map_err(|e| EngineError::Failed(format!("git stopped: {e}")))?;
+                Reply::Diff(diff.map_err(|e| EngineError::Failed(e.to_string()))?)
+            }
+        })
+    }
+
+    /// The worktree of `step` as `run`'s journal folds it.
+    pub(super) async fn step_worktree(
+        &self,
+        run: &RunId,
+        step: &StepKey,
+    ) -> Result<StepWorktree, EngineError> {
+        let events = workflow::read_run(self.journal(), run).await?;
+        if events.is_empty() {
+            return Err(EngineError::RunNotFound(run.clone()));
+        }
+        let all = isolation::fold(&events);
+        match all.iter().find(|w| &w.step == step) {
+            Some(found) => Ok(found.clone()),
+            None => {
+                let steps: Vec<&str> = all.iter().map(|w| w.step.as_str()).collect();
+                Err(EngineError::Refused(format!(
+                    "step `{step}` of run {run} has no worktree; {}",
+                    if steps.is_empty() {
+                        "the run has none".to_string()
+                    } else {
+                        format!("steps with one: {}", steps.join(", "))
+                    }
+                )))
+            }
+        }
+    }
+}
+
+impl Reply {
+    /// What a caller that expected another kind of reply says.
+    pub fn unexpected(&self) -> String {
+        let kind = match self {
+            Reply::Runs(_) => "runs",
+            Reply::Run(_) => "run",
+            Reply::Events(_) => "events",
+            Reply::Export(_) => "export",
+            Reply::Memory(_) => "memory",
+            Reply::Hits(_) => "hits",
+            Reply::Diff(_) => "diff",
+        };
+        format!("unexpected `{kind}` reply from the engine")
+    }
+}
