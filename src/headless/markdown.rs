@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::protocol::{Event, Recorded, StepKey};
+use crate::protocol::{Event, Recorded, StepKey, describe};
 
 use super::printer::value_text;
 use crate::text::ms;
@@ -135,11 +135,8 @@ pub fn transcript(events: &[Recorded]) -> String {
                 ..
             } => {
                 if let Some(b) = body {
-                    let code = exit_code
-                        .map(|c| c.to_string())
-                        .unwrap_or_else(|| "none".into());
-                    let timeout = if *timed_out { ", timed out" } else { "" };
-                    let _ = writeln!(b, "shell exit {code} in {}{timeout}\n", ms(*duration_ms));
+                    let code = describe::shell_end(*exit_code, *timed_out);
+                    let _ = writeln!(b, "shell {code} in {}\n", ms(*duration_ms));
                     if !stdout_tail.trim().is_empty() {
                         let _ = writeln!(b, "stdout:\n\n{}\n", fenced(stdout_tail));
                     }
@@ -202,12 +199,11 @@ pub fn transcript(events: &[Recorded]) -> String {
                 guard,
                 limit,
                 observed,
+                step,
                 ..
             } => {
-                let _ = writeln!(
-                    tail,
-                    "- limit `{guard}` ({limit}) reached: observed {observed}"
-                );
+                let text = describe::guard_tripped(guard, limit, observed, step.as_ref());
+                let _ = writeln!(tail, "- {text}");
             }
             Event::LlmRetrying {
                 failed,
@@ -217,12 +213,8 @@ pub fn transcript(events: &[Recorded]) -> String {
                 ..
             } => {
                 if let Some(b) = body {
-                    let _ = writeln!(
-                        b,
-                        "_request {failed} of {tries} failed: {}; tried again after {}_\n",
-                        one_line(error),
-                        ms(*delay_ms)
-                    );
+                    let text = describe::llm_retry(*failed, *tries, None, error, *delay_ms);
+                    let _ = writeln!(b, "_{text}_\n");
                 }
             }
             Event::AgentMessaged { turn, text, .. } => {
@@ -264,7 +256,7 @@ pub fn transcript(events: &[Recorded]) -> String {
                 from_step,
                 ..
             } => {
-                let _ = writeln!(head, "- forked from run `{from_run}` at step `{from_step}`");
+                let _ = writeln!(head, "- {}", describe::forked(from_run, from_step));
             }
             Event::EmergencyStopped { at } => {
                 let _ = writeln!(
@@ -274,11 +266,7 @@ pub fn transcript(events: &[Recorded]) -> String {
                 );
             }
             Event::RunPaused { reason, .. } => {
-                let _ = writeln!(
-                    tail,
-                    "- paused: {}",
-                    crate::workflow::describe_pause(reason)
-                );
+                let _ = writeln!(tail, "- paused: {}", describe::pause(reason));
             }
             Event::PlanProposed {
                 attempt, problems, ..

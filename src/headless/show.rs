@@ -104,7 +104,7 @@ pub fn summarize(meta: &RunMeta, events: &[Recorded]) -> Summary {
             run_error = error.clone();
         }
         if let Event::RunPaused { reason, .. } = &r.event {
-            run_error = Some(crate::workflow::describe_pause(reason));
+            run_error = Some(crate::protocol::describe::pause(reason));
         }
     }
     let mut lines: Vec<StepLine> = order.iter().filter_map(|k| steps.remove(k)).collect();

@@ -125,49 +125,5 @@ pub fn fold(events: &[Recorded]) -> Vec<StepWorktree> {
 
 /// `+3 -1 in 2 files`.
 pub fn stat_text(s: &DiffStat) -> String {
-    format!(
-        "+{} -{} in {} file{}",
-        s.insertions,
-        s.deletions,
-        s.files_changed,
-        if s.files_changed == 1 { "" } else { "s" }
-    )
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..10).unwrap_or(commit)
-}
-
-/// How a fact reads in a transcript or a pane.
-pub fn describe(fact: &WorktreeFact) -> String {
-    match fact {
-        WorktreeFact::Ready {
-            path, branch, base, ..
-        } => format!("worktree {path} on branch {branch} (from {base})"),
-        WorktreeFact::Changed {
-            branch,
-            commit,
-            files_changed,
-            insertions,
-            deletions,
-        } => {
-            let stat = stat_text(&DiffStat {
-                files_changed: *files_changed,
-                insertions: *insertions,
-                deletions: *deletions,
-            });
-            match commit {
-                Some(c) => format!("changes committed on {branch} as {}: {stat}", short(c)),
-                None => format!("nothing new to commit on {branch}: {stat}"),
-            }
-        }
-        WorktreeFact::Merged {
-            branch,
-            into,
-            commit,
-        } => format!("branch {branch} merged into {into} ({})", short(commit)),
-        WorktreeFact::Discarded { branch } => {
-            format!("worktree removed and branch {branch} deleted")
-        }
-    }
+    crate::protocol::describe::diff_stat(s.files_changed, s.insertions, s.deletions)
 }

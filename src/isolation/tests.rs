@@ -334,7 +334,7 @@ fn the_journal_folds_into_each_steps_worktree() {
         }
     );
     assert_eq!(
-        describe(&changed(Some("0123456789abcdef"), 2).into_fact()),
+        crate::protocol::describe::worktree(&changed(Some("0123456789abcdef"), 2).into_fact()),
         "changes committed on lev/R/s as 0123456789: +2 -0 in 2 files"
     );
 }

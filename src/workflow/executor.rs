@@ -20,7 +20,7 @@ use super::retry;
 use super::steer;
 use super::step::{self, StepEnd};
 use super::{EngineDeps, EngineError, NoticeSender, RunOutcome, pinning};
-use crate::protocol::{Event, Notice, Op, PauseReason, RunId, RunStatus, StepKey};
+use crate::protocol::{Event, Notice, Op, PauseReason, RunId, RunStatus, StepKey, describe};
 use crate::spec::Workflow;
 use crate::spec::expr::{EvalContext, StepView};
 
@@ -596,7 +596,7 @@ async fn finish_graph(
         return GraphEnd {
             status: RunStatus::Paused,
             outputs: BTreeMap::new(),
-            error: Some(pause_message(&reason)),
+            error: Some(describe::pause(&reason)),
         };
     }
     if states.values().any(|s| *s == State::Paused) {
@@ -674,35 +674,6 @@ async fn finish_graph(
         outputs,
         error: None,
     }
-}
-
-pub(super) fn pause_message(reason: &PauseReason) -> String {
-    match reason {
-        PauseReason::Divergence {
-            step,
-            key,
-            recorded,
-            computed,
-        } => format!(
-            "divergence at step `{step}` ({key}): the journal recorded {recorded} but this run computed {computed}; \
-             the run is paused rather than reuse a result that does not belong to it"
-        ),
-        PauseReason::InFlight { step, attempt } => format!(
-            "step `{step}` (attempt {attempt}) was running when lev stopped and is not idempotent; \
-             resume with --in-flight rerun|skip|done"
-        ),
-        PauseReason::Requested => "paused on request".to_string(),
-        PauseReason::EmergencyStop => steer::STOP_MESSAGE.to_string(),
-        PauseReason::DiskFull { error } => format!(
-            "the journal's disk is full ({error}); the running steps' outcomes are recorded and \
-             nothing new was started: free some space, then `lev resume` continues the run"
-        ),
-    }
-}
-
-/// The message a paused run reports.
-pub fn describe_pause(reason: &PauseReason) -> String {
-    pause_message(reason)
 }
 
 /// A finished step's state; its outputs live in `views` only (copying them

@@ -35,7 +35,6 @@ use crate::llm::{Profiles, SharedProvider};
 use crate::protocol::{Event, InFlightDecision, Millis, Op, RunId, RunStatus, StepOutline};
 use crate::spec::{ModeRegistry, Workflow};
 
-pub use executor::describe_pause;
 pub use fork::{fork_prefix, fork_run};
 pub use recorder::{NoticeSender, Recorder, read_run};
 pub use retry::{plan_retry, request_retry, retryable};

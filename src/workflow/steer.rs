@@ -343,10 +343,6 @@ async fn emergency_stop(ctx: &RunCtx) {
     }
 }
 
-/// Why a resumable stop paused the run, for users.
-pub const STOP_MESSAGE: &str = "emergency stop: every running step was stopped where it stood and no new step started; \
-     `lev resume <run>` continues (a stopped shell command counts as interrupted, so a non-idempotent one asks before it runs again)";
-
 /// Whether the journaled events show `step` as a running agent step (for
 /// participants that only see the journal, like the control socket).
 pub fn running_agent(events: &[crate::protocol::Recorded], step: &StepKey) -> Result<(), String> {

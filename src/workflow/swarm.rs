@@ -20,10 +20,11 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::context::{Halt, RunCtx};
-use super::executor::{GraphEnd, pause_message, view_of};
+use super::executor::{GraphEnd, view_of};
 use super::history::Settled;
 use super::human::{self, Ask};
 use super::step::{self, StepEnd};
+use crate::protocol::describe;
 use crate::protocol::{Event, Millis, RunStatus, StepKey};
 use crate::spec::expr::{EvalContext, StepView, Template};
 use crate::spec::{self, Choice, ModeRegistry, Step, StepKind, Workflow};
@@ -150,7 +151,7 @@ fn stopped(ctx: &RunCtx) -> Option<GraphEnd> {
         Some(Halt::Paused(reason)) => Some(GraphEnd {
             status: RunStatus::Paused,
             outputs: BTreeMap::new(),
-            error: Some(pause_message(&reason)),
+            error: Some(describe::pause(&reason)),
         }),
         Some(Halt::Limit(why)) => Some(failed(why)),
         None => None,

@@ -5,10 +5,9 @@
 
 use crate::protocol::{
     Attempt, ChoiceRecord, Delta, Event, Millis, Notice, Recorded, RunStatus, StepKey, StepStatus,
-    Usage, reply_end_note,
+    Usage, describe, reply_end_note,
 };
 use crate::text::{ms, one_line};
-use crate::workflow::describe_pause;
 
 use super::pane::{LineKind, Pane};
 use super::run_view::{Answered, Folded, LlmRetry, Prompt, PromptKind, RunView, Segment, StepRow};
@@ -386,14 +385,8 @@ impl RunView {
                 // What the failed request streamed is not the reply; the
                 // retried one streams in its place.
                 p.replace_live("");
-                p.note(
-                    format!(
-                        "↻ request {failed} of {tries} failed: {}; trying again in {}",
-                        one_line(error, 200),
-                        ms(*delay_ms)
-                    ),
-                    LineKind::Note,
-                );
+                let text = describe::llm_retry(*failed, *tries, None, error, *delay_ms);
+                p.note(format!("↻ {text}"), LineKind::Note);
                 self.llm_retries.insert(
                     step.clone(),
                     LlmRetry {
@@ -443,11 +436,8 @@ impl RunView {
                 duration_ms,
                 ..
             } => {
-                let (code, failed) = match (exit_code, timed_out) {
-                    (_, true) => ("timed out".to_string(), true),
-                    (Some(c), _) => (format!("exit {c}"), *c != 0),
-                    (None, _) => ("killed".to_string(), true),
-                };
+                let failed = *timed_out || exit_code.is_none_or(|c| c != 0);
+                let code = describe::shell_end(*exit_code, *timed_out);
                 let summary = format!("$ {code} in {}", ms(*duration_ms));
                 self.pane_mut(step)
                     .shell_finished(stdout_tail, stderr_tail, summary, failed);
@@ -500,17 +490,11 @@ impl RunView {
                 step,
                 ..
             } => {
-                let at_step = step
-                    .as_ref()
-                    .map(|s| format!(" at {s}"))
-                    .unwrap_or_default();
-                self.notes.push(format!(
-                    "limit {guard} ({limit}) reached{at_step}: {observed}"
-                ));
+                let text = describe::guard_tripped(guard, limit, observed, step.as_ref());
+                self.notes.push(text);
             }
             Event::InFlightResolved { step, decision, .. } => {
-                self.notes
-                    .push(format!("{step}: in-flight attempt resolved: {decision:?}"));
+                self.notes.push(describe::in_flight(step, decision));
             }
             Event::AgentMessaged { .. }
             | Event::PauseRequested { .. }
@@ -521,7 +505,7 @@ impl RunView {
             }
             Event::Worktree { step, fact, .. } => {
                 self.apply_worktree(r);
-                let text = crate::isolation::describe(fact);
+                let text = describe::worktree(fact);
                 match self.pane_index(step) {
                     Some(i) => self.panes[i].note(text, LineKind::Note),
                     None => self.notes.push(format!("{step}: {text}")),
@@ -531,7 +515,7 @@ impl RunView {
                 self.status = Some(RunStatus::Paused);
                 self.clear_pauses();
                 self.notes
-                    .push(format!("paused: {}", describe_pause(reason)));
+                    .push(format!("paused: {}", describe::pause(reason)));
             }
             Event::PlanProposed { .. }
             | Event::PlanAccepted { .. }
@@ -541,10 +525,11 @@ impl RunView {
                 endpoint,
                 state,
                 reason,
+                step,
                 ..
             } => {
-                self.notes
-                    .push(format!("{endpoint} breaker {state}: {reason}"));
+                let text = describe::provider_breaker(endpoint, state, reason, step.as_ref());
+                self.notes.push(text);
                 self.set_provider_breaker(endpoint.clone(), state);
             }
             Event::RunCancelRequested { .. } => {

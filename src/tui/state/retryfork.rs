@@ -37,7 +37,7 @@ impl RunView {
             } => {
                 self.forked_from = Some((from_run.clone(), from_step.clone()));
                 self.notes
-                    .push(format!("forked from run {from_run} at step {from_step}"));
+                    .push(crate::protocol::describe::forked(from_run, from_step));
             }
             _ => {}
         }

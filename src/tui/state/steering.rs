@@ -58,7 +58,7 @@ impl RunView {
             Event::EmergencyStopped { .. } => {
                 self.clear_pauses();
                 self.notes
-                    .push("emergency stop: stopping every running step".into());
+                    .push(crate::protocol::describe::EMERGENCY_STOP.into());
             }
             _ => {}
         }

@@ -188,7 +188,7 @@ fn overview_lists_run_notes() {
     let text = screen(&s, 120, 20);
     assert!(text.contains("run notes"), "{text}");
     assert!(
-        text.contains("· limit max_cost_usd (5.00) reached at coder: 5.12"),
+        text.contains("· limit max_cost_usd (5.00) reached at coder: observed 5.12"),
         "{text}"
     );
     assert!(

@@ -117,7 +117,7 @@ async fn ask_orchestrator(
     match step::run_step(ctx.clone(), key, step, eval).await {
         StepEnd::Paused(reason) => {
             ctx.set_halt(Halt::Paused(reason.clone()));
-            Err(stopped(ctx).unwrap_or_else(|| failed(pause_message(&reason))))
+            Err(stopped(ctx).unwrap_or_else(|| failed(crate::protocol::describe::pause(&reason))))
         }
         StepEnd::Settled(Settled::Succeeded { outputs }) => {
             let value = outputs.get("json").cloned().unwrap_or(Value::Null);

@@ -4,6 +4,8 @@
 //!
 //! Must not depend on any other lev module.
 
+pub mod describe;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
