@@ -228,6 +228,19 @@ fn a_resume_stops_a_surviving_copy_first_and_keeps_the_idempotency_key() {
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert_eq!(keys[0], keys[1], "a re-run must keep the attempt's key");
     let second = read_pid(&shell_pid);
+    // The group is journaled beside the running command (not before it), so
+    // wait for its record before killing lev.
+    wait_for(
+        "the re-run's group on record",
+        Duration::from_secs(30),
+        || {
+            lev.events(&run)
+                .iter()
+                .filter(|e| e["type"] == "process_started")
+                .count()
+                == 2
+        },
+    );
     kill9(&mut resumed);
     wait_for("the re-run to die with lev", Duration::from_secs(5), || {
         !alive(second)

@@ -11,6 +11,7 @@ mod fault_tests;
 mod fork;
 pub mod history;
 mod human;
+mod kinds;
 mod leftovers;
 mod llm_call;
 pub mod pinning;

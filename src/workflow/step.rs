@@ -11,12 +11,12 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::context::{Halt, RunCtx};
-use super::executor;
 use super::history::Settled;
-use super::{agent, human, leftovers, shell, steer, worktree};
-use crate::protocol::{Attempt, Event, InFlightDecision, PauseReason, RunStatus, StepKey, Usage};
+use super::kinds::{self, Work};
+use super::{leftovers, steer, worktree};
+use crate::protocol::{Attempt, Event, InFlightDecision, PauseReason, StepKey, Usage};
 use crate::spec::expr::EvalContext;
-use crate::spec::{Choice, RetryOn, Step, StepKind};
+use crate::spec::{RetryOn, Step};
 
 /// How a step task ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,34 +38,6 @@ pub enum StepError {
     Limit(String),
     /// The step ends skipped (e.g. an approval's `on_timeout: skip`).
     Skipped(String),
-}
-
-/// A step with its templates evaluated: exactly what the attempt will do.
-#[derive(Debug, Clone)]
-pub enum Rendered {
-    Agent {
-        mode: String,
-        prompt: String,
-        model: Option<String>,
-    },
-    Shell {
-        script: String,
-        env: BTreeMap<String, String>,
-        cwd: PathBuf,
-    },
-    Approval {
-        message: String,
-    },
-    Question {
-        ask: String,
-        header: Option<String>,
-        options: Vec<Choice>,
-        default: Option<String>,
-    },
-    Workflow {
-        inputs: BTreeMap<String, Value>,
-    },
-    Pty,
 }
 
 /// Identity of one attempt, passed to the kind runners.
@@ -150,13 +122,13 @@ async fn run_step_inner(
     let root = worktree
         .as_ref()
         .map_or_else(|| ctx.workspace.clone(), |w| w.root.clone());
-    let rendered = match render(&root, &step, &eval) {
-        Ok(r) => r,
+    let kind = kinds::of(&step.kind);
+    let work = match kind.render(&step, &root, &eval) {
+        Ok(w) => w,
         Err(e) => return StepEnd::Settled(fail_without_attempt(&ctx, &key, e).await),
     };
-    let fingerprint = fingerprint(&step, &rendered);
-    let idempotent =
-        step.idempotent || !matches!(step.kind, StepKind::Shell { .. } | StepKind::Pty { .. });
+    let fingerprint = fingerprint(&step, work.as_ref());
+    let idempotent = step.idempotent || !kind.side_effects();
 
     // Where the journal left this step.
     let mut attempt = Attempt(1);
@@ -247,19 +219,16 @@ async fn run_step_inner(
     }
 
     // Agent and shell steps take a slot; humans and child graphs do not.
-    let _permit = match step.kind {
-        StepKind::Agent { .. } | StepKind::Shell { .. } => ctx.slots.acquire().await.ok(),
-        _ => None,
+    let _permit = match kind.takes_slot() {
+        true => ctx.slots.acquire().await.ok(),
+        false => None,
     };
 
     loop {
         let seq = match resumed_seq.take() {
             Some(seq) => seq,
             None => {
-                let (kind, mode) = match &rendered {
-                    Rendered::Agent { mode, .. } => ("agent", Some(mode.clone())),
-                    _ => (step.kind.name(), None),
-                };
+                let mode = work.mode().map(str::to_string);
                 let hints = mode
                     .as_deref()
                     .map(|m| agent_hints(&ctx, &step, m))
@@ -268,7 +237,7 @@ async fn run_step_inner(
                     step: key.clone(),
                     attempt,
                     fingerprint: fingerprint.clone(),
-                    kind: kind.to_string(),
+                    kind: step.kind.name().to_string(),
                     mode,
                     idempotent,
                     hints,
@@ -297,7 +266,7 @@ async fn run_step_inner(
             usage: Arc::new(Mutex::new(Usage::default())),
             root: root.clone(),
         };
-        let mut result = run_attempt(&actx, &rendered).await;
+        let mut result = run_attempt(&actx, work.as_ref()).await;
         if let Some(wt) = &worktree
             && !matches!(result, Err(StepError::Paused(_) | StepError::Cancelled))
             && let Err(e) = worktree::commit(&actx, wt).await
@@ -376,30 +345,13 @@ async fn run_step_inner(
     }
 }
 
-async fn run_attempt(
-    actx: &AttemptCtx,
-    rendered: &Rendered,
-) -> Result<Map<String, Value>, StepError> {
-    let work = async {
-        match rendered {
-            Rendered::Agent { mode, prompt, model } => agent::run(actx, mode, prompt, model.as_deref()).await,
-            Rendered::Shell { script, env, cwd } => shell::run(actx, script, env, cwd).await,
-            Rendered::Approval { message } => human::approval(actx, message).await,
-            Rendered::Question { ask, header, options, default } => {
-                human::question(actx, ask, header.clone(), options, default.clone()).await
-            }
-            Rendered::Workflow { inputs } => child(actx, inputs.clone()).await,
-            Rendered::Pty => Err(StepError::Fatal(
-                "`pty` steps run external CLIs in a terminal pane, which needs the TUI; this build runs them nowhere yet"
-                    .into(),
-            )),
-        }
+async fn run_attempt(actx: &AttemptCtx, work: &dyn Work) -> Result<Map<String, Value>, StepError> {
+    // Human gates and child workflows carry their own timeout policy.
+    let timeout = match kinds::of(&actx.step.kind).own_timeout() {
+        true => None,
+        false => actx.step.timeout,
     };
-    // Human gates carry their own timeout policy (`on_timeout`).
-    let timeout = match actx.step.kind {
-        StepKind::Approval { .. } | StepKind::Question { .. } | StepKind::Workflow { .. } => None,
-        _ => actx.step.timeout,
-    };
+    let work = work.run(actx);
     tokio::select! {
         _ = actx.cancel.cancelled() => Err(StepError::Cancelled),
         r = async {
@@ -411,37 +363,6 @@ async fn run_attempt(
                 None => work.await,
             }
         } => r,
-    }
-}
-
-async fn child(
-    actx: &AttemptCtx,
-    inputs: BTreeMap<String, Value>,
-) -> Result<Map<String, Value>, StepError> {
-    let StepKind::Workflow { child, .. } = &actx.step.kind else {
-        return Err(StepError::Fatal("not a workflow step".into()));
-    };
-    let end = executor::run_child(actx.ctx.clone(), &actx.key, child, inputs).await;
-    match end.status {
-        RunStatus::Succeeded => {
-            let mut raw = Map::new();
-            raw.insert(
-                "outputs".into(),
-                Value::Object(end.outputs.clone().into_iter().collect()),
-            );
-            for (k, v) in end.outputs {
-                raw.insert(k, v);
-            }
-            Ok(raw)
-        }
-        RunStatus::Cancelled => Err(StepError::Cancelled),
-        RunStatus::Paused => match actx.ctx.halted() {
-            Some(Halt::Paused(r)) => Err(StepError::Paused(r)),
-            _ => Err(StepError::Paused(PauseReason::Requested)),
-        },
-        _ => Err(StepError::Fatal(
-            end.error.unwrap_or_else(|| "child workflow failed".into()),
-        )),
     }
 }
 
@@ -492,102 +413,9 @@ fn agent_hints(ctx: &RunCtx, step: &Step, mode: &str) -> Vec<String> {
 }
 
 /// `root` is where the step works: the run's workspace or its worktree.
-fn render(root: &std::path::Path, step: &Step, eval: &EvalContext) -> Result<Rendered, String> {
-    let r = |t: &crate::spec::expr::Template, field: &str| {
-        t.render(eval)
-            .map_err(|e| format!("cannot render `{field}`: {e}"))
-    };
-    Ok(match &step.kind {
-        StepKind::Agent {
-            mode,
-            prompt,
-            model,
-            ..
-        } => {
-            let mut prompt = r(prompt, "prompt")?;
-            if !step.hints.is_empty() {
-                prompt.push_str("\n\nBefore you finish, also consider:\n");
-                for h in &step.hints {
-                    prompt.push_str(&format!("- {h}\n"));
-                }
-            }
-            Rendered::Agent {
-                mode: mode.clone(),
-                prompt,
-                model: model.clone(),
-            }
-        }
-        StepKind::Shell { run, env, cwd } => {
-            let script = r(run, "run")?;
-            let mut vars = BTreeMap::new();
-            for (k, t) in env {
-                vars.insert(k.clone(), r(t, &format!("env.{k}"))?);
-            }
-            let cwd = match cwd {
-                Some(t) => {
-                    let c = PathBuf::from(r(t, "cwd")?);
-                    if c.is_absolute() { c } else { root.join(c) }
-                }
-                None => root.to_path_buf(),
-            };
-            Rendered::Shell {
-                script,
-                env: vars,
-                cwd,
-            }
-        }
-        StepKind::Approval { message, .. } => Rendered::Approval {
-            message: r(message, "message")?,
-        },
-        StepKind::Question {
-            ask,
-            header,
-            options,
-            default,
-        } => Rendered::Question {
-            ask: r(ask, "ask")?,
-            header: header.clone(),
-            options: options.clone(),
-            default: default.clone(),
-        },
-        StepKind::Workflow { with, .. } => {
-            let mut inputs = BTreeMap::new();
-            for (k, t) in with {
-                inputs.insert(
-                    k.clone(),
-                    t.eval(eval)
-                        .map_err(|e| format!("cannot render `with.{k}`: {e}"))?,
-                );
-            }
-            Rendered::Workflow { inputs }
-        }
-        StepKind::Pty { .. } => Rendered::Pty,
-    })
-}
-
 /// Hash of what an attempt will do; compared on resume.
-fn fingerprint(step: &Step, rendered: &Rendered) -> String {
-    let value = match rendered {
-        Rendered::Agent {
-            mode,
-            prompt,
-            model,
-        } => serde_json::json!(["agent", mode, prompt, model]),
-        Rendered::Shell { script, env, cwd } => serde_json::json!(["shell", script, env, cwd]),
-        Rendered::Approval { message } => serde_json::json!(["approval", message]),
-        Rendered::Question {
-            ask,
-            options,
-            default,
-            ..
-        } => {
-            let opts: Vec<&str> = options.iter().map(|o| o.value.as_str()).collect();
-            serde_json::json!(["question", ask, opts, default])
-        }
-        Rendered::Workflow { inputs } => serde_json::json!(["workflow", step.id, inputs]),
-        Rendered::Pty => serde_json::json!(["pty", step.id]),
-    };
-    blake3::hash(value.to_string().as_bytes())
+fn fingerprint(step: &Step, work: &dyn Work) -> String {
+    blake3::hash(work.identity(step).to_string().as_bytes())
         .to_hex()
         .to_string()
 }
@@ -597,12 +425,10 @@ fn short(h: &str) -> &str {
 }
 
 fn marked_done_outputs(step: &Step) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    if let StepKind::Shell { .. } = step.kind {
-        out.insert("stdout".into(), Value::String(String::new()));
-        out.insert("stderr".into(), Value::String(String::new()));
-        out.insert("exit_code".into(), Value::from(0));
-    }
+    let mut out: BTreeMap<String, Value> = kinds::of(&step.kind)
+        .marked_done_outputs()
+        .into_iter()
+        .collect();
     out.insert("marked_done".into(), Value::Bool(true));
     out
 }
