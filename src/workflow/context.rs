@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::EngineDeps;
 use super::history::{History, Settled};
+use super::holds::Steer;
 use super::recorder::Recorder;
-use super::steer::Steer;
 use crate::protocol::{Attempt, Millis, PauseReason, StepKey, Usage};
 use crate::spec::Limits;
 

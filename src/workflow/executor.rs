@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::context::{Answer, Decision, Halt, RunCtx, Waiters};
+use super::graph::{GraphEnd, view_of};
 use super::history::{History, Settled};
 use super::human;
 use super::recorder::{Recorder, read_run};
@@ -380,23 +381,6 @@ async fn execute(ctx: Arc<RunCtx>, workflow: Arc<Workflow>) -> Result<RunOutcome
     Ok(graph.into_outcome())
 }
 
-/// How one graph (the root workflow or a child) ended.
-pub struct GraphEnd {
-    pub status: RunStatus,
-    pub outputs: BTreeMap<String, Value>,
-    pub error: Option<String>,
-}
-
-impl GraphEnd {
-    pub fn into_outcome(self) -> RunOutcome {
-        RunOutcome {
-            status: self.status,
-            outputs: self.outputs,
-            error: self.error,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 enum State {
     Pending,
@@ -685,21 +669,6 @@ fn done(settled: &Settled) -> State {
         },
         other => other.clone(),
     })
-}
-
-pub(super) fn view_of(settled: &Settled, continue_on_error: bool) -> StepView {
-    match settled {
-        Settled::Succeeded { outputs } => StepView {
-            succeeded: true,
-            outputs: outputs.clone(),
-        },
-        // A failure that may continue still counts as success downstream.
-        Settled::Failed { .. } => StepView {
-            succeeded: continue_on_error,
-            outputs: BTreeMap::new(),
-        },
-        Settled::Skipped | Settled::Cancelled => StepView::default(),
-    }
 }
 
 fn eval_context(

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
+use super::attempt::{AttemptCtx, StepError, humantime};
 use super::context::{Answer, Decision, RunCtx};
-use super::step::{AttemptCtx, StepError, humantime};
 use crate::protocol::{AnswerSource, ChoiceRecord, Event, StepKey};
 use crate::spec::{Choice, OnTimeout, StepKind, ToUser, Workflow};
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::step::{AttemptCtx, StepError, humantime};
+use super::attempt::{AttemptCtx, StepError, humantime};
 use crate::llm::{BreakerChange, ChatRequest, ChatResponse, LlmError, Provider, StreamDelta};
 use crate::protocol::{Delta, Event, Millis};
 

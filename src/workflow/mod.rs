@@ -3,13 +3,16 @@
 //! headless printer): participants send `Op`s and receive `Notice`s.
 
 mod agent;
+mod attempt;
 mod context;
 mod decode;
 mod executor;
 #[cfg(test)]
 mod fault_tests;
 mod fork;
+mod graph;
 pub mod history;
+mod holds;
 mod human;
 mod kinds;
 mod leftovers;

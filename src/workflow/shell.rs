@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use super::step::{AttemptCtx, StepError, humantime};
+use super::attempt::{AttemptCtx, StepError, humantime};
 use crate::commands::{self, ShellCommand};
 use crate::protocol::{Delta, Event, ProcessGroup};
 

@@ -9,60 +9,15 @@
 //! because resuming it is the user asking it to run. The recorded
 //! `PauseRequested` stays in the journal as history only.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::attempt::{AttemptCtx, StepError};
 use super::context::{Halt, RunCtx};
-use super::step::{AttemptCtx, StepError};
 use crate::protocol::{Event, Op, PauseReason, StepKey};
 
-/// What is paused right now.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Holds {
-    /// The whole run: no new step starts, every agent holds.
-    pub run: bool,
-    /// Agents paused alone.
-    pub steps: BTreeSet<StepKey>,
-}
-
-/// Steering state shared by the dispatcher, the graph and the agents of one run.
-pub struct Steer {
-    /// Watched, so waiters wake when a pause lifts (or a halt is nudged).
-    holds: watch::Sender<Holds>,
-    /// Running agents, each with the messages waiting for its next turn.
-    inboxes: Mutex<BTreeMap<StepKey, Vec<String>>>,
-}
-
-impl Default for Steer {
-    fn default() -> Self {
-        Steer {
-            holds: watch::Sender::new(Holds::default()),
-            inboxes: Mutex::new(BTreeMap::new()),
-        }
-    }
-}
-
-impl Steer {
-    /// Wakes everything waiting on a pause so it re-checks the run's state
-    /// (called when the run halts).
-    pub fn nudge(&self) {
-        self.holds.send_modify(|_| {});
-    }
-
-    fn holds(&self) -> Holds {
-        self.holds.borrow().clone()
-    }
-
-    fn is_agent(&self, step: &StepKey) -> bool {
-        self.inboxes
-            .lock()
-            .map(|m| m.contains_key(step))
-            .unwrap_or(false)
-    }
-}
+use super::holds::Holds;
 
 /// True once an emergency stop halted the run.
 pub fn stopped(ctx: &RunCtx) -> bool {

@@ -4,12 +4,12 @@
 //! re-run when idempotent, otherwise the run pauses for a decision.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::attempt::{AttemptCtx, StepError, humantime};
 use super::context::{Halt, RunCtx};
 use super::history::Settled;
 use super::kinds::{self, Work};
@@ -23,55 +23,6 @@ use crate::spec::{RetryOn, Step};
 pub enum StepEnd {
     Settled(Settled),
     Paused(PauseReason),
-}
-
-/// Why an attempt did not succeed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StepError {
-    Failed(String),
-    Timeout(String),
-    /// Not worth retrying (bad template, refused approval, missing provider).
-    Fatal(String),
-    Cancelled,
-    Paused(PauseReason),
-    /// A run-wide limit fired (the message names it).
-    Limit(String),
-    /// The step ends skipped (e.g. an approval's `on_timeout: skip`).
-    Skipped(String),
-}
-
-/// Identity of one attempt, passed to the kind runners.
-pub struct AttemptCtx {
-    pub ctx: Arc<RunCtx>,
-    /// Cancelled when the run or this step is cancelled.
-    pub cancel: tokio_util::sync::CancellationToken,
-    pub key: StepKey,
-    pub attempt: Attempt,
-    pub step: Step,
-    /// `<run>:<seq of the intent>:<attempt>`.
-    pub idempotency_key: String,
-    pub usage: Arc<Mutex<Usage>>,
-    /// Where the step's file tools and `run_shell` work: its own worktree
-    /// (`workspace: { worktree: true }`), else the run's workspace.
-    pub root: PathBuf,
-}
-
-impl AttemptCtx {
-    /// Journals `event` for this attempt; a journal that fails stops the
-    /// step (nothing may act on a fact that is not on disk).
-    pub async fn record(&self, event: Event) -> Result<crate::protocol::Seq, StepError> {
-        self.ctx
-            .rec
-            .record(event)
-            .await
-            .map_err(|e| StepError::Fatal(format!("journal: {e}")))
-    }
-
-    pub fn add_usage(&self, u: &Usage) {
-        if let Ok(mut mine) = self.usage.lock() {
-            mine.add(u);
-        }
-    }
 }
 
 /// Records a failure for a step that never got to an attempt (e.g. its `if:`
@@ -496,25 +447,4 @@ fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
         };
     }
     Some(cur)
-}
-
-/// `1h2m`, `30s`, `250ms`.
-pub fn humantime(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let s = d.as_secs();
-    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
 }

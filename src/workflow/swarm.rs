@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::context::{Halt, RunCtx};
-use super::executor::{GraphEnd, view_of};
+use super::graph::{GraphEnd, view_of};
 use super::history::Settled;
 use super::human::{self, Ask};
 use super::step::{self, StepEnd};

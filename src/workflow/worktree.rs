@@ -6,8 +6,8 @@
 //! branch and the diff's size against the merge-base is journaled
 //! (`worktree` / `changed`). Git itself is `crate::isolation`'s.
 
+use super::attempt::AttemptCtx;
 use super::context::RunCtx;
-use super::step::AttemptCtx;
 use crate::isolation::{self, Worktree};
 use crate::protocol::{Event, StepKey, WorktreeFact};
 use crate::spec::Step;

@@ -5,9 +5,9 @@
 
 use serde_json::{Map, Value};
 
+use super::attempt::{AttemptCtx, StepError};
 use super::history::ToolPlace;
 use super::steer;
-use super::step::{AttemptCtx, StepError};
 use crate::llm::{ChatRequest, ChatResponse, Message, RequestMeta, Role, ToolCall};
 use crate::protocol::cut_short;
 use crate::spec::{Mode, StepKind};

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::super::attempt::{AttemptCtx, StepError};
 use super::super::llm_call;
-use super::super::step::{AttemptCtx, StepError};
 use crate::llm::{ChatRequest, ChatResponse, ToolCall};
 use crate::protocol::{Event, PauseReason, ToolCallRecord};
 use crate::tools;

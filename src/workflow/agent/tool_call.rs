@@ -5,9 +5,9 @@
 
 use serde_json::Value;
 
+use super::super::attempt::{AttemptCtx, StepError};
 use super::super::history::ToolPlace;
 use super::super::human::{self, Ask};
-use super::super::step::{AttemptCtx, StepError};
 use super::NO_ANSWER;
 use crate::llm::{ToolCall, ToolSpec};
 use crate::memory;

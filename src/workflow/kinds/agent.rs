@@ -9,7 +9,7 @@ use super::{StepType, Work, field, not_mine};
 use crate::spec::expr::EvalContext;
 use crate::spec::{Step, StepKind};
 use crate::workflow::agent;
-use crate::workflow::step::{AttemptCtx, StepError};
+use crate::workflow::attempt::{AttemptCtx, StepError};
 
 pub struct Agent;
 

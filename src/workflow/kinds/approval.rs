@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 use super::{StepType, Work, field, not_mine};
 use crate::spec::expr::EvalContext;
 use crate::spec::{Step, StepKind};
+use crate::workflow::attempt::{AttemptCtx, StepError};
 use crate::workflow::human;
-use crate::workflow::step::{AttemptCtx, StepError};
 
 pub struct Approval;
 

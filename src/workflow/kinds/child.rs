@@ -11,9 +11,9 @@ use super::{StepType, Work, not_mine};
 use crate::protocol::{PauseReason, RunStatus};
 use crate::spec::expr::EvalContext;
 use crate::spec::{Step, StepKind};
+use crate::workflow::attempt::{AttemptCtx, StepError};
 use crate::workflow::context::Halt;
 use crate::workflow::executor;
-use crate::workflow::step::{AttemptCtx, StepError};
 
 pub struct Child;
 

@@ -18,7 +18,7 @@ use std::path::Path;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use super::step::{AttemptCtx, StepError};
+use super::attempt::{AttemptCtx, StepError};
 use crate::spec::expr::{EvalContext, Template};
 use crate::spec::{Step, StepKind};
 

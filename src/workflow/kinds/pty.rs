@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::{StepType, Work};
 use crate::spec::Step;
 use crate::spec::expr::EvalContext;
-use crate::workflow::step::{AttemptCtx, StepError};
+use crate::workflow::attempt::{AttemptCtx, StepError};
 
 pub struct Pty;
 

@@ -1,0 +1,45 @@
+//! What a step graph's runner and the swarm driver share: how a graph
+//! ended, and how a settled step looks to the expressions of the steps
+//! after it.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::RunOutcome;
+use super::history::Settled;
+use crate::protocol::RunStatus;
+use crate::spec::expr::StepView;
+
+/// How one graph (the root workflow or a child) ended.
+pub struct GraphEnd {
+    pub status: RunStatus,
+    pub outputs: BTreeMap<String, Value>,
+    pub error: Option<String>,
+}
+
+impl GraphEnd {
+    pub fn into_outcome(self) -> RunOutcome {
+        RunOutcome {
+            status: self.status,
+            outputs: self.outputs,
+            error: self.error,
+        }
+    }
+}
+
+/// A settled step as `steps.<id>` shows it to later steps.
+pub(super) fn view_of(settled: &Settled, continue_on_error: bool) -> StepView {
+    match settled {
+        Settled::Succeeded { outputs } => StepView {
+            succeeded: true,
+            outputs: outputs.clone(),
+        },
+        // A failure that may continue still counts as success downstream.
+        Settled::Failed { .. } => StepView {
+            succeeded: continue_on_error,
+            outputs: BTreeMap::new(),
+        },
+        Settled::Skipped | Settled::Cancelled => StepView::default(),
+    }
+}
