@@ -4,7 +4,7 @@
 //! `Query`s and `Op`s.
 
 use crate::engine::{Done, Engine, Query, Reply};
-use crate::host::Client;
+use crate::host::{CallError, Client};
 use crate::journal::{Journal, JournalError, MemoryRecord, RunMeta};
 use crate::memory;
 use crate::paths::Paths;
@@ -23,11 +23,6 @@ enum Conn {
     Local(Journal, Engine),
     /// Another lev process holds the journal and is executing runs.
     Remote(Client),
-}
-
-/// The host went away mid-request (its run finished): open again, once.
-fn host_gone(e: &str) -> bool {
-    e.starts_with("control socket:") || e.contains("closed the connection")
 }
 
 /// Expects one kind of reply.
@@ -106,28 +101,34 @@ impl Access {
         matches!(self.conn, Conn::Remote(_))
     }
 
-    /// Reconnects once when the host vanished mid-request.
-    async fn reconnect(&mut self, e: String, reopened: &mut bool) -> Result<(), String> {
-        if *reopened || !self.is_remote() || !host_gone(&e) {
-            return Err(e);
+    /// Reconnects once when the host went away mid-request (its run
+    /// finished): the journal may be free now, or another host up.
+    async fn reconnect(&mut self, e: CallError, reopened: &mut bool) -> Result<(), String> {
+        match e {
+            CallError::Gone(_) if !*reopened => {
+                *reopened = true;
+                self.conn = Access::connect(&self.paths)
+                    .await
+                    .map_err(|_| e.to_string())?;
+                Ok(())
+            }
+            e => Err(e.to_string()),
         }
-        *reopened = true;
-        self.conn = Access::connect(&self.paths).await.map_err(|_| e)?;
-        Ok(())
     }
 
     pub async fn query(&mut self, query: Query) -> Result<Reply, String> {
         let mut reopened = false;
         loop {
             let result = match &mut self.conn {
-                Conn::Local(_, engine) => {
-                    engine.query(query.clone()).await.map_err(|e| e.to_string())
-                }
+                Conn::Local(_, engine) => engine
+                    .query(query.clone())
+                    .await
+                    .map_err(|e| CallError::Answer(e.to_string())),
                 Conn::Remote(c) => c.query(query.clone()).await,
             };
             match result {
                 Err(e) => self.reconnect(e, &mut reopened).await?,
-                ok => return ok,
+                Ok(v) => return Ok(v),
             }
         }
     }
@@ -141,12 +142,12 @@ impl Access {
                     .submit(op.clone())
                     .await
                     .map(|done| done.done())
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| CallError::Answer(e.to_string())),
                 Conn::Remote(c) => c.submit(op.clone()).await,
             };
             match result {
                 Err(e) => self.reconnect(e, &mut reopened).await?,
-                ok => return ok,
+                Ok(v) => return Ok(v),
             }
         }
     }

@@ -127,6 +127,18 @@ fn would_start_a_run(op: &Op, engine: &Engine) -> Option<String> {
     }
 }
 
+/// Why a call to the host gave no answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// The connection failed or closed (the host may have just ended: its
+    /// run finished). Opening the journal again may succeed.
+    #[error("control socket: {0}")]
+    Gone(String),
+    /// The host answered with an error, or with something unreadable.
+    #[error("{0}")]
+    Answer(String),
+}
+
 /// A connection to the host.
 pub struct Client {
     lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
@@ -143,33 +155,35 @@ impl Client {
         })
     }
 
-    async fn call(&mut self, req: &Request) -> Result<Value, String> {
-        let mut text = serde_json::to_string(req).map_err(|e| e.to_string())?;
+    async fn call(&mut self, req: &Request) -> Result<Value, CallError> {
+        let mut text = serde_json::to_string(req).map_err(|e| CallError::Answer(e.to_string()))?;
         text.push('\n');
-        self.write
-            .write_all(text.as_bytes())
-            .await
-            .map_err(|e| format!("control socket: {e}"))?;
+        let gone = |e: std::io::Error| CallError::Gone(e.to_string());
+        self.write.write_all(text.as_bytes()).await.map_err(gone)?;
         let line = self
             .lines
             .next_line()
             .await
-            .map_err(|e| format!("control socket: {e}"))?
-            .ok_or("the lev host closed the connection")?;
-        match serde_json::from_str::<Response>(&line).map_err(|e| format!("control socket: {e}"))? {
+            .map_err(gone)?
+            .ok_or_else(|| CallError::Gone("the lev host closed the connection".into()))?;
+        match serde_json::from_str::<Response>(&line).map_err(unreadable)? {
             Response::Ok(v) => Ok(v),
-            Response::Err(e) => Err(e),
+            Response::Err(e) => Err(CallError::Answer(e)),
         }
     }
 
     /// Submits an op to the host's engine; returns what it did.
-    pub async fn submit(&mut self, op: Op) -> Result<Done, String> {
+    pub async fn submit(&mut self, op: Op) -> Result<Done, CallError> {
         let v = self.call(&Request::Submit { op }).await?;
-        serde_json::from_value(v).map_err(|e| format!("unreadable reply from the lev host: {e}"))
+        serde_json::from_value(v).map_err(unreadable)
     }
 
-    pub async fn query(&mut self, query: Query) -> Result<Reply, String> {
+    pub async fn query(&mut self, query: Query) -> Result<Reply, CallError> {
         let v = self.call(&Request::Query { query }).await?;
-        serde_json::from_value(v).map_err(|e| format!("unreadable reply from the lev host: {e}"))
+        serde_json::from_value(v).map_err(unreadable)
     }
+}
+
+fn unreadable(e: serde_json::Error) -> CallError {
+    CallError::Answer(format!("unreadable reply from the lev host: {e}"))
 }
