@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::context::{Answer, Decision, Halt, RunCtx, Waiters};
+use super::frontier::Frontier;
 use super::graph::{GraphEnd, view_of};
 use super::history::{History, Settled};
 use super::human;
@@ -406,7 +407,8 @@ pub fn run_graph(
             .map(|s| (s.id.clone(), State::Pending))
             .collect();
         let mut views: BTreeMap<String, StepView> = BTreeMap::new();
-        let mut tasks: JoinSet<(String, StepEnd)> = JoinSet::new();
+        let mut frontier = Frontier::new(&wf);
+        let mut tasks: JoinSet<(usize, StepEnd)> = JoinSet::new();
         // Live retries re-open steps of the root graph (a child step is
         // reached through the root-level workflow step that holds it).
         let mut inbox = if prefix.is_empty() {
@@ -426,29 +428,17 @@ pub fn run_graph(
                 ctx.set_halt(Halt::Paused(PauseReason::DiskFull { error }));
             }
             let stopping = ctx.cancel.is_cancelled() || ctx.halted().is_some();
-            for step in &wf.steps {
+            while let Some(i) = frontier.take_ready() {
+                let step = &wf.steps[i];
                 if states.get(&step.id) != Some(&State::Pending) {
                     continue;
                 }
                 let key = StepKey::new(format!("{prefix}{}", step.id));
-                if !step
-                    .needs
-                    .iter()
-                    .all(|n| matches!(states.get(n), Some(State::Done(_))))
-                {
-                    if step
-                        .needs
-                        .iter()
-                        .any(|n| states.get(n) == Some(&State::Paused))
-                    {
-                        states.insert(step.id.clone(), State::Paused);
-                    }
-                    continue;
-                }
                 if let Some(settled) = ctx.recorded_outcome(&key) {
                     // Finished in an earlier process: its recorded result stands.
                     views.insert(step.id.clone(), view_of(&settled, step.continue_on_error));
                     states.insert(step.id.clone(), done(&settled));
+                    frontier.settled(i);
                     continue;
                 }
                 if stopping {
@@ -461,11 +451,13 @@ pub fn run_graph(
                             })
                             .await;
                         states.insert(step.id.clone(), State::Done(Settled::Cancelled));
+                        frontier.settled(i);
                     } else {
                         match ctx.halted() {
                             Some(Halt::Limit(why)) => {
                                 step::record_skip(&ctx, key, why).await;
                                 states.insert(step.id.clone(), State::Done(Settled::Skipped));
+                                frontier.settled(i);
                             }
                             _ => {
                                 states.insert(step.id.clone(), State::Paused);
@@ -485,6 +477,7 @@ pub fn run_graph(
                         step::record_skip(&ctx, key, reason).await;
                         views.insert(step.id.clone(), StepView::default());
                         states.insert(step.id.clone(), State::Done(Settled::Skipped));
+                        frontier.settled(i);
                         continue;
                     }
                     Err(error) => {
@@ -492,14 +485,15 @@ pub fn run_graph(
                             step::fail_without_attempt(&ctx, &key, format!("`if:` {error}")).await;
                         views.insert(step.id.clone(), view_of(&end, step.continue_on_error));
                         states.insert(step.id.clone(), done(&end));
+                        frontier.settled(i);
                         continue;
                     }
                 }
                 states.insert(step.id.clone(), State::Running);
-                let (ctx2, step2, id) = (ctx.clone(), step.clone(), step.id.clone());
+                let (ctx2, step2) = (ctx.clone(), step.clone());
                 tasks.spawn(async move {
                     let end = step::run_step(ctx2, key, step2, eval).await;
-                    (id, end)
+                    (i, end)
                 });
             }
             let joined = match inbox.as_mut() {
@@ -512,6 +506,7 @@ pub fn run_graph(
                         Ok(keys) => {
                             drop(gate);
                             reopen(&keys, &mut states, &mut views);
+                            recount(&mut frontier, &wf, &states);
                             continue;
                         }
                         Err(_) => {
@@ -524,6 +519,7 @@ pub fn run_graph(
                     joined = tasks.join_next() => joined,
                     Some(keys) = rx.recv() => {
                         reopen(&keys, &mut states, &mut views);
+                        recount(&mut frontier, &wf, &states);
                         continue;
                     }
                 },
@@ -531,24 +527,35 @@ pub fn run_graph(
             let Some(joined) = joined else {
                 break;
             };
-            let Ok((id, end)) = joined else {
+            let Ok((i, end)) = joined else {
                 tracing::error!("a step task panicked");
                 continue;
             };
-            let coe = wf.step(&id).map(|s| s.continue_on_error).unwrap_or(false);
+            let step = &wf.steps[i];
             match end {
                 StepEnd::Settled(settled) => {
-                    views.insert(id.clone(), view_of(&settled, coe));
-                    states.insert(id, done(&settled));
+                    views.insert(step.id.clone(), view_of(&settled, step.continue_on_error));
+                    states.insert(step.id.clone(), done(&settled));
+                    frontier.settled(i);
                 }
                 StepEnd::Paused(reason) => {
                     ctx.set_halt(Halt::Paused(reason));
-                    states.insert(id, State::Paused);
+                    states.insert(step.id.clone(), State::Paused);
                 }
             }
         }
         finish_graph(&ctx, &wf, inputs, views, &states, item).await
     })
+}
+
+/// Counts the frontier again after `reopen`.
+fn recount(frontier: &mut Frontier, wf: &Workflow, states: &BTreeMap<String, State>) {
+    frontier.recount(
+        wf,
+        states,
+        |s| matches!(s, State::Done(_)),
+        |s| *s == State::Pending,
+    );
 }
 
 /// Retried steps of the root graph become pending again: the graph runs

@@ -10,6 +10,7 @@ mod executor;
 #[cfg(test)]
 mod fault_tests;
 mod fork;
+mod frontier;
 mod graph;
 pub mod history;
 mod holds;
