@@ -71,6 +71,64 @@ fn chain_yaml() -> String {
     s
 }
 
+/// The sizes of the live chains: per-step cost at the larger over the
+/// smaller is 1× when scheduling is linear in the workflow's size.
+const LIVE_SMALL: usize = 500;
+const LIVE_LARGE: usize = 2_000;
+
+/// A chain of `n` agent steps, each needing the one before, answered by
+/// the scripted provider in one turn each: the engine's own cost per live
+/// step (intent, LLM turn, result, scheduling), no subprocess.
+fn agent_chain_yaml(n: usize) -> String {
+    let mut s = String::from("version: 1\nkind: workflow\nid: live\nname: Live\nsteps:\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "  s{i}:\n    type: agent\n    mode: ask\n    prompt: \"step {i}\"\n"
+        ));
+        if i > 0 {
+            s.push_str(&format!("    needs: [s{}]\n", i - 1));
+        }
+    }
+    s
+}
+
+/// Runs a fresh chain of `n` agent steps live; wall time per step.
+async fn live_chain(dir: &std::path::Path, modes: &ModeRegistry, n: usize) -> Duration {
+    let journal = Journal::open(&dir.join(format!("live{n}.redb"))).unwrap();
+    let path = dir.join(format!("live{n}.yaml"));
+    std::fs::write(&path, agent_chain_yaml(n)).unwrap();
+    let cassette = dir.join("live.cassette.yaml");
+    std::fs::write(&cassette, "replies:\n  - text: done\n    repeat: true\n").unwrap();
+    let wf = spec::load_workflow(&path, modes).unwrap();
+    let config = lev::config::Config {
+        provider: lev::config::ProviderSettings {
+            cassette: Some(cassette),
+            ..lev::config::ProviderSettings::of_kind(lev::config::ProviderKind::Scripted)
+        },
+        ..lev::config::Config::default()
+    };
+    let deps = Arc::new(EngineDeps {
+        journal: journal.clone(),
+        provider: lev::llm::build_provider(&config).map_err(|e| e.to_string()),
+        default_model: None,
+        profiles: Default::default(),
+        modes: modes.clone(),
+        workspace: dir.to_path_buf(),
+        options: RunOptions::default(),
+    });
+    let run = workflow::start_run(&journal, &wf, BTreeMap::new(), None)
+        .await
+        .unwrap();
+    let (_ops_tx, ops_rx) = mpsc::unbounded_channel();
+    let t = Instant::now();
+    let outcome = workflow::drive(deps, run, Start::Fresh, ops_rx, Vec::new())
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
+    took / n as u32
+}
+
 /// A run whose journal says every step finished (intent + result each), but
 /// the run itself did not: what `lev resume` finds after a late crash.
 async fn recorded_run(journal: &Journal, wf: &spec::Workflow) -> lev::protocol::RunId {
@@ -164,6 +222,17 @@ async fn main() {
     }
     let resume = median(resumes);
 
+    // A live chain, small then large, twice each (the better of two: the
+    // machine is shared).
+    let mut small = Vec::new();
+    let mut large = Vec::new();
+    for _ in 0..2 {
+        small.push(live_chain(dir.path(), &deps.modes, LIVE_SMALL).await);
+        large.push(live_chain(dir.path(), &deps.modes, LIVE_LARGE).await);
+    }
+    let small = small.into_iter().min().unwrap_or_default();
+    let large = large.into_iter().min().unwrap_or_default();
+
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("| measurement | result | ratio to a raw commit |");
     println!("| --- | --- | --- |");
@@ -187,5 +256,16 @@ async fn main() {
         "| engine resume of a {STEPS}-step run to its recorded end (median of {RESUMES}) | {:.1} ms | {:.0}× (goal ≤ 100 ms) |",
         ms(resume),
         ms(resume) / ms(raw)
+    );
+    println!(
+        "| live chain of {LIVE_SMALL} agent steps (scripted provider), per step | {:.3} ms | {:.1}× |",
+        ms(small),
+        ms(small) / ms(raw)
+    );
+    println!(
+        "| live chain of {LIVE_LARGE} agent steps, per step | {:.3} ms | {:.1}× ({:.2}× the {LIVE_SMALL}-step chain's; 1× is linear) |",
+        ms(large),
+        ms(large) / ms(raw),
+        ms(large) / ms(small)
     );
 }

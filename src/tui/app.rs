@@ -18,6 +18,7 @@ use futures::{Stream, StreamExt};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::attention;
 use super::keymap::Keymap;
@@ -54,6 +55,9 @@ pub struct App {
     pub attention: AttentionSettings,
     pub keymap: Keymap,
 }
+
+/// The shortest time between two frames (60 per second at most).
+pub const FRAME: Duration = Duration::from_millis(16);
 
 /// Runs the workbench on the terminal until the user quits. Returns the
 /// exit code.
@@ -131,17 +135,31 @@ async fn event_loop<B: Backend>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut sigterm =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    // Every input, burst of notices or tick may change the screen; it is
+    // drawn at most once per `FRAME`, so a swarm streaming hundreds of
+    // tokens a second costs sixty frames, not hundreds.
+    let mut dirty = true;
+    let mut last_frame: Option<Instant> = None;
     loop {
-        // Every pass through the loop follows an input, a burst of notices
-        // or a tick: each of them may change the screen.
-        draw(screen, &state, &app.theme);
+        let now = Instant::now();
+        let due = last_frame.map_or(now, |t| t + FRAME);
+        if dirty && now >= due {
+            draw(screen, &state, &app.theme);
+            last_frame = Some(now);
+            dirty = false;
+        }
         let effects = tokio::select! {
             ev = input.next() => match ev {
-                Some(i) => state.handle(i),
+                Some(i) => {
+                    dirty = true;
+                    state.handle(i)
+                }
                 // The terminal is gone: nothing more can be shown.
                 None => break,
             },
+            _ = tokio::time::sleep_until(due), if dirty => Vec::new(),
             Some(n) = notices.recv() => {
+                dirty = true;
                 let mut next = Some(n);
                 // Coalesce: everything already queued lands in the same frame.
                 while let Some(n) = next {
@@ -155,7 +173,10 @@ async fn event_loop<B: Backend>(
                 }
                 Vec::new()
             }
-            _ = ticker.tick(), if state.animating() => state.handle(Input::Tick(Millis::now())),
+            _ = ticker.tick(), if state.animating() => {
+                dirty = true;
+                state.handle(Input::Tick(Millis::now()))
+            }
             _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
         };
         for effect in effects {
