@@ -407,7 +407,7 @@ pub fn run_graph(
             .map(|s| (s.id.clone(), State::Pending))
             .collect();
         let mut views: BTreeMap<String, StepView> = BTreeMap::new();
-        let mut frontier = Frontier::new(&wf);
+        let mut frontier = Frontier::new(&wf.steps);
         let mut tasks: JoinSet<(usize, StepEnd)> = JoinSet::new();
         // Live retries re-open steps of the root graph (a child step is
         // reached through the root-level workflow step that holds it).
@@ -551,7 +551,7 @@ pub fn run_graph(
 /// Counts the frontier again after `reopen`.
 fn recount(frontier: &mut Frontier, wf: &Workflow, states: &BTreeMap<String, State>) {
     frontier.recount(
-        wf,
+        &wf.steps,
         states,
         |s| matches!(s, State::Done(_)),
         |s| *s == State::Pending,

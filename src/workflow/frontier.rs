@@ -3,12 +3,15 @@
 //! and settling a step cost as much as its own needs and dependents, so a
 //! graph of n steps is scheduled in O(n + edges) instead of being walked
 //! again on every completion (a 10,000-step chain would be quadratic).
+//! Plain workflows (`executor::run_graph`) and swarms (`swarm.rs`) use it
+//! alike.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::spec::Workflow;
+use crate::spec::Step;
 
 pub struct Frontier {
+    index: HashMap<String, usize>,
     /// For each step, the steps that need it (once per mention).
     dependents: Vec<Vec<usize>>,
     /// For each step, how many of its needs have not settled.
@@ -20,16 +23,15 @@ pub struct Frontier {
 
 impl Frontier {
     /// Every step waits for all its needs; the ones with none are ready.
-    pub fn new(wf: &Workflow) -> Frontier {
-        let index: HashMap<String, usize> = wf
-            .steps
+    pub fn new(steps: &[Step]) -> Frontier {
+        let index: HashMap<String, usize> = steps
             .iter()
             .enumerate()
             .map(|(i, s)| (s.id.clone(), i))
             .collect();
-        let mut dependents = vec![Vec::new(); wf.steps.len()];
-        let mut waiting = vec![0; wf.steps.len()];
-        for (i, step) in wf.steps.iter().enumerate() {
+        let mut dependents = vec![Vec::new(); steps.len()];
+        let mut waiting = vec![0; steps.len()];
+        for (i, step) in steps.iter().enumerate() {
             for need in &step.needs {
                 waiting[i] += 1;
                 // A need that names no step here is never released.
@@ -38,12 +40,18 @@ impl Frontier {
                 }
             }
         }
-        let ready = (0..wf.steps.len()).filter(|&i| waiting[i] == 0).collect();
+        let ready = (0..steps.len()).filter(|&i| waiting[i] == 0).collect();
         Frontier {
+            index,
             dependents,
             waiting,
             ready,
         }
+    }
+
+    /// The position of the step `id`.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
     }
 
     /// The first ready step, taken.
@@ -66,13 +74,13 @@ impl Frontier {
     /// says which steps have settled, `is_pending` which may start.
     pub fn recount<S>(
         &mut self,
-        wf: &Workflow,
+        steps: &[Step],
         states: &BTreeMap<String, S>,
         is_settled: impl Fn(&S) -> bool,
         is_pending: impl Fn(&S) -> bool,
     ) {
         self.ready.clear();
-        for (i, step) in wf.steps.iter().enumerate() {
+        for (i, step) in steps.iter().enumerate() {
             self.waiting[i] = step
                 .needs
                 .iter()
@@ -88,7 +96,7 @@ impl Frontier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{ModeRegistry, load_workflow_str};
+    use crate::spec::{ModeRegistry, Workflow, load_workflow_str};
     use proptest::prelude::*;
 
     /// A workflow of shell steps s0..sn where step i needs the steps in
@@ -128,7 +136,7 @@ mod tests {
         #[test]
         fn every_step_is_taken_once_after_its_needs(needs in dag(), picks in proptest::collection::vec(any::<usize>(), 40)) {
             let wf = graph(&needs);
-            let mut f = Frontier::new(&wf);
+            let mut f = Frontier::new(&wf.steps);
             let mut taken: Vec<usize> = Vec::new();
             let mut running: Vec<usize> = Vec::new();
             let mut settled = vec![false; needs.len()];
@@ -154,7 +162,7 @@ mod tests {
     #[test]
     fn a_recount_after_a_reopen_makes_ready_what_may_run_again() {
         let wf = graph(&[vec![], vec![0], vec![1]]);
-        let mut f = Frontier::new(&wf);
+        let mut f = Frontier::new(&wf.steps);
         for _ in 0..3 {
             let i = f.take_ready().unwrap();
             f.settled(i);
@@ -164,7 +172,7 @@ mod tests {
         let states: BTreeMap<String, bool> = [("s0", true), ("s1", false), ("s2", false)]
             .map(|(k, v)| (k.to_string(), v))
             .into();
-        f.recount(&wf, &states, |s| *s, |s| !*s);
+        f.recount(&wf.steps, &states, |s| *s, |s| !*s);
         assert_eq!(f.take_ready(), Some(1));
         assert_eq!(f.take_ready(), None);
         f.settled(1);

@@ -20,6 +20,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::context::{Halt, RunCtx};
+use super::frontier::Frontier;
 use super::graph::{GraphEnd, view_of};
 use super::history::Settled;
 use super::human::{self, Ask};
@@ -226,11 +227,8 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
             }
         }
     }
-    let mut ready: Vec<String> = steps
-        .iter()
-        .filter(|s| board.is_waiting(&s.id) && board.left.get(&s.id) == Some(&0))
-        .map(|s| s.id.clone())
-        .collect();
+    let mut ready: Vec<String> = board.take_ready();
+    ready.retain(|id| board.is_waiting(id));
 
     loop {
         let halted = ctx.cancel.is_cancelled() || ctx.halted().is_some();
@@ -319,31 +317,23 @@ async fn record_breaker(ctx: &RunCtx, change: crate::swarm::scheduler::BreakerCh
 struct Board {
     states: BTreeMap<String, TaskState>,
     views: BTreeMap<String, StepView>,
-    /// Needs of each task not yet settled.
-    left: BTreeMap<String, usize>,
-    dependents: BTreeMap<String, Vec<String>>,
+    /// Which tasks may be queued: the readiness plain workflows use too.
+    frontier: Frontier,
+    /// Task ids by their position in the frontier.
+    ids: Vec<String>,
     needs: BTreeMap<String, Vec<String>>,
 }
 
 impl Board {
     fn new(steps: &[Step]) -> Board {
-        let mut dependents: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for s in steps {
-            for n in &s.needs {
-                dependents.entry(n.clone()).or_default().push(s.id.clone());
-            }
-        }
         Board {
             states: steps
                 .iter()
                 .map(|s| (s.id.clone(), TaskState::Waiting))
                 .collect(),
             views: BTreeMap::new(),
-            left: steps
-                .iter()
-                .map(|s| (s.id.clone(), s.needs.len()))
-                .collect(),
-            dependents,
+            frontier: Frontier::new(steps),
+            ids: steps.iter().map(|s| s.id.clone()).collect(),
             needs: steps
                 .iter()
                 .map(|s| (s.id.clone(), s.needs.clone()))
@@ -363,16 +353,19 @@ impl Board {
     fn settle(&mut self, id: &str, settled: Settled) -> Vec<String> {
         self.views.insert(id.to_string(), view_of(&settled, false));
         self.states.insert(id.to_string(), TaskState::Done(settled));
-        let mut now_ready = Vec::new();
-        for d in self.dependents.get(id).into_iter().flatten() {
-            if let Some(n) = self.left.get_mut(d) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    now_ready.push(d.clone());
-                }
-            }
+        if let Some(i) = self.frontier.index_of(id) {
+            self.frontier.settled(i);
         }
-        now_ready
+        self.take_ready()
+    }
+
+    /// The tasks whose needs have all settled since the last call.
+    fn take_ready(&mut self) -> Vec<String> {
+        let mut ready = Vec::new();
+        while let Some(i) = self.frontier.take_ready() {
+            ready.push(self.ids[i].clone());
+        }
+        ready
     }
 
     /// Queues each ready task whose needs all succeeded; skips (recorded,
