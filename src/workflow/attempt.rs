@@ -40,17 +40,45 @@ pub struct AttemptCtx {
     /// Where the step's file tools and `run_shell` work: its own worktree
     /// (`workspace: { worktree: true }`), else the run's workspace.
     pub root: PathBuf,
+    /// Facts that need no durability point of their own (an agent's final
+    /// reply), journaled in the same commit as the next fact of the attempt
+    /// (usually the step's success). Nothing acts on them before that.
+    pub deferred: Mutex<Vec<Event>>,
 }
 
 impl AttemptCtx {
     /// Journals `event` for this attempt; a journal that fails stops the
     /// step (nothing may act on a fact that is not on disk).
+    /// Facts deferred before it go first, in the same commit.
     pub async fn record(&self, event: Event) -> Result<crate::protocol::Seq, StepError> {
-        self.ctx
-            .rec
-            .record(event)
-            .await
-            .map_err(|e| StepError::Fatal(format!("journal: {e}")))
+        let mut events = self.take_deferred();
+        events.push(event);
+        let seqs = self.ctx.rec.record_all(events).await.map_err(journal)?;
+        seqs.last()
+            .copied()
+            .ok_or_else(|| StepError::Fatal("journal: no seq".into()))
+    }
+
+    /// Journals `event` with the next fact of this attempt (see `deferred`).
+    pub fn defer(&self, event: Event) {
+        if let Ok(mut d) = self.deferred.lock() {
+            d.push(event);
+        }
+    }
+
+    /// What was deferred and not journaled yet, taken.
+    pub fn take_deferred(&self) -> Vec<Event> {
+        self.deferred
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default()
+    }
+
+    /// Journals what was deferred, now.
+    pub async fn flush(&self) -> Result<(), StepError> {
+        let events = self.take_deferred();
+        self.ctx.rec.record_all(events).await.map_err(journal)?;
+        Ok(())
     }
 
     pub fn add_usage(&self, u: &Usage) {
@@ -58,6 +86,10 @@ impl AttemptCtx {
             mine.add(u);
         }
     }
+}
+
+fn journal(e: crate::journal::JournalError) -> StepError {
+    StepError::Fatal(format!("journal: {e}"))
 }
 
 /// `1h2m`, `30s`, `250ms`.

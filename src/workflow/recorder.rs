@@ -79,6 +79,27 @@ impl Recorder {
         Ok(seq)
     }
 
+    /// Durably appends `events` in one commit, in order, and broadcasts
+    /// them. Returns their seqs.
+    pub async fn record_all(&self, events: Vec<Event>) -> Result<Vec<Seq>, JournalError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let entries = events.iter().map(to_entry).collect::<Result<Vec<_>, _>>()?;
+        let seqs = self.journal.append(&self.run, entries, None).await?;
+        if seqs.len() != events.len() {
+            return Err(JournalError::Storage("append returned short seqs".into()));
+        }
+        for (seq, event) in seqs.iter().zip(events) {
+            self.publish(Recorded {
+                run: self.run.clone(),
+                seq: *seq,
+                event,
+            });
+        }
+        Ok(seqs)
+    }
+
     /// Sends a live delta (not journaled).
     pub fn delta(&self, delta: Delta) {
         for s in self.subscribers.iter() {

@@ -216,6 +216,7 @@ async fn run_step_inner(
             },
             usage: Arc::new(Mutex::new(Usage::default())),
             root: root.clone(),
+            deferred: Mutex::new(Vec::new()),
         };
         let mut result = run_attempt(&actx, work.as_ref()).await;
         if let Some(wt) = &worktree
@@ -240,9 +241,11 @@ async fn run_step_inner(
                         usage,
                         at: ctx.now(),
                     };
-                    if let Err(e) = ctx.rec.record(event).await {
+                    // With the attempt's deferred facts (an agent's final
+                    // reply): one commit for both.
+                    if let Err(e) = actx.record(event).await {
                         return StepEnd::Settled(Settled::Failed {
-                            error: format!("journal: {e}"),
+                            error: journal_error(e),
                         });
                     }
                     return StepEnd::Settled(Settled::Succeeded { outputs });
@@ -251,6 +254,13 @@ async fn run_step_inner(
             },
             Err(e) => e,
         };
+        if matches!(
+            error,
+            StepError::Paused(_) | StepError::Cancelled | StepError::Skipped(_)
+        ) {
+            // What the attempt did before it stopped stays on record.
+            let _ = actx.flush().await;
+        }
         let (message, retry_on) = match error {
             StepError::Paused(reason) => return StepEnd::Paused(reason),
             StepError::Cancelled => return cancelled(&ctx, &key).await,
@@ -279,9 +289,9 @@ async fn run_step_inner(
             usage,
             at: ctx.now(),
         };
-        if let Err(e) = ctx.rec.record(event).await {
+        if let Err(e) = actx.record(event).await {
             return StepEnd::Settled(Settled::Failed {
-                error: format!("{message}; journal: {e}"),
+                error: format!("{message}; {}", journal_error(e)),
             });
         }
         match delay {
@@ -364,6 +374,14 @@ fn agent_hints(ctx: &RunCtx, step: &Step, mode: &str) -> Vec<String> {
 }
 
 /// `root` is where the step works: the run's workspace or its worktree.
+/// The words of a journal failure the attempt met.
+fn journal_error(e: StepError) -> String {
+    match e {
+        StepError::Fatal(text) => text,
+        other => format!("journal: {other:?}"),
+    }
+}
+
 /// Hash of what an attempt will do; compared on resume.
 fn fingerprint(step: &Step, work: &dyn Work) -> String {
     blake3::hash(work.identity(step).to_string().as_bytes())

@@ -6,7 +6,7 @@
 //! branch and the diff's size against the merge-base is journaled
 //! (`worktree` / `changed`). Git itself is `crate::isolation`'s.
 
-use super::attempt::AttemptCtx;
+use super::attempt::{AttemptCtx, StepError};
 use super::context::RunCtx;
 use crate::isolation::{self, Worktree};
 use crate::protocol::{Event, StepKey, WorktreeFact};
@@ -78,10 +78,9 @@ pub async fn commit(actx: &AttemptCtx, wt: &Worktree) -> Result<(), String> {
         },
         at: actx.ctx.now(),
     };
-    actx.ctx
-        .rec
-        .record(event)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("journal: {e}"))
+    // Through the attempt: a deferred final reply goes first, same commit.
+    actx.record(event).await.map(|_| ()).map_err(|e| match e {
+        StepError::Fatal(text) => text,
+        other => format!("journal: {other:?}"),
+    })
 }

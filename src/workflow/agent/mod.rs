@@ -88,6 +88,8 @@ pub async fn run(
     // While it runs, the agent takes messages and pauses (steer).
     let _seat = steer::Seat::take(&actx.ctx, &actx.key);
     for turn in 1..=max_turns {
+        // A reply the agent goes on from is on disk before the next turn.
+        actx.flush().await?;
         steer::agent_hold(actx).await?;
         for text in steer::messages_for(actx, turn).await? {
             messages.push(Message::user(text));

@@ -164,7 +164,14 @@ pub(super) async fn reply_for(
         refusal: reply.refusal.clone(),
         at: ctx.now(),
     };
-    actx.record(event).await?;
+    if reply.tool_calls.is_empty() {
+        // A reply that runs nothing needs no durability point of its own:
+        // it is journaled with what follows it (the step's end, usually).
+        actx.defer(event);
+    } else {
+        // Tools act on it: on disk first.
+        actx.record(event).await?;
+    }
     actx.add_usage(&reply.usage);
     if let Some((guard, limit, observed)) = ctx.add_usage(&reply.usage) {
         let event = Event::GuardTripped {
@@ -174,7 +181,7 @@ pub(super) async fn reply_for(
             step: Some(actx.key.clone()),
             at: ctx.now(),
         };
-        let _ = ctx.rec.record(event).await;
+        let _ = actx.record(event).await;
         return Err(StepError::Limit(format!(
             "limit {guard} ({limit}) stopped the run: {observed} used"
         )));
