@@ -108,6 +108,29 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete runs from the journal (with the blobs only they used), then
+    /// compact the file. An unfinished run needs --force.
+    Rm {
+        #[arg(required = true)]
+        runs: Vec<String>,
+        /// Also delete runs that are running or paused (they could be resumed).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete finished runs older than a duration (`30d`, `12h`), then
+    /// compact the file. Unfinished runs are kept.
+    Prune {
+        #[arg(long, value_name = "DURATION")]
+        older_than: String,
+        /// Keep failed runs (to look at them later).
+        #[arg(long)]
+        keep_failed: bool,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Compact the journal file: space freed by deleted runs goes back to the disk.
+    Compact,
     /// Cancel a run: running steps are stopped, the run ends cancelled.
     Cancel {
         run: String,

@@ -8,7 +8,9 @@ use super::drive::{browser, check_theme, replay_tui};
 use super::exit;
 use super::run::{resume, run};
 use super::validate::validate;
-use super::{demo, doctor, inspect, memory, modes, retryfork, steer, swarm, template, worktrees};
+use super::{
+    demo, doctor, inspect, memory, modes, prune, retryfork, steer, swarm, template, worktrees,
+};
 use crate::paths::Paths;
 
 pub async fn dispatch(cli: Cli) -> u8 {
@@ -103,6 +105,13 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Doctor { json } => doctor::run(&paths, json).await,
         Command::Import { file } => inspect::import(&paths, &file).await,
         Command::Cancel { run, step } => inspect::cancel(&paths, &run, step.as_deref()).await,
+        Command::Rm { runs, force } => prune::rm(&paths, &runs, force).await,
+        Command::Prune {
+            older_than,
+            keep_failed,
+            dry_run,
+        } => prune::prune(&paths, &older_than, keep_failed, dry_run).await,
+        Command::Compact => prune::compact(&paths).await,
         Command::Modes { json, action } => match action {
             None => modes::list(&paths, json),
             Some(ModesAction::Show { id, json: own }) => modes::show(&paths, &id, json || own),

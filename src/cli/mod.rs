@@ -14,6 +14,7 @@ mod drive;
 mod inspect;
 mod memory;
 mod modes;
+mod prune;
 mod retryfork;
 mod run;
 mod steer;

@@ -151,6 +151,47 @@ impl Shared {
         Ok(freed)
     }
 
+    /// Compacts the file (redb gives freed pages back to the disk). Waits
+    /// for reads in progress, as a reopen does. True when it compacted.
+    pub(crate) fn compact(&self) -> Result<bool, JournalError> {
+        let Ok(mut slot) = self.db.write() else {
+            return Err(JournalError::Storage(format!(
+                "{}: handle lock poisoned",
+                self.path
+            )));
+        };
+        let Some(mut db) = slot.take() else {
+            return Err(JournalError::Storage(format!(
+                "{}: journal is closed",
+                self.path
+            )));
+        };
+        let deadline = Instant::now() + READERS_PATIENCE;
+        let mut owned = loop {
+            match Arc::try_unwrap(db) {
+                Ok(owned) => break owned,
+                Err(still) if Instant::now() < deadline => {
+                    db = still;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(still) => {
+                    *slot = Some(still);
+                    return Err(JournalError::Storage(format!(
+                        "{}: reads in progress kept the journal busy; cannot compact it",
+                        self.path
+                    )));
+                }
+            }
+        };
+        let result = guard::shielded(&self.path, || {
+            owned
+                .compact()
+                .map_err(|e| JournalError::Storage(format!("compact: {e}")))
+        });
+        *slot = Some(Arc::new(owned));
+        result.map_err(|e| e.at(&self.path))
+    }
+
     /// Records that the disk is full (the first cause is kept).
     pub(crate) fn set_disk_full(&self, why: &JournalError) {
         tracing::error!(journal = %self.path, error = %why, "journal: disk full");

@@ -18,6 +18,7 @@ mod fault_tests;
 pub(crate) mod faults;
 mod guard;
 mod memory;
+mod prune;
 mod reserve;
 mod store;
 #[cfg(test)]
@@ -34,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use doctor::RunCheck;
 pub use memory::{MemoryAuthor, MemoryPosting, MemoryPostings, MemoryRecord, MemoryTerms};
+pub use prune::Removed;
 pub use store::SCHEMA_VERSION;
 use writer::Request;
 
@@ -298,6 +300,20 @@ impl Journal {
             reply,
         })
         .await
+    }
+
+    /// Deletes `runs` (rows and entries) and every blob no remaining run
+    /// refers to, in one durable commit. The caller makes sure no engine
+    /// executes them.
+    pub async fn delete_runs(&self, runs: Vec<RunId>) -> Result<Removed, JournalError> {
+        self.request(|reply| Request::DeleteRuns { runs, reply })
+            .await
+    }
+
+    /// Compacts the file so freed space goes back to the disk; true when
+    /// redb compacted it.
+    pub async fn compact(&self) -> Result<bool, JournalError> {
+        self.request(|reply| Request::Compact { reply }).await
     }
 
     /// Entries of a run with seq ≥ `from`, in order.

@@ -24,6 +24,7 @@ use super::codec::{self, EncodedEntry};
 use super::db::Shared;
 use super::guard;
 use super::memory::{self, MemoryRecord, MemoryTerms};
+use super::prune::{self, Removed};
 use super::store::{BLOBS, ENTRIES, META, RUNS, storage};
 use super::{JournalError, RunMeta};
 
@@ -75,6 +76,20 @@ pub(crate) enum Request {
         key: String,
         reply: Reply<Option<MemoryRecord>>,
     },
+    /// Delete runs and the blobs nothing else refers to (its own commit).
+    DeleteRuns {
+        runs: Vec<RunId>,
+        reply: Reply<Removed>,
+    },
+    /// Compact the file (alone: no transaction may be open meanwhile).
+    Compact { reply: Reply<bool> },
+}
+
+impl Request {
+    /// Carried out on its own, outside the group-committed batch.
+    fn alone(&self) -> bool {
+        matches!(self, Request::DeleteRuns { .. } | Request::Compact { .. })
+    }
 }
 
 /// What a request produced inside the batch's transaction; sent to its
@@ -141,6 +156,8 @@ fn respond(batch: Vec<Request>, result: Result<Vec<Done>, JournalError>) {
                 };
                 drop(reply.send(v));
             }
+            Request::DeleteRuns { reply, .. } => drop(reply.send(Err(fail()))),
+            Request::Compact { reply } => drop(reply.send(Err(fail()))),
         }
     }
 }
@@ -173,11 +190,49 @@ fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Request>, commits: Arc<Atomic
         batch.push(first);
         gather(&mut rx, &mut batch, concurrency);
         concurrency = batch.len();
-        let result = write_batch(&shared, &batch, batch_no, &commits);
-        batch_no += 1;
-        respond(batch, result);
+        let (alone, batch): (Vec<Request>, Vec<Request>) =
+            batch.into_iter().partition(Request::alone);
+        if !batch.is_empty() {
+            let result = write_batch(&shared, &batch, batch_no, &commits);
+            batch_no += 1;
+            respond(batch, result);
+        }
+        for req in alone {
+            maintain(&shared, req, &commits);
+        }
     }
     tracing::debug!("journal writer stopped");
+}
+
+/// Deletes runs in a commit of its own, or compacts the file.
+fn maintain(shared: &Shared, req: Request, commits: &AtomicU64) {
+    let path = shared.path.as_str();
+    match req {
+        Request::DeleteRuns { runs, reply } => {
+            let result = shared.database_or_reopen().and_then(|db| {
+                guard::shielded(path, || {
+                    let mut txn = db
+                        .begin_write()
+                        .map_err(storage("begin write transaction"))?;
+                    txn.set_durability(Durability::Immediate)
+                        .map_err(|e| JournalError::Storage(format!("set durability: {e}")))?;
+                    let removed = prune::delete_runs(&txn, &runs)?;
+                    txn.commit().map_err(storage("commit"))?;
+                    Ok(removed)
+                })
+                .map_err(|e| e.at(path))
+            });
+            if result.is_ok() {
+                commits.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(reply.send(result));
+        }
+        Request::Compact { reply } => drop(reply.send(shared.compact())),
+        other => respond(
+            vec![other],
+            Err(JournalError::Storage("not a maintenance request".into())),
+        ),
+    }
 }
 
 /// Longest the writer waits for the rest of a batch it expects.
@@ -372,6 +427,12 @@ fn apply_all(txn: &WriteTransaction, batch: &[Request]) -> Result<Vec<Done>, Jou
             }
             Request::MemoryDelete { namespace, key, .. } => {
                 Done::MemoryDeleted(memory::delete(txn, namespace, key)?)
+            }
+            // Never batched (`Request::alone`).
+            Request::DeleteRuns { .. } | Request::Compact { .. } => {
+                return Err(JournalError::Storage(
+                    "a maintenance request reached a batch".into(),
+                ));
             }
         });
     }
