@@ -35,6 +35,21 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// A line of `/proc/self/status` in MB (`VmRSS`, `VmHWM`).
+fn status_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the peak resident size (`VmHWM`) to the current one (Linux).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// The yardstick: one 256-byte value per durable redb commit.
 fn raw_commit_p50(dir: &std::path::Path) -> Duration {
     const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("raw");
@@ -71,32 +86,39 @@ fn chain_yaml() -> String {
     s
 }
 
-/// The sizes of the live chains: per-step cost at the larger over the
+/// The sizes of the live workflows: per-step cost at the larger over the
 /// smaller is 1× when scheduling is linear in the workflow's size.
-const LIVE_SMALL: usize = 500;
-const LIVE_LARGE: usize = 2_000;
+const LIVE_SMALL: usize = 1_000;
+const LIVE_LARGE: usize = 10_000;
+/// Slots of the fan-out (`limits.max_parallel`).
+const FAN_SLOTS: usize = 64;
 
 /// A chain of `n` agent steps, each needing the one before, answered by
 /// the scripted provider in one turn each: the engine's own cost per live
 /// step (intent, LLM turn, result, scheduling), no subprocess.
-fn agent_chain_yaml(n: usize) -> String {
-    let mut s = String::from("version: 1\nkind: workflow\nid: live\nname: Live\nsteps:\n");
+/// With `chain`, each step needs the one before; else all are independent
+/// and run `FAN_SLOTS` at a time.
+fn agent_workflow_yaml(n: usize, chain: bool) -> String {
+    let mut s = format!(
+        "version: 1\nkind: workflow\nid: live\nname: Live\nlimits:\n  max_parallel: {FAN_SLOTS}\nsteps:\n"
+    );
     for i in 0..n {
         s.push_str(&format!(
             "  s{i}:\n    type: agent\n    mode: ask\n    prompt: \"step {i}\"\n"
         ));
-        if i > 0 {
+        if chain && i > 0 {
             s.push_str(&format!("    needs: [s{}]\n", i - 1));
         }
     }
     s
 }
 
-/// Runs a fresh chain of `n` agent steps live; wall time per step.
-async fn live_chain(dir: &std::path::Path, modes: &ModeRegistry, n: usize) -> Duration {
-    let journal = Journal::open(&dir.join(format!("live{n}.redb"))).unwrap();
-    let path = dir.join(format!("live{n}.yaml"));
-    std::fs::write(&path, agent_chain_yaml(n)).unwrap();
+/// Runs a fresh workflow of `n` agent steps live; wall time per step.
+async fn live(dir: &std::path::Path, modes: &ModeRegistry, n: usize, chain: bool) -> Duration {
+    let name = format!("live{n}{}", if chain { "chain" } else { "fan" });
+    let journal = Journal::open(&dir.join(format!("{name}.redb"))).unwrap();
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, agent_workflow_yaml(n, chain)).unwrap();
     let cassette = dir.join("live.cassette.yaml");
     std::fs::write(&cassette, "replies:\n  - text: done\n    repeat: true\n").unwrap();
     let wf = spec::load_workflow(&path, modes).unwrap();
@@ -210,6 +232,8 @@ async fn main() {
 
     // Resume: from `lev resume` to the run's recorded end.
     let mut resumes = Vec::new();
+    let rss_before = status_mb("VmRSS");
+    reset_peak();
     for run in &runs {
         let (_ops_tx, ops_rx) = mpsc::unbounded_channel();
         let t = Instant::now();
@@ -221,17 +245,27 @@ async fn main() {
         assert_eq!(outcome.outputs["last"], "ok");
     }
     let resume = median(resumes);
+    let rss_peak = status_mb("VmHWM");
 
-    // A live chain, small then large, twice each (the better of two: the
+    // Live workflows, small then large, twice each (the better of two: the
     // machine is shared).
-    let mut small = Vec::new();
-    let mut large = Vec::new();
-    for _ in 0..2 {
-        small.push(live_chain(dir.path(), &deps.modes, LIVE_SMALL).await);
-        large.push(live_chain(dir.path(), &deps.modes, LIVE_LARGE).await);
-    }
-    let small = small.into_iter().min().unwrap_or_default();
-    let large = large.into_iter().min().unwrap_or_default();
+    let best = |chain: bool| {
+        let (dir, modes) = (dir.path().to_path_buf(), deps.modes.clone());
+        async move {
+            let mut small = Vec::new();
+            let mut large = Vec::new();
+            for _ in 0..2 {
+                small.push(live(&dir, &modes, LIVE_SMALL, chain).await);
+                large.push(live(&dir, &modes, LIVE_LARGE, chain).await);
+            }
+            (
+                small.into_iter().min().unwrap_or_default(),
+                large.into_iter().min().unwrap_or_default(),
+            )
+        }
+    };
+    let (small, large) = best(true).await;
+    let (fan_small, fan_large) = best(false).await;
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("| measurement | result | ratio to a raw commit |");
@@ -257,15 +291,27 @@ async fn main() {
         ms(resume),
         ms(resume) / ms(raw)
     );
+    let pair = |what: &str, small: Duration, large: Duration| {
+        println!(
+            "| live {what} of {LIVE_SMALL} agent steps (scripted provider), per step | {:.3} ms | {:.1}× |",
+            ms(small),
+            ms(small) / ms(raw)
+        );
+        println!(
+            "| live {what} of {LIVE_LARGE} agent steps, per step | {:.3} ms | {:.1}× ({:.2}× the {LIVE_SMALL}-step {what}'s; 1× is linear) |",
+            ms(large),
+            ms(large) / ms(raw),
+            ms(large) / ms(small)
+        );
+    };
     println!(
-        "| live chain of {LIVE_SMALL} agent steps (scripted provider), per step | {:.3} ms | {:.1}× |",
-        ms(small),
-        ms(small) / ms(raw)
+        "| peak resident memory while resuming 10000-step runs | {rss_peak:.0} MB ({:.0} MB before) | — |",
+        rss_before
     );
-    println!(
-        "| live chain of {LIVE_LARGE} agent steps, per step | {:.3} ms | {:.1}× ({:.2}× the {LIVE_SMALL}-step chain's; 1× is linear) |",
-        ms(large),
-        ms(large) / ms(raw),
-        ms(large) / ms(small)
+    pair("chain", small, large);
+    pair(
+        &format!("fan-out ({FAN_SLOTS} slots)"),
+        fan_small,
+        fan_large,
     );
 }
