@@ -17,12 +17,15 @@ use tokio::sync::mpsc;
 const STEPS: usize = 20;
 
 async fn run_chain(cassette: &str) -> (u64, Vec<Event>) {
+    run_steps(cassette, "type: agent\n    mode: ask\n    prompt: \"step\"").await
+}
+
+/// A chain of `STEPS` steps of the kind `body` describes.
+async fn run_steps(cassette: &str, body: &str) -> (u64, Vec<Event>) {
     let dir = tempfile::tempdir().unwrap();
     let mut yaml = String::from("version: 1\nkind: workflow\nid: c\nname: C\nsteps:\n");
     for i in 0..STEPS {
-        yaml.push_str(&format!(
-            "  s{i}:\n    type: agent\n    mode: ask\n    prompt: \"step {i}\"\n"
-        ));
+        yaml.push_str(&format!("  s{i}:\n    {body}\n"));
         if i > 0 {
             yaml.push_str(&format!("    needs: [s{}]\n", i - 1));
         }
@@ -89,6 +92,26 @@ async fn a_single_turn_agent_step_costs_two_commits() {
             assert!(
                 matches!(&pair[0], Event::LlmReplied { step: s, .. } if s == step),
                 "{step}'s success does not follow its reply: {:?}",
+                pair[0]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_shell_step_costs_its_intent_its_process_group_and_its_end() {
+    let (commits, events) = run_steps("replies: []\n", "type: shell\n    run: \"true\"").await;
+    // Per step: the intent (before the command), the process group (beside
+    // it), and how it ended with the step's success. Per run: the end.
+    assert!(
+        commits <= 3 * STEPS as u64 + 1,
+        "{commits} commits for {STEPS} steps"
+    );
+    for pair in events.windows(2) {
+        if let Event::StepSucceeded { step, .. } = &pair[1] {
+            assert!(
+                matches!(&pair[0], Event::ShellFinished { step: s, .. } if s == step),
+                "{step}'s success does not follow how its command ended: {:?}",
                 pair[0]
             );
         }

@@ -141,7 +141,10 @@ pub async fn run(
         duration_ms: result.duration.as_millis() as u64,
         at: ctx.now(),
     };
-    actx.record(event).await?;
+    // The command has ended; nothing acts on how until the step's end, so
+    // both share one commit (a crash in between leaves the step in flight,
+    // as a crash just before this record always did).
+    actx.defer(event);
     if result.timed_out {
         let t = actx.step.timeout.unwrap_or(Duration::ZERO);
         return Err(StepError::Timeout(format!(
