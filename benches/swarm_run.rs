@@ -8,6 +8,9 @@
 //! (default: the system temp dir, which must be a real disk).
 #![allow(clippy::print_stdout)]
 
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::cpu_time;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,21 +26,6 @@ use tokio::sync::mpsc;
 const TASKS: usize = 10_000;
 const SLOTS: u32 = 64;
 const RAW_SAMPLES: usize = 400;
-
-/// The process's CPU time so far (user + system, `/proc/self/stat`, in
-/// 10 ms ticks): what lev itself computed, apart from waiting for fsync.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_secs_f64((tick(11) + tick(12)) as f64 / 100.0)
-}
 
 fn bench_dir() -> tempfile::TempDir {
     match std::env::var_os("LEV_BENCH_DIR") {

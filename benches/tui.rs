@@ -14,6 +14,9 @@
 //! `cargo bench --bench tui`.
 #![allow(clippy::print_stdout)]
 
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::cpu_time;
 use std::time::{Duration, Instant};
 
 use lev::protocol::{Delta, Millis, Notice, RunId, StepKey};
@@ -32,24 +35,6 @@ const FRAMES: usize = 200;
 const DELTAS: usize = 10_000;
 const FPS: u32 = 30;
 const TOKENS_PER_AGENT_PER_SEC: u32 = 200;
-/// Linux reports process times in USER_HZ ticks, fixed at 100 for user space.
-const USER_HZ: f64 = 100.0;
-
-/// CPU time (user + system) this process has used so far.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_secs_f64((tick(11) + tick(12)) as f64 / USER_HZ)
-}
 
 /// What a sampled run of the paced loop cost.
 struct Sampled {

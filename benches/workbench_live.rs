@@ -11,6 +11,9 @@
 //! agents stream (default 6).
 #![allow(clippy::print_stdout)]
 
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::cpu_time;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,21 +38,6 @@ const AGENTS: usize = 16;
 const WORDS_PER_SEC: u64 = 200;
 const WIDTH: u16 = 200;
 const HEIGHT: u16 = 50;
-/// Linux reports process times in USER_HZ ticks, fixed at 100 for user space.
-const USER_HZ: f64 = 100.0;
-
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_secs_f64((tick(11) + tick(12)) as f64 / USER_HZ)
-}
 
 /// Crossterm's backend writing to a sink, at a fixed size, counting frames.
 struct Counted {

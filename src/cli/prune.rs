@@ -27,18 +27,23 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-/// `lev rm`.
-pub async fn rm(paths: &Paths, ids: &[String], force: bool) -> u8 {
-    let journal = match open_journal(paths) {
-        Ok(j) => j,
-        Err(c) => return c,
-    };
-    let runs = match journal.runs().await {
-        Ok(r) => r,
+/// The journal (this process must hold it) and every run in it.
+async fn journal_and_runs(paths: &Paths) -> Result<(Journal, Vec<RunMeta>), u8> {
+    let journal = open_journal(paths)?;
+    match journal.runs().await {
+        Ok(runs) => Ok((journal, runs)),
         Err(e) => {
             error(&e.to_string());
-            return exit::FAILED;
+            Err(exit::FAILED)
         }
+    }
+}
+
+/// `lev rm`.
+pub async fn rm(paths: &Paths, ids: &[String], force: bool) -> u8 {
+    let (journal, runs) = match journal_and_runs(paths).await {
+        Ok(j) => j,
+        Err(c) => return c,
     };
     let mut chosen = Vec::new();
     let mut seen = BTreeSet::new();
@@ -73,16 +78,9 @@ pub async fn prune(paths: &Paths, older_than: &str, keep_failed: bool, dry_run: 
             return exit::USAGE;
         }
     };
-    let journal = match open_journal(paths) {
+    let (journal, runs) = match journal_and_runs(paths).await {
         Ok(j) => j,
         Err(c) => return c,
-    };
-    let runs = match journal.runs().await {
-        Ok(r) => r,
-        Err(e) => {
-            error(&e.to_string());
-            return exit::FAILED;
-        }
     };
     let cutoff = Millis::now().0.saturating_sub(age.as_millis() as u64);
     let chosen: Vec<&RunMeta> = runs
