@@ -899,3 +899,26 @@ fn cancel_on_a_running_pane_asks_then_cancels_that_step_only() {
         }]
     );
 }
+
+#[test]
+fn a_pasted_answer_keeps_its_line_breaks_whatever_the_terminal_sends() {
+    // Terminals send a pasted newline as CR, some as CRLF, some as LF.
+    for pasted in [
+        "first\rsecond\rthird",
+        "first\r\nsecond\r\nthird",
+        "first\nsecond\nthird",
+    ] {
+        let mut s = settled();
+        s.handle_action(Action::NextPrompt);
+        s.handle(Input::Paste(pasted.into()));
+        let out = s.handle(key(KeyCode::Enter));
+        assert!(
+            matches!(
+                ops(&out)[..],
+                [Op::Answer { answer, .. }] if answer == "first\nsecond\nthird"
+            ),
+            "{pasted:?} gave {:?}",
+            ops(&out)
+        );
+    }
+}

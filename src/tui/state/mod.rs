@@ -353,7 +353,10 @@ impl State {
                     self.start_answer();
                 }
                 if self.typing.is_some() {
-                    self.textarea.insert_str(s);
+                    // Terminals send a pasted line break as CR (most), CRLF
+                    // or LF: each is a line break in the text.
+                    let text = s.replace("\r\n", "\n").replace('\r', "\n");
+                    self.textarea.insert_str(text);
                     self.after_typing();
                 }
                 Vec::new()
