@@ -168,6 +168,7 @@ async fn headless_run(dir: &std::path::Path, path: &std::path::Path, config: &Co
         &engine,
         notices,
         driving,
+        headless::Printer::default(),
         HeadlessOptions::default(),
         &mut sink,
     )

@@ -20,7 +20,7 @@ use crate::headless::{self, HeadlessOptions, Printer};
 use crate::host::{self, Host};
 use crate::journal::Journal;
 use crate::paths::Paths;
-use crate::protocol::{Op, RunId, RunStatus};
+use crate::protocol::{Op, RunId, RunStatus, Seq};
 use crate::spec::{self, ModeRegistry};
 use crate::tui::{
     self,
@@ -117,6 +117,22 @@ pub async fn drive_on(paths: &Paths, engine: Engine, begin: Begin, drive: &Drive
     };
     let notices = engine.subscribe();
     let _host = serve(paths, &engine);
+    // A resume's history is read for the printer before the engine reads
+    // it too, so a long run's history is not held twice at once.
+    let clock = match (&app, &begin) {
+        (
+            None,
+            Begin::Start {
+                run,
+                start: Start::Resume,
+                ..
+            },
+        ) => match headless::clock(&engine, run, Seq(u64::MAX)).await {
+            Ok(p) => Some(p),
+            Err(e) => return engine_error(e),
+        },
+        _ => None,
+    };
     let driving = match begin_on(&engine, begin).await {
         Ok(Some(d)) => d,
         Ok(None) => return exit::OK,
@@ -138,9 +154,17 @@ pub async fn drive_on(paths: &Paths, engine: Engine, begin: Begin, drive: &Drive
         yes: drive.yes,
         answers,
     };
+    let printer = match (clock, driving.resumed_after) {
+        (Some(p), _) => p,
+        (None, Some(last)) => match headless::clock(&engine, &driving.run, last).await {
+            Ok(p) => p,
+            Err(e) => return engine_error(e),
+        },
+        (None, None) => Printer::default(),
+    };
     let run = driving.run.clone();
     let mut stdout = std::io::stdout();
-    let result = headless::follow(&engine, notices, driving, opts, &mut stdout).await;
+    let result = headless::follow(&engine, notices, driving, printer, opts, &mut stdout).await;
     let _ = stdout.flush();
     match result {
         Ok(outcome) => match outcome.status {

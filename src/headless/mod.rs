@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 pub use printer::Printer;
 
 use crate::engine::{Driving, Engine, Query, Reply};
-use crate::protocol::{AnswerSource, Event, Notice, Op, Recorded, RunId};
+use crate::protocol::{AnswerSource, Event, Notice, Op, Recorded, RunId, Seq};
 use crate::workflow::{EngineError, RunOutcome};
 
 /// How the headless participant answers.
@@ -43,26 +43,18 @@ pub fn format_event(printer: &mut Printer, r: &Recorded, json: bool) -> String {
 /// Follows a run this process's engine executes to its end (or a pause),
 /// printing one line per fact to `out` and answering prompts by the
 /// headless policy. `notices` must come from `engine.subscribe()` before
-/// the run was started, so nothing is missed.
+/// the run was started, so nothing is missed; `printer` knows the run's
+/// history before this drive (`clock`), which is not printed again.
 pub async fn follow(
     engine: &Engine,
     mut notices: mpsc::UnboundedReceiver<Notice>,
     driving: Driving,
+    mut printer: Printer,
     opts: HeadlessOptions,
     out: &mut (dyn Write + Send),
 ) -> Result<RunOutcome, EngineError> {
     let run = driving.run.clone();
-    let mut printer = Printer::default();
-    // Facts from before this drive set the printer's clock without being
-    // printed again.
     let seen = driving.resumed_after;
-    if let Some(last) = seen
-        && let Reply::Events(events) = engine.query(Query::Events { id: run.clone() }).await?
-    {
-        for r in events.iter().filter(|r| r.seq <= last) {
-            printer.observe(r);
-        }
-    }
     while let Some(notice) = notices.recv().await {
         let recorded = match notice {
             Notice::Event(r) if r.run == run && seen.is_none_or(|last| r.seq > last) => {
@@ -84,6 +76,20 @@ pub async fn follow(
         }
     }
     driving.outcome().await
+}
+
+/// A printer whose clock has seen `run`'s facts up to `upto` (when steps
+/// and the run started), so durations printed after a resume are those a
+/// replay prints. Read it before the engine starts a resume when possible:
+/// the history is then not held twice at once.
+pub async fn clock(engine: &Engine, run: &RunId, upto: Seq) -> Result<Printer, EngineError> {
+    let mut printer = Printer::default();
+    if let Reply::Events(events) = engine.query(Query::Events { id: run.clone() }).await? {
+        for r in events.iter().filter(|r| r.seq <= upto) {
+            printer.observe(r);
+        }
+    }
+    Ok(printer)
 }
 
 /// The headless policy: given answers, then defaults; approvals only with
