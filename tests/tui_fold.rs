@@ -846,6 +846,14 @@ fn copy_pane_hands_its_text_to_the_app() {
         [Effect::Copy(text)] => assert!(text.starts_with("Threat model:\n1. Refresh token theft")),
         other => panic!("expected a copy, got {other:?}"),
     }
+    // The status line says what was copied.
+    assert!(
+        s.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("copied ") && m.contains("lines of")),
+        "{:?}",
+        s.message
+    );
 }
 
 #[test]

@@ -185,8 +185,15 @@ impl State {
                 return self.worktree_action(a);
             }
             Action::CopyPane => {
-                if self.focused_pane().is_some() {
-                    return vec![Effect::Copy(self.pane_text(self.focus_pane))];
+                if let Some(step) = self.focused_pane().map(|p| p.step.clone()) {
+                    let text = self.pane_text(self.focus_pane);
+                    // Said, so a copy that worked is not a key that did nothing.
+                    let lines = text.lines().count();
+                    let plural = if lines == 1 { "" } else { "s" };
+                    self.say(format!(
+                        "copied {lines} line{plural} of {step} to the clipboard"
+                    ));
+                    return vec![Effect::Copy(text)];
                 }
             }
             Action::ReplayPlayPause
