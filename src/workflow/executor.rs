@@ -66,21 +66,13 @@ pub async fn drive(
             message: "the run has no entries".into(),
         });
     };
-    let Event::RunStarted {
-        inputs,
-        seed,
-        at,
-        name,
-        workspace,
-        ..
-    } = &first.event
-    else {
+    if !matches!(first.event, Event::RunStarted { .. }) {
         definition.abort();
         return Err(EngineError::Definition {
             run,
             message: "the run's first entry is not `run_started`".into(),
         });
-    };
+    }
     if let Some(Event::RunFinished {
         status,
         outputs,
@@ -100,6 +92,26 @@ pub async fn drive(
             error: error.clone(),
         });
     }
+    // The history holds what the run needs of its past; of the events only
+    // the first stays (a long run's events would otherwise stay in memory
+    // for as long as it runs).
+    let first = first.clone();
+    drop(events);
+    let Event::RunStarted {
+        inputs,
+        seed,
+        at,
+        name,
+        workspace,
+        ..
+    } = &first.event
+    else {
+        definition.abort();
+        return Err(EngineError::Definition {
+            run,
+            message: "the run's first entry is not `run_started`".into(),
+        });
+    };
     let pinning::Pinned { workflow, swarm } =
         definition.await.map_err(|e| EngineError::Definition {
             run: run.clone(),
