@@ -98,7 +98,9 @@ impl Engine {
             return Err(EngineError::Refused("the op names no run".into()));
         };
         if let Some(ops) = self.live(&run) {
-            self.check_target(&op).await?;
+            // What the run cannot apply it says back as a notice
+            // (`Notice::Refused`); the control socket checks first
+            // (`check_target`), since its caller sees no notices.
             ops.send(op)
                 .map_err(|_| EngineError::Refused(format!("run {run} is finishing")))?;
             return Ok(Submitted::Delivered(run));
@@ -118,10 +120,12 @@ impl Engine {
         }
     }
 
-    /// Ops aimed at one agent are checked against the journal first, so
-    /// the sender hears at once when the step is not a running agent (the
-    /// engine would only say so in a notice).
-    async fn check_target(&self, op: &Op) -> Result<(), EngineError> {
+    /// Checks an op aimed at one agent of a live run against the journal,
+    /// for a sender that sees no notices (the control socket's caller): it
+    /// hears at once when the step is not a running agent. A participant
+    /// that folds notices is told by the run itself, without this read of
+    /// the whole run.
+    pub async fn check_target(&self, op: &Op) -> Result<(), EngineError> {
         let (run, step) = match op {
             Op::Message { run, step, .. }
             | Op::Pause {

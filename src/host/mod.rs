@@ -107,6 +107,9 @@ async fn answer(req: Request, engine: &Engine) -> Result<Value, String> {
             if let Some(why) = would_start_a_run(&op, engine) {
                 return Err(why);
             }
+            if op.run().is_some_and(|run| engine.is_active(run)) {
+                engine.check_target(&op).await.map_err(|e| e.to_string())?;
+            }
             let done = engine.submit(op).await.map_err(|e| e.to_string())?;
             serde_json::to_value(done.done()).map_err(|e| e.to_string())
         }
