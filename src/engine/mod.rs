@@ -118,11 +118,6 @@ impl Engine {
         run: RunId,
         start: Start,
     ) -> Result<Driving, EngineError> {
-        if self.is_active(&run) {
-            return Err(EngineError::Refused(format!(
-                "run {run} is already executing"
-            )));
-        }
         let resumed_after = match start {
             Start::Fresh => None,
             Start::Resume => Some(Seq(self
@@ -132,7 +127,7 @@ impl Engine {
                 .ok_or_else(|| EngineError::RunNotFound(run.clone()))?
                 .last_seq)),
         };
-        Ok(self.drive(deps, run, start, None, resumed_after))
+        self.drive(deps, run, start, None, resumed_after)
     }
 
     fn drive(
@@ -142,10 +137,19 @@ impl Engine {
         start: Start,
         request: Option<Recorded>,
         resumed_after: Option<Seq>,
-    ) -> Driving {
+    ) -> Result<Driving, EngineError> {
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         let (notice_tx, mut notices) = mpsc::unbounded_channel();
-        lock(&self.inner.active).insert(run.clone(), ops_tx);
+        {
+            // Checked and taken under one lock: a run is executed once.
+            let mut active = lock(&self.inner.active);
+            if active.contains_key(&run) {
+                return Err(EngineError::Refused(format!(
+                    "run {run} is already executing"
+                )));
+            }
+            active.insert(run.clone(), ops_tx);
+        }
         let mut task = tokio::spawn(workflow::drive(
             deps,
             run.clone(),
@@ -178,12 +182,12 @@ impl Engine {
             inner.publish(Notice::Ended(id));
             let _ = done_tx.send(result);
         });
-        Driving {
+        Ok(Driving {
             run,
             request,
             resumed_after,
             done,
-        }
+        })
     }
 
     fn journal(&self) -> &Journal {

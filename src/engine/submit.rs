@@ -170,13 +170,8 @@ impl Engine {
         }
         let deps = self.deps_for_recorded(&meta.source)?;
         let last = Some(Seq(meta.last_seq));
-        Ok(Submitted::Driving(self.drive(
-            deps,
-            run,
-            Start::Resume,
-            None,
-            last,
-        )))
+        self.drive(deps, run, Start::Resume, None, last)
+            .map(Submitted::Driving)
     }
 
     /// Records the retry in the ended run, then executes it again.
@@ -185,13 +180,8 @@ impl Engine {
         let deps = self.deps_for_recorded(&self.source_of(run).await?)?;
         let recorded = workflow::request_retry(self.journal(), &deps.modes, run, step).await?;
         let last = Some(recorded.seq);
-        Ok(Submitted::Driving(self.drive(
-            deps,
-            run.clone(),
-            Start::Resume,
-            Some(recorded),
-            last,
-        )))
+        self.drive(deps, run.clone(), Start::Resume, Some(recorded), last)
+            .map(Submitted::Driving)
     }
 
     /// Creates the fork (recorded in its own journal), then executes it.
@@ -199,12 +189,7 @@ impl Engine {
         let deps = self.deps_for_recorded(&self.source_of(run).await?)?;
         let (fork, recorded) = workflow::fork_run(self.journal(), &deps.modes, run, from).await?;
         let last = Some(recorded.seq);
-        Ok(Submitted::Driving(self.drive(
-            deps,
-            fork,
-            Start::Resume,
-            Some(recorded),
-            last,
-        )))
+        self.drive(deps, fork, Start::Resume, Some(recorded), last)
+            .map(Submitted::Driving)
     }
 }
