@@ -330,3 +330,33 @@ async fn the_control_socket_carries_the_handles_queries_and_ops_but_never_starts
     let line = lines.next_line().await.unwrap().unwrap();
     assert!(line.contains("bad request"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_resumes_of_one_run_start_it_once() {
+    let s = setup().await;
+    // Never started: the run is recorded as running and no one executes it.
+    let op = || Op::Resume { run: s.run.clone() };
+    let (a, b) = tokio::join!(s.engine.submit(op()), s.engine.submit(op()));
+    let started: Vec<_> = [a, b]
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(Submitted::Driving(d)) => Some(d),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => {
+                assert!(e.to_string().contains("already executing"), "{e}");
+                None
+            }
+        })
+        .collect();
+    assert_eq!(started.len(), 1);
+    for d in started {
+        // `flaky` fails (no `fixed` file): the run ends failed, once.
+        assert_eq!(d.outcome().await.unwrap().status, RunStatus::Failed);
+    }
+    let starts = events(&s.engine, &s.run)
+        .await
+        .iter()
+        .filter(|r| matches!(r.event, Event::RunResumed { .. }))
+        .count();
+    assert_eq!(starts, 1);
+}
