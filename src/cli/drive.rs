@@ -166,6 +166,11 @@ pub async fn drive_on(paths: &Paths, engine: Engine, begin: Begin, drive: &Drive
     let mut stdout = std::io::stdout();
     let result = headless::follow(&engine, notices, driving, printer, opts, &mut stdout).await;
     let _ = stdout.flush();
+    exit_code(&run, result)
+}
+
+/// How a headless run ended, as lev's exit code (a pause says how to go on).
+fn exit_code(run: &RunId, result: Result<workflow::RunOutcome, EngineError>) -> u8 {
     match result {
         Ok(outcome) => match outcome.status {
             RunStatus::Succeeded => exit::OK,

@@ -160,17 +160,7 @@ async fn event_loop<B: Backend>(
             _ = tokio::time::sleep_until(due), if dirty => Vec::new(),
             Some(n) = notices.recv() => {
                 dirty = true;
-                let mut next = Some(n);
-                // Coalesce: everything already queued lands in the same frame.
-                while let Some(n) = next {
-                    if let Notice::Ended(run) = &n
-                        && live.as_ref() == Some(run)
-                    {
-                        live = None;
-                    }
-                    state.apply(&n);
-                    next = notices.try_recv().ok();
-                }
+                fold_notices(&mut state, &mut live, n, &mut notices);
                 Vec::new()
             }
             _ = ticker.tick(), if state.animating() => {
@@ -180,34 +170,68 @@ async fn event_loop<B: Backend>(
             _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
         };
         for effect in effects {
-            match effect {
-                Effect::Quit => return 0,
-                Effect::Op(op) => submit(&app.engine, &mut state, &mut live, op).await,
-                Effect::Query(query) => {
-                    let reply = app.engine.query(query.clone()).await;
-                    state.answered(&query, reply.map_err(|e| e.to_string()));
-                }
-                Effect::OpenRun(run) => {
-                    if live.is_none() {
-                        open_run(&app.engine, &mut state, &mut live, run).await;
-                    }
-                }
-                Effect::Attention(text) => announce(screen.escapes, &app.attention, &text),
-                Effect::Copy(text) => copy(screen.escapes, &text),
-                Effect::SetTheme(name) => match app.themes.load(&name) {
-                    Ok(t) => {
-                        app.theme = t;
-                        state.theme_switched(Ok(name));
-                    }
-                    Err(e) => {
-                        tracing::warn!(theme = %name, "{e}");
-                        state.theme_switched(Err(e));
-                    }
-                },
+            if !carry_out(effect, screen.escapes, &mut app, &mut state, &mut live).await {
+                return 0;
             }
         }
     }
     0
+}
+
+/// Carries out one effect of a key or tick; false when the user quits.
+async fn carry_out(
+    effect: Effect,
+    escapes: &mut (dyn Write + Send),
+    app: &mut App,
+    state: &mut State,
+    live: &mut Option<RunId>,
+) -> bool {
+    match effect {
+        Effect::Quit => return false,
+        Effect::Op(op) => submit(&app.engine, state, live, op).await,
+        Effect::Query(query) => {
+            let reply = app.engine.query(query.clone()).await;
+            state.answered(&query, reply.map_err(|e| e.to_string()));
+        }
+        Effect::OpenRun(run) => {
+            if live.is_none() {
+                open_run(&app.engine, state, live, run).await;
+            }
+        }
+        Effect::Attention(text) => announce(escapes, &app.attention, &text),
+        Effect::Copy(text) => copy(escapes, &text),
+        Effect::SetTheme(name) => match app.themes.load(&name) {
+            Ok(t) => {
+                app.theme = t;
+                state.theme_switched(Ok(name));
+            }
+            Err(e) => {
+                tracing::warn!(theme = %name, "{e}");
+                state.theme_switched(Err(e));
+            }
+        },
+    }
+    true
+}
+
+/// Folds `first` and everything already queued behind it (one frame for
+/// the burst); a run that ended is no longer the live one.
+fn fold_notices(
+    state: &mut State,
+    live: &mut Option<RunId>,
+    first: Notice,
+    notices: &mut mpsc::UnboundedReceiver<Notice>,
+) {
+    let mut next = Some(first);
+    while let Some(n) = next {
+        if let Notice::Ended(run) = &n
+            && live.as_ref() == Some(run)
+        {
+            *live = None;
+        }
+        state.apply(&n);
+        next = notices.try_recv().ok();
+    }
 }
 
 /// Why this workbench will not carry out `op` now: it shows one executing
