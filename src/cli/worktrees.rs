@@ -49,15 +49,7 @@ pub async fn run(paths: &Paths, run: &str, action: Action, json: bool) -> u8 {
         Action::Diff(s) | Action::Merge(s) | Action::Discard(s) => s,
     };
     let Some(found) = all.iter().find(|w| w.step.as_str() == step) else {
-        let steps: Vec<&str> = all.iter().map(|w| w.step.as_str()).collect();
-        error(&format!(
-            "step `{step}` of run {run} has no worktree; {}",
-            if steps.is_empty() {
-                "the run has none".to_string()
-            } else {
-                format!("steps with one: {}", steps.join(", "))
-            }
-        ));
+        error(&isolation::no_worktree(&run, step, &all));
         return exit::USAGE;
     };
     match action {

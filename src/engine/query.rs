@@ -97,17 +97,11 @@ impl Engine {
         let all = isolation::fold(&events);
         match all.iter().find(|w| &w.step == step) {
             Some(found) => Ok(found.clone()),
-            None => {
-                let steps: Vec<&str> = all.iter().map(|w| w.step.as_str()).collect();
-                Err(EngineError::Refused(format!(
-                    "step `{step}` of run {run} has no worktree; {}",
-                    if steps.is_empty() {
-                        "the run has none".to_string()
-                    } else {
-                        format!("steps with one: {}", steps.join(", "))
-                    }
-                )))
-            }
+            None => Err(EngineError::Refused(isolation::no_worktree(
+                run,
+                step.as_str(),
+                &all,
+            ))),
         }
     }
 }

@@ -152,11 +152,7 @@ impl Engine {
     }
 
     async fn resume(&self, run: RunId) -> Result<Submitted, EngineError> {
-        if self.is_active(&run) {
-            return Err(EngineError::Refused(format!(
-                "run {run} is already executing"
-            )));
-        }
+        // A run this handle executes already is refused by `drive`.
         let meta = self
             .journal()
             .run(&run)

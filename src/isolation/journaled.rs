@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::{DiffStat, Worktree};
-use crate::protocol::{Event, Recorded, StepKey, WorktreeFact};
+use crate::protocol::{Event, Recorded, RunId, StepKey, WorktreeFact};
 
 /// Where a step's branch stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,19 @@ pub enum Fate {
         commit: String,
     },
     Discarded,
+}
+
+/// Why `step` of `run` has no worktree to act on, naming the steps that do.
+pub fn no_worktree(run: &RunId, step: &str, all: &[StepWorktree]) -> String {
+    let steps: Vec<&str> = all.iter().map(|w| w.step.as_str()).collect();
+    format!(
+        "step `{step}` of run {run} has no worktree; {}",
+        if steps.is_empty() {
+            "the run has none".to_string()
+        } else {
+            format!("steps with one: {}", steps.join(", "))
+        }
+    )
 }
 
 /// One step's worktree as the journal knows it.

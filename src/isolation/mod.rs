@@ -24,7 +24,7 @@ mod tests;
 
 use std::path::PathBuf;
 
-pub use journaled::{Fate, StepWorktree, fold, from_ready, ready_fact, stat_text};
+pub use journaled::{Fate, StepWorktree, fold, from_ready, no_worktree, ready_fact, stat_text};
 pub use ops::{commit_all, diff, discard, ensure, merge, stat};
 
 /// Where the worktrees live, relative to the repository's top level.

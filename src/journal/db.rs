@@ -121,34 +121,42 @@ impl Shared {
                 self.path
             )));
         };
-        if let Some(mut db) = slot.take() {
-            // redb allows one `Database` per file: wait for reads in
-            // progress to let go of theirs.
-            let deadline = Instant::now() + READERS_PATIENCE;
-            loop {
-                match Arc::try_unwrap(db) {
-                    Ok(db) => {
-                        guard::drop_shielded(&self.path, db);
-                        break;
-                    }
-                    Err(still) if Instant::now() < deadline => {
-                        db = still;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(still) => {
-                        *slot = Some(still);
-                        return Err(JournalError::Storage(format!(
-                            "{}: reads in progress kept the journal open; cannot reopen it",
-                            self.path
-                        )));
-                    }
-                }
-            }
+        if let Some(db) = slot.take() {
+            let db = self.sole_owner(db, &mut slot, "reopen")?;
+            guard::drop_shielded(&self.path, db);
         }
         let freed = free_space && self.reserve.as_ref().is_some_and(Reserve::release);
         let db = guard::shielded(&self.path, &self.opener).map_err(|e| e.at(&self.path))?;
         *slot = Some(Arc::new(db));
         Ok(freed)
+    }
+
+    /// The database itself, once reads in progress let go of their handles
+    /// (redb allows one `Database` per file). After `READERS_PATIENCE` the
+    /// handle goes back into `slot` and the caller cannot `what` it.
+    fn sole_owner(
+        &self,
+        mut db: Arc<Database>,
+        slot: &mut Option<Arc<Database>>,
+        what: &str,
+    ) -> Result<Database, JournalError> {
+        let deadline = Instant::now() + READERS_PATIENCE;
+        loop {
+            match Arc::try_unwrap(db) {
+                Ok(owned) => return Ok(owned),
+                Err(still) if Instant::now() < deadline => {
+                    db = still;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(still) => {
+                    *slot = Some(still);
+                    return Err(JournalError::Storage(format!(
+                        "{}: reads in progress kept the journal open; cannot {what} it",
+                        self.path
+                    )));
+                }
+            }
+        }
     }
 
     /// Compacts the file (redb gives freed pages back to the disk). Waits
@@ -160,29 +168,13 @@ impl Shared {
                 self.path
             )));
         };
-        let Some(mut db) = slot.take() else {
+        let Some(db) = slot.take() else {
             return Err(JournalError::Storage(format!(
                 "{}: journal is closed",
                 self.path
             )));
         };
-        let deadline = Instant::now() + READERS_PATIENCE;
-        let mut owned = loop {
-            match Arc::try_unwrap(db) {
-                Ok(owned) => break owned,
-                Err(still) if Instant::now() < deadline => {
-                    db = still;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(still) => {
-                    *slot = Some(still);
-                    return Err(JournalError::Storage(format!(
-                        "{}: reads in progress kept the journal busy; cannot compact it",
-                        self.path
-                    )));
-                }
-            }
-        };
+        let mut owned = self.sole_owner(db, &mut slot, "compact")?;
         let result = guard::shielded(&self.path, || {
             owned
                 .compact()

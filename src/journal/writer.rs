@@ -190,8 +190,12 @@ fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Request>, commits: Arc<Atomic
         batch.push(first);
         gather(&mut rx, &mut batch, concurrency);
         concurrency = batch.len();
-        let (alone, batch): (Vec<Request>, Vec<Request>) =
-            batch.into_iter().partition(Request::alone);
+        // Maintenance is rare: split the batch only when it holds some.
+        let (alone, batch): (Vec<Request>, Vec<Request>) = if batch.iter().any(Request::alone) {
+            batch.into_iter().partition(Request::alone)
+        } else {
+            (Vec::new(), batch)
+        };
         if !batch.is_empty() {
             let result = write_batch(&shared, &batch, batch_no, &commits);
             batch_no += 1;

@@ -245,10 +245,7 @@ fn busy(op: &Op, live: Option<&RunId>) -> Option<String> {
         Op::Fork { .. } => {
             Some("a run is executing in this workbench; fork once it has ended".into())
         }
-        // Its steps may still be working in those worktrees.
-        Op::SettleWorktree { run, .. } if run == live => Some(format!(
-            "run {run} is executing in this workbench; merge or discard its worktrees once it has ended"
-        )),
+        // A worktree of the live run: the engine refuses it itself.
         _ => None,
     }
 }
