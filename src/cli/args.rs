@@ -103,10 +103,19 @@ pub enum Command {
     /// Verify the journal: every run's entries decode, seqs have no gaps,
     /// blobs and pinned definitions match their hashes. Prints `ok` or what
     /// is wrong per run; exits 0 when every run is intact, 1 otherwise.
+    ///
+    /// A journal that cannot be read as a database at all (a destroyed
+    /// header or root page) is scanned page by page instead: doctor lists
+    /// the runs it still holds whole, `--repair` moves the file aside and
+    /// makes a new journal of them.
     #[command(alias = "check")]
     Doctor {
         #[arg(long)]
         json: bool,
+        /// Move a journal that cannot be read aside and rebuild it from the
+        /// runs its pages still hold whole.
+        #[arg(long, conflicts_with = "json")]
+        repair: bool,
     },
     /// Delete runs from the journal (with the blobs only they used), then
     /// compact the file. An unfinished run needs --force.

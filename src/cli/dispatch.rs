@@ -102,7 +102,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 exit::USAGE
             }
         },
-        Command::Doctor { json } => doctor::run(&paths, json).await,
+        Command::Doctor { json, repair } => doctor::run(&paths, json, repair).await,
         Command::Import { file } => inspect::import(&paths, &file).await,
         Command::Cancel { run, step } => inspect::cancel(&paths, &run, step.as_deref()).await,
         Command::Rm { runs, force } => prune::rm(&paths, &runs, force).await,

@@ -11,7 +11,8 @@ use super::access::Access;
 use super::args::ExportFormat;
 use super::context::{error, open_journal};
 use super::exit;
-use crate::journal::{Journal, RunCheck};
+use super::salvage;
+use crate::journal::{Journal, JournalError, RunCheck};
 use crate::paths::Paths;
 use crate::protocol::{Event, RunId};
 use crate::workflow;
@@ -23,11 +24,14 @@ struct Verdict {
     problems: Vec<String>,
 }
 
-pub async fn run(paths: &Paths, json: bool) -> u8 {
+pub async fn run(paths: &Paths, json: bool, repair: bool) -> u8 {
     let file = paths.journal();
     if !file.exists() {
         println!("no journal at {}: nothing to check", file.display());
         return exit::OK;
+    }
+    if let Some(why) = salvage::damage(paths) {
+        return unreadable(paths, &why, json, repair).await;
     }
     let journal = match open_journal(paths) {
         Ok(j) => j,
@@ -36,8 +40,9 @@ pub async fn run(paths: &Paths, json: bool) -> u8 {
     let ids = match journal.run_ids().await {
         Ok(ids) => ids,
         Err(e) => {
-            error(&format!("cannot list the runs: {e}"));
-            return exit::FAILED;
+            // The tables cannot be walked: what the pages still hold.
+            drop(journal);
+            return unreadable(paths, &e, json, repair).await;
         }
     };
     let mut verdicts = Vec::with_capacity(ids.len());
@@ -51,6 +56,11 @@ pub async fn run(paths: &Paths, json: bool) -> u8 {
         Err(e) => vec![format!("(cannot walk the entries: {e})")],
     };
     let intact = verdicts.iter().filter(|v| v.problems.is_empty()).count();
+    if repair {
+        eprintln!(
+            "the journal reads as a database, so --repair leaves it as it is (it rebuilds one that does not); `lev export --all --output DIR` saves its intact runs"
+        );
+    }
     if json {
         for v in &verdicts {
             let line = serde_json::json!({
@@ -91,6 +101,14 @@ pub async fn run(paths: &Paths, json: bool) -> u8 {
         exit::OK
     } else {
         exit::FAILED
+    }
+}
+
+async fn unreadable(paths: &Paths, why: &JournalError, json: bool, repair: bool) -> u8 {
+    if repair {
+        salvage::repair(paths, why).await
+    } else {
+        salvage::report(paths, why, json)
     }
 }
 
@@ -167,6 +185,10 @@ pub async fn export_all(paths: &Paths, dir: &Path, format: ExportFormat) -> u8 {
         error(&format!("cannot create {}: {e}", dir.display()));
         return exit::FAILED;
     }
+    if let Some(why) = salvage::damage(paths) {
+        error(&why.to_string());
+        return salvage::export_all(paths, dir, format);
+    }
     let mut access = match Access::open(paths).await {
         Ok(a) => a,
         Err(c) => return c,
@@ -182,6 +204,12 @@ pub async fn export_all(paths: &Paths, dir: &Path, format: ExportFormat) -> u8 {
     };
     let ids = match ids {
         Ok(ids) => ids,
+        Err(e) if access.local().is_some() => {
+            // The tables cannot be walked: save what the pages still hold.
+            error(&format!("cannot list the runs: {e}"));
+            drop(access);
+            return salvage::export_all(paths, dir, format);
+        }
         Err(e) => {
             error(&format!("cannot list the runs: {e}"));
             return exit::FAILED;

@@ -17,6 +17,7 @@ mod modes;
 mod prune;
 mod retryfork;
 mod run;
+mod salvage;
 mod steer;
 mod swarm;
 mod template;

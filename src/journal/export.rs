@@ -73,30 +73,67 @@ struct EntryLine {
 pub(crate) fn snapshot(txn: &ReadTransaction, run: &RunId) -> Result<Snapshot, JournalError> {
     let meta = store::read_run(txn, run)?.ok_or_else(|| JournalError::RunNotFound(run.clone()))?;
     let entries = store::read_entries(txn, run, Seq(1))?;
-    let mut wanted = BTreeSet::new();
-    if !meta.definition_blob.is_empty() {
-        wanted.insert(meta.definition_blob.clone());
-    }
-    for (_, entry) in &entries {
-        if let Ok(value) = serde_json::from_slice::<Value>(&entry.payload) {
-            collect_hashes(&value, &mut wanted);
-        }
-    }
     let table = txn.open_table(BLOBS).map_err(storage("open blobs"))?;
-    let mut blobs = Vec::new();
-    for hash in wanted {
-        if let Some(bytes) = table.get(hash.as_str()).map_err(storage("read blob"))? {
-            let bytes = store::verified(bytes.value(), &hash)
-                .map_err(|why| JournalError::Storage(format!("run {run}: {why}")))?
-                .to_vec();
-            blobs.push((hash, bytes));
+    Snapshot::assemble(meta, entries, |hash| {
+        match table.get(hash).map_err(storage("read blob"))? {
+            Some(bytes) => store::verified(bytes.value(), hash)
+                .map(|b| Some(b.to_vec()))
+                .map_err(|why| JournalError::Storage(format!("run {run}: {why}"))),
+            None => Ok(None),
+        }
+    })
+}
+
+impl Snapshot {
+    /// A run's copy from its record and entries, with the blobs they
+    /// reference that `blob` finds (a missing one is left out, as before).
+    pub(crate) fn assemble(
+        meta: RunMeta,
+        entries: Vec<(Seq, Entry)>,
+        mut blob: impl FnMut(&str) -> Result<Option<Vec<u8>>, JournalError>,
+    ) -> Result<Snapshot, JournalError> {
+        let mut wanted = BTreeSet::new();
+        if !meta.definition_blob.is_empty() {
+            wanted.insert(meta.definition_blob.clone());
+        }
+        for (_, entry) in &entries {
+            if let Ok(value) = serde_json::from_slice::<Value>(&entry.payload) {
+                collect_hashes(&value, &mut wanted);
+            }
+        }
+        let mut blobs = Vec::new();
+        for hash in wanted {
+            if let Some(bytes) = blob(&hash)? {
+                blobs.push((hash, bytes));
+            }
+        }
+        Ok(Snapshot {
+            meta,
+            entries,
+            blobs,
+        })
+    }
+
+    /// The copy as the writer imports it.
+    pub(crate) fn bundle(&self) -> ImportBundle {
+        ImportBundle {
+            meta: self.meta.clone(),
+            entries: self
+                .entries
+                .iter()
+                .map(|(_, e)| codec::encode_entry(e.clone()))
+                .collect(),
+            blobs: self.blobs.clone(),
         }
     }
-    Ok(Snapshot {
-        meta,
-        entries,
-        blobs,
-    })
+
+    pub(crate) fn meta(&self) -> &RunMeta {
+        &self.meta
+    }
+
+    pub(crate) fn entries(&self) -> &[(Seq, Entry)] {
+        &self.entries
+    }
 }
 
 /// Strings shaped like a blob hash (64 lowercase hex) anywhere in a payload,

@@ -20,6 +20,7 @@ mod guard;
 mod memory;
 mod prune;
 mod reserve;
+mod salvage;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use doctor::RunCheck;
 pub use memory::{MemoryAuthor, MemoryPosting, MemoryPostings, MemoryRecord, MemoryTerms};
 pub use prune::Removed;
+pub use salvage::{Salvage, SalvagedRun, salvage};
 pub use store::SCHEMA_VERSION;
 use writer::Request;
 
@@ -367,6 +369,21 @@ impl Journal {
         let bundle = tokio::task::spawn_blocking(move || export::parse_file(&file))
             .await
             .map_err(|e| JournalError::Storage(format!("import task failed: {e}")))??;
+        self.request(|reply| Request::Import {
+            bundle: Box::new(bundle),
+            reply,
+        })
+        .await
+    }
+
+    /// Takes in a run a scan of a damaged journal recovered whole.
+    pub async fn import_salvaged(&self, run: &SalvagedRun) -> Result<RunId, JournalError> {
+        let Some(bundle) = run.bundle() else {
+            return Err(JournalError::Storage(format!(
+                "run {} was not recovered whole",
+                run.id
+            )));
+        };
         self.request(|reply| Request::Import {
             bundle: Box::new(bundle),
             reply,

@@ -118,6 +118,16 @@ fn open_error(shown: &str, e: DatabaseError) -> JournalError {
         DatabaseError::DatabaseAlreadyOpen => JournalError::Locked {
             path: shown.to_owned(),
         },
+        // redb says a file that is not (or no longer) one of its
+        // databases, e.g. a destroyed header, with InvalidData.
+        DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            JournalError::Damaged {
+                path: shown.to_owned(),
+                message: io.to_string(),
+            }
+        }
         DatabaseError::Storage(redb::StorageError::Io(io)) => {
             super::guard::io_error(shown, "opening", &io)
         }
