@@ -382,7 +382,10 @@ fn a_journal_redb_cannot_open_is_salvaged_from_its_pages() {
         let doctor = every_command(&lev, &ids, &what);
         let report = String::from_utf8_lossy(&doctor.stdout).into_owned();
         assert_eq!(doctor.status.code(), Some(1), "{what}: {report}");
-        assert!(report.contains("cannot be read as a database"), "{what}: {report}");
+        assert!(
+            report.contains("cannot be read as a database"),
+            "{what}: {report}"
+        );
         let recoverable: Vec<&String> = ids
             .iter()
             .filter(|id| report.contains(&format!("{id}  recoverable")))
@@ -407,7 +410,10 @@ fn a_journal_redb_cannot_open_is_salvaged_from_its_pages() {
                     pristine.len()
                 );
             } else {
-                assert!(saved.is_err(), "{what}: run {id} saved though not recoverable");
+                assert!(
+                    saved.is_err(),
+                    "{what}: run {id} saved though not recoverable"
+                );
             }
         }
         let repair = run(&lev, &["doctor", "--repair"]);
@@ -435,8 +441,11 @@ fn a_journal_redb_cannot_open_is_salvaged_from_its_pages() {
         let kept = std::fs::read_dir(lev.data_dir())
             .unwrap()
             .filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("lev.redb.damaged-"))
+                e.as_ref().is_ok_and(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("lev.redb.damaged-")
+                })
             })
             .count();
         assert!(kept >= 1, "{what}: the damaged file was not kept");

@@ -55,7 +55,10 @@ pub fn report(paths: &Paths, why: &JournalError, json: bool) -> u8 {
         }
         return exit::FAILED;
     }
-    println!("journal {} cannot be read as a database:", paths.journal().display());
+    println!(
+        "journal {} cannot be read as a database:",
+        paths.journal().display()
+    );
     println!("  {}", crate::text::one_line(&why.to_string(), 300));
     println!(
         "its raw pages were scanned ({} leaf pages); every record found passed its checksum:",

@@ -28,6 +28,9 @@ pub(crate) enum Reserve {
     /// it returns whether there was anything to free.
     #[cfg(test)]
     Hook(Box<dyn Fn() -> bool + Send + Sync>),
+    /// Tests: a disk with no room for the reserve at all.
+    #[cfg(test)]
+    NoRoom,
 }
 
 impl Reserve {
@@ -36,14 +39,26 @@ impl Reserve {
             Reserve::File(path) => reserve::release(path),
             #[cfg(test)]
             Reserve::Hook(free) => free(),
+            #[cfg(test)]
+            Reserve::NoRoom => false,
         }
     }
 
-    fn ensure(&self) -> bool {
+    fn ensure(&self) -> std::io::Result<()> {
         match self {
             Reserve::File(path) => reserve::ensure(path),
             #[cfg(test)]
-            Reserve::Hook(_) => true,
+            Reserve::Hook(_) => Ok(()),
+            #[cfg(test)]
+            Reserve::NoRoom => Err(std::io::Error::from_raw_os_error(28)),
+        }
+    }
+
+    fn path(&self) -> String {
+        match self {
+            Reserve::File(path) => path.display().to_string(),
+            #[cfg(test)]
+            _ => "the test reserve".into(),
         }
     }
 }
@@ -200,13 +215,34 @@ impl Shared {
     }
 
     /// Recreates the reserve when the disk has room again; clears the
-    /// disk-full state when it could. True when lev has its reserve.
+    /// disk-full state when it could. A disk with no room for the reserve
+    /// is full: without it the next step's outcome might not fit, so runs
+    /// pause before they start one. True when lev has its reserve.
     pub(crate) fn make_reserve(&self) -> bool {
-        let ok = self.reserve.as_ref().is_some_and(Reserve::ensure);
-        if ok && let Ok(mut d) = self.disk_full.lock() {
-            *d = None;
+        let Some(reserve) = &self.reserve else {
+            return false;
+        };
+        match reserve.ensure() {
+            Ok(()) => {
+                if let Ok(mut d) = self.disk_full.lock() {
+                    *d = None;
+                }
+                true
+            }
+            Err(e) if guard::is_disk_full(&e) => {
+                let mut why = guard::io_error(&self.path, "making its space reserve", &e);
+                if let JournalError::Io { during, .. } = &mut why {
+                    *during = format!(
+                        "making its {} MiB space reserve {}",
+                        reserve::RESERVE_BYTES >> 20,
+                        reserve.path()
+                    );
+                }
+                self.set_disk_full(&why);
+                false
+            }
+            Err(_) => false,
         }
-        ok
     }
 
     /// Closes the database (at the boundary: closing a damaged one may panic).

@@ -33,7 +33,8 @@ fn open_with_reserve(disk: &FaultyDisk) -> (Journal, Arc<AtomicBool>) {
         heal.heal();
         true
     });
-    let j = Journal::open_backend(NAME, move || d.backend(), Some(reserve)).unwrap();
+    let j =
+        Journal::open_backend(NAME, move || d.backend(), Some(db::Reserve::Hook(reserve))).unwrap();
     (j, released)
 }
 
@@ -239,4 +240,48 @@ async fn seeded_faults_and_crashes_keep_every_acknowledged_entry() {
             .unwrap();
         assert_eq!(next, vec![Seq(m.last_seq + 1)], "seed {seed}");
     }
+}
+
+/// Whole shell output is written only while there is room: on a full disk
+/// it is refused without spending the space reserve, which then takes the
+/// step's outcome.
+#[tokio::test]
+async fn an_expendable_blob_never_spends_the_reserve() {
+    let disk = FaultyDisk::new();
+    let (j, released) = open_with_reserve(&disk);
+    let run = RunId::new();
+    j.create_run(meta(&run)).await.unwrap();
+    disk.fail_after(0, Fault::NoSpace);
+    let err = j.put_blob_if_room(vec![7u8; 300_000]).await.unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert!(
+        !released.load(Ordering::SeqCst),
+        "the whole output spent the reserve"
+    );
+    assert!(
+        j.disk_full().is_some(),
+        "the engine was not told the disk is full"
+    );
+    // The outcome that follows lands in the reserve.
+    let seqs = j
+        .append(&run, vec![entry("succeeded", "{}")], None)
+        .await
+        .unwrap();
+    assert_eq!(seqs, vec![Seq(1)]);
+    assert!(released.load(Ordering::SeqCst));
+}
+
+/// A disk without room for the space reserve is full for lev: the journal
+/// says so (the engine then pauses runs before they start a step).
+#[tokio::test]
+async fn no_room_for_the_reserve_is_a_full_disk() {
+    let disk = FaultyDisk::new();
+    let d = disk.clone();
+    let j = Journal::open_backend(NAME, move || d.backend(), Some(db::Reserve::NoRoom)).unwrap();
+    let why = j
+        .disk_full()
+        .expect("the journal did not say the disk is full");
+    assert!(why.contains("space reserve"), "{why}");
+    assert!(why.contains("no space left on device"), "{why}");
+    assert!(!j.check_space().await, "still no room");
 }

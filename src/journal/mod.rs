@@ -9,7 +9,7 @@
 mod codec;
 #[cfg(test)]
 mod crash_tests;
-mod db;
+pub(crate) mod db;
 mod doctor;
 mod export;
 #[cfg(test)]
@@ -222,10 +222,9 @@ impl Journal {
     pub(crate) fn open_backend<B: redb::StorageBackend>(
         name: &str,
         make: impl Fn() -> B + Send + Sync + 'static,
-        reserve: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+        reserve: Option<db::Reserve>,
     ) -> Result<Journal, JournalError> {
         let opener: db::Opener = Box::new(move || store::open_backend(make()));
-        let reserve = reserve.map(db::Reserve::Hook);
         Journal::start(db::Shared::open(name.to_owned(), opener, reserve)?)
     }
 
@@ -338,9 +337,26 @@ impl Journal {
 
     /// Stores bytes under their blake3 hash (hex), durably.
     pub async fn put_blob(&self, bytes: Vec<u8>) -> Result<String, JournalError> {
+        self.put(bytes, false).await
+    }
+
+    /// Stores bytes worth keeping only while the disk has room (a shell
+    /// step's whole output, whose tails are recorded anyway): on a full
+    /// disk it fails without spending the space reserve, which stays for
+    /// the step's outcome.
+    pub async fn put_blob_if_room(&self, bytes: Vec<u8>) -> Result<String, JournalError> {
+        self.put(bytes, true).await
+    }
+
+    async fn put(&self, bytes: Vec<u8>, expendable: bool) -> Result<String, JournalError> {
         let hash = blake3::hash(&bytes).to_hex().to_string();
-        self.request(|reply| Request::PutBlob { hash, bytes, reply })
-            .await
+        self.request(|reply| Request::PutBlob {
+            hash,
+            bytes,
+            expendable,
+            reply,
+        })
+        .await
     }
 
     /// The bytes stored under a blob hash, or `None`.

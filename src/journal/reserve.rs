@@ -24,23 +24,19 @@ pub(crate) fn reserve_path(journal: &Path) -> PathBuf {
     journal.with_file_name(name)
 }
 
-/// Makes sure the reserve exists and is whole; true when it does. A disk
-/// with no room for it is not an error: lev runs without the reserve (and
-/// a later open tries again).
-pub(crate) fn ensure(reserve: &Path) -> bool {
+/// Makes sure the reserve exists and is whole. A disk with no room for it
+/// is full for lev's purposes (the caller pauses runs); another failure
+/// (a read-only directory) leaves lev without the reserve.
+pub(crate) fn ensure(reserve: &Path) -> std::io::Result<()> {
     if std::fs::metadata(reserve).is_ok_and(|m| m.len() == RESERVE_BYTES as u64) {
         let _ = crate::paths::private_file(reserve);
-        return true;
+        return Ok(());
     }
-    match write(reserve) {
-        Ok(()) => true,
-        Err(e) => {
-            // A partial reserve would hold space without being one.
-            let _ = std::fs::remove_file(reserve);
-            tracing::warn!(reserve = %reserve.display(), error = %e, "no space reserve for the journal");
-            false
-        }
-    }
+    write(reserve).inspect_err(|e| {
+        // A partial reserve would hold space without being one.
+        let _ = std::fs::remove_file(reserve);
+        tracing::warn!(reserve = %reserve.display(), error = %e, "no space reserve for the journal");
+    })
 }
 
 fn write(reserve: &Path) -> std::io::Result<()> {

@@ -85,7 +85,7 @@ impl SalvagedRun {
 struct Found {
     runs: HashMap<String, RunMeta>,
     /// (run, seq) → entry, its spilled payload's hash.
-    entries: BTreeMap<(String, u64), (Entry, Option<[u8; 32]>)>,
+    entries: BTreeMap<(String, u64), codec::DecodedEntry>,
     blobs: HashMap<String, Vec<u8>>,
     leaves: u64,
 }
@@ -178,10 +178,9 @@ fn classify(key: &[u8], value: &[u8], found: &mut Found) {
         if let Ok(meta) = codec::decode_run(value)
             && meta.id.as_str() == text
         {
-            let newer = found
-                .runs
-                .get(text)
-                .is_none_or(|known| (meta.last_seq, meta.updated_ms) > (known.last_seq, known.updated_ms));
+            let newer = found.runs.get(text).is_none_or(|known| {
+                (meta.last_seq, meta.updated_ms) > (known.last_seq, known.updated_ms)
+            });
             if newer {
                 found.runs.insert(text.to_owned(), meta);
             }
@@ -192,7 +191,10 @@ fn classify(key: &[u8], value: &[u8], found: &mut Found) {
         && seq > 0
         && let Ok(decoded) = codec::decode_entry(value)
     {
-        found.entries.entry((run.to_owned(), seq)).or_insert(decoded);
+        found
+            .entries
+            .entry((run.to_owned(), seq))
+            .or_insert(decoded);
     }
 }
 
@@ -202,7 +204,10 @@ fn classify(key: &[u8], value: &[u8], found: &mut Found) {
 fn entry_key(key: &[u8]) -> Option<(&str, u64)> {
     let (len, head) = match *key.first()? {
         n @ 0..=253 => (usize::from(n), 1),
-        254 => (usize::from(u16::from_le_bytes(key.get(1..3)?.try_into().ok()?)), 3),
+        254 => (
+            usize::from(u16::from_le_bytes(key.get(1..3)?.try_into().ok()?)),
+            3,
+        ),
         255 => (
             usize::try_from(u32::from_le_bytes(key.get(1..5)?.try_into().ok()?)).ok()?,
             5,
@@ -294,9 +299,9 @@ fn assemble_run(id: String, found: &mut Found) -> SalvagedRun {
             meta.definition_blob
         ));
     }
-    let snapshot = problems.is_empty().then(|| {
-        Snapshot::assemble(meta, entries, |hash| Ok(found.blobs.get(hash).cloned()))
-    });
+    let snapshot = problems
+        .is_empty()
+        .then(|| Snapshot::assemble(meta, entries, |hash| Ok(found.blobs.get(hash).cloned())));
     match snapshot {
         Some(Ok(snap)) => SalvagedRun {
             id: run,

@@ -59,6 +59,10 @@ pub(crate) enum Request {
     PutBlob {
         hash: String,
         bytes: Vec<u8>,
+        /// Worth keeping only while the disk has room (a shell step's whole
+        /// output; its tails are recorded anyway): written in a commit of
+        /// its own that never spends the space reserve.
+        expendable: bool,
         reply: Reply<String>,
     },
     Import {
@@ -89,6 +93,18 @@ impl Request {
     /// Carried out on its own, outside the group-committed batch.
     fn alone(&self) -> bool {
         matches!(self, Request::DeleteRuns { .. } | Request::Compact { .. })
+    }
+
+    /// Written apart from facts, so a full disk refuses it alone and the
+    /// space reserve stays for the step outcome that follows.
+    fn expendable(&self) -> bool {
+        matches!(
+            self,
+            Request::PutBlob {
+                expendable: true,
+                ..
+            }
+        )
     }
 }
 
@@ -196,10 +212,18 @@ fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Request>, commits: Arc<Atomic
         } else {
             (Vec::new(), batch)
         };
-        if !batch.is_empty() {
-            let result = write_batch(&shared, &batch, batch_no, &commits);
-            batch_no += 1;
-            respond(batch, result);
+        let (expendable, batch): (Vec<Request>, Vec<Request>) =
+            if batch.iter().any(Request::expendable) {
+                batch.into_iter().partition(Request::expendable)
+            } else {
+                (Vec::new(), batch)
+            };
+        for (batch, on_full) in [(batch, OnFull::UseReserve), (expendable, OnFull::Refuse)] {
+            if !batch.is_empty() {
+                let result = write_batch(&shared, &batch, batch_no, &commits, on_full);
+                batch_no += 1;
+                respond(batch, result);
+            }
         }
         for req in alone {
             maintain(&shared, req, &commits);
@@ -283,6 +307,15 @@ struct Failed {
     done: Option<Vec<Done>>,
 }
 
+/// What a batch does when the disk is full.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnFull {
+    /// Release the space reserve and commit again: facts must land.
+    UseReserve,
+    /// Fail, keeping the reserve for the facts that follow.
+    Refuse,
+}
+
 /// Writes a batch in one transaction and returns what each request
 /// produced. A failed write is not the end: the database is reopened (redb
 /// refuses all work after one), and when the disk was full the space
@@ -293,6 +326,7 @@ fn write_batch(
     batch: &[Request],
     batch_no: u64,
     commits: &AtomicU64,
+    on_full: OnFull,
 ) -> Result<Vec<Done>, JournalError> {
     let path = shared.path.as_str();
     let attempt = |db: &Database| {
@@ -303,7 +337,22 @@ fn write_batch(
                 f
             })
     };
-    let failed = match attempt(&*shared.database_or_reopen()?) {
+    let db = match shared.database_or_reopen() {
+        // The file would not even open again on the full disk (an earlier
+        // refused write closed it): facts may use the reserve for that too.
+        Err(e) if e.is_disk_full() && on_full == OnFull::UseReserve => {
+            shared.set_disk_full(&e);
+            if !shared.reopen(true)? {
+                return Err(e);
+            }
+            shared.database()?
+        }
+        other => other?,
+    };
+    let first = attempt(&db);
+    // The handle must go before a reopen, which waits until no one holds it.
+    drop(db);
+    let failed = match first {
         Ok(done) => {
             commits.fetch_add(1, Ordering::Relaxed);
             return Ok(done);
@@ -322,7 +371,7 @@ fn write_batch(
     if disk_full {
         shared.set_disk_full(&failed.error);
     }
-    let freed = match shared.reopen(disk_full) {
+    let freed = match shared.reopen(disk_full && on_full == OnFull::UseReserve) {
         Ok(freed) => freed,
         Err(e) => {
             tracing::error!(journal = path, error = %e, "journal could not be reopened");

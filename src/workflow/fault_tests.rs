@@ -159,3 +159,53 @@ async fn a_run_resumes_after_disk_faults_and_a_power_cut() {
         "the faults hit too late to test resume"
     );
 }
+
+/// A disk without room for the journal's space reserve: the run pauses
+/// before its first step (nothing starts that might not be recorded), and
+/// once there is room a resume runs it to the end with no decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_without_room_for_the_reserve_pauses_before_any_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf_path = dir.path().join("faults.yaml");
+    std::fs::write(&wf_path, WORKFLOW).unwrap();
+    let wf = crate::spec::load_workflow(&wf_path, &ModeRegistry::default()).unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let disk = FaultyDisk::new();
+    let d = disk.clone();
+    let journal = Journal::open_backend(
+        "/faulty/lev.redb",
+        move || d.backend(),
+        Some(crate::journal::db::Reserve::NoRoom),
+    )
+    .unwrap();
+    let run = start_run(&journal, &wf, Default::default(), Some(&ws))
+        .await
+        .unwrap();
+    let outcome = drive_once(deps(journal.clone(), &ws), &run, Start::Fresh)
+        .await
+        .expect("the run did not end");
+    assert_eq!(outcome.status, RunStatus::Paused, "{outcome:?}");
+    let events = read_run(&journal, &run).await.unwrap();
+    assert!(
+        !events
+            .iter()
+            .any(|r| matches!(r.event, Event::StepStarted { .. })),
+        "a step started on a full disk"
+    );
+    assert!(
+        events.iter().any(|r| matches!(
+            &r.event,
+            Event::RunPaused { reason: crate::protocol::PauseReason::DiskFull { error }, .. } if error.contains("space reserve")
+        )),
+        "the pause does not say why"
+    );
+    assert!(!ws.join("ledger.txt").exists());
+    drop(journal);
+    // Room again (this journal has no reserve to make).
+    let journal = open(&disk);
+    let outcome = drive_once(deps(journal.clone(), &ws), &run, Start::Resume)
+        .await
+        .expect("the resume failed");
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
+}

@@ -198,11 +198,13 @@ async fn store(
         );
         return Ok(None);
     }
-    match journal.put_blob(bytes.to_vec()).await {
+    match journal.put_blob_if_room(bytes.to_vec()).await {
         Ok(hash) => Ok(Some(hash)),
-        // The whole stream does not fit on a full disk, but the command
-        // ran: its outcome, with the tails, is still recorded (into the
-        // journal's space reserve), so a resume needs no decision about it.
+        // The whole stream does not fit on a full disk (it filled between
+        // the check above and the write), but the command ran: its outcome,
+        // with the tails, is still recorded (into the journal's space
+        // reserve, which this write left alone), so a resume needs no
+        // decision about it.
         Err(e) if e.is_disk_full() => {
             tracing::warn!(error = %e, bytes = bytes.len(), "disk full: a shell step's whole output is not kept, only its tail");
             Ok(None)
