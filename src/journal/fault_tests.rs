@@ -285,3 +285,68 @@ async fn no_room_for_the_reserve_is_a_full_disk() {
     assert!(why.contains("no space left on device"), "{why}");
     assert!(!j.check_space().await, "still no room");
 }
+
+/// A batch that does not fit even in the released reserve is committed one
+/// request at a time: the small facts land, only the big one fails.
+#[test]
+fn a_batch_too_big_for_the_reserve_lands_request_by_request() {
+    use super::writer::{OnFull, Request, commit_and_answer};
+    use std::sync::atomic::AtomicU64;
+    use tokio::sync::oneshot;
+
+    let disk = FaultyDisk::new();
+    let d = disk.clone();
+    let opener: db::Opener = Box::new(move || store::open_backend(d.backend()));
+    let heal = disk.clone();
+    // Releasing the reserve frees a little room only.
+    let reserve = db::Reserve::Hook(Box::new(move || {
+        heal.heal();
+        heal.limit_growth(1 << 20);
+        true
+    }));
+    let shared = db::Shared::open(NAME.into(), opener, Some(reserve)).unwrap();
+    let commits = AtomicU64::new(0);
+    let mut batch_no = 1;
+    let run = RunId::new();
+    let (reply, created) = oneshot::channel();
+    let create = Request::CreateRun {
+        meta: meta(&run),
+        first: Vec::new(),
+        reply,
+    };
+    commit_and_answer(
+        &shared,
+        vec![create],
+        &mut batch_no,
+        &commits,
+        OnFull::UseReserve,
+    );
+    created.blocking_recv().unwrap().unwrap();
+
+    disk.fail_after(0, Fault::NoSpace);
+    let append = |payload: String| {
+        let (reply, answer) = oneshot::channel();
+        let req = Request::Append {
+            run: run.clone(),
+            entries: vec![codec::encode_entry(entry("fact", payload.as_str()))],
+            status: None,
+            reply,
+        };
+        (req, answer)
+    };
+    let (small, small_answer) = append("{\"small\":1}".into());
+    let big_payload = format!("\"{}\"", "x".repeat(3 << 20));
+    let (big, big_answer) = append(big_payload);
+    let (last, last_answer) = append("{\"small\":2}".into());
+    commit_and_answer(
+        &shared,
+        vec![small, big, last],
+        &mut batch_no,
+        &commits,
+        OnFull::UseReserve,
+    );
+    assert_eq!(small_answer.blocking_recv().unwrap().unwrap(), vec![Seq(1)]);
+    let err = big_answer.blocking_recv().unwrap().unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert_eq!(last_answer.blocking_recv().unwrap().unwrap(), vec![Seq(2)]);
+}

@@ -10,9 +10,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Size of the reserve: room for a step outcome, the pause and a few
-/// commits of redb's bookkeeping (it copies pages on write).
-pub(crate) const RESERVE_BYTES: usize = 4 * 1024 * 1024;
+/// Size of the reserve: room for a step outcome (up to an LLM reply at
+/// its default 4 MiB cap), the pause and a few commits of redb's
+/// bookkeeping (it copies pages on write).
+pub(crate) const RESERVE_BYTES: usize = 8 * 1024 * 1024;
 
 /// `lev.redb` → `lev.redb.reserve`.
 pub(crate) fn reserve_path(journal: &Path) -> PathBuf {

@@ -220,9 +220,7 @@ fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Request>, commits: Arc<Atomic
             };
         for (batch, on_full) in [(batch, OnFull::UseReserve), (expendable, OnFull::Refuse)] {
             if !batch.is_empty() {
-                let result = write_batch(&shared, &batch, batch_no, &commits, on_full);
-                batch_no += 1;
-                respond(batch, result);
+                commit_and_answer(&shared, batch, &mut batch_no, &commits, on_full);
             }
         }
         for req in alone {
@@ -230,6 +228,30 @@ fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Request>, commits: Arc<Atomic
         }
     }
     tracing::debug!("journal writer stopped");
+}
+
+/// Commits a batch and answers its callers. A batch the full disk cannot
+/// hold even in the released reserve is committed one request at a time:
+/// the small facts still fit, and only what is too big fails.
+pub(crate) fn commit_and_answer(
+    shared: &Shared,
+    batch: Vec<Request>,
+    batch_no: &mut u64,
+    commits: &AtomicU64,
+    on_full: OnFull,
+) {
+    let result = write_batch(shared, &batch, *batch_no, commits, on_full);
+    *batch_no += 1;
+    if batch.len() > 1 && result.as_ref().is_err_and(JournalError::is_disk_full) {
+        for req in batch {
+            let one = vec![req];
+            let result = write_batch(shared, &one, *batch_no, commits, on_full);
+            *batch_no += 1;
+            respond(one, result);
+        }
+    } else {
+        respond(batch, result);
+    }
 }
 
 /// Deletes runs in a commit of its own, or compacts the file.
@@ -309,7 +331,7 @@ struct Failed {
 
 /// What a batch does when the disk is full.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum OnFull {
+pub(crate) enum OnFull {
     /// Release the space reserve and commit again: facts must land.
     UseReserve,
     /// Fail, keeping the reserve for the facts that follow.
@@ -390,7 +412,10 @@ fn write_batch(
     if !freed {
         return Err(failed.error);
     }
-    match attempt(&db) {
+    let again = attempt(&db);
+    // A reopen below waits until no one holds the handle.
+    drop(db);
+    match again {
         Ok(done) => {
             // Logged again now that there is room for the log line too
             // (the log often shares the journal's disk).
