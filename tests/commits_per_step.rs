@@ -1,8 +1,9 @@
 //! What a durable step costs in commits (each one an fsync), counted by the
-//! journal itself: a single-turn agent step journals its start, then its
-//! final reply together with its success (the reply needs no durability
-//! point of its own: nothing acts on it before the step's end). An agent
-//! that calls a tool journals that reply before the tool runs.
+//! journal itself: a single-turn agent step is one commit — its start is
+//! appended without an fsync (an idempotent step may run again if a crash
+//! loses it), and its final reply lands with its success (nothing acts on
+//! the reply before the step's end). An agent that calls a tool journals
+//! that reply before the tool runs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -74,11 +75,11 @@ async fn run_steps(cassette: &str, body: &str) -> (u64, Vec<Event>) {
 }
 
 #[tokio::test]
-async fn a_single_turn_agent_step_costs_two_commits() {
+async fn a_single_turn_agent_step_costs_one_commit() {
     let (commits, events) = run_chain("replies:\n  - text: done\n    repeat: true\n").await;
-    // Per step: its start; its reply with its success. Per run: the end.
+    // Per step: its (unsynced) start, reply and success. Per run: the end.
     assert!(
-        commits <= 2 * STEPS as u64 + 1,
+        commits <= STEPS as u64 + 1,
         "{commits} commits for {STEPS} steps"
     );
     // Every reply is on record, before its step's success, in its place.
@@ -132,4 +133,19 @@ async fn a_reply_that_calls_a_tool_is_on_record_before_the_tool_runs() {
             _ => {}
         }
     }
+}
+
+#[tokio::test]
+async fn an_idempotent_shell_step_costs_its_process_group_and_its_end() {
+    let (commits, _) = run_steps(
+        "replies: []\n",
+        "type: shell\n    idempotent: true\n    run: \"true\"",
+    )
+    .await;
+    // Per step: the process group (its unsynced start goes with it), and
+    // how it ended with the step's success. Per run: the end.
+    assert!(
+        commits <= 2 * STEPS as u64 + 1,
+        "{commits} commits for {STEPS} steps"
+    );
 }

@@ -40,6 +40,7 @@ pub(crate) struct DecodeError(pub(crate) &'static str);
 pub(crate) type DecodedEntry = (Entry, Option<[u8; 32]>);
 
 /// An entry encoded for storage, plus the blob its payload moved to (if any).
+#[derive(Clone)]
 pub(crate) struct EncodedEntry {
     pub(crate) record: Vec<u8>,
     /// (hex hash, bytes) to put in `blobs` in the same transaction.

@@ -75,6 +75,9 @@ pub(crate) struct Shared {
     /// Why the disk is full, once a commit hit ENOSPC; the engine pauses
     /// runs instead of starting new work while it is set.
     disk_full: Mutex<Option<String>>,
+    /// Counts reopens: each one rolls the file back to its last durable
+    /// commit (the writer then applies its unsynced appends again).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// How long the writer waits for reads in progress before it closes the
@@ -94,9 +97,15 @@ impl Shared {
             opener,
             reserve,
             disk_full: Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
         };
         shared.make_reserve();
         Ok(shared)
+    }
+
+    /// How many times the file was reopened (see `generation`).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The current database handle.
@@ -140,6 +149,8 @@ impl Shared {
             let db = self.sole_owner(db, &mut slot, "reopen")?;
             guard::drop_shielded(&self.path, db);
         }
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let freed = free_space && self.reserve.as_ref().is_some_and(Reserve::release);
         let db = guard::shielded(&self.path, &self.opener).map_err(|e| e.at(&self.path))?;
         *slot = Some(Arc::new(db));

@@ -290,7 +290,7 @@ async fn no_room_for_the_reserve_is_a_full_disk() {
 /// request at a time: the small facts land, only the big one fails.
 #[test]
 fn a_batch_too_big_for_the_reserve_lands_request_by_request() {
-    use super::writer::{OnFull, Request, commit_and_answer};
+    use super::writer::{OnFull, Request, Writer};
     use std::sync::atomic::AtomicU64;
     use tokio::sync::oneshot;
 
@@ -306,7 +306,7 @@ fn a_batch_too_big_for_the_reserve_lands_request_by_request() {
     }));
     let shared = db::Shared::open(NAME.into(), opener, Some(reserve)).unwrap();
     let commits = AtomicU64::new(0);
-    let mut batch_no = 1;
+    let mut writer = Writer::new(&shared, &commits);
     let run = RunId::new();
     let (reply, created) = oneshot::channel();
     let create = Request::CreateRun {
@@ -314,13 +314,7 @@ fn a_batch_too_big_for_the_reserve_lands_request_by_request() {
         first: Vec::new(),
         reply,
     };
-    commit_and_answer(
-        &shared,
-        vec![create],
-        &mut batch_no,
-        &commits,
-        OnFull::UseReserve,
-    );
+    writer.commit_and_answer(vec![create], OnFull::UseReserve);
     created.blocking_recv().unwrap().unwrap();
 
     disk.fail_after(0, Fault::NoSpace);
@@ -330,6 +324,7 @@ fn a_batch_too_big_for_the_reserve_lands_request_by_request() {
             run: run.clone(),
             entries: vec![codec::encode_entry(entry("fact", payload.as_str()))],
             status: None,
+            durable: true,
             reply,
         };
         (req, answer)
@@ -338,15 +333,72 @@ fn a_batch_too_big_for_the_reserve_lands_request_by_request() {
     let big_payload = format!("\"{}\"", "x".repeat(3 << 20));
     let (big, big_answer) = append(big_payload);
     let (last, last_answer) = append("{\"small\":2}".into());
-    commit_and_answer(
-        &shared,
-        vec![small, big, last],
-        &mut batch_no,
-        &commits,
-        OnFull::UseReserve,
-    );
+    writer.commit_and_answer(vec![small, big, last], OnFull::UseReserve);
     assert_eq!(small_answer.blocking_recv().unwrap().unwrap(), vec![Seq(1)]);
     let err = big_answer.blocking_recv().unwrap().unwrap_err();
     assert!(err.is_disk_full(), "{err}");
     assert_eq!(last_answer.blocking_recv().unwrap().unwrap(), vec![Seq(2)]);
+}
+
+/// An unsynced append is visible at once; a failed write's reopen rolls the
+/// file back past it, and the writer applies it again before the next
+/// commit, under the same seq. A power cut before any durable commit loses
+/// it, and only it.
+#[tokio::test]
+async fn unsynced_appends_survive_a_reopen_and_are_lost_only_to_a_crash() {
+    let disk = FaultyDisk::new();
+    let j = open(&disk);
+    let run = RunId::new();
+    j.create_run(meta(&run)).await.unwrap();
+    j.append(&run, vec![entry("one", "1")], None).await.unwrap();
+    let seqs = j
+        .append_unsynced(&run, vec![entry("started", "2")])
+        .await
+        .unwrap();
+    assert_eq!(seqs, vec![Seq(2)]);
+    let kinds = |j: Journal, run: RunId| async move {
+        j.read(&run, Seq(1))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(seq, e)| (seq.0, e.kind))
+            .collect::<Vec<_>>()
+    };
+    // A power cut now keeps the durable entry only.
+    let cut = Journal::open_backend(
+        NAME,
+        {
+            let image = disk.crash_image();
+            move || FaultyDisk::from_image(image.clone()).backend()
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(kinds(cut, run.clone()).await, [(1, "one".to_string())]);
+
+    disk.fail_after(0, Fault::Io);
+    j.append(&run, vec![entry("failed", "3")], None)
+        .await
+        .unwrap_err();
+    disk.heal();
+    let seqs = j.append(&run, vec![entry("end", "4")], None).await.unwrap();
+    assert_eq!(seqs, vec![Seq(3)]);
+    assert_eq!(
+        kinds(j.clone(), run.clone()).await,
+        [
+            (1, "one".to_string()),
+            (2, "started".to_string()),
+            (3, "end".to_string())
+        ]
+    );
+    // Durable now: a power cut keeps all three.
+    let image = disk.crash_image();
+    drop(j);
+    let after = Journal::open_backend(
+        NAME,
+        move || FaultyDisk::from_image(image.clone()).backend(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(kinds(after, run).await.len(), 3);
 }

@@ -292,12 +292,36 @@ impl Journal {
     ) -> Result<Vec<Seq>, JournalError> {
         // Encoding (and hashing large payloads) happens on the caller's
         // task so the single writer thread only does tree inserts.
+        self.append_as(run, entries, status, true).await
+    }
+
+    /// Appends entries that need no durability point of their own (an
+    /// idempotent step's start): committed without an fsync and visible at
+    /// once; the next durable commit makes them durable, and a crash before
+    /// it loses them (and nothing after them, for there is nothing durable
+    /// after them yet).
+    pub async fn append_unsynced(
+        &self,
+        run: &RunId,
+        entries: Vec<Entry>,
+    ) -> Result<Vec<Seq>, JournalError> {
+        self.append_as(run, entries, None, false).await
+    }
+
+    async fn append_as(
+        &self,
+        run: &RunId,
+        entries: Vec<Entry>,
+        status: Option<RunStatus>,
+        durable: bool,
+    ) -> Result<Vec<Seq>, JournalError> {
         let entries = entries.into_iter().map(codec::encode_entry).collect();
         let run = run.clone();
         self.request(|reply| Request::Append {
             run,
             entries,
             status,
+            durable,
             reply,
         })
         .await

@@ -54,6 +54,11 @@ pub(crate) enum Request {
         run: RunId,
         entries: Vec<EncodedEntry>,
         status: Option<RunStatus>,
+        /// False for a fact that needs no durability point of its own (an
+        /// idempotent step's start): committed without an fsync, made
+        /// durable by the next durable commit, lost to a crash before it
+        /// (then the step simply runs again).
+        durable: bool,
         reply: Reply<Vec<Seq>>,
     },
     PutBlob {
@@ -93,6 +98,12 @@ impl Request {
     /// Carried out on its own, outside the group-committed batch.
     fn alone(&self) -> bool {
         matches!(self, Request::DeleteRuns { .. } | Request::Compact { .. })
+    }
+
+    /// Needs the commit that holds it to be durable (everything but an
+    /// unsynced append).
+    fn durable(&self) -> bool {
+        !matches!(self, Request::Append { durable: false, .. })
     }
 
     /// Written apart from facts, so a full disk refuses it alone and the
@@ -194,13 +205,7 @@ pub(crate) fn spawn(
 fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Request>, commits: Arc<AtomicU64>) {
     // Size of the previous batch: how many callers are appending at once.
     let mut concurrency = 1;
-    // Number of the next commit, stored with it in `meta`: after a failed
-    // commit, the reopened file says whether it landed anyway.
-    let mut batch_no = shared
-        .database()
-        .and_then(|db| guard::shielded(&shared.path, || last_batch(&db)))
-        .unwrap_or(0)
-        + 1;
+    let mut writer = Writer::new(&shared, &commits);
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::with_capacity(concurrency.max(16));
         batch.push(first);
@@ -220,38 +225,113 @@ fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Request>, commits: Arc<Atomic
             };
         for (batch, on_full) in [(batch, OnFull::UseReserve), (expendable, OnFull::Refuse)] {
             if !batch.is_empty() {
-                commit_and_answer(&shared, batch, &mut batch_no, &commits, on_full);
+                writer.commit_and_answer(batch, on_full);
             }
         }
         for req in alone {
             maintain(&shared, req, &commits);
+            // Deleting runs is a durable commit (everything before it is
+            // durable too); compacting keeps every commit.
+            writer.unsynced.appends.clear();
         }
     }
     tracing::debug!("journal writer stopped");
 }
 
-/// Commits a batch and answers its callers. A batch the full disk cannot
-/// hold even in the released reserve is committed one request at a time:
-/// the small facts still fit, and only what is too big fails.
-pub(crate) fn commit_and_answer(
-    shared: &Shared,
-    batch: Vec<Request>,
-    batch_no: &mut u64,
-    commits: &AtomicU64,
-    on_full: OnFull,
-) {
-    let result = write_batch(shared, &batch, *batch_no, commits, on_full);
-    *batch_no += 1;
-    if batch.len() > 1 && result.as_ref().is_err_and(JournalError::is_disk_full) {
-        for req in batch {
-            let one = vec![req];
-            let result = write_batch(shared, &one, *batch_no, commits, on_full);
-            *batch_no += 1;
-            respond(one, result);
+/// What the writer thread keeps between batches.
+pub(crate) struct Writer<'a> {
+    shared: &'a Shared,
+    commits: &'a AtomicU64,
+    /// Number of the next commit, stored with it in `meta`: after a failed
+    /// commit, the reopened file says whether it landed anyway.
+    batch_no: u64,
+    unsynced: Unsynced,
+}
+
+/// Appends committed without an fsync since the last durable commit. A
+/// reopen (after a failed write) rolls the file back past them although
+/// their callers were answered, so the writer applies them again, first,
+/// in the next commit: the same seqs come back, as nothing else was
+/// appended to those runs since.
+#[derive(Default)]
+struct Unsynced {
+    appends: Vec<(RunId, Vec<EncodedEntry>)>,
+    /// `Shared::generation` when they were last applied.
+    generation: u64,
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(shared: &'a Shared, commits: &'a AtomicU64) -> Writer<'a> {
+        let batch_no = shared
+            .database()
+            .and_then(|db| guard::shielded(&shared.path, || last_batch(&db)))
+            .unwrap_or(0)
+            + 1;
+        Writer {
+            shared,
+            commits,
+            batch_no,
+            unsynced: Unsynced {
+                appends: Vec::new(),
+                generation: shared.generation(),
+            },
         }
-    } else {
-        respond(batch, result);
     }
+
+    /// Commits a batch and answers its callers. A batch the full disk
+    /// cannot hold even in the released reserve is committed one request
+    /// at a time: the small facts still fit, and only what is too big fails.
+    pub(crate) fn commit_and_answer(&mut self, batch: Vec<Request>, on_full: OnFull) {
+        let result = self.write(&batch, on_full);
+        if batch.len() > 1 && result.as_ref().is_err_and(JournalError::is_disk_full) {
+            for req in batch {
+                let one = vec![req];
+                let result = self.write(&one, on_full);
+                respond(one, result);
+            }
+        } else {
+            respond(batch, result);
+        }
+    }
+
+    fn write(&mut self, batch: &[Request], on_full: OnFull) -> Result<Vec<Done>, JournalError> {
+        let shared = self.shared;
+        let lost = self.unsynced.generation != shared.generation();
+        let replay: &[(RunId, Vec<EncodedEntry>)] = if lost { &self.unsynced.appends } else { &[] };
+        let result = write_batch(
+            shared,
+            Commit {
+                batch,
+                replay,
+                batch_no: self.batch_no,
+            },
+            self.commits,
+            on_full,
+        );
+        self.batch_no += 1;
+        if result.is_ok() {
+            if batch.iter().any(Request::durable) {
+                self.unsynced.appends.clear();
+            } else {
+                for req in batch {
+                    if let Request::Append { run, entries, .. } = req {
+                        self.unsynced.appends.push((run.clone(), entries.clone()));
+                    }
+                }
+            }
+            self.unsynced.generation = shared.generation();
+        }
+        result
+    }
+}
+
+/// One commit's content: the batch, after the unsynced appends a reopen
+/// lost.
+#[derive(Clone, Copy)]
+struct Commit<'b> {
+    batch: &'b [Request],
+    replay: &'b [(RunId, Vec<EncodedEntry>)],
+    batch_no: u64,
 }
 
 /// Deletes runs in a commit of its own, or compacts the file.
@@ -345,14 +425,16 @@ pub(crate) enum OnFull {
 /// was running still gets its outcome recorded.
 fn write_batch(
     shared: &Shared,
-    batch: &[Request],
-    batch_no: u64,
+    commit: Commit,
     commits: &AtomicU64,
     on_full: OnFull,
 ) -> Result<Vec<Done>, JournalError> {
     let path = shared.path.as_str();
+    let Commit {
+        batch, batch_no, ..
+    } = commit;
     let attempt = |db: &Database| {
-        guard::shielded(path, || Ok(commit_batch(db, batch, batch_no)))
+        guard::shielded(path, || Ok(commit_batch(db, commit)))
             .unwrap_or_else(|error| Err(Failed { error, done: None }))
             .map_err(|mut f| {
                 f.error = f.error.at(path);
@@ -376,7 +458,7 @@ fn write_batch(
     drop(db);
     let failed = match first {
         Ok(done) => {
-            commits.fetch_add(1, Ordering::Relaxed);
+            count_commit(commits, batch);
             return Ok(done);
         }
         Err(f) => f,
@@ -406,7 +488,7 @@ fn write_batch(
     if let Some(done) = failed.done
         && guard::shielded(path, || last_batch(&db)).is_ok_and(|n| n == batch_no)
     {
-        commits.fetch_add(1, Ordering::Relaxed);
+        count_commit(commits, batch);
         return Ok(done);
     }
     if !freed {
@@ -424,7 +506,7 @@ fn write_batch(
                 error = %failed.error,
                 "disk full: the batch was committed into the released space reserve; runs pause"
             );
-            commits.fetch_add(1, Ordering::Relaxed);
+            count_commit(commits, batch);
             Ok(done)
         }
         Err(again) => {
@@ -438,8 +520,22 @@ fn write_batch(
     }
 }
 
-/// One write transaction with immediate (fsync) durability.
-fn commit_batch(db: &Database, batch: &[Request], batch_no: u64) -> Result<Vec<Done>, Failed> {
+/// Counts a durable commit (the figure benches and tests read: each one
+/// is an fsync).
+fn count_commit(commits: &AtomicU64, batch: &[Request]) {
+    if batch.iter().any(Request::durable) {
+        commits.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One write transaction, with immediate (fsync) durability unless every
+/// request in it is an unsynced append.
+fn commit_batch(db: &Database, commit: Commit) -> Result<Vec<Done>, Failed> {
+    let Commit {
+        batch,
+        replay,
+        batch_no,
+    } = commit;
     let early = |error: JournalError| Failed { error, done: None };
     let mut txn = db
         .begin_write()
@@ -447,10 +543,15 @@ fn commit_batch(db: &Database, batch: &[Request], batch_no: u64) -> Result<Vec<D
         .map_err(early)?;
     // Immediate is redb's default; set it so the guarantee does not
     // silently depend on a default.
-    txn.set_durability(Durability::Immediate)
+    let durability = if batch.iter().any(Request::durable) {
+        Durability::Immediate
+    } else {
+        Durability::None
+    };
+    txn.set_durability(durability)
         .map_err(|e| JournalError::Storage(format!("set durability: {e}")))
         .map_err(early)?;
-    let done = apply_all(&txn, batch).map_err(early)?;
+    let done = apply_all(&txn, replay, batch).map_err(early)?;
     {
         let mut meta = txn
             .open_table(META)
@@ -476,13 +577,22 @@ struct Tables<'t> {
     blobs: Table<'t, &'static str, &'static [u8]>,
 }
 
-fn apply_all(txn: &WriteTransaction, batch: &[Request]) -> Result<Vec<Done>, JournalError> {
+fn apply_all(
+    txn: &WriteTransaction,
+    replay: &[(RunId, Vec<EncodedEntry>)],
+    batch: &[Request],
+) -> Result<Vec<Done>, JournalError> {
     let mut done = Vec::with_capacity(batch.len());
     let mut t = Tables {
         runs: txn.open_table(RUNS).map_err(storage("open runs"))?,
         entries: txn.open_table(ENTRIES).map_err(storage("open entries"))?,
         blobs: txn.open_table(BLOBS).map_err(storage("open blobs"))?,
     };
+    for (run, entries) in replay {
+        if let Err(e) = append(&mut t, run, entries, None)? {
+            tracing::warn!(run = %run, error = %e, "an unsynced append could not be applied again");
+        }
+    }
     for req in batch {
         done.push(match req {
             Request::CreateRun { meta, first, .. } => {

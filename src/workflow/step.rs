@@ -194,7 +194,16 @@ async fn run_step_inner(
                     hints,
                     at: ctx.now(),
                 };
-                match ctx.rec.record(event).await {
+                // An idempotent step's start needs no fsync of its own: if
+                // a crash loses it, the step just runs again, which it may.
+                // Its next fact (a tool call's reply, its end) makes it
+                // durable.
+                let recorded = if idempotent {
+                    ctx.rec.record_unsynced(event).await
+                } else {
+                    ctx.rec.record(event).await
+                };
+                match recorded {
                     Ok(seq) => seq.0,
                     Err(e) => {
                         return StepEnd::Settled(Settled::Failed {
