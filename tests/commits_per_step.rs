@@ -134,18 +134,3 @@ async fn a_reply_that_calls_a_tool_is_on_record_before_the_tool_runs() {
         }
     }
 }
-
-#[tokio::test]
-async fn an_idempotent_shell_step_costs_its_process_group_and_its_end() {
-    let (commits, _) = run_steps(
-        "replies: []\n",
-        "type: shell\n    idempotent: true\n    run: \"true\"",
-    )
-    .await;
-    // Per step: the process group (its unsynced start goes with it), and
-    // how it ended with the step's success. Per run: the end.
-    assert!(
-        commits <= 2 * STEPS as u64 + 1,
-        "{commits} commits for {STEPS} steps"
-    );
-}

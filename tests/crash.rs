@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
 use support::kill::{
-    finish, is_subsequence, journaled_replies, only_run, request_key, whole_lines,
+    finish, is_durable_part, journaled_replies, only_run, request_key, whole_lines,
 };
 use support::lev::{Lev, repo_file, run_id_from};
 use support::llm_server::{Action, LlmServer, OpenAiSse, RecordedRequest, Reply};
@@ -220,7 +220,7 @@ fn crash_iterations(iterations: u64, seed: u64) {
         );
         let replay: Vec<String> = lev.replay(&run).lines().map(str::to_string).collect();
         assert!(
-            is_subsequence(&live_lines, &replay),
+            is_durable_part(&live_lines, &replay),
             "seed {seed}: live lines are not an in-order part of the replay\nlive:\n{}\nreplay:\n{}",
             live_lines.join("\n"),
             replay.join("\n")

@@ -194,11 +194,14 @@ async fn run_step_inner(
                     hints,
                     at: ctx.now(),
                 };
-                // An idempotent step's start needs no fsync of its own: if
-                // a crash loses it, the step just runs again, which it may.
-                // Its next fact (a tool call's reply, its end) makes it
-                // durable.
-                let recorded = if idempotent {
+                // The start of a step whose kind has no side effects of its
+                // own (an agent) needs no fsync: if a crash loses it, the
+                // step just runs again. Its next fact (a reply that calls a
+                // tool, its end) makes it durable before anything acts on
+                // it. A shell step's start stays durable even when marked
+                // idempotent: its command's idempotency key names it, and a
+                // re-run must see the same key.
+                let recorded = if !kind.side_effects() {
                     ctx.rec.record_unsynced(event).await
                 } else {
                     ctx.rec.record(event).await

@@ -81,6 +81,32 @@ pub fn journaled_replies(events: &[Value]) -> BTreeSet<(String, u32)> {
         .collect()
 }
 
+/// Whether the lines a killed-and-resumed run printed live are an in-order
+/// part of its replay. A step's start printed by a process that was killed
+/// before it printed anything else about that step may be missing: an
+/// agent step's start is appended without an fsync of its own (the step
+/// runs again when a crash loses it).
+pub fn is_durable_part(live: &[String], replay: &[String]) -> bool {
+    let lost_start = |i: usize| {
+        let Some(step) = live[i]
+            .strip_prefix("step ")
+            .and_then(|rest| rest.split_once(": started ("))
+            .map(|(step, _)| format!("step {step}:"))
+        else {
+            return false;
+        };
+        !live[i + 1..]
+            .iter()
+            .take_while(|l| !(l.starts_with("run ") && l.ends_with(" resumed")))
+            .any(|l| l.starts_with(&step))
+    };
+    let kept: Vec<String> = (0..live.len())
+        .filter(|&i| !lost_start(i))
+        .map(|i| live[i].clone())
+        .collect();
+    is_subsequence(&kept, replay)
+}
+
 pub fn is_subsequence(needle: &[String], hay: &[String]) -> bool {
     let mut it = hay.iter();
     needle.iter().all(|n| it.any(|h| h == n))
