@@ -204,6 +204,7 @@ async fn workbench_run(dir: &std::path::Path, path: &std::path::Path, config: &C
         theme_name: "dark".into(),
         themes: Catalog::new(Vec::new(), false),
         attention: Default::default(),
+        scrollback: lev::tui::state::MAX_LINES,
         keymap: Keymap::default(),
     };
     // The input ends once the run has: the loop then returns.

@@ -106,9 +106,27 @@ impl Default for AttentionSettings {
 }
 
 /// Workbench settings (`tui:`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TuiSettings {
     pub attention: AttentionSettings,
+    /// Lines of scrollback each workbench pane keeps (older ones are
+    /// dropped): `tui.scrollback_lines`, default 100,000 (≈ 11 MB for a
+    /// pane full of 80-character lines).
+    pub scrollback_lines: usize,
+}
+
+/// Default of `tui.scrollback_lines`.
+pub const DEFAULT_SCROLLBACK_LINES: usize = 100_000;
+/// Fewer lines would hide a single reply.
+pub const MIN_SCROLLBACK_LINES: usize = 100;
+
+impl Default for TuiSettings {
+    fn default() -> Self {
+        TuiSettings {
+            attention: AttentionSettings::default(),
+            scrollback_lines: DEFAULT_SCROLLBACK_LINES,
+        }
+    }
 }
 
 /// Everything read from config files and the environment.

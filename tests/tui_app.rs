@@ -157,6 +157,7 @@ async fn demo_in_the_workbench(width: u16, height: u16) -> (String, Vec<u8>) {
         theme_name: "dark".into(),
         themes: Catalog::new(Vec::new(), false),
         attention: Default::default(),
+        scrollback: lev::tui::state::MAX_LINES,
         keymap: Keymap::default(),
     };
     let (keys, input) = mpsc::unbounded::<Input>();

@@ -271,6 +271,7 @@ pub(super) fn workbench(paths: &Paths, engine: Engine) -> Result<App, u8> {
         theme_name,
         themes,
         attention: config.tui.attention,
+        scrollback: config.tui.scrollback_lines,
         keymap: KEYMAP.get().cloned().unwrap_or_default(),
     })
 }

@@ -30,6 +30,7 @@
 //!   max_reply_bytes: 4194304           # reply text (and reasoning), default 4 MiB
 //!   max_tool_argument_bytes: 1048576   # one tool call's arguments, default 1 MiB
 //! tui:
+//!   scrollback_lines: 100000 # lines each pane keeps (≈ 11 MB of 80-char lines); min 100
 //!   attention:               # when a question or approval waits for you (once each)
 //!     bell: true             # ring the terminal bell
 //!     notify: both           # desktop notification: osc9 | osc777 | both | none
@@ -105,6 +106,7 @@ struct FileLlm {
 #[serde(deny_unknown_fields)]
 struct FileTui {
     attention: Option<FileAttention>,
+    scrollback_lines: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -299,7 +301,26 @@ impl Layers {
                 .max_tool_argument_bytes
                 .unwrap_or(limits.max_tool_argument_bytes);
         }
-        if let Some(a) = file.tui.and_then(|t| t.attention) {
+        let tui = file.tui.unwrap_or(FileTui {
+            attention: None,
+            scrollback_lines: None,
+        });
+        if let Some(lines) = tui.scrollback_lines {
+            if lines.value < super::MIN_SCROLLBACK_LINES {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    line: lines.referenced.line(),
+                    col: lines.referenced.column(),
+                    message: format!(
+                        "`tui.scrollback_lines` must be at least {} (found {})",
+                        super::MIN_SCROLLBACK_LINES,
+                        lines.value
+                    ),
+                });
+            }
+            self.config.tui.scrollback_lines = lines.value;
+        }
+        if let Some(a) = tui.attention {
             let attention = &mut self.config.tui.attention;
             attention.bell = a.bell.unwrap_or(attention.bell);
             attention.notify = a.notify.unwrap_or(attention.notify);
@@ -652,6 +673,28 @@ mod tests {
             err.to_string(),
             "LEV_PROVIDER: unknown provider `gemini`; expected one of: openai, anthropic, ollama, scripted"
         );
+    }
+
+    #[test]
+    fn scrollback_lines_are_read_and_a_too_small_value_points_at_its_line() {
+        let cwd = tempfile::tempdir().unwrap();
+        let c = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap();
+        assert_eq!(
+            c.tui.scrollback_lines,
+            super::super::DEFAULT_SCROLLBACK_LINES
+        );
+        std::fs::write(
+            cwd.path().join("lev.yaml"),
+            "tui:\n  scrollback_lines: 5000\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap();
+        assert_eq!(c.tui.scrollback_lines, 5000);
+        std::fs::write(cwd.path().join("lev.yaml"), "tui:\n  scrollback_lines: 3\n").unwrap();
+        let err = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("lev.yaml:2:"), "{text}");
+        assert!(text.contains("at least 100"), "{text}");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct App {
     pub themes: Catalog,
     /// Bell and desktop notification for prompts (`tui.attention`).
     pub attention: AttentionSettings,
+    /// Lines of scrollback per pane (`tui.scrollback_lines`).
+    pub scrollback: usize,
     pub keymap: Keymap,
 }
 
@@ -119,6 +121,7 @@ async fn event_loop<B: Backend>(
     launch: Launch,
 ) -> u8 {
     let mut state = State::with_keymap(app.keymap.clone());
+    state.set_scrollback(app.scrollback);
     state.set_themes(app.themes.names(), &app.theme_name);
     if let Ok(size) = screen.terminal.size() {
         state.handle(Input::Resize(size.width, size.height));

@@ -99,13 +99,10 @@ impl RunView {
             Some(i) => i,
             None => {
                 let at = self.last_at;
-                self.panes.push(Pane::new(
-                    step.clone(),
-                    "agent".into(),
-                    None,
-                    Attempt(1),
-                    at,
-                ));
+                self.panes.push(
+                    Pane::new(step.clone(), "agent".into(), None, Attempt(1), at)
+                        .with_max_lines(self.scrollback),
+                );
                 self.panes.len() - 1
             }
         };
@@ -331,13 +328,10 @@ impl RunView {
                         p.kind = kind.clone();
                         p.mode = mode.clone();
                     }
-                    None => self.panes.push(Pane::new(
-                        step.clone(),
-                        kind.clone(),
-                        mode.clone(),
-                        *attempt,
-                        at,
-                    )),
+                    None => self.panes.push(
+                        Pane::new(step.clone(), kind.clone(), mode.clone(), *attempt, at)
+                            .with_max_lines(self.scrollback),
+                    ),
                 }
                 let row = self.step_row(step);
                 row.status = StepStatus::Running;

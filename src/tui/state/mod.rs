@@ -216,6 +216,8 @@ pub struct State {
     /// Themes the palette offers, and the name of the one in use.
     pub themes: Vec<String>,
     pub theme: String,
+    /// Lines of scrollback per pane (`tui.scrollback_lines`).
+    pub scrollback: usize,
 }
 
 impl Default for State {
@@ -227,6 +229,12 @@ impl Default for State {
 impl State {
     pub fn new() -> State {
         State::with_keymap(Keymap::defaults())
+    }
+
+    /// Keeps `lines` lines of scrollback per pane, from now on.
+    pub fn set_scrollback(&mut self, lines: usize) {
+        self.scrollback = lines.max(1);
+        self.run.scrollback = self.scrollback;
     }
 
     pub fn with_keymap(keymap: Keymap) -> State {
@@ -265,6 +273,7 @@ impl State {
             diff: None,
             themes: Vec::new(),
             theme: String::new(),
+            scrollback: MAX_LINES,
         }
     }
 
@@ -436,7 +445,10 @@ impl State {
     /// Forgets the run on screen (before opening another one, or to go back
     /// to the runs browser). UI preferences (layout, sidebar) are kept.
     pub fn reset_run(&mut self) {
-        self.run = RunView::default();
+        self.run = RunView {
+            scrollback: self.scrollback,
+            ..RunView::default()
+        };
         self.run_open = false;
         self.replay = None;
         self.focus = Focus::Panes;
@@ -596,7 +608,10 @@ impl State {
             return;
         };
         let pos = pos.min(replay.events.len());
-        let mut run = RunView::default();
+        let mut run = RunView {
+            scrollback: self.scrollback,
+            ..RunView::default()
+        };
         for r in &replay.events[..pos] {
             run.apply(&Notice::Event(r.clone()));
         }
@@ -626,5 +641,43 @@ impl State {
     /// Sets the status-line message.
     fn say(&mut self, text: impl Into<String>) {
         self.message = Some(text.into());
+    }
+}
+
+#[cfg(test)]
+mod scrollback_tests {
+    use super::*;
+    use crate::protocol::{Delta, StepKey};
+
+    /// `tui.scrollback_lines` caps every pane, also those of a run opened
+    /// after it was set and those a replay rebuilds.
+    #[test]
+    fn panes_keep_the_configured_scrollback() {
+        let mut s = State::new();
+        s.set_scrollback(150);
+        let run = sample::sample_run_id();
+        for r in sample::sample_events() {
+            s.apply(&Notice::Event(r));
+        }
+        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        s.apply(&Notice::Delta(
+            run.clone(),
+            Delta::ShellOutput {
+                step: StepKey::new("checks"),
+                stderr: false,
+                text,
+            },
+        ));
+        let pane = s
+            .run
+            .panes
+            .iter()
+            .find(|p| p.step == StepKey::new("checks"))
+            .unwrap();
+        assert_eq!(pane.lines.len(), 150);
+        let last = pane.lines.iter().rev().find(|l| !l.text.is_empty());
+        assert_eq!(last.map(|l| l.text.as_str()), Some("line 999"));
+        s.reset_run();
+        assert_eq!(s.run.scrollback, 150);
     }
 }

@@ -8,7 +8,9 @@ use std::collections::VecDeque;
 
 use crate::protocol::{Attempt, Millis, StepKey, StepStatus, Usage};
 
-/// Lines kept per pane; older ones are dropped from the front.
+/// Lines kept per pane by default (`tui.scrollback_lines`); older ones are
+/// dropped from the front. A line costs its text plus ≈ 32 bytes, so a
+/// pane of 100,000 lines of 80 characters holds ≈ 11 MB.
 pub const MAX_LINES: usize = 100_000;
 
 /// What a line is, for styling.
@@ -98,6 +100,8 @@ pub struct Pane {
     /// Usage summed over all attempts.
     pub usage: Usage,
     pub lines: VecDeque<PaneLine>,
+    /// Lines kept at most (`tui.scrollback_lines`).
+    max_lines: usize,
     /// Lines dropped from the front (absolute number of `lines[0]`).
     pub dropped: u64,
     pub tools: Vec<ToolView>,
@@ -123,6 +127,12 @@ pub struct Pane {
 }
 
 impl Pane {
+    /// Keeps at most `lines` lines of scrollback (at least one).
+    pub fn with_max_lines(mut self, lines: usize) -> Pane {
+        self.max_lines = lines.max(1);
+        self
+    }
+
     pub fn new(
         step: StepKey,
         kind: String,
@@ -140,6 +150,7 @@ impl Pane {
             finished_at: None,
             usage: Usage::default(),
             lines: VecDeque::new(),
+            max_lines: MAX_LINES,
             dropped: 0,
             tools: Vec::new(),
             paused: false,
@@ -399,7 +410,7 @@ impl Pane {
             // Keep the view still while reading back.
             self.scroll.from_bottom = self.scroll.from_bottom.saturating_add(1);
         }
-        while self.lines.len() > MAX_LINES {
+        while self.lines.len() > self.max_lines {
             self.lines.pop_front();
             self.dropped += 1;
         }

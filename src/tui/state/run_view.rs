@@ -136,6 +136,8 @@ pub struct RunView {
     pub worktrees: Vec<StepWorktree>,
     /// The `worktree` events so far (few; `worktrees` is their fold).
     pub worktree_events: Vec<Recorded>,
+    /// Lines of scrollback each new pane keeps (`tui.scrollback_lines`).
+    pub scrollback: usize,
 }
 
 /// A step waiting to send its LLM request again (`Event::LlmRetrying`).
@@ -173,6 +175,7 @@ impl Default for RunView {
             llm_retries: BTreeMap::new(),
             worktrees: Vec::new(),
             worktree_events: Vec::new(),
+            scrollback: super::MAX_LINES,
         }
     }
 }

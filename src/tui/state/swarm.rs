@@ -312,7 +312,8 @@ impl RunView {
                     .iter()
                     .position(|p| p.slot_no().is_some_and(|n| n > slot))
                     .unwrap_or(self.panes.len());
-                self.panes.insert(pos, Pane::for_slot(slot, entry, at));
+                let pane = Pane::for_slot(slot, entry, at).with_max_lines(self.scrollback);
+                self.panes.insert(pos, pane);
             }
         }
     }
