@@ -23,6 +23,9 @@ pub fn error(msg: &str) {
     eprintln!("error: {}", crate::text::sanitize(msg));
 }
 
+/// Log lines waiting for the log writer thread.
+const LOG_BUFFER_LINES: usize = 8192;
+
 /// Logs go to `<state>/lev.log`, never to the terminal. The folder is
 /// 0700 and the file 0600 (made so before the appender opens it): logs
 /// carry prompts, outputs and errors of runs.
@@ -31,7 +34,11 @@ pub(super) fn init_logging(paths: &Paths) -> Option<tracing_appender::non_blocki
     crate::paths::private_dir(dir).ok()?;
     private_log(&paths.log_file()).ok()?;
     let appender = tracing_appender::rolling::never(dir, "lev.log");
-    let (writer, guard) = tracing_appender::non_blocking(appender);
+    // The default buffer holds 128,000 lines (4 MB allocated up front); a
+    // burst beyond these is dropped rather than slowing lev down.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .finish(appender);
     let filter = std::env::var("LEV_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_string());

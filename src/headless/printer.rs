@@ -19,7 +19,7 @@ pub struct Printer {
 impl Printer {
     /// Learns from an event without printing it (events before a resume).
     pub fn observe(&mut self, r: &Recorded) {
-        let _ = self.line(r);
+        let _ = self.took(r);
     }
 
     /// The transcript line for an event, terminal-safe: names, replies and
@@ -45,10 +45,12 @@ impl Printer {
                 self.step_started_ms.insert(step.clone(), at);
                 None
             }
+            // Forgotten at its end (a retry starts again): a long run's
+            // printer holds only the steps that run.
             Event::StepSucceeded { step, .. } | Event::StepFailed { step, .. } => self
                 .step_started_ms
-                .get(step)
-                .map(|s| at.saturating_sub(*s)),
+                .remove(step)
+                .map(|s| at.saturating_sub(s)),
             Event::RunFinished { .. } => self.run_started_ms.map(|s| at.saturating_sub(s)),
             _ => None,
         }

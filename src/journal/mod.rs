@@ -348,6 +348,20 @@ impl Journal {
             .await
     }
 
+    /// A run's entries from `from` on, each turned into what `each` makes of
+    /// it while they are read: the raw entries of a long run are never all
+    /// in memory at once.
+    pub async fn read_as<T: Send + 'static>(
+        &self,
+        run: &RunId,
+        from: Seq,
+        each: impl FnMut(Seq, Entry) -> Result<T, JournalError> + Send + 'static,
+    ) -> Result<Vec<T>, JournalError> {
+        let run = run.clone();
+        self.with_read(move |txn| store::read_entries_as(txn, &run, from, each))
+            .await
+    }
+
     /// A run's metadata, or `None` when no such run exists.
     pub async fn run(&self, run: &RunId) -> Result<Option<RunMeta>, JournalError> {
         let run = run.clone();

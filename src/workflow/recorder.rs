@@ -211,44 +211,14 @@ pub fn from_entry(run: &RunId, seq: Seq, entry: &Entry) -> Result<Recorded, Jour
     })
 }
 
-/// Reads a whole run's events in seq order.
+/// Reads a whole run's events in seq order, decoding each entry as it is
+/// read (off the async threads): the raw entries of a long run are never
+/// all in memory next to their events.
 pub async fn read_run(journal: &Journal, run: &RunId) -> Result<Vec<Recorded>, JournalError> {
-    let entries = journal.read(run, Seq(1)).await?;
     let id = run.clone();
-    // Decoding is CPU work (a few µs an event): off the async threads.
-    tokio::task::spawn_blocking(move || decode_all(&id, &entries))
+    journal
+        .read_as(run, Seq(1), move |seq, entry| from_entry(&id, seq, &entry))
         .await
-        .map_err(|e| JournalError::Storage(format!("decoding run {run}'s events failed: {e}")))?
-}
-
-/// Decodes entries into events in seq order; a long run is split over the
-/// machine's cores (what `lev resume` and `lev replay` of a long run wait on).
-fn decode_all(run: &RunId, entries: &[(Seq, Entry)]) -> Result<Vec<Recorded>, JournalError> {
-    const MIN_PER_THREAD: usize = 4096;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(entries.len() / MIN_PER_THREAD).max(1);
-    let decode = |part: &[(Seq, Entry)]| {
-        part.iter()
-            .map(|(seq, e)| from_entry(run, *seq, e))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    if threads == 1 {
-        return decode(entries);
-    }
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = entries
-            .chunks(entries.len().div_ceil(threads))
-            .map(|part| scope.spawn(move || decode(part)))
-            .collect();
-        let mut out = Vec::with_capacity(entries.len());
-        for part in parts {
-            let decoded = part.join().map_err(|_| {
-                JournalError::Storage(format!("decoding run {run}'s events failed"))
-            })?;
-            out.extend(decoded?);
-        }
-        Ok(out)
-    })
 }
 
 #[cfg(test)]
