@@ -470,19 +470,35 @@ impl Pane {
 
     /// Display rows of line `abs` at `width` (wrapped, plus tool details).
     pub fn rows_of(&self, abs: u64, width: usize) -> usize {
-        let Some(l) = self.line(abs) else { return 0 };
-        let mut rows = wrapped_rows(&l.text, width);
-        if let LineKind::Tool(i) = l.kind
-            && let Some(t) = self.tools.get(i)
-            && t.expanded
-        {
-            rows += t
-                .detail_lines()
-                .iter()
-                .map(|d| wrapped_rows(d, width))
-                .sum::<usize>();
+        self.display_texts(abs)
+            .iter()
+            .map(|t| wrapped_rows(t, width))
+            .sum()
+    }
+
+    /// What line `abs` shows, before wrapping: its text, or for a tool
+    /// call its header with the fold mark and, expanded, its details. The
+    /// renderer draws exactly these, so rows counted here are rows drawn.
+    pub fn display_texts(&self, abs: u64) -> Vec<Cow<'_, str>> {
+        let Some(l) = self.line(abs) else {
+            return Vec::new();
+        };
+        let LineKind::Tool(i) = l.kind else {
+            return vec![Cow::Borrowed(l.text.as_str())];
+        };
+        let tool = self.tools.get(i);
+        let open = tool.is_some_and(|t| t.expanded);
+        // The fold mark stays with the call's name when the header wraps.
+        let mut texts = vec![Cow::Owned(format!(
+            "{}{}{}",
+            if open { "▾" } else { "▸" },
+            crate::text::NO_BREAK_SPACE,
+            l.text
+        ))];
+        if let Some(t) = tool.filter(|t| t.expanded) {
+            texts.extend(t.detail_lines().into_iter().map(Cow::Owned));
         }
-        rows
+        texts
     }
 
     /// Total display rows at `width` (used to clamp scrolling).
@@ -557,14 +573,10 @@ pub fn classify(text: &str, in_code: bool) -> (LineKind, bool) {
     (kind, in_code)
 }
 
-/// Rows a line takes when wrapped at `width` characters.
+/// Rows a line takes when wrapped at `width` columns (as it is drawn:
+/// `text::wrap`).
 pub fn wrapped_rows(text: &str, width: usize) -> usize {
-    let n = text.chars().count();
-    if width == 0 || n == 0 {
-        1
-    } else {
-        n.div_ceil(width)
-    }
+    crate::text::rows(text, width)
 }
 
 /// Text from a step (reply, output, tool call) made terminal-safe.

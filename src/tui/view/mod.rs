@@ -113,8 +113,17 @@ pub fn buffer_text(buf: &Buffer) -> String {
     let mut out = String::new();
     for y in area.y..area.y + area.height {
         let mut line = String::new();
+        // A wide character's second column is not a character of its own
+        // (a terminal draws nothing there).
+        let mut covered = 0;
         for x in area.x..area.x + area.width {
-            line.push_str(buf[(x, y)].symbol());
+            if covered > 0 {
+                covered -= 1;
+                continue;
+            }
+            let symbol = buf[(x, y)].symbol();
+            line.push_str(symbol);
+            covered = crate::text::columns(symbol).saturating_sub(1);
         }
         out.push_str(line.trim_end());
         out.push('\n');

@@ -258,34 +258,9 @@ fn line_rows(p: &Pane, theme: &Theme, abs: u64, width: usize, out: &mut Vec<Row>
         l.kind
     };
     let style = line_style(theme, p, kind);
-    let mut texts: Vec<String> = Vec::new();
-    match kind {
-        LineKind::Tool(i) => {
-            let t = p.tools.get(i);
-            let open = t.is_some_and(|t| t.expanded);
-            texts.push(format!("{} {}", if open { "▾" } else { "▸" }, l.text));
-            if let Some(t) = t.filter(|t| t.expanded) {
-                texts.extend(t.detail_lines());
-            }
-        }
-        _ => texts.push(l.text.clone()),
-    }
-    for t in texts {
-        let chars: Vec<char> = t.chars().collect();
-        if chars.is_empty() || width == 0 {
-            out.push(Row {
-                text: String::new(),
-                style,
-                abs,
-            });
-            continue;
-        }
-        for chunk in chars.chunks(width) {
-            out.push(Row {
-                text: chunk.iter().collect(),
-                style,
-                abs,
-            });
+    for t in p.display_texts(abs) {
+        for text in crate::text::wrap(&t, width) {
+            out.push(Row { text, style, abs });
         }
     }
 }
@@ -346,7 +321,12 @@ fn body(p: &Pane, theme: &Theme, area: Rect, buf: &mut Buffer) {
         let chars: Vec<char> = row.text.chars().collect();
         for start in find_ci(&chars, &query) {
             let s: String = chars[start..start + query.len()].iter().collect();
-            buf.set_stringn(area.x + start as u16, y, s, w - start, hl);
+            // Columns, not characters: a wide character before the match
+            // takes two.
+            let column = crate::text::columns(&chars[..start].iter().collect::<String>());
+            if column < w {
+                buf.set_stringn(area.x + column as u16, y, s, w - column, hl);
+            }
         }
     }
 }

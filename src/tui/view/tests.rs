@@ -521,3 +521,50 @@ fn names_with_bidirectional_overrides_never_reach_the_screen() {
         }
     }
 }
+
+/// A reply with a wide character, a long URL, tab-indented code and
+/// prose, in one zoomed pane at 80×24 and 200×50: prose wraps between
+/// words, code keeps its indentation, and every character reaches the
+/// screen (nothing cut at a row's end, nothing dropped after an emoji).
+#[test]
+fn pane_text_wraps_between_words_and_loses_nothing() {
+    use crate::protocol::{Delta, Notice, StepKey};
+    use crate::tui::state::sample::sample_run_id;
+    let reply = "🚀, very long lines, and a URL https://example.com/a/b/c keep every word whole when the pane wraps them\n```\nfn main() {\n\tlet x = 1;\n}\n```\n";
+    for (w, h) in [(80u16, 24u16), (200, 50)] {
+        let mut s = settled();
+        s.apply(&Notice::Delta(
+            sample_run_id(),
+            Delta::Token {
+                step: StepKey::new("security"),
+                text: reply.into(),
+            },
+        ));
+        s.handle_action(Action::Back);
+        let idx = s
+            .run
+            .panes
+            .iter()
+            .position(|p| p.step == StepKey::new("security"))
+            .unwrap();
+        s.handle_action(Action::JumpPane(idx as u8 + 1));
+        s.handle_action(Action::ToggleZoom);
+        let text = screen(&s, w, h);
+        // The pane's rows, without its borders.
+        let rows: Vec<String> = text
+            .lines()
+            .map(|l| l.trim_matches(|c| c == '│' || c == ' ').to_string())
+            .collect();
+        let joined = rows.join(" ");
+        for word in reply.split_whitespace() {
+            assert!(
+                joined.contains(word),
+                "{w}×{h}: `{word}` is not whole on screen:\n{text}"
+            );
+        }
+        assert!(
+            text.contains("    let x = 1;"),
+            "{w}×{h}: the tab was not expanded:\n{text}"
+        );
+    }
+}
