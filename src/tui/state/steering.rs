@@ -137,7 +137,7 @@ impl State {
         vec![Effect::Op(Op::Message { run, step, text })]
     }
 
-    /// `p`: pause the whole run, or unpause it (every pause).
+    /// `p`: pause the whole run, or unpause it when it is paused.
     pub(super) fn toggle_run_pause(&mut self) -> Vec<Effect> {
         if !self.live() {
             return Vec::new();
@@ -145,8 +145,9 @@ impl State {
         let Some(run) = self.run.run.clone() else {
             return Vec::new();
         };
-        let any = self.run.paused || self.run.panes.iter().any(|p| p.paused);
-        if any {
+        // The run's own pause decides: agents paused alone (`P`) do not
+        // turn `p` into an unpause.
+        if self.run.paused {
             self.say("unpausing");
             vec![Effect::Op(Op::Unpause { run, step: None })]
         } else {
@@ -191,5 +192,49 @@ impl State {
     /// A refusal from the engine (not a fact; shown in the status bar).
     pub(super) fn refused(&mut self, text: &str) {
         self.say(one_line(text, 200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::protocol::Op;
+    use crate::tui::keymap::Action;
+    use crate::tui::state::sample::sample_state;
+    use crate::tui::state::{Effect, State};
+
+    fn op(effects: Vec<Effect>) -> Option<Op> {
+        effects.into_iter().find_map(|e| match e {
+            Effect::Op(op) => Some(op),
+            _ => None,
+        })
+    }
+
+    fn running() -> State {
+        let mut s = sample_state();
+        s.run.status = Some(crate::protocol::RunStatus::Running);
+        s
+    }
+
+    /// `p` after `P`: one agent paused alone, the run not — `p` pauses the
+    /// run (it used to unpause it).
+    #[test]
+    fn p_pauses_the_run_when_only_an_agent_is_paused() {
+        let mut s = running();
+        let i = s
+            .run
+            .panes
+            .iter()
+            .position(|p| p.kind == "agent" && !p.status.is_terminal())
+            .unwrap();
+        s.run.panes[i].paused = true;
+        assert!(matches!(
+            op(s.handle_action(Action::PauseRun)),
+            Some(Op::Pause { step: None, .. })
+        ));
+        s.run.paused = true;
+        assert!(matches!(
+            op(s.handle_action(Action::PauseRun)),
+            Some(Op::Unpause { step: None, .. })
+        ));
     }
 }
