@@ -7,7 +7,20 @@ use crate::protocol::{AnswerSource, Op};
 
 use super::{Effect, Focus, PromptKind, State, Typing};
 
+/// What a key that would answer says during a replay.
+pub(super) const REPLAY_READ_ONLY: &str =
+    "a replay is read-only: it shows what was answered, and sends nothing";
+
 impl State {
+    /// True (and says so) when prompts take no input: during a replay.
+    fn read_only(&mut self) -> bool {
+        if self.replay.is_some() {
+            self.say(REPLAY_READ_ONLY);
+            return true;
+        }
+        false
+    }
+
     pub(super) fn next_prompt(&mut self) {
         let after = if self.focus == Focus::Prompt {
             Some(self.prompt_cursor)
@@ -49,6 +62,9 @@ impl State {
 
     /// Enter on a focused question picks the highlighted option.
     pub(super) fn submit_option(&mut self) -> Vec<Effect> {
+        if self.read_only() {
+            return Vec::new();
+        }
         let Some((i, p)) = self.focused_prompt() else {
             return Vec::new();
         };
@@ -71,6 +87,9 @@ impl State {
     }
 
     pub(super) fn start_answer(&mut self) {
+        if self.read_only() {
+            return;
+        }
         if self.focused_prompt().is_none() {
             self.focus_prompt(None);
         }
@@ -84,6 +103,9 @@ impl State {
     }
 
     pub(super) fn send_answer(&mut self, i: usize, answer: String) -> Vec<Effect> {
+        if self.read_only() {
+            return Vec::new();
+        }
         if answer.trim().is_empty() {
             self.say("empty answer not sent");
             return Vec::new();
@@ -113,6 +135,9 @@ impl State {
 
     /// Approve/deny: only the focused approval, and only after its grace period.
     pub(super) fn decide(&mut self, approved: bool) -> Vec<Effect> {
+        if self.read_only() {
+            return Vec::new();
+        }
         let Some((i, p)) = self.focused_prompt() else {
             self.say("focus an approval first");
             return Vec::new();
@@ -141,5 +166,41 @@ impl State {
             comment: String::new(),
             source: AnswerSource::User,
         })]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tui::keymap::Action;
+    use crate::tui::state::sample::sample_events;
+    use crate::tui::state::{Effect, State};
+
+    /// A replay is read-only: a question or approval on screen takes no
+    /// answer, and the keys say why instead of "answer sent".
+    #[test]
+    fn a_replay_sends_no_answer() {
+        let mut s = State::new();
+        s.load_replay(sample_events());
+        let end = s.replay.as_ref().map_or(0, |r| r.events.len());
+        s.replay_jump(end);
+        assert!(
+            s.run.pending().next().is_some(),
+            "the sample has a waiting prompt"
+        );
+        let mut effects = Vec::new();
+        for action in [
+            Action::NextPrompt,
+            Action::Answer,
+            Action::Approve,
+            Action::Deny,
+        ] {
+            effects.extend(s.handle_action(action));
+        }
+        effects.extend(s.submit_option());
+        assert!(
+            !effects.iter().any(|e| matches!(e, Effect::Op(_))),
+            "a replay sent {effects:?}"
+        );
+        assert_eq!(s.message.as_deref(), Some(super::REPLAY_READ_ONLY));
     }
 }

@@ -66,8 +66,10 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         starts.push(lines.len());
         let focused = state.focused_prompt().is_some_and(|(f, _)| f == i);
         let marker = if focused { "▶ " } else { "  " };
-        // A countdown when a timeout applies, else how long it has waited.
+        // A countdown when a timeout applies, else how long it has waited;
+        // a replay shows neither (nothing is waiting: it happened).
         let waited = match p.deadline {
+            _ if state.replay.is_some() => "waited here".to_string(),
             Some(d) => format!("{} left", fmt_secs(d.0.saturating_sub(now.0))),
             None => fmt_secs(now.0.saturating_sub(p.asked_at.0)),
         };
@@ -112,7 +114,9 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                         theme.style(slot),
                     ));
                 }
-                if focused {
+                if focused && state.replay.is_some() {
+                    lines.push(Line::styled("  (replay: read-only)", theme.style("dim")));
+                } else if focused {
                     let answer = key_of(Action::Answer);
                     let hint = if answer.is_empty() {
                         "  ↑↓ pick · Enter send".to_string()
@@ -138,7 +142,9 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                             format!("[{k}] ")
                         }
                     };
-                    let hint = if state.prompt_ready(i) {
+                    let hint = if state.replay.is_some() {
+                        "  (replay: read-only)".to_string()
+                    } else if state.prompt_ready(i) {
                         format!("  {}approve · {}deny", key(y), key(n))
                     } else {
                         "  (just arrived — read it first)".to_string()
