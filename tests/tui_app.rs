@@ -197,8 +197,12 @@ async fn demo_in_the_workbench(width: u16, height: u16) -> (String, Vec<u8>) {
     };
     let driving = engine.start(deps, run.clone(), Start::Fresh).await.unwrap();
     let launch = Launch::Driving(Box::new(driving));
-    let (code, ()) = tokio::join!(app::run_on(&mut screen, input, app, launch), user);
-    assert_eq!(code, 0);
+    let (left, ()) = tokio::join!(app::run_on(&mut screen, input, app, launch), user);
+    // Whatever was on screen when the user quit, the farewell names it.
+    if let Some(left) = left {
+        let (line, _) = app::farewell(&left, None);
+        assert!(line.contains(left.run.as_str()), "{line}");
+    }
     let last = frame.lock().unwrap().clone();
     (last, escapes)
 }

@@ -84,6 +84,11 @@ impl Tmux {
         self.tmux(&["capture-pane", "-p", "-t", "main"])
     }
 
+    /// The screen with the lines scrolled off its top.
+    fn screen_and_history(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-S", "-200", "-t", "main"])
+    }
+
     /// The pid of lev: the only child of the pane's shell.
     fn lev_pid(&self) -> i32 {
         let shell = self.tmux(&["display-message", "-p", "-t", "main", "#{pane_pid}"]);
@@ -213,7 +218,22 @@ fn demo_in_the_workbench_answer_approve_finish_quit() {
     t.wait_for("the grid", 10, |s| s.matches('╭').count() >= 4);
     t.send("q");
     assert_eq!(t.wait_exit(20), 0);
-    let show = lev.show(&only_run(&lev));
+    let run = only_run(&lev);
+    // Back on the terminal, lev says what it left and how to go on (tmux
+    // may draw it a moment after the exit status is written).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = t.screen_and_history();
+        if s.contains(&format!("run {run} succeeded")) && s.contains("lev show") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no farewell after quitting:\n{s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let show = lev.show(&run);
     assert_eq!(show["status"], "succeeded");
     assert!(Path::new(&lev.data_dir()).join("lev.redb").exists());
 }

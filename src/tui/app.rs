@@ -82,14 +82,83 @@ pub async fn run(app: App, launch: Launch) -> u8 {
         escapes: &mut std::io::stdout(),
         synchronized: true,
     };
-    let code = event_loop(&mut screen, Box::pin(input), app, launch).await;
+    let engine = app.engine.clone();
+    let left = event_loop(&mut screen, Box::pin(input), app, launch).await;
     let _ = crossterm::execute!(
         std::io::stdout(),
         DisableMouseCapture,
         DisableBracketedPaste
     );
     ratatui::restore();
+    // The screen is the terminal's again: say what was left and how to go on.
+    let Some(left) = left else { return 0 };
+    let status = match engine
+        .query(Query::Run {
+            id: left.run.clone(),
+        })
+        .await
+    {
+        Ok(Reply::Run(Some(meta))) => Some(meta.status),
+        _ => None,
+    };
+    let (line, code) = farewell(&left, status);
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{line}");
+    }
     code
+}
+
+/// The run on screen when the workbench ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Left {
+    pub run: RunId,
+    /// It was a replay (nothing was executed).
+    pub replay: bool,
+    /// This workbench was executing it: quitting interrupts it.
+    pub live: bool,
+}
+
+/// What the terminal shows after the workbench ends, and the exit code:
+/// the same codes as a headless run (0 succeeded, 1 failed or cancelled,
+/// 3 left paused or unfinished: `lev resume` goes on).
+pub fn farewell(left: &Left, status: Option<RunStatus>) -> (String, u8) {
+    let run = &left.run;
+    if left.replay {
+        let status = status.map_or("?", RunStatus::as_str);
+        return (
+            format!("replayed run {run} ({status}); `lev show {run}` prints it"),
+            0,
+        );
+    }
+    match status {
+        Some(RunStatus::Succeeded) => (
+            format!("run {run} succeeded; `lev show {run}` prints its outputs"),
+            0,
+        ),
+        Some(RunStatus::Failed) => (
+            format!(
+                "run {run} failed; `lev show {run}` says why, `lev retry {run} STEP` tries a step again"
+            ),
+            1,
+        ),
+        Some(RunStatus::Cancelled) => (format!("run {run} was cancelled; `lev show {run}`"), 1),
+        Some(RunStatus::Paused) => (
+            format!("run {run} is paused; `lev resume {run}` goes on"),
+            3,
+        ),
+        Some(RunStatus::Running) if left.live => (
+            format!(
+                "run {run} was interrupted where it stood; `lev resume {run}` goes on from there"
+            ),
+            3,
+        ),
+        Some(RunStatus::Running) => (
+            format!("run {run} is running in another lev; `lev show {run}` prints where it is"),
+            0,
+        ),
+        None => (format!("run {run}: `lev show {run}`"), 0),
+    }
 }
 
 /// Where the workbench draws, and where the escapes that are not drawing
@@ -110,7 +179,7 @@ pub async fn run_on<B: Backend>(
     input: impl Stream<Item = Input> + Unpin,
     app: App,
     launch: Launch,
-) -> u8 {
+) -> Option<Left> {
     event_loop(screen, input, app, launch).await
 }
 
@@ -119,7 +188,7 @@ async fn event_loop<B: Backend>(
     mut input: impl Stream<Item = Input> + Unpin,
     mut app: App,
     launch: Launch,
-) -> u8 {
+) -> Option<Left> {
     let mut state = State::with_keymap(app.keymap.clone());
     state.set_scrollback(app.scrollback);
     state.set_themes(app.themes.names(), &app.theme_name);
@@ -174,11 +243,21 @@ async fn event_loop<B: Backend>(
         };
         for effect in effects {
             if !carry_out(effect, screen.escapes, &mut app, &mut state, &mut live).await {
-                return 0;
+                return left(&state, &live);
             }
         }
     }
-    0
+    left(&state, &live)
+}
+
+/// The run on screen as the workbench ends (none from the runs browser).
+fn left(state: &State, live: &Option<RunId>) -> Option<Left> {
+    let run = state.run.run.clone().filter(|_| state.run_open)?;
+    Some(Left {
+        live: live.as_ref() == Some(&run),
+        replay: state.replay.is_some(),
+        run,
+    })
 }
 
 /// Carries out one effect of a key or tick; false when the user quits.
@@ -355,4 +434,60 @@ fn copy(out: &mut (dyn Write + Send), text: &str) {
     let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
     let _ = write!(out, "\x1b]52;c;{encoded}\x07");
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn left(live: bool, replay: bool) -> Left {
+        Left {
+            run: RunId("01RUN".into()),
+            live,
+            replay,
+        }
+    }
+
+    /// Quitting says what was left and how to go on, with the exit codes of
+    /// a headless run.
+    #[test]
+    fn farewell_names_the_run_its_state_and_the_next_command() {
+        let cases = [
+            (
+                left(true, false),
+                Some(RunStatus::Succeeded),
+                0,
+                "lev show 01RUN",
+            ),
+            (
+                left(true, false),
+                Some(RunStatus::Failed),
+                1,
+                "lev retry 01RUN",
+            ),
+            (
+                left(true, false),
+                Some(RunStatus::Paused),
+                3,
+                "lev resume 01RUN",
+            ),
+            (
+                left(true, false),
+                Some(RunStatus::Running),
+                3,
+                "lev resume 01RUN",
+            ),
+            (
+                left(false, true),
+                Some(RunStatus::Succeeded),
+                0,
+                "replayed run 01RUN",
+            ),
+        ];
+        for (l, status, code, says) in cases {
+            let (line, got) = farewell(&l, status);
+            assert_eq!(got, code, "{line}");
+            assert!(line.contains(says), "{line}");
+        }
+    }
 }
