@@ -860,6 +860,8 @@ fn copy_pane_hands_its_text_to_the_app() {
 fn mouse_click_on_a_tab_focuses_its_pane() {
     let mut s = lev::tui::state::sample::bench_state(4, 10);
     s.handle(Input::Resize(120, 36));
+    // Four agents open in the grid; this is about the tab bar.
+    s.handle_action(lev::tui::keymap::Action::LayoutTabs);
     // Tabs: " 1 ⠋ agent-0 │ 2 ⠋ agent-1 │ ..." each 14 columns wide.
     let slots = lev::tui::state::layout::tab_slots(&s, ratatui::layout::Rect::new(0, 0, 80, 1)).1;
     assert_eq!(slots.len(), 4);

@@ -12,6 +12,8 @@ pub const MIN_HEIGHT: u16 = 16;
 /// Smallest grid cell worth drawing.
 const MIN_CELL_W: u16 = 24;
 const MIN_CELL_H: u16 = 6;
+/// From this many columns on, the grid takes a fourth column of panes.
+const WIDE: u16 = 200;
 
 /// The screen's regions for an open run.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -105,13 +107,17 @@ pub fn regions(state: &State, area: Rect) -> Regions {
     r
 }
 
-/// Columns × rows for `n` panes (2, 4, 6, 9), shrunk to what fits.
+/// Columns × rows for `n` panes (2, 4, 6, 9; on a wide screen 8 or 12),
+/// shrunk to what fits.
 pub fn grid_shape(n: usize, width: u16, height: u16) -> (usize, usize) {
+    let wide = width >= WIDE;
     let (mut cols, mut rows) = match n {
         0 | 1 => (1, 1),
         2 => (2, 1),
         3 | 4 => (2, 2),
         5 | 6 => (3, 2),
+        7 | 8 if wide => (4, 2),
+        _ if wide => (4, 3),
         _ => (3, 3),
     };
     while cols > 1 && width / cols as u16 <= MIN_CELL_W {
@@ -235,6 +241,27 @@ mod tests {
         // 60×16 fits two 30-wide columns and two 8-high rows, not three.
         assert_eq!(grid_shape(9, 60, 16), (2, 2));
         assert_eq!(grid_shape(9, 40, 10), (1, 1));
+        // A wide screen takes four columns.
+        assert_eq!(grid_shape(8, 200, 50), (4, 2));
+        assert_eq!(grid_shape(11, 200, 50), (4, 3));
+    }
+
+    /// Several agents at once open in the grid (the demo included) until
+    /// the user picks a layout; one agent keeps the full-size tab.
+    #[test]
+    fn parallel_agents_open_in_the_grid_until_a_layout_is_chosen() {
+        use crate::tui::keymap::Action;
+        use crate::tui::state::PaneLayout;
+        let s = crate::tui::state::sample::sample_state();
+        assert_eq!(s.layout, PaneLayout::Grid);
+        let one = bench_state(1, 1);
+        assert_eq!(one.layout, PaneLayout::Tabs);
+        let mut s = crate::tui::state::sample::sample_state();
+        s.handle_action(Action::LayoutTabs);
+        for r in crate::tui::state::sample::sample_events() {
+            s.apply(&crate::protocol::Notice::Event(r));
+        }
+        assert_eq!(s.layout, PaneLayout::Tabs, "the user's choice stays");
     }
 
     #[test]

@@ -298,7 +298,6 @@ impl State {
             }
             _ => None,
         };
-        let swarm = self.run.swarm;
         let folded = self.run.apply(notice);
         if self.run.panes.len() != panes
             && let Some((slot, step)) = focused
@@ -312,14 +311,28 @@ impl State {
                 self.focus_pane = i;
             }
         }
-        if self.run.swarm && !swarm && !self.layout_chosen {
-            // One pane per agent slot: a swarm is watched side by side.
-            self.layout = PaneLayout::Grid;
-        }
         self.after_fold(folded);
     }
 
+    /// More than one agent works at once, or this is a swarm (one pane per
+    /// agent slot).
+    fn side_by_side(&self) -> bool {
+        self.run.swarm
+            || self
+                .run
+                .panes
+                .iter()
+                .filter(|p| p.kind == "agent" && !p.status.is_terminal())
+                .count()
+                > 1
+    }
+
     fn after_fold(&mut self, folded: Folded) {
+        if !self.layout_chosen && self.layout == PaneLayout::Tabs && self.side_by_side() {
+            // Parallel agents are watched side by side (a swarm's slots
+            // too), until the user picks a layout.
+            self.layout = PaneLayout::Grid;
+        }
         self.prompt_seen.resize(self.run.prompts.len(), None);
         if let Some(text) = folded.attention
             && self.replay.is_none()

@@ -44,6 +44,7 @@ fn grid_with_agents_mid_stream() {
 fn tabs_layout() {
     let mut s = settled();
     s.handle_action(Action::Back);
+    s.handle_action(Action::LayoutTabs);
     s.handle_action(Action::JumpPane(2));
     s.handle_action(Action::ToggleToolDetails);
     insta::assert_snapshot!("tabs", screen(&s, 120, 36));
@@ -157,6 +158,7 @@ fn palette_in_the_runs_browser_lists_runs() {
 #[test]
 fn tab_bar_scrolls_to_the_focused_tab() {
     let mut s = crate::tui::state::sample::bench_state(12, 3);
+    s.handle_action(Action::LayoutTabs);
     s.handle_action(Action::JumpPane(9));
     for _ in 0..3 {
         s.handle_action(Action::FocusNext);
