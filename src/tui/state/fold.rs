@@ -325,6 +325,8 @@ impl RunView {
                         }
                         // A re-run of the same attempt (resume) is running again.
                         p.status = StepStatus::Running;
+                        p.halted = false;
+                        p.finished_at = None;
                         p.kind = kind.clone();
                         p.mode = mode.clone();
                     }
@@ -508,6 +510,7 @@ impl RunView {
             Event::RunPaused { reason, .. } => {
                 self.status = Some(RunStatus::Paused);
                 self.clear_pauses();
+                self.halt_running(at);
                 self.notes
                     .push(format!("paused: {}", describe::pause(reason)));
             }
@@ -537,6 +540,7 @@ impl RunView {
             } => {
                 self.status = Some(*status);
                 self.clear_pauses();
+                self.halt_running(at);
                 self.llm_retries.clear();
                 self.finished_at = Some(at);
                 if usage.total_tokens() > 0 || usage.cost_usd > 0.0 {

@@ -107,6 +107,9 @@ pub struct Pane {
     pub tools: Vec<ToolView>,
     /// Paused alone by the user (an agent holding before its next request).
     pub paused: bool,
+    /// It was running when the run stopped executing (paused, stopped,
+    /// ended): shown stopped, its clock still, until it starts again.
+    pub halted: bool,
     /// The last line is still being appended to.
     open: bool,
     /// Absolute line where this turn's streamed tokens start (replaced by the reply).
@@ -154,6 +157,7 @@ impl Pane {
             dropped: 0,
             tools: Vec::new(),
             paused: false,
+            halted: false,
             open: false,
             live_start: None,
             in_code: false,

@@ -57,10 +57,25 @@ impl RunView {
             }
             Event::EmergencyStopped { .. } => {
                 self.clear_pauses();
+                self.halt_running(at);
                 self.notes
                     .push(crate::protocol::describe::EMERGENCY_STOP.into());
             }
             _ => {}
+        }
+    }
+
+    /// The steps that were running when the run stopped executing: their
+    /// spinners and clocks stop (they start again on a resume).
+    pub(super) fn halt_running(&mut self, at: Millis) {
+        for p in &mut self.panes {
+            if matches!(
+                p.status,
+                StepStatus::Running | StepStatus::Retrying | StepStatus::Waiting
+            ) {
+                p.halted = true;
+                p.finished_at = Some(at);
+            }
         }
     }
 
@@ -139,6 +154,15 @@ impl State {
 
     /// `p`: pause the whole run, or unpause it when it is paused.
     pub(super) fn toggle_run_pause(&mut self) -> Vec<Effect> {
+        // A run that stopped executing (paused by the engine, an emergency
+        // stop, a crash) goes on from here.
+        if self.replay.is_none()
+            && self.run.status == Some(crate::protocol::RunStatus::Paused)
+            && let Some(run) = self.run.run.clone()
+        {
+            self.say("resuming the run");
+            return vec![Effect::Op(Op::Resume { run })];
+        }
         if !self.live() {
             return Vec::new();
         }
@@ -235,6 +259,46 @@ mod tests {
         assert!(matches!(
             op(s.handle_action(Action::PauseRun)),
             Some(Op::Unpause { step: None, .. })
+        ));
+    }
+
+    /// After an emergency stop the steps that were running show stopped
+    /// (no spinner, a still clock), and `p` resumes the run.
+    #[test]
+    fn an_emergency_stop_shows_steps_stopped_and_p_resumes() {
+        use crate::protocol::{Event, Millis, Notice, PauseReason, Recorded, RunStatus, Seq};
+        let mut s = running();
+        let running_before: Vec<usize> = (0..s.run.panes.len())
+            .filter(|&i| s.run.panes[i].status == crate::protocol::StepStatus::Running)
+            .collect();
+        assert!(!running_before.is_empty());
+        let run = s.run.run.clone().unwrap();
+        let at = Millis(crate::tui::state::sample::T0 + 40_000);
+        for (seq, event) in [
+            (900, Event::EmergencyStopped { at }),
+            (
+                901,
+                Event::RunPaused {
+                    reason: PauseReason::EmergencyStop,
+                    at,
+                },
+            ),
+        ] {
+            s.apply(&Notice::Event(Recorded {
+                run: run.clone(),
+                seq: Seq(seq),
+                event,
+            }));
+        }
+        assert_eq!(s.run.status, Some(RunStatus::Paused));
+        for i in running_before {
+            let p = &s.run.panes[i];
+            assert!(p.halted, "{} still runs", p.step);
+            assert_eq!(p.finished_at, Some(at), "{}'s clock runs on", p.step);
+        }
+        assert!(matches!(
+            op(s.handle_action(Action::PauseRun)),
+            Some(Op::Resume { .. })
         ));
     }
 }

@@ -157,6 +157,9 @@ fn pane_glyph<'a>(state: &State, theme: &'a Theme, p: &Pane) -> &'a str {
         // Not the theme's waiting symbol: paused by the user is not "needs input".
         return "◇";
     }
+    if p.halted {
+        return "■";
+    }
     match p.status {
         StepStatus::Running if state.replay.is_none() => theme.spinner(state.spinner_tick()),
         s => theme.status_symbol(s),
@@ -166,7 +169,9 @@ fn pane_glyph<'a>(state: &State, theme: &'a Theme, p: &Pane) -> &'a str {
 /// Word for a pane's state: "needs input" is distinct from running/idle/done.
 /// "paused" (the user holds it) is distinct from "needs input" too.
 fn pane_state_word(state: &State, p: &Pane) -> &'static str {
-    if state.run.needs_input(&p.step) {
+    if p.halted {
+        "stopped"
+    } else if state.run.needs_input(&p.step) {
         "needs input"
     } else if state.run.holds(p) {
         "paused"

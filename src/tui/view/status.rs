@@ -170,7 +170,12 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let mut hints: Vec<String> = Vec::new();
     let mut width = 0usize;
     let room = area.width.saturating_sub(used + 2) as usize;
-    for (a, label) in HINTS {
+    // A run that stopped executing (paused, emergency stop) goes on with
+    // the pause key: said first.
+    let resumable =
+        state.replay.is_none() && state.run.status == Some(crate::protocol::RunStatus::Paused);
+    let resume = resumable.then_some((Action::PauseRun, "resume"));
+    for (a, label) in resume.iter().chain(HINTS.iter()) {
         let Some((keys, _, _)) = rows.iter().find(|(_, ra, _)| ra == a) else {
             continue;
         };
