@@ -122,9 +122,10 @@ impl State {
             return Vec::new();
         }
         let question = p.key();
+        let title = p.title();
         self.sent.insert(i);
         self.focus = Focus::Panes;
-        self.say(format!("answer sent to {question}"));
+        self.say(format!("answer sent: {title}"));
         vec![Effect::Op(Op::Answer {
             run,
             question,
@@ -202,5 +203,40 @@ mod tests {
             "a replay sent {effects:?}"
         );
         assert_eq!(s.message.as_deref(), Some(super::REPLAY_READ_ONLY));
+    }
+
+    /// Prompts are named as people read them, never by internal ids.
+    #[test]
+    fn prompt_titles_hide_internal_ids() {
+        use crate::protocol::{Millis, StepKey};
+        use crate::tui::state::{Prompt, PromptKind};
+        let prompt = |kind, step: Option<&str>| Prompt {
+            kind,
+            step: step.map(StepKey::new),
+            text: String::new(),
+            asked_at: Millis(0),
+            deadline: None,
+            answered: None,
+            review: None,
+        };
+        let question = |header: Option<&str>| PromptKind::Question {
+            id: "api#1.call_1".into(),
+            header: header.map(str::to_string),
+            options: Vec::new(),
+            default: None,
+        };
+        assert_eq!(prompt(question(None), Some("api")).title(), "api asks");
+        assert_eq!(
+            prompt(question(Some("Test style")), Some("api")).title(),
+            "Test style"
+        );
+        assert_eq!(
+            prompt(PromptKind::Approval, Some("coder")).title(),
+            "approve coder"
+        );
+        assert_eq!(
+            prompt(PromptKind::Approval, Some("approve")).title(),
+            "approve"
+        );
     }
 }

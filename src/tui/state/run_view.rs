@@ -73,6 +73,27 @@ pub struct Prompt {
 }
 
 impl Prompt {
+    /// What the user reads as the prompt's name: a question's header, else
+    /// which step asks (never an internal id like `api#1.call_1`); an
+    /// approval names its step (`approve coder`, or just `approve-deploy`
+    /// when the step's name says it already).
+    pub fn title(&self) -> String {
+        let step = self.step.as_ref().map(|s| s.as_str());
+        match (&self.kind, step) {
+            (
+                PromptKind::Question {
+                    header: Some(h), ..
+                },
+                _,
+            ) => h.clone(),
+            (PromptKind::Question { .. }, Some(step)) => format!("{step} asks"),
+            (PromptKind::Question { id, .. }, None) => id.clone(),
+            (PromptKind::Approval, Some(step)) if step.contains("approv") => step.to_string(),
+            (PromptKind::Approval, Some(step)) => format!("approve {step}"),
+            (PromptKind::Approval, None) => "approval".into(),
+        }
+    }
+
     /// The prompt's key in ops: the question id, or the approval's step.
     pub fn key(&self) -> String {
         match &self.kind {

@@ -81,12 +81,9 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         };
         match &p.kind {
             PromptKind::Question {
-                id,
-                header,
-                options,
-                default,
+                options, default, ..
             } => {
-                let label = header.clone().unwrap_or_else(|| id.clone());
+                let label = p.title();
                 lines.push(Line::from(vec![
                     Span::styled(format!("{marker}? {label}"), head_style),
                     Span::styled(format!("  ⏱ {waited}"), theme.style("dim")),
@@ -109,8 +106,14 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                         ""
                     };
                     let slot = if sel { "selection" } else { "whisper" };
+                    // The label alone when it only repeats the value.
+                    let text = if o.label.is_empty() || o.label == o.value {
+                        o.value.clone()
+                    } else {
+                        format!("{} — {}", o.value, o.label)
+                    };
                     lines.push(Line::styled(
-                        format!("  {pick} {} — {}{dflt}", o.value, o.label),
+                        format!("  {pick} {text}{dflt}"),
                         theme.style(slot),
                     ));
                 }
@@ -127,9 +130,8 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                 }
             }
             PromptKind::Approval => {
-                let step = p.step.as_ref().map(|s| s.as_str()).unwrap_or("?");
                 lines.push(Line::from(vec![
-                    Span::styled(format!("{marker}⚠ approve {step}"), head_style),
+                    Span::styled(format!("{marker}⚠ {}", p.title()), head_style),
                     Span::styled(format!("  ⏱ {waited}"), theme.style("dim")),
                 ]));
                 lines.push(Line::styled(format!("  {}", p.text), theme.style("base")));
@@ -181,12 +183,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                 }
                 _ => a.text.clone(),
             };
-            let what = match &p.kind {
-                PromptKind::Question { id, header, .. } => {
-                    header.clone().unwrap_or_else(|| id.clone())
-                }
-                PromptKind::Approval => p.key(),
-            };
+            let what = p.title();
             lines.push(Line::styled(
                 format!("✓ {what} = {text}{who}"),
                 theme.style("dim"),
