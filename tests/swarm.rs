@@ -326,7 +326,12 @@ fn a_killed_swarm_resumes_without_rerunning_finished_tasks() {
     let count = |id: &str| asked.iter().filter(|a| *a == id).count();
     assert_eq!(count("plan"), 1, "{asked:?}");
     assert_eq!(count("first"), 1, "{asked:?}");
-    assert_eq!(count("last"), 1, "{asked:?}");
+    assert_eq!(
+        count("last"),
+        1,
+        "{asked:?}\nresume printed:\n{}",
+        text(&out)
+    );
     // `quick` may have been killed between its reply and its journal entry;
     // `long` was in flight: both may be asked again, at most once more.
     assert!(count("quick") <= 2 && count("long") == 2, "{asked:?}");

@@ -240,58 +240,26 @@ fn assemble(mut found: Found) -> Salvage {
 
 fn assemble_run(id: String, found: &mut Found) -> SalvagedRun {
     let meta = found.runs.remove(&id);
-    let run = RunId(id.clone());
-    let mut entries = Vec::new();
-    let mut problems = Vec::new();
-    let mut expected = 1u64;
-    let range = found
-        .entries
-        .range((id.clone(), 0)..=(id.clone(), u64::MAX))
-        .map(|((_, seq), e)| (*seq, e.clone()));
     let last = meta.as_ref().map_or(u64::MAX, |m| m.last_seq);
-    let mut count = 0;
-    for (seq, (mut entry, blob)) in range {
-        count += 1;
-        // Entries past the record's last one were written by a commit
-        // that may never have completed.
-        if seq > last {
-            break;
-        }
-        if seq != expected {
-            problems.push(format!("entries {expected}..{} were not found", seq - 1));
-        }
-        expected = seq + 1;
-        if let Some(hash) = blob {
-            let hex = blake3::Hash::from_bytes(hash).to_hex();
-            match found.blobs.get(hex.as_str()) {
-                Some(bytes) => entry.payload = bytes.clone(),
-                None => {
-                    problems.push(format!("entry {seq}: payload blob {hex} was not found"));
-                    continue;
-                }
-            }
-        }
-        for hash in blob_fields(&entry.payload) {
-            if !found.blobs.contains_key(&hash) {
-                problems.push(format!("entry {seq}: its blob {hash} was not found"));
-            }
-        }
-        entries.push((Seq(seq), entry));
-    }
+    let Gathered {
+        entries,
+        count,
+        next,
+        mut problems,
+    } = gather_entries(&id, last, found);
+    let run = RunId(id);
+    let unrecoverable = |problems| SalvagedRun {
+        id: run.clone(),
+        entries: count,
+        problems,
+        snapshot: None,
+    };
     let Some(meta) = meta else {
         problems.insert(0, "its run record was not found".into());
-        return SalvagedRun {
-            id: run,
-            entries: count,
-            problems,
-            snapshot: None,
-        };
+        return unrecoverable(problems);
     };
-    if expected <= meta.last_seq {
-        problems.push(format!(
-            "entries {expected}..{} were not found",
-            meta.last_seq
-        ));
+    if next <= meta.last_seq {
+        problems.push(format!("entries {next}..{} were not found", meta.last_seq));
     }
     if !meta.definition_blob.is_empty() && !found.blobs.contains_key(&meta.definition_blob) {
         problems.push(format!(
@@ -299,29 +267,74 @@ fn assemble_run(id: String, found: &mut Found) -> SalvagedRun {
             meta.definition_blob
         ));
     }
-    let snapshot = problems
-        .is_empty()
-        .then(|| Snapshot::assemble(meta, entries, |hash| Ok(found.blobs.get(hash).cloned())));
-    match snapshot {
-        Some(Ok(snap)) => SalvagedRun {
-            id: run,
+    if !problems.is_empty() {
+        return unrecoverable(problems);
+    }
+    match Snapshot::assemble(meta, entries, |hash| Ok(found.blobs.get(hash).cloned())) {
+        Ok(snap) => SalvagedRun {
+            id: run.clone(),
             entries: count,
             problems,
             snapshot: Some(snap),
         },
-        Some(Err(e)) => SalvagedRun {
-            id: run,
-            entries: count,
-            problems: vec![e.to_string()],
-            snapshot: None,
-        },
-        None => SalvagedRun {
-            id: run,
-            entries: count,
-            problems,
-            snapshot: None,
-        },
+        Err(e) => unrecoverable(vec![e.to_string()]),
     }
+}
+
+/// A run's entries as the scan found them, up to its record's last.
+struct Gathered {
+    /// Entries 1..=last that were found, payloads resolved.
+    entries: Vec<(Seq, Entry)>,
+    /// Entries found, whatever their seqs.
+    count: usize,
+    /// The seq after the last one found in order.
+    next: u64,
+    problems: Vec<String>,
+}
+
+fn gather_entries(id: &str, last: u64, found: &Found) -> Gathered {
+    let mut out = Gathered {
+        entries: Vec::new(),
+        count: 0,
+        next: 1,
+        problems: Vec::new(),
+    };
+    let range = found
+        .entries
+        .range((id.to_owned(), 0)..=(id.to_owned(), u64::MAX));
+    for ((_, seq), (entry, blob)) in range {
+        // Entries past the record's last one were written by a commit
+        // that may never have completed.
+        if *seq > last {
+            break;
+        }
+        out.count += 1;
+        if *seq != out.next {
+            out.problems
+                .push(format!("entries {}..{} were not found", out.next, seq - 1));
+        }
+        out.next = seq + 1;
+        let mut entry = entry.clone();
+        if let Some(hash) = blob {
+            let hex = blake3::Hash::from_bytes(*hash).to_hex();
+            match found.blobs.get(hex.as_str()) {
+                Some(bytes) => entry.payload = bytes.clone(),
+                None => {
+                    out.problems
+                        .push(format!("entry {seq}: payload blob {hex} was not found"));
+                    continue;
+                }
+            }
+        }
+        for hash in blob_fields(&entry.payload) {
+            if !found.blobs.contains_key(&hash) {
+                out.problems
+                    .push(format!("entry {seq}: its blob {hash} was not found"));
+            }
+        }
+        out.entries.push((Seq(*seq), entry));
+    }
+    out
 }
 
 /// Blobs an event points at by name (`stdout_blob`, `stderr_blob`, …): a

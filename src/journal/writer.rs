@@ -441,21 +441,9 @@ fn write_batch(
                 f
             })
     };
-    let db = match shared.database_or_reopen() {
-        // The file would not even open again on the full disk (an earlier
-        // refused write closed it): facts may use the reserve for that too.
-        Err(e) if e.is_disk_full() && on_full == OnFull::UseReserve => {
-            shared.set_disk_full(&e);
-            if !shared.reopen(true)? {
-                return Err(e);
-            }
-            shared.database()?
-        }
-        other => other?,
-    };
-    let first = attempt(&db);
-    // The handle must go before a reopen, which waits until no one holds it.
-    drop(db);
+    // The handle is a temporary: it is gone before a reopen below, which
+    // waits until no one holds it.
+    let first = attempt(&*handle(shared, on_full)?);
     let failed = match first {
         Ok(done) => {
             count_commit(commits, batch);
@@ -517,6 +505,22 @@ fn write_batch(
             }
             Err(again.error)
         }
+    }
+}
+
+/// The database to commit into. When the file would not even open again
+/// on the full disk (an earlier refused write closed it), facts may use
+/// the reserve for that too.
+fn handle(shared: &Shared, on_full: OnFull) -> Result<std::sync::Arc<Database>, JournalError> {
+    match shared.database_or_reopen() {
+        Err(e) if e.is_disk_full() && on_full == OnFull::UseReserve => {
+            shared.set_disk_full(&e);
+            if !shared.reopen(true)? {
+                return Err(e);
+            }
+            shared.database()
+        }
+        other => other,
     }
 }
 

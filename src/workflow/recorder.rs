@@ -59,23 +59,14 @@ impl Recorder {
         self.record_with_status(event, None).await
     }
 
-    /// Appends `event` without a durability point of its own (an idempotent
+    /// Appends `event` without a durability point of its own (an agent
     /// step's start) and broadcasts it: the next durable commit makes it
     /// durable; a crash before that loses it, and with it nothing that
     /// depends on it (the step then starts again).
     pub async fn record_unsynced(&self, event: Event) -> Result<Seq, JournalError> {
         let entry = to_entry(&event)?;
-        let seqs = self.journal.append_unsynced(&self.run, vec![entry]).await?;
-        let seq = seqs
-            .first()
-            .copied()
-            .ok_or(JournalError::Storage("append returned no seq".into()))?;
-        self.publish(Recorded {
-            run: self.run.clone(),
-            seq,
-            event,
-        });
-        Ok(seq)
+        let seqs = self.journal.append_unsynced(&self.run, vec![entry]).await;
+        self.published(event, seqs)
     }
 
     /// Like `record`, also setting the run's status in the same commit.
@@ -85,8 +76,17 @@ impl Recorder {
         status: Option<RunStatus>,
     ) -> Result<Seq, JournalError> {
         let entry = to_entry(&event)?;
-        let seqs = self.journal.append(&self.run, vec![entry], status).await?;
-        let seq = seqs
+        let seqs = self.journal.append(&self.run, vec![entry], status).await;
+        self.published(event, seqs)
+    }
+
+    /// Broadcasts `event` once its append returned its seq.
+    fn published(
+        &self,
+        event: Event,
+        seqs: Result<Vec<Seq>, JournalError>,
+    ) -> Result<Seq, JournalError> {
+        let seq = seqs?
             .first()
             .copied()
             .ok_or(JournalError::Storage("append returned no seq".into()))?;

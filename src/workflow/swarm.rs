@@ -211,10 +211,13 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
         };
         let _ = sched.adopt_breaker(SlotId(*slot as usize), state);
     }
+    // Tasks an adopted outcome made ready: a task whose needs finished but
+    // that had not started (or whose unsynced start a crash lost) runs now.
+    let mut ready: Vec<String> = Vec::new();
     for s in &steps {
         let key = StepKey::new(s.id.clone());
         if let Some(settled) = ctx.history.final_outcome(&key) {
-            board.settle(&s.id, settled.clone());
+            ready.extend(board.settle(&s.id, settled.clone()));
         } else if ctx.history.steps.contains_key(&key)
             && let Some(slot) = ctx.history.task_slots.get(&key)
             && (*slot as usize) < slots
@@ -227,7 +230,7 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
             }
         }
     }
-    let mut ready: Vec<String> = board.take_ready();
+    ready.extend(board.take_ready());
     ready.retain(|id| board.is_waiting(id));
 
     loop {
