@@ -546,9 +546,14 @@ impl RunView {
                 if usage.total_tokens() > 0 || usage.cost_usd > 0.0 {
                     self.final_usage = Some(*usage);
                 }
-                if let Some(e) = error {
-                    self.notes
-                        .push(format!("run {}: {}", status.as_str(), one_line(e, 200)));
+                // The newest note is the status line's: after the end it
+                // says the end, not an earlier "run resumed".
+                match error {
+                    Some(e) => {
+                        self.notes
+                            .push(format!("run {}: {}", status.as_str(), one_line(e, 200)))
+                    }
+                    None => self.notes.push(format!("run {}", status.as_str())),
                 }
             }
         }

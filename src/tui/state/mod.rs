@@ -290,6 +290,13 @@ impl State {
             return;
         }
         self.run_open = true;
+        if let Notice::Event(r) = notice
+            && settles_a_message(&r.event)
+        {
+            // "pausing…", "unpausing", "resuming the run" announced an op;
+            // its fact is on screen now, and the message would contradict it.
+            self.message = None;
+        }
         let panes = self.run.panes.len();
         // Only an assignment inserts a pane (a slot's) before others.
         let focused = match notice {
@@ -651,10 +658,26 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// Sets the status-line message.
+    /// Sets the status-line message (until the next key, or until a fact
+    /// that settles what it announced: `settles_a_message`).
     fn say(&mut self, text: impl Into<String>) {
         self.message = Some(text.into());
     }
+}
+
+/// Facts that carry out what a status message announced (a pause, an
+/// unpause, a resume, the run's end).
+fn settles_a_message(event: &crate::protocol::Event) -> bool {
+    use crate::protocol::Event;
+    matches!(
+        event,
+        Event::PauseRequested { .. }
+            | Event::PauseLifted { .. }
+            | Event::RunResumed { .. }
+            | Event::RunPaused { .. }
+            | Event::RunFinished { .. }
+            | Event::EmergencyStopped { .. }
+    )
 }
 
 #[cfg(test)]

@@ -301,4 +301,29 @@ mod tests {
             Some(Op::Resume { .. })
         ));
     }
+
+    /// "pausing…" goes once the pause is a fact (it used to stay on the
+    /// status line beside the paused state, and "unpausing" beside it).
+    #[test]
+    fn a_message_goes_when_its_fact_arrives() {
+        use crate::protocol::{Event, Millis, Notice, Recorded, Seq};
+        let mut s = running();
+        s.handle_action(Action::PauseRun);
+        assert!(
+            s.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("pausing"))
+        );
+        let run = s.run.run.clone().unwrap();
+        s.apply(&Notice::Event(Recorded {
+            run,
+            seq: Seq(900),
+            event: Event::PauseRequested {
+                step: None,
+                at: Millis(crate::tui::state::sample::T0 + 40_000),
+            },
+        }));
+        assert_eq!(s.message, None);
+        assert!(s.run.paused);
+    }
 }
