@@ -134,13 +134,54 @@ impl State {
         })]
     }
 
+    /// With no prompt focused (`Esc` let go of it, or a pane has focus),
+    /// focuses the approval `a`/`d` mean: the focused pane's own, else the
+    /// only one waiting. Several and none of them the pane's: focuses the
+    /// first and says so, deciding nothing yet. False when none waits.
+    fn reach_approval(&mut self) -> bool {
+        let pane_step = self.focused_pane().map(|p| p.step.clone());
+        let approvals: Vec<usize> = self
+            .run
+            .pending()
+            .filter(|(_, p)| p.kind == PromptKind::Approval)
+            .map(|(i, _)| i)
+            .collect();
+        let own = approvals
+            .iter()
+            .copied()
+            .find(|&i| self.run.prompts[i].step == pane_step && pane_step.is_some());
+        let (target, decide_now) = match (own, approvals.as_slice()) {
+            (Some(i), _) => (i, true),
+            (None, [only]) => (*only, true),
+            (None, [first, ..]) => (*first, false),
+            (None, []) => {
+                self.say("no approval waits");
+                return false;
+            }
+        };
+        self.prompt_cursor = target;
+        self.option_cursor = 0;
+        self.focus = Focus::Prompt;
+        self.sidebar = true;
+        if !decide_now {
+            let title = self.run.prompts[target].title();
+            self.say(format!(
+                "{} approvals wait: {title} is focused; press again to decide it",
+                approvals.len()
+            ));
+        }
+        decide_now
+    }
+
     /// Approve/deny: only the focused approval, and only after its grace period.
     pub(super) fn decide(&mut self, approved: bool) -> Vec<Effect> {
         if self.read_only() {
             return Vec::new();
         }
+        if self.focused_prompt().is_none() && !self.reach_approval() {
+            return Vec::new();
+        }
         let Some((i, p)) = self.focused_prompt() else {
-            self.say("focus an approval first");
             return Vec::new();
         };
         if p.kind != PromptKind::Approval {
@@ -237,6 +278,36 @@ mod tests {
         assert_eq!(
             prompt(PromptKind::Approval, Some("approve")).title(),
             "approve"
+        );
+    }
+
+    /// `a` reaches the waiting approval with no prompt focused (after `Esc`,
+    /// or with the approval's own pane focused) instead of "focus an
+    /// approval first".
+    #[test]
+    fn approve_reaches_the_waiting_approval_without_focus() {
+        use crate::protocol::{Millis, Op, RunStatus};
+        use crate::tui::state::sample::{T0, sample_state};
+        use crate::tui::state::{Focus, Input};
+        let mut s = sample_state();
+        s.run.status = Some(RunStatus::Running);
+        s.handle(Input::Resize(120, 36));
+        s.handle(Input::Tick(Millis(T0 + 31_000)));
+        s.handle(Input::Tick(Millis(T0 + 32_000)));
+        s.focus = Focus::Panes;
+        let approvals = s
+            .run
+            .pending()
+            .filter(|(_, p)| p.kind == crate::tui::state::PromptKind::Approval)
+            .count();
+        assert_eq!(approvals, 1, "the sample has one approval waiting");
+        let effects = s.handle_action(Action::Approve);
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::Op(Op::Decide { approved: true, .. }))),
+            "{effects:?} {:?}",
+            s.message
         );
     }
 }
