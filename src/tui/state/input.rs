@@ -39,10 +39,24 @@ impl State {
         }
         if self.overlay == Some(Overlay::Help) {
             let a = self.keymap.action(&key);
-            if matches!(a, Some(Action::Help | Action::Back | Action::Quit))
-                || key.code == KeyCode::Esc
-            {
-                self.overlay = None;
+            match (a, key.code) {
+                (Some(Action::Help | Action::Back | Action::Quit), _) | (_, KeyCode::Esc) => {
+                    self.overlay = None;
+                }
+                // The view clamps the offset to what it holds.
+                (Some(Action::ScrollDown), _) | (_, KeyCode::Down) => self.help_scroll += 1,
+                (Some(Action::ScrollUp), _) | (_, KeyCode::Up) => {
+                    self.help_scroll = self.help_scroll.saturating_sub(1);
+                }
+                (Some(Action::PageDown), _) | (_, KeyCode::PageDown | KeyCode::Char(' ')) => {
+                    self.help_scroll += 10;
+                }
+                (Some(Action::PageUp), _) | (_, KeyCode::PageUp) => {
+                    self.help_scroll = self.help_scroll.saturating_sub(10);
+                }
+                (Some(Action::Top), _) | (_, KeyCode::Home) => self.help_scroll = 0,
+                (Some(Action::Bottom), _) | (_, KeyCode::End) => self.help_scroll = usize::MAX / 2,
+                _ => {}
             }
             return Vec::new();
         }
@@ -309,6 +323,9 @@ impl State {
     }
 
     fn toggle_overlay(&mut self, o: Overlay) {
+        if o == Overlay::Help {
+            self.help_scroll = 0;
+        }
         self.overlay = if self.overlay == Some(o) {
             None
         } else {

@@ -218,6 +218,8 @@ pub struct State {
     pub theme: String,
     /// Lines of scrollback per pane (`tui.scrollback_lines`).
     pub scrollback: usize,
+    /// First line of the help overlay on screen (the view clamps it).
+    pub help_scroll: usize,
 }
 
 impl Default for State {
@@ -274,6 +276,7 @@ impl State {
             themes: Vec::new(),
             theme: String::new(),
             scrollback: MAX_LINES,
+            help_scroll: 0,
         }
     }
 

@@ -25,12 +25,27 @@ pub fn help(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let rows = state.keymap.help_rows();
     let w = 110.min(area.width.saturating_sub(4));
     let max_h = area.height.saturating_sub(2);
-    // Rows that do not fit one column go into a second one.
-    let room = max_h.saturating_sub(4).max(1) as usize;
-    let cols = if rows.len() > room && w >= 80 { 2 } else { 1 };
-    let per_col = rows.len().div_ceil(cols).max(1);
-    let h = (per_col.min(room) as u16 + 4).min(max_h);
-    let r = centered(area, w, h);
+    let key_w = rows
+        .iter()
+        .map(|(k, _, _)| k.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 16);
+    // Inside the border, the last two rows are a blank and the footer.
+    let (inner_w, room) = (w.saturating_sub(2), max_h.saturating_sub(4) as usize);
+    // Two columns when everything fits in them, else one that scrolls.
+    let two = help_lines(&rows, key_w, inner_w / 2);
+    let (cols, lines) = if inner_w >= 80 && two.len() <= 2 * room {
+        (2, two)
+    } else {
+        (1, help_lines(&rows, key_w, inner_w))
+    };
+    let content = if cols == 2 {
+        lines.len().div_ceil(2)
+    } else {
+        lines.len()
+    };
+    let r = centered(area, w, (content.min(room) as u16 + 4).min(max_h));
     Clear.render(r, buf);
     let block = frame(theme, " keys ");
     let inner = block.inner(r);
@@ -44,45 +59,75 @@ pub fn help(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             theme.style("dim"),
         );
     }
-    let col_w = inner.width / cols as u16;
     let visible = inner.height.saturating_sub(2) as usize;
-    for (c, chunk) in rows.chunks(per_col).enumerate() {
-        let key_w = chunk
-            .iter()
-            .map(|(k, _, _)| k.chars().count())
-            .max()
-            .unwrap_or(4)
-            .clamp(4, 16);
+    let col_w = inner.width / cols as u16;
+    let scrolls = cols == 1 && lines.len() > visible;
+    let first = if scrolls {
+        state.help_scroll.min(lines.len() - visible)
+    } else {
+        0
+    };
+    let per_col = if cols == 2 { content } else { visible };
+    for (n, line) in lines.iter().skip(first).enumerate() {
+        let (c, k) = (n / per_col.max(1), n % per_col.max(1));
+        if c >= cols || k >= visible {
+            break;
+        }
         let x = inner.x + c as u16 * col_w;
-        for (k, (keys, _, desc)) in chunk.iter().take(visible).enumerate() {
-            let y = inner.y + k as u16;
-            let line = Line::from(vec![
-                Span::styled(
-                    format!(" {:>key_w$}  ", clip(keys, key_w)),
-                    theme.style("help.key"),
-                ),
-                Span::styled(desc.clone(), theme.style("base")),
-            ]);
-            buf.set_line(x, y, &line, col_w.saturating_sub(1));
-        }
-        if chunk.len() > visible {
-            buf.set_stringn(
-                x + 1,
-                inner.y + visible as u16,
-                format!("… {} more", chunk.len() - visible),
-                col_w as usize,
-                theme.style("dim"),
-            );
-        }
+        let text = Line::from(vec![
+            Span::styled(format!(" {:>key_w$}  ", line.keys), theme.style("help.key")),
+            Span::styled(line.text.clone(), theme.style("base")),
+        ]);
+        buf.set_line(x, inner.y + k as u16, &text, col_w.saturating_sub(1));
     }
-    let y = inner.y + inner.height.saturating_sub(1);
+    let footer = if scrolls {
+        format!(
+            "lines {}–{} of {} · ↑↓ PgUp PgDn scroll · Esc closes",
+            first + 1,
+            (first + visible).min(lines.len()),
+            lines.len()
+        )
+    } else {
+        "Esc closes · : runs any action by name".to_string()
+    };
     buf.set_stringn(
         inner.x + 1,
-        y,
-        "Esc closes · : runs any action by name",
+        inner.y + inner.height.saturating_sub(1),
+        footer,
         inner.width as usize,
         theme.style("dim"),
     );
+}
+
+/// One display line of the help: keys (on a row's first line only) and
+/// a piece of its description.
+struct HelpLine {
+    keys: String,
+    text: String,
+}
+
+/// The help rows as display lines in a column `col_w` wide: keys right
+/// aligned in `key_w` columns, descriptions wrapped (never cut) beside them.
+fn help_lines(
+    rows: &[(String, crate::tui::keymap::Action, String)],
+    key_w: usize,
+    col_w: u16,
+) -> Vec<HelpLine> {
+    let text_w = (col_w as usize).saturating_sub(key_w + 4).max(8);
+    let mut out = Vec::new();
+    for (keys, _, desc) in rows {
+        for (n, text) in crate::text::wrap(desc, text_w).into_iter().enumerate() {
+            out.push(HelpLine {
+                keys: if n == 0 {
+                    clip(keys, key_w)
+                } else {
+                    String::new()
+                },
+                text,
+            });
+        }
+    }
+    out
 }
 
 pub fn palette(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {

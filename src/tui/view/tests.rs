@@ -570,3 +570,25 @@ fn pane_text_wraps_between_words_and_loses_nothing() {
         );
     }
 }
+
+/// At 80×24 the help does not fit: it scrolls, says where it is, cuts no
+/// description, and its end is reachable.
+#[test]
+fn help_scrolls_at_80_by_24() {
+    use crossterm::event::{KeyCode, KeyEvent};
+    let mut s = settled();
+    s.handle(Input::Resize(80, 24));
+    s.handle_action(Action::Help);
+    let top = screen(&s, 80, 24);
+    assert!(top.contains("lines 1–"), "no position:\n{top}");
+    assert!(top.contains("Scroll up one line"), "{top}");
+    assert!(!top.contains("Quit the workbench"), "{top}");
+    s.handle(Input::Key(KeyEvent::from(KeyCode::End)));
+    let end = screen(&s, 80, 24);
+    assert!(
+        end.contains("Quit the workbench"),
+        "the end is out of reach:\n{end}"
+    );
+    s.handle(Input::Key(KeyEvent::from(KeyCode::Home)));
+    assert_eq!(screen(&s, 80, 24), top);
+}
