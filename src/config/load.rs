@@ -31,7 +31,7 @@
 //!   max_tool_argument_bytes: 1048576   # one tool call's arguments, default 1 MiB
 //! tui:
 //!   scrollback_lines: 100000 # lines each pane keeps (≈ 11 MB of 80-char lines); min 100
-//!   attention:               # when a question or approval waits for you (once each)
+//!   attention:               # a question or approval waits, the run ends or pauses (once each)
 //!     bell: true             # ring the terminal bell
 //!     notify: both           # desktop notification: osc9 | osc777 | both | none
 //! ```

@@ -107,4 +107,81 @@ mod tests {
         }
         assert_eq!(written.len(), before, "{:?}", &written[before..]);
     }
+
+    /// The run's end and a pause are announced too, live only: a replay
+    /// or a finished run's history folded on opening rings nothing.
+    #[test]
+    fn a_run_ending_or_pausing_is_announced_live_only() {
+        use crate::protocol::{Millis, PauseReason, Recorded, RunStatus, Seq, Usage};
+        let mut s = State::new();
+        let events = sample_events();
+        for r in &events {
+            s.apply(&Notice::Event(r.clone()));
+        }
+        let _ = s.handle(Input::Tick(Millis(1)));
+        let run = events[0].run.clone();
+        let fold = |s: &mut State, seq: u64, event: Event| {
+            s.apply(&Notice::Event(Recorded {
+                run: run.clone(),
+                seq: Seq(seq),
+                event,
+            }));
+            s.handle(Input::Tick(Millis(2)))
+                .into_iter()
+                .filter_map(|e| match e {
+                    Effect::Attention(t) => Some(t),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let paused = fold(
+            &mut s,
+            900,
+            Event::RunPaused {
+                reason: PauseReason::EmergencyStop,
+                at: Millis(3),
+            },
+        );
+        assert!(
+            paused.len() == 1 && paused[0].contains("paused"),
+            "{paused:?}"
+        );
+        let ended = fold(
+            &mut s,
+            901,
+            Event::RunFinished {
+                status: RunStatus::Succeeded,
+                outputs: Default::default(),
+                error: None,
+                usage: Usage::default(),
+                at: Millis(4),
+            },
+        );
+        assert!(
+            ended.len() == 1 && ended[0].ends_with("succeeded"),
+            "{ended:?}"
+        );
+
+        let mut replay = State::new();
+        let mut all = events.clone();
+        all.push(Recorded {
+            run: run.clone(),
+            seq: Seq(901),
+            event: Event::RunFinished {
+                status: RunStatus::Succeeded,
+                outputs: Default::default(),
+                error: None,
+                usage: Usage::default(),
+                at: Millis(4),
+            },
+        });
+        replay.load_replay(all);
+        replay.replay_jump(usize::MAX);
+        assert!(
+            !replay
+                .handle(Input::Tick(Millis(5)))
+                .iter()
+                .any(|e| matches!(e, Effect::Attention(_)))
+        );
+    }
 }

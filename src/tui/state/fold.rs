@@ -511,8 +511,9 @@ impl RunView {
                 self.status = Some(RunStatus::Paused);
                 self.clear_pauses();
                 self.halt_running(at);
-                self.notes
-                    .push(format!("paused: {}", describe::pause(reason)));
+                let why = describe::pause(reason);
+                out.attention = Some(format!("{} paused: {}", self.name, one_line(&why, 80)));
+                self.notes.push(format!("paused: {why}"));
             }
             Event::PlanProposed { .. }
             | Event::PlanAccepted { .. }
@@ -546,6 +547,7 @@ impl RunView {
                 if usage.total_tokens() > 0 || usage.cost_usd > 0.0 {
                     self.final_usage = Some(*usage);
                 }
+                out.attention = Some(format!("{} {}", self.name, status.as_str()));
                 // The newest note is the status line's: after the end it
                 // says the end, not an earlier "run resumed".
                 match error {
