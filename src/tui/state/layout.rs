@@ -167,7 +167,8 @@ pub fn tab_slots(state: &State, bar: Rect) -> (usize, Vec<TabSlot>) {
             let attention = u16::from(state.run.needs_input(&p.step));
             // " n " + glyph + " label! " + "│"
             let n = (i + 1).to_string().len() as u16;
-            n + 2 + 1 + p.label().chars().count() as u16 + 2 + attention + 1
+            let label = crate::text::columns(&p.label()) as u16;
+            n + 2 + 1 + label + 2 + attention + 1
         })
         .collect();
     let focus = state.focus_pane.min(widths.len().saturating_sub(1));
@@ -183,9 +184,17 @@ pub fn tab_slots(state: &State, bar: Rect) -> (usize, Vec<TabSlot>) {
         first += 1;
     }
     let mut x = bar.x + u16::from(first > 0);
+    let end = bar.x + bar.width;
     let mut out = Vec::new();
     for (i, w) in widths.iter().enumerate().skip(first) {
-        if x >= bar.x + bar.width {
+        // Whole tabs only (a cut one would hide its needs-input mark),
+        // with a column kept for `›` while more follow.
+        let room = if i + 1 < widths.len() {
+            end.saturating_sub(1)
+        } else {
+            end
+        };
+        if x.saturating_add(*w) > room && !out.is_empty() {
             break;
         }
         out.push(TabSlot {

@@ -48,6 +48,13 @@ fn tab_bar(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     if first > 0 {
         buf.set_string(area.x, area.y, "‹", theme.style("dim"));
     }
+    if tabs
+        .last()
+        .is_some_and(|t| t.pane + 1 < state.run.panes.len())
+        && area.width > 0
+    {
+        buf.set_string(area.x + area.width - 1, area.y, "›", theme.style("dim"));
+    }
     for t in &tabs {
         let Some(p) = state.run.panes.get(t.pane) else {
             continue;

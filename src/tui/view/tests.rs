@@ -592,3 +592,27 @@ fn help_scrolls_at_80_by_24() {
     s.handle(Input::Key(KeyEvent::from(KeyCode::Home)));
     assert_eq!(screen(&s, 80, 24), top);
 }
+
+/// Tabs are drawn whole (a cut tab hid its needs-input mark under the
+/// sidebar); `›` says more follow.
+#[test]
+fn tabs_are_whole_and_say_more_follow() {
+    let mut s = crate::tui::state::sample::bench_state(12, 3);
+    s.handle_action(Action::LayoutTabs);
+    let bar = ratatui::layout::Rect::new(0, 0, 70, 1);
+    let (_, slots) = crate::tui::state::layout::tab_slots(&s, bar);
+    assert!(slots.len() < 12);
+    for t in &slots {
+        assert!(
+            t.x + t.width < bar.width,
+            "tab {} is cut: {t:?}",
+            t.pane + 1
+        );
+    }
+    let text = screen(&s, 100, 16);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.trim_end().ends_with('›') || first.contains('›'),
+        "{first}"
+    );
+}
