@@ -310,4 +310,42 @@ mod tests {
             s.message
         );
     }
+
+    /// A prompt's own pane says what it waits for, and then how it was
+    /// answered (it used to stay empty in the grid).
+    #[test]
+    fn a_prompt_shows_in_its_own_pane() {
+        use crate::protocol::{AnswerSource, Event, Millis, Notice, Recorded, Seq, StepKey};
+        use crate::tui::state::sample::sample_state;
+        let mut s = sample_state();
+        let text = |s: &State, step: &str| -> String {
+            let p = s
+                .run
+                .panes
+                .iter()
+                .find(|p| p.step == StepKey::new(step))
+                .unwrap();
+            p.lines
+                .iter()
+                .map(|l| l.text.clone())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let coder = text(&s, "coder");
+        assert!(coder.contains("⚠ run `cargo test --all`"), "{coder}");
+        assert!(coder.contains("waits for your approval"), "{coder}");
+        let run = s.run.run.clone().unwrap();
+        s.apply(&Notice::Event(Recorded {
+            run,
+            seq: Seq(990),
+            event: Event::ApprovalDecided {
+                step: StepKey::new("coder"),
+                approved: true,
+                comment: String::new(),
+                source: AnswerSource::User,
+                at: Millis(crate::tui::state::sample::T0 + 50_000),
+            },
+        }));
+        assert!(text(&s, "coder").contains("✓ approved"));
+    }
 }

@@ -228,6 +228,13 @@ impl RunView {
                     {
                         self.set_status(s, StepStatus::Waiting, at);
                     }
+                    // Its pane says what it waits for, not nothing.
+                    let title = header.as_deref().unwrap_or(ask.as_str());
+                    self.pane_note(step.as_ref(), format!("? {}", safe(title)));
+                    self.pane_note(
+                        step.as_ref(),
+                        "  waits for your answer (in the sidebar)".into(),
+                    );
                     out.attention = Some(format!("question: {}", one_line(ask, 80)));
                 }
             }
@@ -246,6 +253,7 @@ impl RunView {
                     });
                     if let Some(s) = p.step.clone() {
                         self.resume_step(&s, at);
+                        self.pane_note(Some(&s), format!("✓ answered: {}", one_line(answer, 80)));
                     }
                 }
             }
@@ -271,6 +279,11 @@ impl RunView {
                         review: None,
                     });
                     self.set_status(step, StepStatus::Waiting, at);
+                    self.pane_note(Some(step), format!("⚠ {}", safe(message)));
+                    self.pane_note(
+                        Some(step),
+                        "  waits for your approval (in the sidebar)".into(),
+                    );
                     out.attention = Some(format!("approve {step}? {}", one_line(message, 80)));
                 }
             }
@@ -293,11 +306,13 @@ impl RunView {
                     } else {
                         format!("{verdict}: {}", safe(comment))
                     };
+                    let note = format!("✓ {text}");
                     p.answered = Some(Answered {
                         text,
                         source: *source,
                         at,
                     });
+                    self.pane_note(Some(step), note);
                 }
                 self.resume_step(step, at);
             }
@@ -560,6 +575,13 @@ impl RunView {
             }
         }
         out
+    }
+
+    /// A note in `step`'s pane, when it has one (a prompt's own step).
+    fn pane_note(&mut self, step: Option<&StepKey>, text: String) {
+        if let Some(i) = step.and_then(|s| self.pane_index(s)) {
+            self.panes[i].note(text, LineKind::Note);
+        }
     }
 
     /// The step has ended (its row's status is terminal).
