@@ -442,14 +442,43 @@ fn the_demo_runs_with_no_key_and_no_network() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     for needle in [
         "? audience",
+        "= audience: world (default)",
         "step coder: started",
         "step tester: started",
+        "step docs: started",
         "= approve: approved",
-        "ok - greet.sh prints the greeting",
+        "ok - greet.sh greets the world",
+        "Hello, world!",
         "run succeeded",
     ] {
         assert!(stdout.contains(needle), "missing `{needle}` in:\n{stdout}");
     }
+    // It says where the agents' files are, and they are there.
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("the agents' files"))
+        .unwrap_or_else(|| panic!("no workspace line in:\n{stdout}"));
+    let dir = std::path::Path::new(line.rsplit(" are in ").next().unwrap());
+    let script = std::fs::read_to_string(dir.join("greet.sh")).unwrap();
+    assert!(script.contains("Hello, world!"), "{script}");
+    assert!(dir.join("README.md").exists() && dir.join("test_greet.sh").exists());
+}
+
+/// The demo's question changes what the agents build.
+#[test]
+fn the_demos_answer_changes_what_gets_built() {
+    let lev = Lev::new();
+    let out = lev.run(&["demo", "--headless", "--answer", "audience=team"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for needle in [
+        "= audience: team",
+        "ok - greet.sh greets the team",
+        "Hello, team!",
+    ] {
+        assert!(stdout.contains(needle), "missing `{needle}` in:\n{stdout}");
+    }
+    assert!(!stdout.contains("Hello, world!"), "{stdout}");
 }
 
 #[test]

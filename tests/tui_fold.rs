@@ -932,3 +932,73 @@ fn a_pasted_answer_keeps_its_line_breaks_whatever_the_terminal_sends() {
         );
     }
 }
+
+/// Panes follow the workflow's declaration order whatever order the steps
+/// start in, and a pane added before the focused one does not move the
+/// focus (or a message being typed) to another step.
+#[test]
+fn panes_are_numbered_in_declaration_order_and_keep_their_focus() {
+    use lev::protocol::{Delta, StepOutline};
+    let run = sample_run_id();
+    let outline = |id: &str| StepOutline {
+        id: id.into(),
+        kind: "agent".into(),
+        needs: Vec::new(),
+        mode: Some("coder".into()),
+    };
+    let started = |step: &str, ms: u64| Event::StepStarted {
+        step: StepKey::new(step),
+        attempt: Attempt(1),
+        fingerprint: "f".into(),
+        kind: "agent".into(),
+        mode: Some("coder".into()),
+        idempotent: true,
+        hints: Vec::new(),
+        at: Millis(T0 + ms),
+    };
+    let mut s = State::new();
+    let mut seq = 0;
+    let mut fold = |s: &mut State, event: Event| {
+        seq += 1;
+        s.apply(&Notice::Event(Recorded {
+            run: run.clone(),
+            seq: Seq(seq),
+            event,
+        }));
+    };
+    fold(
+        &mut s,
+        Event::RunStarted {
+            workflow_id: "w".into(),
+            name: "W".into(),
+            source: "w.yaml".into(),
+            definition_hash: "h".into(),
+            inputs: Default::default(),
+            seed: 1,
+            workspace: None,
+            steps: ["first", "second", "third"].map(outline).to_vec(),
+            at: Millis(T0),
+        },
+    );
+    fold(&mut s, started("third", 1));
+    s.handle_action(Action::SendMessage);
+    fold(&mut s, started("second", 2));
+    // Output before its start event makes a pane too, in its place.
+    s.apply(&Notice::Delta(
+        run.clone(),
+        Delta::Token {
+            step: StepKey::new("first"),
+            text: "hello".into(),
+        },
+    ));
+    fold(&mut s, started("first", 3));
+    fold(&mut s, started("first/child", 4));
+    let order: Vec<&str> = s.run.panes.iter().map(|p| p.step.as_str()).collect();
+    assert_eq!(order, ["first", "first/child", "second", "third"]);
+    assert_eq!(s.focused_pane().map(|p| p.step.as_str()), Some("third"));
+    let typing = s.typing.clone();
+    assert!(
+        matches!(typing, Some(lev::tui::state::Typing::Message(3))),
+        "{typing:?}"
+    );
+}

@@ -15,13 +15,23 @@ use crate::workflow;
 
 const DEMO_WORKFLOW: &str = include_str!("../../workflows/demo.yaml");
 const DEMO_CASSETTE: &str = include_str!("../../workflows/demo.cassette.yaml");
+/// How much faster than written a headless demo streams: the workbench shows
+/// the replies at a pace one can read, a script or a test needs none of it.
+const HEADLESS_PACE: &str = "0.05";
 
 pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
     let dir = paths.data_dir.join("demo");
     let workspace = dir.join(format!("workspace-{}", Millis::now().0));
+    // The cassette beside the workflow is what `lev resume` of a demo run
+    // replays; this run's own copy streams fast when no one watches.
+    let headless_cassette = format!("pace: {HEADLESS_PACE}\n{DEMO_CASSETTE}");
     let files = [
         (dir.join("demo.yaml"), DEMO_WORKFLOW),
         (dir.join("demo.cassette.yaml"), DEMO_CASSETTE),
+        (
+            dir.join("demo.headless.cassette.yaml"),
+            headless_cassette.as_str(),
+        ),
     ];
     if let Err(e) = crate::paths::private_dir(&workspace) {
         error(&format!("cannot create {}: {e}", workspace.display()));
@@ -53,7 +63,11 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
         base_url: None,
         model: Some("scripted-demo".into()),
         api_key_env: None,
-        cassette: Some(files[1].0.clone()),
+        cassette: Some(if context::wants_tui(drive) {
+            files[1].0.clone()
+        } else {
+            files[2].0.clone()
+        }),
     };
     let journal = match context::open_journal(paths) {
         Ok(j) => j,
@@ -84,9 +98,18 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
         Err(c) => return c,
     };
     let code = drive::drive_run(paths, deps, run.clone(), workflow::Start::Fresh, &drive).await;
-    if !drive.json && !context::wants_tui(&drive) {
-        println!("\nworkspace: {}", workspace.display());
-        println!("see the timeline: lev show {run}    replay it offline: lev replay {run}");
+    if !drive.json {
+        // After the workbench's farewell too: where to look at what the agents wrote.
+        println!(
+            "the agents' files (greet.sh, test_greet.sh, README.md) are in {}",
+            workspace.display()
+        );
+        if context::wants_tui(&drive) {
+            // The farewell already named `lev show`.
+            println!("watch it again, offline: lev replay {run}");
+        } else {
+            println!("see the timeline: lev show {run}    replay it offline: lev replay {run}");
+        }
     }
     code
 }

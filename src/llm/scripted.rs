@@ -5,6 +5,7 @@
 //! # Cassette format (YAML)
 //!
 //! ```yaml
+//! pace: 1.0                  # optional: multiplies every delay_ms (0.1 is ten times faster)
 //! replies:
 //!   - step: architect        # optional: equals RequestMeta.step
 //!     turn: 1                # optional: equals RequestMeta.turn
@@ -48,6 +49,9 @@ use crate::protocol::Usage;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cassette {
+    /// Multiplies every reply's `delay_ms`: the same cassette streams at a
+    /// readable pace in the workbench and quickly in a headless test.
+    pub pace: Option<f64>,
     #[serde(default)]
     pub replies: Vec<ScriptedReply>,
 }
@@ -101,8 +105,14 @@ pub struct ScriptedError {
 impl Cassette {
     /// Parses cassette text; `origin` names it in errors (`file:line:col`).
     pub fn parse(text: &str, origin: &str) -> Result<Cassette, LlmError> {
-        serde_saphyr::from_str(text)
-            .map_err(|e| LlmError::Script(crate::config::yaml_error_text(origin, &e)))
+        let cassette: Cassette = serde_saphyr::from_str(text)
+            .map_err(|e| LlmError::Script(crate::config::yaml_error_text(origin, &e)))?;
+        match cassette.pace {
+            Some(p) if !(p.is_finite() && p >= 0.0) => Err(LlmError::Script(format!(
+                "{origin}: `pace` must be a number of at least 0 (1 is as written), not {p}"
+            ))),
+            _ => Ok(cassette),
+        }
     }
 
     pub fn load(path: &Path) -> Result<Cassette, LlmError> {
@@ -115,6 +125,7 @@ impl Cassette {
 
 pub struct ScriptedProvider {
     origin: String,
+    pace: f64,
     replies: Vec<ScriptedReply>,
     used: Mutex<Vec<bool>>,
 }
@@ -133,6 +144,11 @@ impl ScriptedProvider {
         let n = cassette.replies.len();
         ScriptedProvider {
             origin: origin.into(),
+            // `parse` refuses a pace that is not a finite number >= 0.
+            pace: cassette
+                .pace
+                .filter(|p| p.is_finite() && *p >= 0.0)
+                .unwrap_or(1.0),
             replies: cassette.replies,
             used: Mutex::new(vec![false; n]),
         }
@@ -192,7 +208,7 @@ impl ScriptedProvider {
         let pause = reply
             .delay_ms
             .filter(|_| !pieces.is_empty())
-            .map(|ms| Duration::from_millis(ms) / pieces.len() as u32);
+            .map(|ms| Duration::from_millis(ms).mul_f64(self.pace) / pieces.len() as u32);
         for piece in &pieces {
             if let Some(p) = pause {
                 tokio::time::sleep(p).await;

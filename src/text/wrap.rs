@@ -45,6 +45,29 @@ pub fn columns(text: &str) -> usize {
     cells(text).iter().map(|c| c.width).sum()
 }
 
+/// `text` cut to at most `max` display columns, with `…` where it was cut
+/// (tabs count as they are drawn: expanded).
+pub fn clip(text: &str, max: usize) -> String {
+    let cells = cells(text);
+    if cells.iter().map(|c| c.width).sum::<usize>() <= max {
+        return cells.iter().map(|c| c.ch).collect();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in &cells {
+        // Keep a column for the ellipsis.
+        if used + c.width + 1 > max {
+            break;
+        }
+        used += c.width;
+        out.push(c.ch);
+    }
+    if max > 0 {
+        out.push('…');
+    }
+    out
+}
+
 /// One character as drawn, with its width in columns.
 #[derive(Clone, Copy)]
 struct Cell {
@@ -113,6 +136,17 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn clip_counts_display_columns_and_marks_the_cut() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("abcdefghij", 5), "abcd…");
+        // 🚀 and 漢 take two columns each.
+        assert_eq!(clip("a🚀b漢c", 6), "a🚀b…");
+        assert_eq!(clip("漢漢漢", 4), "漢…");
+        assert_eq!(clip("abc", 0), "");
+        assert_eq!(columns(&clip("a\tb long tail", 6)), 6);
+    }
+
+    #[test]
     fn prose_breaks_between_words() {
         assert_eq!(
             wrap("The parser reads every line", 12),
@@ -166,6 +200,18 @@ mod tests {
             for r in &rows_drawn {
                 prop_assert!(columns(r) <= width || r.chars().count() == 1 || columns(r) <= 2 && width == 1, "{:?} at {}", r, width);
             }
+        }
+
+        /// A clipped text fits its columns and starts as the text does.
+        #[test]
+        fn clip_fits_and_keeps_the_start(
+            text in "[a-z \\t😀日é\u{301}-]{0,40}",
+            max in 0usize..30,
+        ) {
+            let cut = clip(&text, max);
+            prop_assert!(columns(&cut) <= max, "{:?} at {}", cut, max);
+            let expanded: String = cells(&text).iter().map(|c| c.ch).collect();
+            prop_assert!(expanded.starts_with(cut.trim_end_matches('…')));
         }
     }
 }

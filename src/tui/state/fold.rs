@@ -99,18 +99,56 @@ impl RunView {
             Some(i) => i,
             None => {
                 let at = self.last_at;
-                self.panes.push(
+                self.place_pane(
                     Pane::new(step.clone(), "agent".into(), None, Attempt(1), at)
                         .with_max_lines(self.scrollback),
-                );
-                self.panes.len() - 1
+                )
             }
         };
         &mut self.panes[idx]
     }
 
+    /// Adds a step's pane where its step is declared, whatever order the
+    /// steps start in, so a workflow's panes are numbered the same every
+    /// run: steps of the outline in its order, then steps it does not list
+    /// (a child workflow's, follow-ups) as they come, then swarm slots.
+    /// Returns the pane's index.
+    pub(super) fn place_pane(&mut self, pane: Pane) -> usize {
+        let rank = self.outline_rank(&pane.step);
+        // Step panes are kept in rank order, ahead of the slot panes.
+        let at = self
+            .panes
+            .partition_point(|p| p.slot.is_none() && self.outline_rank(&p.step) <= rank);
+        self.panes.insert(at, pane);
+        at
+    }
+
+    /// Where `step` (or the step of the outline it belongs to: `parent` of
+    /// `parent/child`) is declared; after every declared step when it is not.
+    fn outline_rank(&self, step: &StepKey) -> usize {
+        if let Some(i) = self.step_rows.get(step) {
+            return *i;
+        }
+        match step.as_str().split_once('/') {
+            Some((root, _)) => self
+                .step_rows
+                .get(&StepKey::new(root))
+                .copied()
+                .unwrap_or(usize::MAX),
+            None => usize::MAX,
+        }
+    }
+
+    /// Adds a row for `row.key`, which has none yet; returns its index.
+    pub(super) fn add_step_row(&mut self, row: StepRow) -> usize {
+        let i = self.steps.len();
+        self.step_rows.insert(row.key.clone(), i);
+        self.steps.push(row);
+        i
+    }
+
     pub(super) fn step_row(&mut self, step: &StepKey) -> &mut StepRow {
-        let idx = match self.steps.iter().position(|s| &s.key == step) {
+        let idx = match self.step_rows.get(step).copied() {
             Some(i) => {
                 let row = &mut self.steps[i];
                 if row.segments.is_empty() && row.status == StepStatus::Pending {
@@ -119,16 +157,13 @@ impl RunView {
                 }
                 i
             }
-            None => {
-                self.steps.push(StepRow {
-                    key: step.clone(),
-                    status: StepStatus::Pending,
-                    segments: Vec::new(),
-                    first_index: self.events.saturating_sub(1),
-                    needs: Vec::new(),
-                });
-                self.steps.len() - 1
-            }
+            None => self.add_step_row(StepRow {
+                key: step.clone(),
+                status: StepStatus::Pending,
+                segments: Vec::new(),
+                first_index: self.events.saturating_sub(1),
+                needs: Vec::new(),
+            }),
         };
         &mut self.steps[idx]
     }
@@ -345,10 +380,12 @@ impl RunView {
                         p.kind = kind.clone();
                         p.mode = mode.clone();
                     }
-                    None => self.panes.push(
-                        Pane::new(step.clone(), kind.clone(), mode.clone(), *attempt, at)
-                            .with_max_lines(self.scrollback),
-                    ),
+                    None => {
+                        self.place_pane(
+                            Pane::new(step.clone(), kind.clone(), mode.clone(), *attempt, at)
+                                .with_max_lines(self.scrollback),
+                        );
+                    }
                 }
                 let row = self.step_row(step);
                 row.status = StepStatus::Running;

@@ -36,7 +36,7 @@ use ratatui_textarea::TextArea;
 
 use crate::engine::{Query, Reply, Submitted};
 use crate::journal::{MemoryRecord, RunMeta};
-use crate::protocol::{Millis, Notice, Op, Recorded, RunId};
+use crate::protocol::{Delta, Millis, Notice, Op, Recorded, RunId, StepKey};
 use crate::workflow::Settle;
 
 use super::keymap::Keymap;
@@ -301,25 +301,20 @@ impl State {
             self.message = None;
         }
         let panes = self.run.panes.len();
-        // Only an assignment inserts a pane (a slot's) before others.
-        let focused = match notice {
-            Notice::Event(r) if matches!(r.event, crate::protocol::Event::TaskAssigned { .. }) => {
-                self.focused_pane().map(|p| (p.slot_no(), p.step.clone()))
+        // A new pane goes where its step is declared (a slot's in slot
+        // order), so indices after it move: remember what they named.
+        let may_add_pane = match notice {
+            Notice::Delta(_, Delta::Token { step, .. } | Delta::ShellOutput { step, .. }) => {
+                self.run.pane_index(step).is_none()
             }
-            _ => None,
+            _ => true,
         };
+        let held = may_add_pane.then(|| self.held_panes());
         let folded = self.run.apply(notice);
         if self.run.panes.len() != panes
-            && let Some((slot, step)) = focused
+            && let Some(held) = held
         {
-            // A slot pane is inserted in slot order: focus stays on its pane.
-            let same = |p: &Pane| match slot {
-                Some(n) => p.slot_no() == Some(n),
-                None => p.slot.is_none() && p.step == step,
-            };
-            if let Some(i) = self.run.panes.iter().position(same) {
-                self.focus_pane = i;
-            }
+            self.restore_panes(held);
         }
         self.after_fold(folded);
     }
@@ -565,6 +560,27 @@ impl State {
     }
 
     /// The focused pane, if any.
+    /// The panes the focus and a message being typed name, by identity.
+    fn held_panes(&self) -> [Option<PaneIdentity>; 2] {
+        let message = match self.typing {
+            Some(Typing::Message(i)) => self.run.panes.get(i).map(PaneIdentity::of),
+            _ => None,
+        };
+        [self.focused_pane().map(PaneIdentity::of), message]
+    }
+
+    /// Points the focus and a message being typed at the panes they named
+    /// before panes were added.
+    fn restore_panes(&mut self, [focus, message]: [Option<PaneIdentity>; 2]) {
+        let find = |id: &PaneIdentity| self.run.panes.iter().position(|p| id.names(p));
+        if let Some(i) = focus.as_ref().and_then(find) {
+            self.focus_pane = i;
+        }
+        if let Some(i) = message.as_ref().and_then(find) {
+            self.typing = Some(Typing::Message(i));
+        }
+    }
+
     pub fn focused_pane(&self) -> Option<&crate::tui::state::Pane> {
         self.run.panes.get(self.focus_pane)
     }
@@ -718,5 +734,27 @@ mod scrollback_tests {
         assert_eq!(last.map(|l| l.text.as_str()), Some("line 999"));
         s.reset_run();
         assert_eq!(s.run.scrollback, 150);
+    }
+}
+
+/// What a pane is, whatever its index: a swarm slot, or a step's pane.
+struct PaneIdentity {
+    slot: Option<u32>,
+    step: StepKey,
+}
+
+impl PaneIdentity {
+    fn of(p: &Pane) -> PaneIdentity {
+        PaneIdentity {
+            slot: p.slot_no(),
+            step: p.step.clone(),
+        }
+    }
+
+    fn names(&self, p: &Pane) -> bool {
+        match self.slot {
+            Some(n) => p.slot_no() == Some(n),
+            None => p.slot.is_none() && p.step == self.step,
+        }
     }
 }

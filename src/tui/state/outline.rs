@@ -16,15 +16,17 @@ impl RunView {
         let first_index = self.events.saturating_sub(1);
         for s in outline {
             let key = StepKey::new(s.id.clone());
-            match self.steps.iter_mut().find(|r| r.key == key) {
-                Some(row) => row.needs = s.needs.clone(),
-                None => self.steps.push(StepRow {
-                    key,
-                    status: StepStatus::Pending,
-                    segments: Vec::new(),
-                    first_index,
-                    needs: s.needs.clone(),
-                }),
+            match self.step_rows.get(&key) {
+                Some(i) => self.steps[*i].needs = s.needs.clone(),
+                None => {
+                    self.add_step_row(StepRow {
+                        key,
+                        status: StepStatus::Pending,
+                        segments: Vec::new(),
+                        first_index,
+                        needs: s.needs.clone(),
+                    });
+                }
             }
         }
     }

@@ -228,17 +228,9 @@ fn fmt_secs(ms: u64) -> String {
     }
 }
 
-/// Clips `s` to `max` characters, marking the cut with `…`.
+/// Clips `s` to `max` display columns, marking the cut with `…`.
 fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    if max == 0 {
-        return String::new();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
+    crate::text::clip(s, max)
 }
 
 /// A rectangle of `w`×`h` centred in `area` (clamped to it).

@@ -96,7 +96,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                     lines.push(Line::raw(""));
                     continue;
                 }
-                lines.push(Line::styled(format!("  {}", p.text), theme.style("base")));
+                lines.extend(text_lines(&p.text, theme));
                 for (k, o) in options.iter().enumerate() {
                     let sel = focused && k == state.option_cursor;
                     let pick = if sel { "›" } else { " " };
@@ -134,7 +134,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                     Span::styled(format!("{marker}⚠ {}", p.title()), head_style),
                     Span::styled(format!("  ⏱ {waited}"), theme.style("dim")),
                 ]));
-                lines.push(Line::styled(format!("  {}", p.text), theme.style("base")));
+                lines.extend(text_lines(&p.text, theme));
                 if focused {
                     let (y, n) = (key_of(Action::Approve), key_of(Action::Deny));
                     let key = |k: String| {
@@ -260,4 +260,12 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         block.render(ia, buf);
         (&state.textarea).render(inner, buf);
     }
+}
+
+/// A prompt's text, a line per line it has (a `Line` draws no line break),
+/// indented under its heading.
+fn text_lines<'a>(text: &str, theme: &Theme) -> Vec<Line<'a>> {
+    text.lines()
+        .map(|l| Line::styled(format!("  {l}"), theme.style("base")))
+        .collect()
 }

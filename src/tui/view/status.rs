@@ -14,6 +14,13 @@ use crate::tui::theme::Theme;
 
 use super::{clip, fmt_secs, fmt_usage};
 
+/// Columns the name always gets (when the bar is that wide).
+const MIN_NAME: usize = 12;
+/// The spaces around the name.
+const NAME_PAD: u16 = 2;
+/// Room kept for the first key hint (`? help`).
+const MIN_HINT: u16 = 10;
+
 /// Actions worth a hint, in priority order, with their short labels.
 const HINTS: &[(Action, &str)] = &[
     (Action::Help, "help"),
@@ -37,10 +44,6 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         run.name.as_str()
     };
     let status = run.status.map(|s| s.as_str()).unwrap_or("starting");
-    left.push(Span::styled(
-        format!(" {} ", clip(name, 28)),
-        theme.style("statusbar.name"),
-    ));
     left.push(Span::styled(
         format!("{status} "),
         super::status_style(theme, run_step_status(run.status)),
@@ -155,6 +158,17 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         )),
         _ => None,
     };
+    // The name takes what the facts beside it leave, keeping room for the
+    // help hint; a message after it may be cut, a name is not cut for it.
+    let facts = Line::from(left.clone()).width() as u16;
+    let room = area.width.saturating_sub(facts + NAME_PAD + MIN_HINT) as usize;
+    left.insert(
+        0,
+        Span::styled(
+            format!(" {} ", clip(name, room.max(MIN_NAME))),
+            theme.style("statusbar.name"),
+        ),
+    );
     if let Some(m) = mode.or_else(|| state.message.clone()) {
         left.push(Span::styled(m, theme.style("statusbar.message")));
     } else if let Some(note) = state.run.notes.last() {
@@ -233,6 +247,19 @@ mod tests {
     fn status_line(s: &crate::tui::state::State) -> String {
         let text = buffer_text(&render(s, &Theme::fallback(), 160, 30));
         text.lines().last().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn a_long_run_name_is_whole_when_the_bar_has_room_and_cut_when_not() {
+        let mut s = sample_state();
+        let name = "Greeting script, designed, built, tested and reviewed";
+        s.run.name = name.into();
+        let line = status_line(&s);
+        assert!(line.contains(name), "{line}");
+        let text = buffer_text(&render(&s, &Theme::fallback(), 60, 20));
+        let line = text.lines().last().unwrap_or_default();
+        assert!(line.contains("Greeting"), "{line}");
+        assert!(line.contains('…') && line.contains("running"), "{line}");
     }
 
     #[test]

@@ -271,6 +271,34 @@ fn sidebar_scrolls_to_the_focused_prompt() {
     assert!(text.contains("more waiting"), "{text}");
 }
 
+#[test]
+fn a_prompt_of_several_lines_keeps_them_in_the_sidebar() {
+    use crate::protocol::{Event, Notice, Recorded, Seq};
+    let mut s = settled();
+    s.apply(&Notice::Event(Recorded {
+        run: crate::tui::state::sample::sample_run_id(),
+        seq: Seq(400),
+        event: Event::QuestionAsked {
+            id: "lines".into(),
+            step: None,
+            header: Some("Two lines".into()),
+            ask: "First line?\n(second line)".into(),
+            options: vec![],
+            default: None,
+            timeout_ms: None,
+            at: Millis(T0 + 31_000),
+        },
+    }));
+    let text = screen(&s, 120, 40);
+    assert!(!text.contains("line?(second"), "{text}");
+    let first = text.lines().position(|l| l.contains("First line?"));
+    let second = text.lines().position(|l| l.contains("(second line)"));
+    assert!(
+        matches!((first, second), (Some(a), Some(b)) if b == a + 1),
+        "{text}"
+    );
+}
+
 /// The screen's text, then each row's style runs (`x0-x1 fg bg modifiers`),
 /// so a theme's colours are part of what a reviewer reads.
 pub(super) fn styled_screen(state: &State, theme: &Theme, w: u16, h: u16) -> String {
