@@ -464,6 +464,27 @@ fn the_demo_runs_with_no_key_and_no_network() {
     assert!(dir.join("README.md").exists() && dir.join("test_greet.sh").exists());
 }
 
+/// A demo run goes on with the demo's replies when a provider is
+/// configured: another model's answers could not match what it recorded.
+#[test]
+fn a_demo_run_goes_on_with_its_own_replies_whatever_provider_is_configured() {
+    let lev = Lev::new();
+    let out = lev.run(&["demo", "--headless"]);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    // Nothing listens on port 9: a request to this provider fails.
+    let lev = Lev {
+        dir: lev.dir,
+        env: Vec::new(),
+    }
+    .with_openai("http://127.0.0.1:9/v1");
+    let out = lev.run(&["fork", &run, "--from", "reviewer", "--headless"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("step reviewer: succeeded"), "{stdout}");
+}
+
 /// The demo's question changes what the agents build.
 #[test]
 fn the_demos_answer_changes_what_gets_built() {

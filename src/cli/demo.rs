@@ -13,8 +13,7 @@ use crate::protocol::Millis;
 use crate::spec;
 use crate::workflow;
 
-const DEMO_WORKFLOW: &str = include_str!("../../workflows/demo.yaml");
-const DEMO_CASSETTE: &str = include_str!("../../workflows/demo.cassette.yaml");
+use crate::spec::demo::{CASSETTE as DEMO_CASSETTE, WORKFLOW as DEMO_WORKFLOW};
 /// How much faster than written a headless demo streams: the workbench shows
 /// the replies at a pace one can read, a script or a test needs none of it.
 const HEADLESS_PACE: &str = "0.05";
@@ -59,15 +58,14 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
         Err(c) => return c,
     };
     config.provider = ProviderSettings {
-        kind: ProviderKind::Scripted,
-        base_url: None,
-        model: Some("scripted-demo".into()),
-        api_key_env: None,
+        // As a resume of the run builds it (`RunSettings::deps`): a model
+        // named here would be part of every request's fingerprint.
         cassette: Some(if context::wants_tui(drive) {
             files[1].0.clone()
         } else {
             files[2].0.clone()
         }),
+        ..ProviderSettings::of_kind(ProviderKind::Scripted)
     };
     let journal = match context::open_journal(paths) {
         Ok(j) => j,

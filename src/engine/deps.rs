@@ -41,7 +41,18 @@ impl RunSettings {
             .map_err(|e| format!("workspace {}: {e}", workspace.display()))?;
         let mut config = self.config.clone();
         let mut provider = crate::llm::select::build_provider(&config).map_err(|e| e.to_string());
-        if provider.is_err()
+        if let Some(cassette) = workflow_source
+            .filter(|w| is_demo(w))
+            .and_then(sibling_cassette)
+        {
+            // A demo run replays the demo's replies, whatever is configured:
+            // another provider's answers would not match what it recorded.
+            config.provider = ProviderSettings {
+                cassette: Some(cassette),
+                ..ProviderSettings::of_kind(ProviderKind::Scripted)
+            };
+            provider = crate::llm::select::build_provider(&config).map_err(|e| e.to_string());
+        } else if provider.is_err()
             && std::env::var("LEV_PROVIDER")
                 .map(|v| v.trim().is_empty())
                 .unwrap_or(true)
@@ -81,6 +92,14 @@ impl RunSettings {
 }
 
 /// `flow.cassette.yaml` beside `flow.yaml`, when it exists.
+/// True when `workflow` is the demo as `lev demo` wrote it (to
+/// `<data>/demo/demo.yaml`; the same file elsewhere, as
+/// `workflows/demo.yaml` in lev's sources, runs on the configured provider).
+fn is_demo(workflow: &Path) -> bool {
+    workflow.parent().and_then(Path::file_name) == Some(std::ffi::OsStr::new("demo"))
+        && std::fs::read_to_string(workflow).is_ok_and(|text| crate::spec::demo::is_demo(&text))
+}
+
 pub fn sibling_cassette(workflow: &Path) -> Option<PathBuf> {
     let stem = workflow.file_stem()?.to_str()?;
     let candidate = workflow.with_file_name(format!("{stem}.cassette.yaml"));

@@ -3,6 +3,7 @@
 //!
 //! Pure: reads files, never touches the journal, network or engine.
 
+pub mod demo;
 pub mod diagnostics;
 pub mod expr;
 pub mod load;
