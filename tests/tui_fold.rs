@@ -18,6 +18,22 @@ fn key(code: KeyCode) -> Input {
     Input::Key(KeyEvent::from(code))
 }
 
+/// `a`, which asks first: nothing is sent until `y` answers its
+/// confirmation; returns what `y` sends.
+fn confirmed(s: &mut State, a: Action) -> Vec<Effect> {
+    let asked = s.handle_action(a);
+    assert!(
+        asked.is_empty(),
+        "{a:?} sent {asked:?} before it was confirmed"
+    );
+    assert!(
+        matches!(s.overlay, Some(Overlay::Confirm(_))),
+        "{a:?} asked nothing: {:?}",
+        s.message
+    );
+    s.handle(key(KeyCode::Char('y')))
+}
+
 fn ops(effects: &[Effect]) -> Vec<&Op> {
     effects
         .iter()
@@ -281,7 +297,7 @@ fn approve_on_focused_prompt_emits_decide() {
 #[test]
 fn deny_emits_decide_false() {
     let mut s = settled();
-    let out = s.handle_action(Action::Deny);
+    let out = confirmed(&mut s, Action::Deny);
     assert!(matches!(
         ops(&out)[..],
         [Op::Decide {
@@ -467,7 +483,7 @@ fn retry_refuses_a_step_that_did_not_fail_and_fork_takes_any_selected_step() {
     assert!(out.is_empty(), "{out:?}");
     let said = s.message.clone().unwrap_or_default();
     assert!(said.contains("architect did not fail"), "{said}");
-    let out = s.handle_action(Action::Fork);
+    let out = confirmed(&mut s, Action::Fork);
     assert_eq!(
         out,
         vec![Effect::Op(Op::Fork {
@@ -499,7 +515,7 @@ fn a_failed_step_of_the_live_run_is_retried_with_an_op_from_its_pane_or_the_over
     })];
     s.focus = Focus::Panes;
     s.focus_pane = s.run.pane_index(&StepKey::new("checks")).unwrap();
-    assert_eq!(s.handle_action(Action::RetryStep), want);
+    assert_eq!(confirmed(&mut s, Action::RetryStep), want);
     s.handle_action(Action::Overview);
     s.overview_cursor = s
         .run
@@ -507,7 +523,7 @@ fn a_failed_step_of_the_live_run_is_retried_with_an_op_from_its_pane_or_the_over
         .iter()
         .position(|r| r.key.as_str() == "checks")
         .unwrap();
-    assert_eq!(s.handle_action(Action::RetryStep), want);
+    assert_eq!(confirmed(&mut s, Action::RetryStep), want);
 }
 
 fn ended_run() -> Vec<Recorded> {
@@ -574,7 +590,8 @@ fn an_ended_run_in_replay_asks_the_app_to_retry_it() {
     s.load_replay(events.clone());
     s.replay_jump(events.len());
     s.focus_pane = s.run.pane_index(&StepKey::new("build")).unwrap();
-    let out = s.handle(Input::Key(KeyEvent::from(KeyCode::Char('r'))));
+    assert!(s.handle(key(KeyCode::Char('r'))).is_empty());
+    let out = s.handle(key(KeyCode::Enter));
     assert_eq!(
         out,
         vec![Effect::Op(Op::RetryStep {
@@ -899,7 +916,10 @@ fn cancel_on_a_running_pane_asks_then_cancels_that_step_only() {
         s.handle_action(Action::CancelStep).is_empty(),
         "pane {running}"
     );
-    assert_eq!(s.overlay, Some(Overlay::Confirm(Confirm::CancelStep)));
+    assert!(matches!(
+        s.overlay,
+        Some(Overlay::Confirm(Confirm::CancelStep(_)))
+    ));
     let out = s.handle(key(KeyCode::Char('y')));
     assert_eq!(
         ops(&out),
@@ -1001,4 +1021,37 @@ fn panes_are_numbered_in_declaration_order_and_keep_their_focus() {
         matches!(typing, Some(lev::tui::state::Typing::Message(3))),
         "{typing:?}"
     );
+}
+
+/// A confirmation names what it acts on, and one whose target ends while
+/// it is on screen goes away (saying why) instead of taking the next key.
+#[test]
+fn confirmations_name_their_target_and_go_away_when_it_ends() {
+    use lev::tui::theme::Theme;
+    use lev::tui::view::{buffer_text, render};
+    let mut s = settled();
+    assert!(s.handle_action(Action::Deny).is_empty());
+    let screen = buffer_text(&render(&s, &Theme::fallback(), 120, 40));
+    assert!(screen.contains("Deny approve coder?"), "{screen}");
+    assert!(screen.contains("[y] deny   [n] keep as is"), "{screen}");
+    // Another participant (the CLI, a second workbench) decides it first.
+    s.apply(&Notice::Event(Recorded {
+        run: sample_run_id(),
+        seq: Seq(100),
+        event: Event::ApprovalDecided {
+            step: StepKey::new("coder"),
+            approved: true,
+            comment: String::new(),
+            source: AnswerSource::User,
+            at: Millis(T0 + 32_000),
+        },
+    }));
+    assert_eq!(s.overlay, None);
+    let said = s.message.clone().unwrap_or_default();
+    assert!(
+        said.contains("nothing to deny") && said.contains("already decided"),
+        "{said}"
+    );
+    // The next key is the user's again: `y` sends nothing.
+    assert!(ops(&s.handle(key(KeyCode::Char('y')))).is_empty());
 }

@@ -5,7 +5,7 @@
 
 use crate::protocol::{AnswerSource, Op};
 
-use super::{Effect, Focus, PromptKind, State, Typing};
+use super::{Confirm, Effect, Focus, PromptKind, State, Typing};
 
 /// What a key that would answer says during a replay.
 pub(super) const REPLAY_READ_ONLY: &str =
@@ -192,11 +192,25 @@ impl State {
             self.say("just arrived: read it first");
             return Vec::new();
         }
-        let (Some(run), Some(step)) = (self.run.run.clone(), p.step.clone()) else {
+        if self.sent.contains(&i) {
+            self.say("already sent: waiting for the engine to record it");
+            return Vec::new();
+        }
+        if !approved {
+            // Denying fails the step: asked first, naming what is denied.
+            self.ask(Confirm::Deny(i));
+            return Vec::new();
+        }
+        self.send_decision(i, approved)
+    }
+
+    /// Sends the decision on approval prompt `i`, once.
+    pub(super) fn send_decision(&mut self, i: usize, approved: bool) -> Vec<Effect> {
+        let step = self.run.prompts.get(i).and_then(|p| p.step.clone());
+        let (Some(run), Some(step)) = (self.run.run.clone(), step) else {
             return Vec::new();
         };
         if self.sent.contains(&i) {
-            self.say("already sent: waiting for the engine to record it");
             return Vec::new();
         }
         self.sent.insert(i);

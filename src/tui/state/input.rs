@@ -9,7 +9,6 @@ use ratatui::layout::{Position, Rect};
 use ratatui_textarea::TextArea;
 
 use crate::engine::Query;
-use crate::protocol::Op;
 use crate::tui::keymap::Action;
 
 use super::layout::{self, pane_viewport};
@@ -104,7 +103,7 @@ impl State {
             Action::Memory => return self.open_memory(),
             Action::Quit => {
                 if self.run.active() && self.replay.is_none() {
-                    self.overlay = Some(Overlay::Confirm(Confirm::Quit));
+                    self.ask(Confirm::Quit);
                 } else {
                     return vec![Effect::Quit];
                 }
@@ -180,11 +179,13 @@ impl State {
             Action::CancelStep => {
                 if self.run.active() && self.replay.is_none() {
                     // The focused step when it runs; otherwise the whole run.
-                    let what = match self.focused_running_step() {
-                        Some(_) => Confirm::CancelStep,
+                    let row = self
+                        .focused_running_step()
+                        .and_then(|s| self.step_row_of(&s));
+                    self.ask(match row {
+                        Some(row) => Confirm::CancelStep(row),
                         None => Confirm::CancelRun,
-                    };
-                    self.overlay = Some(Overlay::Confirm(what));
+                    });
                 } else {
                     self.say("no active run to cancel");
                 }
@@ -252,39 +253,6 @@ impl State {
         self.focused_pane()
             .filter(|p| !p.status.is_terminal())
             .map(|p| p.step.clone())
-    }
-
-    fn confirm_key(&mut self, what: Confirm, key: KeyEvent) -> Vec<Effect> {
-        match key.code {
-            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                self.overlay = None;
-                match what {
-                    Confirm::Quit => vec![Effect::Quit],
-                    Confirm::CancelRun => match self.run.run.clone() {
-                        Some(run) => vec![Effect::Op(Op::Cancel { run })],
-                        None => Vec::new(),
-                    },
-                    Confirm::CancelStep => {
-                        match (self.run.run.clone(), self.focused_running_step()) {
-                            (Some(run), Some(step)) => {
-                                vec![Effect::Op(Op::CancelStep { run, step })]
-                            }
-                            _ => Vec::new(),
-                        }
-                    }
-                    Confirm::EmergencyStop => match self.run.run.clone() {
-                        Some(run) => vec![Effect::Op(Op::EmergencyStop { run })],
-                        None => Vec::new(),
-                    },
-                    Confirm::Worktree(how, i) => self.confirm_worktree(how, i),
-                }
-            }
-            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
-                self.overlay = None;
-                Vec::new()
-            }
-            _ => Vec::new(),
-        }
     }
 
     /// Asks the app for the memory bank (it calls `set_memory`), or

@@ -13,6 +13,7 @@
 //! steps' git worktrees: diff, merge, discard).
 
 mod answer;
+mod confirm;
 mod fold;
 mod input;
 pub mod layout;
@@ -37,10 +38,10 @@ use ratatui_textarea::TextArea;
 use crate::engine::{Query, Reply, Submitted};
 use crate::journal::{MemoryRecord, RunMeta};
 use crate::protocol::{Delta, Millis, Notice, Op, Recorded, RunId, StepKey};
-use crate::workflow::Settle;
 
 use super::keymap::Keymap;
 
+pub use confirm::Confirm;
 pub use input::visible_lines;
 pub use outline::GivenHint;
 pub use palette::{PaletteEntry, PaletteItem, action_label};
@@ -133,19 +134,6 @@ pub enum Typing {
     Palette,
     /// The plan of review prompt `n`, in the multi-line editor.
     EditPlan(usize),
-}
-
-/// What a confirm overlay confirms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Confirm {
-    Quit,
-    CancelRun,
-    /// Cancel the focused pane's running step.
-    CancelStep,
-    /// Stop every running step now (the run ends paused, resumable).
-    EmergencyStop,
-    /// Merge or discard worktree `n` of `RunView::worktrees`.
-    Worktree(Settle, usize),
 }
 
 /// Modal overlays.
@@ -347,6 +335,7 @@ impl State {
         if self.focus_pane >= self.run.panes.len() {
             self.focus_pane = self.run.panes.len().saturating_sub(1);
         }
+        self.drop_stale_confirm();
     }
 
     /// Effects produced by `apply` since the last `handle` (attention).

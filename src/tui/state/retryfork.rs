@@ -4,11 +4,11 @@
 //! that resumes an ended one), `f` forks the run from the selected step.
 //! The selected step is the focused pane's, or the overview's row.
 
-use crate::protocol::{Event, Millis, Op, RunStatus, StepKey, StepStatus};
+use crate::protocol::{Event, Millis, RunStatus, StepKey, StepStatus};
 
 use super::pane::LineKind;
 use super::run_view::RunView;
-use super::{Effect, Screen, State};
+use super::{Confirm, Effect, Screen, State};
 
 impl RunView {
     /// Folds a retry request or the fork marker.
@@ -67,10 +67,10 @@ impl State {
 
     /// `r`: retry the selected failed step.
     pub(super) fn retry_selected(&mut self) -> Vec<Effect> {
-        let Some(run) = self.run.run.clone() else {
+        if self.run.run.is_none() {
             self.say("no run on screen");
             return Vec::new();
-        };
+        }
         let Some((step, status)) = self.selected_step() else {
             self.say(
                 "select a failed step to retry it (focus its pane, or pick it in the overview)",
@@ -84,27 +84,30 @@ impl State {
             ));
             return Vec::new();
         }
-        if self.replay.is_none() && self.run.status == Some(RunStatus::Running) {
-            self.say(format!("retrying {step}"));
-            return vec![Effect::Op(Op::RetryStep { run, step })];
+        self.confirm_step(&step, Confirm::Retry)
+    }
+
+    /// Asks `what` about `step`'s row.
+    fn confirm_step(&mut self, step: &StepKey, what: fn(usize) -> Confirm) -> Vec<Effect> {
+        match self.step_row_of(step) {
+            Some(row) => self.ask(what(row)),
+            None => self.say(format!("{step} is not a step of this run's outline")),
         }
-        self.say(format!("retrying {step}: the run resumes"));
-        vec![Effect::Op(Op::RetryStep { run, step })]
+        Vec::new()
     }
 
     /// `f`: fork the run from the selected step.
     pub(super) fn fork_selected(&mut self) -> Vec<Effect> {
-        let Some(run) = self.run.run.clone() else {
+        if self.run.run.is_none() {
             self.say("no run on screen");
             return Vec::new();
-        };
+        }
         let Some((step, _)) = self.selected_step() else {
             self.say(
                 "select a step to fork the run from (focus its pane, or pick it in the overview)",
             );
             return Vec::new();
         };
-        self.say(format!("forking run {run} from {step}"));
-        vec![Effect::Op(Op::Fork { run, from: step })]
+        self.confirm_step(&step, Confirm::Fork)
     }
 }

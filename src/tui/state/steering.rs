@@ -9,7 +9,7 @@ use crate::text::one_line;
 use super::pane::{LineKind, Pane};
 use super::run_view::RunView;
 pub use super::run_view::SentMessage;
-use super::{Confirm, Effect, Overlay, State, Typing};
+use super::{Confirm, Effect, State, Typing};
 
 impl RunView {
     /// Folds a steering event (message delivered, pause, unpause, stop).
@@ -209,7 +209,7 @@ impl State {
     /// `ctrl-x`: asks first, like quitting.
     pub(super) fn ask_emergency_stop(&mut self) {
         if self.live() {
-            self.overlay = Some(Overlay::Confirm(Confirm::EmergencyStop));
+            self.ask(Confirm::EmergencyStop);
         }
     }
 

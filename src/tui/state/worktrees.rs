@@ -112,7 +112,7 @@ impl State {
         let Some(i) = self.run.worktrees.iter().position(|w| w.step == step) else {
             return Vec::new();
         };
-        self.overlay = Some(Overlay::Confirm(Confirm::Worktree(how, i)));
+        self.ask(Confirm::Worktree(how, i));
         Vec::new()
     }
 

@@ -44,7 +44,7 @@ const STEP_SLOTS: [&str; 6] = [
     "step.failed",
     "step.skipped",
 ];
-const DEFAULT_STATUS: [&str; 6] = ["○", "◐", "⏸", "●", "✗", "–"];
+const DEFAULT_STATUS: [&str; 6] = ["○", "◐", "⚑", "●", "✗", "–"];
 
 /// A resolved theme.
 #[derive(Debug, Clone)]

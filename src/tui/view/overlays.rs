@@ -5,7 +5,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
+use ratatui::widgets::{Block, Clear, Paragraph, Widget};
 
 use crate::tui::state::{Confirm, State};
 use crate::tui::theme::Theme;
@@ -200,6 +200,12 @@ pub fn palette(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
 }
 
 pub fn confirm(state: &State, what: Confirm, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let run = &state.run;
+    let step = |row: usize| {
+        run.steps
+            .get(row)
+            .map_or_else(|| "?".to_string(), |r| r.key.to_string())
+    };
     let text = match what {
         Confirm::Quit => vec![
             "The run is still active.".to_string(),
@@ -207,11 +213,11 @@ pub fn confirm(state: &State, what: Confirm, theme: &Theme, area: Rect, buf: &mu
             "resume it later from the runs list.".to_string(),
         ],
         Confirm::CancelRun => vec![
-            "Cancel this run?".to_string(),
+            format!("Cancel run {}?", run_name(state)),
             "Running steps are stopped; results so far stay in the journal.".to_string(),
         ],
-        Confirm::CancelStep => vec![
-            "Cancel the focused step?".to_string(),
+        Confirm::CancelStep(row) => vec![
+            format!("Cancel step {}?", step(row)),
             "It is stopped (TERM, then KILL); steps that need it are skipped.".to_string(),
         ],
         Confirm::EmergencyStop => vec![
@@ -220,21 +226,62 @@ pub fn confirm(state: &State, what: Confirm, theme: &Theme, area: Rect, buf: &mu
             "The run ends paused: `lev resume` continues it.".to_string(),
         ],
         Confirm::Worktree(how, i) => worktree_question(state, how, i),
+        Confirm::Deny(i) => {
+            let title = run.prompts.get(i).map_or_else(String::new, |p| p.title());
+            vec![
+                format!("Deny {title}?"),
+                "Its step fails with \"not approved\"; steps that need it do not run.".to_string(),
+            ]
+        }
+        Confirm::Retry(row) => vec![
+            format!("Retry step {}?", step(row)),
+            "It runs again from its start as a new attempt; steps after it".to_string(),
+            "that were skipped run again too.".to_string(),
+        ],
+        Confirm::Fork(row) => vec![
+            format!("Fork run {} from step {}?", run_name(state), step(row)),
+            format!(
+                "A new run takes every result before {} from this one and runs",
+                step(row)
+            ),
+            "from there; this run is left as it is.".to_string(),
+        ],
     };
+    let w = 64.min(area.width.saturating_sub(4));
+    // Wrapped here, so the box is as tall as what it holds and the key
+    // line is never cut off.
+    let inner_w = w.saturating_sub(2) as usize;
     let mut lines: Vec<Line> = text
-        .into_iter()
-        .map(|t| Line::styled(t, theme.style("base")))
+        .iter()
+        .flat_map(|t| crate::text::wrap(t, inner_w))
+        .map(|row| Line::styled(row, theme.style("base")))
         .collect();
     lines.push(Line::raw(""));
-    lines.push(Line::styled("[y] yes   [n] no", theme.style("help.key")));
-    let w = 56.min(area.width.saturating_sub(4));
+    lines.push(Line::styled(
+        clip(&format!("[y] {}   [n] keep as is", what.verb()), inner_w),
+        theme.style("help.key"),
+    ));
     let h = (lines.len() as u16 + 2).min(area.height);
     let r = centered(area, w, h);
     Clear.render(r, buf);
     Paragraph::new(lines)
-        .wrap(Wrap { trim: true })
         .block(frame(theme, " confirm "))
         .render(r, buf);
+}
+
+/// The run's name and short id, as a confirmation names it.
+fn run_name(state: &State) -> String {
+    let id = state
+        .run
+        .run
+        .as_ref()
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    let short = &id[id.len().saturating_sub(6)..];
+    match state.run.name.as_str() {
+        "" => id,
+        name => format!("\"{}\" (…{short})", clip(name, 40)),
+    }
 }
 
 fn worktree_question(state: &State, how: Settle, i: usize) -> Vec<String> {

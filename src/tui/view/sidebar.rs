@@ -68,10 +68,12 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         let marker = if focused { "▶ " } else { "  " };
         // A countdown when a timeout applies, else how long it has waited;
         // a replay shows neither (nothing is waiting: it happened).
+        // ⏱ is always time left; a prompt with no timeout says how long
+        // it has waited in words.
         let waited = match p.deadline {
             _ if state.replay.is_some() => "waited here".to_string(),
-            Some(d) => format!("{} left", fmt_secs(d.0.saturating_sub(now.0))),
-            None => fmt_secs(now.0.saturating_sub(p.asked_at.0)),
+            Some(d) => format!("⏱ {} left", fmt_secs(d.0.saturating_sub(now.0))),
+            None => format!("waiting {}", fmt_secs(now.0.saturating_sub(p.asked_at.0))),
         };
         let head_style = theme.style(if focused { "selection" } else { "question" });
         let waited = if state.sent.contains(&i) {
@@ -86,7 +88,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                 let label = p.title();
                 lines.push(Line::from(vec![
                     Span::styled(format!("{marker}? {label}"), head_style),
-                    Span::styled(format!("  ⏱ {waited}"), theme.style("dim")),
+                    Span::styled(format!("  {waited}"), theme.style("dim")),
                 ]));
                 if let Some(review) = &p.review {
                     // The plan readably, with its own keys instead of options.
@@ -132,7 +134,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             PromptKind::Approval => {
                 lines.push(Line::from(vec![
                     Span::styled(format!("{marker}⚠ {}", p.title()), head_style),
-                    Span::styled(format!("  ⏱ {waited}"), theme.style("dim")),
+                    Span::styled(format!("  {waited}"), theme.style("dim")),
                 ]));
                 lines.extend(text_lines(&p.text, theme));
                 if focused {
