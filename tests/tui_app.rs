@@ -227,6 +227,20 @@ async fn the_demo_runs_to_the_end_in_the_workbench_at_80_by_24() {
     }
     // The bell for each prompt went to the screen's escapes, not stdout.
     assert!(escapes.contains(&0x07), "{escapes:?}");
+    // The terminal's title named the run and what it did, and was given
+    // back at the end.
+    let escapes = String::from_utf8_lossy(&escapes);
+    for title in [
+        "\x1b]2;lev · Greeting script, designed, built, tested and reviewed · running\x07",
+        "\x1b]2;lev · Greeting script, designed, built, tested and reviewed · ⚑ 1 waiting · running\x07",
+        "\x1b]2;lev · Greeting script, designed, built, tested and reviewed · succeeded\x07",
+    ] {
+        assert!(escapes.contains(title), "{title:?} not in {escapes:?}");
+    }
+    assert!(
+        escapes.starts_with("\x1b[22;0t") && escapes.ends_with("\x1b[23;0t"),
+        "{escapes:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1016,7 +1016,7 @@ fn panes_are_numbered_in_declaration_order_and_keep_their_focus() {
     let order: Vec<&str> = s.run.panes.iter().map(|p| p.step.as_str()).collect();
     assert_eq!(order, ["first", "first/child", "second", "third"]);
     assert_eq!(s.focused_pane().map(|p| p.step.as_str()), Some("third"));
-    let typing = s.typing.clone();
+    let typing = s.typing;
     assert!(
         matches!(typing, Some(lev::tui::state::Typing::Message(3))),
         "{typing:?}"

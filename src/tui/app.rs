@@ -212,11 +212,14 @@ async fn event_loop<B: Backend>(
     // tokens a second costs sixty frames, not hundreds.
     let mut dirty = true;
     let mut last_frame: Option<Instant> = None;
+    let mut title = String::new();
+    let _ = screen.escapes.write_all(attention::SAVE_TITLE.as_bytes());
     loop {
         let now = Instant::now();
         let due = last_frame.map_or(now, |t| t + FRAME);
         if dirty && now >= due {
             draw(screen, &state, &app.theme);
+            set_title(screen.escapes, &mut title, state.terminal_title());
             last_frame = Some(now);
             dirty = false;
         }
@@ -243,11 +246,27 @@ async fn event_loop<B: Backend>(
         };
         for effect in effects {
             if !carry_out(effect, screen.escapes, &mut app, &mut state, &mut live).await {
-                return left(&state, &live);
+                return leave(screen.escapes, &state, &live);
             }
         }
     }
-    left(&state, &live)
+    leave(screen.escapes, &state, &live)
+}
+
+/// Writes the terminal's title when it changed since the last frame.
+fn set_title(out: &mut (dyn Write + Send), last: &mut String, now: String) {
+    if *last != now {
+        let _ = out.write_all(attention::title(&now).as_bytes());
+        let _ = out.flush();
+        *last = now;
+    }
+}
+
+/// Gives the terminal its title back; the run on screen as the workbench ends.
+fn leave(out: &mut (dyn Write + Send), state: &State, live: &Option<RunId>) -> Option<Left> {
+    let _ = out.write_all(attention::RESTORE_TITLE.as_bytes());
+    let _ = out.flush();
+    left(state, live)
 }
 
 /// The run on screen as the workbench ends (none from the runs browser).

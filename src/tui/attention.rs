@@ -1,6 +1,7 @@
 //! How the workbench announces something that waits for the user: the
 //! terminal bell and a desktop notification (OSC 9 and/or OSC 777), as
-//! `tui.attention` in the config says. `State` decides *when* (once per
+//! `tui.attention` in the config says; and the terminal's title (OSC 2),
+//! which names the run and its state. `State` decides *when* (once per
 //! question or approval, never in replay); this module decides *what bytes*.
 
 use crate::config::{AttentionSettings, Notify};
@@ -32,6 +33,23 @@ pub fn escapes(settings: &AttentionSettings, text: &str) -> String {
     out
 }
 
+/// Saves the terminal's title on the xterm title stack (tmux, kitty,
+/// iTerm2, GNOME and the others that have one), so leaving gives it back.
+pub const SAVE_TITLE: &str = "\x1b[22;0t";
+/// Gives back the title saved by [`SAVE_TITLE`].
+pub const RESTORE_TITLE: &str = "\x1b[23;0t";
+
+/// The escape setting the terminal's (window and tab) title to `text`,
+/// without control characters (names come from workflows).
+pub fn title(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_CHARS)
+        .collect();
+    format!("\x1b]2;{clean}\x07")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,6 +59,14 @@ mod tests {
 
     fn with(bell: bool, notify: Notify) -> AttentionSettings {
         AttentionSettings { bell, notify }
+    }
+
+    #[test]
+    fn a_title_cannot_carry_another_escape() {
+        assert_eq!(
+            title("lev · evil\x07\x1b]52;c;x\x07 · running"),
+            "\x1b]2;lev · evil]52;c;x · running\x07"
+        );
     }
 
     #[test]

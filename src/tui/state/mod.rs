@@ -575,6 +575,26 @@ impl State {
     }
 
     /// Prompts waiting for the user.
+    /// The terminal's title: the run's name and what it is doing, so a
+    /// run that needs you, ended or stopped shows in a tab or window list
+    /// without looking at it.
+    pub fn terminal_title(&self) -> String {
+        if !self.run_open {
+            return "lev · runs".to_string();
+        }
+        let name = match self.run.name.as_str() {
+            "" => "run",
+            name => name,
+        };
+        let status = self.run.status.map_or("starting", |s| s.as_str());
+        let doing = match self.pending_count() {
+            _ if self.replay.is_some() => format!("replay of a {status} run"),
+            0 => status.to_string(),
+            n => format!("⚑ {n} waiting · {status}"),
+        };
+        format!("lev · {} · {doing}", crate::text::clip(name, 60))
+    }
+
     pub fn pending_count(&self) -> usize {
         self.run.pending().count()
     }
@@ -688,6 +708,28 @@ fn settles_a_message(event: &crate::protocol::Event) -> bool {
     )
 }
 
+/// What a pane is, whatever its index: a swarm slot, or a step's pane.
+struct PaneIdentity {
+    slot: Option<u32>,
+    step: StepKey,
+}
+
+impl PaneIdentity {
+    fn of(p: &Pane) -> PaneIdentity {
+        PaneIdentity {
+            slot: p.slot_no(),
+            step: p.step.clone(),
+        }
+    }
+
+    fn names(&self, p: &Pane) -> bool {
+        match self.slot {
+            Some(n) => p.slot_no() == Some(n),
+            None => p.slot.is_none() && p.step == self.step,
+        }
+    }
+}
+
 #[cfg(test)]
 mod scrollback_tests {
     use super::*;
@@ -723,27 +765,5 @@ mod scrollback_tests {
         assert_eq!(last.map(|l| l.text.as_str()), Some("line 999"));
         s.reset_run();
         assert_eq!(s.run.scrollback, 150);
-    }
-}
-
-/// What a pane is, whatever its index: a swarm slot, or a step's pane.
-struct PaneIdentity {
-    slot: Option<u32>,
-    step: StepKey,
-}
-
-impl PaneIdentity {
-    fn of(p: &Pane) -> PaneIdentity {
-        PaneIdentity {
-            slot: p.slot_no(),
-            step: p.step.clone(),
-        }
-    }
-
-    fn names(&self, p: &Pane) -> bool {
-        match self.slot {
-            Some(n) => p.slot_no() == Some(n),
-            None => p.slot.is_none() && p.step == self.step,
-        }
     }
 }

@@ -7,6 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget};
 
+use crate::tui::keymap::Action;
 use crate::tui::state::{Confirm, State};
 use crate::tui::theme::Theme;
 use crate::workflow::Settle;
@@ -22,12 +23,12 @@ fn frame<'a>(theme: &Theme, title: &'a str) -> Block<'a> {
 }
 
 pub fn help(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let rows = state.keymap.help_rows();
+    let rows = help_rows(state, theme);
     let w = 110.min(area.width.saturating_sub(4));
     let max_h = area.height.saturating_sub(2);
     let key_w = rows
         .iter()
-        .map(|(k, _, _)| k.chars().count())
+        .map(|(k, _)| k.chars().count())
         .max()
         .unwrap_or(4)
         .clamp(4, 16);
@@ -99,6 +100,61 @@ pub fn help(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     );
 }
 
+/// Actions the runs browser takes (the rest act on an open run).
+const BROWSER_ACTIONS: &[Action] = &[
+    Action::Help,
+    Action::Palette,
+    Action::Memory,
+    Action::Quit,
+    Action::ScrollUp,
+    Action::ScrollDown,
+    Action::Top,
+    Action::Bottom,
+    Action::PageUp,
+    Action::PageDown,
+];
+
+/// What the help lists where it is opened: the browser's keys in the runs
+/// browser, every key over a run; then the mouse and what the glyphs mean.
+fn help_rows(state: &State, theme: &Theme) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    if !state.run_open {
+        rows.push((
+            "Enter".into(),
+            "Open the selected run: an unfinished one resumes, a finished one replays".into(),
+        ));
+    }
+    rows.extend(
+        state
+            .keymap
+            .help_rows()
+            .into_iter()
+            .filter(|(_, a, _)| state.run_open || BROWSER_ACTIONS.contains(a))
+            .map(|(keys, _, desc)| (keys, desc)),
+    );
+    rows.push((
+        "mouse".into(),
+        "Click focuses a pane, a tab or a prompt; the wheel scrolls what is under it. To select text with the terminal, hold Shift (Option in iTerm2) while dragging".into(),
+    ));
+    if state.run_open {
+        use crate::protocol::StepStatus as S;
+        let glyph = |s: S| theme.status_symbol(s).to_string();
+        rows.push((
+            "glyphs".into(),
+            format!(
+                "{} pending · {} running · {} needs you · {} succeeded · {} failed · {} skipped · ■ stopped · ◇ paused · ⏱ time left to answer",
+                glyph(S::Pending),
+                glyph(S::Running),
+                glyph(S::Waiting),
+                glyph(S::Succeeded),
+                glyph(S::Failed),
+                glyph(S::Skipped)
+            ),
+        ));
+    }
+    rows
+}
+
 /// One display line of the help: keys (on a row's first line only) and
 /// a piece of its description.
 struct HelpLine {
@@ -108,14 +164,10 @@ struct HelpLine {
 
 /// The help rows as display lines in a column `col_w` wide: keys right
 /// aligned in `key_w` columns, descriptions wrapped (never cut) beside them.
-fn help_lines(
-    rows: &[(String, crate::tui::keymap::Action, String)],
-    key_w: usize,
-    col_w: u16,
-) -> Vec<HelpLine> {
+fn help_lines(rows: &[(String, String)], key_w: usize, col_w: u16) -> Vec<HelpLine> {
     let text_w = (col_w as usize).saturating_sub(key_w + 4).max(8);
     let mut out = Vec::new();
-    for (keys, _, desc) in rows {
+    for (keys, desc) in rows {
         for (n, text) in crate::text::wrap(desc, text_w).into_iter().enumerate() {
             out.push(HelpLine {
                 keys: if n == 0 {

@@ -92,6 +92,27 @@ fn help_overlay() {
     insta::assert_snapshot!("help", screen(&s, 120, 36));
 }
 
+/// Help says what works where it is opened: the browser's keys in the runs
+/// browser, not the keys that act on a run; the mouse everywhere.
+#[test]
+fn help_in_the_runs_browser_lists_the_browsers_keys() {
+    let mut s = State::new();
+    s.set_runs(sample_runs());
+    s.handle_action(Action::Help);
+    let text = screen(&s, 120, 30);
+    for wanted in ["Open the selected run", "mouse", "Shift"] {
+        assert!(text.contains(wanted), "{wanted}:\n{text}");
+    }
+    for run_key in ["Approve", "Fork", "glyphs"] {
+        assert!(!text.contains(run_key), "{run_key}:\n{text}");
+    }
+    let mut s = settled();
+    s.handle_action(Action::Help);
+    s.help_scroll = usize::MAX / 2;
+    let text = screen(&s, 120, 36);
+    assert!(text.contains("needs you"), "{text}");
+}
+
 #[test]
 fn palette_filters_fuzzily() {
     let mut s = settled();
