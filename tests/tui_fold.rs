@@ -1055,3 +1055,45 @@ fn confirmations_name_their_target_and_go_away_when_it_ends() {
     // The next key is the user's again: `y` sends nothing.
     assert!(ops(&s.handle(key(KeyCode::Char('y')))).is_empty());
 }
+
+/// `/` in the runs browser filters the list as one types; Enter opens the
+/// selected run of what is listed; Esc on a replayed run goes back to the
+/// list, which is asked for again.
+#[test]
+fn the_runs_browser_filters_and_esc_comes_back_from_a_run_opened_there() {
+    let mut s = State::new();
+    s.set_runs(sample_runs());
+    let all = s.runs.len();
+    s.handle(key(KeyCode::Char('/')));
+    let wanted = sample_runs()[2].clone();
+    for c in wanted.name.to_uppercase().chars() {
+        s.handle(key(KeyCode::Char(c)));
+    }
+    let listed = s.visible_runs().len();
+    assert!(listed >= 1 && listed < all, "{listed} of {all}");
+    s.handle(key(KeyCode::Enter));
+    assert_eq!(s.typing, None);
+    assert_eq!(s.runs_filter, wanted.name.to_uppercase());
+    let screen = lev::tui::view::buffer_text(&lev::tui::view::render(
+        &s,
+        &lev::tui::theme::Theme::fallback(),
+        120,
+        16,
+    ));
+    assert!(
+        screen.contains(&format!("runs · {listed} of {all} · filter")),
+        "{screen}"
+    );
+    let out = s.handle(key(KeyCode::Enter));
+    assert_eq!(out, vec![Effect::OpenRun(wanted.id.clone())]);
+    // The app replays an ended run it opens.
+    s.load_replay(ended_run());
+    assert!(s.run_open);
+    let out = s.handle(key(KeyCode::Esc));
+    assert!(!s.run_open, "Esc stayed in the run");
+    assert_eq!(out, vec![Effect::Query(lev::engine::Query::Runs)]);
+    // Esc in the list clears the filter.
+    s.handle(key(KeyCode::Esc));
+    assert!(s.runs_filter.is_empty());
+    assert_eq!(s.visible_runs().len(), all);
+}

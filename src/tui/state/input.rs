@@ -108,7 +108,7 @@ impl State {
                     return vec![Effect::Quit];
                 }
             }
-            Action::Back => self.back(),
+            Action::Back => return self.back(),
             Action::FocusNext => self.focus_by(1),
             Action::FocusPrev => self.focus_by(-1),
             Action::FocusLeft => self.focus_by(-1),
@@ -221,10 +221,15 @@ impl State {
     }
 
     fn browser_action(&mut self, a: Action) -> Vec<Effect> {
-        let n = self.runs.len();
+        let n = self.visible_runs().len();
         match a {
             Action::Quit => return vec![Effect::Quit],
-            Action::Back => self.overlay = None,
+            Action::Back if self.overlay.is_some() => self.overlay = None,
+            Action::Back => {
+                self.runs_filter.clear();
+                self.runs_cursor = 0;
+            }
+            Action::Search => self.start_typing(Typing::Search, "filter: name, id, status"),
             Action::Help => self.toggle_overlay(Overlay::Help),
             Action::Palette => self.open_palette(),
             Action::Memory => return self.open_memory(),
@@ -242,10 +247,37 @@ impl State {
     }
 
     fn open_selected_run(&mut self) -> Vec<Effect> {
-        match self.runs.get(self.runs_cursor) {
-            Some(r) => vec![Effect::OpenRun(r.id.clone())],
+        match self
+            .visible_runs()
+            .get(self.runs_cursor)
+            .map(|r| r.id.clone())
+        {
+            Some(id) => {
+                self.opened_from_browser = true;
+                vec![Effect::OpenRun(id)]
+            }
             None => Vec::new(),
         }
+    }
+
+    /// The runs the browser lists: every run, or those whose name, id,
+    /// workflow or status contain the filter (any case).
+    pub fn visible_runs(&self) -> Vec<&crate::journal::RunMeta> {
+        let want = self.runs_filter.trim().to_lowercase();
+        self.runs
+            .iter()
+            .filter(|r| {
+                want.is_empty()
+                    || [
+                        r.name.as_str(),
+                        r.id.as_str(),
+                        r.workflow_id.as_str(),
+                        r.status.as_str(),
+                    ]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(&want))
+            })
+            .collect()
     }
 
     /// The focused pane's step, when it is still running or waiting.
@@ -308,7 +340,7 @@ impl State {
             .min(self.run.steps.len().saturating_sub(1));
     }
 
-    fn back(&mut self) {
+    fn back(&mut self) -> Vec<Effect> {
         if self.overlay.is_some() {
             self.overlay = None;
         } else if self.focus == Focus::Prompt {
@@ -323,7 +355,22 @@ impl State {
             self.run.panes[i].set_search("");
         } else if self.zoom {
             self.zoom = false;
+        } else if self.opened_from_browser {
+            return self.back_to_browser();
         }
+        Vec::new()
+    }
+
+    /// Esc on a run opened from the runs browser: back to the list (fresh
+    /// from the journal), unless this workbench executes the run.
+    fn back_to_browser(&mut self) -> Vec<Effect> {
+        if self.replay.is_none() && self.run.active() {
+            self.say("this run executes here: q leaves it (`lev resume` goes on later)");
+            return Vec::new();
+        }
+        self.reset_run();
+        self.opened_from_browser = false;
+        vec![Effect::Query(crate::engine::Query::Runs)]
     }
 
     fn cols(&self) -> usize {
@@ -446,6 +493,11 @@ impl State {
                     .palette_cursor
                     .min(self.palette.len().saturating_sub(1));
             }
+            Some(Typing::Search) if !self.run_open => {
+                // The runs browser filters its list as one types.
+                self.runs_filter = text;
+                self.runs_cursor = 0;
+            }
             Some(Typing::Search) => {
                 let i = self.focus_pane;
                 if let Some(p) = self.run.panes.get_mut(i) {
@@ -466,7 +518,9 @@ impl State {
                 if t == Typing::Palette {
                     self.overlay = None;
                 }
-                if t == Typing::Search {
+                if t == Typing::Search && !self.run_open {
+                    self.runs_filter.clear();
+                } else if t == Typing::Search {
                     let i = self.focus_pane;
                     if let Some(p) = self.run.panes.get_mut(i) {
                         p.set_search("");
@@ -482,6 +536,8 @@ impl State {
                     // Handled by `plan_edit_key` (Enter is a new line there).
                     Typing::EditPlan(_) => Vec::new(),
                     Typing::Message(i) => self.send_message(i, text.trim().to_string()),
+                    // The browser keeps its filter (Esc on it clears it).
+                    Typing::Search if !self.run_open => Vec::new(),
                     Typing::Search => {
                         self.search_step(false);
                         Vec::new()
@@ -491,7 +547,10 @@ impl State {
                         match self.palette.get(self.palette_cursor).cloned() {
                             Some(e) => match e.item {
                                 PaletteItem::Action(a) => self.handle_action(a),
-                                PaletteItem::Run(id) => vec![Effect::OpenRun(id)],
+                                PaletteItem::Run(id) => {
+                                    self.opened_from_browser |= !self.run_open;
+                                    vec![Effect::OpenRun(id)]
+                                }
                                 PaletteItem::Theme(name) => vec![Effect::SetTheme(name)],
                             },
                             None => Vec::new(),

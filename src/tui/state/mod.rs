@@ -208,6 +208,10 @@ pub struct State {
     pub scrollback: usize,
     /// First line of the help overlay on screen (the view clamps it).
     pub help_scroll: usize,
+    /// The run on screen was opened from the runs browser: Esc goes back.
+    pub opened_from_browser: bool,
+    /// What the runs browser's list is filtered by (`/`; empty: every run).
+    pub runs_filter: String,
 }
 
 impl Default for State {
@@ -265,6 +269,8 @@ impl State {
             theme: String::new(),
             scrollback: MAX_LINES,
             help_scroll: 0,
+            opened_from_browser: false,
+            runs_filter: String::new(),
         }
     }
 
@@ -497,6 +503,7 @@ impl State {
                 self.show_diff(step.clone(), Ok(diff))
             }
             (Query::WorktreeDiff { step, .. }, Err(e)) => self.show_diff(step.clone(), Err(e)),
+            (Query::Runs, Ok(Reply::Runs(runs))) => self.set_runs(runs),
             (_, Ok(other)) => self.say(other.unexpected()),
             (_, Err(e)) => self.say(e),
         }

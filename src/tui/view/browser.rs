@@ -15,21 +15,34 @@ use super::clip;
 
 pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let body = Rect::new(area.x, area.y, area.width, area.height.saturating_sub(1));
+    let runs = state.visible_runs();
+    let title = if state.runs_filter.trim().is_empty() {
+        format!(" runs · {} ", state.runs.len())
+    } else {
+        format!(
+            " runs · {} of {} · filter \"{}\" ",
+            runs.len(),
+            state.runs.len(),
+            clip(state.runs_filter.trim(), 30)
+        )
+    };
     let block = Block::bordered()
         .border_type(theme.border_type())
         .border_style(theme.style("border"))
-        .title(Span::styled(
-            format!(" runs · {} ", state.runs.len()),
-            theme.style("title"),
-        ));
+        .title(Span::styled(title, theme.style("title")));
     let inner = block.inner(body);
     block.render(body, buf);
     let w = inner.width as usize;
-    if state.runs.is_empty() {
+    if runs.is_empty() {
+        let empty = if state.runs.is_empty() {
+            "no runs yet — start one with `lev run <workflow.yaml>`"
+        } else {
+            "no run matches the filter — Esc clears it"
+        };
         buf.set_stringn(
             inner.x + 1,
             inner.y + 1,
-            "no runs yet — start one with `lev run <workflow.yaml>`",
+            empty,
             w.saturating_sub(1),
             theme.style("dim"),
         );
@@ -41,7 +54,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     buf.set_stringn(inner.x, inner.y, &header, w, theme.style("title"));
     let list_h = inner.height.saturating_sub(1) as usize;
     let first = state.runs_cursor.saturating_sub(list_h.saturating_sub(1));
-    for (k, r) in state.runs.iter().enumerate().skip(first).take(list_h) {
+    for (k, r) in runs.iter().enumerate().skip(first).take(list_h) {
         let y = inner.y + 1 + (k - first) as u16;
         let sel = k == state.runs_cursor;
         let glyph = match r.status {
@@ -70,7 +83,14 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         let slot = if sel { "selection" } else { "base" };
         buf.set_stringn(inner.x, y, line, w, theme.style(slot));
     }
-    let hint = " ↑↓ select · Enter open (resumes unfinished runs) · : palette · ? help";
+    let hint = match state.typing {
+        Some(crate::tui::state::Typing::Search) => format!(
+            " /{}  (Enter: keep the filter · Esc: clear it)",
+            state.runs_filter
+        ),
+        _ => " ↑↓ select · Enter open (resumes unfinished runs) · / filter · : palette · ? help"
+            .to_string(),
+    };
     let y = area.y + area.height.saturating_sub(1);
     buf.set_stringn(
         area.x,

@@ -102,6 +102,8 @@ pub fn help(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
 
 /// Actions the runs browser takes (the rest act on an open run).
 const BROWSER_ACTIONS: &[Action] = &[
+    Action::Search,
+    Action::Back,
     Action::Help,
     Action::Palette,
     Action::Memory,
