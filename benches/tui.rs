@@ -153,6 +153,20 @@ fn main() {
             .collect(),
     );
 
+    // The scrollback jump: `g` on the focused 100,000-line pane, then the
+    // frame that shows its first lines; `G` back to the end, then its frame.
+    let jumps: Vec<Duration> = (0..FRAMES)
+        .map(|i| {
+            let key = if i % 2 == 0 { Action::Top } else { Action::Bottom };
+            let t = Instant::now();
+            let _ = state.handle_action(key);
+            std::hint::black_box(view::render(&state, &theme, 200, 60));
+            t.elapsed()
+        })
+        .collect();
+    let jump = median(jumps);
+    let _ = state.handle_action(Action::Bottom);
+
     // 10,000 token deltas spread over the 16 panes, as streaming produces them.
     let run = RunId("01KAV0A0000000000000000001".into());
     let notices: Vec<Notice> = (0..DELTAS)
@@ -207,6 +221,11 @@ fn main() {
         "| frame: {PANES} agents in a grid, 200×60, {LINES} lines each (median of {FRAMES}) | {:.3} ms | {:.1}× baseline (goal ≤ 2 ms) |",
         ms(frame),
         ms(frame) / ms(baseline)
+    );
+    println!(
+        "| scrollback jump: `g` (or `G`) on a {LINES}-line pane and the frame that shows it (median of {FRAMES}) | {:.3} ms | {:.1}× baseline |",
+        ms(jump),
+        ms(jump) / ms(baseline)
     );
     println!(
         "| apply {DELTAS} token deltas | {:.2} ms ({:.2} µs each) | {:.2}× baseline per delta |",

@@ -37,6 +37,49 @@ pub enum LineKind {
 pub struct PaneLine {
     pub text: String,
     pub kind: LineKind,
+    /// Its wrapped rows at the width they were last counted for.
+    rows: RowsMemo,
+}
+
+impl PaneLine {
+    pub fn new(text: String, kind: LineKind) -> PaneLine {
+        PaneLine {
+            text,
+            kind,
+            rows: RowsMemo::default(),
+        }
+    }
+}
+
+/// A line's wrapped row count at one width, so scrolling to the top of a
+/// 100,000-line pane sums counts instead of wrapping every line again. It
+/// is keyed by the text's length too: a line's text only ever grows (a
+/// stream appends to the open line), so a changed length means a stale
+/// count. Not part of a line's equality.
+#[derive(Debug, Clone, Default)]
+struct RowsMemo(std::cell::Cell<(u16, u32, u32)>);
+
+impl RowsMemo {
+    fn get(&self, width: usize, len: usize) -> Option<usize> {
+        let (w, l, rows) = self.0.get();
+        (w != 0 && usize::from(w) == width && l as usize == len).then_some(rows as usize)
+    }
+
+    fn set(&self, width: usize, len: usize, rows: usize) {
+        if let (Ok(w), Ok(l), Ok(r)) = (
+            u16::try_from(width),
+            u32::try_from(len),
+            u32::try_from(rows),
+        ) {
+            self.0.set((w, l, r));
+        }
+    }
+}
+
+impl PartialEq for RowsMemo {
+    fn eq(&self, _: &RowsMemo) -> bool {
+        true
+    }
 }
 
 /// A tool call shown as a collapsible line.
@@ -409,7 +452,7 @@ impl Pane {
             let clean = safe(&text).replace('\n', " ");
             text = clean;
         }
-        self.lines.push_back(PaneLine { text, kind });
+        self.lines.push_back(PaneLine::new(text, kind));
         if !self.scroll.following() {
             // Keep the view still while reading back.
             self.scroll.from_bottom = self.scroll.from_bottom.saturating_add(1);
@@ -474,6 +517,17 @@ impl Pane {
 
     /// Display rows of line `abs` at `width` (wrapped, plus tool details).
     pub fn rows_of(&self, abs: u64, width: usize) -> usize {
+        if let Some(l) = self.line(abs)
+            && !matches!(l.kind, LineKind::Tool(_))
+        {
+            // A text line shows its text alone (`display_texts`).
+            if let Some(rows) = l.rows.get(width, l.text.len()) {
+                return rows;
+            }
+            let rows = wrapped_rows(&l.text, width);
+            l.rows.set(width, l.text.len(), rows);
+            return rows;
+        }
         self.display_texts(abs)
             .iter()
             .map(|t| wrapped_rows(t, width))
@@ -612,6 +666,21 @@ mod tests {
             Attempt(1),
             Millis(0),
         )
+    }
+
+    /// The remembered row count of a line follows its text as a stream
+    /// grows it, and the width it is asked for.
+    #[test]
+    fn a_lines_row_count_follows_its_growing_text_and_the_width() {
+        let mut p = pane();
+        p.push_tokens("one two ");
+        assert_eq!(p.rows_of(0, 4), 2);
+        p.push_tokens("three four five");
+        let text = p.lines[0].text.clone();
+        assert_eq!(p.rows_of(0, 4), wrapped_rows(&text, 4));
+        assert_eq!(p.rows_of(0, 10), wrapped_rows(&text, 10));
+        assert_eq!(p.rows_of(0, 4), wrapped_rows(&text, 4));
+        assert_eq!(p.total_rows(4), wrapped_rows(&text, 4));
     }
 
     #[test]
