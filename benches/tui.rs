@@ -141,6 +141,8 @@ fn main() {
     let mut state = bench_state(PANES, LINES);
     let build = t.elapsed();
     let _ = state.handle_action(Action::LayoutGrid);
+    // The size every frame is drawn at, as the app tells the state.
+    let _ = state.handle(Input::Resize(200, 60));
     let rss_loaded = rss_mb();
 
     let frame = median(
@@ -157,7 +159,11 @@ fn main() {
     // frame that shows its first lines; `G` back to the end, then its frame.
     let jumps: Vec<Duration> = (0..FRAMES)
         .map(|i| {
-            let key = if i % 2 == 0 { Action::Top } else { Action::Bottom };
+            let key = if i % 2 == 0 {
+                Action::Top
+            } else {
+                Action::Bottom
+            };
             let t = Instant::now();
             let _ = state.handle_action(key);
             std::hint::black_box(view::render(&state, &theme, 200, 60));

@@ -57,21 +57,23 @@ impl PaneLine {
 /// stream appends to the open line), so a changed length means a stale
 /// count. Not part of a line's equality.
 #[derive(Debug, Clone, Default)]
-struct RowsMemo(std::cell::Cell<(u16, u32, u32)>);
+struct RowsMemo(std::cell::Cell<(u16, u16, u32)>);
 
 impl RowsMemo {
     fn get(&self, width: usize, len: usize) -> Option<usize> {
-        let (w, l, rows) = self.0.get();
-        (w != 0 && usize::from(w) == width && l as usize == len).then_some(rows as usize)
+        let (w, rows, l) = self.0.get();
+        (w != 0 && usize::from(w) == width && l as usize == len).then_some(usize::from(rows))
     }
 
+    /// Remembers a count; one that does not fit (a line of more than
+    /// 65,535 rows, 4 GiB of text) is counted again when asked.
     fn set(&self, width: usize, len: usize, rows: usize) {
-        if let (Ok(w), Ok(l), Ok(r)) = (
+        if let (Ok(w), Ok(r), Ok(l)) = (
             u16::try_from(width),
+            u16::try_from(rows),
             u32::try_from(len),
-            u32::try_from(rows),
         ) {
-            self.0.set((w, l, r));
+            self.0.set((w, r, l));
         }
     }
 }
