@@ -1097,3 +1097,30 @@ fn the_runs_browser_filters_and_esc_comes_back_from_a_run_opened_there() {
     assert!(s.runs_filter.is_empty());
     assert_eq!(s.visible_runs().len(), all);
 }
+
+/// A grid of more panes than fit says which are shown and how to reach the
+/// others: `0` shows the next page, and after the last, the first.
+#[test]
+fn a_full_grid_names_its_page_and_0_shows_the_next() {
+    use lev::tui::theme::Theme;
+    use lev::tui::view::{buffer_text, render};
+    let mut s = lev::tui::state::sample::bench_state(11, 5);
+    s.handle_action(Action::LayoutGrid);
+    s.handle(Input::Resize(120, 36));
+    let status = |s: &State| {
+        let text = buffer_text(&render(s, &Theme::fallback(), 120, 36));
+        text.lines().last().unwrap_or_default().to_string()
+    };
+    let line = status(&s);
+    assert!(line.contains("panes 1–9 of 11 (0: more)"), "{line}");
+    s.handle(key(KeyCode::Char('0')));
+    assert_eq!(s.focus_pane, 9);
+    let line = status(&s);
+    assert!(line.contains("panes 10–11 of 11"), "{line}");
+    s.handle(key(KeyCode::Char('0')));
+    assert_eq!(s.focus_pane, 0);
+    // With every pane on screen there is no page to name.
+    s.handle(Input::Resize(250, 60));
+    s.handle_action(Action::ToggleZoom);
+    assert!(!status(&s).contains("panes 1–"));
+}

@@ -56,7 +56,7 @@ const fn e(
 use Group::*;
 
 /// Every action, in help order.
-pub const CATALOGUE: [Entry; 56] = [
+pub const CATALOGUE: [Entry; 57] = [
     e(
         Action::ScrollUp,
         "scroll_up",
@@ -231,6 +231,13 @@ pub const CATALOGUE: [Entry; 56] = [
         Panes,
         "Jump to pane 9",
         &["9"],
+    ),
+    e(
+        Action::NextPage,
+        "next_page",
+        Panes,
+        "Show the next page of panes when they do not all fit (panes 10 and on), then the first again",
+        &["0"],
     ),
     e(
         Action::ToggleZoom,

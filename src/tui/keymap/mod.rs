@@ -65,6 +65,8 @@ pub enum Action {
     FocusDown,
     /// `1`–`9`.
     JumpPane(u8),
+    /// The next page of a grid of more panes than fit.
+    NextPage,
     ToggleZoom,
     LayoutTabs,
     LayoutGrid,

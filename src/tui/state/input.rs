@@ -139,6 +139,7 @@ impl State {
                     self.screen = Screen::Panes;
                 }
             }
+            Action::NextPage => self.next_page(),
             Action::ToggleZoom => self.zoom = !self.zoom,
             Action::LayoutTabs => {
                 self.layout = PaneLayout::Tabs;
@@ -371,6 +372,20 @@ impl State {
         self.reset_run();
         self.opened_from_browser = false;
         vec![Effect::Query(crate::engine::Query::Runs)]
+    }
+
+    /// Focuses the first pane of the grid's next page (after the last
+    /// page, the first); says so when every pane is shown already.
+    fn next_page(&mut self) {
+        let area = Rect::new(0, 0, self.size.0, self.size.1);
+        match layout::page(self, area) {
+            Some(p) => {
+                let next = p.first + p.shown;
+                self.focus_pane = if next >= p.total { 0 } else { next };
+                self.focus = Focus::Panes;
+            }
+            None => self.say("every pane is on screen"),
+        }
     }
 
     fn cols(&self) -> usize {

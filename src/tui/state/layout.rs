@@ -107,6 +107,32 @@ pub fn regions(state: &State, area: Rect) -> Regions {
     r
 }
 
+/// The page of a grid that holds more panes than fit at once: the first
+/// pane shown, how many are shown, and how many there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub first: usize,
+    pub shown: usize,
+    pub total: usize,
+}
+
+/// The grid's page on screen, when not every pane fits (`None` in tabs,
+/// zoomed, or when all panes are shown).
+pub fn page(state: &State, area: Rect) -> Option<Page> {
+    if state.layout != PaneLayout::Grid || state.zoom || state.screen != Screen::Panes {
+        return None;
+    }
+    let r = regions(state, area);
+    let total = state.run.panes.len();
+    let first = r.panes.first()?.0;
+    let shown = r.panes.len();
+    (shown < total).then_some(Page {
+        first,
+        shown,
+        total,
+    })
+}
+
 /// Columns × rows for `n` panes (2, 4, 6, 9; on a wide screen 8 or 12),
 /// shrunk to what fits.
 pub fn grid_shape(n: usize, width: u16, height: u16) -> (usize, usize) {

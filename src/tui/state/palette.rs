@@ -30,6 +30,7 @@ pub struct PaletteEntry {
 const ACTIONS: &[Action] = &[
     Action::Help,
     Action::Quit,
+    Action::NextPage,
     Action::ToggleZoom,
     Action::LayoutTabs,
     Action::LayoutGrid,
@@ -77,6 +78,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::FocusUp => "focus up",
         Action::FocusDown => "focus down",
         Action::JumpPane(_) => "jump to pane",
+        Action::NextPage => "next page of panes",
         Action::ToggleZoom => "zoom pane",
         Action::LayoutTabs => "tabs layout",
         Action::LayoutGrid => "grid layout",

@@ -59,6 +59,21 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         format!("· {} ", fmt_usage(&run.usage())),
         theme.style("statusbar"),
     ));
+    let screen = Rect::new(0, 0, state.size.0, state.size.1);
+    if let Some(p) = crate::tui::state::layout::page(state, screen) {
+        // More panes than the grid holds: which ones are shown, and the key
+        // that shows the others.
+        let next = next_page_key(state);
+        left.push(Span::styled(
+            format!(
+                "· panes {}–{} of {}{next} ",
+                p.first + 1,
+                p.first + p.shown,
+                p.total
+            ),
+            theme.style("statusbar"),
+        ));
+    }
     if run.paused && run.status == Some(crate::protocol::RunStatus::Running) {
         // A live pause by the user: not the same as prompts waiting for them.
         left.push(Span::styled(
@@ -215,6 +230,18 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             theme.style("statusbar.hint"),
         );
     }
+}
+
+/// ` (0: more)` with the key of the next page, when it has one.
+fn next_page_key(state: &State) -> String {
+    state
+        .keymap
+        .help_rows()
+        .into_iter()
+        .find(|(_, a, _)| *a == Action::NextPage)
+        .and_then(|(keys, _, _)| keys.split_whitespace().next().map(str::to_string))
+        .map(|k| format!(" ({k}: more)"))
+        .unwrap_or_default()
 }
 
 /// The step status whose style a run status borrows.
