@@ -1124,3 +1124,38 @@ fn a_full_grid_names_its_page_and_0_shows_the_next() {
     s.handle_action(Action::ToggleZoom);
     assert!(!status(&s).contains("panes 1–"));
 }
+
+/// `y` copies what the pane shows — an opened tool call with its details —
+/// and `Y` only the lines on screen, each saying how many lines it copied.
+#[test]
+fn copy_takes_what_is_shown_and_capital_y_only_the_lines_on_screen() {
+    let copied = |out: Vec<Effect>| match &out[..] {
+        [Effect::Copy(text)] => text.clone(),
+        other => panic!("expected a copy, got {other:?}"),
+    };
+    let mut s = settled();
+    s.handle_action(Action::Back);
+    s.focus_pane = s.run.pane_index(&StepKey::new("coder")).unwrap();
+    let closed = copied(s.handle_action(Action::CopyPane));
+    assert!(closed.contains("▸\u{a0}write_file("), "{closed}");
+    s.handle_action(Action::ToggleToolDetails);
+    let open = copied(s.handle_action(Action::CopyPane));
+    assert!(open.contains("▾\u{a0}write_file("), "{open}");
+    assert!(open.lines().count() > closed.lines().count(), "{open}");
+    // A pane of many lines: `Y` copies the ones on screen.
+    let mut s = lev::tui::state::sample::bench_state(1, 500);
+    s.handle(Input::Resize(120, 36));
+    let all = copied(s.handle_action(Action::CopyPane));
+    let shown = copied(s.handle_action(Action::CopyVisible));
+    let (a, v) = (all.lines().count(), shown.lines().count());
+    assert!(v > 5 && v < 40 && a >= 500, "{v} of {a}");
+    assert!(
+        all.ends_with(&shown),
+        "the screen shows the end of the pane"
+    );
+    let said = s.message.clone().unwrap_or_default();
+    assert!(
+        said.contains(&format!("copied {v} lines on screen")),
+        "{said}"
+    );
+}

@@ -56,7 +56,7 @@ const fn e(
 use Group::*;
 
 /// Every action, in help order.
-pub const CATALOGUE: [Entry; 57] = [
+pub const CATALOGUE: [Entry; 58] = [
     e(
         Action::ScrollUp,
         "scroll_up",
@@ -426,8 +426,15 @@ pub const CATALOGUE: [Entry; 57] = [
         Action::CopyPane,
         "copy_pane",
         Other,
-        "Copy the focused pane's text",
+        "Copy the focused pane's whole scrollback as it is shown (open tool calls with their details)",
         &["y"],
+    ),
+    e(
+        Action::CopyVisible,
+        "copy_visible",
+        Other,
+        "Copy the lines of the focused pane now on screen: scroll (or zoom) to a range, then copy it",
+        &["Y"],
     ),
     e(
         Action::Memory,

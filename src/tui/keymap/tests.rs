@@ -202,10 +202,10 @@ fn patch_overrides() {
     // Untouched actions keep their defaults.
     assert_eq!(km.action(&ch('d')), Some(Action::Deny));
     // Layered patches: the second applies on top of the first.
-    // (`D` is the worktree diff's now: the example moves to `Y`.)
-    let (km2, _) = km.patched("deny: Y\napprove: d\n", "project.yaml").unwrap();
+    // (`D` and `Y` are taken by default: the example moves to `U`.)
+    let (km2, _) = km.patched("deny: U\napprove: d\n", "project.yaml").unwrap();
     assert_eq!(km2.action(&ch('d')), Some(Action::Approve));
-    assert_eq!(km2.action(&ch('Y')), Some(Action::Deny));
+    assert_eq!(km2.action(&ch('U')), Some(Action::Deny));
     // Empty patch = defaults.
     let (km3, _) = Keymap::with_patch("", "empty.yaml").unwrap();
     assert_eq!(km3.action(&ch('a')), Some(Action::Approve));

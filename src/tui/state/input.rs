@@ -200,17 +200,12 @@ impl State {
             Action::WorktreeDiff | Action::WorktreeMerge | Action::WorktreeDiscard => {
                 return self.worktree_action(a);
             }
-            Action::CopyPane => {
-                if let Some(step) = self.focused_pane().map(|p| p.step.clone()) {
-                    let text = self.pane_text(self.focus_pane);
-                    // Said, so a copy that worked is not a key that did nothing.
-                    let lines = text.lines().count();
-                    let plural = if lines == 1 { "" } else { "s" };
-                    self.say(format!(
-                        "copied {lines} line{plural} of {step} to the clipboard"
-                    ));
-                    return vec![Effect::Copy(text)];
-                }
+            Action::CopyPane => return self.copy_lines(None),
+            Action::CopyVisible => {
+                let i = self.focus_pane;
+                let (w, h) = pane_viewport(self, i);
+                let shown = self.run.panes.get(i).map(|p| visible_lines(p, w, h));
+                return self.copy_lines(shown);
             }
             Action::ReplayPlayPause
             | Action::ReplayStepForward
@@ -245,6 +240,40 @@ impl State {
             _ => {}
         }
         Vec::new()
+    }
+
+    /// Copies the focused pane's lines as they are shown (every line, or
+    /// the absolute lines `only`), and says how many.
+    fn copy_lines(&mut self, only: Option<Vec<u64>>) -> Vec<Effect> {
+        let i = self.focus_pane;
+        let Some(p) = self.run.panes.get(i) else {
+            self.say("no pane to copy");
+            return Vec::new();
+        };
+        let lines: Vec<u64> = match only {
+            Some(mut v) => {
+                v.sort_unstable();
+                v
+            }
+            None => (p.dropped..p.end()).collect(),
+        };
+        let text = lines
+            .iter()
+            .flat_map(|a| p.display_texts(*a))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let n = text.lines().count();
+        let plural = if n == 1 { "" } else { "s" };
+        let what = if lines.len() as u64 == p.end() - p.dropped {
+            ""
+        } else {
+            " on screen"
+        };
+        self.say(format!(
+            "copied {n} line{plural}{what} of {} to the clipboard",
+            p.step
+        ));
+        vec![Effect::Copy(text)]
     }
 
     fn open_selected_run(&mut self) -> Vec<Effect> {

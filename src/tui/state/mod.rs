@@ -678,21 +678,6 @@ impl State {
         self.after_fold(Folded::default());
     }
 
-    /// Text of the focused pane (for copying).
-    pub fn pane_text(&self, i: usize) -> String {
-        self.run
-            .panes
-            .get(i)
-            .map(|p| {
-                p.lines
-                    .iter()
-                    .map(|l| l.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_default()
-    }
-
     /// Sets the status-line message (until the next key, or until a fact
     /// that settles what it announced: `settles_a_message`).
     fn say(&mut self, text: impl Into<String>) {
