@@ -360,3 +360,47 @@ async fn two_resumes_of_one_run_start_it_once() {
         .count();
     assert_eq!(starts, 1);
 }
+
+/// Deleting a run is an op of the handle: the run and its entries are gone
+/// from the journal (a run the handle executes is refused: `Engine::delete`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_deleted_through_the_handle_unless_it_executes_there() {
+    use lev::engine::{Query, Reply, Submitted};
+    let s = setup().await;
+    let mut notices = s.engine.subscribe();
+    // `FLAKY` fails on its first run and waits for a fix: the run ends.
+    fail_once_quietly(&s, &mut notices).await;
+    let done = s
+        .engine
+        .submit(Op::DeleteRun { run: s.run.clone() })
+        .await
+        .unwrap();
+    assert!(
+        matches!(done, Submitted::Deleted(ref r) if *r == s.run),
+        "{done:?}"
+    );
+    let gone = s
+        .engine
+        .query(Query::Run { id: s.run.clone() })
+        .await
+        .unwrap();
+    assert!(matches!(gone, Reply::Run(None)), "{gone:?}");
+    assert!(s.journal.runs().await.unwrap().is_empty());
+    // A run that is not there is said to be missing.
+    let err = s
+        .engine
+        .submit(Op::DeleteRun { run: s.run.clone() })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(s.run.as_str()), "{err}");
+}
+
+async fn fail_once_quietly(s: &Setup, notices: &mut mpsc::UnboundedReceiver<Notice>) {
+    let driving = s
+        .engine
+        .start(fresh_deps(s).await, s.run.clone(), Start::Fresh)
+        .await
+        .unwrap();
+    let _ = until_ended(notices, &s.run).await;
+    let _ = driving.outcome().await.unwrap();
+}

@@ -205,6 +205,26 @@ fn every_prefix_of_a_recorded_run_reads_without_a_panic() {
     }
 }
 
+/// Found by the property below (CI, 2026-12-05): a time of `u64::MAX` in a
+/// sample run's event overflowed the overview's sum of step times and the
+/// grace period of a prompt.
+#[test]
+fn a_time_at_the_end_of_the_clock_reads_without_a_panic() {
+    let all = source(1);
+    let mut events = all[..5273132702904106426 % (all.len() + 1)].to_vec();
+    for d in [
+        Damage::Swap(1737730238338398491, 4628384758948300112),
+        Damage::Number {
+            at: 10460063853319775019 % usize::MAX,
+            nth: 0,
+            odd: 5,
+        },
+    ] {
+        apply(&mut events, &d);
+    }
+    read_everything(&events);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 96,

@@ -1159,3 +1159,37 @@ fn copy_takes_what_is_shown_and_capital_y_only_the_lines_on_screen() {
         "{said}"
     );
 }
+
+/// `Del` in the runs browser asks first, naming the run (and that an
+/// unfinished one could still be resumed), then sends the delete op; when
+/// it is done the run leaves the list.
+#[test]
+fn a_run_is_deleted_from_the_browser_after_a_confirmation() {
+    use lev::engine::Submitted;
+    use lev::tui::theme::Theme;
+    use lev::tui::view::{buffer_text, render};
+    let mut s = State::new();
+    s.set_runs(sample_runs());
+    let first = s.runs[0].clone();
+    assert!(s.handle(key(KeyCode::Delete)).is_empty());
+    let screen = buffer_text(&render(&s, &Theme::fallback(), 120, 30));
+    assert!(
+        screen.contains(&format!("Delete run \"{}\"", first.name)),
+        "{screen}"
+    );
+    assert!(screen.contains("[y] delete   [n] keep as is"), "{screen}");
+    let out = s.handle(key(KeyCode::Char('y')));
+    let op = Op::DeleteRun {
+        run: first.id.clone(),
+    };
+    assert_eq!(out, vec![Effect::Op(op.clone())]);
+    s.op_done(&op, Ok(Submitted::Deleted(first.id.clone())));
+    assert!(s.runs.iter().all(|r| r.id != first.id));
+    let said = s.message.clone().unwrap_or_default();
+    assert!(said.contains("deleted"), "{said}");
+    // `n` keeps it.
+    let before = s.runs.len();
+    s.handle(key(KeyCode::Delete));
+    assert!(s.handle(key(KeyCode::Char('n'))).is_empty());
+    assert_eq!(s.runs.len(), before);
+}

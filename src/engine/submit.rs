@@ -23,6 +23,8 @@ pub enum Submitted {
     Settled(Settled),
     /// A memory entry was deleted (`None`: there was none).
     Forgot(Option<MemoryRecord>),
+    /// A run was deleted from the journal.
+    Deleted(RunId),
 }
 
 /// What an op did, as plain data: what the control socket sends back.
@@ -34,6 +36,7 @@ pub enum Done {
     Driving { run: RunId },
     Settled { text: String },
     Forgot { entry: Option<MemoryRecord> },
+    Deleted { run: RunId },
 }
 
 impl Submitted {
@@ -48,6 +51,7 @@ impl Submitted {
             Submitted::Forgot(entry) => Done::Forgot {
                 entry: entry.clone(),
             },
+            Submitted::Deleted(run) => Done::Deleted { run: run.clone() },
         }
     }
 }
@@ -61,6 +65,7 @@ impl Done {
             Done::Driving { run } => format!("run {run} is executing"),
             Done::Forgot { entry: Some(r) } => format!("forgot {}/{}", r.namespace, r.key),
             Done::Forgot { entry: None } => "no such memory entry".to_string(),
+            Done::Deleted { run } => format!("run {run} deleted"),
         }
     }
 }
@@ -73,6 +78,7 @@ impl Engine {
                 .map(Submitted::Forgot)
                 .map_err(|e| EngineError::Failed(e.to_string())),
             Op::Resume { run } => self.resume(run).await,
+            Op::DeleteRun { run } => self.delete(run).await,
             Op::Fork { run, from } => self.fork(&run, &from).await,
             Op::SettleWorktree { run, step, how } => {
                 if self.is_active(&run) {
@@ -149,6 +155,21 @@ impl Engine {
             Some(meta) => Ok(meta.source),
             None => Err(EngineError::RunNotFound(run.clone())),
         }
+    }
+
+    /// Deletes a run this handle does not execute (a run another process
+    /// executes cannot be here: that process holds the journal).
+    async fn delete(&self, run: RunId) -> Result<Submitted, EngineError> {
+        if self.is_active(&run) {
+            return Err(EngineError::Refused(format!(
+                "run {run} is executing here; stop it (or let it end) before deleting it"
+            )));
+        }
+        if self.journal().run(&run).await?.is_none() {
+            return Err(EngineError::RunNotFound(run));
+        }
+        self.journal().delete_runs(vec![run.clone()]).await?;
+        Ok(Submitted::Deleted(run))
     }
 
     async fn resume(&self, run: RunId) -> Result<Submitted, EngineError> {

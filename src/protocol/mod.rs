@@ -977,6 +977,11 @@ pub enum Op {
         step: StepKey,
         how: Settle,
     },
+    /// Delete a run no engine executes, with what only it refers to (as
+    /// `lev rm`); an unfinished one can then no longer be resumed.
+    DeleteRun {
+        run: RunId,
+    },
     /// Delete one entry of the memory bank.
     ForgetMemory {
         namespace: String,
@@ -1008,7 +1013,8 @@ impl Op {
             | Op::RetryStep { run, .. }
             | Op::Resume { run }
             | Op::Fork { run, .. }
-            | Op::SettleWorktree { run, .. } => run,
+            | Op::SettleWorktree { run, .. }
+            | Op::DeleteRun { run } => run,
             Op::ForgetMemory { .. } => return None,
         })
     }

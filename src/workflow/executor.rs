@@ -352,6 +352,7 @@ async fn dispatch_ops(
             Op::Resume { .. }
             | Op::Fork { .. }
             | Op::SettleWorktree { .. }
+            | Op::DeleteRun { .. }
             | Op::ForgetMemory { .. } => ctx
                 .rec
                 .refuse("the run is executing: this op is for a run no engine drives".into()),

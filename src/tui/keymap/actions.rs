@@ -56,7 +56,7 @@ const fn e(
 use Group::*;
 
 /// Every action, in help order.
-pub const CATALOGUE: [Entry; 58] = [
+pub const CATALOGUE: [Entry; 59] = [
     e(
         Action::ScrollUp,
         "scroll_up",
@@ -428,6 +428,13 @@ pub const CATALOGUE: [Entry; 58] = [
         Other,
         "Copy the focused pane's whole scrollback as it is shown (open tool calls with their details)",
         &["y"],
+    ),
+    e(
+        Action::DeleteRun,
+        "delete_run",
+        Other,
+        "In the runs browser: delete the selected run, after a confirmation",
+        &["delete"],
     ),
     e(
         Action::CopyVisible,

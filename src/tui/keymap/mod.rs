@@ -105,6 +105,8 @@ pub enum Action {
     /// Remove the selected step's worktree and branch.
     WorktreeDiscard,
     CopyPane,
+    /// The runs browser's selected run, from the journal.
+    DeleteRun,
     /// The lines of the focused pane on screen.
     CopyVisible,
     /// Show the memory bank.

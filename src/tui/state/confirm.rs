@@ -32,6 +32,8 @@ pub enum Confirm {
     Retry(usize),
     /// Fork the run from the step of this row.
     Fork(usize),
+    /// Delete the runs browser's run `State::deleting`.
+    DeleteRun,
 }
 
 impl Confirm {
@@ -47,6 +49,7 @@ impl Confirm {
             Confirm::Deny(_) => "deny",
             Confirm::Retry(_) => "retry",
             Confirm::Fork(_) => "fork",
+            Confirm::DeleteRun => "delete",
         }
     }
 }
@@ -70,6 +73,7 @@ impl State {
             }
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
                 self.overlay = None;
+                self.deleting = None;
                 Vec::new()
             }
             _ => Vec::new(),
@@ -77,6 +81,12 @@ impl State {
     }
 
     fn confirmed(&mut self, what: Confirm) -> Vec<Effect> {
+        if what == Confirm::DeleteRun {
+            return match self.deleting.take() {
+                Some(run) => vec![Effect::Op(Op::DeleteRun { run })],
+                None => Vec::new(),
+            };
+        }
         let Some(run) = self.run.run.clone() else {
             return match what {
                 Confirm::Quit => vec![Effect::Quit],
@@ -111,6 +121,7 @@ impl State {
                 }
                 None => Vec::new(),
             },
+            Confirm::DeleteRun => Vec::new(),
         }
     }
 
@@ -137,6 +148,10 @@ impl State {
                 None => Some("that step is gone".into()),
             },
             Confirm::Fork(r) => row(r).is_none().then(|| "that step is gone".into()),
+            Confirm::DeleteRun => match &self.deleting {
+                Some(id) if self.runs.iter().any(|r| &r.id == id) => None,
+                _ => Some("that run is gone".into()),
+            },
             Confirm::Worktree(how, i) => match self.run.worktrees.get(i).map(|w| &w.fate) {
                 None => Some("that worktree is gone".into()),
                 Some(Fate::Discarded) => Some("that worktree was discarded".into()),

@@ -201,6 +201,9 @@ impl State {
                 return self.worktree_action(a);
             }
             Action::CopyPane => return self.copy_lines(None),
+            Action::DeleteRun => {
+                self.say("runs are deleted from the runs browser (Esc back to it, or `lev rm RUN`)")
+            }
             Action::CopyVisible => {
                 let i = self.focus_pane;
                 let (w, h) = pane_viewport(self, i);
@@ -226,6 +229,19 @@ impl State {
                 self.runs_cursor = 0;
             }
             Action::Search => self.start_typing(Typing::Search, "filter: name, id, status"),
+            Action::DeleteRun => {
+                match self
+                    .visible_runs()
+                    .get(self.runs_cursor)
+                    .map(|r| r.id.clone())
+                {
+                    Some(id) => {
+                        self.deleting = Some(id);
+                        self.ask(Confirm::DeleteRun);
+                    }
+                    None => self.say("no run selected"),
+                }
+            }
             Action::Help => self.toggle_overlay(Overlay::Help),
             Action::Palette => self.open_palette(),
             Action::Memory => return self.open_memory(),

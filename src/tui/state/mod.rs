@@ -212,6 +212,8 @@ pub struct State {
     pub opened_from_browser: bool,
     /// What the runs browser's list is filtered by (`/`; empty: every run).
     pub runs_filter: String,
+    /// The run a delete confirmation names.
+    pub deleting: Option<RunId>,
 }
 
 impl Default for State {
@@ -271,6 +273,7 @@ impl State {
             help_scroll: 0,
             opened_from_browser: false,
             runs_filter: String::new(),
+            deleting: None,
         }
     }
 
@@ -517,7 +520,15 @@ impl State {
                 self.worktree_settled(step, Ok(s))
             }
             (Op::SettleWorktree { step, .. }, Err(e)) => self.worktree_settled(step, Err(e)),
+            (Op::DeleteRun { run }, Ok(_)) => {
+                self.runs.retain(|r| &r.id != run);
+                self.runs_cursor = self
+                    .runs_cursor
+                    .min(self.visible_runs().len().saturating_sub(1));
+                self.say(format!("run {run} deleted"));
+            }
             (_, Ok(_)) => {}
+            (Op::DeleteRun { run }, Err(e)) => self.say(format!("run {run} not deleted: {e}")),
             (Op::RetryStep { step, .. }, Err(e)) => self.say(format!("retry of {step}: {e}")),
             (Op::Fork { from, .. }, Err(e)) => self.say(format!("fork from {from}: {e}")),
             (_, Err(e)) => self.say(e),
@@ -612,7 +623,7 @@ impl State {
             .get(i)
             .copied()
             .flatten()
-            .is_some_and(|seen| self.clock.0 >= seen.0 + GRACE_MS)
+            .is_some_and(|seen| self.clock.0 >= seen.0.saturating_add(GRACE_MS))
     }
 
     /// The focused prompt, when the sidebar has focus.

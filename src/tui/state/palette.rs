@@ -111,6 +111,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::WorktreeMerge => "merge worktree branch",
         Action::WorktreeDiscard => "discard worktree",
         Action::CopyPane => "copy pane",
+        Action::DeleteRun => "delete the selected run",
         Action::CopyVisible => "copy the lines on screen",
         Action::Memory => "memory bank",
         Action::ReplayPlayPause => "replay: play/pause",

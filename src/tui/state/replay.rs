@@ -69,12 +69,16 @@ impl State {
         if !r.playing {
             return;
         }
-        r.at = Millis(r.at.0 + dt * u64::from(r.speed()));
+        // Recorded times can be anything in a damaged journal: saturate.
+        r.at = Millis(
+            r.at.0
+                .saturating_add(dt.saturating_mul(u64::from(r.speed()))),
+        );
         let mut n = 0;
         while let Some(next) = r.events.get(r.pos + n) {
             let due = next.event.at();
             // Long idle stretches are skipped so playback never stalls.
-            if due.0 > r.at.0 + MAX_GAP_MS * u64::from(r.speed()) {
+            if due.0 > r.at.0.saturating_add(MAX_GAP_MS * u64::from(r.speed())) {
                 r.at = Millis(due.0.saturating_sub(MAX_GAP_MS));
             }
             if due > r.at {

@@ -88,7 +88,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             " /{}  (Enter: keep the filter · Esc: clear it)",
             state.runs_filter
         ),
-        _ => " ↑↓ select · Enter open (resumes unfinished runs) · / filter · : palette · ? help"
+        _ => " ↑↓ select · Enter open (resumes unfinished runs) · / filter · Del delete · : palette · ? help"
             .to_string(),
     };
     let y = area.y + area.height.saturating_sub(1);

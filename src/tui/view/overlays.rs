@@ -103,6 +103,7 @@ pub fn help(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
 /// Actions the runs browser takes (the rest act on an open run).
 const BROWSER_ACTIONS: &[Action] = &[
     Action::Search,
+    Action::DeleteRun,
     Action::Back,
     Action::Help,
     Action::Palette,
@@ -292,6 +293,28 @@ pub fn confirm(state: &State, what: Confirm, theme: &Theme, area: Rect, buf: &mu
             "It runs again from its start as a new attempt; steps after it".to_string(),
             "that were skipped run again too.".to_string(),
         ],
+        Confirm::DeleteRun => {
+            let run = state
+                .deleting
+                .as_ref()
+                .and_then(|id| state.runs.iter().find(|r| &r.id == id));
+            match run {
+                Some(r) => {
+                    let mut text = vec![
+                        format!("Delete run \"{}\" ({})?", clip(&r.name, 40), r.id),
+                        "Its journal, transcript and replay are gone for good.".to_string(),
+                    ];
+                    if !r.status.is_terminal() {
+                        text.push(format!(
+                            "It is {}: it could still be resumed.",
+                            r.status.as_str()
+                        ));
+                    }
+                    text
+                }
+                None => vec!["That run is gone.".to_string()],
+            }
+        }
         Confirm::Fork(row) => vec![
             format!("Fork run {} from step {}?", run_name(state), step(row)),
             format!(

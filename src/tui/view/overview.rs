@@ -62,7 +62,8 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             .segments
             .iter()
             .map(|s| s.end.unwrap_or(now).0.saturating_sub(s.start.0))
-            .sum();
+            // A damaged journal's times can be anything: never overflow.
+            .fold(0, u64::saturating_add);
         let usage = match state.run.step_usage(&row.key) {
             Some(u) => fmt_usage(&u),
             None => waits_for(row),
