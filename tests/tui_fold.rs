@@ -463,6 +463,8 @@ fn quit_with_an_active_run_asks_first() {
 #[test]
 fn cancel_asks_then_sends_cancel() {
     let mut s = settled();
+    // A finished step in focus: `x` cancels the run.
+    s.focus_pane = s.run.pane_index(&StepKey::new("architect")).unwrap();
     assert!(s.handle_action(Action::CancelStep).is_empty());
     let out = s.handle(key(KeyCode::Char('y')));
     assert_eq!(
@@ -1192,4 +1194,47 @@ fn a_run_is_deleted_from_the_browser_after_a_confirmation() {
     s.handle(key(KeyCode::Delete));
     assert!(s.handle(key(KeyCode::Char('n'))).is_empty());
     assert_eq!(s.runs.len(), before);
+}
+
+/// A step that starts takes the focus from a finished pane (a full grid
+/// then shows the page with the work going on), never from a running one.
+#[test]
+fn new_work_takes_the_focus_from_a_finished_pane_only() {
+    let mut s = lev::tui::state::sample::bench_state(2, 3);
+    let run = sample_run_id();
+    let mut seq = 1_000;
+    let mut fold = |s: &mut State, event: Event| {
+        seq += 1;
+        s.apply(&Notice::Event(Recorded {
+            run: run.clone(),
+            seq: Seq(seq),
+            event,
+        }));
+    };
+    let started = |step: &str| Event::StepStarted {
+        step: StepKey::new(step),
+        attempt: Attempt(1),
+        fingerprint: "f".into(),
+        kind: "agent".into(),
+        mode: None,
+        idempotent: true,
+        hints: Vec::new(),
+        at: Millis(T0 + 50_000),
+    };
+    s.focus_pane = 0;
+    assert!(!s.run.panes[0].status.is_terminal());
+    fold(&mut s, started("later"));
+    assert_eq!(s.focused_pane().map(|p| p.step.as_str()), Some("agent-0"));
+    fold(
+        &mut s,
+        Event::StepSucceeded {
+            step: StepKey::new("agent-0"),
+            attempt: Attempt(1),
+            outputs: Default::default(),
+            usage: Default::default(),
+            at: Millis(T0 + 51_000),
+        },
+    );
+    fold(&mut s, started("last"));
+    assert_eq!(s.focused_pane().map(|p| p.step.as_str()), Some("last"));
 }

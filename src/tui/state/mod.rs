@@ -313,6 +313,11 @@ impl State {
         {
             self.restore_panes(held);
         }
+        if let Notice::Event(r) = notice
+            && let crate::protocol::Event::StepStarted { step, .. } = &r.event
+        {
+            self.follow_new_work(step);
+        }
         self.after_fold(folded);
     }
 
@@ -567,6 +572,20 @@ impl State {
     }
 
     /// The focused pane, if any.
+    /// A step that starts takes the focus from a pane whose step has ended
+    /// (so a grid's page shows the work going on, not only finished
+    /// panes), unless the user is typing, reading an overlay or zoomed in.
+    fn follow_new_work(&mut self, step: &StepKey) {
+        let idle = self.typing.is_none()
+            && self.overlay.is_none()
+            && self.focus == Focus::Panes
+            && !self.zoom
+            && self.focused_pane().is_none_or(|p| p.status.is_terminal());
+        if idle && let Some(i) = self.run.pane_index(step) {
+            self.focus_pane = i;
+        }
+    }
+
     /// The panes the focus and a message being typed name, by identity.
     fn held_panes(&self) -> [Option<PaneIdentity>; 2] {
         let message = match self.typing {
