@@ -102,6 +102,11 @@ fn escapes_from_shell_and_llm_output_never_reach_a_terminal() {
         state.apply(&Notice::Event(r.clone()));
     }
     state.run_open = true;
+    // The shell step's pane (the focus followed the step that started after it).
+    state.focus_pane = state
+        .run
+        .pane_index(&lev::protocol::StepKey::new("noisy"))
+        .unwrap();
     let theme = Theme::fallback();
     let mut seen = String::new();
     for screen in [Screen::Panes, Screen::Overview, Screen::Timeline] {
