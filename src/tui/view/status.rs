@@ -236,10 +236,8 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
 fn next_page_key(state: &State) -> String {
     state
         .keymap
-        .help_rows()
-        .into_iter()
-        .find(|(_, a, _)| *a == Action::NextPage)
-        .and_then(|(keys, _, _)| keys.split_whitespace().next().map(str::to_string))
+        .keys(Action::NextPage)
+        .first()
         .map(|k| format!(" ({k}: more)"))
         .unwrap_or_default()
 }
