@@ -706,18 +706,25 @@ fn scrolling_leaves_follow_mode_and_bottom_returns_to_it() {
     let mut s = lev::tui::state::sample::bench_state(2, 200);
     s.handle(Input::Resize(120, 36));
     s.handle_action(Action::PageUp);
+    let (w, h) = lev::tui::state::layout::pane_viewport(&s, 0);
     let p = &s.run.panes[0];
     assert!(!p.scroll.following());
-    let up = p.scroll.from_bottom;
-    // New output does not move the view while reading back.
+    let shown = p.visible_lines(w, h);
+    // New output does not move the view while reading back: not a new
+    // line, nor a line that streams on and wraps.
     s.apply(&sample_like_token("agent-0", "one more line\n"));
-    assert!(s.run.panes[0].scroll.from_bottom > up);
+    s.apply(&sample_like_token(
+        "agent-0",
+        &"a long streamed line ".repeat(40),
+    ));
+    assert_eq!(s.run.panes[0].visible_lines(w, h), shown);
     s.handle_action(Action::Bottom);
     assert!(s.run.panes[0].scroll.following());
     s.handle_action(Action::Top);
-    let top = s.run.panes[0].scroll.from_bottom;
+    let top = s.run.panes[0].view_top(w, h);
+    assert_eq!(top.line, s.run.panes[0].dropped);
     s.handle_action(Action::PageUp);
-    assert_eq!(s.run.panes[0].scroll.from_bottom, top, "clamped at the top");
+    assert_eq!(s.run.panes[0].view_top(w, h), top, "clamped at the top");
 }
 
 fn sample_like_token(step: &str, text: &str) -> Notice {
@@ -763,8 +770,13 @@ fn mouse_click_focuses_a_pane_and_wheel_scrolls_it() {
     };
     s.handle(Input::Mouse(click(MouseEventKind::Down(MouseButton::Left))));
     assert_eq!(s.focus_pane, 3);
+    let (w, h) = lev::tui::state::layout::pane_viewport(&s, 3);
+    let bottom = s.run.panes[3].view_top(w, h);
     s.handle(Input::Mouse(click(MouseEventKind::ScrollUp)));
-    assert_eq!(s.run.panes[3].scroll.from_bottom, 3);
+    let p = &s.run.panes[3];
+    let up = p.view_top(w, h);
+    let between: usize = (up.line..bottom.line).map(|l| p.rows_of(l, w)).sum();
+    assert_eq!(between + bottom.row - up.row, 3, "three rows up");
 }
 
 #[test]

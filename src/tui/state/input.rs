@@ -207,7 +207,7 @@ impl State {
             Action::CopyVisible => {
                 let i = self.focus_pane;
                 let (w, h) = pane_viewport(self, i);
-                let shown = self.run.panes.get(i).map(|p| visible_lines(p, w, h));
+                let shown = self.run.panes.get(i).map(|p| p.visible_lines(w, h));
                 return self.copy_lines(shown);
             }
             Action::ReplayPlayPause
@@ -488,8 +488,8 @@ impl State {
         match how {
             Scrolling::Rows(d) => p.scroll_by(d, w, h),
             Scrolling::Page(d) => p.scroll_by(d * h.saturating_sub(1).max(1) as isize, w, h),
-            Scrolling::Top => p.scroll_by(isize::MAX / 2, w, h),
-            Scrolling::Bottom => p.scroll.from_bottom = 0,
+            Scrolling::Top => p.scroll_to_top(w, h),
+            Scrolling::Bottom => p.scroll_to_bottom(),
         }
     }
 
@@ -500,7 +500,7 @@ impl State {
             return;
         };
         match p.search_step(forward) {
-            Some(abs) => p.scroll_to_line(abs, w, h / 2 + 1),
+            Some(abs) => p.scroll_to_line(abs, h / 2, w, h),
             None if !p.search.query.is_empty() => {
                 let q = p.search.query.clone();
                 self.say(format!("no match for {q:?}"));
@@ -515,7 +515,7 @@ impl State {
         let Some(p) = self.run.panes.get_mut(i) else {
             return;
         };
-        let visible = visible_lines(p, w, h);
+        let visible = p.visible_lines(w, h);
         if !p.toggle_tool(&visible) {
             self.say("no tool calls in this pane");
         }
@@ -729,25 +729,4 @@ fn fallback_action(key: &KeyEvent) -> Option<Action> {
         KeyCode::Enter => Action::ToggleToolDetails,
         _ => return None,
     })
-}
-
-/// Absolute line numbers visible in a `w`×`h` body at the pane's scroll.
-pub fn visible_lines(p: &super::Pane, w: usize, h: usize) -> Vec<u64> {
-    let mut skip = p.scroll.from_bottom;
-    let mut rows = 0;
-    let mut out = Vec::new();
-    let mut abs = p.end();
-    while abs > p.dropped && rows < h {
-        abs -= 1;
-        let r = p.rows_of(abs, w);
-        if skip >= r {
-            skip -= r;
-            continue;
-        }
-        rows += r - skip;
-        skip = 0;
-        out.push(abs);
-    }
-    out.reverse();
-    out
 }

@@ -26,6 +26,7 @@ mod review;
 mod run_view;
 pub mod sample;
 pub mod sample_swarm;
+mod scroll;
 mod steering;
 mod swarm;
 mod worktrees;
@@ -42,15 +43,13 @@ use crate::protocol::{Delta, Millis, Notice, Op, Recorded, RunId, StepKey};
 use super::keymap::Keymap;
 
 pub use confirm::Confirm;
-pub use input::visible_lines;
 pub use outline::GivenHint;
 pub use palette::{PaletteEntry, PaletteItem, action_label};
-pub use pane::{
-    LineKind, MAX_LINES, Pane, PaneLine, Scroll, Search, ToolView, classify, wrapped_rows,
-};
+pub use pane::{LineKind, MAX_LINES, Pane, PaneLine, Search, ToolView, classify, wrapped_rows};
 pub use replay::Replay;
 pub use review::{ACCEPT as REVIEW_ACCEPT, REGENERATE as REVIEW_REGENERATE};
 pub use run_view::{Answered, Folded, LlmRetry, Prompt, PromptKind, RunView, Segment, StepRow};
+pub use scroll::{RowPos, Scroll};
 pub use steering::SentMessage;
 pub use swarm::{BreakerShown, BreakerView, PlanReview, SlotPane, SlotTask, TaskSlot};
 pub use worktrees::{DiffView, fate_text};

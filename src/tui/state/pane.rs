@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
+use super::scroll::Scroll;
 use crate::protocol::{Attempt, Millis, StepKey, StepStatus, Usage};
 
 /// Lines kept per pane by default (`tui.scrollback_lines`); older ones are
@@ -109,18 +110,6 @@ impl ToolView {
             None => out.push("  │ (running)".to_string()),
         }
         out
-    }
-}
-
-/// Scroll position: rows from the bottom; 0 means follow new output.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Scroll {
-    pub from_bottom: usize,
-}
-
-impl Scroll {
-    pub fn following(&self) -> bool {
-        self.from_bottom == 0
     }
 }
 
@@ -455,10 +444,6 @@ impl Pane {
             text = clean;
         }
         self.lines.push_back(PaneLine::new(text, kind));
-        if !self.scroll.following() {
-            // Keep the view still while reading back.
-            self.scroll.from_bottom = self.scroll.from_bottom.saturating_add(1);
-        }
         while self.lines.len() > self.max_lines {
             self.lines.pop_front();
             self.dropped += 1;
@@ -559,26 +544,6 @@ impl Pane {
             texts.extend(t.detail_lines().into_iter().map(Cow::Owned));
         }
         texts
-    }
-
-    /// Total display rows at `width` (used to clamp scrolling).
-    pub fn total_rows(&self, width: usize) -> usize {
-        (self.dropped..self.end())
-            .map(|a| self.rows_of(a, width))
-            .sum()
-    }
-
-    /// Scrolls so line `abs` is near the top of a viewport of `height` rows.
-    pub fn scroll_to_line(&mut self, abs: u64, width: usize, height: usize) {
-        let below: usize = (abs..self.end()).map(|a| self.rows_of(a, width)).sum();
-        self.scroll.from_bottom = below.saturating_sub(height.max(1));
-    }
-
-    /// Scrolls by `delta` rows (positive = up), clamped to the content.
-    pub fn scroll_by(&mut self, delta: isize, width: usize, height: usize) {
-        let max = self.total_rows(width).saturating_sub(height);
-        let cur = self.scroll.from_bottom as isize;
-        self.scroll.from_bottom = (cur + delta).clamp(0, max as isize) as usize;
     }
 
     /// The index of the newest tool call whose header is visible (or the newest one).
@@ -682,7 +647,6 @@ mod tests {
         assert_eq!(p.rows_of(0, 4), wrapped_rows(&text, 4));
         assert_eq!(p.rows_of(0, 10), wrapped_rows(&text, 10));
         assert_eq!(p.rows_of(0, 4), wrapped_rows(&text, 4));
-        assert_eq!(p.total_rows(4), wrapped_rows(&text, 4));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Paragraph, Widget};
 
 use crate::protocol::StepStatus;
 use crate::tui::state::layout::{Regions, pane_body, tab_slots};
-use crate::tui::state::{Focus, LineKind, Pane, State};
+use crate::tui::state::{Focus, LineKind, Pane, RowPos, State};
 use crate::tui::theme::Theme;
 
 use super::{clip, fmt_count, fmt_secs, fmt_usage, pane_glyph, pane_state_word};
@@ -200,6 +200,8 @@ fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: 
     } else {
         "border"
     };
+    let inner = pane_body(area);
+    let top = p.view_top(inner.width as usize, inner.height as usize);
     let mut block = Block::bordered()
         .border_type(theme.border_type())
         .border_style(theme.style(border))
@@ -212,7 +214,7 @@ fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: 
         ));
     if !p.scroll.following() {
         block = block.title_bottom(Span::styled(
-            format!(" ↑{} · End follows ", p.scroll.from_bottom),
+            format!(" ↑ line {} of {} · End follows ", top.line + 1, p.end()),
             theme.style("dim"),
         ));
     } else if !p.search.query.is_empty() {
@@ -223,7 +225,7 @@ fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: 
         ));
     }
     block.render(area, buf);
-    body(p, theme, pane_body(area), buf);
+    body(p, theme, inner, top, buf);
 }
 
 /// One display row of a pane.
@@ -272,39 +274,25 @@ fn line_rows(p: &Pane, theme: &Theme, abs: u64, width: usize, out: &mut Vec<Row>
     }
 }
 
-fn body(p: &Pane, theme: &Theme, area: Rect, buf: &mut Buffer) {
+fn body(p: &Pane, theme: &Theme, area: Rect, top: RowPos, buf: &mut Buffer) {
     let (w, h) = (area.width as usize, area.height as usize);
     if w == 0 || h == 0 {
         return;
     }
-    // Walk back from the bottom: cost is the viewport plus the scroll offset,
-    // never the whole scrollback.
+    // From the view's top down: cost is the viewport, never the whole
+    // scrollback (rows above the top are skipped by count).
     let mut rows: Vec<Row> = Vec::with_capacity(h);
-    let mut skip = p.scroll.from_bottom;
-    let mut abs = p.end();
-    let mut scratch = Vec::new();
-    while abs > p.dropped && rows.len() < h {
-        abs -= 1;
-        // Lines wholly below the viewport are counted, not built.
-        let n = p.rows_of(abs, w);
-        if skip >= n {
-            skip -= n;
-            continue;
+    let mut abs = top.line;
+    while abs < p.end() && rows.len() < h {
+        let start = rows.len();
+        line_rows(p, theme, abs, w, &mut rows);
+        if abs == top.line {
+            let skip = top.row.min(rows.len() - start);
+            rows.drain(start..start + skip);
         }
-        scratch.clear();
-        line_rows(p, theme, abs, w, &mut scratch);
-        while let Some(r) = scratch.pop() {
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
-            rows.push(r);
-            if rows.len() == h {
-                break;
-            }
-        }
+        abs += 1;
     }
-    rows.reverse();
+    rows.truncate(h);
     let query: Vec<char> = p.search.query.to_lowercase().chars().collect();
     let current = p
         .search

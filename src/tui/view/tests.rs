@@ -665,3 +665,34 @@ fn tabs_are_whole_and_say_more_follow() {
         "{first}"
     );
 }
+
+/// Reading back while the agent streams: `g` shows the first line and
+/// says where the view is; a long line streaming below (wrapping to more
+/// rows with every token) and new lines leave the rows being read where
+/// they are; `G` follows again and shows the newest text.
+#[test]
+fn reading_back_holds_still_while_the_agent_streams() {
+    use crate::protocol::{Delta, Notice, StepKey};
+    use crate::tui::state::sample::{bench_state, sample_run_id};
+    let mut s = bench_state(1, 50);
+    s.handle(Input::Resize(80, 24));
+    s.handle_action(Action::Top);
+    let first = screen(&s, 80, 24);
+    assert!(first.contains("line 1 of"), "{first}");
+    let top_row = |t: &str| t.lines().nth(2).unwrap_or("").to_string();
+    let before = top_row(&first);
+    for i in 0..30 {
+        s.apply(&Notice::Delta(
+            sample_run_id(),
+            Delta::Token {
+                step: StepKey::new("agent-0"),
+                text: format!("streamed word {i} "),
+            },
+        ));
+        assert_eq!(top_row(&screen(&s, 80, 24)), before, "token {i}");
+    }
+    s.handle_action(Action::Bottom);
+    let end = screen(&s, 80, 24);
+    assert!(end.contains("streamed word 29"), "{end}");
+    assert!(!end.contains("End follows"), "{end}");
+}
