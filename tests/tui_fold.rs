@@ -1174,6 +1174,63 @@ fn copy_takes_what_is_shown_and_capital_y_only_the_lines_on_screen() {
     );
 }
 
+/// `v` selects lines as tmux's copy mode does: the cursor starts on the
+/// last line on screen, moves extend the selection, `v` begins it again
+/// at the cursor, `g` takes the cursor (and the view) to the first line,
+/// `y` or Enter copies the selected lines and says how many; other keys
+/// do nothing but say what the keys are.
+#[test]
+fn v_selects_a_range_of_lines_and_y_copies_it() {
+    use lev::tui::theme::Theme;
+    use lev::tui::view::{buffer_text, render};
+    let copied = |out: Vec<Effect>| match &out[..] {
+        [Effect::Copy(text)] => text.clone(),
+        other => panic!("expected a copy, got {other:?}"),
+    };
+    let mut s = lev::tui::state::sample::bench_state(1, 500);
+    s.handle(Input::Resize(120, 36));
+    let all = copied(s.handle_action(Action::CopyPane));
+    let lines: Vec<&str> = all.lines().collect();
+    s.handle(key(KeyCode::Char('v')));
+    for _ in 0..4 {
+        s.handle(key(KeyCode::Char('k')));
+    }
+    let screen = buffer_text(&render(&s, &Theme::fallback(), 120, 36));
+    assert!(screen.contains("5 lines selected"), "{screen}");
+    let zoom = s.zoom;
+    s.handle(key(KeyCode::Char('z')));
+    assert_eq!(s.zoom, zoom, "keys other than the selection's do nothing");
+    assert!(
+        s.message
+            .clone()
+            .unwrap_or_default()
+            .contains("y or Enter copy")
+    );
+    let five = copied(s.handle(key(KeyCode::Char('y'))));
+    assert_eq!(five, lines[lines.len() - 5..].join("\n"));
+    assert!(s.selection.is_none());
+    let said = s.message.clone().unwrap_or_default();
+    assert!(said.contains("copied 5 lines selected"), "{said}");
+    // From the top: g, begin there, three lines down, Enter.
+    s.handle(key(KeyCode::Char('v')));
+    s.handle(key(KeyCode::Char('g')));
+    let (w, h) = lev::tui::state::layout::pane_viewport(&s, 0);
+    assert_eq!(
+        s.run.panes[0].view_top(w, h).line,
+        0,
+        "the view shows the cursor"
+    );
+    s.handle(key(KeyCode::Char('v')));
+    s.handle(key(KeyCode::Char('j')));
+    s.handle(key(KeyCode::Char('j')));
+    let three = copied(s.handle(key(KeyCode::Enter)));
+    assert_eq!(three, lines[..3].join("\n"));
+    // Esc leaves without copying.
+    s.handle(key(KeyCode::Char('v')));
+    assert!(s.handle(key(KeyCode::Esc)).is_empty());
+    assert!(s.selection.is_none());
+}
+
 /// `Del` in the runs browser asks first, naming the run (and that an
 /// unfinished one could still be resumed), then sends the delete op; when
 /// it is done the run leaves the list.

@@ -56,7 +56,7 @@ const fn e(
 use Group::*;
 
 /// Every action, in help order.
-pub const CATALOGUE: [Entry; 59] = [
+pub const CATALOGUE: [Entry; 60] = [
     e(
         Action::ScrollUp,
         "scroll_up",
@@ -442,6 +442,13 @@ pub const CATALOGUE: [Entry; 59] = [
         Other,
         "Copy the lines of the focused pane now on screen: scroll (or zoom) to a range, then copy it",
         &["Y"],
+    ),
+    e(
+        Action::Select,
+        "select",
+        Other,
+        "Select lines of the focused pane: move with j/k, PgUp/PgDn, g/G; v begins again at the cursor; y or Enter copies; Esc leaves",
+        &["v"],
     ),
     e(
         Action::Memory,

@@ -109,6 +109,8 @@ pub enum Action {
     DeleteRun,
     /// The lines of the focused pane on screen.
     CopyVisible,
+    /// Select lines of the focused pane to copy.
+    Select,
     /// Show the memory bank.
     Memory,
     ReplayPlayPause,

@@ -33,6 +33,9 @@ impl State {
         if self.overlay == Some(Overlay::Memory) {
             return self.memory_key(key);
         }
+        if self.selection.is_some() && self.overlay.is_none() {
+            return self.selection_key(key);
+        }
         if self.overlay == Some(Overlay::Diff) {
             return self.diff_key(key);
         }
@@ -200,15 +203,16 @@ impl State {
             Action::WorktreeDiff | Action::WorktreeMerge | Action::WorktreeDiscard => {
                 return self.worktree_action(a);
             }
-            Action::CopyPane => return self.copy_lines(None),
+            Action::CopyPane => return self.copy_lines(None, ""),
             Action::DeleteRun => {
                 self.say("runs are deleted from the runs browser (Esc back to it, or `lev rm RUN`)")
             }
+            Action::Select => self.start_selection(),
             Action::CopyVisible => {
                 let i = self.focus_pane;
                 let (w, h) = pane_viewport(self, i);
                 let shown = self.run.panes.get(i).map(|p| p.visible_lines(w, h));
-                return self.copy_lines(shown);
+                return self.copy_lines(shown, " on screen");
             }
             Action::ReplayPlayPause
             | Action::ReplayStepForward
@@ -260,7 +264,9 @@ impl State {
 
     /// Copies the focused pane's lines as they are shown (every line, or
     /// the absolute lines `only`), and says how many.
-    fn copy_lines(&mut self, only: Option<Vec<u64>>) -> Vec<Effect> {
+    /// Copies the focused pane's lines (`only` these, all when `None`) as
+    /// they are shown; `what` says which in the message ("on screen").
+    pub(super) fn copy_lines(&mut self, only: Option<Vec<u64>>, what: &str) -> Vec<Effect> {
         let i = self.focus_pane;
         let Some(p) = self.run.panes.get(i) else {
             self.say("no pane to copy");
@@ -280,11 +286,6 @@ impl State {
             .join("\n");
         let n = text.lines().count();
         let plural = if n == 1 { "" } else { "s" };
-        let what = if lines.len() as u64 == p.end() - p.dropped {
-            ""
-        } else {
-            " on screen"
-        };
         self.say(format!(
             "copied {n} line{plural}{what} of {} to the clipboard",
             p.step
@@ -672,6 +673,8 @@ impl State {
             .map(|(i, _)| *i);
         match m.kind {
             MouseEventKind::Down(MouseButton::Left) => {
+                // A click moves the focus: a selection belongs to its pane.
+                self.selection = None;
                 let tab = reg.tabs.filter(|t| t.contains(at)).and_then(|t| {
                     layout::tab_slots(self, t)
                         .1

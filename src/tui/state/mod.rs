@@ -27,6 +27,7 @@ mod run_view;
 pub mod sample;
 pub mod sample_swarm;
 mod scroll;
+mod select;
 mod steering;
 mod swarm;
 mod worktrees;
@@ -50,6 +51,7 @@ pub use replay::Replay;
 pub use review::{ACCEPT as REVIEW_ACCEPT, REGENERATE as REVIEW_REGENERATE};
 pub use run_view::{Answered, Folded, LlmRetry, Prompt, PromptKind, RunView, Segment, StepRow};
 pub use scroll::{RowPos, Scroll};
+pub use select::Selection;
 pub use steering::SentMessage;
 pub use swarm::{BreakerShown, BreakerView, PlanReview, SlotPane, SlotTask, TaskSlot};
 pub use worktrees::{DiffView, fate_text};
@@ -213,6 +215,8 @@ pub struct State {
     pub runs_filter: String,
     /// The run a delete confirmation names.
     pub deleting: Option<RunId>,
+    /// Lines being selected in the focused pane (`v`).
+    pub selection: Option<Selection>,
 }
 
 impl Default for State {
@@ -273,6 +277,7 @@ impl State {
             opened_from_browser: false,
             runs_filter: String::new(),
             deleting: None,
+            selection: None,
         }
     }
 
@@ -479,6 +484,7 @@ impl State {
         self.diff = None;
         self.prompt_seen.clear();
         self.plan_draft = None;
+        self.selection = None;
         self.auto_focused.clear();
         self.sent.clear();
         self.queued.clear();
@@ -579,6 +585,7 @@ impl State {
             && self.overlay.is_none()
             && self.focus == Focus::Panes
             && !self.zoom
+            && self.selection.is_none()
             && self.focused_pane().is_none_or(|p| p.status.is_terminal());
         if idle && let Some(i) = self.run.pane_index(step) {
             self.focus_pane = i;

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Paragraph, Widget};
 
 use crate::protocol::StepStatus;
 use crate::tui::state::layout::{Regions, pane_body, tab_slots};
-use crate::tui::state::{Focus, LineKind, Pane, RowPos, State};
+use crate::tui::state::{Focus, LineKind, Pane, RowPos, Selection, State};
 use crate::tui::theme::Theme;
 
 use super::{clip, fmt_count, fmt_secs, fmt_usage, pane_glyph, pane_state_word};
@@ -212,7 +212,10 @@ fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: 
             area.width.saturating_sub(4) as usize,
             focused,
         ));
-    if !p.scroll.following() {
+    let selection = state.selection.filter(|_| focused);
+    if let Some(hint) = selection.and_then(|_| state.selection_hint()) {
+        block = block.title_bottom(Span::styled(hint, theme.style("selection")));
+    } else if !p.scroll.following() {
         block = block.title_bottom(Span::styled(
             format!(" ↑ line {} of {} · End follows ", top.line + 1, p.end()),
             theme.style("dim"),
@@ -225,7 +228,7 @@ fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: 
         ));
     }
     block.render(area, buf);
-    body(p, theme, inner, top, buf);
+    body(p, theme, inner, top, selection, buf);
 }
 
 /// One display row of a pane.
@@ -274,7 +277,14 @@ fn line_rows(p: &Pane, theme: &Theme, abs: u64, width: usize, out: &mut Vec<Row>
     }
 }
 
-fn body(p: &Pane, theme: &Theme, area: Rect, top: RowPos, buf: &mut Buffer) {
+fn body(
+    p: &Pane,
+    theme: &Theme,
+    area: Rect,
+    top: RowPos,
+    selection: Option<Selection>,
+    buf: &mut Buffer,
+) {
     let (w, h) = (area.width as usize, area.height as usize);
     if w == 0 || h == 0 {
         return;
@@ -302,6 +312,14 @@ fn body(p: &Pane, theme: &Theme, area: Rect, top: RowPos, buf: &mut Buffer) {
     for (y, row) in rows.iter().enumerate() {
         let y = area.y + y as u16;
         buf.set_stringn(area.x, y, &row.text, w, row.style);
+        if let Some(sel) = selection.filter(|s| s.contains(row.abs)) {
+            // The whole row, so a selected blank line shows too.
+            let mut style = theme.style("selection");
+            if row.abs == sel.cursor {
+                style = style.add_modifier(ratatui::style::Modifier::BOLD);
+            }
+            buf.set_style(Rect::new(area.x, y, area.width, 1), style);
+        }
         if query.is_empty() {
             continue;
         }
