@@ -278,3 +278,89 @@ async fn the_demo_runs_to_the_end_in_the_workbench_at_200_by_50() {
     assert!(screen.contains("Hello, team!"), "{screen}");
     assert!(!screen.contains("Hello, world!"), "{screen}");
 }
+
+/// The runs browser starts runs: `c`, a workflow file with a `name=value`
+/// input, Enter — the run executes in the workbench and its shell step
+/// prints the input. A file with a YAML error is refused with its line and
+/// column, and an objective without a provider is refused with why;
+/// neither leaves a run behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_browser_starts_a_workflow_file_with_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("greet.yaml");
+    std::fs::write(
+        &flow,
+        "version: 1\nkind: workflow\nid: greet\nname: Greet from the browser\ninputs:\n  who: { type: string }\nsteps:\n  hello:\n    type: shell\n    run: echo \"hello, ${{ inputs.who }}\"\n",
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "version: 1\nkind: workflow\nsteps:\n  a: [\n").unwrap();
+    let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+    let workspace = dir.path().join("ws");
+    std::fs::create_dir_all(&workspace).unwrap();
+    let settings = lev::engine::RunSettings {
+        config: Config::default(),
+        modes: ModeRegistry::builtin().unwrap(),
+        workspace: Some(workspace),
+        options: RunOptions {
+            interactive: true,
+            ..RunOptions::default()
+        },
+    };
+    let engine = Engine::open(journal.clone(), Ok(settings));
+    let frame = Arc::new(Mutex::new(String::new()));
+    let mut terminal = Terminal::new(Watched {
+        inner: TestBackend::new(120, 30),
+        frame: frame.clone(),
+    })
+    .unwrap();
+    let app = App {
+        notices: engine.subscribe(),
+        engine: engine.clone(),
+        theme: Theme::fallback(),
+        theme_name: "dark".into(),
+        themes: Catalog::new(Vec::new(), false),
+        attention: Default::default(),
+        scrollback: lev::tui::state::MAX_LINES,
+        keymap: Keymap::default(),
+    };
+    let (keys, input) = mpsc::unbounded::<Input>();
+    let type_in = |text: &str| {
+        keys.unbounded_send(key(KeyCode::Char('c'))).unwrap();
+        keys.unbounded_send(Input::Paste(text.into())).unwrap();
+        keys.unbounded_send(key(KeyCode::Enter)).unwrap();
+    };
+    let user = async {
+        wait_for(&frame, "the runs browser", |s| s.contains("c new run")).await;
+        type_in(&broken.display().to_string());
+        let refused = wait_for(&frame, "the YAML error", |s| s.contains("not started")).await;
+        assert!(refused.contains("broken.yaml:4"), "{refused}");
+        type_in("write a haiku about durable logs");
+        wait_for(&frame, "the provider refusal", |s| {
+            s.contains("not started: a swarm needs an LLM provider")
+        })
+        .await;
+        type_in(&format!("{} who=browser", flow.display()));
+        wait_for(&frame, "the shell step's output", |s| {
+            s.contains("hello, browser")
+        })
+        .await;
+        wait_for(&frame, "the run's end on the status line", |s| {
+            s.lines().last().is_some_and(|l| l.contains("succeeded"))
+        })
+        .await;
+        keys.unbounded_send(key(KeyCode::Char('q'))).unwrap();
+    };
+    let mut escapes: Vec<u8> = Vec::new();
+    let mut screen = Screen {
+        terminal: &mut terminal,
+        escapes: &mut escapes,
+        synchronized: false,
+    };
+    let (left, ()) = tokio::join!(app::run_on(&mut screen, input, app, Launch::Browser), user);
+    let runs = journal.runs().await.unwrap();
+    assert_eq!(runs.len(), 1, "only the started run is recorded: {runs:?}");
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+    assert_eq!(runs[0].name, "Greet from the browser");
+    assert_eq!(left.map(|l| l.run), Some(runs[0].id.clone()));
+}

@@ -52,12 +52,8 @@ pub(super) async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &D
         Ok(d) => d,
         Err(c) => return c,
     };
-    if let Err(why) = &deps.provider
-        && wf.any_step(&|s| matches!(s.kind, spec::StepKind::Agent { .. }))
-    {
-        error(&format!(
-            "this workflow has agent steps, but no LLM provider can be used: {why}"
-        ));
+    if let Err(e) = crate::engine::provider_for(&wf, &deps) {
+        error(&e.to_string());
         return exit::USAGE;
     }
     headless_note(drive);

@@ -12,6 +12,7 @@
 
 mod deps;
 mod query;
+mod start;
 mod submit;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use crate::workflow::{self, EngineDeps, EngineError, RunOutcome, Start};
 
 pub use deps::RunSettings;
 pub use query::{Query, Reply};
+pub use start::provider_for;
 pub use submit::{Done, Submitted};
 
 /// A cheap, cloneable handle on the engine of this process.
@@ -199,13 +201,17 @@ impl Engine {
         lock(&self.inner.active).get(run).cloned()
     }
 
-    /// What executing the recorded `run` needs: its definition's source
-    /// with this process's settings. Checked before anything is recorded.
-    fn deps_for_recorded(&self, source: &str) -> Result<Arc<EngineDeps>, EngineError> {
-        let settings = self.inner.settings.as_ref().map_err(|why| {
+    /// This process's settings for executing runs, or why it has none.
+    fn settings(&self) -> Result<&RunSettings, EngineError> {
+        self.inner.settings.as_ref().map_err(|why| {
             EngineError::Refused(format!("this lev process cannot execute runs: {why}"))
-        })?;
-        settings
+        })
+    }
+
+    /// What executing a run of the definition at `source` needs (this
+    /// process's settings with it). Checked before anything is recorded.
+    fn deps_for(&self, source: &str) -> Result<Arc<EngineDeps>, EngineError> {
+        self.settings()?
             .deps(self.journal().clone(), Some(std::path::Path::new(source)))
             .map(|(deps, notes)| {
                 for note in notes {

@@ -17,7 +17,7 @@ pub enum Submitted {
     Delivered(RunId),
     /// A run no process executes was cancelled in the journal (the text says so).
     Cancelled(String),
-    /// This handle now executes a run: resumed, retried or forked.
+    /// This handle now executes a run: started, resumed, retried or forked.
     Driving(Driving),
     /// A worktree was merged or discarded and that was journaled.
     Settled(Settled),
@@ -78,6 +78,10 @@ impl Engine {
                 .map(Submitted::Forgot)
                 .map_err(|e| EngineError::Failed(e.to_string())),
             Op::Resume { run } => self.resume(run).await,
+            Op::StartWorkflow { file, inputs } => self.start_workflow(&file, &inputs).await,
+            Op::StartObjective { objective, agents } => {
+                self.start_objective(&objective, agents).await
+            }
             Op::DeleteRun { run } => self.delete(run).await,
             Op::Fork { run, from } => self.fork(&run, &from).await,
             Op::SettleWorktree { run, step, how } => {
@@ -185,7 +189,7 @@ impl Engine {
                 meta.status.as_str()
             )));
         }
-        let deps = self.deps_for_recorded(&meta.source)?;
+        let deps = self.deps_for(&meta.source)?;
         let last = Some(Seq(meta.last_seq));
         self.drive(deps, run, Start::Resume, None, last)
             .map(Submitted::Driving)
@@ -194,7 +198,7 @@ impl Engine {
     /// Records the retry in the ended run, then executes it again.
     async fn retry(&self, run: &RunId, step: &StepKey) -> Result<Submitted, EngineError> {
         // Dependencies first: a retry is recorded only when it can be driven.
-        let deps = self.deps_for_recorded(&self.source_of(run).await?)?;
+        let deps = self.deps_for(&self.source_of(run).await?)?;
         let recorded = workflow::request_retry(self.journal(), &deps.modes, run, step).await?;
         let last = Some(recorded.seq);
         self.drive(deps, run.clone(), Start::Resume, Some(recorded), last)
@@ -203,7 +207,7 @@ impl Engine {
 
     /// Creates the fork (recorded in its own journal), then executes it.
     async fn fork(&self, run: &RunId, from: &StepKey) -> Result<Submitted, EngineError> {
-        let deps = self.deps_for_recorded(&self.source_of(run).await?)?;
+        let deps = self.deps_for(&self.source_of(run).await?)?;
         let (fork, recorded) = workflow::fork_run(self.journal(), &deps.modes, run, from).await?;
         let last = Some(recorded.seq);
         self.drive(deps, fork, Start::Resume, Some(recorded), last)

@@ -123,6 +123,9 @@ fn would_start_a_run(op: &Op, engine: &Engine) -> Option<String> {
         Op::Resume { run } | Op::Fork { run, .. } => Some(format!(
             "another lev process holds the journal; run this once it has finished (run {run})"
         )),
+        Op::StartWorkflow { .. } | Op::StartObjective { .. } => {
+            Some("another lev process holds the journal; start the run once it has finished".into())
+        }
         Op::RetryStep { run, .. } if !engine.is_active(run) => Some(format!(
             "run {run} is not active in the lev process that holds the journal"
         )),

@@ -987,6 +987,20 @@ pub enum Op {
         namespace: String,
         key: String,
     },
+    /// Start a new run of the workflow file `file` (a path as the user gave
+    /// it, from the engine's working directory) with `inputs`, as
+    /// `lev run FILE --input name=value` does.
+    StartWorkflow {
+        file: String,
+        #[serde(default)]
+        inputs: BTreeMap<String, String>,
+    },
+    /// Start a swarm run that plans `objective` with `agents` slots, as
+    /// `lev workflow "objective"` does.
+    StartObjective {
+        objective: String,
+        agents: u32,
+    },
 }
 
 /// Merge the step's branch into its base, or discard worktree and branch.
@@ -1015,7 +1029,9 @@ impl Op {
             | Op::Fork { run, .. }
             | Op::SettleWorktree { run, .. }
             | Op::DeleteRun { run } => run,
-            Op::ForgetMemory { .. } => return None,
+            Op::ForgetMemory { .. } | Op::StartWorkflow { .. } | Op::StartObjective { .. } => {
+                return None;
+            }
         })
     }
 }

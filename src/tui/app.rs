@@ -299,6 +299,13 @@ async fn carry_out(
                 open_run(&app.engine, state, live, run).await;
             }
         }
+        Effect::StartRun(text) => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            match super::new_run::op_for(&text, &cwd) {
+                Ok(op) => submit(&app.engine, state, live, op).await,
+                Err(e) => state.report(e),
+            }
+        }
         Effect::Attention(text) => announce(escapes, &app.attention, &text),
         Effect::Copy(text) => copy(escapes, &text),
         Effect::SetTheme(name) => match app.themes.load(&name) {
@@ -346,6 +353,10 @@ fn busy(op: &Op, live: Option<&RunId>) -> Option<String> {
         Op::Fork { .. } => {
             Some("a run is executing in this workbench; fork once it has ended".into())
         }
+        Op::StartWorkflow { .. } | Op::StartObjective { .. } => Some(
+            "a run is executing in this workbench; start another once it has ended (or in another terminal)"
+                .into(),
+        ),
         // A worktree of the live run: the engine refuses it itself.
         _ => None,
     }

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod attention;
 pub mod keymap;
+pub mod new_run;
 pub mod state;
 pub mod theme;
 pub mod view;

@@ -353,7 +353,9 @@ async fn dispatch_ops(
             | Op::Fork { .. }
             | Op::SettleWorktree { .. }
             | Op::DeleteRun { .. }
-            | Op::ForgetMemory { .. } => ctx
+            | Op::ForgetMemory { .. }
+            | Op::StartWorkflow { .. }
+            | Op::StartObjective { .. } => ctx
                 .rec
                 .refuse("the run is executing: this op is for a run no engine drives".into()),
             Op::Cancel { .. } => {

@@ -56,7 +56,7 @@ const fn e(
 use Group::*;
 
 /// Every action, in help order.
-pub const CATALOGUE: [Entry; 60] = [
+pub const CATALOGUE: [Entry; 61] = [
     e(
         Action::ScrollUp,
         "scroll_up",
@@ -435,6 +435,13 @@ pub const CATALOGUE: [Entry; 60] = [
         Other,
         "In the runs browser: delete the selected run, after a confirmation",
         &["delete"],
+    ),
+    e(
+        Action::NewRun,
+        "new_run",
+        Other,
+        "In the runs browser: start a run of a workflow file (with name=value inputs) or a swarm on an objective",
+        &["c"],
     ),
     e(
         Action::CopyVisible,

@@ -107,6 +107,8 @@ pub enum Action {
     CopyPane,
     /// The runs browser's selected run, from the journal.
     DeleteRun,
+    /// In the runs browser: start a run (a workflow file or an objective).
+    NewRun,
     /// The lines of the focused pane on screen.
     CopyVisible,
     /// Select lines of the focused pane to copy.

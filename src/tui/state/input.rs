@@ -207,6 +207,9 @@ impl State {
             Action::DeleteRun => {
                 self.say("runs are deleted from the runs browser (Esc back to it, or `lev rm RUN`)")
             }
+            Action::NewRun => self.say(
+                "runs are started from the runs browser (Esc back to it), or with `lev run` / `lev workflow`",
+            ),
             Action::Select => self.start_selection(),
             Action::CopyVisible => {
                 let i = self.focus_pane;
@@ -233,6 +236,10 @@ impl State {
                 self.runs_cursor = 0;
             }
             Action::Search => self.start_typing(Typing::Search, "filter: name, id, status"),
+            Action::NewRun => self.start_typing(
+                Typing::NewRun,
+                "a workflow file and name=value inputs, or an objective for a swarm",
+            ),
             Action::DeleteRun => {
                 match self
                     .visible_runs()
@@ -599,6 +606,16 @@ impl State {
                     Typing::Message(i) => self.send_message(i, text.trim().to_string()),
                     // The browser keeps its filter (Esc on it clears it).
                     Typing::Search if !self.run_open => Vec::new(),
+                    Typing::NewRun => {
+                        let what = text.trim();
+                        if what.is_empty() {
+                            self.say("nothing to start: give a workflow file or an objective");
+                            return Vec::new();
+                        }
+                        self.opened_from_browser = true;
+                        self.say(format!("starting {}", crate::text::one_line(what, 60)));
+                        vec![Effect::StartRun(what.to_string())]
+                    }
                     Typing::Search => {
                         self.search_step(false);
                         Vec::new()

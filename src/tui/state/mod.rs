@@ -87,6 +87,10 @@ pub enum Effect {
     Quit,
     /// Open a run from the runs browser (resume it when unfinished).
     OpenRun(RunId),
+    /// Start a run from what the user typed in the runs browser: a
+    /// workflow file and `name=value` inputs, or an objective for a swarm
+    /// (the app loop, which can look at files, tells them apart).
+    StartRun(String),
     /// Ring the terminal bell and/or send a desktop notification (OSC 9/777).
     Attention(String),
     /// Copy text to the clipboard (OSC 52).
@@ -135,6 +139,9 @@ pub enum Typing {
     Palette,
     /// The plan of review prompt `n`, in the multi-line editor.
     EditPlan(usize),
+    /// What to start from the runs browser: a workflow file (with inputs)
+    /// or an objective.
+    NewRun,
 }
 
 /// Modal overlays.
@@ -541,6 +548,10 @@ impl State {
             (Op::DeleteRun { run }, Err(e)) => self.say(format!("run {run} not deleted: {e}")),
             (Op::RetryStep { step, .. }, Err(e)) => self.say(format!("retry of {step}: {e}")),
             (Op::Fork { from, .. }, Err(e)) => self.say(format!("fork from {from}: {e}")),
+            (Op::StartWorkflow { .. } | Op::StartObjective { .. }, Err(e)) => {
+                self.opened_from_browser = false;
+                self.say(format!("not started: {e}"));
+            }
             (_, Err(e)) => self.say(e),
         }
     }

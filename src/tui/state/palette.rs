@@ -113,6 +113,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::WorktreeDiscard => "discard worktree",
         Action::CopyPane => "copy pane",
         Action::DeleteRun => "delete the selected run",
+        Action::NewRun => "start a run (workflow file or objective)",
         Action::CopyVisible => "copy the lines on screen",
         Action::Select => "select lines to copy",
         Action::Memory => "memory bank",
@@ -133,8 +134,11 @@ pub fn entries(
     runs: Option<&[RunMeta]>,
 ) -> Vec<PaletteEntry> {
     let rows = keymap.help_rows();
-    let mut out: Vec<PaletteEntry> = ACTIONS
-        .iter()
+    // The runs browser starts runs too.
+    let browser = runs.is_some().then_some(&Action::NewRun);
+    let mut out: Vec<PaletteEntry> = browser
+        .into_iter()
+        .chain(ACTIONS)
         .map(|a| {
             let row = rows.iter().find(|(_, ra, _)| ra == a);
             PaletteEntry {

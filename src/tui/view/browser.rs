@@ -14,7 +14,20 @@ use crate::tui::theme::Theme;
 use super::clip;
 
 pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let body = Rect::new(area.x, area.y, area.width, area.height.saturating_sub(1));
+    // What the last action said (a start that was refused names the file,
+    // line and column): all its lines, above the hint.
+    let said: Vec<&str> = state
+        .message
+        .as_deref()
+        .map(|m| m.lines().take(usize::from(area.height / 3)).collect())
+        .unwrap_or_default();
+    let reserved = 1 + said.len() as u16;
+    let body = Rect::new(
+        area.x,
+        area.y,
+        area.width,
+        area.height.saturating_sub(reserved),
+    );
     let runs = state.visible_runs();
     let title = if state.runs_filter.trim().is_empty() {
         format!(" runs · {} ", state.runs.len())
@@ -35,7 +48,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let w = inner.width as usize;
     if runs.is_empty() {
         let empty = if state.runs.is_empty() {
-            "no runs yet — start one with `lev run <workflow.yaml>`"
+            "no runs yet — c starts one (a workflow file or an objective), as `lev run FILE` does"
         } else {
             "no run matches the filter — Esc clears it"
         };
@@ -88,9 +101,23 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             " /{}  (Enter: keep the filter · Esc: clear it)",
             state.runs_filter
         ),
-        _ => " ↑↓ select · Enter open (resumes unfinished runs) · / filter · Del delete · : palette · ? help"
+        Some(crate::tui::state::Typing::NewRun) => format!(
+            " start: {}▏  (a workflow file and name=value inputs, or an objective · Enter: start · Esc: cancel)",
+            state.textarea.lines().join(" ")
+        ),
+        _ => " ↑↓ select · Enter open or resume · c new run · / filter · Del delete · : palette · ? help"
             .to_string(),
     };
+    for (k, line) in said.iter().enumerate() {
+        let y = body.y + body.height + k as u16;
+        buf.set_stringn(
+            area.x + 1,
+            y,
+            line,
+            (area.width as usize).saturating_sub(1),
+            theme.style("whisper"),
+        );
+    }
     let y = area.y + area.height.saturating_sub(1);
     buf.set_stringn(
         area.x,

@@ -102,6 +102,7 @@ pub fn help(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
 
 /// Actions the runs browser takes (the rest act on an open run).
 const BROWSER_ACTIONS: &[Action] = &[
+    Action::NewRun,
     Action::Search,
     Action::DeleteRun,
     Action::Back,
@@ -132,7 +133,14 @@ fn help_rows(state: &State, theme: &Theme) -> Vec<(String, String)> {
             .keymap
             .help_rows()
             .into_iter()
-            .filter(|(_, a, _)| state.run_open || BROWSER_ACTIONS.contains(a))
+            .filter(|(_, a, _)| {
+                // Over a run, the browser's own actions would only refuse.
+                if state.run_open {
+                    !matches!(a, Action::NewRun | Action::DeleteRun)
+                } else {
+                    BROWSER_ACTIONS.contains(a)
+                }
+            })
             .map(|(keys, _, desc)| (keys, desc)),
     );
     rows.push((
