@@ -1307,3 +1307,69 @@ fn new_work_takes_the_focus_from_a_finished_pane_only() {
     fold(&mut s, started("last"));
     assert_eq!(s.focused_pane().map(|p| p.step.as_str()), Some("last"));
 }
+
+/// While the run goes on, a pane whose step ended moves out of the grid
+/// to a row under it ("ended: 1 ● architect"), so the cells go to the work
+/// in progress; its number or a click on it brings it back (a focused pane
+/// stays in the grid); the arrows move between the grid's cells only;
+/// once the run has ended every pane is back in the grid.
+#[test]
+fn ended_panes_move_aside_while_the_run_goes_on() {
+    use lev::tui::state::layout::regions;
+    use lev::tui::theme::Theme;
+    use lev::tui::view::{buffer_text, render};
+    use ratatui::layout::Rect;
+    let mut s = settled();
+    s.handle(Input::Resize(120, 36));
+    s.handle_action(Action::LayoutGrid);
+    s.focus = Focus::Panes;
+    s.focus_pane = 1;
+    let area = Rect::new(0, 0, 120, 36);
+    let in_grid =
+        |s: &State| -> Vec<usize> { regions(s, area).panes.iter().map(|p| p.0).collect() };
+    assert_eq!(s.run.panes[0].status, StepStatus::Succeeded);
+    assert!(!in_grid(&s).contains(&0), "{:?}", in_grid(&s));
+    let screen = buffer_text(&render(&s, &Theme::fallback(), 120, 36));
+    let shelf_row = screen
+        .lines()
+        .find(|l| l.contains("ended:"))
+        .unwrap_or_else(|| panic!("no shelf:\n{screen}"));
+    assert!(shelf_row.contains("1 ● architect"), "{shelf_row}");
+    // The arrows stay in the grid: right of the last cell is the first.
+    let grid = in_grid(&s);
+    for _ in 0..grid.len() {
+        s.handle_action(Action::FocusRight);
+        assert!(grid.contains(&s.focus_pane) || s.focus == Focus::Prompt);
+        s.focus = Focus::Panes;
+    }
+    // Its number brings it back; a click on its entry does too.
+    s.handle(key(KeyCode::Char('1')));
+    assert_eq!(s.focus_pane, 0);
+    assert!(in_grid(&s).contains(&0));
+    s.handle(key(KeyCode::Char('2')));
+    assert!(!in_grid(&s).contains(&0));
+    let slot = regions(&s, area).shelved[0];
+    let shelf = regions(&s, area).shelf.unwrap();
+    s.handle(Input::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: slot.x + 1,
+        row: shelf.y,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(s.focus_pane, 0);
+    // The run ends: every pane is in the grid again.
+    s.focus_pane = 1;
+    s.apply(&Notice::Event(Recorded {
+        run: sample_run_id(),
+        seq: Seq(10_000),
+        event: Event::RunFinished {
+            status: lev::protocol::RunStatus::Succeeded,
+            outputs: Default::default(),
+            error: None,
+            usage: Default::default(),
+            at: Millis(T0 + 40_000),
+        },
+    }));
+    assert_eq!(in_grid(&s).len(), s.run.panes.len());
+    assert!(regions(&s, area).shelf.is_none());
+}

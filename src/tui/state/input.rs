@@ -114,7 +114,7 @@ impl State {
             Action::Back => return self.back(),
             Action::FocusNext => self.focus_by(1),
             Action::FocusPrev => self.focus_by(-1),
-            Action::FocusLeft => self.focus_by(-1),
+            Action::FocusLeft => self.focus_in_grid(-1),
             Action::FocusRight => {
                 if self.focus == Focus::Panes
                     && self.is_last_col()
@@ -123,16 +123,16 @@ impl State {
                 {
                     self.focus_prompt(None);
                 } else {
-                    self.focus_by(1);
+                    self.focus_in_grid(1);
                 }
             }
             Action::FocusUp => {
                 let cols = self.cols() as isize;
-                self.focus_by(-cols);
+                self.focus_in_grid(-cols);
             }
             Action::FocusDown => {
                 let cols = self.cols() as isize;
-                self.focus_by(cols);
+                self.focus_in_grid(cols);
             }
             Action::JumpPane(n) => {
                 let i = usize::from(n.max(1)) - 1;
@@ -434,7 +434,9 @@ impl State {
         match layout::page(self, area) {
             Some(p) => {
                 let next = p.first + p.shown;
-                self.focus_pane = if next >= p.total { 0 } else { next };
+                let (grid, _) = layout::grid_panes(self);
+                let pos = if next >= p.total { 0 } else { next };
+                self.focus_pane = grid.get(pos).copied().unwrap_or(0);
                 self.focus = Focus::Panes;
             }
             None => self.say("every pane is on screen"),
@@ -451,7 +453,32 @@ impl State {
             return self.focus_pane + 1 >= self.run.panes.len();
         }
         let cols = self.cols();
-        (self.focus_pane % cols) + 1 == cols || self.focus_pane + 1 >= self.run.panes.len()
+        let (grid, _) = layout::grid_panes(self);
+        let at = grid.iter().position(|i| *i == self.focus_pane).unwrap_or(0);
+        (at % cols) + 1 == cols || at + 1 >= grid.len()
+    }
+
+    /// Moves the focus between the cells of the grid (left, right, up and
+    /// down, over the panes it lays out); elsewhere as `focus_by`.
+    fn focus_in_grid(&mut self, delta: isize) {
+        if self.layout != PaneLayout::Grid
+            || self.zoom
+            || self.screen != Screen::Panes
+            || self.focus != Focus::Panes
+        {
+            return self.focus_by(delta);
+        }
+        let (grid, _) = layout::grid_panes(self);
+        let Some(at) = grid.iter().position(|i| *i == self.focus_pane) else {
+            return self.focus_by(delta);
+        };
+        let (at, n) = (at as isize, grid.len() as isize);
+        let next = if delta.abs() == 1 {
+            (at + delta).rem_euclid(n)
+        } else {
+            (at + delta).clamp(0, n - 1)
+        };
+        self.focus_pane = grid[next as usize];
     }
 
     fn focus_by(&mut self, delta: isize) {
@@ -698,7 +725,12 @@ impl State {
                         .into_iter()
                         .find(|s| m.column >= s.x && m.column < s.x + s.width)
                 });
-                if let Some(t) = tab {
+                let shelved = reg.shelf.filter(|s| s.contains(at)).and_then(|_| {
+                    reg.shelved
+                        .iter()
+                        .find(|s| m.column >= s.x && m.column < s.x + s.width)
+                });
+                if let Some(t) = tab.or(shelved.copied()) {
                     self.focus_pane = t.pane;
                     self.focus = Focus::Panes;
                 } else if let Some(i) = hit {

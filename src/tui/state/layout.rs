@@ -26,6 +26,10 @@ pub struct Regions {
     pub status: Rect,
     /// Visible panes: (pane index, outer rect).
     pub panes: Vec<(usize, Rect)>,
+    /// The grid's row of panes moved aside (their steps ended while the
+    /// run goes on), and where each one sits in it.
+    pub shelf: Option<Rect>,
+    pub shelved: Vec<TabSlot>,
     /// Grid columns (for up/down focus moves).
     pub cols: usize,
 }
@@ -84,11 +88,21 @@ pub fn regions(state: &State, area: Rect) -> Regions {
             r.panes.push((focus, pane));
         }
         PaneLayout::Grid => {
+            let (grid, aside) = grid_panes(state);
+            let mut body = body;
+            if !aside.is_empty() && body.height > MIN_CELL_H + 1 {
+                body.height -= 1;
+                let shelf = Rect::new(body.x, body.y + body.height, body.width, 1);
+                r.shelved = shelf_slots(state, shelf, &aside);
+                r.shelf = Some(shelf);
+            }
+            let n = grid.len();
             let (cols, rows) = grid_shape(n, body.width, body.height);
             r.cols = cols;
             let cap = cols * rows;
             // Show the page of panes that holds the focused one.
-            let first = (focus / cap) * cap;
+            let at = grid.iter().position(|i| *i == focus).unwrap_or(0);
+            let first = (at / cap) * cap;
             let shown = (n - first).min(cap);
             let rows_used = shown.div_ceil(cols);
             for k in 0..shown {
@@ -100,15 +114,71 @@ pub fn regions(state: &State, area: Rect) -> Regions {
                     cols
                 };
                 let cell = split(body, in_row, rows_used, c, row);
-                r.panes.push((first + k, cell));
+                r.panes.push((grid[first + k], cell));
             }
         }
     }
     r
 }
 
+/// The panes the grid lays out, in declaration order, and the ones moved
+/// aside to the shelf under it: while the run executes, a pane whose step
+/// has ended leaves its cell to the work still going on (not the focused
+/// pane, which is being read, nor a swarm slot, which takes its next task
+/// in a moment). Once nothing runs, every pane is back in the grid.
+pub fn grid_panes(state: &State) -> (Vec<usize>, Vec<usize>) {
+    let panes = &state.run.panes;
+    let working = panes.iter().any(|p| !p.status.is_terminal());
+    let all = (0..panes.len()).collect();
+    if !state.run.active() || !working {
+        return (all, Vec::new());
+    }
+    let focus = state.focus_pane.min(panes.len().saturating_sub(1));
+    let (aside, grid): (Vec<usize>, Vec<usize>) = (0..panes.len()).partition(|i| {
+        let p = &panes[*i];
+        *i != focus && p.slot.is_none() && p.status.is_terminal()
+    });
+    (grid, aside)
+}
+
+/// Where each shelved pane's entry sits in `shelf` (after a " ended:"
+/// label); entries that do not fit are left out (the view says how many).
+fn shelf_slots(state: &State, shelf: Rect, aside: &[usize]) -> Vec<TabSlot> {
+    let mut x = shelf.x + SHELF_LABEL.len() as u16;
+    let end = shelf.x + shelf.width;
+    let mut out = Vec::new();
+    for i in aside {
+        let Some(p) = state.run.panes.get(*i) else {
+            continue;
+        };
+        // " n " + glyph + " label "
+        let n = (i + 1).to_string().len() as u16;
+        let w = n + 2 + 1 + crate::text::columns(&p.label()) as u16 + 1;
+        // Room kept for " +N" while more follow.
+        let room = if Some(i) == aside.last() {
+            end
+        } else {
+            end.saturating_sub(4)
+        };
+        if x.saturating_add(w) > room {
+            break;
+        }
+        out.push(TabSlot {
+            pane: *i,
+            x,
+            width: w,
+        });
+        x = x.saturating_add(w);
+    }
+    out
+}
+
+/// What the shelf says before its entries.
+pub const SHELF_LABEL: &str = " ended:";
+
 /// The page of a grid that holds more panes than fit at once: the first
-/// pane shown, how many are shown, and how many there are.
+/// pane shown, how many are shown, and how many there are (positions in
+/// the grid's panes, `grid_panes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
     pub first: usize,
@@ -123,8 +193,11 @@ pub fn page(state: &State, area: Rect) -> Option<Page> {
         return None;
     }
     let r = regions(state, area);
-    let total = state.run.panes.len();
-    let first = r.panes.first()?.0;
+    let (grid, _) = grid_panes(state);
+    let total = grid.len();
+    let first = grid
+        .iter()
+        .position(|i| Some(*i) == r.panes.first().map(|p| p.0))?;
     let shown = r.panes.len();
     (shown < total).then_some(Page {
         first,

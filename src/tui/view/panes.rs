@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget};
 
 use crate::protocol::StepStatus;
-use crate::tui::state::layout::{Regions, pane_body, tab_slots};
+use crate::tui::state::layout::{Regions, SHELF_LABEL, grid_panes, pane_body, tab_slots};
 use crate::tui::state::{Focus, LineKind, Pane, RowPos, Selection, State};
 use crate::tui::theme::Theme;
 
@@ -39,6 +39,56 @@ pub fn draw(state: &State, theme: &Theme, reg: &Regions, buf: &mut Buffer) {
         if let Some(p) = state.run.panes.get(*i) {
             let focused = *i == state.focus_pane && state.focus == Focus::Panes;
             pane(state, theme, p, focused, *r, buf);
+        }
+    }
+    if let Some(shelf) = reg.shelf {
+        shelf_row(state, theme, reg, shelf, buf);
+    }
+}
+
+/// The panes moved aside while the run goes on: number, glyph and name,
+/// each a key (its number) or a click away from its cell.
+fn shelf_row(state: &State, theme: &Theme, reg: &Regions, area: Rect, buf: &mut Buffer) {
+    buf.set_stringn(
+        area.x,
+        area.y,
+        SHELF_LABEL,
+        area.width as usize,
+        theme.style("dim"),
+    );
+    for t in &reg.shelved {
+        let Some(p) = state.run.panes.get(t.pane) else {
+            continue;
+        };
+        let line = Line::from(vec![
+            Span::styled(format!(" {} ", t.pane + 1), theme.style("dim")),
+            Span::styled(
+                pane_glyph(state, theme, p).to_string(),
+                super::status_style(theme, p.status),
+            ),
+            Span::styled(format!(" {} ", p.label()), theme.style("dim")),
+        ]);
+        let right = area.x + area.width;
+        if t.x < right {
+            buf.set_line(t.x, area.y, &line, right - t.x);
+        }
+    }
+    let (_, aside) = grid_panes(state);
+    let hidden = aside.len().saturating_sub(reg.shelved.len());
+    if hidden > 0 {
+        let x = reg
+            .shelved
+            .last()
+            .map_or(area.x + SHELF_LABEL.len() as u16, |t| t.x + t.width);
+        let right = area.x + area.width;
+        if x < right {
+            buf.set_stringn(
+                x,
+                area.y,
+                format!(" +{hidden}"),
+                usize::from(right - x),
+                theme.style("dim"),
+            );
         }
     }
 }
