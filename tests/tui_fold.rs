@@ -1308,13 +1308,15 @@ fn new_work_takes_the_focus_from_a_finished_pane_only() {
     assert_eq!(s.focused_pane().map(|p| p.step.as_str()), Some("last"));
 }
 
-/// While the run goes on, a pane whose step ended moves out of the grid
-/// to a row under it ("ended: 1 ● architect"), so the cells go to the work
-/// in progress; its number or a click on it brings it back (a focused pane
-/// stays in the grid); the arrows move between the grid's cells only;
-/// once the run has ended every pane is back in the grid.
+/// While the run goes on, a pane whose step ended leaves the grid to the
+/// work in progress: it shrinks to a small cell in a band under the grid
+/// (its last lines still readable), or on a low screen to one line in a
+/// row under it ("ended: 1 ● architect"). Its number or a click brings it
+/// back into the grid (a focused pane stays there); the arrows move
+/// between the grid's cells only; once the run has ended every pane is
+/// back in the grid.
 #[test]
-fn ended_panes_move_aside_while_the_run_goes_on() {
+fn ended_panes_shrink_or_move_aside_while_the_run_goes_on() {
     use lev::tui::state::layout::regions;
     use lev::tui::theme::Theme;
     use lev::tui::view::{buffer_text, render};
@@ -1325,31 +1327,41 @@ fn ended_panes_move_aside_while_the_run_goes_on() {
     s.focus = Focus::Panes;
     s.focus_pane = 1;
     let area = Rect::new(0, 0, 120, 36);
-    let in_grid =
-        |s: &State| -> Vec<usize> { regions(s, area).panes.iter().map(|p| p.0).collect() };
+    let cell = |s: &State, i: usize| {
+        regions(s, area)
+            .panes
+            .iter()
+            .find(|p| p.0 == i)
+            .map(|p| p.1)
+    };
     assert_eq!(s.run.panes[0].status, StepStatus::Succeeded);
-    assert!(!in_grid(&s).contains(&0), "{:?}", in_grid(&s));
-    let screen = buffer_text(&render(&s, &Theme::fallback(), 120, 36));
+    let small = cell(&s, 0).expect("the ended pane keeps a cell");
+    let working = cell(&s, 1).unwrap();
+    assert!(small.height < working.height, "{small:?} {working:?}");
+    assert!(small.y > working.y + working.height - 1, "under the grid");
+    // The arrows stay in the grid: the ended pane is never reached.
+    for _ in 0..8 {
+        s.handle_action(Action::FocusRight);
+        assert_ne!(s.focus_pane, 0);
+        s.focus = Focus::Panes;
+    }
+    // Its number brings it back into the grid.
+    s.handle(key(KeyCode::Char('1')));
+    assert_eq!(s.focus_pane, 0);
+    assert!(cell(&s, 0).unwrap().height >= working.height);
+    // On a low screen it is one line under the grid; a click brings it back.
+    s.handle(key(KeyCode::Char('2')));
+    let low = Rect::new(0, 0, 120, 16);
+    s.handle(Input::Resize(120, 16));
+    let screen = buffer_text(&render(&s, &Theme::fallback(), 120, 16));
     let shelf_row = screen
         .lines()
         .find(|l| l.contains("ended:"))
-        .unwrap_or_else(|| panic!("no shelf:\n{screen}"));
+        .unwrap_or_else(|| panic!("no row of ended panes:\n{screen}"));
     assert!(shelf_row.contains("1 ● architect"), "{shelf_row}");
-    // The arrows stay in the grid: right of the last cell is the first.
-    let grid = in_grid(&s);
-    for _ in 0..grid.len() {
-        s.handle_action(Action::FocusRight);
-        assert!(grid.contains(&s.focus_pane) || s.focus == Focus::Prompt);
-        s.focus = Focus::Panes;
-    }
-    // Its number brings it back; a click on its entry does too.
-    s.handle(key(KeyCode::Char('1')));
-    assert_eq!(s.focus_pane, 0);
-    assert!(in_grid(&s).contains(&0));
-    s.handle(key(KeyCode::Char('2')));
-    assert!(!in_grid(&s).contains(&0));
-    let slot = regions(&s, area).shelved[0];
-    let shelf = regions(&s, area).shelf.unwrap();
+    let reg = regions(&s, low);
+    assert!(!reg.panes.iter().any(|p| p.0 == 0));
+    let (slot, shelf) = (reg.shelved[0], reg.shelf.unwrap());
     s.handle(Input::Mouse(MouseEvent {
         kind: MouseEventKind::Down(MouseButton::Left),
         column: slot.x + 1,
@@ -1357,7 +1369,8 @@ fn ended_panes_move_aside_while_the_run_goes_on() {
         modifiers: KeyModifiers::NONE,
     }));
     assert_eq!(s.focus_pane, 0);
-    // The run ends: every pane is in the grid again.
+    // The run ends: every pane is in the grid again, at full size.
+    s.handle(Input::Resize(120, 36));
     s.focus_pane = 1;
     s.apply(&Notice::Event(Recorded {
         run: sample_run_id(),
@@ -1370,6 +1383,8 @@ fn ended_panes_move_aside_while_the_run_goes_on() {
             at: Millis(T0 + 40_000),
         },
     }));
-    assert_eq!(in_grid(&s).len(), s.run.panes.len());
-    assert!(regions(&s, area).shelf.is_none());
+    let reg = regions(&s, area);
+    assert_eq!(reg.panes.len(), s.run.panes.len());
+    assert!(reg.shelf.is_none());
+    assert_eq!(cell(&s, 0).unwrap().height, cell(&s, 1).unwrap().height);
 }

@@ -26,10 +26,12 @@ pub struct Regions {
     pub status: Rect,
     /// Visible panes: (pane index, outer rect).
     pub panes: Vec<(usize, Rect)>,
-    /// The grid's row of panes moved aside (their steps ended while the
-    /// run goes on), and where each one sits in it.
+    /// The grid's one-line row of ended panes that have no cell in the
+    /// ended band (`ended_band`), and where each one sits in it.
     pub shelf: Option<Rect>,
     pub shelved: Vec<TabSlot>,
+    /// The grid's page when it holds more panes than fit at once.
+    pub page: Option<Page>,
     /// Grid columns (for up/down focus moves).
     pub cols: usize,
 }
@@ -90,11 +92,8 @@ pub fn regions(state: &State, area: Rect) -> Regions {
         PaneLayout::Grid => {
             let (grid, aside) = grid_panes(state);
             let mut body = body;
-            if !aside.is_empty() && body.height > MIN_CELL_H + 1 {
-                body.height -= 1;
-                let shelf = Rect::new(body.x, body.y + body.height, body.width, 1);
-                r.shelved = shelf_slots(state, shelf, &aside);
-                r.shelf = Some(shelf);
+            if !aside.is_empty() {
+                body = ended_band(state, body, &aside, &mut r);
             }
             let n = grid.len();
             let (cols, rows) = grid_shape(n, body.width, body.height);
@@ -104,7 +103,13 @@ pub fn regions(state: &State, area: Rect) -> Regions {
             let at = grid.iter().position(|i| *i == focus).unwrap_or(0);
             let first = (at / cap) * cap;
             let shown = (n - first).min(cap);
+            r.page = (shown < n).then_some(Page {
+                first,
+                shown,
+                total: n,
+            });
             let rows_used = shown.div_ceil(cols);
+            let mut cells = Vec::with_capacity(shown);
             for k in 0..shown {
                 let (c, row) = (k % cols, k / cols);
                 // The last row's panes share its width.
@@ -114,8 +119,11 @@ pub fn regions(state: &State, area: Rect) -> Regions {
                     cols
                 };
                 let cell = split(body, in_row, rows_used, c, row);
-                r.panes.push((grid[first + k], cell));
+                cells.push((grid[first + k], cell));
             }
+            // The grid's cells first (the page), then the ended band's.
+            cells.append(&mut r.panes);
+            r.panes = cells;
         }
     }
     r
@@ -139,6 +147,43 @@ pub fn grid_panes(state: &State) -> (Vec<usize>, Vec<usize>) {
         *i != focus && p.slot.is_none() && p.status.is_terminal()
     });
     (grid, aside)
+}
+
+/// Lays out the panes moved aside under the grid and returns what is
+/// left for the grid. The ones that ended last get small cells side by side
+/// in a band (their last lines stay readable); the others, and all of them
+/// when the screen is too low for a band, get one line each in the shelf.
+fn ended_band(state: &State, body: Rect, aside: &[usize], r: &mut Regions) -> Rect {
+    let mut body = body;
+    let mut shelved = aside.to_vec();
+    let band_h = (body.height / 4).clamp(MIN_CELL_H, 10);
+    if body.height > band_h + 2 * MIN_CELL_H {
+        let fit = usize::from((body.width / MIN_CELL_W).max(1));
+        // The panes that ended last are the ones most likely read next.
+        let mut by_end = aside.to_vec();
+        by_end.sort_by_key(|i| {
+            std::cmp::Reverse(state.run.panes.get(*i).and_then(|p| p.finished_at))
+        });
+        let mut banded: Vec<usize> = by_end.into_iter().take(fit).collect();
+        banded.sort_unstable();
+        shelved.retain(|i| !banded.contains(i));
+        let shelf_h = u16::from(!shelved.is_empty());
+        body.height -= band_h + shelf_h;
+        let band = Rect::new(body.x, body.y + body.height, body.width, band_h);
+        for (k, i) in banded.iter().enumerate() {
+            r.panes.push((*i, split(band, banded.len(), 1, k, 0)));
+        }
+    } else if body.height > MIN_CELL_H + 1 {
+        body.height -= 1;
+    } else {
+        return body;
+    }
+    if !shelved.is_empty() {
+        let shelf = Rect::new(body.x, r.main.y + r.main.height - 1, body.width, 1);
+        r.shelved = shelf_slots(state, shelf, &shelved);
+        r.shelf = Some(shelf);
+    }
+    body
 }
 
 /// Where each shelved pane's entry sits in `shelf` (after a " ended:"

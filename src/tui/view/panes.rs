@@ -74,7 +74,12 @@ fn shelf_row(state: &State, theme: &Theme, reg: &Regions, area: Rect, buf: &mut 
         }
     }
     let (_, aside) = grid_panes(state);
-    let hidden = aside.len().saturating_sub(reg.shelved.len());
+    let hidden = aside
+        .iter()
+        .filter(|i| {
+            !reg.panes.iter().any(|(p, _)| p == *i) && !reg.shelved.iter().any(|t| t.pane == **i)
+        })
+        .count();
     if hidden > 0 {
         let x = reg
             .shelved
