@@ -1210,7 +1210,7 @@ fn v_selects_a_range_of_lines_and_y_copies_it() {
     assert_eq!(five, lines[lines.len() - 5..].join("\n"));
     assert!(s.selection.is_none());
     let said = s.message.clone().unwrap_or_default();
-    assert!(said.contains("copied 5 lines selected"), "{said}");
+    assert!(said.contains("copied 5 selected lines"), "{said}");
     // From the top: g, begin there, three lines down, Enter.
     s.handle(key(KeyCode::Char('v')));
     s.handle(key(KeyCode::Char('g')));

@@ -203,7 +203,7 @@ impl State {
             Action::WorktreeDiff | Action::WorktreeMerge | Action::WorktreeDiscard => {
                 return self.worktree_action(a);
             }
-            Action::CopyPane => return self.copy_lines(None, ""),
+            Action::CopyPane => return self.copy_lines(None, ("", "")),
             Action::DeleteRun => {
                 self.say("runs are deleted from the runs browser (Esc back to it, or `lev rm RUN`)")
             }
@@ -215,7 +215,7 @@ impl State {
                 let i = self.focus_pane;
                 let (w, h) = pane_viewport(self, i);
                 let shown = self.run.panes.get(i).map(|p| p.visible_lines(w, h));
-                return self.copy_lines(shown, " on screen");
+                return self.copy_lines(shown, ("", " on screen"));
             }
             Action::ReplayPlayPause
             | Action::ReplayStepForward
@@ -272,8 +272,13 @@ impl State {
     /// Copies the focused pane's lines as they are shown (every line, or
     /// the absolute lines `only`), and says how many.
     /// Copies the focused pane's lines (`only` these, all when `None`) as
-    /// they are shown; `what` says which in the message ("on screen").
-    pub(super) fn copy_lines(&mut self, only: Option<Vec<u64>>, what: &str) -> Vec<Effect> {
+    /// they are shown; `which` says which in the message ("selected ",
+    /// and after "lines": " on screen").
+    pub(super) fn copy_lines(
+        &mut self,
+        only: Option<Vec<u64>>,
+        which: (&str, &str),
+    ) -> Vec<Effect> {
         let i = self.focus_pane;
         let Some(p) = self.run.panes.get(i) else {
             self.say("no pane to copy");
@@ -294,8 +299,8 @@ impl State {
         let n = text.lines().count();
         let plural = if n == 1 { "" } else { "s" };
         self.say(format!(
-            "copied {n} line{plural}{what} of {} to the clipboard",
-            p.step
+            "copied {n} {}line{plural}{} of {} to the clipboard",
+            which.0, which.1, p.step
         ));
         vec![Effect::Copy(text)]
     }

@@ -740,6 +740,7 @@ fn settles_a_message(event: &crate::protocol::Event) -> bool {
         event,
         Event::PauseRequested { .. }
             | Event::PauseLifted { .. }
+            | Event::RunStarted { .. }
             | Event::RunResumed { .. }
             | Event::RunPaused { .. }
             | Event::RunFinished { .. }

@@ -140,17 +140,22 @@ impl State {
         let (first, last) = sel.bounds();
         let lines: Vec<u64> =
             (first.max(p.dropped)..=last.min(p.end().saturating_sub(1))).collect();
-        self.copy_lines(Some(lines), " selected")
+        self.copy_lines(Some(lines), ("selected ", ""))
     }
 
-    /// The selection's state in words, for the pane's bottom line.
-    pub fn selection_hint(&self) -> Option<String> {
+    /// The selection's state in words, for a pane's bottom line `room`
+    /// columns wide (the longest that fits).
+    pub fn selection_hint(&self, room: usize) -> Option<String> {
         let (first, last) = self.selection?.bounds();
         let n = last - first + 1;
         let plural = if n == 1 { "" } else { "s" };
-        Some(format!(
-            " {n} line{plural} selected · ↑↓ extend · v restart · y copy · Esc "
-        ))
+        let variants = [
+            format!(" {n} line{plural} selected · ↑↓ extend · v restart · y copy · Esc "),
+            format!(" {n} line{plural} selected · y copy · Esc "),
+            format!(" {n} selected · y · Esc "),
+        ];
+        let fits = |v: &&String| crate::text::columns(v) <= room;
+        variants.iter().find(fits).or(variants.last()).cloned()
     }
 }
 

@@ -268,7 +268,8 @@ fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: 
             focused,
         ));
     let selection = state.selection.filter(|_| focused);
-    if let Some(hint) = selection.and_then(|_| state.selection_hint()) {
+    let room = usize::from(area.width.saturating_sub(2));
+    if let Some(hint) = selection.and_then(|_| state.selection_hint(room)) {
         block = block.title_bottom(Span::styled(hint, theme.style("selection")));
     } else if !p.scroll.following() {
         block = block.title_bottom(Span::styled(
