@@ -68,6 +68,16 @@ pub fn clip(text: &str, max: usize) -> String {
     out
 }
 
+/// `text` clipped to `width` display columns and padded with spaces to
+/// exactly `width`: a table column that stays aligned whatever the
+/// characters' widths (`format!("{:<28}")` pads by characters).
+pub fn fit(text: &str, width: usize) -> String {
+    let mut out = clip(text, width);
+    let used = columns(&out);
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(used)));
+    out
+}
+
 /// One character as drawn, with its width in columns.
 #[derive(Clone, Copy)]
 struct Cell {
@@ -170,6 +180,14 @@ mod tests {
             wrap("日本語のテキスト", 5),
             ["日本", "語の", "テキ", "スト"]
         );
+    }
+
+    #[test]
+    fn fit_pads_and_clips_by_display_width() {
+        assert_eq!(fit("ab", 4), "ab  ");
+        assert_eq!(columns(&fit("日本語のラン名前", 9)), 9);
+        assert_eq!(columns(&fit("🚀 x", 6)), 6);
+        assert_eq!(fit("abcdef", 4), "abc…");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::tui::state::State;
 use crate::tui::theme::Theme;
 
 use super::clip;
+use crate::text::fit;
 
 pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     // What the last action said (a start that was refused names the file,
@@ -85,11 +86,13 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         if let Some(parent) = &r.parent {
             resumable.push_str(&format!("⑂ fork of {}", clip(parent.as_str(), 26)));
         }
+        // Columns by display width: a name in CJK or with an emoji keeps
+        // the id and status under their headers.
         let line = format!(
-            "{} {glyph} {:<28} {:<26} {:<10} {:<16} {resumable}",
+            "{} {glyph} {} {} {:<10} {:<16} {resumable}",
             if sel { "›" } else { " " },
-            clip(&r.name, 28),
-            clip(r.id.as_str(), 26),
+            fit(&r.name, 28),
+            fit(r.id.as_str(), 26),
             r.status.as_str(),
             utc_minutes(r.created_ms),
         );

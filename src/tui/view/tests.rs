@@ -696,3 +696,26 @@ fn reading_back_holds_still_while_the_agent_streams() {
     assert!(end.contains("streamed word 29"), "{end}");
     assert!(!end.contains("End follows"), "{end}");
 }
+
+/// Run names in wide characters keep the browser's columns aligned: every
+/// row's id starts in the same column as the header's.
+#[test]
+fn runs_browser_columns_align_with_wide_names() {
+    let mut runs = sample_runs();
+    runs[0].name = "日本語のワークフロー名前 🚀 とても長い".into();
+    runs[1].name = "🚀🚀 deploy".into();
+    let ids: Vec<String> = runs.iter().map(|r| r.id.to_string()).collect();
+    let mut s = State::new();
+    s.set_runs(runs);
+    let text = screen(&s, 120, 16);
+    let header = text.lines().find(|l| l.contains("name")).unwrap();
+    let col = |line: &str, what: &str| {
+        let at = line.find(what).unwrap();
+        crate::text::columns(&line[..at])
+    };
+    let want = col(header, "id");
+    for id in &ids {
+        let row = text.lines().find(|l| l.contains(id.as_str())).unwrap();
+        assert_eq!(col(row, id), want, "{row}\n{text}");
+    }
+}
