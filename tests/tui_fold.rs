@@ -1388,3 +1388,37 @@ fn ended_panes_shrink_or_move_aside_while_the_run_goes_on() {
     assert!(reg.shelf.is_none());
     assert_eq!(cell(&s, 0).unwrap().height, cell(&s, 1).unwrap().height);
 }
+
+/// A question's own pane shows its options and answers it: Enter on the
+/// pane takes the keys to its prompt, ↓ picks, Enter sends.
+#[test]
+fn a_question_is_answered_from_its_own_pane() {
+    let mut s = settled();
+    s.handle(Input::Resize(120, 36));
+    s.focus = Focus::Panes;
+    s.focus_pane = s.run.pane_index(&StepKey::new("tester")).unwrap();
+    let text: Vec<String> = s.run.panes[s.focus_pane]
+        .lines
+        .iter()
+        .map(|l| l.text.clone())
+        .collect();
+    assert!(
+        text.iter()
+            .any(|l| l.contains("· examples — Example-based tests")),
+        "{text:?}"
+    );
+    assert!(text.iter().any(|l| l.contains("Enter here")), "{text:?}");
+    assert!(s.handle(key(KeyCode::Enter)).is_empty());
+    assert_eq!(s.focus, Focus::Prompt);
+    let (_, p) = s.focused_prompt().expect("the pane's question is focused");
+    assert_eq!(p.step, Some(StepKey::new("tester")));
+    s.handle(key(KeyCode::Down));
+    let sent = s.handle(key(KeyCode::Enter));
+    assert!(
+        sent.iter().any(|e| matches!(
+            e,
+            Effect::Op(Op::Answer { answer, .. }) if answer == "examples"
+        )),
+        "{sent:?}"
+    );
+}

@@ -31,6 +31,15 @@ impl State {
     }
 
     /// Focuses the first pending prompt after `after` (wrapping).
+    /// The pending prompt of the focused pane's step, if it waits on one.
+    pub(super) fn pane_prompt(&self) -> Option<usize> {
+        let step = &self.focused_pane()?.step;
+        self.run
+            .pending()
+            .find(|(_, p)| p.step.as_ref() == Some(step))
+            .map(|(i, _)| i)
+    }
+
     pub(super) fn focus_prompt(&mut self, after: Option<usize>) {
         let pending: Vec<usize> = self.run.pending().map(|(i, _)| i).collect();
         let next = match after {

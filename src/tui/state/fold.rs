@@ -263,12 +263,28 @@ impl RunView {
                     {
                         self.set_status(s, StepStatus::Waiting, at);
                     }
-                    // Its pane says what it waits for, not nothing.
+                    // Its pane says what it waits for and how to answer.
                     let title = header.as_deref().unwrap_or(ask.as_str());
                     self.pane_note(step.as_ref(), format!("? {}", safe(title)));
+                    if header.is_some() {
+                        self.pane_note(step.as_ref(), format!("  {}", safe(ask)));
+                    }
+                    for o in recommended_first(options, default.as_deref()) {
+                        let text = if o.label.is_empty() || o.label == o.value {
+                            o.value.clone()
+                        } else {
+                            format!("{} — {}", o.value, o.label)
+                        };
+                        let dflt = if Some(&o.value) == default.as_ref() {
+                            " (default)"
+                        } else {
+                            ""
+                        };
+                        self.pane_note(step.as_ref(), format!("  · {}{dflt}", safe(&text)));
+                    }
                     self.pane_note(
                         step.as_ref(),
-                        "  waits for your answer (in the sidebar)".into(),
+                        "  waits for your answer: Enter here, or in the sidebar".into(),
                     );
                     out.attention = Some(format!("question: {}", one_line(ask, 80)));
                 }
@@ -317,7 +333,8 @@ impl RunView {
                     self.pane_note(Some(step), format!("⚠ {}", safe(message)));
                     self.pane_note(
                         Some(step),
-                        "  waits for your approval (in the sidebar)".into(),
+                        "  waits for your approval: a approves, d denies (here or in the sidebar)"
+                            .into(),
                     );
                     out.attention = Some(format!("approve {step}? {}", one_line(message, 80)));
                 }

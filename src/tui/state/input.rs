@@ -86,6 +86,16 @@ impl State {
         if self.screen != Screen::Panes && key.code == KeyCode::Enter {
             return self.overview_enter();
         }
+        if key.code == KeyCode::Enter
+            && self.screen == Screen::Panes
+            && self.focus == Focus::Panes
+            && let Some(i) = self.pane_prompt()
+        {
+            // A question's own pane answers it: Enter takes the keys to
+            // its prompt (↑↓ pick, Enter sends, i types).
+            self.focus_prompt(i.checked_sub(1));
+            return Vec::new();
+        }
         match self.keymap.action(&key).or_else(|| fallback_action(&key)) {
             Some(a) => self.handle_action(a),
             None => Vec::new(),
