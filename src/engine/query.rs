@@ -54,6 +54,29 @@ pub enum Reply {
 }
 
 impl Engine {
+    /// Folds a run's events up to `upto` into `state` as they are read, in
+    /// this process only: a participant that needs a little of a long
+    /// run's past (the headless printer's clock) never holds all of it.
+    pub async fn fold_events<S: Send + 'static>(
+        &self,
+        run: &RunId,
+        upto: crate::protocol::Seq,
+        state: S,
+        mut each: impl FnMut(&mut S, &Recorded) + Send + 'static,
+    ) -> Result<S, EngineError> {
+        let id = run.clone();
+        let folded = self
+            .journal()
+            .fold_run(run, crate::protocol::Seq(1), state, move |s, seq, entry| {
+                if seq <= upto {
+                    each(s, &workflow::from_entry(&id, seq, &entry)?);
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(folded)
+    }
+
     pub async fn query(&self, query: Query) -> Result<Reply, EngineError> {
         let journal = self.journal();
         let failed = |e: memory::MemoryError| EngineError::Failed(e.to_string());

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 pub use printer::Printer;
 
-use crate::engine::{Driving, Engine, Query, Reply};
+use crate::engine::{Driving, Engine};
 use crate::protocol::{AnswerSource, Event, Notice, Op, Recorded, RunId, Seq};
 use crate::workflow::{EngineError, RunOutcome};
 
@@ -83,13 +83,11 @@ pub async fn follow(
 /// replay prints. Read it before the engine starts a resume when possible:
 /// the history is then not held twice at once.
 pub async fn clock(engine: &Engine, run: &RunId, upto: Seq) -> Result<Printer, EngineError> {
-    let mut printer = Printer::default();
-    if let Reply::Events(events) = engine.query(Query::Events { id: run.clone() }).await? {
-        for r in events.iter().filter(|r| r.seq <= upto) {
-            printer.observe(r);
-        }
-    }
-    Ok(printer)
+    engine
+        .fold_events(run, upto, Printer::default(), |printer, r| {
+            printer.observe(r)
+        })
+        .await
 }
 
 /// The headless policy: given answers, then defaults; approvals only with

@@ -362,6 +362,24 @@ impl Journal {
             .await
     }
 
+    /// Folds a run's entries from `from` on into `state`, one at a time
+    /// as they are read: what resuming a long run needs of its past,
+    /// without its entries or events all in memory at once.
+    pub async fn fold_run<S: Send + 'static>(
+        &self,
+        run: &RunId,
+        from: Seq,
+        mut state: S,
+        mut each: impl FnMut(&mut S, Seq, Entry) -> Result<(), JournalError> + Send + 'static,
+    ) -> Result<S, JournalError> {
+        let run = run.clone();
+        self.with_read(move |txn| {
+            store::visit_entries(txn, &run, from, |seq, entry| each(&mut state, seq, entry))?;
+            Ok(state)
+        })
+        .await
+    }
+
     /// A run's metadata, or `None` when no such run exists.
     pub async fn run(&self, run: &RunId) -> Result<Option<RunMeta>, JournalError> {
         let run = run.clone();

@@ -273,15 +273,30 @@ pub(crate) fn read_entries_as<T>(
     // should not pay for repeated reallocation.
     let expected =
         read_run(txn, run)?.map_or(0, |m| m.last_seq.saturating_sub(from.0.saturating_sub(1)));
+    // Capped: a damaged run record may claim any last_seq, and a huge
+    // up-front allocation would abort the process instead of erroring.
+    let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(1 << 16));
+    visit_entries(txn, run, from, |seq, entry| {
+        out.push(each(seq, entry)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Hands `each` the entries of `run` with seq ≥ `from` one at a time, in
+/// seq order, blobs resolved; nothing is kept here.
+pub(crate) fn visit_entries(
+    txn: &ReadTransaction,
+    run: &RunId,
+    from: Seq,
+    mut each: impl FnMut(Seq, Entry) -> Result<(), JournalError>,
+) -> Result<(), JournalError> {
     let entries = txn.open_table(ENTRIES).map_err(storage("open entries"))?;
     let mut blobs = None;
     let id = run.as_str();
     let range = entries
         .range((id, from.0)..=(id, u64::MAX))
         .map_err(storage("range entries"))?;
-    // Capped: a damaged run record may claim any last_seq, and a huge
-    // up-front allocation would abort the process instead of erroring.
-    let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(1 << 16));
     for item in range {
         let (key, value) = item.map_err(storage("read entry"))?;
         let seq = key.value().1;
@@ -308,9 +323,9 @@ pub(crate) fn read_entries_as<T>(
                 })?
                 .to_vec();
         }
-        out.push(each(Seq(seq), entry)?);
+        each(Seq(seq), entry)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 pub(crate) fn read_run(

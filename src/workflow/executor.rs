@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use super::context::{Answer, Decision, Halt, RunCtx, Waiters};
 use super::frontier::Frontier;
 use super::graph::{GraphEnd, view_of};
-use super::history::{History, Settled};
+use super::history::Settled;
 use super::human;
-use super::recorder::{Recorder, read_run};
+use super::recorder::{Recorder, fold_past};
 use super::retry;
 use super::steer;
 use super::step::{self, StepEnd};
@@ -50,16 +50,15 @@ pub async fn drive(
         run.clone(),
         meta.definition_blob.clone(),
     ));
-    let events = read_run(&journal, &run).await;
-    let events = match events {
-        Ok(events) => events,
+    let past = match fold_past(&journal, &run).await {
+        Ok(past) => past,
         Err(e) => {
             definition.abort();
             return Err(e.into());
         }
     };
-    let history = History::from_events(&events);
-    let Some(first) = events.first() else {
+    let history = past.history;
+    let Some(first) = past.first else {
         definition.abort();
         return Err(EngineError::Definition {
             run,
@@ -78,25 +77,15 @@ pub async fn drive(
         outputs,
         error,
         ..
-    }) = events
-        .iter()
-        .rev()
-        // Merges and discards of its worktrees may follow a run's end.
-        .find(|r| !matches!(r.event, Event::Worktree { .. }))
-        .map(|r| &r.event)
+    }) = past.finished
     {
         definition.abort();
         return Ok(RunOutcome {
-            status: *status,
-            outputs: outputs.clone(),
-            error: error.clone(),
+            status,
+            outputs,
+            error,
         });
     }
-    // The history holds what the run needs of its past; of the events only
-    // the first stays (a long run's events would otherwise stay in memory
-    // for as long as it runs).
-    let first = first.clone();
-    drop(events);
     let Event::RunStarted {
         inputs,
         seed,

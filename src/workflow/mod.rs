@@ -41,7 +41,7 @@ use crate::protocol::{Event, InFlightDecision, Millis, Op, RunId, RunStatus, Ste
 use crate::spec::{ModeRegistry, Workflow};
 
 pub use fork::{fork_prefix, fork_run};
-pub use recorder::{NoticeSender, Recorder, read_run};
+pub use recorder::{NoticeSender, Recorder, from_entry, read_run};
 pub use retry::{plan_retry, request_retry, retryable};
 pub use settle::{Settle, Settled, settle_worktree};
 pub use steer::running_agent;

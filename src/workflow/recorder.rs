@@ -214,6 +214,38 @@ pub fn from_entry(run: &RunId, seq: Seq, entry: &Entry) -> Result<Recorded, Jour
 /// Reads a whole run's events in seq order, decoding each entry as it is
 /// read (off the async threads): the raw entries of a long run are never
 /// all in memory next to their events.
+/// What resuming a run needs of its past: its history, its first event
+/// (`run_started`) and how it ended, if it did.
+#[derive(Default)]
+pub struct Past {
+    pub history: super::history::History,
+    pub first: Option<Recorded>,
+    /// The run's last event when it is `run_finished` (merges and
+    /// discards of its worktrees may follow it and are passed over).
+    pub finished: Option<Event>,
+}
+
+/// Folds the run's events into its `Past` as they are read and decoded:
+/// a run of 10,000 steps never has its 40,000 events in memory at once.
+pub async fn fold_past(journal: &Journal, run: &RunId) -> Result<Past, JournalError> {
+    let id = run.clone();
+    journal
+        .fold_run(run, Seq(1), Past::default(), move |past, seq, entry| {
+            let r = from_entry(&id, seq, &entry)?;
+            past.history.apply(&r);
+            match &r.event {
+                Event::Worktree { .. } => {}
+                Event::RunFinished { .. } => past.finished = Some(r.event.clone()),
+                _ => past.finished = None,
+            }
+            if past.first.is_none() {
+                past.first = Some(r);
+            }
+            Ok(())
+        })
+        .await
+}
+
 pub async fn read_run(journal: &Journal, run: &RunId) -> Result<Vec<Recorded>, JournalError> {
     let id = run.clone();
     journal
