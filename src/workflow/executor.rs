@@ -676,7 +676,7 @@ async fn finish_graph(
 fn done(settled: &Settled) -> State {
     State::Done(match settled {
         Settled::Succeeded { .. } => Settled::Succeeded {
-            outputs: BTreeMap::new(),
+            outputs: Default::default(),
         },
         other => other.clone(),
     })

@@ -38,7 +38,7 @@ pub(super) fn view_of(settled: &Settled, continue_on_error: bool) -> StepView {
         // A failure that may continue still counts as success downstream.
         Settled::Failed { .. } => StepView {
             succeeded: continue_on_error,
-            outputs: BTreeMap::new(),
+            outputs: Default::default(),
         },
         Settled::Skipped | Settled::Cancelled => StepView::default(),
     }

@@ -13,8 +13,14 @@ use crate::protocol::{
 /// The outcome a step reached in an earlier process.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Settled {
-    Succeeded { outputs: BTreeMap<String, Value> },
-    Failed { error: String },
+    /// Outputs are shared (the history, the graph runner's views and the
+    /// step's end hold one copy): a 10,000-step run's outputs are not held twice.
+    Succeeded {
+        outputs: std::sync::Arc<BTreeMap<String, Value>>,
+    },
+    Failed {
+        error: String,
+    },
     Skipped,
     Cancelled,
 }
@@ -284,7 +290,7 @@ impl History {
                 self.settle(
                     step,
                     Settled::Succeeded {
-                        outputs: outputs.clone(),
+                        outputs: std::sync::Arc::new(outputs.clone()),
                     },
                 );
             }

@@ -154,7 +154,9 @@ async fn run_step_inner(
                             at: ctx.now(),
                         };
                         let _ = ctx.rec.record(event).await;
-                        return StepEnd::Settled(Settled::Succeeded { outputs });
+                        return StepEnd::Settled(Settled::Succeeded {
+                            outputs: outputs.into(),
+                        });
                     }
                     InFlightDecision::Rerun => attempt = Attempt(rec.attempt.0 + 1),
                 }
@@ -260,7 +262,9 @@ async fn run_step_inner(
                             error: journal_error(e),
                         });
                     }
-                    return StepEnd::Settled(Settled::Succeeded { outputs });
+                    return StepEnd::Settled(Settled::Succeeded {
+                        outputs: outputs.into(),
+                    });
                 }
                 Err(e) => StepError::Fatal(e),
             },

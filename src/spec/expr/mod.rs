@@ -77,7 +77,8 @@ pub struct EvalContext {
 #[derive(Debug, Clone, Default)]
 pub struct StepView {
     pub succeeded: bool,
-    pub outputs: BTreeMap<String, Value>,
+    /// Shared with the step's recorded outcome, not copied.
+    pub outputs: std::sync::Arc<BTreeMap<String, Value>>,
 }
 
 impl serde::Serialize for Template {

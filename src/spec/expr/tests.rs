@@ -15,7 +15,7 @@ fn ctx() -> EvalContext {
         "architect".into(),
         StepView {
             succeeded: true,
-            outputs,
+            outputs: outputs.into(),
         },
     );
     c.item = Some(json!({"title": "XSS", "location": "a.rs:3"}));
