@@ -196,6 +196,23 @@ impl Engine {
         &self.inner.journal
     }
 
+    /// Takes `run` in the registry without executing it (`None`: it is
+    /// executing, or held already); it is let go when the hold drops.
+    /// Ops sent to it meanwhile are refused as for a run that is finishing.
+    fn hold(&self, run: &RunId) -> Option<Held> {
+        let mut active = lock(&self.inner.active);
+        if active.contains_key(run) {
+            return None;
+        }
+        // A sender whose receiver is gone: nothing executes the run.
+        let (tx, _) = mpsc::unbounded_channel();
+        active.insert(run.clone(), tx);
+        Some(Held {
+            inner: self.inner.clone(),
+            run: run.clone(),
+        })
+    }
+
     /// The ops channel of `run` when this handle executes it.
     fn live(&self, run: &RunId) -> Option<mpsc::UnboundedSender<Op>> {
         lock(&self.inner.active).get(run).cloned()
@@ -223,6 +240,18 @@ impl Engine {
     }
 }
 
+/// A run held in the registry (`Engine::hold`).
+struct Held {
+    inner: Arc<Inner>,
+    run: RunId,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        lock(&self.inner.active).remove(&self.run);
+    }
+}
+
 impl Inner {
     /// Sends to every subscriber still listening; forgets the others.
     fn publish(&self, notice: Notice) {
@@ -233,4 +262,31 @@ impl Inner {
 /// The registry stays usable even if a holder panicked.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run held for a delete counts as taken under the same lock `drive`
+    /// checks, and is let go when the hold ends.
+    #[tokio::test]
+    async fn a_held_run_is_taken_until_the_hold_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+        let engine = Engine::open(journal, Err("no runs here".into()));
+        let run = RunId("r1".into());
+        let held = engine.hold(&run).expect("a free run can be held");
+        assert!(engine.is_active(&run));
+        assert!(engine.hold(&run).is_none(), "held once only");
+        let refused = engine
+            .submit(Op::Pause {
+                run: run.clone(),
+                step: None,
+            })
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+        drop(held);
+        assert!(!engine.is_active(&run));
+    }
 }

@@ -164,11 +164,14 @@ impl Engine {
     /// Deletes a run this handle does not execute (a run another process
     /// executes cannot be here: that process holds the journal).
     async fn delete(&self, run: RunId) -> Result<Submitted, EngineError> {
-        if self.is_active(&run) {
-            return Err(EngineError::Refused(format!(
+        // The run is held in the registry while it is deleted, under the
+        // lock `drive` checks: a resume submitted meanwhile is refused
+        // instead of executing a run whose entries are going.
+        let _held = self.hold(&run).ok_or_else(|| {
+            EngineError::Refused(format!(
                 "run {run} is executing here; stop it (or let it end) before deleting it"
-            )));
-        }
+            ))
+        })?;
         if self.journal().run(&run).await?.is_none() {
             return Err(EngineError::RunNotFound(run));
         }
