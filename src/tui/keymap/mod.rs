@@ -239,6 +239,12 @@ impl Keymap {
             .unwrap_or(&[])
     }
 
+    /// The first key bound to `action`, as help writes it (hints show one
+    /// key; help lists them all). `None` when it is unbound.
+    pub fn first_key(&self, action: Action) -> Option<String> {
+        self.keys(action).first().map(Key::to_string)
+    }
+
     /// (keys, action, description) rows for the help overlay, in display
     /// order: grouped (navigation, panes, prompts, run control, replay,
     /// other). The nine pane jumps share one row while bound to `1`–`9`.

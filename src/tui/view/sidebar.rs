@@ -50,15 +50,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let mut starts: Vec<usize> = Vec::new();
     let mut focused_group: Option<usize> = None;
     let now = state.now();
-    let key_of = |a: Action| -> String {
-        state
-            .keymap
-            .help_rows()
-            .into_iter()
-            .find(|(_, ra, _)| *ra == a)
-            .map(|(k, _, _)| k)
-            .unwrap_or_default()
-    };
+    let key_of = |a: Action| -> String { state.keymap.first_key(a).unwrap_or_default() };
     for (i, p) in state.run.pending() {
         if state.focused_prompt().is_some_and(|(f, _)| f == i) {
             focused_group = Some(starts.len());

@@ -195,7 +195,6 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     buf.set_line(area.x, area.y, &left, area.width);
 
     // Hints fill what is left, right-aligned, dropping the ones that do not fit.
-    let rows = state.keymap.help_rows();
     let mut hints: Vec<String> = Vec::new();
     let mut width = 0usize;
     let room = area.width.saturating_sub(used + 2) as usize;
@@ -205,11 +204,10 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         state.replay.is_none() && state.run.status == Some(crate::protocol::RunStatus::Paused);
     let resume = resumable.then_some((Action::PauseRun, "resume"));
     for (a, label) in resume.iter().chain(HINTS.iter()) {
-        let Some((keys, _, _)) = rows.iter().find(|(_, ra, _)| ra == a) else {
+        // The first key is enough for a hint; help lists the others.
+        let Some(key) = state.keymap.first_key(*a) else {
             continue;
         };
-        // The first key is enough for a hint; help lists the others.
-        let key = keys.split_whitespace().next().unwrap_or(keys);
         let h = format!("{key} {label}");
         let w = h.chars().count() + 2;
         if width + w > room {
@@ -236,8 +234,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
 fn next_page_key(state: &State) -> String {
     state
         .keymap
-        .keys(Action::NextPage)
-        .first()
+        .first_key(Action::NextPage)
         .map(|k| format!(" ({k}: more)"))
         .unwrap_or_default()
 }
