@@ -62,14 +62,14 @@ impl Engine {
         run: &RunId,
         upto: crate::protocol::Seq,
         state: S,
-        mut each: impl FnMut(&mut S, &Recorded) + Send + 'static,
+        mut each: impl FnMut(&mut S, Recorded) + Send + 'static,
     ) -> Result<S, EngineError> {
         let id = run.clone();
         let folded = self
             .journal()
             .fold_run(run, crate::protocol::Seq(1), state, move |s, seq, entry| {
                 if seq <= upto {
-                    each(s, &workflow::from_entry(&id, seq, &entry)?);
+                    each(s, workflow::from_entry(&id, seq, &entry)?);
                 }
                 Ok(())
             })

@@ -85,7 +85,7 @@ pub async fn follow(
 pub async fn clock(engine: &Engine, run: &RunId, upto: Seq) -> Result<Printer, EngineError> {
     engine
         .fold_events(run, upto, Printer::default(), |printer, r| {
-            printer.observe(r)
+            printer.observe(&r)
         })
         .await
 }

@@ -22,12 +22,12 @@ use tokio::time::Instant;
 
 use super::attention;
 use super::keymap::Keymap;
-use super::state::{Effect, Input, State};
+use super::state::{Effect, Input, RunView, State};
 use super::theme::{Catalog, Theme};
 use super::view;
 use crate::config::AttentionSettings;
 use crate::engine::{Driving, Engine, Query, Reply, Submitted};
-use crate::protocol::{Millis, Notice, Op, RunId, RunStatus};
+use crate::protocol::{Millis, Notice, Op, Recorded, RunId, RunStatus};
 
 /// What the workbench opens on.
 pub enum Launch {
@@ -379,12 +379,16 @@ async fn submit(engine: &Engine, state: &mut State, live: &mut Option<RunId>, op
 /// drive, then the notices that follow (they carry the rest, once).
 async fn show_driving(engine: &Engine, state: &mut State, live: &mut Option<RunId>, d: Driving) {
     if let Some(last) = d.resumed_after {
-        match engine.query(Query::Events { id: d.run.clone() }).await {
-            Ok(Reply::Events(mut events)) => {
-                events.retain(|r| r.seq <= last);
-                state.show_live(&events);
-            }
-            Ok(other) => state.report(other.unexpected()),
+        // Folded as the journal is read: a long run's events are never all
+        // in memory beside the screen that shows them.
+        let fold = |view: &mut RunView, r: Recorded| {
+            let _ = view.apply(&Notice::Event(r));
+        };
+        match engine
+            .fold_events(&d.run, last, state.empty_run(), fold)
+            .await
+        {
+            Ok(view) => state.show_folded(view),
             Err(e) => state.report(format!("run {}: {e}", d.run)),
         }
     }

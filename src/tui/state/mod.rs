@@ -501,10 +501,27 @@ impl State {
     /// Shows a run about to be driven live here (after a retry or a fork):
     /// its recorded events folded, then the engine's notices on top.
     pub fn show_live(&mut self, events: &[Recorded]) {
-        self.reset_run();
+        let mut view = self.empty_run();
         for r in events {
-            let _ = self.run.apply(&Notice::Event(r.clone()));
+            let _ = view.apply(&Notice::Event(r.clone()));
         }
+        self.show_folded(view);
+    }
+
+    /// An empty run view with this screen's settings, to fold a run's
+    /// history into (away from the screen, as the engine reads it).
+    pub fn empty_run(&self) -> RunView {
+        RunView {
+            scrollback: self.scrollback,
+            ..RunView::default()
+        }
+    }
+
+    /// Shows a run whose history was folded into `view`; the engine's
+    /// notices go on from there.
+    pub fn show_folded(&mut self, view: RunView) {
+        self.reset_run();
+        self.run = view;
         self.run_open = true;
         self.after_fold(Folded::default());
     }
