@@ -17,6 +17,7 @@ use super::frontier::Frontier;
 use super::graph::{GraphEnd, view_of};
 use super::history::Settled;
 use super::human;
+use super::kinds;
 use super::recorder::{Recorder, fold_past};
 use super::retry;
 use super::steer;
@@ -413,6 +414,14 @@ pub fn run_graph(
         let mut views: BTreeMap<String, StepView> = BTreeMap::new();
         let mut frontier = Frontier::new(&wf.steps);
         let mut tasks: JoinSet<(usize, StepEnd)> = JoinSet::new();
+        // Steps that take a slot are spawned at most `cap` at a time, the
+        // rest wait here as indices: a 10,000-step fan-out over 64 slots
+        // holds 128 tasks, not 10,000 futures waiting for a permit. Twice
+        // the slots, so a step backing off before a retry (which holds no
+        // slot) does not leave one idle.
+        let cap = 2 * ctx.limits.max_parallel.max(1) as usize;
+        let mut slot_tasks = 0usize;
+        let mut deferred: std::collections::VecDeque<usize> = Default::default();
         // Live retries re-open steps of the root graph (a child step is
         // reached through the root-level workflow step that holds it).
         let mut inbox = if prefix.is_empty() {
@@ -432,7 +441,13 @@ pub fn run_graph(
                 ctx.set_halt(Halt::Paused(PauseReason::DiskFull { error }));
             }
             let stopping = ctx.cancel.is_cancelled() || ctx.halted().is_some();
-            while let Some(i) = frontier.take_ready() {
+            loop {
+                let waiting = (slot_tasks < cap || stopping)
+                    .then(|| deferred.pop_front())
+                    .flatten();
+                let Some(i) = waiting.or_else(|| frontier.take_ready()) else {
+                    break;
+                };
                 let step = &wf.steps[i];
                 if states.get(&step.id) != Some(&State::Pending) {
                     continue;
@@ -493,6 +508,12 @@ pub fn run_graph(
                         continue;
                     }
                 }
+                let takes_slot = kinds::of(&step.kind).takes_slot();
+                if takes_slot && slot_tasks >= cap {
+                    deferred.push_back(i);
+                    continue;
+                }
+                slot_tasks += usize::from(takes_slot);
                 states.insert(step.id.clone(), State::Running);
                 let (ctx2, step2) = (ctx.clone(), step.clone());
                 tasks.spawn(async move {
@@ -536,6 +557,9 @@ pub fn run_graph(
                 continue;
             };
             let step = &wf.steps[i];
+            if kinds::of(&step.kind).takes_slot() {
+                slot_tasks = slot_tasks.saturating_sub(1);
+            }
             match end {
                 StepEnd::Settled(settled) => {
                     views.insert(step.id.clone(), view_of(&settled, step.continue_on_error));
