@@ -120,6 +120,21 @@ async fn demo(dir: &std::path::Path) -> (Journal, Arc<EngineDeps>, lev::protocol
     (journal, deps, run)
 }
 
+/// The workbench on `engine` with the default look and keys; it
+/// subscribes before anything is started, as `lev` does.
+fn workbench(engine: &Engine) -> App {
+    App {
+        notices: engine.subscribe(),
+        engine: engine.clone(),
+        theme: Theme::fallback(),
+        theme_name: "dark".into(),
+        themes: Catalog::new(Vec::new(), false),
+        attention: Default::default(),
+        scrollback: lev::tui::state::MAX_LINES,
+        keymap: Keymap::default(),
+    }
+}
+
 fn key(code: KeyCode) -> Input {
     Input::Key(KeyEvent::from(code))
 }
@@ -155,16 +170,7 @@ async fn demo_in_the_workbench(width: u16, height: u16, team: bool) -> (String, 
     .unwrap();
     let mut escapes: Vec<u8> = Vec::new();
     let engine = Engine::open(journal.clone(), Err("no resume in this test".into()));
-    let app = App {
-        notices: engine.subscribe(),
-        engine: engine.clone(),
-        theme: Theme::fallback(),
-        theme_name: "dark".into(),
-        themes: Catalog::new(Vec::new(), false),
-        attention: Default::default(),
-        scrollback: lev::tui::state::MAX_LINES,
-        keymap: Keymap::default(),
-    };
+    let app = workbench(&engine);
     let (keys, input) = mpsc::unbounded::<Input>();
     let user = async {
         wait_for(&frame, "the audience question", |s| {
@@ -314,16 +320,7 @@ async fn the_runs_browser_starts_a_workflow_file_with_inputs() {
         frame: frame.clone(),
     })
     .unwrap();
-    let app = App {
-        notices: engine.subscribe(),
-        engine: engine.clone(),
-        theme: Theme::fallback(),
-        theme_name: "dark".into(),
-        themes: Catalog::new(Vec::new(), false),
-        attention: Default::default(),
-        scrollback: lev::tui::state::MAX_LINES,
-        keymap: Keymap::default(),
-    };
+    let app = workbench(&engine);
     let (keys, input) = mpsc::unbounded::<Input>();
     let type_in = |text: &str| {
         keys.unbounded_send(key(KeyCode::Char('c'))).unwrap();
