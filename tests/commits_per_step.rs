@@ -3,7 +3,8 @@
 //! appended without an fsync (an idempotent step may run again if a crash
 //! loses it), and its final reply lands with its success (nothing acts on
 //! the reply before the step's end). An agent that calls a tool journals
-//! that reply before the tool runs.
+//! that reply before the tool runs. A shell step is two: its command's
+//! process group (with its start) before the command runs, and its end.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -100,14 +101,26 @@ async fn a_single_turn_agent_step_costs_one_commit() {
 }
 
 #[tokio::test]
-async fn a_shell_step_costs_its_intent_its_process_group_and_its_end() {
+async fn a_shell_step_costs_its_process_group_and_its_end() {
     let (commits, events) = run_steps("replies: []\n", "type: shell\n    run: \"true\"").await;
-    // Per step: the intent (before the command), the process group (beside
-    // it), and how it ended with the step's success. Per run: the end.
+    // Per step: the process group, journaled before the command may run,
+    // with the (unsynced) start; how the command ended, with the step's
+    // success. Per run: the end.
     assert!(
-        commits <= 3 * STEPS as u64 + 1,
+        commits <= 2 * STEPS as u64 + 1,
         "{commits} commits for {STEPS} steps"
     );
+    // The process group follows its step's start, so the commit that lets
+    // the command run holds the start too.
+    for pair in events.windows(2) {
+        if let Event::ProcessStarted { step, .. } = &pair[1] {
+            assert!(
+                matches!(&pair[0], Event::StepStarted { step: s, .. } if s == step),
+                "{step}'s process group does not follow its start: {:?}",
+                pair[0]
+            );
+        }
+    }
     for pair in events.windows(2) {
         if let Event::StepSucceeded { step, .. } = &pair[1] {
             assert!(

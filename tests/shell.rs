@@ -93,7 +93,9 @@ async fn missing_cwd_is_a_spawn_error() {
     let err = run_shell(&command("true", &missing), CancellationToken::new(), None)
         .await
         .unwrap_err();
-    let ShellError::Spawn { cwd, message } = &err;
+    let ShellError::Spawn { cwd, message } = &err else {
+        panic!("{err:?}");
+    };
     assert!(cwd.ends_with("nope"), "{cwd}");
     assert!(message.contains("working directory"), "{message}");
 }
@@ -310,4 +312,63 @@ async fn a_process_that_left_the_group_cannot_hang_the_call() {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(pids[0]).unwrap());
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     assert!(gone_eventually(pids[0]).await);
+}
+
+/// Runs `cmd` gated, answering the gate with `allow` once it has seen the
+/// process group; returns the result and the group it was told.
+async fn run_gated(
+    cmd: ShellCommand,
+    allow: bool,
+) -> (
+    Result<ShellResult, ShellError>,
+    Option<lev::protocol::ProcessGroup>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<lev::commands::Started>();
+    let cmd = ShellCommand {
+        started: Some(tx),
+        ..cmd
+    };
+    let gate = tokio::spawn(async move {
+        let started = rx.recv().await.expect("the gate is asked");
+        // What the gate would journal first: nothing of the script has run.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = started.go.send(allow);
+        started.group
+    });
+    let result = run_shell(&cmd, CancellationToken::new(), None).await;
+    (result, gate.await.unwrap())
+}
+
+#[tokio::test]
+async fn a_gated_command_runs_only_once_allowed_and_as_if_ungated() {
+    let dir = tempfile::tempdir().unwrap();
+    // Its input is still empty, its line numbers its own, its variables
+    // untouched by the gate.
+    let script = "touch ran; cat; echo \"[$_lev_gate]\"\nnot_a_command_xyz";
+    let (result, group) = run_gated(command(script, dir.path()), true).await;
+    let result = result.expect("sh starts");
+    assert!(dir.path().join("ran").exists());
+    assert_eq!(text(&result.stdout), "[]\n");
+    assert!(text(&result.stderr).contains("2:"), "{}", text(&result.stderr));
+    assert_eq!(result.exit_code, Some(127));
+    let group = group.expect("the group is identified");
+    assert!(group.pgid > 0);
+}
+
+#[tokio::test]
+async fn a_gated_command_refused_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (result, group) = run_gated(command("touch ran", dir.path()), false).await;
+    assert!(matches!(result, Err(ShellError::NotRecorded)), "{result:?}");
+    assert!(!dir.path().join("ran").exists(), "the refused command ran");
+    let group = group.expect("the group is identified");
+    assert!(gone_eventually(group.pgid as u32).await);
+}
+
+#[tokio::test]
+async fn a_gated_script_that_does_not_parse_fails_as_ungated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (result, _) = run_gated(command("if then", dir.path()), true).await;
+    let result = result.expect("sh starts");
+    assert_eq!(result.exit_code, Some(2), "{}", text(&result.stderr));
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -27,10 +27,23 @@ pub struct ShellCommand {
     pub timeout: Option<Duration>,
     /// Exported as `LEV_IDEMPOTENCY_KEY`.
     pub idempotency_key: String,
-    /// Told the process group's identity once the command runs, so the
-    /// caller can journal it (resume checks it is gone before a rerun).
-    pub started: Option<mpsc::UnboundedSender<crate::protocol::ProcessGroup>>,
+    /// When set, the command is *gated*: once its process group exists it
+    /// is told here, and the script starts only when the receiver answers
+    /// `true` (after journaling the group durably, so resume can find the
+    /// command, and with it the step's start). A `false` or a dropped
+    /// answer means the command never runs.
+    pub started: Option<StartedSender>,
 }
+
+/// A gated command's process group exists (`None` if it could not be
+/// identified); `go` lets it start.
+#[derive(Debug)]
+pub struct Started {
+    pub group: Option<crate::protocol::ProcessGroup>,
+    pub go: oneshot::Sender<bool>,
+}
+
+pub type StartedSender = mpsc::UnboundedSender<Started>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShellResult {
@@ -47,6 +60,8 @@ pub struct ShellResult {
 pub enum ShellError {
     #[error("cannot start `sh` in {cwd}: {message}")]
     Spawn { cwd: String, message: String },
+    #[error("the command's start could not be journaled, so it did not run")]
+    NotRecorded,
 }
 
 /// How long a stopped command gets between TERM and KILL.

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -16,8 +17,18 @@ use super::lifeline;
 use super::process;
 use super::{
     GRACE_PERIOD, MAX_CAPTURE_BYTES, OutputSender, PIPE_DRAIN, ShellCommand, ShellError,
-    ShellResult,
+    ShellResult, Started,
 };
+
+/// Put before a gated script, on its first line so the script's line
+/// numbers stay its own: wait for lev's word on standard input, exit unrun
+/// (125) if lev's end closes without it (lev died before the start was
+/// durable), then give the script `/dev/null` as its input, as ungated.
+const GATE: &str =
+    "IFS= read -r _lev_gate && [ \"$_lev_gate\" = go ] || exit 125; unset _lev_gate; exec </dev/null; ";
+
+/// What lev writes to a gated script's input to let it start.
+const GATE_WORD: &[u8] = b"go\n";
 
 /// How the script's main process ended.
 enum Ending {
@@ -55,14 +66,20 @@ pub(super) async fn run(
     let mut sh = Command::new("sh");
     // lev's provider keys stay with lev; the step's own `env` (below) may pass one.
     crate::secrets::current().withhold(sh.as_std_mut());
+    let gated = cmd.started.is_some();
+    let script = if gated {
+        format!("{GATE}{}", cmd.script)
+    } else {
+        cmd.script.clone()
+    };
     let mut child = sh
         .arg("-c")
-        .arg(&cmd.script)
+        .arg(script)
         .current_dir(&cmd.cwd)
         .envs(&cmd.env)
         .env("LEV_IDEMPOTENCY_KEY", &cmd.idempotency_key)
         .env(lifeline::SUPERVISOR_VAR, lifeline::token())
-        .stdin(Stdio::null())
+        .stdin(if gated { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -79,10 +96,23 @@ pub(super) async fn run(
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw),
     };
-    if let (Some(tx), Some(pid)) = (&cmd.started, child.id())
-        && let Some(identity) = process::identify(pid)
-    {
-        let _ = tx.send(identity);
+    if let Some(tx) = &cmd.started {
+        let group = child.id().and_then(process::identify);
+        let (go, answer) = oneshot::channel();
+        let allowed = tx.send(Started { group, go }).is_ok() && answer.await == Ok(true);
+        // Dropping the pipe without the word makes the gate exit unrun.
+        let mut gate = child.stdin.take();
+        if allowed && let Some(pipe) = gate.as_mut() {
+            // A script that ended early (a syntax error) closed its end.
+            let _ = pipe.write_all(GATE_WORD).await;
+        }
+        drop(gate);
+        if !allowed {
+            guard.signal(Signal::SIGKILL);
+            let _ = child.wait().await;
+            guard.disarm();
+            return Err(ShellError::NotRecorded);
+        }
     }
     // Readers stop early only when told to (a grandchild outside our group
     // keeping a pipe open); they then return what they have.

@@ -107,8 +107,9 @@ pub struct ToolEnv {
     pub shell: ShellPolicy,
     pub shell_timeout: Duration,
     pub idempotency_key: String,
-    /// Told each `run_shell` command's process group once it runs.
-    pub process_started: Option<tokio::sync::mpsc::UnboundedSender<crate::protocol::ProcessGroup>>,
+    /// Told each `run_shell` command's process group before it may run
+    /// (see `ShellCommand::started`).
+    pub process_started: Option<crate::commands::StartedSender>,
 }
 
 /// A tool's answer, fed back to the model.

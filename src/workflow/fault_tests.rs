@@ -120,6 +120,24 @@ async fn a_run_resumes_after_disk_faults_and_a_power_cut() {
         }
         let ledger = || std::fs::read_to_string(ws.join("ledger.txt")).unwrap_or_default();
         let ran_before = ledger().lines().count();
+        // A command ran only if its step's start reached the disk (the
+        // start is unsynced; the command waits for its process group's
+        // durable commit, which carries the start).
+        let started: Vec<String> = read_run(&journal, &run)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r.event {
+                Event::StepStarted { step, .. } => Some(step.0),
+                _ => None,
+            })
+            .collect();
+        for step in ledger().lines() {
+            assert!(
+                started.iter().any(|s| s == step),
+                "round {round}: {step} ran although its start was lost: {started:?}"
+            );
+        }
         let outcome = drive_once(deps(journal.clone(), &ws), &run, Start::Resume)
             .await
             .unwrap_or_else(|| panic!("round {round}: resume failed"));

@@ -9,36 +9,48 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::attempt::{AttemptCtx, StepError, humantime};
-use crate::commands::{self, ShellCommand};
-use crate::protocol::{Delta, Event, ProcessGroup};
+use crate::commands::{self, ShellCommand, Started, StartedSender};
+use crate::protocol::{Delta, Event};
 
 /// A sender for the process groups an attempt's commands start, and the
-/// task that journals each (`ProcessStarted`) as it arrives, concurrently
-/// with the command. Await the task once the command ended (all senders
-/// dropped): it fails the step if the journal refused the record.
+/// task that journals each (`ProcessStarted`) as it arrives, durably, before
+/// it lets the command run: that commit also makes the step's unsynced
+/// start durable, so a command never runs before its step's start (whose
+/// seq is in its `LEV_IDEMPOTENCY_KEY`) is on disk. Await the task once the
+/// command ended (all senders dropped): it fails the step if the journal
+/// refused the record.
 pub(super) fn journal_process_starts(
     actx: &AttemptCtx,
     turn: u32,
     position: u32,
 ) -> (
-    mpsc::UnboundedSender<ProcessGroup>,
+    StartedSender,
     impl Future<Output = Result<(), StepError>> + use<>,
 ) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<ProcessGroup>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Started>();
     let rec = actx.ctx.rec.clone();
     let clock = actx.ctx.clone();
     let (step, attempt) = (actx.key.clone(), actx.attempt);
     let task = tokio::spawn(async move {
-        while let Some(group) = rx.recv().await {
-            let event = Event::ProcessStarted {
-                step: step.clone(),
-                attempt,
-                turn,
-                position,
-                group,
-                at: clock.now(),
+        while let Some(Started { group, go }) = rx.recv().await {
+            let recorded = match group {
+                Some(group) => {
+                    let event = Event::ProcessStarted {
+                        step: step.clone(),
+                        attempt,
+                        turn,
+                        position,
+                        group,
+                        at: clock.now(),
+                    };
+                    rec.record(event).await.map(|_| ())
+                }
+                // Unidentified (no /proc entry to read): nothing to journal,
+                // but what came before must still be durable first.
+                None => rec.sync().await,
             };
-            rec.record(event).await?;
+            let _ = go.send(recorded.is_ok());
+            recorded?;
         }
         Ok::<(), crate::journal::JournalError>(())
     });

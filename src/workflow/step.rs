@@ -196,14 +196,14 @@ async fn run_step_inner(
                     hints,
                     at: ctx.now(),
                 };
-                // The start of a step whose kind has no side effects of its
-                // own (an agent) needs no fsync: if a crash loses it, the
-                // step just runs again. Its next fact (a reply that calls a
-                // tool, its end) makes it durable before anything acts on
-                // it. A shell step's start stays durable even when marked
-                // idempotent: its command's idempotency key names it, and a
-                // re-run must see the same key.
-                let recorded = if !kind.side_effects() {
+                // A start needs no fsync of its own when nothing acts on
+                // it before the attempt's next durable fact (an agent's
+                // reply that calls a tool, its end; a shell command's
+                // process group, journaled before the command may run): if
+                // a crash loses it, nothing ran, and the step just starts
+                // again. The seq stays the same in a record made durable
+                // later, so an idempotency key built from it holds.
+                let recorded = if !kind.start_needs_commit() {
                     ctx.rec.record_unsynced(event).await
                 } else {
                     ctx.rec.record(event).await

@@ -51,6 +51,15 @@ pub trait StepType: Sync {
     fn side_effects(&self) -> bool {
         false
     }
+    /// Its start (`step_started`) must be durable before its attempt
+    /// begins: true for a kind with side effects, unless each of its effects
+    /// waits for a durable commit of its own (a shell step's command starts
+    /// only once its process group is journaled, `ShellCommand::started`).
+    /// Otherwise the start is appended unsynced and made durable by the
+    /// attempt's next durable fact; a crash before that loses only the start.
+    fn start_needs_commit(&self) -> bool {
+        self.side_effects()
+    }
     /// Takes one of the run's slots (`limits.max_parallel`) while it works.
     fn takes_slot(&self) -> bool {
         false

@@ -53,6 +53,12 @@ impl StepType for Shell {
         true
     }
 
+    fn start_needs_commit(&self) -> bool {
+        // Its command waits for its process group's durable commit, which
+        // carries the start with it (`workflow::shell`).
+        false
+    }
+
     fn takes_slot(&self) -> bool {
         true
     }
