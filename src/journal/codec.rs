@@ -15,8 +15,12 @@ use super::{Entry, RunMeta};
 
 /// Entry records without a checksum (journals of earlier builds).
 const ENTRY_V1: u8 = 1;
-/// Entry records with a trailing checksum; what this build writes.
+/// Entry records with a trailing checksum (journals of earlier builds).
 const ENTRY_V2: u8 = 2;
+/// Entry records whose payload leaves out what the header already says
+/// (`Cuts`) and whose hex fingerprint is stored as raw bytes; checksummed.
+/// What this build writes.
+const ENTRY_V3: u8 = 3;
 /// Run records without a checksum (journals of earlier builds).
 const RUN_V1: u8 = 1;
 /// Run records with a trailing checksum; what this build writes.
@@ -27,6 +31,8 @@ const SUM_LEN: usize = 8;
 const FLAG_STEP: u8 = 1;
 const FLAG_FINGERPRINT: u8 = 2;
 const FLAG_BLOB: u8 = 4;
+/// The fingerprint is a lowercase hex digest, stored as its raw bytes.
+const FLAG_FINGERPRINT_RAW: u8 = 8;
 
 /// Payloads larger than this are stored in `blobs` and referenced by hash.
 pub(crate) const INLINE_PAYLOAD_MAX: usize = 16 * 1024;
@@ -56,9 +62,10 @@ pub(crate) fn encode_entry(entry: Entry) -> EncodedEntry {
         fingerprint,
         attempt,
         at_ms,
-        payload,
+        mut payload,
     } = entry;
     let spill = payload.len() > INLINE_PAYLOAD_MAX;
+    let raw_fingerprint = fingerprint.as_deref().and_then(hex_digest);
     let mut flags = 0;
     if step.is_some() {
         flags |= FLAG_STEP;
@@ -66,17 +73,20 @@ pub(crate) fn encode_entry(entry: Entry) -> EncodedEntry {
     if fingerprint.is_some() {
         flags |= FLAG_FINGERPRINT;
     }
+    if raw_fingerprint.is_some() {
+        flags |= FLAG_FINGERPRINT_RAW;
+    }
     if spill {
         flags |= FLAG_BLOB;
     }
     let payload_len = if spill { 32 } else { payload.len() + 5 };
     let mut out = Vec::with_capacity(
-        16 + kind.len()
+        24 + kind.len()
             + step.as_ref().map_or(0, |s| s.len() + 5)
             + fingerprint.as_ref().map_or(0, |s| s.len() + 5)
             + payload_len,
     );
-    out.push(ENTRY_V2);
+    out.push(ENTRY_V3);
     out.push(flags);
     put_varint(&mut out, u64::from(attempt));
     put_varint(&mut out, at_ms);
@@ -84,14 +94,24 @@ pub(crate) fn encode_entry(entry: Entry) -> EncodedEntry {
     if let Some(step) = &step {
         put_bytes(&mut out, step.as_bytes());
     }
-    if let Some(fp) = &fingerprint {
-        put_bytes(&mut out, fp.as_bytes());
+    match (&fingerprint, raw_fingerprint) {
+        (_, Some(raw)) => out.extend_from_slice(&raw),
+        (Some(fp), None) => put_bytes(&mut out, fp.as_bytes()),
+        (None, None) => {}
     }
     let spilled = if spill {
         let hash = blake3::hash(&payload);
         out.extend_from_slice(hash.as_bytes());
         Some((hash.to_hex().to_string(), payload))
     } else {
+        let header = Header {
+            kind: &kind,
+            step: step.as_deref(),
+            fingerprint: fingerprint.as_deref(),
+            at_ms,
+        };
+        let cuts = cut_repeats(&header, &mut payload);
+        cuts.write(&mut out);
         put_bytes(&mut out, &payload);
         None
     };
@@ -103,13 +123,161 @@ pub(crate) fn encode_entry(entry: Entry) -> EncodedEntry {
     }
 }
 
+/// The raw bytes of a lowercase hex digest of 32 bytes (what fingerprints
+/// are); `None` for anything else, which is then stored as it is.
+fn hex_digest(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut raw = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        raw[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(raw)
+}
+
+fn hex_text(raw: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(raw.len() * 2);
+    for b in raw {
+        text.push(char::from(DIGITS[usize::from(b >> 4)]));
+        text.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    text
+}
+
+/// What an entry's header says, which its JSON payload (an event) usually
+/// says again.
+struct Header<'a> {
+    kind: &'a str,
+    step: Option<&'a str>,
+    fingerprint: Option<&'a str>,
+    at_ms: u64,
+}
+
+/// How many fragments `Header::fragment` knows.
+const FRAGMENTS: usize = 4;
+
+impl Header<'_> {
+    /// The bytes of the `i`th fragment a payload may repeat, as serde_json
+    /// writes them: `"type":KIND,`, `"step":STEP,`, `"fingerprint":FP,`,
+    /// `,"at":AT`.
+    fn fragment(&self, i: usize, out: &mut Vec<u8>) -> bool {
+        let field = |out: &mut Vec<u8>, name: &str, value: &str| {
+            out.extend_from_slice(name.as_bytes());
+            // Writing a string into a vector cannot fail.
+            let _ = serde_json::to_writer(&mut *out, value);
+            out.push(b',');
+        };
+        match i {
+            0 => field(out, "\"type\":", self.kind),
+            1 => match self.step {
+                Some(step) => field(out, "\"step\":", step),
+                None => return false,
+            },
+            2 => match self.fingerprint {
+                Some(fp) => field(out, "\"fingerprint\":", fp),
+                None => return false,
+            },
+            3 => {
+                out.extend_from_slice(b",\"at\":");
+                out.extend_from_slice(self.at_ms.to_string().as_bytes());
+            }
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Where fragments were cut out of a payload: for the `i`th fragment, the
+/// offset it was cut at in the payload as it was after the earlier cuts.
+#[derive(Default)]
+struct Cuts {
+    at: [Option<u64>; FRAGMENTS],
+}
+
+impl Cuts {
+    /// A bit per fragment, then the offsets of those cut.
+    fn write(&self, out: &mut Vec<u8>) {
+        let mask = (0..FRAGMENTS).fold(0u8, |m, i| m | (u8::from(self.at[i].is_some()) << i));
+        out.push(mask);
+        for offset in self.at.iter().flatten() {
+            put_varint(out, *offset);
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Cuts, DecodeError> {
+        let mask = r.u8()?;
+        if mask >> FRAGMENTS != 0 {
+            return Err(DecodeError("unknown payload cuts"));
+        }
+        let mut cuts = Cuts::default();
+        for i in 0..FRAGMENTS {
+            if mask & (1 << i) != 0 {
+                cuts.at[i] = Some(r.varint()?);
+            }
+        }
+        Ok(cuts)
+    }
+}
+
+/// Cuts each fragment the header names out of `payload` at its first
+/// occurrence. Wherever a fragment was found, `put_back` restores it at the
+/// same offset, so every payload round-trips byte for byte; the fields of
+/// an event are where it is found in practice.
+fn cut_repeats(header: &Header<'_>, payload: &mut Vec<u8>) -> Cuts {
+    let mut cuts = Cuts::default();
+    let mut fragment = Vec::with_capacity(96);
+    for i in 0..FRAGMENTS {
+        fragment.clear();
+        if !header.fragment(i, &mut fragment) {
+            continue;
+        }
+        if let Some(at) = memchr::memmem::find(payload, &fragment) {
+            payload.drain(at..at + fragment.len());
+            cuts.at[i] = Some(at as u64);
+        }
+    }
+    cuts
+}
+
+/// Puts back what `cut_repeats` cut, last cut first.
+fn put_back(header: &Header<'_>, cuts: &Cuts, stored: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let mut payload = Vec::with_capacity(stored.len() + 160);
+    payload.extend_from_slice(stored);
+    let mut fragment = Vec::with_capacity(96);
+    for i in (0..FRAGMENTS).rev() {
+        let Some(at) = cuts.at[i] else { continue };
+        fragment.clear();
+        if !header.fragment(i, &mut fragment) {
+            return Err(DecodeError("a payload cut names a field the entry lacks"));
+        }
+        let at = usize::try_from(at)
+            .ok()
+            .filter(|at| *at <= payload.len())
+            .ok_or(DecodeError("a payload cut lies past its end"))?;
+        payload.splice(at..at, fragment.iter().copied());
+    }
+    Ok(payload)
+}
+
 /// Decodes an entry record of any known version.
 pub(crate) fn decode_entry(bytes: &[u8]) -> Result<DecodedEntry, DecodeError> {
+    let version = match bytes.first() {
+        Some(&v @ (ENTRY_V1 | ENTRY_V2 | ENTRY_V3)) => v,
+        _ => return Err(DecodeError("unknown entry record version")),
+    };
     let mut r = Reader {
-        buf: match bytes.first() {
-            Some(&ENTRY_V1) => bytes,
-            Some(&ENTRY_V2) => unseal(bytes)?,
-            _ => return Err(DecodeError("unknown entry record version")),
+        buf: if version == ENTRY_V1 {
+            bytes
+        } else {
+            unseal(bytes)?
         },
     };
     r.u8()?;
@@ -122,15 +290,26 @@ pub(crate) fn decode_entry(bytes: &[u8]) -> Result<DecodedEntry, DecodeError> {
     } else {
         None
     };
-    let fingerprint = if flags & FLAG_FINGERPRINT != 0 {
-        Some(r.string()?)
-    } else {
-        None
+    let fingerprint = match (flags & FLAG_FINGERPRINT != 0, flags & FLAG_FINGERPRINT_RAW != 0) {
+        (false, false) => None,
+        (true, false) => Some(r.string()?),
+        (true, true) if version == ENTRY_V3 => Some(hex_text(r.take(32)?)),
+        _ => return Err(DecodeError("bad fingerprint flags")),
     };
     let (payload, blob) = if flags & FLAG_BLOB != 0 {
         let mut hash = [0u8; 32];
         hash.copy_from_slice(r.take(32)?);
         (Vec::new(), Some(hash))
+    } else if version == ENTRY_V3 {
+        let cuts = Cuts::read(&mut r)?;
+        let stored = r.bytes()?;
+        let header = Header {
+            kind: &kind,
+            step: step.as_deref(),
+            fingerprint: fingerprint.as_deref(),
+            at_ms,
+        };
+        (put_back(&header, &cuts, stored)?, None)
     } else {
         (r.bytes()?.to_vec(), None)
     };
@@ -414,6 +593,38 @@ mod props {
 
     use super::*;
 
+    /// An entry as builds before version 3 wrote it.
+    fn encode_entry_v2(e: &Entry) -> Vec<u8> {
+        let spill = e.payload.len() > INLINE_PAYLOAD_MAX;
+        let mut flags = 0;
+        if e.step.is_some() {
+            flags |= FLAG_STEP;
+        }
+        if e.fingerprint.is_some() {
+            flags |= FLAG_FINGERPRINT;
+        }
+        if spill {
+            flags |= FLAG_BLOB;
+        }
+        let mut out = vec![ENTRY_V2, flags];
+        put_varint(&mut out, u64::from(e.attempt));
+        put_varint(&mut out, e.at_ms);
+        put_bytes(&mut out, e.kind.as_bytes());
+        if let Some(step) = &e.step {
+            put_bytes(&mut out, step.as_bytes());
+        }
+        if let Some(fp) = &e.fingerprint {
+            put_bytes(&mut out, fp.as_bytes());
+        }
+        if spill {
+            out.extend_from_slice(blake3::hash(&e.payload).as_bytes());
+        } else {
+            put_bytes(&mut out, &e.payload);
+        }
+        seal(&mut out);
+        out
+    }
+
     fn status() -> impl Strategy<Value = RunStatus> {
         prop_oneof![
             Just(RunStatus::Running),
@@ -528,17 +739,68 @@ mod props {
 
         #[test]
         fn records_of_earlier_builds_still_decode(e in entry(), m in meta()) {
-            // Version 1: the same layout without the checksum.
+            // Version 2 as earlier builds wrote it; version 1 is the same
+            // layout without the checksum.
+            let v2 = encode_entry_v2(&e);
             let v1 = |mut rec: Vec<u8>| {
                 rec.truncate(rec.len() - SUM_LEN);
                 rec[0] = 1;
                 rec
             };
-            let enc = encode_entry(e.clone());
-            let (back, _) = decode_entry(&v1(enc.record)).unwrap();
+            let (back, _) = decode_entry(&v2).unwrap();
+            if e.payload.len() <= INLINE_PAYLOAD_MAX {
+                prop_assert_eq!(&back, &e);
+            }
+            let (back, _) = decode_entry(&v1(v2)).unwrap();
             prop_assert_eq!(back.kind, e.kind);
             prop_assert_eq!(back.at_ms, e.at_ms);
             prop_assert_eq!(decode_run(&v1(encode_run(&m))).unwrap(), m);
+        }
+
+        #[test]
+        fn an_event_whose_fields_repeat_the_header_round_trips(
+            e in entry(),
+            text in ".{0,40}",
+            cut_in_text in any::<bool>(),
+        ) {
+            // The payload an event makes: its header's fields again, and
+            // (sometimes) the same fragments inside a value as well.
+            let mut header_bytes = Vec::new();
+            let header = Header {
+                kind: &e.kind,
+                step: e.step.as_deref(),
+                fingerprint: e.fingerprint.as_deref(),
+                at_ms: e.at_ms,
+            };
+            for i in 0..FRAGMENTS - 1 {
+                header.fragment(i, &mut header_bytes);
+            }
+            let mut payload = b"{".to_vec();
+            payload.extend_from_slice(&header_bytes);
+            let inner = if cut_in_text {
+                format!("{text}{}", String::from_utf8_lossy(&header_bytes))
+            } else {
+                text
+            };
+            payload.extend_from_slice(&serde_json::to_vec(&serde_json::json!({ "text": inner })).unwrap()[1..]);
+            let mut at = Vec::new();
+            header.fragment(3, &mut at);
+            payload.pop();
+            payload.extend_from_slice(&at);
+            payload.push(b'}');
+            let e = Entry { payload, ..e };
+            let enc = encode_entry(e.clone());
+            if enc.spilled.is_none() {
+                // The repeats are gone: a mask byte and an offset (at
+                // most 3 bytes) per cut stand in for them.
+                let v2 = encode_entry_v2(&e).len();
+                prop_assert!(
+                    enc.record.len() + header_bytes.len() + at.len() <= v2 + 1 + 3 * FRAGMENTS,
+                    "{} bytes, {} in version 2", enc.record.len(), v2
+                );
+                let (back, _) = decode_entry(&enc.record).unwrap();
+                prop_assert_eq!(back, e);
+            }
         }
     }
 }
