@@ -89,7 +89,14 @@ fn chain_yaml() -> String {
 /// The sizes of the live workflows: per-step cost at the larger over the
 /// smaller is 1× when scheduling is linear in the workflow's size.
 const LIVE_SMALL: usize = 1_000;
-const LIVE_LARGE: usize = 10_000;
+/// `LEV_BENCH_LIVE_STEPS` (default 10,000; 100,000 for the record in
+/// docs/benchmarks.md, a few minutes).
+fn live_large() -> usize {
+    std::env::var("LEV_BENCH_LIVE_STEPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
 /// Slots of the fan-out (`limits.max_parallel`).
 const FAN_SLOTS: usize = 64;
 
@@ -113,9 +120,18 @@ fn agent_workflow_yaml(n: usize, chain: bool) -> String {
     s
 }
 
-/// Runs a fresh workflow of `n` agent steps live; wall time per step.
-async fn live(dir: &std::path::Path, modes: &ModeRegistry, n: usize, chain: bool) -> Duration {
+/// What a live run cost: wall time per step, and the journal's bytes per
+/// event once compacted (its pinned definition left out).
+struct Live {
+    per_step: Duration,
+    bytes_per_event: f64,
+}
+
+/// Runs a fresh workflow of `n` agent steps live.
+async fn live(dir: &std::path::Path, modes: &ModeRegistry, n: usize, chain: bool) -> Live {
     let name = format!("live{n}{}", if chain { "chain" } else { "fan" });
+    // A fresh file each time, so its size is this run's.
+    let _ = std::fs::remove_file(dir.join(format!("{name}.redb")));
     let journal = Journal::open(&dir.join(format!("{name}.redb"))).unwrap();
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, agent_workflow_yaml(n, chain)).unwrap();
@@ -143,12 +159,25 @@ async fn live(dir: &std::path::Path, modes: &ModeRegistry, n: usize, chain: bool
         .unwrap();
     let (_ops_tx, ops_rx) = mpsc::unbounded_channel();
     let t = Instant::now();
-    let outcome = workflow::drive(deps, run, Start::Fresh, ops_rx, Vec::new())
+    let outcome = workflow::drive(deps, run.clone(), Start::Fresh, ops_rx, Vec::new())
         .await
         .unwrap();
     let took = t.elapsed();
     assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
-    took / n as u32
+    let meta = journal.run(&run).await.unwrap().unwrap();
+    let definition = journal
+        .blob(&meta.definition_blob)
+        .await
+        .unwrap()
+        .map_or(0, |b| b.len());
+    journal.compact().await.unwrap();
+    let file = std::fs::metadata(dir.join(format!("{name}.redb")))
+        .unwrap()
+        .len();
+    Live {
+        per_step: took / n as u32,
+        bytes_per_event: file.saturating_sub(definition as u64) as f64 / meta.last_seq as f64,
+    }
 }
 
 /// A run whose journal says every step finished (intent + result each), but
@@ -249,23 +278,28 @@ async fn main() {
 
     // Live workflows, small then large, twice each (the better of two: the
     // machine is shared).
+    let live_large = live_large();
     let best = |chain: bool| {
         let (dir, modes) = (dir.path().to_path_buf(), deps.modes.clone());
         async move {
             let mut small = Vec::new();
             let mut large = Vec::new();
+            let mut bytes = 0.0;
             for _ in 0..2 {
-                small.push(live(&dir, &modes, LIVE_SMALL, chain).await);
-                large.push(live(&dir, &modes, LIVE_LARGE, chain).await);
+                small.push(live(&dir, &modes, LIVE_SMALL, chain).await.per_step);
+                let run = live(&dir, &modes, live_large, chain).await;
+                large.push(run.per_step);
+                bytes = run.bytes_per_event;
             }
             (
                 small.into_iter().min().unwrap_or_default(),
                 large.into_iter().min().unwrap_or_default(),
+                bytes,
             )
         }
     };
-    let (small, large) = best(true).await;
-    let (fan_small, fan_large) = best(false).await;
+    let (small, large, chain_bytes) = best(true).await;
+    let (fan_small, fan_large, _) = best(false).await;
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("| measurement | result | ratio to a raw commit |");
@@ -298,7 +332,7 @@ async fn main() {
             ms(small) / ms(raw)
         );
         println!(
-            "| live {what} of {LIVE_LARGE} agent steps, per step | {:.3} ms | {:.1}× ({:.2}× the {LIVE_SMALL}-step {what}'s; 1× is linear) |",
+            "| live {what} of {live_large} agent steps, per step | {:.3} ms | {:.1}× ({:.2}× the {LIVE_SMALL}-step {what}'s; 1× is linear) |",
             ms(large),
             ms(large) / ms(raw),
             ms(large) / ms(small)
@@ -313,5 +347,8 @@ async fn main() {
         &format!("fan-out ({FAN_SLOTS} slots)"),
         fan_small,
         fan_large,
+    );
+    println!(
+        "| journal of the {live_large}-step chain, compacted, without its pinned definition, per event | {chain_bytes:.0} B | — |"
     );
 }
