@@ -349,7 +349,11 @@ async fn a_gated_command_runs_only_once_allowed_and_as_if_ungated() {
     let result = result.expect("sh starts");
     assert!(dir.path().join("ran").exists());
     assert_eq!(text(&result.stdout), "[]\n");
-    assert!(text(&result.stderr).contains("2:"), "{}", text(&result.stderr));
+    assert!(
+        text(&result.stderr).contains("2:"),
+        "{}",
+        text(&result.stderr)
+    );
     assert_eq!(result.exit_code, Some(127));
     let group = group.expect("the group is identified");
     assert!(group.pgid > 0);

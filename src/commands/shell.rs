@@ -24,8 +24,7 @@ use super::{
 /// numbers stay its own: wait for lev's word on standard input, exit unrun
 /// (125) if lev's end closes without it (lev died before the start was
 /// durable), then give the script `/dev/null` as its input, as ungated.
-const GATE: &str =
-    "IFS= read -r _lev_gate && [ \"$_lev_gate\" = go ] || exit 125; unset _lev_gate; exec </dev/null; ";
+const GATE: &str = "IFS= read -r _lev_gate && [ \"$_lev_gate\" = go ] || exit 125; unset _lev_gate; exec </dev/null; ";
 
 /// What lev writes to a gated script's input to let it start.
 const GATE_WORD: &[u8] = b"go\n";

@@ -12,7 +12,8 @@
 //!     model: llama3.2
 //!     api_key_env: MY_KEY    # name of the variable holding the key
 //!     cassette: other.yaml
-//! prices:                    # USD per million tokens, by model name (or prefix)
+//! prices:                    # USD per million tokens, by model name (or prefix
+//!                            # before `-`); over the shipped ones (llm/prices.rs)
 //!   gpt-4o-mini: { input_per_mtok: 0.15, output_per_mtok: 0.6 }
 //! models:                    # what requests to a model take, by name (or prefix);
 //!   my-reasoner:             # built in: OpenAI's o1/o3/o4/gpt-5 take

@@ -290,7 +290,10 @@ pub(crate) fn decode_entry(bytes: &[u8]) -> Result<DecodedEntry, DecodeError> {
     } else {
         None
     };
-    let fingerprint = match (flags & FLAG_FINGERPRINT != 0, flags & FLAG_FINGERPRINT_RAW != 0) {
+    let fingerprint = match (
+        flags & FLAG_FINGERPRINT != 0,
+        flags & FLAG_FINGERPRINT_RAW != 0,
+    ) {
         (false, false) => None,
         (true, false) => Some(r.string()?),
         (true, true) if version == ENTRY_V3 => Some(hex_text(r.take(32)?)),

@@ -18,6 +18,7 @@ pub mod breaker;
 pub mod limits;
 pub mod openai;
 pub mod params;
+pub mod prices;
 pub mod profiles;
 pub mod resilient;
 pub mod scripted;
@@ -281,6 +282,12 @@ pub trait Provider: Send + Sync {
         req: &'a ChatRequest,
         deltas: Option<mpsc::UnboundedSender<StreamDelta>>,
     ) -> ChatFuture<'a>;
+    /// Whether replies from `model` are priced (their `cost_usd` is what
+    /// they cost, 0 only when free). Only the pricing wrapper knows; a bare
+    /// client says yes, so nothing is reported for it.
+    fn knows_price(&self, _model: &str) -> bool {
+        true
+    }
 }
 
 pub use crate::config::{Price, PriceTable};

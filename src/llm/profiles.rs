@@ -110,6 +110,12 @@ impl Provider for Fallback {
     ) -> ChatFuture<'a> {
         Box::pin(self.run(req, deltas))
     }
+
+    /// Either endpoint may have answered: priced only when both price it
+    /// (a missing price is better said once too often than hidden).
+    fn knows_price(&self, model: &str) -> bool {
+        self.primary.knows_price(model) && self.fallback.knows_price(model)
+    }
 }
 
 /// The providers of one engine: named ones built on first use, and the

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use super::anthropic::{self, AnthropicProvider};
 use super::openai::{self, OpenAiProvider};
+use super::prices;
 use super::resilient::{Breakers, Resilient};
 use super::scripted::ScriptedProvider;
 use super::wire::Secret;
@@ -17,7 +18,6 @@ use super::{
     SharedProvider, StreamDelta,
 };
 use crate::config::{Config, ProviderKind, ProviderSettings};
-use crate::protocol::Usage;
 
 pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
 pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
@@ -66,7 +66,12 @@ pub fn build_from_settings(
     let raw = build_client_with(settings, env, cfg.reply_limits, &cfg.model_params)?;
     let breaker = Breakers::global().get(&raw.name(), &cfg.breaker);
     let resilient: SharedProvider = Arc::new(Resilient::new(raw, cfg.retry.clone(), breaker));
-    Ok(Arc::new(Priced::new(resilient, cfg.prices.clone())))
+    let free = matches!(settings.kind, ProviderKind::Ollama | ProviderKind::Scripted);
+    Ok(Arc::new(Priced::new(
+        resilient,
+        prices::with_shipped(&cfg.prices),
+        free,
+    )))
 }
 
 /// The bare client for `settings`: no retries, no breaker, no prices, the
@@ -169,28 +174,13 @@ fn require_key(
         })
 }
 
-/// Cost in USD of `usage` for `model`: the exact price entry, else the
-/// longest entry that is a prefix of the model name (so `gpt-4o-mini`
-/// prices `gpt-4o-mini-2024-07-18`); 0 when none fits.
-pub fn cost_usd(prices: &PriceTable, model: &str, usage: &Usage) -> f64 {
-    let price = prices.get(model).or_else(|| {
-        prices
-            .iter()
-            .filter(|(k, _)| model.starts_with(k.as_str()))
-            .max_by_key(|(k, _)| k.len())
-            .map(|(_, p)| p)
-    });
-    price.map_or(0.0, |p| {
-        (usage.input_tokens as f64 * p.input_per_mtok
-            + usage.output_tokens as f64 * p.output_per_mtok)
-            / 1_000_000.0
-    })
-}
-
 /// Fills `usage.cost_usd` of every reply from a price table.
 pub struct Priced {
     inner: SharedProvider,
     prices: PriceTable,
+    /// A local model (Ollama, the scripted provider): its tokens cost
+    /// nothing, so no price is missing.
+    free: bool,
 }
 
 impl fmt::Debug for Priced {
@@ -203,14 +193,24 @@ impl fmt::Debug for Priced {
 }
 
 impl Priced {
-    pub fn new(inner: SharedProvider, prices: PriceTable) -> Self {
-        Priced { inner, prices }
+    /// Prices from `prices`; `free` for a provider whose tokens cost
+    /// nothing.
+    pub fn new(inner: SharedProvider, prices: PriceTable, free: bool) -> Self {
+        Priced {
+            inner,
+            prices,
+            free,
+        }
     }
 }
 
 impl Provider for Priced {
     fn name(&self) -> String {
         self.inner.name()
+    }
+
+    fn knows_price(&self, model: &str) -> bool {
+        self.free || prices::lookup(&self.prices, model).is_some()
     }
 
     fn chat<'a>(
@@ -220,9 +220,9 @@ impl Provider for Priced {
     ) -> ChatFuture<'a> {
         Box::pin(async move {
             let mut reply = self.inner.chat(req, deltas).await?;
-            let mut cost = cost_usd(&self.prices, &reply.model, &reply.usage);
+            let mut cost = prices::cost_usd(&self.prices, &reply.model, &reply.usage);
             if cost == 0.0 && !req.model.is_empty() {
-                cost = cost_usd(&self.prices, &req.model, &reply.usage);
+                cost = prices::cost_usd(&self.prices, &req.model, &reply.usage);
             }
             reply.usage.cost_usd = cost;
             Ok(reply)
@@ -233,34 +233,6 @@ impl Provider for Priced {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::Price;
-
-    #[test]
-    fn cost_by_exact_or_prefix() {
-        let mut prices = PriceTable::new();
-        prices.insert(
-            "gpt-4o".into(),
-            Price {
-                input_per_mtok: 2.0,
-                output_per_mtok: 8.0,
-            },
-        );
-        prices.insert(
-            "gpt-4o-mini".into(),
-            Price {
-                input_per_mtok: 0.5,
-                output_per_mtok: 1.0,
-            },
-        );
-        let usage = Usage {
-            input_tokens: 1_000_000,
-            output_tokens: 500_000,
-            ..Usage::default()
-        };
-        assert_eq!(cost_usd(&prices, "gpt-4o", &usage), 6.0);
-        assert_eq!(cost_usd(&prices, "gpt-4o-mini-2024-07-18", &usage), 1.0);
-        assert_eq!(cost_usd(&prices, "llama", &usage), 0.0);
-    }
 
     #[test]
     fn missing_key_names_the_variable() {

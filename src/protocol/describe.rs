@@ -216,6 +216,7 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
             step,
             ..
         } => format!("! {}", guard_tripped(guard, limit, observed, step.as_ref())),
+        Event::PriceUnknown { model, step, .. } => format!("! {}", price_unknown(model, step)),
         Event::InFlightResolved { step, decision, .. } => {
             format!("step {}", in_flight(step, decision))
         }
@@ -353,6 +354,14 @@ pub fn llm_retry(
 pub fn guard_tripped(guard: &str, limit: &str, observed: &str, step: Option<&StepKey>) -> String {
     let at_step = step.map(|s| format!(" at {s}")).unwrap_or_default();
     format!("limit {guard} ({limit}) reached{at_step}: observed {observed}")
+}
+
+/// A reply's model has no price while a cost budget counts.
+pub fn price_unknown(model: &str, step: &StepKey) -> String {
+    format!(
+        "no price known for model {model} (at {step}): max_cost_usd counts its tokens as $0; \
+         add it under `prices:` in the config"
+    )
 }
 
 /// What became of a step that was in flight when lev stopped.

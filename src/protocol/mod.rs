@@ -553,6 +553,13 @@ pub enum Event {
         step: StepKey,
         at: Millis,
     },
+    /// A reply's model has no price, so a cost budget (`max_cost_usd`)
+    /// counts its tokens as $0; said once per model and run.
+    PriceUnknown {
+        model: String,
+        step: StepKey,
+        at: Millis,
+    },
     /// A limit stopped something.
     GuardTripped {
         guard: String,
@@ -709,6 +716,7 @@ impl Event {
             Event::StepSkipped { .. } => "step_skipped",
             Event::StepCancelled { .. } => "step_cancelled",
             Event::GuardTripped { .. } => "guard_tripped",
+            Event::PriceUnknown { .. } => "price_unknown",
             Event::InFlightResolved { .. } => "in_flight_resolved",
             Event::RunPaused { .. } => "run_paused",
             Event::RunCancelRequested { .. } => "run_cancel_requested",
@@ -750,6 +758,7 @@ impl Event {
             | Event::StepSkipped { at, .. }
             | Event::StepCancelled { at, .. }
             | Event::GuardTripped { at, .. }
+            | Event::PriceUnknown { at, .. }
             | Event::InFlightResolved { at, .. }
             | Event::RunPaused { at, .. }
             | Event::RunCancelRequested { at }
@@ -789,7 +798,8 @@ impl Event {
             | Event::InFlightResolved { step, .. }
             | Event::AgentMessaged { step, .. }
             | Event::StepRetryRequested { step, .. }
-            | Event::Worktree { step, .. } => Some(step),
+            | Event::Worktree { step, .. }
+            | Event::PriceUnknown { step, .. } => Some(step),
             Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
             | Event::GuardTripped { step, .. }

@@ -2,7 +2,7 @@
 //! the history found at resume, waiters for human answers, the budget.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -59,6 +59,8 @@ pub struct RunCtx {
     pub whisper: Mutex<BTreeMap<String, Value>>,
     pub usage: Mutex<Usage>,
     pub questions_asked: Mutex<u32>,
+    /// Models whose missing price this run has reported (`price_unknown`).
+    pub unpriced_said: Mutex<BTreeSet<String>>,
     pub halt: Mutex<Option<Halt>>,
     /// Bounds the agent and shell steps running at once.
     pub slots: Semaphore,
@@ -160,6 +162,18 @@ impl RunCtx {
             ));
         }
         None
+    }
+
+    /// Whether a reply from `model` should report its missing price: a cost
+    /// budget counts, and the run has not said so for this model yet.
+    pub fn first_unpriced(&self, model: &str) -> bool {
+        if self.limits.max_cost_usd.is_none() {
+            return false;
+        }
+        let Ok(mut said) = self.unpriced_said.lock() else {
+            return false;
+        };
+        said.insert(model.to_string())
     }
 
     /// Counts a new question against `max_questions`; false when over.

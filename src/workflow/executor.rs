@@ -144,6 +144,7 @@ pub async fn drive(
     let ctx = Arc::new(RunCtx {
         usage: Mutex::new(history.usage),
         questions_asked: Mutex::new(history.questions_asked),
+        unpriced_said: Mutex::new(history.unpriced_models.clone()),
         slots: Semaphore::new(limits.max_parallel.max(1) as usize),
         limits,
         inputs: inputs.clone(),

@@ -119,6 +119,8 @@ pub struct History {
     pub worktrees: BTreeMap<StepKey, crate::isolation::Worktree>,
     pub cancel_requested: bool,
     pub questions_asked: u32,
+    /// Models a `price_unknown` was recorded for (said once per run).
+    pub unpriced_models: BTreeSet<String>,
     pub last_seq: u64,
     pub finished: bool,
 }
@@ -379,6 +381,9 @@ impl History {
                 // The run goes on: an earlier end or cancel no longer holds.
                 self.finished = false;
                 self.cancel_requested = false;
+            }
+            Event::PriceUnknown { model, .. } => {
+                self.unpriced_models.insert(model.clone());
             }
             Event::RunStarted { .. }
             | Event::RunForked { .. }

@@ -72,7 +72,10 @@ impl Recorder {
     /// Makes everything appended so far durable (a durable commit with no
     /// event of its own).
     pub async fn sync(&self) -> Result<(), JournalError> {
-        self.journal.append(&self.run, Vec::new(), None).await.map(|_| ())
+        self.journal
+            .append(&self.run, Vec::new(), None)
+            .await
+            .map(|_| ())
     }
 
     /// Like `record`, also setting the run's status in the same commit.

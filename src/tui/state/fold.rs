@@ -558,6 +558,9 @@ impl RunView {
                 let text = describe::guard_tripped(guard, limit, observed, step.as_ref());
                 self.notes.push(text);
             }
+            Event::PriceUnknown { model, step, .. } => {
+                self.notes.push(describe::price_unknown(model, step));
+            }
             Event::InFlightResolved { step, decision, .. } => {
                 self.notes.push(describe::in_flight(step, decision));
             }

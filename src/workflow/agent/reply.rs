@@ -173,6 +173,17 @@ pub(super) async fn reply_for(
         actx.record(event).await?;
     }
     actx.add_usage(&reply.usage);
+    if reply.usage.total_tokens() > 0
+        && !provider.knows_price(&reply.model)
+        && ctx.first_unpriced(&reply.model)
+    {
+        // Said with the reply's commit (or the next): nothing acts on it.
+        actx.defer(Event::PriceUnknown {
+            model: reply.model.clone(),
+            step: actx.key.clone(),
+            at: ctx.now(),
+        });
+    }
     if let Some((guard, limit, observed)) = ctx.add_usage(&reply.usage) {
         let event = Event::GuardTripped {
             guard: guard.clone(),
