@@ -50,6 +50,7 @@ fn env_for(root: &Path) -> ToolEnv {
         shell_timeout: Duration::from_secs(30),
         idempotency_key: "run1:1:1".into(),
         process_started: None,
+        ask_before: Vec::new(),
     }
 }
 

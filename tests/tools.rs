@@ -25,6 +25,7 @@ fn workspace() -> Workspace {
         shell_timeout: Duration::from_secs(30),
         idempotency_key: "run9:3:2".into(),
         process_started: None,
+        ask_before: Vec::new(),
     };
     Workspace { dir, outside, env }
 }

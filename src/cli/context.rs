@@ -202,6 +202,7 @@ pub fn run_settings(
         options: RunOptions {
             interactive: wants_tui(drive),
             allow_shell: drive.allow_shell,
+            yes: drive.yes,
             shell_allow: Vec::new(),
             in_flight,
         },

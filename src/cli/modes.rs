@@ -230,9 +230,11 @@ fn detail(m: &Mode) -> String {
         "tools:",
         format!("allow {allow}; deny {}", list_or_dash(&m.tools_deny)),
     );
+    // lev cannot cut a command off the network here: the field is shown
+    // for what it is, advice to the agent's author, not a sandbox.
     let network = match m.network {
-        Some(true) => "yes",
-        Some(false) => "no",
+        Some(true) => "yes (advisory)",
+        Some(false) => "no (advisory, not enforced)",
         None => "unspecified",
     };
     field(
@@ -259,7 +261,10 @@ fn detail(m: &Mode) -> String {
             .map_or_else(String::new, |b| format!(" (budget {b} tokens)"));
         field(
             "context:",
-            format!("{}{budget}", list_or_dash(&m.context_include)),
+            format!(
+                "{}{budget} (not applied yet: requests hold the whole conversation)",
+                list_or_dash(&m.context_include)
+            ),
         );
     }
     if m.output_schema.is_some() {
@@ -335,7 +340,7 @@ mod tests {
             "extends:     reviewer\n",
             "allow read_file, list_dir, grep, memory_store, memory_search, shell:cargo audit",
             "deny write_file, edit_file",
-            "network no; ask before shell:*",
+            "network no (advisory, not enforced); ask before shell:*",
             "max turns 25, timeout 20m, max questions 2",
             "\n  You are a senior application-security engineer.",
         ] {

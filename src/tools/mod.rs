@@ -110,6 +110,8 @@ pub struct ToolEnv {
     /// Told each `run_shell` command's process group before it may run
     /// (see `ShellCommand::started`).
     pub process_started: Option<crate::commands::StartedSender>,
+    /// The mode's `permissions.ask_before` patterns (see [`asks_before`]).
+    pub ask_before: Vec<String>,
 }
 
 /// A tool's answer, fed back to the model.
@@ -155,6 +157,8 @@ pub fn has_side_effects(name: &str) -> bool {
 pub fn shell_decision(policy: &ShellPolicy, command: &str) -> ShellDecision {
     policy::shell_decision(policy, command)
 }
+
+pub use policy::asks_before;
 
 /// Runs one tool call. `run_shell` must already have been allowed by the caller.
 /// Never panics: bad arguments, escapes and I/O failures come back as an

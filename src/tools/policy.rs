@@ -31,6 +31,41 @@ fn is_wildcard(prefix: &str) -> bool {
     prefix.trim() == "*"
 }
 
+/// The `permissions.ask_before` pattern that makes a call of `tool` need
+/// the user's approval, if any: `shell:*` (every command), `shell:<words>`
+/// (a command in which those words appear in a row, anywhere: `shell:git
+/// push` holds for `cd repo && git push -f`), or a tool's name.
+pub fn asks_before<'p>(
+    patterns: &'p [String],
+    tool: &str,
+    command: Option<&str>,
+) -> Option<&'p str> {
+    patterns
+        .iter()
+        .find(|p| match (p.strip_prefix("shell:"), command) {
+            (Some(words), Some(command)) if tool == "run_shell" => {
+                is_wildcard(words) || contains_words(command, words)
+            }
+            (Some(_), _) => false,
+            (None, _) => p.as_str() == tool,
+        })
+        .map(String::as_str)
+}
+
+/// True when `words` appear in a row among the command's words, split at
+/// white space and at the control operators (so `a;git push` holds).
+fn contains_words(command: &str, words: &str) -> bool {
+    let wanted: Vec<&str> = words.split_whitespace().collect();
+    if wanted.is_empty() {
+        return false;
+    }
+    let tokens: Vec<&str> = command
+        .split(|c: char| c.is_whitespace() || ";&|`()<>$".contains(c))
+        .filter(|t| !t.is_empty())
+        .collect();
+    tokens.windows(wanted.len()).any(|w| w == wanted.as_slice())
+}
+
 /// Decides whether `command` may run under `policy`.
 pub fn shell_decision(policy: &ShellPolicy, command: &str) -> ShellDecision {
     if policy.denied {
@@ -66,6 +101,30 @@ mod tests {
             allow_all: false,
             denied: false,
         }
+    }
+
+    #[test]
+    fn ask_before_finds_the_words_anywhere_in_the_command() {
+        let patterns: Vec<String> = ["shell:git push", "shell:rm -rf", "write_file"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let shell = |c: &str| asks_before(&patterns, "run_shell", Some(c));
+        assert_eq!(shell("git push"), Some("shell:git push"));
+        assert_eq!(shell("  git   push --force origin"), Some("shell:git push"));
+        assert_eq!(shell("cd repo && git push"), Some("shell:git push"));
+        assert_eq!(shell("make;rm -rf build"), Some("shell:rm -rf"));
+        assert_eq!(shell("git pull"), None);
+        assert_eq!(shell("git pushx"), None);
+        assert_eq!(shell("rm -r build"), None);
+        assert_eq!(
+            asks_before(&patterns, "write_file", None),
+            Some("write_file")
+        );
+        assert_eq!(asks_before(&patterns, "edit_file", None), None);
+        let all = vec!["shell:*".to_string()];
+        assert_eq!(asks_before(&all, "run_shell", Some("ls")), Some("shell:*"));
+        assert_eq!(asks_before(&all, "read_file", None), None);
     }
 
     #[test]

@@ -118,6 +118,7 @@ mod tests {
             shell_timeout: Duration::from_secs(secs),
             idempotency_key: String::new(),
             process_started: None,
+            ask_before: Vec::new(),
         }
     }
 

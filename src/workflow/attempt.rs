@@ -44,6 +44,10 @@ pub struct AttemptCtx {
     /// reply), journaled in the same commit as the next fact of the attempt
     /// (usually the step's success). Nothing acts on them before that.
     pub deferred: Mutex<Vec<Event>>,
+    /// Questions its agent asked the user (`ask_user`) in this process and
+    /// not before it (those are in the history): against the mode's
+    /// `limits.max_questions`.
+    pub questions_asked: Mutex<u32>,
 }
 
 impl AttemptCtx {

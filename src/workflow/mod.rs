@@ -55,6 +55,9 @@ pub struct RunOptions {
     pub interactive: bool,
     /// `--allow-shell`: agents may run any shell command.
     pub allow_shell: bool,
+    /// `--yes` of a headless run: what a mode asks before
+    /// (`permissions.ask_before`) is approved without a question.
+    pub yes: bool,
     /// `run_shell` prefixes allowed everywhere (config).
     pub shell_allow: Vec<String>,
     /// What to do with a non-idempotent step that was in flight at a crash.

@@ -234,6 +234,16 @@ pub(crate) fn build_step(
     let Some(kind) = kind else {
         return (None, info);
     };
+    // An agent step without its own `timeout:` takes its mode's
+    // `limits.timeout` before the workflow's `defaults.timeout`: the mode
+    // says how long its kind of work may take.
+    let mode_timeout = match &kind {
+        StepKind::Agent { mode, .. } if f.get("timeout").is_none() => {
+            env.modes.get(mode).and_then(|m| m.timeout)
+        }
+        _ => None,
+    };
+    let timeout = mode_timeout.or(timeout);
     let step = Step {
         id,
         needs: info.needs.iter().map(|(n, _, _)| n.clone()).collect(),

@@ -208,6 +208,12 @@ fn system_prompt(mode: &Mode, schema: Option<&Value>) -> String {
             s.push_str(&format!("- {h}\n"));
         }
     }
+    if !mode.ask_user_when.is_empty() {
+        s.push_str("\n\nAsk the user with `ask_user` before you act when:\n");
+        for w in &mode.ask_user_when {
+            s.push_str(&format!("- {w}\n"));
+        }
+    }
     if let Some(schema) = schema {
         s.push_str(&format!(
             "\n\nWhen you are done, reply with a single JSON document (no prose around it) matching this JSON Schema:\n{schema}"
@@ -244,6 +250,7 @@ fn tool_env(actx: &AttemptCtx, mode: &Mode, step_allow: Vec<String>) -> ToolEnv 
             .unwrap_or(std::time::Duration::from_secs(600)),
         idempotency_key: actx.idempotency_key.clone(),
         process_started: None,
+        ask_before: mode.ask_before.clone(),
     }
 }
 

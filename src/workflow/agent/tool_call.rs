@@ -96,18 +96,29 @@ pub(super) async fn tool_result(
             Some(InFlightDecision::Rerun) => rerun_note = Some("(re-run after a crash) "),
         }
     }
+    let command = (call.name == "run_shell")
+        .then(|| shell_command(&call.arguments))
+        .flatten();
+    let asked_before = tools::asks_before(&env.ask_before, &call.name, command.as_deref())
+        .filter(|pattern| !explicitly_allowed(env, pattern, command.as_deref()));
+    if let Some(pattern) = asked_before
+        && let Err(refusal) = ask_before(actx, call, mode, pattern, command.as_deref()).await?
+    {
+        let out = ToolOutput {
+            content: refusal,
+            is_error: true,
+        };
+        return finish_tool(actx, call, out).await;
+    }
     let out = match call.name.as_str() {
-        "ask_user" => ask_user(actx, call).await?,
-        "run_shell" => {
-            let command = serde_json::from_str::<Value>(&call.arguments)
-                .ok()
-                .and_then(|v| v.get("command").and_then(Value::as_str).map(str::to_string));
-            match command {
-                None => ToolOutput {
-                    content: "run_shell needs a `command` string argument".into(),
-                    is_error: true,
-                },
-                Some(command) => match shell_permission(actx, env, call, &command).await? {
+        "ask_user" => ask_user(actx, call, mode).await?,
+        "run_shell" => match command {
+            None => ToolOutput {
+                content: "run_shell needs a `command` string argument".into(),
+                is_error: true,
+            },
+            Some(command) => {
+                match shell_permission(actx, env, call, &command, asked_before.is_some()).await? {
                     Ok(()) => {
                         record_tool_start(actx, call).await?;
                         let (started, journaling) = super::super::shell::journal_process_starts(
@@ -131,9 +142,9 @@ pub(super) async fn tool_result(
                         content: refusal,
                         is_error: true,
                     },
-                },
+                }
             }
-        }
+        },
         // Memory tools reach the journal the run writes to; the store is
         // an upsert (a crash before `ToolFinished` re-stores the same key).
         "memory_store" => {
@@ -214,16 +225,95 @@ async fn finish_tool(
     Ok(out)
 }
 
+/// `shell:*` asks before every command but those the mode, the step or
+/// the config allow by name (`shell:cargo audit`): the mode means "ask
+/// before anything else", which `--allow-shell` does not lift.
+fn explicitly_allowed(env: &ToolEnv, pattern: &str, command: Option<&str>) -> bool {
+    let named = tools::ShellPolicy {
+        allow_all: false,
+        ..env.shell.clone()
+    };
+    pattern == "shell:*"
+        && command.is_some_and(|c| tools::shell_decision(&named, c) == ShellDecision::Allow)
+}
+
+/// The command of a `run_shell` call, when its arguments name one.
+fn shell_command(arguments: &str) -> Option<String> {
+    serde_json::from_str::<Value>(arguments)
+        .ok()
+        .and_then(|v| v.get("command").and_then(Value::as_str).map(str::to_string))
+}
+
+/// A call the mode asks before (`permissions.ask_before`, `pattern`): the
+/// user decides in a question (found again by the call's place on resume);
+/// a headless run approves it only with `--yes`. `Ok(Err(why))` when it
+/// may not run.
+async fn ask_before(
+    actx: &AttemptCtx,
+    call: &Placed<'_>,
+    mode: &str,
+    pattern: &str,
+    command: Option<&str>,
+) -> Result<Result<(), String>, StepError> {
+    let options = &actx.ctx.deps.options;
+    if !options.interactive {
+        return Ok(if options.yes {
+            Ok(())
+        } else {
+            Err(format!(
+                "refused: mode `{mode}` asks before `{pattern}` (permissions.ask_before), and this \
+                 headless run was not started with --yes"
+            ))
+        });
+    }
+    let what = match command {
+        Some(command) => format!("run `{command}`"),
+        None => format!(
+            "call `{}` with {}",
+            call.name,
+            crate::text::one_line(&call.arguments, 200)
+        ),
+    };
+    let q = Ask {
+        id: format!("{}.ask_before", question_id(call)),
+        step: Some(actx.key.clone()),
+        header: Some("Approve".into()),
+        ask: format!("Mode `{mode}` asks before `{pattern}`. Allow the agent to {what}?"),
+        options: vec![
+            Choice {
+                value: "yes".into(),
+                label: "Allow".into(),
+            },
+            Choice {
+                value: "no".into(),
+                label: "Refuse".into(),
+            },
+        ],
+        default: None,
+        timeout: actx.ctx.answer_timeout,
+    };
+    let answer = human::ask(&actx.ctx, &q).await.map_err(StepError::Fatal)?;
+    Ok(if answer.text == "yes" {
+        Ok(())
+    } else {
+        Err(format!("refused by the user: the agent may not {what}"))
+    })
+}
+
 /// `Ok(Ok(()))` when the command may run, `Ok(Err(why))` when refused.
+/// `approved`: the user already allowed this very call (`ask_before`), so
+/// only a mode that denies the shell still refuses it.
 async fn shell_permission(
     actx: &AttemptCtx,
     env: &ToolEnv,
     call: &Placed<'_>,
     command: &str,
+    approved: bool,
 ) -> Result<Result<(), String>, StepError> {
     match tools::shell_decision(&env.shell, command) {
         ShellDecision::Allow => Ok(Ok(())),
         ShellDecision::Deny(why) => Ok(Err(format!("refused: {why}"))),
+        ShellDecision::Ask if approved => Ok(Ok(())),
         ShellDecision::Ask if !actx.ctx.deps.options.interactive => Ok(Err(format!(
             "refused: `{command}` is not among the commands this mode may run without asking, and this run cannot ask \
              (non-interactive). Rerun with --allow-shell, or add the command to the step's `allow_shell`."
@@ -264,7 +354,65 @@ fn question_id(call: &Placed<'_>) -> String {
     format!("{}#{}.t{}.{}", p.step, p.attempt, p.turn, p.position)
 }
 
-async fn ask_user(actx: &AttemptCtx, call: &Placed<'_>) -> Result<ToolOutput, StepError> {
+/// Whether the attempt's agent may ask the user one more question under its
+/// mode's `limits.max_questions` (counted per attempt: those the history
+/// holds and those asked since). Over the limit, the guard is journaled and
+/// the agent is told to go on without asking.
+async fn within_mode_questions(
+    actx: &AttemptCtx,
+    call: &Placed<'_>,
+    mode: &str,
+) -> Result<Result<(), String>, StepError> {
+    let ctx = &actx.ctx;
+    let id = question_id(call);
+    if ctx.history.asked.contains_key(&id) {
+        // Asked before a restart: counted already, answered or not.
+        return Ok(Ok(()));
+    }
+    let Some(max) = ctx.deps.modes.get(mode).and_then(|m| m.max_questions) else {
+        return Ok(Ok(()));
+    };
+    // This attempt's own questions are `step#attempt.tTURN.POSITION`.
+    let prefix = format!("{}#{}.t", actx.key, actx.attempt.0);
+    let before = ctx
+        .history
+        .asked
+        .keys()
+        .filter(|k| {
+            k.strip_prefix(&prefix)
+                .is_some_and(|rest| rest.matches('.').count() == 1)
+        })
+        .count() as u32;
+    let asked = {
+        let Ok(mut n) = actx.questions_asked.lock() else {
+            return Ok(Ok(()));
+        };
+        *n += 1;
+        before + *n
+    };
+    if asked <= max {
+        return Ok(Ok(()));
+    }
+    let event = Event::GuardTripped {
+        guard: format!("max_questions of mode {mode}"),
+        limit: max.to_string(),
+        observed: asked.to_string(),
+        step: Some(actx.key.clone()),
+        at: ctx.now(),
+    };
+    actx.record(event).await?;
+    Ok(Err(format!(
+        "not asked: mode `{mode}` may ask the user at most {max} question{} per step \
+         (limits.max_questions); decide without asking and say what you assumed",
+        if max == 1 { "" } else { "s" }
+    )))
+}
+
+async fn ask_user(
+    actx: &AttemptCtx,
+    call: &Placed<'_>,
+    mode: &str,
+) -> Result<ToolOutput, StepError> {
     let args: Value = match serde_json::from_str(&call.arguments) {
         Ok(v) => v,
         Err(e) => {
@@ -293,6 +441,12 @@ async fn ask_user(actx: &AttemptCtx, call: &Placed<'_>) -> Result<ToolOutput, St
                 .collect()
         })
         .unwrap_or_default();
+    if let Err(refusal) = within_mode_questions(actx, call, mode).await? {
+        return Ok(ToolOutput {
+            content: refusal,
+            is_error: true,
+        });
+    }
     let q = Ask {
         id: question_id(call),
         step: Some(actx.key.clone()),
