@@ -217,6 +217,18 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
             ..
         } => format!("! {}", guard_tripped(guard, limit, observed, step.as_ref())),
         Event::PriceUnknown { model, step, .. } => format!("! {}", price_unknown(model, step)),
+        Event::SemanticVerdict {
+            step,
+            condition,
+            holds,
+            confidence,
+            reason,
+            judge,
+            ..
+        } => format!(
+            "step {step}: {}",
+            semantic_verdict(condition, *holds, *confidence, reason, judge)
+        ),
         Event::InFlightResolved { step, decision, .. } => {
             format!("step {}", in_flight(step, decision))
         }
@@ -354,6 +366,29 @@ pub fn llm_retry(
 pub fn guard_tripped(guard: &str, limit: &str, observed: &str, step: Option<&StepKey>) -> String {
     let at_step = step.map(|s| format!(" at {s}")).unwrap_or_default();
     format!("limit {guard} ({limit}) reached{at_step}: observed {observed}")
+}
+
+/// How a step's `when_semantic` was judged.
+pub fn semantic_verdict(
+    condition: &str,
+    holds: bool,
+    confidence: Option<f64>,
+    reason: &str,
+    judge: &str,
+) -> String {
+    let verdict = if holds { "holds" } else { "does not hold" };
+    let confidence = confidence
+        .map(|c| format!(", confidence {c:.2}"))
+        .unwrap_or_default();
+    let reason = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", one_line(reason, 200))
+    };
+    format!(
+        "when_semantic \"{}\" {verdict} (judged by {judge}{confidence}){reason}",
+        one_line(condition, 120)
+    )
 }
 
 /// A reply's model has no price while a cost budget counts.

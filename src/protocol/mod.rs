@@ -553,6 +553,18 @@ pub enum Event {
         step: StepKey,
         at: Millis,
     },
+    /// A step's `when_semantic` was judged before it ran: by a model (its
+    /// name in `judge`) or by the user (`judge: "user"`). Reused on resume.
+    SemanticVerdict {
+        step: StepKey,
+        condition: String,
+        holds: bool,
+        /// The model's own confidence, 0 to 1 (none for the user).
+        confidence: Option<f64>,
+        reason: String,
+        judge: String,
+        at: Millis,
+    },
     /// A reply's model has no price, so a cost budget (`max_cost_usd`)
     /// counts its tokens as $0; said once per model and run.
     PriceUnknown {
@@ -717,6 +729,7 @@ impl Event {
             Event::StepCancelled { .. } => "step_cancelled",
             Event::GuardTripped { .. } => "guard_tripped",
             Event::PriceUnknown { .. } => "price_unknown",
+            Event::SemanticVerdict { .. } => "semantic_verdict",
             Event::InFlightResolved { .. } => "in_flight_resolved",
             Event::RunPaused { .. } => "run_paused",
             Event::RunCancelRequested { .. } => "run_cancel_requested",
@@ -759,6 +772,7 @@ impl Event {
             | Event::StepCancelled { at, .. }
             | Event::GuardTripped { at, .. }
             | Event::PriceUnknown { at, .. }
+            | Event::SemanticVerdict { at, .. }
             | Event::InFlightResolved { at, .. }
             | Event::RunPaused { at, .. }
             | Event::RunCancelRequested { at }
@@ -799,7 +813,8 @@ impl Event {
             | Event::AgentMessaged { step, .. }
             | Event::StepRetryRequested { step, .. }
             | Event::Worktree { step, .. }
-            | Event::PriceUnknown { step, .. } => Some(step),
+            | Event::PriceUnknown { step, .. }
+            | Event::SemanticVerdict { step, .. } => Some(step),
             Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
             | Event::GuardTripped { step, .. }

@@ -243,6 +243,10 @@ pub struct Step {
     pub idempotent: bool,
     pub outputs: BTreeMap<String, OutputSpec>,
     pub followups: Option<Followups>,
+    /// `when_semantic:` a statement a model judges before the step runs
+    /// (the step is skipped when it does not hold).
+    #[serde(default)]
+    pub when_semantic: Option<String>,
     /// `whisper.to_llm` hints sent to the agent.
     pub hints: Vec<String>,
     pub workspace: Option<Workspace>,
@@ -317,6 +321,10 @@ impl Step {
         let mut ids = Vec::new();
         for t in self.templates() {
             ids.extend(t.steps_read()?);
+        }
+        // The judge of `when_semantic` reads what the needed steps gave.
+        if self.when_semantic.is_some() {
+            ids.extend(self.needs.iter().cloned());
         }
         Some(ids)
     }

@@ -121,6 +121,8 @@ pub struct History {
     pub questions_asked: u32,
     /// Models a `price_unknown` was recorded for (said once per run).
     pub unpriced_models: BTreeSet<String>,
+    /// Each step's recorded `when_semantic` verdict: whether it held.
+    pub verdicts: BTreeMap<StepKey, bool>,
     pub last_seq: u64,
     pub finished: bool,
 }
@@ -384,6 +386,9 @@ impl History {
             }
             Event::PriceUnknown { model, .. } => {
                 self.unpriced_models.insert(model.clone());
+            }
+            Event::SemanticVerdict { step, holds, .. } => {
+                self.verdicts.insert(step.clone(), *holds);
             }
             Event::RunStarted { .. }
             | Event::RunForked { .. }

@@ -21,6 +21,7 @@ mod llm_call;
 pub mod pinning;
 pub mod recorder;
 mod retry;
+mod semantic;
 mod settle;
 mod shell;
 mod steer;

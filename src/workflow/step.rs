@@ -13,7 +13,7 @@ use super::attempt::{AttemptCtx, StepError, humantime};
 use super::context::{Halt, RunCtx};
 use super::history::Settled;
 use super::kinds::{self, Work};
-use super::{leftovers, steer, worktree};
+use super::{leftovers, semantic, steer, worktree};
 use crate::protocol::{Attempt, Event, InFlightDecision, PauseReason, StepKey, Usage};
 use crate::spec::expr::EvalContext;
 use crate::spec::{RetryOn, Step};
@@ -66,6 +66,21 @@ async fn run_step_inner(
     eval: EvalContext,
     cancel: tokio_util::sync::CancellationToken,
 ) -> StepEnd {
+    if let Some(condition) = &step.when_semantic {
+        match semantic::holds(&ctx, &key, &step, condition, &eval).await {
+            Ok((true, _)) => {}
+            Ok((false, reason)) => {
+                let why = if reason.is_empty() {
+                    format!("when_semantic \"{condition}\" does not hold")
+                } else {
+                    format!("when_semantic \"{condition}\" does not hold: {reason}")
+                };
+                record_skip(&ctx, key, why).await;
+                return StepEnd::Settled(Settled::Skipped);
+            }
+            Err(e) => return StepEnd::Settled(fail_without_attempt(&ctx, &key, e).await),
+        }
+    }
     let worktree = match worktree::prepare(&ctx, &key, &step).await {
         Ok(w) => w,
         Err(e) => return StepEnd::Settled(fail_without_attempt(&ctx, &key, e).await),

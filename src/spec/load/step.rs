@@ -27,6 +27,7 @@ const COMMON: &[&str] = &[
     "idempotent",
     "outputs",
     "followups",
+    "when_semantic",
     "whisper",
     "workspace",
 ];
@@ -225,6 +226,10 @@ pub(crate) fn build_step(
     let followups = f
         .get("followups")
         .and_then(|n| followups(cx, n, &p("followups"), &id, env));
+    let when_semantic = f
+        .get("when_semantic")
+        .and_then(|n| cx.text(n, &p("when_semantic")))
+        .filter(|c| !c.trim().is_empty());
 
     if kind_name != "workflow" || kind.is_some() {
         let mut names = implicit.clone();
@@ -255,6 +260,7 @@ pub(crate) fn build_step(
         idempotent,
         outputs,
         followups,
+        when_semantic,
         hints,
         workspace,
     };

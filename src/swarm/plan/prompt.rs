@@ -202,6 +202,7 @@ pub(crate) fn steps_with(objective: &str, plan: &Plan) -> Result<Vec<Step>, Stri
             idempotent: false,
             outputs: BTreeMap::new(),
             followups: None,
+            when_semantic: None,
             hints: Vec::new(),
             workspace: None,
         });

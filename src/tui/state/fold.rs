@@ -561,6 +561,22 @@ impl RunView {
             Event::PriceUnknown { model, step, .. } => {
                 self.notes.push(describe::price_unknown(model, step));
             }
+            Event::SemanticVerdict {
+                step,
+                condition,
+                holds,
+                confidence,
+                reason,
+                judge,
+                ..
+            } => {
+                let text =
+                    describe::semantic_verdict(condition, *holds, *confidence, reason, judge);
+                match self.pane_index(step) {
+                    Some(i) => self.panes[i].note(text, LineKind::Note),
+                    None => self.notes.push(format!("{step}: {text}")),
+                }
+            }
             Event::InFlightResolved { step, decision, .. } => {
                 self.notes.push(describe::in_flight(step, decision));
             }
