@@ -24,6 +24,38 @@ pub struct Ask {
     pub timeout: Duration,
 }
 
+impl Ask {
+    /// A yes/no question about `step` with no default (headless: `--yes`
+    /// picks the first option, `yes`), labelled `[yes, no]`.
+    pub fn yes_no(
+        ctx: &RunCtx,
+        id: String,
+        step: &StepKey,
+        header: &str,
+        ask: String,
+        [yes, no]: [&str; 2],
+    ) -> Ask {
+        let choice = |value: &str, label: &str| Choice {
+            value: value.into(),
+            label: label.into(),
+        };
+        Ask {
+            id,
+            step: Some(step.clone()),
+            header: Some(header.into()),
+            ask,
+            options: vec![choice("yes", yes), choice("no", no)],
+            default: None,
+            timeout: ctx.answer_timeout,
+        }
+    }
+}
+
+/// Asks a question made by `Ask::yes_no`: true for `yes`.
+pub async fn confirm(ctx: &RunCtx, q: &Ask) -> Result<bool, String> {
+    ask(ctx, q).await.map(|a| a.text == "yes")
+}
+
 /// Answers the workflow's up-front questions before any step runs.
 pub async fn ask_up_front(ctx: &RunCtx, wf: &Workflow) -> Result<(), String> {
     let mut waiting = Vec::new();

@@ -12,8 +12,8 @@ use super::context::RunCtx;
 use super::human::{self, Ask};
 use crate::llm::{ChatRequest, Message, RequestMeta, Role};
 use crate::protocol::{Event, StepKey};
+use crate::spec::Step;
 use crate::spec::expr::EvalContext;
-use crate::spec::{Choice, Step};
 
 /// The mode name a judge's request carries (cassettes match on it).
 pub const JUDGE_MODE: &str = "judge";
@@ -180,29 +180,19 @@ async fn by_user(
     condition: &str,
     why: &str,
 ) -> Result<Verdict, String> {
-    let q = Ask {
-        id: format!("{key}.when_semantic"),
-        step: Some(key.clone()),
-        header: Some("Condition".into()),
-        ask: format!(
+    let q = Ask::yes_no(
+        ctx,
+        format!("{key}.when_semantic"),
+        key,
+        "Condition",
+        format!(
             "Does this hold, so that `{key}` runs?\n{condition}\n(No model could judge it: {why}.)"
         ),
-        options: vec![
-            Choice {
-                value: "yes".into(),
-                label: "It holds: run the step".into(),
-            },
-            Choice {
-                value: "no".into(),
-                label: "It does not: skip the step".into(),
-            },
-        ],
-        default: None,
-        timeout: ctx.answer_timeout,
-    };
-    let answer = human::ask(ctx, &q).await?;
+        ["It holds: run the step", "It does not: skip the step"],
+    );
+    let holds = human::confirm(ctx, &q).await?;
     Ok(Verdict {
-        holds: answer.text == "yes",
+        holds,
         confidence: None,
         reason: String::new(),
         judge: "user".into(),

@@ -274,26 +274,18 @@ async fn ask_before(
             crate::text::one_line(&call.arguments, 200)
         ),
     };
-    let q = Ask {
-        id: format!("{}.ask_before", question_id(call)),
-        step: Some(actx.key.clone()),
-        header: Some("Approve".into()),
-        ask: format!("Mode `{mode}` asks before `{pattern}`. Allow the agent to {what}?"),
-        options: vec![
-            Choice {
-                value: "yes".into(),
-                label: "Allow".into(),
-            },
-            Choice {
-                value: "no".into(),
-                label: "Refuse".into(),
-            },
-        ],
-        default: None,
-        timeout: actx.ctx.answer_timeout,
-    };
-    let answer = human::ask(&actx.ctx, &q).await.map_err(StepError::Fatal)?;
-    Ok(if answer.text == "yes" {
+    let q = Ask::yes_no(
+        &actx.ctx,
+        format!("{}.ask_before", question_id(call)),
+        &actx.key,
+        "Approve",
+        format!("Mode `{mode}` asks before `{pattern}`. Allow the agent to {what}?"),
+        ["Allow", "Refuse"],
+    );
+    let allowed = human::confirm(&actx.ctx, &q)
+        .await
+        .map_err(StepError::Fatal)?;
+    Ok(if allowed {
         Ok(())
     } else {
         Err(format!("refused by the user: the agent may not {what}"))
@@ -319,26 +311,18 @@ async fn shell_permission(
              (non-interactive). Rerun with --allow-shell, or add the command to the step's `allow_shell`."
         ))),
         ShellDecision::Ask => {
-            let q = Ask {
-                id: format!("{}.allow", question_id(call)),
-                step: Some(actx.key.clone()),
-                header: Some("Shell".into()),
-                ask: format!("Allow the agent to run `{command}`?"),
-                options: vec![
-                    Choice {
-                        value: "yes".into(),
-                        label: "Run it".into(),
-                    },
-                    Choice {
-                        value: "no".into(),
-                        label: "Refuse".into(),
-                    },
-                ],
-                default: None,
-                timeout: actx.ctx.answer_timeout,
-            };
-            let answer = human::ask(&actx.ctx, &q).await.map_err(StepError::Fatal)?;
-            if answer.text == "yes" {
+            let q = Ask::yes_no(
+                &actx.ctx,
+                format!("{}.allow", question_id(call)),
+                &actx.key,
+                "Shell",
+                format!("Allow the agent to run `{command}`?"),
+                ["Run it", "Refuse"],
+            );
+            if human::confirm(&actx.ctx, &q)
+                .await
+                .map_err(StepError::Fatal)?
+            {
                 Ok(Ok(()))
             } else {
                 Ok(Err(format!("refused by the user: `{command}`")))
