@@ -217,6 +217,9 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
             ..
         } => format!("! {}", guard_tripped(guard, limit, observed, step.as_ref())),
         Event::PriceUnknown { model, step, .. } => format!("! {}", price_unknown(model, step)),
+        Event::AgentAsked { step, question, .. } => {
+            format!("step {step}: {}", agent_asked(question))
+        }
         Event::SemanticVerdict {
             step,
             condition,
@@ -366,6 +369,11 @@ pub fn llm_retry(
 pub fn guard_tripped(guard: &str, limit: &str, observed: &str, step: Option<&StepKey>) -> String {
     let at_step = step.map(|s| format!(" at {s}")).unwrap_or_default();
     format!("limit {guard} ({limit}) reached{at_step}: observed {observed}")
+}
+
+/// The system's question to an agent (`ask_agent:`).
+pub fn agent_asked(question: &str) -> String {
+    format!("lev asks the agent: {}", one_line(question, 300))
 }
 
 /// How a step's `when_semantic` was judged.

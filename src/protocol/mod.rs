@@ -553,6 +553,15 @@ pub enum Event {
         step: StepKey,
         at: Millis,
     },
+    /// The system put a question to an agent (`ask_agent:`) after its
+    /// answer, as the user message of `turn`; its reply is that turn's.
+    AgentAsked {
+        step: StepKey,
+        attempt: Attempt,
+        turn: u32,
+        question: String,
+        at: Millis,
+    },
     /// A step's `when_semantic` was judged before it ran: by a model (its
     /// name in `judge`) or by the user (`judge: "user"`). Reused on resume.
     SemanticVerdict {
@@ -730,6 +739,7 @@ impl Event {
             Event::GuardTripped { .. } => "guard_tripped",
             Event::PriceUnknown { .. } => "price_unknown",
             Event::SemanticVerdict { .. } => "semantic_verdict",
+            Event::AgentAsked { .. } => "agent_asked",
             Event::InFlightResolved { .. } => "in_flight_resolved",
             Event::RunPaused { .. } => "run_paused",
             Event::RunCancelRequested { .. } => "run_cancel_requested",
@@ -773,6 +783,7 @@ impl Event {
             | Event::GuardTripped { at, .. }
             | Event::PriceUnknown { at, .. }
             | Event::SemanticVerdict { at, .. }
+            | Event::AgentAsked { at, .. }
             | Event::InFlightResolved { at, .. }
             | Event::RunPaused { at, .. }
             | Event::RunCancelRequested { at }
@@ -814,7 +825,8 @@ impl Event {
             | Event::StepRetryRequested { step, .. }
             | Event::Worktree { step, .. }
             | Event::PriceUnknown { step, .. }
-            | Event::SemanticVerdict { step, .. } => Some(step),
+            | Event::SemanticVerdict { step, .. }
+            | Event::AgentAsked { step, .. } => Some(step),
             Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
             | Event::GuardTripped { step, .. }

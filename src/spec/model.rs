@@ -262,6 +262,10 @@ pub enum StepKind {
         /// Extra `run_shell` command prefixes allowed for this step.
         allow_shell: Vec<String>,
         model: Option<String>,
+        /// `ask_agent:` questions the system puts to the agent after its
+        /// answer, in its own conversation (outputs `ask_agent`).
+        #[serde(default)]
+        ask_agent: Vec<Template>,
     },
     Shell {
         run: Template,
@@ -297,7 +301,12 @@ impl Step {
     pub fn templates(&self) -> Vec<&Template> {
         let mut out: Vec<&Template> = self.condition.iter().collect();
         match &self.kind {
-            StepKind::Agent { prompt, .. } => out.push(prompt),
+            StepKind::Agent {
+                prompt, ask_agent, ..
+            } => {
+                out.push(prompt);
+                out.extend(ask_agent);
+            }
             StepKind::Shell { run, env, cwd } => {
                 out.push(run);
                 out.extend(env.values());

@@ -123,6 +123,8 @@ pub struct History {
     pub unpriced_models: BTreeSet<String>,
     /// Each step's recorded `when_semantic` verdict: whether it held.
     pub verdicts: BTreeMap<StepKey, bool>,
+    /// The turns at which the system asked an agent (`ask_agent`).
+    pub agent_asked: BTreeSet<(StepKey, Attempt, u32)>,
     pub last_seq: u64,
     pub finished: bool,
 }
@@ -389,6 +391,15 @@ impl History {
             }
             Event::SemanticVerdict { step, holds, .. } => {
                 self.verdicts.insert(step.clone(), *holds);
+            }
+            Event::AgentAsked {
+                step,
+                attempt,
+                turn,
+                ..
+            } => {
+                self.agent_asked.insert((step.clone(), *attempt, *turn));
+                self.questions_asked += 1;
             }
             Event::RunStarted { .. }
             | Event::RunForked { .. }

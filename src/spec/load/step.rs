@@ -42,6 +42,7 @@ const TYPES: &[(&str, &[&str])] = &[
             "max_turns",
             "allow_shell",
             "model",
+            "ask_agent",
         ],
     ),
     ("shell", &["run", "env", "cwd"]),
@@ -219,6 +220,11 @@ pub(crate) fn build_step(
     if let Some(StepKind::Workflow { child, .. }) = &kind {
         implicit = child.outputs.keys().cloned().collect();
     }
+    if let Some(StepKind::Agent { ask_agent, .. }) = &kind
+        && !ask_agent.is_empty()
+    {
+        implicit.push("ask_agent".to_string());
+    }
     let outputs = match f.get("outputs") {
         Some(o) => step_outputs(cx, o, &p("outputs"), &kind_name, &implicit),
         None => BTreeMap::new(),
@@ -265,6 +271,24 @@ pub(crate) fn build_step(
         workspace,
     };
     (Some(step), info)
+}
+
+/// `ask_agent:` one question or a list of them, each a template.
+fn questions(
+    cx: &mut Cx<'_>,
+    env: &mut Env<'_>,
+    node: &Node,
+    path: &str,
+    owner: &str,
+) -> Vec<Template> {
+    match &node.value {
+        NodeValue::Seq(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| env.template(cx, item, &format!("{path}[{i}]"), owner))
+            .collect(),
+        _ => env.template(cx, node, path, owner).into_iter().collect(),
+    }
 }
 
 /// `if:` accepts `${{ expr }}`, a bare expression (`success()`), or a boolean.
@@ -338,6 +362,10 @@ fn build_kind(
                 .and_then(|n| cx.str_list(n, &p("allow_shell")))
                 .unwrap_or_default();
             let model = f.get("model").and_then(|n| cx.str(n, &p("model")));
+            let ask_agent = f
+                .get("ask_agent")
+                .map(|n| questions(cx, env, n, &p("ask_agent"), id))
+                .unwrap_or_default();
             Some(StepKind::Agent {
                 mode: mode?,
                 prompt: prompt?,
@@ -345,6 +373,7 @@ fn build_kind(
                 max_turns,
                 allow_shell,
                 model,
+                ask_agent,
             })
         }
         "shell" => {

@@ -194,6 +194,7 @@ pub(crate) fn steps_with(objective: &str, plan: &Plan) -> Result<Vec<Step>, Stri
                 max_turns: None,
                 allow_shell: Vec::new(),
                 model: task.model.clone(),
+                ask_agent: Vec::new(),
             },
             condition: None,
             retry: RetryPolicy::default(),

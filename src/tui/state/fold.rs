@@ -561,6 +561,13 @@ impl RunView {
             Event::PriceUnknown { model, step, .. } => {
                 self.notes.push(describe::price_unknown(model, step));
             }
+            Event::AgentAsked { step, question, .. } => {
+                let text = describe::agent_asked(question);
+                match self.pane_index(step) {
+                    Some(i) => self.panes[i].note(text, LineKind::Note),
+                    None => self.notes.push(format!("{step}: {text}")),
+                }
+            }
             Event::SemanticVerdict {
                 step,
                 condition,

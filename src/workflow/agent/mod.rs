@@ -9,7 +9,7 @@ use super::attempt::{AttemptCtx, StepError};
 use super::history::ToolPlace;
 use super::steer;
 use crate::llm::{ChatRequest, ChatResponse, Message, RequestMeta, Role, ToolCall};
-use crate::protocol::cut_short;
+use crate::protocol::{Event, cut_short};
 use crate::spec::{Mode, StepKind};
 use crate::tools::{ShellPolicy, ToolEnv};
 
@@ -30,6 +30,7 @@ pub async fn run(
     mode_id: &str,
     prompt: &str,
     model: Option<&str>,
+    ask_agent: &[String],
 ) -> Result<Map<String, Value>, StepError> {
     let ctx = &actx.ctx;
     let mode = ctx
@@ -85,6 +86,9 @@ pub async fn run(
     let mut messages = request_base.messages.clone();
     // The previous reply was cut off in the middle of its tool calls.
     let mut cut_off_before = false;
+    // The agent's answer, then its replies to the system's questions.
+    let mut answer: Option<Map<String, Value>> = None;
+    let mut replies: Vec<Value> = Vec::new();
     // While it runs, the agent takes messages and pauses (steer).
     let _seat = steer::Seat::take(&actx.ctx, &actx.key);
     for turn in 1..=max_turns {
@@ -125,21 +129,39 @@ pub async fn run(
                 messages.push(assistant(&reply.text, Vec::new()));
                 continue;
             }
-            match finish(&reply.text, schema.as_ref()) {
-                Ok(raw) => return Ok(raw),
-                Err(problem) if turn < max_turns => {
-                    messages.push(assistant(&reply.text, Vec::new()));
-                    messages.push(Message::user(format!(
-                        "Your final answer is not valid: {problem}. Reply again with only the corrected JSON."
-                    )));
-                    continue;
-                }
-                Err(problem) => {
-                    return Err(StepError::Failed(format!(
-                        "final answer is not valid: {problem}"
-                    )));
+            if answer.is_some() {
+                replies.push(Value::String(reply.text.clone()));
+            } else {
+                match finish(&reply.text, schema.as_ref()) {
+                    Ok(raw) => answer = Some(raw),
+                    Err(problem) if turn < max_turns => {
+                        messages.push(assistant(&reply.text, Vec::new()));
+                        messages.push(Message::user(format!(
+                            "Your final answer is not valid: {problem}. Reply again with only the corrected JSON."
+                        )));
+                        continue;
+                    }
+                    Err(problem) => {
+                        return Err(StepError::Failed(format!(
+                            "final answer is not valid: {problem}"
+                        )));
+                    }
                 }
             }
+            // The system's next question, in the agent's own conversation.
+            if let Some(question) = ask_agent.get(replies.len())
+                && turn < max_turns
+                && may_ask_agent(actx, turn + 1, question).await?
+            {
+                messages.push(assistant(&reply.text, Vec::new()));
+                messages.push(Message::user(question.clone()));
+                continue;
+            }
+            let mut raw = answer.take().unwrap_or_default();
+            if !ask_agent.is_empty() {
+                raw.insert("ask_agent".into(), Value::Array(replies));
+            }
+            return Ok(raw);
         }
         messages.push(assistant(&reply.text, reply.tool_calls.clone()));
         for (position, call) in (1u32..).zip(&reply.tool_calls) {
@@ -163,6 +185,41 @@ pub async fn run(
     Err(StepError::Failed(format!(
         "the agent gave no final answer within max_turns ({max_turns})"
     )))
+}
+
+/// Whether the system may put its question to the agent as turn `turn`:
+/// journaled first (`agent_asked`, with the answer it follows), and
+/// counted against the run's `max_questions` (over it, the guard says so
+/// and the agent is not asked). Asked before a restart: yes, again.
+async fn may_ask_agent(actx: &AttemptCtx, turn: u32, question: &str) -> Result<bool, StepError> {
+    let ctx = &actx.ctx;
+    if ctx
+        .history
+        .agent_asked
+        .contains(&(actx.key.clone(), actx.attempt, turn))
+    {
+        return Ok(true);
+    }
+    if !ctx.count_question() {
+        let event = Event::GuardTripped {
+            guard: "max_questions".into(),
+            limit: ctx.limits.max_questions.to_string(),
+            observed: (ctx.limits.max_questions + 1).to_string(),
+            step: Some(actx.key.clone()),
+            at: ctx.now(),
+        };
+        actx.record(event).await?;
+        return Ok(false);
+    }
+    let event = Event::AgentAsked {
+        step: actx.key.clone(),
+        attempt: actx.attempt,
+        turn,
+        question: question.to_string(),
+        at: ctx.now(),
+    };
+    actx.record(event).await?;
+    Ok(true)
 }
 
 /// Why a refused step failed: the model's stated reason, else its text.

@@ -17,6 +17,8 @@ struct AgentWork {
     mode: String,
     prompt: String,
     model: Option<String>,
+    /// The system's questions after the agent's answer (`ask_agent:`).
+    ask_agent: Vec<String>,
 }
 
 impl StepType for Agent {
@@ -30,6 +32,7 @@ impl StepType for Agent {
             mode,
             prompt,
             model,
+            ask_agent,
             ..
         } = &step.kind
         else {
@@ -42,10 +45,16 @@ impl StepType for Agent {
                 prompt.push_str(&format!("- {h}\n"));
             }
         }
+        let ask_agent = ask_agent
+            .iter()
+            .enumerate()
+            .map(|(i, q)| field(q, &format!("ask_agent[{i}]"), eval))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Box::new(AgentWork {
             mode: mode.clone(),
             prompt,
             model: model.clone(),
+            ask_agent,
         }))
     }
 
@@ -56,7 +65,11 @@ impl StepType for Agent {
 
 impl Work for AgentWork {
     fn identity(&self, _step: &Step) -> Value {
-        serde_json::json!(["agent", self.mode, self.prompt, self.model])
+        if self.ask_agent.is_empty() {
+            serde_json::json!(["agent", self.mode, self.prompt, self.model])
+        } else {
+            serde_json::json!(["agent", self.mode, self.prompt, self.model, self.ask_agent])
+        }
     }
 
     fn mode(&self) -> Option<&str> {
@@ -72,6 +85,7 @@ impl Work for AgentWork {
             &self.mode,
             &self.prompt,
             self.model.as_deref(),
+            &self.ask_agent,
         ))
     }
 }
