@@ -114,3 +114,78 @@ fn the_systems_questions_count_against_max_questions() {
         .unwrap();
     assert_eq!(done["outputs"]["ask_agent"], serde_json::json!(["yes"]));
 }
+
+/// A run killed while the agent answers the second question resumes with
+/// the first question's reply from the journal: the model is not asked the
+/// prompt or the first question again.
+#[test]
+fn a_killed_run_does_not_ask_an_answered_question_again() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    use support::kill::{kill9, only_run, wait_for};
+    use support::llm_server::Action;
+
+    let hang = Arc::new(AtomicBool::new(true));
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (h, a) = (hang.clone(), asked.clone());
+    let server = LlmServer::with(move |req: &RecordedRequest| {
+        let msgs = req.json.as_ref().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let last = msgs.last().unwrap()["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        a.lock().unwrap().push(last.clone());
+        let text = if last.contains("Was every must-fix") {
+            "yes"
+        } else if last.contains("List the files") {
+            "src/auth.rs"
+        } else {
+            "I fixed the token logging."
+        };
+        let reply = OpenAiSse::new("test-model")
+            .text(text, 2)
+            .usage(10, 5)
+            .finish("stop")
+            .reply();
+        if last.contains("List the files") && h.load(Ordering::SeqCst) {
+            reply.insert(0, Action::Delay(60_000))
+        } else {
+            reply
+        }
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    let wf = lev.write_workflow(&workflow(6));
+    let mut child = lev.spawn_headless(&wf, &[]);
+    let mut run = None;
+    wait_for("the second question", Duration::from_secs(60), || {
+        run = run.clone().or_else(|| only_run(&lev));
+        run.as_ref().is_some_and(|r| {
+            lev.events(r)
+                .iter()
+                .any(|e| e["type"] == "agent_asked" && e["turn"] == 3)
+        })
+    });
+    kill9(&mut child);
+    hang.store(false, Ordering::SeqCst);
+    let run = run.unwrap();
+    let out = lev.run(&["resume", &run, "--headless"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let asked = asked.lock().unwrap().clone();
+    let count = |what: &str| asked.iter().filter(|m| m.contains(what)).count();
+    assert_eq!(count("Fix the token logging"), 1, "{asked:?}");
+    assert_eq!(count("Was every must-fix"), 1, "{asked:?}");
+    let done = lev
+        .events(&run)
+        .into_iter()
+        .find(|e| e["type"] == "step_succeeded")
+        .unwrap();
+    assert_eq!(
+        done["outputs"]["ask_agent"],
+        serde_json::json!(["yes", "src/auth.rs"])
+    );
+}
