@@ -212,6 +212,16 @@ fn a_kill_during_a_retry_is_finished_by_resume() {
         ev.iter()
             .any(|e| e["type"] == "step_started" && e["step"] == "flaky" && e["attempt"] == 2)
     });
+    // Its command runs once its start is on disk (it waits at its gate for
+    // the commit of its process group): kill lev while it runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ran(&lev, "flaky") < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retried command never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(lev.show(&run)["status"], "interrupted");
