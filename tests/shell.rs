@@ -376,3 +376,28 @@ async fn a_gated_script_that_does_not_parse_fails_as_ungated() {
     let result = result.expect("sh starts");
     assert_eq!(result.exit_code, Some(2), "{}", text(&result.stderr));
 }
+
+#[tokio::test]
+async fn a_gated_command_cancelled_before_its_start_is_journaled_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel::<lev::commands::Started>();
+    let cmd = ShellCommand {
+        started: Some(tx),
+        ..command("touch ran", dir.path())
+    };
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let gate = tokio::spawn(async move {
+        let started = rx.recv().await.expect("the gate is asked");
+        // The step is cancelled while its start is being journaled.
+        stop.cancel();
+        let _ = started.go.send(true);
+    });
+    let result = run_shell(&cmd, cancel, None).await.expect("sh starts");
+    gate.await.unwrap();
+    assert!(result.cancelled, "{result:?}");
+    assert!(
+        !dir.path().join("ran").exists(),
+        "the cancelled command ran"
+    );
+}

@@ -98,19 +98,34 @@ pub(super) async fn run(
     if let Some(tx) = &cmd.started {
         let group = child.id().and_then(process::identify);
         let (go, answer) = oneshot::channel();
-        let allowed = tx.send(Started { group, go }).is_ok() && answer.await == Ok(true);
+        let recorded = tx.send(Started { group, go }).is_ok() && answer.await == Ok(true);
+        // Cancelled while its start was being journaled: it never runs.
+        let cancelled = cancel.is_cancelled();
         // Dropping the pipe without the word makes the gate exit unrun.
         let mut gate = child.stdin.take();
-        if allowed && let Some(pipe) = gate.as_mut() {
+        if recorded
+            && !cancelled
+            && let Some(pipe) = gate.as_mut()
+        {
             // A script that ended early (a syntax error) closed its end.
             let _ = pipe.write_all(GATE_WORD).await;
         }
         drop(gate);
-        if !allowed {
+        if !recorded || cancelled {
             guard.signal(Signal::SIGKILL);
             let _ = child.wait().await;
             guard.disarm();
-            return Err(ShellError::NotRecorded);
+            if !recorded {
+                return Err(ShellError::NotRecorded);
+            }
+            return Ok(ShellResult {
+                exit_code: None,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                timed_out: false,
+                cancelled: true,
+                duration: started.elapsed(),
+            });
         }
     }
     // Readers stop early only when told to (a grandchild outside our group
