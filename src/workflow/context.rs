@@ -13,7 +13,7 @@ use super::EngineDeps;
 use super::history::{History, Settled};
 use super::holds::Steer;
 use super::recorder::Recorder;
-use crate::protocol::{Attempt, Millis, PauseReason, StepKey, Usage};
+use crate::protocol::{Attempt, Event, Millis, PauseReason, StepKey, Usage};
 use crate::spec::Limits;
 
 /// An answer handed to a waiting step (already journaled).
@@ -174,6 +174,17 @@ impl RunCtx {
             return false;
         };
         said.insert(model.to_string())
+    }
+
+    /// The guard event for a question over the run's `max_questions`.
+    pub fn max_questions_tripped(&self, step: Option<StepKey>) -> Event {
+        Event::GuardTripped {
+            guard: "max_questions".into(),
+            limit: self.limits.max_questions.to_string(),
+            observed: (self.limits.max_questions + 1).to_string(),
+            step,
+            at: self.now(),
+        }
     }
 
     /// Counts a new question against `max_questions`; false when over.

@@ -136,13 +136,7 @@ pub async fn ask(ctx: &RunCtx, q: &Ask) -> Result<Answer, String> {
     } else {
         if !ctx.count_question() {
             take_question_waiter(ctx, &q.id);
-            let guard = Event::GuardTripped {
-                guard: "max_questions".into(),
-                limit: ctx.limits.max_questions.to_string(),
-                observed: (ctx.limits.max_questions + 1).to_string(),
-                step: q.step.clone(),
-                at: ctx.now(),
-            };
+            let guard = ctx.max_questions_tripped(q.step.clone());
             let _ = ctx.rec.record(guard).await;
             return match &q.default {
                 Some(d) => {

@@ -40,6 +40,14 @@ impl RunView {
         }
     }
 
+    /// A note about `step`: on its pane, else among the run's notes.
+    fn step_note(&mut self, step: &StepKey, text: String) {
+        match self.pane_index(step) {
+            Some(i) => self.panes[i].note(text, LineKind::Note),
+            None => self.notes.push(format!("{step}: {text}")),
+        }
+    }
+
     /// The pane showing `step`: its own, or its swarm slot's.
     pub fn pane_index(&self, step: &StepKey) -> Option<usize> {
         if let Some(a) = self.assignments.get(step)
@@ -563,10 +571,7 @@ impl RunView {
             }
             Event::AgentAsked { step, question, .. } => {
                 let text = describe::agent_asked(question);
-                match self.pane_index(step) {
-                    Some(i) => self.panes[i].note(text, LineKind::Note),
-                    None => self.notes.push(format!("{step}: {text}")),
-                }
+                self.step_note(step, text);
             }
             Event::SemanticVerdict {
                 step,
@@ -579,10 +584,7 @@ impl RunView {
             } => {
                 let text =
                     describe::semantic_verdict(condition, *holds, *confidence, reason, judge);
-                match self.pane_index(step) {
-                    Some(i) => self.panes[i].note(text, LineKind::Note),
-                    None => self.notes.push(format!("{step}: {text}")),
-                }
+                self.step_note(step, text);
             }
             Event::InFlightResolved { step, decision, .. } => {
                 self.notes.push(describe::in_flight(step, decision));
@@ -597,10 +599,7 @@ impl RunView {
             Event::Worktree { step, fact, .. } => {
                 self.apply_worktree(r);
                 let text = describe::worktree(fact);
-                match self.pane_index(step) {
-                    Some(i) => self.panes[i].note(text, LineKind::Note),
-                    None => self.notes.push(format!("{step}: {text}")),
-                }
+                self.step_note(step, text);
             }
             Event::RunPaused { reason, .. } => {
                 self.status = Some(RunStatus::Paused);

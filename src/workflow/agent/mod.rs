@@ -201,14 +201,8 @@ async fn may_ask_agent(actx: &AttemptCtx, turn: u32, question: &str) -> Result<b
         return Ok(true);
     }
     if !ctx.count_question() {
-        let event = Event::GuardTripped {
-            guard: "max_questions".into(),
-            limit: ctx.limits.max_questions.to_string(),
-            observed: (ctx.limits.max_questions + 1).to_string(),
-            step: Some(actx.key.clone()),
-            at: ctx.now(),
-        };
-        actx.record(event).await?;
+        actx.record(ctx.max_questions_tripped(Some(actx.key.clone())))
+            .await?;
         return Ok(false);
     }
     let event = Event::AgentAsked {
