@@ -32,11 +32,6 @@ use crate::workflow::{self, EngineDeps, EngineError, Start};
 
 /// Says which parts of a workflow this build accepts but does not act on yet.
 pub(super) fn unsupported_notes(wf: &spec::Workflow) {
-    if wf.any_step(&|s| s.followups.is_some()) {
-        eprintln!(
-            "note: `followups:` are validated but not spawned by this build (they arrive with whispers)."
-        );
-    }
     if wf.any_step(&|s| matches!(s.kind, spec::StepKind::Pty { .. })) {
         eprintln!("note: `pty` steps need the TUI, which is not built yet; they will fail.");
     }

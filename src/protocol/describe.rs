@@ -217,6 +217,33 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
             ..
         } => format!("! {}", guard_tripped(guard, limit, observed, step.as_ref())),
         Event::PriceUnknown { model, step, .. } => format!("! {}", price_unknown(model, step)),
+        Event::FollowupSpawned {
+            step,
+            parent,
+            depth,
+            mode,
+            title,
+            by,
+            ..
+        } => format!(
+            "step {parent}: {}",
+            followup_spawned(step, *depth, mode, title, by)
+        ),
+        Event::FollowupRefused {
+            step,
+            parent,
+            title,
+            guard,
+            limit,
+            observed,
+            ..
+        } => format!(
+            "! step {parent}: {}",
+            followup_refused(step, title, guard, limit, observed)
+        ),
+        Event::CallbacksStopped { by, reason, .. } => {
+            format!("! {}", callbacks_stopped(by, reason))
+        }
         Event::AgentAsked { step, question, .. } => {
             format!("step {step}: {}", agent_asked(question))
         }
@@ -369,6 +396,47 @@ pub fn llm_retry(
 pub fn guard_tripped(guard: &str, limit: &str, observed: &str, step: Option<&StepKey>) -> String {
     let at_step = step.map(|s| format!(" at {s}")).unwrap_or_default();
     format!("limit {guard} ({limit}) reached{at_step}: observed {observed}")
+}
+
+/// A follow-up a step spawned.
+pub fn followup_spawned(step: &StepKey, depth: u32, mode: &str, title: &str, by: &str) -> String {
+    let proposed = if by == "agent" {
+        ", proposed by its agent"
+    } else {
+        ""
+    };
+    format!(
+        "↳ follow-up {step} ({mode}, depth {depth}{proposed}): {}",
+        one_line(title, 120)
+    )
+}
+
+/// A follow-up a guard refused.
+pub fn followup_refused(
+    step: &StepKey,
+    title: &str,
+    guard: &str,
+    limit: &str,
+    observed: &str,
+) -> String {
+    format!(
+        "follow-up {step} not spawned: {guard} ({}): {} — {}",
+        one_line(limit, 120),
+        one_line(observed, 160),
+        one_line(title, 80)
+    )
+}
+
+/// Callbacks stopped for the rest of the run.
+pub fn callbacks_stopped(by: &str, reason: &str) -> String {
+    let who = match by {
+        "user" => "by the user".to_string(),
+        other => format!("by {other}"),
+    };
+    format!(
+        "callbacks stopped {who}: {}; no new follow-up or system question from here on",
+        one_line(reason, 200)
+    )
 }
 
 /// The system's question to an agent (`ask_agent:`).

@@ -581,6 +581,50 @@ pub enum Event {
         step: StepKey,
         at: Millis,
     },
+    /// A step spawned a follow-up step at run time (`followups:` of the
+    /// workflow, or an agent's `propose_followup`). The new step is defined
+    /// by this entry alone: its key, mode and rendered prompt; `root` is the
+    /// declared step its chain started from, `depth` 1 for that step's own
+    /// follow-ups, and `chain_started` when the chain's first follow-up was
+    /// spawned (its time box counts from there, across restarts).
+    FollowupSpawned {
+        step: StepKey,
+        parent: StepKey,
+        root: StepKey,
+        depth: u32,
+        mode: String,
+        prompt: String,
+        title: String,
+        /// Why an agent proposed it (none for the workflow's own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+        /// `workflow` (`followups:`) or `agent` (`propose_followup`).
+        by: String,
+        /// Mode and normalised prompt, hashed: a later follow-up of the
+        /// chain with the same one is a duplicate.
+        dedup: String,
+        chain_started: Millis,
+        at: Millis,
+    },
+    /// A follow-up was not spawned: the guard that refused it, its limit
+    /// and what was seen. `step` is the key it would have had.
+    FollowupRefused {
+        step: StepKey,
+        parent: StepKey,
+        title: String,
+        guard: String,
+        limit: String,
+        observed: String,
+        at: Millis,
+    },
+    /// No new follow-up is spawned and no new system question is asked in
+    /// this run from here on (`by`: `user` through `lev stop-callbacks`, or
+    /// `chain_breaker`); running steps finish. Survives resume.
+    CallbacksStopped {
+        by: String,
+        reason: String,
+        at: Millis,
+    },
     /// A limit stopped something.
     GuardTripped {
         guard: String,
@@ -737,6 +781,9 @@ impl Event {
             Event::StepSkipped { .. } => "step_skipped",
             Event::StepCancelled { .. } => "step_cancelled",
             Event::GuardTripped { .. } => "guard_tripped",
+            Event::FollowupSpawned { .. } => "followup_spawned",
+            Event::FollowupRefused { .. } => "followup_refused",
+            Event::CallbacksStopped { .. } => "callbacks_stopped",
             Event::PriceUnknown { .. } => "price_unknown",
             Event::SemanticVerdict { .. } => "semantic_verdict",
             Event::AgentAsked { .. } => "agent_asked",
@@ -781,6 +828,9 @@ impl Event {
             | Event::StepSkipped { at, .. }
             | Event::StepCancelled { at, .. }
             | Event::GuardTripped { at, .. }
+            | Event::FollowupSpawned { at, .. }
+            | Event::FollowupRefused { at, .. }
+            | Event::CallbacksStopped { at, .. }
             | Event::PriceUnknown { at, .. }
             | Event::SemanticVerdict { at, .. }
             | Event::AgentAsked { at, .. }
@@ -984,6 +1034,11 @@ pub enum Op {
     EmergencyStop {
         run: RunId,
     },
+    /// No new follow-up is spawned and no new system question is asked in
+    /// the run from now on; running steps finish (`lev stop-callbacks`).
+    StopCallbacks {
+        run: RunId,
+    },
     /// No one can answer this question or approval (a headless run): its
     /// timeout policy applies now instead of after the timeout.
     Unattended {
@@ -1060,6 +1115,7 @@ impl Op {
             | Op::Pause { run, .. }
             | Op::Unpause { run, .. }
             | Op::EmergencyStop { run }
+            | Op::StopCallbacks { run }
             | Op::Unattended { run, .. }
             | Op::RetryStep { run, .. }
             | Op::Resume { run }

@@ -23,6 +23,9 @@ pub struct Workflow {
     pub steps: Vec<Step>,
     /// Workflow outputs, rendered when the run finishes.
     pub outputs: BTreeMap<String, Template>,
+    /// What agents may do about follow-ups (`followups:` at the top).
+    #[serde(default)]
+    pub followups: FollowupPolicy,
     /// Where the definition came from (display and relative `uses:` paths).
     pub source_path: PathBuf,
     /// The exact text the run is pinned to. Not part of the serialized
@@ -207,6 +210,15 @@ pub enum OnTimeout {
 pub struct OutputSpec {
     pub from: String,
     pub default: Option<Value>,
+}
+
+/// The workflow's `followups:` (top level): whether its agents are offered
+/// `propose_followup`, and whether what they propose is spawned without
+/// the user's approval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FollowupPolicy {
+    pub propose: bool,
+    pub auto: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,13 +1,15 @@
 //! Agent tools: `read_file`, `list_dir`, `grep`, `write_file`, `edit_file`,
 //! `run_shell` (behind a policy). File tools are confined to the workspace
 //! root: no `..`, absolute path or symlink escapes it. `ask_user`,
-//! `memory_store` and `memory_search` are declared here but answered by the
-//! engine (they need the question flow, or the journal).
+//! `memory_store`, `memory_search` and `propose_followup` are declared here
+//! but answered by the engine (they need the question flow, the journal,
+//! or the graph).
 //!
 //! Must not depend on `journal`, `workflow` or any participant.
 
 mod ask;
 mod edit;
+mod followup;
 mod fs;
 mod glob;
 mod grep;
@@ -59,7 +61,7 @@ pub enum Run {
 
 /// Every built-in tool, in the order offered to a model (the order is part
 /// of every request's fingerprint: append, never reorder).
-pub static TOOLS: [&Tool; 9] = [
+pub static TOOLS: [&Tool; 10] = [
     &fs::READ_FILE,
     &fs::LIST_DIR,
     &grep::GREP,
@@ -69,6 +71,7 @@ pub static TOOLS: [&Tool; 9] = [
     &ask::ASK_USER,
     &memory::MEMORY_STORE,
     &memory::MEMORY_SEARCH,
+    &followup::PROPOSE_FOLLOWUP,
 ];
 
 /// The built-in tools' names, in offer order.
@@ -143,7 +146,13 @@ impl ToolOutput {
 /// run_shell). An empty allow list allows all; deny wins; `ask_user` is
 /// offered unless denied.
 pub fn specs(allow: &[String], deny: &[String]) -> Vec<ToolSpec> {
-    specs::specs(allow, deny)
+    specs::specs(allow, deny, false)
+}
+
+/// [`specs`], with `propose_followup` offered to every mode that does not
+/// deny it when `propose` is set (the workflow's `followups.propose`).
+pub fn specs_with(allow: &[String], deny: &[String], propose: bool) -> Vec<ToolSpec> {
+    specs::specs(allow, deny, propose)
 }
 
 /// True for tools whose effect outlives the call (journaled as intents).

@@ -44,14 +44,29 @@ pub fn is_offered(tool: &str, allow: &[String], deny: &[String]) -> bool {
     if deny.iter().any(|d| entry_covers(d, tool, false)) {
         return false;
     }
+    if tool == OPT_IN {
+        return allow.iter().any(|a| a.trim() == OPT_IN);
+    }
     allow.is_empty() || tool == "ask_user" || allow.iter().any(|a| entry_covers(a, tool, true))
 }
 
-/// Filters the built-in specs by a mode's lists (see [`is_offered`]).
-pub fn specs(allow: &[String], deny: &[String]) -> Vec<ToolSpec> {
+/// The tool a mode gets only by naming it in its allow list (or when the
+/// workflow offers it to every agent, `followups.propose`): proposing work
+/// spends the run's budget, so it is never implied by `*` or an empty list.
+pub const OPT_IN: &str = "propose_followup";
+
+/// Filters the built-in specs by a mode's lists (see [`is_offered`]);
+/// `propose`: the workflow offers `propose_followup` to every agent that
+/// does not deny it.
+pub fn specs(allow: &[String], deny: &[String], propose: bool) -> Vec<ToolSpec> {
     all_specs()
         .into_iter()
-        .filter(|s| is_offered(&s.name, allow, deny))
+        .filter(|s| {
+            is_offered(&s.name, allow, deny)
+                || (propose
+                    && s.name == OPT_IN
+                    && !deny.iter().any(|d| entry_covers(d, OPT_IN, false)))
+        })
         .collect()
 }
 
@@ -72,12 +87,28 @@ mod tests {
     fn names(allow: &[&str], deny: &[&str]) -> Vec<String> {
         let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
         let deny: Vec<String> = deny.iter().map(|s| s.to_string()).collect();
-        specs(&allow, &deny).into_iter().map(|s| s.name).collect()
+        specs(&allow, &deny, false).into_iter().map(|s| s.name).collect()
     }
 
     #[test]
-    fn empty_allow_offers_everything() {
-        assert_eq!(names(&[], &[]), super::super::tool_names());
+    fn empty_allow_offers_everything_but_the_opt_in_tool() {
+        let mut all = super::super::tool_names();
+        all.retain(|t| *t != OPT_IN);
+        assert_eq!(names(&[], &[]), all);
+    }
+
+    #[test]
+    fn propose_followup_is_offered_only_when_named_or_offered_by_the_workflow() {
+        assert!(!names(&["*"], &[]).contains(&OPT_IN.to_string()));
+        assert!(names(&["read", "propose_followup"], &[]).contains(&OPT_IN.to_string()));
+        let offered = |deny: &[&str]| {
+            let deny: Vec<String> = deny.iter().map(|s| s.to_string()).collect();
+            specs(&[], &deny, true)
+                .into_iter()
+                .any(|s| s.name == OPT_IN)
+        };
+        assert!(offered(&[]));
+        assert!(!offered(&["propose_followup"]));
     }
 
     #[test]
@@ -164,7 +195,7 @@ mod tests {
     /// on purpose, then update this hash.
     #[test]
     fn the_offered_tools_are_byte_for_byte_as_recorded() {
-        let text = serde_json::to_value(specs(&[], &[])).unwrap().to_string();
+        let text = serde_json::to_value(specs(&[], &[], false)).unwrap().to_string();
         assert_eq!(
             blake3::hash(text.as_bytes()).to_hex().to_string(),
             "c34bf24d4c22109c4957df520438e403d480b823ffa5c590179d6d286817a6f6"
@@ -173,7 +204,7 @@ mod tests {
 
     #[test]
     fn specs_are_object_schemas() {
-        for s in specs(&[], &[]) {
+        for s in specs(&[], &[], false) {
             assert_eq!(s.parameters["type"], "object", "{}", s.name);
             assert!(s.description.len() > 40, "{}", s.name);
         }

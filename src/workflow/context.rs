@@ -74,6 +74,35 @@ pub struct RunCtx {
     pub steer: Steer,
     /// Live retries (`Op::RetryStep`) handed to the root graph.
     pub retry: Retries,
+    /// Follow-ups spawned and refused so far (the history's, then this
+    /// process's), and whether callbacks are stopped.
+    pub followups: Mutex<super::followups::Book>,
+    /// What the workflow lets agents do with follow-ups.
+    pub followup_policy: crate::spec::FollowupPolicy,
+    /// The run's clock: the wall clock read once, then tokio's monotonic
+    /// clock (time boxes hold under a paused test clock, and a clock set
+    /// back does not stretch them).
+    pub clock: RunClock,
+}
+
+/// Wall-clock time read once, advanced by tokio's clock.
+pub struct RunClock {
+    wall: Millis,
+    start: tokio::time::Instant,
+}
+
+impl RunClock {
+    pub fn start() -> RunClock {
+        RunClock {
+            wall: Millis::now(),
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Millis {
+        let since = self.start.elapsed().as_millis() as u64;
+        Millis(self.wall.0.saturating_add(since))
+    }
 }
 
 /// Steps retried while this process drives the run, and the way the
@@ -197,7 +226,21 @@ impl RunCtx {
     }
 
     pub fn now(&self) -> Millis {
-        Millis::now()
+        self.clock.now()
+    }
+
+    /// Reads or changes the run's follow-up book under its lock.
+    pub fn followups_book<T>(&self, f: impl FnOnce(&mut super::followups::Book) -> T) -> T {
+        let mut book = self
+            .followups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut book)
+    }
+
+    /// Why callbacks are stopped in this run, once they are.
+    pub fn callbacks_stopped(&self) -> Option<String> {
+        self.followups_book(|b| b.stopped.clone())
     }
 
     /// The attempt a step retried in this process runs next, if it was.

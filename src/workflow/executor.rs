@@ -13,6 +13,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::context::{Answer, Decision, Halt, RunCtx, Waiters};
+use super::chains::Chains;
+use super::followups;
 use super::frontier::Frontier;
 use super::graph::{GraphEnd, view_of};
 use super::history::Settled;
@@ -163,6 +165,9 @@ pub async fn drive(
         steer: Default::default(),
         retry: Default::default(),
         rec: rec.clone(),
+        followups: Mutex::new(history.followups.clone()),
+        followup_policy: workflow.followups.clone(),
+        clock: super::context::RunClock::start(),
         history,
         deps,
     });
@@ -339,6 +344,10 @@ async fn dispatch_ops(
             | Op::Unpause { .. }
             | Op::EmergencyStop { .. }) => steer::apply(&ctx, op).await,
             Op::RetryStep { step, .. } => retry::retry_live(&ctx, &workflow, step).await,
+            Op::StopCallbacks { .. } => {
+                let reason = "`lev stop-callbacks`: follow-ups and system questions are off for this run";
+                stop_callbacks(&ctx, "user", reason.to_string()).await;
+            }
             // The engine handle carries these out; a live run never gets them.
             Op::Resume { .. }
             | Op::Fork { .. }
@@ -358,6 +367,27 @@ async fn dispatch_ops(
                     ctx.cancel.cancel();
                 }
             }
+        }
+    }
+}
+
+/// Records that callbacks are stopped (once), then stops them: no new
+/// follow-up and no new system question from here on.
+pub(super) async fn stop_callbacks(ctx: &RunCtx, by: &str, reason: String) {
+    if ctx.callbacks_stopped().is_some() {
+        return;
+    }
+    let event = Event::CallbacksStopped {
+        by: by.to_string(),
+        reason: reason.clone(),
+        at: ctx.now(),
+    };
+    match ctx.rec.record(event).await {
+        Ok(_) => ctx.followups_book(|b| b.stopped = Some(reason)),
+        Err(e) => {
+            tracing::error!(error = %e, "could not journal that callbacks stopped");
+            // Stopped in this process all the same: stopping is the safe side.
+            ctx.followups_book(|b| b.stopped = Some(reason));
         }
     }
 }
@@ -414,7 +444,8 @@ pub fn run_graph(
             .collect();
         let mut views: BTreeMap<String, StepView> = BTreeMap::new();
         let mut frontier = Frontier::new(&wf.steps);
-        let mut tasks: JoinSet<(usize, StepEnd)> = JoinSet::new();
+        let mut chains = Chains::new(&wf);
+        let mut tasks: JoinSet<Joined> = JoinSet::new();
         // Steps that take a slot are spawned at most `cap` at a time, the
         // rest wait here as indices: a 10,000-step fan-out over 64 slots
         // holds 128 tasks, not 10,000 futures waiting for a permit. Twice
@@ -449,16 +480,20 @@ pub fn run_graph(
                 let Some(i) = waiting.or_else(|| frontier.take_ready()) else {
                     break;
                 };
-                let step = &wf.steps[i];
+                let step = chains.step(&wf, i);
                 if states.get(&step.id) != Some(&State::Pending) {
                     continue;
                 }
                 let key = StepKey::new(format!("{prefix}{}", step.id));
                 if let Some(settled) = ctx.recorded_outcome(&key) {
-                    // Finished in an earlier process: its recorded result stands.
+                    // Finished in an earlier process: its recorded result stands
+                    // (and the follow-ups it spawned are made again from the journal).
                     views.insert(step.id.clone(), view_of(&settled, step.continue_on_error));
                     states.insert(step.id.clone(), done(&settled));
-                    frontier.settled(i);
+                    match parent_of(&ctx, &chains, i, step, &key, &settled, &inputs, &views, &states, &item) {
+                        Some(parent) => spawn_decider(&mut tasks, &ctx, i, parent),
+                        None => chains.release(i, &mut frontier),
+                    }
                     continue;
                 }
                 if stopping {
@@ -471,13 +506,13 @@ pub fn run_graph(
                             })
                             .await;
                         states.insert(step.id.clone(), State::Done(Settled::Cancelled));
-                        frontier.settled(i);
+                        chains.release(i, &mut frontier);
                     } else {
                         match ctx.halted() {
                             Some(Halt::Limit(why)) => {
                                 step::record_skip(&ctx, key, why).await;
                                 states.insert(step.id.clone(), State::Done(Settled::Skipped));
-                                frontier.settled(i);
+                                chains.release(i, &mut frontier);
                             }
                             _ => {
                                 states.insert(step.id.clone(), State::Paused);
@@ -497,7 +532,7 @@ pub fn run_graph(
                         step::record_skip(&ctx, key, reason).await;
                         views.insert(step.id.clone(), StepView::default());
                         states.insert(step.id.clone(), State::Done(Settled::Skipped));
-                        frontier.settled(i);
+                        chains.release(i, &mut frontier);
                         continue;
                     }
                     Err(error) => {
@@ -505,7 +540,7 @@ pub fn run_graph(
                             step::fail_without_attempt(&ctx, &key, format!("`if:` {error}")).await;
                         views.insert(step.id.clone(), view_of(&end, step.continue_on_error));
                         states.insert(step.id.clone(), done(&end));
-                        frontier.settled(i);
+                        chains.release(i, &mut frontier);
                         continue;
                     }
                 }
@@ -517,9 +552,13 @@ pub fn run_graph(
                 slot_tasks += usize::from(takes_slot);
                 states.insert(step.id.clone(), State::Running);
                 let (ctx2, step2) = (ctx.clone(), step.clone());
+                let deadline = chains.child(i).map(|c| c.deadline);
                 tasks.spawn(async move {
-                    let end = step::run_step(ctx2, key, step2, eval).await;
-                    (i, end)
+                    let end = match deadline {
+                        Some(deadline) => run_followup(ctx2, key, step2, eval, deadline).await,
+                        None => step::run_step(ctx2, key, step2, eval).await,
+                    };
+                    Joined::Step(i, end)
                 });
             }
             let joined = match inbox.as_mut() {
@@ -553,11 +592,25 @@ pub fn run_graph(
             let Some(joined) = joined else {
                 break;
             };
-            let Ok((i, end)) = joined else {
-                tracing::error!("a step task panicked");
-                continue;
+            let (i, end) = match joined {
+                Ok(Joined::Step(i, end)) => (i, end),
+                Ok(Joined::Followups(parent, children)) => {
+                    let children = children
+                        .into_iter()
+                        .filter(|c| !states.contains_key(&c.step.id))
+                        .collect::<Vec<_>>();
+                    for c in &children {
+                        states.insert(c.step.id.clone(), State::Pending);
+                    }
+                    chains.add(parent, children, &mut frontier);
+                    continue;
+                }
+                Err(_) => {
+                    tracing::error!("a step task panicked");
+                    continue;
+                }
             };
-            let step = &wf.steps[i];
+            let step = chains.step(&wf, i);
             if kinds::of(&step.kind).takes_slot() {
                 slot_tasks = slot_tasks.saturating_sub(1);
             }
@@ -565,7 +618,14 @@ pub fn run_graph(
                 StepEnd::Settled(settled) => {
                     views.insert(step.id.clone(), view_of(&settled, step.continue_on_error));
                     states.insert(step.id.clone(), done(&settled));
-                    frontier.settled(i);
+                    let key = StepKey::new(format!("{prefix}{}", step.id));
+                    if chains.child(i).is_some() {
+                        followup_settled(&ctx, &key, &settled).await;
+                    }
+                    match parent_of(&ctx, &chains, i, step, &key, &settled, &inputs, &views, &states, &item) {
+                        Some(parent) => spawn_decider(&mut tasks, &ctx, i, parent),
+                        None => chains.release(i, &mut frontier),
+                    }
                 }
                 StepEnd::Paused(reason) => {
                     ctx.set_halt(Halt::Paused(reason));
@@ -575,6 +635,119 @@ pub fn run_graph(
         }
         finish_graph(&ctx, &wf, inputs, views, &states, item).await
     })
+}
+
+/// What a graph task gives back: a step's end, or the follow-ups a
+/// succeeded step spawned.
+enum Joined {
+    Step(usize, StepEnd),
+    Followups(usize, Vec<followups::Child>),
+}
+
+/// The step at `i` as a parent of follow-ups, when it succeeded and has
+/// any to decide (its `followups:`, or proposals of its agent).
+#[allow(clippy::too_many_arguments)]
+fn parent_of(
+    ctx: &RunCtx,
+    chains: &Chains,
+    i: usize,
+    step: &crate::spec::Step,
+    key: &StepKey,
+    settled: &Settled,
+    inputs: &BTreeMap<String, Value>,
+    views: &BTreeMap<String, StepView>,
+    states: &BTreeMap<String, State>,
+    item: &Option<Value>,
+) -> Option<followups::Parent> {
+    let Settled::Succeeded { outputs } = settled else {
+        return None;
+    };
+    if step.followups.is_none() && !outputs.contains_key(followups::PROPOSALS) {
+        return None;
+    }
+    let (depth, root) = chains.depth_and_root(i, key);
+    let mut eval = eval_context(ctx, inputs, views, step, states, item.clone());
+    // `followups:` reads the step's own outputs.
+    if let Some(own) = views.get(&step.id) {
+        eval.steps.insert(step.id.clone(), own.clone());
+    }
+    Some(followups::Parent {
+        key: key.clone(),
+        step: step.clone(),
+        depth,
+        root,
+        eval,
+        outputs: outputs.clone(),
+    })
+}
+
+/// Decides `parent`'s follow-ups in a task of the graph (a judge or the
+/// user may take a while); the steps that need it wait until then.
+fn spawn_decider(tasks: &mut JoinSet<Joined>, ctx: &Arc<RunCtx>, i: usize, parent: followups::Parent) {
+    let ctx = ctx.clone();
+    tasks.spawn(async move { Joined::Followups(i, followups::decide(&ctx, &parent).await) });
+}
+
+/// A follow-up settled: the chain breaker counts failures in a row and,
+/// at `circuit_breaker.consecutive_failures`, stops callbacks for the run.
+async fn followup_settled(ctx: &RunCtx, key: &StepKey, settled: &Settled) {
+    let failed = match settled {
+        Settled::Succeeded { .. } => false,
+        Settled::Failed { .. } => true,
+        Settled::Skipped | Settled::Cancelled => return,
+    };
+    let in_a_row = ctx.followups_book(|b| b.settled(key, !failed));
+    let limit = ctx.limits.circuit_breaker.consecutive_failures.max(1);
+    if failed && in_a_row >= limit {
+        let event = Event::GuardTripped {
+            guard: "chain_breaker".into(),
+            limit: format!("{limit} failed follow-ups in a row (circuit_breaker.consecutive_failures)"),
+            observed: format!("{in_a_row} in a row, the last {key}"),
+            step: Some(key.clone()),
+            at: ctx.now(),
+        };
+        let _ = ctx.rec.record(event).await;
+        let reason = format!("{in_a_row} follow-ups failed in a row (the last: {key})");
+        stop_callbacks(ctx, "chain_breaker", reason).await;
+    }
+}
+
+/// Runs a follow-up within its chain's time box: when the box ends first,
+/// the guard is journaled and the step is cancelled where it stands.
+async fn run_followup(
+    ctx: Arc<RunCtx>,
+    key: StepKey,
+    step: crate::spec::Step,
+    eval: EvalContext,
+    deadline: tokio::time::Instant,
+) -> StepEnd {
+    let limit = super::attempt::humantime(ctx.limits.chain_timebox);
+    if tokio::time::Instant::now() >= deadline {
+        step::record_skip(&ctx, key, format!("its chain's time box ({limit}) ended before it could start")).await;
+        return StepEnd::Settled(Settled::Skipped);
+    }
+    let run = step::run_step(ctx.clone(), key.clone(), step, eval);
+    tokio::pin!(run);
+    tokio::select! {
+        // Polled first, so the step's own cancel token exists when the box ends.
+        biased;
+        end = &mut run => end,
+        _ = tokio::time::sleep_until(deadline) => {
+            let event = Event::GuardTripped {
+                guard: "chain_timebox".into(),
+                limit,
+                observed: "the chain's time box ended while this follow-up ran".into(),
+                step: Some(key.clone()),
+                at: ctx.now(),
+            };
+            let _ = ctx.rec.record(event).await;
+            let token = ctx.step_cancels.lock().ok().and_then(|m| m.get(&key).cloned());
+            if let Some(token) = token {
+                token.cancel();
+            }
+            run.await
+        }
+    }
 }
 
 /// Counts the frontier again after `reopen`.

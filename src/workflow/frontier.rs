@@ -54,6 +54,16 @@ impl Frontier {
         self.index.get(id).copied()
     }
 
+    /// A step added at run time (a follow-up): it needs nothing and no
+    /// declared step needs it, so it is ready at once. Returns its index.
+    pub fn add_ready(&mut self) -> usize {
+        let i = self.waiting.len();
+        self.dependents.push(Vec::new());
+        self.waiting.push(0);
+        self.ready.insert(i);
+        i
+    }
+
     /// The first ready step, taken.
     pub fn take_ready(&mut self) -> Option<usize> {
         self.ready.pop_first()
@@ -79,7 +89,9 @@ impl Frontier {
         is_settled: impl Fn(&S) -> bool,
         is_pending: impl Fn(&S) -> bool,
     ) {
-        self.ready.clear();
+        // Steps added at run time keep their place: no declared step
+        // waits for them, and they wait for none.
+        self.ready.retain(|&i| i >= steps.len());
         for (i, step) in steps.iter().enumerate() {
             self.waiting[i] = step
                 .needs

@@ -123,6 +123,8 @@ pub struct History {
     pub unpriced_models: BTreeSet<String>,
     /// Each step's recorded `when_semantic` verdict: whether it held.
     pub verdicts: BTreeMap<StepKey, bool>,
+    /// Follow-ups spawned and refused, chains, stopped callbacks.
+    pub followups: super::followups::Book,
     /// The turns at which the system asked an agent (`ask_agent`).
     pub agent_asked: BTreeSet<(StepKey, Attempt, u32)>,
     pub last_seq: u64,
@@ -188,6 +190,7 @@ impl History {
     /// Adds one recorded event.
     pub fn apply(&mut self, r: &Recorded) {
         self.last_seq = self.last_seq.max(r.seq.0);
+        self.followups.apply(&r.event);
         match &r.event {
             Event::StepStarted {
                 step,
@@ -407,6 +410,10 @@ impl History {
             | Event::ShellFinished { .. }
             | Event::EarlierCopyStopped { .. }
             | Event::GuardTripped { .. }
+            // Folded into `followups` above.
+            | Event::FollowupSpawned { .. }
+            | Event::FollowupRefused { .. }
+            | Event::CallbacksStopped { .. }
             | Event::RunPaused { .. }
             // Live pauses and stops are not restored: a resumed run runs.
             | Event::PauseRequested { .. }

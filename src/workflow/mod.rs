@@ -4,11 +4,13 @@
 
 mod agent;
 mod attempt;
+mod chains;
 mod context;
 mod decode;
 mod executor;
 #[cfg(test)]
 mod fault_tests;
+mod followups;
 mod fork;
 mod frontier;
 mod graph;

@@ -42,6 +42,21 @@ pub(super) async fn holds(
     condition: &str,
     eval: &EvalContext,
 ) -> Result<(bool, String), String> {
+    let what = format!("`{key}` runs");
+    judge(ctx, key, condition, || context_of(step, eval), &what).await
+}
+
+/// Whether `condition` holds given the text `context` makes, for `key`
+/// (a step, or a follow-up about to be spawned: `what` says what follows
+/// from a yes, for the user when no model can judge). The verdict is
+/// recorded under `key` before it is returned; a recorded one is reused.
+pub(super) async fn judge(
+    ctx: &Arc<RunCtx>,
+    key: &StepKey,
+    condition: &str,
+    context: impl FnOnce() -> String,
+    what: &str,
+) -> Result<(bool, String), String> {
     if let Some(holds) = ctx
         .history
         .verdicts
@@ -50,12 +65,12 @@ pub(super) async fn holds(
     {
         return Ok((*holds, String::new()));
     }
-    let context = context_of(step, eval);
+    let context = context();
     let verdict = match by_model(ctx, key, condition, &context).await {
         Ok(v) => v,
         Err(why) => {
             tracing::warn!(step = %key, "when_semantic goes to the user: {why}");
-            by_user(ctx, key, condition, &why).await?
+            by_user(ctx, key, condition, &why, what).await?
         }
     };
     let event = Event::SemanticVerdict {
@@ -74,6 +89,19 @@ pub(super) async fn holds(
     Ok((verdict.holds, verdict.reason))
 }
 
+/// Text cut to the bytes a judge is shown.
+pub(super) fn cut_for_judge(mut text: String) -> String {
+    if text.len() > CONTEXT_BYTES {
+        let mut cut = CONTEXT_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("\n[… cut]\n");
+    }
+    text
+}
+
 /// The outputs of the steps `step` needs, as JSON, cut to `CONTEXT_BYTES`.
 fn context_of(step: &Step, eval: &EvalContext) -> String {
     let mut text = String::new();
@@ -89,14 +117,7 @@ fn context_of(step: &Step, eval: &EvalContext) -> String {
         };
         text.push_str(&format!("Step `{id}` ({state}) produced:\n{outputs}\n\n"));
     }
-    if text.len() > CONTEXT_BYTES {
-        let mut cut = CONTEXT_BYTES;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str("\n[… cut]\n");
-    }
+    let mut text = cut_for_judge(text);
     if text.is_empty() {
         text.push_str("(No earlier step's output is available.)\n");
     }
@@ -179,6 +200,7 @@ async fn by_user(
     key: &StepKey,
     condition: &str,
     why: &str,
+    what: &str,
 ) -> Result<Verdict, String> {
     let q = Ask::yes_no(
         ctx,
@@ -186,9 +208,9 @@ async fn by_user(
         key,
         "Condition",
         format!(
-            "Does this hold, so that `{key}` runs?\n{condition}\n(No model could judge it: {why}.)"
+            "Does this hold, so that {what}?\n{condition}\n(No model could judge it: {why}.)"
         ),
-        ["It holds: run the step", "It does not: skip the step"],
+        ["It holds", "It does not"],
     );
     let holds = human::confirm(ctx, &q).await?;
     Ok(Verdict {

@@ -206,6 +206,10 @@ impl Loader<'_> {
             .get("whisper")
             .map(|n| workflow::whisper(cx, n))
             .unwrap_or_default();
+        let followups = f
+            .get("followups")
+            .map(|n| workflow::followup_policy(cx, n))
+            .unwrap_or_default();
 
         let mut steps = Vec::new();
         let mut infos = Vec::new();
@@ -297,6 +301,7 @@ impl Loader<'_> {
             whisper,
             steps,
             outputs,
+            followups,
             source_path: path.to_path_buf(),
             source_text: cx.text.to_string(),
         })

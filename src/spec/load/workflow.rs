@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::spec::model::{
-    BreakerLimits, Choice, InputSpec, InputType, Limits, QuestionSpec, RetryPolicy, ToUser,
+    BreakerLimits, FollowupPolicy, Choice, InputSpec, InputType, Limits, QuestionSpec, RetryPolicy, ToUser,
     WhisperSpec,
 };
 use crate::spec::yaml::{Node, NodeValue};
@@ -23,6 +23,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "defaults",
     "limits",
     "whisper",
+    "followups",
     "steps",
     "outputs",
 ];
@@ -266,6 +267,21 @@ fn breaker(cx: &mut Cx<'_>, node: &Node) -> BreakerLimits {
             .unwrap_or(b.cooldown);
     }
     b
+}
+
+/// The top-level `followups: { propose, auto }`.
+pub(crate) fn followup_policy(cx: &mut Cx<'_>, node: &Node) -> FollowupPolicy {
+    let mut p = FollowupPolicy::default();
+    let Some(f) = cx.map(node, "followups", &["propose", "auto"]) else {
+        return p;
+    };
+    if let Some(v) = f.get("propose") {
+        p.propose = cx.bool(v, "followups.propose").unwrap_or(false);
+    }
+    if let Some(v) = f.get("auto") {
+        p.auto = cx.bool(v, "followups.auto").unwrap_or(false);
+    }
+    p
 }
 
 pub(crate) fn whisper(cx: &mut Cx<'_>, node: &Node) -> WhisperSpec {

@@ -569,6 +569,34 @@ impl RunView {
             Event::PriceUnknown { model, step, .. } => {
                 self.notes.push(describe::price_unknown(model, step));
             }
+            Event::FollowupSpawned {
+                step,
+                parent,
+                depth,
+                mode,
+                title,
+                by,
+                ..
+            } => {
+                let text = describe::followup_spawned(step, *depth, mode, title, by);
+                self.step_note(parent, text);
+            }
+            Event::FollowupRefused {
+                step,
+                parent,
+                title,
+                guard,
+                limit,
+                observed,
+                ..
+            } => {
+                let text = describe::followup_refused(step, title, guard, limit, observed);
+                self.step_note(parent, text.clone());
+                self.notes.push(text);
+            }
+            Event::CallbacksStopped { by, reason, .. } => {
+                self.notes.push(describe::callbacks_stopped(by, reason));
+            }
             Event::AgentAsked { step, question, .. } => {
                 let text = describe::agent_asked(question);
                 self.step_note(step, text);

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::attempt::{AttemptCtx, StepError};
 use super::history::ToolPlace;
+use super::followups::PROPOSALS;
 use super::steer;
 use crate::llm::{ChatRequest, ChatResponse, Message, RequestMeta, Role, ToolCall};
 use crate::protocol::{Event, cut_short};
@@ -68,7 +69,11 @@ pub async fn run(
     }
     .unwrap_or_default();
     let env = tool_env(actx, &mode, allow_shell);
-    let toolset = toolset(&mode.tools_allow, &mode.tools_deny);
+    let toolset = toolset(
+        &mode.tools_allow,
+        &mode.tools_deny,
+        ctx.followup_policy.propose,
+    );
     let request_base = ChatRequest {
         model,
         system: Some(system_prompt(&mode, schema.as_ref())),
@@ -89,6 +94,8 @@ pub async fn run(
     // The agent's answer, then its replies to the system's questions.
     let mut answer: Option<Map<String, Value>> = None;
     let mut replies: Vec<Value> = Vec::new();
+    // Follow-ups it proposed (`propose_followup`), recorded turns included.
+    let mut proposals: Vec<Value> = Vec::new();
     // While it runs, the agent takes messages and pauses (steer).
     let _seat = steer::Seat::take(&actx.ctx, &actx.key);
     for turn in 1..=max_turns {
@@ -161,6 +168,9 @@ pub async fn run(
             if !ask_agent.is_empty() {
                 raw.insert("ask_agent".into(), Value::Array(replies));
             }
+            if !proposals.is_empty() {
+                raw.insert(PROPOSALS.into(), Value::Array(proposals));
+            }
             return Ok(raw);
         }
         messages.push(assistant(&reply.text, reply.tool_calls.clone()));
@@ -173,6 +183,12 @@ pub async fn run(
             };
             let call = &Placed { place, call };
             let out = tool_result(actx, &env, &request_base.tools, &mode.id, call).await?;
+            if call.name == "propose_followup"
+                && !out.is_error
+                && let Some(p) = tool_call::proposal(&call.arguments)
+            {
+                proposals.push(p);
+            }
             messages.push(Message {
                 role: Role::Tool,
                 content: out.content,
@@ -199,6 +215,10 @@ async fn may_ask_agent(actx: &AttemptCtx, turn: u32, question: &str) -> Result<b
         .contains(&(actx.key.clone(), actx.attempt, turn))
     {
         return Ok(true);
+    }
+    if ctx.callbacks_stopped().is_some() {
+        // `lev stop-callbacks`: the system asks no new question.
+        return Ok(false);
     }
     if !ctx.count_question() {
         actx.record(ctx.max_questions_tripped(Some(actx.key.clone())))

@@ -45,15 +45,15 @@ pub(super) struct Toolset {
 
 /// Tool lists depend only on a mode's allow and deny lists: built once per
 /// process and shared by every request (a swarm sends thousands).
-pub(super) fn toolset(allow: &[String], deny: &[String]) -> Arc<Toolset> {
-    type Cache = Mutex<HashMap<(Vec<String>, Vec<String>), Arc<Toolset>>>;
+pub(super) fn toolset(allow: &[String], deny: &[String], propose: bool) -> Arc<Toolset> {
+    type Cache = Mutex<HashMap<(Vec<String>, Vec<String>, bool), Arc<Toolset>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
-    let key = (allow.to_vec(), deny.to_vec());
+    let key = (allow.to_vec(), deny.to_vec(), propose);
     let cache = CACHE.get_or_init(Default::default);
     if let Some(t) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return t;
     }
-    let specs = tools::specs(allow, deny);
+    let specs = tools::specs_with(allow, deny, propose);
     let set = Arc::new(Toolset {
         json: tools_json(&specs),
         specs: Arc::new(specs),

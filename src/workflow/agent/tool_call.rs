@@ -112,6 +112,7 @@ pub(super) async fn tool_result(
     }
     let out = match call.name.as_str() {
         "ask_user" => ask_user(actx, call, mode).await?,
+        "propose_followup" => propose_followup(actx, call),
         "run_shell" => match command {
             None => ToolOutput {
                 content: "run_shell needs a `command` string argument".into(),
@@ -451,4 +452,61 @@ async fn ask_user(
         content: answer.text,
         is_error: false,
     })
+}
+
+/// A proposal the agent made with `propose_followup`, as it is kept (the
+/// step's `proposals` output) once the tool accepted it.
+pub(super) fn proposal(arguments: &str) -> Option<Value> {
+    let args: Value = serde_json::from_str(arguments).ok()?;
+    let text = |k: &str| args.get(k).and_then(Value::as_str).map(str::trim);
+    Some(serde_json::json!({
+        "title": text("title")?,
+        "mode": text("mode")?,
+        "prompt": text("prompt")?,
+        "why": text("why").unwrap_or_default(),
+    }))
+}
+
+/// Checks a proposal; it is spawned (or refused by a guard) once the agent
+/// has answered. A bad one comes back as an error the model can fix.
+fn propose_followup(actx: &AttemptCtx, call: &Placed<'_>) -> ToolOutput {
+    let ctx = &actx.ctx;
+    let error = |content: String| ToolOutput {
+        content,
+        is_error: true,
+    };
+    if let Some(why) = ctx.callbacks_stopped() {
+        return error(format!(
+            "not proposed: callbacks are stopped in this run ({why}); finish your own task"
+        ));
+    }
+    let Some(p) = proposal(&call.arguments) else {
+        return error(
+            "propose_followup needs `title`, `mode` and `prompt` strings (and may give `why`)"
+                .into(),
+        );
+    };
+    let field = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+    let (title, mode, prompt) = (field("title"), field("mode"), field("prompt"));
+    if title.is_empty() || prompt.is_empty() {
+        return error("a follow-up needs a non-empty `title` and `prompt`".into());
+    }
+    if ctx.deps.modes.get(&mode).is_none() {
+        let modes: Vec<&str> = ctx.deps.modes.modes.keys().map(String::as_str).collect();
+        return error(format!(
+            "unknown mode `{mode}`; the modes are: {}",
+            modes.join(", ")
+        ));
+    }
+    let when = if ctx.followup_policy.auto {
+        "it is spawned within the run's limits"
+    } else {
+        "the user decides whether it is spawned"
+    };
+    ToolOutput {
+        content: format!(
+            "Proposed \"{title}\" for a `{mode}` agent. After your final answer {when}; do not do this work yourself."
+        ),
+        is_error: false,
+    }
 }

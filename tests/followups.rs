@@ -1,0 +1,300 @@
+//! Follow-up callback chains: a succeeded step spawns new steps at run
+//! time (its `followups:` items, and what its agent proposes with
+//! `propose_followup`), each journaled with its parent, depth and chain,
+//! each refused by a named guard when a limit says so; the steps that need
+//! the parent wait for its follow-ups; a resumed run never spawns twice.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::kill::{kill9, only_run, wait_for};
+use support::lev::{Lev, run_id_from};
+use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest};
+
+fn of_type(events: &[Value], kind: &str) -> Vec<Value> {
+    events.iter().filter(|e| e["type"] == kind).cloned().collect()
+}
+
+fn last_user(req: &RecordedRequest) -> String {
+    let msgs = req.json.as_ref().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    msgs.iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn text_reply(text: &str) -> support::llm_server::Reply {
+    OpenAiSse::new("test-model")
+        .text(text, 2)
+        .usage(10, 5)
+        .finish("stop")
+        .reply()
+}
+
+/// The security review lists must-fix issues (one twice); each fix says so.
+fn review_server() -> LlmServer {
+    LlmServer::with(|req: &RecordedRequest| review_server_reply(&last_user(req)))
+}
+
+const REVIEW: &str = r#"
+version: 1
+kind: workflow
+id: review
+name: Review
+steps:
+  security:
+    mode: ask
+    prompt: "Threat-model the plan. Return JSON {must_fix: [{title, location}]}"
+    outputs:
+      must_fix: { from: json.must_fix, default: [] }
+    followups:
+      for_each: ${{ steps.security.outputs.must_fix }}
+      spawn: { mode: ask, prompt: "Fix security issue: ${{ item.title }} at ${{ item.location }}" }
+      max: 3
+  approve:
+    needs: [security]
+    type: shell
+    run: echo approving
+"#;
+
+#[test]
+fn a_steps_items_spawn_follow_ups_that_run_before_its_dependents() {
+    let server = review_server();
+    let lev = Lev::new().with_openai(&server.base_url());
+    let wf = lev.write_workflow(REVIEW);
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+
+    let spawned = of_type(&events, "followup_spawned");
+    let keys: Vec<&str> = spawned.iter().map(|e| e["step"].as_str().unwrap()).collect();
+    // The third item repeats the first (case and spacing aside): a
+    // duplicate; `max: 3` stops the fifth.
+    assert_eq!(keys, ["security.1", "security.2", "security.4"], "{stdout}");
+    for e in &spawned {
+        assert_eq!(e["parent"], "security");
+        assert_eq!(e["root"], "security");
+        assert_eq!(e["depth"], 1);
+        assert_eq!(e["mode"], "ask");
+        assert_eq!(e["by"], "workflow");
+    }
+    assert_eq!(spawned[1]["prompt"], "Fix security issue: no rate limit at src/login.rs");
+    assert_eq!(spawned[1]["title"], "no rate limit");
+
+    let refused = of_type(&events, "followup_refused");
+    let why: Vec<(&str, &str)> = refused
+        .iter()
+        .map(|e| (e["step"].as_str().unwrap(), e["guard"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        why,
+        [("security.3", "duplicate"), ("security.5", "followups.max")]
+    );
+    assert_eq!(refused[1]["limit"], "3");
+    assert_eq!(refused[1]["observed"], "5 candidates");
+
+    // Each follow-up ran as an agent step with its own prompt…
+    let prompts: Vec<String> = server.requests().iter().map(last_user).collect();
+    assert!(prompts.contains(&"Fix security issue: weak hash at src/hash.rs".to_string()));
+    let succeeded: Vec<String> = of_type(&events, "step_succeeded")
+        .iter()
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect();
+    // …and `approve`, which needs `security`, ran after all of them.
+    assert_eq!(succeeded.last().map(String::as_str), Some("approve"), "{succeeded:?}");
+    for k in ["security.1", "security.2", "security.4"] {
+        assert!(succeeded.iter().any(|s| s == k), "{k} in {succeeded:?}");
+    }
+
+    // The transcript, `lev show` and replay say what happened.
+    assert!(
+        stdout.contains("step security: ↳ follow-up security.2 (ask, depth 1): no rate limit"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("follow-up security.5 not spawned: followups.max (3): 5 candidates"),
+        "{stdout}"
+    );
+    let replay = lev.replay(&run);
+    assert!(replay.contains("follow-up security.3 not spawned: duplicate"), "{replay}");
+}
+
+/// Every agent proposes one follow-up that goes one level deeper, forever.
+fn chaos_server() -> LlmServer {
+    LlmServer::with(|req: &RecordedRequest| {
+        let body = req.json.as_ref().unwrap();
+        let msgs = body["messages"].as_array().unwrap();
+        if msgs.last().unwrap()["role"] == "tool" {
+            return text_reply("proposed");
+        }
+        let prompt = last_user(req);
+        let level = prompt.matches("deeper").count();
+        let args = json!({
+            "title": format!("level {}", level + 1),
+            "mode": "ask",
+            "prompt": format!("{prompt} deeper"),
+            "why": "there is always more to do"
+        });
+        OpenAiSse::new("test-model")
+            .tool_call(0, "call_1", "propose_followup", &args.to_string(), 1)
+            .usage(10, 5)
+            .finish("tool_calls")
+            .reply()
+    })
+}
+
+const CHAOS: &str = r#"
+version: 1
+kind: workflow
+id: chaos
+name: Chaos
+followups: { propose: true, auto: true }
+limits:
+  max_followups: 50
+steps:
+  chaos:
+    mode: ask
+    prompt: Go
+"#;
+
+#[test]
+fn an_agent_that_always_proposes_stops_at_depth_ten() {
+    let server = chaos_server();
+    let lev = Lev::new().with_openai(&server.base_url());
+    let wf = lev.write_workflow(CHAOS);
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+    let spawned = of_type(&events, "followup_spawned");
+    assert_eq!(spawned.len(), 10, "{stdout}");
+    let deepest = &spawned[9];
+    assert_eq!(deepest["depth"], 10);
+    assert_eq!(deepest["root"], "chaos");
+    assert_eq!(deepest["by"], "agent");
+    assert_eq!(deepest["step"], format!("chaos{}", ".1".repeat(10)));
+    let refused = of_type(&events, "followup_refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["guard"], "max_callback_depth");
+    assert_eq!(refused[0]["limit"], "10");
+    assert_eq!(refused[0]["observed"], "11");
+    assert_eq!(refused[0]["parent"], deepest["step"]);
+    // Each spawned agent ran (1 + 10 agents, two requests each).
+    assert_eq!(server.request_count(), 22);
+}
+
+#[test]
+fn proposals_need_the_users_approval_unless_the_workflow_allows_them() {
+    let server = chaos_server();
+    let lev = Lev::new().with_openai(&server.base_url());
+    let wf = lev.write_workflow(&CHAOS.replace("auto: true", "auto: false"));
+    // Headless without --yes: nobody approves, nothing is spawned.
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+    assert!(of_type(&events, "followup_spawned").is_empty());
+    let refused = of_type(&events, "followup_refused");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["guard"], "approval");
+    // An answer approves the first and refuses the second.
+    let out = lev.run_headless(
+        &wf,
+        &[
+            "--answer",
+            "chaos.1.approve=yes",
+            "--answer",
+            "chaos.1.1.approve=no",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+    let spawned = of_type(&events, "followup_spawned");
+    assert_eq!(spawned.len(), 1, "{stdout}");
+    assert_eq!(spawned[0]["step"], "chaos.1");
+    assert_eq!(spawned[0]["why"], "there is always more to do");
+    let refused = of_type(&events, "followup_refused");
+    assert_eq!(refused[0]["step"], "chaos.1.1");
+    assert_eq!(refused[0]["observed"], "refused by the user");
+}
+
+#[test]
+fn a_resumed_run_spawns_no_follow_up_twice() {
+    // The follow-ups hang until the test lets them answer.
+    let gate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let open = gate.clone();
+    let server = LlmServer::with(move |req: &RecordedRequest| {
+        let user = last_user(req);
+        while user.starts_with("Fix security issue")
+            && !open.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        review_server_reply(&user)
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    let wf = lev.write_workflow(REVIEW);
+    let mut child = lev.spawn_headless(&wf, &[]);
+    let mut run = None;
+    wait_for("the follow-ups to start", Duration::from_secs(60), || {
+        run = run.clone().or_else(|| only_run(&lev));
+        run.as_ref().is_some_and(|r| {
+            of_type(&lev.events(r), "step_started")
+                .iter()
+                .filter(|e| e["step"].as_str().unwrap().starts_with("security."))
+                .count()
+                == 3
+        })
+    });
+    kill9(&mut child);
+    let run = run.unwrap();
+    gate.store(true, std::sync::atomic::Ordering::SeqCst);
+    let out = lev.run(&["resume", &run, "--headless"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let events = lev.events(&run);
+    assert_eq!(of_type(&events, "followup_spawned").len(), 3);
+    assert_eq!(of_type(&events, "followup_refused").len(), 2);
+    // The review itself was not asked again.
+    let reviews = server
+        .requests()
+        .iter()
+        .filter(|r| last_user(r).contains("Threat-model"))
+        .count();
+    assert_eq!(reviews, 1);
+    let done: Vec<String> = of_type(&events, "step_succeeded")
+        .iter()
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(done.last().map(String::as_str), Some("approve"), "{done:?}");
+}
+
+fn review_server_reply(user: &str) -> support::llm_server::Reply {
+    if user.contains("Threat-model") {
+        let review = json!({"must_fix": [
+            {"title": "tokens logged", "location": "src/log.rs"},
+            {"title": "no rate limit", "location": "src/login.rs"},
+            {"title": "Tokens  logged", "location": "src/log.rs"},
+            {"title": "weak hash", "location": "src/hash.rs"},
+            {"title": "open redirect", "location": "src/redirect.rs"}
+        ]});
+        text_reply(&review.to_string())
+    } else if let Some(rest) = user.strip_prefix("Fix security issue: ") {
+        text_reply(&format!("fixed {rest}"))
+    } else {
+        text_reply("ok")
+    }
+}
