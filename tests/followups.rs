@@ -298,3 +298,112 @@ fn review_server_reply(user: &str) -> support::llm_server::Reply {
         text_reply("ok")
     }
 }
+
+/// A chaos agent whose answers after proposing wait for `gate` (only the
+/// deeper levels wait: the first agent answers at once).
+fn gated_chaos(gate: std::sync::Arc<std::sync::atomic::AtomicBool>) -> LlmServer {
+    let chaos = chaos_server();
+    let base = chaos.base_url();
+    LlmServer::with(move |req: &RecordedRequest| {
+        let _keep = &chaos;
+        let body = req.json.as_ref().unwrap();
+        let msgs = body["messages"].as_array().unwrap();
+        let deeper = last_user(req).contains("deeper");
+        if msgs.last().unwrap()["role"] == "tool" {
+            while deeper && !gate.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return text_reply("proposed");
+        }
+        let _ = &base;
+        let prompt = last_user(req);
+        let args = json!({
+            "title": format!("level {}", prompt.matches("deeper").count() + 1),
+            "mode": "ask",
+            "prompt": format!("{prompt} deeper"),
+        });
+        OpenAiSse::new("test-model")
+            .tool_call(0, "call_1", "propose_followup", &args.to_string(), 1)
+            .usage(10, 5)
+            .finish("tool_calls")
+            .reply()
+    })
+}
+
+#[test]
+fn stop_callbacks_from_another_terminal_lets_the_running_step_finish_and_spawns_nothing_new() {
+    let gate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = gated_chaos(gate.clone());
+    let lev = Lev::new().with_openai(&server.base_url());
+    let wf = lev.write_workflow(CHAOS);
+    let mut child = lev.spawn_headless(&wf, &[]);
+    let mut run = None;
+    // chaos.1 has proposed (its tool call is journaled) and waits to answer.
+    wait_for("chaos.1 to propose", Duration::from_secs(60), || {
+        run = run.clone().or_else(|| only_run(&lev));
+        run.as_ref().is_some_and(|r| {
+            of_type(&lev.events(r), "tool_finished")
+                .iter()
+                .any(|e| e["step"] == "chaos.1")
+        })
+    });
+    let run = run.unwrap();
+    let out = lev.run(&["stop-callbacks", &run]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("callbacks stopped in run"), "{said}");
+    wait_for("the marker", Duration::from_secs(30), || {
+        !of_type(&lev.events(&run), "callbacks_stopped").is_empty()
+    });
+    gate.store(true, std::sync::atomic::Ordering::SeqCst);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let events = lev.events(&run);
+    let stopped = of_type(&events, "callbacks_stopped");
+    assert_eq!(stopped.len(), 1);
+    assert_eq!(stopped[0]["by"], "user");
+    // The running step finished; what it proposed was not spawned.
+    assert!(of_type(&events, "step_succeeded").iter().any(|e| e["step"] == "chaos.1"));
+    let spawned: Vec<Value> = of_type(&events, "followup_spawned");
+    assert_eq!(spawned.len(), 1, "{spawned:?}");
+    let refused = of_type(&events, "followup_refused");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["step"], "chaos.1.1");
+    assert_eq!(refused[0]["guard"], "callbacks_stopped");
+}
+
+#[test]
+fn callbacks_stopped_in_a_stopped_run_stay_stopped_when_it_resumes() {
+    let gate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = gated_chaos(gate.clone());
+    let lev = Lev::new().with_openai(&server.base_url());
+    let wf = lev.write_workflow(CHAOS);
+    let mut child = lev.spawn_headless(&wf, &[]);
+    let mut run = None;
+    wait_for("chaos.1 to propose", Duration::from_secs(60), || {
+        run = run.clone().or_else(|| only_run(&lev));
+        run.as_ref().is_some_and(|r| {
+            of_type(&lev.events(r), "tool_finished")
+                .iter()
+                .any(|e| e["step"] == "chaos.1")
+        })
+    });
+    kill9(&mut child);
+    let run = run.unwrap();
+    // No process runs it now: the marker goes to the journal.
+    let out = lev.run(&["stop-callbacks", &run]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    gate.store(true, std::sync::atomic::Ordering::SeqCst);
+    let out = lev.run(&["resume", &run, "--headless"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("follow-up chaos.1.1 not spawned: callbacks_stopped"),
+        "{stdout}"
+    );
+    let events = lev.events(&run);
+    assert_eq!(of_type(&events, "followup_spawned").len(), 1);
+    let refused = of_type(&events, "followup_refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["guard"], "callbacks_stopped");
+}

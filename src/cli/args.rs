@@ -170,8 +170,11 @@ pub enum Command {
     },
     /// Emergency stop: every running step of a live run is stopped now; the
     /// run ends paused and `lev resume` continues it.
-    #[command(alias = "stop-callbacks")]
     Stop { run: String },
+    /// Stop the system's initiative in a run: no new follow-up is spawned
+    /// and no new system question is asked from now on, while running steps
+    /// finish. Durable: a resumed run keeps it.
+    StopCallbacks { run: String },
     /// The memory bank: what agents stored for later agents and runs.
     Memory {
         #[command(subcommand)]

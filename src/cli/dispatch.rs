@@ -120,6 +120,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Unpause { run, step } => steer::pause(&paths, &run, step, false).await,
         Command::Message { run, step, text } => steer::message(&paths, &run, &step, text).await,
         Command::Stop { run } => steer::stop(&paths, &run).await,
+        Command::StopCallbacks { run } => steer::stop_callbacks(&paths, &run).await,
         Command::Memory { command } => memory::run(&paths, command).await,
         Command::Template {
             command:

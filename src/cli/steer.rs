@@ -1,5 +1,5 @@
 //! Steering a live run from another terminal: `pause`, `unpause`,
-//! `message`, `stop`. Each sends one op through the control socket of the
+//! `message`, `stop`, `stop-callbacks`. Each sends one op through the control socket of the
 //! lev process executing the run.
 #![allow(clippy::print_stdout)]
 
@@ -70,6 +70,17 @@ pub async fn stop(paths: &Paths, run: &str) -> u8 {
     };
     let done = format!(
         "stopping every running step of run {run}; it ends paused: `lev resume {run}` continues it"
+    );
+    send(paths, op, done).await
+}
+
+/// `lev stop-callbacks RUN`.
+pub async fn stop_callbacks(paths: &Paths, run: &str) -> u8 {
+    let op = Op::StopCallbacks {
+        run: RunId(run.to_string()),
+    };
+    let done = format!(
+        "callbacks stopped in run {run}: no new follow-up or system question; running steps finish"
     );
     send(paths, op, done).await
 }

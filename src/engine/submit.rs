@@ -17,6 +17,8 @@ pub enum Submitted {
     Delivered(RunId),
     /// A run no process executes was cancelled in the journal (the text says so).
     Cancelled(String),
+    /// A fact about a run no process executes was journaled (the text says which).
+    Recorded(String),
     /// This handle now executes a run: started, resumed, retried or forked.
     Driving(Driving),
     /// A worktree was merged or discarded and that was journaled.
@@ -33,6 +35,7 @@ pub enum Submitted {
 pub enum Done {
     Delivered { run: RunId },
     Cancelled { text: String },
+    Recorded { text: String },
     Driving { run: RunId },
     Settled { text: String },
     Forgot { entry: Option<MemoryRecord> },
@@ -44,6 +47,7 @@ impl Submitted {
         match self {
             Submitted::Delivered(run) => Done::Delivered { run: run.clone() },
             Submitted::Cancelled(text) => Done::Cancelled { text: text.clone() },
+            Submitted::Recorded(text) => Done::Recorded { text: text.clone() },
             Submitted::Driving(d) => Done::Driving { run: d.run.clone() },
             Submitted::Settled(s) => Done::Settled {
                 text: s.text.clone(),
@@ -61,7 +65,9 @@ impl Done {
     pub fn describe(&self) -> String {
         match self {
             Done::Delivered { run } => format!("sent to active run {run}"),
-            Done::Cancelled { text } | Done::Settled { text } => text.clone(),
+            Done::Cancelled { text } | Done::Recorded { text } | Done::Settled { text } => {
+                text.clone()
+            }
             Done::Driving { run } => format!("run {run} is executing"),
             Done::Forgot { entry: Some(r) } => format!("forgot {}/{}", r.namespace, r.key),
             Done::Forgot { entry: None } => "no such memory entry".to_string(),
@@ -121,6 +127,10 @@ impl Engine {
                 .map(Submitted::Cancelled)
                 .map_err(EngineError::Failed),
             Op::RetryStep { run, step } => self.retry(&run, &step).await,
+            Op::StopCallbacks { run } => workflow::stop_callbacks_idle(self.journal(), &run)
+                .await
+                .map(Submitted::Recorded)
+                .map_err(EngineError::Failed),
             Op::CancelStep { run, step } => Err(EngineError::Refused(format!(
                 "run {run} is not being executed by any lev process, so step `{step}` is not running"
             ))),

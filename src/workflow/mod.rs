@@ -275,6 +275,34 @@ pub async fn drive(
     executor::drive(deps, run, ops, subscribers, start == Start::Fresh).await
 }
 
+/// Stops callbacks in a run no process is executing: the marker is
+/// journaled, so the run keeps it when it is resumed.
+pub async fn stop_callbacks_idle(journal: &Journal, run: &RunId) -> Result<String, String> {
+    let meta = journal
+        .run(run)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no run {run}"))?;
+    if meta.status.is_terminal() {
+        return Err(format!("run {run} already {}", meta.status.as_str()));
+    }
+    let past = recorder::fold_past(journal, run).await.map_err(|e| e.to_string())?;
+    if past.history.followups.stopped.is_some() {
+        return Ok(format!("callbacks were already stopped in run {run}"));
+    }
+    let rec = Recorder::new(journal.clone(), run.clone(), meta.last_seq, Vec::new());
+    let event = Event::CallbacksStopped {
+        by: "user".into(),
+        reason: "`lev stop-callbacks`: follow-ups and system questions are off for this run"
+            .into(),
+        at: Millis::now(),
+    };
+    rec.record(event).await.map_err(|e| e.to_string())?;
+    Ok(format!(
+        "callbacks stopped in run {run}: `lev resume {run}` continues it without new follow-ups or system questions"
+    ))
+}
+
 /// Cancels a run no process is executing: records the request and the end.
 pub async fn cancel_idle_run(journal: &Journal, run: &RunId) -> Result<String, String> {
     let meta = journal

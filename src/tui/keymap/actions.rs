@@ -56,7 +56,7 @@ const fn e(
 use Group::*;
 
 /// Every action, in help order.
-pub const CATALOGUE: [Entry; 61] = [
+pub const CATALOGUE: [Entry; 62] = [
     e(
         Action::ScrollUp,
         "scroll_up",
@@ -352,11 +352,18 @@ pub const CATALOGUE: [Entry; 61] = [
         &["f"],
     ),
     e(
-        Action::StopCallbacks,
-        "stop_callbacks",
+        Action::EmergencyStop,
+        "emergency_stop",
         RunControl,
         "Emergency stop: stop every running step",
         &["ctrl-x"],
+    ),
+    e(
+        Action::StopCallbacks,
+        "stop_callbacks",
+        RunControl,
+        "Stop callbacks: no new follow-up or system question",
+        &["C"],
     ),
     e(
         Action::WorktreeDiff,

@@ -20,7 +20,7 @@
 //! | Prompts     | `!`                        | next_prompt            |
 //! |             | `a`  `d`  `i`  `m`         | approve, deny, answer, send_message |
 //! | Run control | `p`  `x`  `r`  `f`         | pause_run, cancel_step, retry_step, fork |
-//! |             | `ctrl-x`                   | stop_callbacks         |
+//! |             | `ctrl-x`  `C`              | emergency_stop, stop_callbacks |
 //! |             | `D`  `alt-m`  `X`          | worktree_diff, worktree_merge, worktree_discard (`M` is memory) |
 //! | Replay      | `space`  `.`  `,`          | replay_play_pause, replay_step_forward, replay_step_back |
 //! |             | `+` `=` / `-`              | replay_faster / replay_slower |
@@ -97,6 +97,8 @@ pub enum Action {
     CancelStep,
     RetryStep,
     Fork,
+    EmergencyStop,
+    /// No new follow-up or system question in the run (`lev stop-callbacks`).
     StopCallbacks,
     /// Show the selected step's worktree diff.
     WorktreeDiff,

@@ -107,6 +107,10 @@ fn representative_keys() {
     assert_eq!(km.action(&ch(' ')), Some(Action::ReplayPlayPause));
     assert_eq!(
         km.action(&press(KeyCode::Char('x'), KeyModifiers::CONTROL)),
+        Some(Action::EmergencyStop)
+    );
+    assert_eq!(
+        km.action(&press(KeyCode::Char('C'), KeyModifiers::SHIFT)),
         Some(Action::StopCallbacks)
     );
     assert_eq!(km.action(&ch('x')), Some(Action::CancelStep));

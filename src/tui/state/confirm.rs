@@ -24,6 +24,8 @@ pub enum Confirm {
     CancelStep(usize),
     /// Stop every running step now (the run ends paused, resumable).
     EmergencyStop,
+    /// No new follow-up or system question in the run.
+    StopCallbacks,
     /// Merge or discard worktree `n` of `RunView::worktrees`.
     Worktree(Settle, usize),
     /// Deny the approval of prompt `n` (its step fails).
@@ -44,6 +46,7 @@ impl Confirm {
             Confirm::CancelRun => "cancel the run",
             Confirm::CancelStep(_) => "cancel the step",
             Confirm::EmergencyStop => "stop everything",
+            Confirm::StopCallbacks => "stop callbacks",
             Confirm::Worktree(Settle::Merge, _) => "merge",
             Confirm::Worktree(Settle::Discard, _) => "discard",
             Confirm::Deny(_) => "deny",
@@ -102,6 +105,10 @@ impl State {
                 None => Vec::new(),
             },
             Confirm::EmergencyStop => vec![Effect::Op(Op::EmergencyStop { run })],
+            Confirm::StopCallbacks => {
+                self.say("stopping callbacks: no new follow-up or system question");
+                vec![Effect::Op(Op::StopCallbacks { run })]
+            }
             Confirm::Worktree(how, i) => self.confirm_worktree(how, i),
             Confirm::Deny(i) => self.send_decision(i, false),
             Confirm::Retry(row) => match step(row) {
@@ -129,7 +136,10 @@ impl State {
     fn confirm_gone(&self, what: Confirm) -> Option<String> {
         let row = |r: usize| self.run.steps.get(r);
         match what {
-            Confirm::Quit | Confirm::CancelRun | Confirm::EmergencyStop => {
+            Confirm::Quit
+            | Confirm::CancelRun
+            | Confirm::EmergencyStop
+            | Confirm::StopCallbacks => {
                 (!self.run.active()).then(|| "the run has ended".to_string())
             }
             Confirm::CancelStep(r) => match row(r) {

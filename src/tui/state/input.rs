@@ -207,7 +207,8 @@ impl State {
             Action::SendMessage => self.start_message(),
             Action::PauseRun => return self.toggle_run_pause(),
             Action::PauseAgent => return self.toggle_agent_pause(),
-            Action::StopCallbacks => self.ask_emergency_stop(),
+            Action::EmergencyStop => self.ask_emergency_stop(),
+            Action::StopCallbacks => self.ask_stop_callbacks(),
             Action::RetryStep => return self.retry_selected(),
             Action::Fork => return self.fork_selected(),
             Action::WorktreeDiff | Action::WorktreeMerge | Action::WorktreeDiscard => {

@@ -213,6 +213,13 @@ impl State {
         }
     }
 
+    /// `C`: asks first; no new follow-up or system question from then on.
+    pub(super) fn ask_stop_callbacks(&mut self) {
+        if self.live() {
+            self.ask(Confirm::StopCallbacks);
+        }
+    }
+
     /// A refusal from the engine (not a fact; shown in the status bar).
     pub(super) fn refused(&mut self, text: &str) {
         self.say(one_line(text, 200));

@@ -288,6 +288,11 @@ pub fn confirm(state: &State, what: Confirm, theme: &Theme, area: Rect, buf: &mu
             "Every running step is stopped now and nothing new starts.".to_string(),
             "The run ends paused: `lev resume` continues it.".to_string(),
         ],
+        Confirm::StopCallbacks => vec![
+            "Stop callbacks?".to_string(),
+            "No new follow-up is spawned and the system asks no new question.".to_string(),
+            "Running steps finish; the run goes on. It cannot be undone.".to_string(),
+        ],
         Confirm::Worktree(how, i) => worktree_question(state, how, i),
         Confirm::Deny(i) => {
             let title = run.prompts.get(i).map_or_else(String::new, |p| p.title());
