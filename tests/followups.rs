@@ -14,7 +14,11 @@ use support::lev::{Lev, run_id_from};
 use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest};
 
 fn of_type(events: &[Value], kind: &str) -> Vec<Value> {
-    events.iter().filter(|e| e["type"] == kind).cloned().collect()
+    events
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .cloned()
+        .collect()
 }
 
 fn last_user(req: &RecordedRequest) -> String {
@@ -76,7 +80,10 @@ fn a_steps_items_spawn_follow_ups_that_run_before_its_dependents() {
     let events = lev.events(&run);
 
     let spawned = of_type(&events, "followup_spawned");
-    let keys: Vec<&str> = spawned.iter().map(|e| e["step"].as_str().unwrap()).collect();
+    let keys: Vec<&str> = spawned
+        .iter()
+        .map(|e| e["step"].as_str().unwrap())
+        .collect();
     // The third item repeats the first (case and spacing aside): a
     // duplicate; `max: 3` stops the fifth.
     assert_eq!(keys, ["security.1", "security.2", "security.4"], "{stdout}");
@@ -87,7 +94,10 @@ fn a_steps_items_spawn_follow_ups_that_run_before_its_dependents() {
         assert_eq!(e["mode"], "ask");
         assert_eq!(e["by"], "workflow");
     }
-    assert_eq!(spawned[1]["prompt"], "Fix security issue: no rate limit at src/login.rs");
+    assert_eq!(
+        spawned[1]["prompt"],
+        "Fix security issue: no rate limit at src/login.rs"
+    );
     assert_eq!(spawned[1]["title"], "no rate limit");
 
     let refused = of_type(&events, "followup_refused");
@@ -110,7 +120,11 @@ fn a_steps_items_spawn_follow_ups_that_run_before_its_dependents() {
         .map(|e| e["step"].as_str().unwrap().to_string())
         .collect();
     // …and `approve`, which needs `security`, ran after all of them.
-    assert_eq!(succeeded.last().map(String::as_str), Some("approve"), "{succeeded:?}");
+    assert_eq!(
+        succeeded.last().map(String::as_str),
+        Some("approve"),
+        "{succeeded:?}"
+    );
     for k in ["security.1", "security.2", "security.4"] {
         assert!(succeeded.iter().any(|s| s == k), "{k} in {succeeded:?}");
     }
@@ -125,7 +139,10 @@ fn a_steps_items_spawn_follow_ups_that_run_before_its_dependents() {
         "{stdout}"
     );
     let replay = lev.replay(&run);
-    assert!(replay.contains("follow-up security.3 not spawned: duplicate"), "{replay}");
+    assert!(
+        replay.contains("follow-up security.3 not spawned: duplicate"),
+        "{replay}"
+    );
 }
 
 /// Every agent proposes one follow-up that goes one level deeper, forever.
@@ -350,7 +367,11 @@ fn stop_callbacks_from_another_terminal_lets_the_running_step_finish_and_spawns_
     let run = run.unwrap();
     let out = lev.run(&["stop-callbacks", &run]);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(said.contains("callbacks stopped in run"), "{said}");
     wait_for("the marker", Duration::from_secs(30), || {
         !of_type(&lev.events(&run), "callbacks_stopped").is_empty()
@@ -363,7 +384,11 @@ fn stop_callbacks_from_another_terminal_lets_the_running_step_finish_and_spawns_
     assert_eq!(stopped.len(), 1);
     assert_eq!(stopped[0]["by"], "user");
     // The running step finished; what it proposed was not spawned.
-    assert!(of_type(&events, "step_succeeded").iter().any(|e| e["step"] == "chaos.1"));
+    assert!(
+        of_type(&events, "step_succeeded")
+            .iter()
+            .any(|e| e["step"] == "chaos.1")
+    );
     let spawned: Vec<Value> = of_type(&events, "followup_spawned");
     assert_eq!(spawned.len(), 1, "{spawned:?}");
     let refused = of_type(&events, "followup_refused");
@@ -392,7 +417,11 @@ fn callbacks_stopped_in_a_stopped_run_stay_stopped_when_it_resumes() {
     let run = run.unwrap();
     // No process runs it now: the marker goes to the journal.
     let out = lev.run(&["stop-callbacks", &run]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     gate.store(true, std::sync::atomic::Ordering::SeqCst);
     let out = lev.run(&["resume", &run, "--headless"]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -406,4 +435,155 @@ fn callbacks_stopped_in_a_stopped_run_stay_stopped_when_it_resumes() {
     let refused = of_type(&events, "followup_refused");
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0]["guard"], "callbacks_stopped");
+}
+
+#[test]
+fn a_chain_time_box_counts_from_its_journaled_start_across_a_kill_and_resume() {
+    // The follow-up never answers (until the test ends).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let over = done.clone();
+    let server = LlmServer::with(move |req: &RecordedRequest| {
+        let body = req.json.as_ref().unwrap();
+        let msgs = body["messages"].as_array().unwrap();
+        if last_user(req).contains("Take your time") {
+            let until = std::time::Instant::now() + Duration::from_secs(90);
+            while !over.load(std::sync::atomic::Ordering::SeqCst)
+                && std::time::Instant::now() < until
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return text_reply("too late");
+        }
+        if msgs.last().unwrap()["role"] == "tool" {
+            return text_reply("proposed");
+        }
+        let args = json!({"title": "slow", "mode": "ask", "prompt": "Take your time"});
+        OpenAiSse::new("test-model")
+            .tool_call(0, "call_1", "propose_followup", &args.to_string(), 1)
+            .usage(10, 5)
+            .finish("tool_calls")
+            .reply()
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    let wf = lev.write_workflow(&CHAOS.replace("max_followups: 50", "chain_timebox: 4s"));
+    let mut child = lev.spawn_headless(&wf, &[]);
+    let mut run = None;
+    wait_for("the follow-up to start", Duration::from_secs(60), || {
+        run = run.clone().or_else(|| only_run(&lev));
+        run.as_ref().is_some_and(|r| {
+            of_type(&lev.events(r), "step_started")
+                .iter()
+                .any(|e| e["step"] == "chaos.1")
+        })
+    });
+    let run = run.unwrap();
+    // Killed a second or more into the box; resumed at once.
+    std::thread::sleep(Duration::from_millis(1200));
+    kill9(&mut child);
+    let out = lev.run(&["resume", &run, "--headless"]);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let events = lev.events(&run);
+    let started = of_type(&events, "followup_spawned")[0]["chain_started"]
+        .as_u64()
+        .unwrap();
+    let resumed = of_type(&events, "run_resumed")[0]["at"].as_u64().unwrap();
+    let guard = of_type(&events, "guard_tripped")
+        .into_iter()
+        .find(|e| e["guard"] == "chain_timebox")
+        .unwrap_or_else(|| panic!("no chain_timebox guard: {stdout}"));
+    assert_eq!(guard["step"], "chaos.1");
+    assert_eq!(guard["limit"], "4s");
+    let fired = guard["at"].as_u64().unwrap();
+    // Four seconds from the chain's journaled start — not from the resume,
+    // which came more than a second later.
+    assert!(
+        fired + 50 >= started + 4000,
+        "fired {} ms after the start",
+        fired - started
+    );
+    assert!(
+        fired < resumed + 4000,
+        "the box restarted on resume: fired {} ms after it",
+        fired - resumed
+    );
+    assert!(
+        of_type(&events, "step_cancelled")
+            .iter()
+            .any(|e| e["step"] == "chaos.1")
+    );
+}
+
+#[test]
+fn three_failed_follow_ups_in_a_row_stop_callbacks_for_the_run() {
+    let server = LlmServer::with(|req: &RecordedRequest| {
+        let user = last_user(req);
+        if user.starts_with("Fix") {
+            // The fixers' provider refuses the request: each follow-up fails.
+            return support::llm_server::Reply::json(
+                400,
+                &json!({"error": {"message": "bad request", "type": "invalid_request_error"}}),
+            );
+        }
+        text_reply(
+            &json!({"must_fix": [{"title": "a"}, {"title": "b"}, {"title": "c"}]}).to_string(),
+        )
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    let wf = lev.write_workflow(
+        r#"
+version: 1
+kind: workflow
+id: breaker
+name: Breaker
+steps:
+  first:
+    mode: ask
+    prompt: "Review one. Return JSON {must_fix: [{title}]}"
+    outputs:
+      must_fix: { from: json.must_fix, default: [] }
+    followups:
+      for_each: ${{ steps.first.outputs.must_fix }}
+      spawn: { mode: ask, prompt: "Fix ${{ item.title }} in one" }
+  second:
+    needs: [first]
+    mode: ask
+    prompt: "Review two. Return JSON {must_fix: [{title}]}"
+    outputs:
+      must_fix: { from: json.must_fix, default: [] }
+    followups:
+      for_each: ${{ steps.second.outputs.must_fix }}
+      spawn: { mode: ask, prompt: "Fix ${{ item.title }} in two" }
+"#,
+    );
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Failed follow-ups do not fail the run.
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+    let failed = of_type(&events, "step_failed");
+    assert_eq!(failed.len(), 3, "{stdout}");
+    let guard = of_type(&events, "guard_tripped")
+        .into_iter()
+        .find(|e| e["guard"] == "chain_breaker")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        guard["observed"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 in a row")
+    );
+    let stopped = of_type(&events, "callbacks_stopped");
+    assert_eq!(stopped[0]["by"], "chain_breaker");
+    // `second`'s follow-ups are refused: callbacks are off.
+    let refused = of_type(&events, "followup_refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["step"], "second.1");
+    assert_eq!(refused[0]["guard"], "callbacks_stopped");
+    assert!(
+        stdout.contains("callbacks stopped by chain_breaker"),
+        "{stdout}"
+    );
 }

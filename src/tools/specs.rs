@@ -87,7 +87,10 @@ mod tests {
     fn names(allow: &[&str], deny: &[&str]) -> Vec<String> {
         let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
         let deny: Vec<String> = deny.iter().map(|s| s.to_string()).collect();
-        specs(&allow, &deny, false).into_iter().map(|s| s.name).collect()
+        specs(&allow, &deny, false)
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
     }
 
     #[test]
@@ -195,7 +198,9 @@ mod tests {
     /// on purpose, then update this hash.
     #[test]
     fn the_offered_tools_are_byte_for_byte_as_recorded() {
-        let text = serde_json::to_value(specs(&[], &[], false)).unwrap().to_string();
+        let text = serde_json::to_value(specs(&[], &[], false))
+            .unwrap()
+            .to_string();
         assert_eq!(
             blake3::hash(text.as_bytes()).to_hex().to_string(),
             "c34bf24d4c22109c4957df520438e403d480b823ffa5c590179d6d286817a6f6"

@@ -56,7 +56,12 @@ impl Chains {
 
     /// Adds `children` spawned by the step at `parent`, ready to run;
     /// returns their indices. With none, the parent is released.
-    pub fn add(&mut self, parent: usize, children: Vec<Child>, frontier: &mut Frontier) -> Vec<usize> {
+    pub fn add(
+        &mut self,
+        parent: usize,
+        children: Vec<Child>,
+        frontier: &mut Frontier,
+    ) -> Vec<usize> {
         if children.is_empty() {
             self.release(parent, frontier);
             return Vec::new();

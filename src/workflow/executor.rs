@@ -12,8 +12,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::context::{Answer, Decision, Halt, RunCtx, Waiters};
 use super::chains::Chains;
+use super::context::{Answer, Decision, Halt, RunCtx, Waiters};
 use super::followups;
 use super::frontier::Frontier;
 use super::graph::{GraphEnd, view_of};
@@ -345,7 +345,8 @@ async fn dispatch_ops(
             | Op::EmergencyStop { .. }) => steer::apply(&ctx, op).await,
             Op::RetryStep { step, .. } => retry::retry_live(&ctx, &workflow, step).await,
             Op::StopCallbacks { .. } => {
-                let reason = "`lev stop-callbacks`: follow-ups and system questions are off for this run";
+                let reason =
+                    "`lev stop-callbacks`: follow-ups and system questions are off for this run";
                 stop_callbacks(&ctx, "user", reason.to_string()).await;
             }
             // The engine handle carries these out; a live run never gets them.
@@ -490,7 +491,9 @@ pub fn run_graph(
                     // (and the follow-ups it spawned are made again from the journal).
                     views.insert(step.id.clone(), view_of(&settled, step.continue_on_error));
                     states.insert(step.id.clone(), done(&settled));
-                    match parent_of(&ctx, &chains, i, step, &key, &settled, &inputs, &views, &states, &item) {
+                    match parent_of(
+                        &ctx, &chains, i, step, &key, &settled, &inputs, &views, &states, &item,
+                    ) {
                         Some(parent) => spawn_decider(&mut tasks, &ctx, i, parent),
                         None => chains.release(i, &mut frontier),
                     }
@@ -622,7 +625,9 @@ pub fn run_graph(
                     if chains.child(i).is_some() {
                         followup_settled(&ctx, &key, &settled).await;
                     }
-                    match parent_of(&ctx, &chains, i, step, &key, &settled, &inputs, &views, &states, &item) {
+                    match parent_of(
+                        &ctx, &chains, i, step, &key, &settled, &inputs, &views, &states, &item,
+                    ) {
                         Some(parent) => spawn_decider(&mut tasks, &ctx, i, parent),
                         None => chains.release(i, &mut frontier),
                     }
@@ -683,7 +688,12 @@ fn parent_of(
 
 /// Decides `parent`'s follow-ups in a task of the graph (a judge or the
 /// user may take a while); the steps that need it wait until then.
-fn spawn_decider(tasks: &mut JoinSet<Joined>, ctx: &Arc<RunCtx>, i: usize, parent: followups::Parent) {
+fn spawn_decider(
+    tasks: &mut JoinSet<Joined>,
+    ctx: &Arc<RunCtx>,
+    i: usize,
+    parent: followups::Parent,
+) {
     let ctx = ctx.clone();
     tasks.spawn(async move { Joined::Followups(i, followups::decide(&ctx, &parent).await) });
 }
@@ -701,7 +711,9 @@ async fn followup_settled(ctx: &RunCtx, key: &StepKey, settled: &Settled) {
     if failed && in_a_row >= limit {
         let event = Event::GuardTripped {
             guard: "chain_breaker".into(),
-            limit: format!("{limit} failed follow-ups in a row (circuit_breaker.consecutive_failures)"),
+            limit: format!(
+                "{limit} failed follow-ups in a row (circuit_breaker.consecutive_failures)"
+            ),
             observed: format!("{in_a_row} in a row, the last {key}"),
             step: Some(key.clone()),
             at: ctx.now(),
@@ -723,7 +735,12 @@ async fn run_followup(
 ) -> StepEnd {
     let limit = super::attempt::humantime(ctx.limits.chain_timebox);
     if tokio::time::Instant::now() >= deadline {
-        step::record_skip(&ctx, key, format!("its chain's time box ({limit}) ended before it could start")).await;
+        step::record_skip(
+            &ctx,
+            key,
+            format!("its chain's time box ({limit}) ended before it could start"),
+        )
+        .await;
         return StepEnd::Settled(Settled::Skipped);
     }
     let run = step::run_step(ctx.clone(), key.clone(), step, eval);

@@ -10,6 +10,8 @@ mod decode;
 mod executor;
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod followup_tests;
 mod followups;
 mod fork;
 mod frontier;
@@ -286,15 +288,16 @@ pub async fn stop_callbacks_idle(journal: &Journal, run: &RunId) -> Result<Strin
     if meta.status.is_terminal() {
         return Err(format!("run {run} already {}", meta.status.as_str()));
     }
-    let past = recorder::fold_past(journal, run).await.map_err(|e| e.to_string())?;
+    let past = recorder::fold_past(journal, run)
+        .await
+        .map_err(|e| e.to_string())?;
     if past.history.followups.stopped.is_some() {
         return Ok(format!("callbacks were already stopped in run {run}"));
     }
     let rec = Recorder::new(journal.clone(), run.clone(), meta.last_seq, Vec::new());
     let event = Event::CallbacksStopped {
         by: "user".into(),
-        reason: "`lev stop-callbacks`: follow-ups and system questions are off for this run"
-            .into(),
+        reason: "`lev stop-callbacks`: follow-ups and system questions are off for this run".into(),
         at: Millis::now(),
     };
     rec.record(event).await.map_err(|e| e.to_string())?;

@@ -207,9 +207,7 @@ async fn by_user(
         format!("{key}.when_semantic"),
         key,
         "Condition",
-        format!(
-            "Does this hold, so that {what}?\n{condition}\n(No model could judge it: {why}.)"
-        ),
+        format!("Does this hold, so that {what}?\n{condition}\n(No model could judge it: {why}.)"),
         ["It holds", "It does not"],
     );
     let holds = human::confirm(ctx, &q).await?;

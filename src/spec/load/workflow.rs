@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::spec::model::{
-    BreakerLimits, FollowupPolicy, Choice, InputSpec, InputType, Limits, QuestionSpec, RetryPolicy, ToUser,
-    WhisperSpec,
+    BreakerLimits, Choice, FollowupPolicy, InputSpec, InputType, Limits, QuestionSpec, RetryPolicy,
+    ToUser, WhisperSpec,
 };
 use crate::spec::yaml::{Node, NodeValue};
 

@@ -6,8 +6,8 @@
 use serde_json::{Map, Value};
 
 use super::attempt::{AttemptCtx, StepError};
-use super::history::ToolPlace;
 use super::followups::PROPOSALS;
+use super::history::ToolPlace;
 use super::steer;
 use crate::llm::{ChatRequest, ChatResponse, Message, RequestMeta, Role, ToolCall};
 use crate::protocol::{Event, cut_short};

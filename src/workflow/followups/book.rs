@@ -56,7 +56,10 @@ impl Book {
 
     /// Follow-ups `parent` spawned.
     pub fn count_of(&self, parent: &StepKey) -> u32 {
-        self.spawned.values().filter(|s| &s.parent == parent).count() as u32
+        self.spawned
+            .values()
+            .filter(|s| &s.parent == parent)
+            .count() as u32
     }
 
     pub fn is_followup(&self, key: &StepKey) -> bool {

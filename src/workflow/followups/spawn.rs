@@ -63,12 +63,8 @@ pub async fn decide(ctx: &Arc<RunCtx>, parent: &Parent) -> Vec<Child> {
     let mut children = Vec::new();
     for (n, candidate) in (1u32..).zip(&candidates) {
         let key = StepKey::new(format!("{}.{n}", parent.key));
-        let recorded = ctx.followups_book(|b| {
-            (
-                b.spawned.get(&key).cloned(),
-                b.refused.get(&key).cloned(),
-            )
-        });
+        let recorded =
+            ctx.followups_book(|b| (b.spawned.get(&key).cloned(), b.refused.get(&key).cloned()));
         match recorded {
             (Some(spawn), _) => {
                 children.push(child(ctx, parent, &spawn));
@@ -81,7 +77,14 @@ pub async fn decide(ctx: &Arc<RunCtx>, parent: &Parent) -> Vec<Child> {
         if ctx.cancel.is_cancelled() || ctx.halted().is_some() {
             break;
         }
-        let seen = seen_for(ctx, parent, candidate, parent_max, parent_max_name, candidates.len());
+        let seen = seen_for(
+            ctx,
+            parent,
+            candidate,
+            parent_max,
+            parent_max_name,
+            candidates.len(),
+        );
         let prompt = match (&candidate.prompt, guards::check(&ctx.limits, &seen)) {
             (_, Some(refusal)) => {
                 let ends = guards::ends_parent(&refusal.guard);
@@ -128,7 +131,14 @@ pub async fn decide(ctx: &Arc<RunCtx>, parent: &Parent) -> Vec<Child> {
                 continue;
             }
             // The time box and the budgets went on while the user read it.
-            let seen = seen_for(ctx, parent, candidate, parent_max, parent_max_name, candidates.len());
+            let seen = seen_for(
+                ctx,
+                parent,
+                candidate,
+                parent_max,
+                parent_max_name,
+                candidates.len(),
+            );
             if let Some(refusal) = guards::check(&ctx.limits, &seen) {
                 let ends = guards::ends_parent(&refusal.guard);
                 refuse(ctx, parent, &key, candidate, refusal).await;
