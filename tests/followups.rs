@@ -587,3 +587,79 @@ steps:
         "{stdout}"
     );
 }
+
+#[test]
+fn the_shipped_implement_auth_workflow_runs_its_follow_ups() {
+    let lev = Lev::new();
+    let ws = lev.workspace();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&ws)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&["init", "-q"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "init",
+    ]);
+    let wf = support::lev::repo_file("workflows/implement-auth.yaml");
+    let ws_arg = ws.display().to_string();
+    let out = lev.run(&[
+        "run",
+        wf.to_str().unwrap(),
+        "--headless",
+        "--yes",
+        "--workspace",
+        &ws_arg,
+        "--input",
+        "check_command=true",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("implement-auth.cassette.yaml"), "{stderr}");
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+    let spawned: Vec<String> = of_type(&events, "followup_spawned")
+        .iter()
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(spawned, ["security.1", "security.3"], "{stdout}");
+    let refused = of_type(&events, "followup_refused");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["step"], "security.2");
+    assert_eq!(refused[0]["guard"], "when_semantic");
+    assert!(
+        refused[0]["observed"]
+            .as_str()
+            .unwrap()
+            .contains("already hashes passwords with argon2id")
+    );
+    // The verdicts are journaled under the follow-ups' keys.
+    assert_eq!(of_type(&events, "semantic_verdict").len(), 3);
+    // The fixes were written, and the approval came after them.
+    assert!(ws.join("SECURITY-refresh-reuse.md").is_file());
+    assert!(ws.join("SECURITY-login-rate-limit.md").is_file());
+    let order: Vec<String> = events
+        .iter()
+        .filter(|e| e["type"] == "step_succeeded")
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect();
+    let at = |k: &str| order.iter().position(|s| s == k).unwrap();
+    assert!(at("security.1") < at("approve") && at("security.3") < at("approve"));
+    // `lev show` lists the follow-ups and the refusal.
+    let show = lev.run(&["show", &run]);
+    let show = String::from_utf8_lossy(&show.stdout).into_owned();
+    assert!(show.contains("↳ follow-up of security, depth 1"), "{show}");
+    assert!(show.contains("not spawned: when_semantic"), "{show}");
+}

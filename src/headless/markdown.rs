@@ -205,6 +205,51 @@ pub fn transcript(events: &[Recorded]) -> String {
                 let text = describe::guard_tripped(guard, limit, observed, step.as_ref());
                 let _ = writeln!(tail, "- {text}");
             }
+            Event::FollowupSpawned {
+                parent,
+                root,
+                depth,
+                mode,
+                prompt,
+                title,
+                why,
+                by,
+                ..
+            } => {
+                if let Some(b) = body {
+                    let source = if by == "agent" {
+                        "proposed by its agent"
+                    } else {
+                        "from its `followups:`"
+                    };
+                    let _ = writeln!(
+                        b,
+                        "**follow-up of `{parent}`** ({source}; mode `{mode}`, depth {depth}, chain `{root}`): {title}\n"
+                    );
+                    if let Some(why) = why {
+                        let _ = writeln!(b, "why: {why}\n");
+                    }
+                    let _ = writeln!(b, "{}\n", quoted(prompt));
+                }
+            }
+            Event::FollowupRefused {
+                parent,
+                title,
+                guard,
+                limit,
+                observed,
+                ..
+            } => {
+                if let Some(b) = body {
+                    let _ = writeln!(
+                        b,
+                        "**follow-up of `{parent}` not spawned** ({title}): {guard} ({limit}): {observed}\n"
+                    );
+                }
+            }
+            Event::CallbacksStopped { by, reason, .. } => {
+                let _ = writeln!(tail, "- {}", describe::callbacks_stopped(by, reason));
+            }
             Event::LlmRetrying {
                 failed,
                 tries,

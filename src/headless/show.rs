@@ -31,6 +31,9 @@ struct StepLine {
     output_tokens: u64,
     cost_usd: f64,
     error: Option<String>,
+    /// For a follow-up: whose it is and how deep in its chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    followup_of: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +51,8 @@ pub struct Summary {
     outputs: BTreeMap<String, Value>,
     error: Option<String>,
     usage: Usage,
+    /// Guards that fired and callbacks stopped, in order.
+    notices: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -64,6 +69,7 @@ struct ShowJson<'a> {
     outputs: &'a BTreeMap<String, Value>,
     error: &'a Option<String>,
     usage: &'a Usage,
+    notices: &'a [String],
 }
 
 /// Folds a run's events (any prefix of any run) into its summary.
@@ -74,7 +80,26 @@ pub fn summarize(meta: &RunMeta, events: &[Recorded]) -> Summary {
     let mut run_error = None;
     let mut usage = Usage::default();
     let mut forked_from = None;
+    let mut notices = Vec::new();
     for r in events {
+        match &r.event {
+            Event::GuardTripped {
+                guard,
+                limit,
+                observed,
+                step,
+                ..
+            } => notices.push(crate::protocol::describe::guard_tripped(
+                guard,
+                limit,
+                observed,
+                step.as_ref(),
+            )),
+            Event::CallbacksStopped { by, reason, .. } => {
+                notices.push(crate::protocol::describe::callbacks_stopped(by, reason))
+            }
+            _ => {}
+        }
         if let Event::RunForked {
             from_run,
             from_step,
@@ -121,6 +146,7 @@ pub fn summarize(meta: &RunMeta, events: &[Recorded]) -> Summary {
         outputs,
         error: run_error,
         usage,
+        notices,
     }
 }
 
@@ -166,6 +192,21 @@ fn fold_step(line: &mut StepLine, event: &Event, usage: &mut Usage) {
         Event::ApprovalRequested { .. } | Event::QuestionAsked { .. } => {
             line.status = "waiting".into()
         }
+        Event::FollowupSpawned { parent, depth, .. } => {
+            line.status = "pending".into();
+            line.followup_of = Some(format!("follow-up of {parent}, depth {depth}"));
+        }
+        Event::FollowupRefused {
+            parent,
+            guard,
+            limit,
+            observed,
+            ..
+        } => {
+            line.status = "refused".into();
+            line.followup_of = Some(format!("follow-up of {parent}"));
+            line.error = Some(format!("not spawned: {guard} ({limit}): {observed}"));
+        }
         _ => {}
     }
     if line.kind.is_empty() {
@@ -188,6 +229,7 @@ impl Summary {
             outputs: &self.outputs,
             error: &self.error,
             usage: &self.usage,
+            notices: &self.notices,
         })?;
         // C1 controls and bidi characters as `\uXXXX`: the same document.
         Ok(crate::text::escape_json_unsafe(&doc).into_owned())
@@ -240,6 +282,9 @@ impl Summary {
                 l.input_tokens.saturating_add(l.output_tokens),
                 format!("${:.4}", l.cost_usd)
             );
+            if let Some(of) = &l.followup_of {
+                let _ = writeln!(out, "  ↳ {}", one_line(of, 110));
+            }
             if let Some(start) = l.started_ms {
                 let _ = writeln!(out, "  {}", timeline_bar(start, l.ended_ms, t0, t1));
             }
@@ -247,6 +292,12 @@ impl Summary {
                 && l.status != "succeeded"
             {
                 let _ = writeln!(out, "  └ {}", one_line(e, 110));
+            }
+        }
+        if !self.notices.is_empty() {
+            out.push('\n');
+            for n in &self.notices {
+                let _ = writeln!(out, "! {}", one_line(n, 300));
             }
         }
         if let Some(e) = &self.error {

@@ -876,6 +876,8 @@ impl Event {
             | Event::Worktree { step, .. }
             | Event::PriceUnknown { step, .. }
             | Event::SemanticVerdict { step, .. }
+            | Event::FollowupSpawned { step, .. }
+            | Event::FollowupRefused { step, .. }
             | Event::AgentAsked { step, .. } => Some(step),
             Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }

@@ -16,7 +16,7 @@ use super::chains::Chains;
 use super::context::{Answer, Decision, Halt, RunCtx, Waiters};
 use super::followups;
 use super::frontier::Frontier;
-use super::graph::{GraphEnd, view_of};
+use super::graph::{GraphEnd, view_of_step};
 use super::history::Settled;
 use super::human;
 use super::kinds;
@@ -489,7 +489,7 @@ pub fn run_graph(
                 if let Some(settled) = ctx.recorded_outcome(&key) {
                     // Finished in an earlier process: its recorded result stands
                     // (and the follow-ups it spawned are made again from the journal).
-                    views.insert(step.id.clone(), view_of(&settled, step.continue_on_error));
+                    views.insert(step.id.clone(), view_of_step(&settled, step));
                     states.insert(step.id.clone(), done(&settled));
                     match parent_of(
                         &ctx, &chains, i, step, &key, &settled, &inputs, &views, &states, &item,
@@ -541,7 +541,7 @@ pub fn run_graph(
                     Err(error) => {
                         let end =
                             step::fail_without_attempt(&ctx, &key, format!("`if:` {error}")).await;
-                        views.insert(step.id.clone(), view_of(&end, step.continue_on_error));
+                        views.insert(step.id.clone(), view_of_step(&end, step));
                         states.insert(step.id.clone(), done(&end));
                         chains.release(i, &mut frontier);
                         continue;
@@ -619,7 +619,7 @@ pub fn run_graph(
             }
             match end {
                 StepEnd::Settled(settled) => {
-                    views.insert(step.id.clone(), view_of(&settled, step.continue_on_error));
+                    views.insert(step.id.clone(), view_of_step(&settled, step));
                     states.insert(step.id.clone(), done(&settled));
                     let key = StepKey::new(format!("{prefix}{}", step.id));
                     if chains.child(i).is_some() {

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::RunOutcome;
 use super::history::Settled;
 use crate::protocol::RunStatus;
+use crate::spec::Step;
 use crate::spec::expr::StepView;
 
 /// How one graph (the root workflow or a child) ended.
@@ -42,4 +43,20 @@ pub(super) fn view_of(settled: &Settled, continue_on_error: bool) -> StepView {
         },
         Settled::Skipped | Settled::Cancelled => StepView::default(),
     }
+}
+
+/// A declared step's view: as [`view_of`], and a failure that may continue
+/// offers its declared outputs' defaults (`must_fix: { from: …, default:
+/// [] }` reads `[]` after a failed review, not an error).
+pub(super) fn view_of_step(settled: &Settled, step: &Step) -> StepView {
+    let mut view = view_of(settled, step.continue_on_error);
+    if step.continue_on_error && matches!(settled, Settled::Failed { .. }) {
+        let defaults: BTreeMap<String, Value> = step
+            .outputs
+            .iter()
+            .filter_map(|(name, spec)| Some((name.clone(), spec.default.clone()?)))
+            .collect();
+        view.outputs = std::sync::Arc::new(defaults);
+    }
+    view
 }

@@ -106,13 +106,19 @@ pub async fn decide(ctx: &Arc<RunCtx>, parent: &Parent) -> Vec<Child> {
             (Ok(prompt), None) => prompt.clone(),
         };
         if let Some((condition, item)) = &candidate.judge {
-            match judged(ctx, parent, &key, condition, item).await {
-                Ok(true) => {}
-                Ok(false) | Err(_) => {
+            let observed = match judged(ctx, parent, &key, condition, item).await {
+                Ok((true, _)) => None,
+                Ok((false, reason)) if reason.is_empty() => Some("does not hold".to_string()),
+                Ok((false, reason)) => Some(format!("does not hold: {reason}")),
+                Err(e) => Some(format!("no verdict: {e}")),
+            };
+            match observed {
+                None => {}
+                Some(observed) => {
                     let refusal = Refusal {
                         guard: "when_semantic".into(),
                         limit: condition.clone(),
-                        observed: "does not hold".into(),
+                        observed,
                     };
                     refuse(ctx, parent, &key, candidate, refusal).await;
                     continue;
@@ -288,7 +294,7 @@ async fn judged(
     key: &StepKey,
     condition: &str,
     item: &Value,
-) -> Result<bool, String> {
+) -> Result<(bool, String), String> {
     let context = || {
         let outputs = serde_json::to_string_pretty(parent.outputs.as_ref()).unwrap_or_default();
         let item = serde_json::to_string_pretty(item).unwrap_or_default();
@@ -298,9 +304,7 @@ async fn judged(
         ))
     };
     let what = format!("follow-up `{key}` is spawned");
-    semantic::judge(ctx, key, condition, context, &what)
-        .await
-        .map(|(holds, _)| holds)
+    semantic::judge(ctx, key, condition, context, &what).await
 }
 
 /// The user's approval of an agent's proposal: a yes/no question in the
