@@ -189,3 +189,44 @@ fn a_killed_run_does_not_ask_an_answered_question_again() {
         serde_json::json!(["yes", "src/auth.rs"])
     );
 }
+
+#[test]
+fn questions_under_whisper_are_asked_like_ask_agent_and_only_of_agents() {
+    let server = server();
+    let lev = Lev::new().with_openai(&server.base_url());
+    let wf = lev.write_workflow(&workflow(6).replace(
+        "    ask_agent:\n      - Was every must-fix from the security review addressed? Answer yes or no.\n      - List the files you changed.\n",
+        "    ask_agent: Was every must-fix from the security review addressed? Answer yes or no.\n    whisper:\n      to_llm: [Mind the tests]\n      ask_agent: [List the files you changed.]\n",
+    ));
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+    let asked: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "agent_asked")
+        .map(|e| e["question"].as_str().unwrap())
+        .collect();
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[1], "List the files you changed.");
+    let outputs = events
+        .iter()
+        .find(|e| e["type"] == "step_succeeded")
+        .unwrap()["outputs"]
+        .clone();
+    assert_eq!(outputs["ask_agent"][1], "src/auth.rs");
+
+    let shell = lev.write_workflow(
+        "version: 1\nkind: workflow\nid: s\nname: S\nsteps:\n  a:\n    type: shell\n    run: \"true\"\n    whisper:\n      ask_agent: [Done?]\n",
+    );
+    let out = lev.run(&["validate", shell.to_str().unwrap()]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("`whisper.ask_agent` is for agent steps, and this is a `shell` step"),
+        "{said}"
+    );
+    assert!(said.contains(":10:7"), "{said}");
+}

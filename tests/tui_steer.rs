@@ -333,17 +333,51 @@ fn pause_toggles_the_run_and_p_upper_toggles_the_focused_agent() {
 #[test]
 fn emergency_stop_asks_first() {
     let mut s = settled();
-    assert!(s.handle_action(Action::StopCallbacks).is_empty());
+    assert!(s.handle_action(Action::EmergencyStop).is_empty());
     assert_eq!(s.overlay, Some(Overlay::Confirm(Confirm::EmergencyStop)));
     assert!(ops(&s.handle(key(KeyCode::Char('n')))).is_empty());
     assert_eq!(s.overlay, None);
-    s.handle_action(Action::StopCallbacks);
+    s.handle_action(Action::EmergencyStop);
     let out = s.handle(key(KeyCode::Char('y')));
     assert_eq!(
         ops(&out),
         [&Op::EmergencyStop {
             run: sample_run_id()
         }]
+    );
+}
+
+#[test]
+fn stop_callbacks_asks_first_and_sends_the_op() {
+    let mut s = settled();
+    assert!(s.handle_action(Action::StopCallbacks).is_empty());
+    assert_eq!(s.overlay, Some(Overlay::Confirm(Confirm::StopCallbacks)));
+    assert!(ops(&s.handle(key(KeyCode::Esc))).is_empty());
+    assert_eq!(s.overlay, None);
+    s.handle_action(Action::StopCallbacks);
+    let out = s.handle(key(KeyCode::Char('y')));
+    assert_eq!(
+        ops(&out),
+        [&Op::StopCallbacks {
+            run: sample_run_id()
+        }]
+    );
+    // The fact, once journaled, is in the run's notes (the sidebar).
+    fold(
+        &mut s,
+        vec![Event::CallbacksStopped {
+            by: "user".into(),
+            reason: "`lev stop-callbacks`".into(),
+            at: at(2),
+        }],
+    );
+    assert!(
+        s.run
+            .notes
+            .iter()
+            .any(|n| n.starts_with("callbacks stopped by the user")),
+        "{:?}",
+        s.run.notes
     );
 }
 

@@ -165,6 +165,21 @@ pub(crate) fn build_step(
             );
             d.hint = Some(format!("`{name}` belongs to {owner} steps"));
         }
+        let asks_under_whisper = f
+            .get("whisper")
+            .and_then(Node::as_map)
+            .and_then(|m| m.iter().find(|(k, _)| k.name == "ask_agent"));
+        if let Some((k, _)) = asks_under_whisper
+            && kn != "agent"
+        {
+            let d = cx.error(
+                k.line,
+                k.col,
+                &p("whisper.ask_agent"),
+                format!("`whisper.ask_agent` is for agent steps, and this is a `{kn}` step"),
+            );
+            d.hint = Some("remove it, or make the step an agent step".to_string());
+        }
     }
 
     let condition = f
@@ -311,7 +326,8 @@ fn condition(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<Template> {
 }
 
 fn step_whisper(cx: &mut Cx<'_>, node: &Node, path: &str) -> Vec<String> {
-    let Some(f) = cx.map(node, path, &["to_llm"]) else {
+    // `ask_agent` is read with the agent's kind (it is an agent's key).
+    let Some(f) = cx.map(node, path, &["to_llm", "ask_agent"]) else {
         return Vec::new();
     };
     f.get("to_llm")
@@ -362,10 +378,18 @@ fn build_kind(
                 .and_then(|n| cx.str_list(n, &p("allow_shell")))
                 .unwrap_or_default();
             let model = f.get("model").and_then(|n| cx.str(n, &p("model")));
-            let ask_agent = f
+            let mut ask_agent = f
                 .get("ask_agent")
                 .map(|n| questions(cx, env, n, &p("ask_agent"), id))
                 .unwrap_or_default();
+            // The same questions may sit under `whisper:` with the hints.
+            let under_whisper = f
+                .get("whisper")
+                .and_then(Node::as_map)
+                .and_then(|m| m.iter().find(|(k, _)| k.name == "ask_agent"));
+            if let Some((_, n)) = under_whisper {
+                ask_agent.extend(questions(cx, env, n, &p("whisper.ask_agent"), id));
+            }
             Some(StepKind::Agent {
                 mode: mode?,
                 prompt: prompt?,
