@@ -393,7 +393,14 @@ impl Journal {
 
     /// Stores bytes under their blake3 hash (hex), durably.
     pub async fn put_blob(&self, bytes: Vec<u8>) -> Result<String, JournalError> {
-        self.put(bytes, false).await
+        self.put(bytes, false, true).await
+    }
+
+    /// Stores bytes under their hash without a durability point of their
+    /// own: the next durable commit (the fact that refers to them) makes
+    /// them durable, and a crash before it loses both.
+    pub async fn put_blob_unsynced(&self, bytes: Vec<u8>) -> Result<String, JournalError> {
+        self.put(bytes, false, false).await
     }
 
     /// Stores bytes worth keeping only while the disk has room (a shell
@@ -401,15 +408,21 @@ impl Journal {
     /// disk it fails without spending the space reserve, which stays for
     /// the step's outcome.
     pub async fn put_blob_if_room(&self, bytes: Vec<u8>) -> Result<String, JournalError> {
-        self.put(bytes, true).await
+        self.put(bytes, true, true).await
     }
 
-    async fn put(&self, bytes: Vec<u8>, expendable: bool) -> Result<String, JournalError> {
+    async fn put(
+        &self,
+        bytes: Vec<u8>,
+        expendable: bool,
+        durable: bool,
+    ) -> Result<String, JournalError> {
         let hash = blake3::hash(&bytes).to_hex().to_string();
         self.request(|reply| Request::PutBlob {
             hash,
             bytes,
             expendable,
+            durable,
             reply,
         })
         .await

@@ -68,6 +68,9 @@ pub(crate) enum Request {
         /// output; its tails are recorded anyway): written in a commit of
         /// its own that never spends the space reserve.
         expendable: bool,
+        /// False for a blob only the facts after it need (what an agent's
+        /// request held): made durable by the next durable commit.
+        durable: bool,
         reply: Reply<String>,
     },
     Import {
@@ -103,7 +106,10 @@ impl Request {
     /// Needs the commit that holds it to be durable (everything but an
     /// unsynced append).
     fn durable(&self) -> bool {
-        !matches!(self, Request::Append { durable: false, .. })
+        !matches!(
+            self,
+            Request::Append { durable: false, .. } | Request::PutBlob { durable: false, .. }
+        )
     }
 
     /// Written apart from facts, so a full disk refuses it alone and the

@@ -15,6 +15,7 @@
 
 pub mod anthropic;
 pub mod breaker;
+pub mod context;
 pub mod limits;
 pub mod openai;
 pub mod params;
@@ -23,6 +24,7 @@ pub mod profiles;
 pub mod resilient;
 pub mod scripted;
 pub mod select;
+pub mod tokens;
 pub mod usage;
 pub mod wire;
 

@@ -217,6 +217,18 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
             ..
         } => format!("! {}", guard_tripped(guard, limit, observed, step.as_ref())),
         Event::PriceUnknown { model, step, .. } => format!("! {}", price_unknown(model, step)),
+        Event::ContextAssembled {
+            step,
+            turn,
+            total,
+            budget,
+            parts,
+            left_out,
+            ..
+        } => format!(
+            "step {step}: turn {turn} {}",
+            context_assembled(*total, *budget, parts, left_out)
+        ),
         Event::FollowupSpawned {
             step,
             parent,
@@ -396,6 +408,35 @@ pub fn llm_retry(
 pub fn guard_tripped(guard: &str, limit: &str, observed: &str, step: Option<&StepKey>) -> String {
     let at_step = step.map(|s| format!(" at {s}")).unwrap_or_default();
     format!("limit {guard} ({limit}) reached{at_step}: observed {observed}")
+}
+
+/// What an agent's request was made of, in one line.
+pub fn context_assembled(
+    total: u64,
+    budget: Option<u64>,
+    parts: &[super::ContextPart],
+    left_out: &[super::LeftOut],
+) -> String {
+    let budget = budget
+        .map(|b| format!(" of a {b}-token budget"))
+        .unwrap_or_default();
+    let cut = parts.iter().filter(|p| p.note.is_some()).count();
+    let mut trimmed = Vec::new();
+    if cut > 0 {
+        trimmed.push(format!("{cut} cut"));
+    }
+    if !left_out.is_empty() {
+        trimmed.push(format!("{} left out", left_out.len()));
+    }
+    let trimmed = if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", trimmed.join(", "))
+    };
+    format!(
+        "context: {total} tokens{budget} in {} parts{trimmed}",
+        parts.len()
+    )
 }
 
 /// A follow-up a step spawned.

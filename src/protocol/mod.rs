@@ -581,6 +581,29 @@ pub enum Event {
         step: StepKey,
         at: Millis,
     },
+    /// What an agent's request at `turn` was made of, journaled before it
+    /// is sent: each part (system prompt pieces, the prompt and the values
+    /// it reads, memory notes, replies, tool outputs, messages) with its
+    /// tokens by `counter`, what was cut or left out to fit `budget`, and
+    /// where each part's text is kept: the blob of the turn that first sent
+    /// it (`text_turn`), at `text_index` of that blob's JSON array.
+    ContextAssembled {
+        step: StepKey,
+        attempt: Attempt,
+        turn: u32,
+        counter: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget: Option<u64>,
+        total: u64,
+        parts: Vec<ContextPart>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        left_out: Vec<LeftOut>,
+        /// The texts first sent at this turn (none when every text was
+        /// sent before).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        blob: Option<String>,
+        at: Millis,
+    },
     /// A step spawned a follow-up step at run time (`followups:` of the
     /// workflow, or an agent's `propose_followup`). The new step is defined
     /// by this entry alone: its key, mode and rendered prompt; `root` is the
@@ -782,6 +805,7 @@ impl Event {
             Event::StepCancelled { .. } => "step_cancelled",
             Event::GuardTripped { .. } => "guard_tripped",
             Event::FollowupSpawned { .. } => "followup_spawned",
+            Event::ContextAssembled { .. } => "context_assembled",
             Event::FollowupRefused { .. } => "followup_refused",
             Event::CallbacksStopped { .. } => "callbacks_stopped",
             Event::PriceUnknown { .. } => "price_unknown",
@@ -829,6 +853,7 @@ impl Event {
             | Event::StepCancelled { at, .. }
             | Event::GuardTripped { at, .. }
             | Event::FollowupSpawned { at, .. }
+            | Event::ContextAssembled { at, .. }
             | Event::FollowupRefused { at, .. }
             | Event::CallbacksStopped { at, .. }
             | Event::PriceUnknown { at, .. }
@@ -878,6 +903,7 @@ impl Event {
             | Event::SemanticVerdict { step, .. }
             | Event::FollowupSpawned { step, .. }
             | Event::FollowupRefused { step, .. }
+            | Event::ContextAssembled { step, .. }
             | Event::AgentAsked { step, .. } => Some(step),
             Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
@@ -987,6 +1013,28 @@ pub enum Notice {
     /// The engine stopped executing the run (it finished, paused or
     /// failed): sent after every notice of the run.
     Ended(RunId),
+}
+
+/// One part of an agent's request (`context_assembled`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextPart {
+    pub name: String,
+    /// `system`, `prompt`, `upstream`, `memory`, `reply`, `tool output`,
+    /// `message`.
+    pub kind: String,
+    pub tokens: u64,
+    /// What was done to fit the budget (`cut from N tokens`, `added: …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub text_turn: u32,
+    pub text_index: u32,
+}
+
+/// A part left out of an agent's request, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub name: String,
+    pub why: String,
 }
 
 /// An intent from a participant (user keys, CLI, headless policy, controller).

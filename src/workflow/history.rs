@@ -125,6 +125,10 @@ pub struct History {
     pub verdicts: BTreeMap<StepKey, bool>,
     /// Follow-ups spawned and refused, chains, stopped callbacks.
     pub followups: super::followups::Book,
+    /// Each attempt's first request as journaled (its parts and blob): a
+    /// resumed agent sends the memory notes it sent then.
+    pub first_contexts:
+        BTreeMap<(StepKey, Attempt), (Vec<crate::protocol::ContextPart>, Option<String>)>,
     /// The turns at which the system asked an agent (`ask_agent`).
     pub agent_asked: BTreeSet<(StepKey, Attempt, u32)>,
     pub last_seq: u64,
@@ -392,6 +396,18 @@ impl History {
             Event::PriceUnknown { model, .. } => {
                 self.unpriced_models.insert(model.clone());
             }
+            Event::ContextAssembled {
+                step,
+                attempt,
+                turn: 1,
+                parts,
+                blob,
+                ..
+            } => {
+                self.first_contexts
+                    .insert((step.clone(), *attempt), (parts.clone(), blob.clone()));
+            }
+            Event::ContextAssembled { .. } => {}
             Event::SemanticVerdict { step, holds, .. } => {
                 self.verdicts.insert(step.clone(), *holds);
             }

@@ -227,6 +227,29 @@ impl Template {
         Ok(Value::String(out))
     }
 
+    /// [`Template::render`] in pieces: each literal run of text (`None`)
+    /// and each hole's value (`Some(the hole as written)`), in order; the
+    /// pieces joined are exactly what `render` gives.
+    pub fn render_pieces(
+        &self,
+        ctx: &EvalContext,
+    ) -> Result<Vec<(Option<String>, String)>, EvalError> {
+        let text = |v: Value| match v {
+            Value::String(s) => s,
+            v => v.to_string(),
+        };
+        self.parts
+            .iter()
+            .map(|part| match part {
+                Part::Text(t) => Ok((None, t.clone())),
+                Part::Hole { expr, start, end } => {
+                    let name = self.raw.get(*start..*end).unwrap_or_default().to_string();
+                    Ok((Some(name), text(eval::eval(expr, ctx)?)))
+                }
+            })
+            .collect()
+    }
+
     /// The value as text: strings as they are, other values as JSON.
     pub fn render(&self, ctx: &EvalContext) -> Result<String, EvalError> {
         Ok(match self.eval(ctx)? {

@@ -569,6 +569,33 @@ impl RunView {
             Event::PriceUnknown { model, step, .. } => {
                 self.notes.push(describe::price_unknown(model, step));
             }
+            Event::ContextAssembled {
+                step,
+                attempt,
+                turn,
+                counter,
+                budget,
+                total,
+                parts,
+                left_out,
+                ..
+            } => {
+                if let Some(i) = self.pane_index(step) {
+                    let view = super::pane::ContextView {
+                        attempt: *attempt,
+                        turn: *turn,
+                        counter: counter.clone(),
+                        budget: *budget,
+                        total: *total,
+                        parts: parts.clone(),
+                        left_out: left_out.clone(),
+                    };
+                    let contexts = &mut self.panes[i].contexts;
+                    // A resumed turn is journaled once; a replayed fold may see it again.
+                    contexts.retain(|c| (c.attempt, c.turn) != (*attempt, *turn));
+                    contexts.push(view);
+                }
+            }
             Event::FollowupSpawned {
                 step,
                 parent,

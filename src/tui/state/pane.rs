@@ -161,6 +161,21 @@ pub struct Pane {
     /// Set when the pane is a swarm agent slot's (it shows the slot's
     /// tasks one after another; `step` is the current one).
     pub slot: Option<super::swarm::SlotPane>,
+    /// What each of its requests was made of (`context_assembled`), by
+    /// turn, for the context inspector.
+    pub contexts: Vec<ContextView>,
+}
+
+/// One request of an agent as the context inspector shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextView {
+    pub attempt: Attempt,
+    pub turn: u32,
+    pub counter: String,
+    pub budget: Option<u64>,
+    pub total: u64,
+    pub parts: Vec<crate::protocol::ContextPart>,
+    pub left_out: Vec<crate::protocol::LeftOut>,
 }
 
 impl Pane {
@@ -201,6 +216,7 @@ impl Pane {
             scroll: Scroll::default(),
             search: Search::default(),
             slot: None,
+            contexts: Vec::new(),
         }
     }
 

@@ -14,6 +14,7 @@ use crate::protocol::{Event, cut_short};
 use crate::spec::{Mode, StepKind};
 use crate::tools::{ShellPolicy, ToolEnv};
 
+mod assembly;
 mod reply;
 mod tool_call;
 
@@ -29,7 +30,7 @@ const NO_ANSWER: &str = "No answer is available (non-interactive run). Make a re
 pub async fn run(
     actx: &AttemptCtx,
     mode_id: &str,
-    prompt: &str,
+    prompt: &[(Option<String>, String)],
     model: Option<&str>,
     ask_agent: &[String],
 ) -> Result<Map<String, Value>, StepError> {
@@ -68,6 +69,8 @@ pub async fn run(
             .or_else(|| mode.model.name.clone()),
     }
     .unwrap_or_default();
+    let (mut assembly, first_message) =
+        assembly::Assembly::new(actx, &mode, schema.as_ref(), &model, prompt).await?;
     let env = tool_env(actx, &mode, allow_shell);
     let toolset = toolset(
         &mode.tools_allow,
@@ -76,8 +79,8 @@ pub async fn run(
     );
     let request_base = ChatRequest {
         model,
-        system: Some(system_prompt(&mode, schema.as_ref())),
-        messages: vec![Message::user(prompt)],
+        system: Some(assembly.system_text()),
+        messages: vec![Message::user(first_message)],
         tools: toolset.specs.clone(),
         temperature: mode.model.temperature,
         max_tokens: mode.model.max_output_tokens,
@@ -106,7 +109,10 @@ pub async fn run(
             messages.push(Message::user(text));
         }
         let mut req = request_base.clone();
-        req.messages = messages.clone();
+        let sent = assembly.request(&messages);
+        assembly.record(actx, turn, &sent).await?;
+        req.system = sent.system;
+        req.messages = sent.messages;
         req.meta.turn = turn;
         let reply = reply_for(actx, &req, &toolset.json, turn, profile.as_deref()).await?;
         if let Some(refusal) = &reply.refusal {
@@ -269,28 +275,6 @@ fn assistant(text: &str, tool_calls: Vec<ToolCall>) -> Message {
         tool_call_id: None,
         is_error: false,
     }
-}
-
-fn system_prompt(mode: &Mode, schema: Option<&Value>) -> String {
-    let mut s = mode.role.trim().to_string();
-    if !mode.hints.is_empty() {
-        s.push_str("\n\nKeep in mind:\n");
-        for h in &mode.hints {
-            s.push_str(&format!("- {h}\n"));
-        }
-    }
-    if !mode.ask_user_when.is_empty() {
-        s.push_str("\n\nAsk the user with `ask_user` before you act when:\n");
-        for w in &mode.ask_user_when {
-            s.push_str(&format!("- {w}\n"));
-        }
-    }
-    if let Some(schema) = schema {
-        s.push_str(&format!(
-            "\n\nWhen you are done, reply with a single JSON document (no prose around it) matching this JSON Schema:\n{schema}"
-        ));
-    }
-    s
 }
 
 fn tool_env(actx: &AttemptCtx, mode: &Mode, step_allow: Vec<String>) -> ToolEnv {

@@ -16,6 +16,9 @@ pub struct Agent;
 struct AgentWork {
     mode: String,
     prompt: String,
+    /// The prompt in pieces: its text and each value it reads (joined:
+    /// `prompt`), for the request's parts.
+    pieces: Vec<(Option<String>, String)>,
     model: Option<String>,
     /// The system's questions after the agent's answer (`ask_agent:`).
     ask_agent: Vec<String>,
@@ -38,13 +41,17 @@ impl StepType for Agent {
         else {
             return Err(not_mine("agent"));
         };
-        let mut prompt = field(prompt, "prompt", eval)?;
+        let mut pieces = prompt
+            .render_pieces(eval)
+            .map_err(|e| format!("cannot render `prompt`: {e}"))?;
         if !step.hints.is_empty() {
-            prompt.push_str("\n\nBefore you finish, also consider:\n");
+            let mut hints = String::from("\n\nBefore you finish, also consider:\n");
             for h in &step.hints {
-                prompt.push_str(&format!("- {h}\n"));
+                hints.push_str(&format!("- {h}\n"));
             }
+            pieces.push((Some("whisper.to_llm".to_string()), hints));
         }
+        let prompt: String = pieces.iter().map(|(_, t)| t.as_str()).collect();
         let ask_agent = ask_agent
             .iter()
             .enumerate()
@@ -53,6 +60,7 @@ impl StepType for Agent {
         Ok(Box::new(AgentWork {
             mode: mode.clone(),
             prompt,
+            pieces,
             model: model.clone(),
             ask_agent,
         }))
@@ -83,7 +91,7 @@ impl Work for AgentWork {
         Box::pin(agent::run(
             actx,
             &self.mode,
-            &self.prompt,
+            &self.pieces,
             self.model.as_deref(),
             &self.ask_agent,
         ))
