@@ -195,6 +195,20 @@ impl Access {
         expect!(self.query(query).await, Reply::Hits)
     }
 
+    pub async fn context(
+        &mut self,
+        run: &RunId,
+        step: &StepKey,
+        turn: Option<u32>,
+    ) -> Result<crate::engine::ContextShown, String> {
+        let query = Query::Context {
+            run: run.clone(),
+            step: step.clone(),
+            turn,
+        };
+        expect!(self.query(query).await, Reply::Context).map(|c| *c)
+    }
+
     pub async fn worktree_diff(&mut self, run: &RunId, step: &StepKey) -> Result<String, String> {
         let query = Query::WorktreeDiff {
             run: run.clone(),

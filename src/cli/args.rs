@@ -74,6 +74,13 @@ pub enum Command {
         run: String,
         #[arg(long)]
         json: bool,
+        /// What this agent step's request was made of: each part, its
+        /// tokens and its text.
+        #[arg(long, value_name = "STEP")]
+        context: Option<String>,
+        /// With --context: the turn (default: the last).
+        #[arg(long, value_name = "N", requires = "context")]
+        turn: Option<u32>,
     },
     /// Play a run back from the journal alone (no network); `--headless`
     /// prints its transcript instead.

@@ -74,7 +74,13 @@ pub async fn dispatch(cli: Cli) -> u8 {
             };
             worktrees::run(&paths, &run, action, json).await
         }
-        Command::Show { run, json } => inspect::show(&paths, &run, json).await,
+        Command::Show {
+            run,
+            json,
+            context: Some(step),
+            turn,
+        } => inspect::show_context(&paths, &run, &step, turn, json).await,
+        Command::Show { run, json, .. } => inspect::show(&paths, &run, json).await,
         Command::Replay {
             run,
             json,

@@ -109,6 +109,43 @@ fn utc(ms: u64) -> String {
     crate::protocol::Millis(ms).utc()
 }
 
+/// `lev show RUN --context STEP [--turn N] [--json]`.
+pub async fn show_context(
+    paths: &Paths,
+    run: &str,
+    step: &str,
+    turn: Option<u32>,
+    json: bool,
+) -> u8 {
+    let mut access = match Access::open(paths).await {
+        Ok(a) => a,
+        Err(c) => return c,
+    };
+    let run = RunId(run.to_string());
+    let shown = match access
+        .context(&run, &crate::protocol::StepKey::new(step), turn)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            error(&e);
+            return exit::FAILED;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&shown) {
+            Ok(s) => println!("{}", crate::text::escape_json_unsafe(&s)),
+            Err(e) => {
+                error(&e.to_string());
+                return exit::FAILED;
+            }
+        }
+        return exit::OK;
+    }
+    print!("{}", shown.text(true));
+    exit::OK
+}
+
 pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
     let mut access = match Access::open(paths).await {
         Ok(a) => a,

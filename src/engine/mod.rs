@@ -10,6 +10,7 @@
 //! worktree is a `worktree` event, a cancel of an idle run is
 //! `run_cancel_requested` then `run_finished`.
 
+mod context;
 mod deps;
 mod query;
 mod start;
@@ -24,6 +25,7 @@ use crate::journal::Journal;
 use crate::protocol::{Notice, Op, Recorded, RunId, Seq};
 use crate::workflow::{self, EngineDeps, EngineError, RunOutcome, Start};
 
+pub use context::{ContextShown, PartShown};
 pub use deps::RunSettings;
 pub use query::{Query, Reply};
 pub use start::provider_for;

@@ -39,6 +39,13 @@ pub enum Query {
         run: RunId,
         step: StepKey,
     },
+    /// What an agent step's request at `turn` (default: its last) was made
+    /// of, with each part's text.
+    Context {
+        run: RunId,
+        step: StepKey,
+        turn: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +58,7 @@ pub enum Reply {
     Memory(Vec<MemoryRecord>),
     Hits(Vec<memory::Hit>),
     Diff(String),
+    Context(Box<super::context::ContextShown>),
 }
 
 impl Engine {
@@ -104,6 +112,9 @@ impl Engine {
                 .map_err(|e| EngineError::Failed(format!("git stopped: {e}")))?;
                 Reply::Diff(diff.map_err(|e| EngineError::Failed(e.to_string()))?)
             }
+            Query::Context { run, step, turn } => {
+                Reply::Context(Box::new(self.context(&run, &step, turn).await?))
+            }
         })
     }
 
@@ -140,6 +151,7 @@ impl Reply {
             Reply::Memory(_) => "memory",
             Reply::Hits(_) => "hits",
             Reply::Diff(_) => "diff",
+            Reply::Context(_) => "context",
         };
         format!("unexpected `{kind}` reply from the engine")
     }

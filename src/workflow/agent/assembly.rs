@@ -285,19 +285,31 @@ async fn memory_parts(
         let Some(namespace) = namespace_of(include, ctx.rec.run().as_str(), &ctx.workspace) else {
             continue;
         };
-        let query = memory::Query {
-            text: prompt.to_string(),
-            tags: Vec::new(),
-            namespaces: Some(vec![namespace.key()]),
-            limit: MEMORY_HITS,
-        };
-        let hits = match memory::search(journal, &query).await {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::warn!(step = %actx.key, %include, "memory search failed: {e}");
-                continue;
+        // The notes that match the prompt best, then the newest others.
+        let mut hits = Vec::new();
+        for text in [prompt, ""] {
+            let query = memory::Query {
+                text: text.to_string(),
+                tags: Vec::new(),
+                namespaces: Some(vec![namespace.key()]),
+                limit: MEMORY_HITS,
+            };
+            match memory::search(journal, &query).await {
+                Ok(found) => {
+                    for h in found {
+                        let seen = hits
+                            .iter()
+                            .any(|o: &memory::Hit| o.entry.key == h.entry.key);
+                        if !seen && hits.len() < MEMORY_HITS {
+                            hits.push(h);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(step = %actx.key, %include, "memory search failed: {e}");
+                }
             }
-        };
+        }
         if hits.is_empty() {
             continue;
         }
