@@ -158,14 +158,13 @@ fn the_inspector_shows_the_parts_the_provider_received() {
     let turn3 = server
         .requests()
         .into_iter()
-        .filter(|r| {
+        .rfind(|r| {
             messages(r)
                 .iter()
                 .filter(|m| m["role"] == "assistant")
                 .count()
                 == 2
         })
-        .next_back()
         .unwrap();
     let got = messages(&turn3);
     let joined = |kinds: &[&str], from: usize, to: usize| -> String {
