@@ -361,3 +361,73 @@ async fn the_runs_browser_starts_a_workflow_file_with_inputs() {
     assert_eq!(runs[0].name, "Greet from the browser");
     assert_eq!(left.map(|l| l.run), Some(runs[0].id.clone()));
 }
+
+/// `I` on an agent's pane opens the context inspector: the parts of its
+/// last request with their tokens and texts, read from the journal through
+/// the engine; `←` goes to the turn before, Esc closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_context_inspector_shows_an_agents_request_part_by_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, deps, run) = demo(dir.path()).await;
+    let frame = Arc::new(Mutex::new(String::new()));
+    let mut terminal = Terminal::new(Watched {
+        inner: TestBackend::new(160, 48),
+        frame: frame.clone(),
+    })
+    .unwrap();
+    let mut escapes: Vec<u8> = Vec::new();
+    let engine = Engine::open(journal.clone(), Err("no resume in this test".into()));
+    let app = workbench(&engine);
+    let (keys, input) = mpsc::unbounded::<Input>();
+    let user = async {
+        wait_for(&frame, "the audience question", |s| {
+            s.contains("Who should the script") && s.contains("Enter send")
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(lev::tui::state::GRACE_MS + 200)).await;
+        keys.unbounded_send(key(KeyCode::Enter)).unwrap();
+        wait_for(&frame, "the approval prompt", |s| s.contains("[a] approve")).await;
+        tokio::time::sleep(Duration::from_millis(lev::tui::state::GRACE_MS + 200)).await;
+        keys.unbounded_send(key(KeyCode::Char('a'))).unwrap();
+        wait_for(&frame, "the run's end on the status line", |s| {
+            s.lines().last().is_some_and(|l| l.contains("succeeded"))
+        })
+        .await;
+        // The architect's pane (the first), then its context.
+        keys.unbounded_send(key(KeyCode::Char('1'))).unwrap();
+        keys.unbounded_send(key(KeyCode::Char('I'))).unwrap();
+        let shown = wait_for(&frame, "the inspector", |s| {
+            s.contains("context · architect · turn 2 of 2")
+        })
+        .await;
+        for part in [
+            "TOKENS",
+            "role",
+            "prompt",
+            "turn 1 reply",
+            "call list_dir (turn 1)",
+            "total",
+        ] {
+            assert!(shown.contains(part), "{part}:\n{shown}");
+        }
+        keys.unbounded_send(key(KeyCode::Left)).unwrap();
+        wait_for(&frame, "turn 1", |s| {
+            s.contains("context · architect · turn 1 of 2")
+        })
+        .await;
+        keys.unbounded_send(key(KeyCode::Esc)).unwrap();
+        wait_for(&frame, "the inspector closed", |s| {
+            !s.contains("context · architect")
+        })
+        .await;
+        keys.unbounded_send(key(KeyCode::Char('q'))).unwrap();
+    };
+    let mut screen = Screen {
+        terminal: &mut terminal,
+        escapes: &mut escapes,
+        synchronized: false,
+    };
+    let driving = engine.start(deps, run.clone(), Start::Fresh).await.unwrap();
+    let launch = Launch::Driving(Box::new(driving));
+    let _ = tokio::join!(app::run_on(&mut screen, input, app, launch), user);
+}

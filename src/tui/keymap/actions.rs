@@ -56,7 +56,7 @@ const fn e(
 use Group::*;
 
 /// Every action, in help order.
-pub const CATALOGUE: [Entry; 62] = [
+pub const CATALOGUE: [Entry; 63] = [
     e(
         Action::ScrollUp,
         "scroll_up",
@@ -357,6 +357,13 @@ pub const CATALOGUE: [Entry; 62] = [
         RunControl,
         "Emergency stop: stop every running step",
         &["ctrl-x"],
+    ),
+    e(
+        Action::InspectContext,
+        "inspect_context",
+        RunControl,
+        "Inspect the focused agent's request: its parts and tokens",
+        &["I"],
     ),
     e(
         Action::StopCallbacks,

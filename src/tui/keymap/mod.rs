@@ -21,6 +21,7 @@
 //! |             | `a`  `d`  `i`  `m`         | approve, deny, answer, send_message |
 //! | Run control | `p`  `x`  `r`  `f`         | pause_run, cancel_step, retry_step, fork |
 //! |             | `ctrl-x`  `C`              | emergency_stop, stop_callbacks |
+//! |             | `I`                        | inspect_context        |
 //! |             | `D`  `alt-m`  `X`          | worktree_diff, worktree_merge, worktree_discard (`M` is memory) |
 //! | Replay      | `space`  `.`  `,`          | replay_play_pause, replay_step_forward, replay_step_back |
 //! |             | `+` `=` / `-`              | replay_faster / replay_slower |
@@ -98,6 +99,8 @@ pub enum Action {
     RetryStep,
     Fork,
     EmergencyStop,
+    /// The focused agent's request, part by part (the context inspector).
+    InspectContext,
     /// No new follow-up or system question in the run (`lev stop-callbacks`).
     StopCallbacks,
     /// Show the selected step's worktree diff.

@@ -209,6 +209,7 @@ impl State {
             Action::PauseAgent => return self.toggle_agent_pause(),
             Action::EmergencyStop => self.ask_emergency_stop(),
             Action::StopCallbacks => self.ask_stop_callbacks(),
+            Action::InspectContext => return self.inspect_context(),
             Action::RetryStep => return self.retry_selected(),
             Action::Fork => return self.fork_selected(),
             Action::WorktreeDiff | Action::WorktreeMerge | Action::WorktreeDiscard => {

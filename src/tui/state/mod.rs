@@ -16,6 +16,7 @@ mod answer;
 mod confirm;
 mod fold;
 mod input;
+mod inspector;
 pub mod layout;
 mod outline;
 mod palette;
@@ -541,6 +542,8 @@ impl State {
             }
             (Query::WorktreeDiff { step, .. }, Err(e)) => self.show_diff(step.clone(), Err(e)),
             (Query::Runs, Ok(Reply::Runs(runs))) => self.set_runs(runs),
+            (Query::Context { step, .. }, Ok(Reply::Context(c))) => self.show_context(step, Ok(*c)),
+            (Query::Context { step, .. }, Err(e)) => self.show_context(step, Err(e)),
             (_, Ok(other)) => self.say(other.unexpected()),
             (_, Err(e)) => self.say(e),
         }

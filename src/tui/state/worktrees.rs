@@ -27,6 +27,9 @@ pub struct DiffView {
     pub lines: Vec<String>,
     /// First line shown.
     pub scroll: usize,
+    /// Set when it shows an agent's request (the context inspector): the
+    /// turn shown and the turns there are.
+    pub context: Option<(u32, Vec<u32>)>,
 }
 
 impl RunView {
@@ -152,6 +155,7 @@ impl State {
                     branch,
                     lines,
                     scroll: 0,
+                    context: None,
                 });
                 self.overlay = Some(Overlay::Diff);
             }
@@ -188,6 +192,9 @@ impl State {
 
     /// Keys while the diff overlay is open: scroll, close.
     pub(super) fn diff_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if let Some(effects) = self.context_turn_key(key) {
+            return effects;
+        }
         let page = usize::from(self.size.1.saturating_sub(6)).max(1);
         let Some(d) = self.diff.as_mut() else {
             self.overlay = None;

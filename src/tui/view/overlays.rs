@@ -411,14 +411,27 @@ pub fn diff(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let h = area.height.saturating_sub(2);
     let r = centered(area, w, h);
     Clear.render(r, buf);
-    let title = format!(" diff · {} · {} ", d.step, d.branch);
+    let title = match &d.context {
+        Some((turn, turns)) => format!(
+            " context · {} · turn {turn} of {} · ←→ turns ",
+            d.step,
+            turns.len()
+        ),
+        None => format!(" diff · {} · {} ", d.step, d.branch),
+    };
     let block = frame(theme, &title);
     let inner = block.inner(r);
     block.render(r, buf);
     let rows = inner.height.saturating_sub(1) as usize;
     let width = inner.width as usize;
     for (k, line) in d.lines.iter().skip(d.scroll).take(rows).enumerate() {
-        let slot = if line.starts_with("+++") || line.starts_with("---") {
+        let slot = if d.context.is_some() {
+            if line.starts_with("── ") {
+                "title"
+            } else {
+                "base"
+            }
+        } else if line.starts_with("+++") || line.starts_with("---") {
             "title"
         } else if line.starts_with('+') {
             "diff.add"
