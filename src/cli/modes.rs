@@ -256,16 +256,27 @@ fn detail(m: &Mode) -> String {
         ),
     );
     if !m.context_include.is_empty() || m.token_budget.is_some() {
-        let budget = m
-            .token_budget
-            .map_or_else(String::new, |b| format!(" (budget {b} tokens)"));
-        field(
-            "context:",
-            format!(
-                "{}{budget} (not applied yet: requests hold the whole conversation)",
-                list_or_dash(&m.context_include)
-            ),
+        let includes: Vec<String> = m
+            .context_include
+            .iter()
+            .map(|i| {
+                let read = crate::workflow::memory_include_is_read(i);
+                if read {
+                    i.clone()
+                } else {
+                    format!("{i} (not read: only memory://run, run/<id>, project and global are)")
+                }
+            })
+            .collect();
+        let budget = m.token_budget.map_or_else(
+            || "no token budget".to_string(),
+            |b| {
+                format!(
+                    "each request fitted to {b} tokens (older tool outputs cut, then old exchanges elided, then memory notes dropped)"
+                )
+            },
         );
+        field("context:", format!("{}; {budget}", list_or_dash(&includes)));
     }
     if m.output_schema.is_some() {
         field(

@@ -141,71 +141,87 @@ fn is_call(p: &Part) -> bool {
 }
 
 /// Cuts `text` to about `cap` of its `tokens`: its head and tail, with a
-/// marker saying what went.
+/// marker saying what went. Works on bytes (at character boundaries), so
+/// cutting a long output costs what copying the kept part does.
 fn cut(text: &str, tokens: u64, cap: u64) -> String {
-    let chars = text.chars().count();
-    let keep = ((chars as u64).saturating_mul(cap) / tokens.max(1)) as usize;
-    let head = keep * 2 / 3;
-    let tail = keep - head;
-    let start: String = text.chars().take(head).collect();
-    let end: String = text
-        .chars()
-        .skip(chars.saturating_sub(tail).max(head))
-        .collect();
-    format!(
-        "{start}\n[… {} of {tokens} tokens cut to fit the context budget …]\n{end}",
+    let keep = ((text.len() as u64).saturating_mul(cap) / tokens.max(1)) as usize;
+    let mut head = (keep * 2 / 3).min(text.len());
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = text.len().saturating_sub(keep - keep * 2 / 3).max(head);
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    let mut out = String::with_capacity(head + (text.len() - tail) + 80);
+    out.push_str(&text[..head]);
+    out.push_str(&format!(
+        "\n[… {} of {tokens} tokens cut to fit the context budget …]\n",
         tokens.saturating_sub(cap)
-    )
+    ));
+    out.push_str(&text[tail..]);
+    out
 }
 
-/// Assembles `draft` within `budget` (see the module's order).
+/// Assembles `draft` within `budget` (see the module's order). Each
+/// part is counted once (through `counts`, so a part sent on an earlier
+/// turn is not counted again); trimming works on the counts.
 pub fn assemble(
     draft: &Draft,
     budget: Option<u64>,
     counter: Counter,
     counts: &mut Counts,
 ) -> Assembled {
-    let mut draft = draft.clone();
-    let mut notes: HashMap<(usize, usize), String> = HashMap::new();
+    let system_tokens: Vec<u64> = draft
+        .system
+        .iter()
+        .map(|p| counts.count(counter, &p.text))
+        .collect();
+    // The messages kept, each with its parts as sent, their tokens and notes.
+    let mut kept: Vec<Kept<'_>> = draft
+        .messages
+        .iter()
+        .map(|m| Kept {
+            message: &m.message,
+            parts: m
+                .parts
+                .iter()
+                .map(|p| KeptPart {
+                    tokens: counts.count(counter, &p.text),
+                    part: std::borrow::Cow::Borrowed(p),
+                    note: None,
+                })
+                .collect(),
+        })
+        .collect();
     let mut left_out = Vec::new();
-    // Tokens per part: system parts are message usize::MAX.
-    let total = |d: &Draft, counts: &mut Counts| -> u64 {
-        d.system
+    let mut sum: u64 = system_tokens.iter().sum::<u64>()
+        + kept
             .iter()
-            .chain(d.messages.iter().flat_map(|m| &m.parts))
-            .map(|p| counts.count(counter, &p.text))
-            .sum()
-    };
-    let mut sum = total(&draft, counts);
+            .flat_map(|m| &m.parts)
+            .map(|p| p.tokens)
+            .sum::<u64>();
     if let Some(budget) = budget
         && sum > budget
     {
         // 1. Older tool outputs are cut, ever shorter.
-        let newest_reply = draft
-            .messages
+        let newest_reply = kept
             .iter()
             .rposition(|m| m.message.role == Role::Assistant)
             .unwrap_or(0);
         'caps: for cap in CAPS {
-            for (mi, m) in draft.messages.iter_mut().enumerate().take(newest_reply) {
-                for (pi, p) in m.parts.iter_mut().enumerate() {
-                    if p.kind != Kind::ToolOutput {
+            for m in kept.iter_mut().take(newest_reply) {
+                for p in m.parts.iter_mut() {
+                    if p.part.kind != Kind::ToolOutput || p.tokens <= cap {
                         continue;
                     }
-                    let tokens = counts.count(counter, &p.text);
-                    if tokens <= cap {
-                        continue;
-                    }
-                    let before = notes
-                        .get(&(mi, pi))
-                        .and_then(|n| n.strip_prefix("cut from "))
-                        .and_then(|n| n.split(' ').next())
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .unwrap_or(tokens);
-                    p.text = cut(&p.text, tokens, cap);
-                    let after = counts.count(counter, &p.text);
-                    sum = sum - tokens + after;
-                    notes.insert((mi, pi), format!("cut from {before} tokens"));
+                    let before = p.drafted_tokens();
+                    let text = cut(&p.part.text, p.tokens, cap);
+                    let after = counts.count(counter, &text);
+                    sum = sum - p.tokens + after;
+                    p.part.to_mut().text = text;
+                    p.tokens = after;
+                    p.note = Some(format!("cut from {before} tokens"));
                     if sum <= budget {
                         break 'caps;
                     }
@@ -214,52 +230,60 @@ pub fn assemble(
         }
         // 2. The oldest exchanges go whole, the last one stays.
         if sum > budget {
-            let starts: Vec<usize> = (1..draft.messages.len())
-                .filter(|&i| draft.messages[i].message.role == Role::Assistant)
-                .collect();
-            let mut elided = 0usize;
-            for w in starts.windows(2) {
-                if sum <= budget {
+            let last_reply = kept
+                .iter()
+                .rposition(|m| m.message.role == Role::Assistant)
+                .unwrap_or(0);
+            let mut gone = 0usize;
+            let mut i = 1;
+            while sum > budget && i < last_reply - gone.min(last_reply) {
+                // An exchange: a reply and what follows it up to the next reply.
+                if kept[i].message.role != Role::Assistant {
+                    i += 1;
+                    continue;
+                }
+                let mut end = i + 1;
+                while end < kept.len() && kept[end].message.role != Role::Assistant {
+                    end += 1;
+                }
+                if end >= kept.len() {
                     break;
                 }
-                let (from, to) = (w[0] - elided, w[1] - elided);
-                let gone: Vec<DraftMessage> = draft.messages.drain(from..to).collect();
-                for m in &gone {
-                    for p in &m.parts {
-                        sum -= counts.count(counter, &p.text);
-                        left_out.push((p.name.clone(), "elided: an older exchange".to_string()));
+                for m in kept.drain(i..end) {
+                    for p in m.parts {
+                        sum -= p.tokens;
+                        left_out
+                            .push((p.part.name.clone(), "elided: an older exchange".to_string()));
                     }
+                    gone += 1;
                 }
-                elided += gone.len();
-                // Notes were keyed by position; the kept ones moved.
-                notes = notes
-                    .into_iter()
-                    .filter(|((mi, _), _)| *mi < from || *mi >= to)
-                    .map(|((mi, pi), n)| (((if mi >= to { mi - gone.len() } else { mi }), pi), n))
-                    .collect();
             }
-            if elided > 0 && !draft.messages.is_empty() {
+            if gone > 0 && !kept.is_empty() {
                 let marker = Part::new(
                     "elided",
                     Kind::Message,
                     format!(
-                        "\n\n[… {elided} earlier message{} elided to fit the context budget of {budget} tokens …]",
-                        if elided == 1 { "" } else { "s" }
+                        "\n\n[… {gone} earlier message{} elided to fit the context budget of {budget} tokens …]",
+                        if gone == 1 { "" } else { "s" }
                     ),
                 );
-                sum += counts.count(counter, &marker.text);
-                let first = &mut draft.messages[0].parts;
-                notes.insert((0, first.len()), "added: earlier messages elided".into());
-                first.push(marker);
+                let tokens = counts.count(counter, &marker.text);
+                sum += tokens;
+                kept[0].parts.push(KeptPart {
+                    tokens,
+                    part: std::borrow::Cow::Owned(marker),
+                    note: Some("added: earlier messages elided".into()),
+                });
             }
         }
         // 3. Memory-bank notes go.
         if sum > budget {
-            for m in &mut draft.messages {
+            for m in &mut kept {
                 m.parts.retain(|p| {
-                    if p.kind == Kind::Memory {
-                        sum -= counts.count(counter, &p.text);
-                        left_out.push((p.name.clone(), "dropped: over the budget".to_string()));
+                    if p.part.kind == Kind::Memory {
+                        sum -= p.tokens;
+                        left_out
+                            .push((p.part.name.clone(), "dropped: over the budget".to_string()));
                         false
                     } else {
                         true
@@ -278,43 +302,68 @@ pub fn assemble(
     let mut parts: Vec<Sent> = draft
         .system
         .iter()
-        .map(|p| Sent {
+        .zip(&system_tokens)
+        .map(|(p, &tokens)| Sent {
             name: p.name.clone(),
             kind: p.kind,
-            tokens: counts.count(counter, &p.text),
+            tokens,
             note: None,
             text: p.text.clone(),
         })
         .collect();
-    let mut messages = Vec::with_capacity(draft.messages.len());
-    for (mi, m) in draft.messages.iter().enumerate() {
+    let mut messages = Vec::with_capacity(kept.len());
+    for m in kept {
         let mut message = m.message.clone();
         message.content = m
             .parts
             .iter()
-            .filter(|p| !is_call(p))
-            .map(|p| p.text.as_str())
+            .filter(|p| !is_call(&p.part))
+            .map(|p| p.part.text.as_str())
             .collect();
         messages.push(message);
-        for (pi, p) in m.parts.iter().enumerate() {
+        for p in m.parts {
+            let part = p.part.into_owned();
             parts.push(Sent {
-                name: p.name.clone(),
-                kind: p.kind,
-                tokens: counts.count(counter, &p.text),
-                note: notes.get(&(mi, pi)).cloned(),
-                text: p.text.clone(),
+                name: part.name,
+                kind: part.kind,
+                tokens: p.tokens,
+                note: p.note,
+                text: part.text,
             });
         }
     }
-    let total = parts.iter().map(|p| p.tokens).sum();
     Assembled {
         system,
         messages,
+        total: sum,
         parts,
         left_out,
-        total,
         budget,
         counter,
+    }
+}
+
+/// A message of the draft while it is fitted.
+struct Kept<'a> {
+    message: &'a Message,
+    parts: Vec<KeptPart<'a>>,
+}
+
+struct KeptPart<'a> {
+    part: std::borrow::Cow<'a, Part>,
+    tokens: u64,
+    note: Option<String>,
+}
+
+impl KeptPart<'_> {
+    /// Its tokens as drafted (before any cut).
+    fn drafted_tokens(&self) -> u64 {
+        self.note
+            .as_deref()
+            .and_then(|n| n.strip_prefix("cut from "))
+            .and_then(|n| n.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(self.tokens)
     }
 }
 

@@ -277,6 +277,12 @@ pub async fn drive(
     executor::drive(deps, run, ops, subscribers, start == Start::Fresh).await
 }
 
+/// Whether a mode's `context.include` entry is one lev reads (a
+/// `memory://` namespace it knows).
+pub fn memory_include_is_read(include: &str) -> bool {
+    agent::namespace_of(include, "run", std::path::Path::new(".")).is_some()
+}
+
 /// Stops callbacks in a run no process is executing: the marker is
 /// journaled, so the run keeps it when it is resumed.
 pub async fn stop_callbacks_idle(journal: &Journal, run: &RunId) -> Result<String, String> {

@@ -15,6 +15,8 @@ use crate::spec::{Mode, StepKind};
 use crate::tools::{ShellPolicy, ToolEnv};
 
 mod assembly;
+
+pub(crate) use assembly::namespace_of;
 mod reply;
 mod tool_call;
 
