@@ -345,9 +345,7 @@ async fn dispatch_ops(
             | Op::EmergencyStop { .. }) => steer::apply(&ctx, op).await,
             Op::RetryStep { step, .. } => retry::retry_live(&ctx, &workflow, step).await,
             Op::StopCallbacks { .. } => {
-                let reason =
-                    "`lev stop-callbacks`: follow-ups and system questions are off for this run";
-                stop_callbacks(&ctx, "user", reason.to_string()).await;
+                stop_callbacks(&ctx, "user", followups::STOPPED_BY_USER.to_string()).await;
             }
             // The engine handle carries these out; a live run never gets them.
             Op::Resume { .. }

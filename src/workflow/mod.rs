@@ -303,7 +303,7 @@ pub async fn stop_callbacks_idle(journal: &Journal, run: &RunId) -> Result<Strin
     let rec = Recorder::new(journal.clone(), run.clone(), meta.last_seq, Vec::new());
     let event = Event::CallbacksStopped {
         by: "user".into(),
-        reason: "`lev stop-callbacks`: follow-ups and system questions are off for this run".into(),
+        reason: followups::STOPPED_BY_USER.into(),
         at: Millis::now(),
     };
     rec.record(event).await.map_err(|e| e.to_string())?;

@@ -11,3 +11,7 @@ mod spawn;
 
 pub use book::Book;
 pub use spawn::{Child, PROPOSALS, Parent, decide};
+
+/// Why callbacks stop when the user stops them (`lev stop-callbacks`, `C`).
+pub const STOPPED_BY_USER: &str =
+    "`lev stop-callbacks`: follow-ups and system questions are off for this run";
