@@ -340,3 +340,67 @@ fn ask_before_every_command_spares_the_ones_the_mode_allows_by_name() {
         "{outputs:?}"
     );
 }
+
+/// An agent of `mode` runs one command that tries to reach the loopback
+/// LLM server itself on 127.0.0.1; returns what the tool said.
+fn reach_the_server_from_a_shell_command(mode: &str) -> String {
+    let port = Arc::new(std::sync::OnceLock::<String>::new());
+    let server = LlmServer::with({
+        let port = port.clone();
+        move |req: &RecordedRequest| {
+            let msgs = req.json.as_ref().unwrap()["messages"]
+                .as_array()
+                .unwrap()
+                .clone();
+            match msgs.iter().rev().find(|m| m["role"] == "tool") {
+                None => {
+                    let command = format!(
+                        "bash -c 'exec 3<>/dev/tcp/127.0.0.1/{}' && echo reached || echo cut off",
+                        port.get().unwrap()
+                    );
+                    let args = json!({ "command": command }).to_string();
+                    OpenAiSse::new("test-model")
+                        .tool_call(0, "call_probe", "run_shell", &args, 2)
+                        .usage(10, 5)
+                        .finish("tool_calls")
+                        .reply()
+                }
+                Some(_) => OpenAiSse::new("test-model")
+                    .text("done", 2)
+                    .usage(10, 5)
+                    .finish("stop")
+                    .reply(),
+            }
+        }
+    });
+    let url = server.base_url();
+    port.set(
+        url.rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string(),
+    )
+    .unwrap();
+    let lev = Lev::new().with_openai(&url);
+    let wf = lev.write_workflow(&format!(
+        "version: 1\nkind: workflow\nid: probe\nname: Probe\nsteps:\n  probe:\n    mode: {mode}\n    prompt: Probe the network.\n"
+    ));
+    let out = lev.run_headless(&wf, &["--allow-shell", "--yes"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    tool_output(&lev.events(&run_id_from(&stdout).unwrap()))
+}
+
+#[test]
+fn a_mode_without_network_runs_its_shell_commands_cut_off() {
+    if !lev::commands::offline::available() {
+        eprintln!("user namespaces are not allowed here: the setting is advisory");
+        return;
+    }
+    // `coder` says `network: false`; `devops` says `network: true`.
+    let cut = reach_the_server_from_a_shell_command("coder");
+    assert!(cut.contains("cut off") && !cut.contains("reached"), "{cut}");
+    let open = reach_the_server_from_a_shell_command("devops");
+    assert!(open.contains("reached"), "{open}");
+}

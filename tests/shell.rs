@@ -17,6 +17,7 @@ fn command(script: &str, cwd: &Path) -> ShellCommand {
         timeout: None,
         idempotency_key: "run1:7:1".into(),
         started: None,
+        offline: false,
     }
 }
 
@@ -326,6 +327,7 @@ async fn run_gated(
     let (tx, mut rx) = mpsc::unbounded_channel::<lev::commands::Started>();
     let cmd = ShellCommand {
         started: Some(tx),
+        offline: false,
         ..cmd
     };
     let gate = tokio::spawn(async move {
@@ -383,6 +385,7 @@ async fn a_gated_command_cancelled_before_its_start_is_journaled_never_runs() {
     let (tx, mut rx) = mpsc::unbounded_channel::<lev::commands::Started>();
     let cmd = ShellCommand {
         started: Some(tx),
+        offline: false,
         ..command("touch ran", dir.path())
     };
     let cancel = CancellationToken::new();

@@ -51,6 +51,7 @@ fn env_for(root: &Path) -> ToolEnv {
         idempotency_key: "run1:1:1".into(),
         process_started: None,
         ask_before: Vec::new(),
+        offline: false,
     }
 }
 

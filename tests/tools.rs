@@ -26,6 +26,7 @@ fn workspace() -> Workspace {
         idempotency_key: "run9:3:2".into(),
         process_started: None,
         ask_before: Vec::new(),
+        offline: false,
     };
     Workspace { dir, outside, env }
 }

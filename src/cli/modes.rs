@@ -230,12 +230,14 @@ fn detail(m: &Mode) -> String {
         "tools:",
         format!("allow {allow}; deny {}", list_or_dash(&m.tools_deny)),
     );
-    // lev cannot cut a command off the network here: the field is shown
-    // for what it is, advice to the agent's author, not a sandbox.
+    // Where user namespaces are switched off lev cannot cut a command off
+    // the network, and says so.
     let network = match m.network {
-        Some(true) => "yes (advisory)",
-        Some(false) => "no (advisory, not enforced)",
-        None => "unspecified",
+        Some(false) if crate::commands::offline::available() => {
+            "no (shell commands run without a network)"
+        }
+        Some(false) => "no (advisory: this system does not allow lev to cut commands off)",
+        Some(true) | None => "yes",
     };
     field(
         "permissions:",
@@ -351,7 +353,7 @@ mod tests {
             "extends:     reviewer\n",
             "allow read_file, list_dir, grep, memory_store, memory_search, shell:cargo audit",
             "deny write_file, edit_file",
-            "network no (advisory, not enforced); ask before shell:*",
+            "network no (",
             "max turns 25, timeout 20m, max questions 2",
             "\n  You are a senior application-security engineer.",
         ] {

@@ -8,6 +8,7 @@
 //! Must not depend on `journal`, `workflow` or any participant.
 
 pub mod lifeline;
+pub mod offline;
 pub mod process;
 mod shell;
 
@@ -33,6 +34,10 @@ pub struct ShellCommand {
     /// command, and with it the step's start). A `false` or a dropped
     /// answer means the command never runs.
     pub started: Option<StartedSender>,
+    /// Start it without a network (only its own loopback) where the
+    /// platform allows ([`offline::available`]); elsewhere it runs as usual
+    /// and callers say the setting is advisory.
+    pub offline: bool,
 }
 
 /// A gated command's process group exists (`None` if it could not be

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::lifeline;
+use super::offline;
 use super::process;
 use super::{
     GRACE_PERIOD, MAX_CAPTURE_BYTES, OutputSender, PIPE_DRAIN, ShellCommand, ShellError,
@@ -62,18 +63,25 @@ pub(super) async fn run(
     }
 
     let started = Instant::now();
-    let mut sh = Command::new("sh");
-    // lev's provider keys stay with lev; the step's own `env` (below) may pass one.
-    crate::secrets::current().withhold(sh.as_std_mut());
     let gated = cmd.started.is_some();
     let script = if gated {
         format!("{GATE}{}", cmd.script)
     } else {
         cmd.script.clone()
     };
+    let mut sh = if cmd.offline && offline::available() {
+        let (program, args) = offline::argv(&script);
+        let mut sh = Command::new(program);
+        sh.args(args);
+        sh
+    } else {
+        let mut sh = Command::new("sh");
+        sh.arg("-c").arg(script);
+        sh
+    };
+    // lev's provider keys stay with lev; the step's own `env` (below) may pass one.
+    crate::secrets::current().withhold(sh.as_std_mut());
     let mut child = sh
-        .arg("-c")
-        .arg(script)
         .current_dir(&cmd.cwd)
         .envs(&cmd.env)
         .env("LEV_IDEMPOTENCY_KEY", &cmd.idempotency_key)

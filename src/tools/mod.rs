@@ -115,6 +115,9 @@ pub struct ToolEnv {
     pub process_started: Option<crate::commands::StartedSender>,
     /// The mode's `permissions.ask_before` patterns (see [`asks_before`]).
     pub ask_before: Vec<String>,
+    /// `run_shell` commands start without a network (the mode's
+    /// `permissions.network: false`; see `commands::offline`).
+    pub offline: bool,
 }
 
 /// A tool's answer, fed back to the model.

@@ -45,6 +45,7 @@ pub(crate) async fn run(env: &ToolEnv, args: ShellArgs) -> ToolOutput {
         timeout,
         idempotency_key: env.idempotency_key.clone(),
         started: env.process_started.clone(),
+        offline: env.offline,
     };
     // No cancel here: the caller cancels by dropping this future, which
     // kills the process group.
@@ -119,6 +120,7 @@ mod tests {
             idempotency_key: String::new(),
             process_started: None,
             ask_before: Vec::new(),
+            offline: false,
         }
     }
 

@@ -81,10 +81,12 @@ pub async fn run(
         timeout: actx.step.timeout,
         idempotency_key: actx.idempotency_key.clone(),
         started: None,
+        offline: false,
     };
     let (started, journaling) = journal_process_starts(actx, 0, 0);
     let cmd = ShellCommand {
         started: Some(started),
+        offline: false,
         ..cmd
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<(bool, String)>();

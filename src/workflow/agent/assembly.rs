@@ -59,6 +59,14 @@ pub(super) fn system_parts(mode: &Mode, schema: Option<&Value>) -> Vec<Part> {
             ),
         ));
     }
+    if mode.network == Some(false) {
+        let text = if crate::commands::offline::available() {
+            "\n\nYour shell commands run without a network: inside them only their own loopback answers (127.0.0.1), nothing outside this machine."
+        } else {
+            "\n\nDo not use the network in your shell commands."
+        };
+        parts.push(Part::new("network", Kind::System, text));
+    }
     if let Some(schema) = schema {
         parts.push(Part::new(
             "output schema",

@@ -308,6 +308,7 @@ fn tool_env(actx: &AttemptCtx, mode: &Mode, step_allow: Vec<String>) -> ToolEnv 
         idempotency_key: actx.idempotency_key.clone(),
         process_started: None,
         ask_before: mode.ask_before.clone(),
+        offline: mode.network == Some(false),
     }
 }
 
