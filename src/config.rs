@@ -146,11 +146,25 @@ pub struct Config {
     pub breaker: BreakerSettings,
     /// `run_shell` prefixes allowed everywhere.
     pub shell_allow: Vec<String>,
+    /// `followups:`: added to every workflow's own.
+    pub followups: FollowupSettings,
     /// Caps on the size of LLM replies (`llm:`).
     pub reply_limits: ReplyLimits,
     pub tui: TuiSettings,
     /// Files the config was read from, for `lev config` and messages.
     pub sources: Vec<PathBuf>,
+}
+
+/// The config's `followups: { propose, auto }` (a workflow's top-level
+/// `followups:` is read into `spec::FollowupPolicy`; the engine adds the
+/// two).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FollowupSettings {
+    pub propose: bool,
+    /// `auto: true`.
+    pub auto: bool,
+    /// `auto: [mode, …]`.
+    pub auto_modes: Vec<String>,
 }
 
 impl ProviderKind {
@@ -204,6 +218,7 @@ impl Default for Config {
             retry: RetrySettings::default(),
             breaker: BreakerSettings::default(),
             shell_allow: Vec::new(),
+            followups: Default::default(),
             reply_limits: ReplyLimits::default(),
             tui: TuiSettings::default(),
             sources: Vec::new(),

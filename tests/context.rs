@@ -62,29 +62,38 @@ fn text(t: &str) -> support::llm_server::Reply {
         .reply()
 }
 
+fn first_user(req: &RecordedRequest) -> String {
+    messages(req).iter().find(|m| m["role"] == "user").unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The notes agent stores one note; the summariser reads two files.
+fn server_reply(req: &RecordedRequest) -> support::llm_server::Reply {
+    let first = first_user(req);
+    let replies = messages(req)
+        .iter()
+        .filter(|m| m["role"] == "assistant")
+        .count();
+    if first.starts_with("Remember") {
+        return match replies {
+            0 => call(
+                "memory_store",
+                json!({"key": "style", "text": "The team indents with tabs, never spaces.", "namespace": "run"}),
+            ),
+            _ => text("stored"),
+        };
+    }
+    match replies {
+        0 => call("read_file", json!({"path": "big.txt"})),
+        1 => call("read_file", json!({"path": "small.txt"})),
+        _ => text("Both files list numbers."),
+    }
+}
+
 fn server() -> LlmServer {
-    LlmServer::with(|req: &RecordedRequest| {
-        let msgs = messages(req);
-        let first = msgs.iter().find(|m| m["role"] == "user").unwrap()["content"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let replies = msgs.iter().filter(|m| m["role"] == "assistant").count();
-        if first.starts_with("Remember") {
-            return match replies {
-                0 => call(
-                    "memory_store",
-                    json!({"key": "style", "text": "The team indents with tabs, never spaces.", "namespace": "run"}),
-                ),
-                _ => text("stored"),
-            };
-        }
-        match replies {
-            0 => call("read_file", json!({"path": "big.txt"})),
-            1 => call("read_file", json!({"path": "small.txt"})),
-            _ => text("Both files list numbers."),
-        }
-    })
+    LlmServer::with(server_reply)
 }
 
 fn estimate(text: &str) -> u64 {
@@ -212,4 +221,85 @@ fn the_inspector_shows_the_parts_the_provider_received() {
     );
     assert!(text.contains("${{ steps.a.outputs.stdout }}"), "{text}");
     assert!(text.contains("hello-from-a"), "{text}");
+}
+
+/// A run killed while an agent waits for its third reply resumes that
+/// conversation with the memory notes it was sent before, even after the
+/// note was deleted from the memory bank in between: notes are journaled
+/// with the first request, not searched again.
+#[test]
+fn a_resumed_agent_is_sent_the_memory_notes_it_had_before() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    use support::kill::{kill9, only_run, wait_for};
+    use support::llm_server::Action;
+
+    let hang = Arc::new(AtomicBool::new(true));
+    let h = hang.clone();
+    let server = LlmServer::with(move |req: &RecordedRequest| {
+        let reply = server_reply(req);
+        let msgs = messages(req);
+        let replies = msgs.iter().filter(|m| m["role"] == "assistant").count();
+        let first = first_user(req);
+        if first.starts_with("Summarise") && replies == 2 && h.load(Ordering::SeqCst) {
+            reply.insert(0, Action::Delay(60_000))
+        } else {
+            reply
+        }
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    let ws = lev.workspace();
+    std::fs::create_dir_all(ws.join(".lev/modes")).unwrap();
+    std::fs::write(ws.join(".lev/modes/tiny.yaml"), TINY_MODE).unwrap();
+    std::fs::write(ws.join("big.txt"), "1\n2\n").unwrap();
+    std::fs::write(ws.join("small.txt"), "one\ntwo\n").unwrap();
+    let wf = lev.write_workflow(WORKFLOW);
+    let mut child = lev.spawn_headless(&wf, &[]);
+    let is_third = |r: &RecordedRequest| {
+        first_user(r).starts_with("Summarise")
+            && messages(r)
+                .iter()
+                .filter(|m| m["role"] == "assistant")
+                .count()
+                == 2
+    };
+    wait_for("the third request", Duration::from_secs(60), || {
+        server.requests().iter().any(is_third)
+    });
+    kill9(&mut child);
+    hang.store(false, Ordering::SeqCst);
+    let run = only_run(&lev).unwrap();
+    let before = server.requests().into_iter().find(is_third).unwrap();
+    assert!(first_user(&before).contains("indents with tabs"));
+
+    let namespace = format!("run:{run}");
+    let rm = lev.run(&["memory", "rm", "style", "--namespace", &namespace]);
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    let ls = lev.run(&["memory", "ls", "--namespace", &namespace]);
+    assert!(!String::from_utf8_lossy(&ls.stdout).contains("tabs"));
+
+    let out = lev.run(&["resume", &run, "--headless"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let after = server.requests().into_iter().rfind(is_third).unwrap();
+    assert_eq!(first_user(&after), first_user(&before));
+    let shown = lev.run(&["show", &run, "--context", "sum", "--json"]);
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let memory = shown["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "memory://run/current")
+        .unwrap();
+    assert!(
+        memory["text"]
+            .as_str()
+            .unwrap()
+            .contains("indents with tabs")
+    );
 }

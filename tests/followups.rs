@@ -248,6 +248,58 @@ fn proposals_need_the_users_approval_unless_the_workflow_allows_them() {
     assert_eq!(refused[0]["observed"], "refused by the user");
 }
 
+/// How many follow-ups a chaos run spawned and the guards that refused.
+fn spawned_and_refused(lev: &Lev, wf: &std::path::Path) -> (usize, Vec<String>) {
+    let out = lev.run_headless(wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let events = lev.events(&run_id_from(&stdout).unwrap());
+    let guards = of_type(&events, "followup_refused")
+        .iter()
+        .map(|r| r["guard"].as_str().unwrap().to_string())
+        .collect();
+    (of_type(&events, "followup_spawned").len(), guards)
+}
+
+#[test]
+fn a_list_of_modes_in_the_workflow_or_the_config_pre_authorises_their_proposals() {
+    let server = chaos_server();
+    let lev = Lev::new().with_openai(&server.base_url());
+    // The chaos agent proposes `ask` follow-ups; two at most per run.
+    let chaos = CHAOS.replace("max_followups: 50", "max_followups: 2");
+    // Pre-authorised for `ask`: spawned until the run's limit, no question.
+    let wf = lev.write_workflow(&chaos.replace("auto: true", "auto: [ask]"));
+    assert_eq!(
+        spawned_and_refused(&lev, &wf),
+        (2, vec!["max_followups".to_string()])
+    );
+    // For another mode only: the user must approve, and headless nobody does.
+    let wf = lev.write_workflow(&chaos.replace("auto: true", "auto: [coder]"));
+    assert_eq!(
+        spawned_and_refused(&lev, &wf),
+        (0, vec!["approval".to_string()])
+    );
+    // The user's config pre-authorises `ask` where the workflow does not.
+    let config = lev.workspace().join("lev.yaml");
+    std::fs::write(&config, "followups: { auto: [ask] }\n").unwrap();
+    assert_eq!(
+        spawned_and_refused(&lev, &wf),
+        (2, vec!["max_followups".to_string()])
+    );
+    // An unknown mode in the workflow is an error at its place.
+    let wf = lev.write_workflow(&chaos.replace("auto: true", "auto: [ask, codr]"));
+    let out = lev
+        .cmd(&["validate", wf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("wf.yaml:6:") && stderr.contains("unknown mode `codr`"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_resumed_run_spawns_no_follow_up_twice() {
     // The follow-ups hang until the test lets them answer.

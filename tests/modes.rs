@@ -107,7 +107,11 @@ fn show_prints_the_resolved_coder_mode() {
     for want in [
         "source:      built-in\n",
         "tools:       allow read_file, list_dir, grep, write_file, edit_file, run_shell, ask_user, memory_store, memory_search; deny -\n",
-        "permissions: network no (advisory, not enforced); ask before shell:git push, shell:rm -rf\n",
+        if lev::commands::offline::available() {
+            "permissions: network no (shell commands run without a network); ask before shell:git push, shell:rm -rf\n"
+        } else {
+            "permissions: network no (advisory: this system does not allow lev to cut commands off); ask before shell:git push, shell:rm -rf\n"
+        },
         "limits:      max turns 60,",
         "temperature 0.2, max output tokens 16000",
         "role:\n  You are a careful senior engineer",

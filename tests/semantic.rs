@@ -82,6 +82,13 @@ fn a_statement_that_does_not_hold_skips_the_step_with_the_reason() {
     assert_eq!(verdicts.len(), 1);
     assert_eq!(verdicts[0]["holds"], false);
     assert_eq!(verdicts[0]["judge"], "judge-model");
+    // What the judge spent is journaled with its verdict and counted in
+    // the run's totals and the step's row.
+    assert_eq!(verdicts[0]["usage"]["input_tokens"], 50);
+    assert_eq!(verdicts[0]["usage"]["output_tokens"], 10);
+    let shown = lev.run(&["show", &run, "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["usage"]["input_tokens"], 50, "{shown}");
     let skipped = of_type(&lev, &run, "step_skipped");
     assert_eq!(skipped[0]["step"], "fix");
     assert!(

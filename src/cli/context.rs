@@ -204,6 +204,7 @@ pub fn run_settings(
             allow_shell: drive.allow_shell,
             yes: drive.yes,
             shell_allow: Vec::new(),
+            followups: Default::default(),
             in_flight,
         },
     }

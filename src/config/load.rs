@@ -27,6 +27,9 @@
 //! retry: { max_attempts: 4, initial_delay_ms: 500, max_delay_ms: 30000 }
 //! breaker: { consecutive_failures: 5, cooldown_ms: 60000 }
 //! shell_allow: ["cargo test", "git status"]
+//! followups:                 # added to every workflow's own `followups:`
+//!   propose: false           # offer agents `propose_followup`
+//!   auto: [tdd, docs-writer] # spawn proposals in these modes unasked (or `true`)
 //! llm:                       # caps on one LLM reply; past one the step fails
 //!   max_reply_bytes: 4194304           # reply text (and reasoning), default 4 MiB
 //!   max_tool_argument_bytes: 1048576   # one tool call's arguments, default 1 MiB
@@ -92,8 +95,25 @@ struct FileConfig {
     retry: Option<FileRetry>,
     breaker: Option<FileBreaker>,
     shell_allow: Option<Vec<String>>,
+    followups: Option<FileFollowups>,
     llm: Option<FileLlm>,
     tui: Option<FileTui>,
+}
+
+/// `followups: { propose, auto }`, as in a workflow.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFollowups {
+    propose: Option<bool>,
+    auto: Option<FileAuto>,
+}
+
+/// `auto: true` or `auto: [mode, …]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "`true`, `false` or a list of mode ids")]
+enum FileAuto {
+    All(bool),
+    Modes(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,6 +303,21 @@ impl Layers {
         }
         if let Some(allow) = file.shell_allow {
             self.config.shell_allow = allow;
+        }
+        if let Some(f) = file.followups {
+            let policy = &mut self.config.followups;
+            policy.propose = f.propose.unwrap_or(policy.propose);
+            match f.auto {
+                Some(FileAuto::All(all)) => {
+                    policy.auto = all;
+                    policy.auto_modes.clear();
+                }
+                Some(FileAuto::Modes(modes)) => {
+                    policy.auto = false;
+                    policy.auto_modes = modes;
+                }
+                None => {}
+            }
         }
         if let Some(l) = file.llm {
             let limits = &mut self.config.reply_limits;

@@ -84,6 +84,11 @@ impl RunSettings {
             workspace,
             options: RunOptions {
                 shell_allow: config.shell_allow.clone(),
+                followups: crate::spec::FollowupPolicy {
+                    propose: config.followups.propose,
+                    auto: config.followups.auto,
+                    auto_modes: config.followups.auto_modes.clone(),
+                },
                 ..self.options.clone()
             },
         });

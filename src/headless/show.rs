@@ -160,7 +160,7 @@ fn fold_step(line: &mut StepLine, event: &Event, usage: &mut Usage) {
             line.status = "running".into();
             line.ended_ms = None;
         }
-        Event::LlmReplied { usage: u, .. } => {
+        Event::LlmReplied { usage: u, .. } | Event::SemanticVerdict { usage: u, .. } => {
             line.input_tokens = line.input_tokens.saturating_add(u.input_tokens);
             line.output_tokens = line.output_tokens.saturating_add(u.output_tokens);
             line.cost_usd += u.cost_usd;

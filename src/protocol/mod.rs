@@ -572,6 +572,10 @@ pub enum Event {
         confidence: Option<f64>,
         reason: String,
         judge: String,
+        /// What asking the judge cost (also when it gave no verdict and
+        /// the user decided); counted in the run's budgets and totals.
+        #[serde(default)]
+        usage: Usage,
         at: Millis,
     },
     /// A reply's model has no price, so a cost budget (`max_cost_usd`)

@@ -212,13 +212,40 @@ pub struct OutputSpec {
     pub default: Option<Value>,
 }
 
-/// The workflow's `followups:` (top level): whether its agents are offered
-/// `propose_followup`, and whether what they propose is spawned without
-/// the user's approval.
+/// The workflow's (or the config's) `followups:`: whether agents are
+/// offered `propose_followup`, and which proposals are spawned without the
+/// user's approval: all (`auto: true`) or those of the modes listed
+/// (`auto: [tdd, docs-writer]`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FollowupPolicy {
     pub propose: bool,
     pub auto: bool,
+    /// Added after runs were pinned with the two fields above.
+    #[serde(default)]
+    pub auto_modes: Vec<String>,
+}
+
+impl FollowupPolicy {
+    /// A proposed follow-up in `mode` needs no approval.
+    pub fn pre_authorises(&self, mode: &str) -> bool {
+        self.auto || self.auto_modes.iter().any(|m| m == mode)
+    }
+
+    /// What the workflow and the user's config allow together: either may
+    /// offer the tool or pre-authorise a mode.
+    pub fn with(&self, config: &FollowupPolicy) -> FollowupPolicy {
+        let mut auto_modes = self.auto_modes.clone();
+        for m in &config.auto_modes {
+            if !auto_modes.contains(m) {
+                auto_modes.push(m.clone());
+            }
+        }
+        FollowupPolicy {
+            propose: self.propose || config.propose,
+            auto: self.auto || config.auto,
+            auto_modes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -166,7 +166,7 @@ pub async fn drive(
         retry: Default::default(),
         rec: rec.clone(),
         followups: Mutex::new(history.followups.clone()),
-        followup_policy: workflow.followups.clone(),
+        followup_policy: workflow.followups.with(&deps.options.followups),
         clock: super::context::RunClock::start(),
         history,
         deps,

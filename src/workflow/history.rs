@@ -408,7 +408,10 @@ impl History {
                     .insert((step.clone(), *attempt), (parts.clone(), blob.clone()));
             }
             Event::ContextAssembled { .. } => {}
-            Event::SemanticVerdict { step, holds, .. } => {
+            Event::SemanticVerdict {
+                step, holds, usage, ..
+            } => {
+                self.usage.add(usage);
                 self.verdicts.insert(step.clone(), *holds);
             }
             Event::AgentAsked {

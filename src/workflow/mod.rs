@@ -65,6 +65,8 @@ pub struct RunOptions {
     pub yes: bool,
     /// `run_shell` prefixes allowed everywhere (config).
     pub shell_allow: Vec<String>,
+    /// The config's `followups:`, added to each workflow's own.
+    pub followups: crate::spec::FollowupPolicy,
     /// What to do with a non-idempotent step that was in flight at a crash.
     pub in_flight: Option<InFlightDecision>,
 }

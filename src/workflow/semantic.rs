@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::context::RunCtx;
 use super::human::{self, Ask};
 use crate::llm::{ChatRequest, Message, RequestMeta, Role};
-use crate::protocol::{Event, StepKey};
+use crate::protocol::{Event, StepKey, Usage};
 use crate::spec::Step;
 use crate::spec::expr::EvalContext;
 
@@ -66,7 +66,8 @@ pub(super) async fn judge(
         return Ok((*holds, String::new()));
     }
     let context = context();
-    let verdict = match by_model(ctx, key, condition, &context).await {
+    let mut usage = Usage::default();
+    let verdict = match by_model(ctx, key, condition, &context, &mut usage).await {
         Ok(v) => v,
         Err(why) => {
             tracing::warn!(step = %key, "when_semantic goes to the user: {why}");
@@ -80,6 +81,7 @@ pub(super) async fn judge(
         confidence: verdict.confidence,
         reason: verdict.reason.clone(),
         judge: verdict.judge,
+        usage,
         at: ctx.now(),
     };
     ctx.rec
@@ -130,6 +132,7 @@ async fn by_model(
     key: &StepKey,
     condition: &str,
     context: &str,
+    spent: &mut Usage,
 ) -> Result<Verdict, String> {
     let provider = ctx.deps.provider.as_ref().map_err(|e| e.clone())?;
     let mut messages = vec![Message::user(format!(
@@ -152,6 +155,7 @@ async fn by_model(
         };
         let reply = provider.chat(&req, None).await.map_err(|e| e.to_string())?;
         ctx.add_usage(&reply.usage);
+        spent.add(&reply.usage);
         if let Some(verdict) = parse(&reply.text, &reply.model) {
             return Ok(verdict);
         }

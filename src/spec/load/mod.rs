@@ -208,7 +208,7 @@ impl Loader<'_> {
             .unwrap_or_default();
         let followups = f
             .get("followups")
-            .map(|n| workflow::followup_policy(cx, n))
+            .map(|n| workflow::followup_policy(cx, n, self.modes))
             .unwrap_or_default();
 
         let mut steps = Vec::new();

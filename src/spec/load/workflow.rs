@@ -11,7 +11,9 @@ use crate::spec::model::{
 use crate::spec::yaml::{Node, NodeValue};
 
 use super::cx::{Cx, join};
+use super::env::check_mode;
 use super::retry::retry_policy;
+use crate::spec::ModeRegistry;
 
 pub(crate) const TOP_KEYS: &[&str] = &[
     "version",
@@ -269,8 +271,13 @@ fn breaker(cx: &mut Cx<'_>, node: &Node) -> BreakerLimits {
     b
 }
 
-/// The top-level `followups: { propose, auto }`.
-pub(crate) fn followup_policy(cx: &mut Cx<'_>, node: &Node) -> FollowupPolicy {
+/// The top-level `followups: { propose, auto }`; `auto` is `true`, `false`
+/// or a list of mode ids.
+pub(crate) fn followup_policy(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    modes: &ModeRegistry,
+) -> FollowupPolicy {
     let mut p = FollowupPolicy::default();
     let Some(f) = cx.map(node, "followups", &["propose", "auto"]) else {
         return p;
@@ -278,8 +285,24 @@ pub(crate) fn followup_policy(cx: &mut Cx<'_>, node: &Node) -> FollowupPolicy {
     if let Some(v) = f.get("propose") {
         p.propose = cx.bool(v, "followups.propose").unwrap_or(false);
     }
-    if let Some(v) = f.get("auto") {
-        p.auto = cx.bool(v, "followups.auto").unwrap_or(false);
+    match f.get("auto") {
+        Some(Node {
+            value: NodeValue::Seq(items),
+            ..
+        }) => {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(m) = check_mode(cx, item, &format!("followups.auto[{i}]"), modes) {
+                    p.auto_modes.push(m);
+                }
+            }
+        }
+        Some(v) => {
+            if !matches!(v.value, NodeValue::Bool(_)) {
+                cx.type_error(v, "followups.auto", "`true`, `false` or a list of mode ids");
+            }
+            p.auto = matches!(v.value, NodeValue::Bool(true));
+        }
+        None => {}
     }
     p
 }

@@ -63,7 +63,7 @@ impl RunView {
         if let Some(u) = self.final_usage {
             return u;
         }
-        let mut total = Usage::default();
+        let mut total = self.judge_usage;
         for p in &self.panes {
             total.add(&p.usage);
         }
@@ -635,8 +635,10 @@ impl RunView {
                 confidence,
                 reason,
                 judge,
+                usage,
                 ..
             } => {
+                self.judge_usage.add(usage);
                 let text =
                     describe::semantic_verdict(condition, *holds, *confidence, reason, judge);
                 self.step_note(step, text);

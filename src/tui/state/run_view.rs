@@ -126,6 +126,8 @@ pub struct RunView {
     pub last_at: Millis,
     /// Usage reported by `RunFinished` (otherwise the panes' sum is shown).
     pub final_usage: Option<Usage>,
+    /// What `when_semantic` judges cost (not any pane's replies).
+    pub judge_usage: Usage,
     pub panes: Vec<Pane>,
     /// Rows are only ever added (through `RunView::add_step_row`).
     pub steps: Vec<StepRow>,
@@ -184,6 +186,7 @@ impl Default for RunView {
             finished_at: None,
             last_at: Millis(0),
             final_usage: None,
+            judge_usage: Usage::default(),
             panes: Vec::new(),
             steps: Vec::new(),
             step_rows: HashMap::new(),

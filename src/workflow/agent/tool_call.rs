@@ -498,7 +498,7 @@ fn propose_followup(actx: &AttemptCtx, call: &Placed<'_>) -> ToolOutput {
             modes.join(", ")
         ));
     }
-    let when = if ctx.followup_policy.auto {
+    let when = if ctx.followup_policy.pre_authorises(&mode) {
         "it is spawned within the run's limits"
     } else {
         "the user decides whether it is spawned"

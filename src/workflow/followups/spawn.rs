@@ -125,12 +125,12 @@ pub async fn decide(ctx: &Arc<RunCtx>, parent: &Parent) -> Vec<Child> {
                 }
             }
         }
-        if candidate.by == "agent" && !ctx.followup_policy.auto {
+        if candidate.by == "agent" && !ctx.followup_policy.pre_authorises(&candidate.mode) {
             let approved = approve(ctx, parent, &key, candidate, &prompt).await;
             if let Err(observed) = approved {
                 let refusal = Refusal {
                     guard: "approval".into(),
-                    limit: "the user approves what agents propose (followups.auto: false)".into(),
+                    limit: "the user approves what agents propose (followups.auto does not cover the mode)".into(),
                     observed,
                 };
                 refuse(ctx, parent, &key, candidate, refusal).await;
