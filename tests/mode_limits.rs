@@ -395,7 +395,8 @@ fn reach_the_server_from_a_shell_command(mode: &str) -> String {
 #[test]
 fn a_mode_without_network_runs_its_shell_commands_cut_off() {
     if !lev::commands::offline::available() {
-        eprintln!("user namespaces are not allowed here: the setting is advisory");
+        // User namespaces are switched off: the setting is advisory, as
+        // `lev modes show` says (tests/modes.rs).
         return;
     }
     // `coder` says `network: false`; `devops` says `network: true`.
