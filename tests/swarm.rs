@@ -398,3 +398,134 @@ fn a_failing_provider_opens_its_breaker_and_the_swarm_completes_through_the_fall
         "{show}"
     );
 }
+
+/// The design task's agent proposes a `tdd` follow-up; while `hang` is set
+/// the follow-up's agent does not answer.
+fn proposing_server(hang: std::sync::Arc<std::sync::atomic::AtomicBool>) -> LlmServer {
+    let plan = plan_of(vec![
+        task("design", "architect", &[]),
+        task("code", "coder", &["design"]),
+    ]);
+    LlmServer::with(move |req| {
+        let answered = req.json.as_ref().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["role"] == "tool");
+        if brief(req).starts_with("Write tests for") {
+            let hung = hang.load(std::sync::atomic::Ordering::SeqCst);
+            return say("tests: three cases", if hung { 60_000 } else { 300 });
+        }
+        match who(req).as_str() {
+            "plan" => say(&plan, 0),
+            "design" if !answered => {
+                let args = json!({
+                    "title": "tests first",
+                    "mode": "tdd",
+                    "prompt": "Write tests for the greeting module.",
+                    "why": "the design has edge cases"
+                });
+                OpenAiSse::new("test-model")
+                    .tool_call(0, "call_1", "propose_followup", &args.to_string(), 1)
+                    .usage(30, 10)
+                    .finish("tool_calls")
+                    .reply()
+            }
+            "design" => say("design: one module", 0),
+            "code" => say("code report", 0),
+            _ => Reply::json(400, &json!({"error": {"message": "unknown request"}})),
+        }
+    })
+}
+
+fn proposing_lev(server: &LlmServer) -> Lev {
+    let lev = Lev::new().with_openai(&server.base_url());
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        "followups: { propose: true, auto: true }\n",
+    )
+    .unwrap();
+    lev
+}
+
+/// With the user's config offering `propose_followup` and pre-authorising
+/// it, a task's agent proposes a follow-up: it is journaled, runs on a slot
+/// as a task of its own, and the tasks that need its parent wait for it.
+#[test]
+fn a_follow_up_a_task_proposes_runs_on_a_slot_before_the_tasks_that_need_its_parent() {
+    let server = proposing_server(Default::default());
+    let lev = proposing_lev(&server);
+    let (out, run) = swarm(&lev, "build a greeting module", &["--yes", "--agents", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let events = lev.events(&run);
+    let spawned = events_of(&events, "followup_spawned");
+    assert_eq!(spawned.len(), 1, "{}", text(&out));
+    assert_eq!(spawned[0]["step"], "design.1");
+    assert_eq!(spawned[0]["parent"], "design");
+    assert_eq!(spawned[0]["mode"], "tdd");
+    assert!(
+        events_of(&events, "task_assigned")
+            .iter()
+            .any(|e| e["task"] == "design.1")
+    );
+    assert!(
+        seq_of(&events, "step_started", "code") > seq_of(&events, "step_succeeded", "design.1"),
+        "code started before design's follow-up settled"
+    );
+    let show = lev.show(&run);
+    assert_eq!(show["status"], "succeeded", "{show}");
+    let followup = &show["outputs"]["followups"]["design.1"];
+    assert_eq!(followup["status"], "succeeded", "{show}");
+    assert_eq!(followup["result"], "tests: three cases");
+}
+
+/// Killed while the follow-up runs, the swarm resumes it from the journal:
+/// the design task is not asked again and nothing is spawned twice.
+#[test]
+fn a_swarm_killed_during_a_follow_up_resumes_it_without_spawning_again() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use support::kill::{kill9, only_run, wait_for};
+
+    let hang = Arc::new(AtomicBool::new(true));
+    let server = proposing_server(hang.clone());
+    let lev = proposing_lev(&server);
+    let mut child = lev
+        .cmd(&[
+            "workflow",
+            "build a greeting module",
+            "--headless",
+            "--yes",
+            "--agents",
+            "2",
+        ])
+        .spawn()
+        .unwrap();
+    wait_for("the follow-up's request", Duration::from_secs(60), || {
+        server
+            .requests()
+            .iter()
+            .any(|r| brief(r).starts_with("Write tests for"))
+    });
+    kill9(&mut child);
+    hang.store(false, Ordering::SeqCst);
+    let run = only_run(&lev).unwrap();
+    let out = lev.run(&["resume", &run, "--headless", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let events = lev.events(&run);
+    assert_eq!(events_of(&events, "followup_spawned").len(), 1);
+    let design_asked = server
+        .requests()
+        .iter()
+        .filter(|r| who(r) == "design")
+        .count();
+    assert_eq!(design_asked, 2, "the design task was asked again");
+    let show = lev.show(&run);
+    assert_eq!(show["status"], "succeeded", "{show}");
+    assert_eq!(
+        show["outputs"]["followups"]["design.1"]["status"],
+        "succeeded"
+    );
+    assert_eq!(show["outputs"]["tasks"]["code"]["status"], "succeeded");
+}

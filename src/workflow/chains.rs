@@ -26,8 +26,13 @@ pub struct Chains {
 
 impl Chains {
     pub fn new(wf: &Workflow) -> Chains {
+        Chains::declared(wf.steps.len())
+    }
+
+    /// For a graph of `declared` steps (a swarm's tasks).
+    pub fn declared(declared: usize) -> Chains {
         Chains {
-            declared: wf.steps.len(),
+            declared,
             ..Chains::default()
         }
     }

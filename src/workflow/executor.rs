@@ -556,7 +556,9 @@ pub fn run_graph(
                 let deadline = chains.child(i).map(|c| c.deadline);
                 tasks.spawn(async move {
                     let end = match deadline {
-                        Some(deadline) => run_followup(ctx2, key, step2, eval, deadline).await,
+                        Some(deadline) => {
+                            followups::run_in_box(ctx2, key, step2, eval, deadline).await
+                        }
                         None => step::run_step(ctx2, key, step2, eval).await,
                     };
                     Joined::Step(i, end)
@@ -621,7 +623,7 @@ pub fn run_graph(
                     states.insert(step.id.clone(), done(&settled));
                     let key = StepKey::new(format!("{prefix}{}", step.id));
                     if chains.child(i).is_some() {
-                        followup_settled(&ctx, &key, &settled).await;
+                        followups::settled(&ctx, &key, &settled).await;
                     }
                     match parent_of(
                         &ctx, &chains, i, step, &key, &settled, &inputs, &views, &states, &item,
@@ -694,75 +696,6 @@ fn spawn_decider(
 ) {
     let ctx = ctx.clone();
     tasks.spawn(async move { Joined::Followups(i, followups::decide(&ctx, &parent).await) });
-}
-
-/// A follow-up settled: the chain breaker counts failures in a row and,
-/// at `circuit_breaker.consecutive_failures`, stops callbacks for the run.
-async fn followup_settled(ctx: &RunCtx, key: &StepKey, settled: &Settled) {
-    let failed = match settled {
-        Settled::Succeeded { .. } => false,
-        Settled::Failed { .. } => true,
-        Settled::Skipped | Settled::Cancelled => return,
-    };
-    let in_a_row = ctx.followups_book(|b| b.settled(key, !failed));
-    let limit = ctx.limits.circuit_breaker.consecutive_failures.max(1);
-    if failed && in_a_row >= limit {
-        let event = Event::GuardTripped {
-            guard: "chain_breaker".into(),
-            limit: format!(
-                "{limit} failed follow-ups in a row (circuit_breaker.consecutive_failures)"
-            ),
-            observed: format!("{in_a_row} in a row, the last {key}"),
-            step: Some(key.clone()),
-            at: ctx.now(),
-        };
-        let _ = ctx.rec.record(event).await;
-        let reason = format!("{in_a_row} follow-ups failed in a row (the last: {key})");
-        stop_callbacks(ctx, "chain_breaker", reason).await;
-    }
-}
-
-/// Runs a follow-up within its chain's time box: when the box ends first,
-/// the guard is journaled and the step is cancelled where it stands.
-async fn run_followup(
-    ctx: Arc<RunCtx>,
-    key: StepKey,
-    step: crate::spec::Step,
-    eval: EvalContext,
-    deadline: tokio::time::Instant,
-) -> StepEnd {
-    let limit = super::attempt::humantime(ctx.limits.chain_timebox);
-    if tokio::time::Instant::now() >= deadline {
-        step::record_skip(
-            &ctx,
-            key,
-            format!("its chain's time box ({limit}) ended before it could start"),
-        )
-        .await;
-        return StepEnd::Settled(Settled::Skipped);
-    }
-    let run = step::run_step(ctx.clone(), key.clone(), step, eval);
-    tokio::pin!(run);
-    tokio::select! {
-        // Polled first, so the step's own cancel token exists when the box ends.
-        biased;
-        end = &mut run => end,
-        _ = tokio::time::sleep_until(deadline) => {
-            let event = Event::GuardTripped {
-                guard: "chain_timebox".into(),
-                limit,
-                observed: "the chain's time box ended while this follow-up ran".into(),
-                step: Some(key.clone()),
-                at: ctx.now(),
-            };
-            let _ = ctx.rec.record(event).await;
-            let token = ctx.step_cancels.lock().ok().and_then(|m| m.get(&key).cloned());
-            if let Some(token) = token {
-                token.cancel();
-            }
-            run.await
-        }
-    }
 }
 
 /// Counts the frontier again after `reopen`.

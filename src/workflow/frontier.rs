@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::spec::Step;
 
 pub struct Frontier {
-    index: HashMap<String, usize>,
     /// For each step, the steps that need it (once per mention).
     dependents: Vec<Vec<usize>>,
     /// For each step, how many of its needs have not settled.
@@ -42,16 +41,10 @@ impl Frontier {
         }
         let ready = (0..steps.len()).filter(|&i| waiting[i] == 0).collect();
         Frontier {
-            index,
             dependents,
             waiting,
             ready,
         }
-    }
-
-    /// The position of the step `id`.
-    pub fn index_of(&self, id: &str) -> Option<usize> {
-        self.index.get(id).copied()
     }
 
     /// A step added at run time (a follow-up): it needs nothing and no

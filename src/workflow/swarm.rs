@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
+use super::chains::Chains;
 use super::context::{Halt, RunCtx};
+use super::followups;
 use super::frontier::Frontier;
 use super::graph::{GraphEnd, view_of};
 use super::history::Settled;
@@ -181,7 +183,15 @@ enum TaskState {
     Stopped,
 }
 
-/// Runs the accepted plan's tasks on the agent slots.
+/// What a swarm task gives back: a task's end on its slot, or the
+/// follow-ups a succeeded task spawned (by its index on the board).
+enum Joined {
+    Task(SlotId, String, StepEnd),
+    Followups(usize, Vec<followups::Child>),
+}
+
+/// Runs the accepted plan's tasks on the agent slots, and the follow-ups
+/// they spawn as tasks of their own.
 async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
     let mut steps = match plan::to_steps(&spec.objective, &plan) {
         Ok(steps) => steps,
@@ -190,7 +200,6 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
     if spec.worktrees {
         isolate_writers(&ctx.deps.modes, &mut steps, spec.base.as_deref());
     }
-    let by_id: BTreeMap<String, Step> = steps.iter().map(|s| (s.id.clone(), s.clone())).collect();
     let slots = spec.agents.max(1) as usize;
     let breaker = &ctx.limits.circuit_breaker;
     let mut sched = Scheduler::new(
@@ -199,7 +208,7 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
         breaker.cooldown.as_millis() as u64,
     );
     let mut board = Board::new(&steps);
-    let mut tasks: JoinSet<(SlotId, String, StepEnd)> = JoinSet::new();
+    let mut tasks: JoinSet<Joined> = JoinSet::new();
 
     // Breakers as last recorded; tasks finished in an earlier process are
     // adopted, and one started but not finished goes back on its slot first.
@@ -217,7 +226,7 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
     for s in &steps {
         let key = StepKey::new(s.id.clone());
         if let Some(settled) = ctx.history.final_outcome(&key) {
-            ready.extend(board.settle(&s.id, settled.clone()));
+            ready.extend(board.task_settled(&ctx, &mut tasks, &s.id, settled.clone()));
         } else if ctx.history.steps.contains_key(&key)
             && let Some(slot) = ctx.history.task_slots.get(&key)
             && (*slot as usize) < slots
@@ -226,7 +235,7 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
             if sched.adopt_running(&s.id, mode_of(s), slot).is_ok() {
                 board.states.insert(s.id.clone(), TaskState::Running);
                 let eval = board.eval_for(&ctx, s);
-                spawn_task(&ctx, &mut tasks, slot, s.clone(), eval, None);
+                spawn_task(&ctx, &mut tasks, slot, s.clone(), eval, None, None);
             }
         }
     }
@@ -236,13 +245,14 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
     loop {
         let halted = ctx.cancel.is_cancelled() || ctx.halted().is_some();
         if !halted {
-            board.release(&ctx, &by_id, &mut ready, &mut sched).await;
+            board.adopt_followups(&ctx, &mut tasks, &mut ready);
+            board.release(&ctx, &mut ready, &mut sched).await;
             let now = ctx.now();
             for slot in sched.idle_slots() {
                 let Some(a) = sched.next(slot, now) else {
                     continue;
                 };
-                let Some(step) = by_id.get(&a.task) else {
+                let Some(step) = board.steps.get(&a.task) else {
                     continue;
                 };
                 // Recorded by the task itself, before its first entry: the
@@ -254,9 +264,19 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
                     stolen_from: a.stolen_from.map(|s| s.0 as u32),
                     at: now,
                 };
-                board.states.insert(a.task.clone(), TaskState::Running);
                 let eval = board.eval_for(&ctx, step);
-                spawn_task(&ctx, &mut tasks, a.slot, step.clone(), eval, Some(assigned));
+                let deadline = board.deadline(&a.task);
+                let step = step.clone();
+                board.states.insert(a.task.clone(), TaskState::Running);
+                spawn_task(
+                    &ctx,
+                    &mut tasks,
+                    a.slot,
+                    step,
+                    eval,
+                    Some(assigned),
+                    deadline,
+                );
             }
         }
         if tasks.is_empty() {
@@ -276,9 +296,16 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
         let Some(joined) = tasks.join_next().await else {
             break;
         };
-        let Ok((slot, id, end)) = joined else {
-            tracing::error!("a swarm task panicked");
-            continue;
+        let (slot, id, end) = match joined {
+            Ok(Joined::Task(slot, id, end)) => (slot, id, end),
+            Ok(Joined::Followups(parent, children)) => {
+                ready.extend(board.add_followups(parent, children));
+                continue;
+            }
+            Err(_) => {
+                tracing::error!("a swarm task panicked");
+                continue;
+            }
         };
         match end {
             StepEnd::Settled(settled) => {
@@ -286,7 +313,10 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
                 if let Ok(Some(change)) = sched.finished(slot, &id, ok, ctx.now()) {
                     record_breaker(&ctx, change).await;
                 }
-                ready.extend(board.settle(&id, settled));
+                if board.is_followup(&id) {
+                    followups::settled(&ctx, &StepKey::new(id.clone()), &settled).await;
+                }
+                ready.extend(board.task_settled(&ctx, &mut tasks, &id, settled));
             }
             StepEnd::Paused(reason) => {
                 ctx.set_halt(Halt::Paused(reason));
@@ -318,25 +348,38 @@ async fn record_breaker(ctx: &RunCtx, change: crate::swarm::scheduler::BreakerCh
 /// Where every task stands, and which tasks wait on which: readiness costs
 /// O(edges) over the whole run, not a scan of every task per completion.
 struct Board {
+    /// Every task: the plan's, then follow-ups as they are spawned.
+    steps: BTreeMap<String, Step>,
     states: BTreeMap<String, TaskState>,
     views: BTreeMap<String, StepView>,
     /// Which tasks may be queued: the readiness plain workflows use too.
     frontier: Frontier,
-    /// Task ids by their position in the frontier.
+    /// Follow-ups (after the plan's tasks in the frontier), their parents,
+    /// and the tasks still waiting for theirs.
+    chains: Chains,
+    /// Task ids by their position in the frontier, and back.
     ids: Vec<String>,
+    index: BTreeMap<String, usize>,
     needs: BTreeMap<String, Vec<String>>,
 }
 
 impl Board {
     fn new(steps: &[Step]) -> Board {
         Board {
+            steps: steps.iter().map(|s| (s.id.clone(), s.clone())).collect(),
             states: steps
                 .iter()
                 .map(|s| (s.id.clone(), TaskState::Waiting))
                 .collect(),
             views: BTreeMap::new(),
             frontier: Frontier::new(steps),
+            chains: Chains::declared(steps.len()),
             ids: steps.iter().map(|s| s.id.clone()).collect(),
+            index: steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id.clone(), i))
+                .collect(),
             needs: steps
                 .iter()
                 .map(|s| (s.id.clone(), s.needs.clone()))
@@ -352,14 +395,115 @@ impl Board {
         self.states.values().any(|s| *s == TaskState::Queued)
     }
 
-    /// Records how a task ended; returns the tasks it was the last need of.
-    fn settle(&mut self, id: &str, settled: Settled) -> Vec<String> {
+    fn is_followup(&self, id: &str) -> bool {
+        self.index
+            .get(id)
+            .is_some_and(|&i| self.chains.child(i).is_some())
+    }
+
+    /// When a follow-up's chain's time box ends.
+    fn deadline(&self, id: &str) -> Option<tokio::time::Instant> {
+        let i = *self.index.get(id)?;
+        self.chains.child(i).map(|c| c.deadline)
+    }
+
+    /// Records how a task ended (now, or in an earlier process). A task
+    /// that succeeded with follow-ups to decide has them decided in a task
+    /// of their own, and the tasks that need it wait until they settle;
+    /// otherwise returns the tasks it was the last need of.
+    fn task_settled(
+        &mut self,
+        ctx: &Arc<RunCtx>,
+        tasks: &mut JoinSet<Joined>,
+        id: &str,
+        settled: Settled,
+    ) -> Vec<String> {
         self.views.insert(id.to_string(), view_of(&settled, false));
+        let parent = self.parent_of(ctx, id, &settled);
         self.states.insert(id.to_string(), TaskState::Done(settled));
-        if let Some(i) = self.frontier.index_of(id) {
-            self.frontier.settled(i);
+        let Some(&i) = self.index.get(id) else {
+            return Vec::new();
+        };
+        match parent {
+            Some(parent) => {
+                let ctx = ctx.clone();
+                tasks.spawn(
+                    async move { Joined::Followups(i, followups::decide(&ctx, &parent).await) },
+                );
+            }
+            None => self.chains.release(i, &mut self.frontier),
         }
         self.take_ready()
+    }
+
+    /// The task `id` as a parent of follow-ups, when it succeeded and its
+    /// agent proposed any.
+    fn parent_of(&self, ctx: &RunCtx, id: &str, settled: &Settled) -> Option<followups::Parent> {
+        let Settled::Succeeded { outputs } = settled else {
+            return None;
+        };
+        let step = self.steps.get(id)?;
+        if step.followups.is_none() && !outputs.contains_key(followups::PROPOSALS) {
+            return None;
+        }
+        let key = StepKey::new(id.to_string());
+        let (depth, root) = self.chains.depth_and_root(*self.index.get(id)?, &key);
+        let mut eval = self.eval_for(ctx, step);
+        if let Some(own) = self.views.get(id) {
+            eval.steps.insert(id.to_string(), own.clone());
+        }
+        Some(followups::Parent {
+            key,
+            step: step.clone(),
+            depth,
+            root,
+            eval,
+            outputs: outputs.clone(),
+        })
+    }
+
+    /// The follow-ups the task at `parent` spawned become tasks, ready at
+    /// once; returns what is ready now (the parent's dependents too, when
+    /// it spawned none).
+    fn add_followups(&mut self, parent: usize, children: Vec<followups::Child>) -> Vec<String> {
+        let children: Vec<followups::Child> = children
+            .into_iter()
+            .filter(|c| !self.states.contains_key(&c.step.id))
+            .collect();
+        let ids: Vec<String> = children.iter().map(|c| c.step.id.clone()).collect();
+        for c in &children {
+            self.steps.insert(c.step.id.clone(), c.step.clone());
+            self.states.insert(c.step.id.clone(), TaskState::Waiting);
+            self.needs.insert(c.step.id.clone(), Vec::new());
+        }
+        let added = self.chains.add(parent, children, &mut self.frontier);
+        for (i, id) in added.into_iter().zip(ids) {
+            debug_assert_eq!(i, self.ids.len());
+            self.index.insert(id.clone(), i);
+            self.ids.push(id);
+        }
+        self.take_ready()
+    }
+
+    /// Ready follow-ups that finished in an earlier process keep their
+    /// outcome (and make their own follow-ups again from the journal).
+    fn adopt_followups(
+        &mut self,
+        ctx: &Arc<RunCtx>,
+        tasks: &mut JoinSet<Joined>,
+        ready: &mut Vec<String>,
+    ) {
+        let mut work: std::collections::VecDeque<String> = std::mem::take(ready).into();
+        while let Some(id) = work.pop_front() {
+            let recorded = (self.is_followup(&id) && self.is_waiting(&id))
+                .then(|| ctx.recorded_outcome(&StepKey::new(id.clone())))
+                .flatten()
+                .map(|s| s.into_owned());
+            match recorded {
+                Some(settled) => work.extend(self.task_settled(ctx, tasks, &id, settled)),
+                None => ready.push(id),
+            }
+        }
     }
 
     /// The tasks whose needs have all settled since the last call.
@@ -374,13 +518,7 @@ impl Board {
     /// Queues each ready task whose needs all succeeded; skips (recorded,
     /// like a graph's skipped step) one with a need that did not, which may
     /// make its own dependents ready in turn.
-    async fn release(
-        &mut self,
-        ctx: &RunCtx,
-        by_id: &BTreeMap<String, Step>,
-        ready: &mut Vec<String>,
-        sched: &mut Scheduler,
-    ) {
+    async fn release(&mut self, ctx: &RunCtx, ready: &mut Vec<String>, sched: &mut Scheduler) {
         let mut work: std::collections::VecDeque<String> = ready.drain(..).collect();
         while let Some(id) = work.pop_front() {
             if !self.is_waiting(&id) {
@@ -395,8 +533,15 @@ impl Board {
             if let Some(need) = failed_need {
                 let reason = format!("needed task `{need}` did not succeed");
                 step::record_skip(ctx, StepKey::new(id.clone()), reason).await;
-                work.extend(self.settle(&id, Settled::Skipped));
-            } else if let Some(step) = by_id.get(&id) {
+                self.views
+                    .insert(id.clone(), view_of(&Settled::Skipped, false));
+                self.states
+                    .insert(id.clone(), TaskState::Done(Settled::Skipped));
+                if let Some(&i) = self.index.get(&id) {
+                    self.chains.release(i, &mut self.frontier);
+                }
+                work.extend(self.take_ready());
+            } else if let Some(step) = self.steps.get(&id) {
                 sched.enqueue(&id, mode_of(step));
                 self.states.insert(id, TaskState::Queued);
             }
@@ -447,14 +592,15 @@ fn breaker_name(state: &BreakerState) -> &'static str {
 }
 
 /// Runs one task on `slot`: records its assignment first (when new), then
-/// the step itself.
+/// the step itself (a follow-up within its chain's time box).
 fn spawn_task(
     ctx: &Arc<RunCtx>,
-    tasks: &mut JoinSet<(SlotId, String, StepEnd)>,
+    tasks: &mut JoinSet<Joined>,
     slot: SlotId,
     step: Step,
     eval: EvalContext,
     assigned: Option<Event>,
+    deadline: Option<tokio::time::Instant>,
 ) {
     let (ctx, id) = (ctx.clone(), step.id.clone());
     tasks.spawn(async move {
@@ -462,10 +608,14 @@ fn spawn_task(
             && let Err(e) = ctx.rec.record(event).await
         {
             let error = format!("journal: {e}");
-            return (slot, id, StepEnd::Settled(Settled::Failed { error }));
+            return Joined::Task(slot, id, StepEnd::Settled(Settled::Failed { error }));
         }
-        let end = step::run_step(ctx, StepKey::new(id.clone()), step, eval).await;
-        (slot, id, end)
+        let key = StepKey::new(id.clone());
+        let end = match deadline {
+            Some(deadline) => followups::run_in_box(ctx, key, step, eval, deadline).await,
+            None => step::run_step(ctx, key, step, eval).await,
+        };
+        Joined::Task(slot, id, end)
     });
 }
 
@@ -479,33 +629,32 @@ fn finish(ctx: &RunCtx, plan: &Plan, board: &Board) -> GraphEnd {
     let mut results = serde_json::Map::new();
     let mut failures = Vec::new();
     for task in &plan.tasks {
-        let status = match states.get(&task.id) {
-            Some(TaskState::Done(Settled::Succeeded { .. })) => "succeeded",
-            Some(TaskState::Done(Settled::Failed { error })) => {
-                failures.push(format!("task `{}` failed: {error}", task.id));
-                "failed"
-            }
-            Some(TaskState::Done(Settled::Skipped)) => "skipped",
-            Some(TaskState::Done(Settled::Cancelled)) => {
-                failures.push(format!("task `{}` was cancelled", task.id));
-                "cancelled"
-            }
-            _ => "not run",
-        };
-        let text = views
-            .get(&task.id)
-            .and_then(|v| v.outputs.get("text"))
-            .cloned()
-            .unwrap_or(Value::Null);
+        let (status, failure) = status_of(states.get(&task.id));
+        if let Some(failure) = failure {
+            failures.push(format!("task `{}` {failure}", task.id));
+        }
         results.insert(
             task.id.clone(),
-            serde_json::json!({ "status": status, "mode": task.mode, "result": text }),
+            serde_json::json!({ "status": status, "mode": task.mode, "result": result_of(views, &task.id) }),
         );
     }
-    let outputs = BTreeMap::from([
+    // Follow-ups are shown, and their failures counted by the chain
+    // breaker, but they do not fail the run.
+    let mut spawned = serde_json::Map::new();
+    for id in board.ids.iter().filter(|id| board.is_followup(id)) {
+        let mode = board.steps.get(id).map(mode_of).unwrap_or_default();
+        spawned.insert(
+            id.clone(),
+            serde_json::json!({ "status": status_of(states.get(id)).0, "mode": mode, "result": result_of(views, id) }),
+        );
+    }
+    let mut outputs = BTreeMap::from([
         ("summary".to_string(), Value::String(plan.summary.clone())),
         ("tasks".to_string(), Value::Object(results)),
     ]);
+    if !spawned.is_empty() {
+        outputs.insert("followups".to_string(), Value::Object(spawned));
+    }
     match failures.first() {
         Some(first) => GraphEnd {
             status: RunStatus::Failed,
@@ -518,4 +667,26 @@ fn finish(ctx: &RunCtx, plan: &Plan, board: &Board) -> GraphEnd {
             error: None,
         },
     }
+}
+
+/// A task's status word, and what to say when it makes the run fail.
+fn status_of(state: Option<&TaskState>) -> (&'static str, Option<String>) {
+    match state {
+        Some(TaskState::Done(Settled::Succeeded { .. })) => ("succeeded", None),
+        Some(TaskState::Done(Settled::Failed { error })) => {
+            ("failed", Some(format!("failed: {error}")))
+        }
+        Some(TaskState::Done(Settled::Skipped)) => ("skipped", None),
+        Some(TaskState::Done(Settled::Cancelled)) => ("cancelled", Some("was cancelled".into())),
+        _ => ("not run", None),
+    }
+}
+
+/// A task's final text, or null.
+fn result_of(views: &BTreeMap<String, StepView>, id: &str) -> Value {
+    views
+        .get(id)
+        .and_then(|v| v.outputs.get("text"))
+        .cloned()
+        .unwrap_or(Value::Null)
 }

@@ -7,9 +7,11 @@
 
 pub mod book;
 pub mod guards;
+mod running;
 mod spawn;
 
 pub use book::Book;
+pub use running::{run_in_box, settled};
 pub use spawn::{Child, PROPOSALS, Parent, decide};
 
 /// Why callbacks stop when the user stops them (`lev stop-callbacks`, `C`).
