@@ -715,3 +715,164 @@ fn the_shipped_implement_auth_workflow_runs_its_follow_ups() {
     assert!(show.contains("↳ follow-up of security, depth 1"), "{show}");
     assert!(show.contains("not spawned: when_semantic"), "{show}");
 }
+
+/// A follow-up that failed (a run that still succeeded) can be retried:
+/// it runs again as it was spawned, with a time box of its own, and
+/// nothing else runs again.
+#[test]
+fn a_failed_follow_up_is_retried_on_its_own() {
+    let status = |show: &Value, step: &str| {
+        show["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == step)
+            .map(|s| s["status"].clone())
+            .unwrap_or_default()
+    };
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let broken = Arc::new(AtomicBool::new(true));
+    let b = broken.clone();
+    let server = LlmServer::with(move |req: &RecordedRequest| {
+        let user = last_user(req);
+        if user.starts_with("Fix") && b.load(Ordering::SeqCst) {
+            return support::llm_server::Reply::json(
+                400,
+                &json!({"error": {"message": "bad request", "type": "invalid_request_error"}}),
+            );
+        }
+        if user.starts_with("Fix") {
+            return text_reply("fixed it");
+        }
+        text_reply(&json!({"must_fix": [{"title": "a"}]}).to_string())
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    let wf = lev.write_workflow(
+        r#"
+version: 1
+kind: workflow
+id: once
+name: Once
+limits: { chain_timebox: 2s }
+steps:
+  review:
+    mode: ask
+    prompt: "Review. Return JSON {must_fix: [{title}]}"
+    outputs:
+      must_fix: { from: json.must_fix, default: [] }
+    followups:
+      for_each: ${{ steps.review.outputs.must_fix }}
+      spawn: { mode: ask, prompt: "Fix ${{ item.title }}" }
+"#,
+    );
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    assert_eq!(status(&lev.show(&run), "review.1"), "failed");
+    let reviews_asked = || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| last_user(r).starts_with("Review"))
+            .count()
+    };
+    assert_eq!(reviews_asked(), 1);
+
+    // Past the chain's time box: the retry gets a box of its own.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    broken.store(false, Ordering::SeqCst);
+    let retry = lev.run(&["retry", &run, "review.1", "--headless"]);
+    let retried = String::from_utf8_lossy(&retry.stdout).into_owned();
+    assert!(
+        retry.status.success(),
+        "{retried}{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    let show = lev.show(&run);
+    assert_eq!(status(&show, "review.1"), "succeeded", "{show}");
+    assert_eq!(reviews_asked(), 1, "the parent ran again");
+    assert_eq!(of_type(&lev.events(&run), "followup_spawned").len(), 1);
+
+    // A follow-up that succeeded is not retried, like any step.
+    let again = lev.run(&["retry", &run, "review.1", "--headless"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("succeeded"));
+}
+
+/// `lev retry` of a failed follow-up while its run still runs goes to the
+/// running process, which runs the follow-up again in place.
+#[test]
+fn a_failed_follow_up_is_retried_in_the_live_run() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    use support::kill::{only_run, wait_for};
+    let broken = Arc::new(AtomicBool::new(true));
+    let b = broken.clone();
+    let server = LlmServer::with(move |req: &RecordedRequest| {
+        let user = last_user(req);
+        match (user.starts_with("Fix"), b.load(Ordering::SeqCst)) {
+            (true, true) => support::llm_server::Reply::json(
+                400,
+                &json!({"error": {"message": "bad request", "type": "invalid_request_error"}}),
+            ),
+            (true, false) => text_reply("fixed it"),
+            _ => text_reply(&json!({"must_fix": [{"title": "a"}]}).to_string()),
+        }
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    let go = lev.dir.path().join("go");
+    let wf = lev.write_workflow(&format!(
+        r#"
+version: 1
+kind: workflow
+id: live
+name: Live
+steps:
+  review:
+    mode: ask
+    prompt: "Review. Return JSON {{must_fix: [{{title}}]}}"
+    outputs:
+      must_fix: {{ from: json.must_fix, default: [] }}
+    followups:
+      for_each: ${{{{ steps.review.outputs.must_fix }}}}
+      spawn: {{ mode: ask, prompt: "Fix ${{{{ item.title }}}}" }}
+  wait:
+    type: shell
+    run: "while [ ! -f '{}' ]; do sleep 0.05; done"
+"#,
+        go.display()
+    ));
+    let mut child = lev.spawn_headless(&wf, &[]);
+    let mut run = None;
+    let status_of = |run: &str, kind: &str| {
+        lev.events(run)
+            .iter()
+            .filter(|e| e["step"] == "review.1" && e["type"] == kind)
+            .count()
+    };
+    wait_for("the follow-up to fail", Duration::from_secs(60), || {
+        run = run.clone().or_else(|| only_run(&lev));
+        run.as_ref()
+            .is_some_and(|r| status_of(r, "step_failed") == 1)
+    });
+    let run = run.unwrap();
+    broken.store(false, Ordering::SeqCst);
+    let retry = lev.run(&["retry", &run, "review.1"]);
+    assert!(
+        retry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    wait_for("the follow-up to succeed", Duration::from_secs(60), || {
+        status_of(&run, "step_succeeded") == 1
+    });
+    std::fs::write(&go, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let show = lev.show(&run);
+    assert_eq!(show["status"], "succeeded", "{show}");
+    assert_eq!(of_type(&lev.events(&run), "followup_spawned").len(), 1);
+}

@@ -45,6 +45,15 @@ impl Chains {
         }
     }
 
+    /// Every follow-up with its graph index.
+    pub fn children_mut(&mut self) -> impl Iterator<Item = (usize, &mut Child)> {
+        let declared = self.declared;
+        self.children
+            .iter_mut()
+            .enumerate()
+            .map(move |(j, c)| (declared + j, c))
+    }
+
     /// The follow-up at graph index `i`, if it is one.
     pub fn child(&self, i: usize) -> Option<&Child> {
         self.children.get(i.checked_sub(self.declared)?)

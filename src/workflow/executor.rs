@@ -574,7 +574,7 @@ pub fn run_graph(
                         Ok(keys) => {
                             drop(gate);
                             reopen(&keys, &mut states, &mut views);
-                            recount(&mut frontier, &wf, &states);
+                            recount(&ctx, &mut frontier, &wf, &mut chains, &states);
                             continue;
                         }
                         Err(_) => {
@@ -587,7 +587,7 @@ pub fn run_graph(
                     joined = tasks.join_next() => joined,
                     Some(keys) = rx.recv() => {
                         reopen(&keys, &mut states, &mut views);
-                        recount(&mut frontier, &wf, &states);
+                        recount(&ctx, &mut frontier, &wf, &mut chains, &states);
                         continue;
                     }
                 },
@@ -698,14 +698,29 @@ fn spawn_decider(
     tasks.spawn(async move { Joined::Followups(i, followups::decide(&ctx, &parent).await) });
 }
 
-/// Counts the frontier again after `reopen`.
-fn recount(frontier: &mut Frontier, wf: &Workflow, states: &BTreeMap<String, State>) {
+/// Counts the frontier again after `reopen`; a re-opened follow-up is
+/// ready at once (it waits for nothing), with a time box of its own from
+/// now.
+fn recount(
+    ctx: &RunCtx,
+    frontier: &mut Frontier,
+    wf: &Workflow,
+    chains: &mut Chains,
+    states: &BTreeMap<String, State>,
+) {
     frontier.recount(
         &wf.steps,
         states,
         |s| matches!(s, State::Done(_)),
         |s| *s == State::Pending,
     );
+    let deadline = tokio::time::Instant::now() + ctx.limits.chain_timebox;
+    for (i, child) in chains.children_mut() {
+        if states.get(&child.step.id) == Some(&State::Pending) {
+            child.deadline = deadline;
+            frontier.make_ready(i);
+        }
+    }
 }
 
 /// Retried steps of the root graph become pending again: the graph runs

@@ -57,6 +57,14 @@ impl Frontier {
         i
     }
 
+    /// Step `i` may start again (a re-opened follow-up, which waits for
+    /// nothing).
+    pub fn make_ready(&mut self, i: usize) {
+        if self.waiting.get(i) == Some(&0) {
+            self.ready.insert(i);
+        }
+    }
+
     /// The first ready step, taken.
     pub fn take_ready(&mut self) -> Option<usize> {
         self.ready.pop_first()

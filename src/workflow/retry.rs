@@ -116,6 +116,17 @@ pub fn plan_retry(
     history: &History,
     step: &StepKey,
 ) -> Result<Vec<StepKey>, String> {
+    if let Some(spawn) = history.followups.spawned.get(step) {
+        // A follow-up of a workflow step runs again as it was spawned; no
+        // step needs it, so nothing else re-opens. (A swarm task's are
+        // not retried, like the tasks themselves.)
+        levels(workflow, &spawn.root)
+            .map_err(|e| format!("`{step}` is a follow-up of `{}`: {e}", spawn.root))?;
+        return match refusal(history, step) {
+            Some(why) => Err(why),
+            None => Ok(Vec::new()),
+        };
+    }
     let levels = levels(workflow, step)?;
     if let Some(why) = refusal(history, step) {
         return Err(why);
@@ -264,11 +275,12 @@ pub async fn retry_live(ctx: &RunCtx, workflow: &Workflow, step: StepKey) {
         also: also.clone(),
         at: ctx.now(),
     };
-    if let Err(e) = ctx.rec.record(event).await {
+    if let Err(e) = ctx.rec.record(event.clone()).await {
         ctx.rec
             .refuse(format!("retry of `{step}` not recorded, so not done: {e}"));
         return;
     }
+    ctx.followups_book(|b| b.apply(&event));
     let keys: Vec<StepKey> = std::iter::once(step).chain(also).collect();
     // Inside a re-opened workflow step, what settled and is not re-opened
     // is adopted, including what settled in this process.

@@ -46,6 +46,10 @@ pub struct Book {
     /// they settled; a success starts again at 0 (a cancelled one, by the
     /// user or its chain's time box, counts neither way).
     pub failures_in_a_row: u32,
+    /// Follow-ups the user asked to run again (`lev retry`), and when: the
+    /// time box of such a run counts from the request, not the chain's
+    /// start (a retry is the user's decision, not the chain growing).
+    pub retried: BTreeMap<StepKey, Millis>,
 }
 
 impl Book {
@@ -114,6 +118,13 @@ impl Book {
             }),
             Event::FollowupRefused { step, guard, .. } => {
                 self.refused.insert(step.clone(), guard.clone());
+            }
+            Event::StepRetryRequested { step, also, at } => {
+                for key in std::iter::once(step).chain(also) {
+                    if self.is_followup(key) {
+                        self.retried.insert(key.clone(), *at);
+                    }
+                }
             }
             Event::CallbacksStopped { reason, .. } => {
                 self.stopped.get_or_insert_with(|| reason.clone());

@@ -427,7 +427,10 @@ fn child(ctx: &RunCtx, parent: &Parent, spawn: &Spawn) -> Child {
         hints: Vec::new(),
         workspace: parent.step.workspace.clone(),
     };
-    let elapsed = Duration::from_millis(ctx.now().0.saturating_sub(spawn.chain_started.0));
+    let started = ctx
+        .followups_book(|b| b.retried.get(&spawn.key).copied())
+        .map_or(spawn.chain_started, |at| at.max(spawn.chain_started));
+    let elapsed = Duration::from_millis(ctx.now().0.saturating_sub(started.0));
     let left = ctx.limits.chain_timebox.saturating_sub(elapsed);
     Child {
         step,
