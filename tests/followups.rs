@@ -845,7 +845,7 @@ steps:
 "#,
         go.display()
     ));
-    let mut child = lev.spawn_headless(&wf, &[]);
+    let child = lev.spawn_headless(&wf, &[]);
     let mut run = None;
     let status_of = |run: &str, kind: &str| {
         lev.events(run)
