@@ -21,6 +21,7 @@
 //! resumed agent rebuilds what it sent.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use super::tokens::Counter;
 use super::{Message, Role};
@@ -116,19 +117,23 @@ pub struct Assembled {
 }
 
 /// Counts texts once: an agent's conversation is re-sent every turn.
+/// Texts are known by their length and a fast 64-bit hash (hashing every
+/// part each turn with blake3 cost more than the rest of assembling); the
+/// estimate costs what hashing does, so its counts are not kept.
 #[derive(Debug, Default)]
 pub struct Counts {
-    known: HashMap<blake3::Hash, u64>,
+    known: HashMap<(usize, u64), u64>,
 }
 
 impl Counts {
     pub fn count(&mut self, counter: Counter, text: &str) -> u64 {
-        if text.len() < 64 {
+        if counter == Counter::Estimate {
             return counter.count(text);
         }
+        let hash = foldhash::quality::FixedState::default().hash_one(text);
         *self
             .known
-            .entry(blake3::hash(text.as_bytes()))
+            .entry((text.len(), hash))
             .or_insert_with(|| counter.count(text))
     }
 }
