@@ -148,11 +148,22 @@ pub struct Config {
     pub shell_allow: Vec<String>,
     /// `followups:`: added to every workflow's own.
     pub followups: FollowupSettings,
+    /// `judge:`: who judges `when_semantic` statements.
+    pub judge: Option<JudgeSettings>,
     /// Caps on the size of LLM replies (`llm:`).
     pub reply_limits: ReplyLimits,
     pub tui: TuiSettings,
     /// Files the config was read from, for `lev config` and messages.
     pub sources: Vec<PathBuf>,
+}
+
+/// `judge: { provider, model }`: the model that judges `when_semantic`
+/// statements, instead of the step's own provider and model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JudgeSettings {
+    /// A name of `providers:`; none is the default provider.
+    pub provider: Option<String>,
+    pub model: Option<String>,
 }
 
 /// The config's `followups: { propose, auto }` (a workflow's top-level
@@ -219,6 +230,7 @@ impl Default for Config {
             breaker: BreakerSettings::default(),
             shell_allow: Vec::new(),
             followups: Default::default(),
+            judge: None,
             reply_limits: ReplyLimits::default(),
             tui: TuiSettings::default(),
             sources: Vec::new(),

@@ -169,3 +169,38 @@ fn with_no_provider_the_user_decides() {
     assert!(!out.status.success(), "{stdout}");
     assert!(stdout.contains("--answer"), "{stdout}");
 }
+
+/// A `judge:` in the config judges instead of the run's provider.
+#[test]
+fn the_configured_judge_judges() {
+    let main_seen = Arc::new(AtomicUsize::new(0));
+    let main = judge(true, main_seen.clone());
+    let judge_seen = Arc::new(AtomicUsize::new(0));
+    let other = judge(false, judge_seen.clone());
+    let lev = Lev::new()
+        .with_openai(&main.base_url())
+        .with_env("JUDGE_KEY", "sk-judge-not-real");
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        format!(
+            "providers:\n  strict:\n    kind: openai\n    base_url: {}/v1\n    model: strict-judge\n    api_key_env: JUDGE_KEY\njudge: {{ provider: strict }}\n",
+            other.base_url()
+        ),
+    )
+    .unwrap();
+    let wf = lev.write_workflow(WORKFLOW);
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    assert_eq!(
+        main_seen.load(Ordering::SeqCst),
+        0,
+        "the run's provider judged"
+    );
+    assert_eq!(judge_seen.load(Ordering::SeqCst), 1);
+    let verdicts = of_type(&lev, &run, "semantic_verdict");
+    assert_eq!(verdicts[0]["holds"], false);
+    let requests = other.requests();
+    assert_eq!(requests[0].json.as_ref().unwrap()["model"], "strict-judge");
+}

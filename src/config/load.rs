@@ -27,6 +27,9 @@
 //! retry: { max_attempts: 4, initial_delay_ms: 500, max_delay_ms: 30000 }
 //! breaker: { consecutive_failures: 5, cooldown_ms: 60000 }
 //! shell_allow: ["cargo test", "git status"]
+//! judge:                     # who judges `when_semantic` (default: the step's
+//!   provider: local          # own provider and model); a name of `providers:`
+//!   model: llama3.2
 //! followups:                 # added to every workflow's own `followups:`
 //!   propose: false           # offer agents `propose_followup`
 //!   auto: [tdd, docs-writer] # spawn proposals in these modes unasked (or `true`)
@@ -96,8 +99,17 @@ struct FileConfig {
     breaker: Option<FileBreaker>,
     shell_allow: Option<Vec<String>>,
     followups: Option<FileFollowups>,
+    judge: Option<FileJudge>,
     llm: Option<FileLlm>,
     tui: Option<FileTui>,
+}
+
+/// `judge: { provider, model }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJudge {
+    provider: Option<String>,
+    model: Option<String>,
 }
 
 /// `followups: { propose, auto }`, as in a workflow.
@@ -303,6 +315,11 @@ impl Layers {
         }
         if let Some(allow) = file.shell_allow {
             self.config.shell_allow = allow;
+        }
+        if let Some(j) = file.judge {
+            let judge = self.config.judge.get_or_insert_with(Default::default);
+            judge.provider = j.provider.or(judge.provider.take());
+            judge.model = j.model.or(judge.model.take());
         }
         if let Some(f) = file.followups {
             let policy = &mut self.config.followups;

@@ -194,6 +194,11 @@ impl Profiles {
         Ok(self.behind_fallback(primary))
     }
 
+    /// The config's `judge:`, when it names one.
+    pub fn judge(&self) -> Option<&crate::config::JudgeSettings> {
+        self.config.as_ref()?.judge.as_ref()
+    }
+
     /// The `model` configured for the provider named `profile`, read from
     /// the config without building anything (a replayed step needs the
     /// model for its request fingerprint, not a client).

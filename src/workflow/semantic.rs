@@ -12,8 +12,8 @@ use super::context::RunCtx;
 use super::human::{self, Ask};
 use crate::llm::{ChatRequest, Message, RequestMeta, Role};
 use crate::protocol::{Event, StepKey, Usage};
-use crate::spec::Step;
 use crate::spec::expr::EvalContext;
+use crate::spec::{Step, StepKind};
 
 /// The mode name a judge's request carries (cassettes match on it).
 pub const JUDGE_MODE: &str = "judge";
@@ -43,16 +43,19 @@ pub(super) async fn holds(
     eval: &EvalContext,
 ) -> Result<(bool, String), String> {
     let what = format!("`{key}` runs");
-    judge(ctx, key, condition, || context_of(step, eval), &what).await
+    judge(ctx, key, step, condition, || context_of(step, eval), &what).await
 }
 
 /// Whether `condition` holds given the text `context` makes, for `key`
 /// (a step, or a follow-up about to be spawned: `what` says what follows
-/// from a yes, for the user when no model can judge). The verdict is
-/// recorded under `key` before it is returned; a recorded one is reused.
+/// from a yes, for the user when no model can judge). `step` is the step
+/// the statement is written on, whose provider judges unless the config
+/// names a judge. The verdict is recorded under `key` before it is
+/// returned; a recorded one is reused.
 pub(super) async fn judge(
     ctx: &Arc<RunCtx>,
     key: &StepKey,
+    step: &Step,
     condition: &str,
     context: impl FnOnce() -> String,
     what: &str,
@@ -67,7 +70,7 @@ pub(super) async fn judge(
     }
     let context = context();
     let mut usage = Usage::default();
-    let verdict = match by_model(ctx, key, condition, &context, &mut usage).await {
+    let verdict = match by_model(ctx, key, step, condition, &context, &mut usage).await {
         Ok(v) => v,
         Err(why) => {
             tracing::warn!(step = %key, "when_semantic goes to the user: {why}");
@@ -126,21 +129,49 @@ fn context_of(step: &Step, eval: &EvalContext) -> String {
     text
 }
 
-/// Asks the run's provider, and once more when the reply is not a verdict.
+/// Who judges, as a provider profile (none: the default provider) and a
+/// model: the config's `judge:`, else the step's own (an agent step's, as
+/// its mode and `model:` choose), else the run's default.
+fn judge_of(ctx: &RunCtx, step: &Step) -> (Option<String>, String) {
+    let profiles = &ctx.deps.profiles;
+    if let Some(judge) = profiles.judge() {
+        let model = judge
+            .model
+            .clone()
+            .or_else(|| judge.provider.as_deref().and_then(|p| profiles.model_of(p)))
+            .or_else(|| ctx.deps.default_model.clone())
+            .unwrap_or_default();
+        return (judge.provider.clone(), model);
+    }
+    if let StepKind::Agent { mode, model, .. } = &step.kind
+        && let Some(mode) = ctx.deps.modes.get(mode)
+    {
+        return super::agent::provider_and_model(ctx, mode, model.as_deref());
+    }
+    (None, ctx.deps.default_model.clone().unwrap_or_default())
+}
+
+/// Asks the judge, and once more when the reply is not a verdict.
 async fn by_model(
     ctx: &Arc<RunCtx>,
     key: &StepKey,
+    step: &Step,
     condition: &str,
     context: &str,
     spent: &mut Usage,
 ) -> Result<Verdict, String> {
-    let provider = ctx.deps.provider.as_ref().map_err(|e| e.clone())?;
+    let (profile, model) = judge_of(ctx, step);
+    let provider = ctx
+        .deps
+        .profiles
+        .resolve(profile.as_deref(), &ctx.deps.provider)?
+        .provider;
     let mut messages = vec![Message::user(format!(
         "{context}\nStatement: {condition}\n\nDoes the statement hold?"
     ))];
     for turn in 1..=2u32 {
         let req = ChatRequest {
-            model: ctx.deps.default_model.clone().unwrap_or_default(),
+            model: model.clone(),
             system: Some(SYSTEM.to_string()),
             messages: messages.clone(),
             tools: Default::default(),

@@ -36,6 +36,12 @@ impl Lev {
         self
     }
 
+    /// Sets a variable in lev's environment.
+    pub fn with_env(mut self, name: &str, value: &str) -> Lev {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

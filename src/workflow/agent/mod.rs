@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::attempt::{AttemptCtx, StepError};
+use super::context::RunCtx;
 use super::followups::PROPOSALS;
 use super::history::ToolPlace;
 use super::steer;
@@ -57,20 +58,7 @@ pub async fn run(
         .or(mode.max_turns)
         .unwrap_or(DEFAULT_MAX_TURNS)
         .max(1);
-    // A mode naming its provider (a profile) names the model for it too;
-    // the config's default model belongs to the default provider.
-    let profile = mode.model.provider.clone();
-    let model = match &profile {
-        Some(name) => model
-            .map(str::to_string)
-            .or_else(|| mode.model.name.clone())
-            .or_else(|| ctx.deps.profiles.model_of(name)),
-        None => model
-            .map(str::to_string)
-            .or_else(|| ctx.deps.default_model.clone())
-            .or_else(|| mode.model.name.clone()),
-    }
-    .unwrap_or_default();
+    let (profile, model) = provider_and_model(ctx, &mode, model);
     let (mut assembly, first_message) =
         assembly::Assembly::new(actx, &mode, schema.as_ref(), &model, prompt).await?;
     let env = tool_env(actx, &mode, allow_shell);
@@ -310,6 +298,30 @@ fn tool_env(actx: &AttemptCtx, mode: &Mode, step_allow: Vec<String>) -> ToolEnv 
         ask_before: mode.ask_before.clone(),
         offline: mode.network == Some(false),
     }
+}
+
+/// The provider profile (none: the default provider) and model an agent
+/// of `mode` talks to, given the step's own `model:`. A mode naming its
+/// provider (a profile) names the model for it too; the config's default
+/// model belongs to the default provider.
+pub(super) fn provider_and_model(
+    ctx: &RunCtx,
+    mode: &Mode,
+    step_model: Option<&str>,
+) -> (Option<String>, String) {
+    let profile = mode.model.provider.clone();
+    let model = match &profile {
+        Some(name) => step_model
+            .map(str::to_string)
+            .or_else(|| mode.model.name.clone())
+            .or_else(|| ctx.deps.profiles.model_of(name)),
+        None => step_model
+            .map(str::to_string)
+            .or_else(|| ctx.deps.default_model.clone())
+            .or_else(|| mode.model.name.clone()),
+    }
+    .unwrap_or_default();
+    (profile, model)
 }
 
 /// The step's raw result from a final answer: `text`, and `json` when the

@@ -304,7 +304,7 @@ async fn judged(
         ))
     };
     let what = format!("follow-up `{key}` is spawned");
-    semantic::judge(ctx, key, condition, context, &what).await
+    semantic::judge(ctx, key, &parent.step, condition, context, &what).await
 }
 
 /// The user's approval of an agent's proposal: a yes/no question in the
