@@ -285,24 +285,46 @@ pub fn memory_include_is_read(include: &str) -> bool {
     agent::namespace_of(include, "run", std::path::Path::new(".")).is_some()
 }
 
-/// Stops callbacks in a run no process is executing: the marker is
-/// journaled, so the run keeps it when it is resumed.
-pub async fn stop_callbacks_idle(journal: &Journal, run: &RunId) -> Result<String, String> {
+/// A run no process is executing, opened to record into: a recorder after
+/// its last event, or how it already ended.
+enum Idle {
+    Open(Recorder),
+    Ended(RunStatus),
+}
+
+async fn open_idle(journal: &Journal, run: &RunId) -> Result<Idle, String> {
     let meta = journal
         .run(run)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no run {run}"))?;
     if meta.status.is_terminal() {
-        return Err(format!("run {run} already {}", meta.status.as_str()));
+        return Ok(Idle::Ended(meta.status));
     }
-    let past = recorder::fold_past(journal, run)
+    Ok(Idle::Open(Recorder::new(
+        journal.clone(),
+        run.clone(),
+        meta.last_seq,
+        Vec::new(),
+    )))
+}
+
+/// Stops callbacks in a run no process is executing: the marker is
+/// journaled, so the run keeps it when it is resumed.
+pub async fn stop_callbacks_idle(journal: &Journal, run: &RunId) -> Result<String, String> {
+    let rec = match open_idle(journal, run).await? {
+        Idle::Open(rec) => rec,
+        Idle::Ended(status) => return Err(format!("run {run} already {}", status.as_str())),
+    };
+    let events = recorder::read_run(journal, run)
         .await
         .map_err(|e| e.to_string())?;
-    if past.history.followups.stopped.is_some() {
+    if events
+        .iter()
+        .any(|r| matches!(r.event, Event::CallbacksStopped { .. }))
+    {
         return Ok(format!("callbacks were already stopped in run {run}"));
     }
-    let rec = Recorder::new(journal.clone(), run.clone(), meta.last_seq, Vec::new());
     let event = Event::CallbacksStopped {
         by: "user".into(),
         reason: followups::STOPPED_BY_USER.into(),
@@ -316,15 +338,10 @@ pub async fn stop_callbacks_idle(journal: &Journal, run: &RunId) -> Result<Strin
 
 /// Cancels a run no process is executing: records the request and the end.
 pub async fn cancel_idle_run(journal: &Journal, run: &RunId) -> Result<String, String> {
-    let meta = journal
-        .run(run)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no run {run}"))?;
-    if meta.status.is_terminal() {
-        return Ok(format!("run {run} already {}", meta.status.as_str()));
-    }
-    let rec = Recorder::new(journal.clone(), run.clone(), meta.last_seq, Vec::new());
+    let rec = match open_idle(journal, run).await? {
+        Idle::Open(rec) => rec,
+        Idle::Ended(status) => return Ok(format!("run {run} already {}", status.as_str())),
+    };
     rec.record(Event::RunCancelRequested { at: Millis::now() })
         .await
         .map_err(|e| e.to_string())?;
