@@ -10,7 +10,9 @@ use crate::protocol::{
 use crate::text::{ms, one_line};
 
 use super::pane::{LineKind, Pane};
-use super::run_view::{Answered, Folded, LlmRetry, Prompt, PromptKind, RunView, Segment, StepRow};
+use super::run_view::{
+    Answered, Folded, Initiative, LlmRetry, Prompt, PromptKind, RunView, Segment, StepRow,
+};
 use super::swarm;
 
 impl RunView {
@@ -41,6 +43,30 @@ impl RunView {
     }
 
     /// A note about `step`: on its pane, else among the run's notes.
+    /// Something lev did on its own initiative, for the sidebar.
+    fn initiated(&mut self, at: Millis, text: String) {
+        self.initiative.push(Initiative {
+            at,
+            text,
+            awaiting: None,
+            reply: None,
+        });
+    }
+
+    /// An agent's final reply: the answer to the question lev last put to
+    /// it, when one waits.
+    fn replied(&mut self, step: &StepKey, text: &str) {
+        if let Some(asked) = self
+            .initiative
+            .iter_mut()
+            .rev()
+            .find(|i| i.awaiting.as_ref() == Some(step))
+        {
+            asked.awaiting = None;
+            asked.reply = Some(one_line(text, 300));
+        }
+    }
+
     fn step_note(&mut self, step: &StepKey, text: String) {
         match self.pane_index(step) {
             Some(i) => self.panes[i].note(text, LineKind::Note),
@@ -431,6 +457,9 @@ impl RunView {
                 ..
             } => {
                 self.llm_retries.remove(step);
+                if tool_calls.is_empty() {
+                    self.replied(step, text);
+                }
                 let p = self.pane_mut(step);
                 p.replace_live(text);
                 for c in tool_calls {
@@ -564,6 +593,7 @@ impl RunView {
                 ..
             } => {
                 let text = describe::guard_tripped(guard, limit, observed, step.as_ref());
+                self.initiated(at, text.clone());
                 self.notes.push(text);
             }
             Event::PriceUnknown { model, step, .. } => {
@@ -606,6 +636,7 @@ impl RunView {
                 ..
             } => {
                 let text = describe::followup_spawned(step, *depth, mode, title, by);
+                self.initiated(at, format!("{parent}: {text}"));
                 self.step_note(parent, text);
             }
             Event::FollowupRefused {
@@ -618,14 +649,23 @@ impl RunView {
                 ..
             } => {
                 let text = describe::followup_refused(step, title, guard, limit, observed);
+                self.initiated(at, text.clone());
                 self.step_note(parent, text.clone());
                 self.notes.push(text);
             }
             Event::CallbacksStopped { by, reason, .. } => {
-                self.notes.push(describe::callbacks_stopped(by, reason));
+                let text = describe::callbacks_stopped(by, reason);
+                self.initiated(at, text.clone());
+                self.notes.push(text);
             }
             Event::AgentAsked { step, question, .. } => {
                 let text = describe::agent_asked(question);
+                self.initiative.push(Initiative {
+                    at,
+                    text: format!("{step}: {text}"),
+                    awaiting: Some(step.clone()),
+                    reply: None,
+                });
                 self.step_note(step, text);
             }
             Event::SemanticVerdict {
@@ -641,6 +681,7 @@ impl RunView {
                 self.judge_usage.add(usage);
                 let text =
                     describe::semantic_verdict(condition, *holds, *confidence, reason, judge);
+                self.initiated(at, format!("{step}: {text}"));
                 self.step_note(step, text);
             }
             Event::InFlightResolved { step, decision, .. } => {

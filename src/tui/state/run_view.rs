@@ -145,6 +145,10 @@ pub struct RunView {
     pub forked_from: Option<(RunId, StepKey)>,
     /// Hints lev gave agents at their start, oldest first.
     pub hints: Vec<GivenHint>,
+    /// What lev did on its own initiative, oldest first: questions it put
+    /// to agents (with their replies), `when_semantic` verdicts, follow-ups
+    /// spawned and refused, limits reached, callbacks stopped.
+    pub initiative: Vec<Initiative>,
     /// Events folded so far.
     pub events: usize,
     /// Provider endpoints whose circuit breaker is not closed, and their
@@ -196,6 +200,7 @@ impl Default for RunView {
             messages: Vec::new(),
             forked_from: None,
             hints: Vec::new(),
+            initiative: Vec::new(),
             events: 0,
             swarm: false,
             assignments: BTreeMap::new(),
@@ -216,6 +221,17 @@ pub struct GivenHint {
     pub step: StepKey,
     pub text: String,
     pub at: Millis,
+}
+
+/// One thing lev did on its own initiative (see `RunView::initiative`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Initiative {
+    pub at: Millis,
+    pub text: String,
+    /// For a question lev put to an agent: that agent, until its reply.
+    pub awaiting: Option<StepKey>,
+    /// The agent's reply to that question, on one line.
+    pub reply: Option<String>,
 }
 
 /// A message the user sent to an agent, as delivered.

@@ -1,7 +1,9 @@
 //! The whisper sidebar: prompts waiting for the user (questions with their
 //! options, recommended first; approvals), how long each has waited, the
-//! answer box while typing, the history of answered prompts, and what
-//! agents were told besides their prompt (messages, hints).
+//! answer box while typing, the history of answered prompts, what lev did
+//! on its own initiative (questions to agents and their replies, verdicts,
+//! follow-ups, limits), and what agents were told besides their prompt
+//! (messages, hints).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -182,6 +184,26 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                 format!("✓ {what} = {text}{who}"),
                 theme.style("dim"),
             ));
+        }
+    }
+    // What lev did on its own, newest first: its questions to agents (with
+    // their replies), verdicts, follow-ups spawned or refused, limits.
+    if !state.run.initiative.is_empty() {
+        lines.push(Line::styled("── lev's initiative ──", theme.style("dim")));
+        for i in state.run.initiative.iter().rev() {
+            lines.push(Line::styled(format!("◆ {}", i.text), theme.style("dim")));
+            match (&i.reply, &i.awaiting) {
+                (Some(reply), _) => {
+                    lines.push(Line::styled(format!("  ↩ {reply}"), theme.style("dim")));
+                }
+                (None, Some(_)) => {
+                    lines.push(Line::styled(
+                        "  … waiting for its reply",
+                        theme.style("dim"),
+                    ));
+                }
+                (None, None) => {}
+            }
         }
     }
     // What agents were told besides their prompt, dimmed: the user's

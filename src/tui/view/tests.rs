@@ -220,6 +220,74 @@ fn overview_lists_run_notes() {
     );
 }
 
+/// What lev did on its own shows in the sidebar, newest first: the
+/// question it put to an agent with the agent's reply, and follow-ups
+/// spawned and refused.
+#[test]
+fn sidebar_shows_lev_s_initiative_with_the_agent_s_reply() {
+    use crate::protocol::{Attempt, Event, Notice, Recorded, Seq, StepKey};
+    let mut s = settled();
+    let run = crate::tui::state::sample::sample_run_id();
+    let mut seq = 300;
+    let mut fold = |s: &mut State, event: Event| {
+        seq += 1;
+        s.apply(&Notice::Event(Recorded {
+            run: run.clone(),
+            seq: Seq(seq),
+            event,
+        }));
+    };
+    let architect = StepKey::new("architect");
+    fold(
+        &mut s,
+        Event::AgentAsked {
+            step: architect.clone(),
+            attempt: Attempt(1),
+            turn: 4,
+            question: "Was every must-fix addressed? Answer yes or no.".into(),
+            at: Millis(T0 + 33_000),
+        },
+    );
+    fold(
+        &mut s,
+        Event::LlmReplied {
+            step: architect.clone(),
+            attempt: Attempt(1),
+            turn: 4,
+            fingerprint: "f".into(),
+            text: "yes, all three".into(),
+            tool_calls: vec![],
+            usage: Default::default(),
+            model: "m".into(),
+            stop_reason: Some("stop".into()),
+            refusal: None,
+            at: Millis(T0 + 34_000),
+        },
+    );
+    fold(
+        &mut s,
+        Event::FollowupRefused {
+            step: StepKey::new("architect.2"),
+            parent: architect.clone(),
+            title: "Fix the token log".into(),
+            guard: "duplicate".into(),
+            limit: "one follow-up per mode and prompt in a chain".into(),
+            observed: "the same as architect.1".into(),
+            at: Millis(T0 + 35_000),
+        },
+    );
+    let text = screen(&s, 200, 50);
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("`{needle}` not in\n{text}"))
+    };
+    at("lev's initiative");
+    let asked = at("architect: lev asks the agent: Was every must-fix");
+    let reply = at("↩ yes, all three");
+    let refused = at("follow-up architect.2 not spawned: duplicate");
+    assert!(refused < asked && asked < reply, "newest first:\n{text}");
+}
+
 /// Every screen draws at every size, down to nothing, without panicking.
 #[test]
 fn every_screen_draws_at_every_size() {
