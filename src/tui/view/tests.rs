@@ -282,9 +282,10 @@ fn sidebar_shows_lev_s_initiative_with_the_agent_s_reply() {
             .unwrap_or_else(|| panic!("`{needle}` not in\n{text}"))
     };
     at("lev's initiative");
-    let asked = at("architect: lev asks the agent: Was every must-fix");
+    // (The sidebar wraps long entries; these pieces are each on one row.)
+    let asked = at("◆ architect: lev asks the agent: Was every");
     let reply = at("↩ yes, all three");
-    let refused = at("follow-up architect.2 not spawned: duplicate");
+    let refused = at("◆ follow-up architect.2 not spawned:");
     assert!(refused < asked && asked < reply, "newest first:\n{text}");
 }
 
