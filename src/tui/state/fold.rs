@@ -50,6 +50,7 @@ impl RunView {
             text,
             awaiting: None,
             reply: None,
+            about: None,
         });
     }
 
@@ -636,6 +637,7 @@ impl RunView {
                 ..
             } => {
                 let text = describe::followup_spawned(step, *depth, mode, title, by);
+                self.initiative.retain(|i| i.about.as_ref() != Some(step));
                 self.initiated(at, format!("{parent}: {text}"));
                 self.step_note(parent, text);
             }
@@ -649,6 +651,7 @@ impl RunView {
                 ..
             } => {
                 let text = describe::followup_refused(step, title, guard, limit, observed);
+                self.initiative.retain(|i| i.about.as_ref() != Some(step));
                 self.initiated(at, text.clone());
                 self.step_note(parent, text.clone());
                 self.notes.push(text);
@@ -665,6 +668,7 @@ impl RunView {
                     text: format!("{step}: {text}"),
                     awaiting: Some(step.clone()),
                     reply: None,
+                    about: None,
                 });
                 self.step_note(step, text);
             }
@@ -681,7 +685,13 @@ impl RunView {
                 self.judge_usage.add(usage);
                 let text =
                     describe::semantic_verdict(condition, *holds, *confidence, reason, judge);
-                self.initiated(at, format!("{step}: {text}"));
+                self.initiative.push(Initiative {
+                    at,
+                    text: format!("{step}: {text}"),
+                    awaiting: None,
+                    reply: None,
+                    about: Some(step.clone()),
+                });
                 self.step_note(step, text);
             }
             Event::InFlightResolved { step, decision, .. } => {

@@ -232,6 +232,10 @@ pub struct Initiative {
     pub awaiting: Option<StepKey>,
     /// The agent's reply to that question, on one line.
     pub reply: Option<String>,
+    /// For a `when_semantic` verdict: the step or follow-up it was about
+    /// (a follow-up's verdict gives way to the spawn or refusal it led to,
+    /// which says as much).
+    pub about: Option<StepKey>,
 }
 
 /// A message the user sent to an agent, as delivered.

@@ -266,6 +266,19 @@ fn sidebar_shows_lev_s_initiative_with_the_agent_s_reply() {
     );
     fold(
         &mut s,
+        Event::SemanticVerdict {
+            step: StepKey::new("architect.2"),
+            condition: "the issue is new".into(),
+            holds: true,
+            confidence: Some(0.9),
+            reason: "it is".into(),
+            judge: "m".into(),
+            usage: Default::default(),
+            at: Millis(T0 + 34_500),
+        },
+    );
+    fold(
+        &mut s,
         Event::FollowupRefused {
             step: StepKey::new("architect.2"),
             parent: architect.clone(),
@@ -287,6 +300,8 @@ fn sidebar_shows_lev_s_initiative_with_the_agent_s_reply() {
     let reply = at("↩ yes, all three");
     let refused = at("◆ follow-up architect.2 not spawned:");
     assert!(refused < asked && asked < reply, "newest first:\n{text}");
+    // The follow-up's verdict gave way to the refusal it led to.
+    assert!(!text.contains("architect.2: when_semantic"), "{text}");
 }
 
 /// Every screen draws at every size, down to nothing, without panicking.
