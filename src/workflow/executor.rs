@@ -555,13 +555,18 @@ pub fn run_graph(
                 let (ctx2, step2) = (ctx.clone(), step.clone());
                 let deadline = chains.child(i).map(|c| c.deadline);
                 tasks.spawn(async move {
-                    let end = match deadline {
-                        Some(deadline) => {
-                            followups::run_in_box(ctx2, key, step2, eval, deadline).await
+                    let run = {
+                        let (ctx, key) = (ctx2.clone(), key.clone());
+                        async move {
+                            match deadline {
+                                Some(deadline) => {
+                                    followups::run_in_box(ctx, key, step2, eval, deadline).await
+                                }
+                                None => step::run_step(ctx, key, step2, eval).await,
+                            }
                         }
-                        None => step::run_step(ctx2, key, step2, eval).await,
                     };
-                    Joined::Step(i, end)
+                    Joined::Step(i, step::guarded(ctx2, key, run).await)
                 });
             }
             let joined = match inbox.as_mut() {
@@ -695,7 +700,8 @@ fn spawn_decider(
     parent: followups::Parent,
 ) {
     let ctx = ctx.clone();
-    tasks.spawn(async move { Joined::Followups(i, followups::decide(&ctx, &parent).await) });
+    tasks
+        .spawn(async move { Joined::Followups(i, followups::decide_guarded(&ctx, &parent).await) });
 }
 
 /// Counts the frontier again after `reopen`; a re-opened follow-up is

@@ -22,6 +22,8 @@ mod human;
 mod kinds;
 mod leftovers;
 mod llm_call;
+#[cfg(test)]
+mod panic_tests;
 pub mod pinning;
 pub mod recorder;
 mod retry;

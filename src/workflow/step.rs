@@ -25,6 +25,33 @@ pub enum StepEnd {
     Paused(PauseReason),
 }
 
+/// Runs a step's task so that a panic in it (a bug in lev) ends the step
+/// as failed, journaled, instead of losing the task: its slot and the
+/// steps that need it would otherwise wait forever.
+pub async fn guarded(
+    ctx: Arc<RunCtx>,
+    key: StepKey,
+    task: impl std::future::Future<Output = StepEnd>,
+) -> StepEnd {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(task).catch_unwind().await {
+        Ok(end) => end,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            tracing::error!(step = %key, panic = %what, "a step's task panicked");
+            if let Ok(mut m) = ctx.step_cancels.lock() {
+                m.remove(&key);
+            }
+            let error = format!("lev failed inside this step (a bug; the log has more): {what}");
+            StepEnd::Settled(fail_without_attempt(&ctx, &key, error).await)
+        }
+    }
+}
+
 /// Records a failure for a step that never got to an attempt (e.g. its `if:`
 /// could not be evaluated).
 pub async fn fail_without_attempt(ctx: &RunCtx, key: &StepKey, error: String) -> Settled {
@@ -45,6 +72,11 @@ pub async fn run_step(ctx: Arc<RunCtx>, key: StepKey, step: Step, eval: EvalCont
     let cancel = ctx.cancel.child_token();
     if let Ok(mut m) = ctx.step_cancels.lock() {
         m.insert(key.clone(), cancel.clone());
+    }
+    // Lets the tests check what a panicking step does to its run.
+    #[cfg(test)]
+    if key.as_str().ends_with("panics-in-test") {
+        panic!("this step panics in a test");
     }
     // An emergency stop that came between the graph's check and the line
     // above did not see this token: the step must not begin.

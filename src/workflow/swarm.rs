@@ -427,9 +427,9 @@ impl Board {
         match parent {
             Some(parent) => {
                 let ctx = ctx.clone();
-                tasks.spawn(
-                    async move { Joined::Followups(i, followups::decide(&ctx, &parent).await) },
-                );
+                tasks.spawn(async move {
+                    Joined::Followups(i, followups::decide_guarded(&ctx, &parent).await)
+                });
             }
             None => self.chains.release(i, &mut self.frontier),
         }
@@ -611,11 +611,16 @@ fn spawn_task(
             return Joined::Task(slot, id, StepEnd::Settled(Settled::Failed { error }));
         }
         let key = StepKey::new(id.clone());
-        let end = match deadline {
-            Some(deadline) => followups::run_in_box(ctx, key, step, eval, deadline).await,
-            None => step::run_step(ctx, key, step, eval).await,
+        let run = {
+            let (ctx, key) = (ctx.clone(), key.clone());
+            async move {
+                match deadline {
+                    Some(deadline) => followups::run_in_box(ctx, key, step, eval, deadline).await,
+                    None => step::run_step(ctx, key, step, eval).await,
+                }
+            }
         };
-        Joined::Task(slot, id, end)
+        Joined::Task(slot, id, step::guarded(ctx, key, run).await)
     });
 }
 

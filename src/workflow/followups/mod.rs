@@ -11,7 +11,7 @@ mod running;
 mod spawn;
 
 pub use book::Book;
-pub use running::{run_in_box, settled};
+pub use running::{decide_guarded, run_in_box, settled};
 pub use spawn::{Child, PROPOSALS, Parent, decide};
 
 /// Why callbacks stop when the user stops them (`lev stop-callbacks`, `C`).

@@ -78,3 +78,16 @@ pub async fn run_in_box(
         }
     }
 }
+
+/// [`decide`](super::decide), where a panic (a bug in lev) spawns nothing,
+/// so the steps that need the parent still go on.
+pub async fn decide_guarded(ctx: &Arc<RunCtx>, parent: &super::Parent) -> Vec<super::Child> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(super::decide(ctx, parent))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(step = %parent.key, "deciding follow-ups panicked; none are spawned");
+            Vec::new()
+        })
+}
