@@ -150,11 +150,35 @@ pub struct Config {
     pub followups: FollowupSettings,
     /// `judge:`: who judges `when_semantic` statements.
     pub judge: Option<JudgeSettings>,
+    /// `flowmind:`: the controller that watches agents.
+    pub flowmind: FlowmindSettings,
     /// Caps on the size of LLM replies (`llm:`).
     pub reply_limits: ReplyLimits,
     pub tui: TuiSettings,
     /// Files the config was read from, for `lev config` and messages.
     pub sources: Vec<PathBuf>,
+}
+
+/// `flowmind: { mode, repeats, instructions }`: the controller that
+/// watches agents (`intelligence::flowmind`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowmindSettings {
+    /// `mode: fallback` (the default: the deterministic rules) or `off`.
+    pub enabled: bool,
+    /// The same tool call (or error) this many times in a row is a stall.
+    pub repeats: u32,
+    /// Instructions to a stuck agent before it goes to the user.
+    pub instructions: u32,
+}
+
+impl Default for FlowmindSettings {
+    fn default() -> Self {
+        FlowmindSettings {
+            enabled: true,
+            repeats: 3,
+            instructions: 1,
+        }
+    }
 }
 
 /// `judge: { provider, model }`: the model that judges `when_semantic`
@@ -231,6 +255,7 @@ impl Default for Config {
             shell_allow: Vec::new(),
             followups: Default::default(),
             judge: None,
+            flowmind: FlowmindSettings::default(),
             reply_limits: ReplyLimits::default(),
             tui: TuiSettings::default(),
             sources: Vec::new(),

@@ -15,6 +15,7 @@ pub mod config;
 pub mod engine;
 pub mod headless;
 pub mod host;
+pub mod intelligence;
 pub mod isolation;
 pub mod journal;
 pub mod llm;

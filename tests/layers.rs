@@ -17,12 +17,12 @@ const LAYERS: &[&[&str]] = &[
     // The engine.
     &["workflow", "swarm", "engine"],
     // Participants: they talk to the engine, never to one another.
-    &["headless", "host", "tui"],
+    &["headless", "host", "intelligence", "tui"],
     // The entry point.
     &["cli"],
 ];
 
-const PARTICIPANTS: &[&str] = &["headless", "host", "tui"];
+const PARTICIPANTS: &[&str] = &["headless", "host", "intelligence", "tui"];
 
 /// Imports that break the table today, each with why it is still there.
 /// The list only shrinks.

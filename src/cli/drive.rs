@@ -18,6 +18,7 @@ use super::exit;
 use crate::engine::{Driving, Engine, Submitted};
 use crate::headless::{self, HeadlessOptions, Printer};
 use crate::host::{self, Host};
+use crate::intelligence::flowmind;
 use crate::journal::Journal;
 use crate::paths::Paths;
 use crate::protocol::{Op, RunId, RunStatus, Seq};
@@ -56,14 +57,36 @@ pub(super) fn open_engine(
     Engine::open(journal, settings)
 }
 
-/// Other lev invocations reach `engine` through the control socket while
-/// the returned host lives.
-fn serve(paths: &Paths, engine: &Engine) -> Option<Host> {
-    host::serve(&paths.socket(), engine.clone())
+/// The participants that serve beside the workbench or the printer while
+/// they live: the control socket, and the FlowMind controller.
+pub(super) struct Participants {
+    _host: Option<Host>,
+    _flowmind: Option<flowmind::Controller>,
+}
+
+/// Other lev invocations reach `engine` through the control socket, and
+/// FlowMind watches its agents (unless the config turns it off), while the
+/// returned participants live.
+fn serve(paths: &Paths, engine: &Engine) -> Participants {
+    let host = host::serve(&paths.socket(), engine.clone())
         .map_err(|e| {
             tracing::warn!(error = %e, socket = %paths.socket().display(), "no control socket; other lev commands must wait")
         })
-        .ok()
+        .ok();
+    let settings = load_config_quiet(paths)
+        .map(|c| c.flowmind)
+        .unwrap_or_default();
+    let flowmind = settings.enabled.then(|| {
+        let thresholds = flowmind::rules::Thresholds {
+            repeats: settings.repeats,
+            instructions: settings.instructions,
+        };
+        flowmind::start(engine.clone(), thresholds)
+    });
+    Participants {
+        _host: host,
+        _flowmind: flowmind,
+    }
 }
 
 /// How a run begins executing in this process.

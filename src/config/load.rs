@@ -27,6 +27,10 @@
 //! retry: { max_attempts: 4, initial_delay_ms: 500, max_delay_ms: 30000 }
 //! breaker: { consecutive_failures: 5, cooldown_ms: 60000 }
 //! shell_allow: ["cargo test", "git status"]
+//! flowmind:                  # the controller that watches agents
+//!   mode: fallback           # fallback (deterministic rules; the default) | off
+//!   repeats: 3               # the same tool call or error this often in a row is a stall
+//!   instructions: 1          # messages to a stuck agent before it goes to you
 //! judge:                     # who judges `when_semantic` (default: the step's
 //!   provider: local          # own provider and model); a name of `providers:`
 //!   model: llama3.2
@@ -100,8 +104,25 @@ struct FileConfig {
     shell_allow: Option<Vec<String>>,
     followups: Option<FileFollowups>,
     judge: Option<FileJudge>,
+    flowmind: Option<FileFlowmind>,
     llm: Option<FileLlm>,
     tui: Option<FileTui>,
+}
+
+/// `flowmind: { mode, repeats, instructions }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFlowmind {
+    mode: Option<FlowmindMode>,
+    repeats: Option<u32>,
+    instructions: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FlowmindMode {
+    Fallback,
+    Off,
 }
 
 /// `judge: { provider, model }`.
@@ -315,6 +336,20 @@ impl Layers {
         }
         if let Some(allow) = file.shell_allow {
             self.config.shell_allow = allow;
+        }
+        if let Some(f) = file.flowmind {
+            let flowmind = &mut self.config.flowmind;
+            if let Some(mode) = f.mode {
+                flowmind.enabled = matches!(mode, FlowmindMode::Fallback);
+            }
+            if f.repeats.is_some_and(|r| r < 2) {
+                return Err(ConfigError::Invalid {
+                    origin: path.display().to_string(),
+                    message: "`flowmind.repeats` must be at least 2".into(),
+                });
+            }
+            flowmind.repeats = f.repeats.unwrap_or(flowmind.repeats);
+            flowmind.instructions = f.instructions.unwrap_or(flowmind.instructions);
         }
         if let Some(j) = file.judge {
             let judge = self.config.judge.get_or_insert_with(Default::default);

@@ -259,6 +259,14 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
         Event::AgentAsked { step, question, .. } => {
             format!("step {step}: {}", agent_asked(question))
         }
+        Event::FlowmindDecided {
+            step,
+            rule,
+            observed,
+            level,
+            text,
+            ..
+        } => flowmind_decided(step, rule, observed, *level, text),
         Event::SemanticVerdict {
             step,
             condition,
@@ -478,6 +486,26 @@ pub fn callbacks_stopped(by: &str, reason: &str) -> String {
         "callbacks stopped {who}: {}; no new follow-up or system question from here on",
         one_line(reason, 200)
     )
+}
+
+/// A FlowMind decision about a stuck agent.
+pub fn flowmind_decided(
+    step: &StepKey,
+    rule: &str,
+    observed: &str,
+    level: super::FlowmindLevel,
+    text: &str,
+) -> String {
+    let seen = format!("{rule}: {}", one_line(observed, 160));
+    match level {
+        super::FlowmindLevel::Instruct => {
+            format!("FlowMind → {step} ({seen}): {}", one_line(text, 300))
+        }
+        super::FlowmindLevel::Escalate => format!(
+            "! FlowMind: {step} looks stuck ({seen}): {}",
+            one_line(text, 300)
+        ),
+    }
 }
 
 /// The system's question to an agent (`ask_agent:`).

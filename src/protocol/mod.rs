@@ -652,6 +652,20 @@ pub enum Event {
         reason: String,
         at: Millis,
     },
+    /// The FlowMind controller decided about an agent that looks stuck:
+    /// which rule saw what (`rule`, `observed`), and what it does — tell
+    /// the agent (`instruct`: `text` goes to it as a message before its
+    /// next request) or hand it to the user (`escalate`: `text` is the
+    /// diagnosis). Journaled before it acts; a resumed run never decides
+    /// the same again.
+    FlowmindDecided {
+        step: StepKey,
+        rule: String,
+        observed: String,
+        level: FlowmindLevel,
+        text: String,
+        at: Millis,
+    },
     /// A limit stopped something.
     GuardTripped {
         guard: String,
@@ -812,6 +826,7 @@ impl Event {
             Event::ContextAssembled { .. } => "context_assembled",
             Event::FollowupRefused { .. } => "followup_refused",
             Event::CallbacksStopped { .. } => "callbacks_stopped",
+            Event::FlowmindDecided { .. } => "flowmind_decided",
             Event::PriceUnknown { .. } => "price_unknown",
             Event::SemanticVerdict { .. } => "semantic_verdict",
             Event::AgentAsked { .. } => "agent_asked",
@@ -860,6 +875,7 @@ impl Event {
             | Event::ContextAssembled { at, .. }
             | Event::FollowupRefused { at, .. }
             | Event::CallbacksStopped { at, .. }
+            | Event::FlowmindDecided { at, .. }
             | Event::PriceUnknown { at, .. }
             | Event::SemanticVerdict { at, .. }
             | Event::AgentAsked { at, .. }
@@ -908,7 +924,8 @@ impl Event {
             | Event::FollowupSpawned { step, .. }
             | Event::FollowupRefused { step, .. }
             | Event::ContextAssembled { step, .. }
-            | Event::AgentAsked { step, .. } => Some(step),
+            | Event::AgentAsked { step, .. }
+            | Event::FlowmindDecided { step, .. } => Some(step),
             Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
             | Event::GuardTripped { step, .. }
@@ -1019,6 +1036,25 @@ pub enum Notice {
     Ended(RunId),
 }
 
+/// What the FlowMind controller does about a stuck agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowmindLevel {
+    /// A message to the agent.
+    Instruct,
+    /// A diagnosis for the user.
+    Escalate,
+}
+
+impl FlowmindLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowmindLevel::Instruct => "instruct",
+            FlowmindLevel::Escalate => "escalate",
+        }
+    }
+}
+
 /// One part of an agent's request (`context_assembled`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContextPart {
@@ -1092,6 +1128,16 @@ pub enum Op {
     /// the run from now on; running steps finish (`lev stop-callbacks`).
     StopCallbacks {
         run: RunId,
+    },
+    /// The FlowMind controller's decision about an agent that looks stuck
+    /// (recorded as `FlowmindDecided`, then carried out).
+    Flowmind {
+        run: RunId,
+        step: StepKey,
+        rule: String,
+        observed: String,
+        level: FlowmindLevel,
+        text: String,
     },
     /// No one can answer this question or approval (a headless run): its
     /// timeout policy applies now instead of after the timeout.
@@ -1170,6 +1216,7 @@ impl Op {
             | Op::Unpause { run, .. }
             | Op::EmergencyStop { run }
             | Op::StopCallbacks { run }
+            | Op::Flowmind { run, .. }
             | Op::Unattended { run, .. }
             | Op::RetryStep { run, .. }
             | Op::Resume { run }

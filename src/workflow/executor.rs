@@ -347,6 +347,14 @@ async fn dispatch_ops(
             Op::StopCallbacks { .. } => {
                 stop_callbacks(&ctx, "user", followups::STOPPED_BY_USER.to_string()).await;
             }
+            Op::Flowmind {
+                step,
+                rule,
+                observed,
+                level,
+                text,
+                ..
+            } => steer::flowmind(&ctx, step, rule, observed, level, text).await,
             // The engine handle carries these out; a live run never gets them.
             Op::Resume { .. }
             | Op::Fork { .. }

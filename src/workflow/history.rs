@@ -125,6 +125,9 @@ pub struct History {
     pub verdicts: BTreeMap<StepKey, bool>,
     /// Follow-ups spawned and refused, chains, stopped callbacks.
     pub followups: super::followups::Book,
+    /// FlowMind instructions journaled but not yet delivered to their
+    /// agent (a crash came between), as the messages they become.
+    pub flowmind_undelivered: BTreeMap<StepKey, Vec<String>>,
     /// Each attempt's first request as journaled (its parts and blob): a
     /// resumed agent sends the memory notes it sent then.
     pub first_contexts:
@@ -368,6 +371,11 @@ impl History {
                 text,
                 ..
             } => {
+                if let Some(undelivered) = self.flowmind_undelivered.get_mut(step)
+                    && let Some(i) = undelivered.iter().position(|t| t == text)
+                {
+                    undelivered.remove(i);
+                }
                 self.messages
                     .entry((step.clone(), *attempt, *turn))
                     .or_default()
@@ -408,6 +416,16 @@ impl History {
                     .insert((step.clone(), *attempt), (parts.clone(), blob.clone()));
             }
             Event::ContextAssembled { .. } => {}
+            Event::FlowmindDecided {
+                step, level, text, ..
+            } => {
+                if *level == crate::protocol::FlowmindLevel::Instruct {
+                    self.flowmind_undelivered
+                        .entry(step.clone())
+                        .or_default()
+                        .push(format!("{}{text}", super::steer::FLOWMIND_PREFIX));
+                }
+            }
             Event::SemanticVerdict {
                 step, holds, usage, ..
             } => {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::attempt::{AttemptCtx, StepError};
 use super::context::{Halt, RunCtx};
-use crate::protocol::{Event, Op, PauseReason, StepKey};
+use crate::protocol::{Event, FlowmindLevel, Op, PauseReason, StepKey};
 
 use super::holds::Holds;
 
@@ -79,7 +79,15 @@ pub struct Seat {
 impl Seat {
     pub fn take(ctx: &Arc<RunCtx>, key: &StepKey) -> Seat {
         if let Ok(mut m) = ctx.steer.inboxes.lock() {
-            m.entry(key.clone()).or_default();
+            let inbox = m.entry(key.clone()).or_default();
+            // FlowMind's instructions that a crash kept from the agent.
+            if let Some(undelivered) = ctx.history.flowmind_undelivered.get(key) {
+                for text in undelivered {
+                    if !inbox.contains(text) {
+                        inbox.push(text.clone());
+                    }
+                }
+            }
         }
         Seat {
             ctx: ctx.clone(),
@@ -178,6 +186,55 @@ pub async fn apply(ctx: &RunCtx, op: Op) {
         _ => {}
     }
 }
+
+/// What the FlowMind controller decided about a stuck agent: refused once
+/// callbacks are stopped (the system's initiative is off) or when the step
+/// is no running agent; otherwise journaled, then carried out — an
+/// instruction is queued for the agent like a user's message.
+pub(super) async fn flowmind(
+    ctx: &RunCtx,
+    step: StepKey,
+    rule: String,
+    observed: String,
+    level: FlowmindLevel,
+    text: String,
+) {
+    if ctx.callbacks_stopped().is_some() {
+        ctx.rec.refuse(format!(
+            "FlowMind's {} for `{step}` not carried out: callbacks are stopped",
+            level.as_str()
+        ));
+        return;
+    }
+    if !ctx.steer.is_agent(&step) {
+        ctx.rec.refuse(format!(
+            "FlowMind's {} not carried out: `{step}` is not a running agent step",
+            level.as_str()
+        ));
+        return;
+    }
+    let event = Event::FlowmindDecided {
+        step: step.clone(),
+        rule,
+        observed,
+        level,
+        text: text.clone(),
+        at: ctx.now(),
+    };
+    if let Err(e) = ctx.rec.record(event).await {
+        ctx.rec.refuse(format!(
+            "FlowMind's decision not journaled, so not carried out: {e}"
+        ));
+        return;
+    }
+    if level == FlowmindLevel::Instruct {
+        message(ctx, step, format!("{FLOWMIND_PREFIX}{text}"));
+    }
+}
+
+/// How FlowMind's instructions begin, so the agent (and the user reading
+/// what agents were told) knows who speaks.
+pub const FLOWMIND_PREFIX: &str = "FlowMind (lev's controller): ";
 
 fn message(ctx: &RunCtx, step: StepKey, text: String) {
     if text.trim().is_empty() {

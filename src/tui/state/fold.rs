@@ -4,8 +4,8 @@
 //! compare it with the live fold.
 
 use crate::protocol::{
-    Attempt, ChoiceRecord, Delta, Event, Millis, Notice, Recorded, RunStatus, StepKey, StepStatus,
-    Usage, describe, reply_end_note,
+    Attempt, ChoiceRecord, Delta, Event, FlowmindLevel, Millis, Notice, Recorded, RunStatus,
+    StepKey, StepStatus, Usage, describe, reply_end_note,
 };
 use crate::text::{ms, one_line};
 
@@ -660,6 +660,21 @@ impl RunView {
                 let text = describe::callbacks_stopped(by, reason);
                 self.initiated(at, text.clone());
                 self.notes.push(text);
+            }
+            Event::FlowmindDecided {
+                step,
+                rule,
+                observed,
+                level,
+                text,
+                ..
+            } => {
+                let line = describe::flowmind_decided(step, rule, observed, *level, text);
+                self.initiated(at, line.clone());
+                self.step_note(step, line.clone());
+                if *level == FlowmindLevel::Escalate {
+                    self.notes.push(line);
+                }
             }
             Event::AgentAsked { step, question, .. } => {
                 let text = describe::agent_asked(question);

@@ -1,0 +1,325 @@
+//! The deterministic rules FlowMind falls back on (and, for now, runs on):
+//! an agent that calls the same tool with the same arguments again and
+//! again, or gets the same error again and again, is stuck. A pure fold of
+//! the run's events: the same events give the same decisions, so a resumed
+//! controller folds the journal and decides nothing it decided before.
+
+use std::collections::HashMap;
+
+use crate::protocol::{Event, FlowmindLevel, StepKey};
+use crate::text::one_line;
+
+/// How eager the rules are (the config's `flowmind:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// The same call (or the same error) this many times in a row is a
+    /// stall.
+    pub repeats: u32,
+    /// Instructions to an agent before a stall goes to the user.
+    pub instructions: u32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            repeats: 3,
+            instructions: 1,
+        }
+    }
+}
+
+/// What the controller decides about a stuck agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub step: StepKey,
+    pub rule: &'static str,
+    pub observed: String,
+    pub level: FlowmindLevel,
+    pub text: String,
+}
+
+/// What the rules know of one running agent (its current attempt).
+#[derive(Debug, Default)]
+struct Agent {
+    /// The last tool call (name and arguments) and how often in a row.
+    last_call: Option<(String, String)>,
+    call_repeats: u32,
+    /// The last tool error and how often in a row.
+    last_error: Option<String>,
+    error_repeats: u32,
+    instructed: u32,
+    escalated: bool,
+    /// A decision was submitted and its event is not back yet.
+    waiting: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Rules {
+    thresholds: Thresholds,
+    agents: HashMap<StepKey, Agent>,
+}
+
+impl Rules {
+    pub fn new(thresholds: Thresholds) -> Rules {
+        Rules {
+            thresholds,
+            agents: HashMap::new(),
+        }
+    }
+
+    /// Folds one recorded event; returns a decision when a rule fires.
+    pub fn fold(&mut self, event: &Event) -> Option<Decision> {
+        match event {
+            Event::StepStarted { step, .. } => {
+                // A new attempt is a new conversation.
+                self.agents.insert(step.clone(), Agent::default());
+                None
+            }
+            Event::StepSucceeded { step, .. }
+            | Event::StepFailed { step, .. }
+            | Event::StepCancelled { step, .. } => {
+                self.agents.remove(step);
+                None
+            }
+            Event::FlowmindDecided { step, level, .. } => {
+                let agent = self.agents.entry(step.clone()).or_default();
+                agent.waiting = false;
+                agent.call_repeats = 0;
+                agent.error_repeats = 0;
+                match level {
+                    FlowmindLevel::Instruct => agent.instructed += 1,
+                    FlowmindLevel::Escalate => agent.escalated = true,
+                }
+                None
+            }
+            Event::ToolFinished {
+                step,
+                name,
+                arguments,
+                output,
+                is_error,
+                ..
+            } => {
+                let agent = self.agents.entry(step.clone()).or_default();
+                let call = (name.clone(), normalized(arguments));
+                if agent.last_call.as_ref() == Some(&call) {
+                    agent.call_repeats += 1;
+                } else {
+                    agent.last_call = Some(call);
+                    agent.call_repeats = 1;
+                }
+                if *is_error {
+                    if agent.last_error.as_deref() == Some(output.as_str()) {
+                        agent.error_repeats += 1;
+                    } else {
+                        agent.last_error = Some(output.clone());
+                        agent.error_repeats = 1;
+                    }
+                } else {
+                    agent.last_error = None;
+                    agent.error_repeats = 0;
+                }
+                self.check(step)
+            }
+            _ => None,
+        }
+    }
+
+    /// A decision about `step` went to the engine: no other until its
+    /// event is folded.
+    pub fn submitted(&mut self, step: &StepKey) {
+        if let Some(agent) = self.agents.get_mut(step) {
+            agent.waiting = true;
+        }
+    }
+
+    fn check(&self, step: &StepKey) -> Option<Decision> {
+        let agent = self.agents.get(step)?;
+        if agent.escalated || agent.waiting {
+            return None;
+        }
+        let at = self.thresholds.repeats.max(2);
+        let (rule, observed, what) = if agent.call_repeats >= at {
+            let (name, _) = agent.last_call.as_ref()?;
+            (
+                "loop",
+                format!(
+                    "`{name}` called with the same arguments {} times in a row",
+                    agent.call_repeats
+                ),
+                format!(
+                    "You have called `{name}` with the same arguments {} times in a row",
+                    agent.call_repeats
+                ),
+            )
+        } else if agent.error_repeats >= at {
+            let error = one_line(agent.last_error.as_deref().unwrap_or_default(), 160);
+            (
+                "repeated_error",
+                format!(
+                    "the same tool error {} times in a row: {error}",
+                    agent.error_repeats
+                ),
+                format!(
+                    "Your tool calls failed {} times in a row with the same error",
+                    agent.error_repeats
+                ),
+            )
+        } else {
+            return None;
+        };
+        let (level, text) = if agent.instructed < self.thresholds.instructions {
+            (
+                FlowmindLevel::Instruct,
+                format!(
+                    "{what}. Repeating it will not change the result. Stop, say what you expected and what you saw, then take a different approach — or give your final answer with what you have."
+                ),
+            )
+        } else {
+            (
+                FlowmindLevel::Escalate,
+                format!(
+                    "{observed}, after {} instruction(s) from FlowMind. Send it a message (m), pause it, or cancel the step.",
+                    agent.instructed
+                ),
+            )
+        };
+        Some(Decision {
+            step: step.clone(),
+            rule,
+            observed,
+            level,
+            text,
+        })
+    }
+}
+
+/// Arguments as JSON written one way, so spacing and key order do not make
+/// the same call look new.
+fn normalized(arguments: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(arguments) {
+        Ok(v) => v.to_string(),
+        Err(_) => arguments.trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Attempt, Millis};
+
+    fn tool(step: &str, args: &str, output: &str, is_error: bool) -> Event {
+        Event::ToolFinished {
+            step: StepKey::new(step),
+            attempt: Attempt(1),
+            turn: 1,
+            position: 1,
+            call_id: "c".into(),
+            name: "read_file".into(),
+            arguments: args.into(),
+            output: output.into(),
+            is_error,
+            at: Millis(0),
+        }
+    }
+
+    fn decided(d: &Decision) -> Event {
+        Event::FlowmindDecided {
+            step: d.step.clone(),
+            rule: d.rule.into(),
+            observed: d.observed.clone(),
+            level: d.level,
+            text: d.text.clone(),
+            at: Millis(0),
+        }
+    }
+
+    #[test]
+    fn the_same_call_three_times_is_instructed_then_escalated() {
+        let mut rules = Rules::new(Thresholds::default());
+        assert_eq!(
+            rules.fold(&tool("coder", r#"{"path":"a"}"#, "x", false)),
+            None
+        );
+        // Spacing and key order do not make a call new.
+        assert_eq!(
+            rules.fold(&tool("coder", r#"{ "path": "a" }"#, "x", false)),
+            None
+        );
+        let first = rules
+            .fold(&tool("coder", r#"{"path":"a"}"#, "x", false))
+            .unwrap();
+        assert_eq!(first.rule, "loop");
+        assert_eq!(first.level, FlowmindLevel::Instruct);
+        assert!(first.observed.contains("3 times"), "{first:?}");
+        // Nothing more until the decision comes back journaled.
+        rules.submitted(&first.step);
+        assert_eq!(
+            rules.fold(&tool("coder", r#"{"path":"a"}"#, "x", false)),
+            None
+        );
+        rules.fold(&decided(&first));
+        // Counting starts again after it.
+        assert_eq!(
+            rules.fold(&tool("coder", r#"{"path":"a"}"#, "x", false)),
+            None
+        );
+        assert_eq!(
+            rules.fold(&tool("coder", r#"{"path":"a"}"#, "x", false)),
+            None
+        );
+        let second = rules
+            .fold(&tool("coder", r#"{"path":"a"}"#, "x", false))
+            .unwrap();
+        assert_eq!(second.level, FlowmindLevel::Escalate);
+        rules.fold(&decided(&second));
+        for _ in 0..5 {
+            assert_eq!(
+                rules.fold(&tool("coder", r#"{"path":"a"}"#, "x", false)),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn a_different_call_or_agent_or_attempt_starts_counting_again() {
+        let mut rules = Rules::new(Thresholds::default());
+        rules.fold(&tool("coder", "{\"path\":\"a\"}", "x", false));
+        rules.fold(&tool("coder", "{\"path\":\"a\"}", "x", false));
+        assert_eq!(
+            rules.fold(&tool("coder", "{\"path\":\"b\"}", "x", false)),
+            None
+        );
+        assert_eq!(
+            rules.fold(&tool("tester", "{\"path\":\"b\"}", "x", false)),
+            None
+        );
+        rules.fold(&tool("coder", "{\"path\":\"b\"}", "x", false));
+        rules.fold(&Event::StepStarted {
+            step: StepKey::new("coder"),
+            attempt: Attempt(2),
+            fingerprint: String::new(),
+            kind: "agent".into(),
+            mode: Some("coder".into()),
+            idempotent: true,
+            hints: Vec::new(),
+            at: Millis(0),
+        });
+        assert_eq!(
+            rules.fold(&tool("coder", "{\"path\":\"b\"}", "x", false)),
+            None
+        );
+    }
+
+    #[test]
+    fn the_same_error_with_different_calls_is_a_stall_too() {
+        let mut rules = Rules::new(Thresholds::default());
+        rules.fold(&tool("coder", "{\"path\":\"a\"}", "no such file", true));
+        rules.fold(&tool("coder", "{\"path\":\"b\"}", "no such file", true));
+        let d = rules
+            .fold(&tool("coder", "{\"path\":\"c\"}", "no such file", true))
+            .unwrap();
+        assert_eq!(d.rule, "repeated_error");
+        assert!(d.observed.contains("no such file"), "{d:?}");
+    }
+}

@@ -1,0 +1,252 @@
+//! FlowMind's deterministic rules on a live run: an agent that calls the
+//! same tool with the same arguments again and again is told so (a message
+//! in its conversation, journaled as FlowMind's decision first), and when
+//! it goes on, the user is told; a resumed run decides nothing twice.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::Value;
+use support::lev::{Lev, run_id_from};
+use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest};
+
+const WORKFLOW: &str = r#"
+version: 1
+kind: workflow
+id: stuck
+name: Stuck
+steps:
+  look:
+    mode: ask
+    max_turns: 12
+    prompt: Find the answer in notes.txt.
+"#;
+
+/// Reads `notes.txt` again and again; when `listens`, it stops once
+/// FlowMind's message is in its conversation.
+fn stuck_agent(listens: bool) -> LlmServer {
+    LlmServer::with(move |req: &RecordedRequest| {
+        let msgs = req.json.as_ref().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let told = msgs.iter().any(|m| {
+            m["role"] == "user" && m["content"].as_str().unwrap_or("").contains("FlowMind")
+        });
+        if listens && told {
+            return OpenAiSse::new("test-model")
+                .text("The notes do not say; I stop here.", 2)
+                .usage(10, 5)
+                .finish("stop")
+                .reply();
+        }
+        let n = msgs.iter().filter(|m| m["role"] == "assistant").count();
+        OpenAiSse::new("test-model")
+            .tool_call(
+                0,
+                &format!("call_{n}"),
+                "read_file",
+                r#"{"path":"notes.txt"}"#,
+                1,
+            )
+            .usage(10, 5)
+            .finish("tool_calls")
+            .reply()
+    })
+}
+
+fn of_type(events: &[Value], kind: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_looping_agent_is_told_and_stops() {
+    let server = stuck_agent(true);
+    let lev = Lev::new().with_openai(&server.base_url());
+    std::fs::write(lev.workspace().join("notes.txt"), "nothing here\n").unwrap();
+    let wf = lev.write_workflow(WORKFLOW);
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+    let decided = of_type(&events, "flowmind_decided");
+    assert_eq!(decided.len(), 1, "{stdout}");
+    assert_eq!(decided[0]["level"], "instruct");
+    assert_eq!(decided[0]["rule"], "loop");
+    assert_eq!(decided[0]["step"], "look");
+    // Journaled before the message that carries it reached the agent.
+    let messaged = of_type(&events, "agent_messaged");
+    assert_eq!(messaged.len(), 1);
+    assert!(messaged[0]["_seq"].as_u64() > decided[0]["_seq"].as_u64());
+    assert!(
+        messaged[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("FlowMind (lev's controller): You have called `read_file`"),
+        "{messaged:?}"
+    );
+    assert!(stdout.contains("FlowMind → look (loop:"), "{stdout}");
+    // Three reads, then the request that carries the message (one more
+    // read may come first: FlowMind decides beside the agent, not in its
+    // way), then nothing: the agent answered.
+    let requests = server.request_count();
+    assert!((4..=5).contains(&requests), "{requests} requests");
+}
+
+#[test]
+fn an_agent_that_goes_on_is_handed_to_the_user() {
+    let server = stuck_agent(false);
+    let lev = Lev::new().with_openai(&server.base_url());
+    std::fs::write(lev.workspace().join("notes.txt"), "nothing here\n").unwrap();
+    let wf = lev.write_workflow(WORKFLOW);
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+    let levels: Vec<String> = of_type(&events, "flowmind_decided")
+        .iter()
+        .map(|e| e["level"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(levels, ["instruct", "escalate"], "{stdout}");
+    assert!(stdout.contains("! FlowMind: look looks stuck"), "{stdout}");
+}
+
+#[test]
+fn mode_off_in_the_config_turns_the_controller_off() {
+    let server = stuck_agent(true);
+    let lev = Lev::new().with_openai(&server.base_url());
+    std::fs::write(lev.workspace().join("notes.txt"), "nothing here\n").unwrap();
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        "flowmind: { mode: off }\n",
+    )
+    .unwrap();
+    let wf = lev.write_workflow(WORKFLOW);
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let run = run_id_from(&stdout).unwrap();
+    assert!(of_type(&lev.events(&run), "flowmind_decided").is_empty());
+    // Nobody told it: it read until its turns ran out.
+    assert_eq!(server.request_count(), 12);
+}
+
+/// Killed after FlowMind's instruction was journaled, the run resumes
+/// without the controller instructing again for the same stall.
+#[test]
+fn a_resumed_run_does_not_decide_twice() {
+    use std::time::Duration;
+    use support::kill::{kill9, only_run, wait_for};
+    use support::llm_server::Action;
+    let hang = Arc::new(AtomicBool::new(true));
+    let h = hang.clone();
+    let server = LlmServer::with(move |req: &RecordedRequest| {
+        let msgs = req.json.as_ref().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let told = msgs.iter().any(|m| {
+            m["role"] == "user" && m["content"].as_str().unwrap_or("").contains("FlowMind")
+        });
+        let reply = if told {
+            OpenAiSse::new("test-model")
+                .text("I stop here.", 2)
+                .usage(10, 5)
+                .finish("stop")
+                .reply()
+        } else {
+            let n = msgs.iter().filter(|m| m["role"] == "assistant").count();
+            OpenAiSse::new("test-model")
+                .tool_call(
+                    0,
+                    &format!("call_{n}"),
+                    "read_file",
+                    r#"{"path":"notes.txt"}"#,
+                    1,
+                )
+                .usage(10, 5)
+                .finish("tool_calls")
+                .reply()
+        };
+        if told && h.load(Ordering::SeqCst) {
+            reply.insert(0, Action::Delay(60_000))
+        } else {
+            reply
+        }
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    std::fs::write(lev.workspace().join("notes.txt"), "nothing here\n").unwrap();
+    let wf = lev.write_workflow(WORKFLOW);
+    let mut child = lev.spawn_headless(&wf, &[]);
+    wait_for("the instructed request", Duration::from_secs(60), || {
+        server.requests().iter().any(|r| {
+            r.json.as_ref().unwrap()["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["content"].as_str().unwrap_or("").contains("FlowMind"))
+        })
+    });
+    kill9(&mut child);
+    hang.store(false, Ordering::SeqCst);
+    let run = only_run(&lev).unwrap();
+    let out = lev.run(&["resume", &run, "--headless"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let decided = of_type(&lev.events(&run), "flowmind_decided");
+    assert_eq!(
+        decided.len(),
+        1,
+        "decided again after the resume: {decided:?}"
+    );
+}
+
+/// An instruction journaled but not delivered (a crash between the two) is
+/// what a resumed agent gets first; a delivered one is not sent again.
+#[test]
+fn an_instruction_a_crash_kept_from_its_agent_waits_for_it() {
+    use lev::protocol::{Attempt, Event, FlowmindLevel, Millis, Recorded, RunId, Seq, StepKey};
+    use lev::workflow::history::History;
+    let run = RunId::new();
+    let at = |seq: u64, event: Event| Recorded {
+        run: run.clone(),
+        seq: Seq(seq),
+        event,
+    };
+    let step = StepKey::new("look");
+    let decided = at(
+        1,
+        Event::FlowmindDecided {
+            step: step.clone(),
+            rule: "loop".into(),
+            observed: "`read_file` called with the same arguments 3 times in a row".into(),
+            level: FlowmindLevel::Instruct,
+            text: "Stop repeating it.".into(),
+            at: Millis(0),
+        },
+    );
+    let history = History::from_events([&decided]);
+    let waiting = &history.flowmind_undelivered[&step];
+    assert_eq!(
+        waiting,
+        &["FlowMind (lev's controller): Stop repeating it.".to_string()]
+    );
+    let delivered = at(
+        2,
+        Event::AgentMessaged {
+            step: step.clone(),
+            attempt: Attempt(1),
+            turn: 4,
+            text: waiting[0].clone(),
+            at: Millis(0),
+        },
+    );
+    let history = History::from_events([&decided, &delivered]);
+    assert!(history.flowmind_undelivered[&step].is_empty());
+}
