@@ -25,8 +25,9 @@ steps:
 "#;
 
 /// Reads `notes.txt` again and again; when `listens`, it stops once
-/// FlowMind's message is in its conversation.
-fn stuck_agent(listens: bool) -> LlmServer {
+/// FlowMind's message is in its conversation — after a minute while `hang`
+/// is set.
+fn stuck_agent(listens: bool, hang: Option<Arc<AtomicBool>>) -> LlmServer {
     LlmServer::with(move |req: &RecordedRequest| {
         let msgs = req.json.as_ref().unwrap()["messages"]
             .as_array()
@@ -36,11 +37,17 @@ fn stuck_agent(listens: bool) -> LlmServer {
             m["role"] == "user" && m["content"].as_str().unwrap_or("").contains("FlowMind")
         });
         if listens && told {
-            return OpenAiSse::new("test-model")
+            let reply = OpenAiSse::new("test-model")
                 .text("The notes do not say; I stop here.", 2)
                 .usage(10, 5)
                 .finish("stop")
                 .reply();
+            return match &hang {
+                Some(h) if h.load(Ordering::SeqCst) => {
+                    reply.insert(0, support::llm_server::Action::Delay(60_000))
+                }
+                _ => reply,
+            };
         }
         let n = msgs.iter().filter(|m| m["role"] == "assistant").count();
         OpenAiSse::new("test-model")
@@ -67,7 +74,7 @@ fn of_type(events: &[Value], kind: &str) -> Vec<Value> {
 
 #[test]
 fn a_looping_agent_is_told_and_stops() {
-    let server = stuck_agent(true);
+    let server = stuck_agent(true, None);
     let lev = Lev::new().with_openai(&server.base_url());
     std::fs::write(lev.workspace().join("notes.txt"), "nothing here\n").unwrap();
     let wf = lev.write_workflow(WORKFLOW);
@@ -102,7 +109,7 @@ fn a_looping_agent_is_told_and_stops() {
 
 #[test]
 fn an_agent_that_goes_on_is_handed_to_the_user() {
-    let server = stuck_agent(false);
+    let server = stuck_agent(false, None);
     let lev = Lev::new().with_openai(&server.base_url());
     std::fs::write(lev.workspace().join("notes.txt"), "nothing here\n").unwrap();
     let wf = lev.write_workflow(WORKFLOW);
@@ -116,11 +123,16 @@ fn an_agent_that_goes_on_is_handed_to_the_user() {
         .collect();
     assert_eq!(levels, ["instruct", "escalate"], "{stdout}");
     assert!(stdout.contains("! FlowMind: look looks stuck"), "{stdout}");
+    // `lev show` lists FlowMind's decisions with the run's other notices.
+    let shown = lev.run(&["show", &run]);
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(shown.contains("FlowMind → look (loop:"), "{shown}");
+    assert!(shown.contains("FlowMind: look looks stuck"), "{shown}");
 }
 
 #[test]
 fn mode_off_in_the_config_turns_the_controller_off() {
-    let server = stuck_agent(true);
+    let server = stuck_agent(true, None);
     let lev = Lev::new().with_openai(&server.base_url());
     std::fs::write(lev.workspace().join("notes.txt"), "nothing here\n").unwrap();
     std::fs::write(
@@ -143,43 +155,8 @@ fn mode_off_in_the_config_turns_the_controller_off() {
 fn a_resumed_run_does_not_decide_twice() {
     use std::time::Duration;
     use support::kill::{kill9, only_run, wait_for};
-    use support::llm_server::Action;
     let hang = Arc::new(AtomicBool::new(true));
-    let h = hang.clone();
-    let server = LlmServer::with(move |req: &RecordedRequest| {
-        let msgs = req.json.as_ref().unwrap()["messages"]
-            .as_array()
-            .unwrap()
-            .clone();
-        let told = msgs.iter().any(|m| {
-            m["role"] == "user" && m["content"].as_str().unwrap_or("").contains("FlowMind")
-        });
-        let reply = if told {
-            OpenAiSse::new("test-model")
-                .text("I stop here.", 2)
-                .usage(10, 5)
-                .finish("stop")
-                .reply()
-        } else {
-            let n = msgs.iter().filter(|m| m["role"] == "assistant").count();
-            OpenAiSse::new("test-model")
-                .tool_call(
-                    0,
-                    &format!("call_{n}"),
-                    "read_file",
-                    r#"{"path":"notes.txt"}"#,
-                    1,
-                )
-                .usage(10, 5)
-                .finish("tool_calls")
-                .reply()
-        };
-        if told && h.load(Ordering::SeqCst) {
-            reply.insert(0, Action::Delay(60_000))
-        } else {
-            reply
-        }
-    });
+    let server = stuck_agent(true, Some(hang.clone()));
     let lev = Lev::new().with_openai(&server.base_url());
     std::fs::write(lev.workspace().join("notes.txt"), "nothing here\n").unwrap();
     let wf = lev.write_workflow(WORKFLOW);

@@ -98,6 +98,16 @@ pub fn summarize(meta: &RunMeta, events: &[Recorded]) -> Summary {
             Event::CallbacksStopped { by, reason, .. } => {
                 notices.push(crate::protocol::describe::callbacks_stopped(by, reason))
             }
+            Event::FlowmindDecided {
+                step,
+                rule,
+                observed,
+                level,
+                text,
+                ..
+            } => notices.push(crate::protocol::describe::flowmind_decided(
+                step, rule, observed, *level, text,
+            )),
             _ => {}
         }
         if let Event::RunForked {
