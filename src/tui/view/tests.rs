@@ -304,6 +304,39 @@ fn sidebar_shows_lev_s_initiative_with_the_agent_s_reply() {
     assert!(!text.contains("architect.2: when_semantic"), "{text}");
 }
 
+/// FlowMind's decisions show in the agent's pane and under lev's
+/// initiative; an escalation also becomes a run note.
+#[test]
+fn flowmind_s_decisions_show_in_the_pane_the_sidebar_and_the_notes() {
+    use crate::protocol::{Event, FlowmindLevel, Notice, Recorded, Seq, StepKey};
+    let mut s = settled();
+    let run = crate::tui::state::sample::sample_run_id();
+    for (seq, level, text) in [
+        (301, FlowmindLevel::Instruct, "Stop repeating it."),
+        (302, FlowmindLevel::Escalate, "Send it a message."),
+    ] {
+        s.apply(&Notice::Event(Recorded {
+            run: run.clone(),
+            seq: Seq(seq),
+            event: Event::FlowmindDecided {
+                step: StepKey::new("security"),
+                rule: "loop".into(),
+                observed: "read_file 3 times".into(),
+                level,
+                text: text.into(),
+                at: Millis(T0 + 33_000),
+            },
+        }));
+    }
+    let text = screen(&s, 200, 50);
+    assert!(text.contains("FlowMind → security"), "{text}");
+    assert!(text.contains("◆ ! FlowMind: security looks"), "{text}");
+    assert_eq!(
+        s.run.notes.last().map(String::as_str),
+        Some("! FlowMind: security looks stuck (loop: read_file 3 times): Send it a message.")
+    );
+}
+
 /// Every screen draws at every size, down to nothing, without panicking.
 #[test]
 fn every_screen_draws_at_every_size() {
