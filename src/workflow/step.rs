@@ -378,6 +378,10 @@ async fn run_attempt(actx: &AttemptCtx, work: &dyn Work) -> Result<Map<String, V
     };
     let work = work.run(actx);
     tokio::select! {
+        // A step cancelled when its work is also done ends cancelled: the
+        // cancel (a user's, or a chain's time box, already journaled) came
+        // first.
+        biased;
         _ = actx.cancel.cancelled() => Err(StepError::Cancelled),
         r = async {
             match timeout {
