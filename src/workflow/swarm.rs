@@ -418,20 +418,28 @@ impl Board {
         id: &str,
         settled: Settled,
     ) -> Vec<String> {
+        // `parent_of` reads the task's own view.
         self.views.insert(id.to_string(), view_of(&settled, false));
-        let parent = self.parent_of(ctx, id, &settled);
-        self.states.insert(id.to_string(), TaskState::Done(settled));
-        let Some(&i) = self.index.get(id) else {
-            return Vec::new();
+        let Some(parent) = self.parent_of(ctx, id, &settled) else {
+            return self.settle(id, settled);
         };
-        match parent {
-            Some(parent) => {
-                let ctx = ctx.clone();
-                tasks.spawn(async move {
-                    Joined::Followups(i, followups::decide_guarded(&ctx, &parent).await)
-                });
-            }
-            None => self.chains.release(i, &mut self.frontier),
+        self.states.insert(id.to_string(), TaskState::Done(settled));
+        if let Some(&i) = self.index.get(id) {
+            let ctx = ctx.clone();
+            tasks.spawn(async move {
+                Joined::Followups(i, followups::decide_guarded(&ctx, &parent).await)
+            });
+        }
+        self.take_ready()
+    }
+
+    /// Records how a task ended with nothing to wait for; returns the tasks
+    /// it (and the parents it was the last follow-up of) released.
+    fn settle(&mut self, id: &str, settled: Settled) -> Vec<String> {
+        self.views.insert(id.to_string(), view_of(&settled, false));
+        self.states.insert(id.to_string(), TaskState::Done(settled));
+        if let Some(&i) = self.index.get(id) {
+            self.chains.release(i, &mut self.frontier);
         }
         self.take_ready()
     }
@@ -533,14 +541,7 @@ impl Board {
             if let Some(need) = failed_need {
                 let reason = format!("needed task `{need}` did not succeed");
                 step::record_skip(ctx, StepKey::new(id.clone()), reason).await;
-                self.views
-                    .insert(id.clone(), view_of(&Settled::Skipped, false));
-                self.states
-                    .insert(id.clone(), TaskState::Done(Settled::Skipped));
-                if let Some(&i) = self.index.get(&id) {
-                    self.chains.release(i, &mut self.frontier);
-                }
-                work.extend(self.take_ready());
+                work.extend(self.settle(&id, Settled::Skipped));
             } else if let Some(step) = self.steps.get(&id) {
                 sched.enqueue(&id, mode_of(step));
                 self.states.insert(id, TaskState::Queued);
