@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use tokio::task::JoinHandle;
 
-use crate::engine::{Engine, Query, Reply};
+use crate::engine::Engine;
 use crate::protocol::{Notice, Op, RunId, Seq};
 use rules::{Rules, Thresholds};
 
@@ -88,21 +88,27 @@ async fn watch(
 }
 
 /// A run met for the first time: its journal so far, folded without
-/// deciding (what was decided then is in it).
+/// deciding (what was decided then is in it). Each entry is folded as it is
+/// read and dropped: a long run's history is never held in memory here.
 async fn first_sight(engine: &Engine, run: &RunId, thresholds: Thresholds) -> Watched {
-    let mut rules = Rules::new(thresholds);
-    let mut folded_to = Seq(0);
-    match engine.query(Query::Events { id: run.clone() }).await {
-        Ok(Reply::Events(events)) => {
-            for r in &events {
-                let _ = rules.fold(&r.event);
-                folded_to = r.seq;
+    let watched = Watched {
+        rules: Rules::new(thresholds),
+        folded_to: Seq(0),
+    };
+    let folded = engine
+        .fold_events(run, Seq(u64::MAX), watched, |w, r| {
+            let _ = w.rules.fold(&r.event);
+            w.folded_to = r.seq;
+        })
+        .await;
+    match folded {
+        Ok(watched) => watched,
+        Err(e) => {
+            tracing::warn!(%run, error = %e, "FlowMind cannot read the run; it watches from now on");
+            Watched {
+                rules: Rules::new(thresholds),
+                folded_to: Seq(0),
             }
         }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(%run, error = %e, "FlowMind cannot read the run; it watches from now on")
-        }
     }
-    Watched { rules, folded_to }
 }
