@@ -19,7 +19,9 @@ pub struct Workflow {
     pub inputs: BTreeMap<String, InputSpec>,
     pub limits: Limits,
     pub whisper: WhisperSpec,
-    /// Steps in declaration order.
+    /// Steps in declaration order (decoded to their exact length: a
+    /// 10,000-step run holds them for its whole life).
+    #[serde(deserialize_with = "exact_vec")]
     pub steps: Vec<Step>,
     /// Workflow outputs, rendered when the run finishes.
     pub outputs: BTreeMap<String, Template>,
@@ -32,6 +34,18 @@ pub struct Workflow {
     /// model: a pinned bundle keeps the texts beside it and puts them back.
     #[serde(skip)]
     pub source_text: String,
+}
+
+/// A sequence decoded without the spare capacity growth leaves (for what
+/// a long run holds for its whole life).
+pub(crate) fn exact_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let mut v = Vec::<T>::deserialize(d)?;
+    v.shrink_to_fit();
+    Ok(v)
 }
 
 impl Workflow {
@@ -281,7 +295,9 @@ pub struct Step {
     /// Resume may re-run it without asking when it was in flight.
     pub idempotent: bool,
     pub outputs: BTreeMap<String, OutputSpec>,
-    pub followups: Option<Followups>,
+    /// Boxed: most steps have none, and a 10,000-step definition is held
+    /// in memory for the whole run.
+    pub followups: Option<Box<Followups>>,
     /// `when_semantic:` a statement a model judges before the step runs
     /// (the step is skipped when it does not hold).
     #[serde(default)]

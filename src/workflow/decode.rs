@@ -16,11 +16,12 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::protocol::{Attempt, Event, Millis, StepKey, ToolCallRecord, Usage};
+use crate::protocol::{Attempt, Event, Millis, StepKey, StepOutline, ToolCallRecord, Usage};
 
 /// Decodes one journaled event.
 pub fn decode_event(bytes: &[u8]) -> serde_json::Result<Event> {
     let fast = match leading_kind(bytes) {
+        Some("run_started") => serde_json::from_slice::<RunStarted>(bytes).map(Event::from),
         Some("step_started") => serde_json::from_slice::<StepStarted>(bytes).map(Event::from),
         Some("step_succeeded") => serde_json::from_slice::<StepSucceeded>(bytes).map(Event::from),
         Some("llm_replied") => serde_json::from_slice::<LlmReplied>(bytes).map(Event::from),
@@ -38,6 +39,39 @@ fn leading_kind(bytes: &[u8]) -> Option<&str> {
     let rest = bytes.strip_prefix(br#"{"type":""#)?;
     let end = rest.iter().position(|b| *b == b'"')?;
     std::str::from_utf8(&rest[..end]).ok()
+}
+
+/// Once per run, but it lists every declared step: buffered, a
+/// 10,000-step run's start costs megabytes each time it is read.
+#[derive(Deserialize)]
+struct RunStarted {
+    workflow_id: String,
+    name: String,
+    source: String,
+    definition_hash: String,
+    inputs: BTreeMap<String, Value>,
+    seed: u64,
+    #[serde(default)]
+    workspace: Option<String>,
+    #[serde(default, deserialize_with = "crate::spec::model::exact_vec")]
+    steps: Vec<StepOutline>,
+    at: Millis,
+}
+
+impl From<RunStarted> for Event {
+    fn from(e: RunStarted) -> Event {
+        Event::RunStarted {
+            workflow_id: e.workflow_id,
+            name: e.name,
+            source: e.source,
+            definition_hash: e.definition_hash,
+            inputs: e.inputs,
+            seed: e.seed,
+            workspace: e.workspace,
+            steps: e.steps,
+            at: e.at,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -201,6 +235,33 @@ mod tests {
     #[test]
     fn every_fast_kind_decodes_like_the_general_path() {
         let step = || StepKey::new("code");
+        both_paths_agree(Event::RunStarted {
+            workflow_id: "w".into(),
+            name: "W".into(),
+            source: "w.yaml".into(),
+            definition_hash: "d".into(),
+            inputs: BTreeMap::from([("n".to_string(), Value::from(3))]),
+            seed: 42,
+            workspace: Some("/tmp/w".into()),
+            steps: vec![StepOutline {
+                id: "code".into(),
+                kind: "agent".into(),
+                needs: vec!["plan".into()],
+                mode: Some("coder".into()),
+            }],
+            at: Millis(4),
+        });
+        both_paths_agree(Event::RunStarted {
+            workflow_id: "w".into(),
+            name: "W".into(),
+            source: "w.yaml".into(),
+            definition_hash: "d".into(),
+            inputs: BTreeMap::new(),
+            seed: 0,
+            workspace: None,
+            steps: Vec::new(),
+            at: Millis(4),
+        });
         both_paths_agree(Event::StepStarted {
             step: step(),
             attempt: Attempt(2),

@@ -107,7 +107,8 @@ pub struct History {
     pub messages: BTreeMap<(StepKey, Attempt, u32), Vec<String>>,
     /// Tool calls whose intent was recorded (side-effecting tools).
     pub tools_started: BTreeSet<ToolPlace>,
-    /// Process groups each attempt's commands started (checked on resume).
+    /// Process groups the commands of attempts not yet ended started
+    /// (checked on resume; an attempt's entry goes when it ends).
     pub processes: BTreeMap<(StepKey, Attempt), Vec<crate::protocol::ProcessGroup>>,
     pub answers: BTreeMap<String, (String, AnswerSource)>,
     /// Questions asked, with the recorded event (re-announced while unanswered).
@@ -489,6 +490,9 @@ impl History {
             Some(rec) => {
                 rec.settled = Some(settled);
                 rec.retry_in_ms = None;
+                // Only an interrupted attempt's process groups are looked
+                // for on resume; one that ended waited for its own.
+                self.processes.remove(&(step.clone(), rec.attempt));
             }
             None => {
                 // Skips and cancels of steps that never started.

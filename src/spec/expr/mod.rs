@@ -29,7 +29,9 @@ pub struct Template {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
-    Text(String),
+    /// `start..end` is a run of literal text in `raw` (not a copy: a
+    /// 10,000-step definition holds its templates for the whole run).
+    Text { start: usize, end: usize },
     /// `start..end` is the byte range of the whole `${{ .. }}` in `raw`.
     Hole {
         expr: Expr,
@@ -81,6 +83,42 @@ pub struct StepView {
     pub outputs: std::sync::Arc<BTreeMap<String, Value>>,
 }
 
+/// A template's text cut into literal runs and holes.
+fn parts_of(raw: &str) -> Result<Vec<Part>, ExprError> {
+    let mut parts = Vec::new();
+    let mut text_start = 0;
+    let mut i = 0;
+    while let Some(rel) = raw[i..].find("${{") {
+        let start = i + rel;
+        let inner_start = start + 3;
+        let Some(inner_end) = find_close(raw, inner_start) else {
+            return Err(ExprError {
+                message: "`${{` is not closed by `}}`".to_string(),
+                offset: start,
+            });
+        };
+        if start > text_start {
+            parts.push(Part::Text {
+                start: text_start,
+                end: start,
+            });
+        }
+        let expr = parse::parse_expr(&raw[inner_start..inner_end], inner_start)?;
+        let end = inner_end + 2;
+        parts.push(Part::Hole { expr, start, end });
+        text_start = end;
+        i = end;
+    }
+    if text_start < raw.len() {
+        parts.push(Part::Text {
+            start: text_start,
+            end: raw.len(),
+        });
+    }
+    parts.shrink_to_fit();
+    Ok(parts)
+}
+
 impl serde::Serialize for Template {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.raw)
@@ -93,7 +131,10 @@ impl<'de> serde::Deserialize<'de> for Template {
     /// (and is kept as a literal) again.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Template, D::Error> {
         let raw = String::deserialize(d)?;
-        Ok(Template::parse(&raw).unwrap_or_else(|_| Template::literal(&raw)))
+        Ok(match parts_of(&raw) {
+            Ok(parts) => Template { raw, parts },
+            Err(_) => Template::literal(&raw),
+        })
     }
 }
 
@@ -111,30 +152,7 @@ pub struct EvalError(pub String);
 
 impl Template {
     pub fn parse(raw: &str) -> Result<Template, ExprError> {
-        let mut parts = Vec::new();
-        let mut text_start = 0;
-        let mut i = 0;
-        while let Some(rel) = raw[i..].find("${{") {
-            let start = i + rel;
-            let inner_start = start + 3;
-            let Some(inner_end) = find_close(raw, inner_start) else {
-                return Err(ExprError {
-                    message: "`${{` is not closed by `}}`".to_string(),
-                    offset: start,
-                });
-            };
-            if start > text_start {
-                parts.push(Part::Text(raw[text_start..start].to_string()));
-            }
-            let expr = parse::parse_expr(&raw[inner_start..inner_end], inner_start)?;
-            let end = inner_end + 2;
-            parts.push(Part::Hole { expr, start, end });
-            text_start = end;
-            i = end;
-        }
-        if text_start < raw.len() {
-            parts.push(Part::Text(raw[text_start..].to_string()));
-        }
+        let parts = parts_of(raw)?;
         Ok(Template {
             raw: raw.to_string(),
             parts,
@@ -145,7 +163,10 @@ impl Template {
     pub fn literal(text: &str) -> Template {
         Template {
             raw: text.to_string(),
-            parts: vec![Part::Text(text.to_string())],
+            parts: vec![Part::Text {
+                start: 0,
+                end: text.len(),
+            }],
         }
     }
 
@@ -217,7 +238,7 @@ impl Template {
         let mut out = String::new();
         for part in &self.parts {
             match part {
-                Part::Text(t) => out.push_str(t),
+                Part::Text { start, end } => out.push_str(&self.raw[*start..*end]),
                 Part::Hole { expr, .. } => match eval::eval(expr, ctx)? {
                     Value::String(s) => out.push_str(&s),
                     v => out.push_str(&v.to_string()),
@@ -241,7 +262,7 @@ impl Template {
         self.parts
             .iter()
             .map(|part| match part {
-                Part::Text(t) => Ok((None, t.clone())),
+                Part::Text { start, end } => Ok((None, self.raw[*start..*end].to_string())),
                 Part::Hole { expr, start, end } => {
                     let name = self.raw.get(*start..*end).unwrap_or_default().to_string();
                     Ok((Some(name), text(eval::eval(expr, ctx)?)))

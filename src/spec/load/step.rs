@@ -246,7 +246,8 @@ pub(crate) fn build_step(
     };
     let followups = f
         .get("followups")
-        .and_then(|n| followups(cx, n, &p("followups"), &id, env));
+        .and_then(|n| followups(cx, n, &p("followups"), &id, env))
+        .map(Box::new);
     let when_semantic = f
         .get("when_semantic")
         .and_then(|n| cx.text(n, &p("when_semantic")))
