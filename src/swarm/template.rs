@@ -172,7 +172,7 @@ mod tests {
             "design".into(),
             StepView {
                 succeeded: true,
-                outputs: std::sync::Arc::new([("text".to_string(), json!("the design"))].into()),
+                outputs: [("text".to_string(), json!("the design"))].into(),
             },
         );
         let text = prompt.render(&ctx).unwrap();

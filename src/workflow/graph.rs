@@ -56,7 +56,7 @@ pub(super) fn view_of_step(settled: &Settled, step: &Step) -> StepView {
             .iter()
             .filter_map(|(name, spec)| Some((name.clone(), spec.default.clone()?)))
             .collect();
-        view.outputs = std::sync::Arc::new(defaults);
+        view.outputs = defaults.into();
     }
     view
 }

@@ -16,7 +16,7 @@ pub enum Settled {
     /// Outputs are shared (the history, the graph runner's views and the
     /// step's end hold one copy): a 10,000-step run's outputs are not held twice.
     Succeeded {
-        outputs: std::sync::Arc<BTreeMap<String, Value>>,
+        outputs: crate::spec::expr::Outputs,
     },
     Failed {
         error: String,
@@ -307,7 +307,7 @@ impl History {
                 self.settle(
                     step,
                     Settled::Succeeded {
-                        outputs: std::sync::Arc::new(outputs.clone()),
+                        outputs: outputs.clone().into(),
                     },
                 );
             }

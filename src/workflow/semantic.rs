@@ -114,7 +114,7 @@ fn context_of(step: &Step, eval: &EvalContext) -> String {
         let Some(view) = eval.steps.get(id) else {
             continue;
         };
-        let outputs = serde_json::to_string_pretty(view.outputs.as_ref()).unwrap_or_default();
+        let outputs = serde_json::to_string_pretty(&view.outputs).unwrap_or_default();
         let state = if view.succeeded {
             "succeeded"
         } else {

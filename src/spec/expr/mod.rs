@@ -13,11 +13,13 @@ use serde_json::Value;
 
 pub mod ast;
 mod eval;
+mod outputs;
 mod parse;
 
 use ast::{Expr, Root, Seg, static_key};
 
 pub use eval::truthy;
+pub use outputs::Outputs;
 
 /// A string with `${{ }}` holes, parsed once at load time. Serialized as its
 /// raw text and parsed again when read back (see the impls below).
@@ -80,7 +82,7 @@ pub struct EvalContext {
 pub struct StepView {
     pub succeeded: bool,
     /// Shared with the step's recorded outcome, not copied.
-    pub outputs: std::sync::Arc<BTreeMap<String, Value>>,
+    pub outputs: Outputs,
 }
 
 /// A template's text cut into literal runs and holes.

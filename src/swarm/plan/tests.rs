@@ -359,7 +359,7 @@ fn a_task_brief_reads_its_upstream_reports_and_keeps_plan_text_literal() {
         "design".into(),
         StepView {
             succeeded: true,
-            outputs: std::sync::Arc::new([("text".to_string(), json!("DESIGN REPORT"))].into()),
+            outputs: [("text".to_string(), json!("DESIGN REPORT"))].into(),
         },
     );
     let text = t.render(&ctx).unwrap();

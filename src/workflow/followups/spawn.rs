@@ -33,7 +33,7 @@ pub struct Parent {
     pub root: StepKey,
     /// What its `followups:` templates read (its own outputs included).
     pub eval: EvalContext,
-    pub outputs: Arc<BTreeMap<String, Value>>,
+    pub outputs: crate::spec::expr::Outputs,
 }
 
 /// A follow-up step to run.
@@ -296,7 +296,7 @@ async fn judged(
     item: &Value,
 ) -> Result<(bool, String), String> {
     let context = || {
-        let outputs = serde_json::to_string_pretty(parent.outputs.as_ref()).unwrap_or_default();
+        let outputs = serde_json::to_string_pretty(&parent.outputs).unwrap_or_default();
         let item = serde_json::to_string_pretty(item).unwrap_or_default();
         semantic::cut_for_judge(format!(
             "Step `{}` produced:\n{outputs}\n\nThe statement is about this item of its follow-ups:\n{item}\n",
