@@ -159,24 +159,51 @@ pub struct Config {
     pub sources: Vec<PathBuf>,
 }
 
-/// `flowmind: { mode, repeats, instructions }`: the controller that
-/// watches agents (`intelligence::flowmind`).
+/// `flowmind: { mode, provider, model, cadence, budget, stalls, repeats,
+/// instructions }`: the controller that watches agents
+/// (`intelligence::flowmind`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowmindSettings {
-    /// `mode: fallback` (the default: the deterministic rules) or `off`.
-    pub enabled: bool,
+    pub mode: FlowmindMode,
     /// The same tool call (or error) this many times in a row is a stall.
     pub repeats: u32,
     /// Instructions to a stuck agent before it goes to the user.
     pub instructions: u32,
+    /// `mode: model`: a name of `providers:` (none: the default provider)
+    /// and a model (none: that provider's).
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    /// A progress ledger every this many working turns of an agent.
+    pub cadence: u32,
+    /// The controller's own tokens per run; past them, rules only.
+    pub budget_tokens: u64,
+    /// Ledgers in a row that say "looping" or "no progress" before the
+    /// controller acts.
+    pub stalls: u32,
+}
+
+/// What the controller runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowmindMode {
+    Off,
+    /// The deterministic rules only (the default).
+    Fallback,
+    /// A model keeps a progress ledger per agent; the rules still run,
+    /// and take over when its budget is spent or it keeps failing.
+    Model,
 }
 
 impl Default for FlowmindSettings {
     fn default() -> Self {
         FlowmindSettings {
-            enabled: true,
+            mode: FlowmindMode::Fallback,
             repeats: 3,
             instructions: 1,
+            provider: None,
+            model: None,
+            cadence: 3,
+            budget_tokens: 50_000,
+            stalls: 2,
         }
     }
 }

@@ -73,20 +73,61 @@ fn serve(paths: &Paths, engine: &Engine) -> Participants {
             tracing::warn!(error = %e, socket = %paths.socket().display(), "no control socket; other lev commands must wait")
         })
         .ok();
-    let settings = load_config_quiet(paths)
-        .map(|c| c.flowmind)
-        .unwrap_or_default();
-    let flowmind = settings.enabled.then(|| {
-        let thresholds = flowmind::rules::Thresholds {
-            repeats: settings.repeats,
-            instructions: settings.instructions,
-        };
-        flowmind::start(engine.clone(), thresholds)
-    });
+    let config = load_config_quiet(paths).unwrap_or_default();
+    let flowmind =
+        flowmind_settings(&config).map(|settings| flowmind::start(engine.clone(), settings));
     Participants {
         _host: host,
         _flowmind: flowmind,
     }
+}
+
+/// How FlowMind runs by the config: none when it is off; rules only when
+/// its model cannot be built (said in the log).
+fn flowmind_settings(config: &crate::config::Config) -> Option<flowmind::Settings> {
+    use crate::config::FlowmindMode;
+    let f = &config.flowmind;
+    let thresholds = flowmind::rules::Thresholds {
+        repeats: f.repeats,
+        instructions: f.instructions,
+        stalls: f.stalls,
+    };
+    let model = match f.mode {
+        FlowmindMode::Off => return None,
+        FlowmindMode::Fallback => None,
+        FlowmindMode::Model => match flowmind_model(config) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!("FlowMind runs on its rules only: its model cannot be used: {e}");
+                None
+            }
+        },
+    };
+    Some(flowmind::Settings { thresholds, model })
+}
+
+/// FlowMind's model: the config's `flowmind.provider` (a name of
+/// `providers:`, else the default provider) and `flowmind.model` (else
+/// that provider's model).
+fn flowmind_model(
+    config: &crate::config::Config,
+) -> Result<flowmind::ledger::LedgerModel, String> {
+    let f = &config.flowmind;
+    let profiles = crate::llm::Profiles::from_config(config);
+    let default = crate::llm::select::build_provider(config).map_err(|e| e.to_string());
+    let provider = profiles.resolve(f.provider.as_deref(), &default)?.provider;
+    let model = f
+        .model
+        .clone()
+        .or_else(|| f.provider.as_deref().and_then(|p| profiles.model_of(p)))
+        .or_else(|| config.provider.model.clone())
+        .unwrap_or_default();
+    Ok(flowmind::ledger::LedgerModel {
+        provider,
+        model,
+        cadence: f.cadence,
+        budget: f.budget_tokens,
+    })
 }
 
 /// How a run begins executing in this process.

@@ -28,9 +28,14 @@
 //! breaker: { consecutive_failures: 5, cooldown_ms: 60000 }
 //! shell_allow: ["cargo test", "git status"]
 //! flowmind:                  # the controller that watches agents
-//!   mode: fallback           # fallback (deterministic rules; the default) | off
+//!   mode: fallback           # fallback (deterministic rules; the default) | model | off
 //!   repeats: 3               # the same tool call or error this often in a row is a stall
 //!   instructions: 1          # messages to a stuck agent before it goes to you
+//!   provider: local          # mode: model — a name of `providers:` (default: the default provider)
+//!   model: llama3.2          #   and its model; a progress ledger every `cadence`
+//!   cadence: 3               #   working turns of an agent, at most `budget`
+//!   budget: 50000            #   tokens of its own per run, then rules only;
+//!   stalls: 2                #   this many stalled ledgers in a row and it acts
 //! judge:                     # who judges `when_semantic` (default: the step's
 //!   provider: local          # own provider and model); a name of `providers:`
 //!   model: llama3.2
@@ -109,19 +114,26 @@ struct FileConfig {
     tui: Option<FileTui>,
 }
 
-/// `flowmind: { mode, repeats, instructions }`.
+/// `flowmind: { mode, repeats, instructions, provider, model, cadence,
+/// budget, stalls }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileFlowmind {
     mode: Option<FlowmindMode>,
     repeats: Option<u32>,
     instructions: Option<u32>,
+    provider: Option<String>,
+    model: Option<String>,
+    cadence: Option<u32>,
+    budget: Option<u64>,
+    stalls: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum FlowmindMode {
     Fallback,
+    Model,
     Off,
 }
 
@@ -340,16 +352,32 @@ impl Layers {
         if let Some(f) = file.flowmind {
             let flowmind = &mut self.config.flowmind;
             if let Some(mode) = f.mode {
-                flowmind.enabled = matches!(mode, FlowmindMode::Fallback);
+                flowmind.mode = match mode {
+                    FlowmindMode::Fallback => crate::config::FlowmindMode::Fallback,
+                    FlowmindMode::Model => crate::config::FlowmindMode::Model,
+                    FlowmindMode::Off => crate::config::FlowmindMode::Off,
+                };
             }
+            let invalid = |message: &str| ConfigError::Invalid {
+                origin: path.display().to_string(),
+                message: message.into(),
+            };
             if f.repeats.is_some_and(|r| r < 2) {
-                return Err(ConfigError::Invalid {
-                    origin: path.display().to_string(),
-                    message: "`flowmind.repeats` must be at least 2".into(),
-                });
+                return Err(invalid("`flowmind.repeats` must be at least 2"));
+            }
+            if f.cadence == Some(0) {
+                return Err(invalid("`flowmind.cadence` must be at least 1"));
+            }
+            if f.stalls == Some(0) {
+                return Err(invalid("`flowmind.stalls` must be at least 1"));
             }
             flowmind.repeats = f.repeats.unwrap_or(flowmind.repeats);
             flowmind.instructions = f.instructions.unwrap_or(flowmind.instructions);
+            flowmind.provider = f.provider.or(flowmind.provider.take());
+            flowmind.model = f.model.or(flowmind.model.take());
+            flowmind.cadence = f.cadence.unwrap_or(flowmind.cadence);
+            flowmind.budget_tokens = f.budget.unwrap_or(flowmind.budget_tokens);
+            flowmind.stalls = f.stalls.unwrap_or(flowmind.stalls);
         }
         if let Some(j) = file.judge {
             let judge = self.config.judge.get_or_insert_with(Default::default);

@@ -267,6 +267,10 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
             text,
             ..
         } => flowmind_decided(step, rule, observed, *level, text),
+        Event::FlowmindLedger {
+            step, turn, ledger, ..
+        } => flowmind_ledger(step, *turn, ledger),
+        Event::FlowmindFellBack { why, .. } => flowmind_fell_back(why),
         Event::SemanticVerdict {
             step,
             condition,
@@ -506,6 +510,45 @@ pub fn flowmind_decided(
             one_line(text, 300)
         ),
     }
+}
+
+/// FlowMind's progress ledger about an agent's working turn.
+pub fn flowmind_ledger(step: &StepKey, turn: u32, ledger: &super::Ledger) -> String {
+    format!(
+        "FlowMind ledger, {step} turn {turn}: {} — {}",
+        ledger_verdict(ledger),
+        one_line(&ledger.reason, 200)
+    )
+}
+
+/// A ledger in a few words (`progressing`, `looping`, `done`, …).
+pub fn ledger_verdict(ledger: &super::Ledger) -> String {
+    let mut words = Vec::new();
+    if ledger.satisfied {
+        words.push("done");
+    }
+    if ledger.looping {
+        words.push("looping");
+    }
+    if !ledger.satisfied {
+        words.push(if ledger.progressing {
+            "progressing"
+        } else {
+            "no progress"
+        });
+    }
+    if ledger.next == "user" {
+        words.push("needs you");
+    }
+    words.join(", ")
+}
+
+/// FlowMind's model stopped for the rest of the run.
+pub fn flowmind_fell_back(why: &str) -> String {
+    format!(
+        "FlowMind's model stopped ({}); its rules go on alone",
+        one_line(why, 200)
+    )
 }
 
 /// The system's question to an agent (`ask_agent:`).

@@ -666,6 +666,23 @@ pub enum Event {
         text: String,
         at: Millis,
     },
+    /// FlowMind's model answered its progress ledger about `step`'s
+    /// working `turn` (its tokens are the controller's own, counted apart
+    /// from the agents').
+    FlowmindLedger {
+        step: StepKey,
+        attempt: Attempt,
+        turn: u32,
+        ledger: Ledger,
+        model: String,
+        usage: Usage,
+        at: Millis,
+    },
+    /// FlowMind's model is done for this run; the rules go on alone.
+    FlowmindFellBack {
+        why: String,
+        at: Millis,
+    },
     /// A limit stopped something.
     GuardTripped {
         guard: String,
@@ -827,6 +844,8 @@ impl Event {
             Event::FollowupRefused { .. } => "followup_refused",
             Event::CallbacksStopped { .. } => "callbacks_stopped",
             Event::FlowmindDecided { .. } => "flowmind_decided",
+            Event::FlowmindLedger { .. } => "flowmind_ledger",
+            Event::FlowmindFellBack { .. } => "flowmind_fell_back",
             Event::PriceUnknown { .. } => "price_unknown",
             Event::SemanticVerdict { .. } => "semantic_verdict",
             Event::AgentAsked { .. } => "agent_asked",
@@ -876,6 +895,8 @@ impl Event {
             | Event::FollowupRefused { at, .. }
             | Event::CallbacksStopped { at, .. }
             | Event::FlowmindDecided { at, .. }
+            | Event::FlowmindLedger { at, .. }
+            | Event::FlowmindFellBack { at, .. }
             | Event::PriceUnknown { at, .. }
             | Event::SemanticVerdict { at, .. }
             | Event::AgentAsked { at, .. }
@@ -925,7 +946,8 @@ impl Event {
             | Event::FollowupRefused { step, .. }
             | Event::ContextAssembled { step, .. }
             | Event::AgentAsked { step, .. }
-            | Event::FlowmindDecided { step, .. } => Some(step),
+            | Event::FlowmindDecided { step, .. }
+            | Event::FlowmindLedger { step, .. } => Some(step),
             Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
             | Event::GuardTripped { step, .. }
@@ -1055,6 +1077,31 @@ impl FlowmindLevel {
     }
 }
 
+/// FlowMind's progress ledger about one working turn of an agent: the
+/// five questions of a progress ledger, answered by its model as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Is the agent's task done?
+    pub satisfied: bool,
+    /// Is it repeating itself?
+    pub looping: bool,
+    /// Is it getting closer to done?
+    pub progressing: bool,
+    /// Who should act next: `agent` or `user`.
+    pub next: String,
+    /// What to tell the agent now (empty: nothing).
+    pub instruction: String,
+    /// Why, in a sentence.
+    pub reason: String,
+}
+
+impl Ledger {
+    /// Looping, or not getting closer to a task not done.
+    pub fn stalled(&self) -> bool {
+        self.looping || (!self.progressing && !self.satisfied)
+    }
+}
+
 /// One part of an agent's request (`context_assembled`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContextPart {
@@ -1139,6 +1186,23 @@ pub enum Op {
         level: FlowmindLevel,
         text: String,
     },
+    /// FlowMind's progress ledger about an agent's working turn
+    /// (recorded as `FlowmindLedger`; the rules act on it from the journal).
+    FlowmindLedger {
+        run: RunId,
+        step: StepKey,
+        attempt: Attempt,
+        turn: u32,
+        ledger: Ledger,
+        model: String,
+        usage: Usage,
+    },
+    /// FlowMind's model is not used for the rest of the run (its budget is
+    /// spent, or it kept failing): the rules go on alone.
+    FlowmindFellBack {
+        run: RunId,
+        why: String,
+    },
     /// No one can answer this question or approval (a headless run): its
     /// timeout policy applies now instead of after the timeout.
     Unattended {
@@ -1217,6 +1281,8 @@ impl Op {
             | Op::EmergencyStop { run }
             | Op::StopCallbacks { run }
             | Op::Flowmind { run, .. }
+            | Op::FlowmindLedger { run, .. }
+            | Op::FlowmindFellBack { run, .. }
             | Op::Unattended { run, .. }
             | Op::RetryStep { run, .. }
             | Op::Resume { run }

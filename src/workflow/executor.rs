@@ -355,6 +355,33 @@ async fn dispatch_ops(
                 text,
                 ..
             } => steer::flowmind(&ctx, step, rule, observed, level, text).await,
+            Op::FlowmindLedger {
+                step,
+                attempt,
+                turn,
+                ledger,
+                model,
+                usage,
+                ..
+            } => {
+                let event = Event::FlowmindLedger {
+                    step,
+                    attempt,
+                    turn,
+                    ledger,
+                    model,
+                    usage,
+                    at: ctx.now(),
+                };
+                steer::record_flowmind(&ctx, event).await;
+            }
+            Op::FlowmindFellBack { why, .. } => {
+                let event = Event::FlowmindFellBack {
+                    why,
+                    at: ctx.now(),
+                };
+                steer::record_flowmind(&ctx, event).await;
+            }
             // The engine handle carries these out; a live run never gets them.
             Op::Resume { .. }
             | Op::Fork { .. }

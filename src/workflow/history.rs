@@ -129,6 +129,8 @@ pub struct History {
     /// FlowMind instructions journaled but not yet delivered to their
     /// agent (a crash came between), as the messages they become.
     pub flowmind_undelivered: BTreeMap<StepKey, Vec<String>>,
+    /// FlowMind's own tokens (its ledgers), apart from the agents'.
+    pub flowmind_usage: Usage,
     /// Each attempt's first request as journaled (its parts and blob): a
     /// resumed agent sends the memory notes it sent then.
     pub first_contexts:
@@ -417,6 +419,8 @@ impl History {
                     .insert((step.clone(), *attempt), (parts.clone(), blob.clone()));
             }
             Event::ContextAssembled { .. } => {}
+            Event::FlowmindLedger { usage, .. } => self.flowmind_usage.add(usage),
+            Event::FlowmindFellBack { .. } => {}
             Event::FlowmindDecided {
                 step, level, text, ..
             } => {

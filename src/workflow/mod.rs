@@ -3,6 +3,7 @@
 //! headless printer): participants send `Op`s and receive `Notice`s.
 
 mod agent;
+pub(crate) use agent::extract_json;
 mod attempt;
 mod chains;
 mod context;

@@ -232,6 +232,16 @@ pub(super) async fn flowmind(
     }
 }
 
+/// Journals what FlowMind observed (a ledger: its tokens were spent
+/// whether or not the agent still runs; its model stopping). Acting on it
+/// is the rules' part, from the journal.
+pub(super) async fn record_flowmind(ctx: &RunCtx, event: Event) {
+    if let Err(e) = ctx.rec.record(event).await {
+        ctx.rec
+            .refuse(format!("FlowMind's observation not journaled: {e}"));
+    }
+}
+
 /// How FlowMind's instructions begin, so the agent (and the user reading
 /// what agents were told) knows who speaks.
 pub const FLOWMIND_PREFIX: &str = "FlowMind (lev's controller): ";

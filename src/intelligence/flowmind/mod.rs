@@ -5,18 +5,29 @@
 //! and a run the controller first meets (a resumed one) is folded from its
 //! journal before anything new, so no decision is made twice.
 //!
-//! This build runs the deterministic rules only (`flowmind: { mode:
-//! fallback }`, the default); `mode: off` turns the controller off.
+//! With `flowmind: { mode: model }` its model also keeps a progress ledger
+//! per agent (`ledger`), asked beside the agent, never in its way; each
+//! ledger is journaled (`Op::FlowmindLedger`) and the rules act on it from
+//! there, so a replay shows the same ledgers and decisions without a
+//! model. Past its budget, or after three failures in a row, the model
+//! stops for the run (`Op::FlowmindFellBack`) and the rules go on alone.
+//! `mode: fallback` (the default) runs the rules only; `mode: off` nothing.
 
+pub mod ledger;
 pub mod rules;
 
 use std::collections::HashMap;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Query, Reply};
 use crate::protocol::{Notice, Op, RunId, Seq};
+use ledger::{Answer, Due, LedgerModel, Ledgers};
 use rules::{Rules, Thresholds};
+
+/// Model failures in a row that stop it for the run.
+const FAILURES_TO_STOP: u32 = 3;
 
 /// The controller while it runs; dropping it stops it.
 pub struct Controller {
@@ -29,28 +40,56 @@ impl Drop for Controller {
     }
 }
 
+/// How the controller runs: its rules' thresholds, and its model if any.
+#[derive(Clone)]
+pub struct Settings {
+    pub thresholds: Thresholds,
+    pub model: Option<LedgerModel>,
+}
+
 /// Starts the controller on `engine`'s runs (from now on).
-pub fn start(engine: Engine, thresholds: Thresholds) -> Controller {
+pub fn start(engine: Engine, settings: Settings) -> Controller {
     let notices = engine.subscribe();
     Controller {
-        task: tokio::spawn(watch(engine, notices, thresholds)),
+        task: tokio::spawn(watch(engine, notices, settings)),
     }
 }
 
 /// One run as the controller knows it.
 struct Watched {
     rules: Rules,
+    ledgers: Ledgers,
     /// Events up to here were folded from the journal.
     folded_to: Seq,
+    /// Tokens held for ledger requests under way.
+    reserved: u64,
+    /// Model failures in a row.
+    failures: u32,
 }
 
-async fn watch(
-    engine: Engine,
-    mut notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
-    thresholds: Thresholds,
-) {
+/// A ledger request that came back.
+struct Asked {
+    run: RunId,
+    due: Due,
+    reserved: u64,
+    answer: Answer,
+}
+
+async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, settings: Settings) {
     let mut runs: HashMap<RunId, Watched> = HashMap::new();
-    while let Some(notice) = notices.recv().await {
+    let (answers_tx, mut answers) = mpsc::unbounded_channel::<Asked>();
+    let cadence = settings.model.as_ref().map_or(0, |m| m.cadence);
+    loop {
+        let notice = tokio::select! {
+            n = notices.recv() => match n {
+                Some(n) => n,
+                None => return,
+            },
+            Some(asked) = answers.recv() => {
+                answered(&engine, &mut runs, asked).await;
+                continue;
+            }
+        };
         let r = match notice {
             Notice::Event(r) => r,
             Notice::Ended(run) => {
@@ -60,7 +99,7 @@ async fn watch(
             _ => continue,
         };
         if !runs.contains_key(&r.run) {
-            let watched = first_sight(&engine, &r.run, thresholds).await;
+            let watched = first_sight(&engine, &r.run, &settings).await;
             runs.insert(r.run.clone(), watched);
         }
         let Some(watched) = runs.get_mut(&r.run) else {
@@ -68,6 +107,12 @@ async fn watch(
         };
         if r.seq <= watched.folded_to {
             continue;
+        }
+        if let Some(model) = &settings.model {
+            let due = watched.ledgers.fold(&r.event, cadence);
+            if let Some(due) = due {
+                ask_for(&engine, watched, model, &r.run, due, &answers_tx).await;
+            }
         }
         let Some(decision) = watched.rules.fold(&r.event) else {
             continue;
@@ -87,17 +132,139 @@ async fn watch(
     }
 }
 
+/// Starts asking for a due ledger, when the budget has room for it
+/// (counting the requests under way); otherwise the model stops for the run.
+async fn ask_for(
+    engine: &Engine,
+    watched: &mut Watched,
+    model: &LedgerModel,
+    run: &RunId,
+    due: Due,
+    answers: &mpsc::UnboundedSender<Asked>,
+) {
+    let task = agent_task(engine, run, &due).await;
+    let question = ledger::question(task.as_deref(), &due);
+    let left = model
+        .budget
+        .saturating_sub(watched.ledgers.spent + watched.reserved);
+    // Room for the question asked twice (a reply that is not a ledger is
+    // asked again, with that reply), each at its most.
+    let need = 2 * (question.len() + ledger::SYSTEM.len()) as u64 + 3000;
+    if need > left {
+        fall_back(
+            engine,
+            watched,
+            run,
+            format!(
+                "its budget of {} tokens is spent ({} used)",
+                model.budget, watched.ledgers.spent
+            ),
+        )
+        .await;
+        return;
+    }
+    watched.reserved += need;
+    let model = model.clone();
+    let (run, answers) = (run.clone(), answers.clone());
+    tokio::spawn(async move {
+        let answer = ledger::ask(&model, run.as_str(), &due, question, need).await;
+        let _ = answers.send(Asked {
+            run,
+            due,
+            reserved: need,
+            answer,
+        });
+    });
+}
+
+/// A ledger request came back: journal the ledger (its tokens count even
+/// when the agent moved on), or count the failure.
+async fn answered(engine: &Engine, runs: &mut HashMap<RunId, Watched>, asked: Asked) {
+    let Some(watched) = runs.get_mut(&asked.run) else {
+        return;
+    };
+    watched.reserved = watched.reserved.saturating_sub(asked.reserved);
+    let Asked { run, due, answer, .. } = asked;
+    match answer {
+        Ok((ledger, usage, model)) => {
+            watched.failures = 0;
+            // Counted now, not when its event is back: the next request's
+            // room is measured against it.
+            watched.ledgers.spent += usage.total_tokens();
+            let op = Op::FlowmindLedger {
+                run: run.clone(),
+                step: due.step.clone(),
+                attempt: due.attempt,
+                turn: due.turn,
+                ledger,
+                model,
+                usage,
+            };
+            if let Err(e) = engine.submit(op).await {
+                tracing::warn!(%run, step = %due.step, error = %e, "FlowMind's ledger was not journaled");
+            }
+        }
+        Err((why, usage)) => {
+            watched.ledgers.spent += usage.total_tokens();
+            watched.failures += 1;
+            tracing::warn!(%run, step = %due.step, "FlowMind's ledger: {why}");
+            if watched.failures >= FAILURES_TO_STOP {
+                let why = format!("{why}; {FAILURES_TO_STOP} failures in a row");
+                fall_back(engine, watched, &run, why).await;
+            }
+        }
+    }
+}
+
+/// The model stops for `run`; journaled so the workbench and a resumed
+/// controller know.
+async fn fall_back(engine: &Engine, watched: &mut Watched, run: &RunId, why: String) {
+    if watched.ledgers.fell_back {
+        return;
+    }
+    watched.ledgers.fell_back = true;
+    let op = Op::FlowmindFellBack {
+        run: run.clone(),
+        why,
+    };
+    if let Err(e) = engine.submit(op).await {
+        tracing::warn!(%run, error = %e, "FlowMind's fallback was not journaled");
+    }
+}
+
+/// The agent's task as its first request carried it (the `prompt` part).
+async fn agent_task(engine: &Engine, run: &RunId, due: &Due) -> Option<String> {
+    let query = Query::Context {
+        run: run.clone(),
+        step: due.step.clone(),
+        turn: Some(1),
+    };
+    match engine.query(query).await {
+        Ok(Reply::Context(shown)) => shown
+            .parts
+            .into_iter()
+            .find(|p| p.part.kind == "prompt")
+            .and_then(|p| p.text),
+        _ => None,
+    }
+}
+
 /// A run met for the first time: its journal so far, folded without
 /// deciding (what was decided then is in it). Each entry is folded as it is
 /// read and dropped: a long run's history is never held in memory here.
-async fn first_sight(engine: &Engine, run: &RunId, thresholds: Thresholds) -> Watched {
-    let watched = Watched {
-        rules: Rules::new(thresholds),
+async fn first_sight(engine: &Engine, run: &RunId, settings: &Settings) -> Watched {
+    let fresh = || Watched {
+        rules: Rules::new(settings.thresholds),
+        ledgers: Ledgers::default(),
         folded_to: Seq(0),
+        reserved: 0,
+        failures: 0,
     };
+    let cadence = settings.model.as_ref().map_or(0, |m| m.cadence);
     let folded = engine
-        .fold_events(run, Seq(u64::MAX), watched, |w, r| {
+        .fold_events(run, Seq(u64::MAX), fresh(), move |w, r| {
             let _ = w.rules.fold(&r.event);
+            let _ = w.ledgers.fold(&r.event, cadence);
             w.folded_to = r.seq;
         })
         .await;
@@ -105,10 +272,7 @@ async fn first_sight(engine: &Engine, run: &RunId, thresholds: Thresholds) -> Wa
         Ok(watched) => watched,
         Err(e) => {
             tracing::warn!(%run, error = %e, "FlowMind cannot read the run; it watches from now on");
-            Watched {
-                rules: Rules::new(thresholds),
-                folded_to: Seq(0),
-            }
+            fresh()
         }
     }
 }

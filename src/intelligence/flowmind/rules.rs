@@ -1,12 +1,14 @@
-//! The deterministic rules FlowMind falls back on (and, for now, runs on):
-//! an agent that calls the same tool with the same arguments again and
-//! again, or gets the same error again and again, is stuck. A pure fold of
+//! The rules FlowMind acts by: an agent that calls the same tool with the
+//! same arguments again and again, or gets the same error again and again,
+//! is stuck; so is one its model's progress ledgers (`ledger`) found
+//! looping or not progressing `stalls` times in a row, or that only a
+//! person can unblock. A pure fold of
 //! the run's events: the same events give the same decisions, so a resumed
 //! controller folds the journal and decides nothing it decided before.
 
 use std::collections::HashMap;
 
-use crate::protocol::{Event, FlowmindLevel, StepKey};
+use crate::protocol::{Event, FlowmindLevel, Ledger, StepKey};
 use crate::text::one_line;
 
 /// How eager the rules are (the config's `flowmind:`).
@@ -17,6 +19,8 @@ pub struct Thresholds {
     pub repeats: u32,
     /// Instructions to an agent before a stall goes to the user.
     pub instructions: u32,
+    /// Stalled ledgers in a row that make a stall.
+    pub stalls: u32,
 }
 
 impl Default for Thresholds {
@@ -24,6 +28,7 @@ impl Default for Thresholds {
         Thresholds {
             repeats: 3,
             instructions: 1,
+            stalls: 2,
         }
     }
 }
@@ -47,6 +52,9 @@ struct Agent {
     /// The last tool error and how often in a row.
     last_error: Option<String>,
     error_repeats: u32,
+    /// Ledgers in a row that found it stalled, and the last of them.
+    ledger_stalls: u32,
+    last_ledger: Option<Ledger>,
     instructed: u32,
     escalated: bool,
     /// A decision was submitted and its event is not back yet.
@@ -86,11 +94,23 @@ impl Rules {
                 agent.waiting = false;
                 agent.call_repeats = 0;
                 agent.error_repeats = 0;
+                agent.ledger_stalls = 0;
                 match level {
                     FlowmindLevel::Instruct => agent.instructed += 1,
                     FlowmindLevel::Escalate => agent.escalated = true,
                 }
                 None
+            }
+            Event::FlowmindLedger { step, ledger, .. } => {
+                // A ledger about an agent no longer running changes nothing.
+                let agent = self.agents.get_mut(step)?;
+                if ledger.stalled() || (ledger.next == "user" && !ledger.satisfied) {
+                    agent.ledger_stalls += 1;
+                } else {
+                    agent.ledger_stalls = 0;
+                }
+                agent.last_ledger = Some(ledger.clone());
+                self.check(step)
             }
             Event::ToolFinished {
                 step,
@@ -165,6 +185,45 @@ impl Rules {
                     agent.error_repeats
                 ),
             )
+        } else if let Some(ledger) = agent
+            .last_ledger
+            .as_ref()
+            .filter(|l| agent.ledger_stalls >= self.thresholds.stalls.max(1) || l.next == "user")
+            .filter(|_| agent.ledger_stalls > 0)
+        {
+            let verdict = crate::protocol::describe::ledger_verdict(ledger);
+            let observed = format!(
+                "its progress ledger: {verdict} ({} in a row): {}",
+                agent.ledger_stalls,
+                one_line(&ledger.reason, 200)
+            );
+            // Only a person can unblock it, says the ledger: no instruction.
+            let level = if ledger.next == "user" || agent.instructed >= self.thresholds.instructions
+            {
+                FlowmindLevel::Escalate
+            } else {
+                FlowmindLevel::Instruct
+            };
+            let text = match level {
+                FlowmindLevel::Instruct if !ledger.instruction.trim().is_empty() => {
+                    ledger.instruction.clone()
+                }
+                FlowmindLevel::Instruct => format!(
+                    "You do not seem to be getting closer to done: {}. Stop, say what you expected and what you saw, then take a different approach — or give your final answer with what you have.",
+                    one_line(&ledger.reason, 200)
+                ),
+                FlowmindLevel::Escalate => format!(
+                    "{observed}, after {} instruction(s) from FlowMind. Send it a message (m), pause it, or cancel the step.",
+                    agent.instructed
+                ),
+            };
+            return Some(Decision {
+                step: step.clone(),
+                rule: "ledger",
+                observed,
+                level,
+                text,
+            });
         } else {
             return None;
         };

@@ -91,6 +91,7 @@ impl RunView {
             return u;
         }
         let mut total = self.judge_usage;
+        total.add(&self.flowmind_usage);
         for p in &self.panes {
             total.add(&p.usage);
         }
@@ -675,6 +676,26 @@ impl RunView {
                 if *level == FlowmindLevel::Escalate {
                     self.notes.push(line);
                 }
+            }
+            Event::FlowmindLedger {
+                step,
+                turn,
+                ledger,
+                usage,
+                ..
+            } => {
+                self.flowmind_usage.add(usage);
+                let line = describe::flowmind_ledger(step, *turn, ledger);
+                if let Some(i) = self.pane_index(step) {
+                    self.panes[i].ledger = Some(describe::ledger_verdict(ledger));
+                }
+                self.step_note(step, line);
+            }
+            Event::FlowmindFellBack { why, .. } => {
+                let text = describe::flowmind_fell_back(why);
+                self.flowmind_fallback = Some(why.clone());
+                self.initiated(at, text.clone());
+                self.notes.push(text);
             }
             Event::AgentAsked { step, question, .. } => {
                 let text = describe::agent_asked(question);

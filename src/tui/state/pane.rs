@@ -164,6 +164,8 @@ pub struct Pane {
     /// What each of its requests was made of (`context_assembled`), by
     /// turn, for the context inspector.
     pub contexts: Vec<ContextView>,
+    /// FlowMind's latest progress ledger about it, in a few words.
+    pub ledger: Option<String>,
 }
 
 /// One request of an agent as the context inspector shows it.
@@ -217,6 +219,7 @@ impl Pane {
             search: Search::default(),
             slot: None,
             contexts: Vec::new(),
+            ledger: None,
         }
     }
 

@@ -128,6 +128,10 @@ pub struct RunView {
     pub final_usage: Option<Usage>,
     /// What `when_semantic` judges cost (not any pane's replies).
     pub judge_usage: Usage,
+    /// FlowMind's own tokens (its progress ledgers).
+    pub flowmind_usage: Usage,
+    /// Why FlowMind's model stopped for this run (its rules go on).
+    pub flowmind_fallback: Option<String>,
     pub panes: Vec<Pane>,
     /// Rows are only ever added (through `RunView::add_step_row`).
     pub steps: Vec<StepRow>,
@@ -191,6 +195,8 @@ impl Default for RunView {
             last_at: Millis(0),
             final_usage: None,
             judge_usage: Usage::default(),
+            flowmind_usage: Usage::default(),
+            flowmind_fallback: None,
             panes: Vec::new(),
             steps: Vec::new(),
             step_rows: HashMap::new(),

@@ -360,7 +360,7 @@ fn finish(text: &str, schema: Option<&Value>) -> Result<Map<String, Value>, Stri
 
 /// A JSON document in a reply: the whole text, a fenced block, or the
 /// outermost `{…}` / `[…]`.
-pub(super) fn extract_json(text: &str) -> Option<Value> {
+pub(crate) fn extract_json(text: &str) -> Option<Value> {
     let t = text.trim();
     if let Ok(v) = serde_json::from_str::<Value>(t)
         && (v.is_object() || v.is_array())
