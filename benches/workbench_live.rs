@@ -206,6 +206,7 @@ async fn workbench_run(dir: &std::path::Path, path: &std::path::Path, config: &C
         attention: Default::default(),
         scrollback: lev::tui::state::MAX_LINES,
         keymap: Keymap::default(),
+        flowmind: "rules".into(),
     };
     // The input ends once the run has: the loop then returns.
     let mut ended = engine.subscribe();

@@ -132,6 +132,7 @@ fn workbench(engine: &Engine) -> App {
         attention: Default::default(),
         scrollback: lev::tui::state::MAX_LINES,
         keymap: Keymap::default(),
+        flowmind: "rules".into(),
     }
 }
 

@@ -109,9 +109,7 @@ fn flowmind_settings(config: &crate::config::Config) -> Option<flowmind::Setting
 /// FlowMind's model: the config's `flowmind.provider` (a name of
 /// `providers:`, else the default provider) and `flowmind.model` (else
 /// that provider's model).
-fn flowmind_model(
-    config: &crate::config::Config,
-) -> Result<flowmind::ledger::LedgerModel, String> {
+fn flowmind_model(config: &crate::config::Config) -> Result<flowmind::ledger::LedgerModel, String> {
     let f = &config.flowmind;
     let profiles = crate::llm::Profiles::from_config(config);
     let default = crate::llm::select::build_provider(config).map_err(|e| e.to_string());
@@ -332,7 +330,22 @@ pub(super) fn workbench(paths: &Paths, engine: Engine) -> Result<App, u8> {
         attention: config.tui.attention,
         scrollback: config.tui.scrollback_lines,
         keymap: KEYMAP.get().cloned().unwrap_or_default(),
+        flowmind: flowmind_words(&config),
     })
+}
+
+/// What FlowMind runs on, as the workbench says it.
+fn flowmind_words(config: &crate::config::Config) -> String {
+    use crate::config::FlowmindMode;
+    match config.flowmind.mode {
+        FlowmindMode::Off => "off".into(),
+        FlowmindMode::Fallback => "rules".into(),
+        FlowmindMode::Model => match flowmind_model(config) {
+            Ok(m) if m.model.is_empty() => format!("model · rules · {} tok budget", m.budget),
+            Ok(m) => format!("model {} · rules · {} tok budget", m.model, m.budget),
+            Err(_) => "rules (its model cannot be used)".into(),
+        },
+    }
 }
 
 /// Key bindings: the defaults, patched by `$XDG_CONFIG_HOME/lev/keymap.yaml`

@@ -51,6 +51,8 @@ pub struct Summary {
     outputs: BTreeMap<String, Value>,
     error: Option<String>,
     usage: Usage,
+    /// FlowMind's own tokens (its ledgers), apart from the agents'.
+    flowmind_usage: Usage,
     /// Guards that fired and callbacks stopped, in order.
     notices: Vec<String>,
 }
@@ -69,6 +71,7 @@ struct ShowJson<'a> {
     outputs: &'a BTreeMap<String, Value>,
     error: &'a Option<String>,
     usage: &'a Usage,
+    flowmind_usage: &'a Usage,
     notices: &'a [String],
 }
 
@@ -79,6 +82,7 @@ pub fn summarize(meta: &RunMeta, events: &[Recorded]) -> Summary {
     let mut outputs = BTreeMap::new();
     let mut run_error = None;
     let mut usage = Usage::default();
+    let mut flowmind_usage = Usage::default();
     let mut forked_from = None;
     let mut notices = Vec::new();
     for r in events {
@@ -108,6 +112,21 @@ pub fn summarize(meta: &RunMeta, events: &[Recorded]) -> Summary {
             } => notices.push(crate::protocol::describe::flowmind_decided(
                 step, rule, observed, *level, text,
             )),
+            Event::FlowmindLedger {
+                step,
+                turn,
+                ledger,
+                usage: u,
+                ..
+            } => {
+                flowmind_usage.add(u);
+                notices.push(crate::protocol::describe::flowmind_ledger(
+                    step, *turn, ledger,
+                ));
+            }
+            Event::FlowmindFellBack { why, .. } => {
+                notices.push(crate::protocol::describe::flowmind_fell_back(why))
+            }
             _ => {}
         }
         if let Event::RunForked {
@@ -156,6 +175,7 @@ pub fn summarize(meta: &RunMeta, events: &[Recorded]) -> Summary {
         outputs,
         error: run_error,
         usage,
+        flowmind_usage,
         notices,
     }
 }
@@ -239,6 +259,7 @@ impl Summary {
             outputs: &self.outputs,
             error: &self.error,
             usage: &self.usage,
+            flowmind_usage: &self.flowmind_usage,
             notices: &self.notices,
         })?;
         // C1 controls and bidi characters as `\uXXXX`: the same document.
@@ -273,6 +294,15 @@ impl Summary {
             self.usage.total_tokens(),
             self.usage.cost_usd
         );
+        if self.flowmind_usage.total_tokens() > 0 {
+            let _ = writeln!(
+                out,
+                "FlowMind: {}{} tokens of its own, ${:.4}\n",
+                self.flowmind_usage.estimate_mark(),
+                self.flowmind_usage.total_tokens(),
+                self.flowmind_usage.cost_usd
+            );
+        }
         let _ = writeln!(
             out,
             "{:<24} {:<9} {:<10} {:>3} {:>9} {:>9} {:>9}",

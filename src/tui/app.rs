@@ -56,6 +56,8 @@ pub struct App {
     /// Lines of scrollback per pane (`tui.scrollback_lines`).
     pub scrollback: usize,
     pub keymap: Keymap,
+    /// What FlowMind runs on in this process (`flowmind:`), in words.
+    pub flowmind: String,
 }
 
 /// The shortest time between two frames (60 per second at most).
@@ -191,6 +193,7 @@ async fn event_loop<B: Backend>(
 ) -> Option<Left> {
     let mut state = State::with_keymap(app.keymap.clone());
     state.set_scrollback(app.scrollback);
+    state.flowmind = app.flowmind.clone();
     state.set_themes(app.themes.names(), &app.theme_name);
     if let Ok(size) = screen.terminal.size() {
         state.handle(Input::Resize(size.width, size.height));

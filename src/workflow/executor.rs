@@ -376,10 +376,7 @@ async fn dispatch_ops(
                 steer::record_flowmind(&ctx, event).await;
             }
             Op::FlowmindFellBack { why, .. } => {
-                let event = Event::FlowmindFellBack {
-                    why,
-                    at: ctx.now(),
-                };
+                let event = Event::FlowmindFellBack { why, at: ctx.now() };
                 steer::record_flowmind(&ctx, event).await;
             }
             // The engine handle carries these out; a live run never gets them.

@@ -203,7 +203,11 @@ impl Activity {
     fn prompt(&self, step: &StepKey, turn: u32) -> String {
         let mut text = format!(
             "Agent: step `{step}` (mode {}), attempt {}, turn {turn}.\n\nWhat it did lately, oldest first:\n",
-            if self.mode.is_empty() { "-" } else { &self.mode },
+            if self.mode.is_empty() {
+                "-"
+            } else {
+                &self.mode
+            },
             self.attempt.0
         );
         for line in &self.recent {
@@ -252,7 +256,13 @@ pub type Answer = Result<(Ledger, Usage, String), (String, Usage)>;
 /// Asks `model` for the ledger, once more when the reply is not one;
 /// never starts a request that could take the tokens spent past
 /// `allowance`.
-pub async fn ask(model: &LedgerModel, run: &str, due: &Due, question: String, allowance: u64) -> Answer {
+pub async fn ask(
+    model: &LedgerModel,
+    run: &str,
+    due: &Due,
+    question: String,
+    allowance: u64,
+) -> Answer {
     let mut spent = Usage::default();
     let mut messages = vec![Message::user(question)];
     let mut last = String::new();
@@ -302,7 +312,10 @@ pub async fn ask(model: &LedgerModel, run: &str, due: &Due, question: String, al
             "That is not a progress ledger. Reply with only {\"satisfied\": true|false, \"looping\": true|false, \"progressing\": true|false, \"next\": \"agent\"|\"user\", \"instruction\": \"…\", \"reason\": \"…\"}.",
         ));
     }
-    Err((format!("its model gave no ledger twice (last: {last})"), spent))
+    Err((
+        format!("its model gave no ledger twice (last: {last})"),
+        spent,
+    ))
 }
 
 /// A ledger from a reply: the JSON object with the three booleans; the
@@ -375,7 +388,11 @@ mod tests {
         assert!(l.fold(&working("code", 1), 2).is_none());
         let due = l.fold(&working("code", 2), 2).expect("due at turn 2");
         assert_eq!(due.turn, 2);
-        assert!(due.prompt.contains("asks for `read_file`"), "{}", due.prompt);
+        assert!(
+            due.prompt.contains("asks for `read_file`"),
+            "{}",
+            due.prompt
+        );
         // Journaled: a replay of turn 4 after its ledger asks nothing.
         l.fold(&working("code", 3), 2);
         l.fold(
@@ -413,7 +430,9 @@ mod tests {
         let l = parse("Here it is:\n```json\n{\"satisfied\": false, \"looping\": true, \"progressing\": false, \"next\": \"user\", \"instruction\": \"Stop.\", \"reason\": \"Same call.\"}\n```").unwrap();
         assert!(l.looping && !l.progressing && l.stalled());
         assert_eq!((l.next.as_str(), l.instruction.as_str()), ("user", "Stop."));
-        let odd = parse(r#"{"satisfied": true, "looping": false, "progressing": false, "next": "me"}"#).unwrap();
+        let odd =
+            parse(r#"{"satisfied": true, "looping": false, "progressing": false, "next": "me"}"#)
+                .unwrap();
         assert_eq!(odd.next, "agent");
         assert!(!odd.stalled(), "a done task is not stalled");
         assert!(parse(r#"{"satisfied": "yes", "looping": false, "progressing": true}"#).is_none());

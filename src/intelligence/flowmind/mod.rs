@@ -184,7 +184,9 @@ async fn answered(engine: &Engine, runs: &mut HashMap<RunId, Watched>, asked: As
         return;
     };
     watched.reserved = watched.reserved.saturating_sub(asked.reserved);
-    let Asked { run, due, answer, .. } = asked;
+    let Asked {
+        run, due, answer, ..
+    } = asked;
     match answer {
         Ok((ledger, usage, model)) => {
             watched.failures = 0;

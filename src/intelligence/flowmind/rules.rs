@@ -381,4 +381,54 @@ mod tests {
         assert_eq!(d.rule, "repeated_error");
         assert!(d.observed.contains("no such file"), "{d:?}");
     }
+
+    fn ledger(step: &str, looping: bool, next: &str) -> Event {
+        Event::FlowmindLedger {
+            step: StepKey::new(step),
+            attempt: Attempt(1),
+            turn: 1,
+            ledger: Ledger {
+                satisfied: false,
+                looping,
+                progressing: !looping,
+                next: next.into(),
+                instruction: "Read the error, then fix the import.".into(),
+                reason: "It runs the same failing test.".into(),
+            },
+            model: "m".into(),
+            usage: Default::default(),
+            at: Millis(0),
+        }
+    }
+
+    #[test]
+    fn stalled_ledgers_in_a_row_instruct_with_the_ledgers_words_then_escalate() {
+        let mut rules = Rules::new(Thresholds::default());
+        // A ledger about an agent that is not running changes nothing.
+        assert_eq!(rules.fold(&ledger("coder", true, "agent")), None);
+        rules.fold(&tool("coder", "{\"path\":\"a\"}", "x", false));
+        assert_eq!(rules.fold(&ledger("coder", true, "agent")), None);
+        // A good ledger between two stalled ones starts counting again.
+        assert_eq!(rules.fold(&ledger("coder", false, "agent")), None);
+        assert_eq!(rules.fold(&ledger("coder", true, "agent")), None);
+        let first = rules.fold(&ledger("coder", true, "agent")).unwrap();
+        assert_eq!(
+            (first.rule, first.level),
+            ("ledger", FlowmindLevel::Instruct)
+        );
+        assert_eq!(first.text, "Read the error, then fix the import.");
+        assert!(first.observed.contains("looping"), "{first:?}");
+        rules.fold(&decided(&first));
+        rules.fold(&ledger("coder", true, "agent"));
+        let second = rules.fold(&ledger("coder", true, "agent")).unwrap();
+        assert_eq!(second.level, FlowmindLevel::Escalate);
+    }
+
+    #[test]
+    fn a_ledger_that_says_only_a_person_can_help_escalates_at_once() {
+        let mut rules = Rules::new(Thresholds::default());
+        rules.fold(&tool("coder", "{\"path\":\"a\"}", "x", false));
+        let d = rules.fold(&ledger("coder", false, "user")).unwrap();
+        assert_eq!(d.level, FlowmindLevel::Escalate);
+    }
 }

@@ -43,7 +43,9 @@ impl Outputs {
 
     /// A map of its own (for an event, or to change).
     pub fn to_map(&self) -> BTreeMap<String, Value> {
-        self.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 }
 

@@ -215,6 +215,8 @@ pub struct State {
     pub theme: String,
     /// Lines of scrollback per pane (`tui.scrollback_lines`).
     pub scrollback: usize,
+    /// What FlowMind runs on in this process, in words (empty: unknown).
+    pub flowmind: String,
     /// First line of the help overlay on screen (the view clamps it).
     pub help_scroll: usize,
     /// The run on screen was opened from the runs browser: Esc goes back.
@@ -281,6 +283,7 @@ impl State {
             themes: Vec::new(),
             theme: String::new(),
             scrollback: MAX_LINES,
+            flowmind: String::new(),
             help_scroll: 0,
             opened_from_browser: false,
             runs_filter: String::new(),

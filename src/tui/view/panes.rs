@@ -158,6 +158,11 @@ fn title(state: &State, theme: &Theme, p: &Pane, room: usize, focused: bool) -> 
     } else {
         format!(" · {word}")
     };
+    // FlowMind's latest ledger, while the agent runs, when there is room.
+    let ledger = match &p.ledger {
+        Some(l) if !p.status.is_terminal() => format!(" · FlowMind: {l}"),
+        _ => String::new(),
+    };
     let (step, attempt) = (&p.step, p.attempt);
     let variants = match slot_title(p) {
         // A slot keeps its spend longest: it is what a swarm is watched for.
@@ -168,6 +173,7 @@ fn title(state: &State, theme: &Theme, p: &Pane, room: usize, focused: bool) -> 
                 fmt_count(p.usage.total_tokens())
             );
             vec![
+                format!(" {} · {elapsed}{usage}{word}{ledger} ", v.long),
                 format!(" {} · {elapsed}{usage}{word} ", v.long),
                 format!(" {} · {elapsed}{usage}{word} ", v.short),
                 format!(" {}{usage}{word} ", v.short),
@@ -178,6 +184,7 @@ fn title(state: &State, theme: &Theme, p: &Pane, room: usize, focused: bool) -> 
             ]
         }
         None => vec![
+            format!(" {step}{mode} #{attempt} · {elapsed}{usage}{word}{ledger} "),
             format!(" {step}{mode} #{attempt} · {elapsed}{usage}{word} "),
             format!(" {step} #{attempt} · {elapsed}{usage}{word} "),
             format!(" {step} #{attempt} · {elapsed}{word} "),

@@ -188,8 +188,18 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     }
     // What lev did on its own, newest first: its questions to agents (with
     // their replies), verdicts, follow-ups spawned or refused, limits.
-    if !state.run.initiative.is_empty() {
+    let flowmind = match (&state.run.flowmind_fallback, state.flowmind.as_str()) {
+        (Some(why), _) => Some(format!("FlowMind: rules (its model stopped: {why})")),
+        (None, "") => None,
+        (None, words) => Some(format!("FlowMind: {words}")),
+    };
+    if !state.run.initiative.is_empty() || flowmind.is_some() {
         lines.push(Line::styled("── lev's initiative ──", theme.style("dim")));
+    }
+    if let Some(words) = flowmind {
+        lines.push(Line::styled(words, theme.style("dim")));
+    }
+    if !state.run.initiative.is_empty() {
         for i in state.run.initiative.iter().rev() {
             lines.push(Line::styled(format!("◆ {}", i.text), theme.style("dim")));
             match (&i.reply, &i.awaiting) {

@@ -337,6 +337,65 @@ fn flowmind_s_decisions_show_in_the_pane_the_sidebar_and_the_notes() {
     );
 }
 
+#[test]
+fn flowmind_s_mode_and_ledger_show_in_the_sidebar_and_the_running_agent_s_title() {
+    use crate::protocol::{Attempt, Event, Ledger, Notice, Recorded, Seq, Usage};
+    let mut s = settled();
+    s.flowmind = "model fm-1 · rules · 50000 tok budget".into();
+    let run = crate::tui::state::sample::sample_run_id();
+    let pane = crate::protocol::StepKey::new("security");
+    assert!(
+        s.run
+            .panes
+            .iter()
+            .any(|p| p.step == pane && !p.status.is_terminal())
+    );
+    let text = screen(&s, 200, 50);
+    assert!(text.contains("FlowMind: model fm-1 · rules"), "{text}");
+    s.apply(&Notice::Event(Recorded {
+        run: run.clone(),
+        seq: Seq(301),
+        event: Event::FlowmindLedger {
+            step: pane.clone(),
+            attempt: Attempt(1),
+            turn: 4,
+            ledger: Ledger {
+                satisfied: false,
+                looping: true,
+                progressing: false,
+                next: "agent".into(),
+                instruction: String::new(),
+                reason: "It runs the same test again.".into(),
+            },
+            model: "fm-1".into(),
+            usage: Usage {
+                input_tokens: 900,
+                output_tokens: 40,
+                ..Usage::default()
+            },
+            at: Millis(T0 + 33_000),
+        },
+    }));
+    s.handle_action(Action::Back);
+    s.handle_action(Action::LayoutGrid);
+    let text = screen(&s, 240, 50);
+    assert!(text.contains("FlowMind: looping, no progress"), "{text}");
+    assert_eq!(s.run.flowmind_usage.total_tokens(), 940);
+    s.apply(&Notice::Event(Recorded {
+        run,
+        seq: Seq(302),
+        event: Event::FlowmindFellBack {
+            why: "its budget of 1000 tokens is spent (940 used)".into(),
+            at: Millis(T0 + 34_000),
+        },
+    }));
+    let text = screen(&s, 200, 50);
+    assert!(
+        text.contains("FlowMind: rules (its model stopped"),
+        "{text}"
+    );
+}
+
 /// Every screen draws at every size, down to nothing, without panicking.
 #[test]
 fn every_screen_draws_at_every_size() {
