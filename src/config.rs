@@ -180,6 +180,9 @@ pub struct FlowmindSettings {
     /// Ledgers in a row that say "looping" or "no progress" before the
     /// controller acts.
     pub stalls: u32,
+    /// An agent with no activity this long (ms) is handed to the user
+    /// (0: never).
+    pub silence_ms: u64,
 }
 
 /// What the controller runs on.
@@ -204,6 +207,7 @@ impl Default for FlowmindSettings {
             cadence: 3,
             budget_tokens: 50_000,
             stalls: 2,
+            silence_ms: 300_000,
         }
     }
 }

@@ -227,3 +227,55 @@ fn an_instruction_a_crash_kept_from_its_agent_waits_for_it() {
     let history = History::from_events([&decided, &delivered]);
     assert!(history.flowmind_undelivered[&step].is_empty());
 }
+
+/// An agent whose model stops answering mid-run (no token for longer than
+/// `silence_ms`) is handed to the user once, while the run goes on.
+#[test]
+fn an_agent_whose_model_hangs_is_handed_to_the_user() {
+    use std::time::Duration;
+    use support::kill::{kill9, only_run, wait_for};
+    let server = LlmServer::with(|_req: &RecordedRequest| {
+        OpenAiSse::new("test-model")
+            .text("Still thinking", 1)
+            .usage(10, 5)
+            .finish("stop")
+            .reply()
+            .insert(0, support::llm_server::Action::Delay(60_000))
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        "flowmind: { silence_ms: 1500 }\n",
+    )
+    .unwrap();
+    let wf = lev.write_workflow(WORKFLOW);
+    let mut child = lev.spawn_headless(&wf, &[]);
+    wait_for("the run", Duration::from_secs(30), || {
+        only_run(&lev).is_some()
+    });
+    let run = only_run(&lev).unwrap();
+    let mut decided = Vec::new();
+    wait_for(
+        "FlowMind's word on the silence",
+        Duration::from_secs(30),
+        || {
+            decided = of_type(&lev.events(&run), "flowmind_decided");
+            !decided.is_empty()
+        },
+    );
+    // Once per silence: a few more seconds of it add nothing.
+    std::thread::sleep(Duration::from_millis(2500));
+    let decided = of_type(&lev.events(&run), "flowmind_decided");
+    kill9(&mut child);
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    assert_eq!(decided[0]["rule"], "silence");
+    assert_eq!(decided[0]["level"], "escalate");
+    assert_eq!(decided[0]["step"], "look");
+    assert!(
+        decided[0]["observed"]
+            .as_str()
+            .unwrap()
+            .starts_with("no token, tool call or reply for "),
+        "{decided:?}"
+    );
+}

@@ -91,6 +91,7 @@ fn flowmind_settings(config: &crate::config::Config) -> Option<flowmind::Setting
         repeats: f.repeats,
         instructions: f.instructions,
         stalls: f.stalls,
+        silence_ms: f.silence_ms,
     };
     let model = match f.mode {
         FlowmindMode::Off => return None,

@@ -36,6 +36,7 @@
 //!   cadence: 3               #   working turns of an agent, at most `budget`
 //!   budget: 50000            #   tokens of its own per run, then rules only;
 //!   stalls: 2                #   this many stalled ledgers in a row and it acts
+//!   silence_ms: 300000       # an agent with no activity this long goes to you (0: never)
 //! judge:                     # who judges `when_semantic` (default: the step's
 //!   provider: local          # own provider and model); a name of `providers:`
 //!   model: llama3.2
@@ -127,6 +128,7 @@ struct FileFlowmind {
     cadence: Option<u32>,
     budget: Option<u64>,
     stalls: Option<u32>,
+    silence_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -378,6 +380,7 @@ impl Layers {
             flowmind.cadence = f.cadence.unwrap_or(flowmind.cadence);
             flowmind.budget_tokens = f.budget.unwrap_or(flowmind.budget_tokens);
             flowmind.stalls = f.stalls.unwrap_or(flowmind.stalls);
+            flowmind.silence_ms = f.silence_ms.unwrap_or(flowmind.silence_ms);
         }
         if let Some(j) = file.judge {
             let judge = self.config.judge.get_or_insert_with(Default::default);

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::engine::{Engine, Query, Reply};
-use crate::protocol::{Notice, Op, RunId, Seq};
+use crate::protocol::{Delta, Millis, Notice, Op, RunId, Seq};
 use ledger::{Answer, Due, LedgerModel, Ledgers};
 use rules::{Rules, Thresholds};
 
@@ -79,6 +79,9 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
     let mut runs: HashMap<RunId, Watched> = HashMap::new();
     let (answers_tx, mut answers) = mpsc::unbounded_channel::<Asked>();
     let cadence = settings.model.as_ref().map_or(0, |m| m.cadence);
+    // Silence is noticed on a clock, not on an event.
+    let mut tick = tokio::time::interval(SILENCE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let notice = tokio::select! {
             n = notices.recv() => match n {
@@ -89,11 +92,25 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
                 answered(&engine, &mut runs, asked).await;
                 continue;
             }
+            _ = tick.tick() => {
+                for (run, watched) in &mut runs {
+                    for decision in watched.rules.silent(Millis::now()) {
+                        submit(&engine, run, decision).await;
+                    }
+                }
+                continue;
+            }
         };
         let r = match notice {
             Notice::Event(r) => r,
             Notice::Ended(run) => {
                 runs.remove(&run);
+                continue;
+            }
+            Notice::Delta(run, Delta::Token { step, .. } | Delta::ShellOutput { step, .. }) => {
+                if let Some(watched) = runs.get_mut(&run) {
+                    watched.rules.touched(&step, Millis::now());
+                }
                 continue;
             }
             _ => continue,
@@ -118,17 +135,25 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
             continue;
         };
         watched.rules.submitted(&decision.step);
-        let op = Op::Flowmind {
-            run: r.run.clone(),
-            step: decision.step.clone(),
-            rule: decision.rule.to_string(),
-            observed: decision.observed,
-            level: decision.level,
-            text: decision.text,
-        };
-        if let Err(e) = engine.submit(op).await {
-            tracing::warn!(run = %r.run, step = %decision.step, error = %e, "FlowMind's decision was not taken");
-        }
+        submit(&engine, &r.run, decision).await;
+    }
+}
+
+/// How often silence is looked for.
+const SILENCE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Hands a decision to the engine, which journals it before it acts.
+async fn submit(engine: &Engine, run: &RunId, decision: rules::Decision) {
+    let op = Op::Flowmind {
+        run: run.clone(),
+        step: decision.step.clone(),
+        rule: decision.rule.to_string(),
+        observed: decision.observed,
+        level: decision.level,
+        text: decision.text,
+    };
+    if let Err(e) = engine.submit(op).await {
+        tracing::warn!(%run, step = %decision.step, error = %e, "FlowMind's decision was not taken");
     }
 }
 

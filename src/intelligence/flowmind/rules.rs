@@ -2,13 +2,16 @@
 //! same arguments again and again, or gets the same error again and again,
 //! is stuck; so is one its model's progress ledgers (`ledger`) found
 //! looping or not progressing `stalls` times in a row, or that only a
-//! person can unblock. A pure fold of
+//! person can unblock; and one that showed no activity at all (no token,
+//! no tool, no reply) for `silence`, while no question or approval of its
+//! own waits for you and it is not paused, is handed to you (`silent`,
+//! checked on a clock tick). A pure fold of
 //! the run's events: the same events give the same decisions, so a resumed
 //! controller folds the journal and decides nothing it decided before.
 
 use std::collections::HashMap;
 
-use crate::protocol::{Event, FlowmindLevel, Ledger, StepKey};
+use crate::protocol::{Event, FlowmindLevel, Ledger, Millis, StepKey};
 use crate::text::one_line;
 
 /// How eager the rules are (the config's `flowmind:`).
@@ -21,6 +24,8 @@ pub struct Thresholds {
     pub instructions: u32,
     /// Stalled ledgers in a row that make a stall.
     pub stalls: u32,
+    /// No activity this long (ms) is a stall (0: never).
+    pub silence_ms: u64,
 }
 
 impl Default for Thresholds {
@@ -29,6 +34,7 @@ impl Default for Thresholds {
             repeats: 3,
             instructions: 1,
             stalls: 2,
+            silence_ms: 300_000,
         }
     }
 }
@@ -46,6 +52,16 @@ pub struct Decision {
 /// What the rules know of one running agent (its current attempt).
 #[derive(Debug, Default)]
 struct Agent {
+    /// An agent step (not a shell, a question, …): only agents are told
+    /// about silence.
+    is_agent: bool,
+    /// When it last showed activity, and whether its silence since was
+    /// handed to the user.
+    last_active: u64,
+    silence_said: bool,
+    /// Its own question or approval waits for the user, or it is paused.
+    asking_user: bool,
+    paused: bool,
     /// The last tool call (name and arguments) and how often in a row.
     last_call: Option<(String, String)>,
     call_repeats: u32,
@@ -65,6 +81,10 @@ struct Agent {
 pub struct Rules {
     thresholds: Thresholds,
     agents: HashMap<StepKey, Agent>,
+    /// Open questions by id, with the step that asked.
+    questions: HashMap<String, StepKey>,
+    /// The whole run is paused.
+    run_paused: bool,
 }
 
 impl Rules {
@@ -72,21 +92,135 @@ impl Rules {
         Rules {
             thresholds,
             agents: HashMap::new(),
+            questions: HashMap::new(),
+            run_paused: false,
         }
+    }
+
+    /// Streamed tokens of `step` (not journaled) are activity too.
+    pub fn touched(&mut self, step: &StepKey, at: Millis) {
+        if let Some(agent) = self.agents.get_mut(step) {
+            agent.active(at);
+        }
+    }
+
+    /// Agents silent for `silence_ms` at `now`, each handed to the user
+    /// once per silence.
+    pub fn silent(&mut self, now: Millis) -> Vec<Decision> {
+        let limit = self.thresholds.silence_ms;
+        if limit == 0 || self.run_paused {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for (step, agent) in &mut self.agents {
+            let quiet = now.0.saturating_sub(agent.last_active);
+            if !agent.is_agent
+                || agent.silence_said
+                || agent.waiting
+                || agent.asking_user
+                || agent.paused
+                || quiet < limit
+            {
+                continue;
+            }
+            agent.waiting = true;
+            let observed = format!("no token, tool call or reply for {}", fmt_quiet(quiet));
+            found.push(Decision {
+                step: step.clone(),
+                rule: "silence",
+                text: "Its model or a command may hang. Send it a message (m), pause it, or cancel the step.".into(),
+                observed,
+                level: FlowmindLevel::Escalate,
+            });
+        }
+        found.sort_by(|a, b| a.step.cmp(&b.step));
+        found
     }
 
     /// Folds one recorded event; returns a decision when a rule fires.
     pub fn fold(&mut self, event: &Event) -> Option<Decision> {
+        if let Some(step) = event.step()
+            && let Some(agent) = self.agents.get_mut(step)
+            && !matches!(event, Event::FlowmindDecided { .. })
+        {
+            agent.active(event.at());
+        }
         match event {
-            Event::StepStarted { step, .. } => {
+            Event::StepStarted { step, kind, at, .. } => {
                 // A new attempt is a new conversation.
-                self.agents.insert(step.clone(), Agent::default());
+                self.agents.insert(
+                    step.clone(),
+                    Agent {
+                        is_agent: kind == "agent",
+                        last_active: at.0,
+                        ..Agent::default()
+                    },
+                );
+                None
+            }
+            Event::QuestionAsked {
+                id,
+                step: Some(step),
+                ..
+            } => {
+                self.questions.insert(id.clone(), step.clone());
+                self.asking(step, true);
+                None
+            }
+            Event::QuestionAnswered { id, at, .. } => {
+                if let Some(step) = self.questions.remove(id) {
+                    self.asking(&step, false);
+                    self.touched(&step, *at);
+                }
+                None
+            }
+            Event::ApprovalRequested { step, .. } => {
+                self.asking(step, true);
+                None
+            }
+            Event::ApprovalDecided { step, .. } => {
+                self.asking(step, false);
+                None
+            }
+            Event::PauseRequested { step, at } | Event::PauseLifted { step, at } => {
+                let paused = matches!(event, Event::PauseRequested { .. });
+                match step {
+                    None => self.run_paused = paused,
+                    Some(step) => {
+                        if let Some(agent) = self.agents.get_mut(step) {
+                            agent.paused = paused;
+                        }
+                    }
+                }
+                if !paused {
+                    // Silence counts from when the pause was lifted.
+                    for agent in self.agents.values_mut() {
+                        agent.last_active = agent.last_active.max(at.0);
+                    }
+                }
+                None
+            }
+            Event::RunResumed { at } => {
+                // A lev that was not running saw no activity.
+                for agent in self.agents.values_mut() {
+                    agent.last_active = agent.last_active.max(at.0);
+                }
                 None
             }
             Event::StepSucceeded { step, .. }
             | Event::StepFailed { step, .. }
             | Event::StepCancelled { step, .. } => {
                 self.agents.remove(step);
+                None
+            }
+            Event::FlowmindDecided {
+                step, level, rule, ..
+            } if rule == "silence" => {
+                if let Some(agent) = self.agents.get_mut(step) {
+                    agent.waiting = false;
+                    agent.silence_said = true;
+                }
+                let _ = level;
                 None
             }
             Event::FlowmindDecided { step, level, .. } => {
@@ -250,6 +384,33 @@ impl Rules {
             level,
             text,
         })
+    }
+}
+
+impl Agent {
+    fn active(&mut self, at: Millis) {
+        if at.0 > self.last_active {
+            self.last_active = at.0;
+            self.silence_said = false;
+        }
+    }
+}
+
+impl Rules {
+    fn asking(&mut self, step: &StepKey, asking: bool) {
+        if let Some(agent) = self.agents.get_mut(step) {
+            agent.asking_user = asking;
+        }
+    }
+}
+
+/// `4m 10s`, `45s`.
+fn fmt_quiet(ms: u64) -> String {
+    let s = ms / 1000;
+    if s >= 60 {
+        format!("{}m {}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
     }
 }
 
@@ -430,5 +591,91 @@ mod tests {
         rules.fold(&tool("coder", "{\"path\":\"a\"}", "x", false));
         let d = rules.fold(&ledger("coder", false, "user")).unwrap();
         assert_eq!(d.level, FlowmindLevel::Escalate);
+    }
+
+    fn started(step: &str, kind: &str, at: u64) -> Event {
+        Event::StepStarted {
+            step: StepKey::new(step),
+            attempt: Attempt(1),
+            fingerprint: String::new(),
+            kind: kind.into(),
+            mode: None,
+            idempotent: true,
+            hints: Vec::new(),
+            at: Millis(at),
+        }
+    }
+
+    #[test]
+    fn an_agent_silent_for_the_limit_goes_to_the_user_once_per_silence() {
+        let mut rules = Rules::new(Thresholds {
+            silence_ms: 10_000,
+            ..Thresholds::default()
+        });
+        rules.fold(&started("coder", "agent", 1_000));
+        rules.fold(&started("build", "shell", 1_000));
+        assert!(rules.silent(Millis(10_999)).is_empty());
+        let found = rules.silent(Millis(11_000));
+        // Only the agent: a quiet shell command is no one's stall.
+        assert_eq!(found.len(), 1);
+        let d = &found[0];
+        assert_eq!(
+            (d.step.as_str(), d.rule, d.level),
+            ("coder", "silence", FlowmindLevel::Escalate)
+        );
+        assert!(d.observed.contains("10s"), "{d:?}");
+        // Not again while its event is on the way, nor once it is back.
+        assert!(rules.silent(Millis(20_000)).is_empty());
+        rules.fold(&decided(d));
+        assert!(rules.silent(Millis(30_000)).is_empty());
+        // Activity (streamed tokens too) starts a new silence.
+        rules.touched(&StepKey::new("coder"), Millis(31_000));
+        assert!(rules.silent(Millis(40_000)).is_empty());
+        assert_eq!(rules.silent(Millis(41_000)).len(), 1);
+    }
+
+    #[test]
+    fn an_agent_waiting_for_you_or_paused_is_not_silent() {
+        let mut rules = Rules::new(Thresholds {
+            silence_ms: 10_000,
+            ..Thresholds::default()
+        });
+        rules.fold(&started("coder", "agent", 0));
+        rules.fold(&Event::QuestionAsked {
+            id: "coder.q1".into(),
+            step: Some(StepKey::new("coder")),
+            header: None,
+            ask: "Which database?".into(),
+            options: Vec::new(),
+            default: None,
+            timeout_ms: None,
+            at: Millis(1_000),
+        });
+        assert!(rules.silent(Millis(60_000)).is_empty());
+        rules.fold(&Event::QuestionAnswered {
+            id: "coder.q1".into(),
+            answer: "sqlite".into(),
+            source: crate::protocol::AnswerSource::User,
+            at: Millis(60_000),
+        });
+        assert!(rules.silent(Millis(69_999)).is_empty());
+        rules.fold(&Event::PauseRequested {
+            step: None,
+            at: Millis(65_000),
+        });
+        assert!(rules.silent(Millis(200_000)).is_empty());
+        rules.fold(&Event::PauseLifted {
+            step: None,
+            at: Millis(200_000),
+        });
+        assert!(rules.silent(Millis(209_999)).is_empty());
+        assert_eq!(rules.silent(Millis(210_000)).len(), 1);
+        // Off with 0.
+        let mut off = Rules::new(Thresholds {
+            silence_ms: 0,
+            ..Thresholds::default()
+        });
+        off.fold(&started("coder", "agent", 0));
+        assert!(off.silent(Millis(u64::MAX)).is_empty());
     }
 }
