@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use lev::intelligence::flowmind::ledger::Ledgers;
 use lev::intelligence::flowmind::rules::{Rules, Thresholds};
 use lev::protocol::{Attempt, Event, Millis, StepKey, ToolCallRecord, Usage};
 
@@ -63,8 +64,18 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let events: Vec<Event> = (0..TURNS)
-        .flat_map(|t| (0..AGENTS).flat_map(move |a| turn_events(a, t)))
+    let started = (0..AGENTS).map(|a| Event::StepStarted {
+        step: StepKey::new(format!("agent{a}")),
+        attempt: Attempt(1),
+        fingerprint: "f".into(),
+        kind: "agent".into(),
+        mode: Some("coder".into()),
+        idempotent: true,
+        hints: Vec::new(),
+        at: Millis(0),
+    });
+    let events: Vec<Event> = started
+        .chain((0..TURNS).flat_map(|t| (0..AGENTS).flat_map(move |a| turn_events(a, t))))
         .collect();
     let turns = (AGENTS * TURNS) as f64;
     let baseline = median(
@@ -99,6 +110,26 @@ fn main() {
             })
             .collect(),
     );
+    // With a model (`mode: model`): the ledger side of the fold, and how
+    // many ledgers come due at the default cadence.
+    let cadence = lev::config::FlowmindSettings::default().cadence;
+    let mut due = 0;
+    let ledger_t = median(
+        (0..RUNS)
+            .map(|_| {
+                let mut ledgers = Ledgers::default();
+                due = 0;
+                let t = Instant::now();
+                for e in &events {
+                    if let Some(d) = ledgers.fold(e, cadence) {
+                        due += 1;
+                        std::hint::black_box(d);
+                    }
+                }
+                t.elapsed()
+            })
+            .collect(),
+    );
     let per_turn = |d: Duration| d.as_secs_f64() * 1e6 / turns;
     println!(
         "FlowMind rules: {AGENTS} agents × {TURNS} turns ({} events), median of {RUNS}",
@@ -113,5 +144,13 @@ fn main() {
         per_turn(rules_t),
         rules_t.as_secs_f64() / baseline.as_secs_f64().max(1e-12)
     );
-    println!("  model calls per 100 agent turns: 0 (the fallback asks no model)");
+    println!(
+        "  ledger fold (mode: model):               {:>8.3} µs per agent turn  {:.2}× baseline",
+        per_turn(ledger_t),
+        ledger_t.as_secs_f64() / baseline.as_secs_f64().max(1e-12)
+    );
+    println!(
+        "  model calls per 100 agent turns at the default cadence ({cadence}): {:.1} ledgers (a reply that is not one is asked again once: at most twice that); the fallback asks none",
+        due as f64 * 100.0 / turns
+    );
 }
