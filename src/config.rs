@@ -183,6 +183,32 @@ pub struct FlowmindSettings {
     /// An agent with no activity this long (ms) is handed to the user
     /// (0: never).
     pub silence_ms: u64,
+    pub conductor: ConductorSettings,
+}
+
+/// `flowmind.conductor: { enabled, confidence, categories, grace_ms }`:
+/// with `mode: model`, FlowMind looks at each agent's `ask_user` question
+/// first; it answers it itself (after `grace_ms`, unless you answer first)
+/// when it is at least `confidence` sure and the question's category is in
+/// `categories` — never `security`, `credentials` or `destructive` — and
+/// otherwise offers you its answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConductorSettings {
+    pub enabled: bool,
+    pub confidence: f64,
+    pub categories: Vec<String>,
+    pub grace_ms: u64,
+}
+
+impl Default for ConductorSettings {
+    fn default() -> Self {
+        ConductorSettings {
+            enabled: true,
+            confidence: 0.8,
+            categories: Vec::new(),
+            grace_ms: 15_000,
+        }
+    }
 }
 
 /// What the controller runs on.
@@ -208,6 +234,7 @@ impl Default for FlowmindSettings {
             budget_tokens: 50_000,
             stalls: 2,
             silence_ms: 300_000,
+            conductor: ConductorSettings::default(),
         }
     }
 }

@@ -142,7 +142,7 @@ fn the_model_s_ledgers_find_a_stall_the_rules_cannot_see() {
     }
     // The first answer was prose: asked again, both counted in its tokens.
     assert_eq!(ledgers[0]["usage"]["input_tokens"], 400, "{:?}", ledgers[0]);
-    assert!(ledger_requests.load(Ordering::SeqCst) >= ledgers.len() + 1);
+    assert!(ledger_requests.load(Ordering::SeqCst) > ledgers.len());
 
     let decided = of_type(&events, "flowmind_decided");
     assert_eq!(decided.len(), 1, "{stdout}");

@@ -175,6 +175,14 @@ pub enum Command {
         step: String,
         text: String,
     },
+    /// Answer a question a live run waits for (its id as `lev show` or the
+    /// transcript names it: `? ID: …`); your answer wins over one FlowMind
+    /// proposed while its grace period runs.
+    Answer {
+        run: String,
+        question: String,
+        answer: String,
+    },
     /// Emergency stop: every running step of a live run is stopped now; the
     /// run ends paused and `lev resume` continues it.
     Stop { run: String },

@@ -125,6 +125,11 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Pause { run, step } => steer::pause(&paths, &run, step, true).await,
         Command::Unpause { run, step } => steer::pause(&paths, &run, step, false).await,
         Command::Message { run, step, text } => steer::message(&paths, &run, &step, text).await,
+        Command::Answer {
+            run,
+            question,
+            answer,
+        } => steer::answer(&paths, &run, &question, answer).await,
         Command::Stop { run } => steer::stop(&paths, &run).await,
         Command::StopCallbacks { run } => steer::stop_callbacks(&paths, &run).await,
         Command::Memory { command } => memory::run(&paths, command).await,

@@ -93,7 +93,7 @@ fn flowmind_settings(config: &crate::config::Config) -> Option<flowmind::Setting
         stalls: f.stalls,
         silence_ms: f.silence_ms,
     };
-    let model = match f.mode {
+    let model: Option<flowmind::ledger::LedgerModel> = match f.mode {
         FlowmindMode::Off => return None,
         FlowmindMode::Fallback => None,
         FlowmindMode::Model => match flowmind_model(config) {
@@ -104,7 +104,20 @@ fn flowmind_settings(config: &crate::config::Config) -> Option<flowmind::Setting
             }
         },
     };
-    Some(flowmind::Settings { thresholds, model })
+    let conductor = (model.is_some() && f.conductor.enabled).then(|| f.conductor.clone());
+    Some(flowmind::Settings {
+        thresholds,
+        model,
+        conductor,
+    })
+}
+
+/// FlowMind's conductor looks at agents' questions: its model can be
+/// used (the controller then always says something of each question).
+fn conductor_on(config: &crate::config::Config) -> bool {
+    config.flowmind.mode == crate::config::FlowmindMode::Model
+        && config.flowmind.conductor.enabled
+        && flowmind_model(config).is_ok()
 }
 
 /// FlowMind's model: the config's `flowmind.provider` (a name of
@@ -211,6 +224,9 @@ pub async fn drive_on(paths: &Paths, engine: Engine, begin: Begin, drive: &Drive
         json: drive.json,
         yes: drive.yes,
         answers,
+        conductor: load_config_quiet(paths)
+            .map(|c| conductor_on(&c))
+            .unwrap_or(false),
     };
     let printer = match (clock, driving.resumed_after) {
         (Some(p), _) => p,

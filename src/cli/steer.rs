@@ -63,6 +63,22 @@ pub async fn message(paths: &Paths, run: &str, step: &str, text: String) -> u8 {
     send(paths, op, done).await
 }
 
+/// `lev answer RUN QUESTION ANSWER`.
+pub async fn answer(paths: &Paths, run: &str, question: &str, answer: String) -> u8 {
+    if answer.trim().is_empty() {
+        error("an empty answer is not sent: an empty answer is never consent");
+        return exit::USAGE;
+    }
+    let op = Op::Answer {
+        run: RunId(run.to_string()),
+        question: question.to_string(),
+        answer,
+        source: crate::protocol::AnswerSource::User,
+    };
+    let done = format!("answer sent for {question}");
+    send(paths, op, done).await
+}
+
 /// `lev stop RUN`.
 pub async fn stop(paths: &Paths, run: &str) -> u8 {
     let op = Op::EmergencyStop {

@@ -37,6 +37,10 @@
 //!   budget: 50000            #   tokens of its own per run, then rules only;
 //!   stalls: 2                #   this many stalled ledgers in a row and it acts
 //!   silence_ms: 300000       # an agent with no activity this long goes to you (0: never)
+//!   conductor:               # mode: model — FlowMind sees agents' questions first:
+//!     confidence: 0.8        #   it answers at least this sure, in these categories
+//!     categories: [naming, style]  # (never security, credentials, destructive),
+//!     grace_ms: 15000        #   after this long unless you answer; else it proposes
 //! judge:                     # who judges `when_semantic` (default: the step's
 //!   provider: local          # own provider and model); a name of `providers:`
 //!   model: llama3.2
@@ -129,6 +133,17 @@ struct FileFlowmind {
     budget: Option<u64>,
     stalls: Option<u32>,
     silence_ms: Option<u64>,
+    conductor: Option<FileConductor>,
+}
+
+/// `flowmind.conductor: { enabled, confidence, categories, grace_ms }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConductor {
+    enabled: Option<bool>,
+    confidence: Option<f64>,
+    categories: Option<Vec<String>>,
+    grace_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -381,6 +396,30 @@ impl Layers {
             flowmind.budget_tokens = f.budget.unwrap_or(flowmind.budget_tokens);
             flowmind.stalls = f.stalls.unwrap_or(flowmind.stalls);
             flowmind.silence_ms = f.silence_ms.unwrap_or(flowmind.silence_ms);
+            if let Some(c) = f.conductor {
+                if c.confidence.is_some_and(|x| !(0.0..=1.0).contains(&x)) {
+                    return Err(invalid(
+                        "`flowmind.conductor.confidence` must be between 0 and 1",
+                    ));
+                }
+                let known = crate::intelligence::flowmind::conductor::CATEGORIES;
+                if let Some(bad) = c
+                    .categories
+                    .iter()
+                    .flatten()
+                    .find(|k| !known.contains(&k.as_str()))
+                {
+                    return Err(invalid(&format!(
+                        "`flowmind.conductor.categories`: unknown category `{bad}`; expected some of: {}",
+                        known.join(", ")
+                    )));
+                }
+                let conductor = &mut flowmind.conductor;
+                conductor.enabled = c.enabled.unwrap_or(conductor.enabled);
+                conductor.confidence = c.confidence.unwrap_or(conductor.confidence);
+                conductor.categories = c.categories.unwrap_or(conductor.categories.clone());
+                conductor.grace_ms = c.grace_ms.unwrap_or(conductor.grace_ms);
+            }
         }
         if let Some(j) = file.judge {
             let judge = self.config.judge.get_or_insert_with(Default::default);

@@ -26,6 +26,9 @@ pub struct HeadlessOptions {
     pub yes: bool,
     /// Answers given up front (`--answer id=value`), before defaults.
     pub answers: BTreeMap<String, String>,
+    /// FlowMind's conductor looks at agents' questions first: they wait
+    /// for its word (`answer_proposed`) before the policy answers them.
+    pub conductor: bool,
 }
 
 /// Formats one recorded event for output.
@@ -55,7 +58,12 @@ pub async fn follow(
 ) -> Result<RunOutcome, EngineError> {
     let run = driving.run.clone();
     let seen = driving.resumed_after;
+    // Agents' questions left to FlowMind's conductor, by id.
+    let mut conducted: BTreeMap<String, Event> = BTreeMap::new();
     while let Some(notice) = notices.recv().await {
+        // A question re-announced after a resume is answered by the policy
+        // at once: what FlowMind said of it before is journaled already.
+        let fresh = matches!(notice, Notice::Event(_));
         let recorded = match notice {
             Notice::Event(r) if r.run == run && seen.is_none_or(|last| r.seq > last) => {
                 let line = format_event(&mut printer, &r, opts.json);
@@ -69,7 +77,28 @@ pub async fn follow(
             // lines); refusals are in the log.
             _ => continue,
         };
-        if let Some(op) = respond(&opts, &run, &recorded.event)
+        let event = match &recorded.event {
+            Event::QuestionAsked {
+                id,
+                from_agent: true,
+                ..
+            } if fresh && opts.conductor && !opts.answers.contains_key(id) => {
+                conducted.insert(id.clone(), recorded.event.clone());
+                continue;
+            }
+            // Its answer stands after the grace period: nothing to do.
+            Event::AnswerProposed {
+                answer: Some(_),
+                auto: true,
+                ..
+            } => continue,
+            Event::AnswerProposed { id, .. } => match conducted.remove(id) {
+                Some(asked) => asked,
+                None => continue,
+            },
+            other => other.clone(),
+        };
+        if let Some(op) = respond(&opts, &run, &event)
             && let Err(e) = engine.submit(op).await
         {
             tracing::warn!(%run, error = %e, "headless answer not taken");

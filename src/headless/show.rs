@@ -124,6 +124,7 @@ pub fn summarize(meta: &RunMeta, events: &[Recorded]) -> Summary {
                     step, *turn, ledger,
                 ));
             }
+            Event::AnswerProposed { usage: u, .. } => flowmind_usage.add(u),
             Event::FlowmindFellBack { why, .. } => {
                 notices.push(crate::protocol::describe::flowmind_fell_back(why))
             }

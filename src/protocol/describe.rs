@@ -66,6 +66,16 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
         Event::ApprovalRequested { step, message, .. } => {
             format!("? {step}: approve? {}", one_line(message, 160))
         }
+        Event::AnswerProposed {
+            id,
+            answer,
+            confidence,
+            category,
+            reason,
+            auto,
+            grace_ms,
+            ..
+        } => answer_proposed(id, answer.as_deref(), *confidence, category, reason, *auto, *grace_ms),
         Event::ApprovalDecided {
             step,
             approved,
@@ -512,6 +522,37 @@ pub fn flowmind_decided(
     }
 }
 
+/// FlowMind's conductor about an agent's question.
+pub fn answer_proposed(
+    id: &str,
+    answer: Option<&str>,
+    confidence: f64,
+    category: &str,
+    reason: &str,
+    auto: bool,
+    grace_ms: u64,
+) -> String {
+    let sure = format!(
+        "{:.0}% sure, {}",
+        confidence * 100.0,
+        one_line(category, 40)
+    );
+    match answer {
+        None => format!("FlowMind has no answer to {id}: {}", one_line(reason, 200)),
+        Some(a) if auto => format!(
+            "FlowMind answers {id} in {}s unless you do: {} ({sure}: {})",
+            grace_ms / 1000,
+            one_line(a, 160),
+            one_line(reason, 160)
+        ),
+        Some(a) => format!(
+            "FlowMind proposes for {id}: {} ({sure}: {})",
+            one_line(a, 160),
+            one_line(reason, 160)
+        ),
+    }
+}
+
 /// FlowMind's progress ledger about an agent's working turn.
 pub fn flowmind_ledger(step: &StepKey, turn: u32, ledger: &super::Ledger) -> String {
     format!(
@@ -718,6 +759,7 @@ pub fn source_note(s: AnswerSource) -> &'static str {
         AnswerSource::User => "",
         AnswerSource::Default => " (default)",
         AnswerSource::Timeout => " (default after timeout)",
+        AnswerSource::Flowmind => " (by FlowMind)",
     }
 }
 

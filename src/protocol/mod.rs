@@ -255,6 +255,8 @@ pub enum AnswerSource {
     User,
     Default,
     Timeout,
+    /// FlowMind's conductor, its grace period over with no answer from you.
+    Flowmind,
 }
 
 /// What to do with a step that was in flight at a crash and may not be re-run.
@@ -381,6 +383,25 @@ pub enum Event {
         /// After this long the default (or failure) applies.
         #[serde(default)]
         timeout_ms: Option<u64>,
+        /// An agent asked it (`ask_user`): FlowMind's conductor may answer.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        from_agent: bool,
+        at: Millis,
+    },
+    /// FlowMind's conductor about an agent's question: its answer (none
+    /// when it has none), how sure it is, the kind of question and why.
+    /// With `auto`, the answer stands after `grace_ms` unless you answer
+    /// first; otherwise it is only offered to you.
+    AnswerProposed {
+        id: String,
+        answer: Option<String>,
+        confidence: f64,
+        category: String,
+        reason: String,
+        auto: bool,
+        grace_ms: u64,
+        model: String,
+        usage: Usage,
         at: Millis,
     },
     QuestionAnswered {
@@ -824,6 +845,7 @@ impl Event {
             Event::RunResumed { .. } => "run_resumed",
             Event::QuestionAsked { .. } => "question_asked",
             Event::QuestionAnswered { .. } => "question_answered",
+            Event::AnswerProposed { .. } => "answer_proposed",
             Event::ApprovalRequested { .. } => "approval_requested",
             Event::ApprovalDecided { .. } => "approval_decided",
             Event::StepStarted { .. } => "step_started",
@@ -875,6 +897,7 @@ impl Event {
             | Event::RunResumed { at }
             | Event::QuestionAsked { at, .. }
             | Event::QuestionAnswered { at, .. }
+            | Event::AnswerProposed { at, .. }
             | Event::ApprovalRequested { at, .. }
             | Event::ApprovalDecided { at, .. }
             | Event::StepStarted { at, .. }
@@ -1203,6 +1226,21 @@ pub enum Op {
         run: RunId,
         why: String,
     },
+    /// FlowMind's conductor proposes an answer to an agent's question
+    /// (recorded as `AnswerProposed`; with `auto`, it answers after the
+    /// grace period unless the user does first).
+    ProposeAnswer {
+        run: RunId,
+        question: String,
+        answer: Option<String>,
+        confidence: f64,
+        category: String,
+        reason: String,
+        auto: bool,
+        grace_ms: u64,
+        model: String,
+        usage: Usage,
+    },
     /// No one can answer this question or approval (a headless run): its
     /// timeout policy applies now instead of after the timeout.
     Unattended {
@@ -1283,6 +1321,7 @@ impl Op {
             | Op::Flowmind { run, .. }
             | Op::FlowmindLedger { run, .. }
             | Op::FlowmindFellBack { run, .. }
+            | Op::ProposeAnswer { run, .. }
             | Op::Unattended { run, .. }
             | Op::RetryStep { run, .. }
             | Op::Resume { run }

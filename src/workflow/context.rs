@@ -35,6 +35,18 @@ pub struct Decision {
 pub struct Waiters {
     pub questions: BTreeMap<String, oneshot::Sender<Option<Answer>>>,
     pub approvals: BTreeMap<StepKey, oneshot::Sender<Option<Decision>>>,
+    /// Agents' questions FlowMind's conductor may answer (journaled
+    /// first): the answer stands after the grace period unless the user
+    /// answers first.
+    pub proposals: BTreeMap<String, oneshot::Sender<Conducted>>,
+}
+
+/// FlowMind's answer to an agent's question, and how long the user has
+/// to answer instead.
+#[derive(Debug, Clone)]
+pub struct Conducted {
+    pub answer: String,
+    pub grace: std::time::Duration,
 }
 
 /// Why a run stopped early, shared so no new step starts.

@@ -375,6 +375,32 @@ async fn dispatch_ops(
                 };
                 steer::record_flowmind(&ctx, event).await;
             }
+            Op::ProposeAnswer {
+                question,
+                answer,
+                confidence,
+                category,
+                reason,
+                auto,
+                grace_ms,
+                model,
+                usage,
+                ..
+            } => {
+                let event = Event::AnswerProposed {
+                    id: question.clone(),
+                    answer: answer.clone(),
+                    confidence,
+                    category,
+                    reason,
+                    auto,
+                    grace_ms,
+                    model,
+                    usage,
+                    at: ctx.now(),
+                };
+                steer::conduct(&ctx, event, auto.then_some(answer).flatten(), grace_ms).await;
+            }
             Op::FlowmindFellBack { why, .. } => {
                 let event = Event::FlowmindFellBack { why, at: ctx.now() };
                 steer::record_flowmind(&ctx, event).await;

@@ -131,6 +131,9 @@ pub struct History {
     pub flowmind_undelivered: BTreeMap<StepKey, Vec<String>>,
     /// FlowMind's own tokens (its ledgers), apart from the agents'.
     pub flowmind_usage: Usage,
+    /// Agents' questions FlowMind's conductor answers unless the user does
+    /// first: its answer, the grace period (ms) and when it was journaled.
+    pub conducted: BTreeMap<String, (String, u64, crate::protocol::Millis)>,
     /// Each attempt's first request as journaled (its parts and blob): a
     /// resumed agent sends the memory notes it sent then.
     pub first_contexts:
@@ -353,6 +356,19 @@ impl History {
             Event::ApprovalRequested { step, .. } => {
                 self.approvals_requested.insert(step.clone(), r.clone());
             }
+            Event::AnswerProposed {
+                id,
+                answer: Some(answer),
+                auto: true,
+                grace_ms,
+                usage,
+                at,
+                ..
+            } => {
+                self.flowmind_usage.add(usage);
+                self.conducted.insert(id.clone(), (answer.clone(), *grace_ms, *at));
+            }
+            Event::AnswerProposed { usage, .. } => self.flowmind_usage.add(usage),
             Event::ApprovalDecided {
                 step,
                 approved,

@@ -22,6 +22,8 @@ pub struct Ask {
     pub options: Vec<Choice>,
     pub default: Option<String>,
     pub timeout: Duration,
+    /// An agent's `ask_user`: FlowMind's conductor may answer it.
+    pub from_agent: bool,
 }
 
 impl Ask {
@@ -47,6 +49,7 @@ impl Ask {
             options: vec![choice("yes", yes), choice("no", no)],
             default: None,
             timeout: ctx.answer_timeout,
+            from_agent: false,
         }
     }
 }
@@ -71,6 +74,7 @@ pub async fn ask_up_front(ctx: &RunCtx, wf: &Workflow) -> Result<(), String> {
             options: q.options.clone(),
             default: q.default.clone(),
             timeout: wf.whisper.answer_timeout,
+            from_agent: false,
         };
         match wf.whisper.to_user {
             ToUser::Ask => waiting.push(ask),
@@ -128,9 +132,27 @@ pub async fn ask(ctx: &RunCtx, q: &Ask) -> Result<Answer, String> {
         return Ok(Answer { text: text.clone() });
     }
     let (tx, rx) = oneshot::channel();
+    let (conduct_tx, mut conducted) = oneshot::channel();
     if let Ok(mut w) = ctx.waiters.lock() {
         w.questions.insert(q.id.clone(), tx);
+        if q.from_agent {
+            w.proposals.insert(q.id.clone(), conduct_tx);
+        }
     }
+    // FlowMind's answer journaled before a crash: its grace goes on from
+    // when it was journaled.
+    let mut grace: Option<(String, tokio::time::Instant)> = ctx
+        .history
+        .conducted
+        .get(&q.id)
+        .filter(|_| !retried)
+        .map(|(answer, grace_ms, at)| {
+            let left = (at.0 + grace_ms).saturating_sub(ctx.now().0);
+            (
+                answer.clone(),
+                tokio::time::Instant::now() + Duration::from_millis(left),
+            )
+        });
     if let Some(recorded) = ctx.history.asked.get(&q.id).filter(|_| !retried) {
         ctx.rec.announce_pending(recorded.clone());
     } else {
@@ -164,6 +186,7 @@ pub async fn ask(ctx: &RunCtx, q: &Ask) -> Result<Answer, String> {
                 .collect(),
             default: q.default.clone(),
             timeout_ms: Some(q.timeout.as_millis() as u64),
+            from_agent: q.from_agent,
             at: ctx.now(),
         };
         if let Err(e) = ctx.rec.record(event).await {
@@ -173,26 +196,50 @@ pub async fn ask(ctx: &RunCtx, q: &Ask) -> Result<Answer, String> {
     }
     let mut rx = rx;
     let stopped = || "the run stopped before the question was answered".to_string();
-    tokio::select! {
-        answer = &mut rx => match answer.map_err(|_| stopped())? {
-            Some(a) => Ok(a),
-            None => question_fallback(ctx, q, "no one can answer in this headless run (pass --answer ID=VALUE)".into()).await,
-        },
-        _ = ctx.cancel.cancelled() => {
-            take_question_waiter(ctx, &q.id);
-            Err("cancelled".into())
-        }
-        _ = tokio::time::sleep(q.timeout) => {
-            if !take_question_waiter(ctx, &q.id) {
-                // The dispatcher took the waiter: an answer is being journaled.
-                return match rx.await.map_err(|_| stopped())? {
-                    Some(a) => Ok(a),
-                    None => question_fallback(ctx, q, "no one can answer in this run".into()).await,
-                };
+    let timeout = tokio::time::sleep(q.timeout);
+    tokio::pin!(timeout);
+    let answered = loop {
+        let grace_end = grace.as_ref().map(|(_, end)| *end);
+        tokio::select! {
+            answer = &mut rx => break match answer.map_err(|_| stopped())? {
+                Some(a) => Ok(a),
+                None => question_fallback(ctx, q, "no one can answer in this headless run (pass --answer ID=VALUE)".into()).await,
+            },
+            _ = ctx.cancel.cancelled() => {
+                take_question_waiter(ctx, &q.id);
+                break Err("cancelled".into());
             }
-            question_fallback(ctx, q, format!("it was not answered within {}", humantime(q.timeout))).await
+            Ok(c) = &mut conducted, if grace.is_none() => {
+                grace = Some((c.answer, tokio::time::Instant::now() + c.grace));
+            }
+            _ = tokio::time::sleep_until(grace_end.unwrap_or_else(tokio::time::Instant::now)), if grace_end.is_some() => {
+                let answer = grace.take().map(|(a, _)| a).unwrap_or_default();
+                if !take_question_waiter(ctx, &q.id) {
+                    // The user's answer came first and is being journaled.
+                    break match rx.await.map_err(|_| stopped())? {
+                        Some(a) => Ok(a),
+                        None => question_fallback(ctx, q, "no one can answer in this run".into()).await,
+                    };
+                }
+                record_answer(ctx, &q.id, &answer, AnswerSource::Flowmind).await?;
+                break Ok(Answer { text: answer });
+            }
+            _ = &mut timeout => {
+                if !take_question_waiter(ctx, &q.id) {
+                    // The dispatcher took the waiter: an answer is being journaled.
+                    break match rx.await.map_err(|_| stopped())? {
+                        Some(a) => Ok(a),
+                        None => question_fallback(ctx, q, "no one can answer in this run".into()).await,
+                    };
+                }
+                break question_fallback(ctx, q, format!("it was not answered within {}", humantime(q.timeout))).await;
+            }
         }
+    };
+    if let Ok(mut w) = ctx.waiters.lock() {
+        w.proposals.remove(&q.id);
     }
+    answered
 }
 
 /// No answer will come (`why`): the default, journaled as such, or an error.
@@ -230,6 +277,7 @@ pub async fn question(
         options: options.to_vec(),
         default,
         timeout: actx.step.timeout.unwrap_or(actx.ctx.answer_timeout),
+        from_agent: false,
     };
     let answer = ask(&actx.ctx, &q).await.map_err(|e| {
         if actx.ctx.cancel.is_cancelled() {

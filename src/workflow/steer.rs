@@ -242,6 +242,47 @@ pub(super) async fn record_flowmind(ctx: &RunCtx, event: Event) {
     }
 }
 
+/// FlowMind's conductor about an agent's question: journaled, then (an
+/// answer it may give) handed to the waiting question, which takes it
+/// after the grace period unless the user answers first. A question no
+/// longer waiting is answered already: nothing to do.
+pub(super) async fn conduct(ctx: &RunCtx, event: Event, answer: Option<String>, grace_ms: u64) {
+    let Event::AnswerProposed { id, .. } = &event else {
+        return;
+    };
+    let id = id.clone();
+    let waiting = ctx
+        .waiters
+        .lock()
+        .map(|w| w.questions.contains_key(&id))
+        .unwrap_or(false);
+    if !waiting {
+        ctx.rec.refuse(format!(
+            "FlowMind's answer to {id} not needed: it is answered"
+        ));
+        return;
+    }
+    if let Err(e) = ctx.rec.record(event).await {
+        ctx.rec
+            .refuse(format!("FlowMind's answer to {id} not journaled: {e}"));
+        return;
+    }
+    let Some(answer) = answer.filter(|a| !a.trim().is_empty()) else {
+        return;
+    };
+    let sender = ctx
+        .waiters
+        .lock()
+        .ok()
+        .and_then(|mut w| w.proposals.remove(&id));
+    if let Some(tx) = sender {
+        let _ = tx.send(super::context::Conducted {
+            answer,
+            grace: std::time::Duration::from_millis(grace_ms),
+        });
+    }
+}
+
 /// How FlowMind's instructions begin, so the agent (and the user reading
 /// what agents were told) knows who speaks.
 pub const FLOWMIND_PREFIX: &str = "FlowMind (lev's controller): ";

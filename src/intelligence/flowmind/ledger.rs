@@ -14,16 +14,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde_json::Value;
 
-use crate::llm::{ChatRequest, Message, RequestMeta, Role, SharedProvider};
-use crate::protocol::{Attempt, Event, Ledger, StepKey, Usage};
+use crate::llm::SharedProvider;
+use crate::protocol::{Attempt, Event, Ledger, StepKey};
 use crate::text::one_line;
 
 /// The mode name a ledger request carries (cassettes and servers match on
 /// it).
 pub const LEDGER_MODE: &str = "flowmind";
-
-/// Tokens a ledger's reply may take.
-const REPLY_TOKENS: u32 = 300;
 
 /// What an agent did lately, as the ledger is shown it.
 const RECENT: usize = 8;
@@ -78,6 +75,8 @@ pub struct Ledgers {
     pub spent: u64,
     /// The model stopped for this run (`flowmind_fell_back`).
     pub fell_back: bool,
+    /// Agents' questions the conductor has said something of.
+    pub proposed: HashSet<String>,
 }
 
 impl Ledgers {
@@ -122,6 +121,11 @@ impl Ledgers {
             }
             Event::FlowmindFellBack { .. } => {
                 self.fell_back = true;
+                None
+            }
+            Event::AnswerProposed { id, usage, .. } => {
+                self.proposed.insert(id.clone());
+                self.spent += usage.total_tokens();
                 None
             }
             Event::ToolFinished {
@@ -190,6 +194,16 @@ impl Ledgers {
     }
 }
 
+impl Ledgers {
+    /// What `step` did lately, as the model is shown it.
+    pub fn recent(&self, step: &StepKey, turn: u32) -> String {
+        self.agents
+            .get(step)
+            .map(|a| a.prompt(step, turn))
+            .unwrap_or_default()
+    }
+}
+
 impl Activity {
     fn remember(&mut self, line: String) {
         if self.recent.len() == RECENT {
@@ -242,16 +256,9 @@ fn cut(text: &str, max: usize) -> String {
     format!("{}\n[… cut]", &text[..end])
 }
 
-/// The most a request can cost: its bytes and the reply's cap.
-fn ceiling(req: &ChatRequest) -> u64 {
-    let bytes: usize = req.system.as_deref().map_or(0, str::len)
-        + req.messages.iter().map(|m| m.content.len()).sum::<usize>();
-    bytes as u64 + u64::from(REPLY_TOKENS)
-}
-
 /// What asking gave: the ledger and what it cost, or why there is none
 /// (with what was spent trying).
-pub type Answer = Result<(Ledger, Usage, String), (String, Usage)>;
+pub type Answer = super::model::Answer<Ledger>;
 
 /// Asks `model` for the ledger, once more when the reply is not one;
 /// never starts a request that could take the tokens spent past
@@ -263,59 +270,15 @@ pub async fn ask(
     question: String,
     allowance: u64,
 ) -> Answer {
-    let mut spent = Usage::default();
-    let mut messages = vec![Message::user(question)];
-    let mut last = String::new();
-    for turn in 1..=2u32 {
-        let req = ChatRequest {
-            model: model.model.clone(),
-            system: Some(SYSTEM.to_string()),
-            messages: messages.clone(),
-            tools: Default::default(),
-            temperature: Some(0.0),
-            max_tokens: Some(REPLY_TOKENS),
-            meta: RequestMeta {
-                run: run.to_string(),
-                step: due.step.to_string(),
-                mode: LEDGER_MODE.to_string(),
-                turn,
-            },
-        };
-        if spent.total_tokens() + ceiling(&req) > allowance {
-            return Err((
-                format!("its budget has no room for another request ({allowance} tokens left)"),
-                spent,
-            ));
-        }
-        let reply = match model.provider.chat(&req, None).await {
-            Ok(r) => r,
-            Err(e) => return Err((format!("its model failed: {e}"), spent)),
-        };
-        spent.add(&reply.usage);
-        if let Some(ledger) = parse(&reply.text) {
-            let name = if reply.model.is_empty() {
-                model.model.clone()
-            } else {
-                reply.model
-            };
-            return Ok((ledger, spent, name));
-        }
-        last = one_line(&reply.text, 120);
-        messages.push(Message {
-            role: Role::Assistant,
-            content: reply.text,
-            tool_calls: Vec::new(),
-            tool_call_id: None,
-            is_error: false,
-        });
-        messages.push(Message::user(
-            "That is not a progress ledger. Reply with only {\"satisfied\": true|false, \"looping\": true|false, \"progressing\": true|false, \"next\": \"agent\"|\"user\", \"instruction\": \"…\", \"reason\": \"…\"}.",
-        ));
-    }
-    Err((
-        format!("its model gave no ledger twice (last: {last})"),
-        spent,
-    ))
+    let asking = super::model::Asking {
+        run,
+        step: due.step.as_str(),
+        mode: LEDGER_MODE,
+        system: SYSTEM,
+        correction: "That is not a progress ledger. Reply with only {\"satisfied\": true|false, \"looping\": true|false, \"progressing\": true|false, \"next\": \"agent\"|\"user\", \"instruction\": \"…\", \"reason\": \"…\"}.",
+        what: "ledger",
+    };
+    super::model::ask_json(model, &asking, question, allowance, parse).await
 }
 
 /// A ledger from a reply: the JSON object with the three booleans; the
@@ -346,7 +309,7 @@ pub fn parse(text: &str) -> Option<Ledger> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Millis, ToolCallRecord};
+    use crate::protocol::{Millis, ToolCallRecord, Usage};
 
     fn started(step: &str) -> Event {
         Event::StepStarted {

@@ -13,7 +13,9 @@
 //! stops for the run (`Op::FlowmindFellBack`) and the rules go on alone.
 //! `mode: fallback` (the default) runs the rules only; `mode: off` nothing.
 
+pub mod conductor;
 pub mod ledger;
+mod model;
 pub mod rules;
 
 use std::collections::HashMap;
@@ -22,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::engine::{Engine, Query, Reply};
-use crate::protocol::{Delta, Millis, Notice, Op, RunId, Seq};
+use crate::protocol::{Delta, Event, Millis, Notice, Op, RunId, Seq};
 use ledger::{Answer, Due, LedgerModel, Ledgers};
 use rules::{Rules, Thresholds};
 
@@ -40,11 +42,13 @@ impl Drop for Controller {
     }
 }
 
-/// How the controller runs: its rules' thresholds, and its model if any.
+/// How the controller runs: its rules' thresholds, its model if any, and
+/// its conductor (with a model only).
 #[derive(Clone)]
 pub struct Settings {
     pub thresholds: Thresholds,
     pub model: Option<LedgerModel>,
+    pub conductor: Option<crate::config::ConductorSettings>,
 }
 
 /// Starts the controller on `engine`'s runs (from now on).
@@ -67,6 +71,15 @@ struct Watched {
     failures: u32,
 }
 
+/// A conductor request that came back.
+struct Conducted {
+    run: RunId,
+    id: String,
+    options: Vec<String>,
+    reserved: u64,
+    answer: model::Answer<conductor::Proposal>,
+}
+
 /// A ledger request that came back.
 struct Asked {
     run: RunId,
@@ -78,6 +91,7 @@ struct Asked {
 async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, settings: Settings) {
     let mut runs: HashMap<RunId, Watched> = HashMap::new();
     let (answers_tx, mut answers) = mpsc::unbounded_channel::<Asked>();
+    let (conducted_tx, mut conducted) = mpsc::unbounded_channel::<Conducted>();
     let cadence = settings.model.as_ref().map_or(0, |m| m.cadence);
     // Silence is noticed on a clock, not on an event.
     let mut tick = tokio::time::interval(SILENCE_TICK);
@@ -90,6 +104,12 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
             },
             Some(asked) = answers.recv() => {
                 answered(&engine, &mut runs, asked).await;
+                continue;
+            }
+            Some(c) = conducted.recv() => {
+                if let (Some(watched), Some(settings)) = (runs.get_mut(&c.run), &settings.conductor) {
+                    proposed(&engine, watched, settings, c).await;
+                }
                 continue;
             }
             _ = tick.tick() => {
@@ -129,6 +149,25 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
             let due = watched.ledgers.fold(&r.event, cadence);
             if let Some(due) = due {
                 ask_for(&engine, watched, model, &r.run, due, &answers_tx).await;
+            }
+            if let Event::QuestionAsked {
+                id,
+                step: Some(step),
+                ask,
+                options,
+                from_agent: true,
+                ..
+            } = &r.event
+                && settings.conductor.is_some()
+                && !watched.ledgers.proposed.contains(id)
+            {
+                let question = Question {
+                    id: id.clone(),
+                    step: step.clone(),
+                    ask: ask.clone(),
+                    options: options.iter().map(|o| o.value.clone()).collect(),
+                };
+                conduct(&engine, watched, model, &r.run, question, &conducted_tx).await;
             }
         }
         let Some(decision) = watched.rules.fold(&r.event) else {
@@ -174,7 +213,7 @@ async fn ask_for(
         .saturating_sub(watched.ledgers.spent + watched.reserved);
     // Room for the question asked twice (a reply that is not a ledger is
     // asked again, with that reply), each at its most.
-    let need = 2 * (question.len() + ledger::SYSTEM.len()) as u64 + 3000;
+    let need = model::reserve(ledger::SYSTEM, &question);
     if need > left {
         fall_back(
             engine,
@@ -240,6 +279,133 @@ async fn answered(engine: &Engine, runs: &mut HashMap<RunId, Watched>, asked: As
                 fall_back(engine, watched, &run, why).await;
             }
         }
+    }
+}
+
+/// An agent's question, as the conductor looks at it.
+struct Question {
+    id: String,
+    step: crate::protocol::StepKey,
+    ask: String,
+    options: Vec<String>,
+}
+
+/// Asks the model for the answer to an agent's question, when the budget
+/// has room; otherwise says at once that FlowMind has none (the headless
+/// printer waits for FlowMind's word before its own policy answers).
+async fn conduct(
+    engine: &Engine,
+    watched: &mut Watched,
+    model: &LedgerModel,
+    run: &RunId,
+    q: Question,
+    results: &mpsc::UnboundedSender<Conducted>,
+) {
+    watched.ledgers.proposed.insert(q.id.clone());
+    let due = Due {
+        step: q.step.clone(),
+        attempt: crate::protocol::Attempt(0),
+        turn: 1,
+        prompt: String::new(),
+    };
+    let task = agent_task(engine, run, &due).await;
+    let recent = watched.ledgers.recent(&q.step, 0);
+    let question = conductor::question(task.as_deref(), &recent, &q.ask, &q.options);
+    let need = model::reserve(conductor::SYSTEM, &question);
+    let left = model
+        .budget
+        .saturating_sub(watched.ledgers.spent + watched.reserved);
+    if watched.ledgers.fell_back || need > left {
+        let why = if watched.ledgers.fell_back {
+            "its model is stopped for this run".to_string()
+        } else {
+            format!("its budget of {} tokens has no room left", model.budget)
+        };
+        propose(engine, run, &q.id, Err((why, Default::default())), false, 0).await;
+        return;
+    }
+    watched.reserved += need;
+    let (model, run, results) = (model.clone(), run.clone(), results.clone());
+    tokio::spawn(async move {
+        let asking = model::Asking {
+            run: run.as_str(),
+            step: q.step.as_str(),
+            mode: conductor::CONDUCTOR_MODE,
+            system: conductor::SYSTEM,
+            correction: conductor::CORRECTION,
+            what: "answer",
+        };
+        let answer = model::ask_json(&model, &asking, question, need, conductor::parse).await;
+        let _ = results.send(Conducted {
+            run,
+            id: q.id,
+            options: q.options,
+            reserved: need,
+            answer,
+        });
+    });
+}
+
+/// The conductor's answer came back: proposed to the engine, to stand on
+/// its own (after the grace period) when the settings allow it.
+async fn proposed(
+    engine: &Engine,
+    watched: &mut Watched,
+    settings: &crate::config::ConductorSettings,
+    c: Conducted,
+) {
+    watched.reserved = watched.reserved.saturating_sub(c.reserved);
+    let auto = match &c.answer {
+        Ok((p, usage, _)) => {
+            watched.failures = 0;
+            watched.ledgers.spent += usage.total_tokens();
+            conductor::answers_alone(settings, p, &c.options)
+        }
+        Err((_, usage)) => {
+            watched.failures += 1;
+            watched.ledgers.spent += usage.total_tokens();
+            false
+        }
+    };
+    propose(engine, &c.run, &c.id, c.answer, auto, settings.grace_ms).await;
+}
+
+async fn propose(
+    engine: &Engine,
+    run: &RunId,
+    id: &str,
+    answer: model::Answer<conductor::Proposal>,
+    auto: bool,
+    grace_ms: u64,
+) {
+    let op = match answer {
+        Ok((p, usage, model)) => Op::ProposeAnswer {
+            run: run.clone(),
+            question: id.to_string(),
+            answer: Some(p.answer),
+            confidence: p.confidence,
+            category: p.category,
+            reason: p.reason,
+            auto,
+            grace_ms,
+            model,
+            usage,
+        },
+        Err((why, usage)) => Op::ProposeAnswer {
+            run: run.clone(),
+            question: id.to_string(),
+            answer: None,
+            confidence: 0.0,
+            category: "other".into(),
+            reason: why,
+            auto: false,
+            grace_ms: 0,
+            model: String::new(),
+            usage,
+        },
+    };
+    if let Err(e) = engine.submit(op).await {
+        tracing::warn!(%run, question = id, error = %e, "FlowMind's answer was not journaled");
     }
 }
 

@@ -649,6 +649,7 @@ mod tests {
             options: Vec::new(),
             default: None,
             timeout_ms: None,
+            from_agent: false,
             at: Millis(1_000),
         });
         assert!(rules.silent(Millis(60_000)).is_empty());

@@ -104,7 +104,12 @@ impl State {
         }
         match self.focused_prompt() {
             Some((i, p)) if matches!(p.kind, PromptKind::Question { .. }) => {
+                // FlowMind's proposal typed in already: Enter accepts it.
+                let proposed = p.proposal.as_ref().map(|(a, _)| a.clone());
                 self.start_typing(Typing::Answer(i), "type an answer, Enter sends");
+                if let Some(answer) = proposed {
+                    self.textarea.insert_str(answer);
+                }
             }
             Some(_) => self.say("an approval takes approve or deny"),
             None => {}
@@ -282,6 +287,7 @@ mod tests {
             deadline: None,
             answered: None,
             review: None,
+            proposal: None,
         };
         let question = |header: Option<&str>| PromptKind::Question {
             id: "api#1.call_1".into(),

@@ -291,6 +291,7 @@ impl RunView {
                         deadline: timeout_ms.map(|t| Millis(at.0.saturating_add(t))),
                         answered: None,
                         review: swarm::plan_review(id, ask),
+                        proposal: None,
                     });
                     // A finished step may still ask (a swarm's plan review):
                     // it needs input, but it does not run again.
@@ -323,6 +324,37 @@ impl RunView {
                         "  waits for your answer: Enter here, or in the sidebar".into(),
                     );
                     out.attention = Some(format!("question: {}", one_line(ask, 80)));
+                }
+            }
+            Event::AnswerProposed {
+                id,
+                answer,
+                confidence,
+                category,
+                reason,
+                auto,
+                grace_ms,
+                usage,
+                ..
+            } => {
+                self.flowmind_usage.add(usage);
+                let line = describe::answer_proposed(
+                    id,
+                    answer.as_deref(),
+                    *confidence,
+                    category,
+                    reason,
+                    *auto,
+                    *grace_ms,
+                );
+                self.initiated(at, line);
+                let found = self.prompts.iter_mut().find(|p| {
+                    p.is_pending()
+                        && matches!(&p.kind, PromptKind::Question { id: q, .. } if q == id)
+                });
+                if let (Some(p), Some(answer)) = (found, answer) {
+                    let deadline = auto.then(|| Millis(at.0 + grace_ms));
+                    p.proposal = Some((safe(answer), deadline));
                 }
             }
             Event::QuestionAnswered {
@@ -364,6 +396,7 @@ impl RunView {
                         deadline: timeout_ms.map(|t| Millis(at.0.saturating_add(t))),
                         answered: None,
                         review: None,
+                        proposal: None,
                     });
                     self.set_status(step, StepStatus::Waiting, at);
                     self.pane_note(Some(step), format!("⚠ {}", safe(message)));

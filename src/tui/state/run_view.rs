@@ -70,6 +70,9 @@ pub struct Prompt {
     pub answered: Option<Answered>,
     /// Set when the question reviews a swarm's plan.
     pub review: Option<Box<PlanReview>>,
+    /// FlowMind's conductor's answer to an agent's question: what it
+    /// proposes, and when it answers unless you do (none: only offered).
+    pub proposal: Option<(String, Option<Millis>)>,
 }
 
 impl Prompt {

@@ -109,6 +109,7 @@ pub fn sample_events() -> Vec<Recorded> {
             ],
             default: Some("cookie".into()),
             timeout_ms: None,
+            from_agent: false,
             at: at(100),
         },
         Event::QuestionAnswered {
@@ -221,6 +222,7 @@ pub fn sample_events() -> Vec<Recorded> {
             ],
             default: None,
             timeout_ms: None,
+            from_agent: false,
             at: at(30_000),
         },
     ];

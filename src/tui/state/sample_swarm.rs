@@ -147,6 +147,7 @@ fn review_events() -> Vec<Event> {
             ],
             default: None,
             timeout_ms: None,
+            from_agent: false,
             at: at(4_300),
         },
     ]

@@ -93,6 +93,19 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                     continue;
                 }
                 lines.extend(text_lines(&p.text, theme));
+                if let Some((answer, deadline)) = &p.proposal {
+                    let when = match deadline {
+                        Some(d) if state.replay.is_none() => format!(
+                            " — answers in {} unless you do",
+                            fmt_secs(d.0.saturating_sub(now.0))
+                        ),
+                        _ => String::new(),
+                    };
+                    lines.push(Line::styled(
+                        format!("  FlowMind: {answer}{when}"),
+                        theme.style("whisper"),
+                    ));
+                }
                 for (k, o) in options.iter().enumerate() {
                     let sel = focused && k == state.option_cursor;
                     let pick = if sel { "›" } else { " " };
@@ -117,7 +130,9 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                     lines.push(Line::styled("  (replay: read-only)", theme.style("dim")));
                 } else if focused {
                     let answer = key_of(Action::Answer);
-                    let hint = if answer.is_empty() {
+                    let hint = if p.proposal.is_some() && !answer.is_empty() {
+                        format!("  {answer} FlowMind's answer to send or edit · ↑↓ pick")
+                    } else if answer.is_empty() {
                         "  ↑↓ pick · Enter send".to_string()
                     } else {
                         format!("  ↑↓ pick · Enter send · {answer} type")
@@ -171,6 +186,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                 AnswerSource::User => "",
                 AnswerSource::Default => " (default)",
                 AnswerSource::Timeout => " (timeout)",
+                AnswerSource::Flowmind => " (FlowMind)",
             };
             // An edited plan is many lines: the history names it only.
             let text = match &p.review {

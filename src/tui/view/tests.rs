@@ -396,6 +396,65 @@ fn flowmind_s_mode_and_ledger_show_in_the_sidebar_and_the_running_agent_s_title(
     );
 }
 
+#[test]
+fn flowmind_s_answer_to_an_agent_s_question_is_offered_and_typed_in_for_you() {
+    use crate::protocol::{Event, Notice, Recorded, Seq, StepKey, Usage};
+    let mut s = settled();
+    let run = crate::tui::state::sample::sample_run_id();
+    let id = "security#1.t2.1".to_string();
+    s.apply(&Notice::Event(Recorded {
+        run: run.clone(),
+        seq: Seq(301),
+        event: Event::QuestionAsked {
+            id: id.clone(),
+            step: Some(StepKey::new("security")),
+            header: None,
+            ask: "Name style for the module?".into(),
+            options: Vec::new(),
+            default: None,
+            timeout_ms: None,
+            from_agent: true,
+            at: Millis(T0 + 33_000),
+        },
+    }));
+    s.apply(&Notice::Event(Recorded {
+        run,
+        seq: Seq(302),
+        event: Event::AnswerProposed {
+            id,
+            answer: Some("snake_case".into()),
+            confidence: 0.93,
+            category: "naming".into(),
+            reason: "The code uses it.".into(),
+            auto: true,
+            grace_ms: 15_000,
+            model: "fm-1".into(),
+            usage: Usage::default(),
+            at: Millis(T0 + 34_000),
+        },
+    }));
+    s.handle(Input::Tick(Millis(T0 + 40_000)));
+    let text = screen(&s, 200, 50);
+    assert!(
+        text.contains("FlowMind: snake_case — answers in 9s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FlowMind answers security#1.t2.1 in 15s"),
+        "{text}"
+    );
+    // Focus it and press the answer key: FlowMind's answer is typed in,
+    // Enter sends it.
+    while !s
+        .focused_prompt()
+        .is_some_and(|(_, p)| p.proposal.is_some())
+    {
+        s.handle_action(Action::NextPrompt);
+    }
+    s.handle_action(Action::Answer);
+    assert_eq!(s.textarea.lines(), ["snake_case"]);
+}
+
 /// Every screen draws at every size, down to nothing, without panicking.
 #[test]
 fn every_screen_draws_at_every_size() {
@@ -454,6 +513,7 @@ fn sidebar_scrolls_to_the_focused_prompt() {
                 options: vec![],
                 default: None,
                 timeout_ms: None,
+                from_agent: false,
                 at: Millis(T0 + 31_000),
             },
         }));
@@ -483,6 +543,7 @@ fn a_prompt_of_several_lines_keeps_them_in_the_sidebar() {
             options: vec![],
             default: None,
             timeout_ms: None,
+            from_agent: false,
             at: Millis(T0 + 31_000),
         },
     }));

@@ -440,6 +440,7 @@ async fn ask_user(
         options,
         default: Some(NO_ANSWER.to_string()),
         timeout: actx.ctx.answer_timeout,
+        from_agent: true,
     };
     let answer = human::ask(&actx.ctx, &q).await.map_err(|e| {
         if actx.ctx.cancel.is_cancelled() {

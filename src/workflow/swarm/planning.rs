@@ -206,6 +206,7 @@ async fn review_plan(
             ],
             default: None,
             timeout: Duration::from_secs(24 * 3600).max(ctx.answer_timeout),
+            from_agent: false,
         };
         let answer = match human::ask(ctx, &q).await {
             Ok(a) => a.text,
