@@ -206,3 +206,40 @@ fn the_user_s_answer_within_the_grace_period_wins() {
     assert_eq!(answered[0]["answer"], "camelCase");
     assert_eq!(tool_results(&server), ["camelCase"]);
 }
+
+/// Killed while FlowMind's answer waits out its grace period, the run
+/// resumes the grace from when the answer was journaled, and the answer
+/// stands without asking the model again.
+#[test]
+fn a_run_killed_in_the_grace_period_resumes_it() {
+    use support::kill::kill9;
+    let server = asking_agent(0.93);
+    let lev = lev_with(&server, "{ categories: [naming], grace_ms: 4000 }");
+    let wf = lev.write_workflow(WORKFLOW);
+    let mut child = lev.spawn_headless(&wf, &[]);
+    wait_for("the run", Duration::from_secs(30), || {
+        only_run(&lev).is_some()
+    });
+    let run = only_run(&lev).unwrap();
+    wait_for("FlowMind's answer", Duration::from_secs(30), || {
+        !of_type(&lev.events(&run), "answer_proposed").is_empty()
+    });
+    kill9(&mut child);
+    let asked = server.requests().iter().filter(|r| is_conductor(r)).count();
+    let out = lev.run(&["resume", &run, "--headless"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let events = lev.events(&run);
+    let answered = of_type(&events, "question_answered");
+    assert_eq!(answered.len(), 1, "{stdout}");
+    assert_eq!(answered[0]["source"], "flowmind", "{answered:?}");
+    let proposed = of_type(&events, "answer_proposed");
+    assert_eq!(proposed.len(), 1);
+    assert!(answered[0]["at"].as_u64().unwrap() >= proposed[0]["at"].as_u64().unwrap() + 4000);
+    assert_eq!(
+        server.requests().iter().filter(|r| is_conductor(r)).count(),
+        asked,
+        "the model was asked again"
+    );
+    assert_eq!(tool_results(&server), ["snake_case"]);
+}

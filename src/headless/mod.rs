@@ -61,9 +61,6 @@ pub async fn follow(
     // Agents' questions left to FlowMind's conductor, by id.
     let mut conducted: BTreeMap<String, Event> = BTreeMap::new();
     while let Some(notice) = notices.recv().await {
-        // A question re-announced after a resume is answered by the policy
-        // at once: what FlowMind said of it before is journaled already.
-        let fresh = matches!(notice, Notice::Event(_));
         let recorded = match notice {
             Notice::Event(r) if r.run == run && seen.is_none_or(|last| r.seq > last) => {
                 let line = format_event(&mut printer, &r, opts.json);
@@ -78,14 +75,20 @@ pub async fn follow(
             _ => continue,
         };
         let event = match &recorded.event {
+            // A question re-announced after a resume: what FlowMind said
+            // of it before the crash (the printer's clock folded it) holds.
             Event::QuestionAsked {
                 id,
                 from_agent: true,
                 ..
-            } if fresh && opts.conductor && !opts.answers.contains_key(id) => {
-                conducted.insert(id.clone(), recorded.event.clone());
-                continue;
-            }
+            } if opts.conductor && !opts.answers.contains_key(id) => match printer.proposed(id) {
+                Some(true) => continue,
+                Some(false) => recorded.event.clone(),
+                None => {
+                    conducted.insert(id.clone(), recorded.event.clone());
+                    continue;
+                }
+            },
             // Its answer stands after the grace period: nothing to do.
             Event::AnswerProposed {
                 answer: Some(_),

@@ -14,9 +14,19 @@ use crate::protocol::{Event, Recorded, StepKey, describe};
 pub struct Printer {
     run_started_ms: Option<u64>,
     step_started_ms: BTreeMap<StepKey, u64>,
+    /// Open questions FlowMind's conductor has spoken of: whether its
+    /// answer stands on its own (after the grace period).
+    proposed: BTreeMap<String, bool>,
 }
 
 impl Printer {
+    /// What FlowMind's conductor said of open question `id`: `Some(true)`
+    /// when its answer stands after the grace period, `Some(false)` when it
+    /// only offered one (or had none), `None` when it said nothing yet.
+    pub fn proposed(&self, id: &str) -> Option<bool> {
+        self.proposed.get(id).copied()
+    }
+
     /// Learns from an event without printing it (events before a resume).
     pub fn observe(&mut self, r: &Recorded) {
         let _ = self.took(r);
@@ -52,6 +62,16 @@ impl Printer {
                 .remove(step)
                 .map(|s| at.saturating_sub(s)),
             Event::RunFinished { .. } => self.run_started_ms.map(|s| at.saturating_sub(s)),
+            Event::AnswerProposed {
+                id, answer, auto, ..
+            } => {
+                self.proposed.insert(id.clone(), *auto && answer.is_some());
+                None
+            }
+            Event::QuestionAnswered { id, .. } => {
+                self.proposed.remove(id);
+                None
+            }
             _ => None,
         }
     }

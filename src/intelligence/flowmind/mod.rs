@@ -123,6 +123,14 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
         };
         let r = match notice {
             Notice::Event(r) => r,
+            // An agent's question still open after a resume, that FlowMind
+            // said nothing of before the crash.
+            Notice::Pending(r) => {
+                if let (Some(model), Some(watched)) = (&settings.model, runs.get_mut(&r.run)) {
+                    conduct_asked(&engine, watched, model, &settings, &r, &conducted_tx).await;
+                }
+                continue;
+            }
             Notice::Ended(run) => {
                 runs.remove(&run);
                 continue;
@@ -150,25 +158,7 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
             if let Some(due) = due {
                 ask_for(&engine, watched, model, &r.run, due, &answers_tx).await;
             }
-            if let Event::QuestionAsked {
-                id,
-                step: Some(step),
-                ask,
-                options,
-                from_agent: true,
-                ..
-            } = &r.event
-                && settings.conductor.is_some()
-                && !watched.ledgers.proposed.contains(id)
-            {
-                let question = Question {
-                    id: id.clone(),
-                    step: step.clone(),
-                    ask: ask.clone(),
-                    options: options.iter().map(|o| o.value.clone()).collect(),
-                };
-                conduct(&engine, watched, model, &r.run, question, &conducted_tx).await;
-            }
+            conduct_asked(&engine, watched, model, &settings, &r, &conducted_tx).await;
         }
         let Some(decision) = watched.rules.fold(&r.event) else {
             continue;
@@ -280,6 +270,38 @@ async fn answered(engine: &Engine, runs: &mut HashMap<RunId, Watched>, asked: As
             }
         }
     }
+}
+
+/// An agent's question FlowMind said nothing of yet goes to the conductor.
+async fn conduct_asked(
+    engine: &Engine,
+    watched: &mut Watched,
+    model: &LedgerModel,
+    settings: &Settings,
+    r: &crate::protocol::Recorded,
+    results: &mpsc::UnboundedSender<Conducted>,
+) {
+    let Event::QuestionAsked {
+        id,
+        step: Some(step),
+        ask,
+        options,
+        from_agent: true,
+        ..
+    } = &r.event
+    else {
+        return;
+    };
+    if settings.conductor.is_none() || watched.ledgers.proposed.contains(id) {
+        return;
+    }
+    let question = Question {
+        id: id.clone(),
+        step: step.clone(),
+        ask: ask.clone(),
+        options: options.iter().map(|o| o.value.clone()).collect(),
+    };
+    conduct(engine, watched, model, &r.run, question, results).await;
 }
 
 /// An agent's question, as the conductor looks at it.
