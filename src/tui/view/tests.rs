@@ -445,10 +445,7 @@ fn flowmind_s_answer_to_an_agent_s_question_is_offered_and_typed_in_for_you() {
     );
     // Focus it and press the answer key: FlowMind's answer is typed in,
     // Enter sends it.
-    while !s
-        .focused_prompt()
-        .is_some_and(|(_, p)| p.proposal.is_some())
-    {
+    while s.focused_prompt().is_none_or(|(_, p)| p.proposal.is_none()) {
         s.handle_action(Action::NextPrompt);
     }
     s.handle_action(Action::Answer);
