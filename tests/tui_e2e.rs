@@ -333,3 +333,74 @@ fn swarm_in_the_workbench_review_accept_slots_finish() {
     assert_eq!(t.wait_exit(20), 0);
     assert_eq!(lev.show(&only_run(&lev))["status"], "succeeded");
 }
+
+/// FlowMind's model in the workbench: an agent that opens another note
+/// every turn is found looping by its progress ledgers (each in its pane),
+/// told what the ledger says to tell it (`FlowMind → look (ledger: …)`),
+/// and the sidebar says what FlowMind runs on.
+#[test]
+fn flowmind_s_ledger_and_instruction_in_the_workbench() {
+    use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest};
+    if skip_without_tmux() {
+        return;
+    }
+    let server = LlmServer::with(|req: &RecordedRequest| {
+        let msgs = req.json.as_ref().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let system = msgs[0]["content"].as_str().unwrap_or("");
+        if system.contains("progress ledger") {
+            let ledger = serde_json::json!({
+                "satisfied": false, "looping": true, "progressing": false, "next": "agent",
+                "instruction": "Stop opening notes; answer with what you have.",
+                "reason": "It opens a new note every turn."
+            });
+            return OpenAiSse::new("fm-model")
+                .text(&ledger.to_string(), 1)
+                .usage(200, 30)
+                .finish("stop")
+                .reply();
+        }
+        let told = msgs
+            .iter()
+            .any(|m| m["role"] == "user" && m["content"].as_str().unwrap_or("").contains("FlowMind"));
+        if told {
+            return OpenAiSse::new("test-model")
+                .text("The notes give no date.", 1)
+                .usage(10, 5)
+                .finish("stop")
+                .reply();
+        }
+        let n = msgs.iter().filter(|m| m["role"] == "assistant").count();
+        OpenAiSse::new("test-model")
+            .tool_call(0, &format!("call_{n}"), "read_file", &format!(r#"{{"path":"notes{n}.txt"}}"#), 1)
+            .usage(10, 5)
+            .finish("tool_calls")
+            .reply()
+    });
+    let lev = Lev::new();
+    for n in 0..8 {
+        std::fs::write(lev.workspace().join(format!("notes{n}.txt")), "nothing\n").unwrap();
+    }
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        format!(
+            "provider: loop\nproviders:\n  loop: {{ kind: ollama, base_url: {}, model: test-model }}\nflowmind: {{ mode: model, model: fm-model, cadence: 1, stalls: 2 }}\n",
+            server.base_url()
+        ),
+    )
+    .unwrap();
+    let wf = lev.write_workflow(
+        "version: 1\nkind: workflow\nid: wander\nsteps:\n  look:\n    mode: ask\n    max_turns: 8\n    prompt: Find the release date in the notes.\n",
+    );
+    let t = Tmux::start(&lev, &["run", &wf.display().to_string()]);
+    let screen = t.wait_for("the run to succeed", 60, |s| s.contains("succeeded ·"));
+    assert!(screen.contains("FlowMind: model fm-model"), "{screen}");
+    let all = t.screen_and_history();
+    let all = all.replace('\n', " ");
+    assert!(all.contains("FlowMind ledger, look turn"), "{all}");
+    assert!(all.contains("FlowMind → look (ledger:"), "{all}");
+    t.send("q");
+    assert_eq!(t.wait_exit(20), 0);
+}
