@@ -338,18 +338,33 @@ fn swarm_in_the_workbench_review_accept_slots_finish() {
 /// every turn is found looping by its progress ledgers (each in its pane),
 /// told what the ledger says to tell it (`FlowMind → look (ledger: …)`),
 /// and the sidebar says what FlowMind runs on.
-#[test]
-fn flowmind_s_ledger_and_instruction_in_the_workbench() {
+/// A loopback model for FlowMind in the workbench: the orchestrator plans
+/// one task, every agent opens another note each turn until FlowMind's
+/// message reaches it, and FlowMind's ledgers find it looping.
+fn wandering_server() -> support::llm_server::LlmServer {
     use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest};
-    if skip_without_tmux() {
-        return;
-    }
-    let server = LlmServer::with(|req: &RecordedRequest| {
+    LlmServer::with(|req: &RecordedRequest| {
         let msgs = req.json.as_ref().unwrap()["messages"]
             .as_array()
             .unwrap()
             .clone();
         let system = msgs[0]["content"].as_str().unwrap_or("");
+        let planning = msgs.iter().any(|m| {
+            m["content"]
+                .as_str()
+                .unwrap_or("")
+                .contains("what the plan achieves")
+        });
+        if planning {
+            let plan = serde_json::json!({"summary": "find the date", "tasks": [
+                {"id": "look", "title": "Find the release date", "mode": "coder", "needs": [],
+                 "acceptance": ["the date is stated"], "files": []}]});
+            return OpenAiSse::new("test-model")
+                .text(&plan.to_string(), 1)
+                .usage(10, 5)
+                .finish("stop")
+                .reply();
+        }
         if system.contains("progress ledger") {
             let ledger = serde_json::json!({
                 "satisfied": false, "looping": true, "progressing": false, "next": "agent",
@@ -362,9 +377,9 @@ fn flowmind_s_ledger_and_instruction_in_the_workbench() {
                 .finish("stop")
                 .reply();
         }
-        let told = msgs
-            .iter()
-            .any(|m| m["role"] == "user" && m["content"].as_str().unwrap_or("").contains("FlowMind"));
+        let told = msgs.iter().any(|m| {
+            m["role"] == "user" && m["content"].as_str().unwrap_or("").contains("FlowMind")
+        });
         if told {
             return OpenAiSse::new("test-model")
                 .text("The notes give no date.", 1)
@@ -374,11 +389,21 @@ fn flowmind_s_ledger_and_instruction_in_the_workbench() {
         }
         let n = msgs.iter().filter(|m| m["role"] == "assistant").count();
         OpenAiSse::new("test-model")
-            .tool_call(0, &format!("call_{n}"), "read_file", &format!(r#"{{"path":"notes{n}.txt"}}"#), 1)
+            .tool_call(
+                0,
+                &format!("call_{n}"),
+                "read_file",
+                &format!(r#"{{"path":"notes{n}.txt"}}"#),
+                1,
+            )
             .usage(10, 5)
             .finish("tool_calls")
             .reply()
-    });
+    })
+}
+
+/// A sandbox whose provider is `server` and whose FlowMind runs on it.
+fn flowmind_lev(server: &support::llm_server::LlmServer) -> Lev {
     let lev = Lev::new();
     for n in 0..8 {
         std::fs::write(lev.workspace().join(format!("notes{n}.txt")), "nothing\n").unwrap();
@@ -391,6 +416,16 @@ fn flowmind_s_ledger_and_instruction_in_the_workbench() {
         ),
     )
     .unwrap();
+    lev
+}
+
+#[test]
+fn flowmind_s_ledger_and_instruction_in_the_workbench() {
+    if skip_without_tmux() {
+        return;
+    }
+    let server = wandering_server();
+    let lev = flowmind_lev(&server);
     let wf = lev.write_workflow(
         "version: 1\nkind: workflow\nid: wander\nsteps:\n  look:\n    mode: ask\n    max_turns: 8\n    prompt: Find the release date in the notes.\n",
     );
@@ -399,6 +434,30 @@ fn flowmind_s_ledger_and_instruction_in_the_workbench() {
     assert!(screen.contains("FlowMind: model fm-model"), "{screen}");
     let all = t.screen_and_history();
     let all = all.replace('\n', " ");
+    assert!(all.contains("FlowMind ledger, look turn"), "{all}");
+    assert!(all.contains("FlowMind → look (ledger:"), "{all}");
+    t.send("q");
+    assert_eq!(t.wait_exit(20), 0);
+}
+
+/// The same in a live swarm: the plan reviewed and accepted, the slot's
+/// pane shows the task's ledgers and FlowMind's instruction.
+#[test]
+fn flowmind_s_ledger_and_instruction_in_a_live_swarm() {
+    if skip_without_tmux() {
+        return;
+    }
+    let server = wandering_server();
+    let lev = flowmind_lev(&server);
+    let t = Tmux::start(
+        &lev,
+        &["workflow", "find the release date", "--agents", "1"],
+    );
+    t.wait_for("the plan review", 60, |s| s.contains("[a] accept"));
+    t.send("a");
+    let screen = t.wait_for("the run to succeed", 60, |s| s.contains("succeeded ·"));
+    assert!(screen.contains("FlowMind: model fm-model"), "{screen}");
+    let all = t.screen_and_history().replace('\n', " ");
     assert!(all.contains("FlowMind ledger, look turn"), "{all}");
     assert!(all.contains("FlowMind → look (ledger:"), "{all}");
     t.send("q");

@@ -327,7 +327,7 @@ impl Rules {
         {
             let verdict = crate::protocol::describe::ledger_verdict(ledger);
             let observed = format!(
-                "its progress ledger: {verdict} ({} in a row): {}",
+                "{verdict} ({} ledgers in a row): {}",
                 agent.ledger_stalls,
                 one_line(&ledger.reason, 200)
             );
