@@ -186,6 +186,23 @@ pub struct FlowmindSettings {
     pub conductor: ConductorSettings,
 }
 
+/// The kinds of question the model sorts a question into.
+pub const CATEGORIES: [&str; 10] = [
+    "naming",
+    "style",
+    "scope",
+    "tooling",
+    "testing",
+    "data",
+    "security",
+    "credentials",
+    "destructive",
+    "other",
+];
+
+/// Kinds FlowMind never answers in the user's place, whatever the config.
+pub const SAFETY_CRITICAL: [&str; 3] = ["security", "credentials", "destructive"];
+
 /// `flowmind.conductor: { enabled, confidence, categories, grace_ms }`:
 /// with `mode: model`, FlowMind looks at each agent's `ask_user` question
 /// first; it answers it itself (after `grace_ms`, unless you answer first)

@@ -175,6 +175,10 @@ impl Access {
         .map(String::into_bytes)
     }
 
+    pub async fn whisper_scores(&mut self) -> Result<Vec<crate::protocol::WhisperScore>, String> {
+        expect!(self.query(Query::WhisperScores).await, Reply::WhisperScores)
+    }
+
     pub async fn memory_list(
         &mut self,
         namespaces: Option<Vec<String>>,

@@ -195,6 +195,19 @@ pub enum Command {
         #[command(subcommand)]
         command: MemoryCommand,
     },
+    /// FlowMind's whisper scores: how often you accepted, edited or
+    /// dismissed each category of what it raised, across runs (mostly
+    /// dismissed categories are raised less; never safety-critical ones).
+    Whispers {
+        /// Forget the scores (of one category, or all): start learning anew.
+        #[arg(long)]
+        reset: bool,
+        /// With --reset: only this category.
+        category: Option<String>,
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Plan an objective with the orchestrator, review the plan, and run it
     /// with a swarm of agents: `lev workflow "implement auth system"`.
     Workflow {

@@ -9,7 +9,8 @@ use super::exit;
 use super::run::{resume, run};
 use super::validate::validate;
 use super::{
-    demo, doctor, inspect, memory, modes, prune, retryfork, steer, swarm, template, worktrees,
+    demo, doctor, inspect, memory, modes, prune, retryfork, steer, swarm, template, whispers,
+    worktrees,
 };
 use crate::paths::Paths;
 
@@ -133,6 +134,11 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Stop { run } => steer::stop(&paths, &run).await,
         Command::StopCallbacks { run } => steer::stop_callbacks(&paths, &run).await,
         Command::Memory { command } => memory::run(&paths, command).await,
+        Command::Whispers {
+            reset,
+            category,
+            json,
+        } => whispers::run(&paths, reset, category, json).await,
         Command::Template {
             command:
                 TemplateCommand::Save {

@@ -22,6 +22,7 @@ mod steer;
 mod swarm;
 mod template;
 mod validate;
+mod whispers;
 mod worktrees;
 
 use std::process::ExitCode;

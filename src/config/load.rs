@@ -402,7 +402,7 @@ impl Layers {
                         "`flowmind.conductor.confidence` must be between 0 and 1",
                     ));
                 }
-                let known = crate::intelligence::flowmind::conductor::CATEGORIES;
+                let known = crate::config::CATEGORIES;
                 if let Some(bad) = c
                     .categories
                     .iter()

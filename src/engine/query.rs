@@ -46,6 +46,8 @@ pub enum Query {
         step: StepKey,
         turn: Option<u32>,
     },
+    /// FlowMind's whisper scores, by category.
+    WhisperScores,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +58,7 @@ pub enum Reply {
     Events(Vec<Recorded>),
     Export(String),
     Memory(Vec<MemoryRecord>),
+    WhisperScores(Vec<crate::protocol::WhisperScore>),
     Hits(Vec<memory::Hit>),
     Diff(String),
     Context(Box<super::context::ContextShown>),
@@ -115,6 +118,7 @@ impl Engine {
             Query::Context { run, step, turn } => {
                 Reply::Context(Box::new(self.context(&run, &step, turn).await?))
             }
+            Query::WhisperScores => Reply::WhisperScores(journal.whisper_scores().await?),
         })
     }
 
@@ -149,6 +153,7 @@ impl Reply {
             Reply::Events(_) => "events",
             Reply::Export(_) => "export",
             Reply::Memory(_) => "memory",
+            Reply::WhisperScores(_) => "whisper scores",
             Reply::Hits(_) => "hits",
             Reply::Diff(_) => "diff",
             Reply::Context(_) => "context",

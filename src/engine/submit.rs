@@ -83,6 +83,31 @@ impl Engine {
                 .await
                 .map(Submitted::Forgot)
                 .map_err(|e| EngineError::Failed(e.to_string())),
+            Op::WhisperFeedback { category, outcome } => self
+                .journal()
+                .whisper_record(&category, outcome)
+                .await
+                .map(|s| {
+                    Submitted::Recorded(format!(
+                        "{category}: {} accepted, {} edited, {} dismissed",
+                        s.accepted, s.edited, s.dismissed
+                    ))
+                })
+                .map_err(|e| EngineError::Failed(e.to_string())),
+            Op::ResetWhispers { category } => {
+                let what = category.clone();
+                self.journal()
+                    .whisper_reset(category)
+                    .await
+                    .map(|n| {
+                        Submitted::Recorded(match what {
+                            Some(c) if n == 0 => format!("no whisper score for `{c}`"),
+                            Some(c) => format!("whisper score of `{c}` forgotten"),
+                            None => format!("{n} whisper score(s) forgotten"),
+                        })
+                    })
+                    .map_err(|e| EngineError::Failed(e.to_string()))
+            }
             Op::Resume { run } => self.resume(run).await,
             Op::StartWorkflow { file, inputs } => self.start_workflow(&file, &inputs).await,
             Op::StartObjective { objective, agents } => {

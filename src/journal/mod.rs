@@ -24,6 +24,7 @@ mod salvage;
 mod store;
 #[cfg(test)]
 mod tests;
+mod whispers;
 mod writer;
 
 use std::path::Path;
@@ -540,6 +541,33 @@ impl Journal {
     ) -> Result<Vec<MemoryRecord>, JournalError> {
         self.with_read(move |txn| memory::list(txn, namespaces.as_deref()))
             .await
+    }
+
+    /// Counts one outcome of a FlowMind whisper of `category`, durably;
+    /// returns the category's score.
+    pub async fn whisper_record(
+        &self,
+        category: &str,
+        outcome: crate::protocol::WhisperOutcome,
+    ) -> Result<crate::protocol::WhisperScore, JournalError> {
+        let category = category.to_owned();
+        self.request(|reply| Request::WhisperScore {
+            category,
+            outcome,
+            reply,
+        })
+        .await
+    }
+
+    /// Forgets `category`'s whisper score (every one when `None`).
+    pub async fn whisper_reset(&self, category: Option<String>) -> Result<u64, JournalError> {
+        self.request(|reply| Request::WhisperReset { category, reply })
+            .await
+    }
+
+    /// Every category's whisper score.
+    pub async fn whisper_scores(&self) -> Result<Vec<crate::protocol::WhisperScore>, JournalError> {
+        self.with_read(whispers::list).await
     }
 
     /// Namespaces holding memory entries, with their entry counts.

@@ -205,6 +205,8 @@ fn init_schema(db: Database) -> Result<Database, JournalError> {
             .map_err(storage("create memory terms table"))?;
         txn.open_table(super::memory::MEMORY_STATS)
             .map_err(storage("create memory stats table"))?;
+        txn.open_table(super::whispers::WHISPER_SCORES)
+            .map_err(storage("create whisper scores table"))?;
     }
     txn.commit().map_err(storage("commit schema"))?;
     Ok(db)
@@ -241,6 +243,7 @@ fn schema_ready(db: &Database) -> Result<bool, JournalError> {
                 super::memory::MEMORY.name(),
                 super::memory::MEMORY_TERMS.name(),
                 super::memory::MEMORY_STATS.name(),
+                super::whispers::WHISPER_SCORES.name(),
             ]
             .iter()
             .all(|t| names.iter().any(|n| n == t)))

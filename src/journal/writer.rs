@@ -26,6 +26,7 @@ use super::guard;
 use super::memory::{self, MemoryRecord, MemoryTerms};
 use super::prune::{self, Removed};
 use super::store::{BLOBS, ENTRIES, META, RUNS, storage};
+use super::whispers;
 use super::{JournalError, RunMeta};
 
 /// Most requests one commit takes; bounds commit latency under load.
@@ -83,6 +84,15 @@ pub(crate) enum Request {
         terms: MemoryTerms,
         reply: Reply<(MemoryRecord, bool)>,
     },
+    WhisperScore {
+        category: String,
+        outcome: crate::protocol::WhisperOutcome,
+        reply: Reply<crate::protocol::WhisperScore>,
+    },
+    WhisperReset {
+        category: Option<String>,
+        reply: Reply<u64>,
+    },
     MemoryDelete {
         namespace: String,
         key: String,
@@ -133,6 +143,8 @@ enum Done {
     Imported(Result<RunId, JournalError>),
     MemoryPut((MemoryRecord, bool)),
     MemoryDeleted(Option<MemoryRecord>),
+    WhisperScore(crate::protocol::WhisperScore),
+    WhisperReset(u64),
 }
 
 /// Answers every request of the batch: with what it produced when the
@@ -185,6 +197,20 @@ fn respond(batch: Vec<Request>, result: Result<Vec<Done>, JournalError>) {
             Request::MemoryDelete { reply, .. } => {
                 let v = match outcome {
                     Some(Done::MemoryDeleted(r)) => Ok(r),
+                    _ => Err(fail()),
+                };
+                drop(reply.send(v));
+            }
+            Request::WhisperScore { reply, .. } => {
+                let v = match outcome {
+                    Some(Done::WhisperScore(r)) => Ok(r),
+                    _ => Err(fail()),
+                };
+                drop(reply.send(v));
+            }
+            Request::WhisperReset { reply, .. } => {
+                let v = match outcome {
+                    Some(Done::WhisperReset(r)) => Ok(r),
                     _ => Err(fail()),
                 };
                 drop(reply.send(v));
@@ -625,6 +651,12 @@ fn apply_all(
             }
             Request::MemoryDelete { namespace, key, .. } => {
                 Done::MemoryDeleted(memory::delete(txn, namespace, key)?)
+            }
+            Request::WhisperScore {
+                category, outcome, ..
+            } => Done::WhisperScore(whispers::record(txn, category, *outcome)?),
+            Request::WhisperReset { category, .. } => {
+                Done::WhisperReset(whispers::reset(txn, category.as_deref())?)
             }
             // Never batched (`Request::alone`).
             Request::DeleteRuns { .. } | Request::Compact { .. } => {

@@ -1100,6 +1100,41 @@ impl FlowmindLevel {
     }
 }
 
+/// What the user did with one whisper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhisperOutcome {
+    /// Took it as it was.
+    Accepted,
+    /// Took it, changed.
+    Edited,
+    /// Let it go.
+    Dismissed,
+}
+
+/// One category's score.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhisperScore {
+    pub category: String,
+    pub accepted: u64,
+    pub edited: u64,
+    pub dismissed: u64,
+}
+
+impl WhisperScore {
+    pub fn total(&self) -> u64 {
+        self.accepted + self.edited + self.dismissed
+    }
+
+    /// The share dismissed (0 with no outcome yet).
+    pub fn dismissed_share(&self) -> f64 {
+        match self.total() {
+            0 => 0.0,
+            n => self.dismissed as f64 / n as f64,
+        }
+    }
+}
+
 /// FlowMind's progress ledger about one working turn of an agent: the
 /// five questions of a progress ledger, answered by its model as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1276,6 +1311,16 @@ pub enum Op {
     DeleteRun {
         run: RunId,
     },
+    /// What the user did with one of FlowMind's whispers, counted in its
+    /// category's score across runs.
+    WhisperFeedback {
+        category: String,
+        outcome: WhisperOutcome,
+    },
+    /// Forget the whisper scores of `category` (every one when `None`).
+    ResetWhispers {
+        category: Option<String>,
+    },
     /// Delete one entry of the memory bank.
     ForgetMemory {
         namespace: String,
@@ -1328,7 +1373,11 @@ impl Op {
             | Op::Fork { run, .. }
             | Op::SettleWorktree { run, .. }
             | Op::DeleteRun { run } => run,
-            Op::ForgetMemory { .. } | Op::StartWorkflow { .. } | Op::StartObjective { .. } => {
+            Op::ForgetMemory { .. }
+            | Op::WhisperFeedback { .. }
+            | Op::ResetWhispers { .. }
+            | Op::StartWorkflow { .. }
+            | Op::StartObjective { .. } => {
                 return None;
             }
         })

@@ -411,6 +411,8 @@ async fn dispatch_ops(
             | Op::SettleWorktree { .. }
             | Op::DeleteRun { .. }
             | Op::ForgetMemory { .. }
+            | Op::WhisperFeedback { .. }
+            | Op::ResetWhispers { .. }
             | Op::StartWorkflow { .. }
             | Op::StartObjective { .. } => ctx
                 .rec

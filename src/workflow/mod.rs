@@ -52,6 +52,7 @@ pub use fork::{fork_prefix, fork_run};
 pub use recorder::{NoticeSender, Recorder, from_entry, read_run};
 pub use retry::{plan_retry, request_retry, retryable};
 pub use settle::{Settle, Settled, settle_worktree};
+pub use steer::FLOWMIND_PREFIX;
 pub use steer::running_agent;
 pub use swarm::{SwarmSpec, swarm_workflow};
 

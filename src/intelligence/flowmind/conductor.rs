@@ -16,22 +16,7 @@ use crate::text::one_line;
 /// The mode name a conductor request carries.
 pub const CONDUCTOR_MODE: &str = "flowmind-conductor";
 
-/// The kinds of question the model sorts a question into.
-pub const CATEGORIES: [&str; 10] = [
-    "naming",
-    "style",
-    "scope",
-    "tooling",
-    "testing",
-    "data",
-    "security",
-    "credentials",
-    "destructive",
-    "other",
-];
-
-/// Kinds FlowMind never answers in the user's place, whatever the config.
-pub const SAFETY_CRITICAL: [&str; 3] = ["security", "credentials", "destructive"];
+pub use crate::config::{CATEGORIES, SAFETY_CRITICAL};
 
 pub const SYSTEM: &str = "You are FlowMind, the controller of lev, a tool that runs AI agents. \
 An agent asked its user a question. Give the answer you expect the user to give, judging only from \

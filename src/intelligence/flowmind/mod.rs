@@ -17,6 +17,7 @@ pub mod conductor;
 pub mod ledger;
 mod model;
 pub mod rules;
+pub mod whispers;
 
 use std::collections::HashMap;
 
@@ -63,6 +64,8 @@ pub fn start(engine: Engine, settings: Settings) -> Controller {
 struct Watched {
     rules: Rules,
     ledgers: Ledgers,
+    /// What the user does with what FlowMind raised.
+    feedback: whispers::Feedback,
     /// Events up to here were folded from the journal.
     folded_to: Seq,
     /// Tokens held for ledger requests under way.
@@ -90,6 +93,11 @@ struct Asked {
 
 async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, settings: Settings) {
     let mut runs: HashMap<RunId, Watched> = HashMap::new();
+    // The whisper scores across runs, as the journal held them at start.
+    let mut scores = match engine.query(Query::WhisperScores).await {
+        Ok(Reply::WhisperScores(s)) => whispers::Scores::new(s),
+        _ => whispers::Scores::default(),
+    };
     let (answers_tx, mut answers) = mpsc::unbounded_channel::<Asked>();
     let (conducted_tx, mut conducted) = mpsc::unbounded_channel::<Conducted>();
     let cadence = settings.model.as_ref().map_or(0, |m| m.cadence);
@@ -115,7 +123,7 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
             _ = tick.tick() => {
                 for (run, watched) in &mut runs {
                     for decision in watched.rules.silent(Millis::now()) {
-                        submit(&engine, run, decision).await;
+                        raise_or_hold(&engine, run, watched, &mut scores, decision).await;
                     }
                 }
                 continue;
@@ -160,12 +168,39 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
             }
             conduct_asked(&engine, watched, model, &settings, &r, &conducted_tx).await;
         }
+        if let Some((category, outcome)) = watched.feedback.fold(&r.event) {
+            scores.add(&category, outcome);
+            let op = Op::WhisperFeedback { category, outcome };
+            if let Err(e) = engine.submit(op).await {
+                tracing::warn!(run = %r.run, error = %e, "a whisper's outcome was not counted");
+            }
+        }
         let Some(decision) = watched.rules.fold(&r.event) else {
             continue;
         };
         watched.rules.submitted(&decision.step);
-        submit(&engine, &r.run, decision).await;
+        raise_or_hold(&engine, &r.run, watched, &mut scores, decision).await;
     }
+}
+
+/// Hands a decision to the engine, unless it hands a stuck agent to the
+/// user in a category the user mostly dismisses and this one is held back
+/// (`whispers`). Instructions to agents are never held back.
+async fn raise_or_hold(
+    engine: &Engine,
+    run: &RunId,
+    watched: &mut Watched,
+    scores: &mut whispers::Scores,
+    decision: rules::Decision,
+) {
+    if decision.level == crate::protocol::FlowmindLevel::Escalate
+        && !scores.should_raise(&whispers::stuck(decision.rule))
+    {
+        tracing::info!(%run, step = %decision.step, rule = decision.rule, "FlowMind held back a whisper you mostly dismiss");
+        watched.rules.withheld(&decision);
+        return;
+    }
+    submit(engine, run, decision).await;
 }
 
 /// How often silence is looked for.
@@ -471,6 +506,7 @@ async fn first_sight(engine: &Engine, run: &RunId, settings: &Settings) -> Watch
     let fresh = || Watched {
         rules: Rules::new(settings.thresholds),
         ledgers: Ledgers::default(),
+        feedback: whispers::Feedback::default(),
         folded_to: Seq(0),
         reserved: 0,
         failures: 0,
@@ -480,6 +516,7 @@ async fn first_sight(engine: &Engine, run: &RunId, settings: &Settings) -> Watch
         .fold_events(run, Seq(u64::MAX), fresh(), move |w, r| {
             let _ = w.rules.fold(&r.event);
             let _ = w.ledgers.fold(&r.event, cadence);
+            let _ = w.feedback.fold(&r.event);
             w.folded_to = r.seq;
         })
         .await;

@@ -279,6 +279,19 @@ impl Rules {
         }
     }
 
+    /// A decision about `step` was held back (its category is mostly
+    /// dismissed): taken as said, so it is not raised again for this stall.
+    pub fn withheld(&mut self, decision: &Decision) {
+        if let Some(agent) = self.agents.get_mut(&decision.step) {
+            agent.waiting = false;
+            if decision.rule == "silence" {
+                agent.silence_said = true;
+            } else {
+                agent.escalated = true;
+            }
+        }
+    }
+
     /// A decision about `step` went to the engine: no other until its
     /// event is folded.
     pub fn submitted(&mut self, step: &StepKey) {
