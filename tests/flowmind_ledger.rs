@@ -228,3 +228,52 @@ fn the_controller_never_spends_past_its_budget_and_then_its_rules_go_on() {
         "{shown}"
     );
 }
+
+/// A workflow's own `flowmind:` is FlowMind's setting for its runs: it
+/// turns the model on while the config says rules only, and off while the
+/// config says model.
+#[test]
+fn a_workflow_s_flowmind_block_wins_over_the_config() {
+    let (server, _) = wandering(false, 100);
+    let lev = lev_with(&server, "flowmind: { model: fm-model }\n");
+    let wf = lev.write_workflow(&format!(
+        "{WORKFLOW}flowmind:\n  mode: model\n  cadence: 1\n  stalls: 2\n"
+    ));
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+    assert!(of_type(&events, "flowmind_ledger").len() >= 2, "{stdout}");
+    assert_eq!(of_type(&events, "flowmind_decided")[0]["rule"], "ledger");
+
+    let lev = lev_with(
+        &server,
+        "flowmind: { mode: model, model: fm-model, cadence: 1 }\n",
+    );
+    let wf = lev.write_workflow(&format!("{WORKFLOW}flowmind: {{ mode: off }}\n"));
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+    assert!(of_type(&events, "flowmind_ledger").is_empty(), "{stdout}");
+    assert!(of_type(&events, "flowmind_decided").is_empty(), "{stdout}");
+}
+
+#[test]
+fn a_bad_flowmind_block_is_an_error_with_its_place() {
+    let lev = Lev::new();
+    let wf = lev.write_workflow(&format!(
+        "{WORKFLOW}flowmind:\n  mode: sometimes\n  conductor: {{ categories: [naming, vibes], confidence: 2 }}\n  cadense: 3\n"
+    ));
+    let out = lev.run(&["validate", &wf.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(stderr.contains("wf.yaml:12:9"), "{stderr}");
+    assert!(stderr.contains("flowmind.mode"), "{stderr}");
+    assert!(
+        stderr.contains("flowmind.conductor.categories[1]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("flowmind.conductor.confidence"), "{stderr}");
+    assert!(stderr.contains("cadense"), "{stderr}");
+}

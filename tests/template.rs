@@ -81,6 +81,7 @@ fn started() -> Event {
         seed: 7,
         workspace: None,
         steps: Vec::new(),
+        flowmind: None,
         at: Millis(1_000),
     }
 }

@@ -541,6 +541,7 @@ fn ended_run() -> Vec<Recorded> {
             seed: 1,
             workspace: None,
             steps: Vec::new(),
+            flowmind: None,
             at: at(0),
         },
         Event::StepStarted {
@@ -1011,6 +1012,7 @@ fn panes_are_numbered_in_declaration_order_and_keep_their_focus() {
             seed: 1,
             workspace: None,
             steps: ["first", "second", "third"].map(outline).to_vec(),
+            flowmind: None,
             at: Millis(T0),
         },
     );

@@ -89,6 +89,7 @@ fn run_events(finished: bool) -> Vec<Recorded> {
             seed: 1,
             workspace: None,
             steps: Vec::new(),
+            flowmind: None,
             at: Millis(1),
         },
         started("coder", 2),

@@ -74,17 +74,18 @@ fn serve(paths: &Paths, engine: &Engine) -> Participants {
         })
         .ok();
     let config = load_config_quiet(paths).unwrap_or_default();
-    let flowmind =
-        flowmind_settings(&config).map(|settings| flowmind::start(engine.clone(), settings));
+    let flowmind = Some(flowmind::start(engine.clone(), flowmind_settings(&config)));
     Participants {
         _host: host,
         _flowmind: flowmind,
     }
 }
 
-/// How FlowMind runs by the config: none when it is off; rules only when
-/// its model cannot be built (said in the log).
-fn flowmind_settings(config: &crate::config::Config) -> Option<flowmind::Settings> {
+/// How FlowMind runs by the config (a workflow's `flowmind:` may say
+/// otherwise for its runs, even turn it on when the config has it off);
+/// rules only when its model cannot be built (said in the log when the
+/// config asks for it).
+fn flowmind_settings(config: &crate::config::Config) -> flowmind::Settings {
     use crate::config::FlowmindMode;
     let f = &config.flowmind;
     let thresholds = flowmind::rules::Thresholds {
@@ -93,31 +94,32 @@ fn flowmind_settings(config: &crate::config::Config) -> Option<flowmind::Setting
         stalls: f.stalls,
         silence_ms: f.silence_ms,
     };
-    let model: Option<flowmind::ledger::LedgerModel> = match f.mode {
-        FlowmindMode::Off => return None,
-        FlowmindMode::Fallback => None,
-        FlowmindMode::Model => match flowmind_model(config) {
-            Ok(m) => Some(m),
-            Err(e) => {
+    let model = match flowmind_model(config) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            if f.mode == FlowmindMode::Model {
                 tracing::warn!("FlowMind runs on its rules only: its model cannot be used: {e}");
-                None
             }
-        },
+            None
+        }
     };
-    let conductor = (model.is_some() && f.conductor.enabled).then(|| f.conductor.clone());
-    Some(flowmind::Settings {
+    flowmind::Settings {
+        mode: f.mode,
         thresholds,
         model,
-        conductor,
-    })
+        conductor: f.conductor.clone(),
+    }
 }
 
-/// FlowMind's conductor looks at agents' questions: its model can be
-/// used (the controller then always says something of each question).
-fn conductor_on(config: &crate::config::Config) -> bool {
-    config.flowmind.mode == crate::config::FlowmindMode::Model
-        && config.flowmind.conductor.enabled
-        && flowmind_model(config).is_ok()
+/// Whether FlowMind's conductor looks at agents' questions (the controller
+/// then always says something of each): by the config, and when a
+/// workflow's `flowmind:` sets `mode: model`.
+fn conductor_on(config: &crate::config::Config) -> headless::Conductor {
+    let possible = config.flowmind.conductor.enabled && flowmind_model(config).is_ok();
+    headless::Conductor {
+        by_config: possible && config.flowmind.mode == crate::config::FlowmindMode::Model,
+        with_model: possible,
+    }
 }
 
 /// FlowMind's model: the config's `flowmind.provider` (a name of
@@ -226,7 +228,7 @@ pub async fn drive_on(paths: &Paths, engine: Engine, begin: Begin, drive: &Drive
         answers,
         conductor: load_config_quiet(paths)
             .map(|c| conductor_on(&c))
-            .unwrap_or(false),
+            .unwrap_or_default(),
     };
     let printer = match (clock, driving.resumed_after) {
         (Some(p), _) => p,

@@ -28,7 +28,26 @@ pub struct HeadlessOptions {
     pub answers: BTreeMap<String, String>,
     /// FlowMind's conductor looks at agents' questions first: they wait
     /// for its word (`answer_proposed`) before the policy answers them.
-    pub conductor: bool,
+    pub conductor: Conductor,
+}
+
+/// Whether FlowMind's conductor looks at agents' questions: by the config,
+/// and in a run whose workflow turns FlowMind's model on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Conductor {
+    pub by_config: bool,
+    pub with_model: bool,
+}
+
+impl Conductor {
+    /// For a run whose workflow's `flowmind:` sets `mode` (or does not).
+    pub fn on(self, mode: Option<&str>) -> bool {
+        match mode {
+            Some("model") => self.with_model,
+            Some(_) => false,
+            None => self.by_config,
+        }
+    }
 }
 
 /// Formats one recorded event for output.
@@ -36,6 +55,7 @@ pub fn format_event(printer: &mut Printer, r: &Recorded, json: bool) -> String {
     if json {
         // JSON escapes C0 controls itself; C1 controls and bidi characters
         // become `\uXXXX` escapes too, which decode to the same string.
+        printer.observe(r);
         let doc = serde_json::to_string(r).unwrap_or_default();
         crate::text::escape_json_unsafe(&doc).into_owned()
     } else {
@@ -81,14 +101,16 @@ pub async fn follow(
                 id,
                 from_agent: true,
                 ..
-            } if opts.conductor && !opts.answers.contains_key(id) => match printer.proposed(id) {
-                Some(true) => continue,
-                Some(false) => recorded.event.clone(),
-                None => {
-                    conducted.insert(id.clone(), recorded.event.clone());
-                    continue;
+            } if opts.conductor.on(printer.flowmind_mode()) && !opts.answers.contains_key(id) => {
+                match printer.proposed(id) {
+                    Some(true) => continue,
+                    Some(false) => recorded.event.clone(),
+                    None => {
+                        conducted.insert(id.clone(), recorded.event.clone());
+                        continue;
+                    }
                 }
-            },
+            }
             // Its answer stands after the grace period: nothing to do.
             Event::AnswerProposed {
                 answer: Some(_),

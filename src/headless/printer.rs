@@ -17,6 +17,8 @@ pub struct Printer {
     /// Open questions FlowMind's conductor has spoken of: whether its
     /// answer stands on its own (after the grace period).
     proposed: BTreeMap<String, bool>,
+    /// The run's workflow's `flowmind: { mode }`, when it sets one.
+    flowmind_mode: Option<String>,
 }
 
 impl Printer {
@@ -25,6 +27,11 @@ impl Printer {
     /// only offered one (or had none), `None` when it said nothing yet.
     pub fn proposed(&self, id: &str) -> Option<bool> {
         self.proposed.get(id).copied()
+    }
+
+    /// The FlowMind mode the run's workflow sets, if it sets one.
+    pub fn flowmind_mode(&self) -> Option<&str> {
+        self.flowmind_mode.as_deref()
     }
 
     /// Learns from an event without printing it (events before a resume).
@@ -47,8 +54,9 @@ impl Printer {
     fn took(&mut self, r: &Recorded) -> Option<u64> {
         let at = r.event.at().0;
         match &r.event {
-            Event::RunStarted { .. } => {
+            Event::RunStarted { flowmind, .. } => {
                 self.run_started_ms = Some(at);
+                self.flowmind_mode = flowmind.as_ref().and_then(|f| f.mode.clone());
                 None
             }
             Event::StepStarted { step, .. } => {

@@ -367,6 +367,9 @@ pub enum Event {
         /// the start (journals written before this field decode to none).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         steps: Vec<StepOutline>,
+        /// The workflow's own `flowmind:` settings, over the config's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flowmind: Option<Box<FlowmindOverride>>,
         at: Millis,
     },
     RunResumed {
@@ -1133,6 +1136,33 @@ impl WhisperScore {
             n => self.dismissed as f64 / n as f64,
         }
     }
+}
+
+/// A workflow's `flowmind:` block: what it sets of FlowMind's settings for
+/// its runs (the config's apply to the rest; its model is the config's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlowmindOverride {
+    /// `off`, `fallback` or `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cadence: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalls: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_ms: Option<u64>,
 }
 
 /// FlowMind's progress ledger about one working turn of an agent: the

@@ -28,6 +28,9 @@ pub struct Workflow {
     /// What agents may do about follow-ups (`followups:` at the top).
     #[serde(default)]
     pub followups: FollowupPolicy,
+    /// FlowMind's settings for this workflow's runs (`flowmind:`).
+    #[serde(default)]
+    pub flowmind: Option<Box<crate::protocol::FlowmindOverride>>,
     /// Where the definition came from (display and relative `uses:` paths).
     pub source_path: PathBuf,
     /// The exact text the run is pinned to. Not part of the serialized

@@ -55,6 +55,8 @@ struct RunStarted {
     workspace: Option<String>,
     #[serde(default, deserialize_with = "crate::spec::model::exact_vec")]
     steps: Vec<StepOutline>,
+    #[serde(default)]
+    flowmind: Option<Box<crate::protocol::FlowmindOverride>>,
     at: Millis,
 }
 
@@ -69,6 +71,7 @@ impl From<RunStarted> for Event {
             seed: e.seed,
             workspace: e.workspace,
             steps: e.steps,
+            flowmind: e.flowmind,
             at: e.at,
         }
     }
@@ -249,6 +252,12 @@ mod tests {
                 needs: vec!["plan".into()],
                 mode: Some("coder".into()),
             }],
+            flowmind: Some(Box::new(crate::protocol::FlowmindOverride {
+                mode: Some("model".into()),
+                cadence: Some(2),
+                categories: Some(vec!["naming".into()]),
+                ..Default::default()
+            })),
             at: Millis(4),
         });
         both_paths_agree(Event::RunStarted {
@@ -260,6 +269,7 @@ mod tests {
             seed: 0,
             workspace: None,
             steps: Vec::new(),
+            flowmind: None,
             at: Millis(4),
         });
         both_paths_agree(Event::StepStarted {

@@ -156,6 +156,7 @@ mod tests {
                 seed: 1,
                 workspace: None,
                 steps: Vec::new(),
+                flowmind: None,
                 at: Millis(0),
             },
             started("a"),

@@ -224,6 +224,7 @@ async fn start_pinned(
         seed,
         workspace: workspace.map(|w| w.display().to_string()),
         steps: outline(workflow),
+        flowmind: workflow.flowmind.clone(),
         at: now,
     };
     let meta = RunMeta {

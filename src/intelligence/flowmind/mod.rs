@@ -43,13 +43,66 @@ impl Drop for Controller {
     }
 }
 
-/// How the controller runs: its rules' thresholds, its model if any, and
-/// its conductor (with a model only).
+/// How the controller runs by the config: its mode, its rules'
+/// thresholds, its model when one can be built (a workflow may turn it on),
+/// and its conductor's settings.
 #[derive(Clone)]
 pub struct Settings {
+    pub mode: crate::config::FlowmindMode,
     pub thresholds: Thresholds,
     pub model: Option<LedgerModel>,
-    pub conductor: Option<crate::config::ConductorSettings>,
+    pub conductor: crate::config::ConductorSettings,
+}
+
+/// What FlowMind does in one run: the config's settings with the
+/// workflow's `flowmind:` over them.
+#[derive(Clone)]
+struct RunSettings {
+    /// `mode: off`: the run is not watched.
+    off: bool,
+    thresholds: Thresholds,
+    /// With `mode: model` and a model that can be used.
+    model: Option<LedgerModel>,
+    conductor: Option<crate::config::ConductorSettings>,
+}
+
+impl Settings {
+    fn for_run(&self, o: Option<&crate::protocol::FlowmindOverride>) -> RunSettings {
+        use crate::config::FlowmindMode;
+        let o = o.cloned().unwrap_or_default();
+        let mode = match o.mode.as_deref() {
+            Some("off") => FlowmindMode::Off,
+            Some("fallback") => FlowmindMode::Fallback,
+            Some("model") => FlowmindMode::Model,
+            _ => self.mode,
+        };
+        let t = self.thresholds;
+        let thresholds = Thresholds {
+            repeats: o.repeats.unwrap_or(t.repeats),
+            instructions: o.instructions.unwrap_or(t.instructions),
+            stalls: o.stalls.unwrap_or(t.stalls),
+            silence_ms: o.silence_ms.unwrap_or(t.silence_ms),
+        };
+        let model = self
+            .model
+            .clone()
+            .filter(|_| mode == FlowmindMode::Model)
+            .map(|m| LedgerModel {
+                cadence: o.cadence.unwrap_or(m.cadence),
+                budget: o.budget.unwrap_or(m.budget),
+                ..m
+            });
+        let mut c = self.conductor.clone();
+        c.confidence = o.confidence.unwrap_or(c.confidence);
+        c.categories = o.categories.clone().unwrap_or(c.categories);
+        c.grace_ms = o.grace_ms.unwrap_or(c.grace_ms);
+        RunSettings {
+            off: mode == FlowmindMode::Off,
+            thresholds,
+            conductor: (model.is_some() && c.enabled).then_some(c),
+            model,
+        }
+    }
 }
 
 /// Starts the controller on `engine`'s runs (from now on).
@@ -62,6 +115,7 @@ pub fn start(engine: Engine, settings: Settings) -> Controller {
 
 /// One run as the controller knows it.
 struct Watched {
+    settings: RunSettings,
     rules: Rules,
     ledgers: Ledgers,
     /// What the user does with what FlowMind raised.
@@ -100,7 +154,6 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
     };
     let (answers_tx, mut answers) = mpsc::unbounded_channel::<Asked>();
     let (conducted_tx, mut conducted) = mpsc::unbounded_channel::<Conducted>();
-    let cadence = settings.model.as_ref().map_or(0, |m| m.cadence);
     // Silence is noticed on a clock, not on an event.
     let mut tick = tokio::time::interval(SILENCE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -115,8 +168,10 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
                 continue;
             }
             Some(c) = conducted.recv() => {
-                if let (Some(watched), Some(settings)) = (runs.get_mut(&c.run), &settings.conductor) {
-                    proposed(&engine, watched, settings, c).await;
+                if let Some(watched) = runs.get_mut(&c.run)
+                    && let Some(settings) = watched.settings.conductor.clone()
+                {
+                    proposed(&engine, watched, &settings, c).await;
                 }
                 continue;
             }
@@ -134,8 +189,10 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
             // An agent's question still open after a resume, that FlowMind
             // said nothing of before the crash.
             Notice::Pending(r) => {
-                if let (Some(model), Some(watched)) = (&settings.model, runs.get_mut(&r.run)) {
-                    conduct_asked(&engine, watched, model, &settings, &r, &conducted_tx).await;
+                if let Some(watched) = runs.get_mut(&r.run)
+                    && let Some(model) = watched.settings.model.clone()
+                {
+                    conduct_asked(&engine, watched, &model, &r, &conducted_tx).await;
                 }
                 continue;
             }
@@ -158,15 +215,15 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
         let Some(watched) = runs.get_mut(&r.run) else {
             continue;
         };
-        if r.seq <= watched.folded_to {
+        if r.seq <= watched.folded_to || watched.settings.off {
             continue;
         }
-        if let Some(model) = &settings.model {
-            let due = watched.ledgers.fold(&r.event, cadence);
+        if let Some(model) = watched.settings.model.clone() {
+            let due = watched.ledgers.fold(&r.event, model.cadence);
             if let Some(due) = due {
-                ask_for(&engine, watched, model, &r.run, due, &answers_tx).await;
+                ask_for(&engine, watched, &model, &r.run, due, &answers_tx).await;
             }
-            conduct_asked(&engine, watched, model, &settings, &r, &conducted_tx).await;
+            conduct_asked(&engine, watched, &model, &r, &conducted_tx).await;
         }
         if let Some((category, outcome)) = watched.feedback.fold(&r.event) {
             scores.add(&category, outcome);
@@ -312,7 +369,6 @@ async fn conduct_asked(
     engine: &Engine,
     watched: &mut Watched,
     model: &LedgerModel,
-    settings: &Settings,
     r: &crate::protocol::Recorded,
     results: &mpsc::UnboundedSender<Conducted>,
 ) {
@@ -327,7 +383,7 @@ async fn conduct_asked(
     else {
         return;
     };
-    if settings.conductor.is_none() || watched.ledgers.proposed.contains(id) {
+    if watched.settings.conductor.is_none() || watched.ledgers.proposed.contains(id) {
         return;
     }
     let question = Question {
@@ -500,20 +556,31 @@ async fn agent_task(engine: &Engine, run: &RunId, due: &Due) -> Option<String> {
 }
 
 /// A run met for the first time: its journal so far, folded without
-/// deciding (what was decided then is in it). Each entry is folded as it is
-/// read and dropped: a long run's history is never held in memory here.
+/// deciding (what was decided then is in it), under the settings its start
+/// names (the workflow's `flowmind:` over the config's). Each entry is
+/// folded as it is read and dropped: a long run's history is never held in
+/// memory here.
 async fn first_sight(engine: &Engine, run: &RunId, settings: &Settings) -> Watched {
-    let fresh = || Watched {
+    let fresh = |settings: RunSettings| Watched {
         rules: Rules::new(settings.thresholds),
+        settings,
         ledgers: Ledgers::default(),
         feedback: whispers::Feedback::default(),
         folded_to: Seq(0),
         reserved: 0,
         failures: 0,
     };
-    let cadence = settings.model.as_ref().map_or(0, |m| m.cadence);
+    let all = settings.clone();
     let folded = engine
-        .fold_events(run, Seq(u64::MAX), fresh(), move |w, r| {
+        .fold_events(run, Seq(u64::MAX), None::<Watched>, move |w, r| {
+            let w = w.get_or_insert_with(|| {
+                let o = match &r.event {
+                    Event::RunStarted { flowmind, .. } => flowmind.as_deref(),
+                    _ => None,
+                };
+                fresh(all.for_run(o))
+            });
+            let cadence = w.settings.model.as_ref().map_or(0, |m| m.cadence);
             let _ = w.rules.fold(&r.event);
             let _ = w.ledgers.fold(&r.event, cadence);
             let _ = w.feedback.fold(&r.event);
@@ -521,10 +588,11 @@ async fn first_sight(engine: &Engine, run: &RunId, settings: &Settings) -> Watch
         })
         .await;
     match folded {
-        Ok(watched) => watched,
+        Ok(Some(watched)) => watched,
+        Ok(None) => fresh(settings.for_run(None)),
         Err(e) => {
             tracing::warn!(%run, error = %e, "FlowMind cannot read the run; it watches from now on");
-            fresh()
+            fresh(settings.for_run(None))
         }
     }
 }

@@ -210,6 +210,10 @@ impl Loader<'_> {
             .get("followups")
             .map(|n| workflow::followup_policy(cx, n, self.modes))
             .unwrap_or_default();
+        let flowmind = f
+            .get("flowmind")
+            .and_then(|n| workflow::flowmind(cx, n))
+            .map(Box::new);
 
         let mut steps = Vec::new();
         let mut infos = Vec::new();
@@ -302,6 +306,7 @@ impl Loader<'_> {
             steps,
             outputs,
             followups,
+            flowmind,
             source_path: path.to_path_buf(),
             source_text: cx.text.to_string(),
         })

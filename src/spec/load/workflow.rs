@@ -26,6 +26,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "limits",
     "whisper",
     "followups",
+    "flowmind",
     "steps",
     "outputs",
 ];
@@ -305,6 +306,95 @@ pub(crate) fn followup_policy(
         None => {}
     }
     p
+}
+
+/// The top-level `flowmind:`: FlowMind's settings for this workflow's runs,
+/// over the config's (its model and provider stay the config's).
+pub(crate) fn flowmind(cx: &mut Cx<'_>, node: &Node) -> Option<crate::protocol::FlowmindOverride> {
+    let f = cx.map(
+        node,
+        "flowmind",
+        &[
+            "mode",
+            "cadence",
+            "budget",
+            "stalls",
+            "repeats",
+            "instructions",
+            "silence",
+            "conductor",
+        ],
+    )?;
+    let mut o = crate::protocol::FlowmindOverride::default();
+    if let Some(v) = f.get("mode") {
+        o.mode = cx.choice(v, "flowmind.mode", &["off", "fallback", "model"]);
+    }
+    if let Some(v) = f.get("cadence") {
+        o.cadence = cx.u32(v, "flowmind.cadence", 1, 1000);
+    }
+    if let Some(v) = f.get("budget") {
+        o.budget = cx
+            .int(v, "flowmind.budget", 0, 1_000_000_000)
+            .map(|n| n as u64);
+    }
+    if let Some(v) = f.get("stalls") {
+        o.stalls = cx.u32(v, "flowmind.stalls", 1, 1000);
+    }
+    if let Some(v) = f.get("repeats") {
+        o.repeats = cx.u32(v, "flowmind.repeats", 2, 1000);
+    }
+    if let Some(v) = f.get("instructions") {
+        o.instructions = cx.u32(v, "flowmind.instructions", 0, 1000);
+    }
+    if let Some(v) = f.get("silence") {
+        o.silence_ms = cx
+            .duration(v, "flowmind.silence", DAY)
+            .map(|d| d.as_millis() as u64);
+    }
+    if let Some(c) = f.get("conductor") {
+        let c = cx.map(
+            c,
+            "flowmind.conductor",
+            &["confidence", "categories", "grace"],
+        )?;
+        if let Some(v) = c.get("confidence") {
+            match cx.number(v, "flowmind.conductor.confidence") {
+                Some(x) if (0.0..=1.0).contains(&x) => o.confidence = Some(x),
+                Some(_) => {
+                    cx.at(
+                        v,
+                        "flowmind.conductor.confidence",
+                        "must be between 0 and 1",
+                    );
+                }
+                None => {}
+            }
+        }
+        if let Some(v) = c.get("categories") {
+            let mut kept = Vec::new();
+            match &v.value {
+                NodeValue::Seq(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(k) = cx.choice(
+                            item,
+                            &format!("flowmind.conductor.categories[{i}]"),
+                            &crate::config::CATEGORIES,
+                        ) {
+                            kept.push(k);
+                        }
+                    }
+                }
+                _ => cx.type_error(v, "flowmind.conductor.categories", "a list of categories"),
+            }
+            o.categories = Some(kept);
+        }
+        if let Some(v) = c.get("grace") {
+            o.grace_ms = cx
+                .duration(v, "flowmind.conductor.grace", DAY)
+                .map(|d| d.as_millis() as u64);
+        }
+    }
+    Some(o)
 }
 
 pub(crate) fn whisper(cx: &mut Cx<'_>, node: &Node) -> WhisperSpec {

@@ -249,8 +249,10 @@ impl RunView {
                 name,
                 source,
                 steps,
+                flowmind,
                 ..
             } => {
+                self.flowmind_mode = flowmind.as_ref().and_then(|f| f.mode.clone());
                 self.name = name.clone();
                 self.source = source.clone();
                 self.status = Some(RunStatus::Running);

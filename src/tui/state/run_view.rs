@@ -135,6 +135,8 @@ pub struct RunView {
     pub flowmind_usage: Usage,
     /// Why FlowMind's model stopped for this run (its rules go on).
     pub flowmind_fallback: Option<String>,
+    /// The FlowMind mode the run's workflow sets, if it sets one.
+    pub flowmind_mode: Option<String>,
     pub panes: Vec<Pane>,
     /// Rows are only ever added (through `RunView::add_step_row`).
     pub steps: Vec<StepRow>,
@@ -200,6 +202,7 @@ impl Default for RunView {
             judge_usage: Usage::default(),
             flowmind_usage: Usage::default(),
             flowmind_fallback: None,
+            flowmind_mode: None,
             panes: Vec::new(),
             steps: Vec::new(),
             step_rows: HashMap::new(),

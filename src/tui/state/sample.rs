@@ -90,6 +90,7 @@ pub fn sample_events() -> Vec<Recorded> {
             seed: 7,
             workspace: None,
             steps: sample_outline(),
+            flowmind: None,
             at: at(0),
         },
         Event::QuestionAsked {
@@ -350,6 +351,7 @@ pub fn bench_state(panes: usize, lines: usize) -> State {
             seed: 1,
             workspace: None,
             steps: Vec::new(),
+            flowmind: None,
             at: at(0),
         },
     );

@@ -112,6 +112,7 @@ fn review_events() -> Vec<Event> {
                 needs: Vec::new(),
                 mode: Some("orchestrator".into()),
             }],
+            flowmind: None,
             at: at(0),
         },
         started("plan", 1, "agent", Some("orchestrator"), 100),

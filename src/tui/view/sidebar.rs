@@ -204,10 +204,21 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     }
     // What lev did on its own, newest first: its questions to agents (with
     // their replies), verdicts, follow-ups spawned or refused, limits.
-    let flowmind = match (&state.run.flowmind_fallback, state.flowmind.as_str()) {
-        (Some(why), _) => Some(format!("FlowMind: rules (its model stopped: {why})")),
-        (None, "") => None,
-        (None, words) => Some(format!("FlowMind: {words}")),
+    let flowmind = match (
+        &state.run.flowmind_fallback,
+        &state.run.flowmind_mode,
+        state.flowmind.as_str(),
+    ) {
+        (Some(why), _, _) => Some(format!("FlowMind: rules (its model stopped: {why})")),
+        (None, Some(mode), _) => Some(format!(
+            "FlowMind: {} (this workflow's)",
+            match mode.as_str() {
+                "fallback" => "rules",
+                other => other,
+            }
+        )),
+        (None, None, "") => None,
+        (None, None, words) => Some(format!("FlowMind: {words}")),
     };
     if !state.run.initiative.is_empty() || flowmind.is_some() {
         lines.push(Line::styled("── lev's initiative ──", theme.style("dim")));
