@@ -8,8 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::Value;
-use support::lev::{Lev, run_id_from};
+use support::lev::{Lev, of_type, run_id_from};
 use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest};
 
 const WORKFLOW: &str = r#"
@@ -62,14 +61,6 @@ fn stuck_agent(listens: bool, hang: Option<Arc<AtomicBool>>) -> LlmServer {
             .finish("tool_calls")
             .reply()
     })
-}
-
-fn of_type(events: &[Value], kind: &str) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .cloned()
-        .collect()
 }
 
 #[test]

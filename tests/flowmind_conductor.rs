@@ -9,9 +9,8 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::Value;
 use support::kill::{only_run, wait_for};
-use support::lev::{Lev, run_id_from};
+use support::lev::{Lev, of_type, run_id_from};
 use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest};
 
 const WORKFLOW: &str = r#"
@@ -89,14 +88,6 @@ fn tool_results(server: &LlmServer) -> Vec<String> {
         .iter()
         .filter(|m| m["role"] == "tool")
         .map(|m| m["content"].as_str().unwrap_or("").to_string())
-        .collect()
-}
-
-fn of_type(events: &[Value], kind: &str) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .cloned()
         .collect()
 }
 

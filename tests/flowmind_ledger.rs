@@ -10,8 +10,7 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use serde_json::Value;
-use support::lev::{Lev, run_id_from};
+use support::lev::{Lev, of_type, run_id_from};
 use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest};
 
 const WORKFLOW: &str = r#"
@@ -95,14 +94,6 @@ fn wandering(prose_first: bool, ledger_tokens: u64) -> (LlmServer, Arc<AtomicUsi
             .reply()
     });
     (server, ledgers)
-}
-
-fn of_type(events: &[Value], kind: &str) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .cloned()
-        .collect()
 }
 
 fn lev_with(server: &LlmServer, flowmind: &str) -> Lev {

@@ -10,16 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::kill::{kill9, only_run, wait_for};
-use support::lev::{Lev, run_id_from};
+use support::lev::{Lev, of_type, run_id_from};
 use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest};
-
-fn of_type(events: &[Value], kind: &str) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .cloned()
-        .collect()
-}
 
 fn last_user(req: &RecordedRequest) -> String {
     let msgs = req.json.as_ref().unwrap()["messages"]

@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::Value;
-use support::lev::{Lev, run_id_from};
+use support::lev::{Lev, of_type, run_id_from};
 use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest};
 
 fn scores(lev: &Lev) -> Vec<Value> {
@@ -33,14 +33,6 @@ fn score(lev: &Lev, category: &str) -> (u64, u64, u64) {
             )
         })
         .unwrap_or_default()
-}
-
-fn of_type(events: &[Value], kind: &str) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .cloned()
-        .collect()
 }
 
 /// An agent that asks which name style to use; FlowMind's model answers

@@ -171,6 +171,16 @@ fn event_of(line: &Value) -> Option<Value> {
 }
 
 /// The run id from the first line `run <id> started: ...`.
+/// The events of one type (`lev export`'s JSON, as `Lev::events` gives
+/// them).
+pub fn of_type(events: &[Value], kind: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .cloned()
+        .collect()
+}
+
 pub fn run_id_from(stdout: &str) -> Option<String> {
     let first = stdout.lines().next()?;
     let rest = first.strip_prefix("run ")?;
