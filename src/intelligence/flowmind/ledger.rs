@@ -186,7 +186,7 @@ impl Ledgers {
                     step: step.clone(),
                     attempt: *attempt,
                     turn: *turn,
-                    prompt: agent.prompt(step, *turn),
+                    prompt: agent.prompt(step, Some(*turn)),
                 })
             }
             _ => None,
@@ -196,10 +196,10 @@ impl Ledgers {
 
 impl Ledgers {
     /// What `step` did lately, as the model is shown it.
-    pub fn recent(&self, step: &StepKey, turn: u32) -> String {
+    pub fn recent(&self, step: &StepKey) -> String {
         self.agents
             .get(step)
-            .map(|a| a.prompt(step, turn))
+            .map(|a| a.prompt(step, None))
             .unwrap_or_default()
     }
 }
@@ -214,9 +214,12 @@ impl Activity {
 
     /// The question, without the task (the caller adds it: it is read
     /// from the journal's context record).
-    fn prompt(&self, step: &StepKey, turn: u32) -> String {
+    /// What it did lately, headed by which agent it is (and at which turn,
+    /// for a ledger).
+    fn prompt(&self, step: &StepKey, turn: Option<u32>) -> String {
+        let turn = turn.map(|t| format!(", turn {t}")).unwrap_or_default();
         let mut text = format!(
-            "Agent: step `{step}` (mode {}), attempt {}, turn {turn}.\n\nWhat it did lately, oldest first:\n",
+            "Agent: step `{step}` (mode {}), attempt {}{turn}.\n\nWhat it did lately, oldest first:\n",
             if self.mode.is_empty() {
                 "-"
             } else {

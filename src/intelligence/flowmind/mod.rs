@@ -288,7 +288,7 @@ async fn ask_for(
     due: Due,
     answers: &mpsc::UnboundedSender<Asked>,
 ) {
-    let task = agent_task(engine, run, &due).await;
+    let task = agent_task(engine, run, &due.step).await;
     let question = ledger::question(task.as_deref(), &due);
     let left = model
         .budget
@@ -415,14 +415,8 @@ async fn conduct(
     results: &mpsc::UnboundedSender<Conducted>,
 ) {
     watched.ledgers.proposed.insert(q.id.clone());
-    let due = Due {
-        step: q.step.clone(),
-        attempt: crate::protocol::Attempt(0),
-        turn: 1,
-        prompt: String::new(),
-    };
-    let task = agent_task(engine, run, &due).await;
-    let recent = watched.ledgers.recent(&q.step, 0);
+    let task = agent_task(engine, run, &q.step).await;
+    let recent = watched.ledgers.recent(&q.step);
     let question = conductor::question(task.as_deref(), &recent, &q.ask, &q.options);
     let need = model::reserve(conductor::SYSTEM, &question);
     let left = model
@@ -539,10 +533,14 @@ async fn fall_back(engine: &Engine, watched: &mut Watched, run: &RunId, why: Str
 }
 
 /// The agent's task as its first request carried it (the `prompt` part).
-async fn agent_task(engine: &Engine, run: &RunId, due: &Due) -> Option<String> {
+async fn agent_task(
+    engine: &Engine,
+    run: &RunId,
+    step: &crate::protocol::StepKey,
+) -> Option<String> {
     let query = Query::Context {
         run: run.clone(),
-        step: due.step.clone(),
+        step: step.clone(),
         turn: Some(1),
     };
     match engine.query(query).await {
