@@ -62,22 +62,26 @@ pub(super) fn open_engine(
 pub(super) struct Participants {
     _host: Option<Host>,
     _flowmind: Option<flowmind::Controller>,
+    /// Whether FlowMind's conductor looks at agents' questions first.
+    conductor: headless::Conductor,
 }
 
 /// Other lev invocations reach `engine` through the control socket, and
-/// FlowMind watches its agents (unless the config turns it off), while the
-/// returned participants live.
+/// FlowMind watches its agents by the config (its settings built once
+/// here: its model is a provider to build), while the returned
+/// participants live.
 fn serve(paths: &Paths, engine: &Engine) -> Participants {
     let host = host::serve(&paths.socket(), engine.clone())
         .map_err(|e| {
             tracing::warn!(error = %e, socket = %paths.socket().display(), "no control socket; other lev commands must wait")
         })
         .ok();
-    let config = load_config_quiet(paths).unwrap_or_default();
-    let flowmind = Some(flowmind::start(engine.clone(), flowmind_settings(&config)));
+    let settings = flowmind_settings(&load_config_quiet(paths).unwrap_or_default());
+    let conductor = conductor_on(&settings);
     Participants {
         _host: host,
-        _flowmind: flowmind,
+        _flowmind: Some(flowmind::start(engine.clone(), settings)),
+        conductor,
     }
 }
 
@@ -114,10 +118,10 @@ fn flowmind_settings(config: &crate::config::Config) -> flowmind::Settings {
 /// Whether FlowMind's conductor looks at agents' questions (the controller
 /// then always says something of each): by the config, and when a
 /// workflow's `flowmind:` sets `mode: model`.
-fn conductor_on(config: &crate::config::Config) -> headless::Conductor {
-    let possible = config.flowmind.conductor.enabled && flowmind_model(config).is_ok();
+fn conductor_on(settings: &flowmind::Settings) -> headless::Conductor {
+    let possible = settings.conductor.enabled && settings.model.is_some();
     headless::Conductor {
-        by_config: possible && config.flowmind.mode == crate::config::FlowmindMode::Model,
+        by_config: possible && settings.mode == crate::config::FlowmindMode::Model,
         with_model: possible,
     }
 }
@@ -189,7 +193,7 @@ pub async fn drive_on(paths: &Paths, engine: Engine, begin: Begin, drive: &Drive
         false => None,
     };
     let notices = engine.subscribe();
-    let _host = serve(paths, &engine);
+    let participants = serve(paths, &engine);
     // A resume's history is read for the printer before the engine reads
     // it too, so a long run's history is not held twice at once.
     let clock = match (&app, &begin) {
@@ -226,9 +230,7 @@ pub async fn drive_on(paths: &Paths, engine: Engine, begin: Begin, drive: &Drive
         json: drive.json,
         yes: drive.yes,
         answers,
-        conductor: load_config_quiet(paths)
-            .map(|c| conductor_on(&c))
-            .unwrap_or_default(),
+        conductor: participants.conductor,
     };
     let printer = match (clock, driving.resumed_after) {
         (Some(p), _) => p,
