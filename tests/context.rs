@@ -221,6 +221,23 @@ fn the_inspector_shows_the_parts_the_provider_received() {
     );
     assert!(text.contains("${{ steps.a.outputs.stdout }}"), "{text}");
     assert!(text.contains("hello-from-a"), "{text}");
+
+    // Both agent steps' system prompt, at every turn, is one stored text.
+    let export = lev.run(&["export", &run]);
+    assert!(export.status.success());
+    let with_role = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["type"] == "blob")
+        .filter(|l| {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(l["b64"].as_str().unwrap())
+                .unwrap();
+            String::from_utf8_lossy(&bytes).contains("You summarise files.")
+        })
+        .count();
+    assert_eq!(with_role, 1);
 }
 
 /// A run killed while an agent waits for its third reply resumes that

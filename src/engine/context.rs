@@ -47,7 +47,7 @@ impl Engine {
         if events.is_empty() {
             return Err(EngineError::RunNotFound(run.clone()));
         }
-        // (attempt, turn) → (counter, budget, total, parts, left_out, blob)
+        // (attempt, turn) → (counter, budget, total, parts, left_out, blob, shared)
         let mut found = BTreeMap::new();
         for r in events {
             if let Event::ContextAssembled {
@@ -60,13 +60,14 @@ impl Engine {
                 parts,
                 left_out,
                 blob,
+                shared,
                 ..
             } = r.event
                 && &s == step
             {
                 found.insert(
                     (attempt.0, turn),
-                    (counter, budget, total, parts, left_out, blob),
+                    (counter, budget, total, parts, left_out, blob, shared),
                 );
             }
         }
@@ -81,7 +82,7 @@ impl Engine {
             .map(|(_, t)| *t)
             .collect();
         let turn = turn.unwrap_or(last);
-        let Some((counter, budget, total, parts, left_out, _)) =
+        let Some((counter, budget, total, parts, left_out, _, shared)) =
             found.get(&(attempt, turn)).cloned()
         else {
             return Err(EngineError::Refused(format!(
@@ -98,7 +99,11 @@ impl Engine {
             if texts.contains_key(&p.text_turn) {
                 continue;
             }
-            let blob = found.get(&(attempt, p.text_turn)).and_then(|f| f.5.clone());
+            // Turn 0 is the blob of texts shared by every step of a mode.
+            let blob = match p.text_turn {
+                0 => shared.clone(),
+                t => found.get(&(attempt, t)).and_then(|f| f.5.clone()),
+            };
             let list = match blob {
                 Some(hash) => self
                     .journal()

@@ -325,6 +325,7 @@ fn a_batch_too_big_for_the_reserve_lands_request_by_request() {
             entries: vec![codec::encode_entry(entry("fact", payload.as_str()))],
             status: None,
             durable: true,
+            blobs: Vec::new(),
             reply,
         };
         (req, answer)

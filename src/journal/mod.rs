@@ -293,7 +293,22 @@ impl Journal {
     ) -> Result<Vec<Seq>, JournalError> {
         // Encoding (and hashing large payloads) happens on the caller's
         // task so the single writer thread only does tree inserts.
-        self.append_as(run, entries, status, true).await
+        self.append_as(run, entries, status, true, Vec::new()).await
+    }
+
+    /// Durably appends entries with the blobs they refer to, in one commit
+    /// (an agent's request record with the texts it sent).
+    pub async fn append_with_blobs(
+        &self,
+        run: &RunId,
+        entries: Vec<Entry>,
+        blobs: Vec<Vec<u8>>,
+    ) -> Result<Vec<Seq>, JournalError> {
+        let blobs = blobs
+            .into_iter()
+            .map(|bytes| (blob_hash(&bytes), bytes))
+            .collect();
+        self.append_as(run, entries, None, true, blobs).await
     }
 
     /// Appends entries that need no durability point of their own (an
@@ -306,7 +321,7 @@ impl Journal {
         run: &RunId,
         entries: Vec<Entry>,
     ) -> Result<Vec<Seq>, JournalError> {
-        self.append_as(run, entries, None, false).await
+        self.append_as(run, entries, None, false, Vec::new()).await
     }
 
     async fn append_as(
@@ -315,6 +330,7 @@ impl Journal {
         entries: Vec<Entry>,
         status: Option<RunStatus>,
         durable: bool,
+        blobs: Vec<(String, Vec<u8>)>,
     ) -> Result<Vec<Seq>, JournalError> {
         let entries = entries.into_iter().map(codec::encode_entry).collect();
         let run = run.clone();
@@ -323,6 +339,7 @@ impl Journal {
             entries,
             status,
             durable,
+            blobs,
             reply,
         })
         .await
@@ -418,7 +435,7 @@ impl Journal {
         expendable: bool,
         durable: bool,
     ) -> Result<String, JournalError> {
-        let hash = blake3::hash(&bytes).to_hex().to_string();
+        let hash = blob_hash(&bytes);
         self.request(|reply| Request::PutBlob {
             hash,
             bytes,
@@ -623,4 +640,9 @@ impl Journal {
         .await
         .map_err(|e| JournalError::Storage(format!("journal read task failed: {e}")))?
     }
+}
+
+/// The key bytes are stored under: their blake3 hash, as hex.
+pub fn blob_hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
 }

@@ -60,6 +60,10 @@ pub(crate) enum Request {
         /// durable by the next durable commit, lost to a crash before it
         /// (then the step simply runs again).
         durable: bool,
+        /// Blobs the entries refer to (what an agent's request held),
+        /// stored in the same commit: never without them, never after them.
+        /// Only durable appends carry any.
+        blobs: Vec<(String, Vec<u8>)>,
         reply: Reply<Vec<Seq>>,
     },
     PutBlob {
@@ -638,8 +642,14 @@ fn apply_all(
                 run,
                 entries,
                 status,
+                blobs,
                 ..
-            } => Done::Seqs(append(&mut t, run, entries, *status)?),
+            } => {
+                for (hash, bytes) in blobs {
+                    put_blob(&mut t, hash, bytes)?;
+                }
+                Done::Seqs(append(&mut t, run, entries, *status)?)
+            }
             Request::PutBlob { hash, bytes, .. } => {
                 put_blob(&mut t, hash, bytes)?;
                 Done::Blob(hash.clone())

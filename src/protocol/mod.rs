@@ -614,7 +614,9 @@ pub enum Event {
     /// it reads, memory notes, replies, tool outputs, messages) with its
     /// tokens by `counter`, what was cut or left out to fit `budget`, and
     /// where each part's text is kept: the blob of the turn that first sent
-    /// it (`text_turn`), at `text_index` of that blob's JSON array.
+    /// it (`text_turn`), at `text_index` of that blob's JSON array; turn 0
+    /// is the `shared` blob (the system prompt's texts, the same for every
+    /// step of a mode, stored once).
     ContextAssembled {
         step: StepKey,
         attempt: Attempt,
@@ -630,6 +632,9 @@ pub enum Event {
         /// sent before).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         blob: Option<String>,
+        /// The texts that do not change from step to step (`text_turn` 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shared: Option<String>,
         at: Millis,
     },
     /// A step spawned a follow-up step at run time (`followups:` of the

@@ -43,11 +43,19 @@ pub struct AttemptCtx {
     /// Facts that need no durability point of their own (an agent's final
     /// reply), journaled in the same commit as the next fact of the attempt
     /// (usually the step's success). Nothing acts on them before that.
-    pub deferred: Mutex<Vec<Event>>,
+    pub deferred: Mutex<Deferred>,
     /// Questions its agent asked the user (`ask_user`) in this process and
     /// not before it (those are in the history): against the mode's
     /// `limits.max_questions`.
     pub questions_asked: Mutex<u32>,
+}
+
+/// Facts waiting for the next fact of an attempt, and the blobs they
+/// refer to (stored in the same commit).
+#[derive(Default)]
+pub struct Deferred {
+    events: Vec<Event>,
+    blobs: Vec<Vec<u8>>,
 }
 
 impl AttemptCtx {
@@ -55,9 +63,14 @@ impl AttemptCtx {
     /// step (nothing may act on a fact that is not on disk).
     /// Facts deferred before it go first, in the same commit.
     pub async fn record(&self, event: Event) -> Result<crate::protocol::Seq, StepError> {
-        let mut events = self.take_deferred();
+        let Deferred { mut events, blobs } = self.take_deferred();
         events.push(event);
-        let seqs = self.ctx.rec.record_all(events).await.map_err(journal)?;
+        let seqs = self
+            .ctx
+            .rec
+            .record_all_with_blobs(events, blobs)
+            .await
+            .map_err(journal)?;
         seqs.last()
             .copied()
             .ok_or_else(|| StepError::Fatal("journal: no seq".into()))
@@ -65,13 +78,20 @@ impl AttemptCtx {
 
     /// Journals `event` with the next fact of this attempt (see `deferred`).
     pub fn defer(&self, event: Event) {
+        self.defer_with_blobs(event, Vec::new());
+    }
+
+    /// Like `defer`, with the blobs `event` refers to (stored in the same
+    /// commit as it).
+    pub fn defer_with_blobs(&self, event: Event, blobs: Vec<Vec<u8>>) {
         if let Ok(mut d) = self.deferred.lock() {
-            d.push(event);
+            d.events.push(event);
+            d.blobs.extend(blobs);
         }
     }
 
     /// What was deferred and not journaled yet, taken.
-    pub fn take_deferred(&self) -> Vec<Event> {
+    fn take_deferred(&self) -> Deferred {
         self.deferred
             .lock()
             .map(|mut d| std::mem::take(&mut *d))
@@ -80,8 +100,12 @@ impl AttemptCtx {
 
     /// Journals what was deferred, now.
     pub async fn flush(&self) -> Result<(), StepError> {
-        let events = self.take_deferred();
-        self.ctx.rec.record_all(events).await.map_err(journal)?;
+        let Deferred { events, blobs } = self.take_deferred();
+        self.ctx
+            .rec
+            .record_all_with_blobs(events, blobs)
+            .await
+            .map_err(journal)?;
         Ok(())
     }
 

@@ -110,11 +110,24 @@ impl Recorder {
     /// Durably appends `events` in one commit, in order, and broadcasts
     /// them. Returns their seqs.
     pub async fn record_all(&self, events: Vec<Event>) -> Result<Vec<Seq>, JournalError> {
+        self.record_all_with_blobs(events, Vec::new()).await
+    }
+
+    /// Like `record_all`, storing `blobs` (which the events refer to) in
+    /// the same commit.
+    pub async fn record_all_with_blobs(
+        &self,
+        events: Vec<Event>,
+        blobs: Vec<Vec<u8>>,
+    ) -> Result<Vec<Seq>, JournalError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let entries = events.iter().map(to_entry).collect::<Result<Vec<_>, _>>()?;
-        let seqs = self.journal.append(&self.run, entries, None).await?;
+        let seqs = self
+            .journal
+            .append_with_blobs(&self.run, entries, blobs)
+            .await?;
         if seqs.len() != events.len() {
             return Err(JournalError::Storage("append returned short seqs".into()));
         }

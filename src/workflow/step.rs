@@ -277,7 +277,7 @@ async fn run_step_inner(
             },
             usage: Arc::new(Mutex::new(Usage::default())),
             root: root.clone(),
-            deferred: Mutex::new(Vec::new()),
+            deferred: Mutex::default(),
             questions_asked: Mutex::new(0),
         };
         let mut result = run_attempt(&actx, work.as_ref()).await;

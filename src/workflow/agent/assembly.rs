@@ -28,7 +28,7 @@ pub(super) struct Assembly {
     /// The first message's parts: the prompt, its values, memory notes.
     first: Vec<Part>,
     counts: Counts,
-    /// Texts already in a blob of this attempt: (turn, index).
+    /// Texts already in a turn's blob of this attempt: (turn, index).
     stored: HashMap<blake3::Hash, (u32, u32)>,
 }
 
@@ -181,33 +181,43 @@ impl Assembly {
     }
 
     /// Journals what the request of `turn` is made of, with the next fact
-    /// of the attempt (its reply): the texts not stored before go to a
-    /// blob first. A turn whose reply is recorded already was journaled.
-    pub(super) async fn record(
+    /// of the attempt (its reply), the texts not stored before in blobs of
+    /// the same commit. A turn whose reply is recorded already was
+    /// journaled.
+    pub(super) fn record(
         &mut self,
         actx: &AttemptCtx,
         turn: u32,
         sent: &Assembled,
-    ) -> Result<(), StepError> {
+    ) {
         let ctx = &actx.ctx;
         if ctx
             .history
             .replies
             .contains_key(&(actx.key.clone(), actx.attempt, turn))
         {
-            return Ok(());
+            return;
         }
+        // The system prompt's texts are the same for every step of a mode:
+        // one blob that all of them share (`text_turn` 0). The other texts
+        // go to this turn's blob, each once per attempt.
+        let mut shared_texts: Vec<&str> = Vec::new();
         let mut new_texts: Vec<&str> = Vec::new();
         let mut parts = Vec::with_capacity(sent.parts.len());
         for p in &sent.parts {
-            let hash = blake3::hash(p.text.as_bytes());
-            let (text_turn, text_index) = match self.stored.get(&hash) {
-                Some(at) => *at,
-                None => {
-                    new_texts.push(&p.text);
-                    let at = (turn, new_texts.len() as u32 - 1);
-                    self.stored.insert(hash, at);
-                    at
+            let (text_turn, text_index) = if p.kind == Kind::System {
+                shared_texts.push(&p.text);
+                (0, shared_texts.len() as u32 - 1)
+            } else {
+                let hash = blake3::hash(p.text.as_bytes());
+                match self.stored.get(&hash) {
+                    Some(at) => *at,
+                    None => {
+                        new_texts.push(&p.text);
+                        let at = (turn, new_texts.len() as u32 - 1);
+                        self.stored.insert(hash, at);
+                        at
+                    }
                 }
             };
             parts.push(ContextPart {
@@ -219,19 +229,19 @@ impl Assembly {
                 text_index,
             });
         }
-        let blob = if new_texts.is_empty() {
-            None
-        } else {
-            let bytes = serde_json::to_vec(&new_texts).unwrap_or_default();
-            let hash = ctx
-                .rec
-                .journal()
-                .put_blob_unsynced(bytes)
-                .await
-                .map_err(|e| StepError::Fatal(format!("journal: {e}")))?;
+        let mut blobs = Vec::new();
+        let mut blob_of = |texts: &[&str]| {
+            if texts.is_empty() {
+                return None;
+            }
+            let bytes = serde_json::to_vec(texts).unwrap_or_default();
+            let hash = crate::journal::blob_hash(&bytes);
+            blobs.push(bytes);
             Some(hash)
         };
-        actx.defer(Event::ContextAssembled {
+        let blob = blob_of(&new_texts);
+        let shared = blob_of(&shared_texts);
+        let event = Event::ContextAssembled {
             step: actx.key.clone(),
             attempt: actx.attempt,
             turn,
@@ -248,9 +258,10 @@ impl Assembly {
                 })
                 .collect(),
             blob,
+            shared,
             at: ctx.now(),
-        });
-        Ok(())
+        };
+        actx.defer_with_blobs(event, blobs);
     }
 }
 

@@ -100,7 +100,7 @@ pub async fn run(
         }
         let mut req = request_base.clone();
         let sent = assembly.request(&messages);
-        assembly.record(actx, turn, &sent).await?;
+        assembly.record(actx, turn, &sent);
         req.system = sent.system;
         req.messages = sent.messages;
         req.meta.turn = turn;
