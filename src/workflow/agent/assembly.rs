@@ -305,28 +305,31 @@ async fn memory_parts(
             continue;
         };
         // The notes that match the prompt best, then the newest others.
-        let mut hits = Vec::new();
-        for text in [prompt, ""] {
+        // The newest are read first: a namespace without notes (most runs)
+        // costs one read, not a ranked search as well.
+        let search = |text: &str| {
             let query = memory::Query {
                 text: text.to_string(),
                 tags: Vec::new(),
                 namespaces: Some(vec![namespace.key()]),
                 limit: MEMORY_HITS,
             };
-            match memory::search(journal, &query).await {
-                Ok(found) => {
-                    for h in found {
-                        let seen = hits
-                            .iter()
-                            .any(|o: &memory::Hit| o.entry.key == h.entry.key);
-                        if !seen && hits.len() < MEMORY_HITS {
-                            hits.push(h);
-                        }
-                    }
-                }
-                Err(e) => {
+            async move {
+                memory::search(journal, &query).await.unwrap_or_else(|e| {
                     tracing::warn!(step = %actx.key, %include, "memory search failed: {e}");
-                }
+                    Vec::new()
+                })
+            }
+        };
+        let newest = search("").await;
+        if newest.is_empty() {
+            continue;
+        }
+        let mut hits: Vec<memory::Hit> = Vec::new();
+        for h in search(prompt).await.into_iter().chain(newest) {
+            let seen = hits.iter().any(|o| o.entry.key == h.entry.key);
+            if !seen && hits.len() < MEMORY_HITS {
+                hits.push(h);
             }
         }
         if hits.is_empty() {
