@@ -184,6 +184,12 @@ struct Inner {
     tx: Option<mpsc::Sender<Request>>,
     writer: Option<std::thread::JoinHandle<()>>,
     commits: Arc<AtomicU64>,
+    /// Memory entries this handle's writer stored so far (every memory
+    /// write goes through it: one process holds the file).
+    memory_writes: AtomicU64,
+    /// Namespaces found without memory entries, with `memory_writes` when
+    /// they were: still empty while it has not moved.
+    memory_empty: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Drop for Inner {
@@ -239,6 +245,8 @@ impl Journal {
                 tx: Some(tx),
                 writer: Some(handle),
                 commits,
+                memory_writes: AtomicU64::new(0),
+                memory_empty: Default::default(),
             }),
         })
     }
@@ -502,12 +510,36 @@ impl Journal {
         record: MemoryRecord,
         terms: MemoryTerms,
     ) -> Result<(MemoryRecord, bool), JournalError> {
-        self.request(|reply| Request::MemoryPut {
-            record: Box::new(record),
-            terms,
-            reply,
-        })
-        .await
+        let stored = self
+            .request(|reply| Request::MemoryPut {
+                record: Box::new(record),
+                terms,
+                reply,
+            })
+            .await;
+        // Counted once the write is visible (or failed): a namespace found
+        // empty before this count must be looked at again.
+        self.inner.memory_writes.fetch_add(1, Ordering::AcqRel);
+        stored
+    }
+
+    /// Whether `namespace` holds no memory entry. Answered without a read
+    /// when it was found empty and nothing was stored since (an agent's
+    /// memory include, at every request of a run that stores no notes).
+    pub async fn memory_is_empty(&self, namespace: &str) -> Result<bool, JournalError> {
+        let writes = self.inner.memory_writes.load(Ordering::Acquire);
+        let known = |m: &std::collections::HashMap<String, u64>| m.get(namespace) == Some(&writes);
+        if self.inner.memory_empty.lock().is_ok_and(|m| known(&m)) {
+            return Ok(true);
+        }
+        let ns = namespace.to_owned();
+        let empty = self
+            .with_read(move |txn| memory::list(txn, Some(&[ns])).map(|l| l.is_empty()))
+            .await?;
+        if empty && let Ok(mut m) = self.inner.memory_empty.lock() {
+            m.insert(namespace.to_owned(), writes);
+        }
+        Ok(empty)
     }
 
     /// Deletes a memory entry durably; returns it, or `None` if absent.

@@ -351,3 +351,26 @@ async fn the_tools_store_and_find_across_callers() {
     let missing = tool::store(&j, &b, r#"{"tags":["x"]}"#).await;
     assert!(missing.is_error && missing.content.contains("text"));
 }
+
+/// A namespace found empty is known empty until something is stored (the
+/// answer an agent's memory include asks at every request).
+#[tokio::test]
+async fn a_namespace_is_empty_until_something_is_stored_in_it() {
+    let (_d, j) = open();
+    let run = Namespace::Run("R1".into());
+    assert!(j.memory_is_empty(&run.key()).await.unwrap());
+    assert!(j.memory_is_empty(&run.key()).await.unwrap());
+    store(
+        &j,
+        new_entry(Namespace::Global, Some("g"), "elsewhere", &[], 1),
+    )
+    .await
+    .unwrap();
+    assert!(j.memory_is_empty(&run.key()).await.unwrap());
+    store(&j, new_entry(run.clone(), Some("k"), "alpha", &[], 2))
+        .await
+        .unwrap();
+    assert!(!j.memory_is_empty(&run.key()).await.unwrap());
+    remove(&j, &run.key(), "k").await.unwrap();
+    assert!(j.memory_is_empty(&run.key()).await.unwrap());
+}

@@ -184,12 +184,7 @@ impl Assembly {
     /// of the attempt (its reply), the texts not stored before in blobs of
     /// the same commit. A turn whose reply is recorded already was
     /// journaled.
-    pub(super) fn record(
-        &mut self,
-        actx: &AttemptCtx,
-        turn: u32,
-        sent: &Assembled,
-    ) {
+    pub(super) fn record(&mut self, actx: &AttemptCtx, turn: u32, sent: &Assembled) {
         let ctx = &actx.ctx;
         if ctx
             .history
@@ -304,9 +299,16 @@ async fn memory_parts(
         let Some(namespace) = namespace_of(include, ctx.rec.run().as_str(), &ctx.workspace) else {
             continue;
         };
+        // A namespace without notes (most runs) costs no search; known
+        // empty, not even a read.
+        if journal
+            .memory_is_empty(&namespace.key())
+            .await
+            .unwrap_or(false)
+        {
+            continue;
+        }
         // The notes that match the prompt best, then the newest others.
-        // The newest are read first: a namespace without notes (most runs)
-        // costs one read, not a ranked search as well.
         let search = |text: &str| {
             let query = memory::Query {
                 text: text.to_string(),
@@ -322,9 +324,6 @@ async fn memory_parts(
             }
         };
         let newest = search("").await;
-        if newest.is_empty() {
-            continue;
-        }
         let mut hits: Vec<memory::Hit> = Vec::new();
         for h in search(prompt).await.into_iter().chain(newest) {
             let seen = hits.iter().any(|o| o.entry.key == h.entry.key);
