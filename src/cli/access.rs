@@ -175,6 +175,11 @@ impl Access {
         .map(String::into_bytes)
     }
 
+    /// How the `limit` newest runs ended, oldest first.
+    pub async fn run_endings(&mut self, limit: usize) -> Result<Vec<crate::engine::RunEnding>, String> {
+        expect!(self.query(Query::RunEndings { limit }).await, Reply::RunEndings)
+    }
+
     pub async fn whisper_scores(&mut self) -> Result<Vec<crate::protocol::WhisperScore>, String> {
         expect!(self.query(Query::WhisperScores).await, Reply::WhisperScores)
     }

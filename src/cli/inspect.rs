@@ -101,7 +101,34 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
     if unfinished > 0 {
         println!("\n{unfinished} unfinished run(s): `lev resume <RUN>` continues one.");
     }
+    print_suggestions(&mut access).await;
     exit::OK
+}
+
+/// Runs looked at for patterns across runs.
+const SUGGESTION_RUNS: usize = 50;
+
+/// What the newest runs suggest (the same step failing, a timeout hit
+/// often, a swarm plan worth keeping); nothing when they suggest nothing.
+async fn print_suggestions(access: &mut Access) {
+    let endings = match access.run_endings(SUGGESTION_RUNS).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!("suggestions: {e}");
+            return;
+        }
+    };
+    let suggestions = crate::intelligence::suggest::suggest(&endings);
+    if suggestions.is_empty() {
+        return;
+    }
+    println!("\nSuggestions:");
+    for s in suggestions {
+        println!("  • {}", s.text);
+        if let Some(command) = s.command {
+            println!("      {command}");
+        }
+    }
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC, from epoch milliseconds.

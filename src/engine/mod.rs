@@ -12,6 +12,7 @@
 
 mod context;
 mod deps;
+mod endings;
 mod query;
 mod start;
 mod submit;
@@ -27,6 +28,7 @@ use crate::workflow::{self, EngineDeps, EngineError, RunOutcome, Start};
 
 pub use context::{ContextShown, PartShown};
 pub use deps::RunSettings;
+pub use endings::{RunEnding, StepFailure};
 pub use query::{Query, Reply};
 pub use start::provider_for;
 pub use submit::{Done, Submitted};

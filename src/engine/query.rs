@@ -48,6 +48,10 @@ pub enum Query {
     },
     /// FlowMind's whisper scores, by category.
     WhisperScores,
+    /// How the `limit` newest runs ended (oldest first).
+    RunEndings {
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +66,7 @@ pub enum Reply {
     Hits(Vec<memory::Hit>),
     Diff(String),
     Context(Box<super::context::ContextShown>),
+    RunEndings(Vec<super::RunEnding>),
 }
 
 impl Engine {
@@ -119,6 +124,7 @@ impl Engine {
                 Reply::Context(Box::new(self.context(&run, &step, turn).await?))
             }
             Query::WhisperScores => Reply::WhisperScores(journal.whisper_scores().await?),
+            Query::RunEndings { limit } => Reply::RunEndings(self.run_endings(limit).await?),
         })
     }
 
@@ -157,6 +163,7 @@ impl Reply {
             Reply::Hits(_) => "hits",
             Reply::Diff(_) => "diff",
             Reply::Context(_) => "context",
+            Reply::RunEndings(_) => "run endings",
         };
         format!("unexpected `{kind}` reply from the engine")
     }

@@ -4,3 +4,4 @@
 //! (journaled by the engine before they act).
 
 pub mod flowmind;
+pub mod suggest;
