@@ -1,4 +1,5 @@
-//! `lev template save`: a swarm run's accepted plan becomes a workflow file
+//! `lev template save`: a swarm run's accepted plan (or the workflow a
+//! succeeded run was pinned to) becomes a workflow file
 //! that `lev validate` accepts and `lev run` runs. The swarm run is built as
 //! a real export (lev's own event types, written as JSONL) and brought in
 //! with `lev import`; the saved workflow then runs headless against the
@@ -234,7 +235,7 @@ fn a_run_without_an_accepted_plan_has_no_template() {
     assert_eq!(
         stderr,
         format!(
-            "error: run {run} has no accepted plan (it is not a swarm run, or its plan was never accepted)\n"
+            "error: run {run} is a swarm whose plan was never accepted: it has no plan to save\n"
         )
     );
     assert!(!lev.workspace().join("workflows").exists());
@@ -281,5 +282,50 @@ fn transcripts_show_the_plans() {
     assert!(
         md.contains("- [ ] **build** (coder, after design): Implement the login handler\n"),
         "{md}"
+    );
+}
+
+/// Any succeeded run makes a template: the workflow it was pinned to (as
+/// it was then, not as the file is now), renamed; a failed run does not.
+#[test]
+fn a_succeeded_plain_run_is_saved_as_the_workflow_it_ran() {
+    let lev = Lev::new();
+    let wf = lev.write_workflow(
+        "version: 1\nkind: workflow\nid: greet\nname: Greet\nsteps:\n  hello:\n    type: shell\n    run: echo pinned-text\n",
+    );
+    let out = lev.run_headless(&wf, &[]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let run = run_id_from(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    // The file changes after the run; the template is what ran.
+    std::fs::write(&wf, "version: 1\nkind: workflow\nid: greet\nname: Greet\nsteps:\n  hello:\n    type: shell\n    run: exit 3\n").unwrap();
+
+    let out = lev.run(&["template", "save", &run, "Morning greeting"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(
+        stdout,
+        "saved workflows/morning-greeting.yaml (1 step); run it with `lev run workflows/morning-greeting.yaml`\n"
+    );
+    let yaml =
+        std::fs::read_to_string(lev.workspace().join("workflows/morning-greeting.yaml")).unwrap();
+    assert!(yaml.contains("id: morning-greeting\n"), "{yaml}");
+    assert!(yaml.contains("name: \"Morning greeting\"\n"), "{yaml}");
+    assert!(yaml.contains("run: echo pinned-text"), "{yaml}");
+    let out = lev.run(&["run", "workflows/morning-greeting.yaml", "--headless"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("pinned-text"), "{stdout}");
+
+    // The changed file fails; its run makes no template.
+    let out = lev.run_headless(&wf, &[]);
+    assert!(!out.status.success());
+    let failed = run_id_from(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let out = lev.run(&["template", "save", &failed, "broken"]);
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    assert_eq!(
+        text(&out).1,
+        format!(
+            "error: run {failed} is failed: only a succeeded run (or a swarm whose plan was accepted) makes a template\n"
+        )
     );
 }

@@ -175,9 +175,23 @@ impl Access {
         .map(String::into_bytes)
     }
 
+    /// The root workflow text `id` is pinned to, and its path.
+    pub async fn definition(&mut self, id: &RunId) -> Result<(std::path::PathBuf, String), String> {
+        match self.query(Query::Definition { id: id.clone() }).await? {
+            Reply::Definition { path, text } => Ok((path, text)),
+            other => Err(other.unexpected()),
+        }
+    }
+
     /// How the `limit` newest runs ended, oldest first.
-    pub async fn run_endings(&mut self, limit: usize) -> Result<Vec<crate::engine::RunEnding>, String> {
-        expect!(self.query(Query::RunEndings { limit }).await, Reply::RunEndings)
+    pub async fn run_endings(
+        &mut self,
+        limit: usize,
+    ) -> Result<Vec<crate::engine::RunEnding>, String> {
+        expect!(
+            self.query(Query::RunEndings { limit }).await,
+            Reply::RunEndings
+        )
     }
 
     pub async fn whisper_scores(&mut self) -> Result<Vec<crate::protocol::WhisperScore>, String> {

@@ -1,5 +1,6 @@
-//! `lev template save RUN NAME`: a swarm run's accepted plan written as a
-//! workflow file that `lev validate` accepts and `lev run` runs.
+//! `lev template save RUN NAME`: a swarm run's accepted plan, or the
+//! workflow a succeeded run was pinned to, written as a workflow file that
+//! `lev validate` accepts and `lev run` runs.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::Write;
@@ -9,7 +10,7 @@ use super::access::Access;
 use super::context::{error, load_modes};
 use super::exit;
 use crate::paths::Paths;
-use crate::protocol::{Event, RunId};
+use crate::protocol::{Event, RunId, RunStatus};
 use crate::spec;
 use crate::swarm::{plan, template};
 
@@ -33,11 +34,10 @@ pub async fn save(paths: &Paths, run: &str, name: &str, dir: Option<&Path>, forc
         ));
         return exit::USAGE;
     }
-    let (objective, plan) = match accepted_plan(paths, run).await {
-        Ok(p) => p,
+    let yaml = match template_of(paths, run, name).await {
+        Ok(y) => y,
         Err(code) => return code,
     };
-    let yaml = template::workflow_yaml(name, &objective, &plan);
     // Refuse to write a file `lev validate` would reject (a mode that is not
     // known here, say): the user learns it now, not at `lev run`.
     let modes = match load_modes(paths) {
@@ -49,7 +49,8 @@ pub async fn save(paths: &Paths, run: &str, name: &str, dir: Option<&Path>, forc
         Err(diags) => {
             eprint!("{diags}");
             error(&format!(
-                "the plan of run {run} does not make a valid workflow here; nothing was written"
+                "run {run} does not make a valid workflow at {} (a child workflow it uses is not there?); nothing was written",
+                file.display()
             ));
             return exit::FAILED;
         }
@@ -59,19 +60,21 @@ pub async fn save(paths: &Paths, run: &str, name: &str, dir: Option<&Path>, forc
         return code;
     }
     println!(
-        "saved {} ({steps} steps); run it with `lev run {}`",
+        "saved {} ({steps} step{}); run it with `lev run {}`",
         file.display(),
+        if steps == 1 { "" } else { "s" },
         file.display()
     );
     exit::OK
 }
 
-/// The objective and plan of the run's last `plan_accepted` event.
-async fn accepted_plan(paths: &Paths, run: &str) -> Result<(String, plan::Plan), u8> {
+/// The template's text: a swarm's accepted plan as a workflow, else the
+/// workflow a succeeded run was pinned to, renamed.
+async fn template_of(paths: &Paths, run: &str, name: &str) -> Result<String, u8> {
     let mut access = Access::open(paths).await?;
     let id = RunId(run.to_string());
-    match access.run(&id).await {
-        Ok(Some(_)) => {}
+    let meta = match access.run(&id).await {
+        Ok(Some(meta)) => meta,
         Ok(None) => {
             error(&format!("no run {run}"));
             return Err(exit::USAGE);
@@ -80,7 +83,7 @@ async fn accepted_plan(paths: &Paths, run: &str) -> Result<(String, plan::Plan),
             error(&e);
             return Err(exit::FAILED);
         }
-    }
+    };
     let events = access.events(&id).await.map_err(|e| {
         error(&e);
         exit::FAILED
@@ -91,13 +94,32 @@ async fn accepted_plan(paths: &Paths, run: &str) -> Result<(String, plan::Plan),
         } => Some((objective.clone(), plan)),
         _ => None,
     }) else {
-        error(&format!(
-            "run {run} has no accepted plan (it is not a swarm run, or its plan was never accepted)"
-        ));
-        return Err(exit::USAGE);
+        // A swarm without an accepted plan is pinned to its planning step
+        // only (`id: swarm`): nothing worth keeping.
+        let refused = if meta.workflow_id == "swarm" {
+            Some(format!(
+                "run {run} is a swarm whose plan was never accepted: it has no plan to save"
+            ))
+        } else if meta.status != RunStatus::Succeeded {
+            Some(format!(
+                "run {run} is {}: only a succeeded run (or a swarm whose plan was accepted) makes a template",
+                meta.status.as_str()
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            error(&why);
+            return Err(exit::USAGE);
+        }
+        let (_, text) = access.definition(&id).await.map_err(|e| {
+            error(&e);
+            exit::FAILED
+        })?;
+        return Ok(renamed(&text, name, run));
     };
     match plan::parse(value) {
-        Ok(p) => Ok((objective, p)),
+        Ok(p) => Ok(template::workflow_yaml(name, &objective, &p)),
         Err(problems) => {
             error(&format!(
                 "the accepted plan of run {run} cannot be read:\n  {}",
@@ -106,6 +128,30 @@ async fn accepted_plan(paths: &Paths, run: &str) -> Result<(String, plan::Plan),
             Err(exit::FAILED)
         }
     }
+}
+
+/// A workflow's text with its top-level `id:` and `name:` lines naming the
+/// template, after a comment saying where it came from; lines in another
+/// form (a flow mapping) are kept as they are.
+fn renamed(text: &str, name: &str, run: &str) -> String {
+    let id = template::safe_name(name).unwrap_or_else(|| "template".to_string());
+    let mut out = format!(
+        "# Saved by `lev template save` from run {run}; run it with `lev run <this file>`.\n"
+    );
+    for line in text.lines() {
+        if line.starts_with("id:") {
+            out.push_str(&format!("id: {id}\n"));
+        } else if line.starts_with("name:") {
+            out.push_str(&format!(
+                "name: {}\n",
+                serde_json::Value::String(name.trim().to_string())
+            ));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// Writes the file; without `force` an existing file is never replaced,

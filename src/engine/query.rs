@@ -48,6 +48,10 @@ pub enum Query {
     },
     /// FlowMind's whisper scores, by category.
     WhisperScores,
+    /// The root workflow text a run is pinned to, and its path.
+    Definition {
+        id: RunId,
+    },
     /// How the `limit` newest runs ended (oldest first).
     RunEndings {
         limit: usize,
@@ -67,6 +71,10 @@ pub enum Reply {
     Diff(String),
     Context(Box<super::context::ContextShown>),
     RunEndings(Vec<super::RunEnding>),
+    Definition {
+        path: std::path::PathBuf,
+        text: String,
+    },
 }
 
 impl Engine {
@@ -124,6 +132,18 @@ impl Engine {
                 Reply::Context(Box::new(self.context(&run, &step, turn).await?))
             }
             Query::WhisperScores => Reply::WhisperScores(journal.whisper_scores().await?),
+            Query::Definition { id } => {
+                let meta = journal
+                    .run(&id)
+                    .await?
+                    .ok_or_else(|| EngineError::RunNotFound(id.clone()))?;
+                let bytes = journal.blob(&meta.definition_blob).await?.ok_or_else(|| {
+                    EngineError::Failed(format!("run {id} has no pinned definition"))
+                })?;
+                let (path, text) =
+                    workflow::pinning::root_text(&bytes).map_err(EngineError::Failed)?;
+                Reply::Definition { path, text }
+            }
             Query::RunEndings { limit } => Reply::RunEndings(self.run_endings(limit).await?),
         })
     }
@@ -164,6 +184,7 @@ impl Reply {
             Reply::Diff(_) => "diff",
             Reply::Context(_) => "context",
             Reply::RunEndings(_) => "run endings",
+            Reply::Definition { .. } => "definition",
         };
         format!("unexpected `{kind}` reply from the engine")
     }

@@ -103,9 +103,7 @@ fn failing_steps(endings: &[RunEnding], out: &mut Vec<Suggestion>) {
                 Suggestion {
                     kind: Kind::RepeatedFailure,
                     run: newest.run.id.clone(),
-                    text: format!(
-                        "{of}, last with: {error} — another mode or a `retry:` may help"
-                    ),
+                    text: format!("{of}, last with: {error} — another mode or a `retry:` may help"),
                     command: Some(format!("lev show {}", newest.run.id)),
                 }
             };
@@ -227,9 +225,19 @@ mod tests {
     #[test]
     fn a_timeout_hit_in_two_runs_says_raise_it_and_where() {
         let endings = [
-            ending("01A", "build", RunStatus::Failed, &[("test", "timed out after 1s")]),
+            ending(
+                "01A",
+                "build",
+                RunStatus::Failed,
+                &[("test", "timed out after 1s")],
+            ),
             ending("01B", "other", RunStatus::Succeeded, &[]),
-            ending("01C", "build", RunStatus::Failed, &[("test", "timed out after 1s")]),
+            ending(
+                "01C",
+                "build",
+                RunStatus::Failed,
+                &[("test", "timed out after 1s")],
+            ),
         ];
         let s = suggest(&endings);
         assert_eq!(s.len(), 1, "{s:?}");
@@ -267,7 +275,12 @@ mod tests {
     fn failures_older_than_the_window_do_not_count() {
         let mut endings = vec![ending("01A", "build", RunStatus::Failed, &[("lint", "x")])];
         for i in 0..WINDOW - 1 {
-            endings.push(ending(&format!("01B{i}"), "build", RunStatus::Succeeded, &[]));
+            endings.push(ending(
+                &format!("01B{i}"),
+                "build",
+                RunStatus::Succeeded,
+                &[],
+            ));
         }
         endings.push(ending("01C", "build", RunStatus::Failed, &[("lint", "x")]));
         assert!(suggest(&endings).is_empty());
@@ -275,7 +288,11 @@ mod tests {
 
     #[test]
     fn a_swarm_that_worked_is_worth_keeping_and_an_objective_run_again_says_so() {
-        let once = [swarm("01A", "Add a login page to the app", RunStatus::Succeeded)];
+        let once = [swarm(
+            "01A",
+            "Add a login page to the app",
+            RunStatus::Succeeded,
+        )];
         let s = suggest(&once);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].kind, Kind::SaveTemplate);

@@ -126,6 +126,20 @@ pub fn load_pinned(bytes: &[u8], modes: &ModeRegistry) -> Result<Pinned, String>
     })
 }
 
+/// The pinned text of the root workflow and where it was loaded from, as
+/// the run started with it (`lev template save` of a run that is not a
+/// swarm).
+pub fn root_text(bytes: &[u8]) -> Result<(PathBuf, String), String> {
+    let b: Bundle =
+        serde_json::from_slice(bytes).map_err(|e| format!("corrupt definition bundle: {e}"))?;
+    let text = b
+        .files
+        .get(&b.root)
+        .cloned()
+        .ok_or("definition bundle has no root file")?;
+    Ok((b.root, text))
+}
+
 /// Puts each workflow's pinned text back (the model does not carry it);
 /// false when a text is missing.
 fn restore_texts(workflow: &mut Workflow, files: &BTreeMap<PathBuf, String>) -> bool {
