@@ -183,14 +183,14 @@ impl Access {
         }
     }
 
-    /// How the `limit` newest runs ended, oldest first.
-    pub async fn run_endings(
+    /// What the `runs` newest runs suggest, newest first.
+    pub async fn suggestions(
         &mut self,
-        limit: usize,
-    ) -> Result<Vec<crate::engine::RunEnding>, String> {
+        runs: usize,
+    ) -> Result<Vec<crate::engine::Suggestion>, String> {
         expect!(
-            self.query(Query::RunEndings { limit }).await,
-            Reply::RunEndings
+            self.query(Query::Suggestions { runs }).await,
+            Reply::Suggestions
         )
     }
 

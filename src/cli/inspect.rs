@@ -105,20 +105,16 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
     exit::OK
 }
 
-/// Runs looked at for patterns across runs.
-const SUGGESTION_RUNS: usize = 50;
-
 /// What the newest runs suggest (the same step failing, a timeout hit
 /// often, a swarm plan worth keeping); nothing when they suggest nothing.
 async fn print_suggestions(access: &mut Access) {
-    let endings = match access.run_endings(SUGGESTION_RUNS).await {
-        Ok(e) => e,
+    let suggestions = match access.suggestions(crate::engine::suggest::RUNS).await {
+        Ok(s) => s,
         Err(e) => {
             tracing::warn!("suggestions: {e}");
             return;
         }
     };
-    let suggestions = crate::intelligence::suggest::suggest(&endings);
     if suggestions.is_empty() {
         return;
     }

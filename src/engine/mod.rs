@@ -16,6 +16,7 @@ mod endings;
 mod query;
 mod start;
 mod submit;
+pub mod suggest;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +33,7 @@ pub use endings::{RunEnding, StepFailure};
 pub use query::{Query, Reply};
 pub use start::provider_for;
 pub use submit::{Done, Submitted};
+pub use suggest::Suggestion;
 
 /// A cheap, cloneable handle on the engine of this process.
 #[derive(Clone)]

@@ -52,9 +52,10 @@ pub enum Query {
     Definition {
         id: RunId,
     },
-    /// How the `limit` newest runs ended (oldest first).
-    RunEndings {
-        limit: usize,
+    /// What the `runs` newest runs suggest (patterns across them), newest
+    /// first.
+    Suggestions {
+        runs: usize,
     },
 }
 
@@ -70,7 +71,7 @@ pub enum Reply {
     Hits(Vec<memory::Hit>),
     Diff(String),
     Context(Box<super::context::ContextShown>),
-    RunEndings(Vec<super::RunEnding>),
+    Suggestions(Vec<super::Suggestion>),
     Definition {
         path: std::path::PathBuf,
         text: String,
@@ -144,7 +145,9 @@ impl Engine {
                     workflow::pinning::root_text(&bytes).map_err(EngineError::Failed)?;
                 Reply::Definition { path, text }
             }
-            Query::RunEndings { limit } => Reply::RunEndings(self.run_endings(limit).await?),
+            Query::Suggestions { runs } => {
+                Reply::Suggestions(super::suggest::suggest(&self.run_endings(runs).await?))
+            }
         })
     }
 
@@ -183,7 +186,7 @@ impl Reply {
             Reply::Hits(_) => "hits",
             Reply::Diff(_) => "diff",
             Reply::Context(_) => "context",
-            Reply::RunEndings(_) => "run endings",
+            Reply::Suggestions(_) => "suggestions",
             Reply::Definition { .. } => "definition",
         };
         format!("unexpected `{kind}` reply from the engine")

@@ -4,4 +4,3 @@
 //! (journaled by the engine before they act).
 
 pub mod flowmind;
-pub mod suggest;

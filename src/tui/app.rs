@@ -427,6 +427,11 @@ async fn refresh_runs(engine: &Engine, state: &mut State) {
         Ok(other) => tracing::error!("cannot list runs: {}", other.unexpected()),
         Err(e) => tracing::error!(error = %e, "cannot list runs"),
     }
+    let suggestions = Query::Suggestions {
+        runs: crate::engine::suggest::RUNS,
+    };
+    let reply = engine.query(suggestions.clone()).await;
+    state.answered(&suggestions, reply.map_err(|e| e.to_string()));
 }
 
 fn draw<B: Backend>(screen: &mut Screen<'_, B>, state: &State, theme: &Theme) {

@@ -441,7 +441,12 @@ impl State {
         }
         self.reset_run();
         self.opened_from_browser = false;
-        vec![Effect::Query(crate::engine::Query::Runs)]
+        vec![
+            Effect::Query(crate::engine::Query::Runs),
+            Effect::Query(crate::engine::Query::Suggestions {
+                runs: crate::engine::suggest::RUNS,
+            }),
+        ]
     }
 
     /// Focuses the first pane of the grid's next page (after the last

@@ -166,6 +166,8 @@ pub struct State {
     /// Runs browser (newest first) and its cursor.
     pub runs: Vec<RunMeta>,
     pub runs_cursor: usize,
+    /// What the newest runs suggest (shown under the runs browser's list).
+    pub suggestions: Vec<crate::engine::Suggestion>,
     /// A run is open (otherwise the runs browser shows).
     pub run_open: bool,
     pub layout: PaneLayout,
@@ -252,6 +254,7 @@ impl State {
             run: RunView::default(),
             runs: Vec::new(),
             runs_cursor: 0,
+            suggestions: Vec::new(),
             run_open: false,
             layout: PaneLayout::default(),
             layout_chosen: false,
@@ -545,6 +548,9 @@ impl State {
             }
             (Query::WorktreeDiff { step, .. }, Err(e)) => self.show_diff(step.clone(), Err(e)),
             (Query::Runs, Ok(Reply::Runs(runs))) => self.set_runs(runs),
+            (Query::Suggestions { .. }, Ok(Reply::Suggestions(s))) => self.suggestions = s,
+            // Advice only: a browser without it still lists the runs.
+            (Query::Suggestions { .. }, Err(e)) => tracing::warn!("suggestions: {e}"),
             (Query::Context { step, .. }, Ok(Reply::Context(c))) => self.show_context(step, Ok(*c)),
             (Query::Context { step, .. }, Err(e)) => self.show_context(step, Err(e)),
             (_, Ok(other)) => self.say(other.unexpected()),

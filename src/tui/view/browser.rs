@@ -1,6 +1,7 @@
 //! The runs browser (no run open): runs newest first with status, the
 //! unfinished ones marked resumable, forks with the run they came from,
-//! and a one-line hint.
+//! what the newest runs suggest (a timeout hit again, a plan worth
+//! keeping), and a one-line hint.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -22,7 +23,16 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         .as_deref()
         .map(|m| m.lines().take(usize::from(area.height / 3)).collect())
         .unwrap_or_default();
-    let reserved = 1 + said.len() as u16;
+    // What the newest runs suggest, under the list: a line each, at most
+    // a quarter of the screen, never the list's first rows.
+    let room = usize::from(area.height / 4).saturating_sub(1);
+    let advice: Vec<&crate::engine::Suggestion> = state.suggestions.iter().take(room).collect();
+    let advice_h = if advice.is_empty() {
+        0
+    } else {
+        advice.len() as u16 + 1
+    };
+    let reserved = 1 + said.len() as u16 + advice_h;
     let body = Rect::new(
         area.x,
         area.y,
@@ -111,8 +121,26 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         _ => " ↑↓ select · Enter open or resume · c new run · / filter · Del delete · : palette · ? help"
             .to_string(),
     };
+    if !advice.is_empty() {
+        let top = body.y + body.height;
+        let width = (area.width as usize).saturating_sub(1);
+        buf.set_stringn(area.x + 1, top, "suggestions", width, theme.style("title"));
+        for (k, s) in advice.iter().enumerate() {
+            let line = match &s.command {
+                Some(command) => format!("• {} · {command}", s.text),
+                None => format!("• {}", s.text),
+            };
+            buf.set_stringn(
+                area.x + 1,
+                top + 1 + k as u16,
+                fit(&line, width),
+                width,
+                theme.style("whisper"),
+            );
+        }
+    }
     for (k, line) in said.iter().enumerate() {
-        let y = body.y + body.height + k as u16;
+        let y = body.y + body.height + advice_h + k as u16;
         buf.set_stringn(
             area.x + 1,
             y,

@@ -31,6 +31,52 @@ fn runs_browser() {
     insta::assert_snapshot!("runs_browser", screen(&s, 120, 16));
 }
 
+/// What the newest runs suggest shows under the list, each with the
+/// command that does it, at 80×24 as at 200×50; the list keeps its rows.
+#[test]
+fn the_runs_browser_shows_suggestions_under_the_list() {
+    use crate::engine::suggest::{Kind, Suggestion};
+    let mut s = State::new();
+    s.set_runs(sample_runs());
+    let newest = s.runs[0].id.clone();
+    s.answered(
+        &Query::Suggestions { runs: 50 },
+        Ok(crate::engine::Reply::Suggestions(vec![
+            Suggestion {
+                kind: Kind::RaiseTimeout,
+                run: newest.clone(),
+                text: "step `fetch` of nightly timed out in 3 of its last 5 runs (timed out after 1s): raise its `timeout:` in nightly.yaml".into(),
+                command: None,
+            },
+            Suggestion {
+                kind: Kind::SaveTemplate,
+                run: newest.clone(),
+                text: "the swarm for \"添加登录页面\" succeeded: save its plan as a workflow to run it again".into(),
+                command: Some(format!("lev template save {newest} login")),
+            },
+        ])),
+    );
+    for (w, h) in [(80, 24), (200, 50)] {
+        let text = screen(&s, w, h);
+        assert!(text.contains("suggestions"), "{text}");
+        assert!(
+            text.contains("• step `fetch` of nightly timed out"),
+            "{text}"
+        );
+        assert!(text.contains("添加登录页面"), "{text}");
+        // Every run is still listed above.
+        for r in &s.runs {
+            assert!(text.contains(r.id.as_str()) || w < 100, "{text}");
+        }
+        assert!(text.contains(s.runs[0].id.as_str()), "{text}");
+    }
+    let wide = screen(&s, 200, 50);
+    assert!(
+        wide.contains(&format!("· lev template save {newest} login")),
+        "{wide}"
+    );
+}
+
 #[test]
 fn grid_with_agents_mid_stream() {
     let mut s = settled();

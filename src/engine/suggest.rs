@@ -3,13 +3,18 @@
 //! raise a timeout that is hit again and again, look at a step that keeps
 //! failing the same way, save a swarm plan that worked (or an objective run
 //! more than once) as a workflow. Pure: the same endings give the same
-//! suggestions; `lev runs` and the runs browser show them.
+//! suggestions (`Query::Suggestions`); `lev runs` and the runs browser
+//! show them.
 
 use std::collections::BTreeMap;
 
-use crate::engine::RunEnding;
+use serde::{Deserialize, Serialize};
+
+use super::RunEnding;
 use crate::protocol::{RunId, RunStatus};
 
+/// How many of the newest runs are looked at (`lev runs`, the browser).
+pub const RUNS: usize = 50;
 /// How many of a workflow's newest runs a pattern is looked for in.
 pub const WINDOW: usize = 5;
 /// How many runs a pattern needs before it is one.
@@ -17,7 +22,8 @@ const AT_LEAST: usize = 2;
 /// Most suggestions shown at once, newest patterns first.
 const MOST: usize = 5;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A step ran out of its `timeout` in several runs.
     RaiseTimeout,
@@ -27,7 +33,7 @@ pub enum Kind {
     SaveTemplate,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suggestion {
     pub kind: Kind,
     /// The newest run it is about.
