@@ -32,15 +32,30 @@ pub struct StepFailure {
 
 /// The entry kinds an outcome is made of; the others are not decoded.
 const WANTED: [&str; 2] = ["step_failed", "plan_accepted"];
+/// Most entries read for one answer: `lev runs` and the workbench ask at
+/// their start, so a journal of huge runs must not slow them; a run that
+/// does not fit in what is left is left out.
+const MOST_ENTRIES: u64 = 20_000;
 
 impl Engine {
     /// The `limit` newest runs (creation order, oldest first) with how they
-    /// ended.
+    /// ended, as many as `MOST_ENTRIES` entries hold.
     pub(super) async fn run_endings(&self, limit: usize) -> Result<Vec<RunEnding>, EngineError> {
         let journal = self.journal();
         let mut runs = journal.runs().await?;
         runs.sort_by(|a, b| a.id.cmp(&b.id));
-        let newest = runs.split_off(runs.len().saturating_sub(limit));
+        let mut newest = runs.split_off(runs.len().saturating_sub(limit));
+        let mut left = MOST_ENTRIES;
+        // Newest first, so the budget goes to the runs that matter most.
+        newest.reverse();
+        newest.retain(|r| {
+            let fits = r.last_seq <= left;
+            if fits {
+                left -= r.last_seq;
+            }
+            fits
+        });
+        newest.reverse();
         let mut out = Vec::with_capacity(newest.len());
         for run in newest {
             let id = run.id.clone();

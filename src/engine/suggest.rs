@@ -36,8 +36,10 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suggestion {
     pub kind: Kind,
-    /// The newest run it is about.
+    /// The newest run it is about, and its workflow's id (`swarm` for a
+    /// swarm), so a run's sidebar shows what concerns its workflow.
     pub run: RunId,
+    pub workflow: String,
     pub text: String,
     /// The command that does what it says, when one does.
     pub command: Option<String>,
@@ -99,6 +101,7 @@ fn failing_steps(endings: &[RunEnding], out: &mut Vec<Suggestion>) {
                 Suggestion {
                     kind: Kind::RaiseTimeout,
                     run: newest.run.id.clone(),
+                    workflow: newest.run.workflow_id.clone(),
                     text: format!(
                         "{of} ({error}): raise its `timeout:` in {}",
                         newest.run.source
@@ -109,6 +112,7 @@ fn failing_steps(endings: &[RunEnding], out: &mut Vec<Suggestion>) {
                 Suggestion {
                     kind: Kind::RepeatedFailure,
                     run: newest.run.id.clone(),
+                    workflow: newest.run.workflow_id.clone(),
                     text: format!("{of}, last with: {error} — another mode or a `retry:` may help"),
                     command: Some(format!("lev show {}", newest.run.id)),
                 }
@@ -156,6 +160,7 @@ fn plans_worth_keeping(endings: &[RunEnding], out: &mut Vec<Suggestion>) {
         out.push(Suggestion {
             kind: Kind::SaveTemplate,
             run: worked.run.id.clone(),
+            workflow: worked.run.workflow_id.clone(),
             text: format!("{why}: save its plan as a workflow to run it again"),
             command: Some(format!("lev template save {} {name}", worked.run.id)),
         });

@@ -203,8 +203,14 @@ async fn event_loop<B: Backend>(
     let mut live: Option<RunId> = None;
     match launch {
         Launch::Browser => refresh_runs(&app.engine, &mut state).await,
-        Launch::Driving(d) => show_driving(&app.engine, &mut state, &mut live, *d).await,
-        Launch::Replay { events } => state.load_replay(events),
+        Launch::Driving(d) => {
+            refresh_suggestions(&app.engine, &mut state).await;
+            show_driving(&app.engine, &mut state, &mut live, *d).await
+        }
+        Launch::Replay { events } => {
+            refresh_suggestions(&app.engine, &mut state).await;
+            state.load_replay(events)
+        }
     }
     let mut ticker = tokio::time::interval(Duration::from_millis(80));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -427,6 +433,11 @@ async fn refresh_runs(engine: &Engine, state: &mut State) {
         Ok(other) => tracing::error!("cannot list runs: {}", other.unexpected()),
         Err(e) => tracing::error!(error = %e, "cannot list runs"),
     }
+    refresh_suggestions(engine, state).await;
+}
+
+/// What the newest runs suggest, for the browser and a run's sidebar.
+async fn refresh_suggestions(engine: &Engine, state: &mut State) {
     let suggestions = Query::Suggestions {
         runs: crate::engine::suggest::RUNS,
     };

@@ -246,6 +246,7 @@ impl RunView {
         let mut out = Folded::default();
         match &r.event {
             Event::RunStarted {
+                workflow_id,
                 name,
                 source,
                 steps,
@@ -253,6 +254,7 @@ impl RunView {
                 ..
             } => {
                 self.flowmind_mode = flowmind.as_ref().and_then(|f| f.mode.clone());
+                self.workflow_id = workflow_id.clone();
                 self.name = name.clone();
                 self.source = source.clone();
                 self.status = Some(RunStatus::Running);

@@ -122,6 +122,9 @@ pub struct RunView {
     pub run: Option<RunId>,
     pub name: String,
     pub source: String,
+    /// The workflow's id (`swarm` for a swarm): the suggestions about it
+    /// show in the sidebar.
+    pub workflow_id: String,
     pub status: Option<RunStatus>,
     pub started_at: Option<Millis>,
     pub finished_at: Option<Millis>,
@@ -194,6 +197,7 @@ impl Default for RunView {
             run: None,
             name: String::new(),
             source: String::new(),
+            workflow_id: String::new(),
             status: None,
             started_at: None,
             finished_at: None,

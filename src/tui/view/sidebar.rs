@@ -243,6 +243,23 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             }
         }
     }
+    // What this workflow's newest runs suggest (a timeout hit again, a
+    // step failing again, a plan worth keeping).
+    let advice: Vec<&crate::engine::Suggestion> = state
+        .suggestions
+        .iter()
+        .filter(|s| !state.run.workflow_id.is_empty() && s.workflow == state.run.workflow_id)
+        .collect();
+    if !advice.is_empty() {
+        lines.push(Line::styled("── suggestions ──", theme.style("dim")));
+        for s in advice {
+            let text = match &s.command {
+                Some(command) => format!("• {} ({command})", s.text),
+                None => format!("• {}", s.text),
+            };
+            lines.push(Line::styled(text, theme.style("whisper")));
+        }
+    }
     // What agents were told besides their prompt, dimmed: the user's
     // messages and lev's hints at their start, newest first.
     if !state.run.messages.is_empty() || !state.run.hints.is_empty() {

@@ -45,12 +45,14 @@ fn the_runs_browser_shows_suggestions_under_the_list() {
             Suggestion {
                 kind: Kind::RaiseTimeout,
                 run: newest.clone(),
+                workflow: "nightly".into(),
                 text: "step `fetch` of nightly timed out in 3 of its last 5 runs (timed out after 1s): raise its `timeout:` in nightly.yaml".into(),
                 command: None,
             },
             Suggestion {
                 kind: Kind::SaveTemplate,
                 run: newest.clone(),
+                workflow: "swarm".into(),
                 text: "the swarm for \"添加登录页面\" succeeded: save its plan as a workflow to run it again".into(),
                 command: Some(format!("lev template save {newest} login")),
             },
@@ -75,6 +77,39 @@ fn the_runs_browser_shows_suggestions_under_the_list() {
         wide.contains(&format!("· lev template save {newest} login")),
         "{wide}"
     );
+}
+
+/// A run's sidebar shows what its workflow's newest runs suggest, and
+/// nothing about other workflows.
+#[test]
+fn the_sidebar_shows_suggestions_about_the_runs_workflow() {
+    use crate::engine::suggest::{Kind, Suggestion};
+    let mut s = settled();
+    let run = s.runs.first().map(|r| r.id.clone()).unwrap_or_default();
+    let about = |workflow: &str, text: &str| Suggestion {
+        kind: Kind::RepeatedFailure,
+        run: run.clone(),
+        workflow: workflow.into(),
+        text: text.into(),
+        command: Some("lev show R".into()),
+    };
+    s.answered(
+        &Query::Suggestions { runs: 50 },
+        Ok(crate::engine::Reply::Suggestions(vec![
+            about(
+                "implement-auth",
+                "step `tests` of implement-auth failed in 2 of its last 3 runs",
+            ),
+            about(
+                "nightly",
+                "step `fetch` of nightly failed in 2 of its last 2 runs",
+            ),
+        ])),
+    );
+    let text = screen(&s, 120, 36);
+    assert!(text.contains("── suggestions ──"), "{text}");
+    assert!(text.contains("step `tests` of implement-auth"), "{text}");
+    assert!(!text.contains("nightly"), "{text}");
 }
 
 #[test]
