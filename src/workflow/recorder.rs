@@ -65,8 +65,12 @@ impl Recorder {
     /// depends on it (the step then starts again).
     pub async fn record_unsynced(&self, event: Event) -> Result<Seq, JournalError> {
         let entry = to_entry(&event)?;
-        let seqs = self.journal.append_unsynced(&self.run, vec![entry]).await;
-        self.published(event, seqs)
+        let this = self.clone();
+        detached(async move {
+            let seqs = this.journal.append_unsynced(&this.run, vec![entry]).await;
+            this.published(event, seqs)
+        })
+        .await
     }
 
     /// Makes everything appended so far durable (a durable commit with no
@@ -85,8 +89,12 @@ impl Recorder {
         status: Option<RunStatus>,
     ) -> Result<Seq, JournalError> {
         let entry = to_entry(&event)?;
-        let seqs = self.journal.append(&self.run, vec![entry], status).await;
-        self.published(event, seqs)
+        let this = self.clone();
+        detached(async move {
+            let seqs = this.journal.append(&this.run, vec![entry], status).await;
+            this.published(event, seqs)
+        })
+        .await
     }
 
     /// Broadcasts `event` once its append returned its seq.
@@ -124,21 +132,25 @@ impl Recorder {
             return Ok(Vec::new());
         }
         let entries = events.iter().map(to_entry).collect::<Result<Vec<_>, _>>()?;
-        let seqs = self
-            .journal
-            .append_with_blobs(&self.run, entries, blobs)
-            .await?;
-        if seqs.len() != events.len() {
-            return Err(JournalError::Storage("append returned short seqs".into()));
-        }
-        for (seq, event) in seqs.iter().zip(events) {
-            self.publish(Recorded {
-                run: self.run.clone(),
-                seq: *seq,
-                event,
-            });
-        }
-        Ok(seqs)
+        let this = self.clone();
+        detached(async move {
+            let seqs = this
+                .journal
+                .append_with_blobs(&this.run, entries, blobs)
+                .await?;
+            if seqs.len() != events.len() {
+                return Err(JournalError::Storage("append returned short seqs".into()));
+            }
+            for (seq, event) in seqs.iter().zip(events) {
+                this.publish(Recorded {
+                    run: this.run.clone(),
+                    seq: *seq,
+                    event,
+                });
+            }
+            Ok(seqs)
+        })
+        .await
     }
 
     /// Sends a live delta (not journaled).
@@ -181,6 +193,20 @@ impl Recorder {
             }
         }
     }
+}
+
+/// Carries out an append and the broadcast of what it appended to the
+/// end, even when the caller stops waiting (its task cancelled or aborted,
+/// as a run's op dispatcher is when the run ends): a fact appended and
+/// never broadcast would hold back every notice after it, for notices go
+/// out in seq order — the run's end among them, so a workbench or a
+/// headless printer would wait for it forever.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, JournalError>> + Send + 'static,
+) -> Result<T, JournalError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| JournalError::Storage(format!("journal task stopped: {e}")))?
 }
 
 /// The stored form of an event.
@@ -321,5 +347,58 @@ mod tests {
             seqs.push(r.seq.0);
         }
         assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
+    }
+
+    /// A task stopped while its fact is being appended (a run's op
+    /// dispatcher is aborted as the run ends) still broadcasts that fact,
+    /// so the notices after it — the run's end — are not held back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_whose_caller_is_aborted_still_lets_later_notices_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+        let run = RunId::new();
+        let meta = RunMeta {
+            id: run.clone(),
+            workflow_id: "w".into(),
+            name: "w".into(),
+            source: "w.yaml".into(),
+            definition_blob: String::new(),
+            status: RunStatus::Running,
+            created_ms: 0,
+            updated_ms: 0,
+            last_seq: 0,
+            parent: None,
+        };
+        journal.create_run(meta).await.unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let rec = Recorder::new(journal, run, 0, vec![tx]);
+        for round in 0..100u64 {
+            let aborted = {
+                let rec = rec.clone();
+                tokio::spawn(async move { rec.record(Event::RunResumed { at: Millis(1) }).await })
+            };
+            // Stop it somewhere between not started and done: most often
+            // while its commit is under way.
+            tokio::time::sleep(std::time::Duration::from_micros(round * 7)).await;
+            aborted.abort();
+            let seq = rec
+                .record(Event::RunResumed { at: Millis(2) })
+                .await
+                .unwrap();
+            let notice = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                loop {
+                    match rx.recv().await {
+                        Some(Notice::Event(r)) if r.seq == seq => return r,
+                        Some(_) => {}
+                        None => panic!("the notices ended"),
+                    }
+                }
+            })
+            .await;
+            assert!(
+                notice.is_ok(),
+                "round {round}: the notice of seq {seq:?} never came"
+            );
+        }
     }
 }
