@@ -277,8 +277,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
-    /// Write a swarm run's accepted plan as a workflow file that
-    /// `lev validate` accepts and `lev run` runs.
+    /// Write a swarm run's accepted plan, or the workflow any succeeded run
+    /// was pinned to, as a workflow file that `lev validate` accepts and
+    /// `lev run` runs.
     Save {
         run: String,
         /// Template name; it also makes the file name and the workflow id.
