@@ -1107,7 +1107,16 @@ fn the_runs_browser_filters_and_esc_comes_back_from_a_run_opened_there() {
     assert!(s.run_open);
     let out = s.handle(key(KeyCode::Esc));
     assert!(!s.run_open, "Esc stayed in the run");
-    assert_eq!(out, vec![Effect::Query(lev::engine::Query::Runs)]);
+    // Back in the list: the runs and what they suggest, fresh.
+    assert_eq!(
+        out,
+        vec![
+            Effect::Query(lev::engine::Query::Runs),
+            Effect::Query(lev::engine::Query::Suggestions {
+                runs: lev::engine::suggest::RUNS
+            })
+        ]
+    );
     // Esc in the list clears the filter.
     s.handle(key(KeyCode::Esc));
     assert!(s.runs_filter.is_empty());
