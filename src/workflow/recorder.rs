@@ -307,8 +307,8 @@ mod tests {
     use crate::journal::RunMeta;
     use crate::protocol::{Millis, RunStatus};
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn notices_go_out_in_seq_order_whatever_the_ack_order() {
+    /// A recorder of a new run in a new journal, and its one subscriber.
+    async fn recorder() -> (tempfile::TempDir, Recorder, mpsc::UnboundedReceiver<Notice>) {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
         let run = RunId::new();
@@ -325,8 +325,13 @@ mod tests {
             parent: None,
         };
         journal.create_run(meta).await.unwrap();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let rec = Recorder::new(journal, run, 0, vec![tx]);
+        let (tx, rx) = mpsc::unbounded_channel();
+        (dir, Recorder::new(journal, run, 0, vec![tx]), rx)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn notices_go_out_in_seq_order_whatever_the_ack_order() {
+        let (_dir, rec, mut rx) = recorder().await;
         let mut tasks = Vec::new();
         for _ in 0..16 {
             let rec = rec.clone();
@@ -354,24 +359,7 @@ mod tests {
     /// so the notices after it — the run's end — are not held back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_record_whose_caller_is_aborted_still_lets_later_notices_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
-        let run = RunId::new();
-        let meta = RunMeta {
-            id: run.clone(),
-            workflow_id: "w".into(),
-            name: "w".into(),
-            source: "w.yaml".into(),
-            definition_blob: String::new(),
-            status: RunStatus::Running,
-            created_ms: 0,
-            updated_ms: 0,
-            last_seq: 0,
-            parent: None,
-        };
-        journal.create_run(meta).await.unwrap();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let rec = Recorder::new(journal, run, 0, vec![tx]);
+        let (_dir, rec, mut rx) = recorder().await;
         for round in 0..100u64 {
             let aborted = {
                 let rec = rec.clone();
