@@ -96,7 +96,7 @@ async fn template_of(paths: &Paths, run: &str, name: &str) -> Result<String, u8>
     }) else {
         // A swarm without an accepted plan is pinned to its planning step
         // only (`id: swarm`): nothing worth keeping.
-        let refused = if meta.workflow_id == "swarm" {
+        let refused = if meta.workflow_id == crate::workflow::swarm::WORKFLOW_ID {
             Some(format!(
                 "run {run} is a swarm whose plan was never accepted: it has no plan to save"
             ))

@@ -80,24 +80,20 @@ fn failing_steps(endings: &[RunEnding], out: &mut Vec<Suggestion>) {
                 continue;
             }
             let timeouts = failures.iter().filter(|f| f.timed_out).count();
+            let timed_out = timeouts >= AT_LEAST;
+            let (what, times) = if timed_out {
+                ("timed out", timeouts)
+            } else {
+                ("failed", failures.len())
+            };
             let of = format!(
-                "step `{}` of {} {} in {} of its last {} runs",
+                "step `{}` of {} {what} in {times} of its last {} runs",
                 last.step,
                 newest.run.workflow_id,
-                if timeouts >= AT_LEAST {
-                    "timed out"
-                } else {
-                    "failed"
-                },
-                if timeouts >= AT_LEAST {
-                    timeouts
-                } else {
-                    failures.len()
-                },
                 window.len()
             );
             let error = crate::text::one_line(&last.error, 80);
-            let suggestion = if timeouts >= AT_LEAST {
+            let suggestion = if timed_out {
                 Suggestion {
                     kind: Kind::RaiseTimeout,
                     run: newest.run.id.clone(),
@@ -168,7 +164,7 @@ fn plans_worth_keeping(endings: &[RunEnding], out: &mut Vec<Suggestion>) {
 }
 
 fn is_swarm(e: &RunEnding) -> bool {
-    e.objective.is_some() || e.run.workflow_id == "swarm"
+    e.objective.is_some() || e.run.workflow_id == crate::workflow::swarm::WORKFLOW_ID
 }
 
 fn finished(e: &RunEnding) -> bool {

@@ -38,6 +38,8 @@ mod planning;
 
 use planning::accepted_plan;
 
+/// The workflow id every swarm run is pinned to.
+pub const WORKFLOW_ID: &str = "swarm";
 /// The step that plans (its first attempt; re-asks are `plan-2`, ...).
 pub const PLAN_STEP: &str = "plan";
 /// Answers to "review the plan" beyond accept/regenerate are edited plans.
@@ -108,7 +110,7 @@ pub fn swarm_workflow(
     }
     let name: String = spec.objective.chars().take(60).collect();
     let text = format!(
-        "version: 1\nkind: workflow\nid: swarm\nname: {name}\ndescription: {desc}\n{limits}steps:\n  {PLAN_STEP}:\n    type: agent\n    mode: orchestrator\n    prompt: {prompt}\n",
+        "version: 1\nkind: workflow\nid: {WORKFLOW_ID}\nname: {name}\ndescription: {desc}\n{limits}steps:\n  {PLAN_STEP}:\n    type: agent\n    mode: orchestrator\n    prompt: {prompt}\n",
         name = json_str(&plan::escape_template(&name)),
         desc = json_str(&format!("lev workflow: {}", spec.objective)),
         prompt = json_str(&prompt),
