@@ -118,16 +118,24 @@ async fn template_of(paths: &Paths, run: &str, name: &str) -> Result<String, u8>
         })?;
         return Ok(renamed(&text, name, run));
     };
-    match plan::parse(value) {
-        Ok(p) => Ok(template::workflow_yaml(name, &objective, &p)),
-        Err(problems) => {
-            error(&format!(
-                "the accepted plan of run {run} cannot be read:\n  {}",
-                problems.join("\n  ")
-            ));
-            Err(exit::FAILED)
+    let unreadable = |what: &str, problems: Vec<String>| {
+        error(&format!(
+            "the {what} of run {run} cannot be read:\n  {}",
+            problems.join("\n  ")
+        ));
+        exit::FAILED
+    };
+    let mut ran = plan::parse(value).map_err(|p| unreadable("accepted plan", p))?;
+    // The plan as it ran: FlowMind's revisions applied, in order.
+    for r in &events {
+        if let Event::PlanRevised { replaces, plan, .. } = &r.event
+            && !replaces.is_empty()
+        {
+            let revised = plan::parse(plan).map_err(|p| unreadable("revised plan", p))?;
+            ran = plan::with_revision(&ran, replaces, &revised);
         }
     }
+    Ok(template::workflow_yaml(name, &objective, &ran))
 }
 
 /// A workflow's text with its top-level `id:` and `name:` lines naming the

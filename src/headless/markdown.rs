@@ -336,6 +336,20 @@ pub fn transcript(events: &[Recorded]) -> String {
                     }
                 }
             }
+            Event::PlanRevised {
+                revision,
+                stalled,
+                replaces,
+                plan,
+                edited,
+                ..
+            } => {
+                let line = describe::plan_revised(*revision, stalled, replaces, plan, *edited);
+                let _ = writeln!(plan_text, "**{line}**\n");
+                if let Ok(p) = crate::swarm::plan::parse(plan) {
+                    plan_text.push_str(&crate::swarm::plan::markdown(&p));
+                }
+            }
             Event::RunFinished {
                 status,
                 outputs,

@@ -342,6 +342,14 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
                 .unwrap_or_default();
             format!("plan accepted{edited}: {}{summary}", task_count(plan))
         }
+        Event::PlanRevised {
+            revision,
+            stalled,
+            replaces,
+            plan,
+            edited,
+            ..
+        } => plan_revised(*revision, stalled, replaces, plan, *edited),
         Event::TaskAssigned {
             task,
             mode,
@@ -519,7 +527,32 @@ pub fn flowmind_decided(
             "! FlowMind: {step} looks stuck ({seen}): {}",
             one_line(text, 300)
         ),
+        super::FlowmindLevel::Replan => format!(
+            "FlowMind re-plans: {step} stalled ({seen}): {}",
+            one_line(text, 300)
+        ),
     }
+}
+
+/// A swarm's unfinished work planned again around a stalled task.
+pub fn plan_revised(
+    revision: u32,
+    stalled: &StepKey,
+    replaces: &[String],
+    plan: &Value,
+    edited: bool,
+) -> String {
+    if replaces.is_empty() {
+        return format!(
+            "re-plan {revision} not needed: `{stalled}` finished before it was stopped"
+        );
+    }
+    let edited = if edited { " (edited by the user)" } else { "" };
+    format!(
+        "plan revised{edited} (re-plan {revision}, `{stalled}` stalled): {} replace {}",
+        task_count(plan),
+        one_line(&replaces.join(", "), 200)
+    )
 }
 
 /// FlowMind's conductor about an agent's question.

@@ -773,6 +773,18 @@ pub enum Event {
         edited: bool,
         at: Millis,
     },
+    /// The swarm's unfinished work planned again after FlowMind found
+    /// `stalled` stuck (its `revision`-th re-plan): the tasks `replaces`
+    /// names (the stalled one and those not started) give way to `plan`'s,
+    /// which may need the tasks that finished.
+    PlanRevised {
+        revision: u32,
+        stalled: StepKey,
+        replaces: Vec<String>,
+        plan: Value,
+        edited: bool,
+        at: Millis,
+    },
     /// A swarm task goes to an agent slot (`stolen_from`: the slot whose
     /// queue it was taken from by work stealing).
     TaskAssigned {
@@ -888,6 +900,7 @@ impl Event {
             Event::EmergencyStopped { .. } => "emergency_stopped",
             Event::PlanProposed { .. } => "plan_proposed",
             Event::PlanAccepted { .. } => "plan_accepted",
+            Event::PlanRevised { .. } => "plan_revised",
             Event::TaskAssigned { .. } => "task_assigned",
             Event::SlotBreaker { .. } => "slot_breaker",
             Event::ProviderBreaker { .. } => "provider_breaker",
@@ -940,6 +953,7 @@ impl Event {
             | Event::EmergencyStopped { at }
             | Event::PlanProposed { at, .. }
             | Event::PlanAccepted { at, .. }
+            | Event::PlanRevised { at, .. }
             | Event::TaskAssigned { at, .. }
             | Event::SlotBreaker { at, .. }
             | Event::ProviderBreaker { at, .. }
@@ -1097,13 +1111,21 @@ pub enum FlowmindLevel {
     Instruct,
     /// A diagnosis for the user.
     Escalate,
+    /// A stalled swarm task is stopped and the orchestrator asked for a
+    /// revised plan of the unfinished work (reviewed like the first).
+    Replan,
 }
+
+/// Most revised plans one swarm run may ask for: past them, a stalled
+/// task goes to the user.
+pub const MAX_REPLANS: u32 = 2;
 
 impl FlowmindLevel {
     pub fn as_str(self) -> &'static str {
         match self {
             FlowmindLevel::Instruct => "instruct",
             FlowmindLevel::Escalate => "escalate",
+            FlowmindLevel::Replan => "replan",
         }
     }
 }

@@ -20,13 +20,14 @@ mod shape;
 #[cfg(test)]
 mod tests;
 
-pub use check::check;
 pub(crate) use check::first_index;
+pub use check::{Outside, check, check_revision};
 pub use edit::{from_edit_text, to_edit_text};
-pub(crate) use prompt::{brief, distinct_needs, graph_order};
 pub use prompt::{
-    escape_template, feedback, markdown, planning_prompt, task_prompt, template_of, to_steps,
+    Stall, escape_template, feedback, markdown, planning_prompt, replanning_prompt, task_prompt,
+    template_of, to_steps,
 };
+pub(crate) use prompt::{brief, distinct_needs, graph_order};
 
 /// A plan as the orchestrator proposes it and the swarm executes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +67,24 @@ pub const MAX_MODEL_CHARS: usize = 100;
 /// Most acceptance criteria and files of one task.
 pub const MAX_CRITERIA: usize = 20;
 pub const MAX_FILES: usize = 100;
+
+/// The plan a swarm runs after a revision: `plan` without the tasks
+/// `replaces` names, then `revised`'s tasks (the summary stays: the briefs
+/// of the tasks that ran keep theirs).
+pub fn with_revision(plan: &Plan, replaces: &[String], revised: &Plan) -> Plan {
+    let gone: std::collections::HashSet<&str> = replaces.iter().map(String::as_str).collect();
+    let mut tasks: Vec<Task> = plan
+        .tasks
+        .iter()
+        .filter(|t| !gone.contains(t.id.as_str()))
+        .cloned()
+        .collect();
+    tasks.extend(revised.tasks.iter().cloned());
+    Plan {
+        summary: plan.summary.clone(),
+        tasks,
+    }
+}
 
 /// Shape problems of the orchestrator's JSON, each naming its JSON path
 /// (`tasks[2].mode: expected a string, found 3`). A missing `summary` is an

@@ -310,6 +310,21 @@ impl Scheduler {
         to
     }
 
+    /// Takes `task` off whichever queue holds it (a task a revised plan
+    /// replaced); false when it is queued nowhere.
+    pub fn withdraw(&mut self, task: &str) -> bool {
+        for slot in &mut self.slots {
+            if let Some(at) = slot.queue.iter().position(|t| t.name == task)
+                && let Some(t) = slot.queue.remove(at)
+            {
+                slot.forget_queued(t.mode);
+                self.queued -= 1;
+                return true;
+            }
+        }
+        false
+    }
+
     /// An idle slot asks for work at `now`: its own queue's front, else a
     /// stolen task (see the module docs). `None` when the slot is busy or
     /// unknown, its breaker is open, or nothing is queued that it may take.

@@ -5,7 +5,7 @@
 //! have settled: `approve` after `security` sees the fixes security's
 //! review asked for.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::followups::Child;
 use super::frontier::Frontier;
@@ -14,10 +14,9 @@ use crate::spec::{Step, Workflow};
 
 #[derive(Default)]
 pub struct Chains {
-    /// Follow-ups, at graph indices `declared..`.
-    children: Vec<Child>,
-    /// The graph's declared steps.
-    declared: usize,
+    /// Follow-ups by graph index (after the declared steps; a swarm's
+    /// revised plan adds tasks of its own between them).
+    children: BTreeMap<usize, Child>,
     /// Each follow-up's parent, by index.
     parent: HashMap<usize, usize>,
     /// Steps whose follow-ups have not all settled, and how many have not.
@@ -25,38 +24,22 @@ pub struct Chains {
 }
 
 impl Chains {
-    pub fn new(wf: &Workflow) -> Chains {
-        Chains::declared(wf.steps.len())
-    }
-
-    /// For a graph of `declared` steps (a swarm's tasks).
-    pub fn declared(declared: usize) -> Chains {
-        Chains {
-            declared,
-            ..Chains::default()
-        }
-    }
-
     /// The step at graph index `i`, declared or spawned.
     pub fn step<'a>(&'a self, wf: &'a Workflow, i: usize) -> &'a Step {
-        match i.checked_sub(self.declared) {
-            Some(j) => &self.children[j].step,
+        match self.children.get(&i) {
+            Some(c) => &c.step,
             None => &wf.steps[i],
         }
     }
 
     /// Every follow-up with its graph index.
     pub fn children_mut(&mut self) -> impl Iterator<Item = (usize, &mut Child)> {
-        let declared = self.declared;
-        self.children
-            .iter_mut()
-            .enumerate()
-            .map(move |(j, c)| (declared + j, c))
+        self.children.iter_mut().map(|(&i, c)| (i, c))
     }
 
     /// The follow-up at graph index `i`, if it is one.
     pub fn child(&self, i: usize) -> Option<&Child> {
-        self.children.get(i.checked_sub(self.declared)?)
+        self.children.get(&i)
     }
 
     /// The depth and chain root of the step at `i` whose key is `key`: a
@@ -84,8 +67,7 @@ impl Chains {
         let mut added = Vec::with_capacity(children.len());
         for child in children {
             let i = frontier.add_ready();
-            debug_assert_eq!(i, self.declared + self.children.len());
-            self.children.push(child);
+            self.children.insert(i, child);
             self.parent.insert(i, parent);
             added.push(i);
         }

@@ -86,6 +86,8 @@ pub struct RunCtx {
     pub steer: Steer,
     /// Live retries (`Op::RetryStep`) handed to the root graph.
     pub retry: Retries,
+    /// FlowMind's re-plans handed to a swarm's task loop.
+    pub replans: Mutex<ReplanGate>,
     /// Follow-ups spawned and refused so far (the history's, then this
     /// process's), and whether callbacks are stopped.
     pub followups: Mutex<super::followups::Book>,
@@ -114,6 +116,47 @@ impl RunClock {
     pub fn now(&self) -> Millis {
         let since = self.start.elapsed().as_millis() as u64;
         Millis(self.wall.0.saturating_add(since))
+    }
+}
+
+/// Where FlowMind's re-plans of stalled swarm tasks go: open while a
+/// swarm's task loop runs (it knows which tasks run), closed otherwise, so
+/// a re-plan is refused before it is journaled when nothing would carry it
+/// out.
+#[derive(Default)]
+pub struct ReplanGate {
+    /// The task loop's inbox, while it runs.
+    pub tx: Option<tokio::sync::mpsc::UnboundedSender<Replan>>,
+    /// The swarm tasks running now.
+    pub running: BTreeSet<StepKey>,
+    /// Re-plans decided in the run so far (bounded by `MAX_REPLANS`).
+    pub decided: u32,
+    /// A re-plan is under way: another waits for its end.
+    pub busy: bool,
+}
+
+/// A stalled swarm task to plan around, with what FlowMind saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replan {
+    pub step: StepKey,
+    pub observed: String,
+}
+
+impl ReplanGate {
+    /// Why a re-plan of `step` cannot be carried out, if it cannot.
+    pub fn refusal(&self, step: &StepKey) -> Option<String> {
+        if self.tx.is_none() || !self.running.contains(step) {
+            Some(format!("`{step}` is not a running swarm task"))
+        } else if self.busy {
+            Some("a re-plan is under way".to_string())
+        } else if self.decided >= crate::protocol::MAX_REPLANS {
+            Some(format!(
+                "the run has had its {} re-plans",
+                crate::protocol::MAX_REPLANS
+            ))
+        } else {
+            None
+        }
     }
 }
 

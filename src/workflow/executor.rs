@@ -164,6 +164,7 @@ pub async fn drive(
         answer_timeout: workflow.whisper.answer_timeout,
         steer: Default::default(),
         retry: Default::default(),
+        replans: Default::default(),
         rec: rec.clone(),
         followups: Mutex::new(history.followups.clone()),
         followup_policy: workflow.followups.with(&deps.options.followups),
@@ -503,7 +504,7 @@ pub fn run_graph(
             .collect();
         let mut views: BTreeMap<String, StepView> = BTreeMap::new();
         let mut frontier = Frontier::new(&wf.steps);
-        let mut chains = Chains::new(&wf);
+        let mut chains = Chains::default();
         let mut tasks: JoinSet<Joined> = JoinSet::new();
         // Steps that take a slot are spawned at most `cap` at a time, the
         // rest wait here as indices: a 10,000-step fan-out over 64 slots

@@ -57,6 +57,22 @@ impl Frontier {
         i
     }
 
+    /// A step added at run time that waits for `unsettled` (indices of
+    /// steps not settled yet; the needs that settled are not counted).
+    /// Returns its index.
+    pub fn add_waiting(&mut self, unsettled: &[usize]) -> usize {
+        let i = self.waiting.len();
+        self.dependents.push(Vec::new());
+        self.waiting.push(unsettled.len());
+        for &n in unsettled {
+            self.dependents[n].push(i);
+        }
+        if unsettled.is_empty() {
+            self.ready.insert(i);
+        }
+        i
+    }
+
     /// Step `i` may start again (a re-opened follow-up, which waits for
     /// nothing).
     pub fn make_ready(&mut self, i: usize) {

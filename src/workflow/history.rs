@@ -86,6 +86,19 @@ pub struct SwarmHistory {
     pub proposals: BTreeMap<u32, (Value, Vec<String>)>,
     /// The accepted plan and whether the user edited it.
     pub accepted: Option<(Value, bool)>,
+    /// FlowMind's re-plans decided, in order: the stalled task and what
+    /// FlowMind saw.
+    pub replans: Vec<(StepKey, String)>,
+    /// The revised plans accepted, in order.
+    pub revisions: Vec<Revision>,
+}
+
+/// A revised plan as recorded (`plan_revised`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revision {
+    pub stalled: StepKey,
+    pub replaces: Vec<String>,
+    pub plan: Value,
 }
 
 /// Index of a run's recorded facts. Comparable, so tests can check that a
@@ -438,15 +451,23 @@ impl History {
             Event::FlowmindLedger { usage, .. } => self.flowmind_usage.add(usage),
             Event::FlowmindFellBack { .. } => {}
             Event::FlowmindDecided {
-                step, level, text, ..
-            } => {
-                if *level == crate::protocol::FlowmindLevel::Instruct {
+                step,
+                level,
+                text,
+                observed,
+                ..
+            } => match level {
+                crate::protocol::FlowmindLevel::Instruct => {
                     self.flowmind_undelivered
                         .entry(step.clone())
                         .or_default()
                         .push(format!("{}{text}", super::steer::FLOWMIND_PREFIX));
                 }
-            }
+                crate::protocol::FlowmindLevel::Replan => {
+                    self.swarm.replans.push((step.clone(), observed.clone()));
+                }
+                crate::protocol::FlowmindLevel::Escalate => {}
+            },
             Event::SemanticVerdict {
                 step, holds, usage, ..
             } => {
@@ -499,6 +520,16 @@ impl History {
             Event::PlanAccepted { plan, edited, .. } => {
                 self.swarm.accepted = Some((plan.clone(), *edited));
             }
+            Event::PlanRevised {
+                stalled,
+                replaces,
+                plan,
+                ..
+            } => self.swarm.revisions.push(Revision {
+                stalled: stalled.clone(),
+                replaces: replaces.clone(),
+                plan: plan.clone(),
+            }),
             Event::TaskAssigned { task, slot, .. } => {
                 self.task_slots.insert(task.clone(), *slot);
             }

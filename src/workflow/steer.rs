@@ -213,10 +213,27 @@ pub(super) async fn flowmind(
         ));
         return;
     }
+    // A re-plan goes to the swarm's task loop, which must be there to take
+    // it: refused before it is journaled otherwise.
+    let replan_to = if level == FlowmindLevel::Replan {
+        let gate = ctx.replans.lock().ok();
+        let (tx, refusal) = match gate {
+            Some(g) => (g.tx.clone(), g.refusal(&step)),
+            None => (None, Some("its gate is broken".to_string())),
+        };
+        if let Some(why) = refusal {
+            ctx.rec
+                .refuse(format!("FlowMind's re-plan not carried out: {why}"));
+            return;
+        }
+        tx
+    } else {
+        None
+    };
     let event = Event::FlowmindDecided {
         step: step.clone(),
         rule,
-        observed,
+        observed: observed.clone(),
         level,
         text: text.clone(),
         at: ctx.now(),
@@ -227,8 +244,20 @@ pub(super) async fn flowmind(
         ));
         return;
     }
-    if level == FlowmindLevel::Instruct {
-        message(ctx, step, format!("{FLOWMIND_PREFIX}{text}"));
+    match level {
+        FlowmindLevel::Instruct => message(ctx, step, format!("{FLOWMIND_PREFIX}{text}")),
+        FlowmindLevel::Replan => {
+            if let Ok(mut g) = ctx.replans.lock() {
+                g.decided += 1;
+                g.busy = true;
+            }
+            // A loop that ended meanwhile leaves it journaled: a resumed
+            // run carries it out (`swarm::replan`).
+            if let Some(tx) = replan_to {
+                let _ = tx.send(super::context::Replan { step, observed });
+            }
+        }
+        FlowmindLevel::Escalate => {}
     }
 }
 

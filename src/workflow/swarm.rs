@@ -10,7 +10,7 @@
 //! steps keyed by their task id: their LLM replies and tool results are
 //! reused on resume and a finished task never runs again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,7 @@ use crate::swarm::plan::{self, Plan};
 use crate::swarm::scheduler::{BreakerState, Scheduler, SlotId};
 
 mod planning;
+mod replan;
 
 use planning::accepted_plan;
 
@@ -133,7 +134,16 @@ pub async fn execute(ctx: Arc<RunCtx>, wf: Arc<Workflow>, spec: SwarmSpec) -> Gr
         Ok(plan) => plan,
         Err(end) => return end,
     };
-    run_tasks(ctx, &spec, accepted).await
+    let plan = match replan::with_revisions(&ctx, accepted) {
+        Ok(plan) => plan,
+        Err(e) => return failed(e),
+    };
+    let end = run_tasks(ctx.clone(), &spec, &plan_step, plan).await;
+    if let Ok(mut gate) = ctx.replans.lock() {
+        gate.tx = None;
+        gate.running.clear();
+    }
+    end
 }
 
 fn failed(error: String) -> GraphEnd {
@@ -183,6 +193,8 @@ enum TaskState {
     Done(Settled),
     /// Not started because the run stopped.
     Stopped,
+    /// Given way to a revised plan's tasks (FlowMind's re-plan).
+    Replaced,
 }
 
 /// What a swarm task gives back: a task's end on its slot, or the
@@ -194,7 +206,12 @@ enum Joined {
 
 /// Runs the accepted plan's tasks on the agent slots, and the follow-ups
 /// they spawn as tasks of their own.
-async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
+async fn run_tasks(
+    ctx: Arc<RunCtx>,
+    spec: &SwarmSpec,
+    plan_step: &Step,
+    mut plan: Plan,
+) -> GraphEnd {
     let mut steps = match plan::to_steps(&spec.objective, &plan) {
         Ok(steps) => steps,
         Err(e) => return failed(format!("the accepted plan cannot run: {e}")),
@@ -210,7 +227,23 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
         breaker.cooldown.as_millis() as u64,
     );
     let mut board = Board::new(&steps);
+    // Tasks recorded revisions replaced: shown as such, their ids taken.
+    for r in &ctx.history.swarm.revisions {
+        for id in &r.replaces {
+            board.states.insert(id.clone(), TaskState::Replaced);
+        }
+    }
     let mut tasks: JoinSet<Joined> = JoinSet::new();
+    // FlowMind's re-plans: one decided before a crash and not yet revised,
+    // then those decided from now on (the gate is closed by `execute`).
+    let mut pending = replan::pending(&ctx);
+    let mut revision = replan::next_revision(&ctx);
+    let (replan_tx, mut replans) = tokio::sync::mpsc::unbounded_channel();
+    if let Ok(mut gate) = ctx.replans.lock() {
+        gate.tx = Some(replan_tx);
+        gate.decided = ctx.history.swarm.replans.len() as u32;
+        gate.busy = pending.is_some();
+    }
 
     // Breakers as last recorded; tasks finished in an earlier process are
     // adopted, and one started but not finished goes back on its slot first.
@@ -229,6 +262,8 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
         let key = StepKey::new(s.id.clone());
         if let Some(settled) = ctx.history.final_outcome(&key) {
             ready.extend(board.task_settled(&ctx, &mut tasks, &s.id, settled.clone()));
+        } else if pending.as_ref().is_some_and(|p| p.step == key) {
+            // Stopped for the re-plan under way: it does not run again.
         } else if ctx.history.steps.contains_key(&key)
             && let Some(slot) = ctx.history.task_slots.get(&key)
             && (*slot as usize) < slots
@@ -238,6 +273,7 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
                 board.states.insert(s.id.clone(), TaskState::Running);
                 let eval = board.eval_for(&ctx, s);
                 spawn_task(&ctx, &mut tasks, slot, s.clone(), eval, None, None);
+                running(&ctx, &s.id, true);
             }
         }
     }
@@ -246,7 +282,8 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
 
     loop {
         let halted = ctx.cancel.is_cancelled() || ctx.halted().is_some();
-        if !halted {
+        // While a re-plan waits for the running tasks, nothing new starts.
+        if !halted && pending.is_none() {
             board.adopt_followups(&ctx, &mut tasks, &mut ready);
             board.release(&ctx, &mut ready, &mut sched).await;
             let now = ctx.now();
@@ -270,6 +307,7 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
                 let deadline = board.deadline(&a.task);
                 let step = step.clone();
                 board.states.insert(a.task.clone(), TaskState::Running);
+                let id = step.id.clone();
                 spawn_task(
                     &ctx,
                     &mut tasks,
@@ -279,9 +317,27 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
                     Some(assigned),
                     deadline,
                 );
+                running(&ctx, &id, true);
             }
         }
         if tasks.is_empty() {
+            if !halted && let Some(stalled) = pending.take() {
+                let revised = revise(
+                    &ctx, spec, plan_step, &plan, &mut board, &mut sched, &stalled, revision,
+                )
+                .await;
+                match revised {
+                    Ok(Some(merged)) => plan = merged,
+                    Ok(None) => {}
+                    Err(end) => return end,
+                }
+                revision += 1;
+                ready.extend(board.take_ready());
+                if let Ok(mut gate) = ctx.replans.lock() {
+                    gate.busy = false;
+                }
+                continue;
+            }
             if halted || !board.any_queued() {
                 break;
             }
@@ -295,7 +351,23 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
             }
             continue;
         }
-        let Some(joined) = tasks.join_next().await else {
+        let joined = tokio::select! {
+            joined = tasks.join_next() => joined,
+            Some(stalled) = replans.recv() => {
+                // Stopped now; planned around once the others finished.
+                let token = ctx
+                    .step_cancels
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&stalled.step).cloned());
+                if let Some(token) = token {
+                    token.cancel();
+                }
+                pending = Some(stalled);
+                continue;
+            }
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (slot, id, end) = match joined {
@@ -309,9 +381,12 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
                 continue;
             }
         };
+        running(&ctx, &id, false);
         match end {
             StepEnd::Settled(settled) => {
-                let ok = matches!(settled, Settled::Succeeded { .. });
+                // Stopped for a re-plan: not the slot's failure.
+                let replanned = pending.as_ref().is_some_and(|p| p.step.as_str() == id);
+                let ok = replanned || matches!(settled, Settled::Succeeded { .. });
                 if let Ok(Some(change)) = sched.finished(slot, &id, ok, ctx.now()) {
                     record_breaker(&ctx, change).await;
                 }
@@ -327,6 +402,124 @@ async fn run_tasks(ctx: Arc<RunCtx>, spec: &SwarmSpec, plan: Plan) -> GraphEnd {
         }
     }
     finish(&ctx, &plan, &board)
+}
+
+/// Marks a swarm task running (or not) for FlowMind's re-plans: only a
+/// running task can be re-planned.
+fn running(ctx: &RunCtx, id: &str, on: bool) {
+    if let Ok(mut gate) = ctx.replans.lock() {
+        let key = StepKey::new(id.to_string());
+        if on {
+            gate.running.insert(key);
+        } else {
+            gate.running.remove(&key);
+        }
+    }
+}
+
+/// Plans the unfinished work again around `stalled` (every task has
+/// ended): journals the revision and puts its tasks on the board in place
+/// of the stalled one and those not started. `Ok(None)` when the stalled
+/// task succeeded before it was stopped: nothing is re-planned.
+#[allow(clippy::too_many_arguments)]
+async fn revise(
+    ctx: &Arc<RunCtx>,
+    spec: &SwarmSpec,
+    plan_step: &Step,
+    plan: &Plan,
+    board: &mut Board,
+    sched: &mut Scheduler,
+    stalled: &super::context::Replan,
+    revision: u32,
+) -> Result<Option<Plan>, GraphEnd> {
+    let id = stalled.step.as_str();
+    let succeeded = matches!(
+        board.states.get(id),
+        Some(TaskState::Done(Settled::Succeeded { .. }))
+    );
+    let record = |replaces: Vec<String>, plan: Value, edited: bool| Event::PlanRevised {
+        revision,
+        stalled: stalled.step.clone(),
+        replaces,
+        plan,
+        edited,
+        at: ctx.now(),
+    };
+    if succeeded {
+        if let Err(e) = ctx.rec.record(record(Vec::new(), Value::Null, false)).await {
+            return Err(failed(format!("journal: {e}")));
+        }
+        return Ok(None);
+    }
+    if !matches!(board.states.get(id), Some(TaskState::Done(_))) {
+        // Stopped before a crash could record it (or not started at all).
+        let _ = ctx
+            .rec
+            .record(Event::StepCancelled {
+                step: stalled.step.clone(),
+                at: ctx.now(),
+            })
+            .await;
+    }
+    let mut replaced = vec![id.to_string()];
+    let mut finished = Vec::new();
+    let mut outside = plan::Outside::default();
+    for task in &plan.tasks {
+        outside.taken.insert(task.id.clone());
+        match board.states.get(&task.id) {
+            Some(TaskState::Done(settled)) if task.id != id => {
+                let (how, _) = status_of(board.states.get(&task.id));
+                if matches!(settled, Settled::Succeeded { .. }) {
+                    outside.succeeded.insert(task.id.clone());
+                }
+                let report = result_of(&board.views, &task.id);
+                finished.push((
+                    task.id.clone(),
+                    how,
+                    report.as_str().unwrap_or("").to_string(),
+                ));
+            }
+            Some(TaskState::Waiting | TaskState::Queued) if task.id != id => {
+                replaced.push(task.id.clone());
+            }
+            _ => {}
+        }
+    }
+    // Every id the run used (follow-ups and tasks replaced before) stays taken.
+    outside.taken.extend(board.states.keys().cloned());
+    let stall = plan::Stall {
+        objective: &spec.objective,
+        plan,
+        stalled: id,
+        observed: &stalled.observed,
+        finished: &finished,
+        replaced: &replaced,
+    };
+    let (revised, edited) =
+        replan::revise(ctx, plan_step, spec, &stall, &outside, revision).await?;
+    let value = serde_json::to_value(&revised).unwrap_or(Value::Null);
+    if let Err(e) = ctx
+        .rec
+        .record(record(replaced.clone(), value, edited))
+        .await
+    {
+        return Err(failed(format!("journal: {e}")));
+    }
+    let merged = plan::with_revision(plan, &replaced, &revised);
+    let steps = match plan::to_steps(&spec.objective, &merged) {
+        Ok(steps) => steps,
+        Err(e) => return Err(failed(format!("the revised plan cannot run: {e}"))),
+    };
+    let new: HashSet<&str> = revised.tasks.iter().map(|t| t.id.as_str()).collect();
+    let mut added: Vec<Step> = steps
+        .into_iter()
+        .filter(|s| new.contains(s.id.as_str()))
+        .collect();
+    if spec.worktrees {
+        isolate_writers(&ctx.deps.modes, &mut added, spec.base.as_deref());
+    }
+    board.replace(&replaced, added, sched);
+    Ok(Some(merged))
 }
 
 async fn record_breaker(ctx: &RunCtx, change: crate::swarm::scheduler::BreakerChange) {
@@ -375,7 +568,7 @@ impl Board {
                 .collect(),
             views: BTreeMap::new(),
             frontier: Frontier::new(steps),
-            chains: Chains::declared(steps.len()),
+            chains: Chains::default(),
             ids: steps.iter().map(|s| s.id.clone()).collect(),
             index: steps
                 .iter()
@@ -493,6 +686,34 @@ impl Board {
             self.ids.push(id);
         }
         self.take_ready()
+    }
+
+    /// A revised plan: the `replaced` tasks give way (taken off the
+    /// queues), and the `added` tasks (needs first) wait for their needs
+    /// that have not ended.
+    fn replace(&mut self, replaced: &[String], added: Vec<Step>, sched: &mut Scheduler) {
+        for id in replaced {
+            if self.states.get(id) == Some(&TaskState::Queued) {
+                sched.withdraw(id);
+            }
+            self.states.insert(id.clone(), TaskState::Replaced);
+        }
+        for step in added {
+            let unsettled: Vec<usize> = step
+                .needs
+                .iter()
+                .filter(|n| !matches!(self.states.get(n.as_str()), Some(TaskState::Done(_))))
+                .filter_map(|n| self.index.get(n).copied())
+                .collect();
+            let i = self.frontier.add_waiting(&unsettled);
+            debug_assert_eq!(i, self.ids.len());
+            let id = step.id.clone();
+            self.index.insert(id.clone(), i);
+            self.ids.push(id.clone());
+            self.needs.insert(id.clone(), step.needs.clone());
+            self.states.insert(id.clone(), TaskState::Waiting);
+            self.steps.insert(id, step);
+        }
     }
 
     /// Ready follow-ups that finished in an earlier process keep their
@@ -663,6 +884,16 @@ fn finish(ctx: &RunCtx, plan: &Plan, board: &Board) -> GraphEnd {
     if !spawned.is_empty() {
         outputs.insert("followups".to_string(), Value::Object(spawned));
     }
+    // Tasks a revised plan replaced: shown, never run again.
+    let replaced: Vec<Value> = board
+        .states
+        .iter()
+        .filter(|(_, s)| **s == TaskState::Replaced)
+        .map(|(id, _)| Value::String(id.clone()))
+        .collect();
+    if !replaced.is_empty() {
+        outputs.insert("replaced".to_string(), Value::Array(replaced));
+    }
     match failures.first() {
         Some(first) => GraphEnd {
             status: RunStatus::Failed,
@@ -686,6 +917,7 @@ fn status_of(state: Option<&TaskState>) -> (&'static str, Option<String>) {
         }
         Some(TaskState::Done(Settled::Skipped)) => ("skipped", None),
         Some(TaskState::Done(Settled::Cancelled)) => ("cancelled", Some("was cancelled".into())),
+        Some(TaskState::Replaced) => ("replaced", None),
         _ => ("not run", None),
     }
 }

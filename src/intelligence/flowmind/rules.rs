@@ -9,7 +9,7 @@
 //! the run's events: the same events give the same decisions, so a resumed
 //! controller folds the journal and decides nothing it decided before.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::protocol::{Event, FlowmindLevel, Ledger, Millis, StepKey};
 use crate::text::one_line;
@@ -85,6 +85,14 @@ pub struct Rules {
     questions: HashMap<String, StepKey>,
     /// The whole run is paused.
     run_paused: bool,
+    /// Swarm tasks (assigned to a slot): a stalled one is re-planned
+    /// before it goes to the user.
+    tasks: HashSet<StepKey>,
+    /// Re-plans decided in the run so far, and whether the last one's
+    /// revision is still to come (another task stalling meanwhile goes to
+    /// the user).
+    replans: u32,
+    replanning: bool,
 }
 
 impl Rules {
@@ -94,6 +102,9 @@ impl Rules {
             agents: HashMap::new(),
             questions: HashMap::new(),
             run_paused: false,
+            tasks: HashSet::new(),
+            replans: 0,
+            replanning: false,
         }
     }
 
@@ -231,8 +242,22 @@ impl Rules {
                 agent.ledger_stalls = 0;
                 match level {
                     FlowmindLevel::Instruct => agent.instructed += 1,
-                    FlowmindLevel::Escalate => agent.escalated = true,
+                    // The task is stopped and planned around: nothing more
+                    // to say about it.
+                    FlowmindLevel::Escalate | FlowmindLevel::Replan => agent.escalated = true,
                 }
+                if *level == FlowmindLevel::Replan {
+                    self.replans += 1;
+                    self.replanning = true;
+                }
+                None
+            }
+            Event::PlanRevised { .. } => {
+                self.replanning = false;
+                None
+            }
+            Event::TaskAssigned { task, .. } => {
+                self.tasks.insert(task.clone());
                 None
             }
             Event::FlowmindLedger { step, ledger, .. } => {
@@ -345,11 +370,10 @@ impl Rules {
                 one_line(&ledger.reason, 200)
             );
             // Only a person can unblock it, says the ledger: no instruction.
-            let level = if ledger.next == "user" || agent.instructed >= self.thresholds.instructions
-            {
+            let level = if ledger.next == "user" {
                 FlowmindLevel::Escalate
             } else {
-                FlowmindLevel::Instruct
+                self.next_level(step, agent)
             };
             let text = match level {
                 FlowmindLevel::Instruct if !ledger.instruction.trim().is_empty() => {
@@ -359,6 +383,7 @@ impl Rules {
                     "You do not seem to be getting closer to done: {}. Stop, say what you expected and what you saw, then take a different approach — or give your final answer with what you have.",
                     one_line(&ledger.reason, 200)
                 ),
+                FlowmindLevel::Replan => replan_text(step),
                 FlowmindLevel::Escalate => format!(
                     "{observed}, after {} instruction(s) from FlowMind. Send it a message (m), pause it, or cancel the step.",
                     agent.instructed
@@ -374,21 +399,16 @@ impl Rules {
         } else {
             return None;
         };
-        let (level, text) = if agent.instructed < self.thresholds.instructions {
-            (
-                FlowmindLevel::Instruct,
-                format!(
-                    "{what}. Repeating it will not change the result. Stop, say what you expected and what you saw, then take a different approach — or give your final answer with what you have."
-                ),
-            )
-        } else {
-            (
-                FlowmindLevel::Escalate,
-                format!(
-                    "{observed}, after {} instruction(s) from FlowMind. Send it a message (m), pause it, or cancel the step.",
-                    agent.instructed
-                ),
-            )
+        let level = self.next_level(step, agent);
+        let text = match level {
+            FlowmindLevel::Instruct => format!(
+                "{what}. Repeating it will not change the result. Stop, say what you expected and what you saw, then take a different approach — or give your final answer with what you have."
+            ),
+            FlowmindLevel::Replan => replan_text(step),
+            FlowmindLevel::Escalate => format!(
+                "{observed}, after {} instruction(s) from FlowMind. Send it a message (m), pause it, or cancel the step.",
+                agent.instructed
+            ),
         };
         Some(Decision {
             step: step.clone(),
@@ -398,6 +418,31 @@ impl Rules {
             text,
         })
     }
+}
+
+impl Rules {
+    /// The next step up for a stuck agent: told first (`instructions`
+    /// times), then — a swarm task, while the run has re-plans left —
+    /// planned around, then handed to the user.
+    fn next_level(&self, step: &StepKey, agent: &Agent) -> FlowmindLevel {
+        if agent.instructed < self.thresholds.instructions {
+            FlowmindLevel::Instruct
+        } else if self.tasks.contains(step)
+            && !self.replanning
+            && self.replans < crate::protocol::MAX_REPLANS
+        {
+            FlowmindLevel::Replan
+        } else {
+            FlowmindLevel::Escalate
+        }
+    }
+}
+
+/// What a re-plan says it does.
+fn replan_text(step: &StepKey) -> String {
+    format!(
+        "`{step}` is stopped; the orchestrator plans the unfinished work again around it, and you review the revised plan."
+    )
 }
 
 impl Agent {
@@ -512,6 +557,64 @@ mod tests {
                 None
             );
         }
+    }
+
+    /// Three identical calls of `step`: the rules' decision, journaled.
+    fn stall(rules: &mut Rules, step: &str) -> Decision {
+        let mut found = None;
+        for _ in 0..3 {
+            found = rules.fold(&tool(step, r#"{"path":"a"}"#, "x", false));
+        }
+        let d = found.expect("a decision");
+        rules.fold(&decided(&d));
+        d
+    }
+
+    fn assigned(task: &str) -> Event {
+        Event::TaskAssigned {
+            task: StepKey::new(task),
+            mode: "coder".into(),
+            slot: 0,
+            stolen_from: None,
+            at: Millis(0),
+        }
+    }
+
+    fn revised(stalled: &str) -> Event {
+        Event::PlanRevised {
+            revision: 1,
+            stalled: StepKey::new(stalled),
+            replaces: vec![stalled.into()],
+            plan: serde_json::Value::Null,
+            edited: false,
+            at: Millis(0),
+        }
+    }
+
+    #[test]
+    fn a_stalled_swarm_task_is_instructed_then_re_planned_within_the_bound() {
+        let mut rules = Rules::new(Thresholds::default());
+        for task in ["a", "b", "c", "d"] {
+            rules.fold(&assigned(task));
+        }
+        assert_eq!(stall(&mut rules, "a").level, FlowmindLevel::Instruct);
+        let replan = stall(&mut rules, "a");
+        assert_eq!(replan.level, FlowmindLevel::Replan);
+        assert!(replan.text.contains("plans the unfinished work again"));
+        // Another task stalling while the revision is under way goes to
+        // the user: one re-plan at a time.
+        assert_eq!(stall(&mut rules, "b").level, FlowmindLevel::Instruct);
+        assert_eq!(stall(&mut rules, "b").level, FlowmindLevel::Escalate);
+        rules.fold(&revised("a"));
+        assert_eq!(stall(&mut rules, "c").level, FlowmindLevel::Instruct);
+        assert_eq!(stall(&mut rules, "c").level, FlowmindLevel::Replan);
+        rules.fold(&revised("c"));
+        // Past MAX_REPLANS a stalled task goes to the user.
+        assert_eq!(stall(&mut rules, "d").level, FlowmindLevel::Instruct);
+        assert_eq!(stall(&mut rules, "d").level, FlowmindLevel::Escalate);
+        // A plain workflow's agent is never re-planned.
+        assert_eq!(stall(&mut rules, "plain").level, FlowmindLevel::Instruct);
+        assert_eq!(stall(&mut rules, "plain").level, FlowmindLevel::Escalate);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! for us than a short one.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use crate::spec::ModeRegistry;
 use crate::spec::load::cx::closest;
@@ -22,6 +22,29 @@ pub(crate) const ORCHESTRATOR: &str = "orchestrator";
 /// the closest known id), unknown or self `needs`, cycles (named:
 /// `a → b → a`). Empty when the plan is good.
 pub fn check(plan: &Plan, modes: &ModeRegistry, max_tasks: usize) -> Vec<String> {
+    check_in(plan, modes, max_tasks, &Outside::default())
+}
+
+/// The tasks of a run around a revised plan: those it may build on (they
+/// succeeded) and every id already used (so none is reused).
+#[derive(Debug, Default, Clone)]
+pub struct Outside {
+    pub succeeded: HashSet<String>,
+    pub taken: HashSet<String>,
+}
+
+/// `check` for a revised plan, whose tasks may also need the run's
+/// succeeded tasks and may not reuse any id of the run.
+pub fn check_revision(
+    plan: &Plan,
+    modes: &ModeRegistry,
+    max_tasks: usize,
+    outside: &Outside,
+) -> Vec<String> {
+    check_in(plan, modes, max_tasks, outside)
+}
+
+fn check_in(plan: &Plan, modes: &ModeRegistry, max_tasks: usize, outside: &Outside) -> Vec<String> {
     let mut p = Problems::default();
     let n = plan.tasks.len();
     if n == 0 {
@@ -57,6 +80,14 @@ pub fn check(plan: &Plan, modes: &ModeRegistry, max_tasks: usize) -> Vec<String>
             && j != i
         {
             p.add(|| format!("{}: `{}` is also the id of tasks[{j}]", at("id"), t.id));
+        } else if outside.taken.contains(&t.id) {
+            p.add(|| {
+                format!(
+                    "{}: `{}` is already a task of this run; give the new task a new id",
+                    at("id"),
+                    t.id
+                )
+            });
         }
         if t.title.trim().is_empty() {
             p.add(|| format!("{}: empty; say what the agent must do", at("title")));
@@ -98,6 +129,15 @@ pub fn check(plan: &Plan, modes: &ModeRegistry, max_tasks: usize) -> Vec<String>
         for need in &t.needs {
             if *need == t.id {
                 p.add(|| format!("tasks[{i}].needs: `{}` needs itself", shown(need)));
+            } else if outside.succeeded.contains(need) {
+                // Finished and succeeded: its report is there to build on.
+            } else if outside.taken.contains(need) && !index.contains_key(need.as_str()) {
+                p.add(|| {
+                    format!(
+                        "tasks[{i}].needs: `{}` did not succeed or is replaced; only tasks that succeeded can be built on",
+                        shown(need)
+                    )
+                });
             } else if !index.contains_key(need.as_str()) {
                 let hint = closest(need, &ids)
                     .map(|c| format!(" (did you mean `{c}`?)"))

@@ -77,6 +77,85 @@ pub fn planning_prompt(objective: &str, modes: &ModeRegistry, max_tasks: usize) 
     out
 }
 
+/// What the orchestrator is told when FlowMind stopped a stalled task.
+pub struct Stall<'a> {
+    pub objective: &'a str,
+    /// The plan being carried out (with earlier revisions applied).
+    pub plan: &'a Plan,
+    pub stalled: &'a str,
+    /// What FlowMind saw.
+    pub observed: &'a str,
+    /// The tasks that ended: id, how (`succeeded`, `failed`, ...), and what
+    /// the task reported.
+    pub finished: &'a [(String, &'static str, String)],
+    /// The tasks the revised plan replaces (the stalled one among them).
+    pub replaced: &'a [String],
+}
+
+/// The orchestrator's prompt for a revised plan: the objective, what was
+/// done, what stalled and why, the unfinished tasks it replaces, and the
+/// rules (new ids; needs on tasks that succeeded or of the revised plan).
+pub fn replanning_prompt(stall: &Stall, modes: &ModeRegistry, max_tasks: usize) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Objective:\n{}\n", stall.objective.trim());
+    if !stall.plan.summary.trim().is_empty() {
+        let _ = writeln!(out, "The team's plan: {}\n", stall.plan.summary.trim());
+    }
+    let title = |id: &str| {
+        stall
+            .plan
+            .tasks
+            .iter()
+            .find(|t| t.id == id)
+            .map_or(String::new(), |t| crate::text::one_line(&t.title, 300))
+    };
+    let _ = writeln!(
+        out,
+        "Task `{}` ({}) stalled and was stopped. lev's controller saw: {}\n",
+        stall.stalled,
+        title(stall.stalled),
+        crate::text::one_line(stall.observed, 400)
+    );
+    if stall.finished.is_empty() {
+        out.push_str("No task has finished yet.\n\n");
+    } else {
+        out.push_str("Tasks that finished (do not plan them again):\n");
+        for (id, how, report) in stall.finished {
+            let _ = writeln!(
+                out,
+                "- `{id}` ({how}): {}\n  reported: {}",
+                title(id),
+                crate::text::one_line(report, 400)
+            );
+        }
+        out.push('\n');
+    }
+    out.push_str("Unfinished tasks your revised plan replaces:\n");
+    for id in stall.replaced {
+        let _ = writeln!(out, "- `{id}`: {}", title(id));
+    }
+    let _ = writeln!(
+        out,
+        "\nPlan the unfinished work again as a graph of at most {max_tasks} tasks. Take a different approach where the stalled task got stuck: split it, narrow it, or give it to another mode.\n"
+    );
+    out.push_str("Modes you may give a task to (id: when to use it):\n");
+    for mode in modes.modes.values().filter(|m| m.id != ORCHESTRATOR) {
+        let _ = writeln!(out, "- {}: {}", mode.id, when_to_use(mode));
+    }
+    let _ = write!(
+        out,
+        "\nRules:\n\
+         - `id`: new (no id of a task above); lowercase letters, digits, `-` and `_`, starting with a letter; at most {MAX_ID_CHARS} characters.\n\
+         - `mode`: one of the mode ids above.\n\
+         - `needs`: ids of tasks in your plan, or of the tasks above that succeeded; no task needs itself; no cycles.\n\
+         - `acceptance`: at least one check that decides whether the task is done.\n\
+         - `files`: the paths the task is expected to create or change (`[]` for none).\n\
+         - At most {max_tasks} tasks.\n\n\
+         Reply with one JSON document and nothing else:\n{SHAPE}\n"
+    );
+    out
+}
+
 fn when_to_use(mode: &Mode) -> String {
     let text = mode
         .when_to_use

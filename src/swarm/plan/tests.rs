@@ -481,3 +481,53 @@ fn edit_text_errors_carry_line_and_column() {
         vec!["1:1: plan: expected a mapping with `summary` and `tasks`, found null"]
     );
 }
+
+#[test]
+fn a_revision_builds_on_succeeded_tasks_and_takes_no_used_id() {
+    let outside = Outside {
+        succeeded: ["design".to_string()].into(),
+        taken: ["design", "broken", "stuck"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    let good = plan(vec![
+        task("fix", "coder", &["design"]),
+        task("check", "reviewer", &["fix"]),
+    ]);
+    assert_eq!(
+        check_revision(&good, &modes(), 10, &outside),
+        Vec::<String>::new()
+    );
+    // Without the outside tasks, `design` is unknown: the plain check
+    // stays strict.
+    assert_eq!(check(&good, &modes(), 10).len(), 1);
+
+    let bad = plan(vec![
+        task("stuck", "coder", &["design"]),
+        task("again", "coder", &["broken"]),
+    ]);
+    let problems = check_revision(&bad, &modes(), 10, &outside);
+    assert_eq!(
+        problems,
+        [
+            "tasks[0].id: `stuck` is already a task of this run; give the new task a new id",
+            "tasks[1].needs: `broken` did not succeed or is replaced; only tasks that succeeded can be built on",
+        ]
+    );
+}
+
+#[test]
+fn a_revision_replaces_tasks_and_keeps_the_rest_in_order() {
+    let ran = plan(vec![
+        task("a", "architect", &[]),
+        task("b", "coder", &["a"]),
+        task("c", "reviewer", &["b"]),
+    ]);
+    let revised = plan(vec![task("d", "coder", &["a"])]);
+    let merged = with_revision(&ran, &["b".into(), "c".into()], &revised);
+    let ids: Vec<&str> = merged.tasks.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["a", "d"]);
+    assert_eq!(merged.summary, ran.summary);
+    assert!(check(&merged, &modes(), 10).is_empty());
+}

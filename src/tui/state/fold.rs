@@ -710,7 +710,7 @@ impl RunView {
                 let line = describe::flowmind_decided(step, rule, observed, *level, text);
                 self.initiated(at, line.clone());
                 self.step_note(step, line.clone());
-                if *level == FlowmindLevel::Escalate {
+                if *level != FlowmindLevel::Instruct {
                     self.notes.push(line);
                 }
             }
@@ -792,6 +792,7 @@ impl RunView {
             }
             Event::PlanProposed { .. }
             | Event::PlanAccepted { .. }
+            | Event::PlanRevised { .. }
             | Event::TaskAssigned { .. }
             | Event::SlotBreaker { .. } => self.apply_swarm(&r.event, at),
             Event::ProviderBreaker {

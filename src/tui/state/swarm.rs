@@ -197,6 +197,19 @@ impl RunView {
                 let how = if *edited { " (edited)" } else { "" };
                 self.notes.push(format!("plan accepted{how}: {n} tasks"));
             }
+            Event::PlanRevised {
+                revision,
+                stalled,
+                replaces,
+                plan,
+                edited,
+                ..
+            } => {
+                let line = crate::protocol::describe::plan_revised(
+                    *revision, stalled, replaces, plan, *edited,
+                );
+                self.notes.push(line);
+            }
             Event::TaskAssigned {
                 task,
                 mode,

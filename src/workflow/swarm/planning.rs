@@ -23,7 +23,20 @@ pub(super) async fn accepted_plan(
     let mut note: Option<String> = None;
     for review in 1..=MAX_REGENERATIONS + 1 {
         let proposed = propose(ctx, plan_step, spec, &mut attempt, note.take()).await?;
-        match review_plan(ctx, &proposed, review).await? {
+        let check = |edited: &Plan| {
+            let mut problems = plan::check(edited, &ctx.deps.modes, usize::MAX);
+            problems.extend(reserved_ids(
+                &serde_json::to_value(edited).unwrap_or(Value::Null),
+            ));
+            problems
+        };
+        let shown = Review {
+            id: "plan-review",
+            step: plan_key(1),
+            what: "the plan",
+            check: &check,
+        };
+        match review_plan(ctx, &proposed, review, &shown).await? {
             Reviewed::Accepted(plan, edited) => {
                 let event = Event::PlanAccepted {
                     objective: spec.objective.clone(),
@@ -107,20 +120,9 @@ async fn ask_orchestrator(
     note: &Option<String>,
 ) -> Result<(Value, Vec<String>), GraphEnd> {
     let key = plan_key(n);
-    let mut step = plan_step.clone();
-    step.id = key.to_string();
-    if let (Some(note), StepKind::Agent { prompt, .. }) = (note, &mut step.kind) {
-        let raw = format!("{}\n\n{}", prompt.raw(), plan::escape_template(note));
-        *prompt = Template::parse(&raw).unwrap_or_else(|_| Template::literal(&raw));
-    }
-    let eval = eval_context(ctx, BTreeMap::new());
-    match step::run_step(ctx.clone(), key, step, eval).await {
-        StepEnd::Paused(reason) => {
-            ctx.set_halt(Halt::Paused(reason.clone()));
-            Err(stopped(ctx).unwrap_or_else(|| failed(crate::protocol::describe::pause(&reason))))
-        }
-        StepEnd::Settled(Settled::Succeeded { outputs }) => {
-            let value = outputs.get("json").cloned().unwrap_or(Value::Null);
+    let step = with_note(plan_step, &key, note.as_deref());
+    match orchestrate(ctx, key, step).await? {
+        Ok(value) => {
             let problems = match plan::parse(&value) {
                 Ok(p) => plan::check(&p, &ctx.deps.modes, spec.max_tasks as usize),
                 Err(problems) => problems,
@@ -128,28 +130,65 @@ async fn ask_orchestrator(
             let problems = problems.into_iter().chain(reserved_ids(&value)).collect();
             Ok((value, problems))
         }
-        StepEnd::Settled(Settled::Failed { error }) => {
-            if let Some(end) = stopped(ctx) {
-                return Err(end);
-            }
-            Ok((
-                Value::Null,
-                vec![format!("the orchestrator failed: {error}")],
-            ))
+        Err(why) => Ok((Value::Null, vec![why])),
+    }
+}
+
+/// The orchestrator's step under `key`, with `note` after its prompt.
+pub(super) fn with_note(step: &Step, key: &StepKey, note: Option<&str>) -> Step {
+    let mut step = step.clone();
+    step.id = key.to_string();
+    if let (Some(note), StepKind::Agent { prompt, .. }) = (note, &mut step.kind) {
+        let raw = format!("{}\n\n{}", prompt.raw(), plan::escape_template(note));
+        *prompt = Template::parse(&raw).unwrap_or_else(|_| Template::literal(&raw));
+    }
+    step
+}
+
+/// Runs one orchestrator step (or takes its recorded answer): its JSON
+/// answer, or why it gave none; a stopped run ends the planning.
+pub(super) async fn orchestrate(
+    ctx: &Arc<RunCtx>,
+    key: StepKey,
+    step: Step,
+) -> Result<Result<Value, String>, GraphEnd> {
+    let end = match ctx.history.final_outcome(&key) {
+        Some(settled @ Settled::Succeeded { .. }) => StepEnd::Settled(settled.clone()),
+        _ => {
+            let eval = eval_context(ctx, BTreeMap::new());
+            step::run_step(ctx.clone(), key, step, eval).await
         }
+    };
+    match end {
+        StepEnd::Paused(reason) => {
+            ctx.set_halt(Halt::Paused(reason.clone()));
+            Err(stopped(ctx).unwrap_or_else(|| failed(crate::protocol::describe::pause(&reason))))
+        }
+        StepEnd::Settled(Settled::Succeeded { outputs }) => {
+            Ok(Ok(outputs.get("json").cloned().unwrap_or(Value::Null)))
+        }
+        StepEnd::Settled(Settled::Failed { error }) => match stopped(ctx) {
+            Some(end) => Err(end),
+            None => Ok(Err(format!("the orchestrator failed: {error}"))),
+        },
         StepEnd::Settled(_) => Err(stopped(ctx).unwrap_or_else(|| failed("cancelled".into()))),
     }
 }
 
 /// Task ids that would collide with the planning steps' keys.
-fn reserved_ids(value: &Value) -> Vec<String> {
+pub(super) fn reserved_ids(value: &Value) -> Vec<String> {
     let Some(tasks) = value.get("tasks").and_then(Value::as_array) else {
         return Vec::new();
     };
     tasks
         .iter()
         .filter_map(|t| t.get("id").and_then(Value::as_str))
-        .filter(|id| *id == PLAN_STEP || id.starts_with("plan-"))
+        .filter(|id| {
+            *id == PLAN_STEP
+                || id.starts_with("plan-")
+                || *id == replan::REPLAN_STEP
+                || id.starts_with("replan-")
+        })
         .map(|id| format!("task id `{id}` is reserved for the planner: choose another id"))
         .collect()
 }
@@ -162,33 +201,46 @@ fn plan_key(n: u32) -> StepKey {
     }
 }
 
-enum Reviewed {
+pub(super) enum Reviewed {
     Accepted(Plan, bool),
     Regenerate,
 }
 
+/// What one review shows and checks.
+pub(super) struct Review<'a> {
+    /// The first question's id; later ones are `<id>-<review>.<edit>`.
+    pub id: &'a str,
+    /// The step the question belongs to.
+    pub step: StepKey,
+    /// What is reviewed: "the plan", "the revised plan".
+    pub what: &'a str,
+    /// The problems of an edited plan.
+    pub check: &'a (dyn Fn(&Plan) -> Vec<String> + Sync),
+}
+
 /// Shows the plan to the user: accept, regenerate, or an edited plan as
 /// free text (re-asked while the edit has problems).
-async fn review_plan(
+pub(super) async fn review_plan(
     ctx: &Arc<RunCtx>,
     proposed: &Plan,
     review: u32,
+    shown: &Review<'_>,
 ) -> Result<Reviewed, GraphEnd> {
     let mut problems: Vec<String> = Vec::new();
     for edit in 1u32.. {
         let id = if review == 1 && edit == 1 {
-            "plan-review".to_string()
+            shown.id.to_string()
         } else {
-            format!("plan-review-{review}.{edit}")
+            format!("{}-{review}.{edit}", shown.id)
         };
         let header = if problems.is_empty() {
-            format!("Review the plan ({} tasks)", proposed.tasks.len())
+            format!("Review {} ({} tasks)", shown.what, proposed.tasks.len())
         } else {
             format!("The edited plan has problems: {}", problems.join("; "))
         };
         let q = Ask {
             id,
-            step: Some(plan_key(1)),
+            step: Some(shown.step.clone()),
             header: Some(header),
             ask: format!(
                 "{}\n\nAccept it, regenerate it, or answer with the edited plan (the text above, changed).",
@@ -213,7 +265,8 @@ async fn review_plan(
             Err(e) => {
                 return Err(stopped(ctx).unwrap_or_else(|| {
                     failed(format!(
-                        "the plan needs a review ({e}); headless, `--yes` accepts it"
+                        "{} needs a review ({e}); headless, `--yes` accepts it",
+                        shown.what
                     ))
                 }));
             }
@@ -223,10 +276,7 @@ async fn review_plan(
             REGENERATE => return Ok(Reviewed::Regenerate),
             text => match plan::from_edit_text(text) {
                 Ok(edited) => {
-                    problems = plan::check(&edited, &ctx.deps.modes, usize::MAX);
-                    problems.extend(reserved_ids(
-                        &serde_json::to_value(&edited).unwrap_or(Value::Null),
-                    ));
+                    problems = (shown.check)(&edited);
                     if problems.is_empty() {
                         return Ok(Reviewed::Accepted(edited, true));
                     }
