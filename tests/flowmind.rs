@@ -270,3 +270,55 @@ fn an_agent_whose_model_hangs_is_handed_to_the_user() {
         "{decided:?}"
     );
 }
+
+/// A provider that keeps failing (HTTP 503) is the fallback rules' too: the
+/// agent is handed to the user once, with what failed, while lev retries —
+/// and the run still finishes when a retry goes through.
+#[test]
+fn an_agent_whose_provider_keeps_failing_is_handed_to_the_user_once() {
+    use support::llm_server::Reply;
+    let overloaded = || {
+        Reply::new(503)
+            .header("content-type", "application/json")
+            .then(support::llm_server::Action::Raw(
+                br#"{"error":{"message":"the server is overloaded","type":"server_error"}}"#
+                    .to_vec(),
+            ))
+    };
+    let server = LlmServer::script(vec![
+        overloaded(),
+        overloaded(),
+        overloaded(),
+        overloaded(),
+        OpenAiSse::new("test-model")
+            .text("Found it.", 2)
+            .usage(10, 5)
+            .finish("stop")
+            .reply(),
+    ]);
+    let lev = Lev::new().with_openai(&server.base_url());
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        "retry: { max_attempts: 6, initial_delay_ms: 50, max_delay_ms: 200 }\n",
+    )
+    .unwrap();
+    let wf = lev.write_workflow(WORKFLOW);
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    let decided = of_type(&lev.events(&run), "flowmind_decided");
+    assert_eq!(decided.len(), 1, "{stdout}");
+    assert_eq!(decided[0]["rule"], "retries");
+    assert_eq!(decided[0]["level"], "escalate");
+    let observed = decided[0]["observed"].as_str().unwrap();
+    assert!(
+        observed.contains("failed 3 times in a row") && observed.contains("overloaded"),
+        "{observed}"
+    );
+    assert!(
+        stdout.contains("! FlowMind: look looks stuck (retries:"),
+        "{stdout}"
+    );
+    assert_eq!(server.request_count(), 5);
+}

@@ -14,6 +14,9 @@ use std::collections::{HashMap, HashSet};
 use crate::protocol::{Event, FlowmindLevel, Ledger, Millis, StepKey};
 use crate::text::one_line;
 
+/// The rule for an agent whose model's requests keep failing.
+const RETRIES: &str = "retries";
+
 /// How eager the rules are (the config's `flowmind:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thresholds {
@@ -59,6 +62,8 @@ struct Agent {
     /// handed to the user.
     last_active: u64,
     silence_said: bool,
+    /// Its model's failing requests in a row were handed to the user.
+    retries_said: bool,
     /// Its own question or approval waits for the user, or it is paused.
     asking_user: bool,
     paused: bool,
@@ -224,6 +229,44 @@ impl Rules {
                 self.agents.remove(step);
                 None
             }
+            Event::LlmRetrying {
+                step,
+                failed,
+                tries,
+                endpoint,
+                error,
+                ..
+            } => {
+                let at = self.thresholds.repeats.max(2);
+                let agent = self.agents.get_mut(step)?;
+                if *failed <= 1 {
+                    // A new streak of failures.
+                    agent.retries_said = false;
+                }
+                if agent.retries_said || agent.waiting || *failed < at {
+                    return None;
+                }
+                agent.waiting = true;
+                Some(Decision {
+                    step: step.clone(),
+                    rule: RETRIES,
+                    observed: format!(
+                        "its model's requests failed {failed} times in a row ({endpoint}): {}",
+                        one_line(error, 160)
+                    ),
+                    level: FlowmindLevel::Escalate,
+                    text: format!(
+                        "lev tries {tries} times before the step fails. Check the provider (key, quota, network), or pause the step (P) or cancel it (x)."
+                    ),
+                })
+            }
+            Event::FlowmindDecided { step, rule, .. } if rule == RETRIES => {
+                if let Some(agent) = self.agents.get_mut(step) {
+                    agent.waiting = false;
+                    agent.retries_said = true;
+                }
+                None
+            }
             Event::FlowmindDecided {
                 step, level, rule, ..
             } if rule == "silence" => {
@@ -311,6 +354,8 @@ impl Rules {
             agent.waiting = false;
             if decision.rule == "silence" {
                 agent.silence_said = true;
+            } else if decision.rule == RETRIES {
+                agent.retries_said = true;
             } else {
                 agent.escalated = true;
             }
@@ -615,6 +660,53 @@ mod tests {
         // A plain workflow's agent is never re-planned.
         assert_eq!(stall(&mut rules, "plain").level, FlowmindLevel::Instruct);
         assert_eq!(stall(&mut rules, "plain").level, FlowmindLevel::Escalate);
+    }
+
+    fn retrying(step: &str, failed: u32) -> Event {
+        Event::LlmRetrying {
+            step: StepKey::new(step),
+            attempt: Attempt(1),
+            turn: 1,
+            endpoint: "openai (http://127.0.0.1:9)".into(),
+            failed,
+            tries: 6,
+            error: "HTTP 503: overloaded".into(),
+            delay_ms: 100,
+            at: Millis(0),
+        }
+    }
+
+    #[test]
+    fn a_model_that_keeps_failing_goes_to_the_user_once_per_streak() {
+        let mut rules = Rules::new(Thresholds::default());
+        rules.fold(&Event::StepStarted {
+            step: StepKey::new("coder"),
+            attempt: Attempt(1),
+            fingerprint: String::new(),
+            kind: "agent".into(),
+            mode: Some("coder".into()),
+            idempotent: true,
+            hints: Vec::new(),
+            at: Millis(0),
+        });
+        assert_eq!(rules.fold(&retrying("coder", 1)), None);
+        assert_eq!(rules.fold(&retrying("coder", 2)), None);
+        let d = rules.fold(&retrying("coder", 3)).unwrap();
+        assert_eq!((d.rule, d.level), ("retries", FlowmindLevel::Escalate));
+        assert!(d.observed.contains("failed 3 times in a row"), "{d:?}");
+        assert!(d.observed.contains("HTTP 503: overloaded"), "{d:?}");
+        assert!(d.text.contains("lev tries 6 times"), "{d:?}");
+        rules.fold(&decided(&d));
+        assert_eq!(rules.fold(&retrying("coder", 4)), None);
+        // A request that failed once more after one went through is a new
+        // streak; the loop rules still work (retries are no escalation).
+        assert_eq!(rules.fold(&retrying("coder", 1)), None);
+        assert_eq!(rules.fold(&retrying("coder", 2)), None);
+        let again = rules.fold(&retrying("coder", 3)).unwrap();
+        rules.fold(&decided(&again));
+        assert_eq!(stall(&mut rules, "coder").level, FlowmindLevel::Instruct);
+        // A step FlowMind does not know of (not started) is left alone.
+        assert_eq!(rules.fold(&retrying("other", 5)), None);
     }
 
     #[test]
