@@ -463,3 +463,82 @@ fn flowmind_s_ledger_and_instruction_in_a_live_swarm() {
     t.send("q");
     assert_eq!(t.wait_exit(20), 0);
 }
+
+/// Suggestions in the runs browser do what they say: a step that timed
+/// out in both of its workflow's runs is suggested a longer timeout, and
+/// `a` doubles it in the workflow file (nothing else in the file changes)
+/// and the suggestion leaves the list.
+#[test]
+fn a_suggestion_accepted_in_the_runs_browser_raises_the_timeout() {
+    if skip_without_tmux() {
+        return;
+    }
+    let lev = Lev::new();
+    let yaml = "version: 1\nkind: workflow\nid: nightly\nname: Nightly\nsteps:\n  fetch:\n    type: shell\n    run: sleep 5\n    timeout: 1s   # the mirror is slow\n";
+    let wf = lev.workspace().join("nightly.yaml");
+    std::fs::write(&wf, yaml).unwrap();
+    for _ in 0..2 {
+        let out = lev.run(&["run", "nightly.yaml", "--headless"]);
+        assert!(!out.status.success());
+    }
+    let t = Tmux::start(&lev, &[]);
+    t.wait_for("the suggestion", 30, |s| {
+        s.contains("a: do the marked one") && s.contains("› step `fetch` of nightly timed out")
+    });
+    t.send("a");
+    t.wait_for("the edit reported", 30, |s| {
+        s.contains("raised the timeout of `fetch` in nightly.yaml from 1s to 2s")
+    });
+    assert_eq!(
+        std::fs::read_to_string(&wf).unwrap(),
+        yaml.replace("timeout: 1s", "timeout: 2s")
+    );
+    // Done and gone from the list.
+    let s = t.screen();
+    assert!(!s.contains("step `fetch` of nightly timed out"), "{s}");
+    t.send("q");
+    assert_eq!(t.wait_exit(20), 0);
+}
+
+/// A swarm that succeeded is suggested as a template; `a` in the runs
+/// browser saves it under `workflows/` (what `lev template save` writes),
+/// a workflow `lev validate` accepts.
+#[test]
+fn a_suggestion_accepted_in_the_runs_browser_saves_a_swarm_as_a_workflow() {
+    if skip_without_tmux() {
+        return;
+    }
+    let lev = Lev::new();
+    let cassette = lev.dir.path().join("swarm.cassette.yaml");
+    std::fs::write(&cassette, SWARM_CASSETTE).unwrap();
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        format!("provider: scripted\ncassette: {}\n", cassette.display()),
+    )
+    .unwrap();
+    let out = lev.run(&["workflow", "build a greeter", "--headless", "--yes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let t = Tmux::start(&lev, &[]);
+    t.wait_for("the suggestion", 30, |s| {
+        s.contains("› the swarm for \"build a greeter\" succeeded")
+    });
+    t.send("a");
+    t.wait_for("the template saved", 30, |s| {
+        s.contains("saved workflows/build-a-greeter.yaml (3 steps)")
+    });
+    let yaml =
+        std::fs::read_to_string(lev.workspace().join("workflows/build-a-greeter.yaml")).unwrap();
+    assert!(yaml.contains("id: build-a-greeter"), "{yaml}");
+    t.send("q");
+    assert_eq!(t.wait_exit(20), 0);
+    let out = lev.run(&["validate", "workflows/build-a-greeter.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

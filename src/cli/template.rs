@@ -10,9 +10,9 @@ use super::access::Access;
 use super::context::{error, load_modes};
 use super::exit;
 use crate::paths::Paths;
-use crate::protocol::{Event, RunId, RunStatus};
+use crate::protocol::RunId;
 use crate::spec;
-use crate::swarm::{plan, template};
+use crate::swarm::{saved, template};
 
 /// Where templates go unless `--dir` says otherwise (relative to the cwd).
 const DEFAULT_DIR: &str = "workflows";
@@ -68,98 +68,35 @@ pub async fn save(paths: &Paths, run: &str, name: &str, dir: Option<&Path>, forc
     exit::OK
 }
 
-/// The template's text: a swarm's accepted plan as a workflow, else the
+/// The template's text: a swarm's plan as it ran, as a workflow, else the
 /// workflow a succeeded run was pinned to, renamed.
 async fn template_of(paths: &Paths, run: &str, name: &str) -> Result<String, u8> {
     let mut access = Access::open(paths).await?;
     let id = RunId(run.to_string());
+    let failed = |e: String| {
+        error(&e);
+        exit::FAILED
+    };
     let meta = match access.run(&id).await {
         Ok(Some(meta)) => meta,
         Ok(None) => {
             error(&format!("no run {run}"));
             return Err(exit::USAGE);
         }
-        Err(e) => {
-            error(&e);
-            return Err(exit::FAILED);
-        }
+        Err(e) => return Err(failed(e)),
     };
-    let events = access.events(&id).await.map_err(|e| {
-        error(&e);
-        exit::FAILED
+    let events = access.events(&id).await.map_err(failed)?;
+    let planned = saved::plan_template(&meta, &events, name).map_err(|r| {
+        error(&r.message);
+        if r.usage { exit::USAGE } else { exit::FAILED }
     })?;
-    let Some((objective, value)) = events.iter().rev().find_map(|r| match &r.event {
-        Event::PlanAccepted {
-            objective, plan, ..
-        } => Some((objective.clone(), plan)),
-        _ => None,
-    }) else {
-        // A swarm without an accepted plan is pinned to its planning step
-        // only (`id: swarm`): nothing worth keeping.
-        let refused = if meta.workflow_id == crate::workflow::swarm::WORKFLOW_ID {
-            Some(format!(
-                "run {run} is a swarm whose plan was never accepted: it has no plan to save"
-            ))
-        } else if meta.status != RunStatus::Succeeded {
-            Some(format!(
-                "run {run} is {}: only a succeeded run (or a swarm whose plan was accepted) makes a template",
-                meta.status.as_str()
-            ))
-        } else {
-            None
-        };
-        if let Some(why) = refused {
-            error(&why);
-            return Err(exit::USAGE);
-        }
-        let (_, text) = access.definition(&id).await.map_err(|e| {
-            error(&e);
-            exit::FAILED
-        })?;
-        return Ok(renamed(&text, name, run));
-    };
-    let unreadable = |what: &str, problems: Vec<String>| {
-        error(&format!(
-            "the {what} of run {run} cannot be read:\n  {}",
-            problems.join("\n  ")
-        ));
-        exit::FAILED
-    };
-    let mut ran = plan::parse(value).map_err(|p| unreadable("accepted plan", p))?;
-    // The plan as it ran: FlowMind's revisions applied, in order.
-    for r in &events {
-        if let Event::PlanRevised { replaces, plan, .. } = &r.event
-            && !replaces.is_empty()
-        {
-            let revised = plan::parse(plan).map_err(|p| unreadable("revised plan", p))?;
-            ran = plan::with_revision(&ran, replaces, &revised);
+    match planned {
+        Some(text) => Ok(text),
+        None => {
+            let (_, pinned) = access.definition(&id).await.map_err(failed)?;
+            Ok(saved::renamed(&pinned, name, run))
         }
     }
-    Ok(template::workflow_yaml(name, &objective, &ran))
-}
-
-/// A workflow's text with its top-level `id:` and `name:` lines naming the
-/// template, after a comment saying where it came from; lines in another
-/// form (a flow mapping) are kept as they are.
-fn renamed(text: &str, name: &str, run: &str) -> String {
-    let id = template::safe_name(name).unwrap_or_else(|| "template".to_string());
-    let mut out = format!(
-        "# Saved by `lev template save` from run {run}; run it with `lev run <this file>`.\n"
-    );
-    for line in text.lines() {
-        if line.starts_with("id:") {
-            out.push_str(&format!("id: {id}\n"));
-        } else if line.starts_with("name:") {
-            out.push_str(&format!(
-                "name: {}\n",
-                serde_json::Value::String(name.trim().to_string())
-            ));
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
 }
 
 /// Writes the file; without `force` an existing file is never replaced,

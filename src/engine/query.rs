@@ -57,6 +57,12 @@ pub enum Query {
     Suggestions {
         runs: usize,
     },
+    /// The workflow text `lev template save RUN NAME` writes for `run`,
+    /// checked against this process's modes.
+    Template {
+        run: RunId,
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +81,11 @@ pub enum Reply {
     Definition {
         path: std::path::PathBuf,
         text: String,
+    },
+    /// A template's text and how many steps it has.
+    Template {
+        text: String,
+        steps: usize,
     },
 }
 
@@ -148,7 +159,50 @@ impl Engine {
             Query::Suggestions { runs } => {
                 Reply::Suggestions(super::suggest::suggest(&self.run_endings(runs).await?))
             }
+            Query::Template { run, name } => self.template(&run, &name).await?,
         })
+    }
+
+    /// The template of `run` named `name`, refused when it would not load
+    /// as a workflow here.
+    async fn template(&self, run: &RunId, name: &str) -> Result<Reply, EngineError> {
+        let journal = self.journal();
+        let meta = journal
+            .run(run)
+            .await?
+            .ok_or_else(|| EngineError::RunNotFound(run.clone()))?;
+        let events = workflow::read_run(journal, run).await?;
+        let planned =
+            crate::swarm::saved::plan_template(&meta, &events, name).map_err(|r| {
+                match r.usage {
+                    true => EngineError::Refused(r.message),
+                    false => EngineError::Failed(r.message),
+                }
+            })?;
+        let text = match planned {
+            Some(text) => text,
+            None => {
+                let bytes = journal.blob(&meta.definition_blob).await?.ok_or_else(|| {
+                    EngineError::Failed(format!("run {run} has no pinned definition"))
+                })?;
+                let (_, pinned) =
+                    workflow::pinning::root_text(&bytes).map_err(EngineError::Failed)?;
+                crate::swarm::saved::renamed(&pinned, name, run.as_str())
+            }
+        };
+        let settings = self.inner.settings.as_ref().map_err(|e| {
+            EngineError::Failed(format!("the template cannot be checked here: {e}"))
+        })?;
+        let path = std::path::Path::new("template.yaml");
+        let steps = match crate::spec::load_workflow_str(path, &text, &settings.modes) {
+            Ok(wf) => wf.steps.len(),
+            Err(diags) => {
+                return Err(EngineError::Refused(format!(
+                    "run {run} does not make a valid workflow (a child workflow it uses is not there?): {diags}"
+                )));
+            }
+        };
+        Ok(Reply::Template { text, steps })
     }
 
     /// The worktree of `step` as `run`'s journal folds it.
@@ -188,6 +242,7 @@ impl Reply {
             Reply::Context(_) => "context",
             Reply::Suggestions(_) => "suggestions",
             Reply::Definition { .. } => "definition",
+            Reply::Template { .. } => "template",
         };
         format!("unexpected `{kind}` reply from the engine")
     }

@@ -43,6 +43,20 @@ pub struct Suggestion {
     pub text: String,
     /// The command that does what it says, when one does.
     pub command: Option<String>,
+    /// What accepting it in the workbench does.
+    pub remedy: Remedy,
+}
+
+/// What accepting a suggestion does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "do", rename_all = "snake_case")]
+pub enum Remedy {
+    /// Double the `timeout:` of top-level step `step` in workflow `file`.
+    RaiseTimeout { file: String, step: String },
+    /// Open the run to see how it failed.
+    ShowRun,
+    /// Save the run as a workflow named `name` (`lev template save`).
+    SaveTemplate { name: String },
 }
 
 /// What the endings (oldest first) suggest, newest first.
@@ -103,6 +117,10 @@ fn failing_steps(endings: &[RunEnding], out: &mut Vec<Suggestion>) {
                         newest.run.source
                     ),
                     command: None,
+                    remedy: Remedy::RaiseTimeout {
+                        file: newest.run.source.clone(),
+                        step: last.step.clone(),
+                    },
                 }
             } else {
                 Suggestion {
@@ -111,6 +129,7 @@ fn failing_steps(endings: &[RunEnding], out: &mut Vec<Suggestion>) {
                     workflow: newest.run.workflow_id.clone(),
                     text: format!("{of}, last with: {error} — another mode or a `retry:` may help"),
                     command: Some(format!("lev show {}", newest.run.id)),
+                    remedy: Remedy::ShowRun,
                 }
             };
             out.push(suggestion);
@@ -159,6 +178,7 @@ fn plans_worth_keeping(endings: &[RunEnding], out: &mut Vec<Suggestion>) {
             workflow: worked.run.workflow_id.clone(),
             text: format!("{why}: save its plan as a workflow to run it again"),
             command: Some(format!("lev template save {} {name}", worked.run.id)),
+            remedy: Remedy::SaveTemplate { name },
         });
     }
 }

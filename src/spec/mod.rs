@@ -5,6 +5,7 @@
 
 pub mod demo;
 pub mod diagnostics;
+pub mod edit;
 pub mod expr;
 pub mod load;
 pub mod mode;

@@ -315,6 +315,11 @@ async fn carry_out(
                 Err(e) => state.report(e),
             }
         }
+        Effect::Remedy(suggestion) => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let said = super::remedy::carry_out(&app.engine, &cwd, &suggestion).await;
+            state.report(said);
+        }
         Effect::Attention(text) => announce(escapes, &app.attention, &text),
         Effect::Copy(text) => copy(escapes, &text),
         Effect::SetTheme(name) => match app.themes.load(&name) {

@@ -8,6 +8,7 @@ pub mod app;
 pub mod attention;
 pub mod keymap;
 pub mod new_run;
+mod remedy;
 pub mod state;
 pub mod theme;
 pub mod view;

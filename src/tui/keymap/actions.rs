@@ -292,14 +292,14 @@ pub const CATALOGUE: [Entry; 63] = [
         Action::Approve,
         "approve",
         Prompts,
-        "Approve the selected request",
+        "Approve the selected request (in the runs browser: do what the marked suggestion says)",
         &["a"],
     ),
     e(
         Action::Deny,
         "deny",
         Prompts,
-        "Deny the selected request",
+        "Deny the selected request (in the runs browser: dismiss the marked suggestion)",
         &["d"],
     ),
     e(

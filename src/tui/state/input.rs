@@ -265,6 +265,8 @@ impl State {
                     None => self.say("no run selected"),
                 }
             }
+            Action::Approve => return self.accept_suggestion(),
+            Action::Deny => self.dismiss_suggestion(),
             Action::Help => self.toggle_overlay(Overlay::Help),
             Action::Palette => self.open_palette(),
             Action::Memory => return self.open_memory(),
@@ -315,6 +317,52 @@ impl State {
             which.0, which.1, p.step
         ));
         vec![Effect::Copy(text)]
+    }
+
+    /// The suggestion `a` and `d` act on in the runs browser: the one
+    /// about the selected run, else the first.
+    pub fn suggestion_at_hand(&self) -> Option<usize> {
+        if self.suggestions.is_empty() {
+            return None;
+        }
+        let selected = self
+            .visible_runs()
+            .get(self.runs_cursor)
+            .map(|r| r.id.clone());
+        let about = selected.and_then(|id| self.suggestions.iter().position(|s| s.run == id));
+        Some(about.unwrap_or(0))
+    }
+
+    /// `a` in the runs browser: the suggestion at hand does what it says —
+    /// a timeout raised in its file, a plan saved as a workflow, a failing
+    /// run opened — and leaves the list.
+    fn accept_suggestion(&mut self) -> Vec<Effect> {
+        let Some(i) = self.suggestion_at_hand() else {
+            self.say("no suggestion to accept");
+            return Vec::new();
+        };
+        let s = self.suggestions.remove(i);
+        self.suggestions_done.insert(s.text.clone());
+        match s.remedy {
+            crate::engine::suggest::Remedy::ShowRun => {
+                self.opened_from_browser = true;
+                vec![Effect::OpenRun(s.run)]
+            }
+            _ => vec![Effect::Remedy(s)],
+        }
+    }
+
+    /// `d` in the runs browser: the suggestion at hand leaves the list
+    /// while this workbench runs.
+    fn dismiss_suggestion(&mut self) {
+        match self.suggestion_at_hand() {
+            Some(i) => {
+                let s = self.suggestions.remove(i);
+                self.suggestions_done.insert(s.text.clone());
+                self.say(format!("dismissed: {}", crate::text::one_line(&s.text, 80)));
+            }
+            None => self.say("no suggestion to dismiss"),
+        }
     }
 
     fn open_selected_run(&mut self) -> Vec<Effect> {

@@ -99,6 +99,9 @@ pub enum Effect {
     /// Load the theme of this name, draw with it from now on, and report
     /// through `State::theme_switched`.
     SetTheme(String),
+    /// Do what an accepted suggestion says (a file written or edited;
+    /// the outcome comes back through `State::report`).
+    Remedy(crate::engine::Suggestion),
 }
 
 /// How panes are arranged.
@@ -168,6 +171,9 @@ pub struct State {
     pub runs_cursor: usize,
     /// What the newest runs suggest (shown under the runs browser's list).
     pub suggestions: Vec<crate::engine::Suggestion>,
+    /// Suggestions dismissed (`d`) or accepted in this workbench: not
+    /// shown again while it runs.
+    pub(crate) suggestions_done: std::collections::BTreeSet<String>,
     /// A run is open (otherwise the runs browser shows).
     pub run_open: bool,
     pub layout: PaneLayout,
@@ -255,6 +261,7 @@ impl State {
             runs: Vec::new(),
             runs_cursor: 0,
             suggestions: Vec::new(),
+            suggestions_done: Default::default(),
             run_open: false,
             layout: PaneLayout::default(),
             layout_chosen: false,
@@ -548,7 +555,12 @@ impl State {
             }
             (Query::WorktreeDiff { step, .. }, Err(e)) => self.show_diff(step.clone(), Err(e)),
             (Query::Runs, Ok(Reply::Runs(runs))) => self.set_runs(runs),
-            (Query::Suggestions { .. }, Ok(Reply::Suggestions(s))) => self.suggestions = s,
+            (Query::Suggestions { .. }, Ok(Reply::Suggestions(s))) => {
+                self.suggestions = s
+                    .into_iter()
+                    .filter(|s| !self.suggestions_done.contains(&s.text))
+                    .collect();
+            }
             // Advice only: a browser without it still lists the runs.
             (Query::Suggestions { .. }, Err(e)) => tracing::warn!("suggestions: {e}"),
             (Query::Context { step, .. }, Ok(Reply::Context(c))) => self.show_context(step, Ok(*c)),

@@ -124,11 +124,19 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     if !advice.is_empty() {
         let top = body.y + body.height;
         let width = (area.width as usize).saturating_sub(1);
-        buf.set_stringn(area.x + 1, top, "suggestions", width, theme.style("title"));
+        buf.set_stringn(
+            area.x + 1,
+            top,
+            "suggestions · a: do the marked one · d: dismiss it",
+            width,
+            theme.style("title"),
+        );
+        let at_hand = state.suggestion_at_hand();
         for (k, s) in advice.iter().enumerate() {
+            let mark = if at_hand == Some(k) { "›" } else { "•" };
             let line = match &s.command {
-                Some(command) => format!("• {} · {command}", s.text),
-                None => format!("• {}", s.text),
+                Some(command) => format!("{mark} {} · {command}", s.text),
+                None => format!("{mark} {}", s.text),
             };
             buf.set_stringn(
                 area.x + 1,

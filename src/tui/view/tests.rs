@@ -5,7 +5,7 @@ use crate::engine::Query;
 use crate::protocol::Millis;
 use crate::tui::keymap::Action;
 use crate::tui::state::sample::{T0, sample_events, sample_runs, sample_state};
-use crate::tui::state::{Input, State};
+use crate::tui::state::{Effect, Input, State};
 use crate::tui::theme::Theme;
 
 use super::{buffer_text, render};
@@ -35,7 +35,7 @@ fn runs_browser() {
 /// command that does it, at 80×24 as at 200×50; the list keeps its rows.
 #[test]
 fn the_runs_browser_shows_suggestions_under_the_list() {
-    use crate::engine::suggest::{Kind, Suggestion};
+    use crate::engine::suggest::{Kind, Remedy, Suggestion};
     let mut s = State::new();
     s.set_runs(sample_runs());
     let newest = s.runs[0].id.clone();
@@ -48,6 +48,10 @@ fn the_runs_browser_shows_suggestions_under_the_list() {
                 workflow: "nightly".into(),
                 text: "step `fetch` of nightly timed out in 3 of its last 5 runs (timed out after 1s): raise its `timeout:` in nightly.yaml".into(),
                 command: None,
+                remedy: Remedy::RaiseTimeout {
+                    file: "nightly.yaml".into(),
+                    step: "fetch".into(),
+                },
             },
             Suggestion {
                 kind: Kind::SaveTemplate,
@@ -55,6 +59,9 @@ fn the_runs_browser_shows_suggestions_under_the_list() {
                 workflow: "swarm".into(),
                 text: "the swarm for \"添加登录页面\" succeeded: save its plan as a workflow to run it again".into(),
                 command: Some(format!("lev template save {newest} login")),
+                remedy: Remedy::SaveTemplate {
+                    name: "login".into(),
+                },
             },
         ])),
     );
@@ -62,7 +69,7 @@ fn the_runs_browser_shows_suggestions_under_the_list() {
         let text = screen(&s, w, h);
         assert!(text.contains("suggestions"), "{text}");
         assert!(
-            text.contains("• step `fetch` of nightly timed out"),
+            text.contains("› step `fetch` of nightly timed out"),
             "{text}"
         );
         assert!(text.contains("添加登录页面"), "{text}");
@@ -77,13 +84,33 @@ fn the_runs_browser_shows_suggestions_under_the_list() {
         wide.contains(&format!("· lev template save {newest} login")),
         "{wide}"
     );
+
+    // `a` does the marked one (the workbench's loop carries it out), `d`
+    // dismisses the next; neither comes back while the workbench runs.
+    let all = s.suggestions.clone();
+    let effects = s.handle_action(Action::Approve);
+    assert!(
+        matches!(&effects[..], [Effect::Remedy(r)] if r.remedy == all[0].remedy),
+        "{effects:?}"
+    );
+    assert!(screen(&s, 200, 50).contains("› the swarm for"));
+    assert!(s.handle_action(Action::Deny).is_empty());
+    let text = screen(&s, 200, 50);
+    assert!(text.contains("dismissed: the swarm for"), "{text}");
+    assert!(!text.contains("suggestions ·"), "{text}");
+    s.answered(
+        &Query::Suggestions { runs: 50 },
+        Ok(crate::engine::Reply::Suggestions(all)),
+    );
+    assert!(s.suggestions.is_empty());
+    assert!(s.handle_action(Action::Approve).is_empty());
 }
 
 /// A run's sidebar shows what its workflow's newest runs suggest, and
 /// nothing about other workflows.
 #[test]
 fn the_sidebar_shows_suggestions_about_the_runs_workflow() {
-    use crate::engine::suggest::{Kind, Suggestion};
+    use crate::engine::suggest::{Kind, Remedy, Suggestion};
     let mut s = settled();
     let run = s.runs.first().map(|r| r.id.clone()).unwrap_or_default();
     let about = |workflow: &str, text: &str| Suggestion {
@@ -92,6 +119,7 @@ fn the_sidebar_shows_suggestions_about_the_runs_workflow() {
         workflow: workflow.into(),
         text: text.into(),
         command: Some("lev show R".into()),
+        remedy: Remedy::ShowRun,
     };
     s.answered(
         &Query::Suggestions { runs: 50 },

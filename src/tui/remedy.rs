@@ -1,0 +1,111 @@
+//! What an accepted suggestion does in the workbench's files: a timeout
+//! raised in the workflow file that keeps hitting it, or a run saved as a
+//! workflow under `workflows/` (what `lev template save` writes, asked of
+//! the engine). Each returns the line the status bar shows.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::engine::suggest::Remedy;
+use crate::engine::{Engine, Query, Reply, Suggestion};
+
+/// Where saved templates go, relative to the workbench's directory.
+const TEMPLATES: &str = "workflows";
+
+/// Carries out `s` under `cwd`; the message says what changed, or why
+/// nothing did.
+pub async fn carry_out(engine: &Engine, cwd: &Path, s: &Suggestion) -> String {
+    let done = match &s.remedy {
+        Remedy::RaiseTimeout { file, step } => {
+            let path = cwd.join(file);
+            let (file, step) = (file.clone(), step.clone());
+            tokio::task::spawn_blocking(move || raise_timeout(&path, &file, &step))
+                .await
+                .unwrap_or_else(|e| Err(format!("the edit stopped: {e}")))
+        }
+        Remedy::SaveTemplate { name } => save_template(engine, cwd, s, name).await,
+        Remedy::ShowRun => Ok(format!("run {} is open", s.run)),
+    };
+    done.unwrap_or_else(|e| format!("not done: {e}"))
+}
+
+/// Doubles the step's timeout in its file (written whole, then renamed
+/// over it, so a crash leaves the old file or the new one).
+fn raise_timeout(path: &Path, file: &str, step: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let raised = crate::spec::edit::double_timeout(file, &text, step)?;
+    replace_file(path, &raised.text)?;
+    Ok(format!(
+        "raised the timeout of `{step}` in {file} from {} to {}",
+        raised.from, raised.to
+    ))
+}
+
+/// Saves the suggestion's run as `workflows/<name>.yaml`, never over a
+/// file that is there.
+async fn save_template(
+    engine: &Engine,
+    cwd: &Path,
+    s: &Suggestion,
+    name: &str,
+) -> Result<String, String> {
+    let file_name = crate::swarm::template::safe_name(name)
+        .ok_or_else(|| format!("`{name}` makes no file name"))?;
+    let relative = PathBuf::from(TEMPLATES).join(format!("{file_name}.yaml"));
+    let query = Query::Template {
+        run: s.run.clone(),
+        name: name.to_string(),
+    };
+    let (text, steps) = match engine.query(query).await.map_err(|e| e.to_string())? {
+        Reply::Template { text, steps } => (text, steps),
+        other => return Err(other.unexpected()),
+    };
+    let path = cwd.join(&relative);
+    let shown = relative.display().to_string();
+    tokio::task::spawn_blocking(move || create_new(&path, &text, &shown))
+        .await
+        .map_err(|e| format!("the write stopped: {e}"))??;
+    Ok(format!(
+        "saved {} ({steps} step{}); run it with `lev run {}`",
+        relative.display(),
+        if steps == 1 { "" } else { "s" },
+        relative.display()
+    ))
+}
+
+fn create_new(path: &Path, text: &str, shown: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => format!(
+                "{shown} already exists; `lev template save RUN NAME --force` overwrites it"
+            ),
+            _ => format!("cannot write {shown}: {e}"),
+        })?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("cannot write {shown}: {e}"))
+}
+
+/// Writes `text` beside `path`, then renames it over `path`.
+fn replace_file(path: &Path, text: &str) -> Result<(), String> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".lev-edit");
+    let tmp = PathBuf::from(tmp);
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("cannot write {}: {e}", path.display()));
+    }
+    Ok(())
+}
