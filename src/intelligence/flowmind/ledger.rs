@@ -55,6 +55,10 @@ pub struct Due {
     pub prompt: String,
 }
 
+/// A ledger is also due when an agent has worked this long (ms) without
+/// one: a long turn (a slow command, a long answer) is looked at too.
+pub const LONG_WORK_MS: u64 = 120_000;
+
 /// What an agent did lately.
 #[derive(Debug)]
 struct Activity {
@@ -62,6 +66,12 @@ struct Activity {
     mode: String,
     working_turns: u32,
     recent: VecDeque<String>,
+    /// Its latest turn, when it began, and when a ledger was last due.
+    turn: u32,
+    turn_began: u64,
+    ledger_at: u64,
+    /// It showed activity since that ledger.
+    active: bool,
 }
 
 /// The ledger side of one run, folded from its events: what each agent
@@ -98,8 +108,19 @@ impl Ledgers {
                         mode: mode.clone().unwrap_or_default(),
                         working_turns: 0,
                         recent: VecDeque::new(),
+                        turn: 0,
+                        turn_began: event.at().0,
+                        ledger_at: event.at().0,
+                        active: false,
                     },
                 );
+                None
+            }
+            Event::ContextAssembled { step, turn, at, .. } => {
+                let agent = self.agents.get_mut(step)?;
+                agent.turn = *turn;
+                agent.turn_began = at.0;
+                agent.active = true;
                 None
             }
             Event::StepSucceeded { step, .. }
@@ -123,6 +144,15 @@ impl Ledgers {
                 self.fell_back = true;
                 None
             }
+            Event::RunResumed { at } => {
+                // A lev that was not running saw no work: time counts anew.
+                for agent in self.agents.values_mut() {
+                    agent.ledger_at = agent.ledger_at.max(at.0);
+                    agent.turn_began = agent.turn_began.max(at.0);
+                    agent.active = false;
+                }
+                None
+            }
             Event::AnswerProposed { id, usage, .. } => {
                 self.proposed.insert(id.clone());
                 self.spent += usage.total_tokens();
@@ -138,6 +168,7 @@ impl Ledgers {
                 ..
             } => {
                 let agent = self.agents.get_mut(step)?;
+                agent.active = true;
                 let outcome = if *is_error { "failed" } else { "gave" };
                 agent.remember(format!(
                     "turn {turn}: called `{name}` {} → {outcome}: {}",
@@ -175,6 +206,7 @@ impl Ledgers {
                     ));
                 }
                 agent.working_turns += 1;
+                agent.active = true;
                 let key = (step.clone(), *attempt, *turn);
                 if self.fell_back
                     || agent.working_turns % cadence.max(1) != 0
@@ -182,6 +214,8 @@ impl Ledgers {
                 {
                     return None;
                 }
+                agent.ledger_at = event.at().0;
+                agent.active = false;
                 Some(Due {
                     step: step.clone(),
                     attempt: *attempt,
@@ -195,6 +229,49 @@ impl Ledgers {
 }
 
 impl Ledgers {
+    /// Streamed tokens of `step` (not journaled) are activity too.
+    pub fn touched(&mut self, step: &StepKey) {
+        if let Some(agent) = self.agents.get_mut(step) {
+            agent.active = true;
+        }
+    }
+
+    /// Ledgers due at `now` for agents that worked `LONG_WORK_MS` since
+    /// their last one (a long turn, with activity since), each once per
+    /// stretch; in step order.
+    pub fn overdue(&mut self, now: u64) -> Vec<Due> {
+        if self.fell_back {
+            return Vec::new();
+        }
+        let mut due = Vec::new();
+        for (step, agent) in &mut self.agents {
+            let key = (step.clone(), agent.attempt, agent.turn);
+            if agent.turn == 0
+                || !agent.active
+                || now.saturating_sub(agent.ledger_at) < LONG_WORK_MS
+                || self.done.contains(&key)
+            {
+                continue;
+            }
+            agent.ledger_at = now;
+            agent.active = false;
+            let mut prompt = agent.prompt(step, Some(agent.turn));
+            prompt.push_str(&format!(
+                "- (now) it has been working on turn {} for {}s\n",
+                agent.turn,
+                now.saturating_sub(agent.turn_began) / 1000
+            ));
+            due.push(Due {
+                step: step.clone(),
+                attempt: agent.attempt,
+                turn: agent.turn,
+                prompt,
+            });
+        }
+        due.sort_by(|a, b| a.step.cmp(&b.step));
+        due
+    }
+
     /// What `step` did lately, as the model is shown it.
     pub fn recent(&self, step: &StepKey) -> String {
         self.agents
@@ -345,6 +422,53 @@ mod tests {
             refusal: None,
             at: Millis(0),
         }
+    }
+
+    fn requested(step: &str, turn: u32, at: u64) -> Event {
+        Event::ContextAssembled {
+            step: StepKey::new(step),
+            attempt: Attempt(1),
+            turn,
+            counter: "estimate".into(),
+            budget: None,
+            total: 10,
+            parts: Vec::new(),
+            left_out: Vec::new(),
+            blob: None,
+            shared: None,
+            at: Millis(at),
+        }
+    }
+
+    #[test]
+    fn a_long_turn_gets_a_ledger_on_the_clock_once_per_stretch() {
+        let mut l = Ledgers::default();
+        l.fold(&started("code"), 3);
+        // Not started its first request yet: nothing to look at.
+        assert!(l.overdue(LONG_WORK_MS * 5).is_empty());
+        l.fold(&requested("code", 1, 1_000), 3);
+        assert!(l.overdue(LONG_WORK_MS - 1).is_empty());
+        let due = l.overdue(LONG_WORK_MS + 1_000);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].turn, 1);
+        assert!(
+            due[0].prompt.contains("working on turn 1 for 120s"),
+            "{}",
+            due[0].prompt
+        );
+        // Nothing new since: not again, however long it takes.
+        assert!(l.overdue(LONG_WORK_MS * 10).is_empty());
+        // Activity (streamed tokens) starts a new stretch.
+        l.touched(&StepKey::new("code"));
+        assert_eq!(l.overdue(LONG_WORK_MS * 10 + LONG_WORK_MS + 1_000).len(), 1);
+        // A ledger journaled for the turn is never asked again; a stopped
+        // model asks none.
+        l.touched(&StepKey::new("code"));
+        l.done.insert((StepKey::new("code"), Attempt(1), 1));
+        assert!(l.overdue(LONG_WORK_MS * 100).is_empty());
+        l.fold(&requested("code", 2, LONG_WORK_MS * 100), 3);
+        l.fell_back = true;
+        assert!(l.overdue(LONG_WORK_MS * 200).is_empty());
     }
 
     #[test]

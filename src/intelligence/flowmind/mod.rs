@@ -6,7 +6,8 @@
 //! journal before anything new, so no decision is made twice.
 //!
 //! With `flowmind: { mode: model }` its model also keeps a progress ledger
-//! per agent (`ledger`), asked beside the agent, never in its way; each
+//! per agent (`ledger`: every `cadence` working turns, and on the clock
+//! when one turn runs long), asked beside the agent, never in its way; each
 //! ledger is journaled (`Op::FlowmindLedger`) and the rules act on it from
 //! there, so a replay shows the same ledgers and decisions without a
 //! model. Past its budget, or after three failures in a row, the model
@@ -176,9 +177,16 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
                 continue;
             }
             _ = tick.tick() => {
+                let now = Millis::now();
                 for (run, watched) in &mut runs {
-                    for decision in watched.rules.silent(Millis::now()) {
+                    for decision in watched.rules.silent(now) {
                         raise_or_hold(&engine, run, watched, &mut scores, decision).await;
+                    }
+                    // A long turn gets its ledger on the clock.
+                    if let Some(model) = watched.settings.model.clone() {
+                        for due in watched.ledgers.overdue(now.0) {
+                            ask_for(&engine, watched, &model, run, due, &answers_tx).await;
+                        }
                     }
                 }
                 continue;
@@ -203,6 +211,7 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
             Notice::Delta(run, Delta::Token { step, .. } | Delta::ShellOutput { step, .. }) => {
                 if let Some(watched) = runs.get_mut(&run) {
                     watched.rules.touched(&step, Millis::now());
+                    watched.ledgers.touched(&step);
                 }
                 continue;
             }
