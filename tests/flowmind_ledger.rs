@@ -268,3 +268,82 @@ fn a_bad_flowmind_block_is_an_error_with_its_place() {
     assert!(stderr.contains("flowmind.conductor.confidence"), "{stderr}");
     assert!(stderr.contains("cadense"), "{stderr}");
 }
+
+/// A ledger that finds the agent progressing but cannot see what it needs
+/// puts its question into the agent's conversation, once: journaled first
+/// (`flowmind_decided`, level `ask`, counted against `max_questions`), then
+/// delivered before its next request; the agent's next words answer it.
+#[test]
+fn the_model_s_question_reaches_the_agent_once_and_is_answered() {
+    let question = "Which note did you expect the date in?";
+    let server = LlmServer::with(move |req: &RecordedRequest| {
+        let msgs = req.json.as_ref().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if is_ledger(req) {
+            let ledger = serde_json::json!({
+                "satisfied": false, "looping": false, "progressing": true,
+                "next": "agent", "instruction": "", "question": question,
+                "reason": "It reads the notes in order."
+            });
+            return OpenAiSse::new("fm-model")
+                .text(&ledger.to_string(), 1)
+                .usage(100, 30)
+                .finish("stop")
+                .reply();
+        }
+        let asked = msgs
+            .iter()
+            .any(|m| m["role"] == "user" && m["content"].as_str().unwrap_or("").contains(question));
+        let n = msgs.iter().filter(|m| m["role"] == "assistant").count();
+        if asked {
+            return OpenAiSse::new("test-model")
+                .text("I expected it in notes3.txt; it is not there.", 2)
+                .usage(10, 5)
+                .finish("stop")
+                .reply();
+        }
+        OpenAiSse::new("test-model")
+            .tool_call(
+                0,
+                &format!("call_{n}"),
+                "read_file",
+                &format!(r#"{{"path":"notes{n}.txt"}}"#),
+                1,
+            )
+            .usage(10, 5)
+            .finish("tool_calls")
+            .reply()
+    });
+    let lev = lev_with(
+        &server,
+        "flowmind: { mode: model, model: fm-model, cadence: 1, stalls: 2 }\n",
+    );
+    let wf = lev.write_workflow(WORKFLOW);
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+    let decided = of_type(&events, "flowmind_decided");
+    assert_eq!(decided.len(), 1, "asked more than once: {decided:?}");
+    assert_eq!(decided[0]["level"], "ask");
+    assert_eq!(decided[0]["text"], question);
+    let messaged = of_type(&events, "agent_messaged");
+    assert_eq!(messaged.len(), 1, "{messaged:?}");
+    assert!(
+        messaged[0]["text"].as_str().unwrap().ends_with(question),
+        "{messaged:?}"
+    );
+    assert!(messaged[0]["_seq"].as_u64() > decided[0]["_seq"].as_u64());
+    assert!(
+        stdout.contains(&format!("FlowMind asks look: {question}")),
+        "{stdout}"
+    );
+    let ended = of_type(&events, "step_succeeded");
+    assert_eq!(
+        ended[0]["outputs"]["text"],
+        "I expected it in notes3.txt; it is not there."
+    );
+}

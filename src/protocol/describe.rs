@@ -527,6 +527,7 @@ pub fn flowmind_decided(
             "! FlowMind: {step} looks stuck ({seen}): {}",
             one_line(text, 300)
         ),
+        super::FlowmindLevel::Ask => format!("FlowMind asks {step}: {}", one_line(text, 300)),
         super::FlowmindLevel::Replan => format!(
             "FlowMind re-plans: {step} stalled ({seen}): {}",
             one_line(text, 300)

@@ -1114,6 +1114,9 @@ pub enum FlowmindLevel {
     /// A stalled swarm task is stopped and the orchestrator asked for a
     /// revised plan of the unfinished work (reviewed like the first).
     Replan,
+    /// A question put into the agent's conversation (its next reply
+    /// answers it); counted against the run's `max_questions`.
+    Ask,
 }
 
 /// Most revised plans one swarm run may ask for: past them, a stalled
@@ -1126,6 +1129,7 @@ impl FlowmindLevel {
             FlowmindLevel::Instruct => "instruct",
             FlowmindLevel::Escalate => "escalate",
             FlowmindLevel::Replan => "replan",
+            FlowmindLevel::Ask => "ask",
         }
     }
 }
@@ -1208,6 +1212,10 @@ pub struct Ledger {
     pub instruction: String,
     /// Why, in a sentence.
     pub reason: String,
+    /// A question to put to the agent, to learn what its actions do not
+    /// show (empty: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub question: String,
 }
 
 impl Ledger {

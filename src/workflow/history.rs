@@ -457,11 +457,14 @@ impl History {
                 observed,
                 ..
             } => match level {
-                crate::protocol::FlowmindLevel::Instruct => {
+                crate::protocol::FlowmindLevel::Instruct | crate::protocol::FlowmindLevel::Ask => {
+                    if *level == crate::protocol::FlowmindLevel::Ask {
+                        self.questions_asked += 1;
+                    }
                     self.flowmind_undelivered
                         .entry(step.clone())
                         .or_default()
-                        .push(format!("{}{text}", super::steer::FLOWMIND_PREFIX));
+                        .push(super::steer::flowmind_message(*level, text));
                 }
                 crate::protocol::FlowmindLevel::Replan => {
                     self.swarm.replans.push((step.clone(), observed.clone()));

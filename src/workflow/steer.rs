@@ -230,6 +230,18 @@ pub(super) async fn flowmind(
     } else {
         None
     };
+    // A question to the agent counts against the run's `max_questions`,
+    // like every question the system asks.
+    if level == FlowmindLevel::Ask && !ctx.count_question() {
+        let _ = ctx
+            .rec
+            .record(ctx.max_questions_tripped(Some(step.clone())))
+            .await;
+        ctx.rec.refuse(format!(
+            "FlowMind's question to `{step}` not asked: max_questions"
+        ));
+        return;
+    }
     let event = Event::FlowmindDecided {
         step: step.clone(),
         rule,
@@ -245,7 +257,9 @@ pub(super) async fn flowmind(
         return;
     }
     match level {
-        FlowmindLevel::Instruct => message(ctx, step, format!("{FLOWMIND_PREFIX}{text}")),
+        FlowmindLevel::Instruct | FlowmindLevel::Ask => {
+            message(ctx, step, flowmind_message(level, &text))
+        }
         FlowmindLevel::Replan => {
             if let Ok(mut g) = ctx.replans.lock() {
                 g.decided += 1;
@@ -315,6 +329,16 @@ pub(super) async fn conduct(ctx: &RunCtx, event: Event, answer: Option<String>, 
 /// How FlowMind's instructions begin, so the agent (and the user reading
 /// what agents were told) knows who speaks.
 pub const FLOWMIND_PREFIX: &str = "FlowMind (lev's controller): ";
+
+/// What the agent reads of FlowMind's instruction or question.
+pub fn flowmind_message(level: FlowmindLevel, text: &str) -> String {
+    match level {
+        FlowmindLevel::Ask => format!(
+            "{FLOWMIND_PREFIX}a question for you — answer it in your next reply, then go on: {text}"
+        ),
+        _ => format!("{FLOWMIND_PREFIX}{text}"),
+    }
+}
 
 fn message(ctx: &RunCtx, step: StepKey, text: String) {
     if text.trim().is_empty() {

@@ -33,7 +33,9 @@ You keep a progress ledger about one agent: read its task and what it did lately
 one JSON object and nothing else: {\"satisfied\": is the task done (true/false), \"looping\": is it \
 repeating itself without new results (true/false), \"progressing\": is it getting closer to done \
 (true/false), \"next\": \"agent\" if it should go on or \"user\" if only a person can unblock it, \
-\"instruction\": what to tell the agent now if it is stuck, else \"\", \"reason\": one sentence}.";
+\"instruction\": what to tell the agent now if it is stuck, else \"\", \"question\": one question to \
+ask the agent when its actions do not show what you need to know (what it is waiting for, what it \
+found), else \"\", \"reason\": one sentence}.";
 
 /// The model the controller asks, and how often and how much.
 #[derive(Clone)]
@@ -383,6 +385,7 @@ pub fn parse(text: &str) -> Option<Ledger> {
         next: next.to_string(),
         instruction: text_of("instruction"),
         reason: text_of("reason"),
+        question: text_of("question"),
     })
 }
 

@@ -73,6 +73,8 @@ struct Agent {
     /// The last tool error and how often in a row.
     last_error: Option<String>,
     error_repeats: u32,
+    /// Questions FlowMind put to it (one per attempt).
+    asked: u32,
     /// Ledgers in a row that found it stalled, and the last of them.
     ledger_stalls: u32,
     last_ledger: Option<Ledger>,
@@ -277,6 +279,17 @@ impl Rules {
                 let _ = level;
                 None
             }
+            Event::FlowmindDecided {
+                step,
+                level: FlowmindLevel::Ask,
+                ..
+            } => {
+                // A question changes no count: the agent is no less stuck.
+                let agent = self.agents.entry(step.clone()).or_default();
+                agent.waiting = false;
+                agent.asked += 1;
+                None
+            }
             Event::FlowmindDecided { step, level, .. } => {
                 let agent = self.agents.entry(step.clone()).or_default();
                 agent.waiting = false;
@@ -284,7 +297,7 @@ impl Rules {
                 agent.error_repeats = 0;
                 agent.ledger_stalls = 0;
                 match level {
-                    FlowmindLevel::Instruct => agent.instructed += 1,
+                    FlowmindLevel::Instruct | FlowmindLevel::Ask => agent.instructed += 1,
                     // The task is stopped and planned around: nothing more
                     // to say about it.
                     FlowmindLevel::Escalate | FlowmindLevel::Replan => agent.escalated = true,
@@ -312,7 +325,7 @@ impl Rules {
                     agent.ledger_stalls = 0;
                 }
                 agent.last_ledger = Some(ledger.clone());
-                self.check(step)
+                self.check(step).or_else(|| self.question(step, ledger))
             }
             Event::ToolFinished {
                 step,
@@ -345,6 +358,23 @@ impl Rules {
             }
             _ => None,
         }
+    }
+
+    /// The ledger's question for the agent, put to it once per attempt
+    /// (when no rule had more to say).
+    fn question(&self, step: &StepKey, ledger: &Ledger) -> Option<Decision> {
+        let agent = self.agents.get(step)?;
+        let question = ledger.question.trim();
+        if question.is_empty() || agent.asked > 0 || agent.waiting || agent.escalated {
+            return None;
+        }
+        Some(Decision {
+            step: step.clone(),
+            rule: "ledger",
+            observed: one_line(&ledger.reason, 200),
+            level: FlowmindLevel::Ask,
+            text: one_line(question, 600),
+        })
     }
 
     /// A decision about `step` was held back (its category is mostly
@@ -424,7 +454,7 @@ impl Rules {
                 FlowmindLevel::Instruct if !ledger.instruction.trim().is_empty() => {
                     ledger.instruction.clone()
                 }
-                FlowmindLevel::Instruct => format!(
+                FlowmindLevel::Instruct | FlowmindLevel::Ask => format!(
                     "You do not seem to be getting closer to done: {}. Stop, say what you expected and what you saw, then take a different approach — or give your final answer with what you have.",
                     one_line(&ledger.reason, 200)
                 ),
@@ -446,7 +476,7 @@ impl Rules {
         };
         let level = self.next_level(step, agent);
         let text = match level {
-            FlowmindLevel::Instruct => format!(
+            FlowmindLevel::Instruct | FlowmindLevel::Ask => format!(
                 "{what}. Repeating it will not change the result. Stop, say what you expected and what you saw, then take a different approach — or give your final answer with what you have."
             ),
             FlowmindLevel::Replan => replan_text(step),
@@ -751,6 +781,34 @@ mod tests {
         assert!(d.observed.contains("no such file"), "{d:?}");
     }
 
+    #[test]
+    fn a_ledger_s_question_is_put_once_and_never_over_a_stall() {
+        let asking = |looping: bool| {
+            let mut e = ledger("coder", looping, "agent");
+            if let Event::FlowmindLedger { ledger, .. } = &mut e {
+                ledger.question = "What are you waiting for?".into();
+            }
+            e
+        };
+        let mut rules = Rules::new(Thresholds::default());
+        rules.fold(&tool("coder", r#"{"path":"a"}"#, "x", false));
+        let d = rules.fold(&asking(false)).unwrap();
+        assert_eq!(
+            (d.level, d.text.as_str()),
+            (FlowmindLevel::Ask, "What are you waiting for?")
+        );
+        // Nothing more while it is under way, and never a second one.
+        rules.submitted(&d.step);
+        assert_eq!(rules.fold(&asking(false)), None);
+        rules.fold(&decided(&d));
+        assert_eq!(rules.fold(&asking(false)), None);
+        // A stall is instructed as before (the question asked is no
+        // instruction: the ladder starts at the bottom).
+        assert_eq!(rules.fold(&asking(true)), None);
+        let stalled = rules.fold(&asking(true)).unwrap();
+        assert_eq!(stalled.level, FlowmindLevel::Instruct);
+    }
+
     fn ledger(step: &str, looping: bool, next: &str) -> Event {
         Event::FlowmindLedger {
             step: StepKey::new(step),
@@ -763,6 +821,7 @@ mod tests {
                 next: next.into(),
                 instruction: "Read the error, then fix the import.".into(),
                 reason: "It runs the same failing test.".into(),
+                question: String::new(),
             },
             model: "m".into(),
             usage: Default::default(),

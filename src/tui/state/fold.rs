@@ -496,7 +496,7 @@ impl RunView {
                 ..
             } => {
                 self.llm_retries.remove(step);
-                if tool_calls.is_empty() {
+                if tool_calls.is_empty() || !text.trim().is_empty() {
                     self.replied(step, text);
                 }
                 let p = self.pane_mut(step);
@@ -709,6 +709,12 @@ impl RunView {
             } => {
                 let line = describe::flowmind_decided(step, rule, observed, *level, text);
                 self.initiated(at, line.clone());
+                if *level == FlowmindLevel::Ask
+                    && let Some(asked) = self.initiative.last_mut()
+                {
+                    // Its next words answer it.
+                    asked.awaiting = Some(step.clone());
+                }
                 self.step_note(step, line.clone());
                 if *level != FlowmindLevel::Instruct {
                     self.notes.push(line);

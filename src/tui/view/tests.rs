@@ -446,6 +446,62 @@ fn flowmind_s_decisions_show_in_the_pane_the_sidebar_and_the_notes() {
     );
 }
 
+/// FlowMind's question to an agent shows in the sidebar, and the agent's
+/// next words show under it as the answer.
+#[test]
+fn flowmind_s_question_and_the_agent_s_answer_show_in_the_sidebar() {
+    use crate::protocol::{Attempt, Event, FlowmindLevel, Notice, Recorded, Seq, StepKey, Usage};
+    let mut s = settled();
+    let run = crate::tui::state::sample::sample_run_id();
+    let step = StepKey::new("security");
+    let at = |seq: u64, event: Event| {
+        Notice::Event(Recorded {
+            run: run.clone(),
+            seq: Seq(seq),
+            event,
+        })
+    };
+    s.apply(&at(
+        301,
+        Event::FlowmindDecided {
+            step: step.clone(),
+            rule: "ledger".into(),
+            observed: "It reads the notes in order.".into(),
+            level: FlowmindLevel::Ask,
+            text: "Which note did you expect the date in?".into(),
+            at: Millis(T0 + 33_000),
+        },
+    ));
+    s.apply(&at(
+        302,
+        Event::LlmReplied {
+            step: step.clone(),
+            attempt: Attempt(1),
+            turn: 9,
+            fingerprint: "f".into(),
+            text: "In notes3.txt — 日付 is not there.".into(),
+            tool_calls: Vec::new(),
+            usage: Usage::default(),
+            model: "m".into(),
+            stop_reason: None,
+            refusal: None,
+            at: Millis(T0 + 34_000),
+        },
+    ));
+    for (w, h) in [(80, 24), (200, 50)] {
+        let text = screen(&s, w, h);
+        assert!(text.contains("FlowMind asks security"), "{text}");
+    }
+    let asked = s.run.initiative.last().unwrap();
+    assert_eq!(asked.awaiting, None);
+    assert_eq!(
+        asked.reply.as_deref(),
+        Some("In notes3.txt — 日付 is not there.")
+    );
+    let text = screen(&s, 200, 50);
+    assert!(text.contains("日付 is not there"), "{text}");
+}
+
 #[test]
 fn flowmind_s_mode_and_ledger_show_in_the_sidebar_and_the_running_agent_s_title() {
     use crate::protocol::{Attempt, Event, Ledger, Notice, Recorded, Seq, Usage};
@@ -475,6 +531,7 @@ fn flowmind_s_mode_and_ledger_show_in_the_sidebar_and_the_running_agent_s_title(
                 next: "agent".into(),
                 instruction: String::new(),
                 reason: "It runs the same test again.".into(),
+                question: String::new(),
             },
             model: "fm-1".into(),
             usage: Usage {
