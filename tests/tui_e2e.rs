@@ -542,3 +542,87 @@ fn a_suggestion_accepted_in_the_runs_browser_saves_a_swarm_as_a_workflow() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// FlowMind's escalation waits in the workbench's sidebar; `d` on it lets
+/// it go: journaled (`flowmind_dismissed`) and counted once as a dismissed
+/// `stuck:loop` whisper, not again when the step ends.
+#[test]
+fn an_escalation_dismissed_in_the_workbench_counts_as_dismissed() {
+    use support::llm_server::{Action, LlmServer, OpenAiSse, RecordedRequest};
+    if skip_without_tmux() {
+        return;
+    }
+    // Reads the same file on every turn, a little slower once told.
+    let server = LlmServer::with(|req: &RecordedRequest| {
+        let msgs = req.json.as_ref().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let n = msgs.iter().filter(|m| m["role"] == "assistant").count();
+        let reply = OpenAiSse::new("test-model")
+            .tool_call(
+                0,
+                &format!("call_{n}"),
+                "read_file",
+                r#"{"path":"notes0.txt"}"#,
+                1,
+            )
+            .usage(10, 5)
+            .finish("tool_calls")
+            .reply();
+        if n >= 6 {
+            reply.insert(0, Action::Delay(400))
+        } else {
+            reply
+        }
+    });
+    let lev = flowmind_lev(&server);
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        format!(
+            "provider: loop\nproviders:\n  loop: {{ kind: ollama, base_url: {}, model: test-model }}\n",
+            server.base_url()
+        ),
+    )
+    .unwrap();
+    let wf = lev.write_workflow(
+        "version: 1\nkind: workflow\nid: loop\nsteps:\n  look:\n    mode: ask\n    max_turns: 40\n    continue_on_error: true\n    prompt: Find the release date in the notes.\n",
+    );
+    let t = Tmux::start(&lev, &["run", &wf.display().to_string()]);
+    t.wait_for("the escalation", 60, |s| {
+        s.contains("◆ FlowMind: look looks stuck")
+    });
+    t.send("!");
+    t.wait_for("its keys", 30, |s| {
+        s.contains("[Enter] message it") && s.contains("[d]")
+    });
+    t.send("d");
+    t.wait_for("the dismissal", 30, |s| {
+        s.contains("dismissed FlowMind's escalation about look")
+    });
+    t.wait_for("the run to end", 60, |s| {
+        s.contains("succeeded ·") || s.contains("failed ·")
+    });
+    t.send("q");
+    assert_eq!(t.wait_exit(20), 0);
+    let run = only_run(&lev);
+    let events = lev.events(&run);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["type"] == "flowmind_dismissed")
+            .count(),
+        1
+    );
+    let out = lev.run(&["whispers", "--json"]);
+    let line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|s| s["category"] == "stuck:loop")
+        .expect("a stuck:loop score");
+    assert_eq!(
+        (line["accepted"].as_u64(), line["dismissed"].as_u64()),
+        (Some(0), Some(1)),
+        "{line}"
+    );
+}

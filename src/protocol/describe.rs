@@ -281,6 +281,9 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
             step, turn, ledger, ..
         } => flowmind_ledger(step, *turn, ledger),
         Event::FlowmindFellBack { why, .. } => flowmind_fell_back(why),
+        Event::FlowmindDismissed { step, .. } => {
+            format!("FlowMind's escalation about {step} dismissed")
+        }
         Event::SemanticVerdict {
             step,
             condition,

@@ -695,6 +695,12 @@ pub enum Event {
         text: String,
         at: Millis,
     },
+    /// The user let FlowMind's escalation about `step` go: the stuck agent
+    /// is left as it is, and the whisper counts as dismissed.
+    FlowmindDismissed {
+        step: StepKey,
+        at: Millis,
+    },
     /// FlowMind's model answered its progress ledger about `step`'s
     /// working `turn` (its tokens are the controller's own, counted apart
     /// from the agents').
@@ -901,6 +907,7 @@ impl Event {
             Event::PlanProposed { .. } => "plan_proposed",
             Event::PlanAccepted { .. } => "plan_accepted",
             Event::PlanRevised { .. } => "plan_revised",
+            Event::FlowmindDismissed { .. } => "flowmind_dismissed",
             Event::TaskAssigned { .. } => "task_assigned",
             Event::SlotBreaker { .. } => "slot_breaker",
             Event::ProviderBreaker { .. } => "provider_breaker",
@@ -954,6 +961,7 @@ impl Event {
             | Event::PlanProposed { at, .. }
             | Event::PlanAccepted { at, .. }
             | Event::PlanRevised { at, .. }
+            | Event::FlowmindDismissed { at, .. }
             | Event::TaskAssigned { at, .. }
             | Event::SlotBreaker { at, .. }
             | Event::ProviderBreaker { at, .. }
@@ -992,6 +1000,7 @@ impl Event {
             | Event::ContextAssembled { step, .. }
             | Event::AgentAsked { step, .. }
             | Event::FlowmindDecided { step, .. }
+            | Event::FlowmindDismissed { step, .. }
             | Event::FlowmindLedger { step, .. } => Some(step),
             Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
@@ -1309,6 +1318,12 @@ pub enum Op {
         level: FlowmindLevel,
         text: String,
     },
+    /// The user lets FlowMind's escalation about `step` go (recorded as
+    /// `FlowmindDismissed`; counted as a dismissed whisper).
+    DismissEscalation {
+        run: RunId,
+        step: StepKey,
+    },
     /// FlowMind's progress ledger about an agent's working turn
     /// (recorded as `FlowmindLedger`; the rules act on it from the journal).
     FlowmindLedger {
@@ -1429,6 +1444,7 @@ impl Op {
             | Op::EmergencyStop { run }
             | Op::StopCallbacks { run }
             | Op::Flowmind { run, .. }
+            | Op::DismissEscalation { run, .. }
             | Op::FlowmindLedger { run, .. }
             | Op::FlowmindFellBack { run, .. }
             | Op::ProposeAnswer { run, .. }

@@ -402,6 +402,13 @@ async fn dispatch_ops(
                 };
                 steer::conduct(&ctx, event, auto.then_some(answer).flatten(), grace_ms).await;
             }
+            Op::DismissEscalation { step, .. } => {
+                let event = Event::FlowmindDismissed {
+                    step,
+                    at: ctx.now(),
+                };
+                steer::record_flowmind(&ctx, event).await;
+            }
             Op::FlowmindFellBack { why, .. } => {
                 let event = Event::FlowmindFellBack { why, at: ctx.now() };
                 steer::record_flowmind(&ctx, event).await;

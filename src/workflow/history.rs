@@ -449,7 +449,7 @@ impl History {
             }
             Event::ContextAssembled { .. } => {}
             Event::FlowmindLedger { usage, .. } => self.flowmind_usage.add(usage),
-            Event::FlowmindFellBack { .. } => {}
+            Event::FlowmindFellBack { .. } | Event::FlowmindDismissed { .. } => {}
             Event::FlowmindDecided {
                 step,
                 level,

@@ -104,7 +104,9 @@ impl Feedback {
                 let category = self.escalated.remove(step)?;
                 Some((category, WhisperOutcome::Accepted))
             }
-            Event::StepSucceeded { step, .. } | Event::StepFailed { step, .. } => {
+            Event::FlowmindDismissed { step, .. }
+            | Event::StepSucceeded { step, .. }
+            | Event::StepFailed { step, .. } => {
                 let category = self.escalated.remove(step)?;
                 Some((category, WhisperOutcome::Dismissed))
             }

@@ -92,7 +92,38 @@ impl State {
                 self.say("approve or deny with their keys");
                 Vec::new()
             }
+            PromptKind::Escalation => {
+                let step = p.step.clone();
+                self.message_stuck(step);
+                Vec::new()
+            }
         }
+    }
+
+    /// Enter on FlowMind's escalation: a message for the stuck agent.
+    fn message_stuck(&mut self, step: Option<crate::protocol::StepKey>) {
+        match step.and_then(|s| self.run.pane_index(&s)) {
+            Some(i) => {
+                self.focus_pane = i;
+                self.start_message();
+            }
+            None => self.say("its agent has no pane to message"),
+        }
+    }
+
+    /// `d` on FlowMind's escalation: the whisper goes, the agent runs on.
+    fn dismiss_escalation(&mut self, i: usize) -> Vec<Effect> {
+        let step = self.run.prompts.get(i).and_then(|p| p.step.clone());
+        let (Some(run), Some(step)) = (self.run.run.clone(), step) else {
+            return Vec::new();
+        };
+        if self.sent.contains(&i) {
+            return Vec::new();
+        }
+        self.sent.insert(i);
+        self.focus = Focus::Panes;
+        self.say(format!("dismissed FlowMind's escalation about {step}"));
+        vec![Effect::Op(Op::DismissEscalation { run, step })]
     }
 
     pub(super) fn start_answer(&mut self) {
@@ -110,6 +141,10 @@ impl State {
                 if let Some(answer) = proposed {
                     self.textarea.insert_str(answer);
                 }
+            }
+            Some((_, p)) if p.kind == PromptKind::Escalation => {
+                let step = p.step.clone();
+                self.message_stuck(step);
             }
             Some(_) => self.say("an approval takes approve or deny"),
             None => {}
@@ -198,6 +233,17 @@ impl State {
         let Some((i, p)) = self.focused_prompt() else {
             return Vec::new();
         };
+        if p.kind == PromptKind::Escalation {
+            if approved {
+                self.say("Enter messages the stuck agent; p pauses it, x cancels it, d dismisses");
+                return Vec::new();
+            }
+            if !self.prompt_ready(i) {
+                self.say("just arrived: read it first");
+                return Vec::new();
+            }
+            return self.dismiss_escalation(i);
+        }
         if p.kind != PromptKind::Approval {
             self.say("this prompt is a question: answer it");
             return Vec::new();

@@ -4,8 +4,8 @@
 //! compare it with the live fold.
 
 use crate::protocol::{
-    Attempt, ChoiceRecord, Delta, Event, FlowmindLevel, Millis, Notice, Recorded, RunStatus,
-    StepKey, StepStatus, Usage, describe, reply_end_note,
+    AnswerSource, Attempt, ChoiceRecord, Delta, Event, FlowmindLevel, Millis, Notice, Recorded,
+    RunStatus, StepKey, StepStatus, Usage, describe, reply_end_note,
 };
 use crate::text::{ms, one_line};
 
@@ -43,6 +43,37 @@ impl RunView {
     }
 
     /// A note about `step`: on its pane, else among the run's notes.
+    /// FlowMind's escalation about a step is settled by what the user did
+    /// (dismissed it, messaged, paused or cancelled the agent) or by the
+    /// step's end.
+    fn settle_escalation(&mut self, event: &Event, at: Millis) {
+        let (step, text, source) = match event {
+            Event::FlowmindDismissed { step, .. } => (step, "dismissed", AnswerSource::User),
+            Event::AgentMessaged { step, text, .. }
+                if !text.starts_with(crate::workflow::FLOWMIND_PREFIX) =>
+            {
+                (step, "messaged", AnswerSource::User)
+            }
+            Event::PauseRequested {
+                step: Some(step), ..
+            } => (step, "paused", AnswerSource::User),
+            Event::StepCancelled { step, .. } => (step, "cancelled", AnswerSource::User),
+            Event::StepSucceeded { step, .. } | Event::StepFailed { step, .. } => {
+                (step, "the step ended", AnswerSource::Default)
+            }
+            _ => return,
+        };
+        for p in &mut self.prompts {
+            if p.is_pending() && p.kind == PromptKind::Escalation && p.step.as_ref() == Some(step) {
+                p.answered = Some(Answered {
+                    text: text.to_string(),
+                    source,
+                    at,
+                });
+            }
+        }
+    }
+
     /// Something lev did on its own initiative, for the sidebar.
     fn initiated(&mut self, at: Millis, text: String) {
         self.initiative.push(Initiative {
@@ -244,6 +275,7 @@ impl RunView {
             self.last_at = at;
         }
         let mut out = Folded::default();
+        self.settle_escalation(&r.event, at);
         match &r.event {
             Event::RunStarted {
                 workflow_id,
@@ -708,6 +740,21 @@ impl RunView {
                 ..
             } => {
                 let line = describe::flowmind_decided(step, rule, observed, *level, text);
+                if *level == FlowmindLevel::Escalate {
+                    // A whisper that waits for the user: act on the agent,
+                    // or dismiss it.
+                    self.prompts.push(Prompt {
+                        kind: PromptKind::Escalation,
+                        step: Some(step.clone()),
+                        text: format!("{rule}: {}\n{}", one_line(observed, 300), safe(text)),
+                        asked_at: at,
+                        deadline: None,
+                        answered: None,
+                        review: None,
+                        proposal: None,
+                    });
+                    out.attention = Some(format!("{step} looks stuck: {}", one_line(observed, 80)));
+                }
                 self.initiated(at, line.clone());
                 if *level == FlowmindLevel::Ask
                     && let Some(asked) = self.initiative.last_mut()
@@ -719,6 +766,12 @@ impl RunView {
                 if *level != FlowmindLevel::Instruct {
                     self.notes.push(line);
                 }
+            }
+            Event::FlowmindDismissed { step, .. } => {
+                self.step_note(
+                    step,
+                    format!("FlowMind's escalation about {step} dismissed"),
+                );
             }
             Event::FlowmindLedger {
                 step,

@@ -48,6 +48,9 @@ pub enum PromptKind {
         default: Option<String>,
     },
     Approval,
+    /// FlowMind handed a stuck agent to the user: message, pause or cancel
+    /// it, or dismiss the whisper.
+    Escalation,
 }
 
 /// How a prompt was answered.
@@ -94,6 +97,8 @@ impl Prompt {
             (PromptKind::Approval, Some(step)) if step.contains("approv") => step.to_string(),
             (PromptKind::Approval, Some(step)) => format!("approve {step}"),
             (PromptKind::Approval, None) => "approval".into(),
+            (PromptKind::Escalation, Some(step)) => format!("FlowMind: {step} looks stuck"),
+            (PromptKind::Escalation, None) => "FlowMind".into(),
         }
     }
 
@@ -101,7 +106,9 @@ impl Prompt {
     pub fn key(&self) -> String {
         match &self.kind {
             PromptKind::Question { id, .. } => id.clone(),
-            PromptKind::Approval => self.step.as_ref().map(|s| s.0.clone()).unwrap_or_default(),
+            PromptKind::Approval | PromptKind::Escalation => {
+                self.step.as_ref().map(|s| s.0.clone()).unwrap_or_default()
+            }
         }
     }
     pub fn is_pending(&self) -> bool {

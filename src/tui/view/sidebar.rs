@@ -165,6 +165,28 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
                     lines.push(Line::styled(hint, theme.style("help.key")));
                 }
             }
+            PromptKind::Escalation => {
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{marker}◆ {}", p.title()), head_style),
+                    Span::styled(format!("  {waited}"), theme.style("dim")),
+                ]));
+                lines.extend(text_lines(&p.text, theme));
+                if focused {
+                    let dismiss = key_of(Action::Deny);
+                    let hint = if state.replay.is_some() {
+                        "  (replay: read-only)".to_string()
+                    } else if !state.prompt_ready(i) {
+                        "  (just arrived — read it first)".to_string()
+                    } else if dismiss.is_empty() {
+                        "  [Enter] message it (its pane: pause, cancel)".to_string()
+                    } else {
+                        format!(
+                            "  [Enter] message it · [{dismiss}] dismiss (its pane: pause, cancel)"
+                        )
+                    };
+                    lines.push(Line::styled(hint, theme.style("help.key")));
+                }
+            }
         }
         lines.push(Line::raw(""));
     }

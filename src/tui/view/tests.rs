@@ -446,6 +446,76 @@ fn flowmind_s_decisions_show_in_the_pane_the_sidebar_and_the_notes() {
     );
 }
 
+/// FlowMind's escalation waits in the sidebar like a question: Enter
+/// messages the stuck agent, `d` dismisses it (an op the engine journals,
+/// counted as a dismissed whisper), and what settled it shows after.
+#[test]
+fn flowmind_s_escalation_waits_in_the_sidebar_until_dismissed() {
+    use crate::protocol::{Event, FlowmindLevel, Notice, Op, Recorded, Seq, StepKey};
+    let mut s = settled();
+    let run = crate::tui::state::sample::sample_run_id();
+    let step = StepKey::new("security");
+    let at = |seq: u64, event: Event| {
+        Notice::Event(Recorded {
+            run: run.clone(),
+            seq: Seq(seq),
+            event,
+        })
+    };
+    s.apply(&at(
+        301,
+        Event::FlowmindDecided {
+            step: step.clone(),
+            rule: "loop".into(),
+            observed: "`read_file` called with the same arguments 3 times in a row".into(),
+            level: FlowmindLevel::Escalate,
+            text: "Send it a message (m), pause it, or cancel the step.".into(),
+            at: Millis(T0 + 33_000),
+        },
+    ));
+    // Seen on one tick, ready to act on after the grace period.
+    s.handle(Input::Tick(Millis(T0 + 34_000)));
+    s.handle(Input::Tick(Millis(T0 + 40_000)));
+    s.handle_action(Action::NextPrompt);
+    while s
+        .focused_prompt()
+        .is_some_and(|(_, p)| p.step.as_ref() != Some(&step))
+    {
+        s.handle_action(Action::NextPrompt);
+    }
+    for (w, h) in [(80, 24), (120, 36), (200, 50)] {
+        let text = screen(&s, w, h);
+        assert!(text.contains("▶ ◆ FlowMind: security"), "{text}");
+        assert!(text.contains("[d] dismiss") || w < 100, "{text}");
+    }
+    let effects = s.handle_action(Action::Deny);
+    assert!(
+        matches!(&effects[..], [Effect::Op(Op::DismissEscalation { step: st, .. })] if *st == step),
+        "{effects:?} {:?}",
+        s.message
+    );
+    s.apply(&at(
+        302,
+        Event::FlowmindDismissed {
+            step: step.clone(),
+            at: Millis(T0 + 41_000),
+        },
+    ));
+    let settled = s
+        .run
+        .prompts
+        .iter()
+        .find(|p| p.kind == crate::tui::state::PromptKind::Escalation)
+        .and_then(|p| p.answered.as_ref())
+        .map(|a| a.text.as_str());
+    assert_eq!(settled, Some("dismissed"));
+    let text = screen(&s, 200, 50);
+    assert!(
+        text.contains("✓ FlowMind: security looks stuck ="),
+        "{text}"
+    );
+}
+
 /// FlowMind's question to an agent shows in the sidebar, and the agent's
 /// next words show under it as the answer.
 #[test]
