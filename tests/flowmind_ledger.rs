@@ -347,3 +347,95 @@ fn the_model_s_question_reaches_the_agent_once_and_is_answered() {
         "I expected it in notes3.txt; it is not there."
     );
 }
+
+/// A ledger that sees work outside the agent's task proposes it as a
+/// follow-up, once per step: journaled (`flowmind_proposed`), decided with
+/// the agent's own proposals when the step succeeds — under the workflow's
+/// limits and approvals (`followups.auto` here) — and run as a step.
+#[test]
+fn the_model_s_follow_up_is_decided_and_run_like_an_agent_s() {
+    let server = LlmServer::with(move |req: &RecordedRequest| {
+        let msgs = req.json.as_ref().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if is_ledger(req) {
+            let ledger = serde_json::json!({
+                "satisfied": false, "looping": false, "progressing": true,
+                "next": "agent", "instruction": "", "question": "",
+                "followup": {"title": "Add the release date to notes0.txt", "mode": "ask",
+                             "why": "No note has it, and the next agent will look again."},
+                "reason": "It reads the notes in order."
+            });
+            return OpenAiSse::new("fm-model")
+                .text(&ledger.to_string(), 1)
+                .usage(100, 30)
+                .finish("stop")
+                .reply();
+        }
+        let brief = msgs
+            .iter()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string();
+        if brief.contains("Why this is needed") {
+            return OpenAiSse::new("test-model")
+                .text("The date is not known; noted that.", 2)
+                .usage(10, 5)
+                .finish("stop")
+                .reply();
+        }
+        let n = msgs.iter().filter(|m| m["role"] == "assistant").count();
+        if n >= 3 {
+            return OpenAiSse::new("test-model")
+                .text("No note gives a date.", 2)
+                .usage(10, 5)
+                .finish("stop")
+                .reply();
+        }
+        OpenAiSse::new("test-model")
+            .tool_call(
+                0,
+                &format!("call_{n}"),
+                "read_file",
+                &format!(r#"{{"path":"notes{n}.txt"}}"#),
+                1,
+            )
+            .usage(10, 5)
+            .finish("tool_calls")
+            .reply()
+    });
+    let lev = lev_with(
+        &server,
+        "flowmind: { mode: model, model: fm-model, cadence: 1, stalls: 2 }\n",
+    );
+    let wf = lev.write_workflow(&WORKFLOW.replace(
+        "name: Wander\n",
+        "name: Wander\nfollowups: { propose: true, auto: true }\n",
+    ));
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let run = run_id_from(&stdout).unwrap();
+    let events = lev.events(&run);
+    let proposed = of_type(&events, "flowmind_proposed");
+    assert_eq!(proposed.len(), 1, "proposed more than once: {proposed:?}");
+    assert_eq!(proposed[0]["step"], "look");
+    let spawned = of_type(&events, "followup_spawned");
+    assert_eq!(spawned.len(), 1, "{stdout}");
+    assert_eq!(spawned[0]["by"], "flowmind");
+    assert_eq!(spawned[0]["parent"], "look");
+    assert_eq!(spawned[0]["title"], "Add the release date to notes0.txt");
+    let child = spawned[0]["step"].as_str().unwrap().to_string();
+    assert!(
+        of_type(&events, "step_succeeded")
+            .iter()
+            .any(|e| e["step"] == child.as_str()),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FlowMind proposes a follow-up of look: Add the release date"),
+        "{stdout}"
+    );
+}

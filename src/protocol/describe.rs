@@ -281,6 +281,13 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
             step, turn, ledger, ..
         } => flowmind_ledger(step, *turn, ledger),
         Event::FlowmindFellBack { why, .. } => flowmind_fell_back(why),
+        Event::FlowmindProposed {
+            step,
+            title,
+            mode,
+            why,
+            ..
+        } => flowmind_proposed(step, title, mode, why),
         Event::FlowmindDismissed { step, .. } => {
             format!("FlowMind's escalation about {step} dismissed")
         }
@@ -556,6 +563,19 @@ pub fn plan_revised(
         "plan revised{edited} (re-plan {revision}, `{stalled}` stalled): {} replace {}",
         task_count(plan),
         one_line(&replaces.join(", "), 200)
+    )
+}
+
+/// A follow-up FlowMind proposed.
+pub fn flowmind_proposed(step: &StepKey, title: &str, mode: &str, why: &str) -> String {
+    let why = if why.trim().is_empty() {
+        String::new()
+    } else {
+        format!(" — {}", one_line(why, 200))
+    };
+    format!(
+        "FlowMind proposes a follow-up of {step}: {} ({mode}){why}; decided when {step} succeeds",
+        one_line(title, 120)
     )
 }
 

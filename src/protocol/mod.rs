@@ -654,7 +654,8 @@ pub enum Event {
         /// Why an agent proposed it (none for the workflow's own).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         why: Option<String>,
-        /// `workflow` (`followups:`) or `agent` (`propose_followup`).
+        /// `workflow` (`followups:`), `agent` (`propose_followup`) or
+        /// `flowmind` (its ledger).
         by: String,
         /// Mode and normalised prompt, hashed: a later follow-up of the
         /// chain with the same one is a duplicate.
@@ -693,6 +694,15 @@ pub enum Event {
         observed: String,
         level: FlowmindLevel,
         text: String,
+        at: Millis,
+    },
+    /// FlowMind proposed follow-up work of `step`: decided with its agent's
+    /// own proposals when it succeeds.
+    FlowmindProposed {
+        step: StepKey,
+        title: String,
+        mode: String,
+        why: String,
         at: Millis,
     },
     /// The user let FlowMind's escalation about `step` go: the stuck agent
@@ -908,6 +918,7 @@ impl Event {
             Event::PlanAccepted { .. } => "plan_accepted",
             Event::PlanRevised { .. } => "plan_revised",
             Event::FlowmindDismissed { .. } => "flowmind_dismissed",
+            Event::FlowmindProposed { .. } => "flowmind_proposed",
             Event::TaskAssigned { .. } => "task_assigned",
             Event::SlotBreaker { .. } => "slot_breaker",
             Event::ProviderBreaker { .. } => "provider_breaker",
@@ -962,6 +973,7 @@ impl Event {
             | Event::PlanAccepted { at, .. }
             | Event::PlanRevised { at, .. }
             | Event::FlowmindDismissed { at, .. }
+            | Event::FlowmindProposed { at, .. }
             | Event::TaskAssigned { at, .. }
             | Event::SlotBreaker { at, .. }
             | Event::ProviderBreaker { at, .. }
@@ -1001,6 +1013,7 @@ impl Event {
             | Event::AgentAsked { step, .. }
             | Event::FlowmindDecided { step, .. }
             | Event::FlowmindDismissed { step, .. }
+            | Event::FlowmindProposed { step, .. }
             | Event::FlowmindLedger { step, .. } => Some(step),
             Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
@@ -1225,6 +1238,17 @@ pub struct Ledger {
     /// show (empty: none).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub question: String,
+    /// Work outside the agent's task that its work shows is needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followup: Option<LedgerFollowup>,
+}
+
+/// A follow-up FlowMind's ledger proposes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerFollowup {
+    pub title: String,
+    pub mode: String,
+    pub why: String,
 }
 
 impl Ledger {
@@ -1317,6 +1341,16 @@ pub enum Op {
         observed: String,
         level: FlowmindLevel,
         text: String,
+    },
+    /// FlowMind proposes follow-up work of `step` (recorded as
+    /// `FlowmindProposed`; decided with the agent's own proposals when the
+    /// step succeeds, under the same limits and approvals).
+    FlowmindPropose {
+        run: RunId,
+        step: StepKey,
+        title: String,
+        mode: String,
+        why: String,
     },
     /// The user lets FlowMind's escalation about `step` go (recorded as
     /// `FlowmindDismissed`; counted as a dismissed whisper).
@@ -1445,6 +1479,7 @@ impl Op {
             | Op::StopCallbacks { run }
             | Op::Flowmind { run, .. }
             | Op::DismissEscalation { run, .. }
+            | Op::FlowmindPropose { run, .. }
             | Op::FlowmindLedger { run, .. }
             | Op::FlowmindFellBack { run, .. }
             | Op::ProposeAnswer { run, .. }

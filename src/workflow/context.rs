@@ -88,6 +88,9 @@ pub struct RunCtx {
     pub retry: Retries,
     /// FlowMind's re-plans handed to a swarm's task loop.
     pub replans: Mutex<ReplanGate>,
+    /// Follow-ups FlowMind proposed in this process, by step (the
+    /// history's are in `history.flowmind_followups`).
+    pub flowmind_followups: Mutex<BTreeMap<StepKey, Vec<Value>>>,
     /// Follow-ups spawned and refused so far (the history's, then this
     /// process's), and whether callbacks are stopped.
     pub followups: Mutex<super::followups::Book>,
@@ -195,6 +198,23 @@ impl Default for Retries {
 }
 
 impl RunCtx {
+    /// The follow-ups FlowMind proposed of `step`, recorded before this
+    /// process and since.
+    pub fn flowmind_followups(&self, step: &StepKey) -> Vec<Value> {
+        let mut all = self
+            .history
+            .flowmind_followups
+            .get(step)
+            .cloned()
+            .unwrap_or_default();
+        if let Ok(m) = self.flowmind_followups.lock()
+            && let Some(live) = m.get(step)
+        {
+            all.extend(live.iter().cloned());
+        }
+        all
+    }
+
     pub fn halted(&self) -> Option<Halt> {
         self.halt.lock().ok().and_then(|h| h.clone())
     }

@@ -165,6 +165,7 @@ pub async fn drive(
         steer: Default::default(),
         retry: Default::default(),
         replans: Default::default(),
+        flowmind_followups: Default::default(),
         rec: rec.clone(),
         followups: Mutex::new(history.followups.clone()),
         followup_policy: workflow.followups.with(&deps.options.followups),
@@ -402,6 +403,13 @@ async fn dispatch_ops(
                 };
                 steer::conduct(&ctx, event, auto.then_some(answer).flatten(), grace_ms).await;
             }
+            Op::FlowmindPropose {
+                step,
+                title,
+                mode,
+                why,
+                ..
+            } => steer::propose(&ctx, step, title, mode, why).await,
             Op::DismissEscalation { step, .. } => {
                 let event = Event::FlowmindDismissed {
                     step,

@@ -142,6 +142,9 @@ pub struct History {
     /// FlowMind instructions journaled but not yet delivered to their
     /// agent (a crash came between), as the messages they become.
     pub flowmind_undelivered: BTreeMap<StepKey, Vec<String>>,
+    /// Follow-ups FlowMind proposed, by step (as agents' proposals are
+    /// kept: title, mode, prompt, why, and `by: flowmind`).
+    pub flowmind_followups: BTreeMap<StepKey, Vec<Value>>,
     /// FlowMind's own tokens (its ledgers), apart from the agents'.
     pub flowmind_usage: Usage,
     /// Agents' questions FlowMind's conductor answers unless the user does
@@ -450,6 +453,17 @@ impl History {
             Event::ContextAssembled { .. } => {}
             Event::FlowmindLedger { usage, .. } => self.flowmind_usage.add(usage),
             Event::FlowmindFellBack { .. } | Event::FlowmindDismissed { .. } => {}
+            Event::FlowmindProposed {
+                step,
+                title,
+                mode,
+                why,
+                ..
+            } => self
+                .flowmind_followups
+                .entry(step.clone())
+                .or_default()
+                .push(super::steer::flowmind_proposal(title, mode, why)),
             Event::FlowmindDecided {
                 step,
                 level,

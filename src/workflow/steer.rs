@@ -275,6 +275,56 @@ pub(super) async fn flowmind(
     }
 }
 
+/// FlowMind's follow-up of a running agent step: refused once callbacks
+/// are stopped, for a step that is no running agent, or in a mode that is
+/// not there; otherwise journaled, then kept for the step's end, where it
+/// is decided with the agent's own proposals (limits, approvals).
+pub(super) async fn propose(ctx: &RunCtx, step: StepKey, title: String, mode: String, why: String) {
+    let refusal = if ctx.callbacks_stopped().is_some() {
+        Some("callbacks are stopped".to_string())
+    } else if !ctx.steer.is_agent(&step) {
+        Some(format!("`{step}` is not a running agent step"))
+    } else if !ctx.deps.modes.contains(&mode) {
+        Some(format!("there is no mode `{mode}`"))
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
+        ctx.rec.refuse(format!(
+            "FlowMind's follow-up of `{step}` not proposed: {why}"
+        ));
+        return;
+    }
+    let event = Event::FlowmindProposed {
+        step: step.clone(),
+        title: title.clone(),
+        mode: mode.clone(),
+        why: why.clone(),
+        at: ctx.now(),
+    };
+    if let Err(e) = ctx.rec.record(event).await {
+        ctx.rec
+            .refuse(format!("FlowMind's follow-up not journaled: {e}"));
+        return;
+    }
+    if let Ok(mut m) = ctx.flowmind_followups.lock() {
+        m.entry(step)
+            .or_default()
+            .push(flowmind_proposal(&title, &mode, &why));
+    }
+}
+
+/// A follow-up FlowMind proposed, in the form an agent's proposal takes.
+pub fn flowmind_proposal(title: &str, mode: &str, why: &str) -> serde_json::Value {
+    serde_json::json!({
+        "title": title,
+        "mode": mode,
+        "prompt": format!("{title}\n\nWhy this is needed: {why}"),
+        "why": why,
+        "by": "flowmind",
+    })
+}
+
 /// Journals what FlowMind observed (a ledger: its tokens were spent
 /// whether or not the agent still runs; its model stopping). Acting on it
 /// is the rules' part, from the journal.

@@ -35,7 +35,9 @@ repeating itself without new results (true/false), \"progressing\": is it gettin
 (true/false), \"next\": \"agent\" if it should go on or \"user\" if only a person can unblock it, \
 \"instruction\": what to tell the agent now if it is stuck, else \"\", \"question\": one question to \
 ask the agent when its actions do not show what you need to know (what it is waiting for, what it \
-found), else \"\", \"reason\": one sentence}.";
+found), else \"\", \"followup\": {\"title\": \"…\", \"mode\": \"…\", \"why\": \"…\"} for work \
+outside this agent's task that its work shows is needed (a mode that does such work), else null, \
+\"reason\": one sentence}.";
 
 /// The model the controller asks, and how often and how much.
 #[derive(Clone)]
@@ -89,6 +91,8 @@ pub struct Ledgers {
     pub fell_back: bool,
     /// Agents' questions the conductor has said something of.
     pub proposed: HashSet<String>,
+    /// Steps FlowMind proposed follow-up work of (one proposal each).
+    followups: HashSet<StepKey>,
 }
 
 impl Ledgers {
@@ -144,6 +148,10 @@ impl Ledgers {
             }
             Event::FlowmindFellBack { .. } => {
                 self.fell_back = true;
+                None
+            }
+            Event::FlowmindProposed { step, .. } => {
+                self.followups.insert(step.clone());
                 None
             }
             Event::RunResumed { at } => {
@@ -231,6 +239,22 @@ impl Ledgers {
 }
 
 impl Ledgers {
+    /// The follow-up a journaled ledger proposes, for a running agent that
+    /// has had none proposed: once per step.
+    pub fn followup(
+        &mut self,
+        event: &Event,
+    ) -> Option<(StepKey, crate::protocol::LedgerFollowup)> {
+        let Event::FlowmindLedger { step, ledger, .. } = event else {
+            return None;
+        };
+        let f = ledger.followup.clone()?;
+        if !self.agents.contains_key(step) || !self.followups.insert(step.clone()) {
+            return None;
+        }
+        Some((step.clone(), f))
+    }
+
     /// Streamed tokens of `step` (not journaled) are activity too.
     pub fn touched(&mut self, step: &StepKey) {
         if let Some(agent) = self.agents.get_mut(step) {
@@ -386,6 +410,19 @@ pub fn parse(text: &str) -> Option<Ledger> {
         instruction: text_of("instruction"),
         reason: text_of("reason"),
         question: text_of("question"),
+        followup: json.get("followup").and_then(|f| {
+            let field = |name: &str| {
+                f.get(name)
+                    .and_then(Value::as_str)
+                    .map(|s| one_line(s, 600))
+                    .filter(|s| !s.trim().is_empty())
+            };
+            Some(crate::protocol::LedgerFollowup {
+                title: field("title")?,
+                mode: field("mode")?,
+                why: field("why").unwrap_or_default(),
+            })
+        }),
     })
 }
 
@@ -441,6 +478,41 @@ mod tests {
             shared: None,
             at: Millis(at),
         }
+    }
+
+    #[test]
+    fn a_ledger_s_follow_up_is_proposed_once_per_step() {
+        let text = r#"{"satisfied":false,"looping":false,"progressing":true,
+            "followup":{"title":"Fix the flaky test","mode":"coder","why":"It failed twice."}}"#;
+        let ledger = parse(text).unwrap();
+        let f = ledger.followup.clone().unwrap();
+        assert_eq!(
+            (f.title.as_str(), f.mode.as_str()),
+            ("Fix the flaky test", "coder")
+        );
+        // A follow-up without a title or mode is none.
+        let partial = parse(
+            r#"{"satisfied":false,"looping":false,"progressing":true,"followup":{"title":"x"}}"#,
+        );
+        assert_eq!(partial.unwrap().followup, None);
+        let journaled = |step: &str| Event::FlowmindLedger {
+            step: StepKey::new(step),
+            attempt: Attempt(1),
+            turn: 1,
+            ledger: ledger.clone(),
+            model: "m".into(),
+            usage: Usage::default(),
+            at: Millis(0),
+        };
+        let mut l = Ledgers::default();
+        // Not for an agent that is not running.
+        assert_eq!(l.followup(&journaled("code")), None);
+        l.fold(&started("code"), 3);
+        assert_eq!(
+            l.followup(&journaled("code")).map(|(s, _)| s),
+            Some(StepKey::new("code"))
+        );
+        assert_eq!(l.followup(&journaled("code")), None);
     }
 
     #[test]

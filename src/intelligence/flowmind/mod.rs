@@ -227,6 +227,19 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
         if r.seq <= watched.folded_to || watched.settings.off {
             continue;
         }
+        if let Some((step, f)) = watched.ledgers.followup(&r.event) {
+            // Decided with the agent's own proposals when it succeeds.
+            let op = Op::FlowmindPropose {
+                run: r.run.clone(),
+                step,
+                title: f.title,
+                mode: f.mode,
+                why: f.why,
+            };
+            if let Err(e) = engine.submit(op).await {
+                tracing::warn!(run = %r.run, error = %e, "FlowMind's follow-up was not proposed");
+            }
+        }
         if let Some(model) = watched.settings.model.clone() {
             let due = watched.ledgers.fold(&r.event, model.cadence);
             if let Some(due) = due {

@@ -822,6 +822,7 @@ mod tests {
                 instruction: "Read the error, then fix the import.".into(),
                 reason: "It runs the same failing test.".into(),
                 question: String::new(),
+                followup: None,
             },
             model: "m".into(),
             usage: Default::default(),

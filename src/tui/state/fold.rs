@@ -767,6 +767,17 @@ impl RunView {
                     self.notes.push(line);
                 }
             }
+            Event::FlowmindProposed {
+                step,
+                title,
+                mode,
+                why,
+                ..
+            } => {
+                let line = describe::flowmind_proposed(step, title, mode, why);
+                self.initiated(at, line.clone());
+                self.step_note(step, line);
+            }
             Event::FlowmindDismissed { step, .. } => {
                 self.step_note(
                     step,

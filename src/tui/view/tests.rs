@@ -602,6 +602,7 @@ fn flowmind_s_mode_and_ledger_show_in_the_sidebar_and_the_running_agent_s_title(
                 instruction: String::new(),
                 reason: "It runs the same test again.".into(),
                 question: String::new(),
+                followup: None,
             },
             model: "fm-1".into(),
             usage: Usage {

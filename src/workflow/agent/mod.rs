@@ -164,6 +164,8 @@ pub async fn run(
             if !ask_agent.is_empty() {
                 raw.insert("ask_agent".into(), Value::Array(replies));
             }
+            // What FlowMind proposed while it worked goes with the agent's own.
+            proposals.extend(actx.ctx.flowmind_followups(&actx.key));
             if !proposals.is_empty() {
                 raw.insert(PROPOSALS.into(), Value::Array(proposals));
             }

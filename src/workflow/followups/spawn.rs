@@ -125,12 +125,13 @@ pub async fn decide(ctx: &Arc<RunCtx>, parent: &Parent) -> Vec<Child> {
                 }
             }
         }
-        if candidate.by == "agent" && !ctx.followup_policy.pre_authorises(&candidate.mode) {
+        // What an agent or FlowMind proposes is approved like the user's own.
+        if candidate.by != "workflow" && !ctx.followup_policy.pre_authorises(&candidate.mode) {
             let approved = approve(ctx, parent, &key, candidate, &prompt).await;
             if let Err(observed) = approved {
                 let refusal = Refusal {
                     guard: "approval".into(),
-                    limit: "the user approves what agents propose (followups.auto does not cover the mode)".into(),
+                    limit: "the user approves what agents and FlowMind propose (followups.auto does not cover the mode)".into(),
                     observed,
                 };
                 refuse(ctx, parent, &key, candidate, refusal).await;
@@ -215,7 +216,11 @@ async fn candidates(ctx: &Arc<RunCtx>, parent: &Parent) -> (Vec<Candidate>, u32,
                 prompt: Ok(text("prompt").to_string()),
                 title: first_line(text("title")),
                 why: Some(text("why").to_string()).filter(|w| !w.trim().is_empty()),
-                by: "agent",
+                by: if text("by") == "flowmind" {
+                    "flowmind"
+                } else {
+                    "agent"
+                },
                 judge: None,
             });
         }
@@ -328,8 +333,11 @@ async fn approve(
         &parent.key,
         "Follow-up",
         format!(
-            "`{}` proposes a follow-up in mode `{}`: {}{why}\nPrompt: {}\nSpawn it as `{key}`?",
-            parent.key,
+            "{} proposes a follow-up in mode `{}`: {}{why}\nPrompt: {}\nSpawn it as `{key}`?",
+            match candidate.by {
+                "flowmind" => format!("FlowMind (watching `{}`)", parent.key),
+                _ => format!("`{}`", parent.key),
+            },
             candidate.mode,
             candidate.title,
             crate::text::one_line(prompt, 400)
