@@ -1240,7 +1240,7 @@ pub struct Ledger {
     pub question: String,
     /// Work outside the agent's task that its work shows is needed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub followup: Option<LedgerFollowup>,
+    pub followup: Option<Box<LedgerFollowup>>,
 }
 
 /// A follow-up FlowMind's ledger proposes.

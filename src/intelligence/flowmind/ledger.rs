@@ -248,7 +248,7 @@ impl Ledgers {
         let Event::FlowmindLedger { step, ledger, .. } = event else {
             return None;
         };
-        let f = ledger.followup.clone()?;
+        let f = *ledger.followup.clone()?;
         if !self.agents.contains_key(step) || !self.followups.insert(step.clone()) {
             return None;
         }
@@ -417,11 +417,11 @@ pub fn parse(text: &str) -> Option<Ledger> {
                     .map(|s| one_line(s, 600))
                     .filter(|s| !s.trim().is_empty())
             };
-            Some(crate::protocol::LedgerFollowup {
+            Some(Box::new(crate::protocol::LedgerFollowup {
                 title: field("title")?,
                 mode: field("mode")?,
                 why: field("why").unwrap_or_default(),
-            })
+            }))
         }),
     })
 }
