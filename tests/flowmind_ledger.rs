@@ -388,11 +388,14 @@ fn the_model_s_follow_up_is_decided_and_run_like_an_agent_s() {
         }
         let n = msgs.iter().filter(|m| m["role"] == "assistant").count();
         if n >= 3 {
+            // FlowMind's proposal must reach the step while it runs: the
+            // final answer takes its time.
             return OpenAiSse::new("test-model")
                 .text("No note gives a date.", 2)
                 .usage(10, 5)
                 .finish("stop")
-                .reply();
+                .reply()
+                .insert(0, support::llm_server::Action::Delay(1500));
         }
         OpenAiSse::new("test-model")
             .tool_call(

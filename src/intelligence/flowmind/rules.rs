@@ -75,6 +75,10 @@ struct Agent {
     error_repeats: u32,
     /// Questions FlowMind put to it (one per attempt).
     asked: u32,
+    /// FlowMind's instruction waits to reach it; once it has, the turn it
+    /// joined. What it did before hearing it is no new stall.
+    told_pending: bool,
+    heard_turn: u32,
     /// Ledgers in a row that found it stalled, and the last of them.
     ledger_stalls: u32,
     last_ledger: Option<Ledger>,
@@ -296,6 +300,9 @@ impl Rules {
                 agent.call_repeats = 0;
                 agent.error_repeats = 0;
                 agent.ledger_stalls = 0;
+                if *level == FlowmindLevel::Instruct {
+                    agent.told_pending = true;
+                }
                 match level {
                     FlowmindLevel::Instruct | FlowmindLevel::Ask => agent.instructed += 1,
                     // The task is stopped and planned around: nothing more
@@ -316,9 +323,25 @@ impl Rules {
                 self.tasks.insert(task.clone());
                 None
             }
-            Event::FlowmindLedger { step, ledger, .. } => {
-                // A ledger about an agent no longer running changes nothing.
+            Event::AgentMessaged {
+                step, turn, text, ..
+            } if text.starts_with(crate::workflow::FLOWMIND_PREFIX) => {
+                if let Some(agent) = self.agents.get_mut(step) {
+                    agent.told_pending = false;
+                    agent.heard_turn = *turn;
+                }
+                None
+            }
+            Event::FlowmindLedger {
+                step, ledger, turn, ..
+            } => {
+                // A ledger about an agent no longer running changes nothing;
+                // nor does one about turns before it heard FlowMind's
+                // instruction (asked beside it, it may come back late).
                 let agent = self.agents.get_mut(step)?;
+                if agent.told_pending || *turn < agent.heard_turn {
+                    return None;
+                }
                 if ledger.stalled() || (ledger.next == "user" && !ledger.satisfied) {
                     agent.ledger_stalls += 1;
                 } else {
@@ -848,8 +871,28 @@ mod tests {
         assert_eq!(first.text, "Read the error, then fix the import.");
         assert!(first.observed.contains("looping"), "{first:?}");
         rules.fold(&decided(&first));
-        rules.fold(&ledger("coder", true, "agent"));
-        let second = rules.fold(&ledger("coder", true, "agent")).unwrap();
+        // Ledgers asked before the instruction reached it are no new
+        // stall, however many come back.
+        for _ in 0..3 {
+            assert_eq!(rules.fold(&ledger("coder", true, "agent")), None);
+        }
+        let at_turn = |turn: u32| {
+            let mut e = ledger("coder", true, "agent");
+            if let Event::FlowmindLedger { turn: t, .. } = &mut e {
+                *t = turn;
+            }
+            e
+        };
+        rules.fold(&Event::AgentMessaged {
+            step: StepKey::new("coder"),
+            attempt: Attempt(1),
+            turn: 6,
+            text: format!("{}{}", crate::workflow::FLOWMIND_PREFIX, first.text),
+            at: Millis(0),
+        });
+        assert_eq!(rules.fold(&at_turn(5)), None);
+        assert_eq!(rules.fold(&at_turn(6)), None);
+        let second = rules.fold(&at_turn(7)).unwrap();
         assert_eq!(second.level, FlowmindLevel::Escalate);
     }
 
