@@ -626,3 +626,91 @@ fn an_escalation_dismissed_in_the_workbench_counts_as_dismissed() {
         "{line}"
     );
 }
+
+/// FlowMind re-plans a stalled swarm task in the workbench: the revised
+/// plan is reviewed in the sidebar like the first (`a` accepts it), and its
+/// task runs on a slot.
+#[test]
+fn a_revised_plan_is_reviewed_and_run_in_the_workbench() {
+    use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest};
+    if skip_without_tmux() {
+        return;
+    }
+    let task = |id: &str, mode: &str, needs: &[&str]| {
+        serde_json::json!({"id": id, "title": format!("do {id}"), "mode": mode, "needs": needs,
+            "acceptance": [format!("{id} is done")], "files": []})
+    };
+    let plan = serde_json::json!({"summary": "the plan", "tasks": [
+        task("first", "architect", &[]), task("stuck", "coder", &["first"])]})
+    .to_string();
+    let revised = serde_json::json!({"summary": "around it", "tasks": [
+        task("fix", "coder", &["first"])]})
+    .to_string();
+    let server = LlmServer::with(move |req: &RecordedRequest| {
+        let msgs = req.json.as_ref().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let brief = msgs
+            .iter()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let say = |text: &str| {
+            OpenAiSse::new("test-model")
+                .text(text, 2)
+                .usage(10, 5)
+                .finish("stop")
+                .reply()
+        };
+        if brief.contains("Plan this objective") {
+            return say(&plan);
+        }
+        if brief.contains("Plan the unfinished work again") {
+            return say(&revised);
+        }
+        if brief.contains("Your task (`stuck`)") {
+            let n = msgs.iter().filter(|m| m["role"] == "assistant").count();
+            return OpenAiSse::new("test-model")
+                .tool_call(
+                    0,
+                    &format!("call_{n}"),
+                    "read_file",
+                    r#"{"path":"notes0.txt"}"#,
+                    1,
+                )
+                .usage(10, 5)
+                .finish("tool_calls")
+                .reply();
+        }
+        say("done: the fix is in")
+    });
+    let lev = flowmind_lev(&server);
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        format!(
+            "provider: loop\nproviders:\n  loop: {{ kind: ollama, base_url: {}, model: test-model }}\n",
+            server.base_url()
+        ),
+    )
+    .unwrap();
+    let t = Tmux::start(&lev, &["workflow", "ship it", "--agents", "1"]);
+    t.wait_for("the plan review", 60, |s| {
+        s.contains("Review the plan (2 tasks)") && s.contains("[a] accept")
+    });
+    t.send("a");
+    t.wait_for("the revised plan's review", 60, |s| {
+        s.contains("Review the revised plan (1 task)") && s.contains("[a] accept")
+    });
+    t.send("a");
+    let screen = t.wait_for("the run to succeed", 60, |s| s.contains("succeeded ·"));
+    let all = t.screen_and_history().replace('\n', " ");
+    assert!(all.contains("── task fix"), "{screen}\n{all}");
+    t.send("q");
+    assert_eq!(t.wait_exit(20), 0);
+    let run = only_run(&lev);
+    let show = lev.show(&run);
+    assert_eq!(show["status"], "succeeded", "{show}");
+    assert_eq!(show["outputs"]["replaced"], serde_json::json!(["stuck"]));
+}

@@ -234,7 +234,12 @@ pub(super) async fn review_plan(
             format!("{}-{review}.{edit}", shown.id)
         };
         let header = if problems.is_empty() {
-            format!("Review {} ({} tasks)", shown.what, proposed.tasks.len())
+            let n = proposed.tasks.len();
+            format!(
+                "Review {} ({n} task{})",
+                shown.what,
+                if n == 1 { "" } else { "s" }
+            )
         } else {
             format!("The edited plan has problems: {}", problems.join("; "))
         };
