@@ -67,6 +67,13 @@ fn task(id: &str, mode: &str, needs: &[&str]) -> Value {
 /// is told), then `after`; the revision plans `fix` and `check` instead.
 /// The revised plan's answer waits while `hang` is set.
 fn server(hang: Arc<AtomicBool>) -> LlmServer {
+    server_with(hang, None)
+}
+
+/// `server`, whose first revised plan is `first_revision` when given (the
+/// orchestrator is asked again with what was wrong with it).
+fn server_with(hang: Arc<AtomicBool>, first_revision: Option<String>) -> LlmServer {
+    let revisions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let plan = json!({"summary": "the team's plan", "tasks": [
         task("first", "architect", &[]),
         task("stuck", "coder", &["first"]),
@@ -81,7 +88,10 @@ fn server(hang: Arc<AtomicBool>) -> LlmServer {
     LlmServer::with(move |req: &RecordedRequest| match who(req).as_str() {
         "plan" => say(&plan),
         "replan" if hang.load(Ordering::SeqCst) => say(&revised).insert(0, Action::Delay(60_000)),
-        "replan" => say(&revised),
+        "replan" => match (&first_revision, revisions.fetch_add(1, Ordering::SeqCst)) {
+            (Some(bad), 0) => say(bad),
+            _ => say(&revised),
+        },
         "stuck" => {
             let n = req.json.as_ref().unwrap()["messages"]
                 .as_array()
@@ -224,4 +234,34 @@ fn a_swarm_killed_while_it_revises_resumes_into_the_same_revision() {
     let show = lev.show(&run);
     assert_eq!(show["status"], "succeeded", "{show}");
     assert_eq!(show["outputs"]["replaced"], json!(["after", "stuck"]));
+}
+
+#[test]
+fn a_revision_that_reuses_an_id_or_builds_on_the_stalled_task_is_asked_again() {
+    let bad = json!({"summary": "again", "tasks": [
+        task("after", "coder", &["stuck"]),
+    ]})
+    .to_string();
+    let server = server_with(Arc::new(AtomicBool::new(false)), Some(bad));
+    let lev = lev_for(&server);
+    let out = lev.run(&["workflow", "ship it", "--headless", "--yes"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    // Asked again, told what was wrong.
+    let asked: Vec<RecordedRequest> = server
+        .requests()
+        .into_iter()
+        .filter(|r| who(r) == "replan")
+        .collect();
+    assert_eq!(asked.len(), 2, "{stdout}");
+    let again = serde_json::to_string(&asked[1].json).unwrap();
+    assert!(
+        again.contains("`after` is already a task of this run"),
+        "{again}"
+    );
+    assert!(again.contains("did not succeed or is replaced"), "{again}");
+    let run = run_id_from(&stdout).unwrap();
+    let revised = of_type(&lev.events(&run), "plan_revised");
+    assert_eq!(revised.len(), 1);
+    assert_eq!(revised[0]["plan"]["tasks"][0]["id"], "fix");
 }

@@ -52,7 +52,10 @@ pub fn double_timeout(file: &str, text: &str, step: &str) -> Result<Raised, Stri
             "the timeout is not written as a plain value on its own line; raise it by hand",
         ));
     }
-    let to = shown(current * 2);
+    let doubled = current
+        .checked_mul(2)
+        .ok_or_else(|| at(&format!("`{written}` is too large to double")))?;
+    let to = shown(doubled);
     let mut out = String::with_capacity(text.len() + to.len());
     out.push_str(&text[..start]);
     out.push_str(&to);
@@ -118,6 +121,32 @@ mod tests {
         let e = double_timeout("f.yaml", flow, "a").unwrap_err();
         assert!(e.contains("raise it by hand"), "{e}");
         assert!(double_timeout("b.yaml", "steps: [\n", "a").is_err());
+        // The largest numbers a file can hold double without a panic, or
+        // are refused.
+        for n in [i64::MAX.to_string(), u64::MAX.to_string(), "1e400".into()] {
+            let huge = format!("steps:\n  a:\n    timeout: {n}\n");
+            let _ = double_timeout("h.yaml", &huge, "a");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the file holds, the edit never panics, and when it is
+        /// made only the timeout's value changes: the text before it is
+        /// the same and the text after it is the same.
+        #[test]
+        fn an_edit_changes_only_the_value_or_nothing(
+            before in "[ -~\n]{0,80}",
+            value in "[0-9a-z\"' ]{0,8}",
+            after in "[ -~\n]{0,80}",
+        ) {
+            let text = format!("steps:\n  s:\n    timeout: {value}{after}\n{before}");
+            if let Ok(r) = double_timeout("p.yaml", &text, "s") {
+                let start = text.find(&format!("timeout: {}", r.from)).unwrap() + 9;
+                proptest::prop_assert_eq!(&r.text[..start], &text[..start]);
+                proptest::prop_assert!(r.text[start..].starts_with(&r.to));
+                proptest::prop_assert_eq!(&r.text[start + r.to.len()..], &text[start + r.from.len()..]);
+            }
+        }
     }
 
     #[test]
