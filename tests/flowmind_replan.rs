@@ -19,17 +19,7 @@ use support::llm_server::{Action, LlmServer, OpenAiSse, RecordedRequest, Reply};
 
 /// The first user message of a request: the agent's brief.
 fn brief(req: &RecordedRequest) -> String {
-    req.json
-        .as_ref()
-        .and_then(|j| {
-            j["messages"]
-                .as_array()?
-                .iter()
-                .find(|m| m["role"] == "user")?["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .unwrap_or_default()
+    req.brief()
 }
 
 /// What a request is: `plan`, `replan` (the orchestrator), or the task id.

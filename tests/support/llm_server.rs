@@ -47,6 +47,21 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
+    /// The first user message of a chat request: an agent's brief.
+    pub fn brief(&self) -> String {
+        self.json
+            .as_ref()
+            .and_then(|j| {
+                j["messages"]
+                    .as_array()?
+                    .iter()
+                    .find(|m| m["role"] == "user")?["content"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    }
+
     /// The first header called `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();

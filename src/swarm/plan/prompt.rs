@@ -59,6 +59,25 @@ pub fn planning_prompt(objective: &str, modes: &ModeRegistry, max_tasks: usize) 
         out,
         "Plan this objective as a graph of at most {max_tasks} tasks for a team of agents.\n"
     );
+    modes_and_rules(
+        &mut out,
+        modes,
+        max_tasks,
+        "unique",
+        "ids of tasks in this plan that must finish first",
+    );
+    out
+}
+
+/// The modes a plan may use, the rules for its tasks (`ids` and `needs`
+/// say what an id and a need may be) and the shape to reply with.
+fn modes_and_rules(
+    out: &mut String,
+    modes: &ModeRegistry,
+    max_tasks: usize,
+    ids: &str,
+    needs: &str,
+) {
     out.push_str("Modes you may give a task to (id: when to use it):\n");
     for mode in modes.modes.values().filter(|m| m.id != ORCHESTRATOR) {
         let _ = writeln!(out, "- {}: {}", mode.id, when_to_use(mode));
@@ -66,15 +85,14 @@ pub fn planning_prompt(objective: &str, modes: &ModeRegistry, max_tasks: usize) 
     let _ = write!(
         out,
         "\nRules:\n\
-         - `id`: unique; lowercase letters, digits, `-` and `_`, starting with a letter; at most {MAX_ID_CHARS} characters.\n\
+         - `id`: {ids}; lowercase letters, digits, `-` and `_`, starting with a letter; at most {MAX_ID_CHARS} characters.\n\
          - `mode`: one of the mode ids above.\n\
-         - `needs`: ids of tasks in this plan that must finish first; no task needs itself; no cycles.\n\
+         - `needs`: {needs}; no task needs itself; no cycles.\n\
          - `acceptance`: at least one check that decides whether the task is done.\n\
          - `files`: the paths the task is expected to create or change (`[]` for none).\n\
          - At most {max_tasks} tasks.\n\n\
          Reply with one JSON document and nothing else:\n{SHAPE}\n"
     );
-    out
 }
 
 /// What the orchestrator is told when FlowMind stopped a stalled task.
@@ -138,20 +156,12 @@ pub fn replanning_prompt(stall: &Stall, modes: &ModeRegistry, max_tasks: usize) 
         out,
         "\nPlan the unfinished work again as a graph of at most {max_tasks} tasks. Take a different approach where the stalled task got stuck: split it, narrow it, or give it to another mode.\n"
     );
-    out.push_str("Modes you may give a task to (id: when to use it):\n");
-    for mode in modes.modes.values().filter(|m| m.id != ORCHESTRATOR) {
-        let _ = writeln!(out, "- {}: {}", mode.id, when_to_use(mode));
-    }
-    let _ = write!(
-        out,
-        "\nRules:\n\
-         - `id`: new (no id of a task above); lowercase letters, digits, `-` and `_`, starting with a letter; at most {MAX_ID_CHARS} characters.\n\
-         - `mode`: one of the mode ids above.\n\
-         - `needs`: ids of tasks in your plan, or of the tasks above that succeeded; no task needs itself; no cycles.\n\
-         - `acceptance`: at least one check that decides whether the task is done.\n\
-         - `files`: the paths the task is expected to create or change (`[]` for none).\n\
-         - At most {max_tasks} tasks.\n\n\
-         Reply with one JSON document and nothing else:\n{SHAPE}\n"
+    modes_and_rules(
+        &mut out,
+        modes,
+        max_tasks,
+        "new (no id of a task above)",
+        "ids of tasks in your plan, or of the tasks above that succeeded",
     );
     out
 }
