@@ -793,9 +793,11 @@ impl RunView {
             } => {
                 self.flowmind_usage.add(usage);
                 let line = describe::flowmind_ledger(step, *turn, ledger);
+                let verdict = describe::ledger_verdict(ledger);
                 if let Some(i) = self.pane_index(step) {
-                    self.panes[i].ledger = Some(describe::ledger_verdict(ledger));
+                    self.panes[i].ledger = Some(verdict.clone());
                 }
+                self.ledgers.insert(step.clone(), verdict);
                 self.step_note(step, line);
             }
             Event::FlowmindFellBack { why, .. } => {

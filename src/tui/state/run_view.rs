@@ -143,6 +143,9 @@ pub struct RunView {
     pub judge_usage: Usage,
     /// FlowMind's own tokens (its progress ledgers).
     pub flowmind_usage: Usage,
+    /// Each agent step's latest progress ledger, in a few words (the
+    /// overview's FlowMind column; the pane keeps them all).
+    pub ledgers: BTreeMap<StepKey, String>,
     /// Why FlowMind's model stopped for this run (its rules go on).
     pub flowmind_fallback: Option<String>,
     /// The FlowMind mode the run's workflow sets, if it sets one.
@@ -212,6 +215,7 @@ impl Default for RunView {
             final_usage: None,
             judge_usage: Usage::default(),
             flowmind_usage: Usage::default(),
+            ledgers: BTreeMap::new(),
             flowmind_fallback: None,
             flowmind_mode: None,
             panes: Vec::new(),

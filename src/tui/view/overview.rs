@@ -85,8 +85,15 @@ pub fn draw_list(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         } else {
             (row.segments.len().to_string(), fmt_secs(time))
         };
+        // FlowMind's latest ledger about an agent step, after its usage.
+        let ledger = state
+            .run
+            .ledgers
+            .get(&row.key)
+            .map(|v| format!(" · FlowMind: {v}"))
+            .unwrap_or_default();
         let line = format!(
-            "{} {glyph} {:<24} {:<12} {attempts:>8} {time:>9}  {usage}",
+            "{} {glyph} {:<24} {:<12} {attempts:>8} {time:>9}  {usage}{ledger}",
             if sel { "›" } else { " " },
             name,
             status,

@@ -631,6 +631,14 @@ fn flowmind_s_mode_and_ledger_show_in_the_sidebar_and_the_running_agent_s_title(
         text.contains("FlowMind: rules (its model stopped"),
         "{text}"
     );
+    // The overview names each agent's latest ledger after its usage.
+    s.handle_action(Action::Overview);
+    let text = screen(&s, 200, 50);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("security") && l.contains("FlowMind: looping, no progress")),
+        "{text}"
+    );
 }
 
 #[test]
