@@ -1,4 +1,5 @@
-//! External processes: shell steps (and later PTY agents). A shell command
+//! External processes: shell steps, and programs in a pseudo-terminal
+//! (`pty`, for PTY steps and agent CLIs). A shell command
 //! runs in its own process group, inherits lev's environment (without its
 //! provider keys) plus the step's `env`, and is stopped with TERM then KILL
 //! on timeout or cancel. Every command dies with lev (`lifeline`), and
@@ -10,6 +11,7 @@
 pub mod lifeline;
 pub mod offline;
 pub mod process;
+pub mod pty;
 mod shell;
 
 use std::collections::BTreeMap;
