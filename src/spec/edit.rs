@@ -16,11 +16,21 @@ pub struct Raised {
     pub to: String,
 }
 
-/// Doubles the `timeout:` of top-level step `step` in workflow `text`
-/// (`file` names it in errors). Refused when the step or its timeout is
-/// not there, or the timeout is not a plain scalar this can rewrite.
-pub fn double_timeout(file: &str, text: &str, step: &str) -> Result<Raised, String> {
+/// Doubles the `timeout:` of top-level step `step` of workflow `id` in
+/// `text` (`file` names it in errors). Refused when the file is another
+/// workflow (a path that meant another file where the run started), the
+/// step or its timeout is not there, or the timeout is not a plain scalar
+/// this can rewrite.
+pub fn double_timeout(file: &str, text: &str, id: &str, step: &str) -> Result<Raised, String> {
     let root = yaml::parse_str(file, text).map_err(|d| d.to_string())?;
+    let found = field(&root, "id")
+        .and_then(Node::as_str)
+        .unwrap_or_default();
+    if found != id {
+        return Err(format!(
+            "{file} here is workflow `{found}`, not `{id}`: open lev where that run started"
+        ));
+    }
     let steps = field(&root, "steps").ok_or_else(|| format!("{file}: no `steps:`"))?;
     let node = field(steps, step).ok_or_else(|| {
         format!("{file}: no step `{step}` under `steps:` (a step of a child workflow is edited in its own file)")
@@ -96,36 +106,42 @@ mod tests {
 
     #[test]
     fn a_plain_timeout_is_doubled_and_nothing_else_changes() {
-        let r = double_timeout("w.yaml", WF, "build").unwrap();
+        let r = double_timeout("w.yaml", WF, "w", "build").unwrap();
         assert_eq!((r.from.as_str(), r.to.as_str()), ("45s", "90s"));
         assert_eq!(r.text, WF.replace("timeout: 45s", "timeout: 90s"));
-        let again = double_timeout("w.yaml", &r.text, "build").unwrap();
+        let again = double_timeout("w.yaml", &r.text, "w", "build").unwrap();
         assert_eq!(again.to, "3m");
     }
 
     #[test]
     fn what_cannot_be_edited_surely_is_refused_with_where() {
-        let quoted = double_timeout("w.yaml", WF, "test").unwrap_err();
+        let quoted = double_timeout("w.yaml", WF, "w", "test").unwrap_err();
         assert_eq!(
             quoted,
             "w.yaml:13:14: the timeout is not written as a plain value on its own line; raise it by hand"
         );
-        let none = double_timeout("w.yaml", WF, "lint").unwrap_err();
+        let none = double_timeout("w.yaml", WF, "w", "lint").unwrap_err();
         assert!(
             none.starts_with("w.yaml:15:5: step `lint` has no `timeout:`"),
             "{none}"
         );
-        let missing = double_timeout("w.yaml", WF, "deploy").unwrap_err();
+        let missing = double_timeout("w.yaml", WF, "w", "deploy").unwrap_err();
         assert!(missing.contains("no step `deploy`"), "{missing}");
-        let flow = "steps: { a: { type: shell, run: x, timeout: 10s } }\n";
-        let e = double_timeout("f.yaml", flow, "a").unwrap_err();
+        // Another workflow at the same path is never edited.
+        let other = double_timeout("w.yaml", WF, "nightly", "build").unwrap_err();
+        assert_eq!(
+            other,
+            "w.yaml here is workflow `w`, not `nightly`: open lev where that run started"
+        );
+        let flow = "id: f\nsteps: { a: { type: shell, run: x, timeout: 10s } }\n";
+        let e = double_timeout("f.yaml", flow, "f", "a").unwrap_err();
         assert!(e.contains("raise it by hand"), "{e}");
-        assert!(double_timeout("b.yaml", "steps: [\n", "a").is_err());
+        assert!(double_timeout("b.yaml", "steps: [\n", "b", "a").is_err());
         // The largest numbers a file can hold double without a panic, or
         // are refused.
         for n in [i64::MAX.to_string(), u64::MAX.to_string(), "1e400".into()] {
-            let huge = format!("steps:\n  a:\n    timeout: {n}\n");
-            let _ = double_timeout("h.yaml", &huge, "a");
+            let huge = format!("id: h\nsteps:\n  a:\n    timeout: {n}\n");
+            let _ = double_timeout("h.yaml", &huge, "h", "a");
         }
     }
 
@@ -139,8 +155,8 @@ mod tests {
             value in "[0-9a-z\"' ]{0,8}",
             after in "[ -~\n]{0,80}",
         ) {
-            let text = format!("steps:\n  s:\n    timeout: {value}{after}\n{before}");
-            if let Ok(r) = double_timeout("p.yaml", &text, "s") {
+            let text = format!("id: p\nsteps:\n  s:\n    timeout: {value}{after}\n{before}");
+            if let Ok(r) = double_timeout("p.yaml", &text, "p", "s") {
                 let start = text.find(&format!("timeout: {}", r.from)).unwrap() + 9;
                 proptest::prop_assert_eq!(&r.text[..start], &text[..start]);
                 proptest::prop_assert!(r.text[start..].starts_with(&r.to));

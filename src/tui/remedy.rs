@@ -18,8 +18,8 @@ pub async fn carry_out(engine: &Engine, cwd: &Path, s: &Suggestion) -> String {
     let done = match &s.remedy {
         Remedy::RaiseTimeout { file, step } => {
             let path = cwd.join(file);
-            let (file, step) = (file.clone(), step.clone());
-            tokio::task::spawn_blocking(move || raise_timeout(&path, &file, &step))
+            let (file, step, id) = (file.clone(), step.clone(), s.workflow.clone());
+            tokio::task::spawn_blocking(move || raise_timeout(&path, &file, &id, &step))
                 .await
                 .unwrap_or_else(|e| Err(format!("the edit stopped: {e}")))
         }
@@ -31,10 +31,10 @@ pub async fn carry_out(engine: &Engine, cwd: &Path, s: &Suggestion) -> String {
 
 /// Doubles the step's timeout in its file (written whole, then renamed
 /// over it, so a crash leaves the old file or the new one).
-fn raise_timeout(path: &Path, file: &str, step: &str) -> Result<String, String> {
+fn raise_timeout(path: &Path, file: &str, id: &str, step: &str) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let raised = crate::spec::edit::double_timeout(file, &text, step)?;
+    let raised = crate::spec::edit::double_timeout(file, &text, id, step)?;
     replace_file(path, &raised.text)?;
     Ok(format!(
         "raised the timeout of `{step}` in {file} from {} to {}",
