@@ -178,6 +178,18 @@ fn a_stalled_swarm_task_is_re_planned_and_the_revised_plan_runs() {
     );
     assert!(stdout.contains("plan revised (re-plan 1"), "{stdout}");
 
+    // Replayed from the journal alone, the re-plan reads the same.
+    let replayed = lev.replay(&run);
+    assert!(
+        replayed.contains("FlowMind re-plans: stuck stalled"),
+        "{replayed}"
+    );
+    assert!(
+        replayed
+            .contains("plan revised (re-plan 1, `stuck` stalled): 2 tasks replace stuck, after"),
+        "{replayed}"
+    );
+
     // Saved as a template, the swarm is the plan that ran.
     let out = lev.run(&["template", "save", &run, "shipped"]);
     assert!(
