@@ -198,6 +198,22 @@ impl Default for Retries {
 }
 
 impl RunCtx {
+    /// Cancels running step `step` alone; false when it is not running.
+    pub fn cancel_step(&self, step: &StepKey) -> bool {
+        let token = self
+            .step_cancels
+            .lock()
+            .ok()
+            .and_then(|m| m.get(step).cloned());
+        match token {
+            Some(t) => {
+                t.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The follow-ups FlowMind proposed of `step`, recorded before this
     /// process and since.
     pub fn flowmind_followups(&self, step: &StepKey) -> Vec<Value> {

@@ -316,14 +316,8 @@ async fn dispatch_ops(
                 }
             }
             Op::CancelStep { step, .. } => {
-                let token = ctx
-                    .step_cancels
-                    .lock()
-                    .ok()
-                    .and_then(|m| m.get(&step).cloned());
-                match token {
-                    Some(t) => t.cancel(),
-                    None => tracing::warn!(%step, "cancel for a step that is not running"),
+                if !ctx.cancel_step(&step) {
+                    tracing::warn!(%step, "cancel for a step that is not running");
                 }
             }
             Op::Unattended { prompt, .. } => {

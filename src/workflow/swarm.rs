@@ -355,14 +355,7 @@ async fn run_tasks(
             joined = tasks.join_next() => joined,
             Some(stalled) = replans.recv() => {
                 // Stopped now; planned around once the others finished.
-                let token = ctx
-                    .step_cancels
-                    .lock()
-                    .ok()
-                    .and_then(|m| m.get(&stalled.step).cloned());
-                if let Some(token) = token {
-                    token.cancel();
-                }
+                ctx.cancel_step(&stalled.step);
                 pending = Some(stalled);
                 continue;
             }

@@ -70,10 +70,7 @@ pub async fn run_in_box(
                 at: ctx.now(),
             };
             let _ = ctx.rec.record(event).await;
-            let token = ctx.step_cancels.lock().ok().and_then(|m| m.get(&key).cloned());
-            if let Some(token) = token {
-                token.cancel();
-            }
+            ctx.cancel_step(&key);
             run.await
         }
     }
