@@ -3,7 +3,6 @@
 //! `lev validate` accepts and `lev run` runs.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::access::Access;
@@ -103,19 +102,7 @@ async fn template_of(paths: &Paths, run: &str, name: &str) -> Result<String, u8>
 /// even one created since the first check (that is a usage error, exit 2;
 /// other failures exit 1).
 fn write(file: &Path, text: &str, force: bool) -> Result<(), (u8, String)> {
-    let failed = |m: String| (exit::FAILED, m);
-    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    let mut f = options.open(file).map_err(|e| match e.kind() {
+    crate::tools::write_synced(file, text.as_bytes(), force).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => (
             exit::USAGE,
             format!(
@@ -123,9 +110,6 @@ fn write(file: &Path, text: &str, force: bool) -> Result<(), (u8, String)> {
                 file.display()
             ),
         ),
-        _ => failed(format!("cannot write {}: {e}", file.display())),
-    })?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| failed(format!("cannot write {}: {e}", file.display())))
+        _ => (exit::FAILED, e.to_string()),
+    })
 }

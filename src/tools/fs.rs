@@ -168,6 +168,30 @@ pub(crate) fn write_file(root: &Path, args: WriteArgs) -> Result<String, String>
     ))
 }
 
+/// Writes `bytes` to `path` and syncs it, creating its folders; without
+/// `replace` a file already there is never touched, even one created since
+/// the caller looked (the error's kind is then `AlreadyExists`). Errors say
+/// which path failed.
+pub(crate) fn write_synced(path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
+    let context =
+        |what: String, e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)
+            .map_err(|e| context(format!("cannot create {}", dir.display()), e))?;
+    }
+    let mut options = OpenOptions::new();
+    options.write(true);
+    if replace {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let written = options
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+    written.map_err(|e| context(format!("cannot write {}", path.display()), e))
+}
+
 /// Writes `bytes` to a temporary file beside `path` and renames it over
 /// `path`, so readers never see a half-written file. An existing file's
 /// permissions are kept.

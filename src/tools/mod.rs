@@ -21,6 +21,9 @@ mod shell;
 mod specs;
 mod text;
 
+/// File writes the workbench and commands share with the file tools.
+pub(crate) use fs::{atomic_write, write_synced};
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

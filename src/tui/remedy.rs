@@ -3,7 +3,6 @@
 //! workflow under `workflows/` (what `lev template save` writes, asked of
 //! the engine). Each returns the line the status bar shows.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::engine::suggest::Remedy;
@@ -35,7 +34,8 @@ fn raise_timeout(path: &Path, file: &str, id: &str, step: &str) -> Result<String
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let raised = crate::spec::edit::double_timeout(file, &text, id, step)?;
-    replace_file(path, &raised.text)?;
+    crate::tools::atomic_write(path, raised.text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(format!(
         "raised the timeout of `{step}` in {file} from {} to {}",
         raised.from, raised.to
@@ -63,49 +63,22 @@ async fn save_template(
     };
     let path = cwd.join(&relative);
     let shown = relative.display().to_string();
-    tokio::task::spawn_blocking(move || create_new(&path, &text, &shown))
-        .await
-        .map_err(|e| format!("the write stopped: {e}"))??;
+    tokio::task::spawn_blocking(move || {
+        crate::tools::write_synced(&path, text.as_bytes(), false).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                format!(
+                    "{shown} already exists; `lev template save RUN NAME --force` overwrites it"
+                )
+            }
+            _ => e.to_string(),
+        })
+    })
+    .await
+    .map_err(|e| format!("the write stopped: {e}"))??;
     Ok(format!(
         "saved {} ({steps} step{}); run it with `lev run {}`",
         relative.display(),
         if steps == 1 { "" } else { "s" },
         relative.display()
     ))
-}
-
-fn create_new(path: &Path, text: &str, shown: &str) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => format!(
-                "{shown} already exists; `lev template save RUN NAME --force` overwrites it"
-            ),
-            _ => format!("cannot write {shown}: {e}"),
-        })?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("cannot write {shown}: {e}"))
-}
-
-/// Writes `text` beside `path`, then renames it over `path`.
-fn replace_file(path: &Path, text: &str) -> Result<(), String> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".lev-edit");
-    let tmp = PathBuf::from(tmp);
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(text.as_bytes())?;
-        f.sync_all()
-    });
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!("cannot write {}: {e}", path.display()));
-    }
-    Ok(())
 }
