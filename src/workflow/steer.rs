@@ -199,16 +199,9 @@ pub(super) async fn flowmind(
     level: FlowmindLevel,
     text: String,
 ) {
-    if ctx.callbacks_stopped().is_some() {
+    if let Some(why) = no_initiative(ctx, &step) {
         ctx.rec.refuse(format!(
-            "FlowMind's {} for `{step}` not carried out: callbacks are stopped",
-            level.as_str()
-        ));
-        return;
-    }
-    if !ctx.steer.is_agent(&step) {
-        ctx.rec.refuse(format!(
-            "FlowMind's {} not carried out: `{step}` is not a running agent step",
+            "FlowMind's {} for `{step}` not carried out: {why}",
             level.as_str()
         ));
         return;
@@ -275,20 +268,26 @@ pub(super) async fn flowmind(
     }
 }
 
+/// Why FlowMind may not act on `step` now: callbacks are stopped (the
+/// system's initiative is off), or it is no running agent step.
+fn no_initiative(ctx: &RunCtx, step: &StepKey) -> Option<String> {
+    if ctx.callbacks_stopped().is_some() {
+        Some("callbacks are stopped".to_string())
+    } else if !ctx.steer.is_agent(step) {
+        Some(format!("`{step}` is not a running agent step"))
+    } else {
+        None
+    }
+}
+
 /// FlowMind's follow-up of a running agent step: refused once callbacks
 /// are stopped, for a step that is no running agent, or in a mode that is
 /// not there; otherwise journaled, then kept for the step's end, where it
 /// is decided with the agent's own proposals (limits, approvals).
 pub(super) async fn propose(ctx: &RunCtx, step: StepKey, title: String, mode: String, why: String) {
-    let refusal = if ctx.callbacks_stopped().is_some() {
-        Some("callbacks are stopped".to_string())
-    } else if !ctx.steer.is_agent(&step) {
-        Some(format!("`{step}` is not a running agent step"))
-    } else if !ctx.deps.modes.contains(&mode) {
-        Some(format!("there is no mode `{mode}`"))
-    } else {
-        None
-    };
+    let refusal = no_initiative(ctx, &step).or_else(|| {
+        (!ctx.deps.modes.contains(&mode)).then(|| format!("there is no mode `{mode}`"))
+    });
     if let Some(why) = refusal {
         ctx.rec.refuse(format!(
             "FlowMind's follow-up of `{step}` not proposed: {why}"
