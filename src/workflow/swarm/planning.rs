@@ -25,9 +25,7 @@ pub(super) async fn accepted_plan(
         let proposed = propose(ctx, plan_step, spec, &mut attempt, note.take()).await?;
         let check = |edited: &Plan| {
             let mut problems = plan::check(edited, &ctx.deps.modes, usize::MAX);
-            problems.extend(reserved_ids(
-                &serde_json::to_value(edited).unwrap_or(Value::Null),
-            ));
+            problems.extend(reserved_in(edited));
             problems
         };
         let shown = Review {
@@ -176,21 +174,31 @@ pub(super) async fn orchestrate(
 }
 
 /// Task ids that would collide with the planning steps' keys.
-pub(super) fn reserved_ids(value: &Value) -> Vec<String> {
+fn reserved_ids(value: &Value) -> Vec<String> {
     let Some(tasks) = value.get("tasks").and_then(Value::as_array) else {
         return Vec::new();
     };
-    tasks
-        .iter()
-        .filter_map(|t| t.get("id").and_then(Value::as_str))
-        .filter(|id| {
-            *id == PLAN_STEP
-                || id.starts_with("plan-")
-                || *id == replan::REPLAN_STEP
-                || id.starts_with("replan-")
-        })
-        .map(|id| format!("task id `{id}` is reserved for the planner: choose another id"))
-        .collect()
+    reserved(
+        tasks
+            .iter()
+            .filter_map(|t| t.get("id").and_then(Value::as_str)),
+    )
+}
+
+/// The task ids of `plan` that would collide with the planning steps' keys.
+pub(super) fn reserved_in(plan: &Plan) -> Vec<String> {
+    reserved(plan.tasks.iter().map(|t| t.id.as_str()))
+}
+
+fn reserved<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
+    ids.filter(|id| {
+        *id == PLAN_STEP
+            || id.starts_with("plan-")
+            || *id == replan::REPLAN_STEP
+            || id.starts_with("replan-")
+    })
+    .map(|id| format!("task id `{id}` is reserved for the planner: choose another id"))
+    .collect()
 }
 
 fn plan_key(n: u32) -> StepKey {

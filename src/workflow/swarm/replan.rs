@@ -11,7 +11,7 @@
 //! one decided but not yet revised is planned then, reusing what was
 //! answered.
 
-use super::planning::{Review, Reviewed, orchestrate, reserved_ids, review_plan, with_note};
+use super::planning::{Review, Reviewed, orchestrate, reserved_in, review_plan, with_note};
 use super::*;
 use crate::swarm::plan::{Outside, Stall};
 use crate::workflow::context::Replan;
@@ -69,9 +69,7 @@ pub(super) async fn revise(
     let max_tasks = spec.max_tasks as usize;
     let check = |p: &Plan| {
         let mut problems = plan::check_revision(p, modes, max_tasks, outside);
-        problems.extend(reserved_ids(
-            &serde_json::to_value(p).unwrap_or(Value::Null),
-        ));
+        problems.extend(reserved_in(p));
         problems
     };
     let mut step = plan_step.clone();
