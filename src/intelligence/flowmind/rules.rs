@@ -300,18 +300,21 @@ impl Rules {
                 agent.call_repeats = 0;
                 agent.error_repeats = 0;
                 agent.ledger_stalls = 0;
-                if *level == FlowmindLevel::Instruct {
-                    agent.told_pending = true;
-                }
                 match level {
-                    FlowmindLevel::Instruct | FlowmindLevel::Ask => agent.instructed += 1,
+                    FlowmindLevel::Instruct => {
+                        agent.instructed += 1;
+                        agent.told_pending = true;
+                    }
+                    FlowmindLevel::Escalate => agent.escalated = true,
                     // The task is stopped and planned around: nothing more
                     // to say about it.
-                    FlowmindLevel::Escalate | FlowmindLevel::Replan => agent.escalated = true,
-                }
-                if *level == FlowmindLevel::Replan {
-                    self.replans += 1;
-                    self.replanning = true;
+                    FlowmindLevel::Replan => {
+                        agent.escalated = true;
+                        self.replans += 1;
+                        self.replanning = true;
+                    }
+                    // Folded by its own arm above.
+                    FlowmindLevel::Ask => {}
                 }
                 None
             }
