@@ -5,6 +5,9 @@
 //! Must not depend on any other lev module.
 
 pub mod describe;
+mod escalation;
+
+pub use escalation::{EscalationEnd, FLOWMIND_PREFIX};
 
 use std::collections::BTreeMap;
 use std::fmt;

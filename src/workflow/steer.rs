@@ -375,9 +375,7 @@ pub(super) async fn conduct(ctx: &RunCtx, event: Event, answer: Option<String>, 
     }
 }
 
-/// How FlowMind's instructions begin, so the agent (and the user reading
-/// what agents were told) knows who speaks.
-pub const FLOWMIND_PREFIX: &str = "FlowMind (lev's controller): ";
+pub use crate::protocol::FLOWMIND_PREFIX;
 
 /// What the agent reads of FlowMind's instruction or question.
 pub fn flowmind_message(level: FlowmindLevel, text: &str) -> String {

@@ -13,8 +13,9 @@
 
 use std::collections::HashMap;
 
-use crate::protocol::{AnswerSource, Event, FlowmindLevel, StepKey, WhisperOutcome, WhisperScore};
-use crate::workflow::FLOWMIND_PREFIX;
+use crate::protocol::{
+    AnswerSource, EscalationEnd, Event, FlowmindLevel, StepKey, WhisperOutcome, WhisperScore,
+};
 
 use super::conductor::SAFETY_CRITICAL;
 
@@ -93,24 +94,11 @@ impl Feedback {
                 self.escalated.insert(step.clone(), stuck(rule));
                 None
             }
-            Event::AgentMessaged { step, text, .. } if !text.starts_with(FLOWMIND_PREFIX) => {
+            _ => {
+                let (step, end) = EscalationEnd::of(event)?;
                 let category = self.escalated.remove(step)?;
-                Some((category, WhisperOutcome::Accepted))
+                Some((category, end.outcome()))
             }
-            Event::PauseRequested {
-                step: Some(step), ..
-            }
-            | Event::StepCancelled { step, .. } => {
-                let category = self.escalated.remove(step)?;
-                Some((category, WhisperOutcome::Accepted))
-            }
-            Event::FlowmindDismissed { step, .. }
-            | Event::StepSucceeded { step, .. }
-            | Event::StepFailed { step, .. } => {
-                let category = self.escalated.remove(step)?;
-                Some((category, WhisperOutcome::Dismissed))
-            }
-            _ => None,
         }
     }
 }

@@ -4,8 +4,8 @@
 //! compare it with the live fold.
 
 use crate::protocol::{
-    AnswerSource, Attempt, ChoiceRecord, Delta, Event, FlowmindLevel, Millis, Notice, Recorded,
-    RunStatus, StepKey, StepStatus, Usage, describe, reply_end_note,
+    AnswerSource, Attempt, ChoiceRecord, Delta, EscalationEnd, Event, FlowmindLevel, Millis,
+    Notice, Recorded, RunStatus, StepKey, StepStatus, Usage, describe, reply_end_note,
 };
 use crate::text::{ms, one_line};
 
@@ -47,26 +47,17 @@ impl RunView {
     /// (dismissed it, messaged, paused or cancelled the agent) or by the
     /// step's end.
     fn settle_escalation(&mut self, event: &Event, at: Millis) {
-        let (step, text, source) = match event {
-            Event::FlowmindDismissed { step, .. } => (step, "dismissed", AnswerSource::User),
-            Event::AgentMessaged { step, text, .. }
-                if !text.starts_with(crate::workflow::FLOWMIND_PREFIX) =>
-            {
-                (step, "messaged", AnswerSource::User)
-            }
-            Event::PauseRequested {
-                step: Some(step), ..
-            } => (step, "paused", AnswerSource::User),
-            Event::StepCancelled { step, .. } => (step, "cancelled", AnswerSource::User),
-            Event::StepSucceeded { step, .. } | Event::StepFailed { step, .. } => {
-                (step, "the step ended", AnswerSource::Default)
-            }
-            _ => return,
+        let Some((step, end)) = EscalationEnd::of(event) else {
+            return;
+        };
+        let source = match end {
+            EscalationEnd::StepEnded => AnswerSource::Default,
+            _ => AnswerSource::User,
         };
         for p in &mut self.prompts {
             if p.is_pending() && p.kind == PromptKind::Escalation && p.step.as_ref() == Some(step) {
                 p.answered = Some(Answered {
-                    text: text.to_string(),
+                    text: end.as_str().to_string(),
                     source,
                     at,
                 });
