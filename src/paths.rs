@@ -49,7 +49,7 @@ impl Paths {
     }
 
     pub fn socket(&self) -> PathBuf {
-        self.data_dir.join("lev.sock")
+        socket_beside(&self.journal())
     }
 
     pub fn log_file(&self) -> PathBuf {
@@ -104,4 +104,10 @@ pub fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .mode(PRIVATE_FILE_MODE)
         .open(file)?;
     f.write_all(bytes)
+}
+
+/// The control socket of the lev that holds the journal at `journal`
+/// (beside it, in the data directory).
+pub fn socket_beside(journal: &std::path::Path) -> PathBuf {
+    journal.with_file_name("lev.sock")
 }

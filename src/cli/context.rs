@@ -206,6 +206,7 @@ pub fn run_settings(
             shell_allow: Vec::new(),
             followups: Default::default(),
             in_flight,
+            terminals: Default::default(),
         },
     }
 }

@@ -22,7 +22,7 @@ use crate::intelligence::flowmind;
 use crate::journal::Journal;
 use crate::paths::Paths;
 use crate::protocol::{Op, RunId, RunStatus, Seq};
-use crate::spec::{self, ModeRegistry};
+use crate::spec::ModeRegistry;
 use crate::tui::{
     self,
     app::{App, Launch},
@@ -30,13 +30,6 @@ use crate::tui::{
     theme::{Catalog, Theme},
 };
 use crate::workflow::{self, EngineDeps, EngineError, Start};
-
-/// Says which parts of a workflow this build accepts but does not act on yet.
-pub(super) fn unsupported_notes(wf: &spec::Workflow) {
-    if wf.any_step(&|s| matches!(s.kind, spec::StepKind::Pty { .. })) {
-        eprintln!("note: `pty` steps need the TUI, which is not built yet; they will fail.");
-    }
-}
 
 pub fn headless_note(drive: &DriveArgs) {
     if !drive.headless && !wants_tui(drive) {

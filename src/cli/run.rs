@@ -7,7 +7,7 @@ use super::args::{DriveArgs, InFlightArg};
 use super::context::{
     engine_deps, error, load_config, load_modes, modes_config_journal, open_journal, parse_pairs,
 };
-use super::drive::{drive_run, headless_note, unsupported_notes};
+use super::drive::{drive_run, headless_note};
 use super::exit;
 use crate::paths::Paths;
 use crate::protocol::{InFlightDecision, RunId, RunStatus};
@@ -57,7 +57,6 @@ pub(super) async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &D
         return exit::USAGE;
     }
     headless_note(drive);
-    unsupported_notes(&wf);
     let run = match workflow::start_run(&deps.journal, &wf, inputs, Some(&deps.workspace)).await {
         Ok(r) => r,
         Err(e) => {

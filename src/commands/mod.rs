@@ -8,6 +8,7 @@
 //!
 //! Must not depend on `journal`, `workflow` or any participant.
 
+pub mod agent_cli;
 pub mod lifeline;
 pub mod offline;
 pub mod process;

@@ -6,8 +6,7 @@
 //! with scrollback), keys are written to it, and it is stopped with HUP,
 //! TERM, then KILL of its whole group.
 //!
-//! Not wired to a step yet: the engine's `pty` step still says it runs
-//! nowhere (issue 15).
+//! `workflow::pty` runs a `pty` step's program on it.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -36,6 +35,9 @@ pub struct PtyCommand {
     pub env: BTreeMap<String, String>,
     pub rows: u16,
     pub cols: u16,
+    /// Gets a copy of every chunk the program writes, as it comes (for
+    /// panes, which run emulators of their own).
+    pub tap: Option<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
 }
 
 /// A running program in its terminal.
@@ -107,6 +109,7 @@ impl Pty {
         let last_output = Arc::new(Mutex::new(Instant::now()));
         let (tx, output) = watch::channel(0u64);
         let (parser, last) = (screen.clone(), last_output.clone());
+        let tap = cmd.tap.clone();
         std::thread::Builder::new()
             .name("lev-pty-reader".into())
             .spawn(move || {
@@ -119,6 +122,9 @@ impl Pty {
                     }
                     if let Ok(mut p) = parser.lock() {
                         p.process(&buf[..n]);
+                    }
+                    if let Some(tap) = &tap {
+                        let _ = tap.send(buf[..n].to_vec());
                     }
                     if let Ok(mut at) = last.lock() {
                         *at = Instant::now();
@@ -137,6 +143,40 @@ impl Pty {
             output,
             last_output,
         })
+    }
+
+    /// Its process group's leader, once started.
+    pub fn pid(&self) -> Option<u32> {
+        self.group.and_then(|g| u32::try_from(g.as_raw()).ok())
+    }
+
+    /// How long since it last drew anything (`None`: it has drawn nothing yet).
+    pub fn quiet_for(&self) -> Option<Duration> {
+        if *self.output.borrow() == 0 {
+            return None;
+        }
+        self.last_output.lock().map(|at| at.elapsed()).ok()
+    }
+
+    /// Whether the program asked for pasted text to be bracketed.
+    pub fn bracketed_paste(&self) -> bool {
+        self.screen
+            .lock()
+            .map(|p| p.screen().bracketed_paste())
+            .unwrap_or(false)
+    }
+
+    /// Types text as a paste: bracketed when the program asked for it, so
+    /// a newline in it is not taken for Enter.
+    pub fn paste(&mut self, text: &str) -> std::io::Result<()> {
+        if self.bracketed_paste() {
+            let mut bytes = b"\x1b[200~".to_vec();
+            bytes.extend(text.replace("\x1b", "").as_bytes());
+            bytes.extend(b"\x1b[201~");
+            self.type_bytes(&bytes)
+        } else {
+            self.type_bytes(text.as_bytes())
+        }
     }
 
     /// Types `bytes` into the program.
@@ -244,6 +284,12 @@ impl Pty {
         }
     }
 
+    /// Whether the program has exited (it is reaped; `exited` then gives
+    /// its code once its output is read).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Waits for the program to exit and its output to end; its exit code
     /// (`None`: ended by a signal).
     pub async fn exited(&mut self) -> Option<i32> {
@@ -332,6 +378,7 @@ mod tests {
             env: BTreeMap::new(),
             rows,
             cols,
+            tap: None,
         })
         .expect("bash starts in a terminal")
     }

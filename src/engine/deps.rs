@@ -75,6 +75,19 @@ impl RunSettings {
                 "the fallback provider cannot be used, runs go on without it: {why}"
             ));
         }
+        let options = RunOptions {
+            shell_allow: config.shell_allow.clone(),
+            followups: crate::spec::FollowupPolicy {
+                propose: config.followups.propose,
+                auto: config.followups.auto,
+                auto_modes: config.followups.auto_modes.clone(),
+            },
+            terminals: crate::workflow::TerminalOptions {
+                hook_socket: Some(crate::paths::socket_beside(Path::new(journal.path()))),
+                ..self.options.terminals.clone()
+            },
+            ..self.options.clone()
+        };
         let deps = Arc::new(EngineDeps {
             journal,
             provider,
@@ -82,15 +95,7 @@ impl RunSettings {
             profiles,
             modes: self.modes.clone(),
             workspace,
-            options: RunOptions {
-                shell_allow: config.shell_allow.clone(),
-                followups: crate::spec::FollowupPolicy {
-                    propose: config.followups.propose,
-                    auto: config.followups.auto,
-                    auto_modes: config.followups.auto_modes.clone(),
-                },
-                ..self.options.clone()
-            },
+            options,
         });
         Ok((deps, notes))
     }

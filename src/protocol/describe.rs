@@ -185,6 +185,54 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
             };
             format!("step {step}: shell {code} in {}{last}", ms(*duration_ms))
         }
+        Event::PtyLaunched {
+            step,
+            program,
+            args,
+            rows,
+            cols,
+            cli,
+            session,
+            resumed,
+            ..
+        } => {
+            let command = std::iter::once(program.as_str())
+                .chain(args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let session = match (cli, session) {
+                (Some(cli), Some(id)) if *resumed => format!(", resuming {cli} session {id}"),
+                (Some(cli), Some(id)) => format!(", {cli} session {id}"),
+                _ => String::new(),
+            };
+            format!(
+                "step {step}: `{}` in a {cols}×{rows} terminal{session}",
+                one_line(&command, 100)
+            )
+        }
+        Event::PtySession {
+            step,
+            session,
+            source,
+            ..
+        } => format!("step {step}: session {session} (from {source})"),
+        Event::PtyFinished {
+            step,
+            exit_code,
+            ended_by,
+            transcript_tail,
+            duration_ms,
+            ..
+        } => {
+            let how = pty_end(*exit_code, ended_by);
+            let mut text = format!("step {step}: terminal {how} in {}", ms(*duration_ms));
+            // The screen as it was, line by line (a replay prints the same).
+            for line in transcript_tail.lines() {
+                text.push_str("\n  │ ");
+                text.push_str(line);
+            }
+            text
+        }
         Event::StepSucceeded {
             step,
             outputs,
@@ -719,6 +767,18 @@ fn took_text(took: Option<u64>) -> String {
 }
 
 /// How a shell command ended: `exit 3`, `timed out` or `killed`.
+/// How a `pty` step's program ended, in words.
+pub fn pty_end(exit_code: Option<i32>, ended_by: &str) -> String {
+    match (ended_by, exit_code) {
+        ("exit", Some(code)) => format!("exited with code {code}"),
+        ("exit", None) => "ended by a signal".into(),
+        ("done_when", _) => "done (its `done_when` rule held)".into(),
+        ("stop", _) => "done (its agent said its turn ended)".into(),
+        ("timeout", _) => "stopped: it timed out".into(),
+        (other, _) => format!("stopped ({other})"),
+    }
+}
+
 pub fn shell_end(exit_code: Option<i32>, timed_out: bool) -> String {
     match (exit_code, timed_out) {
         (_, true) => "timed out".to_string(),

@@ -555,6 +555,50 @@ pub enum Event {
         duration_ms: u64,
         at: Millis,
     },
+    /// A `pty` step's program, journaled before it starts: what runs,
+    /// where, in a terminal of what size, the names (never the values) of
+    /// the variables set for it, and the agent CLI it is (`cli`) with the
+    /// session id lev chose for it up front (`--session-id`), or the one it
+    /// resumes (`resumed`).
+    PtyLaunched {
+        step: StepKey,
+        attempt: Attempt,
+        program: String,
+        args: Vec<String>,
+        cwd: String,
+        env: Vec<String>,
+        rows: u16,
+        cols: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cli: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
+        at: Millis,
+    },
+    /// The agent CLI's own session id, learned while it ran (`source`: its
+    /// hook's payload, or its output): what a resume relaunches it with.
+    PtySession {
+        step: StepKey,
+        attempt: Attempt,
+        session: String,
+        source: String,
+        at: Millis,
+    },
+    /// A `pty` step's program ended, or was ended (`ended_by`: `exit`, the
+    /// step's `done_when` rule, `timeout`), with what its terminal showed
+    /// (the transcript's last part; the whole in a blob), secrets redacted.
+    PtyFinished {
+        step: StepKey,
+        attempt: Attempt,
+        exit_code: Option<i32>,
+        ended_by: String,
+        transcript_tail: String,
+        transcript_blob: Option<String>,
+        duration_ms: u64,
+        at: Millis,
+    },
     StepSucceeded {
         step: StepKey,
         attempt: Attempt,
@@ -895,6 +939,9 @@ impl Event {
             Event::ProcessStarted { .. } => "process_started",
             Event::EarlierCopyStopped { .. } => "earlier_copy_stopped",
             Event::ShellFinished { .. } => "shell_finished",
+            Event::PtyLaunched { .. } => "pty_launched",
+            Event::PtySession { .. } => "pty_session",
+            Event::PtyFinished { .. } => "pty_finished",
             Event::StepSucceeded { .. } => "step_succeeded",
             Event::StepFailed { .. } => "step_failed",
             Event::StepSkipped { .. } => "step_skipped",
@@ -950,6 +997,9 @@ impl Event {
             | Event::ProcessStarted { at, .. }
             | Event::EarlierCopyStopped { at, .. }
             | Event::ShellFinished { at, .. }
+            | Event::PtyLaunched { at, .. }
+            | Event::PtySession { at, .. }
+            | Event::PtyFinished { at, .. }
             | Event::StepSucceeded { at, .. }
             | Event::StepFailed { at, .. }
             | Event::StepSkipped { at, .. }
@@ -1000,6 +1050,9 @@ impl Event {
             | Event::ProcessStarted { step, .. }
             | Event::EarlierCopyStopped { step, .. }
             | Event::ShellFinished { step, .. }
+            | Event::PtyLaunched { step, .. }
+            | Event::PtySession { step, .. }
+            | Event::PtyFinished { step, .. }
             | Event::StepSucceeded { step, .. }
             | Event::StepFailed { step, .. }
             | Event::StepSkipped { step, .. }
@@ -1109,6 +1162,56 @@ pub enum Delta {
         stderr: bool,
         text: String,
     },
+    /// What a `pty` step's program wrote to its terminal, as it came
+    /// (escape sequences and all): each participant feeds its own
+    /// terminal emulator. Secrets are not redacted here (a sequence may be
+    /// cut anywhere); the journaled transcript is.
+    PtyOutput {
+        step: StepKey,
+        bytes: Vec<u8>,
+    },
+    /// What a `pty` step's program is doing, as its agent CLI's hooks (or,
+    /// failing those, its screen) tell.
+    PtyState {
+        step: StepKey,
+        state: TerminalState,
+    },
+}
+
+/// A `pty` step's program's state, for people: hooks say it first, the
+/// screen only where no hook does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TerminalState {
+    Running,
+    NeedsInput,
+    NeedsApproval,
+    /// Its turn ended (an agent CLI's `Stop` hook); it waits for more.
+    Idle,
+    Exited,
+}
+
+impl TerminalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TerminalState::Running => "running",
+            TerminalState::NeedsInput => "needs input",
+            TerminalState::NeedsApproval => "needs approval",
+            TerminalState::Idle => "idle",
+            TerminalState::Exited => "exited",
+        }
+    }
+}
+
+/// What an agent CLI's hook told lev (`lev hook`): a state, its session
+/// id, a message (what it asks, what it wants approved).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookReport {
+    pub state: Option<TerminalState>,
+    #[serde(default)]
+    pub session: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// What the engine broadcasts to participants.
@@ -1400,6 +1503,25 @@ pub enum Op {
         /// Question id, or the approval's step key.
         prompt: String,
     },
+    /// Keys (or pasted text, already bracketed) for a `pty` step's program.
+    PtyInput {
+        run: RunId,
+        step: StepKey,
+        bytes: Vec<u8>,
+    },
+    /// The pane showing a `pty` step's program changed size.
+    PtyResize {
+        run: RunId,
+        step: StepKey,
+        rows: u16,
+        cols: u16,
+    },
+    /// What a `pty` step's agent CLI reported through its hook (`lev hook`).
+    PtyHook {
+        run: RunId,
+        step: StepKey,
+        report: HookReport,
+    },
     /// Run a failed step again, then the steps that were skipped or failed
     /// because of it: in the live run, or (an ended run) recorded and the
     /// run resumed.
@@ -1487,6 +1609,9 @@ impl Op {
             | Op::FlowmindFellBack { run, .. }
             | Op::ProposeAnswer { run, .. }
             | Op::Unattended { run, .. }
+            | Op::PtyInput { run, .. }
+            | Op::PtyResize { run, .. }
+            | Op::PtyHook { run, .. }
             | Op::RetryStep { run, .. }
             | Op::Resume { run }
             | Op::Fork { run, .. }

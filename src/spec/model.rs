@@ -344,7 +344,24 @@ pub enum StepKind {
     Pty {
         command: String,
         args: Vec<String>,
+        /// Typed into the program once it is ready (it drew, then went quiet).
         prompt: Option<Template>,
+        #[serde(default)]
+        cwd: Option<Template>,
+        #[serde(default)]
+        env: BTreeMap<String, Template>,
+        /// The terminal's size (`size: 120x40`, columns by rows).
+        #[serde(default)]
+        size: TerminalSize,
+        /// Which agent CLI it is (its session ids, resume, hooks): by
+        /// default the command's file name, when the CLI table knows it.
+        #[serde(default)]
+        cli: Option<String>,
+        #[serde(default)]
+        done_when: DoneWhen,
+        /// The screen asks for input: lev asks the user, types the answer.
+        #[serde(default)]
+        input_when: Option<ScreenRule>,
     },
     /// A child workflow, loaded from `uses` relative to the parent file.
     Workflow {
@@ -352,6 +369,41 @@ pub enum StepKind {
         with: BTreeMap<String, Template>,
         child: Box<Workflow>,
     },
+}
+
+/// A `pty` step's terminal size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalSize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+impl Default for TerminalSize {
+    fn default() -> TerminalSize {
+        TerminalSize { rows: 40, cols: 120 }
+    }
+}
+
+/// When a `pty` step is done.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoneWhen {
+    /// When the program exits (its exit code decides).
+    #[default]
+    Exit,
+    /// When its agent CLI's hook says its turn ended (`lev hook stop`).
+    Stop,
+    /// When the screen matches, and has stayed unchanged for a while.
+    Screen(ScreenRule),
+}
+
+/// A screen state: a pattern the screen's text matches (anywhere; none:
+/// any screen) after it has not changed for `idle`. The quiet time is the
+/// hysteresis: a program still drawing is not yet in that state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScreenRule {
+    pub pattern: Option<String>,
+    pub idle_ms: u64,
 }
 
 impl Step {
@@ -372,7 +424,13 @@ impl Step {
             }
             StepKind::Approval { message, .. } => out.push(message),
             StepKind::Question { ask, .. } => out.push(ask),
-            StepKind::Pty { prompt, .. } => out.extend(prompt),
+            StepKind::Pty {
+                prompt, cwd, env, ..
+            } => {
+                out.extend(prompt);
+                out.extend(cwd);
+                out.extend(env.values());
+            }
             StepKind::Workflow { with, .. } => out.extend(with.values()),
         }
         if let Some(f) = &self.followups {

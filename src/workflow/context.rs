@@ -78,6 +78,9 @@ pub struct RunCtx {
     pub slots: Semaphore,
     /// Each running step's own cancellation (a child of `cancel`).
     pub step_cancels: Mutex<BTreeMap<StepKey, CancellationToken>>,
+    /// The running `pty` steps' terminals: where keys, sizes and hook
+    /// reports for each go.
+    pub terminals: Mutex<BTreeMap<StepKey, super::pty::TerminalSender>>,
     /// Root for file tools and relative shell `cwd`s.
     pub workspace: std::path::PathBuf,
     /// `whisper.answer_timeout` of the root workflow.

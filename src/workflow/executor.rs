@@ -156,6 +156,7 @@ pub async fn drive(
         whisper: Mutex::new(whisper),
         halt: Mutex::new(None),
         step_cancels: Mutex::new(BTreeMap::new()),
+        terminals: Mutex::new(BTreeMap::new()),
         // The run keeps the workspace it started in, wherever it is resumed from.
         workspace: workspace
             .as_ref()
@@ -340,6 +341,15 @@ async fn dispatch_ops(
             | Op::Unpause { .. }
             | Op::EmergencyStop { .. }) => steer::apply(&ctx, op).await,
             Op::RetryStep { step, .. } => retry::retry_live(&ctx, &workflow, step).await,
+            Op::PtyInput { step, bytes, .. } => {
+                super::pty::deliver(&ctx, &step, super::pty::TerminalInput::Keys(bytes))
+            }
+            Op::PtyResize {
+                step, rows, cols, ..
+            } => super::pty::deliver(&ctx, &step, super::pty::TerminalInput::Resize(rows, cols)),
+            Op::PtyHook { step, report, .. } => {
+                super::pty::deliver(&ctx, &step, super::pty::TerminalInput::Hook(report))
+            }
             Op::StopCallbacks { .. } => {
                 stop_callbacks(&ctx, "user", followups::STOPPED_BY_USER.to_string()).await;
             }

@@ -79,6 +79,14 @@ pub struct ToolPlace {
     pub position: u32,
 }
 
+/// A `pty` step's agent CLI as its latest launch left it: which CLI it
+/// is and its session id, when known.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PtySession {
+    pub cli: Option<String>,
+    pub session: Option<String>,
+}
+
 /// A swarm run's recorded plans.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SwarmHistory {
@@ -123,6 +131,9 @@ pub struct History {
     /// Process groups the commands of attempts not yet ended started
     /// (checked on resume; an attempt's entry goes when it ends).
     pub processes: BTreeMap<(StepKey, Attempt), Vec<crate::protocol::ProcessGroup>>,
+    /// `pty` steps' agent CLI sessions, the latest known of each step: the
+    /// CLI and its session id (what a resume relaunches).
+    pub pty_sessions: BTreeMap<StepKey, PtySession>,
     pub answers: BTreeMap<String, (String, AnswerSource)>,
     /// Questions asked, with the recorded event (re-announced while unanswered).
     pub asked: BTreeMap<String, Recorded>,
@@ -278,6 +289,18 @@ impl History {
                         refusal: refusal.clone(),
                     },
                 );
+            }
+            Event::PtyLaunched {
+                step, cli, session, ..
+            } => {
+                let known = PtySession {
+                    cli: cli.clone(),
+                    session: session.clone(),
+                };
+                self.pty_sessions.insert(step.clone(), known);
+            }
+            Event::PtySession { step, session, .. } => {
+                self.pty_sessions.entry(step.clone()).or_default().session = Some(session.clone());
             }
             Event::ProcessStarted {
                 step,
@@ -504,6 +527,7 @@ impl History {
             | Event::RunForked { .. }
             | Event::RunResumed { .. }
             | Event::ShellFinished { .. }
+            | Event::PtyFinished { .. }
             | Event::EarlierCopyStopped { .. }
             | Event::GuardTripped { .. }
             // Folded into `followups` above.

@@ -31,6 +31,7 @@ mod retry;
 mod semantic;
 mod settle;
 mod shell;
+pub mod pty;
 mod steer;
 mod step;
 pub mod swarm;
@@ -73,6 +74,27 @@ pub struct RunOptions {
     pub followups: crate::spec::FollowupPolicy,
     /// What to do with a non-idempotent step that was in flight at a crash.
     pub in_flight: Option<InFlightDecision>,
+    /// `pty` steps: the agent CLIs lev knows, and where their hooks reach it.
+    pub terminals: TerminalOptions,
+}
+
+/// What `pty` steps need from the outside.
+#[derive(Debug, Clone)]
+pub struct TerminalOptions {
+    /// Agent CLIs by name (built in, then the config's `pty.clis:`).
+    pub clis: BTreeMap<String, crate::commands::agent_cli::AgentCli>,
+    /// The control socket `lev hook` reaches this process on (none: the
+    /// programs' hooks cannot report).
+    pub hook_socket: Option<std::path::PathBuf>,
+}
+
+impl Default for TerminalOptions {
+    fn default() -> TerminalOptions {
+        TerminalOptions {
+            clis: crate::commands::agent_cli::builtin(),
+            hook_socket: None,
+        }
+    }
 }
 
 /// Everything the engine needs from the outside.

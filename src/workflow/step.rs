@@ -160,6 +160,9 @@ async fn run_step_inner(
             if idempotent {
                 attempt = rec.attempt;
                 resumed_seq = Some(rec.started_seq);
+            } else if kind.resumes_itself(&step, &ctx, &key) {
+                // An agent CLI relaunched into its own session: nothing to ask.
+                attempt = Attempt(rec.attempt.0 + 1);
             } else {
                 let decision = match (rec.decision, ctx.deps.options.in_flight) {
                     (Some(d), _) => d,

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::spec::expr::Template;
-use crate::spec::model::{OnTimeout, Step, StepKind, Workspace};
+use crate::spec::model::{
+    DoneWhen, OnTimeout, ScreenRule, Step, StepKind, TerminalSize, Workspace,
+};
 use crate::spec::yaml::{Key, Node, NodeValue};
 
 use super::cx::{Cx, closest, join, json_template, some_names};
@@ -48,7 +50,20 @@ const TYPES: &[(&str, &[&str])] = &[
     ("shell", &["run", "env", "cwd"]),
     ("approval", &["message", "show", "on_timeout"]),
     ("question", &["ask", "header", "options", "default"]),
-    ("pty", &["command", "args", "prompt"]),
+    (
+        "pty",
+        &[
+            "command",
+            "args",
+            "prompt",
+            "env",
+            "cwd",
+            "size",
+            "cli",
+            "done_when",
+            "input_when",
+        ],
+    ),
     ("workflow", &["uses", "with"]),
 ];
 
@@ -75,7 +90,7 @@ fn implicit_outputs(kind: &str) -> &'static [&'static str] {
         "shell" => &["stdout", "stderr", "exit_code"],
         "approval" => &["approved", "comment"],
         "question" => &["answer"],
-        "pty" => &["text", "exit_code"],
+        "pty" => &["text", "exit_code", "session"],
         _ => &[],
     }
 }
@@ -336,6 +351,101 @@ fn step_whisper(cx: &mut Cx<'_>, node: &Node, path: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A step's `env:`, each value a template; names must be variable names.
+fn env_vars(
+    cx: &mut Cx<'_>,
+    f: &super::cx::Fields<'_>,
+    path: &str,
+    env: &mut Env<'_>,
+    id: &str,
+) -> BTreeMap<String, Template> {
+    let mut envs = BTreeMap::new();
+    let Some(e) = f.get("env") else {
+        return envs;
+    };
+    let Some(entries) = e.as_map() else {
+        cx.type_error(e, path, "a mapping of variable names to values");
+        return envs;
+    };
+    for (k, v) in entries {
+        let kp = join(path, &k.name);
+        let ok = k
+            .name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            cx.error(
+                k.line,
+                k.col,
+                &kp,
+                format!("invalid environment variable name `{}`", k.name),
+            );
+            continue;
+        }
+        if let Some(t) = env.template(cx, v, &kp, id) {
+            envs.insert(k.name.clone(), t);
+        }
+    }
+    envs
+}
+
+/// `size: 120x40`: columns by rows.
+fn terminal_size(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<TerminalSize> {
+    let text = cx.str(node, path)?;
+    let parsed = text.split_once(['x', 'X', '×']).and_then(|(c, r)| {
+        let cols = c.trim().parse::<u16>().ok()?;
+        let rows = r.trim().parse::<u16>().ok()?;
+        ((10..=1000).contains(&cols) && (2..=500).contains(&rows))
+            .then_some(TerminalSize { rows, cols })
+    });
+    if parsed.is_none() {
+        let d = cx.at(node, path, format!("`{text}` is not a terminal size"));
+        d.expected = Some("columns x rows, like `120x40` (10–1000 by 2–500)".into());
+    }
+    parsed
+}
+
+/// A screen rule: `{ pattern: REGEX, idle: 2s }` (either may be left out;
+/// `idle` defaults to 2 seconds).
+fn screen_rule(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<ScreenRule> {
+    let f = cx.map(node, path, &["pattern", "idle"])?;
+    let pattern = match f.get("pattern") {
+        Some(n) => {
+            let text = cx.str(n, &join(path, "pattern"))?;
+            if let Err(e) = regex::RegexBuilder::new(&text)
+                .size_limit(1 << 20)
+                .build()
+            {
+                cx.at(n, &join(path, "pattern"), format!("`pattern` is not a regular expression: {e}"));
+                return None;
+            }
+            Some(text)
+        }
+        None => None,
+    };
+    let idle = match f.get("idle") {
+        Some(n) => cx.duration(n, &join(path, "idle"), Duration::from_secs(3600))?,
+        None => Duration::from_secs(2),
+    };
+    Some(ScreenRule {
+        pattern,
+        idle_ms: idle.as_millis() as u64,
+    })
+}
+
+/// `done_when: exit | stop | { pattern, idle }`.
+fn done_when(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<DoneWhen> {
+    match &node.value {
+        NodeValue::Str(_) => match cx.choice(node, path, &["exit", "stop"])?.as_str() {
+            "stop" => Some(DoneWhen::Stop),
+            _ => Some(DoneWhen::Exit),
+        },
+        _ => screen_rule(cx, node, path).map(DoneWhen::Screen),
+    }
+}
+
 fn required<'n>(
     cx: &mut Cx<'_>,
     f: &super::cx::Fields<'n>,
@@ -404,37 +514,7 @@ fn build_kind(
         "shell" => {
             let run = required(cx, f, node, path, "a shell", "run")
                 .and_then(|n| env.template(cx, n, &p("run"), id));
-            let mut envs = BTreeMap::new();
-            if let Some(e) = f.get("env") {
-                match e.as_map() {
-                    Some(entries) => {
-                        for (k, v) in entries {
-                            let kp = join(&p("env"), &k.name);
-                            let ok = k
-                                .name
-                                .chars()
-                                .next()
-                                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                                && k.name
-                                    .chars()
-                                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
-                            if !ok {
-                                cx.error(
-                                    k.line,
-                                    k.col,
-                                    &kp,
-                                    format!("invalid environment variable name `{}`", k.name),
-                                );
-                                continue;
-                            }
-                            if let Some(t) = env.template(cx, v, &kp, id) {
-                                envs.insert(k.name.clone(), t);
-                            }
-                        }
-                    }
-                    None => cx.type_error(e, &p("env"), "a mapping of variable names to values"),
-                }
-            }
+            let envs = env_vars(cx, f, &p("env"), env, id);
             let cwd = f
                 .get("cwd")
                 .and_then(|n| env.template(cx, n, &p("cwd"), id));
@@ -509,10 +589,33 @@ fn build_kind(
             let prompt = f
                 .get("prompt")
                 .and_then(|n| env.template(cx, n, &p("prompt"), id));
+            let envs = env_vars(cx, f, &p("env"), env, id);
+            let cwd = f
+                .get("cwd")
+                .and_then(|n| env.template(cx, n, &p("cwd"), id));
+            let size = match f.get("size") {
+                Some(n) => terminal_size(cx, n, &p("size"))?,
+                None => TerminalSize::default(),
+            };
+            let cli = f.get("cli").and_then(|n| cx.str(n, &p("cli")));
+            let done = match f.get("done_when") {
+                Some(n) => done_when(cx, n, &p("done_when"))?,
+                None => DoneWhen::Exit,
+            };
+            let input_when = match f.get("input_when") {
+                Some(n) => Some(screen_rule(cx, n, &p("input_when"))?),
+                None => None,
+            };
             Some(StepKind::Pty {
                 command: command?,
                 args,
                 prompt,
+                cwd,
+                env: envs,
+                size,
+                cli,
+                done_when: done,
+                input_when,
             })
         }
         "workflow" => {

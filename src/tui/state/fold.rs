@@ -148,6 +148,8 @@ impl RunView {
             Delta::ShellOutput { step, stderr, text } => {
                 self.pane_mut(step).push_shell(text, *stderr)
             }
+            Delta::PtyOutput { step, bytes } => self.pane_mut(step).push_terminal(bytes),
+            Delta::PtyState { step, state } => self.pane_mut(step).terminal_state = Some(*state),
         }
     }
 
@@ -587,6 +589,30 @@ impl RunView {
                 p.finish_tool(idx, arguments, output, *is_error);
             }
             Event::ProcessStarted { .. } => {}
+            Event::PtyLaunched {
+                step, rows, cols, ..
+            } => {
+                let text = describe::line(r, None);
+                let pane = self.pane_mut(step);
+                pane.note(text, LineKind::Note);
+                pane.open_terminal(*rows, *cols);
+            }
+            Event::PtySession { step, .. } => {
+                let text = describe::line(r, None);
+                self.pane_mut(step).note(text, LineKind::Note);
+            }
+            Event::PtyFinished {
+                step,
+                exit_code,
+                ended_by,
+                transcript_tail,
+                duration_ms,
+                ..
+            } => {
+                let how = describe::pty_end(*exit_code, ended_by);
+                let summary = format!("terminal {how} in {}", ms(*duration_ms));
+                self.pane_mut(step).terminal_finished(transcript_tail, summary);
+            }
             Event::EarlierCopyStopped { step, killed, .. } => {
                 let text = crate::protocol::earlier_copy_stopped_text(*killed);
                 self.pane_mut(step).note(text, LineKind::Note);

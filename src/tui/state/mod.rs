@@ -31,6 +31,7 @@ mod scroll;
 mod select;
 mod steering;
 mod swarm;
+pub mod terminal;
 mod worktrees;
 
 use std::collections::BTreeSet;

@@ -166,6 +166,11 @@ pub struct Pane {
     pub contexts: Vec<ContextView>,
     /// FlowMind's latest progress ledger about it, in a few words.
     pub ledger: Option<String>,
+    /// A `pty` step's terminal, while its program runs (drawn instead of
+    /// the lines).
+    pub terminal: Option<super::terminal::TerminalView>,
+    /// What that program is doing, as its hooks or screen tell.
+    pub terminal_state: Option<crate::protocol::TerminalState>,
 }
 
 /// One request of an agent as the context inspector shows it.
@@ -220,6 +225,8 @@ impl Pane {
             slot: None,
             contexts: Vec::new(),
             ledger: None,
+            terminal: None,
+            terminal_state: None,
         }
     }
 
@@ -371,6 +378,31 @@ impl Pane {
             LineKind::Note
         };
         self.push(summary, kind);
+    }
+
+    /// A `pty` step's program starts in a terminal of this size.
+    pub fn open_terminal(&mut self, rows: u16, cols: u16) {
+        self.terminal = Some(super::terminal::TerminalView::new(rows, cols));
+        self.terminal_state = Some(crate::protocol::TerminalState::Running);
+    }
+
+    /// What the program wrote; a terminal is opened for output that comes
+    /// before its launch is known (a workbench that attached late).
+    pub fn push_terminal(&mut self, bytes: &[u8]) {
+        self.terminal
+            .get_or_insert_with(|| super::terminal::TerminalView::new(24, 80))
+            .feed(bytes);
+    }
+
+    /// The program ended: its terminal gives way to the transcript's lines.
+    pub fn terminal_finished(&mut self, transcript: &str, summary: String) {
+        self.close_open();
+        self.terminal = None;
+        self.terminal_state = Some(crate::protocol::TerminalState::Exited);
+        for l in safe(transcript).lines() {
+            self.push(l.to_string(), LineKind::Stdout);
+        }
+        self.push(summary, LineKind::Note);
     }
 
     /// A closed line of workbench text.

@@ -69,6 +69,17 @@ pub trait StepType: Sync {
     fn own_timeout(&self) -> bool {
         false
     }
+    /// An attempt a crash interrupted goes on by itself, without asking,
+    /// though the step has side effects: a `pty` agent CLI whose session
+    /// lev knows and can resume by id.
+    fn resumes_itself(
+        &self,
+        _step: &Step,
+        _ctx: &super::context::RunCtx,
+        _key: &crate::protocol::StepKey,
+    ) -> bool {
+        false
+    }
     /// The outputs of an attempt a user marked done after a crash
     /// (`--in-flight done`), beside `marked_done: true`.
     fn marked_done_outputs(&self) -> Map<String, Value> {

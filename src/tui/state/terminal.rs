@@ -1,0 +1,72 @@
+//! A `pty` step's terminal as the workbench sees it: its own emulator fed
+//! with what the program wrote (`Delta::PtyOutput`), drawn cell by cell
+//! into the pane. The engine has its own emulator for the transcript; the
+//! workbench only needs the screen.
+
+use crate::commands::pty::SCROLLBACK_LINES;
+
+/// The emulator of one pane's terminal.
+pub struct TerminalView {
+    parser: Box<vt100::Parser>,
+}
+
+impl TerminalView {
+    pub fn new(rows: u16, cols: u16) -> TerminalView {
+        let one = std::num::NonZeroU16::MIN;
+        let rows = std::num::NonZeroU16::new(rows).unwrap_or(one);
+        let cols = std::num::NonZeroU16::new(cols).unwrap_or(one);
+        TerminalView {
+            parser: Box::new(vt100::Parser::new(rows, cols, SCROLLBACK_LINES)),
+        }
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.parser.process(bytes);
+    }
+
+    pub fn screen(&self) -> &vt100::Screen {
+        self.parser.screen()
+    }
+
+    /// Shows `offset` lines of scrollback above the screen (0: the live
+    /// screen); clamped to what is kept. Returns the offset shown.
+    pub fn scroll_to(&mut self, offset: usize) -> usize {
+        self.parser.screen_mut().set_scrollback(offset);
+        self.parser.screen().scrollback()
+    }
+
+    /// Rows and columns.
+    pub fn size(&self) -> (u16, u16) {
+        let (rows, cols) = self.parser.screen().size();
+        (rows.get(), cols.get())
+    }
+
+    /// The screen's text, a line per row (for tests and search).
+    pub fn text(&self) -> String {
+        self.parser.screen().contents()
+    }
+}
+
+impl Clone for TerminalView {
+    /// The screen as drawn (its scrollback is not carried over).
+    fn clone(&self) -> TerminalView {
+        let (rows, cols) = self.size();
+        let mut copy = TerminalView::new(rows, cols);
+        copy.feed(self.parser.screen().contents_formatted().as_bytes());
+        copy
+    }
+}
+
+impl std::fmt::Debug for TerminalView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (rows, cols) = self.size();
+        write!(f, "TerminalView({cols}×{rows})")
+    }
+}
+
+impl PartialEq for TerminalView {
+    fn eq(&self, other: &TerminalView) -> bool {
+        self.size() == other.size()
+            && self.parser.screen().contents_formatted() == other.parser.screen().contents_formatted()
+    }
+}

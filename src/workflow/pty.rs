@@ -1,0 +1,609 @@
+//! `pty` steps: a program in a pseudo-terminal, run to its end.
+//!
+//! Its launch (command, arguments, directory, the names of the variables
+//! set for it, the terminal's size, the agent CLI's session id when lev
+//! chose it) is journaled durably before the program starts; its process
+//! group right after. What it writes goes to every participant as it comes
+//! (`Delta::PtyOutput`, each runs its own emulator); keys, sizes and its
+//! hooks' reports come back through the run's ops (`Op::PtyInput`,
+//! `Op::PtyResize`, `Op::PtyHook`). The step's prompt is typed once the
+//! program has drawn and gone quiet. A screen (or a hook) asking for input
+//! becomes a journaled question whose answer is typed in. The step ends
+//! when the program exits (its exit code decides), or when its `done_when`
+//! rule holds; what its terminal showed is its transcript (secrets
+//! redacted), journaled with its end.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::attempt::{AttemptCtx, StepError, humantime};
+use super::context::RunCtx;
+use super::human::{self, Ask};
+use crate::commands::agent_cli::{self, AgentCli};
+use crate::commands::pty::{Pty, PtyCommand};
+use crate::protocol::{Delta, Event, HookReport, StepKey, TerminalState};
+use crate::spec::{DoneWhen, ScreenRule, TerminalSize};
+
+/// What reaches a running `pty` step from outside.
+#[derive(Debug)]
+pub enum TerminalInput {
+    Keys(Vec<u8>),
+    Resize(u16, u16),
+    Hook(HookReport),
+}
+
+pub type TerminalSender = mpsc::UnboundedSender<TerminalInput>;
+
+/// Hands `input` to the step's terminal, or says why it cannot.
+pub fn deliver(ctx: &RunCtx, step: &StepKey, input: TerminalInput) {
+    let sent = ctx
+        .terminals
+        .lock()
+        .ok()
+        .and_then(|t| t.get(step).map(|tx| tx.send(input).is_ok()))
+        .unwrap_or(false);
+    if !sent {
+        ctx.rec
+            .refuse(format!("step `{step}` has no program running in a terminal"));
+    }
+}
+
+/// A `pty` step as rendered for one attempt.
+#[derive(Debug, Clone)]
+pub struct PtyPlan {
+    pub program: String,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub size: TerminalSize,
+    pub prompt: Option<String>,
+    pub cli: Option<AgentCli>,
+    pub done_when: DoneWhen,
+    pub input_when: Option<ScreenRule>,
+}
+
+/// Output kept inline in the event and the step's `text`; the whole
+/// transcript is in the blob.
+const TAIL_BYTES: usize = 16 * 1024;
+/// The program is ready for its prompt once it drew and then nothing for this long.
+const READY_QUIET: Duration = Duration::from_millis(600);
+/// A program that draws nothing at all gets its prompt after this long.
+const READY_LIMIT: Duration = Duration::from_secs(10);
+/// How often the screen is looked at (rules, session ids).
+const TICK: Duration = Duration::from_millis(100);
+
+/// How the attempt's program ended.
+enum End {
+    Exited(Option<i32>),
+    Done(&'static str),
+    TimedOut,
+    Cancelled,
+    Failed(String),
+}
+
+pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>, StepError> {
+    let ctx = &actx.ctx;
+    let started = Instant::now();
+    let launch = Launch::for_attempt(actx, plan);
+    let mut env = plan.env.clone();
+    env.insert(
+        "LEV_IDEMPOTENCY_KEY".into(),
+        actx.idempotency_key.clone(),
+    );
+    env.insert("LEV_RUN".into(), ctx.rec.run().to_string());
+    env.insert("LEV_STEP".into(), actx.key.to_string());
+    if let Some(socket) = &ctx.deps.options.terminals.hook_socket {
+        env.insert("LEV_HOOK_SOCKET".into(), socket.display().to_string());
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        env.insert("LEV_BIN".into(), exe.display().to_string());
+    }
+    if let Some(id) = &launch.session {
+        env.insert("LEV_SESSION".into(), id.clone());
+    }
+    let event = Event::PtyLaunched {
+        step: actx.key.clone(),
+        attempt: actx.attempt,
+        program: plan.program.clone(),
+        args: launch.args.clone(),
+        cwd: plan.cwd.display().to_string(),
+        env: env.keys().cloned().collect(),
+        rows: plan.size.rows,
+        cols: plan.size.cols,
+        cli: plan.cli.as_ref().map(|c| c.name.clone()),
+        session: launch.session.clone(),
+        resumed: launch.resumed,
+        at: ctx.now(),
+    };
+    // Durable before the program starts (with the step's start): a crash
+    // after this knows what ran, and with which session.
+    actx.record(event).await?;
+
+    let (tap, mut output) = mpsc::unbounded_channel();
+    let cmd = PtyCommand {
+        program: plan.program.clone(),
+        args: launch.args.clone(),
+        cwd: plan.cwd.clone(),
+        env,
+        rows: plan.size.rows,
+        cols: plan.size.cols,
+        tap: Some(tap),
+    };
+    let mut pty = Pty::spawn(&cmd).map_err(StepError::Fatal)?;
+    // Its copy of the tap would keep the forwarder below waiting forever.
+    drop(cmd);
+    if let Some(group) = pty.pid().and_then(crate::commands::process::identify) {
+        let event = Event::ProcessStarted {
+            step: actx.key.clone(),
+            attempt: actx.attempt,
+            turn: 0,
+            position: 0,
+            group,
+            at: ctx.now(),
+        };
+        if let Err(e) = actx.record(event).await {
+            pty.stop().await;
+            return Err(e);
+        }
+    }
+    let (tx, inputs) = mpsc::unbounded_channel();
+    if let Ok(mut t) = ctx.terminals.lock() {
+        t.insert(actx.key.clone(), tx);
+    }
+    let rec = ctx.rec.clone();
+    let key = actx.key.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(bytes) = output.recv().await {
+            rec.delta(Delta::PtyOutput {
+                step: key.clone(),
+                bytes,
+            });
+        }
+    });
+    let mut session = Session {
+        known: launch.session.clone(),
+        pattern: plan.cli.as_ref().and_then(|c| c.session_pattern.clone()),
+    };
+    let end = drive(actx, plan, &mut pty, inputs, &launch, &mut session).await;
+    if let Ok(mut t) = ctx.terminals.lock() {
+        t.remove(&actx.key);
+    }
+    if !matches!(end, End::Exited(_)) {
+        pty.stop().await;
+        // What it drew until then is read before the transcript is taken.
+        let _ = tokio::time::timeout(Duration::from_secs(2), pty.exited()).await;
+    }
+    let exit_code = match end {
+        End::Exited(code) => code,
+        _ => None,
+    };
+    let _ = forward.await;
+    ctx.rec.delta(Delta::PtyState {
+        step: actx.key.clone(),
+        state: TerminalState::Exited,
+    });
+
+    let transcript = crate::secrets::current()
+        .redact(&pty.transcript())
+        .into_owned();
+    session.look(actx, &transcript, "output").await?;
+    let tail = tail(&transcript);
+    let blob = (transcript.len() > tail.len()).then(|| transcript.clone().into_bytes());
+    let ended_by = match &end {
+        End::Exited(_) => "exit",
+        End::Done(by) => by,
+        End::TimedOut => "timeout",
+        End::Cancelled => "cancel",
+        End::Failed(_) => "error",
+    };
+    let event = Event::PtyFinished {
+        step: actx.key.clone(),
+        attempt: actx.attempt,
+        exit_code,
+        ended_by: ended_by.into(),
+        transcript_tail: tail.clone(),
+        transcript_blob: blob.as_ref().map(|b| crate::journal::blob_hash(b)),
+        duration_ms: started.elapsed().as_millis() as u64,
+        at: ctx.now(),
+    };
+    // Nothing acts on how it ended before the step's end: one commit.
+    actx.defer_with_blobs(event, blob.into_iter().collect());
+    let command = one_line(&plan.program, &launch.args);
+    match end {
+        End::Cancelled => Err(StepError::Cancelled),
+        End::TimedOut => Err(StepError::Timeout(format!(
+            "`{command}` timed out after {}",
+            humantime(actx.step.timeout.unwrap_or_default())
+        ))),
+        End::Failed(why) => Err(StepError::Fatal(why)),
+        End::Exited(code) if code != Some(0) => {
+            let last = tail.trim_end().lines().last().unwrap_or("").trim();
+            let code = code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "none (killed by a signal)".into());
+            let mut msg = format!("`{command}` exited with code {code}");
+            if !last.is_empty() {
+                msg.push_str(&format!(": {last}"));
+            }
+            Err(StepError::Failed(msg))
+        }
+        End::Exited(_) | End::Done(_) => {
+            let mut raw = Map::new();
+            raw.insert("text".into(), Value::String(tail.trim_end().to_string()));
+            raw.insert(
+                "exit_code".into(),
+                exit_code.map(Value::from).unwrap_or(Value::Null),
+            );
+            raw.insert(
+                "session".into(),
+                session.known.map(Value::String).unwrap_or(Value::Null),
+            );
+            Ok(raw)
+        }
+    }
+}
+
+/// What this attempt launches: the step's arguments, with the agent CLI's
+/// resume (an interrupted attempt's session) or new-session arguments
+/// before them.
+struct Launch {
+    args: Vec<String>,
+    session: Option<String>,
+    resumed: bool,
+}
+
+impl Launch {
+    fn for_attempt(actx: &AttemptCtx, plan: &PtyPlan) -> Launch {
+        let plain = Launch {
+            args: plan.args.clone(),
+            session: None,
+            resumed: false,
+        };
+        let Some(cli) = &plan.cli else {
+            return plain;
+        };
+        if let Some(id) = resumable_session(&actx.ctx, &actx.key, cli) {
+            let mut args = AgentCli::with_session(&cli.resume, &id);
+            args.extend(plan.args.iter().cloned());
+            return Launch {
+                args,
+                session: Some(id),
+                resumed: true,
+            };
+        }
+        if cli.new_session.is_empty() {
+            return plain;
+        }
+        let id = agent_cli::new_session_id();
+        let mut args = AgentCli::with_session(&cli.new_session, &id);
+        args.extend(plan.args.iter().cloned());
+        Launch {
+            args,
+            session: Some(id),
+            resumed: false,
+        }
+    }
+}
+
+/// The session of `key`'s interrupted attempt (in flight when lev
+/// stopped), when `cli` can resume it by id.
+pub fn resumable_session(ctx: &RunCtx, key: &StepKey, cli: &AgentCli) -> Option<String> {
+    if cli.resume.is_empty() || ctx.retried(key).is_some() {
+        return None;
+    }
+    let interrupted = ctx
+        .history
+        .steps
+        .get(key)
+        .is_some_and(|r| r.settled.is_none());
+    let known = ctx.history.pty_sessions.get(key)?;
+    let same_cli = known.cli.as_deref().is_none_or(|c| c == cli.name);
+    (interrupted && same_cli)
+        .then(|| known.session.clone())
+        .flatten()
+}
+
+/// The agent CLI's session id as far as it is known, and journaled once
+/// learned.
+struct Session {
+    known: Option<String>,
+    pattern: Option<String>,
+}
+
+impl Session {
+    /// Journals `id` when it is new (`source`: where it came from).
+    async fn learned(&mut self, actx: &AttemptCtx, id: String, source: &str) -> Result<(), StepError> {
+        if self.known.as_deref() == Some(id.as_str()) || id.is_empty() || id.len() > 200 {
+            return Ok(());
+        }
+        self.known = Some(id.clone());
+        let event = Event::PtySession {
+            step: actx.key.clone(),
+            attempt: actx.attempt,
+            session: id,
+            source: source.into(),
+            at: actx.ctx.now(),
+        };
+        actx.record(event).await.map(|_| ())
+    }
+
+    /// Looks for the session id in what the screen shows.
+    async fn look(&mut self, actx: &AttemptCtx, text: &str, source: &str) -> Result<(), StepError> {
+        let Some(pattern) = &self.pattern else {
+            return Ok(());
+        };
+        match agent_cli::session_in(pattern, text) {
+            Some(id) => self.learned(actx, id, source).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs the attempt's program to its end: types the prompt when it is
+/// ready, serves keys, sizes and hooks, asks the user what it waits for.
+async fn drive(
+    actx: &AttemptCtx,
+    plan: &PtyPlan,
+    pty: &mut Pty,
+    mut inputs: mpsc::UnboundedReceiver<TerminalInput>,
+    launch: &Launch,
+    session: &mut Session,
+) -> End {
+    let ctx = &actx.ctx;
+    let begun = Instant::now();
+    // A resumed conversation has its prompt already.
+    let mut prompt = plan.prompt.clone().filter(|_| !launch.resumed);
+    let mut screen = ScreenWatch::default();
+    let mut question: Option<BoxFuture<'static, Result<String, String>>> = None;
+    let mut asked = asked_before(ctx, &actx.key);
+    let timeout = tokio::time::sleep(actx.step.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+    tokio::pin!(timeout);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut state = TerminalState::Running;
+    let set_state = |new: TerminalState, state: &mut TerminalState| {
+        if *state != new {
+            *state = new;
+            ctx.rec.delta(Delta::PtyState {
+                step: actx.key.clone(),
+                state: new,
+            });
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = actx.cancel.cancelled() => return End::Cancelled,
+            _ = &mut timeout => return End::TimedOut,
+            answer = async { question.as_mut().expect("guarded").await }, if question.is_some() => {
+                question = None;
+                match answer {
+                    Ok(text) => {
+                        set_state(TerminalState::Running, &mut state);
+                        screen.acted();
+                        let typed = pty.paste(&text).and_then(|_| pty.type_bytes(b"\r"));
+                        if let Err(e) = typed {
+                            return End::Failed(format!("cannot type into the terminal: {e}"));
+                        }
+                    }
+                    Err(why) => {
+                        let shows = last_lines(&pty.screen_text(), 3);
+                        return End::Failed(format!("`{}` waits for input (its screen shows: {shows}), and {why}", plan.program));
+                    }
+                }
+            }
+            input = inputs.recv() => match input {
+                Some(TerminalInput::Keys(bytes)) => {
+                    if let Err(e) = pty.type_bytes(&bytes) {
+                        tracing::warn!(step = %actx.key, "cannot type into the terminal: {e}");
+                    }
+                }
+                Some(TerminalInput::Resize(rows, cols)) => {
+                    if let Err(e) = pty.resize(rows, cols) {
+                        ctx.rec.refuse(format!("step `{}`: {e}", actx.key));
+                    }
+                }
+                Some(TerminalInput::Hook(report)) => {
+                    if let Some(id) = report.session.clone()
+                        && let Err(e) = session.learned(actx, id, "hook").await
+                    {
+                        return End::Failed(format!("{e:?}"));
+                    }
+                    match report.state {
+                        Some(TerminalState::Idle) if plan.done_when == DoneWhen::Stop => {
+                            return End::Done("stop");
+                        }
+                        Some(s @ (TerminalState::NeedsInput | TerminalState::NeedsApproval)) if question.is_none() => {
+                            set_state(s, &mut state);
+                            asked += 1;
+                            let what = report.message.clone().unwrap_or_else(|| last_lines(&pty.screen_text(), 3));
+                            question = Some(ask(actx, asked, &plan.program, what, s));
+                        }
+                        Some(s) => set_state(s, &mut state),
+                        None => {}
+                    }
+                }
+                None => {}
+            },
+            _ = tick.tick() => {
+                if pty.has_exited() {
+                    tracing::debug!(step = %actx.key, "the program exited");
+                    return End::Exited(pty.exited().await);
+                }
+                let text = pty.screen_text();
+                screen.saw(&text);
+                if let Some(p) = &prompt {
+                    let ready = match pty.quiet_for() {
+                        Some(quiet) => quiet >= READY_QUIET,
+                        None => begun.elapsed() >= READY_LIMIT,
+                    };
+                    if ready {
+                        let typed = pty.paste(p).and_then(|_| pty.type_bytes(b"\r"));
+                        if let Err(e) = typed {
+                            return End::Failed(format!("cannot type the prompt: {e}"));
+                        }
+                        tracing::debug!(step = %actx.key, "typed the prompt");
+                        prompt = None;
+                        screen.acted();
+                        continue;
+                    }
+                }
+                if session.known.is_none()
+                    && let Err(e) = session.look(actx, &text, "output").await
+                {
+                    return End::Failed(format!("{e:?}"));
+                }
+                if let DoneWhen::Screen(rule) = &plan.done_when
+                    && prompt.is_none()
+                    && screen.holds(rule)
+                {
+                    return End::Done("done_when");
+                }
+                if let Some(rule) = &plan.input_when
+                    && question.is_none()
+                    && prompt.is_none()
+                    && screen.holds(rule)
+                {
+                    set_state(TerminalState::NeedsInput, &mut state);
+                    asked += 1;
+                    question = Some(ask(actx, asked, &plan.program, last_lines(&text, 3), TerminalState::NeedsInput));
+                }
+            }
+        }
+    }
+}
+
+/// Questions the step's earlier attempts asked (their ids go on from there).
+fn asked_before(ctx: &RunCtx, key: &StepKey) -> u32 {
+    let prefix = format!("{key}.input");
+    ctx.history
+        .asked
+        .keys()
+        .filter(|id| id.starts_with(&prefix))
+        .count() as u32
+}
+
+/// Asks the user what the program waits for: `{step}.input{n}`.
+fn ask(
+    actx: &AttemptCtx,
+    n: u32,
+    program: &str,
+    what: String,
+    state: TerminalState,
+) -> BoxFuture<'static, Result<String, String>> {
+    let ctx = actx.ctx.clone();
+    let header = match state {
+        TerminalState::NeedsApproval => "needs approval",
+        _ => "needs input",
+    };
+    let q = Ask {
+        id: format!("{}.input{n}", actx.key),
+        step: Some(actx.key.clone()),
+        header: Some(format!("{program} {header}")),
+        ask: format!("`{}` ({program}) waits for you: {what}", actx.key),
+        options: Vec::new(),
+        default: None,
+        timeout: ctx.answer_timeout,
+        from_agent: false,
+    };
+    Box::pin(async move { human::ask(&ctx, &q).await.map(|a| a.text) })
+}
+
+/// Whether the screen has stayed the same long enough for a rule, with
+/// hysteresis: it must be unchanged for the rule's quiet time, counted
+/// anew after lev typed into it.
+#[derive(Default)]
+struct ScreenWatch {
+    hash: u64,
+    since: Option<Instant>,
+    text: String,
+    /// The state it was last found in held for this screen already.
+    fired: bool,
+}
+
+impl ScreenWatch {
+    fn saw(&mut self, text: &str) {
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            text.hash(&mut h);
+            h.finish()
+        };
+        if hash != self.hash || self.since.is_none() {
+            self.hash = hash;
+            self.since = Some(Instant::now());
+            self.text = text.to_string();
+            self.fired = false;
+        }
+    }
+
+    /// lev typed: the screen must change (or stay quiet anew) before a rule holds again.
+    fn acted(&mut self) {
+        self.since = Some(Instant::now());
+        self.fired = true;
+    }
+
+    fn holds(&mut self, rule: &ScreenRule) -> bool {
+        if self.fired {
+            return false;
+        }
+        let quiet = self
+            .since
+            .is_some_and(|s| s.elapsed() >= Duration::from_millis(rule.idle_ms));
+        let matches = match &rule.pattern {
+            Some(p) => regex::RegexBuilder::new(p)
+                .size_limit(1 << 20)
+                .build()
+                .is_ok_and(|re| re.is_match(&self.text)),
+            None => true,
+        };
+        if quiet && matches {
+            self.fired = true;
+            return true;
+        }
+        false
+    }
+}
+
+/// The last `n` non-blank lines of a screen, joined with ` ⏎ `.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let from = lines.len().saturating_sub(n);
+    lines[from..].join(" ⏎ ")
+}
+
+fn one_line(program: &str, args: &[String]) -> String {
+    let mut s = program.to_string();
+    for a in args {
+        s.push(' ');
+        s.push_str(a);
+    }
+    if s.chars().count() > 80 {
+        s = s.chars().take(79).collect::<String>() + "…";
+    }
+    s
+}
+
+/// The last `TAIL_BYTES` of the transcript, cut at a line start.
+fn tail(text: &str) -> String {
+    if text.len() <= TAIL_BYTES {
+        return text.to_string();
+    }
+    let mut from = text.len() - TAIL_BYTES;
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    let cut = &text[from..];
+    match cut.find('\n') {
+        Some(i) => cut[i + 1..].to_string(),
+        None => cut.to_string(),
+    }
+}
