@@ -169,6 +169,24 @@ pub enum Command {
         #[arg(long, value_name = "STEP")]
         step: Option<String>,
     },
+    /// For an agent CLI's hooks, inside a `pty` step: tells the lev running
+    /// it what the agent is doing (`needs-input`, `needs-approval`,
+    /// `working`, `stop`) and its session id. With no STATE, reads the
+    /// hook's JSON payload (Claude Code's and gemini-cli's on standard
+    /// input, Codex's `notify` as the argument) and takes both from it.
+    /// Reaches lev through `LEV_HOOK_SOCKET`, `LEV_RUN` and `LEV_STEP`,
+    /// which lev sets for the step's program.
+    Hook {
+        /// needs-input | needs-approval | working | stop | session, or a
+        /// JSON payload.
+        state: Option<String>,
+        /// The agent CLI's session id.
+        #[arg(long)]
+        session: Option<String>,
+        /// What it asks or wants approved.
+        #[arg(long)]
+        message: Option<String>,
+    },
     /// Send a message to a running agent; it reads it before its next LLM request.
     Message {
         run: String,

@@ -9,7 +9,7 @@ use super::exit;
 use super::run::{resume, run};
 use super::validate::validate;
 use super::{
-    demo, doctor, inspect, memory, modes, prune, retryfork, steer, swarm, template, whispers,
+    demo, doctor, hook, inspect, memory, modes, prune, retryfork, steer, swarm, template, whispers,
     worktrees,
 };
 use crate::paths::Paths;
@@ -125,6 +125,11 @@ pub async fn dispatch(cli: Cli) -> u8 {
         },
         Command::Pause { run, step } => steer::pause(&paths, &run, step, true).await,
         Command::Unpause { run, step } => steer::pause(&paths, &run, step, false).await,
+        Command::Hook {
+            state,
+            session,
+            message,
+        } => hook::hook(state, session, message).await,
         Command::Message { run, step, text } => steer::message(&paths, &run, &step, text).await,
         Command::Answer {
             run,

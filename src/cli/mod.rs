@@ -11,6 +11,7 @@ mod demo;
 mod dispatch;
 mod doctor;
 mod drive;
+mod hook;
 mod inspect;
 mod memory;
 mod modes;

@@ -124,6 +124,16 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
     // after this knows what ran, and with which session.
     actx.record(event).await?;
 
+    // Registered before the program starts: its first hook may come at once.
+    let (tx, inputs) = mpsc::unbounded_channel();
+    if let Ok(mut t) = ctx.terminals.lock() {
+        t.insert(actx.key.clone(), tx);
+    }
+    let unregister = || {
+        if let Ok(mut t) = ctx.terminals.lock() {
+            t.remove(&actx.key);
+        }
+    };
     let (tap, mut output) = mpsc::unbounded_channel();
     let cmd = PtyCommand {
         program: plan.program.clone(),
@@ -134,7 +144,13 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
         cols: plan.size.cols,
         tap: Some(tap),
     };
-    let mut pty = Pty::spawn(&cmd).map_err(StepError::Fatal)?;
+    let mut pty = match Pty::spawn(&cmd) {
+        Ok(pty) => pty,
+        Err(e) => {
+            unregister();
+            return Err(StepError::Fatal(e));
+        }
+    };
     // Its copy of the tap would keep the forwarder below waiting forever.
     drop(cmd);
     if let Some(group) = pty.pid().and_then(crate::commands::process::identify) {
@@ -147,13 +163,10 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
             at: ctx.now(),
         };
         if let Err(e) = actx.record(event).await {
+            unregister();
             pty.stop().await;
             return Err(e);
         }
-    }
-    let (tx, inputs) = mpsc::unbounded_channel();
-    if let Ok(mut t) = ctx.terminals.lock() {
-        t.insert(actx.key.clone(), tx);
     }
     let rec = ctx.rec.clone();
     let key = actx.key.clone();
@@ -170,9 +183,7 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
         pattern: plan.cli.as_ref().and_then(|c| c.session_pattern.clone()),
     };
     let end = drive(actx, plan, &mut pty, inputs, &launch, &mut session).await;
-    if let Ok(mut t) = ctx.terminals.lock() {
-        t.remove(&actx.key);
-    }
+    unregister();
     if !matches!(end, End::Exited(_)) {
         pty.stop().await;
         // What it drew until then is read before the transcript is taken.

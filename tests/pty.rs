@@ -1,0 +1,277 @@
+//! `pty` steps through the real `lev` binary: real programs in real
+//! pseudo-terminals (bash, a full-screen program, a stand-in agent CLI that
+//! reports through `lev hook`), killed with lev and resumed by session id.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::kill;
+use support::lev::{Lev, of_type, repo_file, run_id_from};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn workflow(steps: &str) -> String {
+    format!("version: 1\nkind: workflow\nid: pty-test\nname: pty test\nsteps:\n{steps}")
+}
+
+/// A step's outputs, from its `step_succeeded`.
+fn outputs(lev: &Lev, run: &str, step: &str) -> serde_json::Value {
+    let events = lev.events(run);
+    of_type(&events, "step_succeeded")
+        .into_iter()
+        .find(|e| e["step"] == step)
+        .map(|e| e["outputs"].clone())
+        .unwrap_or_else(|| panic!("step {step} did not succeed: {events:#?}"))
+}
+
+#[test]
+fn a_prompt_is_typed_and_the_exit_code_and_screen_are_the_step_s() {
+    let lev = Lev::new();
+    let wf = lev.write_workflow(&workflow(
+        r#"  greet:
+    type: pty
+    command: bash
+    args: [--norc, --noprofile, -c, 'read -p "Your name? " n; printf "\e[1;31mhello %s\e[0m 你好 wide\n" "$n"; echo "size $(tput cols)x$(tput lines)"; exit 3']
+    prompt: Ada Lovelace
+    size: 90x20
+"#,
+    ));
+    let out = lev.run_headless(&wf, &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let run = run_id_from(&text).unwrap();
+    // The screen, line by line, colours gone, wide characters whole.
+    assert!(text.contains("  │ Your name? Ada Lovelace\n"), "{text}");
+    assert!(text.contains("  │ hello Ada Lovelace 你好 wide\n"), "{text}");
+    assert!(text.contains("  │ size 90x20\n"), "{text}");
+    assert!(text.contains("exited with code 3"), "{text}");
+    // The live transcript is the replay's.
+    assert_eq!(lev.replay(&run).trim_end(), text.trim_end());
+    let events = lev.events(&run);
+    let launched = &of_type(&events, "pty_launched")[0];
+    assert_eq!(launched["program"], "bash");
+    assert_eq!((launched["rows"].as_u64(), launched["cols"].as_u64()), (Some(20), Some(90)));
+    let env: Vec<&str> = launched["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(env.contains(&"LEV_RUN") && env.contains(&"LEV_STEP"), "{env:?}");
+    let finished = &of_type(&events, "pty_finished")[0];
+    assert_eq!(finished["exit_code"], 3);
+    assert_eq!(finished["ended_by"], "exit");
+}
+
+#[test]
+fn a_succeeded_step_s_outputs_are_its_text_and_exit_code() {
+    let lev = Lev::new();
+    let wf = lev.write_workflow(&workflow(
+        r#"  list:
+    type: pty
+    command: sh
+    args: [-c, 'echo one; echo two']
+  after:
+    type: shell
+    needs: [list]
+    run: 'printf "%s|%s" "${{ steps.list.outputs.exit_code }}" "${{ steps.list.outputs.text }}"'
+"#,
+    ));
+    let out = lev.run_headless(&wf, &[]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let run = run_id_from(&text).unwrap();
+    let list = outputs(&lev, &run, "list");
+    assert_eq!(list["exit_code"], 0);
+    assert_eq!(list["text"], "one\ntwo");
+    assert_eq!(outputs(&lev, &run, "after")["stdout"], "0|one\ntwo");
+}
+
+#[test]
+fn a_screen_that_waits_for_input_is_answered_or_fails_saying_why() {
+    let steps = r#"  deploy:
+    type: pty
+    command: bash
+    args: [--norc, --noprofile, -c, 'read -p "Deploy to which region? " r; echo "deploying to $r"']
+    input_when: { pattern: 'region\? *$', idle: 300ms }
+"#;
+    let lev = Lev::new();
+    let wf = lev.write_workflow(&workflow(steps));
+    let out = lev.run_headless(&wf, &["--answer", "deploy.input1=eu-west-3"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("  │ deploying to eu-west-3"), "{text}");
+    let run = run_id_from(&text).unwrap();
+    let asked = of_type(&lev.events(&run), "question_asked");
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0]["id"], "deploy.input1");
+    assert!(
+        asked[0]["ask"].as_str().unwrap().contains("Deploy to which region?"),
+        "{asked:?}"
+    );
+
+    // No one to answer: the step fails, saying what the program waits for.
+    let lev = Lev::new();
+    let wf = lev.write_workflow(&workflow(steps));
+    let out = lev.run_headless(&wf, &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("waits for input"), "{text}");
+    assert!(text.contains("Deploy to which region?"), "{text}");
+    assert!(text.contains("--answer"), "{text}");
+}
+
+#[test]
+fn done_when_ends_a_program_that_never_exits_and_a_full_screen_one_is_restored() {
+    let lev = Lev::new();
+    let wf = lev.write_workflow(&workflow(
+        r#"  serve:
+    type: pty
+    command: bash
+    args: [--norc, --noprofile, -c, 'echo before; tput smcup; echo FULL SCREEN; sleep 0.3; tput rmcup; echo "ready>"; sleep 60']
+    done_when: { pattern: 'ready>', idle: 300ms }
+"#,
+    ));
+    let started = Instant::now();
+    let out = lev.run_headless(&wf, &[]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(50), "it waited for the program");
+    assert!(text.contains("done (its `done_when` rule held)"), "{text}");
+    // The alternate screen came and went: the normal screen is back.
+    assert!(text.contains("  │ before\n  │ ready>"), "{text}");
+    assert!(!text.contains("  │ FULL SCREEN"), "{text}");
+}
+
+/// The stand-in agent CLI, with a marks directory of its own.
+fn fake_agent(lev: &Lev) -> (String, std::path::PathBuf) {
+    let marks = lev.dir.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let agent = repo_file("tests/fixtures/fake-agent").display().to_string();
+    (agent, marks)
+}
+
+fn wait_for(path: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// An agent CLI that takes its session id from lev (Claude Code's
+/// `--session-id`), asks for input through its hook, is killed with lev,
+/// and is relaunched with `--resume` and the same id.
+#[test]
+fn an_agent_cli_killed_with_lev_is_resumed_into_its_own_session() {
+    let lev = Lev::new();
+    let (agent, marks) = fake_agent(&lev);
+    let lev = lev.with_env("FAKE_AGENT_MARKS", &marks.display().to_string());
+    let wf = lev.write_workflow(&workflow(&format!(
+        r#"  work:
+    type: pty
+    command: {agent}
+    cli: claude
+    prompt: fix the failing test
+    done_when: stop
+"#
+    )));
+    let child = lev.spawn_headless(&wf, &["--answer", "work.input1=src/lib.rs"]);
+    wait_for(&marks.join("answered"), "the agent's question answered");
+    let first = kill::finish(child, Some(Duration::ZERO));
+    assert_eq!(first.code, None, "lev was to be killed: {}", first.stdout);
+    let run = run_id_from(&first.stdout).unwrap();
+    let session = lines(&marks.join("started"))[0].clone();
+    assert_eq!(lines(&marks.join("answered")), vec!["src/lib.rs"]);
+
+    let out = lev.run(&["resume", &run, "--headless"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    // Relaunched once, into the session it had, with no question asked again.
+    assert_eq!(lines(&marks.join("resumed")), vec![session.clone()]);
+    assert_eq!(lines(&marks.join("started")).len(), 1);
+    assert!(text.contains(&format!("resuming claude session {session}")), "{text}");
+    let events = lev.events(&run);
+    let launches = of_type(&events, "pty_launched");
+    assert_eq!(launches.len(), 2);
+    assert_eq!(launches[0]["session"], session.as_str());
+    assert_eq!(launches[0]["args"][0], "--session-id");
+    assert_eq!(launches[1]["args"][0], "--resume");
+    assert_eq!(launches[1]["args"][1], session.as_str());
+    assert_eq!(launches[1]["resumed"], true);
+    assert_eq!(of_type(&events, "question_asked").len(), 1);
+    let work = outputs(&lev, &run, "work");
+    assert_eq!(work["session"], session.as_str());
+    assert!(work["text"].as_str().unwrap().contains("all done"), "{work}");
+}
+
+/// An agent CLI that picks its own id (Codex): lev learns it from the hook
+/// and from what the screen shows, and resumes it with `resume ID`.
+#[test]
+fn an_agent_cli_s_own_session_id_is_learned_and_resumed() {
+    let lev = Lev::new();
+    let (agent, marks) = fake_agent(&lev);
+    let lev = lev.with_env("FAKE_AGENT_MARKS", &marks.display().to_string());
+    let wf = lev.write_workflow(&workflow(&format!(
+        r#"  work:
+    type: pty
+    command: {agent}
+    cli: codex
+    prompt: add a test
+    done_when: stop
+"#
+    )));
+    let child = lev.spawn_headless(&wf, &["--answer", "work.input1=tests/a.rs"]);
+    wait_for(&marks.join("answered"), "the agent's question answered");
+    let first = kill::finish(child, Some(Duration::ZERO));
+    let run = run_id_from(&first.stdout).unwrap();
+    let session = lines(&marks.join("started"))[0].clone();
+
+    let out = lev.run(&["resume", &run, "--headless"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(lines(&marks.join("resumed")), vec![session.clone()]);
+    let events = lev.events(&run);
+    let learned = of_type(&events, "pty_session");
+    assert_eq!(learned.len(), 1, "{learned:?}");
+    assert_eq!(learned[0]["session"], session.as_str());
+    let launches = of_type(&events, "pty_launched");
+    assert_eq!(launches[1]["args"][0], "resume");
+    assert_eq!(launches[1]["args"][1], session.as_str());
+}
+
+/// A program with no session to resume is not rerun behind the user's back.
+#[test]
+fn a_plain_program_interrupted_by_a_crash_waits_for_a_decision() {
+    let lev = Lev::new();
+    let marks = lev.dir.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let wf = lev.write_workflow(&workflow(&format!(
+        r#"  once:
+    type: pty
+    command: bash
+    args: [--norc, --noprofile, -c, 'echo ran >> {}/ran; sleep 60']
+"#,
+        marks.display()
+    )));
+    let child = lev.spawn_headless(&wf, &[]);
+    wait_for(&marks.join("ran"), "the program's start");
+    let first = kill::finish(child, Some(Duration::ZERO));
+    let run = run_id_from(&first.stdout).unwrap();
+    let out = lev.run(&["resume", &run, "--headless"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "paused for a decision: {text}");
+    assert_eq!(lines(&marks.join("ran")).len(), 1, "it ran again: {text}");
+}
