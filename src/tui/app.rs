@@ -245,7 +245,8 @@ async fn event_loop<B: Backend>(
             Some(n) = notices.recv() => {
                 dirty = true;
                 fold_notices(&mut state, &mut live, n, &mut notices);
-                Vec::new()
+                // A program that just started gets its pane's size.
+                state.fit_terminals()
             }
             _ = ticker.tick(), if state.animating() => {
                 dirty = true;

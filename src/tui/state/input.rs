@@ -20,6 +20,10 @@ impl State {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
         }
+        if self.typing_into().is_some() {
+            // Ctrl-C too: it is the program's.
+            return self.terminal_key(&key).unwrap_or_default();
+        }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         if ctrl && key.code == KeyCode::Char('c') && self.typing.is_none() {
             return self.handle_action(Action::Quit);
@@ -95,6 +99,9 @@ impl State {
             // its prompt (↑↓ pick, Enter sends, i types).
             self.focus_prompt(i.checked_sub(1));
             return Vec::new();
+        }
+        if let Some(effects) = self.terminal_key(&key) {
+            return effects;
         }
         match self.keymap.action(&key).or_else(|| fallback_action(&key)) {
             Some(a) => self.handle_action(a),

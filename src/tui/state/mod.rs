@@ -32,6 +32,8 @@ mod select;
 mod steering;
 mod swarm;
 pub mod terminal;
+mod terminal_keys;
+pub use terminal_keys::LEAVE_NAME;
 mod worktrees;
 
 use std::collections::BTreeSet;
@@ -213,6 +215,9 @@ pub struct State {
     pub message: Option<String>,
     /// Terminal size from `Resize` (for paging and mouse hit-testing).
     pub size: (u16, u16),
+    /// The pane whose `pty` program takes every key (entered with Enter,
+    /// left with `LEAVE_NAME`).
+    pub terminal_input: Option<usize>,
     pub replay: Option<Replay>,
     /// Memory bank entries shown by the memory overlay, and its cursor.
     pub memory: Vec<MemoryRecord>,
@@ -287,6 +292,7 @@ impl State {
             queued: Vec::new(),
             message: None,
             size: (120, 36),
+            terminal_input: None,
             replay: None,
             memory: Vec::new(),
             memory_cursor: 0,
@@ -392,6 +398,9 @@ impl State {
                 self.handle_mouse(m);
                 Vec::new()
             }
+            Input::Paste(s) if self.typing_into().is_some() => {
+                self.terminal_paste(&s).unwrap_or_default()
+            }
             Input::Paste(s) => {
                 // Pasting onto a focused plan review opens its editor with
                 // the pasted plan; onto a question, a free-text answer.
@@ -428,6 +437,7 @@ impl State {
         };
         out.extend(more);
         out.extend(self.drain_effects());
+        out.extend(self.fit_terminals());
         if self.replay.is_some() {
             // Replay shows a recorded run: nothing steers it. What acts on
             // the record itself (retry, fork, worktrees) still goes out.

@@ -35,6 +35,17 @@ impl TerminalView {
         self.parser.screen().scrollback()
     }
 
+    /// The pane changed size: the emulator follows (the program is told
+    /// through the engine).
+    pub fn set_size(&mut self, rows: u16, cols: u16) {
+        if let (Some(r), Some(c)) = (
+            std::num::NonZeroU16::new(rows),
+            std::num::NonZeroU16::new(cols),
+        ) {
+            self.parser.screen_mut().set_size(r, c);
+        }
+    }
+
     /// Rows and columns.
     pub fn size(&self) -> (u16, u16) {
         let (rows, cols) = self.parser.screen().size();

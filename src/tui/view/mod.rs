@@ -173,6 +173,11 @@ fn pane_state_word(state: &State, p: &Pane) -> &'static str {
         "stopped"
     } else if state.run.needs_input(&p.step) {
         "needs input"
+    } else if let Some(word) = p
+        .terminal_state
+        .filter(|s| !p.status.is_terminal() && *s != crate::protocol::TerminalState::Running)
+    {
+        word.as_str()
     } else if state.run.holds(p) {
         "paused"
     } else if state.run.runs_on_while_paused(p) {

@@ -290,8 +290,101 @@ fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: 
             theme.style("dim"),
         ));
     }
+    if let Some(view) = &p.terminal {
+        let typing = state.typing_into() == Some(index_of(state, p));
+        let hint = if typing {
+            Some(format!(
+                " typing into the program · {} leaves ",
+                crate::tui::state::LEAVE_NAME
+            ))
+        } else if focused && !p.status.is_terminal() {
+            Some(" Enter types into the program ".to_string())
+        } else {
+            None
+        };
+        if let Some(hint) = hint {
+            block = block.title_bottom(Span::styled(hint, theme.style("dim")));
+        }
+        block.render(area, buf);
+        terminal_body(view, typing, inner, buf);
+        return;
+    }
     block.render(area, buf);
     body(p, theme, inner, top, selection, buf);
+}
+
+fn index_of(state: &State, p: &Pane) -> usize {
+    state
+        .run
+        .panes
+        .iter()
+        .position(|q| std::ptr::eq(q, p))
+        .unwrap_or(usize::MAX)
+}
+
+/// A program's screen, cell by cell: its colours and attributes, wide
+/// characters whole, its cursor while it takes the keys.
+fn terminal_body(
+    view: &crate::tui::state::terminal::TerminalView,
+    typing: bool,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let screen = view.screen();
+    let (rows, cols) = view.size();
+    for row in 0..rows.min(area.height) {
+        for col in 0..cols.min(area.width) {
+            let Some(cell) = screen.cell(row, col) else {
+                continue;
+            };
+            if cell.is_wide_continuation() {
+                continue;
+            }
+            let (x, y) = (area.x + col, area.y + row);
+            // A wide character at the last column would spill over the border.
+            if cell.is_wide() && col + 1 >= area.width {
+                continue;
+            }
+            let Some(out) = buf.cell_mut((x, y)) else {
+                continue;
+            };
+            let text = cell.contents();
+            out.set_symbol(if text.is_empty() { " " } else { text });
+            out.set_style(cell_style(cell));
+        }
+    }
+    if typing && !screen.hide_cursor() {
+        let (row, col) = screen.cursor_position();
+        if row < area.height
+            && col < area.width
+            && let Some(out) = buf.cell_mut((area.x + col, area.y + row))
+        {
+            let style = out.style().add_modifier(ratatui::style::Modifier::REVERSED);
+            out.set_style(style);
+        }
+    }
+}
+
+fn cell_style(cell: &vt100::Cell) -> Style {
+    use ratatui::style::{Color, Modifier};
+    let color = |c: vt100::Color| match c {
+        vt100::Color::Default => Color::Reset,
+        vt100::Color::Idx(i) => Color::Indexed(i),
+        vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
+    };
+    let mut style = Style::default().fg(color(cell.fgcolor())).bg(color(cell.bgcolor()));
+    for (on, m) in [
+        (cell.bold(), Modifier::BOLD),
+        (cell.dim(), Modifier::DIM),
+        (cell.italic(), Modifier::ITALIC),
+        (cell.underline(), Modifier::UNDERLINED),
+        (cell.inverse(), Modifier::REVERSED),
+    ] {
+        if on {
+            style = style.add_modifier(m);
+        }
+    }
+    style
 }
 
 /// One display row of a pane.

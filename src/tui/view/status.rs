@@ -82,6 +82,18 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         ));
         left.push(Span::raw(" "));
     }
+    if let Some(p) = state.typing_into().and_then(|i| run.panes.get(i)) {
+        // Every key goes to the program: say which, and the way out.
+        left.push(Span::styled(
+            format!(
+                " ⌨ keys go to {} · {} leaves ",
+                clip(p.step.as_str(), 40),
+                crate::tui::state::LEAVE_NAME
+            ),
+            theme.style("badge"),
+        ));
+        left.push(Span::raw(" "));
+    }
     let pending = state.pending_count();
     if pending > 0 {
         left.push(Span::styled(
