@@ -714,3 +714,70 @@ fn a_revised_plan_is_reviewed_and_run_in_the_workbench() {
     assert_eq!(show["status"], "succeeded", "{show}");
     assert_eq!(show["outputs"]["replaced"], serde_json::json!(["stuck"]));
 }
+
+/// A `pty` step's pane in the workbench: its program's screen drawn in the
+/// pane at the pane's size, entered with Enter (keys and wide characters go
+/// to the program), left with Ctrl-g (lev's keys again), and the run ends
+/// when the program exits.
+#[test]
+fn a_program_s_pane_is_entered_typed_into_and_left() {
+    if skip_without_tmux() {
+        return;
+    }
+    let lev = Lev::new();
+    let wf = lev.write_workflow(
+        r#"version: 1
+kind: workflow
+id: echo-pty
+name: echo in a terminal
+steps:
+  echo:
+    type: pty
+    command: bash
+    args: [--norc, --noprofile, -c, 'while IFS= read -r -p "ready($(tput cols)x$(tput lines))> " line; do [ "$line" = quit ] && exit 0; printf "you typed: \e[32m%s\e[0m\n" "$line"; done']
+"#,
+    );
+    let wf = wf.display().to_string();
+    let t = Tmux::start(&lev, &["run", &wf]);
+    t.wait_for("the program's prompt in its pane", 30, |s| s.contains("ready("));
+    t.wait_for("the hint to enter it", 10, |s| {
+        s.contains("Enter types into the program")
+    });
+    t.send("Enter");
+    t.wait_for("the keys to go to the program", 10, |s| {
+        s.contains("keys go to echo") && s.contains("Ctrl-g leaves")
+    });
+    t.tmux(&["send-keys", "-t", "main", "-l", "hello 世界"]);
+    t.send("Enter");
+    let screen = t.wait_for("the program's answer", 10, |s| {
+        s.contains("you typed: hello 世界")
+    });
+    // The program's terminal is the pane's size, not the 120×40 it began in.
+    let prompt = screen
+        .lines()
+        .rev()
+        .find_map(|l| l.split("ready(").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no prompt:\n{screen}"))
+        .to_string();
+    assert_ne!(prompt, "120x40", "the terminal kept its first size:\n{screen}");
+    let cols: u16 = prompt.split('x').next().unwrap().parse().unwrap();
+    assert!(cols < 140, "{prompt}");
+
+    // Ctrl-g leaves: `?` is lev's help again, not a key for the program.
+    t.send("C-g");
+    t.wait_for("lev's keys again", 10, |s| s.contains("left the program"));
+    t.send("?");
+    t.wait_for("lev's help", 10, |s| s.contains("Esc closes"));
+    t.send("Escape");
+    t.wait_for("the help closed", 10, |s| !s.contains("Esc closes"));
+    t.send("Enter");
+    t.wait_for("the keys to go to the program again", 10, |s| {
+        s.contains("keys go to echo")
+    });
+    t.tmux(&["send-keys", "-t", "main", "-l", "quit"]);
+    t.send("Enter");
+    t.wait_for("the run to succeed", 30, |s| s.contains("succeeded ·"));
+    t.send("q");
+    assert_eq!(t.wait_exit(20), 0);
+}
