@@ -811,6 +811,10 @@ impl State {
                     self.focus_pane = t.pane;
                     self.focus = Focus::Panes;
                 } else if let Some(i) = hit {
+                    if self.terminal_input.is_some_and(|t| t != i) {
+                        // Clicking another pane leaves the program's terminal.
+                        self.terminal_input = None;
+                    }
                     self.focus_pane = i;
                     self.focus = Focus::Panes;
                 } else if reg.sidebar.is_some_and(|s| s.contains(at)) && self.pending_count() > 0 {

@@ -52,6 +52,11 @@ impl Pane {
     /// Scrolls by `delta` rows (positive = up), clamped to the content;
     /// reaching the bottom follows again.
     pub fn scroll_by(&mut self, delta: isize, w: usize, h: usize) {
+        if let Some(view) = self.terminal.as_mut() {
+            // A program's pane scrolls its terminal's scrollback.
+            view.scroll_by(delta);
+            return;
+        }
         let top = self.view_top(w, h);
         let to = if delta >= 0 {
             self.rows_up(top, delta.unsigned_abs(), w)
@@ -63,6 +68,10 @@ impl Pane {
 
     /// Shows the first kept row.
     pub fn scroll_to_top(&mut self, w: usize, h: usize) {
+        if let Some(view) = self.terminal.as_mut() {
+            view.scroll_to(usize::MAX);
+            return;
+        }
         self.hold(
             RowPos {
                 line: self.dropped,
@@ -74,6 +83,9 @@ impl Pane {
     }
 
     pub fn scroll_to_bottom(&mut self) {
+        if let Some(view) = self.terminal.as_mut() {
+            view.scroll_to(0);
+        }
         self.scroll = Scroll::Follow;
     }
 

@@ -47,6 +47,17 @@ impl TerminalView {
     }
 
     /// Rows and columns.
+    /// Scrolls `delta` lines (positive: up, into the scrollback).
+    pub fn scroll_by(&mut self, delta: isize) -> usize {
+        let now = self.parser.screen().scrollback();
+        self.scroll_to(now.saturating_add_signed(delta))
+    }
+
+    /// Lines of scrollback shown above the live screen (0: the live screen).
+    pub fn scrolled(&self) -> usize {
+        self.parser.screen().scrollback()
+    }
+
     pub fn size(&self) -> (u16, u16) {
         let (rows, cols) = self.parser.screen().size();
         (rows.get(), cols.get())

@@ -292,7 +292,9 @@ fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: 
     }
     if let Some(view) = &p.terminal {
         let typing = state.typing_into() == Some(index_of(state, p));
-        let hint = if typing {
+        let hint = if view.scrolled() > 0 {
+            Some(format!(" ↑ {} lines up · End follows ", view.scrolled()))
+        } else if typing {
             Some(format!(
                 " typing into the program · {} leaves ",
                 crate::tui::state::LEAVE_NAME

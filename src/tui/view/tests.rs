@@ -1198,3 +1198,98 @@ fn runs_browser_columns_align_with_wide_names() {
         assert_eq!(col(row, id), want, "{row}\n{text}");
     }
 }
+
+/// A `pty` step's pane draws what its program wrote as a terminal would:
+/// colours and attributes kept, wide characters whole, the alternate
+/// screen gone once left; entered, the keys go to the program and the pane
+/// says how to leave; at 80×24 as at 200×50.
+#[test]
+fn a_program_s_screen_is_drawn_in_its_pane() {
+    use crate::protocol::{Attempt, Delta, Event, Notice, Recorded, Seq, StepKey};
+    use ratatui::style::{Color, Modifier};
+    for (w, h) in [(80u16, 24u16), (200, 50)] {
+        let mut s = settled();
+        let run = crate::tui::state::sample::sample_run_id();
+        let step = StepKey::new("term");
+        let event = |seq: u64, event: Event| {
+            Notice::Event(Recorded {
+                run: run.clone(),
+                seq: Seq(seq),
+                event,
+            })
+        };
+        s.apply(&event(
+            401,
+            Event::StepStarted {
+                step: step.clone(),
+                attempt: Attempt(1),
+                fingerprint: "fp".into(),
+                kind: "pty".into(),
+                mode: None,
+                idempotent: false,
+                hints: Vec::new(),
+                at: Millis(T0 + 32_000),
+            },
+        ));
+        s.apply(&event(
+            402,
+            Event::PtyLaunched {
+                step: step.clone(),
+                attempt: Attempt(1),
+                program: "htop".into(),
+                args: Vec::new(),
+                cwd: "/w".into(),
+                env: vec!["LEV_RUN".into()],
+                rows: 40,
+                cols: 120,
+                cli: None,
+                session: None,
+                resumed: false,
+                at: Millis(T0 + 32_000),
+            },
+        ));
+        let i = s.run.panes.iter().position(|p| p.step == step).unwrap();
+        s.focus_pane = i;
+        s.focus = crate::tui::state::Focus::Panes;
+        s.handle_action(Action::ToggleZoom);
+        s.handle(Input::Resize(w, h));
+        let bytes = "before\r\n\x1b[?1049h\x1b[2J\x1b[HFULL\x1b[?1049l\x1b[1;31mred 你好\x1b[0m tab\there\r\n"
+            .as_bytes()
+            .to_vec();
+        s.apply(&Notice::Delta(run.clone(), Delta::PtyOutput { step: step.clone(), bytes }));
+        // The pane's size reached the emulator (and the program, as an op).
+        let (rows, cols) = s.run.panes[i].terminal.as_ref().unwrap().size();
+        assert!(cols < w && rows < h && cols > 20, "{rows}x{cols}");
+        let buf = render(&s, &Theme::fallback(), w, h);
+        let text = buffer_text(&buf);
+        assert!(text.contains("before"), "{text}");
+        assert!(text.contains("red 你好 tab    here"), "{text}");
+        assert!(!text.contains("FULL"), "{text}");
+        assert!(text.contains("Enter types into the program"), "{text}");
+        let (x, y) = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .find(|&(x, y)| {
+                buf[(x, y)].symbol() == "r"
+                    && buf[(x + 1, y)].symbol() == "e"
+                    && buf[(x + 2, y)].symbol() == "d"
+            })
+            .unwrap();
+        assert_eq!(buf[(x, y)].fg, Color::Indexed(1));
+        assert!(buf[(x, y)].modifier.contains(Modifier::BOLD));
+        assert_eq!(buf[(x + 4, y)].symbol(), "你");
+        assert_eq!(buf[(x + 8, y)].fg, Color::Reset);
+
+        s.handle(Input::Key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Enter,
+        )));
+        let effects = s.handle(Input::Key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Char('q'),
+        )));
+        assert!(
+            matches!(&effects[..], [Effect::Op(crate::protocol::Op::PtyInput { bytes, .. })] if bytes == b"q"),
+            "{effects:?}"
+        );
+        let text = screen(&s, w, h);
+        assert!(text.contains("Ctrl-g leaves"), "{text}");
+    }
+}
