@@ -155,6 +155,9 @@ pub struct Config {
     /// Caps on the size of LLM replies (`llm:`).
     pub reply_limits: ReplyLimits,
     pub tui: TuiSettings,
+    /// `pty.clis:`: the agent CLIs `pty` steps know (built in, then the
+    /// config's, which add CLIs or replace a built-in one's settings).
+    pub agent_clis: BTreeMap<String, crate::commands::agent_cli::AgentCli>,
     /// Files the config was read from, for `lev config` and messages.
     pub sources: Vec<PathBuf>,
 }
@@ -333,6 +336,7 @@ impl Default for Config {
             flowmind: FlowmindSettings::default(),
             reply_limits: ReplyLimits::default(),
             tui: TuiSettings::default(),
+            agent_clis: crate::commands::agent_cli::builtin(),
             sources: Vec::new(),
         }
     }

@@ -195,6 +195,7 @@ pub fn run_settings(
     in_flight: Option<InFlightDecision>,
     config: Config,
 ) -> RunSettings {
+    let clis = config.agent_clis.clone();
     RunSettings {
         config,
         modes,
@@ -206,7 +207,10 @@ pub fn run_settings(
             shell_allow: Vec::new(),
             followups: Default::default(),
             in_flight,
-            terminals: Default::default(),
+            terminals: crate::workflow::TerminalOptions {
+                clis,
+                hook_socket: None,
+            },
         },
     }
 }

@@ -50,6 +50,12 @@
 //! llm:                       # caps on one LLM reply; past one the step fails
 //!   max_reply_bytes: 4194304           # reply text (and reasoning), default 4 MiB
 //!   max_tool_argument_bytes: 1048576   # one tool call's arguments, default 1 MiB
+//! pty:
+//!   clis:                    # agent CLIs `pty` steps run (claude, codex, gemini,
+//!     mycli:                 #   opencode, aider are built in; this adds or changes one)
+//!       new_session: [--session-id, "{session}"]  # start a session of an id lev picks
+//!       resume: [--resume, "{session}"]           # relaunch into it after a crash
+//!       session_pattern: 'session: (\S+)'        # else: find its id on screen
 //! tui:
 //!   scrollback_lines: 100000 # lines each pane keeps (≈ 11 MB of 80-char lines); min 100
 //!   attention:               # a question or approval waits, the run ends or pauses (once each)
@@ -117,6 +123,23 @@ struct FileConfig {
     flowmind: Option<FileFlowmind>,
     llm: Option<FileLlm>,
     tui: Option<FileTui>,
+    pty: Option<FilePty>,
+}
+
+/// `pty: { clis: { NAME: { new_session, resume, session_pattern } } }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePty {
+    #[serde(default)]
+    clis: BTreeMap<String, FileCli>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCli {
+    new_session: Option<Vec<String>>,
+    resume: Option<Vec<String>>,
+    session_pattern: Option<Spanned<String>>,
 }
 
 /// `flowmind: { mode, repeats, instructions, provider, model, cadence,
@@ -458,6 +481,44 @@ impl Layers {
             limits.max_tool_argument_bytes = l
                 .max_tool_argument_bytes
                 .unwrap_or(limits.max_tool_argument_bytes);
+        }
+        if let Some(pty) = file.pty {
+            for (name, c) in pty.clis {
+                let cli = self
+                    .config
+                    .agent_clis
+                    .entry(name.clone())
+                    .or_insert_with(|| crate::commands::agent_cli::AgentCli {
+                        name: name.clone(),
+                        new_session: Vec::new(),
+                        resume: Vec::new(),
+                        session_pattern: None,
+                    });
+                if let Some(args) = c.new_session {
+                    cli.new_session = args;
+                }
+                if let Some(args) = c.resume {
+                    cli.resume = args;
+                }
+                if let Some(p) = c.session_pattern {
+                    let groups = regex::Regex::new(&p.value).map(|re| re.captures_len());
+                    if !matches!(groups, Ok(n) if n >= 2) {
+                        let why = match groups {
+                            Err(e) => e.to_string(),
+                            Ok(_) => "it has no group `( … )` for the session id".into(),
+                        };
+                        return Err(ConfigError::Parse {
+                            path: path.to_path_buf(),
+                            line: p.referenced.line(),
+                            col: p.referenced.column(),
+                            message: format!(
+                                "`pty.clis.{name}.session_pattern` is not a usable pattern: {why}"
+                            ),
+                        });
+                    }
+                    cli.session_pattern = Some(p.value);
+                }
+            }
         }
         let tui = file.tui.unwrap_or(FileTui {
             attention: None,
@@ -831,6 +892,32 @@ mod tests {
             err.to_string(),
             "LEV_PROVIDER: unknown provider `gemini`; expected one of: openai, anthropic, ollama, scripted"
         );
+    }
+
+    #[test]
+    fn agent_clis_are_added_or_changed_and_a_bad_pattern_points_at_its_line() {
+        let cwd = tempfile::tempdir().unwrap();
+        let c = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap();
+        assert_eq!(c.agent_clis["claude"].resume, vec!["--resume", "{session}"]);
+        std::fs::write(
+            cwd.path().join("lev.yaml"),
+            "pty:\n  clis:\n    mycli:\n      resume: [--continue, \"{session}\"]\n      session_pattern: 'id=(\\w+)'\n    codex:\n      resume: [resume, --last]\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap();
+        assert_eq!(c.agent_clis["mycli"].resume, vec!["--continue", "{session}"]);
+        assert_eq!(c.agent_clis["mycli"].session_pattern.as_deref(), Some("id=(\\w+)"));
+        assert_eq!(c.agent_clis["codex"].resume, vec!["resume", "--last"]);
+        // What the file does not say stays built in.
+        assert!(c.agent_clis["codex"].session_pattern.is_some());
+        std::fs::write(
+            cwd.path().join("lev.yaml"),
+            "pty:\n  clis:\n    mycli:\n      session_pattern: 'no group'\n",
+        )
+        .unwrap();
+        let err = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("lev.yaml:4:"), "{err}");
+        assert!(err.to_string().contains("no group"), "{err}");
     }
 
     #[test]
