@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub mod agent_cli;
 mod llm_settings;
 mod load;
 
@@ -157,7 +158,7 @@ pub struct Config {
     pub tui: TuiSettings,
     /// `pty.clis:`: the agent CLIs `pty` steps know (built in, then the
     /// config's, which add CLIs or replace a built-in one's settings).
-    pub agent_clis: BTreeMap<String, crate::commands::agent_cli::AgentCli>,
+    pub agent_clis: BTreeMap<String, crate::config::agent_cli::AgentCli>,
     /// Files the config was read from, for `lev config` and messages.
     pub sources: Vec<PathBuf>,
 }
@@ -336,7 +337,7 @@ impl Default for Config {
             flowmind: FlowmindSettings::default(),
             reply_limits: ReplyLimits::default(),
             tui: TuiSettings::default(),
-            agent_clis: crate::commands::agent_cli::builtin(),
+            agent_clis: crate::config::agent_cli::builtin(),
             sources: Vec::new(),
         }
     }

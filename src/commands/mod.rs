@@ -8,7 +8,6 @@
 //!
 //! Must not depend on `journal`, `workflow` or any participant.
 
-pub mod agent_cli;
 pub mod lifeline;
 pub mod offline;
 pub mod process;

@@ -488,7 +488,7 @@ impl Layers {
                     .config
                     .agent_clis
                     .entry(name.clone())
-                    .or_insert_with(|| crate::commands::agent_cli::AgentCli {
+                    .or_insert_with(|| crate::config::agent_cli::AgentCli {
                         name: name.clone(),
                         new_session: Vec::new(),
                         resume: Vec::new(),

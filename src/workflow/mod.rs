@@ -82,7 +82,7 @@ pub struct RunOptions {
 #[derive(Debug, Clone)]
 pub struct TerminalOptions {
     /// Agent CLIs by name (built in, then the config's `pty.clis:`).
-    pub clis: BTreeMap<String, crate::commands::agent_cli::AgentCli>,
+    pub clis: BTreeMap<String, crate::config::agent_cli::AgentCli>,
     /// The control socket `lev hook` reaches this process on (none: the
     /// programs' hooks cannot report).
     pub hook_socket: Option<std::path::PathBuf>,
@@ -91,7 +91,7 @@ pub struct TerminalOptions {
 impl Default for TerminalOptions {
     fn default() -> TerminalOptions {
         TerminalOptions {
-            clis: crate::commands::agent_cli::builtin(),
+            clis: crate::config::agent_cli::builtin(),
             hook_socket: None,
         }
     }

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use super::attempt::{AttemptCtx, StepError, humantime};
 use super::context::RunCtx;
 use super::human::{self, Ask};
-use crate::commands::agent_cli::{self, AgentCli};
+use crate::config::agent_cli::{self, AgentCli};
 use crate::commands::pty::{Pty, PtyCommand};
 use crate::protocol::{Delta, Event, HookReport, StepKey, TerminalState};
 use crate::spec::{DoneWhen, ScreenRule, TerminalSize};

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::{StepType, Work, field, not_mine};
-use crate::commands::agent_cli;
+use crate::config::agent_cli;
 use crate::protocol::StepKey;
 use crate::spec::expr::EvalContext;
 use crate::spec::{Step, StepKind};
