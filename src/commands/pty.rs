@@ -150,6 +150,12 @@ impl Pty {
         self.group.and_then(|g| u32::try_from(g.as_raw()).ok())
     }
 
+    /// Bytes it has written so far: a screen read at one count is the
+    /// same at that count.
+    pub fn output_seen(&self) -> u64 {
+        *self.output.borrow()
+    }
+
     /// How long since it last drew anything (`None`: it has drawn nothing yet).
     pub fn quiet_for(&self) -> Option<Duration> {
         if *self.output.borrow() == 0 {

@@ -370,6 +370,11 @@ async fn drive(
     // A resumed conversation has its prompt already.
     let mut prompt = plan.prompt.clone().filter(|_| !launch.resumed);
     let mut screen = ScreenWatch::default();
+    let done_rule = match &plan.done_when {
+        DoneWhen::Screen(rule) => Some(Rule::of(rule)),
+        _ => None,
+    };
+    let input_rule = plan.input_when.as_ref().map(Rule::of);
     let mut question: Option<BoxFuture<'static, Result<String, String>>> = None;
     let mut asked = asked_before(ctx, &actx.key);
     let timeout = tokio::time::sleep(actx.step.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4)));
@@ -445,8 +450,18 @@ async fn drive(
                     tracing::debug!(step = %actx.key, "the program exited");
                     return End::Exited(pty.exited().await);
                 }
-                let text = pty.screen_text();
-                screen.saw(&text);
+                // The screen is read only when the program drew since the
+                // last look: eight idle programs cost next to nothing.
+                let drawn = pty.output_seen();
+                if drawn != screen.drawn {
+                    screen.drawn = drawn;
+                    screen.saw(&pty.screen_text());
+                    if session.known.is_none()
+                        && let Err(e) = session.look(actx, &screen.text, "output").await
+                    {
+                        return End::Failed(format!("{e:?}"));
+                    }
+                }
                 if let Some(p) = &prompt {
                     let ready = match pty.quiet_for() {
                         Some(quiet) => quiet >= READY_QUIET,
@@ -463,25 +478,21 @@ async fn drive(
                         continue;
                     }
                 }
-                if session.known.is_none()
-                    && let Err(e) = session.look(actx, &text, "output").await
-                {
-                    return End::Failed(format!("{e:?}"));
-                }
-                if let DoneWhen::Screen(rule) = &plan.done_when
+                if let Some(rule) = &done_rule
                     && prompt.is_none()
                     && screen.holds(rule)
                 {
                     return End::Done("done_when");
                 }
-                if let Some(rule) = &plan.input_when
+                if let Some(rule) = &input_rule
                     && question.is_none()
                     && prompt.is_none()
                     && screen.holds(rule)
                 {
                     set_state(TerminalState::NeedsInput, &mut state);
                     asked += 1;
-                    question = Some(ask(actx, asked, &plan.program, last_lines(&text, 3), TerminalState::NeedsInput));
+                    let shows = last_lines(&screen.text, 3);
+                    question = Some(ask(actx, asked, &plan.program, shows, TerminalState::NeedsInput));
                 }
             }
         }
@@ -524,11 +535,34 @@ fn ask(
     Box::pin(async move { human::ask(&ctx, &q).await.map(|a| a.text) })
 }
 
+/// A screen rule with its pattern compiled once.
+struct Rule {
+    pattern: Option<regex::Regex>,
+    idle: Duration,
+}
+
+impl Rule {
+    fn of(rule: &ScreenRule) -> Rule {
+        Rule {
+            // Checked when the workflow was loaded.
+            pattern: rule.pattern.as_deref().and_then(|p| {
+                regex::RegexBuilder::new(p)
+                    .size_limit(1 << 20)
+                    .build()
+                    .ok()
+            }),
+            idle: Duration::from_millis(rule.idle_ms),
+        }
+    }
+}
+
 /// Whether the screen has stayed the same long enough for a rule, with
 /// hysteresis: it must be unchanged for the rule's quiet time, counted
 /// anew after lev typed into it.
 #[derive(Default)]
 struct ScreenWatch {
+    /// The program's output count when the screen was last read.
+    drawn: u64,
     hash: u64,
     since: Option<Instant>,
     text: String,
@@ -558,20 +592,15 @@ impl ScreenWatch {
         self.fired = true;
     }
 
-    fn holds(&mut self, rule: &ScreenRule) -> bool {
+    fn holds(&mut self, rule: &Rule) -> bool {
         if self.fired {
             return false;
         }
-        let quiet = self
-            .since
-            .is_some_and(|s| s.elapsed() >= Duration::from_millis(rule.idle_ms));
-        let matches = match &rule.pattern {
-            Some(p) => regex::RegexBuilder::new(p)
-                .size_limit(1 << 20)
-                .build()
-                .is_ok_and(|re| re.is_match(&self.text)),
-            None => true,
-        };
+        let quiet = self.since.is_some_and(|s| s.elapsed() >= rule.idle);
+        let matches = rule
+            .pattern
+            .as_ref()
+            .is_none_or(|re| re.is_match(&self.text));
         if quiet && matches {
             self.fired = true;
             return true;
