@@ -13,7 +13,10 @@
 
 #[path = "common/cpu.rs"]
 mod cpu;
+#[path = "common/sink.rs"]
+mod sink;
 use cpu::cpu_time;
+use sink::Counted;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,63 +32,13 @@ use lev::tui::app::{self, App, Launch, Screen};
 use lev::tui::keymap::Keymap;
 use lev::tui::theme::{Catalog, Theme};
 use lev::workflow::{self, EngineDeps, RunOptions, Start};
-use ratatui::backend::{Backend, ClearType, CrosstermBackend, WindowSize};
-use ratatui::buffer::Cell;
-use ratatui::layout::{Position, Size};
+use ratatui::backend::CrosstermBackend;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 
 const AGENTS: usize = 16;
 const WORDS_PER_SEC: u64 = 200;
 const WIDTH: u16 = 200;
 const HEIGHT: u16 = 50;
-
-/// Crossterm's backend writing to a sink, at a fixed size, counting frames.
-struct Counted {
-    inner: CrosstermBackend<std::io::Sink>,
-    frames: Arc<AtomicU64>,
-}
-
-impl Backend for Counted {
-    type Error = std::io::Error;
-
-    fn draw<'a, I>(&mut self, content: I) -> Result<(), Self::Error>
-    where
-        I: Iterator<Item = (u16, u16, &'a Cell)>,
-    {
-        self.inner.draw(content)
-    }
-    fn hide_cursor(&mut self) -> Result<(), Self::Error> {
-        self.inner.hide_cursor()
-    }
-    fn show_cursor(&mut self) -> Result<(), Self::Error> {
-        self.inner.show_cursor()
-    }
-    fn get_cursor_position(&mut self) -> Result<Position, Self::Error> {
-        Ok(Position::ORIGIN)
-    }
-    fn set_cursor_position<P: Into<Position>>(&mut self, position: P) -> Result<(), Self::Error> {
-        self.inner.set_cursor_position(position)
-    }
-    fn clear(&mut self) -> Result<(), Self::Error> {
-        self.inner.clear()
-    }
-    fn clear_region(&mut self, clear_type: ClearType) -> Result<(), Self::Error> {
-        self.inner.clear_region(clear_type)
-    }
-    fn size(&self) -> Result<Size, Self::Error> {
-        Ok(Size::new(WIDTH, HEIGHT))
-    }
-    fn window_size(&mut self) -> Result<WindowSize, Self::Error> {
-        Ok(WindowSize {
-            columns_rows: Size::new(WIDTH, HEIGHT),
-            pixels: Size::new(0, 0),
-        })
-    }
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        self.frames.fetch_add(1, Ordering::Relaxed);
-        self.inner.flush()
-    }
-}
 
 /// Sixteen agents with no needs, each answered by one long streamed reply.
 fn setup(dir: &std::path::Path, secs: u64) -> (std::path::PathBuf, Config) {
@@ -188,6 +141,8 @@ async fn workbench_run(dir: &std::path::Path, path: &std::path::Path, config: &C
     let backend = Counted {
         inner: CrosstermBackend::new(std::io::sink()),
         frames: frames.clone(),
+        width: WIDTH,
+        height: HEIGHT,
     };
     let mut terminal = Terminal::with_options(
         backend,

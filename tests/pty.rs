@@ -46,7 +46,10 @@ fn a_prompt_is_typed_and_the_exit_code_and_screen_are_the_step_s() {
     let run = run_id_from(&text).unwrap();
     // The screen, line by line, colours gone, wide characters whole.
     assert!(text.contains("  │ Your name? Ada Lovelace\n"), "{text}");
-    assert!(text.contains("  │ hello Ada Lovelace 你好 wide\n"), "{text}");
+    assert!(
+        text.contains("  │ hello Ada Lovelace 你好 wide\n"),
+        "{text}"
+    );
     assert!(text.contains("  │ size 90x20\n"), "{text}");
     assert!(text.contains("exited with code 3"), "{text}");
     // The live transcript is the replay's.
@@ -54,14 +57,20 @@ fn a_prompt_is_typed_and_the_exit_code_and_screen_are_the_step_s() {
     let events = lev.events(&run);
     let launched = &of_type(&events, "pty_launched")[0];
     assert_eq!(launched["program"], "bash");
-    assert_eq!((launched["rows"].as_u64(), launched["cols"].as_u64()), (Some(20), Some(90)));
+    assert_eq!(
+        (launched["rows"].as_u64(), launched["cols"].as_u64()),
+        (Some(20), Some(90))
+    );
     let env: Vec<&str> = launched["env"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|v| v.as_str())
         .collect();
-    assert!(env.contains(&"LEV_RUN") && env.contains(&"LEV_STEP"), "{env:?}");
+    assert!(
+        env.contains(&"LEV_RUN") && env.contains(&"LEV_STEP"),
+        "{env:?}"
+    );
     let finished = &of_type(&events, "pty_finished")[0];
     assert_eq!(finished["exit_code"], 3);
     assert_eq!(finished["ended_by"], "exit");
@@ -110,7 +119,10 @@ fn a_screen_that_waits_for_input_is_answered_or_fails_saying_why() {
     assert_eq!(asked.len(), 1);
     assert_eq!(asked[0]["id"], "deploy.input1");
     assert!(
-        asked[0]["ask"].as_str().unwrap().contains("Deploy to which region?"),
+        asked[0]["ask"]
+            .as_str()
+            .unwrap()
+            .contains("Deploy to which region?"),
         "{asked:?}"
     );
 
@@ -140,7 +152,10 @@ fn done_when_ends_a_program_that_never_exits_and_a_full_screen_one_is_restored()
     let out = lev.run_headless(&wf, &[]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(50), "it waited for the program");
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "it waited for the program"
+    );
     assert!(text.contains("done (its `done_when` rule held)"), "{text}");
     // The alternate screen came and went: the normal screen is back.
     assert!(text.contains("  │ before\n  │ ready>"), "{text}");
@@ -198,11 +213,18 @@ fn an_agent_cli_killed_with_lev_is_resumed_into_its_own_session() {
 
     let out = lev.run(&["resume", &run, "--headless"]);
     let text = stdout(&out);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Relaunched once, into the session it had, with no question asked again.
     assert_eq!(lines(&marks.join("resumed")), vec![session.clone()]);
     assert_eq!(lines(&marks.join("started")).len(), 1);
-    assert!(text.contains(&format!("resuming claude session {session}")), "{text}");
+    assert!(
+        text.contains(&format!("resuming claude session {session}")),
+        "{text}"
+    );
     let events = lev.events(&run);
     let launches = of_type(&events, "pty_launched");
     assert_eq!(launches.len(), 2);
@@ -214,7 +236,10 @@ fn an_agent_cli_killed_with_lev_is_resumed_into_its_own_session() {
     assert_eq!(of_type(&events, "question_asked").len(), 1);
     let work = outputs(&lev, &run, "work");
     assert_eq!(work["session"], session.as_str());
-    assert!(work["text"].as_str().unwrap().contains("all done"), "{work}");
+    assert!(
+        work["text"].as_str().unwrap().contains("all done"),
+        "{work}"
+    );
 }
 
 /// An agent CLI that picks its own id (Codex): lev learns it from the hook

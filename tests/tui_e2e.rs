@@ -739,7 +739,9 @@ steps:
     );
     let wf = wf.display().to_string();
     let t = Tmux::start(&lev, &["run", &wf]);
-    t.wait_for("the program's prompt in its pane", 30, |s| s.contains("ready("));
+    t.wait_for("the program's prompt in its pane", 30, |s| {
+        s.contains("ready(")
+    });
     t.wait_for("the hint to enter it", 10, |s| {
         s.contains("Enter types into the program")
     });
@@ -760,7 +762,10 @@ steps:
         .and_then(|rest| rest.split(')').next())
         .unwrap_or_else(|| panic!("no prompt:\n{screen}"))
         .to_string();
-    assert_ne!(prompt, "120x40", "the terminal kept its first size:\n{screen}");
+    assert_ne!(
+        prompt, "120x40",
+        "the terminal kept its first size:\n{screen}"
+    );
     let cols: u16 = prompt.split('x').next().unwrap().parse().unwrap();
     assert!(cols < 140, "{prompt}");
 

@@ -31,7 +31,9 @@ pub async fn hook(state: Option<String>, session: Option<String>, message: Optio
     let (Some(socket), Some(run), Some(step)) =
         (var("LEV_HOOK_SOCKET"), var("LEV_RUN"), var("LEV_STEP"))
     else {
-        error("`lev hook` runs inside a `pty` step's program: LEV_HOOK_SOCKET, LEV_RUN and LEV_STEP are not set");
+        error(
+            "`lev hook` runs inside a `pty` step's program: LEV_HOOK_SOCKET, LEV_RUN and LEV_STEP are not set",
+        );
         return exit::USAGE;
     };
     let op = Op::PtyHook {
@@ -150,10 +152,14 @@ fn read_stdin() -> Option<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut text = String::new();
-        let _ = std::io::stdin().take(PAYLOAD_BYTES).read_to_string(&mut text);
+        let _ = std::io::stdin()
+            .take(PAYLOAD_BYTES)
+            .read_to_string(&mut text);
         let _ = tx.send(text);
     });
-    rx.recv_timeout(PAYLOAD_WAIT).ok().filter(|t| !t.trim().is_empty())
+    rx.recv_timeout(PAYLOAD_WAIT)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
 }
 
 #[cfg(test)]
@@ -169,7 +175,8 @@ mod tests {
         let r = from_payload(&v);
         assert_eq!(r.state, Some(TerminalState::NeedsApproval));
         assert_eq!(r.session.as_deref(), Some("abc"));
-        let v: Value = serde_json::from_str(r#"{"session_id":"abc","hook_event_name":"Stop"}"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"session_id":"abc","hook_event_name":"Stop"}"#).unwrap();
         assert_eq!(from_payload(&v).state, Some(TerminalState::Idle));
     }
 
@@ -190,7 +197,16 @@ mod tests {
         let r = report(Some("needs-input"), Some("s".into()), Some("Name?".into())).unwrap();
         assert_eq!(r.state, Some(TerminalState::NeedsInput));
         assert_eq!(r.message.as_deref(), Some("Name?"));
-        assert!(report(Some("sleepy"), None, None).unwrap_err().contains("sleepy"));
-        assert_eq!(report(Some("session"), Some("x".into()), None).unwrap().state, None);
+        assert!(
+            report(Some("sleepy"), None, None)
+                .unwrap_err()
+                .contains("sleepy")
+        );
+        assert_eq!(
+            report(Some("session"), Some("x".into()), None)
+                .unwrap()
+                .state,
+            None
+        );
     }
 }

@@ -150,6 +150,11 @@ impl Pty {
         self.group.and_then(|g| u32::try_from(g.as_raw()).ok())
     }
 
+    /// Changes with every chunk the program writes; closed when its output ends.
+    pub fn output_watch(&self) -> watch::Receiver<u64> {
+        self.output.clone()
+    }
+
     /// Bytes it has written so far: a screen read at one count is the
     /// same at that count.
     pub fn output_seen(&self) -> u64 {

@@ -35,7 +35,9 @@ impl AgentCli {
 
     /// `args` with `{session}` replaced by `session`.
     pub fn with_session(args: &[String], session: &str) -> Vec<String> {
-        args.iter().map(|a| a.replace("{session}", session)).collect()
+        args.iter()
+            .map(|a| a.replace("{session}", session))
+            .collect()
     }
 }
 
@@ -161,9 +163,18 @@ mod tests {
     #[test]
     fn the_cli_is_named_or_found_by_the_command_s_file_name() {
         let table = builtin();
-        assert_eq!(which(&table, None, "/usr/local/bin/claude").unwrap().unwrap().name, "claude");
+        assert_eq!(
+            which(&table, None, "/usr/local/bin/claude")
+                .unwrap()
+                .unwrap()
+                .name,
+            "claude"
+        );
         assert!(which(&table, None, "bash").unwrap().is_none());
         let err = which(&table, Some("cursor"), "x").unwrap_err();
-        assert!(err.contains("no agent CLI `cursor`") && err.contains("claude"), "{err}");
+        assert!(
+            err.contains("no agent CLI `cursor`") && err.contains("claude"),
+            "{err}"
+        );
     }
 }

@@ -905,8 +905,14 @@ mod tests {
         )
         .unwrap();
         let c = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap();
-        assert_eq!(c.agent_clis["mycli"].resume, vec!["--continue", "{session}"]);
-        assert_eq!(c.agent_clis["mycli"].session_pattern.as_deref(), Some("id=(\\w+)"));
+        assert_eq!(
+            c.agent_clis["mycli"].resume,
+            vec!["--continue", "{session}"]
+        );
+        assert_eq!(
+            c.agent_clis["mycli"].session_pattern.as_deref(),
+            Some("id=(\\w+)")
+        );
         assert_eq!(c.agent_clis["codex"].resume, vec!["resume", "--last"]);
         // What the file does not say stays built in.
         assert!(c.agent_clis["codex"].session_pattern.is_some());

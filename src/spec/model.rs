@@ -380,7 +380,10 @@ pub struct TerminalSize {
 
 impl Default for TerminalSize {
     fn default() -> TerminalSize {
-        TerminalSize { rows: 40, cols: 120 }
+        TerminalSize {
+            rows: 40,
+            cols: 120,
+        }
     }
 }
 

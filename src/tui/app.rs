@@ -212,7 +212,8 @@ async fn event_loop<B: Backend>(
             state.load_replay(events)
         }
     }
-    let mut ticker = tokio::time::interval(Duration::from_millis(80));
+    let mut period = Duration::from_millis(80);
+    let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut sigterm =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -232,6 +233,15 @@ async fn event_loop<B: Backend>(
             last_frame = Some(now);
             dirty = false;
         }
+        // Fast while something spins, once a second while only clocks move.
+        let wanted = state.tick_period();
+        if let Some(p) = wanted
+            && p != period
+        {
+            period = p;
+            ticker = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        }
         let effects = tokio::select! {
             ev = input.next() => match ev {
                 Some(i) => {
@@ -248,7 +258,7 @@ async fn event_loop<B: Backend>(
                 // A program that just started gets its pane's size.
                 state.fit_terminals()
             }
-            _ = ticker.tick(), if state.animating() => {
+            _ = ticker.tick(), if wanted.is_some() => {
                 dirty = true;
                 state.handle(Input::Tick(Millis::now()))
             }

@@ -26,12 +26,12 @@ mod llm_call;
 #[cfg(test)]
 mod panic_tests;
 pub mod pinning;
+pub mod pty;
 pub mod recorder;
 mod retry;
 mod semantic;
 mod settle;
 mod shell;
-pub mod pty;
 mod steer;
 mod step;
 pub mod swarm;

@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 use super::attempt::{AttemptCtx, StepError, humantime};
 use super::context::RunCtx;
 use super::human::{self, Ask};
-use crate::config::agent_cli::{self, AgentCli};
 use crate::commands::pty::{Pty, PtyCommand};
+use crate::config::agent_cli::{self, AgentCli};
 use crate::protocol::{Delta, Event, HookReport, StepKey, TerminalState};
 use crate::spec::{DoneWhen, ScreenRule, TerminalSize};
 
@@ -48,8 +48,9 @@ pub fn deliver(ctx: &RunCtx, step: &StepKey, input: TerminalInput) {
         .and_then(|t| t.get(step).map(|tx| tx.send(input).is_ok()))
         .unwrap_or(false);
     if !sent {
-        ctx.rec
-            .refuse(format!("step `{step}` has no program running in a terminal"));
+        ctx.rec.refuse(format!(
+            "step `{step}` has no program running in a terminal"
+        ));
     }
 }
 
@@ -74,8 +75,24 @@ const TAIL_BYTES: usize = 16 * 1024;
 const READY_QUIET: Duration = Duration::from_millis(600);
 /// A program that draws nothing at all gets its prompt after this long.
 const READY_LIMIT: Duration = Duration::from_secs(10);
-/// How often the screen is looked at (rules, session ids).
+/// How often the screen is looked at while a rule or the prompt waits on it.
 const TICK: Duration = Duration::from_millis(100);
+/// How often an idle program is checked on otherwise.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// Whether anything waits on the screen: the prompt, a rule, a session id
+/// to find on it.
+fn watching(
+    prompt: &Option<String>,
+    done_rule: &Option<Rule>,
+    input_rule: &Option<Rule>,
+    session: &Session,
+) -> bool {
+    prompt.is_some()
+        || done_rule.is_some()
+        || input_rule.is_some()
+        || (session.known.is_none() && session.pattern.is_some())
+}
 
 /// How the attempt's program ended.
 enum End {
@@ -91,10 +108,7 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
     let started = Instant::now();
     let launch = Launch::for_attempt(actx, plan);
     let mut env = plan.env.clone();
-    env.insert(
-        "LEV_IDEMPOTENCY_KEY".into(),
-        actx.idempotency_key.clone(),
-    );
+    env.insert("LEV_IDEMPOTENCY_KEY".into(), actx.idempotency_key.clone());
     env.insert("LEV_RUN".into(), ctx.rec.run().to_string());
     env.insert("LEV_STEP".into(), actx.key.to_string());
     if let Some(socket) = &ctx.deps.options.terminals.hook_socket {
@@ -328,7 +342,12 @@ struct Session {
 
 impl Session {
     /// Journals `id` when it is new (`source`: where it came from).
-    async fn learned(&mut self, actx: &AttemptCtx, id: String, source: &str) -> Result<(), StepError> {
+    async fn learned(
+        &mut self,
+        actx: &AttemptCtx,
+        id: String,
+        source: &str,
+    ) -> Result<(), StepError> {
         if self.known.as_deref() == Some(id.as_str()) || id.is_empty() || id.len() > 200 {
             return Ok(());
         }
@@ -377,10 +396,16 @@ async fn drive(
     let input_rule = plan.input_when.as_ref().map(Rule::of);
     let mut question: Option<BoxFuture<'static, Result<String, String>>> = None;
     let mut asked = asked_before(ctx, &actx.key);
-    let timeout = tokio::time::sleep(actx.step.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+    let timeout = tokio::time::sleep(
+        actx.step
+            .timeout
+            .unwrap_or(Duration::from_secs(u64::MAX / 4)),
+    );
     tokio::pin!(timeout);
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The program's output ending is (nearly always) the program ending.
+    let mut output = pty.output_watch();
+    let mut output_open = true;
+    let mut next_look = tokio::time::Instant::now();
     let mut state = TerminalState::Running;
     let set_state = |new: TerminalState, state: &mut TerminalState| {
         if *state != new {
@@ -445,56 +470,78 @@ async fn drive(
                 }
                 None => {}
             },
-            _ = tick.tick() => {
-                if pty.has_exited() {
-                    tracing::debug!(step = %actx.key, "the program exited");
-                    return End::Exited(pty.exited().await);
+            changed = output.changed(), if output_open => {
+                if changed.is_err() {
+                    // Look now whether the program ended.
+                    output_open = false;
+                    next_look = tokio::time::Instant::now();
                 }
-                // The screen is read only when the program drew since the
-                // last look: eight idle programs cost next to nothing.
-                let drawn = pty.output_seen();
-                if drawn != screen.drawn {
-                    screen.drawn = drawn;
-                    screen.saw(&pty.screen_text());
-                    if session.known.is_none()
-                        && let Err(e) = session.look(actx, &screen.text, "output").await
-                    {
-                        return End::Failed(format!("{e:?}"));
-                    }
-                }
-                if let Some(p) = &prompt {
-                    let ready = match pty.quiet_for() {
-                        Some(quiet) => quiet >= READY_QUIET,
-                        None => begun.elapsed() >= READY_LIMIT,
-                    };
-                    if ready {
-                        let typed = pty.paste(p).and_then(|_| pty.type_bytes(b"\r"));
-                        if let Err(e) = typed {
-                            return End::Failed(format!("cannot type the prompt: {e}"));
-                        }
-                        tracing::debug!(step = %actx.key, "typed the prompt");
-                        prompt = None;
-                        screen.acted();
-                        continue;
-                    }
-                }
-                if let Some(rule) = &done_rule
-                    && prompt.is_none()
-                    && screen.holds(rule)
-                {
-                    return End::Done("done_when");
-                }
-                if let Some(rule) = &input_rule
-                    && question.is_none()
-                    && prompt.is_none()
-                    && screen.holds(rule)
-                {
-                    set_state(TerminalState::NeedsInput, &mut state);
-                    asked += 1;
-                    let shows = last_lines(&screen.text, 3);
-                    question = Some(ask(actx, asked, &plan.program, shows, TerminalState::NeedsInput));
-                }
+                continue;
             }
+            _ = tokio::time::sleep_until(next_look) => {}
+        }
+        if tokio::time::Instant::now() < next_look {
+            continue;
+        }
+        // Screens are looked at often only while the prompt or a rule waits
+        // on them, or the output has ended; otherwise only whether the
+        // program is still there (a job it left on the terminal keeps the
+        // output open), once a second.
+        let often = !output_open || watching(&prompt, &done_rule, &input_rule, session);
+        next_look = tokio::time::Instant::now() + if often { TICK } else { IDLE_TICK };
+        if pty.has_exited() {
+            tracing::debug!(step = %actx.key, "the program exited");
+            return End::Exited(pty.exited().await);
+        }
+        // The screen is read only when the program drew since the
+        // last look: eight idle programs cost next to nothing.
+        let drawn = pty.output_seen();
+        if drawn != screen.drawn {
+            screen.drawn = drawn;
+            screen.saw(&pty.screen_text());
+            if session.known.is_none()
+                && let Err(e) = session.look(actx, &screen.text, "output").await
+            {
+                return End::Failed(format!("{e:?}"));
+            }
+        }
+        if let Some(p) = &prompt {
+            let ready = match pty.quiet_for() {
+                Some(quiet) => quiet >= READY_QUIET,
+                None => begun.elapsed() >= READY_LIMIT,
+            };
+            if ready {
+                let typed = pty.paste(p).and_then(|_| pty.type_bytes(b"\r"));
+                if let Err(e) = typed {
+                    return End::Failed(format!("cannot type the prompt: {e}"));
+                }
+                tracing::debug!(step = %actx.key, "typed the prompt");
+                prompt = None;
+                screen.acted();
+                continue;
+            }
+        }
+        if let Some(rule) = &done_rule
+            && prompt.is_none()
+            && screen.holds(rule)
+        {
+            return End::Done("done_when");
+        }
+        if let Some(rule) = &input_rule
+            && question.is_none()
+            && prompt.is_none()
+            && screen.holds(rule)
+        {
+            set_state(TerminalState::NeedsInput, &mut state);
+            asked += 1;
+            let shows = last_lines(&screen.text, 3);
+            question = Some(ask(
+                actx,
+                asked,
+                &plan.program,
+                shows,
+                TerminalState::NeedsInput,
+            ));
         }
     }
 }
@@ -545,12 +592,10 @@ impl Rule {
     fn of(rule: &ScreenRule) -> Rule {
         Rule {
             // Checked when the workflow was loaded.
-            pattern: rule.pattern.as_deref().and_then(|p| {
-                regex::RegexBuilder::new(p)
-                    .size_limit(1 << 20)
-                    .build()
-                    .ok()
-            }),
+            pattern: rule
+                .pattern
+                .as_deref()
+                .and_then(|p| regex::RegexBuilder::new(p).size_limit(1 << 20).build().ok()),
             idle: Duration::from_millis(rule.idle_ms),
         }
     }

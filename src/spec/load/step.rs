@@ -374,7 +374,9 @@ fn env_vars(
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && k.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && k.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok {
             cx.error(
                 k.line,
@@ -414,11 +416,12 @@ fn screen_rule(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<ScreenRule> {
     let pattern = match f.get("pattern") {
         Some(n) => {
             let text = cx.str(n, &join(path, "pattern"))?;
-            if let Err(e) = regex::RegexBuilder::new(&text)
-                .size_limit(1 << 20)
-                .build()
-            {
-                cx.at(n, &join(path, "pattern"), format!("`pattern` is not a regular expression: {e}"));
+            if let Err(e) = regex::RegexBuilder::new(&text).size_limit(1 << 20).build() {
+                cx.at(
+                    n,
+                    &join(path, "pattern"),
+                    format!("`pattern` is not a regular expression: {e}"),
+                );
                 return None;
             }
             Some(text)

@@ -611,7 +611,8 @@ impl RunView {
             } => {
                 let how = describe::pty_end(*exit_code, ended_by);
                 let summary = format!("terminal {how} in {}", ms(*duration_ms));
-                self.pane_mut(step).terminal_finished(transcript_tail, summary);
+                self.pane_mut(step)
+                    .terminal_finished(transcript_tail, summary);
             }
             Event::EarlierCopyStopped { step, killed, .. } => {
                 let text = crate::protocol::earlier_copy_stopped_text(*killed);

@@ -734,6 +734,27 @@ impl State {
         }
         self.replay_tick(t);
         self.auto_focus();
+        for p in &mut self.run.panes {
+            p.terminal_tick();
+        }
+    }
+
+    /// How often the clock should tick: often while something spins (an
+    /// agent, a program drawing, a prompt's grace period), once a second
+    /// while only clocks move (programs that wait), never when nothing does.
+    pub fn tick_period(&self) -> Option<std::time::Duration> {
+        if !self.animating() {
+            return None;
+        }
+        let fast = self.replay.is_some()
+            || self.prompt_seen.iter().any(Option::is_none)
+            || self.run.pending().next().is_some()
+            || self.run.panes.iter().any(|p| p.spins());
+        Some(std::time::Duration::from_millis(if fast {
+            80
+        } else {
+            1000
+        }))
     }
 
     /// A prompt takes focus once its grace period is over, unless the user is

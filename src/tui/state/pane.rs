@@ -171,6 +171,12 @@ pub struct Pane {
     pub terminal: Option<super::terminal::TerminalView>,
     /// What that program is doing, as its hooks or screen tell.
     pub terminal_state: Option<crate::protocol::TerminalState>,
+    /// Bytes the program wrote, and as many at the workbench's last tick:
+    /// a program that wrote nothing since shows no spinner (and asks for
+    /// no animation frames).
+    terminal_bytes: u64,
+    terminal_bytes_at_tick: u64,
+    pub terminal_active: bool,
 }
 
 /// One request of an agent as the context inspector shows it.
@@ -227,6 +233,9 @@ impl Pane {
             ledger: None,
             terminal: None,
             terminal_state: None,
+            terminal_bytes: 0,
+            terminal_bytes_at_tick: 0,
+            terminal_active: false,
         }
     }
 
@@ -392,6 +401,20 @@ impl Pane {
         self.terminal
             .get_or_insert_with(|| super::terminal::TerminalView::new(24, 80))
             .feed(bytes);
+        self.terminal_bytes += bytes.len() as u64;
+        self.terminal_active = true;
+    }
+
+    /// The workbench's clock ticked: whether the program wrote since the last tick.
+    pub(super) fn terminal_tick(&mut self) {
+        self.terminal_active = self.terminal_bytes != self.terminal_bytes_at_tick;
+        self.terminal_bytes_at_tick = self.terminal_bytes;
+    }
+
+    /// Something in it moves: a running step, unless it is a program that
+    /// has drawn nothing lately.
+    pub fn spins(&self) -> bool {
+        !self.status.is_terminal() && (self.terminal.is_none() || self.terminal_active)
     }
 
     /// The program ended: its terminal gives way to the transcript's lines.

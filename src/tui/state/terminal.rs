@@ -89,6 +89,7 @@ impl std::fmt::Debug for TerminalView {
 impl PartialEq for TerminalView {
     fn eq(&self, other: &TerminalView) -> bool {
         self.size() == other.size()
-            && self.parser.screen().contents_formatted() == other.parser.screen().contents_formatted()
+            && self.parser.screen().contents_formatted()
+                == other.parser.screen().contents_formatted()
     }
 }

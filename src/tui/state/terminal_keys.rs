@@ -195,13 +195,34 @@ mod tests {
     #[test]
     fn keys_are_sent_as_xterm_sends_them() {
         let none = KeyModifiers::NONE;
-        assert_eq!(encode(&key(KeyCode::Char('é'), none), false), Some("é".as_bytes().to_vec()));
-        assert_eq!(encode(&key(KeyCode::Char('c'), KeyModifiers::CONTROL), false), Some(vec![3]));
+        assert_eq!(
+            encode(&key(KeyCode::Char('é'), none), false),
+            Some("é".as_bytes().to_vec())
+        );
+        assert_eq!(
+            encode(&key(KeyCode::Char('c'), KeyModifiers::CONTROL), false),
+            Some(vec![3])
+        );
         assert_eq!(encode(&key(KeyCode::Enter, none), false), Some(vec![b'\r']));
-        assert_eq!(encode(&key(KeyCode::Up, none), false), Some(b"\x1b[A".to_vec()));
-        assert_eq!(encode(&key(KeyCode::Up, none), true), Some(b"\x1bOA".to_vec()));
-        assert_eq!(encode(&key(KeyCode::Char('x'), KeyModifiers::ALT), false), Some(b"\x1bx".to_vec()));
-        assert_eq!(encode(&key(KeyCode::F(5), none), false), Some(b"\x1b[15~".to_vec()));
-        assert_eq!(encode(&key(KeyCode::F(1), none), false), Some(b"\x1bOP".to_vec()));
+        assert_eq!(
+            encode(&key(KeyCode::Up, none), false),
+            Some(b"\x1b[A".to_vec())
+        );
+        assert_eq!(
+            encode(&key(KeyCode::Up, none), true),
+            Some(b"\x1bOA".to_vec())
+        );
+        assert_eq!(
+            encode(&key(KeyCode::Char('x'), KeyModifiers::ALT), false),
+            Some(b"\x1bx".to_vec())
+        );
+        assert_eq!(
+            encode(&key(KeyCode::F(5), none), false),
+            Some(b"\x1b[15~".to_vec())
+        );
+        assert_eq!(
+            encode(&key(KeyCode::F(1), none), false),
+            Some(b"\x1bOP".to_vec())
+        );
     }
 }

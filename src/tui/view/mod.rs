@@ -161,7 +161,9 @@ fn pane_glyph<'a>(state: &State, theme: &'a Theme, p: &Pane) -> &'a str {
         return "■";
     }
     match p.status {
-        StepStatus::Running if state.replay.is_none() => theme.spinner(state.spinner_tick()),
+        StepStatus::Running if state.replay.is_none() && p.spins() => {
+            theme.spinner(state.spinner_tick())
+        }
         s => theme.status_symbol(s),
     }
 }

@@ -374,7 +374,9 @@ fn cell_style(cell: &vt100::Cell) -> Style {
         vt100::Color::Idx(i) => Color::Indexed(i),
         vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
     };
-    let mut style = Style::default().fg(color(cell.fgcolor())).bg(color(cell.bgcolor()));
+    let mut style = Style::default()
+        .fg(color(cell.fgcolor()))
+        .bg(color(cell.bgcolor()));
     for (on, m) in [
         (cell.bold(), Modifier::BOLD),
         (cell.dim(), Modifier::DIM),

@@ -1256,7 +1256,13 @@ fn a_program_s_screen_is_drawn_in_its_pane() {
         let bytes = "before\r\n\x1b[?1049h\x1b[2J\x1b[HFULL\x1b[?1049l\x1b[1;31mred 你好\x1b[0m tab\there\r\n"
             .as_bytes()
             .to_vec();
-        s.apply(&Notice::Delta(run.clone(), Delta::PtyOutput { step: step.clone(), bytes }));
+        s.apply(&Notice::Delta(
+            run.clone(),
+            Delta::PtyOutput {
+                step: step.clone(),
+                bytes,
+            },
+        ));
         // The pane's size reached the emulator (and the program, as an op).
         let (rows, cols) = s.run.panes[i].terminal.as_ref().unwrap().size();
         assert!(cols < w && rows < h && cols > 20, "{rows}x{cols}");
