@@ -300,3 +300,143 @@ fn a_plain_program_interrupted_by_a_crash_waits_for_a_decision() {
     assert_eq!(out.status.code(), Some(3), "paused for a decision: {text}");
     assert_eq!(lines(&marks.join("ran")).len(), 1, "it ran again: {text}");
 }
+
+/// A swarm that mixes lev's own agents with an agent CLI: the plan's task
+/// in a mode whose `agent:` names a CLI runs that CLI in a terminal, its
+/// brief typed in, its report (what its screen showed) handed on to the
+/// task that needs it; the model is never asked for that task.
+#[test]
+fn a_swarm_mixes_api_agents_and_an_agent_cli() {
+    use serde_json::json;
+    use support::llm_server::{LlmServer, OpenAiSse, Reply};
+    let say = |text: &str| {
+        OpenAiSse::new("test-model")
+            .text(text, 2)
+            .usage(30, 10)
+            .finish("stop")
+            .reply()
+    };
+    let task = |id: &str, mode: &str, needs: &[&str]| {
+        json!({"id": id, "title": format!("do {id}"), "mode": mode, "needs": needs,
+               "acceptance": [format!("{id} is done")], "files": []})
+    };
+    let plan = json!({"summary": "plan", "tasks": [
+        task("design", "architect", &[]),
+        task("code", "cli-coder", &["design"]),
+        task("review", "reviewer", &["code"]),
+    ]})
+    .to_string();
+    let server = LlmServer::with(move |req| {
+        let brief = req.brief();
+        if brief.contains("Plan this objective") {
+            say(&plan)
+        } else if brief.contains("Your task (`design`)") {
+            say("design: one module")
+        } else if brief.contains("Your task (`review`)") {
+            say("review: fine")
+        } else {
+            Reply::json(400, &json!({"error": {"message": "not for the model"}}))
+        }
+    });
+    let lev = Lev::new().with_openai(&server.base_url());
+    let agent = lev.dir.path().join("cli-agent.sh");
+    std::fs::write(
+        &agent,
+        "#!/usr/bin/env bash\necho 'cli agent ready'\nn=0; task=''\nwhile IFS= read -r -t 2 line; do n=$((n+1)); case \"$line\" in *'Your task (`'*) task=${line#*Your task (\\`}; task=${task%%\\`*};; esac; done\necho \"cli agent did $task after reading $n lines\"\n\"$LEV_BIN\" hook stop\nsleep 30\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let modes = lev.workspace().join(".lev/modes");
+    std::fs::create_dir_all(&modes).unwrap();
+    std::fs::write(
+        modes.join("cli-coder.yaml"),
+        format!(
+            "version: 1\nkind: mode\nid: cli-coder\nname: CLI coder\nwhen_to_use: code changes, by an agent CLI\nagent:\n  cli: claude\n  command: {}\n  done_when: stop\n",
+            agent.display()
+        ),
+    )
+    .unwrap();
+    let out = lev.run(&[
+        "workflow",
+        "build a greeting module",
+        "--headless",
+        "--yes",
+        "--agents",
+        "2",
+    ]);
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = run_id_from(&text).unwrap();
+    let events = lev.events(&run);
+    let started = of_type(&events, "step_started")
+        .into_iter()
+        .find(|e| e["step"] == "code")
+        .unwrap();
+    assert_eq!(started["kind"], "pty");
+    assert_eq!(started["mode"], "cli-coder");
+    let launched = &of_type(&events, "pty_launched")[0];
+    assert_eq!(launched["cli"], "claude");
+    assert_eq!(launched["args"][0], "--session-id");
+    // The model was asked for the plan, the design and the review only.
+    let briefs: Vec<String> = server.requests().iter().map(|r| r.brief()).collect();
+    assert_eq!(briefs.len(), 3, "{briefs:#?}");
+    let review = briefs
+        .iter()
+        .find(|b| b.contains("Your task (`review`)"))
+        .unwrap();
+    assert!(review.contains("cli agent did code"), "{review}");
+}
+
+/// In a workflow, a step in a mode whose agent is a CLI runs that CLI;
+/// what only lev's own agent loop would use is refused where it is written.
+#[test]
+fn a_workflow_step_in_a_cli_mode_runs_the_cli_and_refuses_what_it_cannot_use() {
+    let lev = Lev::new();
+    let modes = lev.workspace().join(".lev/modes");
+    std::fs::create_dir_all(&modes).unwrap();
+    std::fs::write(
+        modes.join("sh-agent.yaml"),
+        "version: 1\nkind: mode\nid: sh-agent\nname: shell agent\nagent:\n  cli: sh\n  command: sh\n  args: [-c, 'read -r task; echo \"did: $task\"']\n  size: 100x20\n",
+    )
+    .unwrap();
+    // A CLI lev does not know is added in the config (it has no sessions).
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        "pty:\n  clis:\n    sh: {}\n",
+    )
+    .unwrap();
+    let wf = lev.write_workflow(&workflow(
+        "  fix:\n    mode: sh-agent\n    prompt: fix the bug\n",
+    ));
+    let out = lev.run_headless(&wf, &[]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let run = run_id_from(&text).unwrap();
+    assert!(
+        outputs(&lev, &run, "fix")["text"]
+            .as_str()
+            .unwrap()
+            .contains("did: fix the bug")
+    );
+    let launched = &of_type(&lev.events(&run), "pty_launched")[0];
+    assert_eq!(
+        (launched["rows"].as_u64(), launched["cols"].as_u64()),
+        (Some(20), Some(100))
+    );
+
+    let wf = lev.write_workflow(&workflow(
+        "  fix:\n    mode: sh-agent\n    prompt: fix the bug\n    max_turns: 3\n",
+    ));
+    let out = lev.run(&["validate", &wf.display().to_string()]);
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("`max_turns` does not apply here: mode `sh-agent` runs the agent CLI `sh`"),
+        "{text}"
+    );
+    assert!(text.contains("wf.yaml:9:16"), "{text}");
+}

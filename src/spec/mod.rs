@@ -14,5 +14,5 @@ pub mod yaml;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use load::{load_workflow, load_workflow_str, load_workflow_with, validate_workflow};
-pub use mode::{Mode, ModeRegistry};
+pub use mode::{CliAgent, Mode, ModeRegistry};
 pub use model::*;

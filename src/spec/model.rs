@@ -362,6 +362,10 @@ pub enum StepKind {
         /// The screen asks for input: lev asks the user, types the answer.
         #[serde(default)]
         input_when: Option<ScreenRule>,
+        /// The mode whose agent this CLI is (an agent step, or a swarm
+        /// task, whose mode's `agent:` names a CLI).
+        #[serde(default)]
+        mode: Option<String>,
     },
     /// A child workflow, loaded from `uses` relative to the parent file.
     Workflow {
@@ -459,6 +463,74 @@ impl Step {
 }
 
 impl StepKind {
+    /// An agent step whose mode's agent is a CLI, as the `pty` step that
+    /// runs that CLI with the step's prompt; any other kind as it is. What
+    /// only lev's own agent loop does (a model, an output schema, turns,
+    /// shell prefixes, questions after the answer) is refused: the key, and why.
+    pub fn in_terminal(
+        self,
+        modes: &super::ModeRegistry,
+    ) -> Result<StepKind, (&'static str, String)> {
+        let StepKind::Agent {
+            mode,
+            prompt,
+            output_schema,
+            max_turns,
+            allow_shell,
+            model,
+            ask_agent,
+        } = self
+        else {
+            return Ok(self);
+        };
+        let Some(cli) = modes.get(&mode).and_then(|m| m.cli.clone()) else {
+            return Ok(StepKind::Agent {
+                mode,
+                prompt,
+                output_schema,
+                max_turns,
+                allow_shell,
+                model,
+                ask_agent,
+            });
+        };
+        let unused = [
+            ("model", model.is_some()),
+            ("output_schema", output_schema.is_some()),
+            ("max_turns", max_turns.is_some()),
+            ("allow_shell", !allow_shell.is_empty()),
+            ("ask_agent", !ask_agent.is_empty()),
+        ];
+        if let Some((key, _)) = unused.iter().find(|(_, set)| *set) {
+            let why = format!(
+                "`{key}` does not apply here: mode `{mode}` runs the agent CLI `{}` in a terminal",
+                cli.cli
+            );
+            return Err((key, why));
+        }
+        Ok(StepKind::Pty {
+            command: cli.command,
+            args: cli.args,
+            prompt: Some(prompt),
+            cwd: None,
+            env: BTreeMap::new(),
+            size: cli.size,
+            cli: Some(cli.cli),
+            done_when: cli.done_when,
+            input_when: None,
+            mode: Some(mode),
+        })
+    }
+
+    /// The mode of an agent step, or of an agent CLI's `pty` step.
+    pub fn mode(&self) -> Option<&str> {
+        match self {
+            StepKind::Agent { mode, .. } => Some(mode),
+            StepKind::Pty { mode, .. } => mode.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             StepKind::Agent { .. } => "agent",

@@ -74,7 +74,7 @@ const TAIL_BYTES: usize = 16 * 1024;
 /// The program is ready for its prompt once it drew and then nothing for this long.
 const READY_QUIET: Duration = Duration::from_millis(600);
 /// A program that draws nothing at all gets its prompt after this long.
-const READY_LIMIT: Duration = Duration::from_secs(10);
+const READY_LIMIT: Duration = Duration::from_secs(2);
 /// How often the screen is looked at while a rule or the prompt waits on it.
 const TICK: Duration = Duration::from_millis(100);
 /// How often an idle program is checked on otherwise.

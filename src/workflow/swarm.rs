@@ -212,7 +212,9 @@ async fn run_tasks(
     plan_step: &Step,
     mut plan: Plan,
 ) -> GraphEnd {
-    let mut steps = match plan::to_steps(&spec.objective, &plan) {
+    let steps = plan::to_steps(&spec.objective, &plan)
+        .and_then(|steps| in_terminals(&ctx.deps.modes, steps));
+    let mut steps = match steps {
         Ok(steps) => steps,
         Err(e) => return failed(format!("the accepted plan cannot run: {e}")),
     };
@@ -499,7 +501,9 @@ async fn revise(
         return Err(failed(format!("journal: {e}")));
     }
     let merged = plan::with_revision(plan, &replaced, &revised);
-    let steps = match plan::to_steps(&spec.objective, &merged) {
+    let steps = plan::to_steps(&spec.objective, &merged)
+        .and_then(|steps| in_terminals(&ctx.deps.modes, steps));
+    let steps = match steps {
         Ok(steps) => steps,
         Err(e) => return Err(failed(format!("the revised plan cannot run: {e}"))),
     };
@@ -776,14 +780,30 @@ impl Board {
     }
 }
 
-/// `--worktrees`: every task whose mode may write files gets its own worktree.
+/// Tasks whose mode's agent is a CLI run it in a terminal (`pty` steps).
+fn in_terminals(modes: &ModeRegistry, steps: Vec<Step>) -> Result<Vec<Step>, String> {
+    steps
+        .into_iter()
+        .map(|mut s| {
+            s.kind = s
+                .kind
+                .in_terminal(modes)
+                .map_err(|(_, why)| format!("task `{}`: {why}", s.id))?;
+            Ok(s)
+        })
+        .collect()
+}
+
+/// `--worktrees`: every task whose mode may write files (an agent CLI
+/// may) gets its own worktree.
 fn isolate_writers(modes: &ModeRegistry, steps: &mut [Step], base: Option<&str>) {
     for s in steps {
-        let writes = modes.get(mode_of(s)).is_some_and(|m| {
-            crate::tools::specs(&m.tools_allow, &m.tools_deny)
-                .iter()
-                .any(|t| t.name == "write_file" || t.name == "edit_file")
-        });
+        let writes = matches!(s.kind, StepKind::Pty { .. })
+            || modes.get(mode_of(s)).is_some_and(|m| {
+                crate::tools::specs(&m.tools_allow, &m.tools_deny)
+                    .iter()
+                    .any(|t| t.name == "write_file" || t.name == "edit_file")
+            });
         if writes {
             s.workspace = Some(spec::Workspace {
                 worktree: true,
@@ -794,10 +814,7 @@ fn isolate_writers(modes: &ModeRegistry, steps: &mut [Step], base: Option<&str>)
 }
 
 fn mode_of(step: &Step) -> &str {
-    match &step.kind {
-        StepKind::Agent { mode, .. } => mode,
-        _ => "",
-    }
+    step.kind.mode().unwrap_or("")
 }
 
 fn breaker_name(state: &BreakerState) -> &'static str {

@@ -242,6 +242,22 @@ pub(crate) fn build_step(
         return (None, info);
     };
     let kind = build_kind(cx, &kind_name, &f, node, &path, &id, env);
+    // An agent step whose mode's agent is a CLI runs that CLI in a terminal.
+    let kind = kind.and_then(|k| match k.in_terminal(env.modes) {
+        Ok(k) => Some(k),
+        Err((key, why)) => {
+            let (at, path) = match f.get(key) {
+                Some(n) => (n, p(key)),
+                None => (f.get("mode").unwrap_or(node), p("mode")),
+            };
+            cx.at(at, &path, why);
+            None
+        }
+    });
+    let kind_name = match &kind {
+        Some(StepKind::Pty { .. }) => "pty".to_string(),
+        _ => kind_name,
+    };
 
     let mut implicit: Vec<String> = implicit_outputs(&kind_name)
         .iter()
@@ -394,7 +410,7 @@ fn env_vars(
 }
 
 /// `size: 120x40`: columns by rows.
-fn terminal_size(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<TerminalSize> {
+pub(crate) fn terminal_size(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<TerminalSize> {
     let text = cx.str(node, path)?;
     let parsed = text.split_once(['x', 'X', '×']).and_then(|(c, r)| {
         let cols = c.trim().parse::<u16>().ok()?;
@@ -439,7 +455,7 @@ fn screen_rule(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<ScreenRule> {
 }
 
 /// `done_when: exit | stop | { pattern, idle }`.
-fn done_when(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<DoneWhen> {
+pub(crate) fn done_when(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<DoneWhen> {
     match &node.value {
         NodeValue::Str(_) => match cx.choice(node, path, &["exit", "stop"])?.as_str() {
             "stop" => Some(DoneWhen::Stop),
@@ -619,6 +635,7 @@ fn build_kind(
                 cli,
                 done_when: done,
                 input_when,
+                mode: None,
             })
         }
         "workflow" => {

@@ -29,6 +29,7 @@ const TOP_KEYS: &[&str] = &[
     "limits",
     "whisper",
     "ui",
+    "agent",
 ];
 
 /// Tool names a mode may list: the built-in tools and `*`;
@@ -70,6 +71,8 @@ pub(crate) struct RawMode {
     pub hints: Option<Vec<String>>,
     pub ui_style: Option<String>,
     pub ui_icon: Option<String>,
+    /// `agent: { cli, … }`: the mode's agent is a CLI in a terminal.
+    pub cli: Option<super::CliAgent>,
     /// Position of the `id:` value (for duplicate/override messages).
     pub line: u32,
     pub col: u32,
@@ -185,6 +188,9 @@ pub(crate) fn parse_mode(
             .get("hints")
             .and_then(|v| cx.str_list(v, "whisper.hints"));
     }
+    if let Some(n) = f.get("agent") {
+        m.cli = cli_agent(cx, n);
+    }
     if let Some(n) = f.get("ui")
         && let Some(uf) = cx.map(n, "ui", &["style", "icon"])
     {
@@ -192,6 +198,48 @@ pub(crate) fn parse_mode(
         m.ui_icon = uf.get("icon").and_then(|v| cx.text(v, "ui.icon"));
     }
     Some(m)
+}
+
+/// `agent: { cli, command, args, done_when, size }`.
+fn cli_agent(cx: &mut Cx<'_>, node: &Node) -> Option<super::CliAgent> {
+    let f = cx.map(
+        node,
+        "agent",
+        &["cli", "command", "args", "done_when", "size"],
+    )?;
+    let Some(cli_node) = f.get("cli") else {
+        let d = cx.at(
+            node,
+            "agent",
+            "`agent:` needs `cli:`, the agent CLI it runs",
+        );
+        d.hint = Some("for example `cli: claude` (see docs/agent-clis.md)".into());
+        return None;
+    };
+    let cli = cx.str(cli_node, "agent.cli")?;
+    let command = match f.get("command") {
+        Some(n) => cx.str(n, "agent.command")?,
+        None => cli.clone(),
+    };
+    let args = match f.get("args") {
+        Some(n) => cx.str_list(n, "agent.args")?,
+        None => Vec::new(),
+    };
+    let done_when = match f.get("done_when") {
+        Some(n) => crate::spec::load::step::done_when(cx, n, "agent.done_when")?,
+        None => crate::spec::DoneWhen::Exit,
+    };
+    let size = match f.get("size") {
+        Some(n) => crate::spec::load::step::terminal_size(cx, n, "agent.size")?,
+        None => crate::spec::TerminalSize::default(),
+    };
+    Some(super::CliAgent {
+        cli,
+        command,
+        args,
+        done_when,
+        size,
+    })
 }
 
 fn model(cx: &mut Cx<'_>, node: &Node) -> ModelSettings {

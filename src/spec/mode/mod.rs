@@ -64,10 +64,24 @@ pub struct Mode {
     /// `ui.style` (a theme slot such as `agent.coder`) and `ui.icon`.
     pub ui_style: Option<String>,
     pub ui_icon: Option<String>,
+    /// `agent:`: the mode's agent is an agent CLI run in a terminal (a
+    /// `pty` step) instead of lev's own agent loop.
+    pub cli: Option<CliAgent>,
     /// The parent this mode `extends`, as written in its own file.
     pub extends: Option<String>,
     /// Where the mode itself (not its parents) was defined.
     pub source: ModeSource,
+}
+
+/// A mode's agent as an agent CLI: which (its entry in `pty.clis`), the
+/// command and arguments that start it, when its step is done, its size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CliAgent {
+    pub cli: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub done_when: crate::spec::DoneWhen,
+    pub size: crate::spec::TerminalSize,
 }
 
 /// All known modes by id.
@@ -352,6 +366,7 @@ fn resolve(id: &str, raw: &BTreeMap<String, RawMode>, diags: &mut Vec<Diagnostic
         }
         set(&mut mode.ui_style, &m.ui_style);
         set(&mut mode.ui_icon, &m.ui_icon);
+        set(&mut mode.cli, &m.cli);
     }
     let mut text = role.unwrap_or_default().trim_end().to_string();
     for i in instructions {

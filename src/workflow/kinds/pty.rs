@@ -21,6 +21,8 @@ struct PtyWork {
     plan: PtyPlan,
     /// The CLI the step names (checked against the run's table when it runs).
     cli: Option<String>,
+    /// The mode whose agent the CLI is, when it is one.
+    mode: Option<String>,
 }
 
 impl StepType for Pty {
@@ -40,6 +42,7 @@ impl StepType for Pty {
             cli,
             done_when,
             input_when,
+            mode,
         } = &step.kind
         else {
             return Err(not_mine("pty"));
@@ -72,6 +75,7 @@ impl StepType for Pty {
                 input_when: input_when.clone(),
             },
             cli: cli.clone(),
+            mode: mode.clone(),
         }))
     }
 
@@ -110,6 +114,10 @@ impl StepType for Pty {
 }
 
 impl Work for PtyWork {
+    fn mode(&self) -> Option<&str> {
+        self.mode.as_deref()
+    }
+
     fn identity(&self, _step: &Step) -> Value {
         let p = &self.plan;
         serde_json::json!([
