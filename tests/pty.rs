@@ -440,3 +440,29 @@ fn a_workflow_step_in_a_cli_mode_runs_the_cli_and_refuses_what_it_cannot_use() {
     );
     assert!(text.contains("wf.yaml:9:16"), "{text}");
 }
+
+/// lev's keys never reach the journal from a program's terminal: not in
+/// its arguments, its transcript, or what a question about it quotes.
+#[test]
+fn a_key_a_program_prints_is_not_journaled() {
+    const KEY: &str = "sk-test-not-a-real-key";
+    let lev = Lev::new().with_openai("http://127.0.0.1:9");
+    let wf = lev.write_workflow(&workflow(&format!(
+        r#"  leak:
+    type: pty
+    command: bash
+    args: [--norc, --noprofile, -c, 'echo "the key is {KEY}"; read -p "Use key {KEY}? " a; echo "answer $a"']
+    input_when: {{ pattern: 'Use key', idle: 300ms }}
+"#
+    )));
+    let out = lev.run_headless(&wf, &["--answer", "leak.input1=yes"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("answer yes"), "{text}");
+    let run = run_id_from(&text).unwrap();
+    let export = lev.run(&["export", &run]);
+    let journal = String::from_utf8_lossy(&export.stdout);
+    assert!(!journal.contains(KEY), "the key is in the journal");
+    assert!(!text.contains(KEY), "the key was printed: {text}");
+    assert!(journal.contains("the key is"), "the transcript is missing");
+}

@@ -22,8 +22,10 @@ use tokio::sync::watch;
 
 use super::{GRACE_PERIOD, PIPE_DRAIN, lifeline};
 
-/// Lines of scrollback the emulator keeps above the screen.
-pub const SCROLLBACK_LINES: usize = 10_000;
+/// Lines of scrollback the emulator keeps above the screen: what a `pty`
+/// step's transcript holds at most besides the screen (a row costs about
+/// 32 bytes a column: ≈ 19 MB for a 120-column terminal full).
+pub const SCROLLBACK_LINES: usize = 5_000;
 
 /// What to run, where, and in how large a terminal.
 #[derive(Debug, Clone)]

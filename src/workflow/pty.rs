@@ -54,6 +54,53 @@ pub fn deliver(ctx: &RunCtx, step: &StepKey, input: TerminalInput) {
     }
 }
 
+/// How long a program's quiet lets held-back output go to the screen.
+const REDACT_PAUSE: Duration = Duration::from_millis(30);
+
+/// lev's keys taken out of what a program writes before any pane shows
+/// it: the bytes as UTF-8 text (a character cut between two chunks waits
+/// for its end; invalid bytes become U+FFFD), through the stream redactor.
+struct ScreenRedactor {
+    text: crate::secrets::StreamRedactor,
+    /// The start of a character the next chunk ends.
+    cut: Vec<u8>,
+}
+
+impl ScreenRedactor {
+    fn new() -> ScreenRedactor {
+        ScreenRedactor::with(&crate::secrets::current())
+    }
+
+    fn with(secrets: &std::sync::Arc<crate::secrets::Secrets>) -> ScreenRedactor {
+        ScreenRedactor {
+            text: secrets.stream(),
+            cut: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.cut.extend_from_slice(bytes);
+        let whole = match std::str::from_utf8(&self.cut) {
+            Ok(_) => self.cut.len(),
+            // Incomplete at the end: keep that for the next chunk.
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.cut.len(),
+        };
+        let rest = self.cut.split_off(whole);
+        let text = String::from_utf8_lossy(&self.cut).into_owned();
+        self.cut = rest;
+        self.text.push(&text).into_bytes()
+    }
+
+    fn flush(&mut self) -> Vec<u8> {
+        let mut out = self.text.finish().into_bytes();
+        if !self.cut.is_empty() {
+            out.extend(String::from_utf8_lossy(&std::mem::take(&mut self.cut)).as_bytes());
+        }
+        out
+    }
+}
+
 /// A `pty` step as rendered for one attempt.
 #[derive(Debug, Clone)]
 pub struct PtyPlan {
@@ -124,7 +171,12 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
         step: actx.key.clone(),
         attempt: actx.attempt,
         program: plan.program.clone(),
-        args: launch.args.clone(),
+        // A key written into the arguments is not journaled.
+        args: launch
+            .args
+            .iter()
+            .map(|a| crate::secrets::current().redact(a).into_owned())
+            .collect(),
         cwd: plan.cwd.display().to_string(),
         env: env.keys().cloned().collect(),
         rows: plan.size.rows,
@@ -185,11 +237,25 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
     let rec = ctx.rec.clone();
     let key = actx.key.clone();
     let forward = tokio::spawn(async move {
-        while let Some(bytes) = output.recv().await {
-            rec.delta(Delta::PtyOutput {
-                step: key.clone(),
-                bytes,
-            });
+        let mut clean = ScreenRedactor::new();
+        loop {
+            // A held-back start of what might be a key goes out once the
+            // program pauses: a typed `s` is not kept waiting for more.
+            let bytes = match tokio::time::timeout(REDACT_PAUSE, output.recv()).await {
+                Ok(Some(bytes)) => clean.push(&bytes),
+                Ok(None) => break,
+                Err(_) => clean.flush(),
+            };
+            if !bytes.is_empty() {
+                rec.delta(Delta::PtyOutput {
+                    step: key.clone(),
+                    bytes,
+                });
+            }
+        }
+        let bytes = clean.flush();
+        if !bytes.is_empty() {
+            rec.delta(Delta::PtyOutput { step: key, bytes });
         }
     });
     let mut session = Session {
@@ -569,6 +635,8 @@ fn ask(
         TerminalState::NeedsApproval => "needs approval",
         _ => "needs input",
     };
+    // What the screen or the hook said is journaled with the question.
+    let what = crate::secrets::current().redact(&what).into_owned();
     let q = Ask {
         id: format!("{}.input{n}", actx.key),
         step: Some(actx.key.clone()),
@@ -690,5 +758,33 @@ fn tail(text: &str) -> String {
     match cut.find('\n') {
         Some(i) => cut[i + 1..].to_string(),
         None => cut.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_screen_is_redacted_across_chunks_and_cut_characters() {
+        let secrets = std::sync::Arc::new(crate::secrets::Secrets::from_names(
+            ["OPENAI_API_KEY".to_string()],
+            &|_| Some("sk-live-0123456789".to_string()),
+        ));
+        let mut r = ScreenRedactor::with(&secrets);
+        let text = "\x1b[31m宽 sk-live-0123456789 done\x1b[0m";
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        // Every cut: inside the escape, the wide character, the key.
+        for chunk in bytes.chunks(3) {
+            out.extend(r.push(chunk));
+        }
+        out.extend(r.flush());
+        let shown = String::from_utf8(out).unwrap();
+        assert!(!shown.contains("sk-live-0123456789"), "{shown}");
+        assert!(shown.starts_with("\x1b[31m宽 "), "{shown}");
+        assert!(shown.ends_with(" done\x1b[0m"), "{shown}");
+        // Bytes that are not UTF-8 are shown as such, not dropped or held.
+        assert_eq!(String::from_utf8(r.push(b"a\xffb")).unwrap(), "a\u{fffd}b");
     }
 }

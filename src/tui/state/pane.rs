@@ -391,15 +391,20 @@ impl Pane {
 
     /// A `pty` step's program starts in a terminal of this size.
     pub fn open_terminal(&mut self, rows: u16, cols: u16) {
-        self.terminal = Some(super::terminal::TerminalView::new(rows, cols));
+        self.terminal = Some(super::terminal::TerminalView::new(
+            rows,
+            cols,
+            self.max_lines,
+        ));
         self.terminal_state = Some(crate::protocol::TerminalState::Running);
     }
 
     /// What the program wrote; a terminal is opened for output that comes
     /// before its launch is known (a workbench that attached late).
     pub fn push_terminal(&mut self, bytes: &[u8]) {
+        let max_lines = self.max_lines;
         self.terminal
-            .get_or_insert_with(|| super::terminal::TerminalView::new(24, 80))
+            .get_or_insert_with(|| super::terminal::TerminalView::new(24, 80, max_lines))
             .feed(bytes);
         self.terminal_bytes += bytes.len() as u64;
         self.terminal_active = true;

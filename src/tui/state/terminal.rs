@@ -3,7 +3,10 @@
 //! into the pane. The engine has its own emulator for the transcript; the
 //! workbench only needs the screen.
 
-use crate::commands::pty::SCROLLBACK_LINES;
+/// Lines of a program's scrollback a pane keeps at most: a row costs about
+/// 32 bytes a column (≈ 13 MB for 2,000 rows of a 200-column pane); fewer
+/// when `tui.scrollback_lines` is lower.
+pub const MAX_TERMINAL_SCROLLBACK: usize = 2_000;
 
 /// The emulator of one pane's terminal.
 pub struct TerminalView {
@@ -11,12 +14,18 @@ pub struct TerminalView {
 }
 
 impl TerminalView {
-    pub fn new(rows: u16, cols: u16) -> TerminalView {
+    /// A terminal of `rows` × `cols` that keeps `scrollback` lines (at
+    /// most `MAX_TERMINAL_SCROLLBACK`).
+    pub fn new(rows: u16, cols: u16, scrollback: usize) -> TerminalView {
         let one = std::num::NonZeroU16::MIN;
         let rows = std::num::NonZeroU16::new(rows).unwrap_or(one);
         let cols = std::num::NonZeroU16::new(cols).unwrap_or(one);
         TerminalView {
-            parser: Box::new(vt100::Parser::new(rows, cols, SCROLLBACK_LINES)),
+            parser: Box::new(vt100::Parser::new(
+                rows,
+                cols,
+                scrollback.min(MAX_TERMINAL_SCROLLBACK),
+            )),
         }
     }
 
@@ -73,7 +82,7 @@ impl Clone for TerminalView {
     /// The screen as drawn (its scrollback is not carried over).
     fn clone(&self) -> TerminalView {
         let (rows, cols) = self.size();
-        let mut copy = TerminalView::new(rows, cols);
+        let mut copy = TerminalView::new(rows, cols, 0);
         copy.feed(self.parser.screen().contents_formatted().as_bytes());
         copy
     }
