@@ -12,7 +12,8 @@
 //! versions of the same records; entries never change once written, and
 //! of a run's records the one with the most entries wins. A run is
 //! recoverable when its record, every entry from 1 to its last and every
-//! blob it needs were found.
+//! blob it needs were found, and no entry past its record's last: that
+//! record may be a stale copy whose newer page was destroyed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -303,9 +304,14 @@ fn gather_entries(id: &str, last: u64, found: &Found) -> Gathered {
         .entries
         .range((id.to_owned(), 0)..=(id.to_owned(), u64::MAX));
     for ((_, seq), (entry, blob)) in range {
-        // Entries past the record's last one were written by a commit
-        // that may never have completed.
+        // Entries past the record's last one: either a commit that never
+        // completed wrote them, or they are committed and the record found
+        // is a stale copy (its newest page destroyed). The scan cannot
+        // tell which, so the run is not proven whole.
         if *seq > last {
+            out.problems.push(format!(
+                "entries after {last} were found past its run record: the record may be an older copy"
+            ));
             break;
         }
         out.count += 1;
