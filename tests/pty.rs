@@ -466,3 +466,48 @@ fn a_key_a_program_prints_is_not_journaled() {
     assert!(!text.contains(KEY), "the key was printed: {text}");
     assert!(journal.contains("the key is"), "the transcript is missing");
 }
+
+/// An agent's hook that waits for an approval gets the user's decision from
+/// lev (the question in the sidebar; `--yes` headless), nothing typed into
+/// the program; Claude Code's `PermissionRequest` gets its JSON answer. With
+/// no one to decide, the answer is a denial, on record.
+#[test]
+fn an_approval_a_hook_waits_on_is_decided_in_lev() {
+    let script = r#"d=$("$LEV_BIN" hook needs-approval --wait --message "run rm -rf build"); echo "plain: $d ($?)"; j=$(echo '{"hook_event_name":"PermissionRequest","session_id":"s-1","tool_name":"Bash","tool_input":{"command":"git push"}}' | "$LEV_BIN" hook); echo "claude: $j""#;
+    let steps = format!(
+        "  agent:\n    type: pty\n    command: bash\n    args: [--norc, --noprofile, -c, '{}']\n",
+        script.replace('\'', "''")
+    );
+    let lev = Lev::new();
+    let wf = lev.write_workflow(&workflow(&steps));
+    let out = lev.run_headless(&wf, &["--yes"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("plain: allow (0)"), "{text}");
+    assert!(text.contains(r#""behavior":"allow""#), "{text}");
+    let run = run_id_from(&text).unwrap();
+    let events = lev.events(&run);
+    let asked = of_type(&events, "question_asked");
+    assert_eq!(asked.len(), 2, "{asked:#?}");
+    assert!(
+        asked[0]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("agent.approval-")
+    );
+    assert!(
+        asked[0]["ask"]
+            .as_str()
+            .unwrap()
+            .contains("wants to run rm -rf build")
+    );
+    assert!(asked[1]["ask"].as_str().unwrap().contains("git push"));
+
+    let lev = Lev::new();
+    let wf = lev.write_workflow(&workflow(&steps));
+    let out = lev.run_headless(&wf, &[]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("plain: deny (2)"), "{text}");
+    assert!(text.contains(r#""behavior":"deny""#), "{text}");
+}

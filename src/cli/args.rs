@@ -186,6 +186,12 @@ pub enum Command {
         /// What it asks or wants approved.
         #[arg(long)]
         message: Option<String>,
+        /// With `needs-approval`: wait for the user's decision in lev and
+        /// print `allow` (exit 0) or `deny` (exit 2). A Claude Code
+        /// `PermissionRequest` payload always waits, and gets Claude Code's
+        /// JSON answer.
+        #[arg(long)]
+        wait: bool,
     },
     /// Send a message to a running agent; it reads it before its next LLM request.
     Message {

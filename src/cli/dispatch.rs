@@ -129,7 +129,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
             state,
             session,
             message,
-        } => hook::hook(state, session, message).await,
+            wait,
+        } => hook::hook(state, session, message, wait).await,
         Command::Message { run, step, text } => steer::message(&paths, &run, &step, text).await,
         Command::Answer {
             run,

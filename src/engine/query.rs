@@ -57,6 +57,12 @@ pub enum Query {
     Suggestions {
         runs: usize,
     },
+    /// The recorded answer to question `question` of `run`, if it has one
+    /// (what `lev hook` waits on for an approval).
+    Answer {
+        run: RunId,
+        question: String,
+    },
     /// The workflow text `lev template save RUN NAME` writes for `run`,
     /// checked against this process's modes.
     Template {
@@ -87,6 +93,7 @@ pub enum Reply {
         text: String,
         steps: usize,
     },
+    Answer(Option<String>),
 }
 
 impl Engine {
@@ -160,7 +167,34 @@ impl Engine {
                 Reply::Suggestions(super::suggest::suggest(&self.run_endings(runs).await?))
             }
             Query::Template { run, name } => self.template(&run, &name).await?,
+            Query::Answer { run, question } => Reply::Answer(self.answer(&run, question).await?),
         })
+    }
+
+    /// The answer to `question` as recorded, reading only `question_answered`
+    /// entries.
+    async fn answer(&self, run: &RunId, question: String) -> Result<Option<String>, EngineError> {
+        let id = run.clone();
+        let found = self
+            .journal()
+            .fold_run(
+                run,
+                crate::protocol::Seq(1),
+                None,
+                move |found, seq, entry| {
+                    if entry.kind == "question_answered" {
+                        let r = workflow::from_entry(&id, seq, &entry)?;
+                        if let crate::protocol::Event::QuestionAnswered { id, answer, .. } = r.event
+                            && id == question
+                        {
+                            *found = Some(answer);
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+        Ok(found)
     }
 
     /// The template of `run` named `name`, refused when it would not load
@@ -243,6 +277,7 @@ impl Reply {
             Reply::Suggestions(_) => "suggestions",
             Reply::Definition { .. } => "definition",
             Reply::Template { .. } => "template",
+            Reply::Answer(_) => "answer",
         };
         format!("unexpected `{kind}` reply from the engine")
     }

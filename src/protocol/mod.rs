@@ -1212,6 +1212,18 @@ pub struct HookReport {
     pub session: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
+    /// The hook waits for the user's decision on this approval (its
+    /// request id): lev asks `STEP.approval-ID` and the hook reads the
+    /// answer (`Query::Answer`) to give it back to its agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<String>,
+}
+
+impl HookReport {
+    /// The question an approval a hook waits on is asked as.
+    pub fn approval_question(step: &StepKey, request: &str) -> String {
+        format!("{step}.approval-{request}")
+    }
 }
 
 /// What the engine broadcasts to participants.

@@ -105,7 +105,7 @@ fn set_whisper(ctx: &RunCtx, id: &str, answer: &str) {
     }
 }
 
-async fn record_answer(
+pub(super) async fn record_answer(
     ctx: &RunCtx,
     id: &str,
     answer: &str,

@@ -26,7 +26,7 @@ use super::context::RunCtx;
 use super::human::{self, Ask};
 use crate::commands::pty::{Pty, PtyCommand};
 use crate::config::agent_cli::{self, AgentCli};
-use crate::protocol::{Delta, Event, HookReport, StepKey, TerminalState};
+use crate::protocol::{AnswerSource, Delta, Event, HookReport, StepKey, TerminalState};
 use crate::spec::{DoneWhen, ScreenRule, TerminalSize};
 
 /// What reaches a running `pty` step from outside.
@@ -461,6 +461,8 @@ async fn drive(
     };
     let input_rule = plan.input_when.as_ref().map(Rule::of);
     let mut question: Option<BoxFuture<'static, Result<String, String>>> = None;
+    // Approvals the program's hooks wait on.
+    let mut approvals = futures::stream::FuturesUnordered::<BoxFuture<'static, ()>>::new();
     let mut asked = asked_before(ctx, &actx.key);
     let timeout = tokio::time::sleep(
         actx.step
@@ -524,6 +526,14 @@ async fn drive(
                         Some(TerminalState::Idle) if plan.done_when == DoneWhen::Stop => {
                             return End::Done("stop");
                         }
+                        Some(TerminalState::NeedsApproval) if report.wait.is_some() => {
+                            // Its hook waits for the decision: asked here,
+                            // answered back to the hook, nothing typed.
+                            set_state(TerminalState::NeedsApproval, &mut state);
+                            let what = report.message.clone().unwrap_or_else(|| last_lines(&pty.screen_text(), 3));
+                            let request = report.wait.clone().unwrap_or_default();
+                            approvals.push(approve(actx, &request, &plan.program, what));
+                        }
                         Some(s @ (TerminalState::NeedsInput | TerminalState::NeedsApproval)) if question.is_none() => {
                             set_state(s, &mut state);
                             asked += 1;
@@ -536,6 +546,11 @@ async fn drive(
                 }
                 None => {}
             },
+            Some(()) = futures::StreamExt::next(&mut approvals), if !approvals.is_empty() => {
+                if approvals.is_empty() {
+                    set_state(TerminalState::Running, &mut state);
+                }
+            }
             changed = output.changed(), if output_open => {
                 if changed.is_err() {
                     // Look now whether the program ended.
@@ -667,6 +682,34 @@ impl Rule {
             idle: Duration::from_millis(rule.idle_ms),
         }
     }
+}
+
+/// Asks the user to decide an approval a program's hook waits on
+/// (`STEP.approval-REQUEST`, approve or deny); the hook reads the answer.
+/// No one to decide (headless without `--yes`) is a denial, on record.
+fn approve(
+    actx: &AttemptCtx,
+    request: &str,
+    program: &str,
+    what: String,
+) -> BoxFuture<'static, ()> {
+    let ctx = actx.ctx.clone();
+    let step = actx.key.clone();
+    let id = HookReport::approval_question(&step, request);
+    let what = crate::secrets::current().redact(&what).into_owned();
+    let q = Ask::yes_no(
+        &ctx,
+        id.clone(),
+        &step,
+        &format!("{program} needs approval"),
+        format!("`{step}` ({program}) wants to {what}"),
+        ["approve", "deny"],
+    );
+    Box::pin(async move {
+        if human::ask(&ctx, &q).await.is_err() {
+            let _ = human::record_answer(&ctx, &id, "no", AnswerSource::Timeout).await;
+        }
+    })
 }
 
 /// Whether the screen has stayed the same long enough for a rule, with
