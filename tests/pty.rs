@@ -511,3 +511,80 @@ fn an_approval_a_hook_waits_on_is_decided_in_lev() {
     assert!(text.contains("plain: deny (2)"), "{text}");
     assert!(text.contains(r#""behavior":"deny""#), "{text}");
 }
+
+/// `lev spawn RUN CMD…` from another terminal opens a program in the live
+/// run beside its steps (`adhoc-1`), journaled like a `pty` step; the run's
+/// end stops it, and its end is on record before the run's.
+#[test]
+fn a_program_spawned_into_a_live_run_runs_beside_it_and_ends_with_it() {
+    let lev = Lev::new();
+    let marks = lev.dir.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let wf = lev.write_workflow(&workflow(&format!(
+        "  main:\n    type: pty\n    command: bash\n    args: [--norc, --noprofile, -c, 'while [ ! -e {m}/go ]; do sleep 0.05; done']\n",
+        m = marks.display()
+    )));
+    let child = lev.spawn_headless(&wf, &[]);
+    // The run is live once its step's program started.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        // JSON lines, newest first.
+        let out = lev.run(&["runs", "--json"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let first = text
+            .lines()
+            .next()
+            .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+        if let Some(id) = first.as_ref().and_then(|r| r["id"].as_str()) {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no run");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // The data dir goes first: after the command, it would be the
+        // program's argument (bash takes it as `$0`).
+        let data = lev.data_dir().display().to_string();
+        let out = lev.run(&[
+            "--data-dir",
+            &data,
+            "spawn",
+            &run,
+            "bash",
+            "--norc",
+            "-c",
+            &format!("echo adhoc > {}/adhoc; sleep 60", marks.display()),
+        ]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spawn refused: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for(&marks.join("adhoc"), "the spawned program");
+    std::fs::write(marks.join("go"), "").unwrap();
+    let done = kill::finish(child, None);
+    assert_eq!(done.code, Some(0), "{}", done.stdout);
+    let events = lev.events(&run);
+    let seq_of = |kind: &str, step: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == kind && e["step"] == step)
+            .and_then(|e| e["_seq"].as_u64())
+            .unwrap_or_else(|| panic!("no {kind} of {step}: {events:#?}"))
+    };
+    let launched = seq_of("pty_launched", "adhoc-1");
+    let cancelled = seq_of("step_cancelled", "adhoc-1");
+    let finished = events
+        .iter()
+        .find(|e| e["type"] == "run_finished")
+        .and_then(|e| e["_seq"].as_u64())
+        .unwrap();
+    assert!(launched < cancelled && cancelled < finished);
+    assert_eq!(lev.show(&run)["status"], "succeeded");
+}

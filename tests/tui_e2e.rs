@@ -776,6 +776,24 @@ steps:
     t.wait_for("lev's help", 10, |s| s.contains("Esc closes"));
     t.send("Escape");
     t.wait_for("the help closed", 10, |s| !s.contains("Esc closes"));
+    // `:spawn` opens another program in a pane of the run.
+    t.send(":");
+    t.tmux(&[
+        "send-keys",
+        "-t",
+        "main",
+        "-l",
+        "spawn bash --norc --noprofile",
+    ]);
+    t.wait_for("the spawn row", 10, |s| {
+        s.contains("spawn bash --norc --noprofile in a new pane")
+    });
+    t.send("Enter");
+    t.wait_for("the spawned program's pane", 20, |s| s.contains("adhoc-1"));
+    t.send("1");
+    t.wait_for("the first pane focused", 10, |s| {
+        s.contains("Enter types into the program")
+    });
     t.send("Enter");
     t.wait_for("the keys to go to the program again", 10, |s| {
         s.contains("keys go to echo")

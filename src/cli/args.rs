@@ -193,6 +193,15 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Open a program in a pane of a live run (beside its steps, as step
+    /// `adhoc-N`; the run's end stops it): `lev spawn RUN htop`.
+    Spawn {
+        run: String,
+        command: String,
+        /// The program's arguments (after `--` when they start with `-`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Send a message to a running agent; it reads it before its next LLM request.
     Message {
         run: String,

@@ -131,6 +131,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             message,
             wait,
         } => hook::hook(state, session, message, wait).await,
+        Command::Spawn { run, command, args } => steer::spawn(&paths, &run, command, args).await,
         Command::Message { run, step, text } => steer::message(&paths, &run, &step, text).await,
         Command::Answer {
             run,

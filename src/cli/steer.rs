@@ -1,5 +1,5 @@
 //! Steering a live run from another terminal: `pause`, `unpause`,
-//! `message`, `stop`, `stop-callbacks`. Each sends one op through the control socket of the
+//! `message`, `spawn`, `stop`, `stop-callbacks`. Each sends one op through the control socket of the
 //! lev process executing the run.
 #![allow(clippy::print_stdout)]
 
@@ -44,6 +44,21 @@ pub async fn pause(paths: &Paths, run: &str, step: Option<String>, pause: bool) 
         (Op::Pause { run, step }, done)
     } else {
         (Op::Unpause { run, step }, format!("unpausing {what}"))
+    };
+    send(paths, op, done).await
+}
+
+/// `lev spawn RUN COMMAND [ARGS]…`.
+pub async fn spawn(paths: &Paths, run: &str, command: String, args: Vec<String>) -> u8 {
+    if command.trim().is_empty() {
+        error("nothing to spawn: give a command");
+        return exit::USAGE;
+    }
+    let done = format!("{command} opens in a pane of run {run} (step adhoc-N)");
+    let op = Op::Spawn {
+        run: RunId(run.to_string()),
+        command,
+        args,
     };
     send(paths, op, done).await
 }

@@ -1528,6 +1528,13 @@ pub enum Op {
         rows: u16,
         cols: u16,
     },
+    /// An ad-hoc program in a pane of the live run (`lev spawn`, `:spawn`
+    /// in the palette): beside its steps, stopped when the run ends.
+    Spawn {
+        run: RunId,
+        command: String,
+        args: Vec<String>,
+    },
     /// What a `pty` step's agent CLI reported through its hook (`lev hook`).
     PtyHook {
         run: RunId,
@@ -1624,6 +1631,7 @@ impl Op {
             | Op::PtyInput { run, .. }
             | Op::PtyResize { run, .. }
             | Op::PtyHook { run, .. }
+            | Op::Spawn { run, .. }
             | Op::RetryStep { run, .. }
             | Op::Resume { run }
             | Op::Fork { run, .. }

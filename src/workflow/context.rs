@@ -81,6 +81,8 @@ pub struct RunCtx {
     /// The running `pty` steps' terminals: where keys, sizes and hook
     /// reports for each go.
     pub terminals: Mutex<BTreeMap<StepKey, super::pty::TerminalSender>>,
+    /// Ad-hoc programs spawned into the live run, stopped at its end.
+    pub adhoc: Mutex<super::pty::Adhoc>,
     /// Root for file tools and relative shell `cwd`s.
     pub workspace: std::path::PathBuf,
     /// `whisper.answer_timeout` of the root workflow.

@@ -157,6 +157,7 @@ pub async fn drive(
         halt: Mutex::new(None),
         step_cancels: Mutex::new(BTreeMap::new()),
         terminals: Mutex::new(BTreeMap::new()),
+        adhoc: Mutex::default(),
         // The run keeps the workspace it started in, wherever it is resumed from.
         workspace: workspace
             .as_ref()
@@ -186,6 +187,8 @@ pub async fn drive(
             .into_outcome()),
         None => execute(ctx.clone(), workflow).await,
     };
+    // Ad-hoc programs end with the run, their ends journaled before its own.
+    super::pty::stop_adhoc(&ctx).await;
     dispatcher.abort();
     let outcome = outcome?;
     let usage = ctx.usage_snapshot();
@@ -347,6 +350,7 @@ async fn dispatch_ops(
             Op::PtyResize {
                 step, rows, cols, ..
             } => super::pty::deliver(&ctx, &step, super::pty::TerminalInput::Resize(rows, cols)),
+            Op::Spawn { command, args, .. } => super::pty::spawn_adhoc(&ctx, command, args),
             Op::PtyHook { step, report, .. } => {
                 super::pty::deliver(&ctx, &step, super::pty::TerminalInput::Hook(report))
             }

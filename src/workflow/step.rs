@@ -222,7 +222,8 @@ async fn run_step_inner(
     }
 
     // Agent and shell steps take a slot; humans and child graphs do not.
-    let _permit = match kind.takes_slot() {
+    // An ad-hoc program the user opened does not wait for a slot.
+    let _permit = match kind.takes_slot() && !super::pty::is_adhoc(&key) {
         true => ctx.slots.acquire().await.ok(),
         false => None,
     };

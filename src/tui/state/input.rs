@@ -661,6 +661,13 @@ impl State {
                     entries.retain(|e| e.item != PaletteItem::Action(Action::PauseAgent));
                 }
                 self.palette = palette::filter(entries, &text);
+                // `spawn CMD`: a program in a new pane of the live run, first.
+                if self.run_open
+                    && self.replay.is_none()
+                    && let Some(spawn) = palette::spawn_entry(&text)
+                {
+                    self.palette.insert(0, spawn);
+                }
                 self.palette_cursor = self
                     .palette_cursor
                     .min(self.palette.len().saturating_sub(1));
@@ -734,6 +741,18 @@ impl State {
                                     vec![Effect::OpenRun(id)]
                                 }
                                 PaletteItem::Theme(name) => vec![Effect::SetTheme(name)],
+                                PaletteItem::Spawn(mut words) => match self.run.run.clone() {
+                                    Some(run) if !words.is_empty() => {
+                                        let command = words.remove(0);
+                                        self.say(format!("{command} opens in a new pane"));
+                                        vec![Effect::Op(crate::protocol::Op::Spawn {
+                                            run,
+                                            command,
+                                            args: words,
+                                        })]
+                                    }
+                                    _ => Vec::new(),
+                                },
                             },
                             None => Vec::new(),
                         }

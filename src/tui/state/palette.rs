@@ -16,6 +16,52 @@ pub enum PaletteItem {
     Run(RunId),
     /// Switch to the theme of this name.
     Theme(String),
+    /// `spawn CMD ARGS…`: a program in a new pane of the live run.
+    Spawn(Vec<String>),
+}
+
+/// The row `spawn CMD ARGS…` typed into the palette makes (words split on
+/// blanks; quotes group them).
+pub fn spawn_entry(query: &str) -> Option<PaletteEntry> {
+    let rest = query.trim_start().strip_prefix("spawn ")?;
+    let words = split_words(rest);
+    (!words.is_empty()).then(|| PaletteEntry {
+        label: format!("spawn {} in a new pane", words.join(" ")),
+        keys: String::new(),
+        item: PaletteItem::Spawn(words),
+    })
+}
+
+/// Blank-separated words; '…' and "…" keep blanks inside a word.
+fn split_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
 }
 
 /// A palette row: its label (what is matched) and what it does.
