@@ -298,6 +298,7 @@ mod tests {
         assert_eq!(
             report(Some("session"), Some("x".into()), None)
                 .unwrap()
+                .0
                 .state,
             None
         );

@@ -577,7 +577,12 @@ async fn drive(
         tokio::select! {
             _ = actx.cancel.cancelled() => return End::Cancelled,
             _ = &mut timeout => return End::TimedOut,
-            answer = async { question.as_mut().expect("guarded").await }, if question.is_some() => {
+            answer = async {
+                match question.as_mut() {
+                    Some(q) => q.await,
+                    None => std::future::pending().await,
+                }
+            }, if question.is_some() => {
                 question = None;
                 match answer {
                     Ok(text) => {

@@ -38,7 +38,9 @@ impl State {
                 self.say("left the program: lev's keys again");
                 return Some(Vec::new());
             }
-            return Some(self.to_program(i, |screen| encode(key, screen.application_cursor())));
+            return Some(
+                self.send_to_program(i, |screen| encode(key, screen.application_cursor())),
+            );
         }
         self.terminal_input = None;
         let enters = key.code == KeyCode::Enter
@@ -63,7 +65,7 @@ impl State {
     /// A paste while a program takes the keys.
     pub(super) fn terminal_paste(&mut self, text: &str) -> Option<Vec<Effect>> {
         let i = self.typing_into()?;
-        Some(self.to_program(i, |screen| {
+        Some(self.send_to_program(i, |screen| {
             let clean = text.replace('\x1b', "");
             Some(if screen.bracketed_paste() {
                 format!("\x1b[200~{clean}\x1b[201~").into_bytes()
@@ -73,7 +75,7 @@ impl State {
         }))
     }
 
-    fn to_program(
+    fn send_to_program(
         &mut self,
         i: usize,
         bytes: impl FnOnce(&vt100::Screen) -> Option<Vec<u8>>,
