@@ -21,13 +21,23 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+mod adhoc;
+mod asks;
+mod screen;
+mod session;
+
+pub use adhoc::{Adhoc, is_adhoc, spawn_adhoc, stop_adhoc};
+pub use session::resumable_session;
+
 use super::attempt::{AttemptCtx, StepError, humantime};
 use super::context::RunCtx;
-use super::human::{self, Ask};
 use crate::commands::pty::{Pty, PtyCommand};
-use crate::config::agent_cli::{self, AgentCli};
-use crate::protocol::{AnswerSource, Delta, Event, HookReport, StepKey, TerminalState};
+use crate::config::agent_cli::AgentCli;
+use crate::protocol::{Delta, Event, HookReport, StepKey, TerminalState};
 use crate::spec::{DoneWhen, ScreenRule, TerminalSize};
+use asks::{approve, ask, asked_before};
+use screen::{REDACT_PAUSE, Rule, ScreenRedactor, ScreenWatch, last_lines};
+use session::{Launch, Session};
 
 /// What reaches a running `pty` step from outside.
 #[derive(Debug)]
@@ -51,142 +61,6 @@ pub fn deliver(ctx: &RunCtx, step: &StepKey, input: TerminalInput) {
         ctx.rec.refuse(format!(
             "step `{step}` has no program running in a terminal"
         ));
-    }
-}
-
-/// How long a program's quiet lets held-back output go to the screen.
-const REDACT_PAUSE: Duration = Duration::from_millis(30);
-
-/// lev's keys taken out of what a program writes before any pane shows
-/// it: the bytes as UTF-8 text (a character cut between two chunks waits
-/// for its end; invalid bytes become U+FFFD), through the stream redactor.
-struct ScreenRedactor {
-    text: crate::secrets::StreamRedactor,
-    /// The start of a character the next chunk ends.
-    cut: Vec<u8>,
-}
-
-impl ScreenRedactor {
-    fn new() -> ScreenRedactor {
-        ScreenRedactor::with(&crate::secrets::current())
-    }
-
-    fn with(secrets: &std::sync::Arc<crate::secrets::Secrets>) -> ScreenRedactor {
-        ScreenRedactor {
-            text: secrets.stream(),
-            cut: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
-        self.cut.extend_from_slice(bytes);
-        let whole = match std::str::from_utf8(&self.cut) {
-            Ok(_) => self.cut.len(),
-            // Incomplete at the end: keep that for the next chunk.
-            Err(e) if e.error_len().is_none() => e.valid_up_to(),
-            Err(_) => self.cut.len(),
-        };
-        let rest = self.cut.split_off(whole);
-        let text = String::from_utf8_lossy(&self.cut).into_owned();
-        self.cut = rest;
-        self.text.push(&text).into_bytes()
-    }
-
-    fn flush(&mut self) -> Vec<u8> {
-        let mut out = self.text.finish().into_bytes();
-        if !self.cut.is_empty() {
-            out.extend(String::from_utf8_lossy(&std::mem::take(&mut self.cut)).as_bytes());
-        }
-        out
-    }
-}
-
-/// The ad-hoc programs of a live run: their keys and tasks.
-#[derive(Default)]
-pub struct Adhoc {
-    running: Vec<(StepKey, tokio::task::JoinHandle<()>)>,
-    /// Keys given in this process.
-    given: u32,
-}
-
-const ADHOC_PREFIX: &str = "adhoc-";
-
-/// An ad-hoc program's step (`adhoc-N`).
-pub fn is_adhoc(key: &StepKey) -> bool {
-    key.as_str().starts_with(ADHOC_PREFIX)
-}
-
-/// `Op::Spawn`: runs `command` in a pane of the live run, as step
-/// `adhoc-N` beside the workflow's steps (it needs nothing and nothing needs
-/// it; it does not wait for a slot); its launch, end and transcript are
-/// journaled like any `pty` step's. The run's end stops it.
-pub fn spawn_adhoc(ctx: &std::sync::Arc<RunCtx>, command: String, args: Vec<String>) {
-    if command.trim().is_empty() {
-        ctx.rec.refuse("nothing to spawn: give a command".into());
-        return;
-    }
-    let Ok(mut adhoc) = ctx.adhoc.lock() else {
-        return;
-    };
-    let key = loop {
-        adhoc.given += 1;
-        let key = StepKey::new(format!("{ADHOC_PREFIX}{}", adhoc.given));
-        if !ctx.history.steps.contains_key(&key) {
-            break key;
-        }
-    };
-    let step = crate::spec::Step {
-        id: key.to_string(),
-        needs: Vec::new(),
-        kind: crate::spec::StepKind::Pty {
-            command,
-            args,
-            prompt: None,
-            cwd: None,
-            env: BTreeMap::new(),
-            size: TerminalSize::default(),
-            cli: None,
-            done_when: DoneWhen::Exit,
-            input_when: None,
-            mode: None,
-        },
-        condition: None,
-        retry: Default::default(),
-        timeout: None,
-        continue_on_error: true,
-        idempotent: false,
-        outputs: BTreeMap::new(),
-        followups: None,
-        when_semantic: None,
-        hints: Vec::new(),
-        workspace: None,
-    };
-    let (run_ctx, run_key) = (ctx.clone(), key.clone());
-    let task = tokio::spawn(async move {
-        let eval = crate::spec::expr::EvalContext::default();
-        super::step::run_step(run_ctx, run_key, step, eval).await;
-    });
-    adhoc.running.push((key, task));
-}
-
-/// The run ends: its ad-hoc programs are stopped and their ends journaled.
-pub async fn stop_adhoc(ctx: &RunCtx) {
-    let running = match ctx.adhoc.lock() {
-        Ok(mut a) => std::mem::take(&mut a.running),
-        Err(_) => return,
-    };
-    for (key, mut task) in running {
-        // Again until it ends: one spawned a moment ago may not have
-        // registered its step's token yet.
-        loop {
-            ctx.cancel_step(&key);
-            if tokio::time::timeout(Duration::from_millis(100), &mut task)
-                .await
-                .is_ok()
-            {
-                break;
-            }
-        }
     }
 }
 
@@ -428,107 +302,6 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
     }
 }
 
-/// What this attempt launches: the step's arguments, with the agent CLI's
-/// resume (an interrupted attempt's session) or new-session arguments
-/// before them.
-struct Launch {
-    args: Vec<String>,
-    session: Option<String>,
-    resumed: bool,
-}
-
-impl Launch {
-    fn for_attempt(actx: &AttemptCtx, plan: &PtyPlan) -> Launch {
-        let plain = Launch {
-            args: plan.args.clone(),
-            session: None,
-            resumed: false,
-        };
-        let Some(cli) = &plan.cli else {
-            return plain;
-        };
-        if let Some(id) = resumable_session(&actx.ctx, &actx.key, cli) {
-            let mut args = AgentCli::with_session(&cli.resume, &id);
-            args.extend(plan.args.iter().cloned());
-            return Launch {
-                args,
-                session: Some(id),
-                resumed: true,
-            };
-        }
-        if cli.new_session.is_empty() {
-            return plain;
-        }
-        let id = agent_cli::new_session_id();
-        let mut args = AgentCli::with_session(&cli.new_session, &id);
-        args.extend(plan.args.iter().cloned());
-        Launch {
-            args,
-            session: Some(id),
-            resumed: false,
-        }
-    }
-}
-
-/// The session of `key`'s interrupted attempt (in flight when lev
-/// stopped), when `cli` can resume it by id.
-pub fn resumable_session(ctx: &RunCtx, key: &StepKey, cli: &AgentCli) -> Option<String> {
-    if cli.resume.is_empty() || ctx.retried(key).is_some() {
-        return None;
-    }
-    let interrupted = ctx
-        .history
-        .steps
-        .get(key)
-        .is_some_and(|r| r.settled.is_none());
-    let known = ctx.history.pty_sessions.get(key)?;
-    let same_cli = known.cli.as_deref().is_none_or(|c| c == cli.name);
-    (interrupted && same_cli)
-        .then(|| known.session.clone())
-        .flatten()
-}
-
-/// The agent CLI's session id as far as it is known, and journaled once
-/// learned.
-struct Session {
-    known: Option<String>,
-    pattern: Option<String>,
-}
-
-impl Session {
-    /// Journals `id` when it is new (`source`: where it came from).
-    async fn learned(
-        &mut self,
-        actx: &AttemptCtx,
-        id: String,
-        source: &str,
-    ) -> Result<(), StepError> {
-        if self.known.as_deref() == Some(id.as_str()) || id.is_empty() || id.len() > 200 {
-            return Ok(());
-        }
-        self.known = Some(id.clone());
-        let event = Event::PtySession {
-            step: actx.key.clone(),
-            attempt: actx.attempt,
-            session: id,
-            source: source.into(),
-            at: actx.ctx.now(),
-        };
-        actx.record(event).await.map(|_| ())
-    }
-
-    /// Looks for the session id in what the screen shows.
-    async fn look(&mut self, actx: &AttemptCtx, text: &str, source: &str) -> Result<(), StepError> {
-        let Some(pattern) = &self.pattern else {
-            return Ok(());
-        };
-        match agent_cli::session_in(pattern, text) {
-            Some(id) => self.learned(actx, id, source).await,
-            None => Ok(()),
-        }
-    }
-}
-
 /// Runs the attempt's program to its end: types the prompt when it is
 /// ready, serves keys, sizes and hooks, asks the user what it waits for.
 async fn drive(
@@ -721,155 +494,6 @@ async fn drive(
     }
 }
 
-/// Questions the step's earlier attempts asked (their ids go on from there).
-fn asked_before(ctx: &RunCtx, key: &StepKey) -> u32 {
-    let prefix = format!("{key}.input");
-    ctx.history
-        .asked
-        .keys()
-        .filter(|id| id.starts_with(&prefix))
-        .count() as u32
-}
-
-/// Asks the user what the program waits for: `{step}.input{n}`.
-fn ask(
-    actx: &AttemptCtx,
-    n: u32,
-    program: &str,
-    what: String,
-    state: TerminalState,
-) -> BoxFuture<'static, Result<String, String>> {
-    let ctx = actx.ctx.clone();
-    let header = match state {
-        TerminalState::NeedsApproval => "needs approval",
-        _ => "needs input",
-    };
-    // What the screen or the hook said is journaled with the question.
-    let what = crate::secrets::current().redact(&what).into_owned();
-    let q = Ask {
-        id: format!("{}.input{n}", actx.key),
-        step: Some(actx.key.clone()),
-        header: Some(format!("{program} {header}")),
-        ask: format!("`{}` ({program}) waits for you: {what}", actx.key),
-        options: Vec::new(),
-        default: None,
-        timeout: ctx.answer_timeout,
-        from_agent: false,
-    };
-    Box::pin(async move { human::ask(&ctx, &q).await.map(|a| a.text) })
-}
-
-/// A screen rule with its pattern compiled once.
-struct Rule {
-    pattern: Option<regex::Regex>,
-    idle: Duration,
-}
-
-impl Rule {
-    fn of(rule: &ScreenRule) -> Rule {
-        Rule {
-            // Checked when the workflow was loaded.
-            pattern: rule
-                .pattern
-                .as_deref()
-                .and_then(|p| regex::RegexBuilder::new(p).size_limit(1 << 20).build().ok()),
-            idle: Duration::from_millis(rule.idle_ms),
-        }
-    }
-}
-
-/// Asks the user to decide an approval a program's hook waits on
-/// (`STEP.approval-REQUEST`, approve or deny); the hook reads the answer.
-/// No one to decide (headless without `--yes`) is a denial, on record.
-fn approve(
-    actx: &AttemptCtx,
-    request: &str,
-    program: &str,
-    what: String,
-) -> BoxFuture<'static, ()> {
-    let ctx = actx.ctx.clone();
-    let step = actx.key.clone();
-    let id = HookReport::approval_question(&step, request);
-    let what = crate::secrets::current().redact(&what).into_owned();
-    let q = Ask::yes_no(
-        &ctx,
-        id.clone(),
-        &step,
-        &format!("{program} needs approval"),
-        format!("`{step}` ({program}) wants to {what}"),
-        ["approve", "deny"],
-    );
-    Box::pin(async move {
-        if human::ask(&ctx, &q).await.is_err() {
-            let _ = human::record_answer(&ctx, &id, "no", AnswerSource::Timeout).await;
-        }
-    })
-}
-
-/// Whether the screen has stayed the same long enough for a rule, with
-/// hysteresis: it must be unchanged for the rule's quiet time, counted
-/// anew after lev typed into it.
-#[derive(Default)]
-struct ScreenWatch {
-    /// The program's output count when the screen was last read.
-    drawn: u64,
-    hash: u64,
-    since: Option<Instant>,
-    text: String,
-    /// The state it was last found in held for this screen already.
-    fired: bool,
-}
-
-impl ScreenWatch {
-    fn saw(&mut self, text: &str) {
-        let hash = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            text.hash(&mut h);
-            h.finish()
-        };
-        if hash != self.hash || self.since.is_none() {
-            self.hash = hash;
-            self.since = Some(Instant::now());
-            self.text = text.to_string();
-            self.fired = false;
-        }
-    }
-
-    /// lev typed: the screen must change (or stay quiet anew) before a rule holds again.
-    fn acted(&mut self) {
-        self.since = Some(Instant::now());
-        self.fired = true;
-    }
-
-    fn holds(&mut self, rule: &Rule) -> bool {
-        if self.fired {
-            return false;
-        }
-        let quiet = self.since.is_some_and(|s| s.elapsed() >= rule.idle);
-        let matches = rule
-            .pattern
-            .as_ref()
-            .is_none_or(|re| re.is_match(&self.text));
-        if quiet && matches {
-            self.fired = true;
-            return true;
-        }
-        false
-    }
-}
-
-/// The last `n` non-blank lines of a screen, joined with ` ⏎ `.
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    let from = lines.len().saturating_sub(n);
-    lines[from..].join(" ⏎ ")
-}
-
 fn one_line(program: &str, args: &[String]) -> String {
     let mut s = program.to_string();
     for a in args {
@@ -895,33 +519,5 @@ fn tail(text: &str) -> String {
     match cut.find('\n') {
         Some(i) => cut[i + 1..].to_string(),
         None => cut.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_screen_is_redacted_across_chunks_and_cut_characters() {
-        let secrets = std::sync::Arc::new(crate::secrets::Secrets::from_names(
-            ["OPENAI_API_KEY".to_string()],
-            &|_| Some("sk-live-0123456789".to_string()),
-        ));
-        let mut r = ScreenRedactor::with(&secrets);
-        let text = "\x1b[31m宽 sk-live-0123456789 done\x1b[0m";
-        let bytes = text.as_bytes();
-        let mut out = Vec::new();
-        // Every cut: inside the escape, the wide character, the key.
-        for chunk in bytes.chunks(3) {
-            out.extend(r.push(chunk));
-        }
-        out.extend(r.flush());
-        let shown = String::from_utf8(out).unwrap();
-        assert!(!shown.contains("sk-live-0123456789"), "{shown}");
-        assert!(shown.starts_with("\x1b[31m宽 "), "{shown}");
-        assert!(shown.ends_with(" done\x1b[0m"), "{shown}");
-        // Bytes that are not UTF-8 are shown as such, not dropped or held.
-        assert_eq!(String::from_utf8(r.push(b"a\xffb")).unwrap(), "a\u{fffd}b");
     }
 }
