@@ -229,9 +229,17 @@ fn an_agent_cli_killed_with_lev_is_resumed_into_its_own_session() {
     let launches = of_type(&events, "pty_launched");
     assert_eq!(launches.len(), 2);
     assert_eq!(launches[0]["session"], session.as_str());
-    assert_eq!(launches[0]["args"][0], "--session-id");
-    assert_eq!(launches[1]["args"][0], "--resume");
-    assert_eq!(launches[1]["args"][1], session.as_str());
+    // Its hooks for this session (`--settings`), then the session lev chose.
+    assert_eq!(launches[0]["args"][0], "--settings");
+    assert!(
+        launches[0]["args"][1]
+            .as_str()
+            .unwrap()
+            .contains(r#""Stop""#)
+    );
+    assert_eq!(launches[0]["args"][2], "--session-id");
+    assert_eq!(launches[1]["args"][2], "--resume");
+    assert_eq!(launches[1]["args"][3], session.as_str());
     assert_eq!(launches[1]["resumed"], true);
     assert_eq!(of_type(&events, "question_asked").len(), 1);
     let work = outputs(&lev, &run, "work");
@@ -273,8 +281,16 @@ fn an_agent_cli_s_own_session_id_is_learned_and_resumed() {
     assert_eq!(learned.len(), 1, "{learned:?}");
     assert_eq!(learned[0]["session"], session.as_str());
     let launches = of_type(&events, "pty_launched");
-    assert_eq!(launches[1]["args"][0], "resume");
-    assert_eq!(launches[1]["args"][1], session.as_str());
+    // Its `notify` reports to lev (the stop that ended the resumed step).
+    assert_eq!(launches[1]["args"][0], "-c");
+    assert!(
+        launches[1]["args"][1]
+            .as_str()
+            .unwrap()
+            .starts_with("notify=[")
+    );
+    assert_eq!(launches[1]["args"][2], "resume");
+    assert_eq!(launches[1]["args"][3], session.as_str());
 }
 
 /// A program with no session to resume is not rerun behind the user's back.
@@ -380,7 +396,7 @@ fn a_swarm_mixes_api_agents_and_an_agent_cli() {
     assert_eq!(started["mode"], "cli-coder");
     let launched = &of_type(&events, "pty_launched")[0];
     assert_eq!(launched["cli"], "claude");
-    assert_eq!(launched["args"][0], "--session-id");
+    assert_eq!(launched["args"][2], "--session-id");
     // The model was asked for the plan, the design and the review only.
     let briefs: Vec<String> = server.requests().iter().map(|r| r.brief()).collect();
     assert_eq!(briefs.len(), 3, "{briefs:#?}");

@@ -20,6 +20,9 @@ pub struct AgentCli {
     /// A regular expression whose first group is the session id, looked
     /// for in what the program showed (its exit message, its banner).
     pub session_pattern: Option<String>,
+    /// Arguments (first of all) that make the CLI's hooks report to lev
+    /// for this session only (`lev hook`): `{lev}` stands for lev's binary.
+    pub hooks: Vec<String>,
 }
 
 impl AgentCli {
@@ -30,7 +33,23 @@ impl AgentCli {
             new_session: owned(new_session),
             resume: owned(resume),
             session_pattern: pattern.map(str::to_string),
+            hooks: Vec::new(),
         }
+    }
+
+    fn with_hooks(mut self, hooks: Vec<String>) -> AgentCli {
+        self.hooks = hooks;
+        self
+    }
+
+    /// `hooks` with `{lev}` replaced by lev's binary (escaped for the JSON
+    /// or TOML string it sits in).
+    pub fn hook_args(&self, lev: &str) -> Vec<String> {
+        let escaped = lev.replace('\\', "\\\\").replace('"', "\\\"");
+        self.hooks
+            .iter()
+            .map(|a| a.replace("{lev}", &escaped))
+            .collect()
     }
 
     /// `args` with `{session}` replaced by `session`.
@@ -45,24 +64,32 @@ const UUID: &str = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 
 /// The CLIs lev knows without configuration, by name.
 pub fn builtin() -> BTreeMap<String, AgentCli> {
+    // Its hooks, for this session only (`--settings`): they run with the
+    // session's environment, where `LEV_BIN` is lev.
+    let hook = r#"[{"hooks":[{"type":"command","command":"\"$LEV_BIN\" hook"}]}]"#;
+    let claude_hooks =
+        format!(r#"{{"hooks":{{"SessionStart":{hook},"Notification":{hook},"Stop":{hook}}}}}"#);
     let claude = AgentCli::new(
         "claude",
         &["--session-id", "{session}"],
         &["--resume", "{session}"],
         Some(&format!(r"claude --resume ({UUID})")),
-    );
+    )
+    .with_hooks(vec!["--settings".into(), claude_hooks]);
     let gemini = AgentCli::new(
         "gemini",
         &["--session-id", "{session}"],
         &["--resume", "{session}"],
         Some(&format!(r"gemini --resume ({UUID})")),
     );
+    // `notify` runs a program with the event as JSON in its last argument.
     let codex = AgentCli::new(
         "codex",
         &[],
         &["resume", "{session}"],
         Some(&format!(r"codex resume ({UUID})")),
-    );
+    )
+    .with_hooks(vec!["-c".into(), r#"notify=["{lev}","hook"]"#.into()]);
     let opencode = AgentCli::new(
         "opencode",
         &[],
@@ -157,6 +184,19 @@ mod tests {
         assert_eq!(
             AgentCli::with_session(&codex.resume, "abc"),
             vec!["resume".to_string(), "abc".into()]
+        );
+    }
+
+    #[test]
+    fn hook_arguments_name_lev_s_binary_escaped() {
+        let table = builtin();
+        let codex = table["codex"].hook_args(r#"/opt/my "lev"/lev"#);
+        assert_eq!(codex[1], r#"notify=["/opt/my \"lev\"/lev","hook"]"#);
+        let claude = table["claude"].hook_args("/x/lev");
+        let settings: serde_json::Value = serde_json::from_str(&claude[1]).unwrap();
+        assert_eq!(
+            settings["hooks"]["Stop"][0]["hooks"][0]["command"],
+            r#""$LEV_BIN" hook"#
         );
     }
 

@@ -56,6 +56,7 @@
 //!       new_session: [--session-id, "{session}"]  # start a session of an id lev picks
 //!       resume: [--resume, "{session}"]           # relaunch into it after a crash
 //!       session_pattern: 'session: (\S+)'        # else: find its id on screen
+//!       hooks: [-c, 'notify=["{lev}","hook"]']   # its hooks report to lev ({lev}: lev's binary)
 //! tui:
 //!   scrollback_lines: 100000 # lines each pane keeps (≈ 11 MB of 80-char lines); min 100
 //!   attention:               # a question or approval waits, the run ends or pauses (once each)
@@ -140,6 +141,7 @@ struct FileCli {
     new_session: Option<Vec<String>>,
     resume: Option<Vec<String>>,
     session_pattern: Option<Spanned<String>>,
+    hooks: Option<Vec<String>>,
 }
 
 /// `flowmind: { mode, repeats, instructions, provider, model, cadence,
@@ -493,7 +495,11 @@ impl Layers {
                         new_session: Vec::new(),
                         resume: Vec::new(),
                         session_pattern: None,
+                        hooks: Vec::new(),
                     });
+                if let Some(args) = c.hooks {
+                    cli.hooks = args;
+                }
                 if let Some(args) = c.new_session {
                     cli.new_session = args;
                 }

@@ -9,9 +9,9 @@ use crate::workflow::context::RunCtx;
 
 use super::PtyPlan;
 
-/// What this attempt launches: the step's arguments, with the agent CLI's
-/// resume (an interrupted attempt's session) or new-session arguments
-/// before them.
+/// What this attempt launches: the step's arguments, after the agent
+/// CLI's hook arguments (its hooks report to lev) and its resume (an
+/// interrupted attempt's session) or new-session arguments.
 pub(super) struct Launch {
     pub(super) args: Vec<String>,
     pub(super) session: Option<String>,
@@ -20,33 +20,34 @@ pub(super) struct Launch {
 
 impl Launch {
     pub(super) fn for_attempt(actx: &AttemptCtx, plan: &PtyPlan) -> Launch {
-        let plain = Launch {
-            args: plan.args.clone(),
-            session: None,
-            resumed: false,
-        };
         let Some(cli) = &plan.cli else {
-            return plain;
-        };
-        if let Some(id) = resumable_session(&actx.ctx, &actx.key, cli) {
-            let mut args = AgentCli::with_session(&cli.resume, &id);
-            args.extend(plan.args.iter().cloned());
             return Launch {
-                args,
-                session: Some(id),
-                resumed: true,
+                args: plan.args.clone(),
+                session: None,
+                resumed: false,
             };
-        }
-        if cli.new_session.is_empty() {
-            return plain;
-        }
-        let id = agent_cli::new_session_id();
-        let mut args = AgentCli::with_session(&cli.new_session, &id);
+        };
+        let lev = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "lev".into());
+        let mut args = cli.hook_args(&lev);
+        let (session, resumed) = match resumable_session(&actx.ctx, &actx.key, cli) {
+            Some(id) => {
+                args.extend(AgentCli::with_session(&cli.resume, &id));
+                (Some(id), true)
+            }
+            None if cli.new_session.is_empty() => (None, false),
+            None => {
+                let id = agent_cli::new_session_id();
+                args.extend(AgentCli::with_session(&cli.new_session, &id));
+                (Some(id), false)
+            }
+        };
         args.extend(plan.args.iter().cloned());
         Launch {
             args,
-            session: Some(id),
-            resumed: false,
+            session,
+            resumed,
         }
     }
 }
