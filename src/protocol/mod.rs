@@ -1188,7 +1188,12 @@ pub enum TerminalState {
     NeedsApproval,
     /// Its turn ended (an agent CLI's `Stop` hook); it waits for more.
     Idle,
+    /// Running, but it has drawn nothing for a long while and no hook
+    /// said it waits (`workflow::pty`'s `STALLED_AFTER`).
+    Stalled,
     Exited,
+    /// It exited with a failing code.
+    Error,
 }
 
 impl TerminalState {
@@ -1198,7 +1203,9 @@ impl TerminalState {
             TerminalState::NeedsInput => "needs input",
             TerminalState::NeedsApproval => "needs approval",
             TerminalState::Idle => "idle",
+            TerminalState::Stalled => "stalled",
             TerminalState::Exited => "exited",
+            TerminalState::Error => "error",
         }
     }
 }

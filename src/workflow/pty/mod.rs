@@ -87,6 +87,9 @@ const READY_QUIET: Duration = Duration::from_millis(600);
 const READY_LIMIT: Duration = Duration::from_secs(2);
 /// How often the screen is looked at while a rule or the prompt waits on it.
 const TICK: Duration = Duration::from_millis(100);
+/// A running program that drew nothing this long (and no hook said it
+/// waits) shows as stalled.
+const STALLED_AFTER: Duration = Duration::from_secs(120);
 /// How often an idle program is checked on otherwise.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
@@ -237,9 +240,13 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
         _ => None,
     };
     let _ = forward.await;
+    let ended = match end {
+        End::Exited(Some(0)) | End::Done(_) => TerminalState::Exited,
+        _ => TerminalState::Error,
+    };
     ctx.rec.delta(Delta::PtyState {
         step: actx.key.clone(),
-        state: TerminalState::Exited,
+        state: ended,
     });
 
     let transcript = crate::secrets::current()
@@ -444,6 +451,13 @@ async fn drive(
         // The screen is read only when the program drew since the
         // last look: eight idle programs cost next to nothing.
         let drawn = pty.output_seen();
+        // Long quiet with no hook saying why is worth showing; drawing again
+        // is running again.
+        if state == TerminalState::Running && pty.quiet_for().is_some_and(|q| q >= STALLED_AFTER) {
+            set_state(TerminalState::Stalled, &mut state);
+        } else if state == TerminalState::Stalled && drawn != screen.drawn {
+            set_state(TerminalState::Running, &mut state);
+        }
         if drawn != screen.drawn {
             screen.drawn = drawn;
             screen.saw(&pty.screen_text());
