@@ -390,6 +390,13 @@ fn busy(op: &Op, live: Option<&RunId>) -> Option<String> {
 /// Submits `op`; a run the engine begins executing for it (a retry of an
 /// ended run, a fork, a resume) is shown live with its history.
 async fn submit(engine: &Engine, state: &mut State, live: &mut Option<RunId>, op: Op) {
+    // A pane's size follows the screen; a program of a run no one
+    // executes (an interrupted run opened from the browser) has none to tell.
+    if let Op::PtyResize { run, .. } = &op
+        && live.as_ref() != Some(run)
+    {
+        return;
+    }
     if let Some(why) = busy(&op, live.as_ref()) {
         state.report(why);
         return;

@@ -416,6 +416,13 @@ impl Pane {
         self.terminal_bytes_at_tick = self.terminal_bytes;
     }
 
+    /// The program's screen, once it has drawn anything (a pane of an
+    /// interrupted run shows its lines, the launch among them, instead of
+    /// an empty terminal).
+    pub fn drawn_terminal(&self) -> Option<&super::terminal::TerminalView> {
+        self.terminal.as_ref().filter(|_| self.terminal_bytes > 0)
+    }
+
     /// Something in it moves: a running step, unless it is a program that
     /// has drawn nothing lately.
     pub fn spins(&self) -> bool {

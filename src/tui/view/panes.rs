@@ -290,7 +290,7 @@ fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: 
             theme.style("dim"),
         ));
     }
-    if let Some(view) = &p.terminal {
+    if let Some(view) = p.drawn_terminal() {
         let typing = state.typing_into() == Some(index_of(state, p));
         let hint = if view.scrolled() > 0 {
             Some(format!(" ↑ {} lines up · End follows ", view.scrolled()))
