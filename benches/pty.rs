@@ -23,7 +23,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cpu::cpu_time;
@@ -32,13 +32,8 @@ use lev::headless::{self, HeadlessOptions};
 use lev::journal::Journal;
 use lev::protocol::{Notice, Op, RunId, RunStatus};
 use lev::spec::{self, ModeRegistry};
-use lev::tui::app::{self, App, Launch, Screen};
-use lev::tui::keymap::Keymap;
-use lev::tui::theme::{Catalog, Theme};
+use lev::tui::app::{self, Launch, Screen};
 use lev::workflow::{self, EngineDeps, RunOptions, Start};
-use ratatui::backend::CrosstermBackend;
-use ratatui::{Terminal, TerminalOptions, Viewport};
-use sink::Counted;
 
 const WIDTH: u16 = 200;
 const HEIGHT: u16 = 50;
@@ -112,32 +107,9 @@ async fn in_workbench(
     run: RunId,
     idle_for: Option<Duration>,
 ) -> Measured {
-    let frames = Arc::new(AtomicU64::new(0));
-    let backend = Counted {
-        inner: CrosstermBackend::new(std::io::sink()),
-        frames: frames.clone(),
-        width: WIDTH,
-        height: HEIGHT,
-    };
-    let mut terminal = Terminal::with_options(
-        backend,
-        TerminalOptions {
-            viewport: Viewport::Fixed(ratatui::layout::Rect::new(0, 0, WIDTH, HEIGHT)),
-        },
-    )
-    .unwrap();
+    let (mut terminal, frames) = sink::sink_terminal(WIDTH, HEIGHT);
     let mut escapes = std::io::sink();
-    let app = App {
-        notices: engine.subscribe(),
-        engine: engine.clone(),
-        theme: Theme::fallback(),
-        theme_name: "dark".into(),
-        themes: Catalog::new(Vec::new(), false),
-        attention: Default::default(),
-        scrollback: lev::tui::state::MAX_LINES,
-        keymap: Keymap::default(),
-        flowmind: "rules".into(),
-    };
+    let app = sink::bench_app(&engine);
     let mut ended = engine.subscribe();
     let (keys, input) = futures::channel::mpsc::unbounded::<lev::tui::state::Input>();
     let started = Instant::now();

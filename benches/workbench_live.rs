@@ -16,10 +16,9 @@ mod cpu;
 #[path = "common/sink.rs"]
 mod sink;
 use cpu::cpu_time;
-use sink::Counted;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use lev::config::{Config, ProviderKind, ProviderSettings};
@@ -28,12 +27,8 @@ use lev::headless::{self, HeadlessOptions};
 use lev::journal::Journal;
 use lev::protocol::Notice;
 use lev::spec::{self, ModeRegistry};
-use lev::tui::app::{self, App, Launch, Screen};
-use lev::tui::keymap::Keymap;
-use lev::tui::theme::{Catalog, Theme};
+use lev::tui::app::{self, Launch, Screen};
 use lev::workflow::{self, EngineDeps, RunOptions, Start};
-use ratatui::backend::CrosstermBackend;
-use ratatui::{Terminal, TerminalOptions, Viewport};
 
 const AGENTS: usize = 16;
 const WORDS_PER_SEC: u64 = 200;
@@ -137,32 +132,9 @@ async fn headless_run(dir: &std::path::Path, path: &std::path::Path, config: &Co
 
 async fn workbench_run(dir: &std::path::Path, path: &std::path::Path, config: &Config) -> Measured {
     let (engine, deps, run) = fresh(dir, "workbench", path, config).await;
-    let frames = Arc::new(AtomicU64::new(0));
-    let backend = Counted {
-        inner: CrosstermBackend::new(std::io::sink()),
-        frames: frames.clone(),
-        width: WIDTH,
-        height: HEIGHT,
-    };
-    let mut terminal = Terminal::with_options(
-        backend,
-        TerminalOptions {
-            viewport: Viewport::Fixed(ratatui::layout::Rect::new(0, 0, WIDTH, HEIGHT)),
-        },
-    )
-    .unwrap();
+    let (mut terminal, frames) = sink::sink_terminal(WIDTH, HEIGHT);
     let mut escapes = std::io::sink();
-    let app = App {
-        notices: engine.subscribe(),
-        engine: engine.clone(),
-        theme: Theme::fallback(),
-        theme_name: "dark".into(),
-        themes: Catalog::new(Vec::new(), false),
-        attention: Default::default(),
-        scrollback: lev::tui::state::MAX_LINES,
-        keymap: Keymap::default(),
-        flowmind: "rules".into(),
-    };
+    let app = sink::bench_app(&engine);
     // The input ends once the run has: the loop then returns.
     let mut ended = engine.subscribe();
     let (keys, input) = futures::channel::mpsc::unbounded::<lev::tui::state::Input>();

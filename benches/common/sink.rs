@@ -58,3 +58,37 @@ impl Backend for Counted {
         self.inner.flush()
     }
 }
+
+/// A terminal of `width` × `height` drawing into a sink, and its frame count.
+pub fn sink_terminal(width: u16, height: u16) -> (ratatui::Terminal<Counted>, Arc<AtomicU64>) {
+    let frames = Arc::new(AtomicU64::new(0));
+    let backend = Counted {
+        inner: CrosstermBackend::new(std::io::sink()),
+        frames: frames.clone(),
+        width,
+        height,
+    };
+    let terminal = ratatui::Terminal::with_options(
+        backend,
+        ratatui::TerminalOptions {
+            viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, width, height)),
+        },
+    )
+    .expect("a terminal over a sink");
+    (terminal, frames)
+}
+
+/// The workbench as `lev` opens it, on `engine`, with the built-in theme and keys.
+pub fn bench_app(engine: &lev::engine::Engine) -> lev::tui::app::App {
+    lev::tui::app::App {
+        notices: engine.subscribe(),
+        engine: engine.clone(),
+        theme: lev::tui::theme::Theme::fallback(),
+        theme_name: "dark".into(),
+        themes: lev::tui::theme::Catalog::new(Vec::new(), false),
+        attention: Default::default(),
+        scrollback: lev::tui::state::MAX_LINES,
+        keymap: lev::tui::keymap::Keymap::default(),
+        flowmind: "rules".into(),
+    }
+}

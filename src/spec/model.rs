@@ -414,6 +414,27 @@ pub struct ScreenRule {
 }
 
 impl Step {
+    /// A step made by lev rather than written (a swarm task, a follow-up,
+    /// an ad-hoc program): no condition, retries, timeout, outputs or
+    /// follow-ups of its own; set what differs on the result.
+    pub fn made(id: String, needs: Vec<String>, kind: StepKind) -> Step {
+        Step {
+            id,
+            needs,
+            kind,
+            condition: None,
+            retry: RetryPolicy::default(),
+            timeout: None,
+            continue_on_error: false,
+            idempotent: false,
+            outputs: BTreeMap::new(),
+            followups: None,
+            when_semantic: None,
+            hints: Vec::new(),
+            workspace: None,
+        }
+    }
+
     /// Every template of the step evaluated against the run's context.
     pub fn templates(&self) -> Vec<&Template> {
         let mut out: Vec<&Template> = self.condition.iter().collect();

@@ -7,11 +7,11 @@
 //! objective or the plan is escaped, so text that happens to contain `${{`
 //! stays text.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use crate::spec::expr::Template;
-use crate::spec::model::{RetryPolicy, Step, StepKind};
+use crate::spec::model::{Step, StepKind};
 use crate::spec::{Mode, ModeRegistry};
 
 use super::check::{ORCHESTRATOR, first_index, name_cycle, order};
@@ -273,10 +273,10 @@ pub(crate) fn steps_with(objective: &str, plan: &Plan) -> Result<Vec<Step>, Stri
                 task.id
             )
         })?;
-        steps.push(Step {
-            id: task.id.clone(),
-            needs: distinct_needs(task),
-            kind: StepKind::Agent {
+        steps.push(Step::made(
+            task.id.clone(),
+            distinct_needs(task),
+            StepKind::Agent {
                 mode: task.mode.clone(),
                 prompt,
                 output_schema: None,
@@ -285,17 +285,7 @@ pub(crate) fn steps_with(objective: &str, plan: &Plan) -> Result<Vec<Step>, Stri
                 model: task.model.clone(),
                 ask_agent: Vec::new(),
             },
-            condition: None,
-            retry: RetryPolicy::default(),
-            timeout: None,
-            continue_on_error: false,
-            idempotent: false,
-            outputs: BTreeMap::new(),
-            followups: None,
-            when_semantic: None,
-            hints: Vec::new(),
-            workspace: None,
-        });
+        ));
     }
     Ok(steps)
 }

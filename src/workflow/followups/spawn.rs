@@ -5,7 +5,6 @@
 //! graph runs it. A decision already in the journal is reused, so a
 //! resumed run never judges, asks or spawns twice.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -410,30 +409,29 @@ fn child(ctx: &RunCtx, parent: &Parent, spawn: &Spawn) -> Child {
         .map_or(spawn.key.as_str(), |(_, id)| id)
         .to_string();
     let mode_timeout = ctx.deps.modes.get(&spawn.mode).and_then(|m| m.timeout);
+    let kind = StepKind::Agent {
+        mode: spawn.mode.clone(),
+        prompt: Template::literal(&spawn.prompt),
+        output_schema: None,
+        max_turns: None,
+        allow_shell: Vec::new(),
+        model: None,
+        ask_agent: Vec::new(),
+    };
+    // A follow-up in a mode whose agent is a CLI runs that CLI (it sets
+    // nothing that only lev's agent loop uses, so it is never refused).
+    let kind = match kind.clone().in_terminal(&ctx.deps.modes) {
+        Ok(k) => k,
+        Err(_) => kind,
+    };
     let step = Step {
-        id,
-        needs: Vec::new(),
-        kind: StepKind::Agent {
-            mode: spawn.mode.clone(),
-            prompt: Template::literal(&spawn.prompt),
-            output_schema: None,
-            max_turns: None,
-            allow_shell: Vec::new(),
-            model: None,
-            ask_agent: Vec::new(),
-        },
-        condition: None,
         retry: parent.step.retry.clone(),
         timeout: parent.step.timeout.or(mode_timeout),
         // A follow-up is extra work: its failure is shown and counted by
         // the chain breaker, and does not fail the run.
         continue_on_error: true,
-        idempotent: false,
-        outputs: BTreeMap::new(),
-        followups: None,
-        when_semantic: None,
-        hints: Vec::new(),
         workspace: parent.step.workspace.clone(),
+        ..Step::made(id, Vec::new(), kind)
     };
     let started = ctx
         .followups_book(|b| b.retried.get(&spawn.key).copied())

@@ -105,6 +105,34 @@ fn field(t: &Template, name: &str, eval: &EvalContext) -> Result<String, String>
         .map_err(|e| format!("cannot render `{name}`: {e}"))
 }
 
+/// A command's `env:` rendered, and its `cwd:` (relative to `root`, the
+/// step's worktree or the run's workspace; `root` itself by default).
+fn env_and_cwd(
+    env: &std::collections::BTreeMap<String, Template>,
+    cwd: Option<&Template>,
+    root: &Path,
+    eval: &EvalContext,
+) -> Result<
+    (
+        std::collections::BTreeMap<String, String>,
+        std::path::PathBuf,
+    ),
+    String,
+> {
+    let mut vars = std::collections::BTreeMap::new();
+    for (k, t) in env {
+        vars.insert(k.clone(), field(t, &format!("env.{k}"), eval)?);
+    }
+    let cwd = match cwd {
+        Some(t) => {
+            let c = std::path::PathBuf::from(field(t, "cwd", eval)?);
+            if c.is_absolute() { c } else { root.join(c) }
+        }
+        None => root.to_path_buf(),
+    };
+    Ok((vars, cwd))
+}
+
 /// The error for a step handed to a type that is not its own (a bug).
 fn not_mine(kind: &str) -> String {
     format!("internal error: not a {kind} step")

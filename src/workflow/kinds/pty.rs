@@ -1,12 +1,11 @@
 //! `type: pty`: a program in a pseudo-terminal (`workflow::pty` runs it).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use super::{StepType, Work, field, not_mine};
+use super::{StepType, Work, env_and_cwd, field, not_mine};
 use crate::config::agent_cli;
 use crate::protocol::StepKey;
 use crate::spec::expr::EvalContext;
@@ -47,17 +46,7 @@ impl StepType for Pty {
         else {
             return Err(not_mine("pty"));
         };
-        let mut vars = BTreeMap::new();
-        for (k, t) in env {
-            vars.insert(k.clone(), field(t, &format!("env.{k}"), eval)?);
-        }
-        let cwd = match cwd {
-            Some(t) => {
-                let c = PathBuf::from(field(t, "cwd", eval)?);
-                if c.is_absolute() { c } else { root.join(c) }
-            }
-            None => root.to_path_buf(),
-        };
+        let (vars, cwd) = env_and_cwd(env, cwd.as_ref(), root, eval)?;
         let prompt = match prompt {
             Some(t) => Some(field(t, "prompt", eval)?),
             None => None,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use super::{StepType, Work, field, not_mine};
+use super::{StepType, Work, env_and_cwd, field, not_mine};
 use crate::spec::expr::EvalContext;
 use crate::spec::{Step, StepKind};
 use crate::workflow::attempt::{AttemptCtx, StepError};
@@ -31,17 +31,7 @@ impl StepType for Shell {
             return Err(not_mine("shell"));
         };
         let script = field(run, "run", eval)?;
-        let mut vars = BTreeMap::new();
-        for (k, t) in env {
-            vars.insert(k.clone(), field(t, &format!("env.{k}"), eval)?);
-        }
-        let cwd = match cwd {
-            Some(t) => {
-                let c = PathBuf::from(field(t, "cwd", eval)?);
-                if c.is_absolute() { c } else { root.join(c) }
-            }
-            None => root.to_path_buf(),
-        };
+        let (vars, cwd) = env_and_cwd(env, cwd.as_ref(), root, eval)?;
         Ok(Box::new(ShellWork {
             script,
             env: vars,

@@ -43,31 +43,21 @@ pub fn spawn_adhoc(ctx: &Arc<RunCtx>, command: String, args: Vec<String>) {
             break key;
         }
     };
+    let kind = crate::spec::StepKind::Pty {
+        command,
+        args,
+        prompt: None,
+        cwd: None,
+        env: BTreeMap::new(),
+        size: TerminalSize::default(),
+        cli: None,
+        done_when: DoneWhen::Exit,
+        input_when: None,
+        mode: None,
+    };
     let step = crate::spec::Step {
-        id: key.to_string(),
-        needs: Vec::new(),
-        kind: crate::spec::StepKind::Pty {
-            command,
-            args,
-            prompt: None,
-            cwd: None,
-            env: BTreeMap::new(),
-            size: TerminalSize::default(),
-            cli: None,
-            done_when: DoneWhen::Exit,
-            input_when: None,
-            mode: None,
-        },
-        condition: None,
-        retry: Default::default(),
-        timeout: None,
         continue_on_error: true,
-        idempotent: false,
-        outputs: BTreeMap::new(),
-        followups: None,
-        when_semantic: None,
-        hints: Vec::new(),
-        workspace: None,
+        ..crate::spec::Step::made(key.to_string(), Vec::new(), kind)
     };
     let (run_ctx, run_key) = (ctx.clone(), key.clone());
     let task = tokio::spawn(async move {
