@@ -232,34 +232,7 @@ impl Pty {
         let Ok(mut p) = self.screen.lock() else {
             return String::new();
         };
-        let screen = p.screen_mut();
-        let (rows, cols) = screen.size();
-        let rows = usize::from(rows.get());
-        screen.set_scrollback(usize::MAX);
-        let above = screen.scrollback();
-        let mut lines: Vec<Option<String>> = vec![None; above + rows];
-        // Windows from the oldest down to the live screen; a window shows
-        // lines `above - offset ..` of the whole.
-        let mut offset = above;
-        loop {
-            screen.set_scrollback(offset);
-            for (i, line) in screen.rows(0, cols.get()).enumerate() {
-                if let Some(slot) = lines.get_mut(above - offset + i)
-                    && slot.is_none()
-                {
-                    *slot = Some(line);
-                }
-            }
-            if offset == 0 {
-                break;
-            }
-            offset = offset.saturating_sub(rows);
-        }
-        screen.set_scrollback(0);
-        let mut text: Vec<String> = lines
-            .into_iter()
-            .map(|l| l.unwrap_or_default().trim_end().to_string())
-            .collect();
+        let mut text = all_rows(p.screen_mut());
         while text.last().is_some_and(String::is_empty) {
             text.pop();
         }
@@ -361,6 +334,40 @@ impl Pty {
             }
         }
     }
+}
+
+/// Every row an emulator keeps, the scrollback's oldest first, then the
+/// screen, trailing blanks of each dropped (the screen is shown live again
+/// after).
+pub fn all_rows(screen: &mut vt100::Screen) -> Vec<String> {
+    let shown = screen.scrollback();
+    let (rows, cols) = screen.size();
+    let rows = usize::from(rows.get());
+    screen.set_scrollback(usize::MAX);
+    let above = screen.scrollback();
+    let mut lines: Vec<Option<String>> = vec![None; above + rows];
+    // Windows from the oldest down to the live screen; a window shows
+    // lines `above - offset ..` of the whole.
+    let mut offset = above;
+    loop {
+        screen.set_scrollback(offset);
+        for (i, line) in screen.rows(0, cols.get()).enumerate() {
+            if let Some(slot) = lines.get_mut(above - offset + i)
+                && slot.is_none()
+            {
+                *slot = Some(line);
+            }
+        }
+        if offset == 0 {
+            break;
+        }
+        offset = offset.saturating_sub(rows);
+    }
+    screen.set_scrollback(shown);
+    lines
+        .into_iter()
+        .map(|l| l.unwrap_or_default().trim_end().to_string())
+        .collect()
 }
 
 impl Drop for Pty {

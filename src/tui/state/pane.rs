@@ -416,6 +416,11 @@ impl Pane {
         self.terminal_bytes_at_tick = self.terminal_bytes;
     }
 
+    /// Whether its program has drawn anything.
+    pub(super) fn terminal_bytes_seen(&self) -> bool {
+        self.terminal_bytes > 0
+    }
+
     /// The program's screen, once it has drawn anything (a pane of an
     /// interrupted run shows its lines, the launch among them, instead of
     /// an empty terminal).
@@ -563,6 +568,17 @@ impl Pane {
         self.search.matches.clear();
         self.search.current = None;
         if q.is_empty() {
+            return;
+        }
+        if self.terminal_bytes > 0
+            && let Some(view) = self.terminal.as_mut()
+        {
+            // A program's pane searches what its terminal keeps.
+            for (i, row) in view.rows().iter().enumerate() {
+                if row.to_lowercase().contains(&q) {
+                    self.search.matches.push(i as u64);
+                }
+            }
             return;
         }
         for (i, l) in self.lines.iter().enumerate() {

@@ -92,6 +92,12 @@ impl Pane {
     /// Scrolls so line `abs` starts `above` rows below the view's top (a
     /// search puts its match mid-view, with what leads to it above).
     pub fn scroll_to_line(&mut self, abs: u64, above: usize, w: usize, h: usize) {
+        if self.terminal_bytes_seen()
+            && let Some(view) = self.terminal.as_mut()
+        {
+            view.show_row(usize::try_from(abs).unwrap_or(usize::MAX), above);
+            return;
+        }
         let at = self.clamp_pos(RowPos { line: abs, row: 0 }, w);
         let to = self.rows_up(at, above, w);
         self.hold(to, w, h);

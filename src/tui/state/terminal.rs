@@ -72,6 +72,21 @@ impl TerminalView {
         (rows.get(), cols.get())
     }
 
+    /// Every row kept, the scrollback's oldest first, then the screen.
+    pub fn rows(&mut self) -> Vec<String> {
+        crate::commands::pty::all_rows(self.parser.screen_mut())
+    }
+
+    /// Scrolls so row `index` of `rows()` shows `above` rows below the top.
+    pub fn show_row(&mut self, index: usize, above: usize) {
+        let screen = self.parser.screen_mut();
+        screen.set_scrollback(usize::MAX);
+        let kept_above = screen.scrollback();
+        // Offset k shows rows `kept_above - k ..` at the top.
+        let top = index.saturating_sub(above).min(kept_above);
+        screen.set_scrollback(kept_above - top);
+    }
+
     /// The screen's text, a line per row (for tests and search).
     pub fn text(&self) -> String {
         self.parser.screen().contents()

@@ -292,7 +292,14 @@ fn pane(state: &State, theme: &Theme, p: &Pane, focused: bool, area: Rect, buf: 
     }
     if let Some(view) = p.drawn_terminal() {
         let typing = state.typing_into() == Some(index_of(state, p));
-        let hint = if view.scrolled() > 0 {
+        let hint = if !p.search.query.is_empty() && !typing {
+            let cur = p.search.current.map(|c| c + 1).unwrap_or(0);
+            Some(format!(
+                " /{} {cur}/{} ",
+                p.search.query,
+                p.search.matches.len()
+            ))
+        } else if view.scrolled() > 0 {
             Some(format!(" ↑ {} lines up · End follows ", view.scrolled()))
         } else if typing {
             Some(format!(

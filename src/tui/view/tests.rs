@@ -1299,3 +1299,67 @@ fn a_program_s_screen_is_drawn_in_its_pane() {
         assert!(text.contains("Ctrl-g leaves"), "{text}");
     }
 }
+
+/// `/` in a program's pane searches what its terminal keeps, scrolls back
+/// to the match and says where it is; End follows the program again.
+#[test]
+fn searching_a_program_s_pane_scrolls_its_terminal_to_the_match() {
+    use crate::protocol::{Attempt, Delta, Event, Notice, Recorded, Seq, StepKey};
+    let mut s = settled();
+    let run = crate::tui::state::sample::sample_run_id();
+    let step = StepKey::new("term");
+    s.apply(&Notice::Event(Recorded {
+        run: run.clone(),
+        seq: Seq(401),
+        event: Event::PtyLaunched {
+            step: step.clone(),
+            attempt: Attempt(1),
+            program: "cargo".into(),
+            args: Vec::new(),
+            cwd: "/w".into(),
+            env: Vec::new(),
+            rows: 20,
+            cols: 80,
+            cli: None,
+            session: None,
+            resumed: false,
+            at: Millis(T0 + 32_000),
+        },
+    }));
+    let i = s.run.panes.iter().position(|p| p.step == step).unwrap();
+    s.focus_pane = i;
+    s.focus = crate::tui::state::Focus::Panes;
+    s.handle_action(Action::ToggleZoom);
+    let mut out = String::new();
+    for n in 0..300 {
+        out.push_str(&format!("compiling crate_{n}\r\n"));
+    }
+    out.push_str("warning: unused import in crate_7 again\r\n");
+    s.apply(&Notice::Delta(
+        run.clone(),
+        Delta::PtyOutput {
+            step: step.clone(),
+            bytes: out.into_bytes(),
+        },
+    ));
+    let before = screen(&s, 120, 36);
+    assert!(!before.contains("compiling crate_42 "), "{before}");
+    s.handle_action(Action::Search);
+    for c in "crate_42".chars() {
+        s.handle(Input::Key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Char(c),
+        )));
+    }
+    s.handle(Input::Key(crossterm::event::KeyEvent::from(
+        crossterm::event::KeyCode::Enter,
+    )));
+    let text = screen(&s, 120, 36);
+    assert!(text.contains("compiling crate_42 "), "{text}");
+    assert!(text.contains("/crate_42 1/1"), "{text}");
+    s.handle_action(Action::Bottom);
+    let text = screen(&s, 120, 36);
+    assert!(
+        text.contains("warning: unused import in crate_7 again"),
+        "{text}"
+    );
+}
