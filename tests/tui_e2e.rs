@@ -751,21 +751,35 @@ steps:
     });
     t.tmux(&["send-keys", "-t", "main", "-l", "hello 世界"]);
     t.send("Enter");
-    let screen = t.wait_for("the program's answer", 10, |s| {
+    t.wait_for("the program's answer", 10, |s| {
         s.contains("you typed: hello 世界")
     });
-    // The program's terminal is the pane's size, not the 120×40 it began in.
-    let prompt = screen
-        .lines()
-        .rev()
-        .find_map(|l| l.split("ready(").nth(1))
-        .and_then(|rest| rest.split(')').next())
-        .unwrap_or_else(|| panic!("no prompt:\n{screen}"))
-        .to_string();
-    assert_ne!(
-        prompt, "120x40",
-        "the terminal kept its first size:\n{screen}"
-    );
+    // The program's terminal takes the pane's size, not the 120×40 it began
+    // in: a prompt drawn after the resize reached it says so (each empty
+    // line draws a fresh prompt).
+    let last_prompt = |screen: &str| {
+        screen
+            .lines()
+            .rev()
+            .find_map(|l| l.split("ready(").nth(1))
+            .and_then(|rest| rest.split(')').next())
+            .map(str::to_string)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let prompt = loop {
+        let screen = t.screen();
+        match last_prompt(&screen) {
+            Some(p) if p != "120x40" => break p,
+            _ => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the terminal kept its first size:\n{screen}"
+                );
+                t.send("Enter");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
     let cols: u16 = prompt.split('x').next().unwrap().parse().unwrap();
     assert!(cols < 140, "{prompt}");
 

@@ -51,13 +51,15 @@ pub type TerminalSender = mpsc::UnboundedSender<TerminalInput>;
 
 /// Hands `input` to the step's terminal, or says why it cannot.
 pub fn deliver(ctx: &RunCtx, step: &StepKey, input: TerminalInput) {
+    // A pane resized as its program ends has nothing to be told.
+    let quietly = matches!(input, TerminalInput::Resize(..));
     let sent = ctx
         .terminals
         .lock()
         .ok()
         .and_then(|t| t.get(step).map(|tx| tx.send(input).is_ok()))
         .unwrap_or(false);
-    if !sent {
+    if !sent && !quietly {
         ctx.rec.refuse(format!(
             "step `{step}` has no program running in a terminal"
         ));
@@ -153,10 +155,10 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
         at: ctx.now(),
     };
     // Durable before the program starts (with the step's start): a crash
-    // after this knows what ran, and with which session.
-    actx.record(event).await?;
-
-    // Registered before the program starts: its first hook may come at once.
+    // after this knows what ran, and with which session. The terminal's
+    // inputs are registered first: a pane sizes it as soon as it learns of
+    // the launch, and the program's first hook may come at once; what comes
+    // before the program runs waits in the channel.
     let (tx, inputs) = mpsc::unbounded_channel();
     if let Ok(mut t) = ctx.terminals.lock() {
         t.insert(actx.key.clone(), tx);
@@ -166,6 +168,11 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
             t.remove(&actx.key);
         }
     };
+    if let Err(e) = actx.record(event).await {
+        unregister();
+        return Err(e);
+    }
+
     let (tap, mut output) = mpsc::unbounded_channel();
     let cmd = PtyCommand {
         program: plan.program.clone(),
@@ -386,6 +393,7 @@ async fn drive(
                     }
                 }
                 Some(TerminalInput::Resize(rows, cols)) => {
+                    tracing::debug!(step = %actx.key, rows, cols, "terminal resized");
                     if let Err(e) = pty.resize(rows, cols) {
                         ctx.rec.refuse(format!("step `{}`: {e}", actx.key));
                     }
