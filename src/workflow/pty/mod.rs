@@ -118,6 +118,9 @@ enum End {
     Failed(String),
 }
 
+/// One attempt of a `pty` step: launched, driven to its end, its end and
+/// transcript deferred to the step's end; the raw outputs (`text`,
+/// `exit_code`, `session`) or why it failed.
 pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>, StepError> {
     let ctx = &actx.ctx;
     let started = Instant::now();
