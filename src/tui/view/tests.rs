@@ -1363,3 +1363,61 @@ fn searching_a_program_s_pane_scrolls_its_terminal_to_the_match() {
         "{text}"
     );
 }
+
+/// A paste into a program that asked for bracketed pastes goes in
+/// bracketed (a newline in it is not Enter), escapes taken out; into one
+/// that did not, as typed text.
+#[test]
+fn a_paste_into_a_program_is_bracketed_when_it_asked() {
+    use crate::protocol::{Attempt, Delta, Event, Notice, Op, Recorded, Seq, StepKey};
+    for bracketed in [true, false] {
+        let mut s = settled();
+        let run = crate::tui::state::sample::sample_run_id();
+        let step = StepKey::new("term");
+        s.apply(&Notice::Event(Recorded {
+            run: run.clone(),
+            seq: Seq(401),
+            event: Event::PtyLaunched {
+                step: step.clone(),
+                attempt: Attempt(1),
+                program: "claude".into(),
+                args: Vec::new(),
+                cwd: "/w".into(),
+                env: Vec::new(),
+                rows: 20,
+                cols: 80,
+                cli: None,
+                session: None,
+                resumed: false,
+                at: Millis(T0 + 32_000),
+            },
+        }));
+        let drawn = if bracketed { "\x1b[?2004h> " } else { "> " };
+        s.apply(&Notice::Delta(
+            run.clone(),
+            Delta::PtyOutput {
+                step: step.clone(),
+                bytes: drawn.as_bytes().to_vec(),
+            },
+        ));
+        s.focus_pane = s.run.panes.iter().position(|p| p.step == step).unwrap();
+        s.focus = crate::tui::state::Focus::Panes;
+        s.handle(Input::Key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Enter,
+        )));
+        let effects = s.handle(Input::Paste("line one\nline two\x1b[201~".into()));
+        let sent: Vec<&Vec<u8>> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Op(Op::PtyInput { bytes, .. }) => Some(bytes),
+                _ => None,
+            })
+            .collect();
+        let want: &[u8] = if bracketed {
+            b"\x1b[200~line one\nline two[201~\x1b[201~"
+        } else {
+            b"line one\nline two[201~"
+        };
+        assert_eq!(sent, vec![&want.to_vec()], "bracketed: {bracketed}");
+    }
+}
