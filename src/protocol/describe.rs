@@ -224,8 +224,10 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
             duration_ms,
             ..
         } => {
-            let how = pty_end(*exit_code, ended_by);
-            let mut text = format!("step {step}: terminal {how} in {}", ms(*duration_ms));
+            let mut text = format!(
+                "step {step}: {}",
+                pty_summary(*exit_code, ended_by, *duration_ms)
+            );
             // The screen as it was, line by line (a replay prints the same).
             for line in transcript_tail.lines() {
                 text.push_str("\n  │ ");
@@ -767,8 +769,18 @@ fn took_text(took: Option<u64>) -> String {
 }
 
 /// How a shell command ended: `exit 3`, `timed out` or `killed`.
+/// `terminal exited with code 3 in 1.2s`: how and after how long a `pty`
+/// step's program ended.
+pub fn pty_summary(exit_code: Option<i32>, ended_by: &str, duration_ms: u64) -> String {
+    format!(
+        "terminal {} in {}",
+        pty_end(exit_code, ended_by),
+        ms(duration_ms)
+    )
+}
+
 /// How a `pty` step's program ended, in words.
-pub fn pty_end(exit_code: Option<i32>, ended_by: &str) -> String {
+fn pty_end(exit_code: Option<i32>, ended_by: &str) -> String {
     match (ended_by, exit_code) {
         ("exit", Some(code)) => format!("exited with code {code}"),
         ("exit", None) => "ended by a signal".into(),

@@ -492,6 +492,13 @@ impl StepKind {
         self,
         modes: &super::ModeRegistry,
     ) -> Result<StepKind, (&'static str, String)> {
+        let cli = match &self {
+            StepKind::Agent { mode, .. } => modes.get(mode).and_then(|m| m.cli.clone()),
+            _ => None,
+        };
+        let Some(cli) = cli else {
+            return Ok(self);
+        };
         let StepKind::Agent {
             mode,
             prompt,
@@ -503,17 +510,6 @@ impl StepKind {
         } = self
         else {
             return Ok(self);
-        };
-        let Some(cli) = modes.get(&mode).and_then(|m| m.cli.clone()) else {
-            return Ok(StepKind::Agent {
-                mode,
-                prompt,
-                output_schema,
-                max_turns,
-                allow_shell,
-                model,
-                ask_agent,
-            });
         };
         let unused = [
             ("model", model.is_some()),

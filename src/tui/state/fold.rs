@@ -609,8 +609,7 @@ impl RunView {
                 duration_ms,
                 ..
             } => {
-                let how = describe::pty_end(*exit_code, ended_by);
-                let summary = format!("terminal {how} in {}", ms(*duration_ms));
+                let summary = describe::pty_summary(*exit_code, ended_by, *duration_ms);
                 self.pane_mut(step)
                     .terminal_finished(transcript_tail, summary);
             }
