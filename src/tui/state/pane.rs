@@ -416,16 +416,17 @@ impl Pane {
         self.terminal_bytes_at_tick = self.terminal_bytes;
     }
 
-    /// Whether its program has drawn anything.
-    pub(super) fn terminal_bytes_seen(&self) -> bool {
-        self.terminal_bytes > 0
-    }
-
     /// The program's screen, once it has drawn anything (a pane of an
     /// interrupted run shows its lines, the launch among them, instead of
     /// an empty terminal).
     pub fn drawn_terminal(&self) -> Option<&super::terminal::TerminalView> {
         self.terminal.as_ref().filter(|_| self.terminal_bytes > 0)
+    }
+
+    /// The same, to scroll or search it: a pane that shows its lines
+    /// scrolls and searches its lines.
+    pub(super) fn drawn_terminal_mut(&mut self) -> Option<&mut super::terminal::TerminalView> {
+        self.terminal.as_mut().filter(|_| self.terminal_bytes > 0)
     }
 
     /// Something in it moves: a running step, unless it is a program that
@@ -570,9 +571,7 @@ impl Pane {
         if q.is_empty() {
             return;
         }
-        if self.terminal_bytes > 0
-            && let Some(view) = self.terminal.as_mut()
-        {
+        if let Some(view) = self.drawn_terminal_mut() {
             // A program's pane searches what its terminal keeps.
             for (i, row) in view.rows().iter().enumerate() {
                 if row.to_lowercase().contains(&q) {

@@ -52,7 +52,7 @@ impl Pane {
     /// Scrolls by `delta` rows (positive = up), clamped to the content;
     /// reaching the bottom follows again.
     pub fn scroll_by(&mut self, delta: isize, w: usize, h: usize) {
-        if let Some(view) = self.terminal.as_mut() {
+        if let Some(view) = self.drawn_terminal_mut() {
             // A program's pane scrolls its terminal's scrollback.
             view.scroll_by(delta);
             return;
@@ -68,7 +68,7 @@ impl Pane {
 
     /// Shows the first kept row.
     pub fn scroll_to_top(&mut self, w: usize, h: usize) {
-        if let Some(view) = self.terminal.as_mut() {
+        if let Some(view) = self.drawn_terminal_mut() {
             view.scroll_to(usize::MAX);
             return;
         }
@@ -83,7 +83,7 @@ impl Pane {
     }
 
     pub fn scroll_to_bottom(&mut self) {
-        if let Some(view) = self.terminal.as_mut() {
+        if let Some(view) = self.drawn_terminal_mut() {
             view.scroll_to(0);
         }
         self.scroll = Scroll::Follow;
@@ -92,9 +92,7 @@ impl Pane {
     /// Scrolls so line `abs` starts `above` rows below the view's top (a
     /// search puts its match mid-view, with what leads to it above).
     pub fn scroll_to_line(&mut self, abs: u64, above: usize, w: usize, h: usize) {
-        if self.terminal_bytes_seen()
-            && let Some(view) = self.terminal.as_mut()
-        {
+        if let Some(view) = self.drawn_terminal_mut() {
             view.show_row(usize::try_from(abs).unwrap_or(usize::MAX), above);
             return;
         }
