@@ -121,13 +121,17 @@ pub fn new_session_id() -> String {
     )
 }
 
-/// The session id `pattern` finds in `text` (the last one: a resumed CLI
-/// may show its old id first).
-pub fn session_in(pattern: &str, text: &str) -> Option<String> {
-    let re = regex::RegexBuilder::new(pattern)
+/// A CLI's `session_pattern` compiled (checked when the config was read).
+pub fn session_regex(pattern: &str) -> Option<regex::Regex> {
+    regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()
-        .ok()?;
+        .ok()
+}
+
+/// The session id `re` finds in `text` (the last one: a resumed CLI may
+/// show its old id first).
+pub fn session_in(re: &regex::Regex, text: &str) -> Option<String> {
     re.captures_iter(text)
         .last()
         .and_then(|c| c.get(1))
@@ -178,7 +182,11 @@ mod tests {
         let codex = &table["codex"];
         let text = "bye\nTo continue this session, run codex resume 0199a213-81c0-7800-8aa1-bbab2a035a53\n";
         assert_eq!(
-            session_in(codex.session_pattern.as_deref().unwrap(), text).as_deref(),
+            session_in(
+                &session_regex(codex.session_pattern.as_deref().unwrap()).unwrap(),
+                text
+            )
+            .as_deref(),
             Some("0199a213-81c0-7800-8aa1-bbab2a035a53")
         );
         assert_eq!(

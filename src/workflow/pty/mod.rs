@@ -32,7 +32,7 @@ pub use session::resumable_session;
 use super::attempt::{AttemptCtx, StepError, humantime};
 use super::context::RunCtx;
 use crate::commands::pty::{Pty, PtyCommand};
-use crate::config::agent_cli::AgentCli;
+use crate::config::agent_cli::{self, AgentCli};
 use crate::protocol::{Delta, Event, HookReport, StepKey, TerminalState};
 use crate::spec::{DoneWhen, ScreenRule, TerminalSize};
 use asks::{approve, ask, asked_before};
@@ -123,6 +123,7 @@ enum End {
 /// `exit_code`, `session`) or why it failed.
 pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>, StepError> {
     let ctx = &actx.ctx;
+    let secrets = crate::secrets::current();
     let started = Instant::now();
     let launch = Launch::for_attempt(actx, plan);
     let mut env = plan.env.clone();
@@ -146,7 +147,7 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
         args: launch
             .args
             .iter()
-            .map(|a| crate::secrets::current().redact(a).into_owned())
+            .map(|a| secrets.redact(a).into_owned())
             .collect(),
         cwd: plan.cwd.display().to_string(),
         env: env.keys().cloned().collect(),
@@ -236,7 +237,11 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
     });
     let mut session = Session {
         known: launch.session.clone(),
-        pattern: plan.cli.as_ref().and_then(|c| c.session_pattern.clone()),
+        pattern: plan
+            .cli
+            .as_ref()
+            .and_then(|c| c.session_pattern.as_deref())
+            .and_then(agent_cli::session_regex),
     };
     let end = drive(actx, plan, &mut pty, inputs, &launch, &mut session).await;
     unregister();
@@ -259,9 +264,7 @@ pub async fn run(actx: &AttemptCtx, plan: &PtyPlan) -> Result<Map<String, Value>
         state: ended,
     });
 
-    let transcript = crate::secrets::current()
-        .redact(&pty.transcript())
-        .into_owned();
+    let transcript = secrets.redact(&pty.transcript()).into_owned();
     session.look(actx, &transcript, "output").await?;
     let tail = tail(&transcript);
     let blob = (transcript.len() > tail.len()).then(|| transcript.clone().into_bytes());

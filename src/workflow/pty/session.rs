@@ -74,7 +74,8 @@ pub fn resumable_session(ctx: &RunCtx, key: &StepKey, cli: &AgentCli) -> Option<
 /// learned.
 pub(super) struct Session {
     pub(super) known: Option<String>,
-    pub(super) pattern: Option<String>,
+    /// Where the screen names the session id, compiled once.
+    pub(super) pattern: Option<regex::Regex>,
 }
 
 impl Session {
@@ -106,10 +107,10 @@ impl Session {
         text: &str,
         source: &str,
     ) -> Result<(), StepError> {
-        let Some(pattern) = &self.pattern else {
+        let Some(re) = &self.pattern else {
             return Ok(());
         };
-        match agent_cli::session_in(pattern, text) {
+        match agent_cli::session_in(re, text) {
             Some(id) => self.learned(actx, id, source).await,
             None => Ok(()),
         }
