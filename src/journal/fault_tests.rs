@@ -326,6 +326,7 @@ fn a_batch_too_big_for_the_reserve_lands_request_by_request() {
             status: None,
             durable: true,
             blobs: Vec::new(),
+            at_seq: None,
             reply,
         };
         (req, answer)

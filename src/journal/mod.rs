@@ -122,6 +122,16 @@ pub enum JournalError {
     /// panicked or found a corrupt page. `lev doctor` says which runs are intact.
     #[error("journal {path} is damaged: {message} (`lev doctor` lists the intact runs)")]
     Damaged { path: String, message: String },
+    /// An append counted on a seq the run is not at: an earlier append of
+    /// the run, submitted before it, was not written.
+    #[error(
+        "run {run}: a fact meant for seq {expected} was not written, for the run is at seq {last}: an earlier fact of the run failed to be written, and nothing after it is"
+    )]
+    Gap {
+        run: RunId,
+        expected: u64,
+        last: u64,
+    },
     /// The writer thread is gone; the journal is shutting down.
     #[error("journal writer stopped")]
     Closed,
@@ -299,9 +309,11 @@ impl Journal {
         entries: Vec<Entry>,
         status: Option<RunStatus>,
     ) -> Result<Vec<Seq>, JournalError> {
-        // Encoding (and hashing large payloads) happens on the caller's
-        // task so the single writer thread only does tree inserts.
-        self.append_as(run, entries, status, true, Vec::new()).await
+        let append = Append {
+            status,
+            ..Append::durable(entries)
+        };
+        self.submit(run, append).await?.committed().await
     }
 
     /// Durably appends entries with the blobs they refer to, in one commit
@@ -312,11 +324,11 @@ impl Journal {
         entries: Vec<Entry>,
         blobs: Vec<Vec<u8>>,
     ) -> Result<Vec<Seq>, JournalError> {
-        let blobs = blobs
-            .into_iter()
-            .map(|bytes| (blob_hash(&bytes), bytes))
-            .collect();
-        self.append_as(run, entries, None, true, blobs).await
+        let append = Append {
+            blobs,
+            ..Append::durable(entries)
+        };
+        self.submit(run, append).await?.committed().await
     }
 
     /// Appends entries that need no durability point of their own (an
@@ -329,28 +341,46 @@ impl Journal {
         run: &RunId,
         entries: Vec<Entry>,
     ) -> Result<Vec<Seq>, JournalError> {
-        self.append_as(run, entries, None, false, Vec::new()).await
+        let append = Append {
+            durable: false,
+            ..Append::durable(entries)
+        };
+        self.submit(run, append).await?.committed().await
     }
 
-    async fn append_as(
-        &self,
-        run: &RunId,
-        entries: Vec<Entry>,
-        status: Option<RunStatus>,
-        durable: bool,
-        blobs: Vec<(String, Vec<u8>)>,
-    ) -> Result<Vec<Seq>, JournalError> {
+    /// Hands an append to the writer and returns once it is queued: appends
+    /// are written in the order they were submitted, so a caller may go on
+    /// (submit the next one) before this one is committed, and learn how it
+    /// went from `Submitted::committed`. Encoding and hashing happen here,
+    /// on the caller's task, so the one writer thread only inserts.
+    pub async fn submit(&self, run: &RunId, append: Append) -> Result<Submitted, JournalError> {
+        let Append {
+            entries,
+            status,
+            durable,
+            blobs,
+            at_seq,
+        } = append;
         let entries = entries.into_iter().map(codec::encode_entry).collect();
+        let blobs = blobs
+            .into_iter()
+            .map(|bytes| (blob_hash(&bytes), bytes))
+            .collect();
         let run = run.clone();
-        self.request(|reply| Request::Append {
+        let tx = self.inner.tx.as_ref().ok_or(JournalError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(Request::Append {
             run,
             entries,
             status,
             durable,
             blobs,
+            at_seq,
             reply,
         })
         .await
+        .map_err(|_| JournalError::Closed)?;
+        Ok(Submitted(answer))
     }
 
     /// Deletes `runs` (rows and entries) and every blob no remaining run
@@ -671,6 +701,49 @@ impl Journal {
         })
         .await
         .map_err(|e| JournalError::Storage(format!("journal read task failed: {e}")))?
+    }
+}
+
+/// An append to a run: its entries, in one commit.
+pub struct Append {
+    pub entries: Vec<Entry>,
+    /// The run's status, set in the same commit.
+    pub status: Option<RunStatus>,
+    /// False for facts that need no durability point of their own (see
+    /// `Journal::append_unsynced`).
+    pub durable: bool,
+    /// Blobs the entries refer to, stored in the same commit (durable
+    /// appends only).
+    pub blobs: Vec<Vec<u8>>,
+    /// The seq the first entry must get: a caller that numbers its facts
+    /// before they are written (and goes on meanwhile) says which it
+    /// counted on, and the append is refused (`JournalError::Gap`) when an
+    /// earlier one of the run was not written, so no fact lands after a
+    /// hole in what came before it.
+    pub at_seq: Option<Seq>,
+}
+
+impl Append {
+    /// A durable append of `entries`, nothing else.
+    pub fn durable(entries: Vec<Entry>) -> Append {
+        Append {
+            entries,
+            status: None,
+            durable: true,
+            blobs: Vec::new(),
+            at_seq: None,
+        }
+    }
+}
+
+/// An append the writer has queued; `committed` waits for its commit.
+pub struct Submitted(oneshot::Receiver<Result<Vec<Seq>, JournalError>>);
+
+impl Submitted {
+    /// The entries' seqs once their commit returned (durable unless the
+    /// append was unsynced).
+    pub async fn committed(self) -> Result<Vec<Seq>, JournalError> {
+        self.0.await.map_err(|_| JournalError::Closed)?
     }
 }
 

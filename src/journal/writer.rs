@@ -64,6 +64,8 @@ pub(crate) enum Request {
         /// stored in the same commit: never without them, never after them.
         /// Only durable appends carry any.
         blobs: Vec<(String, Vec<u8>)>,
+        /// The seq its first entry must get (`Append::at_seq`).
+        at_seq: Option<Seq>,
         reply: Reply<Vec<Seq>>,
     },
     PutBlob {
@@ -629,7 +631,7 @@ fn apply_all(
         blobs: txn.open_table(BLOBS).map_err(storage("open blobs"))?,
     };
     for (run, entries) in replay {
-        if let Err(e) = append(&mut t, run, entries, None)? {
+        if let Err(e) = append(&mut t, run, entries, None, None, &[])? {
             tracing::warn!(run = %run, error = %e, "an unsynced append could not be applied again");
         }
     }
@@ -643,13 +645,9 @@ fn apply_all(
                 entries,
                 status,
                 blobs,
+                at_seq,
                 ..
-            } => {
-                for (hash, bytes) in blobs {
-                    put_blob(&mut t, hash, bytes)?;
-                }
-                Done::Seqs(append(&mut t, run, entries, *status)?)
-            }
+            } => Done::Seqs(append(&mut t, run, entries, *status, *at_seq, blobs)?),
             Request::PutBlob { hash, bytes, .. } => {
                 put_blob(&mut t, hash, bytes)?;
                 Done::Blob(hash.clone())
@@ -715,10 +713,24 @@ fn append(
     run: &RunId,
     entries: &[EncodedEntry],
     status: Option<RunStatus>,
+    at_seq: Option<Seq>,
+    blobs: &[(String, Vec<u8>)],
 ) -> Applied<Vec<Seq>> {
     let Some(mut meta) = load_run(t, run)? else {
         return Ok(Err(JournalError::RunNotFound(run.clone())));
     };
+    if let Some(expected) = at_seq
+        && expected.0 != meta.last_seq + 1
+    {
+        return Ok(Err(JournalError::Gap {
+            run: run.clone(),
+            expected: expected.0,
+            last: meta.last_seq,
+        }));
+    }
+    for (hash, bytes) in blobs {
+        put_blob(t, hash, bytes)?;
+    }
     let seqs = write_entries(t, run, meta.last_seq, entries, &mut meta.updated_ms)?;
     if let Some(last) = seqs.last() {
         meta.last_seq = last.0;

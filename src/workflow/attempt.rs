@@ -76,6 +76,23 @@ impl AttemptCtx {
             .ok_or_else(|| StepError::Fatal("journal: no seq".into()))
     }
 
+    /// Like `record`, returning before the commit is durable
+    /// (`Recorder::record_ahead`): for the attempt's last fact, its success,
+    /// so the steps that need it start while the disk syncs.
+    pub async fn record_ahead(&self, event: Event) -> Result<crate::protocol::Seq, StepError> {
+        let Deferred { mut events, blobs } = self.take_deferred();
+        events.push(event);
+        let seqs = self
+            .ctx
+            .rec
+            .record_ahead(events, blobs)
+            .await
+            .map_err(journal)?;
+        seqs.last()
+            .copied()
+            .ok_or_else(|| StepError::Fatal("journal: no seq".into()))
+    }
+
     /// Journals `event` with the next fact of this attempt (see `deferred`).
     pub fn defer(&self, event: Event) {
         self.defer_with_blobs(event, Vec::new());

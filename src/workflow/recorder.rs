@@ -1,12 +1,24 @@
 //! Journal first, then tell: every event is appended durably and only then
 //! broadcast, in seq order, to the run's participants.
+//!
+//! The recorder numbers a run's facts as it hands them to the journal's
+//! writer (it is the run's only writer while it lives), so a caller may go
+//! on before a fact is on disk — an idempotent step's start, or a step's
+//! success while the next step begins (`record_ahead`) — and still know its
+//! seq. What it broadcasts waits until durable all the same, deltas
+//! included: participants see facts and live output in the order the
+//! engine made them, never a fact a crash could still take back. The
+//! writer writes in submission order and refuses a fact whose seq is not
+//! the run's next (`JournalError::Gap`): when one fails, everything
+//! submitted after it fails too, and the recorder is fenced — like a crash
+//! at that point, which `lev resume` takes up from the last durable fact.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::mpsc;
 
-use crate::journal::{Entry, Journal, JournalError};
+use crate::journal::{Append, Entry, Journal, JournalError, Submitted};
 use crate::protocol::{Delta, Event, Notice, Recorded, RunId, RunStatus, Seq};
 
 /// Where notices go: every participant's channel.
@@ -18,13 +30,26 @@ pub struct Recorder {
     journal: Journal,
     run: RunId,
     subscribers: Arc<Vec<NoticeSender>>,
-    /// Events acknowledged out of order wait here so notices go out by seq.
-    reorder: Arc<Mutex<Reorder>>,
+    /// The seq the next submitted fact gets; held while submitting, so
+    /// facts reach the writer in the order they are numbered.
+    next_seq: Arc<tokio::sync::Mutex<u64>>,
+    /// Notices waiting for the facts before them to be durable.
+    outbox: Arc<Mutex<Outbox>>,
+    /// The failure that stopped this run's recording, if one did.
+    fenced: Arc<OnceLock<JournalError>>,
 }
 
-struct Reorder {
+/// Notices not sent yet, so they go out in order.
+struct Outbox {
+    /// The seq of the next fact to broadcast.
     next: u64,
+    /// The last seq submitted to the writer: notices made after it wait
+    /// until it is broadcast.
+    submitted: u64,
+    /// Facts durable out of order.
     waiting: BTreeMap<u64, Recorded>,
+    /// Other notices (deltas, refusals) and the seq they wait for.
+    held: VecDeque<(u64, Notice)>,
 }
 
 impl Recorder {
@@ -39,10 +64,14 @@ impl Recorder {
             journal,
             run,
             subscribers: Arc::new(subscribers),
-            reorder: Arc::new(Mutex::new(Reorder {
+            next_seq: Arc::new(tokio::sync::Mutex::new(last_seq + 1)),
+            outbox: Arc::new(Mutex::new(Outbox {
                 next: last_seq + 1,
+                submitted: last_seq,
                 waiting: BTreeMap::new(),
+                held: VecDeque::new(),
             })),
+            fenced: Arc::new(OnceLock::new()),
         }
     }
 
@@ -59,25 +88,46 @@ impl Recorder {
         self.record_with_status(event, None).await
     }
 
-    /// Appends `event` without a durability point of its own (an agent
-    /// step's start) and broadcasts it: the next durable commit makes it
-    /// durable; a crash before that loses it, and with it nothing that
-    /// depends on it (the step then starts again).
+    /// Appends `event` without a durability point of its own (a step's
+    /// start) and returns its seq at once, before it is written: the next
+    /// durable commit makes it durable, and it is broadcast then; a crash
+    /// before that loses it, and with it nothing that depends on it (the
+    /// step then starts again).
     pub async fn record_unsynced(&self, event: Event) -> Result<Seq, JournalError> {
-        let entry = to_entry(&event)?;
-        let this = self.clone();
-        detached(async move {
-            let seqs = this.journal.append_unsynced(&this.run, vec![entry]).await;
-            this.published(event, seqs)
-        })
-        .await
+        let events = vec![event];
+        let (first, submitted) = self.submit(&events, Vec::new(), None, false).await?;
+        self.complete(events, first, submitted);
+        Ok(first)
+    }
+
+    /// Durably appends `events` in one commit and returns their seqs at
+    /// once, before the commit is durable, so the caller goes on while the
+    /// disk syncs (a step's success: the steps that need it start at once).
+    /// They are broadcast once durable. Safe because nothing outside the
+    /// process acts on them before a durable fact of its own, which the
+    /// writer commits after them: a step's command waits for its process
+    /// group's commit, a question is seen once journaled, an agent's tool
+    /// call waits for its start's commit; what runs before that (an
+    /// agent's model request) runs again after a crash.
+    pub async fn record_ahead(
+        &self,
+        events: Vec<Event>,
+        blobs: Vec<Vec<u8>>,
+    ) -> Result<Vec<Seq>, JournalError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (first, submitted) = self.submit(&events, blobs, None, true).await?;
+        let seqs = (0..events.len() as u64).map(|i| Seq(first.0 + i)).collect();
+        self.complete(events, first, submitted);
+        Ok(seqs)
     }
 
     /// Makes everything appended so far durable (a durable commit with no
-    /// event of its own).
+    /// event of its own). Fails when an earlier fact was not written.
     pub async fn sync(&self) -> Result<(), JournalError> {
-        self.journal
-            .append(&self.run, Vec::new(), None)
+        let (first, submitted) = self.submit(&[], Vec::new(), None, true).await?;
+        self.completed(Vec::new(), first, submitted)
             .await
             .map(|_| ())
     }
@@ -88,31 +138,10 @@ impl Recorder {
         event: Event,
         status: Option<RunStatus>,
     ) -> Result<Seq, JournalError> {
-        let entry = to_entry(&event)?;
-        let this = self.clone();
-        detached(async move {
-            let seqs = this.journal.append(&this.run, vec![entry], status).await;
-            this.published(event, seqs)
-        })
-        .await
-    }
-
-    /// Broadcasts `event` once its append returned its seq.
-    fn published(
-        &self,
-        event: Event,
-        seqs: Result<Vec<Seq>, JournalError>,
-    ) -> Result<Seq, JournalError> {
-        let seq = seqs?
-            .first()
-            .copied()
-            .ok_or(JournalError::Storage("append returned no seq".into()))?;
-        self.publish(Recorded {
-            run: self.run.clone(),
-            seq,
-            event,
-        });
-        Ok(seq)
+        let events = vec![event];
+        let (first, submitted) = self.submit(&events, Vec::new(), status, true).await?;
+        self.completed(events, first, submitted).await?;
+        Ok(first)
     }
 
     /// Durably appends `events` in one commit, in order, and broadcasts
@@ -131,65 +160,169 @@ impl Recorder {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let (first, submitted) = self.submit(&events, blobs, None, true).await?;
+        self.completed(events, first, submitted).await
+    }
+
+    /// Numbers `events` and hands them to the writer: returns the first
+    /// seq once they are queued (after every fact submitted before them).
+    async fn submit(
+        &self,
+        events: &[Event],
+        blobs: Vec<Vec<u8>>,
+        status: Option<RunStatus>,
+        durable: bool,
+    ) -> Result<(Seq, Submitted), JournalError> {
+        if let Some(e) = self.fenced.get() {
+            return Err(e.clone());
+        }
         let entries = events.iter().map(to_entry).collect::<Result<Vec<_>, _>>()?;
+        let count = entries.len() as u64;
+        let mut next = self.next_seq.lock().await;
+        let first = *next;
+        let append = Append {
+            entries,
+            status,
+            durable,
+            blobs,
+            at_seq: Some(Seq(first)),
+        };
+        let submitted = self.journal.submit(&self.run, append).await?;
+        // No await from here to the end: a caller stopped now has still
+        // counted what it queued.
+        *next += count;
+        if count > 0
+            && let Ok(mut out) = self.outbox.lock()
+        {
+            out.submitted = first + count - 1;
+        }
+        Ok((Seq(first), submitted))
+    }
+
+    /// Waits for a submitted append and broadcasts its events (see
+    /// `detached`); fails as it did.
+    async fn completed(
+        &self,
+        events: Vec<Event>,
+        first: Seq,
+        submitted: Submitted,
+    ) -> Result<Vec<Seq>, JournalError> {
         let this = self.clone();
-        detached(async move {
-            let seqs = this
-                .journal
-                .append_with_blobs(&this.run, entries, blobs)
-                .await?;
-            if seqs.len() != events.len() {
-                return Err(JournalError::Storage("append returned short seqs".into()));
+        detached(async move { this.settle(events, first, submitted).await }).await
+    }
+
+    /// Like `completed`, without waiting for it.
+    fn complete(&self, events: Vec<Event>, first: Seq, submitted: Submitted) {
+        let this = self.clone();
+        tokio::spawn(async move { this.settle(events, first, submitted).await });
+    }
+
+    async fn settle(
+        &self,
+        events: Vec<Event>,
+        first: Seq,
+        submitted: Submitted,
+    ) -> Result<Vec<Seq>, JournalError> {
+        let seqs = match submitted.committed().await {
+            Ok(seqs) if seqs.len() == events.len() && seqs.first().is_none_or(|s| *s == first) => {
+                seqs
             }
-            for (seq, event) in seqs.iter().zip(events) {
-                this.publish(Recorded {
-                    run: this.run.clone(),
-                    seq: *seq,
-                    event,
-                });
+            Ok(_) => {
+                let e = JournalError::Storage(format!(
+                    "run {}: the journal numbered facts other than the recorder did",
+                    self.run
+                ));
+                self.fence(e.clone());
+                return Err(e);
             }
-            Ok(seqs)
-        })
-        .await
+            Err(e) => {
+                self.fence(e.clone());
+                return Err(e);
+            }
+        };
+        for (seq, event) in seqs.iter().zip(events) {
+            self.publish(Recorded {
+                run: self.run.clone(),
+                seq: *seq,
+                event,
+            });
+        }
+        Ok(seqs)
+    }
+
+    /// Stops recording after a fact could not be written: what was
+    /// submitted after it is refused by the writer, and nothing more is
+    /// submitted. Notices held for facts that will never be broadcast go
+    /// out now.
+    fn fence(&self, error: JournalError) {
+        if self.fenced.set(error.clone()).is_ok() {
+            tracing::error!(run = %self.run, "the run's journal stopped at a fact it could not write: {error}");
+        }
+        let Ok(mut out) = self.outbox.lock() else {
+            return;
+        };
+        for (_, notice) in std::mem::take(&mut out.held) {
+            self.send(notice);
+        }
     }
 
     /// Sends a live delta (not journaled).
     pub fn delta(&self, delta: Delta) {
-        for s in self.subscribers.iter() {
-            let _ = s.send(Notice::Delta(self.run.clone(), delta.clone()));
-        }
+        self.notify(Notice::Delta(self.run.clone(), delta));
     }
 
     /// Says back why an op changed nothing (not journaled).
     pub fn refuse(&self, text: String) {
         tracing::info!(run = %self.run, "{text}");
-        for s in self.subscribers.iter() {
-            let _ = s.send(Notice::Refused(self.run.clone(), text.clone()));
-        }
+        self.notify(Notice::Refused(self.run.clone(), text));
     }
 
     /// Re-announces a recorded event that still waits for an answer (after resume).
     pub fn announce_pending(&self, recorded: Recorded) {
-        for s in self.subscribers.iter() {
-            let _ = s.send(Notice::Pending(recorded.clone()));
+        self.notify(Notice::Pending(recorded));
+    }
+
+    /// Sends a notice that is not a fact: now, or after the facts submitted
+    /// before it are broadcast.
+    fn notify(&self, notice: Notice) {
+        let Ok(mut out) = self.outbox.lock() else {
+            return;
+        };
+        if out.next > out.submitted || self.fenced.get().is_some() {
+            self.send(notice);
+        } else {
+            let after = out.submitted;
+            out.held.push_back((after, notice));
+        }
+    }
+
+    fn send(&self, notice: Notice) {
+        if let Some((last, rest)) = self.subscribers.split_last() {
+            for s in rest {
+                let _ = s.send(notice.clone());
+            }
+            let _ = last.send(notice);
         }
     }
 
     fn publish(&self, recorded: Recorded) {
         // Send while holding the lock: two tasks that each release a run of
         // events must not interleave their sends out of seq order.
-        let Ok(mut q) = self.reorder.lock() else {
+        let Ok(mut out) = self.outbox.lock() else {
             return;
         };
-        q.waiting.insert(recorded.seq.0, recorded);
+        out.waiting.insert(recorded.seq.0, recorded);
         loop {
-            let next = q.next;
-            let Some(r) = q.waiting.remove(&next) else {
+            let next = out.next;
+            let Some(r) = out.waiting.remove(&next) else {
                 break;
             };
-            q.next += 1;
-            for s in self.subscribers.iter() {
-                let _ = s.send(Notice::Event(r.clone()));
+            out.next += 1;
+            self.send(Notice::Event(r));
+            while out.held.front().is_some_and(|(after, _)| *after < out.next) {
+                if let Some((_, notice)) = out.held.pop_front() {
+                    self.send(notice);
+                }
             }
         }
     }
@@ -307,12 +440,8 @@ mod tests {
     use crate::journal::RunMeta;
     use crate::protocol::{Millis, RunStatus};
 
-    /// A recorder of a new run in a new journal, and its one subscriber.
-    async fn recorder() -> (tempfile::TempDir, Recorder, mpsc::UnboundedReceiver<Notice>) {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
-        let run = RunId::new();
-        let meta = RunMeta {
+    fn meta(run: &RunId) -> RunMeta {
+        RunMeta {
             id: run.clone(),
             workflow_id: "w".into(),
             name: "w".into(),
@@ -323,10 +452,118 @@ mod tests {
             updated_ms: 0,
             last_seq: 0,
             parent: None,
-        };
-        journal.create_run(meta).await.unwrap();
+        }
+    }
+
+    /// A recorder of a new run in a new journal, and its one subscriber.
+    async fn recorder() -> (tempfile::TempDir, Recorder, mpsc::UnboundedReceiver<Notice>) {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+        let run = RunId::new();
+        journal.create_run(meta(&run)).await.unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         (dir, Recorder::new(journal, run, 0, vec![tx]), rx)
+    }
+
+    /// Every notice the subscriber got, once the recorder is gone.
+    async fn notices(rec: Recorder, mut rx: mpsc::UnboundedReceiver<Notice>) -> Vec<Notice> {
+        drop(rec);
+        let mut all = Vec::new();
+        while let Ok(Some(n)) =
+            tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await
+        {
+            all.push(n);
+        }
+        all
+    }
+
+    fn resumed(at: u64) -> Event {
+        Event::RunResumed { at: Millis(at) }
+    }
+
+    /// A fact recorded ahead has its seq at once, and its broadcast waits
+    /// for the commit; a delta made after it waits for it too, so the
+    /// participants never see live output before the fact it follows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fact_recorded_ahead_is_broadcast_once_durable_and_before_what_followed_it() {
+        let (_dir, rec, rx) = recorder().await;
+        let seqs = rec
+            .record_ahead(vec![resumed(1), resumed(2)], Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(seqs, vec![Seq(1), Seq(2)]);
+        let start = rec.record_unsynced(resumed(3)).await.unwrap();
+        assert_eq!(start, Seq(3));
+        rec.delta(Delta::Token {
+            step: crate::protocol::StepKey::new("s"),
+            text: "after".into(),
+        });
+        rec.record(resumed(4)).await.unwrap();
+        let journal = rec.journal().clone();
+        let run = rec.run().clone();
+        let got = notices(rec, rx).await;
+        let order: Vec<String> = got
+            .iter()
+            .map(|n| match n {
+                Notice::Event(r) => format!("event {}", r.seq),
+                Notice::Delta(..) => "delta".to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(order, ["event 1", "event 2", "event 3", "delta", "event 4"]);
+        assert_eq!(read_run(&journal, &run).await.unwrap().len(), 4);
+    }
+
+    /// A fact the run went ahead of that cannot be written fences the run:
+    /// what was submitted after it is refused, nothing after the hole
+    /// reaches the journal or the participants, even once the disk works
+    /// again — as if lev had crashed there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fact_the_run_went_ahead_of_that_fails_fences_the_run() {
+        use crate::journal::faults::{Fault, FaultyDisk};
+        let disk = FaultyDisk::new();
+        let d = disk.clone();
+        let journal = Journal::open_backend("/faulty/lev.redb", move || d.backend(), None).unwrap();
+        let run = RunId::new();
+        journal.create_run(meta(&run)).await.unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rec = Recorder::new(journal.clone(), run.clone(), 0, vec![tx]);
+        assert_eq!(rec.record(resumed(1)).await.unwrap(), Seq(1));
+
+        disk.fail_after(0, Fault::Io);
+        assert_eq!(
+            rec.record_ahead(vec![resumed(2)], Vec::new())
+                .await
+                .unwrap(),
+            vec![Seq(2)]
+        );
+        // Submitted before the failure is known: refused with it.
+        let next = rec.record_unsynced(resumed(3)).await;
+        let synced = rec.sync().await;
+        assert!(synced.is_err(), "a sync after a lost fact succeeded");
+        disk.heal();
+        let after = rec.record(resumed(4)).await;
+        assert!(after.is_err(), "recorded after a lost fact: {after:?}");
+        if let Ok(seq) = next {
+            assert_eq!(seq, Seq(3));
+        }
+        let got = notices(rec, rx).await;
+        let seqs: Vec<u64> = got
+            .iter()
+            .filter_map(|n| match n {
+                Notice::Event(r) => Some(r.seq.0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, [1]);
+        // What the disk kept, as the next lev finds it.
+        drop(journal);
+        let after_crash = FaultyDisk::from_image(disk.crash_image());
+        let reopened =
+            Journal::open_backend("/faulty/lev.redb", move || after_crash.backend(), None)
+                .unwrap();
+        let kept = read_run(&reopened, &run).await.unwrap();
+        assert_eq!(kept.len(), 1, "{kept:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

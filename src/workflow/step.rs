@@ -308,8 +308,10 @@ async fn run_step_inner(
                         at: ctx.now(),
                     };
                     // With the attempt's deferred facts (an agent's final
-                    // reply): one commit for both.
-                    if let Err(e) = actx.record(event).await {
+                    // reply): one commit for both. The steps that need this
+                    // one start while it syncs; they and the participants
+                    // see it as they would a durable fact (`record_ahead`).
+                    if let Err(e) = actx.record_ahead(event).await {
                         return StepEnd::Settled(Settled::Failed {
                             error: journal_error(e),
                         });
