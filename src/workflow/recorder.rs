@@ -37,6 +37,8 @@ pub struct Recorder {
     outbox: Arc<Mutex<Outbox>>,
     /// The failure that stopped this run's recording, if one did.
     fenced: Arc<OnceLock<JournalError>>,
+    /// The seq of the next fact to broadcast, for `caught_up`.
+    broadcast: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Notices not sent yet, so they go out in order.
@@ -72,7 +74,21 @@ impl Recorder {
                 held: VecDeque::new(),
             })),
             fenced: Arc::new(OnceLock::new()),
+            broadcast: Arc::new(tokio::sync::watch::Sender::new(last_seq + 1)),
         }
+    }
+
+    /// Waits until every fact submitted so far is committed and broadcast
+    /// (or the recorder is fenced). Work whose effects cannot be taken back
+    /// waits for this before it starts, so it starts only once what it
+    /// follows is on disk and a full disk is known (`Journal::disk_full`).
+    pub async fn caught_up(&self) {
+        let target = match self.outbox.lock() {
+            Ok(out) => out.submitted,
+            Err(_) => return,
+        };
+        let mut seen = self.broadcast.subscribe();
+        let _ = seen.wait_for(|next| *next > target).await;
     }
 
     pub fn run(&self) -> &RunId {
@@ -258,6 +274,7 @@ impl Recorder {
         if self.fenced.set(error.clone()).is_ok() {
             tracing::error!(run = %self.run, "the run's journal stopped at a fact it could not write: {error}");
         }
+        self.broadcast.send_replace(u64::MAX);
         let Ok(mut out) = self.outbox.lock() else {
             return;
         };
@@ -319,6 +336,9 @@ impl Recorder {
             };
             out.next += 1;
             self.send(Notice::Event(r));
+            if self.fenced.get().is_none() {
+                self.broadcast.send_replace(out.next);
+            }
             while out.held.front().is_some_and(|(after, _)| *after < out.next) {
                 if let Some((_, notice)) = out.held.pop_front() {
                     self.send(notice);
@@ -560,8 +580,7 @@ mod tests {
         drop(journal);
         let after_crash = FaultyDisk::from_image(disk.crash_image());
         let reopened =
-            Journal::open_backend("/faulty/lev.redb", move || after_crash.backend(), None)
-                .unwrap();
+            Journal::open_backend("/faulty/lev.redb", move || after_crash.backend(), None).unwrap();
         let kept = read_run(&reopened, &run).await.unwrap();
         assert_eq!(kept.len(), 1, "{kept:?}");
     }

@@ -229,6 +229,16 @@ async fn run_step_inner(
     };
 
     loop {
+        // A step whose effects cannot be taken back starts only once what
+        // it follows is on disk (a step's success is recorded ahead of its
+        // commit), so a full disk found by that commit pauses the run
+        // before the step does anything.
+        if kind.side_effects() {
+            ctx.rec.caught_up().await;
+            if let Some(error) = ctx.deps.journal.disk_full() {
+                return StepEnd::Paused(PauseReason::DiskFull { error });
+            }
+        }
         let seq = match resumed_seq.take() {
             Some(seq) => seq,
             None => {
