@@ -87,8 +87,14 @@ impl Recorder {
             Ok(out) => out.submitted,
             Err(_) => return,
         };
+        self.broadcast_past(target).await;
+    }
+
+    /// Waits until `seq` and every fact before it are broadcast (or the
+    /// recorder is fenced).
+    async fn broadcast_past(&self, seq: u64) {
         let mut seen = self.broadcast.subscribe();
-        let _ = seen.wait_for(|next| *next > target).await;
+        let _ = seen.wait_for(|next| *next > seq).await;
     }
 
     pub fn run(&self) -> &RunId {
@@ -216,7 +222,10 @@ impl Recorder {
     }
 
     /// Waits for a submitted append and broadcasts its events (see
-    /// `detached`); fails as it did.
+    /// `detached`); fails as it did. Returns once they are broadcast, which
+    /// may wait for facts before them recorded ahead: whoever waits for a
+    /// fact (the run's end above all) may count on every notice before it
+    /// having gone out.
     async fn completed(
         &self,
         events: Vec<Event>,
@@ -224,7 +233,10 @@ impl Recorder {
         submitted: Submitted,
     ) -> Result<Vec<Seq>, JournalError> {
         let this = self.clone();
-        detached(async move { this.settle(events, first, submitted).await }).await
+        let seqs = detached(async move { this.settle(events, first, submitted).await }).await?;
+        let last = seqs.last().map_or(first.0.saturating_sub(1), |s| s.0);
+        self.broadcast_past(last).await;
+        Ok(seqs)
     }
 
     /// Like `completed`, without waiting for it.
@@ -532,6 +544,27 @@ mod tests {
             .collect();
         assert_eq!(order, ["event 1", "event 2", "event 3", "delta", "event 4"]);
         assert_eq!(read_run(&journal, &run).await.unwrap().len(), 4);
+    }
+
+    /// A fact waited for returns only once every fact before it, recorded
+    /// ahead or not, has gone out: the run's end must not reach a
+    /// participant that stops listening there before the facts it follows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_recorded_fact_returns_once_every_fact_before_it_is_broadcast() {
+        let (_dir, rec, mut rx) = recorder().await;
+        for round in 0..200u64 {
+            let ahead = rec
+                .record_ahead(vec![resumed(round)], Vec::new())
+                .await
+                .unwrap();
+            let start = rec.record_unsynced(resumed(round)).await.unwrap();
+            let end = rec.record(resumed(round)).await.unwrap();
+            let mut got = Vec::new();
+            while let Ok(Notice::Event(r)) = rx.try_recv() {
+                got.push(r.seq);
+            }
+            assert_eq!(got, vec![ahead[0], start, end], "round {round}");
+        }
     }
 
     /// A fact the run went ahead of that cannot be written fences the run:
