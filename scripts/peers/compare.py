@@ -10,7 +10,9 @@ out. The median of `ROUNDS` rounds is reported.
 
 Usage (through scripts/bench-peers): python compare.py LEV_BINARY STEPS
 """
+import http.server
 import json
+import threading
 import os
 import statistics
 import subprocess
@@ -26,12 +28,62 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
 
 
+class Model(http.server.BaseHTTPRequestHandler):
+    """A loopback OpenAI-compatible chat server, the same for all three:
+    a streamed reply (lev asks with `stream: true`) or a whole one."""
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes: without this, Nagle's
+    # algorithm holds the body for the client's delayed ACK (40 ms).
+    disable_nagle_algorithm = True
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        if body.get("stream"):
+            chunks = [
+                {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "done"}, "finish_reason": None}]},
+                {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                {"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}},
+            ]
+            out = "".join(
+                "data: " + json.dumps(dict(c, id="c1", object="chat.completion.chunk", model="bench-model")) + "\n\n"
+                for c in chunks
+            ) + "data: [DONE]\n\n"
+            kind = "text/event-stream"
+        else:
+            out = json.dumps({
+                "id": "c1", "object": "chat.completion", "model": "bench-model",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "done"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+            })
+            kind = "application/json"
+        data = out.encode()
+        self.send_response(200)
+        self.send_header("content-type", kind)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve_model():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Model)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+MODEL_URL = serve_model()
+os.environ["LEV_PEERS_LLM"] = MODEL_URL
+
+
 def lev_workflow(dirname, n, body):
     """A chain of n steps: agent steps on the scripted provider (`noop`) or
-    shell steps running `true` (`true`)."""
+    on the loopback model server (`http`), or shell steps running `true`
+    (`true`)."""
     lines = ["version: 1", "kind: workflow", "id: chain", "name: Chain", "steps:"]
     for i in range(n):
-        if body == "noop":
+        if body in ("noop", "http"):
             lines += [f"  s{i}:", "    type: agent", "    mode: ask", f'    prompt: "step {i}"']
         else:
             lines += [f"  s{i}:", "    type: shell", "    run: \"true\""]
@@ -40,8 +92,9 @@ def lev_workflow(dirname, n, body):
     path = os.path.join(dirname, f"chain{n}{body}.yaml")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-    with open(os.path.join(dirname, f"chain{n}{body}.cassette.yaml"), "w") as f:
-        f.write("replies:\n  - text: done\n    repeat: true\n")
+    if body != "http":
+        with open(os.path.join(dirname, f"chain{n}{body}.cassette.yaml"), "w") as f:
+            f.write("replies:\n  - text: done\n    repeat: true\n")
     return path
 
 
@@ -50,6 +103,8 @@ def lev_seconds(n, body):
         wf = lev_workflow(d, n, body)
         data = os.path.join(d, "data")
         env = dict(os.environ, LEV_PROVIDER="")
+        if body == "http":
+            env.update(LEV_PROVIDER="openai", OPENAI_API_KEY="bench", OPENAI_BASE_URL=MODEL_URL, LEV_MODEL="bench-model")
         out = subprocess.run(
             [LEV, "--data-dir", data, "run", wf, "--headless", "--workspace", d],
             capture_output=True, text=True, env=env, check=True,
@@ -88,7 +143,11 @@ def per_step(measure):
 
 def main():
     rows = []
-    for body, what in (("noop", "no body (lev: agent step on the scripted provider)"), ("true", "a `true` subprocess")):
+    for body, what in (
+        ("noop", "no body (lev: agent step on the scripted provider)"),
+        ("http", "one chat completion from a loopback model server (lev: agent step)"),
+        ("true", "a `true` subprocess"),
+    ):
         lev = per_step(lambda n: lev_seconds(n, body))
         dbos = per_step(lambda n: python_seconds("dbos_steps.py", n, body))
         graph = per_step(lambda n: python_seconds("langgraph_steps.py", n, body))

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import llm_call
+
 from dbos import DBOS, DBOSConfig
 
 n = int(sys.argv[1])
@@ -23,6 +25,8 @@ DBOS(config=config)
 def noop(i: int) -> int:
     if body == "true":
         subprocess.run(["true"], check=True)
+    elif body == "http":
+        llm_call.ask(i)
     return i
 
 

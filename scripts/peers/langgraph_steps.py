@@ -6,6 +6,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+
+import llm_call
 from typing import TypedDict
 
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -23,6 +25,8 @@ class State(TypedDict):
 def step(state: State) -> State:
     if body == "true":
         subprocess.run(["true"], check=True)
+    elif body == "http":
+        llm_call.ask(state["i"])
     return {"i": state["i"] + 1}
 
 
