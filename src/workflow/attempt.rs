@@ -63,31 +63,29 @@ impl AttemptCtx {
     /// step (nothing may act on a fact that is not on disk).
     /// Facts deferred before it go first, in the same commit.
     pub async fn record(&self, event: Event) -> Result<crate::protocol::Seq, StepError> {
-        let Deferred { mut events, blobs } = self.take_deferred();
-        events.push(event);
-        let seqs = self
-            .ctx
-            .rec
-            .record_all_with_blobs(events, blobs)
-            .await
-            .map_err(journal)?;
-        seqs.last()
-            .copied()
-            .ok_or_else(|| StepError::Fatal("journal: no seq".into()))
+        self.record_as(event, false).await
     }
 
     /// Like `record`, returning before the commit is durable
     /// (`Recorder::record_ahead`): for the attempt's last fact, its success,
     /// so the steps that need it start while the disk syncs.
     pub async fn record_ahead(&self, event: Event) -> Result<crate::protocol::Seq, StepError> {
+        self.record_as(event, true).await
+    }
+
+    async fn record_as(
+        &self,
+        event: Event,
+        ahead: bool,
+    ) -> Result<crate::protocol::Seq, StepError> {
         let Deferred { mut events, blobs } = self.take_deferred();
         events.push(event);
-        let seqs = self
-            .ctx
-            .rec
-            .record_ahead(events, blobs)
-            .await
-            .map_err(journal)?;
+        let rec = &self.ctx.rec;
+        let seqs = match ahead {
+            true => rec.record_ahead(events, blobs).await,
+            false => rec.record_all_with_blobs(events, blobs).await,
+        }
+        .map_err(journal)?;
         seqs.last()
             .copied()
             .ok_or_else(|| StepError::Fatal("journal: no seq".into()))
