@@ -42,6 +42,8 @@ struct State {
     capacity: Option<u64>,
     /// Faults injected so far.
     injected: u64,
+    /// How long each sync takes (a slow disk).
+    sync_time: std::time::Duration,
 }
 
 /// The faulty disk; clones share it (the journal reopens on the same bytes).
@@ -93,6 +95,12 @@ impl FaultyDisk {
     pub(crate) fn limit_growth(&self, extra: u64) {
         let mut s = self.state.lock().unwrap();
         s.capacity = Some(s.live.len() as u64 + extra);
+    }
+
+    /// Every sync takes `time` from now on (outside the disk's lock, as a
+    /// real fsync does not stop other writes to the page cache).
+    pub(crate) fn slow_sync(&self, time: std::time::Duration) {
+        self.state.lock().unwrap().sync_time = time;
     }
 
     pub(crate) fn injected(&self) -> u64 {
@@ -147,9 +155,13 @@ impl StorageBackend for FaultyBackend {
     }
 
     fn sync_data(&self) -> Result<(), Error> {
-        let mut s = self.disk.state.lock().unwrap();
-        self.disk.check(&mut s, None)?;
-        s.synced = s.live.clone();
+        let (time, image) = {
+            let mut s = self.disk.state.lock().unwrap();
+            self.disk.check(&mut s, None)?;
+            (s.sync_time, s.live.clone())
+        };
+        std::thread::sleep(time);
+        self.disk.state.lock().unwrap().synced = image;
         Ok(())
     }
 

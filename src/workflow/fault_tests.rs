@@ -227,3 +227,55 @@ async fn a_disk_without_room_for_the_reserve_pauses_before_any_step() {
         .expect("the resume failed");
     assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
 }
+
+/// On a slow disk a chain of agent steps does not wait one sync per step:
+/// each step's success is recorded ahead, the next step starts while it
+/// syncs, and one sync carries several steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_on_a_slow_disk_shares_its_syncs() {
+    use crate::llm::scripted::{Cassette, ScriptedProvider};
+    const STEPS: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::from("version: 1\nkind: workflow\nid: slow\nname: Slow\nsteps:\n");
+    for i in 0..STEPS {
+        yaml.push_str(&format!(
+            "  s{i}:\n    type: agent\n    mode: ask\n    prompt: \"step {i}\"\n"
+        ));
+        if i > 0 {
+            yaml.push_str(&format!("    needs: [s{}]\n", i - 1));
+        }
+    }
+    let path = dir.path().join("slow.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let modes = ModeRegistry::builtin().unwrap();
+    let wf = crate::spec::load_workflow(&path, &modes).unwrap();
+    let disk = FaultyDisk::new();
+    let journal = open(&disk);
+    let cassette = Cassette::parse("replies:\n  - text: done\n    repeat: true\n", "test").unwrap();
+    let provider: crate::llm::SharedProvider = Arc::new(ScriptedProvider::new(cassette, "test"));
+    let deps = Arc::new(EngineDeps {
+        journal: journal.clone(),
+        provider: Ok(provider),
+        default_model: None,
+        profiles: Default::default(),
+        modes,
+        workspace: dir.path().to_path_buf(),
+        options: RunOptions::default(),
+    });
+    let run = start_run(&journal, &wf, Default::default(), Some(dir.path()))
+        .await
+        .unwrap();
+    // A sync takes far longer than a step on the scripted provider.
+    disk.slow_sync(Duration::from_millis(50));
+    let before = journal.commit_count();
+    let outcome = drive_once(deps, &run, Start::Fresh).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
+    let commits = journal.commit_count() - before;
+    assert!(
+        commits <= STEPS as u64 / 2,
+        "{commits} syncs for a chain of {STEPS} steps: each step waited for the one before it to be synced"
+    );
+    let done = succeeded(&journal, &run).await;
+    let expected: Vec<String> = (0..STEPS).map(|i| format!("s{i}")).collect();
+    assert_eq!(done, expected);
+}
