@@ -228,16 +228,17 @@ async fn a_disk_without_room_for_the_reserve_pauses_before_any_step() {
     assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
 }
 
-/// On a slow disk a chain of agent steps does not wait one sync per step:
-/// each step's success is recorded ahead, the next step starts while it
-/// syncs, and one sync carries several steps.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chain_on_a_slow_disk_shares_its_syncs() {
+/// A chain of `steps` agent steps (each needing the one before) and the
+/// engine's needs on `journal`, answered by the scripted provider.
+fn agent_chain(
+    dir: &std::path::Path,
+    journal: &Journal,
+    steps: usize,
+    reply_ms: u64,
+) -> (crate::spec::Workflow, Arc<EngineDeps>) {
     use crate::llm::scripted::{Cassette, ScriptedProvider};
-    const STEPS: usize = 20;
-    let dir = tempfile::tempdir().unwrap();
-    let mut yaml = String::from("version: 1\nkind: workflow\nid: slow\nname: Slow\nsteps:\n");
-    for i in 0..STEPS {
+    let mut yaml = String::from("version: 1\nkind: workflow\nid: chain\nname: Chain\nsteps:\n");
+    for i in 0..steps {
         yaml.push_str(&format!(
             "  s{i}:\n    type: agent\n    mode: ask\n    prompt: \"step {i}\"\n"
         ));
@@ -245,13 +246,12 @@ async fn a_chain_on_a_slow_disk_shares_its_syncs() {
             yaml.push_str(&format!("    needs: [s{}]\n", i - 1));
         }
     }
-    let path = dir.path().join("slow.yaml");
+    let path = dir.join("chain.yaml");
     std::fs::write(&path, yaml).unwrap();
     let modes = ModeRegistry::builtin().unwrap();
     let wf = crate::spec::load_workflow(&path, &modes).unwrap();
-    let disk = FaultyDisk::new();
-    let journal = open(&disk);
-    let cassette = Cassette::parse("replies:\n  - text: done\n    repeat: true\n", "test").unwrap();
+    let replies = format!("replies:\n  - text: done\n    repeat: true\n    delay_ms: {reply_ms}\n");
+    let cassette = Cassette::parse(&replies, "test").unwrap();
     let provider: crate::llm::SharedProvider = Arc::new(ScriptedProvider::new(cassette, "test"));
     let deps = Arc::new(EngineDeps {
         journal: journal.clone(),
@@ -259,9 +259,22 @@ async fn a_chain_on_a_slow_disk_shares_its_syncs() {
         default_model: None,
         profiles: Default::default(),
         modes,
-        workspace: dir.path().to_path_buf(),
+        workspace: dir.to_path_buf(),
         options: RunOptions::default(),
     });
+    (wf, deps)
+}
+
+/// On a slow disk a chain of agent steps does not wait one sync per step:
+/// each step's success is recorded ahead, the next step starts while it
+/// syncs, and one sync carries several steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_on_a_slow_disk_shares_its_syncs() {
+    const STEPS: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultyDisk::new();
+    let journal = open(&disk);
+    let (wf, deps) = agent_chain(dir.path(), &journal, STEPS, 0);
     let run = start_run(&journal, &wf, Default::default(), Some(dir.path()))
         .await
         .unwrap();
@@ -278,4 +291,46 @@ async fn a_chain_on_a_slow_disk_shares_its_syncs() {
     let done = succeeded(&journal, &run).await;
     let expected: Vec<String> = (0..STEPS).map(|i| format!("s{i}")).collect();
     assert_eq!(done, expected);
+}
+
+/// A power cut while a chain runs ahead of its syncs leaves a prefix of
+/// what the run went on to write — never a fact without the ones before
+/// it — and that prefix resumes to the same end, each step succeeding once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_cut_while_a_chain_runs_ahead_leaves_a_prefix_that_resumes() {
+    const STEPS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultyDisk::new();
+    let journal = open(&disk);
+    // Steps of 5 ms and syncs of 10 ms: a commit carries a few steps, and
+    // the cut falls with some synced and some still ahead of the disk.
+    let (wf, deps) = agent_chain(dir.path(), &journal, STEPS, 5);
+    let run = start_run(&journal, &wf, Default::default(), Some(dir.path()))
+        .await
+        .unwrap();
+    disk.slow_sync(Duration::from_millis(10));
+    let live = tokio::spawn({
+        let (deps, run) = (deps.clone(), run.clone());
+        async move { drive_once(deps, &run, Start::Fresh).await }
+    });
+    // Mid-run: some steps synced, later ones still ahead of the disk.
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let image = disk.crash_image();
+    let outcome = live.await.unwrap().unwrap();
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
+    let written = read_run(&journal, &run).await.unwrap();
+
+    let cut = open(&FaultyDisk::from_image(image));
+    let kept = read_run(&cut, &run).await.unwrap();
+    assert!(!kept.is_empty());
+    let key = |r: &crate::protocol::Recorded| serde_json::to_string(r).unwrap();
+    let prefix: Vec<String> = written.iter().take(kept.len()).map(key).collect();
+    assert_eq!(kept.iter().map(key).collect::<Vec<_>>(), prefix);
+
+    let (_, deps) = agent_chain(dir.path(), &cut, STEPS, 0);
+    let outcome = drive_once(deps, &run, Start::Resume).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
+    let done = succeeded(&cut, &run).await;
+    let expected: Vec<String> = (0..STEPS).map(|i| format!("s{i}")).collect();
+    assert_eq!(done, expected, "a step succeeded twice, or one is missing");
 }
