@@ -147,6 +147,10 @@ pub enum Command {
     },
     /// Compact the journal file: space freed by deleted runs goes back to the disk.
     Compact,
+    /// Serve MCP on standard input and output: an MCP client (Claude Code,
+    /// Codex, an IDE) starts workflows, follows runs and answers what they
+    /// wait for.
+    Mcp,
     /// Cancel a run: running steps are stopped, the run ends cancelled.
     Cancel {
         run: String,
@@ -389,6 +393,11 @@ pub struct DriveArgs {
     /// Answer a question up front, repeatable: --answer token_store=db.
     #[arg(long = "answer", value_name = "ID=VALUE")]
     pub answers: Vec<String>,
+    /// With --headless: questions and approvals not answered up front wait
+    /// for an answer from `lev answer` or an MCP client (`lev mcp`), until
+    /// their own timeout, instead of failing at once.
+    #[arg(long)]
+    pub wait_for_answers: bool,
     /// Root for agents' file tools and shell steps (default: current directory).
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
@@ -404,6 +413,7 @@ impl DriveArgs {
             yes: false,
             allow_shell: false,
             answers: Vec::new(),
+            wait_for_answers: false,
             workspace: None,
         }
     }

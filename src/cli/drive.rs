@@ -223,6 +223,7 @@ pub async fn drive_on(paths: &Paths, engine: Engine, begin: Begin, drive: &Drive
         json: drive.json,
         yes: drive.yes,
         answers,
+        wait_for_answers: drive.wait_for_answers,
         conductor: participants.conductor,
     };
     let printer = match (clock, driving.resumed_after) {

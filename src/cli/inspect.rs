@@ -16,7 +16,7 @@ use crate::protocol::{Op, RunId, RunStatus, StepKey};
 
 /// A run's status as a user should read it: a `running` run in a journal
 /// this process could open has no live process, so it is interrupted.
-fn shown_status(meta: &RunMeta, live: bool) -> &'static str {
+pub(super) fn shown_status(meta: &RunMeta, live: bool) -> &'static str {
     match meta.status {
         RunStatus::Running if !live => "interrupted",
         s => s.as_str(),

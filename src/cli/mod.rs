@@ -13,6 +13,7 @@ mod doctor;
 mod drive;
 mod hook;
 mod inspect;
+mod mcp;
 mod memory;
 mod modes;
 mod prune;

@@ -26,6 +26,10 @@ pub struct HeadlessOptions {
     pub yes: bool,
     /// Answers given up front (`--answer id=value`), before defaults.
     pub answers: BTreeMap<String, String>,
+    /// `--wait-for-answers`: what is not answered up front waits for an
+    /// answer from elsewhere (`lev answer`, an MCP client) until its own
+    /// timeout policy applies, instead of being declared unattended.
+    pub wait_for_answers: bool,
     /// FlowMind's conductor looks at agents' questions first: they wait
     /// for its word (`answer_proposed`) before the policy answers them.
     pub conductor: Conductor,
@@ -148,7 +152,8 @@ pub async fn clock(engine: &Engine, run: &RunId, upto: Seq) -> Result<Printer, E
 /// `--yes`, which also picks the recommended (first) option of a question
 /// that has options but no default (a swarm's plan review: accept). What it
 /// cannot answer is declared unattended, so the prompt's timeout policy
-/// (default, `on_timeout`) applies at once.
+/// (default, `on_timeout`) applies at once — unless `--wait-for-answers`
+/// leaves it to someone else until that timeout.
 fn respond(opts: &HeadlessOptions, run: &RunId, event: &Event) -> Option<Op> {
     match event {
         Event::QuestionAsked {
@@ -159,6 +164,9 @@ fn respond(opts: &HeadlessOptions, run: &RunId, event: &Event) -> Option<Op> {
         } => {
             let (answer, source) = match (opts.answers.get(id), default, options.first()) {
                 (Some(a), _, _) => (a.clone(), AnswerSource::User),
+                // Someone else answers (`lev answer`, an MCP client), or
+                // the question's timeout policy applies.
+                _ if opts.wait_for_answers => return None,
                 (None, Some(d), _) => (d.clone(), AnswerSource::Default),
                 (None, None, Some(first)) if opts.yes => (first.value.clone(), AnswerSource::User),
                 (None, None, _) => {
@@ -182,6 +190,7 @@ fn respond(opts: &HeadlessOptions, run: &RunId, event: &Event) -> Option<Op> {
             comment: "approved by --yes".into(),
             source: AnswerSource::User,
         }),
+        Event::ApprovalRequested { .. } if opts.wait_for_answers => None,
         Event::ApprovalRequested { step, .. } => Some(Op::Unattended {
             run: run.clone(),
             prompt: step.to_string(),

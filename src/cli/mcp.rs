@@ -1,0 +1,407 @@
+//! `lev mcp`: lev as an MCP server on standard input and output, so that an
+//! MCP client (Claude Code, Codex, an IDE) can start workflows, follow their
+//! runs and answer what they wait for.
+//!
+//! Every tool goes through the engine handle (`Access`), opened for that one
+//! call: the lev process executing a run answers on its control socket,
+//! otherwise this process opens the journal for the call and lets it go, so
+//! the runs it starts (each a `lev run --headless` of its own, which outlives
+//! this server) can take the journal. Standard output carries the protocol
+//! only; what lev has to say goes to standard error and the log.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::access::Access;
+use super::context::error;
+use super::exit;
+use crate::paths::Paths;
+use crate::protocol::{AnswerSource, Event, Op, RunId, StepKey};
+
+/// Serves MCP on stdio until the client closes it.
+pub async fn serve(paths: &Paths) -> u8 {
+    let server = LevMcp {
+        paths: paths.clone(),
+        tool_router: LevMcp::tool_router(),
+    };
+    let running = match server.serve(rmcp::transport::stdio()).await {
+        Ok(r) => r,
+        Err(e) => {
+            error(&format!("lev mcp: the client did not start a session: {e}"));
+            return exit::FAILED;
+        }
+    };
+    match running.waiting().await {
+        Ok(_) => exit::OK,
+        Err(e) => {
+            error(&format!("lev mcp: {e}"));
+            exit::FAILED
+        }
+    }
+}
+
+#[derive(Clone)]
+struct LevMcp {
+    paths: Paths,
+    tool_router: ToolRouter<Self>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct RunArgs {
+    /// The run's id, as `list_runs` or `start_workflow` gave it.
+    run: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct AnswerArgs {
+    /// The run's id.
+    run: String,
+    /// The question's id (`waiting` lists them); for an approval, the
+    /// step's id.
+    question: String,
+    /// The answer: one of the question's options or free text; for an
+    /// approval `approve` or `deny`.
+    answer: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct StartArgs {
+    /// The workflow file (YAML): absolute, or relative to where `lev mcp`
+    /// runs.
+    path: String,
+    /// The workflow's inputs, name to value.
+    #[serde(default)]
+    inputs: BTreeMap<String, String>,
+}
+
+/// How long `start_workflow` waits for the new run to say its id.
+const START_PATIENCE: Duration = Duration::from_secs(30);
+
+#[tool_router]
+impl LevMcp {
+    #[tool(
+        description = "List lev's runs in this data directory, newest first: id, workflow, status (running, paused, succeeded, failed, cancelled, interrupted), start time and number of journal entries."
+    )]
+    async fn list_runs(&self) -> Result<CallToolResult, ErrorData> {
+        let mut access = self.access().await?;
+        let live = access.is_remote();
+        let runs = access.runs().await.map_err(failed)?;
+        let list: Vec<Value> = runs
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id, "workflow": m.workflow_id, "name": m.name, "source": m.source,
+                    "status": super::inspect::shown_status(m, live), "created_ms": m.created_ms,
+                    "updated_ms": m.updated_ms, "entries": m.last_seq,
+                })
+            })
+            .collect();
+        json_result(&Value::Array(list))
+    }
+
+    #[tool(
+        description = "A run's status, its steps (status, attempts, outputs) and the run's outputs once it ended, as `lev show RUN --json` prints them."
+    )]
+    async fn show_run(
+        &self,
+        Parameters(RunArgs { run }): Parameters<RunArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let mut access = self.access().await?;
+        let live = access.is_remote();
+        let id = RunId(run.clone());
+        let meta = access
+            .run(&id)
+            .await
+            .map_err(failed)?
+            .ok_or_else(|| ErrorData::invalid_params(format!("no run {run}"), None))?;
+        let events = access.events(&id).await.map_err(failed)?;
+        let status = super::inspect::shown_status(&meta, live);
+        let summary = crate::headless::show::summarize(&meta, &events);
+        let text = summary.json(status).map_err(|e| failed(e.to_string()))?;
+        Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
+    }
+
+    #[tool(
+        description = "What a run waits for from a human: its unanswered questions (id, question, options, default) and approvals (the step's id, the message). Answer them with `answer`."
+    )]
+    async fn waiting(
+        &self,
+        Parameters(RunArgs { run }): Parameters<RunArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let mut access = self.access().await?;
+        let events = access
+            .events(&RunId(run))
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|r| r.event);
+        json_result(&Value::Array(open_asks(events)))
+    }
+
+    #[tool(
+        description = "Answer what a run waits for: a question by its id (an option's value or free text), or an approval by its step's id with `approve` or `deny`. The answer is journaled before the run acts on it; a question already answered keeps its first answer."
+    )]
+    async fn answer(
+        &self,
+        Parameters(AnswerArgs {
+            run,
+            question,
+            answer,
+        }): Parameters<AnswerArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if answer.trim().is_empty() {
+            return Err(ErrorData::invalid_params(
+                "an empty answer is not sent: an empty answer is never consent",
+                None,
+            ));
+        }
+        let mut access = self.access().await?;
+        let id = RunId(run);
+        let events = access.events(&id).await.map_err(failed)?;
+        let open = open_asks(events.into_iter().map(|r| r.event));
+        let Some(asked) = open.iter().find(|a| a["id"] == question.as_str()) else {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "nothing waits for an answer to `{question}` in run {id} (`waiting` lists what does)"
+                ),
+                None,
+            ));
+        };
+        let op = match asked["kind"] == "approval" {
+            true => Op::Decide {
+                run: id,
+                step: StepKey::new(question.clone()),
+                approved: match answer.trim() {
+                    "approve" | "approved" | "yes" | "y" => true,
+                    "deny" | "denied" | "no" | "n" => false,
+                    other => {
+                        return Err(ErrorData::invalid_params(
+                            format!(
+                                "`{question}` is an approval: answer `approve` or `deny`, not `{other}`"
+                            ),
+                            None,
+                        ));
+                    }
+                },
+                comment: "answered over MCP".into(),
+                source: AnswerSource::User,
+            },
+            false => Op::Answer {
+                run: id,
+                question: question.clone(),
+                answer,
+                source: AnswerSource::User,
+            },
+        };
+        let done = access.submit(op).await.map_err(failed)?;
+        json_result(&json!({ "question": question, "done": done }))
+    }
+
+    #[tool(
+        description = "Check and start a workflow file as a new run, executed by a `lev run --headless` process of its own (it keeps running when this MCP session ends). Returns the run's id; follow it with `show_run` and `waiting`."
+    )]
+    async fn start_workflow(
+        &self,
+        Parameters(StartArgs { path, inputs }): Parameters<StartArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let run = self.start(&path, &inputs).await?;
+        json_result(&json!({ "run": run }))
+    }
+
+    #[tool(
+        description = "Cancel a run: its running steps are stopped and it ends cancelled (`lev cancel RUN`)."
+    )]
+    async fn cancel_run(
+        &self,
+        Parameters(RunArgs { run }): Parameters<RunArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let mut access = self.access().await?;
+        let done = access
+            .submit(Op::Cancel {
+                run: RunId(run.clone()),
+            })
+            .await
+            .map_err(failed)?;
+        json_result(&json!({ "run": run, "done": done }))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for LevMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("lev", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "lev runs durable multi-agent workflows. Start one with start_workflow, follow it with show_run, answer what it waits for (waiting, answer).",
+            )
+    }
+}
+
+impl LevMcp {
+    async fn access(&self) -> Result<Access, ErrorData> {
+        Access::open(&self.paths).await.map_err(|_| {
+            failed(format!(
+                "cannot reach lev's journal in {}",
+                self.paths.data_dir.display()
+            ))
+        })
+    }
+
+    /// Starts `lev run PATH --headless` as a process of its own (its output
+    /// in a log file beside lev's log) and returns the run id it reports.
+    async fn start(
+        &self,
+        path: &str,
+        inputs: &BTreeMap<String, String>,
+    ) -> Result<String, ErrorData> {
+        let file = std::path::absolute(path)
+            .map_err(|e| ErrorData::invalid_params(format!("{path}: {e}"), None))?;
+        if !file.is_file() {
+            return Err(ErrorData::invalid_params(
+                format!("no workflow file at {}", file.display()),
+                None,
+            ));
+        }
+        // Checked first: a workflow that does not load is said here, with
+        // where and what, instead of in a run's log.
+        let modes = crate::spec::ModeRegistry::builtin().map_err(|e| failed(e.to_string()))?;
+        if let Err(e) = crate::spec::load_workflow(&file, &modes) {
+            return Err(ErrorData::invalid_params(e.to_string(), None));
+        }
+        let bin = std::env::current_exe().map_err(|e| failed(e.to_string()))?;
+        let logs = self.paths.data_dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| failed(e.to_string()))?;
+        let log = logs.join(format!("mcp-run-{}.log", ulid::Ulid::generate()));
+        let out = std::fs::File::create(&log).map_err(|e| failed(e.to_string()))?;
+        let err = out.try_clone().map_err(|e| failed(e.to_string()))?;
+        let mut cmd = tokio::process::Command::new(bin);
+        cmd.arg("--data-dir")
+            .arg(&self.paths.data_dir)
+            .arg("run")
+            .arg(&file)
+            .arg("--headless")
+            .arg("--wait-for-answers");
+        for (k, v) in inputs {
+            cmd.arg("--input").arg(format!("{k}={v}"));
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Its own session: it outlives this server and its client.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| failed(format!("cannot start lev run: {e}")))?;
+        let deadline = Instant::now() + START_PATIENCE;
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(id) = run_id_in(&text) {
+                // Reaped when it ends, so it leaves no zombie behind.
+                tokio::spawn(async move {
+                    let _ = child.wait().await;
+                });
+                return Ok(id);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(failed(format!(
+                    "lev run ended ({status}) before it started a run: {}",
+                    text.trim()
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(failed(format!(
+                    "lev run said no run id within {}s (its output: {})",
+                    START_PATIENCE.as_secs(),
+                    log.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The id in the first line `lev run --headless` prints (`run ID …`).
+fn run_id_in(output: &str) -> Option<String> {
+    output.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("run"))
+            .then(|| words.next())
+            .flatten()
+            .filter(|w| w.len() == 26 && w.chars().all(|c| c.is_ascii_alphanumeric()))
+            .map(str::to_string)
+    })
+}
+
+/// The questions and approvals `events` leave unanswered, oldest first.
+fn open_asks(events: impl Iterator<Item = Event>) -> Vec<Value> {
+    let mut open: Vec<(String, Value)> = Vec::new();
+    for event in events {
+        match event {
+            Event::QuestionAsked {
+                id,
+                ask,
+                header,
+                options,
+                default,
+                step,
+                ..
+            } => {
+                let options: Vec<Value> = options
+                    .iter()
+                    .map(|o| serde_json::to_value(o).unwrap_or(Value::Null))
+                    .collect();
+                let ask = json!({
+                    "kind": "question", "id": id, "step": step, "header": header,
+                    "question": ask, "options": options, "default": default,
+                });
+                open.push((id, ask));
+            }
+            Event::QuestionAnswered { id, .. } => open.retain(|(k, _)| *k != id),
+            Event::ApprovalRequested { step, message, .. } => {
+                let ask = json!({
+                    "kind": "approval", "id": step, "message": message,
+                    "answers": ["approve", "deny"],
+                });
+                open.push((format!("approval:{step}"), ask));
+            }
+            Event::ApprovalDecided { step, .. } => {
+                let key = format!("approval:{step}");
+                open.retain(|(k, _)| *k != key);
+            }
+            _ => {}
+        }
+    }
+    open.into_iter().map(|(_, v)| v).collect()
+}
+
+fn json_result(value: &Value) -> Result<CallToolResult, ErrorData> {
+    Ok(CallToolResult::success(vec![ContentBlock::text(
+        value.to_string(),
+    )]))
+}
+
+fn failed(message: impl Into<String>) -> ErrorData {
+    ErrorData::internal_error(message.into(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_id_is_read_from_the_first_line_that_names_one() {
+        let out = "loading…\nrun 01M95775GDQE00PXQCMBABZ4GR started: Chain\nstep a: started\n";
+        assert_eq!(
+            run_id_in(out).as_deref(),
+            Some("01M95775GDQE00PXQCMBABZ4GR")
+        );
+        assert_eq!(run_id_in("run failed to start\n"), None);
+    }
+}

@@ -1,0 +1,238 @@
+//! `lev mcp` driven by an MCP client (rmcp's, over a real child process's
+//! stdio): it lists its tools, starts a workflow as a run of its own,
+//! answers the question the run waits for, and reads the finished run —
+//! the run executed by another lev process, reached through its control
+//! socket.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use serde_json::{Value, json};
+use support::lev::Lev;
+
+const ASKS: &str = r#"version: 1
+kind: workflow
+id: asks
+name: Asks
+inputs:
+  greeting: { type: string }
+steps:
+  name:
+    type: question
+    ask: Who should be greeted?
+  hi:
+    needs: [name]
+    type: shell
+    run: echo "${{ inputs.greeting }} ${{ steps.name.outputs.answer }}"
+  gate:
+    needs: [hi]
+    type: approval
+    message: Ship the greeting?
+outputs:
+  said: ${{ steps.hi.outputs.stdout }}
+"#;
+
+async fn client(lev: &Lev) -> RunningService<RoleClient, ()> {
+    let data = lev.data_dir();
+    let ws = lev.workspace();
+    let transport = TokioChildProcess::new(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_lev")).configure(|cmd| {
+            cmd.arg("--data-dir")
+                .arg(&data)
+                .arg("mcp")
+                .current_dir(&ws)
+                .env("XDG_CONFIG_HOME", ws.join("config"))
+                .env_remove("LEV_DATA_DIR")
+                .env_remove("OPENAI_API_KEY")
+                .env_remove("ANTHROPIC_API_KEY");
+        }),
+    )
+    .unwrap();
+    ().serve(transport).await.unwrap()
+}
+
+/// Calls `tool` and returns its text as JSON (or as a JSON string when it
+/// is not JSON), or the error's message.
+async fn call(
+    client: &RunningService<RoleClient, ()>,
+    tool: &'static str,
+    args: Value,
+) -> Result<Value, String> {
+    let args = args.as_object().cloned().unwrap_or_default();
+    let result = client
+        .call_tool(CallToolRequestParams::new(tool).with_arguments(args))
+        .await
+        .map_err(|e| e.to_string())?;
+    let text: String = result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect();
+    if result.is_error == Some(true) {
+        return Err(text);
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// Polls `tool` until `done` holds (20 s at most).
+async fn until(
+    client: &RunningService<RoleClient, ()>,
+    tool: &'static str,
+    args: Value,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = call(client, tool, args.clone()).await;
+        if let Ok(v) = &got
+            && done(v)
+        {
+            return v.clone();
+        }
+        assert!(Instant::now() < deadline, "waited for {what}: {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_client_starts_a_workflow_answers_its_question_and_reads_the_result() {
+    let lev = Lev::new();
+    let wf = lev.workspace().join("asks.yaml");
+    std::fs::write(&wf, ASKS).unwrap();
+    let client = client(&lev).await;
+
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    for tool in [
+        "list_runs",
+        "show_run",
+        "waiting",
+        "answer",
+        "start_workflow",
+        "cancel_run",
+    ] {
+        assert!(names.contains(&tool), "{tool} missing from {names:?}");
+    }
+
+    let started = call(
+        &client,
+        "start_workflow",
+        json!({"path": "asks.yaml", "inputs": {"greeting": "hello"}}),
+    )
+    .await
+    .unwrap();
+    let run = started["run"].as_str().unwrap().to_string();
+
+    // The run, executed by its own lev process, waits for the answer.
+    let waiting = until(
+        &client,
+        "waiting",
+        json!({"run": run}),
+        "the question",
+        |v| v.as_array().is_some_and(|a| !a.is_empty()),
+    )
+    .await;
+    assert_eq!(waiting[0]["id"], "name", "{waiting}");
+    assert_eq!(waiting[0]["question"], "Who should be greeted?");
+    let listed = call(&client, "list_runs", json!({})).await.unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == run.as_str() && r["status"] == "running"),
+        "{listed}"
+    );
+
+    // Empty answers are refused; a real one is journaled and acted on.
+    let empty = call(
+        &client,
+        "answer",
+        json!({"run": run, "question": "name", "answer": " "}),
+    )
+    .await;
+    assert!(empty.is_err(), "{empty:?}");
+    let unknown = call(
+        &client,
+        "answer",
+        json!({"run": run, "question": "nobody", "answer": "x"}),
+    )
+    .await;
+    assert!(
+        unknown
+            .as_ref()
+            .is_err_and(|e| e.contains("nothing waits for an answer to `nobody`")),
+        "{unknown:?}"
+    );
+    call(
+        &client,
+        "answer",
+        json!({"run": run, "question": "name", "answer": "world 世界"}),
+    )
+    .await
+    .unwrap();
+
+    // Then the approval, by its step's id.
+    let waiting = until(
+        &client,
+        "waiting",
+        json!({"run": run}),
+        "the approval",
+        |v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|q| q["kind"] == "approval"))
+        },
+    )
+    .await;
+    assert_eq!(waiting[0]["id"], "gate", "{waiting}");
+    assert_eq!(waiting[0]["message"], "Ship the greeting?");
+    let vague = call(
+        &client,
+        "answer",
+        json!({"run": run, "question": "gate", "answer": "maybe"}),
+    )
+    .await;
+    assert!(
+        vague
+            .as_ref()
+            .is_err_and(|e| e.contains("answer `approve` or `deny`")),
+        "{vague:?}"
+    );
+    call(
+        &client,
+        "answer",
+        json!({"run": run, "question": "gate", "answer": "approve"}),
+    )
+    .await
+    .unwrap();
+
+    let shown = until(
+        &client,
+        "show_run",
+        json!({"run": run}),
+        "the run's end",
+        |v| v["status"] == "succeeded",
+    )
+    .await;
+    assert_eq!(shown["outputs"]["said"], "hello world 世界", "{shown}");
+    let waiting = call(&client, "waiting", json!({"run": run})).await.unwrap();
+    assert_eq!(waiting, json!([]));
+
+    // What does not exist is said, not guessed.
+    let missing = call(
+        &client,
+        "show_run",
+        json!({"run": "01NOTARUN0000000000000000"}),
+    )
+    .await;
+    assert!(missing.is_err_and(|e| e.contains("no run")));
+    let bad = call(&client, "start_workflow", json!({"path": "nowhere.yaml"})).await;
+    assert!(bad.is_err_and(|e| e.contains("no workflow file")));
+    client.cancel().await.unwrap();
+}
