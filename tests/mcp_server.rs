@@ -116,6 +116,11 @@ async fn an_mcp_client_starts_a_workflow_answers_its_question_and_reads_the_resu
         "answer",
         "start_workflow",
         "cancel_run",
+        "transcript",
+        "message",
+        "pause",
+        "stop_callbacks",
+        "search_memory",
     ] {
         assert!(names.contains(&tool), "{tool} missing from {names:?}");
     }
@@ -223,6 +228,19 @@ async fn an_mcp_client_starts_a_workflow_answers_its_question_and_reads_the_resu
     assert_eq!(shown["outputs"]["said"], "hello world 世界", "{shown}");
     let waiting = call(&client, "waiting", json!({"run": run})).await.unwrap();
     assert_eq!(waiting, json!([]));
+
+    // The transcript is the replay of the journal.
+    let transcript = call(&client, "transcript", json!({"run": run}))
+        .await
+        .unwrap();
+    let transcript = transcript.as_str().unwrap_or_default();
+    for needle in ["Who should be greeted?", "world 世界", "Ship the greeting?"] {
+        assert!(transcript.contains(needle), "{needle} not in {transcript}");
+    }
+    let hits = call(&client, "search_memory", json!({"text": "greeting"}))
+        .await
+        .unwrap();
+    assert!(hits.is_array(), "{hits}");
 
     // What does not exist is said, not guessed.
     let missing = call(

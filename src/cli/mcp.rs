@@ -81,6 +81,46 @@ struct StartArgs {
     inputs: BTreeMap<String, String>,
 }
 
+#[derive(Deserialize, schemars::JsonSchema)]
+struct MessageArgs {
+    /// The run's id.
+    run: String,
+    /// The running agent step's id (`show_run` lists the steps).
+    step: String,
+    /// What to tell it: it reads this before its next model request.
+    text: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct PauseArgs {
+    /// The run's id.
+    run: String,
+    /// One running agent step to pause; the whole run when left out (no
+    /// new step starts; running steps finish).
+    #[serde(default)]
+    step: Option<String>,
+    /// False lifts the pause instead.
+    #[serde(default = "yes")]
+    pause: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct SearchArgs {
+    /// Words to look for (ranked by BM25); empty lists the newest entries.
+    #[serde(default)]
+    text: String,
+    /// Only entries carrying every one of these tags.
+    #[serde(default)]
+    tags: Vec<String>,
+    /// Most results (default 10).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
 /// How long `start_workflow` waits for the new run to say its id.
 const START_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -216,20 +256,97 @@ impl LevMcp {
     }
 
     #[tool(
+        description = "A run's transcript: one line per journaled event, as `lev replay RUN` prints it (questions, answers, agents' replies and tool calls, commands and their output, the end)."
+    )]
+    async fn transcript(
+        &self,
+        Parameters(RunArgs { run }): Parameters<RunArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let mut access = self.access().await?;
+        let events = access.events(&RunId(run.clone())).await.map_err(failed)?;
+        if events.is_empty() {
+            return Err(ErrorData::invalid_params(format!("no run {run}"), None));
+        }
+        let mut out = Vec::new();
+        crate::headless::replay(&events, false, &mut out);
+        Ok(CallToolResult::success(vec![ContentBlock::text(
+            String::from_utf8_lossy(&out).into_owned(),
+        )]))
+    }
+
+    #[tool(
+        description = "Send a message to a running agent step of a live run; the agent reads it before its next model request (`lev message`)."
+    )]
+    async fn message(
+        &self,
+        Parameters(MessageArgs { run, step, text }): Parameters<MessageArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if text.trim().is_empty() {
+            return Err(ErrorData::invalid_params(
+                "an empty message is not sent",
+                None,
+            ));
+        }
+        let op = Op::Message {
+            run: RunId(run),
+            step: StepKey::new(step),
+            text,
+        };
+        self.submit(op).await
+    }
+
+    #[tool(
+        description = "Pause a live run (no new step starts; running steps finish) or one running agent step; with `pause: false`, lift the pause."
+    )]
+    async fn pause(
+        &self,
+        Parameters(PauseArgs { run, step, pause }): Parameters<PauseArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let (run, step) = (RunId(run), step.map(StepKey::new));
+        let op = match pause {
+            true => Op::Pause { run, step },
+            false => Op::Unpause { run, step },
+        };
+        self.submit(op).await
+    }
+
+    #[tool(
+        description = "Stop callbacks in a run: no new follow-up work and no system-initiated question from then on; running steps finish (`lev stop-callbacks`)."
+    )]
+    async fn stop_callbacks(
+        &self,
+        Parameters(RunArgs { run }): Parameters<RunArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.submit(Op::StopCallbacks { run: RunId(run) }).await
+    }
+
+    #[tool(
+        description = "Search lev's memory bank (what agents and users stored across runs): entries ranked by the words, filtered by tags."
+    )]
+    async fn search_memory(
+        &self,
+        Parameters(SearchArgs { text, tags, limit }): Parameters<SearchArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let mut access = self.access().await?;
+        let query = crate::memory::Query {
+            text,
+            tags,
+            namespaces: None,
+            limit: limit.unwrap_or(10),
+        };
+        let hits = access.memory_search(&query).await.map_err(failed)?;
+        let hits = serde_json::to_value(&hits).map_err(|e| failed(e.to_string()))?;
+        json_result(&hits)
+    }
+
+    #[tool(
         description = "Cancel a run: its running steps are stopped and it ends cancelled (`lev cancel RUN`)."
     )]
     async fn cancel_run(
         &self,
         Parameters(RunArgs { run }): Parameters<RunArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let mut access = self.access().await?;
-        let done = access
-            .submit(Op::Cancel {
-                run: RunId(run.clone()),
-            })
-            .await
-            .map_err(failed)?;
-        json_result(&json!({ "run": run, "done": done }))
+        self.submit(Op::Cancel { run: RunId(run) }).await
     }
 }
 
@@ -245,6 +362,13 @@ impl ServerHandler for LevMcp {
 }
 
 impl LevMcp {
+    /// Submits `op` through the engine handle and says what it did.
+    async fn submit(&self, op: Op) -> Result<CallToolResult, ErrorData> {
+        let mut access = self.access().await?;
+        let done = access.submit(op).await.map_err(failed)?;
+        json_result(&json!({ "done": done }))
+    }
+
     async fn access(&self) -> Result<Access, ErrorData> {
         Access::open(&self.paths).await.map_err(|_| {
             failed(format!(
