@@ -254,3 +254,61 @@ async fn an_mcp_client_starts_a_workflow_answers_its_question_and_reads_the_resu
     assert!(bad.is_err_and(|e| e.contains("no workflow file")));
     client.cancel().await.unwrap();
 }
+
+/// The official MCP Python SDK as the client; `scripts/test` installs it
+/// once from PyPI into a cache outside the clone and points
+/// `LEV_TEST_MCP_PYTHON` at its interpreter. Without it the test is
+/// skipped, except in CI, where it is required.
+fn python_with_mcp() -> Option<String> {
+    let path = std::env::var("LEV_TEST_MCP_PYTHON")
+        .ok()
+        .filter(|p| std::path::Path::new(p).exists());
+    assert!(
+        path.is_some() || std::env::var_os("CI").is_none(),
+        "the MCP Python SDK is required in CI (scripts/test installs it and sets LEV_TEST_MCP_PYTHON)"
+    );
+    path
+}
+
+#[test]
+fn the_official_python_mcp_client_runs_a_workflow_through_lev_mcp() {
+    let Some(python) = python_with_mcp() else {
+        return;
+    };
+    let lev = Lev::new();
+    std::fs::write(lev.workspace().join("asks.yaml"), ASKS).unwrap();
+    let out = std::process::Command::new(python)
+        .arg(support::lev::repo_file("tests/fixtures/mcp_client.py"))
+        .arg(env!("CARGO_BIN_EXE_lev"))
+        .arg(lev.data_dir())
+        .arg(lev.workspace())
+        .arg("asks.yaml")
+        .env("XDG_CONFIG_HOME", lev.workspace().join("config"))
+        .env_remove("LEV_DATA_DIR")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(read["status"], "succeeded", "{read}");
+    assert_eq!(read["said"], "bonjour le monde");
+    let transcript = read["transcript"].as_str().unwrap();
+    assert!(transcript.contains("le monde"), "{transcript}");
+    assert!(
+        read["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "start_workflow"),
+        "{read}"
+    );
+    // The run is lev's like any other: `lev show` reads it.
+    let run = read["run"].as_str().unwrap();
+    assert_eq!(lev.show(run)["outputs"]["said"], "bonjour le monde");
+}
