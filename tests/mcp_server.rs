@@ -312,3 +312,100 @@ fn the_official_python_mcp_client_runs_a_workflow_through_lev_mcp() {
     let run = read["run"].as_str().unwrap();
     assert_eq!(lev.show(run)["outputs"]["said"], "bonjour le monde");
 }
+
+const SWARM_CASSETTE: &str = r#"replies:
+  - step: plan
+    text: '{"summary": "a greeter", "tasks": [
+      {"id": "code", "title": "Write greet.sh", "mode": "coder", "needs": [], "acceptance": ["greet.sh prints hello"], "files": []}]}'
+  - step: code
+    text: "greet.sh prints hello"
+"#;
+
+/// An objective becomes a swarm whose plan review waits for the client's
+/// word; a workflow that does not load is refused saying where and what.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_client_starts_a_swarm_accepts_its_plan_and_validates_files() {
+    let lev = Lev::new();
+    let cassette = lev.workspace().join("swarm.cassette.yaml");
+    std::fs::write(&cassette, SWARM_CASSETTE).unwrap();
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        format!("provider: scripted\ncassette: {}\n", cassette.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        lev.workspace().join("broken.yaml"),
+        "version: 1\nkind: workflow\nid: b\nname: B\nsteps:\n  a:\n    type: shel\n    run: true\n",
+    )
+    .unwrap();
+    let client = client(&lev).await;
+
+    let checked = call(&client, "validate_workflow", json!({"path": "broken.yaml"}))
+        .await
+        .unwrap();
+    assert_eq!(checked["valid"], false, "{checked}");
+    let problems = checked["problems"].to_string();
+    assert!(problems.contains("broken.yaml:7:"), "{problems}");
+    let refused = call(&client, "start_workflow", json!({"path": "broken.yaml"})).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("broken.yaml:7:")),
+        "{refused:?}"
+    );
+
+    let started = call(
+        &client,
+        "start_objective",
+        json!({"objective": "build a greeter", "agents": 1}),
+    )
+    .await
+    .unwrap();
+    let run = started["run"].as_str().unwrap().to_string();
+    let waiting = until(
+        &client,
+        "waiting",
+        json!({"run": run}),
+        "the plan review",
+        |v| v.as_array().is_some_and(|a| !a.is_empty()),
+    )
+    .await;
+    assert_eq!(waiting[0]["id"], "plan-review", "{waiting}");
+    call(
+        &client,
+        "answer",
+        json!({"run": run, "question": "plan-review", "answer": "accept"}),
+    )
+    .await
+    .unwrap();
+    let shown = until(
+        &client,
+        "show_run",
+        json!({"run": run}),
+        "the swarm's end",
+        |v| v["status"] == "succeeded",
+    )
+    .await;
+    assert!(
+        shown.to_string().contains("greet.sh prints hello"),
+        "{shown}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[test]
+fn lev_mcp_install_says_how_to_add_lev_to_claude_code_and_codex() {
+    let lev = Lev::new();
+    let out = lev.run(&["mcp", "install", "claude"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("claude mcp add lev -- "), "{text}");
+    assert!(text.contains(" mcp\n"), "{text}");
+    let out = lev.run(&["mcp", "install", "codex"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[mcp_servers.lev]"), "{text}");
+    assert!(
+        text.contains(&format!("\"{}\"", lev.data_dir().display())),
+        "{text}"
+    );
+}

@@ -149,8 +149,11 @@ pub enum Command {
     Compact,
     /// Serve MCP on standard input and output: an MCP client (Claude Code,
     /// Codex, an IDE) starts workflows, follows runs and answers what they
-    /// wait for.
-    Mcp,
+    /// wait for. `lev mcp install claude|codex` says how to add it.
+    Mcp {
+        #[command(subcommand)]
+        command: Option<McpCommand>,
+    },
     /// Cancel a run: running steps are stopped, the run ends cancelled.
     Cancel {
         run: String,
@@ -310,6 +313,24 @@ pub enum Command {
         #[command(subcommand)]
         command: TemplateCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Print how to add `lev mcp` to an MCP client, with this lev's path
+    /// and data directory.
+    Install {
+        #[arg(value_enum)]
+        client: McpClient,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum McpClient {
+    /// Claude Code (`claude mcp add`).
+    Claude,
+    /// Codex (`~/.codex/config.toml`).
+    Codex,
 }
 
 #[derive(Debug, Subcommand)]

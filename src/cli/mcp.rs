@@ -47,6 +47,55 @@ pub async fn serve(paths: &Paths) -> u8 {
     }
 }
 
+/// `lev mcp install claude|codex`: what adds this lev to that client, with
+/// this binary's path and data directory (nothing is written: the client's
+/// own command or file, which the user may keep elsewhere, does that).
+/// The one place here that prints: `lev mcp` itself keeps standard output
+/// for the protocol.
+#[allow(clippy::print_stdout)]
+pub fn install(paths: &Paths, client: super::args::McpClient) -> u8 {
+    let bin = match std::env::current_exe() {
+        Ok(b) => b,
+        Err(e) => {
+            error(&format!("cannot tell where this lev is: {e}"));
+            return exit::FAILED;
+        }
+    };
+    let data = std::path::absolute(&paths.data_dir).unwrap_or(paths.data_dir.clone());
+    let (bin, data) = (bin.display().to_string(), data.display().to_string());
+    let text = match client {
+        super::args::McpClient::Claude => format!(
+            "Run this to add lev to Claude Code (`--scope user` for every project):\n\n  claude mcp add lev -- {} --data-dir {} mcp\n",
+            shell_word(&bin),
+            shell_word(&data)
+        ),
+        super::args::McpClient::Codex => format!(
+            "Add this to ~/.codex/config.toml:\n\n[mcp_servers.lev]\ncommand = {}\nargs = [\"--data-dir\", {}, \"mcp\"]\n",
+            toml_string(&bin),
+            toml_string(&data)
+        ),
+    };
+    print!("{text}");
+    exit::OK
+}
+
+/// `word` quoted for a POSIX shell when it needs it.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@".contains(c))
+    {
+        return word.to_string();
+    }
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
+}
+
 #[derive(Clone)]
 struct LevMcp {
     paths: Paths,
@@ -79,6 +128,22 @@ struct StartArgs {
     /// The workflow's inputs, name to value.
     #[serde(default)]
     inputs: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct ObjectiveArgs {
+    /// What the swarm should achieve, in plain words.
+    objective: String,
+    /// Agent slots working at once (default 4).
+    #[serde(default)]
+    agents: Option<u32>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct PathArgs {
+    /// The workflow file (YAML): absolute, or relative to where `lev mcp`
+    /// runs.
+    path: String,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -251,8 +316,47 @@ impl LevMcp {
         &self,
         Parameters(StartArgs { path, inputs }): Parameters<StartArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let run = self.start(&path, &inputs).await?;
+        let file = checked_workflow(&path, &self.paths)?;
+        let mut args = vec!["run".into(), file.display().to_string()];
+        for (k, v) in &inputs {
+            args.extend(["--input".into(), format!("{k}={v}")]);
+        }
+        let run = self.start(args).await?;
         json_result(&json!({ "run": run }))
+    }
+
+    #[tool(
+        description = "Start a swarm on an objective (`lev workflow \"…\"`): an orchestrator plans tasks for agents of several roles, and the run waits for the plan's review (`waiting` shows it as `plan-review`; answer `accept`, `regenerate` or an edited plan). Returns the run's id."
+    )]
+    async fn start_objective(
+        &self,
+        Parameters(ObjectiveArgs { objective, agents }): Parameters<ObjectiveArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if objective.trim().is_empty() {
+            return Err(ErrorData::invalid_params("the objective is empty", None));
+        }
+        let mut args = vec!["workflow".into(), objective];
+        if let Some(n) = agents {
+            args.extend(["--agents".into(), n.to_string()]);
+        }
+        let run = self.start(args).await?;
+        json_result(&json!({ "run": run }))
+    }
+
+    #[tool(
+        description = "Check a workflow file without running it: every problem with file:line:col, what was expected and what was found (`lev validate`)."
+    )]
+    async fn validate_workflow(
+        &self,
+        Parameters(PathArgs { path }): Parameters<PathArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let file = std::path::absolute(&path)
+            .map_err(|e| ErrorData::invalid_params(format!("{path}: {e}"), None))?;
+        let problems = match load(&file, &self.paths) {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![e],
+        };
+        json_result(&json!({ "file": file, "valid": problems.is_empty(), "problems": problems }))
     }
 
     #[tool(
@@ -378,27 +482,10 @@ impl LevMcp {
         })
     }
 
-    /// Starts `lev run PATH --headless` as a process of its own (its output
-    /// in a log file beside lev's log) and returns the run id it reports.
-    async fn start(
-        &self,
-        path: &str,
-        inputs: &BTreeMap<String, String>,
-    ) -> Result<String, ErrorData> {
-        let file = std::path::absolute(path)
-            .map_err(|e| ErrorData::invalid_params(format!("{path}: {e}"), None))?;
-        if !file.is_file() {
-            return Err(ErrorData::invalid_params(
-                format!("no workflow file at {}", file.display()),
-                None,
-            ));
-        }
-        // Checked first: a workflow that does not load is said here, with
-        // where and what, instead of in a run's log.
-        let modes = crate::spec::ModeRegistry::builtin().map_err(|e| failed(e.to_string()))?;
-        if let Err(e) = crate::spec::load_workflow(&file, &modes) {
-            return Err(ErrorData::invalid_params(e.to_string(), None));
-        }
+    /// Starts `lev ARGS --headless --wait-for-answers` as a process of its
+    /// own (its output in a log file beside lev's log) and returns the run
+    /// id it reports.
+    async fn start(&self, args: Vec<String>) -> Result<String, ErrorData> {
         let bin = std::env::current_exe().map_err(|e| failed(e.to_string()))?;
         let logs = self.paths.data_dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| failed(e.to_string()))?;
@@ -408,13 +495,9 @@ impl LevMcp {
         let mut cmd = tokio::process::Command::new(bin);
         cmd.arg("--data-dir")
             .arg(&self.paths.data_dir)
-            .arg("run")
-            .arg(&file)
+            .args(&args)
             .arg("--headless")
             .arg("--wait-for-answers");
-        for (k, v) in inputs {
-            cmd.arg("--input").arg(format!("{k}={v}"));
-        }
         let mut child = cmd
             .stdin(std::process::Stdio::null())
             .stdout(out)
@@ -449,6 +532,32 @@ impl LevMcp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The workflow file at `path`, checked: a workflow that does not load is
+/// refused here, with where and what, instead of failing in a run's log.
+fn checked_workflow(path: &str, paths: &Paths) -> Result<std::path::PathBuf, ErrorData> {
+    let file = std::path::absolute(path)
+        .map_err(|e| ErrorData::invalid_params(format!("{path}: {e}"), None))?;
+    if !file.is_file() {
+        return Err(ErrorData::invalid_params(
+            format!("no workflow file at {}", file.display()),
+            None,
+        ));
+    }
+    load(&file, paths).map_err(|e| ErrorData::invalid_params(e, None))?;
+    Ok(file)
+}
+
+/// Loads a workflow with the modes `lev validate` uses here (built in, the
+/// config's, the workspace's); the problems as it prints them.
+fn load(file: &std::path::Path, paths: &Paths) -> Result<(), String> {
+    let modes =
+        crate::spec::ModeRegistry::for_cwd(paths.config_dir.as_deref(), std::path::Path::new("."))
+            .map_err(|e| e.to_string())?;
+    crate::spec::load_workflow(file, &modes)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The id in the first line `lev run --headless` prints (`run ID …`).
@@ -527,5 +636,12 @@ mod tests {
             Some("01M95775GDQE00PXQCMBABZ4GR")
         );
         assert_eq!(run_id_in("run failed to start\n"), None);
+    }
+
+    #[test]
+    fn install_lines_quote_what_needs_it() {
+        assert_eq!(shell_word("/usr/bin/lev"), "/usr/bin/lev");
+        assert_eq!(shell_word("/home/a b/it's"), "'/home/a b/it'\\''s'");
+        assert_eq!(toml_string("C:\\x \"y\""), "\"C:\\\\x \\\"y\\\"\"");
     }
 }
