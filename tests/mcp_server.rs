@@ -79,6 +79,17 @@ async fn call(
     Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// Answers `question` of `run` over MCP.
+async fn answer(
+    client: &RunningService<RoleClient, ()>,
+    run: &str,
+    question: &str,
+    answer: &str,
+) -> Result<Value, String> {
+    let args = json!({"run": run, "question": question, "answer": answer});
+    call(client, "answer", args).await
+}
+
 /// Polls `tool` until `done` holds (20 s at most).
 async fn until(
     client: &RunningService<RoleClient, ()>,
@@ -156,32 +167,16 @@ async fn an_mcp_client_starts_a_workflow_answers_its_question_and_reads_the_resu
     );
 
     // Empty answers are refused; a real one is journaled and acted on.
-    let empty = call(
-        &client,
-        "answer",
-        json!({"run": run, "question": "name", "answer": " "}),
-    )
-    .await;
+    let empty = answer(&client, &run, "name", " ").await;
     assert!(empty.is_err(), "{empty:?}");
-    let unknown = call(
-        &client,
-        "answer",
-        json!({"run": run, "question": "nobody", "answer": "x"}),
-    )
-    .await;
+    let unknown = answer(&client, &run, "nobody", "x").await;
     assert!(
         unknown
             .as_ref()
             .is_err_and(|e| e.contains("nothing waits for an answer to `nobody`")),
         "{unknown:?}"
     );
-    call(
-        &client,
-        "answer",
-        json!({"run": run, "question": "name", "answer": "world 世界"}),
-    )
-    .await
-    .unwrap();
+    answer(&client, &run, "name", "world 世界").await.unwrap();
 
     // Then the approval, by its step's id.
     let waiting = until(
@@ -197,25 +192,14 @@ async fn an_mcp_client_starts_a_workflow_answers_its_question_and_reads_the_resu
     .await;
     assert_eq!(waiting[0]["id"], "gate", "{waiting}");
     assert_eq!(waiting[0]["message"], "Ship the greeting?");
-    let vague = call(
-        &client,
-        "answer",
-        json!({"run": run, "question": "gate", "answer": "maybe"}),
-    )
-    .await;
+    let vague = answer(&client, &run, "gate", "maybe").await;
     assert!(
         vague
             .as_ref()
             .is_err_and(|e| e.contains("answer `approve` or `deny`")),
         "{vague:?}"
     );
-    call(
-        &client,
-        "answer",
-        json!({"run": run, "question": "gate", "answer": "approve"}),
-    )
-    .await
-    .unwrap();
+    answer(&client, &run, "gate", "approve").await.unwrap();
 
     let shown = until(
         &client,
@@ -357,7 +341,7 @@ async fn an_mcp_client_starts_a_swarm_accepts_its_plan_and_validates_files() {
     let started = call(
         &client,
         "start_objective",
-        json!({"objective": "build a greeter", "agents": 1}),
+        json!({"objective": "--build a greeter", "agents": 1}),
     )
     .await
     .unwrap();
@@ -371,13 +355,9 @@ async fn an_mcp_client_starts_a_swarm_accepts_its_plan_and_validates_files() {
     )
     .await;
     assert_eq!(waiting[0]["id"], "plan-review", "{waiting}");
-    call(
-        &client,
-        "answer",
-        json!({"run": run, "question": "plan-review", "answer": "accept"}),
-    )
-    .await
-    .unwrap();
+    answer(&client, &run, "plan-review", "accept")
+        .await
+        .unwrap();
     let shown = until(
         &client,
         "show_run",

@@ -335,10 +335,12 @@ impl LevMcp {
         if objective.trim().is_empty() {
             return Err(ErrorData::invalid_params("the objective is empty", None));
         }
-        let mut args = vec!["workflow".into(), objective];
+        let mut args = vec!["workflow".into()];
         if let Some(n) = agents {
             args.extend(["--agents".into(), n.to_string()]);
         }
+        // After `--`: an objective that starts with `-` is not an option.
+        args.extend(["--".into(), objective]);
         let run = self.start(args).await?;
         json_result(&json!({ "run": run }))
     }
@@ -493,11 +495,17 @@ impl LevMcp {
         let out = std::fs::File::create(&log).map_err(|e| failed(e.to_string()))?;
         let err = out.try_clone().map_err(|e| failed(e.to_string()))?;
         let mut cmd = tokio::process::Command::new(bin);
+        // The subcommand, then how it is driven, then its own arguments
+        // (which may end with `--` and a positional one).
+        let (command, rest) = args
+            .split_first()
+            .ok_or_else(|| failed("nothing to start"))?;
         cmd.arg("--data-dir")
             .arg(&self.paths.data_dir)
-            .args(&args)
+            .arg(command)
             .arg("--headless")
-            .arg("--wait-for-answers");
+            .arg("--wait-for-answers")
+            .args(rest);
         let mut child = cmd
             .stdin(std::process::Stdio::null())
             .stdout(out)
