@@ -65,7 +65,7 @@ pub fn install(paths: &Paths, client: super::args::McpClient) -> u8 {
     let (bin, data) = (bin.display().to_string(), data.display().to_string());
     let text = match client {
         super::args::McpClient::Claude => format!(
-            "Run this to add lev to Claude Code (`--scope user` for every project):\n\n  claude mcp add lev -- {} --data-dir {} mcp\n",
+            "Run this to add lev to Claude Code (`claude mcp add --scope user …` adds it for every project):\n\n  claude mcp add lev -- {} --data-dir {} mcp\n",
             shell_word(&bin),
             shell_word(&data)
         ),
