@@ -16,7 +16,32 @@ use crate::protocol::{Op, RunId, RunStatus, StepKey};
 
 /// A run's status as a user should read it: a `running` run in a journal
 /// this process could open has no live process, so it is interrupted.
-pub(super) fn shown_status(meta: &RunMeta, live: bool) -> &'static str {
+/// One run as `lev runs --json` prints it (and `lev mcp`'s `list_runs`
+/// lists it).
+pub(super) fn run_json(m: &RunMeta, live: bool) -> serde_json::Value {
+    serde_json::json!({
+        "id": m.id, "workflow": m.workflow_id, "name": m.name, "source": m.source,
+        "status": shown_status(m, live), "created_ms": m.created_ms, "updated_ms": m.updated_ms,
+        "entries": m.last_seq, "parent": m.parent,
+    })
+}
+
+/// A run's summary as `lev show` prints it and its status as shown: `None`
+/// when there is no such run.
+pub(super) async fn summary(
+    access: &mut Access,
+    run: &RunId,
+) -> Result<Option<(headless::show::Summary, &'static str)>, String> {
+    let live = access.is_remote();
+    let Some(meta) = access.run(run).await? else {
+        return Ok(None);
+    };
+    let events = access.events(run).await?;
+    let status = shown_status(&meta, live);
+    Ok(Some((headless::show::summarize(&meta, &events), status)))
+}
+
+fn shown_status(meta: &RunMeta, live: bool) -> &'static str {
     match meta.status {
         RunStatus::Running if !live => "interrupted",
         s => s.as_str(),
@@ -54,12 +79,7 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
     };
     if json {
         for m in &runs {
-            let v = serde_json::json!({
-                "id": m.id, "workflow": m.workflow_id, "name": m.name, "source": m.source,
-                "status": shown_status(m, live), "created_ms": m.created_ms, "updated_ms": m.updated_ms,
-                "entries": m.last_seq, "parent": m.parent,
-            });
-            println!("{v}");
+            println!("{}", run_json(m, live));
         }
         for (id, why) in &damaged {
             println!(
@@ -174,10 +194,9 @@ pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
         Ok(a) => a,
         Err(c) => return c,
     };
-    let live = access.is_remote();
     let run = RunId(run.to_string());
-    let meta = match access.run(&run).await {
-        Ok(Some(m)) => m,
+    let (summary, status) = match summary(&mut access, &run).await {
+        Ok(Some(s)) => s,
         Ok(None) => {
             error(&format!("no run {run}"));
             return exit::USAGE;
@@ -187,15 +206,6 @@ pub async fn show(paths: &Paths, run: &str, json: bool) -> u8 {
             return exit::FAILED;
         }
     };
-    let events = match access.events(&run).await {
-        Ok(e) => e,
-        Err(e) => {
-            error(&e);
-            return exit::FAILED;
-        }
-    };
-    let status = shown_status(&meta, live);
-    let summary = headless::show::summarize(&meta, &events);
     if json {
         match summary.json(status) {
             Ok(s) => println!("{s}"),

@@ -200,13 +200,7 @@ impl LevMcp {
         let runs = access.runs().await.map_err(failed)?;
         let list: Vec<Value> = runs
             .iter()
-            .map(|m| {
-                json!({
-                    "id": m.id, "workflow": m.workflow_id, "name": m.name, "source": m.source,
-                    "status": super::inspect::shown_status(m, live), "created_ms": m.created_ms,
-                    "updated_ms": m.updated_ms, "entries": m.last_seq,
-                })
-            })
+            .map(|m| super::inspect::run_json(m, live))
             .collect();
         json_result(&Value::Array(list))
     }
@@ -219,16 +213,10 @@ impl LevMcp {
         Parameters(RunArgs { run }): Parameters<RunArgs>,
     ) -> Result<CallToolResult, ErrorData> {
         let mut access = self.access().await?;
-        let live = access.is_remote();
-        let id = RunId(run.clone());
-        let meta = access
-            .run(&id)
+        let (summary, status) = super::inspect::summary(&mut access, &RunId(run.clone()))
             .await
             .map_err(failed)?
             .ok_or_else(|| ErrorData::invalid_params(format!("no run {run}"), None))?;
-        let events = access.events(&id).await.map_err(failed)?;
-        let status = super::inspect::shown_status(&meta, live);
-        let summary = crate::headless::show::summarize(&meta, &events);
         let text = summary.json(status).map_err(|e| failed(e.to_string()))?;
         Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
     }
