@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 pub mod agent_cli;
 mod llm_settings;
+pub mod mcp_servers;
 mod load;
 
 pub use llm_settings::{

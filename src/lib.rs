@@ -19,6 +19,7 @@ pub mod intelligence;
 pub mod isolation;
 pub mod journal;
 pub mod llm;
+pub mod mcp;
 pub mod memory;
 pub mod paths;
 pub mod protocol;
