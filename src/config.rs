@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 pub mod agent_cli;
 mod llm_settings;
-pub mod mcp_servers;
 mod load;
+pub mod mcp_servers;
 
 pub use llm_settings::{
     ARGUMENT_SETTING, DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_TOOL_ARGUMENT_BYTES, ModelParams,
@@ -160,6 +160,9 @@ pub struct Config {
     /// `pty.clis:`: the agent CLIs `pty` steps know (built in, then the
     /// config's, which add CLIs or replace a built-in one's settings).
     pub agent_clis: BTreeMap<String, crate::config::agent_cli::AgentCli>,
+    /// MCP servers whose tools agents may use (`mcp_servers:`), by name; a
+    /// workflow's own `mcp_servers:` add to these and win by name.
+    pub mcp_servers: BTreeMap<String, crate::config::mcp_servers::McpServer>,
     /// Files the config was read from, for `lev config` and messages.
     pub sources: Vec<PathBuf>,
 }
@@ -339,6 +342,7 @@ impl Default for Config {
             reply_limits: ReplyLimits::default(),
             tui: TuiSettings::default(),
             agent_clis: crate::config::agent_cli::builtin(),
+            mcp_servers: BTreeMap::new(),
             sources: Vec::new(),
         }
     }

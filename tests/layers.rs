@@ -11,7 +11,15 @@ const LAYERS: &[&[&str]] = &[
     // Foundations: plain data and pure functions.
     &["protocol", "paths", "text", "config", "secrets"],
     // Effects: storage, providers, tools, processes, git.
-    &["commands", "journal", "llm", "mcp", "tools", "memory", "isolation"],
+    &[
+        "commands",
+        "journal",
+        "llm",
+        "mcp",
+        "tools",
+        "memory",
+        "isolation",
+    ],
     // Definitions: workflow and mode files (they check tool names).
     &["spec"],
     // The engine.

@@ -211,6 +211,8 @@ pub fn run_settings(
                 clis,
                 hook_socket: None,
             },
+            // Filled from the config by `RunSettings::deps`, as `shell_allow`.
+            mcp_servers: Default::default(),
         },
     }
 }

@@ -57,6 +57,11 @@
 //!       resume: [--resume, "{session}"]           # relaunch into it after a crash
 //!       session_pattern: 'session: (\S+)'        # else: find its id on screen
 //!       hooks: [-c, 'notify=["{lev}","hook"]']   # its hooks report to lev ({lev}: lev's binary)
+//! mcp_servers:              # MCP servers whose tools agents may use, offered as
+//!   everything:              #   `<server>__<tool>` (see config/mcp_servers.rs)
+//!     command: npx
+//!     args: [-y, "@modelcontextprotocol/server-everything"]
+//!   search: { url: "http://127.0.0.1:3001/mcp", headers_env: { Authorization: SEARCH_TOKEN } }
 //! tui:
 //!   scrollback_lines: 100000 # lines each pane keeps (≈ 11 MB of 80-char lines); min 100
 //!   attention:               # a question or approval waits, the run ends or pauses (once each)
@@ -125,6 +130,8 @@ struct FileConfig {
     llm: Option<FileLlm>,
     tui: Option<FileTui>,
     pty: Option<FilePty>,
+    #[serde(default)]
+    mcp_servers: BTreeMap<String, Spanned<super::mcp_servers::Entry>>,
 }
 
 /// `pty: { clis: { NAME: { new_session, resume, session_pattern } } }`.
@@ -525,6 +532,19 @@ impl Layers {
                     cli.session_pattern = Some(p.value);
                 }
             }
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        for (name, entry) in file.mcp_servers {
+            let server =
+                super::mcp_servers::build(&name, entry.value, base).map_err(|message| {
+                    ConfigError::Parse {
+                        path: path.to_path_buf(),
+                        line: entry.referenced.line(),
+                        col: entry.referenced.column(),
+                        message: format!("`mcp_servers.{name}`: {message}"),
+                    }
+                })?;
+            self.config.mcp_servers.insert(name, server);
         }
         let tui = file.tui.unwrap_or(FileTui {
             attention: None,
@@ -930,6 +950,51 @@ mod tests {
         let err = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap_err();
         assert!(err.to_string().contains("lev.yaml:4:"), "{err}");
         assert!(err.to_string().contains("no group"), "{err}");
+    }
+
+    #[test]
+    fn mcp_servers_are_read_and_a_bad_one_points_at_its_line() {
+        use crate::config::mcp_servers::McpTransport;
+        let cwd = tempfile::tempdir().unwrap();
+        std::fs::write(
+            cwd.path().join("lev.yaml"),
+            "mcp_servers:\n  everything:\n    command: node\n    args: [index.js, stdio]\n    cwd: tools\n  search:\n    url: http://127.0.0.1:3001/mcp\n    headers_env: { Authorization: TOKEN }\n    timeout_s: 20\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap();
+        let McpTransport::Stdio { args, cwd: dir, .. } = &c.mcp_servers["everything"].transport
+        else {
+            panic!("{:?}", c.mcp_servers);
+        };
+        assert_eq!(args, &["index.js", "stdio"]);
+        assert_eq!(dir.as_deref(), Some(cwd.path().join("tools").as_path()));
+        let search = &c.mcp_servers["search"];
+        assert_eq!(search.call_timeout, std::time::Duration::from_secs(20));
+        assert!(
+            matches!(&search.transport, McpTransport::Http { headers_env, .. } if headers_env["Authorization"] == "TOKEN")
+        );
+        for (yaml, at, says) in [
+            (
+                "mcp_servers:\n  a__b:\n    command: x\n",
+                "lev.yaml:3:",
+                "`__`",
+            ),
+            (
+                "mcp_servers:\n  a:\n    command: x\n    url: http://y\n",
+                "lev.yaml:3:",
+                "not both",
+            ),
+            (
+                "mcp_servers:\n  a:\n    comand: x\n",
+                "lev.yaml:3:",
+                "comand",
+            ),
+        ] {
+            std::fs::write(cwd.path().join("lev.yaml"), yaml).unwrap();
+            let err = Config::load_with_env(cwd.path(), None, &env(&[])).unwrap_err();
+            assert!(err.to_string().contains(at), "{yaml}: {err}");
+            assert!(err.to_string().contains(says), "{yaml}: {err}");
+        }
     }
 
     #[test]

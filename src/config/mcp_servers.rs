@@ -23,7 +23,7 @@ use std::time::Duration;
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A configured MCP server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct McpServer {
     /// Its key under `mcp_servers:`: letters, digits, `-` and `_`, never `__`.
     pub name: String,
@@ -33,7 +33,8 @@ pub struct McpServer {
 }
 
 /// How lev reaches a server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum McpTransport {
     /// A program lev starts, speaking MCP on its stdin and stdout.
     Stdio {
@@ -54,6 +55,86 @@ pub enum McpTransport {
         /// or a log).
         headers_env: BTreeMap<String, String>,
     },
+}
+
+/// One `mcp_servers:` entry as written, before it is checked; the config
+/// and workflow loaders read their YAML into this and [`build`] it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub command: Option<String>,
+    pub args: Option<Vec<String>>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub cwd: Option<PathBuf>,
+    pub url: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub headers_env: Option<BTreeMap<String, String>>,
+    pub timeout_s: Option<u64>,
+}
+
+/// The server `name`'s entry, checked; a relative `cwd` is taken from
+/// `base` (the directory of the file that names it). `Err` says what is
+/// wrong in the user's words.
+pub fn build(name: &str, entry: Entry, base: &std::path::Path) -> Result<McpServer, String> {
+    if let Some(problem) = name_problem(name) {
+        return Err(problem);
+    }
+    let call_timeout = match entry.timeout_s {
+        Some(0) => return Err("`timeout_s` must be at least 1".into()),
+        Some(s) => Duration::from_secs(s),
+        None => DEFAULT_CALL_TIMEOUT,
+    };
+    let transport = match (entry.command, entry.url) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "give either `command` (a stdio server) or `url` (streamable HTTP), not both"
+                    .into(),
+            );
+        }
+        (None, None) => {
+            return Err(
+                "needs `command` (a stdio server lev starts) or `url` (a streamable-HTTP server)"
+                    .into(),
+            );
+        }
+        (Some(command), None) => {
+            if command.trim().is_empty() {
+                return Err("`command` is empty".into());
+            }
+            if entry.headers.is_some() || entry.headers_env.is_some() {
+                return Err(
+                    "`headers` and `headers_env` are for `url` servers; a stdio server takes `env`"
+                        .into(),
+                );
+            }
+            McpTransport::Stdio {
+                command,
+                args: entry.args.unwrap_or_default(),
+                env: entry.env.unwrap_or_default(),
+                cwd: entry.cwd.map(|c| base.join(c)),
+            }
+        }
+        (None, Some(url)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "`url` must be an http:// or https:// address, found `{url}`"
+                ));
+            }
+            if entry.args.is_some() || entry.env.is_some() || entry.cwd.is_some() {
+                return Err("`args`, `env` and `cwd` are for `command` servers; a `url` server takes `headers`".into());
+            }
+            McpTransport::Http {
+                url,
+                headers: entry.headers.unwrap_or_default(),
+                headers_env: entry.headers_env.unwrap_or_default(),
+            }
+        }
+    };
+    Ok(McpServer {
+        name: name.to_string(),
+        transport,
+        call_timeout,
+    })
 }
 
 /// Why `name` cannot name a server, if it cannot: tools are offered as
@@ -90,5 +171,42 @@ mod tests {
         assert!(name_problem("a__b").is_some());
         assert!(name_problem("a b").is_some());
         assert!(name_problem("a/b").is_some());
+    }
+
+    #[test]
+    fn an_entry_is_one_kind_of_server() {
+        let base = std::path::Path::new("/proj");
+        let stdio = Entry {
+            command: Some("node".into()),
+            cwd: Some("tools".into()),
+            ..Entry::default()
+        };
+        let s = build("e", stdio, base).unwrap();
+        assert!(
+            matches!(s.transport, McpTransport::Stdio { cwd: Some(ref c), .. } if c == std::path::Path::new("/proj/tools"))
+        );
+        assert_eq!(s.call_timeout, DEFAULT_CALL_TIMEOUT);
+        let both = Entry {
+            command: Some("node".into()),
+            url: Some("http://x".into()),
+            ..Entry::default()
+        };
+        assert!(build("e", both, base).unwrap_err().contains("not both"));
+        assert!(
+            build("e", Entry::default(), base)
+                .unwrap_err()
+                .contains("needs")
+        );
+        let ftp = Entry {
+            url: Some("ftp://x".into()),
+            ..Entry::default()
+        };
+        assert!(build("e", ftp, base).unwrap_err().contains("http://"));
+        let mixed = Entry {
+            url: Some("http://x/mcp".into()),
+            env: Some(BTreeMap::new()),
+            ..Entry::default()
+        };
+        assert!(build("e", mixed, base).is_err());
     }
 }

@@ -82,6 +82,7 @@ impl RunSettings {
                 auto: config.followups.auto,
                 auto_modes: config.followups.auto_modes.clone(),
             },
+            mcp_servers: config.mcp_servers.clone(),
             terminals: crate::workflow::TerminalOptions {
                 hook_socket: Some(crate::paths::socket_beside(Path::new(journal.path()))),
                 ..self.options.terminals.clone()

@@ -15,6 +15,15 @@ use super::{
 };
 use crate::text::{ms, one_line};
 
+/// `1 tool`, `3 tools`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// The transcript line for a recorded event (`lev run --headless`, `lev
 /// replay`). `took` is how long the step (for a step's end) or the run (for
 /// the run's end) had been running, when the caller knows it.
@@ -277,6 +286,27 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
             ..
         } => format!("! {}", guard_tripped(guard, limit, observed, step.as_ref())),
         Event::PriceUnknown { model, step, .. } => format!("! {}", price_unknown(model, step)),
+        Event::McpServerStarted {
+            server,
+            restart: 0,
+            tools,
+            ..
+        } => format!("MCP server {server} started ({})", plural(*tools, "tool")),
+        Event::McpServerStarted {
+            server, restart, ..
+        } => format!("MCP server {server} restarted (restart {restart})"),
+        Event::McpServerDown { server, error, .. } => {
+            format!("! MCP server {server} is down: {}", one_line(error, 200))
+        }
+        Event::McpToolsListed {
+            step,
+            server,
+            tools,
+            ..
+        } => format!(
+            "step {step}: offered {} of MCP server {server}",
+            plural(tools.len(), "tool")
+        ),
         Event::ContextAssembled {
             step,
             turn,

@@ -235,6 +235,25 @@ impl Usage {
     }
 }
 
+/// One tool of an MCP server, as journaled with the attempt it was
+/// offered to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpToolRecord {
+    /// The server's own name for it.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Its arguments' JSON Schema.
+    pub input_schema: serde_json::Value,
+    /// The server says it changes nothing (`readOnlyHint`).
+    #[serde(default)]
+    pub read_only: bool,
+    /// The server says calling it twice does what calling it once does
+    /// (`idempotentHint`): after a crash during a call it is called again.
+    #[serde(default)]
+    pub idempotent: bool,
+}
+
 /// A tool call an LLM asked for, as journaled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCallRecord {
@@ -775,6 +794,32 @@ pub enum Event {
         why: String,
         at: Millis,
     },
+    /// An MCP server of the run connected: first (`restart` 0) or again
+    /// after it went down.
+    McpServerStarted {
+        server: String,
+        restart: u32,
+        /// Tools it offers.
+        tools: usize,
+        at: Millis,
+    },
+    /// An MCP server stopped unexpectedly or could not start; its next use
+    /// starts it again.
+    McpServerDown {
+        server: String,
+        error: String,
+        at: Millis,
+    },
+    /// The tools an MCP server offered an agent's attempt, as it offered
+    /// them: a resumed attempt is offered the same (its recorded requests
+    /// hold them) without starting the server.
+    McpToolsListed {
+        step: StepKey,
+        attempt: Attempt,
+        server: String,
+        tools: Vec<McpToolRecord>,
+        at: Millis,
+    },
     /// A limit stopped something.
     GuardTripped {
         guard: String,
@@ -947,6 +992,9 @@ impl Event {
             Event::StepSkipped { .. } => "step_skipped",
             Event::StepCancelled { .. } => "step_cancelled",
             Event::GuardTripped { .. } => "guard_tripped",
+            Event::McpServerStarted { .. } => "mcp_server_started",
+            Event::McpServerDown { .. } => "mcp_server_down",
+            Event::McpToolsListed { .. } => "mcp_tools_listed",
             Event::FollowupSpawned { .. } => "followup_spawned",
             Event::ContextAssembled { .. } => "context_assembled",
             Event::FollowupRefused { .. } => "followup_refused",
@@ -1005,6 +1053,9 @@ impl Event {
             | Event::StepSkipped { at, .. }
             | Event::StepCancelled { at, .. }
             | Event::GuardTripped { at, .. }
+            | Event::McpServerStarted { at, .. }
+            | Event::McpServerDown { at, .. }
+            | Event::McpToolsListed { at, .. }
             | Event::FollowupSpawned { at, .. }
             | Event::ContextAssembled { at, .. }
             | Event::FollowupRefused { at, .. }
@@ -1070,7 +1121,8 @@ impl Event {
             | Event::FlowmindDecided { step, .. }
             | Event::FlowmindDismissed { step, .. }
             | Event::FlowmindProposed { step, .. }
-            | Event::FlowmindLedger { step, .. } => Some(step),
+            | Event::FlowmindLedger { step, .. }
+            | Event::McpToolsListed { step, .. } => Some(step),
             Event::TaskAssigned { task, .. } => Some(task),
             Event::QuestionAsked { step, .. }
             | Event::GuardTripped { step, .. }

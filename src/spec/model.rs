@@ -31,6 +31,10 @@ pub struct Workflow {
     /// FlowMind's settings for this workflow's runs (`flowmind:`).
     #[serde(default)]
     pub flowmind: Option<Box<crate::protocol::FlowmindOverride>>,
+    /// MCP servers of this workflow's runs (`mcp_servers:`), over the
+    /// config's by name.
+    #[serde(default)]
+    pub mcp_servers: BTreeMap<String, crate::config::mcp_servers::McpServer>,
     /// Where the definition came from (display and relative `uses:` paths).
     pub source_path: PathBuf,
     /// The exact text the run is pinned to. Not part of the serialized

@@ -13,6 +13,7 @@ mod followup;
 mod fs;
 mod glob;
 mod grep;
+pub mod mcp;
 mod memory;
 mod open;
 mod path;

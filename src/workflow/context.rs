@@ -101,6 +101,8 @@ pub struct RunCtx {
     pub followups: Mutex<super::followups::Book>,
     /// What the workflow lets agents do with follow-ups.
     pub followup_policy: crate::spec::FollowupPolicy,
+    /// The run's MCP servers, shared by its agents (none configured: `None`).
+    pub mcp: super::mcp::Shared,
     /// The run's clock: the wall clock read once, then tokio's monotonic
     /// clock (time boxes hold under a paused test clock, and a clock set
     /// back does not stretch them).

@@ -143,6 +143,18 @@ pub async fn drive(
         .iter()
         .map(|(k, (a, _))| (k.clone(), Value::String(a.clone())))
         .collect();
+    // The run keeps the workspace it started in, wherever it is resumed from.
+    let workspace = workspace
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| deps.workspace.clone());
+    let mcp = super::mcp::RunMcp::new(
+        &deps.options.mcp_servers,
+        &workflow,
+        workspace.clone(),
+        &rec,
+    )
+    .map(Arc::new);
     let ctx = Arc::new(RunCtx {
         usage: Mutex::new(history.usage),
         questions_asked: Mutex::new(history.questions_asked),
@@ -158,11 +170,7 @@ pub async fn drive(
         step_cancels: Mutex::new(BTreeMap::new()),
         terminals: Mutex::new(BTreeMap::new()),
         adhoc: Mutex::default(),
-        // The run keeps the workspace it started in, wherever it is resumed from.
-        workspace: workspace
-            .as_ref()
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| deps.workspace.clone()),
+        workspace,
         answer_timeout: workflow.whisper.answer_timeout,
         steer: Default::default(),
         retry: Default::default(),
@@ -171,6 +179,7 @@ pub async fn drive(
         rec: rec.clone(),
         followups: Mutex::new(history.followups.clone()),
         followup_policy: workflow.followups.with(&deps.options.followups),
+        mcp,
         clock: super::context::RunClock::start(),
         history,
         deps,
@@ -189,6 +198,10 @@ pub async fn drive(
     };
     // Ad-hoc programs end with the run, their ends journaled before its own.
     super::pty::stop_adhoc(&ctx).await;
+    // MCP servers too, before the run's end: nothing they report follows it.
+    if let Some(mcp) = &ctx.mcp {
+        mcp.stop().await;
+    }
     dispatcher.abort();
     let outcome = outcome?;
     let usage = ctx.usage_snapshot();

@@ -167,6 +167,8 @@ pub struct History {
         BTreeMap<(StepKey, Attempt), (Vec<crate::protocol::ContextPart>, Option<String>)>,
     /// The turns at which the system asked an agent (`ask_agent`).
     pub agent_asked: BTreeSet<(StepKey, Attempt, u32)>,
+    /// The tools each MCP server offered each attempt (`mcp_tools_listed`).
+    pub mcp_tools: BTreeMap<(StepKey, Attempt, String), Vec<crate::protocol::McpToolRecord>>,
     pub last_seq: u64,
     pub finished: bool,
 }
@@ -514,6 +516,16 @@ impl History {
                 self.usage.add(usage);
                 self.verdicts.insert(step.clone(), *holds);
             }
+            Event::McpToolsListed {
+                step,
+                attempt,
+                server,
+                tools,
+                ..
+            } => {
+                self.mcp_tools
+                    .insert((step.clone(), *attempt, server.clone()), tools.clone());
+            }
             Event::AgentAsked {
                 step,
                 attempt,
@@ -530,6 +542,9 @@ impl History {
             | Event::PtyFinished { .. }
             | Event::EarlierCopyStopped { .. }
             | Event::GuardTripped { .. }
+            // A run's MCP servers are started afresh by the process that runs it.
+            | Event::McpServerStarted { .. }
+            | Event::McpServerDown { .. }
             // Folded into `followups` above.
             | Event::FollowupSpawned { .. }
             | Event::FollowupRefused { .. }

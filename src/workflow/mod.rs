@@ -23,6 +23,7 @@ mod human;
 mod kinds;
 mod leftovers;
 mod llm_call;
+mod mcp;
 #[cfg(test)]
 mod panic_tests;
 pub mod pinning;
@@ -76,6 +77,9 @@ pub struct RunOptions {
     pub in_flight: Option<InFlightDecision>,
     /// `pty` steps: the agent CLIs lev knows, and where their hooks reach it.
     pub terminals: TerminalOptions,
+    /// The config's `mcp_servers:`; a workflow's own add to these and win
+    /// by name.
+    pub mcp_servers: BTreeMap<String, crate::config::mcp_servers::McpServer>,
 }
 
 /// What `pty` steps need from the outside.

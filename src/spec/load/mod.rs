@@ -218,6 +218,10 @@ impl Loader<'_> {
         let mut steps = Vec::new();
         let mut infos = Vec::new();
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mcp_servers = f
+            .get("mcp_servers")
+            .map(|n| workflow::mcp_servers(cx, n, &base))
+            .unwrap_or_default();
         let modes = self.modes;
         let mut load_child = |cx: &mut Cx<'_>, node: &Node, uses: &str, at: &str| {
             self.load_child(cx, node, &base, uses, at)
@@ -307,6 +311,7 @@ impl Loader<'_> {
             outputs,
             followups,
             flowmind,
+            mcp_servers,
             source_path: path.to_path_buf(),
             source_text: cx.text.to_string(),
         })

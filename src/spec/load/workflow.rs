@@ -27,6 +27,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "whisper",
     "followups",
     "flowmind",
+    "mcp_servers",
     "steps",
     "outputs",
 ];
@@ -306,6 +307,84 @@ pub(crate) fn followup_policy(
         None => {}
     }
     p
+}
+
+/// The top-level `mcp_servers:` (the config's format; a relative `cwd` is
+/// taken from the workflow's directory).
+pub(crate) fn mcp_servers(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    base: &std::path::Path,
+) -> BTreeMap<String, crate::config::mcp_servers::McpServer> {
+    use crate::config::mcp_servers::{Entry, build};
+    let mut out = BTreeMap::new();
+    let Some(servers) = node.as_map() else {
+        cx.type_error(node, "mcp_servers", "a mapping of server names to servers");
+        return out;
+    };
+    const KEYS: &[&str] = &[
+        "command",
+        "args",
+        "env",
+        "cwd",
+        "url",
+        "headers",
+        "headers_env",
+        "timeout_s",
+    ];
+    for (key, value) in servers {
+        let path = join("mcp_servers", &key.name);
+        let Some(f) = cx.map(value, &path, KEYS) else {
+            continue;
+        };
+        let text = |cx: &mut Cx<'_>, k: &str| f.get(k).and_then(|n| cx.text(n, &join(&path, k)));
+        let command = text(cx, "command");
+        let url = text(cx, "url");
+        let cwd = text(cx, "cwd").map(std::path::PathBuf::from);
+        let args = f
+            .get("args")
+            .and_then(|n| cx.str_list(n, &join(&path, "args")));
+        let table = |cx: &mut Cx<'_>, k: &str| {
+            let n = f.get(k)?;
+            let Some(entries) = n.as_map() else {
+                cx.type_error(n, &join(&path, k), "a mapping of names to strings");
+                return None;
+            };
+            let mut t = BTreeMap::new();
+            for (name, v) in entries {
+                if let Some(v) = cx.text(v, &join(&join(&path, k), &name.name)) {
+                    t.insert(name.name.clone(), v);
+                }
+            }
+            Some(t)
+        };
+        let env = table(cx, "env");
+        let headers = table(cx, "headers");
+        let headers_env = table(cx, "headers_env");
+        let timeout_s = f
+            .get("timeout_s")
+            .and_then(|n| cx.int(n, &join(&path, "timeout_s"), 1, 86_400))
+            .map(|s| s as u64);
+        let entry = Entry {
+            command,
+            args,
+            env,
+            cwd,
+            url,
+            headers,
+            headers_env,
+            timeout_s,
+        };
+        match build(&key.name, entry, base) {
+            Ok(server) => {
+                out.insert(key.name.clone(), server);
+            }
+            Err(message) => {
+                cx.error(key.line, key.col, &path, message);
+            }
+        }
+    }
+    out
 }
 
 /// The top-level `flowmind:`: FlowMind's settings for this workflow's runs,

@@ -348,7 +348,8 @@ fn tool_list(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<Vec<String>> {
         _ => vec![node],
     };
     for (i, name) in list.iter().enumerate() {
-        let pattern = name.starts_with("shell:") || name.starts_with("mcp:");
+        // `<server>__<tool>` names an MCP tool, known only once its server runs.
+        let pattern = name.starts_with("shell:") || name.starts_with("mcp:") || name.contains("__");
         let known = tool_names();
         if pattern || known.contains(&name.as_str()) {
             continue;
@@ -363,7 +364,7 @@ fn tool_list(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<Vec<String>> {
         d.hint = Some(match closest(name, &known) {
             Some(c) => format!("did you mean `{c}`?"),
             None => format!(
-                "tools: {}, or `shell:<prefix>` / `mcp:<server>/<tool>` patterns",
+                "tools: {}, or `shell:<prefix>` / `mcp:<server>/<tool>` patterns, or `<server>__<tool>`",
                 known.join(", ")
             ),
         });

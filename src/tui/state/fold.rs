@@ -895,6 +895,16 @@ impl RunView {
                 self.notes.push(text);
                 self.set_provider_breaker(endpoint.clone(), state);
             }
+            Event::McpServerStarted { server, .. } => {
+                self.notes.push(describe::line(r, None));
+                self.mcp_down.remove(server);
+            }
+            Event::McpServerDown { server, error, .. } => {
+                self.notes.push(describe::line(r, None));
+                self.mcp_down.insert(server.clone(), error.clone());
+            }
+            // The tools offered show as the agent calls them.
+            Event::McpToolsListed { .. } => {}
             Event::RunCancelRequested { .. } => {
                 self.notes.push("cancel requested".into());
             }

@@ -176,6 +176,8 @@ pub struct RunView {
     /// Provider endpoints whose circuit breaker is not closed, and their
     /// state (`open`, `half_open`), for the status bar.
     pub provider_breakers: BTreeMap<String, String>,
+    /// MCP servers that went down and have not started again, with why.
+    pub mcp_down: BTreeMap<String, String>,
     /// Steps whose LLM request failed and is being sent again, with when
     /// the next try goes out and why, for the status bar.
     pub llm_retries: BTreeMap<StepKey, LlmRetry>,
@@ -233,6 +235,7 @@ impl Default for RunView {
             assignments: BTreeMap::new(),
             breakers: BTreeMap::new(),
             provider_breakers: BTreeMap::new(),
+            mcp_down: BTreeMap::new(),
             llm_retries: BTreeMap::new(),
             worktrees: Vec::new(),
             worktree_events: Vec::new(),

@@ -114,6 +114,15 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             super::status_style(theme, crate::protocol::StepStatus::Failed),
         ));
     }
+    if !run.mcp_down.is_empty() {
+        // A server whose tools fail until it is back (its next use restarts it).
+        let names: Vec<&str> = run.mcp_down.keys().map(String::as_str).collect();
+        left.push(Span::styled(
+            format!(" ⊘ MCP {} down ", clip(&names.join(", "), 48)),
+            super::status_style(theme, crate::protocol::StepStatus::Failed),
+        ));
+        left.push(Span::raw(" "));
+    }
     if let Some((step, retry)) = run.llm_retries.iter().next() {
         // A throttled or failing provider: the user sees why nothing moves.
         let when = fmt_secs(retry.at.0.saturating_sub(state.now().0));

@@ -67,6 +67,13 @@ pub async fn run(
         &mode.tools_deny,
         ctx.followup_policy.propose,
     );
+    // The MCP servers' tools follow the built-in ones.
+    let mcp = super::mcp::agent_tools(actx, &mode).await?;
+    let toolset = if mcp.specs.is_empty() {
+        toolset
+    } else {
+        std::sync::Arc::new(toolset.with(&mcp.specs))
+    };
     let request_base = ChatRequest {
         model,
         system: Some(assembly.system_text()),
@@ -180,7 +187,7 @@ pub async fn run(
                 position,
             };
             let call = &Placed { place, call };
-            let out = tool_result(actx, &env, &request_base.tools, &mode.id, call).await?;
+            let out = tool_result(actx, &env, &request_base.tools, &mcp, &mode.id, call).await?;
             if call.name == "propose_followup"
                 && !out.is_error
                 && let Some(p) = tool_call::proposal(&call.arguments)

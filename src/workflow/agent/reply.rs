@@ -43,6 +43,18 @@ pub(super) struct Toolset {
     pub(super) json: String,
 }
 
+impl Toolset {
+    /// These tools, then `more` (an attempt's MCP tools).
+    pub(super) fn with(&self, more: &[crate::llm::ToolSpec]) -> Toolset {
+        let mut specs = self.specs.as_ref().clone();
+        specs.extend_from_slice(more);
+        Toolset {
+            json: tools_json(&specs),
+            specs: Arc::new(specs),
+        }
+    }
+}
+
 /// Tool lists depend only on a mode's allow and deny lists: built once per
 /// process and shared by every request (a swarm sends thousands).
 pub(super) fn toolset(allow: &[String], deny: &[String], propose: bool) -> Arc<Toolset> {

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::super::attempt::{AttemptCtx, StepError};
 use super::super::history::ToolPlace;
 use super::super::human::{self, Ask};
+use super::super::mcp::AgentTools;
 use super::NO_ANSWER;
 use crate::llm::{ToolCall, ToolSpec};
 use crate::memory;
@@ -34,6 +35,7 @@ pub(super) async fn tool_result(
     actx: &AttemptCtx,
     env: &ToolEnv,
     offered: &[ToolSpec],
+    mcp: &AgentTools,
     mode: &str,
     call: &Placed<'_>,
 ) -> Result<ToolOutput, StepError> {
@@ -62,10 +64,15 @@ pub(super) async fn tool_result(
         )
         .await;
     }
-    let side_effects = tools::has_side_effects(&call.name);
+    let mcp_route = mcp.route(&call.name);
+    // An MCP tool changes something unless its server says it only reads.
+    let side_effects =
+        tools::has_side_effects(&call.name) || mcp_route.is_some_and(|r| !r.tool.read_only);
+    // What was running when lev stopped and may have had its effect: a
+    // shell command, an MCP tool its server does not call idempotent.
+    let not_repeatable = call.name == "run_shell" || mcp_route.is_some_and(|r| !r.tool.idempotent);
     let mut rerun_note = None;
-    if side_effects && ctx.history.tools_started.contains(id) && call.name == "run_shell" {
-        // A shell command was running when lev stopped: it may have had its effect.
+    if side_effects && ctx.history.tools_started.contains(id) && not_repeatable {
         match ctx.deps.options.in_flight {
             None => {
                 return Err(StepError::Paused(PauseReason::InFlight {
@@ -99,8 +106,11 @@ pub(super) async fn tool_result(
     let command = (call.name == "run_shell")
         .then(|| shell_command(&call.arguments))
         .flatten();
-    let asked_before = tools::asks_before(&env.ask_before, &call.name, command.as_deref())
-        .filter(|pattern| !explicitly_allowed(env, pattern, command.as_deref()));
+    let asked_before = match mcp_route {
+        Some(r) => tools::mcp::asks_before(&env.ask_before, &r.server, &r.tool.name),
+        None => tools::asks_before(&env.ask_before, &call.name, command.as_deref())
+            .filter(|pattern| !explicitly_allowed(env, pattern, command.as_deref())),
+    };
     if let Some(pattern) = asked_before
         && let Err(refusal) = ask_before(actx, call, mode, pattern, command.as_deref()).await?
     {
@@ -108,6 +118,19 @@ pub(super) async fn tool_result(
             content: refusal,
             is_error: true,
         };
+        return finish_tool(actx, call, out).await;
+    }
+    if let Some(route) = mcp_route {
+        if side_effects {
+            record_tool_start(actx, call).await?;
+        }
+        let mut out = tokio::select! {
+            out = super::super::mcp::call(actx, route, &call.arguments) => out,
+            () = actx.cancel.cancelled() => return Err(StepError::Cancelled),
+        };
+        if let Some(note) = rerun_note {
+            out.content = format!("{note}{}", out.content);
+        }
         return finish_tool(actx, call, out).await;
     }
     let out = match call.name.as_str() {

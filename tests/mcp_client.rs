@@ -1,0 +1,461 @@
+//! lev's agents using the tools of MCP servers, end to end: the real `lev`
+//! binary, the official reference server
+//! (`@modelcontextprotocol/server-everything`, installed from npm by
+//! scripts/test) over stdio and over streamable HTTP, and a loopback
+//! OpenAI-compatible server whose replies call the tools. Killed servers,
+//! a killed lev and resume are checked against what the server was sent.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::kill::{kill9, only_run, wait_for};
+use support::lev::{Lev, of_type};
+use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest, Reply};
+
+/// The reference server's entry point, from `LEV_TEST_MCP_EVERYTHING`.
+/// Without it the test is skipped, except in CI.
+fn everything() -> Option<PathBuf> {
+    match std::env::var("LEV_TEST_MCP_EVERYTHING") {
+        Ok(path) if Path::new(&path).is_file() => Some(PathBuf::from(path)),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the MCP reference server is required in CI (scripts/test installs it and sets LEV_TEST_MCP_EVERYTHING)"
+            );
+            eprintln!("skipped: LEV_TEST_MCP_EVERYTHING is not set (scripts/test sets it)");
+            None
+        }
+    }
+}
+
+/// A stdio server entry for the workflow: the reference server behind a
+/// `tee` that logs every message lev sent it (`calls.log`). Every process
+/// of it (the script, `tee`, `node`) has the test's marker in its command
+/// line, so the test can find and kill them all.
+fn stdio_entry(lev: &Lev, everything: &Path) -> String {
+    let dir = server_dir(lev);
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("server.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntee -a '{}' | exec node '{}' stdio '{}'\n",
+            dir.join("calls.log").display(),
+            everything.display(),
+            marker(lev)
+        ),
+    )
+    .unwrap();
+    format!(
+        "mcp_servers:\n  everything:\n    command: sh\n    args: ['{}']\n",
+        script.display()
+    )
+}
+
+/// Where the stdio server's script and log are: a folder named by the marker.
+fn server_dir(lev: &Lev) -> PathBuf {
+    lev.dir.path().join(marker(lev))
+}
+
+/// What marks this test's server processes.
+fn marker(lev: &Lev) -> String {
+    format!(
+        "lev-mcp-test-{}",
+        lev.dir.path().file_name().unwrap().to_string_lossy()
+    )
+}
+
+/// The `tools/call` requests lev sent the stdio server, by tool name.
+fn calls_sent(lev: &Lev, tool: &str) -> usize {
+    let log = std::fs::read_to_string(server_dir(lev).join("calls.log")).unwrap_or_default();
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["method"] == "tools/call" && m["params"]["name"] == tool)
+        .count()
+}
+
+fn kill_server(lev: &Lev) {
+    let status = Command::new("pkill")
+        .args(["-9", "-f", &marker(lev)])
+        .status()
+        .unwrap();
+    assert!(status.success(), "no server process to kill");
+}
+
+fn workflow(servers: &str) -> String {
+    format!(
+        "version: 1\nkind: workflow\nid: mcp-use\n{servers}steps:\n  work:\n    mode: mcp\n    prompt: use the tools\n"
+    )
+}
+
+/// The turn a request is for: 1 + the assistant messages it carries.
+fn turn_of(req: &RecordedRequest) -> usize {
+    let messages = req.json.as_ref().unwrap()["messages"].as_array().unwrap();
+    1 + messages.iter().filter(|m| m["role"] == "assistant").count()
+}
+
+/// The tool messages of a request, by the call id they answer.
+fn tool_results(req: &RecordedRequest) -> Vec<(String, String)> {
+    let messages = req.json.as_ref().unwrap()["messages"].as_array().unwrap();
+    messages
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| {
+            (
+                m["tool_call_id"].as_str().unwrap_or_default().to_string(),
+                m["content"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn offered_tools(req: &RecordedRequest) -> Vec<String> {
+    req.json.as_ref().unwrap()["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .map(|t| {
+                    t["function"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A reply calling `calls` (name, JSON arguments) as `call_<turn>_<n>`.
+fn calling(turn: usize, calls: &[(&str, Value)]) -> Reply {
+    let mut sse = OpenAiSse::new("test-model");
+    for (i, (name, args)) in calls.iter().enumerate() {
+        sse = sse.tool_call(
+            i as u32,
+            &format!("call_{turn}_{}", i + 1),
+            name,
+            &args.to_string(),
+            2,
+        );
+    }
+    sse.finish("tool_calls").reply()
+}
+
+fn answering(text: &str) -> Reply {
+    OpenAiSse::new("test-model")
+        .text(text, 2)
+        .finish("stop")
+        .reply()
+}
+
+/// Echo and a sum, then a long operation (with progress) and a call with
+/// bad arguments, then an answer.
+fn script(req: &RecordedRequest) -> Reply {
+    match turn_of(req) {
+        1 => calling(
+            1,
+            &[
+                ("everything__echo", json!({"message": "hello from lev"})),
+                ("everything__get-sum", json!({"a": 2, "b": 40})),
+            ],
+        ),
+        2 => calling(
+            2,
+            &[
+                (
+                    "everything__trigger-long-running-operation",
+                    json!({"duration": 1, "steps": 2}),
+                ),
+                ("everything__get-sum", json!({"a": "two"})),
+            ],
+        ),
+        _ => answering("done with the tools"),
+    }
+}
+
+/// What every transport must give: the tools offered by their MCP names
+/// next to the built-in ones, results fed back, an error the model can
+/// read, and all of it journaled.
+fn check_a_run_that_used_the_tools(lev: &Lev, llm: &LlmServer) -> String {
+    let requests = llm.requests();
+    assert_eq!(
+        requests.len(),
+        3,
+        "{:?}",
+        requests.iter().map(|r| r.brief()).collect::<Vec<_>>()
+    );
+    let offered = offered_tools(&requests[0]);
+    for name in [
+        "read_file",
+        "everything__echo",
+        "everything__get-sum",
+        "everything__trigger-long-running-operation",
+    ] {
+        assert!(
+            offered.iter().any(|o| o == name),
+            "{name} not offered: {offered:?}"
+        );
+    }
+    // The mode denies run_shell; MCP tools do not bring it back.
+    assert!(!offered.iter().any(|o| o == "run_shell"), "{offered:?}");
+    let first = tool_results(&requests[1]);
+    assert_eq!(first[0].0, "call_1_1");
+    assert!(first[0].1.contains("Echo: hello from lev"), "{first:?}");
+    assert!(first[1].1.contains("is 42"), "{first:?}");
+    let second = tool_results(&requests[2]);
+    assert!(
+        second[2].1.contains("Long running operation completed"),
+        "{second:?}"
+    );
+    assert!(!second[3].1.is_empty(), "{second:?}");
+
+    let run = only_run(lev).unwrap();
+    let events = lev.events(&run);
+    let started = of_type(&events, "mcp_server_started");
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0]["restart"], 0);
+    let listed = of_type(&events, "mcp_tools_listed");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["step"], "work");
+    let finished = of_type(&events, "tool_finished");
+    let bad_sum = finished
+        .iter()
+        .find(|e| {
+            e["name"] == "everything__get-sum" && e["arguments"].as_str().unwrap().contains("two")
+        })
+        .unwrap();
+    assert_eq!(bad_sum["is_error"], true, "{bad_sum}");
+    let good_sum = finished
+        .iter()
+        .find(|e| {
+            e["name"] == "everything__get-sum" && !e["arguments"].as_str().unwrap().contains("two")
+        })
+        .unwrap();
+    assert_eq!(good_sum["is_error"], false, "{good_sum}");
+    let show = lev.show(&run);
+    assert_eq!(show["status"], "succeeded", "{show}");
+    run
+}
+
+#[test]
+fn an_agent_uses_a_stdio_servers_tools_declared_by_its_workflow() {
+    let Some(everything) = everything() else {
+        return;
+    };
+    let llm = LlmServer::with(script);
+    let lev = Lev::new().with_openai(&llm.base_url());
+    let wf = lev.write_workflow(&workflow(&stdio_entry(&lev, &everything)));
+    let out = lev.run_headless(&wf, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = check_a_run_that_used_the_tools(&lev, &llm);
+    assert!(stdout.contains("MCP server everything started"), "{stdout}");
+    // Each call was sent once.
+    assert_eq!(calls_sent(&lev, "echo"), 1);
+    assert_eq!(calls_sent(&lev, "get-sum"), 2);
+    // The server went with the run.
+    wait_for("the server to stop", Duration::from_secs(20), || {
+        !Command::new("pgrep")
+            .args(["-f", &marker(&lev)])
+            .status()
+            .unwrap()
+            .success()
+    });
+    let transcript = lev.replay(&run);
+    assert!(transcript.contains("everything__echo"), "{transcript}");
+}
+
+/// The reference server over streamable HTTP on a free loopback port.
+struct HttpServer {
+    child: Child,
+    url: String,
+}
+
+impl HttpServer {
+    fn start(everything: &Path) -> HttpServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("node")
+            .arg(everything)
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the HTTP MCP server", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        HttpServer {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_agent_uses_a_streamable_http_servers_tools_from_the_config() {
+    let Some(everything) = everything() else {
+        return;
+    };
+    let server = HttpServer::start(&everything);
+    let llm = LlmServer::with(script);
+    let lev = Lev::new()
+        .with_openai(&llm.base_url())
+        .with_env("LEV_TEST_MCP_TOKEN", "Bearer not-a-secret-token");
+    std::fs::write(
+        lev.workspace().join("lev.yaml"),
+        format!(
+            "mcp_servers:\n  everything:\n    url: {}\n    headers_env: {{ Authorization: LEV_TEST_MCP_TOKEN }}\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let wf = lev.write_workflow(&workflow(""));
+    let out = lev.run_headless(&wf, &[]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = check_a_run_that_used_the_tools(&lev, &llm);
+    // The header's value never reaches the journal.
+    let export = lev.run(&["export", &run]);
+    assert!(!String::from_utf8_lossy(&export.stdout).contains("not-a-secret-token"));
+}
+
+#[test]
+fn a_server_killed_during_a_call_is_an_error_for_the_model_and_starts_again() {
+    let Some(everything) = everything() else {
+        return;
+    };
+    let llm = LlmServer::with(|req| match turn_of(req) {
+        1 => calling(
+            1,
+            &[(
+                "everything__trigger-long-running-operation",
+                json!({"duration": 30, "steps": 30}),
+            )],
+        ),
+        2 => calling(2, &[("everything__echo", json!({"message": "again"}))]),
+        _ => answering("recovered"),
+    });
+    let lev = Lev::new().with_openai(&llm.base_url());
+    let wf = lev.write_workflow(&workflow(&stdio_entry(&lev, &everything)));
+    let child = lev.spawn_headless(&wf, &[]);
+    wait_for(
+        "the long call to reach the server",
+        Duration::from_secs(60),
+        || calls_sent(&lev, "trigger-long-running-operation") == 1,
+    );
+    kill_server(&lev);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let requests = llm.requests();
+    let failed = tool_results(&requests[1]);
+    assert!(failed[0].1.contains("everything"), "{failed:?}");
+    let again = tool_results(&requests[2]);
+    assert!(again[1].1.contains("Echo: again"), "{again:?}");
+    let run = only_run(&lev).unwrap();
+    let events = lev.events(&run);
+    assert_eq!(of_type(&events, "mcp_server_down").len(), 1, "{events:?}");
+    let started = of_type(&events, "mcp_server_started");
+    assert_eq!(started.len(), 2, "{started:?}");
+    assert_eq!(started[1]["restart"], 1);
+    let finished = of_type(&events, "tool_finished");
+    assert_eq!(finished[0]["is_error"], true, "{:?}", finished[0]);
+    // The killed call was not sent again behind the model's back.
+    assert_eq!(calls_sent(&lev, "trigger-long-running-operation"), 1);
+}
+
+#[test]
+fn a_resumed_agent_reuses_recorded_results_and_is_offered_the_recorded_tools() {
+    let Some(everything) = everything() else {
+        return;
+    };
+    let llm = LlmServer::with(|req| match turn_of(req) {
+        1 => calling(1, &[("everything__echo", json!({"message": "once"}))]),
+        2 => calling(
+            2,
+            &[(
+                "everything__trigger-long-running-operation",
+                json!({"duration": 2, "steps": 2}),
+            )],
+        ),
+        _ => answering("resumed and done"),
+    });
+    let lev = Lev::new().with_openai(&llm.base_url());
+    let wf = lev.write_workflow(&workflow(&stdio_entry(&lev, &everything)));
+    let mut child = lev.spawn_headless(&wf, &[]);
+    wait_for(
+        "the long call to reach the server",
+        Duration::from_secs(60),
+        || calls_sent(&lev, "trigger-long-running-operation") == 1,
+    );
+    kill9(&mut child);
+    let run = only_run(&lev).unwrap();
+    let out = lev.run(&["resume", &run, "--headless"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The journaled turn is not sent again; the call that was running is
+    // (the server says it is idempotent).
+    assert_eq!(calls_sent(&lev, "echo"), 1);
+    assert_eq!(calls_sent(&lev, "trigger-long-running-operation"), 2);
+    let events = lev.events(&run);
+    assert_eq!(
+        of_type(&events, "mcp_tools_listed").len(),
+        1,
+        "listed again on resume"
+    );
+    assert!(of_type(&events, "divergence").is_empty());
+    assert_eq!(lev.show(&run)["status"], "succeeded");
+    let last = llm.requests().last().cloned().unwrap();
+    assert!(tool_results(&last)[0].1.contains("Echo: once"));
+}
+
+#[test]
+fn a_server_that_cannot_start_fails_the_step_saying_why() {
+    let llm = LlmServer::with(|_| answering("never asked"));
+    let lev = Lev::new().with_openai(&llm.base_url());
+    let wf = lev.write_workflow(&workflow(
+        "mcp_servers:\n  ghost:\n    command: /nonexistent/mcp-server\n",
+    ));
+    let out = lev.run_headless(&wf, &[]);
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("MCP server `ghost`"), "{text}");
+    assert!(text.contains("/nonexistent/mcp-server"), "{text}");
+    assert_eq!(llm.request_count(), 0);
+}
