@@ -21,7 +21,7 @@ use rmcp::transport::{
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::connection::{Connection, Parts};
+use super::connection::{Connection, Parts, kill_group};
 use super::handler::{Handler, Shared};
 use super::stderr::{StderrTail, as_suffix};
 use super::tap::Tap;
@@ -62,7 +62,6 @@ pub(crate) async fn connect(
     notices: &UnboundedSender<PoolNotice>,
 ) -> Result<(Connection, usize), ConnectError> {
     let shared = Shared::new(&server.name, notices.clone());
-    let stop = CancellationToken::new();
     // The first use waits for the start: it has the call's time.
     let limit = server.call_timeout;
     let parts = match &server.transport {
@@ -73,87 +72,110 @@ pub(crate) async fn connect(
             cwd,
         } => {
             let cwd = cwd.as_deref().unwrap_or(workspace);
-            let shown = shown_command(command, args);
-            let (child, stderr) = spawn(&server.name, command, args, env, cwd)
-                .map_err(|e| spawn_error(&server.name, &shown, cwd, &e))?;
-            let pid = child.id();
-            let stderr = stderr.map(|s| StderrTail::start(&server.name, s));
-            match handshake(Tap::stdio(child, shared.clone()), &shared, &stop, limit).await {
-                Ok(running) => Parts {
-                    running,
-                    shared,
-                    stop,
-                    pid,
-                    stderr,
-                    shown,
-                },
-                Err(e) => {
-                    let (why, last) = match &stderr {
-                        Some(tail) => {
-                            let last = as_suffix(&tail.last_lines(LAST_WORDS).await);
-                            let why = match e {
-                                // Killed for its slowness: its pipe closes too.
-                                Handshake::TimedOut(why) => why,
-                                Handshake::Failed(_) if tail.is_closed() => {
-                                    "it exited before completing the MCP handshake".to_string()
-                                }
-                                Handshake::Failed(why) => why,
-                            };
-                            (why, last)
-                        }
-                        None => (e.into_text(), String::new()),
-                    };
-                    return Err(ConnectError::passing(format!(
-                        "MCP server `{}` (`{shown}`) did not start: {why}{last}",
-                        server.name
-                    )));
-                }
-            }
+            stdio(shared, command, args, env, cwd, limit).await?
         }
         McpTransport::Http {
             url,
             headers,
             headers_env,
-        } => {
-            let headers = http_headers(&server.name, headers, headers_env)?;
-            let client = reqwest::Client::builder()
-                .connect_timeout(HTTP_CONNECT_LIMIT)
-                // Custom headers (tokens) must not follow a redirect elsewhere.
-                .redirect(reqwest::redirect::Policy::none())
-                .pool_max_idle_per_host(0)
-                .build()
-                .map_err(|e| {
-                    ConnectError::lasting(format!(
-                        "MCP server `{}`: no HTTP client: {}",
-                        server.name,
-                        chain(&e)
-                    ))
-                })?;
-            let config =
-                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
-            let transport = StreamableHttpClientTransport::with_client(client, config);
-            let running = handshake(Tap::http(transport, shared.clone()), &shared, &stop, limit)
-                .await
-                .map_err(|e| {
-                    ConnectError::passing(format!(
-                        "could not connect to MCP server `{}` at {url}: {}",
-                        server.name,
-                        e.into_text()
-                    ))
-                })?;
-            Parts {
-                running,
-                shared,
-                stop,
-                pid: None,
-                stderr: None,
-                shown: url.clone(),
-            }
-        }
+        } => http(shared, url, headers, headers_env, limit).await?,
     };
     let connection = Connection::start(parts);
     let count = first_listing(&connection, limit).await?;
     Ok((connection, count))
+}
+
+async fn stdio(
+    shared: Arc<Shared>,
+    command: &str,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+    limit: Duration,
+) -> Result<Parts, ConnectError> {
+    let server = shared.server.clone();
+    let shown = shown_command(command, args);
+    let (child, stderr) = spawn(&server, command, args, env, cwd)
+        .map_err(|e| spawn_error(&server, &shown, cwd, &e))?;
+    let pid = child.id();
+    let stderr = stderr.map(|s| StderrTail::start(&server, s));
+    let stop = CancellationToken::new();
+    let e = match handshake(Tap::stdio(child, shared.clone()), &shared, &stop, limit).await {
+        Ok(running) => {
+            return Ok(Parts {
+                running,
+                shared,
+                stop,
+                pid,
+                stderr,
+                shown,
+            });
+        }
+        Err(e) => e,
+    };
+    if let Some(pid) = pid {
+        kill_group(pid);
+    }
+    let (why, last) = match &stderr {
+        Some(tail) => {
+            let last = as_suffix(&tail.last_lines(LAST_WORDS).await);
+            let why = match e {
+                // Killed for its slowness: its pipe closes too.
+                Handshake::TimedOut(why) => why,
+                Handshake::Failed(_) if tail.is_closed() => {
+                    "it exited before completing the MCP handshake".to_string()
+                }
+                Handshake::Failed(why) => why,
+            };
+            (why, last)
+        }
+        None => (e.into_text(), String::new()),
+    };
+    Err(ConnectError::passing(format!(
+        "MCP server `{server}` (`{shown}`) did not start: {why}{last}"
+    )))
+}
+
+async fn http(
+    shared: Arc<Shared>,
+    url: &str,
+    headers: &BTreeMap<String, String>,
+    headers_env: &BTreeMap<String, String>,
+    limit: Duration,
+) -> Result<Parts, ConnectError> {
+    let server = shared.server.clone();
+    let headers = http_headers(&server, headers, headers_env)?;
+    let client = reqwest::Client::builder()
+        .connect_timeout(HTTP_CONNECT_LIMIT)
+        // Custom headers (tokens) must not follow a redirect elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(|e| {
+            ConnectError::lasting(format!(
+                "MCP server `{server}`: no HTTP client: {}",
+                chain(&e)
+            ))
+        })?;
+    let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers);
+    let transport = StreamableHttpClientTransport::with_client(client, config);
+    let stop = CancellationToken::new();
+    let running = handshake(Tap::http(transport, shared.clone()), &shared, &stop, limit)
+        .await
+        .map_err(|e| {
+            ConnectError::passing(format!(
+                "could not connect to MCP server `{server}` at {url}: {}",
+                e.into_text()
+            ))
+        })?;
+    Ok(Parts {
+        running,
+        shared,
+        stop,
+        pid: None,
+        stderr: None,
+        shown: url.to_string(),
+    })
 }
 
 fn spawn(

@@ -87,11 +87,12 @@ impl Connection {
     }
 
     /// Marks the connection lost (`error` says how) so the next use
-    /// reconnects; reports it unless that was done. The error, with the
-    /// server's last stderr lines, for the caller.
+    /// reconnects; reports it unless that was done or lev is stopping it.
+    /// The error, with the server's last stderr lines, for the caller.
     pub(crate) async fn lost(&self, error: String) -> String {
         let error = format!("{error}{}", self.last_lines().await);
-        if !self.life.down.swap(true, Ordering::SeqCst) {
+        let stopping = self.life.stopping.load(Ordering::SeqCst);
+        if !self.life.down.swap(true, Ordering::SeqCst) && !stopping {
             self.shared.notify(PoolNotice::Down {
                 server: self.shared.server.clone(),
                 error: error.clone(),
@@ -149,13 +150,20 @@ async fn watch(
     life.ended.cancel();
     tracing::debug!(server = %shared.server, ?reason, "MCP connection ended");
     if !life.stopping.load(Ordering::SeqCst) && !life.down.swap(true, Ordering::SeqCst) {
-        let last = match &stderr {
-            Some(tail) => as_suffix(&tail.last_lines(LAST_WORDS).await),
-            None => String::new(),
+        let server = &shared.server;
+        let error = match (shared.refusal(), &stderr) {
+            (Some(refusal), _) => {
+                format!("MCP server `{server}` no longer knows lev's session ({refusal})")
+            }
+            (None, Some(tail)) => format!(
+                "MCP server `{server}` stopped{}",
+                as_suffix(&tail.last_lines(LAST_WORDS).await)
+            ),
+            (None, None) => format!("the connection to MCP server `{server}` closed"),
         };
         shared.notify(PoolNotice::Down {
-            server: shared.server.clone(),
-            error: format!("MCP server `{}` stopped{last}", shared.server),
+            server: server.clone(),
+            error,
         });
     }
     if let Some(pid) = pid {
@@ -166,7 +174,7 @@ async fn watch(
 /// A stdio server leads its own process group; once it is gone, anything
 /// it started and left behind (`npx` runs the server as its child) goes too.
 #[cfg(unix)]
-fn kill_group(pid: u32) {
+pub(crate) fn kill_group(pid: u32) {
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;
     if let Ok(pid) = i32::try_from(pid) {
@@ -175,4 +183,4 @@ fn kill_group(pid: u32) {
 }
 
 #[cfg(not(unix))]
-fn kill_group(_pid: u32) {}
+pub(crate) fn kill_group(_pid: u32) {}

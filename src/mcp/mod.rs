@@ -14,9 +14,9 @@
 //! Files: `slot` (one server: start once, restart with backoff), `connect`
 //! (spawning and HTTP sessions, the handshake), `connection` (a live
 //! connection and how it ends), `requests` (calls, lists, reads), `handler`
-//! (what lev answers when a server talks first), `tap` (progress routed as
-//! it arrives), `stderr` (a stdio server's last lines), `content` (results
-//! as text).
+//! (what lev answers when a server talks first), `tap` (what arrives, read
+//! before rmcp: progress, a refused session), `stderr` (a stdio server's
+//! last lines), `content` (results as text).
 
 mod connect;
 mod connection;

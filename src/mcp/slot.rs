@@ -177,8 +177,8 @@ impl Slot {
         let mut backoff = FIRST_BACKOFF;
         let mut error = String::new();
         let mut tried = 0;
-        for _ in 0..tries {
-            tried += 1;
+        for attempt in 1..=tries {
+            tried = attempt;
             if restart > 0 {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);

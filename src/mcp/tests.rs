@@ -168,18 +168,18 @@ async fn a_stdio_server_lists_calls_and_refuses_in_words() {
     assert!(pool.tools("everything").await.is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http_server_lists_calls_and_refuses_in_words() {
-    let Some(index) = everything() else {
-        return;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let _server = tokio::process::Command::new("node")
-        .arg(&index)
+        .port()
+}
+
+/// The reference server over streamable HTTP on `port`, once it listens.
+async fn http_server(index: &Path, port: u16) -> tokio::process::Child {
+    let child = tokio::process::Command::new("node")
+        .arg(index)
         .arg("streamableHttp")
         .env("PORT", port.to_string())
         .stdout(std::process::Stdio::null())
@@ -192,27 +192,64 @@ async fn an_http_server_lists_calls_and_refuses_in_words() {
             .await
             .is_err()
         {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await;
     assert!(listening.is_ok(), "the HTTP server did not listen");
-    let server = McpServer {
-        name: "remote".into(),
+    child
+}
+
+fn http(name: &str, port: u16) -> McpServer {
+    McpServer {
+        name: name.to_string(),
         transport: McpTransport::Http {
             url: format!("http://127.0.0.1:{port}/mcp"),
             headers: BTreeMap::from([("X-Team".to_string(), "core".to_string())]),
-            headers_env: BTreeMap::from([("X-Home".to_string(), "PATH".to_string())]),
+            headers_env: BTreeMap::from([("X-Path".to_string(), "PATH".to_string())]),
         },
         call_timeout: LIMIT,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_server_lists_calls_and_refuses_in_words() {
+    let Some(index) = everything() else {
+        return;
     };
-    let (pool, mut notices) = pool(vec![server]);
+    let port = free_port();
+    let _server = http_server(&index, port).await;
+    let (pool, mut notices) = pool(vec![http("remote", port)]);
     exercise(&pool, "remote").await;
     wait_for(&mut notices, |n| {
         matches!(n, PoolNotice::Started { restart: 0, .. })
     })
     .await;
     assert_eq!(pool.pid("remote"), None);
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_an_http_server_that_restarted_gets_a_new_session() {
+    let Some(index) = everything() else {
+        return;
+    };
+    let port = free_port();
+    let mut server = http_server(&index, port).await;
+    let (pool, mut notices) = pool(vec![http("remote", port)]);
+    call(&pool, "remote", "echo", json!({"message": "one"})).await;
+    server.kill().await.unwrap();
+    let _server = http_server(&index, port).await;
+    // The new process answers the old session with an error naming no
+    // request: the call was not taken and goes to a new session.
+    let two = call(&pool, "remote", "echo", json!({"message": "two"})).await;
+    assert!(two.content.contains("two"), "{two:?}");
+    let down = wait_for(&mut notices, |n| matches!(n, PoolNotice::Down { .. })).await;
+    assert!(format!("{down:?}").contains("session"), "{down:?}");
+    wait_for(&mut notices, |n| {
+        matches!(n, PoolNotice::Started { restart: 1, .. })
+    })
+    .await;
     pool.shutdown().await;
 }
 
@@ -332,6 +369,19 @@ async fn a_server_killed_during_a_call_fails_it_and_the_next_use_restarts_it() {
     assert!(gone(new_pid).await);
 }
 
+/// The engine shares one pool between agents' tasks.
+#[test]
+fn the_pool_and_its_futures_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    let (pool, _notices) = pool(Vec::new());
+    send_sync(&pool);
+    send(pool.tools("x"));
+    send(pool.call("x", "t", serde_json::Map::new(), None));
+    send(pool.read_resource("x", "u"));
+    send(pool.shutdown());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_program_is_named_in_the_error() {
     let (pool, mut notices) = pool(vec![command("ghost", "lev-no-such-mcp-server", &["--x"])]);
@@ -434,152 +484,4 @@ async fn a_changed_tool_list_is_refreshed_and_an_elicitation_declined() {
     assert_eq!(server, "everything");
     assert!(!message.is_empty());
     pool.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::print_stderr)]
-async fn zz_show_messages() {
-    let index = everything().unwrap();
-    let (p, mut n) = pool(vec![
-        command("ghost", "lev-no-such-mcp-server", &["--x"]),
-        command(
-            "broken",
-            "sh",
-            &["-c", "echo starting >&2; echo 'config missing' >&2; exit 3"],
-        ),
-        stdio("everything", &index),
-        McpServer {
-            name: "remote".into(),
-            transport: McpTransport::Http {
-                url: "http://127.0.0.1:1/mcp".into(),
-                headers: BTreeMap::new(),
-                headers_env: BTreeMap::new(),
-            },
-            call_timeout: LIMIT,
-        },
-    ]);
-    eprintln!("GHOST: {}", p.tools("ghost").await.unwrap_err());
-    eprintln!("BROKEN: {}", p.tools("broken").await.unwrap_err());
-    eprintln!("REMOTE: {}", p.tools("remote").await.unwrap_err());
-    p.tools("everything").await.unwrap();
-    let pid = p.pid("everything").unwrap();
-    let p = Arc::new(p);
-    let p2 = p.clone();
-    let h = tokio::spawn(async move {
-        p2.call(
-            "everything",
-            "trigger-long-running-operation",
-            args(json!({"duration": 60, "steps": 60})),
-            None,
-        )
-        .await
-    });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    eprintln!("KILLED: {:?}", h.await.unwrap());
-    eprintln!(
-        "NEXT: {:?}",
-        p.call("everything", "get-sum", args(json!({"a": "x"})), None)
-            .await
-    );
-    eprintln!(
-        "TIMEOUT?: {:?}",
-        p.tools("everything").await.map(|t| t.len())
-    );
-    p.shutdown().await;
-    for x in drain(&mut n) {
-        eprintln!("NOTICE: {x:?}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::print_stderr)]
-async fn zz_http_death() {
-    let index = everything().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let start = || {
-        let c = tokio::process::Command::new("node")
-            .arg(&index)
-            .arg("streamableHttp")
-            .env("PORT", port.to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        c
-    };
-    let up = || async {
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    let mut server = start();
-    up().await;
-    let s = McpServer {
-        name: "remote".into(),
-        transport: McpTransport::Http {
-            url: format!("http://127.0.0.1:{port}/mcp"),
-            headers: BTreeMap::new(),
-            headers_env: BTreeMap::new(),
-        },
-        call_timeout: Duration::from_secs(20),
-    };
-    let (p, mut n) = pool(vec![s]);
-    eprintln!(
-        "FIRST: {:?}",
-        p.call("remote", "echo", args(json!({"message": "1"})), None)
-            .await
-    );
-    server.kill().await.unwrap();
-    let t = std::time::Instant::now();
-    eprintln!(
-        "DEAD: {:?} in {:?}",
-        p.call("remote", "echo", args(json!({"message": "2"})), None)
-            .await,
-        t.elapsed()
-    );
-    let t = std::time::Instant::now();
-    eprintln!(
-        "DEAD2: {:?} in {:?}",
-        p.call("remote", "echo", args(json!({"message": "2b"})), None)
-            .await,
-        t.elapsed()
-    );
-    let mut server = start();
-    up().await;
-    let t = std::time::Instant::now();
-    eprintln!(
-        "BACK: {:?} in {:?}",
-        p.call("remote", "echo", args(json!({"message": "3"})), None)
-            .await,
-        t.elapsed()
-    );
-    server.kill().await.unwrap();
-    let _server = start();
-    up().await;
-    let t = std::time::Instant::now();
-    eprintln!(
-        "SWAPPED: {:?} in {:?}",
-        p.call("remote", "echo", args(json!({"message": "4"})), None)
-            .await,
-        t.elapsed()
-    );
-    let t = std::time::Instant::now();
-    p.shutdown().await;
-    eprintln!("SHUTDOWN in {:?}", t.elapsed());
-    for x in drain(&mut n) {
-        eprintln!("NOTICE: {x:?}");
-    }
 }
