@@ -77,7 +77,9 @@ fn echo_args() -> serde_json::Map<String, serde_json::Value> {
 /// rmcp's client on its own, calling `echo` `CALLS` times.
 async fn direct(index: &Path) -> Duration {
     let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(index).arg("stdio").stderr(std::process::Stdio::null());
+    cmd.arg(index)
+        .arg("stdio")
+        .stderr(std::process::Stdio::null());
     let transport = rmcp::transport::TokioChildProcess::new(cmd).unwrap();
     let client = ().serve(transport).await.unwrap();
     let mut times = Vec::with_capacity(CALLS);

@@ -459,3 +459,60 @@ fn a_server_that_cannot_start_fails_the_step_saying_why() {
     assert!(text.contains("/nonexistent/mcp-server"), "{text}");
     assert_eq!(llm.request_count(), 0);
 }
+
+#[test]
+fn a_mode_includes_a_servers_resource_and_prompt_in_its_agents_context() {
+    let Some(everything) = everything() else {
+        return;
+    };
+    let llm = LlmServer::with(|_| answering("read them"));
+    let lev = Lev::new().with_openai(&llm.base_url());
+    let modes = lev.workspace().join(".lev/modes");
+    std::fs::create_dir_all(&modes).unwrap();
+    std::fs::write(
+        modes.join("reader.yaml"),
+        "version: 1\nkind: mode\nid: reader\nname: Reader\nrole: Read what you are given.\ntools:\n  allow: [\"mcp:everything/echo\"]\ncontext:\n  include:\n    - mcp://everything/demo://resource/static/document/features.md\n    - mcp://everything/prompt/simple-prompt\n",
+    )
+    .unwrap();
+    let wf = lev.write_workflow(&format!(
+        "version: 1\nkind: workflow\nid: reading\n{}steps:\n  read:\n    mode: reader\n    prompt: summarise\n",
+        stdio_entry(&lev, &everything)
+    ));
+    let out = lev.run_headless(&wf, &[]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let requests = llm.requests();
+    let first = requests[0].json.as_ref().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "user")
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(first.starts_with("summarise"), "{first}");
+    assert!(
+        first.contains("From mcp://everything/demo://resource/static/document/features.md:"),
+        "{first}"
+    );
+    assert!(first.contains("Everything Server - Features"), "{first}");
+    assert!(
+        first.contains("[user] This is a simple prompt without arguments."),
+        "{first}"
+    );
+    // The mode allows one tool of the server: only it is offered.
+    let offered = offered_tools(&requests[0]);
+    assert!(
+        offered.contains(&"everything__echo".to_string()),
+        "{offered:?}"
+    );
+    assert!(
+        !offered.iter().any(|t| t == "everything__get-sum"),
+        "{offered:?}"
+    );
+}

@@ -266,7 +266,7 @@ fn detail(m: &Mode) -> String {
                 if read {
                     i.clone()
                 } else {
-                    format!("{i} (not read: only memory://run, run/<id>, project and global are)")
+                    format!("{i} (not read: only memory://run, run/<id>, project, global and mcp://<server>/… are)")
                 }
             })
             .collect();

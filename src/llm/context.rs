@@ -35,7 +35,9 @@ pub enum Kind {
     Prompt,
     /// A value the prompt reads from an upstream step or an input.
     Upstream,
-    /// Notes from the memory bank (`context.include: memory://…`).
+    /// What the mode includes (`context.include`): notes from the memory
+    /// bank (`memory://…`), MCP resources and prompts (`mcp://…`). Dropped
+    /// first when a request is over its budget.
     Memory,
     /// The agent's reply (its text, or one tool call's arguments).
     Reply,

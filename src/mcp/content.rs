@@ -2,7 +2,9 @@
 //! result and a resource as text a model can read. Binary data is never
 //! passed on: a model gets its kind and size instead.
 
-use rmcp::model::{CallToolResult, ContentBlock, ReadResourceResult, ResourceContents, Tool};
+use rmcp::model::{
+    CallToolResult, ContentBlock, GetPromptResult, ReadResourceResult, ResourceContents, Tool,
+};
 
 use super::{CallOutput, McpTool};
 
@@ -54,6 +56,33 @@ pub(crate) fn resource(result: &ReadResourceResult) -> String {
         .map(resource_contents)
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A prompt's messages as text: each under its role, as a model reads a
+/// transcript.
+pub(crate) fn prompt(result: &GetPromptResult) -> String {
+    let mut out = String::new();
+    if let Some(d) = result
+        .description
+        .as_deref()
+        .filter(|d| !d.trim().is_empty())
+    {
+        out.push_str(d.trim());
+        out.push_str("\n\n");
+    }
+    let messages: Vec<String> = result
+        .messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                rmcp::model::Role::User => "user",
+                rmcp::model::Role::Assistant => "assistant",
+            };
+            format!("[{role}] {}", block(&m.content))
+        })
+        .collect();
+    out.push_str(&messages.join("\n"));
+    out
 }
 
 fn block(block: &ContentBlock) -> String {

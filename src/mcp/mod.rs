@@ -154,6 +154,12 @@ impl Pool {
         self.slot(server)?.read_resource(uri).await
     }
 
+    /// One of the server's prompts (`prompts/get`, no arguments) as text:
+    /// its description, then each message under its role.
+    pub async fn prompt(&self, server: &str, name: &str) -> Result<String, String> {
+        self.slot(server)?.prompt(name).await
+    }
+
     /// The process id of a stdio server that is running, for tests and
     /// benchmarks.
     pub fn pid(&self, server: &str) -> Option<u32> {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use rmcp::Peer;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CancelledNotificationParam, ClientRequest,
-    ReadResourceRequestParams, ReadResourceResponse, RequestId, ServerResult,
+    GetPromptRequestParams, GetPromptResponse, ReadResourceRequestParams, ReadResourceResponse,
+    RequestId, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, RoleClient, ServiceError};
 use tokio::sync::mpsc::UnboundedSender;
@@ -129,6 +130,22 @@ impl Connection {
             Ok(Err(e)) => Err(self.failed(&format!("reading `{uri}`"), &e).await),
             Err(_) => Err(format!(
                 "MCP server `{server}` did not return `{uri}` within {} s",
+                limit.as_secs()
+            )),
+        }
+    }
+
+    pub(crate) async fn prompt(&self, name: &str, limit: Duration) -> Result<String, String> {
+        let server = &self.shared.server;
+        let get = self.peer.get_prompt_once(GetPromptRequestParams::new(name));
+        match tokio::time::timeout(limit, get).await {
+            Ok(Ok(GetPromptResponse::Complete(result))) => Ok(content::prompt(&result)),
+            Ok(Ok(_)) => Err(format!(
+                "MCP server `{server}` asked for input to give prompt `{name}`, which lev cannot give"
+            )),
+            Ok(Err(e)) => Err(self.failed(&format!("giving prompt `{name}`"), &e).await),
+            Err(_) => Err(format!(
+                "MCP server `{server}` did not give prompt `{name}` within {} s",
                 limit.as_secs()
             )),
         }

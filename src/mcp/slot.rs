@@ -125,6 +125,17 @@ impl Slot {
         }
     }
 
+    pub(crate) async fn prompt(&self, name: &str) -> Result<String, String> {
+        let mut again = true;
+        loop {
+            let connection = self.ready().await?;
+            match connection.prompt(name, self.config.call_timeout).await {
+                Err(_) if again && !connection.is_up() => again = false,
+                done => return done,
+            }
+        }
+    }
+
     pub(crate) async fn shutdown(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let connection = self.current().take();

@@ -268,5 +268,84 @@ async fn show_progress(
     }
 }
 
+/// Most of an included resource or prompt a request carries.
+const INCLUDE_MAX_BYTES: usize = 64 * 1024;
+
+/// What an `mcp://` entry of `context.include` names: a resource
+/// (`mcp://<server>/<uri>`, the URI with its own scheme) or a prompt
+/// without arguments (`mcp://<server>/prompt/<name>`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Include<'a> {
+    Resource { server: &'a str, uri: &'a str },
+    Prompt { server: &'a str, name: &'a str },
+}
+
+pub(crate) fn include_of(entry: &str) -> Option<Include<'_>> {
+    let rest = entry.trim().strip_prefix("mcp://")?;
+    let (server, what) = rest.split_once('/')?;
+    if server.is_empty() || what.is_empty() {
+        return None;
+    }
+    Some(match what.strip_prefix("prompt/") {
+        Some(name) if !name.is_empty() => Include::Prompt { server, name },
+        _ => Include::Resource { server, uri: what },
+    })
+}
+
+/// The text an `mcp://` include adds to an agent's first message (`None`
+/// for another kind of include). A server that cannot give it fails the
+/// attempt: the mode asked for this context.
+pub(super) async fn include(actx: &AttemptCtx, entry: &str) -> Result<Option<String>, StepError> {
+    let Some(what) = include_of(entry) else {
+        return Ok(None);
+    };
+    let Some(mcp) = &actx.ctx.mcp else {
+        return Err(StepError::Failed(format!(
+            "context.include `{entry}`: this run has no MCP servers (mcp_servers:)"
+        )));
+    };
+    let read = match what {
+        Include::Resource { server, uri } => mcp.pool.read_resource(server, uri).await,
+        Include::Prompt { server, name } => mcp.pool.prompt(server, name).await,
+    };
+    let mut text =
+        read.map_err(|e| StepError::Failed(format!("context.include `{entry}`: {e}")))?;
+    if text.len() > INCLUDE_MAX_BYTES {
+        let mut cut = INCLUDE_MAX_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(&format!("\n[… cut at {} KiB]", INCLUDE_MAX_BYTES / 1024));
+    }
+    Ok(Some(format!("\n\nFrom {entry}:\n{text}")))
+}
+
 /// The run's pool, for the run's context.
 pub type Shared = Option<Arc<RunMcp>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn includes_name_a_resource_or_a_prompt_of_a_server() {
+        assert_eq!(
+            include_of("mcp://everything/demo://resource/static/document/a.md"),
+            Some(Include::Resource {
+                server: "everything",
+                uri: "demo://resource/static/document/a.md"
+            })
+        );
+        assert_eq!(
+            include_of("mcp://everything/prompt/simple-prompt"),
+            Some(Include::Prompt {
+                server: "everything",
+                name: "simple-prompt"
+            })
+        );
+        assert_eq!(include_of("memory://run"), None);
+        assert_eq!(include_of("mcp://everything"), None);
+        assert_eq!(include_of("mcp:///x"), None);
+    }
+}

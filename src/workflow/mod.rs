@@ -311,9 +311,10 @@ pub async fn drive(
 }
 
 /// Whether a mode's `context.include` entry is one lev reads (a
-/// `memory://` namespace it knows).
+/// `memory://` namespace it knows, an `mcp://` resource or prompt).
 pub fn memory_include_is_read(include: &str) -> bool {
     agent::namespace_of(include, "run", std::path::Path::new(".")).is_some()
+        || mcp::include_of(include).is_some()
 }
 
 /// A run no process is executing, opened to record into: a recorder after

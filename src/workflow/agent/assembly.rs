@@ -260,9 +260,11 @@ impl Assembly {
     }
 }
 
-/// The notes the mode's `context.include: memory://…` entries add to the
-/// first message: what this attempt sent before a restart (journaled with
-/// its first request), else a search of the memory bank for the prompt.
+/// What the mode's `context.include` entries add to the first message —
+/// memory-bank notes (`memory://…`), MCP resources and prompts
+/// (`mcp://…`): what this attempt sent before a restart (journaled with
+/// its first request), else a search of the memory bank for the prompt and
+/// the MCP servers' texts read now.
 async fn memory_parts(
     actx: &AttemptCtx,
     mode: &Mode,
@@ -296,6 +298,10 @@ async fn memory_parts(
     }
     let mut out = Vec::new();
     for include in &mode.context_include {
+        if let Some(text) = super::super::mcp::include(actx, include).await? {
+            out.push(Part::new(include.clone(), Kind::Memory, text));
+            continue;
+        }
         let Some(namespace) = namespace_of(include, ctx.rec.run().as_str(), &ctx.workspace) else {
             continue;
         };
