@@ -78,6 +78,15 @@ fn calls_sent(lev: &Lev, tool: &str) -> usize {
         .count()
 }
 
+fn server_running(lev: &Lev) -> bool {
+    Command::new("pgrep")
+        .args(["-f", &marker(lev)])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
 fn kill_server(lev: &Lev) {
     let status = Command::new("pkill")
         .args(["-9", "-f", &marker(lev)])
@@ -263,11 +272,7 @@ fn an_agent_uses_a_stdio_servers_tools_declared_by_its_workflow() {
     assert_eq!(calls_sent(&lev, "get-sum"), 2);
     // The server went with the run.
     wait_for("the server to stop", Duration::from_secs(20), || {
-        !Command::new("pgrep")
-            .args(["-f", &marker(&lev)])
-            .status()
-            .unwrap()
-            .success()
+        !server_running(&lev)
     });
     let transcript = lev.replay(&run);
     assert!(transcript.contains("everything__echo"), "{transcript}");
@@ -417,6 +422,12 @@ fn a_resumed_agent_reuses_recorded_results_and_is_offered_the_recorded_tools() {
         || calls_sent(&lev, "trigger-long-running-operation") == 1,
     );
     kill9(&mut child);
+    // The server went with the lev that started it.
+    wait_for(
+        "the server to stop with lev",
+        Duration::from_secs(20),
+        || !server_running(&lev),
+    );
     let run = only_run(&lev).unwrap();
     let out = lev.run(&["resume", &run, "--headless"]);
     assert!(

@@ -199,6 +199,10 @@ fn spawn(
         cmd.env_remove(name);
     }
     cmd.envs(env);
+    // It dies with lev like every command lev starts, also when lev is
+    // SIGKILLed and the server does not exit on its own when its stdin closes.
+    use crate::commands::lifeline;
+    cmd.env(lifeline::SUPERVISOR_VAR, lifeline::token());
     tracing::debug!(server, command, ?args, "starting MCP server");
     TokioChildProcess::builder(cmd)
         .stderr(Stdio::piped())
