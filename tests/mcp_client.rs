@@ -527,3 +527,52 @@ fn a_mode_includes_a_servers_resource_and_prompt_in_its_agents_context() {
         "{offered:?}"
     );
 }
+
+/// One call of the tool whose server asks the user for a form, then an
+/// answer quoting what the tool said.
+fn eliciting(req: &RecordedRequest) -> Reply {
+    match turn_of(req) {
+        1 => calling(1, &[("everything__trigger-elicitation-request", json!({}))]),
+        _ => answering(&format!("the tool said: {}", tool_results(req)[0].1)),
+    }
+}
+
+#[test]
+fn a_servers_question_is_the_users_to_answer_and_unanswered_it_declines() {
+    let Some(everything) = everything() else { return };
+    // Answered: the fields given, the others at their defaults.
+    let llm = LlmServer::with(eliciting);
+    let lev = Lev::new().with_openai(&llm.base_url());
+    let wf = lev.write_workflow(&workflow(&stdio_entry(&lev, &everything)));
+    let out = lev.run_headless(
+        &wf,
+        &["--answer", "work#1.t1.1.elicit1=name=Ada Lovelace; check=yes; integer=7"],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = &tool_results(&llm.requests()[1])[0].1;
+    assert!(said.contains("- Name: Ada Lovelace"), "{said}");
+    assert!(said.contains("- Agreed to terms: true"), "{said}");
+    assert!(said.contains("- Favorite Integer: 7"), "{said}");
+    let run = only_run(&lev).unwrap();
+    let events = lev.events(&run);
+    let asked = of_type(&events, "question_asked");
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0]["step"], "work");
+    let ask = asked[0]["ask"].as_str().unwrap();
+    assert!(ask.contains("MCP server `everything` asks"), "{ask}");
+    assert!(ask.contains("- name* (text)"), "{ask}");
+
+    // Not answered (a headless run with no answer for it): declined.
+    let llm = LlmServer::with(eliciting);
+    let lev = Lev::new().with_openai(&llm.base_url());
+    let wf = lev.write_workflow(&workflow(&stdio_entry(&lev, &everything)));
+    let out = lev.run_headless(&wf, &[]);
+    assert!(out.status.success());
+    let said = &tool_results(&llm.requests()[1])[0].1;
+    assert!(said.contains("User declined"), "{said}");
+}

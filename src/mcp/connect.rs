@@ -60,8 +60,9 @@ pub(crate) async fn connect(
     server: &McpServer,
     workspace: &Path,
     notices: &UnboundedSender<PoolNotice>,
+    elicitor: Option<std::sync::Arc<dyn super::Elicitor>>,
 ) -> Result<(Connection, usize), ConnectError> {
-    let shared = Shared::new(&server.name, notices.clone());
+    let shared = Shared::new(&server.name, notices.clone(), elicitor);
     // The first use waits for the start: it has the call's time.
     let limit = server.call_timeout;
     let parts = match &server.transport {

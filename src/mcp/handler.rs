@@ -31,6 +31,7 @@ const REFRESH_LIMIT: Duration = Duration::from_secs(60);
 pub(crate) struct Shared {
     pub(crate) server: String,
     notices: UnboundedSender<PoolNotice>,
+    elicitor: Option<Arc<dyn super::Elicitor>>,
     progress: Mutex<Routes>,
     tools: Mutex<ToolCache>,
     /// The server refused the session, in its words (see [`super::tap`]).
@@ -53,10 +54,15 @@ struct ToolCache {
 }
 
 impl Shared {
-    pub(crate) fn new(server: &str, notices: UnboundedSender<PoolNotice>) -> Arc<Shared> {
+    pub(crate) fn new(
+        server: &str,
+        notices: UnboundedSender<PoolNotice>,
+        elicitor: Option<Arc<dyn super::Elicitor>>,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             server: server.to_string(),
             notices,
+            elicitor,
             progress: Mutex::default(),
             tools: Mutex::default(),
             refusal: Mutex::default(),
@@ -207,12 +213,42 @@ impl ClientHandler for Handler {
         request: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        let message = match &request {
-            ElicitRequestParams::FormElicitationParams { message, .. } => message.clone(),
+        let server = self.shared.server.clone();
+        let asked = match &request {
+            ElicitRequestParams::FormElicitationParams {
+                message,
+                requested_schema,
+                ..
+            } => Some(super::Elicitation {
+                server: server.clone(),
+                message: message.clone(),
+                schema: serde_json::to_value(requested_schema).ok(),
+                url: None,
+            }),
             ElicitRequestParams::UrlElicitationParams { message, url, .. } => {
-                format!("{message} ({url})")
+                Some(super::Elicitation {
+                    server: server.clone(),
+                    message: message.clone(),
+                    schema: None,
+                    url: Some(url.clone()),
+                })
             }
-            other => serde_json::to_string(other).unwrap_or_default(),
+            _ => None,
+        };
+        if let (Some(elicitor), Some(asked)) = (&self.shared.elicitor, asked.clone()) {
+            return Ok(match elicitor.elicit(asked).await {
+                super::Elicited::Accept(content) => ElicitResult::new(ElicitationAction::Accept)
+                    .with_content(serde_json::Value::Object(content)),
+                super::Elicited::Decline => ElicitResult::new(ElicitationAction::Decline),
+                super::Elicited::Cancel => ElicitResult::new(ElicitationAction::Cancel),
+            });
+        }
+        let message = match (&request, asked) {
+            (_, Some(a)) => match a.url {
+                Some(url) => format!("{} ({url})", a.message),
+                None => a.message,
+            },
+            (other, None) => serde_json::to_string(other).unwrap_or_default(),
         };
         tracing::debug!(server = %self.shared.server, "declined an elicitation");
         self.shared.notify(PoolNotice::Elicitation {
@@ -266,7 +302,7 @@ mod tests {
     #[test]
     fn progress_that_comes_before_its_call_follows_it_still_reaches_it() {
         let (notices, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let shared = Shared::new("s", notices);
+        let shared = Shared::new("s", notices, None);
         shared.progress(&note(1, 1.0));
         shared.progress(&note(2, 7.0));
         let (to, mut from) = tokio::sync::mpsc::unbounded_channel();
@@ -284,7 +320,7 @@ mod tests {
     #[test]
     fn a_listing_started_before_a_change_is_not_cached() {
         let (notices, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let shared = Shared::new("s", notices);
+        let shared = Shared::new("s", notices, None);
         let before = shared.tools_generation();
         assert!(shared.tools_changed());
         assert!(!shared.tools_changed(), "one refresh at a time");

@@ -69,6 +69,33 @@ pub struct Progress {
     pub message: Option<String>,
 }
 
+/// A server's request for the user's input (MCP elicitation), made
+/// during one of its tool calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Elicitation {
+    pub server: String,
+    pub message: String,
+    /// What to ask for: the `requestedSchema` (an object schema of flat
+    /// fields), or `None` when the server asks the user to open `url`.
+    pub schema: Option<serde_json::Value>,
+    pub url: Option<String>,
+}
+
+/// The user's reply to an [`Elicitation`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Elicited {
+    /// The fields given (empty for a URL the user opened).
+    Accept(serde_json::Map<String, serde_json::Value>),
+    Decline,
+    Cancel,
+}
+
+/// Who puts a server's [`Elicitation`] to the user (the engine: a question
+/// in the sidebar). Without one, the pool declines every elicitation.
+pub trait Elicitor: Send + Sync + 'static {
+    fn elicit(&self, request: Elicitation) -> futures::future::BoxFuture<'static, Elicited>;
+}
+
 /// What the pool reports as it goes (the engine journals and shows these).
 #[derive(Debug, Clone, PartialEq)]
 pub enum PoolNotice {
@@ -85,8 +112,8 @@ pub enum PoolNotice {
     /// The server said its tool list changed; the pool already refreshed its
     /// cache.
     ToolsChanged { server: String },
-    /// The server asked the user something (MCP elicitation). The pool
-    /// declines it itself: lev has no way to answer yet.
+    /// The server asked the user something (MCP elicitation) and no
+    /// [`Elicitor`] was given: the pool declined it.
     Elicitation { server: String, message: String },
 }
 
@@ -106,9 +133,20 @@ impl Pool {
         workspace: PathBuf,
         notices: UnboundedSender<PoolNotice>,
     ) -> Pool {
+        Pool::answering(servers, workspace, notices, None)
+    }
+
+    /// [`Pool::new`], with `elicitor` putting servers' elicitations to the
+    /// user.
+    pub fn answering(
+        servers: Vec<McpServer>,
+        workspace: PathBuf,
+        notices: UnboundedSender<PoolNotice>,
+        elicitor: Option<std::sync::Arc<dyn Elicitor>>,
+    ) -> Pool {
         let slots = servers
             .into_iter()
-            .map(|config| Slot::new(config, workspace.clone(), notices.clone()))
+            .map(|config| Slot::new(config, workspace.clone(), notices.clone(), elicitor.clone()))
             .collect();
         Pool { slots }
     }

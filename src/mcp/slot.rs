@@ -26,6 +26,7 @@ pub(crate) struct Slot {
     config: McpServer,
     workspace: PathBuf,
     notices: UnboundedSender<PoolNotice>,
+    elicitor: Option<Arc<dyn super::Elicitor>>,
     /// Held while connecting, so concurrent first uses connect once.
     gate: tokio::sync::Mutex<()>,
     current: Mutex<Option<Arc<Connection>>>,
@@ -44,11 +45,13 @@ impl Slot {
         config: McpServer,
         workspace: PathBuf,
         notices: UnboundedSender<PoolNotice>,
+        elicitor: Option<Arc<dyn super::Elicitor>>,
     ) -> Slot {
         Slot {
             config,
             workspace,
             notices,
+            elicitor,
             gate: tokio::sync::Mutex::new(()),
             current: Mutex::new(None),
             starts: AtomicU32::new(0),
@@ -195,7 +198,14 @@ impl Slot {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 self.refuse_if_closed()?;
             }
-            match connect(&self.config, &self.workspace, &self.notices).await {
+            match connect(
+                &self.config,
+                &self.workspace,
+                &self.notices,
+                self.elicitor.clone(),
+            )
+            .await
+            {
                 Ok((connection, tools)) => {
                     let connection = Arc::new(connection);
                     if let Err(closed) = self.refuse_if_closed() {

@@ -187,6 +187,9 @@ pub async fn drive(
     if ctx.history.cancel_requested {
         ctx.cancel.cancel();
     }
+    if let Some(mcp) = &ctx.mcp {
+        mcp.attach(&ctx);
+    }
 
     let workflow = Arc::new(workflow);
     let dispatcher = tokio::spawn(dispatch_ops(ctx.clone(), workflow.clone(), ops));

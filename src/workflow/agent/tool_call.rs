@@ -125,7 +125,7 @@ pub(super) async fn tool_result(
             record_tool_start(actx, call).await?;
         }
         let mut out = tokio::select! {
-            out = super::super::mcp::call(actx, route, &call.arguments) => out,
+            out = super::super::mcp::call(actx, route, question_id(call), &call.arguments) => out,
             () = actx.cancel.cancelled() => return Err(StepError::Cancelled),
         };
         if let Some(note) = rerun_note {

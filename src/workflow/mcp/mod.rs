@@ -7,6 +7,9 @@
 //! asked, journaled (`mcp_tools_listed`): a resumed attempt sends exactly
 //! the requests it recorded, without starting the server to learn them.
 
+mod elicit;
+mod form;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -22,10 +25,12 @@ use crate::protocol::{Delta, Event, McpToolRecord, Millis};
 use crate::spec::{Mode, Workflow};
 use crate::tools::ToolOutput;
 
-/// The run's pool and the task journaling what it reports.
+/// The run's pool, the task journaling what it reports, and who puts its
+/// servers' questions to the user.
 pub struct RunMcp {
     pool: Pool,
     journaling: tokio::task::JoinHandle<()>,
+    elicitor: Arc<elicit::RunElicitor>,
 }
 
 impl RunMcp {
@@ -43,9 +48,24 @@ impl RunMcp {
             return None;
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let pool = Pool::new(servers.into_values().collect(), workspace, tx);
+        let elicitor = Arc::new(elicit::RunElicitor::default());
+        let pool = Pool::answering(
+            servers.into_values().collect(),
+            workspace,
+            tx,
+            Some(elicitor.clone()),
+        );
         let journaling = tokio::spawn(journal_notices(rec.clone(), rx));
-        Some(RunMcp { pool, journaling })
+        Some(RunMcp {
+            pool,
+            journaling,
+            elicitor,
+        })
+    }
+
+    /// Lets the servers' questions reach the run (its context holds this).
+    pub fn attach(&self, ctx: &Arc<super::context::RunCtx>) {
+        self.elicitor.attach(ctx);
     }
 
     /// Stops every server; called before the run's end is recorded, so
@@ -197,7 +217,12 @@ fn object_schema(schema: &Value) -> Value {
 /// server's progress shows in the agent's pane as it comes; a server that
 /// cannot be reached or stops during the call is an error the model reads
 /// (the call is never repeated behind its back: it may have had its effect).
-pub(super) async fn call(actx: &AttemptCtx, route: &Route, arguments: &str) -> ToolOutput {
+pub(super) async fn call(
+    actx: &AttemptCtx,
+    route: &Route,
+    place: String,
+    arguments: &str,
+) -> ToolOutput {
     let error = |content: String| ToolOutput {
         content,
         is_error: true,
@@ -226,6 +251,8 @@ pub(super) async fn call(actx: &AttemptCtx, route: &Route, arguments: &str) -> T
         format!("{}/{}", route.server, route.tool.name),
         progress_rx,
     ));
+    // What the server asks the user during the call goes with this step.
+    let _out = mcp.elicitor.out(&route.server, &actx.key, place);
     let result = mcp
         .pool
         .call(
