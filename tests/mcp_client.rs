@@ -539,14 +539,19 @@ fn eliciting(req: &RecordedRequest) -> Reply {
 
 #[test]
 fn a_servers_question_is_the_users_to_answer_and_unanswered_it_declines() {
-    let Some(everything) = everything() else { return };
+    let Some(everything) = everything() else {
+        return;
+    };
     // Answered: the fields given, the others at their defaults.
     let llm = LlmServer::with(eliciting);
     let lev = Lev::new().with_openai(&llm.base_url());
     let wf = lev.write_workflow(&workflow(&stdio_entry(&lev, &everything)));
     let out = lev.run_headless(
         &wf,
-        &["--answer", "work#1.t1.1.elicit1=name=Ada Lovelace; check=yes; integer=7"],
+        &[
+            "--answer",
+            "work#1.t1.1.elicit1=name=Ada Lovelace; check=yes; integer=7",
+        ],
     );
     assert!(
         out.status.success(),
@@ -575,4 +580,73 @@ fn a_servers_question_is_the_users_to_answer_and_unanswered_it_declines() {
     assert!(out.status.success());
     let said = &tool_results(&llm.requests()[1])[0].1;
     assert!(said.contains("User declined"), "{said}");
+}
+
+/// The official MCP Python SDK's interpreter (scripts/test installs it and
+/// sets `LEV_TEST_MCP_PYTHON`); skipped without it, except in CI.
+fn python_with_mcp() -> Option<String> {
+    let path = std::env::var("LEV_TEST_MCP_PYTHON")
+        .ok()
+        .filter(|p| Path::new(p).exists());
+    assert!(
+        path.is_some() || std::env::var_os("CI").is_none(),
+        "the MCP Python SDK is required in CI (scripts/test installs it and sets LEV_TEST_MCP_PYTHON)"
+    );
+    path
+}
+
+#[test]
+fn a_call_that_may_have_had_its_effect_is_not_sent_again_without_a_decision() {
+    let Some(python) = python_with_mcp() else {
+        return;
+    };
+    let llm = LlmServer::with(|req| match turn_of(req) {
+        1 => calling(1, &[("slow__append", json!({"text": "one line"}))]),
+        _ => answering(&format!("the tool said: {}", tool_results(req)[0].1)),
+    });
+    let lev = Lev::new().with_openai(&llm.base_url());
+    let dir = lev.dir.path();
+    let (started, log) = (dir.join("started.log"), dir.join("appended.log"));
+    let wf = lev.write_workflow(&workflow(&format!(
+        "mcp_servers:\n  slow:\n    command: '{python}'\n    args: ['{}']\n    env: {{ SLOW_STARTED: '{}', SLOW_LOG: '{}' }}\n",
+        support::lev::repo_file("tests/fixtures/mcp_slow_server.py").display(),
+        started.display(),
+        log.display()
+    )));
+    let mut child = lev.spawn_headless(&wf, &[]);
+    wait_for(
+        "the call to reach the server",
+        Duration::from_secs(60),
+        || started.exists(),
+    );
+    kill9(&mut child);
+    let run = only_run(&lev).unwrap();
+    // The server does not say the tool is idempotent: the run pauses.
+    let out = lev.run(&["resume", &run, "--headless"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(lev.show(&run)["status"], "paused");
+    let out = lev.run(&["resume", &run, "--headless", "--in-flight", "skip"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Sent once, never again; the model was told it was not run again.
+    let sent = std::fs::read_to_string(&started).unwrap();
+    assert_eq!(sent.lines().count(), 1, "{sent}");
+    assert!(!log.exists(), "the killed call finished anyway");
+    let last = llm.requests().last().cloned().unwrap();
+    assert!(
+        tool_results(&last)[0]
+            .1
+            .contains("chose not to run it again"),
+        "{:?}",
+        tool_results(&last)
+    );
 }
