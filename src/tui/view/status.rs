@@ -358,6 +358,45 @@ mod tests {
     }
 
     #[test]
+    fn an_mcp_server_that_went_down_shows_until_it_starts_again() {
+        let mut s = sample_state();
+        fold(
+            &mut s,
+            900,
+            Event::McpServerStarted {
+                server: "everything".into(),
+                restart: 0,
+                tools: 14,
+                at: Millis(T0 + 1_000),
+            },
+        );
+        assert!(!status_line(&s).contains("⊘ MCP"), "{}", status_line(&s));
+        fold(
+            &mut s,
+            901,
+            Event::McpServerDown {
+                server: "everything".into(),
+                error: "MCP server `everything` stopped while calling a tool".into(),
+                at: Millis(T0 + 2_000),
+            },
+        );
+        let line = status_line(&s);
+        assert!(line.contains("⊘ MCP everything down"), "{line}");
+        fold(
+            &mut s,
+            902,
+            Event::McpServerStarted {
+                server: "everything".into(),
+                restart: 1,
+                tools: 14,
+                at: Millis(T0 + 3_000),
+            },
+        );
+        let line = status_line(&s);
+        assert!(!line.contains("⊘ MCP"), "{line}");
+    }
+
+    #[test]
     fn a_retrying_llm_request_shows_with_the_providers_words_until_a_reply() {
         use crate::protocol::{Attempt, StepKey};
         let mut s = sample_state();
