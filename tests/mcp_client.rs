@@ -16,8 +16,8 @@ use support::kill::{kill9, only_run, wait_for};
 use support::lev::{Lev, of_type};
 use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest, Reply};
 
-/// The reference server's entry point, from `LEV_TEST_MCP_EVERYTHING`.
-/// Without it the test is skipped, except in CI.
+/// The reference server's entry point, from `LEV_TEST_MCP_EVERYTHING`
+/// (scripts/test sets it). Without it the test is skipped, except in CI.
 fn everything() -> Option<PathBuf> {
     match std::env::var("LEV_TEST_MCP_EVERYTHING") {
         Ok(path) if Path::new(&path).is_file() => Some(PathBuf::from(path)),
@@ -26,7 +26,6 @@ fn everything() -> Option<PathBuf> {
                 std::env::var_os("CI").is_none(),
                 "the MCP reference server is required in CI (scripts/test installs it and sets LEV_TEST_MCP_EVERYTHING)"
             );
-            eprintln!("skipped: LEV_TEST_MCP_EVERYTHING is not set (scripts/test sets it)");
             None
         }
     }
