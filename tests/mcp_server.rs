@@ -389,3 +389,95 @@ fn lev_mcp_install_says_how_to_add_lev_to_claude_code_and_codex() {
         "{text}"
     );
 }
+
+/// `lev mcp --http 127.0.0.1:0` with a fixed token, and the URL it says it
+/// serves (from the first line it prints).
+struct HttpLev {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for HttpLev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+fn http_lev(lev: &Lev) -> HttpLev {
+    use std::io::BufRead;
+    let mut child = lev
+        .cmd(&["mcp", "--http", "127.0.0.1:0"])
+        .env("LEV_MCP_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read, then closed: lev must go on serving.
+    let mut first = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_string();
+    HttpLev { child, url }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lev_mcp_over_http_takes_only_requests_with_its_token() {
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let lev = Lev::new();
+    let server = http_lev(&lev);
+    // Without the token, or with another: refused before MCP sees it.
+    let http = reqwest::Client::new();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    for auth in [None, Some("Bearer wrong-token-0123456789abcd")] {
+        let mut req = http
+            .post(&server.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 401, "{auth:?}");
+    }
+    // With it: the tools, and a call that reaches the journal.
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(server.url.clone()).auth_header(TOKEN),
+    );
+    let client = ().serve(transport).await.unwrap();
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(
+        tools.iter().any(|t| t.name == "start_workflow"),
+        "{tools:?}"
+    );
+    let wf = lev.write_workflow(ASKS);
+    let checked = call(
+        &client,
+        "validate_workflow",
+        json!({"path": wf.display().to_string()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(checked["valid"], true, "{checked}");
+    let runs = call(&client, "list_runs", json!({})).await.unwrap();
+    assert_eq!(runs, json!([]), "{runs}");
+    let _ = client.cancel().await;
+}
+
+#[test]
+fn lev_mcp_http_refuses_an_address_others_can_reach() {
+    let lev = Lev::new();
+    let out = lev.run(&["mcp", "--http", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only on a loopback address"), "{err}");
+}

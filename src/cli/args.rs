@@ -151,6 +151,12 @@ pub enum Command {
     /// Codex, an IDE) starts workflows, follows runs and answers what they
     /// wait for. `lev mcp install claude|codex` says how to add it.
     Mcp {
+        /// Serve streamable HTTP on this loopback address instead
+        /// (`127.0.0.1:8765`; port 0 picks one), each request carrying
+        /// `Authorization: Bearer <token>` — `LEV_MCP_TOKEN`, else one lev
+        /// makes and prints.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
         #[command(subcommand)]
         command: Option<McpCommand>,
     },

@@ -119,9 +119,17 @@ pub async fn dispatch(cli: Cli) -> u8 {
             dry_run,
         } => prune::prune(&paths, &older_than, keep_failed, dry_run).await,
         Command::Compact => prune::compact(&paths).await,
-        Command::Mcp { command: None } => super::mcp::serve(&paths).await,
+        Command::Mcp {
+            command: None,
+            http: None,
+        } => super::mcp::serve(&paths).await,
+        Command::Mcp {
+            command: None,
+            http: Some(addr),
+        } => super::mcp_http::serve(&paths, addr).await,
         Command::Mcp {
             command: Some(super::args::McpCommand::Install { client }),
+            ..
         } => super::mcp::install(&paths, client),
         Command::Modes { json, action } => match action {
             None => modes::list(&paths, json),

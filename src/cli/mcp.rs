@@ -27,10 +27,7 @@ use crate::protocol::{AnswerSource, Event, Op, RunId, StepKey};
 
 /// Serves MCP on stdio until the client closes it.
 pub async fn serve(paths: &Paths) -> u8 {
-    let server = LevMcp {
-        paths: paths.clone(),
-        tool_router: LevMcp::tool_router(),
-    };
+    let server = LevMcp::new(paths);
     let running = match server.serve(rmcp::transport::stdio()).await {
         Ok(r) => r,
         Err(e) => {
@@ -96,8 +93,18 @@ fn toml_string(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
 }
 
+impl LevMcp {
+    /// The server of one session (stdio: the only one; HTTP: one each).
+    pub(super) fn new(paths: &Paths) -> LevMcp {
+        LevMcp {
+            paths: paths.clone(),
+            tool_router: LevMcp::tool_router(),
+        }
+    }
+}
+
 #[derive(Clone)]
-struct LevMcp {
+pub(super) struct LevMcp {
     paths: Paths,
     tool_router: ToolRouter<Self>,
 }

@@ -14,6 +14,7 @@ mod drive;
 mod hook;
 mod inspect;
 mod mcp;
+mod mcp_http;
 mod memory;
 mod modes;
 mod prune;
