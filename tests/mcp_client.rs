@@ -649,3 +649,114 @@ fn a_call_that_may_have_had_its_effect_is_not_sent_again_without_a_decision() {
         tool_results(&last)
     );
 }
+
+/// An agent loop on the scripted provider, in process with a subscriber:
+/// the calls it makes are answered by the server, the long one's progress
+/// reaches the subscriber as it comes (the agent's pane shows these
+/// deltas), and a call the mode asks before is refused in a run that
+/// cannot ask.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_on_the_scripted_provider_calls_tools_and_its_pane_gets_their_progress() {
+    use lev::protocol::{Delta, Notice, RunStatus};
+    use lev::workflow::{self, EngineDeps, RunOptions, Start};
+    let Some(everything) = everything() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().canonicalize().unwrap();
+    std::fs::write(
+        ws.join("wf.cassette.yaml"),
+        "replies:\n  - turn: 1\n    tool_calls:\n      - { name: everything__trigger-long-running-operation, arguments: { duration: 1, steps: 3 } }\n      - { name: everything__get-sum, arguments: { a: 1, b: 2 } }\n      - { name: everything__echo, arguments: { message: asked } }\n  - turn: 2\n    text: finished\n",
+    )
+    .unwrap();
+    let modes_dir = ws.join("modes");
+    std::fs::create_dir_all(&modes_dir).unwrap();
+    std::fs::write(
+        modes_dir.join("careful.yaml"),
+        "version: 1\nkind: mode\nid: careful\nname: Careful\nrole: Use the tools.\ntools:\n  allow: [\"mcp:everything\"]\npermissions:\n  ask_before: [\"mcp:everything/echo\"]\n",
+    )
+    .unwrap();
+    let modes =
+        lev::spec::ModeRegistry::load(&[lev::spec::mode::builtin_dir(), modes_dir]).unwrap();
+    let wf_path = ws.join("wf.yaml");
+    std::fs::write(
+        &wf_path,
+        format!(
+            "version: 1\nkind: workflow\nid: scripted\nmcp_servers:\n  everything:\n    command: node\n    args: ['{}', stdio]\nsteps:\n  work:\n    mode: careful\n    prompt: go\n",
+            everything.display()
+        ),
+    )
+    .unwrap();
+    let wf = lev::spec::load_workflow(&wf_path, &modes).unwrap();
+    let journal = lev::journal::Journal::open(&ws.join("lev.redb")).unwrap();
+    let config = lev::config::Config {
+        provider: lev::config::ProviderSettings {
+            cassette: Some(ws.join("wf.cassette.yaml")),
+            ..lev::config::ProviderSettings::of_kind(lev::config::ProviderKind::Scripted)
+        },
+        ..lev::config::Config::default()
+    };
+    let deps = std::sync::Arc::new(EngineDeps {
+        journal: journal.clone(),
+        provider: lev::llm::build_provider(&config).map_err(|e| e.to_string()),
+        default_model: None,
+        profiles: Default::default(),
+        modes,
+        workspace: ws.clone(),
+        options: RunOptions::default(),
+    });
+    let run = workflow::start_run(&journal, &wf, Default::default(), None)
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (_ops, ops_rx) = tokio::sync::mpsc::unbounded_channel();
+    let outcome = workflow::drive(deps, run, Start::Fresh, ops_rx, vec![tx])
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
+    let (mut progress, mut finished) = (Vec::new(), Vec::new());
+    while let Ok(n) = rx.try_recv() {
+        match n {
+            Notice::Delta(_, Delta::ShellOutput { step, text, .. })
+                if text.contains("progress") =>
+            {
+                assert_eq!(step.as_str(), "work");
+                progress.push(text);
+            }
+            Notice::Event(r) => {
+                if let lev::protocol::Event::ToolFinished {
+                    name,
+                    output,
+                    is_error,
+                    ..
+                } = r.event
+                {
+                    finished.push((name, output, is_error));
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        progress,
+        [
+            "everything/trigger-long-running-operation progress 1/3\n",
+            "everything/trigger-long-running-operation progress 2/3\n",
+            "everything/trigger-long-running-operation progress 3/3\n"
+        ]
+    );
+    assert!(
+        finished[0].1.contains("Long running operation completed"),
+        "{finished:?}"
+    );
+    assert!(
+        finished[1].1.contains("The sum of 1 and 2 is 3"),
+        "{finished:?}"
+    );
+    // `ask_before` holds for MCP tools: no one can approve here.
+    assert!(finished[2].2, "{finished:?}");
+    assert!(
+        finished[2].1.contains("asks before `mcp:everything/echo`"),
+        "{finished:?}"
+    );
+}
