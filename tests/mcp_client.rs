@@ -60,6 +60,16 @@ fn server_dir(lev: &Lev) -> PathBuf {
     lev.dir.path().join(marker(lev))
 }
 
+/// Fails with what lev printed unless it exited 0.
+fn succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// What marks this test's server processes.
 fn marker(lev: &Lev) -> String {
     format!(
@@ -258,12 +268,8 @@ fn an_agent_uses_a_stdio_servers_tools_declared_by_its_workflow() {
     let lev = Lev::new().with_openai(&llm.base_url());
     let wf = lev.write_workflow(&workflow(&stdio_entry(&lev, &everything)));
     let out = lev.run_headless(&wf, &[]);
+    succeeded(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let run = check_a_run_that_used_the_tools(&lev, &llm);
     assert!(stdout.contains("MCP server everything started"), "{stdout}");
     // Each call was sent once.
@@ -335,12 +341,7 @@ fn an_agent_uses_a_streamable_http_servers_tools_from_the_config() {
     .unwrap();
     let wf = lev.write_workflow(&workflow(""));
     let out = lev.run_headless(&wf, &[]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let run = check_a_run_that_used_the_tools(&lev, &llm);
     // The header's value never reaches the journal.
     let export = lev.run(&["export", &run]);
@@ -373,12 +374,7 @@ fn a_server_killed_during_a_call_is_an_error_for_the_model_and_starts_again() {
     );
     kill_server(&lev);
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let requests = llm.requests();
     let failed = tool_results(&requests[1]);
     assert!(failed[0].1.contains("everything"), "{failed:?}");
@@ -429,12 +425,7 @@ fn a_resumed_agent_reuses_recorded_results_and_is_offered_the_recorded_tools() {
     );
     let run = only_run(&lev).unwrap();
     let out = lev.run(&["resume", &run, "--headless"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     // The journaled turn is not sent again; the call that was running is
     // (the server says it is idempotent).
     assert_eq!(calls_sent(&lev, "echo"), 1);
@@ -489,12 +480,7 @@ fn a_mode_includes_a_servers_resource_and_prompt_in_its_agents_context() {
         stdio_entry(&lev, &everything)
     ));
     let out = lev.run_headless(&wf, &[]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let requests = llm.requests();
     let first = requests[0].json.as_ref().unwrap()["messages"]
         .as_array()
@@ -552,12 +538,7 @@ fn a_servers_question_is_the_users_to_answer_and_unanswered_it_declines() {
             "work#1.t1.1.elicit1=name=Ada Lovelace; check=yes; integer=7",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let said = &tool_results(&llm.requests()[1])[0].1;
     assert!(said.contains("- Name: Ada Lovelace"), "{said}");
     assert!(said.contains("- Agreed to terms: true"), "{said}");
@@ -576,7 +557,7 @@ fn a_servers_question_is_the_users_to_answer_and_unanswered_it_declines() {
     let lev = Lev::new().with_openai(&llm.base_url());
     let wf = lev.write_workflow(&workflow(&stdio_entry(&lev, &everything)));
     let out = lev.run_headless(&wf, &[]);
-    assert!(out.status.success());
+    succeeded(&out);
     let said = &tool_results(&llm.requests()[1])[0].1;
     assert!(said.contains("User declined"), "{said}");
 }
@@ -630,12 +611,7 @@ fn a_call_that_may_have_had_its_effect_is_not_sent_again_without_a_decision() {
     );
     assert_eq!(lev.show(&run)["status"], "paused");
     let out = lev.run(&["resume", &run, "--headless", "--in-flight", "skip"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     // Sent once, never again; the model was told it was not run again.
     let sent = std::fs::read_to_string(&started).unwrap();
     assert_eq!(sent.lines().count(), 1, "{sent}");
