@@ -18,6 +18,7 @@ mod fault_tests;
 pub(crate) mod faults;
 mod guard;
 mod memory;
+pub mod pg;
 mod prune;
 mod reserve;
 mod salvage;

@@ -1,0 +1,301 @@
+//! PostgreSQL as a journal backend, for teams: runs, entries and blobs in a
+//! database several lev processes (later on several machines) share.
+//!
+//! The records are those of `journal::codec`, byte for byte as redb stores
+//! them, so the two backends agree on what a run is and a journal can move
+//! between them. What redb's single writer thread guarantees by being the
+//! only writer, PostgreSQL gets from row locks: an append locks its run's
+//! row, so two processes appending to one run are serialized and the one
+//! that counted on a seq already taken is refused (`JournalError::Gap`).
+//! Every commit that writes entries notifies `lev_entries`, so a process
+//! can follow runs other processes write (`PgStore::listen`).
+//!
+//! Not wired into `Journal` yet. No TLS yet (`NoTls`): it comes with that
+//! wiring, through tokio-postgres-rustls.
+
+mod listen;
+mod schema;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, MutexGuard, mpsc};
+use tokio_postgres::config::Host;
+use tokio_postgres::{Config, NoTls};
+
+pub use schema::PG_SCHEMA_VERSION;
+
+use super::{Entry, JournalError, RunMeta};
+use crate::protocol::{RunId, RunStatus};
+
+/// Longest a connection attempt waits when the URL sets no
+/// `connect_timeout`: an unreachable server is an error, not a hang.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A journal store in a PostgreSQL database; cheap to clone, shared by
+/// every task.
+///
+/// One connection serves a store (a transaction needs the connection to
+/// itself, so calls take turns on it); a connection found lost is made
+/// again at the next call. `listen` opens a connection of its own.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    /// The server and database as errors name them (never the password).
+    server: String,
+    conn: Mutex<store::Conn>,
+}
+
+impl PgStore {
+    /// Connects (`url`: a postgres:// URL or key-value string) and brings
+    /// the schema up to date (see `schema`); a database whose schema is
+    /// newer than this build knows is `JournalError::Schema`. A failed
+    /// connection is `JournalError::Open` naming the server (host and
+    /// database, never a password) with PostgreSQL's words.
+    pub async fn connect(url: &str) -> Result<PgStore, JournalError> {
+        let mut config: Config = url.parse().map_err(|e| JournalError::Open {
+            path: "PostgreSQL".to_owned(),
+            message: words(&e),
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("lev");
+        }
+        let server = describe(&config);
+        let conn = store::Conn::open(&config, &server).await?;
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                config,
+                server,
+                conn: Mutex::new(conn),
+            }),
+        })
+    }
+
+    /// The server and database, as errors name them.
+    pub fn server(&self) -> &str {
+        &self.inner.server
+    }
+
+    /// Records a new run (its `last_seq` is reset to 0: no entries yet);
+    /// `RunExists` when the id is taken.
+    pub async fn create_run(&self, meta: &RunMeta) -> Result<(), JournalError> {
+        self.create_run_with(meta, Vec::new()).await.map(|_| ())
+    }
+
+    /// Records a new run together with its first entries (seqs 1, 2, …),
+    /// in one transaction, so no crash leaves a run without them.
+    pub async fn create_run_with(
+        &self,
+        meta: &RunMeta,
+        first: Vec<Entry>,
+    ) -> Result<Vec<u64>, JournalError> {
+        let first = first.into_iter().map(super::codec::encode_entry).collect();
+        let mut conn = self.conn().await?;
+        store::create_run(&mut conn, &self.inner.server, meta, first).await
+    }
+
+    /// Appends `entries` as seqs `at_seq`, `at_seq + 1`, … of `run` in one
+    /// transaction, `status` (if any) becoming the run's status, as redb's
+    /// writer does: `updated_ms` the newest of the entries' `at_ms` (never
+    /// moving back), `last_seq` the last seq. `Gap` when `at_seq` is not
+    /// the run's `last_seq + 1` (its row is locked, so concurrent appenders
+    /// of one seq get one winner), `RunNotFound` when there is no run.
+    /// Payloads over the inline limit go to blobs in the same transaction.
+    /// A commit that wrote entries notifies `lev_entries` (see `listen`).
+    /// Returns the seqs written.
+    pub async fn append(
+        &self,
+        run: &RunId,
+        at_seq: u64,
+        entries: Vec<Entry>,
+        status: Option<RunStatus>,
+    ) -> Result<Vec<u64>, JournalError> {
+        // Encoded and hashed before the connection is taken: other calls
+        // need not wait for it.
+        let entries = entries
+            .into_iter()
+            .map(super::codec::encode_entry)
+            .collect();
+        let mut conn = self.conn().await?;
+        store::append(
+            &mut conn,
+            &self.inner.server,
+            store::Append {
+                run,
+                at_seq,
+                entries,
+                status,
+            },
+        )
+        .await
+    }
+
+    /// Entries of `run` with seq ≥ `from`, in order, spilled payloads put
+    /// back (verified against their hash). No run reads as no entries.
+    pub async fn read(&self, run: &RunId, from: u64) -> Result<Vec<(u64, Entry)>, JournalError> {
+        let conn = self.conn().await?;
+        store::read(&conn, &self.inner.server, run, from).await
+    }
+
+    /// A run's metadata, or `None` when no such run exists.
+    pub async fn run(&self, run: &RunId) -> Result<Option<RunMeta>, JournalError> {
+        let conn = self.conn().await?;
+        store::run(&conn, &self.inner.server, run).await
+    }
+
+    /// Every run whose record decodes, newest first (descending id order,
+    /// as redb's `Journal::runs` lists them); a damaged record is left out
+    /// and logged rather than hiding every other run.
+    pub async fn runs(&self) -> Result<Vec<RunMeta>, JournalError> {
+        let conn = self.conn().await?;
+        store::runs(&conn, &self.inner.server).await
+    }
+
+    /// Stores bytes under their `blob_hash` (idempotent); returns the hash.
+    pub async fn put_blob(&self, bytes: Vec<u8>) -> Result<String, JournalError> {
+        let hash = super::blob_hash(&bytes);
+        let conn = self.conn().await?;
+        store::put_blob(&conn, &self.inner.server, &hash, &bytes).await?;
+        Ok(hash)
+    }
+
+    /// The bytes stored under `hash`, or `None`; verified against the hash
+    /// when read, so a damaged blob is an error naming it, never data.
+    pub async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        let conn = self.conn().await?;
+        store::blob(&conn, &self.inner.server, hash).await
+    }
+
+    /// Deletes `runs` and their entries; returns how many runs were
+    /// deleted. Blobs stay: they are shared by content, and which ones no
+    /// remaining run refers to is `lev prune`'s question (not asked of
+    /// PostgreSQL yet).
+    pub async fn delete_runs(&self, runs: &[RunId]) -> Result<u64, JournalError> {
+        let conn = self.conn().await?;
+        store::delete_runs(&conn, &self.inner.server, runs).await
+    }
+
+    /// `(run, last seq)` each time a commit that wrote entries lands, from
+    /// any process on the database, in commit order (LISTEN `lev_entries`
+    /// on a connection of its own, listening before this returns).
+    /// Dropping the receiver closes that connection, which unlistens; the
+    /// stream ends when the connection is lost (listen again then).
+    pub async fn listen(&self) -> Result<mpsc::UnboundedReceiver<(RunId, u64)>, JournalError> {
+        listen::listen(&self.inner.config, &self.inner.server).await
+    }
+
+    /// The store's connection, made again first when it was lost (the
+    /// server restarted, a network blip): only the call that was on it
+    /// when it went fails.
+    async fn conn(&self) -> Result<MutexGuard<'_, store::Conn>, JournalError> {
+        let mut conn = self.inner.conn.lock().await;
+        if conn.is_closed() {
+            tracing::warn!(server = %self.inner.server, "PostgreSQL connection lost; reconnecting");
+            *conn = store::Conn::open(&self.inner.config, &self.inner.server).await?;
+        }
+        Ok(conn)
+    }
+}
+
+/// A connection without TLS, as `open_client` makes it.
+type Connection =
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
+
+/// Connects without TLS; the caller drives the connection (a task of its
+/// own, which ends when the client is dropped or the connection is lost).
+async fn open_client(
+    config: &Config,
+    server: &str,
+) -> Result<(tokio_postgres::Client, Connection), JournalError> {
+    config.connect(NoTls).await.map_err(|e| JournalError::Open {
+        path: server.to_owned(),
+        message: words(&e),
+    })
+}
+
+/// How errors name a server: `PostgreSQL database D on H:P as U` (never
+/// the password).
+fn describe(config: &Config) -> String {
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first());
+            match (host, port) {
+                (Host::Tcp(name), Some(port)) => format!("{name}:{port}"),
+                (Host::Tcp(name), None) => name.clone(),
+                (Host::Unix(dir), Some(port)) => format!("{} (port {port})", dir.display()),
+                (Host::Unix(dir), None) => dir.display().to_string(),
+            }
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "no host".to_owned()
+    } else {
+        hosts.join(",")
+    };
+    let user = config.get_user().unwrap_or("(default user)");
+    // PostgreSQL's default database is the user's name.
+    let db = config.get_dbname().unwrap_or(user);
+    format!("PostgreSQL database {db} on {hosts} as {user}")
+}
+
+/// PostgreSQL's own words for an error: the server's message with its
+/// detail, hint and code, or the client's error with its causes.
+fn words(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut out = db.message().to_owned();
+        if let Some(detail) = db.detail() {
+            out.push_str(&format!(" ({detail})"));
+        }
+        if let Some(hint) = db.hint() {
+            out.push_str(&format!("; hint: {hint}"));
+        }
+        out.push_str(&format!(" [SQLSTATE {}]", db.code().code()));
+        return out;
+    }
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// Turns a driver error into `JournalError::Storage` saying where (the
+/// server), during what, and PostgreSQL's words.
+fn failed<'a>(
+    server: &'a str,
+    during: &'a str,
+) -> impl FnOnce(tokio_postgres::Error) -> JournalError + 'a {
+    move |e| JournalError::Storage(format!("{server}: {during}: {}", words(&e)))
+}
+
+/// A u64 of the journal as PostgreSQL's `bigint`.
+fn to_i64(v: u64, server: &str, what: &str) -> Result<i64, JournalError> {
+    i64::try_from(v).map_err(|_| {
+        JournalError::Storage(format!(
+            "{server}: {what} {v} does not fit PostgreSQL's bigint"
+        ))
+    })
+}
+
+/// A `bigint` read back as the journal's u64.
+fn to_u64(v: i64, server: &str, what: &str) -> Result<u64, JournalError> {
+    u64::try_from(v).map_err(|_| JournalError::Storage(format!("{server}: {what} {v} is negative")))
+}

@@ -1,0 +1,118 @@
+//! The PostgreSQL schema and its versioned migrations.
+//!
+//! `lev_schema` holds one row per migration applied. Each migration runs in
+//! a transaction of its own that first takes a transaction-level advisory
+//! lock, so two lev processes starting at once against a fresh database
+//! apply it once: the second waits for the first's commit, then finds the
+//! version already there. A database whose version is newer than this
+//! build knows is refused (`JournalError::Schema`): an older lev must not
+//! write into tables whose meaning it does not know.
+//!
+//! Migrations are append-only: a released one is never edited, a change is
+//! a new one.
+
+use tokio_postgres::Client;
+
+use super::{failed, to_u64};
+use crate::journal::JournalError;
+
+/// The schema, one migration a version (index 0 brings version 1).
+///
+/// Runs, entries and blobs hold the records of `journal::codec`, exactly
+/// as redb stores them. Ids are `COLLATE "C"`: byte order, as redb sorts
+/// its keys, so ULID ids list in creation order whatever the database's
+/// locale. A run's row repeats the record's fields lev queries by (status,
+/// last seq, updated time, parent); the record stays the truth a read
+/// returns. An entry's row names the blob its payload spilled to, so a read
+/// takes the payload in the same query; entries go with their run
+/// (`ON DELETE CASCADE`), blobs stay (content-addressed, shared by runs).
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE lev_runs (
+    id text COLLATE "C" PRIMARY KEY,
+    status text NOT NULL,
+    last_seq bigint NOT NULL,
+    updated_ms bigint NOT NULL,
+    parent text COLLATE "C",
+    record bytea NOT NULL
+);
+CREATE INDEX lev_runs_parent ON lev_runs (parent) WHERE parent IS NOT NULL;
+CREATE TABLE lev_entries (
+    run text COLLATE "C" NOT NULL REFERENCES lev_runs (id) ON DELETE CASCADE,
+    seq bigint NOT NULL,
+    record bytea NOT NULL,
+    blob text COLLATE "C",
+    PRIMARY KEY (run, seq)
+);
+CREATE TABLE lev_blobs (
+    hash text COLLATE "C" PRIMARY KEY,
+    bytes bytea NOT NULL
+);
+"#];
+
+/// The schema version this build writes and understands.
+pub const PG_SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;
+
+/// Key of the advisory lock migrations take ("lev_sche" in ASCII): any
+/// fixed number works, as long as every lev uses the same one.
+const MIGRATION_LOCK: i64 = 0x6c65_765f_7363_6865;
+
+/// Brings the database's schema up to `PG_SCHEMA_VERSION`, one migration
+/// a transaction; a database already there costs one short transaction.
+pub(super) async fn migrate(client: &mut Client, server: &str) -> Result<(), JournalError> {
+    loop {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(failed(server, "begin schema transaction"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(failed(server, "take the schema lock"))?;
+        // Under the lock: two processes never race to create it.
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS lev_schema (
+                 version bigint PRIMARY KEY,
+                 applied_ms bigint NOT NULL
+             )",
+        )
+        .await
+        .map_err(failed(server, "create lev_schema"))?;
+        let row = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM lev_schema", &[])
+            .await
+            .map_err(failed(server, "read the schema version"))?;
+        let found: i64 = row
+            .try_get(0)
+            .map_err(failed(server, "read the schema version"))?;
+        let found = to_u64(found, server, "schema version")?;
+        if found > PG_SCHEMA_VERSION {
+            return Err(JournalError::Schema {
+                found,
+                supported: PG_SCHEMA_VERSION,
+            });
+        }
+        let Some(sql) = usize::try_from(found)
+            .ok()
+            .and_then(|applied| MIGRATIONS.get(applied))
+        else {
+            // Up to date: the lock goes with the transaction.
+            tx.commit()
+                .await
+                .map_err(failed(server, "end schema transaction"))?;
+            return Ok(());
+        };
+        let next = found as i64 + 1;
+        let during = format!("apply schema migration {next}");
+        tx.batch_execute(sql)
+            .await
+            .map_err(failed(server, &during))?;
+        tx.execute(
+            "INSERT INTO lev_schema (version, applied_ms)
+             VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
+            &[&next],
+        )
+        .await
+        .map_err(failed(server, &during))?;
+        tx.commit().await.map_err(failed(server, &during))?;
+        tracing::info!(server, version = next, "PostgreSQL journal schema migrated");
+    }
+}

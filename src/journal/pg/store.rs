@@ -1,0 +1,464 @@
+//! The store's SQL: a connection with its prepared statements, and each
+//! operation as redb's store and writer carry it out (`journal::store`,
+//! `journal::writer`), transaction for commit.
+
+use futures::future::try_join_all;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement, Transaction};
+
+use super::{failed, listen, open_client, schema, to_i64, to_u64, words};
+use crate::journal::codec::{self, EncodedEntry};
+use crate::journal::store::verified;
+use crate::journal::{Entry, JournalError, RunMeta};
+use crate::protocol::{RunId, RunStatus};
+
+/// A parameter of a statement.
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// A connection whose schema is up to date, with the statements the store
+/// runs prepared once (each call then costs one round trip, not two).
+pub(super) struct Conn {
+    client: Client,
+    st: Statements,
+}
+
+struct Statements {
+    insert_run: Statement,
+    lock_run: Statement,
+    update_run: Statement,
+    insert_entry: Statement,
+    insert_blob: Statement,
+    notify: Statement,
+    read_entries: Statement,
+    read_run: Statement,
+    read_runs: Statement,
+    read_blob: Statement,
+    delete_runs: Statement,
+}
+
+impl Conn {
+    /// Connects, migrates the schema and prepares the statements.
+    pub(super) async fn open(
+        config: &tokio_postgres::Config,
+        server: &str,
+    ) -> Result<Conn, JournalError> {
+        let (mut client, connection) = open_client(config, server).await?;
+        let name = server.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(server = %name, error = %words(&e), "PostgreSQL connection ended");
+            }
+        });
+        schema::migrate(&mut client, server).await?;
+        let st = Statements::prepare(&client, server).await?;
+        Ok(Conn { client, st })
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+}
+
+impl Statements {
+    async fn prepare(client: &Client, server: &str) -> Result<Statements, JournalError> {
+        let notify = format!("SELECT pg_notify('{}', $1)", listen::CHANNEL);
+        // Sent together: one round trip for all of them.
+        let all = try_join_all(
+            [
+                "INSERT INTO lev_runs (id, status, last_seq, updated_ms, parent, record)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                "SELECT record FROM lev_runs WHERE id = $1 FOR UPDATE",
+                "UPDATE lev_runs SET status = $2, last_seq = $3, updated_ms = $4,
+                     parent = $5, record = $6
+                 WHERE id = $1",
+                "INSERT INTO lev_entries (run, seq, record, blob) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO lev_blobs (hash, bytes) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+                notify.as_str(),
+                "SELECT e.seq, e.record, e.blob, b.bytes
+                 FROM lev_entries e LEFT JOIN lev_blobs b ON b.hash = e.blob
+                 WHERE e.run = $1 AND e.seq >= $2
+                 ORDER BY e.seq",
+                "SELECT record FROM lev_runs WHERE id = $1",
+                "SELECT id, record FROM lev_runs ORDER BY id DESC",
+                "SELECT bytes FROM lev_blobs WHERE hash = $1",
+                "DELETE FROM lev_runs WHERE id = ANY($1)",
+            ]
+            .map(|sql| client.prepare(sql)),
+        )
+        .await
+        .map_err(failed(server, "prepare the journal's statements"))?;
+        let [
+            insert_run,
+            lock_run,
+            update_run,
+            insert_entry,
+            insert_blob,
+            notify,
+            read_entries,
+            read_run,
+            read_runs,
+            read_blob,
+            delete_runs,
+        ] = <[Statement; 11]>::try_from(all).map_err(|_| {
+            JournalError::Storage(format!("{server}: prepared statements went missing"))
+        })?;
+        Ok(Statements {
+            insert_run,
+            lock_run,
+            update_run,
+            insert_entry,
+            insert_blob,
+            notify,
+            read_entries,
+            read_run,
+            read_runs,
+            read_blob,
+            delete_runs,
+        })
+    }
+}
+
+/// An append as `PgStore::append` takes it, its entries encoded.
+pub(super) struct Append<'a> {
+    pub(super) run: &'a RunId,
+    pub(super) at_seq: u64,
+    pub(super) entries: Vec<EncodedEntry>,
+    pub(super) status: Option<RunStatus>,
+}
+
+/// Inserts the run's row (its `last_seq` reset to 0) and its first
+/// entries, in one transaction.
+pub(super) async fn create_run(
+    conn: &mut Conn,
+    server: &str,
+    meta: &RunMeta,
+    first: Vec<EncodedEntry>,
+) -> Result<Vec<u64>, JournalError> {
+    let Conn { client, st } = conn;
+    let during = format!("create run {}", meta.id);
+    let mut meta = meta.clone();
+    meta.last_seq = 0;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(failed(server, &during))?;
+    let row = RunRow::of(&meta, server)?;
+    let inserted = tx
+        .execute(&st.insert_run, &row.params())
+        .await
+        .map_err(failed(server, &during))?;
+    if inserted == 0 {
+        return Err(JournalError::RunExists(meta.id));
+    }
+    let seqs = write_entries(&tx, st, server, &meta.id, 0, &first, &mut meta.updated_ms).await?;
+    if let Some(&last) = seqs.last() {
+        meta.last_seq = last;
+        save_run(&tx, st, server, &meta, true).await?;
+    }
+    tx.commit().await.map_err(failed(server, &during))?;
+    Ok(seqs)
+}
+
+/// `PgStore::append`: the run's row locked, the seq checked, the entries
+/// and the updated row written, the listeners notified, in one transaction.
+pub(super) async fn append(
+    conn: &mut Conn,
+    server: &str,
+    append: Append<'_>,
+) -> Result<Vec<u64>, JournalError> {
+    let Conn { client, st } = conn;
+    let Append {
+        run,
+        at_seq,
+        entries,
+        status,
+    } = append;
+    let during = format!("append to run {run}");
+    // Dropped uncommitted on every early return: PostgreSQL rolls it back.
+    let tx = client
+        .transaction()
+        .await
+        .map_err(failed(server, &during))?;
+    // The row lock makes appenders of one run take turns: the second one
+    // reads the row as the first one's commit left it.
+    let Some(row) = tx
+        .query_opt(&st.lock_run, &[&run.as_str()])
+        .await
+        .map_err(failed(server, &during))?
+    else {
+        return Err(JournalError::RunNotFound(run.clone()));
+    };
+    let mut meta = run_of(&row, 0, server, run)?;
+    if meta.last_seq.checked_add(1) != Some(at_seq) {
+        return Err(JournalError::Gap {
+            run: run.clone(),
+            expected: at_seq,
+            last: meta.last_seq,
+        });
+    }
+    let seqs = write_entries(
+        &tx,
+        st,
+        server,
+        run,
+        meta.last_seq,
+        &entries,
+        &mut meta.updated_ms,
+    )
+    .await?;
+    if let Some(&last) = seqs.last() {
+        meta.last_seq = last;
+    }
+    if let Some(status) = status {
+        meta.status = status;
+    }
+    save_run(&tx, st, server, &meta, !seqs.is_empty()).await?;
+    tx.commit().await.map_err(failed(server, &during))?;
+    Ok(seqs)
+}
+
+/// Writes entries after `last_seq`, their spilled payloads first, and keeps
+/// `updated_ms` at the newest entry time (journaled times, not a clock
+/// read, as redb's writer does). The inserts are sent together: one
+/// round trip for the whole append.
+async fn write_entries(
+    tx: &Transaction<'_>,
+    st: &Statements,
+    server: &str,
+    run: &RunId,
+    last_seq: u64,
+    entries: &[EncodedEntry],
+    updated_ms: &mut u64,
+) -> Result<Vec<u64>, JournalError> {
+    let mut seqs = Vec::with_capacity(entries.len());
+    let mut keys = Vec::with_capacity(entries.len());
+    let mut seq = last_seq;
+    for entry in entries {
+        seq = seq
+            .checked_add(1)
+            .ok_or_else(|| JournalError::Storage(format!("{server}: run {run} has no seq left")))?;
+        keys.push(to_i64(seq, server, "seq")?);
+        seqs.push(seq);
+        *updated_ms = (*updated_ms).max(entry.at_ms);
+    }
+    let id = run.as_str();
+    let hashes: Vec<Option<&str>> = entries
+        .iter()
+        .map(|e| e.spilled.as_ref().map(|(hash, _)| hash.as_str()))
+        .collect();
+    // Blobs in hash order: two appends storing the same blobs at once
+    // then wait for each other in one order, never in a deadlock.
+    let mut blobs: Vec<&(String, Vec<u8>)> =
+        entries.iter().filter_map(|e| e.spilled.as_ref()).collect();
+    blobs.sort_by(|a, b| a.0.cmp(&b.0));
+    blobs.dedup_by(|a, b| a.0 == b.0);
+    let mut writes = Vec::with_capacity(blobs.len() + entries.len());
+    for (hash, bytes) in blobs {
+        let params: Vec<Param> = vec![hash, bytes];
+        writes.push(tx.execute_raw(&st.insert_blob, params));
+    }
+    for ((entry, key), hash) in entries.iter().zip(&keys).zip(&hashes) {
+        let params: Vec<Param> = vec![&id, key, &entry.record, hash];
+        writes.push(tx.execute_raw(&st.insert_entry, params));
+    }
+    let during = format!("write entries of run {run}");
+    try_join_all(writes)
+        .await
+        .map_err(failed(server, &during))?;
+    Ok(seqs)
+}
+
+/// Writes the run's updated row, and (when entries were written) the
+/// notification, which PostgreSQL delivers only if the transaction commits.
+async fn save_run(
+    tx: &Transaction<'_>,
+    st: &Statements,
+    server: &str,
+    meta: &RunMeta,
+    notify: bool,
+) -> Result<(), JournalError> {
+    let during = format!("update run {}", meta.id);
+    let row = RunRow::of(meta, server)?;
+    let params = row.params();
+    let update = tx.execute(&st.update_run, &params);
+    if notify {
+        let payload = listen::payload(&meta.id, meta.last_seq);
+        let notify: [Param; 1] = [&payload];
+        tokio::try_join!(update, tx.execute(&st.notify, &notify))
+            .map_err(failed(server, &during))?;
+    } else {
+        update.await.map_err(failed(server, &during))?;
+    }
+    Ok(())
+}
+
+/// The columns of a run's row: the record, and the fields queried by.
+struct RunRow<'a> {
+    id: &'a str,
+    status: &'static str,
+    last_seq: i64,
+    updated_ms: i64,
+    parent: Option<&'a str>,
+    record: Vec<u8>,
+}
+
+impl<'a> RunRow<'a> {
+    fn of(meta: &'a RunMeta, server: &str) -> Result<RunRow<'a>, JournalError> {
+        Ok(RunRow {
+            id: meta.id.as_str(),
+            status: meta.status.as_str(),
+            last_seq: to_i64(meta.last_seq, server, "last seq")?,
+            updated_ms: to_i64(meta.updated_ms, server, "updated time")?,
+            parent: meta.parent.as_ref().map(RunId::as_str),
+            record: codec::encode_run(meta),
+        })
+    }
+
+    /// In the order of `insert_run` and `update_run`.
+    fn params(&self) -> [Param<'_>; 6] {
+        [
+            &self.id,
+            &self.status,
+            &self.last_seq,
+            &self.updated_ms,
+            &self.parent,
+            &self.record,
+        ]
+    }
+}
+
+/// The run record in column `col` of `row`, decoded.
+fn run_of(row: &Row, col: usize, server: &str, run: &RunId) -> Result<RunMeta, JournalError> {
+    let record: &[u8] = row
+        .try_get(col)
+        .map_err(failed(server, "read a run record"))?;
+    codec::decode_run(record).map_err(|e| {
+        JournalError::Storage(format!("{server}: run {run} record is corrupt: {}", e.0))
+    })
+}
+
+/// Entries of `run` with seq ≥ `from`, spilled payloads put back: one
+/// query (one snapshot) brings each entry with its blob.
+pub(super) async fn read(
+    conn: &Conn,
+    server: &str,
+    run: &RunId,
+    from: u64,
+) -> Result<Vec<(u64, Entry)>, JournalError> {
+    // No seq is past bigint's range: a `from` beyond it finds nothing.
+    let from = i64::try_from(from).unwrap_or(i64::MAX);
+    let during = format!("read entries of run {run}");
+    let rows = conn
+        .client
+        .query(&conn.st.read_entries, &[&run.as_str(), &from])
+        .await
+        .map_err(failed(server, &during))?;
+    rows.iter().map(|row| entry_of(row, server, run)).collect()
+}
+
+/// One row of `read_entries` as the entry it stores.
+fn entry_of(row: &Row, server: &str, run: &RunId) -> Result<(u64, Entry), JournalError> {
+    let columns = |e| failed(server, "read an entry row")(e);
+    let seq: i64 = row.try_get(0).map_err(columns)?;
+    let seq = to_u64(seq, server, "seq")?;
+    let record: &[u8] = row.try_get(1).map_err(columns)?;
+    let named: Option<&str> = row.try_get(2).map_err(columns)?;
+    let bytes: Option<&[u8]> = row.try_get(3).map_err(columns)?;
+    let corrupt =
+        |why: String| JournalError::Storage(format!("{server}: run {run} entry {seq}{why}"));
+    let (mut entry, blob) =
+        codec::decode_entry(record).map_err(|e| corrupt(format!(" is corrupt: {}", e.0)))?;
+    if let Some(hash) = blob {
+        let hex = blake3::Hash::from_bytes(hash).to_hex();
+        if named != Some(hex.as_str()) {
+            return Err(corrupt(format!(
+                ": its record's payload blob {hex} is not the one its row names ({})",
+                named.unwrap_or("none")
+            )));
+        }
+        let bytes = bytes.ok_or_else(|| corrupt(format!(": payload blob {hex} is missing")))?;
+        entry.payload = verified(bytes, hex.as_str())
+            .map_err(|why| corrupt(format!(": payload {why}")))?
+            .to_vec();
+    }
+    Ok((seq, entry))
+}
+
+pub(super) async fn run(
+    conn: &Conn,
+    server: &str,
+    run: &RunId,
+) -> Result<Option<RunMeta>, JournalError> {
+    let during = format!("read run {run}");
+    let row = conn
+        .client
+        .query_opt(&conn.st.read_run, &[&run.as_str()])
+        .await
+        .map_err(failed(server, &during))?;
+    row.map(|row| run_of(&row, 0, server, run)).transpose()
+}
+
+pub(super) async fn runs(conn: &Conn, server: &str) -> Result<Vec<RunMeta>, JournalError> {
+    let rows = conn
+        .client
+        .query(&conn.st.read_runs, &[])
+        .await
+        .map_err(failed(server, "list runs"))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: &str = row.try_get(0).map_err(failed(server, "list runs"))?;
+        match run_of(row, 1, server, &RunId(id.to_owned())) {
+            Ok(meta) => out.push(meta),
+            Err(e) => tracing::warn!(run = id, error = %e, "run record is damaged"),
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn put_blob(
+    conn: &Conn,
+    server: &str,
+    hash: &str,
+    bytes: &[u8],
+) -> Result<(), JournalError> {
+    let during = format!("write blob {hash}");
+    conn.client
+        .execute(&conn.st.insert_blob, &[&hash, &bytes])
+        .await
+        .map_err(failed(server, &during))?;
+    Ok(())
+}
+
+pub(super) async fn blob(
+    conn: &Conn,
+    server: &str,
+    hash: &str,
+) -> Result<Option<Vec<u8>>, JournalError> {
+    let during = format!("read blob {hash}");
+    let Some(row) = conn
+        .client
+        .query_opt(&conn.st.read_blob, &[&hash])
+        .await
+        .map_err(failed(server, &during))?
+    else {
+        return Ok(None);
+    };
+    let bytes: &[u8] = row.try_get(0).map_err(failed(server, &during))?;
+    verified(bytes, hash)
+        .map(|b| Some(b.to_vec()))
+        .map_err(|why| JournalError::Storage(format!("{server}: {why}")))
+}
+
+/// Deletes the runs' rows; their entries go with them (`ON DELETE
+/// CASCADE`), in the same statement.
+pub(super) async fn delete_runs(
+    conn: &Conn,
+    server: &str,
+    runs: &[RunId],
+) -> Result<u64, JournalError> {
+    let ids: Vec<&str> = runs.iter().map(RunId::as_str).collect();
+    conn.client
+        .execute(&conn.st.delete_runs, &[&ids])
+        .await
+        .map_err(failed(server, "delete runs"))
+}
