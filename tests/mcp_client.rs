@@ -618,9 +618,9 @@ fn a_call_that_may_have_had_its_effect_is_not_sent_again_without_a_decision() {
     assert!(!log.exists(), "the killed call finished anyway");
     let last = llm.requests().last().cloned().unwrap();
     assert!(
-        tool_results(&last)[0]
-            .1
-            .contains("chose not to run it again"),
+        tool_results(&last)[0].1.contains(
+            "This call was interrupted by a crash and the user chose not to run it again"
+        ),
         "{:?}",
         tool_results(&last)
     );

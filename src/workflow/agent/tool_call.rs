@@ -73,6 +73,11 @@ pub(super) async fn tool_result(
     let not_repeatable = call.name == "run_shell" || mcp_route.is_some_and(|r| !r.tool.idempotent);
     let mut rerun_note = None;
     if side_effects && ctx.history.tools_started.contains(id) && not_repeatable {
+        let what = if mcp_route.is_some() {
+            "call"
+        } else {
+            "command"
+        };
         match ctx.deps.options.in_flight {
             None => {
                 return Err(StepError::Paused(PauseReason::InFlight {
@@ -82,7 +87,7 @@ pub(super) async fn tool_result(
             }
             Some(InFlightDecision::Skip) => {
                 return finish_tool(actx, call, ToolOutput {
-                    content: "This command was interrupted by a crash and the user chose not to run it again.".into(),
+                    content: format!("This {what} was interrupted by a crash and the user chose not to run it again."),
                     is_error: true,
                 })
                 .await;
@@ -92,9 +97,9 @@ pub(super) async fn tool_result(
                     actx,
                     call,
                     ToolOutput {
-                        content:
-                            "This command was interrupted by a crash; the user marked it as done."
-                                .into(),
+                        content: format!(
+                            "This {what} was interrupted by a crash; the user marked it as done."
+                        ),
                         is_error: false,
                     },
                 )
