@@ -12,6 +12,10 @@ pub struct Paths {
     pub data_dir: PathBuf,
     pub config_dir: Option<PathBuf>,
     pub state_dir: PathBuf,
+    /// A journal a URL names (`--journal`, `LEV_JOURNAL`: PostgreSQL)
+    /// instead of the data dir's file; the data dir keeps the control
+    /// socket and the lock of this process's runs.
+    pub journal_url: Option<String>,
 }
 
 impl Paths {
@@ -41,6 +45,22 @@ impl Paths {
             data_dir,
             config_dir,
             state_dir,
+            journal_url: None,
+        }
+    }
+
+    /// This invocation with its journal in the database `url` names.
+    pub fn with_journal_url(mut self, url: Option<String>) -> Paths {
+        self.journal_url = url.filter(|u| !u.trim().is_empty());
+        self
+    }
+
+    /// The journal as messages name it: the file, or the PostgreSQL
+    /// database (never the URL, which may hold a password).
+    pub fn journal_name(&self) -> String {
+        match &self.journal_url {
+            Some(_) => "the PostgreSQL journal".to_owned(),
+            None => self.journal().display().to_string(),
         }
     }
 

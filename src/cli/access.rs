@@ -56,7 +56,7 @@ impl Access {
         // command (another `lev runs`) has none but lets go in a moment.
         let deadline = std::time::Instant::now() + super::context::LOCK_PATIENCE;
         loop {
-            match Journal::open(&paths.journal()) {
+            match super::context::open_once(paths).await {
                 Ok(j) => {
                     let engine = Engine::open(
                         j.clone(),

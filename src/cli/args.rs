@@ -14,6 +14,10 @@ pub struct Cli {
     /// Where the journal lives (default: $XDG_DATA_HOME/lev).
     #[arg(long, global = true, env = "LEV_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The journal in a PostgreSQL database instead of the data dir's
+    /// file: a postgres:// URL or key-value string (early: see README).
+    #[arg(long, global = true, env = "LEV_JOURNAL", value_name = "URL")]
+    pub journal: Option<String>,
     /// Workbench theme: dark, light, high-contrast, abyss, or a theme file.
     #[arg(long, global = true, env = "LEV_THEME", value_name = "NAME")]
     pub theme: Option<String>,

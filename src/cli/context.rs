@@ -73,7 +73,7 @@ pub fn load_modes(paths: &Paths) -> Result<ModeRegistry, u8> {
     })
 }
 
-pub fn open_journal(paths: &Paths) -> Result<Journal, u8> {
+pub async fn open_journal(paths: &Paths) -> Result<Journal, u8> {
     if let Err(e) = crate::paths::private_dir(&paths.data_dir) {
         error(&format!(
             "cannot create the data directory {}: {e}",
@@ -81,7 +81,7 @@ pub fn open_journal(paths: &Paths) -> Result<Journal, u8> {
         ));
         return Err(exit::FAILED);
     }
-    open_waiting(paths).map_err(|e| {
+    open_waiting(paths).await.map_err(|e| {
         match e {
             JournalError::Locked { .. } => error(&format!(
                 "{e}; wait for it to finish, or use another --data-dir"
@@ -96,14 +96,23 @@ pub fn open_journal(paths: &Paths) -> Result<Journal, u8> {
 /// journal: a `lev runs` in another terminal holds it for a moment only.
 pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Opens the journal: the database `--journal` names, else the data
+/// dir's file.
+pub async fn open_once(paths: &Paths) -> Result<Journal, JournalError> {
+    match &paths.journal_url {
+        Some(url) => Journal::open_url(url).await,
+        None => Journal::open(&paths.journal()),
+    }
+}
+
 /// Opens the journal, waiting (up to `LOCK_PATIENCE`) while another lev
 /// process briefly holds it.
-pub fn open_waiting(paths: &Paths) -> Result<Journal, JournalError> {
+pub async fn open_waiting(paths: &Paths) -> Result<Journal, JournalError> {
     let deadline = std::time::Instant::now() + LOCK_PATIENCE;
     loop {
-        match Journal::open(&paths.journal()) {
+        match open_once(paths).await {
             Err(JournalError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(25));
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             }
             other => return other,
         }
@@ -144,11 +153,13 @@ pub(super) fn load_config_quiet(paths: &Paths) -> Result<Config, String> {
 
 /// What driving a recorded run needs, loaded in this order (the first
 /// problem is the one reported): modes, configuration, the journal.
-pub fn modes_config_journal(paths: &Paths) -> Result<(ModeRegistry, Config, Journal), u8> {
+pub async fn modes_config_journal(
+    paths: &Paths,
+) -> Result<(ModeRegistry, Config, Journal), u8> {
     Ok((
         load_modes(paths)?,
         load_config(paths)?,
-        open_journal(paths)?,
+        open_journal(paths).await?,
     ))
 }
 

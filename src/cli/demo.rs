@@ -67,7 +67,7 @@ pub async fn run(paths: &Paths, drive: &DriveArgs) -> u8 {
         }),
         ..ProviderSettings::of_kind(ProviderKind::Scripted)
     };
-    let journal = match context::open_journal(paths) {
+    let journal = match context::open_journal(paths).await {
         Ok(j) => j,
         Err(c) => return c,
     };

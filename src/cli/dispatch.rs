@@ -15,7 +15,7 @@ use super::{
 use crate::paths::Paths;
 
 pub async fn dispatch(cli: Cli) -> u8 {
-    let paths = Paths::resolve(cli.data_dir.as_deref());
+    let paths = Paths::resolve(cli.data_dir.as_deref()).with_journal_url(cli.journal);
     let _log_guard = init_logging(&paths);
     if let Err(code) = check_theme(&paths, cli.theme) {
         return code;

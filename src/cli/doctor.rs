@@ -25,6 +25,10 @@ struct Verdict {
 }
 
 pub async fn run(paths: &Paths, json: bool, repair: bool) -> u8 {
+    if paths.journal_url.is_some() {
+        error(&crate::journal::JournalError::NotOnPostgres("lev doctor").to_string());
+        return exit::FAILED;
+    }
     let file = paths.journal();
     if !file.exists() {
         println!("no journal at {}: nothing to check", file.display());
@@ -33,7 +37,7 @@ pub async fn run(paths: &Paths, json: bool, repair: bool) -> u8 {
     if let Some(why) = salvage::damage(paths) {
         return unreadable(paths, &why, json, repair).await;
     }
-    let journal = match open_journal(paths) {
+    let journal = match open_journal(paths).await {
         Ok(j) => j,
         Err(c) => return c,
     };

@@ -421,7 +421,7 @@ pub async fn browser(paths: &Paths) -> u8 {
         Ok(m) => m,
         Err(c) => return c,
     };
-    let journal = match open_journal(paths) {
+    let journal = match open_journal(paths).await {
         Ok(j) => j,
         Err(c) => return c,
     };
@@ -436,7 +436,7 @@ pub async fn browser(paths: &Paths) -> u8 {
 
 /// `lev replay RUN` in the workbench.
 pub async fn replay_tui(paths: &Paths, run: &str) -> u8 {
-    let journal = match open_journal(paths) {
+    let journal = match open_journal(paths).await {
         Ok(j) => j,
         Err(c) => return c,
     };

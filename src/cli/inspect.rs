@@ -93,7 +93,7 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
     if runs.is_empty() {
         println!(
             "no runs yet in {} — try `lev demo`",
-            paths.journal().display()
+            paths.journal_name()
         );
         return exit::OK;
     }
@@ -282,7 +282,7 @@ pub async fn export(paths: &Paths, run: &str, output: Option<&Path>, format: Exp
 }
 
 pub async fn import(paths: &Paths, file: &Path) -> u8 {
-    let journal = match open_journal(paths) {
+    let journal = match open_journal(paths).await {
         Ok(j) => j,
         Err(c) => return c,
     };

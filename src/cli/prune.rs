@@ -29,7 +29,7 @@ fn mib(bytes: u64) -> String {
 
 /// The journal (this process must hold it) and every run in it.
 async fn journal_and_runs(paths: &Paths) -> Result<(Journal, Vec<RunMeta>), u8> {
-    let journal = open_journal(paths)?;
+    let journal = open_journal(paths).await?;
     match journal.runs().await {
         Ok(runs) => Ok((journal, runs)),
         Err(e) => {
@@ -51,7 +51,7 @@ pub async fn rm(paths: &Paths, ids: &[String], force: bool) -> u8 {
         let Some(meta) = runs.iter().find(|m| m.id.0 == *id) else {
             error(&format!(
                 "no run {id} in {}; nothing was deleted",
-                paths.journal().display()
+                paths.journal_name()
             ));
             return exit::USAGE;
         };
@@ -134,7 +134,7 @@ async fn delete(paths: &Paths, journal: &Journal, runs: Vec<RunId>) -> u8 {
 
 /// `lev compact`.
 pub async fn compact(paths: &Paths) -> u8 {
-    let journal = match open_journal(paths) {
+    let journal = match open_journal(paths).await {
         Ok(j) => j,
         Err(c) => return c,
     };
@@ -147,7 +147,7 @@ async fn compacted(paths: &Paths, journal: &Journal, before: u64) -> u8 {
         Ok(_) => {
             println!(
                 "journal {}: {} → {}",
-                paths.journal().display(),
+                paths.journal_name(),
                 mib(before),
                 mib(file_size(paths))
             );

@@ -61,7 +61,7 @@ pub async fn fork(paths: &Paths, run: &str, from: &str, drive: &DriveArgs) -> u8
         from: StepKey::new(from),
     };
     // The fork is executed here, so this process must hold the journal.
-    let (modes, config, journal) = match modes_config_journal(paths) {
+    let (modes, config, journal) = match modes_config_journal(paths).await {
         Ok(loaded) => loaded,
         Err(c) => return c,
     };

@@ -44,7 +44,7 @@ pub(super) async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &D
         Ok(c) => c,
         Err(c) => return c,
     };
-    let journal = match open_journal(paths) {
+    let journal = match open_journal(paths).await {
         Ok(j) => j,
         Err(c) => return c,
     };
@@ -73,7 +73,7 @@ pub(super) async fn resume(
     in_flight: Option<InFlightArg>,
     drive: &DriveArgs,
 ) -> u8 {
-    let (modes, config, journal) = match modes_config_journal(paths) {
+    let (modes, config, journal) = match modes_config_journal(paths).await {
         Ok(loaded) => loaded,
         Err(c) => return c,
     };
@@ -92,7 +92,7 @@ pub(super) async fn resume(
         }
         Ok(Some(meta)) => PathBuf::from(meta.source),
         Ok(None) => {
-            error(&format!("no run {run} in {}", paths.journal().display()));
+            error(&format!("no run {run} in {}", paths.journal_name()));
             return exit::USAGE;
         }
         Err(e) => {

@@ -15,6 +15,9 @@ use crate::paths::Paths;
 /// Why the journal cannot be used as it is, when damage is the reason
 /// (not another lev holding it, not a missing file).
 pub fn damage(paths: &Paths) -> Option<JournalError> {
+    if paths.journal_url.is_some() {
+        return None;
+    }
     match Journal::open(&paths.journal()) {
         Ok(_) | Err(JournalError::Locked { .. }) => None,
         Err(e) => paths.journal().exists().then_some(e),
@@ -172,7 +175,7 @@ pub async fn repair(paths: &Paths, why: &JournalError) -> u8 {
         return exit::FAILED;
     }
     println!("moved it aside to {} (kept as it was)", aside.display());
-    let journal = match super::context::open_journal(paths) {
+    let journal = match super::context::open_journal(paths).await {
         Ok(j) => j,
         Err(code) => return code,
     };

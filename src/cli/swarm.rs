@@ -49,7 +49,7 @@ pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 
         Ok(c) => c,
         Err(c) => return c,
     };
-    let journal = match open_journal(paths) {
+    let journal = match open_journal(paths).await {
         Ok(j) => j,
         Err(c) => return c,
     };

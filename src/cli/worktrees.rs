@@ -35,7 +35,7 @@ pub async fn run(paths: &Paths, run: &str, action: Action, json: bool) -> u8 {
             }
         },
         Ok(None) => {
-            error(&format!("no run {run} in {}", paths.journal().display()));
+            error(&format!("no run {run} in {}", paths.journal_name()));
             return exit::USAGE;
         }
         Err(e) => {

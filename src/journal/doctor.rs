@@ -26,7 +26,12 @@ impl Journal {
     /// Ids of every run in the `runs` table, oldest first, even when their
     /// records do not decode.
     pub async fn run_ids(&self) -> Result<Vec<RunId>, JournalError> {
-        self.with_read(|txn| {
+        if let super::Backend::Pg(pg) = &self.backend {
+            // Every record there decodes or is logged: the listed runs.
+            let runs = pg.store().runs().await?;
+            return Ok(runs.into_iter().rev().map(|m| m.id).collect());
+        }
+        self.with_read("lev doctor", |txn| {
             let runs = txn.open_table(RUNS).map_err(storage("open runs"))?;
             let mut out = Vec::new();
             for item in runs.iter().map_err(storage("iterate runs"))? {
@@ -41,7 +46,7 @@ impl Journal {
     /// Runs whose record does not decode, oldest first, with the cause:
     /// the ones `Journal::runs` leaves out.
     pub async fn damaged_runs(&self) -> Result<Vec<(RunId, String)>, JournalError> {
-        self.with_read(|txn| {
+        self.with_read("lev doctor", |txn| {
             let runs = txn.open_table(RUNS).map_err(storage("open runs"))?;
             let mut out = Vec::new();
             for item in runs.iter().map_err(storage("iterate runs"))? {
@@ -60,7 +65,7 @@ impl Journal {
     /// a problem of this run, not an error.
     pub async fn check_run(&self, run: &RunId) -> RunCheck {
         let id = run.clone();
-        match self.with_read(move |txn| Ok(check(txn, &id))).await {
+        match self.with_read("lev doctor", move |txn| Ok(check(txn, &id))).await {
             Ok(check) => check,
             Err(e) => RunCheck {
                 problems: vec![e.to_string()],
@@ -72,7 +77,7 @@ impl Journal {
     /// Run ids that own entries but have no run record (a damaged key or a
     /// lost record).
     pub async fn orphaned_runs(&self) -> Result<Vec<String>, JournalError> {
-        self.with_read(|txn| {
+        self.with_read("lev doctor", |txn| {
             let runs = txn.open_table(RUNS).map_err(storage("open runs"))?;
             let entries = txn.open_table(ENTRIES).map_err(storage("open entries"))?;
             let mut out: Vec<String> = Vec::new();

@@ -92,17 +92,8 @@ impl Snapshot {
         entries: Vec<(Seq, Entry)>,
         mut blob: impl FnMut(&str) -> Result<Option<Vec<u8>>, JournalError>,
     ) -> Result<Snapshot, JournalError> {
-        let mut wanted = BTreeSet::new();
-        if !meta.definition_blob.is_empty() {
-            wanted.insert(meta.definition_blob.clone());
-        }
-        for (_, entry) in &entries {
-            if let Ok(value) = serde_json::from_slice::<Value>(&entry.payload) {
-                collect_hashes(&value, &mut wanted);
-            }
-        }
         let mut blobs = Vec::new();
-        for hash in wanted {
+        for hash in wanted(&meta, &entries) {
             if let Some(bytes) = blob(&hash)? {
                 blobs.push((hash, bytes));
             }
@@ -134,6 +125,47 @@ impl Snapshot {
     pub(crate) fn entries(&self) -> &[(Seq, Entry)] {
         &self.entries
     }
+}
+
+/// The blobs a run's copy takes along: its pinned definition and every
+/// hash its entries' payloads name.
+fn wanted(meta: &RunMeta, entries: &[(Seq, Entry)]) -> BTreeSet<String> {
+    let mut wanted = BTreeSet::new();
+    if !meta.definition_blob.is_empty() {
+        wanted.insert(meta.definition_blob.clone());
+    }
+    for (_, entry) in entries {
+        if let Ok(value) = serde_json::from_slice::<Value>(&entry.payload) {
+            collect_hashes(&value, &mut wanted);
+        }
+    }
+    wanted
+}
+
+/// A run's copy from a PostgreSQL journal: its record, its entries, then
+/// the blobs they reference (read after the entries: blobs are never
+/// deleted there, so every one the entries name is still found).
+pub(crate) async fn pg_snapshot(
+    store: &super::pg::PgStore,
+    run: &RunId,
+) -> Result<Snapshot, JournalError> {
+    let meta = store
+        .run(run)
+        .await?
+        .ok_or_else(|| JournalError::RunNotFound(run.clone()))?;
+    let entries: Vec<(Seq, Entry)> = store
+        .read(run, 1)
+        .await?
+        .into_iter()
+        .map(|(seq, entry)| (Seq(seq), entry))
+        .collect();
+    let mut found = std::collections::HashMap::new();
+    for hash in wanted(&meta, &entries) {
+        if let Some(bytes) = store.blob(&hash).await? {
+            found.insert(hash, bytes);
+        }
+    }
+    Snapshot::assemble(meta, entries, |hash| Ok(found.remove(hash)))
 }
 
 /// Strings shaped like a blob hash (64 lowercase hex) anywhere in a payload,

@@ -136,6 +136,10 @@ pub enum JournalError {
     /// The writer thread is gone; the journal is shutting down.
     #[error("journal writer stopped")]
     Closed,
+    /// What a journal on PostgreSQL cannot do yet (the memory bank,
+    /// whisper scores, deleting runs, compacting, doctor).
+    #[error("{0} is not available on a PostgreSQL journal yet")]
+    NotOnPostgres(&'static str),
     /// A line of an export file is invalid.
     #[error("import {file}:{line}: {message}")]
     Import {
@@ -184,7 +188,16 @@ impl JournalError {
 /// Handle to the journal; cheap to clone, shared by every task.
 #[derive(Clone)]
 pub struct Journal {
-    inner: Arc<Inner>,
+    backend: Backend,
+}
+
+/// Where a journal keeps its records.
+#[derive(Clone)]
+enum Backend {
+    /// A redb file, written by this process's writer thread.
+    Redb(Arc<Inner>),
+    /// A PostgreSQL database (`pg`), written by a writer task.
+    Pg(Arc<pg::PgJournal>),
 }
 
 /// Shared state behind every clone of a `Journal`.
@@ -233,6 +246,36 @@ impl Journal {
         Journal::start(shared)
     }
 
+    /// Opens a journal in a PostgreSQL database (`url`: a postgres:// URL
+    /// or key-value string), bringing its schema up to date, and starts its
+    /// writer task on the current runtime.
+    pub async fn open_url(url: &str) -> Result<Journal, JournalError> {
+        let pg = pg::PgJournal::open(url).await?;
+        Ok(Journal {
+            backend: Backend::Pg(Arc::new(pg)),
+        })
+    }
+
+    /// True for a journal a URL names (PostgreSQL) rather than a file:
+    /// `postgres://…`, `postgresql://…`, or a key-value string with
+    /// `host=` or `dbname=`.
+    pub fn is_url(journal: &str) -> bool {
+        let j = journal.trim_start();
+        j.starts_with("postgres://")
+            || j.starts_with("postgresql://")
+            || j.split_whitespace()
+                .any(|kv| kv.starts_with("host=") || kv.starts_with("dbname="))
+    }
+
+    /// The redb side, or the error saying `what` a PostgreSQL journal
+    /// cannot do yet.
+    fn redb(&self, what: &'static str) -> Result<&Arc<Inner>, JournalError> {
+        match &self.backend {
+            Backend::Redb(inner) => Ok(inner),
+            Backend::Pg(_) => Err(JournalError::NotOnPostgres(what)),
+        }
+    }
+
     /// A journal on another storage backend (the fault-injecting one of the
     /// tests); `make` builds a fresh backend over the same bytes for every
     /// (re)open.
@@ -251,32 +294,43 @@ impl Journal {
         let commits = Arc::new(AtomicU64::new(0));
         let (tx, handle) = writer::spawn(shared.clone(), commits.clone())?;
         Ok(Journal {
-            inner: Arc::new(Inner {
+            backend: Backend::Redb(Arc::new(Inner {
                 shared,
                 tx: Some(tx),
                 writer: Some(handle),
                 commits,
                 memory_writes: AtomicU64::new(0),
                 memory_empty: Default::default(),
-            }),
+            })),
         })
     }
 
-    /// The journal's file, as error messages name it.
+    /// The journal's file, as error messages name it (for PostgreSQL the
+    /// server and database, never a password).
     pub fn path(&self) -> &str {
-        &self.inner.shared.path
+        match &self.backend {
+            Backend::Redb(inner) => &inner.shared.path,
+            Backend::Pg(pg) => pg.store().server(),
+        }
     }
 
     /// Why the disk is full, when a commit found it so: the engine starts no
-    /// new work and pauses its runs while this is set.
+    /// new work and pauses its runs while this is set. Never on PostgreSQL
+    /// (its server's disk is its own).
     pub fn disk_full(&self) -> Option<String> {
-        self.inner.shared.disk_full()
+        match &self.backend {
+            Backend::Redb(inner) => inner.shared.disk_full(),
+            Backend::Pg(_) => None,
+        }
     }
 
     /// Checks for space again (recreating the reserve); clears the disk-full
-    /// state when there is room. True when there is.
+    /// state when there is room. True when there is (always on PostgreSQL).
     pub async fn check_space(&self) -> bool {
-        let shared = self.inner.shared.clone();
+        let Backend::Redb(inner) = &self.backend else {
+            return true;
+        };
+        let shared = inner.shared.clone();
         tokio::task::spawn_blocking(move || {
             shared.make_reserve();
             shared.disk_full().is_none()
@@ -298,8 +352,23 @@ impl Journal {
         first: Vec<Entry>,
     ) -> Result<Vec<Seq>, JournalError> {
         let first = first.into_iter().map(codec::encode_entry).collect();
-        self.request(|reply| Request::CreateRun { meta, first, reply })
-            .await
+        if let Backend::Pg(pg) = &self.backend {
+            let (reply, answer) = oneshot::channel();
+            pg.send(pg::Request::CreateRun {
+                meta,
+                first,
+                blobs: Vec::new(),
+                reply,
+            })
+            .await?;
+            return answer.await.map_err(|_| JournalError::Closed)?;
+        }
+        self.request("creating a run", |reply| Request::CreateRun {
+            meta,
+            first,
+            reply,
+        })
+        .await
     }
 
     /// Appends entries to a run, optionally updating its status in the same
@@ -368,8 +437,21 @@ impl Journal {
             .map(|bytes| (blob_hash(&bytes), bytes))
             .collect();
         let run = run.clone();
-        let tx = self.inner.tx.as_ref().ok_or(JournalError::Closed)?;
         let (reply, answer) = oneshot::channel();
+        if let Backend::Pg(pg) = &self.backend {
+            pg.send(pg::Request::Append(pg::PgAppend {
+                run,
+                entries,
+                status,
+                blobs,
+                at_seq,
+                reply,
+            }))
+            .await?;
+            return Ok(Submitted(answer));
+        }
+        let inner = self.redb("appending")?;
+        let tx = inner.tx.as_ref().ok_or(JournalError::Closed)?;
         tx.send(Request::Append {
             run,
             entries,
@@ -388,20 +470,25 @@ impl Journal {
     /// refers to, in one durable commit. The caller makes sure no engine
     /// executes them.
     pub async fn delete_runs(&self, runs: Vec<RunId>) -> Result<Removed, JournalError> {
-        self.request(|reply| Request::DeleteRuns { runs, reply })
+        self.request("deleting runs", |reply| Request::DeleteRuns { runs, reply })
             .await
     }
 
     /// Compacts the file so freed space goes back to the disk; true when
     /// redb compacted it.
     pub async fn compact(&self) -> Result<bool, JournalError> {
-        self.request(|reply| Request::Compact { reply }).await
+        self.request("compacting", |reply| Request::Compact { reply })
+            .await
     }
 
     /// Entries of a run with seq ≥ `from`, in order.
     pub async fn read(&self, run: &RunId, from: Seq) -> Result<Vec<(Seq, Entry)>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            let entries = pg.store().read(run, from.0).await?;
+            return Ok(entries.into_iter().map(|(s, e)| (Seq(s), e)).collect());
+        }
         let run = run.clone();
-        self.with_read(move |txn| store::read_entries(txn, &run, from))
+        self.with_read("reading", move |txn| store::read_entries(txn, &run, from))
             .await
     }
 
@@ -412,11 +499,17 @@ impl Journal {
         &self,
         run: &RunId,
         from: Seq,
-        each: impl FnMut(Seq, Entry) -> Result<T, JournalError> + Send + 'static,
+        mut each: impl FnMut(Seq, Entry) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<Vec<T>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            let entries = pg.store().read(run, from.0).await?;
+            return entries.into_iter().map(|(s, e)| each(Seq(s), e)).collect();
+        }
         let run = run.clone();
-        self.with_read(move |txn| store::read_entries_as(txn, &run, from, each))
-            .await
+        self.with_read("reading", move |txn| {
+            store::read_entries_as(txn, &run, from, each)
+        })
+        .await
     }
 
     /// Folds a run's entries from `from` on into `state`, one at a time
@@ -429,8 +522,14 @@ impl Journal {
         mut state: S,
         mut each: impl FnMut(&mut S, Seq, Entry) -> Result<(), JournalError> + Send + 'static,
     ) -> Result<S, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            for (seq, entry) in pg.store().read(run, from.0).await? {
+                each(&mut state, Seq(seq), entry)?;
+            }
+            return Ok(state);
+        }
         let run = run.clone();
-        self.with_read(move |txn| {
+        self.with_read("reading", move |txn| {
             store::visit_entries(txn, &run, from, |seq, entry| each(&mut state, seq, entry))?;
             Ok(state)
         })
@@ -439,13 +538,20 @@ impl Journal {
 
     /// A run's metadata, or `None` when no such run exists.
     pub async fn run(&self, run: &RunId) -> Result<Option<RunMeta>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().run(run).await;
+        }
         let run = run.clone();
-        self.with_read(move |txn| store::read_run(txn, &run)).await
+        self.with_read("reading", move |txn| store::read_run(txn, &run))
+            .await
     }
 
     /// All runs, newest first.
     pub async fn runs(&self) -> Result<Vec<RunMeta>, JournalError> {
-        self.with_read(store::read_runs).await
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().runs().await;
+        }
+        self.with_read("reading", store::read_runs).await
     }
 
     /// Stores bytes under their blake3 hash (hex), durably.
@@ -474,8 +580,12 @@ impl Journal {
         expendable: bool,
         durable: bool,
     ) -> Result<String, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            // Blobs are idempotent by content: written at once, durably.
+            return pg.store().put_blob(bytes).await;
+        }
         let hash = blob_hash(&bytes);
-        self.request(|reply| Request::PutBlob {
+        self.request("storing a blob", |reply| Request::PutBlob {
             hash,
             bytes,
             expendable,
@@ -487,8 +597,11 @@ impl Journal {
 
     /// The bytes stored under a blob hash, or `None`.
     pub async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().blob(hash).await;
+        }
         let hash = hash.to_owned();
-        self.with_read(move |txn| store::read_blob(txn, &hash))
+        self.with_read("reading", move |txn| store::read_blob(txn, &hash))
             .await
     }
 
@@ -498,10 +611,14 @@ impl Journal {
         run: &RunId,
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<(), JournalError> {
-        let id = run.clone();
-        let snapshot = self
-            .with_read(move |txn| export::snapshot(txn, &id))
-            .await?;
+        let snapshot = match &self.backend {
+            Backend::Pg(pg) => export::pg_snapshot(pg.store(), run).await?,
+            Backend::Redb(_) => {
+                let id = run.clone();
+                self.with_read("exporting", move |txn| export::snapshot(txn, &id))
+                    .await?
+            }
+        };
         export::write_jsonl(&snapshot, out)
     }
 
@@ -511,7 +628,30 @@ impl Journal {
         let bundle = tokio::task::spawn_blocking(move || export::parse_file(&file))
             .await
             .map_err(|e| JournalError::Storage(format!("import task failed: {e}")))??;
-        self.request(|reply| Request::Import {
+        self.import_bundle(bundle).await
+    }
+
+    /// Writes a whole run (an import) in one commit; returns its id.
+    async fn import_bundle(&self, bundle: writer::ImportBundle) -> Result<RunId, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            let writer::ImportBundle {
+                meta,
+                entries,
+                blobs,
+            } = bundle;
+            let id = meta.id.clone();
+            let (reply, answer) = oneshot::channel();
+            pg.send(pg::Request::CreateRun {
+                meta,
+                first: entries,
+                blobs,
+                reply,
+            })
+            .await?;
+            answer.await.map_err(|_| JournalError::Closed)??;
+            return Ok(id);
+        }
+        self.request("importing", |reply| Request::Import {
             bundle: Box::new(bundle),
             reply,
         })
@@ -526,11 +666,7 @@ impl Journal {
                 run.id
             )));
         };
-        self.request(|reply| Request::Import {
-            bundle: Box::new(bundle),
-            reply,
-        })
-        .await
+        self.import_bundle(bundle).await
     }
 
     /// Upserts a memory entry by (namespace, key) with its index terms,
@@ -541,8 +677,9 @@ impl Journal {
         record: MemoryRecord,
         terms: MemoryTerms,
     ) -> Result<(MemoryRecord, bool), JournalError> {
+        let inner = self.redb("the memory bank")?;
         let stored = self
-            .request(|reply| Request::MemoryPut {
+            .request("the memory bank", |reply| Request::MemoryPut {
                 record: Box::new(record),
                 terms,
                 reply,
@@ -550,7 +687,7 @@ impl Journal {
             .await;
         // Counted once the write is visible (or failed): a namespace found
         // empty before this count must be looked at again.
-        self.inner.memory_writes.fetch_add(1, Ordering::AcqRel);
+        inner.memory_writes.fetch_add(1, Ordering::AcqRel);
         stored
     }
 
@@ -558,16 +695,19 @@ impl Journal {
     /// when it was found empty and nothing was stored since (an agent's
     /// memory include, at every request of a run that stores no notes).
     pub async fn memory_is_empty(&self, namespace: &str) -> Result<bool, JournalError> {
-        let writes = self.inner.memory_writes.load(Ordering::Acquire);
+        let inner = self.redb("the memory bank")?;
+        let writes = inner.memory_writes.load(Ordering::Acquire);
         let known = |m: &std::collections::HashMap<String, u64>| m.get(namespace) == Some(&writes);
-        if self.inner.memory_empty.lock().is_ok_and(|m| known(&m)) {
+        if inner.memory_empty.lock().is_ok_and(|m| known(&m)) {
             return Ok(true);
         }
         let ns = namespace.to_owned();
         let empty = self
-            .with_read(move |txn| memory::list(txn, Some(&[ns])).map(|l| l.is_empty()))
+            .with_read("the memory bank", move |txn| {
+                memory::list(txn, Some(&[ns])).map(|l| l.is_empty())
+            })
             .await?;
-        if empty && let Ok(mut m) = self.inner.memory_empty.lock() {
+        if empty && let Ok(mut m) = inner.memory_empty.lock() {
             m.insert(namespace.to_owned(), writes);
         }
         Ok(empty)
@@ -580,7 +720,7 @@ impl Journal {
         key: &str,
     ) -> Result<Option<MemoryRecord>, JournalError> {
         let (namespace, key) = (namespace.to_owned(), key.to_owned());
-        self.request(|reply| Request::MemoryDelete {
+        self.request("the memory bank", |reply| Request::MemoryDelete {
             namespace,
             key,
             reply,
@@ -595,7 +735,9 @@ impl Journal {
         key: &str,
     ) -> Result<Option<MemoryRecord>, JournalError> {
         let (namespace, key) = (namespace.to_owned(), key.to_owned());
-        self.with_read(move |txn| memory::get(txn, &namespace, &key))
+        self.with_read("the memory bank", move |txn| {
+            memory::get(txn, &namespace, &key)
+        })
             .await
     }
 
@@ -605,7 +747,7 @@ impl Journal {
         &self,
         keys: Vec<(String, String)>,
     ) -> Result<Vec<Option<MemoryRecord>>, JournalError> {
-        self.with_read(move |txn| {
+        self.with_read("the memory bank", move |txn| {
             keys.iter()
                 .map(|(ns, key)| memory::get(txn, ns, key))
                 .collect()
@@ -619,7 +761,9 @@ impl Journal {
         &self,
         namespaces: Option<Vec<String>>,
     ) -> Result<Vec<MemoryRecord>, JournalError> {
-        self.with_read(move |txn| memory::list(txn, namespaces.as_deref()))
+        self.with_read("the memory bank", move |txn| {
+            memory::list(txn, namespaces.as_deref())
+        })
             .await
     }
 
@@ -631,7 +775,7 @@ impl Journal {
         outcome: crate::protocol::WhisperOutcome,
     ) -> Result<crate::protocol::WhisperScore, JournalError> {
         let category = category.to_owned();
-        self.request(|reply| Request::WhisperScore {
+        self.request("whisper scores", |reply| Request::WhisperScore {
             category,
             outcome,
             reply,
@@ -641,18 +785,22 @@ impl Journal {
 
     /// Forgets `category`'s whisper score (every one when `None`).
     pub async fn whisper_reset(&self, category: Option<String>) -> Result<u64, JournalError> {
-        self.request(|reply| Request::WhisperReset { category, reply })
-            .await
+        self.request("whisper scores", |reply| Request::WhisperReset {
+            category,
+            reply,
+        })
+        .await
     }
 
     /// Every category's whisper score.
     pub async fn whisper_scores(&self) -> Result<Vec<crate::protocol::WhisperScore>, JournalError> {
-        self.with_read(whispers::list).await
+        self.with_read("whisper scores", whispers::list).await
     }
 
     /// Namespaces holding memory entries, with their entry counts.
     pub async fn memory_namespaces(&self) -> Result<Vec<(String, u64)>, JournalError> {
-        self.with_read(memory::namespaces).await
+        self.with_read("the memory bank", memory::namespaces)
+            .await
     }
 
     /// The index's postings for `terms` and the entry counts ranking needs,
@@ -662,22 +810,30 @@ impl Journal {
         terms: Vec<String>,
         namespaces: Option<Vec<String>>,
     ) -> Result<MemoryPostings, JournalError> {
-        self.with_read(move |txn| memory::postings(txn, &terms, namespaces.as_deref()))
+        self.with_read("the memory bank", move |txn| {
+            memory::postings(txn, &terms, namespaces.as_deref())
+        })
             .await
     }
 
     /// Number of write transactions committed since open; lets tests and
     /// metrics see how many appends each commit carried.
     pub fn commit_count(&self) -> u64 {
-        self.inner.commits.load(Ordering::Relaxed)
+        match &self.backend {
+            Backend::Redb(inner) => inner.commits.load(Ordering::Relaxed),
+            Backend::Pg(pg) => pg.commit_count(),
+        }
     }
 
-    /// Sends a request to the writer and waits for its post-commit reply.
+    /// Sends a request to the writer and waits for its post-commit reply;
+    /// on PostgreSQL, the error saying `what` is not available there yet.
     async fn request<T>(
         &self,
+        what: &'static str,
         make: impl FnOnce(oneshot::Sender<Result<T, JournalError>>) -> Request,
     ) -> Result<T, JournalError> {
-        let tx = self.inner.tx.as_ref().ok_or(JournalError::Closed)?;
+        let inner = self.redb(what)?;
+        let tx = inner.tx.as_ref().ok_or(JournalError::Closed)?;
         let (reply, answer) = oneshot::channel();
         tx.send(make(reply))
             .await
@@ -686,12 +842,14 @@ impl Journal {
     }
 
     /// Runs `f` on a fresh read transaction on the blocking pool, at the
-    /// storage boundary (a panic in redb becomes `JournalError::Damaged`).
+    /// storage boundary (a panic in redb becomes `JournalError::Damaged`);
+    /// on PostgreSQL, the error saying `what` is not available there yet.
     async fn with_read<T: Send + 'static>(
         &self,
+        what: &'static str,
         f: impl FnOnce(&ReadTransaction) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, JournalError> {
-        let shared = self.inner.shared.clone();
+        let shared = self.redb(what)?.shared.clone();
         tokio::task::spawn_blocking(move || {
             let db = shared.database()?;
             guard::shielded(&shared.path, || {

@@ -10,9 +10,11 @@
 //! Every commit that writes entries notifies `lev_entries`, so a process
 //! can follow runs other processes write (`PgStore::listen`).
 //!
-//! Not wired into `Journal` yet. No TLS yet (`NoTls`): it comes with that
+//! `Journal::open_url` puts a `Journal` on it (`PgJournal`: a writer task
+//! applies appends in submission order). No TLS yet (`NoTls`): it comes with that
 //! wiring, through tokio-postgres-rustls.
 
+mod journal;
 mod listen;
 mod schema;
 mod store;
@@ -27,8 +29,10 @@ use tokio::sync::{Mutex, MutexGuard, mpsc};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Config, NoTls};
 
+pub(crate) use journal::{Append as PgAppend, PgJournal, Request};
 pub use schema::PG_SCHEMA_VERSION;
 
+use super::codec::EncodedEntry;
 use super::{Entry, JournalError, RunMeta};
 use crate::protocol::{RunId, RunStatus};
 
@@ -101,8 +105,19 @@ impl PgStore {
         first: Vec<Entry>,
     ) -> Result<Vec<u64>, JournalError> {
         let first = first.into_iter().map(super::codec::encode_entry).collect();
+        self.create_run_encoded(meta, first, &[]).await
+    }
+
+    /// `create_run_with` of entries already encoded, with the blobs they
+    /// refer to in the same transaction (an import).
+    pub(crate) async fn create_run_encoded(
+        &self,
+        meta: &RunMeta,
+        first: Vec<EncodedEntry>,
+        blobs: &[(String, Vec<u8>)],
+    ) -> Result<Vec<u64>, JournalError> {
         let mut conn = self.conn().await?;
-        store::create_run(&mut conn, &self.inner.server, meta, first).await
+        store::create_run(&mut conn, &self.inner.server, meta, first, blobs).await
     }
 
     /// Appends `entries` as seqs `at_seq`, `at_seq + 1`, … of `run` in one
@@ -127,6 +142,21 @@ impl PgStore {
             .into_iter()
             .map(super::codec::encode_entry)
             .collect();
+        self.append_encoded(run, Some(at_seq), entries, status, &[])
+            .await
+    }
+
+    /// `append` of entries already encoded, with the blobs they refer to
+    /// in the same transaction; `at_seq: None` appends after the run's
+    /// last seq, whatever it is.
+    pub(crate) async fn append_encoded(
+        &self,
+        run: &RunId,
+        at_seq: Option<u64>,
+        entries: Vec<EncodedEntry>,
+        status: Option<RunStatus>,
+        blobs: &[(String, Vec<u8>)],
+    ) -> Result<Vec<u64>, JournalError> {
         let mut conn = self.conn().await?;
         store::append(
             &mut conn,
@@ -136,6 +166,7 @@ impl PgStore {
                 at_seq,
                 entries,
                 status,
+                blobs,
             },
         )
         .await

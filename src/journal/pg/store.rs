@@ -121,18 +121,23 @@ impl Statements {
 /// An append as `PgStore::append` takes it, its entries encoded.
 pub(super) struct Append<'a> {
     pub(super) run: &'a RunId,
-    pub(super) at_seq: u64,
+    /// The seq the first entry must get; `None` appends after the run's
+    /// last seq, whatever it is (as redb's writer does).
+    pub(super) at_seq: Option<u64>,
     pub(super) entries: Vec<EncodedEntry>,
     pub(super) status: Option<RunStatus>,
+    /// Blobs the entries refer to, written in the same transaction.
+    pub(super) blobs: &'a [(String, Vec<u8>)],
 }
 
-/// Inserts the run's row (its `last_seq` reset to 0) and its first
-/// entries, in one transaction.
+/// Inserts the run's row (its `last_seq` reset to 0), its first entries
+/// and the blobs they refer to (an import's), in one transaction.
 pub(super) async fn create_run(
     conn: &mut Conn,
     server: &str,
     meta: &RunMeta,
     first: Vec<EncodedEntry>,
+    blobs: &[(String, Vec<u8>)],
 ) -> Result<Vec<u64>, JournalError> {
     let Conn { client, st } = conn;
     let during = format!("create run {}", meta.id);
@@ -150,7 +155,16 @@ pub(super) async fn create_run(
     if inserted == 0 {
         return Err(JournalError::RunExists(meta.id));
     }
-    let seqs = write_entries(&tx, st, server, &meta.id, 0, &first, &mut meta.updated_ms).await?;
+    let seqs = write_entries(
+        &tx,
+        st,
+        server,
+        &meta.id,
+        0,
+        (&first, blobs),
+        &mut meta.updated_ms,
+    )
+    .await?;
     if let Some(&last) = seqs.last() {
         meta.last_seq = last;
         save_run(&tx, st, server, &meta, true).await?;
@@ -172,6 +186,7 @@ pub(super) async fn append(
         at_seq,
         entries,
         status,
+        blobs,
     } = append;
     let during = format!("append to run {run}");
     // Dropped uncommitted on every early return: PostgreSQL rolls it back.
@@ -189,7 +204,9 @@ pub(super) async fn append(
         return Err(JournalError::RunNotFound(run.clone()));
     };
     let mut meta = run_of(&row, 0, server, run)?;
-    if meta.last_seq.checked_add(1) != Some(at_seq) {
+    if let Some(at_seq) = at_seq
+        && meta.last_seq.checked_add(1) != Some(at_seq)
+    {
         return Err(JournalError::Gap {
             run: run.clone(),
             expected: at_seq,
@@ -202,7 +219,7 @@ pub(super) async fn append(
         server,
         run,
         meta.last_seq,
-        &entries,
+        (&entries, blobs),
         &mut meta.updated_ms,
     )
     .await?;
@@ -217,7 +234,8 @@ pub(super) async fn append(
     Ok(seqs)
 }
 
-/// Writes entries after `last_seq`, their spilled payloads first, and keeps
+/// Writes entries after `last_seq`, their spilled payloads and the blobs
+/// they refer to first, and keeps
 /// `updated_ms` at the newest entry time (journaled times, not a clock
 /// read, as redb's writer does). The inserts are sent together: one
 /// round trip for the whole append.
@@ -227,7 +245,7 @@ async fn write_entries(
     server: &str,
     run: &RunId,
     last_seq: u64,
-    entries: &[EncodedEntry],
+    (entries, referred): (&[EncodedEntry], &[(String, Vec<u8>)]),
     updated_ms: &mut u64,
 ) -> Result<Vec<u64>, JournalError> {
     let mut seqs = Vec::with_capacity(entries.len());
@@ -248,8 +266,11 @@ async fn write_entries(
         .collect();
     // Blobs in hash order: two appends storing the same blobs at once
     // then wait for each other in one order, never in a deadlock.
-    let mut blobs: Vec<&(String, Vec<u8>)> =
-        entries.iter().filter_map(|e| e.spilled.as_ref()).collect();
+    let mut blobs: Vec<&(String, Vec<u8>)> = entries
+        .iter()
+        .filter_map(|e| e.spilled.as_ref())
+        .chain(referred)
+        .collect();
     blobs.sort_by(|a, b| a.0.cmp(&b.0));
     blobs.dedup_by(|a, b| a.0 == b.0);
     let mut writes = Vec::with_capacity(blobs.len() + entries.len());

@@ -1,0 +1,188 @@
+//! A `Journal` on PostgreSQL (`Journal::open_url`): a writer task applies
+//! the journal's appends in the order they were submitted, as redb's writer
+//! thread does (`journal::writer`), so a caller may go on before its append
+//! is committed ("Going ahead of the disk" in docs/ARCHITECTURE.md). Reads
+//! go to a connection of their own, so they never wait behind a commit.
+//!
+//! Group commit: consecutive appends of one run that are queued together
+//! are written in one transaction (one commit, one fsync on the server);
+//! their callers learn their own seqs. Appends that need no durability
+//! point of their own (`durable: false`) are simply written durably.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::PgStore;
+use crate::journal::codec::EncodedEntry;
+use crate::journal::{JournalError, RunMeta};
+use crate::protocol::{RunId, RunStatus, Seq};
+
+/// Queue depth; a full queue makes callers wait (backpressure).
+const QUEUE_DEPTH: usize = 4096;
+/// Most appends one transaction takes.
+const MAX_BATCH: usize = 1024;
+
+type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
+
+/// One unit of work for the writer task.
+pub(crate) enum Request {
+    /// A new run with its first entries and the blobs they refer to (an
+    /// import's), in one transaction.
+    CreateRun {
+        meta: RunMeta,
+        first: Vec<EncodedEntry>,
+        blobs: Vec<(String, Vec<u8>)>,
+        reply: Reply<Vec<Seq>>,
+    },
+    Append(Append),
+}
+
+/// An append as the writer task takes it (see `journal::Append`).
+pub(crate) struct Append {
+    pub(crate) run: RunId,
+    pub(crate) entries: Vec<EncodedEntry>,
+    pub(crate) status: Option<RunStatus>,
+    pub(crate) blobs: Vec<(String, Vec<u8>)>,
+    pub(crate) at_seq: Option<Seq>,
+    pub(crate) reply: Reply<Vec<Seq>>,
+}
+
+/// A journal's PostgreSQL side: the store reads use, and the writer task's
+/// queue. The task ends when the last handle is dropped.
+pub(crate) struct PgJournal {
+    reads: PgStore,
+    tx: mpsc::Sender<Request>,
+    commits: Arc<AtomicU64>,
+}
+
+impl PgJournal {
+    /// Connects twice (the writer task's connection, and the one reads
+    /// use) and starts the writer task on the current runtime.
+    pub(crate) async fn open(url: &str) -> Result<PgJournal, JournalError> {
+        let writes = PgStore::connect(url).await?;
+        let reads = PgStore::connect(url).await?;
+        let commits = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(write_loop(writes, rx, commits.clone()));
+        Ok(PgJournal { reads, tx, commits })
+    }
+
+    /// The store reads go to.
+    pub(crate) fn store(&self) -> &PgStore {
+        &self.reads
+    }
+
+    /// Queues a request for the writer task, in order.
+    pub(crate) async fn send(&self, request: Request) -> Result<(), JournalError> {
+        self.tx
+            .send(request)
+            .await
+            .map_err(|_| JournalError::Closed)
+    }
+
+    /// Transactions the writer task committed.
+    pub(crate) fn commit_count(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+}
+
+/// The writer task: one request (or one group of appends) at a time, in
+/// the order they were queued.
+async fn write_loop(store: PgStore, mut rx: mpsc::Receiver<Request>, commits: Arc<AtomicU64>) {
+    let mut held: Option<Request> = None;
+    loop {
+        let request = match held.take() {
+            Some(r) => r,
+            None => match rx.recv().await {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        match request {
+            Request::CreateRun {
+                meta,
+                first,
+                blobs,
+                reply,
+            } => {
+                let done = store.create_run_encoded(&meta, first, &blobs).await;
+                if done.is_ok() {
+                    commits.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = reply.send(done.map(|seqs| seqs.into_iter().map(Seq).collect()));
+            }
+            Request::Append(first) => {
+                let mut group = vec![first];
+                while group.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(Request::Append(next)) if continues(&group, &next) => group.push(next),
+                        Ok(other) => {
+                            held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                write_group(&store, group, &commits).await;
+            }
+        }
+    }
+}
+
+/// Whether `next` may share the transaction of `group`: same run, and
+/// either no seq counted on or exactly the one after the group's.
+fn continues(group: &[Append], next: &Append) -> bool {
+    let Some(first) = group.first() else {
+        return false;
+    };
+    if next.run != first.run {
+        return false;
+    }
+    let Some(at) = next.at_seq else {
+        return true;
+    };
+    let written: usize = group.iter().map(|a| a.entries.len()).sum();
+    first
+        .at_seq
+        .is_some_and(|start| Some(at.0) == start.0.checked_add(written as u64))
+}
+
+/// Writes a group of appends of one run in one transaction and answers
+/// each caller with its own seqs (or everyone with the error: nothing of
+/// the group was written).
+async fn write_group(store: &PgStore, group: Vec<Append>, commits: &AtomicU64) {
+    let Some(first) = group.first() else {
+        return;
+    };
+    let run = first.run.clone();
+    let at_seq = first.at_seq.map(|s| s.0);
+    let mut entries = Vec::new();
+    let mut blobs = Vec::new();
+    let mut status = None;
+    let mut replies = Vec::with_capacity(group.len());
+    for append in group {
+        replies.push((append.entries.len(), append.reply));
+        entries.extend(append.entries);
+        blobs.extend(append.blobs);
+        status = append.status.or(status);
+    }
+    let done = store
+        .append_encoded(&run, at_seq, entries, status, &blobs)
+        .await;
+    match done {
+        Ok(seqs) => {
+            commits.fetch_add(1, Ordering::Relaxed);
+            let mut seqs = seqs.into_iter().map(Seq);
+            for (count, reply) in replies {
+                let _ = reply.send(Ok(seqs.by_ref().take(count).collect()));
+            }
+        }
+        Err(e) => {
+            for (_, reply) in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
