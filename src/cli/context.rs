@@ -153,9 +153,7 @@ pub(super) fn load_config_quiet(paths: &Paths) -> Result<Config, String> {
 
 /// What driving a recorded run needs, loaded in this order (the first
 /// problem is the one reported): modes, configuration, the journal.
-pub async fn modes_config_journal(
-    paths: &Paths,
-) -> Result<(ModeRegistry, Config, Journal), u8> {
+pub async fn modes_config_journal(paths: &Paths) -> Result<(ModeRegistry, Config, Journal), u8> {
     Ok((
         load_modes(paths)?,
         load_config(paths)?,

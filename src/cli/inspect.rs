@@ -91,10 +91,7 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
     }
     print_damaged_after(&damaged);
     if runs.is_empty() {
-        println!(
-            "no runs yet in {} — try `lev demo`",
-            paths.journal_name()
-        );
+        println!("no runs yet in {} — try `lev demo`", paths.journal_name());
         return exit::OK;
     }
     println!(

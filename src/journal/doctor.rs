@@ -65,7 +65,10 @@ impl Journal {
     /// a problem of this run, not an error.
     pub async fn check_run(&self, run: &RunId) -> RunCheck {
         let id = run.clone();
-        match self.with_read("lev doctor", move |txn| Ok(check(txn, &id))).await {
+        match self
+            .with_read("lev doctor", move |txn| Ok(check(txn, &id)))
+            .await
+        {
             Ok(check) => check,
             Err(e) => RunCheck {
                 problems: vec![e.to_string()],

@@ -738,7 +738,7 @@ impl Journal {
         self.with_read("the memory bank", move |txn| {
             memory::get(txn, &namespace, &key)
         })
-            .await
+        .await
     }
 
     /// The memory entries at these (namespace, key) pairs, in order, each
@@ -764,7 +764,7 @@ impl Journal {
         self.with_read("the memory bank", move |txn| {
             memory::list(txn, namespaces.as_deref())
         })
-            .await
+        .await
     }
 
     /// Counts one outcome of a FlowMind whisper of `category`, durably;
@@ -799,8 +799,7 @@ impl Journal {
 
     /// Namespaces holding memory entries, with their entry counts.
     pub async fn memory_namespaces(&self) -> Result<Vec<(String, u64)>, JournalError> {
-        self.with_read("the memory bank", memory::namespaces)
-            .await
+        self.with_read("the memory bank", memory::namespaces).await
     }
 
     /// The index's postings for `terms` and the entry counts ranking needs,
@@ -813,7 +812,7 @@ impl Journal {
         self.with_read("the memory bank", move |txn| {
             memory::postings(txn, &terms, namespaces.as_deref())
         })
-            .await
+        .await
     }
 
     /// Number of write transactions committed since open; lets tests and

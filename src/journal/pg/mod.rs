@@ -15,6 +15,8 @@
 //! wiring, through tokio-postgres-rustls.
 
 mod journal;
+#[cfg(test)]
+mod journal_tests;
 mod listen;
 mod schema;
 mod store;

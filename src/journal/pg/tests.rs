@@ -19,7 +19,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The server the tests use; `None` (the test skips) on a developer's
 /// machine without one, a failure in CI.
-fn server() -> Option<String> {
+pub(super) fn server() -> Option<String> {
     match std::env::var("LEV_TEST_POSTGRES") {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ if std::env::var_os("CI").is_some() => panic!("{REQUIRED}"),
@@ -28,14 +28,14 @@ fn server() -> Option<String> {
 }
 
 /// A database of the test's own, dropped when this is.
-struct TestDb {
+pub(super) struct TestDb {
     admin: String,
     name: String,
-    url: String,
+    pub(super) url: String,
 }
 
 impl TestDb {
-    async fn new() -> Option<TestDb> {
+    pub(super) async fn new() -> Option<TestDb> {
         let admin = server()?;
         let name = format!("lev_test_{:016x}", rand::random::<u64>());
         raw(&admin)
@@ -53,7 +53,7 @@ impl TestDb {
 
     /// A plain connection to the test's database, for SQL behind the
     /// store's back.
-    async fn sql(&self) -> tokio_postgres::Client {
+    pub(super) async fn sql(&self) -> tokio_postgres::Client {
         raw(&self.url).await
     }
 }
