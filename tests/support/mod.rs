@@ -6,3 +6,4 @@
 pub mod kill;
 pub mod lev;
 pub mod llm_server;
+pub mod pg;

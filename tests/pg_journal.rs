@@ -1,0 +1,178 @@
+//! The real `lev` binary with its journal on PostgreSQL (`--journal URL`,
+//! `LEV_JOURNAL`): a workflow with a shell step, a question and an agent
+//! step runs to success, `lev runs`, `show`, `replay` and `export` read it
+//! back, an export imports into a redb data dir with the same replay, and
+//! a run killed mid-way resumes and finishes. Each test in a database of
+//! its own on the server `LEV_TEST_POSTGRES` names (skipped without it,
+//! unless `CI` is set).
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::kill::{kill9, wait_for};
+use support::lev::{Lev, run_id_from};
+use support::pg::PgDb;
+
+const WORKFLOW: &str = r#"
+version: 1
+kind: workflow
+id: pgflow
+name: On PostgreSQL
+steps:
+  hello:
+    type: shell
+    run: echo hello from shell
+  pick:
+    needs: [hello]
+    type: question
+    ask: "Which color?"
+    default: blue
+  think:
+    needs: [pick]
+    type: agent
+    mode: ask
+    prompt: "Say something about ${{ steps.pick.outputs.answer }}"
+outputs:
+  color: ${{ steps.pick.outputs.answer }}
+  greeting: ${{ steps.hello.outputs.stdout }}
+  said: ${{ steps.think.outputs.text }}
+"#;
+
+/// The scripted provider's replies, found beside the workflow.
+const CASSETTE: &str = "replies:\n  - text: \"Red is a fine color.\"\n    repeat: true\n";
+
+fn text(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn step<'a>(show: &'a Value, name: &str) -> &'a Value {
+    show["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {show}"))
+}
+
+#[test]
+fn a_workflow_runs_on_postgres_and_reads_back_as_on_redb() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = lev.write_workflow(WORKFLOW);
+    std::fs::write(lev.dir.path().join("wf.cassette.yaml"), CASSETTE).unwrap();
+    let out = lev.run_headless(&wf, &["--answer", "pick=red"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("wf.cassette.yaml"), "{stderr}");
+    let run = run_id_from(&stdout).unwrap();
+    // Nothing of the run went to the data dir's file.
+    assert!(!lev.data_dir().join("lev.redb").exists());
+
+    let out = lev.run(&["runs"]);
+    let (runs, _) = text(&out);
+    assert!(out.status.success());
+    assert!(
+        runs.lines()
+            .any(|l| l.starts_with(&run) && l.contains("succeeded")),
+        "{runs}"
+    );
+    let show = lev.show(&run);
+    assert_eq!(show["status"], "succeeded", "{show}");
+    assert_eq!(show["outputs"]["color"], "red");
+    assert_eq!(show["outputs"]["greeting"], "hello from shell");
+    assert_eq!(show["outputs"]["said"], "Red is a fine color.");
+    for name in ["hello", "pick", "think"] {
+        assert_eq!(step(&show, name)["status"], "succeeded", "{show}");
+    }
+    let replay = lev.replay(&run);
+    assert!(replay.contains("= pick: red"), "{replay}");
+    assert!(replay.contains("Red is a fine color."), "{replay}");
+
+    // `--journal` says the same as the variable.
+    let by_flag = Lev::new();
+    let out = by_flag.run(&["--journal", &db.url, "replay", &run, "--headless"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(text(&out).0, replay);
+
+    // Exported from PostgreSQL, imported into a redb data dir: the same run.
+    let out = lev.run(&["export", &run]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let file = lev.dir.path().join("run.jsonl");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let redb = Lev::new();
+    let out = redb.run(&["import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(redb.data_dir().join("lev.redb").exists());
+    assert_eq!(redb.replay(&run), replay);
+    assert_eq!(redb.show(&run), show);
+
+    // What PostgreSQL cannot do yet is refused, saying so.
+    let out = lev.run(&["rm", &run]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .1
+            .contains("is not available on a PostgreSQL journal yet"),
+        "{}",
+        text(&out).1
+    );
+    assert_eq!(lev.show(&run)["status"], "succeeded");
+}
+
+#[test]
+fn a_run_killed_mid_way_resumes_on_postgres() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    // The long step waits the first time only, so its rerun is quick.
+    let wf = lev.write_workflow(
+        "version: 1\nkind: workflow\nid: slow\nname: Slow\nsteps:\n  first:\n    type: shell\n    run: echo one\n  wait:\n    needs: [first]\n    type: shell\n    run: |\n      if [ -f waited ]; then echo rerun; else touch waited; sleep 30; fi\n  last:\n    needs: [wait]\n    type: shell\n    run: echo done\n",
+    );
+    let mut child = lev.spawn_headless(&wf, &[]);
+    let waited = lev.workspace().join("waited");
+    wait_for("the slow step", Duration::from_secs(60), || waited.exists());
+    kill9(&mut child);
+    let out = lev.run(&["runs", "--json"]);
+    let (runs, _) = text(&out);
+    let run: Value = serde_json::from_str(runs.lines().next().unwrap()).unwrap();
+    let run = run["id"].as_str().unwrap().to_string();
+    let show = lev.show(&run);
+    assert_eq!(step(&show, "first")["status"], "succeeded", "{show}");
+    assert_ne!(show["status"], "succeeded", "{show}");
+
+    // A resume without a decision pauses, saying what it needs.
+    let ws = lev.workspace().display().to_string();
+    let out = lev.run(&["resume", &run, "--headless", "--workspace", &ws]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("--in-flight rerun"),
+        "{stdout}\n{stderr}"
+    );
+
+    let out = lev.run(&[
+        "resume",
+        &run,
+        "--in-flight",
+        "rerun",
+        "--headless",
+        "--workspace",
+        &ws,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let show = lev.show(&run);
+    assert_eq!(show["status"], "succeeded", "{show}");
+    assert_eq!(step(&show, "wait")["attempts"], 2, "{show}");
+    assert_eq!(step(&show, "last")["status"], "succeeded", "{show}");
+    let replay = lev.replay(&run);
+    assert!(replay.contains("rerun"), "{replay}");
+}
