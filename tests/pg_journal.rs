@@ -139,11 +139,19 @@ fn a_run_killed_mid_way_resumes_on_postgres() {
     let mut child = lev.spawn_headless(&wf, &[]);
     let waited = lev.workspace().join("waited");
     wait_for("the slow step", Duration::from_secs(60), || waited.exists());
+    // Another lev of the data dir asks the executing one (its control
+    // socket stands for the lock PostgreSQL does not have yet): running.
+    let listed = || -> Value {
+        let out = lev.run(&["runs", "--json"]);
+        let (runs, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        serde_json::from_str(runs.lines().next().unwrap()).unwrap()
+    };
+    assert_eq!(listed()["status"], "running");
     kill9(&mut child);
-    let out = lev.run(&["runs", "--json"]);
-    let (runs, _) = text(&out);
-    let run: Value = serde_json::from_str(runs.lines().next().unwrap()).unwrap();
-    let run = run["id"].as_str().unwrap().to_string();
+    let listed = listed();
+    assert_eq!(listed["status"], "interrupted", "{listed}");
+    let run = listed["id"].as_str().unwrap().to_string();
     let show = lev.show(&run);
     assert_eq!(step(&show, "first")["status"], "succeeded", "{show}");
     assert_ne!(show["status"], "succeeded", "{show}");

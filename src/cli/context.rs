@@ -97,10 +97,20 @@ pub async fn open_journal(paths: &Paths) -> Result<Journal, u8> {
 pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Opens the journal: the database `--journal` names, else the data
-/// dir's file.
+/// dir's file. A database has no lock of its own yet, so the data dir's
+/// control socket stands for it: while a lev process that executes runs
+/// answers there, the journal is `Locked` to others of that data dir, as
+/// redb's file is.
 pub async fn open_once(paths: &Paths) -> Result<Journal, JournalError> {
     match &paths.journal_url {
-        Some(url) => Journal::open_url(url).await,
+        Some(url) => {
+            if crate::host::Client::connect(&paths.socket()).await.is_ok() {
+                return Err(JournalError::Locked {
+                    path: paths.journal_name(),
+                });
+            }
+            Journal::open_url(url).await
+        }
         None => Journal::open(&paths.journal()),
     }
 }
