@@ -163,6 +163,9 @@ pub struct Config {
     /// MCP servers whose tools agents may use (`mcp_servers:`), by name; a
     /// workflow's own `mcp_servers:` add to these and win by name.
     pub mcp_servers: BTreeMap<String, crate::config::mcp_servers::McpServer>,
+    /// `journal: { url }`: the journal in a PostgreSQL database (what
+    /// `--journal` and `LEV_JOURNAL` say win).
+    pub journal_url: Option<String>,
     /// Files the config was read from, for `lev config` and messages.
     pub sources: Vec<PathBuf>,
 }
@@ -343,6 +346,7 @@ impl Default for Config {
             tui: TuiSettings::default(),
             agent_clis: crate::config::agent_cli::builtin(),
             mcp_servers: BTreeMap::new(),
+            journal_url: None,
             sources: Vec::new(),
         }
     }

@@ -1,5 +1,5 @@
 //! The real `lev` binary with its journal on PostgreSQL (`--journal URL`,
-//! `LEV_JOURNAL`): a workflow with a shell step, a question and an agent
+//! `LEV_JOURNAL`, the config's `journal: { url }`): a workflow with a shell step, a question and an agent
 //! step runs to success, `lev runs`, `show`, `replay` and `export` read it
 //! back, an export imports into a redb data dir with the same replay, and
 //! a run killed mid-way resumes and finishes. Each test in a database of
@@ -100,6 +100,27 @@ fn a_workflow_runs_on_postgres_and_reads_back_as_on_redb() {
     let out = by_flag.run(&["--journal", &db.url, "replay", &run, "--headless"]);
     assert!(out.status.success(), "{}", text(&out).1);
     assert_eq!(text(&out).0, replay);
+    // And so does the config's `journal: { url }`.
+    let by_config = Lev::new();
+    let config = by_config.dir.path().join("config").join("lev");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.yaml"),
+        format!(
+            "journal:\n  url: {}\n",
+            serde_json::to_string(&db.url).unwrap()
+        ),
+    )
+    .unwrap();
+    assert_eq!(by_config.replay(&run), replay);
+    // A path is no URL: said so, not taken for a server.
+    let out = by_flag.run(&["--journal", "/tmp/lev.redb", "runs"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("takes a PostgreSQL URL"),
+        "{}",
+        text(&out).1
+    );
 
     // Exported from PostgreSQL, imported into a redb data dir: the same run.
     let out = lev.run(&["export", &run]);

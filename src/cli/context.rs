@@ -103,6 +103,10 @@ pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5)
 /// redb's file is.
 pub async fn open_once(paths: &Paths) -> Result<Journal, JournalError> {
     match &paths.journal_url {
+        Some(url) if !Journal::is_url(url) => Err(JournalError::Open {
+            path: "--journal".to_owned(),
+            message: "takes a PostgreSQL URL (postgres://… or `host=… dbname=…`); the redb journal is the data dir's file (--data-dir)".to_owned(),
+        }),
         Some(url) => {
             if crate::host::Client::connect(&paths.socket()).await.is_ok() {
                 return Err(JournalError::Locked {

@@ -15,7 +15,15 @@ use super::{
 use crate::paths::Paths;
 
 pub async fn dispatch(cli: Cli) -> u8 {
-    let paths = Paths::resolve(cli.data_dir.as_deref()).with_journal_url(cli.journal);
+    let paths = Paths::resolve(cli.data_dir.as_deref());
+    // `--journal` / `LEV_JOURNAL`, else the config's `journal: { url }` (a
+    // config that does not load is reported by the command that loads it).
+    let journal = cli.journal.or_else(|| {
+        super::context::load_config_quiet(&paths)
+            .ok()
+            .and_then(|c| c.journal_url)
+    });
+    let paths = paths.with_journal_url(journal);
     let _log_guard = init_logging(&paths);
     if let Err(code) = check_theme(&paths, cli.theme) {
         return code;

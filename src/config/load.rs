@@ -62,6 +62,8 @@
 //!     command: npx
 //!     args: [-y, "@modelcontextprotocol/server-everything"]
 //!   search: { url: "http://127.0.0.1:3001/mcp", headers_env: { Authorization: SEARCH_TOKEN } }
+//! journal:                  # the journal in PostgreSQL (early; see README), unless
+//!   url: "postgres://lev@db/lev"  # --journal or LEV_JOURNAL says otherwise
 //! tui:
 //!   scrollback_lines: 100000 # lines each pane keeps (≈ 11 MB of 80-char lines); min 100
 //!   attention:               # a question or approval waits, the run ends or pauses (once each)
@@ -132,6 +134,14 @@ struct FileConfig {
     pty: Option<FilePty>,
     #[serde(default)]
     mcp_servers: BTreeMap<String, Spanned<super::mcp_servers::Entry>>,
+    journal: Option<FileJournal>,
+}
+
+/// `journal: { url }`: a PostgreSQL journal instead of the data dir's file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJournal {
+    url: Option<String>,
 }
 
 /// `pty: { clis: { NAME: { new_session, resume, session_pattern } } }`.
@@ -397,6 +407,9 @@ impl Layers {
         }
         if let Some(allow) = file.shell_allow {
             self.config.shell_allow = allow;
+        }
+        if let Some(url) = file.journal.and_then(|j| j.url) {
+            self.config.journal_url = Some(url);
         }
         if let Some(f) = file.flowmind {
             let flowmind = &mut self.config.flowmind;
