@@ -3,6 +3,11 @@
 //! group-commits appends from all callers; a caller is acknowledged only
 //! after the commit that holds its entries returned.
 //!
+//! A `Journal` may instead live in a PostgreSQL database
+//! (`Journal::open_url`, `pg`): the same records and the same order of
+//! appends, through a writer task; what that backend lacks yet is
+//! `JournalError::NotOnPostgres`.
+//!
 //! Knows nothing of `Event`: payloads are opaque bytes (JSON of an event).
 //! Must not depend on `workflow`, `llm`, `tools` or any participant.
 
