@@ -668,3 +668,22 @@ fn spawn_until_started(lev: &Lev, yaml: &str, step: &str) -> (std::process::Chil
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `lev modes | head -1`: a reader that goes away ends lev quietly, with
+/// the exit a shell reports for SIGPIPE, never a panic.
+#[test]
+fn a_reader_that_goes_away_ends_lev_quietly() {
+    let lev = support::lev::Lev::new();
+    let mut child = lev
+        .cmd(&["modes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Gone before lev writes a byte.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}

@@ -17,6 +17,7 @@ mod mcp;
 mod mcp_http;
 mod memory;
 mod modes;
+mod pipe;
 mod prune;
 mod retryfork;
 mod run;
@@ -48,6 +49,7 @@ const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Entry point of the `lev` binary.
 pub fn main() -> ExitCode {
+    pipe::quiet_on_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
