@@ -5,34 +5,10 @@
 
 use super::tests::TestDb;
 use crate::journal::codec::INLINE_PAYLOAD_MAX;
-use crate::journal::{Append, Entry, Journal, JournalError, RunMeta, blob_hash};
+// The redb journal's tests' run and entry, so both backends see the same.
+use crate::journal::tests::{entry, meta};
+use crate::journal::{Append, Journal, JournalError, blob_hash};
 use crate::protocol::{RunId, RunStatus, Seq};
-
-fn meta(id: &RunId) -> RunMeta {
-    RunMeta {
-        id: id.clone(),
-        workflow_id: "implement-auth".into(),
-        name: "Implement auth".into(),
-        source: "workflows/implement-auth.yaml".into(),
-        definition_blob: String::new(),
-        status: RunStatus::Running,
-        created_ms: 1,
-        updated_ms: 1,
-        last_seq: 0,
-        parent: None,
-    }
-}
-
-fn entry(kind: &str, payload: impl Into<Vec<u8>>) -> Entry {
-    Entry {
-        kind: kind.into(),
-        step: Some("build".into()),
-        fingerprint: Some("fp1".into()),
-        attempt: 1,
-        at_ms: 10,
-        payload: payload.into(),
-    }
-}
 
 async fn journal(db: &TestDb) -> Journal {
     Journal::open_url(&db.url).await.unwrap()
