@@ -38,6 +38,10 @@ pub enum Command {
         /// Workflow input, repeatable: --input feature="login form".
         #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
         inputs: Vec<String>,
+        /// Submit the run to the `lev worker`s of a PostgreSQL journal
+        /// (`--journal`) and return at once, printing its id.
+        #[arg(long, conflicts_with_all = ["headless", "json", "answers", "wait_for_answers"])]
+        detach: bool,
         #[command(flatten)]
         drive: DriveArgs,
     },
@@ -151,6 +155,31 @@ pub enum Command {
     },
     /// Compact the journal file: space freed by deleted runs goes back to the disk.
     Compact,
+    /// Execute runs of a PostgreSQL journal (`--journal`) as they need a
+    /// process: runs submitted with `lev run --detach`, and runs whose
+    /// process died or was cut off (its lease lapsed; they resume by the
+    /// in-flight rules). Several workers on several machines share the
+    /// runs. Ctrl-C lets the runs it executes end first; a second Ctrl-C
+    /// stops at once (other workers take its runs over once their leases lapse).
+    Worker {
+        /// How many runs this worker executes at once.
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        slots: u32,
+        /// How long a run's lease lasts unless renewed (it is renewed every
+        /// third of it): after a crash or a cut, other workers take its
+        /// runs over this long after the last renewal.
+        #[arg(long, default_value = "15s", value_name = "DURATION")]
+        lease: String,
+        /// Approve approval gates without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Let agents run any shell command without asking.
+        #[arg(long)]
+        allow_shell: bool,
+        /// Root for agents' file tools and shell steps (default: current directory).
+        #[arg(long, value_name = "DIR")]
+        workspace: Option<PathBuf>,
+    },
     /// Serve MCP on standard input and output: an MCP client (Claude Code,
     /// Codex, an IDE) starts workflows, follows runs and answers what they
     /// wait for. `lev mcp install claude|codex` says how to add it.

@@ -10,7 +10,7 @@ use super::run::{resume, run};
 use super::validate::validate;
 use super::{
     demo, doctor, hook, inspect, memory, modes, prune, retryfork, steer, swarm, template, whispers,
-    worktrees,
+    worker, worktrees,
 };
 use crate::paths::Paths;
 
@@ -36,8 +36,31 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Run {
             file,
             inputs,
+            detach: true,
+            drive,
+        } => super::run::detach(&paths, &file, &inputs, &drive).await,
+        Command::Run {
+            file,
+            inputs,
+            detach: false,
             drive,
         } => run(&paths, &file, &inputs, &drive).await,
+        Command::Worker {
+            slots,
+            lease,
+            yes,
+            allow_shell,
+            workspace,
+        } => {
+            let args = worker::WorkerArgs {
+                slots,
+                lease: &lease,
+                yes,
+                allow_shell,
+                workspace,
+            };
+            worker::work(&paths, args).await
+        }
         Command::Resume {
             run,
             in_flight,

@@ -78,6 +78,13 @@ fn serve(paths: &Paths, engine: &Engine) -> Participants {
     }
 }
 
+/// FlowMind watching `engine`'s agents by the config, as beside the
+/// workbench (a `lev worker` has no control socket to serve).
+pub(super) fn flowmind_on(paths: &Paths, engine: &Engine) -> flowmind::Controller {
+    let settings = flowmind_settings(&load_config_quiet(paths).unwrap_or_default());
+    flowmind::start(engine.clone(), settings)
+}
+
 /// How FlowMind runs by the config (a workflow's `flowmind:` may say
 /// otherwise for its runs, even turn it on when the config has it off);
 /// rules only when its model cannot be built (said in the log when the

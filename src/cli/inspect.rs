@@ -14,16 +14,59 @@ use crate::journal::RunMeta;
 use crate::paths::Paths;
 use crate::protocol::{Op, RunId, RunStatus, StepKey};
 
-/// A run's status as a user should read it: a `running` run in a journal
-/// this process could open has no live process, so it is interrupted.
 /// One run as `lev runs --json` prints it (and `lev mcp`'s `list_runs`
-/// lists it).
-pub(super) fn run_json(m: &RunMeta, live: bool) -> serde_json::Value {
+/// lists it); `executor`: the lev process that holds its lease (a shared
+/// journal's).
+pub(super) fn run_json(m: &RunMeta, live: bool, executor: Executor<'_>) -> serde_json::Value {
+    let holder = match executor {
+        Executor::Process(h) => Some(h),
+        _ => None,
+    };
     serde_json::json!({
         "id": m.id, "workflow": m.workflow_id, "name": m.name, "source": m.source,
-        "status": shown_status(m, live), "created_ms": m.created_ms, "updated_ms": m.updated_ms,
-        "entries": m.last_seq, "parent": m.parent,
+        "status": shown_status(m, live, executor), "created_ms": m.created_ms, "updated_ms": m.updated_ms,
+        "entries": m.last_seq, "parent": m.parent, "executor": holder,
     })
+}
+
+/// Who executes a run, as far as this process can tell.
+#[derive(Clone, Copy)]
+pub(super) enum Executor<'a> {
+    /// Not known here: a redb journal (one process executes its runs), or
+    /// the runs were asked of the executing process.
+    Unknown,
+    /// The lev process holding its lease in a shared journal.
+    Process(&'a str),
+    /// Nobody: a shared journal, and no live lease on it.
+    Nobody,
+}
+
+impl<'a> Executor<'a> {
+    /// A run's executor by a shared journal's live leases (`None`: the
+    /// journal is not shared, or was not read).
+    pub(super) fn of(
+        run: &RunId,
+        leases: Option<&'a std::collections::HashMap<RunId, String>>,
+    ) -> Executor<'a> {
+        match leases {
+            None => Executor::Unknown,
+            Some(l) => l
+                .get(run)
+                .map_or(Executor::Nobody, |h| Executor::Process(h)),
+        }
+    }
+}
+
+/// The live leases of a shared journal this process reads itself.
+pub(super) async fn leases(access: &Access) -> Option<std::collections::HashMap<RunId, String>> {
+    let journal = access.local().filter(|j| j.is_shared())?;
+    match journal.live_leases().await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the runs' leases");
+            None
+        }
+    }
 }
 
 /// A run's summary as `lev show` prints it and its status as shown: `None`
@@ -37,13 +80,20 @@ pub(super) async fn summary(
         return Ok(None);
     };
     let events = access.events(run).await?;
-    let status = shown_status(&meta, live);
+    let leases = leases(access).await;
+    let status = shown_status(&meta, live, Executor::of(run, leases.as_ref()));
     Ok(Some((headless::show::summarize(&meta, &events), status)))
 }
 
-fn shown_status(meta: &RunMeta, live: bool) -> &'static str {
+/// A run's status as a user should read it: a `running` run that no
+/// process executes is `interrupted` (a redb journal this process could
+/// open has no live process), or `waiting` in a shared journal (a `lev
+/// worker` takes it); one a process holds the lease of is running.
+fn shown_status(meta: &RunMeta, live: bool, executor: Executor<'_>) -> &'static str {
     match meta.status {
-        RunStatus::Running if !live => "interrupted",
+        RunStatus::Running if live || matches!(executor, Executor::Process(_)) => "running",
+        RunStatus::Running if matches!(executor, Executor::Nobody) => "waiting",
+        RunStatus::Running => "interrupted",
         s => s.as_str(),
     }
 }
@@ -77,9 +127,13 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
         Some(journal) => journal.damaged_runs().await.unwrap_or_default(),
         None => Vec::new(),
     };
+    let leases = leases(&access).await;
     if json {
         for m in &runs {
-            println!("{}", run_json(m, live));
+            println!(
+                "{}",
+                run_json(m, live, Executor::of(&m.id, leases.as_ref()))
+            );
         }
         for (id, why) in &damaged {
             println!(
@@ -102,7 +156,7 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
         println!(
             "{:<26}  {:<11}  {:<24}  {:<19}  {:>7}",
             m.id,
-            shown_status(m, live),
+            shown_status(m, live, Executor::of(&m.id, leases.as_ref())),
             crate::text::one_line(&m.workflow_id, 24),
             utc(m.created_ms),
             m.last_seq
@@ -116,7 +170,14 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
         .filter(|m| matches!(m.status, RunStatus::Running | RunStatus::Paused))
         .count();
     if unfinished > 0 {
-        println!("\n{unfinished} unfinished run(s): `lev resume <RUN>` continues one.");
+        match &leases {
+            Some(_) => println!(
+                "\n{unfinished} unfinished run(s): a `lev worker` takes a waiting one, `lev resume <RUN>` continues one here."
+            ),
+            None => {
+                println!("\n{unfinished} unfinished run(s): `lev resume <RUN>` continues one.")
+            }
+        }
     }
     print_suggestions(&mut access).await;
     exit::OK

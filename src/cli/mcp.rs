@@ -199,15 +199,19 @@ const START_PATIENCE: Duration = Duration::from_secs(30);
 #[tool_router]
 impl LevMcp {
     #[tool(
-        description = "List lev's runs in this data directory, newest first: id, workflow, status (running, paused, succeeded, failed, cancelled, interrupted), start time and number of journal entries."
+        description = "List lev's runs in this data directory, newest first: id, workflow, status (running, paused, succeeded, failed, cancelled, interrupted; on a PostgreSQL journal `waiting` for a `lev worker`, and the executing process as `executor`), start time and number of journal entries."
     )]
     async fn list_runs(&self) -> Result<CallToolResult, ErrorData> {
         let mut access = self.access().await?;
         let live = access.is_remote();
         let runs = access.runs().await.map_err(failed)?;
+        let leases = super::inspect::leases(&access).await;
         let list: Vec<Value> = runs
             .iter()
-            .map(|m| super::inspect::run_json(m, live))
+            .map(|m| {
+                let executor = super::inspect::Executor::of(&m.id, leases.as_ref());
+                super::inspect::run_json(m, live, executor)
+            })
             .collect();
         json_result(&Value::Array(list))
     }

@@ -27,6 +27,7 @@ mod swarm;
 mod template;
 mod validate;
 mod whispers;
+mod worker;
 mod worktrees;
 
 use std::process::ExitCode;

@@ -1,5 +1,5 @@
-//! `lev run FILE` and `lev resume RUN`.
-#![allow(clippy::print_stderr)]
+//! `lev run FILE` (`--detach`: for `lev worker`s) and `lev resume RUN`.
+#![allow(clippy::print_stderr, clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
 
@@ -9,62 +9,88 @@ use super::context::{
 };
 use super::drive::{drive_run, headless_note};
 use super::exit;
+use crate::journal::Journal;
 use crate::paths::Paths;
 use crate::protocol::{InFlightDecision, RunId, RunStatus};
 use crate::spec;
 use crate::workflow::{self, Start};
 
 pub(super) async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -> u8 {
-    let modes = match load_modes(paths) {
-        Ok(m) => m,
+    let (deps, run) = match create(paths, file, inputs, drive).await {
+        Ok(made) => made,
         Err(c) => return c,
     };
+    headless_note(drive);
+    drive_run(paths, deps, run, Start::Fresh, drive).await
+}
+
+/// `lev run --detach`: the run is made as `lev run` makes it, then let go
+/// for the `lev worker`s of its PostgreSQL journal; its id is printed.
+pub(super) async fn detach(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -> u8 {
+    if !paths.journal_url.as_deref().is_some_and(Journal::is_url) {
+        error(
+            "--detach hands the run to `lev worker`s, which share a PostgreSQL journal: give it with --journal postgres://… (or LEV_JOURNAL, or `journal: { url }` in the config)",
+        );
+        return exit::USAGE;
+    }
+    let (deps, run) = match create(paths, file, inputs, drive).await {
+        Ok(made) => made,
+        Err(c) => return c,
+    };
+    let released = match deps.journal.claim(&run).await {
+        Ok(lease) => lease.release().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = released {
+        // Made and leased to this process: its lease lapses by itself,
+        // and then a worker claims it all the same.
+        error(&format!(
+            "run {run} was made, but handing it to the workers failed: {e} (a worker takes it once its lease lapses)"
+        ));
+        return exit::FAILED;
+    }
+    println!("{run}");
+    exit::OK
+}
+
+/// Loads the workflow and what executing it needs, checks its inputs and
+/// provider, and records the run (leased to this process on PostgreSQL).
+async fn create(
+    paths: &Paths,
+    file: &Path,
+    inputs: &[String],
+    drive: &DriveArgs,
+) -> Result<(std::sync::Arc<workflow::EngineDeps>, RunId), u8> {
+    let modes = load_modes(paths)?;
     let wf = match spec::load_workflow(file, &modes) {
         Ok(wf) => wf,
         Err(d) => {
             eprint!("{d}");
-            return exit::USAGE;
+            return Err(exit::USAGE);
         }
     };
-    let given = match parse_pairs(inputs, "--input") {
-        Ok(g) => g,
-        Err(e) => {
-            error(&e);
-            return exit::USAGE;
-        }
-    };
-    let inputs = match workflow::resolve_inputs(&wf, &given) {
-        Ok(i) => i,
-        Err(e) => {
-            error(&e.to_string());
-            return exit::USAGE;
-        }
-    };
-    let config = match load_config(paths) {
-        Ok(c) => c,
-        Err(c) => return c,
-    };
-    let journal = match open_journal(paths).await {
-        Ok(j) => j,
-        Err(c) => return c,
-    };
-    let deps = match engine_deps(Some(file), journal, modes, drive, None, config) {
-        Ok(d) => d,
-        Err(c) => return c,
-    };
+    let given = parse_pairs(inputs, "--input").map_err(|e| {
+        error(&e);
+        exit::USAGE
+    })?;
+    let inputs = workflow::resolve_inputs(&wf, &given).map_err(|e| {
+        error(&e.to_string());
+        exit::USAGE
+    })?;
+    let config = load_config(paths)?;
+    let journal = open_journal(paths).await?;
+    let deps = engine_deps(Some(file), journal, modes, drive, None, config)?;
     if let Err(e) = crate::engine::provider_for(&wf, &deps) {
         error(&e.to_string());
-        return exit::USAGE;
+        return Err(exit::USAGE);
     }
-    headless_note(drive);
-    let run = match workflow::start_run(&deps.journal, &wf, inputs, Some(&deps.workspace)).await {
-        Ok(r) => r,
+    match workflow::start_run(&deps.journal, &wf, inputs, Some(&deps.workspace)).await {
+        Ok(run) => Ok((deps, run)),
         Err(e) => {
             error(&e.to_string());
-            return exit::FAILED;
+            Err(exit::FAILED)
         }
-    };
-    drive_run(paths, deps, run, Start::Fresh, drive).await
+    }
 }
 
 pub(super) async fn resume(

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalError, Lease};
 use crate::protocol::{Notice, Op, Recorded, RunId, Seq};
 use crate::workflow::{self, EngineDeps, EngineError, RunOutcome, Start};
 
@@ -126,6 +126,7 @@ impl Engine {
         run: RunId,
         start: Start,
     ) -> Result<Driving, EngineError> {
+        let (held, lease) = self.take(&run).await?;
         let resumed_after = match start {
             Start::Fresh => None,
             Start::Resume => Some(Seq(self
@@ -135,29 +136,40 @@ impl Engine {
                 .ok_or_else(|| EngineError::RunNotFound(run.clone()))?
                 .last_seq)),
         };
-        self.drive(deps, run, start, None, resumed_after)
+        Ok(self.drive(held, lease, deps, start, None, resumed_after))
     }
 
+    /// Takes `run` for executing here: its place in the registry (so no
+    /// other task of this process executes it), then its lease in the
+    /// journal (so no other process does). Refused when either is taken.
+    async fn take(&self, run: &RunId) -> Result<(Held, Lease), EngineError> {
+        let held = self
+            .hold(run)
+            .ok_or_else(|| EngineError::Refused(format!("run {run} is already executing")))?;
+        let lease = self.journal().claim(run).await.map_err(|e| match e {
+            JournalError::Leased { .. } => EngineError::Refused(e.to_string()),
+            JournalError::RunNotFound(run) => EngineError::RunNotFound(run),
+            e => EngineError::Journal(e),
+        })?;
+        Ok((held, lease))
+    }
+
+    /// Executes the run `held` and `lease` are for (see `take`) until it
+    /// ends, its lease is lost (then the run stops here at once: another
+    /// process executes it now), or this process stops.
     fn drive(
         &self,
+        held: Held,
+        mut lease: Lease,
         deps: Arc<EngineDeps>,
-        run: RunId,
         start: Start,
         request: Option<Recorded>,
         resumed_after: Option<Seq>,
-    ) -> Result<Driving, EngineError> {
+    ) -> Driving {
+        let run = lease.run().clone();
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         let (notice_tx, mut notices) = mpsc::unbounded_channel();
-        {
-            // Checked and taken under one lock: a run is executed once.
-            let mut active = lock(&self.inner.active);
-            if active.contains_key(&run) {
-                return Err(EngineError::Refused(format!(
-                    "run {run} is already executing"
-                )));
-            }
-            active.insert(run.clone(), ops_tx);
-        }
+        held.keep(ops_tx);
         let mut task = tokio::spawn(workflow::drive(
             deps,
             run.clone(),
@@ -170,32 +182,54 @@ impl Engine {
         let id = run.clone();
         tokio::spawn(async move {
             // Notices first, in order; the end only after the last of them.
+            let mut lost = false;
             let joined = loop {
                 tokio::select! {
                     biased;
                     Some(n) = notices.recv() => inner.publish(n),
                     joined = &mut task => break joined,
+                    () = lease.lost(), if !lost => {
+                        // Nothing more of the run is written here (its
+                        // appends are refused): stop its steps now.
+                        lost = true;
+                        task.abort();
+                    }
                 }
             };
             while let Ok(n) = notices.try_recv() {
                 inner.publish(n);
             }
-            let result = joined.unwrap_or_else(|e| {
-                Err(EngineError::Failed(format!("the engine task stopped: {e}")))
-            });
+            let result = match joined {
+                _ if lost => Err(EngineError::Journal(JournalError::LeaseLost {
+                    run: id.clone(),
+                    holder: None,
+                })),
+                Ok(result) => result,
+                Err(e) => Err(EngineError::Failed(format!("the engine task stopped: {e}"))),
+            };
             if let Err(e) = &result {
                 tracing::error!(run = %id, error = %e, "engine stopped");
+            }
+            // After the run's last append (the release is queued behind
+            // it); bounded, so a database out of reach cannot keep the
+            // run's end from being told: the lease lapses by itself.
+            match tokio::time::timeout(RELEASE_PATIENCE, lease.release()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(run = %id, error = %e, "lease not released; it lapses by itself")
+                }
+                Err(_) => tracing::warn!(run = %id, "lease release timed out; it lapses by itself"),
             }
             lock(&inner.active).remove(&id);
             inner.publish(Notice::Ended(id));
             let _ = done_tx.send(result);
         });
-        Ok(Driving {
+        Driving {
             run,
             request,
             resumed_after,
             done,
-        })
+        }
     }
 
     fn journal(&self) -> &Journal {
@@ -215,7 +249,7 @@ impl Engine {
         active.insert(run.clone(), tx);
         Some(Held {
             inner: self.inner.clone(),
-            run: run.clone(),
+            run: Some(run.clone()),
         })
     }
 
@@ -246,15 +280,31 @@ impl Engine {
     }
 }
 
+/// How long the end of a run waits for its lease to be let go.
+const RELEASE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A run held in the registry (`Engine::hold`).
 struct Held {
     inner: Arc<Inner>,
-    run: RunId,
+    /// `None` once the place is kept for executing the run (`keep`).
+    run: Option<RunId>,
+}
+
+impl Held {
+    /// The run executes now: its place takes `ops`, and stays when this
+    /// goes (the drive removes it when the run ends).
+    fn keep(mut self, ops: mpsc::UnboundedSender<Op>) {
+        if let Some(run) = self.run.take() {
+            lock(&self.inner.active).insert(run, ops);
+        }
+    }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        lock(&self.inner.active).remove(&self.run);
+        if let Some(run) = &self.run {
+            lock(&self.inner.active).remove(run);
+        }
     }
 }
 

@@ -25,8 +25,15 @@ impl Engine {
         let deps = self.deps_for(file)?;
         provider_for(&wf, &deps)?;
         let run = workflow::start_run(&deps.journal, &wf, inputs, Some(&deps.workspace)).await?;
-        self.drive(deps, run, Start::Fresh, None, None)
-            .map(Submitted::Driving)
+        let (held, lease) = self.take(&run).await?;
+        Ok(Submitted::Driving(self.drive(
+            held,
+            lease,
+            deps,
+            Start::Fresh,
+            None,
+            None,
+        )))
     }
 
     pub(super) async fn start_objective(
@@ -50,8 +57,15 @@ impl Engine {
             )));
         }
         let run = workflow::start_swarm(&deps.journal, &wf, &spec, Some(&deps.workspace)).await?;
-        self.drive(deps, run, Start::Fresh, None, None)
-            .map(Submitted::Driving)
+        let (held, lease) = self.take(&run).await?;
+        Ok(Submitted::Driving(self.drive(
+            held,
+            lease,
+            deps,
+            Start::Fresh,
+            None,
+            None,
+        )))
     }
 }
 

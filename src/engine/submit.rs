@@ -2,13 +2,15 @@
 //! channel (checked against the journal first, so the sender hears at once
 //! when it cannot apply); the rest is done here, recorded before it acts.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use super::{Driving, Engine, EngineError};
-use crate::journal::MemoryRecord;
+use super::{Driving, Engine, EngineError, Held};
+use crate::journal::{Lease, MemoryRecord};
 use crate::memory;
 use crate::protocol::{Op, RunId, Seq, StepKey};
-use crate::workflow::{self, Settled, Start};
+use crate::workflow::{self, EngineDeps, Settled, Start};
 
 /// What an op did.
 #[derive(Debug)]
@@ -202,23 +204,60 @@ impl Engine {
         // The run is held in the registry while it is deleted, under the
         // lock `drive` checks: a resume submitted meanwhile is refused
         // instead of executing a run whose entries are going.
-        let _held = self.hold(&run).ok_or_else(|| {
-            EngineError::Refused(format!(
-                "run {run} is executing here; stop it (or let it end) before deleting it"
-            ))
+        // Its lease too: a run another process executes is not deleted.
+        let (_held, _lease) = self.take(&run).await.map_err(|e| match e {
+            EngineError::Refused(why) if self.is_active(&run) => EngineError::Refused(format!(
+                "run {run} is executing here; stop it (or let it end) before deleting it ({why})"
+            )),
+            e => e,
         })?;
-        if self.journal().run(&run).await?.is_none() {
-            return Err(EngineError::RunNotFound(run));
-        }
         self.journal().delete_runs(vec![run.clone()]).await?;
         Ok(Submitted::Deleted(run))
     }
 
     async fn resume(&self, run: RunId) -> Result<Submitted, EngineError> {
-        // A run this handle executes already is refused by `drive`.
+        let (held, lease) = self.take(&run).await?;
+        self.execute(held, lease).await.map(Submitted::Driving)
+    }
+
+    /// Resumes a run a `lev worker` claimed (`Journal::claim_next`). When
+    /// this process cannot execute it (its definition does not load here,
+    /// no provider), the lease is let go with the run held back from
+    /// claims for `hold_back`, so workers do not claim it again and again.
+    pub async fn resume_claimed(
+        &self,
+        lease: Lease,
+        hold_back: std::time::Duration,
+    ) -> Result<Driving, EngineError> {
+        let Some(held) = self.hold(lease.run()) else {
+            return Err(EngineError::Refused(format!(
+                "run {} is already executing",
+                lease.run()
+            )));
+        };
+        match self.prepare(lease.run()).await {
+            Ok((deps, last)) => Ok(self.drive(held, lease, deps, Start::Resume, None, last)),
+            Err(e) => {
+                if let Err(r) = lease.release_for(hold_back).await {
+                    tracing::warn!(error = %r, "lease not released; it lapses by itself");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Executes a recorded run this process has taken (see `take`).
+    async fn execute(&self, held: Held, lease: Lease) -> Result<Driving, EngineError> {
+        let (deps, last) = self.prepare(lease.run()).await?;
+        Ok(self.drive(held, lease, deps, Start::Resume, None, last))
+    }
+
+    /// What resuming `run` needs: this process's dependencies for its
+    /// definition, and its last seq; refused for a run that ended.
+    async fn prepare(&self, run: &RunId) -> Result<(Arc<EngineDeps>, Option<Seq>), EngineError> {
         let meta = self
             .journal()
-            .run(&run)
+            .run(run)
             .await?
             .ok_or_else(|| EngineError::RunNotFound(run.clone()))?;
         if meta.status.is_terminal() {
@@ -228,27 +267,39 @@ impl Engine {
             )));
         }
         let deps = self.deps_for(&meta.source)?;
-        let last = Some(Seq(meta.last_seq));
-        self.drive(deps, run, Start::Resume, None, last)
-            .map(Submitted::Driving)
+        Ok((deps, Some(Seq(meta.last_seq))))
     }
 
     /// Records the retry in the ended run, then executes it again.
     async fn retry(&self, run: &RunId, step: &StepKey) -> Result<Submitted, EngineError> {
         // Dependencies first: a retry is recorded only when it can be driven.
         let deps = self.deps_for(&self.source_of(run).await?)?;
+        let (held, lease) = self.take(run).await?;
         let recorded = workflow::request_retry(self.journal(), &deps.modes, run, step).await?;
         let last = Some(recorded.seq);
-        self.drive(deps, run.clone(), Start::Resume, Some(recorded), last)
-            .map(Submitted::Driving)
+        Ok(Submitted::Driving(self.drive(
+            held,
+            lease,
+            deps,
+            Start::Resume,
+            Some(recorded),
+            last,
+        )))
     }
 
     /// Creates the fork (recorded in its own journal), then executes it.
     async fn fork(&self, run: &RunId, from: &StepKey) -> Result<Submitted, EngineError> {
         let deps = self.deps_for(&self.source_of(run).await?)?;
         let (fork, recorded) = workflow::fork_run(self.journal(), &deps.modes, run, from).await?;
+        let (held, lease) = self.take(&fork).await?;
         let last = Some(recorded.seq);
-        self.drive(deps, fork, Start::Resume, Some(recorded), last)
-            .map(Submitted::Driving)
+        Ok(Submitted::Driving(self.drive(
+            held,
+            lease,
+            deps,
+            Start::Resume,
+            Some(recorded),
+            last,
+        )))
     }
 }

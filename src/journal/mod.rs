@@ -22,6 +22,7 @@ mod fault_tests;
 #[cfg(test)]
 pub(crate) mod faults;
 mod guard;
+mod lease;
 mod memory;
 pub mod pg;
 mod prune;
@@ -42,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 pub use doctor::RunCheck;
+pub use lease::Lease;
 pub use memory::{MemoryAuthor, MemoryPosting, MemoryPostings, MemoryRecord, MemoryTerms};
 pub use prune::Removed;
 pub use salvage::{Salvage, SalvagedRun, salvage};
@@ -138,6 +140,16 @@ pub enum JournalError {
         expected: u64,
         last: u64,
     },
+    /// Another lev process executes the run (it holds a live lease on it,
+    /// PostgreSQL only): what it writes goes through that process.
+    #[error(
+        "run {run} is being executed by lev process {holder} (it holds the run's lease); steer it there, or wait for it to end or let go"
+    )]
+    Leased { run: RunId, holder: String },
+    /// This process's lease on the run lapsed and another process claimed
+    /// it (PostgreSQL only): nothing more of the run is written here.
+    #[error("{}", lease_lost(run, holder.as_deref()))]
+    LeaseLost { run: RunId, holder: Option<String> },
     /// The writer thread is gone; the journal is shutting down.
     #[error("journal writer stopped")]
     Closed,
@@ -152,6 +164,17 @@ pub enum JournalError {
         line: usize,
         message: String,
     },
+}
+
+/// Words of `JournalError::LeaseLost`.
+fn lease_lost(run: &RunId, holder: Option<&str>) -> String {
+    let by = holder.map_or_else(
+        || "another lev process".to_owned(),
+        |h| format!("lev process {h}"),
+    );
+    format!(
+        "run {run} was claimed by {by} after this process's lease on it lapsed (it was stopped or cut off from the database too long); this process writes nothing more of it"
+    )
 }
 
 impl JournalError {
@@ -255,10 +278,111 @@ impl Journal {
     /// or key-value string), bringing its schema up to date, and starts its
     /// writer task on the current runtime.
     pub async fn open_url(url: &str) -> Result<Journal, JournalError> {
-        let pg = pg::PgJournal::open(url).await?;
+        Journal::open_url_leasing(url, pg::DEFAULT_LEASE).await
+    }
+
+    /// `open_url`, the leases this process takes lasting `lease` unless
+    /// renewed (`lev worker --lease`).
+    pub async fn open_url_leasing(
+        url: &str,
+        lease: std::time::Duration,
+    ) -> Result<Journal, JournalError> {
+        let pg = pg::PgJournal::open(url, lease).await?;
         Ok(Journal {
             backend: Backend::Pg(Arc::new(pg)),
         })
+    }
+
+    /// True when other lev processes (on other machines too) may share
+    /// this journal and execute its runs: a PostgreSQL journal.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Pg(_))
+    }
+
+    /// Takes the right to execute `run` in this process (see `Lease`):
+    /// on PostgreSQL, the run's lease, refused (`Leased`) while another
+    /// process holds a live one; a lease this process holds already (it
+    /// made the run) is handed out as it is.
+    pub async fn claim(&self, run: &RunId) -> Result<Lease, JournalError> {
+        let Backend::Pg(pg) = &self.backend else {
+            return Ok(Lease::local(run.clone()));
+        };
+        let leases = pg.leases();
+        if let Some((generation, lost)) = leases.held(run) {
+            return Ok(Lease::on_pg(run.clone(), pg.clone(), generation, lost));
+        }
+        match pg
+            .store()
+            .claim(run, leases.holder(), leases.millis())
+            .await?
+        {
+            pg::Claimed::Won(generation) => {
+                let lost = leases.hold(run, generation);
+                Ok(Lease::on_pg(run.clone(), pg.clone(), generation, lost))
+            }
+            pg::Claimed::Held(holder) => Err(JournalError::Leased {
+                run: run.clone(),
+                holder,
+            }),
+            pg::Claimed::Missing => Err(JournalError::RunNotFound(run.clone())),
+        }
+    }
+
+    /// Claims the running run that has waited longest for a process to
+    /// execute it (none: `None`); PostgreSQL only — on redb the process
+    /// that opened the file is the only one.
+    pub async fn claim_next(&self) -> Result<Option<Lease>, JournalError> {
+        let Backend::Pg(pg) = &self.backend else {
+            return Ok(None);
+        };
+        let leases = pg.leases();
+        let Some((run, generation)) = pg
+            .store()
+            .claim_next(leases.holder(), leases.millis())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let lost = leases.hold(&run, generation);
+        Ok(Some(Lease::on_pg(run, pg.clone(), generation, lost)))
+    }
+
+    /// The ids of runs announced claimable from now on; `None` on redb,
+    /// where no other process executes runs.
+    pub async fn ready(&self) -> Result<Option<mpsc::UnboundedReceiver<String>>, JournalError> {
+        match &self.backend {
+            Backend::Pg(pg) => pg.store().listen_ready().await.map(Some),
+            Backend::Redb(_) => Ok(None),
+        }
+    }
+
+    /// This process as leases name it (PostgreSQL), e.g. `host:pid:nonce`.
+    pub fn holder(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Pg(pg) => Some(pg.leases().holder()),
+            Backend::Redb(_) => None,
+        }
+    }
+
+    /// Every run some process holds a live lease on, with the holder
+    /// (PostgreSQL; none on redb, whose runs execute in the one process
+    /// that opened the file).
+    pub async fn live_leases(
+        &self,
+    ) -> Result<std::collections::HashMap<RunId, String>, JournalError> {
+        match &self.backend {
+            Backend::Pg(pg) => Ok(pg.store().live_leases().await?.into_iter().collect()),
+            Backend::Redb(_) => Ok(Default::default()),
+        }
+    }
+
+    /// Who holds a live lease on `run`, and for how many more milliseconds
+    /// unless renewed (PostgreSQL; always `None` on redb).
+    pub async fn lease_of(&self, run: &RunId) -> Result<Option<(String, u64)>, JournalError> {
+        match &self.backend {
+            Backend::Pg(pg) => pg.store().lease_of(run).await,
+            Backend::Redb(_) => Ok(None),
+        }
     }
 
     /// True for a journal a URL names (PostgreSQL) rather than a file:
@@ -363,6 +487,7 @@ impl Journal {
                 meta,
                 first,
                 blobs: Vec::new(),
+                leased: true,
                 reply,
             })
             .await?;
@@ -444,12 +569,14 @@ impl Journal {
         let run = run.clone();
         let (reply, answer) = oneshot::channel();
         if let Backend::Pg(pg) = &self.backend {
+            let lease = pg.leases().generation(&run);
             pg.send(pg::Request::Append(pg::PgAppend {
                 run,
                 entries,
                 status,
                 blobs,
                 at_seq,
+                lease,
                 reply,
             }))
             .await?;
@@ -650,6 +777,7 @@ impl Journal {
                 meta,
                 first: entries,
                 blobs,
+                leased: false,
                 reply,
             })
             .await?;

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use super::PgStore;
+use super::lease::{self, Leases};
 use crate::journal::codec::EncodedEntry;
 use crate::journal::{JournalError, RunMeta};
 use crate::protocol::{RunId, RunStatus, Seq};
@@ -34,9 +35,19 @@ pub(crate) enum Request {
         meta: RunMeta,
         first: Vec<EncodedEntry>,
         blobs: Vec<(String, Vec<u8>)>,
+        /// Made leased to this process (it is about to execute the run),
+        /// else claimable (an import).
+        leased: bool,
         reply: Reply<Vec<Seq>>,
     },
     Append(Append),
+    /// Lets go of a lease, after every append queued before it.
+    Release {
+        run: RunId,
+        generation: i64,
+        hold_back_ms: Option<i64>,
+        reply: Option<Reply<()>>,
+    },
 }
 
 /// An append as the writer task takes it (see `journal::Append`).
@@ -46,6 +57,9 @@ pub(crate) struct Append {
     pub(crate) status: Option<RunStatus>,
     pub(crate) blobs: Vec<(String, Vec<u8>)>,
     pub(crate) at_seq: Option<Seq>,
+    /// The generation of the run's lease this process held when the
+    /// append was submitted (checked in its transaction).
+    pub(crate) lease: Option<i64>,
     pub(crate) reply: Reply<Vec<Seq>>,
 }
 
@@ -55,23 +69,47 @@ pub(crate) struct PgJournal {
     reads: PgStore,
     tx: mpsc::Sender<Request>,
     commits: Arc<AtomicU64>,
+    leases: Arc<Leases>,
 }
 
 impl PgJournal {
-    /// Connects twice (the writer task's connection, and the one reads
-    /// use) and starts the writer task on the current runtime.
-    pub(crate) async fn open(url: &str) -> Result<PgJournal, JournalError> {
+    /// Connects three times (the writer task's connection, the one reads
+    /// and claims use, and the leases' heartbeat's) and starts the writer
+    /// task and the heartbeat on the current runtime. Leases this process
+    /// takes last `lease` unless renewed.
+    pub(crate) async fn open(
+        url: &str,
+        lease: std::time::Duration,
+    ) -> Result<PgJournal, JournalError> {
         let writes = PgStore::connect(url).await?;
         let reads = PgStore::connect(url).await?;
+        let beats = PgStore::connect(url).await?;
+        let leases = lease::start(beats, lease);
         let commits = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(write_loop(writes, rx, commits.clone()));
-        Ok(PgJournal { reads, tx, commits })
+        tokio::spawn(write_loop(writes, rx, commits.clone(), leases.clone()));
+        Ok(PgJournal {
+            reads,
+            tx,
+            commits,
+            leases,
+        })
     }
 
     /// The store reads go to.
     pub(crate) fn store(&self) -> &PgStore {
         &self.reads
+    }
+
+    /// The leases this process holds.
+    pub(crate) fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    /// Queues a request without waiting (from a `Drop`): false when the
+    /// queue is full or gone.
+    pub(crate) fn try_send(&self, request: Request) -> bool {
+        self.tx.try_send(request).is_ok()
     }
 
     /// Queues a request for the writer task, in order.
@@ -90,7 +128,12 @@ impl PgJournal {
 
 /// The writer task: one request (or one group of appends) at a time, in
 /// the order they were queued.
-async fn write_loop(store: PgStore, mut rx: mpsc::Receiver<Request>, commits: Arc<AtomicU64>) {
+async fn write_loop(
+    store: PgStore,
+    mut rx: mpsc::Receiver<Request>,
+    commits: Arc<AtomicU64>,
+    leases: Arc<Leases>,
+) {
     let mut held: Option<Request> = None;
     loop {
         let request = match held.take() {
@@ -105,13 +148,38 @@ async fn write_loop(store: PgStore, mut rx: mpsc::Receiver<Request>, commits: Ar
                 meta,
                 first,
                 blobs,
+                leased,
                 reply,
             } => {
-                let done = store.create_run_encoded(&meta, first, &blobs).await;
+                let lease = leased.then(|| (leases.holder(), leases.millis()));
+                let done = store.create_run_encoded(&meta, first, &blobs, lease).await;
                 if done.is_ok() {
                     commits.fetch_add(1, Ordering::Relaxed);
+                    if leased {
+                        // Noted before the caller hears of the run, so
+                        // its first append carries the lease.
+                        drop(leases.hold(&meta.id, 1));
+                    }
                 }
                 let _ = reply.send(done.map(|seqs| seqs.into_iter().map(Seq).collect()));
+            }
+            Request::Release {
+                run,
+                generation,
+                hold_back_ms,
+                reply,
+            } => {
+                let done = store
+                    .release(&run, leases.holder(), generation, hold_back_ms)
+                    .await;
+                // Forgotten either way: a failed release lapses by itself.
+                leases.forget(&run, generation);
+                if let Err(e) = &done {
+                    tracing::warn!(run = %run, error = %e, "could not release the run's lease; it lapses by itself");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(done);
+                }
             }
             Request::Append(first) => {
                 let mut group = vec![first];
@@ -137,7 +205,7 @@ fn continues(group: &[Append], next: &Append) -> bool {
     let Some(first) = group.first() else {
         return false;
     };
-    if next.run != first.run {
+    if next.run != first.run || next.lease != first.lease {
         return false;
     }
     let Some(at) = next.at_seq else {
@@ -158,6 +226,7 @@ async fn write_group(store: &PgStore, group: Vec<Append>, commits: &AtomicU64) {
     };
     let run = first.run.clone();
     let at_seq = first.at_seq.map(|s| s.0);
+    let lease = first.lease;
     let mut entries = Vec::new();
     let mut blobs = Vec::new();
     let mut status = None;
@@ -169,7 +238,7 @@ async fn write_group(store: &PgStore, group: Vec<Append>, commits: &AtomicU64) {
         status = append.status.or(status);
     }
     let done = store
-        .append_encoded(&run, at_seq, entries, status, &blobs)
+        .append_encoded(&run, at_seq, entries, status, &blobs, lease)
         .await;
     match done {
         Ok(seqs) => {

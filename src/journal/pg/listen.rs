@@ -35,6 +35,37 @@ pub(super) async fn listen(
     config: &Config,
     server: &str,
 ) -> Result<mpsc::UnboundedReceiver<(RunId, u64)>, JournalError> {
+    let mut payloads = listen_to(config, server, CHANNEL).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tx.closed() => break,
+                p = payloads.recv() => {
+                    let Some(p) = p else { break };
+                    match parse(&p) {
+                        Some(append) => {
+                            if tx.send(append).is_err() {
+                                break;
+                            }
+                        }
+                        None => tracing::debug!(payload = p, "not a lev append notification"),
+                    }
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// The payloads notified on `channel` (a constant of lev's), from a
+/// connection of its own listening before this returns; dropping the
+/// receiver closes it.
+pub(super) async fn listen_to(
+    config: &Config,
+    server: &str,
+    channel: &'static str,
+) -> Result<mpsc::UnboundedReceiver<String>, JournalError> {
     let mut config = config.clone();
     config.application_name("lev-listen");
     let (client, mut connection) = open_client(&config, server).await?;
@@ -60,9 +91,9 @@ pub(super) async fn listen(
         }
     });
     client
-        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .batch_execute(&format!("LISTEN {channel}"))
         .await
-        .map_err(failed(server, "listen for appends"))?;
+        .map_err(failed(server, &format!("listen on {channel}")))?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         // Owned here: dropping it at the end closes the connection.
@@ -72,13 +103,8 @@ pub(super) async fn listen(
                 () = tx.closed() => break,
                 n = raw.recv() => {
                     let Some(n) = n else { break };
-                    match parse(n.payload()) {
-                        Some(append) => {
-                            if tx.send(append).is_err() {
-                                break;
-                            }
-                        }
-                        None => tracing::debug!(payload = n.payload(), "not a lev append notification"),
+                    if tx.send(n.payload().to_owned()).is_err() {
+                        break;
                     }
                 }
             }

@@ -17,6 +17,7 @@
 mod journal;
 #[cfg(test)]
 mod journal_tests;
+mod lease;
 mod listen;
 mod schema;
 mod store;
@@ -32,6 +33,8 @@ use tokio_postgres::config::Host;
 use tokio_postgres::{Config, NoTls};
 
 pub(crate) use journal::{Append as PgAppend, PgJournal, Request};
+pub(crate) use lease::Claimed;
+pub use lease::DEFAULT_LEASE;
 pub use schema::PG_SCHEMA_VERSION;
 
 use super::codec::EncodedEntry;
@@ -107,19 +110,21 @@ impl PgStore {
         first: Vec<Entry>,
     ) -> Result<Vec<u64>, JournalError> {
         let first = first.into_iter().map(super::codec::encode_entry).collect();
-        self.create_run_encoded(meta, first, &[]).await
+        self.create_run_encoded(meta, first, &[], None).await
     }
 
     /// `create_run_with` of entries already encoded, with the blobs they
-    /// refer to in the same transaction (an import).
+    /// refer to in the same transaction (an import), leased to `lease`'s
+    /// holder for its milliseconds when given (a run its maker executes).
     pub(crate) async fn create_run_encoded(
         &self,
         meta: &RunMeta,
         first: Vec<EncodedEntry>,
         blobs: &[(String, Vec<u8>)],
+        lease: Option<(&str, i64)>,
     ) -> Result<Vec<u64>, JournalError> {
         let mut conn = self.conn().await?;
-        store::create_run(&mut conn, &self.inner.server, meta, first, blobs).await
+        store::create_run(&mut conn, &self.inner.server, meta, (first, blobs), lease).await
     }
 
     /// Appends `entries` as seqs `at_seq`, `at_seq + 1`, … of `run` in one
@@ -144,13 +149,16 @@ impl PgStore {
             .into_iter()
             .map(super::codec::encode_entry)
             .collect();
-        self.append_encoded(run, Some(at_seq), entries, status, &[])
+        self.append_encoded(run, Some(at_seq), entries, status, &[], None)
             .await
     }
 
     /// `append` of entries already encoded, with the blobs they refer to
     /// in the same transaction; `at_seq: None` appends after the run's
-    /// last seq, whatever it is.
+    /// last seq, whatever it is. `lease`: the generation of the run's lease
+    /// the appender holds, checked in the transaction (`LeaseLost` when the
+    /// run was claimed since; `Leased` without one while another process
+    /// holds a live lease).
     pub(crate) async fn append_encoded(
         &self,
         run: &RunId,
@@ -158,6 +166,7 @@ impl PgStore {
         entries: Vec<EncodedEntry>,
         status: Option<RunStatus>,
         blobs: &[(String, Vec<u8>)],
+        lease: Option<i64>,
     ) -> Result<Vec<u64>, JournalError> {
         let mut conn = self.conn().await?;
         store::append(
@@ -169,6 +178,7 @@ impl PgStore {
                 entries,
                 status,
                 blobs,
+                lease,
             },
         )
         .await
@@ -226,6 +236,15 @@ impl PgStore {
     /// stream ends when the connection is lost (listen again then).
     pub async fn listen(&self) -> Result<mpsc::UnboundedReceiver<(RunId, u64)>, JournalError> {
         listen::listen(&self.inner.config, &self.inner.server).await
+    }
+
+    /// The ids of runs that became claimable (a lease let go of a run
+    /// still running, `lev run --detach`), from any process, as they are
+    /// announced; a listening connection of its own, as `listen`'s.
+    pub(crate) async fn listen_ready(
+        &self,
+    ) -> Result<mpsc::UnboundedReceiver<String>, JournalError> {
+        listen::listen_to(&self.inner.config, &self.inner.server, lease::READY_CHANNEL).await
     }
 
     /// The store's connection, made again first when it was lost (the

@@ -26,7 +26,9 @@ use crate::journal::JournalError;
 /// returns. An entry's row names the blob its payload spilled to, so a read
 /// takes the payload in the same query; entries go with their run
 /// (`ON DELETE CASCADE`), blobs stay (content-addressed, shared by runs).
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, entries, blobs.
+    r#"
 CREATE TABLE lev_runs (
     id text COLLATE "C" PRIMARY KEY,
     status text NOT NULL,
@@ -47,7 +49,23 @@ CREATE TABLE lev_blobs (
     hash text COLLATE "C" PRIMARY KEY,
     bytes bytea NOT NULL
 );
-"#];
+"#,
+    // 2: run leases. A lev process that executes a run holds its lease:
+    // `lease_holder` names the process, `lease_gen` counts the claims
+    // (every claim takes the next, and an append carrying an older one is
+    // refused: fencing), `lease_until` is when it lapses unless renewed
+    // (the server's clock, so machines' clocks need not agree), and
+    // `claim_after` holds a run back from claims a while (a worker that
+    // could not execute it). The index finds what workers may claim.
+    r#"
+ALTER TABLE lev_runs
+    ADD COLUMN lease_holder text,
+    ADD COLUMN lease_gen bigint NOT NULL DEFAULT 0,
+    ADD COLUMN lease_until timestamptz,
+    ADD COLUMN claim_after timestamptz;
+CREATE INDEX lev_runs_claimable ON lev_runs (updated_ms) WHERE status = 'running';
+"#,
+];
 
 /// The schema version this build writes and understands.
 pub const PG_SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;

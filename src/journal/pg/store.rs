@@ -57,6 +57,11 @@ impl Conn {
     pub(super) fn is_closed(&self) -> bool {
         self.client.is_closed()
     }
+
+    /// The connection itself, for statements not prepared here (leases).
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl Statements {
@@ -65,9 +70,18 @@ impl Statements {
         // Sent together: one round trip for all of them.
         let all = try_join_all(
             [
-                "INSERT INTO lev_runs (id, status, last_seq, updated_ms, parent, record)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-                "SELECT record FROM lev_runs WHERE id = $1 FOR UPDATE",
+                // A run made by a process that executes it is made leased
+                // to it ($7 the holder, $8 the lease in ms): no worker can
+                // claim it between its creation and its first step.
+                "INSERT INTO lev_runs (id, status, last_seq, updated_ms, parent, record,
+                     lease_holder, lease_gen, lease_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7::text,
+                     CASE WHEN $7::text IS NULL THEN 0 ELSE 1 END,
+                     CASE WHEN $7::text IS NULL THEN NULL
+                          ELSE now() + $8::bigint * interval '1 millisecond' END)
+                 ON CONFLICT (id) DO NOTHING",
+                "SELECT record, lease_holder, lease_gen, coalesce(lease_until > now(), false)
+                 FROM lev_runs WHERE id = $1 FOR UPDATE",
                 "UPDATE lev_runs SET status = $2, last_seq = $3, updated_ms = $4,
                      parent = $5, record = $6
                  WHERE id = $1",
@@ -128,7 +142,13 @@ pub(super) struct Append<'a> {
     pub(super) status: Option<RunStatus>,
     /// Blobs the entries refer to, written in the same transaction.
     pub(super) blobs: &'a [(String, Vec<u8>)],
+    /// The generation of the lease the appender holds on the run, if any
+    /// (see `fence`).
+    pub(super) lease: Option<i64>,
 }
+
+/// A new run's lease: who holds it and for how long (milliseconds).
+pub(super) type NewLease<'a> = Option<(&'a str, i64)>;
 
 /// Inserts the run's row (its `last_seq` reset to 0), its first entries
 /// and the blobs they refer to (an import's), in one transaction.
@@ -136,8 +156,8 @@ pub(super) async fn create_run(
     conn: &mut Conn,
     server: &str,
     meta: &RunMeta,
-    first: Vec<EncodedEntry>,
-    blobs: &[(String, Vec<u8>)],
+    (first, blobs): (Vec<EncodedEntry>, &[(String, Vec<u8>)]),
+    lease: NewLease<'_>,
 ) -> Result<Vec<u64>, JournalError> {
     let Conn { client, st } = conn;
     let during = format!("create run {}", meta.id);
@@ -148,8 +168,15 @@ pub(super) async fn create_run(
         .await
         .map_err(failed(server, &during))?;
     let row = RunRow::of(&meta, server)?;
+    let (holder, lease_ms) = lease.map_or((None, 0), |(h, ms)| (Some(h), ms));
+    let [id, status, last_seq, updated_ms, parent, record] = row.params();
     let inserted = tx
-        .execute(&st.insert_run, &row.params())
+        .execute(
+            &st.insert_run,
+            &[
+                id, status, last_seq, updated_ms, parent, record, &holder, &lease_ms,
+            ],
+        )
         .await
         .map_err(failed(server, &during))?;
     if inserted == 0 {
@@ -187,6 +214,7 @@ pub(super) async fn append(
         entries,
         status,
         blobs,
+        lease,
     } = append;
     let during = format!("append to run {run}");
     // Dropped uncommitted on every early return: PostgreSQL rolls it back.
@@ -204,6 +232,11 @@ pub(super) async fn append(
         return Err(JournalError::RunNotFound(run.clone()));
     };
     let mut meta = run_of(&row, 0, server, run)?;
+    let columns = |e| failed(server, "read a run's lease")(e);
+    let holder: Option<&str> = row.try_get(1).map_err(columns)?;
+    let generation: i64 = row.try_get(2).map_err(columns)?;
+    let live: bool = row.try_get(3).map_err(columns)?;
+    fence(run, lease, (holder, generation, live))?;
     if let Some(at_seq) = at_seq
         && meta.last_seq.checked_add(1) != Some(at_seq)
     {
@@ -232,6 +265,35 @@ pub(super) async fn append(
     save_run(&tx, st, server, &meta, !seqs.is_empty()).await?;
     tx.commit().await.map_err(failed(server, &during))?;
     Ok(seqs)
+}
+
+/// Whether an appender holding `lease` (a generation, or none) may write
+/// to a run whose row says `(holder, generation, live)`. A holder whose
+/// generation is no longer the row's was claimed over (its lease lapsed
+/// while it was stopped or cut off): it is refused, so a process that
+/// wakes after losing a run never writes to it again — and never starts
+/// a command, whose start it must journal first. Without a lease, a run
+/// another process holds a live lease on is refused (it writes the run);
+/// one nobody holds, or whose lease lapsed, is anyone's to write.
+fn fence(
+    run: &RunId,
+    lease: Option<i64>,
+    (holder, generation, live): (Option<&str>, i64, bool),
+) -> Result<(), JournalError> {
+    match lease {
+        Some(mine) if mine != generation => Err(JournalError::LeaseLost {
+            run: run.clone(),
+            holder: holder.map(str::to_owned),
+        }),
+        Some(_) => Ok(()),
+        None => match holder {
+            Some(holder) if live => Err(JournalError::Leased {
+                run: run.clone(),
+                holder: holder.to_owned(),
+            }),
+            _ => Ok(()),
+        },
+    }
 }
 
 /// Writes entries after `last_seq`, their spilled payloads and the blobs

@@ -1,0 +1,204 @@
+//! `lev worker`: a process that executes the runs of a PostgreSQL journal
+//! that need one. It claims a run no process holds a live lease on (one
+//! `lev run --detach` submitted, or one whose process died or was cut off
+//! and whose lease lapsed) and resumes it on its engine handle, as `lev
+//! resume` would — recorded results reused, steps in flight at a crash
+//! following the in-flight rules (idempotent ones rerun, others pause the
+//! run for a decision). It holds the run's lease while it executes it
+//! (renewed by heartbeat) and lets go when the run ends or pauses.
+//!
+//! It wakes when a run is announced claimable (`LISTEN lev_ready`) and,
+//! since a lapsed lease announces nothing, also every third of a lease.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use super::args::DriveArgs;
+use super::context::{error, load_config, load_modes, run_settings};
+use super::drive::flowmind_on;
+use super::exit;
+use crate::engine::Engine;
+use crate::journal::Journal;
+use crate::paths::Paths;
+use crate::protocol::RunId;
+use crate::spec::load::duration::parse_duration;
+use crate::workflow::{EngineError, RunOutcome};
+
+/// How long a run this worker cannot execute is kept from workers.
+const HOLD_BACK: Duration = Duration::from_secs(60);
+/// Shortest lease `--lease` takes: shorter would be renewed more often
+/// than a database round trip may take.
+const MIN_LEASE: Duration = Duration::from_secs(1);
+
+pub(super) struct WorkerArgs<'a> {
+    pub slots: u32,
+    pub lease: &'a str,
+    pub yes: bool,
+    pub allow_shell: bool,
+    pub workspace: Option<PathBuf>,
+}
+
+pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
+    let Some(url) = paths.journal_url.as_deref().filter(|u| Journal::is_url(u)) else {
+        error(
+            "lev worker executes the runs of a PostgreSQL journal: give it with --journal postgres://… (or LEV_JOURNAL, or `journal: { url }` in the config)",
+        );
+        return exit::USAGE;
+    };
+    let lease = match parse_duration(args.lease) {
+        Ok(d) if d >= MIN_LEASE => d,
+        Ok(_) => {
+            error(&format!("--lease `{}`: at least 1s", args.lease));
+            return exit::USAGE;
+        }
+        Err(e) => {
+            error(&format!("--lease `{}`: {e}", args.lease));
+            return exit::USAGE;
+        }
+    };
+    if args.slots == 0 {
+        error("--slots: at least 1");
+        return exit::USAGE;
+    }
+    let modes = match load_modes(paths) {
+        Ok(m) => m,
+        Err(c) => return c,
+    };
+    let config = match load_config(paths) {
+        Ok(c) => c,
+        Err(c) => return c,
+    };
+    let journal = match Journal::open_url_leasing(url, lease).await {
+        Ok(j) => j,
+        Err(e) => {
+            error(&e.to_string());
+            return exit::FAILED;
+        }
+    };
+    let mut ready = match journal.ready().await {
+        Ok(Some(r)) => r,
+        Ok(None) => return exit::USAGE,
+        Err(e) => {
+            error(&e.to_string());
+            return exit::FAILED;
+        }
+    };
+    let drive = DriveArgs {
+        headless: true,
+        yes: args.yes,
+        allow_shell: args.allow_shell,
+        workspace: args.workspace,
+        ..DriveArgs::interactive()
+    };
+    let engine = Engine::open(
+        journal.clone(),
+        Ok(run_settings(modes, &drive, None, config)),
+    );
+    let _flowmind = flowmind_on(paths, &engine);
+    let holder = journal.holder().unwrap_or("this worker").to_owned();
+    println!(
+        "lev worker {holder}: executing runs of {} ({} at once, lease {})",
+        journal.path(),
+        args.slots,
+        args.lease
+    );
+    let mut running: JoinSet<(RunId, Result<RunOutcome, EngineError>)> = JoinSet::new();
+    let mut poll = tokio::time::interval(
+        (lease / 3).clamp(Duration::from_millis(250), Duration::from_secs(5)),
+    );
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stopping = false;
+    loop {
+        if !stopping {
+            claim_runs(&engine, &journal, &mut running, args.slots).await;
+        }
+        if stopping && running.is_empty() {
+            println!("lev worker {holder}: stopped");
+            return exit::OK;
+        }
+        tokio::select! {
+            _ = stop_signal() => {
+                if stopping {
+                    println!("lev worker {holder}: stopping now; the leases of its runs lapse and other workers take them over");
+                    return exit::FAILED;
+                }
+                stopping = true;
+                println!(
+                    "lev worker {holder}: claiming no more runs; letting {} run(s) end (stop again to leave them now)",
+                    running.len()
+                );
+            }
+            Some(joined) = running.join_next() => {
+                match joined {
+                    Ok((run, outcome)) => report(&run, outcome),
+                    Err(e) => tracing::error!(error = %e, "a run's follower task failed"),
+                }
+            }
+            Some(_) = ready.recv() => {}
+            _ = poll.tick() => {}
+        }
+    }
+}
+
+/// Claims runs while this worker has free slots, and begins each.
+async fn claim_runs(
+    engine: &Engine,
+    journal: &Journal,
+    running: &mut JoinSet<(RunId, Result<RunOutcome, EngineError>)>,
+    slots: u32,
+) {
+    while running.len() < slots as usize {
+        let lease = match journal.claim_next().await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim a run");
+                return;
+            }
+        };
+        let run = lease.run().clone();
+        let generation = lease.generation().unwrap_or_default();
+        match engine.resume_claimed(lease, HOLD_BACK).await {
+            Ok(driving) => {
+                println!("run {run}: executing here (claim {generation})");
+                running.spawn(async move { (run, driving.outcome().await) });
+            }
+            Err(e) => {
+                eprintln!(
+                    "run {run}: cannot execute it here, leaving it to other workers for {}s: {e}",
+                    HOLD_BACK.as_secs()
+                );
+            }
+        }
+    }
+}
+
+/// One line for how a run this worker executed ended here.
+fn report(run: &RunId, outcome: Result<RunOutcome, EngineError>) {
+    match outcome {
+        Ok(o) => {
+            let why = o.error.map(|e| format!(": {e}")).unwrap_or_default();
+            println!("run {run}: {}{why}", o.status.as_str());
+        }
+        Err(e) => println!("run {run}: stopped here: {e}"),
+    }
+}
+
+/// Ctrl-C, or SIGTERM (a service manager's stop).
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
