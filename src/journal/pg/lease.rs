@@ -112,15 +112,38 @@ impl Leases {
     }
 }
 
-/// `host:pid:nonce`: which machine and process holds a lease, and a nonce
-/// so a later process that gets the same pid is not taken for this one.
-fn holder_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// True when `holder` names a process of this machine that is gone (no
+/// such pid): its leases need not be waited out. A pid taken again by
+/// another process counts as alive (the lease is waited out, the safe
+/// way); without `/proc`, every process does.
+pub(crate) fn gone_from_here(holder: &str) -> bool {
+    let mut parts = holder.rsplitn(3, ':');
+    let (Some(_nonce), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let here = this_host();
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    host == here
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// This machine's name, as holders name it.
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_owned());
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// `host:pid:nonce`: which machine and process holds a lease, and a nonce
+/// so a later process that gets the same pid is not taken for this one.
+fn holder_name() -> String {
+    let host = this_host();
     let pid = std::process::id();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -190,34 +213,46 @@ impl PgStore {
     ) -> Result<Claimed, JournalError> {
         let during = format!("claim run {run}");
         let conn = self.conn().await?;
-        let row = conn
-            .client()
-            .query_opt(
-                "UPDATE lev_runs SET lease_holder = $2, lease_gen = lease_gen + 1,
-                     lease_until = now() + $3::bigint * interval '1 millisecond',
-                     claim_after = NULL
-                 WHERE id = $1 AND (lease_until IS NULL OR lease_until <= now())
-                 RETURNING lease_gen",
-                &[&run.as_str(), &holder, &millis],
-            )
-            .await
-            .map_err(failed(self.server(), &during))?;
-        if let Some(row) = row {
-            let generation: i64 = row.try_get(0).map_err(failed(self.server(), &during))?;
-            return Ok(Claimed::Won(generation));
+        // Free, or lapsed, or held by `$4`: a process of this machine that
+        // is gone (a `lev run` killed a moment ago), whose lease need not
+        // be waited out.
+        let claim = "UPDATE lev_runs SET lease_holder = $2, lease_gen = lease_gen + 1,
+                 lease_until = now() + $3::bigint * interval '1 millisecond',
+                 claim_after = NULL
+             WHERE id = $1
+               AND (lease_until IS NULL OR lease_until <= now() OR lease_holder = $4)
+             RETURNING lease_gen";
+        let mut gone = String::new();
+        loop {
+            let row = conn
+                .client()
+                .query_opt(claim, &[&run.as_str(), &holder, &millis, &gone])
+                .await
+                .map_err(failed(self.server(), &during))?;
+            if let Some(row) = row {
+                let generation: i64 = row.try_get(0).map_err(failed(self.server(), &during))?;
+                return Ok(Claimed::Won(generation));
+            }
+            let row = conn
+                .client()
+                .query_opt(
+                    "SELECT coalesce(lease_holder, '') FROM lev_runs WHERE id = $1",
+                    &[&run.as_str()],
+                )
+                .await
+                .map_err(failed(self.server(), &during))?;
+            let Some(row) = row else {
+                return Ok(Claimed::Missing);
+            };
+            let now: String = row.try_get(0).map_err(failed(self.server(), &during))?;
+            // Once: a holder seen gone whose claim still fails was
+            // replaced meanwhile by a live one.
+            if gone.is_empty() && gone_from_here(&now) {
+                gone = now;
+                continue;
+            }
+            return Ok(Claimed::Held(now));
         }
-        let row = conn
-            .client()
-            .query_opt(
-                "SELECT coalesce(lease_holder, '') FROM lev_runs WHERE id = $1",
-                &[&run.as_str()],
-            )
-            .await
-            .map_err(failed(self.server(), &during))?;
-        Ok(match row {
-            Some(row) => Claimed::Held(row.try_get(0).map_err(failed(self.server(), &during))?),
-            None => Claimed::Missing,
-        })
     }
 
     /// Claims the running run that waited longest for an executor (no live
@@ -323,7 +358,8 @@ impl PgStore {
         Ok(())
     }
 
-    /// Every live lease: run, holder (for lists of runs).
+    /// Every live lease: run, holder (for lists of runs), but those of
+    /// processes of this machine that are gone.
     pub async fn live_leases(&self) -> Result<Vec<(RunId, String)>, JournalError> {
         let during = "read the runs' leases";
         let conn = self.conn().await?;
@@ -342,6 +378,7 @@ impl PgStore {
                 let holder: String = row.try_get(1).map_err(failed(self.server(), during))?;
                 Ok((RunId(id), holder))
             })
+            .filter(|l| !matches!(l, Ok((_, holder)) if gone_from_here(holder)))
             .collect()
     }
 
