@@ -18,6 +18,8 @@ mod journal;
 #[cfg(test)]
 mod journal_tests;
 mod lease;
+#[cfg(test)]
+mod lease_tests;
 mod listen;
 mod schema;
 mod store;
