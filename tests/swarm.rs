@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::lev::{Lev, run_id_from};
-use support::llm_server::{Action, LlmServer, OpenAiSse, RecordedRequest, Reply};
+use support::llm_server::{LlmServer, OpenAiSse, RecordedRequest, Reply};
+use support::swarm_plan::{brief, plan_of, say, task, who};
 
 fn text(o: &Output) -> String {
     format!(
@@ -19,48 +20,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// The first user message of a request: the agent's brief.
-fn brief(req: &RecordedRequest) -> String {
-    req.brief()
-}
-
-/// What a request is: `plan` (the orchestrator), or the task id.
-fn who(req: &RecordedRequest) -> String {
-    let b = brief(req);
-    if b.contains("Plan this objective") {
-        return "plan".into();
-    }
-    match b.find("Your task (`") {
-        Some(i) => {
-            let rest = &b[i + 12..];
-            rest[..rest.find('`').unwrap_or(0)].to_string()
-        }
-        None => "unknown".into(),
-    }
-}
-
-fn say(text: &str, delay_ms: u64) -> Reply {
-    let reply = OpenAiSse::new("test-model")
-        .text(text, 3)
-        .usage(30, 10)
-        .finish("stop")
-        .reply();
-    if delay_ms > 0 {
-        reply.insert(0, Action::Delay(delay_ms))
-    } else {
-        reply
-    }
-}
-
-fn task(id: &str, mode: &str, needs: &[&str]) -> Value {
-    json!({"id": id, "title": format!("do {id}"), "mode": mode, "needs": needs,
-           "acceptance": [format!("{id} is done")], "files": []})
-}
-
-fn plan_of(tasks: Vec<Value>) -> String {
-    json!({"summary": "the team's plan", "tasks": tasks}).to_string()
 }
 
 fn swarm(lev: &Lev, objective: &str, extra: &[&str]) -> (Output, String) {

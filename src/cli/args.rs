@@ -159,8 +159,9 @@ pub enum Command {
     /// process: runs submitted with `lev run --detach`, and runs whose
     /// process died or was cut off (its lease lapsed; they resume by the
     /// in-flight rules). Several workers on several machines share the
-    /// runs. Ctrl-C lets the runs it executes end first; a second Ctrl-C
-    /// stops at once (other workers take its runs over once their leases lapse).
+    /// runs. Questions are answered as `lev run --headless` answers them.
+    /// Ctrl-C lets the runs it executes end first; a second Ctrl-C stops
+    /// at once (other workers take its runs over once their leases lapse).
     Worker {
         /// How many runs this worker executes at once.
         #[arg(long, default_value_t = 4, value_name = "N")]
@@ -312,6 +313,10 @@ pub enum Command {
         /// the one checked out).
         #[arg(long, value_name = "BRANCH", requires = "worktrees")]
         base: Option<String>,
+        /// Submit the swarm to the `lev worker`s of a PostgreSQL journal
+        /// (`--journal`) and return at once, printing its id.
+        #[arg(long, conflicts_with_all = ["headless", "json", "answers", "wait_for_answers"])]
+        detach: bool,
         #[command(flatten)]
         drive: DriveArgs,
     },

@@ -77,9 +77,11 @@ pub async fn dispatch(cli: Cli) -> u8 {
             max_cost,
             worktrees,
             base,
+            detach,
             drive,
         } => {
             let args = swarm::SwarmArgs {
+                detach,
                 objective: &objective,
                 agents,
                 max_tasks,

@@ -79,10 +79,15 @@ fn serve(paths: &Paths, engine: &Engine) -> Participants {
 }
 
 /// FlowMind watching `engine`'s agents by the config, as beside the
-/// workbench (a `lev worker` has no control socket to serve).
-pub(super) fn flowmind_on(paths: &Paths, engine: &Engine) -> flowmind::Controller {
+/// workbench (a `lev worker` has no control socket to serve), and whether
+/// its conductor looks at agents' questions.
+pub(super) fn flowmind_on(
+    paths: &Paths,
+    engine: &Engine,
+) -> (flowmind::Controller, headless::Conductor) {
     let settings = flowmind_settings(&load_config_quiet(paths).unwrap_or_default());
-    flowmind::start(engine.clone(), settings)
+    let conductor = conductor_on(&settings);
+    (flowmind::start(engine.clone(), settings), conductor)
 }
 
 /// How FlowMind runs by the config (a workflow's `flowmind:` may say

@@ -27,23 +27,36 @@ pub(super) async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &D
 /// `lev run --detach`: the run is made as `lev run` makes it, then let go
 /// for the `lev worker`s of its PostgreSQL journal; its id is printed.
 pub(super) async fn detach(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -> u8 {
-    if !paths.journal_url.as_deref().is_some_and(Journal::is_url) {
-        error(
-            "--detach hands the run to `lev worker`s, which share a PostgreSQL journal: give it with --journal postgres://… (or LEV_JOURNAL, or `journal: { url }` in the config)",
-        );
-        return exit::USAGE;
+    if let Err(c) = detachable(paths) {
+        return c;
     }
-    let (deps, run) = match create(paths, file, inputs, drive).await {
-        Ok(made) => made,
-        Err(c) => return c,
-    };
-    let released = match deps.journal.claim(&run).await {
+    match create(paths, file, inputs, drive).await {
+        Ok((deps, run)) => hand_over(&deps.journal, &run).await,
+        Err(c) => c,
+    }
+}
+
+/// `--detach` needs a journal `lev worker`s share: an error saying so
+/// before anything is made, otherwise.
+pub(super) fn detachable(paths: &Paths) -> Result<(), u8> {
+    if paths.journal_url.as_deref().is_some_and(Journal::is_url) {
+        return Ok(());
+    }
+    error(
+        "--detach hands the run to `lev worker`s, which share a PostgreSQL journal: give it with --journal postgres://… (or LEV_JOURNAL, or `journal: { url }` in the config)",
+    );
+    Err(exit::USAGE)
+}
+
+/// Lets go of a run this process made (and holds the lease of), so a
+/// worker claims it, and prints its id.
+pub(super) async fn hand_over(journal: &Journal, run: &RunId) -> u8 {
+    let released = match journal.claim(run).await {
         Ok(lease) => lease.release().await,
         Err(e) => Err(e),
     };
     if let Err(e) = released {
-        // Made and leased to this process: its lease lapses by itself,
-        // and then a worker claims it all the same.
+        // Its lease lapses by itself, and then a worker claims it anyway.
         error(&format!(
             "run {run} was made, but handing it to the workers failed: {e} (a worker takes it once its lease lapses)"
         ));

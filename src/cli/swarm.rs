@@ -17,9 +17,16 @@ pub struct SwarmArgs<'a> {
     pub max_cost_usd: Option<f64>,
     pub worktrees: bool,
     pub base: Option<String>,
+    /// Hand the run to `lev worker`s and return (`--detach`).
+    pub detach: bool,
 }
 
 pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 {
+    if args.detach
+        && let Err(c) = super::run::detachable(paths)
+    {
+        return c;
+    }
     let modes = match load_modes(paths) {
         Ok(m) => m,
         Err(c) => return c,
@@ -63,7 +70,9 @@ pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 
         ));
         return exit::USAGE;
     }
-    headless_note(drive);
+    if !args.detach {
+        headless_note(drive);
+    }
     let run = match workflow::start_swarm(&deps.journal, &wf, &spec, Some(&deps.workspace)).await {
         Ok(r) => r,
         Err(e) => {
@@ -71,5 +80,8 @@ pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 
             return exit::FAILED;
         }
     };
+    if args.detach {
+        return super::run::hand_over(&deps.journal, &run).await;
+    }
     drive_run(paths, deps, run, Start::Fresh, drive).await
 }

@@ -21,6 +21,7 @@ use super::context::{error, load_config, load_modes, run_settings};
 use super::drive::flowmind_on;
 use super::exit;
 use crate::engine::Engine;
+use crate::headless::{self, HeadlessOptions};
 use crate::journal::Journal;
 use crate::paths::Paths;
 use crate::protocol::RunId;
@@ -97,7 +98,15 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
         journal.clone(),
         Ok(run_settings(modes, &drive, None, config)),
     );
-    let _flowmind = flowmind_on(paths, &engine);
+    let (_flowmind, conductor) = flowmind_on(paths, &engine);
+    // `lev run --headless`'s policy: questions take their defaults,
+    // `--yes` approves and picks a question's recommended option, what is
+    // left unanswered takes its timeout policy at once.
+    let policy = HeadlessOptions {
+        yes: args.yes,
+        conductor,
+        ..HeadlessOptions::default()
+    };
     let holder = journal.holder().unwrap_or("this worker").to_owned();
     println!(
         "lev worker {holder}: executing runs of {} ({} at once, lease {})",
@@ -113,7 +122,7 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
     let mut stopping = false;
     loop {
         if !stopping {
-            claim_runs(&engine, &journal, &mut running, args.slots).await;
+            claim_runs(&engine, &journal, &mut running, (args.slots, &policy)).await;
         }
         if stopping && running.is_empty() {
             println!("lev worker {holder}: stopped");
@@ -148,7 +157,7 @@ async fn claim_runs(
     engine: &Engine,
     journal: &Journal,
     running: &mut JoinSet<(RunId, Result<RunOutcome, EngineError>)>,
-    slots: u32,
+    (slots, policy): (u32, &HeadlessOptions),
 ) {
     while running.len() < slots as usize {
         let lease = match journal.claim_next().await {
@@ -161,10 +170,16 @@ async fn claim_runs(
         };
         let run = lease.run().clone();
         let generation = lease.generation().unwrap_or_default();
+        // Subscribed before the run begins: its follower misses nothing.
+        let notices = engine.subscribe();
         match engine.resume_claimed(lease, HOLD_BACK).await {
             Ok(driving) => {
                 println!("run {run}: executing here (claim {generation})");
-                running.spawn(async move { (run, driving.outcome().await) });
+                let (engine, policy) = (engine.clone(), policy.clone());
+                running.spawn(async move {
+                    let outcome = follow(&engine, notices, driving, policy).await;
+                    (run, outcome)
+                });
             }
             Err(e) => {
                 eprintln!(
@@ -174,6 +189,31 @@ async fn claim_runs(
             }
         }
     }
+}
+
+/// Follows a run this worker executes by the headless policy (its
+/// transcript is the journal's: `lev show`, `lev replay`), to its end here.
+async fn follow(
+    engine: &Engine,
+    notices: tokio::sync::mpsc::UnboundedReceiver<crate::protocol::Notice>,
+    driving: crate::engine::Driving,
+    policy: HeadlessOptions,
+) -> Result<RunOutcome, EngineError> {
+    // What the run said before this drive (a question FlowMind already
+    // spoke to) is known to the policy, as a resume's printer knows it.
+    let printer = match driving.resumed_after {
+        Some(last) => headless::clock(engine, &driving.run, last).await?,
+        None => headless::Printer::default(),
+    };
+    headless::follow(
+        engine,
+        notices,
+        driving,
+        printer,
+        policy,
+        &mut std::io::sink(),
+    )
+    .await
 }
 
 /// One line for how a run this worker executed ended here.

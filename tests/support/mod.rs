@@ -7,3 +7,4 @@ pub mod kill;
 pub mod lev;
 pub mod llm_server;
 pub mod pg;
+pub mod swarm_plan;

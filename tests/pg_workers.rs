@@ -1,0 +1,304 @@
+//! `lev worker`s sharing a PostgreSQL journal, with the real binary: runs
+//! submitted with `lev run --detach` (and a swarm with `lev workflow
+//! --detach`) are executed by whichever worker claims them; workers
+//! killed with `kill -9` again and again have their runs taken over once
+//! their leases lapse, and every run finishes with no step completed twice
+//! and the outputs of an undisturbed run; a worker stopped (SIGSTOP) past
+//! its lease does not act on the run it lost when it wakes. Each test in a
+//! database of its own on `LEV_TEST_POSTGRES`'s server (skipped without
+//! it, unless `CI` is set).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::kill::{kill9, wait_for};
+use support::lev::{Lev, of_type};
+use support::llm_server::LlmServer;
+use support::pg::PgDb;
+use support::swarm_plan::{plan_of, say, task, who};
+
+/// Short leases: a dead worker's runs are taken over within seconds.
+const LEASE: &str = "2s";
+
+/// A chain of idempotent shell steps, each taking a moment and passing
+/// its output on: what an undisturbed run's outputs are is known.
+const RELAY: &str = r#"
+version: 1
+kind: workflow
+id: relay
+name: Relay
+inputs:
+  n: { type: string }
+steps:
+  a:
+    type: shell
+    run: "sleep 1; echo a${{ inputs.n }}"
+    idempotent: true
+  b:
+    needs: [a]
+    type: shell
+    run: "sleep 1; echo b-${{ steps.a.outputs.stdout }}"
+    idempotent: true
+  c:
+    needs: [b]
+    type: shell
+    run: "sleep 1; echo c-${{ steps.b.outputs.stdout }}"
+    idempotent: true
+  d:
+    needs: [c]
+    type: shell
+    run: "echo d-${{ steps.c.outputs.stdout }}"
+    idempotent: true
+"#;
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn worker(lev: &Lev) -> Child {
+    let ws = lev.workspace().display().to_string();
+    let args = [
+        "worker",
+        "--lease",
+        LEASE,
+        "--slots",
+        "2",
+        "--yes",
+        "--workspace",
+        &ws,
+    ];
+    lev.spawn(&args)
+}
+
+/// `lev run --detach`: the printed id.
+fn submit(lev: &Lev, args: &[&str]) -> String {
+    let out = lev.run(args);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(id.len(), 26, "a run id: {}", text(&out));
+    id
+}
+
+/// Statuses of every run, by id (`lev runs --json`).
+fn statuses(lev: &Lev) -> BTreeMap<String, Value> {
+    let out = lev.run(&["runs", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| (v["id"].as_str().unwrap().to_owned(), v))
+        .collect()
+}
+
+/// Every step's outputs, by step, as its success journaled them.
+fn step_outputs(events: &[Value]) -> BTreeMap<String, Value> {
+    of_type(events, "step_succeeded")
+        .into_iter()
+        .map(|e| (e["step"].as_str().unwrap().to_owned(), e["outputs"].clone()))
+        .collect()
+}
+
+/// How many times each step was journaled as succeeded.
+fn successes(events: &[Value]) -> BTreeMap<String, usize> {
+    let mut n = BTreeMap::new();
+    for e in of_type(events, "step_succeeded") {
+        *n.entry(e["step"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    n
+}
+
+#[test]
+fn runs_finish_under_workers_killed_again_and_again() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = lev.write_workflow(RELAY);
+    let wf = wf.display().to_string();
+    // An undisturbed run, executed by the submitting process itself.
+    let ws = lev.workspace().display().to_string();
+    let out = lev.run(&["run", &wf, "--headless", "-i", "n=0", "--workspace", &ws]);
+    assert!(out.status.success(), "{}", text(&out));
+    let calm = statuses(&lev).into_keys().next().unwrap();
+    let calm_outputs = step_outputs(&lev.events(&calm));
+    assert_eq!(calm_outputs["d"]["stdout"], "d-c-b-a0");
+
+    let runs: Vec<String> = (0..6)
+        .map(|_| submit(&lev, &["run", &wf, "--detach", "-i", "n=0"]))
+        .collect();
+    for run in &runs {
+        assert_eq!(statuses(&lev)[run]["status"], "waiting");
+    }
+    let mut workers: Vec<Child> = (0..3).map(|_| worker(&lev)).collect();
+    // Kill a worker every second, four times, starting another each time.
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let all = statuses(&lev);
+        if runs.iter().all(|r| all[r]["status"] == "succeeded") {
+            break;
+        }
+        for r in &runs {
+            let s = &all[r]["status"];
+            assert!(
+                ["waiting", "running", "succeeded"].contains(&s.as_str().unwrap()),
+                "run {r}: {}",
+                all[r]
+            );
+        }
+        assert!(Instant::now() < deadline, "runs never finished: {all:?}");
+        std::thread::sleep(Duration::from_millis(1000));
+        if kills < 4 {
+            let victim = kills % workers.len();
+            kill9(&mut workers[victim]);
+            workers[victim] = worker(&lev);
+            kills += 1;
+        }
+    }
+    let mut taken_over = 0;
+    for run in &runs {
+        let show = lev.show(run);
+        assert_eq!(show["status"], "succeeded", "{show}");
+        let events = lev.events(run);
+        assert_eq!(step_outputs(&events), calm_outputs, "{run}");
+        let done = successes(&events);
+        assert!(done.values().all(|n| *n == 1), "{run}: {done:?}");
+        assert_eq!(done.len(), 4, "{run}: {done:?}");
+        taken_over += of_type(&events, "run_resumed").len().saturating_sub(1);
+    }
+    // The kills landed mid-run: some run was taken over from a dead worker.
+    assert!(taken_over > 0, "no run was taken over");
+    for mut w in workers {
+        kill9(&mut w);
+    }
+}
+
+#[test]
+fn a_worker_stopped_past_its_lease_does_not_act_on_the_run_it_lost() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    // `slow` is idempotent (taken over, it runs again); `mark` is not: it
+    // must run once, by whichever worker holds the run then.
+    let wf = lev.write_workflow(
+        "version: 1\nkind: workflow\nid: fenced\nname: Fenced\nsteps:\n  slow:\n    type: shell\n    run: \"echo started >> slow.log; sleep 3; echo slow\"\n    idempotent: true\n  mark:\n    needs: [slow]\n    type: shell\n    run: \"echo $PPID >> marks; echo marked\"\n",
+    );
+    let run = submit(&lev, &["run", &wf.display().to_string(), "--detach"]);
+    let first = worker(&lev);
+    let slow_log = lev.workspace().join("slow.log");
+    wait_for("the slow step", Duration::from_secs(30), || {
+        slow_log.exists()
+    });
+    // Stopped mid-step (its command goes on in its own process group).
+    let pid = first.id().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    signal("-STOP");
+    let mut second = worker(&lev);
+    let marks = lev.workspace().join("marks");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while statuses(&lev)[&run]["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{:?}", statuses(&lev)[&run]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Woken after its run was taken over and finished: it writes nothing
+    // more and starts nothing (its slow step's end, then `mark`, would be
+    // journaled first, and the journal refuses its old lease).
+    let before = lev.events(&run).len();
+    signal("-CONT");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(lev.events(&run).len(), before);
+    let marked = std::fs::read_to_string(&marks).unwrap();
+    assert_eq!(marked.lines().count(), 1, "{marked}");
+    let show = lev.show(&run);
+    assert_eq!(show["status"], "succeeded", "{show}");
+    let done = successes(&lev.events(&run));
+    assert!(done.values().all(|n| *n == 1), "{done:?}");
+    // It says what happened, and goes on working.
+    kill9(&mut second);
+    signal("-INT");
+    let out = first.wait_with_output().unwrap();
+    let said = text(&out);
+    assert!(
+        said.contains("after this process's lease on it lapsed"),
+        "{said}"
+    );
+    assert!(out.status.success(), "{said}");
+}
+
+#[test]
+fn a_detached_swarm_is_taken_over_from_a_killed_worker_without_rerunning_finished_tasks() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let plan = plan_of(vec![
+        task("first", "architect", &[]),
+        task("quick", "coder", &["first"]),
+        task("long", "coder", &["first"]),
+        task("last", "reviewer", &["quick", "long"]),
+    ]);
+    let server = LlmServer::with(move |req| match who(req).as_str() {
+        "plan" => say(&plan, 0),
+        "long" => say("long done", 2500),
+        id => say(&format!("{id} done"), 0),
+    });
+    let lev = Lev::new()
+        .with_openai(&server.base_url())
+        .with_env("LEV_JOURNAL", &db.url);
+    let run = submit(&lev, &["workflow", "share me", "--detach"]);
+    let mut first = worker(&lev);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let asked: Vec<String> = server.requests().iter().map(who).collect();
+        if asked.contains(&"long".to_string()) && asked.contains(&"quick".to_string()) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            kill9(&mut first);
+            let said = text(&first.wait_with_output().unwrap());
+            panic!(
+                "never got to the long task: {asked:?}\n{said}\n{}",
+                lev.replay(&run)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill9(&mut first);
+    let mut second = worker(&lev);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while statuses(&lev)[&run]["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{:?}", statuses(&lev)[&run]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kill9(&mut second);
+    let asked: Vec<String> = server.requests().iter().map(who).collect();
+    let count = |id: &str| asked.iter().filter(|a| *a == id).count();
+    assert_eq!(count("plan"), 1, "{asked:?}");
+    assert_eq!(count("first"), 1, "{asked:?}");
+    assert_eq!(count("last"), 1, "{asked:?}");
+    // `long` was in flight at the kill; `quick` may have been between its
+    // reply and its journal entry: asked again at most once.
+    assert!(count("quick") <= 2 && count("long") == 2, "{asked:?}");
+    let show = lev.show(&run);
+    assert_eq!(show["status"], "succeeded", "{show}");
+    assert_eq!(show["outputs"]["tasks"]["long"]["result"], "long done");
+    let events = lev.events(&run);
+    assert_eq!(of_type(&events, "run_resumed").len(), 2, "claimed twice");
+    let done = successes(&events);
+    assert!(done.values().all(|n| *n == 1), "{done:?}");
+}
