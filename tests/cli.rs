@@ -475,8 +475,8 @@ fn a_demo_run_goes_on_with_its_own_replies_whatever_provider_is_configured() {
     let run = run_id_from(&stdout).unwrap();
     // Nothing listens on port 9: a request to this provider fails.
     let lev = Lev {
-        dir: lev.dir,
         env: Vec::new(),
+        ..lev
     }
     .with_openai("http://127.0.0.1:9/v1");
     let out = lev.run(&["fork", &run, "--from", "reviewer", "--headless"]);

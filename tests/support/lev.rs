@@ -9,10 +9,16 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
+use super::pg::PgDb;
+
 /// A sandbox for one lev "machine": its data dir and workspace.
 pub struct Lev {
     pub dir: tempfile::TempDir,
     pub env: Vec<(String, String)>,
+    /// With `LEV_TEST_BACKEND=postgres`, the sandbox's journal is a
+    /// database of its own (`LEV_JOURNAL`): the same tests, the other
+    /// backend.
+    pub pg: Option<std::sync::Arc<PgDb>>,
 }
 
 impl Lev {
@@ -20,10 +26,23 @@ impl Lev {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         std::fs::create_dir_all(dir.path().join("ws")).unwrap();
+        let pg = match std::env::var("LEV_TEST_BACKEND").as_deref() {
+            Ok("postgres") => Some(std::sync::Arc::new(
+                PgDb::new().expect("LEV_TEST_BACKEND=postgres needs LEV_TEST_POSTGRES"),
+            )),
+            Ok("redb") | Ok("") | Err(_) => None,
+            Ok(other) => panic!("LEV_TEST_BACKEND={other}: redb or postgres"),
+        };
         Lev {
             dir,
             env: Vec::new(),
+            pg,
         }
+    }
+
+    /// True when the sandbox's journal is in PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.pg.is_some()
     }
 
     /// Points the OpenAI provider at a loopback server.
@@ -71,6 +90,10 @@ impl Lev {
             c.env_remove(k);
         }
         c.env("XDG_CONFIG_HOME", self.dir.path().join("config"));
+        c.env_remove("LEV_JOURNAL");
+        if let Some(db) = &self.pg {
+            c.env("LEV_JOURNAL", &db.url);
+        }
         for (k, v) in &self.env {
             c.env(k, v);
         }
