@@ -682,6 +682,9 @@ impl Journal {
         record: MemoryRecord,
         terms: MemoryTerms,
     ) -> Result<(MemoryRecord, bool), JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_put(record, terms).await;
+        }
         let inner = self.redb("the memory bank")?;
         let stored = self
             .request("the memory bank", |reply| Request::MemoryPut {
@@ -698,8 +701,12 @@ impl Journal {
 
     /// Whether `namespace` holds no memory entry. Answered without a read
     /// when it was found empty and nothing was stored since (an agent's
-    /// memory include, at every request of a run that stores no notes).
+    /// memory include, at every request of a run that stores no notes);
+    /// on PostgreSQL, where other processes store notes too, always asked.
     pub async fn memory_is_empty(&self, namespace: &str) -> Result<bool, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_is_empty(namespace).await;
+        }
         let inner = self.redb("the memory bank")?;
         let writes = inner.memory_writes.load(Ordering::Acquire);
         let known = |m: &std::collections::HashMap<String, u64>| m.get(namespace) == Some(&writes);
@@ -724,6 +731,9 @@ impl Journal {
         namespace: &str,
         key: &str,
     ) -> Result<Option<MemoryRecord>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_delete(namespace, key).await;
+        }
         let (namespace, key) = (namespace.to_owned(), key.to_owned());
         self.request("the memory bank", |reply| Request::MemoryDelete {
             namespace,
@@ -739,6 +749,9 @@ impl Journal {
         namespace: &str,
         key: &str,
     ) -> Result<Option<MemoryRecord>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_get(namespace, key).await;
+        }
         let (namespace, key) = (namespace.to_owned(), key.to_owned());
         self.with_read("the memory bank", move |txn| {
             memory::get(txn, &namespace, &key)
@@ -752,6 +765,9 @@ impl Journal {
         &self,
         keys: Vec<(String, String)>,
     ) -> Result<Vec<Option<MemoryRecord>>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_get_many(&keys).await;
+        }
         self.with_read("the memory bank", move |txn| {
             keys.iter()
                 .map(|(ns, key)| memory::get(txn, ns, key))
@@ -766,6 +782,9 @@ impl Journal {
         &self,
         namespaces: Option<Vec<String>>,
     ) -> Result<Vec<MemoryRecord>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_list(namespaces.as_deref()).await;
+        }
         self.with_read("the memory bank", move |txn| {
             memory::list(txn, namespaces.as_deref())
         })
@@ -779,6 +798,9 @@ impl Journal {
         category: &str,
         outcome: crate::protocol::WhisperOutcome,
     ) -> Result<crate::protocol::WhisperScore, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().whisper_record(category, outcome).await;
+        }
         let category = category.to_owned();
         self.request("whisper scores", |reply| Request::WhisperScore {
             category,
@@ -790,6 +812,9 @@ impl Journal {
 
     /// Forgets `category`'s whisper score (every one when `None`).
     pub async fn whisper_reset(&self, category: Option<String>) -> Result<u64, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().whisper_reset(category.as_deref()).await;
+        }
         self.request("whisper scores", |reply| Request::WhisperReset {
             category,
             reply,
@@ -799,11 +824,17 @@ impl Journal {
 
     /// Every category's whisper score.
     pub async fn whisper_scores(&self) -> Result<Vec<crate::protocol::WhisperScore>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().whisper_scores().await;
+        }
         self.with_read("whisper scores", whispers::list).await
     }
 
     /// Namespaces holding memory entries, with their entry counts.
     pub async fn memory_namespaces(&self) -> Result<Vec<(String, u64)>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_namespaces().await;
+        }
         self.with_read("the memory bank", memory::namespaces).await
     }
 
@@ -814,6 +845,12 @@ impl Journal {
         terms: Vec<String>,
         namespaces: Option<Vec<String>>,
     ) -> Result<MemoryPostings, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg
+                .store()
+                .memory_postings(&terms, namespaces.as_deref())
+                .await;
+        }
         self.with_read("the memory bank", move |txn| {
             memory::postings(txn, &terms, namespaces.as_deref())
         })

@@ -18,10 +18,14 @@ mod journal;
 #[cfg(test)]
 mod journal_tests;
 mod listen;
+mod memory;
+#[cfg(test)]
+mod parity_tests;
 mod schema;
 mod store;
 #[cfg(test)]
 mod tests;
+mod whispers;
 
 use std::error::Error as _;
 use std::sync::Arc;

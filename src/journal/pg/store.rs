@@ -57,6 +57,18 @@ impl Conn {
     pub(super) fn is_closed(&self) -> bool {
         self.client.is_closed()
     }
+
+    /// The client, for the store's rarer operations (the memory bank,
+    /// whisper scores, deleting runs, doctor): they send their SQL as they
+    /// run it rather than keep statements prepared on every connection.
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The client, to open a transaction on.
+    pub(super) fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
 }
 
 impl Statements {

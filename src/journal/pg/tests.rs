@@ -47,7 +47,7 @@ impl TestDb {
         Some(TestDb { admin, name, url })
     }
 
-    async fn store(&self) -> PgStore {
+    pub(super) async fn store(&self) -> PgStore {
         PgStore::connect(&self.url).await.unwrap()
     }
 
