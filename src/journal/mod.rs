@@ -475,13 +475,21 @@ impl Journal {
     /// refers to, in one durable commit. The caller makes sure no engine
     /// executes them.
     pub async fn delete_runs(&self, runs: Vec<RunId>) -> Result<Removed, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().delete_runs(&runs).await;
+        }
         self.request("deleting runs", |reply| Request::DeleteRuns { runs, reply })
             .await
     }
 
     /// Compacts the file so freed space goes back to the disk; true when
-    /// redb compacted it.
+    /// redb compacted it. False on PostgreSQL: the server reclaims deleted
+    /// rows' space itself (autovacuum), and `VACUUM FULL` is its
+    /// administrator's to run, not a client's.
     pub async fn compact(&self) -> Result<bool, JournalError> {
+        if let Backend::Pg(_) = &self.backend {
+            return Ok(false);
+        }
         self.request("compacting", |reply| Request::Compact { reply })
             .await
     }

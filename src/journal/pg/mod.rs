@@ -21,6 +21,7 @@ mod listen;
 mod memory;
 #[cfg(test)]
 mod parity_tests;
+mod prune;
 mod schema;
 mod store;
 #[cfg(test)]
@@ -212,15 +213,6 @@ impl PgStore {
     pub async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, JournalError> {
         let conn = self.conn().await?;
         store::blob(&conn, &self.inner.server, hash).await
-    }
-
-    /// Deletes `runs` and their entries; returns how many runs were
-    /// deleted. Blobs stay: they are shared by content, and which ones no
-    /// remaining run refers to is `lev prune`'s question (not asked of
-    /// PostgreSQL yet).
-    pub async fn delete_runs(&self, runs: &[RunId]) -> Result<u64, JournalError> {
-        let conn = self.conn().await?;
-        store::delete_runs(&conn, &self.inner.server, runs).await
     }
 
     /// `(run, last seq)` each time a commit that wrote entries lands, from

@@ -1,13 +1,16 @@
 //! The same calls on a redb journal and on a PostgreSQL one give the same
-//! answers: the memory bank, whisper scores. Each test runs one script
-//! against both and compares everything it returned, then checks a few
-//! answers by name so two equally wrong backends do not pass. Then what
-//! only PostgreSQL needs: writes from two connections at once.
+//! answers: the memory bank, whisper scores, deleting runs with their
+//! blobs. Each test runs one script against both and compares everything
+//! it returned, then checks a few answers by name so two equally wrong
+//! backends do not pass. Then what only PostgreSQL needs: writes from two
+//! connections at once, a record damaged behind lev's back with SQL.
 
 use super::tests::TestDb;
 use super::*;
-use crate::journal::{Journal, MemoryAuthor, MemoryPostings, MemoryRecord};
-use crate::protocol::WhisperOutcome;
+use crate::journal::codec::INLINE_PAYLOAD_MAX;
+use crate::journal::tests::{entry, meta};
+use crate::journal::{Journal, MemoryAuthor, MemoryPostings, MemoryRecord, blob_hash};
+use crate::protocol::{RunId, Seq, WhisperOutcome};
 
 /// A redb journal in a temp dir (kept while the dir is) and a PostgreSQL
 /// one in the test's database; `None` without a server.
@@ -325,4 +328,211 @@ async fn whisper_counts_from_two_processes_at_once_all_count() {
     // Every count saw a score of its own: none was lost or doubled.
     assert_eq!(seen, (1..=200).collect::<Vec<u64>>());
     assert_eq!(one.whisper_scores().await.unwrap()[0].accepted, 200);
+}
+
+/// The blobs of the deletion script, by what refers to them.
+struct Blobs {
+    shared: String,
+    only_gone: String,
+    gone_definition: String,
+    kept_definition: String,
+    in_gone_spill: String,
+    in_kept_spill: String,
+    loose: String,
+}
+
+/// Two runs sharing a blob, each with blobs of its own (pinned
+/// definitions, blobs named in payloads, inline and spilled), and a blob
+/// nothing names; returns (the run to delete, the run to keep).
+async fn deletion_fixture(j: &Journal) -> (RunId, RunId, Blobs) {
+    let put = |text: &str| {
+        let j = j.clone();
+        let bytes = text.as_bytes().to_vec();
+        async move { j.put_blob(bytes).await.unwrap() }
+    };
+    let blobs = Blobs {
+        shared: put("output both runs made").await,
+        only_gone: put("output of the deleted run").await,
+        gone_definition: put("definition of the deleted run").await,
+        kept_definition: put("definition of the kept run").await,
+        in_gone_spill: put("named in the deleted run's big payload").await,
+        in_kept_spill: put("named in the kept run's big payload").await,
+        loose: put("named by nothing").await,
+    };
+    let pad = "x".repeat(INLINE_PAYLOAD_MAX);
+    let (gone, kept) = (RunId::new(), RunId::new());
+    let mut m = meta(&gone);
+    m.definition_blob = blobs.gone_definition.clone();
+    let first = vec![
+        entry("shell", format!("{{\"stdout_blob\":\"{}\"}}", blobs.shared)),
+        entry(
+            "shell",
+            format!(
+                "{{\"stdout_blob\":\"{}\",\"stderr\":\"{}\"}}",
+                blobs.only_gone, "ab"
+            ),
+        ),
+        entry(
+            "big",
+            format!(
+                "{{\"texts\":[\"{}\"],\"pad\":\"{pad}\"}}",
+                blobs.in_gone_spill
+            ),
+        ),
+    ];
+    j.create_run_with(m, first).await.unwrap();
+    let mut m = meta(&kept);
+    m.definition_blob = blobs.kept_definition.clone();
+    let first = vec![
+        entry("shell", format!("[\"{}\"]", blobs.shared)),
+        entry(
+            "big",
+            format!(
+                "{{\"pad\":\"{pad}\",\"texts\":\"{}\"}}",
+                blobs.in_kept_spill
+            ),
+        ),
+    ];
+    j.create_run_with(m, first).await.unwrap();
+    (gone, kept, blobs)
+}
+
+#[tokio::test]
+async fn deleting_runs_removes_what_redb_removes() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let (_dir, redb, pg) = both(&db).await;
+    let mut answers = Vec::new();
+    for j in [&redb, &pg] {
+        let (gone, kept, blobs) = deletion_fixture(j).await;
+        let removed = j
+            .delete_runs(vec![gone.clone(), RunId::new(), gone.clone()])
+            .await
+            .unwrap();
+        let mut present = Vec::new();
+        for hash in [
+            &blobs.shared,
+            &blobs.only_gone,
+            &blobs.gone_definition,
+            &blobs.kept_definition,
+            &blobs.in_gone_spill,
+            &blobs.in_kept_spill,
+            &blobs.loose,
+        ] {
+            present.push(j.blob(hash).await.unwrap().is_some());
+        }
+        // The spilled payloads are blobs too: the deleted run's went.
+        let kept_entries = j.read(&kept, Seq(1)).await.unwrap();
+        assert_eq!(kept_entries.len(), 2);
+        assert!(j.run(&gone).await.unwrap().is_none());
+        assert!(j.read(&gone, Seq(1)).await.unwrap().is_empty());
+        let again = j.delete_runs(vec![gone.clone()]).await.unwrap();
+        let none = j.delete_runs(vec![]).await.unwrap();
+        answers.push((
+            removed,
+            present,
+            kept_entries,
+            again,
+            none,
+            j.run(&kept).await.unwrap(),
+        ));
+    }
+    let (redb_answer, pg_answer) = (&answers[0], &answers[1]);
+    assert_eq!(redb_answer.0, pg_answer.0);
+    assert_eq!(redb_answer.1, pg_answer.1);
+    assert_eq!(redb_answer.2, pg_answer.2);
+    assert_eq!(redb_answer.3, pg_answer.3);
+    assert_eq!(redb_answer.4, pg_answer.4);
+    let (removed, present, ..) = pg_answer;
+    assert_eq!(
+        *present,
+        vec![true, false, false, true, false, true, false],
+        "shared, only-gone, gone definition, kept definition, in gone spill, in kept spill, loose"
+    );
+    // The run, its 3 entries, and 5 blobs: its own output, definition,
+    // the blob its big payload named, the big payload itself, the loose one.
+    assert_eq!((removed.runs, removed.entries, removed.blobs), (1, 3, 5));
+    assert!(removed.blob_bytes > INLINE_PAYLOAD_MAX as u64);
+    assert_eq!(pg_answer.3.runs, 0);
+    assert_eq!(pg_answer.4.blobs, 0);
+}
+
+/// A remaining run whose record does not decode could name any blob:
+/// nothing is deleted, as on redb.
+#[tokio::test]
+async fn a_run_record_that_does_not_decode_deletes_nothing() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let j = Journal::open_url(&db.url).await.unwrap();
+    let (gone, kept, blobs) = deletion_fixture(&j).await;
+    db.sql()
+        .await
+        .execute(
+            "UPDATE lev_runs SET record = '\\x00'::bytea WHERE id = $1",
+            &[&kept.as_str()],
+        )
+        .await
+        .unwrap();
+    let e = j.delete_runs(vec![gone.clone()]).await.unwrap_err();
+    assert!(e.to_string().contains("no blob was removed"), "{e}");
+    assert!(j.run(&gone).await.unwrap().is_some());
+    assert!(j.blob(&blobs.only_gone).await.unwrap().is_some());
+}
+
+/// A deletion in one process while another appends entries with blobs
+/// of their own: neither fails, and every blob an entry names is kept
+/// (the deletion locks out writes while it finds what is referenced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_runs_while_another_process_appends_loses_nothing() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let deleter = Journal::open_url(&db.url).await.unwrap();
+    let writer = Journal::open_url(&db.url).await.unwrap();
+    let busy = RunId::new();
+    writer.create_run(meta(&busy)).await.unwrap();
+    let mut doomed = Vec::new();
+    for i in 0..10 {
+        let run = RunId::new();
+        let hash = deleter
+            .put_blob(format!("doomed {i}").into_bytes())
+            .await
+            .unwrap();
+        deleter
+            .create_run_with(meta(&run), vec![entry("shell", format!("[\"{hash}\"]"))])
+            .await
+            .unwrap();
+        doomed.push(run);
+    }
+    let run = busy.clone();
+    let appends = tokio::spawn(async move {
+        let mut hashes = Vec::new();
+        for i in 0..200 {
+            let bytes = format!("kept {i}").into_bytes();
+            let hash = blob_hash(&bytes);
+            let payload = format!("{{\"texts\":\"{hash}\"}}");
+            writer
+                .append_with_blobs(&run, vec![entry("context_assembled", payload)], vec![bytes])
+                .await
+                .unwrap();
+            hashes.push(hash);
+        }
+        (writer, hashes)
+    });
+    let mut removed = 0;
+    for run in doomed {
+        removed += deleter.delete_runs(vec![run]).await.unwrap().blobs;
+        tokio::task::yield_now().await;
+    }
+    let (writer, hashes) = appends.await.unwrap();
+    assert_eq!(removed, 10, "each deleted run's own blob");
+    assert_eq!(writer.read(&busy, Seq(1)).await.unwrap().len(), 200);
+    for hash in hashes {
+        assert!(
+            writer.blob(&hash).await.unwrap().is_some(),
+            "{hash} was lost"
+        );
+    }
 }

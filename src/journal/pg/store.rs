@@ -33,7 +33,6 @@ struct Statements {
     read_run: Statement,
     read_runs: Statement,
     read_blob: Statement,
-    delete_runs: Statement,
 }
 
 impl Conn {
@@ -93,7 +92,6 @@ impl Statements {
                 "SELECT record FROM lev_runs WHERE id = $1",
                 "SELECT id, record FROM lev_runs ORDER BY id DESC",
                 "SELECT bytes FROM lev_blobs WHERE hash = $1",
-                "DELETE FROM lev_runs WHERE id = ANY($1)",
             ]
             .map(|sql| client.prepare(sql)),
         )
@@ -110,8 +108,7 @@ impl Statements {
             read_run,
             read_runs,
             read_blob,
-            delete_runs,
-        ] = <[Statement; 11]>::try_from(all).map_err(|_| {
+        ] = <[Statement; 10]>::try_from(all).map_err(|_| {
             JournalError::Storage(format!("{server}: prepared statements went missing"))
         })?;
         Ok(Statements {
@@ -125,7 +122,6 @@ impl Statements {
             read_run,
             read_runs,
             read_blob,
-            delete_runs,
         })
     }
 }
@@ -480,18 +476,4 @@ pub(super) async fn blob(
     verified(bytes, hash)
         .map(|b| Some(b.to_vec()))
         .map_err(|why| JournalError::Storage(format!("{server}: {why}")))
-}
-
-/// Deletes the runs' rows; their entries go with them (`ON DELETE
-/// CASCADE`), in the same statement.
-pub(super) async fn delete_runs(
-    conn: &Conn,
-    server: &str,
-    runs: &[RunId],
-) -> Result<u64, JournalError> {
-    let ids: Vec<&str> = runs.iter().map(RunId::as_str).collect();
-    conn.client
-        .execute(&conn.st.delete_runs, &[&ids])
-        .await
-        .map_err(failed(server, "delete runs"))
 }
