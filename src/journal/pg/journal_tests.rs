@@ -2,8 +2,8 @@
 //! the store's tests use: what `journal::tests` checks of redb — appends
 //! and reads, gaps, the order of submitted appends, blobs, export and
 //! import — and what a PostgreSQL journal leaves to its server. What it
-//! answers as redb does to the memory bank, whisper scores and deletions
-//! is `parity_tests`.
+//! answers as redb does to the memory bank, whisper scores, deletions and
+//! doctor is `parity_tests`.
 
 use super::tests::TestDb;
 use crate::journal::codec::INLINE_PAYLOAD_MAX;

@@ -14,6 +14,7 @@
 //! applies appends in submission order). No TLS yet (`NoTls`): it comes with that
 //! wiring, through tokio-postgres-rustls.
 
+mod doctor;
 mod journal;
 #[cfg(test)]
 mod journal_tests;

@@ -1,15 +1,16 @@
 //! The same calls on a redb journal and on a PostgreSQL one give the same
 //! answers: the memory bank, whisper scores, deleting runs with their
-//! blobs. Each test runs one script against both and compares everything
-//! it returned, then checks a few answers by name so two equally wrong
-//! backends do not pass. Then what only PostgreSQL needs: writes from two
-//! connections at once, a record damaged behind lev's back with SQL.
+//! blobs, doctor's checks. Each test runs one script against both and
+//! compares everything it returned, then checks a few answers by name so
+//! two equally wrong backends do not pass. Then what only PostgreSQL
+//! needs: counts from two connections at once, damage done behind lev's
+//! back with SQL.
 
 use super::tests::TestDb;
 use super::*;
 use crate::journal::codec::INLINE_PAYLOAD_MAX;
 use crate::journal::tests::{entry, meta};
-use crate::journal::{Journal, MemoryAuthor, MemoryPostings, MemoryRecord, blob_hash};
+use crate::journal::{Journal, MemoryAuthor, MemoryPostings, MemoryRecord, RunCheck, blob_hash};
 use crate::protocol::{RunId, Seq, WhisperOutcome};
 
 /// A redb journal in a temp dir (kept while the dir is) and a PostgreSQL
@@ -535,4 +536,139 @@ async fn deleting_runs_while_another_process_appends_loses_nothing() {
             "{hash} was lost"
         );
     }
+}
+
+/// A check as text, the run's id (one of each backend's) as `RUN`.
+fn check_text(c: &RunCheck, run: &RunId) -> String {
+    format!("{:?} {:?} {:?}", c.meta, c.entries, c.problems).replace(run.as_str(), "RUN")
+}
+
+#[tokio::test]
+async fn doctor_checks_an_intact_journal_as_on_redb() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let (_dir, redb, pg) = both(&db).await;
+    let mut answers = Vec::new();
+    for j in [&redb, &pg] {
+        let (gone, kept, _) = deletion_fixture(j).await;
+        let empty = RunId::new();
+        j.create_run(meta(&empty)).await.unwrap();
+        // Oldest first: in id order (ids made in one millisecond are in
+        // no order of their own).
+        let mut made = vec![gone.clone(), kept.clone(), empty.clone()];
+        made.sort();
+        assert_eq!(j.run_ids().await.unwrap(), made);
+        let mut checks = Vec::new();
+        for id in [&gone, &kept, &empty, &RunId::new()] {
+            checks.push(check_text(&j.check_run(id).await, id));
+        }
+        answers.push((
+            checks,
+            j.damaged_runs().await.unwrap(),
+            j.orphaned_runs().await.unwrap(),
+        ));
+    }
+    assert_eq!(answers[0], answers[1]);
+    let (checks, damaged, orphans) = &answers[1];
+    assert!(damaged.is_empty() && orphans.is_empty());
+    for check in &checks[..3] {
+        assert!(check.ends_with(" []"), "{check}");
+    }
+    assert!(checks[3].ends_with("[\"no run record\"]"), "{}", checks[3]);
+}
+
+/// Damage done behind lev's back (an altered or lost blob, an entry or run
+/// record that no longer decodes) is what doctor reports, run by run.
+#[tokio::test]
+async fn doctor_finds_what_was_changed_behind_its_back() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let j = Journal::open_url(&db.url).await.unwrap();
+    let (gone, kept, blobs) = deletion_fixture(&j).await;
+    let sql = db.sql().await;
+    let spilled = |run: &RunId| {
+        let run = run.as_str().to_owned();
+        let sql = &sql;
+        async move {
+            let row = sql
+                .query_one(
+                    "SELECT blob FROM lev_entries WHERE run = $1 AND blob IS NOT NULL",
+                    &[&run],
+                )
+                .await
+                .unwrap();
+            row.get::<_, String>(0)
+        }
+    };
+    let (gone_spill, kept_spill) = (spilled(&gone).await, spilled(&kept).await);
+    let alter = "UPDATE lev_blobs SET bytes = bytes || '\\x00'::bytea WHERE hash = $1";
+    sql.execute(alter, &[&gone_spill]).await.unwrap();
+    sql.execute(alter, &[&blobs.gone_definition]).await.unwrap();
+    sql.execute("DELETE FROM lev_blobs WHERE hash = $1", &[&kept_spill])
+        .await
+        .unwrap();
+    let check = j.check_run(&gone).await;
+    assert_eq!(check.entries.len(), 2, "the intact entries are kept");
+    assert_eq!(check.problems.len(), 3, "{:?}", check.problems);
+    assert!(
+        check.problems[0].starts_with(&format!("entry 3: payload blob {gone_spill} is corrupt")),
+        "{:?}",
+        check.problems
+    );
+    assert_eq!(
+        check.problems[1],
+        "the run record says 3 entries, the journal holds entries up to seq 2"
+    );
+    assert!(
+        check.problems[2].starts_with(&format!(
+            "pinned definition: journal storage: blob {} is corrupt",
+            blobs.gone_definition
+        )),
+        "{:?}",
+        check.problems
+    );
+    let check = j.check_run(&kept).await;
+    assert_eq!(
+        check.problems,
+        vec![
+            format!("entry 2: payload blob {kept_spill} is missing"),
+            "the run record says 2 entries, the journal holds entries up to seq 1".to_string(),
+        ]
+    );
+
+    sql.execute(
+        "UPDATE lev_entries SET record = '\\x07'::bytea WHERE run = $1 AND seq = 1",
+        &[&kept.as_str()],
+    )
+    .await
+    .unwrap();
+    sql.execute(
+        "UPDATE lev_runs SET record = '\\x00'::bytea WHERE id = $1",
+        &[&gone.as_str()],
+    )
+    .await
+    .unwrap();
+    let check = j.check_run(&kept).await;
+    assert!(
+        check.problems[0].starts_with("entry 1 is corrupt: "),
+        "{:?}",
+        check.problems
+    );
+    let check = j.check_run(&gone).await;
+    assert!(check.meta.is_none());
+    assert!(
+        check.problems[0].starts_with(&format!("journal storage: run {gone} record is corrupt")),
+        "{:?}",
+        check.problems
+    );
+    let damaged = j.damaged_runs().await.unwrap();
+    assert_eq!(damaged.len(), 1);
+    assert_eq!(damaged[0].0, gone);
+    // Listed though its record does not decode: doctor checks it.
+    let mut both = vec![gone, kept];
+    both.sort();
+    assert_eq!(j.run_ids().await.unwrap(), both);
+    assert_eq!(j.runs().await.unwrap().len(), 1);
 }
