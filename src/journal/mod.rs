@@ -5,8 +5,10 @@
 //!
 //! A `Journal` may instead live in a PostgreSQL database
 //! (`Journal::open_url`, `pg`): the same records and the same order of
-//! appends, through a writer task; what that backend lacks yet is
-//! `JournalError::NotOnPostgres`.
+//! appends, through a writer task, and the same memory bank, whisper
+//! scores, run deletion and doctor's checks, with the same answers.
+//! Compacting is the server's there (`compact` does nothing), and
+//! salvaging a damaged file is redb's alone (`JournalError::NotOnPostgres`).
 //!
 //! Knows nothing of `Event`: payloads are opaque bytes (JSON of an event).
 //! Must not depend on `workflow`, `llm`, `tools` or any participant.
@@ -141,8 +143,8 @@ pub enum JournalError {
     /// The writer thread is gone; the journal is shutting down.
     #[error("journal writer stopped")]
     Closed,
-    /// What a journal on PostgreSQL cannot do yet (the memory bank,
-    /// whisper scores, deleting runs, compacting, doctor).
+    /// What a journal on PostgreSQL cannot do: what works on a redb file
+    /// only (salvaging a damaged one, `lev doctor --repair`).
     #[error("{0} is not available on a PostgreSQL journal yet")]
     NotOnPostgres(&'static str),
     /// A line of an export file is invalid.
@@ -272,8 +274,7 @@ impl Journal {
                 .any(|kv| kv.starts_with("host=") || kv.starts_with("dbname="))
     }
 
-    /// The redb side, or the error saying `what` a PostgreSQL journal
-    /// cannot do yet.
+    /// The redb side, or the error saying `what` is redb's alone.
     fn redb(&self, what: &'static str) -> Result<&Arc<Inner>, JournalError> {
         match &self.backend {
             Backend::Redb(inner) => Ok(inner),
@@ -875,7 +876,8 @@ impl Journal {
     }
 
     /// Sends a request to the writer and waits for its post-commit reply;
-    /// on PostgreSQL, the error saying `what` is not available there yet.
+    /// on PostgreSQL (whose methods do not come here), the error saying
+    /// `what` is redb's.
     async fn request<T>(
         &self,
         what: &'static str,
@@ -892,7 +894,8 @@ impl Journal {
 
     /// Runs `f` on a fresh read transaction on the blocking pool, at the
     /// storage boundary (a panic in redb becomes `JournalError::Damaged`);
-    /// on PostgreSQL, the error saying `what` is not available there yet.
+    /// on PostgreSQL (whose methods do not come here), the error saying
+    /// `what` is redb's.
     async fn with_read<T: Send + 'static>(
         &self,
         what: &'static str,

@@ -10,6 +10,14 @@
 //! Every commit that writes entries notifies `lev_entries`, so a process
 //! can follow runs other processes write (`PgStore::listen`).
 //!
+//! Beside runs, the store keeps what redb's journal keeps: the memory bank
+//! (`memory`) and FlowMind's whisper scores (`whispers`), each write one
+//! transaction or one statement, so processes writing at once lose
+//! nothing; it deletes runs with the blobs no remaining run refers to
+//! (`prune`), and checks runs as `lev doctor` does (`doctor`). Compacting
+//! is the server's (autovacuum), and salvaging a damaged file is redb's
+//! alone.
+//!
 //! `Journal::open_url` puts a `Journal` on it (`PgJournal`: a writer task
 //! applies appends in submission order). No TLS yet (`NoTls`): it comes with that
 //! wiring, through tokio-postgres-rustls.
