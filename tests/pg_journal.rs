@@ -2,7 +2,8 @@
 //! `LEV_JOURNAL`, the config's `journal: { url }`): a workflow with a shell step, a question and an agent
 //! step runs to success, `lev runs`, `show`, `replay` and `export` read it
 //! back, an export imports into a redb data dir with the same replay, and
-//! a run killed mid-way resumes and finishes. Each test in a database of
+//! a run killed mid-way resumes and finishes; the memory bank, `lev doctor`,
+//! `lev rm`, `lev prune` and `lev compact` work there. Each test in a database of
 //! its own on the server `LEV_TEST_POSTGRES` names (skipped without it,
 //! unless `CI` is set).
 
@@ -133,18 +134,131 @@ fn a_workflow_runs_on_postgres_and_reads_back_as_on_redb() {
     assert!(redb.data_dir().join("lev.redb").exists());
     assert_eq!(redb.replay(&run), replay);
     assert_eq!(redb.show(&run), show);
+}
 
-    // What PostgreSQL cannot do yet is refused, saying so.
-    let out = lev.run(&["rm", &run]);
+/// An agent that stores a note, for the memory bank on PostgreSQL; and a
+/// shell step, whose whole output (numbered by the run) is a blob of the
+/// run's own.
+const REMEMBER: &str = r#"
+version: 1
+kind: workflow
+id: remember
+name: Remember
+steps:
+  hello:
+    type: shell
+    run: |
+      n=$(( $(cat runs 2>/dev/null || echo 0) + 1 )); echo $n > runs; echo output of run number $n
+  learn:
+    needs: [hello]
+    mode: architect
+    prompt: "Remember where the cache is."
+"#;
+
+const REMEMBER_CASSETTE: &str = r#"replies:
+  - { step: learn, turn: 1, tool_calls: [{ name: memory_store, arguments: { key: cache, text: "The cache is redis.", tags: [infra], namespace: global } }], repeat: true }
+  - { step: learn, turn: 2, text: "Remembered.", repeat: true }
+"#;
+
+/// What keeps a journal for years works on PostgreSQL: the memory bank
+/// from the command line, `lev doctor` (finding what was damaged behind
+/// lev's back), `lev rm`, `lev prune` and `lev compact`, each saying what
+/// it did.
+#[test]
+fn memory_doctor_rm_and_prune_work_on_postgres() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = lev.write_workflow(REMEMBER);
+    std::fs::write(lev.dir.path().join("wf.cassette.yaml"), REMEMBER_CASSETTE).unwrap();
+    let ok = |args: &[&str]| -> String {
+        let out = lev.run(args);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "lev {args:?}: {stdout}\n{stderr}");
+        stdout
+    };
+    let out = lev.run_headless(&wf, &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let first = run_id_from(&stdout).unwrap();
+    let out = lev.run_headless(&wf, &[]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let second = run_id_from(&text(&out).0).unwrap();
+
+    // The note the agent stored, listed and found.
+    let listed = ok(&["memory", "ls", "--json"]);
+    let notes: Vec<Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(notes.len(), 1, "{listed}");
+    assert_eq!(notes[0]["namespace"], "global");
+    assert_eq!(notes[0]["key"], "cache");
+    assert_eq!(notes[0]["text"], "The cache is redis.");
+    // Stored by both runs: the second one updated it.
+    assert_eq!(notes[0]["author"]["run"], second.as_str(), "{listed}");
+    assert!(ok(&["memory", "ls"]).contains("global (1)"));
+    let found = ok(&["memory", "search", "where", "is", "the", "redis", "cache"]);
+    assert!(found.contains("1. global  cache"), "{found}");
+
+    // Both runs are intact.
+    let checked = ok(&["doctor"]);
+    assert!(
+        checked.starts_with("journal PostgreSQL database lev_test_"),
+        "{checked}"
+    );
+    assert!(checked.contains(&format!("{first}  ok (")), "{checked}");
+    assert!(checked.contains(&format!("{second}  ok (")), "{checked}");
+    assert!(checked.contains("2 of 2 run(s) intact"), "{checked}");
+    // A blob changed behind lev's back is found, in the run that names it.
+    db.execute(
+        "UPDATE lev_blobs SET bytes = bytes || '\\x00'::bytea
+         WHERE encode(bytes, 'escape') LIKE 'output of run number 1%'",
+    );
+    let out = lev.run(&["doctor"]);
+    let (checked, _) = text(&out);
+    assert!(!out.status.success(), "{checked}");
+    assert!(checked.contains(&format!("{first}  DAMAGED")), "{checked}");
+    assert!(checked.contains(&format!("{second}  ok (")), "{checked}");
+    assert!(checked.contains("is corrupt: its"), "{checked}");
+    assert!(checked.contains("1 of 2 run(s) intact"), "{checked}");
+    let out = lev.run(&["doctor", "--repair"]);
     assert!(!out.status.success());
     assert!(
         text(&out)
             .1
-            .contains("is not available on a PostgreSQL journal yet"),
+            .contains("lev doctor --repair) is not available on a PostgreSQL journal"),
         "{}",
         text(&out).1
     );
-    assert_eq!(lev.show(&run)["status"], "succeeded");
+
+    // `lev rm`: the run, its entries, and the blobs only it named.
+    let removed = ok(&["rm", &first]);
+    assert!(removed.contains("deleted 1 run(s): "), "{removed}");
+    assert!(!removed.contains(" 0 blob(s)"), "{removed}");
+    assert!(
+        removed
+            .contains("nothing to compact; PostgreSQL reclaims the space of deleted rows itself"),
+        "{removed}"
+    );
+    assert!(!ok(&["runs"]).contains(&first));
+    assert!(ok(&["doctor"]).contains("1 of 1 run(s) intact"));
+    // `lev prune`: every finished run older than nothing.
+    let pruned = ok(&["prune", "--older-than", "0s"]);
+    assert!(pruned.contains("deleted 1 run(s): "), "{pruned}");
+    assert!(ok(&["prune", "--older-than", "0s"]).contains("no run to delete"));
+    assert!(ok(&["doctor"]).contains("0 of 0 run(s) intact"));
+    let compacted = ok(&["compact"]);
+    assert!(compacted.contains("nothing to compact"), "{compacted}");
+
+    // The note outlives the runs; `lev memory rm` forgets it.
+    let forgot = ok(&["memory", "rm", "cache"]);
+    assert!(
+        forgot.contains("removed memory `cache` from global"),
+        "{forgot}"
+    );
+    assert!(ok(&["memory", "ls"]).contains("no memories"));
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! `lev doctor` (alias `lev check`): verifies the journal run by run; and
 //! `lev export --all`: saves every intact run of a journal, damaged or not.
+//! A journal on PostgreSQL is checked the same way; it has no file whose
+//! pages `--repair` could rebuild.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::BTreeSet;
@@ -25,12 +27,16 @@ struct Verdict {
 }
 
 pub async fn run(paths: &Paths, json: bool, repair: bool) -> u8 {
-    if paths.journal_url.is_some() {
-        error(&crate::journal::JournalError::NotOnPostgres("lev doctor").to_string());
+    let postgres = paths.journal_url.is_some();
+    if postgres && repair {
+        // Rebuilding reads a damaged file's pages; a server keeps its own.
+        error(
+            &JournalError::NotOnPostgres("repairing a journal (lev doctor --repair)").to_string(),
+        );
         return exit::FAILED;
     }
     let file = paths.journal();
-    if !file.exists() {
+    if !postgres && !file.exists() {
         println!("no journal at {}: nothing to check", file.display());
         return exit::OK;
     }
@@ -43,6 +49,10 @@ pub async fn run(paths: &Paths, json: bool, repair: bool) -> u8 {
     };
     let ids = match journal.run_ids().await {
         Ok(ids) => ids,
+        Err(e) if postgres => {
+            error(&format!("cannot list the runs: {e}"));
+            return exit::FAILED;
+        }
         Err(e) => {
             // The tables cannot be walked: what the pages still hold.
             drop(journal);
@@ -77,7 +87,7 @@ pub async fn run(paths: &Paths, json: bool, repair: bool) -> u8 {
             println!("{}", serde_json::json!({ "orphaned_entries_of": o }));
         }
     } else {
-        println!("journal {}", file.display());
+        println!("journal {}", journal.path());
         for v in &verdicts {
             if v.problems.is_empty() {
                 println!("{}  ok ({} entries)", v.run, v.entries);

@@ -2,7 +2,8 @@
 //! journal for years. Deleting needs the journal itself (no other lev
 //! process may be executing runs), so a run that executes is never deleted
 //! under it. After a deletion the file is compacted, and the sizes before
-//! and after are said.
+//! and after are said. A journal on PostgreSQL has no file: there the
+//! server reclaims the space itself, and that is what is said.
 #![allow(clippy::print_stdout)]
 
 use std::collections::BTreeSet;
@@ -144,6 +145,14 @@ pub async fn compact(paths: &Paths) -> u8 {
 
 async fn compacted(paths: &Paths, journal: &Journal, before: u64) -> u8 {
     match journal.compact().await {
+        // Nothing to compact (`Journal::compact`), nor a file to measure.
+        Ok(_) if paths.journal_url.is_some() => {
+            println!(
+                "{}: nothing to compact; PostgreSQL reclaims the space of deleted rows itself (autovacuum makes it reusable; VACUUM FULL gives it back to the disk)",
+                journal.path()
+            );
+            exit::OK
+        }
         Ok(_) => {
             println!(
                 "journal {}: {} → {}",

@@ -2,6 +2,7 @@
 //! (a panic or a corrupt page in one run's part of the file must not hide
 //! the others), every record decoded, seqs checked for gaps, every blob
 //! checked against its hash. `lev doctor` and `lev export --all` use it.
+//! A journal on PostgreSQL is checked the same way (`pg/doctor.rs`).
 
 use redb::{ReadTransaction, ReadableTable};
 
@@ -27,9 +28,7 @@ impl Journal {
     /// records do not decode.
     pub async fn run_ids(&self) -> Result<Vec<RunId>, JournalError> {
         if let super::Backend::Pg(pg) = &self.backend {
-            // Every record there decodes or is logged: the listed runs.
-            let runs = pg.store().runs().await?;
-            return Ok(runs.into_iter().rev().map(|m| m.id).collect());
+            return pg.store().run_ids().await;
         }
         self.with_read("lev doctor", |txn| {
             let runs = txn.open_table(RUNS).map_err(storage("open runs"))?;
@@ -46,6 +45,9 @@ impl Journal {
     /// Runs whose record does not decode, oldest first, with the cause:
     /// the ones `Journal::runs` leaves out.
     pub async fn damaged_runs(&self) -> Result<Vec<(RunId, String)>, JournalError> {
+        if let super::Backend::Pg(pg) = &self.backend {
+            return pg.store().damaged_runs().await;
+        }
         self.with_read("lev doctor", |txn| {
             let runs = txn.open_table(RUNS).map_err(storage("open runs"))?;
             let mut out = Vec::new();
@@ -64,6 +66,9 @@ impl Journal {
     /// the pinned definition's hash. A storage failure while reading it is
     /// a problem of this run, not an error.
     pub async fn check_run(&self, run: &RunId) -> RunCheck {
+        if let super::Backend::Pg(pg) = &self.backend {
+            return pg.store().check_run(run).await;
+        }
         let id = run.clone();
         match self
             .with_read("lev doctor", move |txn| Ok(check(txn, &id)))
@@ -78,8 +83,12 @@ impl Journal {
     }
 
     /// Run ids that own entries but have no run record (a damaged key or a
-    /// lost record).
+    /// lost record). None on PostgreSQL: a foreign key keeps every entry's
+    /// run.
     pub async fn orphaned_runs(&self) -> Result<Vec<String>, JournalError> {
+        if let super::Backend::Pg(_) = &self.backend {
+            return Ok(Vec::new());
+        }
         self.with_read("lev doctor", |txn| {
             let runs = txn.open_table(RUNS).map_err(storage("open runs"))?;
             let entries = txn.open_table(ENTRIES).map_err(storage("open entries"))?;

@@ -102,7 +102,12 @@ struct StoredV1 {
     terms: Vec<(String, u32)>,
 }
 
-fn encode(record: &MemoryRecord, terms: &[(String, u32)]) -> Result<Vec<u8>, JournalError> {
+/// The stored form of an entry with its terms (PostgreSQL stores the same
+/// bytes, `pg/memory.rs`).
+pub(super) fn encode(
+    record: &MemoryRecord,
+    terms: &[(String, u32)],
+) -> Result<Vec<u8>, JournalError> {
     let stored = StoredV1 {
         text: record.text.clone(),
         tags: record.tags.clone(),
@@ -119,7 +124,8 @@ fn encode(record: &MemoryRecord, terms: &[(String, u32)]) -> Result<Vec<u8>, Jou
     Ok(out)
 }
 
-fn decode(
+/// An entry's stored form read back, with the terms it was stored with.
+pub(super) fn decode(
     namespace: &str,
     key: &str,
     bytes: &[u8],
@@ -150,7 +156,8 @@ fn decode(
     Ok((record, s.terms))
 }
 
-fn doc_len(terms: &[(String, u32)]) -> u32 {
+/// An entry's length in terms (what ranking normalises by).
+pub(super) fn doc_len(terms: &[(String, u32)]) -> u32 {
     terms.iter().fold(0u32, |n, (_, c)| n.saturating_add(*c))
 }
 

@@ -5,8 +5,10 @@
 //!
 //! A `Journal` may instead live in a PostgreSQL database
 //! (`Journal::open_url`, `pg`): the same records and the same order of
-//! appends, through a writer task; what that backend lacks yet is
-//! `JournalError::NotOnPostgres`.
+//! appends, through a writer task, and the same memory bank, whisper
+//! scores, run deletion and doctor's checks, with the same answers.
+//! Compacting is the server's there (`compact` does nothing), and
+//! salvaging a damaged file is redb's alone (`JournalError::NotOnPostgres`).
 //!
 //! Knows nothing of `Event`: payloads are opaque bytes (JSON of an event).
 //! Must not depend on `workflow`, `llm`, `tools` or any participant.
@@ -153,8 +155,8 @@ pub enum JournalError {
     /// The writer thread is gone; the journal is shutting down.
     #[error("journal writer stopped")]
     Closed,
-    /// What a journal on PostgreSQL cannot do yet (the memory bank,
-    /// whisper scores, deleting runs, compacting, doctor).
+    /// What a journal on PostgreSQL cannot do: what works on a redb file
+    /// only (salvaging a damaged one, `lev doctor --repair`).
     #[error("{0} is not available on a PostgreSQL journal yet")]
     NotOnPostgres(&'static str),
     /// A line of an export file is invalid.
@@ -396,8 +398,7 @@ impl Journal {
                 .any(|kv| kv.starts_with("host=") || kv.starts_with("dbname="))
     }
 
-    /// The redb side, or the error saying `what` a PostgreSQL journal
-    /// cannot do yet.
+    /// The redb side, or the error saying `what` is redb's alone.
     fn redb(&self, what: &'static str) -> Result<&Arc<Inner>, JournalError> {
         match &self.backend {
             Backend::Redb(inner) => Ok(inner),
@@ -602,13 +603,21 @@ impl Journal {
     /// refers to, in one durable commit. The caller makes sure no engine
     /// executes them.
     pub async fn delete_runs(&self, runs: Vec<RunId>) -> Result<Removed, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().delete_runs(&runs).await;
+        }
         self.request("deleting runs", |reply| Request::DeleteRuns { runs, reply })
             .await
     }
 
     /// Compacts the file so freed space goes back to the disk; true when
-    /// redb compacted it.
+    /// redb compacted it. False on PostgreSQL: the server reclaims deleted
+    /// rows' space itself (autovacuum), and `VACUUM FULL` is its
+    /// administrator's to run, not a client's.
     pub async fn compact(&self) -> Result<bool, JournalError> {
+        if let Backend::Pg(_) = &self.backend {
+            return Ok(false);
+        }
         self.request("compacting", |reply| Request::Compact { reply })
             .await
     }
@@ -810,6 +819,9 @@ impl Journal {
         record: MemoryRecord,
         terms: MemoryTerms,
     ) -> Result<(MemoryRecord, bool), JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_put(record, terms).await;
+        }
         let inner = self.redb("the memory bank")?;
         let stored = self
             .request("the memory bank", |reply| Request::MemoryPut {
@@ -826,8 +838,12 @@ impl Journal {
 
     /// Whether `namespace` holds no memory entry. Answered without a read
     /// when it was found empty and nothing was stored since (an agent's
-    /// memory include, at every request of a run that stores no notes).
+    /// memory include, at every request of a run that stores no notes);
+    /// on PostgreSQL, where other processes store notes too, always asked.
     pub async fn memory_is_empty(&self, namespace: &str) -> Result<bool, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_is_empty(namespace).await;
+        }
         let inner = self.redb("the memory bank")?;
         let writes = inner.memory_writes.load(Ordering::Acquire);
         let known = |m: &std::collections::HashMap<String, u64>| m.get(namespace) == Some(&writes);
@@ -852,6 +868,9 @@ impl Journal {
         namespace: &str,
         key: &str,
     ) -> Result<Option<MemoryRecord>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_delete(namespace, key).await;
+        }
         let (namespace, key) = (namespace.to_owned(), key.to_owned());
         self.request("the memory bank", |reply| Request::MemoryDelete {
             namespace,
@@ -867,6 +886,9 @@ impl Journal {
         namespace: &str,
         key: &str,
     ) -> Result<Option<MemoryRecord>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_get(namespace, key).await;
+        }
         let (namespace, key) = (namespace.to_owned(), key.to_owned());
         self.with_read("the memory bank", move |txn| {
             memory::get(txn, &namespace, &key)
@@ -880,6 +902,9 @@ impl Journal {
         &self,
         keys: Vec<(String, String)>,
     ) -> Result<Vec<Option<MemoryRecord>>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_get_many(&keys).await;
+        }
         self.with_read("the memory bank", move |txn| {
             keys.iter()
                 .map(|(ns, key)| memory::get(txn, ns, key))
@@ -894,6 +919,9 @@ impl Journal {
         &self,
         namespaces: Option<Vec<String>>,
     ) -> Result<Vec<MemoryRecord>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_list(namespaces.as_deref()).await;
+        }
         self.with_read("the memory bank", move |txn| {
             memory::list(txn, namespaces.as_deref())
         })
@@ -907,6 +935,9 @@ impl Journal {
         category: &str,
         outcome: crate::protocol::WhisperOutcome,
     ) -> Result<crate::protocol::WhisperScore, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().whisper_record(category, outcome).await;
+        }
         let category = category.to_owned();
         self.request("whisper scores", |reply| Request::WhisperScore {
             category,
@@ -918,6 +949,9 @@ impl Journal {
 
     /// Forgets `category`'s whisper score (every one when `None`).
     pub async fn whisper_reset(&self, category: Option<String>) -> Result<u64, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().whisper_reset(category.as_deref()).await;
+        }
         self.request("whisper scores", |reply| Request::WhisperReset {
             category,
             reply,
@@ -927,11 +961,17 @@ impl Journal {
 
     /// Every category's whisper score.
     pub async fn whisper_scores(&self) -> Result<Vec<crate::protocol::WhisperScore>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().whisper_scores().await;
+        }
         self.with_read("whisper scores", whispers::list).await
     }
 
     /// Namespaces holding memory entries, with their entry counts.
     pub async fn memory_namespaces(&self) -> Result<Vec<(String, u64)>, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg.store().memory_namespaces().await;
+        }
         self.with_read("the memory bank", memory::namespaces).await
     }
 
@@ -942,6 +982,12 @@ impl Journal {
         terms: Vec<String>,
         namespaces: Option<Vec<String>>,
     ) -> Result<MemoryPostings, JournalError> {
+        if let Backend::Pg(pg) = &self.backend {
+            return pg
+                .store()
+                .memory_postings(&terms, namespaces.as_deref())
+                .await;
+        }
         self.with_read("the memory bank", move |txn| {
             memory::postings(txn, &terms, namespaces.as_deref())
         })
@@ -958,7 +1004,8 @@ impl Journal {
     }
 
     /// Sends a request to the writer and waits for its post-commit reply;
-    /// on PostgreSQL, the error saying `what` is not available there yet.
+    /// on PostgreSQL (whose methods do not come here), the error saying
+    /// `what` is redb's.
     async fn request<T>(
         &self,
         what: &'static str,
@@ -975,7 +1022,8 @@ impl Journal {
 
     /// Runs `f` on a fresh read transaction on the blocking pool, at the
     /// storage boundary (a panic in redb becomes `JournalError::Damaged`);
-    /// on PostgreSQL, the error saying `what` is not available there yet.
+    /// on PostgreSQL (whose methods do not come here), the error saying
+    /// `what` is redb's.
     async fn with_read<T: Send + 'static>(
         &self,
         what: &'static str,

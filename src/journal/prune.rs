@@ -110,8 +110,9 @@ fn referenced_blobs(txn: &WriteTransaction) -> Result<HashSet<String>, JournalEr
     Ok(out)
 }
 
-/// Every run of exactly 64 lowercase hex digits in `bytes` (a blob hash).
-fn hashes_in(bytes: &[u8], out: &mut HashSet<String>) {
+/// Every run of exactly 64 lowercase hex digits in `bytes` (a blob hash);
+/// PostgreSQL's prune looks for them the same way (`pg/prune.rs`).
+pub(super) fn hashes_in(bytes: &[u8], out: &mut HashSet<String>) {
     let is_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
     let mut start = None;
     for (i, &b) in bytes.iter().chain(std::iter::once(&b' ')).enumerate() {

@@ -30,6 +30,12 @@ impl PgDb {
         let url = with_dbname(&admin, &name);
         Some(PgDb { admin, name, url })
     }
+
+    /// Runs `statement` in the test's database, behind lev's back (to
+    /// damage what lev wrote, say).
+    pub fn execute(&self, statement: &str) {
+        sql(&self.url, statement);
+    }
 }
 
 impl Drop for PgDb {

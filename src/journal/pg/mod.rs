@@ -10,10 +10,19 @@
 //! Every commit that writes entries notifies `lev_entries`, so a process
 //! can follow runs other processes write (`PgStore::listen`).
 //!
+//! Beside runs, the store keeps what redb's journal keeps: the memory bank
+//! (`memory`) and FlowMind's whisper scores (`whispers`), each write one
+//! transaction or one statement, so processes writing at once lose
+//! nothing; it deletes runs with the blobs no remaining run refers to
+//! (`prune`), and checks runs as `lev doctor` does (`doctor`). Compacting
+//! is the server's (autovacuum), and salvaging a damaged file is redb's
+//! alone.
+//!
 //! `Journal::open_url` puts a `Journal` on it (`PgJournal`: a writer task
 //! applies appends in submission order). No TLS yet (`NoTls`): it comes with that
 //! wiring, through tokio-postgres-rustls.
 
+mod doctor;
 mod journal;
 #[cfg(test)]
 mod journal_tests;
@@ -21,10 +30,15 @@ mod lease;
 #[cfg(test)]
 mod lease_tests;
 mod listen;
+mod memory;
+#[cfg(test)]
+mod parity_tests;
+mod prune;
 mod schema;
 mod store;
 #[cfg(test)]
 mod tests;
+mod whispers;
 
 use std::error::Error as _;
 use std::sync::Arc;
@@ -220,15 +234,6 @@ impl PgStore {
     pub async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, JournalError> {
         let conn = self.conn().await?;
         store::blob(&conn, &self.inner.server, hash).await
-    }
-
-    /// Deletes `runs` and their entries; returns how many runs were
-    /// deleted. Blobs stay: they are shared by content, and which ones no
-    /// remaining run refers to is `lev prune`'s question (not asked of
-    /// PostgreSQL yet).
-    pub async fn delete_runs(&self, runs: &[RunId]) -> Result<u64, JournalError> {
-        let conn = self.conn().await?;
-        store::delete_runs(&conn, &self.inner.server, runs).await
     }
 
     /// `(run, last seq)` each time a commit that wrote entries lands, from

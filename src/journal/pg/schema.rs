@@ -26,6 +26,9 @@ use crate::journal::JournalError;
 /// returns. An entry's row names the blob its payload spilled to, so a read
 /// takes the payload in the same query; entries go with their run
 /// (`ON DELETE CASCADE`), blobs stay (content-addressed, shared by runs).
+///
+/// Migration 2 brings run leases, migration 3 the memory bank and whisper
+/// scores (see their headings).
 const MIGRATIONS: &[&str] = &[
     // 1: runs, entries, blobs.
     r#"
@@ -64,6 +67,37 @@ ALTER TABLE lev_runs
     ADD COLUMN lease_until timestamptz,
     ADD COLUMN claim_after timestamptz;
 CREATE INDEX lev_runs_claimable ON lev_runs (updated_ms) WHERE status = 'running';
+"#,
+    // 3: the memory bank and FlowMind's whisper scores (`pg/memory.rs`,
+    // `pg/whispers.rs`). A memory entry's row holds its record as redb
+    // stores it (`journal::memory`'s encoding, its terms included) and its
+    // length in terms; its postings are rows of `lev_memory_terms` that go
+    // with it (`ON DELETE CASCADE`). redb's per-namespace counts are a
+    // `GROUP BY` here: no counter row for concurrent writers to fight over.
+    // Scores are three counters a category, incremented in place.
+    r#"
+CREATE TABLE lev_memory (
+    namespace text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    record bytea NOT NULL,
+    len bigint NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+CREATE TABLE lev_memory_terms (
+    term text COLLATE "C" NOT NULL,
+    namespace text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    count bigint NOT NULL,
+    PRIMARY KEY (term, namespace, key),
+    FOREIGN KEY (namespace, key) REFERENCES lev_memory (namespace, key) ON DELETE CASCADE
+);
+CREATE INDEX lev_memory_terms_entry ON lev_memory_terms (namespace, key);
+CREATE TABLE lev_whisper_scores (
+    category text COLLATE "C" PRIMARY KEY,
+    accepted bigint NOT NULL,
+    edited bigint NOT NULL,
+    dismissed bigint NOT NULL
+);
 "#,
 ];
 

@@ -33,7 +33,6 @@ struct Statements {
     read_run: Statement,
     read_runs: Statement,
     read_blob: Statement,
-    delete_runs: Statement,
 }
 
 impl Conn {
@@ -58,9 +57,16 @@ impl Conn {
         self.client.is_closed()
     }
 
-    /// The connection itself, for statements not prepared here (leases).
+    /// The client, for the store's rarer operations (the memory bank,
+    /// whisper scores, deleting runs, doctor, leases): they send their SQL as they
+    /// run it rather than keep statements prepared on every connection.
     pub(super) fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The client, to open a transaction on.
+    pub(super) fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
     }
 }
 
@@ -95,7 +101,6 @@ impl Statements {
                 "SELECT record FROM lev_runs WHERE id = $1",
                 "SELECT id, record FROM lev_runs ORDER BY id DESC",
                 "SELECT bytes FROM lev_blobs WHERE hash = $1",
-                "DELETE FROM lev_runs WHERE id = ANY($1)",
             ]
             .map(|sql| client.prepare(sql)),
         )
@@ -112,8 +117,7 @@ impl Statements {
             read_run,
             read_runs,
             read_blob,
-            delete_runs,
-        ] = <[Statement; 11]>::try_from(all).map_err(|_| {
+        ] = <[Statement; 10]>::try_from(all).map_err(|_| {
             JournalError::Storage(format!("{server}: prepared statements went missing"))
         })?;
         Ok(Statements {
@@ -127,7 +131,6 @@ impl Statements {
             read_run,
             read_runs,
             read_blob,
-            delete_runs,
         })
     }
 }
@@ -530,18 +533,4 @@ pub(super) async fn blob(
     verified(bytes, hash)
         .map(|b| Some(b.to_vec()))
         .map_err(|why| JournalError::Storage(format!("{server}: {why}")))
-}
-
-/// Deletes the runs' rows; their entries go with them (`ON DELETE
-/// CASCADE`), in the same statement.
-pub(super) async fn delete_runs(
-    conn: &Conn,
-    server: &str,
-    runs: &[RunId],
-) -> Result<u64, JournalError> {
-    let ids: Vec<&str> = runs.iter().map(RunId::as_str).collect();
-    conn.client
-        .execute(&conn.st.delete_runs, &[&ids])
-        .await
-        .map_err(failed(server, "delete runs"))
 }

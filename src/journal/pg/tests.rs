@@ -47,7 +47,7 @@ impl TestDb {
         Some(TestDb { admin, name, url })
     }
 
-    async fn store(&self) -> PgStore {
+    pub(super) async fn store(&self) -> PgStore {
         PgStore::connect(&self.url).await.unwrap()
     }
 
@@ -690,11 +690,11 @@ async fn deleting_runs_removes_their_entries() {
             .await
             .unwrap();
     }
-    let deleted = store
+    let removed = store
         .delete_runs(&[gone.clone(), RunId::new()])
         .await
         .unwrap();
-    assert_eq!(deleted, 1);
+    assert_eq!((removed.runs, removed.entries), (1, 2));
     assert!(store.run(&gone).await.unwrap().is_none());
     assert!(store.read(&gone, 1).await.unwrap().is_empty());
     let sql = db.sql().await;
