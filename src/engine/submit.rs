@@ -124,6 +124,7 @@ impl Engine {
                         "run {run} is executing; merge or discard its worktrees once it has ended"
                     )));
                 }
+                let _taken = self.take(&run).await?;
                 let found = self.step_worktree(&run, &step).await?;
                 workflow::settle_worktree(self.journal(), &run, &found, how)
                     .await
@@ -149,15 +150,23 @@ impl Engine {
             return Ok(Submitted::Delivered(run));
         }
         match op {
-            Op::Cancel { run } => workflow::cancel_idle_run(self.journal(), &run)
-                .await
-                .map(Submitted::Cancelled)
-                .map_err(EngineError::Failed),
+            Op::Cancel { run } => {
+                // Taken while it is written: no other process executes it
+                // (on a shared journal, its lease says so).
+                let _taken = self.take(&run).await?;
+                workflow::cancel_idle_run(self.journal(), &run)
+                    .await
+                    .map(Submitted::Cancelled)
+                    .map_err(EngineError::Failed)
+            }
             Op::RetryStep { run, step } => self.retry(&run, &step).await,
-            Op::StopCallbacks { run } => workflow::stop_callbacks_idle(self.journal(), &run)
-                .await
-                .map(Submitted::Recorded)
-                .map_err(EngineError::Failed),
+            Op::StopCallbacks { run } => {
+                let _taken = self.take(&run).await?;
+                workflow::stop_callbacks_idle(self.journal(), &run)
+                    .await
+                    .map(Submitted::Recorded)
+                    .map_err(EngineError::Failed)
+            }
             Op::CancelStep { run, step } => Err(EngineError::Refused(format!(
                 "run {run} is not being executed by any lev process, so step `{step}` is not running"
             ))),
