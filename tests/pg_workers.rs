@@ -302,3 +302,74 @@ fn a_detached_swarm_is_taken_over_from_a_killed_worker_without_rerunning_finishe
     let done = successes(&events);
     assert!(done.values().all(|n| *n == 1), "{done:?}");
 }
+
+#[test]
+fn steering_from_another_machine_reaches_the_worker_and_the_first_answer_wins() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    // Two "machines": data dirs of their own, one database.
+    let here = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let there = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = here.write_workflow(
+        "version: 1\nkind: workflow\nid: ask\nname: Ask\nsteps:\n  pick:\n    type: question\n    ask: \"Which color?\"\n    timeout: 60s\n  use:\n    needs: [pick]\n    type: shell\n    run: \"echo chosen ${{ steps.pick.outputs.answer }}\"\n",
+    );
+    let wf = wf.display().to_string();
+    let asking = submit(&here, &["run", &wf, "--detach"]);
+    let ws = here.workspace().display().to_string();
+    let mut w = here.spawn(&[
+        "worker",
+        "--lease",
+        LEASE,
+        "--wait-for-answers",
+        "--workspace",
+        &ws,
+    ]);
+    wait_for("the question", Duration::from_secs(30), || {
+        !of_type(&here.events(&asking), "question_asked").is_empty()
+    });
+    let (red, blue) = (
+        there.spawn(&["answer", &asking, "pick", "red"]),
+        here.spawn(&["answer", &asking, "pick", "blue"]),
+    );
+    let (red, blue) = (
+        red.wait_with_output().unwrap(),
+        blue.wait_with_output().unwrap(),
+    );
+    let (winner, loser) = match (red.status.success(), blue.status.success()) {
+        (true, false) => (("red", &red), &blue),
+        (false, true) => (("blue", &blue), &red),
+        _ => panic!("one answer wins:\n{}\n{}", text(&red), text(&blue)),
+    };
+    assert!(text(winner.1).contains("answer sent"), "{}", text(winner.1));
+    assert!(
+        text(loser).contains("was answered") && text(loser).contains(winner.0),
+        "{}",
+        text(loser)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while statuses(&here)[&asking]["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{:?}", statuses(&here)[&asking]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let outputs = step_outputs(&here.events(&asking));
+    assert_eq!(outputs["use"]["stdout"], format!("chosen {}", winner.0));
+
+    // A cancel from the other machine stops a run the worker executes.
+    let slow = here.write_workflow(
+        "version: 1\nkind: workflow\nid: slow\nname: Slow\nsteps:\n  wait:\n    type: shell\n    run: \"sleep 60\"\n",
+    );
+    let slow = submit(&here, &["run", &slow.display().to_string(), "--detach"]);
+    wait_for("the slow step", Duration::from_secs(30), || {
+        statuses(&here)[&slow]["status"] == "running"
+            && !of_type(&here.events(&slow), "step_started").is_empty()
+    });
+    let out = there.run(&["cancel", &slow]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while statuses(&here)[&slow]["status"] != "cancelled" {
+        assert!(Instant::now() < deadline, "{:?}", statuses(&here)[&slow]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kill9(&mut w);
+}

@@ -159,9 +159,11 @@ pub enum Command {
     /// process: runs submitted with `lev run --detach`, and runs whose
     /// process died or was cut off (its lease lapsed; they resume by the
     /// in-flight rules). Several workers on several machines share the
-    /// runs. Questions are answered as `lev run --headless` answers them.
-    /// Ctrl-C lets the runs it executes end first; a second Ctrl-C stops
-    /// at once (other workers take its runs over once their leases lapse).
+    /// runs. Questions are answered as `lev run --headless` answers them;
+    /// `lev answer`, `lev cancel`, … from any machine reach the worker that
+    /// executes the run. Ctrl-C lets the runs it executes end first; a
+    /// second Ctrl-C stops at once (other workers take its runs over once
+    /// their leases lapse).
     Worker {
         /// How many runs this worker executes at once.
         #[arg(long, default_value_t = 4, value_name = "N")]
@@ -177,6 +179,11 @@ pub enum Command {
         /// Let agents run any shell command without asking.
         #[arg(long)]
         allow_shell: bool,
+        /// Questions and approvals not answered by a default (or `--yes`)
+        /// wait for an answer from `lev answer` (any machine) or an MCP
+        /// client, until their own timeout, instead of taking it at once.
+        #[arg(long)]
+        wait_for_answers: bool,
         /// Root for agents' file tools and shell steps (default: current directory).
         #[arg(long, value_name = "DIR")]
         workspace: Option<PathBuf>,

@@ -50,6 +50,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             lease,
             yes,
             allow_shell,
+            wait_for_answers,
             workspace,
         } => {
             let args = worker::WorkerArgs {
@@ -57,6 +58,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 lease: &lease,
                 yes,
                 allow_shell,
+                wait_for_answers,
                 workspace,
             };
             worker::work(&paths, args).await

@@ -54,6 +54,8 @@ pub(super) fn open_engine(
 /// they live: the control socket, and the FlowMind controller.
 pub(super) struct Participants {
     _host: Option<Host>,
+    /// Requests from other machines, on a shared journal.
+    _inbox: Option<host::Inbox>,
     _flowmind: Option<flowmind::Controller>,
     /// Whether FlowMind's conductor looks at agents' questions first.
     conductor: headless::Conductor,
@@ -63,7 +65,7 @@ pub(super) struct Participants {
 /// FlowMind watches its agents by the config (its settings built once
 /// here: its model is a provider to build), while the returned
 /// participants live.
-fn serve(paths: &Paths, engine: &Engine) -> Participants {
+async fn serve(paths: &Paths, engine: &Engine) -> Participants {
     let host = host::serve(&paths.socket(), engine.clone())
         .map_err(|e| {
             tracing::warn!(error = %e, socket = %paths.socket().display(), "no control socket; other lev commands must wait")
@@ -73,6 +75,7 @@ fn serve(paths: &Paths, engine: &Engine) -> Participants {
     let conductor = conductor_on(&settings);
     Participants {
         _host: host,
+        _inbox: host::serve_inbox(engine.clone()).await,
         _flowmind: Some(flowmind::start(engine.clone(), settings)),
         conductor,
     }
@@ -198,7 +201,7 @@ pub async fn drive_on(paths: &Paths, engine: Engine, begin: Begin, drive: &Drive
         false => None,
     };
     let notices = engine.subscribe();
-    let participants = serve(paths, &engine);
+    let participants = serve(paths, &engine).await;
     // A resume's history is read for the printer before the engine reads
     // it too, so a long run's history is not held twice at once.
     let clock = match (&app, &begin) {
@@ -442,7 +445,7 @@ pub async fn browser(paths: &Paths) -> u8 {
         Ok(a) => a,
         Err(c) => return c,
     };
-    let _host = serve(paths, &engine);
+    let _host = serve(paths, &engine).await;
     tui::app::run(app, Launch::Browser).await
 }
 
@@ -475,6 +478,6 @@ pub async fn replay_tui(paths: &Paths, run: &str) -> u8 {
         Ok(a) => a,
         Err(c) => return c,
     };
-    let _host = serve(paths, &engine);
+    let _host = serve(paths, &engine).await;
     tui::app::run(app, Launch::Replay { events }).await
 }

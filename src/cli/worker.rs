@@ -39,6 +39,7 @@ pub(super) struct WorkerArgs<'a> {
     pub lease: &'a str,
     pub yes: bool,
     pub allow_shell: bool,
+    pub wait_for_answers: bool,
     pub workspace: Option<PathBuf>,
 }
 
@@ -99,11 +100,16 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
         Ok(run_settings(modes, &drive, None, config)),
     );
     let (_flowmind, conductor) = flowmind_on(paths, &engine);
-    // `lev run --headless`'s policy: questions take their defaults,
-    // `--yes` approves and picks a question's recommended option, what is
-    // left unanswered takes its timeout policy at once.
+    // Steering from other machines: `lev answer`, `lev cancel`, … of the
+    // runs this worker executes.
+    let _inbox = crate::host::serve_inbox(engine.clone()).await;
+    // `lev run --headless`'s policy: given answers win, questions take
+    // their defaults, `--yes` approves and picks a question's recommended
+    // option, what is left takes its timeout policy at once — or, with
+    // `--wait-for-answers`, waits for `lev answer` until then.
     let policy = HeadlessOptions {
         yes: args.yes,
+        wait_for_answers: args.wait_for_answers,
         conductor,
         ..HeadlessOptions::default()
     };

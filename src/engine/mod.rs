@@ -236,6 +236,14 @@ impl Engine {
         &self.inner.journal
     }
 
+    /// The journal, for a transport of this handle that is carried by the
+    /// journal itself (`host::serve_inbox`: requests from other machines
+    /// on a shared journal). Not for reading or writing runs: that is the
+    /// handle's.
+    pub fn transport_journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
     /// Takes `run` in the registry without executing it (`None`: it is
     /// executing, or held already); it is let go when the hold drops.
     /// Ops sent to it meanwhile are refused as for a run that is finishing.

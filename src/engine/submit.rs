@@ -176,12 +176,62 @@ impl Engine {
         }
     }
 
+    /// `submit`, and for an answer to a question of a run this handle
+    /// executes, the run's word on it: when another answer was taken
+    /// first (two people, two machines), this one is refused saying so —
+    /// the first answer wins. For a sender that sees no notices (the
+    /// control socket's caller, a request from another machine).
+    pub async fn submit_confirmed(&self, op: Op) -> Result<Submitted, EngineError> {
+        let (run, question, answer) = match &op {
+            Op::Answer {
+                run,
+                question,
+                answer,
+                ..
+            } if self.is_active(run) => (run.clone(), question.clone(), answer.clone()),
+            _ => return self.submit(op).await,
+        };
+        // Subscribed before it is delivered: the run's record of the
+        // question's answer cannot pass unseen.
+        let mut notices = self.subscribe();
+        let done = self.submit(op).await?;
+        let taken = async {
+            while let Some(notice) = notices.recv().await {
+                match notice {
+                    crate::protocol::Notice::Event(r) if r.run == run => {
+                        if let crate::protocol::Event::QuestionAnswered { id, answer, .. } = r.event
+                            && id == question
+                        {
+                            return Some(answer);
+                        }
+                    }
+                    crate::protocol::Notice::Ended(r) if r == run => return None,
+                    _ => {}
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(CONFIRM_PATIENCE, taken).await {
+            Ok(Some(taken)) if taken != answer => Err(EngineError::Refused(format!(
+                "question {question} of run {run} was answered first, by another answer: {}",
+                crate::text::one_line(&taken, 200)
+            ))),
+            // Ours, or not seen in time (delivered all the same).
+            _ => Ok(done),
+        }
+    }
+
     /// Checks an op aimed at one agent of a live run against the journal,
     /// for a sender that sees no notices (the control socket's caller): it
     /// hears at once when the step is not a running agent. A participant
     /// that folds notices is told by the run itself, without this read of
     /// the whole run.
     pub async fn check_target(&self, op: &Op) -> Result<(), EngineError> {
+        if let Op::Answer { run, question, .. } = op {
+            let events = workflow::read_run(self.journal(), run).await?;
+            return open_question(&events, question)
+                .map_err(|e| EngineError::Refused(format!("run {run}: {e}")));
+        }
         let (run, step) = match op {
             Op::Message { run, step, .. }
             | Op::Pause {
@@ -310,5 +360,41 @@ impl Engine {
             Some(recorded),
             last,
         )))
+    }
+}
+
+/// How long `submit_confirmed` waits for the run to record an answer.
+const CONFIRM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether question `id` was asked and waits for its answer (else why not:
+/// answered already, with what, or never asked).
+fn open_question(events: &[crate::protocol::Recorded], id: &str) -> Result<(), String> {
+    use crate::protocol::Event;
+    let mut asked = false;
+    for r in events {
+        match &r.event {
+            Event::QuestionAsked { id: q, .. } if q == id => asked = true,
+            Event::QuestionAnswered {
+                id: q,
+                answer,
+                source,
+                ..
+            } if q == id => {
+                let by = serde_json::to_value(source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "question {id} was answered already ({by}): {}",
+                    crate::text::one_line(answer, 200)
+                ));
+            }
+            _ => {}
+        }
+    }
+    if asked {
+        Ok(())
+    } else {
+        Err(format!("no question {id} was asked"))
     }
 }

@@ -11,6 +11,8 @@
 //! a retry of a run it does not execute): that belongs to the asking
 //! process once the journal is free.
 
+mod inbox;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,8 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::engine::{Done, Engine, Query, Reply};
 use crate::protocol::Op;
+
+pub use inbox::{Inbox, serve_inbox};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
@@ -97,6 +101,7 @@ async fn handle(stream: UnixStream, engine: Engine) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Carries out one request on `engine`, as the socket and the inbox do.
 async fn answer(req: Request, engine: &Engine) -> Result<Value, String> {
     match req {
         Request::Query { query } => {
@@ -110,7 +115,10 @@ async fn answer(req: Request, engine: &Engine) -> Result<Value, String> {
             if op.run().is_some_and(|run| engine.is_active(run)) {
                 engine.check_target(&op).await.map_err(|e| e.to_string())?;
             }
-            let done = engine.submit(op).await.map_err(|e| e.to_string())?;
+            let done = engine
+                .submit_confirmed(op)
+                .await
+                .map_err(|e| e.to_string())?;
             serde_json::to_value(done.done()).map_err(|e| e.to_string())
         }
     }
@@ -121,13 +129,13 @@ async fn answer(req: Request, engine: &Engine) -> Result<Value, String> {
 fn would_start_a_run(op: &Op, engine: &Engine) -> Option<String> {
     match op {
         Op::Resume { run } | Op::Fork { run, .. } => Some(format!(
-            "another lev process holds the journal; run this once it has finished (run {run})"
+            "another lev process executes runs here; run this once it has finished (run {run})"
         )),
-        Op::StartWorkflow { .. } | Op::StartObjective { .. } => {
-            Some("another lev process holds the journal; start the run once it has finished".into())
-        }
+        Op::StartWorkflow { .. } | Op::StartObjective { .. } => Some(
+            "another lev process executes runs here; start the run once it has finished".into(),
+        ),
         Op::RetryStep { run, .. } if !engine.is_active(run) => Some(format!(
-            "run {run} is not active in the lev process that holds the journal"
+            "run {run} is not active in the lev process asked to retry it"
         )),
         _ => None,
     }

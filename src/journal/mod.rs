@@ -378,6 +378,49 @@ impl Journal {
         }
     }
 
+    /// Sends `text` (a request, as the control socket carries them) to
+    /// `holder`, the process that executes `run` on a shared journal, and
+    /// waits up to `patience` for its reply; `None` when it did not answer
+    /// (an untaken request is withdrawn, never carried out late). Always
+    /// `None` on redb, where the control socket does this.
+    pub async fn ask_executor(
+        &self,
+        run: &RunId,
+        holder: &str,
+        text: &str,
+        patience: std::time::Duration,
+    ) -> Result<Option<String>, JournalError> {
+        match &self.backend {
+            Backend::Pg(pg) => pg.store().ask_holder(run, holder, text, patience).await,
+            Backend::Redb(_) => Ok(None),
+        }
+    }
+
+    /// A wake-up each time a request is sent to this process (`None` on
+    /// redb: nothing is ever sent there).
+    pub async fn inbox(&self) -> Result<Option<mpsc::UnboundedReceiver<()>>, JournalError> {
+        match &self.backend {
+            Backend::Pg(pg) => pg.store().inbox_bell(pg.leases().holder()).await.map(Some),
+            Backend::Redb(_) => Ok(None),
+        }
+    }
+
+    /// The requests waiting for this process, each taken once.
+    pub async fn take_requests(&self) -> Result<Vec<pg::InboxRequest>, JournalError> {
+        match &self.backend {
+            Backend::Pg(pg) => pg.store().take_requests(pg.leases().holder()).await,
+            Backend::Redb(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Answers request `id` (taken with `take_requests`).
+    pub async fn reply(&self, id: i64, text: &str) -> Result<(), JournalError> {
+        match &self.backend {
+            Backend::Pg(pg) => pg.store().reply(id, text).await,
+            Backend::Redb(_) => Ok(()),
+        }
+    }
+
     /// Who holds a live lease on `run`, and for how many more milliseconds
     /// unless renewed (PostgreSQL; always `None` on redb).
     pub async fn lease_of(&self, run: &RunId) -> Result<Option<(String, u64)>, JournalError> {

@@ -23,6 +23,7 @@
 //! wiring, through tokio-postgres-rustls.
 
 mod doctor;
+mod inbox;
 mod journal;
 #[cfg(test)]
 mod journal_tests;
@@ -48,6 +49,7 @@ use tokio::sync::{Mutex, MutexGuard, mpsc};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Config, NoTls};
 
+pub use inbox::InboxRequest;
 pub(crate) use journal::{Append as PgAppend, PgJournal, Request};
 pub(crate) use lease::Claimed;
 pub use lease::DEFAULT_LEASE;

@@ -99,6 +99,22 @@ CREATE TABLE lev_whisper_scores (
     dismissed bigint NOT NULL
 );
 "#,
+    // 4: requests for the process that executes a run, from other
+    // processes (`pg/inbox.rs`): addressed to a lease holder, taken once,
+    // replied to in the row, which the sender deletes once read. They go
+    // with their run.
+    r#"
+CREATE TABLE lev_ops (
+    id bigserial PRIMARY KEY,
+    run text COLLATE "C" NOT NULL REFERENCES lev_runs (id) ON DELETE CASCADE,
+    holder text NOT NULL,
+    request text NOT NULL,
+    sent timestamptz NOT NULL DEFAULT now(),
+    taken boolean NOT NULL DEFAULT false,
+    reply text
+);
+CREATE INDEX lev_ops_waiting ON lev_ops (holder) WHERE NOT taken;
+"#,
 ];
 
 /// The schema version this build writes and understands.
