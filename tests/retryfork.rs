@@ -224,7 +224,7 @@ fn a_kill_during_a_retry_is_finished_by_resume() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(lev.show(&run)["status"], "interrupted");
+    assert_eq!(lev.show(&run)["status"], lev.interrupted());
 
     std::fs::write(lev.workspace().join("go"), "").unwrap();
     let out = lev_run(&lev, &["resume", &run]);

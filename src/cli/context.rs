@@ -211,6 +211,11 @@ pub fn build_deps(
     run_settings(modes, drive, in_flight, config).deps(journal, workflow_source)
 }
 
+/// Where `lev hook` reaches the process that executes a `pty` step: the
+/// data dir's control socket (set once by `dispatch`; a `lev worker`
+/// serves one of its own and says so in its settings).
+pub static HOOK_SOCKET: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 /// This invocation's settings for the runs its engine executes.
 pub fn run_settings(
     modes: ModeRegistry,
@@ -232,7 +237,7 @@ pub fn run_settings(
             in_flight,
             terminals: crate::workflow::TerminalOptions {
                 clis,
-                hook_socket: None,
+                hook_socket: HOOK_SOCKET.get().cloned(),
             },
             // Filled from the config by `RunSettings::deps`, as `shell_allow`.
             mcp_servers: Default::default(),

@@ -24,6 +24,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             .and_then(|c| c.journal_url)
     });
     let paths = paths.with_journal_url(journal);
+    let _ = super::context::HOOK_SOCKET.set(paths.socket());
     let _log_guard = init_logging(&paths);
     if let Err(code) = check_theme(&paths, cli.theme) {
         return code;

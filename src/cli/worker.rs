@@ -95,10 +95,23 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
         workspace: args.workspace,
         ..DriveArgs::interactive()
     };
-    let engine = Engine::open(
-        journal.clone(),
-        Ok(run_settings(modes, &drive, None, config)),
-    );
+    // A control socket of its own (several workers may share a data dir):
+    // `lev hook` reaches the worker that executes a `pty` step through it.
+    let socket = paths
+        .data_dir
+        .join(format!("lev-worker-{}.sock", std::process::id()));
+    let mut settings = run_settings(modes, &drive, None, config);
+    settings.options.terminals.hook_socket = Some(socket.clone());
+    let engine = Engine::open(journal.clone(), Ok(settings));
+    let _host = match crate::paths::private_dir(&paths.data_dir)
+        .and_then(|()| crate::host::serve(&socket, engine.clone()))
+    {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, socket = %socket.display(), "no control socket: `pty` steps' hooks cannot reach this worker");
+            None
+        }
+    };
     let (_flowmind, conductor) = flowmind_on(paths, &engine);
     // Steering from other machines: `lev answer`, `lev cancel`, … of the
     // runs this worker executes.

@@ -84,7 +84,12 @@ impl RunSettings {
             },
             mcp_servers: config.mcp_servers.clone(),
             terminals: crate::workflow::TerminalOptions {
-                hook_socket: Some(crate::paths::socket_beside(Path::new(journal.path()))),
+                // The settings' own (a process's control socket), else the
+                // one beside a journal file.
+                hook_socket: self.options.terminals.hook_socket.clone().or_else(|| {
+                    (!journal.is_shared())
+                        .then(|| crate::paths::socket_beside(Path::new(journal.path())))
+                }),
                 ..self.options.terminals.clone()
             },
             ..self.options.clone()

@@ -124,12 +124,17 @@ impl Engine {
                         "run {run} is executing; merge or discard its worktrees once it has ended"
                     )));
                 }
-                let _taken = self.take(&run).await?;
-                let found = self.step_worktree(&run, &step).await?;
-                workflow::settle_worktree(self.journal(), &run, &found, how)
-                    .await
-                    .map(Submitted::Settled)
-                    .map_err(EngineError::Failed)
+                let (_held, lease) = self.take(&run).await?;
+                let found = self.step_worktree(&run, &step).await;
+                let done = match found {
+                    Ok(found) => workflow::settle_worktree(self.journal(), &run, &found, how)
+                        .await
+                        .map(Submitted::Settled)
+                        .map_err(EngineError::Failed),
+                    Err(e) => Err(e),
+                };
+                let_go(lease).await;
+                done
             }
             op => self.to_run(op).await,
         }
@@ -153,19 +158,23 @@ impl Engine {
             Op::Cancel { run } => {
                 // Taken while it is written: no other process executes it
                 // (on a shared journal, its lease says so).
-                let _taken = self.take(&run).await?;
-                workflow::cancel_idle_run(self.journal(), &run)
+                let (_held, lease) = self.take(&run).await?;
+                let done = workflow::cancel_idle_run(self.journal(), &run)
                     .await
                     .map(Submitted::Cancelled)
-                    .map_err(EngineError::Failed)
+                    .map_err(EngineError::Failed);
+                let_go(lease).await;
+                done
             }
             Op::RetryStep { run, step } => self.retry(&run, &step).await,
             Op::StopCallbacks { run } => {
-                let _taken = self.take(&run).await?;
-                workflow::stop_callbacks_idle(self.journal(), &run)
+                let (_held, lease) = self.take(&run).await?;
+                let done = workflow::stop_callbacks_idle(self.journal(), &run)
                     .await
                     .map(Submitted::Recorded)
-                    .map_err(EngineError::Failed)
+                    .map_err(EngineError::Failed);
+                let_go(lease).await;
+                done
             }
             Op::CancelStep { run, step } => Err(EngineError::Refused(format!(
                 "run {run} is not being executed by any lev process, so step `{step}` is not running"
@@ -264,13 +273,23 @@ impl Engine {
         // lock `drive` checks: a resume submitted meanwhile is refused
         // instead of executing a run whose entries are going.
         // Its lease too: a run another process executes is not deleted.
-        let (_held, _lease) = self.take(&run).await.map_err(|e| match e {
+        let (_held, lease) = self.take(&run).await.map_err(|e| match e {
             EngineError::Refused(why) if self.is_active(&run) => EngineError::Refused(format!(
                 "run {run} is executing here; stop it (or let it end) before deleting it ({why})"
             )),
             e => e,
         })?;
-        self.journal().delete_runs(vec![run.clone()]).await?;
+        let deleted = match self.journal().run(&run).await {
+            Ok(Some(_)) => self
+                .journal()
+                .delete_runs(vec![run.clone()])
+                .await
+                .map_err(EngineError::from),
+            Ok(None) => Err(EngineError::RunNotFound(run.clone())),
+            Err(e) => Err(e.into()),
+        };
+        let_go(lease).await;
+        deleted?;
         Ok(Submitted::Deleted(run))
     }
 
@@ -396,5 +415,14 @@ fn open_question(events: &[crate::protocol::Recorded], id: &str) -> Result<(), S
         Ok(())
     } else {
         Err(format!("no question {id} was asked"))
+    }
+}
+
+/// Lets go of a run taken only while something was written to it, and
+/// waits until the database says so: the command may end right after, and
+/// another process may claim the run at once.
+async fn let_go(lease: Lease) {
+    if let Err(e) = lease.release().await {
+        tracing::warn!(error = %e, "lease not released; it lapses by itself");
     }
 }

@@ -129,13 +129,13 @@ async fn answer(req: Request, engine: &Engine) -> Result<Value, String> {
 fn would_start_a_run(op: &Op, engine: &Engine) -> Option<String> {
     match op {
         Op::Resume { run } | Op::Fork { run, .. } => Some(format!(
-            "another lev process executes runs here; run this once it has finished (run {run})"
+            "another lev process holds the journal; run this once it has finished (run {run})"
         )),
-        Op::StartWorkflow { .. } | Op::StartObjective { .. } => Some(
-            "another lev process executes runs here; start the run once it has finished".into(),
-        ),
+        Op::StartWorkflow { .. } | Op::StartObjective { .. } => {
+            Some("another lev process holds the journal; start the run once it has finished".into())
+        }
         Op::RetryStep { run, .. } if !engine.is_active(run) => Some(format!(
-            "run {run} is not active in the lev process asked to retry it"
+            "run {run} is not active in the lev process that holds the journal"
         )),
         _ => None,
     }

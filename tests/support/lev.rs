@@ -45,6 +45,16 @@ impl Lev {
         self.pg.is_some()
     }
 
+    /// How `lev runs`/`show` call a run no process executes any more: on
+    /// PostgreSQL it waits for a `lev worker` (or a `lev resume`).
+    pub fn interrupted(&self) -> &'static str {
+        if self.on_postgres() {
+            "waiting"
+        } else {
+            "interrupted"
+        }
+    }
+
     /// Points the OpenAI provider at a loopback server.
     pub fn with_openai(mut self, base_url: &str) -> Lev {
         self.env.push(("LEV_PROVIDER".into(), "openai".into()));

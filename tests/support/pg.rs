@@ -48,17 +48,25 @@ impl Drop for PgDb {
     }
 }
 
-/// Runs `statement` on the server `url` names, on a runtime of its own.
+/// Runs `statement` on the server `url` names, on a thread and runtime
+/// of its own (the test may be running on a runtime).
 fn sql(url: &str, statement: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
-        tokio::spawn(connection);
-        client.batch_execute(statement).await.unwrap();
-    });
+    let (url, statement) = (url.to_owned(), statement.to_owned());
+    let done = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client.batch_execute(&statement).await.unwrap();
+        });
+    })
+    .join();
+    if let Err(panic) = done {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// `base` pointed at database `name`, whether a URL or key-value string.
