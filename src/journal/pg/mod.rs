@@ -43,6 +43,8 @@ mod store;
 #[cfg(test)]
 mod tests;
 mod tls;
+#[cfg(test)]
+mod tls_tests;
 mod whispers;
 
 use std::error::Error as _;
