@@ -92,16 +92,18 @@ pub(super) struct Settings {
 }
 
 impl Settings {
-    /// Takes `key`'s value when it is one of lev's; false for the others.
-    fn take(&mut self, key: &str, value: String) -> Result<bool, String> {
+    /// The parameters lev takes out.
+    const KEYS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
+
+    /// Takes the value of `key`, one of `KEYS`.
+    fn take(&mut self, key: &str, value: String) -> Result<(), String> {
         match key {
             "sslmode" => self.mode = Some(Mode::parse(&value)?),
             "sslrootcert" => self.root_cert = Some(value),
             "sslcert" => self.cert = Some(value),
-            "sslkey" => self.key = Some(value),
-            _ => return Ok(false),
+            _ => self.key = Some(value),
         }
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -137,8 +139,13 @@ fn split_url(scheme: &str, rest: &str) -> Result<(String, Settings), String> {
             break;
         };
         let (value, tail) = tail.split_once('&').unwrap_or((tail, ""));
-        let decoded_key = decode(key, "a parameter name")?;
-        if !settings.take(&decoded_key, decode(value, &decoded_key)?)? {
+        let decoded = percent_decode_str(key).decode_utf8_lossy();
+        if Settings::KEYS.contains(&decoded.as_ref()) {
+            let value = percent_decode_str(value).decode_utf8().map_err(|_| {
+                format!("{decoded} in the connection URL is not UTF-8 once percent-decoded")
+            })?;
+            settings.take(&decoded, value.into_owned())?;
+        } else {
             kept.push(&query[..key.len() + 1 + value.len()]);
         }
         query = tail;
@@ -149,13 +156,6 @@ fn split_url(scheme: &str, rest: &str) -> Result<(String, Settings), String> {
         out.push_str(&kept.join("&"));
     }
     Ok((out, settings))
-}
-
-fn decode(s: &str, what: &str) -> Result<String, String> {
-    percent_decode_str(s)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| format!("{what} in the connection URL is not UTF-8 once percent-decoded"))
 }
 
 /// A key-value string (`host=… sslmode=…`), tokenized as libpq and
@@ -182,8 +182,9 @@ fn split_key_values(s: &str) -> Result<(String, Settings), String> {
         let key = &s[start..key_end];
         skip_ws(&mut chars);
         if chars.next_if(|&(_, c)| c == '=').is_none() {
+            // Not named: a stray word may be a password.
             return Err(format!(
-                "connection string: parameter \"{key}\" has no `=` and value"
+                "connection string: the word at byte {start} is no `key=value`"
             ));
         }
         skip_ws(&mut chars);
@@ -216,7 +217,9 @@ fn split_key_values(s: &str) -> Result<(String, Settings), String> {
             }
         }
         let end = chars.peek().map_or(s.len(), |&(i, _)| i);
-        if !settings.take(key, value)? {
+        if Settings::KEYS.contains(&key) {
+            settings.take(key, value)?;
+        } else {
             kept.push(&s[start..end]);
         }
     }
@@ -632,6 +635,10 @@ pub(super) mod tests {
             (rest.as_str(), got),
             ("postgresql://h/db", Settings::default())
         );
+        // Other parameters are tokio-postgres's to decode.
+        let (rest, got) = split("postgres://h/db?host=%2Fsock%FF&sslmode=disable").unwrap();
+        assert_eq!(rest, "postgres://h/db?host=%2Fsock%FF");
+        assert_eq!(got.mode, Some(Mode::Disable));
         // A later one wins.
         let (_, got) = split("postgres://h/db?sslmode=disable&sslmode=require").unwrap();
         assert_eq!(got.mode, Some(Mode::Require));
@@ -669,6 +676,8 @@ pub(super) mod tests {
             "host=h password=s3cret sslmode=bogus",
             "host=h password='s3cret sslmode=verify-full",
             "host=h password=s3cret sslrootcert",
+            "host=h s3cret",
+            "host=h password s3cret",
             "postgres://lev:s3cret@h/db?sslmode=bogus",
             "postgres://lev:s3cret@h/db?sslrootcert=%FF",
         ] {
