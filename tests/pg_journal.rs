@@ -3,7 +3,8 @@
 //! step runs to success, `lev runs`, `show`, `replay` and `export` read it
 //! back, an export imports into a redb data dir with the same replay, and
 //! a run killed mid-way resumes and finishes; the memory bank, `lev doctor`,
-//! `lev rm`, `lev prune` and `lev compact` work there. Each test in a database of
+//! `lev rm`, `lev prune` and `lev compact` work there; and the same over
+//! TLS, verified (`sslmode=verify-full`). Each test in a database of
 //! its own on the server `LEV_TEST_POSTGRES` names (skipped without it,
 //! unless `CI` is set).
 
@@ -134,6 +135,51 @@ fn a_workflow_runs_on_postgres_and_reads_back_as_on_redb() {
     assert!(redb.data_dir().join("lev.redb").exists());
     assert_eq!(redb.replay(&run), replay);
     assert_eq!(redb.show(&run), show);
+}
+
+#[test]
+fn a_workflow_runs_on_postgres_over_verified_tls() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let Some(url) = db.tls_url("sslmode=verify-full") else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &url);
+    let wf = lev.write_workflow(WORKFLOW);
+    std::fs::write(lev.dir.path().join("wf.cassette.yaml"), CASSETTE).unwrap();
+    let out = lev.run_headless(&wf, &["--answer", "pick=red"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let run = run_id_from(&stdout).unwrap();
+
+    let by_flag = Lev::new();
+    let out = by_flag.run(&["--journal", &url, "runs"]);
+    let (runs, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        runs.lines()
+            .any(|l| l.starts_with(&run) && l.contains("succeeded")),
+        "{runs}"
+    );
+    // The same server under a name its certificate does not carry, and
+    // without TLS: refused, in words.
+    let wrong = format!("{url} host=wrong.example hostaddr=127.0.0.1");
+    let wrong = wrong.replacen("host=127.0.0.1 ", "", 1);
+    let out = by_flag.run(&["--journal", &wrong, "runs"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("host name mismatch"),
+        "{}",
+        text(&out).1
+    );
+    let out = by_flag.run(&["--journal", &format!("{url} sslmode=disable"), "runs"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("pg_hba.conf rejects connection"),
+        "{}",
+        text(&out).1
+    );
 }
 
 /// An agent that stores a note, for the memory bank on PostgreSQL; and a

@@ -31,6 +31,26 @@ impl PgDb {
         Some(PgDb { admin, name, url })
     }
 
+    /// The test's database over TCP and TLS, on the server
+    /// `LEV_TEST_POSTGRES_TLS` names (scripts/test's cluster on 127.0.0.1),
+    /// its CA `LEV_TEST_POSTGRES_CA` the root, with `params`; `None` (the
+    /// test skips) without them on a developer's machine.
+    pub fn tls_url(&self, params: &str) -> Option<String> {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        match (var("LEV_TEST_POSTGRES_TLS"), var("LEV_TEST_POSTGRES_CA")) {
+            (Some(base), Some(ca)) => Some(format!(
+                "{base} dbname={} sslrootcert={ca} {params}",
+                self.name
+            )),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!(
+                    "PostgreSQL with TLS is required in CI (scripts/test sets LEV_TEST_POSTGRES_TLS)"
+                )
+            }
+            _ => None,
+        }
+    }
+
     /// Runs `statement` in the test's database, behind lev's back (to
     /// damage what lev wrote, say).
     pub fn execute(&self, statement: &str) {

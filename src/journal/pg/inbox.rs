@@ -43,7 +43,8 @@ impl PgStore {
         patience: Duration,
     ) -> Result<Option<String>, JournalError> {
         // Listening before sending: the reply cannot come unseen.
-        let mut replies = listen::listen_to(&self.inner.config, self.server(), REPLIES).await?;
+        let mut replies =
+            listen::listen_to(&self.inner.config, &self.inner.tls, self.server(), REPLIES).await?;
         let id = {
             let conn = self.conn().await?;
             let row = conn
@@ -130,7 +131,8 @@ impl PgStore {
         &self,
         holder: &str,
     ) -> Result<mpsc::UnboundedReceiver<()>, JournalError> {
-        let mut all = listen::listen_to(&self.inner.config, self.server(), OPS).await?;
+        let mut all =
+            listen::listen_to(&self.inner.config, &self.inner.tls, self.server(), OPS).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let me = holder.to_owned();
         tokio::spawn(async move {

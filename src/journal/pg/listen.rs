@@ -7,6 +7,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Config, Notification};
 
+use super::tls::Tls;
 use super::{failed, open_client, words};
 use crate::journal::JournalError;
 use crate::protocol::RunId;
@@ -33,9 +34,10 @@ fn parse(payload: &str) -> Option<(RunId, u64)> {
 /// the connection: PostgreSQL unlistens a closed session.
 pub(super) async fn listen(
     config: &Config,
+    tls: &Tls,
     server: &str,
 ) -> Result<mpsc::UnboundedReceiver<(RunId, u64)>, JournalError> {
-    let mut payloads = listen_to(config, server, CHANNEL).await?;
+    let mut payloads = listen_to(config, tls, server, CHANNEL).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
@@ -63,12 +65,13 @@ pub(super) async fn listen(
 /// receiver closes it.
 pub(super) async fn listen_to(
     config: &Config,
+    tls: &Tls,
     server: &str,
     channel: &'static str,
 ) -> Result<mpsc::UnboundedReceiver<String>, JournalError> {
     let mut config = config.clone();
     config.application_name("lev-listen");
-    let (client, mut connection) = open_client(&config, server).await?;
+    let (client, mut connection) = open_client(&config, tls, server).await?;
     // Notifications come out of the connection itself: it is polled for
     // them here, which also drives the client's queries.
     let (raw_tx, mut raw) = mpsc::unbounded_channel::<Notification>();

@@ -19,8 +19,12 @@
 //! alone.
 //!
 //! `Journal::open_url` puts a `Journal` on it (`PgJournal`: a writer task
-//! applies appends in submission order). No TLS yet (`NoTls`): it comes with that
-//! wiring, through tokio-postgres-rustls.
+//! applies appends in submission order).
+//!
+//! Authentication and transport are PostgreSQL's own: roles and passwords
+//! (in the URL, or `PGPASSWORD` when the URL has none), and TLS with
+//! libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey` (`tls`), on
+//! every connection lev makes (the store's, `listen`'s).
 
 mod doctor;
 mod inbox;
@@ -39,6 +43,9 @@ mod schema;
 mod store;
 #[cfg(test)]
 mod tests;
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 mod whispers;
 
 use std::error::Error as _;
@@ -46,8 +53,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, MutexGuard, mpsc};
+use tokio_postgres::Config;
 use tokio_postgres::config::Host;
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::tls::MakeTlsConnect;
 
 pub use inbox::InboxRequest;
 pub(crate) use journal::{Append as PgAppend, PgJournal, Request};
@@ -76,33 +84,51 @@ pub struct PgStore {
 
 struct Inner {
     config: Config,
+    tls: tls::Tls,
     /// The server and database as errors name them (never the password).
     server: String,
     conn: Mutex<store::Conn>,
 }
 
 impl PgStore {
-    /// Connects (`url`: a postgres:// URL or key-value string) and brings
-    /// the schema up to date (see `schema`); a database whose schema is
-    /// newer than this build knows is `JournalError::Schema`. A failed
-    /// connection is `JournalError::Open` naming the server (host and
-    /// database, never a password) with PostgreSQL's words.
+    /// Connects (`url`: a postgres:// URL or key-value string, with
+    /// libpq's TLS parameters: see `tls`) and brings the schema up to date
+    /// (see `schema`); a database whose schema is newer than this build
+    /// knows is `JournalError::Schema`. A failed connection is
+    /// `JournalError::Open` naming the server (host and database, never a
+    /// password) with PostgreSQL's words, or what failed in TLS.
     pub async fn connect(url: &str) -> Result<PgStore, JournalError> {
-        let mut config: Config = url.parse().map_err(|e| JournalError::Open {
+        let unparsed = |message| JournalError::Open {
             path: "PostgreSQL".to_owned(),
-            message: words(&e),
-        })?;
+            message,
+        };
+        let (rest, ssl) = tls::split(url).map_err(unparsed)?;
+        let mut config: Config = rest.parse().map_err(|e| unparsed(words(&e)))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name("lev");
         }
+        // As libpq: the environment's password when the URL gives none.
+        if config.get_password().is_none()
+            && let Some(password) = std::env::var_os("PGPASSWORD").filter(|p| !p.is_empty())
+        {
+            config.password(password.as_encoded_bytes());
+        }
+        let home = etcetera::home_dir().ok();
+        let tls =
+            ssl.apply(&mut config, home.as_deref())
+                .map_err(|message| JournalError::Open {
+                    path: describe(&config),
+                    message,
+                })?;
         let server = describe(&config);
-        let conn = store::Conn::open(&config, &server).await?;
+        let conn = store::Conn::open(&config, &tls, &server).await?;
         Ok(PgStore {
             inner: Arc::new(Inner {
                 config,
+                tls,
                 server,
                 conn: Mutex::new(conn),
             }),
@@ -244,7 +270,7 @@ impl PgStore {
     /// Dropping the receiver closes that connection, which unlistens; the
     /// stream ends when the connection is lost (listen again then).
     pub async fn listen(&self) -> Result<mpsc::UnboundedReceiver<(RunId, u64)>, JournalError> {
-        listen::listen(&self.inner.config, &self.inner.server).await
+        listen::listen(&self.inner.config, &self.inner.tls, &self.inner.server).await
     }
 
     /// The ids of runs that became claimable (a lease let go of a run
@@ -253,7 +279,13 @@ impl PgStore {
     pub(crate) async fn listen_ready(
         &self,
     ) -> Result<mpsc::UnboundedReceiver<String>, JournalError> {
-        listen::listen_to(&self.inner.config, &self.inner.server, lease::READY_CHANNEL).await
+        listen::listen_to(
+            &self.inner.config,
+            &self.inner.tls,
+            &self.inner.server,
+            lease::READY_CHANNEL,
+        )
+        .await
     }
 
     /// The store's connection, made again first when it was lost (the
@@ -263,26 +295,34 @@ impl PgStore {
         let mut conn = self.inner.conn.lock().await;
         if conn.is_closed() {
             tracing::warn!(server = %self.inner.server, "PostgreSQL connection lost; reconnecting");
-            *conn = store::Conn::open(&self.inner.config, &self.inner.server).await?;
+            *conn =
+                store::Conn::open(&self.inner.config, &self.inner.tls, &self.inner.server).await?;
         }
         Ok(conn)
     }
 }
 
-/// A connection without TLS, as `open_client` makes it.
-type Connection =
-    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
+/// A connection as `open_client` makes it: TLS or not, as `tls` decided.
+type Connection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+>;
 
-/// Connects without TLS; the caller drives the connection (a task of its
-/// own, which ends when the client is dropped or the connection is lost).
+/// Connects with the TLS `tls` enforces; the caller drives the connection
+/// (a task of its own, which ends when the client is dropped or the
+/// connection is lost).
 async fn open_client(
     config: &Config,
+    tls: &tls::Tls,
     server: &str,
 ) -> Result<(tokio_postgres::Client, Connection), JournalError> {
-    config.connect(NoTls).await.map_err(|e| JournalError::Open {
-        path: server.to_owned(),
-        message: words(&e),
-    })
+    config
+        .connect(tls.connector.clone())
+        .await
+        .map_err(|e| JournalError::Open {
+            path: server.to_owned(),
+            message: tls.explain(&e),
+        })
 }
 
 /// How errors name a server: `PostgreSQL database D on H:P as U` (never

@@ -6,6 +6,7 @@ use futures::future::try_join_all;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 
+use super::tls::Tls;
 use super::{failed, listen, open_client, schema, to_i64, to_u64, words};
 use crate::journal::codec::{self, EncodedEntry};
 use crate::journal::store::verified;
@@ -39,9 +40,10 @@ impl Conn {
     /// Connects, migrates the schema and prepares the statements.
     pub(super) async fn open(
         config: &tokio_postgres::Config,
+        tls: &Tls,
         server: &str,
     ) -> Result<Conn, JournalError> {
-        let (mut client, connection) = open_client(config, server).await?;
+        let (mut client, connection) = open_client(config, tls, server).await?;
         let name = server.to_owned();
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -30,7 +30,7 @@ pub(super) fn server() -> Option<String> {
 /// A database of the test's own, dropped when this is.
 pub(super) struct TestDb {
     admin: String,
-    name: String,
+    pub(super) name: String,
     pub(super) url: String,
 }
 
