@@ -687,3 +687,34 @@ fn a_reader_that_goes_away_ends_lev_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
+
+/// Workers and detached runs need a journal other processes share: on the
+/// data dir's file they are a usage error that says what to give, and
+/// nothing is recorded.
+#[test]
+fn workers_and_detached_runs_need_a_postgresql_journal() {
+    let lev = Lev::new();
+    if lev.on_postgres() {
+        return;
+    }
+    let wf = lev.write_workflow(
+        "version: 1\nkind: workflow\nid: one\nname: One\nsteps:\n  a:\n    type: shell\n    run: echo a\n",
+    );
+    let wf = wf.display().to_string();
+    for args in [
+        vec!["worker"],
+        vec!["run", wf.as_str(), "--detach"],
+        vec!["workflow", "anything", "--detach"],
+    ] {
+        let out = lev.run(&args);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains("--journal postgres://"), "{args:?}: {stderr}");
+    }
+    let out = lev.run(&["runs", "--json"]);
+    assert!(text(&out).0.trim().is_empty(), "nothing recorded");
+    // A lease shorter than a round trip is refused before connecting.
+    let out = lev.run(&["--journal", "host=/nonexistent dbname=x", "worker", "--lease", "10ms"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("--lease `10ms`: at least 1s"), "{:?}", text(&out));
+}
