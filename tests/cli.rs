@@ -709,12 +709,25 @@ fn workers_and_detached_runs_need_a_postgresql_journal() {
         let out = lev.run(&args);
         let (stdout, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout}{stderr}");
-        assert!(stderr.contains("--journal postgres://"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--journal postgres://"),
+            "{args:?}: {stderr}"
+        );
     }
     let out = lev.run(&["runs", "--json"]);
     assert!(text(&out).0.trim().is_empty(), "nothing recorded");
     // A lease shorter than a round trip is refused before connecting.
-    let out = lev.run(&["--journal", "host=/nonexistent dbname=x", "worker", "--lease", "10ms"]);
+    let out = lev.run(&[
+        "--journal",
+        "host=/nonexistent dbname=x",
+        "worker",
+        "--lease",
+        "10ms",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).1.contains("--lease `10ms`: at least 1s"), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("--lease `10ms`: at least 1s"),
+        "{:?}",
+        text(&out)
+    );
 }

@@ -373,3 +373,88 @@ fn steering_from_another_machine_reaches_the_worker_and_the_first_answer_wins() 
     }
     kill9(&mut w);
 }
+
+/// What the workbench does with a run another machine executes: its engine
+/// handle follows it live (`Engine::watch`: each fact once, in order, as it
+/// is committed there) and its ops go to the executing worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_follows_a_run_a_worker_executes_and_steers_it() {
+    use lev::engine::{Done, Engine, Submitted};
+    use lev::journal::Journal;
+    use lev::protocol::{AnswerSource, Event, Notice, Op, RunId, RunStatus};
+
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = lev.write_workflow(
+        "version: 1\nkind: workflow\nid: ask\nname: Ask\nsteps:\n  pick:\n    type: question\n    ask: \"Which color?\"\n    timeout: 60s\n  use:\n    needs: [pick]\n    type: shell\n    run: \"sleep 0.3; echo chosen ${{ steps.pick.outputs.answer }}\"\n",
+    );
+    let run = submit(&lev, &["run", &wf.display().to_string(), "--detach"]);
+    let ws = lev.workspace().display().to_string();
+    let mut w = lev.spawn(&[
+        "worker",
+        "--lease",
+        LEASE,
+        "--wait-for-answers",
+        "--workspace",
+        &ws,
+    ]);
+    let asked = {
+        let lev = &lev;
+        let run = run.clone();
+        move || !of_type(&lev.events(&run), "question_asked").is_empty()
+    };
+    tokio::task::block_in_place(|| wait_for("the question", Duration::from_secs(30), asked));
+
+    let engine = Engine::open(
+        Journal::open_url(&db.url).await.unwrap(),
+        Err("this handle only follows and steers".into()),
+    );
+    let id = RunId(run.clone());
+    let mut notices = engine.subscribe();
+    let driving = engine.watch(&id).await.unwrap();
+    assert!(engine.is_watched(&id) && !engine.is_active(&id));
+    let after = driving.resumed_after.unwrap().0;
+    let done = engine
+        .submit(Op::Answer {
+            run: id.clone(),
+            question: "pick".into(),
+            answer: "teal".into(),
+            source: AnswerSource::User,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(done, Submitted::Elsewhere(Done::Delivered { ref run }) if *run == id),
+        "{done:?}"
+    );
+    let mut seen = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(n) = notices.recv().await {
+            match n {
+                Notice::Event(r) if r.run == id => seen.push(r),
+                Notice::Ended(r) if r == id => return,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the run's end never came: {seen:?}");
+    let outcome = driving.outcome().await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Succeeded);
+    assert!(!engine.is_watched(&id));
+    // Every fact after where the history stood, once, in order.
+    let seqs: Vec<u64> = seen.iter().map(|r| r.seq.0).collect();
+    let journaled = lev.events(&run).len() as u64;
+    assert_eq!(seqs, ((after + 1)..=journaled).collect::<Vec<_>>());
+    assert!(seen.iter().any(|r| matches!(
+        &r.event,
+        Event::QuestionAnswered { answer, .. } if answer == "teal"
+    )));
+    let outputs = step_outputs(&lev.events(&run));
+    assert_eq!(outputs["use"]["stdout"], "chosen teal");
+    // Nobody executes it now: nothing to follow.
+    assert!(engine.watch(&id).await.is_err());
+    kill9(&mut w);
+}

@@ -133,16 +133,12 @@ impl Access {
         }
     }
 
-    /// Submits an op; returns what it did. On a shared journal, an op for
-    /// a run another process executes (on this machine or another) goes
-    /// to that process (`Journal::ask_executor`), as the socket's would.
+    /// Submits an op; returns what it did. (On a shared journal, the
+    /// handle sends an op for a run another process executes to it.)
     pub async fn submit(&mut self, op: Op) -> Result<Done, String> {
         let mut reopened = false;
         loop {
             let result = match &mut self.conn {
-                Conn::Local(journal, _) if let Some(holder) = executor(journal, &op).await? => {
-                    ask_executor(journal, &holder, op.clone()).await
-                }
                 Conn::Local(_, engine) => engine
                     .submit(op.clone())
                     .await
@@ -243,48 +239,5 @@ impl Access {
             step: step.clone(),
         };
         expect!(self.query(query).await, Reply::Diff)
-    }
-}
-
-/// How long an op waits for the process executing its run to answer.
-const EXECUTOR_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The process that executes `op`'s run, when the journal is shared and
-/// another process holds the run's lease.
-async fn executor(journal: &Journal, op: &Op) -> Result<Option<String>, String> {
-    let Some(run) = op.run().filter(|_| journal.is_shared()) else {
-        return Ok(None);
-    };
-    let lease = journal.lease_of(run).await.map_err(|e| e.to_string())?;
-    Ok(lease
-        .map(|(holder, _)| holder)
-        .filter(|h| Some(h.as_str()) != journal.holder()))
-}
-
-/// Sends `op` to `holder` through the journal and reads its reply, as the
-/// control socket's client does.
-async fn ask_executor(journal: &Journal, holder: &str, op: Op) -> Result<Done, CallError> {
-    let Some(run) = op.run().cloned() else {
-        return Err(CallError::Answer("the op names no run".into()));
-    };
-    let request = serde_json::to_string(&crate::host::Request::Submit { op })
-        .map_err(|e| CallError::Answer(e.to_string()))?;
-    let reply = journal
-        .ask_executor(&run, holder, &request, EXECUTOR_PATIENCE)
-        .await
-        .map_err(|e| CallError::Answer(e.to_string()))?
-        .ok_or_else(|| {
-            CallError::Answer(format!(
-                "lev process {holder}, which executes run {run}, did not answer within {}s",
-                EXECUTOR_PATIENCE.as_secs()
-            ))
-        })?;
-    match serde_json::from_str::<crate::host::Response>(&reply) {
-        Ok(crate::host::Response::Ok(v)) => serde_json::from_value(v)
-            .map_err(|e| CallError::Answer(format!("unreadable reply from {holder}: {e}"))),
-        Ok(crate::host::Response::Err(e)) => Err(CallError::Answer(e)),
-        Err(e) => Err(CallError::Answer(format!(
-            "unreadable reply from {holder}: {e}"
-        ))),
     }
 }

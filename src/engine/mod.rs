@@ -12,6 +12,7 @@
 
 mod context;
 mod deps;
+mod elsewhere;
 mod endings;
 mod query;
 mod start;
@@ -49,6 +50,9 @@ struct Inner {
     /// Runs this process executes, with the channel that takes their ops.
     active: Mutex<BTreeMap<RunId, mpsc::UnboundedSender<Op>>>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Notice>>>,
+    /// Runs other processes execute whose facts this handle follows
+    /// (`watch`, a shared journal).
+    watched: Mutex<std::collections::BTreeSet<RunId>>,
 }
 
 /// A run this handle began executing: the fact that asked for it (a retry
@@ -96,6 +100,7 @@ impl Engine {
                 settings,
                 active: Mutex::new(BTreeMap::new()),
                 subscribers: Mutex::new(Vec::new()),
+                watched: Mutex::new(Default::default()),
             }),
         }
     }
@@ -111,6 +116,12 @@ impl Engine {
     /// True while this handle executes `run`.
     pub fn is_active(&self, run: &RunId) -> bool {
         lock(&self.inner.active).contains_key(run)
+    }
+
+    /// True while this handle follows `run`, which another process
+    /// executes (`watch`).
+    pub fn is_watched(&self, run: &RunId) -> bool {
+        lock(&self.inner.watched).contains(run)
     }
 
     /// The runs this handle executes now.

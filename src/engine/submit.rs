@@ -29,6 +29,9 @@ pub enum Submitted {
     Forgot(Option<MemoryRecord>),
     /// A run was deleted from the journal.
     Deleted(RunId),
+    /// Carried out by the process that executes the run (on a shared
+    /// journal, through it): what that process said it did.
+    Elsewhere(Done),
 }
 
 /// What an op did, as plain data: what the control socket sends back.
@@ -58,6 +61,7 @@ impl Submitted {
                 entry: entry.clone(),
             },
             Submitted::Deleted(run) => Done::Deleted { run: run.clone() },
+            Submitted::Elsewhere(done) => done.clone(),
         }
     }
 }
@@ -153,6 +157,9 @@ impl Engine {
             ops.send(op)
                 .map_err(|_| EngineError::Refused(format!("run {run} is finishing")))?;
             return Ok(Submitted::Delivered(run));
+        }
+        if let Some(holder) = self.executor_elsewhere(&run).await? {
+            return self.ask_elsewhere(&run, &holder, op).await;
         }
         match op {
             Op::Cancel { run } => {

@@ -349,6 +349,18 @@ impl Journal {
         Ok(Some(Lease::on_pg(run, pg.clone(), generation, lost)))
     }
 
+    /// `(run, last seq)` each time a commit that wrote entries lands, from
+    /// any process (PostgreSQL's `lev_entries`); `None` on redb, which
+    /// one process writes.
+    pub async fn follow_appends(
+        &self,
+    ) -> Result<Option<mpsc::UnboundedReceiver<(RunId, u64)>>, JournalError> {
+        match &self.backend {
+            Backend::Pg(pg) => pg.store().listen().await.map(Some),
+            Backend::Redb(_) => Ok(None),
+        }
+    }
+
     /// The ids of runs announced claimable from now on; `None` on redb,
     /// where no other process executes runs.
     pub async fn ready(&self) -> Result<Option<mpsc::UnboundedReceiver<String>>, JournalError> {

@@ -439,7 +439,15 @@ async fn open_run(engine: &Engine, state: &mut State, live: &mut Option<RunId>, 
         match engine.submit(Op::Resume { run: run.clone() }).await {
             Ok(Submitted::Driving(d)) => show_driving(engine, state, live, d).await,
             Ok(_) => {}
-            Err(e) => tracing::warn!(%run, error = %e, "cannot open run"),
+            // Another process executes it (a shared journal): followed live
+            // from here, steered through that process.
+            Err(e) => match engine.watch(&run).await {
+                Ok(d) => show_driving(engine, state, live, d).await,
+                Err(_) => {
+                    tracing::warn!(%run, error = %e, "cannot open run");
+                    state.report(format!("cannot open run {run}: {e}"));
+                }
+            },
         }
         return;
     }

@@ -193,6 +193,9 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
             }
         };
         let r = match notice {
+            // A run another process executes (one the workbench follows on
+            // a shared journal) is that process's FlowMind's to watch.
+            Notice::Event(r) if engine.is_watched(&r.run) => continue,
             Notice::Event(r) => r,
             // An agent's question still open after a resume, that FlowMind
             // said nothing of before the crash.
