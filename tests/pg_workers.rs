@@ -63,7 +63,35 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn worker(lev: &Lev) -> Child {
+/// A `lev worker` that is killed when the test ends, passed or not (a
+/// worker left behind would go on claiming from a dropped database).
+struct Worker(Option<Child>);
+
+impl Worker {
+    fn child(&mut self) -> &mut Child {
+        self.0
+            .as_mut()
+            .expect("the worker is there until the test ends")
+    }
+
+    /// The process itself, no longer killed at the end.
+    fn into_child(mut self) -> Child {
+        self.0
+            .take()
+            .expect("the worker is there until the test ends")
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn worker(lev: &Lev) -> Worker {
     let ws = lev.workspace().display().to_string();
     let args = [
         "worker",
@@ -75,7 +103,21 @@ fn worker(lev: &Lev) -> Child {
         "--workspace",
         &ws,
     ];
-    lev.spawn(&args)
+    Worker(Some(lev.spawn(&args)))
+}
+
+/// A worker that leaves questions without a default to `lev answer`.
+fn waiting_worker(lev: &Lev) -> Worker {
+    let ws = lev.workspace().display().to_string();
+    let args = [
+        "worker",
+        "--lease",
+        LEASE,
+        "--wait-for-answers",
+        "--workspace",
+        &ws,
+    ];
+    Worker(Some(lev.spawn(&args)))
 }
 
 /// `lev run --detach`: the printed id.
@@ -137,7 +179,7 @@ fn runs_finish_under_workers_killed_again_and_again() {
     for run in &runs {
         assert_eq!(statuses(&lev)[run]["status"], "waiting");
     }
-    let mut workers: Vec<Child> = (0..3).map(|_| worker(&lev)).collect();
+    let mut workers: Vec<Worker> = (0..3).map(|_| worker(&lev)).collect();
     // Kill a worker every second, four times, starting another each time.
     let mut kills = 0;
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -158,7 +200,7 @@ fn runs_finish_under_workers_killed_again_and_again() {
         std::thread::sleep(Duration::from_millis(1000));
         if kills < 4 {
             let victim = kills % workers.len();
-            kill9(&mut workers[victim]);
+            kill9(workers[victim].child());
             workers[victim] = worker(&lev);
             kills += 1;
         }
@@ -176,9 +218,6 @@ fn runs_finish_under_workers_killed_again_and_again() {
     }
     // The kills landed mid-run: some run was taken over from a dead worker.
     assert!(taken_over > 0, "no run was taken over");
-    for mut w in workers {
-        kill9(&mut w);
-    }
 }
 
 #[test]
@@ -199,6 +238,7 @@ fn a_worker_stopped_past_its_lease_does_not_act_on_the_run_it_lost() {
         slow_log.exists()
     });
     // Stopped mid-step (its command goes on in its own process group).
+    let first = first.into_child();
     let pid = first.id().to_string();
     let signal = |sig: &str| {
         let ok = std::process::Command::new("kill")
@@ -209,7 +249,7 @@ fn a_worker_stopped_past_its_lease_does_not_act_on_the_run_it_lost() {
         assert!(ok, "kill {sig}");
     };
     signal("-STOP");
-    let mut second = worker(&lev);
+    let second = worker(&lev);
     let marks = lev.workspace().join("marks");
     let deadline = Instant::now() + Duration::from_secs(60);
     while statuses(&lev)[&run]["status"] != "succeeded" {
@@ -230,7 +270,7 @@ fn a_worker_stopped_past_its_lease_does_not_act_on_the_run_it_lost() {
     let done = successes(&lev.events(&run));
     assert!(done.values().all(|n| *n == 1), "{done:?}");
     // It says what happened, and goes on working.
-    kill9(&mut second);
+    drop(second);
     signal("-INT");
     let out = first.wait_with_output().unwrap();
     let said = text(&out);
@@ -269,6 +309,7 @@ fn a_detached_swarm_is_taken_over_from_a_killed_worker_without_rerunning_finishe
             break;
         }
         if Instant::now() >= deadline {
+            let mut first = first.into_child();
             kill9(&mut first);
             let said = text(&first.wait_with_output().unwrap());
             panic!(
@@ -278,14 +319,14 @@ fn a_detached_swarm_is_taken_over_from_a_killed_worker_without_rerunning_finishe
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    kill9(&mut first);
-    let mut second = worker(&lev);
+    kill9(first.child());
+    let second = worker(&lev);
     let deadline = Instant::now() + Duration::from_secs(60);
     while statuses(&lev)[&run]["status"] != "succeeded" {
         assert!(Instant::now() < deadline, "{:?}", statuses(&lev)[&run]);
         std::thread::sleep(Duration::from_millis(100));
     }
-    kill9(&mut second);
+    drop(second);
     let asked: Vec<String> = server.requests().iter().map(who).collect();
     let count = |id: &str| asked.iter().filter(|a| *a == id).count();
     assert_eq!(count("plan"), 1, "{asked:?}");
@@ -316,15 +357,7 @@ fn steering_from_another_machine_reaches_the_worker_and_the_first_answer_wins() 
     );
     let wf = wf.display().to_string();
     let asking = submit(&here, &["run", &wf, "--detach"]);
-    let ws = here.workspace().display().to_string();
-    let mut w = here.spawn(&[
-        "worker",
-        "--lease",
-        LEASE,
-        "--wait-for-answers",
-        "--workspace",
-        &ws,
-    ]);
+    let _worker = waiting_worker(&here);
     wait_for("the question", Duration::from_secs(30), || {
         !of_type(&here.events(&asking), "question_asked").is_empty()
     });
@@ -371,7 +404,6 @@ fn steering_from_another_machine_reaches_the_worker_and_the_first_answer_wins() 
         assert!(Instant::now() < deadline, "{:?}", statuses(&here)[&slow]);
         std::thread::sleep(Duration::from_millis(100));
     }
-    kill9(&mut w);
 }
 
 /// What the workbench does with a run another machine executes: its engine
@@ -391,15 +423,7 @@ async fn a_handle_follows_a_run_a_worker_executes_and_steers_it() {
         "version: 1\nkind: workflow\nid: ask\nname: Ask\nsteps:\n  pick:\n    type: question\n    ask: \"Which color?\"\n    timeout: 60s\n  use:\n    needs: [pick]\n    type: shell\n    run: \"sleep 0.3; echo chosen ${{ steps.pick.outputs.answer }}\"\n",
     );
     let run = submit(&lev, &["run", &wf.display().to_string(), "--detach"]);
-    let ws = lev.workspace().display().to_string();
-    let mut w = lev.spawn(&[
-        "worker",
-        "--lease",
-        LEASE,
-        "--wait-for-answers",
-        "--workspace",
-        &ws,
-    ]);
+    let _worker = waiting_worker(&lev);
     let asked = {
         let lev = &lev;
         let run = run.clone();
@@ -456,5 +480,4 @@ async fn a_handle_follows_a_run_a_worker_executes_and_steers_it() {
     assert_eq!(outputs["use"]["stdout"], "chosen teal");
     // Nobody executes it now: nothing to follow.
     assert!(engine.watch(&id).await.is_err());
-    kill9(&mut w);
 }

@@ -383,7 +383,8 @@ impl PgStore {
     }
 
     /// Who holds a live lease on `run` and for how many more milliseconds
-    /// (`None`: nobody, or no such run).
+    /// (`None`: nobody, no such run, or a process of this machine that is
+    /// gone — nobody executes the run any more).
     pub async fn lease_of(&self, run: &RunId) -> Result<Option<(String, u64)>, JournalError> {
         let during = format!("read the lease of run {run}");
         let conn = self.conn().await?;
@@ -404,6 +405,7 @@ impl PgStore {
             Ok((holder, to_u64(left.max(0), self.server(), "lease time")?))
         })
         .transpose()
+        .map(|lease| lease.filter(|(holder, _)| !gone_from_here(holder)))
     }
 }
 
