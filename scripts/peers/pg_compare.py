@@ -309,12 +309,16 @@ def one_run_seconds(body):
         return time.perf_counter() - start, None, None
 
 
-def median_of(measure):
-    """Median time of `ROUNDS` calls of `measure`, and the medians of
-    what else it returns (submission time, WAL fsyncs), if any."""
-    got = [measure() for _ in range(ROUNDS)]
+def medians(measures):
+    """`ROUNDS` rounds of every measure in turn (so that all see the same
+    machine load); for each, the median time and the medians of what
+    else it returns (submission time, WAL fsyncs), if any."""
+    got = {how: [] for how in measures}
+    for _ in range(ROUNDS):
+        for how, measure in measures.items():
+            got[how].append(measure())
     med = lambda xs: None if None in xs else statistics.median(xs)
-    return tuple(med([g[i] for g in got]) for i in range(3))
+    return {how: tuple(med([g[i] for g in r]) for i in range(3)) for how, r in got.items()}
 
 
 BODIES = {
@@ -362,26 +366,26 @@ def main():
     steps = RUNS * RUN_STEPS
     print(f"Throughput: K = {RUNS} runs of a chain of M = {RUN_STEPS} steps, {steps} steps in all; "
           f"workers from their start until every run succeeded (the K `lev run --detach` before them "
-          f"not counted); median of {ROUNDS} rounds:\n")
+          f"not counted); median of {ROUNDS} rounds, each measuring every line in turn:\n")
     print("| step | how | time | steps/s | WAL fsyncs per step | vs redb one after another | vs 1 worker |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
+    cores = os.cpu_count() or 1
+    seq = fresh_db("lev_bench_seq")
     for body, what in BODIES.items():
         short = what.split(" (")[0]
-        results = [
-            ("redb, one after another (`lev run --headless` × K)",
-             median_of(lambda: sequential_seconds(body, None))),
-            (f"redb, one process: the K chains as one run (`max_parallel: {SLOTS}`)",
-             median_of(lambda: one_run_seconds(body))),
-        ]
-        seq = fresh_db("lev_bench_seq")
-        results.append(("PostgreSQL, one after another (`lev run --headless` × K)",
-                        median_of(lambda: sequential_seconds(body, seq))))
-        drop_db("lev_bench_seq")
+        measures = {
+            "redb, one after another (`lev run --headless` × K)":
+                lambda: sequential_seconds(body, None),
+            f"redb, one process: the K chains as one run (`max_parallel: {SLOTS}`)":
+                lambda: one_run_seconds(body),
+            "PostgreSQL, one after another (`lev run --headless` × K)":
+                lambda: sequential_seconds(body, seq),
+        }
         for w in WORKERS:
-            cores = os.cpu_count() or 1
             note = f" (more workers than the {cores} cores)" if w > cores else ""
-            results.append((f"PostgreSQL, {w} `lev worker`{'s' if w > 1 else ''} × {SLOTS} slots{note}",
-                            median_of(lambda: workers_seconds(w, body))))
+            how = f"PostgreSQL, {w} `lev worker`{'s' if w > 1 else ''} × {SLOTS} slots{note}"
+            measures[how] = lambda w=w: workers_seconds(w, body)
+        results = list(medians(measures).items())
         base = results[0][1][0]
         one = results[3][1][0]
         for how, (took, submitting, syncs) in results:
@@ -389,6 +393,6 @@ def main():
             fs = f"{syncs / steps:.2f}" if syncs is not None else "—"
             vs_one = f"{one / took:.2f}×" if submitting is not None else "—"
             print(f"| {short} | {how} | {took:.2f} s{sub} | {steps / took:.0f} | {fs} | {base / took:.2f}× | {vs_one} |")
-
+    drop_db("lev_bench_seq")
 
 main()
