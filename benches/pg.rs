@@ -7,8 +7,10 @@
 //! bench makes a database of its own and drops it at the end. Without
 //! either it says so and measures nothing. The redb files live in a temp
 //! dir under `LEV_BENCH_DIR` (default: the system temp dir, which must be
-//! a real disk for fsync to mean anything). `scripts/bench-pg` measures the
-//! whole binary on both backends, with workers, and DBOS on the same server.
+//! a real disk for fsync to mean anything). `LEV_BENCH_PG_CARGO=1
+//! scripts/bench-pg` runs it on the throwaway server that script starts,
+//! after measuring the whole binary on both backends, with workers, and
+//! DBOS on the same server.
 #![allow(clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
