@@ -1,5 +1,6 @@
 """N sequential durable DBOS steps with no body, on DBOS's SQLite system
-database (its default when no Postgres is configured). Prints the seconds
+database (its default when no Postgres is configured), or on PostgreSQL
+when the database argument is a URL (scripts/bench-pg). Prints the seconds
 the workflow took (launch and imports excluded)."""
 import os
 import subprocess
@@ -15,7 +16,7 @@ db = sys.argv[2]
 body = sys.argv[3] if len(sys.argv) > 3 else "noop"
 config: DBOSConfig = {
     "name": "bench",
-    "system_database_url": f"sqlite:///{db}",
+    "system_database_url": db if "://" in db else f"sqlite:///{db}",
     "log_level": "WARNING",
 }
 DBOS(config=config)
