@@ -481,3 +481,80 @@ async fn a_handle_follows_a_run_a_worker_executes_and_steers_it() {
     // Nobody executes it now: nothing to follow.
     assert!(engine.watch(&id).await.is_err());
 }
+
+#[test]
+fn a_worker_told_to_stop_lets_its_runs_end_and_claims_no_more() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = lev.write_workflow(
+        "version: 1\nkind: workflow\nid: slow\nname: Slow\nsteps:\n  slow:\n    type: shell\n    run: \"echo started >> started.log; sleep 3; echo slow\"\n    idempotent: true\n",
+    );
+    let wf = wf.display().to_string();
+    let ws = lev.workspace().display().to_string();
+    let one_slot = |lev: &Lev| {
+        let args = [
+            "worker",
+            "--lease",
+            LEASE,
+            "--slots",
+            "1",
+            "--workspace",
+            &ws,
+        ];
+        Worker(Some(lev.spawn(&args)))
+    };
+    let started = lev.workspace().join("started.log");
+    let starts = || {
+        std::fs::read_to_string(&started)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let signal = |child: &Child, sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+
+    // SIGTERM mid-step: the run ends here, the waiting one is left alone.
+    let first = submit(&lev, &["run", &wf, "--detach"]);
+    let worker = one_slot(&lev).into_child();
+    wait_for("the first run's step", Duration::from_secs(30), || {
+        starts() == 1
+    });
+    let second = submit(&lev, &["run", &wf, "--detach"]);
+    signal(&worker, "-TERM");
+    let out = worker.wait_with_output().unwrap();
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("claiming no more runs"), "{said}");
+    assert!(said.contains("stopped"), "{said}");
+    let all = statuses(&lev);
+    assert_eq!(all[&first]["status"], "succeeded", "{said}");
+    assert_eq!(all[&second]["status"], "waiting", "{said}");
+    assert_eq!(starts(), 1);
+
+    // Told twice, it leaves at once: the step it was executing is not
+    // finished by it, and the run waits for another worker.
+    let worker = one_slot(&lev).into_child();
+    wait_for("the second run's step", Duration::from_secs(30), || {
+        starts() == 2
+    });
+    signal(&worker, "-TERM");
+    signal(&worker, "-TERM");
+    let out = worker.wait_with_output().unwrap();
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("stopping now"), "{said}");
+    assert_eq!(successes(&lev.events(&second)).len(), 0, "{said}");
+    let _last = one_slot(&lev);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while statuses(&lev)[&second]["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{:?}", statuses(&lev)[&second]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

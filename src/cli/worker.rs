@@ -14,6 +14,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinSet;
 
 use super::args::DriveArgs;
@@ -139,6 +140,7 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
     );
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stopping = false;
+    let mut stop = StopSignals::new();
     loop {
         if !stopping {
             claim_runs(&engine, &journal, &mut running, (args.slots, &policy)).await;
@@ -148,7 +150,7 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
             return exit::OK;
         }
         tokio::select! {
-            _ = stop_signal() => {
+            () = stop.next() => {
                 if stopping {
                     println!("lev worker {holder}: stopping now; the leases of its runs lapse and other workers take them over");
                     return exit::FAILED;
@@ -246,18 +248,39 @@ fn report(run: &RunId, outcome: Result<RunOutcome, EngineError>) {
     }
 }
 
-/// Ctrl-C, or SIGTERM (a service manager's stop).
-async fn stop_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Ctrl-C, or SIGTERM (a service manager's stop). The streams are made
+/// once, before the worker's loop: a signal that arrives while the loop is
+/// busy claiming is kept for the next wait, not lost with a dropped future.
+struct StopSignals {
+    interrupt: Option<Signal>,
+    terminate: Option<Signal>,
+}
+
+impl StopSignals {
+    fn new() -> StopSignals {
+        let listen = |kind| {
+            signal(kind)
+                .map_err(|e| tracing::warn!(error = %e, "cannot listen for a stop signal"))
+                .ok()
+        };
+        StopSignals {
+            interrupt: listen(SignalKind::interrupt()),
+            terminate: listen(SignalKind::terminate()),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
+    }
+
+    async fn next(&mut self) {
+        async fn recv(s: &mut Option<Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            () = recv(&mut self.interrupt) => {}
+            () = recv(&mut self.terminate) => {}
+        }
     }
 }
