@@ -6,7 +6,8 @@
 //! and the outputs of an undisturbed run; a worker stopped (SIGSTOP) past
 //! its lease does not act on the run it lost when it wakes. Each test in a
 //! database of its own on `LEV_TEST_POSTGRES`'s server (skipped without
-//! it, unless `CI` is set).
+//! it, unless `CI` is set). Two workbenches (the real binary under tmux)
+//! open a run a worker executes and steer it.
 
 mod support;
 
@@ -20,6 +21,7 @@ use support::lev::{Lev, of_type};
 use support::llm_server::LlmServer;
 use support::pg::PgDb;
 use support::swarm_plan::{plan_of, say, task, who};
+use support::tmux::{Tmux, skip_without_tmux};
 
 /// Short leases: a dead worker's runs are taken over within seconds.
 const LEASE: &str = "2s";
@@ -556,5 +558,55 @@ fn a_worker_told_to_stop_lets_its_runs_end_and_claims_no_more() {
     while statuses(&lev)[&second]["status"] != "succeeded" {
         assert!(Instant::now() < deadline, "{:?}", statuses(&lev)[&second]);
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Two workbenches on other machines open a run a worker executes from
+/// their runs browsers: both show its question live, the answer given in
+/// one reaches the worker, and both show what follows to the run's end.
+#[test]
+fn two_workbenches_watch_and_steer_a_run_a_worker_executes() {
+    if skip_without_tmux() {
+        return;
+    }
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let here = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = here.write_workflow(
+        "version: 1\nkind: workflow\nid: greet\nname: Greet\nsteps:\n  audience:\n    type: question\n    header: Audience\n    ask: \"Who should the script greet?\"\n    options:\n      - { value: world, label: \"The whole world\" }\n      - { value: team, label: \"Just the team\" }\n    default: world\n    timeout: 10m\n  greet:\n    needs: [audience]\n    type: shell\n    run: \"echo Hello, ${{ steps.audience.outputs.answer }}\"\n",
+    );
+    let run = submit(&here, &["run", &wf.display().to_string(), "--detach"]);
+    let _worker = waiting_worker(&here);
+    wait_for("the question", Duration::from_secs(30), || {
+        !of_type(&here.events(&run), "question_asked").is_empty()
+    });
+    let (a, b) = (Lev::new(), Lev::new());
+    let benches: Vec<Tmux> = [&a, &b]
+        .into_iter()
+        .map(|m| Tmux::start(m, &["--journal", &db.url]))
+        .collect();
+    for t in &benches {
+        t.wait_for("the run in the browser", 30, |s| s.contains(&run));
+        t.send("Enter");
+        t.wait_for("the question", 30, |s| {
+            s.contains("Who should the script greet?") && s.contains("Enter send")
+        });
+    }
+    benches[1].send("Down");
+    benches[1].send("Enter");
+    // The other workbench's prompt is gone with the answer: it shows the
+    // answer given elsewhere, as the journal has it.
+    for t in &benches {
+        t.wait_for("the answer", 30, |s| {
+            s.contains("Audience = team") && s.contains("nothing waits for you")
+        });
+        t.wait_for("the run's end", 60, |s| s.contains("succeeded ·"));
+    }
+    let outputs = step_outputs(&here.events(&run));
+    assert_eq!(outputs["greet"]["stdout"], "Hello, team");
+    for t in &benches {
+        t.send("q");
+        assert_eq!(t.wait_exit(20), 0, "{}", t.screen());
     }
 }

@@ -8,3 +8,4 @@ pub mod lev;
 pub mod llm_server;
 pub mod pg;
 pub mod swarm_plan;
+pub mod tmux;
