@@ -3,10 +3,11 @@
 //! a message and never reuses the recorded result. In-process, on a real
 //! journal.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use lev::journal::Journal;
 use lev::llm::{self, SharedProvider};
 use lev::protocol::{
     Attempt, Event, Millis, Notice, PauseReason, RunStatus, StepKey, ToolCallRecord, Usage,
@@ -17,14 +18,14 @@ use tokio::sync::mpsc;
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    journal: Journal,
+    journal: support::journal::TestJournal,
     modes: ModeRegistry,
     workspace: std::path::PathBuf,
 }
 
-fn fixture() -> Fixture {
+async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+    let journal = support::journal::open(dir.path()).await;
     let modes = ModeRegistry::load(&[spec::mode::builtin_dir()]).unwrap();
     let workspace = dir.path().join("ws");
     std::fs::create_dir_all(&workspace).unwrap();
@@ -75,7 +76,7 @@ fn load(f: &Fixture, yaml: &str) -> spec::Workflow {
 
 #[tokio::test]
 async fn a_recorded_step_that_no_longer_matches_pauses_instead_of_running() {
-    let f = fixture();
+    let f = fixture().await;
     let wf = load(
         &f,
         "version: 1\nkind: workflow\nid: d\nname: D\nsteps:\n  touch:\n    type: shell\n    idempotent: true\n    run: touch ran.txt\n",
@@ -130,7 +131,7 @@ async fn a_recorded_step_that_no_longer_matches_pauses_instead_of_running() {
 
 #[tokio::test]
 async fn a_recorded_llm_reply_for_a_different_request_is_never_reused() {
-    let f = fixture();
+    let f = fixture().await;
     let wf = load(
         &f,
         "version: 1\nkind: workflow\nid: d\nname: D\nsteps:\n  think:\n    mode: architect\n    prompt: Plan it.\n",

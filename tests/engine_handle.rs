@@ -3,13 +3,14 @@
 //! notices out, queries. A participant written later (a controller, an MCP
 //! server) uses exactly this and nothing else.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use lev::config::Config;
 use lev::engine::{Done, Engine, Query, Reply, RunSettings, Submitted};
 use lev::host::{self, CallError, Client};
-use lev::journal::Journal;
 use lev::protocol::{Event, Notice, Op, RunId, RunStatus, Seq, StepKey};
 use lev::spec::{self, ModeRegistry};
 use lev::workflow::{self, RunOptions, Start};
@@ -42,7 +43,7 @@ outputs:
 struct Setup {
     _dir: tempfile::TempDir,
     workspace: PathBuf,
-    journal: Journal,
+    journal: support::journal::TestJournal,
     engine: Engine,
     run: RunId,
 }
@@ -55,7 +56,7 @@ async fn setup() -> Setup {
     std::fs::create_dir_all(&workspace).unwrap();
     let file = dir.path().join("flaky.yaml");
     std::fs::write(&file, FLAKY).unwrap();
-    let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+    let journal = support::journal::open(dir.path()).await;
     let modes = ModeRegistry::builtin().unwrap();
     let wf = spec::load_workflow(&file, &modes).unwrap();
     let inputs = workflow::resolve_inputs(&wf, &BTreeMap::new()).unwrap();

@@ -11,11 +11,12 @@
 //!   what the plan says each step must have done (attempts, outcome);
 //! - folding any prefix and then the rest equals folding everything.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use lev::journal::Journal;
 use lev::llm::SharedProvider;
 use lev::llm::scripted::ScriptedProvider;
 use lev::protocol::{Attempt, Event, Notice, Recorded, RunStatus, StepKey};
@@ -162,7 +163,7 @@ struct Live {
 
 async fn run_plan(plan: &[StepPlan]) -> Live {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+    let journal = support::journal::open(dir.path()).await;
     let modes = ModeRegistry::load(&[spec::mode::builtin_dir()]).unwrap();
     let ws = dir.path().join("ws");
     std::fs::create_dir_all(&ws).unwrap();

@@ -664,7 +664,7 @@ async fn an_agent_on_the_scripted_provider_calls_tools_and_its_pane_gets_their_p
     )
     .unwrap();
     let wf = lev::spec::load_workflow(&wf_path, &modes).unwrap();
-    let journal = lev::journal::Journal::open(&ws.join("lev.redb")).unwrap();
+    let journal = support::journal::open(&ws).await;
     let config = lev::config::Config {
         provider: lev::config::ProviderSettings {
             cassette: Some(ws.join("wf.cassette.yaml")),

@@ -382,7 +382,6 @@ steps:
 /// deleted entry is not stored again and no tool runs a second time.
 #[tokio::test]
 async fn a_resumed_run_reuses_recorded_memory_results() {
-    use lev::journal::Journal;
     use lev::protocol::{Event, Notice, RunStatus};
     use lev::spec::{self, ModeRegistry};
     use lev::workflow::{self, EngineDeps, Recorder, RunOptions};
@@ -390,7 +389,7 @@ async fn a_resumed_run_reuses_recorded_memory_results() {
     use tokio::sync::mpsc;
 
     let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+    let journal = support::journal::open(dir.path()).await;
     let modes = ModeRegistry::load(&[spec::mode::builtin_dir()]).unwrap();
     let ws = dir.path().join("ws");
     std::fs::create_dir_all(&ws).unwrap();

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use lev::config::Config;
-use lev::journal::Journal;
 use lev::protocol::{AnswerSource, Event, Notice, Op, RunStatus};
 use lev::spec::{self, ModeRegistry};
 use lev::workflow::{self, EngineDeps, RunOptions, Start};
@@ -116,7 +115,7 @@ async fn an_interactive_run_asks_and_the_answer_decides() {
         let path = dir.path().join("tidy.yaml");
         std::fs::write(&path, WORKFLOW).unwrap();
         let wf = spec::load_workflow(&path, &modes).unwrap();
-        let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+        let journal = support::journal::open(dir.path()).await;
         let run = workflow::start_run(&journal, &wf, Default::default(), None)
             .await
             .unwrap();

@@ -5,10 +5,11 @@
 //! dimmed beside the user's messages. In-process, on a real journal, with
 //! the scripted provider.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use lev::journal::Journal;
 use lev::llm;
 use lev::protocol::{Event, Notice, RunStatus, StepOutline, StepStatus};
 use lev::spec::{self, ModeRegistry};
@@ -41,7 +42,7 @@ steps:
 #[tokio::test]
 async fn the_outline_and_the_hints_are_recorded_and_folded() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+    let journal = support::journal::open(dir.path()).await;
     let modes = ModeRegistry::load(&[spec::mode::builtin_dir()]).unwrap();
     let ws = dir.path().join("ws");
     std::fs::create_dir_all(&ws).unwrap();
