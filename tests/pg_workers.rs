@@ -610,3 +610,46 @@ fn two_workbenches_watch_and_steer_a_run_a_worker_executes() {
         assert_eq!(t.wait_exit(20), 0, "{}", t.screen());
     }
 }
+
+/// The server drops every connection of the database mid-run (a restart,
+/// a network blip): the worker reconnects, finishes the run with no step
+/// done twice, and goes on claiming what is submitted after.
+#[test]
+fn a_worker_rides_out_its_connections_dropped_by_the_server() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = lev.write_workflow(RELAY);
+    let wf = wf.display().to_string();
+    let first = submit(&lev, &["run", &wf, "--detach", "-i", "n=1"]);
+    let _worker = worker(&lev);
+    wait_for("the first step", Duration::from_secs(30), || {
+        !of_type(&lev.events(&first), "step_started").is_empty()
+    });
+    let drop_connections = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    db.execute(drop_connections);
+    std::thread::sleep(Duration::from_millis(1500));
+    db.execute(drop_connections);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while statuses(&lev)[&first]["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{:?}", statuses(&lev)[&first]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let events = lev.events(&first);
+    assert_eq!(step_outputs(&events)["d"]["stdout"], "d-c-b-a1");
+    let done = successes(&events);
+    assert!(done.values().all(|n| *n == 1), "{done:?}");
+
+    let second = submit(&lev, &["run", &wf, "--detach", "-i", "n=2"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while statuses(&lev)[&second]["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{:?}", statuses(&lev)[&second]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        step_outputs(&lev.events(&second))["d"]["stdout"],
+        "d-c-b-a2"
+    );
+}
