@@ -4,9 +4,12 @@
 //! `[redacted]` before output is journaled, shown or sent back to a model.
 //!
 //! The secrets are the variables lev reads keys from — `OPENAI_API_KEY`,
-//! `ANTHROPIC_API_KEY` and every `api_key_env` in the config — computed once
-//! per process ([`install`]) from the config and the environment. Pure
-//! library: no journal, no engine.
+//! `ANTHROPIC_API_KEY`, `PGPASSWORD` and every `api_key_env` in the config —
+//! computed once per process ([`install`]) from the config and the
+//! environment, and values the process keeps secret whatever its config
+//! ([`keep_secret`]: the password in a PostgreSQL journal's URL).
+//! `LEV_JOURNAL` is withheld from child processes too (it may hold that
+//! password). Pure library: no journal, no engine.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -20,8 +23,14 @@ pub const REDACTED: &str = "[redacted]";
 /// Shorter values are not redacted: they would match ordinary text.
 pub const MIN_SECRET_LEN: usize = 8;
 
-/// The variables lev reads keys from even with no config.
-const DEFAULT_NAMES: [&str; 2] = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"];
+/// The variables lev reads keys from even with no config (`PGPASSWORD`:
+/// the journal's password when its URL has none).
+const DEFAULT_NAMES: [&str; 3] = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "PGPASSWORD"];
+
+/// Variables withheld from child processes whose value is not itself a
+/// secret but may hold one (the journal's URL, password included; that
+/// password is kept secret by [`keep_secret`]).
+const HOLDERS: [&str; 1] = ["LEV_JOURNAL"];
 
 /// The secret variable names and their values in this process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,8 +42,31 @@ pub struct Secrets {
 
 static CURRENT: RwLock<Option<Arc<Secrets>>> = RwLock::new(None);
 
-/// Makes `secrets` the process's secrets (after the config is loaded).
-pub fn install(secrets: Secrets) {
+/// Values secret in this process whatever secrets are installed later.
+static KEPT: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Makes `secrets` the process's secrets (after the config is loaded),
+/// with the values kept secret ([`keep_secret`]).
+pub fn install(mut secrets: Secrets) {
+    if let Ok(kept) = KEPT.read() {
+        secrets.add_values(kept.iter().cloned());
+    }
+    if let Ok(mut current) = CURRENT.write() {
+        *current = Some(Arc::new(secrets));
+    }
+}
+
+/// Keeps `value` secret in this process from now on (redacted wherever
+/// secrets are), whatever secrets are installed after: the password of the
+/// journal's URL, known before any config is loaded.
+pub fn keep_secret(value: &str) {
+    if let Ok(mut kept) = KEPT.write()
+        && !kept.iter().any(|k| k == value)
+    {
+        kept.push(value.to_owned());
+    }
+    let mut secrets = (*current()).clone();
+    secrets.add_values(std::iter::once(value.to_owned()));
     if let Ok(mut current) = CURRENT.write() {
         *current = Some(Arc::new(secrets));
     }
@@ -70,18 +102,28 @@ impl Secrets {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Secrets {
         let names: BTreeSet<String> = names.into_iter().filter(|n| !n.trim().is_empty()).collect();
-        let mut values: Vec<String> = Vec::new();
-        for name in &names {
-            let Some(value) = env(name) else { continue };
+        let values: Vec<String> = names.iter().filter_map(|name| env(name)).collect();
+        let mut secrets = Secrets {
+            names,
+            values: Vec::new(),
+        };
+        secrets.add_values(values);
+        secrets.names.extend(HOLDERS.iter().map(|n| n.to_string()));
+        secrets
+    }
+
+    /// Adds secret values, longest first; values too short to redact
+    /// safely are left out.
+    fn add_values(&mut self, values: impl IntoIterator<Item = String>) {
+        for value in values {
             // Providers send the trimmed key; surrounding whitespace is
             // not part of the secret (and stays in the output).
             let v = value.trim();
-            if v.len() >= MIN_SECRET_LEN && !values.iter().any(|x| x == v) {
-                values.push(v.to_string());
+            if v.len() >= MIN_SECRET_LEN && !self.values.iter().any(|x| x == v) {
+                self.values.push(v.to_string());
             }
         }
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        Secrets { names, values }
+        self.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
     }
 
     /// The default variables plus every `api_key_env` in `config`.
@@ -228,7 +270,7 @@ mod tests {
         assert_eq!(&*s.redact_bytes(text.as_bytes()), want.as_bytes());
         assert!(matches!(s.redact("nothing here"), Cow::Borrowed(_)));
         let names: Vec<&str> = s.names().collect();
-        assert_eq!(names, ["MY_KEY", "OPENAI_API_KEY", "SHORT"]);
+        assert_eq!(names, ["LEV_JOURNAL", "MY_KEY", "OPENAI_API_KEY", "SHORT"]);
     }
 
     #[test]

@@ -151,3 +151,47 @@ fn provider_keys_reach_no_child_and_no_output() {
         assert_no_key("the log", &std::fs::read(entry.path()).unwrap());
     }
 }
+
+/// The password of a PostgreSQL journal (in its URL, or `PGPASSWORD`) is a
+/// secret like a provider key: a shell step does not inherit it (nor
+/// `LEV_JOURNAL`, which holds it), and where it shows up anyway it is
+/// `[redacted]` in what lev journals and prints.
+#[test]
+fn the_journal_password_reaches_no_child_and_no_output() {
+    let Some(db) = support::pg::PgDb::new() else {
+        return;
+    };
+    const PASSWORD: &str = "journal-pass-0123456789";
+    const PG_PASSWORD: &str = "pg-env-pass-0123456789";
+    // The test server trusts its socket: the password is carried, not checked.
+    let url = format!("{} password={PASSWORD}", db.url);
+    let lev = Lev::new()
+        .with_env("LEV_JOURNAL", &url)
+        .with_env("PGPASSWORD", PG_PASSWORD);
+    let wf = lev.write_workflow(&format!(
+        "version: 1\nkind: workflow\nid: pw\nname: Pw\nsteps:\n  dump:\n    type: shell\n    run: \"env; echo said {PASSWORD} and {PG_PASSWORD}\"\n"
+    ));
+    let out = lev.run_headless(&wf, &[]);
+    assert!(out.status.success(), "{out:?}");
+    let run = run_id_from(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let exported = lev.run(&["export", &run]);
+    let shown = lev.run(&["show", &run, "--json"]);
+    for (what, bytes) in [
+        ("stdout", &out.stdout),
+        ("stderr", &out.stderr),
+        ("export", &exported.stdout),
+        ("show", &shown.stdout),
+    ] {
+        let text = String::from_utf8_lossy(bytes);
+        for secret in [PASSWORD, PG_PASSWORD] {
+            assert!(!text.contains(secret), "{what} holds {secret}:\n{text}");
+        }
+        assert!(!text.contains("LEV_JOURNAL="), "{what}:\n{text}");
+        assert!(!text.contains("PGPASSWORD="), "{what}:\n{text}");
+    }
+    let journaled = String::from_utf8_lossy(&exported.stdout);
+    assert!(
+        journaled.contains("said [redacted] and [redacted]"),
+        "{journaled}"
+    );
+}

@@ -23,6 +23,15 @@ pub async fn dispatch(cli: Cli) -> u8 {
             .ok()
             .and_then(|c| c.journal_url)
     });
+    // The journal's password is a secret from here on: never shown, never
+    // in a child process's environment.
+    if let Some(password) = journal
+        .as_deref()
+        .filter(|url| crate::journal::Journal::is_url(url))
+        .and_then(crate::journal::pg::password_in)
+    {
+        crate::secrets::keep_secret(&password);
+    }
     let paths = paths.with_journal_url(journal);
     let _ = super::context::HOOK_SOCKET.set(paths.socket());
     let _log_guard = init_logging(&paths);

@@ -90,6 +90,17 @@ struct Inner {
     conn: Mutex<store::Conn>,
 }
 
+/// The password a journal URL holds (`postgres://lev:PASSWORD@…`,
+/// `password=…`), if any: a secret of the process (never shown, never
+/// given to a child process).
+pub fn password_in(url: &str) -> Option<String> {
+    let (rest, _) = tls::split(url).ok()?;
+    let config: Config = rest.parse().ok()?;
+    config
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+}
+
 impl PgStore {
     /// Connects (`url`: a postgres:// URL or key-value string, with
     /// libpq's TLS parameters: see `tls`) and brings the schema up to date
