@@ -267,6 +267,7 @@ fn the_official_python_mcp_client_runs_a_workflow_through_lev_mcp() {
         .arg(lev.data_dir())
         .arg(lev.workspace())
         .arg("asks.yaml")
+        .args(lev.pg.as_ref().map(|db| &db.url))
         .env("XDG_CONFIG_HOME", lev.workspace().join("config"))
         .env_remove("LEV_DATA_DIR")
         .env_remove("OPENAI_API_KEY")

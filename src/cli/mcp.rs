@@ -499,6 +499,12 @@ impl LevMcp {
         let (command, rest) = args
             .split_first()
             .ok_or_else(|| failed("nothing to start"))?;
+        // The same journal as this server's, however it was given (in the
+        // environment: a URL's password stays out of `ps`).
+        match &self.paths.journal_url {
+            Some(url) => cmd.env("LEV_JOURNAL", url),
+            None => cmd.env_remove("LEV_JOURNAL"),
+        };
         cmd.arg("--data-dir")
             .arg(&self.paths.data_dir)
             .arg(command)
