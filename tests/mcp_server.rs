@@ -389,6 +389,13 @@ fn lev_mcp_install_says_how_to_add_lev_to_claude_code_and_codex() {
         text.contains(&format!("\"{}\"", lev.data_dir().display())),
         "{text}"
     );
+    // A PostgreSQL journal is named, never written into the command line.
+    let journal = "postgres://lev:not-in-argv-0123@db.example/lev";
+    let out = lev.run(&["--journal", journal, "mcp", "install", "claude"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("LEV_JOURNAL"), "{text}");
+    assert!(!text.contains("not-in-argv"), "{text}");
 }
 
 /// `lev mcp --http 127.0.0.1:0` with a fixed token, and the URL it says it

@@ -73,6 +73,13 @@ pub fn install(paths: &Paths, client: super::args::McpClient) -> u8 {
         ),
     };
     print!("{text}");
+    // The URL is not written into the client's command line: it may hold
+    // a password, and command lines are anyone's to read.
+    if paths.journal_url.is_some() {
+        print!(
+            "\nThis lev's journal is not the data dir's file: give the client's lev the same journal, with LEV_JOURNAL in the environment the client starts it with, or `journal: {{ url: … }}` in lev's config.\n"
+        );
+    }
     exit::OK
 }
 
