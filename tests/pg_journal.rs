@@ -135,6 +135,31 @@ fn a_workflow_runs_on_postgres_and_reads_back_as_on_redb() {
     assert!(redb.data_dir().join("lev.redb").exists());
     assert_eq!(redb.replay(&run), replay);
     assert_eq!(redb.show(&run), show);
+
+    // And back: exported from redb, imported into another PostgreSQL
+    // database, it is the same run, byte for byte in its export.
+    let from_redb = redb.run(&["export", &run]);
+    assert!(from_redb.status.success(), "{}", text(&from_redb).1);
+    assert_eq!(from_redb.stdout, exported(&lev, &run));
+    let Some(other) = PgDb::new() else {
+        return;
+    };
+    let back = Lev::new().with_env("LEV_JOURNAL", &other.url);
+    let file = back.dir.path().join("run.jsonl");
+    std::fs::write(&file, &from_redb.stdout).unwrap();
+    let out = back.run(&["import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(!back.data_dir().join("lev.redb").exists());
+    assert_eq!(back.replay(&run), replay);
+    assert_eq!(back.show(&run), show);
+    assert_eq!(exported(&back, &run), from_redb.stdout);
+}
+
+/// `lev export RUN` from `lev`'s journal.
+fn exported(lev: &Lev, run: &str) -> Vec<u8> {
+    let out = lev.run(&["export", run]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    out.stdout
 }
 
 #[test]
