@@ -653,3 +653,81 @@ fn a_worker_rides_out_its_connections_dropped_by_the_server() {
         "d-c-b-a2"
     );
 }
+
+/// Three workers; the one executing a swarm is killed (kill -9) mid-task
+/// again and again and another takes it over each time: the swarm
+/// finishes with no task done twice, every fact read before a kill still
+/// there after it, and the outputs of an undisturbed swarm.
+#[test]
+fn a_swarm_survives_its_worker_killed_again_and_again() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let plan = plan_of(vec![
+        task("design", "architect", &[]),
+        task("api", "coder", &["design"]),
+        task("ui", "coder", &["design"]),
+        task("tests", "tdd", &["api", "ui"]),
+        task("docs", "docs-writer", &["api"]),
+        task("review", "reviewer", &["tests", "docs"]),
+    ]);
+    let server = LlmServer::with(move |req| match who(req).as_str() {
+        "plan" => say(&plan, 0),
+        id => say(&format!("{id} done"), 700),
+    });
+    let lev = Lev::new()
+        .with_openai(&server.base_url())
+        .with_env("LEV_JOURNAL", &db.url);
+    let finished = |run: &str, secs: u64| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while statuses(&lev)[run]["status"] != "succeeded" {
+            assert!(Instant::now() < deadline, "{:?}", statuses(&lev)[run]);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Undisturbed.
+    let calm = submit(&lev, &["workflow", "share me", "--detach"]);
+    let one = worker(&lev);
+    finished(&calm, 120);
+    drop(one);
+    let calm_outputs = lev.show(&calm)["outputs"].clone();
+
+    let run = submit(&lev, &["workflow", "share me", "--detach"]);
+    let mut workers: Vec<Worker> = (0..3).map(|_| worker(&lev)).collect();
+    let mut read_before_kills: Vec<Vec<Value>> = Vec::new();
+    for _ in 0..3 {
+        // Mid-task: a task's request is out and its reply not yet in.
+        let asked = server.requests().len();
+        wait_for("a task's request", Duration::from_secs(60), || {
+            server.requests().len() > asked
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let holder = statuses(&lev)[&run]["executor"].as_str().map(str::to_owned);
+        let Some(holder) = holder else {
+            break; // finished already
+        };
+        let pid: u32 = holder.split(':').nth(1).unwrap().parse().unwrap();
+        let Some(victim) = workers
+            .iter()
+            .position(|w| w.0.as_ref().unwrap().id() == pid)
+        else {
+            panic!("the executor {holder} is none of the workers");
+        };
+        read_before_kills.push(lev.events(&run));
+        kill9(workers[victim].child());
+        workers[victim] = worker(&lev);
+    }
+    assert!(!read_before_kills.is_empty(), "never killed mid-run");
+    finished(&run, 180);
+    let events = lev.events(&run);
+    for read in &read_before_kills {
+        assert_eq!(&events[..read.len()], &read[..], "a fact read was lost");
+    }
+    let done = successes(&events);
+    assert!(done.values().all(|n| *n == 1), "{done:?}");
+    assert!(
+        of_type(&events, "run_resumed").len() > read_before_kills.len(),
+        "taken over after each kill"
+    );
+    assert_eq!(lev.show(&run)["outputs"], calm_outputs);
+}
