@@ -144,6 +144,41 @@ impl Engine {
         run: &RunId,
         seen: &mut u64,
     ) -> Result<Option<RunOutcome>, EngineError> {
+        if let Some(finished) = self.publish_after(run, seen).await? {
+            return Ok(Some(finished));
+        }
+        // Paused: nothing more is coming until someone resumes it. A run
+        // whose process died is followed on: a worker takes it over.
+        let meta = self.journal().run(run).await?;
+        Ok(match meta {
+            Some(m) if m.status != RunStatus::Running => {
+                // Its status and its last facts commit together: those
+                // written since the read above are published first.
+                if let Some(finished) = self.publish_after(run, seen).await? {
+                    return Ok(Some(finished));
+                }
+                Some(RunOutcome {
+                    status: m.status,
+                    outputs: Default::default(),
+                    error: None,
+                })
+            }
+            Some(_) => None,
+            None => Some(RunOutcome {
+                status: RunStatus::Cancelled,
+                outputs: Default::default(),
+                error: Some(format!("run {run} was deleted")),
+            }),
+        })
+    }
+
+    /// Publishes `run`'s facts after `seen`, moving it on; the outcome its
+    /// `run_finished` says, when one is among them.
+    async fn publish_after(
+        &self,
+        run: &RunId,
+        seen: &mut u64,
+    ) -> Result<Option<RunOutcome>, EngineError> {
         let id = run.clone();
         let new = self
             .journal()
@@ -169,24 +204,6 @@ impl Engine {
             }
             self.inner.publish(Notice::Event(r));
         }
-        if finished.is_some() {
-            return Ok(finished);
-        }
-        // Paused: nothing more is coming until someone resumes it. A run
-        // whose process died is followed on: a worker takes it over.
-        let meta = self.journal().run(run).await?;
-        Ok(match meta {
-            Some(m) if m.status != RunStatus::Running => Some(RunOutcome {
-                status: m.status,
-                outputs: Default::default(),
-                error: None,
-            }),
-            Some(_) => None,
-            None => Some(RunOutcome {
-                status: RunStatus::Cancelled,
-                outputs: Default::default(),
-                error: Some(format!("run {run} was deleted")),
-            }),
-        })
+        Ok(finished)
     }
 }
