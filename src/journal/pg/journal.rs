@@ -4,9 +4,10 @@
 //! is committed ("Going ahead of the disk" in docs/ARCHITECTURE.md). Reads
 //! go to a connection of their own, so they never wait behind a commit.
 //!
-//! Group commit: consecutive appends of one run that are queued together
-//! are written in one transaction (one commit, one fsync on the server);
-//! their callers learn their own seqs. Appends that need no durability
+//! Group commit: appends that are queued together are written in one
+//! transaction (one commit, one fsync on the server), whichever runs they
+//! are for (a worker's slots write several runs at once), a run's own in
+//! the order they came; their callers learn their own seqs. Appends that need no durability
 //! point of their own (`durable: false`) are simply written durably.
 
 use std::sync::Arc;
@@ -14,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::PgStore;
 use super::lease::{self, Leases};
+use super::{PgStore, store};
 use crate::journal::codec::EncodedEntry;
 use crate::journal::{JournalError, RunMeta};
 use crate::protocol::{RunId, RunStatus, Seq};
@@ -182,18 +183,9 @@ async fn write_loop(
                 }
             }
             Request::Append(first) => {
-                let mut group = vec![first];
-                while group.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(Request::Append(next)) if continues(&group, &next) => group.push(next),
-                        Ok(other) => {
-                            held = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                write_group(&store, group, &commits).await;
+                let (groups, next) = gather(first, &mut rx);
+                held = next;
+                write_groups(&store, groups, &commits).await;
             }
         }
     }
@@ -217,40 +209,109 @@ fn continues(group: &[Append], next: &Append) -> bool {
         .is_some_and(|start| Some(at.0) == start.0.checked_add(written as u64))
 }
 
-/// Writes a group of appends of one run in one transaction and answers
-/// each caller with its own seqs (or everyone with the error: nothing of
-/// the group was written).
-async fn write_group(store: &PgStore, group: Vec<Append>, commits: &AtomicU64) {
-    let Some(first) = group.first() else {
-        return;
+/// The appends queued after `first` that may share its transaction, as
+/// groups of one run each (consecutive appends of that run, see
+/// `continues`), and the request that ended the gathering, held for after
+/// this commit: one that is no append (a release comes after the appends
+/// before it), or an append of a run here that cannot join its group
+/// (a run's appends stay in order).
+fn gather(first: Append, rx: &mut mpsc::Receiver<Request>) -> (Vec<Vec<Append>>, Option<Request>) {
+    let mut groups = vec![vec![first]];
+    let mut count = 1;
+    while count < MAX_BATCH {
+        let next = match rx.try_recv() {
+            Ok(Request::Append(next)) => next,
+            Ok(other) => return (groups, Some(other)),
+            Err(_) => break,
+        };
+        match groups.iter_mut().find(|g| g[0].run == next.run) {
+            Some(group) if continues(group, &next) => group.push(next),
+            Some(_) => return (groups, Some(Request::Append(next))),
+            None => groups.push(vec![next]),
+        }
+        count += 1;
+    }
+    (groups, None)
+}
+
+/// One run's group merged into one append: where it goes (`Target`), its
+/// entries, and each caller's reply with how many entries were its own.
+struct Merged {
+    target: Target,
+    entries: Vec<EncodedEntry>,
+    replies: Vec<(usize, Reply<Vec<Seq>>)>,
+}
+
+struct Target {
+    run: RunId,
+    at_seq: Option<u64>,
+    status: Option<RunStatus>,
+    blobs: Vec<(String, Vec<u8>)>,
+    lease: Option<i64>,
+}
+
+fn merge(group: Vec<Append>) -> Option<Merged> {
+    let first = group.first()?;
+    let mut target = Target {
+        run: first.run.clone(),
+        at_seq: first.at_seq.map(|s| s.0),
+        status: None,
+        blobs: Vec::new(),
+        lease: first.lease,
     };
-    let run = first.run.clone();
-    let at_seq = first.at_seq.map(|s| s.0);
-    let lease = first.lease;
     let mut entries = Vec::new();
-    let mut blobs = Vec::new();
-    let mut status = None;
     let mut replies = Vec::with_capacity(group.len());
     for append in group {
         replies.push((append.entries.len(), append.reply));
         entries.extend(append.entries);
-        blobs.extend(append.blobs);
-        status = append.status.or(status);
+        target.blobs.extend(append.blobs);
+        target.status = append.status.or(target.status);
     }
-    let done = store
-        .append_encoded(&run, at_seq, entries, status, &blobs, lease)
-        .await;
-    match done {
-        Ok(seqs) => {
-            commits.fetch_add(1, Ordering::Relaxed);
-            let mut seqs = seqs.into_iter().map(Seq);
-            for (count, reply) in replies {
-                let _ = reply.send(Ok(seqs.by_ref().take(count).collect()));
+    Some(Merged {
+        target,
+        entries,
+        replies,
+    })
+}
+
+/// Writes the groups in one transaction and answers each caller with its
+/// own seqs, or its group's callers with the group's refusal, or everyone
+/// with the transaction's failure (nothing was written then).
+async fn write_groups(store: &PgStore, groups: Vec<Vec<Append>>, commits: &AtomicU64) {
+    let mut merged: Vec<Merged> = groups.into_iter().filter_map(merge).collect();
+    let appends: Vec<store::Append<'_>> = merged
+        .iter_mut()
+        .map(|m| store::Append {
+            run: &m.target.run,
+            at_seq: m.target.at_seq,
+            entries: std::mem::take(&mut m.entries),
+            status: m.target.status,
+            blobs: &m.target.blobs,
+            lease: m.target.lease,
+        })
+        .collect();
+    let done = store.append_batch(appends).await;
+    let answers: Vec<Result<Vec<u64>, JournalError>> = match done {
+        Ok(answers) => {
+            if answers.iter().any(Result::is_ok) {
+                commits.fetch_add(1, Ordering::Relaxed);
             }
+            answers
         }
-        Err(e) => {
-            for (_, reply) in replies {
-                let _ = reply.send(Err(e.clone()));
+        Err(e) => merged.iter().map(|_| Err(e.clone())).collect(),
+    };
+    for (m, answer) in merged.into_iter().zip(answers) {
+        match answer {
+            Ok(seqs) => {
+                let mut seqs = seqs.into_iter().map(Seq);
+                for (count, reply) in m.replies {
+                    let _ = reply.send(Ok(seqs.by_ref().take(count).collect()));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in m.replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
             }
         }
     }

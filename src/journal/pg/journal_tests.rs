@@ -356,3 +356,52 @@ async fn appends_of_a_run_queued_together_share_a_commit() {
     let expected: Vec<Vec<u8>> = (1..=100u64).map(|i| i.to_string().into_bytes()).collect();
     assert_eq!(payloads, expected);
 }
+
+#[tokio::test]
+async fn appends_of_several_runs_queued_together_share_a_commit_and_a_refusal_is_alone() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let j = journal(&db).await;
+    let runs: Vec<RunId> = (0..4).map(|_| RunId::new()).collect();
+    for run in &runs {
+        j.create_run(meta(run)).await.unwrap();
+    }
+    let before = j.commit_count();
+    // Interleaved, as a worker's slots write: 4 runs × 25 appends, each
+    // counting on its seq; the last run's 10th counts on a seq it skips.
+    let mut pending = Vec::new();
+    for i in 1..=25u64 {
+        for (r, run) in runs.iter().enumerate() {
+            let at = if r == 3 && i >= 10 { i + 1 } else { i };
+            let append = Append {
+                at_seq: Some(Seq(at)),
+                ..Append::durable(vec![entry("x", format!("{r}-{i}"))])
+            };
+            // Single-threaded runtime: all are queued before the writer runs.
+            pending.push((r, i, j.submit(run, append).await.unwrap()));
+        }
+    }
+    for (r, i, submitted) in pending {
+        let done = submitted.committed().await;
+        if r == 3 && i >= 10 {
+            assert!(matches!(done, Err(JournalError::Gap { .. })), "{done:?}");
+        } else {
+            assert_eq!(done.unwrap(), vec![Seq(i)], "run {r}, append {i}");
+        }
+    }
+    let commits = j.commit_count() - before;
+    assert!(commits < 10, "{commits} commits for 100 appends of 4 runs");
+    for (r, run) in runs.iter().enumerate() {
+        let payloads: Vec<String> = j
+            .read(run, Seq(1))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| String::from_utf8(e.payload).unwrap())
+            .collect();
+        let written = if r == 3 { 9 } else { 25 };
+        let expected: Vec<String> = (1..=written).map(|i| format!("{r}-{i}")).collect();
+        assert_eq!(payloads, expected, "run {r}");
+    }
+}

@@ -239,6 +239,16 @@ impl PgStore {
         .await
     }
 
+    /// Several appends (of runs of their own) in one transaction: see
+    /// `store::append_batch`. The answers are in the order of `appends`.
+    async fn append_batch(
+        &self,
+        appends: Vec<store::Append<'_>>,
+    ) -> Result<Vec<Result<Vec<u64>, JournalError>>, JournalError> {
+        let mut conn = self.conn().await?;
+        store::append_batch(&mut conn, &self.inner.server, appends).await
+    }
+
     /// Entries of `run` with seq ≥ `from`, in order, spilled payloads put
     /// back (verified against their hash). No run reads as no entries.
     pub async fn read(&self, run: &RunId, from: u64) -> Result<Vec<(u64, Entry)>, JournalError> {

@@ -213,6 +213,78 @@ pub(super) async fn append(
     append: Append<'_>,
 ) -> Result<Vec<u64>, JournalError> {
     let Conn { client, st } = conn;
+    let during = format!("append to run {}", append.run);
+    // Dropped uncommitted on every early return: PostgreSQL rolls it back.
+    let tx = client
+        .transaction()
+        .await
+        .map_err(failed(server, &during))?;
+    let seqs = append_in(&tx, st, server, append).await?;
+    tx.commit().await.map_err(failed(server, &during))?;
+    Ok(seqs)
+}
+
+/// Appends to several runs in one transaction: one commit (one fsync on
+/// the server) for what a process's runs wrote meanwhile. Each append is
+/// checked as `append` checks it, and one that is refused (its run gone,
+/// its lease lost, a seq that is not the next) is refused alone, having
+/// written nothing; a failure of the transaction fails them all. Rows are
+/// locked in run order, so two processes' batches never deadlock. The
+/// answers are in the order of `appends`.
+pub(super) async fn append_batch(
+    conn: &mut Conn,
+    server: &str,
+    appends: Vec<Append<'_>>,
+) -> Result<Vec<Result<Vec<u64>, JournalError>>, JournalError> {
+    let Conn { client, st } = conn;
+    let during = format!("append to {} runs", appends.len());
+    let tx = client
+        .transaction()
+        .await
+        .map_err(failed(server, &during))?;
+    let mut order: Vec<usize> = (0..appends.len()).collect();
+    order.sort_by(|&x, &y| appends[x].run.as_str().cmp(appends[y].run.as_str()));
+    let mut slots: Vec<Option<Append<'_>>> = appends.into_iter().map(Some).collect();
+    let mut answers: Vec<Option<Result<Vec<u64>, JournalError>>> =
+        (0..slots.len()).map(|_| None).collect();
+    for i in order {
+        let Some(append) = slots[i].take() else {
+            continue;
+        };
+        match append_in(&tx, st, server, append).await {
+            Ok(seqs) => answers[i] = Some(Ok(seqs)),
+            Err(e) if is_refusal(&e) => answers[i] = Some(Err(e)),
+            Err(e) => return Err(e),
+        }
+    }
+    tx.commit().await.map_err(failed(server, &during))?;
+    Ok(answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(JournalError::Storage(during.clone()))))
+        .collect())
+}
+
+/// An append's refusal, found before it wrote anything: the transaction
+/// goes on for the others.
+fn is_refusal(e: &JournalError) -> bool {
+    matches!(
+        e,
+        JournalError::RunNotFound(_)
+            | JournalError::LeaseLost { .. }
+            | JournalError::Leased { .. }
+            | JournalError::Gap { .. }
+    )
+}
+
+/// One append inside `tx`: the run's row locked, the lease fenced, the seq
+/// checked, then the entries and the updated row written (with the
+/// notification). A refusal returns before anything is written.
+async fn append_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    st: &Statements,
+    server: &str,
+    append: Append<'_>,
+) -> Result<Vec<u64>, JournalError> {
     let Append {
         run,
         at_seq,
@@ -222,11 +294,6 @@ pub(super) async fn append(
         lease,
     } = append;
     let during = format!("append to run {run}");
-    // Dropped uncommitted on every early return: PostgreSQL rolls it back.
-    let tx = client
-        .transaction()
-        .await
-        .map_err(failed(server, &during))?;
     // The row lock makes appenders of one run take turns: the second one
     // reads the row as the first one's commit left it.
     let Some(row) = tx
@@ -252,7 +319,7 @@ pub(super) async fn append(
         });
     }
     let seqs = write_entries(
-        &tx,
+        tx,
         st,
         server,
         run,
@@ -267,8 +334,7 @@ pub(super) async fn append(
     if let Some(status) = status {
         meta.status = status;
     }
-    save_run(&tx, st, server, &meta, !seqs.is_empty()).await?;
-    tx.commit().await.map_err(failed(server, &during))?;
+    save_run(tx, st, server, &meta, !seqs.is_empty()).await?;
     Ok(seqs)
 }
 
