@@ -2,7 +2,7 @@
 //! operation as redb's store and writer carry it out (`journal::store`,
 //! `journal::writer`), transaction for commit.
 
-use futures::future::try_join_all;
+use futures::future::{join_all, try_join_all};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 
@@ -242,19 +242,23 @@ pub(super) async fn append_batch(
         .transaction()
         .await
         .map_err(failed(server, &during))?;
-    let mut order: Vec<usize> = (0..appends.len()).collect();
-    order.sort_by(|&x, &y| appends[x].run.as_str().cmp(appends[y].run.as_str()));
-    let mut slots: Vec<Option<Append<'_>>> = appends.into_iter().map(Some).collect();
+    // Sent together, in run order: the server takes the row locks in that
+    // order, and the whole batch costs the round trips of one append.
+    let mut appends: Vec<(usize, Append<'_>)> = appends.into_iter().enumerate().collect();
+    appends.sort_by(|(_, x), (_, y)| x.run.as_str().cmp(y.run.as_str()));
     let mut answers: Vec<Option<Result<Vec<u64>, JournalError>>> =
-        (0..slots.len()).map(|_| None).collect();
-    for i in order {
-        let Some(append) = slots[i].take() else {
-            continue;
-        };
-        match append_in(&tx, st, server, append).await {
-            Ok(seqs) => answers[i] = Some(Ok(seqs)),
-            Err(e) if is_refusal(&e) => answers[i] = Some(Err(e)),
-            Err(e) => return Err(e),
+        (0..appends.len()).map(|_| None).collect();
+    let (open, st): (&Transaction<'_>, &Statements) = (&tx, st);
+    let done = join_all(
+        appends
+            .into_iter()
+            .map(|(i, append)| async move { (i, append_in(open, st, server, append).await) }),
+    )
+    .await;
+    for (i, result) in done {
+        match result {
+            Err(e) if !is_refusal(&e) => return Err(e),
+            answer => answers[i] = Some(answer),
         }
     }
     tx.commit().await.map_err(failed(server, &during))?;
