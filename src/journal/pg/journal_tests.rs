@@ -405,3 +405,47 @@ async fn appends_of_several_runs_queued_together_share_a_commit_and_a_refusal_is
         assert_eq!(payloads, expected, "run {r}");
     }
 }
+
+#[tokio::test]
+async fn a_batch_the_server_fails_to_break_a_deadlock_is_written_again() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let j = journal(&db).await;
+    let mut runs = [RunId::new(), RunId::new()];
+    runs.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+    let [first, second] = runs.clone();
+    for run in &runs {
+        j.create_run(meta(run)).await.unwrap();
+    }
+    // Another session holds the second run's row, and waits longer than
+    // the writer's session before it looks for a deadlock: the server
+    // fails the writer's transaction, not this one.
+    let other = db.sql().await;
+    other
+        .batch_execute("SET deadlock_timeout = '10s'; BEGIN")
+        .await
+        .unwrap();
+    let lock = "SELECT id FROM lev_runs WHERE id = $1 FOR UPDATE";
+    other.query(lock, &[&second.as_str()]).await.unwrap();
+    // One batch (single-threaded runtime: both are queued before the
+    // writer runs): it locks the first run's row, then waits for the
+    // second's.
+    let a = j
+        .submit(&first, Append::durable(vec![entry("a", "1")]))
+        .await
+        .unwrap();
+    let b = j
+        .submit(&second, Append::durable(vec![entry("b", "1")]))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Now the other session wants the first run's row: a circle.
+    other.query(lock, &[&first.as_str()]).await.unwrap();
+    other.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(a.committed().await.unwrap(), vec![Seq(1)]);
+    assert_eq!(b.committed().await.unwrap(), vec![Seq(1)]);
+    for run in &runs {
+        assert_eq!(j.read(run, Seq(1)).await.unwrap().len(), 1);
+    }
+}

@@ -308,10 +308,19 @@ impl PgStore {
         let rows = conn
             .client()
             .query(
-                "UPDATE lev_runs r
+                // The rows are locked in id order first, as the writer's
+                // batches lock them: a renewal and a batch of appends to
+                // the same runs never wait for each other in a circle.
+                "WITH mine AS MATERIALIZED (
+                     SELECT r.id FROM lev_runs r
+                     JOIN unnest($1::text[], $2::bigint[]) AS h(id, generation)
+                       ON r.id = h.id AND r.lease_gen = h.generation
+                     WHERE r.lease_holder = $4
+                     ORDER BY r.id
+                     FOR UPDATE OF r)
+                 UPDATE lev_runs r
                  SET lease_until = now() + $3::bigint * interval '1 millisecond'
-                 FROM unnest($1::text[], $2::bigint[]) AS h(id, generation)
-                 WHERE r.id = h.id AND r.lease_gen = h.generation AND r.lease_holder = $4
+                 FROM mine WHERE r.id = mine.id
                  RETURNING r.id",
                 &[&ids, &generations, &millis, &holder],
             )

@@ -219,7 +219,7 @@ pub(super) async fn append(
         .transaction()
         .await
         .map_err(failed(server, &during))?;
-    let seqs = append_in(&tx, st, server, append).await?;
+    let seqs = append_in(&tx, st, server, &append).await?;
     tx.commit().await.map_err(failed(server, &during))?;
     Ok(seqs)
 }
@@ -236,36 +236,91 @@ pub(super) async fn append_batch(
     server: &str,
     appends: Vec<Append<'_>>,
 ) -> Result<Vec<Result<Vec<u64>, JournalError>>, JournalError> {
+    // Sent together, in run order: the server takes the row locks in that
+    // order, and the whole batch costs the round trips of one append.
+    let mut appends: Vec<(usize, Append<'_>)> = appends.into_iter().enumerate().collect();
+    appends.sort_by(|(_, x), (_, y)| x.run.as_str().cmp(y.run.as_str()));
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match batch_once(conn, server, &appends).await {
+            // Two transactions waiting for each other (another process's
+            // blobs inserted in another order): the server broke the
+            // circle by failing this one, which wrote nothing; again.
+            Err(e) if tries < DEADLOCK_TRIES && is_deadlock(&e) => {
+                tracing::info!(error = %e, "a batch of appends met a deadlock; writing it again");
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Times a batch of appends is written when the server fails it to break
+/// a deadlock.
+const DEADLOCK_TRIES: u32 = 3;
+
+/// One transaction of `append_batch`.
+async fn batch_once(
+    conn: &mut Conn,
+    server: &str,
+    appends: &[(usize, Append<'_>)],
+) -> Result<Vec<Result<Vec<u64>, JournalError>>, JournalError> {
     let Conn { client, st } = conn;
     let during = format!("append to {} runs", appends.len());
     let tx = client
         .transaction()
         .await
         .map_err(failed(server, &during))?;
-    // Sent together, in run order: the server takes the row locks in that
-    // order, and the whole batch costs the round trips of one append.
-    let mut appends: Vec<(usize, Append<'_>)> = appends.into_iter().enumerate().collect();
-    appends.sort_by(|(_, x), (_, y)| x.run.as_str().cmp(y.run.as_str()));
     let mut answers: Vec<Option<Result<Vec<u64>, JournalError>>> =
         (0..appends.len()).map(|_| None).collect();
     let (open, st): (&Transaction<'_>, &Statements) = (&tx, st);
     let done = join_all(
         appends
-            .into_iter()
-            .map(|(i, append)| async move { (i, append_in(open, st, server, append).await) }),
+            .iter()
+            .map(|(i, append)| async move { (*i, append_in(open, st, server, append).await) }),
     )
     .await;
+    let mut failure: Option<JournalError> = None;
     for (i, result) in done {
         match result {
-            Err(e) if !is_refusal(&e) => return Err(e),
+            // The failure that aborted the transaction, rather than the
+            // "transaction is aborted" of the statements after it.
+            Err(e) if !is_refusal(&e) => {
+                if failure
+                    .as_ref()
+                    .is_none_or(|f| cause_rank(&e) > cause_rank(f))
+                {
+                    failure = Some(e);
+                }
+            }
             answer => answers[i] = Some(answer),
         }
+    }
+    if let Some(e) = failure {
+        return Err(e);
     }
     tx.commit().await.map_err(failed(server, &during))?;
     Ok(answers
         .into_iter()
         .map(|a| a.unwrap_or_else(|| Err(JournalError::Storage(during.clone()))))
         .collect())
+}
+
+/// A transaction the server failed to break a deadlock (SQLSTATE 40P01,
+/// as `words` puts it in the message).
+fn is_deadlock(e: &JournalError) -> bool {
+    matches!(e, JournalError::Storage(m) if m.ends_with("[SQLSTATE 40P01]"))
+}
+
+/// How surely a statement's failure is what aborted a transaction: a
+/// deadlock, then anything but "current transaction is aborted" (25P02,
+/// what the statements after the cause are told).
+fn cause_rank(e: &JournalError) -> u8 {
+    match e {
+        _ if is_deadlock(e) => 2,
+        JournalError::Storage(m) if m.ends_with("[SQLSTATE 25P02]") => 0,
+        _ => 1,
+    }
 }
 
 /// An append's refusal, found before it wrote anything: the transaction
@@ -284,19 +339,19 @@ fn is_refusal(e: &JournalError) -> bool {
 /// checked, then the entries and the updated row written (with the
 /// notification). A refusal returns before anything is written.
 async fn append_in(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &Transaction<'_>,
     st: &Statements,
     server: &str,
-    append: Append<'_>,
+    append: &Append<'_>,
 ) -> Result<Vec<u64>, JournalError> {
     let Append {
         run,
         at_seq,
-        entries,
+        ref entries,
         status,
         blobs,
         lease,
-    } = append;
+    } = *append;
     let during = format!("append to run {run}");
     // The row lock makes appenders of one run take turns: the second one
     // reads the row as the first one's commit left it.
@@ -328,7 +383,7 @@ async fn append_in(
         server,
         run,
         meta.last_seq,
-        (&entries, blobs),
+        (entries, blobs),
         &mut meta.updated_ms,
     )
     .await?;
