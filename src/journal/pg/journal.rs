@@ -7,8 +7,9 @@
 //! Group commit: appends that are queued together are written in one
 //! transaction (one commit, one fsync on the server), whichever runs they
 //! are for (a worker's slots write several runs at once), a run's own in
-//! the order they came; their callers learn their own seqs. Appends that need no durability
-//! point of their own (`durable: false`) are simply written durably.
+//! the order they came; their callers learn their own seqs. Appends that
+//! need no durability point of their own (`durable: false`) are simply
+//! written durably.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
