@@ -5,8 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::{Engine, EngineError, Submitted};
+use crate::protocol::RunId;
 use crate::spec::{self, StepKind, Workflow};
 use crate::workflow::{self, EngineDeps, Start, SwarmSpec};
 
@@ -25,15 +27,7 @@ impl Engine {
         let deps = self.deps_for(file)?;
         provider_for(&wf, &deps)?;
         let run = workflow::start_run(&deps.journal, &wf, inputs, Some(&deps.workspace)).await?;
-        let (held, lease) = self.take(&run).await?;
-        Ok(Submitted::Driving(self.drive(
-            held,
-            lease,
-            deps,
-            Start::Fresh,
-            None,
-            None,
-        )))
+        self.drive_fresh(&run, deps).await
     }
 
     pub(super) async fn start_objective(
@@ -57,7 +51,16 @@ impl Engine {
             )));
         }
         let run = workflow::start_swarm(&deps.journal, &wf, &spec, Some(&deps.workspace)).await?;
-        let (held, lease) = self.take(&run).await?;
+        self.drive_fresh(&run, deps).await
+    }
+
+    /// Executes a run just made here, from its first step.
+    async fn drive_fresh(
+        &self,
+        run: &RunId,
+        deps: Arc<EngineDeps>,
+    ) -> Result<Submitted, EngineError> {
+        let (held, lease) = self.take(run).await?;
         Ok(Submitted::Driving(self.drive(
             held,
             lease,

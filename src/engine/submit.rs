@@ -128,17 +128,14 @@ impl Engine {
                         "run {run} is executing; merge or discard its worktrees once it has ended"
                     )));
                 }
-                let (_held, lease) = self.take(&run).await?;
-                let found = self.step_worktree(&run, &step).await;
-                let done = match found {
-                    Ok(found) => workflow::settle_worktree(self.journal(), &run, &found, how)
+                self.while_taken(&run, async {
+                    let found = self.step_worktree(&run, &step).await?;
+                    workflow::settle_worktree(self.journal(), &run, &found, how)
                         .await
                         .map(Submitted::Settled)
-                        .map_err(EngineError::Failed),
-                    Err(e) => Err(e),
-                };
-                let_go(lease).await;
-                done
+                        .map_err(EngineError::Failed)
+                })
+                .await
             }
             op => self.to_run(op).await,
         }
@@ -163,25 +160,23 @@ impl Engine {
         }
         match op {
             Op::Cancel { run } => {
-                // Taken while it is written: no other process executes it
-                // (on a shared journal, its lease says so).
-                let (_held, lease) = self.take(&run).await?;
-                let done = workflow::cancel_idle_run(self.journal(), &run)
-                    .await
-                    .map(Submitted::Cancelled)
-                    .map_err(EngineError::Failed);
-                let_go(lease).await;
-                done
+                self.while_taken(&run, async {
+                    workflow::cancel_idle_run(self.journal(), &run)
+                        .await
+                        .map(Submitted::Cancelled)
+                        .map_err(EngineError::Failed)
+                })
+                .await
             }
             Op::RetryStep { run, step } => self.retry(&run, &step).await,
             Op::StopCallbacks { run } => {
-                let (_held, lease) = self.take(&run).await?;
-                let done = workflow::stop_callbacks_idle(self.journal(), &run)
-                    .await
-                    .map(Submitted::Recorded)
-                    .map_err(EngineError::Failed);
-                let_go(lease).await;
-                done
+                self.while_taken(&run, async {
+                    workflow::stop_callbacks_idle(self.journal(), &run)
+                        .await
+                        .map(Submitted::Recorded)
+                        .map_err(EngineError::Failed)
+                })
+                .await
             }
             Op::CancelStep { run, step } => Err(EngineError::Refused(format!(
                 "run {run} is not being executed by any lev process, so step `{step}` is not running"
@@ -263,6 +258,21 @@ impl Engine {
             _ => workflow::running_agent(&events, step),
         };
         checked.map_err(|e| EngineError::Refused(format!("run {run}: {e}")))
+    }
+
+    /// Writes to a run no process executes (`write`, awaited only once
+    /// the run is taken): held in the registry and by its lease while it
+    /// is written — on a shared journal no other process executes it
+    /// meanwhile — and let go after, however the write went.
+    async fn while_taken<T>(
+        &self,
+        run: &RunId,
+        write: impl std::future::Future<Output = Result<T, EngineError>>,
+    ) -> Result<T, EngineError> {
+        let (_held, lease) = self.take(run).await?;
+        let done = write.await;
+        let_go(lease).await;
+        done
     }
 
     /// The run's definition source, when the run exists.
