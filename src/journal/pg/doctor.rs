@@ -8,7 +8,7 @@
 //! it. Entries cannot lose their run (a foreign key), so there are no
 //! orphans to look for.
 
-use tokio_postgres::{IsolationLevel, Transaction};
+use tokio_postgres::Transaction;
 
 use super::{PgStore, failed, to_u64};
 use crate::journal::codec;
@@ -72,14 +72,7 @@ impl PgStore {
         let server = self.server();
         let during = format!("check run {run}");
         let mut conn = self.conn().await?;
-        let tx = conn
-            .client_mut()
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(failed(server, &during))?;
+        let tx = conn.snapshot(server, &during).await?;
         let record = tx
             .query_opt(
                 "SELECT record FROM lev_runs WHERE id = $1",
@@ -103,30 +96,24 @@ impl PgStore {
         if let Err(e) = check_entries(&tx, server, run, out).await {
             out.problems.push(e.to_string());
         }
-        if let Some(meta) = &out.meta {
-            let last = out.entries.last().map_or(0, |(s, _)| s.0);
-            if last != meta.last_seq {
-                out.problems.push(format!(
-                    "the run record says {} entries, the journal holds entries up to seq {last}",
-                    meta.last_seq
-                ));
-            }
-            if !meta.definition_blob.is_empty() {
-                let hash = meta.definition_blob.as_str();
-                let row = tx
-                    .query_opt("SELECT bytes FROM lev_blobs WHERE hash = $1", &[&hash])
-                    .await
-                    .map_err(failed(server, &during))?;
-                match row {
-                    None => out
-                        .problems
-                        .push(format!("pinned definition blob {hash} is missing")),
-                    Some(row) => {
-                        let bytes: &[u8] = row.try_get(0).map_err(failed(server, &during))?;
-                        if let Err(why) = verified(bytes, hash) {
-                            let e = JournalError::Storage(why);
-                            out.problems.push(format!("pinned definition: {e}"));
-                        }
+        out.check_last_seq();
+        if let Some(meta) = &out.meta
+            && !meta.definition_blob.is_empty()
+        {
+            let hash = meta.definition_blob.as_str();
+            let row = tx
+                .query_opt("SELECT bytes FROM lev_blobs WHERE hash = $1", &[&hash])
+                .await
+                .map_err(failed(server, &during))?;
+            match row {
+                None => out
+                    .problems
+                    .push(format!("pinned definition blob {hash} is missing")),
+                Some(row) => {
+                    let bytes: &[u8] = row.try_get(0).map_err(failed(server, &during))?;
+                    if let Err(why) = verified(bytes, hash) {
+                        let e = JournalError::Storage(why);
+                        out.problems.push(format!("pinned definition: {e}"));
                     }
                 }
             }

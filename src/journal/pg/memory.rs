@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{IsolationLevel, Row, Transaction};
+use tokio_postgres::{Row, Transaction};
 
 use super::{PgStore, failed, to_u64};
 use crate::journal::JournalError;
@@ -194,14 +194,7 @@ impl PgStore {
         let server = self.server();
         let during = "read the memory index";
         let mut conn = self.conn().await?;
-        let tx = conn
-            .client_mut()
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(failed(server, during))?;
+        let tx = conn.snapshot(server, during).await?;
         let (in_namespaces, in_terms): (Param, Param) = (&namespaces, &terms);
         // Sent together: one round trip for both.
         let counts = tx.query_one(

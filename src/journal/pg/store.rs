@@ -70,6 +70,23 @@ impl Conn {
     pub(super) fn client_mut(&mut self) -> &mut Client {
         &mut self.client
     }
+
+    /// A read-only transaction whose reads all see one snapshot (several
+    /// reads that must agree with each other: a run's record and its
+    /// entries, the memory bank's index and its entries).
+    pub(super) async fn snapshot(
+        &mut self,
+        server: &str,
+        during: &str,
+    ) -> Result<Transaction<'_>, JournalError> {
+        self.client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(failed(server, during))
+    }
 }
 
 impl Statements {
