@@ -42,6 +42,12 @@ pub enum Command {
         /// (`--journal`) and return at once, printing its id.
         #[arg(long, conflicts_with_all = ["headless", "json", "answers", "wait_for_answers"])]
         detach: bool,
+        /// Share the run's agent and shell steps among the `lev worker`s of
+        /// a PostgreSQL journal (`--journal`): each becomes a step run that
+        /// any worker whose `--modes` take it executes; this run's process
+        /// schedules them.
+        #[arg(long)]
+        spread: bool,
         #[command(flatten)]
         drive: DriveArgs,
     },
@@ -187,6 +193,11 @@ pub enum Command {
         /// Root for agents' file tools and shell steps (default: current directory).
         #[arg(long, value_name = "DIR")]
         workspace: Option<PathBuf>,
+        /// Take only the step runs of spread runs (`--spread`) of these
+        /// agent modes, `shell` for shell steps (comma-separated), and the
+        /// scheduling of spread runs; no whole runs. Default: every run.
+        #[arg(long, value_delimiter = ',', value_name = "MODE,…")]
+        modes: Option<Vec<String>>,
     },
     /// Serve MCP on standard input and output: an MCP client (Claude Code,
     /// Codex, an IDE) starts workflows, follows runs and answers what they
@@ -324,6 +335,12 @@ pub enum Command {
         /// (`--journal`) and return at once, printing its id.
         #[arg(long, conflicts_with_all = ["headless", "json", "answers", "wait_for_answers"])]
         detach: bool,
+        /// Share the run's tasks among the `lev worker`s of
+        /// a PostgreSQL journal (`--journal`): each becomes a step run that
+        /// any worker whose `--modes` take it executes; this run's process
+        /// schedules them.
+        #[arg(long)]
+        spread: bool,
         #[command(flatten)]
         drive: DriveArgs,
     },

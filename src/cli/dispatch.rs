@@ -47,14 +47,16 @@ pub async fn dispatch(cli: Cli) -> u8 {
             file,
             inputs,
             detach: true,
+            spread,
             drive,
-        } => super::run::detach(&paths, &file, &inputs, &drive).await,
+        } => super::run::detach(&paths, &file, &inputs, spread, &drive).await,
         Command::Run {
             file,
             inputs,
             detach: false,
+            spread,
             drive,
-        } => run(&paths, &file, &inputs, &drive).await,
+        } => run(&paths, &file, &inputs, spread, &drive).await,
         Command::Worker {
             slots,
             lease,
@@ -62,6 +64,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             allow_shell,
             wait_for_answers,
             workspace,
+            modes,
         } => {
             let args = worker::WorkerArgs {
                 slots,
@@ -70,6 +73,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 allow_shell,
                 wait_for_answers,
                 workspace,
+                modes,
             };
             worker::work(&paths, args).await
         }
@@ -90,10 +94,12 @@ pub async fn dispatch(cli: Cli) -> u8 {
             worktrees,
             base,
             detach,
+            spread,
             drive,
         } => {
             let args = swarm::SwarmArgs {
                 detach,
+                spread,
                 objective: &objective,
                 agents,
                 max_tasks,

@@ -15,8 +15,17 @@ use crate::protocol::{InFlightDecision, RunId, RunStatus};
 use crate::spec;
 use crate::workflow::{self, Start};
 
-pub(super) async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -> u8 {
-    let (deps, run) = match create(paths, file, inputs, drive).await {
+pub(super) async fn run(
+    paths: &Paths,
+    file: &Path,
+    inputs: &[String],
+    spread: bool,
+    drive: &DriveArgs,
+) -> u8 {
+    if spread && let Err(c) = shared_journal(paths, false) {
+        return c;
+    }
+    let (deps, run) = match create(paths, file, inputs, spread, drive).await {
         Ok(made) => made,
         Err(c) => return c,
     };
@@ -26,25 +35,36 @@ pub(super) async fn run(paths: &Paths, file: &Path, inputs: &[String], drive: &D
 
 /// `lev run --detach`: the run is made as `lev run` makes it, then let go
 /// for the `lev worker`s of its PostgreSQL journal; its id is printed.
-pub(super) async fn detach(paths: &Paths, file: &Path, inputs: &[String], drive: &DriveArgs) -> u8 {
-    if let Err(c) = detachable(paths) {
+pub(super) async fn detach(
+    paths: &Paths,
+    file: &Path,
+    inputs: &[String],
+    spread: bool,
+    drive: &DriveArgs,
+) -> u8 {
+    if let Err(c) = shared_journal(paths, true) {
         return c;
     }
-    match create(paths, file, inputs, drive).await {
+    match create(paths, file, inputs, spread, drive).await {
         Ok((deps, run)) => hand_over(&deps.journal, &run).await,
         Err(c) => c,
     }
 }
 
-/// `--detach` needs a journal `lev worker`s share: an error saying so
-/// before anything is made, otherwise.
-pub(super) fn detachable(paths: &Paths) -> Result<(), u8> {
+/// `--detach` and `--spread` need a journal `lev worker`s share: an error
+/// saying so before anything is made, otherwise.
+pub(super) fn shared_journal(paths: &Paths, detach: bool) -> Result<(), u8> {
     if paths.journal_url.as_deref().is_some_and(Journal::is_url) {
         return Ok(());
     }
-    error(
-        "--detach hands the run to `lev worker`s, which share a PostgreSQL journal: give it with --journal postgres://… (or LEV_JOURNAL, or `journal: { url }` in the config)",
-    );
+    let what = if detach {
+        "--detach hands the run to `lev worker`s"
+    } else {
+        "--spread shares the run's steps among `lev worker`s"
+    };
+    error(&format!(
+        "{what}, which share a PostgreSQL journal: give it with --journal postgres://… (or LEV_JOURNAL, or `journal: {{ url }}` in the config)"
+    ));
     Err(exit::USAGE)
 }
 
@@ -72,6 +92,7 @@ async fn create(
     paths: &Paths,
     file: &Path,
     inputs: &[String],
+    spread: bool,
     drive: &DriveArgs,
 ) -> Result<(std::sync::Arc<workflow::EngineDeps>, RunId), u8> {
     let modes = load_modes(paths)?;
@@ -97,7 +118,7 @@ async fn create(
         error(&e.to_string());
         return Err(exit::USAGE);
     }
-    match workflow::start_run(&deps.journal, &wf, inputs, Some(&deps.workspace)).await {
+    match workflow::start_run_spread(&deps.journal, &wf, inputs, Some(&deps.workspace), spread).await {
         Ok(run) => Ok((deps, run)),
         Err(e) => {
             error(&e.to_string());

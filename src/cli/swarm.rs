@@ -19,11 +19,13 @@ pub struct SwarmArgs<'a> {
     pub base: Option<String>,
     /// Hand the run to `lev worker`s and return (`--detach`).
     pub detach: bool,
+    /// Its tasks are step runs the workers share (`--spread`).
+    pub spread: bool,
 }
 
 pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 {
-    if args.detach
-        && let Err(c) = super::run::detachable(paths)
+    if (args.detach || args.spread)
+        && let Err(c) = super::run::shared_journal(paths, args.detach)
     {
         return c;
     }
@@ -73,7 +75,14 @@ pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 
     if !args.detach {
         headless_note(drive);
     }
-    let run = match workflow::start_swarm(&deps.journal, &wf, &spec, Some(&deps.workspace)).await {
+    let run = match workflow::start_swarm_spread(
+        &deps.journal,
+        &wf,
+        &spec,
+        Some(&deps.workspace),
+        args.spread,
+    )
+    .await {
         Ok(r) => r,
         Err(e) => {
             error(&e.to_string());

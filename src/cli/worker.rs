@@ -9,6 +9,13 @@
 //!
 //! It wakes when a run is announced claimable (`LISTEN lev_ready`) and,
 //! since a lapsed lease announces nothing, also every third of a lease.
+//!
+//! Its slots count the runs that do work: whole runs and step runs (the
+//! steps of spread runs, `lev run --spread`). The scheduling of a spread
+//! run takes no slot — it only waits for its step runs, which may need
+//! this worker's slots (a one-slot worker would otherwise wait for
+//! itself). `--modes` limits it to the step runs of those modes and the
+//! scheduling of spread runs.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::PathBuf;
@@ -23,7 +30,7 @@ use super::drive::flowmind_on;
 use super::exit;
 use crate::engine::Engine;
 use crate::headless::{self, HeadlessOptions};
-use crate::journal::Journal;
+use crate::journal::{Accept, Journal};
 use crate::paths::Paths;
 use crate::protocol::RunId;
 use crate::spec::load::duration::parse_duration;
@@ -34,6 +41,8 @@ const HOLD_BACK: Duration = Duration::from_secs(60);
 /// Shortest lease `--lease` takes: shorter would be renewed more often
 /// than a database round trip may take.
 const MIN_LEASE: Duration = Duration::from_secs(1);
+/// Most spread runs one worker schedules at once.
+const MAX_SCHEDULING: usize = 64;
 
 pub(super) struct WorkerArgs<'a> {
     pub slots: u32,
@@ -42,6 +51,57 @@ pub(super) struct WorkerArgs<'a> {
     pub allow_shell: bool,
     pub wait_for_answers: bool,
     pub workspace: Option<PathBuf>,
+    /// `--modes`: only step runs of these modes (`shell`: shell steps).
+    pub modes: Option<Vec<String>>,
+}
+
+/// What a worker claims with each kind of place it has.
+struct Takes {
+    /// With a free slot: whole runs (unless `--modes`) and step runs.
+    work: Accept,
+    /// Always (up to `MAX_SCHEDULING`): spread runs, to schedule.
+    scheduling: Accept,
+}
+
+/// `--modes`, checked against the modes this worker knows.
+fn takes(modes: Option<Vec<String>>, known: &crate::spec::ModeRegistry) -> Result<Takes, String> {
+    let modes = match modes {
+        None => None,
+        Some(list) => {
+            let list: Vec<String> = list
+                .into_iter()
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .collect();
+            if list.is_empty() {
+                return Err("--modes: name at least one mode (or `shell`)".into());
+            }
+            for mode in &list {
+                if mode != "shell" && !known.contains(mode) {
+                    let hint = known
+                        .closest(mode)
+                        .map(|c| format!(" (did you mean `{c}`?)"))
+                        .unwrap_or_default();
+                    return Err(format!(
+                        "--modes: no mode `{mode}` here{hint}; `lev modes` lists them, and `shell` takes shell steps"
+                    ));
+                }
+            }
+            Some(list)
+        }
+    };
+    Ok(Takes {
+        work: Accept {
+            spread: false,
+            runs: modes.is_none(),
+            step_modes: modes,
+        },
+        scheduling: Accept {
+            spread: true,
+            runs: false,
+            step_modes: Some(Vec::new()),
+        },
+    })
 }
 
 pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
@@ -69,6 +129,13 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
     let modes = match load_modes(paths) {
         Ok(m) => m,
         Err(c) => return c,
+    };
+    let takes = match takes(args.modes, &modes) {
+        Ok(t) => t,
+        Err(e) => {
+            error(&e);
+            return exit::USAGE;
+        }
     };
     let config = match load_config(paths) {
         Ok(c) => c,
@@ -135,6 +202,7 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
         args.lease
     );
     let mut running: JoinSet<(RunId, Result<RunOutcome, EngineError>)> = JoinSet::new();
+    let mut scheduling: JoinSet<(RunId, Result<RunOutcome, EngineError>)> = JoinSet::new();
     let mut poll = tokio::time::interval(
         (lease / 3).clamp(Duration::from_millis(250), Duration::from_secs(5)),
     );
@@ -143,9 +211,15 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
     let mut stop = StopSignals::new();
     loop {
         if !stopping {
-            claim_runs(&engine, &journal, &mut running, (args.slots, &policy)).await;
+            let claims = [
+                (&takes.scheduling, &mut scheduling, MAX_SCHEDULING),
+                (&takes.work, &mut running, args.slots as usize),
+            ];
+            for (accept, set, room) in claims {
+                claim_runs(&engine, &journal, set, (accept, room, &policy)).await;
+            }
         }
-        if stopping && running.is_empty() {
+        if stopping && running.is_empty() && scheduling.is_empty() {
             println!("lev worker {holder}: stopped");
             return exit::OK;
         }
@@ -158,30 +232,27 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
                 stopping = true;
                 println!(
                     "lev worker {holder}: claiming no more runs; letting {} run(s) end (stop again to leave them now)",
-                    running.len()
+                    running.len() + scheduling.len()
                 );
             }
-            Some(joined) = running.join_next() => {
-                match joined {
-                    Ok((run, outcome)) => report(&run, outcome),
-                    Err(e) => tracing::error!(error = %e, "a run's follower task failed"),
-                }
-            }
+            Some(joined) = running.join_next() => report(joined),
+            Some(joined) = scheduling.join_next() => report(joined),
             Some(_) = ready.recv() => {}
             _ = poll.tick() => {}
         }
     }
 }
 
-/// Claims runs while this worker has free slots, and begins each.
+/// Claims runs `accept` takes while `running` has fewer than `room`, and
+/// begins each.
 async fn claim_runs(
     engine: &Engine,
     journal: &Journal,
     running: &mut JoinSet<(RunId, Result<RunOutcome, EngineError>)>,
-    (slots, policy): (u32, &HeadlessOptions),
+    (accept, room, policy): (&Accept, usize, &HeadlessOptions),
 ) {
-    while running.len() < slots as usize {
-        let lease = match journal.claim_next().await {
+    while running.len() < room {
+        let lease = match journal.claim_next_of(accept).await {
             Ok(Some(lease)) => lease,
             Ok(None) => return,
             Err(e) => {
@@ -238,7 +309,14 @@ async fn follow(
 }
 
 /// One line for how a run this worker executed ended here.
-fn report(run: &RunId, outcome: Result<RunOutcome, EngineError>) {
+fn report(joined: Result<(RunId, Result<RunOutcome, EngineError>), tokio::task::JoinError>) {
+    let (run, outcome) = match joined {
+        Ok(ended) => ended,
+        Err(e) => {
+            tracing::error!(error = %e, "a run's follower task failed");
+            return;
+        }
+    };
     match outcome {
         Ok(o) => {
             let why = o.error.map(|e| format!(": {e}")).unwrap_or_default();

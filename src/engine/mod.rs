@@ -181,12 +181,16 @@ impl Engine {
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         let (notice_tx, mut notices) = mpsc::unbounded_channel();
         held.keep(ops_tx);
-        let mut task = tokio::spawn(workflow::drive(
+        let other_runs: Arc<dyn workflow::OtherRuns> = Arc::new(OtherRuns {
+            inner: Arc::downgrade(&self.inner),
+        });
+        let mut task = tokio::spawn(workflow::drive_with(
             deps,
             run.clone(),
             start,
             ops_rx,
             vec![notice_tx],
+            Some(other_runs),
         ));
         let (done_tx, done) = oneshot::channel();
         let inner = self.inner.clone();
@@ -296,6 +300,24 @@ impl Engine {
                 deps
             })
             .map_err(EngineError::Refused)
+    }
+}
+
+/// A run's way to other runs through this handle (a spread run stops its
+/// step runs): weak, so a run does not keep its engine alive.
+struct OtherRuns {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl workflow::OtherRuns for OtherRuns {
+    fn submit(&self, op: Op) -> futures::future::BoxFuture<'static, Result<(), String>> {
+        let engine = self.inner.upgrade().map(|inner| Engine { inner });
+        Box::pin(async move {
+            let Some(engine) = engine else {
+                return Err("the engine is gone".into());
+            };
+            engine.submit(op).await.map(|_| ()).map_err(|e| e.to_string())
+        })
     }
 }
 

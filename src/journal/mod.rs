@@ -71,6 +71,43 @@ pub struct Entry {
     pub payload: Vec<u8>,
 }
 
+/// What a run is to the `lev worker`s that choose their work
+/// (`--modes`); kept beside the run on PostgreSQL (`lev_runs.work`).
+pub mod work {
+    /// A whole run, executed by one process.
+    pub const RUN: &str = "run";
+    /// A spread run: its process schedules, its agent and shell steps are
+    /// step runs.
+    pub const SPREAD: &str = "spread";
+
+    /// A step run of an agent step of `mode` (`shell` for a shell step).
+    pub fn step(mode: &str) -> String {
+        format!("step:{mode}")
+    }
+}
+
+/// Which runs a worker claims (`Journal::claim_next_of`).
+#[derive(Debug, Clone)]
+pub struct Accept {
+    /// Spread runs, to schedule.
+    pub spread: bool,
+    /// Whole runs.
+    pub runs: bool,
+    /// Step runs: of any mode (`None`), or of these (`shell` for shell steps).
+    pub step_modes: Option<Vec<String>>,
+}
+
+impl Accept {
+    /// Every run.
+    pub fn all() -> Accept {
+        Accept {
+            spread: true,
+            runs: true,
+            step_modes: None,
+        }
+    }
+}
+
 /// A run's row in the `runs` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunMeta {
@@ -334,13 +371,18 @@ impl Journal {
     /// execute it (none: `None`); PostgreSQL only — on redb the process
     /// that opened the file is the only one.
     pub async fn claim_next(&self) -> Result<Option<Lease>, JournalError> {
+        self.claim_next_of(&Accept::all()).await
+    }
+
+    /// `claim_next`, of the runs `accept` takes.
+    pub async fn claim_next_of(&self, accept: &Accept) -> Result<Option<Lease>, JournalError> {
         let Backend::Pg(pg) = &self.backend else {
             return Ok(None);
         };
         let leases = pg.leases();
         let Some((run, generation)) = pg
             .store()
-            .claim_next(leases.holder(), leases.millis())
+            .claim_next(leases.holder(), leases.millis(), accept)
             .await?
         else {
             return Ok(None);
@@ -536,6 +578,17 @@ impl Journal {
         meta: RunMeta,
         first: Vec<Entry>,
     ) -> Result<Vec<Seq>, JournalError> {
+        self.create_run_as(meta, first, work::RUN).await
+    }
+
+    /// `create_run_with`, of a run workers see as `work` (see [`work`];
+    /// redb has no workers and ignores it).
+    pub async fn create_run_as(
+        &self,
+        meta: RunMeta,
+        first: Vec<Entry>,
+        work: &str,
+    ) -> Result<Vec<Seq>, JournalError> {
         let first = first.into_iter().map(codec::encode_entry).collect();
         if let Backend::Pg(pg) = &self.backend {
             let (reply, answer) = oneshot::channel();
@@ -544,6 +597,7 @@ impl Journal {
                 first,
                 blobs: Vec::new(),
                 leased: true,
+                work: work.to_owned(),
                 reply,
             })
             .await?;
@@ -842,6 +896,7 @@ impl Journal {
                 first: entries,
                 blobs,
                 leased: false,
+                work: work::RUN.to_owned(),
                 reply,
             })
             .await?;

@@ -277,6 +277,11 @@ pub fn line(r: &Recorded, took: Option<u64>) -> String {
             )
         }
         Event::StepSkipped { step, reason, .. } => format!("step {step}: skipped: {reason}"),
+        Event::StepDelegated {
+            step, run, work, ..
+        } => format!(
+            "step {step}: executed as step run {run} by a lev worker that takes `{work}` (`lev show {run}`)"
+        ),
         Event::StepCancelled { step, .. } => format!("step {step}: cancelled"),
         Event::GuardTripped {
             guard,

@@ -316,6 +316,31 @@ pub enum PauseReason {
     },
 }
 
+/// What a step run (`RunStarted.step_of`) executes: one step of a spread
+/// run, with everything its templates read, as the spread run saw it
+/// when the step became ready.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepOf {
+    /// The spread run.
+    pub parent: RunId,
+    /// The step's key there; it keeps it here.
+    pub step: StepKey,
+    pub attempt: Attempt,
+    /// The step as declared (its `if:` already judged), as the pinned
+    /// model holds it (`spec::Step`).
+    pub spec: Value,
+    /// The finished steps its templates read: succeeded, and outputs.
+    #[serde(default)]
+    pub steps: BTreeMap<String, (bool, BTreeMap<String, Value>)>,
+    #[serde(default)]
+    pub item: Option<Value>,
+    /// The spread run's `run.*` (its id, name, start, seed).
+    #[serde(default)]
+    pub run_vars: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub whisper: BTreeMap<String, Value>,
+}
+
 /// One step of a workflow as declared (child workflows are one step), as
 /// `RunStarted` lists them for views.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -392,6 +417,13 @@ pub enum Event {
         /// The workflow's own `flowmind:` settings, over the config's.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         flowmind: Option<Box<FlowmindOverride>>,
+        /// `--spread`: its agent and shell steps are runs of their own
+        /// (`StepDelegated`) that any `lev worker` of the journal takes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        spread: bool,
+        /// A step run: the one step of a spread run it executes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_of: Option<Box<StepOf>>,
         at: Millis,
     },
     RunResumed {
@@ -616,6 +648,18 @@ pub enum Event {
         transcript_tail: String,
         transcript_blob: Option<String>,
         duration_ms: u64,
+        at: Millis,
+    },
+    /// A step of a spread run is executed as run `run` (a step run) by
+    /// whichever `lev worker` takes it; the step's outcome follows once
+    /// that run ends. Recorded before the run is made, so a resumed run
+    /// finds the step run again instead of making a second one.
+    StepDelegated {
+        step: StepKey,
+        attempt: Attempt,
+        run: RunId,
+        /// What a worker's `--modes` match: the agent's mode, or `shell`.
+        work: String,
         at: Millis,
     },
     StepSucceeded {
@@ -990,6 +1034,7 @@ impl Event {
             Event::StepSucceeded { .. } => "step_succeeded",
             Event::StepFailed { .. } => "step_failed",
             Event::StepSkipped { .. } => "step_skipped",
+            Event::StepDelegated { .. } => "step_delegated",
             Event::StepCancelled { .. } => "step_cancelled",
             Event::GuardTripped { .. } => "guard_tripped",
             Event::McpServerStarted { .. } => "mcp_server_started",
@@ -1051,6 +1096,7 @@ impl Event {
             | Event::StepSucceeded { at, .. }
             | Event::StepFailed { at, .. }
             | Event::StepSkipped { at, .. }
+            | Event::StepDelegated { at, .. }
             | Event::StepCancelled { at, .. }
             | Event::GuardTripped { at, .. }
             | Event::McpServerStarted { at, .. }
@@ -1107,6 +1153,7 @@ impl Event {
             | Event::StepSucceeded { step, .. }
             | Event::StepFailed { step, .. }
             | Event::StepSkipped { step, .. }
+            | Event::StepDelegated { step, .. }
             | Event::StepCancelled { step, .. }
             | Event::InFlightResolved { step, .. }
             | Event::AgentMessaged { step, .. }

@@ -60,6 +60,12 @@ pub enum Halt {
 pub struct RunCtx {
     pub deps: Arc<EngineDeps>,
     pub rec: Recorder,
+    /// `--spread`: agent and shell steps are step runs (`spread`).
+    pub spread: bool,
+    /// The engine handle's way to other runs (none in bare tests).
+    pub other_runs: Option<Arc<dyn super::spread::OtherRuns>>,
+    /// Announcements of this run's step runs' appends.
+    pub step_runs: super::spread::StepRuns,
     pub history: History,
     pub limits: Limits,
     pub inputs: BTreeMap<String, Value>,

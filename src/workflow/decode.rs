@@ -57,6 +57,10 @@ struct RunStarted {
     steps: Vec<StepOutline>,
     #[serde(default)]
     flowmind: Option<Box<crate::protocol::FlowmindOverride>>,
+    #[serde(default)]
+    spread: bool,
+    #[serde(default)]
+    step_of: Option<Box<crate::protocol::StepOf>>,
     at: Millis,
 }
 
@@ -72,6 +76,8 @@ impl From<RunStarted> for Event {
             workspace: e.workspace,
             steps: e.steps,
             flowmind: e.flowmind,
+            spread: e.spread,
+            step_of: e.step_of,
             at: e.at,
         }
     }

@@ -35,6 +35,7 @@ pub async fn drive(
     ops: mpsc::UnboundedReceiver<Op>,
     subscribers: Vec<NoticeSender>,
     fresh: bool,
+    other_runs: Option<Arc<dyn super::spread::OtherRuns>>,
 ) -> Result<RunOutcome, EngineError> {
     let journal = deps.journal.clone();
     let meta = journal
@@ -95,6 +96,8 @@ pub async fn drive(
         at,
         name,
         workspace,
+        spread,
+        step_of,
         ..
     } = &first.event
     else {
@@ -177,6 +180,9 @@ pub async fn drive(
         replans: Default::default(),
         flowmind_followups: Default::default(),
         rec: rec.clone(),
+        spread: *spread,
+        other_runs,
+        step_runs: Default::default(),
         followups: Mutex::new(history.followups.clone()),
         followup_policy: workflow.followups.with(&deps.options.followups),
         mcp,
@@ -193,11 +199,12 @@ pub async fn drive(
 
     let workflow = Arc::new(workflow);
     let dispatcher = tokio::spawn(dispatch_ops(ctx.clone(), workflow.clone(), ops));
-    let outcome = match swarm {
-        Some(spec) => Ok(super::swarm::execute(ctx.clone(), workflow, spec)
+    let outcome = match (step_of, swarm) {
+        (Some(of), _) => super::spread::execute_step_run(ctx.clone(), of).await,
+        (None, Some(spec)) => Ok(super::swarm::execute(ctx.clone(), workflow, spec)
             .await
             .into_outcome()),
-        None => execute(ctx.clone(), workflow).await,
+        (None, None) => execute(ctx.clone(), workflow).await,
     };
     // Ad-hoc programs end with the run, their ends journaled before its own.
     super::pty::stop_adhoc(&ctx).await;

@@ -140,6 +140,8 @@ pub struct History {
     pub approvals: BTreeMap<StepKey, (bool, String)>,
     pub approvals_requested: BTreeMap<StepKey, Recorded>,
     pub usage: Usage,
+    /// Spread runs: each step's latest step run, with its attempt.
+    pub delegated: BTreeMap<StepKey, (Attempt, crate::protocol::RunId)>,
     /// Each step's worktree as last made ready (`workspace: { worktree: true }`).
     pub worktrees: BTreeMap<StepKey, crate::isolation::Worktree>,
     pub cancel_requested: bool,
@@ -227,6 +229,14 @@ impl History {
                 call.id == call_id && !seen
             })
             .map(|(place, _)| place)
+    }
+
+    /// A step run's usage counts in its spread run: the model calls it
+    /// made are recorded there, not here.
+    fn add_delegated_usage(&mut self, step: &StepKey, attempt: Attempt, usage: &Usage) {
+        if self.delegated.get(step).map(|(a, _)| *a) == Some(attempt) {
+            self.usage.add(usage);
+        }
     }
 
     /// Adds one recorded event.
@@ -349,7 +359,20 @@ impl History {
                     );
                 }
             }
-            Event::StepSucceeded { step, outputs, .. } => {
+            Event::StepDelegated {
+                step, attempt, run, ..
+            } => {
+                self.delegated
+                    .insert(step.clone(), (*attempt, run.clone()));
+            }
+            Event::StepSucceeded {
+                step,
+                attempt,
+                outputs,
+                usage,
+                ..
+            } => {
+                self.add_delegated_usage(step, *attempt, usage);
                 self.settle(
                     step,
                     Settled::Succeeded {
@@ -359,11 +382,14 @@ impl History {
             }
             Event::StepFailed {
                 step,
+                attempt,
                 error,
                 retry_in_ms,
+                usage,
                 at,
                 ..
             } => {
+                self.add_delegated_usage(step, *attempt, usage);
                 if let Some(rec) = self.steps.get_mut(step) {
                     rec.retry_in_ms = *retry_in_ms;
                     rec.failed_at_ms = at.0;

@@ -33,6 +33,7 @@ mod retry;
 mod semantic;
 mod settle;
 mod shell;
+mod spread;
 mod steer;
 mod step;
 pub mod swarm;
@@ -53,6 +54,7 @@ use crate::spec::{ModeRegistry, Workflow};
 pub use fork::{fork_prefix, fork_run};
 pub use recorder::{NoticeSender, Recorder, from_entry, read_run};
 pub use retry::{plan_retry, request_retry, retryable};
+pub use spread::OtherRuns;
 pub use settle::{Settle, Settled, settle_worktree};
 pub use steer::FLOWMIND_PREFIX;
 pub use steer::running_agent;
@@ -211,7 +213,19 @@ pub async fn start_run(
     inputs: BTreeMap<String, Value>,
     workspace: Option<&std::path::Path>,
 ) -> Result<RunId, EngineError> {
-    start_pinned(journal, workflow, inputs, workspace, None).await
+    start_pinned(journal, workflow, inputs, workspace, None, false).await
+}
+
+/// `start_run`; with `spread`, its agent and shell steps become step runs
+/// that the `lev worker`s of the (PostgreSQL) journal share (`spread`).
+pub async fn start_run_spread(
+    journal: &Journal,
+    workflow: &Workflow,
+    inputs: BTreeMap<String, Value>,
+    workspace: Option<&std::path::Path>,
+    spread: bool,
+) -> Result<RunId, EngineError> {
+    start_pinned(journal, workflow, inputs, workspace, None, spread).await
 }
 
 /// Creates a swarm run (`lev workflow "objective"`): pinned to the planning
@@ -222,11 +236,22 @@ pub async fn start_swarm(
     spec: &SwarmSpec,
     workspace: Option<&std::path::Path>,
 ) -> Result<RunId, EngineError> {
+    start_swarm_spread(journal, workflow, spec, workspace, false).await
+}
+
+/// `start_swarm`; with `spread`, its tasks are step runs (`spread`).
+pub async fn start_swarm_spread(
+    journal: &Journal,
+    workflow: &Workflow,
+    spec: &SwarmSpec,
+    workspace: Option<&std::path::Path>,
+    spread: bool,
+) -> Result<RunId, EngineError> {
     let inputs = BTreeMap::from([(
         "objective".to_string(),
         Value::String(spec.objective.clone()),
     )]);
-    start_pinned(journal, workflow, inputs, workspace, Some(spec)).await
+    start_pinned(journal, workflow, inputs, workspace, Some(spec), spread).await
 }
 
 async fn start_pinned(
@@ -235,7 +260,13 @@ async fn start_pinned(
     inputs: BTreeMap<String, Value>,
     workspace: Option<&std::path::Path>,
     swarm: Option<&SwarmSpec>,
+    spread: bool,
 ) -> Result<RunId, EngineError> {
+    if spread && !journal.is_shared() {
+        return Err(EngineError::Failed(
+            "a spread run's steps are shared by `lev worker`s, which need a PostgreSQL journal (--journal postgres://…)".into(),
+        ));
+    }
     let run = RunId::new();
     let bundle = pinning::bundle_with(workflow, swarm);
     let definition_blob = journal.put_blob(bundle).await?;
@@ -251,6 +282,8 @@ async fn start_pinned(
         workspace: workspace.map(|w| w.display().to_string()),
         steps: outline(workflow),
         flowmind: workflow.flowmind.clone(),
+        spread,
+        step_of: None,
         at: now,
     };
     let meta = RunMeta {
@@ -266,8 +299,13 @@ async fn start_pinned(
         parent: None,
     };
     // One commit: a crash never leaves a run without its `run_started`.
+    let work = if spread {
+        crate::journal::work::SPREAD
+    } else {
+        crate::journal::work::RUN
+    };
     journal
-        .create_run_with(meta, vec![recorder::to_entry(&event)?])
+        .create_run_as(meta, vec![recorder::to_entry(&event)?], work)
         .await?;
     Ok(run)
 }
@@ -307,7 +345,28 @@ pub async fn drive(
     ops: mpsc::UnboundedReceiver<Op>,
     subscribers: Vec<NoticeSender>,
 ) -> Result<RunOutcome, EngineError> {
-    executor::drive(deps, run, ops, subscribers, start == Start::Fresh).await
+    drive_with(deps, run, start, ops, subscribers, None).await
+}
+
+/// `drive`, with the engine handle's way to other runs (a spread run
+/// stops its step runs through it).
+pub async fn drive_with(
+    deps: Arc<EngineDeps>,
+    run: RunId,
+    start: Start,
+    ops: mpsc::UnboundedReceiver<Op>,
+    subscribers: Vec<NoticeSender>,
+    other_runs: Option<Arc<dyn OtherRuns>>,
+) -> Result<RunOutcome, EngineError> {
+    executor::drive(
+        deps,
+        run,
+        ops,
+        subscribers,
+        start == Start::Fresh,
+        other_runs,
+    )
+    .await
 }
 
 /// Whether a mode's `context.include` entry is one lev reads (a

@@ -82,6 +82,8 @@ pub async fn run_step(ctx: Arc<RunCtx>, key: StepKey, step: Step, eval: EvalCont
     // above did not see this token: the step must not begin.
     let end = if steer::stopped(&ctx) {
         StepEnd::Paused(PauseReason::EmergencyStop)
+    } else if super::spread::delegates(&ctx, &step) {
+        super::spread::delegate(ctx.clone(), key.clone(), step, eval, cancel).await
     } else {
         run_step_inner(ctx.clone(), key.clone(), step, eval, cancel).await
     };
@@ -467,7 +469,7 @@ fn journal_error(e: StepError) -> String {
 }
 
 /// Hash of what an attempt will do; compared on resume.
-fn fingerprint(step: &Step, work: &dyn Work) -> String {
+pub(super) fn fingerprint(step: &Step, work: &dyn Work) -> String {
     blake3::hash(work.identity(step).to_string().as_bytes())
         .to_hex()
         .to_string()

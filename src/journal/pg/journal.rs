@@ -40,6 +40,8 @@ pub(crate) enum Request {
         /// Made leased to this process (it is about to execute the run),
         /// else claimable (an import).
         leased: bool,
+        /// What workers see it as (`lev_runs.work`).
+        work: String,
         reply: Reply<Vec<Seq>>,
     },
     Append(Append),
@@ -151,10 +153,13 @@ async fn write_loop(
                 first,
                 blobs,
                 leased,
+                work,
                 reply,
             } => {
                 let lease = leased.then(|| (leases.holder(), leases.millis()));
-                let done = store.create_run_encoded(&meta, first, &blobs, lease).await;
+                let done = store
+                    .create_run_encoded(&meta, first, &blobs, lease, &work)
+                    .await;
                 if done.is_ok() {
                     commits.fetch_add(1, Ordering::Relaxed);
                     if leased {

@@ -263,7 +263,15 @@ impl PgStore {
         &self,
         holder: &str,
         millis: i64,
+        accept: &crate::journal::Accept,
     ) -> Result<Option<(RunId, i64)>, JournalError> {
+        let modes: Vec<String> = accept
+            .step_modes
+            .iter()
+            .flatten()
+            .map(|m| crate::journal::work::step(m))
+            .collect();
+        let any_step = accept.step_modes.is_none();
         let during = "claim a run";
         let conn = self.conn().await?;
         let row = conn
@@ -277,11 +285,20 @@ impl PgStore {
                      WHERE status = 'running'
                        AND (lease_until IS NULL OR lease_until <= now())
                        AND (claim_after IS NULL OR claim_after <= now())
+                       AND ((work = 'spread' AND $3) OR (work = 'run' AND $4)
+                            OR (work LIKE 'step:%' AND ($5 OR work = ANY($6::text[]))))
                      ORDER BY updated_ms
                      LIMIT 1
                      FOR UPDATE SKIP LOCKED)
                  RETURNING id, lease_gen",
-                &[&holder, &millis],
+                &[
+                    &holder,
+                    &millis,
+                    &accept.spread,
+                    &accept.runs,
+                    &any_step,
+                    &modes,
+                ],
             )
             .await
             .map_err(failed(self.server(), during))?;

@@ -165,21 +165,31 @@ impl PgStore {
         first: Vec<Entry>,
     ) -> Result<Vec<u64>, JournalError> {
         let first = first.into_iter().map(super::codec::encode_entry).collect();
-        self.create_run_encoded(meta, first, &[], None).await
+        self.create_run_encoded(meta, first, &[], None, crate::journal::work::RUN).await
     }
 
     /// `create_run_with` of entries already encoded, with the blobs they
     /// refer to in the same transaction (an import), leased to `lease`'s
-    /// holder for its milliseconds when given (a run its maker executes).
+    /// holder for its milliseconds when given (a run its maker executes);
+    /// `work` is what workers see it as (migration 5).
     pub(crate) async fn create_run_encoded(
         &self,
         meta: &RunMeta,
         first: Vec<EncodedEntry>,
         blobs: &[(String, Vec<u8>)],
         lease: Option<(&str, i64)>,
+        work: &str,
     ) -> Result<Vec<u64>, JournalError> {
         let mut conn = self.conn().await?;
-        store::create_run(&mut conn, &self.inner.server, meta, (first, blobs), lease).await
+        store::create_run(
+            &mut conn,
+            &self.inner.server,
+            meta,
+            (first, blobs),
+            lease,
+            work,
+        )
+        .await
     }
 
     /// Appends `entries` as seqs `at_seq`, `at_seq + 1`, … of `run` in one

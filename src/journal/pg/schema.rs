@@ -115,6 +115,13 @@ CREATE TABLE lev_ops (
 );
 CREATE INDEX lev_ops_waiting ON lev_ops (holder) WHERE NOT taken;
 "#,
+    // 5: what work a run is, for the workers that choose (`--modes`):
+    // `run` (a whole run), `spread` (a spread run: its process only
+    // schedules, its steps are runs of their own) or `step:<mode>` (a step
+    // run of an agent step of that mode, or `step:shell`).
+    r#"
+ALTER TABLE lev_runs ADD COLUMN work text NOT NULL DEFAULT 'run';
+"#,
 ];
 
 /// The schema version this build writes and understands.

@@ -99,11 +99,12 @@ impl Statements {
                 // to it ($7 the holder, $8 the lease in ms): no worker can
                 // claim it between its creation and its first step.
                 "INSERT INTO lev_runs (id, status, last_seq, updated_ms, parent, record,
-                     lease_holder, lease_gen, lease_until)
+                     lease_holder, lease_gen, lease_until, work)
                  VALUES ($1, $2, $3, $4, $5, $6, $7::text,
                      CASE WHEN $7::text IS NULL THEN 0 ELSE 1 END,
                      CASE WHEN $7::text IS NULL THEN NULL
-                          ELSE now() + $8::bigint * interval '1 millisecond' END)
+                          ELSE now() + $8::bigint * interval '1 millisecond' END,
+                     $9)
                  ON CONFLICT (id) DO NOTHING",
                 "SELECT record, lease_holder, lease_gen, coalesce(lease_until > now(), false)
                  FROM lev_runs WHERE id = $1 FOR UPDATE",
@@ -180,6 +181,7 @@ pub(super) async fn create_run(
     meta: &RunMeta,
     (first, blobs): (Vec<EncodedEntry>, &[(String, Vec<u8>)]),
     lease: NewLease<'_>,
+    work: &str,
 ) -> Result<Vec<u64>, JournalError> {
     let Conn { client, st } = conn;
     let during = format!("create run {}", meta.id);
@@ -196,7 +198,7 @@ pub(super) async fn create_run(
         .execute(
             &st.insert_run,
             &[
-                id, status, last_seq, updated_ms, parent, record, &holder, &lease_ms,
+                id, status, last_seq, updated_ms, parent, record, &holder, &lease_ms, &work,
             ],
         )
         .await

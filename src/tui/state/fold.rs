@@ -613,6 +613,10 @@ impl RunView {
                 self.pane_mut(step)
                     .terminal_finished(transcript_tail, summary);
             }
+            Event::StepDelegated { step, .. } => {
+                let text = describe::line(r, None);
+                self.pane_mut(step).note(text, LineKind::Note);
+            }
             Event::EarlierCopyStopped { step, killed, .. } => {
                 let text = crate::protocol::earlier_copy_stopped_text(*killed);
                 self.pane_mut(step).note(text, LineKind::Note);

@@ -91,7 +91,7 @@ pub fn sample_events() -> Vec<Recorded> {
             workspace: None,
             steps: sample_outline(),
             flowmind: None,
-            at: at(0),
+            spread: false,            step_of: None,            at: at(0),
         },
         Event::QuestionAsked {
             id: "token_store".into(),
@@ -352,7 +352,7 @@ pub fn bench_state(panes: usize, lines: usize) -> State {
             workspace: None,
             steps: Vec::new(),
             flowmind: None,
-            at: at(0),
+            spread: false,            step_of: None,            at: at(0),
         },
     );
     for p in 0..panes {
