@@ -62,6 +62,7 @@ fn meta(id: &RunId) -> RunMeta {
         updated_ms: 0,
         last_seq: 0,
         parent: None,
+        step_run: false,
     }
 }
 

@@ -151,6 +151,7 @@ fn meta_of(events: &[Recorded]) -> RunMeta {
         updated_ms: events.iter().map(at).max().unwrap_or(0),
         last_seq: events.len() as u64,
         parent: None,
+        step_run: false,
     }
 }
 

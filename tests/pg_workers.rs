@@ -11,8 +11,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::process::{Child, Output};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -22,9 +21,9 @@ use support::llm_server::LlmServer;
 use support::pg::PgDb;
 use support::swarm_plan::{plan_of, say, task, who};
 use support::tmux::{Tmux, skip_without_tmux};
-
-/// Short leases: a dead worker's runs are taken over within seconds.
-const LEASE: &str = "2s";
+use support::workers::{
+    LEASE, Worker, statuses, step_outputs, submit, successes, text, waiting_worker, worker,
+};
 
 /// A chain of idempotent shell steps, each taking a moment and passing
 /// its output on: what an undisturbed run's outputs are is known.
@@ -56,108 +55,6 @@ steps:
     run: "echo d-${{ steps.c.outputs.stdout }}"
     idempotent: true
 "#;
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// A `lev worker` that is killed when the test ends, passed or not (a
-/// worker left behind would go on claiming from a dropped database).
-struct Worker(Option<Child>);
-
-impl Worker {
-    fn child(&mut self) -> &mut Child {
-        self.0
-            .as_mut()
-            .expect("the worker is there until the test ends")
-    }
-
-    /// The process itself, no longer killed at the end.
-    fn into_child(mut self) -> Child {
-        self.0
-            .take()
-            .expect("the worker is there until the test ends")
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn worker(lev: &Lev) -> Worker {
-    let ws = lev.workspace().display().to_string();
-    let args = [
-        "worker",
-        "--lease",
-        LEASE,
-        "--slots",
-        "2",
-        "--yes",
-        "--workspace",
-        &ws,
-    ];
-    Worker(Some(lev.spawn(&args)))
-}
-
-/// A worker that leaves questions without a default to `lev answer`.
-fn waiting_worker(lev: &Lev) -> Worker {
-    let ws = lev.workspace().display().to_string();
-    let args = [
-        "worker",
-        "--lease",
-        LEASE,
-        "--wait-for-answers",
-        "--workspace",
-        &ws,
-    ];
-    Worker(Some(lev.spawn(&args)))
-}
-
-/// `lev run --detach`: the printed id.
-fn submit(lev: &Lev, args: &[&str]) -> String {
-    let out = lev.run(args);
-    assert!(out.status.success(), "{}", text(&out));
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert_eq!(id.len(), 26, "a run id: {}", text(&out));
-    id
-}
-
-/// Statuses of every run, by id (`lev runs --json`).
-fn statuses(lev: &Lev) -> BTreeMap<String, Value> {
-    let out = lev.run(&["runs", "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|v| (v["id"].as_str().unwrap().to_owned(), v))
-        .collect()
-}
-
-/// Every step's outputs, by step, as its success journaled them.
-fn step_outputs(events: &[Value]) -> BTreeMap<String, Value> {
-    of_type(events, "step_succeeded")
-        .into_iter()
-        .map(|e| (e["step"].as_str().unwrap().to_owned(), e["outputs"].clone()))
-        .collect()
-}
-
-/// How many times each step was journaled as succeeded.
-fn successes(events: &[Value]) -> BTreeMap<String, usize> {
-    let mut n = BTreeMap::new();
-    for e in of_type(events, "step_succeeded") {
-        *n.entry(e["step"].as_str().unwrap().to_owned()).or_default() += 1;
-    }
-    n
-}
 
 #[test]
 fn runs_finish_under_workers_killed_again_and_again() {

@@ -52,6 +52,7 @@ fn import_run(lev: &Lev, events: Vec<Event>) -> String {
         updated_ms: last,
         last_seq: events.len() as u64,
         parent: None,
+        step_run: false,
     };
     let mut lines = vec![
         json!({"lev_export": 1, "run": run, "entries": events.len(), "blobs": 0}).to_string(),
@@ -83,7 +84,7 @@ fn started() -> Event {
         workspace: None,
         steps: Vec::new(),
         flowmind: None,
-        at: Millis(1_000),
+        spread: false,        step_of: None,        at: Millis(1_000),
     }
 }
 

@@ -90,7 +90,7 @@ fn run_events(finished: bool) -> Vec<Recorded> {
             workspace: None,
             steps: Vec::new(),
             flowmind: None,
-            at: Millis(1),
+            spread: false,            step_of: None,            at: Millis(1),
         },
         started("coder", 2),
         worktree(ready()),

@@ -25,7 +25,7 @@ pub(super) fn run_json(m: &RunMeta, live: bool, executor: Executor<'_>) -> serde
     serde_json::json!({
         "id": m.id, "workflow": m.workflow_id, "name": m.name, "source": m.source,
         "status": shown_status(m, live, executor), "created_ms": m.created_ms, "updated_ms": m.updated_ms,
-        "entries": m.last_seq, "parent": m.parent, "executor": holder,
+        "entries": m.last_seq, "parent": m.parent, "step_run": m.step_run, "executor": holder,
     })
 }
 
@@ -162,7 +162,8 @@ pub async fn runs(paths: &Paths, json: bool) -> u8 {
             m.last_seq
         );
         if let Some(parent) = &m.parent {
-            println!("{:<26}  └ fork of {parent}", "");
+            let of = if m.step_run { "step of" } else { "fork of" };
+            println!("{:<26}  └ {of} {parent}", "");
         }
     }
     let unfinished = runs

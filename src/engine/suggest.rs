@@ -230,6 +230,7 @@ mod tests {
                 updated_ms: 0,
                 last_seq: 0,
                 parent: None,
+                step_run: false,
             },
             objective: None,
             failed: failed

@@ -349,9 +349,10 @@ pub(crate) fn encode_run(meta: &RunMeta) -> Vec<u8> {
     put_varint(&mut out, meta.created_ms);
     put_varint(&mut out, meta.updated_ms);
     put_varint(&mut out, meta.last_seq);
+    // 1: a fork or child's parent, 2: a step run's spread run.
     match &meta.parent {
         Some(parent) => {
-            out.push(1);
+            out.push(if meta.step_run { 2 } else { 1 });
             put_bytes(&mut out, parent.0.as_bytes());
         }
         None => out.push(0),
@@ -379,9 +380,10 @@ pub(crate) fn decode_run(bytes: &[u8]) -> Result<RunMeta, DecodeError> {
     let created_ms = r.varint()?;
     let updated_ms = r.varint()?;
     let last_seq = r.varint()?;
-    let parent = match r.u8()? {
-        0 => None,
-        1 => Some(RunId(r.string()?)),
+    let (parent, step_run) = match r.u8()? {
+        0 => (None, false),
+        1 => (Some(RunId(r.string()?)), false),
+        2 => (Some(RunId(r.string()?)), true),
         _ => return Err(DecodeError("bad parent flag in run record")),
     };
     if !r.buf.is_empty() {
@@ -398,6 +400,7 @@ pub(crate) fn decode_run(bytes: &[u8]) -> Result<RunMeta, DecodeError> {
         updated_ms,
         last_seq,
         parent,
+        step_run,
     })
 }
 
@@ -583,6 +586,7 @@ mod tests {
             updated_ms: u64::MAX,
             last_seq: 300,
             parent: Some(RunId::new()),
+            step_run: false,
         };
         assert_eq!(decode_run(&encode_run(&meta)).unwrap(), meta);
     }
@@ -670,9 +674,10 @@ mod props {
             status(),
             (any::<u64>(), any::<u64>(), any::<u64>()),
             proptest::option::of(".{0,30}"),
+            any::<bool>(),
         )
             .prop_map(
-                |((id, workflow_id, name, source, definition_blob), status, times, parent)| {
+                |((id, workflow_id, name, source, definition_blob), status, times, parent, step)| {
                     RunMeta {
                         id: RunId(id),
                         workflow_id,
@@ -683,6 +688,7 @@ mod props {
                         created_ms: times.0,
                         updated_ms: times.1,
                         last_seq: times.2,
+                        step_run: step && parent.is_some(),
                         parent: parent.map(RunId),
                     }
                 },

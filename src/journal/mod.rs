@@ -131,6 +131,9 @@ pub struct RunMeta {
     pub last_seq: u64,
     /// Parent run for child workflows / forks.
     pub parent: Option<RunId>,
+    /// A step run of `parent` (one step of a spread run), not a fork.
+    #[serde(default)]
+    pub step_run: bool,
 }
 
 /// Everything that can go wrong in the journal, with the context a user needs.

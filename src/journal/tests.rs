@@ -19,6 +19,7 @@ pub(super) fn meta(id: &RunId) -> RunMeta {
         updated_ms: 1,
         last_seq: 0,
         parent: None,
+        step_run: false,
     }
 }
 

@@ -66,6 +66,8 @@ pub struct RunCtx {
     pub other_runs: Option<Arc<dyn super::spread::OtherRuns>>,
     /// Announcements of this run's step runs' appends.
     pub step_runs: super::spread::StepRuns,
+    /// A step run's spread run: its memory (`memory://run`) is that run's.
+    pub spread_parent: Option<crate::protocol::RunId>,
     pub history: History,
     pub limits: Limits,
     pub inputs: BTreeMap<String, Value>,
@@ -345,6 +347,12 @@ impl RunCtx {
     /// Why callbacks are stopped in this run, once they are.
     pub fn callbacks_stopped(&self) -> Option<String> {
         self.followups_book(|b| b.stopped.clone())
+    }
+
+    /// The run whose memory `memory://run` names: a step run shares its
+    /// spread run's, as the steps of one run share it.
+    pub fn memory_run(&self) -> &crate::protocol::RunId {
+        self.spread_parent.as_ref().unwrap_or(self.rec.run())
     }
 
     /// The attempt a step retried in this process runs next, if it was.

@@ -183,6 +183,7 @@ pub async fn drive(
         spread: *spread,
         other_runs,
         step_runs: Default::default(),
+        spread_parent: step_of.as_ref().map(|of| of.parent.clone()),
         followups: Mutex::new(history.followups.clone()),
         followup_policy: workflow.followups.with(&deps.options.followups),
         mcp,

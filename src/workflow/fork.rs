@@ -88,6 +88,7 @@ pub async fn fork_run(
         updated_ms: now.0,
         last_seq: 0,
         parent: Some(run.clone()),
+        step_run: false,
     };
     let seqs = journal.create_run_with(fork_meta, entries).await?;
     let seq = seqs
@@ -157,7 +158,7 @@ mod tests {
                 workspace: None,
                 steps: Vec::new(),
                 flowmind: None,
-                at: Millis(0),
+                spread: false,                step_of: None,                at: Millis(0),
             },
             started("a"),
             started("slow"),

@@ -297,6 +297,7 @@ async fn start_pinned(
         updated_ms: now.0,
         last_seq: 0,
         parent: None,
+        step_run: false,
     };
     // One commit: a crash never leaves a run without its `run_started`.
     let work = if spread {

@@ -484,6 +484,7 @@ mod tests {
             updated_ms: 0,
             last_seq: 0,
             parent: None,
+            step_run: false,
         }
     }
 

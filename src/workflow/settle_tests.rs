@@ -52,6 +52,7 @@ async fn setup(dir: &Path, run: &RunId) -> (Journal, std::path::PathBuf) {
             updated_ms: 1,
             last_seq: 0,
             parent: None,
+            step_run: false,
         })
         .await
         .unwrap();

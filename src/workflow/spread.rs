@@ -271,6 +271,7 @@ async fn make_step_run(
         updated_ms: now.0,
         last_seq: 0,
         parent: Some(ctx.rec.run().clone()),
+        step_run: true,
     };
     let entry = recorder::to_entry(&event).map_err(|e| e.to_string())?;
     match journal

@@ -114,7 +114,12 @@ impl Lev {
     /// Writes `yaml` as the sandbox's workflow file (`wf.yaml` beside the
     /// workspace) and returns its path.
     pub fn write_workflow(&self, yaml: &str) -> PathBuf {
-        let path = self.dir.path().join("wf.yaml");
+        self.write_workflow_as("wf.yaml", yaml)
+    }
+
+    /// `write_workflow`, as `name` (for a test with several).
+    pub fn write_workflow_as(&self, name: &str, yaml: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
         std::fs::write(&path, yaml).unwrap();
         path
     }

@@ -10,3 +10,4 @@ pub mod llm_server;
 pub mod pg;
 pub mod swarm_plan;
 pub mod tmux;
+pub mod workers;

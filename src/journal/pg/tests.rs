@@ -126,6 +126,7 @@ fn meta(id: &RunId) -> RunMeta {
         updated_ms: 1,
         last_seq: 0,
         parent: None,
+        step_run: false,
     }
 }
 
@@ -239,6 +240,7 @@ async fn entries_round_trip_and_the_run_follows_them_as_redb_has_it() {
     let created = RunMeta {
         last_seq: 7,
         parent: Some(RunId::new()),
+        step_run: false,
         ..meta(&run)
     };
     store.create_run(&created).await.unwrap();

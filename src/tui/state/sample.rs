@@ -298,6 +298,7 @@ pub fn sample_runs() -> Vec<RunMeta> {
         updated_ms: T0 + created + 60_000,
         last_seq: 40,
         parent: None,
+        step_run: false,
     };
     vec![
         meta(

@@ -94,7 +94,8 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             String::new()
         };
         if let Some(parent) = &r.parent {
-            resumable.push_str(&format!("⑂ fork of {}", clip(parent.as_str(), 26)));
+            let of = if r.step_run { "step of" } else { "⑂ fork of" };
+            resumable.push_str(&format!("{of} {}", clip(parent.as_str(), 26)));
         }
         // Columns by display width: a name in CJK or with an emoji keeps
         // the id and status under their headers.

@@ -206,7 +206,7 @@ pub(super) async fn tool_result(
 /// Who calls a memory tool: this run, step, mode and workspace.
 fn memory_caller(actx: &AttemptCtx, mode: &str) -> memory::tool::Caller {
     memory::tool::Caller {
-        run: actx.ctx.rec.run().to_string(),
+        run: actx.ctx.memory_run().to_string(),
         step: actx.key.to_string(),
         mode: mode.to_string(),
         workspace: actx.ctx.workspace.clone(),

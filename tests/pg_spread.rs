@@ -1,0 +1,420 @@
+//! Spread runs (`lev run --spread`): one run's agent and shell steps shared
+//! by several `lev worker`s (the real binary) on a PostgreSQL journal, each
+//! step a step run of its own. The steps of one run execute on several
+//! workers; workers killed with `kill -9` mid-step have their step runs
+//! (and the spread run's scheduling) taken over, with no step completed
+//! twice and the outputs of an undisturbed run; a non-idempotent step in
+//! flight at a kill pauses its step run for a decision, and the spread run
+//! goes on once it is taken; `--modes` chooses which step runs a worker
+//! takes; cancelling the spread run cancels its step runs. Each test in a
+//! database of its own on `LEV_TEST_POSTGRES`'s server (skipped without
+//! it, unless `CI` is set).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::kill::{kill9, wait_for};
+use support::lev::{Lev, of_type};
+use support::llm_server::LlmServer;
+use support::pg::PgDb;
+use support::swarm_plan::say;
+use support::workers::{
+    Worker, statuses, step_outputs, submit, successes, text, worker, worker_with,
+};
+
+/// Six steps side by side, each printing the process that executes it
+/// (the worker is its shell's parent), and one that joins them.
+const FAN: &str = r#"
+version: 1
+kind: workflow
+id: fan
+name: Fan
+steps:
+  s1: { type: shell, run: "sleep 1; echo $PPID", idempotent: true }
+  s2: { type: shell, run: "sleep 1; echo $PPID", idempotent: true }
+  s3: { type: shell, run: "sleep 1; echo $PPID", idempotent: true }
+  s4: { type: shell, run: "sleep 1; echo $PPID", idempotent: true }
+  s5: { type: shell, run: "sleep 1; echo $PPID", idempotent: true }
+  s6: { type: shell, run: "sleep 1; echo $PPID", idempotent: true }
+  join:
+    needs: [s1, s2, s3, s4, s5, s6]
+    type: shell
+    run: "echo ${{ steps.s1.outputs.stdout }} ${{ steps.s6.outputs.stdout }}"
+    idempotent: true
+"#;
+
+/// Steps whose outputs do not depend on where they ran, taking a while.
+const SLOW_FAN: &str = r#"
+version: 1
+kind: workflow
+id: slowfan
+name: Slow fan
+inputs:
+  n: { type: string }
+steps:
+  a: { type: shell, run: "sleep 2; echo a${{ inputs.n }}", idempotent: true }
+  b: { type: shell, run: "sleep 2; echo b${{ inputs.n }}", idempotent: true }
+  c: { type: shell, run: "sleep 2; echo c${{ inputs.n }}", idempotent: true }
+  d:
+    needs: [a, b, c]
+    type: shell
+    run: "sleep 1; echo d-${{ steps.a.outputs.stdout }}-${{ steps.b.outputs.stdout }}-${{ steps.c.outputs.stdout }}"
+    idempotent: true
+outputs:
+  d: ${{ steps.d.outputs.stdout }}
+"#;
+
+/// The runs that are step runs of `run`, by step.
+fn step_runs(lev: &Lev, run: &str) -> BTreeMap<String, String> {
+    let mut by_step = BTreeMap::new();
+    for (id, r) in statuses(lev) {
+        if r["parent"] == run && r["step_run"] == true {
+            let events = lev.events(&id);
+            let step = of_type(&events, "run_started")[0]["step_of"]["step"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            by_step.insert(step, id);
+        }
+    }
+    by_step
+}
+
+fn wait_status(lev: &Lev, run: &str, status: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let all = statuses(lev);
+        if all[run]["status"] == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {run} never {status}: {}",
+            all[run]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The pid in a lease holder's name (`host:pid:nonce`).
+fn pid_of(holder: &Value) -> Option<u32> {
+    holder.as_str()?.split(':').nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_spread_run_s_steps_are_executed_by_several_workers() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = lev.write_workflow(FAN).display().to_string();
+    let workers: Vec<Worker> = (0..3).map(|_| worker(&lev)).collect();
+    let pids: BTreeSet<String> = workers
+        .iter()
+        .map(|w| w.0.as_ref().unwrap().id().to_string())
+        .collect();
+    let run = submit(&lev, &["run", &wf, "--detach", "--spread"]);
+    wait_status(&lev, &run, "succeeded", 90);
+
+    let events = lev.events(&run);
+    let delegated = of_type(&events, "step_delegated");
+    assert_eq!(delegated.len(), 7, "every step a step run: {delegated:?}");
+    let done = successes(&events);
+    assert_eq!(done.len(), 7, "{done:?}");
+    assert!(done.values().all(|n| *n == 1), "{done:?}");
+    // Each step run is a run of its own, of this one, that ran its step.
+    let runs = step_runs(&lev, &run);
+    assert_eq!(runs.len(), 7, "{runs:?}");
+    let outputs = step_outputs(&events);
+    for (step, id) in &runs {
+        let its = lev.events(id);
+        assert_eq!(successes(&its)[step], 1, "{step} in {id}");
+        assert_eq!(step_outputs(&its)[step], outputs[step], "{step}");
+        assert!(delegated.iter().any(|d| d["run"] == id.as_str()));
+    }
+    // Executed by workers, more than one of them.
+    let ran_on: BTreeSet<String> = (1..=6)
+        .map(|i| outputs[&format!("s{i}")]["stdout"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ran_on.is_subset(&pids), "{ran_on:?} not among {pids:?}");
+    assert!(ran_on.len() >= 2, "one worker did every step: {ran_on:?}");
+    // The join read what the steps printed, wherever they ran.
+    assert_eq!(
+        outputs["join"]["stdout"],
+        format!(
+            "{} {}",
+            outputs["s1"]["stdout"].as_str().unwrap(),
+            outputs["s6"]["stdout"].as_str().unwrap()
+        )
+    );
+}
+
+#[test]
+fn a_spread_run_finishes_with_the_workers_of_its_steps_killed_again_and_again() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = lev.write_workflow(SLOW_FAN).display().to_string();
+    let mut workers: Vec<Worker> = (0..3).map(|_| worker(&lev)).collect();
+    let calm = submit(&lev, &["run", &wf, "--detach", "--spread", "-i", "n=1"]);
+    wait_status(&lev, &calm, "succeeded", 90);
+    let calm_outputs = lev.show(&calm)["outputs"].clone();
+    assert_eq!(calm_outputs["d"], "d-a1-b1-c1");
+
+    let run = submit(&lev, &["run", &wf, "--detach", "--spread", "-i", "n=1"]);
+    let mut read_before_kills: Vec<Vec<Value>> = Vec::new();
+    let mut killed_scheduler = false;
+    let mut killed_steps = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while killed_steps < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(700));
+        let all = statuses(&lev);
+        if all[&run]["status"] == "succeeded" {
+            break;
+        }
+        // First the worker that schedules the run, then those of steps.
+        let target = if !killed_scheduler {
+            all[&run]["executor"].clone()
+        } else {
+            all.values()
+                .find(|r| r["parent"] == run.as_str() && r["status"] == "running")
+                .map(|r| r["executor"].clone())
+                .unwrap_or(Value::Null)
+        };
+        let Some(pid) = pid_of(&target) else {
+            continue;
+        };
+        let Some(victim) = workers
+            .iter()
+            .position(|w| w.0.as_ref().unwrap().id() == pid)
+        else {
+            continue;
+        };
+        read_before_kills.push(lev.events(&run));
+        kill9(workers[victim].child());
+        workers[victim] = worker(&lev);
+        if killed_scheduler {
+            killed_steps += 1;
+        }
+        killed_scheduler = true;
+    }
+    assert!(killed_steps > 0, "no step's worker was killed");
+    wait_status(&lev, &run, "succeeded", 120);
+    let events = lev.events(&run);
+    for read in &read_before_kills {
+        assert_eq!(&events[..read.len()], &read[..], "a fact read was lost");
+    }
+    assert!(
+        of_type(&events, "run_resumed").len() >= 2,
+        "the scheduling was taken over"
+    );
+    let done = successes(&events);
+    assert_eq!(done.len(), 4, "{done:?}");
+    assert!(done.values().all(|n| *n == 1), "{done:?}");
+    // No step run ran its step to success twice either, and one of them
+    // at least was taken over from a killed worker.
+    let mut taken_over = 0;
+    for (step, id) in step_runs(&lev, &run) {
+        let its = lev.events(&id);
+        assert!(successes(&its).get(&step).copied().unwrap_or(0) <= 1, "{id}");
+        taken_over += of_type(&its, "run_resumed").len().saturating_sub(1);
+    }
+    assert!(taken_over > 0, "no step run was taken over");
+    assert_eq!(lev.show(&run)["outputs"], calm_outputs);
+}
+
+#[test]
+fn a_non_idempotent_step_in_flight_at_a_kill_pauses_its_step_run_for_a_decision() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let count = lev.workspace().join("count");
+    let wf = lev
+        .write_workflow(&format!(
+            r#"
+version: 1
+kind: workflow
+id: once
+name: Once
+steps:
+  charge:
+    type: shell
+    run: "sleep 3; echo charged >> {count}"
+  after:
+    needs: [charge]
+    type: shell
+    run: "echo after"
+"#,
+            count = count.display()
+        ))
+        .display()
+        .to_string();
+    let mut workers: Vec<Worker> = (0..2).map(|_| worker(&lev)).collect();
+    let run = submit(&lev, &["run", &wf, "--detach", "--spread"]);
+    // Its step run running (its command started): kill its worker.
+    let mut step_run = String::new();
+    wait_for("the step run to run", Duration::from_secs(30), || {
+        let all = statuses(&lev);
+        match all
+            .iter()
+            .find(|(_, r)| r["parent"] == run.as_str() && r["status"] == "running")
+        {
+            Some((id, r)) if pid_of(&r["executor"]).is_some() => {
+                step_run = id.clone();
+                of_type(&lev.events(id), "process_started").len() == 1
+            }
+            _ => false,
+        }
+    });
+    let pid = pid_of(&statuses(&lev)[&step_run]["executor"]).unwrap();
+    let victim = workers
+        .iter()
+        .position(|w| w.0.as_ref().unwrap().id() == pid)
+        .expect("a worker executes the step run");
+    kill9(workers[victim].child());
+    workers[victim] = worker(&lev);
+    // Taken over, the step run pauses: its command may have acted.
+    wait_status(&lev, &step_run, "paused", 60);
+    assert!(!count.exists(), "the killed command did not finish");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(statuses(&lev)[&run]["status"], "running", "the run waits");
+    // The decision, from anywhere: the step runs again, the run goes on.
+    let out = lev.run(&[
+        "resume",
+        &step_run,
+        "--in-flight",
+        "rerun",
+        "--headless",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_status(&lev, &run, "succeeded", 60);
+    assert_eq!(std::fs::read_to_string(&count).unwrap(), "charged\n");
+    assert_eq!(successes(&lev.events(&run)).len(), 2);
+}
+
+#[test]
+fn workers_take_the_step_runs_of_their_modes_only() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let server = LlmServer::with(|_| say("hello from the model", 0));
+    let lev = Lev::new()
+        .with_openai(&server.base_url())
+        .with_env("LEV_JOURNAL", &db.url);
+    let mixed = lev
+        .write_workflow_as(
+            "mixed.yaml",
+            r#"
+version: 1
+kind: workflow
+id: mixed
+name: Mixed
+steps:
+  build: { type: shell, run: "echo built", idempotent: true }
+  talk: { type: agent, mode: ask, prompt: "say hello" }
+"#,
+        )
+        .display()
+        .to_string();
+    let whole = lev
+        .write_workflow_as(
+            "whole.yaml",
+            r#"
+version: 1
+kind: workflow
+id: whole
+name: Whole
+steps:
+  only: { type: shell, run: "echo whole", idempotent: true }
+"#,
+        )
+        .display()
+        .to_string();
+    // A typo is refused, saying what there is.
+    let out = lev.run(&["worker", "--modes", "shell,asc"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no mode `asc`"), "{}", text(&out));
+
+    let _shell = worker_with(&lev, &["--modes", "shell"]);
+    let run = submit(&lev, &["run", &mixed, "--detach", "--spread"]);
+    let plain = submit(&lev, &["run", &whole, "--detach"]);
+    wait_for("the shell step", Duration::from_secs(30), || {
+        successes(&lev.events(&run)).contains_key("build")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let runs = step_runs(&lev, &run);
+    let all = statuses(&lev);
+    assert_eq!(all[&runs["talk"]]["status"], "waiting", "not a shell step");
+    assert_eq!(all[&plain]["status"], "waiting", "not a step run");
+    assert!(server.requests().is_empty());
+
+    let _ask = worker_with(&lev, &["--modes", "ask"]);
+    wait_status(&lev, &run, "succeeded", 60);
+    let outputs = step_outputs(&lev.events(&run));
+    assert_eq!(outputs["talk"]["text"], "hello from the model");
+    assert_eq!(outputs["build"]["stdout"], "built");
+    assert_eq!(statuses(&lev)[&plain]["status"], "waiting");
+
+    let _any = worker(&lev);
+    wait_status(&lev, &plain, "succeeded", 60);
+}
+
+#[test]
+fn cancelling_a_spread_run_cancels_its_step_runs() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = lev
+        .write_workflow(
+            r#"
+version: 1
+kind: workflow
+id: long
+name: Long
+steps:
+  wait: { type: shell, run: "sleep 60", idempotent: true }
+"#,
+        )
+        .display()
+        .to_string();
+    let _workers: Vec<Worker> = (0..2).map(|_| worker(&lev)).collect();
+    let run = submit(&lev, &["run", &wf, "--detach", "--spread"]);
+    let mut step_run = String::new();
+    wait_for("the step run's command", Duration::from_secs(30), || {
+        match step_runs(&lev, &run).get("wait") {
+            Some(id) => {
+                step_run = id.clone();
+                of_type(&lev.events(id), "process_started").len() == 1
+            }
+            None => false,
+        }
+    });
+    let started = Instant::now();
+    let out = lev.run(&["cancel", &run]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_status(&lev, &run, "cancelled", 40);
+    wait_status(&lev, &step_run, "cancelled", 40);
+    assert!(started.elapsed() < Duration::from_secs(50), "not waited out");
+    let events = lev.events(&run);
+    assert_eq!(of_type(&events, "step_cancelled").len(), 1, "{events:?}");
+}
+
+#[test]
+fn spread_needs_a_journal_workers_share() {
+    let lev = Lev::new();
+    if lev.on_postgres() {
+        return;
+    }
+    let wf = lev.write_workflow(FAN).display().to_string();
+    let out = lev.run(&["run", &wf, "--spread", "--headless"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("PostgreSQL"), "{}", text(&out));
+    let runs = lev.run(&["runs", "--json"]);
+    assert!(runs.stdout.is_empty(), "nothing was made");
+}
