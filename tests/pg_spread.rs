@@ -137,7 +137,12 @@ fn a_spread_run_s_steps_are_executed_by_several_workers() {
     }
     // Executed by workers, more than one of them.
     let ran_on: BTreeSet<String> = (1..=6)
-        .map(|i| outputs[&format!("s{i}")]["stdout"].as_str().unwrap().to_owned())
+        .map(|i| {
+            outputs[&format!("s{i}")]["stdout"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert!(ran_on.is_subset(&pids), "{ran_on:?} not among {pids:?}");
     assert!(ran_on.len() >= 2, "one worker did every step: {ran_on:?}");
@@ -220,7 +225,10 @@ fn a_spread_run_finishes_with_the_workers_of_its_steps_killed_again_and_again() 
     let mut taken_over = 0;
     for (step, id) in step_runs(&lev, &run) {
         let its = lev.events(&id);
-        assert!(successes(&its).get(&step).copied().unwrap_or(0) <= 1, "{id}");
+        assert!(
+            successes(&its).get(&step).copied().unwrap_or(0) <= 1,
+            "{id}"
+        );
         taken_over += of_type(&its, "run_resumed").len().saturating_sub(1);
     }
     assert!(taken_over > 0, "no step run was taken over");
@@ -284,13 +292,7 @@ steps:
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(statuses(&lev)[&run]["status"], "running", "the run waits");
     // The decision, from anywhere: the step runs again, the run goes on.
-    let out = lev.run(&[
-        "resume",
-        &step_run,
-        "--in-flight",
-        "rerun",
-        "--headless",
-    ]);
+    let out = lev.run(&["resume", &step_run, "--in-flight", "rerun", "--headless"]);
     assert!(out.status.success(), "{}", text(&out));
     wait_status(&lev, &run, "succeeded", 60);
     assert_eq!(std::fs::read_to_string(&count).unwrap(), "charged\n");
@@ -386,21 +388,26 @@ steps:
     let _workers: Vec<Worker> = (0..2).map(|_| worker(&lev)).collect();
     let run = submit(&lev, &["run", &wf, "--detach", "--spread"]);
     let mut step_run = String::new();
-    wait_for("the step run's command", Duration::from_secs(30), || {
-        match step_runs(&lev, &run).get("wait") {
+    wait_for(
+        "the step run's command",
+        Duration::from_secs(30),
+        || match step_runs(&lev, &run).get("wait") {
             Some(id) => {
                 step_run = id.clone();
                 of_type(&lev.events(id), "process_started").len() == 1
             }
             None => false,
-        }
-    });
+        },
+    );
     let started = Instant::now();
     let out = lev.run(&["cancel", &run]);
     assert!(out.status.success(), "{}", text(&out));
     wait_status(&lev, &run, "cancelled", 40);
     wait_status(&lev, &step_run, "cancelled", 40);
-    assert!(started.elapsed() < Duration::from_secs(50), "not waited out");
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "not waited out"
+    );
     let events = lev.events(&run);
     assert_eq!(of_type(&events, "step_cancelled").len(), 1, "{events:?}");
 }
@@ -417,4 +424,97 @@ fn spread_needs_a_journal_workers_share() {
     assert!(text(&out).contains("PostgreSQL"), "{}", text(&out));
     let runs = lev.run(&["runs", "--json"]);
     assert!(runs.stdout.is_empty(), "nothing was made");
+}
+
+/// Which worker (its pid) executed each run, from the workers' own lines
+/// (`run ID: executing here`); the workers are stopped.
+fn executed_by(workers: Vec<Worker>) -> BTreeMap<String, u32> {
+    let mut by_run = BTreeMap::new();
+    for w in workers {
+        let mut child = w.into_child();
+        let pid = child.id();
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(run) = line
+                .strip_prefix("run ")
+                .and_then(|l| l.strip_suffix(" (claim 2)").or(Some(l)))
+                .and_then(|l| l.split_once(": executing here"))
+                .map(|(run, _)| run.to_owned())
+            {
+                by_run.insert(run, pid);
+            }
+        }
+    }
+    by_run
+}
+
+#[test]
+fn a_spread_swarm_s_tasks_are_shared_by_the_workers_and_steered_there() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let plan = support::swarm_plan::plan_of(vec![
+        support::swarm_plan::task("design", "architect", &[]),
+        support::swarm_plan::task("api", "coder", &["design"]),
+        support::swarm_plan::task("ui", "coder", &["design"]),
+        support::swarm_plan::task("cli", "coder", &["design"]),
+        support::swarm_plan::task("docs", "docs-writer", &["design"]),
+        support::swarm_plan::task("review", "reviewer", &["api", "ui", "cli", "docs"]),
+    ]);
+    let server = LlmServer::with(move |req| {
+        match support::swarm_plan::who(req).as_str() {
+            "plan" => say(&plan, 0),
+            // The reply to a message the user sent the API's agent.
+            _ if req.body.contains("use the v2 endpoint") => say("api uses v2", 0),
+            id => say(&format!("{id} done"), 1500),
+        }
+    });
+    let lev = Lev::new()
+        .with_openai(&server.base_url())
+        .with_env("LEV_JOURNAL", &db.url);
+    let workers: Vec<Worker> = (0..3).map(|_| worker(&lev)).collect();
+    let run = submit(
+        &lev,
+        &[
+            "workflow", "share me", "--agents", "4", "--detach", "--spread",
+        ],
+    );
+    // While the API's agent waits for its reply, a message for it goes to
+    // the spread run, which sends it on to the step run executing it.
+    wait_for("the api task's request", Duration::from_secs(60), || {
+        server
+            .requests()
+            .iter()
+            .any(|r| support::swarm_plan::who(r) == "api")
+    });
+    let out = lev.run(&["message", &run, "api", "use the v2 endpoint"]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_status(&lev, &run, "succeeded", 120);
+
+    let runs = step_runs(&lev, &run);
+    for task in ["design", "api", "ui", "cli", "docs", "review"] {
+        assert!(runs.keys().any(|k| k.ends_with(task)), "{task}: {runs:?}");
+    }
+    let events = lev.events(&run);
+    assert!(successes(&events).values().all(|n| *n == 1));
+    let api = runs.iter().find(|(k, _)| k.ends_with("api")).unwrap().1;
+    let api_events = lev.events(api);
+    let messaged = of_type(&api_events, "agent_messaged");
+    assert_eq!(messaged.len(), 1, "{api_events:?}");
+    assert_eq!(messaged[0]["text"], "use the v2 endpoint");
+    let api_output = step_outputs(&events)
+        .into_iter()
+        .find(|(k, _)| k.ends_with("api"))
+        .unwrap()
+        .1;
+    assert_eq!(api_output["text"], "api uses v2", "{api_output}");
+    // The four tasks that could run side by side ran on several workers.
+    let by = executed_by(workers);
+    let on: BTreeSet<u32> = runs
+        .iter()
+        .filter(|(k, _)| ["api", "ui", "cli", "docs"].iter().any(|t| k.ends_with(t)))
+        .map(|(_, id)| by[id])
+        .collect();
+    assert!(on.len() >= 2, "one worker did them all: {by:?}");
 }

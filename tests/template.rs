@@ -84,7 +84,9 @@ fn started() -> Event {
         workspace: None,
         steps: Vec::new(),
         flowmind: None,
-        spread: false,        step_of: None,        at: Millis(1_000),
+        spread: false,
+        step_of: None,
+        at: Millis(1_000),
     }
 }
 

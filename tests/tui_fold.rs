@@ -542,7 +542,9 @@ fn ended_run() -> Vec<Recorded> {
             workspace: None,
             steps: Vec::new(),
             flowmind: None,
-            spread: false,            step_of: None,            at: at(0),
+            spread: false,
+            step_of: None,
+            at: at(0),
         },
         Event::StepStarted {
             step: StepKey::new("build"),
@@ -1013,7 +1015,9 @@ fn panes_are_numbered_in_declaration_order_and_keep_their_focus() {
             workspace: None,
             steps: ["first", "second", "third"].map(outline).to_vec(),
             flowmind: None,
-            spread: false,            step_of: None,            at: Millis(T0),
+            spread: false,
+            step_of: None,
+            at: Millis(T0),
         },
     );
     fold(&mut s, started("third", 1));

@@ -118,7 +118,9 @@ async fn create(
         error(&e.to_string());
         return Err(exit::USAGE);
     }
-    match workflow::start_run_spread(&deps.journal, &wf, inputs, Some(&deps.workspace), spread).await {
+    match workflow::start_run_spread(&deps.journal, &wf, inputs, Some(&deps.workspace), spread)
+        .await
+    {
         Ok(run) => Ok((deps, run)),
         Err(e) => {
             error(&e.to_string());

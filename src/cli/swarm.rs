@@ -82,7 +82,8 @@ pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 
         Some(&deps.workspace),
         args.spread,
     )
-    .await {
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             error(&e.to_string());

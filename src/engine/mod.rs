@@ -316,7 +316,11 @@ impl workflow::OtherRuns for OtherRuns {
             let Some(engine) = engine else {
                 return Err("the engine is gone".into());
             };
-            engine.submit(op).await.map(|_| ()).map_err(|e| e.to_string())
+            engine
+                .submit(op)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         })
     }
 }

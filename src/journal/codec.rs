@@ -677,7 +677,13 @@ mod props {
             any::<bool>(),
         )
             .prop_map(
-                |((id, workflow_id, name, source, definition_blob), status, times, parent, step)| {
+                |(
+                    (id, workflow_id, name, source, definition_blob),
+                    status,
+                    times,
+                    parent,
+                    step,
+                )| {
                     RunMeta {
                         id: RunId(id),
                         workflow_id,

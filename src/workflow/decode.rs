@@ -264,7 +264,9 @@ mod tests {
                 categories: Some(vec!["naming".into()]),
                 ..Default::default()
             })),
-            spread: false,            step_of: None,            at: Millis(4),
+            spread: false,
+            step_of: None,
+            at: Millis(4),
         });
         both_paths_agree(Event::RunStarted {
             workflow_id: "w".into(),
@@ -276,7 +278,9 @@ mod tests {
             workspace: None,
             steps: Vec::new(),
             flowmind: None,
-            spread: false,            step_of: None,            at: Millis(4),
+            spread: false,
+            step_of: None,
+            at: Millis(4),
         });
         both_paths_agree(Event::StepStarted {
             step: step(),

@@ -56,6 +56,8 @@ pub trait OtherRuns: Send + Sync {
 pub struct StepRuns {
     appended: tokio::sync::OnceCell<Option<broadcast::Sender<RunId>>>,
     stop: CancellationToken,
+    /// The step runs being waited for, by step: where a step's ops go.
+    live: std::sync::Mutex<BTreeMap<StepKey, RunId>>,
 }
 
 impl Drop for StepRuns {
@@ -65,7 +67,10 @@ impl Drop for StepRuns {
 }
 
 impl StepRuns {
-    async fn subscribe(&self, journal: &crate::journal::Journal) -> Option<broadcast::Receiver<RunId>> {
+    async fn subscribe(
+        &self,
+        journal: &crate::journal::Journal,
+    ) -> Option<broadcast::Receiver<RunId>> {
         let stop = self.stop.clone();
         let sender = self
             .appended
@@ -96,6 +101,49 @@ impl StepRuns {
             .await;
         sender.as_ref().map(broadcast::Sender::subscribe)
     }
+}
+
+/// Sends an op for one step of this run (`lev message`, pausing an agent)
+/// to the step run that executes it: `None` when the step is not one
+/// (the op is this run's own), else what the step run said.
+pub async fn forward(ctx: &RunCtx, op: &Op) -> Option<Result<(), String>> {
+    let step = match op {
+        Op::Message { step, .. } => step,
+        Op::Pause {
+            step: Some(step), ..
+        }
+        | Op::Unpause {
+            step: Some(step), ..
+        } => step,
+        _ => return None,
+    };
+    let child = ctx.step_runs.live.lock().ok()?.get(step).cloned()?;
+    let op = match op.clone() {
+        Op::Message { step, text, .. } => Op::Message {
+            run: child.clone(),
+            step,
+            text,
+        },
+        Op::Pause { step, .. } => Op::Pause {
+            run: child.clone(),
+            step,
+        },
+        Op::Unpause { step, .. } => Op::Unpause {
+            run: child.clone(),
+            step,
+        },
+        _ => return None,
+    };
+    let Some(runs) = &ctx.other_runs else {
+        return Some(Err(
+            "this process has no engine handle to reach it with".into()
+        ));
+    };
+    Some(
+        runs.submit(op)
+            .await
+            .map_err(|e| format!("step run {child}: {e}")),
+    )
 }
 
 /// Whether `step` of this run is executed as a step run.
@@ -206,7 +254,14 @@ pub async fn delegate(
         return StepEnd::Settled(Settled::Failed { error });
     }
     tracing::info!(step = %key, run = %child, "step executed as a step run");
-    let ended = match wait_for_end(&ctx, &child, &cancel).await {
+    if let Ok(mut live) = ctx.step_runs.live.lock() {
+        live.insert(key.clone(), child.clone());
+    }
+    let ended = wait_for_end(&ctx, &child, &cancel).await;
+    if let Ok(mut live) = ctx.step_runs.live.lock() {
+        live.remove(&key);
+    }
+    let ended = match ended {
         Ok(ended) => ended,
         Err(e) => {
             let error = format!("following step run {child} failed: {e}");
@@ -218,14 +273,14 @@ pub async fn delegate(
 
 /// Makes the step run `child` (unless a crash came after it was made) and
 /// lets go of it for the workers.
-async fn make_step_run(
-    ctx: &RunCtx,
-    child: &RunId,
-    of: StepOf,
-    mode: &str,
-) -> Result<(), String> {
+async fn make_step_run(ctx: &RunCtx, child: &RunId, of: StepOf, mode: &str) -> Result<(), String> {
     let journal = &ctx.deps.journal;
-    if journal.run(child).await.map_err(|e| e.to_string())?.is_some() {
+    if journal
+        .run(child)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
         return Ok(());
     }
     let parent = journal
@@ -324,7 +379,8 @@ async fn wait_for_end(
         if meta.status.is_terminal() {
             return read_end(ctx, child).await;
         }
-        if patience.is_some_and(|until: tokio::time::Instant| until <= tokio::time::Instant::now()) {
+        if patience.is_some_and(|until: tokio::time::Instant| until <= tokio::time::Instant::now())
+        {
             return Ok(Ended {
                 step: Some(Settled::Cancelled),
                 run: RunStatus::Cancelled,
@@ -441,7 +497,10 @@ async fn settle(
             error: format!(
                 "step run {child} ended {} before its step did: {}",
                 ended.run.as_str(),
-                ended.error.clone().unwrap_or_else(|| "no reason given".into())
+                ended
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into())
             ),
         },
     };
@@ -463,7 +522,9 @@ async fn settle(
         },
         Settled::Skipped => Event::StepSkipped {
             step: key,
-            reason: ended.error.unwrap_or_else(|| format!("skipped in step run {child}")),
+            reason: ended
+                .error
+                .unwrap_or_else(|| format!("skipped in step run {child}")),
             at: ctx.now(),
         },
         Settled::Cancelled => {

@@ -178,6 +178,13 @@ pub fn messages_waiting(actx: &AttemptCtx, turn: u32) -> bool {
 /// Carries out a steering op: journal the change, then apply it; an op that
 /// cannot apply is said back (`Notice::Refused`), never dropped silently.
 pub async fn apply(ctx: &RunCtx, op: Op) {
+    // A step a worker executes as a step run (a spread run) is steered there.
+    if let Some(sent) = super::spread::forward(ctx, &op).await {
+        if let Err(e) = sent {
+            ctx.rec.refuse(format!("not carried out: {e}"));
+        }
+        return;
+    }
     match op {
         Op::Message { step, text, .. } => message(ctx, step, text),
         Op::Pause { step, .. } => pause(ctx, step).await,

@@ -119,4 +119,3 @@ pub fn successes(events: &[Value]) -> BTreeMap<String, usize> {
     }
     n
 }
-

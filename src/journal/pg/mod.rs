@@ -165,7 +165,8 @@ impl PgStore {
         first: Vec<Entry>,
     ) -> Result<Vec<u64>, JournalError> {
         let first = first.into_iter().map(super::codec::encode_entry).collect();
-        self.create_run_encoded(meta, first, &[], None, crate::journal::work::RUN).await
+        self.create_run_encoded(meta, first, &[], None, crate::journal::work::RUN)
+            .await
     }
 
     /// `create_run_with` of entries already encoded, with the blobs they

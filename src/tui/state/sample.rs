@@ -353,7 +353,9 @@ pub fn bench_state(panes: usize, lines: usize) -> State {
             workspace: None,
             steps: Vec::new(),
             flowmind: None,
-            spread: false,            step_of: None,            at: at(0),
+            spread: false,
+            step_of: None,
+            at: at(0),
         },
     );
     for p in 0..panes {

@@ -113,7 +113,9 @@ fn review_events() -> Vec<Event> {
                 mode: Some("orchestrator".into()),
             }],
             flowmind: None,
-            spread: false,            step_of: None,            at: at(0),
+            spread: false,
+            step_of: None,
+            at: at(0),
         },
         started("plan", 1, "agent", Some("orchestrator"), 100),
         replied(

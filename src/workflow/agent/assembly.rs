@@ -302,7 +302,8 @@ async fn memory_parts(
             out.push(Part::new(include.clone(), Kind::Memory, text));
             continue;
         }
-        let Some(namespace) = namespace_of(include, ctx.memory_run().as_str(), &ctx.workspace) else {
+        let Some(namespace) = namespace_of(include, ctx.memory_run().as_str(), &ctx.workspace)
+        else {
             continue;
         };
         // A namespace without notes (most runs) costs no search; known
