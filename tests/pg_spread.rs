@@ -518,3 +518,50 @@ fn a_spread_swarm_s_tasks_are_shared_by_the_workers_and_steered_there() {
         .collect();
     assert!(on.len() >= 2, "one worker did them all: {by:?}");
 }
+
+#[test]
+fn a_spread_run_stopped_in_an_emergency_resumes_with_its_step_runs() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = lev
+        .write_workflow(
+            r#"
+version: 1
+kind: workflow
+id: stoppable
+name: Stoppable
+steps:
+  work: { type: shell, run: "sleep 3; echo worked", idempotent: true }
+  after: { needs: [work], type: shell, run: "echo after", idempotent: true }
+"#,
+        )
+        .display()
+        .to_string();
+    let _workers: Vec<Worker> = (0..2).map(|_| worker(&lev)).collect();
+    let run = submit(&lev, &["run", &wf, "--detach", "--spread"]);
+    let mut step_run = String::new();
+    wait_for("the step run's command", Duration::from_secs(30), || {
+        match step_runs(&lev, &run).get("work") {
+            Some(id) => {
+                step_run = id.clone();
+                of_type(&lev.events(id), "process_started").len() == 1
+            }
+            None => false,
+        }
+    });
+    let out = lev.run(&["stop", &run]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_status(&lev, &run, "paused", 40);
+    wait_status(&lev, &step_run, "paused", 40);
+    // No worker takes a paused run: resumed here, it takes its step run
+    // up again (here), and both finish, the next step on a worker.
+    let out = lev.run(&["resume", &run, "--headless"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(statuses(&lev)[&run]["status"], "succeeded");
+    assert_eq!(statuses(&lev)[&step_run]["status"], "succeeded");
+    let events = lev.events(&run);
+    assert_eq!(step_outputs(&events)["work"]["stdout"], "worked");
+    assert!(successes(&events).values().all(|n| *n == 1));
+}

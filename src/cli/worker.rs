@@ -219,7 +219,16 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
                 claim_runs(&engine, &journal, set, (accept, room, &policy)).await;
             }
         }
-        if stopping && running.is_empty() && scheduling.is_empty() {
+        if stopping && running.is_empty() {
+            // Scheduling only waits for step runs (which may need workers
+            // that are gone): it is left to other workers, which take it
+            // over once its lease lapses, as after a crash.
+            if !scheduling.is_empty() {
+                println!(
+                    "lev worker {holder}: leaving the scheduling of {} spread run(s) to other workers",
+                    scheduling.len()
+                );
+            }
             println!("lev worker {holder}: stopped");
             return exit::OK;
         }
@@ -232,7 +241,7 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
                 stopping = true;
                 println!(
                     "lev worker {holder}: claiming no more runs; letting {} run(s) end (stop again to leave them now)",
-                    running.len() + scheduling.len()
+                    running.len()
                 );
             }
             Some(joined) = running.join_next() => report(joined),

@@ -190,6 +190,7 @@ pub async fn delegate(
     };
     // A step run counts against the run's parallelism as a local step does.
     let _permit = ctx.slots.acquire().await.ok();
+    let attached = found.is_some();
     let (attempt, child) = match found {
         Some(found) => found,
         None => {
@@ -257,7 +258,7 @@ pub async fn delegate(
     if let Ok(mut live) = ctx.step_runs.live.lock() {
         live.insert(key.clone(), child.clone());
     }
-    let ended = wait_for_end(&ctx, &child, &cancel).await;
+    let ended = wait_for_end(&ctx, &child, &cancel, attached).await;
     if let Ok(mut live) = ctx.step_runs.live.lock() {
         live.remove(&key);
     }
@@ -361,10 +362,14 @@ struct Ended {
 
 /// Waits until step run `child` ends. A cancel of the step here cancels
 /// the step run (an emergency stop stops it), then waits a while for it.
+/// A step run found paused by a spread run that is being resumed
+/// (`resume_paused`: stopped with it, or paused for a decision that the
+/// resume may bring) is resumed by this process, once.
 async fn wait_for_end(
     ctx: &RunCtx,
     child: &RunId,
     cancel: &CancellationToken,
+    mut resume_paused: bool,
 ) -> Result<Ended, String> {
     let journal = &ctx.deps.journal;
     let mut appended = ctx.step_runs.subscribe(journal).await;
@@ -378,6 +383,24 @@ async fn wait_for_end(
             .ok_or_else(|| format!("step run {child} is gone (removed?)"))?;
         if meta.status.is_terminal() {
             return read_end(ctx, child).await;
+        }
+        if meta.status == RunStatus::Paused && told {
+            // Stopped as asked (an emergency stop ends a run paused).
+            return Ok(Ended {
+                step: Some(Settled::Cancelled),
+                run: RunStatus::Paused,
+                error: None,
+                usage: Usage::default(),
+            });
+        }
+        if meta.status == RunStatus::Paused && std::mem::take(&mut resume_paused) {
+            let resumed = match &ctx.other_runs {
+                Some(runs) => runs.submit(Op::Resume { run: child.clone() }).await,
+                None => Err("no engine handle".into()),
+            };
+            if let Err(e) = resumed {
+                tracing::warn!(run = %child, error = %e, "a paused step run was not resumed; `lev resume` it");
+            }
         }
         if patience.is_some_and(|until: tokio::time::Instant| until <= tokio::time::Instant::now())
         {
