@@ -16,6 +16,12 @@ Markdown tables.
    Beside them, the same K runs run one after another by `lev run
    --headless` on redb and on PostgreSQL, and the K chains as one run of
    one process on redb (`limits.max_parallel` = a worker's slots).
+3. One run's steps on several workers (`lev run --spread`): a chain of
+   `true` shell steps as one spread run (each step a step run) beside
+   the same chain as a whole run, both by one worker (what a step run
+   costs); and a fan-out of steps that wait (`sleep`, standing in for a
+   model's reply) as one spread run executed by 1, 2 and 4 workers,
+   beside the same run executed whole by one worker.
 
 Usage (through scripts/bench-pg):
     python pg_compare.py LEV_BINARY POSTGRES STEPS RUNS RUN_STEPS
@@ -309,6 +315,107 @@ def one_run_seconds(body):
         return time.perf_counter() - start, None, None
 
 
+# -- One run's steps on several workers (`--spread`) -------------------------
+
+SPREAD_CHAIN = 40
+SPREAD_FAN = 16
+SPREAD_WAIT = 0.5
+
+
+def spread_workflow(dirname, kind, parallel):
+    """`chain`: SPREAD_CHAIN `true` steps one after another; `fan`:
+    SPREAD_FAN steps side by side, each waiting SPREAD_WAIT seconds, and
+    a step that needs them all; at most `parallel` steps at once."""
+    lines = ["version: 1", "kind: workflow", f"id: {kind}", f"name: {kind}",
+             "limits:", f"  max_parallel: {parallel}", "steps:"]
+    if kind == "chain":
+        for i in range(SPREAD_CHAIN):
+            lines += [f"  s{i}:", "    type: shell", '    run: "true"', "    idempotent: true"]
+            if i:
+                lines.append(f"    needs: [s{i - 1}]")
+    else:
+        for i in range(SPREAD_FAN):
+            lines += [f"  s{i}:", "    type: shell", f'    run: "sleep {SPREAD_WAIT}"',
+                      "    idempotent: true"]
+        lines += ["  join:", "    type: shell", '    run: "true"',
+                  f"    needs: [{', '.join(f's{i}' for i in range(SPREAD_FAN))}]"]
+    path = os.path.join(dirname, f"{kind}.yaml")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def spread_seconds(kind, spread, workers, slots):
+    """One run of `kind` handed to `workers` workers of `slots` slots,
+    spread or whole: seconds from the workers' start until the run's row
+    says `succeeded`."""
+    name = f"lev_bench_spread"
+    journal = fresh_db(name)
+    try:
+        with tempfile.TemporaryDirectory(dir=TMP) as d:
+            # A whole run does at most a worker's slots' worth at once
+            # (what one machine is taken to manage); a spread run's steps
+            # go to every worker's slots.
+            wf = spread_workflow(d, kind, SPREAD_FAN if spread else slots)
+            args = ["--data-dir", os.path.join(d, "data"), "run", wf, "--detach", "--workspace", d]
+            run = lev(args + (["--spread"] if spread else []), journal).stdout.strip()
+            env = dict(os.environ, LEV_PROVIDER="", LEV_JOURNAL=journal)
+            log = open(os.path.join(d, "workers.log"), "w")
+            with psycopg.connect(journal, autocommit=True) as conn:
+                start = time.perf_counter()
+                procs = [
+                    subprocess.Popen(
+                        [LEV, "--data-dir", os.path.join(d, f"worker{i}"), "worker",
+                         "--slots", str(slots), "--yes", "--workspace", d],
+                        env=env, stdout=log, stderr=subprocess.STDOUT,
+                    )
+                    for i in range(workers)
+                ]
+                try:
+                    while True:
+                        status = conn.execute(
+                            "SELECT status FROM lev_runs WHERE id = %s", (run,)).fetchone()[0]
+                        if status == "succeeded":
+                            return time.perf_counter() - start, None, None
+                        if status != "running" or any(p.poll() is not None for p in procs):
+                            log.flush()
+                            print(open(log.name).read(), file=sys.stderr)
+                            raise RuntimeError(f"run {run} {status}, or a worker exited")
+                        time.sleep(0.01)
+                finally:
+                    for p in procs:
+                        stop(p)
+                    log.close()
+    finally:
+        drop_db(name)
+
+
+def spread_tables():
+    print(f"One run's steps on several workers (`--spread`): from the workers' start until the run "
+          f"succeeded; median of {ROUNDS} rounds, each measuring every line in turn:\n")
+    print("| run | how | time | per step | vs whole by 1 worker |")
+    print("| --- | --- | --- | --- | --- |")
+    chain = medians({
+        "whole, 1 worker": lambda: spread_seconds("chain", False, 1, 1),
+        "spread (a step run each), 1 worker × 1 slot": lambda: spread_seconds("chain", True, 1, 1),
+    })
+    rows = list(chain.items())
+    base = rows[0][1][0]
+    for how, (took, _, _) in rows:
+        print(f"| a chain of {SPREAD_CHAIN} `true` shell steps | {how} | {took:.2f} s "
+              f"| {took / SPREAD_CHAIN * 1000:.1f} ms | {base / took:.2f}× |")
+    measures = {"whole, 1 worker (2 steps at once: `max_parallel: 2`)": lambda: spread_seconds("fan", False, 1, 2)}
+    for w in WORKERS:
+        measures[f"spread, {w} worker{'s' if w > 1 else ''} × 2 slots"] = (
+            lambda w=w: spread_seconds("fan", True, w, 2))
+    rows = list(medians(measures).items())
+    base = rows[0][1][0]
+    for how, (took, _, _) in rows:
+        print(f"| {SPREAD_FAN} steps side by side, each `sleep {SPREAD_WAIT}`, then one | {how} "
+              f"| {took:.2f} s | — | {base / took:.2f}× |")
+    print()
+
+
 def medians(measures):
     """`ROUNDS` rounds of every measure in turn (so that all see the same
     machine load); for each, the median time and the medians of what
@@ -394,5 +501,7 @@ def main():
             vs_one = f"{one / took:.2f}×" if submitting is not None else "—"
             print(f"| {short} | {how} | {took:.2f} s{sub} | {steps / took:.0f} | {fs} | {base / took:.2f}× | {vs_one} |")
     drop_db("lev_bench_seq")
+    print()
+    spread_tables()
 
 main()

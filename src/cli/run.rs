@@ -30,6 +30,9 @@ pub(super) async fn run(
         Err(c) => return c,
     };
     headless_note(drive);
+    if spread {
+        spread_note(&run);
+    }
     drive_run(paths, deps, run, Start::Fresh, drive).await
 }
 
@@ -49,6 +52,13 @@ pub(super) async fn detach(
         Ok((deps, run)) => hand_over(&deps.journal, &run).await,
         Err(c) => c,
     }
+}
+
+/// What `--spread` without `--detach` means for the one who typed it.
+pub(super) fn spread_note(run: &RunId) {
+    eprintln!(
+        "note: this process schedules run {run}; its agent and shell steps are executed by the `lev worker`s of this journal (none running: they wait for one)"
+    );
 }
 
 /// `--detach` and `--spread` need a journal `lev worker`s share: an error

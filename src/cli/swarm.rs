@@ -93,5 +93,8 @@ pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 
     if args.detach {
         return super::run::hand_over(&deps.journal, &run).await;
     }
+    if args.spread {
+        super::run::spread_note(&run);
+    }
     drive_run(paths, deps, run, Start::Fresh, drive).await
 }

@@ -509,10 +509,11 @@ async fn settle(
     child: &RunId,
     ended: Ended,
 ) -> StepEnd {
-    if let Ok(mut usage) = ctx.usage.lock() {
-        usage.add(&ended.usage);
-    }
+    // The run's budget counts its step runs' usage as each ends (each step
+    // run also holds to the budget alone, counting from nothing).
+    let tripped = ctx.add_usage(&ended.usage);
     let usage = ended.usage;
+    let step_key = key.clone();
     let settled = match ended.step {
         Some(settled) => settled,
         None if ended.run == RunStatus::Cancelled => Settled::Cancelled,
@@ -565,6 +566,19 @@ async fn settle(
         return StepEnd::Settled(Settled::Failed {
             error: format!("journal: {e}"),
         });
+    }
+    if let Some((guard, limit, observed)) = tripped {
+        let event = Event::GuardTripped {
+            guard: guard.clone(),
+            limit: limit.clone(),
+            observed: observed.clone(),
+            step: Some(step_key),
+            at: ctx.now(),
+        };
+        let _ = ctx.rec.record(event).await;
+        ctx.set_halt(Halt::Limit(format!(
+            "limit {guard} ({limit}) stopped the run: {observed} used"
+        )));
     }
     StepEnd::Settled(settled)
 }
