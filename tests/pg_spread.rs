@@ -565,3 +565,27 @@ steps:
     assert_eq!(step_outputs(&events)["work"]["stdout"], "worked");
     assert!(successes(&events).values().all(|n| *n == 1));
 }
+
+#[test]
+fn a_spread_run_this_process_schedules_has_its_steps_done_by_a_worker() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let wf = lev.write_workflow(SLOW_FAN);
+    let _worker = worker(&lev);
+    let out = lev.run_headless(&wf, &["--spread", "-i", "n=7"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("note: this process schedules run"), "{said}");
+    for step in ["a", "b", "c", "d"] {
+        assert!(
+            said.contains(&format!("step {step}: executed as step run ")),
+            "{said}"
+        );
+    }
+    assert!(said.contains("run succeeded"), "{said}");
+    let run = support::lev::run_id_from(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(lev.show(&run)["outputs"]["d"], "d-a7-b7-c7");
+    assert_eq!(step_runs(&lev, &run).len(), 4);
+}
