@@ -542,15 +542,17 @@ steps:
     let _workers: Vec<Worker> = (0..2).map(|_| worker(&lev)).collect();
     let run = submit(&lev, &["run", &wf, "--detach", "--spread"]);
     let mut step_run = String::new();
-    wait_for("the step run's command", Duration::from_secs(30), || {
-        match step_runs(&lev, &run).get("work") {
+    wait_for(
+        "the step run's command",
+        Duration::from_secs(30),
+        || match step_runs(&lev, &run).get("work") {
             Some(id) => {
                 step_run = id.clone();
                 of_type(&lev.events(id), "process_started").len() == 1
             }
             None => false,
-        }
-    });
+        },
+    );
     let out = lev.run(&["stop", &run]);
     assert!(out.status.success(), "{}", text(&out));
     wait_status(&lev, &run, "paused", 40);

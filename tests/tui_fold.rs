@@ -1437,3 +1437,86 @@ fn a_question_is_answered_from_its_own_pane() {
         "{sent:?}"
     );
 }
+
+#[test]
+fn a_step_executed_as_a_step_run_shows_where_and_its_outputs() {
+    let run = lev::protocol::RunId("01SPREAD".into());
+    let step = StepKey::new("build");
+    let event = |seq: u64, event: Event| Recorded {
+        run: run.clone(),
+        seq: Seq(seq),
+        event,
+    };
+    let events = [
+        event(
+            1,
+            Event::RunStarted {
+                workflow_id: "w".into(),
+                name: "Spread".into(),
+                source: "w.yaml".into(),
+                definition_hash: "h".into(),
+                inputs: Default::default(),
+                seed: 1,
+                workspace: None,
+                steps: Vec::new(),
+                flowmind: None,
+                spread: true,
+                step_of: None,
+                at: Millis(T0),
+            },
+        ),
+        event(
+            2,
+            Event::StepStarted {
+                step: step.clone(),
+                attempt: Attempt(1),
+                fingerprint: "f".into(),
+                kind: "shell".into(),
+                mode: None,
+                idempotent: true,
+                hints: Vec::new(),
+                at: Millis(T0 + 1),
+            },
+        ),
+        event(
+            3,
+            Event::StepDelegated {
+                step: step.clone(),
+                attempt: Attempt(1),
+                run: lev::protocol::RunId("01STEPRUN".into()),
+                work: "shell".into(),
+                at: Millis(T0 + 1),
+            },
+        ),
+        event(
+            4,
+            Event::StepSucceeded {
+                step: step.clone(),
+                attempt: Attempt(1),
+                outputs: [
+                    ("stdout".to_string(), serde_json::json!("built\tok")),
+                    ("exit_code".to_string(), serde_json::json!(0)),
+                ]
+                .into(),
+                usage: Default::default(),
+                at: Millis(T0 + 900),
+            },
+        ),
+    ];
+    let mut s = State::new();
+    for r in &events {
+        s.apply(&Notice::Event(r.clone()));
+    }
+    let pane = &s.run.panes[s.run.pane_index(&step).unwrap()];
+    let text: Vec<&str> = pane.lines.iter().map(|l| l.text.as_str()).collect();
+    assert!(
+        text.iter().any(|l| l.contains("step run 01STEPRUN")),
+        "{text:?}"
+    );
+    assert!(text.contains(&"→ exit_code: 0"), "{text:?}");
+    assert!(
+        text.iter().any(|l| l.starts_with("→ stdout: built")),
+        "{text:?}"
+    );
+    assert_eq!(pane.status, StepStatus::Succeeded);
+}

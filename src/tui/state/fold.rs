@@ -613,7 +613,8 @@ impl RunView {
                 self.pane_mut(step)
                     .terminal_finished(transcript_tail, summary);
             }
-            Event::StepDelegated { step, .. } => {
+            Event::StepDelegated { step, run, .. } => {
+                self.delegated.insert(step.clone(), run.clone());
                 let text = describe::line(r, None);
                 self.pane_mut(step).note(text, LineKind::Note);
             }
@@ -636,8 +637,24 @@ impl RunView {
                 self.pane_mut(step)
                     .shell_finished(stdout_tail, stderr_tail, summary, failed);
             }
-            Event::StepSucceeded { step, usage, .. } => {
+            Event::StepSucceeded {
+                step,
+                usage,
+                outputs,
+                ..
+            } => {
                 self.settle_usage(step, usage);
+                if self.delegated.contains_key(step) {
+                    // Its output went to its step run's panes: its results
+                    // are what this run has of it.
+                    for (name, value) in outputs {
+                        let value = match value {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        self.step_note(step, format!("→ {name}: {value}"));
+                    }
+                }
                 self.set_status(step, StepStatus::Succeeded, at);
             }
             Event::StepFailed {
