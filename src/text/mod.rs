@@ -9,4 +9,4 @@ mod wrap;
 
 pub use sanitize::{Sanitizer, escape_json_unsafe, is_unsafe_char, sanitize};
 pub use short::{ms, one_line};
-pub use wrap::{NO_BREAK_SPACE, TAB_WIDTH, clip, columns, fit, rows, wrap};
+pub use wrap::{NO_BREAK_SPACE, TAB_WIDTH, clip, columns, fit, rows, wrap, wrap_parts};

@@ -78,6 +78,45 @@ pub fn fit(text: &str, width: usize) -> String {
     out
 }
 
+/// `wrap` of a line made of parts that each carry something (a style):
+/// its rows, each as runs of characters of one part (neighbouring parts
+/// that carry the same thing run together). Tabs are expanded by the
+/// line's columns, as `wrap` does.
+pub fn wrap_parts<S: Clone + PartialEq>(
+    parts: &[(&str, S)],
+    width: usize,
+) -> Vec<Vec<(String, S)>> {
+    let mut cells = Vec::new();
+    let mut owner = Vec::new();
+    let mut column = 0;
+    for (i, (text, _)) in parts.iter().enumerate() {
+        for ch in text.chars() {
+            let (ch, n, w) = match ch {
+                '\t' => (' ', TAB_WIDTH - column % TAB_WIDTH, 1),
+                ch => (ch, 1, ch.width().unwrap_or(0)),
+            };
+            for _ in 0..n {
+                cells.push(Cell { ch, width: w });
+                owner.push(i);
+                column += w;
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    walk(&cells, width, |range| {
+        let mut row: Vec<(String, S)> = Vec::new();
+        for i in range {
+            let carried = &parts[owner[i]].1;
+            match row.last_mut() {
+                Some((text, s)) if s == carried => text.push(cells[i].ch),
+                _ => row.push((cells[i].ch.to_string(), carried.clone())),
+            }
+        }
+        rows.push(row);
+    });
+    rows
+}
+
 /// One character as drawn, with its width in columns.
 #[derive(Clone, Copy)]
 struct Cell {
@@ -191,6 +230,26 @@ mod tests {
     }
 
     #[test]
+    fn parts_wrap_as_their_text_does_and_keep_what_they_carry() {
+        let parts = [("日本語の", 1), ("\tテキスト and more", 2)];
+        let rows = wrap_parts(&parts, 7);
+        let plain: Vec<String> = rows
+            .iter()
+            .map(|r| r.iter().map(|(t, _)| t.as_str()).collect())
+            .collect();
+        assert_eq!(plain, wrap("日本語の\tテキスト and more", 7));
+        assert_eq!(rows[0], [("日本語".to_string(), 1)]);
+        assert!(
+            rows.iter()
+                .flatten()
+                .any(|(t, s)| t.contains('ト') && *s == 2)
+        );
+        for r in &plain {
+            assert!(columns(r) <= 7, "{r:?}");
+        }
+    }
+
+    #[test]
     fn tabs_become_spaces_to_the_next_stop() {
         assert_eq!(wrap("\tfn x() {", 40), ["    fn x() {"]);
         assert_eq!(wrap("ab\tc", 40), ["ab  c"]);
@@ -218,6 +277,21 @@ mod tests {
             for r in &rows_drawn {
                 prop_assert!(columns(r) <= width || r.chars().count() == 1 || columns(r) <= 2 && width == 1, "{:?} at {}", r, width);
             }
+        }
+
+        /// A line cut into parts anywhere wraps into the rows its text does.
+        #[test]
+        fn parts_wrap_into_the_rows_of_their_text(
+            text in "[a-z \\t😀日é\u{301}-]{0,80}",
+            cut in 0usize..80,
+            width in 1usize..30,
+        ) {
+            let chars: Vec<char> = text.chars().collect();
+            let cut = cut.min(chars.len());
+            let (a, b): (String, String) = (chars[..cut].iter().collect(), chars[cut..].iter().collect());
+            let rows = wrap_parts(&[(a.as_str(), 'a'), (b.as_str(), 'b')], width);
+            let plain: Vec<String> = rows.iter().map(|r| r.iter().map(|(t, _)| t.as_str()).collect()).collect();
+            prop_assert_eq!(plain, wrap(&text, width));
         }
 
         /// A clipped text fits its columns and starts as the text does.

@@ -8,7 +8,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
+use ratatui::widgets::{Block, Paragraph, Widget};
 
 use crate::protocol::AnswerSource;
 use crate::tui::keymap::Action;
@@ -310,7 +310,7 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
     if let Some(g) = focused_group {
         let rows = |ls: &[Line]| -> usize {
             ls.iter()
-                .map(|l| (l.width().max(1)).div_ceil(list_area.width.max(1) as usize))
+                .map(|l| wrapped(l, list_area.width as usize).len())
                 .sum()
         };
         let end = starts.get(g + 1).copied().unwrap_or(lines.len());
@@ -328,9 +328,14 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
             lines.append(&mut rest);
         }
     }
-    Paragraph::new(lines)
-        .wrap(Wrap { trim: false })
-        .render(list_area, buf);
+    // Wrapped as panes wrap (tabs expanded, wide characters counted):
+    // ratatui's own wrapping drops tabs and can put a wide character past
+    // the last column.
+    let rows: Vec<Line> = lines
+        .iter()
+        .flat_map(|l| wrapped(l, list_area.width as usize))
+        .collect();
+    Paragraph::new(rows).render(list_area, buf);
 
     if let Some(ia) = input_area {
         let block = Block::bordered()
@@ -352,6 +357,25 @@ pub fn draw(state: &State, theme: &Theme, area: Rect, buf: &mut Buffer) {
         block.render(ia, buf);
         (&state.textarea).render(inner, buf);
     }
+}
+
+/// `line` as the rows it takes at `width` columns.
+fn wrapped(line: &Line, width: usize) -> Vec<Line<'static>> {
+    let parts: Vec<(&str, ratatui::style::Style)> = line
+        .spans
+        .iter()
+        .map(|s| (s.content.as_ref(), s.style))
+        .collect();
+    crate::text::wrap_parts(&parts, width)
+        .into_iter()
+        .map(|row| {
+            let spans: Vec<ratatui::text::Span<'static>> = row
+                .into_iter()
+                .map(|(text, style)| ratatui::text::Span::styled(text, style))
+                .collect();
+            Line::from(spans).style(line.style)
+        })
+        .collect()
 }
 
 /// A prompt's text, a line per line it has (a `Line` draws no line break),

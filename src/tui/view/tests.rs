@@ -405,7 +405,7 @@ fn sidebar_shows_lev_s_initiative_with_the_agent_s_reply() {
     };
     at("lev's initiative");
     // (The sidebar wraps long entries; these pieces are each on one row.)
-    let asked = at("◆ architect: lev asks the agent: Was every");
+    let asked = at("◆ architect: lev asks the agent: Was");
     let reply = at("↩ yes, all three");
     let refused = at("◆ follow-up architect.2 not spawned:");
     assert!(refused < asked && asked < reply, "newest first:\n{text}");
@@ -1419,5 +1419,52 @@ fn a_paste_into_a_program_is_bracketed_when_it_asked() {
             b"line one\nline two[201~"
         };
         assert_eq!(sent, vec![&want.to_vec()], "bracketed: {bracketed}");
+    }
+}
+
+/// The sidebar wraps a question as a pane would: a tab is a space (as in
+/// the pane; it was dropped), and wide characters never push the right
+/// border out of its column, at 80×24 as at 200×50.
+#[test]
+fn the_sidebar_keeps_tabs_and_its_border_with_wide_characters() {
+    use crate::protocol::{Event, Notice, Recorded, Seq, StepKey};
+    let mut s = settled();
+    let run = crate::tui::state::sample::sample_run_id();
+    s.apply(&Notice::Event(Recorded {
+        run,
+        seq: Seq(301),
+        event: Event::QuestionAsked {
+            id: "wide".into(),
+            step: Some(StepKey::new("security")),
+            header: None,
+            ask: "a tab\there 日本語のテキスト日本語のテキスト日本語のテキスト日本語のテキスト"
+                .into(),
+            options: Vec::new(),
+            default: None,
+            timeout_ms: None,
+            from_agent: true,
+            at: Millis(T0 + 33_000),
+        },
+    }));
+    // Focused, so the sidebar shows it at 80×24 too.
+    for _ in 0..10 {
+        if s.focused_prompt()
+            .is_some_and(|(_, p)| p.text.contains("a tab"))
+        {
+            break;
+        }
+        s.handle_action(Action::NextPrompt);
+    }
+    for (w, h) in [(80, 24), (200, 50)] {
+        s.handle(Input::Resize(w, h));
+        let text = screen(&s, w, h);
+        let sidebar = text.lines().filter(|l| l.contains("a tab here")).count();
+        assert_eq!(sidebar, 2, "the pane and the sidebar, {w}×{h}:\n{text}");
+        let wide: Vec<&str> = text.lines().filter(|l| l.contains('語')).collect();
+        assert!(!wide.is_empty(), "{w}×{h}:\n{text}");
+        for line in wide {
+            assert_eq!(crate::text::columns(line), w as usize, "{w}×{h}: {line:?}");
+            assert!(line.ends_with('│'), "{w}×{h}: {line:?}\n{text}");
+        }
     }
 }
