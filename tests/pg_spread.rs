@@ -591,3 +591,78 @@ fn a_spread_run_this_process_schedules_has_its_steps_done_by_a_worker() {
     assert_eq!(lev.show(&run)["outputs"]["d"], "d-a7-b7-c7");
     assert_eq!(step_runs(&lev, &run).len(), 4);
 }
+
+#[test]
+fn a_spread_swarm_survives_the_workers_of_its_tasks_killed_again_and_again() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let plan = support::swarm_plan::plan_of(vec![
+        support::swarm_plan::task("design", "architect", &[]),
+        support::swarm_plan::task("api", "coder", &["design"]),
+        support::swarm_plan::task("ui", "coder", &["design"]),
+        support::swarm_plan::task("tests", "tdd", &["api", "ui"]),
+        support::swarm_plan::task("docs", "docs-writer", &["api"]),
+        support::swarm_plan::task("review", "reviewer", &["tests", "docs"]),
+    ]);
+    let server = LlmServer::with(move |req| match support::swarm_plan::who(req).as_str() {
+        "plan" => say(&plan, 0),
+        id => say(&format!("{id} done"), 900),
+    });
+    let lev = Lev::new()
+        .with_openai(&server.base_url())
+        .with_env("LEV_JOURNAL", &db.url);
+    let mut workers: Vec<Worker> = (0..3).map(|_| worker(&lev)).collect();
+    let calm = submit(&lev, &["workflow", "share me", "--detach", "--spread"]);
+    wait_status(&lev, &calm, "succeeded", 120);
+    let calm_outputs = lev.show(&calm)["outputs"].clone();
+
+    let run = submit(&lev, &["workflow", "share me", "--detach", "--spread"]);
+    let mut read_before_kills: Vec<Vec<Value>> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while read_before_kills.len() < 3 && Instant::now() < deadline {
+        // Mid-task: a task's request is out and its reply not yet in.
+        let asked = server.requests().len();
+        wait_for("a task's request", Duration::from_secs(60), || {
+            server.requests().len() > asked || statuses(&lev)[&run]["status"] == "succeeded"
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let all = statuses(&lev);
+        if all[&run]["status"] == "succeeded" {
+            break;
+        }
+        let executing = all
+            .values()
+            .filter(|r| r["parent"] == run.as_str() && r["status"] == "running")
+            .find_map(|r| pid_of(&r["executor"]));
+        let Some(victim) = executing.and_then(|pid| {
+            workers
+                .iter()
+                .position(|w| w.0.as_ref().unwrap().id() == pid)
+        }) else {
+            continue;
+        };
+        read_before_kills.push(lev.events(&run));
+        kill9(workers[victim].child());
+        workers[victim] = worker(&lev);
+    }
+    assert!(!read_before_kills.is_empty(), "never killed mid-task");
+    wait_status(&lev, &run, "succeeded", 180);
+    let events = lev.events(&run);
+    for read in &read_before_kills {
+        assert_eq!(&events[..read.len()], &read[..], "a fact read was lost");
+    }
+    let done = successes(&events);
+    assert!(done.values().all(|n| *n == 1), "{done:?}");
+    let mut taken_over = 0;
+    for (step, id) in step_runs(&lev, &run) {
+        let its = lev.events(&id);
+        assert!(
+            successes(&its).get(&step).copied().unwrap_or(0) <= 1,
+            "{id}"
+        );
+        taken_over += of_type(&its, "run_resumed").len().saturating_sub(1);
+    }
+    assert!(taken_over > 0, "no task's step run was taken over");
+    assert_eq!(lev.show(&run)["outputs"], calm_outputs);
+}
