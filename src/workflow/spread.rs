@@ -238,7 +238,7 @@ pub async fn delegate(
             Ok(v) => v,
             Err(e) => {
                 let error = format!("lev could not write down step `{key}` for a worker: {e}");
-                return StepEnd::Settled(Settled::Failed { error });
+                return fail(&ctx, key, attempt, &child, error).await;
             }
         },
         steps: eval
@@ -252,7 +252,7 @@ pub async fn delegate(
     };
     if let Err(e) = make_step_run(&ctx, &child, of, &mode).await {
         let error = format!("making step run {child} failed: {e}");
-        return StepEnd::Settled(Settled::Failed { error });
+        return fail(&ctx, key, attempt, &child, error).await;
     }
     tracing::info!(step = %key, run = %child, "step executed as a step run");
     if let Ok(mut live) = ctx.step_runs.live.lock() {
@@ -266,10 +266,38 @@ pub async fn delegate(
         Ok(ended) => ended,
         Err(e) => {
             let error = format!("following step run {child} failed: {e}");
-            return StepEnd::Settled(Settled::Failed { error });
+            return fail(&ctx, key, attempt, &child, error).await;
         }
     };
     settle(&ctx, key, attempt, &child, ended).await
+}
+
+/// The step failed here, not in its step run (which is cancelled, if it
+/// exists: nothing waits for it any more): recorded as the step's failure.
+async fn fail(
+    ctx: &RunCtx,
+    key: StepKey,
+    attempt: Attempt,
+    child: &RunId,
+    error: String,
+) -> StepEnd {
+    if let Some(runs) = &ctx.other_runs
+        && let Err(e) = runs.submit(Op::Cancel { run: child.clone() }).await
+    {
+        tracing::debug!(run = %child, error = %e, "step run not cancelled");
+    }
+    let event = Event::StepFailed {
+        step: key,
+        attempt,
+        error: error.clone(),
+        retry_in_ms: None,
+        usage: Usage::default(),
+        at: ctx.now(),
+    };
+    // A journal that fails here fails the run's recording too: the run
+    // stops as at a crash, and a resume waits for the step run again.
+    let _ = ctx.rec.record(event).await;
+    StepEnd::Settled(Settled::Failed { error })
 }
 
 /// Makes the step run `child` (unless a crash came after it was made) and
