@@ -28,7 +28,8 @@ use crate::journal::JournalError;
 /// (`ON DELETE CASCADE`), blobs stay (content-addressed, shared by runs).
 ///
 /// Migration 2 brings run leases, migration 3 the memory bank and whisper
-/// scores (see their headings).
+/// scores, migration 4 requests to a run's executor, migration 5 what work
+/// a run is to workers (see their headings).
 const MIGRATIONS: &[&str] = &[
     // 1: runs, entries, blobs.
     r#"
