@@ -155,6 +155,11 @@ fn a_spread_run_s_steps_are_executed_by_several_workers() {
             outputs["s6"]["stdout"].as_str().unwrap()
         )
     );
+    // Its step runs are parts of it: `lev rm` takes them with it.
+    let out = lev.run(&["rm", &run]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("deleted 8 run(s)"), "{}", text(&out));
+    assert!(statuses(&lev).is_empty());
 }
 
 #[test]

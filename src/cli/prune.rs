@@ -67,6 +67,14 @@ pub async fn rm(paths: &Paths, ids: &[String], force: bool) -> u8 {
             chosen.push(meta.id.clone());
         }
     }
+    // A spread run's step runs are parts of it: they go with it.
+    let parts: Vec<_> = runs
+        .iter()
+        .filter(|m| m.step_run && m.parent.as_ref().is_some_and(|p| seen.contains(p)))
+        .filter(|m| !seen.contains(&m.id))
+        .map(|m| m.id.clone())
+        .collect();
+    chosen.extend(parts);
     delete(paths, &journal, chosen).await
 }
 
