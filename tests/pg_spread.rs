@@ -671,3 +671,71 @@ fn a_spread_swarm_survives_the_workers_of_its_tasks_killed_again_and_again() {
     assert!(taken_over > 0, "no task's step run was taken over");
     assert_eq!(lev.show(&run)["outputs"], calm_outputs);
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_worktrees_of_a_spread_run_s_steps_are_listed_and_merged_from_it() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let ws = lev.workspace();
+    git(&ws, &["init", "--quiet", "--initial-branch=main"]);
+    git(&ws, &["config", "user.name", "Test"]);
+    git(&ws, &["config", "user.email", "test@example.com"]);
+    git(&ws, &["config", "commit.gpgsign", "false"]);
+    std::fs::write(ws.join("README.md"), "project\n").unwrap();
+    git(&ws, &["add", "README.md"]);
+    git(&ws, &["commit", "--quiet", "-m", "first"]);
+    let wf = lev
+        .write_workflow(
+            r#"
+version: 1
+kind: workflow
+id: isolated
+name: Isolated
+steps:
+  write:
+    type: shell
+    run: "echo made > made.txt"
+    workspace: { worktree: true }
+"#,
+        )
+        .display()
+        .to_string();
+    let _worker = worker(&lev);
+    let run = submit(&lev, &["run", &wf, "--detach", "--spread"]);
+    wait_status(&lev, &run, "succeeded", 60);
+    let out = lev.run(&["worktrees", &run]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("write  "), "{}", text(&out));
+    assert!(
+        text(&out).contains("(open; +1 -0 in 1 file)"),
+        "{}",
+        text(&out)
+    );
+    let out = lev.run(&["worktrees", &run, "--merge", "write"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(ws.join("made.txt")).unwrap(),
+        "made\n"
+    );
+    let out = lev.run(&["worktrees", &run]);
+    assert!(text(&out).contains("merged into main"), "{}", text(&out));
+    // The merge is a fact of the step run that made the worktree.
+    let step_run = &step_runs(&lev, &run)["write"];
+    assert_eq!(of_type(&lev.events(step_run), "worktree").len(), 3);
+}

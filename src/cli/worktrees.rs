@@ -10,7 +10,9 @@ use super::context::error;
 use super::exit;
 use crate::isolation::{self, Fate, StepWorktree};
 use crate::paths::Paths;
-use crate::protocol::{Op, RunId, Settle};
+use std::collections::BTreeMap;
+
+use crate::protocol::{Event, Op, Recorded, RunId, Settle, StepKey};
 
 /// What to do with the run's worktrees.
 pub enum Action {
@@ -43,17 +45,30 @@ pub async fn run(paths: &Paths, run: &str, action: Action, json: bool) -> u8 {
             return exit::FAILED;
         }
     };
-    let all = isolation::fold(&events);
+    // Each worktree with the run that made it: this one, or (a spread
+    // run) the step run that executed its step.
+    let mut owned: Vec<(RunId, StepWorktree)> = isolation::fold(&events)
+        .into_iter()
+        .map(|w| (run.clone(), w))
+        .collect();
+    match step_runs_worktrees(&mut access, &events).await {
+        Ok(more) => owned.extend(more),
+        Err(e) => {
+            error(&e);
+            return exit::FAILED;
+        }
+    }
+    let all: Vec<StepWorktree> = owned.iter().map(|(_, w)| w.clone()).collect();
     let step = match &action {
         Action::List => return list(&run, &all, json),
         Action::Diff(s) | Action::Merge(s) | Action::Discard(s) => s,
     };
-    let Some(found) = all.iter().find(|w| w.step.as_str() == step) else {
+    let Some((owner, found)) = owned.iter().find(|(_, w)| w.step.as_str() == step) else {
         error(&isolation::no_worktree(&run, step, &all));
         return exit::USAGE;
     };
     match action {
-        Action::Diff(_) => match access.worktree_diff(&run, &found.step).await {
+        Action::Diff(_) => match access.worktree_diff(owner, &found.step).await {
             Ok(text) => {
                 print!("{text}");
                 exit::OK
@@ -72,7 +87,7 @@ pub async fn run(paths: &Paths, run: &str, action: Action, json: bool) -> u8 {
             // Recorded by the engine that holds the journal: this process's,
             // or (it refuses while the run executes) the host's.
             let op = Op::SettleWorktree {
-                run: run.clone(),
+                run: owner.clone(),
                 step: found.step.clone(),
                 how,
             };
@@ -97,6 +112,30 @@ pub async fn run(paths: &Paths, run: &str, action: Action, json: bool) -> u8 {
         }
         Action::List => exit::OK,
     }
+}
+
+/// The worktrees of a spread run's step runs (its steps' latest), each
+/// with its step run.
+async fn step_runs_worktrees(
+    access: &mut Access,
+    events: &[Recorded],
+) -> Result<Vec<(RunId, StepWorktree)>, String> {
+    let mut latest: BTreeMap<&StepKey, &RunId> = BTreeMap::new();
+    for r in events {
+        if let Event::StepDelegated { step, run, .. } = &r.event {
+            latest.insert(step, run);
+        }
+    }
+    let mut out = Vec::new();
+    for child in latest.into_values() {
+        let events = access.events(child).await?;
+        out.extend(
+            isolation::fold(&events)
+                .into_iter()
+                .map(|w| (child.clone(), w)),
+        );
+    }
+    Ok(out)
 }
 
 fn list(run: &RunId, all: &[StepWorktree], json: bool) -> u8 {
