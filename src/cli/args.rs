@@ -165,7 +165,7 @@ pub enum Command {
     /// process: runs submitted with `lev run --detach`, and runs whose
     /// process died or was cut off (its lease lapsed; they resume by the
     /// in-flight rules). Several workers on several machines share the
-    /// runs. Questions are answered as `lev run --headless` answers them;
+    /// runs, and the steps of spread runs (`--spread`). Questions are answered as `lev run --headless` answers them;
     /// `lev answer`, `lev cancel`, … from any machine reach the worker that
     /// executes the run. Ctrl-C lets the runs it executes end first; a
     /// second Ctrl-C stops at once (other workers take its runs over once
