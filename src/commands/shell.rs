@@ -30,6 +30,32 @@ const GATE: &str = "IFS= read -r _lev_gate && [ \"$_lev_gate\" = go ] || exit 12
 /// What lev writes to a gated script's input to let it start.
 const GATE_WORD: &[u8] = b"go\n";
 
+/// `sh`, found once on lev's `PATH` (a spawn that searches `PATH` tries
+/// each directory before it, a failed exec each, for every step), unless
+/// the step sets its own `PATH`: then the child's `PATH` finds it, as it
+/// always did.
+fn shell_program(env: &std::collections::BTreeMap<String, String>) -> std::ffi::OsString {
+    static FOUND: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    if env.contains_key("PATH") {
+        return "sh".into();
+    }
+    let found = FOUND.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("sh"))
+            .find(|p| {
+                p.is_absolute()
+                    && std::fs::metadata(p)
+                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+    });
+    match found {
+        Some(p) => p.clone().into_os_string(),
+        None => "sh".into(),
+    }
+}
+
 /// How the script's main process ended.
 enum Ending {
     Exited(ExitStatus),
@@ -75,7 +101,7 @@ pub(super) async fn run(
         sh.args(args);
         sh
     } else {
-        let mut sh = Command::new("sh");
+        let mut sh = Command::new(shell_program(&cmd.env));
         sh.arg("-c").arg(script);
         sh
     };
