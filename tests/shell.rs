@@ -404,3 +404,30 @@ async fn a_gated_command_cancelled_before_its_start_is_journaled_never_runs() {
         "the cancelled command ran"
     );
 }
+
+/// A step that sets its own `PATH` gets the `sh` that `PATH` finds, as a
+/// shell started by name would; without it, the `sh` on lev's `PATH`.
+#[tokio::test]
+async fn a_step_s_own_path_chooses_its_sh() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = bin.join("sh");
+    // Written by another process: a file this one had open for writing
+    // when another test thread forked could not be executed (ETXTBSY).
+    let made = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("printf '#!/bin/sh\\necho \"this is the step'\\''s own sh\"\\n' > \"$1\" && chmod 755 \"$1\"")
+        .arg("sh")
+        .arg(&fake)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut cmd = command("echo the usual sh", dir.path());
+    let usual = run(&cmd).await;
+    assert_eq!(text(&usual.stdout), "the usual sh\n");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    cmd.env.insert("PATH".into(), path);
+    let own = run(&cmd).await;
+    assert_eq!(text(&own.stdout), "this is the step's own sh\n", "{own:?}");
+}
