@@ -56,7 +56,7 @@ pub(super) struct Participants {
     _host: Option<Host>,
     /// Requests from other machines, on a shared journal.
     _inbox: Option<host::Inbox>,
-    _flowmind: Option<flowmind::Controller>,
+    flowmind: Option<flowmind::Controller>,
     /// Whether FlowMind's conductor looks at agents' questions first.
     conductor: headless::Conductor,
 }
@@ -76,7 +76,7 @@ async fn serve(paths: &Paths, engine: &Engine) -> Participants {
     Participants {
         _host: host,
         _inbox: host::serve_inbox(engine.clone()).await,
-        _flowmind: Some(flowmind::start(engine.clone(), settings)),
+        flowmind: Some(flowmind::start(engine.clone(), settings)),
         conductor,
     }
 }
@@ -253,8 +253,16 @@ pub async fn drive_on(paths: &Paths, engine: Engine, begin: Begin, drive: &Drive
     let mut stdout = std::io::stdout();
     let result = headless::follow(&engine, notices, driving, printer, opts, &mut stdout).await;
     let _ = stdout.flush();
+    // FlowMind's last word on the run (a whisper's outcome counted) is
+    // written before this process exits.
+    if let Some(flowmind) = &participants.flowmind {
+        flowmind.settled(&run, FLOWMIND_PATIENCE).await;
+    }
     exit_code(&run, result)
 }
+
+/// How long a headless lev waits for FlowMind to take in its run's end.
+const FLOWMIND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How a headless run ended, as lev's exit code (a pause says how to go on).
 fn exit_code(run: &RunId, result: Result<workflow::RunOutcome, EngineError>) -> u8 {

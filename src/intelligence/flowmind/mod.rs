@@ -36,6 +36,25 @@ const FAILURES_TO_STOP: u32 = 3;
 /// The controller while it runs; dropping it stops it.
 pub struct Controller {
     task: JoinHandle<()>,
+    /// The runs whose end it has taken in (the latest `ENDS_KEPT`).
+    ended: tokio::sync::watch::Receiver<std::collections::VecDeque<RunId>>,
+}
+
+/// Ends of runs a controller remembers for `settled`.
+const ENDS_KEPT: usize = 256;
+
+impl Controller {
+    /// Waits, at most `patience`, until the controller has taken in the
+    /// end of `run`: what it does with the run's last facts (a whisper's
+    /// outcome counted in the journal) is done. A process that exits when
+    /// its run ends waits for this first, or loses that.
+    pub async fn settled(&self, run: &RunId, patience: std::time::Duration) {
+        let mut ended = self.ended.clone();
+        let taken_in = ended.wait_for(|ended| ended.contains(run));
+        if tokio::time::timeout(patience, taken_in).await.is_err() {
+            tracing::warn!(%run, "FlowMind had not taken in the run's end when lev stopped");
+        }
+    }
 }
 
 impl Drop for Controller {
@@ -109,8 +128,10 @@ impl Settings {
 /// Starts the controller on `engine`'s runs (from now on).
 pub fn start(engine: Engine, settings: Settings) -> Controller {
     let notices = engine.subscribe();
+    let (ended_tx, ended) = tokio::sync::watch::channel(Default::default());
     Controller {
-        task: tokio::spawn(watch(engine, notices, settings)),
+        task: tokio::spawn(watch(engine, notices, settings, ended_tx)),
+        ended,
     }
 }
 
@@ -146,7 +167,12 @@ struct Asked {
     answer: Answer,
 }
 
-async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, settings: Settings) {
+async fn watch(
+    engine: Engine,
+    mut notices: mpsc::UnboundedReceiver<Notice>,
+    settings: Settings,
+    ended: tokio::sync::watch::Sender<std::collections::VecDeque<RunId>>,
+) {
     let mut runs: HashMap<RunId, Watched> = HashMap::new();
     // The whisper scores across runs, as the journal held them at start.
     let mut scores = match engine.query(Query::WhisperScores).await {
@@ -209,6 +235,13 @@ async fn watch(engine: Engine, mut notices: mpsc::UnboundedReceiver<Notice>, set
             }
             Notice::Ended(run) => {
                 runs.remove(&run);
+                // Every notice of the run came before this one.
+                ended.send_modify(|ends| {
+                    if ends.len() == ENDS_KEPT {
+                        ends.pop_front();
+                    }
+                    ends.push_back(run);
+                });
                 continue;
             }
             Notice::Delta(run, Delta::Token { step, .. } | Delta::ShellOutput { step, .. }) => {
