@@ -83,6 +83,23 @@ fn step_runs(lev: &Lev, run: &str) -> BTreeMap<String, String> {
     by_step
 }
 
+/// The step run of `step` of `run`, once its command has started.
+fn step_run_running(lev: &Lev, run: &str, step: &str) -> String {
+    let mut step_run = String::new();
+    wait_for(
+        "the step run's command",
+        Duration::from_secs(30),
+        || match step_runs(lev, run).get(step) {
+            Some(id) => {
+                step_run = id.clone();
+                of_type(&lev.events(id), "process_started").len() == 1
+            }
+            None => false,
+        },
+    );
+    step_run
+}
+
 fn wait_status(lev: &Lev, run: &str, status: &str, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
@@ -270,20 +287,7 @@ steps:
     let mut workers: Vec<Worker> = (0..2).map(|_| worker(&lev)).collect();
     let run = submit(&lev, &["run", &wf, "--detach", "--spread"]);
     // Its step run running (its command started): kill its worker.
-    let mut step_run = String::new();
-    wait_for("the step run to run", Duration::from_secs(30), || {
-        let all = statuses(&lev);
-        match all
-            .iter()
-            .find(|(_, r)| r["parent"] == run.as_str() && r["status"] == "running")
-        {
-            Some((id, r)) if pid_of(&r["executor"]).is_some() => {
-                step_run = id.clone();
-                of_type(&lev.events(id), "process_started").len() == 1
-            }
-            _ => false,
-        }
-    });
+    let step_run = step_run_running(&lev, &run, "charge");
     let pid = pid_of(&statuses(&lev)[&step_run]["executor"]).unwrap();
     let victim = workers
         .iter()
@@ -392,18 +396,7 @@ steps:
         .to_string();
     let _workers: Vec<Worker> = (0..2).map(|_| worker(&lev)).collect();
     let run = submit(&lev, &["run", &wf, "--detach", "--spread"]);
-    let mut step_run = String::new();
-    wait_for(
-        "the step run's command",
-        Duration::from_secs(30),
-        || match step_runs(&lev, &run).get("wait") {
-            Some(id) => {
-                step_run = id.clone();
-                of_type(&lev.events(id), "process_started").len() == 1
-            }
-            None => false,
-        },
-    );
+    let step_run = step_run_running(&lev, &run, "wait");
     let started = Instant::now();
     let out = lev.run(&["cancel", &run]);
     assert!(out.status.success(), "{}", text(&out));
@@ -546,18 +539,7 @@ steps:
         .to_string();
     let _workers: Vec<Worker> = (0..2).map(|_| worker(&lev)).collect();
     let run = submit(&lev, &["run", &wf, "--detach", "--spread"]);
-    let mut step_run = String::new();
-    wait_for(
-        "the step run's command",
-        Duration::from_secs(30),
-        || match step_runs(&lev, &run).get("work") {
-            Some(id) => {
-                step_run = id.clone();
-                of_type(&lev.events(id), "process_started").len() == 1
-            }
-            None => false,
-        },
-    );
+    let step_run = step_run_running(&lev, &run, "work");
     let out = lev.run(&["stop", &run]);
     assert!(out.status.success(), "{}", text(&out));
     wait_status(&lev, &run, "paused", 40);
@@ -672,20 +654,6 @@ fn a_spread_swarm_survives_the_workers_of_its_tasks_killed_again_and_again() {
     assert_eq!(lev.show(&run)["outputs"], calm_outputs);
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn the_worktrees_of_a_spread_run_s_steps_are_listed_and_merged_from_it() {
     let Some(db) = PgDb::new() else {
@@ -693,13 +661,7 @@ fn the_worktrees_of_a_spread_run_s_steps_are_listed_and_merged_from_it() {
     };
     let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
     let ws = lev.workspace();
-    git(&ws, &["init", "--quiet", "--initial-branch=main"]);
-    git(&ws, &["config", "user.name", "Test"]);
-    git(&ws, &["config", "user.email", "test@example.com"]);
-    git(&ws, &["config", "commit.gpgsign", "false"]);
-    std::fs::write(ws.join("README.md"), "project\n").unwrap();
-    git(&ws, &["add", "README.md"]);
-    git(&ws, &["commit", "--quiet", "-m", "first"]);
+    support::git::init_repo(&ws);
     let wf = lev
         .write_workflow(
             r#"

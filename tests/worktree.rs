@@ -5,12 +5,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::git::{git, init_repo};
 use support::lev::Lev;
 use support::llm_server::{Action, LlmServer, OpenAiSse, RecordedRequest, Reply};
 
@@ -38,31 +39,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Makes the sandbox's workspace a repository on `main` with one commit.
-fn init_repo(ws: &Path) {
-    git(ws, &["init", "--quiet", "--initial-branch=main"]);
-    git(ws, &["config", "user.name", "Test"]);
-    git(ws, &["config", "user.email", "test@example.com"]);
-    git(ws, &["config", "commit.gpgsign", "false"]);
-    std::fs::write(ws.join("README.md"), "project\n").unwrap();
-    git(ws, &["add", "README.md"]);
-    git(ws, &["commit", "--quiet", "-m", "first"]);
 }
 
 /// (step marker, turn) of an agent request.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod git;
 pub mod journal;
 pub mod kill;
 pub mod lev;
