@@ -237,6 +237,38 @@ def stop(worker):
     worker.wait()
 
 
+def workers_until(journal, d, env, workers, slots, finished):
+    """Starts `workers` `lev worker`s of `slots` slots on `journal`
+    together (each a data dir of its own under `d`, their output in
+    `d/workers.log`) and polls `finished(conn)` every 10 ms until it says
+    so: the seconds from their start. The workers are stopped whatever
+    happens; one that exits early fails the measure, with their output."""
+    with open(os.path.join(d, "workers.log"), "w") as log, \
+            psycopg.connect(journal, autocommit=True) as conn:
+        start = time.perf_counter()
+        procs = [
+            subprocess.Popen(
+                [LEV, "--data-dir", os.path.join(d, f"worker{i}"), "worker",
+                 "--slots", str(slots), "--yes", "--workspace", d],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+            for i in range(workers)
+        ]
+        try:
+            while not finished(conn):
+                if any(p.poll() is not None for p in procs):
+                    raise RuntimeError("a worker exited")
+                time.sleep(0.01)
+            return time.perf_counter() - start
+        except RuntimeError:
+            log.flush()
+            print(open(log.name).read(), file=sys.stderr)
+            raise
+        finally:
+            for p in procs:
+                stop(p)
+
+
 def workers_seconds(workers, body):
     """K submitted runs executed by `workers` `lev worker`s started
     together: seconds from their start until every run's row says
@@ -252,36 +284,17 @@ def workers_seconds(workers, body):
             submit(journal, wf, os.path.join(d, "data"), RUNS)
             submitting = time.perf_counter() - t
             env = dict(os.environ, LEV_PROVIDER="", LEV_CASSETTE=cassette, LEV_JOURNAL=journal)
-            logs = [open(os.path.join(d, f"worker{i}.log"), "w") for i in range(workers)]
-            before = wal_syncs()
             with psycopg.connect(journal, autocommit=True) as conn:
                 assert counts(conn) == (0, 0)
-                start = time.perf_counter()
-                procs = [
-                    subprocess.Popen(
-                        [LEV, "--data-dir", os.path.join(d, f"worker{i}"), "worker",
-                         "--slots", str(SLOTS), "--yes", "--workspace", d],
-                        env=env, stdout=log, stderr=subprocess.STDOUT,
-                    )
-                    for i, log in enumerate(logs)
-                ]
-                try:
-                    while True:
-                        done, bad = counts(conn)
-                        if done == RUNS:
-                            took = time.perf_counter() - start
-                            break
-                        if bad or any(p.poll() is not None for p in procs):
-                            for log in logs:
-                                log.flush()
-                                print(open(log.name).read(), file=sys.stderr)
-                            raise RuntimeError(f"{bad} run(s) did not succeed, or a worker exited")
-                        time.sleep(0.01)
-                finally:
-                    for p in procs:
-                        stop(p)
-                    for log in logs:
-                        log.close()
+
+            def finished(conn):
+                done, bad = counts(conn)
+                if bad:
+                    raise RuntimeError(f"{bad} run(s) did not succeed")
+                return done == RUNS
+
+            before = wal_syncs()
+            took = workers_until(journal, d, env, workers, SLOTS, finished)
             after = wal_syncs()
             return took, submitting, None if before is None else after - before
     finally:
@@ -349,7 +362,7 @@ def spread_seconds(kind, spread, workers, slots):
     """One run of `kind` handed to `workers` workers of `slots` slots,
     spread or whole: seconds from the workers' start until the run's row
     says `succeeded`."""
-    name = f"lev_bench_spread"
+    name = "lev_bench_spread"
     journal = fresh_db(name)
     try:
         with tempfile.TemporaryDirectory(dir=TMP) as d:
@@ -360,32 +373,15 @@ def spread_seconds(kind, spread, workers, slots):
             args = ["--data-dir", os.path.join(d, "data"), "run", wf, "--detach", "--workspace", d]
             run = lev(args + (["--spread"] if spread else []), journal).stdout.strip()
             env = dict(os.environ, LEV_PROVIDER="", LEV_JOURNAL=journal)
-            log = open(os.path.join(d, "workers.log"), "w")
-            with psycopg.connect(journal, autocommit=True) as conn:
-                start = time.perf_counter()
-                procs = [
-                    subprocess.Popen(
-                        [LEV, "--data-dir", os.path.join(d, f"worker{i}"), "worker",
-                         "--slots", str(slots), "--yes", "--workspace", d],
-                        env=env, stdout=log, stderr=subprocess.STDOUT,
-                    )
-                    for i in range(workers)
-                ]
-                try:
-                    while True:
-                        status = conn.execute(
-                            "SELECT status FROM lev_runs WHERE id = %s", (run,)).fetchone()[0]
-                        if status == "succeeded":
-                            return time.perf_counter() - start, None, None
-                        if status != "running" or any(p.poll() is not None for p in procs):
-                            log.flush()
-                            print(open(log.name).read(), file=sys.stderr)
-                            raise RuntimeError(f"run {run} {status}, or a worker exited")
-                        time.sleep(0.01)
-                finally:
-                    for p in procs:
-                        stop(p)
-                    log.close()
+
+            def finished(conn):
+                status = conn.execute(
+                    "SELECT status FROM lev_runs WHERE id = %s", (run,)).fetchone()[0]
+                if status not in ("running", "succeeded"):
+                    raise RuntimeError(f"run {run} {status}")
+                return status == "succeeded"
+
+            return workers_until(journal, d, env, workers, slots, finished), None, None
     finally:
         drop_db(name)
 
