@@ -81,11 +81,7 @@ pub(super) fn shared_journal(paths: &Paths, detach: bool) -> Result<(), u8> {
 /// Lets go of a run this process made (and holds the lease of), so a
 /// worker claims it, and prints its id.
 pub(super) async fn hand_over(journal: &Journal, run: &RunId) -> u8 {
-    let released = match journal.claim(run).await {
-        Ok(lease) => lease.release().await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = released {
+    if let Err(e) = journal.let_go(run).await {
         // Its lease lapses by itself, and then a worker claims it anyway.
         error(&format!(
             "run {run} was made, but handing it to the workers failed: {e} (a worker takes it once its lease lapses)"

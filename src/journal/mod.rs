@@ -370,6 +370,12 @@ impl Journal {
         }
     }
 
+    /// Lets go of `run`, which this process made (and so holds), for the
+    /// workers to claim (`claim` then `Lease::release`).
+    pub async fn let_go(&self, run: &RunId) -> Result<(), JournalError> {
+        self.claim(run).await?.release().await
+    }
+
     /// Claims the running run that has waited longest for a process to
     /// execute it (none: `None`); PostgreSQL only — on redb the process
     /// that opened the file is the only one.

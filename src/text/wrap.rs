@@ -90,17 +90,8 @@ pub fn wrap_parts<S: Clone + PartialEq>(
     let mut owner = Vec::new();
     let mut column = 0;
     for (i, (text, _)) in parts.iter().enumerate() {
-        for ch in text.chars() {
-            let (ch, n, w) = match ch {
-                '\t' => (' ', TAB_WIDTH - column % TAB_WIDTH, 1),
-                ch => (ch, 1, ch.width().unwrap_or(0)),
-            };
-            for _ in 0..n {
-                cells.push(Cell { ch, width: w });
-                owner.push(i);
-                column += w;
-            }
-        }
+        push_cells(text, &mut column, &mut cells);
+        owner.resize(cells.len(), i);
     }
     let mut rows = Vec::new();
     walk(&cells, width, |range| {
@@ -127,21 +118,26 @@ struct Cell {
 /// The characters of `text` with their widths, tabs expanded to spaces.
 fn cells(text: &str) -> Vec<Cell> {
     let mut out = Vec::with_capacity(text.len());
-    let mut column = 0;
+    push_cells(text, &mut 0, &mut out);
+    out
+}
+
+/// Appends the cells of `text`, which starts at `column` of its line
+/// (tab stops count from the line's start), and moves `column` on.
+fn push_cells(text: &str, column: &mut usize, out: &mut Vec<Cell>) {
     for ch in text.chars() {
         if ch == '\t' {
-            let spaces = TAB_WIDTH - column % TAB_WIDTH;
+            let spaces = TAB_WIDTH - *column % TAB_WIDTH;
             for _ in 0..spaces {
                 out.push(Cell { ch: ' ', width: 1 });
             }
-            column += spaces;
+            *column += spaces;
             continue;
         }
         let width = ch.width().unwrap_or(0);
         out.push(Cell { ch, width });
-        column += width;
+        *column += width;
     }
-    out
 }
 
 /// Calls `row` with the range of cells of each row, in order.

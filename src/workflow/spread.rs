@@ -31,7 +31,7 @@ use super::step::{self, StepEnd};
 use super::{EngineError, RunOutcome};
 use crate::journal::{JournalError, RunMeta};
 use crate::protocol::{
-    Attempt, Event, Millis, Op, RunId, RunStatus, Seq, StepKey, StepOf, StepOutline, Usage,
+    Attempt, Event, Millis, Op, RunId, RunStatus, StepKey, StepOf, StepOutline, Usage,
 };
 use crate::spec::expr::{EvalContext, StepView};
 use crate::spec::{Step, StepKind};
@@ -369,13 +369,8 @@ async fn make_step_run(ctx: &RunCtx, child: &RunId, of: StepOf, mode: &str) -> R
     }
     // Made leased to this process, so nothing claims it half-made; let go
     // now. A failed release lapses by itself, and a worker takes it then.
-    match journal.claim(child).await {
-        Ok(lease) => {
-            if let Err(e) = lease.release().await {
-                tracing::warn!(run = %child, error = %e, "a step run's lease lapses by itself");
-            }
-        }
-        Err(e) => tracing::warn!(run = %child, error = %e, "a step run's lease lapses by itself"),
+    if let Err(e) = journal.let_go(child).await {
+        tracing::warn!(run = %child, error = %e, "a step run's lease lapses by itself");
     }
     Ok(())
 }
@@ -481,10 +476,7 @@ async fn wait_for_end(
 
 /// The step's last outcome in step run `child`, and how the run ended.
 async fn read_end(ctx: &RunCtx, child: &RunId) -> Result<Ended, String> {
-    let entries = ctx
-        .deps
-        .journal
-        .read(child, Seq(1))
+    let events = recorder::read_run(&ctx.deps.journal, child)
         .await
         .map_err(|e| e.to_string())?;
     let mut ended = Ended {
@@ -493,8 +485,7 @@ async fn read_end(ctx: &RunCtx, child: &RunId) -> Result<Ended, String> {
         error: None,
         usage: Usage::default(),
     };
-    for (seq, entry) in &entries {
-        let r = recorder::from_entry(child, *seq, entry).map_err(|e| e.to_string())?;
+    for r in events {
         match r.event {
             Event::StepSucceeded { outputs, .. } => {
                 ended.step = Some(Settled::Succeeded {

@@ -613,8 +613,8 @@ impl RunView {
                 self.pane_mut(step)
                     .terminal_finished(transcript_tail, summary);
             }
-            Event::StepDelegated { step, run, .. } => {
-                self.delegated.insert(step.clone(), run.clone());
+            Event::StepDelegated { step, .. } => {
+                self.delegated.insert(step.clone());
                 let text = describe::line(r, None);
                 self.pane_mut(step).note(text, LineKind::Note);
             }
@@ -644,14 +644,11 @@ impl RunView {
                 ..
             } => {
                 self.settle_usage(step, usage);
-                if self.delegated.contains_key(step) {
+                if self.delegated.contains(step) {
                     // Its output went to its step run's panes: its results
                     // are what this run has of it.
                     for (name, value) in outputs {
-                        let value = match value {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
+                        let value = describe::value_text(value);
                         self.step_note(step, format!("→ {name}: {value}"));
                     }
                 }

@@ -193,9 +193,9 @@ pub struct RunView {
     pub worktree_events: Vec<Recorded>,
     /// Lines of scrollback each new pane keeps (`tui.scrollback_lines`).
     pub scrollback: usize,
-    /// Steps of a spread run executed as step runs, with the step run: their
-    /// detail is in that run, their outputs are shown when they succeed.
-    pub delegated: BTreeMap<StepKey, RunId>,
+    /// Steps of a spread run executed as step runs: their detail is in
+    /// that run, their outputs are shown when they succeed.
+    pub delegated: std::collections::BTreeSet<StepKey>,
 }
 
 /// A step waiting to send its LLM request again (`Event::LlmRetrying`).
@@ -228,7 +228,7 @@ impl Default for RunView {
             step_rows: HashMap::new(),
             prompts: Vec::new(),
             notes: Vec::new(),
-            delegated: BTreeMap::new(),
+            delegated: Default::default(),
             paused: false,
             messages: Vec::new(),
             forked_from: None,
