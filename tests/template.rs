@@ -86,6 +86,7 @@ fn started() -> Event {
         flowmind: None,
         spread: false,
         step_of: None,
+        push_to: None,
         at: Millis(1_000),
     }
 }

@@ -544,6 +544,7 @@ fn ended_run() -> Vec<Recorded> {
             flowmind: None,
             spread: false,
             step_of: None,
+            push_to: None,
             at: at(0),
         },
         Event::StepStarted {
@@ -1017,6 +1018,7 @@ fn panes_are_numbered_in_declaration_order_and_keep_their_focus() {
             flowmind: None,
             spread: false,
             step_of: None,
+            push_to: None,
             at: Millis(T0),
         },
     );
@@ -1462,6 +1464,7 @@ fn a_step_executed_as_a_step_run_shows_where_and_its_outputs() {
                 flowmind: None,
                 spread: true,
                 step_of: None,
+                push_to: None,
                 at: Millis(T0),
             },
         ),

@@ -92,6 +92,7 @@ fn run_events(finished: bool) -> Vec<Recorded> {
             flowmind: None,
             spread: false,
             step_of: None,
+            push_to: None,
             at: Millis(1),
         },
         started("coder", 2),

@@ -48,6 +48,12 @@ pub enum Command {
         /// schedules them.
         #[arg(long)]
         spread: bool,
+        /// Push the branch of each step that works in its own worktree
+        /// (`workspace: { worktree: true }`) to this git remote (a name or
+        /// URL) when the step ends, so `lev worktrees RUN` diffs and merges
+        /// it on any machine: for runs whose steps other machines execute.
+        #[arg(long, value_name = "REMOTE")]
+        push_to: Option<String>,
         #[command(flatten)]
         drive: DriveArgs,
     },
@@ -341,6 +347,11 @@ pub enum Command {
         /// schedules them.
         #[arg(long)]
         spread: bool,
+        /// With --worktrees: push each task's branch to this git remote (a
+        /// name or URL) when the task ends, so `lev worktrees RUN` diffs and
+        /// merges it on any machine.
+        #[arg(long, value_name = "REMOTE", requires = "worktrees")]
+        push_to: Option<String>,
         #[command(flatten)]
         drive: DriveArgs,
     },

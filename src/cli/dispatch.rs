@@ -48,15 +48,17 @@ pub async fn dispatch(cli: Cli) -> u8 {
             inputs,
             detach: true,
             spread,
+            push_to,
             drive,
-        } => super::run::detach(&paths, &file, &inputs, spread, &drive).await,
+        } => super::run::detach(&paths, &file, &inputs, placed(spread, push_to), &drive).await,
         Command::Run {
             file,
             inputs,
             detach: false,
             spread,
+            push_to,
             drive,
-        } => run(&paths, &file, &inputs, spread, &drive).await,
+        } => run(&paths, &file, &inputs, placed(spread, push_to), &drive).await,
         Command::Worker {
             slots,
             lease,
@@ -95,11 +97,12 @@ pub async fn dispatch(cli: Cli) -> u8 {
             base,
             detach,
             spread,
+            push_to,
             drive,
         } => {
             let args = swarm::SwarmArgs {
                 detach,
-                spread,
+                placement: placed(spread, push_to),
                 objective: &objective,
                 agents,
                 max_tasks,
@@ -219,4 +222,9 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 },
         } => template::save(&paths, &run, &name, dir.as_deref(), force).await,
     }
+}
+
+/// `--spread` and `--push-to` as the engine takes them.
+fn placed(spread: bool, push_to: Option<String>) -> crate::workflow::Placement {
+    crate::workflow::Placement { spread, push_to }
 }

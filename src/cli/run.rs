@@ -13,24 +13,26 @@ use crate::journal::Journal;
 use crate::paths::Paths;
 use crate::protocol::{InFlightDecision, RunId, RunStatus};
 use crate::spec;
-use crate::workflow::{self, Start};
+use crate::workflow::{self, Placement, Start};
 
 pub(super) async fn run(
     paths: &Paths,
     file: &Path,
     inputs: &[String],
-    spread: bool,
+    placement: Placement,
     drive: &DriveArgs,
 ) -> u8 {
-    if spread && let Err(c) = shared_journal(paths, false) {
+    if placement.spread
+        && let Err(c) = shared_journal(paths, false)
+    {
         return c;
     }
-    let (deps, run) = match create(paths, file, inputs, spread, drive).await {
+    let (deps, run) = match create(paths, file, inputs, &placement, drive).await {
         Ok(made) => made,
         Err(c) => return c,
     };
     headless_note(drive);
-    if spread {
+    if placement.spread {
         spread_note(&run);
     }
     drive_run(paths, deps, run, Start::Fresh, drive).await
@@ -42,13 +44,13 @@ pub(super) async fn detach(
     paths: &Paths,
     file: &Path,
     inputs: &[String],
-    spread: bool,
+    placement: Placement,
     drive: &DriveArgs,
 ) -> u8 {
     if let Err(c) = shared_journal(paths, true) {
         return c;
     }
-    match create(paths, file, inputs, spread, drive).await {
+    match create(paths, file, inputs, &placement, drive).await {
         Ok((deps, run)) => hand_over(&deps.journal, &run).await,
         Err(c) => c,
     }
@@ -78,6 +80,26 @@ pub(super) fn shared_journal(paths: &Paths, detach: bool) -> Result<(), u8> {
     Err(exit::USAGE)
 }
 
+/// `--push-to REMOTE` names a remote the workspace's repository can push
+/// to: an error saying what is wrong before anything is made, otherwise.
+pub(super) fn check_push_to(workspace: &Path, placement: &Placement) -> Result<(), u8> {
+    let Some(remote) = &placement.push_to else {
+        return Ok(());
+    };
+    crate::isolation::check_remote(workspace, remote).map_err(|e| {
+        error(&e.to_string());
+        exit::USAGE
+    })
+}
+
+/// Whether a step of `wf` (or of a child workflow) works in its own worktree.
+fn has_worktree_steps(wf: &spec::Workflow) -> bool {
+    wf.steps.iter().any(|s| {
+        s.workspace.as_ref().is_some_and(|w| w.worktree)
+            || matches!(&s.kind, spec::StepKind::Workflow { child, .. } if has_worktree_steps(child))
+    })
+}
+
 /// Lets go of a run this process made (and holds the lease of), so a
 /// worker claims it, and prints its id.
 pub(super) async fn hand_over(journal: &Journal, run: &RunId) -> u8 {
@@ -98,7 +120,7 @@ async fn create(
     paths: &Paths,
     file: &Path,
     inputs: &[String],
-    spread: bool,
+    placement: &Placement,
     drive: &DriveArgs,
 ) -> Result<(std::sync::Arc<workflow::EngineDeps>, RunId), u8> {
     let modes = load_modes(paths)?;
@@ -124,7 +146,15 @@ async fn create(
         error(&e.to_string());
         return Err(exit::USAGE);
     }
-    match workflow::start_run_spread(&deps.journal, &wf, inputs, Some(&deps.workspace), spread)
+    if placement.push_to.is_some() && !has_worktree_steps(&wf) {
+        error(&format!(
+            "--push-to pushes the branches of steps that work in their own worktree, and no step of {} does (`workspace: {{ worktree: true }}`)",
+            file.display()
+        ));
+        return Err(exit::USAGE);
+    }
+    check_push_to(&deps.workspace, placement)?;
+    match workflow::start_run_placed(&deps.journal, &wf, inputs, Some(&deps.workspace), placement)
         .await
     {
         Ok(run) => Ok((deps, run)),

@@ -6,7 +6,7 @@ use super::context::{engine_deps, error, load_config, load_modes, open_journal};
 use super::drive::{drive_run, headless_note};
 use super::exit;
 use crate::paths::Paths;
-use crate::workflow::{self, Start, SwarmSpec};
+use crate::workflow::{self, Placement, Start, SwarmSpec};
 
 /// Swarm settings from the command line.
 pub struct SwarmArgs<'a> {
@@ -19,12 +19,12 @@ pub struct SwarmArgs<'a> {
     pub base: Option<String>,
     /// Hand the run to `lev worker`s and return (`--detach`).
     pub detach: bool,
-    /// Its tasks are step runs the workers share (`--spread`).
-    pub spread: bool,
+    /// `--spread` (its tasks are step runs the workers share) and `--push-to`.
+    pub placement: Placement,
 }
 
 pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 {
-    if (args.detach || args.spread)
+    if (args.detach || args.placement.spread)
         && let Err(c) = super::run::shared_journal(paths, args.detach)
     {
         return c;
@@ -75,12 +75,15 @@ pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 
     if !args.detach {
         headless_note(drive);
     }
-    let run = match workflow::start_swarm_spread(
+    if let Err(c) = super::run::check_push_to(&deps.workspace, &args.placement) {
+        return c;
+    }
+    let run = match workflow::start_swarm_placed(
         &deps.journal,
         &wf,
         &spec,
         Some(&deps.workspace),
-        args.spread,
+        &args.placement,
     )
     .await
     {
@@ -93,7 +96,7 @@ pub async fn start(paths: &Paths, args: SwarmArgs<'_>, drive: &DriveArgs) -> u8 
     if args.detach {
         return super::run::hand_over(&deps.journal, &run).await;
     }
-    if args.spread {
+    if args.placement.spread {
         super::run::spread_note(&run);
     }
     drive_run(paths, deps, run, Start::Fresh, drive).await

@@ -165,6 +165,7 @@ fn list(run: &RunId, all: &[StepWorktree], json: bool) -> u8 {
                 "step": w.step, "branch": t.branch, "path": t.path, "root": t.root,
                 "repo": t.repo, "base": t.base, "base_commit": t.base_commit, "state": state,
                 "commit": w.changed.as_ref().and_then(|(_, c)| c.clone()),
+                "pushed_to": w.pushed.as_ref().map(|p| &p.remote),
                 "files_changed": stat.map(|s| s.files_changed),
                 "insertions": stat.map(|s| s.insertions),
                 "deletions": stat.map(|s| s.deletions),
@@ -172,7 +173,12 @@ fn list(run: &RunId, all: &[StepWorktree], json: bool) -> u8 {
             println!("{v}");
         } else {
             let size = stat.map_or_else(|| "-".to_string(), |s| isolation::stat_text(&s));
-            println!("{}  {}  ({state}; {size})", w.step, t.branch);
+            let pushed = w
+                .pushed
+                .as_ref()
+                .map(|p| format!("; pushed to {}", p.remote))
+                .unwrap_or_default();
+            println!("{}  {}  ({state}; {size}{pushed})", w.step, t.branch);
             println!("    {}", t.path.display());
         }
     }

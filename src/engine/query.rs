@@ -139,8 +139,13 @@ impl Engine {
                 Reply::Hits(memory::search(journal, &query).await.map_err(failed)?)
             }
             Query::WorktreeDiff { run, step } => {
-                let w = self.step_worktree(&run, &step).await?.worktree;
+                let found = self.step_worktree(&run, &step).await?;
+                let (w, pushed) = (found.worktree, found.pushed);
                 let diff = tokio::task::spawn_blocking(move || {
+                    if let Some(p) = pushed {
+                        // Made on another machine: its branch comes from the remote.
+                        isolation::fetch(&w.repo, &w.branch, &p.remote, &p.commit)?;
+                    }
                     isolation::diff(&w.repo, &w.path, &w.base, &w.branch)
                 })
                 .await

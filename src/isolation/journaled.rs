@@ -39,7 +39,16 @@ pub struct StepWorktree {
     pub worktree: Worktree,
     /// The diff recorded when the step ended, with its commit (if any).
     pub changed: Option<(DiffStat, Option<String>)>,
+    /// Where the branch was last pushed (`--push-to`), and its commit then.
+    pub pushed: Option<Pushed>,
     pub fate: Fate,
+}
+
+/// A step's branch as last pushed to a remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub remote: String,
+    pub commit: String,
 }
 
 /// The worktree a `Ready` fact describes.
@@ -85,17 +94,20 @@ pub fn fold(events: &[Recorded]) -> Vec<StepWorktree> {
             continue;
         };
         if let Some(worktree) = from_ready(fact) {
-            let changed = out.get(step).and_then(|s| {
-                (s.fate == Fate::Open && s.worktree.branch == worktree.branch)
-                    .then(|| s.changed.clone())
-                    .flatten()
-            });
+            // The same branch found again keeps what it holds; a branch
+            // made anew (after a discard) starts with nothing.
+            let kept = out
+                .get(step)
+                .filter(|s| s.fate == Fate::Open && s.worktree.branch == worktree.branch);
+            let changed = kept.and_then(|s| s.changed.clone());
+            let pushed = kept.and_then(|s| s.pushed.clone());
             out.insert(
                 step.clone(),
                 StepWorktree {
                     step: step.clone(),
                     worktree,
                     changed,
+                    pushed,
                     fate: Fate::Open,
                 },
             );
@@ -128,6 +140,12 @@ pub fn fold(events: &[Recorded]) -> Vec<StepWorktree> {
                     into: into.clone(),
                     commit: commit.clone(),
                 };
+            }
+            WorktreeFact::Pushed { remote, commit, .. } => {
+                s.pushed = Some(Pushed {
+                    remote: remote.clone(),
+                    commit: commit.clone(),
+                });
             }
             WorktreeFact::Discarded { .. } => s.fate = Fate::Discarded,
             WorktreeFact::Ready { .. } => {}

@@ -19,13 +19,17 @@
 mod git;
 mod journaled;
 mod ops;
+mod remote;
 #[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
 
-pub use journaled::{Fate, StepWorktree, fold, from_ready, no_worktree, ready_fact, stat_text};
+pub use journaled::{
+    Fate, Pushed, StepWorktree, fold, from_ready, no_worktree, ready_fact, stat_text,
+};
 pub use ops::{commit_all, diff, discard, ensure, merge, stat};
+pub use remote::{check_remote, fetch, push, unpush};
 
 /// Where the worktrees live, relative to the repository's top level.
 pub const WORKTREES_DIR: &str = ".lev/worktrees";

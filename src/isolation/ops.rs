@@ -11,7 +11,7 @@ use super::{DiffStat, IsolationError, Merged, WORKTREES_DIR, Worktree, branch_na
 /// creating worktrees at once would otherwise race on git's lock files.
 static WRITE_LOCK: Mutex<()> = Mutex::new(());
 
-fn write_lock() -> std::sync::MutexGuard<'static, ()> {
+pub(super) fn write_lock() -> std::sync::MutexGuard<'static, ()> {
     // A panic while holding it left no half-done state of ours behind.
     WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -899,6 +899,11 @@ pub fn worktree(fact: &WorktreeFact) -> String {
             into,
             commit,
         } => format!("branch {branch} merged into {into} ({})", short(commit)),
+        WorktreeFact::Pushed {
+            branch,
+            remote,
+            commit,
+        } => format!("branch {branch} pushed to {remote} ({})", short(commit)),
         WorktreeFact::Discarded { branch } => {
             format!("worktree removed and branch {branch} deleted")
         }

@@ -389,6 +389,13 @@ pub enum WorktreeFact {
         into: String,
         commit: String,
     },
+    /// The branch (at `commit`) was pushed to `remote` (`--push-to`), so
+    /// any machine with that remote can diff, merge or discard it.
+    Pushed {
+        branch: String,
+        remote: String,
+        commit: String,
+    },
     /// The worktree was removed and its branch deleted.
     Discarded { branch: String },
 }
@@ -424,6 +431,11 @@ pub enum Event {
         /// A step run: the one step of a spread run it executes.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         step_of: Option<Box<StepOf>>,
+        /// `--push-to REMOTE`: the git remote its steps' worktree branches
+        /// are pushed to when each attempt ends (a step run has its spread
+        /// run's), so they can be merged from any machine.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        push_to: Option<String>,
         at: Millis,
     },
     RunResumed {

@@ -68,6 +68,8 @@ pub struct RunCtx {
     pub step_runs: super::spread::StepRuns,
     /// A step run's spread run: its memory (`memory://run`) is that run's.
     pub spread_parent: Option<crate::protocol::RunId>,
+    /// `--push-to`: the git remote its steps' worktree branches go to.
+    pub push_to: Option<String>,
     pub history: History,
     pub limits: Limits,
     pub inputs: BTreeMap<String, Value>,

@@ -61,6 +61,8 @@ struct RunStarted {
     spread: bool,
     #[serde(default)]
     step_of: Option<Box<crate::protocol::StepOf>>,
+    #[serde(default)]
+    push_to: Option<String>,
     at: Millis,
 }
 
@@ -78,6 +80,7 @@ impl From<RunStarted> for Event {
             flowmind: e.flowmind,
             spread: e.spread,
             step_of: e.step_of,
+            push_to: e.push_to,
             at: e.at,
         }
     }
@@ -266,6 +269,7 @@ mod tests {
             })),
             spread: false,
             step_of: None,
+            push_to: None,
             at: Millis(4),
         });
         both_paths_agree(Event::RunStarted {
@@ -280,6 +284,7 @@ mod tests {
             flowmind: None,
             spread: false,
             step_of: None,
+            push_to: None,
             at: Millis(4),
         });
         both_paths_agree(Event::StepStarted {

@@ -98,6 +98,7 @@ pub async fn drive(
         workspace,
         spread,
         step_of,
+        push_to,
         ..
     } = &first.event
     else {
@@ -184,6 +185,7 @@ pub async fn drive(
         other_runs,
         step_runs: Default::default(),
         spread_parent: step_of.as_ref().map(|of| of.parent.clone()),
+        push_to: push_to.clone(),
         followups: Mutex::new(history.followups.clone()),
         followup_policy: workflow.followups.with(&deps.options.followups),
         mcp,

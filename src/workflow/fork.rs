@@ -160,6 +160,7 @@ mod tests {
                 flowmind: None,
                 spread: false,
                 step_of: None,
+                push_to: None,
                 at: Millis(0),
             },
             started("a"),

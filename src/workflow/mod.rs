@@ -213,19 +213,38 @@ pub async fn start_run(
     inputs: BTreeMap<String, Value>,
     workspace: Option<&std::path::Path>,
 ) -> Result<RunId, EngineError> {
-    start_pinned(journal, workflow, inputs, workspace, None, false).await
+    start_pinned(
+        journal,
+        workflow,
+        inputs,
+        workspace,
+        None,
+        &Placement::default(),
+    )
+    .await
 }
 
-/// `start_run`; with `spread`, its agent and shell steps become step runs
-/// that the `lev worker`s of the (PostgreSQL) journal share (`spread`).
-pub async fn start_run_spread(
+/// Where a new run's work is done and where its steps' worktree branches
+/// go: `lev run`'s and `lev workflow`'s `--spread` and `--push-to`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// Its agent and shell steps become step runs that the `lev worker`s
+    /// of the (PostgreSQL) journal share (`spread`).
+    pub spread: bool,
+    /// The git remote (a name or URL) each step's worktree branch is
+    /// pushed to when an attempt ends.
+    pub push_to: Option<String>,
+}
+
+/// `start_run`, placed as `placement` says.
+pub async fn start_run_placed(
     journal: &Journal,
     workflow: &Workflow,
     inputs: BTreeMap<String, Value>,
     workspace: Option<&std::path::Path>,
-    spread: bool,
+    placement: &Placement,
 ) -> Result<RunId, EngineError> {
-    start_pinned(journal, workflow, inputs, workspace, None, spread).await
+    start_pinned(journal, workflow, inputs, workspace, None, placement).await
 }
 
 /// Creates a swarm run (`lev workflow "objective"`): pinned to the planning
@@ -236,22 +255,23 @@ pub async fn start_swarm(
     spec: &SwarmSpec,
     workspace: Option<&std::path::Path>,
 ) -> Result<RunId, EngineError> {
-    start_swarm_spread(journal, workflow, spec, workspace, false).await
+    start_swarm_placed(journal, workflow, spec, workspace, &Placement::default()).await
 }
 
-/// `start_swarm`; with `spread`, its tasks are step runs (`spread`).
-pub async fn start_swarm_spread(
+/// `start_swarm`, placed as `placement` says (with `spread`, its tasks are
+/// step runs).
+pub async fn start_swarm_placed(
     journal: &Journal,
     workflow: &Workflow,
     spec: &SwarmSpec,
     workspace: Option<&std::path::Path>,
-    spread: bool,
+    placement: &Placement,
 ) -> Result<RunId, EngineError> {
     let inputs = BTreeMap::from([(
         "objective".to_string(),
         Value::String(spec.objective.clone()),
     )]);
-    start_pinned(journal, workflow, inputs, workspace, Some(spec), spread).await
+    start_pinned(journal, workflow, inputs, workspace, Some(spec), placement).await
 }
 
 async fn start_pinned(
@@ -260,8 +280,9 @@ async fn start_pinned(
     inputs: BTreeMap<String, Value>,
     workspace: Option<&std::path::Path>,
     swarm: Option<&SwarmSpec>,
-    spread: bool,
+    placement: &Placement,
 ) -> Result<RunId, EngineError> {
+    let spread = placement.spread;
     if spread && !journal.is_shared() {
         return Err(EngineError::Failed(
             "a spread run's steps are shared by `lev worker`s, which need a PostgreSQL journal (--journal postgres://…)".into(),
@@ -284,6 +305,7 @@ async fn start_pinned(
         flowmind: workflow.flowmind.clone(),
         spread,
         step_of: None,
+        push_to: placement.push_to.clone(),
         at: now,
     };
     let meta = RunMeta {

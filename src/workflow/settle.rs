@@ -38,7 +38,17 @@ pub async fn settle_worktree(
     let step = found.step.clone();
     if how == Settle::Discard {
         let (repo, path, branch) = (w.repo.clone(), w.path.clone(), w.branch.clone());
-        let removed = blocking(move || isolation::discard(&repo, &path, &branch)).await?;
+        let remote = found.pushed.as_ref().map(|p| p.remote.clone());
+        let removed = blocking(move || {
+            // The remote's copy first: if it cannot go, nothing here went
+            // either, and the discard can simply be tried again.
+            let unpushed = match &remote {
+                Some(remote) => isolation::unpush(&repo, &branch, remote)?,
+                None => false,
+            };
+            Ok(isolation::discard(&repo, &path, &branch)? || unpushed)
+        })
+        .await?;
         if removed || found.fate != Fate::Discarded {
             let fact = WorktreeFact::Discarded {
                 branch: w.branch.clone(),
@@ -46,9 +56,14 @@ pub async fn settle_worktree(
             recorded.push(record(&rec, found, fact).await?);
         }
         let text = format!(
-            "step {step}: worktree {} removed and branch {} deleted",
+            "step {step}: worktree {} removed and branch {} deleted{}",
             w.path.display(),
-            w.branch
+            w.branch,
+            found
+                .pushed
+                .as_ref()
+                .map(|p| format!(" (here and on {})", p.remote))
+                .unwrap_or_default()
         );
         return Ok(Settled { text, recorded });
     }
@@ -56,6 +71,11 @@ pub async fn settle_worktree(
         return Err(format!(
             "step `{step}`'s worktree was discarded; there is nothing to merge"
         ));
+    }
+    if let Some(p) = found.pushed.clone() {
+        // Made on another machine: its branch comes from the remote.
+        let (repo, branch) = (w.repo.clone(), w.branch.clone());
+        blocking(move || isolation::fetch(&repo, &branch, &p.remote, &p.commit)).await?;
     }
     if w.path.exists() {
         // Work the step left uncommitted (it was stopped) goes in too.

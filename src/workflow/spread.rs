@@ -342,6 +342,8 @@ async fn make_step_run(ctx: &RunCtx, child: &RunId, of: StepOf, mode: &str) -> R
         flowmind: None,
         spread: false,
         step_of: Some(Box::new(of)),
+        // Its worktree's branch goes where the spread run's would.
+        push_to: ctx.push_to.clone(),
         at: now,
     };
     let meta = RunMeta {

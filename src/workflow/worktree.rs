@@ -79,6 +79,57 @@ pub async fn commit(actx: &AttemptCtx, wt: &Worktree) -> Result<(), String> {
         at: actx.ctx.now(),
     };
     // Through the attempt: a deferred final reply goes first, same commit.
+    record(actx, event).await?;
+    match &actx.ctx.push_to {
+        Some(remote) => push(actx, wt, remote).await,
+        None => Ok(()),
+    }
+}
+
+/// Pushes the step's branch to `remote` (`--push-to`) and journals it, so
+/// another machine can fetch it to diff or merge. A remote that does not
+/// answer is tried three times; then the attempt fails saying why (its
+/// work stays committed on the branch here).
+async fn push(actx: &AttemptCtx, wt: &Worktree, remote: &str) -> Result<(), String> {
+    let mut waits = PUSH_RETRY_WAITS.iter();
+    let commit = loop {
+        let (repo, branch, to) = (wt.repo.clone(), wt.branch.clone(), remote.to_string());
+        let pushed = tokio::task::spawn_blocking(move || isolation::push(&repo, &branch, &to))
+            .await
+            .map_err(|e| format!("pushing the branch of step `{}` failed: {e}", actx.key))?;
+        match (pushed, waits.next()) {
+            (Ok(commit), _) => break commit,
+            (Err(e), Some(wait)) => {
+                tracing::warn!(step = %actx.key, "push to {remote} failed, trying again: {e}");
+                tokio::time::sleep(*wait).await;
+            }
+            (Err(e), None) => {
+                return Err(format!(
+                    "the changes of step `{}` are committed on {} but could not be pushed to `{remote}` (--push-to): {e}",
+                    actx.key, wt.branch
+                ));
+            }
+        }
+    };
+    let event = Event::Worktree {
+        step: actx.key.clone(),
+        fact: WorktreeFact::Pushed {
+            branch: wt.branch.clone(),
+            remote: remote.to_string(),
+            commit,
+        },
+        at: actx.ctx.now(),
+    };
+    record(actx, event).await
+}
+
+/// Waits between tries of a push that failed.
+const PUSH_RETRY_WAITS: [std::time::Duration; 2] = [
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(3),
+];
+
+async fn record(actx: &AttemptCtx, event: Event) -> Result<(), String> {
     actx.record(event).await.map(|_| ()).map_err(|e| match e {
         StepError::Fatal(text) => text,
         other => format!("journal: {other:?}"),

@@ -91,7 +91,10 @@ pub fn sample_events() -> Vec<Recorded> {
             workspace: None,
             steps: sample_outline(),
             flowmind: None,
-            spread: false,            step_of: None,            at: at(0),
+            spread: false,
+            step_of: None,
+            push_to: None,
+            at: at(0),
         },
         Event::QuestionAsked {
             id: "token_store".into(),
@@ -355,6 +358,7 @@ pub fn bench_state(panes: usize, lines: usize) -> State {
             flowmind: None,
             spread: false,
             step_of: None,
+            push_to: None,
             at: at(0),
         },
     );

@@ -115,6 +115,7 @@ fn review_events() -> Vec<Event> {
             flowmind: None,
             spread: false,
             step_of: None,
+            push_to: None,
             at: at(0),
         },
         started("plan", 1, "agent", Some("orchestrator"), 100),

@@ -1,0 +1,116 @@
+//! Steps' branches through a git remote (`--push-to`): the machine that ran
+//! a step pushes its branch when an attempt ends; a machine that diffs,
+//! merges or discards it later fetches it first when it lacks that commit,
+//! and a discard deletes it there too. The remote is whatever git calls
+//! it (a remote's name or a URL): its transport and credentials are git's.
+
+use std::path::Path;
+
+use super::IsolationError;
+use super::git::Git;
+use super::ops::write_lock;
+
+/// Checks, before a run is made, that `remote` is something git can push
+/// to from `workspace`: a remote of its repository, or a URL or path.
+pub fn check_remote(workspace: &Path, remote: &str) -> Result<(), IsolationError> {
+    let git = Git::new(workspace);
+    if !git.ok(&["rev-parse", "--show-toplevel"])? {
+        return Err(IsolationError::Refused(format!(
+            "--push-to {remote}: {} is not inside a git repository, so no branch can be pushed from it",
+            workspace.display()
+        )));
+    }
+    if remote.trim().is_empty() || remote.starts_with('-') {
+        return Err(IsolationError::Refused(format!(
+            "--push-to `{remote}` names no git remote"
+        )));
+    }
+    if looks_like_url(remote) || git.ok(&["remote", "get-url", "--push", remote])? {
+        return Ok(());
+    }
+    let known = git.run(&["remote"]).unwrap_or_default();
+    let known: Vec<&str> = known
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    Err(IsolationError::Refused(format!(
+        "--push-to {remote}: the repository at {} has no remote `{remote}` ({}); add it with git remote add {remote} URL, or give a URL",
+        workspace.display(),
+        if known.is_empty() {
+            "it has none".to_string()
+        } else {
+            format!("it has {}", known.join(", "))
+        }
+    )))
+}
+
+/// A URL (`scheme://…`, scp-like `host:path`) or a path, not a remote's name.
+fn looks_like_url(remote: &str) -> bool {
+    remote.contains("://") || remote.contains(':') || remote.contains('/')
+}
+
+/// Pushes `branch` of the repository at `repo` to `remote`, replacing what
+/// is there (the branch is the step's own: a step made again after a
+/// discard starts a new history). Returns the commit pushed.
+pub fn push(repo: &Path, branch: &str, remote: &str) -> Result<String, IsolationError> {
+    let git = Git::new(repo);
+    let commit = git.line(&["rev-parse", "--verify", &format!("refs/heads/{branch}")])?;
+    let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
+    // No lock: a push writes only the remote-tracking ref of its own branch,
+    // and a slow remote must not hold up the other steps' git.
+    git.run(&["push", "--quiet", "--no-verify", remote, &refspec])?;
+    Ok(commit)
+}
+
+/// Makes sure the repository at `repo` has `commit` on `branch`, fetching
+/// the branch from `remote` when it does not (a machine that never ran the
+/// step, or holds an older attempt of it). True when it fetched.
+pub fn fetch(
+    repo: &Path,
+    branch: &str,
+    remote: &str,
+    commit: &str,
+) -> Result<bool, IsolationError> {
+    let git = Git::new(repo);
+    let local = format!("refs/heads/{branch}");
+    let _guard = write_lock();
+    let has = |git: &Git<'_>| -> Result<bool, IsolationError> {
+        git.ok(&["merge-base", "--is-ancestor", commit, &local])
+    };
+    if has(&git)? {
+        return Ok(false);
+    }
+    let refspec = format!("+{local}:{local}");
+    git.run(&["fetch", "--quiet", "--no-tags", remote, &refspec])
+        .map_err(|e| match e {
+            IsolationError::Git { said, .. } => IsolationError::Refused(format!(
+                "branch `{branch}` is not in {} and fetching it from `{remote}` (where the step's machine pushed it) failed: {said}",
+                repo.display()
+            )),
+            other => other,
+        })?;
+    if has(&git)? {
+        Ok(true)
+    } else {
+        Err(IsolationError::Refused(format!(
+            "`{remote}` has branch `{branch}` without commit {commit} (pushed there when the step ended); was it changed since?"
+        )))
+    }
+}
+
+/// Deletes `branch` on `remote`. False when it was not there.
+pub fn unpush(repo: &Path, branch: &str, remote: &str) -> Result<bool, IsolationError> {
+    let git = Git::new(repo);
+    let there = git.run(&[
+        "ls-remote",
+        "--heads",
+        remote,
+        &format!("refs/heads/{branch}"),
+    ])?;
+    if there.trim().is_empty() {
+        return Ok(false);
+    }
+    git.run(&["push", "--quiet", "--no-verify", remote, "--delete", branch])?;
+    Ok(true)
+}
