@@ -196,7 +196,9 @@ pub enum Command {
         /// client, until their own timeout, instead of taking it at once.
         #[arg(long)]
         wait_for_answers: bool,
-        /// Root for agents' file tools and shell steps (default: current directory).
+        /// This machine's copy of the runs' workspace (a clone of the same
+        /// repository): the runs it executes work here, whatever path they
+        /// were started in. Default: the path each run was started in.
         #[arg(long, value_name = "DIR")]
         workspace: Option<PathBuf>,
         /// Take only the step runs of spread runs (`--spread`) of these

@@ -241,6 +241,7 @@ pub fn run_settings(
             },
             // Filled from the config by `RunSettings::deps`, as `shell_allow`.
             mcp_servers: Default::default(),
+            workspace_here: false,
         },
     }
 }

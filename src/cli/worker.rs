@@ -169,6 +169,8 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
         .data_dir
         .join(format!("lev-worker-{}.sock", std::process::id()));
     let mut settings = run_settings(modes, &drive, None, config);
+    // The runs' files are where this worker was told they are on its machine.
+    settings.options.workspace_here = drive.workspace.is_some();
     settings.options.terminals.hook_socket = Some(socket.clone());
     let engine = Engine::open(journal.clone(), Ok(settings));
     let _host = match crate::paths::private_dir(&paths.data_dir)

@@ -288,6 +288,18 @@ impl Engine {
         })
     }
 
+    /// This process's workspace (`--workspace`, else the current folder),
+    /// even when it cannot execute runs.
+    fn local_workspace(&self) -> std::path::PathBuf {
+        self.inner
+            .settings
+            .as_ref()
+            .ok()
+            .and_then(|s| s.workspace.clone())
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| ".".into())
+    }
+
     /// What executing a run of the definition at `source` needs (this
     /// process's settings with it). Checked before anything is recorded.
     fn deps_for(&self, source: &str) -> Result<Arc<EngineDeps>, EngineError> {

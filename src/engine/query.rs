@@ -256,6 +256,19 @@ impl Engine {
         }
         let all = isolation::fold(&events);
         match all.iter().find(|w| &w.step == step) {
+            Some(found) if found.pushed.is_some() && !found.worktree.repo.is_dir() => {
+                // Made on another machine: acted on in this machine's clone.
+                let workspace = self.local_workspace();
+                let mut here = found.clone();
+                let made = found.worktree.clone();
+                here.worktree = tokio::task::spawn_blocking(move || {
+                    isolation::relocated(&made, &workspace)
+                })
+                .await
+                .map_err(|e| EngineError::Failed(format!("git stopped: {e}")))?
+                .map_err(|e| EngineError::Refused(e.to_string()))?;
+                Ok(here)
+            }
             Some(found) => Ok(found.clone()),
             None => Err(EngineError::Refused(isolation::no_worktree(
                 run,

@@ -4,9 +4,9 @@
 //! and a discard deletes it there too. The remote is whatever git calls
 //! it (a remote's name or a URL): its transport and credentials are git's.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::IsolationError;
+use super::{IsolationError, Worktree};
 use super::git::Git;
 use super::ops::write_lock;
 
@@ -113,4 +113,31 @@ pub fn unpush(repo: &Path, branch: &str, remote: &str) -> Result<bool, Isolation
     }
     git.run(&["push", "--quiet", "--no-verify", remote, "--delete", branch])?;
     Ok(true)
+}
+
+/// `w` as seen from a machine that does not have the repository the step
+/// ran in: the same branch and places in the repository of `workspace`
+/// (this machine's clone), where its pushed branch is fetched to.
+pub fn relocated(w: &Worktree, workspace: &Path) -> Result<Worktree, IsolationError> {
+    let here = Git::new(workspace);
+    let top = here.line(&["rev-parse", "--show-toplevel"]).map_err(|_| {
+        IsolationError::Refused(format!(
+            "the step's branch {} was made in {}, which is not on this machine, and {} is not in a git repository to fetch it to; run lev in a clone of the repository (or give --workspace)",
+            w.branch,
+            w.repo.display(),
+            workspace.display()
+        ))
+    })?;
+    let repo = PathBuf::from(top);
+    let repo = repo.canonicalize().unwrap_or(repo);
+    let moved = |p: &Path| match p.strip_prefix(&w.repo) {
+        Ok(rest) => repo.join(rest),
+        Err(_) => p.to_path_buf(),
+    };
+    Ok(Worktree {
+        path: moved(&w.path),
+        root: moved(&w.root),
+        repo,
+        ..w.clone()
+    })
 }

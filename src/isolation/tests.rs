@@ -301,6 +301,13 @@ fn the_journal_folds_into_each_steps_worktree() {
     let events: Vec<Recorded> = [
         fact(ready_fact(&w)),
         changed(Some("c1"), 1),
+        fact(WorktreeFact::Pushed {
+            branch: "lev/R/s".into(),
+            remote: "origin".into(),
+            commit: "c1".into(),
+        }),
+        // Found again (a resume): what the branch holds is kept.
+        fact(ready_fact(&w)),
         // A later attempt that changed nothing keeps the commit.
         changed(None, 1),
         fact(WorktreeFact::Merged {
@@ -327,6 +334,13 @@ fn the_journal_folds_into_each_steps_worktree() {
     };
     assert_eq!(folded[0].changed, Some((stat, Some("c1".into()))));
     assert_eq!(
+        folded[0].pushed,
+        Some(Pushed {
+            remote: "origin".into(),
+            commit: "c1".into()
+        })
+    );
+    assert_eq!(
         folded[0].fate,
         Fate::Merged {
             into: "main".into(),
@@ -350,4 +364,87 @@ impl IntoFact for crate::protocol::Event {
             other => panic!("not a worktree event: {other:?}"),
         }
     }
+}
+
+/// A bare repository standing for the remote every machine shares, and
+/// two clones of it (two machines), each with `origin` pointing there.
+fn shared() -> (tempfile::TempDir, tempfile::TempDir, tempfile::TempDir) {
+    let first = repo();
+    let remote = tempfile::tempdir().unwrap();
+    git(remote.path(), &["init", "--quiet", "--bare", "--initial-branch=main"]);
+    let url = remote.path().display().to_string();
+    git(first.path(), &["remote", "add", "origin", &url]);
+    git(first.path(), &["push", "--quiet", "origin", "main"]);
+    let second = tempfile::tempdir().unwrap();
+    git(second.path(), &["clone", "--quiet", &url, "."]);
+    git(second.path(), &["config", "user.name", "Test"]);
+    git(second.path(), &["config", "user.email", "test@example.com"]);
+    (remote, first, second)
+}
+
+#[test]
+fn a_pushed_branch_is_fetched_merged_and_deleted_on_another_clone() {
+    let (remote, here, there) = shared();
+    let wt = ensure(here.path(), "RUN9", "build", None).unwrap();
+    std::fs::write(wt.path.join("built.txt"), "built\n").unwrap();
+    let commit = commit_all(&wt.path, "build").unwrap().unwrap();
+    assert_eq!(push(&wt.repo, &wt.branch, "origin").unwrap(), commit);
+    assert_eq!(
+        git(remote.path(), &["rev-parse", "lev/RUN9/build"]),
+        commit
+    );
+    // Pushing again (a retry that changed nothing) is harmless.
+    assert_eq!(push(&wt.repo, &wt.branch, "origin").unwrap(), commit);
+
+    // The other clone has no such branch until it fetches it, once.
+    let there_repo = there.path().canonicalize().unwrap();
+    assert!(fetch(&there_repo, &wt.branch, "origin", &commit).unwrap());
+    assert!(!fetch(&there_repo, &wt.branch, "origin", &commit).unwrap());
+    // The clone that made it never fetches.
+    assert!(!fetch(&wt.repo, &wt.branch, "origin", &commit).unwrap());
+    let gone = there_repo.join(".lev/worktrees/RUN9/build");
+    let s = stat(&there_repo, &gone, "main", &wt.branch).unwrap();
+    assert_eq!((s.files_changed, s.insertions), (1, 1));
+    let merged = merge(&there_repo, "main", &wt.branch, "merge build").unwrap();
+    assert!(merged.changed);
+    assert_eq!(
+        std::fs::read_to_string(there_repo.join("built.txt")).unwrap(),
+        "built\n"
+    );
+
+    assert!(unpush(&there_repo, &wt.branch, "origin").unwrap());
+    assert!(!unpush(&there_repo, &wt.branch, "origin").unwrap());
+    assert_eq!(git(remote.path(), &["branch", "--list", "lev/*"]), "");
+}
+
+#[test]
+fn a_branch_the_remote_lacks_or_changed_is_a_clear_error() {
+    let (remote, here, there) = shared();
+    let wt = ensure(here.path(), "RUN9", "build", None).unwrap();
+    std::fs::write(wt.path.join("built.txt"), "built\n").unwrap();
+    let commit = commit_all(&wt.path, "build").unwrap().unwrap();
+    let there_repo = there.path().canonicalize().unwrap();
+    // Never pushed.
+    let e = fetch(&there_repo, &wt.branch, "origin", &commit).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("lev/RUN9/build") && text.contains("`origin`"), "{text}");
+    // Pushed, then replaced there by something without that commit.
+    push(&wt.repo, &wt.branch, "origin").unwrap();
+    git(remote.path(), &["branch", "--force", "lev/RUN9/build", "main"]);
+    let e = fetch(&there_repo, &wt.branch, "origin", &commit).unwrap_err();
+    assert!(e.to_string().contains("without commit"), "{e}");
+}
+
+#[test]
+fn check_remote_knows_names_urls_and_what_is_not_a_repository() {
+    let (remote, here, _there) = shared();
+    check_remote(here.path(), "origin").unwrap();
+    check_remote(here.path(), &remote.path().display().to_string()).unwrap();
+    check_remote(here.path(), "git@example.com:team/app.git").unwrap();
+    let e = check_remote(here.path(), "upstream").unwrap_err().to_string();
+    assert!(e.contains("no remote `upstream`") && e.contains("origin"), "{e}");
+    assert!(check_remote(here.path(), "--mirror").is_err());
+    let plain = tempfile::tempdir().unwrap();
+    let e = check_remote(plain.path(), "origin").unwrap_err().to_string();
+    assert!(e.contains("not inside a git repository"), "{e}");
 }

@@ -147,11 +147,12 @@ pub async fn drive(
         .iter()
         .map(|(k, (a, _))| (k.clone(), Value::String(a.clone())))
         .collect();
-    // The run keeps the workspace it started in, wherever it is resumed from.
-    let workspace = workspace
-        .as_ref()
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| deps.workspace.clone());
+    // The run keeps the workspace it started in, wherever it is resumed
+    // from, unless this process was told where it is on this machine.
+    let workspace = match workspace {
+        Some(w) if !deps.options.workspace_here => std::path::PathBuf::from(w),
+        _ => deps.workspace.clone(),
+    };
     let mcp = super::mcp::RunMcp::new(
         &deps.options.mcp_servers,
         &workflow,

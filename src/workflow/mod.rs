@@ -82,6 +82,10 @@ pub struct RunOptions {
     /// The config's `mcp_servers:`; a workflow's own add to these and win
     /// by name.
     pub mcp_servers: BTreeMap<String, crate::config::mcp_servers::McpServer>,
+    /// `lev worker --workspace DIR`: the workspace (`EngineDeps::workspace`)
+    /// is this machine's copy of every run's, wherever the run was started;
+    /// otherwise a run keeps the workspace path it started with.
+    pub workspace_here: bool,
 }
 
 /// What `pty` steps need from the outside.
