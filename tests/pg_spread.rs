@@ -701,3 +701,92 @@ steps:
     let step_run = &step_runs(&lev, &run)["write"];
     assert_eq!(of_type(&lev.events(step_run), "worktree").len(), 3);
 }
+
+/// Two shell steps side by side, each in its own worktree, each writing
+/// where it ran.
+const WHERE: &str = r#"
+version: 1
+kind: workflow
+id: where
+name: Where
+steps:
+  a:
+    type: shell
+    run: "sleep 1; pwd > a.txt"
+    idempotent: true
+    workspace: { worktree: true }
+  b:
+    type: shell
+    run: "sleep 1; pwd > b.txt"
+    idempotent: true
+    workspace: { worktree: true }
+"#;
+
+#[test]
+fn the_branches_of_steps_run_on_other_machines_travel_through_a_remote() {
+    use support::git::{git, init_repo};
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    // The user's clone, the remote every machine shares, and the clones of
+    // two worker machines (other paths: nothing is shared but the remote).
+    let ws = lev.workspace();
+    init_repo(&ws);
+    let remote = lev.dir.path().join("shared.git");
+    git(lev.dir.path(), &["init", "--quiet", "--bare", "--initial-branch=main", "shared.git"]);
+    let url = remote.display().to_string();
+    git(&ws, &["remote", "add", "origin", &url]);
+    git(&ws, &["push", "--quiet", "origin", "main"]);
+    let machines: Vec<std::path::PathBuf> = ["machine-a", "machine-b"]
+        .iter()
+        .map(|m| {
+            let clone = lev.dir.path().join(m);
+            git(lev.dir.path(), &["clone", "--quiet", &url, m]);
+            clone.canonicalize().unwrap()
+        })
+        .collect();
+    let _workers: Vec<Worker> = machines
+        .iter()
+        .map(|clone| {
+            let clone = clone.display().to_string();
+            let args = ["worker", "--lease", support::workers::LEASE, "--slots", "1", "--yes", "--workspace", &clone];
+            Worker(Some(lev.spawn(&args)))
+        })
+        .collect();
+    let wf = lev.write_workflow(WHERE).display().to_string();
+    let run = submit(&lev, &["run", &wf, "--detach", "--spread", "--push-to", "origin"]);
+    wait_status(&lev, &run, "succeeded", 90);
+
+    // The steps worked in the workers' clones; the user's never saw them.
+    assert!(!ws.join(".lev/worktrees").exists());
+    let out = lev.run(&["worktrees", &run]);
+    assert!(out.status.success(), "{}", text(&out));
+    for step in ["a", "b"] {
+        assert!(
+            text(&out).contains(&format!("{step}  lev/{run}/{step}  (open; +1 -0 in 1 file; pushed to origin)")),
+            "{}",
+            text(&out)
+        );
+    }
+    let out = lev.run(&["worktrees", &run, "--diff", "a"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("+++ b/a.txt"), "{}", text(&out));
+
+    for step in ["a", "b"] {
+        let out = lev.run(&["worktrees", &run, "--merge", step]);
+        assert!(out.status.success(), "{}", text(&out));
+        let ran_in = std::fs::read_to_string(ws.join(format!("{step}.txt"))).unwrap();
+        assert!(
+            machines.iter().any(|m| ran_in.trim() == m.join(format!(".lev/worktrees/{run}/{step}")).display().to_string()),
+            "{step} ran in {ran_in}"
+        );
+    }
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+
+    let out = lev.run(&["worktrees", &run, "--discard", "a"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("here and on origin"), "{}", text(&out));
+    let left = git(&remote, &["branch", "--list", "lev/*"]);
+    assert_eq!(left, format!("lev/{run}/b"));
+}

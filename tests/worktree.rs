@@ -391,3 +391,106 @@ fn a_shell_step_in_a_worktree_runs_there_and_its_output_is_committed() {
     assert!(!ws.join("where.txt").exists());
     assert_eq!(git(&ws, &["status", "--porcelain"]), "");
 }
+
+/// A repository with `origin`, a bare repository beside it.
+fn with_origin(lev: &Lev) -> std::path::PathBuf {
+    let ws = lev.workspace();
+    init_repo(&ws);
+    let remote = lev.dir.path().join("origin.git");
+    git(
+        lev.dir.path(),
+        &["init", "--quiet", "--bare", "--initial-branch=main", "origin.git"],
+    );
+    git(&ws, &["remote", "add", "origin", &remote.display().to_string()]);
+    git(&ws, &["push", "--quiet", "origin", "main"]);
+    remote
+}
+
+const BUILD: &str = "version: 1\nkind: workflow\nid: sh\nname: Sh\nsteps:\n  build:\n    type: shell\n    run: echo built > out.txt\n    workspace: { worktree: true }\n";
+
+#[test]
+fn a_step_s_branch_pushed_to_a_remote_is_merged_from_there_when_this_clone_lost_it() {
+    let lev = Lev::new();
+    let ws = lev.workspace();
+    let remote = with_origin(&lev);
+    let wf = write_wf(&lev, BUILD);
+    let out = lev.run(&["run", &wf, "--headless", "--push-to", "origin"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run = run_id(&out);
+    let events = lev.events(&run);
+    let changed = facts(&events, "build", "changed")[0]["fact"]["commit"].clone();
+    let pushed = facts(&events, "build", "pushed");
+    assert_eq!(pushed.len(), 1, "{events:?}");
+    assert_eq!(pushed[0]["fact"]["remote"], "origin");
+    assert_eq!(pushed[0]["fact"]["commit"], changed);
+    let branch = format!("lev/{run}/build");
+    assert_eq!(git(&remote, &["rev-parse", &branch]), changed.as_str().unwrap());
+
+    // As on a machine that never ran the step: no worktree, no branch.
+    let path = facts(&events, "build", "ready")[0]["fact"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    git(&ws, &["worktree", "remove", "--force", &path]);
+    git(&ws, &["branch", "--quiet", "-D", &branch]);
+    let out = lev.run(&["worktrees", &run]);
+    assert!(
+        text(&out).contains("(open; +1 -0 in 1 file; pushed to origin)"),
+        "{}",
+        text(&out)
+    );
+    let out = lev.run(&["worktrees", &run, "--diff", "build"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("+built"), "{}", text(&out));
+    let out = lev.run(&["worktrees", &run, "--merge", "build"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(ws.join("out.txt")).unwrap(), "built\n");
+
+    let out = lev.run(&["worktrees", &run, "--discard", "build"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("here and on origin"), "{}", text(&out));
+    assert_eq!(git(&remote, &["branch", "--list", "lev/*"]), "");
+}
+
+#[test]
+fn push_to_is_refused_before_a_run_is_made_when_it_cannot_mean_anything() {
+    let lev = Lev::new();
+    with_origin(&lev);
+    let wf = write_wf(&lev, BUILD);
+    let out = lev.run(&["run", &wf, "--headless", "--push-to", "upstream"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("no remote `upstream` (it has origin)"),
+        "{}",
+        text(&out)
+    );
+    let plain = write_wf(
+        &lev,
+        "version: 1\nkind: workflow\nid: p\nname: P\nsteps:\n  s: { type: shell, run: 'true' }\n",
+    );
+    let out = lev.run(&["run", &plain, "--headless", "--push-to", "origin"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no step of"), "{}", text(&out));
+    let out = lev.run(&["runs", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "", "no run was made");
+}
+
+#[test]
+fn a_push_that_keeps_failing_fails_the_step_with_its_work_kept_on_the_branch() {
+    let lev = Lev::new();
+    let ws = lev.workspace();
+    init_repo(&ws);
+    let wf = write_wf(&lev, BUILD);
+    let nowhere = lev.dir.path().join("no-such-remote.git").display().to_string();
+    let out = lev.run(&["run", &wf, "--headless", "--push-to", &nowhere]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("could not be pushed to"),
+        "{}",
+        text(&out)
+    );
+    let run = run_id(&out);
+    let branch = format!("lev/{run}/build");
+    assert_eq!(git(&ws, &["show", &format!("{branch}:out.txt")]), "built");
+    assert!(facts(&lev.events(&run), "build", "pushed").is_empty());
+}
