@@ -734,7 +734,16 @@ fn the_branches_of_steps_run_on_other_machines_travel_through_a_remote() {
     let ws = lev.workspace();
     init_repo(&ws);
     let remote = lev.dir.path().join("shared.git");
-    git(lev.dir.path(), &["init", "--quiet", "--bare", "--initial-branch=main", "shared.git"]);
+    git(
+        lev.dir.path(),
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "--initial-branch=main",
+            "shared.git",
+        ],
+    );
     let url = remote.display().to_string();
     git(&ws, &["remote", "add", "origin", &url]);
     git(&ws, &["push", "--quiet", "origin", "main"]);
@@ -750,12 +759,24 @@ fn the_branches_of_steps_run_on_other_machines_travel_through_a_remote() {
         .iter()
         .map(|clone| {
             let clone = clone.display().to_string();
-            let args = ["worker", "--lease", support::workers::LEASE, "--slots", "1", "--yes", "--workspace", &clone];
+            let args = [
+                "worker",
+                "--lease",
+                support::workers::LEASE,
+                "--slots",
+                "1",
+                "--yes",
+                "--workspace",
+                &clone,
+            ];
             Worker(Some(lev.spawn(&args)))
         })
         .collect();
     let wf = lev.write_workflow(WHERE).display().to_string();
-    let run = submit(&lev, &["run", &wf, "--detach", "--spread", "--push-to", "origin"]);
+    let run = submit(
+        &lev,
+        &["run", &wf, "--detach", "--spread", "--push-to", "origin"],
+    );
     wait_status(&lev, &run, "succeeded", 90);
 
     // The steps worked in the workers' clones; the user's never saw them.
@@ -764,7 +785,9 @@ fn the_branches_of_steps_run_on_other_machines_travel_through_a_remote() {
     assert!(out.status.success(), "{}", text(&out));
     for step in ["a", "b"] {
         assert!(
-            text(&out).contains(&format!("{step}  lev/{run}/{step}  (open; +1 -0 in 1 file; pushed to origin)")),
+            text(&out).contains(&format!(
+                "{step}  lev/{run}/{step}  (open; +1 -0 in 1 file; pushed to origin)"
+            )),
             "{}",
             text(&out)
         );
@@ -778,7 +801,10 @@ fn the_branches_of_steps_run_on_other_machines_travel_through_a_remote() {
         assert!(out.status.success(), "{}", text(&out));
         let ran_in = std::fs::read_to_string(ws.join(format!("{step}.txt"))).unwrap();
         assert!(
-            machines.iter().any(|m| ran_in.trim() == m.join(format!(".lev/worktrees/{run}/{step}")).display().to_string()),
+            machines.iter().any(|m| ran_in.trim()
+                == m.join(format!(".lev/worktrees/{run}/{step}"))
+                    .display()
+                    .to_string()),
             "{step} ran in {ran_in}"
         );
     }

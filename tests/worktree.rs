@@ -399,9 +399,18 @@ fn with_origin(lev: &Lev) -> std::path::PathBuf {
     let remote = lev.dir.path().join("origin.git");
     git(
         lev.dir.path(),
-        &["init", "--quiet", "--bare", "--initial-branch=main", "origin.git"],
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "--initial-branch=main",
+            "origin.git",
+        ],
     );
-    git(&ws, &["remote", "add", "origin", &remote.display().to_string()]);
+    git(
+        &ws,
+        &["remote", "add", "origin", &remote.display().to_string()],
+    );
     git(&ws, &["push", "--quiet", "origin", "main"]);
     remote
 }
@@ -424,7 +433,10 @@ fn a_step_s_branch_pushed_to_a_remote_is_merged_from_there_when_this_clone_lost_
     assert_eq!(pushed[0]["fact"]["remote"], "origin");
     assert_eq!(pushed[0]["fact"]["commit"], changed);
     let branch = format!("lev/{run}/build");
-    assert_eq!(git(&remote, &["rev-parse", &branch]), changed.as_str().unwrap());
+    assert_eq!(
+        git(&remote, &["rev-parse", &branch]),
+        changed.as_str().unwrap()
+    );
 
     // As on a machine that never ran the step: no worktree, no branch.
     let path = facts(&events, "build", "ready")[0]["fact"]["path"]
@@ -444,7 +456,10 @@ fn a_step_s_branch_pushed_to_a_remote_is_merged_from_there_when_this_clone_lost_
     assert!(text(&out).contains("+built"), "{}", text(&out));
     let out = lev.run(&["worktrees", &run, "--merge", "build"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(ws.join("out.txt")).unwrap(), "built\n");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("out.txt")).unwrap(),
+        "built\n"
+    );
 
     let out = lev.run(&["worktrees", &run, "--discard", "build"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -472,20 +487,28 @@ fn push_to_is_refused_before_a_run_is_made_when_it_cannot_mean_anything() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("no step of"), "{}", text(&out));
     let out = lev.run(&["runs", "--json"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "", "no run was made");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "",
+        "no run was made"
+    );
 }
 
 #[test]
-fn a_push_that_keeps_failing_fails_the_step_with_its_work_kept_on_the_branch() {
+fn a_push_the_remote_keeps_refusing_fails_the_step_with_its_work_kept_on_the_branch() {
     let lev = Lev::new();
     let ws = lev.workspace();
-    init_repo(&ws);
+    let remote = with_origin(&lev);
+    // A remote that answers but takes nothing.
+    let hook = remote.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'pushes are frozen' >&2\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     let wf = write_wf(&lev, BUILD);
-    let nowhere = lev.dir.path().join("no-such-remote.git").display().to_string();
-    let out = lev.run(&["run", &wf, "--headless", "--push-to", &nowhere]);
+    let out = lev.run(&["run", &wf, "--headless", "--push-to", "origin"]);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("could not be pushed to"),
+        text(&out).contains("could not be pushed to `origin`"),
         "{}",
         text(&out)
     );
@@ -493,4 +516,26 @@ fn a_push_that_keeps_failing_fails_the_step_with_its_work_kept_on_the_branch() {
     let branch = format!("lev/{run}/build");
     assert_eq!(git(&ws, &["show", &format!("{branch}:out.txt")]), "built");
     assert!(facts(&lev.events(&run), "build", "pushed").is_empty());
+    let out = lev.run(&["show", &run]);
+    assert!(text(&out).contains("pushes are frozen"), "{}", text(&out));
+}
+
+#[test]
+fn an_unreachable_remote_fails_the_step_before_its_work() {
+    let lev = Lev::new();
+    let ws = lev.workspace();
+    init_repo(&ws);
+    let wf = write_wf(&lev, BUILD);
+    let nowhere = lev
+        .dir
+        .path()
+        .join("no-such-remote.git")
+        .display()
+        .to_string();
+    let out = lev.run(&["run", &wf, "--headless", "--push-to", &nowhere]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("cannot reach"), "{}", text(&out));
+    let run = run_id(&out);
+    assert!(facts(&lev.events(&run), "build", "ready").is_empty());
+    assert!(!ws.join(".lev/worktrees").join(&run).exists());
 }

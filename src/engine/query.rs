@@ -256,18 +256,25 @@ impl Engine {
         }
         let all = isolation::fold(&events);
         match all.iter().find(|w| &w.step == step) {
-            Some(found) if found.pushed.is_some() && !found.worktree.repo.is_dir() => {
-                // Made on another machine: acted on in this machine's clone.
+            Some(found) if found.pushed.is_some() => {
+                // A branch that travels is acted on in the clone this
+                // process works in (the step may have run on another
+                // machine, or in another clone here); in the one it was
+                // made in when this process works in none.
                 let workspace = self.local_workspace();
-                let mut here = found.clone();
                 let made = found.worktree.clone();
-                here.worktree = tokio::task::spawn_blocking(move || {
-                    isolation::relocated(&made, &workspace)
-                })
-                .await
-                .map_err(|e| EngineError::Failed(format!("git stopped: {e}")))?
-                .map_err(|e| EngineError::Refused(e.to_string()))?;
-                Ok(here)
+                let here =
+                    tokio::task::spawn_blocking(move || isolation::relocated(&made, &workspace))
+                        .await
+                        .map_err(|e| EngineError::Failed(format!("git stopped: {e}")))?;
+                match here {
+                    Ok(worktree) => Ok(StepWorktree {
+                        worktree,
+                        ..found.clone()
+                    }),
+                    Err(_) if found.worktree.repo.is_dir() => Ok(found.clone()),
+                    Err(e) => Err(EngineError::Refused(e.to_string())),
+                }
             }
             Some(found) => Ok(found.clone()),
             None => Err(EngineError::Refused(isolation::no_worktree(

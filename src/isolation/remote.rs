@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{IsolationError, Worktree};
 use super::git::Git;
 use super::ops::write_lock;
+use super::{IsolationError, Worktree};
 
 /// Checks, before a run is made, that `remote` is something git can push
 /// to from `workspace`: a remote of its repository, or a URL or path.
@@ -97,6 +97,51 @@ pub fn fetch(
             "`{remote}` has branch `{branch}` without commit {commit} (pushed there when the step ended); was it changed since?"
         )))
     }
+}
+
+/// Before a step's worktree is made: when this clone (the repository of
+/// `workspace`) lacks the step's branch and `remote` has it (an earlier
+/// attempt ran on another machine), fetches it, so the step goes on from
+/// there as it would on one machine. True when it fetched.
+pub fn fetch_earlier(
+    workspace: &Path,
+    run: &str,
+    step: &str,
+    remote: &str,
+) -> Result<bool, IsolationError> {
+    let git = Git::new(workspace);
+    let Ok(top) = git.line(&["rev-parse", "--show-toplevel"]) else {
+        // Not a repository: `ensure` says so.
+        return Ok(false);
+    };
+    let git = Git::new(Path::new(&top));
+    let branch = super::branch_name(run, step);
+    let local = format!("refs/heads/{branch}");
+    if git.ok(&["show-ref", "--verify", "--quiet", &local])? {
+        return Ok(false);
+    }
+    // Unreachable, the step's work could not travel either: say so now,
+    // before the work is done.
+    let there = git
+        .run(&["ls-remote", "--heads", remote, &local])
+        .map_err(|e| match e {
+            IsolationError::Git { said, .. } => IsolationError::Refused(format!(
+                "cannot reach `{remote}` (--push-to), where the step's branch goes: {said}"
+            )),
+            other => other,
+        })?;
+    if there.trim().is_empty() {
+        return Ok(false);
+    }
+    let _guard = write_lock();
+    git.run(&[
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        remote,
+        &format!("+{local}:{local}"),
+    ])?;
+    Ok(true)
 }
 
 /// Deletes `branch` on `remote`. False when it was not there.

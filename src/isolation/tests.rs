@@ -371,7 +371,10 @@ impl IntoFact for crate::protocol::Event {
 fn shared() -> (tempfile::TempDir, tempfile::TempDir, tempfile::TempDir) {
     let first = repo();
     let remote = tempfile::tempdir().unwrap();
-    git(remote.path(), &["init", "--quiet", "--bare", "--initial-branch=main"]);
+    git(
+        remote.path(),
+        &["init", "--quiet", "--bare", "--initial-branch=main"],
+    );
     let url = remote.path().display().to_string();
     git(first.path(), &["remote", "add", "origin", &url]);
     git(first.path(), &["push", "--quiet", "origin", "main"]);
@@ -389,10 +392,7 @@ fn a_pushed_branch_is_fetched_merged_and_deleted_on_another_clone() {
     std::fs::write(wt.path.join("built.txt"), "built\n").unwrap();
     let commit = commit_all(&wt.path, "build").unwrap().unwrap();
     assert_eq!(push(&wt.repo, &wt.branch, "origin").unwrap(), commit);
-    assert_eq!(
-        git(remote.path(), &["rev-parse", "lev/RUN9/build"]),
-        commit
-    );
+    assert_eq!(git(remote.path(), &["rev-parse", "lev/RUN9/build"]), commit);
     // Pushing again (a retry that changed nothing) is harmless.
     assert_eq!(push(&wt.repo, &wt.branch, "origin").unwrap(), commit);
 
@@ -427,10 +427,16 @@ fn a_branch_the_remote_lacks_or_changed_is_a_clear_error() {
     // Never pushed.
     let e = fetch(&there_repo, &wt.branch, "origin", &commit).unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("lev/RUN9/build") && text.contains("`origin`"), "{text}");
+    assert!(
+        text.contains("lev/RUN9/build") && text.contains("`origin`"),
+        "{text}"
+    );
     // Pushed, then replaced there by something without that commit.
     push(&wt.repo, &wt.branch, "origin").unwrap();
-    git(remote.path(), &["branch", "--force", "lev/RUN9/build", "main"]);
+    git(
+        remote.path(),
+        &["branch", "--force", "lev/RUN9/build", "main"],
+    );
     let e = fetch(&there_repo, &wt.branch, "origin", &commit).unwrap_err();
     assert!(e.to_string().contains("without commit"), "{e}");
 }
@@ -441,10 +447,17 @@ fn check_remote_knows_names_urls_and_what_is_not_a_repository() {
     check_remote(here.path(), "origin").unwrap();
     check_remote(here.path(), &remote.path().display().to_string()).unwrap();
     check_remote(here.path(), "git@example.com:team/app.git").unwrap();
-    let e = check_remote(here.path(), "upstream").unwrap_err().to_string();
-    assert!(e.contains("no remote `upstream`") && e.contains("origin"), "{e}");
+    let e = check_remote(here.path(), "upstream")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no remote `upstream`") && e.contains("origin"),
+        "{e}"
+    );
     assert!(check_remote(here.path(), "--mirror").is_err());
     let plain = tempfile::tempdir().unwrap();
-    let e = check_remote(plain.path(), "origin").unwrap_err().to_string();
+    let e = check_remote(plain.path(), "origin")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not inside a git repository"), "{e}");
 }

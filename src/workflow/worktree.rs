@@ -22,9 +22,20 @@ pub async fn prepare(ctx: &RunCtx, key: &StepKey, step: &Step) -> Result<Option<
     // On resume the recorded base wins: the branch was made from it.
     let base = recorded.map(|w| w.base.clone()).or_else(|| ws.base.clone());
     let workspace = ctx.workspace.clone();
-    let run = ctx.rec.run().to_string();
+    // A step run's branch is its spread run's, as if the step ran there: a
+    // retry (a new step run) goes on from the attempts before it.
+    let run = ctx
+        .spread_parent
+        .as_ref()
+        .unwrap_or(ctx.rec.run())
+        .to_string();
     let step_name = key.to_string();
+    let remote = ctx.push_to.clone();
     let made = tokio::task::spawn_blocking(move || {
+        if let Some(remote) = &remote {
+            // Earlier attempts may have run on another machine.
+            isolation::fetch_earlier(&workspace, &run, &step_name, remote)?;
+        }
         isolation::ensure(&workspace, &run, &step_name, base.as_deref())
     })
     .await
