@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::git::{git, init_repo};
 use support::kill::{kill9, wait_for};
 use support::lev::{Lev, of_type};
 use support::llm_server::LlmServer;
@@ -702,6 +703,52 @@ steps:
     assert_eq!(of_type(&lev.events(step_run), "worktree").len(), 3);
 }
 
+/// The user's clone (the workspace) with `origin`, the bare repository
+/// every machine shares, and the clones of two worker machines at other
+/// paths: nothing is shared but the remote.
+fn shared_remote(lev: &Lev) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
+    let ws = lev.workspace();
+    init_repo(&ws);
+    let remote = lev.dir.path().join("shared.git");
+    git(
+        lev.dir.path(),
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "--initial-branch=main",
+            "shared.git",
+        ],
+    );
+    let url = remote.display().to_string();
+    git(&ws, &["remote", "add", "origin", &url]);
+    git(&ws, &["push", "--quiet", "origin", "main"]);
+    let machines = ["machine-a", "machine-b"]
+        .iter()
+        .map(|m| {
+            git(lev.dir.path(), &["clone", "--quiet", &url, m]);
+            lev.dir.path().join(m).canonicalize().unwrap()
+        })
+        .collect();
+    (remote, machines)
+}
+
+/// A one-slot worker whose machine's clone is `clone`.
+fn machine_worker(lev: &Lev, clone: &std::path::Path) -> Worker {
+    let clone = clone.display().to_string();
+    let args = [
+        "worker",
+        "--lease",
+        support::workers::LEASE,
+        "--slots",
+        "1",
+        "--yes",
+        "--workspace",
+        &clone,
+    ];
+    Worker(Some(lev.spawn(&args)))
+}
+
 /// Two shell steps side by side, each in its own worktree, each writing
 /// where it ran.
 const WHERE: &str = r#"
@@ -724,54 +771,13 @@ steps:
 
 #[test]
 fn the_branches_of_steps_run_on_other_machines_travel_through_a_remote() {
-    use support::git::{git, init_repo};
     let Some(db) = PgDb::new() else {
         return;
     };
     let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
-    // The user's clone, the remote every machine shares, and the clones of
-    // two worker machines (other paths: nothing is shared but the remote).
     let ws = lev.workspace();
-    init_repo(&ws);
-    let remote = lev.dir.path().join("shared.git");
-    git(
-        lev.dir.path(),
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "--initial-branch=main",
-            "shared.git",
-        ],
-    );
-    let url = remote.display().to_string();
-    git(&ws, &["remote", "add", "origin", &url]);
-    git(&ws, &["push", "--quiet", "origin", "main"]);
-    let machines: Vec<std::path::PathBuf> = ["machine-a", "machine-b"]
-        .iter()
-        .map(|m| {
-            let clone = lev.dir.path().join(m);
-            git(lev.dir.path(), &["clone", "--quiet", &url, m]);
-            clone.canonicalize().unwrap()
-        })
-        .collect();
-    let _workers: Vec<Worker> = machines
-        .iter()
-        .map(|clone| {
-            let clone = clone.display().to_string();
-            let args = [
-                "worker",
-                "--lease",
-                support::workers::LEASE,
-                "--slots",
-                "1",
-                "--yes",
-                "--workspace",
-                &clone,
-            ];
-            Worker(Some(lev.spawn(&args)))
-        })
-        .collect();
+    let (remote, machines) = shared_remote(&lev);
+    let _workers: Vec<Worker> = machines.iter().map(|m| machine_worker(&lev, m)).collect();
     let wf = lev.write_workflow(WHERE).display().to_string();
     let run = submit(
         &lev,
@@ -815,4 +821,59 @@ fn the_branches_of_steps_run_on_other_machines_travel_through_a_remote() {
     assert!(text(&out).contains("here and on origin"), "{}", text(&out));
     let left = git(&remote, &["branch", "--list", "lev/*"]);
     assert_eq!(left, format!("lev/{run}/b"));
+}
+
+#[test]
+fn a_step_retried_on_another_machine_goes_on_from_its_earlier_attempt() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let ws = lev.workspace();
+    let (_remote, machines) = shared_remote(&lev);
+    // The first attempt leaves a file and fails; the next finds it.
+    let wf = lev
+        .write_workflow(
+            r#"
+version: 1
+kind: workflow
+id: twice
+name: Twice
+steps:
+  a:
+    type: shell
+    run: "if [ -f first.txt ]; then echo second > second.txt; else echo first > first.txt; exit 1; fi"
+    workspace: { worktree: true }
+"#,
+        )
+        .display()
+        .to_string();
+    let first = machine_worker(&lev, &machines[0]);
+    let run = submit(
+        &lev,
+        &["run", &wf, "--detach", "--spread", "--push-to", "origin"],
+    );
+    wait_status(&lev, &run, "failed", 60);
+    drop(first);
+    let _second = machine_worker(&lev, &machines[1]);
+    let out = lev.run(&["retry", &run, "a", "--headless"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The retry ran on the second machine, which never had the branch.
+    let retried = &step_runs(&lev, &run)["a"];
+    let ready = of_type(&lev.events(retried), "worktree")
+        .into_iter()
+        .find(|e| e["fact"]["kind"] == "ready")
+        .unwrap()["fact"]["repo"]
+        .clone();
+    assert_eq!(ready, machines[1].display().to_string());
+    let out = lev.run(&["worktrees", &run, "--merge", "a"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(ws.join("first.txt")).unwrap(),
+        "first\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("second.txt")).unwrap(),
+        "second\n"
+    );
 }
