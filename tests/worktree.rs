@@ -539,3 +539,43 @@ fn an_unreachable_remote_fails_the_step_before_its_work() {
     assert!(facts(&lev.events(&run), "build", "ready").is_empty());
     assert!(!ws.join(".lev/worktrees").join(&run).exists());
 }
+
+#[test]
+fn a_worktree_step_sees_the_files_of_the_worktree_steps_it_needs() {
+    let lev = Lev::new();
+    let ws = lev.workspace();
+    init_repo(&ws);
+    let yaml = r#"
+version: 1
+kind: workflow
+id: stack
+name: Stack
+steps:
+  code:
+    type: shell
+    run: echo "fn main() {}" > main.rs
+    workspace: { worktree: true }
+  test:
+    needs: [code]
+    type: shell
+    run: cat main.rs > tested.txt
+    workspace: { worktree: true }
+"#;
+    let wf = write_wf(&lev, yaml);
+    let out = lev.run(&["run", &wf, "--headless"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run = run_id(&out);
+    let tested = git(&ws, &["show", &format!("lev/{run}/test:tested.txt")]);
+    assert_eq!(tested, "fn main() {}");
+    // Merging the later step brings the earlier one's work with it.
+    let out = lev.run(&["worktrees", &run, "--merge", "test"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(ws.join("main.rs").is_file() && ws.join("tested.txt").is_file());
+    let out = lev.run(&["worktrees", &run, "--merge", "code"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("already merged before"),
+        "{}",
+        text(&out)
+    );
+}

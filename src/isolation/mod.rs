@@ -28,7 +28,7 @@ use std::path::PathBuf;
 pub use journaled::{
     Fate, Pushed, StepWorktree, fold, from_ready, no_worktree, ready_fact, stat_text,
 };
-pub use ops::{commit_all, diff, discard, ensure, merge, stat};
+pub use ops::{commit_all, diff, discard, ensure, ensure_on, merge, stat};
 pub use remote::{check_remote, fetch, fetch_earlier, push, relocated, unpush};
 
 /// Where the worktrees live, relative to the repository's top level.

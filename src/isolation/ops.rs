@@ -34,6 +34,22 @@ pub fn ensure(
     step: &str,
     base: Option<&str>,
 ) -> Result<Worktree, IsolationError> {
+    ensure_on(workspace, run, step, base, &[])
+}
+
+/// [`ensure`], and a branch made new starts with the work of the branches
+/// in `on` that exist (the steps it needs), merged in that order, so the
+/// step sees the files the steps before it wrote. The branch appears only
+/// once they are all merged: a crash in between leaves a detached checkout
+/// that the next call removes and makes again. A conflict removes it too
+/// and names the files.
+pub fn ensure_on(
+    workspace: &Path,
+    run: &str,
+    step: &str,
+    base: Option<&str>,
+    on: &[String],
+) -> Result<Worktree, IsolationError> {
     let here = Git::new(workspace);
     let top = here
         .output(&["rev-parse", "--show-toplevel"])
@@ -67,6 +83,11 @@ pub fn ensure(
         git.run(&["worktree", "prune"])?;
         known = registered(&git, &path)?;
     }
+    if known == Some(None) && !branch_exists(&git, &branch)? {
+        // Ours, cut short while its needs' work was merged in: again.
+        git.run(&["worktree", "remove", "--force", &path.display().to_string()])?;
+        known = None;
+    }
     match known {
         Some(Some(b)) if b == branch => {}
         Some(other) => {
@@ -94,9 +115,24 @@ pub fn ensure(
                 git.run(&["worktree", "add", "--quiet", &target, &branch])?;
             } else {
                 let commit = resolve(&git, &base)?;
-                git.run(&[
-                    "worktree", "add", "--quiet", "-b", &branch, &target, &commit,
-                ])?;
+                let mut needed = Vec::new();
+                for b in on {
+                    if branch_exists(&git, b)? {
+                        needed.push(b.as_str());
+                    }
+                }
+                if needed.is_empty() {
+                    git.run(&[
+                        "worktree", "add", "--quiet", "-b", &branch, &target, &commit,
+                    ])?;
+                } else {
+                    git.run(&["worktree", "add", "--quiet", "--detach", &target, &commit])?;
+                    if let Err(e) = start_from(&path, step, &needed) {
+                        let _ = git.run(&["worktree", "remove", "--force", &target]);
+                        return Err(e);
+                    }
+                    Git::new(&path).run(&["switch", "--quiet", "-c", &branch])?;
+                }
             }
         }
     }
@@ -114,6 +150,51 @@ pub fn ensure(
         base,
         base_commit,
     })
+}
+
+/// Merges `branches` (the steps a step needs) into the detached checkout
+/// at `path`, one by one; a conflict aborts and names the files.
+fn start_from(path: &Path, step: &str, branches: &[&str]) -> Result<(), IsolationError> {
+    let git = Git::new(path);
+    for b in branches {
+        let message = format!("lev: step {step} starts from {b}");
+        let mut args = identity(&git)?;
+        args.extend(["merge", "--no-ff", "--no-edit", "-m", &message, b].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = git.output(&args)?;
+        if !out.status.success() {
+            let files: Vec<String> = git
+                .run(&["diff", "--name-only", "--diff-filter=U"])
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            let _ = git.output(&["merge", "--abort"]);
+            return Err(IsolationError::Refused(format!(
+                "step `{step}` starts from the work of the steps it needs, and {b} does not merge with what came before it{}: {}",
+                if files.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (conflicts in {})", files.join(", "))
+                },
+                said(&out)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `-c user.name=… -c user.email=…` for a machine without a git identity,
+/// so the agents' work is committed anyway; a configured one is used as is.
+fn identity(git: &Git<'_>) -> Result<Vec<String>, IsolationError> {
+    let mut args = Vec::new();
+    for (key, fallback) in [("user.name", "lev"), ("user.email", "lev@localhost")] {
+        if !git.ok(&["config", "--get", key])? {
+            args.push("-c".into());
+            args.push(format!("{key}={fallback}"));
+        }
+    }
+    Ok(args)
 }
 
 /// The branch checked out in the repository, or its commit when detached.
@@ -205,15 +286,7 @@ pub fn commit_all(path: &Path, message: &str) -> Result<Option<String>, Isolatio
         return Ok(None);
     }
     git.run(&["add", "--all"])?;
-    let mut args: Vec<String> = Vec::new();
-    // A machine without a git identity still gets its agents' work
-    // committed; a configured identity is always used as is.
-    for (key, fallback) in [("user.name", "lev"), ("user.email", "lev@localhost")] {
-        if !git.ok(&["config", "--get", key])? {
-            args.push("-c".into());
-            args.push(format!("{key}={fallback}"));
-        }
-    }
+    let mut args = identity(&git)?;
     args.extend(["commit", "--quiet", "-m", message].map(String::from));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     git.run(&args)?;

@@ -461,3 +461,72 @@ fn check_remote_knows_names_urls_and_what_is_not_a_repository() {
         .to_string();
     assert!(e.contains("not inside a git repository"), "{e}");
 }
+
+#[test]
+fn a_new_branch_starts_from_the_work_of_the_steps_it_needs() {
+    let r = repo();
+    let code = ensure(r.path(), "RUN2", "code", None).unwrap();
+    std::fs::write(code.path.join("lib.txt"), "lib\n").unwrap();
+    commit_all(&code.path, "code").unwrap().unwrap();
+    let docs = ensure(r.path(), "RUN2", "docs", None).unwrap();
+    std::fs::write(docs.path.join("docs.txt"), "docs\n").unwrap();
+    commit_all(&docs.path, "docs").unwrap().unwrap();
+    let on = [
+        branch_name("RUN2", "code"),
+        branch_name("RUN2", "docs"),
+        // A need that made no worktree has no branch: nothing to take.
+        branch_name("RUN2", "plan"),
+    ];
+    let test = ensure_on(r.path(), "RUN2", "test", None, &on).unwrap();
+    assert_eq!(test.branch, "lev/RUN2/test");
+    assert_eq!(
+        git(&test.path, &["branch", "--show-current"]),
+        "lev/RUN2/test"
+    );
+    assert!(test.path.join("lib.txt").is_file() && test.path.join("docs.txt").is_file());
+    assert_eq!(test.base_commit, git(r.path(), &["rev-parse", "main"]));
+    // Found again, it is not merged again.
+    let head = git(&test.path, &["rev-parse", "HEAD"]);
+    ensure_on(r.path(), "RUN2", "test", None, &on).unwrap();
+    assert_eq!(git(&test.path, &["rev-parse", "HEAD"]), head);
+}
+
+#[test]
+fn needs_that_conflict_leave_no_branch_and_a_cut_short_start_is_made_again() {
+    let r = repo();
+    for (step, text) in [("left", "left\n"), ("right", "right\n")] {
+        let w = ensure(r.path(), "RUN3", step, None).unwrap();
+        std::fs::write(w.path.join("README.md"), text).unwrap();
+        commit_all(&w.path, step).unwrap().unwrap();
+    }
+    let on = [branch_name("RUN3", "left"), branch_name("RUN3", "right")];
+    let e = ensure_on(r.path(), "RUN3", "both", None, &on)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("conflicts in README.md"), "{e}");
+    assert!(!r.path().join(".lev/worktrees/RUN3/both").exists());
+    assert_eq!(git(r.path(), &["branch", "--list", "lev/RUN3/both"]), "");
+
+    // A detached checkout left by a crash before the branch was made.
+    let path = r.path().join(".lev/worktrees/RUN3/after");
+    git(
+        r.path(),
+        &[
+            "worktree",
+            "add",
+            "--quiet",
+            "--detach",
+            &path.display().to_string(),
+            "main",
+        ],
+    );
+    let w = ensure_on(r.path(), "RUN3", "after", None, &on[..1]).unwrap();
+    assert_eq!(
+        git(&w.path, &["branch", "--show-current"]),
+        "lev/RUN3/after"
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path.join("README.md")).unwrap(),
+        "left\n"
+    );
+}

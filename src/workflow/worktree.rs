@@ -30,13 +30,21 @@ pub async fn prepare(ctx: &RunCtx, key: &StepKey, step: &Step) -> Result<Option<
         .unwrap_or(ctx.rec.run())
         .to_string();
     let step_name = key.to_string();
+    let needs = needed_keys(key, step);
     let remote = ctx.push_to.clone();
     let made = tokio::task::spawn_blocking(move || {
         if let Some(remote) = &remote {
-            // Earlier attempts may have run on another machine.
-            isolation::fetch_earlier(&workspace, &run, &step_name, remote)?;
+            // Earlier attempts, and the steps it needs, may have run on
+            // another machine.
+            for step in needs.iter().chain([&step_name]) {
+                isolation::fetch_earlier(&workspace, &run, step, remote)?;
+            }
         }
-        isolation::ensure(&workspace, &run, &step_name, base.as_deref())
+        let on: Vec<String> = needs
+            .iter()
+            .map(|need| isolation::branch_name(&run, need))
+            .collect();
+        isolation::ensure_on(&workspace, &run, &step_name, base.as_deref(), &on)
     })
     .await
     .map_err(|e| format!("making the worktree of step `{key}` failed: {e}"))?
@@ -53,6 +61,16 @@ pub async fn prepare(ctx: &RunCtx, key: &StepKey, step: &Step) -> Result<Option<
             .map_err(|e| format!("journal: {e}"))?;
     }
     Ok(Some(made))
+}
+
+/// The keys of the steps `step` (at `key`) needs, beside it in the same
+/// workflow (a child workflow's steps share its prefix). Those that made a
+/// worktree give the step's new branch their work.
+fn needed_keys(key: &StepKey, step: &Step) -> Vec<String> {
+    match key.as_str().strip_suffix(step.id.as_str()) {
+        Some(prefix) => step.needs.iter().map(|n| format!("{prefix}{n}")).collect(),
+        None => Vec::new(),
+    }
 }
 
 /// Commits what the attempt changed on the step's branch (a message
