@@ -877,3 +877,74 @@ steps:
         "second\n"
     );
 }
+
+#[test]
+fn a_step_on_another_machine_starts_from_the_files_of_the_steps_it_needs() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let server = LlmServer::with(|_| say("reviewed", 0));
+    let lev = Lev::new()
+        .with_openai(&server.base_url())
+        .with_env("LEV_JOURNAL", &db.url);
+    let ws = lev.workspace();
+    let (_remote, machines) = shared_remote(&lev);
+    let wf = lev
+        .write_workflow(
+            r#"
+version: 1
+kind: workflow
+id: stack
+name: Stack
+steps:
+  code:
+    type: shell
+    run: "echo 'fn main() {}' > main.rs"
+    workspace: { worktree: true }
+  review:
+    needs: [code]
+    mode: ask
+    prompt: "review main.rs"
+    workspace: { worktree: true }
+"#,
+        )
+        .display()
+        .to_string();
+    // `code` can only run on the first machine, `review` on the second.
+    let args = |clone: &std::path::Path, modes: &str| {
+        let clone = clone.display().to_string();
+        let args = [
+            "worker",
+            "--lease",
+            support::workers::LEASE,
+            "--yes",
+            "--workspace",
+            &clone,
+            "--modes",
+            modes,
+        ];
+        Worker(Some(lev.spawn(&args)))
+    };
+    let _first = args(&machines[0], "shell");
+    let _second = args(&machines[1], "ask");
+    let run = submit(
+        &lev,
+        &["run", &wf, "--detach", "--spread", "--push-to", "origin"],
+    );
+    wait_status(&lev, &run, "succeeded", 90);
+
+    let review = &step_runs(&lev, &run)["review"];
+    let ready = of_type(&lev.events(review), "worktree")
+        .into_iter()
+        .find(|e| e["fact"]["kind"] == "ready")
+        .unwrap()["fact"]["repo"]
+        .clone();
+    assert_eq!(ready, machines[1].display().to_string());
+    // Its branch began with `code`'s work, made on the first machine.
+    let out = lev.run(&["worktrees", &run, "--merge", "review"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(ws.join("main.rs")).unwrap(),
+        "fn main() {}\n"
+    );
+}
