@@ -139,7 +139,11 @@ fn ended_on_overview(step: &str) -> State {
 }
 
 fn screen_text(s: &State) -> String {
-    let area = Rect::new(0, 0, 120, 30);
+    screen_text_at(s, 120, 30)
+}
+
+fn screen_text_at(s: &State, width: u16, height: u16) -> String {
+    let area = Rect::new(0, 0, width, height);
     let mut buf = Buffer::empty(area);
     lev::tui::view::draw(s, &Theme::fallback(), area, &mut buf);
     let mut out = String::new();
@@ -163,6 +167,29 @@ fn worktree_events_fold_into_the_steps_worktrees_and_the_overview_lists_them() {
     let text = screen_text(&s);
     assert!(
         text.contains("lev/RWT/coder  open · +3 -1 in 2 files"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_pushed_branch_says_where_it_went_in_the_overview() {
+    let mut events = run_events(true);
+    let last = events.len() as u64;
+    events.extend(recorded(
+        vec![worktree(WorktreeFact::Pushed {
+            branch: "lev/RWT/coder".into(),
+            remote: "origin".into(),
+            commit: "c1".into(),
+        })],
+        last + 1,
+    ));
+    let mut s = State::new();
+    s.load_replay(events.clone());
+    s.replay_jump(events.len());
+    s.handle_action(Action::Overview);
+    let text = screen_text_at(&s, 200, 50);
+    assert!(
+        text.contains("lev/RWT/coder  open · +3 -1 in 2 files · pushed to origin"),
         "{text}"
     );
 }

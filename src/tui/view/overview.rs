@@ -134,8 +134,13 @@ fn draw_worktrees(state: &State, theme: &Theme, inner: Rect, top: u16, buf: &mut
             || "no changes recorded".to_string(),
             |(s, _)| isolation::stat_text(s),
         );
+        let pushed = wt
+            .pushed
+            .as_ref()
+            .map(|p| format!(" · pushed to {}", p.remote))
+            .unwrap_or_default();
         let line = format!(
-            "{} {:<22} {}  {} · {size}",
+            "{} {:<22} {}  {} · {size}{pushed}",
             if sel { "›" } else { " " },
             clip(wt.step.as_str(), 22),
             wt.worktree.branch,
