@@ -386,8 +386,8 @@ mod tests {
     #[tokio::test]
     async fn a_held_run_is_taken_until_the_hold_ends() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
-        let engine = Engine::open(journal, Err("no runs here".into()));
+        let journal = crate::journal::testing::open(dir.path()).await;
+        let engine = Engine::open(journal.journal.clone(), Err("no runs here".into()));
         let run = RunId("r1".into());
         let held = engine.hold(&run).expect("a free run can be held");
         assert!(engine.is_active(&run));

@@ -32,6 +32,8 @@ mod reserve;
 mod salvage;
 mod store;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 mod whispers;
 mod writer;

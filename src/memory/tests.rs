@@ -2,7 +2,7 @@
 //! tags, ranking through the index, persistence across a reopen.
 
 use super::*;
-use crate::journal::Journal;
+use crate::journal::testing::{self, TestJournal};
 
 fn new_entry(ns: Namespace, key: Option<&str>, text: &str, tags: &[&str], at: u64) -> NewEntry {
     NewEntry {
@@ -32,15 +32,16 @@ fn keys(hits: &[Hit]) -> Vec<String> {
     hits.iter().map(|h| h.entry.key.clone()).collect()
 }
 
-fn open() -> (tempfile::TempDir, Journal) {
+/// A journal of the test's own, on the backend the suite runs on.
+async fn open() -> (tempfile::TempDir, TestJournal) {
     let dir = tempfile::tempdir().unwrap();
-    let j = Journal::open(&dir.path().join("lev.redb")).unwrap();
+    let j = testing::open(dir.path()).await;
     (dir, j)
 }
 
 #[tokio::test]
 async fn upsert_replaces_text_and_index_and_keeps_created() {
-    let (_d, j) = open();
+    let (_d, j) = open().await;
     let (first, created) = store(
         &j,
         new_entry(
@@ -86,7 +87,7 @@ async fn upsert_replaces_text_and_index_and_keeps_created() {
 
 #[tokio::test]
 async fn same_text_without_a_key_is_one_entry() {
-    let (_d, j) = open();
+    let (_d, j) = open().await;
     let a = store(&j, new_entry(Namespace::Global, None, "use tabs", &[], 1))
         .await
         .unwrap();
@@ -100,7 +101,7 @@ async fn same_text_without_a_key_is_one_entry() {
 
 #[tokio::test]
 async fn delete_removes_the_entry_and_its_postings() {
-    let (_d, j) = open();
+    let (_d, j) = open().await;
     store(
         &j,
         new_entry(Namespace::Global, Some("k"), "alpha beta", &[], 1),
@@ -130,7 +131,7 @@ async fn delete_removes_the_entry_and_its_postings() {
 
 #[tokio::test]
 async fn namespaces_separate_entries_with_the_same_key() {
-    let (_d, j) = open();
+    let (_d, j) = open().await;
     let run = Namespace::Run("R1".into());
     let project = Namespace::Project("/repo".into());
     store(
@@ -180,7 +181,7 @@ async fn namespaces_separate_entries_with_the_same_key() {
 
 #[tokio::test]
 async fn tags_filter_and_rank() {
-    let (_d, j) = open();
+    let (_d, j) = open().await;
     store(
         &j,
         new_entry(
@@ -234,7 +235,7 @@ async fn tags_filter_and_rank() {
 
 #[tokio::test]
 async fn the_best_match_ranks_first() {
-    let (_d, j) = open();
+    let (_d, j) = open().await;
     // Filler so that "token" is common and "sqlite" rare.
     for i in 0..20 {
         store(
@@ -269,18 +270,14 @@ async fn the_best_match_ranks_first() {
 
 #[tokio::test]
 async fn entries_survive_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lev.redb");
-    {
-        let j = Journal::open(&path).unwrap();
-        store(
-            &j,
-            new_entry(Namespace::Global, Some("k"), "durable fact", &["x"], 5),
-        )
-        .await
-        .unwrap();
-    }
-    let j = Journal::open(&path).unwrap();
+    let (_dir, first) = open().await;
+    store(
+        &first,
+        new_entry(Namespace::Global, Some("k"), "durable fact", &["x"], 5),
+    )
+    .await
+    .unwrap();
+    let j = first.reopen().await;
     let hits = search(&j, &query("durable")).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].entry.tags, vec!["x"]);
@@ -289,7 +286,7 @@ async fn entries_survive_a_reopen() {
 
 #[tokio::test]
 async fn invalid_entries_are_refused_with_reasons() {
-    let (_d, j) = open();
+    let (_d, j) = open().await;
     let empty = store(&j, new_entry(Namespace::Global, None, "   ", &[], 1)).await;
     assert!(empty.unwrap_err().to_string().contains("empty"));
     let huge = "x ".repeat(MAX_TEXT_BYTES);
@@ -304,7 +301,7 @@ async fn invalid_entries_are_refused_with_reasons() {
 
 #[tokio::test]
 async fn the_tools_store_and_find_across_callers() {
-    let (dir, j) = open();
+    let (dir, j) = open().await;
     let ws = dir.path().canonicalize().unwrap();
     let a = tool::Caller {
         run: "R1".into(),
@@ -356,7 +353,7 @@ async fn the_tools_store_and_find_across_callers() {
 /// answer an agent's memory include asks at every request).
 #[tokio::test]
 async fn a_namespace_is_empty_until_something_is_stored_in_it() {
-    let (_d, j) = open();
+    let (_d, j) = open().await;
     let run = Namespace::Run("R1".into());
     assert!(j.memory_is_empty(&run.key()).await.unwrap());
     assert!(j.memory_is_empty(&run.key()).await.unwrap());

@@ -49,7 +49,7 @@ async fn a_follow_up_still_running_when_its_chain_time_box_ends_is_cancelled() {
     std::fs::write(&wf_path, WORKFLOW).unwrap();
     let modes = ModeRegistry::builtin().unwrap();
     let wf = crate::spec::load_workflow(&wf_path, &modes).unwrap();
-    let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+    let journal = crate::journal::testing::open(dir.path()).await;
     let cassette = Cassette::parse(CASSETTE, "test cassette").unwrap();
     let provider: crate::llm::SharedProvider =
         Arc::new(ScriptedProvider::new(cassette, "test cassette"));

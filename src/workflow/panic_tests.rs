@@ -36,7 +36,7 @@ async fn a_panicking_step_fails_and_gives_its_slot_back() {
     std::fs::write(&wf_path, WORKFLOW).unwrap();
     let modes = ModeRegistry::builtin().unwrap();
     let wf = crate::spec::load_workflow(&wf_path, &modes).unwrap();
-    let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+    let journal = crate::journal::testing::open(dir.path()).await;
     let deps = Arc::new(EngineDeps {
         journal: journal.clone(),
         provider: Err("no provider in this test".into()),

@@ -488,14 +488,19 @@ mod tests {
         }
     }
 
-    /// A recorder of a new run in a new journal, and its one subscriber.
-    async fn recorder() -> (tempfile::TempDir, Recorder, mpsc::UnboundedReceiver<Notice>) {
+    /// What a test's journal needs kept until it ends.
+    type Kept = (tempfile::TempDir, crate::journal::testing::TestJournal);
+
+    /// A recorder of a new run in a new journal (on the suite's backend),
+    /// and its one subscriber.
+    async fn recorder() -> (Kept, Recorder, mpsc::UnboundedReceiver<Notice>) {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(&dir.path().join("lev.redb")).unwrap();
+        let journal = crate::journal::testing::open(dir.path()).await;
         let run = RunId::new();
         journal.create_run(meta(&run)).await.unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
-        (dir, Recorder::new(journal, run, 0, vec![tx]), rx)
+        let rec = Recorder::new(journal.journal.clone(), run, 0, vec![tx]);
+        ((dir, journal), rec, rx)
     }
 
     /// Every notice the subscriber got, once the recorder is gone.

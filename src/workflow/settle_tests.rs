@@ -6,6 +6,7 @@ use std::process::Command;
 
 use super::*;
 use crate::journal::RunMeta;
+use crate::journal::testing::{self, TestJournal};
 use crate::protocol::RunStatus;
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -29,7 +30,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 /// A repository on `main` with one commit, a journal, and run `run` whose
 /// step `coder` got a worktree (journaled `ready`) and left work in it,
 /// one file committed and one not.
-async fn setup(dir: &Path, run: &RunId) -> (Journal, std::path::PathBuf) {
+async fn setup(dir: &Path, run: &RunId) -> (TestJournal, std::path::PathBuf) {
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "--quiet", "--initial-branch=main"]);
@@ -39,7 +40,7 @@ async fn setup(dir: &Path, run: &RunId) -> (Journal, std::path::PathBuf) {
     std::fs::write(repo.join("README.md"), "hello\n").unwrap();
     git(&repo, &["add", "README.md"]);
     git(&repo, &["commit", "--quiet", "-m", "first"]);
-    let journal = Journal::open(&dir.join("lev.redb")).unwrap();
+    let journal = testing::open(dir).await;
     journal
         .create_run(RunMeta {
             id: run.clone(),

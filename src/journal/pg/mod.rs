@@ -42,7 +42,7 @@ mod prune;
 mod schema;
 mod store;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod tls;
 #[cfg(test)]
 mod tls_tests;

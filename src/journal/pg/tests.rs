@@ -28,14 +28,14 @@ pub(super) fn server() -> Option<String> {
 }
 
 /// A database of the test's own, dropped when this is.
-pub(super) struct TestDb {
+pub(crate) struct TestDb {
     admin: String,
     pub(super) name: String,
-    pub(super) url: String,
+    pub(crate) url: String,
 }
 
 impl TestDb {
-    pub(super) async fn new() -> Option<TestDb> {
+    pub(crate) async fn new() -> Option<TestDb> {
         let admin = server()?;
         let name = format!("lev_test_{:016x}", rand::random::<u64>());
         raw(&admin)
