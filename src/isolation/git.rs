@@ -18,15 +18,28 @@ const REPO_ENV: &[&str] = &[
     "GIT_PREFIX",
 ];
 
+/// How ssh runs under a git that talks to a remote, unless the user chose
+/// an ssh command: never a prompt (lev may own the terminal, or have
+/// none), and a server that stops answering ends the command instead of
+/// hanging the step.
+const BATCH_SSH: &str =
+    "ssh -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4";
+
 /// A git command in `dir`, with an optional private index file.
 pub(super) struct Git<'a> {
     dir: &'a Path,
     index: Option<&'a Path>,
+    /// It talks to a remote (push, fetch, ls-remote).
+    remote: bool,
 }
 
 impl<'a> Git<'a> {
     pub(super) fn new(dir: &'a Path) -> Git<'a> {
-        Git { dir, index: None }
+        Git {
+            dir,
+            index: None,
+            remote: false,
+        }
     }
 
     /// Uses `index` instead of the worktree's index (a scratch index for
@@ -35,6 +48,17 @@ impl<'a> Git<'a> {
         Git {
             dir,
             index: Some(index),
+            remote: false,
+        }
+    }
+
+    /// For commands that talk to a remote: ssh never prompts and gives up
+    /// on a silent server; HTTP gives up after two minutes without data.
+    pub(super) fn to_remote(dir: &'a Path) -> Git<'a> {
+        Git {
+            dir,
+            index: None,
+            remote: true,
         }
     }
 
@@ -43,6 +67,15 @@ impl<'a> Git<'a> {
         c.arg("-C").arg(self.dir);
         // Never wait on a pager, an editor or a credential prompt.
         c.args(["-c", "core.pager=cat", "-c", "core.quotePath=false"]);
+        if self.remote {
+            c.args(["-c", "http.lowSpeedLimit=1", "-c", "http.lowSpeedTime=120"]);
+            let chosen = ["GIT_SSH_COMMAND", "GIT_SSH"]
+                .iter()
+                .any(|k| std::env::var_os(k).is_some());
+            if !chosen && !self.configured("core.sshCommand") {
+                c.env("GIT_SSH_COMMAND", BATCH_SSH);
+            }
+        }
         c.args(args);
         for k in REPO_ENV {
             c.env_remove(k);
@@ -57,6 +90,13 @@ impl<'a> Git<'a> {
         c.env("GIT_MERGE_AUTOEDIT", "no");
         c.stdin(std::process::Stdio::null());
         c
+    }
+
+    /// Whether the repository's (or the user's) git config sets `key`.
+    fn configured(&self, key: &str) -> bool {
+        Git::new(self.dir)
+            .output(&["config", "--get", key])
+            .is_ok_and(|out| out.status.success())
     }
 
     /// Runs git and returns its output whatever the exit status.

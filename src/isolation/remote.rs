@@ -54,7 +54,7 @@ fn looks_like_url(remote: &str) -> bool {
 /// is there (the branch is the step's own: a step made again after a
 /// discard starts a new history). Returns the commit pushed.
 pub fn push(repo: &Path, branch: &str, remote: &str) -> Result<String, IsolationError> {
-    let git = Git::new(repo);
+    let git = Git::to_remote(repo);
     let commit = git.line(&["rev-parse", "--verify", &format!("refs/heads/{branch}")])?;
     let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
     // No lock: a push writes only the remote-tracking ref of its own branch,
@@ -72,7 +72,7 @@ pub fn fetch(
     remote: &str,
     commit: &str,
 ) -> Result<bool, IsolationError> {
-    let git = Git::new(repo);
+    let git = Git::to_remote(repo);
     let local = format!("refs/heads/{branch}");
     let _guard = write_lock();
     let has = |git: &Git<'_>| -> Result<bool, IsolationError> {
@@ -114,7 +114,7 @@ pub fn fetch_earlier(
         // Not a repository: `ensure` says so.
         return Ok(false);
     };
-    let git = Git::new(Path::new(&top));
+    let git = Git::to_remote(Path::new(&top));
     let branch = super::branch_name(run, step);
     let local = format!("refs/heads/{branch}");
     if git.ok(&["show-ref", "--verify", "--quiet", &local])? {
@@ -146,7 +146,7 @@ pub fn fetch_earlier(
 
 /// Deletes `branch` on `remote`. False when it was not there.
 pub fn unpush(repo: &Path, branch: &str, remote: &str) -> Result<bool, IsolationError> {
-    let git = Git::new(repo);
+    let git = Git::to_remote(repo);
     let there = git.run(&[
         "ls-remote",
         "--heads",
