@@ -44,6 +44,7 @@ fn ready() -> WorktreeFact {
         branch: "lev/RWT/coder".into(),
         base: "main".into(),
         base_commit: "abc".into(),
+        started_from: Vec::new(),
     }
 }
 

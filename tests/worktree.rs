@@ -567,6 +567,12 @@ steps:
     let run = run_id(&out);
     let tested = git(&ws, &["show", &format!("lev/{run}/test:tested.txt")]);
     assert_eq!(tested, "fn main() {}");
+    // What it started with is said where its worktree is.
+    assert!(
+        text(&out).contains(&format!("(from main, with the work of lev/{run}/code)")),
+        "{}",
+        text(&out)
+    );
     // Merging the later step brings the earlier one's work with it.
     let out = lev.run(&["worktrees", &run, "--merge", "test"]);
     assert!(out.status.success(), "{}", text(&out));

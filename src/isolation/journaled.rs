@@ -61,6 +61,7 @@ pub fn from_ready(fact: &WorktreeFact) -> Option<Worktree> {
             branch,
             base,
             base_commit,
+            started_from,
         } => Some(Worktree {
             repo: PathBuf::from(repo),
             path: PathBuf::from(path),
@@ -68,6 +69,7 @@ pub fn from_ready(fact: &WorktreeFact) -> Option<Worktree> {
             branch: branch.clone(),
             base: base.clone(),
             base_commit: base_commit.clone(),
+            started_from: started_from.clone(),
         }),
         _ => None,
     }
@@ -82,6 +84,7 @@ pub fn ready_fact(w: &Worktree) -> WorktreeFact {
         branch: w.branch.clone(),
         base: w.base.clone(),
         base_commit: w.base_commit.clone(),
+        started_from: w.started_from.clone(),
     }
 }
 

@@ -50,6 +50,9 @@ pub struct Worktree {
     pub base: String,
     /// Where the branch left `base`: the merge-base its diff is read against.
     pub base_commit: String,
+    /// The branches of the steps it needs whose work it started with
+    /// (merged in when the branch was made; empty when found again).
+    pub started_from: Vec<String>,
 }
 
 /// Size of a diff, as `git diff --numstat` counts it (binary files count

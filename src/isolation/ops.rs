@@ -74,6 +74,7 @@ pub fn ensure_on(
         Some(b) => b.to_string(),
         None => current_base(&git)?,
     };
+    let mut started_from = Vec::new();
 
     let _guard = write_lock();
     exclude_worktrees(&git, &repo)?;
@@ -115,19 +116,18 @@ pub fn ensure_on(
                 git.run(&["worktree", "add", "--quiet", &target, &branch])?;
             } else {
                 let commit = resolve(&git, &base)?;
-                let mut needed = Vec::new();
                 for b in on {
                     if branch_exists(&git, b)? {
-                        needed.push(b.as_str());
+                        started_from.push(b.clone());
                     }
                 }
-                if needed.is_empty() {
+                if started_from.is_empty() {
                     git.run(&[
                         "worktree", "add", "--quiet", "-b", &branch, &target, &commit,
                     ])?;
                 } else {
                     git.run(&["worktree", "add", "--quiet", "--detach", &target, &commit])?;
-                    if let Err(e) = start_from(&path, step, &needed) {
+                    if let Err(e) = start_from(&path, step, &started_from) {
                         let _ = git.run(&["worktree", "remove", "--force", &target]);
                         return Err(e);
                     }
@@ -149,12 +149,13 @@ pub fn ensure_on(
         branch,
         base,
         base_commit,
+        started_from,
     })
 }
 
 /// Merges `branches` (the steps a step needs) into the detached checkout
 /// at `path`, one by one; a conflict aborts and names the files.
-fn start_from(path: &Path, step: &str, branches: &[&str]) -> Result<(), IsolationError> {
+fn start_from(path: &Path, step: &str, branches: &[String]) -> Result<(), IsolationError> {
     let git = Git::new(path);
     for b in branches {
         let message = format!("lev: step {step} starts from {b}");

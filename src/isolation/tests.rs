@@ -283,6 +283,7 @@ fn the_journal_folds_into_each_steps_worktree() {
         branch: "lev/R/s".into(),
         base: "main".into(),
         base_commit: "abc".into(),
+        started_from: vec!["lev/R/before".into()],
     };
     let fact = |fact: WorktreeFact| Event::Worktree {
         step: StepKey::new("s"),
@@ -479,6 +480,7 @@ fn a_new_branch_starts_from_the_work_of_the_steps_it_needs() {
     ];
     let test = ensure_on(r.path(), "RUN2", "test", None, &on).unwrap();
     assert_eq!(test.branch, "lev/RUN2/test");
+    assert_eq!(test.started_from, on[..2]);
     assert_eq!(
         git(&test.path, &["branch", "--show-current"]),
         "lev/RUN2/test"
@@ -487,8 +489,9 @@ fn a_new_branch_starts_from_the_work_of_the_steps_it_needs() {
     assert_eq!(test.base_commit, git(r.path(), &["rev-parse", "main"]));
     // Found again, it is not merged again.
     let head = git(&test.path, &["rev-parse", "HEAD"]);
-    ensure_on(r.path(), "RUN2", "test", None, &on).unwrap();
+    let again = ensure_on(r.path(), "RUN2", "test", None, &on).unwrap();
     assert_eq!(git(&test.path, &["rev-parse", "HEAD"]), head);
+    assert!(again.started_from.is_empty());
 }
 
 #[test]

@@ -879,6 +879,16 @@ fn short(commit: &str) -> &str {
 pub fn worktree(fact: &WorktreeFact) -> String {
     match fact {
         WorktreeFact::Ready {
+            path,
+            branch,
+            base,
+            started_from,
+            ..
+        } if !started_from.is_empty() => format!(
+            "worktree {path} on branch {branch} (from {base}, with the work of {})",
+            started_from.join(", ")
+        ),
+        WorktreeFact::Ready {
             path, branch, base, ..
         } => format!("worktree {path} on branch {branch} (from {base})"),
         WorktreeFact::Changed {

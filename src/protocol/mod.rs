@@ -372,6 +372,9 @@ pub enum WorktreeFact {
         base: String,
         /// Where the branch left `base`; its diff is read against this.
         base_commit: String,
+        /// The branches of the steps it needs, merged in when it was made.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        started_from: Vec<String>,
     },
     /// The step ended: its changes are committed on its branch
     /// (`commit: None` when there was nothing new), with the diff's size

@@ -32,7 +32,7 @@ pub async fn prepare(ctx: &RunCtx, key: &StepKey, step: &Step) -> Result<Option<
     let step_name = key.to_string();
     let needs = needed_keys(key, step);
     let remote = ctx.push_to.clone();
-    let made = tokio::task::spawn_blocking(move || {
+    let mut made = tokio::task::spawn_blocking(move || {
         if let Some(remote) = &remote {
             // Earlier attempts, and the steps it needs, may have run on
             // another machine.
@@ -49,6 +49,12 @@ pub async fn prepare(ctx: &RunCtx, key: &StepKey, step: &Step) -> Result<Option<
     .await
     .map_err(|e| format!("making the worktree of step `{key}` failed: {e}"))?
     .map_err(|e| format!("step `{key}` needs its own git worktree: {e}"))?;
+    if made.started_from.is_empty()
+        && let Some(before) = recorded.filter(|w| w.branch == made.branch)
+    {
+        // Found again: it holds what it was made with.
+        made.started_from = before.started_from.clone();
+    }
     if recorded != Some(&made) {
         let event = Event::Worktree {
             step: key.clone(),
