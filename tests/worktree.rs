@@ -585,3 +585,47 @@ steps:
         text(&out)
     );
 }
+
+#[test]
+fn a_journal_that_names_a_folder_or_branch_lev_did_not_make_is_refused() {
+    let lev = Lev::new();
+    let ws = lev.workspace();
+    init_repo(&ws);
+    let wf = write_wf(&lev, BUILD);
+    let out = lev.run(&["run", &wf, "--headless"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run = run_id(&out);
+    let file = lev.dir.path().join("run.jsonl");
+    let exported = lev.run(&["export", &run, "-o", file.to_str().unwrap()]);
+    assert!(exported.status.success(), "{}", text(&exported));
+    // The ready fact doctored to name a folder of the user's and `main`.
+    let victim = lev.dir.path().join("precious");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("keep.txt"), "mine\n").unwrap();
+    let real = facts(&lev.events(&run), "build", "ready")[0]["fact"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let doctored = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(&real, &victim.display().to_string())
+        .replace(&format!("lev/{run}/build"), "main");
+    std::fs::write(&file, doctored).unwrap();
+    let other = Lev::new();
+    let imported = other.run(&["import", file.to_str().unwrap()]);
+    assert!(imported.status.success(), "{}", text(&imported));
+    for action in ["--discard", "--merge"] {
+        let out = other.run(&["worktrees", &run, action, "build"]);
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains("which lev does not make"),
+            "{}",
+            text(&out)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(victim.join("keep.txt")).unwrap(),
+        "mine\n"
+    );
+    assert_eq!(git(&ws, &["branch", "--list", "main"]), "* main");
+}

@@ -255,6 +255,10 @@ impl Engine {
             return Err(EngineError::RunNotFound(run.clone()));
         }
         let all = isolation::fold(&events);
+        if let Some(found) = all.iter().find(|w| &w.step == step) {
+            isolation::check_owned(&found.worktree)
+                .map_err(|e| EngineError::Refused(e.to_string()))?;
+        }
         match all.iter().find(|w| &w.step == step) {
             Some(found) if found.pushed.is_some() => {
                 // A branch that travels is acted on in the clone this

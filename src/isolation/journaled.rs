@@ -75,6 +75,35 @@ pub fn from_ready(fact: &WorktreeFact) -> Option<Worktree> {
     }
 }
 
+/// Refuses a worktree whose journaled branch or folder lev would not have
+/// made (a damaged or hostile journal): merging and discarding delete
+/// branches and folders, so only `lev/…` branches and folders under the
+/// repository's `.lev/worktrees/` are acted on.
+pub fn check_owned(w: &Worktree) -> Result<(), super::IsolationError> {
+    use std::path::Component;
+    let inside = w.path.starts_with(w.repo.join(super::WORKTREES_DIR))
+        && w.path
+            .components()
+            .all(|c| !matches!(c, Component::ParentDir))
+        && w.path != w.repo.join(super::WORKTREES_DIR);
+    let branch = w.branch.starts_with("lev/")
+        && !w.branch.contains("..")
+        && !w
+            .branch
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control());
+    if inside && branch {
+        return Ok(());
+    }
+    Err(super::IsolationError::Refused(format!(
+        "the journal names branch `{}` at {} for this step, which lev does not make (its worktrees are lev/… branches under {}/{}); nothing was done",
+        w.branch,
+        w.path.display(),
+        w.repo.display(),
+        super::WORKTREES_DIR
+    )))
+}
+
 /// The `Ready` fact for a worktree.
 pub fn ready_fact(w: &Worktree) -> WorktreeFact {
     WorktreeFact::Ready {

@@ -26,7 +26,7 @@ mod tests;
 use std::path::PathBuf;
 
 pub use journaled::{
-    Fate, Pushed, StepWorktree, fold, from_ready, no_worktree, ready_fact, stat_text,
+    Fate, Pushed, StepWorktree, check_owned, fold, from_ready, no_worktree, ready_fact, stat_text,
 };
 pub use ops::{commit_all, diff, discard, ensure, ensure_on, merge, stat};
 pub use remote::{check_remote, fetch, fetch_earlier, push, relocated, unpush};

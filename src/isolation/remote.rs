@@ -20,11 +20,7 @@ pub fn check_remote(workspace: &Path, remote: &str) -> Result<(), IsolationError
             workspace.display()
         )));
     }
-    if remote.trim().is_empty() || remote.starts_with('-') {
-        return Err(IsolationError::Refused(format!(
-            "--push-to `{remote}` names no git remote"
-        )));
-    }
+    plain(remote)?;
     if looks_like_url(remote) || git.ok(&["remote", "get-url", "--push", remote])? {
         return Ok(());
     }
@@ -45,6 +41,17 @@ pub fn check_remote(workspace: &Path, remote: &str) -> Result<(), IsolationError
     )))
 }
 
+/// `remote` as git may take it on a command line: not empty, and not an
+/// option (a journal from elsewhere says which remote its runs push to).
+fn plain(remote: &str) -> Result<&str, IsolationError> {
+    if remote.trim().is_empty() || remote.starts_with('-') {
+        return Err(IsolationError::Refused(format!(
+            "--push-to `{remote}` names no git remote"
+        )));
+    }
+    Ok(remote)
+}
+
 /// A URL (`scheme://…`, scp-like `host:path`) or a path, not a remote's name.
 fn looks_like_url(remote: &str) -> bool {
     remote.contains("://") || remote.contains(':') || remote.contains('/')
@@ -54,6 +61,7 @@ fn looks_like_url(remote: &str) -> bool {
 /// is there (the branch is the step's own: a step made again after a
 /// discard starts a new history). Returns the commit pushed.
 pub fn push(repo: &Path, branch: &str, remote: &str) -> Result<String, IsolationError> {
+    let remote = plain(remote)?;
     let git = Git::to_remote(repo);
     let commit = git.line(&["rev-parse", "--verify", &format!("refs/heads/{branch}")])?;
     let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
@@ -72,6 +80,12 @@ pub fn fetch(
     remote: &str,
     commit: &str,
 ) -> Result<bool, IsolationError> {
+    let remote = plain(remote)?;
+    if commit.is_empty() || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(IsolationError::Refused(format!(
+            "the journal says branch `{branch}` was pushed as `{commit}`, which is not a commit id"
+        )));
+    }
     let git = Git::to_remote(repo);
     let local = format!("refs/heads/{branch}");
     let _guard = write_lock();
@@ -109,6 +123,7 @@ pub fn fetch_earlier(
     step: &str,
     remote: &str,
 ) -> Result<bool, IsolationError> {
+    let remote = plain(remote)?;
     let git = Git::new(workspace);
     let Ok(top) = git.line(&["rev-parse", "--show-toplevel"]) else {
         // Not a repository: `ensure` says so.
@@ -146,6 +161,7 @@ pub fn fetch_earlier(
 
 /// Deletes `branch` on `remote`. False when it was not there.
 pub fn unpush(repo: &Path, branch: &str, remote: &str) -> Result<bool, IsolationError> {
+    let remote = plain(remote)?;
     let git = Git::to_remote(repo);
     let there = git.run(&[
         "ls-remote",

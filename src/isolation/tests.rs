@@ -456,6 +456,11 @@ fn check_remote_knows_names_urls_and_what_is_not_a_repository() {
         "{e}"
     );
     assert!(check_remote(here.path(), "--mirror").is_err());
+    // What a journal from elsewhere says is never taken as an option.
+    let wt = ensure(here.path(), "RUN9", "build", None).unwrap();
+    assert!(push(&wt.repo, &wt.branch, "--receive-pack=touch /tmp/x").is_err());
+    assert!(fetch(&wt.repo, &wt.branch, "origin", "--output=/tmp/x").is_err());
+    assert!(unpush(&wt.repo, &wt.branch, "-o").is_err());
     let plain = tempfile::tempdir().unwrap();
     let e = check_remote(plain.path(), "origin")
         .unwrap_err()
@@ -532,4 +537,33 @@ fn needs_that_conflict_leave_no_branch_and_a_cut_short_start_is_made_again() {
         std::fs::read_to_string(w.path.join("README.md")).unwrap(),
         "left\n"
     );
+}
+
+#[test]
+fn only_what_lev_makes_is_acted_on() {
+    let made = Worktree {
+        repo: "/r".into(),
+        path: "/r/.lev/worktrees/R/s".into(),
+        root: "/r/.lev/worktrees/R/s".into(),
+        branch: "lev/R/s".into(),
+        base: "main".into(),
+        base_commit: "abc".into(),
+        started_from: Vec::new(),
+    };
+    check_owned(&made).unwrap();
+    for (path, branch) in [
+        ("/home/you", "lev/R/s"),
+        ("/r/.lev/worktrees", "lev/R/s"),
+        ("/r/.lev/worktrees/../../etc", "lev/R/s"),
+        ("/r/.lev/worktrees/R/s", "main"),
+        ("/r/.lev/worktrees/R/s", "lev/../main"),
+    ] {
+        let w = Worktree {
+            path: path.into(),
+            branch: branch.into(),
+            ..made.clone()
+        };
+        let e = check_owned(&w).unwrap_err().to_string();
+        assert!(e.contains("nothing was done"), "{path} {branch}: {e}");
+    }
 }
