@@ -91,7 +91,9 @@ pub fn check_owned(w: &Worktree) -> Result<(), super::IsolationError> {
         && !w
             .branch
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control());
+            .any(|c| c.is_whitespace() || c.is_control())
+        && !w.base.starts_with('-')
+        && !w.base_commit.starts_with('-');
     if inside && branch {
         return Ok(());
     }
