@@ -948,3 +948,62 @@ steps:
         "fn main() {}\n"
     );
 }
+
+#[test]
+fn a_spread_run_s_budget_holds_across_its_step_runs_in_flight() {
+    use support::llm_server::{Action, OpenAiSse};
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    // Every turn costs 100 tokens and asks for another look around.
+    let server = LlmServer::with(|_| {
+        OpenAiSse::new("test-model")
+            .tool_call(0, "call_1", "list_dir", r#"{"path": "."}"#, 1)
+            .finish("tool_calls")
+            .usage(100, 0)
+            .reply()
+            .insert(0, Action::Delay(400))
+    });
+    let lev = Lev::new()
+        .with_openai(&server.base_url())
+        .with_env("LEV_JOURNAL", &db.url);
+    let wf = lev
+        .write_workflow(
+            r#"
+version: 1
+kind: workflow
+id: spend
+name: Spend
+limits: { max_tokens: 1950 }
+steps:
+  left: { mode: ask, prompt: "look left", max_turns: 60 }
+  right: { mode: ask, prompt: "look right", max_turns: 60 }
+"#,
+        )
+        .display()
+        .to_string();
+    let _workers: Vec<Worker> = (0..2).map(|_| worker(&lev)).collect();
+    let run = submit(&lev, &["run", &wf, "--detach", "--spread"]);
+    wait_status(&lev, &run, "failed", 90);
+
+    let events = lev.events(&run);
+    let tripped = of_type(&events, "guard_tripped");
+    assert!(!tripped.is_empty(), "{events:?}");
+    assert_eq!(tripped[0]["guard"], "max_tokens");
+    // Each step run alone would have spent up to the budget (40 turns in
+    // all); the run counted both while they worked and stopped them, a
+    // few turns over while the cancel travelled.
+    let turns = server.request_count();
+    assert!(
+        (20..=28).contains(&turns),
+        "{turns} turns of 100 tokens for a budget of 1950"
+    );
+    assert!(
+        lev.show(&run)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_tokens"),
+        "{}",
+        lev.show(&run)
+    );
+}

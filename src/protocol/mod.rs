@@ -339,6 +339,11 @@ pub struct StepOf {
     pub run_vars: BTreeMap<String, Value>,
     #[serde(default)]
     pub whisper: BTreeMap<String, Value>,
+    /// What the spread run had spent when the step run was made (its
+    /// settled steps and those in flight): counted against the budget with
+    /// the step run's own usage, never reported as its own.
+    #[serde(default)]
+    pub spent: Usage,
 }
 
 /// One step of a workflow as declared (child workflows are one step), as

@@ -70,6 +70,9 @@ pub struct RunCtx {
     pub spread_parent: Option<crate::protocol::RunId>,
     /// `--push-to`: the git remote its steps' worktree branches go to.
     pub push_to: Option<String>,
+    /// A step run's: what its spread run had spent when it was made,
+    /// counted against the budget with this run's own usage.
+    pub spent_elsewhere: Usage,
     pub history: History,
     pub limits: Limits,
     pub inputs: BTreeMap<String, Value>,
@@ -273,13 +276,19 @@ impl RunCtx {
 
     /// Adds usage from a new LLM reply; returns the guard that fired, if any.
     pub fn add_usage(&self, u: &Usage) -> Option<(String, String, String)> {
-        let total = {
+        let mut total = {
             let Ok(mut usage) = self.usage.lock() else {
                 return None;
             };
             usage.add(u);
             *usage
         };
+        total.add(&self.spent_elsewhere);
+        self.over_budget(&total)
+    }
+
+    /// The guard `total` is over, if any: (guard, limit, observed).
+    pub fn over_budget(&self, total: &Usage) -> Option<(String, String, String)> {
         if let Some(max) = self.limits.max_tokens
             && total.total_tokens() > max
         {

@@ -187,6 +187,7 @@ pub async fn drive(
         step_runs: Default::default(),
         spread_parent: step_of.as_ref().map(|of| of.parent.clone()),
         push_to: push_to.clone(),
+        spent_elsewhere: step_of.as_ref().map(|of| of.spent).unwrap_or_default(),
         followups: Mutex::new(history.followups.clone()),
         followup_policy: workflow.followups.with(&deps.options.followups),
         mcp,

@@ -58,6 +58,9 @@ pub struct StepRuns {
     stop: CancellationToken,
     /// The step runs being waited for, by step: where a step's ops go.
     live: std::sync::Mutex<BTreeMap<StepKey, RunId>>,
+    /// What the step runs in flight have spent so far, as last read from
+    /// their journals (the run's budget counts it before they end).
+    spending: std::sync::Mutex<BTreeMap<RunId, Usage>>,
 }
 
 impl Drop for StepRuns {
@@ -249,6 +252,7 @@ pub async fn delegate(
         item: eval.item.clone(),
         run_vars: eval.run.clone(),
         whisper: eval.whisper.clone(),
+        spent: spent(&ctx),
     };
     if let Err(e) = make_step_run(&ctx, &child, of, &mode).await {
         let error = format!("making step run {child} failed: {e}");
@@ -261,6 +265,10 @@ pub async fn delegate(
     let ended = wait_for_end(&ctx, &child, &cancel, attached).await;
     if let Ok(mut live) = ctx.step_runs.live.lock() {
         live.remove(&key);
+    }
+    if let Ok(mut spending) = ctx.step_runs.spending.lock() {
+        // Counted in the run's own usage from here (`settle`).
+        spending.remove(&child);
     }
     let ended = match ended {
         Ok(ended) => ended,
@@ -400,7 +408,13 @@ async fn wait_for_end(
     let mut appended = ctx.step_runs.subscribe(journal).await;
     let mut told = false;
     let mut patience = None;
+    let budgeted = ctx.limits.max_tokens.is_some() || ctx.limits.max_cost_usd.is_some();
+    let mut looked: Option<tokio::time::Instant> = None;
     loop {
+        if budgeted && looked.is_none_or(|at| at.elapsed() >= SPENDING_EVERY) {
+            looked = Some(tokio::time::Instant::now());
+            watch_spending(ctx, child).await;
+        }
         let meta = journal
             .run(child)
             .await
@@ -476,6 +490,66 @@ async fn wait_for_end(
     }
 }
 
+/// How often at most a step run's spending is read while it works.
+const SPENDING_EVERY: Duration = Duration::from_millis(300);
+
+/// What the run has spent: its settled steps, and its step runs in flight
+/// as last read.
+fn spent(ctx: &RunCtx) -> Usage {
+    let mut total = ctx.usage_snapshot();
+    if let Ok(spending) = ctx.step_runs.spending.lock() {
+        for u in spending.values() {
+            total.add(u);
+        }
+    }
+    total
+}
+
+/// Reads what step run `child` has spent so far; when the run's spending
+/// with it is over the budget, the run stops there as a local step's
+/// reply would stop it: the guard is recorded, nothing new starts, and
+/// the step runs in flight are cancelled (each step run also holds to the
+/// budget from what was spent when it was made).
+async fn watch_spending(ctx: &RunCtx, child: &RunId) {
+    let Ok(events) = recorder::read_run(&ctx.deps.journal, child).await else {
+        return;
+    };
+    let so_far = super::history::History::from_events(&events).usage;
+    if let Ok(mut spending) = ctx.step_runs.spending.lock() {
+        spending.insert(child.clone(), so_far);
+    }
+    let Some((guard, limit, observed)) = ctx.over_budget(&spent(ctx)) else {
+        return;
+    };
+    if matches!(ctx.halted(), Some(Halt::Limit(_))) {
+        return;
+    }
+    let event = Event::GuardTripped {
+        guard: guard.clone(),
+        limit: limit.clone(),
+        observed: observed.clone(),
+        step: None,
+        at: ctx.now(),
+    };
+    let _ = ctx.rec.record(event).await;
+    ctx.set_halt(Halt::Limit(format!(
+        "limit {guard} ({limit}) stopped the run: {observed} used"
+    )));
+    let live: Vec<RunId> = ctx
+        .step_runs
+        .live
+        .lock()
+        .map(|l| l.values().cloned().collect())
+        .unwrap_or_default();
+    if let Some(runs) = &ctx.other_runs {
+        for run in live {
+            if let Err(e) = runs.submit(Op::Cancel { run: run.clone() }).await {
+                tracing::warn!(run = %run, error = %e, "a step run over the budget was not cancelled");
+            }
+        }
+    }
+}
+
 /// The step's last outcome in step run `child`, and how the run ended.
 async fn read_end(ctx: &RunCtx, child: &RunId) -> Result<Ended, String> {
     let events = recorder::read_run(&ctx.deps.journal, child)
@@ -530,8 +604,9 @@ async fn settle(
     child: &RunId,
     ended: Ended,
 ) -> StepEnd {
-    // The run's budget counts its step runs' usage as each ends (each step
-    // run also holds to the budget alone, counting from nothing).
+    // The run's budget counts its step runs' usage as each ends (while
+    // they work, `watch_spending`; each step run also holds to the budget
+    // from what the run had spent when it was made).
     let tripped = ctx.add_usage(&ended.usage);
     let usage = ended.usage;
     let step_key = key.clone();
@@ -588,7 +663,9 @@ async fn settle(
             error: format!("journal: {e}"),
         });
     }
-    if let Some((guard, limit, observed)) = tripped {
+    if let Some((guard, limit, observed)) = tripped
+        && !matches!(ctx.halted(), Some(Halt::Limit(_)))
+    {
         let event = Event::GuardTripped {
             guard: guard.clone(),
             limit: limit.clone(),
