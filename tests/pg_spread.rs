@@ -1007,3 +1007,71 @@ steps:
         lev.show(&run)
     );
 }
+
+#[test]
+fn a_worker_told_to_stop_hands_its_scheduling_over_at_once() {
+    let Some(db) = PgDb::new() else {
+        return;
+    };
+    let lev = Lev::new().with_env("LEV_JOURNAL", &db.url);
+    let ws = lev.workspace().display().to_string();
+    let wf = lev
+        .write_workflow(
+            r#"
+version: 1
+kind: workflow
+id: handover
+name: Handover
+steps:
+  build: { type: shell, run: "sleep 2; echo built", idempotent: true }
+  ship:
+    needs: [build]
+    type: shell
+    run: "echo shipped"
+    idempotent: true
+"#,
+        )
+        .display()
+        .to_string();
+    // A scheduler only, whose lease would take a minute to lapse.
+    let scheduler = Worker(Some(lev.spawn(&[
+        "worker",
+        "--lease",
+        "60s",
+        "--modes",
+        "ask",
+        "--workspace",
+        &ws,
+    ])));
+    let pid = scheduler.0.as_ref().unwrap().id();
+    let run = submit(&lev, &["run", &wf, "--detach", "--spread"]);
+    wait_for(
+        "the scheduler to take the run",
+        Duration::from_secs(30),
+        || pid_of(&statuses(&lev)[&run]["executor"]) == Some(pid),
+    );
+    let _shell = worker_with(&lev, &["--modes", "shell"]);
+    step_run_running(&lev, &run, "build");
+
+    let scheduler = scheduler.into_child();
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let out = scheduler.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("run {run}: its scheduling left to other workers")),
+        "{}",
+        text(&out)
+    );
+    let asked = Instant::now();
+    wait_status(&lev, &run, "succeeded", 30);
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "the scheduling waited for the lease to lapse"
+    );
+    let events = lev.events(&run);
+    assert_eq!(successes(&events)["ship"], 1);
+}

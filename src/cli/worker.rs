@@ -18,6 +18,7 @@
 //! scheduling of spread runs.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -209,27 +210,29 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
         (lease / 3).clamp(Duration::from_millis(250), Duration::from_secs(5)),
     );
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The spread runs this worker schedules, to hand over when it stops.
+    let mut scheduled: BTreeSet<RunId> = BTreeSet::new();
     let mut stopping = false;
     let mut stop = StopSignals::new();
     loop {
         if !stopping {
-            let claims = [
-                (&takes.scheduling, &mut scheduling, MAX_SCHEDULING),
-                (&takes.work, &mut running, args.slots as usize),
-            ];
-            for (accept, set, room) in claims {
-                claim_runs(&engine, &journal, set, (accept, room, &policy)).await;
-            }
+            let schedule = (&takes.scheduling, MAX_SCHEDULING, &policy);
+            scheduled.extend(claim_runs(&engine, &journal, &mut scheduling, schedule).await);
+            let work = (&takes.work, args.slots as usize, &policy);
+            claim_runs(&engine, &journal, &mut running, work).await;
         }
         if stopping && running.is_empty() {
             // Scheduling only waits for step runs (which may need workers
-            // that are gone): it is left to other workers, which take it
-            // over once its lease lapses, as after a crash.
-            if !scheduling.is_empty() {
-                println!(
-                    "lev worker {holder}: leaving the scheduling of {} spread run(s) to other workers",
-                    scheduling.len()
-                );
+            // that are gone): it is handed to other workers at once. Its
+            // lease is taken back and released; what this process would
+            // still write to it is refused (fenced), as after a crash.
+            for run in &scheduled {
+                match journal.let_go(run).await {
+                    Ok(()) => println!("run {run}: its scheduling left to other workers"),
+                    Err(e) => println!(
+                        "run {run}: its scheduling is left to other workers once its lease lapses ({e})"
+                    ),
+                }
             }
             println!("lev worker {holder}: stopped");
             return exit::OK;
@@ -246,8 +249,14 @@ pub(super) async fn work(paths: &Paths, args: WorkerArgs<'_>) -> u8 {
                     running.len()
                 );
             }
-            Some(joined) = running.join_next() => report(joined),
-            Some(joined) = scheduling.join_next() => report(joined),
+            Some(joined) = running.join_next() => {
+                report(joined);
+            }
+            Some(joined) = scheduling.join_next() => {
+                if let Some(run) = report(joined) {
+                    scheduled.remove(&run);
+                }
+            }
             Some(_) = ready.recv() => {}
             _ = poll.tick() => {}
         }
@@ -261,14 +270,15 @@ async fn claim_runs(
     journal: &Journal,
     running: &mut JoinSet<(RunId, Result<RunOutcome, EngineError>)>,
     (accept, room, policy): (&Accept, usize, &HeadlessOptions),
-) {
+) -> Vec<RunId> {
+    let mut claimed = Vec::new();
     while running.len() < room {
         let lease = match journal.claim_next_of(accept).await {
             Ok(Some(lease)) => lease,
-            Ok(None) => return,
+            Ok(None) => return claimed,
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim a run");
-                return;
+                return claimed;
             }
         };
         let run = lease.run().clone();
@@ -278,6 +288,7 @@ async fn claim_runs(
         match engine.resume_claimed(lease, HOLD_BACK).await {
             Ok(driving) => {
                 println!("run {run}: executing here (claim {generation})");
+                claimed.push(run.clone());
                 let (engine, policy) = (engine.clone(), policy.clone());
                 running.spawn(async move {
                     let outcome = follow(&engine, notices, driving, policy).await;
@@ -292,6 +303,7 @@ async fn claim_runs(
             }
         }
     }
+    claimed
 }
 
 /// Follows a run this worker executes by the headless policy (its
@@ -320,12 +332,15 @@ async fn follow(
 }
 
 /// One line for how a run this worker executed ended here.
-fn report(joined: Result<(RunId, Result<RunOutcome, EngineError>), tokio::task::JoinError>) {
+/// Prints how a run ended here; its id, unless its follower failed.
+fn report(
+    joined: Result<(RunId, Result<RunOutcome, EngineError>), tokio::task::JoinError>,
+) -> Option<RunId> {
     let (run, outcome) = match joined {
         Ok(ended) => ended,
         Err(e) => {
             tracing::error!(error = %e, "a run's follower task failed");
-            return;
+            return None;
         }
     };
     match outcome {
@@ -335,6 +350,7 @@ fn report(joined: Result<(RunId, Result<RunOutcome, EngineError>), tokio::task::
         }
         Err(e) => println!("run {run}: stopped here: {e}"),
     }
+    Some(run)
 }
 
 /// Ctrl-C, or SIGTERM (a service manager's stop). The streams are made
