@@ -629,3 +629,26 @@ fn a_journal_that_names_a_folder_or_branch_lev_did_not_make_is_refused() {
     );
     assert_eq!(git(&ws, &["branch", "--list", "main"]), "* main");
 }
+
+#[test]
+fn a_branch_on_another_machine_that_was_not_pushed_is_refused_saying_why() {
+    let lev = Lev::new();
+    let app = lev.workspace().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    init_repo(&app);
+    let wf = write_wf(&lev, BUILD);
+    let app_arg = app.display().to_string();
+    let out = lev.run(&["run", &wf, "--headless", "--workspace", &app_arg]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run = run_id(&out);
+    // As seen from a machine without that repository.
+    std::fs::rename(&app, lev.workspace().join("elsewhere")).unwrap();
+    let out = lev.run(&["worktrees", &run, "--merge", "build"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("on the machine that ran it, not on this one")
+            && text(&out).contains("--push-to"),
+        "{}",
+        text(&out)
+    );
+}

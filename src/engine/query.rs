@@ -280,6 +280,11 @@ impl Engine {
                     Err(e) => Err(EngineError::Refused(e.to_string())),
                 }
             }
+            Some(found) if !found.worktree.repo.is_dir() => Err(EngineError::Refused(format!(
+                "step `{step}`'s branch {} is in {} on the machine that ran it, not on this one; act on it there, or run with --push-to REMOTE so its branch can be merged from any machine",
+                found.worktree.branch,
+                found.worktree.repo.display()
+            ))),
             Some(found) => Ok(found.clone()),
             None => Err(EngineError::Refused(isolation::no_worktree(
                 run,
