@@ -295,6 +295,40 @@ fn a_step_without_a_worktree_or_a_run_driven_here_is_refused_with_a_reason() {
 }
 
 #[test]
+fn a_step_that_ran_as_a_step_run_points_to_it_for_its_worktree() {
+    let mut events = run_events(true);
+    let n = events.len() as u64;
+    // `tests` was executed by a step run of its own (a spread run).
+    events.insert(
+        5,
+        recorded(
+            vec![Event::StepDelegated {
+                step: StepKey::new("tests"),
+                attempt: Attempt(1),
+                run: RunId("STEPRUN1".into()),
+                work: "shell".into(),
+                at: Millis(7),
+            }],
+            n + 1,
+        )
+        .remove(0),
+    );
+    let mut s = State::new();
+    s.load_replay(events.clone());
+    s.replay_jump(events.len());
+    s.handle_action(Action::Overview);
+    s.overview_cursor = s
+        .run
+        .steps
+        .iter()
+        .position(|r| r.key.as_str() == "tests")
+        .unwrap();
+    assert!(s.handle(key('D')).is_empty());
+    let said = s.message.as_deref().unwrap();
+    assert!(said.contains("ran as step run STEPRUN1"), "{said}");
+}
+
+#[test]
 fn a_settled_merge_then_discard_fold_into_the_row() {
     let mut s = ended_on_overview("coder");
     let n = run_events(true).len() as u64;

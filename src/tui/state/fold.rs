@@ -613,8 +613,8 @@ impl RunView {
                 self.pane_mut(step)
                     .terminal_finished(transcript_tail, summary);
             }
-            Event::StepDelegated { step, .. } => {
-                self.delegated.insert(step.clone());
+            Event::StepDelegated { step, run, .. } => {
+                self.delegated.insert(step.clone(), run.clone());
                 let text = describe::line(r, None);
                 self.pane_mut(step).note(text, LineKind::Note);
             }
@@ -644,7 +644,7 @@ impl RunView {
                 ..
             } => {
                 self.settle_usage(step, usage);
-                if self.delegated.contains(step) {
+                if self.delegated.contains_key(step) {
                     // Its output went to its step run's panes: its results
                     // are what this run has of it.
                     for (name, value) in outputs {

@@ -193,9 +193,10 @@ pub struct RunView {
     pub worktree_events: Vec<Recorded>,
     /// Lines of scrollback each new pane keeps (`tui.scrollback_lines`).
     pub scrollback: usize,
-    /// Steps of a spread run executed as step runs: their detail is in
-    /// that run, their outputs are shown when they succeed.
-    pub delegated: std::collections::BTreeSet<StepKey>,
+    /// Steps of a spread run executed as step runs, with the step run
+    /// (its latest): their detail, and their worktrees, are in that run;
+    /// their outputs are shown when they succeed.
+    pub delegated: std::collections::BTreeMap<StepKey, crate::protocol::RunId>,
 }
 
 /// A step waiting to send its LLM request again (`Event::LlmRetrying`).

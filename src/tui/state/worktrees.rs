@@ -63,9 +63,15 @@ impl State {
             .selected_step()
             .ok_or("select a step with a worktree (pick it in the overview, or focus its pane)")?;
         let w = self.run.worktree_of(&step).ok_or_else(|| {
-            format!(
-                "step {step} has no worktree (it did not ask for `workspace: {{ worktree: true }}`)"
-            )
+            match self.run.delegated.get(&step) {
+                // Its worktree's facts are the step run's.
+                Some(child) => format!(
+                    "step {step} ran as step run {child}: its worktree is there (open that run from the runs list, or `lev worktrees {run}`)"
+                ),
+                None => format!(
+                    "step {step} has no worktree (it did not ask for `workspace: {{ worktree: true }}`)"
+                ),
+            }
         })?;
         Ok((run, w))
     }
