@@ -733,6 +733,15 @@ fn shared_remote(lev: &Lev) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
     (remote, machines)
 }
 
+/// The repository a step run made its worktree in (its machine's clone).
+fn made_in(lev: &Lev, step_run: &str) -> Value {
+    of_type(&lev.events(step_run), "worktree")
+        .into_iter()
+        .find(|e| e["fact"]["kind"] == "ready")
+        .expect("a worktree made")["fact"]["repo"]
+        .clone()
+}
+
 /// A one-slot worker whose machine's clone is `clone`.
 fn machine_worker(lev: &Lev, clone: &std::path::Path) -> Worker {
     let clone = clone.display().to_string();
@@ -860,12 +869,7 @@ steps:
     assert!(out.status.success(), "{}", text(&out));
     // The retry ran on the second machine, which never had the branch.
     let retried = &step_runs(&lev, &run)["a"];
-    let ready = of_type(&lev.events(retried), "worktree")
-        .into_iter()
-        .find(|e| e["fact"]["kind"] == "ready")
-        .unwrap()["fact"]["repo"]
-        .clone();
-    assert_eq!(ready, machines[1].display().to_string());
+    assert_eq!(made_in(&lev, retried), machines[1].display().to_string());
     let out = lev.run(&["worktrees", &run, "--merge", "a"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
@@ -934,12 +938,7 @@ steps:
     wait_status(&lev, &run, "succeeded", 90);
 
     let review = &step_runs(&lev, &run)["review"];
-    let ready = of_type(&lev.events(review), "worktree")
-        .into_iter()
-        .find(|e| e["fact"]["kind"] == "ready")
-        .unwrap()["fact"]["repo"]
-        .clone();
-    assert_eq!(ready, machines[1].display().to_string());
+    assert_eq!(made_in(&lev, review), machines[1].display().to_string());
     // Its branch began with `code`'s work, made on the first machine.
     let out = lev.run(&["worktrees", &run, "--merge", "review"]);
     assert!(out.status.success(), "{}", text(&out));

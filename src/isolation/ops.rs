@@ -164,12 +164,7 @@ fn start_from(path: &Path, step: &str, branches: &[String]) -> Result<(), Isolat
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = git.output(&args)?;
         if !out.status.success() {
-            let files: Vec<String> = git
-                .run(&["diff", "--name-only", "--diff-filter=U"])
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_string)
-                .collect();
+            let files = conflicted(&git);
             let _ = git.output(&["merge", "--abort"]);
             return Err(IsolationError::Refused(format!(
                 "step `{step}` starts from the work of the steps it needs, and {b} does not merge with what came before it{}: {}",
@@ -183,6 +178,15 @@ fn start_from(path: &Path, step: &str, branches: &[String]) -> Result<(), Isolat
         }
     }
     Ok(())
+}
+
+/// The files a merge that stopped left in conflict.
+fn conflicted(git: &Git<'_>) -> Vec<String> {
+    git.run(&["diff", "--name-only", "--diff-filter=U"])
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// `-c user.name=… -c user.email=…` for a machine without a git identity,
@@ -419,12 +423,7 @@ pub fn merge(
     let before = git.line(&["rev-parse", "HEAD"])?;
     let out = git.output(&["merge", "--no-ff", "--no-edit", "-m", message, branch])?;
     if !out.status.success() {
-        let files: Vec<String> = git
-            .run(&["diff", "--name-only", "--diff-filter=U"])
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let files = conflicted(&git);
         let aborted = git.output(&["merge", "--abort"])?;
         if !aborted.status.success() {
             return Err(IsolationError::Git {
