@@ -709,20 +709,8 @@ steps:
 fn shared_remote(lev: &Lev) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
     let ws = lev.workspace();
     init_repo(&ws);
-    let remote = lev.dir.path().join("shared.git");
-    git(
-        lev.dir.path(),
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "--initial-branch=main",
-            "shared.git",
-        ],
-    );
+    let remote = support::git::origin_for(&ws, lev.dir.path(), "shared.git");
     let url = remote.display().to_string();
-    git(&ws, &["remote", "add", "origin", &url]);
-    git(&ws, &["push", "--quiet", "origin", "main"]);
     let machines = ["machine-a", "machine-b"]
         .iter()
         .map(|m| {

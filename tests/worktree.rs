@@ -396,23 +396,7 @@ fn a_shell_step_in_a_worktree_runs_there_and_its_output_is_committed() {
 fn with_origin(lev: &Lev) -> std::path::PathBuf {
     let ws = lev.workspace();
     init_repo(&ws);
-    let remote = lev.dir.path().join("origin.git");
-    git(
-        lev.dir.path(),
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "--initial-branch=main",
-            "origin.git",
-        ],
-    );
-    git(
-        &ws,
-        &["remote", "add", "origin", &remote.display().to_string()],
-    );
-    git(&ws, &["push", "--quiet", "origin", "main"]);
-    remote
+    support::git::origin_for(&ws, lev.dir.path(), "origin.git")
 }
 
 const BUILD: &str = "version: 1\nkind: workflow\nid: sh\nname: Sh\nsteps:\n  build:\n    type: shell\n    run: echo built > out.txt\n    workspace: { worktree: true }\n";

@@ -35,3 +35,19 @@ pub fn init_repo(ws: &Path) {
     git(ws, &["add", "README.md"]);
     git(ws, &["commit", "--quiet", "-m", "first"]);
 }
+
+/// A bare repository `dir/name` as `ws`'s `origin`, with `main` pushed to
+/// it: the remote every machine shares. Returns its path.
+pub fn origin_for(ws: &Path, dir: &Path, name: &str) -> std::path::PathBuf {
+    git(
+        dir,
+        &["init", "--quiet", "--bare", "--initial-branch=main", name],
+    );
+    let remote = dir.join(name);
+    git(
+        ws,
+        &["remote", "add", "origin", &remote.display().to_string()],
+    );
+    git(ws, &["push", "--quiet", "origin", "main"]);
+    remote
+}
