@@ -627,6 +627,12 @@ fn a_branch_on_another_machine_that_was_not_pushed_is_refused_saying_why() {
     let run = run_id(&out);
     // As seen from a machine without that repository.
     std::fs::rename(&app, lev.workspace().join("elsewhere")).unwrap();
+    let out = lev.run(&["worktrees", &run]);
+    assert!(
+        text(&out).contains("(on the machine that ran it)"),
+        "{}",
+        text(&out)
+    );
     let out = lev.run(&["worktrees", &run, "--merge", "build"]);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(

@@ -179,7 +179,12 @@ fn list(run: &RunId, all: &[StepWorktree], json: bool) -> u8 {
                 .map(|p| format!("; pushed to {}", p.remote))
                 .unwrap_or_default();
             println!("{}  {}  ({state}; {size}{pushed})", w.step, t.branch);
-            println!("    {}", t.path.display());
+            let elsewhere = if t.repo.is_dir() {
+                ""
+            } else {
+                "  (on the machine that ran it)"
+            };
+            println!("    {}{elsewhere}", t.path.display());
         }
     }
     exit::OK
