@@ -170,9 +170,13 @@ fn fake_agent(lev: &Lev) -> (String, std::path::PathBuf) {
     (agent, marks)
 }
 
+/// Waits until the fake agent has written a whole line to `path` (its
+/// shell creates the file before it writes the line).
 fn wait_for(path: &Path, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !path.exists() {
+    let written =
+        || std::fs::read_to_string(path).is_ok_and(|s| !s.is_empty() && s.ends_with('\n'));
+    while !written() {
         assert!(Instant::now() < deadline, "{what} never happened");
         std::thread::sleep(Duration::from_millis(20));
     }
