@@ -97,12 +97,11 @@ pub fn fetch(
     }
     let refspec = format!("+{local}:{local}");
     git.run(&["fetch", "--quiet", "--no-tags", remote, &refspec])
-        .map_err(|e| match e {
-            IsolationError::Git { said, .. } => IsolationError::Refused(format!(
+        .map_err(|e| {
+            reworded(e, |said| format!(
                 "branch `{branch}` is not in {} and fetching it from `{remote}` (where the step's machine pushed it) failed: {said}",
                 repo.display()
-            )),
-            other => other,
+            ))
         })?;
     if has(&git)? {
         Ok(true)
@@ -113,50 +112,69 @@ pub fn fetch(
     }
 }
 
-/// Before a step's worktree is made: when this clone (the repository of
-/// `workspace`) lacks the step's branch and `remote` has it (an earlier
-/// attempt ran on another machine), fetches it, so the step goes on from
-/// there as it would on one machine. True when it fetched.
+/// Before a step's worktree is made: the branches of `steps` (the step
+/// itself and the steps it needs) that this clone (the repository of
+/// `workspace`) lacks and `remote` has (they ran on another machine) are
+/// fetched, so the step goes on from there as it would on one machine.
+/// One `ls-remote` and at most one `fetch` for all of them. Returns how
+/// many it fetched.
 pub fn fetch_earlier(
     workspace: &Path,
     run: &str,
-    step: &str,
+    steps: &[String],
     remote: &str,
-) -> Result<bool, IsolationError> {
+) -> Result<usize, IsolationError> {
     let remote = plain(remote)?;
-    let git = Git::new(workspace);
-    let Ok(top) = git.line(&["rev-parse", "--show-toplevel"]) else {
+    let Ok(top) = Git::new(workspace).line(&["rev-parse", "--show-toplevel"]) else {
         // Not a repository: `ensure` says so.
-        return Ok(false);
+        return Ok(0);
     };
     let git = Git::to_remote(Path::new(&top));
-    let branch = super::branch_name(run, step);
-    let local = format!("refs/heads/{branch}");
-    if git.ok(&["show-ref", "--verify", "--quiet", &local])? {
-        return Ok(false);
+    let mut missing = Vec::new();
+    for step in steps {
+        let local = format!("refs/heads/{}", super::branch_name(run, step));
+        if !git.ok(&["show-ref", "--verify", "--quiet", &local])? {
+            missing.push(local);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(0);
     }
     // Unreachable, the step's work could not travel either: say so now,
     // before the work is done.
-    let there = git
-        .run(&["ls-remote", "--heads", remote, &local])
-        .map_err(|e| match e {
-            IsolationError::Git { said, .. } => IsolationError::Refused(format!(
-                "cannot reach `{remote}` (--push-to), where the step's branch goes: {said}"
-            )),
-            other => other,
-        })?;
-    if there.trim().is_empty() {
-        return Ok(false);
+    let mut ask = vec!["ls-remote", "--heads", remote];
+    ask.extend(missing.iter().map(String::as_str));
+    let there = git.run(&ask).map_err(|e| {
+        reworded(e, |said| {
+            format!("cannot reach `{remote}` (--push-to), where the step's branch goes: {said}")
+        })
+    })?;
+    let refspecs: Vec<String> = missing
+        .iter()
+        .filter(|local| {
+            there
+                .lines()
+                .any(|l| l.split('\t').nth(1) == Some(local.as_str()))
+        })
+        .map(|local| format!("+{local}:{local}"))
+        .collect();
+    if refspecs.is_empty() {
+        return Ok(0);
     }
+    let mut fetch = vec!["fetch", "--quiet", "--no-tags", remote];
+    fetch.extend(refspecs.iter().map(String::as_str));
     let _guard = write_lock();
-    git.run(&[
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        remote,
-        &format!("+{local}:{local}"),
-    ])?;
-    Ok(true)
+    git.run(&fetch)?;
+    Ok(refspecs.len())
+}
+
+/// A git failure told in lev's words around what git said; other errors
+/// as they are.
+fn reworded(e: IsolationError, words: impl FnOnce(&str) -> String) -> IsolationError {
+    match e {
+        IsolationError::Git { said, .. } => IsolationError::Refused(words(&said)),
+        other => other,
+    }
 }
 
 /// Deletes `branch` on `remote`. False when it was not there.

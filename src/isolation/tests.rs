@@ -567,3 +567,26 @@ fn only_what_lev_makes_is_acted_on() {
         assert!(e.contains("nothing was done"), "{path} {branch}: {e}");
     }
 }
+
+#[test]
+fn fetch_earlier_takes_the_branches_this_clone_lacks_in_one_go() {
+    let (_remote, here, there) = shared();
+    for step in ["code", "docs"] {
+        let wt = ensure(here.path(), "RUN7", step, None).unwrap();
+        std::fs::write(wt.path.join(format!("{step}.txt")), "x\n").unwrap();
+        commit_all(&wt.path, step).unwrap().unwrap();
+        push(&wt.repo, &wt.branch, "origin").unwrap();
+    }
+    // `test` never ran anywhere: nothing to take for it.
+    let steps = ["code", "docs", "test"].map(String::from);
+    assert_eq!(fetch_earlier(there.path(), "RUN7", &steps, "origin").unwrap(), 2);
+    assert_eq!(fetch_earlier(there.path(), "RUN7", &steps, "origin").unwrap(), 0);
+    assert_eq!(fetch_earlier(here.path(), "RUN7", &steps, "origin").unwrap(), 0);
+    assert_eq!(
+        git(there.path(), &["branch", "--list", "lev/RUN7/*"]),
+        "lev/RUN7/code\n  lev/RUN7/docs"
+    );
+    let gone = here.path().join("gone.git").display().to_string();
+    let e = fetch_earlier(there.path(), "RUN8", &steps, &gone).unwrap_err();
+    assert!(e.to_string().contains("cannot reach"), "{e}");
+}

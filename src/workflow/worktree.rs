@@ -36,9 +36,8 @@ pub async fn prepare(ctx: &RunCtx, key: &StepKey, step: &Step) -> Result<Option<
         if let Some(remote) = &remote {
             // Earlier attempts, and the steps it needs, may have run on
             // another machine.
-            for step in needs.iter().chain([&step_name]) {
-                isolation::fetch_earlier(&workspace, &run, step, remote)?;
-            }
+            let steps: Vec<String> = needs.iter().chain([&step_name]).cloned().collect();
+            isolation::fetch_earlier(&workspace, &run, &steps, remote)?;
         }
         let on: Vec<String> = needs
             .iter()
