@@ -21,7 +21,7 @@ mod journaled;
 mod ops;
 mod remote;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::PathBuf;
 

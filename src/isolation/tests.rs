@@ -1,11 +1,13 @@
-//! Real repositories in temp dirs, real `git`.
+//! Real repositories in temp dirs, real `git`. `git` and `init_repo` serve
+//! the library's other tests of worktrees too (`workflow/settle_tests.rs`).
 
 use std::path::Path;
 use std::process::Command;
 
 use super::*;
 
-fn git(dir: &Path, args: &[&str]) -> String {
+/// `git -C dir args…`, its trimmed output; panics when git fails.
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -23,10 +25,8 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// A repository on `main` with one commit of `README.md`.
-fn repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path();
+/// Makes `p` a repository on `main` with one commit of `README.md`.
+pub(crate) fn init_repo(p: &Path) {
     git(p, &["init", "--quiet", "--initial-branch=main"]);
     git(p, &["config", "user.name", "Test"]);
     git(p, &["config", "user.email", "test@example.com"]);
@@ -34,6 +34,12 @@ fn repo() -> tempfile::TempDir {
     std::fs::write(p.join("README.md"), "hello\n").unwrap();
     git(p, &["add", "README.md"]);
     git(p, &["commit", "--quiet", "-m", "first"]);
+}
+
+/// A repository in a temp dir (`init_repo`).
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    init_repo(dir.path());
     dir
 }
 
@@ -386,12 +392,19 @@ fn shared() -> (tempfile::TempDir, tempfile::TempDir, tempfile::TempDir) {
     (remote, first, second)
 }
 
+/// Step `build` of run `RUN9` in `repo`, with `built.txt` committed on its
+/// branch: the worktree and the commit.
+fn built(repo: &Path) -> (Worktree, String) {
+    let wt = ensure(repo, "RUN9", "build", None).unwrap();
+    std::fs::write(wt.path.join("built.txt"), "built\n").unwrap();
+    let commit = commit_all(&wt.path, "build").unwrap().unwrap();
+    (wt, commit)
+}
+
 #[test]
 fn a_pushed_branch_is_fetched_merged_and_deleted_on_another_clone() {
     let (remote, here, there) = shared();
-    let wt = ensure(here.path(), "RUN9", "build", None).unwrap();
-    std::fs::write(wt.path.join("built.txt"), "built\n").unwrap();
-    let commit = commit_all(&wt.path, "build").unwrap().unwrap();
+    let (wt, commit) = built(here.path());
     assert_eq!(push(&wt.repo, &wt.branch, "origin").unwrap(), commit);
     assert_eq!(git(remote.path(), &["rev-parse", "lev/RUN9/build"]), commit);
     // Pushing again (a retry that changed nothing) is harmless.
@@ -421,9 +434,7 @@ fn a_pushed_branch_is_fetched_merged_and_deleted_on_another_clone() {
 #[test]
 fn a_branch_the_remote_lacks_or_changed_is_a_clear_error() {
     let (remote, here, there) = shared();
-    let wt = ensure(here.path(), "RUN9", "build", None).unwrap();
-    std::fs::write(wt.path.join("built.txt"), "built\n").unwrap();
-    let commit = commit_all(&wt.path, "build").unwrap().unwrap();
+    let (wt, commit) = built(here.path());
     let there_repo = there.path().canonicalize().unwrap();
     // Never pushed.
     let e = fetch(&there_repo, &wt.branch, "origin", &commit).unwrap_err();
@@ -579,9 +590,18 @@ fn fetch_earlier_takes_the_branches_this_clone_lacks_in_one_go() {
     }
     // `test` never ran anywhere: nothing to take for it.
     let steps = ["code", "docs", "test"].map(String::from);
-    assert_eq!(fetch_earlier(there.path(), "RUN7", &steps, "origin").unwrap(), 2);
-    assert_eq!(fetch_earlier(there.path(), "RUN7", &steps, "origin").unwrap(), 0);
-    assert_eq!(fetch_earlier(here.path(), "RUN7", &steps, "origin").unwrap(), 0);
+    assert_eq!(
+        fetch_earlier(there.path(), "RUN7", &steps, "origin").unwrap(),
+        2
+    );
+    assert_eq!(
+        fetch_earlier(there.path(), "RUN7", &steps, "origin").unwrap(),
+        0
+    );
+    assert_eq!(
+        fetch_earlier(here.path(), "RUN7", &steps, "origin").unwrap(),
+        0
+    );
     assert_eq!(
         git(there.path(), &["branch", "--list", "lev/RUN7/*"]),
         "lev/RUN7/code\n  lev/RUN7/docs"

@@ -2,30 +2,12 @@
 //! `git`) with a real journal.
 
 use std::path::Path;
-use std::process::Command;
 
 use super::*;
+use crate::isolation::tests::{git, init_repo};
 use crate::journal::RunMeta;
 use crate::journal::testing::{self, TestJournal};
 use crate::protocol::RunStatus;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A repository on `main` with one commit, a journal, and run `run` whose
 /// step `coder` got a worktree (journaled `ready`) and left work in it,
@@ -33,13 +15,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 async fn setup(dir: &Path, run: &RunId) -> (TestJournal, std::path::PathBuf) {
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
-    git(&repo, &["config", "user.name", "Test"]);
-    git(&repo, &["config", "user.email", "test@example.com"]);
-    git(&repo, &["config", "commit.gpgsign", "false"]);
-    std::fs::write(repo.join("README.md"), "hello\n").unwrap();
-    git(&repo, &["add", "README.md"]);
-    git(&repo, &["commit", "--quiet", "-m", "first"]);
+    init_repo(&repo);
     let journal = testing::open(dir).await;
     journal
         .create_run(RunMeta {
