@@ -57,6 +57,36 @@ pub enum Halt {
     Limit(String),
 }
 
+/// A budget limit (`limits.max_tokens`, `max_cost_usd`) the run's spending
+/// went over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tripped {
+    pub guard: String,
+    pub limit: String,
+    pub observed: String,
+}
+
+impl Tripped {
+    /// The `guard_tripped` fact, at `step` when one step's spending did it.
+    pub fn event(&self, step: Option<StepKey>, at: crate::protocol::Millis) -> Event {
+        Event::GuardTripped {
+            guard: self.guard.clone(),
+            limit: self.limit.clone(),
+            observed: self.observed.clone(),
+            step,
+            at,
+        }
+    }
+
+    /// Why the run stopped, as its error says it.
+    pub fn why(&self) -> String {
+        format!(
+            "limit {} ({}) stopped the run: {} used",
+            self.guard, self.limit, self.observed
+        )
+    }
+}
+
 pub struct RunCtx {
     pub deps: Arc<EngineDeps>,
     pub rec: Recorder,
@@ -275,7 +305,7 @@ impl RunCtx {
     }
 
     /// Adds usage from a new LLM reply; returns the guard that fired, if any.
-    pub fn add_usage(&self, u: &Usage) -> Option<(String, String, String)> {
+    pub fn add_usage(&self, u: &Usage) -> Option<Tripped> {
         let mut total = {
             let Ok(mut usage) = self.usage.lock() else {
                 return None;
@@ -287,25 +317,25 @@ impl RunCtx {
         self.over_budget(&total)
     }
 
-    /// The guard `total` is over, if any: (guard, limit, observed).
-    pub fn over_budget(&self, total: &Usage) -> Option<(String, String, String)> {
+    /// The budget limit `total` is over, if any.
+    pub fn over_budget(&self, total: &Usage) -> Option<Tripped> {
         if let Some(max) = self.limits.max_tokens
             && total.total_tokens() > max
         {
-            return Some((
-                "max_tokens".into(),
-                max.to_string(),
-                total.total_tokens().to_string(),
-            ));
+            return Some(Tripped {
+                guard: "max_tokens".into(),
+                limit: max.to_string(),
+                observed: total.total_tokens().to_string(),
+            });
         }
         if let Some(max) = self.limits.max_cost_usd
             && total.cost_usd > max
         {
-            return Some((
-                "max_cost_usd".into(),
-                format!("{max:.2}"),
-                format!("{:.4}", total.cost_usd),
-            ));
+            return Some(Tripped {
+                guard: "max_cost_usd".into(),
+                limit: format!("{max:.2}"),
+                observed: format!("{:.4}", total.cost_usd),
+            });
         }
         None
     }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::context::{Halt, RunCtx};
+use super::context::{Halt, RunCtx, Tripped};
 use super::history::Settled;
 use super::kinds;
 use super::recorder;
@@ -518,23 +518,12 @@ async fn watch_spending(ctx: &RunCtx, child: &RunId) {
     if let Ok(mut spending) = ctx.step_runs.spending.lock() {
         spending.insert(child.clone(), so_far);
     }
-    let Some((guard, limit, observed)) = ctx.over_budget(&spent(ctx)) else {
+    let Some(tripped) = ctx.over_budget(&spent(ctx)) else {
         return;
     };
-    if matches!(ctx.halted(), Some(Halt::Limit(_))) {
+    if !halt_over_budget(ctx, &tripped, None).await {
         return;
     }
-    let event = Event::GuardTripped {
-        guard: guard.clone(),
-        limit: limit.clone(),
-        observed: observed.clone(),
-        step: None,
-        at: ctx.now(),
-    };
-    let _ = ctx.rec.record(event).await;
-    ctx.set_halt(Halt::Limit(format!(
-        "limit {guard} ({limit}) stopped the run: {observed} used"
-    )));
     let live: Vec<RunId> = ctx
         .step_runs
         .live
@@ -663,22 +652,22 @@ async fn settle(
             error: format!("journal: {e}"),
         });
     }
-    if let Some((guard, limit, observed)) = tripped
-        && !matches!(ctx.halted(), Some(Halt::Limit(_)))
-    {
-        let event = Event::GuardTripped {
-            guard: guard.clone(),
-            limit: limit.clone(),
-            observed: observed.clone(),
-            step: Some(step_key),
-            at: ctx.now(),
-        };
-        let _ = ctx.rec.record(event).await;
-        ctx.set_halt(Halt::Limit(format!(
-            "limit {guard} ({limit}) stopped the run: {observed} used"
-        )));
+    if let Some(tripped) = tripped {
+        halt_over_budget(ctx, &tripped, Some(step_key)).await;
     }
     StepEnd::Settled(settled)
+}
+
+/// Records that the run went over its budget (`step`: the step whose end
+/// showed it) and halts it, unless a limit halted it already. True when
+/// this did.
+async fn halt_over_budget(ctx: &RunCtx, tripped: &Tripped, step: Option<StepKey>) -> bool {
+    if matches!(ctx.halted(), Some(Halt::Limit(_))) {
+        return false;
+    }
+    let _ = ctx.rec.record(tripped.event(step, ctx.now())).await;
+    ctx.set_halt(Halt::Limit(tripped.why()));
+    true
 }
 
 /// Executes a step run's one step (`RunStarted.step_of`) and ends with its

@@ -196,18 +196,11 @@ pub(super) async fn reply_for(
             at: ctx.now(),
         });
     }
-    if let Some((guard, limit, observed)) = ctx.add_usage(&reply.usage) {
-        let event = Event::GuardTripped {
-            guard: guard.clone(),
-            limit: limit.clone(),
-            observed: observed.clone(),
-            step: Some(actx.key.clone()),
-            at: ctx.now(),
-        };
-        let _ = actx.record(event).await;
-        return Err(StepError::Limit(format!(
-            "limit {guard} ({limit}) stopped the run: {observed} used"
-        )));
+    if let Some(tripped) = ctx.add_usage(&reply.usage) {
+        let _ = actx
+            .record(tripped.event(Some(actx.key.clone()), ctx.now()))
+            .await;
+        return Err(StepError::Limit(tripped.why()));
     }
     Ok(reply)
 }
