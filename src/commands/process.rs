@@ -23,7 +23,7 @@ pub fn identify(pid: u32) -> Option<ProcessGroup> {
     Some(ProcessGroup {
         pgid,
         start_ticks: stat.start_ticks,
-        boot_id: boot_id(),
+        boot_id: boot_id().to_string(),
     })
 }
 
@@ -75,10 +75,14 @@ impl ProcStat {
     }
 }
 
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+/// This boot's id, read once: it cannot change while lev runs.
+fn boot_id() -> &'static str {
+    static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT_ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    })
 }
 
 fn pids() -> Vec<i32> {

@@ -4,13 +4,16 @@
 
 use std::fmt;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::params::{self, ModelParamsTable, RequestParams};
 use super::wire::{self, Secret};
 use super::{
-    ChatFuture, ChatRequest, ChatResponse, LlmError, Provider, ReplyLimits, Role, StreamDelta,
+    ChatFuture, ChatRequest, ChatResponse, LlmError, Message, Provider, ReplyLimits, Role,
+    StreamDelta, ToolCall, ToolSpec,
 };
 
 mod stream;
@@ -150,81 +153,181 @@ impl Provider for OpenAiProvider {
 }
 
 /// The JSON body for `/chat/completions`, with the token limit and
-/// temperature written as `params` says the model takes them.
-pub fn request_body(req: &ChatRequest, model: &str, params: RequestParams) -> Value {
-    let mut messages = Vec::with_capacity(req.messages.len() + 1);
-    if let Some(system) = &req.system {
-        messages.push(json!({"role": "system", "content": system}));
+/// temperature written as `params` says the model takes them. It borrows
+/// the request: a step's tool schemas and system prompt are serialized
+/// from where they are, not copied into a JSON tree first for every turn.
+pub fn request_body<'a>(req: &'a ChatRequest, model: &'a str, params: RequestParams) -> Body<'a> {
+    Body {
+        model,
+        system: req.system.as_deref(),
+        messages: &req.messages,
+        tools: &req.tools,
+        temperature: req.temperature.filter(|_| params.temperature),
+        max_tokens: req.max_tokens.map(|m| (params.max_tokens_field.as_str(), m)),
     }
-    for m in &req.messages {
-        messages.push(match m.role {
-            Role::User => json!({"role": "user", "content": m.content}),
-            Role::Assistant if m.tool_calls.is_empty() => {
-                json!({"role": "assistant", "content": m.content})
-            }
-            Role::Assistant => {
-                let calls: Vec<Value> = m
-                    .tool_calls
-                    .iter()
-                    .map(|c| {
-                        json!({
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": c.arguments},
-                        })
-                    })
-                    .collect();
-                // `content: null` is what the API expects for a pure tool call.
-                let content = if m.content.is_empty() {
-                    Value::Null
-                } else {
-                    Value::String(m.content.clone())
-                };
-                json!({"role": "assistant", "content": content, "tool_calls": calls})
-            }
-            Role::Tool => json!({
-                "role": "tool",
-                "tool_call_id": m.tool_call_id.clone().unwrap_or_default(),
-                "content": m.content,
-            }),
-        });
+}
+
+/// A `/chat/completions` request, serialized as the API takes it.
+pub struct Body<'a> {
+    model: &'a str,
+    system: Option<&'a str>,
+    messages: &'a [Message],
+    tools: &'a [ToolSpec],
+    temperature: Option<f64>,
+    /// The field the model takes its token limit in, and the limit.
+    max_tokens: Option<(&'static str, u32)>,
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        map.serialize_entry(
+            "messages",
+            &Messages {
+                system: self.system,
+                messages: self.messages,
+            },
+        )?;
+        map.serialize_entry("stream", &true)?;
+        map.serialize_entry("stream_options", &StreamOptions { include_usage: true })?;
+        if !self.tools.is_empty() {
+            map.serialize_entry("tools", &Tools(self.tools))?;
+        }
+        if let Some(t) = self.temperature {
+            map.serialize_entry("temperature", &t)?;
+        }
+        if let Some((field, limit)) = self.max_tokens {
+            map.serialize_entry(field, &limit)?;
+        }
+        map.end()
     }
-    let mut body = json!({
-        "model": model,
-        "messages": messages,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-    });
-    if !req.tools.is_empty() {
-        body["tools"] = req
-            .tools
-            .iter()
-            .map(|t| {
-                json!({
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters,
-                    },
-                })
-            })
-            .collect();
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// The system prompt as the first message, then the conversation.
+struct Messages<'a> {
+    system: Option<&'a str>,
+    messages: &'a [Message],
+}
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let system = self.system.map(|content| WireMessage::System { content });
+        let rest = self.messages.iter().map(WireMessage::of);
+        s.collect_seq(system.into_iter().chain(rest))
     }
-    if let Some(t) = req.temperature
-        && params.temperature
-    {
-        body["temperature"] = json!(t);
+}
+
+/// One message as the API takes it.
+#[derive(Serialize)]
+#[serde(tag = "role", rename_all = "lowercase")]
+enum WireMessage<'a> {
+    System {
+        content: &'a str,
+    },
+    User {
+        content: &'a str,
+    },
+    Assistant {
+        /// `null` is what the API expects for a pure tool call.
+        content: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool_calls: Option<Calls<'a>>,
+    },
+    Tool {
+        tool_call_id: &'a str,
+        content: &'a str,
+    },
+}
+
+/// Tools as functions: `{"type": "function", "function": {…}}` each.
+struct Tools<'a>(&'a [ToolSpec]);
+
+impl Serialize for Tools<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|t| Typed {
+            id: None,
+            kind: "function",
+            function: Function {
+                name: &t.name,
+                description: Some(&t.description),
+                parameters: Some(&t.parameters),
+                arguments: None,
+            },
+        }))
     }
-    if let Some(m) = req.max_tokens {
-        body[params.max_tokens_field.as_str()] = json!(m);
+}
+
+/// An assistant message's tool calls, as the API takes them back.
+struct Calls<'a>(&'a [ToolCall]);
+
+impl Serialize for Calls<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|c| Typed {
+            id: Some(&c.id),
+            kind: "function",
+            function: Function {
+                name: &c.name,
+                description: None,
+                parameters: None,
+                arguments: Some(&c.arguments),
+            },
+        }))
     }
-    body
+}
+
+/// A tool or a tool call: `{"type": "function", "function": …}`.
+#[derive(Serialize)]
+struct Typed<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: Function<'a>,
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<&'a str>,
+}
+
+impl<'a> WireMessage<'a> {
+    fn of(m: &'a Message) -> WireMessage<'a> {
+        match m.role {
+            Role::User => WireMessage::User {
+                content: &m.content,
+            },
+            Role::Assistant if m.tool_calls.is_empty() => WireMessage::Assistant {
+                content: Some(&m.content),
+                tool_calls: None,
+            },
+            Role::Assistant => WireMessage::Assistant {
+                content: Some(m.content.as_str()).filter(|c| !c.is_empty()),
+                tool_calls: Some(Calls(&m.tool_calls)),
+            },
+            Role::Tool => WireMessage::Tool {
+                tool_call_id: m.tool_call_id.as_deref().unwrap_or_default(),
+                content: &m.content,
+            },
+        }
+    }
 }
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{Message, RequestMeta, ToolCall, ToolSpec};
+    use crate::llm::RequestMeta;
+    use serde_json::json;
 
     fn request() -> ChatRequest {
         ChatRequest {
@@ -271,7 +374,7 @@ mod tests {
         };
         let mut req = request();
         req.temperature = Some(0.3);
-        let body = request_body(&req, "m", plain);
+        let body = serde_json::to_value(request_body(&req, "m", plain)).unwrap();
         // Exactly as configured, not an f32 widened (0.30000001192092896).
         assert_eq!(body["temperature"].to_string(), "0.3");
         let msgs = body["messages"].as_array().unwrap();
@@ -287,9 +390,51 @@ mod tests {
             max_tokens_field: params::TokenLimitField::MaxCompletionTokens,
             temperature: false,
         };
-        let body = request_body(&req, "o3", reasoning);
+        let body = serde_json::to_value(request_body(&req, "o3", reasoning)).unwrap();
         assert_eq!(body["max_completion_tokens"], 100);
         assert!(body.get("max_tokens").is_none() && body.get("temperature").is_none());
+    }
+
+    /// The whole body, every kind of message: what the API is sent.
+    #[test]
+    fn the_body_is_the_request_as_the_api_takes_it() {
+        let params = RequestParams {
+            max_tokens_field: params::TokenLimitField::MaxTokens,
+            temperature: true,
+        };
+        let mut req = request();
+        req.messages[0].content = "say \"hi\"\n\tin 日本語".into();
+        req.messages[1].content = "calling".into();
+        req.messages.push(Message {
+            role: Role::Assistant,
+            content: "done".into(),
+            tool_calls: vec![],
+            tool_call_id: None,
+            is_error: false,
+        });
+        let body = serde_json::to_value(request_body(&req, "m", params)).unwrap();
+        let expected = json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "say \"hi\"\n\tin 日本語"},
+                {"role": "assistant", "content": "calling", "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": "{\"path\":\"a\"}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "c1", "content": "hello"},
+                {"role": "assistant", "content": "done"},
+            ],
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "tools": [
+                {"type": "function", "function": {"name": "read_file", "description": "reads", "parameters": {"type": "object"}}}
+            ],
+            "max_tokens": 100,
+        });
+        assert_eq!(body, expected);
+        req.tools = Vec::new().into();
+        let body = serde_json::to_value(request_body(&req, "m", params)).unwrap();
+        assert!(body.get("tools").is_none(), "no tools: no `tools` field");
     }
 
     #[test]
