@@ -72,7 +72,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
-    let code = runtime.block_on(dispatch::dispatch(cli));
+    // On a worker, not on this thread: the engine's tasks wake the command
+    // (a printer, the workbench) several times a step, and waking a task on
+    // a worker that is already running is a queue push, where waking the
+    // thread `block_on` parks is a system call and a context switch.
+    let code = runtime.block_on(async move {
+        match tokio::spawn(dispatch::dispatch(cli)).await {
+            Ok(code) => code,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => exit::FAILED,
+        }
+    });
     // Everything lev waits for has been awaited by now. What is left on the
     // blocking pool is work a cancelled or timed-out step walked away from
     // (a tool stuck in a syscall): it must not keep the process alive, which
