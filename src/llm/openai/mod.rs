@@ -163,7 +163,9 @@ pub fn request_body<'a>(req: &'a ChatRequest, model: &'a str, params: RequestPar
         messages: &req.messages,
         tools: &req.tools,
         temperature: req.temperature.filter(|_| params.temperature),
-        max_tokens: req.max_tokens.map(|m| (params.max_tokens_field.as_str(), m)),
+        max_tokens: req
+            .max_tokens
+            .map(|m| (params.max_tokens_field.as_str(), m)),
     }
 }
 
@@ -190,7 +192,12 @@ impl Serialize for Body<'_> {
             },
         )?;
         map.serialize_entry("stream", &true)?;
-        map.serialize_entry("stream_options", &StreamOptions { include_usage: true })?;
+        map.serialize_entry(
+            "stream_options",
+            &StreamOptions {
+                include_usage: true,
+            },
+        )?;
         if !self.tools.is_empty() {
             map.serialize_entry("tools", &Tools(self.tools))?;
         }
