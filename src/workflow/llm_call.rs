@@ -84,9 +84,10 @@ async fn call_once(
     // Tokens are shown live, retries journaled as they happen (a user
     // waiting on a throttled provider sees why), breaker changes kept to be
     // journaled after the call. The channel closes when the call's future
-    // is gone, which ends this task.
+    // is gone, which ends the forwarding. Both run in this task: a task of
+    // its own would cost a spawn and a wake-up of another thread per call.
     let mut redact = crate::secrets::current().stream();
-    let forward = tokio::spawn(async move {
+    let forward = async move {
         let mut changes = Vec::new();
         while let Some(d) = rx.recv().await {
             match d {
@@ -133,9 +134,8 @@ async fn call_once(
             });
         }
         changes
-    });
-    let reply = provider.chat(req, Some(tx)).await;
-    let changes = forward.await.unwrap_or_default();
+    };
+    let (reply, changes) = tokio::join!(provider.chat(req, Some(tx)), forward);
     record_breaker_changes(actx, changes).await?;
     Ok(reply)
 }
