@@ -124,7 +124,12 @@ fn run_events(finished: bool) -> Vec<Recorded> {
 /// The ended run in replay (as the runs browser opens it), on the
 /// overview with `step` selected.
 fn ended_on_overview(step: &str) -> State {
-    let events = run_events(true);
+    on_overview(run_events(true), step)
+}
+
+/// `events` in replay, jumped to their end, on the overview with `step`
+/// selected.
+fn on_overview(events: Vec<Recorded>, step: &str) -> State {
     let mut s = State::new();
     s.load_replay(events.clone());
     s.replay_jump(events.len());
@@ -313,16 +318,7 @@ fn a_step_that_ran_as_a_step_run_points_to_it_for_its_worktree() {
         )
         .remove(0),
     );
-    let mut s = State::new();
-    s.load_replay(events.clone());
-    s.replay_jump(events.len());
-    s.handle_action(Action::Overview);
-    s.overview_cursor = s
-        .run
-        .steps
-        .iter()
-        .position(|r| r.key.as_str() == "tests")
-        .unwrap();
+    let mut s = on_overview(events, "tests");
     assert!(s.handle(key('D')).is_empty());
     let said = s.message.as_deref().unwrap();
     assert!(said.contains("ran as step run STEPRUN1"), "{said}");

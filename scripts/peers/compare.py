@@ -171,9 +171,9 @@ def main():
     ms = lambda s: f"{s * 1000:.3f} ms"
     for what, lev, dbos, graph in rows:
         print(f"| {what} | {ms(lev)} | {ms(dbos)} | {ms(graph)} | {dbos / lev:.2f}× | {graph / lev:.2f}× |")
-    # A step that runs a process costs at least the process: the goals
-    # (5× DBOS, 3× LangGraph) ask for a step below that floor when it is
-    # more than a fifth of DBOS's step or a third of LangGraph's.
+    # A step that runs a process costs at least the process: when the
+    # process alone takes more than a fifth of DBOS's step (a third of
+    # LangGraph's), the goals (5× DBOS, 3× LangGraph) ask for a step below it.
     floor = per_step(spawn_seconds)
     lev, dbos, graph = next((l, d, g) for what, l, d, g in rows if "subprocess" in what)
     print(f"\nA process alone (`true` spawned and reaped, no engine; same run): {ms(floor)} a step.\n")
